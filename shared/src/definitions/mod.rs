@@ -1,0 +1,237 @@
+//! Pipeline definitions: the declarative `pipelines.toml` a user writes, parsed and validated into typed pipelines.
+//!
+//! Loading checks everything at once and every error names the pipeline, the field, the line and the column.
+//! The format is documented in `infra/pipelines.example.toml` and in the README.
+
+mod error;
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+pub use error::{DefinitionError, DefinitionErrors};
+
+/// Where a pipeline's concurrent executions go (CodePipeline's execution modes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionMode {
+    /// A newer execution replaces an older one waiting for the same stage; the newest commit wins.
+    #[default]
+    Superseded,
+    /// Executions wait their turn and all run, one stage-holder at a time, in order of arrival.
+    Queued,
+}
+
+/// All pipelines of one definitions file, by name.
+#[derive(Debug, Clone)]
+pub struct Definitions {
+    pipelines: BTreeMap<String, Pipeline>,
+}
+
+impl Definitions {
+    /// Parses and validates a definitions file. `origin` names it in errors (a path, or `pipelines.toml`).
+    pub fn parse(origin: &str, text: &str) -> Result<Self, DefinitionErrors> {
+        let raw = raw::parse(origin, text)?;
+        let pipelines = validate::validate(origin, text, raw)?;
+        Ok(Self { pipelines })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Pipeline> {
+        self.pipelines.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Pipeline> {
+        self.pipelines.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.pipelines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pipelines.is_empty()
+    }
+
+    /// The pipelines whose source is `repository` (`owner/name`, compared without regard to case, as GitHub does).
+    pub fn for_repository<'a>(&'a self, repository: &'a str) -> impl Iterator<Item = &'a Pipeline> {
+        self.pipelines.values().filter(move |pipeline| pipeline.source.repository.eq_ignore_ascii_case(repository))
+    }
+}
+
+/// One validated pipeline.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub name: String,
+    pub mode: ExecutionMode,
+    pub source: Source,
+    pub build: Build,
+    pub approval: Option<Approval>,
+    pub deploy: DeployTarget,
+}
+
+/// Which pushes start the pipeline.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// `owner/name`.
+    pub repository: String,
+    /// Branches that trigger; when neither branches nor tags are given, only the repository's default branch does.
+    pub branches: Option<GlobFilter>,
+    /// Tags that trigger; none unless given.
+    pub tags: Option<GlobFilter>,
+    /// Changed files that trigger a branch push; any file unless given.
+    pub paths: Option<GlobFilter>,
+}
+
+impl Source {
+    /// Whether a push to `git_ref` (`refs/heads/..` or `refs/tags/..`) is one this pipeline builds.
+    pub fn accepts_ref(&self, git_ref: &str, default_branch: &str) -> bool {
+        if let Some(branch) = git_ref.strip_prefix("refs/heads/") {
+            match (&self.branches, &self.tags) {
+                (Some(filter), _) => filter.accepts(branch),
+                (None, Some(_)) => false,
+                (None, None) => branch == default_branch,
+            }
+        } else if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
+            self.tags.as_ref().is_some_and(|filter| filter.accepts(tag))
+        } else {
+            false
+        }
+    }
+
+    /// Whether a push that changed `files` is one this pipeline builds. A push that lists no files (a tag, or an
+    /// empty commit) is accepted: there is nothing to filter on.
+    pub fn accepts_files<'a>(&self, files: impl IntoIterator<Item = &'a str>) -> bool {
+        let Some(filter) = &self.paths else { return true };
+        let mut any = false;
+        for file in files {
+            if filter.accepts(file) {
+                return true;
+            }
+            any = true;
+        }
+        !any
+    }
+}
+
+/// Include and exclude globs (`*` stays within one path segment, `**` crosses them). A name is accepted when it
+/// matches an include (or there are none) and no exclude.
+#[derive(Debug, Clone)]
+pub struct GlobFilter {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    include_set: GlobSet,
+    exclude_set: GlobSet,
+}
+
+impl GlobFilter {
+    pub fn new(include: Vec<String>, exclude: Vec<String>) -> Result<Self, globset::Error> {
+        fn set(patterns: &[String]) -> Result<GlobSet, globset::Error> {
+            let mut builder = GlobSetBuilder::new();
+            for pattern in patterns {
+                builder.add(GlobBuilder::new(pattern).literal_separator(true).build()?);
+            }
+            builder.build()
+        }
+        Ok(Self { include_set: set(&include)?, exclude_set: set(&exclude)?, include, exclude })
+    }
+
+    pub fn accepts(&self, name: &str) -> bool {
+        (self.include.is_empty() || self.include_set.is_match(name)) && !self.exclude_set.is_match(name)
+    }
+}
+
+/// The CodeBuild project that builds the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build {
+    pub project: String,
+    /// Environment variable overrides passed to StartBuild.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+}
+
+/// A manual approval by email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The SNS topic whose subscribers receive the approve/reject links.
+    pub topic_arn: String,
+    /// How long a request stays open (5 minutes to 60 days; 7 days unless given).
+    pub timeout_secs: u64,
+}
+
+/// Where and how the pipeline deploys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "strategy", rename_all = "snake_case")]
+pub enum DeployTarget {
+    /// CodeDeploy ECS blue/green: <https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-steps-ecs.html>.
+    BlueGreen(BlueGreen),
+    /// ECS rolling update: <https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-ecs.html>.
+    Rolling(Rolling),
+}
+
+impl DeployTarget {
+    pub fn strategy(&self) -> &'static str {
+        match self {
+            DeployTarget::BlueGreen(_) => "blue_green",
+            DeployTarget::Rolling(_) => "rolling",
+        }
+    }
+
+    pub fn checks(&self) -> &[Check] {
+        match self {
+            DeployTarget::BlueGreen(target) => &target.checks,
+            DeployTarget::Rolling(target) => &target.checks,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlueGreen {
+    pub cluster: String,
+    pub service: String,
+    pub application: String,
+    pub deployment_group: String,
+    /// `CodeDeployDefault.ECSAllAtOnce` unless given; canary and linear configs work the same way.
+    pub deployment_config: String,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rolling {
+    pub cluster: String,
+    pub service: String,
+    pub minimum_healthy_percent: u32,
+    pub maximum_percent: u32,
+    pub circuit_breaker: CircuitBreaker,
+    pub checks: Vec<Check>,
+}
+
+/// ECS's deployment circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitBreaker {
+    pub enable: bool,
+    pub rollback: bool,
+}
+
+/// An HTTP check run at a lifecycle hook: the deployment goes on only if `url` answers `expect_status` in time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// A CodeDeploy ECS lifecycle event (blue/green) or `AfterRollout` (rolling).
+    pub hook: String,
+    pub url: String,
+    pub expect_status: u16,
+    pub timeout_secs: u64,
+}
+
+/// The lifecycle events of an ECS blue/green deployment that can run a hook
+/// (<https://docs.aws.amazon.com/codedeploy/latest/userguide/reference-appspec-file-structure-hooks.html#appspec-hooks-ecs>).
+pub const BLUE_GREEN_HOOKS: [&str; 5] =
+    ["BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"];
+
+/// The one point of a rolling update where sluice runs checks: after ECS reports the rollout COMPLETED.
+pub const ROLLING_HOOKS: [&str; 1] = ["AfterRollout"];
+
+#[cfg(test)]
+mod tests;

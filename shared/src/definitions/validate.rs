@@ -1,0 +1,407 @@
+//! Turns the file as written into validated pipelines, collecting every error with its place.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::error::{DefinitionError, DefinitionErrors, line_column};
+use super::raw::{RawApproval, RawCheck, RawDeploy, RawFile, RawFilter, RawPipeline, RawSource};
+use super::{
+    Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, Check, CircuitBreaker, DeployTarget, ExecutionMode, GlobFilter,
+    Pipeline, ROLLING_HOOKS, Rolling, Source,
+};
+
+const MINUTE: u64 = 60;
+const DAY: u64 = 24 * 60 * MINUTE;
+/// An approval stays open this long unless the pipeline says otherwise.
+pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 7 * DAY;
+const APPROVAL_TIMEOUT_RANGE: (u64, u64) = (5 * MINUTE, 60 * DAY);
+const DEFAULT_CHECK_TIMEOUT_SECS: u64 = 10;
+const CHECK_TIMEOUT_RANGE: (u64, u64) = (1, 5 * MINUTE);
+const DEFAULT_DEPLOYMENT_CONFIG: &str = "CodeDeployDefault.ECSAllAtOnce";
+
+struct Checker<'a> {
+    origin: &'a str,
+    text: &'a str,
+    pipeline: Option<String>,
+    errors: Vec<DefinitionError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
+        let (line, column) = line_column(self.text, span.start);
+        self.errors.push(DefinitionError {
+            origin: self.origin.to_owned(),
+            line,
+            column,
+            pipeline: self.pipeline.clone(),
+            field: field.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// A required, non-empty string that matches `valid`.
+    fn text(&mut self, value: &Spanned<String>, field: &str, valid: fn(&str) -> bool, what: &str) -> String {
+        let text = value.get_ref().trim();
+        if !valid(text) {
+            self.error(value.span(), field, format!("{what} (got {:?})", value.get_ref()));
+        }
+        text.to_owned()
+    }
+
+    fn filter(&mut self, raw: Option<RawFilter>, field: &str) -> Option<GlobFilter> {
+        let raw = raw?;
+        let mut patterns = |list: Vec<Spanned<String>>, which: &str| -> Vec<String> {
+            let mut out = Vec::new();
+            for pattern in list {
+                let name = format!("{field}.{which}");
+                if pattern.get_ref().is_empty() {
+                    self.error(pattern.span(), &name, "a pattern cannot be empty");
+                } else if let Err(error) = globset::Glob::new(pattern.get_ref()) {
+                    self.error(
+                        pattern.span(),
+                        &name,
+                        format!("invalid glob {:?}: {}", pattern.get_ref(), error.kind()),
+                    );
+                }
+                out.push(pattern.into_inner());
+            }
+            out
+        };
+        let include = patterns(raw.include, "include");
+        let exclude = patterns(raw.exclude, "exclude");
+        // Patterns were checked one by one above; a set that still fails to build was already reported.
+        GlobFilter::new(include, exclude).ok()
+    }
+
+    fn duration(&mut self, value: &Spanned<String>, field: &str, range: (u64, u64)) -> Option<u64> {
+        match parse_duration(value.get_ref()) {
+            Some(secs) if (range.0..=range.1).contains(&secs) => Some(secs),
+            Some(_) => {
+                let message = format!(
+                    "must be between {} and {} (got {:?})",
+                    format_duration(range.0),
+                    format_duration(range.1),
+                    value.get_ref()
+                );
+                self.error(value.span(), field, message);
+                None
+            }
+            None => {
+                let message = format!(
+                    "must be a duration such as \"30s\", \"15m\", \"12h\" or \"7d\" (got {:?})",
+                    value.get_ref()
+                );
+                self.error(value.span(), field, message);
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn validate(origin: &str, text: &str, raw: RawFile) -> Result<BTreeMap<String, Pipeline>, DefinitionErrors> {
+    let mut checker = Checker { origin, text, pipeline: None, errors: Vec::new() };
+    if raw.pipelines.is_empty() {
+        checker.error(0..0, "pipelines", "no pipeline is defined: add a [pipelines.<name>] table");
+    }
+    let mut pipelines = BTreeMap::new();
+    for (name, pipeline) in raw.pipelines {
+        checker.pipeline = Some(name.get_ref().clone());
+        if !is_pipeline_name(name.get_ref()) {
+            checker.error(name.span(), "", "a pipeline name is 1 to 64 letters, digits, '-' or '_'");
+        }
+        if let Some(pipeline) = validate_pipeline(&mut checker, name.get_ref(), pipeline) {
+            pipelines.insert(pipeline.name.clone(), pipeline);
+        }
+    }
+    if checker.errors.is_empty() {
+        Ok(pipelines)
+    } else {
+        checker.errors.sort_by_key(|error| (error.line, error.column));
+        Err(DefinitionErrors(checker.errors))
+    }
+}
+
+fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) -> Option<Pipeline> {
+    let mode = match raw.mode.as_ref().map(|mode| (mode.get_ref().as_str(), mode.span())) {
+        None | Some(("superseded", _)) => ExecutionMode::Superseded,
+        Some(("queued", _)) => ExecutionMode::Queued,
+        Some((other, span)) => {
+            checker.error(span, "mode", format!("must be \"superseded\" or \"queued\" (got {other:?})"));
+            ExecutionMode::Superseded
+        }
+    };
+    let source = validate_source(checker, raw.source);
+    let build = Build {
+        project: checker.text(
+            &raw.build.project,
+            "build.project",
+            is_codebuild_project,
+            "must be a CodeBuild project name",
+        ),
+        environment: raw
+            .build
+            .environment
+            .into_iter()
+            .map(|(key, value)| {
+                let field = format!("build.environment.{}", key.get_ref());
+                if !is_env_name(key.get_ref()) {
+                    checker.error(
+                        key.span(),
+                        &field,
+                        "an environment variable name is letters, digits and '_', not starting with a digit",
+                    );
+                } else if key.get_ref().starts_with("CODEBUILD_") || key.get_ref().starts_with("SLUICE_") {
+                    checker.error(key.span(), &field, "names starting with CODEBUILD_ or SLUICE_ are reserved");
+                }
+                (key.into_inner(), value)
+            })
+            .collect(),
+    };
+    let approval = raw.approval.map(|approval| validate_approval(checker, approval));
+    let deploy = validate_deploy(checker, raw.deploy);
+    Some(Pipeline { name: name.to_owned(), mode, source, build, approval, deploy })
+}
+
+fn validate_source(checker: &mut Checker<'_>, raw: RawSource) -> Source {
+    Source {
+        repository: checker.text(&raw.repository, "source.repository", is_repository, "must look like owner/name"),
+        branches: checker.filter(raw.branches, "source.branches"),
+        tags: checker.filter(raw.tags, "source.tags"),
+        paths: checker.filter(raw.paths, "source.paths"),
+    }
+}
+
+fn validate_approval(checker: &mut Checker<'_>, raw: RawApproval) -> Approval {
+    let topic_arn = checker.text(&raw.topic, "approval.topic", is_sns_topic_arn, "must be an SNS topic ARN");
+    let timeout_secs = raw
+        .timeout
+        .as_ref()
+        .and_then(|timeout| checker.duration(timeout, "approval.timeout", APPROVAL_TIMEOUT_RANGE))
+        .unwrap_or(DEFAULT_APPROVAL_TIMEOUT_SECS);
+    Approval { topic_arn, timeout_secs }
+}
+
+fn validate_deploy(checker: &mut Checker<'_>, raw: RawDeploy) -> DeployTarget {
+    let cluster = checker.text(&raw.cluster, "deploy.cluster", is_ecs_name, "must be an ECS cluster name or ARN");
+    let service = checker.text(&raw.service, "deploy.service", is_ecs_name, "must be an ECS service name or ARN");
+    let strategy = raw.strategy.get_ref().as_str();
+    let hooks: &[&str] = if strategy == "rolling" { &ROLLING_HOOKS } else { &BLUE_GREEN_HOOKS };
+    let checks =
+        raw.checks.into_iter().enumerate().map(|(i, check)| validate_check(checker, i, check, hooks)).collect();
+    let only_for = |checker: &mut Checker<'_>, value: Option<Range<usize>>, field: &str, only: &str| {
+        if let Some(span) = value {
+            checker.error(span, field, format!("only applies to strategy = \"{only}\""));
+        }
+    };
+    match strategy {
+        "blue_green" => {
+            for (value, field) in [
+                (&raw.minimum_healthy_percent, "deploy.minimum_healthy_percent"),
+                (&raw.maximum_percent, "deploy.maximum_percent"),
+            ] {
+                only_for(checker, value.as_ref().map(Spanned::span), field, "rolling");
+            }
+            only_for(checker, raw.circuit_breaker.as_ref().map(Spanned::span), "deploy.circuit_breaker", "rolling");
+            let mut required =
+                |value: &Option<Spanned<String>>, field: &str, valid: fn(&str) -> bool, what: &str| match value {
+                    Some(value) => checker.text(value, field, valid, what),
+                    None => {
+                        checker.error(raw.strategy.span(), field, "is required for strategy = \"blue_green\"");
+                        String::new()
+                    }
+                };
+            let application = required(
+                &raw.application,
+                "deploy.application",
+                is_codedeploy_name,
+                "must be a CodeDeploy application name",
+            );
+            let deployment_group = required(
+                &raw.deployment_group,
+                "deploy.deployment_group",
+                is_codedeploy_name,
+                "must be a CodeDeploy deployment group name",
+            );
+            let deployment_config = match &raw.deployment_config {
+                Some(value) => checker.text(
+                    value,
+                    "deploy.deployment_config",
+                    is_codedeploy_name,
+                    "must be a CodeDeploy deployment configuration name",
+                ),
+                None => DEFAULT_DEPLOYMENT_CONFIG.to_owned(),
+            };
+            DeployTarget::BlueGreen(BlueGreen {
+                cluster,
+                service,
+                application,
+                deployment_group,
+                deployment_config,
+                checks,
+            })
+        }
+        other => {
+            if other != "rolling" {
+                checker.error(
+                    raw.strategy.span(),
+                    "deploy.strategy",
+                    format!("must be \"blue_green\" or \"rolling\" (got {other:?})"),
+                );
+            }
+            for (value, field) in [
+                (&raw.application, "deploy.application"),
+                (&raw.deployment_group, "deploy.deployment_group"),
+                (&raw.deployment_config, "deploy.deployment_config"),
+            ] {
+                only_for(checker, value.as_ref().map(Spanned::span), field, "blue_green");
+            }
+            let percent = |checker: &mut Checker<'_>,
+                           value: &Option<Spanned<i64>>,
+                           field: &str,
+                           default: u32,
+                           range: (i64, i64)| match value {
+                Some(value) if (range.0..=range.1).contains(value.get_ref()) => {
+                    u32::try_from(*value.get_ref()).unwrap_or(default)
+                }
+                Some(value) => {
+                    checker.error(
+                        value.span(),
+                        field,
+                        format!("must be between {} and {} (got {})", range.0, range.1, value.get_ref()),
+                    );
+                    default
+                }
+                None => default,
+            };
+            let minimum_healthy_percent =
+                percent(checker, &raw.minimum_healthy_percent, "deploy.minimum_healthy_percent", 100, (0, 100));
+            let maximum_percent = percent(checker, &raw.maximum_percent, "deploy.maximum_percent", 200, (100, 400));
+            if minimum_healthy_percent == 100 && maximum_percent == 100 {
+                let span = raw.maximum_percent.as_ref().map_or(raw.strategy.span(), Spanned::span);
+                checker.error(span, "deploy.maximum_percent", "with minimum_healthy_percent = 100, maximum_percent must be above 100 or ECS cannot replace a task");
+            }
+            let circuit_breaker = raw.circuit_breaker.map(Spanned::into_inner);
+            let circuit_breaker = CircuitBreaker {
+                enable: circuit_breaker.as_ref().and_then(|breaker| breaker.enable).unwrap_or(true),
+                rollback: circuit_breaker.as_ref().and_then(|breaker| breaker.rollback).unwrap_or(true),
+            };
+            DeployTarget::Rolling(Rolling {
+                cluster,
+                service,
+                minimum_healthy_percent,
+                maximum_percent,
+                circuit_breaker,
+                checks,
+            })
+        }
+    }
+}
+
+fn validate_check(checker: &mut Checker<'_>, index: usize, raw: Spanned<RawCheck>, hooks: &[&str]) -> Check {
+    let raw = raw.into_inner();
+    let field = |name: &str| format!("deploy.checks[{index}].{name}");
+    if !hooks.contains(&raw.hook.get_ref().as_str()) {
+        checker.error(
+            raw.hook.span(),
+            &field("hook"),
+            format!("must be one of {} (got {:?})", hooks.join(", "), raw.hook.get_ref()),
+        );
+    }
+    let url = checker.text(&raw.url, &field("url"), is_http_url, "must be an http:// or https:// URL");
+    let expect_status = match &raw.expect_status {
+        Some(status) => match u16::try_from(*status.get_ref()) {
+            Ok(code @ 100..=599) => code,
+            _ => {
+                checker.error(
+                    status.span(),
+                    &field("expect_status"),
+                    format!("must be an HTTP status from 100 to 599 (got {})", status.get_ref()),
+                );
+                200
+            }
+        },
+        None => 200,
+    };
+    let timeout_secs = raw
+        .timeout
+        .as_ref()
+        .and_then(|timeout| checker.duration(timeout, &field("timeout"), CHECK_TIMEOUT_RANGE))
+        .unwrap_or(DEFAULT_CHECK_TIMEOUT_SECS);
+    Check { hook: raw.hook.into_inner(), url, expect_status, timeout_secs }
+}
+
+/// `"90s"`, `"15m"`, `"12h"`, `"7d"` (one number, one unit) in seconds.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(unit_at);
+    let number: u64 = number.parse().ok()?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => MINUTE,
+        "h" => 60 * MINUTE,
+        "d" => DAY,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
+
+fn format_duration(secs: u64) -> String {
+    match secs {
+        s if s % DAY == 0 => format!("{}d", s / DAY),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % MINUTE == 0 => format!("{}m", s / MINUTE),
+        s => format!("{s}s"),
+    }
+}
+
+fn is_pipeline_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn is_repository(text: &str) -> bool {
+    let valid = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    matches!(text.split_once('/'), Some((owner, name)) if valid(owner) && valid(name) && !name.contains('/'))
+}
+
+/// <https://docs.aws.amazon.com/codebuild/latest/APIReference/API_CreateProject.html#CodeBuild-CreateProject-request-name>
+fn is_codebuild_project(text: &str) -> bool {
+    (2..=255).contains(&text.len())
+        && text.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn is_env_name(text: &str) -> bool {
+    text.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `arn:<partition>:sns:<region>:<account>:<topic>`.
+fn is_sns_topic_arn(text: &str) -> bool {
+    let parts: Vec<&str> = text.split(':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "sns"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && (1..=256).contains(&parts[5].len())
+        && parts[5].chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+fn is_ecs_name(text: &str) -> bool {
+    text.starts_with("arn:")
+        || ((1..=255).contains(&text.len()) && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+}
+
+fn is_codedeploy_name(text: &str) -> bool {
+    (1..=100).contains(&text.len()) && !text.chars().any(char::is_whitespace)
+}
+
+fn is_http_url(text: &str) -> bool {
+    let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"));
+    rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/') && !rest.chars().any(char::is_whitespace))
+}

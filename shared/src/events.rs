@@ -1,0 +1,151 @@
+//! The events sluice puts on its EventBridge bus: source `sluice`, one detail-type per event.
+//!
+//! They chain the functions (a rule per detail-type in `template.yaml`) and let users subscribe to a pipeline's
+//! progress. The JSON of every detail is documented in `infra/events.md`; tests pin it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::definitions::DeployTarget;
+use crate::pipeline::{ExecutionId, Stage};
+
+/// The `source` of every event sluice publishes.
+pub const SOURCE: &str = "sluice";
+
+/// An execution was recorded for a push.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionStarted {
+    pub pipeline: String,
+    pub execution_id: ExecutionId,
+    pub repository: String,
+    pub commit: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub pusher: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// An execution entered the approval stage: the approval function mails the approvers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRequested {
+    pub pipeline: String,
+    pub execution_id: ExecutionId,
+    pub repository: String,
+    pub commit: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub message: String,
+    pub image_uri: Option<String>,
+    pub topic_arn: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An execution entered the deploy stage: the deploy function starts the deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRequested {
+    pub pipeline: String,
+    pub execution_id: ExecutionId,
+    pub commit: String,
+    pub image_uri: Option<String>,
+    /// Where the build's artifacts are (`s3://bucket/key`).
+    pub artifacts: Option<String>,
+    pub target: DeployTarget,
+}
+
+/// An execution ended, in any outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionFinished {
+    pub pipeline: String,
+    pub execution_id: ExecutionId,
+    pub commit: String,
+    /// `succeeded`, `failed`, `rejected`, `superseded`, `rolled_back` or `timed_out`.
+    pub outcome: String,
+    /// The stage the execution was in or waiting for when it ended.
+    pub stage: Option<Stage>,
+    pub reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// Every event sluice publishes. The variant is the detail-type; the payload is the detail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum SluiceEvent {
+    ExecutionStarted(ExecutionStarted),
+    ApprovalRequested(ApprovalRequested),
+    DeploymentRequested(DeploymentRequested),
+    ExecutionFinished(ExecutionFinished),
+}
+
+/// An event's detail could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error(
+        "unknown detail-type {0:?}: sluice publishes Execution Started, Approval Requested, Deployment Requested and Execution Finished"
+    )]
+    UnknownDetailType(String),
+    #[error("malformed {detail_type} detail")]
+    MalformedDetail {
+        detail_type: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl SluiceEvent {
+    pub const EXECUTION_STARTED: &'static str = "Execution Started";
+    pub const APPROVAL_REQUESTED: &'static str = "Approval Requested";
+    pub const DEPLOYMENT_REQUESTED: &'static str = "Deployment Requested";
+    pub const EXECUTION_FINISHED: &'static str = "Execution Finished";
+
+    /// The EventBridge `detail-type`.
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            SluiceEvent::ExecutionStarted(_) => Self::EXECUTION_STARTED,
+            SluiceEvent::ApprovalRequested(_) => Self::APPROVAL_REQUESTED,
+            SluiceEvent::DeploymentRequested(_) => Self::DEPLOYMENT_REQUESTED,
+            SluiceEvent::ExecutionFinished(_) => Self::EXECUTION_FINISHED,
+        }
+    }
+
+    pub fn pipeline(&self) -> &str {
+        match self {
+            SluiceEvent::ExecutionStarted(e) => &e.pipeline,
+            SluiceEvent::ApprovalRequested(e) => &e.pipeline,
+            SluiceEvent::DeploymentRequested(e) => &e.pipeline,
+            SluiceEvent::ExecutionFinished(e) => &e.pipeline,
+        }
+    }
+
+    pub fn execution_id(&self) -> &ExecutionId {
+        match self {
+            SluiceEvent::ExecutionStarted(e) => &e.execution_id,
+            SluiceEvent::ApprovalRequested(e) => &e.execution_id,
+            SluiceEvent::DeploymentRequested(e) => &e.execution_id,
+            SluiceEvent::ExecutionFinished(e) => &e.execution_id,
+        }
+    }
+
+    /// The EventBridge `detail`, as JSON.
+    pub fn detail(&self) -> serde_json::Value {
+        // Serializing plain structs of strings, numbers and timestamps cannot fail.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Reads an event back from its detail-type and detail, as a subscriber receives them.
+    pub fn from_parts(detail_type: &str, detail: serde_json::Value) -> Result<Self, EventError> {
+        fn parse<T: serde::de::DeserializeOwned>(
+            detail_type: &'static str,
+            detail: serde_json::Value,
+        ) -> Result<T, EventError> {
+            serde_json::from_value(detail).map_err(|source| EventError::MalformedDetail { detail_type, source })
+        }
+        Ok(match detail_type {
+            Self::EXECUTION_STARTED => Self::ExecutionStarted(parse(Self::EXECUTION_STARTED, detail)?),
+            Self::APPROVAL_REQUESTED => Self::ApprovalRequested(parse(Self::APPROVAL_REQUESTED, detail)?),
+            Self::DEPLOYMENT_REQUESTED => Self::DeploymentRequested(parse(Self::DEPLOYMENT_REQUESTED, detail)?),
+            Self::EXECUTION_FINISHED => Self::ExecutionFinished(parse(Self::EXECUTION_FINISHED, detail)?),
+            other => return Err(EventError::UnknownDetailType(other.to_owned())),
+        })
+    }
+}

@@ -1,0 +1,6 @@
+//! sluice's pipeline crate: definitions, the pure state machine, the events it publishes, its ports and the AWS
+//! adapters behind them. Every Lambda function of sluice is a thin wrapper around a use case of this crate.
+
+pub mod definitions;
+pub mod events;
+pub mod pipeline;

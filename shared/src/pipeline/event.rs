@@ -1,0 +1,169 @@
+//! What the machine is told (events) and what it asks for in return (effects).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::state::{ApprovalDecision, ExecutionId, Plan, SourceFacts};
+use crate::definitions::ExecutionMode;
+use crate::events::SluiceEvent;
+
+/// What a successful build produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildOutputs {
+    /// The `ImageURI` of the build's `imageDetail.json`.
+    pub image_uri: String,
+    /// Where the build's artifacts (`taskdef.json`, `appspec.yaml`) are, as `s3://bucket/key`.
+    pub artifacts: Option<String>,
+}
+
+/// How a CodeBuild build that did not succeed ended (the `build-status` of its state-change event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BuildFailure {
+    Failed,
+    Stopped,
+    TimedOut,
+}
+
+/// Something that happened to an execution. Events are facts: the machine decides what they mean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A push was accepted for the pipeline: record a new execution and start it.
+    Triggered {
+        execution_id: ExecutionId,
+        source: SourceFacts,
+        plan: Box<Plan>,
+        mode: ExecutionMode,
+    },
+    /// CodeBuild accepted StartBuild.
+    BuildStarted {
+        execution_id: ExecutionId,
+        build_id: String,
+    },
+    /// CodeBuild refused StartBuild (after retries, where the error was retryable).
+    BuildStartFailed {
+        execution_id: ExecutionId,
+        reason: String,
+    },
+    /// CodeBuild reported the build in progress, in a phase.
+    BuildProgressed {
+        execution_id: ExecutionId,
+        build_id: String,
+        phase: Option<String>,
+    },
+    BuildSucceeded {
+        execution_id: ExecutionId,
+        build_id: String,
+        outputs: BuildOutputs,
+    },
+    /// The build ended without success, or its outputs were missing or malformed.
+    BuildFailed {
+        execution_id: ExecutionId,
+        build_id: String,
+        status: BuildFailure,
+        phase: Option<String>,
+        reason: String,
+    },
+    /// A person decided, through a verified approval link.
+    ApprovalDecided {
+        execution_id: ExecutionId,
+        decision: ApprovalDecision,
+        approver: String,
+        comment: Option<String>,
+    },
+    /// The approval's deadline was reached without a decision.
+    ApprovalExpired {
+        execution_id: ExecutionId,
+    },
+    /// CodeDeploy accepted CreateDeployment, or ECS accepted UpdateService.
+    DeploymentStarted {
+        execution_id: ExecutionId,
+        deployment_id: String,
+    },
+    /// A lifecycle hook's checks ran.
+    HookCompleted {
+        execution_id: ExecutionId,
+        deployment_id: String,
+        lifecycle_event: String,
+        hook_execution_id: String,
+        passed: bool,
+        detail: Option<String>,
+    },
+    DeploymentSucceeded {
+        execution_id: ExecutionId,
+        deployment_id: String,
+    },
+    /// The deployment could not start (`deployment_id` is `None`), failed, or was stopped by an alarm.
+    DeploymentFailed {
+        execution_id: ExecutionId,
+        deployment_id: Option<String>,
+        reason: String,
+        rolled_back: bool,
+    },
+}
+
+impl Event {
+    /// The execution the event is about.
+    pub fn execution_id(&self) -> &ExecutionId {
+        match self {
+            Event::Triggered { execution_id, .. }
+            | Event::BuildStarted { execution_id, .. }
+            | Event::BuildStartFailed { execution_id, .. }
+            | Event::BuildProgressed { execution_id, .. }
+            | Event::BuildSucceeded { execution_id, .. }
+            | Event::BuildFailed { execution_id, .. }
+            | Event::ApprovalDecided { execution_id, .. }
+            | Event::ApprovalExpired { execution_id }
+            | Event::DeploymentStarted { execution_id, .. }
+            | Event::HookCompleted { execution_id, .. }
+            | Event::DeploymentSucceeded { execution_id, .. }
+            | Event::DeploymentFailed { execution_id, .. } => execution_id,
+        }
+    }
+
+    /// A short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Triggered { .. } => "triggered",
+            Event::BuildStarted { .. } => "build_started",
+            Event::BuildStartFailed { .. } => "build_start_failed",
+            Event::BuildProgressed { .. } => "build_progressed",
+            Event::BuildSucceeded { .. } => "build_succeeded",
+            Event::BuildFailed { .. } => "build_failed",
+            Event::ApprovalDecided { .. } => "approval_decided",
+            Event::ApprovalExpired { .. } => "approval_expired",
+            Event::DeploymentStarted { .. } => "deployment_started",
+            Event::HookCompleted { .. } => "hook_completed",
+            Event::DeploymentSucceeded { .. } => "deployment_succeeded",
+            Event::DeploymentFailed { .. } => "deployment_failed",
+        }
+    }
+}
+
+/// The answer sluice gives CodeDeploy for a lifecycle hook
+/// (<https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_PutLifecycleEventHookExecutionStatus.html>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HookStatus {
+    Succeeded,
+    Failed,
+}
+
+/// What the machine asks the world to do. Effects are data; use cases carry them out through ports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Effect {
+    /// Start the pipeline's CodeBuild project on the pushed commit.
+    StartBuild {
+        execution_id: ExecutionId,
+        project: String,
+        source_version: String,
+        /// Environment overrides: the pipeline's own plus `SLUICE_EXECUTION_ID` and `SLUICE_PIPELINE`.
+        environment: BTreeMap<String, String>,
+    },
+    /// Answer a CodeDeploy lifecycle hook.
+    ReportHookStatus { deployment_id: String, hook_execution_id: String, status: HookStatus },
+    /// Put an event on the sluice bus; the function that carries the next step on subscribes to it.
+    Publish(SluiceEvent),
+}

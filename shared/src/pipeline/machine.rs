@@ -1,0 +1,595 @@
+//! `transition(state, event, now)`: what an event does to a pipeline, and what must happen because of it.
+//!
+//! Stages are held one execution at a time, as in CodePipeline
+//! (<https://docs.aws.amazon.com/codepipeline/latest/userguide/concepts-how-it-works.html>): an execution that
+//! reaches a held stage waits for it. In `superseded` mode a newer execution that starts waiting for a stage
+//! supersedes the older one waiting there, so the newest commit wins and an older one never overtakes it; in
+//! `queued` mode every execution waits its turn, oldest first.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::event::{BuildFailure, Effect, Event, HookStatus};
+use super::state::{
+    ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, PipelineState, Stage,
+    Status,
+};
+use crate::definitions::ExecutionMode;
+use crate::events::{ApprovalRequested, DeploymentRequested, ExecutionFinished, ExecutionStarted, SluiceEvent};
+
+/// At most this many executions of one pipeline wait for a stage; a push beyond it is refused (`queued` mode).
+pub const MAX_WAITING: usize = 20;
+/// Finished executions kept in the pipeline's state, so that late duplicates of their events are recognised.
+pub const RETAINED_FINISHED: usize = 5;
+
+/// What the machine decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Store `state` and carry out `effects`, in order.
+    Apply { state: PipelineState, effects: Vec<Effect> },
+    /// Nothing changes and nothing is to be done: the event was already taken into account.
+    Ignore(IgnoreReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// The same event was already applied.
+    DuplicateEvent,
+    /// The event is about a stage the execution has already left.
+    AlreadyPastStage,
+    /// The execution has ended.
+    AlreadyFinished,
+}
+
+/// An event that cannot apply to the pipeline as it is. The state is left unchanged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("execution {execution} is not one of pipeline {pipeline}'s recent executions")]
+    UnknownExecution { pipeline: String, execution: ExecutionId },
+    #[error("execution {execution} is {status}: a {event} event does not apply to it")]
+    NotInStage { execution: ExecutionId, status: Status, event: &'static str },
+    #[error("execution {execution} already ended ({status}): a {event} event does not apply to it")]
+    Finished { execution: ExecutionId, status: Status, event: &'static str },
+    #[error("build {got} is not the build sluice started for execution {execution} ({expected})")]
+    ForeignBuild { execution: ExecutionId, expected: String, got: String },
+    #[error("deployment {got} is not the deployment sluice started for execution {execution} ({expected})")]
+    ForeignDeployment { execution: ExecutionId, expected: String, got: String },
+    #[error("execution {execution} was already {decision:?}; the decision stands")]
+    AlreadyDecided { execution: ExecutionId, decision: ApprovalDecision },
+    #[error("the approval of execution {execution} expired at {expired_at}")]
+    ApprovalExpired { execution: ExecutionId, expired_at: DateTime<Utc> },
+    #[error("the approval of execution {execution} is open until {expires_at}")]
+    ApprovalStillOpen { execution: ExecutionId, expires_at: DateTime<Utc> },
+    #[error("pipeline {pipeline} already has {limit} executions waiting; let them finish or use mode = \"superseded\"")]
+    QueueFull { pipeline: String, limit: usize },
+}
+
+/// Decides what `event` does to `state` at `now`. Pure: same inputs, same decision.
+pub fn transition(state: &PipelineState, event: &Event, now: DateTime<Utc>) -> Result<Decision, TransitionError> {
+    let mut run = Run { state: state.clone(), effects: Vec::new(), now };
+    if let Some(reason) = run.apply(event)? {
+        return Ok(Decision::Ignore(reason));
+    }
+    run.prune();
+    Ok(Decision::Apply { state: run.state, effects: run.effects })
+}
+
+/// A transition in progress: the state being changed and the effects gathered so far.
+struct Run {
+    state: PipelineState,
+    effects: Vec<Effect>,
+    now: DateTime<Utc>,
+}
+
+type Applied = Result<Option<IgnoreReason>, TransitionError>;
+
+impl Run {
+    fn apply(&mut self, event: &Event) -> Applied {
+        if let Event::Triggered { execution_id, source, plan, mode } = event {
+            if self.state.execution(execution_id).is_some() {
+                return Ok(Some(IgnoreReason::DuplicateEvent));
+            }
+            if *mode == ExecutionMode::Queued && self.state.waiting() >= MAX_WAITING {
+                return Err(TransitionError::QueueFull { pipeline: self.state.pipeline.clone(), limit: MAX_WAITING });
+            }
+            self.state.mode = *mode;
+            let execution = Execution {
+                id: execution_id.clone(),
+                pipeline: self.state.pipeline.clone(),
+                seq: self.state.next_seq,
+                status: Status::Waiting(Stage::Build),
+                source: source.clone(),
+                plan: (**plan).clone(),
+                build: None,
+                approval: None,
+                deploy: None,
+                reason: None,
+                created_at: self.now,
+                updated_at: self.now,
+                waiting_since: None,
+                finished_at: None,
+            };
+            self.state.next_seq += 1;
+            self.effects.push(Effect::Publish(SluiceEvent::ExecutionStarted(ExecutionStarted {
+                pipeline: execution.pipeline.clone(),
+                execution_id: execution.id.clone(),
+                repository: execution.source.repository.clone(),
+                commit: execution.source.commit.clone(),
+                git_ref: execution.source.git_ref.clone(),
+                pusher: execution.source.pusher.clone(),
+                started_at: self.now,
+            })));
+            self.state.executions.push(execution);
+            self.enter_or_wait(self.state.executions.len() - 1, Stage::Build);
+            return Ok(None);
+        }
+
+        let i = self.index(event.execution_id())?;
+        let status = self.state.executions[i].status;
+        let name = event.name();
+        match event {
+            Event::Triggered { .. } => Ok(None),
+            Event::BuildStarted { build_id, .. } => {
+                if status != Status::Running(Stage::Build) {
+                    return self.past(i, Stage::Build, self.same_build(i, build_id), name);
+                }
+                if self.claim_build(i, build_id)? { Ok(None) } else { Ok(Some(IgnoreReason::DuplicateEvent)) }
+            }
+            Event::BuildStartFailed { reason, .. } => {
+                let started = self.build(i).and_then(|build| build.build_id.as_ref()).is_some();
+                if status != Status::Running(Stage::Build) || started {
+                    return self.past(i, Stage::Build, true, name);
+                }
+                self.finish(i, Status::Failed, Some(format!("the build could not start: {reason}")));
+                Ok(None)
+            }
+            Event::BuildProgressed { build_id, phase, .. } => {
+                if status != Status::Running(Stage::Build) {
+                    return self.past(i, Stage::Build, self.same_build(i, build_id), name);
+                }
+                let claimed = self.claim_build(i, build_id)?;
+                let build = self.build_mut(i);
+                if !claimed && (phase.is_none() || build.phase == *phase) {
+                    return Ok(Some(IgnoreReason::DuplicateEvent));
+                }
+                if phase.is_some() {
+                    build.phase.clone_from(phase);
+                }
+                Ok(None)
+            }
+            Event::BuildSucceeded { build_id, outputs, .. } => {
+                if status != Status::Running(Stage::Build) {
+                    return self.past(i, Stage::Build, self.same_build(i, build_id), name);
+                }
+                self.claim_build(i, build_id)?;
+                let now = self.now;
+                let build = self.build_mut(i);
+                build.image_uri = Some(outputs.image_uri.clone());
+                build.artifacts.clone_from(&outputs.artifacts);
+                build.finished_at = Some(now);
+                self.advance(i, Stage::Build);
+                Ok(None)
+            }
+            Event::BuildFailed { build_id, status: failure, phase, reason, .. } => {
+                if status != Status::Running(Stage::Build) {
+                    return self.past(i, Stage::Build, self.same_build(i, build_id), name);
+                }
+                self.claim_build(i, build_id)?;
+                let now = self.now;
+                let build = self.build_mut(i);
+                if phase.is_some() {
+                    build.phase.clone_from(phase);
+                }
+                build.finished_at = Some(now);
+                let outcome = if *failure == BuildFailure::TimedOut { Status::TimedOut } else { Status::Failed };
+                self.finish(i, outcome, Some(reason.clone()));
+                Ok(None)
+            }
+            Event::ApprovalDecided { decision, approver, comment, .. } => {
+                let execution = &self.state.executions[i];
+                if status != Status::Running(Stage::Approval) {
+                    let recorded = execution.approval.as_ref().and_then(|approval| approval.decision);
+                    return match recorded {
+                        Some(recorded) if recorded == *decision => Ok(Some(IgnoreReason::DuplicateEvent)),
+                        Some(recorded) => {
+                            Err(TransitionError::AlreadyDecided { execution: execution.id.clone(), decision: recorded })
+                        }
+                        None => self.past(i, Stage::Approval, false, name),
+                    };
+                }
+                let now = self.now;
+                let approval = self.approval_mut(i);
+                if now > approval.expires_at {
+                    let expired_at = approval.expires_at;
+                    return Err(TransitionError::ApprovalExpired {
+                        execution: event.execution_id().clone(),
+                        expired_at,
+                    });
+                }
+                approval.decision = Some(*decision);
+                approval.approver = Some(approver.clone());
+                approval.comment.clone_from(comment);
+                approval.decided_at = Some(now);
+                match decision {
+                    ApprovalDecision::Approved => self.advance(i, Stage::Approval),
+                    ApprovalDecision::Rejected => {
+                        let reason = match comment {
+                            Some(comment) if !comment.is_empty() => format!("rejected by {approver}: {comment}"),
+                            _ => format!("rejected by {approver}"),
+                        };
+                        self.finish(i, Status::Rejected, Some(reason));
+                    }
+                }
+                Ok(None)
+            }
+            Event::ApprovalExpired { .. } => {
+                if status != Status::Running(Stage::Approval) {
+                    return self.past(i, Stage::Approval, true, name);
+                }
+                let now = self.now;
+                let approval = self.approval_mut(i);
+                if now < approval.expires_at {
+                    let expires_at = approval.expires_at;
+                    return Err(TransitionError::ApprovalStillOpen {
+                        execution: event.execution_id().clone(),
+                        expires_at,
+                    });
+                }
+                let reason = format!("no approval decision by {}", approval.expires_at.to_rfc3339());
+                self.finish(i, Status::TimedOut, Some(reason));
+                Ok(None)
+            }
+            Event::DeploymentStarted { deployment_id, .. } => {
+                if status != Status::Running(Stage::Deploy) {
+                    return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
+                }
+                if self.claim_deployment(i, deployment_id)? { Ok(None) } else { Ok(Some(IgnoreReason::DuplicateEvent)) }
+            }
+            Event::HookCompleted { deployment_id, lifecycle_event, hook_execution_id, passed, detail, .. } => {
+                let Some(deploy) = self.state.executions[i].deploy.as_ref() else {
+                    return self.past(i, Stage::Deploy, false, name);
+                };
+                if deploy.hooks.iter().any(|hook| &hook.hook_execution_id == hook_execution_id) {
+                    return Ok(Some(IgnoreReason::DuplicateEvent));
+                }
+                self.claim_deployment(i, deployment_id)?;
+                // A hook of a run that has already ended must not let its deployment go on.
+                let passed = *passed && status == Status::Running(Stage::Deploy);
+                let detail = if status.is_finished() {
+                    Some(format!("execution already ended ({status})"))
+                } else {
+                    detail.clone()
+                };
+                let now = self.now;
+                self.deploy_mut(i).hooks.push(HookResult {
+                    lifecycle_event: lifecycle_event.clone(),
+                    hook_execution_id: hook_execution_id.clone(),
+                    passed,
+                    detail,
+                    at: now,
+                });
+                self.effects.push(Effect::ReportHookStatus {
+                    deployment_id: deployment_id.clone(),
+                    hook_execution_id: hook_execution_id.clone(),
+                    status: if passed { HookStatus::Succeeded } else { HookStatus::Failed },
+                });
+                self.touch(i);
+                Ok(None)
+            }
+            Event::DeploymentSucceeded { deployment_id, .. } => {
+                if status != Status::Running(Stage::Deploy) {
+                    return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
+                }
+                self.claim_deployment(i, deployment_id)?;
+                self.deploy_mut(i).finished_at = Some(self.now);
+                self.finish(i, Status::Succeeded, None);
+                Ok(None)
+            }
+            Event::DeploymentFailed { deployment_id, reason, rolled_back, .. } => {
+                let same = deployment_id.as_ref().is_none_or(|id| self.same_deployment(i, id));
+                if status != Status::Running(Stage::Deploy) {
+                    return self.past(i, Stage::Deploy, same, name);
+                }
+                if let Some(deployment_id) = deployment_id {
+                    self.claim_deployment(i, deployment_id)?;
+                }
+                self.deploy_mut(i).finished_at = Some(self.now);
+                let outcome = if *rolled_back { Status::RolledBack } else { Status::Failed };
+                self.finish(i, outcome, Some(reason.clone()));
+                Ok(None)
+            }
+        }
+    }
+
+    fn index(&self, id: &ExecutionId) -> Result<usize, TransitionError> {
+        self.state.executions.iter().position(|execution| &execution.id == id).ok_or_else(|| {
+            TransitionError::UnknownExecution { pipeline: self.state.pipeline.clone(), execution: id.clone() }
+        })
+    }
+
+    /// An event about `stage` for an execution that is not running it: a no-op if the execution has moved past the
+    /// stage (and `same` says the event is about what it did there), an error otherwise.
+    fn past(&self, i: usize, stage: Stage, same: bool, event: &'static str) -> Applied {
+        let execution = &self.state.executions[i];
+        let status = execution.status;
+        let execution = execution.id.clone();
+        let passed = match status {
+            Status::Waiting(at) | Status::Running(at) => at > stage,
+            _ => true,
+        };
+        match (passed && same, status.is_finished()) {
+            (true, true) => Ok(Some(IgnoreReason::AlreadyFinished)),
+            (true, false) => Ok(Some(IgnoreReason::AlreadyPastStage)),
+            (false, true) => Err(TransitionError::Finished { execution, status, event }),
+            (false, false) => Err(TransitionError::NotInStage { execution, status, event }),
+        }
+    }
+
+    fn same_build(&self, i: usize, build_id: &str) -> bool {
+        self.build(i).is_some_and(|build| build.build_id.as_deref().is_none_or(|id| id == build_id))
+    }
+
+    fn same_deployment(&self, i: usize, deployment_id: &str) -> bool {
+        let deploy = self.state.executions[i].deploy.as_ref();
+        deploy.is_some_and(|deploy| deploy.deployment_id.as_deref().is_none_or(|id| id == deployment_id))
+    }
+
+    /// Records the build id if none is yet; true if it was new. Refuses a build sluice did not start.
+    fn claim_build(&mut self, i: usize, build_id: &str) -> Result<bool, TransitionError> {
+        let id = self.state.executions[i].id.clone();
+        let build = self.build_mut(i);
+        match &build.build_id {
+            None => {
+                build.build_id = Some(build_id.to_owned());
+                self.touch(i);
+                Ok(true)
+            }
+            Some(known) if known == build_id => Ok(false),
+            Some(known) => {
+                Err(TransitionError::ForeignBuild { execution: id, expected: known.clone(), got: build_id.to_owned() })
+            }
+        }
+    }
+
+    /// Records the deployment id if none is yet; true if it was new. Refuses a deployment sluice did not start.
+    fn claim_deployment(&mut self, i: usize, deployment_id: &str) -> Result<bool, TransitionError> {
+        let id = self.state.executions[i].id.clone();
+        let deploy = self.deploy_mut(i);
+        match &deploy.deployment_id {
+            None => {
+                deploy.deployment_id = Some(deployment_id.to_owned());
+                self.touch(i);
+                Ok(true)
+            }
+            Some(known) if known == deployment_id => Ok(false),
+            Some(known) => Err(TransitionError::ForeignDeployment {
+                execution: id,
+                expected: known.clone(),
+                got: deployment_id.to_owned(),
+            }),
+        }
+    }
+
+    fn build(&self, i: usize) -> Option<&BuildFacts> {
+        self.state.executions[i].build.as_ref()
+    }
+
+    fn touch(&mut self, i: usize) {
+        self.state.executions[i].updated_at = self.now;
+    }
+
+    // The three accessors below are called only for an execution running the matching stage, which `enter` gave
+    // its facts; should that ever not hold, fresh facts are recorded rather than panicking.
+    fn build_mut(&mut self, i: usize) -> &mut BuildFacts {
+        let (now, execution) = (self.now, &mut self.state.executions[i]);
+        execution.updated_at = now;
+        let project = execution.plan.build.project.clone();
+        execution.build.get_or_insert_with(|| BuildFacts {
+            project,
+            build_id: None,
+            phase: None,
+            image_uri: None,
+            artifacts: None,
+            started_at: now,
+            finished_at: None,
+        })
+    }
+
+    fn approval_mut(&mut self, i: usize) -> &mut ApprovalFacts {
+        let (now, execution) = (self.now, &mut self.state.executions[i]);
+        execution.updated_at = now;
+        let topic_arn = execution.plan.approval.as_ref().map(|approval| approval.topic_arn.clone()).unwrap_or_default();
+        execution.approval.get_or_insert_with(|| ApprovalFacts {
+            topic_arn,
+            requested_at: now,
+            expires_at: now,
+            decision: None,
+            approver: None,
+            comment: None,
+            decided_at: None,
+        })
+    }
+
+    fn deploy_mut(&mut self, i: usize) -> &mut DeployFacts {
+        let (now, execution) = (self.now, &mut self.state.executions[i]);
+        execution.updated_at = now;
+        let strategy = execution.plan.deploy.strategy().to_owned();
+        execution.deploy.get_or_insert_with(|| DeployFacts {
+            strategy,
+            deployment_id: None,
+            hooks: Vec::new(),
+            started_at: now,
+            finished_at: None,
+        })
+    }
+
+    /// The execution has finished `from`: on to the next stage, and let the next one in.
+    fn advance(&mut self, i: usize, from: Stage) {
+        let next = match from {
+            Stage::Build if self.state.executions[i].plan.approval.is_some() => Some(Stage::Approval),
+            Stage::Build | Stage::Approval => Some(Stage::Deploy),
+            Stage::Deploy => None,
+        };
+        if let Some(next) = next {
+            self.enter_or_wait(i, next);
+        }
+        self.release(from);
+    }
+
+    /// Enters `stage` if it is free; otherwise waits for it, superseding older waiters in `superseded` mode.
+    fn enter_or_wait(&mut self, i: usize, stage: Stage) {
+        let id = self.state.executions[i].id.clone();
+        if self.state.holder_of(stage).is_none_or(|holder| holder.id == id) {
+            self.enter(i, stage);
+            return;
+        }
+        let execution = &mut self.state.executions[i];
+        execution.status = Status::Waiting(stage);
+        execution.waiting_since = Some(self.now);
+        execution.updated_at = self.now;
+        if self.state.mode == ExecutionMode::Superseded {
+            let seq = self.state.executions[i].seq;
+            let commit = self.state.executions[i].source.commit.clone();
+            let older: Vec<usize> = (0..self.state.executions.len())
+                .filter(|&j| j != i && self.state.executions[j].status == Status::Waiting(stage))
+                .filter(|&j| self.state.executions[j].seq < seq)
+                .collect();
+            for j in older {
+                let reason = format!("superseded by execution {id} (commit {commit})");
+                self.finish(j, Status::Superseded, Some(reason));
+            }
+        }
+    }
+
+    fn enter(&mut self, i: usize, stage: Stage) {
+        let now = self.now;
+        let execution = &mut self.state.executions[i];
+        execution.status = Status::Running(stage);
+        execution.waiting_since = None;
+        execution.updated_at = now;
+        let execution = &self.state.executions[i];
+        match stage {
+            Stage::Build => {
+                let build = &execution.plan.build;
+                let mut environment: BTreeMap<String, String> = build.environment.clone();
+                environment.insert("SLUICE_EXECUTION_ID".to_owned(), execution.id.0.clone());
+                environment.insert("SLUICE_PIPELINE".to_owned(), execution.pipeline.clone());
+                self.effects.push(Effect::StartBuild {
+                    execution_id: execution.id.clone(),
+                    project: build.project.clone(),
+                    source_version: execution.source.commit.clone(),
+                    environment,
+                });
+                self.state.executions[i].build = None;
+                self.build_mut(i);
+            }
+            Stage::Approval => {
+                let (topic_arn, timeout_secs) = match &execution.plan.approval {
+                    Some(approval) => (approval.topic_arn.clone(), approval.timeout_secs),
+                    None => (String::new(), 0),
+                };
+                let expires_at = i64::try_from(timeout_secs)
+                    .ok()
+                    .and_then(TimeDelta::try_seconds)
+                    .and_then(|timeout| now.checked_add_signed(timeout))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                self.effects.push(Effect::Publish(SluiceEvent::ApprovalRequested(ApprovalRequested {
+                    pipeline: execution.pipeline.clone(),
+                    execution_id: execution.id.clone(),
+                    repository: execution.source.repository.clone(),
+                    commit: execution.source.commit.clone(),
+                    git_ref: execution.source.git_ref.clone(),
+                    message: execution.source.message.clone(),
+                    image_uri: execution.build.as_ref().and_then(|build| build.image_uri.clone()),
+                    topic_arn: topic_arn.clone(),
+                    expires_at,
+                })));
+                self.state.executions[i].approval = Some(ApprovalFacts {
+                    topic_arn,
+                    requested_at: now,
+                    expires_at,
+                    decision: None,
+                    approver: None,
+                    comment: None,
+                    decided_at: None,
+                });
+            }
+            Stage::Deploy => {
+                let build = execution.build.as_ref();
+                self.effects.push(Effect::Publish(SluiceEvent::DeploymentRequested(DeploymentRequested {
+                    pipeline: execution.pipeline.clone(),
+                    execution_id: execution.id.clone(),
+                    commit: execution.source.commit.clone(),
+                    image_uri: build.and_then(|build| build.image_uri.clone()),
+                    artifacts: build.and_then(|build| build.artifacts.clone()),
+                    target: execution.plan.deploy.clone(),
+                })));
+                self.state.executions[i].deploy = None;
+                self.deploy_mut(i);
+            }
+        }
+    }
+
+    /// Ends an execution; the stage it held goes to the next in line.
+    fn finish(&mut self, i: usize, outcome: Status, reason: Option<String>) {
+        let now = self.now;
+        let execution = &mut self.state.executions[i];
+        let was = execution.status;
+        execution.status = outcome;
+        execution.reason = reason;
+        execution.finished_at = Some(now);
+        execution.updated_at = now;
+        execution.waiting_since = None;
+        let stage = match was {
+            Status::Waiting(stage) | Status::Running(stage) => Some(stage),
+            _ => None,
+        };
+        self.effects.push(Effect::Publish(SluiceEvent::ExecutionFinished(ExecutionFinished {
+            pipeline: execution.pipeline.clone(),
+            execution_id: execution.id.clone(),
+            commit: execution.source.commit.clone(),
+            outcome: outcome.name().to_owned(),
+            stage,
+            reason: execution.reason.clone(),
+            started_at: execution.created_at,
+            finished_at: now,
+        })));
+        if let Status::Running(stage) = was {
+            self.release(stage);
+        }
+    }
+
+    /// Lets the oldest execution waiting for `stage` in, if the stage is free.
+    fn release(&mut self, stage: Stage) {
+        if self.state.holder_of(stage).is_some() {
+            return;
+        }
+        let next = (0..self.state.executions.len())
+            .filter(|&j| self.state.executions[j].status == Status::Waiting(stage))
+            .min_by_key(|&j| self.state.executions[j].seq);
+        if let Some(j) = next {
+            self.enter(j, stage);
+        }
+    }
+
+    /// Keeps only the most recently finished executions.
+    fn prune(&mut self) {
+        let mut finished: Vec<(DateTime<Utc>, u64)> = self
+            .state
+            .executions
+            .iter()
+            .filter(|execution| execution.status.is_finished())
+            .map(|execution| (execution.finished_at.unwrap_or(execution.updated_at), execution.seq))
+            .collect();
+        if finished.len() <= RETAINED_FINISHED {
+            return;
+        }
+        finished.sort();
+        let drop: Vec<u64> = finished[..finished.len() - RETAINED_FINISHED].iter().map(|&(_, seq)| seq).collect();
+        self.state.executions.retain(|execution| !drop.contains(&execution.seq));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,606 @@
+//! The machine's tests: each names a situation, then GIVEN the events so far, WHEN one more arrives, THEN the
+//! decision. The tables at the end cover every stage against duplicated and out-of-order events.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+
+use super::*;
+use crate::definitions::{Approval, BlueGreen, Build, DeployTarget, ExecutionMode};
+use crate::pipeline::{BuildOutputs, Plan, SourceFacts};
+
+fn at(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).single().expect("valid date") + TimeDelta::minutes(minute)
+}
+
+fn plan(approval: bool) -> Plan {
+    Plan {
+        build: Build { project: "web-build".into(), environment: BTreeMap::from([("STAGE".into(), "prod".into())]) },
+        approval: approval
+            .then(|| Approval { topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvals".into(), timeout_secs: 3600 }),
+        deploy: DeployTarget::BlueGreen(BlueGreen {
+            cluster: "prod".into(),
+            service: "web".into(),
+            application: "web".into(),
+            deployment_group: "web-prod".into(),
+            deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
+            checks: vec![],
+        }),
+    }
+}
+
+fn id(name: &str) -> ExecutionId {
+    ExecutionId::from(name)
+}
+
+fn triggered(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
+    Event::Triggered {
+        execution_id: id(execution),
+        source: SourceFacts {
+            repository: "acme/web".into(),
+            commit: format!("sha-{execution}"),
+            git_ref: "refs/heads/main".into(),
+            pusher: "octocat".into(),
+            delivery_id: format!("delivery-{execution}"),
+            message: "fix".into(),
+            compare_url: String::new(),
+        },
+        plan: Box::new(plan(approval)),
+        mode,
+    }
+}
+
+fn push(execution: &str) -> Event {
+    triggered(execution, ExecutionMode::Superseded, true)
+}
+
+fn build_started(execution: &str) -> Event {
+    Event::BuildStarted { execution_id: id(execution), build_id: format!("build-{execution}") }
+}
+
+fn build_succeeded(execution: &str) -> Event {
+    Event::BuildSucceeded {
+        execution_id: id(execution),
+        build_id: format!("build-{execution}"),
+        outputs: BuildOutputs {
+            image_uri: format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:{execution}"),
+            artifacts: Some(format!("s3://artifacts/{execution}.zip")),
+        },
+    }
+}
+
+fn build_failed(execution: &str, status: BuildFailure) -> Event {
+    Event::BuildFailed {
+        execution_id: id(execution),
+        build_id: format!("build-{execution}"),
+        status,
+        phase: Some("BUILD".into()),
+        reason: "build failed in phase BUILD".into(),
+    }
+}
+
+fn decided(execution: &str, decision: ApprovalDecision) -> Event {
+    Event::ApprovalDecided {
+        execution_id: id(execution),
+        decision,
+        approver: "alice@example.com".into(),
+        comment: Some("looks good".into()),
+    }
+}
+
+fn approved(execution: &str) -> Event {
+    decided(execution, ApprovalDecision::Approved)
+}
+
+fn deployment_started(execution: &str) -> Event {
+    Event::DeploymentStarted { execution_id: id(execution), deployment_id: format!("d-{execution}") }
+}
+
+fn hook(execution: &str, hook_id: &str, passed: bool) -> Event {
+    Event::HookCompleted {
+        execution_id: id(execution),
+        deployment_id: format!("d-{execution}"),
+        lifecycle_event: "BeforeAllowTraffic".into(),
+        hook_execution_id: hook_id.into(),
+        passed,
+        detail: None,
+    }
+}
+
+fn deployed(execution: &str) -> Event {
+    Event::DeploymentSucceeded { execution_id: id(execution), deployment_id: format!("d-{execution}") }
+}
+
+fn deploy_failed(execution: &str, rolled_back: bool) -> Event {
+    Event::DeploymentFailed {
+        execution_id: id(execution),
+        deployment_id: Some(format!("d-{execution}")),
+        reason: "BeforeAllowTraffic check failed".into(),
+        rolled_back,
+    }
+}
+
+/// Applies `events` one minute apart from minute 0; each must be applied.
+fn given(events: &[Event]) -> PipelineState {
+    let mut state = PipelineState::new("web", ExecutionMode::Superseded);
+    for (minute, event) in events.iter().enumerate() {
+        state = apply(&state, event, at(minute as i64)).0;
+    }
+    state
+}
+
+fn apply(state: &PipelineState, event: &Event, now: DateTime<Utc>) -> (PipelineState, Vec<Effect>) {
+    match transition(state, event, now) {
+        Ok(Decision::Apply { state, effects }) => (state, effects),
+        other => panic!("{} was not applied: {other:?}", event.name()),
+    }
+}
+
+fn status(state: &PipelineState, execution: &str) -> Status {
+    state.execution(&id(execution)).map(|execution| execution.status).expect("execution is in the state")
+}
+
+/// The effects, as short names: `start_build(e1)`, `publish(Execution Finished e1 superseded)`, ...
+fn names(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .map(|effect| match effect {
+            Effect::StartBuild { execution_id, .. } => format!("start_build({execution_id})"),
+            Effect::ReportHookStatus { hook_execution_id, status, .. } => {
+                format!("report_hook({hook_execution_id} {status:?})")
+            }
+            Effect::Publish(SluiceEvent::ExecutionFinished(finished)) => {
+                format!("publish(Execution Finished {} {})", finished.execution_id, finished.outcome)
+            }
+            Effect::Publish(event) => format!("publish({} {})", event.detail_type(), event.execution_id()),
+        })
+        .collect()
+}
+
+#[test]
+fn a_push_records_an_execution_and_starts_its_build_with_the_commit_and_the_execution_id() {
+    // GIVEN a pipeline that never ran
+    let state = PipelineState::new("web", ExecutionMode::Superseded);
+    // WHEN a push arrives
+    let (state, effects) = apply(&state, &push("e1"), at(0));
+    // THEN the execution builds, and the build carries the commit and the execution id
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Build));
+    assert_eq!(state.execution(&id("e1")).map(|e| e.seq), Some(1));
+    assert_eq!(names(&effects), ["publish(Execution Started e1)", "start_build(e1)"]);
+    let Effect::StartBuild { project, source_version, environment, .. } = &effects[1] else { panic!("not a build") };
+    assert_eq!(project, "web-build");
+    assert_eq!(source_version, "sha-e1");
+    assert_eq!(environment.get("SLUICE_EXECUTION_ID").map(String::as_str), Some("e1"));
+    assert_eq!(environment.get("SLUICE_PIPELINE").map(String::as_str), Some("web"));
+    assert_eq!(environment.get("STAGE").map(String::as_str), Some("prod"));
+}
+
+#[test]
+fn a_successful_build_asks_for_approval_with_the_image_and_a_deadline() {
+    // GIVEN a build in progress
+    let state = given(&[push("e1"), build_started("e1")]);
+    // WHEN it succeeds
+    let (state, effects) = apply(&state, &build_succeeded("e1"), at(10));
+    // THEN the run waits for a person, with the image recorded and the approval's deadline an hour later
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Approval));
+    assert_eq!(names(&effects), ["publish(Approval Requested e1)"]);
+    let execution = state.execution(&id("e1")).expect("execution");
+    let build = execution.build.as_ref().expect("build facts");
+    assert_eq!(build.image_uri.as_deref(), Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:e1"));
+    assert_eq!(build.finished_at, Some(at(10)));
+    assert_eq!(execution.approval.as_ref().map(|a| a.expires_at), Some(at(70)));
+    let Effect::Publish(SluiceEvent::ApprovalRequested(request)) = &effects[0] else { panic!("not a request") };
+    assert_eq!(request.image_uri, build.image_uri);
+    assert_eq!(request.expires_at, at(70));
+}
+
+#[test]
+fn a_pipeline_without_approval_deploys_straight_after_the_build() {
+    // GIVEN a pipeline with no approval stage, building
+    let state = given(&[triggered("e1", ExecutionMode::Superseded, false)]);
+    // WHEN the build succeeds
+    let (state, effects) = apply(&state, &build_succeeded("e1"), at(5));
+    // THEN it deploys at once
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    assert_eq!(names(&effects), ["publish(Deployment Requested e1)"]);
+}
+
+#[test]
+fn a_run_goes_from_push_to_success_and_keeps_the_facts_of_every_stage() {
+    // GIVEN / WHEN a run that passes every stage
+    let state = given(&[
+        push("e1"),
+        build_started("e1"),
+        build_succeeded("e1"),
+        approved("e1"),
+        deployment_started("e1"),
+        hook("e1", "h1", true),
+        deployed("e1"),
+    ]);
+    // THEN it succeeded, with every stage's facts and timestamps
+    let execution = state.execution(&id("e1")).expect("execution");
+    assert_eq!(execution.status, Status::Succeeded);
+    assert_eq!(execution.source.delivery_id, "delivery-e1");
+    assert_eq!(execution.build.as_ref().and_then(|b| b.build_id.as_deref()), Some("build-e1"));
+    let approval = execution.approval.as_ref().expect("approval facts");
+    assert_eq!(approval.decision, Some(ApprovalDecision::Approved));
+    assert_eq!(approval.approver.as_deref(), Some("alice@example.com"));
+    assert_eq!(approval.decided_at, Some(at(3)));
+    let deploy = execution.deploy.as_ref().expect("deploy facts");
+    assert_eq!(deploy.deployment_id.as_deref(), Some("d-e1"));
+    assert_eq!(deploy.strategy, "blue_green");
+    assert_eq!(deploy.hooks.len(), 1);
+    assert_eq!((deploy.started_at, deploy.finished_at), (at(3), Some(at(6))));
+    assert_eq!((execution.created_at, execution.finished_at), (at(0), Some(at(6))));
+}
+
+#[test]
+fn a_passing_hook_is_reported_to_codedeploy_once() {
+    // GIVEN a deployment in progress
+    let state = given(&[push("e1"), build_succeeded("e1"), approved("e1"), deployment_started("e1")]);
+    // WHEN its hook passes, and CodeDeploy's invocation is retried
+    let (state, effects) = apply(&state, &hook("e1", "h1", true), at(5));
+    // THEN the hook is answered Succeeded, and the retry is answered by nothing new
+    assert_eq!(names(&effects), ["report_hook(h1 Succeeded)"]);
+    assert_eq!(transition(&state, &hook("e1", "h1", true), at(6)), Ok(Decision::Ignore(IgnoreReason::DuplicateEvent)));
+}
+
+#[test]
+fn a_failing_hook_is_reported_failed_and_the_rollback_ends_the_run_rolled_back() {
+    // GIVEN a deployment in progress
+    let state = given(&[push("e1"), build_succeeded("e1"), approved("e1"), deployment_started("e1")]);
+    // WHEN its check fails and CodeDeploy rolls back
+    let (state, effects) = apply(&state, &hook("e1", "h1", false), at(5));
+    assert_eq!(names(&effects), ["report_hook(h1 Failed)"]);
+    let (state, effects) = apply(&state, &deploy_failed("e1", true), at(6));
+    // THEN the run ended rolled back, with the reason
+    assert_eq!(status(&state, "e1"), Status::RolledBack);
+    assert_eq!(names(&effects), ["publish(Execution Finished e1 rolled_back)"]);
+    let reason = state.execution(&id("e1")).and_then(|e| e.reason.clone());
+    assert_eq!(reason.as_deref(), Some("BeforeAllowTraffic check failed"));
+}
+
+#[test]
+fn a_hook_that_arrives_before_the_deployment_id_is_recorded_records_it() {
+    // GIVEN a run that entered deploy, but whose DeploymentStarted has not been saved yet
+    let state = given(&[push("e1"), build_succeeded("e1"), approved("e1")]);
+    // WHEN CodeDeploy already calls a hook
+    let (state, effects) = apply(&state, &hook("e1", "h1", true), at(5));
+    // THEN the hook is answered and the deployment id recorded; the late DeploymentStarted is then a duplicate
+    assert_eq!(names(&effects), ["report_hook(h1 Succeeded)"]);
+    assert_eq!(
+        transition(&state, &deployment_started("e1"), at(6)),
+        Ok(Decision::Ignore(IgnoreReason::DuplicateEvent))
+    );
+}
+
+#[test]
+fn a_rejection_ends_the_run_rejected_with_who_and_why() {
+    let state = given(&[push("e1"), build_succeeded("e1")]);
+    let (state, effects) = apply(&state, &decided("e1", ApprovalDecision::Rejected), at(5));
+    assert_eq!(status(&state, "e1"), Status::Rejected);
+    assert_eq!(names(&effects), ["publish(Execution Finished e1 rejected)"]);
+    let reason = state.execution(&id("e1")).and_then(|e| e.reason.clone());
+    assert_eq!(reason.as_deref(), Some("rejected by alice@example.com: looks good"));
+}
+
+#[test]
+fn a_decision_after_the_deadline_is_refused_and_the_expiry_times_the_run_out() {
+    // GIVEN an approval requested at minute 2, open for an hour
+    let state = given(&[push("e1"), build_started("e1"), build_succeeded("e1")]);
+    // WHEN someone approves at minute 63
+    let late = transition(&state, &approved("e1"), at(63));
+    // THEN the decision is refused and nothing changes
+    assert!(matches!(late, Err(TransitionError::ApprovalExpired { .. })), "{late:?}");
+    // AND an expiry before the deadline is refused, one after it times the run out
+    let early = transition(&state, &Event::ApprovalExpired { execution_id: id("e1") }, at(30));
+    assert!(matches!(early, Err(TransitionError::ApprovalStillOpen { .. })), "{early:?}");
+    let (state, effects) = apply(&state, &Event::ApprovalExpired { execution_id: id("e1") }, at(62));
+    assert_eq!(status(&state, "e1"), Status::TimedOut);
+    assert_eq!(names(&effects), ["publish(Execution Finished e1 timed_out)"]);
+}
+
+#[test]
+fn a_failed_or_timed_out_build_ends_the_run_with_the_phase_recorded() {
+    for (failure, outcome) in [
+        (BuildFailure::Failed, Status::Failed),
+        (BuildFailure::Stopped, Status::Failed),
+        (BuildFailure::TimedOut, Status::TimedOut),
+    ] {
+        // GIVEN a build in progress
+        let state = given(&[push("e1"), build_started("e1")]);
+        // WHEN CodeBuild says it ended without success
+        let (state, effects) = apply(&state, &build_failed("e1", failure), at(5));
+        // THEN the run ended, and says in which phase
+        assert_eq!(status(&state, "e1"), outcome, "{failure:?}");
+        assert_eq!(names(&effects), [format!("publish(Execution Finished e1 {})", outcome.name())]);
+        let execution = state.execution(&id("e1")).expect("execution");
+        assert_eq!(execution.build.as_ref().and_then(|b| b.phase.as_deref()), Some("BUILD"));
+    }
+}
+
+#[test]
+fn a_build_that_cannot_start_fails_the_run_with_the_reason() {
+    let state = given(&[push("e1")]);
+    let failed = Event::BuildStartFailed { execution_id: id("e1"), reason: "AccessDeniedException".into() };
+    let (state, effects) = apply(&state, &failed, at(1));
+    assert_eq!(status(&state, "e1"), Status::Failed);
+    assert_eq!(names(&effects), ["publish(Execution Finished e1 failed)"]);
+    let reason = state.execution(&id("e1")).and_then(|e| e.reason.clone());
+    assert_eq!(reason.as_deref(), Some("the build could not start: AccessDeniedException"));
+}
+
+#[test]
+fn a_build_sluice_did_not_start_is_refused() {
+    let state = given(&[push("e1"), build_started("e1")]);
+    let foreign = Event::BuildProgressed { execution_id: id("e1"), build_id: "someone-else".into(), phase: None };
+    assert!(matches!(transition(&state, &foreign, at(3)), Err(TransitionError::ForeignBuild { .. })));
+}
+
+#[test]
+fn an_event_for_an_unknown_execution_is_refused() {
+    let state = given(&[push("e1")]);
+    let result = transition(&state, &build_started("nope"), at(3));
+    assert!(matches!(result, Err(TransitionError::UnknownExecution { .. })), "{result:?}");
+}
+
+#[test]
+fn a_success_that_arrives_before_the_build_started_event_is_applied_and_the_late_start_is_ignored() {
+    // GIVEN a build whose start was not yet recorded
+    let state = given(&[push("e1")]);
+    // WHEN CodeBuild's SUCCEEDED arrives first
+    let (state, _) = apply(&state, &build_succeeded("e1"), at(3));
+    // THEN the run moved on with the build id recorded, and the late events change nothing
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Approval));
+    assert_eq!(transition(&state, &build_started("e1"), at(4)), Ok(Decision::Ignore(IgnoreReason::AlreadyPastStage)));
+    let progressed =
+        Event::BuildProgressed { execution_id: id("e1"), build_id: "build-e1".into(), phase: Some("BUILD".into()) };
+    assert_eq!(transition(&state, &progressed, at(4)), Ok(Decision::Ignore(IgnoreReason::AlreadyPastStage)));
+}
+
+// --- Execution modes ---------------------------------------------------------------------------------------------
+
+#[test]
+fn in_superseded_mode_a_newer_push_replaces_the_older_one_waiting_for_the_build() {
+    // GIVEN e1 building and e2 waiting for the build
+    let state = given(&[push("e1"), push("e2")]);
+    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::Build));
+    // WHEN e3 arrives
+    let (state, effects) = apply(&state, &push("e3"), at(5));
+    // THEN e3 waits in e2's place and e2 is superseded; e1 builds on
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Build));
+    assert_eq!(status(&state, "e2"), Status::Superseded);
+    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Build));
+    assert_eq!(names(&effects), ["publish(Execution Started e3)", "publish(Execution Finished e2 superseded)"]);
+    let reason = state.execution(&id("e2")).and_then(|e| e.reason.clone());
+    assert_eq!(reason.as_deref(), Some("superseded by execution e3 (commit sha-e3)"));
+}
+
+#[test]
+fn in_superseded_mode_the_waiting_run_enters_the_stage_when_it_frees_up() {
+    // GIVEN e1 building, e2 waiting
+    let state = given(&[push("e1"), push("e2")]);
+    // WHEN e1's build succeeds
+    let (state, effects) = apply(&state, &build_succeeded("e1"), at(5));
+    // THEN e1 waits for approval and e2 starts building
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Approval));
+    assert_eq!(status(&state, "e2"), Status::Running(Stage::Build));
+    assert_eq!(names(&effects), ["publish(Approval Requested e1)", "start_build(e2)"]);
+}
+
+#[test]
+fn in_superseded_mode_a_newer_build_supersedes_the_older_one_waiting_for_approval() {
+    // GIVEN e1 awaiting approval, e2 built and waiting for approval, e3 building
+    let state = given(&[push("e1"), build_succeeded("e1"), push("e2"), build_succeeded("e2"), push("e3")]);
+    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::Approval));
+    // WHEN e3's build succeeds
+    let (state, effects) = apply(&state, &build_succeeded("e3"), at(10));
+    // THEN e3 waits for approval and e2, older, is superseded: it can never deploy after e3
+    assert_eq!(status(&state, "e2"), Status::Superseded);
+    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Approval));
+    assert_eq!(names(&effects), ["publish(Execution Finished e2 superseded)"]);
+    // AND once e1 is approved, e3 (not e2) gets the approval request
+    let (state, effects) = apply(&state, &approved("e1"), at(11));
+    assert_eq!(status(&state, "e3"), Status::Running(Stage::Approval));
+    assert_eq!(names(&effects), ["publish(Deployment Requested e1)", "publish(Approval Requested e3)"]);
+}
+
+#[test]
+fn in_queued_mode_every_run_waits_its_turn_and_all_deploy_in_order() {
+    let queued = |e: &str| triggered(e, ExecutionMode::Queued, false);
+    // GIVEN three pushes in queued mode
+    let state = given(&[queued("e1"), queued("e2"), queued("e3")]);
+    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::Build));
+    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Build));
+    // WHEN e1 builds: e2 starts building (not e3), e3 still waits
+    let (state, effects) = apply(&state, &build_succeeded("e1"), at(5));
+    assert_eq!(names(&effects), ["publish(Deployment Requested e1)", "start_build(e2)"]);
+    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Build));
+    // WHEN e2 builds while e1 still deploys: e2 waits for deploy, e3 builds
+    let (state, effects) = apply(&state, &build_succeeded("e2"), at(6));
+    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::Deploy));
+    assert_eq!(names(&effects), ["start_build(e3)"]);
+    // WHEN e3 builds too: nothing is superseded, e3 queues behind e2
+    let (state, effects) = apply(&state, &build_succeeded("e3"), at(7));
+    assert_eq!(names(&effects), Vec::<String>::new());
+    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Deploy));
+    // WHEN e1 deploys: e2 deploys next, then e3
+    let (state, effects) = apply(&state, &deployed("e1"), at(8));
+    assert_eq!(names(&effects), ["publish(Execution Finished e1 succeeded)", "publish(Deployment Requested e2)"]);
+    let (state, effects) = apply(&state, &deployed("e2"), at(9));
+    assert_eq!(names(&effects), ["publish(Execution Finished e2 succeeded)", "publish(Deployment Requested e3)"]);
+    assert_eq!(status(&state, "e3"), Status::Running(Stage::Deploy));
+}
+
+#[test]
+fn in_queued_mode_a_push_beyond_the_limit_is_refused() {
+    let mut state = PipelineState::new("web", ExecutionMode::Queued);
+    for n in 0..=MAX_WAITING {
+        state = apply(&state, &triggered(&format!("e{n}"), ExecutionMode::Queued, false), at(0)).0;
+    }
+    assert_eq!(state.waiting(), MAX_WAITING);
+    let refused = transition(&state, &triggered("one-too-many", ExecutionMode::Queued, false), at(1));
+    assert!(matches!(refused, Err(TransitionError::QueueFull { limit: MAX_WAITING, .. })), "{refused:?}");
+}
+
+#[test]
+fn a_failed_run_frees_its_stage_for_the_next() {
+    let state = given(&[push("e1"), push("e2")]);
+    let (state, effects) = apply(&state, &build_failed("e1", BuildFailure::Failed), at(5));
+    assert_eq!(names(&effects), ["publish(Execution Finished e1 failed)", "start_build(e2)"]);
+    assert_eq!(status(&state, "e2"), Status::Running(Stage::Build));
+}
+
+#[test]
+fn only_the_most_recently_finished_runs_are_kept_in_the_state() {
+    let mut events = Vec::new();
+    for n in 0..(RETAINED_FINISHED + 3) {
+        let e = format!("e{n}");
+        events.extend([push(&e), build_failed(&e, BuildFailure::Failed)]);
+    }
+    let state = given(&events);
+    assert_eq!(state.executions.len(), RETAINED_FINISHED);
+    assert_eq!(state.executions.first().map(|e| e.id.0.as_str()), Some("e3"));
+    assert_eq!(state.next_seq, (RETAINED_FINISHED + 3) as u64 + 1);
+}
+
+// --- Duplicates and out-of-order events, stage by stage -----------------------------------------------------------
+
+/// Where an execution `e1` can be, by the events that took it there.
+fn stages() -> Vec<(&'static str, Vec<Event>)> {
+    vec![
+        ("waiting for build", vec![push("e0"), push("e1")]),
+        ("building", vec![push("e1"), build_started("e1")]),
+        ("awaiting approval", vec![push("e1"), build_started("e1"), build_succeeded("e1")]),
+        ("deploying", vec![push("e1"), build_succeeded("e1"), approved("e1"), deployment_started("e1")]),
+        (
+            "succeeded",
+            vec![push("e1"), build_succeeded("e1"), approved("e1"), deployment_started("e1"), deployed("e1")],
+        ),
+        ("rejected", vec![push("e1"), build_succeeded("e1"), decided("e1", ApprovalDecision::Rejected)]),
+    ]
+}
+
+#[derive(Debug, PartialEq)]
+enum Expect {
+    Applied,
+    Ignored(IgnoreReason),
+    Refused,
+}
+
+#[test]
+fn every_stage_answers_every_event_as_the_table_says() {
+    use Expect::{Applied, Ignored, Refused};
+    use IgnoreReason::{AlreadyFinished, AlreadyPastStage, DuplicateEvent};
+    // Rows: the event. Columns: the stages of `stages()`, in order.
+    let table: Vec<(Event, [Expect; 6])> = vec![
+        (
+            push("e1"),
+            [
+                Ignored(DuplicateEvent),
+                Ignored(DuplicateEvent),
+                Ignored(DuplicateEvent),
+                Ignored(DuplicateEvent),
+                Ignored(DuplicateEvent),
+                Ignored(DuplicateEvent),
+            ],
+        ),
+        (
+            build_started("e1"),
+            [
+                Refused,
+                Ignored(DuplicateEvent),
+                Ignored(AlreadyPastStage),
+                Ignored(AlreadyPastStage),
+                Ignored(AlreadyFinished),
+                Ignored(AlreadyFinished),
+            ],
+        ),
+        (
+            build_succeeded("e1"),
+            [
+                Refused,
+                Applied,
+                Ignored(AlreadyPastStage),
+                Ignored(AlreadyPastStage),
+                Ignored(AlreadyFinished),
+                Ignored(AlreadyFinished),
+            ],
+        ),
+        (
+            build_failed("e1", BuildFailure::Failed),
+            [
+                Refused,
+                Applied,
+                Ignored(AlreadyPastStage),
+                Ignored(AlreadyPastStage),
+                Ignored(AlreadyFinished),
+                Ignored(AlreadyFinished),
+            ],
+        ),
+        (approved("e1"), [Refused, Refused, Applied, Ignored(DuplicateEvent), Ignored(DuplicateEvent), Refused]),
+        (
+            decided("e1", ApprovalDecision::Rejected),
+            [Refused, Refused, Applied, Refused, Refused, Ignored(DuplicateEvent)],
+        ),
+        (
+            deployment_started("e1"),
+            [Refused, Refused, Refused, Ignored(DuplicateEvent), Ignored(AlreadyFinished), Refused],
+        ),
+        (deployed("e1"), [Refused, Refused, Refused, Applied, Ignored(AlreadyFinished), Refused]),
+        (deploy_failed("e1", true), [Refused, Refused, Refused, Applied, Ignored(AlreadyFinished), Refused]),
+        (hook("e1", "h9", true), [Refused, Refused, Refused, Applied, Applied, Refused]),
+    ];
+    for (event, row) in &table {
+        for ((stage, events), expected) in stages().iter().zip(row) {
+            // GIVEN e1 at `stage`, WHEN `event` arrives, THEN the decision is as the table says
+            let state = given(events);
+            let result = transition(&state, event, at(30));
+            let got = match &result {
+                Ok(Decision::Apply { .. }) => Applied,
+                Ok(Decision::Ignore(reason)) => Ignored(*reason),
+                Err(_) => Refused,
+            };
+            assert_eq!(&got, expected, "{} at {stage}: {result:?}", event.name());
+        }
+    }
+}
+
+#[test]
+fn an_event_applied_twice_has_its_effects_once() {
+    // Each (history, event) pair: applying the event gives effects, applying it again gives none and no change.
+    let cases: Vec<(Vec<Event>, Event)> = vec![
+        (vec![], push("e1")),
+        (vec![push("e1")], build_succeeded("e1")),
+        (vec![push("e1"), build_succeeded("e1")], approved("e1")),
+        (vec![push("e1"), build_succeeded("e1")], decided("e1", ApprovalDecision::Rejected)),
+        (vec![push("e1"), build_succeeded("e1"), approved("e1")], hook("e1", "h1", true)),
+        (vec![push("e1"), build_succeeded("e1"), approved("e1")], deployed("e1")),
+        (vec![push("e1"), build_succeeded("e1"), approved("e1")], deploy_failed("e1", false)),
+        (vec![push("e1")], build_failed("e1", BuildFailure::TimedOut)),
+    ];
+    for (history, event) in cases {
+        let state = given(&history);
+        let (state, effects) = apply(&state, &event, at(20));
+        assert!(!effects.is_empty(), "{} had no effect", event.name());
+        let again = transition(&state, &event, at(21));
+        assert!(matches!(again, Ok(Decision::Ignore(_))), "{} applied twice: {again:?}", event.name());
+    }
+}
+
+#[test]
+fn a_refused_or_ignored_event_leaves_the_state_as_it_was() {
+    let state = given(&[push("e1"), build_started("e1")]);
+    let before = state.clone();
+    let _ = transition(&state, &approved("e1"), at(5));
+    let _ = transition(&state, &build_started("e1"), at(5));
+    assert_eq!(state, before);
+}
+
+#[test]
+fn the_state_survives_a_json_round_trip() {
+    let state = given(&[push("e1"), build_succeeded("e1"), push("e2"), approved("e1"), hook("e1", "h1", true)]);
+    let json = serde_json::to_string(&state).expect("serializes");
+    let back: PipelineState = serde_json::from_str(&json).expect("parses");
+    assert_eq!(back, state);
+}

@@ -1,0 +1,229 @@
+//! The state of one pipeline: its recent executions, each with its status and the facts each stage produced.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::definitions::{Approval, Build, DeployTarget, ExecutionMode, Pipeline};
+
+/// The id of one execution (one run of a pipeline for one commit). Callers mint it; the machine never does.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ExecutionId(pub String);
+
+impl fmt::Display for ExecutionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for ExecutionId {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+/// The stages an execution passes through after its source is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Build,
+    Approval,
+    Deploy,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Build => "build",
+            Stage::Approval => "approval",
+            Stage::Deploy => "deploy",
+        })
+    }
+}
+
+/// Where an execution is. `Waiting` means the stage is held by another execution of the same pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "status", content = "stage", rename_all = "snake_case")]
+pub enum Status {
+    Waiting(Stage),
+    Running(Stage),
+    Succeeded,
+    Failed,
+    Rejected,
+    Superseded,
+    RolledBack,
+    TimedOut,
+}
+
+impl Status {
+    /// True once the execution can no longer move.
+    pub fn is_finished(self) -> bool {
+        !matches!(self, Status::Waiting(_) | Status::Running(_))
+    }
+
+    /// A short lowercase name, the one used in published events and in DynamoDB.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Waiting(_) => "waiting",
+            Status::Running(_) => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Rejected => "rejected",
+            Status::Superseded => "superseded",
+            Status::RolledBack => "rolled_back",
+            Status::TimedOut => "timed_out",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Waiting(stage) => write!(f, "waiting for {stage}"),
+            Status::Running(stage) => write!(f, "running {stage}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// What the pipeline definition said when the execution started. A run keeps the definition it started with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub build: Build,
+    pub approval: Option<Approval>,
+    pub deploy: DeployTarget,
+}
+
+impl From<&Pipeline> for Plan {
+    fn from(pipeline: &Pipeline) -> Self {
+        Self { build: pipeline.build.clone(), approval: pipeline.approval.clone(), deploy: pipeline.deploy.clone() }
+    }
+}
+
+/// What the push said: the facts of the source stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFacts {
+    pub repository: String,
+    pub commit: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub pusher: String,
+    pub delivery_id: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub compare_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildFacts {
+    pub project: String,
+    pub build_id: Option<String>,
+    /// The last build phase CodeBuild reported (e.g. `BUILD`, `POST_BUILD`).
+    pub phase: Option<String>,
+    pub image_uri: Option<String>,
+    /// Where the build's artifacts are (an `s3://bucket/key` URI).
+    pub artifacts: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalDecision {
+    Approved,
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalFacts {
+    pub topic_arn: String,
+    pub requested_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub decision: Option<ApprovalDecision>,
+    pub approver: Option<String>,
+    pub comment: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookResult {
+    pub lifecycle_event: String,
+    pub hook_execution_id: String,
+    pub passed: bool,
+    pub detail: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployFacts {
+    /// `blue_green` or `rolling`.
+    pub strategy: String,
+    pub deployment_id: Option<String>,
+    pub hooks: Vec<HookResult>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One run of a pipeline for one commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    pub id: ExecutionId,
+    pub pipeline: String,
+    /// Order of arrival within the pipeline: 1, 2, 3, ...
+    pub seq: u64,
+    #[serde(flatten)]
+    pub status: Status,
+    pub source: SourceFacts,
+    pub plan: Plan,
+    pub build: Option<BuildFacts>,
+    pub approval: Option<ApprovalFacts>,
+    pub deploy: Option<DeployFacts>,
+    /// Why the execution ended the way it did (for every outcome but success).
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When the execution started waiting for the stage it waits for.
+    pub waiting_since: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Everything the machine needs to decide about one pipeline: its unfinished executions and the few that finished
+/// last (so that late duplicates of their events are recognised). Stored as one versioned item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineState {
+    pub pipeline: String,
+    pub mode: ExecutionMode,
+    /// The `seq` the next execution gets.
+    pub next_seq: u64,
+    /// Oldest first.
+    pub executions: Vec<Execution>,
+}
+
+impl PipelineState {
+    /// The state of a pipeline that has never run.
+    pub fn new(pipeline: impl Into<String>, mode: ExecutionMode) -> Self {
+        Self { pipeline: pipeline.into(), mode, next_seq: 1, executions: Vec::new() }
+    }
+
+    pub fn execution(&self, id: &ExecutionId) -> Option<&Execution> {
+        self.executions.iter().find(|execution| &execution.id == id)
+    }
+
+    /// The execution that holds `stage`, if any.
+    pub fn holder_of(&self, stage: Stage) -> Option<&Execution> {
+        self.executions.iter().find(|execution| execution.status == Status::Running(stage))
+    }
+
+    /// Executions not yet finished, oldest first.
+    pub fn active(&self) -> impl Iterator<Item = &Execution> {
+        self.executions.iter().filter(|execution| !execution.status.is_finished())
+    }
+
+    /// How many executions wait for a stage.
+    pub fn waiting(&self) -> usize {
+        self.executions.iter().filter(|execution| matches!(execution.status, Status::Waiting(_))).count()
+    }
+}

@@ -1,6 +1,11 @@
 //! sluice's pipeline crate: definitions, the pure state machine, the events it publishes, its ports and the AWS
 //! adapters behind them. Every Lambda function of sluice is a thin wrapper around a use case of this crate.
 
+pub mod adapters;
+pub mod config;
 pub mod definitions;
 pub mod events;
 pub mod pipeline;
+pub mod ports;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -1,1 +1,272 @@
-//! placeholder
+//! The integration harness: one moto_server per test binary on a free loopback port, and, per test, the sluice
+//! stack made anew in it from `template.yaml` (the table, the bus, each rule with an SQS queue as its target,
+//! and an approval topic), so that tests drive the real adapters over real HTTP and cannot drift from the template.
+
+pub mod template;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+pub use template::Template;
+
+/// The workspace's root folder.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// A moto_server process, shared by the tests of one binary.
+pub struct Moto {
+    pub endpoint: String,
+    _process: Child,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+/// The moto_server of this test binary, started on first use. It stops when the test binary exits.
+pub fn moto() -> &'static Moto {
+    MOTO.get_or_init(|| match start_moto() {
+        Ok(moto) => moto,
+        Err(error) => panic!("cannot start moto_server: {error:#}"),
+    })
+}
+
+fn moto_server_path() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("MOTO_SERVER") {
+        return Ok(PathBuf::from(path));
+    }
+    let venv = workspace_root().join(".venv/bin/moto_server");
+    if venv.exists() {
+        return Ok(venv);
+    }
+    bail!("moto_server is not installed: run `make test` (it installs moto in .venv), or set MOTO_SERVER to its path")
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn start_moto() -> Result<Moto> {
+    let server = moto_server_path()?;
+    let port = free_port()?;
+    let log_dir = workspace_root().join("target");
+    std::fs::create_dir_all(&log_dir)?;
+    let log = std::fs::File::create(log_dir.join(format!("moto-{port}.log")))?;
+    // A watchdog shell: moto_server stops when this test process is gone, however it ends.
+    let script = format!(
+        "\"$0\" -H 127.0.0.1 -p {port} & m=$!; trap 'kill $m 2>/dev/null; exit 0' INT TERM EXIT; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.3; done",
+        parent = std::process::id()
+    );
+    let process = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(&server)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("spawning {}", server.display()))?;
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline {
+            bail!("moto_server did not listen on {address} within 30 s; see target/moto-{port}.log");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Moto { endpoint: format!("http://{address}"), _process: process })
+}
+
+/// An SDK configuration that speaks to moto, as `AWS_ENDPOINT_URL` would make it, with one attempt per call so
+/// that a failure shows at once.
+pub async fn aws_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "moto"))
+        .endpoint_url(endpoint)
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .load()
+        .await
+}
+
+/// A name no other test in this run has.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The sluice stack, made in moto for one test.
+pub struct Stack {
+    pub config: SdkConfig,
+    pub table: String,
+    pub bus: String,
+    /// Stands in for the account's default bus, where AWS's own events (CodeBuild, CodeDeploy, ECS) arrive: one per
+    /// test, so that one test's AWS events never reach another's rules.
+    pub default_bus: String,
+    /// The SQS queue that receives what each rule of `template.yaml` matches, by the rule's logical id.
+    pub queues: HashMap<String, String>,
+    /// An SNS topic for approval requests, with an SQS queue subscribed (raw delivery off, as email would get).
+    pub approval_topic: String,
+    pub approval_queue: String,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sns: aws_sdk_sns::Client,
+}
+
+impl Stack {
+    /// Makes the stack in this binary's moto: every resource named anew, so tests run in parallel.
+    pub async fn create() -> Result<Self> {
+        let config = aws_config(&moto().endpoint).await;
+        let template = Template::load()?;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let eventbridge = aws_sdk_eventbridge::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let sns = aws_sdk_sns::Client::new(&config);
+
+        let table = unique("sluice-table");
+        create_table(&dynamodb, &template, &table).await?;
+        let bus = unique("sluice-events");
+        eventbridge.create_event_bus().name(&bus).send().await.context("creating the event bus")?;
+
+        let default_bus = unique("default");
+        eventbridge.create_event_bus().name(&default_bus).send().await.context("creating the default bus")?;
+
+        let mut queues = HashMap::new();
+        for rule in template.rules()? {
+            let (queue_url, queue_arn) = create_queue(&sqs, &unique(&rule.logical_id)).await?;
+            let rule_name = unique(&rule.logical_id);
+            let rule_bus = if rule.on_sluice_bus { &bus } else { &default_bus };
+            eventbridge
+                .put_rule()
+                .name(&rule_name)
+                .event_bus_name(rule_bus)
+                .event_pattern(rule.event_pattern.to_string())
+                .send()
+                .await
+                .with_context(|| format!("creating rule {}", rule.logical_id))?;
+            let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build()?;
+            eventbridge
+                .put_targets()
+                .rule(&rule_name)
+                .event_bus_name(rule_bus)
+                .targets(target)
+                .send()
+                .await
+                .with_context(|| format!("targeting rule {}", rule.logical_id))?;
+            queues.insert(rule.logical_id, queue_url);
+        }
+
+        let topic = sns.create_topic().name(unique("sluice-approvals")).send().await?;
+        let approval_topic = topic.topic_arn().context("moto returned no topic ARN")?.to_owned();
+        let (approval_queue, approval_queue_arn) = create_queue(&sqs, &unique("approvals")).await?;
+        sns.subscribe()
+            .topic_arn(&approval_topic)
+            .protocol("sqs")
+            .endpoint(approval_queue_arn)
+            .send()
+            .await
+            .context("subscribing the approval queue")?;
+
+        Ok(Self {
+            config,
+            table,
+            bus,
+            default_bus,
+            queues,
+            approval_topic,
+            approval_queue,
+            dynamodb,
+            eventbridge,
+            sqs,
+            sns,
+        })
+    }
+
+    /// The queue behind the rule `logical_id` of `template.yaml`.
+    pub fn queue(&self, logical_id: &str) -> Result<&str> {
+        self.queues.get(logical_id).map(String::as_str).ok_or_else(|| anyhow!("template.yaml has no rule {logical_id}"))
+    }
+
+    /// Every message body that arrives on `queue_url` within `wait`, stopping early once `expected` have come.
+    pub async fn receive(&self, queue_url: &str, expected: usize, wait: Duration) -> Result<Vec<serde_json::Value>> {
+        let deadline = Instant::now() + wait;
+        let mut bodies = Vec::new();
+        while bodies.len() < expected && Instant::now() < deadline {
+            let output = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await?;
+            for message in output.messages() {
+                let body = message.body().context("a message without a body")?;
+                bodies.push(serde_json::from_str(body).with_context(|| format!("message is not JSON: {body}"))?);
+                if let Some(handle) = message.receipt_handle() {
+                    self.sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await?;
+                }
+            }
+        }
+        Ok(bodies)
+    }
+}
+
+async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String)> {
+    let queue = sqs.create_queue().queue_name(name).send().await.with_context(|| format!("creating queue {name}"))?;
+    let url = queue.queue_url().context("moto returned no queue URL")?.to_owned();
+    let attributes =
+        sqs.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::QueueArn).send().await?;
+    let arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .context("moto returned no queue ARN")?
+        .clone();
+    Ok((url, arn))
+}
+
+/// Creates `name` with the keys, attributes and indexes of the template's `PipelineTable`.
+async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, template: &Template, name: &str) -> Result<()> {
+    let table = template.table("PipelineTable")?;
+    let key = |(attribute, kind): &(String, String)| -> Result<KeySchemaElement> {
+        Ok(KeySchemaElement::builder().attribute_name(attribute).key_type(KeyType::from(kind.as_str())).build()?)
+    };
+    let mut create = dynamodb.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
+    for (attribute, kind) in &table.attributes {
+        create = create.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attribute)
+                .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                .build()?,
+        );
+    }
+    for element in &table.key_schema {
+        create = create.key_schema(key(element)?);
+    }
+    for (index, schema) in &table.indexes {
+        let mut gsi = GlobalSecondaryIndex::builder()
+            .index_name(index)
+            .projection(Projection::builder().projection_type(ProjectionType::All).build());
+        for element in schema {
+            gsi = gsi.key_schema(key(element)?);
+        }
+        create = create.global_secondary_indexes(gsi.build()?);
+    }
+    create.send().await.with_context(|| format!("creating table {name}"))?;
+    Ok(())
+}

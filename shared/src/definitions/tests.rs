@@ -1,1 +1,201 @@
+//! Definitions: the example file loads, defaults apply, and every kind of mistake points at its line.
 
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../infra/pipelines.example.toml");
+
+fn errors(text: &str) -> Vec<String> {
+    match Definitions::parse("pipelines.toml", text) {
+        Ok(_) => panic!("expected errors, the file loaded"),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const MINIMAL: &str = r#"
+[pipelines.api]
+source = { repository = "acme/api" }
+build = { project = "api-build" }
+deploy = { strategy = "rolling", cluster = "internal", service = "api" }
+"#;
+
+#[test]
+fn the_example_file_loads_with_both_deploy_strategies() {
+    let definitions = Definitions::parse("pipelines.example.toml", EXAMPLE).expect("the example is valid");
+    assert_eq!(definitions.len(), 2);
+    let web = definitions.get("web").expect("web");
+    assert_eq!(web.mode, ExecutionMode::Superseded);
+    assert_eq!(web.approval.as_ref().map(|a| a.timeout_secs), Some(2 * 24 * 3600));
+    let DeployTarget::BlueGreen(target) = &web.deploy else { panic!("web is blue/green") };
+    assert_eq!(target.deployment_config, "CodeDeployDefault.ECSCanary10Percent5Minutes");
+    assert_eq!(target.checks[0].hook, "AfterAllowTestTraffic");
+    assert_eq!(target.checks[0].timeout_secs, 10);
+    let api = definitions.get("api").expect("api");
+    assert_eq!(api.mode, ExecutionMode::Queued);
+    assert!(matches!(&api.deploy, DeployTarget::Rolling(r) if r.circuit_breaker.rollback && r.maximum_percent == 200));
+}
+
+#[test]
+fn defaults_fill_what_a_pipeline_leaves_out() {
+    let definitions = Definitions::parse("p.toml", MINIMAL).expect("valid");
+    let api = definitions.get("api").expect("api");
+    assert_eq!(api.mode, ExecutionMode::Superseded);
+    assert!(api.approval.is_none());
+    let DeployTarget::Rolling(rolling) = &api.deploy else { panic!("rolling") };
+    assert_eq!((rolling.minimum_healthy_percent, rolling.maximum_percent), (100, 200));
+    assert_eq!(rolling.circuit_breaker, CircuitBreaker { enable: true, rollback: true });
+    let with_approval = format!("{MINIMAL}approval = {{ topic = \"arn:aws:sns:us-east-1:123456789012:t\" }}\n");
+    let definitions = Definitions::parse("p.toml", &with_approval).expect("valid");
+    let approval = definitions.get("api").and_then(|p| p.approval.clone()).expect("approval");
+    assert_eq!(approval.timeout_secs, 7 * 24 * 3600);
+}
+
+#[test]
+fn a_syntax_error_names_the_line_and_column() {
+    let text = "[pipelines.web]\nsource = { repository = \"acme/web\" \n";
+    let errors = errors(text);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].starts_with("pipelines.toml:2:"), "{errors:?}");
+}
+
+#[test]
+fn an_unknown_field_names_the_pipeline_the_field_and_the_line() {
+    let text = MINIMAL.replace("build = {", "biuld = { project = \"x\" }\nbuild = {");
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("pipelines.toml:4:1: pipeline `api`, field `biuld`: unknown field `biuld`"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_missing_field_names_the_pipeline() {
+    let text = "[pipelines.api]\nsource = { repository = \"acme/api\" }\ndeploy = { strategy = \"rolling\", cluster = \"c\", service = \"s\" }\n";
+    let errors = errors(text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("pipeline `api`"), "{errors:?}");
+    assert!(errors[0].contains("missing field `build`"), "{errors:?}");
+}
+
+#[test]
+fn every_invalid_value_is_reported_at_once_each_at_its_line() {
+    let text = r#"[pipelines.web]
+mode = "parallel"
+
+[pipelines.web.source]
+repository = "not-a-repo"
+branches = { include = ["release/[unclosed"] }
+
+[pipelines.web.build]
+project = "-bad"
+environment = { CODEBUILD_X = "1" }
+
+[pipelines.web.approval]
+topic = "arn:aws:sqs:eu-west-1:123456789012:q"
+timeout = "90d"
+
+[pipelines.web.deploy]
+strategy = "blue_green"
+cluster = "prod"
+service = "web"
+maximum_percent = 150
+
+[[pipelines.web.deploy.checks]]
+hook = "AfterRollout"
+url = "ftp://x"
+expect_status = 700
+timeout = "soon"
+"#;
+    let errors = errors(text);
+    let expected = [
+        "pipelines.toml:2:8: pipeline `web`, field `mode`: must be \"superseded\" or \"queued\"",
+        "pipelines.toml:5:14: pipeline `web`, field `source.repository`: must look like owner/name",
+        "pipelines.toml:6:25: pipeline `web`, field `source.branches.include`: invalid glob",
+        "pipelines.toml:9:11: pipeline `web`, field `build.project`: must be a CodeBuild project name",
+        "pipelines.toml:10:17: pipeline `web`, field `build.environment.CODEBUILD_X`: names starting with CODEBUILD_",
+        "pipelines.toml:13:9: pipeline `web`, field `approval.topic`: must be an SNS topic ARN",
+        "pipelines.toml:14:11: pipeline `web`, field `approval.timeout`: must be between 5m and 60d",
+        "pipelines.toml:17:12: pipeline `web`, field `deploy.application`: is required",
+        "pipelines.toml:17:12: pipeline `web`, field `deploy.deployment_group`: is required",
+        "pipelines.toml:20:19: pipeline `web`, field `deploy.maximum_percent`: only applies to strategy = \"rolling\"",
+        "pipelines.toml:23:8: pipeline `web`, field `deploy.checks[0].hook`: must be one of BeforeInstall",
+        "pipelines.toml:24:7: pipeline `web`, field `deploy.checks[0].url`: must be an http:// or https:// URL",
+        "pipelines.toml:25:17: pipeline `web`, field `deploy.checks[0].expect_status`: must be an HTTP status",
+        "pipelines.toml:26:11: pipeline `web`, field `deploy.checks[0].timeout`: must be a duration",
+    ];
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+    for (error, expected) in errors.iter().zip(expected) {
+        assert!(error.starts_with(expected), "{error}\n  should start with\n{expected}");
+    }
+}
+
+#[test]
+fn an_empty_file_says_to_define_a_pipeline() {
+    assert_eq!(
+        errors(""),
+        ["pipelines.toml:1:1: field `pipelines`: no pipeline is defined: add a [pipelines.<name>] table"]
+    );
+}
+
+#[test]
+fn a_rolling_update_that_cannot_replace_a_task_is_refused() {
+    let text = MINIMAL.replace("service = \"api\" }", "service = \"api\", maximum_percent = 100 }");
+    let errors = errors(&text);
+    assert!(errors[0].contains("field `deploy.maximum_percent`: with minimum_healthy_percent = 100"), "{errors:?}");
+}
+
+#[test]
+fn branch_filters_follow_git_style_globs() {
+    let filter = GlobFilter::new(vec!["main".into(), "release/*".into()], vec!["release/old".into()]).expect("valid");
+    assert!(filter.accepts("main"));
+    assert!(filter.accepts("release/1.2"));
+    assert!(!filter.accepts("release/1.2/hotfix"), "* stays within one segment");
+    assert!(!filter.accepts("release/old"), "exclude wins");
+    assert!(!filter.accepts("feature/x"));
+}
+
+#[test]
+fn without_branch_or_tag_filters_only_the_default_branch_triggers() {
+    let definitions = Definitions::parse("p.toml", MINIMAL).expect("valid");
+    let source = &definitions.get("api").expect("api").source;
+    assert!(source.accepts_ref("refs/heads/trunk", "trunk"));
+    assert!(!source.accepts_ref("refs/heads/feature", "trunk"));
+    assert!(!source.accepts_ref("refs/tags/v1.0", "trunk"));
+}
+
+#[test]
+fn tags_trigger_only_when_a_tag_filter_accepts_them() {
+    let definitions = Definitions::parse("example", EXAMPLE).expect("valid");
+    let source = &definitions.get("web").expect("web").source;
+    assert!(source.accepts_ref("refs/tags/v1.2.0", "main"));
+    assert!(!source.accepts_ref("refs/tags/v1.2.0-rc1", "main"));
+    assert!(!source.accepts_ref("refs/heads/develop", "main"));
+    assert!(!source.accepts_ref("refs/pull/1/head", "main"));
+}
+
+#[test]
+fn path_filters_need_one_changed_file_they_accept() {
+    let definitions = Definitions::parse("example", EXAMPLE).expect("valid");
+    let source = &definitions.get("web").expect("web").source;
+    assert!(source.accepts_files(["README.md", "src/app/main.rs"]));
+    assert!(!source.accepts_files(["docs/guide.md", "src/notes.md"]));
+    assert!(source.accepts_files([]), "a push that lists no files is not filtered out");
+}
+
+#[test]
+fn pipelines_are_found_by_repository_regardless_of_case() {
+    let definitions = Definitions::parse("example", EXAMPLE).expect("valid");
+    let names: Vec<&str> = definitions.for_repository("ACME/Web").map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["web"]);
+}
+
+#[test]
+fn durations_read_one_number_and_one_unit() {
+    use super::validate::parse_duration;
+    assert_eq!(parse_duration("90s"), Some(90));
+    assert_eq!(parse_duration("15m"), Some(900));
+    assert_eq!(parse_duration("7d"), Some(604_800));
+    assert_eq!(parse_duration("1.5h"), None);
+    assert_eq!(parse_duration("h"), None);
+    assert_eq!(parse_duration("99999999999999999999d"), None);
+}

@@ -385,7 +385,7 @@ impl Run {
         let (now, execution) = (self.now, &mut self.state.executions[i]);
         execution.updated_at = now;
         let project = execution.plan.build.project.clone();
-        execution.build.get_or_insert_with(|| BuildFacts {
+        execution.build.get_or_insert(BuildFacts {
             project,
             build_id: None,
             phase: None,
@@ -400,7 +400,7 @@ impl Run {
         let (now, execution) = (self.now, &mut self.state.executions[i]);
         execution.updated_at = now;
         let topic_arn = execution.plan.approval.as_ref().map(|approval| approval.topic_arn.clone()).unwrap_or_default();
-        execution.approval.get_or_insert_with(|| ApprovalFacts {
+        execution.approval.get_or_insert(ApprovalFacts {
             topic_arn,
             requested_at: now,
             expires_at: now,

@@ -1,0 +1,39 @@
+# sluice: `make test` runs every check and test; `make demo` runs a pipeline locally. Both set themselves up.
+
+SHELL := /bin/bash
+VENV := .venv
+PYTHON ?= python3
+TOOLS := $(VENV)/.installed-$(shell sha1sum tests/requirements.txt | cut -c1-12)
+
+# Local runs never ask an EC2 metadata service for credentials.
+export AWS_EC2_METADATA_DISABLED := true
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: test demo lint check build check-pipelines clean
+
+## test: format, lints, template lint, then every unit and integration test (moto_server on loopback).
+test: $(TOOLS) lint
+	MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server cargo test --workspace --all-targets
+
+## demo: a pipeline run against a local AWS (moto_server): state in DynamoDB, events through EventBridge rules.
+demo: $(TOOLS)
+	MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server cargo run --quiet -p sluice-integration --bin demo
+
+lint: $(TOOLS)
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/cfn-lint template.yaml
+
+## check-pipelines FILE=pipelines.toml: validate a definitions file; every error names pipeline, field and line.
+check-pipelines:
+	cargo run --quiet -p sluice-integration --bin check-pipelines -- $(or $(FILE),infra/pipelines.example.toml)
+
+$(TOOLS): tests/requirements.txt
+	test -x $(VENV)/bin/pip || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+clean:
+	cargo clean
+	rm -rf $(VENV)

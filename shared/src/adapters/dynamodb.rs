@@ -1,0 +1,290 @@
+//! `PipelineStore` on one DynamoDB table.
+//!
+//! Items (partition key `PK`, sort key `SK`, both strings):
+//! - `PIPELINE#<name>` / `STATE`: the pipeline's state as JSON in `state`, its `version` (number) guarding every
+//!   write with a condition (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html>);
+//! - `EXECUTION#<id>` / `EXECUTION`: each execution as JSON in `body`, with `pipeline` and `seq` for the `history`
+//!   index (newest first) and `status`;
+//! - `RECEIPT#<key>` / `RECEIPT`: an input already handled, written with `attribute_not_exists(PK)`, its `answer`,
+//!   and `expires_at` (epoch seconds) for the table's TTL.
+//!
+//! A save is one TransactWriteItems (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>):
+//! the state, its executions and the receipt land together or not at all.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use chrono::{DateTime, Utc};
+use tracing::instrument;
+
+use crate::pipeline::{Execution, ExecutionId, PipelineState};
+use crate::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version};
+
+/// The name of the index that lists a pipeline's executions by `seq`.
+pub const HISTORY_INDEX: &str = "history";
+/// How long a receipt is kept before the table's TTL may remove it. GitHub redelivers for days, not months.
+const RECEIPT_TTL_DAYS: i64 = 30;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The pipeline store on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn put(
+        &self,
+        item: Item,
+        condition: Option<(&str, Vec<(&str, AttributeValue)>)>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some((expression, values)) = condition {
+            put = put.condition_expression(expression);
+            for (name, value) in values {
+                put = put.expression_attribute_values(name, value);
+            }
+        }
+        let put = put.build().map_err(|error| StoreError::Refused { source: Box::new(error) })?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", AttributeValue::S(pk))
+            .key("SK", AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(output.item)
+    }
+}
+
+fn pipeline_key(pipeline: &str) -> String {
+    format!("PIPELINE#{pipeline}")
+}
+
+fn execution_key(id: &ExecutionId) -> String {
+    format!("EXECUTION#{id}")
+}
+
+fn receipt_key(key: &ReceiptKey) -> String {
+    format!("RECEIPT#{key}")
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn text<'a>(item: &'a Item, name: &'static str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value),
+        _ => Err(corrupt(name, format!("attribute {name} is missing or not a string"))),
+    }
+}
+
+fn number(item: &Item, name: &'static str) -> Result<u64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => {
+            value.parse().map_err(|_| corrupt(name, format!("attribute {name} is not a whole number")))
+        }
+        _ => Err(corrupt(name, format!("attribute {name} is missing or not a number"))),
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(item: &Item, name: &'static str, what: &'static str) -> Result<T, StoreError> {
+    serde_json::from_str(text(item, name)?).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+fn to_json(value: &impl serde::Serialize, what: &'static str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+fn corrupt(what: &'static str, message: String) -> StoreError {
+    use serde::de::Error as _;
+    StoreError::Corrupt { what, source: serde_json::Error::custom(message) }
+}
+
+/// Throttling and server-side faults can pass; anything else is a refusal that retrying will not change.
+fn backend<E, R>(error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let transient = match &error {
+        SdkError::ServiceError(service) => matches!(
+            service.err().code(),
+            Some(
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "TransactionInProgressException"
+            )
+        ),
+        SdkError::ConstructionFailure(_) => false,
+        _ => true,
+    };
+    let source = Box::new(error);
+    if transient { StoreError::Unavailable { source } } else { StoreError::Refused { source } }
+}
+
+fn execution_item(execution: &Execution) -> Result<Item, StoreError> {
+    Ok(HashMap::from([
+        ("PK".to_owned(), s(execution_key(&execution.id))),
+        ("SK".to_owned(), s("EXECUTION")),
+        ("pipeline".to_owned(), s(&execution.pipeline)),
+        ("seq".to_owned(), n(execution.seq)),
+        ("status".to_owned(), s(execution.status.name())),
+        ("updated_at".to_owned(), s(execution.updated_at.to_rfc3339())),
+        ("body".to_owned(), s(to_json(execution, "execution")?)),
+    ]))
+}
+
+fn receipt_item(receipt: &Receipt) -> Result<Item, StoreError> {
+    let expires_at = receipt.recorded_at + chrono::TimeDelta::days(RECEIPT_TTL_DAYS);
+    Ok(HashMap::from([
+        ("PK".to_owned(), s(receipt_key(&receipt.key))),
+        ("SK".to_owned(), s("RECEIPT")),
+        ("answer".to_owned(), s(to_json(&receipt.answer, "receipt")?)),
+        ("recorded_at".to_owned(), s(receipt.recorded_at.to_rfc3339())),
+        ("expires_at".to_owned(), n(expires_at.timestamp())),
+    ]))
+}
+
+const NEW_ITEM: &str = "attribute_not_exists(PK)";
+
+impl PipelineStore for DynamoDbStore {
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn load(&self, pipeline: &str) -> Result<Option<Stored<PipelineState>>, StoreError> {
+        let Some(item) = self.get(pipeline_key(pipeline), "STATE").await? else { return Ok(None) };
+        Ok(Some(Stored { value: json(&item, "state", "pipeline state")?, version: Version(number(&item, "version")?) }))
+    }
+
+    #[instrument(skip_all, fields(table = %self.table, pipeline = %state.pipeline, expected = ?expected))]
+    async fn save(
+        &self,
+        state: &PipelineState,
+        expected: Option<Version>,
+        receipt: Option<&Receipt>,
+    ) -> Result<Version, StoreError> {
+        let next = Version(expected.map_or(1, |Version(v)| v + 1));
+        let now: DateTime<Utc> = state.executions.iter().map(|e| e.updated_at).max().unwrap_or_default();
+        let state_item = HashMap::from([
+            ("PK".to_owned(), s(pipeline_key(&state.pipeline))),
+            ("SK".to_owned(), s("STATE")),
+            ("version".to_owned(), n(next.0)),
+            ("updated_at".to_owned(), s(now.to_rfc3339())),
+            ("state".to_owned(), s(to_json(state, "pipeline state")?)),
+        ]);
+        let condition = match expected {
+            None => (NEW_ITEM, vec![]),
+            Some(Version(v)) => ("version = :expected", vec![(":expected", n(v))]),
+        };
+        let mut items = vec![self.put(state_item, Some(condition))?];
+        for execution in &state.executions {
+            items.push(self.put(execution_item(execution)?, None)?);
+        }
+        if let Some(receipt) = receipt {
+            items.push(self.put(receipt_item(receipt)?, Some((NEW_ITEM, vec![])))?);
+        }
+        let count = items.len();
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match result {
+            Ok(_) => Ok(next),
+            Err(SdkError::ServiceError(service))
+                if matches!(service.err(), TransactWriteItemsError::TransactionCanceledException(_)) =>
+            {
+                let reasons: Vec<Option<String>> = match service.err() {
+                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                        cancelled.cancellation_reasons().iter().map(|r| r.code().map(str::to_owned)).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                let failed = |i: usize| reasons.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed");
+                match receipt {
+                    // DynamoDB names the failed condition; without reasons, look the receipt up.
+                    Some(receipt) if failed(count - 1) => Err(StoreError::Duplicate { key: receipt.key.clone() }),
+                    Some(receipt) if reasons.is_empty() && self.receipt(&receipt.key).await?.is_some() => {
+                        Err(StoreError::Duplicate { key: receipt.key.clone() })
+                    }
+                    _ if failed(0) || reasons.is_empty() => {
+                        Err(StoreError::Conflict { pipeline: state.pipeline.clone() })
+                    }
+                    _ => Err(backend(SdkError::ServiceError(service))),
+                }
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
+        let Some(item) = self.get(execution_key(id), "EXECUTION").await? else { return Ok(None) };
+        json(&item, "body", "execution").map(Some)
+    }
+
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn history(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(HISTORY_INDEX)
+            .key_condition_expression("#pipeline = :pipeline")
+            .expression_attribute_names("#pipeline", "pipeline")
+            .expression_attribute_values(":pipeline", s(pipeline))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX).max(1))
+            .send()
+            .await
+            .map_err(backend)?;
+        output.items().iter().take(limit).map(|item| json(item, "body", "execution")).collect()
+    }
+
+    #[instrument(skip_all, fields(table = %self.table, key = %receipt.key))]
+    async fn record_receipt(&self, receipt: &Receipt) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(receipt_item(receipt)?))
+            .condition_expression(NEW_ITEM)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::Duplicate { key: receipt.key.clone() })
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn receipt(&self, key: &ReceiptKey) -> Result<Option<Receipt>, StoreError> {
+        let Some(item) = self.get(receipt_key(key), "RECEIPT").await? else { return Ok(None) };
+        let recorded_at = DateTime::parse_from_rfc3339(text(&item, "recorded_at")?)
+            .map_err(|error| corrupt("receipt", error.to_string()))?
+            .with_timezone(&Utc);
+        Ok(Some(Receipt { key: key.clone(), answer: json(&item, "answer", "receipt")?, recorded_at }))
+    }
+}

@@ -1,0 +1,49 @@
+//! Reading a function's configuration from its environment, once, at start-up.
+//!
+//! Each function has its own typed `Config::from_env()` built from these helpers. AWS endpoints are not
+//! configuration of sluice's: aws-config honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`.
+
+/// The DynamoDB table that holds pipeline states, executions and receipts.
+pub const TABLE: &str = "SLUICE_TABLE";
+/// The EventBridge bus sluice publishes on.
+pub const EVENT_BUS: &str = "SLUICE_EVENT_BUS";
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set; set it in template.yaml (or the shell, locally)")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// The value of a variable that must be set and not empty.
+pub fn required(name: &'static str) -> Result<String, ConfigError> {
+    required_from(name, |name| std::env::var(name).ok())
+}
+
+/// As [`required`], reading from `lookup` (so that tests need not touch the process environment).
+pub fn required_from(name: &'static str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    match lookup(name) {
+        Some(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+/// The shared AWS configuration: region, credentials and endpoints from the environment, as in every AWS SDK.
+pub async fn aws() -> aws_config::SdkConfig {
+    aws_config::load_from_env().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_blank_variable_is_named_in_the_error() {
+        assert_eq!(required_from(TABLE, |_| None), Err(ConfigError::Missing("SLUICE_TABLE")));
+        assert_eq!(required_from(TABLE, |_| Some("  ".into())), Err(ConfigError::Missing("SLUICE_TABLE")));
+        assert_eq!(required_from(TABLE, |_| Some(" sluice ".into())), Ok("sluice".into()));
+        let message = ConfigError::Missing(TABLE).to_string();
+        assert!(message.contains("SLUICE_TABLE"), "{message}");
+    }
+}

@@ -1,0 +1,137 @@
+//! The ports: what the pipeline needs from the world, in the pipeline's words. Adapters in `adapters/` implement
+//! them on AWS; the in-memory twins in `testing` implement them for use-case tests. No SDK type crosses a port.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::events::SluiceEvent;
+use crate::pipeline::{Execution, ExecutionId, PipelineState};
+
+/// The version of a stored pipeline state: 1 after the first save, one more after each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Version(pub u64);
+
+/// A pipeline state as read, with the version a save must expect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored<T> {
+    pub value: T,
+    pub version: Version,
+}
+
+/// What makes an input recognisable when it is delivered again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReceiptKey(String);
+
+impl ReceiptKey {
+    /// A GitHub webhook delivery (`X-GitHub-Delivery`), as applied to one pipeline.
+    pub fn delivery(delivery_id: &str, pipeline: &str) -> Self {
+        Self(format!("delivery#{delivery_id}#{pipeline}"))
+    }
+
+    /// An EventBridge event (its `id`).
+    pub fn event(event_id: &str) -> Self {
+        Self(format!("event#{event_id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ReceiptKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The record that an input was handled, with the answer given, so a redelivery gets the same answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub key: ReceiptKey,
+    pub answer: serde_json::Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A store failure. `Conflict` and `Duplicate` are answers, not faults: reload and decide again, or answer as the
+/// first delivery did.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("pipeline {pipeline} was changed by someone else since it was read; load it again and retry")]
+    Conflict { pipeline: String },
+    #[error("{key} was already handled")]
+    Duplicate { key: ReceiptKey },
+    #[error("a stored {what} could not be read; it was written by an incompatible version of sluice")]
+    Corrupt {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the pipeline store could not be reached")]
+    Unavailable {
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    #[error("the pipeline store refused the request")]
+    Refused {
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    /// Whether trying again (after reloading, for a conflict) can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. } | StoreError::Unavailable { .. })
+    }
+}
+
+/// Where pipeline states, executions and receipts are kept.
+pub trait PipelineStore: Send + Sync {
+    /// The pipeline's state and its version, or `None` if it never ran.
+    fn load(&self, pipeline: &str) -> impl Future<Output = Result<Option<Stored<PipelineState>>, StoreError>> + Send;
+
+    /// Saves `state` if the stored version is still `expected` (`None`: nothing stored yet), together with every
+    /// execution it holds and, if given, the receipt of the input that caused the change: all or nothing.
+    /// Fails with `Conflict` if the version moved, `Duplicate` if the receipt exists.
+    fn save(
+        &self,
+        state: &PipelineState,
+        expected: Option<Version>,
+        receipt: Option<&Receipt>,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send;
+
+    /// One execution, finished or not.
+    fn execution(&self, id: &ExecutionId) -> impl Future<Output = Result<Option<Execution>, StoreError>> + Send;
+
+    /// The pipeline's executions, newest first, at most `limit`.
+    fn history(&self, pipeline: &str, limit: usize) -> impl Future<Output = Result<Vec<Execution>, StoreError>> + Send;
+
+    /// Records a receipt on its own (for an input that changes no state); `Duplicate` if it exists.
+    fn record_receipt(&self, receipt: &Receipt) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The receipt of an input already handled.
+    fn receipt(&self, key: &ReceiptKey) -> impl Future<Output = Result<Option<Receipt>, StoreError>> + Send;
+}
+
+/// A publish failure.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("the event bus refused {failed} of {total} events (first: {code}: {message})")]
+    Rejected { failed: usize, total: usize, code: String, message: String },
+    #[error("the event bus could not be reached")]
+    Unavailable {
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+/// Where sluice announces what happened, so that the next function (and any subscriber) acts on it.
+pub trait EventPublisher: Send + Sync {
+    /// Publishes the events, in order. Either all are accepted or an error says how many were not.
+    fn publish(&self, events: &[SluiceEvent]) -> impl Future<Output = Result<(), PublishError>> + Send;
+}

@@ -1,0 +1,115 @@
+//! In-memory twins of the ports, for use-case and handler tests. They keep the same promises as the AWS adapters
+//! (versions, receipts, newest-first history), which the integration tests check against DynamoDB itself.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::events::SluiceEvent;
+use crate::pipeline::{Execution, ExecutionId, PipelineState};
+use crate::ports::{EventPublisher, PipelineStore, PublishError, Receipt, ReceiptKey, StoreError, Stored, Version};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    states: HashMap<String, Stored<PipelineState>>,
+    executions: HashMap<ExecutionId, Execution>,
+    receipts: HashMap<ReceiptKey, Receipt>,
+}
+
+/// `PipelineStore` in memory.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    tables: Mutex<Tables>,
+}
+
+impl InMemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl PipelineStore for InMemoryStore {
+    async fn load(&self, pipeline: &str) -> Result<Option<Stored<PipelineState>>, StoreError> {
+        Ok(lock(&self.tables).states.get(pipeline).cloned())
+    }
+
+    async fn save(
+        &self,
+        state: &PipelineState,
+        expected: Option<Version>,
+        receipt: Option<&Receipt>,
+    ) -> Result<Version, StoreError> {
+        let mut tables = lock(&self.tables);
+        if let Some(receipt) = receipt
+            && tables.receipts.contains_key(&receipt.key)
+        {
+            return Err(StoreError::Duplicate { key: receipt.key.clone() });
+        }
+        let current = tables.states.get(&state.pipeline).map(|stored| stored.version);
+        if current != expected {
+            return Err(StoreError::Conflict { pipeline: state.pipeline.clone() });
+        }
+        let version = Version(expected.map_or(1, |Version(v)| v + 1));
+        tables.states.insert(state.pipeline.clone(), Stored { value: state.clone(), version });
+        for execution in &state.executions {
+            tables.executions.insert(execution.id.clone(), execution.clone());
+        }
+        if let Some(receipt) = receipt {
+            tables.receipts.insert(receipt.key.clone(), receipt.clone());
+        }
+        Ok(version)
+    }
+
+    async fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
+        Ok(lock(&self.tables).executions.get(id).cloned())
+    }
+
+    async fn history(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {
+        let tables = lock(&self.tables);
+        let mut executions: Vec<Execution> =
+            tables.executions.values().filter(|execution| execution.pipeline == pipeline).cloned().collect();
+        executions.sort_by_key(|execution| std::cmp::Reverse(execution.seq));
+        executions.truncate(limit);
+        Ok(executions)
+    }
+
+    async fn record_receipt(&self, receipt: &Receipt) -> Result<(), StoreError> {
+        let mut tables = lock(&self.tables);
+        if tables.receipts.contains_key(&receipt.key) {
+            return Err(StoreError::Duplicate { key: receipt.key.clone() });
+        }
+        tables.receipts.insert(receipt.key.clone(), receipt.clone());
+        Ok(())
+    }
+
+    async fn receipt(&self, key: &ReceiptKey) -> Result<Option<Receipt>, StoreError> {
+        Ok(lock(&self.tables).receipts.get(key).cloned())
+    }
+}
+
+/// `EventPublisher` that keeps what it was given.
+#[derive(Debug, Default)]
+pub struct RecordingPublisher {
+    published: Mutex<Vec<SluiceEvent>>,
+}
+
+impl RecordingPublisher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Everything published so far, in order.
+    pub fn published(&self) -> Vec<SluiceEvent> {
+        lock(&self.published).clone()
+    }
+}
+
+impl EventPublisher for RecordingPublisher {
+    async fn publish(&self, events: &[SluiceEvent]) -> Result<(), PublishError> {
+        lock(&self.published).extend_from_slice(events);
+        Ok(())
+    }
+}

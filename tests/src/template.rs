@@ -1,0 +1,98 @@
+//! Reads `template.yaml`: the rules' event patterns and the table's schema, so tests use exactly what deploys.
+
+use anyhow::{Context, Result, anyhow};
+use serde_norway::Value;
+
+use crate::workspace_root;
+
+/// The SAM template.
+pub struct Template {
+    resources: serde_norway::Mapping,
+}
+
+/// An `AWS::Events::Rule` of the template.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub logical_id: String,
+    pub event_pattern: serde_json::Value,
+    /// True when the rule is on sluice's own bus (`EventBusName: !Ref EventBus`), false on the default bus.
+    pub on_sluice_bus: bool,
+}
+
+/// An `AWS::DynamoDB::Table` of the template: (attribute, type) pairs and (attribute, key type) schemas.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub attributes: Vec<(String, String)>,
+    pub key_schema: Vec<(String, String)>,
+    pub indexes: Vec<(String, Vec<(String, String)>)>,
+}
+
+fn string(value: &Value, what: &str) -> Result<String> {
+    value.as_str().map(str::to_owned).ok_or_else(|| anyhow!("{what} is not a string"))
+}
+
+fn pairs(list: &Value, first: &str, second: &str) -> Result<Vec<(String, String)>> {
+    list.as_sequence()
+        .ok_or_else(|| anyhow!("expected a list of {first}/{second}"))?
+        .iter()
+        .map(|entry| Ok((string(&entry[first], first)?, string(&entry[second], second)?)))
+        .collect()
+}
+
+impl Template {
+    pub fn load() -> Result<Self> {
+        let path = workspace_root().join("template.yaml");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let document: Value = serde_norway::from_str(&text).context("template.yaml is not YAML")?;
+        let resources = document["Resources"].as_mapping().context("template.yaml has no Resources")?.clone();
+        Ok(Self { resources })
+    }
+
+    fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (String, &'a Value)> + 'a {
+        self.resources
+            .iter()
+            .filter(move |(_, resource)| resource["Type"].as_str() == Some(kind))
+            .filter_map(|(id, resource)| id.as_str().map(|id| (id.to_owned(), &resource["Properties"])))
+    }
+
+    /// Every EventBridge rule, with its pattern as JSON.
+    pub fn rules(&self) -> Result<Vec<Rule>> {
+        self.of_type("AWS::Events::Rule")
+            .map(|(logical_id, properties)| {
+                let event_pattern = serde_json::to_value(&properties["EventPattern"])
+                    .with_context(|| format!("rule {logical_id} has no usable EventPattern"))?;
+                let on_sluice_bus = match &properties["EventBusName"] {
+                    Value::Null => false,
+                    Value::Tagged(tagged) => tagged.value.as_str() == Some("EventBus"),
+                    other => return Err(anyhow!("rule {logical_id}: unexpected EventBusName {other:?}")),
+                };
+                Ok(Rule { logical_id, event_pattern, on_sluice_bus })
+            })
+            .collect()
+    }
+
+    /// The table `logical_id`.
+    pub fn table(&self, logical_id: &str) -> Result<Table> {
+        let (_, properties) = self
+            .of_type("AWS::DynamoDB::Table")
+            .find(|(id, _)| id == logical_id)
+            .ok_or_else(|| anyhow!("template.yaml has no table {logical_id}"))?;
+        let indexes = match properties["GlobalSecondaryIndexes"].as_sequence() {
+            None => Vec::new(),
+            Some(list) => list
+                .iter()
+                .map(|index| {
+                    Ok((
+                        string(&index["IndexName"], "IndexName")?,
+                        pairs(&index["KeySchema"], "AttributeName", "KeyType")?,
+                    ))
+                })
+                .collect::<Result<_>>()?,
+        };
+        Ok(Table {
+            attributes: pairs(&properties["AttributeDefinitions"], "AttributeName", "AttributeType")?,
+            key_schema: pairs(&properties["KeySchema"], "AttributeName", "KeyType")?,
+            indexes,
+        })
+    }
+}

@@ -1,0 +1,213 @@
+//! `EventBridgePublisher` against EventBridge in moto: events published by sluice reach the SQS target of the rule
+//! `template.yaml` has for their detail-type, with the detail `infra/events.md` documents.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use sluice::adapters::EventBridgePublisher;
+use sluice::definitions::ExecutionMode;
+use sluice::events::SluiceEvent;
+use sluice::pipeline::{ApprovalDecision, BuildOutputs, Effect, Event, ExecutionId, PipelineState};
+use sluice::ports::{EventPublisher, PublishError};
+use sluice_integration::{Stack, workspace_root};
+
+use crate::{apply, at, push};
+
+const WAIT: Duration = Duration::from_secs(10);
+/// How long to listen for what must not come.
+const QUIET: Duration = Duration::from_secs(2);
+
+/// The detail-type -> example detail pairs of `infra/events.md` (each `## <detail-type>` heading, then a JSON block).
+fn documented_details() -> Result<BTreeMap<String, Value>> {
+    let text = std::fs::read_to_string(workspace_root().join("infra/events.md"))?;
+    let mut details = BTreeMap::new();
+    let mut heading = None;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some(title) = line.strip_prefix("## ") {
+            heading = Some(title.trim().to_owned());
+        } else if line.trim() == "```json" {
+            let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+            let name = heading.take().context("a JSON block without a heading in infra/events.md")?;
+            let value = serde_json::from_str(&block.join("\n")).with_context(|| format!("infra/events.md: {name}"))?;
+            details.insert(name, value);
+        }
+    }
+    Ok(details)
+}
+
+/// The same fields, recursively, as the documented example (values may differ; `null` stands for any value).
+fn same_shape(documented: &Value, actual: &Value, path: &str) -> Result<()> {
+    match (documented, actual) {
+        (Value::Object(doc), Value::Object(act)) => {
+            let doc_keys: Vec<&String> = doc.keys().collect();
+            let act_keys: Vec<&String> = act.keys().collect();
+            if doc_keys != act_keys {
+                bail!("{path}: documented fields {doc_keys:?}, published {act_keys:?}");
+            }
+            for (key, value) in doc {
+                same_shape(value, &act[key], &format!("{path}.{key}"))?;
+            }
+            Ok(())
+        }
+        (Value::Null, _) | (_, Value::Null) => Ok(()),
+        (Value::String(_), Value::String(_))
+        | (Value::Number(_), Value::Number(_))
+        | (Value::Bool(_), Value::Bool(_)) => Ok(()),
+        (Value::Array(doc), Value::Array(act)) => match (doc.first(), act.first()) {
+            (Some(doc), Some(act)) => same_shape(doc, act, &format!("{path}[0]")),
+            _ => Ok(()),
+        },
+        _ => bail!("{path}: documented {documented}, published {actual}"),
+    }
+}
+
+/// The events a run publishes from push to success: started, approval requested, deployment requested, finished.
+fn a_runs_events() -> Vec<SluiceEvent> {
+    let e1 = ExecutionId::from("e1");
+    let events = [
+        push("e1"),
+        Event::BuildSucceeded {
+            execution_id: e1.clone(),
+            build_id: "arn:aws:codebuild:eu-west-1:123456789012:build/web-build:1".into(),
+            outputs: BuildOutputs {
+                image_uri: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:abc".into(),
+                artifacts: Some("s3://sluice-artifacts/web/e1.zip".into()),
+            },
+        },
+        Event::ApprovalDecided {
+            execution_id: e1.clone(),
+            decision: ApprovalDecision::Approved,
+            approver: "alice@example.com".into(),
+            comment: None,
+        },
+        Event::DeploymentSucceeded { execution_id: e1, deployment_id: "d-ABCDEF123".into() },
+    ];
+    let mut state = PipelineState::new("web", ExecutionMode::Superseded);
+    let mut published = Vec::new();
+    for (minute, event) in events.iter().enumerate() {
+        let (next, effects) = apply(&state, event, at(minute as i64));
+        state = next;
+        published.extend(effects.into_iter().filter_map(|effect| match effect {
+            Effect::Publish(event) => Some(event),
+            _ => None,
+        }));
+    }
+    published
+}
+
+#[tokio::test]
+async fn each_event_of_a_run_reaches_the_rule_for_its_detail_type_with_the_documented_detail() -> Result<()> {
+    let stack = Stack::create().await?;
+    let publisher = EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone());
+    let events = a_runs_events();
+    let types: Vec<&str> = events.iter().map(SluiceEvent::detail_type).collect();
+    assert_eq!(types, ["Execution Started", "Approval Requested", "Deployment Requested", "Execution Finished"]);
+
+    publisher.publish(&events).await?;
+
+    let documented = documented_details()?;
+    for (rule, detail_type) in [
+        ("ApprovalRequestedRule", "Approval Requested"),
+        ("DeploymentRequestedRule", "Deployment Requested"),
+        ("ExecutionFinishedRule", "Execution Finished"),
+    ] {
+        let received = stack.receive(stack.queue(rule)?, 1, WAIT).await?;
+        assert_eq!(received.len(), 1, "{rule} received {received:#?}");
+        let envelope = &received[0];
+        assert_eq!(envelope["source"], "sluice");
+        assert_eq!(envelope["detail-type"], detail_type, "{rule} matched another detail-type");
+        assert_eq!(envelope["resources"][0], "sluice:pipeline/web");
+        let sent = events.iter().find(|e| e.detail_type() == detail_type).context("published")?;
+        let parsed = SluiceEvent::from_parts(detail_type, envelope["detail"].clone())?;
+        assert_eq!(&parsed, sent, "the detail reads back as the event published");
+        let example = documented.get(detail_type).with_context(|| format!("infra/events.md lacks {detail_type}"))?;
+        same_shape(example, &envelope["detail"], detail_type)?;
+    }
+    // Nothing else arrived: each rule took only its own detail-type.
+    for rule in
+        ["ApprovalRequestedRule", "DeploymentRequestedRule", "ExecutionFinishedRule", "CodeBuildStateChangeRule"]
+    {
+        let extra = stack.receive(stack.queue(rule)?, 1, QUIET).await?;
+        assert!(extra.is_empty(), "{rule} also received {extra:#?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_published_detail_type_is_documented_with_its_fields() -> Result<()> {
+    let documented = documented_details()?;
+    let events = a_runs_events();
+    for event in &events {
+        let example =
+            documented.get(event.detail_type()).with_context(|| format!("{} undocumented", event.detail_type()))?;
+        same_shape(example, &event.detail(), event.detail_type())?;
+        // The documented example itself reads as the event it documents.
+        SluiceEvent::from_parts(event.detail_type(), example.clone())?;
+    }
+    assert_eq!(documented.len(), events.len(), "infra/events.md documents an event sluice does not publish");
+    Ok(())
+}
+
+#[tokio::test]
+async fn more_events_than_one_put_events_call_takes_all_arrive() -> Result<()> {
+    let stack = Stack::create().await?;
+    let publisher = EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone());
+    let finished = a_runs_events().pop().context("a finished event")?;
+    let many: Vec<SluiceEvent> = (0..13)
+        .map(|n| {
+            let mut event = finished.clone();
+            if let SluiceEvent::ExecutionFinished(f) = &mut event {
+                f.execution_id = ExecutionId(format!("e{n}"));
+            }
+            event
+        })
+        .collect();
+
+    publisher.publish(&many).await?;
+
+    let received = stack.receive(stack.queue("ExecutionFinishedRule")?, many.len(), WAIT).await?;
+    let mut ids: Vec<String> =
+        received.iter().filter_map(|e| e["detail"]["execution_id"].as_str().map(str::to_owned)).collect();
+    ids.sort_by_key(|id| id[1..].parse::<u32>().unwrap_or(0));
+    assert_eq!(ids, (0..13).map(|n| format!("e{n}")).collect::<Vec<_>>());
+    Ok(())
+}
+
+#[tokio::test]
+async fn publishing_to_a_bus_that_does_not_exist_is_an_error_not_a_silent_loss() -> Result<()> {
+    let stack = Stack::create().await?;
+    let publisher = EventBridgePublisher::new(stack.eventbridge.clone(), "no-such-bus");
+    let result = publisher.publish(&a_runs_events()).await;
+    assert!(matches!(result, Err(PublishError::Rejected { .. } | PublishError::Unavailable { .. })), "{result:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_codebuild_state_change_on_the_default_bus_reaches_the_codebuild_rule_and_parses() -> Result<()> {
+    let stack = Stack::create().await?;
+    // AWS's documented sample event, as the aws_lambda_events crate ships it.
+    let fixture: Value =
+        serde_json::from_str(include_str!("../../../shared/tests/fixtures/example-codebuild-state-change.json"))?;
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name(&stack.default_bus)
+        .source(fixture["source"].as_str().context("source")?)
+        .detail_type(fixture["detail-type"].as_str().context("detail-type")?)
+        .detail(fixture["detail"].to_string())
+        .build();
+    let output = stack.eventbridge.put_events().entries(entry).send().await?;
+    assert_eq!(output.failed_entry_count(), 0);
+
+    let received = stack.receive(stack.queue("CodeBuildStateChangeRule")?, 1, WAIT).await?;
+    assert_eq!(received.len(), 1);
+    let event: aws_lambda_events::event::codebuild::CodeBuildEvent = serde_json::from_value(received[0].clone())?;
+    assert_eq!(event.detail.build_status.as_deref(), Some("SUCCEEDED"));
+    assert_eq!(event.detail.project_name.as_deref(), Some("my-sample-project"));
+    // sluice's own events do not reach it.
+    let finished = a_runs_events().pop().context("a finished event")?;
+    EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()).publish(&[finished]).await?;
+    assert!(stack.receive(stack.queue("CodeBuildStateChangeRule")?, 1, QUIET).await?.is_empty());
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! `DynamoDbStore` against DynamoDB in moto: the promises `PipelineStore` makes.
+
+use anyhow::Result;
+use serde_json::json;
+use sluice::adapters::DynamoDbStore;
+use sluice::definitions::ExecutionMode;
+use sluice::pipeline::{BuildFailure, Event, ExecutionId, PipelineState, RETAINED_FINISHED, Status};
+use sluice::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Version};
+use sluice_integration::Stack;
+
+use crate::{apply, at, push};
+
+async fn store() -> Result<(Stack, DynamoDbStore)> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    Ok((stack, store))
+}
+
+fn fresh() -> PipelineState {
+    PipelineState::new("web", ExecutionMode::Superseded)
+}
+
+fn receipt(key: ReceiptKey, answer: serde_json::Value) -> Receipt {
+    Receipt { key, answer, recorded_at: at(0) }
+}
+
+#[tokio::test]
+async fn a_saved_pipeline_loads_back_as_it_was_with_its_version() -> Result<()> {
+    let (_stack, store) = store().await?;
+    let (state, _) = apply(&fresh(), &push("e1"), at(0));
+
+    let version = store.save(&state, None, None).await?;
+
+    assert_eq!(version, Version(1));
+    let loaded = store.load("web").await?.expect("the pipeline is stored");
+    assert_eq!(loaded.value, state);
+    assert_eq!(loaded.version, Version(1));
+    let execution = store.execution(&ExecutionId::from("e1")).await?.expect("the execution is stored");
+    assert_eq!(execution.status, Status::Running(sluice::pipeline::Stage::Build));
+    assert_eq!(execution.plan, crate::web_plan());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_pipeline_or_execution_never_stored_is_none() -> Result<()> {
+    let (_stack, store) = store().await?;
+    assert!(store.load("never-ran").await?.is_none());
+    assert!(store.execution(&ExecutionId::from("nope")).await?.is_none());
+    assert!(store.history("never-ran", 10).await?.is_empty());
+    assert!(store.receipt(&ReceiptKey::event("nope")).await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_write_based_on_a_stale_read_is_refused_as_a_conflict_and_changes_nothing() -> Result<()> {
+    let (_stack, store) = store().await?;
+    let (first, _) = apply(&fresh(), &push("e1"), at(0));
+    store.save(&first, None, None).await?;
+    // Two functions read version 1 ...
+    let read_by_a = store.load("web").await?.expect("stored");
+    let read_by_b = read_by_a.clone();
+    // ... A writes first ...
+    let (by_a, _) = apply(&read_by_a.value, &push("e2"), at(1));
+    assert_eq!(store.save(&by_a, Some(read_by_a.version), None).await?, Version(2));
+    // ... so B's write, based on version 1, is refused.
+    let (by_b, _) = apply(&read_by_b.value, &push("e3"), at(2));
+    let refused = store.save(&by_b, Some(read_by_b.version), None).await;
+
+    assert!(matches!(refused, Err(StoreError::Conflict { ref pipeline }) if pipeline == "web"), "{refused:?}");
+    assert!(refused.as_ref().err().is_some_and(StoreError::is_retryable));
+    let stored = store.load("web").await?.expect("stored");
+    assert_eq!((stored.value, stored.version), (by_a, Version(2)));
+    assert!(store.execution(&ExecutionId::from("e3")).await?.is_none(), "nothing of B's write landed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn creating_a_pipeline_state_that_already_exists_is_a_conflict() -> Result<()> {
+    let (_stack, store) = store().await?;
+    let (state, _) = apply(&fresh(), &push("e1"), at(0));
+    store.save(&state, None, None).await?;
+    let again = store.save(&state, None, None).await;
+    assert!(matches!(again, Err(StoreError::Conflict { .. })), "{again:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn of_two_concurrent_writers_exactly_one_wins() -> Result<()> {
+    let (_stack, store) = store().await?;
+    let (state, _) = apply(&fresh(), &push("e1"), at(0));
+    let version = store.save(&state, None, None).await?;
+    let (a, _) = apply(&state, &push("e2"), at(1));
+    let (b, _) = apply(&state, &push("e3"), at(1));
+
+    let (ra, rb) = tokio::join!(store.save(&a, Some(version), None), store.save(&b, Some(version), None));
+
+    let wins = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+    let conflicts = [&ra, &rb].iter().filter(|r| matches!(r, Err(StoreError::Conflict { .. }))).count();
+    assert_eq!((wins, conflicts), (1, 1), "{ra:?} {rb:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_redelivered_webhook_is_detected_and_its_state_change_does_not_land() -> Result<()> {
+    let (_stack, store) = store().await?;
+    let key = ReceiptKey::delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958", "web");
+    let (state, _) = apply(&fresh(), &push("e1"), at(0));
+    store.save(&state, None, Some(&receipt(key.clone(), json!({"executions": ["e1"]})))).await?;
+
+    // The same delivery again, which a careless handler would turn into a second execution.
+    let (again, _) = apply(&state, &push("e2"), at(1));
+    let duplicate =
+        store.save(&again, Some(Version(1)), Some(&receipt(key.clone(), json!({"executions": ["e2"]})))).await;
+
+    assert!(matches!(duplicate, Err(StoreError::Duplicate { key: ref k }) if *k == key), "{duplicate:?}");
+    let stored = store.load("web").await?.expect("stored");
+    assert_eq!((stored.value, stored.version), (state, Version(1)), "the duplicate changed nothing");
+    let first = store.receipt(&key).await?.expect("the receipt is kept");
+    assert_eq!(first.answer, json!({"executions": ["e1"]}), "the first answer is what a redelivery gets");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_eventbridge_event_seen_twice_is_detected() -> Result<()> {
+    let (_stack, store) = store().await?;
+    let key = ReceiptKey::event("c030038d-8c4d-6141-9545-00ff7b7153EX");
+    store.record_receipt(&receipt(key.clone(), json!("applied"))).await?;
+    let again = store.record_receipt(&receipt(key.clone(), json!("applied"))).await;
+    assert!(matches!(again, Err(StoreError::Duplicate { .. })), "{again:?}");
+    assert!(again.as_ref().err().is_some_and(|e| !e.is_retryable()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn history_comes_back_newest_first_and_keeps_runs_the_state_has_let_go() -> Result<()> {
+    let (_stack, store) = store().await?;
+    let mut state = fresh();
+    let mut version = None;
+    let runs = RETAINED_FINISHED + 3;
+    for n in 0..runs {
+        let id = format!("e{n}");
+        let failed = Event::BuildFailed {
+            execution_id: ExecutionId::from(id.as_str()),
+            build_id: format!("build-{id}"),
+            status: BuildFailure::Failed,
+            phase: Some("BUILD".into()),
+            reason: "tests failed".into(),
+        };
+        for event in [push(&id), failed] {
+            state = apply(&state, &event, at(n as i64)).0;
+            version = Some(store.save(&state, version, None).await?);
+        }
+    }
+    assert_eq!(state.executions.len(), RETAINED_FINISHED, "the state keeps only the last few");
+
+    let history = store.history("web", 50).await?;
+    let seqs: Vec<u64> = history.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=runs as u64).rev().collect::<Vec<_>>());
+    assert!(history.iter().all(|e| e.status == Status::Failed), "every run kept its final status");
+    let newest_two: Vec<String> = store.history("web", 2).await?.into_iter().map(|e| e.id.0).collect();
+    assert_eq!(newest_two, [format!("e{}", runs - 1), format!("e{}", runs - 2)]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn history_is_kept_per_pipeline() -> Result<()> {
+    let (_stack, store) = store().await?;
+    let (web, _) = apply(&fresh(), &push("web-1"), at(0));
+    let (api, _) = apply(&PipelineState::new("api", ExecutionMode::Queued), &push("api-1"), at(0));
+    store.save(&web, None, None).await?;
+    store.save(&api, None, None).await?;
+    let ids: Vec<String> = store.history("api", 10).await?.into_iter().map(|e| e.id.0).collect();
+    assert_eq!(ids, ["api-1"]);
+    Ok(())
+}

@@ -9,7 +9,7 @@ TOOLS := $(VENV)/.installed-$(shell sha1sum tests/requirements.txt | cut -c1-12)
 export AWS_EC2_METADATA_DISABLED := true
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test demo lint check build check-pipelines clean
+.PHONY: test demo lint check-pipelines pipelines clean
 
 ## test: format, lints, template lint, then every unit and integration test (moto_server on loopback).
 test: $(TOOLS) lint
@@ -26,7 +26,8 @@ lint: $(TOOLS)
 
 ## check-pipelines FILE=pipelines.toml: validate a definitions file; every error names pipeline, field and line.
 check-pipelines:
-	cargo run --quiet -p sluice-integration --bin check-pipelines -- $(or $(FILE),infra/pipelines.example.toml)
+	@test -n "$(TABLE)" || { echo "set TABLE to the stack's PipelineTableName output, e.g. make pipelines TABLE=sluice-PipelineTable-1A2B3C"; exit 2; }
+	cargo run --quiet -p sluice-cli -- check $(or $(FILE),infra/pipelines.example.toml)
 
 $(TOOLS): tests/requirements.txt
 	test -x $(VENV)/bin/pip || $(PYTHON) -m venv $(VENV)
@@ -37,3 +38,8 @@ $(TOOLS): tests/requirements.txt
 clean:
 	cargo clean
 	rm -rf $(VENV)
+
+## pipelines FILE=pipelines.toml TABLE=<PipelineTableName output>: check FILE, then publish it to the deployed stack.
+pipelines:
+	@test -n "$(TABLE)" || { echo "set TABLE to the stack's PipelineTableName output, e.g. make pipelines TABLE=sluice-PipelineTable-1A2B3C"; exit 2; }
+	cargo run --quiet -p sluice-cli -- publish $(or $(FILE),pipelines.toml) --table $(TABLE)

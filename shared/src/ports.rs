@@ -118,6 +118,31 @@ pub trait PipelineStore: Send + Sync {
     fn receipt(&self, key: &ReceiptKey) -> impl Future<Output = Result<Option<Receipt>, StoreError>> + Send;
 }
 
+/// A definitions file as published, with its revision (1, 2, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedDefinitions {
+    /// The TOML text, exactly as published.
+    pub text: String,
+    pub revision: u64,
+    pub published_at: DateTime<Utc>,
+}
+
+/// Where the deployed pipeline definitions live. Functions read the current revision; `sluice publish` writes a new
+/// one. Writers name the revision they replace, so two publishers cannot overwrite each other unseen.
+pub trait DefinitionsStore: Send + Sync {
+    /// The current definitions, or `None` if none were ever published.
+    fn current(&self) -> impl Future<Output = Result<Option<PublishedDefinitions>, StoreError>> + Send;
+
+    /// Publishes `text` as the revision after `replacing` (`None`: the first). Fails with `Conflict` if the current
+    /// revision is another. The text must already be valid: this stores, it does not judge.
+    fn publish(
+        &self,
+        text: &str,
+        replacing: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
 /// A publish failure.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {

@@ -6,7 +6,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::events::SluiceEvent;
 use crate::pipeline::{Execution, ExecutionId, PipelineState};
-use crate::ports::{EventPublisher, PipelineStore, PublishError, Receipt, ReceiptKey, StoreError, Stored, Version};
+use chrono::{DateTime, Utc};
+
+use crate::ports::{
+    DefinitionsStore, EventPublisher, PipelineStore, PublishError, PublishedDefinitions, Receipt, ReceiptKey,
+    StoreError, Stored, Version,
+};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -17,6 +22,7 @@ struct Tables {
     states: HashMap<String, Stored<PipelineState>>,
     executions: HashMap<ExecutionId, Execution>,
     receipts: HashMap<ReceiptKey, Receipt>,
+    definitions: Option<PublishedDefinitions>,
 }
 
 /// `PipelineStore` in memory.
@@ -87,6 +93,22 @@ impl PipelineStore for InMemoryStore {
 
     async fn receipt(&self, key: &ReceiptKey) -> Result<Option<Receipt>, StoreError> {
         Ok(lock(&self.tables).receipts.get(key).cloned())
+    }
+}
+
+impl DefinitionsStore for InMemoryStore {
+    async fn current(&self) -> Result<Option<PublishedDefinitions>, StoreError> {
+        Ok(lock(&self.tables).definitions.clone())
+    }
+
+    async fn publish(&self, text: &str, replacing: Option<u64>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tables = lock(&self.tables);
+        if tables.definitions.as_ref().map(|d| d.revision) != replacing {
+            return Err(StoreError::Conflict { pipeline: "definitions".into() });
+        }
+        let revision = replacing.map_or(1, |r| r + 1);
+        tables.definitions = Some(PublishedDefinitions { text: text.to_owned(), revision, published_at: now });
+        Ok(revision)
     }
 }
 

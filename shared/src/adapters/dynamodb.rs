@@ -8,6 +8,9 @@
 //! - `RECEIPT#<key>` / `RECEIPT`: an input already handled, written with `attribute_not_exists(PK)`, its `answer`,
 //!   and `expires_at` (epoch seconds) for the table's TTL.
 //!
+//! - `DEFINITIONS` / `CURRENT`: the published pipeline definitions (`text`, `revision`, `published_at`), and a copy
+//!   of each revision as `DEFINITIONS` / `REVISION#<n>`, kept for the record.
+//!
 //! A save is one TransactWriteItems (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>):
 //! the state, its executions and the receipt land together or not at all.
 
@@ -21,7 +24,9 @@ use chrono::{DateTime, Utc};
 use tracing::instrument;
 
 use crate::pipeline::{Execution, ExecutionId, PipelineState};
-use crate::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version};
+use crate::ports::{
+    DefinitionsStore, PipelineStore, PublishedDefinitions, Receipt, ReceiptKey, StoreError, Stored, Version,
+};
 
 /// The name of the index that lists a pipeline's executions by `seq`.
 pub const HISTORY_INDEX: &str = "history";
@@ -286,5 +291,53 @@ impl PipelineStore for DynamoDbStore {
             .map_err(|error| corrupt("receipt", error.to_string()))?
             .with_timezone(&Utc);
         Ok(Some(Receipt { key: key.clone(), answer: json(&item, "answer", "receipt")?, recorded_at }))
+    }
+}
+
+const DEFINITIONS: &str = "DEFINITIONS";
+
+impl DefinitionsStore for DynamoDbStore {
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn current(&self) -> Result<Option<PublishedDefinitions>, StoreError> {
+        let Some(item) = self.get(DEFINITIONS.to_owned(), "CURRENT").await? else { return Ok(None) };
+        let published_at = DateTime::parse_from_rfc3339(text(&item, "published_at")?)
+            .map_err(|error| corrupt("definitions", error.to_string()))?
+            .with_timezone(&Utc);
+        Ok(Some(PublishedDefinitions {
+            text: text(&item, "text")?.to_owned(),
+            revision: number(&item, "revision")?,
+            published_at,
+        }))
+    }
+
+    #[instrument(skip(self, text), fields(table = %self.table, bytes = text.len()))]
+    async fn publish(&self, text: &str, replacing: Option<u64>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let revision = replacing.map_or(1, |r| r + 1);
+        let item = |sk: String| {
+            HashMap::from([
+                ("PK".to_owned(), s(DEFINITIONS)),
+                ("SK".to_owned(), s(sk)),
+                ("text".to_owned(), s(text)),
+                ("revision".to_owned(), n(revision)),
+                ("published_at".to_owned(), s(now.to_rfc3339())),
+            ])
+        };
+        let condition = match replacing {
+            None => (NEW_ITEM, vec![]),
+            Some(r) => ("revision = :replacing", vec![(":replacing", n(r))]),
+        };
+        let items = vec![
+            self.put(item("CURRENT".to_owned()), Some(condition))?,
+            self.put(item(format!("REVISION#{revision:06}")), Some((NEW_ITEM, vec![])))?,
+        ];
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(revision),
+            Err(SdkError::ServiceError(service))
+                if matches!(service.err(), TransactWriteItemsError::TransactionCanceledException(_)) =>
+            {
+                Err(StoreError::Conflict { pipeline: DEFINITIONS.to_lowercase() })
+            }
+            Err(error) => Err(backend(error)),
+        }
     }
 }

@@ -1,0 +1,138 @@
+//! The `sluice` command, run as a user runs it, against DynamoDB in moto.
+
+use std::process::{Command, Output};
+
+use anyhow::Result;
+use sluice::adapters::DynamoDbStore;
+use sluice::ports::DefinitionsStore;
+use sluice_integration::{Stack, moto, workspace_root};
+
+const EXAMPLE: &str = "infra/pipelines.example.toml";
+
+/// Runs `sluice args...` from the workspace root, with AWS pointed at this binary's moto and nothing else inherited.
+fn sluice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(workspace_root())
+        .env_clear()
+        .env("AWS_ENDPOINT_URL", &moto().endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .expect("the sluice binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn broken_copy(name: &str) -> Result<std::path::PathBuf> {
+    let text = std::fs::read_to_string(workspace_root().join(EXAMPLE))?;
+    let broken = text.replace("repository = \"acme/web\"", "repository = \"acme\"");
+    let path = workspace_root().join("target").join(name);
+    std::fs::write(&path, broken)?;
+    Ok(path)
+}
+
+#[test]
+fn checking_a_valid_file_lists_its_pipelines() {
+    let output = sluice(&["check", EXAMPLE]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output).trim(), "ok: 2 pipelines: api (acme/api, rolling), web (acme/web, blue_green)");
+}
+
+#[test]
+fn checking_an_invalid_file_fails_and_points_at_the_line() -> Result<()> {
+    let path = broken_copy("cli-check-broken.toml")?;
+    let output = sluice(&["check", &path.to_string_lossy()]);
+    assert!(!output.status.success());
+    let error = stderr(&output);
+    assert!(
+        error.contains(
+            "cli-check-broken.toml:9:14: pipeline `web`, field `source.repository`: must look like owner/name"
+        ),
+        "{error}"
+    );
+    assert!(error.contains("1 error in"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn a_mistyped_command_says_how_to_use_it() {
+    let output = sluice(&["chekc", EXAMPLE]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("unknown command \"chekc\""), "{}", stderr(&output));
+    assert!(stderr(&output).contains("sluice publish FILE --table TABLE"));
+}
+
+#[tokio::test]
+async fn publishing_stores_a_new_revision_only_when_the_file_changed() -> Result<()> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+
+    let first = sluice(&["publish", EXAMPLE, "--table", &stack.table]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stdout(&first).starts_with("published infra/pipelines.example.toml as revision 1: 2 pipelines"));
+    let current = store.current().await?.expect("published");
+    assert_eq!(current.revision, 1);
+    assert_eq!(current.text, std::fs::read_to_string(workspace_root().join(EXAMPLE))?);
+
+    let again = sluice(&["publish", EXAMPLE, "--table", &stack.table]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(stdout(&again).trim(), "unchanged: infra/pipelines.example.toml is already revision 1");
+
+    let changed = workspace_root().join("target/cli-publish-changed.toml");
+    std::fs::write(&changed, current.text.replace("timeout = \"2d\"", "timeout = \"3d\""))?;
+    let second = sluice(&["publish", &changed.to_string_lossy(), "--table", &stack.table]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(store.current().await?.map(|c| c.revision), Some(2));
+
+    let shown = sluice(&["show", "--table", &stack.table]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert!(stdout(&shown).starts_with("# revision 2, published "), "{}", stdout(&shown));
+    assert!(stdout(&shown).contains("timeout = \"3d\""));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_invalid_file_is_never_published() -> Result<()> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let path = broken_copy("cli-publish-broken.toml")?;
+
+    let output = sluice(&["publish", &path.to_string_lossy(), "--table", &stack.table]);
+
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("must look like owner/name"), "{}", stderr(&output));
+    assert!(store.current().await?.is_none(), "nothing was written");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_publish_based_on_an_old_revision_is_refused() -> Result<()> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let now = chrono::Utc::now();
+    assert_eq!(store.publish("a", None, now).await?, 1);
+    assert_eq!(store.publish("b", Some(1), now).await?, 2);
+    let stale = store.publish("c", Some(1), now).await;
+    assert!(matches!(stale, Err(sluice::ports::StoreError::Conflict { .. })), "{stale:?}");
+    assert_eq!(store.current().await?.map(|c| c.text), Some("b".to_owned()));
+    Ok(())
+}
+
+#[test]
+fn showing_before_anything_is_published_says_what_to_do() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let stack = runtime.block_on(Stack::create()).expect("stack");
+    let output = sluice(&["show", "--table", &stack.table]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("no definitions are published yet"), "{}", stderr(&output));
+}

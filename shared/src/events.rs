@@ -67,13 +67,18 @@ pub struct ExecutionFinished {
     pub finished_at: DateTime<Utc>,
 }
 
-/// Every event sluice publishes. The variant is the detail-type; the payload is the detail.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+/// Every event sluice publishes. The variant is the detail-type; the payload is the detail. (Serialized, as when
+/// kept among a pipeline's pending effects, it is `{"detail_type": ..., "detail": {...}}`.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "detail_type", content = "detail")]
 pub enum SluiceEvent {
+    #[serde(rename = "Execution Started")]
     ExecutionStarted(ExecutionStarted),
+    #[serde(rename = "Approval Requested")]
     ApprovalRequested(ApprovalRequested),
+    #[serde(rename = "Deployment Requested")]
     DeploymentRequested(DeploymentRequested),
+    #[serde(rename = "Execution Finished")]
     ExecutionFinished(ExecutionFinished),
 }
 
@@ -129,7 +134,13 @@ impl SluiceEvent {
     /// The EventBridge `detail`, as JSON.
     pub fn detail(&self) -> serde_json::Value {
         // Serializing plain structs of strings, numbers and timestamps cannot fail.
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        let detail = match self {
+            SluiceEvent::ExecutionStarted(e) => serde_json::to_value(e),
+            SluiceEvent::ApprovalRequested(e) => serde_json::to_value(e),
+            SluiceEvent::DeploymentRequested(e) => serde_json::to_value(e),
+            SluiceEvent::ExecutionFinished(e) => serde_json::to_value(e),
+        };
+        detail.unwrap_or(serde_json::Value::Null)
     }
 
     /// Reads an event back from its detail-type and detail, as a subscriber receives them.

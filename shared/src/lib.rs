@@ -9,3 +9,4 @@ pub mod pipeline;
 pub mod ports;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod usecases;

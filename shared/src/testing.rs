@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::events::SluiceEvent;
+use crate::pipeline::{Effect, Event};
 use crate::pipeline::{Execution, ExecutionId, PipelineState};
+use crate::usecases::{EffectError, EffectRunner};
 use chrono::{DateTime, Utc};
 
 use crate::ports::{
@@ -133,5 +135,48 @@ impl EventPublisher for RecordingPublisher {
     async fn publish(&self, events: &[SluiceEvent]) -> Result<(), PublishError> {
         lock(&self.published).extend_from_slice(events);
         Ok(())
+    }
+}
+
+/// `EffectRunner` that records what it carried out and answers as AWS would: a StartBuild gets a build id
+/// (`build-<execution>`), so the run moves on. `fail_next(n)` makes the next `n` effects fail.
+#[derive(Debug, Default)]
+pub struct RecordingRunner {
+    ran: Mutex<Vec<(String, Effect)>>,
+    failures: Mutex<usize>,
+}
+
+impl RecordingRunner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn fail_next(&self, count: usize) {
+        *lock(&self.failures) = count;
+    }
+
+    /// The (id, effect) pairs carried out so far, in order.
+    pub fn ran(&self) -> Vec<(String, Effect)> {
+        lock(&self.ran).clone()
+    }
+}
+
+impl EffectRunner for RecordingRunner {
+    async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
+        {
+            let mut failures = lock(&self.failures);
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(EffectError { effect: "an effect", source: "the runner was told to fail".into() });
+            }
+        }
+        lock(&self.ran).push((id.to_owned(), effect.clone()));
+        Ok(match effect {
+            Effect::StartBuild { execution_id, .. } => Some(Event::BuildStarted {
+                execution_id: execution_id.clone(),
+                build_id: format!("build-{execution_id}"),
+            }),
+            _ => None,
+        })
     }
 }

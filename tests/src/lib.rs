@@ -270,3 +270,40 @@ async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, template: &Template, 
     create.send().await.with_context(|| format!("creating table {name}"))?;
     Ok(())
 }
+
+/// The effect runner of the integration tests and the demo: `Publish` goes to the real bus (EventBridge in moto)
+/// through the real adapter; the calls to CodeBuild and CodeDeploy, which the local sandbox will play, are recorded
+/// and StartBuild is answered as CodeBuild answers it, with a build id.
+pub struct BusRunner {
+    pub publisher: sluice::adapters::EventBridgePublisher,
+    pub calls: sluice::testing::RecordingRunner,
+}
+
+impl BusRunner {
+    pub fn new(stack: &Stack) -> Self {
+        Self {
+            publisher: sluice::adapters::EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()),
+            calls: sluice::testing::RecordingRunner::new(),
+        }
+    }
+}
+
+impl sluice::usecases::EffectRunner for BusRunner {
+    async fn run(
+        &self,
+        id: &str,
+        effect: &sluice::pipeline::Effect,
+    ) -> Result<Option<sluice::pipeline::Event>, sluice::usecases::EffectError> {
+        use sluice::ports::EventPublisher;
+        match effect {
+            sluice::pipeline::Effect::Publish(event) => {
+                self.publisher
+                    .publish(std::slice::from_ref(event))
+                    .await
+                    .map_err(|error| sluice::usecases::EffectError { effect: "publish", source: Box::new(error) })?;
+                Ok(None)
+            }
+            other => self.calls.run(id, other).await,
+        }
+    }
+}

@@ -151,7 +151,7 @@ pub enum HookStatus {
 }
 
 /// What the machine asks the world to do. Effects are data; use cases carry them out through ports.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Effect {
     /// Start the pipeline's CodeBuild project on the pushed commit.

@@ -9,6 +9,6 @@ mod state;
 pub use event::{BuildFailure, BuildOutputs, Effect, Event, HookStatus};
 pub use machine::{Decision, IgnoreReason, MAX_WAITING, RETAINED_FINISHED, TransitionError, transition};
 pub use state::{
-    ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, PipelineState, Plan,
-    SourceFacts, Stage, Status,
+    ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, PendingEffect,
+    PipelineState, Plan, SourceFacts, Stage, Status,
 };

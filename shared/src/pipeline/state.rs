@@ -5,6 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::event::Effect;
 use crate::definitions::{Approval, Build, DeployTarget, ExecutionMode, Pipeline};
 
 /// The id of one execution (one run of a pipeline for one commit). Callers mint it; the machine never does.
@@ -200,12 +201,25 @@ pub struct PipelineState {
     pub next_seq: u64,
     /// Oldest first.
     pub executions: Vec<Execution>,
+    /// Effects decided but not yet carried out, oldest first: the pipeline's outbox. The machine never reads or
+    /// writes it; the use cases append what the machine decides, in the same write as the state, and remove each
+    /// effect once carried out, so that a crash between the two loses nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingEffect>,
+}
+
+/// An effect waiting in a pipeline's outbox. `id` is unique and stable: effects that support it use it as their
+/// idempotency token (StartBuild's `idempotencyToken`), so carrying one out twice does it once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingEffect {
+    pub id: String,
+    pub effect: Effect,
 }
 
 impl PipelineState {
     /// The state of a pipeline that has never run.
     pub fn new(pipeline: impl Into<String>, mode: ExecutionMode) -> Self {
-        Self { pipeline: pipeline.into(), mode, next_seq: 1, executions: Vec::new() }
+        Self { pipeline: pipeline.into(), mode, next_seq: 1, executions: Vec::new(), pending: Vec::new() }
     }
 
     pub fn execution(&self, id: &ExecutionId) -> Option<&Execution> {

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::definitions::{Approval, BlueGreen, Build, DeployTarget, ExecutionMode};
 use crate::events::SluiceEvent;
-use crate::pipeline::{Effect, Event};
+use crate::pipeline::{Effect, Event, Plan, SourceFacts};
 use crate::pipeline::{Execution, ExecutionId, PipelineState};
 use crate::usecases::{EffectError, EffectRunner};
 use chrono::{DateTime, Utc};
@@ -178,5 +179,44 @@ impl EffectRunner for RecordingRunner {
             }),
             _ => None,
         })
+    }
+}
+
+/// The plan most tests need: CodeBuild project `web-build` (with `STAGE=prod`), CodeDeploy blue/green to `prod/web`,
+/// and, if `approval`, an approval by topic `approvals` open for an hour.
+pub fn plan(approval: bool) -> Plan {
+    Plan {
+        build: Build {
+            project: "web-build".into(),
+            environment: std::collections::BTreeMap::from([("STAGE".into(), "prod".into())]),
+        },
+        approval: approval
+            .then(|| Approval { topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvals".into(), timeout_secs: 3600 }),
+        deploy: DeployTarget::BlueGreen(BlueGreen {
+            cluster: "prod".into(),
+            service: "web".into(),
+            application: "web".into(),
+            deployment_group: "web-prod".into(),
+            deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
+            checks: vec![],
+        }),
+    }
+}
+
+/// A push to `acme/web`'s main of commit `sha-<execution>` (delivery `delivery-<execution>`), run with [`plan`].
+pub fn push(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
+    Event::Triggered {
+        execution_id: ExecutionId::from(execution),
+        source: SourceFacts {
+            repository: "acme/web".into(),
+            commit: format!("sha-{execution}"),
+            git_ref: "refs/heads/main".into(),
+            pusher: "octocat".into(),
+            delivery_id: format!("delivery-{execution}"),
+            message: "fix".into(),
+            compare_url: String::new(),
+        },
+        plan: Box::new(plan(approval)),
+        mode,
     }
 }

@@ -1,14 +1,11 @@
 //! The use case with the in-memory twins: exactly-once state, effects carried out once done, kept until then.
 
-use std::collections::BTreeMap;
-
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 
 use super::*;
-use crate::definitions::{BlueGreen, Build, DeployTarget};
 use crate::events::SluiceEvent;
-use crate::pipeline::{ExecutionId, Plan, SourceFacts, Stage, Status};
+use crate::pipeline::{ExecutionId, Stage, Status};
 use crate::testing::{InMemoryStore, RecordingRunner};
 
 fn now() -> DateTime<Utc> {
@@ -16,31 +13,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn push(execution: &str) -> Event {
-    Event::Triggered {
-        execution_id: ExecutionId::from(execution),
-        source: SourceFacts {
-            repository: "acme/web".into(),
-            commit: format!("sha-{execution}"),
-            git_ref: "refs/heads/main".into(),
-            pusher: "octocat".into(),
-            delivery_id: "d-1".into(),
-            message: String::new(),
-            compare_url: String::new(),
-        },
-        plan: Box::new(Plan {
-            build: Build { project: "web-build".into(), environment: BTreeMap::new() },
-            approval: None,
-            deploy: DeployTarget::BlueGreen(BlueGreen {
-                cluster: "prod".into(),
-                service: "web".into(),
-                application: "web".into(),
-                deployment_group: "web-prod".into(),
-                deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
-                checks: vec![],
-            }),
-        }),
-        mode: ExecutionMode::Superseded,
-    }
+    crate::testing::push(execution, ExecutionMode::Superseded, false)
 }
 
 fn input<'a>(event: &'a Event, delivery: Option<&str>) -> Input<'a> {

@@ -1,53 +1,19 @@
 //! The machine's tests: each names a situation, then GIVEN the events so far, WHEN one more arrives, THEN the
 //! decision. The tables at the end cover every stage against duplicated and out-of-order events.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use super::*;
-use crate::definitions::{Approval, BlueGreen, Build, DeployTarget, ExecutionMode};
-use crate::pipeline::{BuildOutputs, Plan, SourceFacts};
+use crate::definitions::ExecutionMode;
+use crate::pipeline::BuildOutputs;
+use crate::testing::push as triggered;
 
 fn at(minute: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).single().expect("valid date") + TimeDelta::minutes(minute)
 }
 
-fn plan(approval: bool) -> Plan {
-    Plan {
-        build: Build { project: "web-build".into(), environment: BTreeMap::from([("STAGE".into(), "prod".into())]) },
-        approval: approval
-            .then(|| Approval { topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvals".into(), timeout_secs: 3600 }),
-        deploy: DeployTarget::BlueGreen(BlueGreen {
-            cluster: "prod".into(),
-            service: "web".into(),
-            application: "web".into(),
-            deployment_group: "web-prod".into(),
-            deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
-            checks: vec![],
-        }),
-    }
-}
-
 fn id(name: &str) -> ExecutionId {
     ExecutionId::from(name)
-}
-
-fn triggered(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
-    Event::Triggered {
-        execution_id: id(execution),
-        source: SourceFacts {
-            repository: "acme/web".into(),
-            commit: format!("sha-{execution}"),
-            git_ref: "refs/heads/main".into(),
-            pusher: "octocat".into(),
-            delivery_id: format!("delivery-{execution}"),
-            message: "fix".into(),
-            compare_url: String::new(),
-        },
-        plan: Box::new(plan(approval)),
-        mode,
-    }
 }
 
 fn push(execution: &str) -> Event {

@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod config;
 pub mod definitions;
 pub mod events;
+pub mod github;
 pub mod pipeline;
 pub mod ports;
 #[cfg(any(test, feature = "testing"))]

@@ -5,6 +5,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -159,4 +161,38 @@ pub enum PublishError {
 pub trait EventPublisher: Send + Sync {
     /// Publishes the events, in order. Either all are accepted or an error says how many were not.
     fn publish(&self, events: &[SluiceEvent]) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+/// A build to start: the pipeline's project on the pushed commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRequest<'a> {
+    pub project: &'a str,
+    pub source_version: &'a str,
+    pub environment: &'a BTreeMap<String, String>,
+    /// The same token for the same request: a retried start starts one build.
+    pub idempotency_token: &'a str,
+}
+
+/// Why a build did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildStartError {
+    /// The build service said no for good (no such project, access denied, invalid input): the run fails.
+    #[error("the build service refused to start the build: {message}")]
+    Refused {
+        message: String,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The build service could not be reached or was busy: try again.
+    #[error("the build service could not be reached")]
+    Unavailable {
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+/// Starts builds.
+pub trait BuildStarter: Send + Sync {
+    /// Starts the build and returns its id (the build's ARN, as CodeBuild's events name it).
+    fn start_build(&self, request: &BuildRequest<'_>) -> impl Future<Output = Result<String, BuildStartError>> + Send;
 }

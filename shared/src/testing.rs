@@ -12,8 +12,8 @@ use crate::usecases::{EffectError, EffectRunner};
 use chrono::{DateTime, Utc};
 
 use crate::ports::{
-    DefinitionsStore, EventPublisher, PipelineStore, PublishError, PublishedDefinitions, Receipt, ReceiptKey,
-    StoreError, Stored, Version,
+    BuildRequest, BuildStartError, BuildStarter, DefinitionsStore, EventPublisher, PipelineStore, PublishError,
+    PublishedDefinitions, Receipt, ReceiptKey, StoreError, Stored, Version,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -218,5 +218,70 @@ pub fn push(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
         },
         plan: Box::new(plan(approval)),
         mode,
+    }
+}
+
+/// What a [`RecordingBuilds`] does with the next StartBuild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuildAnswer {
+    /// Starts it: the id is `arn:aws:codebuild:us-east-1:123456789012:build/<project>:<token>`.
+    #[default]
+    Start,
+    /// Refuses it for good, as CodeBuild does for a project that does not exist.
+    Refuse,
+    /// Cannot be reached.
+    Unavailable,
+}
+
+/// One StartBuild a [`RecordingBuilds`] received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedBuild {
+    pub project: String,
+    pub source_version: String,
+    pub environment: std::collections::BTreeMap<String, String>,
+    pub idempotency_token: String,
+}
+
+/// `BuildStarter` that records each request and answers as told.
+#[derive(Debug, Default)]
+pub struct RecordingBuilds {
+    started: Mutex<Vec<StartedBuild>>,
+    answer: Mutex<BuildAnswer>,
+}
+
+impl RecordingBuilds {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn answer(&self, answer: BuildAnswer) {
+        *lock(&self.answer) = answer;
+    }
+
+    /// The builds started (not those refused or failed), in order.
+    pub fn started(&self) -> Vec<StartedBuild> {
+        lock(&self.started).clone()
+    }
+}
+
+impl BuildStarter for RecordingBuilds {
+    async fn start_build(&self, request: &BuildRequest<'_>) -> Result<String, BuildStartError> {
+        match *lock(&self.answer) {
+            BuildAnswer::Start => {}
+            BuildAnswer::Refuse => {
+                return Err(BuildStartError::Refused {
+                    message: format!("ResourceNotFoundException: project {} does not exist", request.project),
+                    source: "refused".into(),
+                });
+            }
+            BuildAnswer::Unavailable => return Err(BuildStartError::Unavailable { source: "unreachable".into() }),
+        }
+        lock(&self.started).push(StartedBuild {
+            project: request.project.to_owned(),
+            source_version: request.source_version.to_owned(),
+            environment: request.environment.clone(),
+            idempotency_token: request.idempotency_token.to_owned(),
+        });
+        Ok(format!("arn:aws:codebuild:us-east-1:123456789012:build/{}:{}", request.project, request.idempotency_token))
     }
 }

@@ -24,6 +24,13 @@ const MAX_EFFECTS: usize = 50;
 
 /// Carries out effects for the pipeline: calls to AWS and events on the bus.
 pub trait EffectRunner: Send + Sync {
+    /// Whether this runner carries out `effect`. Effects it does not are left pending for a function that does
+    /// (a hook report for the hook function, say); the others are carried out past them.
+    fn runs(&self, effect: &Effect) -> bool {
+        let _ = effect;
+        true
+    }
+
     /// Carries out `effect`. `id` is stable across retries: pass it on as an idempotency token where the service
     /// takes one. May return the event that follows from it (`BuildStarted` with CodeBuild's build id, or
     /// `BuildStartFailed` when CodeBuild refuses for good). An `Err` means "not done, try again later".
@@ -152,9 +159,9 @@ pub async fn flush<S: PipelineStore, R: EffectRunner>(
     let mut conflicts = 0;
     for _ in 0..MAX_EFFECTS {
         let Some(Stored { value: mut state, version }) = store.load(pipeline).await? else { return Ok(()) };
-        let Some(pending) = state.pending.first().cloned() else { return Ok(()) };
+        let Some(index) = state.pending.iter().position(|pending| runner.runs(&pending.effect)) else { return Ok(()) };
+        let pending = state.pending.remove(index);
         let follow_up = runner.run(&pending.id, &pending.effect).await?;
-        state.pending.remove(0);
         if let Some(event) = follow_up {
             match transition(&state, &event, now) {
                 Ok(Decision::Apply { state: mut next, effects }) => {
@@ -176,6 +183,14 @@ pub async fn flush<S: PipelineStore, R: EffectRunner>(
     }
     Ok(())
 }
+
+mod definitions;
+mod effects;
+mod webhook;
+
+pub use definitions::{CachedDefinitions, DefinitionsError};
+pub use effects::StageEffects;
+pub use webhook::{Delivery, MAX_BODY, Reply, receive_webhook};
 
 #[cfg(test)]
 mod tests;

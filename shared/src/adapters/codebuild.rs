@@ -1,0 +1,76 @@
+//! `BuildStarter` on CodeBuild: StartBuild with the commit as `sourceVersion`, the pipeline's environment
+//! overrides and an idempotency token (<https://docs.aws.amazon.com/codebuild/latest/APIReference/API_StartBuild.html>).
+
+use aws_sdk_codebuild::Client;
+use aws_sdk_codebuild::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType};
+use tracing::instrument;
+
+use crate::ports::{BuildRequest, BuildStartError, BuildStarter};
+
+/// The build starter on CodeBuild.
+#[derive(Debug, Clone)]
+pub struct CodeBuildStarter {
+    client: Client,
+}
+
+impl CodeBuildStarter {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+impl BuildStarter for CodeBuildStarter {
+    #[instrument(skip_all, fields(project = request.project, source_version = request.source_version))]
+    async fn start_build(&self, request: &BuildRequest<'_>) -> Result<String, BuildStartError> {
+        let mut overrides = Vec::with_capacity(request.environment.len());
+        for (name, value) in request.environment {
+            let variable = EnvironmentVariable::builder()
+                .name(name)
+                .value(value)
+                .r#type(EnvironmentVariableType::Plaintext)
+                .build()
+                .map_err(|error| BuildStartError::Refused {
+                    message: format!("environment variable {name} is invalid"),
+                    source: Box::new(error),
+                })?;
+            overrides.push(variable);
+        }
+        let output = self
+            .client
+            .start_build()
+            .project_name(request.project)
+            .source_version(request.source_version)
+            .set_environment_variables_override(Some(overrides))
+            .idempotency_token(request.idempotency_token)
+            .send()
+            .await
+            .map_err(classify)?;
+        let build = output.build_value();
+        build.and_then(|b| b.arn().or(b.id())).map(str::to_owned).ok_or_else(|| BuildStartError::Unavailable {
+            source: "CodeBuild answered StartBuild without a build".into(),
+        })
+    }
+}
+
+/// <https://docs.aws.amazon.com/codebuild/latest/APIReference/API_StartBuild.html#API_StartBuild_Errors>: a missing
+/// project or invalid input will not change on retry; limits, throttling and transport failures may.
+fn classify<E, R>(error: SdkError<E, R>) -> BuildStartError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let refused = match &error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            matches!(code, "ResourceNotFoundException" | "InvalidInputException" | "AccessDeniedException")
+                .then(|| format!("{code}: {}", service.err().message().unwrap_or_default()))
+        }
+        SdkError::ConstructionFailure(_) => Some("the request could not be built".to_owned()),
+        _ => None,
+    };
+    match refused {
+        Some(message) => BuildStartError::Refused { message, source: Box::new(error) },
+        None => BuildStartError::Unavailable { source: Box::new(error) },
+    }
+}

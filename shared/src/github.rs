@@ -1,0 +1,258 @@
+//! GitHub webhooks: the signature every delivery carries, and the push event's payload.
+//!
+//! Signatures: <https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries>. Push payload:
+//! <https://docs.github.com/en/webhooks/webhook-events-and-payloads#push>.
+
+use hmac::{KeyInit, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// The webhook's secrets: the current one, and during a rotation the one before it.
+#[derive(Clone)]
+pub struct WebhookSecrets(Vec<SecretString>);
+
+impl WebhookSecrets {
+    /// Empty secrets are dropped: a delivery can never be accepted against an empty key.
+    pub fn new(secrets: impl IntoIterator<Item = SecretString>) -> Self {
+        Self(secrets.into_iter().filter(|secret| !secret.expose_secret().is_empty()).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookSecrets({} redacted)", self.0.len())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the X-Hub-Signature-256 header is missing")]
+    Missing,
+    #[error("the X-Hub-Signature-256 header is not sha256=<64 hex digits>")]
+    Malformed,
+    #[error("the signature does not match the body under any configured secret")]
+    Mismatch,
+}
+
+/// Checks `X-Hub-Signature-256` (`sha256=` and the hex HMAC-SHA256 of the raw body) against every secret, in
+/// constant time.
+pub fn verify_signature(secrets: &WebhookSecrets, body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
+    let header = header.ok_or(SignatureError::Missing)?;
+    let hex = header.trim().strip_prefix("sha256=").ok_or(SignatureError::Malformed)?;
+    let expected = decode_hex(hex).ok_or(SignatureError::Malformed)?;
+    let mut matched = false;
+    for secret in &secrets.0 {
+        let Ok(mut mac) = HmacSha256::new_from_slice(secret.expose_secret().as_bytes()) else { continue };
+        mac.update(body);
+        // verify_slice compares in constant time; every secret is tried, so timing says nothing of which matched.
+        matched |= mac.verify_slice(&expected).is_ok();
+    }
+    if matched { Ok(()) } else { Err(SignatureError::Mismatch) }
+}
+
+/// The signature header GitHub would send for `body` under `secret`.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = match HmacSha256::new_from_slice(secret.as_bytes()) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length.
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    hex.as_bytes().chunks(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
+}
+
+/// The fields of a push event sluice uses.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PushEvent {
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub before: String,
+    pub after: String,
+    #[serde(default)]
+    pub created: bool,
+    #[serde(default)]
+    pub deleted: bool,
+    #[serde(default)]
+    pub forced: bool,
+    #[serde(default)]
+    pub compare: String,
+    #[serde(default)]
+    pub commits: Vec<Commit>,
+    pub head_commit: Option<Commit>,
+    pub repository: Repository,
+    pub pusher: Pusher,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Commit {
+    pub id: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub added: Vec<String>,
+    #[serde(default)]
+    pub modified: Vec<String>,
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Repository {
+    pub full_name: String,
+    #[serde(default)]
+    pub default_branch: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Pusher {
+    pub name: String,
+}
+
+/// A payload that is not JSON, or lacks a field sluice needs. `field` is its path (`repository.full_name`).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid push payload at `{field}`: {message}")]
+pub struct PayloadError {
+    pub field: String,
+    pub message: String,
+}
+
+impl PushEvent {
+    pub fn parse(body: &[u8]) -> Result<Self, PayloadError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let field = error.path().to_string();
+            let inner = error.into_inner();
+            // serde_json's message names a missing field and ends with its position: keep the words.
+            let message = inner.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            PayloadError { field: if field == "." { String::new() } else { field }, message }
+        })
+    }
+
+    /// Every file the pushed commits added, changed or removed.
+    pub fn changed_files(&self) -> impl Iterator<Item = &str> {
+        self.commits
+            .iter()
+            .flat_map(|commit| commit.added.iter().chain(&commit.modified).chain(&commit.removed).map(String::as_str))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets(values: &[&str]) -> WebhookSecrets {
+        WebhookSecrets::new(values.iter().map(|v| SecretString::from(v.to_string())))
+    }
+
+    const DOCUMENTED: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+
+    #[test]
+    fn githubs_documented_test_vector_verifies() {
+        // https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries#testing-the-webhook-payload-validation
+        let secrets = secrets(&["It's a Secret to Everybody"]);
+        assert_eq!(verify_signature(&secrets, b"Hello, World!", Some(DOCUMENTED)), Ok(()));
+        assert_eq!(sign("It's a Secret to Everybody", b"Hello, World!"), DOCUMENTED);
+    }
+
+    #[test]
+    fn a_signature_under_another_secret_or_of_another_body_is_refused() {
+        let secrets = secrets(&["another secret"]);
+        assert_eq!(verify_signature(&secrets, b"Hello, World!", Some(DOCUMENTED)), Err(SignatureError::Mismatch));
+        let right = secrets_with_documented();
+        assert_eq!(verify_signature(&right, b"Hello, World?", Some(DOCUMENTED)), Err(SignatureError::Mismatch));
+    }
+
+    fn secrets_with_documented() -> WebhookSecrets {
+        secrets(&["It's a Secret to Everybody"])
+    }
+
+    #[test]
+    fn during_a_rotation_either_secret_is_accepted() {
+        let rotating = secrets(&["the new secret", "It's a Secret to Everybody"]);
+        assert_eq!(verify_signature(&rotating, b"Hello, World!", Some(DOCUMENTED)), Ok(()));
+        let body = b"{}";
+        assert_eq!(verify_signature(&rotating, body, Some(&sign("the new secret", body))), Ok(()));
+    }
+
+    #[test]
+    fn missing_or_malformed_headers_are_refused_with_their_reason() {
+        let secrets = secrets_with_documented();
+        let body = b"Hello, World!";
+        assert_eq!(verify_signature(&secrets, body, None), Err(SignatureError::Missing));
+        for header in [
+            "",
+            "sha1=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+            "sha256=zz",
+            "sha256=757107ea",
+            &DOCUMENTED.replace('7', "g"),
+        ] {
+            assert_eq!(verify_signature(&secrets, body, Some(header)), Err(SignatureError::Malformed), "{header}");
+        }
+        assert_eq!(
+            verify_signature(&secrets, body, Some(&DOCUMENTED.to_uppercase().replace("SHA256=", "sha256="))),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn no_secret_accepts_nothing_and_is_not_printed() {
+        let none = secrets(&[""]);
+        assert!(none.is_empty());
+        assert_eq!(verify_signature(&none, b"", Some(&sign("", b""))), Err(SignatureError::Mismatch));
+        assert_eq!(format!("{:?}", secrets(&["hunter2"])), "WebhookSecrets(1 redacted)");
+    }
+
+    #[test]
+    fn a_push_payload_reads_the_fields_sluice_uses() {
+        let push = PushEvent::parse(include_bytes!("../tests/fixtures/github-push.json")).expect("parses");
+        assert_eq!(push.git_ref, "refs/heads/main");
+        assert_eq!(push.repository.full_name, "acme/web");
+        assert_eq!(push.repository.default_branch, "main");
+        assert_eq!(push.pusher.name, "octocat");
+        assert_eq!(push.head_commit.as_ref().map(|c| c.id.as_str()), Some(push.after.as_str()));
+        let files: Vec<&str> = push.changed_files().collect();
+        assert_eq!(files, ["src/search.rs", "src/main.rs", "README.md", "docs/old.md"]);
+    }
+
+    #[test]
+    fn a_deleted_tag_has_no_head_commit() {
+        let push = PushEvent::parse(include_bytes!("../tests/fixtures/github-push-tag-deleted.json")).expect("parses");
+        assert!(push.deleted);
+        assert!(push.head_commit.is_none());
+        assert_eq!(push.after, "0000000000000000000000000000000000000000");
+    }
+
+    #[test]
+    fn a_payload_missing_a_field_names_its_path() {
+        let error = PushEvent::parse(br#"{"ref":"refs/heads/main","before":"a","after":"b","head_commit":null,"repository":{},"pusher":{"name":"x"}}"#)
+            .expect_err("repository has no full_name");
+        assert_eq!(error.field, "repository");
+        assert_eq!(error.message, "missing field `full_name`");
+        let error = PushEvent::parse(br#"{"ref": 5}"#).expect_err("ref is not a string");
+        assert_eq!(error.field, "ref");
+        let error = PushEvent::parse(b"not json").expect_err("not JSON");
+        assert!(error.message.starts_with("expected"), "{error}");
+    }
+}

@@ -1,0 +1,232 @@
+//! The webhook use case from GitHub's payloads, with the in-memory store, a recording bus and a recording CodeBuild.
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::github::sign;
+use crate::pipeline::{Stage, Status};
+use crate::testing::{BuildAnswer, InMemoryStore, RecordingBuilds, RecordingPublisher};
+use crate::usecases::StageEffects;
+
+const SECRET: &str = "It's a Secret to Everybody";
+const PUSH: &[u8] = include_bytes!("../../../tests/fixtures/github-push.json");
+const DELETED: &[u8] = include_bytes!("../../../tests/fixtures/github-push-tag-deleted.json");
+const PING: &[u8] = include_bytes!("../../../tests/fixtures/github-ping.json");
+const HEAD: &str = "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b";
+
+struct World {
+    store: InMemoryStore,
+    effects: StageEffects<RecordingPublisher, RecordingBuilds>,
+    definitions: Definitions,
+    secrets: WebhookSecrets,
+}
+
+impl World {
+    fn new() -> Self {
+        let example = include_str!("../../../../infra/pipelines.example.toml");
+        Self {
+            store: InMemoryStore::new(),
+            effects: StageEffects { publisher: RecordingPublisher::new(), builds: RecordingBuilds::new() },
+            definitions: Definitions::parse("example", example).expect("the example is valid"),
+            secrets: WebhookSecrets::new([secrecy::SecretString::from(SECRET)]),
+        }
+    }
+
+    async fn deliver(&self, event: &str, delivery_id: &str, body: &[u8]) -> Reply {
+        let signature = sign(SECRET, body);
+        let delivery =
+            Delivery { event: Some(event), delivery_id: Some(delivery_id), signature: Some(&signature), body };
+        self.send(delivery).await
+    }
+
+    async fn send(&self, delivery: Delivery<'_>) -> Reply {
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).single().expect("valid date");
+        receive_webhook(&self.store, &self.effects, &self.definitions, &self.secrets, delivery, now).await
+    }
+
+    async fn nothing_recorded(&self) -> bool {
+        self.store.load("web").await.ok().flatten().is_none() && self.effects.builds.started().is_empty()
+    }
+}
+
+fn push_with(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut value: Value = serde_json::from_slice(PUSH).expect("fixture is JSON");
+    edit(&mut value);
+    serde_json::to_vec(&value).expect("serializes")
+}
+
+#[tokio::test]
+async fn a_signed_push_to_a_watched_branch_records_an_execution_and_starts_its_build_on_the_commit() {
+    let world = World::new();
+
+    let reply = world.deliver("push", "72d3162e-cc78-11e3-81ab-4c9367dc0958", PUSH).await;
+
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let execution_id = "web-72d3162e-cc78-11e3-81ab-4c9367dc0958";
+    assert_eq!(reply.body["executions"], json!([{ "pipeline": "web", "execution_id": execution_id }]));
+    let builds = world.effects.builds.started();
+    assert_eq!(builds.len(), 1);
+    assert_eq!(builds[0].project, "web-build");
+    assert_eq!(builds[0].source_version, HEAD);
+    assert_eq!(builds[0].environment.get("SLUICE_EXECUTION_ID").map(String::as_str), Some(execution_id));
+    assert_eq!(builds[0].environment.get("APP_ENV").map(String::as_str), Some("production"));
+    let state = world.store.load("web").await.ok().flatten().expect("recorded").value;
+    let execution = state.execution(&ExecutionId(execution_id.into())).expect("recorded");
+    assert_eq!(execution.status, Status::Running(Stage::Build));
+    assert_eq!(execution.source.pusher, "octocat");
+    assert_eq!(execution.source.delivery_id, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+    assert_eq!(execution.source.message, "Document search\n\nAnd drop the old guide.");
+    assert!(execution.source.compare_url.ends_with("compare/e0b4d5c6a7f8...9b2c5f0e3d1a"));
+    assert!(
+        execution
+            .build
+            .as_ref()
+            .and_then(|b| b.build_id.as_deref())
+            .is_some_and(|id| id.starts_with("arn:aws:codebuild:"))
+    );
+    let published: Vec<&str> = world.effects.publisher.published().iter().map(|e| e.detail_type()).collect();
+    assert_eq!(published, ["Execution Started"]);
+}
+
+#[tokio::test]
+async fn a_redelivery_answers_as_the_first_did_and_starts_nothing_new() {
+    let world = World::new();
+    let first = world.deliver("push", "d-1", PUSH).await;
+    let again = world.deliver("push", "d-1", PUSH).await;
+    assert_eq!(again, first);
+    assert_eq!(world.effects.builds.started().len(), 1);
+    assert_eq!(world.effects.publisher.published().len(), 1);
+}
+
+#[tokio::test]
+async fn a_delivery_without_or_with_a_wrong_signature_is_refused_and_records_nothing() {
+    let world = World::new();
+    let unsigned = Delivery { event: Some("push"), delivery_id: Some("d-1"), signature: None, body: PUSH };
+    assert_eq!(world.send(unsigned).await.status, 401);
+    let forged = sign("guessed", PUSH);
+    let wrong = Delivery { signature: Some(&forged), ..unsigned };
+    let reply = world.send(wrong).await;
+    assert_eq!(reply, Reply::new(401, "the signature does not match"));
+    let tampered = push_with(|v| v["ref"] = json!("refs/heads/release/9"));
+    let signature = sign(SECRET, PUSH);
+    let swapped = Delivery { signature: Some(&signature), body: &tampered, ..unsigned };
+    assert_eq!(world.send(swapped).await.status, 401, "a signature of another body does not do");
+    assert!(world.nothing_recorded().await);
+}
+
+#[tokio::test]
+async fn a_ping_is_answered_and_other_events_are_ignored() {
+    let world = World::new();
+    assert_eq!(world.deliver("ping", "d-1", PING).await, Reply::new(200, "pong"));
+    let reply = world.deliver("pull_request", "d-2", b"{}").await;
+    assert_eq!(reply, Reply::new(202, "pull_request events are ignored; sluice acts on push"));
+    assert!(world.nothing_recorded().await);
+}
+
+#[tokio::test]
+async fn missing_headers_get_a_400_that_names_them() {
+    let world = World::new();
+    let signature = sign(SECRET, PUSH);
+    let no_event = Delivery { event: None, delivery_id: Some("d-1"), signature: Some(&signature), body: PUSH };
+    assert_eq!(world.send(no_event).await, Reply::new(400, "the X-GitHub-Event header is missing"));
+    let no_id = Delivery { event: Some("push"), delivery_id: None, ..no_event };
+    assert_eq!(world.send(no_id).await.status, 400);
+    assert!(world.nothing_recorded().await);
+}
+
+#[tokio::test]
+async fn a_malformed_payload_gets_a_400_naming_the_field() {
+    let world = World::new();
+    let reply = world.deliver("push", "d-1", b"{not json").await;
+    assert_eq!(reply.status, 400);
+    let missing = push_with(|v| {
+        v["repository"].as_object_mut().map(|r| r.remove("full_name"));
+    });
+    let reply = world.deliver("push", "d-2", &missing).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.body["field"], "repository");
+    assert_eq!(reply.body["message"], "invalid push payload at `repository`: missing field `full_name`");
+    assert!(world.nothing_recorded().await);
+}
+
+#[tokio::test]
+async fn an_oversized_payload_gets_a_413() {
+    let world = World::new();
+    let huge = vec![b' '; MAX_BODY + 1];
+    assert_eq!(world.deliver("push", "d-1", &huge).await.status, 413);
+}
+
+#[tokio::test]
+async fn pushes_that_start_nothing_say_why() {
+    let world = World::new();
+    let deleted = world.deliver("push", "d-1", DELETED).await;
+    assert_eq!(deleted, Reply::new(202, "refs/tags/v1.4.0-rc1 was deleted; a deletion starts nothing"));
+
+    let elsewhere = push_with(|v| v["repository"]["full_name"] = json!("acme/unknown"));
+    assert_eq!(world.deliver("push", "d-2", &elsewhere).await, Reply::new(202, "no pipeline watches acme/unknown"));
+
+    let feature = push_with(|v| v["ref"] = json!("refs/heads/feature/x"));
+    let reply = world.deliver("push", "d-3", &feature).await;
+    assert_eq!(reply.status, 202);
+    assert_eq!(reply.body["skipped"][0]["reason"], "refs/heads/feature/x is not in its branch or tag filters");
+
+    let docs_only = push_with(|v| {
+        for commit in v["commits"].as_array_mut().into_iter().flatten() {
+            commit["added"] = json!([]);
+            commit["modified"] = json!(["docs/guide.md"]);
+            commit["removed"] = json!([]);
+        }
+    });
+    let reply = world.deliver("push", "d-4", &docs_only).await;
+    assert_eq!(reply.body["skipped"][0]["reason"], "no changed file is in its path filters");
+    assert_eq!(reply.body["message"], "no pipeline started");
+    assert!(world.nothing_recorded().await);
+}
+
+#[tokio::test]
+async fn a_tag_push_starts_pipelines_whose_tag_filter_accepts_it() {
+    let world = World::new();
+    let tag = push_with(|v| {
+        v["ref"] = json!("refs/tags/v1.4.0");
+        v["commits"] = json!([]);
+    });
+    let reply = world.deliver("push", "d-1", &tag).await;
+    assert_eq!(reply.body["executions"][0]["pipeline"], "web", "{}", reply.body);
+}
+
+#[tokio::test]
+async fn a_build_codebuild_refuses_fails_the_run_with_the_reason() {
+    let world = World::new();
+    world.effects.builds.answer(BuildAnswer::Refuse);
+
+    let reply = world.deliver("push", "d-1", PUSH).await;
+
+    assert_eq!(reply.status, 202, "the execution was recorded; its failure is in its state");
+    let execution = world.store.execution(&ExecutionId("web-d-1".into())).await.ok().flatten().expect("recorded");
+    assert_eq!(execution.status, Status::Failed);
+    assert_eq!(
+        execution.reason.as_deref(),
+        Some("the build could not start: ResourceNotFoundException: project web-build does not exist")
+    );
+    let published: Vec<&str> = world.effects.publisher.published().iter().map(|e| e.detail_type()).collect();
+    assert_eq!(published, ["Execution Started", "Execution Finished"]);
+}
+
+#[tokio::test]
+async fn when_codebuild_cannot_be_reached_the_run_waits_and_a_redelivery_starts_it() {
+    let world = World::new();
+    world.effects.builds.answer(BuildAnswer::Unavailable);
+
+    let reply = world.deliver("push", "d-1", PUSH).await;
+
+    assert_eq!(reply.status, 503, "GitHub shows the delivery failed, so it can be redelivered");
+    let state = world.store.load("web").await.ok().flatten().expect("recorded").value;
+    assert_eq!(state.pending.len(), 1, "the build waits in the outbox");
+    assert!(world.effects.builds.started().is_empty());
+
+    world.effects.builds.answer(BuildAnswer::Start);
+    let reply = world.deliver("push", "d-1", PUSH).await;
+    assert_eq!(reply.status, 202);
+    assert_eq!(world.effects.builds.started().len(), 1);
+    assert!(world.store.load("web").await.ok().flatten().expect("recorded").value.pending.is_empty());
+}

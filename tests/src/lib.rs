@@ -307,3 +307,30 @@ impl sluice::usecases::EffectRunner for BusRunner {
         }
     }
 }
+
+impl Stack {
+    /// A CodeBuild project in moto, as the pipelines' `build.project` names it.
+    pub async fn create_build_project(&self, name: &str) -> Result<()> {
+        use aws_sdk_codebuild::types::{
+            ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment, ProjectSource, SourceType,
+        };
+        let codebuild = aws_sdk_codebuild::Client::new(&self.config);
+        codebuild
+            .create_project()
+            .name(name)
+            .source(ProjectSource::builder().r#type(SourceType::Github).location("https://github.com/acme/web").build()?)
+            .artifacts(ProjectArtifacts::builder().r#type(ArtifactsType::NoArtifacts).build()?)
+            .environment(
+                ProjectEnvironment::builder()
+                    .r#type(EnvironmentType::ArmContainer)
+                    .image("aws/codebuild/amazonlinux-aarch64-standard:3.0")
+                    .compute_type(ComputeType::BuildGeneral1Small)
+                    .build()?,
+            )
+            .service_role("arn:aws:iam::123456789012:role/codebuild-web")
+            .send()
+            .await
+            .with_context(|| format!("creating CodeBuild project {name}"))?;
+        Ok(())
+    }
+}

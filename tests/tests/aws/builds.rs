@@ -1,0 +1,90 @@
+//! `CodeBuildStarter` against CodeBuild in moto, and the webhook secret from Secrets Manager in moto.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use sluice::adapters::{CodeBuildStarter, webhook_secrets};
+use sluice::github::{sign, verify_signature};
+use sluice::ports::{BuildRequest, BuildStartError, BuildStarter};
+use sluice_integration::{Stack, unique};
+
+#[tokio::test]
+async fn a_build_starts_on_the_pushed_commit_and_its_arn_comes_back() -> Result<()> {
+    let stack = Stack::create().await?;
+    let project = unique("web-build");
+    stack.create_build_project(&project).await?;
+    let starter = CodeBuildStarter::new(aws_sdk_codebuild::Client::new(&stack.config));
+    let environment = BTreeMap::from([("SLUICE_EXECUTION_ID".to_owned(), "web-d-1".to_owned())]);
+
+    let build_id = starter
+        .start_build(&BuildRequest {
+            project: &project,
+            source_version: "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b",
+            environment: &environment,
+            idempotency_token: "web-1-1",
+        })
+        .await?;
+
+    assert!(build_id.starts_with("arn:aws:codebuild:us-east-1:"), "{build_id}");
+    assert!(build_id.contains(&format!(":build/{project}:")), "{build_id}");
+    let codebuild = aws_sdk_codebuild::Client::new(&stack.config);
+    // BatchGetBuilds takes the build id (`project:uuid`), the ARN's last part.
+    let id = build_id.split_once(":build/").map(|(_, id)| id).context("an ARN")?;
+    let builds = codebuild.batch_get_builds().ids(id).send().await?;
+    let build = builds.builds().first().context("CodeBuild knows the build")?;
+    assert_eq!(build.source_version(), Some("9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b"));
+    assert_eq!(build.project_name(), Some(project.as_str()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_build_of_a_project_that_does_not_exist_is_refused_for_good() -> Result<()> {
+    let stack = Stack::create().await?;
+    let starter = CodeBuildStarter::new(aws_sdk_codebuild::Client::new(&stack.config));
+    let environment = BTreeMap::new();
+    let result = starter
+        .start_build(&BuildRequest {
+            project: "no-such-project",
+            source_version: "abc",
+            environment: &environment,
+            idempotency_token: "t",
+        })
+        .await;
+    match result {
+        Err(BuildStartError::Refused { message, .. }) => {
+            assert!(message.starts_with("ResourceNotFoundException"), "{message}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_webhook_secret_and_during_a_rotation_the_previous_one_verify_deliveries() -> Result<()> {
+    let stack = Stack::create().await?;
+    let client = aws_sdk_secretsmanager::Client::new(&stack.config);
+    let name = unique("sluice/github-webhook");
+    client.create_secret().name(&name).secret_string("first secret").send().await?;
+
+    let secrets = webhook_secrets(&client, &name).await?;
+    let body = b"{\"zen\":\"Keep it logically awesome.\"}";
+    assert!(verify_signature(&secrets, body, Some(&sign("first secret", body))).is_ok());
+    assert!(verify_signature(&secrets, body, Some(&sign("second secret", body))).is_err());
+
+    // Rotated: the new value is AWSCURRENT, the old one AWSPREVIOUS; both verify until the rotation ends.
+    client.put_secret_value().secret_id(&name).secret_string("second secret").send().await?;
+    let rotating = webhook_secrets(&client, &name).await?;
+    assert!(verify_signature(&rotating, body, Some(&sign("second secret", body))).is_ok());
+    assert!(verify_signature(&rotating, body, Some(&sign("first secret", body))).is_ok());
+    assert!(verify_signature(&rotating, body, Some(&sign("third secret", body))).is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_an_error_that_names_it() -> Result<()> {
+    let stack = Stack::create().await?;
+    let client = aws_sdk_secretsmanager::Client::new(&stack.config);
+    let error = webhook_secrets(&client, "sluice/nope").await.expect_err("no such secret");
+    assert!(error.to_string().starts_with("secret sluice/nope could not be read"), "{error}");
+    Ok(())
+}

@@ -16,12 +16,8 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
-/// The value of a variable that must be set and not empty.
-pub fn required(name: &'static str) -> Result<String, ConfigError> {
-    required_from(name, |name| std::env::var(name).ok())
-}
-
-/// As [`required`], reading from `lookup` (so that tests need not touch the process environment).
+/// The value of a variable that must be set and not empty, read through `lookup` (`std::env::var` in a function's
+/// `Config::from_env`, a closure in tests, which need not touch the process environment).
 pub fn required_from(name: &'static str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
     match lookup(name) {
         Some(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),

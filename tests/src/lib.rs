@@ -312,13 +312,16 @@ impl Stack {
     /// A CodeBuild project in moto, as the pipelines' `build.project` names it.
     pub async fn create_build_project(&self, name: &str) -> Result<()> {
         use aws_sdk_codebuild::types::{
-            ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment, ProjectSource, SourceType,
+            ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment, ProjectSource,
+            SourceType,
         };
         let codebuild = aws_sdk_codebuild::Client::new(&self.config);
         codebuild
             .create_project()
             .name(name)
-            .source(ProjectSource::builder().r#type(SourceType::Github).location("https://github.com/acme/web").build()?)
+            .source(
+                ProjectSource::builder().r#type(SourceType::Github).location("https://github.com/acme/web").build()?,
+            )
             .artifacts(ProjectArtifacts::builder().r#type(ArtifactsType::NoArtifacts).build()?)
             .environment(
                 ProjectEnvironment::builder()

@@ -1,0 +1,33 @@
+//! The GitHub webhook function: wiring only. Reads its configuration and the webhook secret once, builds the
+//! adapters once, then serves the function URL.
+
+mod handler;
+
+use std::sync::Arc;
+
+use lambda_http::{Error, run, service_fn, tracing};
+use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, webhook_secrets};
+use sluice::usecases::{CachedDefinitions, StageEffects};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = handler::Config::from_env()?;
+    let aws = sluice::config::aws().await;
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
+    let secrets = webhook_secrets(&aws_sdk_secretsmanager::Client::new(&aws), &config.secret_id).await?;
+    let app = Arc::new(handler::App {
+        store: store.clone(),
+        definitions: CachedDefinitions::new(store),
+        effects: StageEffects {
+            publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&aws), &config.event_bus),
+            builds: CodeBuildStarter::new(aws_sdk_codebuild::Client::new(&aws)),
+        },
+        secrets,
+    });
+    run(service_fn(move |request| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, Error>(handler::respond(&app, request, chrono::Utc::now()).await) }
+    }))
+    .await
+}

@@ -337,3 +337,23 @@ impl Stack {
         Ok(())
     }
 }
+
+/// POSTs `body` to `url` over HTTP/1.1 as a webhook sender would; returns the status and the body as JSON.
+pub async fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<(u16, serde_json::Value)> {
+    use http_body_util::{BodyExt, Full};
+    let uri: hyper::Uri = url.parse().context("a URL")?;
+    let authority = uri.authority().context("a URL with a host")?.clone();
+    let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let mut request = hyper::Request::post(uri.path()).header("host", authority.as_str());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = sender.send_request(request.body(Full::new(hyper::body::Bytes::from(body)))?).await?;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    let json =
+        serde_json::from_slice(&bytes).with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&bytes)))?;
+    Ok((status, json))
+}

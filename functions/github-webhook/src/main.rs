@@ -1,7 +1,7 @@
 //! The GitHub webhook function: wiring only. Reads its configuration and the webhook secret once, builds the
 //! adapters once, then serves the function URL.
 
-mod handler;
+use github_webhook::handler;
 
 use std::sync::Arc;
 

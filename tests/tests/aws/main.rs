@@ -4,6 +4,7 @@ mod builds;
 mod chain;
 mod events;
 mod store;
+mod webhook;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sluice::definitions::{Definitions, ExecutionMode};

@@ -13,7 +13,9 @@ export CARGO_TERM_COLOR ?= never
 
 ## test: format, lints, template lint, then every unit and integration test (moto_server on loopback).
 test: $(TOOLS) lint
-	MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server cargo test --workspace --all-targets
+	mkdir -p target
+	set -o pipefail; MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server cargo test --workspace --all-targets 2>&1 | tee target/test.log
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "\n%d passed, %d failed\n", passed, failed }' target/test.log
 
 ## demo: a pipeline run against a local AWS (moto_server): state in DynamoDB, events through EventBridge rules.
 demo: $(TOOLS)

@@ -196,3 +196,34 @@ pub trait BuildStarter: Send + Sync {
     /// Starts the build and returns its id (the build's ARN, as CodeBuild's events name it).
     fn start_build(&self, request: &BuildRequest<'_>) -> impl Future<Output = Result<String, BuildStartError>> + Send;
 }
+
+/// Where a build's artifacts are: an S3 bucket and the key prefix of the artifacts' folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactLocation {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl ArtifactLocation {
+    /// `s3://bucket/prefix`.
+    pub fn uri(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the build's artifacts could not be read")]
+pub struct ArtifactError {
+    #[source]
+    pub source: Box<dyn StdError + Send + Sync>,
+}
+
+/// Reads the files a build left in its artifacts.
+pub trait ArtifactStore: Send + Sync {
+    /// The file `name` of the artifacts at `location`, or `None` if there is no such file.
+    fn read(
+        &self,
+        location: &ArtifactLocation,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, ArtifactError>> + Send;
+}

@@ -12,8 +12,9 @@ use crate::usecases::{EffectError, EffectRunner};
 use chrono::{DateTime, Utc};
 
 use crate::ports::{
-    BuildRequest, BuildStartError, BuildStarter, DefinitionsStore, EventPublisher, PipelineStore, PublishError,
-    PublishedDefinitions, Receipt, ReceiptKey, StoreError, Stored, Version,
+    ArtifactError, ArtifactLocation, ArtifactStore, BuildRequest, BuildStartError, BuildStarter, DefinitionsStore,
+    EventPublisher, PipelineStore, PublishError, PublishedDefinitions, Receipt, ReceiptKey, StoreError, Stored,
+    Version,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -283,5 +284,28 @@ impl BuildStarter for RecordingBuilds {
             idempotency_token: request.idempotency_token.to_owned(),
         });
         Ok(format!("arn:aws:codebuild:us-east-1:123456789012:build/{}:{}", request.project, request.idempotency_token))
+    }
+}
+
+/// `ArtifactStore` in memory: files by bucket and key.
+#[derive(Debug, Default)]
+pub struct InMemoryArtifacts {
+    files: Mutex<HashMap<(String, String), Vec<u8>>>,
+}
+
+impl InMemoryArtifacts {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn put(&self, bucket: &str, key: &str, bytes: impl Into<Vec<u8>>) {
+        lock(&self.files).insert((bucket.to_owned(), key.to_owned()), bytes.into());
+    }
+}
+
+impl ArtifactStore for InMemoryArtifacts {
+    async fn read(&self, location: &ArtifactLocation, name: &str) -> Result<Option<Vec<u8>>, ArtifactError> {
+        let key = format!("{}/{name}", location.prefix.trim_end_matches('/'));
+        Ok(lock(&self.files).get(&(location.bucket.clone(), key.trim_start_matches('/').to_owned())).cloned())
     }
 }

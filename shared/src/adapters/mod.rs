@@ -3,9 +3,11 @@
 mod codebuild;
 mod dynamodb;
 mod eventbridge;
+mod s3;
 mod secretsmanager;
 
 pub use codebuild::CodeBuildStarter;
 pub use dynamodb::DynamoDbStore;
 pub use eventbridge::EventBridgePublisher;
+pub use s3::S3Artifacts;
 pub use secretsmanager::{SecretError, webhook_secrets};

@@ -184,10 +184,12 @@ pub async fn flush<S: PipelineStore, R: EffectRunner>(
     Ok(())
 }
 
+mod build_events;
 mod definitions;
 mod effects;
 mod webhook;
 
+pub use build_events::{BuildEventOutcome, BuildStateChange, artifact_location, record_build_event};
 pub use definitions::{CachedDefinitions, DefinitionsError};
 pub use effects::StageEffects;
 pub use webhook::{Delivery, MAX_BODY, Reply, receive_webhook};

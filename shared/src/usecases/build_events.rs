@@ -1,0 +1,153 @@
+//! A CodeBuild build state change (<https://docs.aws.amazon.com/codebuild/latest/userguide/sample-build-notifications.html>):
+//! record it on its execution and, when the build succeeded, read its outputs and move the run on.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tracing::{info, instrument};
+
+use crate::definitions::DeployTarget;
+use crate::pipeline::{BuildFailure, BuildOutputs, Event, ExecutionId};
+use crate::ports::{ArtifactLocation, ArtifactStore, PipelineStore, ReceiptKey};
+use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
+
+/// The files a build leaves in its artifacts for sluice.
+pub const IMAGE_DETAIL: &str = "imageDetail.json";
+pub const TASK_DEFINITION: &str = "taskdef.json";
+pub const APPSPEC: &str = "appspec.yaml";
+
+/// The facts of one "CodeBuild Build State Change" event that sluice uses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BuildStateChange {
+    /// The EventBridge event id (deduplicates redeliveries).
+    pub event_id: String,
+    /// `build-id`: the build's ARN.
+    pub build_id: String,
+    /// `build-status`: IN_PROGRESS, SUCCEEDED, FAILED, FAULT, STOPPED or TIMED_OUT.
+    pub status: String,
+    pub current_phase: Option<String>,
+    /// The first phase whose status is not SUCCEEDED, for a build that ended without success.
+    pub failed_phase: Option<String>,
+    /// The `SLUICE_EXECUTION_ID` and `SLUICE_PIPELINE` environment variables sluice starts its builds with.
+    pub execution_id: Option<String>,
+    pub pipeline: Option<String>,
+    /// `additional-information.artifact.location`: `arn:aws:s3:::bucket/key`.
+    pub artifact_location: Option<String>,
+}
+
+/// What became of the event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildEventOutcome {
+    /// The build was not started by sluice (no execution id in its environment), or its status is not one sluice
+    /// acts on.
+    NotOurs(&'static str),
+    Handled(Handled),
+}
+
+/// Where the artifacts are, from CodeBuild's `arn:aws:s3:::bucket/key` (or `s3://bucket/key`).
+pub fn artifact_location(location: &str) -> Option<ArtifactLocation> {
+    let path = location.split_once(":s3:::").map(|(_, path)| path).or_else(|| location.strip_prefix("s3://"))?;
+    let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+    (!bucket.is_empty()).then(|| ArtifactLocation { bucket: bucket.to_owned(), prefix: prefix.to_owned() })
+}
+
+/// Reads and checks the build's outputs. The error is the reason the run fails, naming the file.
+async fn outputs<A: ArtifactStore>(
+    artifacts: &A,
+    location: Option<&str>,
+    needs_appspec: bool,
+) -> Result<BuildOutputs, String> {
+    let location = location
+        .filter(|l| !l.is_empty())
+        .ok_or("the build has no artifacts: list imageDetail.json and taskdef.json in the buildspec's artifacts")?;
+    let location = artifact_location(location).ok_or_else(|| format!("unreadable artifact location {location}"))?;
+    if location.prefix.ends_with(".zip") {
+        return Err("the build's artifacts are zipped: set the CodeBuild project's artifacts packaging to NONE".into());
+    }
+    let location = &location;
+    let read = |name: &'static str| async move {
+        match artifacts.read(location, name).await {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(format!("{name} is missing from the build's artifacts ({})", location.uri())),
+            Err(error) => Err(format!("{name} could not be read: {error}")),
+        }
+    };
+    let image: Value = serde_json::from_slice(&read(IMAGE_DETAIL).await?)
+        .map_err(|error| format!("{IMAGE_DETAIL} is not JSON: {error}"))?;
+    let image_uri = image["ImageURI"]
+        .as_str()
+        .filter(|uri| !uri.trim().is_empty())
+        .ok_or(format!("{IMAGE_DETAIL} has no ImageURI"))?
+        .to_owned();
+    let task_definition: Value = serde_json::from_slice(&read(TASK_DEFINITION).await?)
+        .map_err(|error| format!("{TASK_DEFINITION} is not JSON: {error}"))?;
+    if !task_definition["containerDefinitions"].is_array() {
+        return Err(format!("{TASK_DEFINITION} is not an ECS task definition: it has no containerDefinitions"));
+    }
+    if needs_appspec {
+        let appspec = read(APPSPEC).await?;
+        if !String::from_utf8_lossy(&appspec).contains("TargetService") {
+            return Err(format!("{APPSPEC} is not an ECS AppSpec: it has no TargetService"));
+        }
+    }
+    Ok(BuildOutputs { image_uri, artifacts: Some(location.uri()) })
+}
+
+/// Records one build state change.
+#[instrument(skip_all, fields(build = %change.build_id, status = %change.status, execution = change.execution_id.as_deref().unwrap_or("-")))]
+pub async fn record_build_event<S: PipelineStore, R: EffectRunner, A: ArtifactStore>(
+    store: &S,
+    runner: &R,
+    artifacts: &A,
+    change: &BuildStateChange,
+    now: DateTime<Utc>,
+) -> Result<BuildEventOutcome, HandleError> {
+    let (Some(execution_id), Some(pipeline)) = (&change.execution_id, &change.pipeline) else {
+        return Ok(BuildEventOutcome::NotOurs("the build was not started by sluice"));
+    };
+    let execution_id = ExecutionId(execution_id.clone());
+    let build_id = change.build_id.clone();
+    let phase = change.failed_phase.clone().or_else(|| change.current_phase.clone());
+    let failed = |status, reason: String| Event::BuildFailed {
+        execution_id: execution_id.clone(),
+        build_id: build_id.clone(),
+        status,
+        phase: phase.clone(),
+        reason,
+    };
+    let in_phase = phase.as_deref().map(|p| format!(" in phase {p}")).unwrap_or_default();
+    let event = match change.status.as_str() {
+        "IN_PROGRESS" => Event::BuildProgressed {
+            execution_id: execution_id.clone(),
+            build_id: build_id.clone(),
+            phase: change.current_phase.clone(),
+        },
+        "SUCCEEDED" => {
+            let execution = store.execution(&execution_id).await?;
+            let needs_appspec = execution.is_some_and(|e| matches!(e.plan.deploy, DeployTarget::BlueGreen(_)));
+            match outputs(artifacts, change.artifact_location.as_deref(), needs_appspec).await {
+                Ok(outputs) => {
+                    Event::BuildSucceeded { execution_id: execution_id.clone(), build_id: build_id.clone(), outputs }
+                }
+                Err(reason) => failed(BuildFailure::Failed, reason),
+            }
+        }
+        "FAILED" | "FAULT" => failed(BuildFailure::Failed, format!("the build failed{in_phase}")),
+        "STOPPED" => failed(BuildFailure::Stopped, format!("the build was stopped{in_phase}")),
+        "TIMED_OUT" => failed(BuildFailure::TimedOut, format!("the build timed out{in_phase}")),
+        _ => return Ok(BuildEventOutcome::NotOurs("a build status sluice does not act on")),
+    };
+    let answer = json!({ "execution_id": execution_id, "status": change.status });
+    let input = Input {
+        pipeline,
+        mode: Default::default(),
+        event: &event,
+        receipt: Some((ReceiptKey::event(&change.event_id), answer)),
+        now,
+    };
+    let handled = handle(store, runner, input).await?;
+    info!(?handled, "build event recorded");
+    Ok(BuildEventOutcome::Handled(handled))
+}
+
+#[cfg(test)]
+mod tests;

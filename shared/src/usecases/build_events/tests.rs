@@ -1,0 +1,242 @@
+//! Build state changes with the in-memory store, artifacts, bus and CodeBuild.
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::definitions::ExecutionMode;
+use crate::events::SluiceEvent;
+use crate::pipeline::{Stage, Status};
+use crate::testing::{InMemoryArtifacts, InMemoryStore, RecordingBuilds, RecordingPublisher, push};
+use crate::usecases::StageEffects;
+
+const BUCKET: &str = "sluice-artifacts";
+const TASKDEF: &str = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>"}]}"#;
+const APPSPEC_YAML: &str = "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n";
+
+struct World {
+    store: InMemoryStore,
+    effects: StageEffects<RecordingPublisher, RecordingBuilds>,
+    artifacts: InMemoryArtifacts,
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).single().expect("valid date")
+}
+
+impl World {
+    /// `executions` pushed one after the other; the first builds, the others wait.
+    async fn with(executions: &[&str]) -> Self {
+        let world = Self {
+            store: InMemoryStore::new(),
+            effects: StageEffects { publisher: RecordingPublisher::new(), builds: RecordingBuilds::new() },
+            artifacts: InMemoryArtifacts::new(),
+        };
+        for execution in executions {
+            let event = push(execution, ExecutionMode::Superseded, true);
+            let input =
+                Input { pipeline: "web", mode: ExecutionMode::Superseded, event: &event, receipt: None, now: now() };
+            handle(&world.store, &world.effects, input).await.expect("pushed");
+        }
+        world
+    }
+
+    fn outputs(&self, execution: &str, files: &[(&str, &str)]) {
+        for (name, content) in files {
+            self.artifacts.put(BUCKET, &format!("web/{execution}/{name}"), content.as_bytes());
+        }
+    }
+
+    async fn build_id(&self, execution: &str) -> String {
+        let execution = self.store.execution(&ExecutionId(execution.into())).await.ok().flatten().expect("stored");
+        execution.build.and_then(|b| b.build_id).expect("the build started")
+    }
+
+    async fn change(&self, execution: &str, event_id: &str, status: &str) -> BuildStateChange {
+        BuildStateChange {
+            event_id: event_id.into(),
+            build_id: self.build_id(execution).await,
+            status: status.into(),
+            current_phase: Some("COMPLETED".into()),
+            failed_phase: None,
+            execution_id: Some(execution.into()),
+            pipeline: Some("web".into()),
+            artifact_location: Some(format!("arn:aws:s3:::{BUCKET}/web/{execution}")),
+        }
+    }
+
+    async fn record(&self, change: &BuildStateChange) -> BuildEventOutcome {
+        record_build_event(&self.store, &self.effects, &self.artifacts, change, now()).await.expect("recorded")
+    }
+
+    async fn execution(&self, execution: &str) -> crate::pipeline::Execution {
+        self.store.execution(&ExecutionId(execution.into())).await.ok().flatten().expect("stored")
+    }
+
+    fn published(&self) -> Vec<&'static str> {
+        self.effects.publisher.published().iter().map(SluiceEvent::detail_type).collect()
+    }
+}
+
+const ALL_OUTPUTS: [(&str, &str); 3] = [
+    ("imageDetail.json", r#"{"ImageURI":"123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:4e2f"}"#),
+    ("taskdef.json", TASKDEF),
+    ("appspec.yaml", APPSPEC_YAML),
+];
+
+#[tokio::test]
+async fn a_successful_build_records_the_image_and_asks_for_approval() {
+    let world = World::with(&["e1"]).await;
+    world.outputs("e1", &ALL_OUTPUTS);
+
+    let outcome = world.record(&world.change("e1", "ev-1", "SUCCEEDED").await).await;
+
+    assert_eq!(outcome, BuildEventOutcome::Handled(Handled::Applied));
+    let execution = world.execution("e1").await;
+    assert_eq!(execution.status, Status::Running(Stage::Approval));
+    let build = execution.build.expect("build facts");
+    assert_eq!(build.image_uri.as_deref(), Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:4e2f"));
+    assert_eq!(build.artifacts.as_deref(), Some("s3://sluice-artifacts/web/e1"));
+    assert_eq!(world.published(), ["Execution Started", "Approval Requested"]);
+}
+
+#[tokio::test]
+async fn a_successful_build_lets_the_next_waiting_run_build() {
+    let world = World::with(&["e1", "e2"]).await;
+    world.outputs("e1", &ALL_OUTPUTS);
+    world.record(&world.change("e1", "ev-1", "SUCCEEDED").await).await;
+    let builds = world.effects.builds.started();
+    assert_eq!(builds.iter().map(|b| b.source_version.as_str()).collect::<Vec<_>>(), ["sha-e1", "sha-e2"]);
+    assert_eq!(world.execution("e2").await.status, Status::Running(Stage::Build));
+}
+
+#[tokio::test]
+async fn each_missing_or_malformed_output_fails_the_run_naming_the_file() {
+    let image = r#"{"ImageURI":"repo/web:1"}"#;
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![("taskdef.json", TASKDEF), ("appspec.yaml", APPSPEC_YAML)],
+            "imageDetail.json is missing from the build's artifacts (s3://sluice-artifacts/web/e1)",
+        ),
+        (
+            vec![("imageDetail.json", "{}"), ("taskdef.json", TASKDEF), ("appspec.yaml", APPSPEC_YAML)],
+            "imageDetail.json has no ImageURI",
+        ),
+        (vec![("imageDetail.json", "not json")], "imageDetail.json is not JSON"),
+        (vec![("imageDetail.json", image), ("appspec.yaml", APPSPEC_YAML)], "taskdef.json is missing"),
+        (
+            vec![("imageDetail.json", image), ("taskdef.json", "{}"), ("appspec.yaml", APPSPEC_YAML)],
+            "taskdef.json is not an ECS task definition",
+        ),
+        (vec![("imageDetail.json", image), ("taskdef.json", TASKDEF)], "appspec.yaml is missing"),
+        (
+            vec![("imageDetail.json", image), ("taskdef.json", TASKDEF), ("appspec.yaml", "version: 0.0")],
+            "appspec.yaml is not an ECS AppSpec",
+        ),
+    ];
+    for (files, reason) in cases {
+        // GIVEN a build that left these files, WHEN it succeeds, THEN the run fails and says which file is wrong
+        let world = World::with(&["e1"]).await;
+        world.outputs("e1", &files);
+        world.record(&world.change("e1", "ev-1", "SUCCEEDED").await).await;
+        let execution = world.execution("e1").await;
+        assert_eq!(execution.status, Status::Failed, "{reason}");
+        let got = execution.reason.unwrap_or_default();
+        assert!(got.starts_with(reason), "{got:?} should start with {reason:?}");
+    }
+}
+
+#[tokio::test]
+async fn zipped_or_absent_artifacts_fail_the_run_with_what_to_change() {
+    let world = World::with(&["e1"]).await;
+    let mut change = world.change("e1", "ev-1", "SUCCEEDED").await;
+    change.artifact_location = Some(format!("arn:aws:s3:::{BUCKET}/web/e1.zip"));
+    world.record(&change).await;
+    let reason = world.execution("e1").await.reason.unwrap_or_default();
+    assert!(reason.contains("packaging to NONE"), "{reason}");
+
+    let world = World::with(&["e1"]).await;
+    let mut change = world.change("e1", "ev-1", "SUCCEEDED").await;
+    change.artifact_location = None;
+    world.record(&change).await;
+    let reason = world.execution("e1").await.reason.unwrap_or_default();
+    assert!(reason.starts_with("the build has no artifacts"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_build_that_ends_without_success_ends_the_run_with_the_phase() {
+    for (status, outcome, reason) in [
+        ("FAILED", Status::Failed, "the build failed in phase BUILD"),
+        ("FAULT", Status::Failed, "the build failed in phase BUILD"),
+        ("STOPPED", Status::Failed, "the build was stopped in phase BUILD"),
+        ("TIMED_OUT", Status::TimedOut, "the build timed out in phase BUILD"),
+    ] {
+        let world = World::with(&["e1"]).await;
+        let mut change = world.change("e1", "ev-1", status).await;
+        change.failed_phase = Some("BUILD".into());
+        world.record(&change).await;
+        let execution = world.execution("e1").await;
+        assert_eq!((execution.status, execution.reason.as_deref()), (outcome, Some(reason)), "{status}");
+        assert_eq!(execution.build.and_then(|b| b.phase).as_deref(), Some("BUILD"));
+    }
+}
+
+#[tokio::test]
+async fn an_in_progress_event_arriving_after_success_changes_nothing() {
+    let world = World::with(&["e1"]).await;
+    world.outputs("e1", &ALL_OUTPUTS);
+    world.record(&world.change("e1", "ev-2", "SUCCEEDED").await).await;
+    let before = world.store.load("web").await.ok().flatten();
+
+    let mut late = world.change("e1", "ev-1", "IN_PROGRESS").await;
+    late.current_phase = Some("BUILD".into());
+    let outcome = world.record(&late).await;
+
+    assert!(matches!(outcome, BuildEventOutcome::Handled(Handled::Ignored(_))), "{outcome:?}");
+    assert_eq!(world.store.load("web").await.ok().flatten(), before);
+}
+
+#[tokio::test]
+async fn the_same_event_delivered_twice_moves_the_run_once() {
+    let world = World::with(&["e1"]).await;
+    world.outputs("e1", &ALL_OUTPUTS);
+    let change = world.change("e1", "ev-1", "SUCCEEDED").await;
+    world.record(&change).await;
+    let again = world.record(&change).await;
+    assert!(matches!(again, BuildEventOutcome::Handled(Handled::Ignored(_) | Handled::Duplicate { .. })), "{again:?}");
+    assert_eq!(world.published(), ["Execution Started", "Approval Requested"]);
+}
+
+#[tokio::test]
+async fn a_build_sluice_did_not_start_is_left_alone() {
+    let world = World::with(&["e1"]).await;
+    let mut change = world.change("e1", "ev-1", "SUCCEEDED").await;
+    change.execution_id = None;
+    assert_eq!(world.record(&change).await, BuildEventOutcome::NotOurs("the build was not started by sluice"));
+    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Build));
+}
+
+#[tokio::test]
+async fn another_build_claiming_a_known_execution_is_refused() {
+    let world = World::with(&["e1"]).await;
+    world.outputs("e1", &ALL_OUTPUTS);
+    let mut change = world.change("e1", "ev-1", "SUCCEEDED").await;
+    change.build_id = "arn:aws:codebuild:us-east-1:123456789012:build/web-build:someone-else".into();
+    let outcome = world.record(&change).await;
+    assert!(matches!(outcome, BuildEventOutcome::Handled(Handled::Refused(_))), "{outcome:?}");
+    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Build));
+}
+
+#[test]
+fn artifact_locations_read_from_codebuilds_arn_or_an_s3_uri() {
+    let from_arn = artifact_location("arn:aws:s3:::codebuild-123456789012-output-bucket/my-output-artifact.zip");
+    assert_eq!(
+        from_arn,
+        Some(ArtifactLocation {
+            bucket: "codebuild-123456789012-output-bucket".into(),
+            prefix: "my-output-artifact.zip".into()
+        })
+    );
+    let from_uri = artifact_location("s3://bucket/web/e1");
+    assert_eq!(from_uri.map(|l| l.uri()), Some("s3://bucket/web/e1".to_owned()));
+    assert_eq!(artifact_location("somewhere"), None);
+}

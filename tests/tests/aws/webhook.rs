@@ -16,17 +16,17 @@ use sluice_sandbox::function_url::{FunctionUrl, serve};
 const PUSH: &[u8] = include_bytes!("../../../shared/tests/fixtures/github-push.json");
 const HEAD: &str = "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b";
 
-struct Deployed {
-    stack: Stack,
-    store: DynamoDbStore,
-    project: String,
-    secret: String,
-    url: FunctionUrl,
+pub struct Deployed {
+    pub stack: Stack,
+    pub store: DynamoDbStore,
+    pub project: String,
+    pub secret: String,
+    pub url: FunctionUrl,
 }
 
 /// The stack in moto with the example pipelines published, a CodeBuild project for `web`, the webhook secret in
 /// Secrets Manager, and the webhook function served as a function URL, wired as its main.rs wires it.
-async fn deployed() -> Result<Deployed> {
+pub async fn deployed() -> Result<Deployed> {
     let stack = Stack::create().await?;
     let project = unique("web-build");
     stack.create_build_project(&project).await?;
@@ -55,7 +55,7 @@ async fn deployed() -> Result<Deployed> {
     Ok(Deployed { stack, store, project, secret, url })
 }
 
-async fn deliver(deployed: &Deployed, delivery: &str, signature: Option<&str>) -> Result<(u16, serde_json::Value)> {
+pub async fn deliver(deployed: &Deployed, delivery: &str, signature: Option<&str>) -> Result<(u16, serde_json::Value)> {
     let mut headers = vec![
         ("content-type", "application/json"),
         ("user-agent", "GitHub-Hookshot/5b1e2f0"),

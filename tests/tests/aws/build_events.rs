@@ -1,0 +1,99 @@
+//! From a push to an approval request, through every real adapter and EventBridge rule: GitHub's push over HTTP
+//! starts a build in CodeBuild (moto); the build's state change, published on the (stand-in) default bus, reaches
+//! the build-events function through the rule of template.yaml; its artifacts are read from S3 (moto); the approval
+//! request reaches the approval rule's target.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_lambda_events::event::codebuild::CodeBuildEvent;
+use build_events::handler::{App, on_event};
+use serde_json::{Value, json};
+use sluice::adapters::{CodeBuildStarter, EventBridgePublisher, S3Artifacts};
+use sluice::github::sign;
+use sluice::pipeline::{ExecutionId, Stage, Status};
+use sluice::ports::PipelineStore;
+use sluice::usecases::StageEffects;
+use sluice_integration::unique;
+
+use crate::webhook::{deliver, deployed};
+
+const STATE_CHANGE: &str = include_str!("../../../shared/tests/fixtures/example-codebuild-state-change.json");
+const PUSH: &[u8] = include_bytes!("../../../shared/tests/fixtures/github-push.json");
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn a_pushed_commit_whose_build_succeeds_waits_for_approval_with_its_image() -> Result<()> {
+    let deployed = deployed().await?;
+    let stack = &deployed.stack;
+    let (status, body) = deliver(&deployed, "d-build-events", Some(&sign(&deployed.secret, PUSH))).await?;
+    assert_eq!(status, 202, "{body}");
+    let execution_id = ExecutionId("web-d-build-events".into());
+    let build_arn = deployed.store.execution(&execution_id).await?.and_then(|e| e.build?.build_id).context("built")?;
+
+    // The build leaves its outputs in S3, as its buildspec says.
+    let s3 =
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
+    let bucket = unique("artifacts");
+    s3.create_bucket().bucket(&bucket).send().await?;
+    let prefix = format!("web/{execution_id}");
+    for (name, content) in [
+        ("imageDetail.json", r#"{"ImageURI":"123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:4e2f"}"#),
+        ("taskdef.json", r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>"}]}"#),
+        ("appspec.yaml", "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n"),
+    ] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(format!("{prefix}/{name}"))
+            .body(content.as_bytes().to_vec().into())
+            .send()
+            .await?;
+    }
+
+    // CodeBuild's SUCCEEDED event for that build (AWS's sample, with this build's facts), on the default bus.
+    let mut detail: Value = serde_json::from_str::<Value>(STATE_CHANGE)?["detail"].clone();
+    detail["build-id"] = json!(build_arn);
+    detail["project-name"] = json!(deployed.project);
+    detail["additional-information"]["artifact"]["location"] = json!(format!("arn:aws:s3:::{bucket}/{prefix}"));
+    detail["additional-information"]["environment"]["environment-variables"] = json!([
+        { "name": "SLUICE_EXECUTION_ID", "type": "PLAINTEXT", "value": execution_id.0 },
+        { "name": "SLUICE_PIPELINE", "type": "PLAINTEXT", "value": "web" }
+    ]);
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name(&stack.default_bus)
+        .source("aws.codebuild")
+        .detail_type("CodeBuild Build State Change")
+        .resources(&build_arn)
+        .detail(detail.to_string())
+        .build();
+    stack.eventbridge.put_events().entries(entry).send().await?;
+
+    // The rule delivers it; the function handles what it delivers.
+    let delivered = stack.receive(stack.queue("CodeBuildStateChangeRule")?, 1, WAIT).await?;
+    assert_eq!(delivered.len(), 1);
+    let event: CodeBuildEvent = serde_json::from_value(delivered[0].clone())?;
+    let app = App {
+        store: deployed.store.clone(),
+        effects: StageEffects {
+            publisher: EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()),
+            builds: CodeBuildStarter::new(aws_sdk_codebuild::Client::new(&stack.config)),
+        },
+        artifacts: S3Artifacts::new(s3),
+    };
+    let lambda_event = || lambda_runtime::LambdaEvent::new(event.clone(), lambda_runtime::Context::default());
+    on_event(&app, lambda_event(), chrono::Utc::now()).await?;
+
+    let execution = deployed.store.execution(&execution_id).await?.context("stored")?;
+    assert_eq!(execution.status, Status::Running(Stage::Approval));
+    let build = execution.build.context("build facts")?;
+    assert_eq!(build.image_uri.as_deref(), Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:4e2f"));
+    let requests = stack.receive(stack.queue("ApprovalRequestedRule")?, 1, WAIT).await?;
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(requests[0]["detail"]["execution_id"], execution_id.0);
+    assert_eq!(requests[0]["detail"]["image_uri"], "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:4e2f");
+
+    // EventBridge may deliver the same event again: nothing moves twice.
+    on_event(&app, lambda_event(), chrono::Utc::now()).await?;
+    assert!(stack.receive(stack.queue("ApprovalRequestedRule")?, 1, Duration::from_secs(1)).await?.is_empty());
+    Ok(())
+}

@@ -1,8 +1,12 @@
-//! sluice's local sandbox: a stand-in, on one machine, for the parts of AWS that moto does not play.
+//! sluice's local sandbox: a stand-in, on one machine, for the parts of AWS that moto does not play. It is not AWS;
+//! it follows AWS's documented contracts so that the real handlers and SDK adapters run unchanged against it.
 //!
-//! So far it hosts function URLs: a Lambda function's HTTP handler served on a loopback port, each request turned
-//! into the event a Lambda function URL delivers (payload format 2.0) and read by `lambda_http` exactly as the
-//! Lambda runtime reads it. It is not AWS; it follows AWS's documented contracts so that the real handlers run
-//! unchanged against it.
+//! - [`function_url`]: a Lambda function's HTTP handler served on a loopback port, each request turned into the
+//!   event a function URL delivers (payload format 2.0) and read by `lambda_http` as the Lambda runtime reads it.
+//! - [`pump`]: what an EventBridge rule's SQS target (in moto) receives, delivered to a function's handler.
+//! - [`codebuild`]: CodeBuild's StartBuild and BatchGetBuilds, and builds that finish: artifacts to S3, state
+//!   changes to EventBridge, as scripted per project.
 
+pub mod codebuild;
 pub mod function_url;
+pub mod pump;

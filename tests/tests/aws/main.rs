@@ -5,6 +5,7 @@ mod builds;
 mod chain;
 mod events;
 mod store;
+mod through_the_sandbox;
 mod webhook;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};

@@ -30,6 +30,12 @@ pub async fn deployed() -> Result<Deployed> {
     let stack = Stack::create().await?;
     let project = unique("web-build");
     stack.create_build_project(&project).await?;
+    let codebuild = aws_sdk_codebuild::Client::new(&stack.config);
+    deployed_with(stack, project, codebuild).await
+}
+
+/// As [`deployed`], with the stack made and `project` known to the CodeBuild that `codebuild` speaks to.
+pub async fn deployed_with(stack: Stack, project: String, codebuild: aws_sdk_codebuild::Client) -> Result<Deployed> {
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
     let example = std::fs::read_to_string(workspace_root().join("infra/pipelines.example.toml"))?;
     store.publish(&example.replace("\"web-build\"", &format!("\"{project}\"")), None, chrono::Utc::now()).await?;
@@ -43,7 +49,7 @@ pub async fn deployed() -> Result<Deployed> {
         definitions: CachedDefinitions::new(store.clone()),
         effects: StageEffects {
             publisher: EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()),
-            builds: CodeBuildStarter::new(aws_sdk_codebuild::Client::new(&stack.config)),
+            builds: CodeBuildStarter::new(codebuild),
         },
         secrets: webhook_secrets(&secrets_manager, &secret_name).await?,
     });

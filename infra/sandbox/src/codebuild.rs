@@ -1,0 +1,278 @@
+//! A stand-in for CodeBuild, for what moto does not do: builds that finish. It answers the CodeBuild API calls
+//! sluice makes (awsJson 1.1 StartBuild and BatchGetBuilds, reached through `AWS_ENDPOINT_URL_CODEBUILD` or a
+//! client's endpoint), then plays the build: it writes the build's artifacts to S3 and publishes the documented
+//! "CodeBuild Build State Change" events (IN_PROGRESS, then SUCCEEDED or FAILED) to EventBridge
+//! (<https://docs.aws.amazon.com/codebuild/latest/userguide/sample-build-notifications.html>). What each project's
+//! builds do is scripted.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// AWS's sample state-change event, whose shape every event the sandbox publishes keeps.
+const SAMPLE_EVENT: &str = include_str!("../../../shared/tests/fixtures/example-codebuild-state-change.json");
+const SAMPLE_APP: [(&str, &str); 2] = [
+    ("taskdef.json", include_str!("../../sample-app/taskdef.json")),
+    ("appspec.yaml", include_str!("../../sample-app/appspec.yaml")),
+];
+const REGION: &str = "us-east-1";
+const ACCOUNT: &str = "123456789012";
+
+/// What a project's builds do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scenario {
+    /// Writes imageDetail.json and the sample app's taskdef.json and appspec.yaml, then SUCCEEDED.
+    Succeed,
+    /// FAILED, with `phase` the phase that failed.
+    FailIn(String),
+    /// Starts, and then no event is ever sent: the event is lost.
+    Lost,
+}
+
+/// Where the played builds put things: artifacts in `bucket` (under `<project>/<build uuid>/`), events on `bus`.
+#[derive(Clone)]
+pub struct Outputs {
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub bus: String,
+    /// How long a build takes, on the compressed clock of a test.
+    pub duration: Duration,
+}
+
+#[derive(Default)]
+struct Builds {
+    projects: HashMap<String, Scenario>,
+    builds: Vec<Value>,
+}
+
+/// The CodeBuild stand-in, serving on a loopback port until dropped.
+pub struct CodeBuildSandbox {
+    /// The endpoint to give CodeBuild clients.
+    pub endpoint: String,
+    state: Arc<Mutex<Builds>>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for CodeBuildSandbox {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn lock(state: &Mutex<Builds>) -> std::sync::MutexGuard<'_, Builds> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl CodeBuildSandbox {
+    pub async fn start(outputs: Outputs) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let state = Arc::new(Mutex::new(Builds::default()));
+        let shared = Arc::clone(&state);
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let state = Arc::clone(&shared);
+                let outputs = outputs.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let state = Arc::clone(&state);
+                        let outputs = outputs.clone();
+                        async move { Ok::<_, Infallible>(answer(&state, &outputs, request).await) }
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Ok(Self { endpoint, state, server })
+    }
+
+    /// Declares a project and what its builds do.
+    pub fn project(&self, name: &str, scenario: Scenario) {
+        lock(&self.state).projects.insert(name.to_owned(), scenario);
+    }
+
+    /// The builds started so far, as BatchGetBuilds describes them.
+    pub fn builds(&self) -> Vec<Value> {
+        lock(&self.state).builds.clone()
+    }
+}
+
+fn reply(status: u16, body: &Value) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert("content-type", hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"));
+    response
+}
+
+fn error(kind: &str, message: &str) -> hyper::Response<Full<Bytes>> {
+    reply(400, &json!({ "__type": kind, "message": message }))
+}
+
+async fn answer(
+    state: &Arc<Mutex<Builds>>,
+    outputs: &Outputs,
+    request: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
+        return error("InvalidInputException", "unreadable body");
+    };
+    let Ok(input) = serde_json::from_slice::<Value>(&body) else {
+        return error("InvalidInputException", "the body is not JSON");
+    };
+    match target.as_str() {
+        "CodeBuild_20161006.StartBuild" => start_build(state, outputs, &input),
+        "CodeBuild_20161006.BatchGetBuilds" => {
+            let builds = lock(state).builds.clone();
+            let ids: Vec<&str> = input["ids"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let found: Vec<&Value> =
+                builds.iter().filter(|b| ids.iter().any(|id| b["id"] == *id || b["arn"] == *id)).collect();
+            let missing: Vec<&&str> =
+                ids.iter().filter(|id| !found.iter().any(|b| b["id"] == **id || b["arn"] == **id)).collect();
+            reply(200, &json!({ "builds": found, "buildsNotFound": missing }))
+        }
+        other => error("InvalidInputException", &format!("the CodeBuild sandbox does not play {other}")),
+    }
+}
+
+fn start_build(state: &Arc<Mutex<Builds>>, outputs: &Outputs, input: &Value) -> hyper::Response<Full<Bytes>> {
+    let project = input["projectName"].as_str().unwrap_or_default().to_owned();
+    let Some(scenario) = lock(state).projects.get(&project).cloned() else {
+        return error(
+            "ResourceNotFoundException",
+            &format!("Project cannot be found: arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{project}"),
+        );
+    };
+    let number = lock(state).builds.len() + 1;
+    let uuid = format!("00000000-0000-4000-8000-{number:012}");
+    let id = format!("{project}:{uuid}");
+    let arn = format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:build/{id}");
+    let source_version = input["sourceVersion"].as_str().unwrap_or_default().to_owned();
+    let variables = input["environmentVariablesOverride"].clone();
+    let now = Utc::now();
+    let build = json!({
+        "id": id, "arn": arn, "buildNumber": number, "projectName": project,
+        "sourceVersion": source_version, "buildStatus": "IN_PROGRESS", "currentPhase": "SUBMITTED",
+        "startTime": now.timestamp_millis() as f64 / 1000.0, "buildComplete": false,
+        "environment": { "type": "ARM_CONTAINER", "image": "aws/codebuild/amazonlinux-aarch64-standard:3.0",
+                         "computeType": "BUILD_GENERAL1_SMALL", "environmentVariables": variables },
+    });
+    lock(state).builds.push(build.clone());
+    let played =
+        Played { state: Arc::clone(state), outputs: outputs.clone(), project, uuid, arn, source_version, variables };
+    tokio::spawn(async move {
+        if let Err(error) = played.play(scenario).await {
+            tracing::warn!(error = %error, "the CodeBuild sandbox could not play a build");
+        }
+    });
+    reply(200, &json!({ "build": build }))
+}
+
+/// One build being played.
+struct Played {
+    state: Arc<Mutex<Builds>>,
+    outputs: Outputs,
+    project: String,
+    uuid: String,
+    arn: String,
+    source_version: String,
+    variables: Value,
+}
+
+impl Played {
+    async fn play(self, scenario: Scenario) -> Result<()> {
+        if scenario == Scenario::Lost {
+            return Ok(());
+        }
+        tokio::time::sleep(self.outputs.duration / 2).await;
+        self.publish("IN_PROGRESS", "BUILD", None, None).await?;
+        tokio::time::sleep(self.outputs.duration / 2).await;
+        let prefix = format!("{}/{}", self.project, self.uuid);
+        let (status, failed) = match &scenario {
+            Scenario::FailIn(phase) => ("FAILED", Some(phase.as_str())),
+            _ => {
+                let image =
+                    format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{}:{}", self.project, self.source_version);
+                let image_detail = json!({ "ImageURI": image }).to_string();
+                let files = [("imageDetail.json", image_detail.as_str()), SAMPLE_APP[0], SAMPLE_APP[1]];
+                for (name, content) in files {
+                    self.outputs
+                        .s3
+                        .put_object()
+                        .bucket(&self.outputs.bucket)
+                        .key(format!("{prefix}/{name}"))
+                        .body(content.as_bytes().to_vec().into())
+                        .send()
+                        .await
+                        .with_context(|| format!("writing {name}"))?;
+                }
+                ("SUCCEEDED", None)
+            }
+        };
+        {
+            let mut builds = lock(&self.state);
+            if let Some(build) = builds.builds.iter_mut().find(|b| b["arn"] == self.arn.as_str()) {
+                build["buildStatus"] = json!(status);
+                build["currentPhase"] = json!("COMPLETED");
+                build["buildComplete"] = json!(true);
+            }
+        }
+        let location = format!("arn:aws:s3:::{}/{prefix}", self.outputs.bucket);
+        self.publish(status, "COMPLETED", failed, Some(location)).await
+    }
+
+    /// Publishes a state change shaped as AWS's sample, with this build's facts.
+    async fn publish(&self, status: &str, phase: &str, failed: Option<&str>, location: Option<String>) -> Result<()> {
+        let sample: Value = serde_json::from_str(SAMPLE_EVENT)?;
+        let mut detail = sample["detail"].clone();
+        detail["build-status"] = json!(status);
+        detail["project-name"] = json!(self.project);
+        detail["build-id"] = json!(self.arn);
+        detail["current-phase"] = json!(phase);
+        let information = &mut detail["additional-information"];
+        information["build-complete"] = json!(status != "IN_PROGRESS");
+        information["source-version"] = json!(self.source_version);
+        information["artifact"]["location"] = json!(location.unwrap_or_default());
+        let variables: Vec<Value> = self
+            .variables
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| json!({ "name": v["name"], "type": "PLAINTEXT", "value": v["value"] }))
+            .collect();
+        information["environment"]["environment-variables"] = json!(variables);
+        if let Some(phases) = information["phases"].as_array_mut() {
+            for entry in phases.iter_mut() {
+                if failed.is_some_and(|f| entry["phase-type"] == f) {
+                    entry["phase-status"] = json!("FAILED");
+                }
+            }
+        }
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&self.outputs.bus)
+            .source("aws.codebuild")
+            .detail_type("CodeBuild Build State Change")
+            .resources(&self.arn)
+            .detail(detail.to_string())
+            .build();
+        let output = self.outputs.eventbridge.put_events().entries(entry).send().await?;
+        anyhow::ensure!(output.failed_entry_count() == 0, "EventBridge refused the event");
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! A push through the whole of what exists, with the sandbox playing CodeBuild: GitHub's signed push over HTTP to the
+//! webhook function; the build started in the CodeBuild sandbox, which writes the build's artifacts to S3 (moto) and
+//! publishes its state changes to EventBridge (moto); the template's rule delivers them to the build-events
+//! function; the run moves on, or fails, as the scenario says.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_lambda_events::event::codebuild::CodeBuildEvent;
+use build_events::handler::{App, on_event};
+use sluice::adapters::{CodeBuildStarter, EventBridgePublisher, S3Artifacts};
+use sluice::github::sign;
+use sluice::pipeline::{ExecutionId, Stage, Status};
+use sluice::ports::PipelineStore;
+use sluice::usecases::StageEffects;
+use sluice_integration::{Stack, unique};
+use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
+use sluice_sandbox::pump::{Pump, pump};
+
+use crate::webhook::{Deployed, deliver, deployed_with};
+
+const PUSH: &[u8] = include_bytes!("../../../shared/tests/fixtures/github-push.json");
+const HEAD: &str = "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b";
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Running {
+    deployed: Deployed,
+    codebuild: CodeBuildSandbox,
+    _build_events: Pump,
+}
+
+/// The stack, the CodeBuild sandbox playing `scenario` for the web pipeline's project, the webhook function on a
+/// function URL, and the build-events function fed by the CodeBuild rule's target.
+async fn running(scenario: Scenario) -> Result<Running> {
+    let stack = Stack::create().await?;
+    let s3 =
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
+    let bucket = unique("artifacts");
+    s3.create_bucket().bucket(&bucket).send().await?;
+    let codebuild = CodeBuildSandbox::start(Outputs {
+        s3: s3.clone(),
+        bucket,
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        duration: Duration::from_millis(300),
+    })
+    .await?;
+    let project = unique("web-build");
+    codebuild.project(&project, scenario);
+    // sluice's CodeBuild client speaks to the sandbox, as AWS_ENDPOINT_URL_CODEBUILD would make it.
+    let client = |stack: &Stack| {
+        aws_sdk_codebuild::Client::from_conf(
+            aws_sdk_codebuild::config::Builder::from(&stack.config).endpoint_url(&codebuild.endpoint).build(),
+        )
+    };
+    let app = std::sync::Arc::new(App {
+        store: sluice::adapters::DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone()),
+        effects: StageEffects {
+            publisher: EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()),
+            builds: CodeBuildStarter::new(client(&stack)),
+        },
+        artifacts: S3Artifacts::new(s3),
+    });
+    let queue = stack.queue("CodeBuildStateChangeRule")?.to_owned();
+    let build_events = pump(stack.sqs.clone(), queue, move |event: CodeBuildEvent| {
+        let app = std::sync::Arc::clone(&app);
+        async move {
+            let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
+            on_event(&app, event, chrono::Utc::now()).await
+        }
+    });
+    let codebuild_client = client(&stack);
+    let deployed = deployed_with(stack, project, codebuild_client).await?;
+    Ok(Running { deployed, codebuild, _build_events: build_events })
+}
+
+async fn push(running: &Running, delivery: &str) -> Result<ExecutionId> {
+    let (status, body) = deliver(&running.deployed, delivery, Some(&sign(&running.deployed.secret, PUSH))).await?;
+    assert_eq!(status, 202, "{body}");
+    Ok(ExecutionId(format!("web-{delivery}")))
+}
+
+#[tokio::test]
+async fn the_build_succeeds_and_the_run_waits_for_approval_with_the_image_recorded() -> Result<()> {
+    let running = running(Scenario::Succeed).await?;
+    let stack = &running.deployed.stack;
+
+    let execution_id = push(&running, "d-succeeds").await?;
+
+    let requests = stack.receive(stack.queue("ApprovalRequestedRule")?, 1, WAIT).await?;
+    assert_eq!(requests.len(), 1, "an approval request reached the approval rule's target");
+    let image = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{}:{HEAD}", running.deployed.project);
+    assert_eq!(requests[0]["detail"]["image_uri"], image.as_str());
+    let execution = running.deployed.store.execution(&execution_id).await?.context("stored")?;
+    assert_eq!(execution.status, Status::Running(Stage::Approval));
+    let build = execution.build.context("build facts")?;
+    assert_eq!(build.image_uri.as_deref(), Some(image.as_str()));
+    assert!(build.artifacts.is_some_and(|a| a.starts_with("s3://")));
+    let played = running.codebuild.builds();
+    assert_eq!(played.len(), 1);
+    assert_eq!(played[0]["sourceVersion"], HEAD, "CodeBuild built the pushed commit");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_build_fails_in_a_phase_and_the_run_fails_saying_where() -> Result<()> {
+    let running = running(Scenario::FailIn("BUILD".into())).await?;
+    let stack = &running.deployed.stack;
+
+    let execution_id = push(&running, "d-fails").await?;
+
+    let finished = stack.receive(stack.queue("ExecutionFinishedRule")?, 1, WAIT).await?;
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0]["detail"]["outcome"], "failed");
+    assert_eq!(finished[0]["detail"]["reason"], "the build failed in phase BUILD");
+    let execution = running.deployed.store.execution(&execution_id).await?.context("stored")?;
+    assert_eq!(execution.status, Status::Failed);
+    assert!(stack.receive(stack.queue("ApprovalRequestedRule")?, 1, Duration::from_secs(1)).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_the_build_event_is_lost_the_run_stays_in_its_build_stage() -> Result<()> {
+    let running = running(Scenario::Lost).await?;
+    let stack = &running.deployed.stack;
+
+    let execution_id = push(&running, "d-lost").await?;
+
+    // Longer than a played build takes: nothing arrives, nothing moves on by itself.
+    assert!(stack.receive(stack.queue("ApprovalRequestedRule")?, 1, Duration::from_secs(2)).await?.is_empty());
+    let execution = running.deployed.store.execution(&execution_id).await?.context("stored")?;
+    assert_eq!(execution.status, Status::Running(Stage::Build));
+    assert_eq!(running.codebuild.builds().len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_codebuild_sandbox_answers_as_codebuild_does_for_an_unknown_project_and_for_batch_get_builds() -> Result<()>
+{
+    use sluice::ports::{BuildRequest, BuildStartError, BuildStarter};
+    let running = running(Scenario::Lost).await?;
+    let stack = &running.deployed.stack;
+    let client = aws_sdk_codebuild::Client::from_conf(
+        aws_sdk_codebuild::config::Builder::from(&stack.config).endpoint_url(&running.codebuild.endpoint).build(),
+    );
+    let environment = std::collections::BTreeMap::new();
+    let request = BuildRequest {
+        project: "nobody-declared-this",
+        source_version: HEAD,
+        environment: &environment,
+        idempotency_token: "t",
+    };
+    match CodeBuildStarter::new(client.clone()).start_build(&request).await {
+        Err(BuildStartError::Refused { message, .. }) => {
+            assert!(message.starts_with("ResourceNotFoundException"), "{message}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let request = BuildRequest { project: &running.deployed.project, ..request };
+    let arn = CodeBuildStarter::new(client.clone()).start_build(&request).await?;
+    let builds = client.batch_get_builds().ids(&arn).ids("missing:1").send().await?;
+    assert_eq!(builds.builds().len(), 1);
+    assert_eq!(builds.builds()[0].source_version(), Some(HEAD));
+    assert_eq!(builds.builds_not_found(), ["missing:1"]);
+    Ok(())
+}

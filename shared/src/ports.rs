@@ -191,10 +191,26 @@ pub enum BuildStartError {
     },
 }
 
-/// Starts builds.
+/// Starts builds, and says how they are going.
 pub trait BuildStarter: Send + Sync {
     /// Starts the build and returns its id (the build's ARN, as CodeBuild's events name it).
     fn start_build(&self, request: &BuildRequest<'_>) -> impl Future<Output = Result<String, BuildStartError>> + Send;
+
+    /// What the build service says of build `build_id` now, or `None` if it has no such build.
+    fn build_report(&self, build_id: &str)
+    -> impl Future<Output = Result<Option<BuildReport>, BuildStartError>> + Send;
+}
+
+/// A build as the build service reports it when asked (CodeBuild's BatchGetBuilds).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BuildReport {
+    /// IN_PROGRESS, SUCCEEDED, FAILED, FAULT, STOPPED or TIMED_OUT.
+    pub status: String,
+    pub current_phase: Option<String>,
+    /// The first phase whose status is not SUCCEEDED.
+    pub failed_phase: Option<String>,
+    /// The artifacts' location, `arn:aws:s3:::bucket/key`.
+    pub artifact_location: Option<String>,
 }
 
 /// Where a build's artifacts are: an S3 bucket and the key prefix of the artifacts' folder.

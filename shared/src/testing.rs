@@ -12,9 +12,9 @@ use crate::usecases::{EffectError, EffectRunner};
 use chrono::{DateTime, Utc};
 
 use crate::ports::{
-    ArtifactError, ArtifactLocation, ArtifactStore, BuildRequest, BuildStartError, BuildStarter, DefinitionsStore,
-    EventPublisher, PipelineStore, PublishError, PublishedDefinitions, Receipt, ReceiptKey, StoreError, Stored,
-    Version,
+    ArtifactError, ArtifactLocation, ArtifactStore, BuildReport, BuildRequest, BuildStartError, BuildStarter,
+    DefinitionsStore, EventPublisher, PipelineStore, PublishError, PublishedDefinitions, Receipt, ReceiptKey,
+    StoreError, Stored, Version,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -248,6 +248,7 @@ pub struct StartedBuild {
 pub struct RecordingBuilds {
     started: Mutex<Vec<StartedBuild>>,
     answer: Mutex<BuildAnswer>,
+    reports: Mutex<HashMap<String, BuildReport>>,
 }
 
 impl RecordingBuilds {
@@ -257,6 +258,11 @@ impl RecordingBuilds {
 
     pub fn answer(&self, answer: BuildAnswer) {
         *lock(&self.answer) = answer;
+    }
+
+    /// What `build_report` says of `build_id` from now on (unknown builds are reported as `None`).
+    pub fn report(&self, build_id: &str, report: BuildReport) {
+        lock(&self.reports).insert(build_id.to_owned(), report);
     }
 
     /// The builds started (not those refused or failed), in order.
@@ -284,6 +290,13 @@ impl BuildStarter for RecordingBuilds {
             idempotency_token: request.idempotency_token.to_owned(),
         });
         Ok(format!("arn:aws:codebuild:us-east-1:123456789012:build/{}:{}", request.project, request.idempotency_token))
+    }
+
+    async fn build_report(&self, build_id: &str) -> Result<Option<BuildReport>, BuildStartError> {
+        if *lock(&self.answer) == BuildAnswer::Unavailable {
+            return Err(BuildStartError::Unavailable { source: "unreachable".into() });
+        }
+        Ok(lock(&self.reports).get(build_id).cloned())
     }
 }
 

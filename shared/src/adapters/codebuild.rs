@@ -6,7 +6,7 @@ use aws_sdk_codebuild::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType};
 use tracing::instrument;
 
-use crate::ports::{BuildRequest, BuildStartError, BuildStarter};
+use crate::ports::{BuildReport, BuildRequest, BuildStartError, BuildStarter};
 
 /// The build starter on CodeBuild.
 #[derive(Debug, Clone)]
@@ -50,6 +50,26 @@ impl BuildStarter for CodeBuildStarter {
         build.and_then(|b| b.arn().or(b.id())).map(str::to_owned).ok_or_else(|| BuildStartError::Unavailable {
             source: "CodeBuild answered StartBuild without a build".into(),
         })
+    }
+
+    /// BatchGetBuilds takes the build id (`project:uuid`): the part of the ARN after `build/`.
+    #[instrument(skip(self))]
+    async fn build_report(&self, build_id: &str) -> Result<Option<BuildReport>, BuildStartError> {
+        let id = build_id.split_once(":build/").map_or(build_id, |(_, id)| id);
+        let output = self.client.batch_get_builds().ids(id).send().await.map_err(classify)?;
+        let Some(build) = output.builds().first() else { return Ok(None) };
+        let failed_phase = build
+            .phases()
+            .iter()
+            .find(|phase| phase.phase_status().is_some_and(|status| status.as_str() != "SUCCEEDED"))
+            .and_then(|phase| phase.phase_type())
+            .map(|phase| phase.as_str().to_owned());
+        Ok(Some(BuildReport {
+            status: build.build_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            current_phase: build.current_phase().map(str::to_owned),
+            failed_phase,
+            artifact_location: build.artifacts().and_then(|a| a.location()).map(str::to_owned),
+        }))
     }
 }
 

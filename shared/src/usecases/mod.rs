@@ -187,11 +187,13 @@ pub async fn flush<S: PipelineStore, R: EffectRunner>(
 mod build_events;
 mod definitions;
 mod effects;
+mod reconcile;
 mod webhook;
 
 pub use build_events::{BuildEventOutcome, BuildStateChange, artifact_location, record_build_event};
 pub use definitions::{CachedDefinitions, DefinitionsError};
 pub use effects::StageEffects;
+pub use reconcile::{QUIET_FOR, Reconciled, reconcile};
 pub use webhook::{Delivery, MAX_BODY, Reply, receive_webhook};
 
 #[cfg(test)]

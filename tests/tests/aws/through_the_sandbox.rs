@@ -120,17 +120,43 @@ async fn the_build_fails_in_a_phase_and_the_run_fails_saying_where() -> Result<(
 }
 
 #[tokio::test]
-async fn when_the_build_event_is_lost_the_run_stays_in_its_build_stage() -> Result<()> {
+async fn when_the_build_event_is_lost_the_scheduled_look_moves_the_run_on() -> Result<()> {
     let running = running(Scenario::Lost).await?;
     let stack = &running.deployed.stack;
 
     let execution_id = push(&running, "d-lost").await?;
 
-    // Longer than a played build takes: nothing arrives, nothing moves on by itself.
+    // Longer than a played build takes: no event arrives, and the run does not move by itself.
     assert!(stack.receive(stack.queue("ApprovalRequestedRule")?, 1, Duration::from_secs(2)).await?.is_empty());
     let execution = running.deployed.store.execution(&execution_id).await?.context("stored")?;
     assert_eq!(execution.status, Status::Running(Stage::Build));
-    assert_eq!(running.codebuild.builds().len(), 1);
+
+    // The reconciler's scheduled run, once the build has been quiet long enough, asks CodeBuild and moves it on.
+    let s3 =
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
+    let codebuild = aws_sdk_codebuild::Client::from_conf(
+        aws_sdk_codebuild::config::Builder::from(&stack.config).endpoint_url(&running.codebuild.endpoint).build(),
+    );
+    let store = running.deployed.store.clone();
+    let reconciler = reconciler::handler::App {
+        store: store.clone(),
+        definitions: sluice::usecases::CachedDefinitions::new(store),
+        effects: StageEffects {
+            publisher: EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()),
+            builds: CodeBuildStarter::new(codebuild.clone()),
+        },
+        artifacts: S3Artifacts::new(s3),
+        builds: CodeBuildStarter::new(codebuild),
+    };
+    let later = chrono::Utc::now() + sluice::usecases::QUIET_FOR + chrono::TimeDelta::minutes(1);
+    let summary = reconciler::handler::on_schedule(&reconciler, later).await?;
+    assert_eq!(summary["moved"], 1, "{summary}");
+
+    let requests = stack.receive(stack.queue("ApprovalRequestedRule")?, 1, WAIT).await?;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0]["detail"]["execution_id"], execution_id.0.as_str());
+    let execution = running.deployed.store.execution(&execution_id).await?.context("stored")?;
+    assert_eq!(execution.status, Status::Running(Stage::Approval));
     Ok(())
 }
 

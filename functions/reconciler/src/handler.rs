@@ -1,0 +1,102 @@
+//! A scheduled run: the published definitions, then one look at each pipeline.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sluice::config::{ConfigError, EVENT_BUS, TABLE, required_from};
+use sluice::ports::{ArtifactStore, BuildStarter, DefinitionsStore, PipelineStore};
+use sluice::usecases::{CachedDefinitions, DefinitionsError, EffectRunner, QUIET_FOR, reconcile};
+use tracing::{info, warn};
+
+/// The function's configuration, from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table: String,
+    pub event_bus: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self { table: required_from(TABLE, &lookup)?, event_bus: required_from(EVENT_BUS, &lookup)? })
+    }
+}
+
+/// What the handler needs, built once per instance.
+pub struct App<S, D, R, A, B> {
+    pub store: S,
+    pub definitions: CachedDefinitions<D>,
+    pub effects: R,
+    pub artifacts: A,
+    pub builds: B,
+}
+
+/// One look. Returns what it did; fails only when there are no usable definitions to look with.
+pub async fn on_schedule<S, D, R, A, B>(app: &App<S, D, R, A, B>, now: DateTime<Utc>) -> Result<Value, DefinitionsError>
+where
+    S: PipelineStore,
+    D: DefinitionsStore,
+    R: EffectRunner,
+    A: ArtifactStore,
+    B: BuildStarter,
+{
+    let definitions = app.definitions.get().await?;
+    let done = reconcile(&app.store, &app.effects, &app.artifacts, &app.builds, &definitions, now, QUIET_FOR).await;
+    if done.errors > 0 {
+        warn!(errors = done.errors, "some pipelines could not be looked at; the next run tries again");
+    }
+    info!(builds_checked = done.builds_checked, moved = done.moved, "reconciled");
+    Ok(json!({ "builds_checked": done.builds_checked, "moved": done.moved, "errors": done.errors }))
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice::testing::{InMemoryArtifacts, InMemoryStore, RecordingBuilds, RecordingPublisher};
+    use sluice::usecases::StageEffects;
+
+    use super::*;
+
+    type TestApp = App<
+        InMemoryStore,
+        InMemoryStore,
+        StageEffects<RecordingPublisher, RecordingBuilds>,
+        InMemoryArtifacts,
+        RecordingBuilds,
+    >;
+
+    async fn app(published: bool) -> TestApp {
+        let definitions = InMemoryStore::new();
+        if published {
+            let example = include_str!("../../../infra/pipelines.example.toml");
+            definitions.publish(example, None, Utc::now()).await.expect("published");
+        }
+        App {
+            store: InMemoryStore::new(),
+            definitions: CachedDefinitions::new(definitions),
+            effects: StageEffects { publisher: RecordingPublisher::new(), builds: RecordingBuilds::new() },
+            artifacts: InMemoryArtifacts::new(),
+            builds: RecordingBuilds::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_look_at_pipelines_that_never_ran_does_nothing_and_says_so() {
+        let app = app(true).await;
+        let summary = on_schedule(&app, Utc::now()).await.expect("looked");
+        assert_eq!(summary, json!({ "builds_checked": 0, "moved": 0, "errors": 0 }));
+    }
+
+    #[tokio::test]
+    async fn without_published_definitions_a_look_fails_with_what_to_do() {
+        let app = app(false).await;
+        let error = on_schedule(&app, Utc::now()).await.expect_err("nothing to look with");
+        assert!(error.to_string().contains("sluice publish"), "{error}");
+    }
+
+    #[test]
+    fn the_configuration_names_what_is_missing() {
+        assert_eq!(Config::from_lookup(|_| None), Err(ConfigError::Missing("SLUICE_TABLE")));
+    }
+}

@@ -1,0 +1,166 @@
+//! The scheduled look, with the in-memory store, artifacts, bus and CodeBuild.
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::definitions::ExecutionMode;
+use crate::pipeline::{BuildOutputs, ExecutionId};
+use crate::ports::BuildReport;
+use crate::testing::{BuildAnswer, InMemoryArtifacts, InMemoryStore, RecordingBuilds, RecordingPublisher, push};
+use crate::usecases::StageEffects;
+
+const EXAMPLE: &str = include_str!("../../../../infra/pipelines.example.toml");
+
+struct World {
+    store: InMemoryStore,
+    effects: StageEffects<RecordingPublisher, RecordingBuilds>,
+    artifacts: InMemoryArtifacts,
+    definitions: Definitions,
+}
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).single().expect("valid date") + TimeDelta::minutes(minutes)
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            store: InMemoryStore::new(),
+            effects: StageEffects { publisher: RecordingPublisher::new(), builds: RecordingBuilds::new() },
+            artifacts: InMemoryArtifacts::new(),
+            definitions: Definitions::parse("example", EXAMPLE).expect("valid"),
+        }
+    }
+
+    async fn with_push(execution: &str) -> Self {
+        let world = Self::new();
+        world.apply(push(execution, ExecutionMode::Superseded, true), 0).await.expect("applied");
+        world
+    }
+
+    async fn apply(&self, event: Event, minute: i64) -> Result<Handled, crate::usecases::HandleError> {
+        let input =
+            Input { pipeline: "web", mode: ExecutionMode::Superseded, event: &event, receipt: None, now: at(minute) };
+        handle(&self.store, &self.effects, input).await
+    }
+
+    async fn look(&self, minute: i64) -> Reconciled {
+        reconcile(
+            &self.store,
+            &self.effects,
+            &self.artifacts,
+            &self.effects.builds,
+            &self.definitions,
+            at(minute),
+            QUIET_FOR,
+        )
+        .await
+    }
+
+    async fn execution(&self, id: &str) -> crate::pipeline::Execution {
+        self.store.execution(&ExecutionId(id.into())).await.ok().flatten().expect("stored")
+    }
+
+    async fn build_id(&self, id: &str) -> String {
+        self.execution(id).await.build.and_then(|b| b.build_id).expect("started")
+    }
+
+    fn finished(&self, build_id: &str, status: &str) {
+        self.effects.builds.report(
+            build_id,
+            BuildReport {
+                status: status.into(),
+                current_phase: Some("COMPLETED".into()),
+                failed_phase: (status != "SUCCEEDED").then(|| "BUILD".into()),
+                artifact_location: Some("arn:aws:s3:::artifacts/web/e1".into()),
+            },
+        );
+        for (name, content) in [
+            ("imageDetail.json", r#"{"ImageURI":"repo/web:e1"}"#),
+            ("taskdef.json", r#"{"containerDefinitions":[]}"#),
+            ("appspec.yaml", "Resources:\n  - TargetService: {}\n"),
+        ] {
+            self.artifacts.put("artifacts", &format!("web/e1/{name}"), content.as_bytes());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_finished_build_whose_event_was_lost_moves_its_run_on() {
+    let world = World::with_push("e1").await;
+    world.finished(&world.build_id("e1").await, "SUCCEEDED");
+
+    let done = world.look(11).await;
+
+    assert_eq!(done, Reconciled { builds_checked: 1, moved: 1, errors: 0 });
+    let execution = world.execution("e1").await;
+    assert_eq!(execution.status, Status::Running(Stage::Approval));
+    assert_eq!(execution.build.and_then(|b| b.image_uri).as_deref(), Some("repo/web:e1"));
+    // A second look finds nothing more to do.
+    assert_eq!(world.look(12).await, Reconciled { builds_checked: 0, moved: 0, errors: 0 });
+}
+
+#[tokio::test]
+async fn a_failed_build_whose_event_was_lost_fails_its_run() {
+    let world = World::with_push("e1").await;
+    world.finished(&world.build_id("e1").await, "FAILED");
+    world.look(11).await;
+    let execution = world.execution("e1").await;
+    assert_eq!(
+        (execution.status, execution.reason.as_deref()),
+        (Status::Failed, Some("the build failed in phase BUILD"))
+    );
+}
+
+#[tokio::test]
+async fn a_build_still_running_or_recently_started_is_left_alone() {
+    let world = World::with_push("e1").await;
+    let build_id = world.build_id("e1").await;
+    assert_eq!(world.look(5).await.builds_checked, 0, "started 5 minutes ago: not asked about yet");
+    world.effects.builds.report(&build_id, BuildReport { status: "IN_PROGRESS".into(), ..BuildReport::default() });
+    assert_eq!(world.look(11).await, Reconciled { builds_checked: 1, moved: 0, errors: 0 });
+    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Build));
+}
+
+#[tokio::test]
+async fn a_build_codebuild_has_no_record_of_fails_its_run() {
+    let world = World::with_push("e1").await;
+    let build_id = world.build_id("e1").await;
+    world.look(11).await;
+    let execution = world.execution("e1").await;
+    assert_eq!(execution.status, Status::Failed);
+    assert_eq!(execution.reason, Some(format!("CodeBuild has no record of build {build_id}")));
+}
+
+#[tokio::test]
+async fn an_approval_past_its_deadline_times_out() {
+    let world = World::with_push("e1").await;
+    let build_id = world.build_id("e1").await;
+    let outputs = BuildOutputs { image_uri: "repo/web:e1".into(), artifacts: None };
+    world
+        .apply(Event::BuildSucceeded { execution_id: ExecutionId("e1".into()), build_id, outputs }, 1)
+        .await
+        .expect("applied");
+
+    assert_eq!(world.look(30).await.moved, 0, "the approval is open for an hour");
+    assert_eq!(world.look(62).await.moved, 1);
+    assert_eq!(world.execution("e1").await.status, Status::TimedOut);
+}
+
+#[tokio::test]
+async fn a_build_codebuild_could_not_start_is_started_by_the_next_look() {
+    // GIVEN a push recorded while CodeBuild was unreachable: its build waits in the outbox
+    let world = World::new();
+    world.effects.builds.answer(BuildAnswer::Unavailable);
+    assert!(world.apply(push("e1", ExecutionMode::Superseded, true), 0).await.is_err());
+    assert!(world.effects.builds.started().is_empty());
+    // WHEN CodeBuild is back and the scheduled look runs
+    world.effects.builds.answer(BuildAnswer::Start);
+    world.look(1).await;
+    // THEN the build starts, once, and the run records it
+    let started: Vec<String> = world.effects.builds.started().into_iter().map(|b| b.source_version).collect();
+    assert_eq!(started, ["sha-e1"]);
+    assert!(world.execution("e1").await.build.and_then(|b| b.build_id).is_some());
+    world.look(2).await;
+    assert_eq!(world.effects.builds.started().len(), 1);
+}

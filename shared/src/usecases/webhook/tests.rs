@@ -230,3 +230,45 @@ async fn when_codebuild_cannot_be_reached_the_run_waits_and_a_redelivery_starts_
     assert_eq!(world.effects.builds.started().len(), 1);
     assert!(world.store.load("web").await.ok().flatten().expect("recorded").value.pending.is_empty());
 }
+
+#[tokio::test]
+async fn a_force_push_starts_a_run_of_the_commit_it_leaves() {
+    let world = World::new();
+    let forced = push_with(|v| v["forced"] = json!(true));
+    let reply = world.deliver("push", "d-forced", &forced).await;
+    assert_eq!(reply.status, 202);
+    assert_eq!(world.effects.builds.started()[0].source_version, HEAD);
+}
+
+#[tokio::test]
+async fn a_new_branch_with_a_zero_before_is_filtered_by_its_name_and_its_commits() {
+    let world = World::new();
+    let new_branch = |name: &str, files: Value| {
+        push_with(|v| {
+            v["ref"] = json!(format!("refs/heads/{name}"));
+            v["before"] = json!("0000000000000000000000000000000000000000");
+            v["created"] = json!(true);
+            v["compare"] = json!(format!("https://github.com/acme/web/compare/{name}"));
+            if files.is_null() {
+                v["commits"] = json!([]);
+            } else {
+                v["commits"][0]["added"] = json!([]);
+                v["commits"][0]["modified"] = files.clone();
+                v["commits"][1]["modified"] = json!([]);
+                v["commits"][1]["removed"] = json!([]);
+            }
+        })
+    };
+    // A release branch whose new commits touch the source: built.
+    let reply = world.deliver("push", "d-1", &new_branch("release/2.0", json!(["src/lib.rs"]))).await;
+    assert_eq!(reply.body["executions"][0]["pipeline"], "web", "{}", reply.body);
+    // A release branch created at an existing commit lists no commits: nothing to filter on, so it is built.
+    let reply = world.deliver("push", "d-2", &new_branch("release/2.1", Value::Null)).await;
+    assert_eq!(reply.body["executions"][0]["pipeline"], "web", "{}", reply.body);
+    // A release branch whose commits touch only documentation: not built.
+    let reply = world.deliver("push", "d-3", &new_branch("release/2.2", json!(["docs/notes.md"]))).await;
+    assert_eq!(reply.body["skipped"][0]["reason"], "no changed file is in its path filters");
+    // A feature branch: not in the branch filter, whatever it touches.
+    let reply = world.deliver("push", "d-4", &new_branch("feature/x", json!(["src/lib.rs"]))).await;
+    assert_eq!(reply.body["message"], "no pipeline started");
+}

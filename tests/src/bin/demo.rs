@@ -1,207 +1,187 @@
-//! `make demo`: one pipeline's runs through sluice's core against a local AWS.
+//! `make demo`: a push to deployment, locally, through sluice's real functions.
 //!
-//! moto_server plays DynamoDB and EventBridge (with the rules of template.yaml, each targeting an SQS queue). This
-//! script plays everything outside: GitHub's pushes, CodeBuild's results, the approver's clicks and CodeDeploy's
-//! outcome. sluice's own use case, state machine and AWS adapters do the rest, as they will in Lambda.
+//! moto_server plays DynamoDB, EventBridge (the rules of template.yaml, each targeting an SQS queue), S3, Secrets
+//! Manager and SQS. The sandbox plays the rest of AWS: the webhook function is served on a loopback function URL,
+//! CodeBuild's builds run and report as CodeBuild does, and each rule's target feeds its function. The demo plays
+//! GitHub (signed pushes over HTTP), and, for the stages whose functions are not built yet, the approver and
+//! CodeDeploy.
 
+#![recursion_limit = "256"]
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, TimeDelta, Utc};
-use sluice::adapters::DynamoDbStore;
+use aws_lambda_events::event::codebuild::CodeBuildEvent;
+use serde_json::Value;
+use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, S3Artifacts, webhook_secrets};
 use sluice::definitions::Definitions;
-use sluice::pipeline::{ApprovalDecision, BuildOutputs, Effect, Event, ExecutionId, Plan, SourceFacts};
-use sluice::ports::{DefinitionsStore, PipelineStore, ReceiptKey};
-use sluice::usecases::{EffectError, EffectRunner, Handled, Input, handle};
-use sluice_integration::{BusRunner, Stack, Template, moto, workspace_root};
+use sluice::github::sign;
+use sluice::pipeline::{ApprovalDecision, Event, ExecutionId};
+use sluice::ports::{DefinitionsStore, PipelineStore};
+use sluice::usecases::{CachedDefinitions, Handled, Input, StageEffects, handle};
+use sluice_integration::{Stack, Template, moto, post, workspace_root};
+use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
+use sluice_sandbox::function_url::serve;
+use sluice_sandbox::pump::pump;
 
-/// Prints each effect as it is carried out, then carries it out.
-struct Narrated(BusRunner);
+const PUSH: &[u8] = include_bytes!("../../../shared/tests/fixtures/github-push.json");
+const SECRET: &str = "demo-webhook-secret-0123456789abcdef";
+/// The commit the pushed payload leaves `main` at.
+const HEAD: &str = "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b";
 
-impl EffectRunner for Narrated {
-    async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
-        let line = match effect {
-            Effect::Publish(event) => {
-                format!("published “{}” for {} on the bus", event.detail_type(), event.execution_id())
-            }
-            Effect::StartBuild { project, source_version, .. } => {
-                let commit = &source_version[..7.min(source_version.len())];
-                format!("StartBuild {project} at {commit} (CodeBuild's part is played by this demo)")
-            }
-            Effect::ReportHookStatus { hook_execution_id, status, .. } => {
-                format!(
-                    "PutLifecycleEventHookExecutionStatus {hook_execution_id}: {status:?} (CodeDeploy played by this demo)"
-                )
-            }
-        };
-        println!("         ↳ {line}");
-        self.0.run(id, effect).await
-    }
+fn show(what: &str, status: u16, body: &Value) {
+    println!("  {what}\n    ← {status} {body}");
 }
 
-/// The commits the demo's pushes carry.
-const COMMITS: [&str; 3] = [
-    "4f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39",
-    "b81e07d3c5a4f2e1d0c9b8a7f6e5d4c3b2a19087",
-    "e9c4b2a7d1f0e3c6b5a4d3c2b1a0f9e8d7c6b5a4",
-];
-
-fn commit(n: u8) -> String {
-    COMMITS[usize::from(n.saturating_sub(1)) % COMMITS.len()].to_owned()
-}
-
-fn push(execution: &str, n: u8, message: &str, plan: &Plan) -> Event {
-    Event::Triggered {
-        execution_id: ExecutionId::from(execution),
-        source: SourceFacts {
-            repository: "acme/web".into(),
-            commit: commit(n),
-            git_ref: "refs/heads/main".into(),
-            pusher: "octocat".into(),
-            delivery_id: format!("delivery-{n}"),
-            message: message.into(),
-            compare_url: String::new(),
-        },
-        plan: Box::new(plan.clone()),
-        mode: sluice::definitions::ExecutionMode::Superseded,
-    }
-}
-
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
-    let start: DateTime<Utc> = "2026-11-23T09:00:00Z".parse()?;
-    println!("sluice demo: a pipeline's runs through sluice's core, against a local AWS\n");
-    println!("  local AWS       moto_server at {}", moto().endpoint);
+    println!("sluice demo: a push to deployment, locally, through sluice's real functions\n");
     let stack = Stack::create().await.context("creating the stack in moto")?;
     let rules: Vec<String> = Template::load()?.rules()?.into_iter().map(|r| r.logical_id).collect();
-    println!("  DynamoDB table  {}", stack.table);
-    println!("  event bus       {} (rules from template.yaml: {})", stack.bus, rules.join(", "));
+    println!("  local AWS      moto_server at {}", moto().endpoint);
+    println!("  table, bus     {} · {} (rules from template.yaml: {})", stack.table, stack.bus, rules.join(", "));
 
+    // Pipelines, as `sluice publish infra/pipelines.example.toml` publishes them.
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
     let text = std::fs::read_to_string(workspace_root().join("infra/pipelines.example.toml"))?;
     Definitions::parse("infra/pipelines.example.toml", &text)?;
-    let revision = store.publish(&text, None, start).await?;
-    let published = store.current().await?.context("definitions were just published")?;
-    let definitions = Definitions::parse("published definitions", &published.text)?;
-    let web = definitions.get("web").context("the example defines web")?;
-    println!("  definitions     infra/pipelines.example.toml published as revision {revision}");
-    println!(
-        "  pipeline        web: {} → build {} → approval by email → {} deploy, mode {:?}\n",
-        web.source.repository,
-        web.build.project,
-        web.deploy.strategy(),
-        web.mode
+    let revision = store.publish(&text, None, chrono::Utc::now()).await?;
+    println!("  definitions    infra/pipelines.example.toml, revision {revision}");
+
+    // The CodeBuild sandbox, writing artifacts to S3 and events to the default bus.
+    let s3 =
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
+    s3.create_bucket().bucket("sluice-demo-artifacts").send().await?;
+    let sandbox = CodeBuildSandbox::start(Outputs {
+        s3: s3.clone(),
+        bucket: "sluice-demo-artifacts".into(),
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        duration: Duration::from_millis(800),
+    })
+    .await?;
+    sandbox.project("web-build", Scenario::Succeed);
+    sandbox.project("api-build", Scenario::Succeed);
+    let codebuild = aws_sdk_codebuild::Client::from_conf(
+        aws_sdk_codebuild::config::Builder::from(&stack.config).endpoint_url(&sandbox.endpoint).build(),
     );
-    let plan = Plan::from(web);
-    let runner = Narrated(BusRunner::new(&stack));
+    println!("  CodeBuild      sandbox at {}", sandbox.endpoint);
 
-    let image = |e: &str| format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:{e}");
-    let built = |e: &str| Event::BuildSucceeded {
-        execution_id: ExecutionId::from(e),
-        build_id: format!("build-{e}"),
-        outputs: BuildOutputs { image_uri: image(e), artifacts: Some(format!("s3://web-artifacts/{e}.zip")) },
+    // The webhook function on a function URL, wired as its main.rs wires it.
+    let secrets_manager = aws_sdk_secretsmanager::Client::new(&stack.config);
+    secrets_manager.create_secret().name("sluice/github-webhook").secret_string(SECRET).send().await?;
+    let effects = StageEffects {
+        publisher: EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()),
+        builds: CodeBuildStarter::new(codebuild.clone()),
     };
-    let decided = |e: &str, decision| Event::ApprovalDecided {
-        execution_id: ExecutionId::from(e),
-        decision,
-        approver: "alice@example.com".into(),
-        comment: Some(if decision == ApprovalDecision::Approved { "ship it" } else { "not on a Friday" }.into()),
-    };
-    let steps: Vec<(&str, Event, Option<ReceiptKey>)> = vec![
-        (
-            "GitHub: push of 4f2a9c1 “Add search”",
-            push("e1", 1, "Add search", &plan),
-            Some(ReceiptKey::delivery("delivery-1", "web")),
-        ),
-        (
-            "GitHub: push of b81e07d “Fix typo”",
-            push("e2", 2, "Fix typo", &plan),
-            Some(ReceiptKey::delivery("delivery-2", "web")),
-        ),
-        (
-            "GitHub: push of e9c4b2a “Faster search”",
-            push("e3", 3, "Faster search", &plan),
-            Some(ReceiptKey::delivery("delivery-3", "web")),
-        ),
-        (
-            "GitHub: the first push, delivered again",
-            push("e1-again", 1, "Add search", &plan),
-            Some(ReceiptKey::delivery("delivery-1", "web")),
-        ),
-        ("CodeBuild: e1's build SUCCEEDED", built("e1"), Some(ReceiptKey::event("codebuild-e1"))),
-        ("CodeBuild: the same event, delivered again", built("e1"), Some(ReceiptKey::event("codebuild-e1"))),
-        ("alice approves e1 from her inbox", decided("e1", ApprovalDecision::Approved), None),
-        (
-            "CodeDeploy: e1's deployment d-E1 started",
-            Event::DeploymentStarted { execution_id: ExecutionId::from("e1"), deployment_id: "d-E1".into() },
-            None,
-        ),
-        (
-            "CodeDeploy: AfterAllowTestTraffic hook, check passed",
-            Event::HookCompleted {
-                execution_id: ExecutionId::from("e1"),
-                deployment_id: "d-E1".into(),
-                lifecycle_event: "AfterAllowTestTraffic".into(),
-                hook_execution_id: "hook-1".into(),
-                passed: true,
-                detail: Some("GET /health → 200".into()),
-            },
-            None,
-        ),
-        (
-            "CodeDeploy: deployment d-E1 SUCCEEDED",
-            Event::DeploymentSucceeded { execution_id: ExecutionId::from("e1"), deployment_id: "d-E1".into() },
-            None,
-        ),
-        ("CodeBuild: e3's build SUCCEEDED", built("e3"), Some(ReceiptKey::event("codebuild-e3"))),
-        ("alice rejects e3", decided("e3", ApprovalDecision::Rejected), None),
-    ];
+    let webhook = Arc::new(github_webhook::handler::App {
+        store: store.clone(),
+        definitions: CachedDefinitions::new(store.clone()),
+        effects: effects.clone(),
+        secrets: webhook_secrets(&secrets_manager, "sluice/github-webhook").await?,
+    });
+    let url = serve("github-webhook", move |request| {
+        let app = Arc::clone(&webhook);
+        async move { github_webhook::handler::respond(&app, request, chrono::Utc::now()).await }
+    })
+    .await?;
+    println!("  webhook        {} (function URL on loopback)", url.url);
 
-    for (minute, (what, event, receipt)) in steps.iter().enumerate() {
-        let now = start + TimeDelta::minutes(2 * minute as i64);
-        println!("  {}  {what}", now.format("%H:%M"));
-        let answer = serde_json::json!({ "execution": event.execution_id().to_string() });
-        let input =
-            Input { pipeline: "web", mode: web.mode, event, receipt: receipt.clone().map(|key| (key, answer)), now };
-        match handle(&store, &runner, input).await? {
-            Handled::Applied => {}
-            Handled::Ignored(reason) => println!("         ↳ nothing to do ({reason:?})"),
-            Handled::Refused(error) => println!("         ↳ refused: {error}"),
-            Handled::Duplicate { answer } => {
-                println!("         ↳ already handled; answered as the first time: {answer}")
+    // The build-events function, fed by the CodeBuild rule's target.
+    let build_events = Arc::new(build_events::handler::App {
+        store: store.clone(),
+        effects: effects.clone(),
+        artifacts: S3Artifacts::new(s3),
+    });
+    let _pump =
+        pump(stack.sqs.clone(), stack.queue("CodeBuildStateChangeRule")?.to_owned(), move |event: CodeBuildEvent| {
+            let app = Arc::clone(&build_events);
+            async move {
+                let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
+                build_events::handler::on_event(&app, event, chrono::Utc::now()).await
             }
-        }
-        let state = store.load("web").await?.context("stored")?.value;
-        let active: Vec<String> = state.active().map(|e| format!("{} {}", e.id, e.status)).collect();
-        if !active.is_empty() {
-            println!("         ↳ now: {}", active.join(", "));
-        }
-    }
+        });
+    println!("  build-events   fed by CodeBuildStateChangeRule\n");
 
-    println!("\n  What reached each rule's target queue (EventBridge → SQS):");
-    for rule in ["ApprovalRequestedRule", "DeploymentRequestedRule", "ExecutionFinishedRule"] {
-        let messages = stack.receive(stack.queue(rule)?, 10, Duration::from_secs(2)).await?;
-        let seen: Vec<String> = messages
-            .iter()
-            .map(|m| {
-                let outcome = m["detail"]["outcome"].as_str().map(|o| format!(" {o}")).unwrap_or_default();
-                format!("{}{outcome}", m["detail"]["execution_id"].as_str().unwrap_or("?"))
-            })
-            .collect();
-        println!("    {rule:<24} {}", seen.join(", "));
-    }
+    println!("GitHub (played by the demo) delivers a signed push of acme/web main:");
+    let signature = sign(SECRET, PUSH);
+    let headers = |delivery: &'static str, signature: &str| {
+        vec![
+            ("content-type", "application/json".to_owned()),
+            ("x-github-event", "push".to_owned()),
+            ("x-github-delivery", delivery.to_owned()),
+            ("x-hub-signature-256", signature.to_owned()),
+        ]
+    };
+    let send = |headers: Vec<(&'static str, String)>| {
+        let url = url.url.clone();
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post(&url, &headers, PUSH.to_vec()).await
+        }
+    };
+    let (status, body) = send(headers("72d3162e-cc78-11e3-81ab-4c9367dc0958", &signature)).await?;
+    show("POST push (delivery 72d3162e…)", status, &body);
+    let (status, body) = send(headers("72d3162e-cc78-11e3-81ab-4c9367dc0958", &signature)).await?;
+    show("POST the same delivery again", status, &body);
+    let (status, body) = send(headers("0b989ba4-242f-11e5-81e1-c7b6966d2516", &sign("guessed", PUSH))).await?;
+    show("POST a push signed with the wrong secret", status, &body);
 
-    println!("\n  History of web, newest first (DynamoDB, index `history`):");
-    for execution in store.history("web", 10).await? {
-        let reason = execution.reason.map(|r| format!(" ({r})")).unwrap_or_default();
+    let execution_id = ExecutionId("web-72d3162e-cc78-11e3-81ab-4c9367dc0958".into());
+    println!("\nCodeBuild (sandbox) builds {}; its events reach build-events through the rule:", &HEAD[..7]);
+    let requests = stack.receive(stack.queue("ApprovalRequestedRule")?, 1, Duration::from_secs(20)).await?;
+    let request = requests.first().context("no approval request arrived")?;
+    println!("  “Approval Requested” reached ApprovalRequestedRule's target: image {}", request["detail"]["image_uri"]);
+
+    println!("\nThe approver and CodeDeploy (played by the demo; their functions are not built yet):");
+    let runner = effects.clone();
+    for (what, event) in [
+        (
+            "alice approves",
+            Event::ApprovalDecided {
+                execution_id: execution_id.clone(),
+                decision: ApprovalDecision::Approved,
+                approver: "alice@example.com".into(),
+                comment: Some("ship it".into()),
+            },
+        ),
+        (
+            "CodeDeploy starts d-DEMO",
+            Event::DeploymentStarted { execution_id: execution_id.clone(), deployment_id: "d-DEMO".into() },
+        ),
+        (
+            "CodeDeploy reports success",
+            Event::DeploymentSucceeded { execution_id: execution_id.clone(), deployment_id: "d-DEMO".into() },
+        ),
+    ] {
+        let input =
+            Input { pipeline: "web", mode: Default::default(), event: &event, receipt: None, now: chrono::Utc::now() };
+        let handled = handle(&store, &runner, input).await?;
         println!(
-            "    #{} {:<3} {} {:<11}{reason}",
+            "  {what}: {}",
+            if handled == Handled::Applied { "applied".to_owned() } else { format!("{handled:?}") }
+        );
+    }
+    for rule in ["DeploymentRequestedRule", "ExecutionFinishedRule"] {
+        let messages = stack.receive(stack.queue(rule)?, 1, Duration::from_secs(10)).await?;
+        let kinds: Vec<String> = messages.iter().map(|m| m["detail-type"].as_str().unwrap_or("?").to_owned()).collect();
+        println!("  {rule} received: {}", kinds.join(", "));
+    }
+
+    println!("\nHistory of web, newest first (DynamoDB, index `history`):");
+    for execution in store.history("web", 10).await? {
+        let build = execution.build.as_ref();
+        println!(
+            "  #{} {} {} {} — build {} image {}",
             execution.seq,
             execution.id,
             &execution.source.commit[..7],
-            execution.status.to_string()
+            execution.status,
+            build.and_then(|b| b.build_id.as_deref()).unwrap_or("-"),
+            build.and_then(|b| b.image_uri.as_deref()).unwrap_or("-"),
         );
     }
-    println!("\nDone. Everything ran on loopback; moto_server stops with this program.");
+    println!("\nDone. Everything ran on loopback; moto_server and the sandbox stop with this program.");
     Ok(())
 }

@@ -25,6 +25,25 @@ pub fn required_from(name: &'static str, lookup: impl Fn(&str) -> Option<String>
     }
 }
 
+/// What every function reads: the pipeline table and the event bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Common {
+    pub table: String,
+    pub event_bus: String,
+}
+
+impl Common {
+    /// From the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// From `lookup` (tests pass a closure rather than touch the process environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self { table: required_from(TABLE, &lookup)?, event_bus: required_from(EVENT_BUS, &lookup)? })
+    }
+}
+
 /// The shared AWS configuration: region, credentials and endpoints from the environment, as in every AWS SDK.
 pub async fn aws() -> aws_config::SdkConfig {
     aws_config::load_from_env().await
@@ -41,5 +60,14 @@ mod tests {
         assert_eq!(required_from(TABLE, |_| Some(" sluice ".into())), Ok("sluice".into()));
         let message = ConfigError::Missing(TABLE).to_string();
         assert!(message.contains("SLUICE_TABLE"), "{message}");
+    }
+
+    #[test]
+    fn every_function_reads_the_table_and_the_bus_and_names_what_is_missing() {
+        assert_eq!(Common::from_lookup(|_| None), Err(ConfigError::Missing("SLUICE_TABLE")));
+        let only_table = |name: &str| (name == TABLE).then(|| "sluice-table".to_owned());
+        assert_eq!(Common::from_lookup(only_table), Err(ConfigError::Missing("SLUICE_EVENT_BUS")));
+        let both = Common::from_lookup(|name| Some(name.to_lowercase())).expect("complete");
+        assert_eq!((both.table.as_str(), both.event_bus.as_str()), ("sluice_table", "sluice_event_bus"));
     }
 }

@@ -4,27 +4,12 @@
 use aws_lambda_events::event::codebuild::CodeBuildEvent;
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
-use sluice::config::{ConfigError, EVENT_BUS, TABLE, required_from};
 use sluice::ports::{ArtifactStore, PipelineStore};
 use sluice::usecases::{BuildEventOutcome, BuildStateChange, EffectRunner, HandleError, record_build_event};
 use tracing::{info, warn};
 
-/// The function's configuration, from its environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub table: String,
-    pub event_bus: String,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        Ok(Self { table: required_from(TABLE, &lookup)?, event_bus: required_from(EVENT_BUS, &lookup)? })
-    }
-}
+/// The function's configuration: the table and the bus, from its environment.
+pub type Config = sluice::config::Common;
 
 /// What the handler needs, built once per instance.
 pub struct App<S, R, A> {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use sluice::config::{ConfigError, EVENT_BUS, TABLE, required_from};
+use sluice::config::{Common, ConfigError, required_from};
 use sluice::github::WebhookSecrets;
 use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice::usecases::{CachedDefinitions, Delivery, EffectRunner, receive_webhook};
@@ -16,8 +16,7 @@ pub const WEBHOOK_SECRET: &str = "SLUICE_WEBHOOK_SECRET";
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub table: String,
-    pub event_bus: String,
+    pub common: Common,
     pub secret_id: String,
 }
 
@@ -27,11 +26,7 @@ impl Config {
     }
 
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        Ok(Self {
-            table: required_from(TABLE, &lookup)?,
-            event_bus: required_from(EVENT_BUS, &lookup)?,
-            secret_id: required_from(WEBHOOK_SECRET, &lookup)?,
-        })
+        Ok(Self { common: Common::from_lookup(&lookup)?, secret_id: required_from(WEBHOOK_SECRET, &lookup)? })
     }
 }
 

@@ -14,13 +14,13 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = handler::Config::from_env()?;
     let aws = sluice::config::aws().await;
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.common.table);
     let secrets = webhook_secrets(&aws_sdk_secretsmanager::Client::new(&aws), &config.secret_id).await?;
     let app = Arc::new(handler::App {
         store: store.clone(),
         definitions: CachedDefinitions::new(store),
         effects: StageEffects {
-            publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&aws), &config.event_bus),
+            publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&aws), &config.common.event_bus),
             builds: CodeBuildStarter::new(aws_sdk_codebuild::Client::new(&aws)),
         },
         secrets,

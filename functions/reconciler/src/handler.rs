@@ -2,27 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sluice::config::{ConfigError, EVENT_BUS, TABLE, required_from};
 use sluice::ports::{ArtifactStore, BuildStarter, DefinitionsStore, PipelineStore};
 use sluice::usecases::{CachedDefinitions, DefinitionsError, EffectRunner, QUIET_FOR, reconcile};
 use tracing::{info, warn};
 
-/// The function's configuration, from its environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub table: String,
-    pub event_bus: String,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        Ok(Self { table: required_from(TABLE, &lookup)?, event_bus: required_from(EVENT_BUS, &lookup)? })
-    }
-}
+/// The function's configuration: the table and the bus, from its environment.
+pub type Config = sluice::config::Common;
 
 /// What the handler needs, built once per instance.
 pub struct App<S, D, R, A, B> {
@@ -93,10 +78,5 @@ mod tests {
         let app = app(false).await;
         let error = on_schedule(&app, Utc::now()).await.expect_err("nothing to look with");
         assert!(error.to_string().contains("sluice publish"), "{error}");
-    }
-
-    #[test]
-    fn the_configuration_names_what_is_missing() {
-        assert_eq!(Config::from_lookup(|_| None), Err(ConfigError::Missing("SLUICE_TABLE")));
     }
 }

@@ -46,10 +46,3 @@ fn sluices_variables_and_the_failed_phase_are_found() {
     assert_eq!(change.pipeline.as_deref(), Some("web"));
     assert_eq!(change.failed_phase.as_deref(), Some("BUILD"));
 }
-
-#[test]
-fn the_configuration_names_what_is_missing() {
-    assert_eq!(Config::from_lookup(|_| None), Err(ConfigError::Missing("SLUICE_TABLE")));
-    let config = Config::from_lookup(|name| Some(name.to_lowercase())).expect("complete");
-    assert_eq!(config.event_bus, "sluice_event_bus");
-}

@@ -37,6 +37,10 @@ pub enum Scenario {
     Succeed,
     /// FAILED, with `phase` the phase that failed.
     FailIn(String),
+    /// STOPPED (someone stopped it) during `phase`.
+    StopIn(String),
+    /// TIMED_OUT during `phase`.
+    TimeOutIn(String),
     /// Succeeds as `Succeed` does (BatchGetBuilds says so), but its state-change events are lost.
     Lost,
 }
@@ -206,7 +210,9 @@ impl Played {
         let prefix = format!("{}/{}", self.project, self.uuid);
         let (status, failed) = match &scenario {
             Scenario::FailIn(phase) => ("FAILED", Some(phase.as_str())),
-            _ => {
+            Scenario::StopIn(phase) => ("STOPPED", Some(phase.as_str())),
+            Scenario::TimeOutIn(phase) => ("TIMED_OUT", Some(phase.as_str())),
+            Scenario::Succeed | Scenario::Lost => {
                 let image =
                     format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{}:{}", self.project, self.source_version);
                 let image_detail = json!({ "ImageURI": image }).to_string();
@@ -239,7 +245,7 @@ impl Played {
             ]
             .iter()
             .map(|phase| {
-                let phase_status = if failed == Some(*phase) { "FAILED" } else { "SUCCEEDED" };
+                let phase_status = if failed == Some(*phase) { status } else { "SUCCEEDED" };
                 json!({ "phaseType": phase, "phaseStatus": phase_status })
             })
             .collect();
@@ -281,7 +287,7 @@ impl Played {
         if let Some(phases) = information["phases"].as_array_mut() {
             for entry in phases.iter_mut() {
                 if failed.is_some_and(|f| entry["phase-type"] == f) {
-                    entry["phase-status"] = json!("FAILED");
+                    entry["phase-status"] = json!(status);
                 }
             }
         }

@@ -120,6 +120,23 @@ async fn the_build_fails_in_a_phase_and_the_run_fails_saying_where() -> Result<(
 }
 
 #[tokio::test]
+async fn a_stopped_or_timed_out_build_ends_the_run_as_codebuild_says() -> Result<()> {
+    for (scenario, outcome, reason) in [
+        (Scenario::StopIn("BUILD".into()), "failed", "the build was stopped in phase BUILD"),
+        (Scenario::TimeOutIn("POST_BUILD".into()), "timed_out", "the build timed out in phase POST_BUILD"),
+    ] {
+        let running = running(scenario).await?;
+        let stack = &running.deployed.stack;
+        push(&running, "d-ended").await?;
+        let finished = stack.receive(stack.queue("ExecutionFinishedRule")?, 1, WAIT).await?;
+        assert_eq!(finished.len(), 1, "{reason}");
+        assert_eq!(finished[0]["detail"]["outcome"], outcome);
+        assert_eq!(finished[0]["detail"]["reason"], reason);
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn when_the_build_event_is_lost_the_scheduled_look_moves_the_run_on() -> Result<()> {
     let running = running(Scenario::Lost).await?;
     let stack = &running.deployed.stack;

@@ -197,6 +197,23 @@ impl Stack {
         })
     }
 
+    /// A queue that receives what `pattern` matches on the stand-in default bus, for AWS events no rule of
+    /// `template.yaml` routes yet.
+    pub async fn listen(&self, pattern: &serde_json::Value) -> Result<String> {
+        let (queue_url, queue_arn) = create_queue(&self.sqs, &unique("listen")).await?;
+        let rule = unique("listen");
+        self.eventbridge
+            .put_rule()
+            .name(&rule)
+            .event_bus_name(&self.default_bus)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await?;
+        let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build()?;
+        self.eventbridge.put_targets().rule(&rule).event_bus_name(&self.default_bus).targets(target).send().await?;
+        Ok(queue_url)
+    }
+
     /// The queue behind the rule `logical_id` of `template.yaml`.
     pub fn queue(&self, logical_id: &str) -> Result<&str> {
         self.queues.get(logical_id).map(String::as_str).ok_or_else(|| anyhow!("template.yaml has no rule {logical_id}"))

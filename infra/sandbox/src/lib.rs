@@ -6,7 +6,10 @@
 //! - [`pump`]: what an EventBridge rule's SQS target (in moto) receives, delivered to a function's handler.
 //! - [`codebuild`]: CodeBuild's StartBuild and BatchGetBuilds, and builds that finish: artifacts to S3, state
 //!   changes to EventBridge, as scripted per project.
+//! - [`ecs`]: ECS rolling updates that finish, or fail and roll back under the deployment circuit breaker, with
+//!   ECS's deployment state-change events.
 
 pub mod codebuild;
+pub mod ecs;
 pub mod function_url;
 pub mod pump;

@@ -3,6 +3,7 @@
 mod build_events;
 mod builds;
 mod chain;
+mod ecs_sandbox;
 mod events;
 mod store;
 mod through_the_sandbox;

@@ -1,0 +1,367 @@
+//! A stand-in for ECS rolling updates, for what moto does not do: rollouts that finish. It answers the ECS API calls
+//! a rolling deploy makes (awsJson 1.1 RegisterTaskDefinition, UpdateService, DescribeServices) and plays each
+//! rollout as the service's scenario says, publishing the documented "ECS Deployment State Change" events
+//! (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_service_deployment_events.html>): in progress,
+//! then completed; or, when the new tasks fail and the deployment circuit breaker is on, failed, and with rollback
+//! on, a rollback to the previous task definition
+//! (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html>).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+const REGION: &str = "us-east-1";
+const ACCOUNT: &str = "123456789012";
+const TARGET: &str = "AmazonEC2ContainerServiceV20141113.";
+
+/// What the new tasks of a service's rollouts do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollout {
+    /// They start and pass their health checks: the deployment completes.
+    Healthy,
+    /// They keep failing to start: the circuit breaker, if on, fails the deployment (and rolls back if told to).
+    TasksFail,
+}
+
+#[derive(Debug, Clone)]
+struct Service {
+    cluster: String,
+    name: String,
+    task_definition: String,
+    rollout: Rollout,
+    deployment_configuration: Value,
+    deployments: Vec<Value>,
+}
+
+impl Service {
+    fn arn(&self) -> String {
+        format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{}/{}", self.cluster, self.name)
+    }
+
+    fn describe(&self) -> Value {
+        json!({
+            "serviceArn": self.arn(),
+            "serviceName": self.name,
+            "clusterArn": format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{}", self.cluster),
+            "status": "ACTIVE",
+            "desiredCount": 2,
+            "taskDefinition": self.task_definition,
+            "deploymentConfiguration": self.deployment_configuration,
+            "deployments": self.deployments,
+            "launchType": "FARGATE",
+        })
+    }
+}
+
+#[derive(Default)]
+struct State {
+    services: HashMap<(String, String), Service>,
+    families: HashMap<String, u32>,
+    deployments: u32,
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Where rollouts publish their events, and how long a rollout takes on the test's compressed clock.
+#[derive(Clone)]
+pub struct Events {
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub bus: String,
+    pub duration: Duration,
+}
+
+/// The ECS stand-in, serving on a loopback port until dropped.
+pub struct EcsSandbox {
+    /// The endpoint to give ECS clients.
+    pub endpoint: String,
+    state: Arc<Mutex<State>>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for EcsSandbox {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl EcsSandbox {
+    pub async fn start(events: Events) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = Arc::clone(&state);
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let state = Arc::clone(&shared);
+                let events = events.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let state = Arc::clone(&state);
+                        let events = events.clone();
+                        async move { Ok::<_, Infallible>(answer(&state, &events, request).await) }
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Ok(Self { endpoint, state, server })
+    }
+
+    /// Declares a running service, on `task_definition`, whose rollouts do what `rollout` says.
+    pub fn service(&self, cluster: &str, name: &str, task_definition: &str, rollout: Rollout) {
+        let mut state = lock(&self.state);
+        state.deployments += 1;
+        let deployment = json!({
+            "id": format!("ecs-svc/{:019}", state.deployments),
+            "status": "PRIMARY",
+            "taskDefinition": task_definition,
+            "rolloutState": "COMPLETED",
+            "desiredCount": 2, "runningCount": 2, "failedTasks": 0,
+        });
+        let service = Service {
+            cluster: cluster.to_owned(),
+            name: name.to_owned(),
+            task_definition: task_definition.to_owned(),
+            rollout,
+            deployment_configuration: json!({ "minimumHealthyPercent": 100, "maximumPercent": 200 }),
+            deployments: vec![deployment],
+        };
+        state.services.insert((cluster.to_owned(), name.to_owned()), service);
+    }
+}
+
+fn reply(status: u16, body: &Value) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert("content-type", hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"));
+    response
+}
+
+fn error(kind: &str, message: &str) -> hyper::Response<Full<Bytes>> {
+    reply(400, &json!({ "__type": kind, "message": message }))
+}
+
+/// `cluster` may be a name or an ARN; ECS's default cluster is `default`.
+fn cluster_name(input: &Value) -> String {
+    let cluster = input["cluster"].as_str().unwrap_or("default");
+    cluster.rsplit('/').next().unwrap_or(cluster).to_owned()
+}
+
+fn service_name(name: &str) -> String {
+    name.rsplit('/').next().unwrap_or(name).to_owned()
+}
+
+async fn answer(
+    state: &Arc<Mutex<State>>,
+    events: &Events,
+    request: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
+        return error("InvalidParameterException", "unreadable body");
+    };
+    let Ok(input) = serde_json::from_slice::<Value>(&body) else {
+        return error("InvalidParameterException", "the body is not JSON");
+    };
+    match target.strip_prefix(TARGET).unwrap_or_default() {
+        "RegisterTaskDefinition" => {
+            let Some(family) = input["family"].as_str().filter(|f| !f.is_empty()) else {
+                return error("ClientException", "family is required");
+            };
+            if input["containerDefinitions"].as_array().is_none_or(|c| c.is_empty()) {
+                return error("ClientException", "Container list cannot be empty.");
+            }
+            let revision = {
+                let mut state = lock(state);
+                let revision = state.families.entry(family.to_owned()).or_insert(0);
+                *revision += 1;
+                *revision
+            };
+            let mut definition = input.clone();
+            definition["taskDefinitionArn"] =
+                json!(format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}"));
+            definition["revision"] = json!(revision);
+            definition["status"] = json!("ACTIVE");
+            reply(200, &json!({ "taskDefinition": definition }))
+        }
+        "DescribeServices" => {
+            let cluster = cluster_name(&input);
+            let state = lock(state);
+            let mut services = Vec::new();
+            let mut failures = Vec::new();
+            for name in input["services"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                match state.services.get(&(cluster.clone(), service_name(name))) {
+                    Some(service) => services.push(service.describe()),
+                    None => failures.push(json!({
+                        "arn": format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{}", service_name(name)),
+                        "reason": "MISSING",
+                    })),
+                }
+            }
+            reply(200, &json!({ "services": services, "failures": failures }))
+        }
+        "UpdateService" => update_service(state, events, &input),
+        other => error("InvalidParameterException", &format!("the ECS sandbox does not play {other}")),
+    }
+}
+
+fn update_service(state: &Arc<Mutex<State>>, events: &Events, input: &Value) -> hyper::Response<Full<Bytes>> {
+    let cluster = cluster_name(input);
+    let name = service_name(input["service"].as_str().unwrap_or_default());
+    let mut guard = lock(state);
+    guard.deployments += 1;
+    let id = format!("ecs-svc/{:019}", guard.deployments);
+    let Some(service) = guard.services.get_mut(&(cluster.clone(), name.clone())) else {
+        return error("ServiceNotFoundException", "Service not found.");
+    };
+    if let Some(configuration) = input.get("deploymentConfiguration").filter(|c| c.is_object()) {
+        service.deployment_configuration = configuration.clone();
+    }
+    let previous = service.task_definition.clone();
+    let task_definition = input["taskDefinition"].as_str().map_or(previous.clone(), str::to_owned);
+    for deployment in &mut service.deployments {
+        deployment["status"] = json!("ACTIVE");
+    }
+    service.deployments.insert(
+        0,
+        json!({
+            "id": id, "status": "PRIMARY", "taskDefinition": task_definition,
+            "rolloutState": "IN_PROGRESS", "rolloutStateReason": "ECS deployment in progress.",
+            "desiredCount": 2, "runningCount": 0, "failedTasks": 0,
+        }),
+    );
+    service.task_definition = task_definition;
+    let described = service.describe();
+    let played = Played {
+        state: Arc::clone(state),
+        events: events.clone(),
+        key: (cluster, name),
+        arn: service.arn(),
+        rollout: service.rollout,
+        breaker: service.deployment_configuration["deploymentCircuitBreaker"].clone(),
+        previous,
+    };
+    drop(guard);
+    tokio::spawn(async move {
+        if let Err(error) = played.play(id).await {
+            tracing::warn!(error = %error, "the ECS sandbox could not play a rollout");
+        }
+    });
+    reply(200, &json!({ "service": described }))
+}
+
+/// One rollout being played.
+struct Played {
+    state: Arc<Mutex<State>>,
+    events: Events,
+    key: (String, String),
+    arn: String,
+    rollout: Rollout,
+    breaker: Value,
+    previous: String,
+}
+
+impl Played {
+    async fn play(self, id: String) -> Result<()> {
+        self.publish("INFO", "SERVICE_DEPLOYMENT_IN_PROGRESS", &id, &format!("ECS deployment {id} in progress."))
+            .await?;
+        tokio::time::sleep(self.events.duration).await;
+        if self.rollout == Rollout::Healthy {
+            self.settle(&id, "COMPLETED", "ECS deployment completed.", 2, 0);
+            return self
+                .publish("INFO", "SERVICE_DEPLOYMENT_COMPLETED", &id, &format!("ECS deployment {id} completed."))
+                .await;
+        }
+        if self.breaker["enable"] != json!(true) {
+            // Without the circuit breaker, ECS keeps trying to start the failing tasks: the rollout never ends.
+            self.settle(&id, "IN_PROGRESS", "ECS deployment in progress.", 0, 10);
+            return Ok(());
+        }
+        let reason = "ECS deployment circuit breaker: tasks failed to start.";
+        self.settle(&id, "FAILED", reason, 0, 3);
+        self.publish("ERROR", "SERVICE_DEPLOYMENT_FAILED", &id, reason).await?;
+        if self.breaker["rollback"] != json!(true) {
+            return Ok(());
+        }
+        let rollback = {
+            let mut state = lock(&self.state);
+            state.deployments += 1;
+            let rollback = format!("ecs-svc/{:019}", state.deployments);
+            if let Some(service) = state.services.get_mut(&self.key) {
+                service.task_definition = self.previous.clone();
+                for deployment in &mut service.deployments {
+                    deployment["status"] = json!("ACTIVE");
+                }
+                service.deployments.insert(
+                    0,
+                    json!({ "id": rollback, "status": "PRIMARY", "taskDefinition": self.previous,
+                            "rolloutState": "IN_PROGRESS", "desiredCount": 2, "runningCount": 0, "failedTasks": 0 }),
+                );
+            }
+            rollback
+        };
+        let reason = format!("ECS deployment circuit breaker: rolling back to deploymentId {rollback}.");
+        self.publish("INFO", "SERVICE_DEPLOYMENT_IN_PROGRESS", &rollback, &reason).await?;
+        tokio::time::sleep(self.events.duration).await;
+        self.settle(&rollback, "COMPLETED", "ECS deployment completed.", 2, 0);
+        self.publish(
+            "INFO",
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            &rollback,
+            &format!("ECS deployment {rollback} completed."),
+        )
+        .await
+    }
+
+    fn settle(&self, id: &str, rollout: &str, reason: &str, running: u32, failed: u32) {
+        let mut state = lock(&self.state);
+        if let Some(service) = state.services.get_mut(&self.key) {
+            if let Some(deployment) = service.deployments.iter_mut().find(|d| d["id"] == id) {
+                deployment["rolloutState"] = json!(rollout);
+                deployment["rolloutStateReason"] = json!(reason);
+                deployment["runningCount"] = json!(running);
+                deployment["failedTasks"] = json!(failed);
+            }
+            if rollout == "COMPLETED" {
+                service.deployments.retain(|d| d["id"] == id);
+            }
+        }
+    }
+
+    async fn publish(&self, kind: &str, name: &str, id: &str, reason: &str) -> Result<()> {
+        let detail = json!({
+            "eventType": kind,
+            "eventName": name,
+            "deploymentId": id,
+            "updatedAt": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "reason": reason,
+        });
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&self.events.bus)
+            .source("aws.ecs")
+            .detail_type("ECS Deployment State Change")
+            .resources(&self.arn)
+            .detail(detail.to_string())
+            .build();
+        let output = self.events.eventbridge.put_events().entries(entry).send().await?;
+        anyhow::ensure!(output.failed_entry_count() == 0, "EventBridge refused the event");
+        Ok(())
+    }
+}

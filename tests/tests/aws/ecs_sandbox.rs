@@ -1,0 +1,158 @@
+//! The ECS sandbox against ECS's documented contracts, spoken to by the real aws-sdk-ecs client: rolling updates
+//! that complete, that trip the deployment circuit breaker and roll back, or that never finish without it.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
+use serde_json::{Value, json};
+use sluice_integration::{Stack, workspace_root};
+use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct World {
+    stack: Stack,
+    _sandbox: EcsSandbox,
+    ecs: aws_sdk_ecs::Client,
+    events: String,
+    current: String,
+    new: String,
+}
+
+/// A service `prod/api` on the sample app's task definition, and a new revision of it to roll out.
+async fn world(rollout: Rollout) -> Result<World> {
+    let stack = Stack::create().await?;
+    let sandbox = EcsSandbox::start(Events {
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        duration: Duration::from_millis(300),
+    })
+    .await?;
+    let ecs = aws_sdk_ecs::Client::from_conf(
+        aws_sdk_ecs::config::Builder::from(&stack.config).endpoint_url(&sandbox.endpoint).build(),
+    );
+    // AWS's documented pattern for these events.
+    let events =
+        stack.listen(&json!({ "source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"] })).await?;
+    let taskdef: Value =
+        serde_json::from_str(&std::fs::read_to_string(workspace_root().join("infra/sample-app/taskdef.json"))?)?;
+    let register = || {
+        let container = aws_sdk_ecs::types::ContainerDefinition::builder()
+            .name(taskdef["containerDefinitions"][0]["name"].as_str().unwrap_or("app"))
+            .image("123456789012.dkr.ecr.us-east-1.amazonaws.com/sample-app:1")
+            .build();
+        ecs.register_task_definition()
+            .family(taskdef["family"].as_str().unwrap_or("app"))
+            .container_definitions(container)
+            .send()
+    };
+    let current =
+        register().await?.task_definition().and_then(|t| t.task_definition_arn()).context("an ARN")?.to_owned();
+    let new = register().await?.task_definition().and_then(|t| t.task_definition_arn()).context("an ARN")?.to_owned();
+    sandbox.service("prod", "api", &current, rollout);
+    Ok(World { stack, _sandbox: sandbox, ecs, events, current, new })
+}
+
+fn configuration(breaker: bool) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .minimum_healthy_percent(100)
+        .maximum_percent(200)
+        .deployment_circuit_breaker(DeploymentCircuitBreaker::builder().enable(breaker).rollback(breaker).build())
+        .build()
+}
+
+async fn roll_out(world: &World, breaker: bool) -> Result<()> {
+    let updated = world
+        .ecs
+        .update_service()
+        .cluster("prod")
+        .service("api")
+        .task_definition(&world.new)
+        .deployment_configuration(configuration(breaker))
+        .send()
+        .await?;
+    let deployment = updated.service().and_then(|s| s.deployments().first()).context("a deployment")?;
+    assert_eq!(deployment.rollout_state().map(|s| s.as_str()), Some("IN_PROGRESS"));
+    assert_eq!(deployment.task_definition(), Some(world.new.as_str()));
+    Ok(())
+}
+
+/// The `eventName`s received, in order of `updatedAt` arrival.
+async fn event_names(world: &World, expected: usize, wait: Duration) -> Result<Vec<(String, String)>> {
+    let received = world.stack.receive(&world.events, expected, wait).await?;
+    Ok(received
+        .iter()
+        .map(|e| {
+            assert_eq!(e["source"], "aws.ecs");
+            assert_eq!(e["resources"][0], "arn:aws:ecs:us-east-1:123456789012:service/prod/api");
+            (
+                e["detail"]["eventName"].as_str().unwrap_or("?").to_owned(),
+                e["detail"]["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect())
+}
+
+async fn service(world: &World) -> Result<aws_sdk_ecs::types::Service> {
+    let described = world.ecs.describe_services().cluster("prod").services("api").send().await?;
+    described.services().first().cloned().context("the service")
+}
+
+#[tokio::test]
+async fn a_rolling_update_of_healthy_tasks_completes_with_ecss_events() -> Result<()> {
+    let world = world(Rollout::Healthy).await?;
+    roll_out(&world, true).await?;
+    let names: Vec<String> = event_names(&world, 2, WAIT).await?.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["SERVICE_DEPLOYMENT_IN_PROGRESS", "SERVICE_DEPLOYMENT_COMPLETED"]);
+    let service = service(&world).await?;
+    assert_eq!(service.task_definition(), Some(world.new.as_str()));
+    assert_eq!(service.deployments().len(), 1);
+    assert_eq!(service.deployments()[0].rollout_state().map(|s| s.as_str()), Some("COMPLETED"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn failing_tasks_trip_the_circuit_breaker_which_rolls_back_to_the_previous_task_definition() -> Result<()> {
+    let world = world(Rollout::TasksFail).await?;
+    roll_out(&world, true).await?;
+    let events = event_names(&world, 4, WAIT).await?;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            "SERVICE_DEPLOYMENT_FAILED",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            "SERVICE_DEPLOYMENT_COMPLETED"
+        ]
+    );
+    assert!(events[2].1.starts_with("ECS deployment circuit breaker: rolling back"), "{}", events[2].1);
+    assert_eq!(service(&world).await?.task_definition(), Some(world.current.as_str()), "rolled back");
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_the_circuit_breaker_a_rollout_of_failing_tasks_never_finishes() -> Result<()> {
+    let world = world(Rollout::TasksFail).await?;
+    roll_out(&world, false).await?;
+    let names: Vec<String> =
+        event_names(&world, 2, Duration::from_secs(2)).await?.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["SERVICE_DEPLOYMENT_IN_PROGRESS"]);
+    let service = service(&world).await?;
+    assert_eq!(service.deployments()[0].rollout_state().map(|s| s.as_str()), Some("IN_PROGRESS"));
+    assert!(service.deployments()[0].failed_tasks() > 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unknown_service_is_refused_and_reported_missing_as_ecs_does() -> Result<()> {
+    let world = world(Rollout::Healthy).await?;
+    let refused = world.ecs.update_service().cluster("prod").service("nope").task_definition(&world.new).send().await;
+    let error = refused.expect_err("no such service");
+    assert!(error.as_service_error().is_some_and(|e| e.is_service_not_found_exception()), "{error:?}");
+    let described = world.ecs.describe_services().cluster("prod").services("nope").send().await?;
+    assert!(described.services().is_empty());
+    assert_eq!(described.failures()[0].reason(), Some("MISSING"));
+    Ok(())
+}

@@ -6,10 +6,13 @@
 //! - [`pump`]: what an EventBridge rule's SQS target (in moto) receives, delivered to a function's handler.
 //! - [`codebuild`]: CodeBuild's StartBuild and BatchGetBuilds, and builds that finish: artifacts to S3, state
 //!   changes to EventBridge, as scripted per project.
+//! - [`codedeploy`]: CodeDeploy ECS blue/green deployments that move through their lifecycle, invoke the AppSpec's
+//!   hooks and wait for their status, shift traffic per configuration, and fail and roll back.
 //! - [`ecs`]: ECS rolling updates that finish, or fail and roll back under the deployment circuit breaker, with
 //!   ECS's deployment state-change events.
 
 pub mod codebuild;
+pub mod codedeploy;
 pub mod ecs;
 pub mod function_url;
 pub mod pump;

@@ -3,6 +3,7 @@
 mod build_events;
 mod builds;
 mod chain;
+mod codedeploy_sandbox;
 mod ecs_sandbox;
 mod events;
 mod store;

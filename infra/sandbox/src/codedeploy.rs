@@ -1,0 +1,496 @@
+//! A stand-in for CodeDeploy's ECS blue/green deployments, for what moto does not do: deployments that move. It
+//! answers the CodeDeploy API calls a blue/green deploy makes (awsJson 1.1 CreateDeployment with AppSpecContent,
+//! GetDeployment, ListDeploymentTargets, GetDeploymentTarget, PutLifecycleEventHookExecutionStatus,
+//! StopDeployment) and drives the documented lifecycle
+//! (<https://docs.aws.amazon.com/codedeploy/latest/userguide/reference-appspec-file-structure-hooks.html#appspec-hooks-ecs>):
+//! BeforeInstall, Install, AfterInstall, AllowTestTraffic, AfterAllowTestTraffic, BeforeAllowTraffic, AllowTraffic,
+//! AfterAllowTraffic. Each hook the AppSpec names is invoked with `{DeploymentId, LifecycleEventHookExecutionId}`
+//! and waited for; a Failed status, or no status in time, fails the deployment and rolls traffic back. Traffic
+//! moves as the deployment configuration says (all at once, canary, linear) on a compressed clock. It publishes the
+//! "CodeDeploy Deployment State-change Notification" events (START, SUCCESS, FAILURE, STOP).
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const REGION: &str = "us-east-1";
+const ACCOUNT: &str = "123456789012";
+const TARGET: &str = "CodeDeploy_20141006.";
+
+/// The lifecycle of an ECS blue/green deployment, in order, and whether a hook may run at each event.
+pub const LIFECYCLE: [(&str, bool); 8] = [
+    ("BeforeInstall", true),
+    ("Install", false),
+    ("AfterInstall", true),
+    ("AllowTestTraffic", false),
+    ("AfterAllowTestTraffic", true),
+    ("BeforeAllowTraffic", true),
+    ("AllowTraffic", false),
+    ("AfterAllowTraffic", true),
+];
+
+/// A Lambda function the sandbox can invoke for a hook: it gets the invocation payload.
+pub type HookFunction = Arc<dyn Fn(Value) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Where deployments publish their events, how long a deployment minute lasts, and how long a hook may take.
+#[derive(Clone)]
+pub struct Settings {
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub bus: String,
+    pub minute: Duration,
+    pub hook_timeout: Duration,
+}
+
+#[derive(Default)]
+struct Deployment {
+    application: String,
+    group: String,
+    config: String,
+    status: String,
+    lifecycle: Vec<(String, String)>,
+    traffic: Vec<u8>,
+    error: Option<(String, String)>,
+    waiting: HashMap<String, oneshot::Sender<String>>,
+    reported: HashSet<String>,
+    stopped: bool,
+    create_time: f64,
+    complete_time: Option<f64>,
+}
+
+#[derive(Default)]
+struct State {
+    groups: HashSet<(String, String)>,
+    functions: HashMap<String, HookFunction>,
+    deployments: HashMap<String, Deployment>,
+    counter: u64,
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn epoch() -> f64 {
+    Utc::now().timestamp_millis() as f64 / 1000.0
+}
+
+/// The CodeDeploy stand-in, serving on a loopback port until dropped.
+pub struct CodeDeploySandbox {
+    /// The endpoint to give CodeDeploy clients.
+    pub endpoint: String,
+    state: Arc<Mutex<State>>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for CodeDeploySandbox {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl CodeDeploySandbox {
+    pub async fn start(settings: Settings) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = Arc::clone(&state);
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let state = Arc::clone(&shared);
+                let settings = settings.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let state = Arc::clone(&state);
+                        let settings = settings.clone();
+                        async move { Ok::<_, Infallible>(answer(&state, &settings, request).await) }
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Ok(Self { endpoint, state, server })
+    }
+
+    /// Declares an application's deployment group.
+    pub fn deployment_group(&self, application: &str, group: &str) {
+        lock(&self.state).groups.insert((application.to_owned(), group.to_owned()));
+    }
+
+    /// Registers the function a hook names in an AppSpec.
+    pub fn function<F, Fut>(&self, name: &str, function: F)
+    where
+        F: Fn(Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let function: HookFunction = Arc::new(move |payload| Box::pin(function(payload)));
+        lock(&self.state).functions.insert(name.to_owned(), function);
+    }
+
+    /// Each lifecycle event the deployment went through, with its status, in order.
+    pub fn lifecycle(&self, deployment_id: &str) -> Vec<(String, String)> {
+        lock(&self.state).deployments.get(deployment_id).map(|d| d.lifecycle.clone()).unwrap_or_default()
+    }
+
+    /// The share of production traffic on the replacement task set after each shift, in order.
+    pub fn traffic(&self, deployment_id: &str) -> Vec<u8> {
+        lock(&self.state).deployments.get(deployment_id).map(|d| d.traffic.clone()).unwrap_or_default()
+    }
+}
+
+fn reply(status: u16, body: &Value) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert("content-type", hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"));
+    response
+}
+
+fn error(kind: &str, message: &str) -> hyper::Response<Full<Bytes>> {
+    reply(400, &json!({ "__type": kind, "message": message }))
+}
+
+/// The traffic shifts of a deployment configuration: (percent on green, minutes to wait before the next shift).
+fn shifts(config: &str) -> Option<Vec<(u8, u64)>> {
+    let name = config.strip_prefix("CodeDeployDefault.ECS")?;
+    if name == "AllAtOnce" {
+        return Some(vec![(100, 0)]);
+    }
+    if let Some(rest) = name.strip_prefix("Canary") {
+        let (percent, minutes) = rest.strip_suffix("Minutes")?.split_once("Percent")?;
+        return Some(vec![(percent.parse().ok()?, minutes.parse().ok()?), (100, 0)]);
+    }
+    let rest = name.strip_prefix("Linear")?.strip_suffix("Minutes")?;
+    let (percent, minutes) = rest.split_once("PercentEvery")?;
+    let (step, wait): (u8, u64) = (percent.parse().ok()?, minutes.parse().ok()?);
+    let steps = (1..=100 / step.max(1)).map(|i| (i * step, wait)).collect();
+    Some(steps)
+}
+
+/// The hooks an AppSpec (YAML or JSON) names: lifecycle event -> function.
+fn hooks(appspec: &str) -> Result<HashMap<String, String>, String> {
+    let document: Value =
+        serde_norway::from_str(appspec).map_err(|e| format!("the AppSpec is not YAML or JSON: {e}"))?;
+    if !document["Resources"].as_array().is_some_and(|r| r.iter().any(|r| r.get("TargetService").is_some())) {
+        return Err("the AppSpec has no Resources with a TargetService".into());
+    }
+    let mut hooks = HashMap::new();
+    for hook in document["Hooks"].as_array().into_iter().flatten() {
+        for (event, function) in hook.as_object().into_iter().flatten() {
+            if !LIFECYCLE.iter().any(|(name, hookable)| name == event && *hookable) {
+                return Err(format!("{event} is not a lifecycle event of an ECS deployment that takes a hook"));
+            }
+            hooks.insert(event.clone(), function.as_str().unwrap_or_default().to_owned());
+        }
+    }
+    Ok(hooks)
+}
+
+async fn answer(
+    state: &Arc<Mutex<State>>,
+    settings: &Settings,
+    request: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
+        return error("InvalidInputException", "unreadable body");
+    };
+    let Ok(input) = serde_json::from_slice::<Value>(&body) else {
+        return error("InvalidInputException", "the body is not JSON");
+    };
+    let deployment_id = input["deploymentId"].as_str().unwrap_or_default().to_owned();
+    match target.strip_prefix(TARGET).unwrap_or_default() {
+        "CreateDeployment" => create_deployment(state, settings, &input),
+        "GetDeployment" => match lock(state).deployments.get(&deployment_id) {
+            Some(d) => {
+                let mut info = json!({
+                    "deploymentId": deployment_id, "applicationName": d.application,
+                    "deploymentGroupName": d.group, "deploymentConfigName": d.config, "status": d.status,
+                    "createTime": d.create_time, "computePlatform": "ECS",
+                });
+                if let Some(time) = d.complete_time {
+                    info["completeTime"] = json!(time);
+                }
+                if let Some((code, message)) = &d.error {
+                    info["errorInformation"] = json!({ "code": code, "message": message });
+                }
+                reply(200, &json!({ "deploymentInfo": info }))
+            }
+            None => {
+                error("DeploymentDoesNotExistException", &format!("The deployment {deployment_id} could not be found"))
+            }
+        },
+        "ListDeploymentTargets" => match lock(state).deployments.get(&deployment_id) {
+            Some(d) => reply(200, &json!({ "targetIds": [format!("{}:{}", d.application, d.group)] })),
+            None => error("DeploymentDoesNotExistException", "The deployment could not be found"),
+        },
+        "GetDeploymentTarget" => match lock(state).deployments.get(&deployment_id) {
+            Some(d) => {
+                let events: Vec<Value> = d
+                    .lifecycle
+                    .iter()
+                    .map(|(name, status)| json!({ "lifecycleEventName": name, "status": status }))
+                    .collect();
+                reply(
+                    200,
+                    &json!({ "deploymentTarget": { "deploymentTargetType": "ECSTarget", "ecsTarget": {
+                        "deploymentId": deployment_id, "targetId": input["targetId"], "lifecycleEvents": events, "status": d.status,
+                    }}}),
+                )
+            }
+            None => error("DeploymentDoesNotExistException", "The deployment could not be found"),
+        },
+        "PutLifecycleEventHookExecutionStatus" => {
+            let execution = input["lifecycleEventHookExecutionId"].as_str().unwrap_or_default().to_owned();
+            let status = input["status"].as_str().unwrap_or_default().to_owned();
+            if !matches!(status.as_str(), "Succeeded" | "Failed") {
+                return error(
+                    "InvalidLifecycleEventHookExecutionStatusException",
+                    "status must be Succeeded or Failed",
+                );
+            }
+            let mut state = lock(state);
+            let Some(deployment) = state.deployments.get_mut(&deployment_id) else {
+                return error("DeploymentDoesNotExistException", "The deployment could not be found");
+            };
+            if deployment.reported.contains(&execution) {
+                return error("LifecycleEventAlreadyCompletedException", "The lifecycle event is already completed");
+            }
+            match deployment.waiting.remove(&execution) {
+                Some(waiter) => {
+                    deployment.reported.insert(execution.clone());
+                    let _ = waiter.send(status);
+                    reply(200, &json!({ "lifecycleEventHookExecutionId": execution }))
+                }
+                None => {
+                    error("InvalidLifecycleEventHookExecutionIdException", "No such lifecycle event hook execution")
+                }
+            }
+        }
+        "StopDeployment" => match lock(state).deployments.get_mut(&deployment_id) {
+            Some(d) if matches!(d.status.as_str(), "Created" | "InProgress") => {
+                d.stopped = true;
+                reply(200, &json!({ "status": "Pending", "statusMessage": "Stopping the deployment" }))
+            }
+            Some(_) => error("DeploymentAlreadyCompletedException", "The deployment is already completed"),
+            None => error("DeploymentDoesNotExistException", "The deployment could not be found"),
+        },
+        other => error("InvalidInputException", &format!("the CodeDeploy sandbox does not play {other}")),
+    }
+}
+
+fn create_deployment(state: &Arc<Mutex<State>>, settings: &Settings, input: &Value) -> hyper::Response<Full<Bytes>> {
+    let application = input["applicationName"].as_str().unwrap_or_default().to_owned();
+    let group = input["deploymentGroupName"].as_str().unwrap_or_default().to_owned();
+    let config = input["deploymentConfigName"].as_str().unwrap_or("CodeDeployDefault.ECSAllAtOnce").to_owned();
+    let mut guard = lock(state);
+    if !guard.groups.iter().any(|(app, _)| *app == application) {
+        return error("ApplicationDoesNotExistException", &format!("No application found for name: {application}"));
+    }
+    if !guard.groups.contains(&(application.clone(), group.clone())) {
+        return error("DeploymentGroupDoesNotExistException", &format!("No Deployment Group found for name: {group}"));
+    }
+    let Some(shifts) = shifts(&config) else {
+        return error(
+            "DeploymentConfigDoesNotExistException",
+            &format!("No deployment configuration found for name: {config}"),
+        );
+    };
+    let active = guard.deployments.values().any(|d| {
+        d.application == application && d.group == group && matches!(d.status.as_str(), "Created" | "InProgress")
+    });
+    if active {
+        return error(
+            "DeploymentLimitExceededException",
+            &format!("The deployment group {group} already has an active deployment"),
+        );
+    }
+    let content = input["revision"]["appSpecContent"]["content"].as_str().unwrap_or_default();
+    let hooks = match hooks(content) {
+        Ok(hooks) => hooks,
+        Err(message) => return error("InvalidRevisionException", &message),
+    };
+    guard.counter += 1;
+    let id = format!("d-{:09}", guard.counter);
+    guard.deployments.insert(
+        id.clone(),
+        Deployment {
+            application,
+            group,
+            config,
+            status: "Created".into(),
+            create_time: epoch(),
+            ..Deployment::default()
+        },
+    );
+    drop(guard);
+    let played = Played { state: Arc::clone(state), settings: settings.clone(), id: id.clone(), hooks, shifts };
+    tokio::spawn(async move {
+        if let Err(error) = played.play().await {
+            tracing::warn!(error = %error, "the CodeDeploy sandbox could not play a deployment");
+        }
+    });
+    reply(200, &json!({ "deploymentId": id }))
+}
+
+/// One deployment being played.
+struct Played {
+    state: Arc<Mutex<State>>,
+    settings: Settings,
+    id: String,
+    hooks: HashMap<String, String>,
+    shifts: Vec<(u8, u64)>,
+}
+
+impl Played {
+    fn with<T>(&self, f: impl FnOnce(&mut Deployment) -> T) -> Option<T> {
+        lock(&self.state).deployments.get_mut(&self.id).map(f)
+    }
+
+    fn record(&self, event: &str, status: &str) {
+        self.with(|d| d.lifecycle.push((event.to_owned(), status.to_owned())));
+    }
+
+    async fn play(self) -> Result<()> {
+        self.with(|d| d.status = "InProgress".into());
+        self.publish("START").await?;
+        for (event, hookable) in LIFECYCLE {
+            if self.with(|d| d.stopped).unwrap_or(true) {
+                return self.finish("Stopped", Some(("MANUAL_STOP", "The deployment was stopped")), "STOP").await;
+            }
+            if event == "AllowTraffic" {
+                for (percent, wait) in &self.shifts {
+                    self.with(|d| d.traffic.push(*percent));
+                    if *percent < 100 {
+                        tokio::time::sleep(self.settings.minute * u32::try_from(*wait).unwrap_or(1)).await;
+                    }
+                }
+                self.record(event, "Succeeded");
+                continue;
+            }
+            let Some(function) = self.hooks.get(event).filter(|_| hookable) else {
+                self.record(event, if hookable { "Skipped" } else { "Succeeded" });
+                continue;
+            };
+            let invoke = lock(&self.state).functions.get(function).cloned();
+            let Some(invoke) = invoke else {
+                self.record(event, "Failed");
+                let message = format!("The hook function {function} for {event} could not be invoked");
+                return self.finish("Failed", Some(("HOOK_EXECUTION_FAILURE", &message)), "FAILURE").await;
+            };
+            let (sender, receiver) = oneshot::channel();
+            let execution = {
+                let mut state = lock(&self.state);
+                state.counter += 1;
+                let execution = format!("hook-{}-{}-{}", self.id, event, state.counter);
+                if let Some(deployment) = state.deployments.get_mut(&self.id) {
+                    deployment.waiting.insert(execution.clone(), sender);
+                    deployment.lifecycle.push((event.to_owned(), "InProgress".to_owned()));
+                }
+                execution
+            };
+            tokio::spawn(invoke(json!({ "DeploymentId": self.id, "LifecycleEventHookExecutionId": execution })));
+            let status = tokio::time::timeout(self.settings.hook_timeout, receiver).await;
+            let outcome = match status {
+                Ok(Ok(status)) if status == "Succeeded" => "Succeeded",
+                Ok(_) => "Failed",
+                Err(_) => "TimedOut",
+            };
+            self.with(|d| {
+                if let Some(last) = d.lifecycle.last_mut() {
+                    last.1 = if outcome == "Succeeded" { "Succeeded".into() } else { "Failed".into() };
+                }
+            });
+            match outcome {
+                "Succeeded" => {}
+                "Failed" => {
+                    let message = format!("The {event} hook reported Failed");
+                    return self.finish("Failed", Some(("HOOK_EXECUTION_FAILURE", &message)), "FAILURE").await;
+                }
+                _ => {
+                    let message = format!("The {event} hook did not report a status in time");
+                    return self.finish("Failed", Some(("TIMEOUT", &message)), "FAILURE").await;
+                }
+            }
+        }
+        self.finish("Succeeded", None, "SUCCESS").await
+    }
+
+    /// Ends the deployment; a failed or stopped one gets its traffic back on the original task set.
+    async fn finish(&self, status: &str, error: Option<(&str, &str)>, state: &str) -> Result<()> {
+        self.with(|d| {
+            d.status = status.to_owned();
+            d.error = error.map(|(code, message)| (code.to_owned(), message.to_owned()));
+            d.complete_time = Some(epoch());
+            d.waiting.clear();
+            if status != "Succeeded" && d.traffic.last().is_some_and(|p| *p > 0) {
+                d.traffic.push(0);
+            }
+        });
+        self.publish(state).await
+    }
+
+    async fn publish(&self, state: &str) -> Result<()> {
+        let (application, group) = self.with(|d| (d.application.clone(), d.group.clone())).unwrap_or_default();
+        let detail = json!({
+            "instanceGroupId": format!("{}-group", self.id),
+            "region": REGION,
+            "application": application,
+            "deploymentId": self.id,
+            "state": state,
+            "deploymentGroup": group,
+        });
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&self.settings.bus)
+            .source("aws.codedeploy")
+            .detail_type("CodeDeploy Deployment State-change Notification")
+            .resources(format!("arn:aws:codedeploy:{REGION}:{ACCOUNT}:application:{application}"))
+            .resources(format!("arn:aws:codedeploy:{REGION}:{ACCOUNT}:deploymentgroup:{application}/{group}"))
+            .detail(detail.to_string())
+            .build();
+        let output = self.settings.eventbridge.put_events().entries(entry).send().await?;
+        anyhow::ensure!(output.failed_entry_count() == 0, "EventBridge refused the event");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_configurations_shift_traffic_as_their_names_say() {
+        assert_eq!(shifts("CodeDeployDefault.ECSAllAtOnce"), Some(vec![(100, 0)]));
+        assert_eq!(shifts("CodeDeployDefault.ECSCanary10Percent5Minutes"), Some(vec![(10, 5), (100, 0)]));
+        let linear = shifts("CodeDeployDefault.ECSLinear10PercentEvery1Minutes").expect("known");
+        assert_eq!(linear.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+        assert_eq!(shifts("CodeDeployDefault.OneAtATime"), None);
+    }
+
+    #[test]
+    fn an_appspec_names_its_hooks_and_must_target_a_service() {
+        let appspec = "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\nHooks:\n  - BeforeAllowTraffic: checks\n";
+        assert_eq!(hooks(appspec), Ok(HashMap::from([("BeforeAllowTraffic".to_owned(), "checks".to_owned())])));
+        assert!(hooks("version: 0.0\n").is_err());
+        let bad = "Resources:\n  - TargetService: {}\nHooks:\n  - AllowTraffic: f\n";
+        assert_eq!(
+            hooks(bad),
+            Err("AllowTraffic is not a lifecycle event of an ECS deployment that takes a hook".into())
+        );
+    }
+}

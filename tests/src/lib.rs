@@ -374,3 +374,19 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<
         serde_json::from_slice(&bytes).with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&bytes)))?;
     Ok((status, json))
 }
+
+/// GETs `url` over HTTP/1.1, as a smoke check does; returns the status.
+pub async fn get(url: &str) -> Result<u16> {
+    use http_body_util::{BodyExt, Empty};
+    let uri: hyper::Uri = url.parse().context("a URL")?;
+    let authority = uri.authority().context("a URL with a host")?.clone();
+    let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let request =
+        hyper::Request::get(uri.path()).header("host", authority.as_str()).body(Empty::<hyper::body::Bytes>::new())?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    response.into_body().collect().await?;
+    Ok(status)
+}

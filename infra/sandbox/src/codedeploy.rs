@@ -54,6 +54,8 @@ pub struct Settings {
     pub bus: String,
     pub minute: Duration,
     pub hook_timeout: Duration,
+    /// The sample app whose listeners the deployments reroute, if the scenario serves one.
+    pub app: Option<Arc<crate::sample_app::SampleApp>>,
 }
 
 #[derive(Default)]
@@ -290,6 +292,11 @@ async fn answer(
             Some(_) => error("DeploymentAlreadyCompletedException", "The deployment is already completed"),
             None => error("DeploymentDoesNotExistException", "The deployment could not be found"),
         },
+        "ContinueDeployment" => match lock(state).deployments.get(&deployment_id) {
+            // The sandbox's deployments never wait in the Ready state (no wait time before rerouting).
+            Some(_) => error("DeploymentIsNotInReadyStateException", "The deployment is not in a ready state"),
+            None => error("DeploymentDoesNotExistException", "The deployment could not be found"),
+        },
         other => error("InvalidInputException", &format!("the CodeDeploy sandbox does not play {other}")),
     }
 }
@@ -373,12 +380,20 @@ impl Played {
             if self.with(|d| d.stopped).unwrap_or(true) {
                 return self.finish("Stopped", Some(("MANUAL_STOP", "The deployment was stopped")), "STOP").await;
             }
+            if event == "AllowTestTraffic"
+                && let Some(app) = &self.settings.app
+            {
+                app.test.route(&app.green);
+            }
             if event == "AllowTraffic" {
                 for (percent, wait) in &self.shifts {
                     self.with(|d| d.traffic.push(*percent));
                     if *percent < 100 {
                         tokio::time::sleep(self.settings.minute * u32::try_from(*wait).unwrap_or(1)).await;
                     }
+                }
+                if let Some(app) = &self.settings.app {
+                    app.production.route(&app.green);
                 }
                 self.record(event, "Succeeded");
                 continue;
@@ -405,11 +420,16 @@ impl Played {
                 execution
             };
             tokio::spawn(invoke(json!({ "DeploymentId": self.id, "LifecycleEventHookExecutionId": execution })));
-            let status = tokio::time::timeout(self.settings.hook_timeout, receiver).await;
-            let outcome = match status {
-                Ok(Ok(status)) if status == "Succeeded" => "Succeeded",
-                Ok(_) => "Failed",
-                Err(_) => "TimedOut",
+            let deadline = tokio::time::Instant::now() + self.settings.hook_timeout;
+            let mut receiver = receiver;
+            let outcome = loop {
+                match tokio::time::timeout(Duration::from_millis(20), &mut receiver).await {
+                    Ok(Ok(status)) if status == "Succeeded" => break "Succeeded",
+                    Ok(_) => break "Failed",
+                    Err(_) if self.with(|d| d.stopped).unwrap_or(true) => break "Stopped",
+                    Err(_) if tokio::time::Instant::now() >= deadline => break "TimedOut",
+                    Err(_) => {}
+                }
             };
             self.with(|d| {
                 if let Some(last) = d.lifecycle.last_mut() {
@@ -418,6 +438,9 @@ impl Played {
             });
             match outcome {
                 "Succeeded" => {}
+                "Stopped" => {
+                    return self.finish("Stopped", Some(("MANUAL_STOP", "The deployment was stopped")), "STOP").await;
+                }
                 "Failed" => {
                     let message = format!("The {event} hook reported Failed");
                     return self.finish("Failed", Some(("HOOK_EXECUTION_FAILURE", &message)), "FAILURE").await;
@@ -442,6 +465,12 @@ impl Played {
                 d.traffic.push(0);
             }
         });
+        if status != "Succeeded"
+            && let Some(app) = &self.settings.app
+        {
+            app.production.route(&app.blue);
+            app.test.route(&app.blue);
+        }
         self.publish(state).await
     }
 

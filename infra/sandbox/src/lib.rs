@@ -8,6 +8,8 @@
 //!   changes to EventBridge, as scripted per project.
 //! - [`codedeploy`]: CodeDeploy ECS blue/green deployments that move through their lifecycle, invoke the AppSpec's
 //!   hooks and wait for their status, shift traffic per configuration, and fail and roll back.
+//! - [`sample_app`]: the sample app's blue and green task sets and the production and test listeners, on loopback,
+//!   so that smoke checks hit a real socket; the CodeDeploy sandbox reroutes the listeners as it deploys.
 //! - [`ecs`]: ECS rolling updates that finish, or fail and roll back under the deployment circuit breaker, with
 //!   ECS's deployment state-change events.
 
@@ -16,3 +18,4 @@ pub mod codedeploy;
 pub mod ecs;
 pub mod function_url;
 pub mod pump;
+pub mod sample_app;

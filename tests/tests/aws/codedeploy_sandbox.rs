@@ -10,8 +10,9 @@ use anyhow::{Context, Result};
 use aws_lambda_events::event::codedeploy::{CodeDeployEvent, CodeDeployLifecycleEvent};
 use aws_sdk_codedeploy::types::{AppSpecContent, LifecycleEventStatus, RevisionLocation, RevisionLocationType};
 use serde_json::json;
-use sluice_integration::Stack;
+use sluice_integration::{Stack, get};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, LIFECYCLE, Settings};
+use sluice_sandbox::sample_app::SampleApp;
 
 const WAIT: Duration = Duration::from_secs(10);
 const APPSPEC: &str = "version: 0.0
@@ -34,6 +35,8 @@ enum Answer {
     Pass,
     FailAt(&'static str),
     Silent,
+    /// What `GET <test listener>/health` answers: Succeeded on 200, Failed otherwise.
+    CheckTestListener,
 }
 
 struct World {
@@ -45,12 +48,18 @@ struct World {
 }
 
 async fn world(answer: Answer) -> Result<World> {
+    world_with(answer, None).await
+}
+
+async fn world_with(answer: Answer, app: Option<Arc<SampleApp>>) -> Result<World> {
     let stack = Stack::create().await?;
+    let test_listener = app.as_ref().map(|app| format!("{}/health", app.test.url));
     let sandbox = CodeDeploySandbox::start(Settings {
         eventbridge: stack.eventbridge.clone(),
         bus: stack.default_bus.clone(),
         minute: Duration::from_millis(20),
         hook_timeout: Duration::from_millis(500),
+        app,
     })
     .await?;
     sandbox.deployment_group("sample-app", "sample-app-prod");
@@ -64,7 +73,7 @@ async fn world(answer: Answer) -> Result<World> {
     // The hook function: reads the documented payload, answers as scripted, as a hook Lambda function does.
     let (client, seen) = (codedeploy.clone(), Arc::clone(&invocations));
     sandbox.function("sluice-hooks", move |payload| {
-        let (client, seen) = (client.clone(), Arc::clone(&seen));
+        let (client, seen, test_listener) = (client.clone(), Arc::clone(&seen), test_listener.clone());
         async move {
             let Ok(event) = serde_json::from_value::<CodeDeployLifecycleEvent>(payload) else { return };
             // Which lifecycle event is this? The one of the deployment's target that is in progress.
@@ -73,6 +82,10 @@ async fn world(answer: Answer) -> Result<World> {
             let status = match answer {
                 Answer::Silent => return,
                 Answer::FailAt(at) if at == event_name => LifecycleEventStatus::Failed,
+                Answer::CheckTestListener => match get(test_listener.as_deref().unwrap_or_default()).await {
+                    Ok(200) => LifecycleEventStatus::Succeeded,
+                    _ => LifecycleEventStatus::Failed,
+                },
                 _ => LifecycleEventStatus::Succeeded,
             };
             let _ = client
@@ -220,5 +233,39 @@ async fn a_hook_status_reported_twice_or_for_nothing_is_refused_as_codedeploy_do
     let unknown =
         world.codedeploy.get_deployment().deployment_id("d-NOSUCH000").send().await.expect_err("no such deployment");
     assert!(unknown.as_service_error().is_some_and(|e| e.is_deployment_does_not_exist_exception()), "{unknown:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_smoke_check_of_the_green_task_set_through_the_test_listener_decides_the_deployment() -> Result<()> {
+    // GIVEN a healthy green task set, WHEN the hooks check it through the test listener, THEN production moves to it
+    let app = SampleApp::serve(true).await?;
+    let world = world_with(Answer::CheckTestListener, Some(Arc::clone(&app))).await?;
+    assert_eq!(get(&format!("{}/health", app.production.url)).await?, 200, "blue serves production");
+    let id = deploy(&world, "CodeDeployDefault.ECSAllAtOnce").await?;
+    assert_eq!(states(&world, 2).await?, ["START", "SUCCESS"]);
+    assert_eq!(status(&world, &id).await?.0, "Succeeded");
+    assert_eq!((app.production.routed(), app.test.routed()), ("green".to_owned(), "green".to_owned()));
+
+    // GIVEN an unhealthy green task set, THEN the check fails, the deployment fails, and production stays on blue
+    let app = SampleApp::serve(false).await?;
+    let world = world_with(Answer::CheckTestListener, Some(Arc::clone(&app))).await?;
+    let id = deploy(&world, "CodeDeployDefault.ECSAllAtOnce").await?;
+    assert_eq!(states(&world, 2).await?, ["START", "FAILURE"]);
+    assert_eq!(status(&world, &id).await?, ("Failed".to_owned(), Some("HOOK_EXECUTION_FAILURE".to_owned())));
+    assert_eq!((app.production.routed(), app.test.routed()), ("blue".to_owned(), "blue".to_owned()), "rolled back");
+    assert_eq!(get(&format!("{}/health", app.production.url)).await?, 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stopped_deployment_ends_stopped_and_cannot_be_continued() -> Result<()> {
+    let world = world(Answer::Silent).await?;
+    let id = deploy(&world, "CodeDeployDefault.ECSAllAtOnce").await?;
+    let continued = world.codedeploy.continue_deployment().deployment_id(&id).send().await;
+    assert!(format!("{continued:?}").contains("DeploymentIsNotInReadyStateException"), "{continued:?}");
+    world.codedeploy.stop_deployment().deployment_id(&id).send().await?;
+    assert_eq!(states(&world, 2).await?, ["START", "STOP"]);
+    assert_eq!(status(&world, &id).await?, ("Stopped".to_owned(), Some("MANUAL_STOP".to_owned())));
     Ok(())
 }

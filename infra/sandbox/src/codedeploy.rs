@@ -355,6 +355,12 @@ fn create_deployment(state: &Arc<Mutex<State>>, settings: &Settings, input: &Val
     reply(200, &json!({ "deploymentId": id }))
 }
 
+/// What a hook function is invoked with
+/// (<https://docs.aws.amazon.com/codedeploy/latest/userguide/reference-appspec-file-structure-hooks.html#reference-appspec-file-structure-hooks-section-structure-ecs-sample-function>).
+fn hook_payload(deployment_id: &str, execution: &str) -> Value {
+    json!({ "DeploymentId": deployment_id, "LifecycleEventHookExecutionId": execution })
+}
+
 /// One deployment being played.
 struct Played {
     state: Arc<Mutex<State>>,
@@ -419,7 +425,7 @@ impl Played {
                 }
                 execution
             };
-            tokio::spawn(invoke(json!({ "DeploymentId": self.id, "LifecycleEventHookExecutionId": execution })));
+            tokio::spawn(invoke(hook_payload(&self.id, &execution)));
             let deadline = tokio::time::Instant::now() + self.settings.hook_timeout;
             let mut receiver = receiver;
             let outcome = loop {
@@ -509,6 +515,16 @@ mod tests {
         let linear = shifts("CodeDeployDefault.ECSLinear10PercentEvery1Minutes").expect("known");
         assert_eq!(linear.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
         assert_eq!(shifts("CodeDeployDefault.OneAtATime"), None);
+    }
+
+    #[test]
+    fn a_hook_is_invoked_with_the_fields_of_awss_sample_invocation() {
+        let sample: Value = serde_json::from_str(include_str!(
+            "../../../shared/tests/fixtures/example-codedeploy-lifecycle-event.json"
+        ))
+        .expect("the sample is JSON");
+        let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+        assert_eq!(keys(&hook_payload("d-000000001", "hook-1")), keys(&sample));
     }
 
     #[test]

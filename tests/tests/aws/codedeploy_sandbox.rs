@@ -154,7 +154,17 @@ async fn a_deployment_goes_through_the_lifecycle_in_order_and_calls_each_hook_of
     let world = world(Answer::Pass).await?;
     let id = deploy(&world, "CodeDeployDefault.ECSAllAtOnce").await?;
 
-    assert_eq!(states(&world, 2).await?, ["START", "SUCCESS"]);
+    let received = world.stack.receive(&world.events, 2, WAIT).await?;
+    let states: Vec<String> =
+        received.iter().map(|e| e["detail"]["state"].as_str().unwrap_or("?").to_owned()).collect();
+    assert_eq!(states, ["START", "SUCCESS"]);
+    // The events have the fields of AWS's sample, and the hook payload those of AWS's sample invocation.
+    let sample: serde_json::Value =
+        serde_json::from_str(include_str!("../../../shared/tests/fixtures/example-codedeploy-deployment-event.json"))?;
+    let keys = |v: &serde_json::Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    assert_eq!(keys(&received[0]["detail"]), keys(&sample["detail"]));
+    assert_eq!(received[0]["detail-type"], sample["detail-type"]);
+    assert_eq!(received[0]["resources"].as_array().map(Vec::len), Some(2));
     assert_eq!(status(&world, &id).await?, ("Succeeded".to_owned(), None));
     let lifecycle = world.sandbox.lifecycle(&id);
     let names: Vec<&str> = lifecycle.iter().map(|(name, _)| name.as_str()).collect();

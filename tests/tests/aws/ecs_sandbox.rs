@@ -78,12 +78,17 @@ async fn roll_out(world: &World, breaker: bool) -> Result<()> {
     Ok(())
 }
 
-/// The `eventName`s received, in order of `updatedAt` arrival.
+/// The `eventName`s and reasons received, in order of arrival; each event has the fields of the documented example.
 async fn event_names(world: &World, expected: usize, wait: Duration) -> Result<Vec<(String, String)>> {
     let received = world.stack.receive(&world.events, expected, wait).await?;
+    let sample: Value =
+        serde_json::from_str(include_str!("../../../shared/tests/fixtures/ecs-deployment-state-change.json"))?;
+    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
     Ok(received
         .iter()
         .map(|e| {
+            assert_eq!(keys(&e["detail"]), keys(&sample["detail"]));
+            assert_eq!(e["detail-type"], sample["detail-type"]);
             assert_eq!(e["source"], "aws.ecs");
             assert_eq!(e["resources"][0], "arn:aws:ecs:us-east-1:123456789012:service/prod/api");
             (

@@ -6,20 +6,14 @@
 //! builds do is scripted.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+
+use crate::aws_json::{self, Endpoint, Response, error, reply};
 
 /// AWS's sample state-change event, whose shape every event the sandbox publishes keeps.
 const SAMPLE_EVENT: &str = include_str!("../../../shared/tests/fixtures/example-codebuild-state-change.json");
@@ -27,6 +21,7 @@ const SAMPLE_APP: [(&str, &str); 2] = [
     ("taskdef.json", include_str!("../../sample-app/taskdef.json")),
     ("appspec.yaml", include_str!("../../sample-app/appspec.yaml")),
 ];
+const TARGET: &str = "CodeBuild_20161006.";
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
 
@@ -67,13 +62,7 @@ pub struct CodeBuildSandbox {
     /// The endpoint to give CodeBuild clients.
     pub endpoint: String,
     state: Arc<Mutex<Builds>>,
-    server: JoinHandle<()>,
-}
-
-impl Drop for CodeBuildSandbox {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: Endpoint,
 }
 
 fn lock(state: &Mutex<Builds>) -> std::sync::MutexGuard<'_, Builds> {
@@ -82,26 +71,14 @@ fn lock(state: &Mutex<Builds>) -> std::sync::MutexGuard<'_, Builds> {
 
 impl CodeBuildSandbox {
     pub async fn start(outputs: Outputs) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
         let state = Arc::new(Mutex::new(Builds::default()));
         let shared = Arc::clone(&state);
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let state = Arc::clone(&shared);
-                let outputs = outputs.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let state = Arc::clone(&state);
-                        let outputs = outputs.clone();
-                        async move { Ok::<_, Infallible>(answer(&state, &outputs, request).await) }
-                    });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                });
-            }
-        });
-        Ok(Self { endpoint, state, server })
+        let server = aws_json::serve(TARGET, "InvalidInputException", move |operation, input| {
+            let response = answer(&shared, &outputs, &operation, &input);
+            async move { response }
+        })
+        .await?;
+        Ok(Self { endpoint: server.url.clone(), state, _server: server })
     }
 
     /// Declares a project and what its builds do.
@@ -115,34 +92,10 @@ impl CodeBuildSandbox {
     }
 }
 
-fn reply(status: u16, body: &Value) -> hyper::Response<Full<Bytes>> {
-    let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"));
-    response
-}
-
-fn error(kind: &str, message: &str) -> hyper::Response<Full<Bytes>> {
-    reply(400, &json!({ "__type": kind, "message": message }))
-}
-
-async fn answer(
-    state: &Arc<Mutex<Builds>>,
-    outputs: &Outputs,
-    request: hyper::Request<Incoming>,
-) -> hyper::Response<Full<Bytes>> {
-    let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
-        return error("InvalidInputException", "unreadable body");
-    };
-    let Ok(input) = serde_json::from_slice::<Value>(&body) else {
-        return error("InvalidInputException", "the body is not JSON");
-    };
-    match target.as_str() {
-        "CodeBuild_20161006.StartBuild" => start_build(state, outputs, &input),
-        "CodeBuild_20161006.BatchGetBuilds" => {
+fn answer(state: &Arc<Mutex<Builds>>, outputs: &Outputs, operation: &str, input: &Value) -> Response {
+    match operation {
+        "StartBuild" => start_build(state, outputs, input),
+        "BatchGetBuilds" => {
             let builds = lock(state).builds.clone();
             let ids: Vec<&str> = input["ids"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
             let found: Vec<&Value> =
@@ -155,7 +108,7 @@ async fn answer(
     }
 }
 
-fn start_build(state: &Arc<Mutex<Builds>>, outputs: &Outputs, input: &Value) -> hyper::Response<Full<Bytes>> {
+fn start_build(state: &Arc<Mutex<Builds>>, outputs: &Outputs, input: &Value) -> Response {
     let project = input["projectName"].as_str().unwrap_or_default().to_owned();
     let Some(scenario) = lock(state).projects.get(&project).cloned() else {
         return error(

@@ -10,23 +10,17 @@
 //! "CodeDeploy Deployment State-change Notification" events (START, SUCCESS, FAILURE, STOP).
 
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::Utc;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+
+use crate::aws_json::{self, Endpoint, Response, error, reply};
 
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
@@ -95,37 +89,19 @@ pub struct CodeDeploySandbox {
     /// The endpoint to give CodeDeploy clients.
     pub endpoint: String,
     state: Arc<Mutex<State>>,
-    server: JoinHandle<()>,
-}
-
-impl Drop for CodeDeploySandbox {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: Endpoint,
 }
 
 impl CodeDeploySandbox {
     pub async fn start(settings: Settings) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
         let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::clone(&state);
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let state = Arc::clone(&shared);
-                let settings = settings.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let state = Arc::clone(&state);
-                        let settings = settings.clone();
-                        async move { Ok::<_, Infallible>(answer(&state, &settings, request).await) }
-                    });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                });
-            }
-        });
-        Ok(Self { endpoint, state, server })
+        let server = aws_json::serve(TARGET, "InvalidInputException", move |operation, input| {
+            let response = answer(&shared, &settings, &operation, &input);
+            async move { response }
+        })
+        .await?;
+        Ok(Self { endpoint: server.url.clone(), state, _server: server })
     }
 
     /// Declares an application's deployment group.
@@ -152,19 +128,6 @@ impl CodeDeploySandbox {
     pub fn traffic(&self, deployment_id: &str) -> Vec<u8> {
         lock(&self.state).deployments.get(deployment_id).map(|d| d.traffic.clone()).unwrap_or_default()
     }
-}
-
-fn reply(status: u16, body: &Value) -> hyper::Response<Full<Bytes>> {
-    let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"));
-    response
-}
-
-fn error(kind: &str, message: &str) -> hyper::Response<Full<Bytes>> {
-    reply(400, &json!({ "__type": kind, "message": message }))
 }
 
 /// The traffic shifts of a deployment configuration: (percent on green, minutes to wait before the next shift).
@@ -203,21 +166,10 @@ fn hooks(appspec: &str) -> Result<HashMap<String, String>, String> {
     Ok(hooks)
 }
 
-async fn answer(
-    state: &Arc<Mutex<State>>,
-    settings: &Settings,
-    request: hyper::Request<Incoming>,
-) -> hyper::Response<Full<Bytes>> {
-    let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
-        return error("InvalidInputException", "unreadable body");
-    };
-    let Ok(input) = serde_json::from_slice::<Value>(&body) else {
-        return error("InvalidInputException", "the body is not JSON");
-    };
+fn answer(state: &Arc<Mutex<State>>, settings: &Settings, operation: &str, input: &Value) -> Response {
     let deployment_id = input["deploymentId"].as_str().unwrap_or_default().to_owned();
-    match target.strip_prefix(TARGET).unwrap_or_default() {
-        "CreateDeployment" => create_deployment(state, settings, &input),
+    match operation {
+        "CreateDeployment" => create_deployment(state, settings, input),
         "GetDeployment" => match lock(state).deployments.get(&deployment_id) {
             Some(d) => {
                 let mut info = json!({
@@ -301,7 +253,7 @@ async fn answer(
     }
 }
 
-fn create_deployment(state: &Arc<Mutex<State>>, settings: &Settings, input: &Value) -> hyper::Response<Full<Bytes>> {
+fn create_deployment(state: &Arc<Mutex<State>>, settings: &Settings, input: &Value) -> Response {
     let application = input["applicationName"].as_str().unwrap_or_default().to_owned();
     let group = input["deploymentGroupName"].as_str().unwrap_or_default().to_owned();
     let config = input["deploymentConfigName"].as_str().unwrap_or("CodeDeployDefault.ECSAllAtOnce").to_owned();

@@ -7,20 +7,14 @@
 //! (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html>).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::Utc;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+
+use crate::aws_json::{self, Endpoint, Response, error, reply};
 
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
@@ -89,37 +83,19 @@ pub struct EcsSandbox {
     /// The endpoint to give ECS clients.
     pub endpoint: String,
     state: Arc<Mutex<State>>,
-    server: JoinHandle<()>,
-}
-
-impl Drop for EcsSandbox {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: Endpoint,
 }
 
 impl EcsSandbox {
     pub async fn start(events: Events) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
         let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::clone(&state);
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let state = Arc::clone(&shared);
-                let events = events.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let state = Arc::clone(&state);
-                        let events = events.clone();
-                        async move { Ok::<_, Infallible>(answer(&state, &events, request).await) }
-                    });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                });
-            }
-        });
-        Ok(Self { endpoint, state, server })
+        let server = aws_json::serve(TARGET, "InvalidParameterException", move |operation, input| {
+            let response = answer(&shared, &events, &operation, &input);
+            async move { response }
+        })
+        .await?;
+        Ok(Self { endpoint: server.url.clone(), state, _server: server })
     }
 
     /// Declares a running service, on `task_definition`, whose rollouts do what `rollout` says.
@@ -145,19 +121,6 @@ impl EcsSandbox {
     }
 }
 
-fn reply(status: u16, body: &Value) -> hyper::Response<Full<Bytes>> {
-    let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"));
-    response
-}
-
-fn error(kind: &str, message: &str) -> hyper::Response<Full<Bytes>> {
-    reply(400, &json!({ "__type": kind, "message": message }))
-}
-
 /// `cluster` may be a name or an ARN; ECS's default cluster is `default`.
 fn cluster_name(input: &Value) -> String {
     let cluster = input["cluster"].as_str().unwrap_or("default");
@@ -168,19 +131,8 @@ fn service_name(name: &str) -> String {
     name.rsplit('/').next().unwrap_or(name).to_owned()
 }
 
-async fn answer(
-    state: &Arc<Mutex<State>>,
-    events: &Events,
-    request: hyper::Request<Incoming>,
-) -> hyper::Response<Full<Bytes>> {
-    let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
-        return error("InvalidParameterException", "unreadable body");
-    };
-    let Ok(input) = serde_json::from_slice::<Value>(&body) else {
-        return error("InvalidParameterException", "the body is not JSON");
-    };
-    match target.strip_prefix(TARGET).unwrap_or_default() {
+fn answer(state: &Arc<Mutex<State>>, events: &Events, operation: &str, input: &Value) -> Response {
+    match operation {
         "RegisterTaskDefinition" => {
             let Some(family) = input["family"].as_str().filter(|f| !f.is_empty()) else {
                 return error("ClientException", "family is required");
@@ -202,7 +154,7 @@ async fn answer(
             reply(200, &json!({ "taskDefinition": definition }))
         }
         "DescribeServices" => {
-            let cluster = cluster_name(&input);
+            let cluster = cluster_name(input);
             let state = lock(state);
             let mut services = Vec::new();
             let mut failures = Vec::new();
@@ -217,12 +169,12 @@ async fn answer(
             }
             reply(200, &json!({ "services": services, "failures": failures }))
         }
-        "UpdateService" => update_service(state, events, &input),
+        "UpdateService" => update_service(state, events, input),
         other => error("InvalidParameterException", &format!("the ECS sandbox does not play {other}")),
     }
 }
 
-fn update_service(state: &Arc<Mutex<State>>, events: &Events, input: &Value) -> hyper::Response<Full<Bytes>> {
+fn update_service(state: &Arc<Mutex<State>>, events: &Events, input: &Value) -> Response {
     let cluster = cluster_name(input);
     let name = service_name(input["service"].as_str().unwrap_or_default());
     let mut guard = lock(state);

@@ -13,6 +13,7 @@
 //! - [`ecs`]: ECS rolling updates that finish, or fail and roll back under the deployment circuit breaker, with
 //!   ECS's deployment state-change events.
 
+mod aws_json;
 pub mod codebuild;
 pub mod codedeploy;
 pub mod ecs;

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use build_events::handler;
 use lambda_runtime::{Error, run, service_fn, tracing};
-use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, S3Artifacts};
-use sluice::usecases::StageEffects;
+use sluice::adapters::{DynamoDbStore, S3Artifacts, stage_effects};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -16,10 +15,7 @@ async fn main() -> Result<(), Error> {
     let aws = sluice::config::aws().await;
     let app = Arc::new(handler::App {
         store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table),
-        effects: StageEffects {
-            publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&aws), &config.event_bus),
-            builds: CodeBuildStarter::new(aws_sdk_codebuild::Client::new(&aws)),
-        },
+        effects: stage_effects(&aws, &config.event_bus),
         artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(&aws)),
     });
     run(service_fn(move |event| {

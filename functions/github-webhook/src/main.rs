@@ -6,8 +6,8 @@ use github_webhook::handler;
 use std::sync::Arc;
 
 use lambda_http::{Error, run, service_fn, tracing};
-use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, webhook_secrets};
-use sluice::usecases::{CachedDefinitions, StageEffects};
+use sluice::adapters::{DynamoDbStore, stage_effects, webhook_secrets};
+use sluice::usecases::CachedDefinitions;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,10 +19,7 @@ async fn main() -> Result<(), Error> {
     let app = Arc::new(handler::App {
         store: store.clone(),
         definitions: CachedDefinitions::new(store),
-        effects: StageEffects {
-            publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&aws), &config.common.event_bus),
-            builds: CodeBuildStarter::new(aws_sdk_codebuild::Client::new(&aws)),
-        },
+        effects: stage_effects(&aws, &config.common.event_bus),
         secrets,
     });
     run(service_fn(move |request| {

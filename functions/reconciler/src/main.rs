@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use lambda_runtime::{Error, run, service_fn, tracing};
 use reconciler::handler;
-use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, S3Artifacts};
-use sluice::usecases::{CachedDefinitions, StageEffects};
+use sluice::adapters::{DynamoDbStore, S3Artifacts, stage_effects};
+use sluice::usecases::CachedDefinitions;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -15,16 +15,13 @@ async fn main() -> Result<(), Error> {
     let config = handler::Config::from_env()?;
     let aws = sluice::config::aws().await;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
-    let builds = CodeBuildStarter::new(aws_sdk_codebuild::Client::new(&aws));
+    let effects = stage_effects(&aws, &config.event_bus);
     let app = Arc::new(handler::App {
         store: store.clone(),
         definitions: CachedDefinitions::new(store),
-        effects: StageEffects {
-            publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&aws), &config.event_bus),
-            builds: builds.clone(),
-        },
+        builds: effects.builds.clone(),
+        effects,
         artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(&aws)),
-        builds,
     });
     run(service_fn(move |_: lambda_runtime::LambdaEvent<serde_json::Value>| {
         let app = Arc::clone(&app);

@@ -1,6 +1,7 @@
 //! The awsJson 1.1 protocol the AWS SDKs speak to CodeBuild, CodeDeploy and ECS: `POST /` with the operation in
 //! `X-Amz-Target` and a JSON body; errors as `{"__type": ..., "message": ...}` with a 400
-//! (<https://smithy.io/2.0/aws/protocols/aws-json-1_1-protocol.html>). One loopback server per played service.
+//! (<https://smithy.io/2.0/aws/protocols/aws-json-1_1-protocol.html>). One loopback server per played service, and
+//! the events the played services publish.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -76,4 +77,25 @@ where
         }
     });
     Ok(Endpoint { url, server })
+}
+
+/// Puts one of AWS's own events (`aws.*` source) on `bus`, as the played service would.
+pub(crate) async fn put_event(
+    eventbridge: &aws_sdk_eventbridge::Client,
+    bus: &str,
+    source: &str,
+    detail_type: &str,
+    resources: &[String],
+    detail: &Value,
+) -> Result<()> {
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name(bus)
+        .source(source)
+        .detail_type(detail_type)
+        .set_resources(Some(resources.to_vec()))
+        .detail(detail.to_string())
+        .build();
+    let output = eventbridge.put_events().entries(entry).send().await?;
+    anyhow::ensure!(output.failed_entry_count() == 0, "EventBridge refused the event");
+    Ok(())
 }

@@ -244,15 +244,9 @@ impl Played {
                 }
             }
         }
-        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-            .event_bus_name(&self.outputs.bus)
-            .source("aws.codebuild")
-            .detail_type("CodeBuild Build State Change")
-            .resources(&self.arn)
-            .detail(detail.to_string())
-            .build();
-        let output = self.outputs.eventbridge.put_events().entries(entry).send().await?;
-        anyhow::ensure!(output.failed_entry_count() == 0, "EventBridge refused the event");
-        Ok(())
+        let resources = [self.arn.clone()];
+        let (eventbridge, bus) = (&self.outputs.eventbridge, &self.outputs.bus);
+        aws_json::put_event(eventbridge, bus, "aws.codebuild", "CodeBuild Build State Change", &resources, &detail)
+            .await
     }
 }

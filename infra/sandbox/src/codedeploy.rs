@@ -442,17 +442,13 @@ impl Played {
             "state": state,
             "deploymentGroup": group,
         });
-        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-            .event_bus_name(&self.settings.bus)
-            .source("aws.codedeploy")
-            .detail_type("CodeDeploy Deployment State-change Notification")
-            .resources(format!("arn:aws:codedeploy:{REGION}:{ACCOUNT}:application:{application}"))
-            .resources(format!("arn:aws:codedeploy:{REGION}:{ACCOUNT}:deploymentgroup:{application}/{group}"))
-            .detail(detail.to_string())
-            .build();
-        let output = self.settings.eventbridge.put_events().entries(entry).send().await?;
-        anyhow::ensure!(output.failed_entry_count() == 0, "EventBridge refused the event");
-        Ok(())
+        let resources = [
+            format!("arn:aws:codedeploy:{REGION}:{ACCOUNT}:application:{application}"),
+            format!("arn:aws:codedeploy:{REGION}:{ACCOUNT}:deploymentgroup:{application}/{group}"),
+        ];
+        let (eventbridge, bus) = (&self.settings.eventbridge, &self.settings.bus);
+        let detail_type = "CodeDeploy Deployment State-change Notification";
+        aws_json::put_event(eventbridge, bus, "aws.codedeploy", detail_type, &resources, &detail).await
     }
 }
 

@@ -305,15 +305,16 @@ impl Played {
             "updatedAt": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "reason": reason,
         });
-        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-            .event_bus_name(&self.events.bus)
-            .source("aws.ecs")
-            .detail_type("ECS Deployment State Change")
-            .resources(&self.arn)
-            .detail(detail.to_string())
-            .build();
-        let output = self.events.eventbridge.put_events().entries(entry).send().await?;
-        anyhow::ensure!(output.failed_entry_count() == 0, "EventBridge refused the event");
-        Ok(())
+        let resources = [self.arn.clone()];
+        let bus = &self.events.bus;
+        aws_json::put_event(
+            &self.events.eventbridge,
+            bus,
+            "aws.ecs",
+            "ECS Deployment State Change",
+            &resources,
+            &detail,
+        )
+        .await
     }
 }

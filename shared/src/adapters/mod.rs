@@ -11,3 +11,15 @@ pub use dynamodb::DynamoDbStore;
 pub use eventbridge::EventBridgePublisher;
 pub use s3::S3Artifacts;
 pub use secretsmanager::{SecretError, webhook_secrets};
+
+/// The effect runner of the functions that move runs through their stages, on AWS: events on the bus named `bus`,
+/// builds on CodeBuild.
+pub fn stage_effects(
+    aws: &aws_config::SdkConfig,
+    bus: &str,
+) -> crate::usecases::StageEffects<EventBridgePublisher, CodeBuildStarter> {
+    crate::usecases::StageEffects {
+        publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(aws), bus),
+        builds: CodeBuildStarter::new(aws_sdk_codebuild::Client::new(aws)),
+    }
+}

@@ -99,3 +99,15 @@ pub(crate) async fn put_event(
     anyhow::ensure!(output.failed_entry_count() == 0, "EventBridge refused the event");
     Ok(())
 }
+
+/// Plays what a call started (a build, a rollout, a deployment) in the background; a failure to play it is logged.
+pub(crate) fn play<F>(what: &'static str, playing: F)
+where
+    F: Future<Output = Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(error) = playing.await {
+            tracing::warn!(error = %error, what, "the sandbox could not play it to the end");
+        }
+    });
+}

@@ -133,11 +133,7 @@ fn start_build(state: &Arc<Mutex<Builds>>, outputs: &Outputs, input: &Value) -> 
     lock(state).builds.push(build.clone());
     let played =
         Played { state: Arc::clone(state), outputs: outputs.clone(), project, uuid, arn, source_version, variables };
-    tokio::spawn(async move {
-        if let Err(error) = played.play(scenario).await {
-            tracing::warn!(error = %error, "the CodeBuild sandbox could not play a build");
-        }
-    });
+    aws_json::play("a CodeBuild build", played.play(scenario));
     reply(200, &json!({ "build": build }))
 }
 

@@ -299,11 +299,7 @@ fn create_deployment(state: &Arc<Mutex<State>>, settings: &Settings, input: &Val
     );
     drop(guard);
     let played = Played { state: Arc::clone(state), settings: settings.clone(), id: id.clone(), hooks, shifts };
-    tokio::spawn(async move {
-        if let Err(error) = played.play().await {
-            tracing::warn!(error = %error, "the CodeDeploy sandbox could not play a deployment");
-        }
-    });
+    aws_json::play("a CodeDeploy deployment", played.play());
     reply(200, &json!({ "deploymentId": id }))
 }
 

@@ -211,11 +211,7 @@ fn update_service(state: &Arc<Mutex<State>>, events: &Events, input: &Value) -> 
         previous,
     };
     drop(guard);
-    tokio::spawn(async move {
-        if let Err(error) = played.play(id).await {
-            tracing::warn!(error = %error, "the ECS sandbox could not play a rollout");
-        }
-    });
+    aws_json::play("an ECS rollout", played.play(id));
     reply(200, &json!({ "service": described }))
 }
 

@@ -555,15 +555,6 @@ fn an_event_applied_twice_has_its_effects_once() {
 }
 
 #[test]
-fn a_refused_or_ignored_event_leaves_the_state_as_it_was() {
-    let state = given(&[push("e1"), build_started("e1")]);
-    let before = state.clone();
-    let _ = transition(&state, &approved("e1"), at(5));
-    let _ = transition(&state, &build_started("e1"), at(5));
-    assert_eq!(state, before);
-}
-
-#[test]
 fn the_state_survives_a_json_round_trip() {
     let state = given(&[push("e1"), build_succeeded("e1"), push("e2"), approved("e1"), hook("e1", "h1", true)]);
     let json = serde_json::to_string(&state).expect("serializes");

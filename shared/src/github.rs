@@ -3,20 +3,39 @@
 //! Signatures: <https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries>. Push payload:
 //! <https://docs.github.com/en/webhooks/webhook-events-and-payloads#push>.
 
+use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-/// The webhook's secrets: the current one, and during a rotation the one before it.
+/// The webhook's secrets: the current one and, for a grace period after a rotation, the one before it.
 #[derive(Clone)]
-pub struct WebhookSecrets(Vec<SecretString>);
+pub struct WebhookSecrets(Vec<(SecretString, Option<DateTime<Utc>>)>);
 
 impl WebhookSecrets {
-    /// Empty secrets are dropped: a delivery can never be accepted against an empty key.
+    /// Secrets accepted at any time. Empty secrets are dropped: a delivery can never be accepted against an empty key.
     pub fn new(secrets: impl IntoIterator<Item = SecretString>) -> Self {
-        Self(secrets.into_iter().filter(|secret| !secret.expose_secret().is_empty()).collect())
+        Self(secrets.into_iter().filter(|secret| !secret.expose_secret().is_empty()).map(|s| (s, None)).collect())
+    }
+
+    /// The current secret, and the previous one until `grace` after the current one was created: a secret rotated
+    /// because it leaked stops working once the grace period is over. A previous secret whose successor's creation
+    /// time is unknown is not accepted.
+    pub fn rotating(
+        current: SecretString,
+        created: Option<DateTime<Utc>>,
+        previous: Option<SecretString>,
+        grace: TimeDelta,
+    ) -> Self {
+        let mut secrets = Self::new([current]);
+        if let (Some(previous), Some(created)) = (previous, created)
+            && !previous.expose_secret().is_empty()
+        {
+            secrets.0.push((previous, created.checked_add_signed(grace)));
+        }
+        secrets
     }
 
     pub fn is_empty(&self) -> bool {
@@ -40,20 +59,49 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// Checks `X-Hub-Signature-256` (`sha256=` and the hex HMAC-SHA256 of the raw body) against every secret, in
-/// constant time.
-pub fn verify_signature(secrets: &WebhookSecrets, body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
+/// Checks `X-Hub-Signature-256` (`sha256=` and the hex HMAC-SHA256 of the raw body) against every secret valid at
+/// `now`, in constant time.
+pub fn verify_signature(
+    secrets: &WebhookSecrets,
+    body: &[u8],
+    header: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let hex = header.trim().strip_prefix("sha256=").ok_or(SignatureError::Malformed)?;
     let expected = decode_hex(hex).ok_or(SignatureError::Malformed)?;
     let mut matched = false;
-    for secret in &secrets.0 {
+    for (secret, until) in &secrets.0 {
         let Ok(mut mac) = HmacSha256::new_from_slice(secret.expose_secret().as_bytes()) else { continue };
         mac.update(body);
         // verify_slice compares in constant time; every secret is tried, so timing says nothing of which matched.
-        matched |= mac.verify_slice(&expected).is_ok();
+        matched |= mac.verify_slice(&expected).is_ok() && until.is_none_or(|until| now < until);
     }
     if matched { Ok(()) } else { Err(SignatureError::Mismatch) }
+}
+
+/// The hex SHA-256 of a payload: what makes a push recognisable when it is delivered again.
+pub fn payload_digest(payload: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(payload).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The push payload of a delivery: the body itself (`application/json`), or its `payload` field
+/// (`application/x-www-form-urlencoded`, the other content type GitHub offers).
+pub fn payload_of<'a>(content_type: Option<&str>, body: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, PayloadError> {
+    let form = content_type
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !form {
+        return Ok(std::borrow::Cow::Borrowed(body));
+    }
+    form_urlencoded::parse(body)
+        .find(|(name, _)| name == "payload")
+        .map(|(_, value)| std::borrow::Cow::Owned(value.into_owned().into_bytes()))
+        .ok_or_else(|| PayloadError {
+            field: "payload".into(),
+            message: "a form-encoded delivery must carry the push in its payload field".into(),
+        })
 }
 
 /// The signature header GitHub would send for `body` under `secret`.
@@ -160,7 +208,13 @@ impl PushEvent {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).single().expect("valid date")
+    }
 
     fn secrets(values: &[&str]) -> WebhookSecrets {
         WebhookSecrets::new(values.iter().map(|v| SecretString::from(v.to_string())))
@@ -172,16 +226,16 @@ mod tests {
     fn githubs_documented_test_vector_verifies() {
         // https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries#testing-the-webhook-payload-validation
         let secrets = secrets(&["It's a Secret to Everybody"]);
-        assert_eq!(verify_signature(&secrets, b"Hello, World!", Some(DOCUMENTED)), Ok(()));
+        assert_eq!(verify_signature(&secrets, b"Hello, World!", Some(DOCUMENTED), now()), Ok(()));
         assert_eq!(sign("It's a Secret to Everybody", b"Hello, World!"), DOCUMENTED);
     }
 
     #[test]
     fn a_signature_under_another_secret_or_of_another_body_is_refused() {
         let secrets = secrets(&["another secret"]);
-        assert_eq!(verify_signature(&secrets, b"Hello, World!", Some(DOCUMENTED)), Err(SignatureError::Mismatch));
+        assert_eq!(verify_signature(&secrets, b"Hello, World!", Some(DOCUMENTED), now()), Err(SignatureError::Mismatch));
         let right = secrets_with_documented();
-        assert_eq!(verify_signature(&right, b"Hello, World?", Some(DOCUMENTED)), Err(SignatureError::Mismatch));
+        assert_eq!(verify_signature(&right, b"Hello, World?", Some(DOCUMENTED), now()), Err(SignatureError::Mismatch));
     }
 
     fn secrets_with_documented() -> WebhookSecrets {
@@ -191,16 +245,56 @@ mod tests {
     #[test]
     fn during_a_rotation_either_secret_is_accepted() {
         let rotating = secrets(&["the new secret", "It's a Secret to Everybody"]);
-        assert_eq!(verify_signature(&rotating, b"Hello, World!", Some(DOCUMENTED)), Ok(()));
+        assert_eq!(verify_signature(&rotating, b"Hello, World!", Some(DOCUMENTED), now()), Ok(()));
         let body = b"{}";
-        assert_eq!(verify_signature(&rotating, body, Some(&sign("the new secret", body))), Ok(()));
+        assert_eq!(verify_signature(&rotating, body, Some(&sign("the new secret", body)), now()), Ok(()));
+    }
+
+    #[test]
+    fn after_a_rotation_the_previous_secret_works_only_for_the_grace_period() {
+        let grace = TimeDelta::hours(24);
+        let rotated_at = now();
+        let secrets = WebhookSecrets::rotating(
+            SecretString::from("the new secret"),
+            Some(rotated_at),
+            Some(SecretString::from("It's a Secret to Everybody")),
+            grace,
+        );
+        let body = b"Hello, World!";
+        let within = rotated_at + grace - TimeDelta::minutes(1);
+        assert_eq!(verify_signature(&secrets, body, Some(DOCUMENTED), within), Ok(()));
+        let after = rotated_at + grace;
+        assert_eq!(verify_signature(&secrets, body, Some(DOCUMENTED), after), Err(SignatureError::Mismatch));
+        assert_eq!(verify_signature(&secrets, body, Some(&sign("the new secret", body)), after), Ok(()));
+        let undated = WebhookSecrets::rotating(
+            SecretString::from("the new secret"),
+            None,
+            Some(SecretString::from("It's a Secret to Everybody")),
+            grace,
+        );
+        assert_eq!(
+            verify_signature(&undated, body, Some(DOCUMENTED), within),
+            Err(SignatureError::Mismatch),
+            "without the rotation's date the old secret is not trusted"
+        );
+    }
+
+    #[test]
+    fn a_form_encoded_delivery_carries_the_push_in_its_payload_field() {
+        let form = b"payload=%7B%22ref%22%3A%22refs%2Fheads%2Fmain%22%7D";
+        let payload = payload_of(Some("application/x-www-form-urlencoded"), form).expect("has a payload");
+        assert_eq!(&*payload, br#"{"ref":"refs/heads/main"}"#);
+        assert_eq!(&*payload_of(Some("application/json"), b"{}").expect("json"), b"{}");
+        assert_eq!(&*payload_of(None, b"{}").expect("json"), b"{}");
+        let error = payload_of(Some("application/x-www-form-urlencoded; charset=utf-8"), b"other=1").expect_err("none");
+        assert_eq!(error.field, "payload");
     }
 
     #[test]
     fn missing_or_malformed_headers_are_refused_with_their_reason() {
         let secrets = secrets_with_documented();
         let body = b"Hello, World!";
-        assert_eq!(verify_signature(&secrets, body, None), Err(SignatureError::Missing));
+        assert_eq!(verify_signature(&secrets, body, None, now()), Err(SignatureError::Missing));
         for header in [
             "",
             "sha1=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
@@ -208,10 +302,10 @@ mod tests {
             "sha256=757107ea",
             &DOCUMENTED.replace('7', "g"),
         ] {
-            assert_eq!(verify_signature(&secrets, body, Some(header)), Err(SignatureError::Malformed), "{header}");
+            assert_eq!(verify_signature(&secrets, body, Some(header), now()), Err(SignatureError::Malformed), "{header}");
         }
         assert_eq!(
-            verify_signature(&secrets, body, Some(&DOCUMENTED.to_uppercase().replace("SHA256=", "sha256="))),
+            verify_signature(&secrets, body, Some(&DOCUMENTED.to_uppercase().replace("SHA256=", "sha256=")), now()),
             Ok(())
         );
     }
@@ -220,7 +314,7 @@ mod tests {
     fn no_secret_accepts_nothing_and_is_not_printed() {
         let none = secrets(&[""]);
         assert!(none.is_empty());
-        assert_eq!(verify_signature(&none, b"", Some(&sign("", b""))), Err(SignatureError::Mismatch));
+        assert_eq!(verify_signature(&none, b"", Some(&sign("", b"")), now()), Err(SignatureError::Mismatch));
         assert_eq!(format!("{:?}", secrets(&["hunter2"])), "WebhookSecrets(1 redacted)");
     }
 

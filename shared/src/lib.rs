@@ -8,6 +8,7 @@ pub mod events;
 pub mod github;
 pub mod pipeline;
 pub mod ports;
+pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod usecases;

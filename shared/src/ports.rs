@@ -35,6 +35,12 @@ impl ReceiptKey {
         Self(format!("delivery#{delivery_id}#{pipeline}"))
     }
 
+    /// A push, by the hash of its signed payload, as applied to one pipeline: the same push delivered again, under
+    /// its own delivery id or another, is recognised.
+    pub fn push(payload_sha256: &str, pipeline: &str) -> Self {
+        Self(format!("push#{payload_sha256}#{pipeline}"))
+    }
+
     /// An EventBridge event (its `id`).
     pub fn event(event_id: &str) -> Self {
         Self(format!("event#{event_id}"))
@@ -67,6 +73,13 @@ pub enum StoreError {
     Conflict { pipeline: String },
     #[error("{key} was already handled")]
     Duplicate { key: ReceiptKey },
+    /// The store was busy with the same items or over its capacity (DynamoDB's `TransactionConflict`, throttling):
+    /// try again after a pause.
+    #[error("the pipeline store was busy with pipeline {pipeline} ({reason}); try again shortly")]
+    Busy { pipeline: String, reason: String },
+    /// The store refused the write as it is (an item over DynamoDB's 400 KB, say): retrying will not help.
+    #[error("the pipeline store refused pipeline {pipeline}'s write: {message}")]
+    Invalid { pipeline: String, message: String },
     #[error("a stored {what} could not be read; it was written by an incompatible version of sluice")]
     Corrupt {
         what: &'static str,
@@ -88,7 +101,66 @@ pub enum StoreError {
 impl StoreError {
     /// Whether trying again (after reloading, for a conflict) can succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Conflict { .. } | StoreError::Unavailable { .. })
+        matches!(self, StoreError::Conflict { .. } | StoreError::Busy { .. } | StoreError::Unavailable { .. })
+    }
+
+    /// Whether another writer got in the way: reload, decide again and write again, after a pause.
+    pub fn is_contention(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. } | StoreError::Busy { .. })
+    }
+}
+
+/// An AWS id (a CodeBuild build ARN, a CodeDeploy deployment id, an ECS service deployment ARN) and the execution
+/// it belongs to, so that an AWS event or a hook call that carries only the AWS id finds its run in one read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsLink {
+    pub aws_id: String,
+    pub pipeline: String,
+    pub execution: ExecutionId,
+}
+
+/// One change to a pipeline, written all or nothing: its state (if still at `expected`), the executions that
+/// changed, the receipt of the input that caused it, and the AWS ids it recorded first.
+#[derive(Debug, Clone)]
+pub struct Write<'a> {
+    pub state: &'a PipelineState,
+    /// The version read (`None`: nothing stored yet).
+    pub expected: Option<Version>,
+    /// Only these executions are written: the cost of a save does not grow with the runs a pipeline holds.
+    pub executions: Vec<&'a Execution>,
+    pub receipt: Option<&'a Receipt>,
+    pub links: Vec<AwsLink>,
+}
+
+impl<'a> Write<'a> {
+    /// The write that takes the pipeline from `before` (as read at `expected`; `None` if never stored) to `after`.
+    pub fn between(before: Option<&PipelineState>, after: &'a PipelineState, expected: Option<Version>) -> Self {
+        let old = |id: &ExecutionId| before.and_then(|state| state.execution(id));
+        let executions: Vec<&Execution> =
+            after.executions.iter().filter(|execution| old(&execution.id) != Some(*execution)).collect();
+        let mut links = Vec::new();
+        for execution in &executions {
+            let was = old(&execution.id);
+            let build = |e: &Execution| e.build.as_ref().and_then(|build| build.build_id.clone());
+            let deployment = |e: &Execution| e.deploy.as_ref().and_then(|deploy| deploy.deployment_id.clone());
+            for (now, then) in [(build(execution), was.and_then(build)), (deployment(execution), was.and_then(deployment))]
+            {
+                if let Some(aws_id) = now.filter(|id| Some(id) != then.as_ref()) {
+                    links.push(AwsLink {
+                        aws_id,
+                        pipeline: after.pipeline.clone(),
+                        execution: execution.id.clone(),
+                    });
+                }
+            }
+        }
+        Self { state: after, expected, executions, receipt: None, links }
+    }
+
+    /// The same write, with the receipt of the input that caused it.
+    pub fn with_receipt(mut self, receipt: Option<&'a Receipt>) -> Self {
+        self.receipt = receipt;
+        self
     }
 }
 
@@ -97,18 +169,15 @@ pub trait PipelineStore: Send + Sync {
     /// The pipeline's state and its version, or `None` if it never ran.
     fn load(&self, pipeline: &str) -> impl Future<Output = Result<Option<Stored<PipelineState>>, StoreError>> + Send;
 
-    /// Saves `state` if the stored version is still `expected` (`None`: nothing stored yet), together with every
-    /// execution it holds and, if given, the receipt of the input that caused the change: all or nothing.
-    /// Fails with `Conflict` if the version moved, `Duplicate` if the receipt exists.
-    fn save(
-        &self,
-        state: &PipelineState,
-        expected: Option<Version>,
-        receipt: Option<&Receipt>,
-    ) -> impl Future<Output = Result<Version, StoreError>> + Send;
+    /// Writes `write` if the stored version is still `write.expected`: all or nothing. Fails with `Conflict` if the
+    /// version moved, `Duplicate` if the receipt exists, `Busy` if the store asks to try again later.
+    fn save(&self, write: &Write<'_>) -> impl Future<Output = Result<Version, StoreError>> + Send;
 
     /// One execution, finished or not.
     fn execution(&self, id: &ExecutionId) -> impl Future<Output = Result<Option<Execution>, StoreError>> + Send;
+
+    /// The execution an AWS id (build ARN, deployment id) belongs to, from the link written with it.
+    fn find(&self, aws_id: &str) -> impl Future<Output = Result<Option<AwsLink>, StoreError>> + Send;
 
     /// The pipeline's executions, newest first, at most `limit`.
     fn history(&self, pipeline: &str, limit: usize) -> impl Future<Output = Result<Vec<Execution>, StoreError>> + Send;
@@ -227,11 +296,22 @@ impl ArtifactLocation {
     }
 }
 
+/// A build's artifact could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("the build's artifacts could not be read")]
-pub struct ArtifactError {
-    #[source]
-    pub source: Box<dyn StdError + Send + Sync>,
+pub enum ArtifactError {
+    /// The store said no (S3's 403, which it also answers for a missing key when the reader may not list the
+    /// bucket): it will not change by itself.
+    #[error("access denied")]
+    Denied {
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The store could not be reached or was busy: try again.
+    #[error("the artifact store could not be reached")]
+    Unavailable {
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
 }
 
 /// Reads the files a build left in its artifacts.
@@ -242,4 +322,25 @@ pub trait ArtifactStore: Send + Sync {
         location: &ArtifactLocation,
         name: &str,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, ArtifactError>> + Send;
+}
+
+/// The webhook secret could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "secret {secret_id} could not be read; check its name and the function's secretsmanager:GetSecretValue permission"
+    )]
+    Unreadable {
+        secret_id: String,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    #[error("secret {secret_id} has no string value: store the webhook secret as a plain string")]
+    Empty { secret_id: String },
+}
+
+/// Where the GitHub webhook's secret is kept.
+pub trait WebhookSecretSource: Send + Sync {
+    /// The secrets that verify deliveries now: the current one and, during a rotation's grace period, the previous.
+    fn read(&self) -> impl Future<Output = Result<crate::github::WebhookSecrets, SecretError>> + Send;
 }

@@ -12,9 +12,9 @@ use crate::usecases::{EffectError, EffectRunner};
 use chrono::{DateTime, Utc};
 
 use crate::ports::{
-    ArtifactError, ArtifactLocation, ArtifactStore, BuildReport, BuildRequest, BuildStartError, BuildStarter,
+    ArtifactError, ArtifactLocation, ArtifactStore, AwsLink, BuildReport, BuildRequest, BuildStartError, BuildStarter,
     DefinitionsStore, EventPublisher, PipelineStore, PublishError, PublishedDefinitions, Receipt, ReceiptKey,
-    StoreError, Stored, Version,
+    StoreError, Stored, Version, Write,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -26,7 +26,9 @@ struct Tables {
     states: HashMap<String, Stored<PipelineState>>,
     executions: HashMap<ExecutionId, Execution>,
     receipts: HashMap<ReceiptKey, Receipt>,
+    links: HashMap<String, AwsLink>,
     definitions: Option<PublishedDefinitions>,
+    writes: usize,
 }
 
 /// `PipelineStore` in memory.
@@ -39,6 +41,21 @@ impl InMemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// How many saves landed so far.
+    pub fn writes(&self) -> usize {
+        lock(&self.tables).writes
+    }
+
+    /// Replaces a pipeline's stored state, bumping its version, as another writer would: the next save based on the
+    /// version read before fails with a conflict.
+    pub fn meddle(&self, pipeline: &str, change: impl FnOnce(&mut PipelineState)) {
+        let mut tables = lock(&self.tables);
+        if let Some(stored) = tables.states.get_mut(pipeline) {
+            change(&mut stored.value);
+            stored.version = Version(stored.version.0 + 1);
+        }
+    }
 }
 
 impl PipelineStore for InMemoryStore {
@@ -46,35 +63,39 @@ impl PipelineStore for InMemoryStore {
         Ok(lock(&self.tables).states.get(pipeline).cloned())
     }
 
-    async fn save(
-        &self,
-        state: &PipelineState,
-        expected: Option<Version>,
-        receipt: Option<&Receipt>,
-    ) -> Result<Version, StoreError> {
+    async fn save(&self, write: &Write<'_>) -> Result<Version, StoreError> {
         let mut tables = lock(&self.tables);
-        if let Some(receipt) = receipt
+        let state = write.state;
+        if let Some(receipt) = write.receipt
             && tables.receipts.contains_key(&receipt.key)
         {
             return Err(StoreError::Duplicate { key: receipt.key.clone() });
         }
         let current = tables.states.get(&state.pipeline).map(|stored| stored.version);
-        if current != expected {
+        if current != write.expected {
             return Err(StoreError::Conflict { pipeline: state.pipeline.clone() });
         }
-        let version = Version(expected.map_or(1, |Version(v)| v + 1));
+        let version = Version(write.expected.map_or(1, |Version(v)| v + 1));
         tables.states.insert(state.pipeline.clone(), Stored { value: state.clone(), version });
-        for execution in &state.executions {
-            tables.executions.insert(execution.id.clone(), execution.clone());
+        for execution in &write.executions {
+            tables.executions.insert(execution.id.clone(), (*execution).clone());
         }
-        if let Some(receipt) = receipt {
+        if let Some(receipt) = write.receipt {
             tables.receipts.insert(receipt.key.clone(), receipt.clone());
         }
+        for link in &write.links {
+            tables.links.insert(link.aws_id.clone(), link.clone());
+        }
+        tables.writes += 1;
         Ok(version)
     }
 
     async fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
         Ok(lock(&self.tables).executions.get(id).cloned())
+    }
+
+    async fn find(&self, aws_id: &str) -> Result<Option<AwsLink>, StoreError> {
+        Ok(lock(&self.tables).links.get(aws_id).cloned())
     }
 
     async fn history(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {
@@ -213,6 +234,7 @@ pub fn push(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
             commit: format!("sha-{execution}"),
             git_ref: "refs/heads/main".into(),
             pusher: "octocat".into(),
+            before: String::new(),
             delivery_id: format!("delivery-{execution}"),
             message: "fix".into(),
             compare_url: String::new(),

@@ -6,13 +6,18 @@
 //! - `EXECUTION#<id>` / `EXECUTION`: each execution as JSON in `body`, with `pipeline` and `seq` for the `history`
 //!   index (newest first) and `status`;
 //! - `RECEIPT#<key>` / `RECEIPT`: an input already handled, written with `attribute_not_exists(PK)`, its `answer`,
-//!   and `expires_at` (epoch seconds) for the table's TTL.
+//!   and `expires_at` (epoch seconds) for the table's TTL;
+//! - `AWSID#<id>` / `LINK`: an AWS id (build ARN, deployment id) and its `pipeline` and `execution`, written in the
+//!   same transaction as the state that first records the id.
 //!
 //! - `DEFINITIONS` / `CURRENT`: the published pipeline definitions (`text`, `revision`, `published_at`), and a copy
 //!   of each revision as `DEFINITIONS` / `REVISION#<n>`, kept for the record.
 //!
 //! A save is one TransactWriteItems (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>):
-//! the state, its executions and the receipt land together or not at all.
+//! the state, the executions that changed, the receipt and the new links land together or not at all. A cancelled
+//! transaction is read by its `CancellationReasons`, one per item in order: `ConditionalCheckFailed` on the state is a
+//! conflict and on the receipt a duplicate; `TransactionConflict`, throttling and capacity reasons are `Busy` (try
+//! again); `ValidationError` (an item over 400 KB, say) is `Invalid`.
 
 use std::collections::HashMap;
 
@@ -25,7 +30,8 @@ use tracing::instrument;
 
 use crate::pipeline::{Execution, ExecutionId, PipelineState};
 use crate::ports::{
-    DefinitionsStore, PipelineStore, PublishedDefinitions, Receipt, ReceiptKey, StoreError, Stored, Version,
+    AwsLink, DefinitionsStore, PipelineStore, PublishedDefinitions, Receipt, ReceiptKey, StoreError, Stored, Version,
+    Write,
 };
 
 /// The name of the index that lists a pipeline's executions by `seq`.
@@ -88,6 +94,10 @@ fn execution_key(id: &ExecutionId) -> String {
 
 fn receipt_key(key: &ReceiptKey) -> String {
     format!("RECEIPT#{key}")
+}
+
+fn link_key(aws_id: &str) -> String {
+    format!("AWSID#{aws_id}")
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -175,7 +185,51 @@ fn receipt_item(receipt: &Receipt) -> Result<Item, StoreError> {
     ]))
 }
 
+fn link_item(link: &AwsLink) -> Item {
+    HashMap::from([
+        ("PK".to_owned(), s(link_key(&link.aws_id))),
+        ("SK".to_owned(), s("LINK")),
+        ("pipeline".to_owned(), s(&link.pipeline)),
+        ("execution".to_owned(), s(&link.execution.0)),
+    ])
+}
+
 const NEW_ITEM: &str = "attribute_not_exists(PK)";
+
+/// What a cancelled transaction's reasons say, item by item (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html#API_TransactWriteItems_Errors>).
+/// `receipt` is the receipt item's index, if the transaction wrote one.
+pub(crate) fn cancellation(
+    pipeline: &str,
+    codes: &[(Option<String>, Option<String>)],
+    receipt: Option<usize>,
+) -> Option<StoreError> {
+    let code = |i: usize| codes.get(i).and_then(|(code, _)| code.as_deref());
+    if let Some(i) = receipt
+        && code(i) == Some("ConditionalCheckFailed")
+    {
+        return None; // a duplicate: the caller names the receipt
+    }
+    let busy = codes.iter().find(|(code, _)| {
+        matches!(
+            code.as_deref(),
+            Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded")
+        )
+    });
+    if let Some((reason, _)) = busy {
+        return Some(StoreError::Busy { pipeline: pipeline.to_owned(), reason: reason.clone().unwrap_or_default() });
+    }
+    if let Some((_, message)) = codes.iter().find(|(code, _)| {
+        matches!(code.as_deref(), Some("ValidationError" | "ItemCollectionSizeLimitExceeded"))
+    }) {
+        let message = message.clone().unwrap_or_else(|| "the item is invalid".to_owned());
+        return Some(StoreError::Invalid { pipeline: pipeline.to_owned(), message });
+    }
+    if code(0) == Some("ConditionalCheckFailed") || codes.is_empty() {
+        return Some(StoreError::Conflict { pipeline: pipeline.to_owned() });
+    }
+    let listed: Vec<&str> = codes.iter().filter_map(|(code, _)| code.as_deref()).collect();
+    Some(StoreError::Invalid { pipeline: pipeline.to_owned(), message: format!("cancelled: {}", listed.join(", ")) })
+}
 
 impl PipelineStore for DynamoDbStore {
     #[instrument(skip(self), fields(table = %self.table))]
@@ -184,14 +238,10 @@ impl PipelineStore for DynamoDbStore {
         Ok(Some(Stored { value: json(&item, "state", "pipeline state")?, version: Version(number(&item, "version")?) }))
     }
 
-    #[instrument(skip_all, fields(table = %self.table, pipeline = %state.pipeline, expected = ?expected))]
-    async fn save(
-        &self,
-        state: &PipelineState,
-        expected: Option<Version>,
-        receipt: Option<&Receipt>,
-    ) -> Result<Version, StoreError> {
-        let next = Version(expected.map_or(1, |Version(v)| v + 1));
+    #[instrument(skip_all, fields(table = %self.table, pipeline = %write.state.pipeline, expected = ?write.expected, executions = write.executions.len()))]
+    async fn save(&self, write: &Write<'_>) -> Result<Version, StoreError> {
+        let state = write.state;
+        let next = Version(write.expected.map_or(1, |Version(v)| v + 1));
         let now: DateTime<Utc> = state.executions.iter().map(|e| e.updated_at).max().unwrap_or_default();
         let state_item = HashMap::from([
             ("PK".to_owned(), s(pipeline_key(&state.pipeline))),
@@ -200,45 +250,60 @@ impl PipelineStore for DynamoDbStore {
             ("updated_at".to_owned(), s(now.to_rfc3339())),
             ("state".to_owned(), s(to_json(state, "pipeline state")?)),
         ]);
-        let condition = match expected {
+        let condition = match write.expected {
             None => (NEW_ITEM, vec![]),
             Some(Version(v)) => ("version = :expected", vec![(":expected", n(v))]),
         };
         let mut items = vec![self.put(state_item, Some(condition))?];
-        for execution in &state.executions {
+        for execution in &write.executions {
             items.push(self.put(execution_item(execution)?, None)?);
         }
-        if let Some(receipt) = receipt {
+        let receipt_index = write.receipt.map(|_| items.len());
+        if let Some(receipt) = write.receipt {
             items.push(self.put(receipt_item(receipt)?, Some((NEW_ITEM, vec![])))?);
         }
-        let count = items.len();
+        for link in &write.links {
+            items.push(self.put(link_item(link), None)?);
+        }
         let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
-        match result {
-            Ok(_) => Ok(next),
+        let service = match result {
+            Ok(_) => return Ok(next),
             Err(SdkError::ServiceError(service))
                 if matches!(service.err(), TransactWriteItemsError::TransactionCanceledException(_)) =>
             {
-                let reasons: Vec<Option<String>> = match service.err() {
-                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                        cancelled.cancellation_reasons().iter().map(|r| r.code().map(str::to_owned)).collect()
-                    }
-                    _ => Vec::new(),
-                };
-                let failed = |i: usize| reasons.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed");
-                match receipt {
-                    // DynamoDB names the failed condition; without reasons, look the receipt up.
-                    Some(receipt) if failed(count - 1) => Err(StoreError::Duplicate { key: receipt.key.clone() }),
-                    Some(receipt) if reasons.is_empty() && self.receipt(&receipt.key).await?.is_some() => {
-                        Err(StoreError::Duplicate { key: receipt.key.clone() })
-                    }
-                    _ if failed(0) || reasons.is_empty() => {
-                        Err(StoreError::Conflict { pipeline: state.pipeline.clone() })
-                    }
-                    _ => Err(backend(SdkError::ServiceError(service))),
-                }
+                service
             }
-            Err(error) => Err(backend(error)),
+            Err(error) => return Err(backend(error)),
+        };
+        let codes: Vec<(Option<String>, Option<String>)> = match service.err() {
+            TransactWriteItemsError::TransactionCanceledException(cancelled) => cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|r| (r.code().map(str::to_owned), r.message().map(str::to_owned)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        match (cancellation(&state.pipeline, &codes, receipt_index), write.receipt) {
+            (None, Some(receipt)) => Err(StoreError::Duplicate { key: receipt.key.clone() }),
+            // DynamoDB names the failed condition; without reasons, look the receipt up.
+            (Some(StoreError::Conflict { .. }), Some(receipt))
+                if codes.is_empty() && self.receipt(&receipt.key).await?.is_some() =>
+            {
+                Err(StoreError::Duplicate { key: receipt.key.clone() })
+            }
+            (Some(error), _) => Err(error),
+            (None, None) => Err(backend(SdkError::ServiceError(service))),
         }
+    }
+
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn find(&self, aws_id: &str) -> Result<Option<AwsLink>, StoreError> {
+        let Some(item) = self.get(link_key(aws_id), "LINK").await? else { return Ok(None) };
+        Ok(Some(AwsLink {
+            aws_id: aws_id.to_owned(),
+            pipeline: text(&item, "pipeline")?.to_owned(),
+            execution: ExecutionId(text(&item, "execution")?.to_owned()),
+        }))
     }
 
     #[instrument(skip(self), fields(table = %self.table))]

@@ -10,7 +10,7 @@ pub use codebuild::CodeBuildStarter;
 pub use dynamodb::DynamoDbStore;
 pub use eventbridge::EventBridgePublisher;
 pub use s3::S3Artifacts;
-pub use secretsmanager::{SecretError, webhook_secrets};
+pub use secretsmanager::SecretsManagerWebhookSecret;
 
 /// The effect runner of the functions that move runs through their stages, on AWS: events on the bus named `bus`,
 /// builds on CodeBuild.

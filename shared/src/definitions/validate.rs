@@ -123,6 +123,13 @@ pub(super) fn validate(origin: &str, text: &str, raw: RawFile) -> Result<BTreeMa
     }
 }
 
+/// Bounds that keep a pipeline's stored state far below DynamoDB's 400 KB item limit.
+pub const MAX_ENV_VARIABLES: usize = 50;
+pub const MAX_ENV_NAME: usize = 128;
+pub const MAX_ENV_VALUE: usize = 1024;
+pub const MAX_CHECKS: usize = 20;
+pub const MAX_URL: usize = 2048;
+
 fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) -> Option<Pipeline> {
     let mode = match raw.mode.as_ref().map(|mode| (mode.get_ref().as_str(), mode.span())) {
         None | Some(("superseded", _)) => ExecutionMode::Superseded,
@@ -133,6 +140,7 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) ->
         }
     };
     let source = validate_source(checker, raw.source);
+    let raw_environment_span = raw.build.environment.keys().nth(MAX_ENV_VARIABLES).map(Spanned::span);
     let build = Build {
         project: checker.text(
             &raw.build.project,
@@ -154,11 +162,21 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) ->
                     );
                 } else if key.get_ref().starts_with("CODEBUILD_") || key.get_ref().starts_with("SLUICE_") {
                     checker.error(key.span(), &field, "names starting with CODEBUILD_ or SLUICE_ are reserved");
+                } else if key.get_ref().len() > MAX_ENV_NAME || value.len() > MAX_ENV_VALUE {
+                    checker.error(
+                        key.span(),
+                        &field,
+                        format!("names are at most {MAX_ENV_NAME} characters and values at most {MAX_ENV_VALUE}"),
+                    );
                 }
                 (key.into_inner(), value)
             })
             .collect(),
     };
+    if build.environment.len() > MAX_ENV_VARIABLES {
+        let span = raw_environment_span.unwrap_or(raw.build.project.span());
+        checker.error(span, "build.environment", format!("at most {MAX_ENV_VARIABLES} variables"));
+    }
     let approval = raw.approval.map(|approval| validate_approval(checker, approval));
     let deploy = validate_deploy(checker, raw.deploy);
     Some(Pipeline { name: name.to_owned(), mode, source, build, approval, deploy })
@@ -188,6 +206,9 @@ fn validate_deploy(checker: &mut Checker<'_>, raw: RawDeploy) -> DeployTarget {
     let service = checker.text(&raw.service, "deploy.service", is_ecs_name, "must be an ECS service name or ARN");
     let strategy = raw.strategy.get_ref().as_str();
     let hooks: &[&str] = if strategy == "rolling" { &ROLLING_HOOKS } else { &BLUE_GREEN_HOOKS };
+    if let Some(extra) = raw.checks.get(MAX_CHECKS) {
+        checker.error(extra.span(), "deploy.checks", format!("at most {MAX_CHECKS} checks"));
+    }
     let checks =
         raw.checks.into_iter().enumerate().map(|(i, check)| validate_check(checker, i, check, hooks)).collect();
     let only_for = |checker: &mut Checker<'_>, value: Option<Range<usize>>, field: &str, only: &str| {
@@ -402,6 +423,9 @@ fn is_codedeploy_name(text: &str) -> bool {
 }
 
 fn is_http_url(text: &str) -> bool {
+    if text.len() > MAX_URL {
+        return false;
+    }
     let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"));
     rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/') && !rest.chars().any(char::is_whitespace))
 }

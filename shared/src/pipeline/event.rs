@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use chrono::{DateTime, Utc};
+
 use super::state::{ApprovalDecision, ExecutionId, Plan, SourceFacts};
-use crate::definitions::ExecutionMode;
+use crate::definitions::{DeployTarget, ExecutionMode};
 use crate::events::SluiceEvent;
 
 /// What a successful build produced.
@@ -151,6 +153,9 @@ pub enum HookStatus {
 }
 
 /// What the machine asks the world to do. Effects are data; use cases carry them out through ports.
+///
+/// Every effect has one owner (see [`EffectKind`]): the function that carries it out. A function carries out the
+/// kinds it owns and leaves the others in the outbox for theirs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Effect {
@@ -162,8 +167,60 @@ pub enum Effect {
         /// Environment overrides: the pipeline's own plus `SLUICE_EXECUTION_ID` and `SLUICE_PIPELINE`.
         environment: BTreeMap<String, String>,
     },
+    /// Ask the approvers (the pipeline's SNS topic) to decide on the execution by `expires_at`.
+    RequestApproval { execution_id: ExecutionId, topic_arn: String, expires_at: DateTime<Utc> },
+    /// Deploy the execution's build to its target.
+    StartDeployment {
+        execution_id: ExecutionId,
+        target: DeployTarget,
+        image_uri: Option<String>,
+        /// Where the build's artifacts are (`s3://bucket/key`).
+        artifacts: Option<String>,
+    },
     /// Answer a CodeDeploy lifecycle hook.
     ReportHookStatus { deployment_id: String, hook_execution_id: String, status: HookStatus },
-    /// Put an event on the sluice bus; the function that carries the next step on subscribes to it.
+    /// Put an announcement on the sluice bus, for any subscriber (and as the doorbell of the function that owns the
+    /// stage's effect).
     Publish(SluiceEvent),
+}
+
+/// The kinds of effect, each owned by one function. A function's effect runner names the kinds it carries out (an
+/// allow-list); the rest stay in the outbox for their owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectKind {
+    /// The webhook, build-events and the reconciler.
+    StartBuild,
+    /// The approval function.
+    RequestApproval,
+    /// The deployer.
+    StartDeployment,
+    /// The hook function.
+    ReportHookStatus,
+    /// Any function that moves runs on.
+    Publish,
+}
+
+impl EffectKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EffectKind::StartBuild => "start_build",
+            EffectKind::RequestApproval => "request_approval",
+            EffectKind::StartDeployment => "start_deployment",
+            EffectKind::ReportHookStatus => "report_hook_status",
+            EffectKind::Publish => "publish",
+        }
+    }
+}
+
+impl Effect {
+    pub fn kind(&self) -> EffectKind {
+        match self {
+            Effect::StartBuild { .. } => EffectKind::StartBuild,
+            Effect::RequestApproval { .. } => EffectKind::RequestApproval,
+            Effect::StartDeployment { .. } => EffectKind::StartDeployment,
+            Effect::ReportHookStatus { .. } => EffectKind::ReportHookStatus,
+            Effect::Publish(_) => EffectKind::Publish,
+        }
+    }
 }

@@ -12,8 +12,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::event::{BuildFailure, Effect, Event, HookStatus};
 use super::state::{
-    ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, PipelineState, Stage,
-    Status,
+    ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, PipelineState,
+    PushLink, RefHistory, Stage, Status, bounded,
 };
 use crate::definitions::ExecutionMode;
 use crate::events::{ApprovalRequested, DeploymentRequested, ExecutionFinished, ExecutionStarted, SluiceEvent};
@@ -22,6 +22,15 @@ use crate::events::{ApprovalRequested, DeploymentRequested, ExecutionFinished, E
 pub const MAX_WAITING: usize = 20;
 /// Finished executions kept in the pipeline's state, so that late duplicates of their events are recognised.
 pub const RETAINED_FINISHED: usize = 5;
+/// Refs whose pushes the state remembers (the most recently pushed), and pushes remembered per ref.
+pub const REMEMBERED_REFS: usize = 10;
+pub const REMEMBERED_PUSHES: usize = 10;
+/// Hook results kept per deployment; a deployment has five lifecycle hooks, retried ones add a few.
+pub const MAX_HOOK_RESULTS: usize = 25;
+/// How long a stored reason may be.
+pub const MAX_REASON: usize = 1024;
+/// The commit id of a ref that did not exist (GitHub's `before` of a new branch or tag).
+const NO_COMMIT: &str = "0000000000000000000000000000000000000000";
 
 /// What the machine decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +103,7 @@ impl Run {
                 return Err(TransitionError::QueueFull { pipeline: self.state.pipeline.clone(), limit: MAX_WAITING });
             }
             self.state.mode = *mode;
+            let older = self.older_than_head(source);
             let execution = Execution {
                 id: execution_id.clone(),
                 pipeline: self.state.pipeline.clone(),
@@ -111,6 +121,14 @@ impl Run {
                 finished_at: None,
             };
             self.state.next_seq += 1;
+            if let Some(reason) = older {
+                // It never waited for a stage: it ends before it starts.
+                self.state.executions.push(Execution { status: Status::Skipped, ..execution });
+                let i = self.state.executions.len() - 1;
+                self.finish(i, Status::Skipped, Some(reason));
+                return Ok(None);
+            }
+            self.remember_push(source);
             self.effects.push(Effect::Publish(SluiceEvent::ExecutionStarted(ExecutionStarted {
                 pipeline: execution.pipeline.clone(),
                 execution_id: execution.id.clone(),
@@ -262,11 +280,15 @@ impl Run {
                     detail.clone()
                 };
                 let now = self.now;
-                self.deploy_mut(i).hooks.push(HookResult {
+                let hooks = &mut self.deploy_mut(i).hooks;
+                if hooks.len() >= MAX_HOOK_RESULTS {
+                    hooks.remove(0);
+                }
+                hooks.push(HookResult {
                     lifecycle_event: lifecycle_event.clone(),
                     hook_execution_id: hook_execution_id.clone(),
                     passed,
-                    detail,
+                    detail: detail.map(|detail| bounded(&detail, MAX_REASON)),
                     at: now,
                 });
                 self.effects.push(Effect::ReportHookStatus {
@@ -494,6 +516,11 @@ impl Run {
                     .and_then(TimeDelta::try_seconds)
                     .and_then(|timeout| now.checked_add_signed(timeout))
                     .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                self.effects.push(Effect::RequestApproval {
+                    execution_id: execution.id.clone(),
+                    topic_arn: topic_arn.clone(),
+                    expires_at,
+                });
                 self.effects.push(Effect::Publish(SluiceEvent::ApprovalRequested(ApprovalRequested {
                     pipeline: execution.pipeline.clone(),
                     execution_id: execution.id.clone(),
@@ -517,6 +544,12 @@ impl Run {
             }
             Stage::Deploy => {
                 let build = execution.build.as_ref();
+                self.effects.push(Effect::StartDeployment {
+                    execution_id: execution.id.clone(),
+                    target: execution.plan.deploy.clone(),
+                    image_uri: build.and_then(|build| build.image_uri.clone()),
+                    artifacts: build.and_then(|build| build.artifacts.clone()),
+                });
                 self.effects.push(Effect::Publish(SluiceEvent::DeploymentRequested(DeploymentRequested {
                     pipeline: execution.pipeline.clone(),
                     execution_id: execution.id.clone(),
@@ -537,7 +570,7 @@ impl Run {
         let execution = &mut self.state.executions[i];
         let was = execution.status;
         execution.status = outcome;
-        execution.reason = reason;
+        execution.reason = reason.map(|reason| bounded(&reason, MAX_REASON));
         execution.finished_at = Some(now);
         execution.updated_at = now;
         execution.waiting_since = None;
@@ -570,6 +603,53 @@ impl Run {
             .min_by_key(|&j| self.state.executions[j].seq);
         if let Some(j) = next {
             self.enter(j, stage);
+        }
+    }
+
+    /// Why a push must not run, if its commit is older than what the pipeline already ran for its ref: sluice walks
+    /// back the `before -> after` chain of the pushes it ran from the ref's head. GitHub does not promise to deliver
+    /// pushes in order, and people redeliver old ones by hand; a commit found on that chain would deploy backwards.
+    fn older_than_head(&self, source: &super::state::SourceFacts) -> Option<String> {
+        let history = self.state.refs.iter().find(|history| history.git_ref == source.git_ref)?;
+        let head = &history.pushes.last()?.after;
+        if source.before.is_empty() || source.before == NO_COMMIT || &source.before == head {
+            return None;
+        }
+        let short = |commit: &str| commit.chars().take(7).collect::<String>();
+        if &source.commit == head {
+            return Some(format!("{} already ran {} for {}", self.state.pipeline, short(head), source.git_ref));
+        }
+        let mut at = head;
+        for _ in 0..history.pushes.len() {
+            let Some(link) = history.pushes.iter().rev().find(|link| &link.after == at) else { break };
+            if link.before == source.commit {
+                return Some(format!(
+                    "commit {} is older than {}, which {} already ran for {}; sluice never deploys backwards",
+                    short(&source.commit),
+                    short(head),
+                    self.state.pipeline,
+                    source.git_ref
+                ));
+            }
+            at = &link.before;
+        }
+        None
+    }
+
+    /// Records a push the pipeline runs as its ref's new head.
+    fn remember_push(&mut self, source: &super::state::SourceFacts) {
+        let refs = &mut self.state.refs;
+        let mut history = match refs.iter().position(|history| history.git_ref == source.git_ref) {
+            Some(index) => refs.remove(index),
+            None => RefHistory { git_ref: source.git_ref.clone(), pushes: Vec::new() },
+        };
+        history.pushes.push(PushLink { before: source.before.clone(), after: source.commit.clone() });
+        if history.pushes.len() > REMEMBERED_PUSHES {
+            history.pushes.remove(0);
+        }
+        refs.push(history);
+        if refs.len() > REMEMBERED_REFS {
+            refs.remove(0);
         }
     }
 

@@ -4,11 +4,16 @@
 
 mod event;
 mod machine;
+pub mod outbox;
 mod state;
 
-pub use event::{BuildFailure, BuildOutputs, Effect, Event, HookStatus};
-pub use machine::{Decision, IgnoreReason, MAX_WAITING, RETAINED_FINISHED, TransitionError, transition};
+pub use event::{BuildFailure, BuildOutputs, Effect, EffectKind, Event, HookStatus};
+pub use machine::{
+    Decision, IgnoreReason, MAX_HOOK_RESULTS, MAX_REASON, MAX_WAITING, REMEMBERED_PUSHES, REMEMBERED_REFS,
+    RETAINED_FINISHED, TransitionError, transition,
+};
+pub use outbox::Retry;
 pub use state::{
-    ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, PendingEffect,
-    PipelineState, Plan, SourceFacts, Stage, Status,
+    ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, Lease, ParkedEffect,
+    PendingEffect, PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded,
 };

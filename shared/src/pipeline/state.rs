@@ -56,6 +56,8 @@ pub enum Status {
     Superseded,
     RolledBack,
     TimedOut,
+    /// Never ran: its commit is older than one the pipeline already ran for the same ref.
+    Skipped,
 }
 
 impl Status {
@@ -75,6 +77,7 @@ impl Status {
             Status::Superseded => "superseded",
             Status::RolledBack => "rolled_back",
             Status::TimedOut => "timed_out",
+            Status::Skipped => "skipped",
         }
     }
 }
@@ -108,6 +111,9 @@ impl From<&Pipeline> for Plan {
 pub struct SourceFacts {
     pub repository: String,
     pub commit: String,
+    /// The commit the ref pointed at before the push (all zeros for a new ref).
+    #[serde(default)]
+    pub before: String,
     #[serde(rename = "ref")]
     pub git_ref: String,
     pub pusher: String,
@@ -203,9 +209,19 @@ pub struct PipelineState {
     pub executions: Vec<Execution>,
     /// Effects decided but not yet carried out, oldest first: the pipeline's outbox. The machine never reads or
     /// writes it; the use cases append what the machine decides, in the same write as the state, and remove each
-    /// effect once carried out, so that a crash between the two loses nothing.
+    /// effect once carried out, so that a crash between the two loses nothing (see `outbox`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<PendingEffect>,
+    /// How many effects were ever enqueued: the last part of each effect's id, so that no id is used twice.
+    #[serde(default)]
+    pub effect_seq: u64,
+    /// Effects that failed for good or too often: they no longer block anything and wait for an operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parked: Vec<ParkedEffect>,
+    /// The pushes the pipeline ran, per ref, most recently used ref last: how sluice tells an old commit that
+    /// arrives late from a new one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refs: Vec<RefHistory>,
 }
 
 /// An effect waiting in a pipeline's outbox. `id` is unique and stable: effects that support it use it as their
@@ -214,12 +230,69 @@ pub struct PipelineState {
 pub struct PendingEffect {
     pub id: String,
     pub effect: Effect,
+    /// Attempts that failed so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    /// Not to be tried again before this time (backoff after a failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+    /// Who is carrying it out, until when. Nobody else may while the lease holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+/// A claim on an effect: one invocation carries it out; another may only once `until` has passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub owner: String,
+    pub until: DateTime<Utc>,
+}
+
+/// An effect taken out of the outbox after failing for good or too often. `sluice effects` lists them and
+/// `sluice retry-effect` puts one back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParkedEffect {
+    pub id: String,
+    pub effect: Effect,
+    pub attempts: u32,
+    pub error: String,
+    pub parked_at: DateTime<Utc>,
+}
+
+/// The pushes of one ref that the pipeline ran, oldest first: each `before -> after`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefHistory {
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub pushes: Vec<PushLink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushLink {
+    pub before: String,
+    pub after: String,
 }
 
 impl PipelineState {
     /// The state of a pipeline that has never run.
     pub fn new(pipeline: impl Into<String>, mode: ExecutionMode) -> Self {
-        Self { pipeline: pipeline.into(), mode, next_seq: 1, executions: Vec::new(), pending: Vec::new() }
+        Self {
+            pipeline: pipeline.into(),
+            mode,
+            next_seq: 1,
+            executions: Vec::new(),
+            pending: Vec::new(),
+            effect_seq: 0,
+            parked: Vec::new(),
+            refs: Vec::new(),
+        }
     }
 
     pub fn execution(&self, id: &ExecutionId) -> Option<&Execution> {
@@ -240,4 +313,17 @@ impl PipelineState {
     pub fn waiting(&self) -> usize {
         self.executions.iter().filter(|execution| matches!(execution.status, Status::Waiting(_))).count()
     }
+}
+
+/// `text`, cut to at most `max` bytes (at a character boundary, ending in `…` when cut): every string that comes from
+/// outside is bounded before it is stored, so that a pipeline's state stays far below DynamoDB's 400 KB item limit.
+pub fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }

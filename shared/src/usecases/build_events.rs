@@ -7,8 +7,50 @@ use tracing::{info, instrument};
 
 use crate::definitions::DeployTarget;
 use crate::pipeline::{BuildFailure, BuildOutputs, Event, ExecutionId};
-use crate::ports::{ArtifactLocation, ArtifactStore, PipelineStore, ReceiptKey};
+use crate::ports::{ArtifactError, ArtifactLocation, ArtifactStore, PipelineStore, ReceiptKey};
 use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
+
+/// A build event that could not be recorded now.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildEventError {
+    #[error(transparent)]
+    Handle(#[from] HandleError),
+    /// The build's outputs could not be read now: the run stays in its build stage and the event is tried again.
+    #[error("the build's {file} could not be read now; the event is tried again")]
+    Artifacts {
+        file: &'static str,
+        #[source]
+        source: ArtifactError,
+    },
+}
+
+impl BuildEventError {
+    /// Whether delivering the event again can succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            BuildEventError::Handle(error) => error.is_retryable(),
+            BuildEventError::Artifacts { .. } => true,
+        }
+    }
+}
+
+/// Why a build's outputs cannot be used: the run fails with `Fail`'s reason; `Retry` tries the event again.
+enum OutputsError {
+    Fail(String),
+    Retry(BuildEventError),
+}
+
+impl From<String> for OutputsError {
+    fn from(reason: String) -> Self {
+        OutputsError::Fail(reason)
+    }
+}
+
+impl From<&str> for OutputsError {
+    fn from(reason: &str) -> Self {
+        OutputsError::Fail(reason.to_owned())
+    }
+}
 
 /// The files a build leaves in its artifacts for sluice.
 pub const IMAGE_DETAIL: &str = "imageDetail.json";
@@ -50,12 +92,18 @@ pub fn artifact_location(location: &str) -> Option<ArtifactLocation> {
     (!bucket.is_empty()).then(|| ArtifactLocation { bucket: bucket.to_owned(), prefix: prefix.to_owned() })
 }
 
-/// Reads and checks the build's outputs. The error is the reason the run fails, naming the file.
+/// The build's own id, the part of its ARN CodeBuild puts in artifact paths (`project:<uuid>` -> `<uuid>`).
+fn build_uuid(build_id: &str) -> &str {
+    build_id.rsplit(':').next().unwrap_or(build_id)
+}
+
+/// Reads and checks the build's outputs. A `Fail` is the reason the run fails, naming the file.
 async fn outputs<A: ArtifactStore>(
     artifacts: &A,
+    build_id: &str,
     location: Option<&str>,
     needs_appspec: bool,
-) -> Result<BuildOutputs, String> {
+) -> Result<BuildOutputs, OutputsError> {
     let location = location
         .filter(|l| !l.is_empty())
         .ok_or("the build has no artifacts: list imageDetail.json and taskdef.json in the buildspec's artifacts")?;
@@ -63,12 +111,29 @@ async fn outputs<A: ArtifactStore>(
     if location.prefix.ends_with(".zip") {
         return Err("the build's artifacts are zipped: set the CodeBuild project's artifacts packaging to NONE".into());
     }
+    // A run deploys exactly what its own build wrote: with the build id in the path, a later build of the same
+    // project cannot overwrite it while the run waits for its approval or its turn.
+    let uuid = build_uuid(build_id);
+    if uuid.is_empty() || !location.prefix.split('/').any(|segment| segment == uuid) {
+        return Err(format!(
+            "the build's artifacts ({}) are not in a folder named after the build ({uuid}): set the CodeBuild \
+             project's artifacts namespaceType to BUILD_ID, so that a later build cannot overwrite what this run deploys",
+            location.uri()
+        )
+        .into());
+    }
     let location = &location;
     let read = |name: &'static str| async move {
         match artifacts.read(location, name).await {
             Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => Err(format!("{name} is missing from the build's artifacts ({})", location.uri())),
-            Err(error) => Err(format!("{name} could not be read: {error}")),
+            Ok(None) => Err(OutputsError::Fail(format!("{name} is missing from the build's artifacts ({})", location.uri()))),
+            Err(ArtifactError::Denied { .. }) => Err(OutputsError::Fail(format!(
+                "{name} could not be read from {}: access denied (S3 answers 403 for a missing file when the reader \
+                 may not list the bucket): check that the build wrote it, and that sluice may s3:GetObject (and \
+                 s3:ListBucket) there",
+                location.uri()
+            ))),
+            Err(source) => Err(OutputsError::Retry(BuildEventError::Artifacts { file: name, source })),
         }
     };
     let image: Value = serde_json::from_slice(&read(IMAGE_DETAIL).await?)
@@ -78,15 +143,18 @@ async fn outputs<A: ArtifactStore>(
         .filter(|uri| !uri.trim().is_empty())
         .ok_or(format!("{IMAGE_DETAIL} has no ImageURI"))?
         .to_owned();
+    if image_uri.len() > 1024 {
+        return Err(format!("{IMAGE_DETAIL}'s ImageURI is longer than 1024 characters").into());
+    }
     let task_definition: Value = serde_json::from_slice(&read(TASK_DEFINITION).await?)
         .map_err(|error| format!("{TASK_DEFINITION} is not JSON: {error}"))?;
     if !task_definition["containerDefinitions"].is_array() {
-        return Err(format!("{TASK_DEFINITION} is not an ECS task definition: it has no containerDefinitions"));
+        return Err(format!("{TASK_DEFINITION} is not an ECS task definition: it has no containerDefinitions").into());
     }
     if needs_appspec {
         let appspec = read(APPSPEC).await?;
         if !String::from_utf8_lossy(&appspec).contains("TargetService") {
-            return Err(format!("{APPSPEC} is not an ECS AppSpec: it has no TargetService"));
+            return Err(format!("{APPSPEC} is not an ECS AppSpec: it has no TargetService").into());
         }
     }
     Ok(BuildOutputs { image_uri, artifacts: Some(location.uri()) })
@@ -100,7 +168,7 @@ pub async fn record_build_event<S: PipelineStore, R: EffectRunner, A: ArtifactSt
     artifacts: &A,
     change: &BuildStateChange,
     now: DateTime<Utc>,
-) -> Result<BuildEventOutcome, HandleError> {
+) -> Result<BuildEventOutcome, BuildEventError> {
     let (Some(execution_id), Some(pipeline)) = (&change.execution_id, &change.pipeline) else {
         return Ok(BuildEventOutcome::NotOurs("the build was not started by sluice"));
     };
@@ -122,13 +190,14 @@ pub async fn record_build_event<S: PipelineStore, R: EffectRunner, A: ArtifactSt
             phase: change.current_phase.clone(),
         },
         "SUCCEEDED" => {
-            let execution = store.execution(&execution_id).await?;
+            let execution = store.execution(&execution_id).await.map_err(HandleError::from)?;
             let needs_appspec = execution.is_some_and(|e| matches!(e.plan.deploy, DeployTarget::BlueGreen(_)));
-            match outputs(artifacts, change.artifact_location.as_deref(), needs_appspec).await {
+            match outputs(artifacts, &build_id, change.artifact_location.as_deref(), needs_appspec).await {
                 Ok(outputs) => {
                     Event::BuildSucceeded { execution_id: execution_id.clone(), build_id: build_id.clone(), outputs }
                 }
-                Err(reason) => failed(BuildFailure::Failed, reason),
+                Err(OutputsError::Fail(reason)) => failed(BuildFailure::Failed, reason),
+                Err(OutputsError::Retry(error)) => return Err(error),
             }
         }
         "FAILED" | "FAULT" => failed(BuildFailure::Failed, format!("the build failed{in_phase}")),

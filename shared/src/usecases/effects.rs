@@ -1,8 +1,8 @@
-//! The effect runner of the functions that move runs through their stages: events go on the bus, builds to
-//! CodeBuild. Hook reports are left to the hook function.
+//! The effect runner of the functions that move runs through their stages (the webhook, build-events and the
+//! reconciler): announcements go on the bus, builds to CodeBuild. Every other kind is left to its owner.
 
-use crate::pipeline::{Effect, Event};
-use crate::ports::{BuildRequest, BuildStartError, BuildStarter, EventPublisher};
+use crate::pipeline::{Effect, EffectKind, Event, PendingEffect};
+use crate::ports::{BuildRequest, BuildStartError, BuildStarter, EventPublisher, PublishError};
 use crate::usecases::{EffectError, EffectRunner};
 
 /// Publishes `Publish` effects and starts builds.
@@ -12,35 +12,78 @@ pub struct StageEffects<P, B> {
     pub builds: B,
 }
 
+impl<P: EventPublisher, B: BuildStarter> StageEffects<P, B> {
+    async fn start_build(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
+        let Effect::StartBuild { execution_id, project, source_version, environment } = effect else {
+            return Err(EffectError::permanent(effect.kind().name(), "not an effect the stage functions carry out"));
+        };
+        let request = BuildRequest { project, source_version, environment, idempotency_token: id };
+        match self.builds.start_build(&request).await {
+            Ok(build_id) => Ok(Some(Event::BuildStarted { execution_id: execution_id.clone(), build_id })),
+            Err(BuildStartError::Refused { message, .. }) => {
+                Ok(Some(Event::BuildStartFailed { execution_id: execution_id.clone(), reason: message }))
+            }
+            Err(error @ BuildStartError::Unavailable { .. }) => Err(EffectError::transient("start_build", error)),
+        }
+    }
+}
+
+fn publish_error(error: PublishError) -> EffectError {
+    match error {
+        // The bus said no to the entries themselves (too large, malformed): sending them again will not help.
+        error @ PublishError::Rejected { .. } => EffectError::permanent("publish", error),
+        error @ PublishError::Unavailable { .. } => EffectError::transient("publish", error),
+    }
+}
+
 impl<P: EventPublisher, B: BuildStarter> EffectRunner for StageEffects<P, B> {
-    fn runs(&self, effect: &Effect) -> bool {
-        !matches!(effect, Effect::ReportHookStatus { .. })
+    fn kinds(&self) -> &[EffectKind] {
+        &[EffectKind::StartBuild, EffectKind::Publish]
     }
 
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {
             Effect::Publish(event) => {
-                self.publisher
-                    .publish(std::slice::from_ref(event))
-                    .await
-                    .map_err(|error| EffectError { effect: "publish", source: Box::new(error) })?;
+                self.publisher.publish(std::slice::from_ref(event)).await.map_err(publish_error)?;
                 Ok(None)
             }
-            Effect::StartBuild { execution_id, project, source_version, environment } => {
-                let request = BuildRequest { project, source_version, environment, idempotency_token: id };
-                match self.builds.start_build(&request).await {
-                    Ok(build_id) => Ok(Some(Event::BuildStarted { execution_id: execution_id.clone(), build_id })),
-                    Err(BuildStartError::Refused { message, .. }) => {
-                        Ok(Some(Event::BuildStartFailed { execution_id: execution_id.clone(), reason: message }))
-                    }
-                    Err(error @ BuildStartError::Unavailable { .. }) => {
-                        Err(EffectError { effect: "start_build", source: Box::new(error) })
-                    }
-                }
-            }
-            Effect::ReportHookStatus { .. } => {
-                Err(EffectError { effect: "report_hook_status", source: "left to the hook function".into() })
-            }
+            other => self.start_build(id, other).await,
         }
+    }
+
+    /// The announcements go out in one PutEvents, in order, while the builds start.
+    async fn run_all(&self, effects: &[PendingEffect]) -> Vec<Result<Option<Event>, EffectError>> {
+        let events: Vec<_> = effects
+            .iter()
+            .filter_map(|pending| match &pending.effect {
+                Effect::Publish(event) => Some(event.clone()),
+                _ => None,
+            })
+            .collect();
+        let published = async {
+            if events.is_empty() { Ok(()) } else { self.publisher.publish(&events).await }
+        };
+        let others = futures_util::future::join_all(
+            effects
+                .iter()
+                .filter(|pending| !matches!(pending.effect, Effect::Publish(_)))
+                .map(|pending| self.start_build(&pending.id, &pending.effect)),
+        );
+        let (published, mut others) = futures_util::future::join(published, others).await;
+        let mut others = others.drain(..);
+        effects
+            .iter()
+            .map(|pending| match &pending.effect {
+                Effect::Publish(_) => match &published {
+                    Ok(()) => Ok(None),
+                    Err(error) => Err(EffectError {
+                        effect: "publish",
+                        permanent: matches!(error, PublishError::Rejected { .. }),
+                        source: crate::telemetry::Chain(error).to_string().into(),
+                    }),
+                },
+                _ => others.next().unwrap_or_else(|| Err(EffectError::transient("start_build", "not run"))),
+            })
+            .collect()
     }
 }

@@ -1,49 +1,76 @@
 //! The use case every function shares: load the pipeline, let the machine decide, save the decision together with
-//! its effects (the pipeline's outbox), then carry the effects out and remove them.
+//! its effects (the pipeline's outbox), then carry the effects out and save what came of them.
 //!
 //! State changes exactly once per input (the receipt and the version guard it). Effects are carried out at least
-//! once: an effect that fails stays in the outbox and is carried out by the next invocation that touches the
-//! pipeline (a redelivery of the same input does). Effects carry a stable id for the services that deduplicate.
+//! once, by the function that owns their kind ([`EffectRunner::kinds`]): the save that records them also leases
+//! them to this invocation, so no other runs them meanwhile; they run together; one more save removes those done,
+//! applies what followed from them and reschedules (or parks) those that failed. A push that starts a build thus
+//! costs four round trips: read, write, StartBuild alongside PutEvents, write — however many runs the pipeline
+//! holds. An effect that fails stays in the outbox, with a backoff, for the next invocation that touches the
+//! pipeline (or the reconciler); the input that caused it was recorded all the same and is not failed for it.
 
 use std::error::Error as StdError;
 use std::future::Future;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tracing::{debug, instrument, warn};
+use tracing::{debug, error, instrument, warn};
 
 use crate::definitions::ExecutionMode;
 use crate::pipeline::{
-    Decision, Effect, Event, IgnoreReason, PendingEffect, PipelineState, TransitionError, transition,
+    Decision, Effect, EffectKind, Event, IgnoreReason, PendingEffect, PipelineState, Retry, TransitionError,
+    transition,
 };
-use crate::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version};
+use crate::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version, Write};
+use crate::telemetry::Chain;
 
-/// How often a write is retried when another writer changed the pipeline in between.
-const ATTEMPTS: usize = 5;
-/// At most this many effects are carried out in one invocation; the rest wait for the next.
-const MAX_EFFECTS: usize = 50;
+/// How often a write is tried when another writer changed the pipeline in between or the store was busy.
+const ATTEMPTS: u32 = 5;
+/// Rounds of "carry out, save, carry out what followed" in one invocation; the rest waits for the next.
+const MAX_ROUNDS: usize = 4;
 
 /// Carries out effects for the pipeline: calls to AWS and events on the bus.
 pub trait EffectRunner: Send + Sync {
-    /// Whether this runner carries out `effect`. Effects it does not are left pending for a function that does
-    /// (a hook report for the hook function, say); the others are carried out past them.
-    fn runs(&self, effect: &Effect) -> bool {
-        let _ = effect;
-        true
-    }
+    /// The kinds of effect this function carries out: an allow-list. Effects of other kinds are left in the outbox
+    /// for the function that owns them.
+    fn kinds(&self) -> &[EffectKind];
 
     /// Carries out `effect`. `id` is stable across retries: pass it on as an idempotency token where the service
     /// takes one. May return the event that follows from it (`BuildStarted` with CodeBuild's build id, or
-    /// `BuildStartFailed` when CodeBuild refuses for good). An `Err` means "not done, try again later".
+    /// `BuildStartFailed` when CodeBuild refuses for good). An `Err` means "not done": tried again later, or parked if
+    /// it is permanent.
     fn run(&self, id: &str, effect: &Effect) -> impl Future<Output = Result<Option<Event>, EffectError>> + Send;
+
+    /// Carries out `effects`, returning one result each, in order. By default they run concurrently.
+    fn run_all(
+        &self,
+        effects: &[PendingEffect],
+    ) -> impl Future<Output = Vec<Result<Option<Event>, EffectError>>> + Send {
+        futures_util::future::join_all(effects.iter().map(|pending| self.run(&pending.id, &pending.effect)))
+    }
 }
 
-/// An effect that could not be carried out now. It stays pending.
+/// An effect that could not be carried out now.
 #[derive(Debug, thiserror::Error)]
-#[error("could not carry out {effect} now; it stays pending and is tried again")]
+#[error("could not carry out {effect}")]
 pub struct EffectError {
     pub effect: &'static str,
+    /// True when trying again cannot help (access denied, invalid input): the effect is parked at once.
+    pub permanent: bool,
     #[source]
     pub source: Box<dyn StdError + Send + Sync>,
+}
+
+impl EffectError {
+    /// A failure that may pass: the effect is tried again after a backoff.
+    pub fn transient(effect: &'static str, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self { effect, permanent: false, source: source.into() }
+    }
+
+    /// A failure that will not pass by itself: the effect is parked for an operator.
+    pub fn permanent(effect: &'static str, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self { effect, permanent: true, source: source.into() }
+    }
 }
 
 /// One input for a pipeline.
@@ -61,7 +88,7 @@ pub struct Input<'a> {
 /// What became of an input.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Handled {
-    /// The state changed and its effects were carried out.
+    /// The state changed; its effects were carried out or wait in the outbox.
     Applied,
     /// The machine had nothing to do: the event was already taken into account.
     Ignored(IgnoreReason),
@@ -75,8 +102,6 @@ pub enum Handled {
 pub enum HandleError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Effect(#[from] EffectError),
     #[error("pipeline {pipeline} kept changing while this input was applied ({ATTEMPTS} attempts); try again")]
     Contended { pipeline: String },
 }
@@ -86,69 +111,96 @@ impl HandleError {
     pub fn is_retryable(&self) -> bool {
         match self {
             HandleError::Store(error) => error.is_retryable(),
-            HandleError::Effect(_) | HandleError::Contended { .. } => true,
+            HandleError::Contended { .. } => true,
         }
     }
 }
 
-/// Appends `effects` to the outbox, with ids unique to the version about to be written.
-fn enqueue(state: &mut PipelineState, effects: Vec<Effect>, version: u64) {
-    let pipeline = state.pipeline.clone();
-    let start = state.pending.len();
-    state.pending.extend(
-        effects
-            .into_iter()
-            .enumerate()
-            .map(|(i, effect)| PendingEffect { id: format!("{pipeline}-{version}-{}", start + i), effect }),
-    );
+/// A name for this invocation, as the holder of the effects it leases.
+fn invocation() -> String {
+    format!("{:016x}", fastrand::u64(..))
 }
 
-/// Applies one input to its pipeline and carries out what it causes.
+/// A pause before attempt `attempt` (1, 2, ...): exponential, with full jitter, so that writers that collided do not
+/// collide again.
+async fn pause(attempt: u32) {
+    let ceiling = 20u64 << attempt.min(6);
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=ceiling))).await;
+}
+
+/// A pipeline as this invocation last read or wrote it, with the effects it holds the lease of.
+struct Held {
+    state: PipelineState,
+    version: Version,
+    claimed: Vec<PendingEffect>,
+}
+
+/// Applies one input to its pipeline and carries out what it causes. Fails only when the input could not be
+/// recorded; effects that fail afterwards stay in the outbox.
 #[instrument(skip_all, fields(pipeline = %input.pipeline, event = input.event.name(), execution = %input.event.execution_id()))]
 pub async fn handle<S: PipelineStore, R: EffectRunner>(
     store: &S,
     runner: &R,
     input: Input<'_>,
 ) -> Result<Handled, HandleError> {
+    let owner = invocation();
     let receipt = input.receipt.as_ref().map(|(key, answer)| Receipt {
         key: key.clone(),
         answer: answer.clone(),
         recorded_at: input.now,
     });
-    let mut handled = None;
-    for _ in 0..ATTEMPTS {
-        let (state, version) = match store.load(input.pipeline).await? {
-            Some(Stored { value, version }) => (value, Some(version)),
+    let mut attempt = 0;
+    let (handled, held, read) = loop {
+        let stored = store.load(input.pipeline).await?;
+        let (state, version) = match &stored {
+            Some(Stored { value, version }) => (value.clone(), Some(*version)),
             None => (PipelineState::new(input.pipeline, input.mode), None),
         };
-        match transition(&state, input.event, input.now) {
+        let mut next = match transition(&state, input.event, input.now) {
             Err(error) => {
                 debug!(%error, "event refused");
-                handled = Some(Handled::Refused(error));
+                break (Handled::Refused(error), None, stored);
             }
-            Ok(Decision::Ignore(reason)) => handled = Some(Handled::Ignored(reason)),
-            Ok(Decision::Apply { mut state, effects }) => {
-                enqueue(&mut state, effects, version.map_or(1, |Version(v)| v + 1));
-                match store.save(&state, version, receipt.as_ref()).await {
-                    Ok(_) => handled = Some(Handled::Applied),
-                    Err(StoreError::Conflict { .. }) => continue,
-                    Err(StoreError::Duplicate { key }) => {
-                        let answer = store.receipt(&key).await?.map(|r| r.answer).unwrap_or_default();
-                        handled = Some(Handled::Duplicate { answer });
-                    }
-                    Err(error) => return Err(error.into()),
-                }
+            Ok(Decision::Ignore(reason)) => break (Handled::Ignored(reason), None, stored),
+            Ok(Decision::Apply { state, effects }) => {
+                let mut next = state;
+                next.enqueue(effects, version.map_or(1, |Version(v)| v + 1));
+                next
             }
+        };
+        let claimed = next.claim(&owner, runner.kinds(), input.now);
+        let write = Write::between(stored.as_ref().map(|s| &s.value), &next, version).with_receipt(receipt.as_ref());
+        match store.save(&write).await {
+            Ok(version) => break (Handled::Applied, Some(Held { state: next, version, claimed }), None),
+            Err(error) if error.is_contention() && attempt + 1 < ATTEMPTS => {
+                attempt += 1;
+                debug!(error = %error, attempt, "pipeline changed meanwhile; deciding again");
+                pause(attempt).await;
+            }
+            Err(error) if error.is_contention() => {
+                return Err(HandleError::Contended { pipeline: input.pipeline.to_owned() });
+            }
+            Err(StoreError::Duplicate { key }) => {
+                let answer = store.receipt(&key).await?.map(|r| r.answer).unwrap_or_default();
+                break (Handled::Duplicate { answer }, None, None);
+            }
+            Err(error) => return Err(error.into()),
         }
-        break;
+    };
+    // What the input left to do (or what an earlier invocation left: a redelivery carries it out).
+    let carried = match (held, read) {
+        (Some(held), _) => carry_out(store, runner, input.pipeline, held, &owner, input.now).await,
+        (None, Some(stored)) => flush_from(store, runner, input.pipeline, Some(stored), &owner, input.now).await,
+        (None, None) => flush(store, runner, input.pipeline, input.now).await,
+    };
+    if let Err(error) = carried {
+        warn!(error = %Chain(&error), "effects stay in the outbox; the next invocation or the reconciler carries them out");
     }
-    let handled = handled.ok_or_else(|| HandleError::Contended { pipeline: input.pipeline.to_owned() })?;
-    flush(store, runner, input.pipeline, input.now).await?;
     Ok(handled)
 }
 
-/// Carries out the pipeline's pending effects, oldest first, removing each once done and applying what follows
-/// from it. Stops at the first that fails, which stays pending.
+/// Carries out the pipeline's pending effects of the runner's kinds that are due (the reconciler's way, and a
+/// redelivery's). Costs one read when there are none.
 #[instrument(skip(store, runner, now))]
 pub async fn flush<S: PipelineStore, R: EffectRunner>(
     store: &S,
@@ -156,44 +208,163 @@ pub async fn flush<S: PipelineStore, R: EffectRunner>(
     pipeline: &str,
     now: DateTime<Utc>,
 ) -> Result<(), HandleError> {
-    let mut conflicts = 0;
-    for _ in 0..MAX_EFFECTS {
-        let Some(Stored { value: mut state, version }) = store.load(pipeline).await? else { return Ok(()) };
-        let Some(index) = state.pending.iter().position(|pending| runner.runs(&pending.effect)) else { return Ok(()) };
-        let pending = state.pending.remove(index);
-        let follow_up = runner.run(&pending.id, &pending.effect).await?;
-        if let Some(event) = follow_up {
-            match transition(&state, &event, now) {
-                Ok(Decision::Apply { state: mut next, effects }) => {
-                    enqueue(&mut next, effects, version.0 + 1);
-                    state = next;
-                }
-                Ok(Decision::Ignore(reason)) => debug!(?reason, event = event.name(), "follow-up already applied"),
-                Err(error) => warn!(%error, event = event.name(), "follow-up event refused"),
-            }
+    let stored = store.load(pipeline).await?;
+    flush_from(store, runner, pipeline, stored, &invocation(), now).await
+}
+
+/// As [`flush`], from a state already read.
+async fn flush_from<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    pipeline: &str,
+    mut stored: Option<Stored<PipelineState>>,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<(), HandleError> {
+    for attempt in 1..=ATTEMPTS {
+        let Some(Stored { value: state, version }) = stored else { return Ok(()) };
+        if state.due(runner.kinds(), now).next().is_none() {
+            return Ok(());
         }
-        match store.save(&state, Some(version), None).await {
-            Ok(_) => {}
-            // Someone else wrote meanwhile: reload. The effect is still pending there and may be carried out again,
-            // which its id makes harmless where the service deduplicates.
-            Err(StoreError::Conflict { .. }) if conflicts + 1 < ATTEMPTS => conflicts += 1,
-            Err(StoreError::Conflict { .. }) => return Err(HandleError::Contended { pipeline: pipeline.to_owned() }),
+        let mut next = state.clone();
+        let claimed = next.claim(owner, runner.kinds(), now);
+        match store.save(&Write::between(Some(&state), &next, Some(version))).await {
+            Ok(version) => {
+                return carry_out(store, runner, pipeline, Held { state: next, version, claimed }, owner, now).await;
+            }
+            Err(error) if error.is_contention() && attempt < ATTEMPTS => {
+                pause(attempt).await;
+                stored = store.load(pipeline).await?;
+            }
+            Err(error) if error.is_contention() => break,
             Err(error) => return Err(error.into()),
         }
     }
+    Err(HandleError::Contended { pipeline: pipeline.to_owned() })
+}
+
+/// What came of one effect this invocation carried out.
+struct Outcome {
+    pending: PendingEffect,
+    result: Result<Option<Event>, EffectError>,
+}
+
+/// Applies what came of the effects to `state`: done ones leave the outbox and their follow-up events go through the
+/// machine; failed ones are rescheduled or parked. Returns the effects parked, for the log.
+fn apply_outcomes(
+    state: &mut PipelineState,
+    outcomes: &[Outcome],
+    version: u64,
+    now: DateTime<Utc>,
+) -> Vec<(String, EffectKind, u32, String)> {
+    let mut parked = Vec::new();
+    for Outcome { pending, result } in outcomes {
+        match result {
+            Ok(follow_up) => {
+                state.complete(&pending.id);
+                let Some(event) = follow_up else { continue };
+                match transition(state, event, now) {
+                    Ok(Decision::Apply { state: next, effects }) => {
+                        *state = next;
+                        state.enqueue(effects, version);
+                    }
+                    Ok(Decision::Ignore(reason)) => debug!(?reason, event = event.name(), "follow-up already applied"),
+                    Err(error) => warn!(%error, event = event.name(), "follow-up event refused"),
+                }
+            }
+            Err(error) => {
+                let message = Chain(error).to_string();
+                if let Retry::Parked { attempts } = state.fail(&pending.id, &message, error.permanent, now) {
+                    parked.push((pending.id.clone(), pending.effect.kind(), attempts, message));
+                }
+            }
+        }
+    }
+    parked
+}
+
+/// Carries out the effects `held` has claimed, saves what came of them (merging into a fresh read if someone wrote
+/// meanwhile), and goes on with the effects that followed, for a few rounds.
+async fn carry_out<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    pipeline: &str,
+    mut held: Held,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<(), HandleError> {
+    for _ in 0..MAX_ROUNDS {
+        if held.claimed.is_empty() {
+            return Ok(());
+        }
+        let results = runner.run_all(&held.claimed).await;
+        let outcomes: Vec<Outcome> = std::mem::take(&mut held.claimed)
+            .into_iter()
+            .zip(results)
+            .map(|(pending, result)| Outcome { pending, result })
+            .collect();
+        let (mut base, mut version) = (held.state, held.version);
+        let mut attempt = 0;
+        held = loop {
+            let mut next = base.clone();
+            let parked = apply_outcomes(&mut next, &outcomes, version.0 + 1, now);
+            let claimed = next.claim(owner, runner.kinds(), now);
+            match store.save(&Write::between(Some(&base), &next, Some(version))).await {
+                Ok(saved) => {
+                    for (id, kind, attempts, message) in parked {
+                        // One line an alarm can match: `{ $.message = "sluice.effect_parked" }`.
+                        error!(pipeline, effect = %id, kind = kind.name(), attempts, error = %message, "sluice.effect_parked");
+                    }
+                    break Held { state: next, version: saved, claimed };
+                }
+                Err(error) if error.is_contention() && attempt + 1 < ATTEMPTS => {
+                    attempt += 1;
+                    pause(attempt).await;
+                    let Some(stored) = store.load(pipeline).await? else { return Ok(()) };
+                    (base, version) = (stored.value, stored.version);
+                }
+                Err(error) if error.is_contention() => {
+                    return Err(HandleError::Contended { pipeline: pipeline.to_owned() });
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+    }
     Ok(())
+}
+
+/// Puts a parked effect back in the pipeline's outbox, to be carried out by its owner's next invocation (or the
+/// reconciler's). False if the pipeline has no parked effect of that id.
+#[instrument(skip(store))]
+pub async fn retry_parked<S: PipelineStore>(store: &S, pipeline: &str, effect_id: &str) -> Result<bool, HandleError> {
+    for attempt in 1..=ATTEMPTS {
+        let Some(Stored { value: state, version }) = store.load(pipeline).await? else { return Ok(false) };
+        let mut next = state.clone();
+        if !next.unpark(effect_id) {
+            return Ok(false);
+        }
+        match store.save(&Write::between(Some(&state), &next, Some(version))).await {
+            Ok(_) => return Ok(true),
+            Err(error) if error.is_contention() && attempt < ATTEMPTS => pause(attempt).await,
+            Err(error) if error.is_contention() => break,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(HandleError::Contended { pipeline: pipeline.to_owned() })
 }
 
 mod build_events;
 mod definitions;
 mod effects;
 mod reconcile;
+mod secrets;
 mod webhook;
 
-pub use build_events::{BuildEventOutcome, BuildStateChange, artifact_location, record_build_event};
+pub use build_events::{BuildEventError, BuildEventOutcome, BuildStateChange, artifact_location, record_build_event};
 pub use definitions::{CachedDefinitions, DefinitionsError};
 pub use effects::StageEffects;
 pub use reconcile::{QUIET_FOR, Reconciled, reconcile};
+pub use secrets::{REREAD_AFTER, WebhookKeys};
 pub use webhook::{Delivery, MAX_BODY, Reply, receive_webhook};
 
 #[cfg(test)]

@@ -6,20 +6,29 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use tracing::{info, instrument, warn};
+use tracing::{error, info, instrument, warn};
 
-use crate::definitions::Definitions;
-use crate::github::{PushEvent, SignatureError, WebhookSecrets, verify_signature};
-use crate::pipeline::{Event, ExecutionId, IgnoreReason, Plan, SourceFacts};
-use crate::ports::{PipelineStore, ReceiptKey};
-use crate::usecases::{EffectRunner, Handled, Input, handle};
+use crate::definitions::Pipeline;
+use crate::github::{PushEvent, SignatureError, payload_digest, payload_of};
+use crate::pipeline::{Event, ExecutionId, IgnoreReason, Plan, SourceFacts, bounded};
+use crate::ports::{DefinitionsStore, PipelineStore, ReceiptKey, WebhookSecretSource};
+use crate::telemetry::Chain;
+use crate::usecases::{CachedDefinitions, DefinitionsError, EffectRunner, Handled, Input, WebhookKeys, handle};
 
 /// Deliveries larger than this are refused (413). Function URLs take at most 6 MB; push payloads are far smaller.
 pub const MAX_BODY: usize = 5 * 1024 * 1024;
 
-/// One delivery, as it came: the headers sluice reads and the raw body.
+/// The longest push-derived strings sluice stores (a commit message is cut, the rest are far below in practice).
+pub const MAX_MESSAGE: usize = 1024;
+pub const MAX_NAME: usize = 256;
+pub const MAX_URL: usize = 512;
+
+/// One delivery, as it came: the method, the headers sluice reads and the raw body.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivery<'a> {
+    pub method: &'a str,
+    /// `Content-Type`: `application/json` or `application/x-www-form-urlencoded`.
+    pub content_type: Option<&'a str>,
     /// `X-GitHub-Event`.
     pub event: Option<&'a str>,
     /// `X-GitHub-Delivery`.
@@ -29,33 +38,51 @@ pub struct Delivery<'a> {
     pub body: &'a [u8],
 }
 
-/// The answer: an HTTP status and a JSON body.
+/// The answer: an HTTP status, a JSON body, and for a 405 the methods allowed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// The `Allow` header.
+    pub allow: Option<&'static str>,
 }
 
 impl Reply {
     fn new(status: u16, message: impl Into<String>) -> Self {
-        Self { status, body: json!({ "message": message.into() }) }
+        Self { status, body: json!({ "message": message.into() }), allow: None }
     }
+}
+
+/// What the webhook needs besides the delivery.
+pub struct Webhook<'a, S, D, R, K> {
+    pub store: &'a S,
+    pub effects: &'a R,
+    pub definitions: &'a CachedDefinitions<D>,
+    pub keys: &'a WebhookKeys<K>,
 }
 
 /// Handles one delivery. Never fails: every outcome is a reply, and the cause of a 5xx is logged.
 #[instrument(skip_all, fields(delivery = delivery.delivery_id.unwrap_or("-"), event = delivery.event.unwrap_or("-")))]
-pub async fn receive_webhook<S: PipelineStore, R: EffectRunner>(
-    store: &S,
-    runner: &R,
-    definitions: &Definitions,
-    secrets: &WebhookSecrets,
+pub async fn receive_webhook<S, D, R, K>(
+    webhook: Webhook<'_, S, D, R, K>,
     delivery: Delivery<'_>,
     now: DateTime<Utc>,
-) -> Reply {
+) -> Reply
+where
+    S: PipelineStore,
+    D: DefinitionsStore,
+    R: EffectRunner,
+    K: WebhookSecretSource,
+{
+    if !delivery.method.eq_ignore_ascii_case("POST") {
+        let mut reply = Reply::new(405, format!("{} is not allowed: GitHub delivers webhooks with POST", delivery.method));
+        reply.allow = Some("POST");
+        return reply;
+    }
     if delivery.body.len() > MAX_BODY {
         return Reply::new(413, format!("the payload is larger than {MAX_BODY} bytes"));
     }
-    if let Err(error) = verify_signature(secrets, delivery.body, delivery.signature) {
+    if let Err(error) = webhook.keys.verify(delivery.body, delivery.signature, now).await {
         warn!(%error, "delivery refused");
         let message = match error {
             SignatureError::Missing => "X-Hub-Signature-256 is missing: set a secret on the webhook",
@@ -74,81 +101,138 @@ pub async fn receive_webhook<S: PipelineStore, R: EffectRunner>(
         "push" => {}
         other => return Reply::new(202, format!("{other} events are ignored; sluice acts on push")),
     }
-    let push = match PushEvent::parse(delivery.body) {
-        Ok(push) => push,
+    let parsed = payload_of(delivery.content_type, delivery.body)
+        .and_then(|payload| PushEvent::parse(&payload).map(|push| (push, payload_digest(&payload))));
+    let (push, digest) = match parsed {
+        Ok(parsed) => parsed,
         Err(error) => {
             let body = json!({ "message": error.to_string(), "field": error.field });
-            return Reply { status: 400, body };
+            return Reply { status: 400, body, allow: None };
         }
     };
+    if !is_commit(&push.after) {
+        let body = json!({ "message": "invalid push payload at `after`: not a commit id", "field": "after" });
+        return Reply { status: 400, body, allow: None };
+    }
     if push.deleted {
         return Reply::new(202, format!("{} was deleted; a deletion starts nothing", push.git_ref));
     }
-    let commit = push.head_commit.as_ref().map_or_else(|| push.after.clone(), |c| c.id.clone());
-
-    let watching: Vec<_> = definitions.for_repository(&push.repository.full_name).collect();
+    let definitions = match webhook.definitions.get().await {
+        Ok(definitions) => definitions,
+        Err(cause) => {
+            error!(error = %Chain(&cause), "no usable pipeline definitions");
+            let status = if matches!(cause, DefinitionsError::Store(_)) { 503 } else { 500 };
+            return Reply::new(status, "sluice has no usable pipeline definitions");
+        }
+    };
+    let watching: Vec<&Pipeline> = definitions.for_repository(&push.repository.full_name).collect();
     if watching.is_empty() {
-        return Reply::new(202, format!("no pipeline watches {}", push.repository.full_name));
+        return Reply::new(202, format!("no pipeline watches {}", bounded(&push.repository.full_name, MAX_NAME)));
     }
-    let mut started = Vec::new();
+    let source = SourceFacts {
+        repository: bounded(&push.repository.full_name, MAX_NAME),
+        commit: push.head_commit.as_ref().map_or_else(|| push.after.clone(), |c| c.id.clone()),
+        before: push.before.clone(),
+        git_ref: bounded(&push.git_ref, MAX_NAME),
+        pusher: bounded(&push.pusher.name, MAX_NAME),
+        delivery_id: delivery_id.to_owned(),
+        message: bounded(push.head_commit.as_ref().map_or("", |c| c.message.as_str()), MAX_MESSAGE),
+        compare_url: bounded(&push.compare, MAX_URL),
+    };
     let mut skipped = Vec::new();
-    let mut failed = 0;
+    let mut starting = Vec::new();
     for pipeline in watching {
         if !pipeline.source.accepts_ref(&push.git_ref, &push.repository.default_branch) {
-            skipped.push(json!({ "pipeline": pipeline.name, "reason": format!("{} is not in its branch or tag filters", push.git_ref) }));
-            continue;
-        }
-        if push.git_ref.starts_with("refs/heads/") && !pipeline.source.accepts_files(push.changed_files()) {
+            skipped.push(json!({ "pipeline": pipeline.name, "reason": format!("{} is not in its branch or tag filters", source.git_ref) }));
+        } else if push.git_ref.starts_with("refs/heads/") && !pipeline.source.accepts_files(push.changed_files()) {
             skipped.push(json!({ "pipeline": pipeline.name, "reason": "no changed file is in its path filters" }));
-            continue;
+        } else {
+            starting.push(pipeline);
         }
-        let execution_id = ExecutionId(format!("{}-{delivery_id}", pipeline.name));
-        let triggered = Event::Triggered {
-            execution_id: execution_id.clone(),
-            source: SourceFacts {
-                repository: push.repository.full_name.clone(),
-                commit: commit.clone(),
-                git_ref: push.git_ref.clone(),
-                pusher: push.pusher.name.clone(),
-                delivery_id: delivery_id.to_owned(),
-                message: push.head_commit.as_ref().map(|c| c.message.clone()).unwrap_or_default(),
-                compare_url: push.compare.clone(),
-            },
-            plan: Box::new(Plan::from(pipeline)),
-            mode: pipeline.mode,
-        };
-        let answer = json!({ "pipeline": pipeline.name, "execution_id": execution_id });
-        let input = Input {
-            pipeline: &pipeline.name,
-            mode: pipeline.mode,
-            event: &triggered,
-            receipt: Some((ReceiptKey::delivery(delivery_id, &pipeline.name), answer.clone())),
-            now,
-        };
-        match handle(store, runner, input).await {
-            Ok(Handled::Applied | Handled::Ignored(IgnoreReason::DuplicateEvent)) => started.push(answer),
-            Ok(Handled::Duplicate { answer }) => started.push(answer),
-            Ok(Handled::Ignored(reason)) => {
-                skipped.push(json!({ "pipeline": pipeline.name, "reason": format!("{reason:?}") }))
-            }
-            Ok(Handled::Refused(error)) => {
-                skipped.push(json!({ "pipeline": pipeline.name, "reason": error.to_string() }))
-            }
-            Err(error) => {
-                warn!(error = %error, pipeline = %pipeline.name, retryable = error.is_retryable(), "execution not started");
+    }
+    // Each pipeline is its own item and its own receipt: they are recorded side by side.
+    let outcomes = futures_util::future::join_all(
+        starting.iter().map(|pipeline| start(webhook.store, webhook.effects, pipeline, &source, &digest, now)),
+    )
+    .await;
+    let mut started = Vec::new();
+    let mut failed = 0usize;
+    for outcome in outcomes {
+        match outcome {
+            Started::Yes(answer) => started.push(answer),
+            Started::No(reason) => skipped.push(reason),
+            Started::Failed(reason) => {
                 failed += 1;
-                skipped.push(json!({ "pipeline": pipeline.name, "reason": "sluice could not record or start the execution; redeliver" }));
+                skipped.push(reason);
             }
         }
     }
-    info!(started = started.len(), skipped = skipped.len(), "push handled");
-    let status = if failed > 0 && started.is_empty() { 503 } else { 202 };
-    let message = match started.len() {
-        0 => "no pipeline started".to_owned(),
-        1 => "1 execution started".to_owned(),
-        n => format!("{n} executions started"),
+    info!(started = started.len(), skipped = skipped.len(), failed, "push handled");
+    // A pipeline that could not record the push must hear it again: GitHub redelivers on a 5xx, and pipelines
+    // that did record it answer the redelivery as the first time.
+    let status = if failed > 0 { 503 } else { 202 };
+    let message = match (failed, started.len()) {
+        (1.., _) => format!("{failed} pipeline(s) could not record the push; redeliver it"),
+        (0, 0) => "no pipeline started".to_owned(),
+        (0, 1) => "1 execution started".to_owned(),
+        (0, n) => format!("{n} executions started"),
     };
-    Reply { status, body: json!({ "message": message, "executions": started, "skipped": skipped }) }
+    Reply { status, body: json!({ "message": message, "executions": started, "skipped": skipped }), allow: None }
+}
+
+fn is_commit(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
+enum Started {
+    Yes(Value),
+    No(Value),
+    Failed(Value),
+}
+
+/// Records the push on one pipeline and starts its run.
+async fn start<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    effects: &R,
+    pipeline: &Pipeline,
+    source: &SourceFacts,
+    digest: &str,
+    now: DateTime<Utc>,
+) -> Started {
+    let execution_id = ExecutionId(format!("{}-{}", pipeline.name, source.delivery_id));
+    let triggered = Event::Triggered {
+        execution_id: execution_id.clone(),
+        source: source.clone(),
+        plan: Box::new(Plan::from(pipeline)),
+        mode: pipeline.mode,
+    };
+    let answer = json!({ "pipeline": pipeline.name, "execution_id": execution_id });
+    let input = Input {
+        pipeline: &pipeline.name,
+        mode: pipeline.mode,
+        event: &triggered,
+        // Keyed by the signed payload: a redelivery, or a replay under another delivery id, is recognised.
+        receipt: Some((ReceiptKey::push(digest, &pipeline.name), answer.clone())),
+        now,
+    };
+    let skipped = |reason: String| Started::No(json!({ "pipeline": pipeline.name, "reason": reason }));
+    match handle(store, effects, input).await {
+        Ok(Handled::Applied) => match store.execution(&execution_id).await {
+            // A push of an older commit is recorded, as skipped, with the reason.
+            Ok(Some(execution)) if execution.status == crate::pipeline::Status::Skipped => {
+                skipped(execution.reason.unwrap_or_default())
+            }
+            _ => Started::Yes(answer),
+        },
+        Ok(Handled::Ignored(IgnoreReason::DuplicateEvent)) => Started::Yes(answer),
+        Ok(Handled::Duplicate { answer }) => Started::Yes(answer),
+        Ok(Handled::Ignored(reason)) => skipped(format!("{reason:?}")),
+        Ok(Handled::Refused(error)) => skipped(error.to_string()),
+        Err(error) => {
+            warn!(error = %Chain(&error), pipeline = %pipeline.name, retryable = error.is_retryable(), "execution not started");
+            Started::Failed(json!({ "pipeline": pipeline.name, "reason": "sluice could not record the push; redeliver it" }))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,260 @@
+//! The pipeline's outbox, as pure operations on its state: effects are appended with the state change that decided
+//! them, leased to the one invocation that carries them out, removed once done, retried later with backoff when they
+//! fail, and parked (out of everyone's way, waiting for an operator) when they fail for good or too often.
+//!
+//! The clock and the lease owner's name are passed in, like everything else in `pipeline`.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::event::{Effect, EffectKind};
+use super::state::{Lease, ParkedEffect, PendingEffect, PipelineState, bounded};
+
+/// How long an invocation may carry an effect out before another may take it over (longer than any function's
+/// timeout, so a live invocation never loses its lease; short enough that a crashed one delays little).
+pub const LEASE: TimeDelta = TimeDelta::minutes(2);
+/// Failed attempts after which an effect is parked.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// Parked effects kept per pipeline; past this the oldest is dropped (and was logged when parked).
+pub const MAX_PARKED: usize = 20;
+/// The longest wait between two attempts.
+pub const MAX_BACKOFF: TimeDelta = TimeDelta::minutes(15);
+/// How long a stored error message may be.
+pub const MAX_ERROR: usize = 1024;
+
+/// What became of a failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// It will be tried again, not before this time.
+    Later(DateTime<Utc>),
+    /// It was parked after this many attempts.
+    Parked { attempts: u32 },
+    /// The effect was not in the outbox (someone else finished it).
+    Gone,
+}
+
+impl PipelineState {
+    /// Appends `effects` to the outbox. Each id names the pipeline, the version about to be written and the effect's
+    /// rank among all the pipeline ever enqueued: unique, and stable across retries.
+    pub fn enqueue(&mut self, effects: Vec<Effect>, version: u64) {
+        for effect in effects {
+            let id = format!("{}-{version}-{}", self.pipeline, self.effect_seq);
+            self.effect_seq += 1;
+            self.pending.push(PendingEffect {
+                id,
+                effect,
+                attempts: 0,
+                not_before: None,
+                lease: None,
+                last_error: None,
+            });
+        }
+    }
+
+    /// The effects of `kinds` that may be carried out at `now`: their backoff has passed and nobody else holds them.
+    pub fn due<'a>(&'a self, kinds: &'a [EffectKind], now: DateTime<Utc>) -> impl Iterator<Item = &'a PendingEffect> {
+        self.pending.iter().filter(move |pending| {
+            kinds.contains(&pending.effect.kind())
+                && pending.not_before.is_none_or(|at| at <= now)
+                && pending.lease.as_ref().is_none_or(|lease| lease.until <= now)
+        })
+    }
+
+    /// Leases every due effect of `kinds` to `owner` and returns them, oldest first.
+    pub fn claim(&mut self, owner: &str, kinds: &[EffectKind], now: DateTime<Utc>) -> Vec<PendingEffect> {
+        let ids: Vec<String> = self.due(kinds, now).map(|pending| pending.id.clone()).collect();
+        let mut claimed = Vec::with_capacity(ids.len());
+        for pending in self.pending.iter_mut().filter(|pending| ids.contains(&pending.id)) {
+            pending.lease = Some(Lease { owner: owner.to_owned(), until: now + LEASE });
+            claimed.push(pending.clone());
+        }
+        claimed
+    }
+
+    /// Removes a carried-out effect. False if it was no longer there.
+    pub fn complete(&mut self, id: &str) -> bool {
+        let before = self.pending.len();
+        self.pending.retain(|pending| pending.id != id);
+        self.pending.len() < before
+    }
+
+    /// Records a failed attempt: the effect is tried again after a backoff that doubles with each attempt, or
+    /// parked if the failure is `permanent` or the attempts are used up.
+    pub fn fail(&mut self, id: &str, error: &str, permanent: bool, now: DateTime<Utc>) -> Retry {
+        let Some(index) = self.pending.iter().position(|pending| pending.id == id) else { return Retry::Gone };
+        let pending = &mut self.pending[index];
+        pending.attempts += 1;
+        pending.lease = None;
+        pending.last_error = Some(bounded(error, MAX_ERROR));
+        if permanent || pending.attempts >= MAX_ATTEMPTS {
+            let pending = self.pending.remove(index);
+            let attempts = pending.attempts;
+            self.parked.push(ParkedEffect {
+                id: pending.id,
+                effect: pending.effect,
+                attempts,
+                error: pending.last_error.unwrap_or_default(),
+                parked_at: now,
+            });
+            if self.parked.len() > MAX_PARKED {
+                self.parked.remove(0);
+            }
+            return Retry::Parked { attempts };
+        }
+        let backoff = TimeDelta::seconds(5 << pending.attempts.min(12)).min(MAX_BACKOFF);
+        let at = now + backoff;
+        pending.not_before = Some(at);
+        Retry::Later(at)
+    }
+
+    /// Puts a parked effect back in the outbox, with its attempts reset, to be carried out at once. False if no
+    /// effect of that id is parked.
+    pub fn unpark(&mut self, id: &str) -> bool {
+        let Some(index) = self.parked.iter().position(|parked| parked.id == id) else { return false };
+        let parked = self.parked.remove(index);
+        self.pending.push(PendingEffect {
+            id: parked.id,
+            effect: parked.effect,
+            attempts: 0,
+            not_before: None,
+            lease: None,
+            last_error: Some(parked.error),
+        });
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::definitions::ExecutionMode;
+    use crate::pipeline::{ExecutionId, HookStatus};
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).single().expect("valid date")
+    }
+
+    fn build(execution: &str) -> Effect {
+        Effect::StartBuild {
+            execution_id: ExecutionId::from(execution),
+            project: "web-build".into(),
+            source_version: "abc".into(),
+            environment: Default::default(),
+        }
+    }
+
+    fn hook() -> Effect {
+        Effect::ReportHookStatus {
+            deployment_id: "d-1".into(),
+            hook_execution_id: "h-1".into(),
+            status: HookStatus::Succeeded,
+        }
+    }
+
+    fn outbox(effects: Vec<Effect>) -> PipelineState {
+        let mut state = PipelineState::new("web", ExecutionMode::Superseded);
+        state.enqueue(effects, 3);
+        state
+    }
+
+    #[test]
+    fn enqueued_effects_get_ids_never_used_before_even_after_others_are_done() {
+        let mut state = outbox(vec![build("e1"), hook()]);
+        assert!(state.complete("web-3-1"));
+        state.enqueue(vec![build("e2")], 3);
+        let ids: Vec<&str> = state.pending.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["web-3-0", "web-3-2"]);
+    }
+
+    #[test]
+    fn a_function_claims_only_the_kinds_it_owns() {
+        // GIVEN a build and a hook report pending
+        let mut state = outbox(vec![build("e1"), hook()]);
+        // WHEN a function that starts builds claims its effects
+        let claimed = state.claim("webhook-1", &[EffectKind::StartBuild, EffectKind::Publish], now());
+        // THEN it gets the build, leased to it, and the hook report is left for the hook function
+        assert_eq!(claimed.iter().map(|p| p.effect.kind()).collect::<Vec<_>>(), [EffectKind::StartBuild]);
+        assert_eq!(state.pending[0].lease.as_ref().map(|l| l.owner.as_str()), Some("webhook-1"));
+        assert!(state.pending[1].lease.is_none());
+        assert_eq!(state.due(&[EffectKind::ReportHookStatus], now()).count(), 1);
+    }
+
+    #[test]
+    fn a_leased_effect_is_not_due_for_anyone_else_until_the_lease_runs_out() {
+        let mut state = outbox(vec![build("e1")]);
+        state.claim("a", &[EffectKind::StartBuild], now());
+        assert!(state.claim("b", &[EffectKind::StartBuild], now() + LEASE - TimeDelta::seconds(1)).is_empty());
+        let taken_over = state.claim("b", &[EffectKind::StartBuild], now() + LEASE);
+        assert_eq!(taken_over.len(), 1, "a crashed owner's effect is taken over once its lease expires");
+        assert_eq!(state.pending[0].lease.as_ref().map(|l| l.owner.as_str()), Some("b"));
+    }
+
+    #[test]
+    fn a_failed_effect_waits_longer_after_each_attempt_then_is_parked() {
+        let mut state = outbox(vec![build("e1")]);
+        let mut waits = Vec::new();
+        let mut at = now();
+        for _ in 1..MAX_ATTEMPTS {
+            state.claim("a", &[EffectKind::StartBuild], at);
+            match state.fail("web-3-0", "CodeBuild is throttling", false, at) {
+                Retry::Later(next) => {
+                    assert!(state.claim("a", &[EffectKind::StartBuild], next - TimeDelta::seconds(1)).is_empty());
+                    waits.push((next - at).num_seconds());
+                    at = next;
+                }
+                other => panic!("expected a retry, got {other:?}"),
+            }
+        }
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
+        assert!(waits.iter().all(|&w| w <= MAX_BACKOFF.num_seconds()), "{waits:?}");
+        assert_eq!(state.fail("web-3-0", "still throttling", false, at), Retry::Parked { attempts: MAX_ATTEMPTS });
+        assert!(state.pending.is_empty(), "a parked effect no longer blocks the outbox");
+        assert_eq!(state.parked[0].error, "still throttling");
+        assert_eq!(state.parked[0].attempts, MAX_ATTEMPTS);
+    }
+
+    #[test]
+    fn a_permanent_failure_parks_at_once_and_an_operator_can_put_it_back() {
+        let mut state = outbox(vec![build("e1"), build("e2")]);
+        assert_eq!(
+            state.fail("web-3-0", "AccessDeniedException: not allowed", true, now()),
+            Retry::Parked { attempts: 1 }
+        );
+        assert_eq!(state.due(&[EffectKind::StartBuild], now()).count(), 1, "the next effect is due");
+        assert!(state.unpark("web-3-0"));
+        assert!(!state.unpark("web-3-0"), "once");
+        let due: Vec<&str> = state.due(&[EffectKind::StartBuild], now()).map(|p| p.id.as_str()).collect();
+        assert_eq!(due, ["web-3-1", "web-3-0"]);
+        assert_eq!(state.pending[1].attempts, 0);
+    }
+
+    #[test]
+    fn completing_or_failing_an_effect_someone_else_finished_changes_nothing() {
+        let mut state = outbox(vec![build("e1")]);
+        assert!(state.complete("web-3-0"));
+        let before = state.clone();
+        assert!(!state.complete("web-3-0"));
+        assert_eq!(state.fail("web-3-0", "late", false, now()), Retry::Gone);
+        assert_eq!(state, before);
+    }
+
+    #[test]
+    fn the_parked_list_keeps_only_the_newest() {
+        let effects = (0..MAX_PARKED + 2).map(|i| build(&format!("e{i}"))).collect();
+        let mut state = outbox(effects);
+        for i in 0..MAX_PARKED + 2 {
+            state.fail(&format!("web-3-{i}"), "denied", true, now());
+        }
+        assert_eq!(state.parked.len(), MAX_PARKED);
+        assert_eq!(state.parked[0].id, "web-3-2");
+    }
+
+    #[test]
+    fn a_long_error_is_cut_at_a_character_boundary() {
+        let mut state = outbox(vec![build("e1")]);
+        state.fail("web-3-0", &"é".repeat(MAX_ERROR), false, now());
+        let error = state.pending[0].last_error.as_deref().unwrap_or_default();
+        assert!(error.len() <= MAX_ERROR && error.ends_with('…'), "{}", error.len());
+    }
+}

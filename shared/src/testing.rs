@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::definitions::{Approval, BlueGreen, Build, DeployTarget, ExecutionMode};
 use crate::events::SluiceEvent;
-use crate::pipeline::{Effect, Event, Plan, SourceFacts};
+use crate::pipeline::{Effect, EffectKind, Event, Plan, SourceFacts};
 use crate::pipeline::{Execution, ExecutionId, PipelineState};
 use crate::usecases::{EffectError, EffectRunner};
 use chrono::{DateTime, Utc};
@@ -29,6 +29,7 @@ struct Tables {
     links: HashMap<String, AwsLink>,
     definitions: Option<PublishedDefinitions>,
     writes: usize,
+    unreachable: Vec<String>,
 }
 
 /// `PipelineStore` in memory.
@@ -40,6 +41,11 @@ pub struct InMemoryStore {
 impl InMemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// From now on, reads and writes of `pipeline` fail as an unreachable DynamoDB would.
+    pub fn unreachable_for(&self, pipeline: &str) {
+        lock(&self.tables).unreachable.push(pipeline.to_owned());
     }
 
     /// How many saves landed so far.
@@ -60,7 +66,11 @@ impl InMemoryStore {
 
 impl PipelineStore for InMemoryStore {
     async fn load(&self, pipeline: &str) -> Result<Option<Stored<PipelineState>>, StoreError> {
-        Ok(lock(&self.tables).states.get(pipeline).cloned())
+        let tables = lock(&self.tables);
+        if tables.unreachable.iter().any(|p| p == pipeline) {
+            return Err(StoreError::Unavailable { source: "the table could not be reached".into() });
+        }
+        Ok(tables.states.get(pipeline).cloned())
     }
 
     async fn save(&self, write: &Write<'_>) -> Result<Version, StoreError> {
@@ -162,11 +172,25 @@ impl EventPublisher for RecordingPublisher {
 }
 
 /// `EffectRunner` that records what it carried out and answers as AWS would: a StartBuild gets a build id
-/// (`build-<execution>`), so the run moves on. `fail_next(n)` makes the next `n` effects fail.
-#[derive(Debug, Default)]
+/// (`build-<execution>`), so the run moves on. It owns every kind unless told otherwise ([`RecordingRunner::owning`]);
+/// `fail_next(n)` makes the next `n` effects fail for now, `refuse_next(n)` for good.
+#[derive(Debug)]
 pub struct RecordingRunner {
+    kinds: Vec<EffectKind>,
     ran: Mutex<Vec<(String, Effect)>>,
-    failures: Mutex<usize>,
+    failures: Mutex<(usize, bool)>,
+}
+
+impl Default for RecordingRunner {
+    fn default() -> Self {
+        Self::owning(&[
+            EffectKind::StartBuild,
+            EffectKind::RequestApproval,
+            EffectKind::StartDeployment,
+            EffectKind::ReportHookStatus,
+            EffectKind::Publish,
+        ])
+    }
 }
 
 impl RecordingRunner {
@@ -174,8 +198,17 @@ impl RecordingRunner {
         Self::default()
     }
 
+    /// A runner that carries out only `kinds`, as one function does.
+    pub fn owning(kinds: &[EffectKind]) -> Self {
+        Self { kinds: kinds.to_vec(), ran: Mutex::default(), failures: Mutex::default() }
+    }
+
     pub fn fail_next(&self, count: usize) {
-        *lock(&self.failures) = count;
+        *lock(&self.failures) = (count, false);
+    }
+
+    pub fn refuse_next(&self, count: usize) {
+        *lock(&self.failures) = (count, true);
     }
 
     /// The (id, effect) pairs carried out so far, in order.
@@ -185,12 +218,21 @@ impl RecordingRunner {
 }
 
 impl EffectRunner for RecordingRunner {
+    fn kinds(&self) -> &[EffectKind] {
+        &self.kinds
+    }
+
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         {
             let mut failures = lock(&self.failures);
-            if *failures > 0 {
-                *failures -= 1;
-                return Err(EffectError { effect: "an effect", source: "the runner was told to fail".into() });
+            if failures.0 > 0 {
+                failures.0 -= 1;
+                let error = if failures.1 {
+                    EffectError::permanent("an effect", "AccessDeniedException: the runner was told to refuse")
+                } else {
+                    EffectError::transient("an effect", "the runner was told to fail")
+                };
+                return Err(error);
             }
         }
         lock(&self.ran).push((id.to_owned(), effect.clone()));
@@ -247,7 +289,7 @@ pub fn push(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
 /// What a [`RecordingBuilds`] does with the next StartBuild.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BuildAnswer {
-    /// Starts it: the id is `arn:aws:codebuild:us-east-1:123456789012:build/<project>:<token>`.
+    /// Starts it: the id is `arn:aws:codebuild:us-east-1:123456789012:build/<project>:<execution id>`.
     #[default]
     Start,
     /// Refuses it for good, as CodeBuild does for a project that does not exist.
@@ -311,7 +353,10 @@ impl BuildStarter for RecordingBuilds {
             environment: request.environment.clone(),
             idempotency_token: request.idempotency_token.to_owned(),
         });
-        Ok(format!("arn:aws:codebuild:us-east-1:123456789012:build/{}:{}", request.project, request.idempotency_token))
+        // CodeBuild's ids are `project:uuid`; here the uuid is the execution's id, so tests can name the artifacts'
+        // folder (`.../<uuid>/`, as the BUILD_ID namespace makes it) without looking the build up.
+        let uuid = request.environment.get("SLUICE_EXECUTION_ID").map_or(request.idempotency_token, String::as_str);
+        Ok(format!("arn:aws:codebuild:us-east-1:123456789012:build/{}:{uuid}", request.project))
     }
 
     async fn build_report(&self, build_id: &str) -> Result<Option<BuildReport>, BuildStartError> {
@@ -342,5 +387,15 @@ impl ArtifactStore for InMemoryArtifacts {
     async fn read(&self, location: &ArtifactLocation, name: &str) -> Result<Option<Vec<u8>>, ArtifactError> {
         let key = format!("{}/{name}", location.prefix.trim_end_matches('/'));
         Ok(lock(&self.files).get(&(location.bucket.clone(), key.trim_start_matches('/').to_owned())).cloned())
+    }
+}
+
+/// `WebhookSecretSource` that always reads the same secrets.
+#[derive(Debug, Clone)]
+pub struct FixedSecrets(pub crate::github::WebhookSecrets);
+
+impl crate::ports::WebhookSecretSource for FixedSecrets {
+    async fn read(&self) -> Result<crate::github::WebhookSecrets, crate::ports::SecretError> {
+        Ok(self.0.clone())
     }
 }

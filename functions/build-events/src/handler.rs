@@ -4,8 +4,10 @@
 use aws_lambda_events::event::codebuild::CodeBuildEvent;
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
+use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, S3Artifacts, stage_effects};
 use sluice::ports::{ArtifactStore, PipelineStore};
-use sluice::usecases::{BuildEventOutcome, BuildStateChange, EffectRunner, HandleError, record_build_event};
+use sluice::telemetry::Chain;
+use sluice::usecases::{BuildEventError, BuildEventOutcome, BuildStateChange, EffectRunner, StageEffects, record_build_event};
 use tracing::{info, warn};
 
 /// The function's configuration: the table and the bus, from its environment.
@@ -18,13 +20,27 @@ pub struct App<S, R, A> {
     pub artifacts: A,
 }
 
+/// The function as it runs on AWS.
+pub type AwsApp = App<DynamoDbStore, StageEffects<EventBridgePublisher, CodeBuildStarter>, S3Artifacts>;
+
+impl AwsApp {
+    /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
+    pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Self {
+        App {
+            store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table),
+            effects: stage_effects(aws, &config.event_bus),
+            artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("the build event {event_id} could not be recorded (retryable: {retryable})")]
 pub struct HandlerError {
     pub event_id: String,
     pub retryable: bool,
     #[source]
-    pub source: HandleError,
+    pub source: BuildEventError,
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -82,7 +98,7 @@ pub async fn on_event<S: PipelineStore, R: EffectRunner, A: ArtifactStore>(
         }
         Err(source) => {
             let retryable = source.is_retryable();
-            warn!(error = %source, retryable, "build event not recorded");
+            warn!(error = %Chain(&source), retryable, "build event not recorded");
             Err(HandlerError { event_id: change.event_id, retryable, source })
         }
     }

@@ -1,23 +1,26 @@
 //! Function URL request -> `receive_webhook` -> HTTP response.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
+use sluice::adapters::{
+    CodeBuildStarter, DynamoDbStore, EventBridgePublisher, SecretsManagerWebhookSecret, stage_effects,
+};
 use sluice::config::{Common, ConfigError, required_from};
-use sluice::github::WebhookSecrets;
-use sluice::ports::{DefinitionsStore, PipelineStore};
-use sluice::usecases::{CachedDefinitions, Delivery, EffectRunner, receive_webhook};
-use tracing::error;
+use sluice::ports::{DefinitionsStore, PipelineStore, SecretError, WebhookSecretSource};
+use sluice::usecases::{CachedDefinitions, Delivery, EffectRunner, StageEffects, Webhook, WebhookKeys, receive_webhook};
 
 /// The name or ARN of the Secrets Manager secret that holds the webhook secret.
 pub const WEBHOOK_SECRET: &str = "SLUICE_WEBHOOK_SECRET";
+/// How many hours the previous secret keeps verifying after a rotation (default 24).
+pub const WEBHOOK_SECRET_GRACE_HOURS: &str = "SLUICE_WEBHOOK_SECRET_GRACE_HOURS";
 
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub common: Common,
     pub secret_id: String,
+    pub secret_grace: TimeDelta,
 }
 
 impl Config {
@@ -25,48 +28,88 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        Ok(Self { common: Common::from_lookup(&lookup)?, secret_id: required_from(WEBHOOK_SECRET, &lookup)? })
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let secret_grace = match lookup(WEBHOOK_SECRET_GRACE_HOURS).filter(|value| !value.trim().is_empty()) {
+            None => TimeDelta::hours(24),
+            Some(value) => match value.trim().parse::<i64>() {
+                Ok(hours @ 0..=720) => TimeDelta::hours(hours),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: WEBHOOK_SECRET_GRACE_HOURS,
+                        reason: format!("must be a whole number of hours from 0 to 720 (got {value:?})"),
+                    });
+                }
+            },
+        };
+        Ok(Self { common: Common::from_lookup(&lookup)?, secret_id: required_from(WEBHOOK_SECRET, &lookup)?, secret_grace })
     }
 }
 
 /// What the handler needs, built once per instance.
-pub struct App<S, D, R> {
+pub struct App<S, D, R, K> {
     pub store: S,
     pub definitions: CachedDefinitions<D>,
     pub effects: R,
-    pub secrets: WebhookSecrets,
+    pub keys: WebhookKeys<K>,
 }
 
-fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
+/// The function as it runs on AWS.
+pub type AwsApp = App<
+    DynamoDbStore,
+    DynamoDbStore,
+    StageEffects<EventBridgePublisher, CodeBuildStarter>,
+    SecretsManagerWebhookSecret,
+>;
+
+impl AwsApp {
+    /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`. Reads the
+    /// webhook secret once, so that a function that cannot read it fails at start-up, naming it.
+    pub async fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Result<Self, SecretError> {
+        let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.common.table);
+        let secret = SecretsManagerWebhookSecret::new(
+            aws_sdk_secretsmanager::Client::new(aws),
+            &config.secret_id,
+            config.secret_grace,
+        );
+        Ok(App {
+            store: store.clone(),
+            definitions: CachedDefinitions::new(store),
+            effects: stage_effects(aws, &config.common.event_bus),
+            keys: WebhookKeys::load(secret).await?,
+        })
+    }
+}
+
+fn json_response(status: u16, body: &serde_json::Value, allow: Option<&'static str>) -> Response<Body> {
     let mut response = Response::new(Body::Text(body.to_string()));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    }
     response
 }
 
 /// Answers one delivery. Every outcome is a response; nothing here panics on input.
-pub async fn respond<S: PipelineStore, D: DefinitionsStore, R: EffectRunner>(
-    app: &App<S, D, R>,
-    request: Request,
-    now: DateTime<Utc>,
-) -> Response<Body> {
+pub async fn respond<S, D, R, K>(app: &App<S, D, R, K>, request: Request, now: DateTime<Utc>) -> Response<Body>
+where
+    S: PipelineStore,
+    D: DefinitionsStore,
+    R: EffectRunner,
+    K: WebhookSecretSource,
+{
     let header = |name: &str| request.headers().get(name).and_then(|value| value.to_str().ok());
     let delivery = Delivery {
+        method: request.method().as_str(),
+        content_type: header("content-type"),
         event: header("x-github-event"),
         delivery_id: header("x-github-delivery"),
         signature: header("x-hub-signature-256"),
         body: request.body().as_ref(),
     };
-    let definitions = match app.definitions.get().await {
-        Ok(definitions) => definitions,
-        Err(cause) => {
-            error!(error = %cause, "no usable pipeline definitions");
-            return json_response(503, &json!({ "message": "sluice has no usable pipeline definitions" }));
-        }
-    };
-    let reply = receive_webhook(&app.store, &app.effects, &definitions, &app.secrets, delivery, now).await;
-    json_response(reply.status, &reply.body)
+    let webhook = Webhook { store: &app.store, effects: &app.effects, definitions: &app.definitions, keys: &app.keys };
+    let reply = receive_webhook(webhook, delivery, now).await;
+    json_response(reply.status, &reply.body, reply.allow)
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, S3Artifacts, stage_effects};
 use sluice::ports::{ArtifactStore, BuildStarter, DefinitionsStore, PipelineStore};
-use sluice::usecases::{CachedDefinitions, DefinitionsError, EffectRunner, QUIET_FOR, reconcile};
+use sluice::usecases::{CachedDefinitions, DefinitionsError, EffectRunner, QUIET_FOR, StageEffects, reconcile};
 use tracing::{info, warn};
 
 /// The function's configuration: the table and the bus, from its environment.
@@ -16,6 +17,30 @@ pub struct App<S, D, R, A, B> {
     pub effects: R,
     pub artifacts: A,
     pub builds: B,
+}
+
+/// The function as it runs on AWS.
+pub type AwsApp = App<
+    DynamoDbStore,
+    DynamoDbStore,
+    StageEffects<EventBridgePublisher, CodeBuildStarter>,
+    S3Artifacts,
+    CodeBuildStarter,
+>;
+
+impl AwsApp {
+    /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
+    pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Self {
+        let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table);
+        let effects = stage_effects(aws, &config.event_bus);
+        App {
+            store: store.clone(),
+            definitions: CachedDefinitions::new(store),
+            builds: effects.builds.clone(),
+            effects,
+            artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
+        }
+    }
 }
 
 /// One look. Returns what it did; fails only when there are no usable definitions to look with.

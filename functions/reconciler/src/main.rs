@@ -5,27 +5,16 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Error, run, service_fn, tracing};
-use reconciler::handler;
-use sluice::adapters::{DynamoDbStore, S3Artifacts, stage_effects};
-use sluice::usecases::CachedDefinitions;
+use reconciler::handler::{AwsApp, Config, on_schedule};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let config = handler::Config::from_env()?;
-    let aws = sluice::config::aws().await;
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
-    let effects = stage_effects(&aws, &config.event_bus);
-    let app = Arc::new(handler::App {
-        store: store.clone(),
-        definitions: CachedDefinitions::new(store),
-        builds: effects.builds.clone(),
-        effects,
-        artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(&aws)),
-    });
+    let config = Config::from_env()?;
+    let app = Arc::new(AwsApp::from_aws(&sluice::config::aws().await, &config));
     run(service_fn(move |_: lambda_runtime::LambdaEvent<serde_json::Value>| {
         let app = Arc::clone(&app);
-        async move { handler::on_schedule(&app, chrono::Utc::now()).await.map_err(Error::from) }
+        async move { on_schedule(&app, chrono::Utc::now()).await.map_err(Error::from) }
     }))
     .await
 }

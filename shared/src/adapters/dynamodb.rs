@@ -185,6 +185,49 @@ fn receipt_item(receipt: &Receipt) -> Result<Item, StoreError> {
     ]))
 }
 
+/// The state item's JSON: the pipeline state with each distinct plan written once, in `plans`, and each execution's
+/// `plan` the index of its own. The executions of a pipeline nearly always share one plan (one definitions
+/// revision), so the state's size grows with what differs between runs, not with their definitions.
+pub fn encode_state(state: &PipelineState) -> Result<String, StoreError> {
+    let corrupt_json = |source| StoreError::Corrupt { what: "pipeline state", source };
+    let mut value = serde_json::to_value(state).map_err(corrupt_json)?;
+    let mut plans: Vec<serde_json::Value> = Vec::new();
+    if let Some(executions) = value.get_mut("executions").and_then(serde_json::Value::as_array_mut) {
+        for execution in executions {
+            let Some(plan) = execution.get_mut("plan") else { continue };
+            let index = match plans.iter().position(|known| known == plan) {
+                Some(index) => index,
+                None => {
+                    plans.push(plan.take());
+                    plans.len() - 1
+                }
+            };
+            *plan = serde_json::Value::from(index);
+        }
+    }
+    if let Some(object) = value.as_object_mut() {
+        object.insert("plans".to_owned(), serde_json::Value::Array(plans));
+    }
+    serde_json::to_string(&value).map_err(corrupt_json)
+}
+
+/// Reads what [`encode_state`] wrote (and states written before plans were shared, with each plan in place).
+pub fn decode_state(text: &str) -> Result<PipelineState, StoreError> {
+    let corrupt_json = |source| StoreError::Corrupt { what: "pipeline state", source };
+    let mut value: serde_json::Value = serde_json::from_str(text).map_err(corrupt_json)?;
+    let plans = value.as_object_mut().and_then(|object| object.remove("plans")).unwrap_or_default();
+    if let Some(executions) = value.get_mut("executions").and_then(serde_json::Value::as_array_mut) {
+        for execution in executions {
+            let Some(plan) = execution.get_mut("plan") else { continue };
+            if let Some(index) = plan.as_u64() {
+                let shared = usize::try_from(index).ok().and_then(|i| plans.get(i)).cloned();
+                *plan = shared.ok_or_else(|| corrupt("pipeline state", format!("no plan {index} in the state")))?;
+            }
+        }
+    }
+    serde_json::from_value(value).map_err(corrupt_json)
+}
+
 fn link_item(link: &AwsLink) -> Item {
     HashMap::from([
         ("PK".to_owned(), s(link_key(&link.aws_id))),
@@ -235,7 +278,8 @@ impl PipelineStore for DynamoDbStore {
     #[instrument(skip(self), fields(table = %self.table))]
     async fn load(&self, pipeline: &str) -> Result<Option<Stored<PipelineState>>, StoreError> {
         let Some(item) = self.get(pipeline_key(pipeline), "STATE").await? else { return Ok(None) };
-        Ok(Some(Stored { value: json(&item, "state", "pipeline state")?, version: Version(number(&item, "version")?) }))
+        let state = decode_state(text(&item, "state")?)?;
+        Ok(Some(Stored { value: state, version: Version(number(&item, "version")?) }))
     }
 
     #[instrument(skip_all, fields(table = %self.table, pipeline = %write.state.pipeline, expected = ?write.expected, executions = write.executions.len()))]
@@ -248,7 +292,7 @@ impl PipelineStore for DynamoDbStore {
             ("SK".to_owned(), s("STATE")),
             ("version".to_owned(), n(next.0)),
             ("updated_at".to_owned(), s(now.to_rfc3339())),
-            ("state".to_owned(), s(to_json(state, "pipeline state")?)),
+            ("state".to_owned(), s(encode_state(state)?)),
         ]);
         let condition = match write.expected {
             None => (NEW_ITEM, vec![]),

@@ -7,7 +7,7 @@ mod s3;
 mod secretsmanager;
 
 pub use codebuild::CodeBuildStarter;
-pub use dynamodb::DynamoDbStore;
+pub use dynamodb::{DynamoDbStore, decode_state, encode_state};
 pub use eventbridge::EventBridgePublisher;
 pub use s3::S3Artifacts;
 pub use secretsmanager::SecretsManagerWebhookSecret;

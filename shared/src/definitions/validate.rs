@@ -124,11 +124,11 @@ pub(super) fn validate(origin: &str, text: &str, raw: RawFile) -> Result<BTreeMa
 }
 
 /// Bounds that keep a pipeline's stored state far below DynamoDB's 400 KB item limit.
-pub const MAX_ENV_VARIABLES: usize = 50;
-pub const MAX_ENV_NAME: usize = 128;
-pub const MAX_ENV_VALUE: usize = 1024;
-pub const MAX_CHECKS: usize = 20;
-pub const MAX_URL: usize = 2048;
+pub const MAX_ENV_VARIABLES: usize = 20;
+pub const MAX_ENV_NAME: usize = 64;
+pub const MAX_ENV_VALUE: usize = 512;
+pub const MAX_CHECKS: usize = 10;
+pub const MAX_URL: usize = 1024;
 
 fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) -> Option<Pipeline> {
     let mode = match raw.mode.as_ref().map(|mode| (mode.get_ref().as_str(), mode.span())) {

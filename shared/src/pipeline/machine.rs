@@ -26,9 +26,10 @@ pub const RETAINED_FINISHED: usize = 5;
 pub const REMEMBERED_REFS: usize = 10;
 pub const REMEMBERED_PUSHES: usize = 10;
 /// Hook results kept per deployment; a deployment has five lifecycle hooks, retried ones add a few.
-pub const MAX_HOOK_RESULTS: usize = 25;
-/// How long a stored reason may be.
+pub const MAX_HOOK_RESULTS: usize = 10;
+/// How long a stored reason may be, and a hook result's detail.
 pub const MAX_REASON: usize = 1024;
+pub const MAX_HOOK_DETAIL: usize = 256;
 /// The commit id of a ref that did not exist (GitHub's `before` of a new branch or tag).
 const NO_COMMIT: &str = "0000000000000000000000000000000000000000";
 
@@ -288,7 +289,7 @@ impl Run {
                     lifecycle_event: lifecycle_event.clone(),
                     hook_execution_id: hook_execution_id.clone(),
                     passed,
-                    detail: detail.map(|detail| bounded(&detail, MAX_REASON)),
+                    detail: detail.map(|detail| bounded(&detail, MAX_HOOK_DETAIL)),
                     at: now,
                 });
                 self.effects.push(Effect::ReportHookStatus {

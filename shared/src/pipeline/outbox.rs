@@ -7,7 +7,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::event::{Effect, EffectKind};
-use super::state::{Lease, ParkedEffect, PendingEffect, PipelineState, bounded};
+use super::state::{ExecutionId, Lease, ParkedEffect, PendingEffect, PipelineState, Stage, Status, bounded};
 
 /// How long an invocation may carry an effect out before another may take it over (longer than any function's
 /// timeout, so a live invocation never loses its lease; short enough that a crashed one delays little).
@@ -15,7 +15,7 @@ pub const LEASE: TimeDelta = TimeDelta::minutes(2);
 /// Failed attempts after which an effect is parked.
 pub const MAX_ATTEMPTS: u32 = 8;
 /// Parked effects kept per pipeline; past this the oldest is dropped (and was logged when parked).
-pub const MAX_PARKED: usize = 20;
+pub const MAX_PARKED: usize = 5;
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: TimeDelta = TimeDelta::minutes(15);
 /// How long a stored error message may be.
@@ -104,6 +104,22 @@ impl PipelineState {
         let at = now + backoff;
         pending.not_before = Some(at);
         Retry::Later(at)
+    }
+
+    /// Drops the stage effects whose execution no longer holds their stage (a build, an approval request or a
+    /// deployment of a run that was superseded, rejected or ended meanwhile): they are moot, and an outbox whose owner is slow or not
+    /// deployed must not grow with every run. Announcements and hook answers are kept: they still have to go out.
+    pub fn drop_moot(&mut self) {
+        let executions = &self.executions;
+        let holds = |id: &ExecutionId, stage: Stage| {
+            executions.iter().any(|execution| &execution.id == id && execution.status == Status::Running(stage))
+        };
+        self.pending.retain(|pending| match &pending.effect {
+            Effect::StartBuild { execution_id, .. } => holds(execution_id, Stage::Build),
+            Effect::RequestApproval { execution_id, .. } => holds(execution_id, Stage::Approval),
+            Effect::StartDeployment { execution_id, .. } => holds(execution_id, Stage::Deploy),
+            _ => true,
+        });
     }
 
     /// Puts a parked effect back in the outbox, with its attempts reset, to be carried out at once. False if no
@@ -237,6 +253,32 @@ mod tests {
         assert!(!state.complete("web-3-0"));
         assert_eq!(state.fail("web-3-0", "late", false, now()), Retry::Gone);
         assert_eq!(state, before);
+    }
+
+    #[test]
+    fn a_stage_effect_of_a_run_that_left_its_stage_is_dropped_and_announcements_are_kept() {
+        // GIVEN e1 was asked for approval, then ended, and its request still waits for the approval function
+        let mut state = PipelineState::new("web", ExecutionMode::Superseded);
+        let (state_after, _) = match crate::pipeline::transition(
+            &state,
+            &crate::testing::push("e1", ExecutionMode::Superseded, true),
+            now(),
+        ) {
+            Ok(crate::pipeline::Decision::Apply { state, effects }) => (state, effects),
+            other => panic!("{other:?}"),
+        };
+        state = state_after;
+        let request = Effect::RequestApproval {
+            execution_id: ExecutionId::from("e1"),
+            topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvals".into(),
+            expires_at: now(),
+        };
+        state.enqueue(vec![request, hook()], 2);
+        // WHEN the outbox is tidied: e1 is building, not waiting for a person
+        state.drop_moot();
+        // THEN the request is gone and the hook answer stays
+        let kinds: Vec<EffectKind> = state.pending.iter().map(|p| p.effect.kind()).collect();
+        assert_eq!(kinds, [EffectKind::ReportHookStatus]);
     }
 
     #[test]

@@ -165,6 +165,7 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
             Ok(Decision::Apply { state, effects }) => {
                 let mut next = state;
                 next.enqueue(effects, version.map_or(1, |Version(v)| v + 1));
+                next.drop_moot();
                 next
             }
         };
@@ -267,6 +268,7 @@ fn apply_outcomes(
                     Ok(Decision::Apply { state: next, effects }) => {
                         *state = next;
                         state.enqueue(effects, version);
+                        state.drop_moot();
                     }
                     Ok(Decision::Ignore(reason)) => debug!(?reason, event = event.name(), "follow-up already applied"),
                     Err(error) => warn!(%error, event = event.name(), "follow-up event refused"),
@@ -365,7 +367,7 @@ pub use definitions::{CachedDefinitions, DefinitionsError};
 pub use effects::StageEffects;
 pub use reconcile::{QUIET_FOR, Reconciled, reconcile};
 pub use secrets::{REREAD_AFTER, WebhookKeys};
-pub use webhook::{Delivery, MAX_BODY, Reply, receive_webhook};
+pub use webhook::{Delivery, MAX_BODY, MAX_MESSAGE, Reply, Webhook, receive_webhook};
 
 #[cfg(test)]
 mod tests;

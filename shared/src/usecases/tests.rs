@@ -1,6 +1,6 @@
 //! The use case with the in-memory twins: exactly-once state, effects carried out once done, kept until then.
 
-use chrono::{TimeZone, Utc};
+use chrono::{TimeDelta, TimeZone, Utc};
 use serde_json::json;
 
 use super::*;
@@ -33,6 +33,8 @@ fn kinds(runner: &RecordingRunner) -> Vec<String> {
         .iter()
         .map(|(_, effect)| match effect {
             Effect::StartBuild { execution_id, .. } => format!("start_build {execution_id}"),
+            Effect::RequestApproval { execution_id, .. } => format!("request_approval {execution_id}"),
+            Effect::StartDeployment { execution_id, .. } => format!("start_deployment {execution_id}"),
             Effect::ReportHookStatus { hook_execution_id, .. } => format!("report_hook {hook_execution_id}"),
             Effect::Publish(event) => format!("publish {}", event.detail_type()),
         })
@@ -91,22 +93,109 @@ async fn a_redelivered_input_answers_as_the_first_did_and_does_nothing_again() {
 }
 
 #[tokio::test]
-async fn an_effect_that_fails_stays_pending_and_is_carried_out_by_the_redelivery() {
+async fn an_effect_that_fails_stays_pending_without_failing_the_input_and_the_redelivery_carries_it_out() {
     let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
     let event = push("e1");
     runner.fail_next(1);
 
-    // The first attempt saves the execution but cannot carry out its first effect ...
-    let failed = handle(&store, &runner, input(&event, Some("delivery-1"))).await;
-    assert!(failed.as_ref().is_err_and(HandleError::is_retryable), "{failed:?}");
-    assert_eq!(stored(&store).await.pending.len(), 2, "both effects wait in the outbox");
-    assert!(runner.ran().is_empty());
+    // The first attempt records the execution but cannot carry out its first effect: the input is recorded all the
+    // same (no false "not recorded", no false dead letter), and the effect waits in the outbox with a backoff.
+    let first = handle(&store, &runner, input(&event, None)).await;
+    assert!(matches!(first, Ok(Handled::Applied)), "{first:?}");
+    let state = stored(&store).await;
+    assert_eq!(state.pending.len(), 1, "the failed effect waits: {:?}", state.pending);
+    let waiting = &state.pending[0];
+    assert_eq!(waiting.attempts, 1);
+    assert!(waiting.lease.is_none(), "its lease was let go");
+    let retry_at = waiting.not_before.expect("a backoff");
+    assert_eq!(kinds(&runner).len(), 1, "the other effect was carried out");
 
-    // ... and the redelivery, which changes nothing, carries both out, each once.
-    let handled = handle(&store, &runner, input(&event, Some("delivery-1"))).await;
-    assert!(matches!(handled, Ok(Handled::Ignored(IgnoreReason::DuplicateEvent))), "{handled:?}");
-    assert_eq!(kinds(&runner), ["publish Execution Started", "start_build e1"]);
+    // A redelivery before the backoff has passed leaves it be; one after carries it out, once.
+    let early = Input { now: retry_at - TimeDelta::seconds(1), ..input(&event, None) };
+    assert!(matches!(handle(&store, &runner, early).await, Ok(Handled::Ignored(IgnoreReason::DuplicateEvent))));
+    assert_eq!(kinds(&runner).len(), 1);
+    let later = Input { now: retry_at, ..input(&event, None) };
+    assert!(matches!(handle(&store, &runner, later).await, Ok(Handled::Ignored(IgnoreReason::DuplicateEvent))));
+    let mut done = kinds(&runner);
+    done.sort();
+    assert_eq!(done, ["publish Execution Started", "start_build e1"]);
     assert!(stored(&store).await.pending.is_empty());
+}
+
+#[tokio::test]
+async fn a_push_costs_one_read_and_two_writes_however_many_effects_it_causes() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    handle(&store, &runner, input(&push("e1"), Some("delivery-1"))).await.expect("handled");
+    assert_eq!(store.writes(), 2, "the decision with its lease, then what came of both effects");
+    assert_eq!(kinds(&runner).len(), 2);
+}
+
+#[tokio::test]
+async fn an_effect_refused_for_good_is_parked_and_no_longer_blocks_the_others() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    runner.refuse_next(1);
+    handle(&store, &runner, input(&push("e1"), None)).await.expect("recorded");
+    let state = stored(&store).await;
+    assert!(state.pending.is_empty(), "{:?}", state.pending);
+    assert_eq!(state.parked.len(), 1);
+    assert!(state.parked[0].error.contains("AccessDeniedException"), "{}", state.parked[0].error);
+
+    // An operator puts it back; the next invocation that touches the pipeline carries it out.
+    let id = state.parked[0].id.clone();
+    assert!(retry_parked(&store, "web", &id).await.expect("stored"));
+    flush(&store, &runner, "web", now()).await.expect("flushed");
+    let state = stored(&store).await;
+    assert!(state.pending.is_empty() && state.parked.is_empty(), "{state:?}");
+    assert_eq!(kinds(&runner).len(), 2);
+}
+
+#[tokio::test]
+async fn a_function_carries_out_only_the_effects_it_owns_and_leaves_the_rest_for_their_owner() {
+    // GIVEN a run that reaches its approval stage through the stage functions (builds and announcements) ...
+    let store = InMemoryStore::new();
+    let stage = RecordingRunner::owning(&[EffectKind::StartBuild, EffectKind::Publish]);
+    let with_approval = crate::testing::push("e1", ExecutionMode::Superseded, true);
+    handle(&store, &stage, input(&with_approval, None)).await.expect("handled");
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("e1"),
+        build_id: "build-e1".into(),
+        outputs: crate::pipeline::BuildOutputs { image_uri: "img".into(), artifacts: None },
+    };
+    handle(&store, &stage, input(&built, None)).await.expect("handled");
+    // ... THEN the approval request waits for the approval function, and the announcement went out.
+    let state = stored(&store).await;
+    let waiting: Vec<EffectKind> = state.pending.iter().map(|p| p.effect.kind()).collect();
+    assert_eq!(waiting, [EffectKind::RequestApproval]);
+    assert!(kinds(&stage).contains(&"publish Approval Requested".to_owned()), "{:?}", kinds(&stage));
+
+    // WHEN the approval function (here a runner owning that kind) is invoked for the pipeline
+    let approval = RecordingRunner::owning(&[EffectKind::RequestApproval]);
+    flush(&store, &approval, "web", now()).await.expect("flushed");
+    // THEN it carries the request out, and only that
+    assert_eq!(kinds(&approval), ["request_approval e1"]);
+    assert!(stored(&store).await.pending.is_empty());
+}
+
+#[tokio::test]
+async fn an_effect_leased_by_a_running_invocation_is_not_carried_out_twice() {
+    let store = InMemoryStore::new();
+    let approval = RecordingRunner::owning(&[EffectKind::RequestApproval]);
+    let stage = RecordingRunner::owning(&[EffectKind::StartBuild, EffectKind::Publish]);
+    handle(&store, &stage, input(&crate::testing::push("e1", ExecutionMode::Superseded, true), None)).await.ok();
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("e1"),
+        build_id: "build-e1".into(),
+        outputs: crate::pipeline::BuildOutputs { image_uri: "img".into(), artifacts: None },
+    };
+    handle(&store, &stage, input(&built, None)).await.expect("handled");
+    // Another invocation holds the request's lease (it is carrying it out right now).
+    store.meddle("web", |state| {
+        state.claim("another-invocation", &[EffectKind::RequestApproval], now());
+    });
+    flush(&store, &approval, "web", now()).await.expect("flushed");
+    assert!(approval.ran().is_empty(), "not while the lease holds");
+    flush(&store, &approval, "web", now() + crate::pipeline::outbox::LEASE).await.expect("flushed");
+    assert_eq!(kinds(&approval), ["request_approval e1"], "taken over once the lease ran out");
 }
 
 #[tokio::test]
@@ -146,24 +235,22 @@ impl PipelineStore for Meddled {
     async fn load(&self, pipeline: &str) -> Result<Option<Stored<PipelineState>>, StoreError> {
         self.inner.load(pipeline).await
     }
-    async fn save(
-        &self,
-        state: &PipelineState,
-        expected: Option<Version>,
-        receipt: Option<&Receipt>,
-    ) -> Result<Version, StoreError> {
+    async fn save(&self, write: &Write<'_>) -> Result<Version, StoreError> {
         let meddle = std::mem::replace(&mut *self.meddled.lock().unwrap_or_else(|e| e.into_inner()), true);
         if !meddle {
             let other = PipelineState::new("web", ExecutionMode::Superseded);
             let Ok(Decision::Apply { state: other, .. }) = transition(&other, &push("other"), now()) else {
                 panic!("the other writer's push applies")
             };
-            self.inner.save(&other, None, None).await?;
+            self.inner.save(&Write::between(None, &other, None)).await?;
         }
-        self.inner.save(state, expected, receipt).await
+        self.inner.save(write).await
     }
     async fn execution(&self, id: &ExecutionId) -> Result<Option<crate::pipeline::Execution>, StoreError> {
         self.inner.execution(id).await
+    }
+    async fn find(&self, aws_id: &str) -> Result<Option<crate::ports::AwsLink>, StoreError> {
+        self.inner.find(aws_id).await
     }
     async fn history(&self, pipeline: &str, limit: usize) -> Result<Vec<crate::pipeline::Execution>, StoreError> {
         self.inner.history(pipeline, limit).await

@@ -112,6 +112,8 @@ fn names(effects: &[Effect]) -> Vec<String> {
         .iter()
         .map(|effect| match effect {
             Effect::StartBuild { execution_id, .. } => format!("start_build({execution_id})"),
+            Effect::RequestApproval { execution_id, .. } => format!("request_approval({execution_id})"),
+            Effect::StartDeployment { execution_id, .. } => format!("start_deployment({execution_id})"),
             Effect::ReportHookStatus { hook_execution_id, status, .. } => {
                 format!("report_hook({hook_execution_id} {status:?})")
             }
@@ -149,13 +151,13 @@ fn a_successful_build_asks_for_approval_with_the_image_and_a_deadline() {
     let (state, effects) = apply(&state, &build_succeeded("e1"), at(10));
     // THEN the run waits for a person, with the image recorded and the approval's deadline an hour later
     assert_eq!(status(&state, "e1"), Status::Running(Stage::Approval));
-    assert_eq!(names(&effects), ["publish(Approval Requested e1)"]);
+    assert_eq!(names(&effects), ["request_approval(e1)", "publish(Approval Requested e1)"]);
     let execution = state.execution(&id("e1")).expect("execution");
     let build = execution.build.as_ref().expect("build facts");
     assert_eq!(build.image_uri.as_deref(), Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:e1"));
     assert_eq!(build.finished_at, Some(at(10)));
     assert_eq!(execution.approval.as_ref().map(|a| a.expires_at), Some(at(70)));
-    let Effect::Publish(SluiceEvent::ApprovalRequested(request)) = &effects[0] else { panic!("not a request") };
+    let Effect::Publish(SluiceEvent::ApprovalRequested(request)) = &effects[1] else { panic!("not a request") };
     assert_eq!(request.image_uri, build.image_uri);
     assert_eq!(request.expires_at, at(70));
 }
@@ -168,7 +170,7 @@ fn a_pipeline_without_approval_deploys_straight_after_the_build() {
     let (state, effects) = apply(&state, &build_succeeded("e1"), at(5));
     // THEN it deploys at once
     assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
-    assert_eq!(names(&effects), ["publish(Deployment Requested e1)"]);
+    assert_eq!(names(&effects), ["start_deployment(e1)", "publish(Deployment Requested e1)"]);
 }
 
 #[test]
@@ -351,7 +353,7 @@ fn in_superseded_mode_the_waiting_run_enters_the_stage_when_it_frees_up() {
     // THEN e1 waits for approval and e2 starts building
     assert_eq!(status(&state, "e1"), Status::Running(Stage::Approval));
     assert_eq!(status(&state, "e2"), Status::Running(Stage::Build));
-    assert_eq!(names(&effects), ["publish(Approval Requested e1)", "start_build(e2)"]);
+    assert_eq!(names(&effects), ["request_approval(e1)", "publish(Approval Requested e1)", "start_build(e2)"]);
 }
 
 #[test]
@@ -368,7 +370,7 @@ fn in_superseded_mode_a_newer_build_supersedes_the_older_one_waiting_for_approva
     // AND once e1 is approved, e3 (not e2) gets the approval request
     let (state, effects) = apply(&state, &approved("e1"), at(11));
     assert_eq!(status(&state, "e3"), Status::Running(Stage::Approval));
-    assert_eq!(names(&effects), ["publish(Deployment Requested e1)", "publish(Approval Requested e3)"]);
+    assert_eq!(names(&effects), ["start_deployment(e1)", "publish(Deployment Requested e1)", "request_approval(e3)", "publish(Approval Requested e3)"]);
 }
 
 #[test]
@@ -380,7 +382,7 @@ fn in_queued_mode_every_run_waits_its_turn_and_all_deploy_in_order() {
     assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Build));
     // WHEN e1 builds: e2 starts building (not e3), e3 still waits
     let (state, effects) = apply(&state, &build_succeeded("e1"), at(5));
-    assert_eq!(names(&effects), ["publish(Deployment Requested e1)", "start_build(e2)"]);
+    assert_eq!(names(&effects), ["start_deployment(e1)", "publish(Deployment Requested e1)", "start_build(e2)"]);
     assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Build));
     // WHEN e2 builds while e1 still deploys: e2 waits for deploy, e3 builds
     let (state, effects) = apply(&state, &build_succeeded("e2"), at(6));
@@ -392,9 +394,9 @@ fn in_queued_mode_every_run_waits_its_turn_and_all_deploy_in_order() {
     assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Deploy));
     // WHEN e1 deploys: e2 deploys next, then e3
     let (state, effects) = apply(&state, &deployed("e1"), at(8));
-    assert_eq!(names(&effects), ["publish(Execution Finished e1 succeeded)", "publish(Deployment Requested e2)"]);
+    assert_eq!(names(&effects), ["publish(Execution Finished e1 succeeded)", "start_deployment(e2)", "publish(Deployment Requested e2)"]);
     let (state, effects) = apply(&state, &deployed("e2"), at(9));
-    assert_eq!(names(&effects), ["publish(Execution Finished e2 succeeded)", "publish(Deployment Requested e3)"]);
+    assert_eq!(names(&effects), ["publish(Execution Finished e2 succeeded)", "start_deployment(e3)", "publish(Deployment Requested e3)"]);
     assert_eq!(status(&state, "e3"), Status::Running(Stage::Deploy));
 }
 

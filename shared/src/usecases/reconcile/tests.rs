@@ -152,9 +152,9 @@ async fn a_build_codebuild_could_not_start_is_started_by_the_next_look() {
     // GIVEN a push recorded while CodeBuild was unreachable: its build waits in the outbox
     let world = World::new();
     world.effects.builds.answer(BuildAnswer::Unavailable);
-    assert!(world.apply(push("e1", ExecutionMode::Superseded, true), 0).await.is_err());
+    assert!(matches!(world.apply(push("e1", ExecutionMode::Superseded, true), 0).await, Ok(Handled::Applied)));
     assert!(world.effects.builds.started().is_empty());
-    // WHEN CodeBuild is back and the scheduled look runs
+    // WHEN CodeBuild is back and the scheduled look runs, once the effect's backoff has passed
     world.effects.builds.answer(BuildAnswer::Start);
     world.look(1).await;
     // THEN the build starts, once, and the run records it

@@ -5,7 +5,9 @@ use chrono::TimeZone;
 use super::*;
 use crate::github::sign;
 use crate::pipeline::{Stage, Status};
-use crate::testing::{BuildAnswer, InMemoryStore, RecordingBuilds, RecordingPublisher};
+use crate::github::WebhookSecrets;
+use crate::ports::DefinitionsStore;
+use crate::testing::{BuildAnswer, FixedSecrets, InMemoryStore, RecordingBuilds, RecordingPublisher};
 use crate::usecases::StageEffects;
 
 const SECRET: &str = "It's a Secret to Everybody";
@@ -14,38 +16,60 @@ const DELETED: &[u8] = include_bytes!("../../../tests/fixtures/github-push-tag-d
 const PING: &[u8] = include_bytes!("../../../tests/fixtures/github-ping.json");
 const HEAD: &str = "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b";
 
+const EXAMPLE: &str = include_str!("../../../../infra/pipelines.example.toml");
+
 struct World {
     store: InMemoryStore,
     effects: StageEffects<RecordingPublisher, RecordingBuilds>,
-    definitions: Definitions,
-    secrets: WebhookSecrets,
+    definitions: CachedDefinitions<InMemoryStore>,
+    keys: WebhookKeys<FixedSecrets>,
 }
 
 impl World {
-    fn new() -> Self {
-        let example = include_str!("../../../../infra/pipelines.example.toml");
+    async fn new() -> Self {
+        Self::with_definitions(Some(EXAMPLE)).await
+    }
+
+    async fn with_definitions(text: Option<&str>) -> Self {
+        let definitions = InMemoryStore::new();
+        if let Some(text) = text {
+            definitions.publish(text, None, Utc::now()).await.expect("published");
+        }
+        let secrets = FixedSecrets(WebhookSecrets::new([secrecy::SecretString::from(SECRET)]));
         Self {
             store: InMemoryStore::new(),
             effects: StageEffects { publisher: RecordingPublisher::new(), builds: RecordingBuilds::new() },
-            definitions: Definitions::parse("example", example).expect("the example is valid"),
-            secrets: WebhookSecrets::new([secrecy::SecretString::from(SECRET)]),
+            definitions: CachedDefinitions::new(definitions),
+            keys: WebhookKeys::load(secrets).await.expect("read"),
         }
     }
 
     async fn deliver(&self, event: &str, delivery_id: &str, body: &[u8]) -> Reply {
         let signature = sign(SECRET, body);
-        let delivery =
-            Delivery { event: Some(event), delivery_id: Some(delivery_id), signature: Some(&signature), body };
-        self.send(delivery).await
+        self.send(delivery(event, delivery_id, Some(&signature), body)).await
     }
 
     async fn send(&self, delivery: Delivery<'_>) -> Reply {
         let now = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).single().expect("valid date");
-        receive_webhook(&self.store, &self.effects, &self.definitions, &self.secrets, delivery, now).await
+        let webhook =
+            Webhook { store: &self.store, effects: &self.effects, definitions: &self.definitions, keys: &self.keys };
+        receive_webhook(webhook, delivery, now).await
     }
 
     async fn nothing_recorded(&self) -> bool {
         self.store.load("web").await.ok().flatten().is_none() && self.effects.builds.started().is_empty()
+    }
+}
+
+/// A JSON delivery by POST, as GitHub sends it.
+fn delivery<'a>(event: &'a str, delivery_id: &'a str, signature: Option<&'a str>, body: &'a [u8]) -> Delivery<'a> {
+    Delivery {
+        method: "POST",
+        content_type: Some("application/json"),
+        event: Some(event),
+        delivery_id: Some(delivery_id),
+        signature,
+        body,
     }
 }
 
@@ -57,7 +81,7 @@ fn push_with(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_signed_push_to_a_watched_branch_records_an_execution_and_starts_its_build_on_the_commit() {
-    let world = World::new();
+    let world = World::new().await;
 
     let reply = world.deliver("push", "72d3162e-cc78-11e3-81ab-4c9367dc0958", PUSH).await;
 
@@ -90,7 +114,7 @@ async fn a_signed_push_to_a_watched_branch_records_an_execution_and_starts_its_b
 
 #[tokio::test]
 async fn a_redelivery_answers_as_the_first_did_and_starts_nothing_new() {
-    let world = World::new();
+    let world = World::new().await;
     let first = world.deliver("push", "d-1", PUSH).await;
     let again = world.deliver("push", "d-1", PUSH).await;
     assert_eq!(again, first);
@@ -100,8 +124,8 @@ async fn a_redelivery_answers_as_the_first_did_and_starts_nothing_new() {
 
 #[tokio::test]
 async fn a_delivery_without_or_with_a_wrong_signature_is_refused_and_records_nothing() {
-    let world = World::new();
-    let unsigned = Delivery { event: Some("push"), delivery_id: Some("d-1"), signature: None, body: PUSH };
+    let world = World::new().await;
+    let unsigned = delivery("push", "d-1", None, PUSH);
     assert_eq!(world.send(unsigned).await.status, 401);
     let forged = sign("guessed", PUSH);
     let wrong = Delivery { signature: Some(&forged), ..unsigned };
@@ -116,7 +140,7 @@ async fn a_delivery_without_or_with_a_wrong_signature_is_refused_and_records_not
 
 #[tokio::test]
 async fn a_ping_is_answered_and_other_events_are_ignored() {
-    let world = World::new();
+    let world = World::new().await;
     assert_eq!(world.deliver("ping", "d-1", PING).await, Reply::new(200, "pong"));
     let reply = world.deliver("pull_request", "d-2", b"{}").await;
     assert_eq!(reply, Reply::new(202, "pull_request events are ignored; sluice acts on push"));
@@ -125,9 +149,9 @@ async fn a_ping_is_answered_and_other_events_are_ignored() {
 
 #[tokio::test]
 async fn missing_headers_get_a_400_that_names_them() {
-    let world = World::new();
+    let world = World::new().await;
     let signature = sign(SECRET, PUSH);
-    let no_event = Delivery { event: None, delivery_id: Some("d-1"), signature: Some(&signature), body: PUSH };
+    let no_event = Delivery { event: None, ..delivery("push", "d-1", Some(&signature), PUSH) };
     assert_eq!(world.send(no_event).await, Reply::new(400, "the X-GitHub-Event header is missing"));
     let no_id = Delivery { event: Some("push"), delivery_id: None, ..no_event };
     assert_eq!(world.send(no_id).await.status, 400);
@@ -136,7 +160,7 @@ async fn missing_headers_get_a_400_that_names_them() {
 
 #[tokio::test]
 async fn a_malformed_payload_gets_a_400_naming_the_field() {
-    let world = World::new();
+    let world = World::new().await;
     let reply = world.deliver("push", "d-1", b"{not json").await;
     assert_eq!(reply.status, 400);
     let missing = push_with(|v| {
@@ -151,14 +175,14 @@ async fn a_malformed_payload_gets_a_400_naming_the_field() {
 
 #[tokio::test]
 async fn an_oversized_payload_gets_a_413() {
-    let world = World::new();
+    let world = World::new().await;
     let huge = vec![b' '; MAX_BODY + 1];
     assert_eq!(world.deliver("push", "d-1", &huge).await.status, 413);
 }
 
 #[tokio::test]
 async fn pushes_that_start_nothing_say_why() {
-    let world = World::new();
+    let world = World::new().await;
     let deleted = world.deliver("push", "d-1", DELETED).await;
     assert_eq!(deleted, Reply::new(202, "refs/tags/v1.4.0-rc1 was deleted; a deletion starts nothing"));
 
@@ -185,7 +209,7 @@ async fn pushes_that_start_nothing_say_why() {
 
 #[tokio::test]
 async fn a_tag_push_starts_pipelines_whose_tag_filter_accepts_it() {
-    let world = World::new();
+    let world = World::new().await;
     let tag = push_with(|v| {
         v["ref"] = json!("refs/tags/v1.4.0");
         v["commits"] = json!([]);
@@ -196,7 +220,7 @@ async fn a_tag_push_starts_pipelines_whose_tag_filter_accepts_it() {
 
 #[tokio::test]
 async fn a_build_codebuild_refuses_fails_the_run_with_the_reason() {
-    let world = World::new();
+    let world = World::new().await;
     world.effects.builds.answer(BuildAnswer::Refuse);
 
     let reply = world.deliver("push", "d-1", PUSH).await;
@@ -213,27 +237,28 @@ async fn a_build_codebuild_refuses_fails_the_run_with_the_reason() {
 }
 
 #[tokio::test]
-async fn when_codebuild_cannot_be_reached_the_run_waits_and_a_redelivery_starts_it() {
-    let world = World::new();
+async fn when_codebuild_cannot_be_reached_the_push_is_still_recorded_and_its_build_waits_in_the_outbox() {
+    let world = World::new().await;
     world.effects.builds.answer(BuildAnswer::Unavailable);
 
     let reply = world.deliver("push", "d-1", PUSH).await;
 
-    assert_eq!(reply.status, 503, "GitHub shows the delivery failed, so it can be redelivered");
+    assert_eq!(reply.status, 202, "recorded: a 5xx would make GitHub show a failure that is not one");
     let state = world.store.load("web").await.ok().flatten().expect("recorded").value;
     assert_eq!(state.pending.len(), 1, "the build waits in the outbox");
+    assert_eq!(state.pending[0].attempts, 1);
+    assert!(state.pending[0].not_before.is_some(), "with a backoff");
     assert!(world.effects.builds.started().is_empty());
 
+    // A redelivery answers as the first delivery did and starts nothing twice.
     world.effects.builds.answer(BuildAnswer::Start);
-    let reply = world.deliver("push", "d-1", PUSH).await;
-    assert_eq!(reply.status, 202);
-    assert_eq!(world.effects.builds.started().len(), 1);
-    assert!(world.store.load("web").await.ok().flatten().expect("recorded").value.pending.is_empty());
+    let again = world.deliver("push", "d-1", PUSH).await;
+    assert_eq!(again, reply);
 }
 
 #[tokio::test]
 async fn a_force_push_starts_a_run_of_the_commit_it_leaves() {
-    let world = World::new();
+    let world = World::new().await;
     let forced = push_with(|v| v["forced"] = json!(true));
     let reply = world.deliver("push", "d-forced", &forced).await;
     assert_eq!(reply.status, 202);
@@ -242,7 +267,7 @@ async fn a_force_push_starts_a_run_of_the_commit_it_leaves() {
 
 #[tokio::test]
 async fn a_new_branch_with_a_zero_before_is_filtered_by_its_name_and_its_commits() {
-    let world = World::new();
+    let world = World::new().await;
     let new_branch = |name: &str, files: Value| {
         push_with(|v| {
             v["ref"] = json!(format!("refs/heads/{name}"));
@@ -271,4 +296,118 @@ async fn a_new_branch_with_a_zero_before_is_filtered_by_its_name_and_its_commits
     // A feature branch: not in the branch filter, whatever it touches.
     let reply = world.deliver("push", "d-4", &new_branch("feature/x", json!(["src/lib.rs"]))).await;
     assert_eq!(reply.body["message"], "no pipeline started");
+}
+
+#[tokio::test]
+async fn a_form_encoded_delivery_is_verified_over_its_raw_body_and_starts_the_same_run() {
+    let world = World::new().await;
+    let form: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", std::str::from_utf8(PUSH).expect("utf-8"))
+        .finish();
+    let signature = sign(SECRET, form.as_bytes());
+    let form_delivery = Delivery {
+        content_type: Some("application/x-www-form-urlencoded"),
+        ..delivery("push", "d-form", Some(&signature), form.as_bytes())
+    };
+
+    let reply = world.send(form_delivery).await;
+
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(world.effects.builds.started()[0].source_version, HEAD);
+}
+
+#[tokio::test]
+async fn a_request_other_than_post_gets_405_with_allow_post_before_anything_else() {
+    let world = World::new().await;
+    for method in ["GET", "HEAD", "PUT", "DELETE"] {
+        let reply = world.send(Delivery { method, ..delivery("push", "d-get", None, b"") }).await;
+        assert_eq!((reply.status, reply.allow), (405, Some("POST")), "{method}: {}", reply.body);
+    }
+    assert!(world.nothing_recorded().await);
+}
+
+#[tokio::test]
+async fn the_signature_is_checked_before_the_definitions_are_read() {
+    // With no definitions published, a forged delivery still gets 401, not a 5xx that would tell it more.
+    let world = World::with_definitions(None).await;
+    let forged = sign("guessed", PUSH);
+    let reply = world.send(delivery("push", "d-1", Some(&forged), PUSH)).await;
+    assert_eq!(reply.status, 401);
+    let reply = world.deliver("push", "d-2", PUSH).await;
+    assert_eq!(reply.status, 500, "signed, but nothing to run it with: {}", reply.body);
+}
+
+#[tokio::test]
+async fn a_replay_of_a_signed_push_under_a_new_delivery_id_starts_nothing() {
+    let world = World::new().await;
+    let first = world.deliver("push", "d-original", PUSH).await;
+    // The same body and signature, sent again with a delivery id of the sender's choosing.
+    let replayed = world.deliver("push", "d-replayed-by-someone", PUSH).await;
+
+    assert_eq!(replayed, first, "answered as the first delivery was");
+    assert_eq!(world.effects.builds.started().len(), 1);
+    let state = world.store.load("web").await.ok().flatten().expect("recorded").value;
+    assert_eq!(state.executions.len(), 1);
+}
+
+#[tokio::test]
+async fn an_older_commit_pushed_after_a_newer_one_is_recorded_as_skipped_and_never_deploys() {
+    let world = World::new().await;
+    // GIVEN main went A -> B -> C, and GitHub delivers the push to C first
+    let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
+    let pushed = |before: &str, after: &str| {
+        push_with(|v| {
+            v["before"] = json!(before);
+            v["after"] = json!(after);
+            v["head_commit"]["id"] = json!(after);
+        })
+    };
+    let newer = world.deliver("push", "d-newer", &pushed(&b, &c)).await;
+    assert_eq!(newer.status, 202);
+    // WHEN the push to B arrives late
+    let older = world.deliver("push", "d-older", &pushed(&a, &b)).await;
+    // THEN it starts nothing, and says why
+    assert_eq!(older.status, 202, "{}", older.body);
+    assert_eq!(older.body["executions"], json!([]));
+    let reason = older.body["skipped"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("older than ccccccc") && reason.contains("never deploys backwards"), "{reason}");
+    let builds: Vec<String> = world.effects.builds.started().into_iter().map(|b| b.source_version).collect();
+    assert_eq!(builds, [c.clone()]);
+    let skipped = world.store.execution(&ExecutionId("web-d-older".into())).await.ok().flatten().expect("recorded");
+    assert_eq!(skipped.status, Status::Skipped);
+    // AND a push that follows C runs as usual
+    let next = world.deliver("push", "d-next", &pushed(&c, &"d".repeat(40))).await;
+    assert_eq!(next.body["executions"][0]["execution_id"], "web-d-next", "{}", next.body);
+}
+
+/// Definitions with `count` pipelines that all watch acme/web's main.
+fn many_pipelines(count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            format!(
+                "[pipelines.p{i}]\n[pipelines.p{i}.source]\nrepository = \"acme/web\"\n[pipelines.p{i}.build]\n\
+                 project = \"p{i}-build\"\n[pipelines.p{i}.deploy]\nstrategy = \"rolling\"\ncluster = \"prod\"\n\
+                 service = \"p{i}\"\n"
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_push_for_twenty_pipelines_starts_all_of_them() {
+    let world = World::with_definitions(Some(&many_pipelines(20))).await;
+    let reply = world.deliver("push", "d-many", PUSH).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.body["executions"].as_array().map(Vec::len), Some(20));
+    assert_eq!(world.effects.builds.started().len(), 20);
+}
+
+#[tokio::test]
+async fn when_one_pipeline_cannot_record_the_push_the_answer_is_503_and_the_others_still_run() {
+    let world = World::with_definitions(Some(&many_pipelines(3))).await;
+    world.store.unreachable_for("p1");
+    let reply = world.deliver("push", "d-partial", PUSH).await;
+    assert_eq!(reply.status, 503, "GitHub shows a failed delivery, to be redelivered: {}", reply.body);
+    assert_eq!(reply.body["executions"].as_array().map(Vec::len), Some(2));
+    assert_eq!(world.effects.builds.started().len(), 2);
 }

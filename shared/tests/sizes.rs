@@ -1,0 +1,180 @@
+//! Bounded sizes: a pipeline holding the most runs it may hold, each with every field at its largest, is stored in
+//! one DynamoDB item well under the 400 KB limit, and every event it publishes is far under EventBridge's 256 KB.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use sluice::adapters::{decode_state, encode_state};
+use sluice::definitions::{
+    Approval, BlueGreen, Build, Check, DeployTarget, ExecutionMode, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE,
+    MAX_ENV_VARIABLES, MAX_URL,
+};
+use sluice::pipeline::outbox::MAX_PARKED;
+use sluice::pipeline::{
+    ApprovalDecision, BuildOutputs, Decision, Effect, EffectKind, Event, ExecutionId, MAX_HOOK_RESULTS, MAX_REASON,
+    MAX_WAITING, PipelineState, Plan, REMEMBERED_PUSHES, REMEMBERED_REFS, RETAINED_FINISHED, SourceFacts, bounded,
+    transition,
+};
+use sluice::usecases::MAX_MESSAGE;
+
+/// DynamoDB's item limit, and the margin this test keeps below it.
+const ITEM_LIMIT: usize = 400 * 1024;
+const WELL_UNDER: usize = ITEM_LIMIT * 3 / 4;
+const EVENT_LIMIT: usize = 256 * 1024;
+
+fn at(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).single().expect("valid date") + TimeDelta::minutes(minute)
+}
+
+fn long(c: char, len: usize) -> String {
+    std::iter::repeat_n(c, len).collect()
+}
+
+fn maximal_plan() -> Plan {
+    let environment: BTreeMap<String, String> = (0..MAX_ENV_VARIABLES)
+        .map(|i| (format!("{i:0>width$}", width = MAX_ENV_NAME), long('v', MAX_ENV_VALUE)))
+        .collect();
+    let checks = (0..MAX_CHECKS)
+        .map(|_| Check {
+            hook: "AfterAllowTestTraffic".into(),
+            url: format!("https://{}", long('h', MAX_URL - 8)),
+            expect_status: 200,
+            timeout_secs: 10,
+        })
+        .collect();
+    Plan {
+        build: Build { project: long('p', 255), environment },
+        approval: Some(Approval { topic_arn: long('t', 256), timeout_secs: 3600 }),
+        deploy: DeployTarget::BlueGreen(BlueGreen {
+            cluster: long('c', 255),
+            service: long('s', 255),
+            application: long('a', 100),
+            deployment_group: long('g', 100),
+            deployment_config: long('d', 100),
+            checks,
+        }),
+    }
+}
+
+fn maximal_push(n: usize) -> Event {
+    // What the webhook stores of a push: each string bounded, and the message cut.
+    let huge = long('m', 100_000);
+    Event::Triggered {
+        execution_id: ExecutionId(format!("{}-{n}", long('e', 100))),
+        source: SourceFacts {
+            repository: bounded(&huge, 256),
+            commit: format!("{n:0>40}"),
+            before: format!("{:0>40}", n + 1_000),
+            git_ref: format!("refs/heads/{}", bounded(&huge, 240)),
+            pusher: bounded(&huge, 256),
+            delivery_id: long('d', 128),
+            message: bounded(&huge, MAX_MESSAGE),
+            compare_url: bounded(&huge, 512),
+        },
+        plan: Box::new(maximal_plan()),
+        mode: ExecutionMode::Queued,
+    }
+}
+
+fn apply(state: &mut PipelineState, event: Event, minute: i64, effects: &mut Vec<Effect>) {
+    match transition(state, &event, at(minute)) {
+        Ok(Decision::Apply { state: next, effects: more }) => {
+            *state = next;
+            effects.extend(more);
+        }
+        other => panic!("{} did not apply: {other:?}", event.name()),
+    }
+}
+
+/// Takes execution `n` from its push through a deployment with every hook reported, leaving it deploying.
+fn deploy(state: &mut PipelineState, n: usize, effects: &mut Vec<Effect>) -> ExecutionId {
+    apply(state, maximal_push(n), 0, effects);
+    let id = ExecutionId(format!("{}-{n}", long('e', 100)));
+    let build_id = format!("arn:aws:codebuild:us-east-1:123456789012:build/{}:{n}", long('p', 255));
+    let outputs = BuildOutputs { image_uri: long('i', 1024), artifacts: Some(format!("s3://{}", long('k', 1080))) };
+    apply(state, Event::BuildSucceeded { execution_id: id.clone(), build_id, outputs }, 1, effects);
+    let decided = Event::ApprovalDecided {
+        execution_id: id.clone(),
+        decision: ApprovalDecision::Approved,
+        approver: bounded(&long('a', 10_000), 256),
+        comment: Some(bounded(&long('c', 10_000), 1024)),
+    };
+    apply(state, decided, 2, effects);
+    let deployment_id = format!("d-{n:0>9}");
+    apply(state, Event::DeploymentStarted { execution_id: id.clone(), deployment_id: deployment_id.clone() }, 3, effects);
+    for hook in 0..MAX_HOOK_RESULTS + 3 {
+        let completed = Event::HookCompleted {
+            execution_id: id.clone(),
+            deployment_id: deployment_id.clone(),
+            lifecycle_event: "AfterAllowTestTraffic".into(),
+            hook_execution_id: format!("{}-{hook}", long('h', 100)),
+            passed: true,
+            detail: Some(long('x', 10_000)),
+        };
+        apply(state, completed, 4, effects);
+    }
+    id
+}
+
+#[test]
+fn the_fullest_pipeline_state_is_stored_well_under_dynamodbs_item_limit_and_its_events_under_eventbridges() {
+    let mut state = PipelineState::new("web", ExecutionMode::Queued);
+    let mut effects = Vec::new();
+    // GIVEN runs that finished (each deployed with every hook, then failed with the longest reason) ...
+    for n in 0..RETAINED_FINISHED + 2 {
+        let id = deploy(&mut state, n, &mut effects);
+        let failed = Event::DeploymentFailed {
+            execution_id: id,
+            deployment_id: None,
+            reason: long('r', 100_000),
+            rolled_back: true,
+        };
+        apply(&mut state, failed, 5, &mut effects);
+    }
+    // ... one deploying, one waiting for approval behind it, one building, and the most that may wait ...
+    deploy(&mut state, 100, &mut effects);
+    let mut n = 200;
+    while state.waiting() < MAX_WAITING {
+        apply(&mut state, maximal_push(n), 6, &mut effects);
+        n += 1;
+    }
+    // ... pushes remembered on as many refs as are kept, and the most effects parked and pending.
+    for r in 0..REMEMBERED_REFS {
+        state.refs.push(sluice::pipeline::RefHistory {
+            git_ref: format!("refs/heads/{}", long('b', 240)),
+            pushes: (0..REMEMBERED_PUSHES)
+                .map(|p| sluice::pipeline::PushLink { before: format!("{r}{p:0>39}"), after: format!("{p}{r:0>39}") })
+                .collect(),
+        });
+    }
+    let version = 7;
+    state.enqueue(effects.clone(), version);
+    state.drop_moot();
+    let build = effects.iter().find(|e| e.kind() == EffectKind::StartBuild).cloned().expect("a build was started");
+    for _ in 0..=MAX_PARKED {
+        state.enqueue(vec![build.clone()], version);
+        let id = state.pending.last().map(|p| p.id.clone()).unwrap_or_default();
+        state.fail(&id, &long('!', 10_000), true, at(7));
+    }
+    state.pending.retain(|p| !matches!(p.effect, Effect::Publish(_)));
+
+    assert_eq!(state.executions.len(), RETAINED_FINISHED + 3 + MAX_WAITING - 1, "{}", state.executions.len());
+    assert_eq!(state.parked.len(), MAX_PARKED);
+
+    // WHEN it is written as DynamoDB's state item
+    let item = encode_state(&state).expect("encodes");
+
+    // THEN it is well under the item limit, and reads back as it was
+    assert!(item.len() < WELL_UNDER, "the state item is {} bytes", item.len());
+    assert_eq!(decode_state(&item).expect("decodes"), state);
+    // AND every event the runs published is far under EventBridge's entry limit
+    for effect in &effects {
+        if let Effect::Publish(event) = effect {
+            let size = event.detail().to_string().len();
+            assert!(size < EVENT_LIMIT / 16, "{} is {size} bytes", event.detail_type());
+        }
+    }
+    // AND every reason was cut to its bound
+    assert!(state.executions.iter().filter_map(|e| e.reason.as_ref()).all(|r| r.len() <= MAX_REASON));
+    println!("state item: {} bytes for {} executions", item.len(), state.executions.len());
+}

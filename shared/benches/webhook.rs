@@ -22,18 +22,19 @@ fn matching(definitions: &Definitions, push: &PushEvent) -> usize {
 fn webhook(c: &mut Criterion) {
     let secrets = WebhookSecrets::new([SecretString::from("current"), SecretString::from("previous")]);
     let signature = sign("current", PUSH);
+    let now = chrono::Utc::now();
     let definitions = Definitions::parse("example", EXAMPLE).expect("valid");
     let push = PushEvent::parse(PUSH).expect("parses");
     assert_eq!(matching(&definitions, &push), 1);
 
     c.bench_function("verify signature (2 secrets, 4 KB push)", |b| {
-        b.iter(|| verify_signature(black_box(&secrets), black_box(PUSH), Some(&signature)))
+        b.iter(|| verify_signature(black_box(&secrets), black_box(PUSH), Some(&signature), now))
     });
     c.bench_function("parse push payload", |b| b.iter(|| PushEvent::parse(black_box(PUSH))));
     c.bench_function("match pipelines (filters)", |b| b.iter(|| matching(black_box(&definitions), black_box(&push))));
     c.bench_function("verify + parse + match", |b| {
         b.iter(|| {
-            verify_signature(&secrets, black_box(PUSH), Some(&signature)).ok()?;
+            verify_signature(&secrets, black_box(PUSH), Some(&signature), now).ok()?;
             let push = PushEvent::parse(black_box(PUSH)).ok()?;
             Some(matching(&definitions, &push))
         })

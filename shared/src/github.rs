@@ -233,7 +233,10 @@ mod tests {
     #[test]
     fn a_signature_under_another_secret_or_of_another_body_is_refused() {
         let secrets = secrets(&["another secret"]);
-        assert_eq!(verify_signature(&secrets, b"Hello, World!", Some(DOCUMENTED), now()), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify_signature(&secrets, b"Hello, World!", Some(DOCUMENTED), now()),
+            Err(SignatureError::Mismatch)
+        );
         let right = secrets_with_documented();
         assert_eq!(verify_signature(&right, b"Hello, World?", Some(DOCUMENTED), now()), Err(SignatureError::Mismatch));
     }
@@ -302,7 +305,11 @@ mod tests {
             "sha256=757107ea",
             &DOCUMENTED.replace('7', "g"),
         ] {
-            assert_eq!(verify_signature(&secrets, body, Some(header), now()), Err(SignatureError::Malformed), "{header}");
+            assert_eq!(
+                verify_signature(&secrets, body, Some(header), now()),
+                Err(SignatureError::Malformed),
+                "{header}"
+            );
         }
         assert_eq!(
             verify_signature(&secrets, body, Some(&DOCUMENTED.to_uppercase().replace("SHA256=", "sha256=")), now()),

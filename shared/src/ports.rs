@@ -143,14 +143,11 @@ impl<'a> Write<'a> {
             let was = old(&execution.id);
             let build = |e: &Execution| e.build.as_ref().and_then(|build| build.build_id.clone());
             let deployment = |e: &Execution| e.deploy.as_ref().and_then(|deploy| deploy.deployment_id.clone());
-            for (now, then) in [(build(execution), was.and_then(build)), (deployment(execution), was.and_then(deployment))]
+            for (now, then) in
+                [(build(execution), was.and_then(build)), (deployment(execution), was.and_then(deployment))]
             {
                 if let Some(aws_id) = now.filter(|id| Some(id) != then.as_ref()) {
-                    links.push(AwsLink {
-                        aws_id,
-                        pipeline: after.pipeline.clone(),
-                        execution: execution.id.clone(),
-                    });
+                    links.push(AwsLink { aws_id, pipeline: after.pipeline.clone(), execution: execution.id.clone() });
                 }
             }
         }

@@ -101,7 +101,12 @@ fn deploy(state: &mut PipelineState, n: usize, effects: &mut Vec<Effect>) -> Exe
     };
     apply(state, decided, 2, effects);
     let deployment_id = format!("d-{n:0>9}");
-    apply(state, Event::DeploymentStarted { execution_id: id.clone(), deployment_id: deployment_id.clone() }, 3, effects);
+    apply(
+        state,
+        Event::DeploymentStarted { execution_id: id.clone(), deployment_id: deployment_id.clone() },
+        3,
+        effects,
+    );
     for hook in 0..MAX_HOOK_RESULTS + 3 {
         let completed = Event::HookCompleted {
             execution_id: id.clone(),

@@ -94,10 +94,29 @@ fn start_moto() -> Result<Moto> {
 /// An SDK configuration that speaks to moto, as `AWS_ENDPOINT_URL` would make it, with one attempt per call so
 /// that a failure shows at once.
 pub async fn aws_config(endpoint: &str) -> SdkConfig {
+    aws_config_with(endpoint, &[]).await
+}
+
+/// As [`aws_config`], with some services (by their config key: `codebuild`, `codedeploy`, `ecs`) at other
+/// endpoints (the sandbox's), as `AWS_ENDPOINT_URL_<SERVICE>` would set them: through the shared config file's
+/// `services` section, so that the functions' own wiring (`App::from_aws`) runs unchanged in tests and the demo.
+// aws-config's `profile_files` takes `ProfileFiles`, whose new name is in aws-runtime (not a dependency here).
+#[allow(deprecated)]
+pub async fn aws_config_with(endpoint: &str, services: &[(&str, &str)]) -> SdkConfig {
+    use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+    let mut profile = format!("[default]\nendpoint_url = {endpoint}\nservices = local\n\n[services local]\n");
+    for (service, url) in services {
+        profile.push_str(&format!("{service} =\n  endpoint_url = {url}\n"));
+    }
+    let files = ProfileFiles::builder()
+        .include_default_config_file(false)
+        .include_default_credentials_file(false)
+        .with_contents(ProfileFileKind::Config, profile)
+        .build();
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "moto"))
-        .endpoint_url(endpoint)
+        .profile_files(files)
         .retry_config(RetryConfig::standard().with_max_attempts(1))
         .load()
         .await
@@ -306,6 +325,10 @@ impl BusRunner {
 }
 
 impl sluice::usecases::EffectRunner for BusRunner {
+    fn kinds(&self) -> &[sluice::pipeline::EffectKind] {
+        self.calls.kinds()
+    }
+
     async fn run(
         &self,
         id: &str,
@@ -317,7 +340,7 @@ impl sluice::usecases::EffectRunner for BusRunner {
                 self.publisher
                     .publish(std::slice::from_ref(event))
                     .await
-                    .map_err(|error| sluice::usecases::EffectError { effect: "publish", source: Box::new(error) })?;
+                    .map_err(|error| sluice::usecases::EffectError::transient("publish", error))?;
                 Ok(None)
             }
             other => self.calls.run(id, other).await,

@@ -7,7 +7,9 @@ use lambda_runtime::LambdaEvent;
 use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, S3Artifacts, stage_effects};
 use sluice::ports::{ArtifactStore, PipelineStore};
 use sluice::telemetry::Chain;
-use sluice::usecases::{BuildEventError, BuildEventOutcome, BuildStateChange, EffectRunner, StageEffects, record_build_event};
+use sluice::usecases::{
+    BuildEventError, BuildEventOutcome, BuildStateChange, EffectRunner, StageEffects, record_build_event,
+};
 use tracing::{info, warn};
 
 /// The function's configuration: the table and the bus, from its environment.

@@ -8,7 +8,9 @@ use sluice::adapters::{
 };
 use sluice::config::{Common, ConfigError, required_from};
 use sluice::ports::{DefinitionsStore, PipelineStore, SecretError, WebhookSecretSource};
-use sluice::usecases::{CachedDefinitions, Delivery, EffectRunner, StageEffects, Webhook, WebhookKeys, receive_webhook};
+use sluice::usecases::{
+    CachedDefinitions, Delivery, EffectRunner, StageEffects, Webhook, WebhookKeys, receive_webhook,
+};
 
 /// The name or ARN of the Secrets Manager secret that holds the webhook secret.
 pub const WEBHOOK_SECRET: &str = "SLUICE_WEBHOOK_SECRET";
@@ -29,6 +31,8 @@ impl Config {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let common = Common::from_lookup(&lookup)?;
+        let secret_id = required_from(WEBHOOK_SECRET, &lookup)?;
         let secret_grace = match lookup(WEBHOOK_SECRET_GRACE_HOURS).filter(|value| !value.trim().is_empty()) {
             None => TimeDelta::hours(24),
             Some(value) => match value.trim().parse::<i64>() {
@@ -41,7 +45,7 @@ impl Config {
                 }
             },
         };
-        Ok(Self { common: Common::from_lookup(&lookup)?, secret_id: required_from(WEBHOOK_SECRET, &lookup)?, secret_grace })
+        Ok(Self { common, secret_id, secret_grace })
     }
 }
 

@@ -261,9 +261,10 @@ pub(crate) fn cancellation(
     if let Some((reason, _)) = busy {
         return Some(StoreError::Busy { pipeline: pipeline.to_owned(), reason: reason.clone().unwrap_or_default() });
     }
-    if let Some((_, message)) = codes.iter().find(|(code, _)| {
-        matches!(code.as_deref(), Some("ValidationError" | "ItemCollectionSizeLimitExceeded"))
-    }) {
+    if let Some((_, message)) = codes
+        .iter()
+        .find(|(code, _)| matches!(code.as_deref(), Some("ValidationError" | "ItemCollectionSizeLimitExceeded")))
+    {
         let message = message.clone().unwrap_or_else(|| "the item is invalid".to_owned());
         return Some(StoreError::Invalid { pipeline: pipeline.to_owned(), message });
     }

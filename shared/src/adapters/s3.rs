@@ -28,8 +28,11 @@ impl ArtifactStore for S3Artifacts {
         };
         match self.client.get_object().bucket(&location.bucket).key(key).send().await {
             Ok(object) => {
-                let bytes =
-                    object.body.collect().await.map_err(|error| ArtifactError::Unavailable { source: Box::new(error) })?;
+                let bytes = object
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|error| ArtifactError::Unavailable { source: Box::new(error) })?;
                 Ok(Some(bytes.into_bytes().to_vec()))
             }
             Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),

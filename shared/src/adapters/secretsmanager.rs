@@ -43,9 +43,8 @@ impl WebhookSecretSource for SecretsManagerWebhookSecret {
             .send()
             .await
             .map_err(|error| unreadable(Box::new(error)))?;
-        let created = current
-            .created_date()
-            .and_then(|date| DateTime::<Utc>::from_timestamp(date.secs(), date.subsec_nanos()));
+        let created =
+            current.created_date().and_then(|date| DateTime::<Utc>::from_timestamp(date.secs(), date.subsec_nanos()));
         let value = current
             .secret_string
             .filter(|value| !value.is_empty())
@@ -56,11 +55,6 @@ impl WebhookSecretSource for SecretsManagerWebhookSecret {
                 Err(SdkError::ServiceError(service)) if service.err().is_resource_not_found_exception() => None,
                 Err(error) => return Err(unreadable(Box::new(error))),
             };
-        Ok(WebhookSecrets::rotating(
-            SecretString::from(value),
-            created,
-            previous.map(SecretString::from),
-            self.grace,
-        ))
+        Ok(WebhookSecrets::rotating(SecretString::from(value), created, previous.map(SecretString::from), self.grace))
     }
 }

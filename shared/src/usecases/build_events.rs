@@ -126,7 +126,9 @@ async fn outputs<A: ArtifactStore>(
     let read = |name: &'static str| async move {
         match artifacts.read(location, name).await {
             Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => Err(OutputsError::Fail(format!("{name} is missing from the build's artifacts ({})", location.uri()))),
+            Ok(None) => {
+                Err(OutputsError::Fail(format!("{name} is missing from the build's artifacts ({})", location.uri())))
+            }
             Err(ArtifactError::Denied { .. }) => Err(OutputsError::Fail(format!(
                 "{name} could not be read from {}: access denied (S3 answers 403 for a missing file when the reader \
                  may not list the bucket): check that the build wrote it, and that sluice may s3:GetObject (and \

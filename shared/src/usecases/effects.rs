@@ -60,9 +60,7 @@ impl<P: EventPublisher, B: BuildStarter> EffectRunner for StageEffects<P, B> {
                 _ => None,
             })
             .collect();
-        let published = async {
-            if events.is_empty() { Ok(()) } else { self.publisher.publish(&events).await }
-        };
+        let published = async { if events.is_empty() { Ok(()) } else { self.publisher.publish(&events).await } };
         let others = futures_util::future::join_all(
             effects
                 .iter()

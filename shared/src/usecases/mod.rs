@@ -18,8 +18,7 @@ use tracing::{debug, error, instrument, warn};
 
 use crate::definitions::ExecutionMode;
 use crate::pipeline::{
-    Decision, Effect, EffectKind, Event, IgnoreReason, PendingEffect, PipelineState, Retry, TransitionError,
-    transition,
+    Decision, Effect, EffectKind, Event, IgnoreReason, PendingEffect, PipelineState, Retry, TransitionError, transition,
 };
 use crate::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version, Write};
 use crate::telemetry::Chain;

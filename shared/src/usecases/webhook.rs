@@ -13,7 +13,7 @@ use crate::github::{PushEvent, SignatureError, payload_digest, payload_of};
 use crate::pipeline::{Event, ExecutionId, IgnoreReason, Plan, SourceFacts, bounded};
 use crate::ports::{DefinitionsStore, PipelineStore, ReceiptKey, WebhookSecretSource};
 use crate::telemetry::Chain;
-use crate::usecases::{CachedDefinitions, DefinitionsError, EffectRunner, Handled, Input, WebhookKeys, handle};
+use crate::usecases::{CachedDefinitions, EffectRunner, Handled, Input, WebhookKeys, handle};
 
 /// Deliveries larger than this are refused (413). Function URLs take at most 6 MB; push payloads are far smaller.
 pub const MAX_BODY: usize = 5 * 1024 * 1024;
@@ -75,7 +75,8 @@ where
     K: WebhookSecretSource,
 {
     if !delivery.method.eq_ignore_ascii_case("POST") {
-        let mut reply = Reply::new(405, format!("{} is not allowed: GitHub delivers webhooks with POST", delivery.method));
+        let mut reply =
+            Reply::new(405, format!("{} is not allowed: GitHub delivers webhooks with POST", delivery.method));
         reply.allow = Some("POST");
         return reply;
     }
@@ -121,8 +122,8 @@ where
         Ok(definitions) => definitions,
         Err(cause) => {
             error!(error = %Chain(&cause), "no usable pipeline definitions");
-            let status = if matches!(cause, DefinitionsError::Store(_)) { 503 } else { 500 };
-            return Reply::new(status, "sluice has no usable pipeline definitions");
+            // Until definitions are published (or fixed), GitHub should show the delivery failed, to redeliver.
+            return Reply::new(503, "sluice has no usable pipeline definitions");
         }
     };
     let watching: Vec<&Pipeline> = definitions.for_repository(&push.repository.full_name).collect();
@@ -230,7 +231,9 @@ async fn start<S: PipelineStore, R: EffectRunner>(
         Ok(Handled::Refused(error)) => skipped(error.to_string()),
         Err(error) => {
             warn!(error = %Chain(&error), pipeline = %pipeline.name, retryable = error.is_retryable(), "execution not started");
-            Started::Failed(json!({ "pipeline": pipeline.name, "reason": "sluice could not record the push; redeliver it" }))
+            Started::Failed(
+                json!({ "pipeline": pipeline.name, "reason": "sluice could not record the push; redeliver it" }),
+            )
         }
     }
 }

@@ -14,12 +14,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use aws_lambda_events::event::codebuild::CodeBuildEvent;
 use serde_json::Value;
-use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, S3Artifacts, webhook_secrets};
+use sluice::adapters::DynamoDbStore;
 use sluice::definitions::Definitions;
 use sluice::github::sign;
 use sluice::pipeline::{ApprovalDecision, Event, ExecutionId};
 use sluice::ports::{DefinitionsStore, PipelineStore};
-use sluice::usecases::{CachedDefinitions, Handled, Input, StageEffects, handle};
+use sluice::usecases::{Handled, Input, handle};
 use sluice_integration::{Stack, Template, moto, post, workspace_root};
 use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
 use sluice_sandbox::function_url::serve;
@@ -63,24 +63,21 @@ async fn main() -> Result<()> {
     .await?;
     sandbox.project("web-build", Scenario::Succeed);
     sandbox.project("api-build", Scenario::Succeed);
-    let codebuild = aws_sdk_codebuild::Client::from_conf(
-        aws_sdk_codebuild::config::Builder::from(&stack.config).endpoint_url(&sandbox.endpoint).build(),
-    );
+    // Every sluice client speaks to moto, but CodeBuild's, which speaks to the sandbox: as AWS_ENDPOINT_URL and
+    // AWS_ENDPOINT_URL_CODEBUILD would set them on a laptop.
+    let aws = sluice_integration::aws_config_with(&moto().endpoint, &[("codebuild", &sandbox.endpoint)]).await;
     println!("  CodeBuild      sandbox at {}", sandbox.endpoint);
 
-    // The webhook function on a function URL, wired as its main.rs wires it.
+    // The webhook function on a function URL, wired by its own `from_aws`, as its main.rs wires it.
     let secrets_manager = aws_sdk_secretsmanager::Client::new(&stack.config);
     secrets_manager.create_secret().name("sluice/github-webhook").secret_string(SECRET).send().await?;
-    let effects = StageEffects {
-        publisher: EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()),
-        builds: CodeBuildStarter::new(codebuild.clone()),
-    };
-    let webhook = Arc::new(github_webhook::handler::App {
-        store: store.clone(),
-        definitions: CachedDefinitions::new(store.clone()),
-        effects: effects.clone(),
-        secrets: webhook_secrets(&secrets_manager, "sluice/github-webhook").await?,
-    });
+    let config = github_webhook::handler::Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        "SLUICE_WEBHOOK_SECRET" => Some("sluice/github-webhook".to_owned()),
+        _ => None,
+    })?;
+    let webhook = Arc::new(github_webhook::handler::AwsApp::from_aws(&aws, &config).await?);
     let url = serve("github-webhook", move |request| {
         let app = Arc::clone(&webhook);
         async move { github_webhook::handler::respond(&app, request, chrono::Utc::now()).await }
@@ -89,11 +86,8 @@ async fn main() -> Result<()> {
     println!("  webhook        {} (function URL on loopback)", url.url);
 
     // The build-events function, fed by the CodeBuild rule's target.
-    let build_events = Arc::new(build_events::handler::App {
-        store: store.clone(),
-        effects: effects.clone(),
-        artifacts: S3Artifacts::new(s3),
-    });
+    let build_events = Arc::new(build_events::handler::AwsApp::from_aws(&aws, &config.common));
+    let effects = sluice::adapters::stage_effects(&aws, &config.common.event_bus);
     let _pump =
         pump(stack.sqs.clone(), stack.queue("CodeBuildStateChangeRule")?.to_owned(), move |event: CodeBuildEvent| {
             let app = Arc::clone(&build_events);

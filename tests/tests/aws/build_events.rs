@@ -7,13 +7,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use aws_lambda_events::event::codebuild::CodeBuildEvent;
-use build_events::handler::{App, on_event};
+use build_events::handler::{AwsApp, on_event};
 use serde_json::{Value, json};
-use sluice::adapters::{CodeBuildStarter, EventBridgePublisher, S3Artifacts};
 use sluice::github::sign;
 use sluice::pipeline::{ExecutionId, Stage, Status};
 use sluice::ports::PipelineStore;
-use sluice::usecases::StageEffects;
 use sluice_integration::unique;
 
 use crate::webhook::{deliver, deployed};
@@ -36,7 +34,9 @@ async fn a_pushed_commit_whose_build_succeeds_waits_for_approval_with_its_image(
         aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
     let bucket = unique("artifacts");
     s3.create_bucket().bucket(&bucket).send().await?;
-    let prefix = format!("web/{execution_id}");
+    // The project's artifacts namespace is BUILD_ID: the build's own folder.
+    let uuid = build_arn.rsplit(':').next().context("a build id")?;
+    let prefix = format!("web/{uuid}");
     for (name, content) in [
         ("imageDetail.json", r#"{"ImageURI":"123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:4e2f"}"#),
         ("taskdef.json", r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>"}]}"#),
@@ -72,14 +72,7 @@ async fn a_pushed_commit_whose_build_succeeds_waits_for_approval_with_its_image(
     let delivered = stack.receive(stack.queue("CodeBuildStateChangeRule")?, 1, WAIT).await?;
     assert_eq!(delivered.len(), 1);
     let event: CodeBuildEvent = serde_json::from_value(delivered[0].clone())?;
-    let app = App {
-        store: deployed.store.clone(),
-        effects: StageEffects {
-            publisher: EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()),
-            builds: CodeBuildStarter::new(aws_sdk_codebuild::Client::new(&stack.config)),
-        },
-        artifacts: S3Artifacts::new(s3),
-    };
+    let app = AwsApp::from_aws(&stack.config, &deployed.config.common);
     let lambda_event = || lambda_runtime::LambdaEvent::new(event.clone(), lambda_runtime::Context::default());
     on_event(&app, lambda_event(), chrono::Utc::now()).await?;
 

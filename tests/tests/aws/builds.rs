@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use sluice::adapters::{CodeBuildStarter, webhook_secrets};
+use chrono::{TimeDelta, Utc};
+use sluice::adapters::{CodeBuildStarter, SecretsManagerWebhookSecret};
 use sluice::github::{sign, verify_signature};
+use sluice::ports::WebhookSecretSource;
 use sluice::ports::{BuildRequest, BuildStartError, BuildStarter};
 use sluice_integration::{Stack, unique};
 
@@ -60,23 +62,30 @@ async fn a_build_of_a_project_that_does_not_exist_is_refused_for_good() -> Resul
 }
 
 #[tokio::test]
-async fn the_webhook_secret_and_during_a_rotation_the_previous_one_verify_deliveries() -> Result<()> {
+async fn the_webhook_secret_and_for_a_grace_period_after_a_rotation_the_previous_one_verify_deliveries() -> Result<()> {
     let stack = Stack::create().await?;
     let client = aws_sdk_secretsmanager::Client::new(&stack.config);
     let name = unique("sluice/github-webhook");
     client.create_secret().name(&name).secret_string("first secret").send().await?;
+    let grace = TimeDelta::hours(24);
+    let source = SecretsManagerWebhookSecret::new(client.clone(), &name, grace);
 
-    let secrets = webhook_secrets(&client, &name).await?;
+    let secrets = source.read().await?;
     let body = b"{\"zen\":\"Keep it logically awesome.\"}";
-    assert!(verify_signature(&secrets, body, Some(&sign("first secret", body))).is_ok());
-    assert!(verify_signature(&secrets, body, Some(&sign("second secret", body))).is_err());
+    let now = Utc::now();
+    assert!(verify_signature(&secrets, body, Some(&sign("first secret", body)), now).is_ok());
+    assert!(verify_signature(&secrets, body, Some(&sign("second secret", body)), now).is_err());
 
-    // Rotated: the new value is AWSCURRENT, the old one AWSPREVIOUS; both verify until the rotation ends.
+    // Rotated: the new value is AWSCURRENT, the old one AWSPREVIOUS; the old one verifies for the grace period
+    // after the new one's CreatedDate, and not after.
     client.put_secret_value().secret_id(&name).secret_string("second secret").send().await?;
-    let rotating = webhook_secrets(&client, &name).await?;
-    assert!(verify_signature(&rotating, body, Some(&sign("second secret", body))).is_ok());
-    assert!(verify_signature(&rotating, body, Some(&sign("first secret", body))).is_ok());
-    assert!(verify_signature(&rotating, body, Some(&sign("third secret", body))).is_err());
+    let rotating = source.read().await?;
+    assert!(verify_signature(&rotating, body, Some(&sign("second secret", body)), now).is_ok());
+    assert!(verify_signature(&rotating, body, Some(&sign("first secret", body)), now).is_ok());
+    assert!(verify_signature(&rotating, body, Some(&sign("third secret", body)), now).is_err());
+    let after_grace = now + grace + TimeDelta::minutes(5);
+    assert!(verify_signature(&rotating, body, Some(&sign("first secret", body)), after_grace).is_err());
+    assert!(verify_signature(&rotating, body, Some(&sign("second secret", body)), after_grace).is_ok());
     Ok(())
 }
 
@@ -84,7 +93,8 @@ async fn the_webhook_secret_and_during_a_rotation_the_previous_one_verify_delive
 async fn a_missing_secret_is_an_error_that_names_it() -> Result<()> {
     let stack = Stack::create().await?;
     let client = aws_sdk_secretsmanager::Client::new(&stack.config);
-    let error = webhook_secrets(&client, "sluice/nope").await.expect_err("no such secret");
+    let source = SecretsManagerWebhookSecret::new(client, "sluice/nope", TimeDelta::hours(24));
+    let error = source.read().await.expect_err("no such secret");
     assert!(error.to_string().starts_with("secret sluice/nope could not be read"), "{error}");
     Ok(())
 }

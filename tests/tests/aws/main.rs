@@ -35,6 +35,7 @@ pub fn push(execution: &str) -> Event {
             commit: format!("{execution}0000000000000000000000000000000000"),
             git_ref: "refs/heads/main".into(),
             pusher: "octocat".into(),
+            before: String::new(),
             delivery_id: format!("delivery-{execution}"),
             message: format!("commit {execution}"),
             compare_url: "https://github.com/acme/web/compare/a...b".into(),

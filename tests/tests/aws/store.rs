@@ -5,7 +5,7 @@ use serde_json::json;
 use sluice::adapters::DynamoDbStore;
 use sluice::definitions::ExecutionMode;
 use sluice::pipeline::{BuildFailure, Event, ExecutionId, PipelineState, RETAINED_FINISHED, Status};
-use sluice::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Version};
+use sluice::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Version, Write};
 use sluice_integration::Stack;
 
 use crate::{apply, at, push};
@@ -14,6 +14,16 @@ async fn store() -> Result<(Stack, DynamoDbStore)> {
     let stack = Stack::create().await?;
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
     Ok((stack, store))
+}
+
+/// Saves `state` whole (every execution), as a first write does.
+async fn save(
+    store: &DynamoDbStore,
+    state: &PipelineState,
+    expected: Option<Version>,
+    receipt: Option<&Receipt>,
+) -> Result<Version, StoreError> {
+    store.save(&Write::between(None, state, expected).with_receipt(receipt)).await
 }
 
 fn fresh() -> PipelineState {
@@ -29,7 +39,7 @@ async fn a_saved_pipeline_loads_back_as_it_was_with_its_version() -> Result<()> 
     let (_stack, store) = store().await?;
     let (state, _) = apply(&fresh(), &push("e1"), at(0));
 
-    let version = store.save(&state, None, None).await?;
+    let version = save(&store, &state, None, None).await?;
 
     assert_eq!(version, Version(1));
     let loaded = store.load("web").await?.expect("the pipeline is stored");
@@ -55,16 +65,16 @@ async fn a_pipeline_or_execution_never_stored_is_none() -> Result<()> {
 async fn a_write_based_on_a_stale_read_is_refused_as_a_conflict_and_changes_nothing() -> Result<()> {
     let (_stack, store) = store().await?;
     let (first, _) = apply(&fresh(), &push("e1"), at(0));
-    store.save(&first, None, None).await?;
+    save(&store, &first, None, None).await?;
     // Two functions read version 1 ...
     let read_by_a = store.load("web").await?.expect("stored");
     let read_by_b = read_by_a.clone();
     // ... A writes first ...
     let (by_a, _) = apply(&read_by_a.value, &push("e2"), at(1));
-    assert_eq!(store.save(&by_a, Some(read_by_a.version), None).await?, Version(2));
+    assert_eq!(save(&store, &by_a, Some(read_by_a.version), None).await?, Version(2));
     // ... so B's write, based on version 1, is refused.
     let (by_b, _) = apply(&read_by_b.value, &push("e3"), at(2));
-    let refused = store.save(&by_b, Some(read_by_b.version), None).await;
+    let refused = save(&store, &by_b, Some(read_by_b.version), None).await;
 
     assert!(matches!(refused, Err(StoreError::Conflict { ref pipeline }) if pipeline == "web"), "{refused:?}");
     assert!(refused.as_ref().err().is_some_and(StoreError::is_retryable));
@@ -78,8 +88,8 @@ async fn a_write_based_on_a_stale_read_is_refused_as_a_conflict_and_changes_noth
 async fn creating_a_pipeline_state_that_already_exists_is_a_conflict() -> Result<()> {
     let (_stack, store) = store().await?;
     let (state, _) = apply(&fresh(), &push("e1"), at(0));
-    store.save(&state, None, None).await?;
-    let again = store.save(&state, None, None).await;
+    save(&store, &state, None, None).await?;
+    let again = save(&store, &state, None, None).await;
     assert!(matches!(again, Err(StoreError::Conflict { .. })), "{again:?}");
     Ok(())
 }
@@ -88,11 +98,11 @@ async fn creating_a_pipeline_state_that_already_exists_is_a_conflict() -> Result
 async fn of_two_concurrent_writers_exactly_one_wins() -> Result<()> {
     let (_stack, store) = store().await?;
     let (state, _) = apply(&fresh(), &push("e1"), at(0));
-    let version = store.save(&state, None, None).await?;
+    let version = save(&store, &state, None, None).await?;
     let (a, _) = apply(&state, &push("e2"), at(1));
     let (b, _) = apply(&state, &push("e3"), at(1));
 
-    let (ra, rb) = tokio::join!(store.save(&a, Some(version), None), store.save(&b, Some(version), None));
+    let (ra, rb) = tokio::join!(save(&store, &a, Some(version), None), save(&store, &b, Some(version), None));
 
     let wins = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
     let conflicts = [&ra, &rb].iter().filter(|r| matches!(r, Err(StoreError::Conflict { .. }))).count();
@@ -105,12 +115,12 @@ async fn a_redelivered_webhook_is_detected_and_its_state_change_does_not_land() 
     let (_stack, store) = store().await?;
     let key = ReceiptKey::delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958", "web");
     let (state, _) = apply(&fresh(), &push("e1"), at(0));
-    store.save(&state, None, Some(&receipt(key.clone(), json!({"executions": ["e1"]})))).await?;
+    save(&store, &state, None, Some(&receipt(key.clone(), json!({"executions": ["e1"]})))).await?;
 
     // The same delivery again, which a careless handler would turn into a second execution.
     let (again, _) = apply(&state, &push("e2"), at(1));
     let duplicate =
-        store.save(&again, Some(Version(1)), Some(&receipt(key.clone(), json!({"executions": ["e2"]})))).await;
+        save(&store, &again, Some(Version(1)), Some(&receipt(key.clone(), json!({"executions": ["e2"]})))).await;
 
     assert!(matches!(duplicate, Err(StoreError::Duplicate { key: ref k }) if *k == key), "{duplicate:?}");
     let stored = store.load("web").await?.expect("stored");
@@ -148,7 +158,7 @@ async fn history_comes_back_newest_first_and_keeps_runs_the_state_has_let_go() -
         };
         for event in [push(&id), failed] {
             state = apply(&state, &event, at(n as i64)).0;
-            version = Some(store.save(&state, version, None).await?);
+            version = Some(save(&store, &state, version, None).await?);
         }
     }
     assert_eq!(state.executions.len(), RETAINED_FINISHED, "the state keeps only the last few");
@@ -167,9 +177,46 @@ async fn history_is_kept_per_pipeline() -> Result<()> {
     let (_stack, store) = store().await?;
     let (web, _) = apply(&fresh(), &push("web-1"), at(0));
     let (api, _) = apply(&PipelineState::new("api", ExecutionMode::Queued), &push("api-1"), at(0));
-    store.save(&web, None, None).await?;
-    store.save(&api, None, None).await?;
+    save(&store, &web, None, None).await?;
+    save(&store, &api, None, None).await?;
     let ids: Vec<String> = store.history("api", 10).await?.into_iter().map(|e| e.id.0).collect();
     assert_eq!(ids, ["api-1"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_aws_id_finds_its_execution_in_one_read_once_the_state_that_recorded_it_is_saved() -> Result<()> {
+    let (_stack, store) = store().await?;
+    let (state, _) = apply(&fresh(), &push("e1"), at(0));
+    let version = save(&store, &state, None, None).await?;
+    let build_arn = "arn:aws:codebuild:us-east-1:123456789012:build/web-build:2f6c0f4e";
+    assert!(store.find(build_arn).await?.is_none(), "not before the build is recorded");
+
+    let started = Event::BuildStarted { execution_id: ExecutionId::from("e1"), build_id: build_arn.into() };
+    let (next, _) = apply(&state, &started, at(1));
+    let write = Write::between(Some(&state), &next, Some(version));
+    assert_eq!(write.executions.len(), 1, "only the execution that changed is written");
+    store.save(&write).await?;
+
+    let link = store.find(build_arn).await?.expect("linked");
+    assert_eq!((link.pipeline.as_str(), link.execution.0.as_str()), ("web", "e1"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_save_writes_only_the_executions_that_changed() -> Result<()> {
+    let (_stack, store) = store().await?;
+    let (one, _) = apply(&fresh(), &push("e1"), at(0));
+    let (two, _) = apply(&one, &push("e2"), at(1));
+    let version = save(&store, &two, None, None).await?;
+    // e1 is changed in the state but the write names only e2's change: e1's own item keeps what it had.
+    let mut three = two.clone();
+    three.executions[0].reason = Some("edited in the state only".into());
+    let mut write = Write::between(Some(&two), &three, Some(version));
+    write.executions.clear();
+    store.save(&write).await?;
+    let e1 = store.execution(&ExecutionId::from("e1")).await?.expect("stored");
+    assert_eq!(e1.reason, None, "an execution not in the write is not written");
+    assert_eq!(store.load("web").await?.expect("stored").value, three, "the state item is");
     Ok(())
 }

@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use aws_lambda_events::event::codebuild::CodeBuildEvent;
-use build_events::handler::{App, on_event};
-use sluice::adapters::{CodeBuildStarter, EventBridgePublisher, S3Artifacts};
+use build_events::handler::{AwsApp, on_event};
+use sluice::adapters::CodeBuildStarter;
 use sluice::github::sign;
 use sluice::pipeline::{ExecutionId, Stage, Status};
 use sluice::ports::PipelineStore;
-use sluice::usecases::StageEffects;
 use sluice_integration::{Stack, unique};
 use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
 use sluice_sandbox::pump::{Pump, pump};
@@ -48,19 +47,13 @@ async fn running(scenario: Scenario) -> Result<Running> {
     let project = unique("web-build");
     codebuild.project(&project, scenario);
     // sluice's CodeBuild client speaks to the sandbox, as AWS_ENDPOINT_URL_CODEBUILD would make it.
-    let client = |stack: &Stack| {
-        aws_sdk_codebuild::Client::from_conf(
-            aws_sdk_codebuild::config::Builder::from(&stack.config).endpoint_url(&codebuild.endpoint).build(),
-        )
-    };
-    let app = std::sync::Arc::new(App {
-        store: sluice::adapters::DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone()),
-        effects: StageEffects {
-            publisher: EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()),
-            builds: CodeBuildStarter::new(client(&stack)),
-        },
-        artifacts: S3Artifacts::new(s3),
-    });
+    let aws = sluice_integration::aws_config_with(
+        &sluice_integration::moto().endpoint,
+        &[("codebuild", &codebuild.endpoint)],
+    )
+    .await;
+    let common = sluice::config::Common { table: stack.table.clone(), event_bus: stack.bus.clone() };
+    let app = std::sync::Arc::new(AwsApp::from_aws(&aws, &common));
     let queue = stack.queue("CodeBuildStateChangeRule")?.to_owned();
     let build_events = pump(stack.sqs.clone(), queue, move |event: CodeBuildEvent| {
         let app = std::sync::Arc::clone(&app);
@@ -69,8 +62,7 @@ async fn running(scenario: Scenario) -> Result<Running> {
             on_event(&app, event, chrono::Utc::now()).await
         }
     });
-    let codebuild_client = client(&stack);
-    let deployed = deployed_with(stack, project, codebuild_client).await?;
+    let deployed = deployed_with(stack, project, &aws).await?;
     Ok(Running { deployed, codebuild, _build_events: build_events })
 }
 
@@ -149,22 +141,12 @@ async fn when_the_build_event_is_lost_the_scheduled_look_moves_the_run_on() -> R
     assert_eq!(execution.status, Status::Running(Stage::Build));
 
     // The reconciler's scheduled run, once the build has been quiet long enough, asks CodeBuild and moves it on.
-    let s3 =
-        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
-    let codebuild = aws_sdk_codebuild::Client::from_conf(
-        aws_sdk_codebuild::config::Builder::from(&stack.config).endpoint_url(&running.codebuild.endpoint).build(),
-    );
-    let store = running.deployed.store.clone();
-    let reconciler = reconciler::handler::App {
-        store: store.clone(),
-        definitions: sluice::usecases::CachedDefinitions::new(store),
-        effects: StageEffects {
-            publisher: EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()),
-            builds: CodeBuildStarter::new(codebuild.clone()),
-        },
-        artifacts: S3Artifacts::new(s3),
-        builds: CodeBuildStarter::new(codebuild),
-    };
+    let aws = sluice_integration::aws_config_with(
+        &sluice_integration::moto().endpoint,
+        &[("codebuild", &running.codebuild.endpoint)],
+    )
+    .await;
+    let reconciler = reconciler::handler::AwsApp::from_aws(&aws, &running.deployed.config.common);
     let later = chrono::Utc::now() + sluice::usecases::QUIET_FOR + chrono::TimeDelta::minutes(1);
     let summary = reconciler::handler::on_schedule(&reconciler, later).await?;
     assert_eq!(summary["moved"], 1, "{summary}");

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use github_webhook::handler::{App, respond};
-use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, webhook_secrets};
+use github_webhook::handler::{AwsApp, Config, respond};
+use sluice::adapters::DynamoDbStore;
 use sluice::github::sign;
 use sluice::pipeline::{ExecutionId, Stage, Status};
 use sluice::ports::{DefinitionsStore, PipelineStore};
-use sluice::usecases::{CachedDefinitions, StageEffects};
 use sluice_integration::{Stack, post, unique, workspace_root};
 use sluice_sandbox::function_url::{FunctionUrl, serve};
 
@@ -22,20 +21,23 @@ pub struct Deployed {
     pub project: String,
     pub secret: String,
     pub url: FunctionUrl,
+    /// The webhook's configuration; its `common` part is every function's.
+    pub config: Config,
 }
 
 /// The stack in moto with the example pipelines published, a CodeBuild project for `web`, the webhook secret in
-/// Secrets Manager, and the webhook function served as a function URL, wired as its main.rs wires it.
+/// Secrets Manager, and the webhook function served as a function URL, wired by its own `from_aws`.
 pub async fn deployed() -> Result<Deployed> {
     let stack = Stack::create().await?;
     let project = unique("web-build");
     stack.create_build_project(&project).await?;
-    let codebuild = aws_sdk_codebuild::Client::new(&stack.config);
-    deployed_with(stack, project, codebuild).await
+    let config = stack.config.clone();
+    deployed_with(stack, project, &config).await
 }
 
-/// As [`deployed`], with the stack made and `project` known to the CodeBuild that `codebuild` speaks to.
-pub async fn deployed_with(stack: Stack, project: String, codebuild: aws_sdk_codebuild::Client) -> Result<Deployed> {
+/// As [`deployed`], with the stack made, `project` known to CodeBuild, and the function wired on `aws` (moto, with
+/// CodeBuild at the sandbox's endpoint, say).
+pub async fn deployed_with(stack: Stack, project: String, aws: &aws_config::SdkConfig) -> Result<Deployed> {
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
     let example = std::fs::read_to_string(workspace_root().join("infra/pipelines.example.toml"))?;
     store.publish(&example.replace("\"web-build\"", &format!("\"{project}\"")), None, chrono::Utc::now()).await?;
@@ -44,21 +46,19 @@ pub async fn deployed_with(stack: Stack, project: String, codebuild: aws_sdk_cod
     let secret = "6d1f0c2e9a8b7c4d5e3f2a1b0c9d8e7f6a5b4c3d".to_owned();
     secrets_manager.create_secret().name(&secret_name).secret_string(&secret).send().await?;
 
-    let app = Arc::new(App {
-        store: store.clone(),
-        definitions: CachedDefinitions::new(store.clone()),
-        effects: StageEffects {
-            publisher: EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()),
-            builds: CodeBuildStarter::new(codebuild),
-        },
-        secrets: webhook_secrets(&secrets_manager, &secret_name).await?,
-    });
+    let config = Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        "SLUICE_WEBHOOK_SECRET" => Some(secret_name.clone()),
+        _ => None,
+    })?;
+    let app = Arc::new(AwsApp::from_aws(aws, &config).await?);
     let url = serve("github-webhook", move |request| {
         let app = Arc::clone(&app);
         async move { respond(&app, request, chrono::Utc::now()).await }
     })
     .await?;
-    Ok(Deployed { stack, store, project, secret, url })
+    Ok(Deployed { stack, store, project, secret, url, config })
 }
 
 pub async fn deliver(deployed: &Deployed, delivery: &str, signature: Option<&str>) -> Result<(u16, serde_json::Value)> {

@@ -4,8 +4,9 @@ use base64::Engine;
 use chrono::TimeZone;
 use secrecy::SecretString;
 use serde_json::Value;
+use sluice::github::WebhookSecrets;
 use sluice::github::sign;
-use sluice::testing::{InMemoryStore, RecordingBuilds, RecordingPublisher};
+use sluice::testing::{FixedSecrets, InMemoryStore, RecordingBuilds, RecordingPublisher};
 use sluice::usecases::StageEffects;
 
 use super::*;
@@ -16,7 +17,7 @@ const FUNCTION_URL_REQUEST: &str =
 const PUSH: &[u8] = include_bytes!("../../../../shared/tests/fixtures/github-push.json");
 const EXAMPLE: &str = include_str!("../../../../infra/pipelines.example.toml");
 
-type TestApp = App<InMemoryStore, InMemoryStore, StageEffects<RecordingPublisher, RecordingBuilds>>;
+type TestApp = App<InMemoryStore, InMemoryStore, StageEffects<RecordingPublisher, RecordingBuilds>, FixedSecrets>;
 
 async fn app(published: Option<&str>) -> TestApp {
     let definitions = InMemoryStore::new();
@@ -27,7 +28,7 @@ async fn app(published: Option<&str>) -> TestApp {
         store: InMemoryStore::new(),
         definitions: CachedDefinitions::new(definitions),
         effects: StageEffects { publisher: RecordingPublisher::new(), builds: RecordingBuilds::new() },
-        secrets: WebhookSecrets::new([SecretString::from(SECRET)]),
+        keys: WebhookKeys::load(FixedSecrets(WebhookSecrets::new([SecretString::from(SECRET)]))).await.expect("read"),
     }
 }
 
@@ -104,9 +105,26 @@ async fn without_published_definitions_it_answers_503() {
 
 #[test]
 fn the_configuration_names_what_is_missing() {
-    let all = |name: &str| Some(format!("value of {name}"));
+    let all = |name: &str| (name != WEBHOOK_SECRET_GRACE_HOURS).then(|| format!("value of {name}"));
     let config = Config::from_lookup(all).expect("complete");
     assert_eq!(config.secret_id, "value of SLUICE_WEBHOOK_SECRET");
+    assert_eq!(config.secret_grace, TimeDelta::hours(24), "a day unless told");
+    let grace = |hours: &'static str| {
+        move |name: &str| Some(if name == WEBHOOK_SECRET_GRACE_HOURS { hours.to_owned() } else { "x".to_owned() })
+    };
+    assert_eq!(Config::from_lookup(grace("0")).map(|c| c.secret_grace), Ok(TimeDelta::zero()));
+    let invalid = Config::from_lookup(grace("a day"));
+    assert!(matches!(invalid, Err(ConfigError::Invalid { name: WEBHOOK_SECRET_GRACE_HOURS, .. })), "{invalid:?}");
     let missing = Config::from_lookup(|name| (name != WEBHOOK_SECRET).then(|| "x".to_owned()));
     assert_eq!(missing, Err(ConfigError::Missing("SLUICE_WEBHOOK_SECRET")));
+}
+
+#[tokio::test]
+async fn a_get_gets_405_with_allow_post() {
+    let app = app(Some(EXAMPLE)).await;
+    let mut request = request(PUSH, None, false);
+    *request.method_mut() = lambda_http::http::Method::GET;
+    let response = respond(&app, request, now()).await;
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers().get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
 }

@@ -370,7 +370,15 @@ fn in_superseded_mode_a_newer_build_supersedes_the_older_one_waiting_for_approva
     // AND once e1 is approved, e3 (not e2) gets the approval request
     let (state, effects) = apply(&state, &approved("e1"), at(11));
     assert_eq!(status(&state, "e3"), Status::Running(Stage::Approval));
-    assert_eq!(names(&effects), ["start_deployment(e1)", "publish(Deployment Requested e1)", "request_approval(e3)", "publish(Approval Requested e3)"]);
+    assert_eq!(
+        names(&effects),
+        [
+            "start_deployment(e1)",
+            "publish(Deployment Requested e1)",
+            "request_approval(e3)",
+            "publish(Approval Requested e3)"
+        ]
+    );
 }
 
 #[test]
@@ -394,9 +402,15 @@ fn in_queued_mode_every_run_waits_its_turn_and_all_deploy_in_order() {
     assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Deploy));
     // WHEN e1 deploys: e2 deploys next, then e3
     let (state, effects) = apply(&state, &deployed("e1"), at(8));
-    assert_eq!(names(&effects), ["publish(Execution Finished e1 succeeded)", "start_deployment(e2)", "publish(Deployment Requested e2)"]);
+    assert_eq!(
+        names(&effects),
+        ["publish(Execution Finished e1 succeeded)", "start_deployment(e2)", "publish(Deployment Requested e2)"]
+    );
     let (state, effects) = apply(&state, &deployed("e2"), at(9));
-    assert_eq!(names(&effects), ["publish(Execution Finished e2 succeeded)", "start_deployment(e3)", "publish(Deployment Requested e3)"]);
+    assert_eq!(
+        names(&effects),
+        ["publish(Execution Finished e2 succeeded)", "start_deployment(e3)", "publish(Deployment Requested e3)"]
+    );
     assert_eq!(status(&state, "e3"), Status::Running(Stage::Deploy));
 }
 

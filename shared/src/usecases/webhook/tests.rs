@@ -3,9 +3,9 @@
 use chrono::TimeZone;
 
 use super::*;
+use crate::github::WebhookSecrets;
 use crate::github::sign;
 use crate::pipeline::{Stage, Status};
-use crate::github::WebhookSecrets;
 use crate::ports::DefinitionsStore;
 use crate::testing::{BuildAnswer, FixedSecrets, InMemoryStore, RecordingBuilds, RecordingPublisher};
 use crate::usecases::StageEffects;
@@ -334,7 +334,7 @@ async fn the_signature_is_checked_before_the_definitions_are_read() {
     let reply = world.send(delivery("push", "d-1", Some(&forged), PUSH)).await;
     assert_eq!(reply.status, 401);
     let reply = world.deliver("push", "d-2", PUSH).await;
-    assert_eq!(reply.status, 500, "signed, but nothing to run it with: {}", reply.body);
+    assert_eq!(reply.status, 503, "signed, but nothing to run it with: {}", reply.body);
 }
 
 #[tokio::test]

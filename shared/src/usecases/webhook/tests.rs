@@ -372,7 +372,7 @@ async fn an_older_commit_pushed_after_a_newer_one_is_recorded_as_skipped_and_nev
     let reason = older.body["skipped"][0]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("older than ccccccc") && reason.contains("never deploys backwards"), "{reason}");
     let builds: Vec<String> = world.effects.builds.started().into_iter().map(|b| b.source_version).collect();
-    assert_eq!(builds, [c.clone()]);
+    assert_eq!(builds, std::slice::from_ref(&c));
     let skipped = world.store.execution(&ExecutionId("web-d-older".into())).await.ok().flatten().expect("recorded");
     assert_eq!(skipped.status, Status::Skipped);
     // AND a push that follows C runs as usual

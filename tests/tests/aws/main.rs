@@ -2,6 +2,7 @@
 
 mod build_events;
 mod builds;
+mod cancellations;
 mod chain;
 mod codedeploy_sandbox;
 mod ecs_sandbox;

@@ -223,4 +223,24 @@ impl Effect {
             Effect::Publish(_) => EffectKind::Publish,
         }
     }
+
+    /// One line for an operator: what the effect does, and for which execution.
+    pub fn describe(&self) -> String {
+        match self {
+            Effect::StartBuild { execution_id, project, source_version, .. } => {
+                let commit: String = source_version.chars().take(12).collect();
+                format!("start CodeBuild project {project} on {commit} for {execution_id}")
+            }
+            Effect::RequestApproval { execution_id, topic_arn, .. } => {
+                format!("request approval of {execution_id} from {topic_arn}")
+            }
+            Effect::StartDeployment { execution_id, target, .. } => {
+                format!("start the {} deployment of {execution_id}", target.strategy())
+            }
+            Effect::ReportHookStatus { deployment_id, hook_execution_id, status } => {
+                format!("report {status:?} for hook {hook_execution_id} of deployment {deployment_id}")
+            }
+            Effect::Publish(event) => format!("publish {} for {}", event.detail_type(), event.execution_id()),
+        }
+    }
 }

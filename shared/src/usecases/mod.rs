@@ -18,7 +18,8 @@ use tracing::{debug, error, instrument, warn};
 
 use crate::definitions::ExecutionMode;
 use crate::pipeline::{
-    Decision, Effect, EffectKind, Event, IgnoreReason, PendingEffect, PipelineState, Retry, TransitionError, transition,
+    Decision, Effect, EffectKind, Event, IgnoreReason, PendingEffect, PipelineState, Retry, Status, TransitionError,
+    transition,
 };
 use crate::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version, Write};
 use crate::telemetry::Chain;
@@ -89,6 +90,9 @@ pub struct Input<'a> {
 pub enum Handled {
     /// The state changed; its effects were carried out or wait in the outbox.
     Applied,
+    /// The input was recorded, but its run was skipped at once (a push of a commit older than one already taken):
+    /// the run is in the history with this reason, and nothing was started.
+    Skipped { reason: String },
     /// The machine had nothing to do: the event was already taken into account.
     Ignored(IgnoreReason),
     /// The event cannot apply; nothing changed.
@@ -171,10 +175,18 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
         let claimed = next.claim(&owner, runner.kinds(), input.now);
         let write = Write::between(stored.as_ref().map(|s| &s.value), &next, version).with_receipt(receipt.as_ref());
         match store.save(&write).await {
-            Ok(version) => break (Handled::Applied, Some(Held { state: next, version, claimed }), None),
+            Ok(version) => {
+                let handled = match next.execution(input.event.execution_id()) {
+                    Some(run) if run.status == Status::Skipped => {
+                        Handled::Skipped { reason: run.reason.clone().unwrap_or_default() }
+                    }
+                    _ => Handled::Applied,
+                };
+                break (handled, Some(Held { state: next, version, claimed }), None);
+            }
             Err(error) if error.is_contention() && attempt + 1 < ATTEMPTS => {
                 attempt += 1;
-                debug!(error = %error, attempt, "pipeline changed meanwhile; deciding again");
+                debug!(error = %Chain(&error), attempt, "pipeline changed meanwhile; deciding again");
                 pause(attempt).await;
             }
             Err(error) if error.is_contention() => {
@@ -313,7 +325,7 @@ async fn carry_out<S: PipelineStore, R: EffectRunner>(
             match store.save(&Write::between(Some(&base), &next, Some(version))).await {
                 Ok(saved) => {
                     for (id, kind, attempts, message) in parked {
-                        // One line an alarm can match: `{ $.message = "sluice.effect_parked" }`.
+                        // One line an alarm can match: `{ $.fields.message = "sluice.effect_parked" }` (template.yaml has it).
                         error!(pipeline, effect = %id, kind = kind.name(), attempts, error = %message, "sluice.effect_parked");
                     }
                     break Held { state: next, version: saved, claimed };

@@ -8,6 +8,7 @@ use tracing::{instrument, warn};
 use crate::definitions::Definitions;
 use crate::pipeline::{BuildFailure, Event, Stage, Status};
 use crate::ports::{ArtifactStore, BuildStarter, PipelineStore};
+use crate::telemetry::Chain;
 use crate::usecases::{
     BuildEventOutcome, BuildStateChange, EffectRunner, Handled, Input, flush, handle, record_build_event,
 };
@@ -46,14 +47,14 @@ where
     let mut done = Reconciled::default();
     for pipeline in definitions.iter() {
         if let Err(error) = flush(store, runner, &pipeline.name, now).await {
-            warn!(%error, pipeline = %pipeline.name, "pending effects still pending");
+            warn!(error = %Chain(&error), pipeline = %pipeline.name, "pending effects still pending");
             done.errors += 1;
         }
         let state = match store.load(&pipeline.name).await {
             Ok(Some(stored)) => stored.value,
             Ok(None) => continue,
             Err(error) => {
-                warn!(%error, pipeline = %pipeline.name, "pipeline not looked at");
+                warn!(error = %Chain(&error), pipeline = %pipeline.name, "pipeline not looked at");
                 done.errors += 1;
                 continue;
             }
@@ -75,7 +76,7 @@ where
                     let report = match builds.build_report(build_id).await {
                         Ok(report) => report,
                         Err(error) => {
-                            warn!(%error, build = %build_id, "build not looked up");
+                            warn!(error = %Chain(&error), build = %build_id, "build not looked up");
                             done.errors += 1;
                             continue;
                         }
@@ -97,7 +98,7 @@ where
                                 Ok(BuildEventOutcome::Handled(Handled::Applied)) => done.moved += 1,
                                 Ok(_) => {}
                                 Err(error) => {
-                                    warn!(%error, build = %build_id, "finished build not recorded");
+                                    warn!(error = %Chain(&error), build = %build_id, "finished build not recorded");
                                     done.errors += 1;
                                 }
                             }
@@ -119,7 +120,7 @@ where
                 Ok(Handled::Applied) => done.moved += 1,
                 Ok(_) => {}
                 Err(error) => {
-                    warn!(%error, execution = %execution.id, "run not moved on");
+                    warn!(error = %Chain(&error), execution = %execution.id, "run not moved on");
                     done.errors += 1;
                 }
             }

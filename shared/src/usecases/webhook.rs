@@ -84,7 +84,7 @@ where
         return Reply::new(413, format!("the payload is larger than {MAX_BODY} bytes"));
     }
     if let Err(error) = webhook.keys.verify(delivery.body, delivery.signature, now).await {
-        warn!(%error, "delivery refused");
+        warn!(error = %Chain(&error), "delivery refused");
         let message = match error {
             SignatureError::Missing => "X-Hub-Signature-256 is missing: set a secret on the webhook",
             SignatureError::Malformed | SignatureError::Mismatch => "the signature does not match",
@@ -218,13 +218,9 @@ async fn start<S: PipelineStore, R: EffectRunner>(
     };
     let skipped = |reason: String| Started::No(json!({ "pipeline": pipeline.name, "reason": reason }));
     match handle(store, effects, input).await {
-        Ok(Handled::Applied) => match store.execution(&execution_id).await {
-            // A push of an older commit is recorded, as skipped, with the reason.
-            Ok(Some(execution)) if execution.status == crate::pipeline::Status::Skipped => {
-                skipped(execution.reason.unwrap_or_default())
-            }
-            _ => Started::Yes(answer),
-        },
+        Ok(Handled::Applied) => Started::Yes(answer),
+        // A push of an older commit is recorded, as skipped, with the reason.
+        Ok(Handled::Skipped { reason }) => skipped(reason),
         Ok(Handled::Ignored(IgnoreReason::DuplicateEvent)) => Started::Yes(answer),
         Ok(Handled::Duplicate { answer }) => Started::Yes(answer),
         Ok(Handled::Ignored(reason)) => skipped(format!("{reason:?}")),

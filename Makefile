@@ -9,7 +9,7 @@ TOOLS := $(VENV)/.installed-$(shell sha1sum tests/requirements.txt | cut -c1-12)
 export AWS_EC2_METADATA_DISABLED := true
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test demo lint check-pipelines pipelines clean
+.PHONY: test demo bench lint check-pipelines pipelines clean
 
 ## test: format, lints, template lint, then every unit and integration test (moto_server on loopback).
 test: $(TOOLS) lint
@@ -21,6 +21,12 @@ test: $(TOOLS) lint
 demo: $(TOOLS)
 	MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server cargo run --quiet -p sluice-integration --bin demo
 
+## bench: the github-webhook function against moto over HTTP, release build: latency (median, p99) and AWS calls per
+## push with 0 and with 20 executions held; then the criterion benches of the webhook's own work.
+bench: $(TOOLS)
+	MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server cargo run --quiet --release -p sluice-integration --bin bench -- $(PUSHES)
+	cargo bench --quiet -p sluice --bench webhook
+
 lint: $(TOOLS)
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -28,7 +34,6 @@ lint: $(TOOLS)
 
 ## check-pipelines FILE=pipelines.toml: validate a definitions file; every error names pipeline, field and line.
 check-pipelines:
-	@test -n "$(TABLE)" || { echo "set TABLE to the stack's PipelineTableName output, e.g. make pipelines TABLE=sluice-PipelineTable-1A2B3C"; exit 2; }
 	cargo run --quiet -p sluice-cli -- check $(or $(FILE),infra/pipelines.example.toml)
 
 $(TOOLS): tests/requirements.txt

@@ -2,6 +2,8 @@
 //! stack made anew in it from `template.yaml` (the table, the bus, each rule with an SQS queue as its target,
 //! and an approval topic), so that tests drive the real adapters over real HTTP and cannot drift from the template.
 
+pub mod bench;
+pub mod meter;
 pub mod template;
 
 use std::collections::HashMap;

@@ -4,6 +4,8 @@
 //! sluice check FILE                     validate; every error names its pipeline, field, line and column
 //! sluice publish FILE --table TABLE     validate, then make FILE the definitions the functions use
 //! sluice show --table TABLE             print the definitions in use and their revision
+//! sluice effects PIPELINE --table TABLE  list the pipeline's pending and parked effects
+//! sluice retry-effect PIPELINE ID --table TABLE  put a parked effect back in the pipeline's outbox
 //! ```
 //! AWS credentials, region and endpoint come from the environment, as for the AWS CLI.
 
@@ -12,12 +14,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use sluice::adapters::DynamoDbStore;
 use sluice::definitions::{Definitions, Pipeline};
-use sluice::ports::DefinitionsStore;
+use sluice::pipeline::PipelineState;
+use sluice::ports::{DefinitionsStore, PipelineStore};
 
 const USAGE: &str = "usage:
   sluice check FILE                  check a definitions file
   sluice publish FILE --table TABLE  check FILE, then publish it to the stack's table (its PipelineTableName output)
-  sluice show --table TABLE          print the published definitions and their revision";
+  sluice show --table TABLE          print the published definitions and their revision
+  sluice effects PIPELINE --table TABLE       list the pipeline's pending and parked effects
+  sluice retry-effect PIPELINE ID --table TABLE  put a parked effect back in the pipeline's outbox";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -32,7 +37,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &[String]) -> Result<()> {
-    let (command, file, table) = parse_args(args)?;
+    let (command, words, table) = parse_args(args)?;
+    let file = words.first().copied();
     match command {
         "check" => {
             let (_, definitions) = load(file.context(USAGE)?)?;
@@ -68,13 +74,77 @@ async fn run(args: &[String]) -> Result<()> {
                 None => bail!("no definitions are published yet: run `sluice publish FILE --table TABLE`"),
             }
         }
+        "effects" => {
+            let pipeline = file.context(USAGE)?;
+            let store = store(table.context(USAGE)?).await;
+            let state = store.load(pipeline).await.with_context(|| format!("reading pipeline {pipeline}"))?;
+            match state {
+                Some(stored) => {
+                    print!("{}", effects(&stored.value, table.unwrap_or_default()));
+                    Ok(())
+                }
+                None => bail!("pipeline {pipeline} has never run: it has no effects"),
+            }
+        }
+        "retry-effect" => {
+            let (Some(pipeline), Some(id)) = (file, words.get(1).copied()) else { bail!("{USAGE}") };
+            let store = store(table.context(USAGE)?).await;
+            let retried = sluice::usecases::retry_parked(&store, pipeline, id)
+                .await
+                .with_context(|| format!("putting {id} back in {pipeline}'s outbox"))?;
+            if !retried {
+                bail!("{pipeline} has no parked effect {id}: `sluice effects {pipeline} --table TABLE` lists them");
+            }
+            println!(
+                "{id} is back in {pipeline}'s outbox: it is carried out at the pipeline's next event, or by the \
+                 reconciler within {} minutes",
+                RECONCILER_MINUTES
+            );
+            Ok(())
+        }
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }
 }
 
-fn parse_args(args: &[String]) -> Result<(&str, Option<&str>, Option<&str>)> {
+/// How often the reconciler runs (its schedule in `template.yaml`).
+const RECONCILER_MINUTES: u32 = 5;
+
+/// The pipeline's outbox as an operator reads it: what waits, what failed and why, and how to retry what is parked.
+fn effects(state: &PipelineState, table: &str) -> String {
+    let mut text = String::new();
+    if state.pending.is_empty() && state.parked.is_empty() {
+        return format!("{}: no pending or parked effects\n", state.pipeline);
+    }
+    text.push_str(&format!("{}: {} pending, {} parked\n", state.pipeline, state.pending.len(), state.parked.len()));
+    for pending in &state.pending {
+        text.push_str(&format!("pending  {}  {}\n", pending.id, pending.effect.describe()));
+        if pending.attempts > 0 {
+            let next = pending.not_before.map(|at| at.to_rfc3339()).unwrap_or_else(|| "now".to_owned());
+            text.push_str(&format!("         {} failed attempt(s), next try {next}\n", pending.attempts));
+        }
+        if let Some(error) = &pending.last_error {
+            text.push_str(&format!("         last error: {error}\n"));
+        }
+    }
+    for parked in &state.parked {
+        text.push_str(&format!("parked   {}  {}\n", parked.id, parked.effect.describe()));
+        text.push_str(&format!(
+            "         parked {} after {} attempt(s): {}\n",
+            parked.parked_at.to_rfc3339(),
+            parked.attempts,
+            parked.error
+        ));
+        text.push_str(&format!(
+            "         retry: sluice retry-effect {} {} --table {table}\n",
+            state.pipeline, parked.id
+        ));
+    }
+    text
+}
+
+fn parse_args(args: &[String]) -> Result<(&str, Vec<&str>, Option<&str>)> {
     let mut command = None;
-    let mut file = None;
+    let mut words = Vec::new();
     let mut table = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -83,11 +153,11 @@ fn parse_args(args: &[String]) -> Result<(&str, Option<&str>, Option<&str>)> {
             "-h" | "--help" => bail!("{USAGE}"),
             flag if flag.starts_with('-') => bail!("unknown option {flag}\n{USAGE}"),
             word if command.is_none() => command = Some(word),
-            word if file.is_none() => file = Some(word),
+            word if words.len() < 2 => words.push(word),
             word => bail!("unexpected argument {word:?}\n{USAGE}"),
         }
     }
-    Ok((command.context(USAGE)?, file, table))
+    Ok((command.context(USAGE)?, words, table))
 }
 
 fn load(file: &str) -> Result<(String, Definitions)> {

@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use anyhow::Result;
 use sluice::adapters::DynamoDbStore;
-use sluice::ports::DefinitionsStore;
+use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice_integration::{Stack, moto, workspace_root};
 
 const EXAMPLE: &str = "infra/pipelines.example.toml";
@@ -135,4 +135,53 @@ fn showing_before_anything_is_published_says_what_to_do() {
     let output = sluice(&["show", "--table", &stack.table]);
     assert!(!output.status.success());
     assert!(stderr(&output).contains("no definitions are published yet"), "{}", stderr(&output));
+}
+
+#[tokio::test]
+async fn a_parked_effect_is_listed_with_its_error_and_can_be_put_back_by_hand() -> Result<()> {
+    use sluice::definitions::ExecutionMode;
+    use sluice::testing::{RecordingRunner, push};
+    use sluice::usecases::{Input, handle};
+
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    // CodeBuild refuses the build for good (access denied): the StartBuild effect is parked at once. The runner, as
+    // the webhook's would be, does not publish here: the announcement waits in the outbox.
+    let runner = RecordingRunner::owning(&[sluice::pipeline::EffectKind::StartBuild]);
+    runner.refuse_next(1);
+    let event = push("web-1", ExecutionMode::Superseded, false);
+    let input = Input {
+        pipeline: "web",
+        mode: ExecutionMode::Superseded,
+        event: &event,
+        receipt: None,
+        now: chrono::Utc::now(),
+    };
+    handle(&store, &runner, input).await?;
+    let state = store.load("web").await?.expect("the pipeline").value;
+    let (parked, pending) = (state.parked[0].id.clone(), state.pending[0].id.clone());
+
+    let listed = sluice(&["effects", "web", "--table", &stack.table]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let text = stdout(&listed);
+    assert!(text.starts_with("web: 1 pending, 1 parked\n"), "{text}");
+    assert!(text.contains(&format!("pending  {pending}  publish Execution Started for web-1")), "{text}");
+    let line = format!("parked   {parked}  start CodeBuild project web-build on sha-web-1 for web-1");
+    assert!(text.contains(&line), "{text}");
+    assert!(text.contains("after 1 attempt(s): "), "{text}");
+    assert!(text.contains("AccessDeniedException"), "{text}");
+    let retry = format!("retry: sluice retry-effect web {parked} --table {}", stack.table);
+    assert!(text.contains(&retry), "{text}");
+
+    let retried = sluice(&["retry-effect", "web", &parked, "--table", &stack.table]);
+    assert!(retried.status.success(), "{}", stderr(&retried));
+    assert!(stdout(&retried).starts_with(&format!("{parked} is back in web's outbox")), "{}", stdout(&retried));
+    let state = store.load("web").await?.expect("the pipeline").value;
+    assert!(state.parked.is_empty());
+    assert!(state.pending.iter().any(|p| p.id == parked && p.attempts == 0), "{:?}", state.pending);
+
+    let again = sluice(&["retry-effect", "web", &parked, "--table", &stack.table]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains(&format!("web has no parked effect {parked}")), "{}", stderr(&again));
+    Ok(())
 }

@@ -5,6 +5,7 @@ mod builds;
 mod cancellations;
 mod chain;
 mod codedeploy_sandbox;
+mod cost;
 mod ecs_sandbox;
 mod events;
 mod store;

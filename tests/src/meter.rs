@@ -1,0 +1,142 @@
+//! A meter on the wire to AWS: a loopback HTTP forwarder put between sluice's SDK clients and moto_server that counts
+//! every request it forwards, names its operation, and counts the sequential round trips (the spans of time with at
+//! least one request in flight: calls made side by side count once). What a function costs in AWS calls is read
+//! here, at the HTTP layer, not by hand.
+//!
+//! Each connection from a client gets its own connection to the upstream, so keep-alive and pooling behave as
+//! they would without the meter.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{Context, Result};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// What went over the wire since the meter was last read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reading {
+    /// Each request's operation, in the order they were sent: `DynamoDB_20120810.GetItem` (the `X-Amz-Target` of
+    /// JSON-protocol services), or the method and path for the others.
+    pub calls: Vec<String>,
+    /// Spans of time with at least one request in flight: calls made side by side share one.
+    pub round_trips: usize,
+}
+
+impl Reading {
+    /// The operations without their service's version prefix: `GetItem, TransactWriteItems, ...`.
+    pub fn operations(&self) -> String {
+        self.calls.iter().map(|call| call.rsplit('.').next().unwrap_or(call)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    reading: Reading,
+    in_flight: usize,
+}
+
+/// A running meter. Stops forwarding when dropped.
+pub struct Meter {
+    /// `http://127.0.0.1:<port>`: give it to the SDK as the endpoint in place of the upstream's.
+    pub endpoint: String,
+    tally: Arc<Mutex<Tally>>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn lock(tally: &Mutex<Tally>) -> MutexGuard<'_, Tally> {
+    tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Meter {
+    /// Forwards to `upstream` (`http://host:port`) from a free loopback port.
+    pub async fn start(upstream: &str) -> Result<Self> {
+        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let shared = Arc::clone(&tally);
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else { continue };
+                let tally = Arc::clone(&shared);
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    // A connection ends when the client closes it; there is nothing to report.
+                    let _ = relay(inbound, &upstream, tally).await;
+                });
+            }
+        });
+        Ok(Self { endpoint, tally, server })
+    }
+
+    /// What was forwarded since the last reading; the count starts again from nothing.
+    pub fn take(&self) -> Reading {
+        std::mem::take(&mut lock(&self.tally).reading)
+    }
+}
+
+async fn relay(inbound: TcpStream, upstream: &str, tally: Arc<Mutex<Tally>>) -> Result<()> {
+    let outbound = TcpStream::connect(upstream).await.with_context(|| format!("connecting to {upstream}"))?;
+    outbound.set_nodelay(true)?;
+    inbound.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(outbound)).await?;
+    tokio::spawn(connection);
+    let sender = Arc::new(tokio::sync::Mutex::new(sender));
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let sender = Arc::clone(&sender);
+        let tally = Arc::clone(&tally);
+        async move { Ok::<_, Infallible>(forward(request, &sender, &tally).await) }
+    });
+    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(inbound), service).await?;
+    Ok(())
+}
+
+async fn forward(
+    request: hyper::Request<Incoming>,
+    sender: &tokio::sync::Mutex<SendRequest<Full<Bytes>>>,
+    tally: &Mutex<Tally>,
+) -> hyper::Response<Full<Bytes>> {
+    let operation = match request.headers().get("x-amz-target").and_then(|value| value.to_str().ok()) {
+        Some(target) => target.to_owned(),
+        None => format!("{} {}", request.method(), request.uri().path()),
+    };
+    {
+        let mut tally = lock(tally);
+        if tally.in_flight == 0 {
+            tally.reading.round_trips += 1;
+        }
+        tally.in_flight += 1;
+        tally.reading.calls.push(operation);
+    }
+    let answer = pass_on(request, sender).await;
+    lock(tally).in_flight -= 1;
+    answer.unwrap_or_else(|error| {
+        let mut response =
+            hyper::Response::new(Full::new(Bytes::from(format!("the meter could not forward: {error}"))));
+        *response.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+        response
+    })
+}
+
+async fn pass_on(
+    request: hyper::Request<Incoming>,
+    sender: &tokio::sync::Mutex<SendRequest<Full<Bytes>>>,
+) -> Result<hyper::Response<Full<Bytes>>> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let response = sender.lock().await.send_request(hyper::Request::from_parts(parts, Full::new(body))).await?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(hyper::Response::from_parts(parts, Full::new(body)))
+}

@@ -1,0 +1,36 @@
+//! What a signed push costs in AWS calls, counted on the wire by the meter between the webhook function and moto:
+//! the same few calls whatever the number of executions the pipeline holds. (`make bench` measures the latency.)
+
+use anyhow::Result;
+use sluice_integration::bench::{Bench, Case, HELD};
+
+fn sorted(calls: &[String]) -> Vec<String> {
+    let mut calls = calls.to_vec();
+    calls.sort();
+    calls
+}
+
+#[tokio::test]
+async fn a_push_that_starts_a_build_costs_the_same_few_calls_whether_the_pipeline_holds_none_or_twenty_runs()
+-> Result<()> {
+    let bench = Bench::set_up(2).await?;
+    for index in 0..bench.pushes() {
+        let empty = bench.push(Case::Empty, index).await?;
+        let held = bench.push(Case::Held, index).await?;
+        assert_eq!(bench.held(Case::Held, index).await?, HELD + 1, "the push was recorded beside the held runs");
+
+        let expected = sorted(&[
+            "AWSEvents.PutEvents".to_owned(),
+            "CodeBuild_20161006.StartBuild".to_owned(),
+            "DynamoDB_20120810.GetItem".to_owned(),
+            "DynamoDB_20120810.TransactWriteItems".to_owned(),
+            "DynamoDB_20120810.TransactWriteItems".to_owned(),
+        ]);
+        assert_eq!(sorted(&empty.reading.calls), expected, "{:?}", empty.reading);
+        assert_eq!(sorted(&held.reading.calls), expected, "{:?}", held.reading);
+        // Read, record with the outbox, StartBuild beside PutEvents, record what came of them.
+        assert_eq!(empty.reading.round_trips, 4, "{:?}", empty.reading);
+        assert_eq!(held.reading.round_trips, 4, "{:?}", held.reading);
+    }
+    Ok(())
+}

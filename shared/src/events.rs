@@ -40,6 +40,19 @@ pub struct ApprovalRequested {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A person approved or rejected an execution through its approval link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalDecided {
+    pub pipeline: String,
+    pub execution_id: ExecutionId,
+    pub commit: String,
+    /// `approved` or `rejected`.
+    pub decision: String,
+    pub approver: String,
+    pub comment: Option<String>,
+    pub decided_at: DateTime<Utc>,
+}
+
 /// An execution entered the deploy stage: the deploy function starts the deployment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentRequested {
@@ -76,6 +89,8 @@ pub enum SluiceEvent {
     ExecutionStarted(ExecutionStarted),
     #[serde(rename = "Approval Requested")]
     ApprovalRequested(ApprovalRequested),
+    #[serde(rename = "Approval Decided")]
+    ApprovalDecided(ApprovalDecided),
     #[serde(rename = "Deployment Requested")]
     DeploymentRequested(DeploymentRequested),
     #[serde(rename = "Execution Finished")]
@@ -86,7 +101,7 @@ pub enum SluiceEvent {
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     #[error(
-        "unknown detail-type {0:?}: sluice publishes Execution Started, Approval Requested, Deployment Requested and Execution Finished"
+        "unknown detail-type {0:?}: sluice publishes Execution Started, Approval Requested, Approval Decided, Deployment Requested and Execution Finished"
     )]
     UnknownDetailType(String),
     #[error("malformed {detail_type} detail")]
@@ -100,6 +115,7 @@ pub enum EventError {
 impl SluiceEvent {
     pub const EXECUTION_STARTED: &'static str = "Execution Started";
     pub const APPROVAL_REQUESTED: &'static str = "Approval Requested";
+    pub const APPROVAL_DECIDED: &'static str = "Approval Decided";
     pub const DEPLOYMENT_REQUESTED: &'static str = "Deployment Requested";
     pub const EXECUTION_FINISHED: &'static str = "Execution Finished";
 
@@ -108,6 +124,7 @@ impl SluiceEvent {
         match self {
             SluiceEvent::ExecutionStarted(_) => Self::EXECUTION_STARTED,
             SluiceEvent::ApprovalRequested(_) => Self::APPROVAL_REQUESTED,
+            SluiceEvent::ApprovalDecided(_) => Self::APPROVAL_DECIDED,
             SluiceEvent::DeploymentRequested(_) => Self::DEPLOYMENT_REQUESTED,
             SluiceEvent::ExecutionFinished(_) => Self::EXECUTION_FINISHED,
         }
@@ -117,6 +134,7 @@ impl SluiceEvent {
         match self {
             SluiceEvent::ExecutionStarted(e) => &e.pipeline,
             SluiceEvent::ApprovalRequested(e) => &e.pipeline,
+            SluiceEvent::ApprovalDecided(e) => &e.pipeline,
             SluiceEvent::DeploymentRequested(e) => &e.pipeline,
             SluiceEvent::ExecutionFinished(e) => &e.pipeline,
         }
@@ -126,6 +144,7 @@ impl SluiceEvent {
         match self {
             SluiceEvent::ExecutionStarted(e) => &e.execution_id,
             SluiceEvent::ApprovalRequested(e) => &e.execution_id,
+            SluiceEvent::ApprovalDecided(e) => &e.execution_id,
             SluiceEvent::DeploymentRequested(e) => &e.execution_id,
             SluiceEvent::ExecutionFinished(e) => &e.execution_id,
         }
@@ -137,6 +156,7 @@ impl SluiceEvent {
         let detail = match self {
             SluiceEvent::ExecutionStarted(e) => serde_json::to_value(e),
             SluiceEvent::ApprovalRequested(e) => serde_json::to_value(e),
+            SluiceEvent::ApprovalDecided(e) => serde_json::to_value(e),
             SluiceEvent::DeploymentRequested(e) => serde_json::to_value(e),
             SluiceEvent::ExecutionFinished(e) => serde_json::to_value(e),
         };
@@ -154,6 +174,7 @@ impl SluiceEvent {
         Ok(match detail_type {
             Self::EXECUTION_STARTED => Self::ExecutionStarted(parse(Self::EXECUTION_STARTED, detail)?),
             Self::APPROVAL_REQUESTED => Self::ApprovalRequested(parse(Self::APPROVAL_REQUESTED, detail)?),
+            Self::APPROVAL_DECIDED => Self::ApprovalDecided(parse(Self::APPROVAL_DECIDED, detail)?),
             Self::DEPLOYMENT_REQUESTED => Self::DeploymentRequested(parse(Self::DEPLOYMENT_REQUESTED, detail)?),
             Self::EXECUTION_FINISHED => Self::ExecutionFinished(parse(Self::EXECUTION_FINISHED, detail)?),
             other => return Err(EventError::UnknownDetailType(other.to_owned())),

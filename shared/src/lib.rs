@@ -2,6 +2,7 @@
 //! adapters behind them. Every Lambda function of sluice is a thin wrapper around a use case of this crate.
 
 pub mod adapters;
+pub mod approval;
 pub mod config;
 pub mod definitions;
 pub mod events;

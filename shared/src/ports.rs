@@ -143,9 +143,14 @@ impl<'a> Write<'a> {
             let was = old(&execution.id);
             let build = |e: &Execution| e.build.as_ref().and_then(|build| build.build_id.clone());
             let deployment = |e: &Execution| e.deploy.as_ref().and_then(|deploy| deploy.deployment_id.clone());
-            for (now, then) in
-                [(build(execution), was.and_then(build)), (deployment(execution), was.and_then(deployment))]
-            {
+            let link = |e: &Execution| {
+                e.approval.as_ref().and_then(|approval| approval.token_hash.as_deref()).map(approval_link)
+            };
+            for (now, then) in [
+                (build(execution), was.and_then(build)),
+                (deployment(execution), was.and_then(deployment)),
+                (link(execution), was.and_then(link)),
+            ] {
                 if let Some(aws_id) = now.filter(|id| Some(id) != then.as_ref()) {
                     links.push(AwsLink { aws_id, pipeline: after.pipeline.clone(), execution: execution.id.clone() });
                 }
@@ -159,6 +164,11 @@ impl<'a> Write<'a> {
         self.receipt = receipt;
         self
     }
+}
+
+/// The id under which an approval link's token hash finds its execution ([`PipelineStore::find`]).
+pub fn approval_link(token_hash: &str) -> String {
+    format!("approval:{token_hash}")
 }
 
 /// Where pipeline states, executions and receipts are kept.
@@ -340,4 +350,78 @@ pub enum SecretError {
 pub trait WebhookSecretSource: Send + Sync {
     /// The secrets that verify deliveries now: the current one and, during a rotation's grace period, the previous.
     fn read(&self) -> impl Future<Output = Result<crate::github::WebhookSecrets, SecretError>> + Send;
+}
+
+/// A message for the approvers could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The topic refused it for good: it does not exist, sluice may not publish to it, or the message is invalid.
+    #[error("topic {topic} refused the approval request: {message}")]
+    Refused {
+        topic: String,
+        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("topic {topic} could not be reached")]
+    Unavailable {
+        topic: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Tells the approvers that a run waits for them (an SNS topic, with email subscribers).
+pub trait ApprovalNotifier: Send + Sync {
+    fn notify(
+        &self,
+        topic_arn: &str,
+        email: &crate::approval::ApprovalEmail,
+    ) -> impl Future<Output = Result<(), NotifyError>> + Send;
+}
+
+/// Where the approval pages are served could not be found out.
+#[derive(Debug, thiserror::Error)]
+#[error("the approval function's URL is unknown: {message}")]
+pub struct SiteError {
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// Where approval links point: the approval function's own URL.
+pub trait ReviewSite: Send + Sync {
+    /// The base URL, ending in `/`.
+    fn base_url(&self) -> impl Future<Output = Result<String, SiteError>> + Send;
+}
+
+/// A review site at a URL known in advance (a custom domain, or the sandbox's loopback URL).
+#[derive(Debug, Clone)]
+pub struct FixedSite(pub String);
+
+impl ReviewSite for FixedSite {
+    async fn base_url(&self) -> Result<String, SiteError> {
+        Ok(with_slash(&self.0))
+    }
+}
+
+/// `url`, ending in exactly one `/`.
+pub fn with_slash(url: &str) -> String {
+    format!("{}/", url.trim_end_matches('/'))
+}
+
+impl<T: EventPublisher> EventPublisher for std::sync::Arc<T> {
+    fn publish(&self, events: &[SluiceEvent]) -> impl Future<Output = Result<(), PublishError>> + Send {
+        self.as_ref().publish(events)
+    }
+}
+
+impl<T: ApprovalNotifier> ApprovalNotifier for std::sync::Arc<T> {
+    fn notify(
+        &self,
+        topic_arn: &str,
+        email: &crate::approval::ApprovalEmail,
+    ) -> impl Future<Output = Result<(), NotifyError>> + Send {
+        self.as_ref().notify(topic_arn, email)
+    }
 }

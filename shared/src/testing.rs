@@ -171,6 +171,48 @@ impl EventPublisher for RecordingPublisher {
     }
 }
 
+/// `ApprovalNotifier` that keeps each (topic, email) it was given; `refuse_next` makes the next one fail for good,
+/// as SNS does for a topic that does not exist.
+#[derive(Debug, Default)]
+pub struct RecordingNotifier {
+    sent: Mutex<Vec<(String, crate::approval::ApprovalEmail)>>,
+    refuse: Mutex<usize>,
+}
+
+impl RecordingNotifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn sent(&self) -> Vec<(String, crate::approval::ApprovalEmail)> {
+        lock(&self.sent).clone()
+    }
+
+    pub fn refuse_next(&self, count: usize) {
+        *lock(&self.refuse) = count;
+    }
+}
+
+impl crate::ports::ApprovalNotifier for RecordingNotifier {
+    async fn notify(
+        &self,
+        topic_arn: &str,
+        email: &crate::approval::ApprovalEmail,
+    ) -> Result<(), crate::ports::NotifyError> {
+        let mut refuse = lock(&self.refuse);
+        if *refuse > 0 {
+            *refuse -= 1;
+            return Err(crate::ports::NotifyError::Refused {
+                topic: topic_arn.to_owned(),
+                message: "NotFound: Topic does not exist".to_owned(),
+                source: "refused by the test".into(),
+            });
+        }
+        lock(&self.sent).push((topic_arn.to_owned(), email.clone()));
+        Ok(())
+    }
+}
+
 /// `EffectRunner` that records what it carried out and answers as AWS would: a StartBuild gets a build id
 /// (`build-<execution>`), so the run moves on. It owns every kind unless told otherwise ([`RecordingRunner::owning`]);
 /// `fail_next(n)` makes the next `n` effects fail for now, `refuse_next(n)` for good.

@@ -98,6 +98,9 @@ fn deploy(state: &mut PipelineState, n: usize, effects: &mut Vec<Effect>) -> Exe
         decision: ApprovalDecision::Approved,
         approver: bounded(&long('a', 10_000), 256),
         comment: Some(bounded(&long('c', 10_000), 1024)),
+        token_hash: None,
+        source_ip: None,
+        user_agent: None,
     };
     apply(state, decided, 2, effects);
     let deployment_id = format!("d-{n:0>9}");

@@ -1,8 +1,12 @@
 //! What a signed push costs: the real github-webhook function, wired by its own `from_aws` and served on a loopback
 //! function URL, with every AWS call going through a [`Meter`] to moto_server. Two cases, side by side: a push to a
-//! pipeline that holds no execution, and a push to one that holds 20 (one awaiting approval, 19 queued behind it,
-//! made by the real use case), each push starting a build. `make bench` prints the figures; the integration tests
-//! hold the counts to their bounds.
+//! pipeline that holds no execution (a pipeline of its own for each push), and a push to one that holds 20 (one
+//! awaiting approval, 19 queued behind it, made by the real use case, and put back as it was after each push), each
+//! push starting a build. `make bench` prints the figures; the integration tests hold the counts to their bounds.
+//!
+//! moto copies every table for each transaction it runs, so its answers slow down as the account's data grows: the
+//! bench keeps the data small (one held pipeline, restored after each push) and alternates the two cases, so that
+//! both see the same moto.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +20,7 @@ use sluice::adapters::DynamoDbStore;
 use sluice::definitions::{Definitions, ExecutionMode};
 use sluice::github::sign;
 use sluice::pipeline::{BuildOutputs, Event, ExecutionId, Plan, SourceFacts, Stage, Status};
-use sluice::ports::{DefinitionsStore, PipelineStore};
+use sluice::ports::{DefinitionsStore, PipelineStore, Write};
 use sluice::testing::RecordingRunner;
 use sluice::usecases::{Handled, Input, handle};
 use sluice_sandbox::function_url::{FunctionUrl, serve};
@@ -62,8 +66,7 @@ pub struct Sample {
     pub reading: Reading,
 }
 
-/// The function deployed in moto behind a meter, with `pushes` fresh pipelines per case (each push goes to a
-/// pipeline of its own, so every case is measured in the same state).
+/// The function deployed in moto behind a meter, with `pushes` empty pipelines and one held one.
 pub struct Bench {
     store: DynamoDbStore,
     secret: String,
@@ -71,13 +74,14 @@ pub struct Bench {
     meter: Meter,
     pushes: usize,
     commits: AtomicU64,
-    /// The last commit recorded on each held pipeline, to chain the measured push after it.
-    heads: Vec<String>,
+    /// The held pipeline as filled, put back after each push, and its last commit.
+    held: sluice::ports::Stored<sluice::pipeline::PipelineState>,
+    head: String,
 }
 
 impl Bench {
-    /// Makes the stack, publishes `pushes` pipelines per case (plus one to warm the function), fills the held ones,
-    /// and serves the function.
+    /// Makes the stack, publishes `pushes` empty pipelines, the held one and one to warm the function with, fills
+    /// the held one, and serves the function.
     pub async fn set_up(pushes: usize) -> Result<Self> {
         let stack = Stack::create().await?;
         let project = unique("bench-build");
@@ -111,14 +115,12 @@ impl Bench {
         })
         .await?;
 
-        let mut bench = Self { store, secret, url, meter, pushes, commits: AtomicU64::new(1), heads: vec![] };
         let parsed = Definitions::parse("bench.toml", &definitions).context("the bench's pipelines")?;
-        for index in 0..pushes {
-            let name = format!("{}-{index}", Case::Held.prefix());
-            let pipeline = parsed.get(&name).with_context(|| format!("pipeline {name}"))?;
-            let head = bench.fill(&name, &Plan::from(pipeline)).await?;
-            bench.heads.push(head);
-        }
+        let name = Case::Held.prefix();
+        let pipeline = parsed.get(name).with_context(|| format!("pipeline {name}"))?;
+        let head = fill(&store, name, &Plan::from(pipeline)).await?;
+        let held = store.load(name).await?.context("the held pipeline")?;
+        let bench = Self { store, secret, url, meter, pushes, commits: AtomicU64::new(1), held, head };
         // The first delivery reads the secret and the definitions, and opens the connections.
         bench.deliver("warm", None).await?;
         bench.meter.take();
@@ -132,11 +134,10 @@ impl Bench {
 
     /// The `index`th push of `case`, measured: a new commit on its pipeline's main branch.
     pub async fn push(&self, case: Case, index: usize) -> Result<Sample> {
-        let before = match case {
-            Case::Empty => None,
-            Case::Held => Some(self.heads[index].clone()),
+        let (name, before) = match case {
+            Case::Empty => (format!("{}-{index}", case.prefix()), None),
+            Case::Held => (case.prefix().to_owned(), Some(self.head.clone())),
         };
-        let name = format!("{}-{index}", case.prefix());
         self.meter.take();
         let started = Instant::now();
         let answer = self.deliver(&name, before).await?;
@@ -145,17 +146,27 @@ impl Bench {
         if answer["message"] != "1 execution started" {
             bail!("the push to {name} did not start one execution: {answer}");
         }
+        if case == Case::Held {
+            self.restore().await?;
+        }
         Ok(Sample { latency, reading })
     }
 
-    /// How many executions `pipeline` of `case` holds now.
-    pub async fn held(&self, case: Case, index: usize) -> Result<usize> {
-        let name = format!("{}-{index}", case.prefix());
-        Ok(self.store.load(&name).await?.map_or(0, |stored| stored.value.executions.len()))
+    /// How many executions the held pipeline holds now.
+    pub async fn held(&self) -> Result<usize> {
+        Ok(self.store.load(Case::Held.prefix()).await?.map_or(0, |stored| stored.value.executions.len()))
+    }
+
+    /// Puts the held pipeline's state back as it was filled (the pushed run stays in its history).
+    async fn restore(&self) -> Result<()> {
+        let current = self.store.load(Case::Held.prefix()).await?.context("the held pipeline")?;
+        let write = Write::between(Some(&current.value), &self.held.value, Some(current.version));
+        self.store.save(&write).await.context("restoring the held pipeline")?;
+        Ok(())
     }
 
     fn commit(&self) -> String {
-        format!("{:08x}{:032x}", std::process::id(), self.commits.fetch_add(1, Ordering::Relaxed))
+        commit(&self.commits)
     }
 
     /// Signs and delivers a push to the repository watched by `pipeline`, as GitHub does.
@@ -183,66 +194,66 @@ impl Bench {
         }
         Ok(answer)
     }
-
-    /// Gives `pipeline` [`HELD`] executions through the real use case (built, then awaiting approval or queued for
-    /// it), with nothing left in its outbox; returns the last commit.
-    async fn fill(&self, pipeline: &str, plan: &Plan) -> Result<String> {
-        let runner = RecordingRunner::new();
-        let mut before = "0".repeat(40);
-        for _ in 0..HELD {
-            let commit = self.commit();
-            let execution_id = ExecutionId(format!("{pipeline}-{commit}"));
-            let triggered = Event::Triggered {
-                execution_id: execution_id.clone(),
-                source: SourceFacts {
-                    repository: format!("bench/{pipeline}"),
-                    commit: commit.clone(),
-                    before: std::mem::replace(&mut before, commit.clone()),
-                    git_ref: "refs/heads/main".into(),
-                    pusher: "octocat".into(),
-                    delivery_id: unique("delivery"),
-                    message: "Fix the checkout button".into(),
-                    compare_url: format!("https://github.com/bench/{pipeline}/compare/{commit}"),
-                },
-                plan: Box::new(plan.clone()),
-                mode: ExecutionMode::Queued,
-            };
-            // The runner answers StartBuild with `build-<execution>`, as CodeBuild would with its build id.
-            let built = Event::BuildSucceeded {
-                execution_id: execution_id.clone(),
-                build_id: format!("build-{execution_id}"),
-                outputs: BuildOutputs {
-                    image_uri: format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/bench@sha256:{commit}{commit}"),
-                    artifacts: Some(format!("s3://bench-artifacts/{pipeline}/{commit}")),
-                },
-            };
-            for event in [&triggered, &built] {
-                let input = Input { pipeline, mode: ExecutionMode::Queued, event, receipt: None, now: Utc::now() };
-                let handled = handle(&self.store, &runner, input).await?;
-                if handled != Handled::Applied {
-                    bail!("filling {pipeline}: {} was {handled:?}", event.name());
-                }
-            }
-        }
-        let state = self.store.load(pipeline).await?.context("the filled pipeline")?.value;
-        let awaiting = state.executions.iter().filter(|e| e.status == Status::Running(Stage::Approval));
-        if state.executions.len() != HELD || awaiting.count() != 1 || !state.pending.is_empty() {
-            bail!(
-                "{pipeline} was not filled as meant: {} executions, outbox {:?}",
-                state.executions.len(),
-                state.pending
-            );
-        }
-        Ok(before)
-    }
 }
 
-/// `pushes` pipelines per case, each watching a repository of its own, queued, with an approval; and one to warm up.
-fn definitions(pushes: usize, project: &str, topic: &str) -> String {
-    let mut names = vec!["warm".to_owned()];
-    for case in [Case::Empty, Case::Held] {
-        names.extend((0..pushes).map(|index| format!("{}-{index}", case.prefix())));
+/// Gives `pipeline` [`HELD`] executions through the real use case (built, then awaiting approval or queued for
+/// it), with nothing left in its outbox; returns the last commit.
+async fn fill(store: &DynamoDbStore, pipeline: &str, plan: &Plan) -> Result<String> {
+    let runner = RecordingRunner::new();
+    let counter = AtomicU64::new(1 << 40);
+    let mut before = "0".repeat(40);
+    for _ in 0..HELD {
+        let commit = commit(&counter);
+        let execution_id = ExecutionId(format!("{pipeline}-{commit}"));
+        let triggered = Event::Triggered {
+            execution_id: execution_id.clone(),
+            source: SourceFacts {
+                repository: format!("bench/{pipeline}"),
+                commit: commit.clone(),
+                before: std::mem::replace(&mut before, commit.clone()),
+                git_ref: "refs/heads/main".into(),
+                pusher: "octocat".into(),
+                delivery_id: unique("delivery"),
+                message: "Fix the checkout button".into(),
+                compare_url: format!("https://github.com/bench/{pipeline}/compare/{commit}"),
+            },
+            plan: Box::new(plan.clone()),
+            mode: ExecutionMode::Queued,
+        };
+        // The runner answers StartBuild with `build-<execution>`, as CodeBuild would with its build id.
+        let built = Event::BuildSucceeded {
+            execution_id: execution_id.clone(),
+            build_id: format!("build-{execution_id}"),
+            outputs: BuildOutputs {
+                image_uri: format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/bench@sha256:{commit}{commit}"),
+                artifacts: Some(format!("s3://bench-artifacts/{pipeline}/{commit}")),
+            },
+        };
+        for event in [&triggered, &built] {
+            let input = Input { pipeline, mode: ExecutionMode::Queued, event, receipt: None, now: Utc::now() };
+            let handled = handle(store, &runner, input).await?;
+            if handled != Handled::Applied {
+                bail!("filling {pipeline}: {} was {handled:?}", event.name());
+            }
+        }
     }
+    let state = store.load(pipeline).await?.context("the filled pipeline")?.value;
+    let awaiting = state.executions.iter().filter(|e| e.status == Status::Running(Stage::Approval));
+    if state.executions.len() != HELD || awaiting.count() != 1 || !state.pending.is_empty() {
+        bail!("{pipeline} was not filled as meant: {} executions, outbox {:?}", state.executions.len(), state.pending);
+    }
+    Ok(before)
+}
+
+fn commit(counter: &AtomicU64) -> String {
+    format!("{:08x}{:032x}", std::process::id(), counter.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `pushes` empty pipelines and the held one, each watching a repository of its own, queued, with an approval; and
+/// one to warm up.
+fn definitions(pushes: usize, project: &str, topic: &str) -> String {
+    let mut names = vec!["warm".to_owned(), Case::Held.prefix().to_owned()];
+    names.extend((0..pushes).map(|index| format!("{}-{index}", Case::Empty.prefix())));
     let mut text = String::new();
     for name in names {
         text.push_str(&format!(

@@ -415,3 +415,59 @@ pub async fn get(url: &str) -> Result<u16> {
     response.into_body().collect().await?;
     Ok(status)
 }
+
+/// One HTTP/1.1 request, as a browser or a mail scanner sends it; returns the status, the headers and the body.
+pub async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<(u16, hyper::HeaderMap, String)> {
+    use http_body_util::{BodyExt, Full};
+    let uri: hyper::Uri = url.parse().context("a URL")?;
+    let authority = uri.authority().context("a URL with a host")?.clone();
+    let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut builder = hyper::Request::builder().method(method).uri(path).header("host", authority.as_str());
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let response = sender.send_request(builder.body(Full::new(hyper::body::Bytes::from(body)))?).await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok((status, headers, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// What moto's SNS recorded as published to `topic_arn` (its `/moto-api/data.json`): each message's subject and
+/// `Message`, oldest first.
+pub async fn sns_messages(topic_arn: &str) -> Result<Vec<(Option<String>, String)>> {
+    let (status, _, body) = request("GET", &format!("{}/moto-api/data.json", moto().endpoint), &[], vec![]).await?;
+    if status != 200 {
+        bail!("moto's data.json answered {status}");
+    }
+    let data: serde_json::Value = serde_json::from_str(&body).context("moto's data.json")?;
+    let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
+    let topic = topics.iter().find(|topic| topic["arn"] == topic_arn);
+    let sent = topic.and_then(|topic| topic["sent_notifications"].as_array().cloned()).unwrap_or_default();
+    Ok(sent
+        .iter()
+        .map(|entry| (entry[2].as_str().map(str::to_owned), entry[1].as_str().unwrap_or_default().to_owned()))
+        .collect())
+}
+
+/// The approval link in an approval email (the line after "Review and decide:").
+pub fn approval_link(email_text: &str) -> Option<String> {
+    let mut lines = email_text.lines();
+    lines.find(|line| line.starts_with("Review and decide:"))?;
+    lines.next().map(|line| line.trim().to_owned())
+}
+
+/// The form token on a review page.
+pub fn form_token(html: &str) -> Option<String> {
+    let start = html.find("name=\"form_token\" value=\"")? + "name=\"form_token\" value=\"".len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}

@@ -5,12 +5,14 @@ mod dynamodb;
 mod eventbridge;
 mod s3;
 mod secretsmanager;
+mod sns;
 
 pub use codebuild::CodeBuildStarter;
 pub use dynamodb::{DynamoDbStore, decode_state, encode_state};
 pub use eventbridge::EventBridgePublisher;
 pub use s3::S3Artifacts;
 pub use secretsmanager::SecretsManagerWebhookSecret;
+pub use sns::SnsApprovalNotifier;
 
 /// The effect runner of the functions that move runs through their stages, on AWS: events on the bus named `bus`,
 /// builds on CodeBuild.

@@ -19,6 +19,23 @@ pub struct BuildOutputs {
     pub artifacts: Option<String>,
 }
 
+/// What the approvers are shown: the facts of the run they decide on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalNotice {
+    pub pipeline: String,
+    pub repository: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub commit: String,
+    /// The head commit's message (bounded when the push was recorded).
+    pub message: String,
+    pub pusher: String,
+    pub compare_url: String,
+    pub build_id: Option<String>,
+    pub image_uri: Option<String>,
+    pub requested_at: DateTime<Utc>,
+}
+
 /// How a CodeBuild build that did not succeed ended (the `build-status` of its state-change event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -68,12 +85,24 @@ pub enum Event {
         phase: Option<String>,
         reason: String,
     },
+    /// The approval request went out; only the link whose token hashes to `token_hash` decides from now on.
+    ApprovalSent {
+        execution_id: ExecutionId,
+        token_hash: String,
+    },
     /// A person decided, through a verified approval link.
     ApprovalDecided {
         execution_id: ExecutionId,
         decision: ApprovalDecision,
         approver: String,
         comment: Option<String>,
+        /// The hash of the link's token: the decision applies only while it is the approval's current link.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_hash: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_ip: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_agent: Option<String>,
     },
     /// The approval's deadline was reached without a decision.
     ApprovalExpired {
@@ -116,6 +145,7 @@ impl Event {
             | Event::BuildProgressed { execution_id, .. }
             | Event::BuildSucceeded { execution_id, .. }
             | Event::BuildFailed { execution_id, .. }
+            | Event::ApprovalSent { execution_id, .. }
             | Event::ApprovalDecided { execution_id, .. }
             | Event::ApprovalExpired { execution_id }
             | Event::DeploymentStarted { execution_id, .. }
@@ -134,6 +164,7 @@ impl Event {
             Event::BuildProgressed { .. } => "build_progressed",
             Event::BuildSucceeded { .. } => "build_succeeded",
             Event::BuildFailed { .. } => "build_failed",
+            Event::ApprovalSent { .. } => "approval_sent",
             Event::ApprovalDecided { .. } => "approval_decided",
             Event::ApprovalExpired { .. } => "approval_expired",
             Event::DeploymentStarted { .. } => "deployment_started",
@@ -168,7 +199,14 @@ pub enum Effect {
         environment: BTreeMap<String, String>,
     },
     /// Ask the approvers (the pipeline's SNS topic) to decide on the execution by `expires_at`.
-    RequestApproval { execution_id: ExecutionId, topic_arn: String, expires_at: DateTime<Utc> },
+    RequestApproval {
+        execution_id: ExecutionId,
+        topic_arn: String,
+        expires_at: DateTime<Utc>,
+        /// What the request shows the approvers.
+        #[serde(default)]
+        notice: Box<ApprovalNotice>,
+    },
     /// Deploy the execution's build to its target.
     StartDeployment {
         execution_id: ExecutionId,

@@ -10,13 +10,16 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::event::{BuildFailure, Effect, Event, HookStatus};
+use super::event::{ApprovalNotice, BuildFailure, Effect, Event, HookStatus};
 use super::state::{
     ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, PipelineState,
     PushLink, RefHistory, Stage, Status, bounded,
 };
 use crate::definitions::ExecutionMode;
-use crate::events::{ApprovalRequested, DeploymentRequested, ExecutionFinished, ExecutionStarted, SluiceEvent};
+use crate::events::{
+    ApprovalDecided as ApprovalDecidedEvent, ApprovalRequested, DeploymentRequested, ExecutionFinished,
+    ExecutionStarted, SluiceEvent,
+};
 
 /// At most this many executions of one pipeline wait for a stage; a push beyond it is refused (`queued` mode).
 pub const MAX_WAITING: usize = 20;
@@ -30,6 +33,9 @@ pub const MAX_HOOK_RESULTS: usize = 10;
 /// How long a stored reason may be, and a hook result's detail.
 pub const MAX_REASON: usize = 1024;
 pub const MAX_HOOK_DETAIL: usize = 256;
+/// How long an approver's name (and a recorded source address) and an approval comment may be.
+pub const MAX_APPROVER: usize = 100;
+pub const MAX_COMMENT: usize = 1000;
 /// The commit id of a ref that did not exist (GitHub's `before` of a new branch or tag).
 const NO_COMMIT: &str = "0000000000000000000000000000000000000000";
 
@@ -71,6 +77,8 @@ pub enum TransitionError {
     ApprovalExpired { execution: ExecutionId, expired_at: DateTime<Utc> },
     #[error("the approval of execution {execution} is open until {expires_at}")]
     ApprovalStillOpen { execution: ExecutionId, expires_at: DateTime<Utc> },
+    #[error("the approval link of execution {execution} was replaced by a newer request; use the newest email")]
+    StaleApprovalLink { execution: ExecutionId },
     #[error("pipeline {pipeline} already has {limit} executions waiting; let them finish or use mode = \"superseded\"")]
     QueueFull { pipeline: String, limit: usize },
 }
@@ -205,8 +213,30 @@ impl Run {
                 self.finish(i, outcome, Some(reason.clone()));
                 Ok(None)
             }
-            Event::ApprovalDecided { decision, approver, comment, .. } => {
+            Event::ApprovalSent { token_hash, .. } => {
+                let Some(approval) = self.state.executions[i].approval.as_ref() else {
+                    return self.past(i, Stage::Approval, false, name);
+                };
+                if approval.token_hash.as_ref() == Some(token_hash) {
+                    return Ok(Some(IgnoreReason::DuplicateEvent));
+                }
+                if approval.decision.is_some() {
+                    // The decision stands, and its link keeps saying so.
+                    return Ok(Some(IgnoreReason::AlreadyPastStage));
+                }
+                // Recorded even if the run left the stage meanwhile: its link then says why it no longer decides.
+                let now = self.now;
+                let approval = self.approval_mut(i);
+                approval.token_hash = Some(token_hash.clone());
+                approval.sent_at = Some(now);
+                Ok(None)
+            }
+            Event::ApprovalDecided { decision, approver, comment, token_hash, source_ip, user_agent, .. } => {
                 let execution = &self.state.executions[i];
+                let current = execution.approval.as_ref().and_then(|approval| approval.token_hash.as_ref());
+                if token_hash.is_some() && token_hash.as_ref() != current {
+                    return Err(TransitionError::StaleApprovalLink { execution: execution.id.clone() });
+                }
                 if status != Status::Running(Stage::Approval) {
                     let recorded = execution.approval.as_ref().and_then(|approval| approval.decision);
                     return match recorded {
@@ -227,9 +257,21 @@ impl Run {
                     });
                 }
                 approval.decision = Some(*decision);
-                approval.approver = Some(approver.clone());
-                approval.comment.clone_from(comment);
+                approval.approver = Some(bounded(approver, MAX_APPROVER));
+                approval.comment = comment.as_deref().map(|comment| bounded(comment, MAX_COMMENT));
                 approval.decided_at = Some(now);
+                approval.source_ip = source_ip.as_deref().map(|ip| bounded(ip, MAX_APPROVER));
+                approval.user_agent = user_agent.as_deref().map(|agent| bounded(agent, MAX_HOOK_DETAIL));
+                let execution = &self.state.executions[i];
+                self.effects.push(Effect::Publish(SluiceEvent::ApprovalDecided(ApprovalDecidedEvent {
+                    pipeline: execution.pipeline.clone(),
+                    execution_id: execution.id.clone(),
+                    commit: execution.source.commit.clone(),
+                    decision: decision.name().to_owned(),
+                    approver: bounded(approver, MAX_APPROVER),
+                    comment: comment.as_deref().map(|comment| bounded(comment, MAX_COMMENT)),
+                    decided_at: now,
+                })));
                 match decision {
                     ApprovalDecision::Approved => self.advance(i, Stage::Approval),
                     ApprovalDecision::Rejected => {
@@ -427,10 +469,7 @@ impl Run {
             topic_arn,
             requested_at: now,
             expires_at: now,
-            decision: None,
-            approver: None,
-            comment: None,
-            decided_at: None,
+            ..Default::default()
         })
     }
 
@@ -463,6 +502,23 @@ impl Run {
     /// Enters `stage` if it is free; otherwise waits for it, superseding older waiters in `superseded` mode.
     fn enter_or_wait(&mut self, i: usize, stage: Stage) {
         let id = self.state.executions[i].id.clone();
+        if self.state.mode == ExecutionMode::Superseded && stage == Stage::Approval {
+            // The newest build is the one worth approving: an older run still awaiting its decision is withdrawn (its
+            // link says by which run), after any run waiting behind it.
+            self.supersede_waiting(i, stage);
+            let seq = self.state.executions[i].seq;
+            let pending = (0..self.state.executions.len()).find(|&j| {
+                let other = &self.state.executions[j];
+                other.status == Status::Running(Stage::Approval)
+                    && other.seq < seq
+                    && other.approval.as_ref().is_none_or(|approval| approval.decision.is_none())
+            });
+            if let Some(j) = pending {
+                let commit = self.state.executions[i].source.commit.clone();
+                let reason = format!("superseded by execution {id} (commit {commit}) while awaiting approval");
+                self.finish(j, Status::Superseded, Some(reason));
+            }
+        }
         if self.state.holder_of(stage).is_none_or(|holder| holder.id == id) {
             self.enter(i, stage);
             return;
@@ -472,16 +528,21 @@ impl Run {
         execution.waiting_since = Some(self.now);
         execution.updated_at = self.now;
         if self.state.mode == ExecutionMode::Superseded {
-            let seq = self.state.executions[i].seq;
-            let commit = self.state.executions[i].source.commit.clone();
-            let older: Vec<usize> = (0..self.state.executions.len())
-                .filter(|&j| j != i && self.state.executions[j].status == Status::Waiting(stage))
-                .filter(|&j| self.state.executions[j].seq < seq)
-                .collect();
-            for j in older {
-                let reason = format!("superseded by execution {id} (commit {commit})");
-                self.finish(j, Status::Superseded, Some(reason));
-            }
+            self.supersede_waiting(i, stage);
+        }
+    }
+
+    /// Ends, as superseded by `i`, the older executions waiting for `stage`.
+    fn supersede_waiting(&mut self, i: usize, stage: Stage) {
+        let (id, seq) = (self.state.executions[i].id.clone(), self.state.executions[i].seq);
+        let commit = self.state.executions[i].source.commit.clone();
+        let older: Vec<usize> = (0..self.state.executions.len())
+            .filter(|&j| j != i && self.state.executions[j].status == Status::Waiting(stage))
+            .filter(|&j| self.state.executions[j].seq < seq)
+            .collect();
+        for j in older {
+            let reason = format!("superseded by execution {id} (commit {commit})");
+            self.finish(j, Status::Superseded, Some(reason));
         }
     }
 
@@ -517,10 +578,24 @@ impl Run {
                     .and_then(TimeDelta::try_seconds)
                     .and_then(|timeout| now.checked_add_signed(timeout))
                     .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                let build = execution.build.as_ref();
+                let notice = ApprovalNotice {
+                    pipeline: execution.pipeline.clone(),
+                    repository: execution.source.repository.clone(),
+                    git_ref: execution.source.git_ref.clone(),
+                    commit: execution.source.commit.clone(),
+                    message: execution.source.message.clone(),
+                    pusher: execution.source.pusher.clone(),
+                    compare_url: execution.source.compare_url.clone(),
+                    build_id: build.and_then(|build| build.build_id.clone()),
+                    image_uri: build.and_then(|build| build.image_uri.clone()),
+                    requested_at: now,
+                };
                 self.effects.push(Effect::RequestApproval {
                     execution_id: execution.id.clone(),
                     topic_arn: topic_arn.clone(),
                     expires_at,
+                    notice: Box::new(notice),
                 });
                 self.effects.push(Effect::Publish(SluiceEvent::ApprovalRequested(ApprovalRequested {
                     pipeline: execution.pipeline.clone(),
@@ -533,15 +608,8 @@ impl Run {
                     topic_arn: topic_arn.clone(),
                     expires_at,
                 })));
-                self.state.executions[i].approval = Some(ApprovalFacts {
-                    topic_arn,
-                    requested_at: now,
-                    expires_at,
-                    decision: None,
-                    approver: None,
-                    comment: None,
-                    decided_at: None,
-                });
+                self.state.executions[i].approval =
+                    Some(ApprovalFacts { topic_arn, requested_at: now, expires_at, ..Default::default() });
             }
             Stage::Deploy => {
                 let build = execution.build.as_ref();

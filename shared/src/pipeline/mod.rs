@@ -7,10 +7,10 @@ mod machine;
 pub mod outbox;
 mod state;
 
-pub use event::{BuildFailure, BuildOutputs, Effect, EffectKind, Event, HookStatus};
+pub use event::{ApprovalNotice, BuildFailure, BuildOutputs, Effect, EffectKind, Event, HookStatus};
 pub use machine::{
-    Decision, IgnoreReason, MAX_HOOK_RESULTS, MAX_REASON, MAX_WAITING, REMEMBERED_PUSHES, REMEMBERED_REFS,
-    RETAINED_FINISHED, TransitionError, transition,
+    Decision, IgnoreReason, MAX_APPROVER, MAX_COMMENT, MAX_HOOK_RESULTS, MAX_REASON, MAX_WAITING, REMEMBERED_PUSHES,
+    REMEMBERED_REFS, RETAINED_FINISHED, TransitionError, transition,
 };
 pub use outbox::Retry;
 pub use state::{

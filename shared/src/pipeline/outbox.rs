@@ -272,6 +272,7 @@ mod tests {
             execution_id: ExecutionId::from("e1"),
             topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvals".into(),
             expires_at: now(),
+            notice: Box::default(),
         };
         state.enqueue(vec![request, hook()], 2);
         // WHEN the outbox is tidied: e1 is building, not waiting for a person

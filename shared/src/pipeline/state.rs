@@ -144,7 +144,17 @@ pub enum ApprovalDecision {
     Rejected,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl ApprovalDecision {
+    /// `approved` or `rejected`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApprovalDecision::Approved => "approved",
+            ApprovalDecision::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalFacts {
     pub topic_arn: String,
     pub requested_at: DateTime<Utc>,
@@ -153,6 +163,17 @@ pub struct ApprovalFacts {
     pub approver: Option<String>,
     pub comment: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// The SHA-256 (hex) of the current approval link's token; the token itself is never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_hash: Option<String>,
+    /// When the request went out to the approvers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Where the decision came from: the deciding browser's address and user agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -366,6 +366,7 @@ pub async fn retry_parked<S: PipelineStore>(store: &S, pipeline: &str, effect_id
     Err(HandleError::Contended { pipeline: pipeline.to_owned() })
 }
 
+mod approval;
 mod build_events;
 mod definitions;
 mod effects;
@@ -373,6 +374,7 @@ mod reconcile;
 mod secrets;
 mod webhook;
 
+pub use approval::{ApprovalEffects, MAX_FORM, Requester, decide, review_page};
 pub use build_events::{BuildEventError, BuildEventOutcome, BuildStateChange, artifact_location, record_build_event};
 pub use definitions::{CachedDefinitions, DefinitionsError};
 pub use effects::StageEffects;

@@ -2,9 +2,11 @@
 //!
 //! moto_server plays DynamoDB, EventBridge (the rules of template.yaml, each targeting an SQS queue), S3, Secrets
 //! Manager and SQS. The sandbox plays the rest of AWS: the webhook function is served on a loopback function URL,
-//! CodeBuild's builds run and report as CodeBuild does, and each rule's target feeds its function. The demo plays
-//! GitHub (signed pushes over HTTP), and, for the stages whose functions are not built yet, the approver and
-//! CodeDeploy.
+//! CodeBuild's builds run and report as CodeBuild does, and each rule's target feeds its function. The approval
+//! function mails the request through SNS (moto) and serves its page on a loopback function URL; the demo opens the
+//! link as a mail scanner would (GET: nothing changes), then decides through the page's form as a person would
+//! (`make demo APPROVE=manual` prints the link and waits for you to decide in a browser). The demo plays GitHub
+//! (signed pushes over HTTP) and, until the deploy function is built, CodeDeploy.
 
 #![recursion_limit = "256"]
 
@@ -17,10 +19,12 @@ use serde_json::Value;
 use sluice::adapters::DynamoDbStore;
 use sluice::definitions::Definitions;
 use sluice::github::sign;
-use sluice::pipeline::{ApprovalDecision, Event, ExecutionId};
+use sluice::pipeline::{Event, ExecutionId, Stage, Status};
 use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice::usecases::{Handled, Input, handle};
-use sluice_integration::{Stack, Template, moto, post, workspace_root};
+use sluice_integration::{
+    Stack, Template, approval_link, form_token, moto, post, request, sns_messages, workspace_root,
+};
 use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
 use sluice_sandbox::function_url::serve;
 use sluice_sandbox::pump::pump;
@@ -44,7 +48,8 @@ async fn main() -> Result<()> {
 
     // Pipelines, as `sluice publish infra/pipelines.example.toml` publishes them.
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
-    let text = std::fs::read_to_string(workspace_root().join("infra/pipelines.example.toml"))?;
+    let text = std::fs::read_to_string(workspace_root().join("infra/pipelines.example.toml"))?
+        .replace("arn:aws:sns:eu-west-1:123456789012:web-approvals", &stack.approval_topic);
     Definitions::parse("infra/pipelines.example.toml", &text)?;
     let revision = store.publish(&text, None, chrono::Utc::now()).await?;
     println!("  definitions    infra/pipelines.example.toml, revision {revision}");
@@ -96,7 +101,28 @@ async fn main() -> Result<()> {
                 build_events::handler::on_event(&app, event, chrono::Utc::now()).await
             }
         });
-    println!("  build-events   fed by CodeBuildStateChangeRule\n");
+    println!("  build-events   fed by CodeBuildStateChangeRule");
+
+    // The approval function: its page on a function URL, its requests sent on `Approval Requested`.
+    let approval_config = approval::handler::Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        _ => None,
+    })?;
+    let approval_app = Arc::new(approval::handler::AwsApp::from_aws(&aws, &approval_config));
+    let app = Arc::clone(&approval_app);
+    let approval_url = serve("approval", move |request| {
+        let app = Arc::clone(&app);
+        async move { approval::handler::respond(&app, request, chrono::Utc::now()).await }
+    })
+    .await?;
+    let _ = approval_app.approval_url.set(approval_url.url.clone());
+    let app = Arc::clone(&approval_app);
+    let _approvals = pump(stack.sqs.clone(), stack.queue("ApprovalRequestedRule")?.to_owned(), move |event: Value| {
+        let app = Arc::clone(&app);
+        async move { approval::handler::on_event(&app, &event, chrono::Utc::now()).await }
+    });
+    println!("  approval       {} (function URL on loopback), fed by ApprovalRequestedRule\n", approval_url.url);
 
     println!("GitHub (played by the demo) delivers a signed push of acme/web main:");
     let signature = sign(SECRET, PUSH);
@@ -124,22 +150,51 @@ async fn main() -> Result<()> {
 
     let execution_id = ExecutionId("web-72d3162e-cc78-11e3-81ab-4c9367dc0958".into());
     println!("\nCodeBuild (sandbox) builds {}; its events reach build-events through the rule:", &HEAD[..7]);
-    let requests = stack.receive(stack.queue("ApprovalRequestedRule")?, 1, Duration::from_secs(20)).await?;
-    let request = requests.first().context("no approval request arrived")?;
-    println!("  “Approval Requested” reached ApprovalRequestedRule's target: image {}", request["detail"]["image_uri"]);
+    let email = wait_for_email(&stack.approval_topic).await?;
+    println!("\nThe approval function mailed the approvers (SNS topic {}), as moto recorded it:", stack.approval_topic);
+    println!("  Subject: {}", email.0);
+    for line in email.1.lines() {
+        println!("  | {line}");
+    }
+    let link = approval_link(&email.1).context("no review link in the email")?;
 
-    println!("\nThe approver and CodeDeploy (played by the demo; their functions are not built yet):");
+    let status_of = |store: DynamoDbStore, id: ExecutionId| async move {
+        store.execution(&id).await.map(|execution| execution.map(|execution| execution.status))
+    };
+    let (status, _, _) = request("GET", &link, &[("user-agent", "Mimecast-LinkScanner/1.0")], vec![]).await?;
+    let now = describe(status_of(store.clone(), execution_id.clone()).await?);
+    println!("\nA mail scanner fetches the link (GET): {status}; the run is still {now}");
+
+    if std::env::var("APPROVE").is_ok_and(|how| how == "manual") {
+        println!("\nOpen this link in a browser and decide (the demo waits up to 10 minutes):\n  {link}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        while status_of(store.clone(), execution_id.clone()).await? == Some(Status::Running(Stage::Approval)) {
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("nobody decided within 10 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    } else {
+        println!("A person opens it, types a name and a comment, and presses Approve (POST from the page):");
+        let (_, _, page) = request("GET", &link, &[("user-agent", "Mozilla/5.0 (demo)")], vec![]).await?;
+        let token = form_token(&page).context("no form on the review page")?;
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("form_token", &token)
+            .append_pair("approver", "alice@example.com")
+            .append_pair("comment", "ship it")
+            .append_pair("decision", "approve")
+            .finish();
+        let headers = [("content-type", "application/x-www-form-urlencoded"), ("user-agent", "Mozilla/5.0 (demo)")];
+        let (status, _, page) = request("POST", &link, &headers, form.clone().into_bytes()).await?;
+        println!("  POST approve: {status} {}", heading(&page));
+        let (status, _, page) = request("POST", &link, &headers, form.into_bytes()).await?;
+        println!("  POST again:   {status} {}", heading(&page));
+    }
+    println!("  the run is now {}", describe(status_of(store.clone(), execution_id.clone()).await?));
+
+    println!("\nCodeDeploy (played by the demo; the deploy function is not built yet):");
     let runner = effects.clone();
     for (what, event) in [
-        (
-            "alice approves",
-            Event::ApprovalDecided {
-                execution_id: execution_id.clone(),
-                decision: ApprovalDecision::Approved,
-                approver: "alice@example.com".into(),
-                comment: Some("ship it".into()),
-            },
-        ),
         (
             "CodeDeploy starts d-DEMO",
             Event::DeploymentStarted { execution_id: execution_id.clone(), deployment_id: "d-DEMO".into() },
@@ -178,4 +233,31 @@ async fn main() -> Result<()> {
     }
     println!("\nDone. Everything ran on loopback; moto_server and the sandbox stop with this program.");
     Ok(())
+}
+
+/// The first approval email SNS recorded on `topic`: subject and text.
+async fn wait_for_email(topic: &str) -> Result<(String, String)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((subject, message)) = sns_messages(topic).await?.into_iter().next() {
+            let message: Value = serde_json::from_str(&message).context("the SNS message is not JSON")?;
+            let text = message["email"].as_str().context("no email form in the SNS message")?.to_owned();
+            return Ok((subject.unwrap_or_default(), text));
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("no approval email was published within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn describe(status: Option<Status>) -> String {
+    status.map_or_else(|| "unknown".to_owned(), |status| status.to_string())
+}
+
+/// The page's first heading.
+fn heading(html: &str) -> &str {
+    let start = html.find("<h1>").map_or(0, |i| i + 4);
+    let end = html[start..].find("</h1>").map_or(html.len(), |i| i + start);
+    &html[start..end]
 }

@@ -66,6 +66,9 @@ async fn a_run_is_chained_stage_by_stage_through_the_bus_with_its_state_in_dynam
         decision: ApprovalDecision::Approved,
         approver: "alice@example.com".into(),
         comment: None,
+        token_hash: None,
+        source_ip: None,
+        user_agent: None,
     };
     assert_eq!(handle(&store, &runner, input(&approved, 10, None)).await?, Handled::Applied);
     let deployments = stack.receive(stack.queue("DeploymentRequestedRule")?, 1, WAIT).await?;

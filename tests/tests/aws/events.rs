@@ -82,6 +82,9 @@ fn a_runs_events() -> Vec<SluiceEvent> {
             decision: ApprovalDecision::Approved,
             approver: "alice@example.com".into(),
             comment: None,
+            token_hash: None,
+            source_ip: None,
+            user_agent: None,
         },
         Event::DeploymentSucceeded { execution_id: e1, deployment_id: "d-ABCDEF123".into() },
     ];

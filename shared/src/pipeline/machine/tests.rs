@@ -51,6 +51,9 @@ fn decided(execution: &str, decision: ApprovalDecision) -> Event {
         decision,
         approver: "alice@example.com".into(),
         comment: Some("looks good".into()),
+        token_hash: None,
+        source_ip: None,
+        user_agent: None,
     }
 }
 
@@ -247,7 +250,7 @@ fn a_rejection_ends_the_run_rejected_with_who_and_why() {
     let state = given(&[push("e1"), build_succeeded("e1")]);
     let (state, effects) = apply(&state, &decided("e1", ApprovalDecision::Rejected), at(5));
     assert_eq!(status(&state, "e1"), Status::Rejected);
-    assert_eq!(names(&effects), ["publish(Execution Finished e1 rejected)"]);
+    assert_eq!(names(&effects), ["publish(Approval Decided e1)", "publish(Execution Finished e1 rejected)"]);
     let reason = state.execution(&id("e1")).and_then(|e| e.reason.clone());
     assert_eq!(reason.as_deref(), Some("rejected by alice@example.com: looks good"));
 }
@@ -357,28 +360,61 @@ fn in_superseded_mode_the_waiting_run_enters_the_stage_when_it_frees_up() {
 }
 
 #[test]
-fn in_superseded_mode_a_newer_build_supersedes_the_older_one_waiting_for_approval() {
-    // GIVEN e1 awaiting approval, e2 built and waiting for approval, e3 building
-    let state = given(&[push("e1"), build_succeeded("e1"), push("e2"), build_succeeded("e2"), push("e3")]);
-    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::Approval));
-    // WHEN e3's build succeeds
-    let (state, effects) = apply(&state, &build_succeeded("e3"), at(10));
-    // THEN e3 waits for approval and e2, older, is superseded: it can never deploy after e3
-    assert_eq!(status(&state, "e2"), Status::Superseded);
-    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Approval));
-    assert_eq!(names(&effects), ["publish(Execution Finished e2 superseded)"]);
-    // AND once e1 is approved, e3 (not e2) gets the approval request
-    let (state, effects) = apply(&state, &approved("e1"), at(11));
-    assert_eq!(status(&state, "e3"), Status::Running(Stage::Approval));
+fn in_superseded_mode_a_newer_build_withdraws_the_older_one_awaiting_approval() {
+    // GIVEN e1 awaiting approval and e2 building
+    let state = given(&[push("e1"), build_succeeded("e1"), push("e2")]);
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Approval));
+    // WHEN e2's build succeeds
+    let (state, effects) = apply(&state, &build_succeeded("e2"), at(10));
+    // THEN e1's approval is withdrawn (e1 superseded, saying by which run) and e2 is the one the approvers decide on
+    assert_eq!(status(&state, "e1"), Status::Superseded);
+    assert_eq!(status(&state, "e2"), Status::Running(Stage::Approval));
+    let reason = state.execution(&id("e1")).and_then(|e| e.reason.clone());
+    assert_eq!(reason.as_deref(), Some("superseded by execution e2 (commit sha-e2) while awaiting approval"));
     assert_eq!(
         names(&effects),
-        [
-            "start_deployment(e1)",
-            "publish(Deployment Requested e1)",
-            "request_approval(e3)",
-            "publish(Approval Requested e3)"
-        ]
+        ["publish(Execution Finished e1 superseded)", "request_approval(e2)", "publish(Approval Requested e2)"]
     );
+    // AND a decision through e1's old link no longer applies
+    assert!(matches!(transition(&state, &approved("e1"), at(11)), Err(TransitionError::Finished { .. })));
+}
+
+#[test]
+fn in_superseded_mode_a_decided_approval_is_not_withdrawn() {
+    // GIVEN e1 approved and deploying, e2 building
+    let state = given(&[push("e1"), build_succeeded("e1"), approved("e1"), push("e2")]);
+    // WHEN e2's build succeeds THEN e2 enters approval; e1 deploys on
+    let (state, _) = apply(&state, &build_succeeded("e2"), at(10));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    assert_eq!(status(&state, "e2"), Status::Running(Stage::Approval));
+}
+
+#[test]
+fn an_approval_link_decides_only_while_it_is_the_current_one() {
+    // GIVEN e1 awaiting approval, whose request went out with link hash h2 (after an earlier h1)
+    let sent = |hash: &str| Event::ApprovalSent { execution_id: id("e1"), token_hash: hash.into() };
+    let state = given(&[push("e1"), build_succeeded("e1"), sent("h1"), sent("h2")]);
+    let approval = state.execution(&id("e1")).and_then(|e| e.approval.clone()).expect("approval");
+    assert_eq!(approval.token_hash.as_deref(), Some("h2"));
+    // WHEN a decision comes through the older link THEN it is refused and nothing changes
+    let through = |hash: &str| Event::ApprovalDecided {
+        execution_id: id("e1"),
+        decision: ApprovalDecision::Approved,
+        approver: "alice".into(),
+        comment: None,
+        token_hash: Some(hash.into()),
+        source_ip: Some("203.0.113.7".into()),
+        user_agent: Some("Mozilla/5.0".into()),
+    };
+    assert!(matches!(transition(&state, &through("h1"), at(6)), Err(TransitionError::StaleApprovalLink { .. })));
+    // WHEN it comes through the current link THEN it is recorded with where it came from, and announced
+    let (state, effects) = apply(&state, &through("h2"), at(6));
+    let approval = state.execution(&id("e1")).and_then(|e| e.approval.clone()).expect("approval");
+    assert_eq!(approval.source_ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(approval.user_agent.as_deref(), Some("Mozilla/5.0"));
+    assert!(names(&effects).contains(&"publish(Approval Decided e1)".to_owned()), "{:?}", names(&effects));
+    // AND a request sent again after the decision does not replace the decided link
+    assert_eq!(transition(&state, &sent("h3"), at(7)), Ok(Decision::Ignore(IgnoreReason::AlreadyPastStage)));
 }
 
 #[test]

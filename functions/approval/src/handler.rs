@@ -1,0 +1,218 @@
+//! Function URL request -> `review_page` (GET) or `decide` (POST); `Approval Requested` event -> `flush` (which
+//! sends the request by SNS). Every outcome is a page with its own status; nothing here panics on input.
+
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{Value, json};
+use sluice::adapters::{DynamoDbStore, EventBridgePublisher, SnsApprovalNotifier};
+use sluice::approval::page::{self, Page};
+use sluice::config::{Common, ConfigError};
+use sluice::ports::{ApprovalNotifier, EventPublisher, FixedSite, PipelineStore, with_slash};
+use sluice::telemetry::Chain;
+use sluice::usecases::{ApprovalEffects, Requester, decide, flush, review_page};
+use tracing::{info, warn};
+
+/// A custom base URL for the links (a domain in front of the function URL); the function URL's own otherwise.
+pub const APPROVAL_URL: &str = "SLUICE_APPROVAL_URL";
+
+/// The function's configuration, from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: Common,
+    pub approval_url: Option<String>,
+    pub region: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            common: Common::from_lookup(&lookup)?,
+            approval_url: lookup(APPROVAL_URL).map(|url| url.trim().to_owned()).filter(|url| !url.is_empty()),
+            region: lookup("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+        })
+    }
+}
+
+/// What the handler needs, built once per instance.
+pub struct App<S, P, N> {
+    pub store: S,
+    pub publisher: P,
+    pub notifier: N,
+    pub region: String,
+    /// Where links point when neither the request nor the event says: the configured URL, or (locally) the URL the
+    /// sandbox serves the function on, set once it is known.
+    pub approval_url: OnceLock<String>,
+}
+
+/// The function as it runs on AWS.
+pub type AwsApp = App<DynamoDbStore, EventBridgePublisher, SnsApprovalNotifier>;
+
+impl AwsApp {
+    /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
+    pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Self {
+        let approval_url = OnceLock::new();
+        if let Some(url) = &config.approval_url {
+            let _ = approval_url.set(with_slash(url));
+        }
+        App {
+            store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.common.table),
+            publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(aws), &config.common.event_bus),
+            notifier: SnsApprovalNotifier::new(aws_sdk_sns::Client::new(aws)),
+            region: aws.region().map_or_else(|| config.region.clone(), ToString::to_string),
+            approval_url,
+        }
+    }
+}
+
+impl<S: PipelineStore, P: EventPublisher + Clone, N: ApprovalNotifier + Clone> App<S, P, N> {
+    /// The effect runner, with links pointing at `base` (unless a URL was configured).
+    fn effects(&self, base: Option<String>) -> ApprovalEffects<P, N, FixedSite> {
+        let base = self.approval_url.get().cloned().or(base).unwrap_or_default();
+        ApprovalEffects {
+            publisher: self.publisher.clone(),
+            notifier: self.notifier.clone(),
+            site: FixedSite(base),
+            region: self.region.clone(),
+            clock: Utc::now,
+        }
+    }
+}
+
+/// Why an invocation failed (Lambda retries the event).
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("not a function URL request nor an Approval Requested event")]
+    Unrecognised,
+    #[error("the function URL request could not be read")]
+    Request(#[source] serde_json::Error),
+    #[error("the approval requests of pipeline {pipeline} could not be carried out")]
+    Flush {
+        pipeline: String,
+        #[source]
+        source: sluice::usecases::HandleError,
+    },
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        Self { error_type: "sluice.ApprovalNotSent".to_owned(), error_message: Chain(&error).to_string() }
+    }
+}
+
+/// Any invocation: a function URL request (it has a `requestContext`) or an event of the sluice bus.
+pub async fn invoke<S, P, N>(app: &App<S, P, N>, payload: Value, now: DateTime<Utc>) -> Result<Value, HandlerError>
+where
+    S: PipelineStore,
+    P: EventPublisher + Clone,
+    N: ApprovalNotifier + Clone,
+{
+    if payload.get("requestContext").is_some() {
+        let request = lambda_http::request::from_str(&payload.to_string()).map_err(HandlerError::Request)?;
+        let response = respond(app, request, now).await;
+        return Ok(function_url_response(response));
+    }
+    on_event(app, &payload, now).await?;
+    Ok(Value::Null)
+}
+
+/// The function URL response for `response` (<https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html#urls-response-payload>).
+fn function_url_response(response: Response<Body>) -> Value {
+    let headers: serde_json::Map<String, Value> = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.to_string(), Value::from(value.to_str().ok()?))))
+        .collect();
+    let body = match response.body() {
+        Body::Text(text) => text.clone(),
+        Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        _ => String::new(),
+    };
+    json!({ "statusCode": response.status().as_u16(), "headers": headers, "body": body, "isBase64Encoded": false })
+}
+
+/// An `Approval Requested` event (as the bus delivers it, or as the stack's rule reshapes it with `approval_url`):
+/// carries out the pipeline's pending approval requests and announcements.
+pub async fn on_event<S, P, N>(app: &App<S, P, N>, event: &Value, now: DateTime<Utc>) -> Result<(), HandlerError>
+where
+    S: PipelineStore,
+    P: EventPublisher + Clone,
+    N: ApprovalNotifier + Clone,
+{
+    let Some(pipeline) = event.pointer("/detail/pipeline").and_then(Value::as_str) else {
+        warn!(event = %bounded_json(event), "not an Approval Requested event; ignored");
+        return Err(HandlerError::Unrecognised);
+    };
+    let base = event.get("approval_url").and_then(Value::as_str).map(with_slash);
+    let effects = app.effects(base);
+    flush(&app.store, &effects, pipeline, now)
+        .await
+        .map_err(|source| HandlerError::Flush { pipeline: pipeline.to_owned(), source })
+        .inspect_err(|error| warn!(error = %Chain(error), "approval request not sent yet"))?;
+    info!(pipeline, "approval requests carried out");
+    Ok(())
+}
+
+fn bounded_json(value: &Value) -> String {
+    value.to_string().chars().take(300).collect()
+}
+
+/// Answers one request. `GET /r/<token>` shows, `POST /r/<token>` decides; everything else has its page.
+pub async fn respond<S, P, N>(app: &App<S, P, N>, request: Request, now: DateTime<Utc>) -> Response<Body>
+where
+    S: PipelineStore,
+    P: EventPublisher + Clone,
+    N: ApprovalNotifier + Clone,
+{
+    let path = request.uri().path().to_owned();
+    let Some(token) = path.strip_prefix("/r/").filter(|token| !token.contains('/')) else {
+        return html(page::not_found(), None);
+    };
+    match *request.method() {
+        Method::GET | Method::HEAD => html(review_page(&app.store, token, now).await, None),
+        Method::POST => {
+            let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            if !content_type.is_some_and(|t| t.starts_with("application/x-www-form-urlencoded")) {
+                return html(page::bad_request("decide from the page the link opens"), None);
+            }
+            let (source_ip, domain) = match request.request_context_ref() {
+                Some(RequestContext::ApiGatewayV2(context)) => {
+                    (context.http.source_ip.clone(), context.domain_name.clone())
+                }
+                _ => (None, None),
+            };
+            let user_agent = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+            let requester = Requester { source_ip: source_ip.as_deref(), user_agent };
+            // A decision may let the next run in, whose request is sent now, with links to this same site.
+            let effects = app.effects(domain.map(|domain| format!("https://{domain}/")));
+            html(decide(&app.store, &effects, token, request.body().as_ref(), requester, now).await, None)
+        }
+        _ => html(page::method_not_allowed(), Some("GET, POST")),
+    }
+}
+
+fn html(page: Page, allow: Option<&'static str>) -> Response<Body> {
+    let mut response = Response::new(Body::Text(page.html));
+    *response.status_mut() = StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    for (name, value) in page::HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if let Ok(policy) = HeaderValue::from_str(&page::content_security_policy()) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    if let Some(allow) = allow {
+        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests;

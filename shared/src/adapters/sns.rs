@@ -1,0 +1,69 @@
+//! Approval requests on SNS: one `Publish` with `MessageStructure: json`, so that email subscribers get the
+//! plain-text email and every other protocol the JSON facts.
+
+use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
+
+use crate::approval::ApprovalEmail;
+use crate::ports::{ApprovalNotifier, NotifyError};
+
+#[derive(Debug, Clone)]
+pub struct SnsApprovalNotifier {
+    client: aws_sdk_sns::Client,
+}
+
+impl SnsApprovalNotifier {
+    pub fn new(client: aws_sdk_sns::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl ApprovalNotifier for SnsApprovalNotifier {
+    async fn notify(&self, topic_arn: &str, email: &ApprovalEmail) -> Result<(), NotifyError> {
+        let sent = self
+            .client
+            .publish()
+            .topic_arn(topic_arn)
+            .subject(&email.subject)
+            .message_structure("json")
+            .message(&email.message)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(error) => Err(classify(topic_arn, error)),
+        }
+    }
+}
+
+/// <https://docs.aws.amazon.com/sns/latest/api/API_Publish.html#API_Publish_Errors>: a missing topic, a denied
+/// publish or an invalid message stay so; throttling, internal errors and transport failures pass.
+fn classify<E, R>(topic: &str, error: SdkError<E, R>) -> NotifyError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let refused = match &error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            matches!(
+                code,
+                "NotFound"
+                    | "NotFoundException"
+                    | "AuthorizationError"
+                    | "InvalidParameter"
+                    | "InvalidParameterValue"
+                    | "InvalidSecurity"
+                    | "KMSAccessDenied"
+                    | "KMSDisabled"
+                    | "KMSNotFound"
+            )
+            .then(|| format!("{code}: {}", service.err().message().unwrap_or_default()))
+        }
+        SdkError::ConstructionFailure(_) => Some("the request could not be built".to_owned()),
+        _ => None,
+    };
+    match refused {
+        Some(message) => NotifyError::Refused { topic: topic.to_owned(), message, source: Box::new(error) },
+        None => NotifyError::Unavailable { topic: topic.to_owned(), source: Box::new(error) },
+    }
+}

@@ -1,0 +1,196 @@
+//! The approval request as SNS delivers it: a plain-text email (what email subscribers get) and a JSON document of
+//! the same facts for other subscribers (`MessageStructure: json`, with an `email` and a `default` key). Pure.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+
+use crate::pipeline::{ApprovalNotice, ExecutionId};
+
+/// SNS refuses subjects longer than this.
+pub const MAX_SUBJECT: usize = 100;
+
+/// One approval request, ready for SNS `Publish`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalEmail {
+    pub subject: String,
+    /// The email's body.
+    pub text: String,
+    /// The `Message` for `MessageStructure: json`: `{"default": <facts as JSON>, "email": <text>}`.
+    pub message: String,
+}
+
+/// Where the request points.
+#[derive(Debug, Clone, Copy)]
+pub struct Links<'a> {
+    /// The review link, with its token: only in the email.
+    pub review: &'a str,
+    /// The approval function's URL, without any token: for the JSON form.
+    pub base: &'a str,
+    pub region: &'a str,
+}
+
+/// The request for `execution`, expiring at `expires_at`, as of `now`.
+pub fn approval_email(
+    execution: &ExecutionId,
+    notice: &ApprovalNotice,
+    expires_at: DateTime<Utc>,
+    links: Links<'_>,
+    now: DateTime<Utc>,
+) -> ApprovalEmail {
+    let short: String = notice.commit.chars().take(7).collect();
+    let subject = subject_line(&format!("sluice: approval needed for {} at {short}", notice.pipeline));
+    let first_line = notice.message.lines().next().unwrap_or("").trim();
+    let mut text = format!("A run of pipeline {} is waiting for your approval.\n\n", notice.pipeline);
+    let mut line = |label: &str, value: &str| {
+        if !value.is_empty() {
+            text.push_str(&format!("{label:<12} {value}\n"));
+        }
+    };
+    line("Repository:", &notice.repository);
+    line(ref_label(&notice.git_ref).0, ref_label(&notice.git_ref).1);
+    line("Commit:", &format!("{} {first_line}", notice.commit.chars().take(12).collect::<String>()));
+    line("Pushed by:", &notice.pusher);
+    line("Changes:", &notice.compare_url);
+    line("Build:", notice.build_id.as_deref().unwrap_or(""));
+    line("Image:", notice.image_uri.as_deref().unwrap_or(""));
+    line("Run:", &execution.0);
+    line("Expires:", &format!("{} ({})", expires_at.format("%Y-%m-%d %H:%M UTC"), time_left(expires_at - now)));
+    text.push_str(&format!(
+        "\nReview and decide:\n{}\n\nThe link opens a page; nothing is decided until you press Approve or Reject there. \
+         It decides once, and expires with the request. Anyone with the link can decide: do not forward this email.\n",
+        links.review
+    ));
+    let facts = json!({
+        "region": links.region,
+        "approval": {
+            "pipelineName": notice.pipeline,
+            "executionId": execution.0,
+            "repository": notice.repository,
+            "ref": notice.git_ref,
+            "commit": notice.commit,
+            "message": first_line,
+            "pusher": notice.pusher,
+            "compareUrl": notice.compare_url,
+            "buildId": notice.build_id,
+            "imageUri": notice.image_uri,
+            "requested": notice.requested_at.to_rfc3339(),
+            "expires": expires_at.to_rfc3339(),
+            "reviewUrl": links.base,
+        }
+    });
+    let message = json!({ "default": facts.to_string(), "email": text }).to_string();
+    ApprovalEmail { subject, text, message }
+}
+
+/// `Branch: main`, `Tag: v1.2`, or the ref as it is.
+pub fn ref_label(git_ref: &str) -> (&'static str, &str) {
+    if let Some(branch) = git_ref.strip_prefix("refs/heads/") {
+        ("Branch:", branch)
+    } else if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
+        ("Tag:", tag)
+    } else {
+        ("Ref:", git_ref)
+    }
+}
+
+/// `in 2 days`, `in 5 hours`, `in 12 minutes`, `now`: how long until a deadline, rounded down.
+pub fn time_left(left: TimeDelta) -> String {
+    let plural = |n: i64, unit: &str| format!("in {n} {unit}{}", if n == 1 { "" } else { "s" });
+    match left {
+        left if left.num_days() >= 2 => plural(left.num_days(), "day"),
+        left if left.num_hours() >= 1 => plural(left.num_hours(), "hour"),
+        left if left.num_minutes() >= 1 => plural(left.num_minutes(), "minute"),
+        _ => "now".to_owned(),
+    }
+}
+
+/// A subject SNS accepts: printable ASCII, no line breaks, at most [`MAX_SUBJECT`] characters.
+fn subject_line(text: &str) -> String {
+    let printable: String = text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    printable.chars().take(MAX_SUBJECT).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice() -> ApprovalNotice {
+        ApprovalNotice {
+            pipeline: "web".into(),
+            repository: "acme/web".into(),
+            git_ref: "refs/heads/main".into(),
+            commit: "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b".into(),
+            message: "Fix the checkout button\n\nIt was off by one.".into(),
+            pusher: "octocat".into(),
+            compare_url: "https://github.com/acme/web/compare/e0b4d5c6a7f8...9b2c5f0e3d1a".into(),
+            build_id: Some("arn:aws:codebuild:us-east-1:123456789012:build/web-build:0f1e".into()),
+            image_uri: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/web:9b2c5f0".into()),
+            requested_at: "2026-11-24T12:00:00Z".parse().expect("time"),
+        }
+    }
+
+    #[test]
+    fn the_email_names_the_run_its_commit_build_and_deadline_and_links_to_the_review_page() {
+        let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().expect("time");
+        let expires = now + TimeDelta::days(2) + TimeDelta::hours(3);
+        let links =
+            Links { review: "https://approve.example/r/TOKEN", base: "https://approve.example/", region: "eu-west-1" };
+        let email = approval_email(&ExecutionId::from("web-42"), &notice(), expires, links, now);
+
+        assert_eq!(email.subject, "sluice: approval needed for web at 9b2c5f0");
+        for expected in [
+            "A run of pipeline web is waiting for your approval.",
+            "Repository:  acme/web",
+            "Branch:      main",
+            "Commit:      9b2c5f0e3d1a Fix the checkout button\n",
+            "Pushed by:   octocat",
+            "Changes:     https://github.com/acme/web/compare/",
+            "Build:       arn:aws:codebuild:us-east-1:123456789012:build/web-build:0f1e",
+            "Image:       123456789012.dkr.ecr.us-east-1.amazonaws.com/web:9b2c5f0",
+            "Expires:     2026-11-26 15:00 UTC (in 2 days)",
+            "https://approve.example/r/TOKEN",
+        ] {
+            assert!(email.text.contains(expected), "{expected:?} in\n{}", email.text);
+        }
+        assert!(!email.text.contains("It was off by one"), "only the message's first line");
+
+        let message: serde_json::Value = serde_json::from_str(&email.message).expect("JSON");
+        assert_eq!(message["email"], email.text);
+        let facts: serde_json::Value =
+            serde_json::from_str(message["default"].as_str().expect("a string")).expect("JSON");
+        assert_eq!(facts["region"], "eu-west-1");
+        assert_eq!(facts["approval"]["pipelineName"], "web");
+        assert_eq!(facts["approval"]["executionId"], "web-42");
+        assert_eq!(facts["approval"]["expires"], "2026-11-26T15:00:00+00:00");
+        assert_eq!(facts["approval"]["reviewUrl"], "https://approve.example/");
+        assert!(!message["default"].as_str().unwrap_or_default().contains("TOKEN"), "the token goes to email only");
+    }
+
+    #[test]
+    fn the_subject_stays_within_what_sns_accepts() {
+        let mut long = notice();
+        long.pipeline = format!("p{}\u{e9}\n", "x".repeat(200));
+        let now = Utc::now();
+        let links = Links { review: "r", base: "b", region: "us-east-1" };
+        let email = approval_email(&ExecutionId::from("e"), &long, now, links, now);
+        assert_eq!(email.subject.chars().count(), MAX_SUBJECT);
+        assert!(email.subject.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{}", email.subject);
+    }
+
+    #[test]
+    fn time_left_is_said_in_the_largest_whole_unit() {
+        assert_eq!(time_left(TimeDelta::days(7)), "in 7 days");
+        assert_eq!(time_left(TimeDelta::hours(47)), "in 47 hours");
+        assert_eq!(time_left(TimeDelta::hours(1)), "in 1 hour");
+        assert_eq!(time_left(TimeDelta::minutes(5)), "in 5 minutes");
+        assert_eq!(time_left(TimeDelta::seconds(59)), "now");
+        assert_eq!(time_left(TimeDelta::seconds(-5)), "now");
+    }
+
+    #[test]
+    fn refs_are_named_as_branch_or_tag() {
+        assert_eq!(ref_label("refs/heads/release/1.2"), ("Branch:", "release/1.2"));
+        assert_eq!(ref_label("refs/tags/v1.2"), ("Tag:", "v1.2"));
+        assert_eq!(ref_label("odd"), ("Ref:", "odd"));
+    }
+}

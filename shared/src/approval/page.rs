@@ -1,0 +1,260 @@
+//! The approval pages: small, script-free HTML, readable on a phone. Pure: facts in, status and HTML out. The
+//! headers every page is sent with are in [`HEADERS`] (with [`content_security_policy`]).
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use super::message::{ref_label, time_left};
+use crate::pipeline::{ApprovalDecision, ApprovalNotice, ExecutionId, MAX_APPROVER, MAX_COMMENT};
+
+const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:1rem auto;padding:0 1rem;color:#1b1f23}\
+h1{font-size:1.3rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem}dt{color:#57606a}\
+dd{margin:0;overflow-wrap:anywhere}label{display:block;margin-top:.8rem}input,textarea{width:100%;box-sizing:border-box;\
+font:inherit;padding:.4rem}button{font:inherit;padding:.6rem 1.2rem;margin:1rem .6rem 0 0;border-radius:.3rem;\
+border:1px solid #888}.approve{background:#1f883d;color:#fff}.reject{background:#cf222e;color:#fff}\
+.note{color:#57606a;font-size:.9rem}";
+
+/// Headers every approval page is sent with, besides `Content-Security-Policy`.
+pub const HEADERS: [(&str, &str); 5] = [
+    ("content-type", "text/html; charset=utf-8"),
+    ("cache-control", "no-store"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+];
+
+/// Nothing but the page's own style and forms posting back to it; no script, no frames, no other origin.
+pub fn content_security_policy() -> String {
+    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
+    format!(
+        "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+}
+
+/// A page and the status it is sent with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub status: u16,
+    pub html: String,
+}
+
+/// What a review page shows of the run.
+#[derive(Debug, Clone)]
+pub struct RunFacts<'a> {
+    pub execution: &'a ExecutionId,
+    pub notice: &'a ApprovalNotice,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The review page: the run, the time left, and the form that decides (a POST to this same link).
+pub fn review(facts: &RunFacts<'_>, form_token: &str, now: DateTime<Utc>) -> Page {
+    let body = format!(
+        "<h1>Approve {pipeline}?</h1>{facts}\
+         <form method=\"post\">\
+         <input type=\"hidden\" name=\"form_token\" value=\"{form_token}\">\
+         <label for=\"approver\">Your name</label>\
+         <input id=\"approver\" name=\"approver\" required maxlength=\"{MAX_APPROVER}\" autocomplete=\"name\">\
+         <label for=\"comment\">Comment (optional)</label>\
+         <textarea id=\"comment\" name=\"comment\" rows=\"3\" maxlength=\"{MAX_COMMENT}\"></textarea>\
+         <button class=\"approve\" name=\"decision\" value=\"approve\">Approve</button>\
+         <button class=\"reject\" name=\"decision\" value=\"reject\">Reject</button>\
+         </form><p class=\"note\">Approving deploys this build; rejecting ends the run. The choice is final.</p>",
+        pipeline = escape(&facts.notice.pipeline),
+        facts = fact_list(facts, now),
+        form_token = escape(form_token),
+    );
+    page(200, &format!("Approve {}", facts.notice.pipeline), &body)
+}
+
+/// The decision was recorded now.
+pub fn decided(facts: &RunFacts<'_>, decision: ApprovalDecision, approver: &str) -> Page {
+    let next = match decision {
+        ApprovalDecision::Approved => "The run moves on to its deploy stage now. You can close this page.",
+        ApprovalDecision::Rejected => "The run ends, rejected; nothing is deployed. You can close this page.",
+    };
+    let body = format!(
+        "<h1>{} {} by {}</h1><p>{next}</p><p class=\"note\">Run {} of pipeline {}.</p>",
+        capitalized(decision),
+        short(&facts.notice.commit),
+        escape(approver),
+        escape(&facts.execution.0),
+        escape(&facts.notice.pipeline),
+    );
+    page(200, capitalized(decision), &body)
+}
+
+/// The same page for every link that decides nothing here: unknown, forged, or replaced by a newer request.
+pub fn not_found() -> Page {
+    page(
+        404,
+        "Link not found",
+        "<h1>This approval link is not valid</h1><p>It may have been mistyped, or replaced by a \
+        newer request: use the newest email about the run.</p>",
+    )
+}
+
+pub fn expired(expires_at: DateTime<Utc>) -> Page {
+    let body = format!(
+        "<h1>This approval has expired</h1><p>Nobody decided by {}; the run ended, timed out, and nothing was \
+         deployed. Push again (or retry the run) to ask anew.</p>",
+        expires_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    page(410, "Approval expired", &body)
+}
+
+pub fn already_decided(decision: ApprovalDecision, approver: &str, at: Option<DateTime<Utc>>) -> Page {
+    let when = at.map(|at| format!(" at {}", at.format("%Y-%m-%d %H:%M UTC"))).unwrap_or_default();
+    let body =
+        format!("<h1>Already {}</h1><p>{} decided{when}. The decision stands.</p>", decision.name(), escape(approver));
+    page(409, "Already decided", &body)
+}
+
+/// The run no longer waits for this approval (superseded by a newer run, say): `reason` says why.
+pub fn withdrawn(reason: &str) -> Page {
+    let body = format!("<h1>This approval was withdrawn</h1><p>{}.</p>", escape(reason));
+    page(410, "Approval withdrawn", &body)
+}
+
+pub fn bad_request(message: &str) -> Page {
+    page(400, "Bad request", &format!("<h1>That did not work</h1><p>{}</p>", escape(message)))
+}
+
+pub fn method_not_allowed() -> Page {
+    page(405, "Method not allowed", "<h1>Method not allowed</h1><p>Open the link from the email.</p>")
+}
+
+pub fn unavailable() -> Page {
+    page(
+        503,
+        "Try again",
+        "<h1>sluice could not answer just now</h1><p>Nothing was decided. Try again in a moment.</p>",
+    )
+}
+
+fn fact_list(facts: &RunFacts<'_>, now: DateTime<Utc>) -> String {
+    let notice = facts.notice;
+    let (ref_kind, ref_name) = ref_label(&notice.git_ref);
+    let mut rows = vec![
+        ("Repository", escape(&notice.repository)),
+        (ref_kind.trim_end_matches(':'), escape(ref_name)),
+        ("Commit", format!("<code>{}</code> {}", short(&notice.commit), escape(first_line(&notice.message)))),
+        ("Pushed by", escape(&notice.pusher)),
+    ];
+    if notice.compare_url.starts_with("https://") {
+        rows.push(("Changes", format!("<a href=\"{0}\">{0}</a>", escape(&notice.compare_url))));
+    }
+    if let Some(build) = &notice.build_id {
+        rows.push(("Build", escape(build)));
+    }
+    if let Some(image) = &notice.image_uri {
+        rows.push(("Image", escape(image)));
+    }
+    rows.push(("Run", escape(&facts.execution.0)));
+    rows.push((
+        "Expires",
+        format!("{} ({})", facts.expires_at.format("%Y-%m-%d %H:%M UTC"), time_left(facts.expires_at - now)),
+    ));
+    let items: String = rows.iter().map(|(label, value)| format!("<dt>{label}</dt><dd>{value}</dd>")).collect();
+    format!("<dl>{items}</dl>")
+}
+
+fn page(status: u16, title: &str, body: &str) -> Page {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\">\
+         <title>{} · sluice</title><style>{STYLE}</style></head><body>{body}</body></html>",
+        escape(title)
+    );
+    Page { status, html }
+}
+
+fn capitalized(decision: ApprovalDecision) -> &'static str {
+    match decision {
+        ApprovalDecision::Approved => "Approved",
+        ApprovalDecision::Rejected => "Rejected",
+    }
+}
+
+fn short(commit: &str) -> String {
+    escape(&commit.chars().take(7).collect::<String>())
+}
+
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or("").trim()
+}
+
+/// Text made safe for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice() -> ApprovalNotice {
+        ApprovalNotice {
+            pipeline: "web".into(),
+            repository: "acme/web".into(),
+            git_ref: "refs/heads/main".into(),
+            commit: "9b2c5f0e3d1a4b7c".into(),
+            message: "Fix <script>alert(1)</script> \"quotes\"".into(),
+            pusher: "octocat".into(),
+            compare_url: "javascript:alert(1)".into(),
+            build_id: None,
+            image_uri: Some("repo/web:1".into()),
+            requested_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_review_page_escapes_what_the_push_said_and_posts_back_with_its_form_token() {
+        let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().expect("time");
+        let notice = notice();
+        let execution = ExecutionId::from("web-1");
+        let facts = RunFacts { execution: &execution, notice: &notice, expires_at: now + chrono::TimeDelta::hours(5) };
+        let page = review(&facts, "FORM", now);
+        assert_eq!(page.status, 200);
+        assert!(page.html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &quot;quotes&quot;"), "{}", page.html);
+        assert!(!page.html.contains("<script"), "no script on the page");
+        assert!(!page.html.contains("javascript:"), "only https compare links are linked");
+        assert!(page.html.contains("<form method=\"post\">"));
+        assert!(page.html.contains("name=\"form_token\" value=\"FORM\""));
+        assert!(page.html.contains("2026-11-24 17:00 UTC (in 5 hours)"));
+        assert!(page.html.contains("name=\"viewport\""));
+    }
+
+    #[test]
+    fn each_outcome_has_its_own_status() {
+        let at: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().expect("time");
+        assert_eq!(not_found().status, 404);
+        assert_eq!(expired(at).status, 410);
+        assert!(expired(at).html.contains("2026-11-24 12:00 UTC"));
+        let decided = already_decided(ApprovalDecision::Approved, "Ada <a>", Some(at));
+        assert_eq!(decided.status, 409);
+        assert!(decided.html.contains("Already approved") && decided.html.contains("Ada &lt;a&gt;"));
+        assert_eq!(withdrawn("superseded by execution web-2").status, 410);
+        assert_eq!(bad_request("x").status, 400);
+        assert_eq!(method_not_allowed().status, 405);
+    }
+
+    #[test]
+    fn the_policy_allows_the_page_style_and_nothing_else() {
+        let policy = content_security_policy();
+        assert!(policy.starts_with("default-src 'none'; style-src 'sha256-"), "{policy}");
+        assert!(policy.contains("form-action 'self'") && policy.contains("frame-ancestors 'none'"));
+        assert!(!policy.contains("unsafe"));
+    }
+}

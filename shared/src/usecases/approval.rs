@@ -1,0 +1,262 @@
+//! The approval function's use cases: send the request (the "request approval" effect), show the review page for
+//! a link (GET: never changes anything), and record a person's decision (POST from that page).
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use crate::approval::page::{self, Page, RunFacts};
+use crate::approval::{LinkToken, Links, approval_email, same_hash};
+use crate::pipeline::{
+    ApprovalDecision, ApprovalNotice, Effect, EffectKind, Event, Execution, MAX_APPROVER, MAX_COMMENT, Stage, Status,
+    TransitionError,
+};
+use crate::ports::{ApprovalNotifier, EventPublisher, NotifyError, PipelineStore, ReviewSite, approval_link};
+use crate::telemetry::Chain;
+use crate::usecases::{EffectError, EffectRunner, Handled, Input, handle};
+
+/// The largest decision form accepted (a name, a comment and two tokens need far less).
+pub const MAX_FORM: usize = 8 * 1024;
+
+/// The approval function's effect runner: sends approval requests, and publishes announcements.
+pub struct ApprovalEffects<P, N, W> {
+    pub publisher: P,
+    pub notifier: N,
+    pub site: W,
+    /// The AWS region, named in the request's JSON form.
+    pub region: String,
+    /// The clock the email's "expires in" is read from.
+    pub clock: fn() -> DateTime<Utc>,
+}
+
+impl<P: EventPublisher, N: ApprovalNotifier, W: ReviewSite> ApprovalEffects<P, N, W> {
+    async fn request(&self, effect: &Effect) -> Result<Option<Event>, EffectError> {
+        let Effect::RequestApproval { execution_id, topic_arn, expires_at, notice } = effect else {
+            return Err(EffectError::permanent(
+                effect.kind().name(),
+                "not an effect the approval function carries out",
+            ));
+        };
+        let token = LinkToken::generate().map_err(|error| EffectError::transient("request_approval", error))?;
+        let base = self.site.base_url().await.map_err(|error| EffectError::transient("request_approval", error))?;
+        let review = format!("{base}r/{}", token.encode());
+        let links = Links { review: &review, base: &base, region: &self.region };
+        let email = approval_email(execution_id, notice, *expires_at, links, (self.clock)());
+        match self.notifier.notify(topic_arn, &email).await {
+            Ok(()) => {
+                info!(execution = %execution_id, topic = %topic_arn, "approval requested");
+                Ok(Some(Event::ApprovalSent { execution_id: execution_id.clone(), token_hash: token.hash() }))
+            }
+            Err(error @ NotifyError::Refused { .. }) => Err(EffectError::permanent("request_approval", error)),
+            Err(error @ NotifyError::Unavailable { .. }) => Err(EffectError::transient("request_approval", error)),
+        }
+    }
+}
+
+impl<P: EventPublisher, N: ApprovalNotifier, W: ReviewSite> EffectRunner for ApprovalEffects<P, N, W> {
+    fn kinds(&self) -> &[EffectKind] {
+        &[EffectKind::RequestApproval, EffectKind::Publish]
+    }
+
+    async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
+        match effect {
+            Effect::Publish(event) => {
+                self.publisher.publish(std::slice::from_ref(event)).await.map_err(|error| match error {
+                    error @ crate::ports::PublishError::Rejected { .. } => EffectError::permanent("publish", error),
+                    error => EffectError::transient("publish", error),
+                })?;
+                Ok(None)
+            }
+            other => self.request(other).await,
+        }
+    }
+}
+
+/// A link's run, as the store has it.
+struct Found {
+    pipeline: String,
+    execution: Execution,
+    token: LinkToken,
+}
+
+/// The run the link in `token` decides on, if it is a link sluice sent and still the run's current one. Unknown,
+/// malformed, forged and replaced links all come back `None`: the caller cannot tell them apart, nor can a guesser.
+async fn find<S: PipelineStore>(store: &S, token: &str) -> Result<Option<Found>, crate::ports::StoreError> {
+    let Some(token) = LinkToken::parse(token) else { return Ok(None) };
+    let hash = token.hash();
+    let Some(link) = store.find(&approval_link(&hash)).await? else { return Ok(None) };
+    let Some(stored) = store.load(&link.pipeline).await? else { return Ok(None) };
+    let Some(execution) = stored.value.execution(&link.execution).cloned() else { return Ok(None) };
+    let pipeline = link.pipeline;
+    let current = execution.approval.as_ref().and_then(|approval| approval.token_hash.as_deref());
+    if !current.is_some_and(|current| same_hash(current, &hash)) {
+        return Ok(None);
+    }
+    Ok(Some(Found { pipeline, execution, token }))
+}
+
+/// The page for a run whose approval no longer waits, or `None` while it does.
+fn closed(execution: &Execution, now: DateTime<Utc>) -> Option<Page> {
+    let approval = execution.approval.as_ref()?;
+    if let Some(decision) = approval.decision {
+        return Some(page::already_decided(
+            decision,
+            approval.approver.as_deref().unwrap_or("someone"),
+            approval.decided_at,
+        ));
+    }
+    match execution.status {
+        Status::Running(Stage::Approval) if now <= approval.expires_at => None,
+        Status::Running(Stage::Approval) | Status::TimedOut => Some(page::expired(approval.expires_at)),
+        _ => Some(page::withdrawn(execution.reason.as_deref().unwrap_or("the run no longer waits for an approval"))),
+    }
+}
+
+fn notice_of(execution: &Execution) -> ApprovalNotice {
+    let build = execution.build.as_ref();
+    ApprovalNotice {
+        pipeline: execution.pipeline.clone(),
+        repository: execution.source.repository.clone(),
+        git_ref: execution.source.git_ref.clone(),
+        commit: execution.source.commit.clone(),
+        message: execution.source.message.clone(),
+        pusher: execution.source.pusher.clone(),
+        compare_url: execution.source.compare_url.clone(),
+        build_id: build.and_then(|build| build.build_id.clone()),
+        image_uri: build.and_then(|build| build.image_uri.clone()),
+        requested_at: execution.approval.as_ref().map_or(execution.created_at, |approval| approval.requested_at),
+    }
+}
+
+/// GET on a link: the review page, or why the link decides nothing. Changes nothing, whoever asks (mail scanners
+/// fetch every link of an email).
+pub async fn review_page<S: PipelineStore>(store: &S, token: &str, now: DateTime<Utc>) -> Page {
+    let found = match find(store, token).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return page::not_found(),
+        Err(error) => {
+            warn!(error = %Chain(&error), "approval link not looked up");
+            return page::unavailable();
+        }
+    };
+    if let Some(page) = closed(&found.execution, now) {
+        return page;
+    }
+    let notice = notice_of(&found.execution);
+    let expires_at = found.execution.approval.as_ref().map_or(now, |approval| approval.expires_at);
+    let facts = RunFacts { execution: &found.execution.id, notice: &notice, expires_at };
+    page::review(&facts, &found.token.form_token(), now)
+}
+
+/// Who decided, as the request showed them.
+#[derive(Debug, Clone, Default)]
+pub struct Requester<'a> {
+    pub source_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+struct DecisionForm {
+    form_token: String,
+    decision: ApprovalDecision,
+    approver: String,
+    comment: Option<String>,
+}
+
+fn read_form(body: &[u8]) -> Result<DecisionForm, String> {
+    if body.len() > MAX_FORM {
+        return Err(format!("the form is larger than {MAX_FORM} bytes"));
+    }
+    let (mut form_token, mut decision, mut approver, mut comment) = (None, None, None, None);
+    for (name, value) in form_urlencoded::parse(body) {
+        let slot = match name.as_ref() {
+            "form_token" => &mut form_token,
+            "decision" => &mut decision,
+            "approver" => &mut approver,
+            "comment" => &mut comment,
+            _ => continue,
+        };
+        if slot.replace(value.trim().to_owned()).is_some() {
+            return Err(format!("the form has `{name}` twice"));
+        }
+    }
+    let decision = match decision.as_deref() {
+        Some("approve") => ApprovalDecision::Approved,
+        Some("reject") => ApprovalDecision::Rejected,
+        _ => return Err("choose Approve or Reject".to_owned()),
+    };
+    let approver =
+        approver.filter(|name| !name.is_empty()).ok_or("enter your name: it is recorded with the decision")?;
+    if approver.chars().count() > MAX_APPROVER || approver.chars().any(char::is_control) {
+        return Err(format!("a name is one line of at most {MAX_APPROVER} characters"));
+    }
+    let comment = comment.filter(|comment| !comment.is_empty());
+    if comment.as_ref().is_some_and(|comment| comment.chars().count() > MAX_COMMENT) {
+        return Err(format!("a comment is at most {MAX_COMMENT} characters"));
+    }
+    let form_token = form_token.ok_or("the form is missing its token: open the link again")?;
+    Ok(DecisionForm { form_token, decision, approver, comment })
+}
+
+/// POST on a link: records the decision, atomically, only while the approval waits and the link is current; the
+/// run moves on (approved) or ends (rejected). Every other case gets its page and changes nothing.
+pub async fn decide<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    token: &str,
+    body: &[u8],
+    requester: Requester<'_>,
+    now: DateTime<Utc>,
+) -> Page {
+    let found = match find(store, token).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return page::not_found(),
+        Err(error) => {
+            warn!(error = %Chain(&error), "approval link not looked up");
+            return page::unavailable();
+        }
+    };
+    if let Some(page) = closed(&found.execution, now) {
+        return page;
+    }
+    let form = match read_form(body) {
+        Ok(form) => form,
+        Err(message) => return page::bad_request(&message),
+    };
+    if !found.token.accepts_form(&form.form_token) {
+        return page::bad_request("this form was not issued for this link: open the link from the email again");
+    }
+    let event = Event::ApprovalDecided {
+        execution_id: found.execution.id.clone(),
+        decision: form.decision,
+        approver: form.approver.clone(),
+        comment: form.comment.clone(),
+        token_hash: Some(found.token.hash()),
+        source_ip: requester.source_ip.map(str::to_owned),
+        user_agent: requester.user_agent.map(str::to_owned),
+    };
+    let mode = crate::definitions::ExecutionMode::default();
+    let input = Input { pipeline: &found.pipeline, mode, event: &event, receipt: None, now };
+    let notice = notice_of(&found.execution);
+    let expires_at = found.execution.approval.as_ref().map_or(now, |approval| approval.expires_at);
+    let facts = RunFacts { execution: &found.execution.id, notice: &notice, expires_at };
+    match handle(store, runner, input).await {
+        Ok(Handled::Applied) => {
+            info!(execution = %found.execution.id, decision = form.decision.name(), approver = %form.approver, "approval decided");
+            page::decided(&facts, form.decision, &form.approver)
+        }
+        Ok(Handled::Refused(TransitionError::StaleApprovalLink { .. })) => page::not_found(),
+        Ok(Handled::Refused(TransitionError::ApprovalExpired { expired_at, .. })) => page::expired(expired_at),
+        // Someone else decided (or the run moved) between the read and the write: say what stands now.
+        Ok(_) => match find(store, token).await {
+            Ok(Some(found)) => closed(&found.execution, now).unwrap_or_else(page::unavailable),
+            Ok(None) => page::not_found(),
+            Err(_) => page::unavailable(),
+        },
+        Err(error) => {
+            warn!(error = %Chain(&error), "approval decision not recorded");
+            page::unavailable()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

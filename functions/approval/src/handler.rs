@@ -213,6 +213,3 @@ fn html(page: Page, allow: Option<&'static str>) -> Response<Body> {
     }
     response
 }
-
-#[cfg(test)]
-mod tests;

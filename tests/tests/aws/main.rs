@@ -1,5 +1,6 @@
 //! The real adapters against moto_server over HTTP. One moto per test binary; one stack per test.
 
+mod approval;
 mod build_events;
 mod builds;
 mod cancellations;

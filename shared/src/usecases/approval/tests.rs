@@ -1,1 +1,134 @@
+use std::sync::Arc;
 
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::*;
+use crate::definitions::ExecutionMode;
+use crate::pipeline::{BuildOutputs, ExecutionId};
+use crate::ports::FixedSite;
+use crate::testing::{InMemoryStore, RecordingNotifier, RecordingPublisher, RecordingRunner, push};
+use crate::usecases::flush;
+
+fn t0() -> DateTime<Utc> {
+    "2026-11-24T12:00:00Z".parse().expect("time")
+}
+
+struct World {
+    store: InMemoryStore,
+    notifier: Arc<RecordingNotifier>,
+    effects: ApprovalEffects<Arc<RecordingPublisher>, Arc<RecordingNotifier>, FixedSite>,
+}
+
+impl World {
+    fn new() -> Self {
+        let notifier = Arc::new(RecordingNotifier::new());
+        let effects = ApprovalEffects {
+            publisher: Arc::new(RecordingPublisher::new()),
+            notifier: Arc::clone(&notifier),
+            site: FixedSite("https://approve.example".into()),
+            region: "eu-west-1".into(),
+            clock: t0,
+        };
+        Self { store: InMemoryStore::new(), notifier, effects }
+    }
+
+    /// Run `id` pushed and built (the plan's approval is open for an hour), its request sent; returns its token.
+    async fn built(&self, id: &str, at: DateTime<Utc>) -> Option<String> {
+        let stage = RecordingRunner::owning(&[EffectKind::StartBuild]);
+        let built = Event::BuildSucceeded {
+            execution_id: ExecutionId::from(id),
+            build_id: format!("build-{id}"),
+            outputs: BuildOutputs { image_uri: "repo/web:1".into(), artifacts: None },
+        };
+        for event in [push(id, ExecutionMode::Superseded, true), built] {
+            let input =
+                Input { pipeline: "web", mode: ExecutionMode::Superseded, event: &event, receipt: None, now: at };
+            handle(&self.store, &stage, input).await.ok()?;
+        }
+        flush(&self.store, &self.effects, "web", at).await.ok()?;
+        let (_, email) = self.notifier.sent().last()?.clone();
+        let link = email.text.lines().skip_while(|line| !line.starts_with("Review and decide:")).nth(1)?.to_owned();
+        Some(link.trim_start_matches("https://approve.example/r/").to_owned())
+    }
+}
+
+fn body(form_token: &str, decision: &str, approver: &str) -> Vec<u8> {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("form_token", form_token)
+        .append_pair("decision", decision)
+        .append_pair("approver", approver)
+        .finish()
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn the_request_goes_to_the_pipelines_topic_with_a_link_whose_hash_alone_is_kept() {
+    let world = World::new();
+    let token = world.built("e1", t0()).await.expect("a request was sent");
+    let sent = world.notifier.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "arn:aws:sns:eu-west-1:123456789012:approvals");
+    let state = world.store.load("web").await.expect("load").expect("state").value;
+    let approval = state.execution(&ExecutionId::from("e1")).and_then(|e| e.approval.clone()).expect("approval");
+    let parsed = LinkToken::parse(&token).expect("a token in the link");
+    assert_eq!(approval.token_hash, Some(parsed.hash()));
+    assert_eq!(review_page(&world.store, &token, t0()).await.status, 200);
+}
+
+#[tokio::test]
+async fn past_its_deadline_the_link_says_it_expired_and_decides_nothing() {
+    let world = World::new();
+    let token = world.built("e1", t0()).await.expect("a request was sent");
+    let late = t0() + TimeDelta::hours(2);
+    let page = review_page(&world.store, &token, late).await;
+    assert_eq!(page.status, 410);
+    assert!(page.html.contains("2026-11-24 13:00 UTC"), "{}", page.html);
+    let form_token = LinkToken::parse(&token).expect("token").form_token();
+    let runner = RecordingRunner::new();
+    let page =
+        decide(&world.store, &runner, &token, &body(&form_token, "approve", "ada"), Requester::default(), late).await;
+    assert_eq!(page.status, 410);
+    let run = world.store.execution(&ExecutionId::from("e1")).await.expect("read").expect("run");
+    assert_eq!(run.status, Status::Running(Stage::Approval), "nothing changed");
+}
+
+#[tokio::test]
+async fn a_run_superseded_while_waiting_has_its_link_say_by_which_run() {
+    let world = World::new();
+    let old = world.built("e1", t0()).await.expect("a request was sent");
+    world.built("e2", t0() + TimeDelta::minutes(1)).await.expect("a second request");
+    let page = review_page(&world.store, &old, t0() + TimeDelta::minutes(2)).await;
+    assert_eq!(page.status, 410);
+    assert!(page.html.contains("superseded by execution e2"), "{}", page.html);
+}
+
+#[tokio::test]
+async fn a_malformed_form_is_refused_with_what_to_fix_and_changes_nothing() {
+    let world = World::new();
+    let token = world.built("e1", t0()).await.expect("a request was sent");
+    let form_token = LinkToken::parse(&token).expect("token").form_token();
+    let runner = RecordingRunner::new();
+    let cases: [(Vec<u8>, &str); 4] = [
+        (body(&form_token, "approve", ""), "enter your name"),
+        (body(&form_token, "maybe", "ada"), "choose Approve or Reject"),
+        (vec![b'a'; MAX_FORM + 1], "larger than"),
+        (body(&form_token, "approve", &"a".repeat(MAX_APPROVER + 1)), "at most"),
+    ];
+    for (form, says) in cases {
+        let page = decide(&world.store, &runner, &token, &form, Requester::default(), t0()).await;
+        assert_eq!(page.status, 400, "{says}");
+        assert!(page.html.contains(says), "{says}: {}", page.html);
+    }
+    let run = world.store.execution(&ExecutionId::from("e1")).await.expect("read").expect("run");
+    assert_eq!(run.status, Status::Running(Stage::Approval));
+}
+
+#[tokio::test]
+async fn a_topic_that_refuses_the_request_parks_it_for_an_operator() {
+    let world = World::new();
+    world.notifier.refuse_next(1);
+    assert_eq!(world.built("e1", t0()).await, None, "no email went out");
+    let state = world.store.load("web").await.expect("load").expect("state").value;
+    assert_eq!(state.parked.len(), 1);
+    assert!(state.parked[0].error.contains("NotFound"), "{}", state.parked[0].error);
+}

@@ -1,0 +1,169 @@
+//! The approval function against moto: the request it publishes to SNS (read back from moto's record of it), the
+//! link opened with a plain GET as a mail scanner does (nothing changes), then decided through the page's form.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use approval::handler::{AwsApp, Config, on_event, respond};
+use serde_json::json;
+use sluice::adapters::DynamoDbStore;
+use sluice::definitions::ExecutionMode;
+use sluice::pipeline::{ApprovalDecision, BuildOutputs, EffectKind, Event, ExecutionId, Stage, Status};
+use sluice::ports::PipelineStore;
+use sluice::testing::{RecordingRunner, push};
+use sluice::usecases::{Input, handle};
+use sluice_integration::{Stack, approval_link, form_token, request, sns_messages};
+use sluice_sandbox::function_url::{FunctionUrl, serve};
+
+struct Waiting {
+    stack: Stack,
+    store: DynamoDbStore,
+    url: FunctionUrl,
+    link: String,
+    email: String,
+}
+
+/// A run of `web` built and awaiting approval, whose request the approval function sent through moto's SNS.
+async fn waiting_for_approval() -> Result<Waiting> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let mut triggered = push("web-1", ExecutionMode::Superseded, true);
+    if let Event::Triggered { plan, .. } = &mut triggered {
+        plan.approval.as_mut().context("an approval")?.topic_arn = stack.approval_topic.clone();
+    }
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("web-1"),
+        build_id: "build-web-1".into(),
+        outputs: BuildOutputs {
+            image_uri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1".into(),
+            artifacts: None,
+        },
+    };
+    // The stage functions' part: the build starts; the announcements wait in the outbox.
+    let runner = RecordingRunner::owning(&[EffectKind::StartBuild]);
+    for event in [&triggered, &built] {
+        let input =
+            Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now: chrono::Utc::now() };
+        handle(&store, &runner, input).await?;
+    }
+
+    let config = Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        _ => None,
+    })?;
+    let app = Arc::new(AwsApp::from_aws(&stack.config, &config));
+    let served = Arc::clone(&app);
+    let url = serve("approval", move |request| {
+        let app = Arc::clone(&served);
+        async move { respond(&app, request, chrono::Utc::now()).await }
+    })
+    .await?;
+    let _ = app.approval_url.set(url.url.clone());
+    // `Approval Requested`, as the bus delivers it.
+    let event = json!({ "source": "sluice", "detail-type": "Approval Requested", "detail": { "pipeline": "web", "execution_id": "web-1" } });
+    on_event(&app, &event, chrono::Utc::now()).await?;
+
+    let sent = sns_messages(&stack.approval_topic).await?;
+    assert_eq!(sent.len(), 1, "one request: {sent:?}");
+    let (subject, message) = &sent[0];
+    assert_eq!(subject.as_deref(), Some("sluice: approval needed for web at sha-web"));
+    let message: serde_json::Value = serde_json::from_str(message)?;
+    let email = message["email"].as_str().context("an email form")?.to_owned();
+    let link = approval_link(&email).context("a link in the email")?;
+    Ok(Waiting { stack, store, url, link, email })
+}
+
+async fn status(store: &DynamoDbStore) -> Result<Status> {
+    Ok(store.execution(&ExecutionId::from("web-1")).await?.context("the run")?.status)
+}
+
+fn form(token: &str, decision: &str) -> Vec<u8> {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("form_token", token)
+        .append_pair("approver", "Ada Lovelace")
+        .append_pair("comment", "ship it")
+        .append_pair("decision", decision)
+        .finish()
+        .into_bytes()
+}
+
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+#[tokio::test]
+async fn a_scanners_get_changes_nothing_and_the_pages_form_approves_once() -> Result<()> {
+    let waiting = waiting_for_approval().await?;
+    assert!(waiting.link.starts_with(&format!("{}r/", waiting.url.url)), "{}", waiting.link);
+    assert!(waiting.email.contains("Image:       123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1"));
+    let before = waiting.store.load("web").await?.context("the state")?.version;
+
+    // A mail scanner fetches the link: the page, and nothing else.
+    let (code, headers, page) = request("GET", &waiting.link, &[("user-agent", "Mimecast")], vec![]).await?;
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(waiting.store.load("web").await?.context("the state")?.version, before, "a GET changes nothing");
+    assert_eq!(status(&waiting.store).await?, Status::Running(Stage::Approval));
+    for (name, value) in
+        [("cache-control", "no-store"), ("referrer-policy", "no-referrer"), ("x-frame-options", "DENY")]
+    {
+        assert_eq!(headers.get(name).and_then(|v| v.to_str().ok()), Some(value), "{name}");
+    }
+    let policy = headers.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(policy.starts_with("default-src 'none'"), "{policy}");
+
+    // Only the hash of the link's token is stored.
+    let token = waiting.link.rsplit('/').next().unwrap_or_default().to_owned();
+    let state = waiting.store.load("web").await?.context("the state")?.value;
+    let approval = state.execution(&ExecutionId::from("web-1")).and_then(|e| e.approval.clone()).context("approval")?;
+    let hash = approval.token_hash.context("a token hash")?;
+    assert_eq!(hash.len(), 64);
+    assert!(!serde_json::to_string(&state)?.contains(&token), "the token itself is never stored");
+
+    // A form not issued for this link is refused; the page's own form decides.
+    let form_token = form_token(&page).context("a form token")?;
+    let (code, _, _) = request("POST", &waiting.link, &[FORM], form("forged", "approve")).await?;
+    assert_eq!(code, 400);
+    let (code, _, page) =
+        request("POST", &waiting.link, &[FORM, ("user-agent", "Firefox")], form(&form_token, "approve")).await?;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("Approved"), "{page}");
+    assert_eq!(status(&waiting.store).await?, Status::Running(Stage::Deploy));
+    let run = waiting.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+    let approval = run.approval.context("approval")?;
+    assert_eq!(approval.decision, Some(ApprovalDecision::Approved));
+    assert_eq!(approval.approver.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(approval.comment.as_deref(), Some("ship it"));
+    assert_eq!(approval.source_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(approval.user_agent.as_deref(), Some("Firefox"));
+
+    // A second click is told what stands; so is the link.
+    let (code, _, page) = request("POST", &waiting.link, &[FORM], form(&form_token, "reject")).await?;
+    assert_eq!(code, 409, "{page}");
+    assert!(page.contains("Already approved") && page.contains("Ada Lovelace"), "{page}");
+    let (code, _, _) = request("GET", &waiting.link, &[], vec![]).await?;
+    assert_eq!(code, 409);
+    drop(waiting.stack);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rejection_ends_the_run_and_a_forged_link_finds_nothing() -> Result<()> {
+    let waiting = waiting_for_approval().await?;
+    let (_, _, page) = request("GET", &waiting.link, &[], vec![]).await?;
+    let token = form_token(&page).context("a form token")?;
+    let (code, _, page) = request("POST", &waiting.link, &[FORM], form(&token, "reject")).await?;
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(status(&waiting.store).await?, Status::Rejected);
+    let run = waiting.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+    assert_eq!(run.reason.as_deref(), Some("rejected by Ada Lovelace: ship it"));
+
+    let forged = format!("{}r/{}", waiting.url.url, "A".repeat(43));
+    for url in [forged, format!("{}r/short", waiting.url.url), waiting.url.url.clone()] {
+        let (code, _, page) = request("GET", &url, &[], vec![]).await?;
+        assert_eq!(code, 404, "{url}: {page}");
+        assert!(page.contains("This approval link is not valid"));
+    }
+    let (code, headers, _) = request("DELETE", &waiting.link, &[], vec![]).await?;
+    assert_eq!(code, 405);
+    assert_eq!(headers.get("allow").and_then(|v| v.to_str().ok()), Some("GET, POST"));
+    Ok(())
+}

@@ -107,7 +107,10 @@ async fn each_event_of_a_run_reaches_the_rule_for_its_detail_type_with_the_docum
     let publisher = EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone());
     let events = a_runs_events();
     let types: Vec<&str> = events.iter().map(SluiceEvent::detail_type).collect();
-    assert_eq!(types, ["Execution Started", "Approval Requested", "Deployment Requested", "Execution Finished"]);
+    assert_eq!(
+        types,
+        ["Execution Started", "Approval Requested", "Approval Decided", "Deployment Requested", "Execution Finished"]
+    );
 
     publisher.publish(&events).await?;
 

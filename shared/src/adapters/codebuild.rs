@@ -80,15 +80,8 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let refused = match &error {
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or_default();
-            matches!(code, "ResourceNotFoundException" | "InvalidInputException" | "AccessDeniedException")
-                .then(|| format!("{code}: {}", service.err().message().unwrap_or_default()))
-        }
-        SdkError::ConstructionFailure(_) => Some("the request could not be built".to_owned()),
-        _ => None,
-    };
+    let refused =
+        super::refusal(&error, &["ResourceNotFoundException", "InvalidInputException", "AccessDeniedException"]);
     match refused {
         Some(message) => BuildStartError::Refused { message, source: Box::new(error) },
         None => BuildStartError::Unavailable { source: Box::new(error) },

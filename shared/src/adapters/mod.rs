@@ -14,6 +14,23 @@ pub use s3::S3Artifacts;
 pub use secretsmanager::SecretsManagerWebhookSecret;
 pub use sns::SnsApprovalNotifier;
 
+/// `code: message` when `error` is the service answering with one of `codes` (a refusal that will not change on
+/// retry), or when the request could not even be built; `None` for everything that may pass.
+fn refusal<E, R>(error: &aws_sdk_sns::error::SdkError<E, R>, codes: &[&str]) -> Option<String>
+where
+    E: aws_sdk_sns::error::ProvideErrorMetadata,
+{
+    use aws_sdk_sns::error::SdkError;
+    match error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            codes.contains(&code).then(|| format!("{code}: {}", service.err().message().unwrap_or_default()))
+        }
+        SdkError::ConstructionFailure(_) => Some("the request could not be built".to_owned()),
+        _ => None,
+    }
+}
+
 /// The effect runner of the functions that move runs through their stages, on AWS: events on the bus named `bus`,
 /// builds on CodeBuild.
 pub fn stage_effects(

@@ -42,26 +42,20 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let refused = match &error {
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or_default();
-            matches!(
-                code,
-                "NotFound"
-                    | "NotFoundException"
-                    | "AuthorizationError"
-                    | "InvalidParameter"
-                    | "InvalidParameterValue"
-                    | "InvalidSecurity"
-                    | "KMSAccessDenied"
-                    | "KMSDisabled"
-                    | "KMSNotFound"
-            )
-            .then(|| format!("{code}: {}", service.err().message().unwrap_or_default()))
-        }
-        SdkError::ConstructionFailure(_) => Some("the request could not be built".to_owned()),
-        _ => None,
-    };
+    let refused = super::refusal(
+        &error,
+        &[
+            "NotFound",
+            "NotFoundException",
+            "AuthorizationError",
+            "InvalidParameter",
+            "InvalidParameterValue",
+            "InvalidSecurity",
+            "KMSAccessDenied",
+            "KMSDisabled",
+            "KMSNotFound",
+        ],
+    );
     match refused {
         Some(message) => NotifyError::Refused { topic: topic.to_owned(), message, source: Box::new(error) },
         None => NotifyError::Unavailable { topic: topic.to_owned(), source: Box::new(error) },

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use chrono::{DateTime, Utc};
 
-use super::state::{ApprovalDecision, ExecutionId, Plan, SourceFacts};
+use super::state::{ApprovalDecision, Execution, ExecutionId, Plan, SourceFacts};
 use crate::definitions::{DeployTarget, ExecutionMode};
 use crate::events::SluiceEvent;
 
@@ -34,6 +34,25 @@ pub struct ApprovalNotice {
     pub build_id: Option<String>,
     pub image_uri: Option<String>,
     pub requested_at: DateTime<Utc>,
+}
+
+impl ApprovalNotice {
+    /// What the approvers are shown of `execution`, asked at `requested_at`.
+    pub fn of(execution: &Execution, requested_at: DateTime<Utc>) -> Self {
+        let build = execution.build.as_ref();
+        Self {
+            pipeline: execution.pipeline.clone(),
+            repository: execution.source.repository.clone(),
+            git_ref: execution.source.git_ref.clone(),
+            commit: execution.source.commit.clone(),
+            message: execution.source.message.clone(),
+            pusher: execution.source.pusher.clone(),
+            compare_url: execution.source.compare_url.clone(),
+            build_id: build.and_then(|build| build.build_id.clone()),
+            image_uri: build.and_then(|build| build.image_uri.clone()),
+            requested_at,
+        }
+    }
 }
 
 /// How a CodeBuild build that did not succeed ended (the `build-status` of its state-change event).

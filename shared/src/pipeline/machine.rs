@@ -578,24 +578,11 @@ impl Run {
                     .and_then(TimeDelta::try_seconds)
                     .and_then(|timeout| now.checked_add_signed(timeout))
                     .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                let build = execution.build.as_ref();
-                let notice = ApprovalNotice {
-                    pipeline: execution.pipeline.clone(),
-                    repository: execution.source.repository.clone(),
-                    git_ref: execution.source.git_ref.clone(),
-                    commit: execution.source.commit.clone(),
-                    message: execution.source.message.clone(),
-                    pusher: execution.source.pusher.clone(),
-                    compare_url: execution.source.compare_url.clone(),
-                    build_id: build.and_then(|build| build.build_id.clone()),
-                    image_uri: build.and_then(|build| build.image_uri.clone()),
-                    requested_at: now,
-                };
                 self.effects.push(Effect::RequestApproval {
                     execution_id: execution.id.clone(),
                     topic_arn: topic_arn.clone(),
                     expires_at,
-                    notice: Box::new(notice),
+                    notice: Box::new(ApprovalNotice::of(execution, now)),
                 });
                 self.effects.push(Effect::Publish(SluiceEvent::ApprovalRequested(ApprovalRequested {
                     pipeline: execution.pipeline.clone(),

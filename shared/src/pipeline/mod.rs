@@ -14,6 +14,6 @@ pub use machine::{
 };
 pub use outbox::Retry;
 pub use state::{
-    ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, Lease, ParkedEffect,
-    PendingEffect, PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded,
+    ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult,
+    Lease, ParkedEffect, PendingEffect, PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded,
 };

@@ -195,6 +195,26 @@ pub struct DeployFacts {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// Where an execution's approval stands, as its link tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalStanding<'a> {
+    /// Waiting for a decision, before its deadline.
+    Open,
+    Decided {
+        decision: ApprovalDecision,
+        approver: Option<&'a str>,
+        at: Option<DateTime<Utc>>,
+    },
+    /// Past its deadline without a decision (timed out, or about to be by the reconciler).
+    Expired {
+        at: DateTime<Utc>,
+    },
+    /// The run no longer waits for it (superseded, say); `reason` says why.
+    Withdrawn {
+        reason: Option<&'a str>,
+    },
+}
+
 /// One run of a pipeline for one commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Execution {
@@ -299,6 +319,24 @@ pub struct RefHistory {
 pub struct PushLink {
     pub before: String,
     pub after: String,
+}
+
+impl Execution {
+    /// Where the execution's approval stands at `now`; `None` if it never asked for one.
+    pub fn approval_standing(&self, now: DateTime<Utc>) -> Option<ApprovalStanding<'_>> {
+        let approval = self.approval.as_ref()?;
+        if let Some(decision) = approval.decision {
+            let approver = approval.approver.as_deref();
+            return Some(ApprovalStanding::Decided { decision, approver, at: approval.decided_at });
+        }
+        Some(match self.status {
+            Status::Running(Stage::Approval) if now <= approval.expires_at => ApprovalStanding::Open,
+            Status::Running(Stage::Approval) | Status::TimedOut => {
+                ApprovalStanding::Expired { at: approval.expires_at }
+            }
+            _ => ApprovalStanding::Withdrawn { reason: self.reason.as_deref() },
+        })
+    }
 }
 
 impl PipelineState {

@@ -7,8 +7,8 @@ use tracing::{info, warn};
 use crate::approval::page::{self, Page, RunFacts};
 use crate::approval::{LinkToken, Links, approval_email, same_hash};
 use crate::pipeline::{
-    ApprovalDecision, ApprovalNotice, Effect, EffectKind, Event, Execution, MAX_APPROVER, MAX_COMMENT, Stage, Status,
-    TransitionError,
+    ApprovalDecision, ApprovalNotice, ApprovalStanding, Effect, EffectKind, Event, Execution, MAX_APPROVER,
+    MAX_COMMENT, TransitionError,
 };
 use crate::ports::{ApprovalNotifier, EventPublisher, NotifyError, PipelineStore, ReviewSite, approval_link};
 use crate::telemetry::Chain;
@@ -96,51 +96,47 @@ async fn find<S: PipelineStore>(store: &S, token: &str) -> Result<Option<Found>,
 
 /// The page for a run whose approval no longer waits, or `None` while it does.
 fn closed(execution: &Execution, now: DateTime<Utc>) -> Option<Page> {
-    let approval = execution.approval.as_ref()?;
-    if let Some(decision) = approval.decision {
-        return Some(page::already_decided(
-            decision,
-            approval.approver.as_deref().unwrap_or("someone"),
-            approval.decided_at,
-        ));
-    }
-    match execution.status {
-        Status::Running(Stage::Approval) if now <= approval.expires_at => None,
-        Status::Running(Stage::Approval) | Status::TimedOut => Some(page::expired(approval.expires_at)),
-        _ => Some(page::withdrawn(execution.reason.as_deref().unwrap_or("the run no longer waits for an approval"))),
+    match execution.approval_standing(now)? {
+        ApprovalStanding::Open => None,
+        ApprovalStanding::Decided { decision, approver, at } => {
+            Some(page::already_decided(decision, approver.unwrap_or("someone"), at))
+        }
+        ApprovalStanding::Expired { at } => Some(page::expired(at)),
+        ApprovalStanding::Withdrawn { reason } => {
+            Some(page::withdrawn(reason.unwrap_or("the run no longer waits for an approval")))
+        }
     }
 }
 
-fn notice_of(execution: &Execution) -> ApprovalNotice {
-    let build = execution.build.as_ref();
-    ApprovalNotice {
-        pipeline: execution.pipeline.clone(),
-        repository: execution.source.repository.clone(),
-        git_ref: execution.source.git_ref.clone(),
-        commit: execution.source.commit.clone(),
-        message: execution.source.message.clone(),
-        pusher: execution.source.pusher.clone(),
-        compare_url: execution.source.compare_url.clone(),
-        build_id: build.and_then(|build| build.build_id.clone()),
-        image_uri: build.and_then(|build| build.image_uri.clone()),
-        requested_at: execution.approval.as_ref().map_or(execution.created_at, |approval| approval.requested_at),
+/// The run behind the link in `token` while its approval waits; otherwise the page that says why it does not.
+async fn open<S: PipelineStore>(store: &S, token: &str, now: DateTime<Utc>) -> Result<Found, Page> {
+    let found = match find(store, token).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(page::not_found()),
+        Err(error) => {
+            warn!(error = %Chain(&error), "approval link not looked up");
+            return Err(page::unavailable());
+        }
+    };
+    match closed(&found.execution, now) {
+        Some(page) => Err(page),
+        None => Ok(found),
     }
+}
+
+/// What the pages show of the run.
+fn notice_of(execution: &Execution) -> ApprovalNotice {
+    let requested_at = execution.approval.as_ref().map_or(execution.created_at, |approval| approval.requested_at);
+    ApprovalNotice::of(execution, requested_at)
 }
 
 /// GET on a link: the review page, or why the link decides nothing. Changes nothing, whoever asks (mail scanners
 /// fetch every link of an email).
 pub async fn review_page<S: PipelineStore>(store: &S, token: &str, now: DateTime<Utc>) -> Page {
-    let found = match find(store, token).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return page::not_found(),
-        Err(error) => {
-            warn!(error = %Chain(&error), "approval link not looked up");
-            return page::unavailable();
-        }
+    let found = match open(store, token, now).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
-    if let Some(page) = closed(&found.execution, now) {
-        return page;
-    }
     let notice = notice_of(&found.execution);
     let expires_at = found.execution.approval.as_ref().map_or(now, |approval| approval.expires_at);
     let facts = RunFacts { execution: &found.execution.id, notice: &notice, expires_at };
@@ -206,17 +202,10 @@ pub async fn decide<S: PipelineStore, R: EffectRunner>(
     requester: Requester<'_>,
     now: DateTime<Utc>,
 ) -> Page {
-    let found = match find(store, token).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return page::not_found(),
-        Err(error) => {
-            warn!(error = %Chain(&error), "approval link not looked up");
-            return page::unavailable();
-        }
+    let found = match open(store, token, now).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
-    if let Some(page) = closed(&found.execution, now) {
-        return page;
-    }
     let form = match read_form(body) {
         Ok(form) => form,
         Err(message) => return page::bad_request(&message),

@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::*;
 use crate::definitions::ExecutionMode;
-use crate::pipeline::{BuildOutputs, ExecutionId};
+use crate::pipeline::{BuildOutputs, ExecutionId, Stage, Status};
 use crate::ports::FixedSite;
 use crate::testing::{InMemoryStore, RecordingNotifier, RecordingPublisher, RecordingRunner, push};
 use crate::usecases::flush;

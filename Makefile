@@ -9,10 +9,11 @@ TOOLS := $(VENV)/.installed-$(shell sha1sum tests/requirements.txt | cut -c1-12)
 export AWS_EC2_METADATA_DISABLED := true
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test demo bench lint check-pipelines pipelines clean
+.PHONY: test demo bench lint browser check-pipelines pipelines clean
 
-## test: format, lints, template lint, then every unit and integration test (moto_server on loopback).
-test: $(TOOLS) lint
+## test: format, lints, template lint, then every unit and integration test (moto_server on loopback, headless
+## Chromium for the approval page).
+test: $(TOOLS) browser lint
 	mkdir -p target
 	set -o pipefail; MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server cargo test --workspace --all-targets 2>&1 | tee target/test.log
 	@awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "\n%d passed, %d failed\n", passed, failed }' target/test.log
@@ -41,6 +42,17 @@ $(TOOLS): tests/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+# Debian's Chromium and ChromeDriver drive the approval page as a person would; installed once, as root or by sudo.
+# CHROMEDRIVER (and CHROMIUM, default /usr/bin/chromium) name binaries installed some other way.
+CHROMEDRIVER ?= chromedriver
+export CHROMEDRIVER
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@command -v $(CHROMEDRIVER) >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "install Chromium and ChromeDriver, or set CHROMEDRIVER"; exit 2; }; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 clean:
 	cargo clean

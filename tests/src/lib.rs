@@ -3,6 +3,7 @@
 //! and an approval topic), so that tests drive the real adapters over real HTTP and cannot drift from the template.
 
 pub mod bench;
+pub mod browser;
 pub mod meter;
 pub mod template;
 
@@ -382,38 +383,14 @@ impl Stack {
 
 /// POSTs `body` to `url` over HTTP/1.1 as a webhook sender would; returns the status and the body as JSON.
 pub async fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<(u16, serde_json::Value)> {
-    use http_body_util::{BodyExt, Full};
-    let uri: hyper::Uri = url.parse().context("a URL")?;
-    let authority = uri.authority().context("a URL with a host")?.clone();
-    let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    let mut request = hyper::Request::post(uri.path()).header("host", authority.as_str());
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = sender.send_request(request.body(Full::new(hyper::body::Bytes::from(body)))?).await?;
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await?.to_bytes();
-    let json =
-        serde_json::from_slice(&bytes).with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&bytes)))?;
+    let (status, _, text) = request("POST", url, headers, body).await?;
+    let json = serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?;
     Ok((status, json))
 }
 
 /// GETs `url` over HTTP/1.1, as a smoke check does; returns the status.
 pub async fn get(url: &str) -> Result<u16> {
-    use http_body_util::{BodyExt, Empty};
-    let uri: hyper::Uri = url.parse().context("a URL")?;
-    let authority = uri.authority().context("a URL with a host")?.clone();
-    let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    let request =
-        hyper::Request::get(uri.path()).header("host", authority.as_str()).body(Empty::<hyper::body::Bytes>::new())?;
-    let response = sender.send_request(request).await?;
-    let status = response.status().as_u16();
-    response.into_body().collect().await?;
-    Ok(status)
+    Ok(request("GET", url, &[], vec![]).await?.0)
 }
 
 /// One HTTP/1.1 request, as a browser or a mail scanner sends it; returns the status, the headers and the body.

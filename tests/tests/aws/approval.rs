@@ -12,6 +12,7 @@ use sluice::pipeline::{ApprovalDecision, BuildOutputs, EffectKind, Event, Execut
 use sluice::ports::PipelineStore;
 use sluice::testing::{RecordingRunner, push};
 use sluice::usecases::{Input, handle};
+use sluice_integration::browser::{Browser, PHONE};
 use sluice_integration::{Stack, approval_link, form_token, request, sns_messages};
 use sluice_sandbox::function_url::{FunctionUrl, serve};
 
@@ -166,4 +167,50 @@ async fn a_rejection_ends_the_run_and_a_forged_link_finds_nothing() -> Result<()
     assert_eq!(code, 405);
     assert_eq!(headers.get("allow").and_then(|v| v.to_str().ok()), Some("GET, POST"));
     Ok(())
+}
+
+#[tokio::test]
+async fn a_person_approves_from_headless_chromium_on_a_phone_and_a_second_click_gets_409() -> Result<()> {
+    let waiting = waiting_for_approval().await?;
+    let browser = Browser::start(PHONE).await?;
+
+    // Two tabs on the same link, as when two people open the email.
+    let first = browser.window().await?;
+    browser.open(&waiting.link).await?;
+    assert_eq!(browser.status().await?, 200);
+    let shown = browser.text().await?;
+    assert!(shown.contains("web") && shown.contains("123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1"), "{shown}");
+    let width = browser.script("return window.innerWidth").await?;
+    assert_eq!(width.as_u64(), Some(u64::from(PHONE.0)), "a phone-sized window");
+    let overflow = browser.script("return document.documentElement.scrollWidth - window.innerWidth").await?;
+    assert!(overflow.as_i64().is_some_and(|px| px <= 0), "the page scrolls sideways on a phone by {overflow} px");
+    let second = browser.new_tab().await?;
+    browser.open(&waiting.link).await?;
+
+    // The person types a comment and a name and clicks Approve.
+    browser.switch_to(&first).await?;
+    browser.type_into("#comment", "looks good on staging").await?;
+    browser.type_into("#approver", "Grace Hopper").await?;
+    browser.click_through("button.approve").await?;
+    assert_eq!(browser.status().await?, 200);
+    let shown = browser.text().await?;
+    assert!(shown.contains("Approved"), "{shown}");
+    assert_eq!(status(&waiting.store).await?, Status::Running(Stage::Deploy), "the run moves on to deploy");
+    let run = waiting.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+    let approval = run.approval.context("approval")?;
+    assert_eq!(approval.approver.as_deref(), Some("Grace Hopper"));
+    assert_eq!(approval.comment.as_deref(), Some("looks good on staging"));
+    assert!(approval.user_agent.as_deref().is_some_and(|ua| ua.contains("Chrome")), "{:?}", approval.user_agent);
+
+    // The other tab's click comes second: 409, saying who decided; nothing changes.
+    browser.switch_to(&second).await?;
+    browser.type_into("#approver", "Linus").await?;
+    browser.click_through("button.reject").await?;
+    let shown = browser.text().await?;
+    assert_eq!(browser.status().await?, 409, "{shown}");
+    assert!(shown.contains("Already approved") && shown.contains("Grace Hopper"), "{shown}");
+    let run = waiting.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+    assert_eq!(run.status, Status::Running(Stage::Deploy));
+    assert_eq!(run.approval.and_then(|a| a.approver).as_deref(), Some("Grace Hopper"));
+    browser.quit().await
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::definitions::DeployTarget;
-use crate::pipeline::{ExecutionId, Stage};
+use crate::pipeline::{EffectKind, ExecutionId, Stage};
 
 /// The `source` of every event sluice publishes.
 pub const SOURCE: &str = "sluice";
@@ -80,6 +80,16 @@ pub struct ExecutionFinished {
     pub finished_at: DateTime<Utc>,
 }
 
+/// The reconciler found effects of an execution waiting for a function it does not run (one whose earlier attempt
+/// failed, say): a doorbell for their owner, which carries out what is due on the pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectsDue {
+    pub pipeline: String,
+    pub execution_id: ExecutionId,
+    /// The kinds of effect due, each named as in `sluice effects` (`request_approval`, `start_deployment`, ...).
+    pub kinds: Vec<EffectKind>,
+}
+
 /// Every event sluice publishes. The variant is the detail-type; the payload is the detail. (Serialized, as when
 /// kept among a pipeline's pending effects, it is `{"detail_type": ..., "detail": {...}}`.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,13 +105,15 @@ pub enum SluiceEvent {
     DeploymentRequested(DeploymentRequested),
     #[serde(rename = "Execution Finished")]
     ExecutionFinished(ExecutionFinished),
+    #[serde(rename = "Effects Due")]
+    EffectsDue(EffectsDue),
 }
 
 /// An event's detail could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     #[error(
-        "unknown detail-type {0:?}: sluice publishes Execution Started, Approval Requested, Approval Decided, Deployment Requested and Execution Finished"
+        "unknown detail-type {0:?}: sluice publishes Execution Started, Approval Requested, Approval Decided, Deployment Requested, Execution Finished and Effects Due"
     )]
     UnknownDetailType(String),
     #[error("malformed {detail_type} detail")]
@@ -118,6 +130,7 @@ impl SluiceEvent {
     pub const APPROVAL_DECIDED: &'static str = "Approval Decided";
     pub const DEPLOYMENT_REQUESTED: &'static str = "Deployment Requested";
     pub const EXECUTION_FINISHED: &'static str = "Execution Finished";
+    pub const EFFECTS_DUE: &'static str = "Effects Due";
 
     /// The EventBridge `detail-type`.
     pub fn detail_type(&self) -> &'static str {
@@ -127,6 +140,7 @@ impl SluiceEvent {
             SluiceEvent::ApprovalDecided(_) => Self::APPROVAL_DECIDED,
             SluiceEvent::DeploymentRequested(_) => Self::DEPLOYMENT_REQUESTED,
             SluiceEvent::ExecutionFinished(_) => Self::EXECUTION_FINISHED,
+            SluiceEvent::EffectsDue(_) => Self::EFFECTS_DUE,
         }
     }
 
@@ -137,6 +151,7 @@ impl SluiceEvent {
             SluiceEvent::ApprovalDecided(e) => &e.pipeline,
             SluiceEvent::DeploymentRequested(e) => &e.pipeline,
             SluiceEvent::ExecutionFinished(e) => &e.pipeline,
+            SluiceEvent::EffectsDue(e) => &e.pipeline,
         }
     }
 
@@ -147,6 +162,7 @@ impl SluiceEvent {
             SluiceEvent::ApprovalDecided(e) => &e.execution_id,
             SluiceEvent::DeploymentRequested(e) => &e.execution_id,
             SluiceEvent::ExecutionFinished(e) => &e.execution_id,
+            SluiceEvent::EffectsDue(e) => &e.execution_id,
         }
     }
 
@@ -159,6 +175,7 @@ impl SluiceEvent {
             SluiceEvent::ApprovalDecided(e) => serde_json::to_value(e),
             SluiceEvent::DeploymentRequested(e) => serde_json::to_value(e),
             SluiceEvent::ExecutionFinished(e) => serde_json::to_value(e),
+            SluiceEvent::EffectsDue(e) => serde_json::to_value(e),
         };
         detail.unwrap_or(serde_json::Value::Null)
     }
@@ -177,6 +194,7 @@ impl SluiceEvent {
             Self::APPROVAL_DECIDED => Self::ApprovalDecided(parse(Self::APPROVAL_DECIDED, detail)?),
             Self::DEPLOYMENT_REQUESTED => Self::DeploymentRequested(parse(Self::DEPLOYMENT_REQUESTED, detail)?),
             Self::EXECUTION_FINISHED => Self::ExecutionFinished(parse(Self::EXECUTION_FINISHED, detail)?),
+            Self::EFFECTS_DUE => Self::EffectsDue(parse(Self::EFFECTS_DUE, detail)?),
             other => return Err(EventError::UnknownDetailType(other.to_owned())),
         })
     }

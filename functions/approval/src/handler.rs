@@ -1,4 +1,4 @@
-//! Function URL request -> `review_page` (GET) or `decide` (POST); `Approval Requested` event -> `flush` (which
+//! Function URL request -> `review_page` (GET) or `decide` (POST); `Approval Requested` or `Effects Due` event -> `flush` (which
 //! sends the request by SNS). Every outcome is a page with its own status; nothing here panics on input.
 
 use std::sync::OnceLock;
@@ -89,7 +89,7 @@ impl<S: PipelineStore, P: EventPublisher + Clone, N: ApprovalNotifier + Clone> A
 /// Why an invocation failed (Lambda retries the event).
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    #[error("not a function URL request nor an Approval Requested event")]
+    #[error("not a function URL request nor an Approval Requested or Effects Due event")]
     Unrecognised,
     #[error("the function URL request could not be read")]
     Request(#[source] serde_json::Error),
@@ -138,7 +138,7 @@ fn function_url_response(response: Response<Body>) -> Value {
     json!({ "statusCode": response.status().as_u16(), "headers": headers, "body": body, "isBase64Encoded": false })
 }
 
-/// An `Approval Requested` event (as the bus delivers it, or as the stack's rule reshapes it with `approval_url`):
+/// An `Approval Requested` or `Effects Due` event (as the bus delivers it, or as the stack's rule reshapes it with `approval_url`):
 /// carries out the pipeline's pending approval requests and announcements.
 pub async fn on_event<S, P, N>(app: &App<S, P, N>, event: &Value, now: DateTime<Utc>) -> Result<(), HandlerError>
 where
@@ -147,7 +147,7 @@ where
     N: ApprovalNotifier + Clone,
 {
     let Some(pipeline) = event.pointer("/detail/pipeline").and_then(Value::as_str) else {
-        warn!(event = %bounded_json(event), "not an Approval Requested event; ignored");
+        warn!(event = %bounded_json(event), "not an Approval Requested or Effects Due event; ignored");
         return Err(HandlerError::Unrecognised);
     };
     let base = event.get("approval_url").and_then(Value::as_str).map(with_slash);

@@ -1,5 +1,5 @@
 //! The approval function: wiring only. One function, two kinds of input: its function URL (the review page and the
-//! decision) and the `Approval Requested` events of the sluice bus (send the request).
+//! decision) and the `Approval Requested` and `Effects Due` events of the sluice bus (send the request).
 
 // The use case's nested async calls over generic ports make a deep future type.
 #![recursion_limit = "256"]

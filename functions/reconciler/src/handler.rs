@@ -57,8 +57,13 @@ where
     if done.errors > 0 {
         warn!(errors = done.errors, "some pipelines could not be looked at; the next run tries again");
     }
-    info!(builds_checked = done.builds_checked, moved = done.moved, "reconciled");
-    Ok(json!({ "builds_checked": done.builds_checked, "moved": done.moved, "errors": done.errors }))
+    info!(builds_checked = done.builds_checked, moved = done.moved, doorbells = done.doorbells, "reconciled");
+    Ok(json!({
+        "builds_checked": done.builds_checked,
+        "moved": done.moved,
+        "doorbells": done.doorbells,
+        "errors": done.errors,
+    }))
 }
 
 #[cfg(test)]
@@ -95,7 +100,7 @@ mod tests {
     async fn a_look_at_pipelines_that_never_ran_does_nothing_and_says_so() {
         let app = app(true).await;
         let summary = on_schedule(&app, Utc::now()).await.expect("looked");
-        assert_eq!(summary, json!({ "builds_checked": 0, "moved": 0, "errors": 0 }));
+        assert_eq!(summary, json!({ "builds_checked": 0, "moved": 0, "doorbells": 0, "errors": 0 }));
     }
 
     #[tokio::test]

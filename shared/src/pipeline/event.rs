@@ -281,6 +281,17 @@ impl Effect {
         }
     }
 
+    /// The execution the effect is for, where it names one.
+    pub fn execution_id(&self) -> Option<&ExecutionId> {
+        match self {
+            Effect::StartBuild { execution_id, .. }
+            | Effect::RequestApproval { execution_id, .. }
+            | Effect::StartDeployment { execution_id, .. } => Some(execution_id),
+            Effect::ReportHookStatus { .. } => None,
+            Effect::Publish(event) => Some(event.execution_id()),
+        }
+    }
+
     /// One line for an operator: what the effect does, and for which execution.
     pub fn describe(&self) -> String {
         match self {

@@ -21,6 +21,18 @@ pub const MAX_BACKOFF: TimeDelta = TimeDelta::minutes(15);
 /// How long a stored error message may be.
 pub const MAX_ERROR: usize = 1024;
 
+impl PendingEffect {
+    /// An effect not tried yet.
+    pub fn new(id: String, effect: Effect) -> Self {
+        Self { id, effect, attempts: 0, not_before: None, lease: None, last_error: None }
+    }
+
+    /// Whether it may be carried out at `now`: its backoff has passed and nobody holds it.
+    fn free_at(&self, now: DateTime<Utc>) -> bool {
+        self.not_before.is_none_or(|at| at <= now) && self.lease.as_ref().is_none_or(|lease| lease.until <= now)
+    }
+}
+
 /// What became of a failed attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Retry {
@@ -39,24 +51,31 @@ impl PipelineState {
         for effect in effects {
             let id = format!("{}-{version}-{}", self.pipeline, self.effect_seq);
             self.effect_seq += 1;
-            self.pending.push(PendingEffect {
-                id,
-                effect,
-                attempts: 0,
-                not_before: None,
-                lease: None,
-                last_error: None,
-            });
+            self.pending.push(PendingEffect::new(id, effect));
         }
     }
 
     /// The effects of `kinds` that may be carried out at `now`: their backoff has passed and nobody else holds them.
     pub fn due<'a>(&'a self, kinds: &'a [EffectKind], now: DateTime<Utc>) -> impl Iterator<Item = &'a PendingEffect> {
-        self.pending.iter().filter(move |pending| {
-            kinds.contains(&pending.effect.kind())
-                && pending.not_before.is_none_or(|at| at <= now)
-                && pending.lease.as_ref().is_none_or(|lease| lease.until <= now)
-        })
+        self.pending.iter().filter(move |pending| kinds.contains(&pending.effect.kind()) && pending.free_at(now))
+    }
+
+    /// The effects due at `now` that a function other than the one owning `own` carries out, by execution, oldest
+    /// first: what a doorbell (`Effects Due`) should wake their owners for.
+    pub fn due_elsewhere(&self, own: &[EffectKind], now: DateTime<Utc>) -> Vec<(ExecutionId, Vec<EffectKind>)> {
+        let mut due: Vec<(ExecutionId, Vec<EffectKind>)> = Vec::new();
+        for pending in
+            self.pending.iter().filter(|pending| !own.contains(&pending.effect.kind()) && pending.free_at(now))
+        {
+            let Some(execution) = pending.effect.execution_id() else { continue };
+            let kind = pending.effect.kind();
+            match due.iter_mut().find(|(id, _)| id == execution) {
+                Some((_, kinds)) if !kinds.contains(&kind) => kinds.push(kind),
+                Some(_) => {}
+                None => due.push((execution.clone(), vec![kind])),
+            }
+        }
+        due
     }
 
     /// Leases every due effect of `kinds` to `owner` and returns them, oldest first.
@@ -127,14 +146,8 @@ impl PipelineState {
     pub fn unpark(&mut self, id: &str) -> bool {
         let Some(index) = self.parked.iter().position(|parked| parked.id == id) else { return false };
         let parked = self.parked.remove(index);
-        self.pending.push(PendingEffect {
-            id: parked.id,
-            effect: parked.effect,
-            attempts: 0,
-            not_before: None,
-            lease: None,
-            last_error: Some(parked.error),
-        });
+        self.pending
+            .push(PendingEffect { last_error: Some(parked.error), ..PendingEffect::new(parked.id, parked.effect) });
         true
     }
 }
@@ -194,6 +207,25 @@ mod tests {
         assert_eq!(state.pending[0].lease.as_ref().map(|l| l.owner.as_str()), Some("webhook-1"));
         assert!(state.pending[1].lease.is_none());
         assert_eq!(state.due(&[EffectKind::ReportHookStatus], now()).count(), 1);
+    }
+
+    #[test]
+    fn effects_due_elsewhere_are_grouped_by_execution_once_free_and_never_the_callers_own() {
+        // GIVEN e1's build and e2's build, e2's leased to a live owner, and e1's retried after a failure
+        let mut state = outbox(vec![build("e1"), build("e2"), build("e1"), hook()]);
+        state.claim("a", &[EffectKind::StartBuild], now());
+        state.pending[0].lease = None;
+        state.pending[2].lease = None;
+        state.pending[2].not_before = Some(now() + TimeDelta::minutes(1));
+        // THEN the function owning builds is never told about its own
+        assert!(state.due_elsewhere(&[EffectKind::StartBuild, EffectKind::ReportHookStatus], now()).is_empty());
+        // AND another is told of e1 alone (e2's is held; the hook report names no execution), each kind once
+        let elsewhere = state.due_elsewhere(&[EffectKind::Publish], now() + TimeDelta::minutes(1));
+        assert_eq!(elsewhere, [(ExecutionId::from("e1"), vec![EffectKind::StartBuild])]);
+        // AND once e2's lease runs out, e2's build is due too
+        let later = state.due_elsewhere(&[EffectKind::Publish], now() + LEASE);
+        let executions: Vec<&str> = later.iter().map(|(id, _)| id.0.as_str()).collect();
+        assert_eq!(executions, ["e1", "e2"]);
     }
 
     #[test]

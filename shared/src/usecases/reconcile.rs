@@ -1,12 +1,14 @@
 //! What no event will say: a scheduled look at every pipeline. Builds whose state change never arrived are asked
 //! about (CodeBuild's BatchGetBuilds) and moved on as their event would have; approvals past their deadline time
-//! out; effects left pending (a build CodeBuild could not start then) are carried out.
+//! out; effects left pending (a build CodeBuild could not start then) are carried out, and the owners of those it
+//! does not carry out itself (an approval request SNS refused for a while) are woken by an `Effects Due` doorbell.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tracing::{instrument, warn};
 
 use crate::definitions::Definitions;
-use crate::pipeline::{BuildFailure, Event, Stage, Status};
+use crate::events::{EffectsDue, SluiceEvent};
+use crate::pipeline::{BuildFailure, Effect, Event, PendingEffect, Stage, Status};
 use crate::ports::{ArtifactStore, BuildStarter, PipelineStore};
 use crate::telemetry::Chain;
 use crate::usecases::{
@@ -23,6 +25,8 @@ pub struct Reconciled {
     pub builds_checked: usize,
     /// Runs moved on: builds that had finished, approvals that had expired.
     pub moved: usize,
+    /// Executions whose effects are due with another function, whose owner was woken (`Effects Due`).
+    pub doorbells: usize,
     /// Pipelines or builds that could not be looked at; the next look tries again.
     pub errors: usize,
 }
@@ -59,6 +63,26 @@ where
                 continue;
             }
         };
+        let doorbells: Vec<PendingEffect> = state
+            .due_elsewhere(runner.kinds(), now)
+            .into_iter()
+            .map(|(execution_id, kinds)| {
+                let id = format!("doorbell-{execution_id}");
+                let due = EffectsDue { pipeline: pipeline.name.clone(), execution_id, kinds };
+                PendingEffect::new(id, Effect::Publish(SluiceEvent::EffectsDue(due)))
+            })
+            .collect();
+        if !doorbells.is_empty() {
+            for (rung, result) in doorbells.iter().zip(runner.run_all(&doorbells).await) {
+                match result {
+                    Ok(_) => done.doorbells += 1,
+                    Err(error) => {
+                        warn!(error = %Chain(&error), effect = %rung.effect.describe(), "owner not woken");
+                        done.errors += 1;
+                    }
+                }
+            }
+        }
         for execution in state.active() {
             let event = match execution.status {
                 Status::Running(Stage::Approval)

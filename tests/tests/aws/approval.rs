@@ -9,11 +9,13 @@ use serde_json::json;
 use sluice::adapters::DynamoDbStore;
 use sluice::definitions::ExecutionMode;
 use sluice::pipeline::{ApprovalDecision, BuildOutputs, EffectKind, Event, ExecutionId, Stage, Status};
-use sluice::ports::PipelineStore;
+use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice::testing::{RecordingRunner, push};
 use sluice::usecases::{Input, handle};
 use sluice_integration::browser::{Browser, PHONE};
-use sluice_integration::{Stack, approval_link, form_token, request, sns_messages};
+use sluice_integration::{
+    Stack, approval_link, aws_config_with, form_token, moto, request, sns_messages, workspace_root,
+};
 use sluice_sandbox::function_url::{FunctionUrl, serve};
 
 struct Waiting {
@@ -24,9 +26,8 @@ struct Waiting {
     email: String,
 }
 
-/// A run of `web` built and awaiting approval, whose request the approval function sent through moto's SNS.
-async fn waiting_for_approval() -> Result<Waiting> {
-    let stack = Stack::create().await?;
+/// A run of `web` pushed and built; its approval request waits in the outbox for the approval function.
+async fn built(stack: &Stack) -> Result<DynamoDbStore> {
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
     let mut triggered = push("web-1", ExecutionMode::Superseded, true);
     if let Event::Triggered { plan, .. } = &mut triggered {
@@ -47,13 +48,22 @@ async fn waiting_for_approval() -> Result<Waiting> {
             Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now: chrono::Utc::now() };
         handle(&store, &runner, input).await?;
     }
+    Ok(store)
+}
 
-    let config = Config::from_lookup(|name| match name {
+fn config(stack: &Stack) -> Result<Config> {
+    Ok(Config::from_lookup(|name| match name {
         "SLUICE_TABLE" => Some(stack.table.clone()),
         "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
         _ => None,
-    })?;
-    let app = Arc::new(AwsApp::from_aws(&stack.config, &config));
+    })?)
+}
+
+/// A run of `web` built and awaiting approval, whose request the approval function sent through moto's SNS.
+async fn waiting_for_approval() -> Result<Waiting> {
+    let stack = Stack::create().await?;
+    let store = built(&stack).await?;
+    let app = Arc::new(AwsApp::from_aws(&stack.config, &config(&stack)?));
     let served = Arc::clone(&app);
     let url = serve("approval", move |request| {
         let app = Arc::clone(&served);
@@ -213,4 +223,52 @@ async fn a_person_approves_from_headless_chromium_on_a_phone_and_a_second_click_
     assert_eq!(run.status, Status::Running(Stage::Deploy));
     assert_eq!(run.approval.and_then(|a| a.approver).as_deref(), Some("Grace Hopper"));
     browser.quit().await
+}
+
+#[tokio::test]
+async fn a_request_sns_could_not_take_goes_out_when_the_reconcilers_doorbell_rings() -> Result<()> {
+    let stack = Stack::create().await?;
+    let store = built(&stack).await?;
+    let example = std::fs::read_to_string(workspace_root().join("infra/pipelines.example.toml"))?;
+    store.publish(&example, None, chrono::Utc::now()).await?;
+    let now = chrono::Utc::now();
+
+    // SNS cannot be reached: the request stays in the outbox, to be tried again after a backoff.
+    let cut_off = aws_config_with(&moto().endpoint, &[("sns", "http://127.0.0.1:9")]).await;
+    let app = AwsApp::from_aws(&cut_off, &config(&stack)?);
+    let requested = json!({ "detail-type": "Approval Requested", "detail": { "pipeline": "web", "execution_id": "web-1" }, "approval_url": "https://approve.example/" });
+    on_event(&app, &requested, now).await?;
+    assert!(sns_messages(&stack.approval_topic).await?.is_empty());
+    let state = store.load("web").await?.context("the state")?.value;
+    let pending = state.pending.iter().find(|p| p.effect.kind() == EffectKind::RequestApproval).context("pending")?;
+    assert_eq!(pending.attempts, 1, "{:?}", pending.last_error);
+    let retry_at = pending.not_before.context("a backoff")?;
+
+    // The reconciler's next look rings the approval function's doorbell through the template's rule.
+    let reconciler = reconciler::handler::AwsApp::from_aws(&stack.config, &config(&stack)?.common);
+    let summary = reconciler::handler::on_schedule(&reconciler, retry_at).await?;
+    assert_eq!(summary["doorbells"], 1, "{summary}");
+    let rung = stack.receive(stack.queue("ApprovalDueRule")?, 1, std::time::Duration::from_secs(10)).await?;
+    assert_eq!(rung.len(), 1);
+    assert_eq!(rung[0]["detail-type"], "Effects Due");
+    assert_eq!(rung[0]["detail"]["kinds"], json!(["request_approval"]));
+
+    // SNS is back: the doorbell, as the rule delivers it, sends the request once.
+    let app = AwsApp::from_aws(&stack.config, &config(&stack)?);
+    let mut delivered = rung[0].clone();
+    delivered["approval_url"] = json!("https://approve.example/");
+    on_event(&app, &delivered, retry_at).await?;
+    on_event(&app, &delivered, retry_at).await?;
+    let sent = sns_messages(&stack.approval_topic).await?;
+    assert_eq!(sent.len(), 1, "sent once: {sent:?}");
+    let state = store.load("web").await?.context("the state")?.value;
+    assert!(state.pending.iter().all(|p| p.effect.kind() != EffectKind::RequestApproval));
+    assert!(
+        state
+            .execution(&ExecutionId::from("web-1"))
+            .and_then(|e| e.approval.clone())
+            .and_then(|a| a.token_hash)
+            .is_some()
+    );
+    Ok(())
 }

@@ -8,8 +8,8 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use sluice::adapters::EventBridgePublisher;
 use sluice::definitions::ExecutionMode;
-use sluice::events::SluiceEvent;
-use sluice::pipeline::{ApprovalDecision, BuildOutputs, Effect, Event, ExecutionId, PipelineState};
+use sluice::events::{EffectsDue, SluiceEvent};
+use sluice::pipeline::{ApprovalDecision, BuildOutputs, Effect, EffectKind, Event, ExecutionId, PipelineState};
 use sluice::ports::{EventPublisher, PublishError};
 use sluice_integration::{Stack, workspace_root};
 
@@ -101,22 +101,39 @@ fn a_runs_events() -> Vec<SluiceEvent> {
     published
 }
 
+/// The reconciler's doorbells: an approval request due, then a deployment due (for another function).
+fn doorbells() -> Vec<SluiceEvent> {
+    [EffectKind::RequestApproval, EffectKind::StartDeployment]
+        .into_iter()
+        .map(|kind| {
+            SluiceEvent::EffectsDue(EffectsDue {
+                pipeline: "web".into(),
+                execution_id: ExecutionId::from("e1"),
+                kinds: vec![kind],
+            })
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn each_event_of_a_run_reaches_the_rule_for_its_detail_type_with_the_documented_detail() -> Result<()> {
     let stack = Stack::create().await?;
     let publisher = EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone());
-    let events = a_runs_events();
+    let mut events = a_runs_events();
     let types: Vec<&str> = events.iter().map(SluiceEvent::detail_type).collect();
     assert_eq!(
         types,
         ["Execution Started", "Approval Requested", "Approval Decided", "Deployment Requested", "Execution Finished"]
     );
+    events.extend(doorbells());
 
     publisher.publish(&events).await?;
 
     let documented = documented_details()?;
     for (rule, detail_type) in [
         ("ApprovalRequestedRule", "Approval Requested"),
+        // The approval request's doorbell only: the deployment's is for the deployer.
+        ("ApprovalDueRule", "Effects Due"),
         ("DeploymentRequestedRule", "Deployment Requested"),
         ("ExecutionFinishedRule", "Execution Finished"),
     ] {
@@ -133,9 +150,13 @@ async fn each_event_of_a_run_reaches_the_rule_for_its_detail_type_with_the_docum
         same_shape(example, &envelope["detail"], detail_type)?;
     }
     // Nothing else arrived: each rule took only its own detail-type.
-    for rule in
-        ["ApprovalRequestedRule", "DeploymentRequestedRule", "ExecutionFinishedRule", "CodeBuildStateChangeRule"]
-    {
+    for rule in [
+        "ApprovalRequestedRule",
+        "ApprovalDueRule",
+        "DeploymentRequestedRule",
+        "ExecutionFinishedRule",
+        "CodeBuildStateChangeRule",
+    ] {
         let extra = stack.receive(stack.queue(rule)?, 1, QUIET).await?;
         assert!(extra.is_empty(), "{rule} also received {extra:#?}");
     }
@@ -145,7 +166,8 @@ async fn each_event_of_a_run_reaches_the_rule_for_its_detail_type_with_the_docum
 #[tokio::test]
 async fn every_published_detail_type_is_documented_with_its_fields() -> Result<()> {
     let documented = documented_details()?;
-    let events = a_runs_events();
+    let mut events = a_runs_events();
+    events.extend(doorbells().into_iter().take(1));
     for event in &events {
         let example =
             documented.get(event.detail_type()).with_context(|| format!("{} undocumented", event.detail_type()))?;

@@ -92,12 +92,12 @@ async fn a_finished_build_whose_event_was_lost_moves_its_run_on() {
 
     let done = world.look(11).await;
 
-    assert_eq!(done, Reconciled { builds_checked: 1, moved: 1, errors: 0 });
+    assert_eq!(done, Reconciled { builds_checked: 1, moved: 1, ..Reconciled::default() });
     let execution = world.execution("e1").await;
     assert_eq!(execution.status, Status::Running(Stage::Approval));
     assert_eq!(execution.build.and_then(|b| b.image_uri).as_deref(), Some("repo/web:e1"));
-    // A second look finds nothing more to do.
-    assert_eq!(world.look(12).await, Reconciled { builds_checked: 0, moved: 0, errors: 0 });
+    // A second look moves nothing more; the approval request waits for the approval function, whose doorbell rings.
+    assert_eq!(world.look(12).await, Reconciled { doorbells: 1, ..Reconciled::default() });
 }
 
 #[tokio::test]
@@ -118,7 +118,7 @@ async fn a_build_still_running_or_recently_started_is_left_alone() {
     let build_id = world.build_id("e1").await;
     assert_eq!(world.look(5).await.builds_checked, 0, "started 5 minutes ago: not asked about yet");
     world.effects.builds.report(&build_id, BuildReport { status: "IN_PROGRESS".into(), ..BuildReport::default() });
-    assert_eq!(world.look(11).await, Reconciled { builds_checked: 1, moved: 0, errors: 0 });
+    assert_eq!(world.look(11).await, Reconciled { builds_checked: 1, ..Reconciled::default() });
     assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Build));
 }
 
@@ -163,4 +163,33 @@ async fn a_build_codebuild_could_not_start_is_started_by_the_next_look() {
     assert!(world.execution("e1").await.build.and_then(|b| b.build_id).is_some());
     world.look(2).await;
     assert_eq!(world.effects.builds.started().len(), 1);
+}
+
+#[tokio::test]
+async fn an_approval_request_still_pending_rings_its_owners_doorbell_at_each_look() {
+    // GIVEN a built run whose approval request the approval function has not carried out (SNS refused it a while)
+    let world = World::with_push("e1").await;
+    let build_id = world.build_id("e1").await;
+    let outputs = BuildOutputs { image_uri: "repo/web:e1".into(), artifacts: None };
+    world
+        .apply(Event::BuildSucceeded { execution_id: ExecutionId("e1".into()), build_id, outputs }, 1)
+        .await
+        .expect("applied");
+    let before = world.effects.publisher.published().len();
+
+    // WHEN the reconciler looks
+    let done = world.look(5).await;
+
+    // THEN it leaves the request to its owner, and wakes it with an `Effects Due` for the run
+    assert_eq!(done, Reconciled { doorbells: 1, ..Reconciled::default() });
+    let rung: Vec<SluiceEvent> = world.effects.publisher.published().split_off(before);
+    let expected = EffectsDue {
+        pipeline: "web".into(),
+        execution_id: ExecutionId("e1".into()),
+        kinds: vec![crate::pipeline::EffectKind::RequestApproval],
+    };
+    assert_eq!(rung, [SluiceEvent::EffectsDue(expected)]);
+    let state = world.store.load("web").await.expect("loaded").expect("stored").value;
+    assert_eq!(state.pending.len(), 1, "the request stays in the outbox for the approval function");
+    assert!(state.pending[0].lease.is_none());
 }

@@ -11,9 +11,9 @@ use sluice::definitions::{
 };
 use sluice::pipeline::outbox::MAX_PARKED;
 use sluice::pipeline::{
-    ApprovalDecision, BuildOutputs, Decision, Effect, EffectKind, Event, ExecutionId, MAX_HOOK_RESULTS, MAX_REASON,
-    MAX_WAITING, PipelineState, Plan, REMEMBERED_PUSHES, REMEMBERED_REFS, RETAINED_FINISHED, SourceFacts, bounded,
-    transition,
+    ApprovalDecision, BuildOutputs, Decision, Effect, EffectKind, Event, ExecutionId, MAX_APPROVER, MAX_COMMENT,
+    MAX_HOOK_RESULTS, MAX_REASON, MAX_SOURCE_IP, MAX_USER_AGENT, MAX_WAITING, PipelineState, Plan, REMEMBERED_PUSHES,
+    REMEMBERED_REFS, RETAINED_FINISHED, SourceFacts, bounded, transition,
 };
 use sluice::usecases::MAX_MESSAGE;
 
@@ -93,14 +93,18 @@ fn deploy(state: &mut PipelineState, n: usize, effects: &mut Vec<Effect>) -> Exe
     let build_id = format!("arn:aws:codebuild:us-east-1:123456789012:build/{}:{n}", long('p', 255));
     let outputs = BuildOutputs { image_uri: long('i', 1024), artifacts: Some(format!("s3://{}", long('k', 1080))) };
     apply(state, Event::BuildSucceeded { execution_id: id.clone(), build_id, outputs }, 1, effects);
+    // The request went out (a SHA-256 in hex is what is kept of its link), then a person decided, saying as much as
+    // a form may carry; the machine keeps each field to its bound.
+    let token_hash = long('f', 64);
+    apply(state, Event::ApprovalSent { execution_id: id.clone(), token_hash: token_hash.clone() }, 1, effects);
     let decided = Event::ApprovalDecided {
         execution_id: id.clone(),
         decision: ApprovalDecision::Approved,
-        approver: bounded(&long('a', 10_000), 256),
-        comment: Some(bounded(&long('c', 10_000), 1024)),
-        token_hash: None,
-        source_ip: None,
-        user_agent: None,
+        approver: long('a', 10_000),
+        comment: Some(long('c', 10_000)),
+        token_hash: Some(token_hash),
+        source_ip: Some(long('9', 10_000)),
+        user_agent: Some(long('u', 10_000)),
     };
     apply(state, decided, 2, effects);
     let deployment_id = format!("d-{n:0>9}");
@@ -182,7 +186,17 @@ fn the_fullest_pipeline_state_is_stored_well_under_dynamodbs_item_limit_and_its_
             assert!(size < EVENT_LIMIT / 16, "{} is {size} bytes", event.detail_type());
         }
     }
-    // AND every reason was cut to its bound
+    // AND every reason and every approval's words were cut to their bounds
     assert!(state.executions.iter().filter_map(|e| e.reason.as_ref()).all(|r| r.len() <= MAX_REASON));
+    let approvals: Vec<_> = state.executions.iter().filter_map(|e| e.approval.as_ref()).collect();
+    assert!(approvals.iter().filter(|a| a.decision.is_some()).count() > RETAINED_FINISHED);
+    for approval in approvals.iter().filter(|a| a.decision.is_some()) {
+        assert_eq!(approval.approver.as_ref().map(String::len), Some(MAX_APPROVER));
+        assert_eq!(approval.comment.as_ref().map(String::len), Some(MAX_COMMENT));
+        assert_eq!(approval.source_ip.as_ref().map(String::len), Some(MAX_SOURCE_IP));
+        assert_eq!(approval.user_agent.as_ref().map(String::len), Some(MAX_USER_AGENT));
+        assert_eq!(approval.token_hash.as_ref().map(String::len), Some(64));
+    }
     println!("state item: {} bytes for {} executions", item.len(), state.executions.len());
 }
+

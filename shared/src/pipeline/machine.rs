@@ -33,9 +33,12 @@ pub const MAX_HOOK_RESULTS: usize = 10;
 /// How long a stored reason may be, and a hook result's detail.
 pub const MAX_REASON: usize = 1024;
 pub const MAX_HOOK_DETAIL: usize = 256;
-/// How long an approver's name (and a recorded source address) and an approval comment may be.
+/// How long an approver's name and an approval comment may be.
 pub const MAX_APPROVER: usize = 100;
 pub const MAX_COMMENT: usize = 1000;
+/// How much of a decider's address (an IPv6 address in text is at most 45) and browser (User-Agent) is kept.
+pub const MAX_SOURCE_IP: usize = 45;
+pub const MAX_USER_AGENT: usize = 256;
 /// The commit id of a ref that did not exist (GitHub's `before` of a new branch or tag).
 const NO_COMMIT: &str = "0000000000000000000000000000000000000000";
 
@@ -260,8 +263,8 @@ impl Run {
                 approval.approver = Some(bounded(approver, MAX_APPROVER));
                 approval.comment = comment.as_deref().map(|comment| bounded(comment, MAX_COMMENT));
                 approval.decided_at = Some(now);
-                approval.source_ip = source_ip.as_deref().map(|ip| bounded(ip, MAX_APPROVER));
-                approval.user_agent = user_agent.as_deref().map(|agent| bounded(agent, MAX_HOOK_DETAIL));
+                approval.source_ip = source_ip.as_deref().map(|ip| bounded(ip, MAX_SOURCE_IP));
+                approval.user_agent = user_agent.as_deref().map(|agent| bounded(agent, MAX_USER_AGENT));
                 let execution = &self.state.executions[i];
                 self.effects.push(Effect::Publish(SluiceEvent::ApprovalDecided(ApprovalDecidedEvent {
                     pipeline: execution.pipeline.clone(),

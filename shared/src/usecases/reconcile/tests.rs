@@ -38,6 +38,16 @@ impl World {
         world
     }
 
+    /// Run `execution` pushed at minute 0 and built at minute 1: its approval (open an hour) waits.
+    async fn awaiting_approval(execution: &str) -> Self {
+        let world = Self::with_push(execution).await;
+        let build_id = world.build_id(execution).await;
+        let outputs = BuildOutputs { image_uri: format!("repo/web:{execution}"), artifacts: None };
+        let built = Event::BuildSucceeded { execution_id: ExecutionId(execution.into()), build_id, outputs };
+        world.apply(built, 1).await.expect("applied");
+        world
+    }
+
     async fn apply(&self, event: Event, minute: i64) -> Result<Handled, crate::usecases::HandleError> {
         let input =
             Input { pipeline: "web", mode: ExecutionMode::Superseded, event: &event, receipt: None, now: at(minute) };
@@ -134,13 +144,7 @@ async fn a_build_codebuild_has_no_record_of_fails_its_run() {
 
 #[tokio::test]
 async fn an_approval_past_its_deadline_times_out() {
-    let world = World::with_push("e1").await;
-    let build_id = world.build_id("e1").await;
-    let outputs = BuildOutputs { image_uri: "repo/web:e1".into(), artifacts: None };
-    world
-        .apply(Event::BuildSucceeded { execution_id: ExecutionId("e1".into()), build_id, outputs }, 1)
-        .await
-        .expect("applied");
+    let world = World::awaiting_approval("e1").await;
 
     assert_eq!(world.look(30).await.moved, 0, "the approval is open for an hour");
     assert_eq!(world.look(62).await.moved, 1);
@@ -168,13 +172,7 @@ async fn a_build_codebuild_could_not_start_is_started_by_the_next_look() {
 #[tokio::test]
 async fn an_approval_request_still_pending_rings_its_owners_doorbell_at_each_look() {
     // GIVEN a built run whose approval request the approval function has not carried out (SNS refused it a while)
-    let world = World::with_push("e1").await;
-    let build_id = world.build_id("e1").await;
-    let outputs = BuildOutputs { image_uri: "repo/web:e1".into(), artifacts: None };
-    world
-        .apply(Event::BuildSucceeded { execution_id: ExecutionId("e1".into()), build_id, outputs }, 1)
-        .await
-        .expect("applied");
+    let world = World::awaiting_approval("e1").await;
     let before = world.effects.publisher.published().len();
 
     // WHEN the reconciler looks

@@ -199,4 +199,3 @@ fn the_fullest_pipeline_state_is_stored_well_under_dynamodbs_item_limit_and_its_
     }
     println!("state item: {} bytes for {} executions", item.len(), state.executions.len());
 }
-

@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod approval;
 pub mod config;
 pub mod definitions;
+pub mod deploy;
 pub mod events;
 pub mod github;
 pub mod pipeline;

@@ -54,8 +54,8 @@ impl From<&str> for OutputsError {
 
 /// The files a build leaves in its artifacts for sluice.
 pub const IMAGE_DETAIL: &str = "imageDetail.json";
-pub const TASK_DEFINITION: &str = "taskdef.json";
-pub const APPSPEC: &str = "appspec.yaml";
+pub const TASK_DEFINITION: &str = crate::deploy::TASK_DEFINITION_FILE;
+pub const APPSPEC: &str = crate::deploy::APPSPEC_FILE;
 
 /// The facts of one "CodeBuild Build State Change" event that sluice uses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -148,16 +148,14 @@ async fn outputs<A: ArtifactStore>(
     if image_uri.len() > 1024 {
         return Err(format!("{IMAGE_DETAIL}'s ImageURI is longer than 1024 characters").into());
     }
-    let task_definition: Value = serde_json::from_slice(&read(TASK_DEFINITION).await?)
-        .map_err(|error| format!("{TASK_DEFINITION} is not JSON: {error}"))?;
-    if !task_definition["containerDefinitions"].is_array() {
-        return Err(format!("{TASK_DEFINITION} is not an ECS task definition: it has no containerDefinitions").into());
-    }
+    // Rendered now as the deployer will render them, so that a file it could not deploy fails the run before anyone
+    // is asked to approve it.
+    crate::deploy::task_definition(&read(TASK_DEFINITION).await?, &image_uri)
+        .map_err(|error| OutputsError::Fail(error.to_string()))?;
     if needs_appspec {
         let appspec = read(APPSPEC).await?;
-        if !String::from_utf8_lossy(&appspec).contains("TargetService") {
-            return Err(format!("{APPSPEC} is not an ECS AppSpec: it has no TargetService").into());
-        }
+        crate::deploy::appspec(&appspec, "arn:aws:ecs:::task-definition/check:1", "check", &[])
+            .map_err(|error| OutputsError::Fail(error.to_string()))?;
     }
     Ok(BuildOutputs { image_uri, artifacts: Some(location.uri()) })
 }

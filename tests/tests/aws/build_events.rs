@@ -40,7 +40,7 @@ async fn a_pushed_commit_whose_build_succeeds_waits_for_approval_with_its_image(
     for (name, content) in [
         ("imageDetail.json", r#"{"ImageURI":"123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:4e2f"}"#),
         ("taskdef.json", r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>"}]}"#),
-        ("appspec.yaml", "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n"),
+        ("appspec.yaml", include_str!("../../../infra/sample-app/appspec.yaml")),
     ] {
         s3.put_object()
             .bucket(&bucket)

@@ -11,7 +11,7 @@ use crate::usecases::StageEffects;
 
 const BUCKET: &str = "sluice-artifacts";
 const TASKDEF: &str = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>"}]}"#;
-const APPSPEC_YAML: &str = "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n";
+const APPSPEC_YAML: &str = include_str!("../../../../infra/sample-app/appspec.yaml");
 
 struct World {
     store: InMemoryStore,
@@ -125,12 +125,12 @@ async fn each_missing_or_malformed_output_fails_the_run_naming_the_file() {
         (vec![("imageDetail.json", image), ("appspec.yaml", APPSPEC_YAML)], "taskdef.json is missing"),
         (
             vec![("imageDetail.json", image), ("taskdef.json", "{}"), ("appspec.yaml", APPSPEC_YAML)],
-            "taskdef.json is not an ECS task definition",
+            "taskdef.json: not an ECS task definition: missing field `family`",
         ),
         (vec![("imageDetail.json", image), ("taskdef.json", TASKDEF)], "appspec.yaml is missing"),
         (
             vec![("imageDetail.json", image), ("taskdef.json", TASKDEF), ("appspec.yaml", "version: 0.0")],
-            "appspec.yaml is not an ECS AppSpec",
+            "appspec.yaml: field `Resources` is missing",
         ),
     ];
     for (files, reason) in cases {

@@ -87,8 +87,8 @@ impl World {
         );
         for (name, content) in [
             ("imageDetail.json", r#"{"ImageURI":"repo/web:e1"}"#),
-            ("taskdef.json", r#"{"containerDefinitions":[]}"#),
-            ("appspec.yaml", "Resources:\n  - TargetService: {}\n"),
+            ("taskdef.json", include_str!("../../../../infra/sample-app/taskdef.json")),
+            ("appspec.yaml", include_str!("../../../../infra/sample-app/appspec.yaml")),
         ] {
             self.artifacts.put("artifacts", &format!("web/e1/{name}"), content.as_bytes());
         }

@@ -1,0 +1,15 @@
+//! The deploy stage's pure part: a build's task definition and AppSpec rendered for the deployment, and the
+//! requests that start it. The deployer function carries them out.
+
+pub mod render;
+pub mod taskdef;
+
+pub use render::{
+    APPSPEC_FILE, BlueGreenRequest, IMAGE_PLACEHOLDER, RenderError, RollingRequest, TASK_DEFINITION_FILE,
+    TASK_DEFINITION_PLACEHOLDER, appspec, blue_green, description, effect_marker, hook_events, rolling,
+    task_definition,
+};
+pub use taskdef::TaskDefinition;
+
+#[cfg(test)]
+mod tests;

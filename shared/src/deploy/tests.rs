@@ -1,0 +1,103 @@
+use super::*;
+use crate::definitions::{BlueGreen, Check, DeployTarget};
+
+const SAMPLE_TASKDEF: &str = include_str!("../../../infra/sample-app/taskdef.json");
+const SAMPLE_APPSPEC: &str = include_str!("../../../infra/sample-app/appspec.yaml");
+const IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/sample-app:9b2c5f0";
+const ARN: &str = "arn:aws:ecs:eu-west-1:123456789012:task-definition/sample-app:7";
+const HOOKS: &str = "arn:aws:lambda:eu-west-1:123456789012:function:sluice-hooks";
+
+fn error(result: Result<impl std::fmt::Debug, RenderError>) -> String {
+    result.expect_err("refused").to_string()
+}
+
+#[test]
+fn the_built_image_takes_the_place_of_the_placeholder_and_nothing_else_changes() {
+    let rendered = task_definition(SAMPLE_TASKDEF.as_bytes(), IMAGE).expect("renders");
+    assert_eq!(rendered.container_definitions[0].image, IMAGE);
+    let mut sent = serde_json::to_value(&rendered).expect("serializes");
+    let mut written: serde_json::Value = serde_json::from_str(SAMPLE_TASKDEF).expect("json");
+    sent["containerDefinitions"][0]["image"] = "X".into();
+    written["containerDefinitions"][0]["image"] = "X".into();
+    assert_eq!(sent, written, "every field of taskdef.json is registered as written");
+}
+
+#[test]
+fn a_described_task_definition_can_be_committed_as_it_is() {
+    let described = r#"{"taskDefinitionArn":"arn:aws:ecs:eu-west-1:1:task-definition/web:3","revision":3,
+        "status":"ACTIVE","compatibilities":["EC2","FARGATE"],"requiresAttributes":[{"name":"x"}],
+        "registeredAt":"2026-11-01T00:00:00Z","registeredBy":"arn:aws:iam::1:user/a","family":"web","cpu":256,
+        "containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>"},{"name":"sidecar","image":"envoy:1"}]}"#;
+    let rendered = task_definition(described.as_bytes(), IMAGE).expect("renders");
+    assert_eq!(rendered.cpu.as_deref(), Some("256"));
+    assert_eq!(rendered.container_definitions[1].image, "envoy:1");
+    let sent = serde_json::to_value(&rendered).expect("serializes");
+    assert!(sent.get("revision").is_none() && sent.get("taskDefinitionArn").is_none(), "{sent}");
+}
+
+#[test]
+fn a_task_definition_without_the_placeholder_says_where_to_put_it() {
+    let text = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"nginx:1"}]}"#;
+    let message = error(task_definition(text.as_bytes(), IMAGE));
+    assert!(message.starts_with("taskdef.json: no `containerDefinitions[].image` is <IMAGE1_NAME>"), "{message}");
+    assert!(message.contains("(one of web)"), "{message}");
+}
+
+#[test]
+fn a_malformed_or_unknown_field_is_named_with_its_path() {
+    let unknown = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>","gpu":1}]}"#;
+    let message = error(task_definition(unknown.as_bytes(), IMAGE));
+    assert!(message.starts_with("taskdef.json: field `containerDefinitions[0].gpu`: unknown field"), "{message}");
+    let wrong = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>","memory":"lots"}]}"#;
+    let message = error(task_definition(wrong.as_bytes(), IMAGE));
+    assert!(message.starts_with("taskdef.json: field `containerDefinitions[0].memory`"), "{message}");
+    assert!(error(task_definition(b"not json", IMAGE)).starts_with("taskdef.json: not an ECS task definition"));
+    let empty = r#"{"family":"web","containerDefinitions":[]}"#;
+    assert!(error(task_definition(empty.as_bytes(), IMAGE)).contains("`containerDefinitions` is empty"));
+}
+
+#[test]
+fn the_appspec_gets_the_registered_task_definition_and_a_hook_for_each_checked_event() {
+    let rendered = appspec(SAMPLE_APPSPEC.as_bytes(), ARN, HOOKS, &["AfterAllowTestTraffic", "BeforeAllowTraffic"])
+        .expect("renders");
+    let document: serde_json::Value = serde_json::from_str(&rendered).expect("JSON");
+    assert_eq!(document["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"], ARN);
+    assert_eq!(document["Resources"][0]["TargetService"]["Properties"]["LoadBalancerInfo"]["ContainerPort"], 8080);
+    assert_eq!(
+        document["Hooks"],
+        serde_json::json!([{ "AfterAllowTestTraffic": HOOKS }, { "BeforeAllowTraffic": HOOKS }])
+    );
+    let plain = appspec(SAMPLE_APPSPEC.as_bytes(), ARN, HOOKS, &[]).expect("renders");
+    assert!(serde_json::from_str::<serde_json::Value>(&plain).expect("JSON").get("Hooks").is_none());
+}
+
+#[test]
+fn an_appspec_that_cannot_take_the_task_definition_or_the_hooks_says_which_field() {
+    let literal = SAMPLE_APPSPEC.replace("<TASK_DEFINITION>", "arn:aws:ecs:eu-west-1:1:task-definition/old:1");
+    let message = error(appspec(literal.as_bytes(), ARN, HOOKS, &[]));
+    assert!(message.starts_with("appspec.yaml: field `Resources[0].TargetService.Properties.TaskDefinition` is"));
+    assert!(error(appspec(b"version: 0.0\n", ARN, HOOKS, &[])).contains("field `Resources` is missing"));
+    assert!(error(appspec(b"Resources: [{TargetService: {}}]", ARN, HOOKS, &[])).contains("is missing: set it"));
+    assert!(error(appspec(b"{{{", ARN, HOOKS, &[])).starts_with("appspec.yaml: not YAML or JSON"));
+    let with_hook = format!("{SAMPLE_APPSPEC}Hooks:\n  - BeforeAllowTraffic: my-own-check\n");
+    let message = error(appspec(with_hook.as_bytes(), ARN, HOOKS, &["BeforeAllowTraffic"]));
+    assert!(message.contains("already runs \"my-own-check\" at BeforeAllowTraffic"), "{message}");
+    // The user's own hooks at other events stay.
+    let kept = appspec(with_hook.as_bytes(), ARN, HOOKS, &["AfterInstall"]).expect("renders");
+    assert!(kept.contains("my-own-check") && kept.contains("AfterInstall"), "{kept}");
+}
+
+#[test]
+fn the_hook_events_are_those_the_pipeline_checks_at_in_lifecycle_order() {
+    let check = |hook: &str| Check { hook: hook.into(), url: "http://x".into(), expect_status: 200, timeout_secs: 5 };
+    let target = DeployTarget::BlueGreen(BlueGreen {
+        cluster: "c".into(),
+        service: "s".into(),
+        application: "a".into(),
+        deployment_group: "g".into(),
+        deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
+        checks: vec![check("BeforeAllowTraffic"), check("AfterInstall"), check("BeforeAllowTraffic")],
+    });
+    assert_eq!(hook_events(&target), ["AfterInstall", "BeforeAllowTraffic"]);
+    assert!(description("web", "web-1", "web-3-4").ends_with("[sluice effect web-3-4]"));
+}

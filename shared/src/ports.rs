@@ -425,3 +425,65 @@ impl<T: ApprovalNotifier> ApprovalNotifier for std::sync::Arc<T> {
         self.as_ref().notify(topic_arn, email)
     }
 }
+
+/// A deployment could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The service said no for good (no such service or group, access denied, an invalid task definition).
+    #[error("{service} refused: {message}")]
+    Refused {
+        service: &'static str,
+        message: String,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The deployment group already runs a deployment; this one starts when it ends.
+    #[error("deployment group {group} already has an active deployment")]
+    Busy {
+        group: String,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    #[error("{service} could not be reached")]
+    Unavailable {
+        service: &'static str,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+/// Registers the task definitions runs deploy (ECS).
+pub trait TaskDefinitionRegistry: Send + Sync {
+    /// Registers `definition`; returns its ARN.
+    fn register(
+        &self,
+        definition: &crate::deploy::TaskDefinition,
+    ) -> impl Future<Output = Result<String, DeployError>> + Send;
+}
+
+/// Starts blue/green deployments (CodeDeploy), and finds one a retried effect already started.
+pub trait BlueGreenDeployments: Send + Sync {
+    /// The id of the deployment of `application`'s `group` created in the last day whose description carries
+    /// `marker`, if any.
+    fn find(
+        &self,
+        application: &str,
+        group: &str,
+        marker: &str,
+    ) -> impl Future<Output = Result<Option<String>, DeployError>> + Send;
+
+    /// Creates the deployment; returns its id.
+    fn create(
+        &self,
+        request: &crate::deploy::BlueGreenRequest,
+    ) -> impl Future<Output = Result<String, DeployError>> + Send;
+}
+
+/// Rolls an ECS service to a new task definition.
+pub trait RollingUpdates: Send + Sync {
+    /// Updates the service; returns the id of the ECS deployment it started.
+    fn update(
+        &self,
+        request: &crate::deploy::RollingRequest,
+    ) -> impl Future<Output = Result<String, DeployError>> + Send;
+}

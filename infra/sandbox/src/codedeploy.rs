@@ -1,7 +1,7 @@
 //! A stand-in for CodeDeploy's ECS blue/green deployments, for what moto does not do: deployments that move. It
 //! answers the CodeDeploy API calls a blue/green deploy makes (awsJson 1.1 CreateDeployment with AppSpecContent,
-//! GetDeployment, ListDeploymentTargets, GetDeploymentTarget, PutLifecycleEventHookExecutionStatus,
-//! StopDeployment) and drives the documented lifecycle
+//! GetDeployment, BatchGetDeployments, ListDeployments, ListDeploymentTargets, GetDeploymentTarget,
+//! PutLifecycleEventHookExecutionStatus, StopDeployment) and drives the documented lifecycle
 //! (<https://docs.aws.amazon.com/codedeploy/latest/userguide/reference-appspec-file-structure-hooks.html#appspec-hooks-ecs>):
 //! BeforeInstall, Install, AfterInstall, AllowTestTraffic, AfterAllowTestTraffic, BeforeAllowTraffic, AllowTraffic,
 //! AfterAllowTraffic. Each hook the AppSpec names is invoked with `{DeploymentId, LifecycleEventHookExecutionId}`
@@ -57,6 +57,7 @@ struct Deployment {
     application: String,
     group: String,
     config: String,
+    description: String,
     status: String,
     lifecycle: Vec<(String, String)>,
     traffic: Vec<u8>,
@@ -74,6 +75,27 @@ struct State {
     functions: HashMap<String, HookFunction>,
     deployments: HashMap<String, Deployment>,
     counter: u64,
+}
+
+impl Deployment {
+    /// Its `DeploymentInfo`, as GetDeployment and BatchGetDeployments answer.
+    fn info(&self, id: &str) -> Value {
+        let mut info = json!({
+            "deploymentId": id, "applicationName": self.application,
+            "deploymentGroupName": self.group, "deploymentConfigName": self.config, "status": self.status,
+            "createTime": self.create_time, "computePlatform": "ECS",
+        });
+        if !self.description.is_empty() {
+            info["description"] = json!(self.description);
+        }
+        if let Some(time) = self.complete_time {
+            info["completeTime"] = json!(time);
+        }
+        if let Some((code, message)) = &self.error {
+            info["errorInformation"] = json!({ "code": code, "message": message });
+        }
+        info
+    }
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -171,24 +193,43 @@ fn answer(state: &Arc<Mutex<State>>, settings: &Settings, operation: &str, input
     match operation {
         "CreateDeployment" => create_deployment(state, settings, input),
         "GetDeployment" => match lock(state).deployments.get(&deployment_id) {
-            Some(d) => {
-                let mut info = json!({
-                    "deploymentId": deployment_id, "applicationName": d.application,
-                    "deploymentGroupName": d.group, "deploymentConfigName": d.config, "status": d.status,
-                    "createTime": d.create_time, "computePlatform": "ECS",
-                });
-                if let Some(time) = d.complete_time {
-                    info["completeTime"] = json!(time);
-                }
-                if let Some((code, message)) = &d.error {
-                    info["errorInformation"] = json!({ "code": code, "message": message });
-                }
-                reply(200, &json!({ "deploymentInfo": info }))
-            }
+            Some(d) => reply(200, &json!({ "deploymentInfo": d.info(&deployment_id) })),
             None => {
                 error("DeploymentDoesNotExistException", &format!("The deployment {deployment_id} could not be found"))
             }
         },
+        // Unknown ids are left out of the answer, as CodeDeploy does.
+        "BatchGetDeployments" => {
+            let state = lock(state);
+            let ids = input["deploymentIds"].as_array().cloned().unwrap_or_default();
+            if ids.len() > 25 {
+                return error("BatchLimitExceededException", "The maximum number of names or IDs allowed is 25");
+            }
+            let infos: Vec<Value> = ids
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(|id| state.deployments.get(id).map(|d| d.info(id)))
+                .collect();
+            reply(200, &json!({ "deploymentsInfo": infos }))
+        }
+        // Newest first; the group's deployments created at or after `createTimeRange.start`, if given.
+        "ListDeployments" => {
+            let application = input["applicationName"].as_str().unwrap_or_default();
+            let group = input["deploymentGroupName"].as_str().unwrap_or_default();
+            let since = input["createTimeRange"]["start"].as_f64().unwrap_or(0.0);
+            let state = lock(state);
+            if !group.is_empty() && !state.groups.contains(&(application.to_owned(), group.to_owned())) {
+                return error("DeploymentGroupDoesNotExistException", "The deployment group does not exist");
+            }
+            let mut found: Vec<(&String, &Deployment)> = state
+                .deployments
+                .iter()
+                .filter(|(_, d)| d.application == application && (group.is_empty() || d.group == group))
+                .filter(|(_, d)| d.create_time >= since)
+                .collect();
+            found.sort_by(|a, b| b.0.cmp(a.0));
+            reply(200, &json!({ "deployments": found.iter().map(|(id, _)| id).collect::<Vec<_>>() }))
+        }
         "ListDeploymentTargets" => match lock(state).deployments.get(&deployment_id) {
             Some(d) => reply(200, &json!({ "targetIds": [format!("{}:{}", d.application, d.group)] })),
             None => error("DeploymentDoesNotExistException", "The deployment could not be found"),
@@ -292,6 +333,7 @@ fn create_deployment(state: &Arc<Mutex<State>>, settings: &Settings, input: &Val
             application,
             group,
             config,
+            description: input["description"].as_str().unwrap_or_default().to_owned(),
             status: "Created".into(),
             create_time: epoch(),
             ..Deployment::default()

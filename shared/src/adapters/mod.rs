@@ -1,14 +1,18 @@
 //! The AWS adapters: one file per service, the only place an `aws_sdk_*` type appears.
 
 mod codebuild;
+mod codedeploy;
 mod dynamodb;
+mod ecs;
 mod eventbridge;
 mod s3;
 mod secretsmanager;
 mod sns;
 
 pub use codebuild::CodeBuildStarter;
+pub use codedeploy::CodeDeployDeployments;
 pub use dynamodb::{DynamoDbStore, decode_state, encode_state};
+pub use ecs::EcsDeployer;
 pub use eventbridge::EventBridgePublisher;
 pub use s3::S3Artifacts;
 pub use secretsmanager::SecretsManagerWebhookSecret;

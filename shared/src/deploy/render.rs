@@ -158,9 +158,9 @@ pub fn effect_marker(effect_id: &str) -> String {
 }
 
 /// The description of a deployment started for `execution` by effect `effect_id` (well under CodeDeploy's 1,000
-/// characters: pipeline names, execution and effect ids are bounded).
-pub fn description(pipeline: &str, execution: &str, effect_id: &str) -> String {
-    format!("sluice: pipeline {pipeline}, run {execution} {}", effect_marker(effect_id))
+/// characters: execution and effect ids are bounded).
+pub fn description(execution: &str, effect_id: &str) -> String {
+    format!("sluice run {execution} {}", effect_marker(effect_id))
 }
 
 /// The blue/green request for `target`, with its rendered AppSpec.

@@ -99,5 +99,5 @@ fn the_hook_events_are_those_the_pipeline_checks_at_in_lifecycle_order() {
         checks: vec![check("BeforeAllowTraffic"), check("AfterInstall"), check("BeforeAllowTraffic")],
     });
     assert_eq!(hook_events(&target), ["AfterInstall", "BeforeAllowTraffic"]);
-    assert!(description("web", "web-1", "web-3-4").ends_with("[sluice effect web-3-4]"));
+    assert!(description("web-1", "web-3-4").ends_with("[sluice effect web-3-4]"));
 }

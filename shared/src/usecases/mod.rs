@@ -369,6 +369,7 @@ pub async fn retry_parked<S: PipelineStore>(store: &S, pipeline: &str, effect_id
 mod approval;
 mod build_events;
 mod definitions;
+mod deploy;
 mod effects;
 mod reconcile;
 mod secrets;
@@ -377,6 +378,7 @@ mod webhook;
 pub use approval::{ApprovalEffects, MAX_FORM, Requester, decide, review_page};
 pub use build_events::{BuildEventError, BuildEventOutcome, BuildStateChange, artifact_location, record_build_event};
 pub use definitions::{CachedDefinitions, DefinitionsError};
+pub use deploy::DeployEffects;
 pub use effects::StageEffects;
 pub use reconcile::{QUIET_FOR, Reconciled, reconcile};
 pub use secrets::{REREAD_AFTER, WebhookKeys};

@@ -1,0 +1,103 @@
+//! `Deployment Requested` or `Effects Due` event -> `flush`: the pipeline's due deployments are started (the task
+//! definition registered, then CodeDeploy or ECS asked), and the runs record them.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, S3Artifacts};
+use sluice::config::{Common, ConfigError};
+use sluice::ports::PipelineStore;
+use sluice::telemetry::Chain;
+use sluice::usecases::{DeployEffects, EffectRunner, HandleError, flush};
+use tracing::{info, warn};
+
+/// The ARN of the function CodeDeploy invokes for the lifecycle hooks where pipelines run checks.
+pub const HOOKS_FUNCTION: &str = "SLUICE_HOOKS_FUNCTION";
+
+/// The function's configuration, from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: Common,
+    pub hooks_function: Option<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            common: Common::from_lookup(&lookup)?,
+            hooks_function: lookup(HOOKS_FUNCTION).map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()),
+        })
+    }
+}
+
+/// What the handler needs, built once per instance.
+pub struct App<S, R> {
+    pub store: S,
+    pub effects: R,
+}
+
+/// The function as it runs on AWS.
+pub type AwsApp = App<
+    DynamoDbStore,
+    DeployEffects<EventBridgePublisher, S3Artifacts, EcsDeployer, CodeDeployDeployments, EcsDeployer>,
+>;
+
+impl AwsApp {
+    /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
+    pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Self {
+        let ecs = EcsDeployer::new(aws_sdk_ecs::Client::new(aws));
+        App {
+            store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.common.table),
+            effects: DeployEffects {
+                publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(aws), &config.common.event_bus),
+                artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
+                task_definitions: ecs.clone(),
+                blue_green: CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(aws)),
+                rolling: ecs,
+                hooks_function: config.hooks_function.clone(),
+            },
+        }
+    }
+}
+
+/// The event could not be acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("not a Deployment Requested or Effects Due event: no detail.pipeline")]
+    Unrecognised,
+    #[error("the deployments of pipeline {pipeline} were not started yet")]
+    Flush {
+        pipeline: String,
+        #[source]
+        source: HandleError,
+    },
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        Self { error_type: "sluice.DeploymentNotStarted".to_owned(), error_message: Chain(&error).to_string() }
+    }
+}
+
+/// Starts the pipeline's due deployments. An error is returned (and the event retried by EventBridge) only when the
+/// pipeline's state could not be read or written; a deployment that failed to start is in the run's history.
+pub async fn on_event<S: PipelineStore, R: EffectRunner>(
+    app: &App<S, R>,
+    event: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), HandlerError> {
+    let Some(pipeline) = event.pointer("/detail/pipeline").and_then(Value::as_str) else {
+        let shown: String = event.to_string().chars().take(300).collect();
+        warn!(event = %shown, "not a Deployment Requested or Effects Due event; ignored");
+        return Err(HandlerError::Unrecognised);
+    };
+    flush(&app.store, &app.effects, pipeline, now)
+        .await
+        .map_err(|source| HandlerError::Flush { pipeline: pipeline.to_owned(), source })
+        .inspect_err(|error| warn!(error = %Chain(error), "deployments not started yet"))?;
+    info!(pipeline, "deployments started");
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! `BlueGreenDeployments` on CodeDeploy: CreateDeployment with the AppSpec as content, auto-rollback on failure and
+//! alarm (<https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_CreateDeployment.html>). CodeDeploy takes no
+//! client token, so a retried effect looks for its deployment first: the group's deployments of the last day
+//! (ListDeployments), whose descriptions (BatchGetDeployments) carry the effect's marker.
+
+use aws_sdk_codedeploy::Client;
+use aws_sdk_codedeploy::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_codedeploy::primitives::DateTime;
+use aws_sdk_codedeploy::types as cd;
+use tracing::instrument;
+
+use crate::deploy::BlueGreenRequest;
+use crate::ports::{BlueGreenDeployments, DeployError};
+
+/// Errors that will not pass on retry.
+const REFUSALS: &[&str] = &[
+    "ApplicationDoesNotExistException",
+    "ApplicationNameRequiredException",
+    "DeploymentGroupDoesNotExistException",
+    "DeploymentGroupNameRequiredException",
+    "DeploymentConfigDoesNotExistException",
+    "InvalidApplicationNameException",
+    "InvalidDeploymentGroupNameException",
+    "InvalidDeploymentConfigNameException",
+    "InvalidRevisionException",
+    "InvalidRoleException",
+    "InvalidAutoRollbackConfigException",
+    "InvalidAlarmConfigException",
+    "InvalidTargetInstancesException",
+    "DescriptionTooLongException",
+    "AccessDeniedException",
+    "InvalidInputException",
+];
+
+/// Blue/green deployments on CodeDeploy.
+#[derive(Debug, Clone)]
+pub struct CodeDeployDeployments {
+    client: Client,
+}
+
+impl CodeDeployDeployments {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn classify<E, R>(error: SdkError<E, R>, group: &str) -> DeployError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if let SdkError::ServiceError(service) = &error
+        && service.err().code() == Some("DeploymentLimitExceededException")
+    {
+        return DeployError::Busy { group: group.to_owned(), source: Box::new(error) };
+    }
+    match super::refusal(&error, REFUSALS) {
+        Some(message) => DeployError::Refused { service: "CodeDeploy", message, source: Box::new(error) },
+        None => DeployError::Unavailable { service: "CodeDeploy", source: Box::new(error) },
+    }
+}
+
+impl BlueGreenDeployments for CodeDeployDeployments {
+    #[instrument(skip(self))]
+    async fn find(&self, application: &str, group: &str, marker: &str) -> Result<Option<String>, DeployError> {
+        let since = DateTime::from_secs(chrono::Utc::now().timestamp() - 86_400);
+        let listed = self
+            .client
+            .list_deployments()
+            .application_name(application)
+            .deployment_group_name(group)
+            .create_time_range(cd::TimeRange::builder().start(since).build())
+            .send()
+            .await
+            .map_err(|e| classify(e, group))?;
+        let ids: Vec<String> = listed.deployments().iter().take(25).cloned().collect();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let described = self
+            .client
+            .batch_get_deployments()
+            .set_deployment_ids(Some(ids))
+            .send()
+            .await
+            .map_err(|e| classify(e, group))?;
+        Ok(described
+            .deployments_info()
+            .iter()
+            .find(|info| info.description().is_some_and(|d| d.contains(marker)))
+            .and_then(|info| info.deployment_id())
+            .map(str::to_owned))
+    }
+
+    #[instrument(skip_all, fields(application = %request.application, group = %request.deployment_group))]
+    async fn create(&self, request: &BlueGreenRequest) -> Result<String, DeployError> {
+        let revision = cd::RevisionLocation::builder()
+            .revision_type(cd::RevisionLocationType::AppSpecContent)
+            .app_spec_content(cd::AppSpecContent::builder().content(&request.appspec).build())
+            .build();
+        let rollback = cd::AutoRollbackConfiguration::builder()
+            .enabled(true)
+            .events(cd::AutoRollbackEvent::DeploymentFailure)
+            .events(cd::AutoRollbackEvent::DeploymentStopOnAlarm)
+            .build();
+        let output = self
+            .client
+            .create_deployment()
+            .application_name(&request.application)
+            .deployment_group_name(&request.deployment_group)
+            .deployment_config_name(&request.deployment_config)
+            .description(&request.description)
+            .revision(revision)
+            .auto_rollback_configuration(rollback)
+            .send()
+            .await
+            .map_err(|e| classify(e, &request.deployment_group))?;
+        output.deployment_id().map(str::to_owned).ok_or_else(|| DeployError::Unavailable {
+            service: "CodeDeploy",
+            source: "CreateDeployment answered without a deployment id".into(),
+        })
+    }
+}

@@ -1,0 +1,236 @@
+//! `TaskDefinitionRegistry` and `RollingUpdates` on ECS: RegisterTaskDefinition from the rendered `taskdef.json`
+//! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RegisterTaskDefinition.html>) and UpdateService
+//! with the bounds and the circuit breaker
+//! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateService.html>).
+
+use aws_sdk_ecs::Client;
+use aws_sdk_ecs::error::SdkError;
+use aws_sdk_ecs::types as ecs;
+use tracing::instrument;
+
+use crate::deploy::{RollingRequest, TaskDefinition, taskdef};
+use crate::ports::{DeployError, RollingUpdates, TaskDefinitionRegistry};
+
+/// Errors that will not pass on retry.
+const REFUSALS: &[&str] = &[
+    "ClientException",
+    "InvalidParameterException",
+    "AccessDeniedException",
+    "ClusterNotFoundException",
+    "ServiceNotFoundException",
+    "ServiceNotActiveException",
+    "PlatformUnknownException",
+    "PlatformTaskDefinitionIncompatibilityException",
+    "UnsupportedFeatureException",
+];
+
+/// Task definitions and rolling updates on ECS.
+#[derive(Debug, Clone)]
+pub struct EcsDeployer {
+    client: Client,
+}
+
+impl EcsDeployer {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn classify<E, R>(error: SdkError<E, R>) -> DeployError
+where
+    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match super::refusal(&error, REFUSALS) {
+        Some(message) => DeployError::Refused { service: "ECS", message, source: Box::new(error) },
+        None => DeployError::Unavailable { service: "ECS", source: Box::new(error) },
+    }
+}
+
+fn invalid(what: &str, error: aws_sdk_ecs::error::BuildError) -> DeployError {
+    DeployError::Refused {
+        service: "ECS",
+        message: format!("taskdef.json: {what} is incomplete"),
+        source: Box::new(error),
+    }
+}
+
+fn secret(secret: &taskdef::Secret) -> Result<ecs::Secret, DeployError> {
+    ecs::Secret::builder().name(&secret.name).value_from(&secret.value_from).build().map_err(|e| invalid("a secret", e))
+}
+
+fn container(c: &taskdef::ContainerDefinition) -> Result<ecs::ContainerDefinition, DeployError> {
+    let mut builder = ecs::ContainerDefinition::builder()
+        .name(&c.name)
+        .image(&c.image)
+        .set_essential(c.essential)
+        .set_cpu(c.cpu)
+        .set_memory(c.memory)
+        .set_memory_reservation(c.memory_reservation)
+        .set_working_directory(c.working_directory.clone())
+        .set_user(c.user.clone())
+        .set_readonly_root_filesystem(c.readonly_root_filesystem)
+        .set_stop_timeout(c.stop_timeout)
+        .set_start_timeout(c.start_timeout);
+    for port in &c.port_mappings {
+        builder = builder.port_mappings(
+            ecs::PortMapping::builder()
+                .container_port(port.container_port)
+                .set_host_port(port.host_port)
+                .set_protocol(port.protocol.as_deref().map(ecs::TransportProtocol::from))
+                .set_name(port.name.clone())
+                .set_app_protocol(port.app_protocol.as_deref().map(ecs::ApplicationProtocol::from))
+                .build(),
+        );
+    }
+    for variable in &c.environment {
+        builder = builder.environment(ecs::KeyValuePair::builder().name(&variable.name).value(&variable.value).build());
+    }
+    for s in &c.secrets {
+        builder = builder.secrets(secret(s)?);
+    }
+    builder = builder
+        .set_command((!c.command.is_empty()).then(|| c.command.clone()))
+        .set_entry_point((!c.entry_point.is_empty()).then(|| c.entry_point.clone()));
+    if let Some(log) = &c.log_configuration {
+        let mut config = ecs::LogConfiguration::builder().log_driver(ecs::LogDriver::from(log.log_driver.as_str()));
+        for (name, value) in &log.options {
+            config = config.options(name, value);
+        }
+        for s in &log.secret_options {
+            config = config.secret_options(secret(s)?);
+        }
+        builder = builder.log_configuration(config.build().map_err(|e| invalid("logConfiguration", e))?);
+    }
+    if let Some(check) = &c.health_check {
+        let check = ecs::HealthCheck::builder()
+            .set_command(Some(check.command.clone()))
+            .set_interval(check.interval)
+            .set_timeout(check.timeout)
+            .set_retries(check.retries)
+            .set_start_period(check.start_period)
+            .build()
+            .map_err(|e| invalid("healthCheck", e))?;
+        builder = builder.health_check(check);
+    }
+    for dependency in &c.depends_on {
+        let dependency = ecs::ContainerDependency::builder()
+            .container_name(&dependency.container_name)
+            .condition(ecs::ContainerCondition::from(dependency.condition.as_str()))
+            .build()
+            .map_err(|e| invalid("dependsOn", e))?;
+        builder = builder.depends_on(dependency);
+    }
+    for mount in &c.mount_points {
+        builder = builder.mount_points(
+            ecs::MountPoint::builder()
+                .source_volume(&mount.source_volume)
+                .container_path(&mount.container_path)
+                .set_read_only(mount.read_only)
+                .build(),
+        );
+    }
+    for limit in &c.ulimits {
+        let limit = ecs::Ulimit::builder()
+            .name(ecs::UlimitName::from(limit.name.as_str()))
+            .soft_limit(limit.soft_limit)
+            .hard_limit(limit.hard_limit)
+            .build()
+            .map_err(|e| invalid("ulimits", e))?;
+        builder = builder.ulimits(limit);
+    }
+    for (name, value) in &c.docker_labels {
+        builder = builder.docker_labels(name, value);
+    }
+    Ok(builder.build())
+}
+
+impl TaskDefinitionRegistry for EcsDeployer {
+    #[instrument(skip_all, fields(family = %definition.family))]
+    async fn register(&self, definition: &TaskDefinition) -> Result<String, DeployError> {
+        let containers =
+            definition.container_definitions.iter().map(container).collect::<Result<Vec<_>, DeployError>>()?;
+        let mut request = self
+            .client
+            .register_task_definition()
+            .family(&definition.family)
+            .set_container_definitions(Some(containers))
+            .set_task_role_arn(definition.task_role_arn.clone())
+            .set_execution_role_arn(definition.execution_role_arn.clone())
+            .set_network_mode(definition.network_mode.as_deref().map(ecs::NetworkMode::from))
+            .set_cpu(definition.cpu.clone())
+            .set_memory(definition.memory.clone())
+            .set_pid_mode(definition.pid_mode.as_deref().map(ecs::PidMode::from))
+            .set_ipc_mode(definition.ipc_mode.as_deref().map(ecs::IpcMode::from));
+        for compatibility in &definition.requires_compatibilities {
+            request = request.requires_compatibilities(ecs::Compatibility::from(compatibility.as_str()));
+        }
+        if let Some(platform) = &definition.runtime_platform {
+            request = request.runtime_platform(
+                ecs::RuntimePlatform::builder()
+                    .set_cpu_architecture(platform.cpu_architecture.as_deref().map(ecs::CpuArchitecture::from))
+                    .set_operating_system_family(platform.operating_system_family.as_deref().map(ecs::OsFamily::from))
+                    .build(),
+            );
+        }
+        if let Some(storage) = &definition.ephemeral_storage {
+            request =
+                request.ephemeral_storage(ecs::EphemeralStorage::builder().size_in_gib(storage.size_in_gi_b).build());
+        }
+        for volume in &definition.volumes {
+            let mut built = ecs::Volume::builder().name(&volume.name);
+            if let Some(host) = &volume.host {
+                built =
+                    built.host(ecs::HostVolumeProperties::builder().set_source_path(host.source_path.clone()).build());
+            }
+            if let Some(efs) = &volume.efs_volume_configuration {
+                let efs = ecs::EfsVolumeConfiguration::builder()
+                    .file_system_id(&efs.file_system_id)
+                    .set_root_directory(efs.root_directory.clone())
+                    .set_transit_encryption(efs.transit_encryption.as_deref().map(ecs::EfsTransitEncryption::from))
+                    .build()
+                    .map_err(|e| invalid("efsVolumeConfiguration", e))?;
+                built = built.efs_volume_configuration(efs);
+            }
+            request = request.volumes(built.build());
+        }
+        for tag in &definition.tags {
+            request = request.tags(ecs::Tag::builder().key(&tag.key).value(&tag.value).build());
+        }
+        let output = request.send().await.map_err(classify)?;
+        output.task_definition().and_then(|d| d.task_definition_arn()).map(str::to_owned).ok_or_else(|| {
+            DeployError::Unavailable { service: "ECS", source: "RegisterTaskDefinition answered without an ARN".into() }
+        })
+    }
+}
+
+impl RollingUpdates for EcsDeployer {
+    #[instrument(skip_all, fields(cluster = %request.cluster, service = %request.service))]
+    async fn update(&self, request: &RollingRequest) -> Result<String, DeployError> {
+        let breaker = ecs::DeploymentCircuitBreaker::builder()
+            .enable(request.circuit_breaker.enable)
+            .rollback(request.circuit_breaker.rollback)
+            .build();
+        let configuration = ecs::DeploymentConfiguration::builder()
+            .minimum_healthy_percent(i32::try_from(request.minimum_healthy_percent).unwrap_or(i32::MAX))
+            .maximum_percent(i32::try_from(request.maximum_percent).unwrap_or(i32::MAX))
+            .deployment_circuit_breaker(breaker)
+            .build();
+        let output = self
+            .client
+            .update_service()
+            .cluster(&request.cluster)
+            .service(&request.service)
+            .task_definition(&request.task_definition_arn)
+            .deployment_configuration(configuration)
+            .send()
+            .await
+            .map_err(classify)?;
+        let deployments = output.service().map(|s| s.deployments()).unwrap_or_default();
+        let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
+        primary.and_then(|d| d.id()).map(str::to_owned).ok_or_else(|| DeployError::Unavailable {
+            service: "ECS",
+            source: "UpdateService answered without a primary deployment".into(),
+        })
+    }
+}

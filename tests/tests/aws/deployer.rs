@@ -1,0 +1,268 @@
+//! The deployer function against S3 and DynamoDB in moto and the sandbox's ECS and CodeDeploy, spoken to by the
+//! real SDK clients: a run in its deploy stage registers the build's task definition with the built image and
+//! starts a CodeDeploy blue/green deployment whose AppSpec names the task definition and sluice's hooks, or an ECS
+//! rolling update; a retried effect finds the deployment it created; files that cannot be deployed fail the run.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use deployer::handler::{AwsApp, Config, on_event};
+use serde_json::json;
+use sluice::adapters::DynamoDbStore;
+use sluice::definitions::{Check, CircuitBreaker, DeployTarget, ExecutionMode, Rolling};
+use sluice::pipeline::{BuildOutputs, Effect, EffectKind, Event, ExecutionId, Stage, Status};
+use sluice::ports::PipelineStore;
+use sluice::testing::{RecordingRunner, push};
+use sluice::usecases::{EffectRunner, Input, handle};
+use sluice_integration::{Stack, aws_config_with, moto, unique};
+use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
+use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
+
+const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sample-app@sha256:4e2f";
+const TASKDEF: &str = include_str!("../../../infra/sample-app/taskdef.json");
+const APPSPEC: &str = include_str!("../../../infra/sample-app/appspec.yaml");
+
+struct World {
+    stack: Stack,
+    store: DynamoDbStore,
+    codedeploy_sandbox: CodeDeploySandbox,
+    ecs_sandbox: EcsSandbox,
+    codedeploy: aws_sdk_codedeploy::Client,
+    ecs: aws_sdk_ecs::Client,
+    app: AwsApp,
+}
+
+/// Run `web-1` pushed and built (its files in S3), waiting in its deploy stage for `target`.
+async fn deploying(target: DeployTarget, taskdef: &str) -> Result<World> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let codedeploy_sandbox = CodeDeploySandbox::start(Settings {
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        minute: Duration::from_millis(20),
+        hook_timeout: Duration::from_secs(2),
+        app: None,
+    })
+    .await?;
+    codedeploy_sandbox.deployment_group("web", "web-prod");
+    let ecs_sandbox = EcsSandbox::start(Events {
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        duration: Duration::from_millis(50),
+    })
+    .await?;
+    let previous = "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0";
+    ecs_sandbox.service("prod", "web", previous, Rollout::Healthy);
+    let aws = aws_config_with(
+        &moto().endpoint,
+        &[("codedeploy", &codedeploy_sandbox.endpoint), ("ecs", &ecs_sandbox.endpoint)],
+    )
+    .await;
+    let codedeploy = aws_sdk_codedeploy::Client::new(&aws);
+    let ecs = aws_sdk_ecs::Client::new(&aws);
+
+    // The hooks function: reports Succeeded for every hook it is invoked for, as CodeDeploy expects of it.
+    let client = codedeploy.clone();
+    codedeploy_sandbox.function("sluice-hooks", move |payload| {
+        let client = client.clone();
+        async move {
+            let (Some(deployment), Some(hook)) =
+                (payload["DeploymentId"].as_str(), payload["LifecycleEventHookExecutionId"].as_str())
+            else {
+                return;
+            };
+            let _ = client
+                .put_lifecycle_event_hook_execution_status()
+                .deployment_id(deployment)
+                .lifecycle_event_hook_execution_id(hook)
+                .status(aws_sdk_codedeploy::types::LifecycleEventStatus::Succeeded)
+                .send()
+                .await;
+        }
+    });
+
+    // The build's files, where its artifacts are.
+    let s3 =
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
+    let bucket = unique("artifacts");
+    s3.create_bucket().bucket(&bucket).send().await?;
+    for (name, content) in [("taskdef.json", taskdef), ("appspec.yaml", APPSPEC)] {
+        let body = content.as_bytes().to_vec().into();
+        s3.put_object().bucket(&bucket).key(format!("web/b-1/{name}")).body(body).send().await?;
+    }
+
+    let mut triggered = push("web-1", ExecutionMode::Superseded, false);
+    if let Event::Triggered { plan, .. } = &mut triggered {
+        plan.deploy = target;
+    }
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("web-1"),
+        build_id: "build-web-1".into(),
+        outputs: BuildOutputs { image_uri: IMAGE.into(), artifacts: Some(format!("s3://{bucket}/web/b-1")) },
+    };
+    let runner = RecordingRunner::owning(&[EffectKind::StartBuild, EffectKind::Publish]);
+    for event in [&triggered, &built] {
+        let input =
+            Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now: chrono::Utc::now() };
+        handle(&store, &runner, input).await?;
+    }
+    let config = Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        "SLUICE_HOOKS_FUNCTION" => Some("sluice-hooks".into()),
+        _ => None,
+    })?;
+    let app = AwsApp::from_aws(&aws, &config);
+    Ok(World { stack, store, codedeploy_sandbox, ecs_sandbox, codedeploy, ecs, app })
+}
+
+fn blue_green(checks: &[&str]) -> DeployTarget {
+    let checks = checks
+        .iter()
+        .map(|hook| Check {
+            hook: (*hook).into(),
+            url: "http://127.0.0.1:9/health".into(),
+            expect_status: 200,
+            timeout_secs: 5,
+        })
+        .collect();
+    DeployTarget::BlueGreen(sluice::definitions::BlueGreen {
+        cluster: "prod".into(),
+        service: "web".into(),
+        application: "web".into(),
+        deployment_group: "web-prod".into(),
+        deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
+        checks,
+    })
+}
+
+const REQUESTED: fn() -> serde_json::Value =
+    || json!({ "detail-type": "Deployment Requested", "detail": { "pipeline": "web", "execution_id": "web-1" } });
+
+impl World {
+    async fn run(&self) -> Result<sluice::pipeline::Execution> {
+        self.store.execution(&ExecutionId::from("web-1")).await?.context("the run")
+    }
+}
+
+#[tokio::test]
+async fn a_blue_green_run_registers_its_image_and_codedeploy_calls_sluices_hooks_once_per_effect() -> Result<()> {
+    let world = deploying(blue_green(&["BeforeAllowTraffic"]), TASKDEF).await?;
+    let state = world.store.load("web").await?.context("state")?.value;
+    let pending = state.pending.iter().find(|p| p.effect.kind() == EffectKind::StartDeployment).context("due")?;
+    let (effect_id, effect): (String, Effect) = (pending.id.clone(), pending.effect.clone());
+
+    on_event(&world.app, &REQUESTED(), chrono::Utc::now()).await?;
+
+    // The run records the deployment CodeDeploy created, and the effect is done.
+    let run = world.run().await?;
+    assert_eq!(run.status, Status::Running(Stage::Deploy));
+    let deployment_id = run.deploy.and_then(|d| d.deployment_id).context("a deployment id")?;
+    let state = world.store.load("web").await?.context("state")?.value;
+    assert!(state.pending.iter().all(|p| p.effect.kind() != EffectKind::StartDeployment));
+    let info = world.codedeploy.get_deployment().deployment_id(&deployment_id).send().await?;
+    let info = info.deployment_info().context("info")?;
+    assert_eq!((info.application_name(), info.deployment_group_name()), (Some("web"), Some("web-prod")));
+    assert!(info.description().unwrap_or_default().contains(&format!("[sluice effect {effect_id}]")));
+
+    // CodeDeploy invokes the hooks function at the checked lifecycle event: the AppSpec named it there.
+    for _ in 0..100 {
+        if world
+            .codedeploy_sandbox
+            .lifecycle(&deployment_id)
+            .iter()
+            .any(|(e, s)| e == "AfterAllowTraffic" && s != "InProgress")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lifecycle = world.codedeploy_sandbox.lifecycle(&deployment_id);
+    assert!(lifecycle.contains(&("BeforeAllowTraffic".into(), "Succeeded".into())), "{lifecycle:?}");
+    assert!(lifecycle.contains(&("AfterInstall".into(), "Skipped".into())), "{lifecycle:?}");
+
+    // The task definition registered is the build's, with the image in place of <IMAGE1_NAME>.
+    let registered = world.ecs.describe_services().cluster("prod").services("web").send().await?;
+    assert!(
+        registered.services()[0].task_definition().is_some_and(|t| t.ends_with("sample-app:0")),
+        "blue/green leaves the service to CodeDeploy"
+    );
+
+    // The same effect carried out again (a crash before its result was saved) finds the deployment it created.
+    let again = world.app.effects.run(&effect_id, &effect).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(
+        again,
+        Some(Event::DeploymentStarted {
+            execution_id: ExecutionId::from("web-1"),
+            deployment_id: deployment_id.clone()
+        })
+    );
+    let listed =
+        world.codedeploy.list_deployments().application_name("web").deployment_group_name("web-prod").send().await?;
+    assert_eq!(listed.deployments(), [deployment_id]);
+    drop(world.stack);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rolling_run_updates_the_service_to_the_registered_task_definition() -> Result<()> {
+    let target = DeployTarget::Rolling(Rolling {
+        cluster: "prod".into(),
+        service: "web".into(),
+        minimum_healthy_percent: 50,
+        maximum_percent: 200,
+        circuit_breaker: CircuitBreaker { enable: true, rollback: true },
+        checks: vec![],
+    });
+    let world = deploying(target, TASKDEF).await?;
+    on_event(&world.app, &REQUESTED(), chrono::Utc::now()).await?;
+
+    let run = world.run().await?;
+    let deployment_id = run.deploy.and_then(|d| d.deployment_id).context("a deployment id")?;
+    assert!(deployment_id.starts_with("ecs-svc/"), "{deployment_id}");
+    let described = world.ecs.describe_services().cluster("prod").services("web").send().await?;
+    let service = &described.services()[0];
+    assert_eq!(service.task_definition(), Some("arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:1"));
+    let configuration = service.deployment_configuration().context("configuration")?;
+    assert_eq!((configuration.minimum_healthy_percent(), configuration.maximum_percent()), (Some(50), Some(200)));
+    let breaker = configuration.deployment_circuit_breaker().context("breaker")?;
+    assert!(breaker.enable() && breaker.rollback());
+    assert_eq!(service.deployments()[0].id(), Some(deployment_id.as_str()));
+    drop(world.ecs_sandbox);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_task_definition_without_the_image_placeholder_fails_the_run_naming_the_file_and_field() -> Result<()> {
+    let taskdef = TASKDEF.replace("<IMAGE1_NAME>", "nginx:latest");
+    let world = deploying(blue_green(&[]), &taskdef).await?;
+    on_event(&world.app, &REQUESTED(), chrono::Utc::now()).await?;
+    let run = world.run().await?;
+    assert_eq!(run.status, Status::Failed);
+    let reason = run.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "the deployment could not start: taskdef.json: no `containerDefinitions[].image` is <IMAGE1_NAME>"
+        ),
+        "{reason}"
+    );
+    let listed =
+        world.codedeploy.list_deployments().application_name("web").deployment_group_name("web-prod").send().await?;
+    assert!(listed.deployments().is_empty(), "nothing was deployed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_deployment_group_codedeploy_does_not_know_fails_the_run_with_codedeploys_words() -> Result<()> {
+    let mut target = blue_green(&[]);
+    if let DeployTarget::BlueGreen(bg) = &mut target {
+        bg.deployment_group = "no-such-group".into();
+    }
+    let world = deploying(target, TASKDEF).await?;
+    on_event(&world.app, &REQUESTED(), chrono::Utc::now()).await?;
+    let run = world.run().await?;
+    assert_eq!(run.status, Status::Failed);
+    let reason = run.reason.unwrap_or_default();
+    assert!(reason.contains("CodeDeploy refused the deployment: DeploymentGroupDoesNotExistException"), "{reason}");
+    Ok(())
+}

@@ -59,13 +59,7 @@ impl<P: EventPublisher, N: ApprovalNotifier, W: ReviewSite> EffectRunner for App
 
     async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {
-            Effect::Publish(event) => {
-                self.publisher.publish(std::slice::from_ref(event)).await.map_err(|error| match error {
-                    error @ crate::ports::PublishError::Rejected { .. } => EffectError::permanent("publish", error),
-                    error => EffectError::transient("publish", error),
-                })?;
-                Ok(None)
-            }
+            Effect::Publish(event) => super::effects::publish_one(&self.publisher, event).await,
             other => self.request(other).await,
         }
     }

@@ -137,13 +137,7 @@ where
 
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {
-            Effect::Publish(event) => {
-                self.publisher
-                    .publish(std::slice::from_ref(event))
-                    .await
-                    .map_err(|error| EffectError::transient("publish", error))?;
-                Ok(None)
-            }
+            Effect::Publish(event) => super::effects::publish_one(&self.publisher, event).await,
             Effect::StartDeployment { execution_id, target, image_uri, artifacts } => {
                 let started = self.start(id, execution_id, target, image_uri.as_deref(), artifacts.as_deref()).await;
                 match started {

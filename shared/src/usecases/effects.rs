@@ -28,6 +28,15 @@ impl<P: EventPublisher, B: BuildStarter> StageEffects<P, B> {
     }
 }
 
+/// Carries out one `Publish` effect: the bus refusing the entry is permanent, anything else may pass.
+pub(crate) async fn publish_one<P: EventPublisher>(
+    publisher: &P,
+    event: &crate::events::SluiceEvent,
+) -> Result<Option<Event>, EffectError> {
+    publisher.publish(std::slice::from_ref(event)).await.map_err(publish_error)?;
+    Ok(None)
+}
+
 fn publish_error(error: PublishError) -> EffectError {
     match error {
         // The bus said no to the entries themselves (too large, malformed): sending them again will not help.
@@ -43,10 +52,7 @@ impl<P: EventPublisher, B: BuildStarter> EffectRunner for StageEffects<P, B> {
 
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {
-            Effect::Publish(event) => {
-                self.publisher.publish(std::slice::from_ref(event)).await.map_err(publish_error)?;
-                Ok(None)
-            }
+            Effect::Publish(event) => publish_one(&self.publisher, event).await,
             other => self.start_build(id, other).await,
         }
     }

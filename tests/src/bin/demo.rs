@@ -192,7 +192,7 @@ async fn main() -> Result<()> {
     }
     println!("  the run is now {}", describe(status_of(store.clone(), execution_id.clone()).await?));
 
-    println!("\nCodeDeploy (played by the demo; the deploy function is not built yet):");
+    println!("\nCodeDeploy (played by the demo, which does not run the deployer yet):");
     let runner = effects.clone();
     for (what, event) in [
         (

@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sluice::adapters::{decode_state, encode_state};
 use sluice::definitions::{
     Approval, BlueGreen, Build, Check, DeployTarget, ExecutionMode, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE,
-    MAX_ENV_VARIABLES, MAX_URL,
+    MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_ENV_VARIABLES, MAX_URL,
 };
 use sluice::pipeline::outbox::MAX_PARKED;
 use sluice::pipeline::{
@@ -36,10 +36,10 @@ fn maximal_plan() -> Plan {
         .collect();
     let checks = (0..MAX_CHECKS)
         .map(|_| Check {
-            hook: "AfterAllowTestTraffic".into(),
-            url: format!("https://{}", long('h', MAX_URL - 8)),
-            expect_status: 200,
-            timeout_secs: 10,
+            method: "OPTIONS".into(),
+            expect_body: Some(long('b', MAX_CHECK_BODY)),
+            retries: MAX_CHECK_RETRIES,
+            ..Check::new("AfterAllowTestTraffic", format!("https://{}", long('h', MAX_URL - 8)))
         })
         .collect();
     Plan {

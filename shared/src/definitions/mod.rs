@@ -13,7 +13,9 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 pub use error::{DefinitionError, DefinitionErrors};
-pub use validate::{MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_URL};
+pub use validate::{
+    MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_URL,
+};
 
 /// Where a pipeline's concurrent executions go (CodePipeline's execution modes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -221,10 +223,49 @@ pub struct CircuitBreaker {
 pub struct Check {
     /// A CodeDeploy ECS lifecycle event (blue/green) or `AfterRollout` (rolling).
     pub hook: String,
+    /// `GET` unless given (one of [`CHECK_METHODS`]); no request body is sent.
+    #[serde(default = "default_method")]
+    pub method: String,
     pub url: String,
     pub expect_status: u16,
+    /// Text the response body must contain (in its first 64 KiB), if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_body: Option<String>,
+    /// How long one attempt may take.
     pub timeout_secs: u64,
+    /// Attempts after the first that fails (0 unless given), each `interval_secs` after the last.
+    #[serde(default)]
+    pub retries: u32,
+    #[serde(default = "default_interval")]
+    pub interval_secs: u64,
 }
+
+impl Check {
+    /// A check at `hook` that `GET url` answers 200 within the default timeout, tried once.
+    pub fn new(hook: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            hook: hook.into(),
+            method: default_method(),
+            url: url.into(),
+            expect_status: 200,
+            expect_body: None,
+            timeout_secs: validate::DEFAULT_CHECK_TIMEOUT_SECS,
+            retries: 0,
+            interval_secs: default_interval(),
+        }
+    }
+}
+
+fn default_method() -> String {
+    "GET".to_owned()
+}
+
+fn default_interval() -> u64 {
+    validate::DEFAULT_CHECK_INTERVAL_SECS
+}
+
+/// The HTTP methods a check may use.
+pub const CHECK_METHODS: [&str; 4] = ["GET", "HEAD", "POST", "OPTIONS"];
 
 /// The lifecycle events of an ECS blue/green deployment that can run a hook
 /// (<https://docs.aws.amazon.com/codedeploy/latest/userguide/reference-appspec-file-structure-hooks.html#appspec-hooks-ecs>).

@@ -84,9 +84,13 @@ pub(super) struct RawCircuitBreaker {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCheck {
     pub hook: Spanned<String>,
+    pub method: Option<Spanned<String>>,
     pub url: Spanned<String>,
     pub expect_status: Option<Spanned<i64>>,
+    pub expect_body: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
+    pub retries: Option<Spanned<i64>>,
+    pub interval: Option<Spanned<String>>,
 }
 
 /// Parses the TOML; a syntax or shape error becomes one `DefinitionError` placed at its line.

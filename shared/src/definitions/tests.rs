@@ -29,6 +29,9 @@ fn the_example_file_loads_with_both_deploy_strategies() {
     assert_eq!(target.deployment_config, "CodeDeployDefault.ECSCanary10Percent5Minutes");
     assert_eq!(target.checks[0].hook, "AfterAllowTestTraffic");
     assert_eq!(target.checks[0].timeout_secs, 10);
+    assert_eq!(target.checks[0].method, "GET");
+    assert_eq!((target.checks[0].retries, target.checks[0].interval_secs), (2, 5));
+    assert_eq!(target.checks[0].expect_body.as_deref(), Some("ok"));
     let api = definitions.get("api").expect("api");
     assert_eq!(api.mode, ExecutionMode::Queued);
     assert!(matches!(&api.deploy, DeployTarget::Rolling(r) if r.circuit_breaker.rollback && r.maximum_percent == 200));
@@ -105,6 +108,10 @@ hook = "AfterRollout"
 url = "ftp://x"
 expect_status = 700
 timeout = "soon"
+method = "TRACE"
+expect_body = ""
+retries = 99
+interval = "1h"
 "#;
     let errors = errors(text);
     let expected = [
@@ -122,6 +129,10 @@ timeout = "soon"
         "pipelines.toml:24:7: pipeline `web`, field `deploy.checks[0].url`: must be an http:// or https:// URL",
         "pipelines.toml:25:17: pipeline `web`, field `deploy.checks[0].expect_status`: must be an HTTP status",
         "pipelines.toml:26:11: pipeline `web`, field `deploy.checks[0].timeout`: must be a duration",
+        "pipelines.toml:27:10: pipeline `web`, field `deploy.checks[0].method`: must be one of GET, HEAD, POST, OPTIONS",
+        "pipelines.toml:28:15: pipeline `web`, field `deploy.checks[0].expect_body`: must be 1 to 128 bytes",
+        "pipelines.toml:29:11: pipeline `web`, field `deploy.checks[0].retries`: must be 0 to 20 (got 99)",
+        "pipelines.toml:30:12: pipeline `web`, field `deploy.checks[0].interval`: must be between 1s and 5m",
     ];
     assert_eq!(errors.len(), expected.len(), "{errors:#?}");
     for (error, expected) in errors.iter().zip(expected) {

@@ -9,7 +9,7 @@ use super::error::{DefinitionError, DefinitionErrors, line_column};
 use super::raw::{RawApproval, RawCheck, RawDeploy, RawFile, RawFilter, RawPipeline, RawSource};
 use super::{
     Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, Check, CircuitBreaker, DeployTarget, ExecutionMode, GlobFilter,
-    Pipeline, ROLLING_HOOKS, Rolling, Source,
+    CHECK_METHODS, Pipeline, ROLLING_HOOKS, Rolling, Source,
 };
 
 const MINUTE: u64 = 60;
@@ -17,8 +17,10 @@ const DAY: u64 = 24 * 60 * MINUTE;
 /// An approval stays open this long unless the pipeline says otherwise.
 pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 7 * DAY;
 const APPROVAL_TIMEOUT_RANGE: (u64, u64) = (5 * MINUTE, 60 * DAY);
-const DEFAULT_CHECK_TIMEOUT_SECS: u64 = 10;
+pub(super) const DEFAULT_CHECK_TIMEOUT_SECS: u64 = 10;
 const CHECK_TIMEOUT_RANGE: (u64, u64) = (1, 5 * MINUTE);
+pub(super) const DEFAULT_CHECK_INTERVAL_SECS: u64 = 5;
+const CHECK_INTERVAL_RANGE: (u64, u64) = (1, 5 * MINUTE);
 const DEFAULT_DEPLOYMENT_CONFIG: &str = "CodeDeployDefault.ECSAllAtOnce";
 
 struct Checker<'a> {
@@ -128,7 +130,10 @@ pub const MAX_ENV_VARIABLES: usize = 20;
 pub const MAX_ENV_NAME: usize = 64;
 pub const MAX_ENV_VALUE: usize = 512;
 pub const MAX_CHECKS: usize = 10;
-pub const MAX_URL: usize = 1024;
+pub const MAX_URL: usize = 512;
+/// The longest text a check may expect in a body, and the most retries of one check.
+pub const MAX_CHECK_BODY: usize = 128;
+pub const MAX_CHECK_RETRIES: u32 = 20;
 
 fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) -> Option<Pipeline> {
     let mode = match raw.mode.as_ref().map(|mode| (mode.get_ref().as_str(), mode.span())) {
@@ -350,7 +355,56 @@ fn validate_check(checker: &mut Checker<'_>, index: usize, raw: Spanned<RawCheck
         .as_ref()
         .and_then(|timeout| checker.duration(timeout, &field("timeout"), CHECK_TIMEOUT_RANGE))
         .unwrap_or(DEFAULT_CHECK_TIMEOUT_SECS);
-    Check { hook: raw.hook.into_inner(), url, expect_status, timeout_secs }
+    let method = match &raw.method {
+        Some(method) => {
+            let upper = method.get_ref().trim().to_ascii_uppercase();
+            if !CHECK_METHODS.contains(&upper.as_str()) {
+                checker.error(
+                    method.span(),
+                    &field("method"),
+                    format!("must be one of {} (got {:?})", CHECK_METHODS.join(", "), method.get_ref()),
+                );
+            }
+            upper
+        }
+        None => "GET".to_owned(),
+    };
+    let expect_body = raw.expect_body.as_ref().map(|body| {
+        let text = body.get_ref();
+        if text.is_empty() || text.len() > MAX_CHECK_BODY {
+            checker.error(body.span(), &field("expect_body"), format!("must be 1 to {MAX_CHECK_BODY} bytes of text"));
+        }
+        text.clone()
+    });
+    let retries = match &raw.retries {
+        Some(retries) => match u32::try_from(*retries.get_ref()) {
+            Ok(n) if n <= MAX_CHECK_RETRIES => n,
+            _ => {
+                checker.error(
+                    retries.span(),
+                    &field("retries"),
+                    format!("must be 0 to {MAX_CHECK_RETRIES} (got {})", retries.get_ref()),
+                );
+                0
+            }
+        },
+        None => 0,
+    };
+    let interval_secs = raw
+        .interval
+        .as_ref()
+        .and_then(|interval| checker.duration(interval, &field("interval"), CHECK_INTERVAL_RANGE))
+        .unwrap_or(DEFAULT_CHECK_INTERVAL_SECS);
+    Check {
+        hook: raw.hook.into_inner(),
+        method,
+        url,
+        expect_status,
+        expect_body,
+        timeout_secs,
+        retries,
+        interval_secs,
+    }
 }
 
 /// `"90s"`, `"15m"`, `"12h"`, `"7d"` (one number, one unit) in seconds.

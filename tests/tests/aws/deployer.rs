@@ -119,12 +119,7 @@ async fn deploying(target: DeployTarget, taskdef: &str) -> Result<World> {
 fn blue_green(checks: &[&str]) -> DeployTarget {
     let checks = checks
         .iter()
-        .map(|hook| Check {
-            hook: (*hook).into(),
-            url: "http://127.0.0.1:9/health".into(),
-            expect_status: 200,
-            timeout_secs: 5,
-        })
+        .map(|hook| Check::new(*hook, "http://127.0.0.1:9/health"))
         .collect();
     DeployTarget::BlueGreen(sluice::definitions::BlueGreen {
         cluster: "prod".into(),

@@ -452,6 +452,27 @@ pub enum DeployError {
     },
 }
 
+/// Where a deployment stands, as CodeDeploy (GetDeployment) or ECS (DescribeServices) tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentState {
+    InProgress,
+    Succeeded,
+    Failed,
+    Stopped,
+}
+
+/// What a lookup of a deployment found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentReport {
+    pub state: DeploymentState,
+    /// Why it failed or stopped, in the service's words.
+    pub message: Option<String>,
+    /// True when the service rolled the deployment back (CodeDeploy's `rollbackInfo`, ECS's circuit breaker).
+    pub rolled_back: bool,
+    /// The deployment's description (CodeDeploy): sluice's names the run that created it.
+    pub description: Option<String>,
+}
+
 /// Registers the task definitions runs deploy (ECS).
 pub trait TaskDefinitionRegistry: Send + Sync {
     /// Registers `definition`; returns its ARN.
@@ -477,6 +498,12 @@ pub trait BlueGreenDeployments: Send + Sync {
         &self,
         request: &crate::deploy::BlueGreenRequest,
     ) -> impl Future<Output = Result<String, DeployError>> + Send;
+
+    /// Where the deployment stands; `None` if CodeDeploy has no record of it.
+    fn report(
+        &self,
+        deployment_id: &str,
+    ) -> impl Future<Output = Result<Option<DeploymentReport>, DeployError>> + Send;
 }
 
 /// Rolls an ECS service to a new task definition.
@@ -486,4 +513,12 @@ pub trait RollingUpdates: Send + Sync {
         &self,
         request: &crate::deploy::RollingRequest,
     ) -> impl Future<Output = Result<String, DeployError>> + Send;
+
+    /// Where the service's deployment `deployment_id` stands; `None` if the service has no record of it.
+    fn report(
+        &self,
+        cluster: &str,
+        service: &str,
+        deployment_id: &str,
+    ) -> impl Future<Output = Result<Option<DeploymentReport>, DeployError>> + Send;
 }

@@ -65,6 +65,13 @@ struct Deployment {
     waiting: HashMap<String, oneshot::Sender<String>>,
     reported: HashSet<String>,
     stopped: bool,
+    /// Whether StopDeployment asked for the stop to roll back (`autoRollbackEnabled`).
+    stop_rolls_back: bool,
+    /// The deployment's `autoRollbackConfiguration` events, when enabled.
+    auto_rollback: Vec<String>,
+    /// The deployment CodeDeploy created to roll this one back, and its message.
+    rollback: Option<(String, String)>,
+    creator: String,
     create_time: f64,
     complete_time: Option<f64>,
 }
@@ -83,8 +90,11 @@ impl Deployment {
         let mut info = json!({
             "deploymentId": id, "applicationName": self.application,
             "deploymentGroupName": self.group, "deploymentConfigName": self.config, "status": self.status,
-            "createTime": self.create_time, "computePlatform": "ECS",
+            "createTime": self.create_time, "computePlatform": "ECS", "creator": self.creator,
         });
+        if let Some((rollback, message)) = &self.rollback {
+            info["rollbackInfo"] = json!({ "rollbackDeploymentId": rollback, "rollbackMessage": message });
+        }
         if !self.description.is_empty() {
             info["description"] = json!(self.description);
         }
@@ -280,6 +290,7 @@ fn answer(state: &Arc<Mutex<State>>, settings: &Settings, operation: &str, input
         "StopDeployment" => match lock(state).deployments.get_mut(&deployment_id) {
             Some(d) if matches!(d.status.as_str(), "Created" | "InProgress") => {
                 d.stopped = true;
+                d.stop_rolls_back = input["autoRollbackEnabled"].as_bool().unwrap_or(false);
                 reply(200, &json!({ "status": "Pending", "statusMessage": "Stopping the deployment" }))
             }
             Some(_) => error("DeploymentAlreadyCompletedException", "The deployment is already completed"),
@@ -325,6 +336,12 @@ fn create_deployment(state: &Arc<Mutex<State>>, settings: &Settings, input: &Val
         Ok(hooks) => hooks,
         Err(message) => return error("InvalidRevisionException", &message),
     };
+    let rollback = &input["autoRollbackConfiguration"];
+    let auto_rollback = if rollback["enabled"].as_bool().unwrap_or(false) {
+        rollback["events"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+    } else {
+        Vec::new()
+    };
     guard.counter += 1;
     let id = format!("d-{:09}", guard.counter);
     guard.deployments.insert(
@@ -335,6 +352,8 @@ fn create_deployment(state: &Arc<Mutex<State>>, settings: &Settings, input: &Val
             config,
             description: input["description"].as_str().unwrap_or_default().to_owned(),
             status: "Created".into(),
+            auto_rollback,
+            creator: "user".into(),
             create_time: epoch(),
             ..Deployment::default()
         },
@@ -371,7 +390,7 @@ impl Played {
 
     async fn play(self) -> Result<()> {
         self.with(|d| d.status = "InProgress".into());
-        self.publish("START").await?;
+        self.publish(&self.id, "START").await?;
         for (event, hookable) in LIFECYCLE {
             if self.with(|d| d.stopped).unwrap_or(true) {
                 return self.finish("Stopped", Some(("MANUAL_STOP", "The deployment was stopped")), "STOP").await;
@@ -450,9 +469,22 @@ impl Played {
         self.finish("Succeeded", None, "SUCCESS").await
     }
 
-    /// Ends the deployment; a failed or stopped one gets its traffic back on the original task set.
+    /// Ends the deployment; a failed or stopped one gets its traffic back on the original task set. When its
+    /// automatic rollback covers what happened (DEPLOYMENT_FAILURE, or a stop asked to roll back), CodeDeploy
+    /// creates a rollback deployment (`creator: codeDeployRollback`) and names it in the failed one's `rollbackInfo`.
     async fn finish(&self, status: &str, error: Option<(&str, &str)>, state: &str) -> Result<()> {
-        self.with(|d| {
+        let rollback = {
+            let mut guard = lock(&self.state);
+            let rolls_back = guard.deployments.get(&self.id).is_some_and(|d| match status {
+                "Failed" => d.auto_rollback.iter().any(|e| e == "DEPLOYMENT_FAILURE"),
+                "Stopped" => d.stop_rolls_back,
+                _ => false,
+            });
+            let rollback = rolls_back.then(|| {
+                guard.counter += 1;
+                format!("d-{:09}", guard.counter)
+            });
+            let Some(d) = guard.deployments.get_mut(&self.id) else { return Ok(()) };
             d.status = status.to_owned();
             d.error = error.map(|(code, message)| (code.to_owned(), message.to_owned()));
             d.complete_time = Some(epoch());
@@ -460,23 +492,44 @@ impl Played {
             if status != "Succeeded" && d.traffic.last().is_some_and(|p| *p > 0) {
                 d.traffic.push(0);
             }
-        });
+            let (application, group, config) = (d.application.clone(), d.group.clone(), d.config.clone());
+            if let Some(rollback) = &rollback {
+                d.rollback = Some((rollback.clone(), format!("Rollback deployment {rollback} succeeded")));
+                let done = Deployment {
+                    application,
+                    group,
+                    config,
+                    status: "Succeeded".into(),
+                    creator: "codeDeployRollback".into(),
+                    create_time: epoch(),
+                    complete_time: Some(epoch()),
+                    ..Deployment::default()
+                };
+                guard.deployments.insert(rollback.clone(), done);
+            }
+            rollback
+        };
         if status != "Succeeded"
             && let Some(app) = &self.settings.app
         {
             app.production.route(&app.blue);
             app.test.route(&app.blue);
         }
-        self.publish(state).await
+        self.publish(&self.id, state).await?;
+        if let Some(rollback) = rollback {
+            self.publish(&rollback, "START").await?;
+            self.publish(&rollback, "SUCCESS").await?;
+        }
+        Ok(())
     }
 
-    async fn publish(&self, state: &str) -> Result<()> {
+    async fn publish(&self, id: &str, state: &str) -> Result<()> {
         let (application, group) = self.with(|d| (d.application.clone(), d.group.clone())).unwrap_or_default();
         let detail = json!({
-            "instanceGroupId": format!("{}-group", self.id),
+            "instanceGroupId": format!("{id}-group"),
             "region": REGION,
             "application": application,
-            "deploymentId": self.id,
+            "deploymentId": id,
             "state": state,
             "deploymentGroup": group,
         });

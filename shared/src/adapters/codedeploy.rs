@@ -10,7 +10,7 @@ use aws_sdk_codedeploy::types as cd;
 use tracing::instrument;
 
 use crate::deploy::BlueGreenRequest;
-use crate::ports::{BlueGreenDeployments, DeployError};
+use crate::ports::{BlueGreenDeployments, DeployError, DeploymentReport, DeploymentState};
 
 /// Errors that will not pass on retry.
 const REFUSALS: &[&str] = &[
@@ -119,5 +119,29 @@ impl BlueGreenDeployments for CodeDeployDeployments {
             service: "CodeDeploy",
             source: "CreateDeployment answered without a deployment id".into(),
         })
+    }
+
+    /// GetDeployment: its status, `errorInformation` and `rollbackInfo`.
+    #[instrument(skip(self))]
+    async fn report(&self, deployment_id: &str) -> Result<Option<DeploymentReport>, DeployError> {
+        let output = match self.client.get_deployment().deployment_id(deployment_id).send().await {
+            Ok(output) => output,
+            Err(SdkError::ServiceError(service))
+                if service.err().code() == Some("DeploymentDoesNotExistException") =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(classify(error, "-")),
+        };
+        let Some(info) = output.deployment_info() else { return Ok(None) };
+        let state = match info.status() {
+            Some(cd::DeploymentStatus::Succeeded) => DeploymentState::Succeeded,
+            Some(cd::DeploymentStatus::Failed) => DeploymentState::Failed,
+            Some(cd::DeploymentStatus::Stopped) => DeploymentState::Stopped,
+            _ => DeploymentState::InProgress,
+        };
+        let message = info.error_information().and_then(|e| e.message()).map(str::to_owned);
+        let rolled_back = info.rollback_info().is_some_and(|r| r.rollback_deployment_id().is_some());
+        Ok(Some(DeploymentReport { state, message, rolled_back, description: info.description().map(str::to_owned) }))
     }
 }

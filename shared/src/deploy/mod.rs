@@ -6,7 +6,7 @@ pub mod taskdef;
 
 pub use render::{
     APPSPEC_FILE, BlueGreenRequest, IMAGE_PLACEHOLDER, RenderError, RollingRequest, TASK_DEFINITION_FILE,
-    TASK_DEFINITION_PLACEHOLDER, appspec, blue_green, description, effect_marker, hook_events, rolling,
+    TASK_DEFINITION_PLACEHOLDER, appspec, blue_green, description, effect_marker, execution_of, hook_events, rolling,
     task_definition,
 };
 pub use taskdef::TaskDefinition;

@@ -163,6 +163,13 @@ pub fn description(execution: &str, effect_id: &str) -> String {
     format!("sluice run {execution} {}", effect_marker(effect_id))
 }
 
+/// The execution a deployment's description names, if sluice wrote it ([`description`]).
+pub fn execution_of(description: &str) -> Option<&str> {
+    let rest = description.strip_prefix("sluice run ")?;
+    let (execution, marker) = rest.split_once(' ')?;
+    (marker.starts_with("[sluice effect ") && !execution.is_empty()).then_some(execution)
+}
+
 /// The blue/green request for `target`, with its rendered AppSpec.
 pub fn blue_green(target: &BlueGreen, appspec: String, description: String) -> BlueGreenRequest {
     BlueGreenRequest {

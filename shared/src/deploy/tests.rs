@@ -89,7 +89,7 @@ fn an_appspec_that_cannot_take_the_task_definition_or_the_hooks_says_which_field
 
 #[test]
 fn the_hook_events_are_those_the_pipeline_checks_at_in_lifecycle_order() {
-    let check = |hook: &str| Check { hook: hook.into(), url: "http://x".into(), expect_status: 200, timeout_secs: 5 };
+    let check = |hook: &str| Check::new(hook, "http://x");
     let target = DeployTarget::BlueGreen(BlueGreen {
         cluster: "c".into(),
         service: "s".into(),
@@ -100,4 +100,12 @@ fn the_hook_events_are_those_the_pipeline_checks_at_in_lifecycle_order() {
     });
     assert_eq!(hook_events(&target), ["AfterInstall", "BeforeAllowTraffic"]);
     assert!(description("web-1", "web-3-4").ends_with("[sluice effect web-3-4]"));
+}
+
+#[test]
+fn a_deployment_description_names_the_run_that_created_it_and_no_other_text_does() {
+    assert_eq!(execution_of(&description("web-72d3162e", "web-3-4")), Some("web-72d3162e"));
+    assert_eq!(execution_of("sluice run web-1"), None);
+    assert_eq!(execution_of("deployed by hand"), None);
+    assert_eq!(execution_of("sluice run  [sluice effect x]"), None);
 }

@@ -362,9 +362,21 @@ impl Run {
                 if let Some(deployment_id) = deployment_id {
                     self.claim_deployment(i, deployment_id)?;
                 }
-                self.deploy_mut(i).finished_at = Some(self.now);
+                let now = self.now;
+                let deploy = self.deploy_mut(i);
+                deploy.finished_at = Some(now);
+                // The service says that a hook failed; the run knows which check, and why.
+                let failed_hook = deploy.hooks.iter().rev().find(|hook| !hook.passed);
+                let reason = match failed_hook {
+                    Some(hook) => format!(
+                        "the {} checks failed ({}); {reason}",
+                        hook.lifecycle_event,
+                        hook.detail.as_deref().unwrap_or("no detail")
+                    ),
+                    None => reason.clone(),
+                };
                 let outcome = if *rolled_back { Status::RolledBack } else { Status::Failed };
-                self.finish(i, outcome, Some(reason.clone()));
+                self.finish(i, outcome, Some(reason));
                 Ok(None)
             }
         }

@@ -91,3 +91,24 @@ impl<P: EventPublisher, B: BuildStarter> EffectRunner for StageEffects<P, B> {
             .collect()
     }
 }
+
+/// The effect runner of functions that only record what happened (deploy-events): it publishes the announcements
+/// of the runs it moves on, and leaves every other kind to its owner (a run let into the deploy stage is started by
+/// the deployer, which the `Deployment Requested` announcement wakes).
+#[derive(Debug, Clone)]
+pub struct Announcer<P> {
+    pub publisher: P,
+}
+
+impl<P: EventPublisher> EffectRunner for Announcer<P> {
+    fn kinds(&self) -> &[EffectKind] {
+        &[EffectKind::Publish]
+    }
+
+    async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
+        match effect {
+            Effect::Publish(event) => publish_one(&self.publisher, event).await,
+            other => Err(EffectError::permanent(other.kind().name(), "not an effect this function carries out")),
+        }
+    }
+}

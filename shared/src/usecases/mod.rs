@@ -370,6 +370,7 @@ mod approval;
 mod build_events;
 mod definitions;
 mod deploy;
+mod deploy_events;
 mod effects;
 mod reconcile;
 mod secrets;
@@ -379,7 +380,10 @@ pub use approval::{ApprovalEffects, MAX_FORM, Requester, decide, review_page};
 pub use build_events::{BuildEventError, BuildEventOutcome, BuildStateChange, artifact_location, record_build_event};
 pub use definitions::{CachedDefinitions, DefinitionsError};
 pub use deploy::DeployEffects;
-pub use effects::StageEffects;
+pub use deploy_events::{
+    DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange, record_deployment_event,
+};
+pub use effects::{Announcer, StageEffects};
 pub use reconcile::{QUIET_FOR, Reconciled, reconcile};
 pub use secrets::{REREAD_AFTER, WebhookKeys};
 pub use webhook::{Delivery, MAX_BODY, MAX_MESSAGE, Reply, Webhook, receive_webhook};

@@ -227,8 +227,12 @@ fn a_failing_hook_is_reported_failed_and_the_rollback_ends_the_run_rolled_back()
     // THEN the run ended rolled back, with the reason
     assert_eq!(status(&state, "e1"), Status::RolledBack);
     assert_eq!(names(&effects), ["publish(Execution Finished e1 rolled_back)"]);
+    // AND the reason names the hook whose checks failed before what CodeDeploy said
     let reason = state.execution(&id("e1")).and_then(|e| e.reason.clone());
-    assert_eq!(reason.as_deref(), Some("BeforeAllowTraffic check failed"));
+    assert_eq!(
+        reason.as_deref(),
+        Some("the BeforeAllowTraffic checks failed (no detail); BeforeAllowTraffic check failed")
+    );
 }
 
 #[test]

@@ -1,0 +1,147 @@
+//! "CodeDeploy Deployment State-change Notification" or "ECS Deployment State Change" event ->
+//! `record_deployment_event`. Errors are returned so that Lambda retries the event and, past its retries, sends it
+//! to the dead-letter queue: a deployment's outcome is never dropped silently.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EventBridgePublisher};
+use sluice::ports::{BlueGreenDeployments, PipelineStore};
+use sluice::telemetry::Chain;
+use sluice::usecases::{
+    Announcer, DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange, EffectRunner,
+    record_deployment_event,
+};
+use tracing::{info, warn};
+
+/// The function's configuration: the table and the bus, from its environment.
+pub type Config = sluice::config::Common;
+
+/// What the handler needs, built once per instance.
+pub struct App<S, R, B> {
+    pub store: S,
+    pub effects: R,
+    pub deployments: B,
+}
+
+/// The function as it runs on AWS.
+pub type AwsApp = App<DynamoDbStore, Announcer<EventBridgePublisher>, CodeDeployDeployments>;
+
+impl AwsApp {
+    /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
+    pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Self {
+        App {
+            store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table),
+            effects: Announcer {
+                publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(aws), &config.event_bus),
+            },
+            deployments: CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(aws)),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the deployment event {event_id} could not be recorded (retryable: {retryable})")]
+pub struct HandlerError {
+    pub event_id: String,
+    pub retryable: bool,
+    #[source]
+    pub source: DeploymentEventError,
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        let error_type = if error.retryable { "sluice.Retryable" } else { "sluice.NotRecorded" };
+        Self { error_type: error_type.to_owned(), error_message: Chain(&error).to_string() }
+    }
+}
+
+/// The facts sluice uses of a deployment event, or why it is not one.
+pub fn change_of(event: &Value) -> Result<DeploymentStateChange, &'static str> {
+    let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let event_id = text("/id").ok_or("the event has no id")?.to_owned();
+    let deployment_id = text("/detail/deploymentId").ok_or("the event has no detail.deploymentId")?.to_owned();
+    let change = match (text("/source"), text("/detail-type")) {
+        (Some("aws.codedeploy"), Some("CodeDeploy Deployment State-change Notification")) => {
+            DeploymentChange::CodeDeploy { state: text("/detail/state").ok_or("the event has no detail.state")?.into() }
+        }
+        (Some("aws.ecs"), Some("ECS Deployment State Change")) => DeploymentChange::Ecs {
+            event_name: text("/detail/eventName").ok_or("the event has no detail.eventName")?.into(),
+            reason: text("/detail/reason").map(str::to_owned),
+        },
+        _ => return Err("not a CodeDeploy or ECS deployment state change"),
+    };
+    Ok(DeploymentStateChange { event_id, deployment_id, change })
+}
+
+/// Handles one event. One that is not a deployment state change is logged and dropped (retrying cannot make it
+/// one).
+pub async fn on_event<S: PipelineStore, R: EffectRunner, B: BlueGreenDeployments>(
+    app: &App<S, R, B>,
+    event: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), HandlerError> {
+    let change = match change_of(event) {
+        Ok(change) => change,
+        Err(why) => {
+            let shown: String = event.to_string().chars().take(300).collect();
+            warn!(why, event = %shown, "event ignored");
+            return Ok(());
+        }
+    };
+    match record_deployment_event(&app.store, &app.effects, &app.deployments, &change, now).await {
+        Ok(DeploymentEventOutcome::NotOurs(why)) => {
+            info!(deployment = %change.deployment_id, why, "deployment event ignored");
+            Ok(())
+        }
+        Ok(DeploymentEventOutcome::Handled(handled)) => {
+            info!(deployment = %change.deployment_id, ?handled, "deployment event handled");
+            Ok(())
+        }
+        Err(source) => {
+            let retryable = source.is_retryable();
+            warn!(error = %Chain(&source), retryable, "deployment event not recorded");
+            Err(HandlerError { event_id: change.event_id, retryable, source })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CODEDEPLOY: &str = include_str!("../../../shared/tests/fixtures/example-codedeploy-deployment-event.json");
+    const ECS: &str = include_str!("../../../shared/tests/fixtures/ecs-deployment-state-change.json");
+
+    fn parse(text: &str) -> Value {
+        serde_json::from_str(text).expect("the fixture is JSON")
+    }
+
+    #[test]
+    fn awss_codedeploy_sample_event_gives_the_deployment_and_its_state() {
+        let change = change_of(&parse(CODEDEPLOY)).expect("a deployment event");
+        assert_eq!(change.event_id, "c071bfbf-83c4-49ca-a6ff-3df053957145");
+        assert_eq!(change.deployment_id, "d-123456789");
+        assert_eq!(change.change, DeploymentChange::CodeDeploy { state: "SUCCESS".into() });
+    }
+
+    #[test]
+    fn awss_ecs_sample_event_gives_the_service_deployment_its_name_and_reason() {
+        let event = parse(ECS);
+        let change = change_of(&event).expect("a deployment event");
+        assert_eq!(change.deployment_id, event["detail"]["deploymentId"].as_str().unwrap_or_default());
+        let DeploymentChange::Ecs { event_name, reason } = change.change else { panic!("an ECS change") };
+        assert_eq!(event_name, event["detail"]["eventName"].as_str().unwrap_or_default());
+        assert_eq!(reason.as_deref(), event["detail"]["reason"].as_str());
+    }
+
+    #[test]
+    fn an_event_of_another_kind_or_without_a_deployment_is_not_a_change() {
+        let mut build = parse(CODEDEPLOY);
+        build["source"] = "aws.codebuild".into();
+        assert_eq!(change_of(&build), Err("not a CodeDeploy or ECS deployment state change"));
+        let mut bare = parse(CODEDEPLOY);
+        bare["detail"] = serde_json::json!({});
+        assert_eq!(change_of(&bare), Err("the event has no detail.deploymentId"));
+        assert_eq!(change_of(&Value::Null), Err("the event has no id"));
+    }
+}

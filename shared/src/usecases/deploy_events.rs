@@ -1,0 +1,227 @@
+//! What became of a deployment, as CodeDeploy's "CodeDeploy Deployment State-change Notification"
+//! (<https://docs.aws.amazon.com/codedeploy/latest/userguide/monitoring-cloudwatch-events.html>) and ECS's
+//! "ECS Deployment State Change" (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_service_deployment_events.html>)
+//! events tell it, or a lookup by the reconciler when the events stopped: the run that started the deployment ends
+//! `succeeded`, `rolled_back` or `failed`, with the reason.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tracing::{info, instrument};
+
+use crate::definitions::DeployTarget;
+use crate::pipeline::{Event, ExecutionId};
+use crate::ports::{BlueGreenDeployments, DeployError, DeploymentReport, DeploymentState, PipelineStore, ReceiptKey};
+use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
+
+/// What one deployment event says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploymentChange {
+    /// CodeDeploy's `state`: START, SUCCESS, FAILURE, STOP or READY.
+    CodeDeploy { state: String },
+    /// ECS's `eventName` (SERVICE_DEPLOYMENT_IN_PROGRESS, _COMPLETED, _FAILED) and `reason`.
+    Ecs { event_name: String, reason: Option<String> },
+    /// What a lookup of the deployment found (the reconciler's, when the events stopped): `blue_green` for a
+    /// CodeDeploy deployment, otherwise an ECS rollout.
+    Looked { report: DeploymentReport, blue_green: bool },
+}
+
+/// The facts of one deployment event that sluice uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentStateChange {
+    /// The EventBridge event id (deduplicates redeliveries).
+    pub event_id: String,
+    /// CodeDeploy's deployment id, or ECS's service deployment id (`ecs-svc/...`).
+    pub deployment_id: String,
+    pub change: DeploymentChange,
+}
+
+/// What became of the event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeploymentEventOutcome {
+    /// Not a deployment sluice started, or a state sluice does not act on (a deployment starting).
+    NotOurs(&'static str),
+    Handled(Handled),
+}
+
+/// A deployment event that could not be recorded now; delivering it again can succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentEventError {
+    #[error(transparent)]
+    Handle(#[from] HandleError),
+    #[error("deployment {deployment_id} could not be looked up")]
+    Lookup {
+        deployment_id: String,
+        #[source]
+        source: DeployError,
+    },
+}
+
+impl DeploymentEventError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DeploymentEventError::Handle(error) => error.is_retryable(),
+            DeploymentEventError::Lookup { source, .. } => !matches!(source, DeployError::Refused { .. }),
+        }
+    }
+}
+
+/// The run a deployment belongs to: by the link written when the run recorded it, or, for a CodeDeploy deployment
+/// whose start the run has not recorded yet, by the description sluice gave it.
+async fn owner<S: PipelineStore, B: BlueGreenDeployments>(
+    store: &S,
+    blue_green: &B,
+    deployment_id: &str,
+    is_blue_green: bool,
+) -> Result<Option<(String, ExecutionId)>, DeploymentEventError> {
+    if let Some(link) = store.find(deployment_id).await.map_err(HandleError::from)? {
+        return Ok(Some((link.pipeline, link.execution)));
+    }
+    if !is_blue_green {
+        return Ok(None);
+    }
+    let lookup = |source| DeploymentEventError::Lookup { deployment_id: deployment_id.to_owned(), source };
+    let report = blue_green.report(deployment_id).await.map_err(lookup)?;
+    let Some(execution) = report.and_then(|r| r.description).and_then(|d| crate::deploy::execution_of(&d).map(ExecutionId::from))
+    else {
+        return Ok(None);
+    };
+    let found = store.execution(&execution).await.map_err(HandleError::from)?;
+    Ok(found.map(|run| (run.pipeline, execution)))
+}
+
+/// The event a report says happened to the run's deployment; `None` while it is still in progress.
+fn outcome(
+    execution_id: &ExecutionId,
+    deployment_id: &str,
+    report: &DeploymentReport,
+    service: &str,
+) -> Option<Event> {
+    let (execution_id, deployment_id) = (execution_id.clone(), deployment_id.to_owned());
+    let said = report.message.as_deref().filter(|m| !m.is_empty());
+    let reason = |what: &str| match said {
+        Some(message) => format!("{service} {what}: {message}"),
+        None => format!("{service} {what}"),
+    };
+    match report.state {
+        DeploymentState::InProgress => None,
+        DeploymentState::Succeeded => Some(Event::DeploymentSucceeded { execution_id, deployment_id }),
+        DeploymentState::Failed | DeploymentState::Stopped => {
+            let what = match (report.state, report.rolled_back) {
+                (DeploymentState::Stopped, true) => "stopped the deployment and rolled it back",
+                (DeploymentState::Stopped, false) => "stopped the deployment",
+                (_, true) => "failed the deployment and rolled it back",
+                (_, false) => "failed the deployment",
+            };
+            Some(Event::DeploymentFailed {
+                execution_id,
+                deployment_id: Some(deployment_id),
+                reason: reason(what),
+                rolled_back: report.rolled_back,
+            })
+        }
+    }
+}
+
+/// Records one deployment event on the run that started the deployment.
+#[instrument(skip_all, fields(deployment = %change.deployment_id))]
+pub async fn record_deployment_event<S: PipelineStore, R: EffectRunner, B: BlueGreenDeployments>(
+    store: &S,
+    runner: &R,
+    blue_green: &B,
+    change: &DeploymentStateChange,
+    now: DateTime<Utc>,
+) -> Result<DeploymentEventOutcome, DeploymentEventError> {
+    let deployment_id = change.deployment_id.as_str();
+    let is_blue_green = matches!(
+        &change.change,
+        DeploymentChange::CodeDeploy { .. } | DeploymentChange::Looked { blue_green: true, .. }
+    );
+    match &change.change {
+        DeploymentChange::CodeDeploy { state } if !matches!(state.as_str(), "SUCCESS" | "FAILURE" | "STOP") => {
+            return Ok(DeploymentEventOutcome::NotOurs("a deployment state sluice does not act on"));
+        }
+        DeploymentChange::Ecs { event_name, .. }
+            if !matches!(event_name.as_str(), "SERVICE_DEPLOYMENT_COMPLETED" | "SERVICE_DEPLOYMENT_FAILED") =>
+        {
+            return Ok(DeploymentEventOutcome::NotOurs("a deployment state sluice does not act on"));
+        }
+        _ => {}
+    }
+    let Some((pipeline, execution_id)) = owner(store, blue_green, deployment_id, is_blue_green).await? else {
+        return Ok(DeploymentEventOutcome::NotOurs("not a deployment sluice started"));
+    };
+    let lookup = |source| DeploymentEventError::Lookup { deployment_id: deployment_id.to_owned(), source };
+    let event = match &change.change {
+        DeploymentChange::CodeDeploy { state } if state == "SUCCESS" => {
+            Event::DeploymentSucceeded { execution_id: execution_id.clone(), deployment_id: deployment_id.to_owned() }
+        }
+        DeploymentChange::CodeDeploy { state } => {
+            // The event says only that it failed or stopped: CodeDeploy's own record says why, and whether traffic
+            // went back.
+            let report = blue_green.report(deployment_id).await.map_err(lookup)?.unwrap_or(DeploymentReport {
+                state: if state == "STOP" { DeploymentState::Stopped } else { DeploymentState::Failed },
+                message: None,
+                rolled_back: false,
+                description: None,
+            });
+            let report = DeploymentReport {
+                state: match report.state {
+                    DeploymentState::InProgress | DeploymentState::Succeeded if state == "STOP" => {
+                        DeploymentState::Stopped
+                    }
+                    DeploymentState::InProgress | DeploymentState::Succeeded => DeploymentState::Failed,
+                    other => other,
+                },
+                ..report
+            };
+            let Some(event) = outcome(&execution_id, deployment_id, &report, "CodeDeploy") else {
+                return Ok(DeploymentEventOutcome::NotOurs("a deployment still in progress"));
+            };
+            event
+        }
+        DeploymentChange::Ecs { event_name, reason } => {
+            let succeeded = event_name == "SERVICE_DEPLOYMENT_COMPLETED";
+            let rolled_back = !succeeded && rolls_back(store, &execution_id).await?;
+            let report = DeploymentReport {
+                state: if succeeded { DeploymentState::Succeeded } else { DeploymentState::Failed },
+                message: reason.clone(),
+                rolled_back,
+                description: None,
+            };
+            let Some(event) = outcome(&execution_id, deployment_id, &report, "ECS") else {
+                return Ok(DeploymentEventOutcome::NotOurs("a deployment still in progress"));
+            };
+            event
+        }
+        DeploymentChange::Looked { report, .. } => {
+            let service = if is_blue_green { "CodeDeploy" } else { "ECS" };
+            let Some(event) = outcome(&execution_id, deployment_id, report, service) else {
+                return Ok(DeploymentEventOutcome::NotOurs("a deployment still in progress"));
+            };
+            event
+        }
+    };
+    let answer = json!({ "execution_id": execution_id, "deployment_id": deployment_id });
+    let input = Input {
+        pipeline: &pipeline,
+        mode: Default::default(),
+        event: &event,
+        receipt: Some((ReceiptKey::event(&change.event_id), answer)),
+        now,
+    };
+    let handled = handle(store, runner, input).await?;
+    info!(?handled, event = event.name(), "deployment event recorded");
+    Ok(DeploymentEventOutcome::Handled(handled))
+}
+
+/// Whether ECS rolls a failed rollout of the run back: its circuit breaker was on with rollback.
+async fn rolls_back<S: PipelineStore>(store: &S, execution_id: &ExecutionId) -> Result<bool, DeploymentEventError> {
+    let run = store.execution(execution_id).await.map_err(HandleError::from)?;
+    Ok(run.is_some_and(|run| match &run.plan.deploy {
+        DeployTarget::Rolling(rolling) => rolling.circuit_breaker.enable && rolling.circuit_breaker.rollback,
+        DeployTarget::BlueGreen(_) => false,
+    }))
+}
+
+#[cfg(test)]
+mod tests;

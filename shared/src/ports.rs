@@ -522,3 +522,47 @@ pub trait RollingUpdates: Send + Sync {
         deployment_id: &str,
     ) -> impl Future<Output = Result<Option<DeploymentReport>, DeployError>> + Send;
 }
+
+/// Answers CodeDeploy's lifecycle hooks (the hooks function's side of a blue/green deployment).
+pub trait LifecycleHooks: Send + Sync {
+    /// The lifecycle event of the deployment that waits for a hook now (`BeforeInstall` ... `AfterAllowTraffic`);
+    /// `None` if none does.
+    fn waiting_event(&self, deployment_id: &str) -> impl Future<Output = Result<Option<String>, DeployError>> + Send;
+
+    /// Reports the hook's status (PutLifecycleEventHookExecutionStatus). A hook CodeDeploy already counts as
+    /// answered is answered: reporting it again is not an error.
+    fn answer(
+        &self,
+        deployment_id: &str,
+        hook_execution_id: &str,
+        status: crate::pipeline::HookStatus,
+    ) -> impl Future<Output = Result<(), DeployError>> + Send;
+}
+
+/// One HTTP request of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub timeout: std::time::Duration,
+}
+
+/// What a probed URL answered: its status and the first [`PROBE_BODY`] bytes of its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeAnswer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// How much of a body a check reads.
+pub const PROBE_BODY: usize = 64 * 1024;
+
+/// A probe got no answer: why, in a few words ("timed out after 5 s", "connection refused").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProbeError(pub String);
+
+/// Makes the HTTP requests of deployment checks.
+pub trait HttpProbe: Send + Sync {
+    fn probe(&self, probe: &Probe<'_>) -> impl Future<Output = Result<ProbeAnswer, ProbeError>> + Send;
+}

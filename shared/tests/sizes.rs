@@ -122,6 +122,7 @@ fn deploy(state: &mut PipelineState, n: usize, effects: &mut Vec<Effect>) -> Exe
             hook_execution_id: format!("{}-{hook}", long('h', 100)),
             passed: true,
             detail: Some(long('x', 10_000)),
+            millis: Some(u64::MAX),
         };
         apply(state, completed, 4, effects);
     }

@@ -10,7 +10,8 @@ use aws_sdk_codedeploy::types as cd;
 use tracing::instrument;
 
 use crate::deploy::BlueGreenRequest;
-use crate::ports::{BlueGreenDeployments, DeployError, DeploymentReport, DeploymentState};
+use crate::pipeline::HookStatus;
+use crate::ports::{BlueGreenDeployments, DeployError, DeploymentReport, DeploymentState, LifecycleHooks};
 
 /// Errors that will not pass on retry.
 const REFUSALS: &[&str] = &[
@@ -30,6 +31,12 @@ const REFUSALS: &[&str] = &[
     "DescriptionTooLongException",
     "AccessDeniedException",
     "InvalidInputException",
+    "DeploymentDoesNotExistException",
+    "DeploymentIdRequiredException",
+    "InvalidDeploymentIdException",
+    "InvalidLifecycleEventHookExecutionIdException",
+    "InvalidLifecycleEventHookExecutionStatusException",
+    "UnsupportedActionForDeploymentTypeException",
 ];
 
 /// Blue/green deployments on CodeDeploy.
@@ -143,5 +150,63 @@ impl BlueGreenDeployments for CodeDeployDeployments {
         let message = info.error_information().and_then(|e| e.message()).map(str::to_owned);
         let rolled_back = info.rollback_info().is_some_and(|r| r.rollback_deployment_id().is_some());
         Ok(Some(DeploymentReport { state, message, rolled_back, description: info.description().map(str::to_owned) }))
+    }
+}
+
+/// The lifecycle events where an ECS deployment invokes hooks.
+const HOOK_EVENTS: [&str; 5] =
+    ["BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"];
+
+impl LifecycleHooks for CodeDeployDeployments {
+    /// ListDeploymentTargets, then GetDeploymentTarget: the ECS target's lifecycle event that is `InProgress`.
+    #[instrument(skip(self))]
+    async fn waiting_event(&self, deployment_id: &str) -> Result<Option<String>, DeployError> {
+        let targets = self
+            .client
+            .list_deployment_targets()
+            .deployment_id(deployment_id)
+            .send()
+            .await
+            .map_err(|e| classify(e, "-"))?;
+        let Some(target) = targets.target_ids().first() else { return Ok(None) };
+        let described = self
+            .client
+            .get_deployment_target()
+            .deployment_id(deployment_id)
+            .target_id(target)
+            .send()
+            .await
+            .map_err(|e| classify(e, "-"))?;
+        let events = described.deployment_target().and_then(|t| t.ecs_target()).map(|t| t.lifecycle_events());
+        Ok(events.unwrap_or_default().iter().find_map(|event| {
+            let name = event.lifecycle_event_name()?;
+            let waiting = event.status() == Some(&cd::LifecycleEventStatus::InProgress);
+            (waiting && HOOK_EVENTS.contains(&name)).then(|| name.to_owned())
+        }))
+    }
+
+    #[instrument(skip(self))]
+    async fn answer(&self, deployment_id: &str, hook_execution_id: &str, status: HookStatus) -> Result<(), DeployError> {
+        let status = match status {
+            HookStatus::Succeeded => cd::LifecycleEventStatus::Succeeded,
+            HookStatus::Failed => cd::LifecycleEventStatus::Failed,
+        };
+        let sent = self
+            .client
+            .put_lifecycle_event_hook_execution_status()
+            .deployment_id(deployment_id)
+            .lifecycle_event_hook_execution_id(hook_execution_id)
+            .status(status)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service))
+                if service.err().code() == Some("LifecycleEventAlreadyCompletedException") =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(classify(error, "-")),
+        }
     }
 }

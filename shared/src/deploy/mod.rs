@@ -1,6 +1,7 @@
 //! The deploy stage's pure part: a build's task definition and AppSpec rendered for the deployment, and the
 //! requests that start it. The deployer function carries them out.
 
+pub mod checks;
 pub mod render;
 pub mod taskdef;
 
@@ -9,6 +10,7 @@ pub use render::{
     TASK_DEFINITION_PLACEHOLDER, appspec, blue_green, description, effect_marker, execution_of, hook_events, rolling,
     task_definition,
 };
+pub use checks::{CheckRun, judge, summary};
 pub use taskdef::TaskDefinition;
 
 #[cfg(test)]

@@ -139,7 +139,11 @@ pub enum Event {
         lifecycle_event: String,
         hook_execution_id: String,
         passed: bool,
+        /// Each check's result and timing, in a line.
         detail: Option<String>,
+        /// How long the checks took together.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        millis: Option<u64>,
     },
     DeploymentSucceeded {
         execution_id: ExecutionId,
@@ -235,7 +239,13 @@ pub enum Effect {
         artifacts: Option<String>,
     },
     /// Answer a CodeDeploy lifecycle hook.
-    ReportHookStatus { deployment_id: String, hook_execution_id: String, status: HookStatus },
+    ReportHookStatus {
+        /// The run whose deployment called the hook (so that the reconciler can wake the hooks function for it).
+        execution_id: ExecutionId,
+        deployment_id: String,
+        hook_execution_id: String,
+        status: HookStatus,
+    },
     /// Put an announcement on the sluice bus, for any subscriber (and as the doorbell of the function that owns the
     /// stage's effect).
     Publish(SluiceEvent),
@@ -286,8 +296,8 @@ impl Effect {
         match self {
             Effect::StartBuild { execution_id, .. }
             | Effect::RequestApproval { execution_id, .. }
-            | Effect::StartDeployment { execution_id, .. } => Some(execution_id),
-            Effect::ReportHookStatus { .. } => None,
+            | Effect::StartDeployment { execution_id, .. }
+            | Effect::ReportHookStatus { execution_id, .. } => Some(execution_id),
             Effect::Publish(event) => Some(event.execution_id()),
         }
     }
@@ -305,7 +315,7 @@ impl Effect {
             Effect::StartDeployment { execution_id, target, .. } => {
                 format!("start the {} deployment of {execution_id}", target.strategy())
             }
-            Effect::ReportHookStatus { deployment_id, hook_execution_id, status } => {
+            Effect::ReportHookStatus { deployment_id, hook_execution_id, status, .. } => {
                 format!("report {status:?} for hook {hook_execution_id} of deployment {deployment_id}")
             }
             Effect::Publish(event) => format!("publish {} for {}", event.detail_type(), event.execution_id()),

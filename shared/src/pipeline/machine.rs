@@ -310,7 +310,7 @@ impl Run {
                 }
                 if self.claim_deployment(i, deployment_id)? { Ok(None) } else { Ok(Some(IgnoreReason::DuplicateEvent)) }
             }
-            Event::HookCompleted { deployment_id, lifecycle_event, hook_execution_id, passed, detail, .. } => {
+            Event::HookCompleted { deployment_id, lifecycle_event, hook_execution_id, passed, detail, millis, .. } => {
                 let Some(deploy) = self.state.executions[i].deploy.as_ref() else {
                     return self.past(i, Stage::Deploy, false, name);
                 };
@@ -335,9 +335,11 @@ impl Run {
                     hook_execution_id: hook_execution_id.clone(),
                     passed,
                     detail: detail.map(|detail| bounded(&detail, MAX_HOOK_DETAIL)),
+                    millis: *millis,
                     at: now,
                 });
                 self.effects.push(Effect::ReportHookStatus {
+                    execution_id: event.execution_id().clone(),
                     deployment_id: deployment_id.clone(),
                     hook_execution_id: hook_execution_id.clone(),
                     status: if passed { HookStatus::Succeeded } else { HookStatus::Failed },

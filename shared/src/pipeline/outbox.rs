@@ -126,8 +126,9 @@ impl PipelineState {
     }
 
     /// Drops the stage effects whose execution no longer holds their stage (a build, an approval request or a
-    /// deployment of a run that was superseded, rejected or ended meanwhile): they are moot, and an outbox whose owner is slow or not
-    /// deployed must not grow with every run. Announcements and hook answers are kept: they still have to go out.
+    /// deployment of a run that was superseded, rejected or ended meanwhile), and the hook answers of deployments
+    /// that have ended: they are moot, and an outbox whose owner is slow or not deployed must not grow with every
+    /// run. Announcements are kept, and so are the hook answers of a deployment still going: they have to go out.
     pub fn drop_moot(&mut self) {
         let executions = &self.executions;
         let holds = |id: &ExecutionId, stage: Stage| {
@@ -137,6 +138,13 @@ impl PipelineState {
             Effect::StartBuild { execution_id, .. } => holds(execution_id, Stage::Build),
             Effect::RequestApproval { execution_id, .. } => holds(execution_id, Stage::Approval),
             Effect::StartDeployment { execution_id, .. } => holds(execution_id, Stage::Deploy),
+            // CodeDeploy waits for no hook of a deployment that has ended.
+            Effect::ReportHookStatus { execution_id, deployment_id, .. } => !executions.iter().any(|execution| {
+                &execution.id == execution_id
+                    && execution.deploy.as_ref().is_some_and(|deploy| {
+                        deploy.finished_at.is_some() && deploy.deployment_id.as_deref() == Some(deployment_id)
+                    })
+            }),
             _ => true,
         });
     }
@@ -175,6 +183,7 @@ mod tests {
 
     fn hook() -> Effect {
         Effect::ReportHookStatus {
+            execution_id: ExecutionId::from("e1"),
             deployment_id: "d-1".into(),
             hook_execution_id: "h-1".into(),
             status: HookStatus::Succeeded,
@@ -219,9 +228,9 @@ mod tests {
         state.pending[2].not_before = Some(now() + TimeDelta::minutes(1));
         // THEN the function owning builds is never told about its own
         assert!(state.due_elsewhere(&[EffectKind::StartBuild, EffectKind::ReportHookStatus], now()).is_empty());
-        // AND another is told of e1 alone (e2's is held; the hook report names no execution), each kind once
+        // AND another is told of e1 alone (e2's is held), each kind once: its build and its hook report
         let elsewhere = state.due_elsewhere(&[EffectKind::Publish], now() + TimeDelta::minutes(1));
-        assert_eq!(elsewhere, [(ExecutionId::from("e1"), vec![EffectKind::StartBuild])]);
+        assert_eq!(elsewhere, [(ExecutionId::from("e1"), vec![EffectKind::StartBuild, EffectKind::ReportHookStatus])]);
         // AND once e2's lease runs out, e2's build is due too
         let later = state.due_elsewhere(&[EffectKind::Publish], now() + LEASE);
         let executions: Vec<&str> = later.iter().map(|(id, _)| id.0.as_str()).collect();
@@ -312,6 +321,22 @@ mod tests {
         // THEN the request is gone and the hook answer stays
         let kinds: Vec<EffectKind> = state.pending.iter().map(|p| p.effect.kind()).collect();
         assert_eq!(kinds, [EffectKind::ReportHookStatus]);
+        // AND once e1's deployment d-1 has ended, its hook answer is dropped too (CodeDeploy waits for it no more)
+        let execution = &mut state.executions[0];
+        execution.deploy = Some(crate::pipeline::DeployFacts {
+            strategy: "blue_green".into(),
+            deployment_id: Some("d-1".into()),
+            hooks: Vec::new(),
+            started_at: now(),
+            finished_at: None,
+        });
+        state.drop_moot();
+        assert_eq!(state.pending.len(), 1, "a deployment still going keeps its hook answers");
+        if let Some(deploy) = state.executions[0].deploy.as_mut() {
+            deploy.finished_at = Some(now());
+        }
+        state.drop_moot();
+        assert!(state.pending.is_empty());
     }
 
     #[test]

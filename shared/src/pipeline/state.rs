@@ -182,6 +182,9 @@ pub struct HookResult {
     pub hook_execution_id: String,
     pub passed: bool,
     pub detail: Option<String>,
+    /// How long the hook's checks took together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub millis: Option<u64>,
     pub at: DateTime<Utc>,
 }
 

@@ -158,5 +158,3 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests;

@@ -67,7 +67,7 @@ impl DeploymentEventError {
 
 /// The run a deployment belongs to: by the link written when the run recorded it, or, for a CodeDeploy deployment
 /// whose start the run has not recorded yet, by the description sluice gave it.
-async fn owner<S: PipelineStore, B: BlueGreenDeployments>(
+pub(crate) async fn owner<S: PipelineStore, B: BlueGreenDeployments>(
     store: &S,
     blue_green: &B,
     deployment_id: &str,
@@ -223,5 +223,3 @@ async fn rolls_back<S: PipelineStore>(store: &S, execution_id: &ExecutionId) -> 
     }))
 }
 
-#[cfg(test)]
-mod tests;

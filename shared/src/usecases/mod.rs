@@ -372,6 +372,7 @@ mod definitions;
 mod deploy;
 mod deploy_events;
 mod effects;
+mod hooks;
 mod reconcile;
 mod secrets;
 mod webhook;
@@ -384,6 +385,7 @@ pub use deploy_events::{
     DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange, record_deployment_event,
 };
 pub use effects::{Announcer, StageEffects};
+pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, answer_hook};
 pub use reconcile::{QUIET_FOR, Reconciled, reconcile};
 pub use secrets::{REREAD_AFTER, WebhookKeys};
 pub use webhook::{Delivery, MAX_BODY, MAX_MESSAGE, Reply, Webhook, receive_webhook};

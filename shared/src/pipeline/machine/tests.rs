@@ -73,6 +73,7 @@ fn hook(execution: &str, hook_id: &str, passed: bool) -> Event {
         hook_execution_id: hook_id.into(),
         passed,
         detail: None,
+        millis: Some(40),
     }
 }
 

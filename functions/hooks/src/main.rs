@@ -1,0 +1,24 @@
+//! The hooks function: wiring only. CodeDeploy invokes it for the lifecycle hooks of sluice's blue/green
+//! deployments; the reconciler's `Effects Due` wakes it for hook answers that are still to be sent.
+// The use case's nested async calls over generic ports make a deep future type.
+#![recursion_limit = "256"]
+
+use std::sync::Arc;
+
+use hooks::handler::{AwsApp, Config, on_event, remaining};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let app = Arc::new(AwsApp::from_aws(&sluice::config::aws().await, &config)?);
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let app = Arc::clone(&app);
+        async move {
+            let now = chrono::Utc::now();
+            on_event(&app, &event.payload, remaining(event.context.deadline, now), now).await
+        }
+    }))
+    .await
+}

@@ -1,0 +1,235 @@
+//! A CodeDeploy lifecycle hook
+//! (<https://docs.aws.amazon.com/codedeploy/latest/userguide/reference-appspec-file-structure-hooks.html#appspec-hooks-ecs>):
+//! CodeDeploy invokes the hooks function with a deployment id and a hook execution id, and waits for
+//! PutLifecycleEventHookExecutionStatus. sluice finds the run that started the deployment, asks CodeDeploy which
+//! lifecycle event waits, runs the pipeline's checks for it (concurrently, each with its timeout and retries, all
+//! within the function's own time), records the result on the run and reports Succeeded or Failed. A hook already
+//! answered is answered again with the same status and nothing runs twice; a deployment sluice cannot tie to a run
+//! is answered Failed, so that nothing sluice does not know ships.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{info, instrument, warn};
+
+use crate::definitions::Check;
+use crate::deploy::{CheckRun, judge, summary};
+use crate::pipeline::{Effect, EffectKind, Event, HookStatus, Stage, Status};
+use crate::ports::{BlueGreenDeployments, DeployError, EventPublisher, HttpProbe, LifecycleHooks, PipelineStore, Probe};
+use crate::usecases::deploy_events::owner;
+use crate::usecases::{DeploymentEventError, EffectError, EffectRunner, HandleError, Handled, Input, handle};
+
+/// What CodeDeploy invoked the hooks function with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookCall {
+    pub deployment_id: String,
+    pub hook_execution_id: String,
+}
+
+/// What became of a hook call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HookOutcome {
+    /// The checks ran; the result is on the run and was reported (or waits in the outbox to be).
+    Checked { lifecycle_event: String, passed: bool, handled: Handled },
+    /// The hook was answered before: the same status was reported again.
+    Repeated(HookStatus),
+    /// No run of sluice's started the deployment: reported Failed.
+    NotOurs,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error(transparent)]
+    Handle(#[from] HandleError),
+    #[error(transparent)]
+    Lookup(#[from] DeploymentEventError),
+    #[error("hook {hook_execution_id} of deployment {deployment_id} could not be answered")]
+    Answer {
+        deployment_id: String,
+        hook_execution_id: String,
+        #[source]
+        source: DeployError,
+    },
+}
+
+/// How long the hooks function waits for CodeDeploy to show the waiting lifecycle event, in steps.
+const WAITING_EVENT_TRIES: u32 = 5;
+const WAITING_EVENT_PAUSE: Duration = Duration::from_millis(400);
+
+/// Answers CodeDeploy's hooks, and publishes the announcements of the runs it moves on.
+#[derive(Debug, Clone)]
+pub struct HookEffects<P, H> {
+    pub publisher: P,
+    pub hooks: H,
+}
+
+impl<P: EventPublisher, H: LifecycleHooks> EffectRunner for HookEffects<P, H> {
+    fn kinds(&self) -> &[EffectKind] {
+        &[EffectKind::ReportHookStatus, EffectKind::Publish]
+    }
+
+    async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
+        match effect {
+            Effect::Publish(event) => super::effects::publish_one(&self.publisher, event).await,
+            Effect::ReportHookStatus { deployment_id, hook_execution_id, status, .. } => {
+                match self.hooks.answer(deployment_id, hook_execution_id, *status).await {
+                    Ok(()) => Ok(None),
+                    Err(error @ DeployError::Refused { .. }) => Err(EffectError::permanent("report_hook_status", error)),
+                    Err(error) => Err(EffectError::transient("report_hook_status", error)),
+                }
+            }
+            other => Err(EffectError::permanent(other.kind().name(), "not an effect the hooks function carries out")),
+        }
+    }
+}
+
+fn seconds(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+/// Runs one check: tries until it passes or its retries are spent, `interval` apart.
+async fn run_check<C: HttpProbe>(probe: &C, number: usize, check: &Check) -> CheckRun {
+    let started = tokio::time::Instant::now();
+    let mut attempts = 0;
+    let request = Probe { method: &check.method, url: &check.url, timeout: seconds(check.timeout_secs) };
+    loop {
+        attempts += 1;
+        let answer = probe.probe(&request).await;
+        let status = answer.as_ref().ok().map(|answer| answer.status);
+        let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match judge(check, &answer) {
+            Ok(status) => {
+                return CheckRun { number, passed: true, status: Some(status), attempts, millis, failure: None };
+            }
+            Err(why) if attempts > check.retries => {
+                return CheckRun { number, passed: false, status, attempts, millis, failure: Some(why) };
+            }
+            Err(why) => info!(number, attempts, %why, "check failed; trying again"),
+        }
+        tokio::time::sleep(seconds(check.interval_secs)).await;
+    }
+}
+
+/// Runs `checks` (with their numbers) together, each given at most `budget`: one that hangs past it fails, saying so.
+async fn run_checks<C: HttpProbe>(probe: &C, checks: &[(usize, &Check)], budget: Duration) -> Vec<CheckRun> {
+    let runs = checks.iter().map(|&(number, check)| async move {
+        match tokio::time::timeout(budget, run_check(probe, number, check)).await {
+            Ok(run) => run,
+            Err(_) => CheckRun {
+                number,
+                passed: false,
+                status: None,
+                attempts: 0,
+                millis: u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
+                failure: Some(format!(
+                    "did not finish within the {} s the hooks function had left",
+                    budget.as_secs()
+                )),
+            },
+        }
+    });
+    futures_util::future::join_all(runs).await
+}
+
+/// Answers one hook call. `budget` is how long the checks may take: the function's time left, less a margin to
+/// record and report.
+#[instrument(skip_all, fields(deployment = %call.deployment_id, hook = %call.hook_execution_id))]
+pub async fn answer_hook<S, R, H, C>(
+    store: &S,
+    runner: &R,
+    hooks: &H,
+    probe: &C,
+    call: &HookCall,
+    budget: Duration,
+    now: DateTime<Utc>,
+) -> Result<HookOutcome, HookError>
+where
+    S: PipelineStore,
+    R: EffectRunner,
+    H: LifecycleHooks + BlueGreenDeployments,
+    C: HttpProbe,
+{
+    let (deployment_id, hook_execution_id) = (call.deployment_id.as_str(), call.hook_execution_id.as_str());
+    let answer = |status| async move {
+        hooks.answer(deployment_id, hook_execution_id, status).await.map_err(|source| HookError::Answer {
+            deployment_id: deployment_id.to_owned(),
+            hook_execution_id: hook_execution_id.to_owned(),
+            source,
+        })
+    };
+    let Some((pipeline, execution_id)) = owner(store, hooks, deployment_id, true).await? else {
+        warn!("no run of sluice's started this deployment; answering Failed");
+        answer(HookStatus::Failed).await?;
+        return Ok(HookOutcome::NotOurs);
+    };
+    let run = store.execution(&execution_id).await.map_err(HandleError::from)?;
+    let Some(run) = run else {
+        warn!(execution = %execution_id, "the run is no longer recorded; answering Failed");
+        answer(HookStatus::Failed).await?;
+        return Ok(HookOutcome::NotOurs);
+    };
+    let recorded = run.deploy.as_ref().and_then(|d| d.hooks.iter().find(|h| h.hook_execution_id == hook_execution_id));
+    if let Some(recorded) = recorded {
+        let status = if recorded.passed { HookStatus::Succeeded } else { HookStatus::Failed };
+        info!(?status, "hook already answered; answering the same again");
+        answer(status).await?;
+        return Ok(HookOutcome::Repeated(status));
+    }
+    let mut lifecycle_event = None;
+    for attempt in 1..=WAITING_EVENT_TRIES {
+        lifecycle_event = hooks.waiting_event(deployment_id).await.map_err(|source| HookError::Answer {
+            deployment_id: deployment_id.to_owned(),
+            hook_execution_id: hook_execution_id.to_owned(),
+            source,
+        })?;
+        if lifecycle_event.is_some() || attempt == WAITING_EVENT_TRIES {
+            break;
+        }
+        tokio::time::sleep(WAITING_EVENT_PAUSE).await;
+    }
+    let started = tokio::time::Instant::now();
+    let (lifecycle_event, passed, detail) = match lifecycle_event {
+        None => (
+            "unknown".to_owned(),
+            false,
+            "CodeDeploy showed no lifecycle event waiting for a hook, so sluice could not tell which checks to run"
+                .to_owned(),
+        ),
+        Some(event) if run.status != Status::Running(Stage::Deploy) => {
+            (event, false, format!("the run is {}, not deploying", run.status))
+        }
+        Some(event) => {
+            let checks: Vec<(usize, &Check)> =
+                run.plan.deploy.checks().iter().enumerate().filter(|(_, c)| c.hook == event).map(|(i, c)| (i + 1, c)).collect();
+            let runs = run_checks(probe, &checks, budget).await;
+            let passed = runs.iter().all(|run| run.passed);
+            let only: Vec<&Check> = checks.iter().map(|(_, check)| *check).collect();
+            (event, passed, summary(&only, &runs))
+        }
+    };
+    let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    info!(lifecycle_event, passed, %detail, millis, "hook checks done");
+    let event = Event::HookCompleted {
+        execution_id: execution_id.clone(),
+        deployment_id: deployment_id.to_owned(),
+        lifecycle_event: lifecycle_event.clone(),
+        hook_execution_id: hook_execution_id.to_owned(),
+        passed,
+        detail: Some(detail),
+        millis: Some(millis),
+    };
+    let input = Input { pipeline: &pipeline, mode: Default::default(), event: &event, receipt: None, now };
+    let handled = handle(store, runner, input).await?;
+    match &handled {
+        Handled::Applied => {}
+        // Recorded meanwhile by a duplicate invocation, which reported it.
+        Handled::Ignored(_) | Handled::Duplicate { .. } => {}
+        other => {
+            warn!(?other, "the hook's result could not be recorded on the run; answering Failed");
+            answer(HookStatus::Failed).await?;
+            return Ok(HookOutcome::Checked { lifecycle_event, passed: false, handled });
+        }
+    }
+    Ok(HookOutcome::Checked { lifecycle_event, passed, handled })
+}
+

@@ -500,10 +500,8 @@ pub trait BlueGreenDeployments: Send + Sync {
     ) -> impl Future<Output = Result<String, DeployError>> + Send;
 
     /// Where the deployment stands; `None` if CodeDeploy has no record of it.
-    fn report(
-        &self,
-        deployment_id: &str,
-    ) -> impl Future<Output = Result<Option<DeploymentReport>, DeployError>> + Send;
+    fn report(&self, deployment_id: &str)
+    -> impl Future<Output = Result<Option<DeploymentReport>, DeployError>> + Send;
 }
 
 /// Rolls an ECS service to a new task definition.

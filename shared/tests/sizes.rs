@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sluice::adapters::{decode_state, encode_state};
 use sluice::definitions::{
-    Approval, BlueGreen, Build, Check, DeployTarget, ExecutionMode, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE,
-    MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_ENV_VARIABLES, MAX_URL,
+    Approval, BlueGreen, Build, Check, DeployTarget, ExecutionMode, MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS,
+    MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_URL,
 };
 use sluice::pipeline::outbox::MAX_PARKED;
 use sluice::pipeline::{

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EventBridgePublisher, HttpProber};
-use sluice::ports::{BlueGreenDeployments, HttpProbe, LifecycleHooks, PipelineStore, ProbeError};
+use sluice::ports::{BlueGreenDeployments, DeployError, HttpProbe, LifecycleHooks, PipelineStore, ProbeError};
 use sluice::telemetry::Chain;
 use sluice::usecases::{EffectRunner, HandleError, HookCall, HookEffects, HookError, answer_hook, flush};
 use tracing::{info, warn};
@@ -92,15 +92,27 @@ where
     C: HttpProbe,
 {
     let text = |key: &str| event.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
-    if let (Some(deployment_id), Some(hook_execution_id)) = (text("DeploymentId"), text("LifecycleEventHookExecutionId"))
+    if let (Some(deployment_id), Some(hook_execution_id)) =
+        (text("DeploymentId"), text("LifecycleEventHookExecutionId"))
     {
-        let call = HookCall { deployment_id: deployment_id.to_owned(), hook_execution_id: hook_execution_id.to_owned() };
-        let outcome = answer_hook(&app.store, &app.effects, &app.hooks, &app.probe, &call, budget(remaining), now)
-            .await
-            .inspect_err(|error| warn!(error = %Chain(error), "hook not answered"))
-            .map_err(HandlerError::Hook)?;
-        info!(?outcome, "hook answered");
-        return Ok(());
+        let call =
+            HookCall { deployment_id: deployment_id.to_owned(), hook_execution_id: hook_execution_id.to_owned() };
+        return match answer_hook(&app.store, &app.effects, &app.hooks, &app.probe, &call, budget(remaining), now).await
+        {
+            Ok(outcome) => {
+                info!(?outcome, "hook answered");
+                Ok(())
+            }
+            // CodeDeploy refused the answer for good (no such deployment or hook): trying again cannot help.
+            Err(error @ HookError::Answer { source: DeployError::Refused { .. }, .. }) => {
+                warn!(error = %Chain(&error), "hook answer refused; not retried");
+                Ok(())
+            }
+            Err(error) => {
+                warn!(error = %Chain(&error), "hook not answered");
+                Err(HandlerError::Hook(error))
+            }
+        };
     }
     if let Some(pipeline) = event.pointer("/detail/pipeline").and_then(Value::as_str) {
         flush(&app.store, &app.effects, pipeline, now)

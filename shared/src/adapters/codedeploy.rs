@@ -133,9 +133,7 @@ impl BlueGreenDeployments for CodeDeployDeployments {
     async fn report(&self, deployment_id: &str) -> Result<Option<DeploymentReport>, DeployError> {
         let output = match self.client.get_deployment().deployment_id(deployment_id).send().await {
             Ok(output) => output,
-            Err(SdkError::ServiceError(service))
-                if service.err().code() == Some("DeploymentDoesNotExistException") =>
-            {
+            Err(SdkError::ServiceError(service)) if service.err().code() == Some("DeploymentDoesNotExistException") => {
                 return Ok(None);
             }
             Err(error) => return Err(classify(error, "-")),
@@ -186,7 +184,12 @@ impl LifecycleHooks for CodeDeployDeployments {
     }
 
     #[instrument(skip(self))]
-    async fn answer(&self, deployment_id: &str, hook_execution_id: &str, status: HookStatus) -> Result<(), DeployError> {
+    async fn answer(
+        &self,
+        deployment_id: &str,
+        hook_execution_id: &str,
+        status: HookStatus,
+    ) -> Result<(), DeployError> {
         let status = match status {
             HookStatus::Succeeded => cd::LifecycleEventStatus::Succeeded,
             HookStatus::Failed => cd::LifecycleEventStatus::Failed,

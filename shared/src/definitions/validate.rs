@@ -8,8 +8,8 @@ use toml::Spanned;
 use super::error::{DefinitionError, DefinitionErrors, line_column};
 use super::raw::{RawApproval, RawCheck, RawDeploy, RawFile, RawFilter, RawPipeline, RawSource};
 use super::{
-    Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, Check, CircuitBreaker, DeployTarget, ExecutionMode, GlobFilter,
-    CHECK_METHODS, Pipeline, ROLLING_HOOKS, Rolling, Source,
+    Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker, DeployTarget, ExecutionMode,
+    GlobFilter, Pipeline, ROLLING_HOOKS, Rolling, Source,
 };
 
 const MINUTE: u64 = 60;
@@ -395,16 +395,7 @@ fn validate_check(checker: &mut Checker<'_>, index: usize, raw: Spanned<RawCheck
         .as_ref()
         .and_then(|interval| checker.duration(interval, &field("interval"), CHECK_INTERVAL_RANGE))
         .unwrap_or(DEFAULT_CHECK_INTERVAL_SECS);
-    Check {
-        hook: raw.hook.into_inner(),
-        method,
-        url,
-        expect_status,
-        expect_body,
-        timeout_secs,
-        retries,
-        interval_secs,
-    }
+    Check { hook: raw.hook.into_inner(), method, url, expect_status, expect_body, timeout_secs, retries, interval_secs }
 }
 
 /// `"90s"`, `"15m"`, `"12h"`, `"7d"` (one number, one unit) in seconds.

@@ -41,8 +41,12 @@ pub fn summary(checks: &[&Check], runs: &[CheckRun]) -> String {
     let mut parts: Vec<String> = Vec::with_capacity(runs.len());
     for (check, run) in checks.iter().zip(runs).filter(|(_, run)| !run.passed) {
         let why = run.failure.as_deref().unwrap_or("failed");
-        let tries = if run.attempts == 1 { "1 try".to_owned() } else { format!("{} tries", run.attempts) };
-        parts.push(format!("#{} {} {} {why} ({tries}, {} ms)", run.number, check.method, check.url, run.millis));
+        let tries = match run.attempts {
+            0 => String::new(),
+            1 => "1 try, ".to_owned(),
+            n => format!("{n} tries, "),
+        };
+        parts.push(format!("#{} {} {} {why} ({tries}{} ms)", run.number, check.method, check.url, run.millis));
     }
     for run in runs.iter().filter(|run| run.passed) {
         let status = run.status.map_or_else(|| "-".to_owned(), |s| s.to_string());

@@ -5,12 +5,12 @@ pub mod checks;
 pub mod render;
 pub mod taskdef;
 
+pub use checks::{CheckRun, judge, summary};
 pub use render::{
     APPSPEC_FILE, BlueGreenRequest, IMAGE_PLACEHOLDER, RenderError, RollingRequest, TASK_DEFINITION_FILE,
     TASK_DEFINITION_PLACEHOLDER, appspec, blue_green, description, effect_marker, execution_of, hook_events, rolling,
     task_definition,
 };
-pub use checks::{CheckRun, judge, summary};
 pub use taskdef::TaskDefinition;
 
 #[cfg(test)]

@@ -310,7 +310,9 @@ impl Run {
                 }
                 if self.claim_deployment(i, deployment_id)? { Ok(None) } else { Ok(Some(IgnoreReason::DuplicateEvent)) }
             }
-            Event::HookCompleted { deployment_id, lifecycle_event, hook_execution_id, passed, detail, millis, .. } => {
+            Event::HookCompleted {
+                deployment_id, lifecycle_event, hook_execution_id, passed, detail, millis, ..
+            } => {
                 let Some(deploy) = self.state.executions[i].deploy.as_ref() else {
                     return self.past(i, Stage::Deploy, false, name);
                 };

@@ -81,7 +81,8 @@ pub(crate) async fn owner<S: PipelineStore, B: BlueGreenDeployments>(
     }
     let lookup = |source| DeploymentEventError::Lookup { deployment_id: deployment_id.to_owned(), source };
     let report = blue_green.report(deployment_id).await.map_err(lookup)?;
-    let Some(execution) = report.and_then(|r| r.description).and_then(|d| crate::deploy::execution_of(&d).map(ExecutionId::from))
+    let Some(execution) =
+        report.and_then(|r| r.description).and_then(|d| crate::deploy::execution_of(&d).map(ExecutionId::from))
     else {
         return Ok(None);
     };
@@ -90,12 +91,7 @@ pub(crate) async fn owner<S: PipelineStore, B: BlueGreenDeployments>(
 }
 
 /// The event a report says happened to the run's deployment; `None` while it is still in progress.
-fn outcome(
-    execution_id: &ExecutionId,
-    deployment_id: &str,
-    report: &DeploymentReport,
-    service: &str,
-) -> Option<Event> {
+fn outcome(execution_id: &ExecutionId, deployment_id: &str, report: &DeploymentReport, service: &str) -> Option<Event> {
     let (execution_id, deployment_id) = (execution_id.clone(), deployment_id.to_owned());
     let said = report.message.as_deref().filter(|m| !m.is_empty());
     let reason = |what: &str| match said {
@@ -222,4 +218,3 @@ async fn rolls_back<S: PipelineStore>(store: &S, execution_id: &ExecutionId) -> 
         DeployTarget::BlueGreen(_) => false,
     }))
 }
-

@@ -15,7 +15,9 @@ use tracing::{info, instrument, warn};
 use crate::definitions::Check;
 use crate::deploy::{CheckRun, judge, summary};
 use crate::pipeline::{Effect, EffectKind, Event, HookStatus, Stage, Status};
-use crate::ports::{BlueGreenDeployments, DeployError, EventPublisher, HttpProbe, LifecycleHooks, PipelineStore, Probe};
+use crate::ports::{
+    BlueGreenDeployments, DeployError, EventPublisher, HttpProbe, LifecycleHooks, PipelineStore, Probe,
+};
 use crate::usecases::deploy_events::owner;
 use crate::usecases::{DeploymentEventError, EffectError, EffectRunner, HandleError, Handled, Input, handle};
 
@@ -74,7 +76,9 @@ impl<P: EventPublisher, H: LifecycleHooks> EffectRunner for HookEffects<P, H> {
             Effect::ReportHookStatus { deployment_id, hook_execution_id, status, .. } => {
                 match self.hooks.answer(deployment_id, hook_execution_id, *status).await {
                     Ok(()) => Ok(None),
-                    Err(error @ DeployError::Refused { .. }) => Err(EffectError::permanent("report_hook_status", error)),
+                    Err(error @ DeployError::Refused { .. }) => {
+                        Err(EffectError::permanent("report_hook_status", error))
+                    }
                     Err(error) => Err(EffectError::transient("report_hook_status", error)),
                 }
             }
@@ -121,10 +125,7 @@ async fn run_checks<C: HttpProbe>(probe: &C, checks: &[(usize, &Check)], budget:
                 status: None,
                 attempts: 0,
                 millis: u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
-                failure: Some(format!(
-                    "did not finish within the {} s the hooks function had left",
-                    budget.as_secs()
-                )),
+                failure: Some(format!("did not finish within the {} s the hooks function had left", budget.as_secs())),
             },
         }
     });
@@ -199,8 +200,15 @@ where
             (event, false, format!("the run is {}, not deploying", run.status))
         }
         Some(event) => {
-            let checks: Vec<(usize, &Check)> =
-                run.plan.deploy.checks().iter().enumerate().filter(|(_, c)| c.hook == event).map(|(i, c)| (i + 1, c)).collect();
+            let checks: Vec<(usize, &Check)> = run
+                .plan
+                .deploy
+                .checks()
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.hook == event)
+                .map(|(i, c)| (i + 1, c))
+                .collect();
             let runs = run_checks(probe, &checks, budget).await;
             let passed = runs.iter().all(|run| run.passed);
             let only: Vec<&Check> = checks.iter().map(|(_, check)| *check).collect();
@@ -232,4 +240,3 @@ where
     }
     Ok(HookOutcome::Checked { lifecycle_event, passed, handled })
 }
-

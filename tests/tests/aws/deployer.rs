@@ -17,10 +17,13 @@ use sluice::usecases::{EffectRunner, Input, handle};
 use sluice_integration::{Stack, aws_config_with, moto, unique};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
 use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
+use sluice_sandbox::sample_app::SampleApp;
 
 const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sample-app@sha256:4e2f";
 const TASKDEF: &str = include_str!("../../../infra/sample-app/taskdef.json");
 const APPSPEC: &str = include_str!("../../../infra/sample-app/appspec.yaml");
+/// Stands for the sample app's test listener in the checks (its port is known once it serves).
+const SAMPLE_APP: &str = "http://sample-app.test";
 
 struct World {
     stack: Stack,
@@ -36,12 +39,13 @@ struct World {
 async fn deploying(target: DeployTarget, taskdef: &str) -> Result<World> {
     let stack = Stack::create().await?;
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let sample = SampleApp::serve(true).await?;
     let codedeploy_sandbox = CodeDeploySandbox::start(Settings {
         eventbridge: stack.eventbridge.clone(),
         bus: stack.default_bus.clone(),
         minute: Duration::from_millis(20),
-        hook_timeout: Duration::from_secs(2),
-        app: None,
+        hook_timeout: Duration::from_secs(10),
+        app: Some(std::sync::Arc::clone(&sample)),
     })
     .await?;
     codedeploy_sandbox.deployment_group("web", "web-prod");
@@ -61,23 +65,13 @@ async fn deploying(target: DeployTarget, taskdef: &str) -> Result<World> {
     let codedeploy = aws_sdk_codedeploy::Client::new(&aws);
     let ecs = aws_sdk_ecs::Client::new(&aws);
 
-    // The hooks function: reports Succeeded for every hook it is invoked for, as CodeDeploy expects of it.
-    let client = codedeploy.clone();
+    // sluice's hooks function, as CodeDeploy invokes it.
+    let common = sluice::config::Common { table: stack.table.clone(), event_bus: stack.bus.clone() };
+    let hooks = std::sync::Arc::new(hooks::handler::AwsApp::from_aws(&aws, &common)?);
     codedeploy_sandbox.function("sluice-hooks", move |payload| {
-        let client = client.clone();
+        let hooks = std::sync::Arc::clone(&hooks);
         async move {
-            let (Some(deployment), Some(hook)) =
-                (payload["DeploymentId"].as_str(), payload["LifecycleEventHookExecutionId"].as_str())
-            else {
-                return;
-            };
-            let _ = client
-                .put_lifecycle_event_hook_execution_status()
-                .deployment_id(deployment)
-                .lifecycle_event_hook_execution_id(hook)
-                .status(aws_sdk_codedeploy::types::LifecycleEventStatus::Succeeded)
-                .send()
-                .await;
+            let _ = hooks::handler::on_event(&hooks, &payload, None, chrono::Utc::now()).await;
         }
     });
 
@@ -92,6 +86,12 @@ async fn deploying(target: DeployTarget, taskdef: &str) -> Result<World> {
     }
 
     let mut triggered = push("web-1", ExecutionMode::Superseded, false);
+    let mut target = target;
+    if let DeployTarget::BlueGreen(blue_green) = &mut target {
+        for check in &mut blue_green.checks {
+            check.url = check.url.replace(SAMPLE_APP, &sample.test.url);
+        }
+    }
     if let Event::Triggered { plan, .. } = &mut triggered {
         plan.deploy = target;
     }
@@ -117,10 +117,7 @@ async fn deploying(target: DeployTarget, taskdef: &str) -> Result<World> {
 }
 
 fn blue_green(checks: &[&str]) -> DeployTarget {
-    let checks = checks
-        .iter()
-        .map(|hook| Check::new(*hook, "http://127.0.0.1:9/health"))
-        .collect();
+    let checks = checks.iter().map(|hook| Check::new(*hook, format!("{SAMPLE_APP}/health"))).collect();
     DeployTarget::BlueGreen(sluice::definitions::BlueGreen {
         cluster: "prod".into(),
         service: "web".into(),

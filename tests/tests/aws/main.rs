@@ -7,6 +7,7 @@ mod cancellations;
 mod chain;
 mod codedeploy_sandbox;
 mod cost;
+mod deploy_stage;
 mod deployer;
 mod ecs_sandbox;
 mod events;

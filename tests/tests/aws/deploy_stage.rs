@@ -1,0 +1,321 @@
+//! The whole deploy stage through sluice's real functions: the deployer fed by `DeploymentRequestedRule`, the hooks
+//! function invoked by the CodeDeploy sandbox for each lifecycle hook the AppSpec names, and deploy-events fed by
+//! `DeploymentStateChangeRule` from the CodeDeploy and ECS sandboxes' events. DynamoDB, S3, EventBridge and SQS are
+//! moto's; the checks hit the sandbox's sample app through its load balancer listeners.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use sluice::adapters::{DynamoDbStore, EventBridgePublisher};
+use sluice::definitions::{BlueGreen, Check, CircuitBreaker, DeployTarget, ExecutionMode, Rolling};
+use sluice::pipeline::{BuildOutputs, EffectKind, Event, Execution, ExecutionId, Status};
+use sluice::ports::PipelineStore;
+use sluice::testing::{RecordingRunner, push};
+use sluice::usecases::{Announcer, Input, flush, handle};
+use sluice_integration::{Stack, aws_config_with, moto, unique};
+use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
+use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
+use sluice_sandbox::pump::{Pump, pump};
+use sluice_sandbox::sample_app::SampleApp;
+
+const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sample-app@sha256:4e2f";
+const TASKDEF: &str = include_str!("../../../infra/sample-app/taskdef.json");
+const APPSPEC: &str = include_str!("../../../infra/sample-app/appspec.yaml");
+const HOOKS: &str = "CodeDeployHook_sluice";
+
+/// Everything one deploy-stage test runs on.
+struct World {
+    stack: Stack,
+    store: DynamoDbStore,
+    app: Arc<SampleApp>,
+    codedeploy: CodeDeploySandbox,
+    _ecs: EcsSandbox,
+    aws: aws_config::SdkConfig,
+    _pumps: Vec<Pump>,
+}
+
+/// How long the hooks function is given per invocation (its Lambda's time left), as the sandbox invokes it.
+#[derive(Clone, Copy)]
+struct HookTime(Duration);
+
+async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Result<World> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let app = SampleApp::serve(green_healthy).await?;
+    let codedeploy = CodeDeploySandbox::start(Settings {
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        minute: Duration::from_millis(20),
+        hook_timeout: Duration::from_secs(20),
+        app: Some(Arc::clone(&app)),
+    })
+    .await?;
+    codedeploy.deployment_group("web", "web-prod");
+    let ecs = EcsSandbox::start(Events {
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        duration: Duration::from_millis(100),
+    })
+    .await?;
+    ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", rollout);
+    let aws = aws_config_with(&moto().endpoint, &[("codedeploy", &codedeploy.endpoint), ("ecs", &ecs.endpoint)]).await;
+    let common = sluice::config::Common { table: stack.table.clone(), event_bus: stack.bus.clone() };
+
+    // The hooks function, as CodeDeploy invokes it: the AppSpec names it by its function name.
+    let hooks = Arc::new(hooks::handler::AwsApp::from_aws(&aws, &common)?);
+    codedeploy.function(HOOKS, move |payload| {
+        let hooks = Arc::clone(&hooks);
+        async move {
+            let now = chrono::Utc::now();
+            if let Err(error) = hooks::handler::on_event(&hooks, &payload, Some(hook_time.0), now).await {
+                eprintln!("hooks function failed: {error}");
+            }
+        }
+    });
+    // The deployer, fed by DeploymentRequestedRule; deploy-events, fed by DeploymentStateChangeRule.
+    let config = deployer::handler::Config { common: common.clone(), hooks_function: Some(HOOKS.into()) };
+    let deployer = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &config));
+    let deploy_events = Arc::new(deploy_events::handler::AwsApp::from_aws(&aws, &common));
+    let pumps = vec![
+        pump(stack.sqs.clone(), stack.queue("DeploymentRequestedRule")?.to_owned(), move |event: Value| {
+            let app = Arc::clone(&deployer);
+            async move { deployer::handler::on_event(&app, &event, chrono::Utc::now()).await }
+        }),
+        pump(stack.sqs.clone(), stack.queue("DeploymentStateChangeRule")?.to_owned(), move |event: Value| {
+            let app = Arc::clone(&deploy_events);
+            async move { deploy_events::handler::on_event(&app, &event, chrono::Utc::now()).await }
+        }),
+    ];
+    Ok(World { stack, store, app, codedeploy, _ecs: ecs, aws, _pumps: pumps })
+}
+
+impl World {
+    /// Run `web-1`, pushed and built (its files in S3), let into its deploy stage for `target`: its `Deployment
+    /// Requested` goes on the bus.
+    async fn deploy(&self, target: DeployTarget) -> Result<()> {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.stack.config).force_path_style(true).build(),
+        );
+        let bucket = unique("artifacts");
+        s3.create_bucket().bucket(&bucket).send().await?;
+        for (name, content) in [("taskdef.json", TASKDEF), ("appspec.yaml", APPSPEC)] {
+            let body = content.as_bytes().to_vec().into();
+            s3.put_object().bucket(&bucket).key(format!("web/b-1/{name}")).body(body).send().await?;
+        }
+        let mut triggered = push("web-1", ExecutionMode::Superseded, false);
+        if let Event::Triggered { plan, .. } = &mut triggered {
+            plan.deploy = target;
+        }
+        let built = Event::BuildSucceeded {
+            execution_id: ExecutionId::from("web-1"),
+            build_id: "build-web-1".into(),
+            outputs: BuildOutputs { image_uri: IMAGE.into(), artifacts: Some(format!("s3://{bucket}/web/b-1")) },
+        };
+        // The build stage's own effects are not this test's: only StartBuild is taken (and dropped).
+        let builds = RecordingRunner::owning(&[EffectKind::StartBuild]);
+        for event in [&triggered, &built] {
+            let now = chrono::Utc::now();
+            let input = Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now };
+            handle(&self.store, &builds, input).await?;
+        }
+        let announcer = Announcer {
+            publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&self.aws), &self.stack.bus),
+        };
+        flush(&self.store, &announcer, "web", chrono::Utc::now()).await?;
+        Ok(())
+    }
+
+    /// The run once it has ended and its announcements went out (within 30 s).
+    async fn finished(&self) -> Result<Execution> {
+        for _ in 0..300 {
+            let run = self.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+            let state = self.store.load("web").await?.context("the pipeline")?.value;
+            if run.status.is_finished() && state.pending.is_empty() {
+                return Ok(run);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let run = self.store.execution(&ExecutionId::from("web-1")).await?;
+        anyhow::bail!("the run did not finish within 30 s: {run:#?}")
+    }
+}
+
+fn checked(url: &str, hooks: &[&str]) -> Vec<Check> {
+    hooks
+        .iter()
+        .map(|hook| Check {
+            expect_body: Some("\"status\":\"ok\"".into()),
+            timeout_secs: 2,
+            ..Check::new(*hook, format!("{url}/health"))
+        })
+        .collect()
+}
+
+fn blue_green(checks: Vec<Check>) -> DeployTarget {
+    DeployTarget::BlueGreen(BlueGreen {
+        cluster: "prod".into(),
+        service: "web".into(),
+        application: "web".into(),
+        deployment_group: "web-prod".into(),
+        deployment_config: "CodeDeployDefault.ECSLinear10PercentEvery1Minutes".into(),
+        checks,
+    })
+}
+
+fn rolling() -> DeployTarget {
+    DeployTarget::Rolling(Rolling {
+        cluster: "prod".into(),
+        service: "web".into(),
+        minimum_healthy_percent: 100,
+        maximum_percent: 200,
+        circuit_breaker: CircuitBreaker { enable: true, rollback: true },
+        checks: Vec::new(),
+    })
+}
+
+const ALL_HOOKS: [&str; 5] =
+    ["BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"];
+
+#[tokio::test]
+async fn a_blue_green_run_passes_its_checks_at_all_five_hooks_shifts_traffic_and_succeeds() -> Result<()> {
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    let url = world.app.test.url.clone();
+    world.deploy(blue_green(checked(&url, &ALL_HOOKS))).await?;
+
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    let deploy = run.deploy.context("deploy facts")?;
+    let hooks: Vec<(&str, bool)> = deploy.hooks.iter().map(|h| (h.lifecycle_event.as_str(), h.passed)).collect();
+    assert_eq!(hooks, ALL_HOOKS.map(|hook| (hook, true)));
+    assert!(deploy.hooks.iter().all(|h| h.detail.as_deref().is_some_and(|d| d.starts_with("1/1 passed: #"))));
+    assert!(deploy.hooks.iter().all(|h| h.millis.is_some()));
+    // CodeDeploy got every hook's answer, shifted all traffic, and production now reaches green.
+    let deployment_id = deploy.deployment_id.context("a deployment id")?;
+    let lifecycle = world.codedeploy.lifecycle(&deployment_id);
+    assert!(lifecycle.iter().all(|(_, status)| status == "Succeeded"), "{lifecycle:?}");
+    assert_eq!(world.codedeploy.traffic(&deployment_id).last(), Some(&100));
+    assert_eq!(world.app.production.routed(), "green");
+    // The end of the run was announced.
+    let finished = world.stack.receive(world.stack.queue("ExecutionFinishedRule")?, 1, Duration::from_secs(10)).await?;
+    assert_eq!(finished[0]["detail"]["outcome"], "succeeded");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failing_before_allow_traffic_check_is_answered_failed_and_the_rollback_ends_the_run_rolled_back()
+-> Result<()> {
+    let world = world(false, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    let url = world.app.test.url.clone();
+    world.deploy(blue_green(checked(&url, &["BeforeInstall", "BeforeAllowTraffic"]))).await?;
+
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    // The reason names the hook, the check and what it got, then what CodeDeploy did.
+    let reason = run.reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("the BeforeAllowTraffic checks failed (0/1 passed: #2 GET http://"), "{reason}");
+    assert!(reason.contains("answered 503, expected 200"), "{reason}");
+    assert!(reason.contains("CodeDeploy failed the deployment and rolled it back"), "{reason}");
+    // BeforeInstall hit blue through the test listener and passed; BeforeAllowTraffic hit green and failed.
+    let deploy = run.deploy.context("deploy facts")?;
+    let hooks: Vec<(&str, bool)> = deploy.hooks.iter().map(|h| (h.lifecycle_event.as_str(), h.passed)).collect();
+    assert_eq!(hooks, [("BeforeInstall", true), ("BeforeAllowTraffic", false)]);
+    // Production never left blue.
+    assert_eq!(world.app.production.routed(), "blue");
+    let lifecycle = world.codedeploy.lifecycle(deploy.deployment_id.as_deref().unwrap_or_default());
+    assert!(lifecycle.contains(&("BeforeAllowTraffic".into(), "Failed".into())), "{lifecycle:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_check_that_hangs_is_answered_failed_before_the_hooks_function_runs_out_of_time() -> Result<()> {
+    // A server that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let silent_url = format!("http://{}", silent.local_addr()?);
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    // The function has 6 s left per invocation: 1 s for its checks once its margin is kept.
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(6))).await?;
+    let check = Check { timeout_secs: 30, ..Check::new("AfterInstall", format!("{silent_url}/health")) };
+    let started = std::time::Instant::now();
+    world.deploy(blue_green(vec![check])).await?;
+
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    let reason = run.reason.unwrap_or_default();
+    assert!(reason.contains("did not finish within the 1 s the hooks function had left"), "{reason}");
+    // Answered in time: well before the check's own 30 s, or CodeDeploy's wait.
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    held.abort();
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hook_invoked_twice_is_answered_the_same_and_late_or_repeated_deployment_events_change_nothing() -> Result<()>
+{
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    let url = world.app.test.url.clone();
+    world.deploy(blue_green(checked(&url, &["AfterInstall"]))).await?;
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    let deploy = run.deploy.clone().context("deploy facts")?;
+    let deployment_id = deploy.deployment_id.clone().context("a deployment id")?;
+    let before = world.store.load("web").await?.context("state")?;
+
+    // CodeDeploy invokes the hook again (Lambda retried the async invocation): answered the same, nothing rerun.
+    let common = sluice::config::Common { table: world.stack.table.clone(), event_bus: world.stack.bus.clone() };
+    let hooks = hooks::handler::AwsApp::from_aws(&world.aws, &common)?;
+    let payload = json!({
+        "DeploymentId": deployment_id,
+        "LifecycleEventHookExecutionId": deploy.hooks[0].hook_execution_id,
+    });
+    hooks::handler::on_event(&hooks, &payload, None, chrono::Utc::now()).await?;
+    // A failure notice arriving after the success, and the success delivered again, change nothing.
+    let events = deploy_events::handler::AwsApp::from_aws(&world.aws, &common);
+    for (id, state) in [("late-failure", "FAILURE"), ("late-failure", "FAILURE"), ("again", "SUCCESS")] {
+        let event = json!({
+            "id": id, "source": "aws.codedeploy", "detail-type": "CodeDeploy Deployment State-change Notification",
+            "detail": { "deploymentId": deployment_id, "state": state, "application": "web", "deploymentGroup": "web-prod" },
+        });
+        deploy_events::handler::on_event(&events, &event, chrono::Utc::now()).await?;
+    }
+    let after = world.store.load("web").await?.context("state")?;
+    assert_eq!(after.value.executions, before.value.executions);
+    assert_eq!(after.version, before.version, "nothing was written");
+    // A hook of a deployment sluice did not start runs no check and records nothing (it is answered Failed; here
+    // CodeDeploy knows no such deployment and refuses the answer, which is not retried).
+    let foreign = json!({ "DeploymentId": "d-FOREIGN", "LifecycleEventHookExecutionId": "hook-x" });
+    hooks::handler::on_event(&hooks, &foreign, None, chrono::Utc::now()).await?;
+    let after = world.store.load("web").await?.context("state")?;
+    assert_eq!(after.version, before.version, "nothing was written");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rolling_run_succeeds_when_ecs_reports_the_rollout_completed() -> Result<()> {
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    world.deploy(rolling()).await?;
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    assert!(run.deploy.and_then(|d| d.deployment_id).is_some_and(|id| id.starts_with("ecs-svc/")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rolling_run_whose_tasks_fail_trips_the_circuit_breaker_and_ends_rolled_back() -> Result<()> {
+    let world = world(true, Rollout::TasksFail, HookTime(Duration::from_secs(300))).await?;
+    world.deploy(rolling()).await?;
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    let reason = run.reason.unwrap_or_default();
+    assert_eq!(
+        reason,
+        "ECS failed the deployment and rolled it back: ECS deployment circuit breaker: tasks failed to start."
+    );
+    Ok(())
+}

@@ -210,3 +210,24 @@ fn durations_read_one_number_and_one_unit() {
     assert_eq!(parse_duration("h"), None);
     assert_eq!(parse_duration("99999999999999999999d"), None);
 }
+
+#[test]
+fn checks_after_a_rolling_update_are_refused_until_something_runs_them() {
+    let text = r#"
+[pipelines.api]
+source = { repository = "acme/api" }
+build = { project = "api-build" }
+
+[pipelines.api.deploy]
+strategy = "rolling"
+cluster = "internal"
+service = "api"
+
+[[pipelines.api.deploy.checks]]
+hook = "AfterRollout"
+url = "http://api/health"
+"#;
+    let errors = errors(text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].contains("field `deploy.checks`: checks after a rolling update (AfterRollout) are not run"));
+}

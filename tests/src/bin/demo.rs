@@ -5,8 +5,12 @@
 //! CodeBuild's builds run and report as CodeBuild does, and each rule's target feeds its function. The approval
 //! function mails the request through SNS (moto) and serves its page on a loopback function URL; the demo opens the
 //! link as a mail scanner would (GET: nothing changes), then decides through the page's form as a person would
-//! (`make demo APPROVE=manual` prints the link and waits for you to decide in a browser). The demo plays GitHub
-//! (signed pushes over HTTP) and, until the deploy function is built, CodeDeploy.
+//! (`make demo APPROVE=manual` prints the link and waits for you to decide in a browser). The deployer registers
+//! the task definition (ECS sandbox) and starts the CodeDeploy blue/green deployment (CodeDeploy sandbox), which
+//! invokes sluice's hooks function at each checked lifecycle hook; its checks hit the sandbox's sample app through
+//! the load balancer's test listener. deploy-events ends the run on CodeDeploy's word. `make demo SCENARIO=rollback`
+//! deploys a replacement whose health check fails: the hook answers Failed and CodeDeploy rolls back. The demo
+//! plays only GitHub (signed pushes over HTTP).
 
 #![recursion_limit = "256"]
 
@@ -19,20 +23,24 @@ use serde_json::Value;
 use sluice::adapters::DynamoDbStore;
 use sluice::definitions::Definitions;
 use sluice::github::sign;
-use sluice::pipeline::{Event, ExecutionId, Stage, Status};
+use sluice::pipeline::{ExecutionId, Stage, Status};
 use sluice::ports::{DefinitionsStore, PipelineStore};
-use sluice::usecases::{Handled, Input, handle};
 use sluice_integration::{
     Stack, Template, approval_link, form_token, moto, post, request, sns_messages, workspace_root,
 };
 use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
+use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
+use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
 use sluice_sandbox::function_url::serve;
 use sluice_sandbox::pump::pump;
+use sluice_sandbox::sample_app::SampleApp;
 
 const PUSH: &[u8] = include_bytes!("../../../shared/tests/fixtures/github-push.json");
 const SECRET: &str = "demo-webhook-secret-0123456789abcdef";
 /// The commit the pushed payload leaves `main` at.
 const HEAD: &str = "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b";
+/// The hooks function's name, as the deployer names it in AppSpecs (on AWS: `CodeDeployHook_<stack>`).
+const HOOKS: &str = "CodeDeployHook_sluice-demo";
 
 fn show(what: &str, status: u16, body: &Value) {
     println!("  {what}\n    ← {status} {body}");
@@ -40,7 +48,16 @@ fn show(what: &str, status: u16, body: &Value) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
-    println!("sluice demo: a push to deployment, locally, through sluice's real functions\n");
+    let scenario = std::env::var("SCENARIO").unwrap_or_else(|_| "success".to_owned());
+    let rollback = match scenario.as_str() {
+        "success" => false,
+        "rollback" => true,
+        other => anyhow::bail!("unknown SCENARIO {other:?}: use success (the default) or rollback"),
+    };
+    println!("sluice demo ({scenario}): a push to deployment, locally, through sluice's real functions\n");
+    // The sample app behind its load balancer: blue serves production; green, the replacement, is healthy unless
+    // the scenario says otherwise.
+    let sample = SampleApp::serve(!rollback).await?;
     let stack = Stack::create().await.context("creating the stack in moto")?;
     let rules: Vec<String> = Template::load()?.rules()?.into_iter().map(|r| r.logical_id).collect();
     println!("  local AWS      moto_server at {}", moto().endpoint);
@@ -49,7 +66,10 @@ async fn main() -> Result<()> {
     // Pipelines, as `sluice publish infra/pipelines.example.toml` publishes them.
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
     let text = std::fs::read_to_string(workspace_root().join("infra/pipelines.example.toml"))?
-        .replace("arn:aws:sns:eu-west-1:123456789012:web-approvals", &stack.approval_topic);
+        .replace("arn:aws:sns:eu-west-1:123456789012:web-approvals", &stack.approval_topic)
+        .replace("http://web-test.internal:8080", &sample.test.url)
+        // The demo's clock is compressed: a check retried 5 s later is retried 1 s later.
+        .replace("interval = \"5s\"", "interval = \"1s\"");
     Definitions::parse("infra/pipelines.example.toml", &text)?;
     let revision = store.publish(&text, None, chrono::Utc::now()).await?;
     println!("  definitions    infra/pipelines.example.toml, revision {revision}");
@@ -68,10 +88,40 @@ async fn main() -> Result<()> {
     .await?;
     sandbox.project("web-build", Scenario::Succeed);
     sandbox.project("api-build", Scenario::Succeed);
-    // Every sluice client speaks to moto, but CodeBuild's, which speaks to the sandbox: as AWS_ENDPOINT_URL and
-    // AWS_ENDPOINT_URL_CODEBUILD would set them on a laptop.
-    let aws = sluice_integration::aws_config_with(&moto().endpoint, &[("codebuild", &sandbox.endpoint)]).await;
+    // CodeDeploy and ECS: the sandbox plays the deployment group and the service, and reroutes the sample app's
+    // listeners as the deployment goes.
+    let codedeploy = CodeDeploySandbox::start(Settings {
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        minute: Duration::from_millis(50),
+        hook_timeout: Duration::from_secs(60),
+        app: Some(Arc::clone(&sample)),
+    })
+    .await?;
+    codedeploy.deployment_group("web", "web-prod");
+    let ecs = EcsSandbox::start(Events {
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        duration: Duration::from_millis(300),
+    })
+    .await?;
+    ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:1", Rollout::Healthy);
+    // Every sluice client speaks to moto, but CodeBuild's, CodeDeploy's and ECS's, which speak to the sandbox: as
+    // AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_CODEBUILD (and so on) would set them on a laptop.
+    let aws = sluice_integration::aws_config_with(
+        &moto().endpoint,
+        &[("codebuild", &sandbox.endpoint), ("codedeploy", &codedeploy.endpoint), ("ecs", &ecs.endpoint)],
+    )
+    .await;
     println!("  CodeBuild      sandbox at {}", sandbox.endpoint);
+    println!("  CodeDeploy     sandbox at {} (application web, group web-prod)", codedeploy.endpoint);
+    println!("  ECS            sandbox at {} (cluster prod, service web)", ecs.endpoint);
+    println!(
+        "  sample app     production listener {} · test listener {} (green {})",
+        sample.production.url,
+        sample.test.url,
+        if rollback { "unhealthy" } else { "healthy" }
+    );
 
     // The webhook function on a function URL, wired by its own `from_aws`, as its main.rs wires it.
     let secrets_manager = aws_sdk_secretsmanager::Client::new(&stack.config);
@@ -92,7 +142,6 @@ async fn main() -> Result<()> {
 
     // The build-events function, fed by the CodeBuild rule's target.
     let build_events = Arc::new(build_events::handler::AwsApp::from_aws(&aws, &config.common));
-    let effects = sluice::adapters::stage_effects(&aws, &config.common.event_bus);
     let _pump =
         pump(stack.sqs.clone(), stack.queue("CodeBuildStateChangeRule")?.to_owned(), move |event: CodeBuildEvent| {
             let app = Arc::clone(&build_events);
@@ -122,7 +171,36 @@ async fn main() -> Result<()> {
         let app = Arc::clone(&app);
         async move { approval::handler::on_event(&app, &event, chrono::Utc::now()).await }
     });
-    println!("  approval       {} (function URL on loopback), fed by ApprovalRequestedRule\n", approval_url.url);
+    println!("  approval       {} (function URL on loopback), fed by ApprovalRequestedRule", approval_url.url);
+
+    // The deploy stage: the deployer on Deployment Requested, the hooks function invoked by CodeDeploy, and
+    // deploy-events on CodeDeploy's state changes.
+    let deployer_config =
+        deployer::handler::Config { common: config.common.clone(), hooks_function: Some(HOOKS.into()) };
+    let deployer_app = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &deployer_config));
+    let _deployer = pump(stack.sqs.clone(), stack.queue("DeploymentRequestedRule")?.to_owned(), move |event: Value| {
+        let app = Arc::clone(&deployer_app);
+        async move { deployer::handler::on_event(&app, &event, chrono::Utc::now()).await }
+    });
+    let hooks_app = Arc::new(hooks::handler::AwsApp::from_aws(&aws, &config.common)?);
+    codedeploy.function(HOOKS, move |payload| {
+        let app = Arc::clone(&hooks_app);
+        async move {
+            let remaining = Some(Duration::from_secs(300));
+            if let Err(error) = hooks::handler::on_event(&app, &payload, remaining, chrono::Utc::now()).await {
+                eprintln!("  hooks function failed: {error}");
+            }
+        }
+    });
+    let events_app = Arc::new(deploy_events::handler::AwsApp::from_aws(&aws, &config.common));
+    let _deploy_events =
+        pump(stack.sqs.clone(), stack.queue("DeploymentStateChangeRule")?.to_owned(), move |event: Value| {
+            let app = Arc::clone(&events_app);
+            async move { deploy_events::handler::on_event(&app, &event, chrono::Utc::now()).await }
+        });
+    println!("  deployer       fed by DeploymentRequestedRule");
+    println!("  hooks          {HOOKS}, invoked by CodeDeploy at each checked lifecycle hook");
+    println!("  deploy-events  fed by DeploymentStateChangeRule\n");
 
     println!("GitHub (played by the demo) delivers a signed push of acme/web main:");
     let signature = sign(SECRET, PUSH);
@@ -192,31 +270,40 @@ async fn main() -> Result<()> {
     }
     println!("  the run is now {}", describe(status_of(store.clone(), execution_id.clone()).await?));
 
-    println!("\nCodeDeploy (played by the demo, which does not run the deployer yet):");
-    let runner = effects.clone();
-    for (what, event) in [
-        (
-            "CodeDeploy starts d-DEMO",
-            Event::DeploymentStarted { execution_id: execution_id.clone(), deployment_id: "d-DEMO".into() },
-        ),
-        (
-            "CodeDeploy reports success",
-            Event::DeploymentSucceeded { execution_id: execution_id.clone(), deployment_id: "d-DEMO".into() },
-        ),
-    ] {
-        let input =
-            Input { pipeline: "web", mode: Default::default(), event: &event, receipt: None, now: chrono::Utc::now() };
-        let handled = handle(&store, &runner, input).await?;
-        println!(
-            "  {what}: {}",
-            if handled == Handled::Applied { "applied".to_owned() } else { format!("{handled:?}") }
-        );
+    println!("\nThe deployer registers the task definition and starts the blue/green deployment; CodeDeploy calls the");
+    println!("hooks function at each checked hook; deploy-events ends the run on CodeDeploy's word:");
+    let run = wait_until_finished(&store, &execution_id).await?;
+    let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
+    let deployment_id = deploy.deployment_id.clone().unwrap_or_default();
+    println!("  deployment     {deployment_id} ({})", deploy.strategy);
+    for (event, status) in codedeploy.lifecycle(&deployment_id) {
+        let hook = deploy.hooks.iter().find(|hook| hook.lifecycle_event == event);
+        match hook {
+            Some(hook) => println!(
+                "  {event:<22} {status:<10} checks {} in {} ms: {}",
+                if hook.passed { "passed" } else { "FAILED" },
+                hook.millis.unwrap_or_default(),
+                hook.detail.as_deref().unwrap_or("-")
+            ),
+            None => println!("  {event:<22} {status}"),
+        }
     }
-    for rule in ["DeploymentRequestedRule", "ExecutionFinishedRule"] {
-        let messages = stack.receive(stack.queue(rule)?, 1, Duration::from_secs(10)).await?;
-        let kinds: Vec<String> = messages.iter().map(|m| m["detail-type"].as_str().unwrap_or("?").to_owned()).collect();
-        println!("  {rule} received: {}", kinds.join(", "));
-    }
+    let traffic: Vec<String> = codedeploy.traffic(&deployment_id).iter().map(|p| format!("{p}%")).collect();
+    println!(
+        "  traffic on green after each shift: {}",
+        if traffic.is_empty() { "-".into() } else { traffic.join(" → ") }
+    );
+    println!("  production listener now routes to {}", sample.production.routed());
+    let took = run.finished_at.map(|end| (end - run.created_at).num_milliseconds()).unwrap_or_default();
+    println!(
+        "  the run ended {} after {took} ms{}",
+        run.status,
+        run.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+    );
+    let finished = stack.receive(stack.queue("ExecutionFinishedRule")?, 1, Duration::from_secs(10)).await?;
+    let outcome = finished.first().and_then(|m| m["detail"]["outcome"].as_str()).unwrap_or("?").to_owned();
+    println!("  ExecutionFinishedRule received: Execution Finished ({outcome})");
+    let expected = if rollback { Status::RolledBack } else { Status::Succeeded };
 
     println!("\nHistory of web, newest first (DynamoDB, index `history`):");
     for execution in store.history("web", 10).await? {
@@ -231,7 +318,11 @@ async fn main() -> Result<()> {
             build.and_then(|b| b.image_uri.as_deref()).unwrap_or("-"),
         );
     }
-    println!("\nDone. Everything ran on loopback; moto_server and the sandbox stop with this program.");
+    if run.status != expected {
+        anyhow::bail!("the {scenario} scenario should end {expected}, but the run ended {}", run.status);
+    }
+    println!("\nDone ({scenario}: {expected}, as the scenario says). Everything ran on loopback; moto_server and the");
+    println!("sandbox stop with this program.");
     Ok(())
 }
 
@@ -248,6 +339,21 @@ async fn wait_for_email(topic: &str) -> Result<(String, String)> {
             anyhow::bail!("no approval email was published within 30 s");
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The run once it has ended (within 60 s).
+async fn wait_until_finished(store: &DynamoDbStore, id: &ExecutionId) -> Result<sluice::pipeline::Execution> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let run = store.execution(id).await?.context("the run is not recorded")?;
+        if run.status.is_finished() {
+            return Ok(run);
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("the run did not finish within 60 s; it is {}", run.status);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -448,3 +448,43 @@ pub fn form_token(html: &str) -> Option<String> {
     let end = html[start..].find('"')? + start;
     Some(html[start..end].to_owned())
 }
+
+/// Records run `web-1` of pipeline `web` pushed and built for `target`, with `image`: the build's `files` (name,
+/// content) in a new S3 bucket, where CodeBuild would leave them, and the run let into its deploy stage. `runner`
+/// carries out what the push and the build cause: each test picks the kinds it takes.
+pub async fn built_run<R: sluice::usecases::EffectRunner>(
+    stack: &Stack,
+    store: &sluice::adapters::DynamoDbStore,
+    runner: &R,
+    target: sluice::definitions::DeployTarget,
+    files: &[(&str, &str)],
+    image: &str,
+) -> Result<()> {
+    use sluice::definitions::ExecutionMode;
+    use sluice::pipeline::{BuildOutputs, Event, ExecutionId};
+
+    let s3 =
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
+    let bucket = unique("artifacts");
+    s3.create_bucket().bucket(&bucket).send().await?;
+    for (name, content) in files {
+        let body = content.as_bytes().to_vec().into();
+        s3.put_object().bucket(&bucket).key(format!("web/b-1/{name}")).body(body).send().await?;
+    }
+    let mut triggered = sluice::testing::push("web-1", ExecutionMode::Superseded, false);
+    if let Event::Triggered { plan, .. } = &mut triggered {
+        plan.deploy = target;
+    }
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("web-1"),
+        build_id: "build-web-1".into(),
+        outputs: BuildOutputs { image_uri: image.into(), artifacts: Some(format!("s3://{bucket}/web/b-1")) },
+    };
+    for event in [&triggered, &built] {
+        let now = chrono::Utc::now();
+        let input =
+            sluice::usecases::Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now };
+        sluice::usecases::handle(store, runner, input).await?;
+    }
+    Ok(())
+}

@@ -9,12 +9,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use sluice::adapters::{DynamoDbStore, EventBridgePublisher};
-use sluice::definitions::{BlueGreen, Check, CircuitBreaker, DeployTarget, ExecutionMode, Rolling};
-use sluice::pipeline::{BuildOutputs, EffectKind, Event, Execution, ExecutionId, Status};
+use sluice::definitions::{BlueGreen, Check, CircuitBreaker, DeployTarget, Rolling};
+use sluice::pipeline::{EffectKind, Execution, ExecutionId, Status};
 use sluice::ports::PipelineStore;
-use sluice::testing::{RecordingRunner, push};
-use sluice::usecases::{Announcer, Input, flush, handle};
-use sluice_integration::{Stack, aws_config_with, moto, unique};
+use sluice::testing::RecordingRunner;
+use sluice::usecases::{Announcer, flush};
+use sluice_integration::{Stack, aws_config_with, built_run, moto};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
 use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
 use sluice_sandbox::pump::{Pump, pump};
@@ -95,31 +95,10 @@ impl World {
     /// Run `web-1`, pushed and built (its files in S3), let into its deploy stage for `target`: its `Deployment
     /// Requested` goes on the bus.
     async fn deploy(&self, target: DeployTarget) -> Result<()> {
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&self.stack.config).force_path_style(true).build(),
-        );
-        let bucket = unique("artifacts");
-        s3.create_bucket().bucket(&bucket).send().await?;
-        for (name, content) in [("taskdef.json", TASKDEF), ("appspec.yaml", APPSPEC)] {
-            let body = content.as_bytes().to_vec().into();
-            s3.put_object().bucket(&bucket).key(format!("web/b-1/{name}")).body(body).send().await?;
-        }
-        let mut triggered = push("web-1", ExecutionMode::Superseded, false);
-        if let Event::Triggered { plan, .. } = &mut triggered {
-            plan.deploy = target;
-        }
-        let built = Event::BuildSucceeded {
-            execution_id: ExecutionId::from("web-1"),
-            build_id: "build-web-1".into(),
-            outputs: BuildOutputs { image_uri: IMAGE.into(), artifacts: Some(format!("s3://{bucket}/web/b-1")) },
-        };
         // The build stage's own effects are not this test's: only StartBuild is taken (and dropped).
         let builds = RecordingRunner::owning(&[EffectKind::StartBuild]);
-        for event in [&triggered, &built] {
-            let now = chrono::Utc::now();
-            let input = Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now };
-            handle(&self.store, &builds, input).await?;
-        }
+        let files = [("taskdef.json", TASKDEF), ("appspec.yaml", APPSPEC)];
+        built_run(&self.stack, &self.store, &builds, target, &files, IMAGE).await?;
         let announcer = Announcer {
             publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&self.aws), &self.stack.bus),
         };

@@ -9,12 +9,12 @@ use anyhow::{Context, Result};
 use deployer::handler::{AwsApp, Config, on_event};
 use serde_json::json;
 use sluice::adapters::DynamoDbStore;
-use sluice::definitions::{Check, CircuitBreaker, DeployTarget, ExecutionMode, Rolling};
-use sluice::pipeline::{BuildOutputs, Effect, EffectKind, Event, ExecutionId, Stage, Status};
+use sluice::definitions::{Check, CircuitBreaker, DeployTarget, Rolling};
+use sluice::pipeline::{Effect, EffectKind, Event, ExecutionId, Stage, Status};
 use sluice::ports::PipelineStore;
-use sluice::testing::{RecordingRunner, push};
-use sluice::usecases::{EffectRunner, Input, handle};
-use sluice_integration::{Stack, aws_config_with, moto, unique};
+use sluice::testing::RecordingRunner;
+use sluice::usecases::EffectRunner;
+use sluice_integration::{Stack, aws_config_with, built_run, moto};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
 use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
 use sluice_sandbox::sample_app::SampleApp;
@@ -75,37 +75,14 @@ async fn deploying(target: DeployTarget, taskdef: &str) -> Result<World> {
         }
     });
 
-    // The build's files, where its artifacts are.
-    let s3 =
-        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
-    let bucket = unique("artifacts");
-    s3.create_bucket().bucket(&bucket).send().await?;
-    for (name, content) in [("taskdef.json", taskdef), ("appspec.yaml", APPSPEC)] {
-        let body = content.as_bytes().to_vec().into();
-        s3.put_object().bucket(&bucket).key(format!("web/b-1/{name}")).body(body).send().await?;
-    }
-
-    let mut triggered = push("web-1", ExecutionMode::Superseded, false);
     let mut target = target;
     if let DeployTarget::BlueGreen(blue_green) = &mut target {
         for check in &mut blue_green.checks {
             check.url = check.url.replace(SAMPLE_APP, &sample.test.url);
         }
     }
-    if let Event::Triggered { plan, .. } = &mut triggered {
-        plan.deploy = target;
-    }
-    let built = Event::BuildSucceeded {
-        execution_id: ExecutionId::from("web-1"),
-        build_id: "build-web-1".into(),
-        outputs: BuildOutputs { image_uri: IMAGE.into(), artifacts: Some(format!("s3://{bucket}/web/b-1")) },
-    };
     let runner = RecordingRunner::owning(&[EffectKind::StartBuild, EffectKind::Publish]);
-    for event in [&triggered, &built] {
-        let input =
-            Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now: chrono::Utc::now() };
-        handle(&store, &runner, input).await?;
-    }
+    built_run(&stack, &store, &runner, target, &[("taskdef.json", taskdef), ("appspec.yaml", APPSPEC)], IMAGE).await?;
     let config = Config::from_lookup(|name| match name {
         "SLUICE_TABLE" => Some(stack.table.clone()),
         "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),

@@ -452,22 +452,12 @@ pub enum DeployError {
     },
 }
 
-/// Where a deployment stands, as CodeDeploy (GetDeployment) or ECS (DescribeServices) tells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeploymentState {
-    InProgress,
-    Succeeded,
-    Failed,
-    Stopped,
-}
-
-/// What a lookup of a deployment found.
+/// What CodeDeploy's record of a deployment (GetDeployment) says beyond its events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentReport {
-    pub state: DeploymentState,
-    /// Why it failed or stopped, in the service's words.
+    /// Why it failed or stopped, in CodeDeploy's words.
     pub message: Option<String>,
-    /// True when the service rolled the deployment back (CodeDeploy's `rollbackInfo`, ECS's circuit breaker).
+    /// True when CodeDeploy rolled the deployment back (its `rollbackInfo` names the rollback deployment).
     pub rolled_back: bool,
     /// The deployment's description (CodeDeploy): sluice's names the run that created it.
     pub description: Option<String>,
@@ -499,7 +489,7 @@ pub trait BlueGreenDeployments: Send + Sync {
         request: &crate::deploy::BlueGreenRequest,
     ) -> impl Future<Output = Result<String, DeployError>> + Send;
 
-    /// Where the deployment stands; `None` if CodeDeploy has no record of it.
+    /// CodeDeploy's record of the deployment; `None` if it has none.
     fn report(&self, deployment_id: &str)
     -> impl Future<Output = Result<Option<DeploymentReport>, DeployError>> + Send;
 }
@@ -511,14 +501,6 @@ pub trait RollingUpdates: Send + Sync {
         &self,
         request: &crate::deploy::RollingRequest,
     ) -> impl Future<Output = Result<String, DeployError>> + Send;
-
-    /// Where the service's deployment `deployment_id` stands; `None` if the service has no record of it.
-    fn report(
-        &self,
-        cluster: &str,
-        service: &str,
-        deployment_id: &str,
-    ) -> impl Future<Output = Result<Option<DeploymentReport>, DeployError>> + Send;
 }
 
 /// Answers CodeDeploy's lifecycle hooks (the hooks function's side of a blue/green deployment).

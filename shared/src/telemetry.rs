@@ -23,6 +23,11 @@ impl fmt::Display for Chain<'_> {
     }
 }
 
+/// The start of an input that was not understood, for a log line: its JSON, cut to 300 characters.
+pub fn excerpt(value: &serde_json::Value) -> String {
+    value.to_string().chars().take(300).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

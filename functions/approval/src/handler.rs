@@ -12,7 +12,7 @@ use sluice::adapters::{DynamoDbStore, EventBridgePublisher, SnsApprovalNotifier}
 use sluice::approval::page::{self, Page};
 use sluice::config::{Common, ConfigError};
 use sluice::ports::{ApprovalNotifier, EventPublisher, FixedSite, PipelineStore, with_slash};
-use sluice::telemetry::Chain;
+use sluice::telemetry::{Chain, excerpt};
 use sluice::usecases::{ApprovalEffects, Requester, decide, flush, review_page};
 use tracing::{info, warn};
 
@@ -147,7 +147,7 @@ where
     N: ApprovalNotifier + Clone,
 {
     let Some(pipeline) = event.pointer("/detail/pipeline").and_then(Value::as_str) else {
-        warn!(event = %bounded_json(event), "not an Approval Requested or Effects Due event; ignored");
+        warn!(event = %excerpt(event), "not an Approval Requested or Effects Due event; ignored");
         return Err(HandlerError::Unrecognised);
     };
     let base = event.get("approval_url").and_then(Value::as_str).map(with_slash);
@@ -158,10 +158,6 @@ where
         .inspect_err(|error| warn!(error = %Chain(error), "approval request not sent yet"))?;
     info!(pipeline, "approval requests carried out");
     Ok(())
-}
-
-fn bounded_json(value: &Value) -> String {
-    value.to_string().chars().take(300).collect()
 }
 
 /// Answers one request. `GET /r/<token>` shows, `POST /r/<token>` decides; everything else has its page.

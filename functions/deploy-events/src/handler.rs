@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EventBridgePublisher};
 use sluice::ports::{BlueGreenDeployments, PipelineStore};
-use sluice::telemetry::Chain;
+use sluice::telemetry::{Chain, excerpt};
 use sluice::usecases::{
     Announcer, DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange, EffectRunner,
     record_deployment_event,
@@ -83,8 +83,7 @@ pub async fn on_event<S: PipelineStore, R: EffectRunner, B: BlueGreenDeployments
     let change = match change_of(event) {
         Ok(change) => change,
         Err(why) => {
-            let shown: String = event.to_string().chars().take(300).collect();
-            warn!(why, event = %shown, "event ignored");
+            warn!(why, event = %excerpt(event), "event ignored");
             return Ok(());
         }
     };

@@ -6,7 +6,7 @@ use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, S3Artifacts};
 use sluice::config::{Common, ConfigError};
 use sluice::ports::PipelineStore;
-use sluice::telemetry::Chain;
+use sluice::telemetry::{Chain, excerpt};
 use sluice::usecases::{DeployEffects, EffectRunner, HandleError, flush};
 use tracing::{info, warn};
 
@@ -90,8 +90,7 @@ pub async fn on_event<S: PipelineStore, R: EffectRunner>(
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
     let Some(pipeline) = event.pointer("/detail/pipeline").and_then(Value::as_str) else {
-        let shown: String = event.to_string().chars().take(300).collect();
-        warn!(event = %shown, "not a Deployment Requested or Effects Due event; ignored");
+        warn!(event = %excerpt(event), "not a Deployment Requested or Effects Due event; ignored");
         return Err(HandlerError::Unrecognised);
     };
     flush(&app.store, &app.effects, pipeline, now)

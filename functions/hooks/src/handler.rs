@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EventBridgePublisher, HttpProber};
 use sluice::ports::{BlueGreenDeployments, DeployError, HttpProbe, LifecycleHooks, PipelineStore, ProbeError};
-use sluice::telemetry::Chain;
+use sluice::telemetry::{Chain, excerpt};
 use sluice::usecases::{EffectRunner, HandleError, HookCall, HookEffects, HookError, answer_hook, flush};
 use tracing::{info, warn};
 
@@ -121,8 +121,7 @@ where
             .inspect_err(|error| warn!(error = %Chain(error), "hook answers not sent yet"))?;
         return Ok(());
     }
-    let shown: String = event.to_string().chars().take(300).collect();
-    warn!(event = %shown, "neither a CodeDeploy hook invocation nor an Effects Due event; ignored");
+    warn!(event = %excerpt(event), "neither a CodeDeploy hook invocation nor an Effects Due event; ignored");
     Ok(())
 }
 

@@ -9,9 +9,10 @@ use aws_sdk_codedeploy::primitives::DateTime;
 use aws_sdk_codedeploy::types as cd;
 use tracing::instrument;
 
+use crate::definitions::BLUE_GREEN_HOOKS;
 use crate::deploy::BlueGreenRequest;
 use crate::pipeline::HookStatus;
-use crate::ports::{BlueGreenDeployments, DeployError, DeploymentReport, DeploymentState, LifecycleHooks};
+use crate::ports::{BlueGreenDeployments, DeployError, DeploymentReport, LifecycleHooks};
 
 /// Errors that will not pass on retry.
 const REFUSALS: &[&str] = &[
@@ -128,7 +129,7 @@ impl BlueGreenDeployments for CodeDeployDeployments {
         })
     }
 
-    /// GetDeployment: its status, `errorInformation` and `rollbackInfo`.
+    /// GetDeployment: its `errorInformation`, `rollbackInfo` and description.
     #[instrument(skip(self))]
     async fn report(&self, deployment_id: &str) -> Result<Option<DeploymentReport>, DeployError> {
         let output = match self.client.get_deployment().deployment_id(deployment_id).send().await {
@@ -139,21 +140,11 @@ impl BlueGreenDeployments for CodeDeployDeployments {
             Err(error) => return Err(classify(error, "-")),
         };
         let Some(info) = output.deployment_info() else { return Ok(None) };
-        let state = match info.status() {
-            Some(cd::DeploymentStatus::Succeeded) => DeploymentState::Succeeded,
-            Some(cd::DeploymentStatus::Failed) => DeploymentState::Failed,
-            Some(cd::DeploymentStatus::Stopped) => DeploymentState::Stopped,
-            _ => DeploymentState::InProgress,
-        };
         let message = info.error_information().and_then(|e| e.message()).map(str::to_owned);
         let rolled_back = info.rollback_info().is_some_and(|r| r.rollback_deployment_id().is_some());
-        Ok(Some(DeploymentReport { state, message, rolled_back, description: info.description().map(str::to_owned) }))
+        Ok(Some(DeploymentReport { message, rolled_back, description: info.description().map(str::to_owned) }))
     }
 }
-
-/// The lifecycle events where an ECS deployment invokes hooks.
-const HOOK_EVENTS: [&str; 5] =
-    ["BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"];
 
 impl LifecycleHooks for CodeDeployDeployments {
     /// ListDeploymentTargets, then GetDeploymentTarget: the ECS target's lifecycle event that is `InProgress`.
@@ -179,7 +170,7 @@ impl LifecycleHooks for CodeDeployDeployments {
         Ok(events.unwrap_or_default().iter().find_map(|event| {
             let name = event.lifecycle_event_name()?;
             let waiting = event.status() == Some(&cd::LifecycleEventStatus::InProgress);
-            (waiting && HOOK_EVENTS.contains(&name)).then(|| name.to_owned())
+            (waiting && BLUE_GREEN_HOOKS.contains(&name)).then(|| name.to_owned())
         }))
     }
 

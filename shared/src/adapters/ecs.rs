@@ -9,7 +9,7 @@ use aws_sdk_ecs::types as ecs;
 use tracing::instrument;
 
 use crate::deploy::{RollingRequest, TaskDefinition, taskdef};
-use crate::ports::{DeployError, DeploymentReport, DeploymentState, RollingUpdates, TaskDefinitionRegistry};
+use crate::ports::{DeployError, RollingUpdates, TaskDefinitionRegistry};
 
 /// Errors that will not pass on retry.
 const REFUSALS: &[&str] = &[
@@ -232,41 +232,5 @@ impl RollingUpdates for EcsDeployer {
             service: "ECS",
             source: "UpdateService answered without a primary deployment".into(),
         })
-    }
-
-    /// DescribeServices: the deployment's `rolloutState`. ECS lists a service's deployments until the newest one
-    /// completes; one no longer listed was replaced, by a rollback or a newer deployment.
-    #[instrument(skip(self))]
-    async fn report(
-        &self,
-        cluster: &str,
-        service: &str,
-        deployment_id: &str,
-    ) -> Result<Option<DeploymentReport>, DeployError> {
-        let output =
-            self.client.describe_services().cluster(cluster).services(service).send().await.map_err(classify)?;
-        let Some(described) = output.services().first() else { return Ok(None) };
-        let rollback = described
-            .deployment_configuration()
-            .and_then(|c| c.deployment_circuit_breaker())
-            .is_some_and(|breaker| breaker.enable() && breaker.rollback());
-        let Some(deployment) = described.deployments().iter().find(|d| d.id() == Some(deployment_id)) else {
-            return Ok(Some(DeploymentReport {
-                state: DeploymentState::Failed,
-                message: Some(format!(
-                    "ECS no longer lists deployment {deployment_id} of service {service}: it was replaced"
-                )),
-                rolled_back: false,
-                description: None,
-            }));
-        };
-        let message = deployment.rollout_state_reason().map(str::to_owned);
-        let state = match deployment.rollout_state() {
-            Some(ecs::DeploymentRolloutState::Completed) => DeploymentState::Succeeded,
-            Some(ecs::DeploymentRolloutState::Failed) => DeploymentState::Failed,
-            _ => DeploymentState::InProgress,
-        };
-        let rolled_back = state == DeploymentState::Failed && rollback;
-        Ok(Some(DeploymentReport { state, message, rolled_back, description: None }))
     }
 }

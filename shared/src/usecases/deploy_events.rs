@@ -1,8 +1,8 @@
 //! What became of a deployment, as CodeDeploy's "CodeDeploy Deployment State-change Notification"
 //! (<https://docs.aws.amazon.com/codedeploy/latest/userguide/monitoring-cloudwatch-events.html>) and ECS's
 //! "ECS Deployment State Change" (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_service_deployment_events.html>)
-//! events tell it, or a lookup by the reconciler when the events stopped: the run that started the deployment ends
-//! `succeeded`, `rolled_back` or `failed`, with the reason.
+//! events tell it: the run that started the deployment ends `succeeded`, `rolled_back` or `failed`, with the
+//! reason.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -10,7 +10,7 @@ use tracing::{info, instrument};
 
 use crate::definitions::DeployTarget;
 use crate::pipeline::{Event, ExecutionId};
-use crate::ports::{BlueGreenDeployments, DeployError, DeploymentReport, DeploymentState, PipelineStore, ReceiptKey};
+use crate::ports::{BlueGreenDeployments, DeployError, PipelineStore, ReceiptKey};
 use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
 
 /// What one deployment event says.
@@ -20,9 +20,6 @@ pub enum DeploymentChange {
     CodeDeploy { state: String },
     /// ECS's `eventName` (SERVICE_DEPLOYMENT_IN_PROGRESS, _COMPLETED, _FAILED) and `reason`.
     Ecs { event_name: String, reason: Option<String> },
-    /// What a lookup of the deployment found (the reconciler's, when the events stopped): `blue_green` for a
-    /// CodeDeploy deployment, otherwise an ECS rollout.
-    Looked { report: DeploymentReport, blue_green: bool },
 }
 
 /// The facts of one deployment event that sluice uses.
@@ -90,32 +87,39 @@ pub(crate) async fn owner<S: PipelineStore, B: BlueGreenDeployments>(
     Ok(found.map(|run| (run.pipeline, execution)))
 }
 
-/// The event a report says happened to the run's deployment; `None` while it is still in progress.
-fn outcome(execution_id: &ExecutionId, deployment_id: &str, report: &DeploymentReport, service: &str) -> Option<Event> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeploymentState {
+    Succeeded,
+    Failed,
+    Stopped,
+}
+
+/// How a deployment ended, as the service said it, and whether the service rolled it back.
+struct Ended<'a> {
+    state: DeploymentState,
+    message: Option<&'a str>,
+    rolled_back: bool,
+    service: &'static str,
+}
+
+/// The event of the run whose deployment ended as `ended` says.
+fn outcome(execution_id: &ExecutionId, deployment_id: &str, ended: &Ended<'_>) -> Event {
     let (execution_id, deployment_id) = (execution_id.clone(), deployment_id.to_owned());
-    let said = report.message.as_deref().filter(|m| !m.is_empty());
-    let reason = |what: &str| match said {
+    if ended.state == DeploymentState::Succeeded {
+        return Event::DeploymentSucceeded { execution_id, deployment_id };
+    }
+    let what = match (ended.state, ended.rolled_back) {
+        (DeploymentState::Stopped, true) => "stopped the deployment and rolled it back",
+        (DeploymentState::Stopped, false) => "stopped the deployment",
+        (_, true) => "failed the deployment and rolled it back",
+        (_, false) => "failed the deployment",
+    };
+    let service = ended.service;
+    let reason = match ended.message.filter(|m| !m.is_empty()) {
         Some(message) => format!("{service} {what}: {message}"),
         None => format!("{service} {what}"),
     };
-    match report.state {
-        DeploymentState::InProgress => None,
-        DeploymentState::Succeeded => Some(Event::DeploymentSucceeded { execution_id, deployment_id }),
-        DeploymentState::Failed | DeploymentState::Stopped => {
-            let what = match (report.state, report.rolled_back) {
-                (DeploymentState::Stopped, true) => "stopped the deployment and rolled it back",
-                (DeploymentState::Stopped, false) => "stopped the deployment",
-                (_, true) => "failed the deployment and rolled it back",
-                (_, false) => "failed the deployment",
-            };
-            Some(Event::DeploymentFailed {
-                execution_id,
-                deployment_id: Some(deployment_id),
-                reason: reason(what),
-                rolled_back: report.rolled_back,
-            })
-        }
-    }
+    Event::DeploymentFailed { execution_id, deployment_id: Some(deployment_id), reason, rolled_back: ended.rolled_back }
 }
 
 /// Records one deployment event on the run that started the deployment.
@@ -128,73 +132,36 @@ pub async fn record_deployment_event<S: PipelineStore, R: EffectRunner, B: BlueG
     now: DateTime<Utc>,
 ) -> Result<DeploymentEventOutcome, DeploymentEventError> {
     let deployment_id = change.deployment_id.as_str();
-    let is_blue_green = matches!(
-        &change.change,
-        DeploymentChange::CodeDeploy { .. } | DeploymentChange::Looked { blue_green: true, .. }
-    );
-    match &change.change {
-        DeploymentChange::CodeDeploy { state } if !matches!(state.as_str(), "SUCCESS" | "FAILURE" | "STOP") => {
-            return Ok(DeploymentEventOutcome::NotOurs("a deployment state sluice does not act on"));
-        }
-        DeploymentChange::Ecs { event_name, .. }
-            if !matches!(event_name.as_str(), "SERVICE_DEPLOYMENT_COMPLETED" | "SERVICE_DEPLOYMENT_FAILED") =>
-        {
-            return Ok(DeploymentEventOutcome::NotOurs("a deployment state sluice does not act on"));
-        }
-        _ => {}
+    let (is_blue_green, state) = match &change.change {
+        DeploymentChange::CodeDeploy { state } => (true, state.as_str()),
+        DeploymentChange::Ecs { event_name, .. } => (false, event_name.as_str()),
+    };
+    if !matches!(state, "SUCCESS" | "FAILURE" | "STOP" | "SERVICE_DEPLOYMENT_COMPLETED" | "SERVICE_DEPLOYMENT_FAILED") {
+        return Ok(DeploymentEventOutcome::NotOurs("a deployment state sluice does not act on"));
     }
     let Some((pipeline, execution_id)) = owner(store, blue_green, deployment_id, is_blue_green).await? else {
         return Ok(DeploymentEventOutcome::NotOurs("not a deployment sluice started"));
     };
-    let lookup = |source| DeploymentEventError::Lookup { deployment_id: deployment_id.to_owned(), source };
+    let ended = |state, message, rolled_back, service| Ended { state, message, rolled_back, service };
     let event = match &change.change {
         DeploymentChange::CodeDeploy { state } if state == "SUCCESS" => {
-            Event::DeploymentSucceeded { execution_id: execution_id.clone(), deployment_id: deployment_id.to_owned() }
+            outcome(&execution_id, deployment_id, &ended(DeploymentState::Succeeded, None, false, "CodeDeploy"))
         }
         DeploymentChange::CodeDeploy { state } => {
             // The event says only that it failed or stopped: CodeDeploy's own record says why, and whether traffic
             // went back.
-            let report = blue_green.report(deployment_id).await.map_err(lookup)?.unwrap_or(DeploymentReport {
-                state: if state == "STOP" { DeploymentState::Stopped } else { DeploymentState::Failed },
-                message: None,
-                rolled_back: false,
-                description: None,
-            });
-            let report = DeploymentReport {
-                state: match report.state {
-                    DeploymentState::InProgress | DeploymentState::Succeeded if state == "STOP" => {
-                        DeploymentState::Stopped
-                    }
-                    DeploymentState::InProgress | DeploymentState::Succeeded => DeploymentState::Failed,
-                    other => other,
-                },
-                ..report
-            };
-            let Some(event) = outcome(&execution_id, deployment_id, &report, "CodeDeploy") else {
-                return Ok(DeploymentEventOutcome::NotOurs("a deployment still in progress"));
-            };
-            event
+            let state = if state == "STOP" { DeploymentState::Stopped } else { DeploymentState::Failed };
+            let lookup = |source| DeploymentEventError::Lookup { deployment_id: deployment_id.to_owned(), source };
+            let found = blue_green.report(deployment_id).await.map_err(lookup)?;
+            let message = found.as_ref().and_then(|found| found.message.as_deref());
+            let rolled_back = found.as_ref().is_some_and(|found| found.rolled_back);
+            outcome(&execution_id, deployment_id, &ended(state, message, rolled_back, "CodeDeploy"))
         }
         DeploymentChange::Ecs { event_name, reason } => {
             let succeeded = event_name == "SERVICE_DEPLOYMENT_COMPLETED";
+            let state = if succeeded { DeploymentState::Succeeded } else { DeploymentState::Failed };
             let rolled_back = !succeeded && rolls_back(store, &execution_id).await?;
-            let report = DeploymentReport {
-                state: if succeeded { DeploymentState::Succeeded } else { DeploymentState::Failed },
-                message: reason.clone(),
-                rolled_back,
-                description: None,
-            };
-            let Some(event) = outcome(&execution_id, deployment_id, &report, "ECS") else {
-                return Ok(DeploymentEventOutcome::NotOurs("a deployment still in progress"));
-            };
-            event
-        }
-        DeploymentChange::Looked { report, .. } => {
-            let service = if is_blue_green { "CodeDeploy" } else { "ECS" };
-            let Some(event) = outcome(&execution_id, deployment_id, report, service) else {
-                return Ok(DeploymentEventOutcome::NotOurs("a deployment still in progress"));
-            };
-            event
+            outcome(&execution_id, deployment_id, &ended(state, reason.as_deref(), rolled_back, "ECS"))
         }
     };
     let answer = json!({ "execution_id": execution_id, "deployment_id": deployment_id });

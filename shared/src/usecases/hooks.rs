@@ -87,15 +87,11 @@ impl<P: EventPublisher, H: LifecycleHooks> EffectRunner for HookEffects<P, H> {
     }
 }
 
-fn seconds(secs: u64) -> Duration {
-    Duration::from_secs(secs)
-}
-
 /// Runs one check: tries until it passes or its retries are spent, `interval` apart.
 async fn run_check<C: HttpProbe>(probe: &C, number: usize, check: &Check) -> CheckRun {
     let started = tokio::time::Instant::now();
     let mut attempts = 0;
-    let request = Probe { method: &check.method, url: &check.url, timeout: seconds(check.timeout_secs) };
+    let request = Probe { method: &check.method, url: &check.url, timeout: Duration::from_secs(check.timeout_secs) };
     loop {
         attempts += 1;
         let answer = probe.probe(&request).await;
@@ -110,7 +106,7 @@ async fn run_check<C: HttpProbe>(probe: &C, number: usize, check: &Check) -> Che
             }
             Err(why) => info!(number, attempts, %why, "check failed; trying again"),
         }
-        tokio::time::sleep(seconds(check.interval_secs)).await;
+        tokio::time::sleep(Duration::from_secs(check.interval_secs)).await;
     }
 }
 
@@ -151,13 +147,12 @@ where
     C: HttpProbe,
 {
     let (deployment_id, hook_execution_id) = (call.deployment_id.as_str(), call.hook_execution_id.as_str());
-    let answer = |status| async move {
-        hooks.answer(deployment_id, hook_execution_id, status).await.map_err(|source| HookError::Answer {
-            deployment_id: deployment_id.to_owned(),
-            hook_execution_id: hook_execution_id.to_owned(),
-            source,
-        })
+    let failed = |source| HookError::Answer {
+        deployment_id: deployment_id.to_owned(),
+        hook_execution_id: hook_execution_id.to_owned(),
+        source,
     };
+    let answer = |status| async move { hooks.answer(deployment_id, hook_execution_id, status).await.map_err(failed) };
     let Some((pipeline, execution_id)) = owner(store, hooks, deployment_id, true).await? else {
         warn!("no run of sluice's started this deployment; answering Failed");
         answer(HookStatus::Failed).await?;
@@ -178,11 +173,7 @@ where
     }
     let mut lifecycle_event = None;
     for attempt in 1..=WAITING_EVENT_TRIES {
-        lifecycle_event = hooks.waiting_event(deployment_id).await.map_err(|source| HookError::Answer {
-            deployment_id: deployment_id.to_owned(),
-            hook_execution_id: hook_execution_id.to_owned(),
-            source,
-        })?;
+        lifecycle_event = hooks.waiting_event(deployment_id).await.map_err(failed)?;
         if lifecycle_event.is_some() || attempt == WAITING_EVENT_TRIES {
             break;
         }

@@ -352,11 +352,32 @@ pub trait WebhookSecretSource: Send + Sync {
     fn read(&self) -> impl Future<Output = Result<crate::github::WebhookSecrets, SecretError>> + Send;
 }
 
-/// A message for the approvers could not be sent.
+/// SNS refuses subjects longer than this.
+pub const MAX_SUBJECT: usize = 100;
+
+/// One message for an SNS topic's subscribers, ready for `Publish`
+/// (<https://docs.aws.amazon.com/sns/latest/api/API_Publish.html>).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMessage {
+    pub subject: String,
+    /// The email's body.
+    pub text: String,
+    /// The `Message` for `MessageStructure: json`: `{"default": <facts as JSON>, "email": <text>}`, so that email
+    /// subscribers get the text and every other protocol the JSON.
+    pub message: String,
+}
+
+/// A subject SNS accepts: printable ASCII, no line breaks, at most [`MAX_SUBJECT`] characters.
+pub fn subject_line(text: &str) -> String {
+    let printable: String = text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    printable.chars().take(MAX_SUBJECT).collect()
+}
+
+/// A message for a topic could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     /// The topic refused it for good: it does not exist, sluice may not publish to it, or the message is invalid.
-    #[error("topic {topic} refused the approval request: {message}")]
+    #[error("topic {topic} refused the message: {message}")]
     Refused {
         topic: String,
         message: String,
@@ -371,13 +392,10 @@ pub enum NotifyError {
     },
 }
 
-/// Tells the approvers that a run waits for them (an SNS topic, with email subscribers).
-pub trait ApprovalNotifier: Send + Sync {
-    fn notify(
-        &self,
-        topic_arn: &str,
-        email: &crate::approval::ApprovalEmail,
-    ) -> impl Future<Output = Result<(), NotifyError>> + Send;
+/// Tells people something through an SNS topic (the approvers that a run waits for them, or anyone subscribed how
+/// a run ended).
+pub trait TopicNotifier: Send + Sync {
+    fn notify(&self, topic_arn: &str, message: &TopicMessage) -> impl Future<Output = Result<(), NotifyError>> + Send;
 }
 
 /// Where the approval pages are served could not be found out.
@@ -416,13 +434,9 @@ impl<T: EventPublisher> EventPublisher for std::sync::Arc<T> {
     }
 }
 
-impl<T: ApprovalNotifier> ApprovalNotifier for std::sync::Arc<T> {
-    fn notify(
-        &self,
-        topic_arn: &str,
-        email: &crate::approval::ApprovalEmail,
-    ) -> impl Future<Output = Result<(), NotifyError>> + Send {
-        self.as_ref().notify(topic_arn, email)
+impl<T: TopicNotifier> TopicNotifier for std::sync::Arc<T> {
+    fn notify(&self, topic_arn: &str, message: &TopicMessage) -> impl Future<Output = Result<(), NotifyError>> + Send {
+        self.as_ref().notify(topic_arn, message)
     }
 }
 
@@ -545,4 +559,35 @@ pub struct ProbeError(pub String);
 /// Makes the HTTP requests of deployment checks.
 pub trait HttpProbe: Send + Sync {
     fn probe(&self, probe: &Probe<'_>) -> impl Future<Output = Result<ProbeAnswer, ProbeError>> + Send;
+}
+
+/// One store shared by the use case and an effect runner that reads runs (the notifier).
+impl<T: PipelineStore> PipelineStore for std::sync::Arc<T> {
+    fn load(&self, pipeline: &str) -> impl Future<Output = Result<Option<Stored<PipelineState>>, StoreError>> + Send {
+        self.as_ref().load(pipeline)
+    }
+
+    fn save(&self, write: &Write<'_>) -> impl Future<Output = Result<Version, StoreError>> + Send {
+        self.as_ref().save(write)
+    }
+
+    fn execution(&self, id: &ExecutionId) -> impl Future<Output = Result<Option<Execution>, StoreError>> + Send {
+        self.as_ref().execution(id)
+    }
+
+    fn find(&self, aws_id: &str) -> impl Future<Output = Result<Option<AwsLink>, StoreError>> + Send {
+        self.as_ref().find(aws_id)
+    }
+
+    fn history(&self, pipeline: &str, limit: usize) -> impl Future<Output = Result<Vec<Execution>, StoreError>> + Send {
+        self.as_ref().history(pipeline, limit)
+    }
+
+    fn record_receipt(&self, receipt: &Receipt) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.as_ref().record_receipt(receipt)
+    }
+
+    fn receipt(&self, key: &ReceiptKey) -> impl Future<Output = Result<Option<Receipt>, StoreError>> + Send {
+        self.as_ref().receipt(key)
+    }
 }

@@ -171,11 +171,11 @@ impl EventPublisher for RecordingPublisher {
     }
 }
 
-/// `ApprovalNotifier` that keeps each (topic, email) it was given; `refuse_next` makes the next one fail for good,
+/// `TopicNotifier` that keeps each (topic, email) it was given; `refuse_next` makes the next one fail for good,
 /// as SNS does for a topic that does not exist.
 #[derive(Debug, Default)]
 pub struct RecordingNotifier {
-    sent: Mutex<Vec<(String, crate::approval::ApprovalEmail)>>,
+    sent: Mutex<Vec<(String, crate::ports::TopicMessage)>>,
     refuse: Mutex<usize>,
 }
 
@@ -184,7 +184,7 @@ impl RecordingNotifier {
         Self::default()
     }
 
-    pub fn sent(&self) -> Vec<(String, crate::approval::ApprovalEmail)> {
+    pub fn sent(&self) -> Vec<(String, crate::ports::TopicMessage)> {
         lock(&self.sent).clone()
     }
 
@@ -193,11 +193,11 @@ impl RecordingNotifier {
     }
 }
 
-impl crate::ports::ApprovalNotifier for RecordingNotifier {
+impl crate::ports::TopicNotifier for RecordingNotifier {
     async fn notify(
         &self,
         topic_arn: &str,
-        email: &crate::approval::ApprovalEmail,
+        email: &crate::ports::TopicMessage,
     ) -> Result<(), crate::ports::NotifyError> {
         let mut refuse = lock(&self.refuse);
         if *refuse > 0 {
@@ -306,6 +306,7 @@ pub fn plan(approval: bool) -> Plan {
             deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
             checks: vec![],
         }),
+        notify: None,
     }
 }
 

@@ -7,9 +7,9 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sluice::adapters::{decode_state, encode_state};
 use sluice::definitions::{
     Approval, BlueGreen, Build, Check, DeployTarget, ExecutionMode, MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS,
-    MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_URL,
+    MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_URL, Notify,
 };
-use sluice::pipeline::outbox::MAX_PARKED;
+use sluice::pipeline::outbox::{MAX_PARKED, MAX_PENDING_NOTICES};
 use sluice::pipeline::{
     ApprovalDecision, BuildOutputs, Decision, Effect, EffectKind, Event, ExecutionId, MAX_APPROVER, MAX_COMMENT,
     MAX_HOOK_RESULTS, MAX_REASON, MAX_SOURCE_IP, MAX_USER_AGENT, MAX_WAITING, PipelineState, Plan, REMEMBERED_PUSHES,
@@ -53,6 +53,7 @@ fn maximal_plan() -> Plan {
             deployment_config: long('d', 100),
             checks,
         }),
+        notify: Some(Notify { topic_arn: long('n', 256) }),
     }
 }
 
@@ -110,7 +111,11 @@ fn deploy(state: &mut PipelineState, n: usize, effects: &mut Vec<Effect>) -> Exe
     let deployment_id = format!("d-{n:0>9}");
     apply(
         state,
-        Event::DeploymentStarted { execution_id: id.clone(), deployment_id: deployment_id.clone() },
+        Event::DeploymentStarted {
+            execution_id: id.clone(),
+            deployment_id: deployment_id.clone(),
+            task_definition: Some(long('t', 512)),
+        },
         3,
         effects,
     );
@@ -151,7 +156,8 @@ fn the_fullest_pipeline_state_is_stored_well_under_dynamodbs_item_limit_and_its_
         apply(&mut state, maximal_push(n), 6, &mut effects);
         n += 1;
     }
-    // ... pushes remembered on as many refs as are kept, and the most effects parked and pending.
+    // ... pushes remembered on as many refs as are kept, and the most effects parked and pending (each finished
+    // run's outcome notification among them).
     for r in 0..REMEMBERED_REFS {
         state.refs.push(sluice::pipeline::RefHistory {
             git_ref: format!("refs/heads/{}", long('b', 240)),
@@ -173,6 +179,8 @@ fn the_fullest_pipeline_state_is_stored_well_under_dynamodbs_item_limit_and_its_
 
     assert_eq!(state.executions.len(), RETAINED_FINISHED + 3 + MAX_WAITING - 1, "{}", state.executions.len());
     assert_eq!(state.parked.len(), MAX_PARKED);
+    let notices = state.pending.iter().filter(|p| p.effect.kind() == EffectKind::NotifyOutcome).count();
+    assert_eq!(notices, MAX_PENDING_NOTICES, "only the newest outcome notifications wait");
 
     // WHEN it is written as DynamoDB's state item
     let item = encode_state(&state).expect("encodes");

@@ -450,13 +450,15 @@ pub fn form_token(html: &str) -> Option<String> {
 }
 
 /// Records run `web-1` of pipeline `web` pushed and built for `target`, with `image`: the build's `files` (name,
-/// content) in a new S3 bucket, where CodeBuild would leave them, and the run let into its deploy stage. `runner`
-/// carries out what the push and the build cause: each test picks the kinds it takes.
+/// content) in a new S3 bucket, where CodeBuild would leave them, and the run let into its deploy stage; its outcome
+/// goes to topic `notify`, if given. `runner` carries out what the push and the build cause: each test picks the
+/// kinds it takes.
 pub async fn built_run<R: sluice::usecases::EffectRunner>(
     stack: &Stack,
     store: &sluice::adapters::DynamoDbStore,
     runner: &R,
     target: sluice::definitions::DeployTarget,
+    notify: Option<&str>,
     files: &[(&str, &str)],
     image: &str,
 ) -> Result<()> {
@@ -474,6 +476,7 @@ pub async fn built_run<R: sluice::usecases::EffectRunner>(
     let mut triggered = sluice::testing::push("web-1", ExecutionMode::Superseded, false);
     if let Event::Triggered { plan, .. } = &mut triggered {
         plan.deploy = target;
+        plan.notify = notify.map(|topic| sluice::definitions::Notify { topic_arn: topic.to_owned() });
     }
     let built = Event::BuildSucceeded {
         execution_id: ExecutionId::from("web-1"),

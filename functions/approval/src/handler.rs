@@ -1,4 +1,4 @@
-//! Function URL request -> `review_page` (GET) or `decide` (POST); `Approval Requested` or `Effects Due` event -> `flush` (which
+//! Function URL request -> `review_page` (GET) or `decide` (POST); `Approval Requested` or `Effects Due` event -> `answer_doorbell` (which
 //! sends the request by SNS). Every outcome is a page with its own status; nothing here panics on input.
 
 use std::sync::OnceLock;
@@ -8,13 +8,12 @@ use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
-use sluice::adapters::{DynamoDbStore, EventBridgePublisher, SnsApprovalNotifier};
+use sluice::adapters::{DynamoDbStore, EventBridgePublisher, SnsNotifier};
 use sluice::approval::page::{self, Page};
 use sluice::config::{Common, ConfigError};
-use sluice::ports::{ApprovalNotifier, EventPublisher, FixedSite, PipelineStore, with_slash};
-use sluice::telemetry::{Chain, excerpt};
-use sluice::usecases::{ApprovalEffects, Requester, decide, flush, review_page};
-use tracing::{info, warn};
+use sluice::ports::{EventPublisher, FixedSite, PipelineStore, TopicNotifier, with_slash};
+use sluice::telemetry::Chain;
+use sluice::usecases::{ApprovalEffects, DoorbellError, Requester, answer_doorbell, decide, review_page};
 
 /// A custom base URL for the links (a domain in front of the function URL); the function URL's own otherwise.
 pub const APPROVAL_URL: &str = "SLUICE_APPROVAL_URL";
@@ -53,7 +52,7 @@ pub struct App<S, P, N> {
 }
 
 /// The function as it runs on AWS.
-pub type AwsApp = App<DynamoDbStore, EventBridgePublisher, SnsApprovalNotifier>;
+pub type AwsApp = App<DynamoDbStore, EventBridgePublisher, SnsNotifier>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
@@ -65,14 +64,14 @@ impl AwsApp {
         App {
             store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.common.table),
             publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(aws), &config.common.event_bus),
-            notifier: SnsApprovalNotifier::new(aws_sdk_sns::Client::new(aws)),
+            notifier: SnsNotifier::new(aws_sdk_sns::Client::new(aws)),
             region: aws.region().map_or_else(|| config.region.clone(), ToString::to_string),
             approval_url,
         }
     }
 }
 
-impl<S: PipelineStore, P: EventPublisher + Clone, N: ApprovalNotifier + Clone> App<S, P, N> {
+impl<S: PipelineStore, P: EventPublisher + Clone, N: TopicNotifier + Clone> App<S, P, N> {
     /// The effect runner, with links pointing at `base` (unless a URL was configured).
     fn effects(&self, base: Option<String>) -> ApprovalEffects<P, N, FixedSite> {
         let base = self.approval_url.get().cloned().or(base).unwrap_or_default();
@@ -89,16 +88,10 @@ impl<S: PipelineStore, P: EventPublisher + Clone, N: ApprovalNotifier + Clone> A
 /// Why an invocation failed (Lambda retries the event).
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    #[error("not a function URL request nor an Approval Requested or Effects Due event")]
-    Unrecognised,
     #[error("the function URL request could not be read")]
     Request(#[source] serde_json::Error),
-    #[error("the approval requests of pipeline {pipeline} could not be carried out")]
-    Flush {
-        pipeline: String,
-        #[source]
-        source: sluice::usecases::HandleError,
-    },
+    #[error("the approval requests could not be carried out")]
+    Flush(#[from] DoorbellError),
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -112,7 +105,7 @@ pub async fn invoke<S, P, N>(app: &App<S, P, N>, payload: Value, now: DateTime<U
 where
     S: PipelineStore,
     P: EventPublisher + Clone,
-    N: ApprovalNotifier + Clone,
+    N: TopicNotifier + Clone,
 {
     if payload.get("requestContext").is_some() {
         let request = lambda_http::request::from_str(&payload.to_string()).map_err(HandlerError::Request)?;
@@ -144,19 +137,10 @@ pub async fn on_event<S, P, N>(app: &App<S, P, N>, event: &Value, now: DateTime<
 where
     S: PipelineStore,
     P: EventPublisher + Clone,
-    N: ApprovalNotifier + Clone,
+    N: TopicNotifier + Clone,
 {
-    let Some(pipeline) = event.pointer("/detail/pipeline").and_then(Value::as_str) else {
-        warn!(event = %excerpt(event), "not an Approval Requested or Effects Due event; ignored");
-        return Err(HandlerError::Unrecognised);
-    };
     let base = event.get("approval_url").and_then(Value::as_str).map(with_slash);
-    let effects = app.effects(base);
-    flush(&app.store, &effects, pipeline, now)
-        .await
-        .map_err(|source| HandlerError::Flush { pipeline: pipeline.to_owned(), source })
-        .inspect_err(|error| warn!(error = %Chain(error), "approval request not sent yet"))?;
-    info!(pipeline, "approval requests carried out");
+    answer_doorbell(&app.store, &app.effects(base), event, now).await?;
     Ok(())
 }
 
@@ -165,7 +149,7 @@ pub async fn respond<S, P, N>(app: &App<S, P, N>, request: Request, now: DateTim
 where
     S: PipelineStore,
     P: EventPublisher + Clone,
-    N: ApprovalNotifier + Clone,
+    N: TopicNotifier + Clone,
 {
     let path = request.uri().path().to_owned();
     let Some(token) = path.strip_prefix("/r/").filter(|token| !token.contains('/')) else {

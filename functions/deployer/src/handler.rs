@@ -6,9 +6,8 @@ use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, S3Artifacts};
 use sluice::config::{Common, ConfigError};
 use sluice::ports::PipelineStore;
-use sluice::telemetry::{Chain, excerpt};
-use sluice::usecases::{DeployEffects, EffectRunner, HandleError, flush};
-use tracing::{info, warn};
+use sluice::telemetry::Chain;
+use sluice::usecases::{DeployEffects, DoorbellError, EffectRunner, answer_doorbell};
 
 /// The ARN of the function CodeDeploy invokes for the lifecycle hooks where pipelines run checks.
 pub const HOOKS_FUNCTION: &str = "SLUICE_HOOKS_FUNCTION";
@@ -65,16 +64,8 @@ impl AwsApp {
 
 /// The event could not be acted on.
 #[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    #[error("not a Deployment Requested or Effects Due event: no detail.pipeline")]
-    Unrecognised,
-    #[error("the deployments of pipeline {pipeline} were not started yet")]
-    Flush {
-        pipeline: String,
-        #[source]
-        source: HandleError,
-    },
-}
+#[error("the deployments were not started yet")]
+pub struct HandlerError(#[from] DoorbellError);
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(error: HandlerError) -> Self {
@@ -83,20 +74,13 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 }
 
 /// Starts the pipeline's due deployments. An error is returned (and the event retried by EventBridge) only when the
-/// pipeline's state could not be read or written; a deployment that failed to start is in the run's history.
+/// event names no pipeline or the pipeline's state could not be read or written; a deployment that failed to start
+/// is in the run's history.
 pub async fn on_event<S: PipelineStore, R: EffectRunner>(
     app: &App<S, R>,
     event: &Value,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let Some(pipeline) = event.pointer("/detail/pipeline").and_then(Value::as_str) else {
-        warn!(event = %excerpt(event), "not a Deployment Requested or Effects Due event; ignored");
-        return Err(HandlerError::Unrecognised);
-    };
-    flush(&app.store, &app.effects, pipeline, now)
-        .await
-        .map_err(|source| HandlerError::Flush { pipeline: pipeline.to_owned(), source })
-        .inspect_err(|error| warn!(error = %Chain(error), "deployments not started yet"))?;
-    info!(pipeline, "deployments started");
+    answer_doorbell(&app.store, &app.effects, event, now).await?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! CodeDeploy's hook invocation (`{DeploymentId, LifecycleEventHookExecutionId}`) -> `answer_hook`; an
-//! `Effects Due` event -> `flush` (hook answers that could not be sent before). The checks get the invocation's
+//! `Effects Due` event -> `answer_doorbell` (hook answers that could not be sent before). The checks get the invocation's
 //! time left, less a margin to record and report, so that a hook is always answered before the function times out.
 
 use std::time::Duration;
@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EventBridgePublisher, HttpProber};
 use sluice::ports::{BlueGreenDeployments, DeployError, HttpProbe, LifecycleHooks, PipelineStore, ProbeError};
-use sluice::telemetry::{Chain, excerpt};
-use sluice::usecases::{EffectRunner, HandleError, HookCall, HookEffects, HookError, answer_hook, flush};
+use sluice::telemetry::Chain;
+use sluice::usecases::{DoorbellError, EffectRunner, HookCall, HookEffects, HookError, answer_doorbell, answer_hook};
 use tracing::{info, warn};
 
 /// The function's configuration: the table and the bus, from its environment.
@@ -63,12 +63,8 @@ fn budget(remaining: Option<Duration>) -> Duration {
 pub enum HandlerError {
     #[error("the hook could not be answered")]
     Hook(#[source] HookError),
-    #[error("the hook answers of pipeline {pipeline} were not sent yet")]
-    Flush {
-        pipeline: String,
-        #[source]
-        source: HandleError,
-    },
+    #[error("the hook answers were not sent yet")]
+    Flush(#[source] DoorbellError),
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -114,15 +110,12 @@ where
             }
         };
     }
-    if let Some(pipeline) = event.pointer("/detail/pipeline").and_then(Value::as_str) {
-        flush(&app.store, &app.effects, pipeline, now)
-            .await
-            .map_err(|source| HandlerError::Flush { pipeline: pipeline.to_owned(), source })
-            .inspect_err(|error| warn!(error = %Chain(error), "hook answers not sent yet"))?;
-        return Ok(());
+    match answer_doorbell(&app.store, &app.effects, event, now).await {
+        Ok(_) => Ok(()),
+        // Neither a hook invocation nor a doorbell: logged, and not worth a retry.
+        Err(DoorbellError::Unrecognised) => Ok(()),
+        Err(error) => Err(HandlerError::Flush(error)),
     }
-    warn!(event = %excerpt(event), "neither a CodeDeploy hook invocation nor an Effects Due event; ignored");
-    Ok(())
 }
 
 #[cfg(test)]

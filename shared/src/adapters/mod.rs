@@ -18,7 +18,7 @@ pub use eventbridge::EventBridgePublisher;
 pub use http::HttpProber;
 pub use s3::S3Artifacts;
 pub use secretsmanager::SecretsManagerWebhookSecret;
-pub use sns::SnsApprovalNotifier;
+pub use sns::SnsNotifier;
 
 /// `code: message` when `error` is the service answering with one of `codes` (a refusal that will not change on
 /// retry), or when the request could not even be built; `None` for everything that may pass.

@@ -1,31 +1,31 @@
-//! Approval requests on SNS: one `Publish` with `MessageStructure: json`, so that email subscribers get the
-//! plain-text email and every other protocol the JSON facts.
+//! Messages to SNS topics (approval requests, run outcomes): one `Publish` with `MessageStructure: json`, so that
+//! email subscribers get the plain-text email and every other protocol the JSON facts.
 
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 
-use crate::approval::ApprovalEmail;
-use crate::ports::{ApprovalNotifier, NotifyError};
+use crate::ports::TopicMessage;
+use crate::ports::{NotifyError, TopicNotifier};
 
 #[derive(Debug, Clone)]
-pub struct SnsApprovalNotifier {
+pub struct SnsNotifier {
     client: aws_sdk_sns::Client,
 }
 
-impl SnsApprovalNotifier {
+impl SnsNotifier {
     pub fn new(client: aws_sdk_sns::Client) -> Self {
         Self { client }
     }
 }
 
-impl ApprovalNotifier for SnsApprovalNotifier {
-    async fn notify(&self, topic_arn: &str, email: &ApprovalEmail) -> Result<(), NotifyError> {
+impl TopicNotifier for SnsNotifier {
+    async fn notify(&self, topic_arn: &str, message: &TopicMessage) -> Result<(), NotifyError> {
         let sent = self
             .client
             .publish()
             .topic_arn(topic_arn)
-            .subject(&email.subject)
+            .subject(&message.subject)
             .message_structure("json")
-            .message(&email.message)
+            .message(&message.message)
             .send()
             .await;
         match sent {

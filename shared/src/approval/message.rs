@@ -5,19 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
 use crate::pipeline::{ApprovalNotice, ExecutionId};
-
-/// SNS refuses subjects longer than this.
-pub const MAX_SUBJECT: usize = 100;
-
-/// One approval request, ready for SNS `Publish`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApprovalEmail {
-    pub subject: String,
-    /// The email's body.
-    pub text: String,
-    /// The `Message` for `MessageStructure: json`: `{"default": <facts as JSON>, "email": <text>}`.
-    pub message: String,
-}
+use crate::ports::{TopicMessage, subject_line};
 
 /// Where the request points.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +24,7 @@ pub fn approval_email(
     expires_at: DateTime<Utc>,
     links: Links<'_>,
     now: DateTime<Utc>,
-) -> ApprovalEmail {
+) -> TopicMessage {
     let short: String = notice.commit.chars().take(7).collect();
     let subject = subject_line(&format!("sluice: approval needed for {} at {short}", notice.pipeline));
     let first_line = notice.message.lines().next().unwrap_or("").trim();
@@ -79,7 +67,7 @@ pub fn approval_email(
         }
     });
     let message = json!({ "default": facts.to_string(), "email": text }).to_string();
-    ApprovalEmail { subject, text, message }
+    TopicMessage { subject, text, message }
 }
 
 /// `Branch: main`, `Tag: v1.2`, or the ref as it is.
@@ -104,15 +92,10 @@ pub fn time_left(left: TimeDelta) -> String {
     }
 }
 
-/// A subject SNS accepts: printable ASCII, no line breaks, at most [`MAX_SUBJECT`] characters.
-fn subject_line(text: &str) -> String {
-    let printable: String = text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
-    printable.chars().take(MAX_SUBJECT).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::MAX_SUBJECT;
 
     fn notice() -> ApprovalNotice {
         ApprovalNotice {

@@ -5,6 +5,6 @@ pub mod message;
 pub mod page;
 pub mod token;
 
-pub use message::{ApprovalEmail, Links, approval_email};
+pub use message::{Links, approval_email};
 pub use page::Page;
 pub use token::{LinkToken, RandomError, same_hash};

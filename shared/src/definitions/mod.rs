@@ -73,6 +73,7 @@ pub struct Pipeline {
     pub build: Build,
     pub approval: Option<Approval>,
     pub deploy: DeployTarget,
+    pub notify: Option<Notify>,
 }
 
 /// Which pushes start the pipeline.
@@ -162,6 +163,13 @@ pub struct Approval {
     pub topic_arn: String,
     /// How long a request stays open (5 minutes to 60 days; 7 days unless given).
     pub timeout_secs: u64,
+}
+
+/// Where a run's outcome is announced once it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notify {
+    /// The SNS topic whose subscribers get each run's outcome: a plain-text email, JSON for other protocols.
+    pub topic_arn: String,
 }
 
 /// Where and how the pipeline deploys.

@@ -22,6 +22,7 @@ pub(super) struct RawPipeline {
     pub build: RawBuild,
     pub approval: Option<RawApproval>,
     pub deploy: RawDeploy,
+    pub notify: Option<RawNotify>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +56,12 @@ pub(super) struct RawBuild {
 pub(super) struct RawApproval {
     pub topic: Spanned<String>,
     pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    pub topic: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

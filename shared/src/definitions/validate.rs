@@ -9,7 +9,7 @@ use super::error::{DefinitionError, DefinitionErrors, line_column};
 use super::raw::{RawApproval, RawCheck, RawDeploy, RawFile, RawFilter, RawPipeline, RawSource};
 use super::{
     Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker, DeployTarget, ExecutionMode,
-    GlobFilter, Pipeline, ROLLING_HOOKS, Rolling, Source,
+    GlobFilter, Notify, Pipeline, ROLLING_HOOKS, Rolling, Source,
 };
 
 const MINUTE: u64 = 60;
@@ -184,7 +184,10 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) ->
     }
     let approval = raw.approval.map(|approval| validate_approval(checker, approval));
     let deploy = validate_deploy(checker, raw.deploy);
-    Some(Pipeline { name: name.to_owned(), mode, source, build, approval, deploy })
+    let notify = raw.notify.map(|notify| Notify {
+        topic_arn: checker.text(&notify.topic, "notify.topic", is_sns_topic_arn, "must be an SNS topic ARN"),
+    });
+    Some(Pipeline { name: name.to_owned(), mode, source, build, approval, deploy, notify })
 }
 
 fn validate_source(checker: &mut Checker<'_>, raw: RawSource) -> Source {

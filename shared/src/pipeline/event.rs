@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use chrono::{DateTime, Utc};
 
-use super::state::{ApprovalDecision, Execution, ExecutionId, Plan, SourceFacts};
+use super::state::{ApprovalDecision, Execution, ExecutionId, Plan, SourceFacts, Status};
 use crate::definitions::{DeployTarget, ExecutionMode};
 use crate::events::SluiceEvent;
 
@@ -131,6 +131,9 @@ pub enum Event {
     DeploymentStarted {
         execution_id: ExecutionId,
         deployment_id: String,
+        /// The task definition registered for it (unknown when a retried start found its deployment already made).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task_definition: Option<String>,
     },
     /// A lifecycle hook's checks ran.
     HookCompleted {
@@ -246,6 +249,9 @@ pub enum Effect {
         hook_execution_id: String,
         status: HookStatus,
     },
+    /// Tell the pipeline's notification topic how a run ended. The notification is made from the run's own record
+    /// when it is sent, so that the outbox holds no copy of it.
+    NotifyOutcome { execution_id: ExecutionId, topic_arn: String, outcome: Status },
     /// Put an announcement on the sluice bus, for any subscriber (and as the doorbell of the function that owns the
     /// stage's effect).
     Publish(SluiceEvent),
@@ -264,6 +270,8 @@ pub enum EffectKind {
     StartDeployment,
     /// The hook function.
     ReportHookStatus,
+    /// The notifier.
+    NotifyOutcome,
     /// Any function that moves runs on.
     Publish,
 }
@@ -275,6 +283,7 @@ impl EffectKind {
             EffectKind::RequestApproval => "request_approval",
             EffectKind::StartDeployment => "start_deployment",
             EffectKind::ReportHookStatus => "report_hook_status",
+            EffectKind::NotifyOutcome => "notify_outcome",
             EffectKind::Publish => "publish",
         }
     }
@@ -287,6 +296,7 @@ impl Effect {
             Effect::RequestApproval { .. } => EffectKind::RequestApproval,
             Effect::StartDeployment { .. } => EffectKind::StartDeployment,
             Effect::ReportHookStatus { .. } => EffectKind::ReportHookStatus,
+            Effect::NotifyOutcome { .. } => EffectKind::NotifyOutcome,
             Effect::Publish(_) => EffectKind::Publish,
         }
     }
@@ -297,7 +307,8 @@ impl Effect {
             Effect::StartBuild { execution_id, .. }
             | Effect::RequestApproval { execution_id, .. }
             | Effect::StartDeployment { execution_id, .. }
-            | Effect::ReportHookStatus { execution_id, .. } => Some(execution_id),
+            | Effect::ReportHookStatus { execution_id, .. }
+            | Effect::NotifyOutcome { execution_id, .. } => Some(execution_id),
             Effect::Publish(event) => Some(event.execution_id()),
         }
     }
@@ -317,6 +328,9 @@ impl Effect {
             }
             Effect::ReportHookStatus { deployment_id, hook_execution_id, status, .. } => {
                 format!("report {status:?} for hook {hook_execution_id} of deployment {deployment_id}")
+            }
+            Effect::NotifyOutcome { execution_id, topic_arn, outcome } => {
+                format!("notify {topic_arn} that {execution_id} {}", outcome.name())
             }
             Effect::Publish(event) => format!("publish {} for {}", event.detail_type(), event.execution_id()),
         }

@@ -33,6 +33,8 @@ pub const MAX_HOOK_RESULTS: usize = 10;
 /// How long a stored reason may be, and a hook result's detail.
 pub const MAX_REASON: usize = 1024;
 pub const MAX_HOOK_DETAIL: usize = 256;
+/// How long a recorded ARN may be (ECS task definition ARNs are far shorter).
+pub const MAX_ARN: usize = 512;
 /// How long an approver's name and an approval comment may be.
 pub const MAX_APPROVER: usize = 100;
 pub const MAX_COMMENT: usize = 1000;
@@ -304,11 +306,17 @@ impl Run {
                 self.finish(i, Status::TimedOut, Some(reason));
                 Ok(None)
             }
-            Event::DeploymentStarted { deployment_id, .. } => {
+            Event::DeploymentStarted { deployment_id, task_definition, .. } => {
                 if status != Status::Running(Stage::Deploy) {
                     return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
                 }
-                if self.claim_deployment(i, deployment_id)? { Ok(None) } else { Ok(Some(IgnoreReason::DuplicateEvent)) }
+                if !self.claim_deployment(i, deployment_id)? {
+                    return Ok(Some(IgnoreReason::DuplicateEvent));
+                }
+                if let Some(arn) = task_definition {
+                    self.deploy_mut(i).task_definition = Some(bounded(arn, MAX_ARN));
+                }
+                Ok(None)
             }
             Event::HookCompleted {
                 deployment_id, lifecycle_event, hook_execution_id, passed, detail, millis, ..
@@ -499,6 +507,7 @@ impl Run {
         execution.deploy.get_or_insert_with(|| DeployFacts {
             strategy,
             deployment_id: None,
+            task_definition: None,
             hooks: Vec::new(),
             started_at: now,
             finished_at: None,
@@ -663,6 +672,13 @@ impl Run {
             started_at: execution.created_at,
             finished_at: now,
         })));
+        if let Some(notify) = &execution.plan.notify {
+            self.effects.push(Effect::NotifyOutcome {
+                execution_id: execution.id.clone(),
+                topic_arn: notify.topic_arn.clone(),
+                outcome,
+            });
+        }
         if let Status::Running(stage) = was {
             self.release(stage);
         }

@@ -18,6 +18,8 @@ pub const MAX_ATTEMPTS: u32 = 8;
 pub const MAX_PARKED: usize = 5;
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: TimeDelta = TimeDelta::minutes(15);
+/// Outcome notifications kept waiting per pipeline; past this the oldest is dropped.
+pub const MAX_PENDING_NOTICES: usize = 5;
 /// How long a stored error message may be.
 pub const MAX_ERROR: usize = 1024;
 
@@ -126,9 +128,10 @@ impl PipelineState {
     }
 
     /// Drops the stage effects whose execution no longer holds their stage (a build, an approval request or a
-    /// deployment of a run that was superseded, rejected or ended meanwhile), and the hook answers of deployments
-    /// that have ended: they are moot, and an outbox whose owner is slow or not deployed must not grow with every
-    /// run. Announcements are kept, and so are the hook answers of a deployment still going: they have to go out.
+    /// deployment of a run that was superseded, rejected or ended meanwhile), the hook answers of deployments
+    /// that have ended, and all but the newest [`MAX_PENDING_NOTICES`] outcome notifications: they are moot, and an
+    /// outbox whose owner is slow or not deployed must not grow with every run. Announcements are kept, and so are
+    /// the hook answers of a deployment still going: they have to go out.
     pub fn drop_moot(&mut self) {
         let executions = &self.executions;
         let holds = |id: &ExecutionId, stage: Stage| {
@@ -146,6 +149,14 @@ impl PipelineState {
                     })
             }),
             _ => true,
+        });
+        // The newest few notifications wait for a notifier that is slow or missing; older ones go.
+        let notices = self.pending.iter().filter(|pending| pending.effect.kind() == EffectKind::NotifyOutcome).count();
+        let mut excess = notices.saturating_sub(MAX_PENDING_NOTICES);
+        self.pending.retain(|pending| {
+            let drop = excess > 0 && pending.effect.kind() == EffectKind::NotifyOutcome;
+            excess -= usize::from(drop);
+            !drop
         });
     }
 
@@ -326,6 +337,7 @@ mod tests {
         execution.deploy = Some(crate::pipeline::DeployFacts {
             strategy: "blue_green".into(),
             deployment_id: Some("d-1".into()),
+            task_definition: None,
             hooks: Vec::new(),
             started_at: now(),
             finished_at: None,

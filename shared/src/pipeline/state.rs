@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::event::Effect;
-use crate::definitions::{Approval, Build, DeployTarget, ExecutionMode, Pipeline};
+use crate::definitions::{Approval, Build, DeployTarget, ExecutionMode, Notify, Pipeline};
 
 /// The id of one execution (one run of a pipeline for one commit). Callers mint it; the machine never does.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -98,11 +98,19 @@ pub struct Plan {
     pub build: Build,
     pub approval: Option<Approval>,
     pub deploy: DeployTarget,
+    /// Where the run's outcome is announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
 }
 
 impl From<&Pipeline> for Plan {
     fn from(pipeline: &Pipeline) -> Self {
-        Self { build: pipeline.build.clone(), approval: pipeline.approval.clone(), deploy: pipeline.deploy.clone() }
+        Self {
+            build: pipeline.build.clone(),
+            approval: pipeline.approval.clone(),
+            deploy: pipeline.deploy.clone(),
+            notify: pipeline.notify.clone(),
+        }
     }
 }
 
@@ -193,6 +201,9 @@ pub struct DeployFacts {
     /// `blue_green` or `rolling`.
     pub strategy: String,
     pub deployment_id: Option<String>,
+    /// The task definition the deployment rolls out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<String>,
     pub hooks: Vec<HookResult>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,

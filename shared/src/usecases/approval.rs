@@ -10,7 +10,7 @@ use crate::pipeline::{
     ApprovalDecision, ApprovalNotice, ApprovalStanding, Effect, EffectKind, Event, Execution, MAX_APPROVER,
     MAX_COMMENT, TransitionError,
 };
-use crate::ports::{ApprovalNotifier, EventPublisher, NotifyError, PipelineStore, ReviewSite, approval_link};
+use crate::ports::{EventPublisher, NotifyError, PipelineStore, ReviewSite, TopicNotifier, approval_link};
 use crate::telemetry::Chain;
 use crate::usecases::{EffectError, EffectRunner, Handled, Input, handle};
 
@@ -28,7 +28,7 @@ pub struct ApprovalEffects<P, N, W> {
     pub clock: fn() -> DateTime<Utc>,
 }
 
-impl<P: EventPublisher, N: ApprovalNotifier, W: ReviewSite> ApprovalEffects<P, N, W> {
+impl<P: EventPublisher, N: TopicNotifier, W: ReviewSite> ApprovalEffects<P, N, W> {
     async fn request(&self, effect: &Effect) -> Result<Option<Event>, EffectError> {
         let Effect::RequestApproval { execution_id, topic_arn, expires_at, notice } = effect else {
             return Err(EffectError::permanent(
@@ -52,7 +52,7 @@ impl<P: EventPublisher, N: ApprovalNotifier, W: ReviewSite> ApprovalEffects<P, N
     }
 }
 
-impl<P: EventPublisher, N: ApprovalNotifier, W: ReviewSite> EffectRunner for ApprovalEffects<P, N, W> {
+impl<P: EventPublisher, N: TopicNotifier, W: ReviewSite> EffectRunner for ApprovalEffects<P, N, W> {
     fn kinds(&self) -> &[EffectKind] {
         &[EffectKind::RequestApproval, EffectKind::Publish]
     }

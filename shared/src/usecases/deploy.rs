@@ -26,6 +26,12 @@ pub struct DeployEffects<P, A, T, B, R> {
     pub hooks_function: Option<String>,
 }
 
+/// A deployment under way, and the task definition it rolls out (unknown when a retry found it already created).
+struct Started {
+    deployment_id: String,
+    task_definition: Option<String>,
+}
+
 /// Why a deployment did not start: the run fails with the reason, or the effect is tried again.
 enum NotStarted {
     Fail(String),
@@ -81,7 +87,7 @@ where
         target: &DeployTarget,
         image_uri: Option<&str>,
         artifacts: Option<&str>,
-    ) -> Result<String, NotStarted> {
+    ) -> Result<Started, NotStarted> {
         let image_uri = image_uri.ok_or_else(|| NotStarted::Fail("the build left no image to deploy".into()))?;
         match target {
             DeployTarget::BlueGreen(blue_green) => {
@@ -89,7 +95,7 @@ where
                 let found =
                     self.blue_green.find(&blue_green.application, &blue_green.deployment_group, &marker).await?;
                 if let Some(deployment_id) = found {
-                    return Ok(deployment_id);
+                    return Ok(Started { deployment_id, task_definition: None });
                 }
                 let hook_events = deploy::hook_events(target);
                 let hooks_function = match (&self.hooks_function, hook_events.is_empty()) {
@@ -111,13 +117,16 @@ where
                 let arn = self.task_definitions.register(&definition).await?;
                 let appspec = deploy::appspec(&appspec, &arn, hooks_function, &hook_events)?;
                 let description = deploy::description(&execution_id.0, id);
-                Ok(self.blue_green.create(&deploy::blue_green(blue_green, appspec, description)).await?)
+                let deployment_id =
+                    self.blue_green.create(&deploy::blue_green(blue_green, appspec, description)).await?;
+                Ok(Started { deployment_id, task_definition: Some(arn) })
             }
             DeployTarget::Rolling(rolling) => {
                 let definition =
                     deploy::task_definition(&self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?, image_uri)?;
                 let arn = self.task_definitions.register(&definition).await?;
-                Ok(self.rolling.update(&deploy::rolling(rolling, &arn)).await?)
+                let deployment_id = self.rolling.update(&deploy::rolling(rolling, &arn)).await?;
+                Ok(Started { deployment_id, task_definition: Some(arn) })
             }
         }
     }
@@ -141,9 +150,11 @@ where
             Effect::StartDeployment { execution_id, target, image_uri, artifacts } => {
                 let started = self.start(id, execution_id, target, image_uri.as_deref(), artifacts.as_deref()).await;
                 match started {
-                    Ok(deployment_id) => {
-                        Ok(Some(Event::DeploymentStarted { execution_id: execution_id.clone(), deployment_id }))
-                    }
+                    Ok(Started { deployment_id, task_definition }) => Ok(Some(Event::DeploymentStarted {
+                        execution_id: execution_id.clone(),
+                        deployment_id,
+                        task_definition,
+                    })),
                     Err(NotStarted::Fail(reason)) => Ok(Some(Event::DeploymentFailed {
                         execution_id: execution_id.clone(),
                         deployment_id: None,

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tracing::{debug, error, instrument, warn};
+use tracing::{debug, error, info, instrument, warn};
 
 use crate::definitions::ExecutionMode;
 use crate::pipeline::{
@@ -224,6 +224,46 @@ pub async fn flush<S: PipelineStore, R: EffectRunner>(
     flush_from(store, runner, pipeline, stored, &invocation(), now).await
 }
 
+/// A doorbell could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum DoorbellError {
+    #[error("not an event of the sluice bus: it names no pipeline (detail.pipeline)")]
+    Unrecognised,
+    #[error("the due effects of pipeline {pipeline} were not carried out yet")]
+    Flush {
+        pipeline: String,
+        #[source]
+        source: HandleError,
+    },
+}
+
+/// Answers a doorbell: an event of the sluice bus that names a pipeline (`Deployment Requested`, `Execution
+/// Finished`, `Effects Due`, ...) wakes the function that owns the effects it announces, which carries out those of
+/// the pipeline that are due. Returns the pipeline.
+pub async fn answer_doorbell<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    event: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<String, DoorbellError> {
+    let Some(pipeline) = event.pointer("/detail/pipeline").and_then(serde_json::Value::as_str) else {
+        warn!(event = %crate::telemetry::excerpt(event), "not an event of the sluice bus; ignored");
+        return Err(DoorbellError::Unrecognised);
+    };
+    let kinds: Vec<&str> = runner.kinds().iter().map(|kind| kind.name()).collect();
+    match flush(store, runner, pipeline, now).await {
+        Ok(()) => {
+            info!(pipeline, ?kinds, "due effects carried out");
+            Ok(pipeline.to_owned())
+        }
+        Err(source) => {
+            let error = DoorbellError::Flush { pipeline: pipeline.to_owned(), source };
+            warn!(error = %Chain(&error), ?kinds, "due effects not carried out yet");
+            Err(error)
+        }
+    }
+}
+
 /// As [`flush`], from a state already read.
 async fn flush_from<S: PipelineStore, R: EffectRunner>(
     store: &S,
@@ -373,6 +413,7 @@ mod deploy;
 mod deploy_events;
 mod effects;
 mod hooks;
+mod notify;
 mod reconcile;
 mod secrets;
 mod webhook;
@@ -386,6 +427,7 @@ pub use deploy_events::{
 };
 pub use effects::{Announcer, StageEffects};
 pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, answer_hook};
+pub use notify::NotifyEffects;
 pub use reconcile::{QUIET_FOR, Reconciled, reconcile};
 pub use secrets::{REREAD_AFTER, WebhookKeys};
 pub use webhook::{Delivery, MAX_BODY, MAX_MESSAGE, Reply, Webhook, receive_webhook};

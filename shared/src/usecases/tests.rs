@@ -36,6 +36,7 @@ fn kinds(runner: &RecordingRunner) -> Vec<String> {
             Effect::RequestApproval { execution_id, .. } => format!("request_approval {execution_id}"),
             Effect::StartDeployment { execution_id, .. } => format!("start_deployment {execution_id}"),
             Effect::ReportHookStatus { hook_execution_id, .. } => format!("report_hook {hook_execution_id}"),
+            Effect::NotifyOutcome { execution_id, .. } => format!("notify_outcome {execution_id}"),
             Effect::Publish(event) => format!("publish {}", event.detail_type()),
         })
         .collect()
@@ -281,4 +282,71 @@ async fn a_write_that_loses_a_race_is_decided_again_on_the_new_state() {
     assert!(
         matches!(&runner.ran()[0].1, Effect::Publish(SluiceEvent::ExecutionStarted(s)) if s.execution_id.0 == "e1")
     );
+}
+
+/// A rejected run of a pipeline whose outcomes go to topic `outcomes`, in `store`.
+async fn rejected_run_with_a_notification(store: &InMemoryStore) {
+    let runner = RecordingRunner::new();
+    let mut pushed = crate::testing::push("e1", ExecutionMode::Superseded, true);
+    if let Event::Triggered { plan, .. } = &mut pushed {
+        plan.notify =
+            Some(crate::definitions::Notify { topic_arn: "arn:aws:sns:eu-west-1:123456789012:outcomes".into() });
+    }
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("e1"),
+        build_id: "build-e1".into(),
+        outputs: crate::pipeline::BuildOutputs { image_uri: "web:e1".into(), artifacts: None },
+    };
+    let rejected = Event::ApprovalDecided {
+        execution_id: ExecutionId::from("e1"),
+        decision: crate::pipeline::ApprovalDecision::Rejected,
+        approver: "Jane".into(),
+        comment: Some("not on a Friday".into()),
+        token_hash: None,
+        source_ip: None,
+        user_agent: None,
+    };
+    for event in [&pushed, &built, &rejected] {
+        handle(store, &runner, input(event, None)).await.expect("handled");
+    }
+}
+
+#[tokio::test]
+async fn the_notifier_tells_the_pipelines_topic_how_a_run_ended_once_and_leaves_nothing_pending() {
+    // GIVEN a run rejected by a person, whose pipeline notifies a topic
+    let store = std::sync::Arc::new(InMemoryStore::new());
+    rejected_run_with_a_notification(&store).await;
+    let pending = stored(&store).await.pending;
+    assert_eq!(pending.iter().filter(|p| p.effect.kind() == EffectKind::NotifyOutcome).count(), 1);
+    // WHEN the notifier flushes the pipeline, twice (a redelivered Execution Finished)
+    let notifier = crate::testing::RecordingNotifier::new();
+    let effects = NotifyEffects { store: store.clone(), notifier, region: "eu-west-1".into() };
+    flush(&store, &effects, "web", now()).await.expect("flushed");
+    flush(&store, &effects, "web", now()).await.expect("flushed");
+    // THEN one message went to the topic, saying who rejected it and why
+    let sent = effects.notifier.sent();
+    assert_eq!(sent.len(), 1);
+    let (topic, message) = &sent[0];
+    assert_eq!(topic, "arn:aws:sns:eu-west-1:123456789012:outcomes");
+    assert_eq!(message.subject, "sluice: web sha-e1 rejected");
+    assert!(message.text.contains("rejected by Jane: \"not on a Friday\""), "{}", message.text);
+    // AND the outbox holds no notification any more
+    assert!(stored(&store).await.pending.iter().all(|p| p.effect.kind() != EffectKind::NotifyOutcome));
+}
+
+#[tokio::test]
+async fn a_topic_that_refuses_the_notification_parks_it_with_the_reason() {
+    // GIVEN a run that ended, and a topic that does not exist
+    let store = std::sync::Arc::new(InMemoryStore::new());
+    rejected_run_with_a_notification(&store).await;
+    let notifier = crate::testing::RecordingNotifier::new();
+    notifier.refuse_next(1);
+    let effects = NotifyEffects { store: store.clone(), notifier, region: "eu-west-1".into() };
+    // WHEN the notifier tries
+    flush(&store, &effects, "web", now()).await.expect("flushed");
+    // THEN the notification is parked for an operator, with SNS's words
+    let state = stored(&store).await;
+    assert_eq!(state.parked.len(), 1);
+    assert_eq!(state.parked[0].effect.kind(), EffectKind::NotifyOutcome);
+    assert!(state.parked[0].error.contains("Topic does not exist"), "{}", state.parked[0].error);
 }

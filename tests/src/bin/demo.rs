@@ -9,8 +9,8 @@
 //! the task definition (ECS sandbox) and starts the CodeDeploy blue/green deployment (CodeDeploy sandbox), which
 //! invokes sluice's hooks function at each checked lifecycle hook; its checks hit the sandbox's sample app through
 //! the load balancer's test listener. deploy-events ends the run on CodeDeploy's word. `make demo SCENARIO=rollback`
-//! deploys a replacement whose health check fails: the hook answers Failed and CodeDeploy rolls back. The demo
-//! plays only GitHub (signed pushes over HTTP).
+//! deploys a replacement whose health check fails: the hook answers Failed and CodeDeploy rolls back. The notifier
+//! tells the pipeline's topic how the run ended. The demo plays only GitHub (signed pushes over HTTP).
 
 #![recursion_limit = "256"]
 
@@ -65,8 +65,11 @@ async fn main() -> Result<()> {
 
     // Pipelines, as `sluice publish infra/pipelines.example.toml` publishes them.
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let outcomes = stack.sns.create_topic().name("web-deploys").send().await?;
+    let outcomes = outcomes.topic_arn().context("moto returned no topic ARN")?.to_owned();
     let text = std::fs::read_to_string(workspace_root().join("infra/pipelines.example.toml"))?
         .replace("arn:aws:sns:eu-west-1:123456789012:web-approvals", &stack.approval_topic)
+        .replace("arn:aws:sns:eu-west-1:123456789012:web-deploys", &outcomes)
         .replace("http://web-test.internal:8080", &sample.test.url)
         // The demo's clock is compressed: a check retried 5 s later is retried 1 s later.
         .replace("interval = \"5s\"", "interval = \"1s\"");
@@ -105,7 +108,7 @@ async fn main() -> Result<()> {
         duration: Duration::from_millis(300),
     })
     .await?;
-    ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:1", Rollout::Healthy);
+    ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", Rollout::Healthy);
     // Every sluice client speaks to moto, but CodeBuild's, CodeDeploy's and ECS's, which speak to the sandbox: as
     // AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_CODEBUILD (and so on) would set them on a laptop.
     let aws = sluice_integration::aws_config_with(
@@ -198,9 +201,21 @@ async fn main() -> Result<()> {
             let app = Arc::clone(&events_app);
             async move { deploy_events::handler::on_event(&app, &event, chrono::Utc::now()).await }
         });
+    // The notifier, on Execution Finished: the run's outcome to the pipeline's notify.topic.
+    let notifier_config = notifier::handler::Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        _ => None,
+    })?;
+    let notifier_app = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config));
+    let _notifier = pump(stack.sqs.clone(), stack.queue("ExecutionFinishedRule")?.to_owned(), move |event: Value| {
+        let app = Arc::clone(&notifier_app);
+        async move { notifier::handler::on_event(&app, &event, chrono::Utc::now()).await }
+    });
     println!("  deployer       fed by DeploymentRequestedRule");
     println!("  hooks          {HOOKS}, invoked by CodeDeploy at each checked lifecycle hook");
-    println!("  deploy-events  fed by DeploymentStateChangeRule\n");
+    println!("  deploy-events  fed by DeploymentStateChangeRule");
+    println!("  notifier       fed by ExecutionFinishedRule, tells {outcomes}\n");
 
     println!("GitHub (played by the demo) delivers a signed push of acme/web main:");
     let signature = sign(SECRET, PUSH);
@@ -300,9 +315,12 @@ async fn main() -> Result<()> {
         run.status,
         run.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
     );
-    let finished = stack.receive(stack.queue("ExecutionFinishedRule")?, 1, Duration::from_secs(10)).await?;
-    let outcome = finished.first().and_then(|m| m["detail"]["outcome"].as_str()).unwrap_or("?").to_owned();
-    println!("  ExecutionFinishedRule received: Execution Finished ({outcome})");
+    let (subject, text) = wait_for_email(&outcomes).await?;
+    println!("\nThe notifier told the pipeline's topic how the run ended (SNS, as moto recorded it):");
+    println!("  Subject: {subject}");
+    for line in text.lines() {
+        println!("  | {line}");
+    }
     let expected = if rollback { Status::RolledBack } else { Status::Succeeded };
 
     println!("\nHistory of web, newest first (DynamoDB, index `history`):");
@@ -326,7 +344,7 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// The first approval email SNS recorded on `topic`: subject and text.
+/// The first email SNS recorded on `topic`: subject and text.
 async fn wait_for_email(topic: &str) -> Result<(String, String)> {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -336,7 +354,7 @@ async fn wait_for_email(topic: &str) -> Result<(String, String)> {
             return Ok((subject.unwrap_or_default(), text));
         }
         if std::time::Instant::now() > deadline {
-            anyhow::bail!("no approval email was published within 30 s");
+            anyhow::bail!("nothing was published to {topic} within 30 s");
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

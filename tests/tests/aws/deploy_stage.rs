@@ -33,6 +33,8 @@ struct World {
     codedeploy: CodeDeploySandbox,
     _ecs: EcsSandbox,
     aws: aws_config::SdkConfig,
+    /// The pipeline's notification topic, which the notifier tells each outcome.
+    outcomes: String,
     _pumps: Vec<Pump>,
 }
 
@@ -78,6 +80,11 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
     let config = deployer::handler::Config { common: common.clone(), hooks_function: Some(HOOKS.into()) };
     let deployer = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &config));
     let deploy_events = Arc::new(deploy_events::handler::AwsApp::from_aws(&aws, &common));
+    // The notifier, fed by ExecutionFinishedRule, tells the pipeline's topic.
+    let topic = stack.sns.create_topic().name(sluice_integration::unique("outcomes")).send().await?;
+    let outcomes = topic.topic_arn().context("a topic ARN")?.to_owned();
+    let notifier_config = notifier::handler::Config { common: common.clone(), region: "us-east-1".into() };
+    let notifier = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config));
     let pumps = vec![
         pump(stack.sqs.clone(), stack.queue("DeploymentRequestedRule")?.to_owned(), move |event: Value| {
             let app = Arc::clone(&deployer);
@@ -87,8 +94,12 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
             let app = Arc::clone(&deploy_events);
             async move { deploy_events::handler::on_event(&app, &event, chrono::Utc::now()).await }
         }),
+        pump(stack.sqs.clone(), stack.queue("ExecutionFinishedRule")?.to_owned(), move |event: Value| {
+            let app = Arc::clone(&notifier);
+            async move { notifier::handler::on_event(&app, &event, chrono::Utc::now()).await }
+        }),
     ];
-    Ok(World { stack, store, app, codedeploy, _ecs: ecs, aws, _pumps: pumps })
+    Ok(World { stack, store, app, codedeploy, _ecs: ecs, aws, outcomes, _pumps: pumps })
 }
 
 impl World {
@@ -98,7 +109,7 @@ impl World {
         // The build stage's own effects are not this test's: only StartBuild is taken (and dropped).
         let builds = RecordingRunner::owning(&[EffectKind::StartBuild]);
         let files = [("taskdef.json", TASKDEF), ("appspec.yaml", APPSPEC)];
-        built_run(&self.stack, &self.store, &builds, target, &files, IMAGE).await?;
+        built_run(&self.stack, &self.store, &builds, target, Some(&self.outcomes), &files, IMAGE).await?;
         let announcer = Announcer {
             publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&self.aws), &self.stack.bus),
         };
@@ -106,7 +117,7 @@ impl World {
         Ok(())
     }
 
-    /// The run once it has ended and its announcements went out (within 30 s).
+    /// The run once it has ended and its announcements and notification went out (within 30 s).
     async fn finished(&self) -> Result<Execution> {
         for _ in 0..300 {
             let run = self.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
@@ -118,6 +129,23 @@ impl World {
         }
         let run = self.store.execution(&ExecutionId::from("web-1")).await?;
         anyhow::bail!("the run did not finish within 30 s: {run:#?}")
+    }
+}
+
+impl World {
+    /// The one notification the pipeline's topic got (its subject and the email subscribers' text), within 10 s.
+    async fn notification(&self) -> Result<(String, String)> {
+        for _ in 0..100 {
+            let sent = sluice_integration::sns_messages(&self.outcomes).await?;
+            if let Some((subject, message)) = sent.first() {
+                anyhow::ensure!(sent.len() == 1, "one notification per run, not {}", sent.len());
+                let message: Value = serde_json::from_str(message).context("a JSON message")?;
+                let email = message["email"].as_str().context("an email form")?.to_owned();
+                return Ok((subject.clone().unwrap_or_default(), email));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("no notification reached {}", self.outcomes)
     }
 }
 
@@ -176,9 +204,18 @@ async fn a_blue_green_run_passes_its_checks_at_all_five_hooks_shifts_traffic_and
     assert!(lifecycle.iter().all(|(_, status)| status == "Succeeded"), "{lifecycle:?}");
     assert_eq!(world.codedeploy.traffic(&deployment_id).last(), Some(&100));
     assert_eq!(world.app.production.routed(), "green");
-    // The end of the run was announced.
-    let finished = world.stack.receive(world.stack.queue("ExecutionFinishedRule")?, 1, Duration::from_secs(10)).await?;
-    assert_eq!(finished[0]["detail"]["outcome"], "succeeded");
+    // The notifier told the pipeline's topic what shipped, and how each hook's checks went.
+    let (subject, email) = world.notification().await?;
+    assert_eq!(subject, "sluice: web sha-web succeeded");
+    assert!(email.starts_with(&format!("Pipeline web shipped {IMAGE}.")), "{email}");
+    assert!(
+        email.contains("Task definition: arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:"),
+        "{email}"
+    );
+    assert!(email.contains(&format!("Deployment:      {deployment_id} (blue/green)")), "{email}");
+    for hook in ALL_HOOKS {
+        assert!(email.contains(&format!("  {hook:<22} passed in ")), "{hook} in {email}");
+    }
     Ok(())
 }
 
@@ -204,6 +241,13 @@ async fn a_failing_before_allow_traffic_check_is_answered_failed_and_the_rollbac
     assert_eq!(world.app.production.routed(), "blue");
     let lifecycle = world.codedeploy.lifecycle(deploy.deployment_id.as_deref().unwrap_or_default());
     assert!(lifecycle.contains(&("BeforeAllowTraffic".into(), "Failed".into())), "{lifecycle:?}");
+    // The notification says it was rolled back, names the check and what it got, and what serves now.
+    let (subject, email) = world.notification().await?;
+    assert_eq!(subject, "sluice: web sha-web rolled back");
+    assert!(email.contains("Why: the BeforeAllowTraffic checks failed (0/1 passed: #2 GET http://"), "{email}");
+    assert!(email.contains("answered 503, expected 200"), "{email}");
+    assert!(email.contains("Rolled back: CodeDeploy sent production traffic back to the original task set."));
+    assert!(email.contains("  BeforeAllowTraffic     FAILED in "), "{email}");
     Ok(())
 }
 
@@ -296,5 +340,9 @@ async fn a_rolling_run_whose_tasks_fail_trips_the_circuit_breaker_and_ends_rolle
         reason,
         "ECS failed the deployment and rolled it back: ECS deployment circuit breaker: tasks failed to start."
     );
+    let (subject, email) = world.notification().await?;
+    assert_eq!(subject, "sluice: web sha-web rolled back");
+    assert!(email.contains("Rolled back: ECS put the service back on its previous task definition."), "{email}");
+    assert!(email.contains("(rolling)"), "{email}");
     Ok(())
 }

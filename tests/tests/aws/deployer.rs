@@ -82,7 +82,8 @@ async fn deploying(target: DeployTarget, taskdef: &str) -> Result<World> {
         }
     }
     let runner = RecordingRunner::owning(&[EffectKind::StartBuild, EffectKind::Publish]);
-    built_run(&stack, &store, &runner, target, &[("taskdef.json", taskdef), ("appspec.yaml", APPSPEC)], IMAGE).await?;
+    built_run(&stack, &store, &runner, target, None, &[("taskdef.json", taskdef), ("appspec.yaml", APPSPEC)], IMAGE)
+        .await?;
     let config = Config::from_lookup(|name| match name {
         "SLUICE_TABLE" => Some(stack.table.clone()),
         "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
@@ -126,7 +127,11 @@ async fn a_blue_green_run_registers_its_image_and_codedeploy_calls_sluices_hooks
     // The run records the deployment CodeDeploy created, and the effect is done.
     let run = world.run().await?;
     assert_eq!(run.status, Status::Running(Stage::Deploy));
-    let deployment_id = run.deploy.and_then(|d| d.deployment_id).context("a deployment id")?;
+    let deploy = run.deploy.context("deploy facts")?;
+    let deployment_id = deploy.deployment_id.context("a deployment id")?;
+    // ... and the task definition it registered for it.
+    let registered = deploy.task_definition.context("the task definition")?;
+    assert!(registered.contains(":task-definition/sample-app:"), "{registered}");
     let state = world.store.load("web").await?.context("state")?.value;
     assert!(state.pending.iter().all(|p| p.effect.kind() != EffectKind::StartDeployment));
     let info = world.codedeploy.get_deployment().deployment_id(&deployment_id).send().await?;
@@ -163,7 +168,9 @@ async fn a_blue_green_run_registers_its_image_and_codedeploy_calls_sluices_hooks
         again,
         Some(Event::DeploymentStarted {
             execution_id: ExecutionId::from("web-1"),
-            deployment_id: deployment_id.clone()
+            deployment_id: deployment_id.clone(),
+            // Found by its description: the task definition it rolls out was recorded by the first attempt.
+            task_definition: None,
         })
     );
     let listed =

@@ -62,7 +62,11 @@ fn approved(execution: &str) -> Event {
 }
 
 fn deployment_started(execution: &str) -> Event {
-    Event::DeploymentStarted { execution_id: id(execution), deployment_id: format!("d-{execution}") }
+    Event::DeploymentStarted {
+        execution_id: id(execution),
+        deployment_id: format!("d-{execution}"),
+        task_definition: Some(format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:{execution}")),
+    }
 }
 
 fn hook(execution: &str, hook_id: &str, passed: bool) -> Event {
@@ -124,6 +128,7 @@ fn names(effects: &[Effect]) -> Vec<String> {
             Effect::Publish(SluiceEvent::ExecutionFinished(finished)) => {
                 format!("publish(Execution Finished {} {})", finished.execution_id, finished.outcome)
             }
+            Effect::NotifyOutcome { execution_id, outcome, .. } => format!("notify({execution_id} {})", outcome.name()),
             Effect::Publish(event) => format!("publish({} {})", event.detail_type(), event.execution_id()),
         })
         .collect()
@@ -234,6 +239,68 @@ fn a_failing_hook_is_reported_failed_and_the_rollback_ends_the_run_rolled_back()
         reason.as_deref(),
         Some("the BeforeAllowTraffic checks failed (no detail); BeforeAllowTraffic check failed")
     );
+}
+
+/// `push`, for a pipeline whose outcomes go to topic `outcomes`.
+fn notified_push(execution: &str) -> Event {
+    let mut event = push(execution);
+    if let Event::Triggered { plan, .. } = &mut event {
+        plan.notify =
+            Some(crate::definitions::Notify { topic_arn: "arn:aws:sns:eu-west-1:123456789012:outcomes".into() });
+    }
+    event
+}
+
+#[test]
+fn a_run_of_a_pipeline_with_a_notification_topic_reports_its_outcome_there_with_what_shipped_and_each_stage() {
+    // GIVEN a pipeline that notifies, and a run of it deploying, one hook passed
+    let state = given(&[
+        notified_push("e1"),
+        build_succeeded("e1"),
+        approved("e1"),
+        deployment_started("e1"),
+        hook("e1", "h1", true),
+    ]);
+    // WHEN the deployment succeeds
+    let (state, effects) = apply(&state, &deployed("e1"), at(5));
+    // THEN the run's end is announced and its notification goes to the topic
+    assert_eq!(names(&effects), ["publish(Execution Finished e1 succeeded)", "notify(e1 succeeded)"]);
+    let Some(Effect::NotifyOutcome { topic_arn, .. }) = effects.last() else { panic!("no notification") };
+    assert_eq!(topic_arn, "arn:aws:sns:eu-west-1:123456789012:outcomes");
+    // AND the run it reports on knows what shipped, each stage's start and end, and the hooks
+    let execution = state.execution(&id("e1")).expect("the run is kept");
+    let report = crate::outcome::OutcomeReport::of(execution);
+    assert_eq!(report.image_uri.as_deref(), Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:e1"));
+    assert_eq!(report.task_definition.as_deref(), Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:e1"));
+    assert_eq!(report.deployment_id.as_deref(), Some("d-e1"));
+    let stages: Vec<_> = report.stages.iter().map(|s| (s.stage, s.started_at, s.finished_at)).collect();
+    assert_eq!(
+        stages,
+        [
+            (Stage::Build, at(0), Some(at(1))),
+            (Stage::Approval, at(1), Some(at(2))),
+            (Stage::Deploy, at(2), Some(at(5))),
+        ]
+    );
+    assert_eq!(report.hooks.len(), 1);
+    assert_eq!(report.decision, Some(ApprovalDecision::Approved));
+    assert_eq!((report.started_at, report.finished_at), (at(0), at(5)));
+}
+
+#[test]
+fn every_way_a_run_ends_is_notified_and_a_pipeline_without_a_topic_notifies_nobody() {
+    // GIVEN runs of a notifying pipeline: one rejected, one superseded while it waited for its approval
+    let state = given(&[notified_push("e1"), build_succeeded("e1")]);
+    let (_, effects) = apply(&state, &decided("e1", ApprovalDecision::Rejected), at(5));
+    let announced = names(&effects);
+    assert_eq!(announced[1..], ["publish(Execution Finished e1 rejected)", "notify(e1 rejected)"]);
+    let state = given(&[notified_push("e1"), notified_push("e2"), build_succeeded("e1")]);
+    let (_, effects) = apply(&state, &build_succeeded("e2"), at(5));
+    assert!(names(&effects).contains(&"notify(e1 superseded)".to_owned()), "{:?}", names(&effects));
+    // AND a pipeline without one sends no notification when a run ends
+    let state = given(&[push("e1"), build_succeeded("e1")]);
+    let (_, effects) = apply(&state, &decided("e1", ApprovalDecision::Rejected), at(5));
+    assert!(!names(&effects).iter().any(|name| name.starts_with("notify")), "{:?}", names(&effects));
 }
 
 #[test]

@@ -1,0 +1,438 @@
+//! The notification of a run's end as SNS delivers it: a plain-text email (what shipped, or why not and what was
+//! rolled back; each stage's time; the hooks' checks) and a JSON document of the same facts for other subscribers
+//! (`MessageStructure: json`). Pure.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::approval::message::ref_label;
+use crate::pipeline::{ApprovalDecision, Execution, ExecutionId, HookResult, Stage, Status};
+use crate::ports::{TopicMessage, subject_line};
+
+/// What the notification of a run's end says: what shipped or why not, each stage's time, the hooks' checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeReport {
+    pub pipeline: String,
+    pub outcome: Status,
+    /// Why it ended so (every outcome but success).
+    pub reason: Option<String>,
+    pub repository: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub commit: String,
+    /// The first line of the head commit's message.
+    pub message: String,
+    pub pusher: String,
+    pub compare_url: String,
+    pub build_id: Option<String>,
+    pub image_uri: Option<String>,
+    /// `blue_green` or `rolling`, once the run reached its deploy stage.
+    pub strategy: Option<String>,
+    pub deployment_id: Option<String>,
+    pub task_definition: Option<String>,
+    /// The approval's decision, by whom, with what comment.
+    pub decision: Option<ApprovalDecision>,
+    pub approver: Option<String>,
+    pub comment: Option<String>,
+    /// The stages the run entered, in order, each with its start and (if it got there) end.
+    pub stages: Vec<StageTime>,
+    /// The lifecycle hooks of its deployment, in the order they ran.
+    pub hooks: Vec<HookResult>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// When a run entered a stage and when it left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageTime {
+    pub stage: Stage,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl OutcomeReport {
+    /// The report of `execution`, which has just ended.
+    pub fn of(execution: &Execution) -> Self {
+        let build = execution.build.as_ref();
+        let approval = execution.approval.as_ref();
+        let deploy = execution.deploy.as_ref();
+        let finished_at = execution.finished_at.unwrap_or(execution.updated_at);
+        let mut stages = Vec::new();
+        if let Some(build) = build {
+            stages.push(StageTime {
+                stage: Stage::Build,
+                started_at: build.started_at,
+                finished_at: build.finished_at,
+            });
+        }
+        if let Some(approval) = approval {
+            let decided = approval.decided_at.or((execution.status == Status::TimedOut).then_some(finished_at));
+            stages.push(StageTime { stage: Stage::Approval, started_at: approval.requested_at, finished_at: decided });
+        }
+        if let Some(deploy) = deploy {
+            stages.push(StageTime {
+                stage: Stage::Deploy,
+                started_at: deploy.started_at,
+                finished_at: deploy.finished_at,
+            });
+        }
+        Self {
+            pipeline: execution.pipeline.clone(),
+            outcome: execution.status,
+            reason: execution.reason.clone(),
+            repository: execution.source.repository.clone(),
+            git_ref: execution.source.git_ref.clone(),
+            commit: execution.source.commit.clone(),
+            message: execution.source.message.lines().next().unwrap_or("").trim().to_owned(),
+            pusher: execution.source.pusher.clone(),
+            compare_url: execution.source.compare_url.clone(),
+            build_id: build.and_then(|build| build.build_id.clone()),
+            image_uri: build.and_then(|build| build.image_uri.clone()),
+            strategy: deploy.map(|deploy| deploy.strategy.clone()),
+            deployment_id: deploy.and_then(|deploy| deploy.deployment_id.clone()),
+            task_definition: deploy.and_then(|deploy| deploy.task_definition.clone()),
+            decision: approval.and_then(|approval| approval.decision),
+            approver: approval.and_then(|approval| approval.approver.clone()),
+            comment: approval.and_then(|approval| approval.comment.clone()),
+            stages,
+            hooks: deploy.map(|deploy| deploy.hooks.clone()).unwrap_or_default(),
+            started_at: execution.created_at,
+            finished_at,
+        }
+    }
+}
+
+/// The notification that `execution` ended as `report` says.
+pub fn outcome_message(execution: &ExecutionId, report: &OutcomeReport, region: &str) -> TopicMessage {
+    let short: String = report.commit.chars().take(7).collect();
+    let words = outcome_words(report.outcome);
+    let subject = subject_line(&format!("sluice: {} {short} {words}", report.pipeline));
+    let mut text = format!("{}\n\n", headline(report));
+    let mut line = |label: &str, value: &str| {
+        if !value.is_empty() {
+            text.push_str(&format!("{label:<16} {value}\n"));
+        }
+    };
+    line("Repository:", &report.repository);
+    line(ref_label(&report.git_ref).0, ref_label(&report.git_ref).1);
+    line("Commit:", &format!("{} {}", report.commit.chars().take(12).collect::<String>(), report.message));
+    line("Pushed by:", &report.pusher);
+    line("Changes:", &report.compare_url);
+    line("Build:", report.build_id.as_deref().unwrap_or(""));
+    line("Image:", report.image_uri.as_deref().unwrap_or(""));
+    line("Task definition:", report.task_definition.as_deref().unwrap_or(""));
+    let deployment = match (&report.deployment_id, &report.strategy) {
+        (Some(id), Some(strategy)) => format!("{id} ({})", strategy.replace('_', "/")),
+        (Some(id), None) => id.clone(),
+        (None, _) => String::new(),
+    };
+    line("Deployment:", &deployment);
+    line("Run:", &execution.0);
+    if let Some(reason) = &report.reason {
+        text.push_str(&format!("\nWhy: {reason}\n"));
+    }
+    if let Some(rolled_back) = rolled_back(report) {
+        text.push_str(&format!("Rolled back: {rolled_back}\n"));
+    }
+    text.push_str("\nStages:\n");
+    for stage in &report.stages {
+        let took = stage.finished_at.map_or_else(|| "did not finish".to_owned(), |end| span(end - stage.started_at));
+        let note = match stage.stage {
+            Stage::Approval => decision_note(report),
+            _ => String::new(),
+        };
+        text.push_str(&format!("  {:<10} {took}{note}\n", stage.stage.to_string()));
+    }
+    text.push_str(&format!("  {:<10} {}\n", "total", span(report.finished_at - report.started_at)));
+    if !report.hooks.is_empty() {
+        text.push_str("\nLifecycle hooks:\n");
+        for hook in &report.hooks {
+            let verdict = if hook.passed { "passed" } else { "FAILED" };
+            let took =
+                hook.millis.map(|ms| format!(" in {}", span(TimeDelta::milliseconds(clamp(ms))))).unwrap_or_default();
+            text.push_str(&format!("  {:<22} {verdict}{took}\n", hook.lifecycle_event));
+            if let Some(detail) = &hook.detail {
+                text.push_str(&format!("    {detail}\n"));
+            }
+        }
+    }
+    let facts = json!({
+        "region": region,
+        "outcome": {
+            "pipelineName": report.pipeline,
+            "executionId": execution.0,
+            "outcome": report.outcome.name(),
+            "reason": report.reason,
+            "rolledBack": report.outcome == Status::RolledBack,
+            "repository": report.repository,
+            "ref": report.git_ref,
+            "commit": report.commit,
+            "message": report.message,
+            "pusher": report.pusher,
+            "compareUrl": report.compare_url,
+            "buildId": report.build_id,
+            "imageUri": report.image_uri,
+            "taskDefinition": report.task_definition,
+            "deploymentId": report.deployment_id,
+            "strategy": report.strategy,
+            "approval": report.decision.map(|decision| json!({
+                "decision": decision.name(),
+                "approver": report.approver,
+                "comment": report.comment,
+            })),
+            "stages": report.stages.iter().map(|stage| json!({
+                "stage": stage.stage,
+                "started": stage.started_at.to_rfc3339(),
+                "finished": stage.finished_at.map(|at| at.to_rfc3339()),
+                "seconds": stage.finished_at.map(|end| (end - stage.started_at).num_milliseconds() as f64 / 1000.0),
+            })).collect::<Vec<_>>(),
+            "hooks": report.hooks.iter().map(|hook| json!({
+                "lifecycleEvent": hook.lifecycle_event,
+                "passed": hook.passed,
+                "detail": hook.detail,
+                "millis": hook.millis,
+            })).collect::<Vec<_>>(),
+            "started": report.started_at.to_rfc3339(),
+            "finished": report.finished_at.to_rfc3339(),
+        }
+    });
+    let message = json!({ "default": facts.to_string(), "email": text }).to_string();
+    TopicMessage { subject, text, message }
+}
+
+/// `succeeded`, `rolled back`, ...: the outcome as a subject says it.
+fn outcome_words(outcome: Status) -> String {
+    outcome.name().replace('_', " ")
+}
+
+/// The first line: what happened, in a sentence.
+fn headline(report: &OutcomeReport) -> String {
+    let pipeline = &report.pipeline;
+    match report.outcome {
+        Status::Succeeded => match &report.image_uri {
+            Some(image) => format!("Pipeline {pipeline} shipped {image}."),
+            None => format!("A run of pipeline {pipeline} succeeded."),
+        },
+        Status::RolledBack => format!("A run of pipeline {pipeline} was rolled back: the new version is not serving."),
+        Status::Failed => format!("A run of pipeline {pipeline} failed."),
+        Status::Rejected => format!("A run of pipeline {pipeline} was rejected."),
+        Status::Superseded => format!("A run of pipeline {pipeline} was superseded by a newer one."),
+        Status::TimedOut => format!("A run of pipeline {pipeline} timed out."),
+        Status::Skipped => format!("A push to pipeline {pipeline} was skipped."),
+        Status::Waiting(_) | Status::Running(_) => format!("A run of pipeline {pipeline} is {}.", report.outcome),
+    }
+}
+
+/// What a rolled-back or failed deployment left serving, when it got as far as deploying.
+fn rolled_back(report: &OutcomeReport) -> Option<String> {
+    let deployed = report.deployment_id.is_some();
+    match report.outcome {
+        Status::RolledBack => Some(match report.strategy.as_deref() {
+            Some("rolling") => "ECS put the service back on its previous task definition.".to_owned(),
+            _ => "CodeDeploy sent production traffic back to the original task set.".to_owned(),
+        }),
+        Status::Failed if deployed => Some("nothing: the deployment did not roll back on its own.".to_owned()),
+        _ => None,
+    }
+}
+
+/// ` (approved by jane: "ship it")` after the approval stage's time.
+fn decision_note(report: &OutcomeReport) -> String {
+    let Some(decision) = report.decision else { return String::new() };
+    let by = report.approver.as_deref().map(|approver| format!(" by {approver}")).unwrap_or_default();
+    let comment = report.comment.as_deref().map(|comment| format!(": \"{comment}\"")).unwrap_or_default();
+    format!("  {}{by}{comment}", decision.name())
+}
+
+fn clamp(millis: u64) -> i64 {
+    i64::try_from(millis).unwrap_or(i64::MAX).min(TimeDelta::days(365).num_milliseconds())
+}
+
+/// `850 ms`, `1.9s`, `12s`, `3m 05s`, `2h 10m`, `3d 4h`: a duration as people read it (rounded down).
+pub fn span(delta: TimeDelta) -> String {
+    let ms = delta.num_milliseconds().max(0);
+    let s = ms / 1000;
+    match s {
+        _ if ms < 1000 => format!("{ms} ms"),
+        0..10 => format!("{s}.{}s", ms % 1000 / 100),
+        10..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::MAX_SUBJECT;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().expect("time")
+    }
+
+    fn report(outcome: Status) -> OutcomeReport {
+        OutcomeReport {
+            pipeline: "web".into(),
+            outcome,
+            reason: None,
+            repository: "acme/web".into(),
+            git_ref: "refs/heads/main".into(),
+            commit: "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b".into(),
+            message: "Fix the checkout button".into(),
+            pusher: "octocat".into(),
+            compare_url: "https://github.com/acme/web/compare/e0b4d5c6a7f8...9b2c5f0e3d1a".into(),
+            build_id: Some("arn:aws:codebuild:us-east-1:123456789012:build/web-build:0f1e".into()),
+            image_uri: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/web:9b2c5f0".into()),
+            strategy: Some("blue_green".into()),
+            deployment_id: Some("d-ABCDEF123".into()),
+            task_definition: Some("arn:aws:ecs:us-east-1:123456789012:task-definition/web:7".into()),
+            decision: Some(ApprovalDecision::Approved),
+            approver: Some("Jane".into()),
+            comment: Some("ship it".into()),
+            stages: vec![
+                StageTime {
+                    stage: Stage::Build,
+                    started_at: at("2026-11-24T12:00:00Z"),
+                    finished_at: Some(at("2026-11-24T12:02:10Z")),
+                },
+                StageTime {
+                    stage: Stage::Approval,
+                    started_at: at("2026-11-24T12:02:10Z"),
+                    finished_at: Some(at("2026-11-24T12:16:13Z")),
+                },
+                StageTime {
+                    stage: Stage::Deploy,
+                    started_at: at("2026-11-24T12:16:13Z"),
+                    finished_at: Some(at("2026-11-24T12:22:53Z")),
+                },
+            ],
+            hooks: vec![
+                HookResult {
+                    lifecycle_event: "AfterAllowTestTraffic".into(),
+                    hook_execution_id: "h-1".into(),
+                    passed: true,
+                    detail: Some("1/1 passed: #1 200 in 42 ms".into()),
+                    millis: Some(42),
+                    at: at("2026-11-24T12:18:00Z"),
+                },
+                HookResult {
+                    lifecycle_event: "BeforeAllowTraffic".into(),
+                    hook_execution_id: "h-2".into(),
+                    passed: true,
+                    detail: None,
+                    millis: Some(1_500),
+                    at: at("2026-11-24T12:20:00Z"),
+                },
+            ],
+            started_at: at("2026-11-24T11:59:58Z"),
+            finished_at: at("2026-11-24T12:22:53Z"),
+        }
+    }
+
+    #[test]
+    fn a_shipped_run_says_what_shipped_how_long_each_stage_took_and_how_its_hooks_went() {
+        let message = outcome_message(&ExecutionId::from("web-42"), &report(Status::Succeeded), "us-east-1");
+
+        assert_eq!(message.subject, "sluice: web 9b2c5f0 succeeded");
+        let text = &message.text;
+        assert!(text.starts_with("Pipeline web shipped 123456789012.dkr.ecr.us-east-1.amazonaws.com/web:9b2c5f0.\n"));
+        assert!(text.contains("Task definition: arn:aws:ecs:us-east-1:123456789012:task-definition/web:7\n"), "{text}");
+        assert!(text.contains("Deployment:      d-ABCDEF123 (blue/green)\n"), "{text}");
+        assert!(text.contains("Commit:          9b2c5f0e3d1a Fix the checkout button\n"), "{text}");
+        assert!(text.contains("  build      2m 10s\n"), "{text}");
+        assert!(text.contains("  approval   14m 03s  approved by Jane: \"ship it\"\n"), "{text}");
+        assert!(text.contains("  deploy     6m 40s\n"), "{text}");
+        assert!(text.contains("  total      22m 55s\n"), "{text}");
+        assert!(text.contains("  AfterAllowTestTraffic  passed in 42 ms\n    1/1 passed: #1 200 in 42 ms\n"), "{text}");
+        assert!(text.contains("  BeforeAllowTraffic     passed in 1.5s\n"), "{text}");
+        assert!(!text.contains("Why:") && !text.contains("Rolled back:"), "{text}");
+    }
+
+    #[test]
+    fn a_rolled_back_run_says_why_and_that_the_old_version_still_serves() {
+        let mut report = report(Status::RolledBack);
+        report.reason = Some("the BeforeAllowTraffic checks failed (GET https://x/: 503, expected 200)".into());
+        report.hooks[1].passed = false;
+
+        let message = outcome_message(&ExecutionId::from("web-42"), &report, "us-east-1");
+
+        assert_eq!(message.subject, "sluice: web 9b2c5f0 rolled back");
+        assert!(message.text.starts_with("A run of pipeline web was rolled back: the new version is not serving.\n"));
+        assert!(
+            message.text.contains("\nWhy: the BeforeAllowTraffic checks failed (GET https://x/: 503, expected 200)\n")
+        );
+        assert!(
+            message.text.contains("Rolled back: CodeDeploy sent production traffic back to the original task set.")
+        );
+        assert!(message.text.contains("  BeforeAllowTraffic     FAILED in 1.5s\n"), "{}", message.text);
+    }
+
+    #[test]
+    fn a_failed_rolling_update_that_did_not_roll_back_says_nothing_was_put_back() {
+        let mut report = report(Status::Failed);
+        report.strategy = Some("rolling".into());
+        report.reason = Some("ECS failed the deployment".into());
+
+        let text = outcome_message(&ExecutionId::from("web-42"), &report, "us-east-1").text;
+
+        assert!(text.contains("Rolled back: nothing: the deployment did not roll back on its own."), "{text}");
+        assert!(text.contains("Deployment:      d-ABCDEF123 (rolling)"), "{text}");
+    }
+
+    #[test]
+    fn a_run_that_never_deployed_shows_only_the_stages_it_reached() {
+        let mut report = report(Status::Rejected);
+        report.stages.truncate(2);
+        report.decision = Some(ApprovalDecision::Rejected);
+        report.comment = None;
+        report.reason = Some("rejected by Jane".into());
+        (report.deployment_id, report.strategy, report.task_definition, report.hooks) = (None, None, None, vec![]);
+
+        let text = outcome_message(&ExecutionId::from("web-42"), &report, "us-east-1").text;
+
+        assert!(text.contains("  approval   14m 03s  rejected by Jane\n"), "{text}");
+        assert!(!text.contains("deploy ") && !text.contains("Lifecycle hooks") && !text.contains("Rolled back"));
+    }
+
+    #[test]
+    fn machines_get_the_same_facts_as_json_and_email_subscribers_the_text() {
+        let message = outcome_message(&ExecutionId::from("web-42"), &report(Status::Succeeded), "eu-west-1");
+
+        let sns: serde_json::Value = serde_json::from_str(&message.message).expect("JSON");
+        assert_eq!(sns["email"], message.text.as_str());
+        let facts: serde_json::Value =
+            serde_json::from_str(sns["default"].as_str().expect("default is a string")).expect("JSON facts");
+        assert_eq!(facts["region"], "eu-west-1");
+        let outcome = &facts["outcome"];
+        assert_eq!(outcome["outcome"], "succeeded");
+        assert_eq!(outcome["rolledBack"], false);
+        assert_eq!(outcome["taskDefinition"], "arn:aws:ecs:us-east-1:123456789012:task-definition/web:7");
+        assert_eq!(outcome["approval"]["approver"], "Jane");
+        assert_eq!(outcome["stages"][0]["stage"], "build");
+        assert_eq!(outcome["stages"][0]["seconds"], 130.0);
+        assert_eq!(outcome["hooks"][0]["millis"], 42);
+    }
+
+    #[test]
+    fn the_subject_stays_within_what_sns_accepts() {
+        let mut report = report(Status::Succeeded);
+        report.pipeline = "p".repeat(300);
+
+        let message = outcome_message(&ExecutionId::from("web-42"), &report, "us-east-1");
+
+        assert_eq!(message.subject.chars().count(), MAX_SUBJECT);
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(span(TimeDelta::milliseconds(850)), "850 ms");
+        assert_eq!(span(TimeDelta::milliseconds(1_870)), "1.8s");
+        assert_eq!(span(TimeDelta::seconds(12)), "12s");
+        assert_eq!(span(TimeDelta::seconds(185)), "3m 05s");
+        assert_eq!(span(TimeDelta::minutes(130)), "2h 10m");
+        assert_eq!(span(TimeDelta::hours(76)), "3d 4h");
+        assert_eq!(span(TimeDelta::seconds(-5)), "0 ms");
+    }
+}

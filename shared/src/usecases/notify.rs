@@ -1,0 +1,48 @@
+//! The notifier's effect runner: it tells a pipeline's notification topic how each run ended (`NotifyOutcome`), as
+//! `crate::outcome` writes it from the run's record.
+
+use tracing::info;
+
+use crate::outcome::{OutcomeReport, outcome_message};
+use crate::pipeline::{Effect, EffectKind, Event};
+use crate::ports::{NotifyError, PipelineStore, TopicNotifier};
+use crate::usecases::{EffectError, EffectRunner};
+
+/// Sends outcome notifications.
+#[derive(Debug, Clone)]
+pub struct NotifyEffects<S, N> {
+    /// Where the runs' records are read from.
+    pub store: S,
+    pub notifier: N,
+    /// The AWS region, named in the notification's JSON form.
+    pub region: String,
+}
+
+impl<S: PipelineStore, N: TopicNotifier> EffectRunner for NotifyEffects<S, N> {
+    fn kinds(&self) -> &[EffectKind] {
+        &[EffectKind::NotifyOutcome]
+    }
+
+    async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
+        const NAME: &str = "notify_outcome";
+        let Effect::NotifyOutcome { execution_id, topic_arn, .. } = effect else {
+            return Err(EffectError::permanent(effect.kind().name(), "not an effect the notifier carries out"));
+        };
+        let execution = match self.store.execution(execution_id).await {
+            Ok(Some(execution)) => execution,
+            Ok(None) => {
+                return Err(EffectError::permanent(NAME, format!("run {execution_id} has no record to report on")));
+            }
+            Err(error) => return Err(EffectError::transient(NAME, error)),
+        };
+        let message = outcome_message(execution_id, &OutcomeReport::of(&execution), &self.region);
+        match self.notifier.notify(topic_arn, &message).await {
+            Ok(()) => {
+                info!(execution = %execution_id, topic = %topic_arn, outcome = execution.status.name(), "outcome notified");
+                Ok(None)
+            }
+            Err(error @ NotifyError::Refused { .. }) => Err(EffectError::permanent(NAME, error)),
+            Err(error @ NotifyError::Unavailable { .. }) => Err(EffectError::transient(NAME, error)),
+        }
+    }
+}

@@ -466,9 +466,22 @@ pub enum DeployError {
     },
 }
 
+/// Where a deployment is, by the service's record of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeploymentProgress {
+    /// Created, queued, in progress, baking or ready: not over.
+    #[default]
+    Going,
+    Succeeded,
+    Failed,
+    Stopped,
+}
+
 /// What CodeDeploy's record of a deployment (GetDeployment) says beyond its events.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeploymentReport {
+    /// Its `status`.
+    pub progress: DeploymentProgress,
     /// Why it failed or stopped, in CodeDeploy's words.
     pub message: Option<String>,
     /// True when CodeDeploy rolled the deployment back (its `rollbackInfo` names the rollback deployment).
@@ -508,6 +521,16 @@ pub trait BlueGreenDeployments: Send + Sync {
     -> impl Future<Output = Result<Option<DeploymentReport>, DeployError>> + Send;
 }
 
+/// What ECS's record of a service (DescribeServices) says of one of its deployments.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RolloutReport {
+    /// The deployment's `rolloutState` and `rolloutStateReason`, while the service lists it (ECS drops a deployment
+    /// from the list once another has replaced it).
+    pub deployment: Option<(DeploymentProgress, Option<String>)>,
+    /// The task definition the service runs now (its primary deployment's).
+    pub task_definition: Option<String>,
+}
+
 /// Rolls an ECS service to a new task definition.
 pub trait RollingUpdates: Send + Sync {
     /// Updates the service; returns the id of the ECS deployment it started.
@@ -515,6 +538,14 @@ pub trait RollingUpdates: Send + Sync {
         &self,
         request: &crate::deploy::RollingRequest,
     ) -> impl Future<Output = Result<String, DeployError>> + Send;
+
+    /// Where deployment `deployment_id` of `cluster`'s `service` is; `None` if ECS knows no such service.
+    fn rollout(
+        &self,
+        cluster: &str,
+        service: &str,
+        deployment_id: &str,
+    ) -> impl Future<Output = Result<Option<RolloutReport>, DeployError>> + Send;
 }
 
 /// Answers CodeDeploy's lifecycle hooks (the hooks function's side of a blue/green deployment).

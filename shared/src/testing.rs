@@ -442,3 +442,76 @@ impl crate::ports::WebhookSecretSource for FixedSecrets {
         Ok(self.0.clone())
     }
 }
+
+/// `BlueGreenDeployments` and `RollingUpdates` that answer what a test says CodeDeploy's and ECS's records hold
+/// (`report`, `rollout`), and count how often they were asked. It starts no deployment: starting them is the
+/// sandbox's part (tests/), where CodeDeploy and ECS are played through their APIs.
+#[derive(Debug, Default)]
+pub struct RecordedDeployments {
+    reports: Mutex<HashMap<String, crate::ports::DeploymentReport>>,
+    rollouts: Mutex<HashMap<String, crate::ports::RolloutReport>>,
+    asked: Mutex<usize>,
+}
+
+impl RecordedDeployments {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What GetDeployment says of `deployment_id` from now on (unknown deployments: no record).
+    pub fn report(&self, deployment_id: &str, report: crate::ports::DeploymentReport) {
+        lock(&self.reports).insert(deployment_id.to_owned(), report);
+    }
+
+    /// What DescribeServices says of `deployment_id`'s service from now on (unknown: no such service).
+    pub fn rollout(&self, deployment_id: &str, report: crate::ports::RolloutReport) {
+        lock(&self.rollouts).insert(deployment_id.to_owned(), report);
+    }
+
+    /// How many lookups were made.
+    pub fn asked(&self) -> usize {
+        *lock(&self.asked)
+    }
+
+    fn refused(what: &str) -> crate::ports::DeployError {
+        crate::ports::DeployError::Refused {
+            service: "test",
+            message: format!("{what} is played by the sandbox, not by RecordedDeployments"),
+            source: "not recorded".into(),
+        }
+    }
+}
+
+impl crate::ports::BlueGreenDeployments for RecordedDeployments {
+    async fn find(&self, _: &str, _: &str, _: &str) -> Result<Option<String>, crate::ports::DeployError> {
+        Ok(None)
+    }
+
+    async fn create(&self, _: &crate::deploy::BlueGreenRequest) -> Result<String, crate::ports::DeployError> {
+        Err(Self::refused("CreateDeployment"))
+    }
+
+    async fn report(
+        &self,
+        deployment_id: &str,
+    ) -> Result<Option<crate::ports::DeploymentReport>, crate::ports::DeployError> {
+        *lock(&self.asked) += 1;
+        Ok(lock(&self.reports).get(deployment_id).cloned())
+    }
+}
+
+impl crate::ports::RollingUpdates for RecordedDeployments {
+    async fn update(&self, _: &crate::deploy::RollingRequest) -> Result<String, crate::ports::DeployError> {
+        Err(Self::refused("UpdateService"))
+    }
+
+    async fn rollout(
+        &self,
+        _: &str,
+        _: &str,
+        deployment_id: &str,
+    ) -> Result<Option<crate::ports::RolloutReport>, crate::ports::DeployError> {
+        *lock(&self.asked) += 1;
+        Ok(lock(&self.rollouts).get(deployment_id).cloned())
+    }
+}

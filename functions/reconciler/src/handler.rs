@@ -2,21 +2,28 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, S3Artifacts, stage_effects};
-use sluice::ports::{ArtifactStore, BuildStarter, DefinitionsStore, PipelineStore};
-use sluice::usecases::{CachedDefinitions, DefinitionsError, EffectRunner, QUIET_FOR, StageEffects, reconcile};
+use sluice::adapters::{
+    CodeBuildStarter, CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, S3Artifacts,
+    stage_effects,
+};
+use sluice::ports::{
+    ArtifactStore, BlueGreenDeployments, BuildStarter, DefinitionsStore, PipelineStore, RollingUpdates,
+};
+use sluice::usecases::{
+    CachedDefinitions, DefinitionsError, EffectRunner, Lookups, QUIET_FOR, StageEffects, reconcile,
+};
 use tracing::{info, warn};
 
 /// The function's configuration: the table and the bus, from its environment.
 pub type Config = sluice::config::Common;
 
 /// What the handler needs, built once per instance.
-pub struct App<S, D, R, A, B> {
+pub struct App<S, D, R, L> {
     pub store: S,
     pub definitions: CachedDefinitions<D>,
     pub effects: R,
-    pub artifacts: A,
-    pub builds: B,
+    /// What the look asks AWS about: builds' artifacts, builds, blue/green deployments, services.
+    pub lookups: L,
 }
 
 /// The function as it runs on AWS.
@@ -24,8 +31,7 @@ pub type AwsApp = App<
     DynamoDbStore,
     DynamoDbStore,
     StageEffects<EventBridgePublisher, CodeBuildStarter>,
-    S3Artifacts,
-    CodeBuildStarter,
+    Lookups<S3Artifacts, CodeBuildStarter, CodeDeployDeployments, EcsDeployer>,
 >;
 
 impl AwsApp {
@@ -36,30 +42,46 @@ impl AwsApp {
         App {
             store: store.clone(),
             definitions: CachedDefinitions::new(store),
-            builds: effects.builds.clone(),
+            lookups: Lookups {
+                artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
+                builds: effects.builds.clone(),
+                blue_green: CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(aws)),
+                services: EcsDeployer::new(aws_sdk_ecs::Client::new(aws)),
+            },
             effects,
-            artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
         }
     }
 }
 
 /// One look. Returns what it did; fails only when there are no usable definitions to look with.
-pub async fn on_schedule<S, D, R, A, B>(app: &App<S, D, R, A, B>, now: DateTime<Utc>) -> Result<Value, DefinitionsError>
+pub async fn on_schedule<S, D, R, A, B, C, E>(
+    app: &App<S, D, R, Lookups<A, B, C, E>>,
+    now: DateTime<Utc>,
+) -> Result<Value, DefinitionsError>
 where
     S: PipelineStore,
     D: DefinitionsStore,
     R: EffectRunner,
     A: ArtifactStore,
     B: BuildStarter,
+    C: BlueGreenDeployments,
+    E: RollingUpdates,
 {
     let definitions = app.definitions.get().await?;
-    let done = reconcile(&app.store, &app.effects, &app.artifacts, &app.builds, &definitions, now, QUIET_FOR).await;
+    let done = reconcile(&app.store, &app.effects, &app.lookups, &definitions, now, QUIET_FOR).await;
     if done.errors > 0 {
         warn!(errors = done.errors, "some pipelines could not be looked at; the next run tries again");
     }
-    info!(builds_checked = done.builds_checked, moved = done.moved, doorbells = done.doorbells, "reconciled");
+    info!(
+        builds_checked = done.builds_checked,
+        deployments_checked = done.deployments_checked,
+        moved = done.moved,
+        doorbells = done.doorbells,
+        "reconciled"
+    );
     Ok(json!({
         "builds_checked": done.builds_checked,
+        "deployments_checked": done.deployments_checked,
         "moved": done.moved,
         "doorbells": done.doorbells,
         "errors": done.errors,
@@ -68,7 +90,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use sluice::testing::{InMemoryArtifacts, InMemoryStore, RecordingBuilds, RecordingPublisher};
+    use sluice::testing::{InMemoryArtifacts, InMemoryStore, RecordedDeployments, RecordingBuilds, RecordingPublisher};
     use sluice::usecases::StageEffects;
 
     use super::*;
@@ -77,8 +99,7 @@ mod tests {
         InMemoryStore,
         InMemoryStore,
         StageEffects<RecordingPublisher, RecordingBuilds>,
-        InMemoryArtifacts,
-        RecordingBuilds,
+        Lookups<InMemoryArtifacts, RecordingBuilds, RecordedDeployments, RecordedDeployments>,
     >;
 
     async fn app(published: bool) -> TestApp {
@@ -91,8 +112,12 @@ mod tests {
             store: InMemoryStore::new(),
             definitions: CachedDefinitions::new(definitions),
             effects: StageEffects { publisher: RecordingPublisher::new(), builds: RecordingBuilds::new() },
-            artifacts: InMemoryArtifacts::new(),
-            builds: RecordingBuilds::new(),
+            lookups: Lookups {
+                artifacts: InMemoryArtifacts::new(),
+                builds: RecordingBuilds::new(),
+                blue_green: RecordedDeployments::new(),
+                services: RecordedDeployments::new(),
+            },
         }
     }
 
@@ -100,7 +125,10 @@ mod tests {
     async fn a_look_at_pipelines_that_never_ran_does_nothing_and_says_so() {
         let app = app(true).await;
         let summary = on_schedule(&app, Utc::now()).await.expect("looked");
-        assert_eq!(summary, json!({ "builds_checked": 0, "moved": 0, "doorbells": 0, "errors": 0 }));
+        assert_eq!(
+            summary,
+            json!({ "builds_checked": 0, "deployments_checked": 0, "moved": 0, "doorbells": 0, "errors": 0 })
+        );
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use tracing::instrument;
 use crate::definitions::BLUE_GREEN_HOOKS;
 use crate::deploy::BlueGreenRequest;
 use crate::pipeline::HookStatus;
-use crate::ports::{BlueGreenDeployments, DeployError, DeploymentReport, LifecycleHooks};
+use crate::ports::{BlueGreenDeployments, DeployError, DeploymentProgress, DeploymentReport, LifecycleHooks};
 
 /// Errors that will not pass on retry.
 const REFUSALS: &[&str] = &[
@@ -129,7 +129,7 @@ impl BlueGreenDeployments for CodeDeployDeployments {
         })
     }
 
-    /// GetDeployment: its `errorInformation`, `rollbackInfo` and description.
+    /// GetDeployment: its `status`, `errorInformation`, `rollbackInfo` and description.
     #[instrument(skip(self))]
     async fn report(&self, deployment_id: &str) -> Result<Option<DeploymentReport>, DeployError> {
         let output = match self.client.get_deployment().deployment_id(deployment_id).send().await {
@@ -142,7 +142,14 @@ impl BlueGreenDeployments for CodeDeployDeployments {
         let Some(info) = output.deployment_info() else { return Ok(None) };
         let message = info.error_information().and_then(|e| e.message()).map(str::to_owned);
         let rolled_back = info.rollback_info().is_some_and(|r| r.rollback_deployment_id().is_some());
-        Ok(Some(DeploymentReport { message, rolled_back, description: info.description().map(str::to_owned) }))
+        let progress = match info.status() {
+            Some(cd::DeploymentStatus::Succeeded) => DeploymentProgress::Succeeded,
+            Some(cd::DeploymentStatus::Failed) => DeploymentProgress::Failed,
+            Some(cd::DeploymentStatus::Stopped) => DeploymentProgress::Stopped,
+            _ => DeploymentProgress::Going,
+        };
+        let description = info.description().map(str::to_owned);
+        Ok(Some(DeploymentReport { progress, message, rolled_back, description }))
     }
 }
 

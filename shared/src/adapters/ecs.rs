@@ -9,7 +9,7 @@ use aws_sdk_ecs::types as ecs;
 use tracing::instrument;
 
 use crate::deploy::{RollingRequest, TaskDefinition, taskdef};
-use crate::ports::{DeployError, RollingUpdates, TaskDefinitionRegistry};
+use crate::ports::{DeployError, DeploymentProgress, RollingUpdates, RolloutReport, TaskDefinitionRegistry};
 
 /// Errors that will not pass on retry.
 const REFUSALS: &[&str] = &[
@@ -232,5 +232,33 @@ impl RollingUpdates for EcsDeployer {
             service: "ECS",
             source: "UpdateService answered without a primary deployment".into(),
         })
+    }
+
+    /// DescribeServices: the deployment's `rolloutState` while the service lists it, and the primary deployment's
+    /// task definition.
+    #[instrument(skip(self))]
+    async fn rollout(
+        &self,
+        cluster: &str,
+        service: &str,
+        deployment_id: &str,
+    ) -> Result<Option<RolloutReport>, DeployError> {
+        let output =
+            self.client.describe_services().cluster(cluster).services(service).send().await.map_err(classify)?;
+        let Some(described) = output.services().iter().find(|s| s.status() != Some("INACTIVE")) else {
+            return Ok(None);
+        };
+        let deployments = described.deployments();
+        let deployment = deployments.iter().find(|d| d.id() == Some(deployment_id)).map(|d| {
+            let progress = match d.rollout_state() {
+                Some(ecs::DeploymentRolloutState::Completed) => DeploymentProgress::Succeeded,
+                Some(ecs::DeploymentRolloutState::Failed) => DeploymentProgress::Failed,
+                _ => DeploymentProgress::Going,
+            };
+            (progress, d.rollout_state_reason().map(str::to_owned))
+        });
+        let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
+        let task_definition = primary.and_then(|d| d.task_definition()).or(described.task_definition());
+        Ok(Some(RolloutReport { deployment, task_definition: task_definition.map(str::to_owned) }))
     }
 }

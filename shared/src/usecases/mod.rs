@@ -428,7 +428,7 @@ pub use deploy_events::{
 pub use effects::{Announcer, StageEffects};
 pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, answer_hook};
 pub use notify::NotifyEffects;
-pub use reconcile::{QUIET_FOR, Reconciled, reconcile};
+pub use reconcile::{Lookups, QUIET_FOR, Reconciled, reconcile};
 pub use secrets::{REREAD_AFTER, WebhookKeys};
 pub use webhook::{Delivery, MAX_BODY, MAX_MESSAGE, Reply, Webhook, receive_webhook};
 

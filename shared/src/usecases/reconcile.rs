@@ -1,28 +1,44 @@
-//! What no event will say: a scheduled look at every pipeline. Builds whose state change never arrived are asked
-//! about (CodeBuild's BatchGetBuilds) and moved on as their event would have; approvals past their deadline time
-//! out; effects left pending (a build CodeBuild could not start then) are carried out, and the owners of those it
-//! does not carry out itself (an approval request SNS refused for a while) are woken by an `Effects Due` doorbell.
+//! What no event will say: a scheduled look at every pipeline. Builds and deployments whose state change never
+//! arrived are asked about (CodeBuild's BatchGetBuilds, CodeDeploy's GetDeployment, ECS's DescribeServices) and
+//! moved on as their event would have; approvals past their deadline time out; effects left pending (a build
+//! CodeBuild could not start then) are carried out, and the owners of those it does not carry out itself (an
+//! approval request SNS refused for a while) are woken by an `Effects Due` doorbell.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tracing::{instrument, warn};
 
-use crate::definitions::Definitions;
+use crate::definitions::{Definitions, DeployTarget};
 use crate::events::{EffectsDue, SluiceEvent};
-use crate::pipeline::{BuildFailure, Effect, Event, PendingEffect, Stage, Status};
-use crate::ports::{ArtifactStore, BuildStarter, PipelineStore};
+use crate::pipeline::{BuildFailure, DeployFacts, Effect, Event, Execution, PendingEffect, Stage, Status};
+use crate::ports::{
+    ArtifactStore, BlueGreenDeployments, BuildStarter, DeployError, DeploymentProgress, PipelineStore, RollingUpdates,
+    RolloutReport,
+};
 use crate::telemetry::Chain;
 use crate::usecases::{
-    BuildEventOutcome, BuildStateChange, EffectRunner, Handled, Input, flush, handle, record_build_event,
+    BuildEventOutcome, BuildStateChange, DeploymentChange, DeploymentEventOutcome, DeploymentStateChange, EffectRunner,
+    Handled, Input, flush, handle, record_build_event, record_deployment_event,
 };
 
-/// A build that has said nothing for this long is asked about.
+/// A build or a deployment that has said nothing for this long is asked about.
 pub const QUIET_FOR: TimeDelta = TimeDelta::minutes(10);
+
+/// What the look asks AWS about, and reads builds' artifacts from.
+#[derive(Debug, Clone)]
+pub struct Lookups<A, B, D, E> {
+    pub artifacts: A,
+    pub builds: B,
+    pub blue_green: D,
+    pub services: E,
+}
 
 /// What a look found and did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reconciled {
     /// Builds asked about.
     pub builds_checked: usize,
+    /// Deployments asked about.
+    pub deployments_checked: usize,
     /// Runs moved on: builds that had finished, approvals that had expired.
     pub moved: usize,
     /// Executions whose effects are due with another function, whose owner was woken (`Effects Due`).
@@ -33,11 +49,10 @@ pub struct Reconciled {
 
 /// Looks at every pipeline of `definitions` once.
 #[instrument(skip_all)]
-pub async fn reconcile<S, R, A, B>(
+pub async fn reconcile<S, R, A, B, D, E>(
     store: &S,
     runner: &R,
-    artifacts: &A,
-    builds: &B,
+    lookups: &Lookups<A, B, D, E>,
     definitions: &Definitions,
     now: DateTime<Utc>,
     quiet_for: TimeDelta,
@@ -47,7 +62,10 @@ where
     R: EffectRunner,
     A: ArtifactStore,
     B: BuildStarter,
+    D: BlueGreenDeployments,
+    E: RollingUpdates,
 {
+    let (artifacts, builds) = (&lookups.artifacts, &lookups.builds);
     let mut done = Reconciled::default();
     for pipeline in definitions.iter() {
         if let Err(error) = flush(store, runner, &pipeline.name, now).await {
@@ -137,6 +155,42 @@ where
                         },
                     }
                 }
+                Status::Running(Stage::Deploy) => {
+                    let Some(deploy) = &execution.deploy else { continue };
+                    let Some(deployment_id) = &deploy.deployment_id else { continue };
+                    if now - execution.updated_at < quiet_for {
+                        continue;
+                    }
+                    done.deployments_checked += 1;
+                    let lost = match lost_deployment(lookups, execution, deploy, deployment_id).await {
+                        Ok(Some(lost)) => lost,
+                        Ok(None) => continue,
+                        Err(error) => {
+                            warn!(error = %Chain(&error), deployment = %deployment_id, "deployment not looked up");
+                            done.errors += 1;
+                            continue;
+                        }
+                    };
+                    match lost {
+                        Lost::Change(change) => {
+                            match record_deployment_event(store, runner, &lookups.blue_green, &change, now).await {
+                                Ok(DeploymentEventOutcome::Handled(Handled::Applied)) => done.moved += 1,
+                                Ok(_) => {}
+                                Err(error) => {
+                                    warn!(error = %Chain(&error), deployment = %deployment_id, "ended deployment not recorded");
+                                    done.errors += 1;
+                                }
+                            }
+                            continue;
+                        }
+                        Lost::Gone(reason) => Event::DeploymentFailed {
+                            execution_id: execution.id.clone(),
+                            deployment_id: Some(deployment_id.clone()),
+                            reason,
+                            rolled_back: false,
+                        },
+                    }
+                }
                 _ => continue,
             };
             let input = Input { pipeline: &pipeline.name, mode: pipeline.mode, event: &event, receipt: None, now };
@@ -151,6 +205,92 @@ where
         }
     }
     done
+}
+
+/// What became of a deployment whose end no event told.
+enum Lost {
+    /// It ended: recorded as its service's event would have been.
+    Change(DeploymentStateChange),
+    /// The service has no record of it (or of its service): the run fails with the reason.
+    Gone(String),
+}
+
+/// Asks the service about the run's deployment; `None` while it is still going, or when what the service says
+/// cannot tell how it ended.
+async fn lost_deployment<A, B, D, E>(
+    lookups: &Lookups<A, B, D, E>,
+    execution: &Execution,
+    deploy: &DeployFacts,
+    deployment_id: &str,
+) -> Result<Option<Lost>, DeployError>
+where
+    D: BlueGreenDeployments,
+    E: RollingUpdates,
+{
+    let change = |change| DeploymentStateChange {
+        event_id: format!("reconciled:{deployment_id}:{}", state_name(&change)),
+        deployment_id: deployment_id.to_owned(),
+        change,
+    };
+    match &execution.plan.deploy {
+        DeployTarget::BlueGreen(_) => {
+            let Some(report) = lookups.blue_green.report(deployment_id).await? else {
+                return Ok(Some(Lost::Gone(format!("CodeDeploy has no record of deployment {deployment_id}"))));
+            };
+            let state = match report.progress {
+                DeploymentProgress::Going => return Ok(None),
+                DeploymentProgress::Succeeded => "SUCCESS",
+                DeploymentProgress::Failed => "FAILURE",
+                DeploymentProgress::Stopped => "STOP",
+            };
+            Ok(Some(Lost::Change(change(DeploymentChange::CodeDeploy { state: state.to_owned() }))))
+        }
+        DeployTarget::Rolling(rolling) => {
+            let Some(report) = lookups.services.rollout(&rolling.cluster, &rolling.service, deployment_id).await?
+            else {
+                let reason = format!("ECS has no service {} in cluster {}", rolling.service, rolling.cluster);
+                return Ok(Some(Lost::Gone(reason)));
+            };
+            let ended = rollout_ended(&report, deploy.task_definition.as_deref(), deployment_id);
+            Ok(ended.map(|(event_name, reason)| {
+                Lost::Change(change(DeploymentChange::Ecs { event_name: event_name.to_owned(), reason }))
+            }))
+        }
+    }
+}
+
+/// How an ECS rollout ended, as its service tells it: its `rolloutState` while the service lists it; once ECS has
+/// dropped it (another deployment replaced it, a circuit breaker's rollback say), whether the service runs the
+/// run's task definition. `None` while it goes on, or when the run's task definition is unknown.
+fn rollout_ended(
+    report: &RolloutReport,
+    ours: Option<&str>,
+    deployment_id: &str,
+) -> Option<(&'static str, Option<String>)> {
+    match &report.deployment {
+        Some((DeploymentProgress::Going, _)) => None,
+        Some((DeploymentProgress::Succeeded, reason)) => Some(("SERVICE_DEPLOYMENT_COMPLETED", reason.clone())),
+        Some((DeploymentProgress::Failed | DeploymentProgress::Stopped, reason)) => {
+            Some(("SERVICE_DEPLOYMENT_FAILED", reason.clone()))
+        }
+        None => {
+            let ours = ours?;
+            let runs = report.task_definition.as_deref().unwrap_or("no task definition");
+            if runs == ours {
+                return Some(("SERVICE_DEPLOYMENT_COMPLETED", None));
+            }
+            let reason =
+                format!("ECS no longer lists deployment {deployment_id}, and the service runs {runs}, not {ours}");
+            Some(("SERVICE_DEPLOYMENT_FAILED", Some(reason)))
+        }
+    }
+}
+
+fn state_name(change: &DeploymentChange) -> &str {
+    match change {
+        DeploymentChange::CodeDeploy { state } => state,
+        DeploymentChange::Ecs { event_name, .. } => event_name,
+    }
 }
 
 #[cfg(test)]

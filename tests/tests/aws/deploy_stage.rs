@@ -35,6 +35,7 @@ struct World {
     aws: aws_config::SdkConfig,
     /// The pipeline's notification topic, which the notifier tells each outcome.
     outcomes: String,
+    /// What feeds the deployer, deploy-events and the notifier, in that order.
     _pumps: Vec<Pump>,
 }
 
@@ -133,6 +134,66 @@ impl World {
 }
 
 impl World {
+    /// From now on CodeDeploy's and ECS's deployment state changes are lost: nothing feeds deploy-events.
+    fn lose_deployment_events(&mut self) {
+        self._pumps.remove(1);
+    }
+
+    /// The reconciler's scheduled look, `minutes` from now, as its schedule runs it.
+    async fn reconcile_in(&self, minutes: i64) -> Result<Value> {
+        let common = sluice::config::Common { table: self.stack.table.clone(), event_bus: self.stack.bus.clone() };
+        // The reconciler looks at the pipelines the published definitions name; each run keeps its own plan.
+        let definitions = "[pipelines.web]\nsource = { repository = \"acme/web\" }\nbuild = { project = \"web-build\" }\n\
+                           deploy = { strategy = \"rolling\", cluster = \"prod\", service = \"web\" }\n";
+        if sluice::ports::DefinitionsStore::current(&self.store).await?.is_none() {
+            sluice::ports::DefinitionsStore::publish(&self.store, definitions, None, chrono::Utc::now()).await?;
+        }
+        let reconciler = reconciler::handler::AwsApp::from_aws(&self.aws, &common);
+        let later = chrono::Utc::now() + chrono::TimeDelta::minutes(minutes);
+        Ok(reconciler::handler::on_schedule(&reconciler, later).await?)
+    }
+
+    /// The run's CodeDeploy deployment, once CodeDeploy has ended it `status` (within 30 s), its state change lost.
+    async fn ended_unheard(&self, status: &str) -> Result<String> {
+        let codedeploy = aws_sdk_codedeploy::Client::new(&self.aws);
+        for _ in 0..300 {
+            let run = self.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+            if let Some(id) = run.deploy.and_then(|d| d.deployment_id) {
+                let info = codedeploy.get_deployment().deployment_id(&id).send().await?;
+                if info.deployment_info().and_then(|i| i.status()).is_some_and(|s| s.as_str() == status) {
+                    anyhow::ensure!(!run.status.is_finished(), "nothing should have told the run: {:?}", run.status);
+                    return Ok(id);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("the deployment did not end {status} within 30 s")
+    }
+
+    /// Once ECS has rolled the service back from the run's deployment to its first task definition (within 10 s).
+    async fn rolled_back_unheard(&self) -> Result<()> {
+        let ecs = aws_sdk_ecs::Client::new(&self.aws);
+        for _ in 0..100 {
+            let run = self.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+            if run.deploy.and_then(|d| d.deployment_id).is_none() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            let described = ecs.describe_services().cluster("prod").services("web").send().await?;
+            let deployments = described.services()[0].deployments();
+            let back = deployments.len() == 1
+                && deployments[0].task_definition().is_some_and(|t| t.ends_with("sample-app:0"))
+                && deployments[0].rollout_state() == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Completed);
+            if back {
+                let run = self.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+                anyhow::ensure!(!run.status.is_finished(), "nothing should have told the run: {:?}", run.status);
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("ECS did not roll the service back within 10 s")
+    }
+
     /// The one notification the pipeline's topic got (its subject and the email subscribers' text), within 10 s.
     async fn notification(&self) -> Result<(String, String)> {
         for _ in 0..100 {
@@ -344,5 +405,50 @@ async fn a_rolling_run_whose_tasks_fail_trips_the_circuit_breaker_and_ends_rolle
     assert_eq!(subject, "sluice: web sha-web rolled back");
     assert!(email.contains("Rolled back: ECS put the service back on its previous task definition."), "{email}");
     assert!(email.contains("(rolling)"), "{email}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_blue_green_deployment_whose_state_change_is_lost_is_ended_by_the_reconcilers_look_at_codedeploy()
+-> Result<()> {
+    // GIVEN a deployment whose BeforeAllowTraffic check fails, and whose state changes never reach sluice
+    let mut world = world(false, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    world.lose_deployment_events();
+    let url = world.app.test.url.clone();
+    world.deploy(blue_green(checked(&url, &["BeforeAllowTraffic"]))).await?;
+    let deployment_id = world.ended_unheard("Failed").await?;
+    // WHEN the reconciler looks, before and after the run has been quiet for ten minutes
+    let early = world.reconcile_in(0).await?;
+    let late = world.reconcile_in(11).await?;
+    // THEN only the late look asks CodeDeploy, and the run ends as CodeDeploy's record says: rolled back
+    assert_eq!(early["deployments_checked"], 0, "{early}");
+    assert_eq!((late["deployments_checked"].clone(), late["moved"].clone()), (json!(1), json!(1)), "{late}");
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    let reason = run.reason.unwrap_or_default();
+    assert!(reason.starts_with("the BeforeAllowTraffic checks failed"), "{reason}");
+    assert!(reason.contains("CodeDeploy failed the deployment and rolled it back"), "{reason}");
+    assert_eq!(run.deploy.and_then(|d| d.deployment_id), Some(deployment_id));
+    let (subject, _) = world.notification().await?;
+    assert_eq!(subject, "sluice: web sha-web rolled back");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rolling_update_whose_state_change_is_lost_is_ended_by_the_reconcilers_look_at_the_service() -> Result<()> {
+    // GIVEN a rollout whose tasks fail, rolled back by the circuit breaker, its state changes lost
+    let mut world = world(true, Rollout::TasksFail, HookTime(Duration::from_secs(300))).await?;
+    world.lose_deployment_events();
+    world.deploy(rolling()).await?;
+    world.rolled_back_unheard().await?;
+    // WHEN the reconciler looks once the run has been quiet for ten minutes
+    let done = world.reconcile_in(11).await?;
+    // THEN ECS no longer lists the run's deployment and the service runs the previous task definition: rolled back
+    assert_eq!(done["moved"], 1, "{done}");
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    let reason = run.reason.unwrap_or_default();
+    assert!(reason.contains("ECS no longer lists deployment ecs-svc/"), "{reason}");
+    assert!(reason.contains("the service runs arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0"));
     Ok(())
 }

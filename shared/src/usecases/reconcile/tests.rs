@@ -3,10 +3,13 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::definitions::ExecutionMode;
+use crate::definitions::{DeployTarget, ExecutionMode};
 use crate::pipeline::{BuildOutputs, ExecutionId};
 use crate::ports::BuildReport;
-use crate::testing::{BuildAnswer, InMemoryArtifacts, InMemoryStore, RecordingBuilds, RecordingPublisher, push};
+use crate::ports::{DeploymentProgress, DeploymentReport, RolloutReport};
+use crate::testing::{
+    BuildAnswer, InMemoryArtifacts, InMemoryStore, RecordedDeployments, RecordingBuilds, RecordingPublisher, push,
+};
 use crate::usecases::StageEffects;
 
 const EXAMPLE: &str = include_str!("../../../../infra/pipelines.example.toml");
@@ -14,7 +17,7 @@ const EXAMPLE: &str = include_str!("../../../../infra/pipelines.example.toml");
 struct World {
     store: InMemoryStore,
     effects: StageEffects<RecordingPublisher, RecordingBuilds>,
-    artifacts: InMemoryArtifacts,
+    lookups: Lookups<InMemoryArtifacts, RecordingBuilds, RecordedDeployments, RecordedDeployments>,
     definitions: Definitions,
 }
 
@@ -27,7 +30,12 @@ impl World {
         Self {
             store: InMemoryStore::new(),
             effects: StageEffects { publisher: RecordingPublisher::new(), builds: RecordingBuilds::new() },
-            artifacts: InMemoryArtifacts::new(),
+            lookups: Lookups {
+                artifacts: InMemoryArtifacts::new(),
+                builds: RecordingBuilds::new(),
+                blue_green: RecordedDeployments::new(),
+                services: RecordedDeployments::new(),
+            },
             definitions: Definitions::parse("example", EXAMPLE).expect("valid"),
         }
     }
@@ -55,16 +63,7 @@ impl World {
     }
 
     async fn look(&self, minute: i64) -> Reconciled {
-        reconcile(
-            &self.store,
-            &self.effects,
-            &self.artifacts,
-            &self.effects.builds,
-            &self.definitions,
-            at(minute),
-            QUIET_FOR,
-        )
-        .await
+        reconcile(&self.store, &self.effects, &self.lookups, &self.definitions, at(minute), QUIET_FOR).await
     }
 
     async fn execution(&self, id: &str) -> crate::pipeline::Execution {
@@ -76,7 +75,7 @@ impl World {
     }
 
     fn finished(&self, build_id: &str, status: &str) {
-        self.effects.builds.report(
+        self.lookups.builds.report(
             build_id,
             BuildReport {
                 status: status.into(),
@@ -90,7 +89,7 @@ impl World {
             ("taskdef.json", include_str!("../../../../infra/sample-app/taskdef.json")),
             ("appspec.yaml", include_str!("../../../../infra/sample-app/appspec.yaml")),
         ] {
-            self.artifacts.put("artifacts", &format!("web/e1/{name}"), content.as_bytes());
+            self.lookups.artifacts.put("artifacts", &format!("web/e1/{name}"), content.as_bytes());
         }
     }
 }
@@ -127,7 +126,7 @@ async fn a_build_still_running_or_recently_started_is_left_alone() {
     let world = World::with_push("e1").await;
     let build_id = world.build_id("e1").await;
     assert_eq!(world.look(5).await.builds_checked, 0, "started 5 minutes ago: not asked about yet");
-    world.effects.builds.report(&build_id, BuildReport { status: "IN_PROGRESS".into(), ..BuildReport::default() });
+    world.lookups.builds.report(&build_id, BuildReport { status: "IN_PROGRESS".into(), ..BuildReport::default() });
     assert_eq!(world.look(11).await, Reconciled { builds_checked: 1, ..Reconciled::default() });
     assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Build));
 }
@@ -190,4 +189,125 @@ async fn an_approval_request_still_pending_rings_its_owners_doorbell_at_each_loo
     let state = world.store.load("web").await.expect("loaded").expect("stored").value;
     assert_eq!(state.pending.len(), 1, "the request stays in the outbox for the approval function");
     assert!(state.pending[0].lease.is_none());
+}
+
+impl World {
+    /// Run `execution` pushed (to `target`), built and approved, its deployment `d-<execution>` started at minute 2
+    /// rolling out task definition `web:2`.
+    async fn deploying(execution: &str, target: Option<DeployTarget>) -> Self {
+        let world = Self::new();
+        let mut pushed = push(execution, ExecutionMode::Superseded, true);
+        if let (Event::Triggered { plan, .. }, Some(target)) = (&mut pushed, target) {
+            plan.deploy = target;
+        }
+        world.apply(pushed, 0).await.expect("pushed");
+        let id = ExecutionId(execution.into());
+        let build_id = world.build_id(execution).await;
+        let outputs = BuildOutputs { image_uri: format!("repo/web:{execution}"), artifacts: None };
+        world.apply(Event::BuildSucceeded { execution_id: id.clone(), build_id, outputs }, 1).await.expect("built");
+        let approved = Event::ApprovalDecided {
+            execution_id: id.clone(),
+            decision: crate::pipeline::ApprovalDecision::Approved,
+            approver: "jane".into(),
+            comment: None,
+            token_hash: None,
+            source_ip: None,
+            user_agent: None,
+        };
+        world.apply(approved, 2).await.expect("approved");
+        let started = Event::DeploymentStarted {
+            execution_id: id,
+            deployment_id: format!("d-{execution}"),
+            task_definition: Some("arn:aws:ecs:us-east-1:123456789012:task-definition/web:2".into()),
+        };
+        world.apply(started, 2).await.expect("started");
+        world
+    }
+}
+
+fn rolling() -> DeployTarget {
+    DeployTarget::Rolling(crate::definitions::Rolling {
+        cluster: "prod".into(),
+        service: "web".into(),
+        minimum_healthy_percent: 100,
+        maximum_percent: 200,
+        circuit_breaker: crate::definitions::CircuitBreaker { enable: true, rollback: true },
+        checks: vec![],
+    })
+}
+
+#[tokio::test]
+async fn a_blue_green_deployment_whose_end_was_lost_ends_its_run_as_codedeploys_record_says() {
+    // GIVEN a run deploying since minute 2, whose deployment CodeDeploy failed and rolled back, the event lost
+    let world = World::deploying("e1", None).await;
+    world.lookups.blue_green.report(
+        "d-e1",
+        DeploymentReport {
+            progress: DeploymentProgress::Failed,
+            message: Some("The BeforeAllowTraffic hook reported Failed".into()),
+            rolled_back: true,
+            description: None,
+        },
+    );
+    // WHEN the reconciler looks before and after it has been quiet for QUIET_FOR
+    let early = world.look(5).await;
+    let late = world.look(13).await;
+    // THEN CodeDeploy is asked only once quiet, and the run ends rolled back, with CodeDeploy's words
+    assert_eq!(early.deployments_checked, 0);
+    assert_eq!((late.deployments_checked, late.moved, late.errors), (1, 1, 0));
+    let run = world.execution("e1").await;
+    assert_eq!(run.status, Status::RolledBack);
+    assert_eq!(
+        run.reason.as_deref(),
+        Some("CodeDeploy failed the deployment and rolled it back: The BeforeAllowTraffic hook reported Failed")
+    );
+    // AND a later look asks nothing more
+    let asked = world.lookups.blue_green.asked();
+    assert_eq!(world.look(30).await.deployments_checked, 0);
+    assert_eq!(world.lookups.blue_green.asked(), asked);
+}
+
+#[tokio::test]
+async fn a_deployment_still_going_is_left_alone_and_one_codedeploy_never_heard_of_fails_its_run() {
+    let world = World::deploying("e1", None).await;
+    world.lookups.blue_green.report("d-e1", DeploymentReport::default());
+    let done = world.look(13).await;
+    assert_eq!((done.deployments_checked, done.moved, done.errors), (1, 0, 0));
+    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Deploy));
+
+    let world = World::deploying("e2", None).await;
+    world.look(13).await;
+    let run = world.execution("e2").await;
+    assert_eq!(
+        (run.status, run.reason.as_deref()),
+        (Status::Failed, Some("CodeDeploy has no record of deployment d-e2"))
+    );
+}
+
+#[tokio::test]
+async fn a_rolling_update_whose_end_was_lost_ends_as_ecs_lists_it_or_by_what_the_service_runs() {
+    // A rollout ECS lists as completed: succeeded.
+    let world = World::deploying("e1", Some(rolling())).await;
+    let completed = (DeploymentProgress::Succeeded, Some("ECS deployment completed.".into()));
+    world.lookups.services.rollout("d-e1", RolloutReport { deployment: Some(completed), task_definition: None });
+    world.look(13).await;
+    assert_eq!(world.execution("e1").await.status, Status::Succeeded);
+
+    // One ECS no longer lists, its service back on the previous task definition: the circuit breaker rolled it back.
+    let world = World::deploying("e2", Some(rolling())).await;
+    let previous = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1";
+    world.lookups.services.rollout("d-e2", RolloutReport { deployment: None, task_definition: Some(previous.into()) });
+    world.look(13).await;
+    let run = world.execution("e2").await;
+    assert_eq!(run.status, Status::RolledBack);
+    let reason = run.reason.unwrap_or_default();
+    assert!(reason.contains("ECS no longer lists deployment d-e2, and the service runs"), "{reason}");
+    assert!(reason.contains("task-definition/web:1, not "), "{reason}");
+
+    // One ECS no longer lists, its service on the run's task definition: it completed.
+    let world = World::deploying("e3", Some(rolling())).await;
+    let ours = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:2";
+    world.lookups.services.rollout("d-e3", RolloutReport { deployment: None, task_definition: Some(ours.into()) });
+    world.look(13).await;
+    assert_eq!(world.execution("e3").await.status, Status::Succeeded);
 }

@@ -9,7 +9,9 @@
 //! the task definition (ECS sandbox) and starts the CodeDeploy blue/green deployment (CodeDeploy sandbox), which
 //! invokes sluice's hooks function at each checked lifecycle hook; its checks hit the sandbox's sample app through
 //! the load balancer's test listener. deploy-events ends the run on CodeDeploy's word. `make demo SCENARIO=rollback`
-//! deploys a replacement whose health check fails: the hook answers Failed and CodeDeploy rolls back. The notifier
+//! deploys a replacement whose health check fails: the hook answers Failed and CodeDeploy rolls back;
+//! `SCENARIO=rolling` deploys `web` by an ECS rolling update instead, and `SCENARIO=circuit-breaker` one whose tasks
+//! fail to start, so that ECS's circuit breaker rolls it back. The notifier
 //! tells the pipeline's topic how the run ended. The demo plays only GitHub (signed pushes over HTTP).
 
 #![recursion_limit = "256"]
@@ -48,16 +50,12 @@ fn show(what: &str, status: u16, body: &Value) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
-    let scenario = std::env::var("SCENARIO").unwrap_or_else(|_| "success".to_owned());
-    let rollback = match scenario.as_str() {
-        "success" => false,
-        "rollback" => true,
-        other => anyhow::bail!("unknown SCENARIO {other:?}: use success (the default) or rollback"),
-    };
-    println!("sluice demo ({scenario}): a push to deployment, locally, through sluice's real functions\n");
+    let scenario = DemoScenario::from_env()?;
+    let name = scenario.name();
+    println!("sluice demo ({name}): a push to deployment, locally, through sluice's real functions\n");
     // The sample app behind its load balancer: blue serves production; green, the replacement, is healthy unless
     // the scenario says otherwise.
-    let sample = SampleApp::serve(!rollback).await?;
+    let sample = SampleApp::serve(scenario != DemoScenario::Rollback).await?;
     let stack = Stack::create().await.context("creating the stack in moto")?;
     let rules: Vec<String> = Template::load()?.rules()?.into_iter().map(|r| r.logical_id).collect();
     println!("  local AWS      moto_server at {}", moto().endpoint);
@@ -73,9 +71,11 @@ async fn main() -> Result<()> {
         .replace("http://web-test.internal:8080", &sample.test.url)
         // The demo's clock is compressed: a check retried 5 s later is retried 1 s later.
         .replace("interval = \"5s\"", "interval = \"1s\"");
+    let text = if scenario.rolling() { rolling_web(&text)? } else { text };
     Definitions::parse("infra/pipelines.example.toml", &text)?;
     let revision = store.publish(&text, None, chrono::Utc::now()).await?;
-    println!("  definitions    infra/pipelines.example.toml, revision {revision}");
+    let how = if scenario.rolling() { ", web deployed by an ECS rolling update" } else { "" };
+    println!("  definitions    infra/pipelines.example.toml{how}, revision {revision}");
 
     // The CodeBuild sandbox, writing artifacts to S3 and events to the default bus.
     let s3 =
@@ -108,7 +108,8 @@ async fn main() -> Result<()> {
         duration: Duration::from_millis(300),
     })
     .await?;
-    ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", Rollout::Healthy);
+    let rollout = if scenario == DemoScenario::CircuitBreaker { Rollout::TasksFail } else { Rollout::Healthy };
+    ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", rollout);
     // Every sluice client speaks to moto, but CodeBuild's, CodeDeploy's and ECS's, which speak to the sandbox: as
     // AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_CODEBUILD (and so on) would set them on a laptop.
     let aws = sluice_integration::aws_config_with(
@@ -118,12 +119,16 @@ async fn main() -> Result<()> {
     .await;
     println!("  CodeBuild      sandbox at {}", sandbox.endpoint);
     println!("  CodeDeploy     sandbox at {} (application web, group web-prod)", codedeploy.endpoint);
-    println!("  ECS            sandbox at {} (cluster prod, service web)", ecs.endpoint);
+    println!(
+        "  ECS            sandbox at {} (cluster prod, service web; new tasks {})",
+        ecs.endpoint,
+        if rollout == Rollout::TasksFail { "fail to start" } else { "start healthy" }
+    );
     println!(
         "  sample app     production listener {} · test listener {} (green {})",
         sample.production.url,
         sample.test.url,
-        if rollback { "unhealthy" } else { "healthy" }
+        if scenario == DemoScenario::Rollback { "unhealthy" } else { "healthy" }
     );
 
     // The webhook function on a function URL, wired by its own `from_aws`, as its main.rs wires it.
@@ -285,30 +290,49 @@ async fn main() -> Result<()> {
     }
     println!("  the run is now {}", describe(status_of(store.clone(), execution_id.clone()).await?));
 
-    println!("\nThe deployer registers the task definition and starts the blue/green deployment; CodeDeploy calls the");
-    println!("hooks function at each checked hook; deploy-events ends the run on CodeDeploy's word:");
-    let run = wait_until_finished(&store, &execution_id).await?;
-    let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
-    let deployment_id = deploy.deployment_id.clone().unwrap_or_default();
-    println!("  deployment     {deployment_id} ({})", deploy.strategy);
-    for (event, status) in codedeploy.lifecycle(&deployment_id) {
-        let hook = deploy.hooks.iter().find(|hook| hook.lifecycle_event == event);
-        match hook {
-            Some(hook) => println!(
-                "  {event:<22} {status:<10} checks {} in {} ms: {}",
-                if hook.passed { "passed" } else { "FAILED" },
-                hook.millis.unwrap_or_default(),
-                hook.detail.as_deref().unwrap_or("-")
-            ),
-            None => println!("  {event:<22} {status}"),
+    let run = if scenario.rolling() {
+        println!(
+            "\nThe deployer registers the task definition and updates the ECS service; deploy-events ends the run on"
+        );
+        println!("ECS's word:");
+        let run = wait_until_finished(&store, &execution_id).await?;
+        let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
+        println!("  deployment     {} ({})", deploy.deployment_id.as_deref().unwrap_or("-"), deploy.strategy);
+        println!("  rolled out     {}", deploy.task_definition.as_deref().unwrap_or("-"));
+        let ecs_client = aws_sdk_ecs::Client::new(&aws);
+        let described = ecs_client.describe_services().cluster("prod").services("web").send().await?;
+        let service = described.services().first().context("ECS lists no service web")?;
+        println!("  the service now runs {}", service.task_definition().unwrap_or("-"));
+        run
+    } else {
+        println!(
+            "\nThe deployer registers the task definition and starts the blue/green deployment; CodeDeploy calls the"
+        );
+        println!("hooks function at each checked hook; deploy-events ends the run on CodeDeploy's word:");
+        let run = wait_until_finished(&store, &execution_id).await?;
+        let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
+        let deployment_id = deploy.deployment_id.clone().unwrap_or_default();
+        println!("  deployment     {deployment_id} ({})", deploy.strategy);
+        for (event, status) in codedeploy.lifecycle(&deployment_id) {
+            let hook = deploy.hooks.iter().find(|hook| hook.lifecycle_event == event);
+            match hook {
+                Some(hook) => println!(
+                    "  {event:<22} {status:<10} checks {} in {} ms: {}",
+                    if hook.passed { "passed" } else { "FAILED" },
+                    hook.millis.unwrap_or_default(),
+                    hook.detail.as_deref().unwrap_or("-")
+                ),
+                None => println!("  {event:<22} {status}"),
+            }
         }
-    }
-    let traffic: Vec<String> = codedeploy.traffic(&deployment_id).iter().map(|p| format!("{p}%")).collect();
-    println!(
-        "  traffic on green after each shift: {}",
-        if traffic.is_empty() { "-".into() } else { traffic.join(" → ") }
-    );
-    println!("  production listener now routes to {}", sample.production.routed());
+        let traffic: Vec<String> = codedeploy.traffic(&deployment_id).iter().map(|p| format!("{p}%")).collect();
+        println!(
+            "  traffic on green after each shift: {}",
+            if traffic.is_empty() { "-".into() } else { traffic.join(" → ") }
+        );
+        println!("  production listener now routes to {}", sample.production.routed());
+        run
+    };
     let took = run.finished_at.map(|end| (end - run.created_at).num_milliseconds()).unwrap_or_default();
     println!(
         "  the run ended {} after {took} ms{}",
@@ -321,7 +345,7 @@ async fn main() -> Result<()> {
     for line in text.lines() {
         println!("  | {line}");
     }
-    let expected = if rollback { Status::RolledBack } else { Status::Succeeded };
+    let expected = scenario.expected();
 
     println!("\nHistory of web, newest first (DynamoDB, index `history`):");
     for execution in store.history("web", 10).await? {
@@ -337,11 +361,70 @@ async fn main() -> Result<()> {
         );
     }
     if run.status != expected {
-        anyhow::bail!("the {scenario} scenario should end {expected}, but the run ended {}", run.status);
+        anyhow::bail!("the {name} scenario should end {expected}, but the run ended {}", run.status);
     }
-    println!("\nDone ({scenario}: {expected}, as the scenario says). Everything ran on loopback; moto_server and the");
+    println!("\nDone ({name}: {expected}, as the scenario says). Everything ran on loopback; moto_server and the");
     println!("sandbox stop with this program.");
     Ok(())
+}
+
+/// What `make demo SCENARIO=...` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DemoScenario {
+    /// Blue/green, every check passes: shipped.
+    Success,
+    /// Blue/green, the replacement's health check answers 503: CodeDeploy rolls back.
+    Rollback,
+    /// An ECS rolling update whose tasks start healthy: shipped.
+    Rolling,
+    /// An ECS rolling update whose tasks fail to start: the circuit breaker trips and ECS rolls back.
+    CircuitBreaker,
+}
+
+impl DemoScenario {
+    fn from_env() -> Result<Self> {
+        match std::env::var("SCENARIO").as_deref().unwrap_or("success") {
+            "success" => Ok(Self::Success),
+            "rollback" => Ok(Self::Rollback),
+            "rolling" => Ok(Self::Rolling),
+            "circuit-breaker" => Ok(Self::CircuitBreaker),
+            other => anyhow::bail!(
+                "unknown SCENARIO {other:?}: use success (the default), rollback, rolling or circuit-breaker"
+            ),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Rollback => "rollback",
+            Self::Rolling => "rolling",
+            Self::CircuitBreaker => "circuit-breaker",
+        }
+    }
+
+    fn rolling(self) -> bool {
+        matches!(self, Self::Rolling | Self::CircuitBreaker)
+    }
+
+    /// How the run must end.
+    fn expected(self) -> Status {
+        match self {
+            Self::Success | Self::Rolling => Status::Succeeded,
+            Self::Rollback | Self::CircuitBreaker => Status::RolledBack,
+        }
+    }
+}
+
+/// The example definitions with pipeline `web` deployed by an ECS rolling update of the same service (its
+/// `[pipelines.web.deploy]` table and checks replaced): the push the demo delivers is `acme/web`'s.
+fn rolling_web(text: &str) -> Result<String> {
+    let start = text.find("[pipelines.web.deploy]").context("the example has no [pipelines.web.deploy]")?;
+    let end = text[start..].find("\n# ").map(|i| start + i).context("nothing follows web's deploy table")?;
+    let rolling = "[pipelines.web.deploy]\nstrategy = \"rolling\"\ncluster = \"prod\"\nservice = \"web\"\n\
+                   minimum_healthy_percent = 100\nmaximum_percent = 200\n\
+                   circuit_breaker = { enable = true, rollback = true }\n";
+    Ok(format!("{}{rolling}{}", &text[..start], &text[end..]))
 }
 
 /// The first email SNS recorded on `topic`: subject and text.

@@ -497,6 +497,15 @@ pub trait TaskDefinitionRegistry: Send + Sync {
         &self,
         definition: &crate::deploy::TaskDefinition,
     ) -> impl Future<Output = Result<String, DeployError>> + Send;
+
+    /// The ARN of one of `family`'s newest revisions tagged `key = value`, if any (how a retried effect finds the
+    /// task definition it registered before).
+    fn find_tagged(
+        &self,
+        family: &str,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<Option<String>, DeployError>> + Send;
 }
 
 /// Starts blue/green deployments (CodeDeploy), and finds one a retried effect already started.

@@ -63,6 +63,8 @@ impl Service {
 struct State {
     services: HashMap<(String, String), Service>,
     families: HashMap<String, u32>,
+    /// Every registered task definition (as DescribeTaskDefinition answers it) and its tags, by ARN, in order.
+    definitions: Vec<(String, Value, Value)>,
     deployments: u32,
 }
 
@@ -140,18 +142,57 @@ fn answer(state: &Arc<Mutex<State>>, events: &Events, operation: &str, input: &V
             if input["containerDefinitions"].as_array().is_none_or(|c| c.is_empty()) {
                 return error("ClientException", "Container list cannot be empty.");
             }
-            let revision = {
-                let mut state = lock(state);
-                let revision = state.families.entry(family.to_owned()).or_insert(0);
-                *revision += 1;
-                *revision
-            };
+            let mut state = lock(state);
+            let revision = state.families.entry(family.to_owned()).or_insert(0);
+            *revision += 1;
+            let revision = *revision;
+            let arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}");
             let mut definition = input.clone();
-            definition["taskDefinitionArn"] =
-                json!(format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}"));
+            let tags = definition.as_object_mut().and_then(|d| d.remove("tags")).unwrap_or_else(|| json!([]));
+            definition["taskDefinitionArn"] = json!(arn);
             definition["revision"] = json!(revision);
             definition["status"] = json!("ACTIVE");
-            reply(200, &json!({ "taskDefinition": definition }))
+            state.definitions.push((arn, definition.clone(), tags.clone()));
+            reply(200, &json!({ "taskDefinition": definition, "tags": tags }))
+        }
+        // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTaskDefinitions.html: ARNs, by
+        // family prefix, oldest first unless `sort` is DESC.
+        "ListTaskDefinitions" => {
+            let prefix = input["familyPrefix"].as_str().unwrap_or_default();
+            let state = lock(state);
+            let mut arns: Vec<&str> = state
+                .definitions
+                .iter()
+                .filter(|(_, definition, _)| definition["family"].as_str().is_some_and(|f| f.starts_with(prefix)))
+                .map(|(arn, _, _)| arn.as_str())
+                .collect();
+            if input["sort"] == "DESC" {
+                arns.reverse();
+            }
+            let limit = input["maxResults"].as_u64().map_or(100, |n| n as usize);
+            arns.truncate(limit);
+            reply(200, &json!({ "taskDefinitionArns": arns }))
+        }
+        // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTaskDefinition.html: `tags` only
+        // with `include: ["TAGS"]`.
+        "DescribeTaskDefinition" => {
+            let wanted = input["taskDefinition"].as_str().unwrap_or_default();
+            let state = lock(state);
+            let found = state.definitions.iter().find(|(arn, definition, _)| {
+                arn == wanted
+                    || format!("{}:{}", definition["family"].as_str().unwrap_or_default(), definition["revision"])
+                        == wanted
+            });
+            match found {
+                Some((_, definition, tags)) => {
+                    let mut answer = json!({ "taskDefinition": definition });
+                    if input["include"].as_array().is_some_and(|i| i.iter().any(|v| v == "TAGS")) {
+                        answer["tags"] = tags.clone();
+                    }
+                    reply(200, &answer)
+                }
+                None => error("ClientException", "Unable to describe task definition."),
+            }
         }
         "DescribeServices" => {
             let cluster = cluster_name(input);
@@ -183,11 +224,17 @@ fn update_service(state: &Arc<Mutex<State>>, events: &Events, input: &Value) -> 
     let Some(service) = guard.services.get_mut(&(cluster.clone(), name.clone())) else {
         return error("ServiceNotFoundException", "Service not found.");
     };
+    let previous = service.task_definition.clone();
+    let task_definition = input["taskDefinition"].as_str().map_or(previous.clone(), str::to_owned);
     if let Some(configuration) = input.get("deploymentConfiguration").filter(|c| c.is_object()) {
         service.deployment_configuration = configuration.clone();
     }
-    let previous = service.task_definition.clone();
-    let task_definition = input["taskDefinition"].as_str().map_or(previous.clone(), str::to_owned);
+    // The same task definition, and no new deployment forced: nothing needs new tasks, and ECS starts no
+    // deployment (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateService.html,
+    // forceNewDeployment).
+    if task_definition == previous && input["forceNewDeployment"] != json!(true) {
+        return reply(200, &json!({ "service": service.describe() }));
+    }
     for deployment in &mut service.deployments {
         deployment["status"] = json!("ACTIVE");
     }

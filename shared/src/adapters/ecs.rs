@@ -146,6 +146,10 @@ fn container(c: &taskdef::ContainerDefinition) -> Result<ecs::ContainerDefinitio
 }
 
 impl TaskDefinitionRegistry for EcsDeployer {
+    async fn find_tagged(&self, family: &str, key: &str, value: &str) -> Result<Option<String>, DeployError> {
+        self.find_tagged_revision(family, key, value).await
+    }
+
     #[instrument(skip_all, fields(family = %definition.family))]
     async fn register(&self, definition: &TaskDefinition) -> Result<String, DeployError> {
         let containers =
@@ -201,6 +205,40 @@ impl TaskDefinitionRegistry for EcsDeployer {
         output.task_definition().and_then(|d| d.task_definition_arn()).map(str::to_owned).ok_or_else(|| {
             DeployError::Unavailable { service: "ECS", source: "RegisterTaskDefinition answered without an ARN".into() }
         })
+    }
+}
+
+/// Revisions of a family looked at for a tag, newest first: a retry comes soon after the attempt it repeats.
+const NEWEST: i32 = 3;
+
+impl EcsDeployer {
+    /// ListTaskDefinitions (newest first), then DescribeTaskDefinition with its tags, for the newest few.
+    #[instrument(skip(self))]
+    async fn find_tagged_revision(&self, family: &str, key: &str, value: &str) -> Result<Option<String>, DeployError> {
+        let listed = self
+            .client
+            .list_task_definitions()
+            .family_prefix(family)
+            .sort(ecs::SortOrder::Desc)
+            .max_results(NEWEST)
+            .send()
+            .await
+            .map_err(classify)?;
+        for arn in listed.task_definition_arns() {
+            let described = self
+                .client
+                .describe_task_definition()
+                .task_definition(arn)
+                .include(ecs::TaskDefinitionField::Tags)
+                .send()
+                .await
+                .map_err(classify)?;
+            let same_family = described.task_definition().and_then(|t| t.family()) == Some(family);
+            if same_family && described.tags().iter().any(|t| t.key() == Some(key) && t.value() == Some(value)) {
+                return Ok(Some(arn.clone()));
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -152,6 +152,16 @@ pub struct RollingRequest {
     pub circuit_breaker: CircuitBreaker,
 }
 
+/// The tag key of the task definitions sluice registers: its value is the id of the effect that registered it.
+pub const EFFECT_TAG: &str = "sluice:effect";
+
+/// Tags `definition` as registered by effect `effect_id` (replacing a tag of that key the file may carry), so
+/// that a retry of the effect finds it instead of registering another revision.
+pub fn mark(definition: &mut TaskDefinition, effect_id: &str) {
+    definition.tags.retain(|tag| tag.key != EFFECT_TAG);
+    definition.tags.push(super::taskdef::Tag { key: EFFECT_TAG.to_owned(), value: effect_id.to_owned() });
+}
+
 /// The marker a deployment's description carries for the effect that created it.
 pub fn effect_marker(effect_id: &str) -> String {
     format!("[sluice effect {effect_id}]")

@@ -109,3 +109,17 @@ fn a_deployment_description_names_the_run_that_created_it_and_no_other_text_does
     assert_eq!(execution_of("deployed by hand"), None);
     assert_eq!(execution_of("sluice run  [sluice effect x]"), None);
 }
+
+#[test]
+fn a_task_definition_is_tagged_with_the_effect_that_registers_it_once_whatever_the_file_said() {
+    let text = SAMPLE_TASKDEF.replacen(
+        "\"family\"",
+        "\"tags\": [{\"key\": \"sluice:effect\", \"value\": \"forged\"}, {\"key\": \"team\", \"value\": \"web\"}], \"family\"",
+        1,
+    );
+    let mut definition = task_definition(text.as_bytes(), IMAGE).expect("renders");
+    mark(&mut definition, "web-3-7");
+    mark(&mut definition, "web-3-7");
+    let tags: Vec<(&str, &str)> = definition.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect();
+    assert_eq!(tags, [("team", "web"), (EFFECT_TAG, "web-3-7")]);
+}

@@ -122,9 +122,16 @@ where
                 Ok(Started { deployment_id, task_definition: Some(arn) })
             }
             DeployTarget::Rolling(rolling) => {
-                let definition =
+                let mut definition =
                     deploy::task_definition(&self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?, image_uri)?;
-                let arn = self.task_definitions.register(&definition).await?;
+                deploy::mark(&mut definition, id);
+                // ECS takes no client token for either call: a retry finds the revision its first attempt
+                // registered, and UpdateService to the task definition the service already runs starts nothing.
+                let found = self.task_definitions.find_tagged(&definition.family, deploy::EFFECT_TAG, id).await?;
+                let arn = match found {
+                    Some(arn) => arn,
+                    None => self.task_definitions.register(&definition).await?,
+                };
                 let deployment_id = self.rolling.update(&deploy::rolling(rolling, &arn)).await?;
                 Ok(Started { deployment_id, task_definition: Some(arn) })
             }

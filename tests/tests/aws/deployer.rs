@@ -191,11 +191,25 @@ async fn a_rolling_run_updates_the_service_to_the_registered_task_definition() -
         checks: vec![],
     });
     let world = deploying(target, TASKDEF).await?;
+    let state = world.store.load("web").await?.context("state")?.value;
+    let pending = state.pending.iter().find(|p| p.effect.kind() == EffectKind::StartDeployment).context("due")?;
+    let (effect_id, effect): (String, Effect) = (pending.id.clone(), pending.effect.clone());
     on_event(&world.app, &REQUESTED(), chrono::Utc::now()).await?;
 
     let run = world.run().await?;
     let deployment_id = run.deploy.and_then(|d| d.deployment_id).context("a deployment id")?;
     assert!(deployment_id.starts_with("ecs-svc/"), "{deployment_id}");
+
+    // The same effect carried out again (a crash before its result was saved): ECS takes no client token, so the
+    // deployer finds the revision it registered by its tag, and updating the service to what it runs starts nothing.
+    let again = world.app.effects.run(&effect_id, &effect).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(Event::DeploymentStarted { deployment_id: again, task_definition, .. }) = again else {
+        anyhow::bail!("the retry did not find the deployment: {again:?}");
+    };
+    assert_eq!(again, deployment_id);
+    assert_eq!(task_definition.as_deref(), Some("arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:1"));
+    let revisions = world.ecs.list_task_definitions().family_prefix("sample-app").send().await?;
+    assert_eq!(revisions.task_definition_arns().len(), 1, "one revision registered");
     let described = world.ecs.describe_services().cluster("prod").services("web").send().await?;
     let service = &described.services()[0];
     assert_eq!(service.task_definition(), Some("arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:1"));

@@ -161,3 +161,63 @@ async fn an_unknown_service_is_refused_and_reported_missing_as_ecs_does() -> Res
     assert_eq!(described.failures()[0].reason(), Some("MISSING"));
     Ok(())
 }
+
+#[tokio::test]
+async fn updating_a_service_to_the_task_definition_it_runs_starts_no_deployment_as_ecs_does() -> Result<()> {
+    let world = world(Rollout::Healthy).await?;
+    roll_out(&world, true).await?;
+    let first = service(&world).await?.deployments()[0].id().map(str::to_owned);
+    // The same update again (a retried request): the same deployment, no second rollout.
+    let again = world
+        .ecs
+        .update_service()
+        .cluster("prod")
+        .service("api")
+        .task_definition(&world.new)
+        .deployment_configuration(configuration(true))
+        .send()
+        .await?;
+    let deployments = again.service().map(|s| s.deployments().to_vec()).unwrap_or_default();
+    assert_eq!(deployments.iter().filter(|d| d.task_definition() == Some(world.new.as_str())).count(), 1);
+    assert_eq!(deployments.iter().find(|d| d.status() == Some("PRIMARY")).and_then(|d| d.id()), first.as_deref());
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_definitions_are_listed_newest_first_by_family_and_described_with_their_tags() -> Result<()> {
+    let world = world(Rollout::Healthy).await?;
+    let container = aws_sdk_ecs::types::ContainerDefinition::builder().name("app").image("nginx").build();
+    let tag = aws_sdk_ecs::types::Tag::builder().key("sluice:effect").value("web-3-7").build();
+    let registered = world
+        .ecs
+        .register_task_definition()
+        .family("sample-app")
+        .container_definitions(container)
+        .tags(tag)
+        .send()
+        .await?;
+    let arn = registered.task_definition().and_then(|t| t.task_definition_arn()).context("an ARN")?.to_owned();
+    assert_eq!(registered.tags().len(), 1);
+
+    let listed = world
+        .ecs
+        .list_task_definitions()
+        .family_prefix("sample-app")
+        .sort(aws_sdk_ecs::types::SortOrder::Desc)
+        .max_results(2)
+        .send()
+        .await?;
+    assert_eq!(listed.task_definition_arns(), [arn.clone(), world.new.clone()]);
+    let plain = world.ecs.describe_task_definition().task_definition(&arn).send().await?;
+    assert!(plain.tags().is_empty(), "tags only when asked for");
+    let tagged = world
+        .ecs
+        .describe_task_definition()
+        .task_definition(&arn)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await?;
+    assert_eq!(tagged.tags().first().and_then(|t| t.value()), Some("web-3-7"));
+    assert_eq!(tagged.task_definition().map(|t| t.revision()), Some(3));
+    Ok(())
+}

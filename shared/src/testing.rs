@@ -304,6 +304,7 @@ pub fn plan(approval: bool) -> Plan {
             application: "web".into(),
             deployment_group: "web-prod".into(),
             deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
+            container: None,
             checks: vec![],
         }),
         notify: None,

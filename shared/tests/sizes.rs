@@ -51,6 +51,7 @@ fn maximal_plan() -> Plan {
             application: long('a', 100),
             deployment_group: long('g', 100),
             deployment_config: long('d', 100),
+            container: Some(long('n', 255)),
             checks,
         }),
         notify: Some(Notify { topic_arn: long('n', 256) }),

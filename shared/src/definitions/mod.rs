@@ -190,6 +190,14 @@ impl DeployTarget {
         }
     }
 
+    /// The container the pipeline names for the built image, if it names one.
+    pub fn container(&self) -> Option<&str> {
+        match self {
+            DeployTarget::BlueGreen(target) => target.container.as_deref(),
+            DeployTarget::Rolling(target) => target.container.as_deref(),
+        }
+    }
+
     pub fn checks(&self) -> &[Check] {
         match self {
             DeployTarget::BlueGreen(target) => &target.checks,
@@ -206,6 +214,9 @@ pub struct BlueGreen {
     pub deployment_group: String,
     /// `CodeDeployDefault.ECSAllAtOnce` unless given; canary and linear configs work the same way.
     pub deployment_config: String,
+    /// The container the built image goes in, instead of those whose image is `<IMAGE1_NAME>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     pub checks: Vec<Check>,
 }
 
@@ -216,6 +227,9 @@ pub struct Rolling {
     pub minimum_healthy_percent: u32,
     pub maximum_percent: u32,
     pub circuit_breaker: CircuitBreaker,
+    /// The container the built image goes in, instead of those whose image is `<IMAGE1_NAME>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     pub checks: Vec<Check>,
 }
 

@@ -76,6 +76,7 @@ pub(super) struct RawDeploy {
     pub minimum_healthy_percent: Option<Spanned<i64>>,
     pub maximum_percent: Option<Spanned<i64>>,
     pub circuit_breaker: Option<Spanned<RawCircuitBreaker>>,
+    pub container: Option<Spanned<String>>,
     #[serde(default)]
     pub checks: Vec<Spanned<RawCheck>>,
 }

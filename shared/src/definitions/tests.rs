@@ -231,3 +231,16 @@ url = "http://api/health"
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(errors[0].contains("field `deploy.checks`: checks after a rolling update (AfterRollout) are not run"));
 }
+
+#[test]
+fn a_pipeline_may_name_the_container_the_image_goes_in_and_a_name_ecs_would_refuse_is_an_error() {
+    let named = MINIMAL.replace(r#"service = "api" }"#, r#"service = "api", container = "api-app" }"#);
+    let definitions = Definitions::parse("pipelines.toml", &named).expect("valid");
+    assert_eq!(definitions.get("api").and_then(|p| p.deploy.container()), Some("api-app"));
+
+    let wrong = MINIMAL.replace(r#"service = "api" }"#, r#"service = "api", container = "api app" }"#);
+    let errors = errors(&wrong);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("pipelines.toml:5:"), "{errors:?}");
+    assert!(errors[0].contains("field `deploy.container`: must be a container name"), "{errors:?}");
+}

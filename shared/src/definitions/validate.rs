@@ -233,6 +233,9 @@ fn validate_deploy(checker: &mut Checker<'_>, raw: RawDeploy) -> DeployTarget {
     }
     let checks =
         raw.checks.into_iter().enumerate().map(|(i, check)| validate_check(checker, i, check, hooks)).collect();
+    let container = raw.container.as_ref().map(|name| {
+        checker.text(name, "deploy.container", is_container_name, "must be a container name of the task definition")
+    });
     let only_for = |checker: &mut Checker<'_>, value: Option<Range<usize>>, field: &str, only: &str| {
         if let Some(span) = value {
             checker.error(span, field, format!("only applies to strategy = \"{only}\""));
@@ -282,6 +285,7 @@ fn validate_deploy(checker: &mut Checker<'_>, raw: RawDeploy) -> DeployTarget {
                 application,
                 deployment_group,
                 deployment_config,
+                container,
                 checks,
             })
         }
@@ -336,6 +340,7 @@ fn validate_deploy(checker: &mut Checker<'_>, raw: RawDeploy) -> DeployTarget {
                 minimum_healthy_percent,
                 maximum_percent,
                 circuit_breaker,
+                container,
                 checks,
             })
         }
@@ -478,6 +483,11 @@ fn is_sns_topic_arn(text: &str) -> bool {
 fn is_ecs_name(text: &str) -> bool {
     text.starts_with("arn:")
         || ((1..=255).contains(&text.len()) && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+}
+
+/// ECS container names: up to 255 letters, digits, hyphens and underscores.
+fn is_container_name(text: &str) -> bool {
+    (1..=255).contains(&text.len()) && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn is_codedeploy_name(text: &str) -> bool {

@@ -28,8 +28,9 @@ fn invalid(file: &'static str, message: impl Into<String>) -> RenderError {
     RenderError { file, message: message.into() }
 }
 
-/// `taskdef.json` with the built image in every container whose image is `<IMAGE1_NAME>`.
-pub fn task_definition(text: &[u8], image_uri: &str) -> Result<TaskDefinition, RenderError> {
+/// `taskdef.json` with the built image in the container the pipeline names (`deploy.container`), or else in every
+/// container whose image is `<IMAGE1_NAME>`.
+pub fn task_definition(text: &[u8], image_uri: &str, container: Option<&str>) -> Result<TaskDefinition, RenderError> {
     let file = TASK_DEFINITION_FILE;
     let reader = &mut serde_json::Deserializer::from_slice(text);
     let mut definition: TaskDefinition = serde_path_to_error::deserialize(reader).map_err(|error| {
@@ -46,6 +47,21 @@ pub fn task_definition(text: &[u8], image_uri: &str) -> Result<TaskDefinition, R
     }
     if definition.container_definitions.is_empty() {
         return Err(invalid(file, "field `containerDefinitions` is empty: a task definition needs a container"));
+    }
+    if let Some(name) = container {
+        let names: Vec<String> = definition.container_definitions.iter().map(|c| c.name.clone()).collect();
+        let Some(named) = definition.container_definitions.iter_mut().find(|c| c.name == name) else {
+            return Err(invalid(
+                file,
+                format!(
+                    "no container in `containerDefinitions` is named `{name}` (the pipeline's deploy.container); it \
+                     has {}",
+                    names.join(", ")
+                ),
+            ));
+        };
+        named.image = image_uri.to_owned();
+        return Ok(definition);
     }
     let mut placed = 0;
     for container in &mut definition.container_definitions {

@@ -13,7 +13,7 @@ fn error(result: Result<impl std::fmt::Debug, RenderError>) -> String {
 
 #[test]
 fn the_built_image_takes_the_place_of_the_placeholder_and_nothing_else_changes() {
-    let rendered = task_definition(SAMPLE_TASKDEF.as_bytes(), IMAGE).expect("renders");
+    let rendered = task_definition(SAMPLE_TASKDEF.as_bytes(), IMAGE, None).expect("renders");
     assert_eq!(rendered.container_definitions[0].image, IMAGE);
     let mut sent = serde_json::to_value(&rendered).expect("serializes");
     let mut written: serde_json::Value = serde_json::from_str(SAMPLE_TASKDEF).expect("json");
@@ -28,7 +28,7 @@ fn a_described_task_definition_can_be_committed_as_it_is() {
         "status":"ACTIVE","compatibilities":["EC2","FARGATE"],"requiresAttributes":[{"name":"x"}],
         "registeredAt":"2026-11-01T00:00:00Z","registeredBy":"arn:aws:iam::1:user/a","family":"web","cpu":256,
         "containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>"},{"name":"sidecar","image":"envoy:1"}]}"#;
-    let rendered = task_definition(described.as_bytes(), IMAGE).expect("renders");
+    let rendered = task_definition(described.as_bytes(), IMAGE, None).expect("renders");
     assert_eq!(rendered.cpu.as_deref(), Some("256"));
     assert_eq!(rendered.container_definitions[1].image, "envoy:1");
     let sent = serde_json::to_value(&rendered).expect("serializes");
@@ -38,7 +38,7 @@ fn a_described_task_definition_can_be_committed_as_it_is() {
 #[test]
 fn a_task_definition_without_the_placeholder_says_where_to_put_it() {
     let text = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"nginx:1"}]}"#;
-    let message = error(task_definition(text.as_bytes(), IMAGE));
+    let message = error(task_definition(text.as_bytes(), IMAGE, None));
     assert!(message.starts_with("taskdef.json: no `containerDefinitions[].image` is <IMAGE1_NAME>"), "{message}");
     assert!(message.contains("(one of web)"), "{message}");
 }
@@ -46,14 +46,14 @@ fn a_task_definition_without_the_placeholder_says_where_to_put_it() {
 #[test]
 fn a_malformed_or_unknown_field_is_named_with_its_path() {
     let unknown = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>","gpu":1}]}"#;
-    let message = error(task_definition(unknown.as_bytes(), IMAGE));
+    let message = error(task_definition(unknown.as_bytes(), IMAGE, None));
     assert!(message.starts_with("taskdef.json: field `containerDefinitions[0].gpu`: unknown field"), "{message}");
     let wrong = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>","memory":"lots"}]}"#;
-    let message = error(task_definition(wrong.as_bytes(), IMAGE));
+    let message = error(task_definition(wrong.as_bytes(), IMAGE, None));
     assert!(message.starts_with("taskdef.json: field `containerDefinitions[0].memory`"), "{message}");
-    assert!(error(task_definition(b"not json", IMAGE)).starts_with("taskdef.json: not an ECS task definition"));
+    assert!(error(task_definition(b"not json", IMAGE, None)).starts_with("taskdef.json: not an ECS task definition"));
     let empty = r#"{"family":"web","containerDefinitions":[]}"#;
-    assert!(error(task_definition(empty.as_bytes(), IMAGE)).contains("`containerDefinitions` is empty"));
+    assert!(error(task_definition(empty.as_bytes(), IMAGE, None)).contains("`containerDefinitions` is empty"));
 }
 
 #[test]
@@ -96,6 +96,7 @@ fn the_hook_events_are_those_the_pipeline_checks_at_in_lifecycle_order() {
         application: "a".into(),
         deployment_group: "g".into(),
         deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
+        container: None,
         checks: vec![check("BeforeAllowTraffic"), check("AfterInstall"), check("BeforeAllowTraffic")],
     });
     assert_eq!(hook_events(&target), ["AfterInstall", "BeforeAllowTraffic"]);
@@ -117,9 +118,31 @@ fn a_task_definition_is_tagged_with_the_effect_that_registers_it_once_whatever_t
         "\"tags\": [{\"key\": \"sluice:effect\", \"value\": \"forged\"}, {\"key\": \"team\", \"value\": \"web\"}], \"family\"",
         1,
     );
-    let mut definition = task_definition(text.as_bytes(), IMAGE).expect("renders");
+    let mut definition = task_definition(text.as_bytes(), IMAGE, None).expect("renders");
     mark(&mut definition, "web-3-7");
     mark(&mut definition, "web-3-7");
     let tags: Vec<(&str, &str)> = definition.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect();
     assert_eq!(tags, [("team", "web"), (EFFECT_TAG, "web-3-7")]);
+}
+
+#[test]
+fn a_container_the_pipeline_names_gets_the_image_whatever_its_image_was_and_an_unknown_one_is_named() {
+    let text = SAMPLE_TASKDEF.replace("<IMAGE1_NAME>", "nginx:latest");
+    let name = task_definition(text.as_bytes(), IMAGE, None).map(|_| ()).err().map(|e| e.to_string());
+    assert!(name.is_some_and(|e| e.contains("<IMAGE1_NAME>")), "without a name the placeholder is needed");
+
+    let container = serde_json::from_str::<serde_json::Value>(SAMPLE_TASKDEF).expect("json")["containerDefinitions"][0]
+        ["name"]
+        .as_str()
+        .expect("a name")
+        .to_owned();
+    let rendered = task_definition(text.as_bytes(), IMAGE, Some(&container)).expect("renders");
+    assert_eq!(rendered.container_definitions[0].image, IMAGE);
+
+    let message = error(task_definition(text.as_bytes(), IMAGE, Some("worker")));
+    assert!(
+        message.starts_with("taskdef.json: no container in `containerDefinitions` is named `worker` (the pipeline's deploy.container); it has "),
+        "{message}"
+    );
+    assert!(message.contains(&container), "{message}");
 }

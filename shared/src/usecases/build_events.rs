@@ -102,7 +102,7 @@ async fn outputs<A: ArtifactStore>(
     artifacts: &A,
     build_id: &str,
     location: Option<&str>,
-    needs_appspec: bool,
+    target: Option<&DeployTarget>,
 ) -> Result<BuildOutputs, OutputsError> {
     let location = location
         .filter(|l| !l.is_empty())
@@ -150,9 +150,10 @@ async fn outputs<A: ArtifactStore>(
     }
     // Rendered now as the deployer will render them, so that a file it could not deploy fails the run before anyone
     // is asked to approve it.
-    crate::deploy::task_definition(&read(TASK_DEFINITION).await?, &image_uri)
+    let container = target.and_then(DeployTarget::container);
+    crate::deploy::task_definition(&read(TASK_DEFINITION).await?, &image_uri, container)
         .map_err(|error| OutputsError::Fail(error.to_string()))?;
-    if needs_appspec {
+    if target.is_some_and(|target| matches!(target, DeployTarget::BlueGreen(_))) {
         let appspec = read(APPSPEC).await?;
         crate::deploy::appspec(&appspec, "arn:aws:ecs:::task-definition/check:1", "check", &[])
             .map_err(|error| OutputsError::Fail(error.to_string()))?;
@@ -191,8 +192,8 @@ pub async fn record_build_event<S: PipelineStore, R: EffectRunner, A: ArtifactSt
         },
         "SUCCEEDED" => {
             let execution = store.execution(&execution_id).await.map_err(HandleError::from)?;
-            let needs_appspec = execution.is_some_and(|e| matches!(e.plan.deploy, DeployTarget::BlueGreen(_)));
-            match outputs(artifacts, &build_id, change.artifact_location.as_deref(), needs_appspec).await {
+            let target = execution.as_ref().map(|e| &e.plan.deploy);
+            match outputs(artifacts, &build_id, change.artifact_location.as_deref(), target).await {
                 Ok(outputs) => {
                     Event::BuildSucceeded { execution_id: execution_id.clone(), build_id: build_id.clone(), outputs }
                 }

@@ -109,8 +109,8 @@ where
                         )));
                     }
                 };
-                let definition =
-                    deploy::task_definition(&self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?, image_uri)?;
+                let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
+                let definition = deploy::task_definition(&text, image_uri, target.container())?;
                 let appspec = self.read(artifacts, deploy::APPSPEC_FILE).await?;
                 // Checked before registering, so that an AppSpec that cannot be used registers nothing.
                 deploy::appspec(&appspec, "arn:aws:ecs:::task-definition/check:1", hooks_function, &hook_events)?;
@@ -122,8 +122,8 @@ where
                 Ok(Started { deployment_id, task_definition: Some(arn) })
             }
             DeployTarget::Rolling(rolling) => {
-                let mut definition =
-                    deploy::task_definition(&self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?, image_uri)?;
+                let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
+                let mut definition = deploy::task_definition(&text, image_uri, target.container())?;
                 deploy::mark(&mut definition, id);
                 // ECS takes no client token for either call: a retry finds the revision its first attempt
                 // registered, and UpdateService to the task definition the service already runs starts nothing.

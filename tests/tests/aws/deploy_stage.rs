@@ -228,6 +228,7 @@ fn blue_green(checks: Vec<Check>) -> DeployTarget {
         application: "web".into(),
         deployment_group: "web-prod".into(),
         deployment_config: "CodeDeployDefault.ECSLinear10PercentEvery1Minutes".into(),
+        container: None,
         checks,
     })
 }
@@ -239,6 +240,7 @@ fn rolling() -> DeployTarget {
         minimum_healthy_percent: 100,
         maximum_percent: 200,
         circuit_breaker: CircuitBreaker { enable: true, rollback: true },
+        container: None,
         checks: Vec::new(),
     })
 }

@@ -102,6 +102,7 @@ fn blue_green(checks: &[&str]) -> DeployTarget {
         application: "web".into(),
         deployment_group: "web-prod".into(),
         deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
+        container: None,
         checks,
     })
 }
@@ -188,6 +189,7 @@ async fn a_rolling_run_updates_the_service_to_the_registered_task_definition() -
         minimum_healthy_percent: 50,
         maximum_percent: 200,
         circuit_breaker: CircuitBreaker { enable: true, rollback: true },
+        container: None,
         checks: vec![],
     });
     let world = deploying(target, TASKDEF).await?;
@@ -254,5 +256,33 @@ async fn a_deployment_group_codedeploy_does_not_know_fails_the_run_with_codedepl
     assert_eq!(run.status, Status::Failed);
     let reason = run.reason.unwrap_or_default();
     assert!(reason.contains("CodeDeploy refused the deployment: DeploymentGroupDoesNotExistException"), "{reason}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_pipeline_that_names_its_container_gets_the_image_there_without_a_placeholder() -> Result<()> {
+    let taskdef: serde_json::Value = serde_json::from_str(TASKDEF)?;
+    let container = taskdef["containerDefinitions"][0]["name"].as_str().context("a container name")?.to_owned();
+    let target = DeployTarget::Rolling(Rolling {
+        cluster: "prod".into(),
+        service: "web".into(),
+        minimum_healthy_percent: 100,
+        maximum_percent: 200,
+        circuit_breaker: CircuitBreaker { enable: true, rollback: true },
+        container: Some(container.clone()),
+        checks: vec![],
+    });
+    // The build's taskdef.json names a fixed image, as a task definition exported from ECS does.
+    let world = deploying(target, &TASKDEF.replace("<IMAGE1_NAME>", "nginx:latest")).await?;
+    on_event(&world.app, &REQUESTED(), chrono::Utc::now()).await?;
+
+    let run = world.run().await?;
+    assert_eq!(run.status, Status::Running(Stage::Deploy), "{:?}", run.reason);
+    let arn = run.deploy.and_then(|d| d.task_definition).context("the registered task definition")?;
+    let described = world.ecs.describe_task_definition().task_definition(&arn).send().await?;
+    let registered = described.task_definition().context("the task definition")?;
+    let named = registered.container_definitions().iter().find(|c| c.name() == Some(container.as_str()));
+    assert_eq!(named.and_then(|c| c.image()), Some(IMAGE));
+    drop(world.ecs_sandbox);
     Ok(())
 }

@@ -232,6 +232,7 @@ fn rolling() -> DeployTarget {
         minimum_healthy_percent: 100,
         maximum_percent: 200,
         circuit_breaker: crate::definitions::CircuitBreaker { enable: true, rollback: true },
+        container: None,
         checks: vec![],
     })
 }

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod browser;
+pub mod demo;
 pub mod meter;
 pub mod template;
 

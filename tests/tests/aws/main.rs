@@ -14,6 +14,7 @@ mod events;
 mod store;
 mod through_the_sandbox;
 mod webhook;
+mod whole_pipeline;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sluice::definitions::{Definitions, ExecutionMode};

@@ -1,0 +1,483 @@
+//! `make demo`: a push to deployment, locally, through sluice's real functions.
+//!
+//! moto_server plays DynamoDB, EventBridge (the rules of template.yaml, each targeting an SQS queue), S3, Secrets
+//! Manager and SQS. The sandbox plays the rest of AWS: the webhook function is served on a loopback function URL,
+//! CodeBuild's builds run and report as CodeBuild does, and each rule's target feeds its function. The approval
+//! function mails the request through SNS (moto) and serves its page on a loopback function URL; the demo opens the
+//! link as a mail scanner would (GET: nothing changes), then decides through the page's form as a person would
+//! (`make demo APPROVE=manual` prints the link and waits for you to decide in a browser). The deployer registers
+//! the task definition (ECS sandbox) and starts the CodeDeploy blue/green deployment (CodeDeploy sandbox), which
+//! invokes sluice's hooks function at each checked lifecycle hook; its checks hit the sandbox's sample app through
+//! the load balancer's test listener. deploy-events ends the run on CodeDeploy's word. `make demo SCENARIO=rollback`
+//! deploys a replacement whose health check fails: the hook answers Failed and CodeDeploy rolls back;
+//! `SCENARIO=rolling` deploys `web` by an ECS rolling update instead, and `SCENARIO=circuit-breaker` one whose tasks
+//! fail to start, so that ECS's circuit breaker rolls it back. The notifier
+//! tells the pipeline's topic how the run ended. The demo plays only GitHub (signed pushes over HTTP).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Stack, Template, approval_link, form_token, moto, post, request, sns_messages, workspace_root};
+use anyhow::{Context, Result};
+use aws_lambda_events::event::codebuild::CodeBuildEvent;
+use serde_json::Value;
+use sluice::adapters::DynamoDbStore;
+use sluice::definitions::Definitions;
+use sluice::github::sign;
+use sluice::pipeline::{ExecutionId, Stage, Status};
+use sluice::ports::{DefinitionsStore, PipelineStore};
+use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
+use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
+use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
+use sluice_sandbox::function_url::serve;
+use sluice_sandbox::pump::pump;
+use sluice_sandbox::sample_app::SampleApp;
+
+const PUSH: &[u8] = include_bytes!("../../shared/tests/fixtures/github-push.json");
+const SECRET: &str = "demo-webhook-secret-0123456789abcdef";
+/// The commit the pushed payload leaves `main` at.
+const HEAD: &str = "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b";
+/// The hooks function's name, as the deployer names it in AppSpecs (on AWS: `CodeDeployHook_<stack>`).
+const HOOKS: &str = "CodeDeployHook_sluice-demo";
+
+fn show(what: &str, status: u16, body: &Value) {
+    println!("  {what}\n    ← {status} {body}");
+}
+
+/// What a demo run ended with, for the caller to judge.
+pub struct DemoOutcome {
+    pub run: sluice::pipeline::Execution,
+    /// The notification's subject and email text.
+    pub notification: (String, String),
+    /// Where the sample app's production listener routes once the run ended (`blue` or `green`).
+    pub production: String,
+    /// The task definition the ECS service runs once the run ended.
+    pub service_task_definition: Option<String>,
+}
+
+/// Runs the demo of `scenario`, printing as it goes; `manual` waits for a person to decide in a browser.
+pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
+    let name = scenario.name();
+    println!("sluice demo ({name}): a push to deployment, locally, through sluice's real functions\n");
+    // The sample app behind its load balancer: blue serves production; green, the replacement, is healthy unless
+    // the scenario says otherwise.
+    let sample = SampleApp::serve(scenario != DemoScenario::Rollback).await?;
+    let stack = Stack::create().await.context("creating the stack in moto")?;
+    let rules: Vec<String> = Template::load()?.rules()?.into_iter().map(|r| r.logical_id).collect();
+    println!("  local AWS      moto_server at {}", moto().endpoint);
+    println!("  table, bus     {} · {} (rules from template.yaml: {})", stack.table, stack.bus, rules.join(", "));
+
+    // Pipelines, as `sluice publish infra/pipelines.example.toml` publishes them.
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let outcomes = stack.sns.create_topic().name("web-deploys").send().await?;
+    let outcomes = outcomes.topic_arn().context("moto returned no topic ARN")?.to_owned();
+    let text = std::fs::read_to_string(workspace_root().join("infra/pipelines.example.toml"))?
+        .replace("arn:aws:sns:eu-west-1:123456789012:web-approvals", &stack.approval_topic)
+        .replace("arn:aws:sns:eu-west-1:123456789012:web-deploys", &outcomes)
+        .replace("http://web-test.internal:8080", &sample.test.url)
+        // The demo's clock is compressed: a check retried 5 s later is retried 1 s later.
+        .replace("interval = \"5s\"", "interval = \"1s\"");
+    let text = if scenario.rolling() { rolling_web(&text)? } else { text };
+    Definitions::parse("infra/pipelines.example.toml", &text)?;
+    let revision = store.publish(&text, None, chrono::Utc::now()).await?;
+    let how = if scenario.rolling() { ", web deployed by an ECS rolling update" } else { "" };
+    println!("  definitions    infra/pipelines.example.toml{how}, revision {revision}");
+
+    // The CodeBuild sandbox, writing artifacts to S3 and events to the default bus.
+    let s3 =
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
+    s3.create_bucket().bucket("sluice-demo-artifacts").send().await?;
+    let sandbox = CodeBuildSandbox::start(Outputs {
+        s3: s3.clone(),
+        bucket: "sluice-demo-artifacts".into(),
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        duration: Duration::from_millis(800),
+    })
+    .await?;
+    sandbox.project("web-build", Scenario::Succeed);
+    sandbox.project("api-build", Scenario::Succeed);
+    // CodeDeploy and ECS: the sandbox plays the deployment group and the service, and reroutes the sample app's
+    // listeners as the deployment goes.
+    let codedeploy = CodeDeploySandbox::start(Settings {
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        minute: Duration::from_millis(50),
+        hook_timeout: Duration::from_secs(60),
+        app: Some(Arc::clone(&sample)),
+    })
+    .await?;
+    codedeploy.deployment_group("web", "web-prod");
+    let ecs = EcsSandbox::start(Events {
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        duration: Duration::from_millis(300),
+    })
+    .await?;
+    let rollout = if scenario == DemoScenario::CircuitBreaker { Rollout::TasksFail } else { Rollout::Healthy };
+    ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", rollout);
+    // Every sluice client speaks to moto, but CodeBuild's, CodeDeploy's and ECS's, which speak to the sandbox: as
+    // AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_CODEBUILD (and so on) would set them on a laptop.
+    let aws = crate::aws_config_with(
+        &moto().endpoint,
+        &[("codebuild", &sandbox.endpoint), ("codedeploy", &codedeploy.endpoint), ("ecs", &ecs.endpoint)],
+    )
+    .await;
+    println!("  CodeBuild      sandbox at {}", sandbox.endpoint);
+    println!("  CodeDeploy     sandbox at {} (application web, group web-prod)", codedeploy.endpoint);
+    println!(
+        "  ECS            sandbox at {} (cluster prod, service web; new tasks {})",
+        ecs.endpoint,
+        if rollout == Rollout::TasksFail { "fail to start" } else { "start healthy" }
+    );
+    println!(
+        "  sample app     production listener {} · test listener {} (green {})",
+        sample.production.url,
+        sample.test.url,
+        if scenario == DemoScenario::Rollback { "unhealthy" } else { "healthy" }
+    );
+
+    // The webhook function on a function URL, wired by its own `from_aws`, as its main.rs wires it.
+    let secrets_manager = aws_sdk_secretsmanager::Client::new(&stack.config);
+    secrets_manager.create_secret().name("sluice/github-webhook").secret_string(SECRET).send().await?;
+    let config = github_webhook::handler::Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        "SLUICE_WEBHOOK_SECRET" => Some("sluice/github-webhook".to_owned()),
+        _ => None,
+    })?;
+    let webhook = Arc::new(github_webhook::handler::AwsApp::from_aws(&aws, &config).await?);
+    let url = serve("github-webhook", move |request| {
+        let app = Arc::clone(&webhook);
+        async move { github_webhook::handler::respond(&app, request, chrono::Utc::now()).await }
+    })
+    .await?;
+    println!("  webhook        {} (function URL on loopback)", url.url);
+
+    // The build-events function, fed by the CodeBuild rule's target.
+    let build_events = Arc::new(build_events::handler::AwsApp::from_aws(&aws, &config.common));
+    let _pump =
+        pump(stack.sqs.clone(), stack.queue("CodeBuildStateChangeRule")?.to_owned(), move |event: CodeBuildEvent| {
+            let app = Arc::clone(&build_events);
+            async move {
+                let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
+                build_events::handler::on_event(&app, event, chrono::Utc::now()).await
+            }
+        });
+    println!("  build-events   fed by CodeBuildStateChangeRule");
+
+    // The approval function: its page on a function URL, its requests sent on `Approval Requested`.
+    let approval_config = approval::handler::Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        _ => None,
+    })?;
+    let approval_app = Arc::new(approval::handler::AwsApp::from_aws(&aws, &approval_config));
+    let app = Arc::clone(&approval_app);
+    let approval_url = serve("approval", move |request| {
+        let app = Arc::clone(&app);
+        async move { approval::handler::respond(&app, request, chrono::Utc::now()).await }
+    })
+    .await?;
+    let _ = approval_app.approval_url.set(approval_url.url.clone());
+    let app = Arc::clone(&approval_app);
+    let _approvals = pump(stack.sqs.clone(), stack.queue("ApprovalRequestedRule")?.to_owned(), move |event: Value| {
+        let app = Arc::clone(&app);
+        async move { approval::handler::on_event(&app, &event, chrono::Utc::now()).await }
+    });
+    println!("  approval       {} (function URL on loopback), fed by ApprovalRequestedRule", approval_url.url);
+
+    // The deploy stage: the deployer on Deployment Requested, the hooks function invoked by CodeDeploy, and
+    // deploy-events on CodeDeploy's state changes.
+    let deployer_config =
+        deployer::handler::Config { common: config.common.clone(), hooks_function: Some(HOOKS.into()) };
+    let deployer_app = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &deployer_config));
+    let _deployer = pump(stack.sqs.clone(), stack.queue("DeploymentRequestedRule")?.to_owned(), move |event: Value| {
+        let app = Arc::clone(&deployer_app);
+        async move { deployer::handler::on_event(&app, &event, chrono::Utc::now()).await }
+    });
+    let hooks_app = Arc::new(hooks::handler::AwsApp::from_aws(&aws, &config.common)?);
+    codedeploy.function(HOOKS, move |payload| {
+        let app = Arc::clone(&hooks_app);
+        async move {
+            let remaining = Some(Duration::from_secs(300));
+            if let Err(error) = hooks::handler::on_event(&app, &payload, remaining, chrono::Utc::now()).await {
+                eprintln!("  hooks function failed: {error}");
+            }
+        }
+    });
+    let events_app = Arc::new(deploy_events::handler::AwsApp::from_aws(&aws, &config.common));
+    let _deploy_events =
+        pump(stack.sqs.clone(), stack.queue("DeploymentStateChangeRule")?.to_owned(), move |event: Value| {
+            let app = Arc::clone(&events_app);
+            async move { deploy_events::handler::on_event(&app, &event, chrono::Utc::now()).await }
+        });
+    // The notifier, on Execution Finished: the run's outcome to the pipeline's notify.topic.
+    let notifier_config = notifier::handler::Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        _ => None,
+    })?;
+    let notifier_app = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config));
+    let _notifier = pump(stack.sqs.clone(), stack.queue("ExecutionFinishedRule")?.to_owned(), move |event: Value| {
+        let app = Arc::clone(&notifier_app);
+        async move { notifier::handler::on_event(&app, &event, chrono::Utc::now()).await }
+    });
+    println!("  deployer       fed by DeploymentRequestedRule");
+    println!("  hooks          {HOOKS}, invoked by CodeDeploy at each checked lifecycle hook");
+    println!("  deploy-events  fed by DeploymentStateChangeRule");
+    println!("  notifier       fed by ExecutionFinishedRule, tells {outcomes}\n");
+
+    println!("GitHub (played by the demo) delivers a signed push of acme/web main:");
+    let signature = sign(SECRET, PUSH);
+    let headers = |delivery: &'static str, signature: &str| {
+        vec![
+            ("content-type", "application/json".to_owned()),
+            ("x-github-event", "push".to_owned()),
+            ("x-github-delivery", delivery.to_owned()),
+            ("x-hub-signature-256", signature.to_owned()),
+        ]
+    };
+    let send = |headers: Vec<(&'static str, String)>| {
+        let url = url.url.clone();
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post(&url, &headers, PUSH.to_vec()).await
+        }
+    };
+    let (status, body) = send(headers("72d3162e-cc78-11e3-81ab-4c9367dc0958", &signature)).await?;
+    show("POST push (delivery 72d3162e…)", status, &body);
+    let (status, body) = send(headers("72d3162e-cc78-11e3-81ab-4c9367dc0958", &signature)).await?;
+    show("POST the same delivery again", status, &body);
+    let (status, body) = send(headers("0b989ba4-242f-11e5-81e1-c7b6966d2516", &sign("guessed", PUSH))).await?;
+    show("POST a push signed with the wrong secret", status, &body);
+
+    let execution_id = ExecutionId("web-72d3162e-cc78-11e3-81ab-4c9367dc0958".into());
+    println!("\nCodeBuild (sandbox) builds {}; its events reach build-events through the rule:", &HEAD[..7]);
+    let email = wait_for_email(&stack.approval_topic).await?;
+    println!("\nThe approval function mailed the approvers (SNS topic {}), as moto recorded it:", stack.approval_topic);
+    println!("  Subject: {}", email.0);
+    for line in email.1.lines() {
+        println!("  | {line}");
+    }
+    let link = approval_link(&email.1).context("no review link in the email")?;
+
+    let status_of = |store: DynamoDbStore, id: ExecutionId| async move {
+        store.execution(&id).await.map(|execution| execution.map(|execution| execution.status))
+    };
+    let (status, _, _) = request("GET", &link, &[("user-agent", "Mimecast-LinkScanner/1.0")], vec![]).await?;
+    let now = describe(status_of(store.clone(), execution_id.clone()).await?);
+    println!("\nA mail scanner fetches the link (GET): {status}; the run is still {now}");
+
+    if manual {
+        println!("\nOpen this link in a browser and decide (the demo waits up to 10 minutes):\n  {link}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        while status_of(store.clone(), execution_id.clone()).await? == Some(Status::Running(Stage::Approval)) {
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("nobody decided within 10 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    } else {
+        println!("A person opens it, types a name and a comment, and presses Approve (POST from the page):");
+        let (_, _, page) = request("GET", &link, &[("user-agent", "Mozilla/5.0 (demo)")], vec![]).await?;
+        let token = form_token(&page).context("no form on the review page")?;
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("form_token", &token)
+            .append_pair("approver", "alice@example.com")
+            .append_pair("comment", "ship it")
+            .append_pair("decision", "approve")
+            .finish();
+        let headers = [("content-type", "application/x-www-form-urlencoded"), ("user-agent", "Mozilla/5.0 (demo)")];
+        let (status, _, page) = request("POST", &link, &headers, form.clone().into_bytes()).await?;
+        println!("  POST approve: {status} {}", heading(&page));
+        let (status, _, page) = request("POST", &link, &headers, form.into_bytes()).await?;
+        println!("  POST again:   {status} {}", heading(&page));
+    }
+    println!("  the run is now {}", describe(status_of(store.clone(), execution_id.clone()).await?));
+
+    let run = if scenario.rolling() {
+        println!(
+            "\nThe deployer registers the task definition and updates the ECS service; deploy-events ends the run on"
+        );
+        println!("ECS's word:");
+        let run = wait_until_finished(&store, &execution_id).await?;
+        let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
+        println!("  deployment     {} ({})", deploy.deployment_id.as_deref().unwrap_or("-"), deploy.strategy);
+        println!("  rolled out     {}", deploy.task_definition.as_deref().unwrap_or("-"));
+        let ecs_client = aws_sdk_ecs::Client::new(&aws);
+        let described = ecs_client.describe_services().cluster("prod").services("web").send().await?;
+        let service = described.services().first().context("ECS lists no service web")?;
+        println!("  the service now runs {}", service.task_definition().unwrap_or("-"));
+        run
+    } else {
+        println!(
+            "\nThe deployer registers the task definition and starts the blue/green deployment; CodeDeploy calls the"
+        );
+        println!("hooks function at each checked hook; deploy-events ends the run on CodeDeploy's word:");
+        let run = wait_until_finished(&store, &execution_id).await?;
+        let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
+        let deployment_id = deploy.deployment_id.clone().unwrap_or_default();
+        println!("  deployment     {deployment_id} ({})", deploy.strategy);
+        for (event, status) in codedeploy.lifecycle(&deployment_id) {
+            let hook = deploy.hooks.iter().find(|hook| hook.lifecycle_event == event);
+            match hook {
+                Some(hook) => println!(
+                    "  {event:<22} {status:<10} checks {} in {} ms: {}",
+                    if hook.passed { "passed" } else { "FAILED" },
+                    hook.millis.unwrap_or_default(),
+                    hook.detail.as_deref().unwrap_or("-")
+                ),
+                None => println!("  {event:<22} {status}"),
+            }
+        }
+        let traffic: Vec<String> = codedeploy.traffic(&deployment_id).iter().map(|p| format!("{p}%")).collect();
+        println!(
+            "  traffic on green after each shift: {}",
+            if traffic.is_empty() { "-".into() } else { traffic.join(" → ") }
+        );
+        println!("  production listener now routes to {}", sample.production.routed());
+        run
+    };
+    let took = run.finished_at.map(|end| (end - run.created_at).num_milliseconds()).unwrap_or_default();
+    println!(
+        "  the run ended {} after {took} ms{}",
+        run.status,
+        run.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+    );
+    let (subject, text) = wait_for_email(&outcomes).await?;
+    println!("\nThe notifier told the pipeline's topic how the run ended (SNS, as moto recorded it):");
+    println!("  Subject: {subject}");
+    for line in text.lines() {
+        println!("  | {line}");
+    }
+    let expected = scenario.expected();
+
+    println!("\nHistory of web, newest first (DynamoDB, index `history`):");
+    for execution in store.history("web", 10).await? {
+        let build = execution.build.as_ref();
+        println!(
+            "  #{} {} {} {} — build {} image {}",
+            execution.seq,
+            execution.id,
+            &execution.source.commit[..7],
+            execution.status,
+            build.and_then(|b| b.build_id.as_deref()).unwrap_or("-"),
+            build.and_then(|b| b.image_uri.as_deref()).unwrap_or("-"),
+        );
+    }
+    let ecs_client = aws_sdk_ecs::Client::new(&aws);
+    let described = ecs_client.describe_services().cluster("prod").services("web").send().await?;
+    let service_task_definition = described.services().first().and_then(|s| s.task_definition()).map(str::to_owned);
+    if run.status == expected {
+        println!("\nDone ({name}: {expected}, as the scenario says). Everything ran on loopback; moto_server and the");
+        println!("sandbox stop with this program.");
+    }
+    Ok(DemoOutcome {
+        run,
+        notification: (subject, text),
+        production: sample.production.routed().to_owned(),
+        service_task_definition,
+    })
+}
+
+/// What `make demo SCENARIO=...` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoScenario {
+    /// Blue/green, every check passes: shipped.
+    Success,
+    /// Blue/green, the replacement's health check answers 503: CodeDeploy rolls back.
+    Rollback,
+    /// An ECS rolling update whose tasks start healthy: shipped.
+    Rolling,
+    /// An ECS rolling update whose tasks fail to start: the circuit breaker trips and ECS rolls back.
+    CircuitBreaker,
+}
+
+impl DemoScenario {
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("SCENARIO").as_deref().unwrap_or("success") {
+            "success" => Ok(Self::Success),
+            "rollback" => Ok(Self::Rollback),
+            "rolling" => Ok(Self::Rolling),
+            "circuit-breaker" => Ok(Self::CircuitBreaker),
+            other => anyhow::bail!(
+                "unknown SCENARIO {other:?}: use success (the default), rollback, rolling or circuit-breaker"
+            ),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Rollback => "rollback",
+            Self::Rolling => "rolling",
+            Self::CircuitBreaker => "circuit-breaker",
+        }
+    }
+
+    pub fn rolling(self) -> bool {
+        matches!(self, Self::Rolling | Self::CircuitBreaker)
+    }
+
+    /// How the run must end.
+    pub fn expected(self) -> Status {
+        match self {
+            Self::Success | Self::Rolling => Status::Succeeded,
+            Self::Rollback | Self::CircuitBreaker => Status::RolledBack,
+        }
+    }
+}
+
+/// The example definitions with pipeline `web` deployed by an ECS rolling update of the same service (its
+/// `[pipelines.web.deploy]` table and checks replaced): the push the demo delivers is `acme/web`'s.
+fn rolling_web(text: &str) -> Result<String> {
+    let start = text.find("[pipelines.web.deploy]").context("the example has no [pipelines.web.deploy]")?;
+    let end = text[start..].find("\n# ").map(|i| start + i).context("nothing follows web's deploy table")?;
+    let rolling = "[pipelines.web.deploy]\nstrategy = \"rolling\"\ncluster = \"prod\"\nservice = \"web\"\n\
+                   minimum_healthy_percent = 100\nmaximum_percent = 200\n\
+                   circuit_breaker = { enable = true, rollback = true }\n";
+    Ok(format!("{}{rolling}{}", &text[..start], &text[end..]))
+}
+
+/// The first email SNS recorded on `topic`: subject and text.
+async fn wait_for_email(topic: &str) -> Result<(String, String)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((subject, message)) = sns_messages(topic).await?.into_iter().next() {
+            let message: Value = serde_json::from_str(&message).context("the SNS message is not JSON")?;
+            let text = message["email"].as_str().context("no email form in the SNS message")?.to_owned();
+            return Ok((subject.unwrap_or_default(), text));
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("nothing was published to {topic} within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The run once it has ended (within 60 s).
+async fn wait_until_finished(store: &DynamoDbStore, id: &ExecutionId) -> Result<sluice::pipeline::Execution> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let run = store.execution(id).await?.context("the run is not recorded")?;
+        if run.status.is_finished() {
+            return Ok(run);
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("the run did not finish within 60 s; it is {}", run.status);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn describe(status: Option<Status>) -> String {
+    status.map_or_else(|| "unknown".to_owned(), |status| status.to_string())
+}
+
+/// The page's first heading.
+fn heading(html: &str) -> &str {
+    let start = html.find("<h1>").map_or(0, |i| i + 4);
+    let end = html[start..].find("</h1>").map_or(html.len(), |i| i + start);
+    &html[start..end]
+}

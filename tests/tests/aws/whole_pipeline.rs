@@ -1,0 +1,33 @@
+//! A whole run through every sluice function, as `make demo` runs it: GitHub's signed push to the webhook function,
+//! the sandbox's CodeBuild, build-events, the approval email (SNS) and its page, decided by a POST from the page's
+//! form, the deployer, CodeDeploy's blue/green deployment calling the hooks function, deploy-events and the
+//! notifier. The same code is the demo, so that what the README shows is what this test checks.
+
+use anyhow::{Context, Result};
+use sluice::pipeline::{ApprovalDecision, Status};
+use sluice_integration::demo::{DemoScenario, run};
+
+#[tokio::test]
+async fn a_signed_push_is_built_approved_from_the_page_shipped_blue_green_and_notified() -> Result<()> {
+    let outcome = run(DemoScenario::Success, false).await?;
+
+    let run = &outcome.run;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    assert_eq!(run.source.commit, "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b");
+    // Built by CodeBuild, approved by the person on the page, deployed with the built image.
+    let image = run.build.as_ref().and_then(|b| b.image_uri.clone()).context("the built image")?;
+    assert!(image.ends_with(":9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b"), "{image}");
+    let approval = run.approval.as_ref().context("the approval")?;
+    assert_eq!(approval.decision, Some(ApprovalDecision::Approved));
+    assert_eq!(approval.approver.as_deref(), Some("alice@example.com"));
+    let deploy = run.deploy.as_ref().context("the deployment")?;
+    assert!(deploy.task_definition.as_deref().is_some_and(|t| t.contains(":task-definition/sample-app:")));
+    assert!(deploy.hooks.iter().all(|hook| hook.passed) && deploy.hooks.len() == 2, "{:?}", deploy.hooks);
+    // Traffic moved to the replacement, and the pipeline's topic was told what shipped.
+    assert_eq!(outcome.production, "green");
+    let (subject, text) = &outcome.notification;
+    assert_eq!(subject, "sluice: web 9b2c5f0 succeeded");
+    assert!(text.starts_with(&format!("Pipeline web shipped {image}.")), "{text}");
+    assert!(text.contains("approved by alice@example.com: \"ship it\""), "{text}");
+    Ok(())
+}

@@ -422,10 +422,20 @@ pub async fn request(
 /// What moto's SNS recorded as published to `topic_arn` (its `/moto-api/data.json`): each message's subject and
 /// `Message`, oldest first.
 pub async fn sns_messages(topic_arn: &str) -> Result<Vec<(Option<String>, String)>> {
-    let (status, _, body) = request("GET", &format!("{}/moto-api/data.json", moto().endpoint), &[], vec![]).await?;
-    if status != 200 {
-        bail!("moto's data.json answered {status}");
-    }
+    // moto builds data.json by walking every backend, and answers 500 when another test changes one meanwhile
+    // (a dictionary changed size during iteration): that is moto's, not the test's, so ask again.
+    let mut attempt = 0;
+    let body = loop {
+        let (status, _, body) = request("GET", &format!("{}/moto-api/data.json", moto().endpoint), &[], vec![]).await?;
+        match status {
+            200 => break body,
+            500 if attempt < 20 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            status => bail!("moto's data.json answered {status}"),
+        }
+    };
     let data: serde_json::Value = serde_json::from_str(&body).context("moto's data.json")?;
     let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
     let topic = topics.iter().find(|topic| topic["arn"] == topic_arn);

@@ -196,7 +196,7 @@ impl World {
 
     /// The one notification the pipeline's topic got (its subject and the email subscribers' text), within 10 s.
     async fn notification(&self) -> Result<(String, String)> {
-        for _ in 0..100 {
+        for _ in 0..50 {
             let sent = sluice_integration::sns_messages(&self.outcomes).await?;
             if let Some((subject, message)) = sent.first() {
                 anyhow::ensure!(sent.len() == 1, "one notification per run, not {}", sent.len());
@@ -204,7 +204,7 @@ impl World {
                 let email = message["email"].as_str().context("an email form")?.to_owned();
                 return Ok((subject.clone().unwrap_or_default(), email));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         anyhow::bail!("no notification reached {}", self.outcomes)
     }

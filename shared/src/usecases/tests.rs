@@ -350,3 +350,43 @@ async fn a_topic_that_refuses_the_notification_parks_it_with_the_reason() {
     assert_eq!(state.parked[0].effect.kind(), EffectKind::NotifyOutcome);
     assert!(state.parked[0].error.contains("Topic does not exist"), "{}", state.parked[0].error);
 }
+
+#[tokio::test]
+async fn the_events_of_codedeploys_own_rollback_deployment_are_not_sluices_and_change_nothing() {
+    // GIVEN a run deploying d-1, and CodeDeploy's rollback of it, d-2, whose record names no sluice run (CodeDeploy
+    // creates it with no description, as `codeDeployRollback`)
+    let store = InMemoryStore::new();
+    let runner = RecordingRunner::new();
+    for event in [
+        push("e1"),
+        Event::BuildSucceeded {
+            execution_id: ExecutionId::from("e1"),
+            build_id: "build-e1".into(),
+            outputs: crate::pipeline::BuildOutputs { image_uri: "web:e1".into(), artifacts: None },
+        },
+        Event::DeploymentStarted {
+            execution_id: ExecutionId::from("e1"),
+            deployment_id: "d-1".into(),
+            task_definition: None,
+        },
+    ] {
+        handle(&store, &runner, input(&event, None)).await.expect("handled");
+    }
+    let deployments = crate::testing::RecordedDeployments::new();
+    deployments.report(
+        "d-2",
+        crate::ports::DeploymentReport { progress: crate::ports::DeploymentProgress::Succeeded, ..Default::default() },
+    );
+    let before = stored(&store).await;
+    // WHEN the rollback deployment's SUCCESS arrives
+    let change = DeploymentStateChange {
+        event_id: "ev-rollback".into(),
+        deployment_id: "d-2".into(),
+        change: DeploymentChange::CodeDeploy { state: "SUCCESS".into() },
+    };
+    let outcome = record_deployment_event(&store, &runner, &deployments, &change, now()).await.expect("recorded");
+    // THEN it is not sluice's, and the run still deploys: a rollback is never read as the run's success
+    assert_eq!(outcome, DeploymentEventOutcome::NotOurs("not a deployment sluice started"));
+    assert_eq!(stored(&store).await, before);
+    assert_eq!(stored(&store).await.executions[0].status, Status::Running(Stage::Deploy));
+}

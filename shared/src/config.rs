@@ -44,6 +44,11 @@ impl Common {
     }
 }
 
+/// Where a function runs: `AWS_REGION` (Lambda sets it), read through `lookup`; `us-east-1` when unset (locally).
+pub fn region_from(lookup: impl Fn(&str) -> Option<String>) -> String {
+    lookup("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned())
+}
+
 /// The shared AWS configuration: region, credentials and endpoints from the environment, as in every AWS SDK.
 pub async fn aws() -> aws_config::SdkConfig {
     aws_config::load_from_env().await

@@ -35,7 +35,7 @@ impl Config {
         Ok(Self {
             common: Common::from_lookup(&lookup)?,
             approval_url: lookup(APPROVAL_URL).map(|url| url.trim().to_owned()).filter(|url| !url.is_empty()),
-            region: lookup("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+            region: sluice::config::region_from(&lookup),
         })
     }
 }

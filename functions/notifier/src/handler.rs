@@ -25,10 +25,7 @@ impl Config {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        Ok(Self {
-            common: Common::from_lookup(&lookup)?,
-            region: lookup("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
-        })
+        Ok(Self { common: Common::from_lookup(&lookup)?, region: sluice::config::region_from(&lookup) })
     }
 }
 

@@ -22,6 +22,16 @@ pub enum DeploymentChange {
     Ecs { event_name: String, reason: Option<String> },
 }
 
+impl DeploymentChange {
+    /// The state it reports: CodeDeploy's `state` or ECS's `eventName`.
+    pub fn state(&self) -> &str {
+        match self {
+            DeploymentChange::CodeDeploy { state } => state,
+            DeploymentChange::Ecs { event_name, .. } => event_name,
+        }
+    }
+}
+
 /// The facts of one deployment event that sluice uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentStateChange {
@@ -132,10 +142,7 @@ pub async fn record_deployment_event<S: PipelineStore, R: EffectRunner, B: BlueG
     now: DateTime<Utc>,
 ) -> Result<DeploymentEventOutcome, DeploymentEventError> {
     let deployment_id = change.deployment_id.as_str();
-    let (is_blue_green, state) = match &change.change {
-        DeploymentChange::CodeDeploy { state } => (true, state.as_str()),
-        DeploymentChange::Ecs { event_name, .. } => (false, event_name.as_str()),
-    };
+    let (is_blue_green, state) = (matches!(change.change, DeploymentChange::CodeDeploy { .. }), change.change.state());
     if !matches!(state, "SUCCESS" | "FAILURE" | "STOP" | "SERVICE_DEPLOYMENT_COMPLETED" | "SERVICE_DEPLOYMENT_FAILED") {
         return Ok(DeploymentEventOutcome::NotOurs("a deployment state sluice does not act on"));
     }

@@ -227,8 +227,8 @@ where
     D: BlueGreenDeployments,
     E: RollingUpdates,
 {
-    let change = |change| DeploymentStateChange {
-        event_id: format!("reconciled:{deployment_id}:{}", state_name(&change)),
+    let change = |change: DeploymentChange| DeploymentStateChange {
+        event_id: format!("reconciled:{deployment_id}:{}", change.state()),
         deployment_id: deployment_id.to_owned(),
         change,
     };
@@ -283,13 +283,6 @@ fn rollout_ended(
                 format!("ECS no longer lists deployment {deployment_id}, and the service runs {runs}, not {ours}");
             Some(("SERVICE_DEPLOYMENT_FAILED", Some(reason)))
         }
-    }
-}
-
-fn state_name(change: &DeploymentChange) -> &str {
-    match change {
-        DeploymentChange::CodeDeploy { state } => state,
-        DeploymentChange::Ecs { event_name, .. } => event_name,
     }
 }
 

@@ -65,6 +65,33 @@ pub struct DeploymentRequested {
     pub target: DeployTarget,
 }
 
+/// A rolling update completed and its AfterRollout checks are due: the hooks function runs them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChecksRequested {
+    pub pipeline: String,
+    pub execution_id: ExecutionId,
+    /// The ECS deployment that completed.
+    pub deployment_id: String,
+    /// `AfterRollout`.
+    pub lifecycle_event: String,
+    /// How many checks run.
+    pub checks: usize,
+}
+
+/// A rolling update's AfterRollout checks failed: the deployer updates the service back to the task definition
+/// it ran before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackRequested {
+    pub pipeline: String,
+    pub execution_id: ExecutionId,
+    /// The ECS deployment rolled back.
+    pub deployment_id: String,
+    /// The task definition the service goes back to.
+    pub task_definition: String,
+    /// Why: the checks that failed.
+    pub reason: String,
+}
+
 /// An execution ended, in any outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionFinished {
@@ -103,6 +130,10 @@ pub enum SluiceEvent {
     ApprovalDecided(ApprovalDecided),
     #[serde(rename = "Deployment Requested")]
     DeploymentRequested(DeploymentRequested),
+    #[serde(rename = "Checks Requested")]
+    ChecksRequested(ChecksRequested),
+    #[serde(rename = "Rollback Requested")]
+    RollbackRequested(RollbackRequested),
     #[serde(rename = "Execution Finished")]
     ExecutionFinished(ExecutionFinished),
     #[serde(rename = "Effects Due")]
@@ -113,7 +144,7 @@ pub enum SluiceEvent {
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     #[error(
-        "unknown detail-type {0:?}: sluice publishes Execution Started, Approval Requested, Approval Decided, Deployment Requested, Execution Finished and Effects Due"
+        "unknown detail-type {0:?}: sluice publishes Execution Started, Approval Requested, Approval Decided, Deployment Requested, Checks Requested, Rollback Requested, Execution Finished and Effects Due"
     )]
     UnknownDetailType(String),
     #[error("malformed {detail_type} detail")]
@@ -129,6 +160,8 @@ impl SluiceEvent {
     pub const APPROVAL_REQUESTED: &'static str = "Approval Requested";
     pub const APPROVAL_DECIDED: &'static str = "Approval Decided";
     pub const DEPLOYMENT_REQUESTED: &'static str = "Deployment Requested";
+    pub const CHECKS_REQUESTED: &'static str = "Checks Requested";
+    pub const ROLLBACK_REQUESTED: &'static str = "Rollback Requested";
     pub const EXECUTION_FINISHED: &'static str = "Execution Finished";
     pub const EFFECTS_DUE: &'static str = "Effects Due";
 
@@ -139,6 +172,8 @@ impl SluiceEvent {
             SluiceEvent::ApprovalRequested(_) => Self::APPROVAL_REQUESTED,
             SluiceEvent::ApprovalDecided(_) => Self::APPROVAL_DECIDED,
             SluiceEvent::DeploymentRequested(_) => Self::DEPLOYMENT_REQUESTED,
+            SluiceEvent::ChecksRequested(_) => Self::CHECKS_REQUESTED,
+            SluiceEvent::RollbackRequested(_) => Self::ROLLBACK_REQUESTED,
             SluiceEvent::ExecutionFinished(_) => Self::EXECUTION_FINISHED,
             SluiceEvent::EffectsDue(_) => Self::EFFECTS_DUE,
         }
@@ -150,6 +185,8 @@ impl SluiceEvent {
             SluiceEvent::ApprovalRequested(e) => &e.pipeline,
             SluiceEvent::ApprovalDecided(e) => &e.pipeline,
             SluiceEvent::DeploymentRequested(e) => &e.pipeline,
+            SluiceEvent::ChecksRequested(e) => &e.pipeline,
+            SluiceEvent::RollbackRequested(e) => &e.pipeline,
             SluiceEvent::ExecutionFinished(e) => &e.pipeline,
             SluiceEvent::EffectsDue(e) => &e.pipeline,
         }
@@ -161,6 +198,8 @@ impl SluiceEvent {
             SluiceEvent::ApprovalRequested(e) => &e.execution_id,
             SluiceEvent::ApprovalDecided(e) => &e.execution_id,
             SluiceEvent::DeploymentRequested(e) => &e.execution_id,
+            SluiceEvent::ChecksRequested(e) => &e.execution_id,
+            SluiceEvent::RollbackRequested(e) => &e.execution_id,
             SluiceEvent::ExecutionFinished(e) => &e.execution_id,
             SluiceEvent::EffectsDue(e) => &e.execution_id,
         }
@@ -174,6 +213,8 @@ impl SluiceEvent {
             SluiceEvent::ApprovalRequested(e) => serde_json::to_value(e),
             SluiceEvent::ApprovalDecided(e) => serde_json::to_value(e),
             SluiceEvent::DeploymentRequested(e) => serde_json::to_value(e),
+            SluiceEvent::ChecksRequested(e) => serde_json::to_value(e),
+            SluiceEvent::RollbackRequested(e) => serde_json::to_value(e),
             SluiceEvent::ExecutionFinished(e) => serde_json::to_value(e),
             SluiceEvent::EffectsDue(e) => serde_json::to_value(e),
         };
@@ -193,6 +234,8 @@ impl SluiceEvent {
             Self::APPROVAL_REQUESTED => Self::ApprovalRequested(parse(Self::APPROVAL_REQUESTED, detail)?),
             Self::APPROVAL_DECIDED => Self::ApprovalDecided(parse(Self::APPROVAL_DECIDED, detail)?),
             Self::DEPLOYMENT_REQUESTED => Self::DeploymentRequested(parse(Self::DEPLOYMENT_REQUESTED, detail)?),
+            Self::CHECKS_REQUESTED => Self::ChecksRequested(parse(Self::CHECKS_REQUESTED, detail)?),
+            Self::ROLLBACK_REQUESTED => Self::RollbackRequested(parse(Self::ROLLBACK_REQUESTED, detail)?),
             Self::EXECUTION_FINISHED => Self::ExecutionFinished(parse(Self::EXECUTION_FINISHED, detail)?),
             Self::EFFECTS_DUE => Self::EffectsDue(parse(Self::EFFECTS_DUE, detail)?),
             other => return Err(EventError::UnknownDetailType(other.to_owned())),

@@ -540,13 +540,24 @@ pub struct RolloutReport {
     pub task_definition: Option<String>,
 }
 
+/// What UpdateService answered: the deployment it started, and the task definition the service ran before.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RolloutStarted {
+    /// The service's primary deployment: the one rolling out the requested task definition.
+    pub deployment_id: String,
+    /// The task definition of the newest other deployment the service still lists (`None` when it lists none, as
+    /// once an earlier rollout has completed and a retry updates to the same task definition).
+    pub previous_task_definition: Option<String>,
+}
+
 /// Rolls an ECS service to a new task definition.
 pub trait RollingUpdates: Send + Sync {
-    /// Updates the service; returns the id of the ECS deployment it started.
+    /// Updates the service (to the task definition it already runs, nothing starts, and the answer names the
+    /// deployment that rolled it out).
     fn update(
         &self,
         request: &crate::deploy::RollingRequest,
-    ) -> impl Future<Output = Result<String, DeployError>> + Send;
+    ) -> impl Future<Output = Result<RolloutStarted, DeployError>> + Send;
 
     /// Where deployment `deployment_id` of `cluster`'s `service` is; `None` if ECS knows no such service.
     fn rollout(

@@ -502,7 +502,10 @@ impl crate::ports::BlueGreenDeployments for RecordedDeployments {
 }
 
 impl crate::ports::RollingUpdates for RecordedDeployments {
-    async fn update(&self, _: &crate::deploy::RollingRequest) -> Result<String, crate::ports::DeployError> {
+    async fn update(
+        &self,
+        _: &crate::deploy::RollingRequest,
+    ) -> Result<crate::ports::RolloutStarted, crate::ports::DeployError> {
         Err(Self::refused("UpdateService"))
     }
 

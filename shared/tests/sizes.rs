@@ -115,7 +115,8 @@ fn deploy(state: &mut PipelineState, n: usize, effects: &mut Vec<Effect>) -> Exe
         Event::DeploymentStarted {
             execution_id: id.clone(),
             deployment_id: deployment_id.clone(),
-            task_definition: Some(long('t', 512)),
+            task_definition: Some(long('t', 10_000)),
+            previous_task_definition: Some(long('p', 10_000)),
         },
         3,
         effects,

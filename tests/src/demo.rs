@@ -77,7 +77,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         .replace("http://web-test.internal:8080", &sample.test.url)
         // The demo's clock is compressed: a check retried 5 s later is retried 1 s later.
         .replace("interval = \"5s\"", "interval = \"1s\"");
-    let text = if scenario.rolling() { rolling_web(&text)? } else { text };
+    let text = if scenario.rolling() { rolling_web(&text, &sample.production.url)? } else { text };
     Definitions::parse("infra/pipelines.example.toml", &text)?;
     let revision = store.publish(&text, None, chrono::Utc::now()).await?;
     let how = if scenario.rolling() { ", web deployed by an ECS rolling update" } else { "" };
@@ -197,6 +197,11 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         async move { deployer::handler::on_event(&app, &event, chrono::Utc::now()).await }
     });
     let hooks_app = Arc::new(hooks::handler::AwsApp::from_aws(&aws, &config.common)?);
+    let checks_app = Arc::clone(&hooks_app);
+    let _checks = pump(stack.sqs.clone(), stack.queue("ChecksRequestedRule")?.to_owned(), move |event: Value| {
+        let app = Arc::clone(&checks_app);
+        async move { hooks::handler::on_event(&app, &event, Some(Duration::from_secs(300)), chrono::Utc::now()).await }
+    });
     codedeploy.function(HOOKS, move |payload| {
         let app = Arc::clone(&hooks_app);
         async move {
@@ -224,7 +229,8 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         async move { notifier::handler::on_event(&app, &event, chrono::Utc::now()).await }
     });
     println!("  deployer       fed by DeploymentRequestedRule");
-    println!("  hooks          {HOOKS}, invoked by CodeDeploy at each checked lifecycle hook");
+    println!("  hooks          {HOOKS}, invoked by CodeDeploy at each checked lifecycle hook, and fed by");
+    println!("                 ChecksRequestedRule for checks after a rolling update");
     println!("  deploy-events  fed by DeploymentStateChangeRule");
     println!("  notifier       fed by ExecutionFinishedRule, tells {outcomes}\n");
 
@@ -298,13 +304,22 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
 
     let run = if scenario.rolling() {
         println!(
-            "\nThe deployer registers the task definition and updates the ECS service; deploy-events ends the run on"
+            "\nThe deployer registers the task definition and updates the ECS service; once ECS reports the rollout"
         );
-        println!("ECS's word:");
+        println!("completed, the hooks function runs the AfterRollout checks, and the run ends:");
         let run = wait_until_finished(&store, &execution_id).await?;
         let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
         println!("  deployment     {} ({})", deploy.deployment_id.as_deref().unwrap_or("-"), deploy.strategy);
         println!("  rolled out     {}", deploy.task_definition.as_deref().unwrap_or("-"));
+        for hook in &deploy.hooks {
+            println!(
+                "  {:<14} checks {} in {} ms: {}",
+                hook.lifecycle_event,
+                if hook.passed { "passed" } else { "FAILED" },
+                hook.millis.unwrap_or_default(),
+                hook.detail.as_deref().unwrap_or("-")
+            );
+        }
         let ecs_client = aws_sdk_ecs::Client::new(&aws);
         let described = ecs_client.describe_services().cluster("prod").services("web").send().await?;
         let service = described.services().first().context("ECS lists no service web")?;
@@ -430,13 +445,18 @@ impl DemoScenario {
 }
 
 /// The example definitions with pipeline `web` deployed by an ECS rolling update of the same service (its
-/// `[pipelines.web.deploy]` table and checks replaced): the push the demo delivers is `acme/web`'s.
-fn rolling_web(text: &str) -> Result<String> {
+/// `[pipelines.web.deploy]` table and checks replaced, with a check of the service at `production` once rolled
+/// out): the push the demo delivers is `acme/web`'s.
+fn rolling_web(text: &str, production: &str) -> Result<String> {
     let start = text.find("[pipelines.web.deploy]").context("the example has no [pipelines.web.deploy]")?;
     let end = text[start..].find("\n# ").map(|i| start + i).context("nothing follows web's deploy table")?;
-    let rolling = "[pipelines.web.deploy]\nstrategy = \"rolling\"\ncluster = \"prod\"\nservice = \"web\"\n\
-                   minimum_healthy_percent = 100\nmaximum_percent = 200\n\
-                   circuit_breaker = { enable = true, rollback = true }\n";
+    let rolling = format!(
+        "[pipelines.web.deploy]\nstrategy = \"rolling\"\ncluster = \"prod\"\nservice = \"web\"\n\
+         minimum_healthy_percent = 100\nmaximum_percent = 200\n\
+         circuit_breaker = {{ enable = true, rollback = true }}\n\n\
+         [[pipelines.web.deploy.checks]]\nhook = \"AfterRollout\"\nurl = \"{production}/health\"\n\
+         expect_body = \"ok\"\n"
+    );
     Ok(format!("{}{rolling}{}", &text[..start], &text[end..]))
 }
 

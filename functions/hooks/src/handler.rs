@@ -1,5 +1,6 @@
-//! CodeDeploy's hook invocation (`{DeploymentId, LifecycleEventHookExecutionId}`) -> `answer_hook`; an
-//! `Effects Due` event -> `answer_doorbell` (hook answers that could not be sent before). The checks get the invocation's
+//! CodeDeploy's hook invocation (`{DeploymentId, LifecycleEventHookExecutionId}`) -> `answer_hook`; a `Checks
+//! Requested` or `Effects Due` event -> `answer_doorbell` (a rolling update's AfterRollout checks, and hook answers
+//! that could not be sent before). The checks get the invocation's
 //! time left, less a margin to record and report, so that a hook is always answered before the function times out.
 
 use std::time::Duration;
@@ -29,21 +30,27 @@ pub struct App<S, R, H, C> {
 }
 
 /// The function as it runs on AWS.
-pub type AwsApp =
-    App<DynamoDbStore, HookEffects<EventBridgePublisher, CodeDeployDeployments>, CodeDeployDeployments, HttpProber>;
+pub type AwsApp = App<
+    DynamoDbStore,
+    HookEffects<EventBridgePublisher, CodeDeployDeployments, HttpProber>,
+    CodeDeployDeployments,
+    HttpProber,
+>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
     pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Result<Self, ProbeError> {
         let codedeploy = CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(aws));
+        let probe = HttpProber::new()?;
         Ok(App {
             store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table),
             effects: HookEffects {
                 publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(aws), &config.event_bus),
                 hooks: codedeploy.clone(),
+                probe: probe.clone(),
             },
             hooks: codedeploy,
-            probe: HttpProber::new()?,
+            probe,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The hooks function: wiring only. CodeDeploy invokes it for the lifecycle hooks of sluice's blue/green
-//! deployments; the reconciler's `Effects Due` wakes it for hook answers that are still to be sent.
+//! deployments; `Checks Requested` wakes it for a rolling update's AfterRollout checks, and the reconciler's
+//! `Effects Due` for hook answers and checks that are still due.
 // The use case's nested async calls over generic ports make a deep future type.
 #![recursion_limit = "256"]
 

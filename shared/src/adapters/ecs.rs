@@ -9,7 +9,9 @@ use aws_sdk_ecs::types as ecs;
 use tracing::instrument;
 
 use crate::deploy::{RollingRequest, TaskDefinition, taskdef};
-use crate::ports::{DeployError, DeploymentProgress, RollingUpdates, RolloutReport, TaskDefinitionRegistry};
+use crate::ports::{
+    DeployError, DeploymentProgress, RollingUpdates, RolloutReport, RolloutStarted, TaskDefinitionRegistry,
+};
 
 /// Errors that will not pass on retry.
 const REFUSALS: &[&str] = &[
@@ -244,7 +246,7 @@ impl EcsDeployer {
 
 impl RollingUpdates for EcsDeployer {
     #[instrument(skip_all, fields(cluster = %request.cluster, service = %request.service))]
-    async fn update(&self, request: &RollingRequest) -> Result<String, DeployError> {
+    async fn update(&self, request: &RollingRequest) -> Result<RolloutStarted, DeployError> {
         let breaker = ecs::DeploymentCircuitBreaker::builder()
             .enable(request.circuit_breaker.enable)
             .rollback(request.circuit_breaker.rollback)
@@ -266,10 +268,19 @@ impl RollingUpdates for EcsDeployer {
             .map_err(classify)?;
         let deployments = output.service().map(|s| s.deployments()).unwrap_or_default();
         let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
-        primary.and_then(|d| d.id()).map(str::to_owned).ok_or_else(|| DeployError::Unavailable {
-            service: "ECS",
-            source: "UpdateService answered without a primary deployment".into(),
-        })
+        let deployment_id =
+            primary.and_then(|d| d.id()).map(str::to_owned).ok_or_else(|| DeployError::Unavailable {
+                service: "ECS",
+                source: "UpdateService answered without a primary deployment".into(),
+            })?;
+        // The service's former primary is now ACTIVE, draining: the newest such, if several rollouts overlap.
+        let previous = deployments
+            .iter()
+            .filter(|d| d.status() == Some("ACTIVE"))
+            .filter(|d| d.task_definition() != Some(request.task_definition_arn.as_str()))
+            .min_by_key(|d| std::cmp::Reverse(d.created_at().map(|at| (at.secs(), at.subsec_nanos()))));
+        let previous_task_definition = previous.and_then(|d| d.task_definition()).map(str::to_owned);
+        Ok(RolloutStarted { deployment_id, previous_task_definition })
     }
 
     /// DescribeServices: the deployment's `rolloutState` while the service lists it, and the primary deployment's

@@ -204,6 +204,16 @@ impl DeployTarget {
             DeployTarget::Rolling(target) => &target.checks,
         }
     }
+
+    /// The checks run once a rolling update has completed (none for blue/green, whose checks run at its hooks).
+    pub fn after_rollout_checks(&self) -> Vec<Check> {
+        match self {
+            DeployTarget::BlueGreen(_) => Vec::new(),
+            DeployTarget::Rolling(target) => {
+                target.checks.iter().filter(|check| check.hook == AFTER_ROLLOUT).cloned().collect()
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,8 +304,10 @@ pub const CHECK_METHODS: [&str; 4] = ["GET", "HEAD", "POST", "OPTIONS"];
 pub const BLUE_GREEN_HOOKS: [&str; 5] =
     ["BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"];
 
-/// The one point of a rolling update where sluice runs checks: after ECS reports the rollout COMPLETED.
-pub const ROLLING_HOOKS: [&str; 1] = ["AfterRollout"];
+/// The one point of a rolling update where sluice runs checks: after ECS reports the rollout COMPLETED. When they
+/// fail, sluice updates the service back to the task definition it ran before.
+pub const AFTER_ROLLOUT: &str = "AfterRollout";
+pub const ROLLING_HOOKS: [&str; 1] = [AFTER_ROLLOUT];
 
 #[cfg(test)]
 mod tests;

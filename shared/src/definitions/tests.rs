@@ -212,7 +212,7 @@ fn durations_read_one_number_and_one_unit() {
 }
 
 #[test]
-fn checks_after_a_rolling_update_are_refused_until_something_runs_them() {
+fn a_rolling_pipeline_runs_its_checks_after_the_rollout_and_refuses_blue_green_hook_names() {
     let text = r#"
 [pipelines.api]
 source = { repository = "acme/api" }
@@ -227,9 +227,15 @@ service = "api"
 hook = "AfterRollout"
 url = "http://api/health"
 "#;
-    let errors = errors(text);
+    let definitions = Definitions::parse("pipelines.toml", text).expect("valid");
+    let deploy = &definitions.get("api").expect("api").deploy;
+    assert_eq!(deploy.after_rollout_checks().len(), 1);
+    assert_eq!(deploy.after_rollout_checks()[0].url, "http://api/health");
+
+    let errors = errors(&text.replace(r#"hook = "AfterRollout""#, r#"hook = "BeforeAllowTraffic""#));
     assert_eq!(errors.len(), 1, "{errors:#?}");
-    assert!(errors[0].contains("field `deploy.checks`: checks after a rolling update (AfterRollout) are not run"));
+    assert!(errors[0].contains("deploy.checks[0].hook"), "{errors:#?}");
+    assert!(errors[0].contains("AfterRollout"), "{errors:#?}");
 }
 
 #[test]

@@ -217,20 +217,6 @@ fn validate_deploy(checker: &mut Checker<'_>, raw: RawDeploy) -> DeployTarget {
     if let Some(extra) = raw.checks.get(MAX_CHECKS) {
         checker.error(extra.span(), "deploy.checks", format!("at most {MAX_CHECKS} checks"));
     }
-    // Nothing runs AfterRollout checks yet: a pipeline that names them is refused rather than deployed unchecked.
-    if strategy == "rolling"
-        && let Some(first) = raw.checks.first()
-    {
-        checker.error(
-            first.span(),
-            "deploy.checks",
-            format!(
-                "checks after a rolling update ({}) are not run by this version of sluice; remove them, or deploy \
-                 with strategy = \"blue_green\", whose hooks run checks",
-                ROLLING_HOOKS.join(", ")
-            ),
-        );
-    }
     let checks =
         raw.checks.into_iter().enumerate().map(|(i, check)| validate_check(checker, i, check, hooks)).collect();
     let container = raw.container.as_ref().map(|name| {

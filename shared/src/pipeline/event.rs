@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use chrono::{DateTime, Utc};
 
 use super::state::{ApprovalDecision, Execution, ExecutionId, Plan, SourceFacts, Status};
-use crate::definitions::{DeployTarget, ExecutionMode};
+use crate::definitions::{Check, DeployTarget, ExecutionMode};
 use crate::events::SluiceEvent;
 
 /// What a successful build produced.
@@ -134,6 +134,9 @@ pub enum Event {
         /// The task definition registered for it (unknown when a retried start found its deployment already made).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         task_definition: Option<String>,
+        /// The task definition the service ran before (rolling; from UpdateService's answer).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_task_definition: Option<String>,
     },
     /// A lifecycle hook's checks ran.
     HookCompleted {
@@ -249,6 +252,18 @@ pub enum Effect {
         hook_execution_id: String,
         status: HookStatus,
     },
+    /// Run a rolling update's AfterRollout checks, now that ECS reports the rollout completed. Carried out by the
+    /// hooks function, whose answer is a `HookCompleted` for `lifecycle_event`.
+    RunChecks { execution_id: ExecutionId, deployment_id: String, lifecycle_event: String, checks: Vec<Check> },
+    /// Update the service back to `task_definition`, the one it ran before the run's rolling update (whose
+    /// AfterRollout checks failed). Carried out by the deployer, whose answer is a `DeploymentFailed`.
+    RollBack {
+        execution_id: ExecutionId,
+        /// The run's deployment, which is rolled back.
+        deployment_id: String,
+        target: DeployTarget,
+        task_definition: String,
+    },
     /// Tell the pipeline's notification topic how a run ended. The notification is made from the run's own record
     /// when it is sent, so that the outbox holds no copy of it.
     NotifyOutcome { execution_id: ExecutionId, topic_arn: String, outcome: Status },
@@ -270,6 +285,10 @@ pub enum EffectKind {
     StartDeployment,
     /// The hook function.
     ReportHookStatus,
+    /// The hook function.
+    RunChecks,
+    /// The deployer.
+    RollBack,
     /// The notifier.
     NotifyOutcome,
     /// Any function that moves runs on.
@@ -283,6 +302,8 @@ impl EffectKind {
             EffectKind::RequestApproval => "request_approval",
             EffectKind::StartDeployment => "start_deployment",
             EffectKind::ReportHookStatus => "report_hook_status",
+            EffectKind::RunChecks => "run_checks",
+            EffectKind::RollBack => "roll_back",
             EffectKind::NotifyOutcome => "notify_outcome",
             EffectKind::Publish => "publish",
         }
@@ -296,6 +317,8 @@ impl Effect {
             Effect::RequestApproval { .. } => EffectKind::RequestApproval,
             Effect::StartDeployment { .. } => EffectKind::StartDeployment,
             Effect::ReportHookStatus { .. } => EffectKind::ReportHookStatus,
+            Effect::RunChecks { .. } => EffectKind::RunChecks,
+            Effect::RollBack { .. } => EffectKind::RollBack,
             Effect::NotifyOutcome { .. } => EffectKind::NotifyOutcome,
             Effect::Publish(_) => EffectKind::Publish,
         }
@@ -308,6 +331,8 @@ impl Effect {
             | Effect::RequestApproval { execution_id, .. }
             | Effect::StartDeployment { execution_id, .. }
             | Effect::ReportHookStatus { execution_id, .. }
+            | Effect::RunChecks { execution_id, .. }
+            | Effect::RollBack { execution_id, .. }
             | Effect::NotifyOutcome { execution_id, .. } => Some(execution_id),
             Effect::Publish(event) => Some(event.execution_id()),
         }
@@ -328,6 +353,12 @@ impl Effect {
             }
             Effect::ReportHookStatus { deployment_id, hook_execution_id, status, .. } => {
                 format!("report {status:?} for hook {hook_execution_id} of deployment {deployment_id}")
+            }
+            Effect::RunChecks { execution_id, lifecycle_event, checks, .. } => {
+                format!("run the {} {lifecycle_event} checks of {execution_id}", checks.len())
+            }
+            Effect::RollBack { execution_id, task_definition, .. } => {
+                format!("roll {execution_id}'s service back to {task_definition}")
             }
             Effect::NotifyOutcome { execution_id, topic_arn, outcome } => {
                 format!("notify {topic_arn} that {execution_id} {}", outcome.name())

@@ -15,10 +15,10 @@ use super::state::{
     ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, PipelineState,
     PushLink, RefHistory, Stage, Status, bounded,
 };
-use crate::definitions::ExecutionMode;
+use crate::definitions::{AFTER_ROLLOUT, ExecutionMode};
 use crate::events::{
-    ApprovalDecided as ApprovalDecidedEvent, ApprovalRequested, DeploymentRequested, ExecutionFinished,
-    ExecutionStarted, SluiceEvent,
+    ApprovalDecided as ApprovalDecidedEvent, ApprovalRequested, ChecksRequested, DeploymentRequested,
+    ExecutionFinished, ExecutionStarted, RollbackRequested, SluiceEvent,
 };
 
 /// At most this many executions of one pipeline wait for a stage; a push beyond it is refused (`queued` mode).
@@ -306,15 +306,19 @@ impl Run {
                 self.finish(i, Status::TimedOut, Some(reason));
                 Ok(None)
             }
-            Event::DeploymentStarted { deployment_id, task_definition, .. } => {
+            Event::DeploymentStarted { deployment_id, task_definition, previous_task_definition, .. } => {
                 if status != Status::Running(Stage::Deploy) {
                     return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
                 }
                 if !self.claim_deployment(i, deployment_id)? {
                     return Ok(Some(IgnoreReason::DuplicateEvent));
                 }
+                let deploy = self.deploy_mut(i);
                 if let Some(arn) = task_definition {
-                    self.deploy_mut(i).task_definition = Some(bounded(arn, MAX_ARN));
+                    deploy.task_definition = Some(bounded(arn, MAX_ARN));
+                }
+                if let Some(arn) = previous_task_definition {
+                    deploy.previous_task_definition = Some(bounded(arn, MAX_ARN));
                 }
                 Ok(None)
             }
@@ -336,7 +340,9 @@ impl Run {
                     detail.clone()
                 };
                 let now = self.now;
-                let hooks = &mut self.deploy_mut(i).hooks;
+                let deploy = self.deploy_mut(i);
+                let after_rollout = deploy.rolled_out_at.is_some() && lifecycle_event == AFTER_ROLLOUT;
+                let hooks = &mut deploy.hooks;
                 if hooks.len() >= MAX_HOOK_RESULTS {
                     hooks.remove(0);
                 }
@@ -348,6 +354,13 @@ impl Run {
                     millis: *millis,
                     at: now,
                 });
+                if after_rollout {
+                    // sluice's own checks, after ECS completed the rollout: nobody waits for an answer.
+                    if status == Status::Running(Stage::Deploy) {
+                        self.after_rollout_checked(i, passed);
+                    }
+                    return Ok(None);
+                }
                 self.effects.push(Effect::ReportHookStatus {
                     execution_id: event.execution_id().clone(),
                     deployment_id: deployment_id.clone(),
@@ -362,7 +375,32 @@ impl Run {
                     return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
                 }
                 self.claim_deployment(i, deployment_id)?;
-                self.deploy_mut(i).finished_at = Some(self.now);
+                let now = self.now;
+                let deploy = self.deploy_mut(i);
+                if deploy.rolled_out_at.is_some() {
+                    // Already told: its AfterRollout checks are running.
+                    return Ok(Some(IgnoreReason::DuplicateEvent));
+                }
+                let checks = self.state.executions[i].plan.deploy.after_rollout_checks();
+                if !checks.is_empty() {
+                    self.deploy_mut(i).rolled_out_at = Some(now);
+                    let execution = &self.state.executions[i];
+                    self.effects.push(Effect::RunChecks {
+                        execution_id: execution.id.clone(),
+                        deployment_id: deployment_id.clone(),
+                        lifecycle_event: AFTER_ROLLOUT.to_owned(),
+                        checks: checks.clone(),
+                    });
+                    self.effects.push(Effect::Publish(SluiceEvent::ChecksRequested(ChecksRequested {
+                        pipeline: execution.pipeline.clone(),
+                        execution_id: execution.id.clone(),
+                        deployment_id: deployment_id.clone(),
+                        lifecycle_event: AFTER_ROLLOUT.to_owned(),
+                        checks: checks.len(),
+                    })));
+                    return Ok(None);
+                }
+                self.deploy_mut(i).finished_at = Some(now);
                 self.finish(i, Status::Succeeded, None);
                 Ok(None)
             }
@@ -463,6 +501,47 @@ impl Run {
         }
     }
 
+    /// A rolling update's AfterRollout checks ran: the run succeeds, or the service goes back to the task definition
+    /// it ran before (the run ends when the deployer has asked ECS for that), or, with none known, the run fails.
+    fn after_rollout_checked(&mut self, i: usize, passed: bool) {
+        let now = self.now;
+        let deploy = self.deploy_mut(i);
+        if passed {
+            deploy.finished_at = Some(now);
+            self.finish(i, Status::Succeeded, None);
+            return;
+        }
+        let detail = deploy.hooks.last().and_then(|hook| hook.detail.clone()).unwrap_or_else(|| "no detail".into());
+        let (deployment_id, ours) = (deploy.deployment_id.clone().unwrap_or_default(), deploy.task_definition.clone());
+        match deploy.previous_task_definition.clone().filter(|previous| Some(previous) != ours.as_ref()) {
+            Some(previous) => {
+                let execution = &self.state.executions[i];
+                self.effects.push(Effect::RollBack {
+                    execution_id: execution.id.clone(),
+                    deployment_id: deployment_id.clone(),
+                    target: execution.plan.deploy.clone(),
+                    task_definition: previous.clone(),
+                });
+                self.effects.push(Effect::Publish(SluiceEvent::RollbackRequested(RollbackRequested {
+                    pipeline: execution.pipeline.clone(),
+                    execution_id: execution.id.clone(),
+                    deployment_id,
+                    task_definition: previous,
+                    reason: bounded(&format!("the {AFTER_ROLLOUT} checks failed ({detail})"), MAX_REASON),
+                })));
+            }
+            None => {
+                deploy.finished_at = Some(now);
+                let runs = ours.as_deref().unwrap_or("the new task definition");
+                let reason = format!(
+                    "the {AFTER_ROLLOUT} checks failed ({detail}); sluice knows no task definition the service ran \
+                     before, so it still runs {runs}"
+                );
+                self.finish(i, Status::Failed, Some(reason));
+            }
+        }
+    }
+
     fn build(&self, i: usize) -> Option<&BuildFacts> {
         self.state.executions[i].build.as_ref()
     }
@@ -508,6 +587,8 @@ impl Run {
             strategy,
             deployment_id: None,
             task_definition: None,
+            previous_task_definition: None,
+            rolled_out_at: None,
             hooks: Vec::new(),
             started_at: now,
             finished_at: None,

@@ -9,9 +9,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::event::{Effect, EffectKind};
 use super::state::{ExecutionId, Lease, ParkedEffect, PendingEffect, PipelineState, Stage, Status, bounded};
 
-/// How long an invocation may carry an effect out before another may take it over (longer than any function's
-/// timeout, so a live invocation never loses its lease; short enough that a crashed one delays little).
+/// How long an invocation may carry an effect out before another may take it over (longer than the function's
+/// time for it, so a live invocation never loses its lease; short enough that a crashed one delays little).
 pub const LEASE: TimeDelta = TimeDelta::minutes(2);
+/// The lease of AfterRollout checks, which may take most of the hooks function's 300 s.
+pub const CHECKS_LEASE: TimeDelta = TimeDelta::minutes(6);
 /// Failed attempts after which an effect is parked.
 pub const MAX_ATTEMPTS: u32 = 8;
 /// Parked effects kept per pipeline; past this the oldest is dropped (and was logged when parked).
@@ -85,7 +87,8 @@ impl PipelineState {
         let ids: Vec<String> = self.due(kinds, now).map(|pending| pending.id.clone()).collect();
         let mut claimed = Vec::with_capacity(ids.len());
         for pending in self.pending.iter_mut().filter(|pending| ids.contains(&pending.id)) {
-            pending.lease = Some(Lease { owner: owner.to_owned(), until: now + LEASE });
+            let lease = if pending.effect.kind() == EffectKind::RunChecks { CHECKS_LEASE } else { LEASE };
+            pending.lease = Some(Lease { owner: owner.to_owned(), until: now + lease });
             claimed.push(pending.clone());
         }
         claimed
@@ -127,8 +130,8 @@ impl PipelineState {
         Retry::Later(at)
     }
 
-    /// Drops the stage effects whose execution no longer holds their stage (a build, an approval request or a
-    /// deployment of a run that was superseded, rejected or ended meanwhile), the hook answers of deployments
+    /// Drops the stage effects whose execution no longer holds their stage (a build, an approval request, a
+    /// deployment, its checks or its rollback, of a run that was superseded, rejected or ended meanwhile), the hook answers of deployments
     /// that have ended, and all but the newest [`MAX_PENDING_NOTICES`] outcome notifications: they are moot, and an
     /// outbox whose owner is slow or not deployed must not grow with every run. Announcements are kept, and so are
     /// the hook answers of a deployment still going: they have to go out.
@@ -140,7 +143,9 @@ impl PipelineState {
         self.pending.retain(|pending| match &pending.effect {
             Effect::StartBuild { execution_id, .. } => holds(execution_id, Stage::Build),
             Effect::RequestApproval { execution_id, .. } => holds(execution_id, Stage::Approval),
-            Effect::StartDeployment { execution_id, .. } => holds(execution_id, Stage::Deploy),
+            Effect::StartDeployment { execution_id, .. }
+            | Effect::RunChecks { execution_id, .. }
+            | Effect::RollBack { execution_id, .. } => holds(execution_id, Stage::Deploy),
             // CodeDeploy waits for no hook of a deployment that has ended.
             Effect::ReportHookStatus { execution_id, deployment_id, .. } => !executions.iter().any(|execution| {
                 &execution.id == execution_id
@@ -338,6 +343,8 @@ mod tests {
             strategy: "blue_green".into(),
             deployment_id: Some("d-1".into()),
             task_definition: None,
+            previous_task_definition: None,
+            rolled_out_at: None,
             hooks: Vec::new(),
             started_at: now(),
             finished_at: None,

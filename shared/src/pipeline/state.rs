@@ -204,6 +204,12 @@ pub struct DeployFacts {
     /// The task definition the deployment rolls out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition: Option<String>,
+    /// The task definition the service ran before (rolling): what a failed AfterRollout check rolls back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_task_definition: Option<String>,
+    /// When the rolling update completed, if its AfterRollout checks were then due (the run ends once they ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_out_at: Option<DateTime<Utc>>,
     pub hooks: Vec<HookResult>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,

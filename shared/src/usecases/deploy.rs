@@ -1,4 +1,6 @@
-//! The deployer's effect runner: it carries out `StartDeployment` (and the announcements of the runs it moves on).
+//! The deployer's effect runner: it carries out `StartDeployment`, `RollBack` (a rolling update whose AfterRollout
+//! checks failed goes back to the task definition the service ran before), and the announcements of the runs it
+//! moves on.
 //! It reads the build's `taskdef.json` (and `appspec.yaml` for blue/green), renders them (pure, `crate::deploy`),
 //! registers the task definition and starts the CodeDeploy blue/green deployment or the ECS rolling update. What the
 //! build left that cannot be deployed, or a deployment the services refuse, fails the run with the reason; what may
@@ -26,10 +28,12 @@ pub struct DeployEffects<P, A, T, B, R> {
     pub hooks_function: Option<String>,
 }
 
-/// A deployment under way, and the task definition it rolls out (unknown when a retry found it already created).
+/// A deployment under way, the task definition it rolls out (unknown when a retry found it already created), and
+/// the one the service ran before (rolling).
 struct Started {
     deployment_id: String,
     task_definition: Option<String>,
+    previous_task_definition: Option<String>,
 }
 
 /// Why a deployment did not start: the run fails with the reason, or the effect is tried again.
@@ -95,7 +99,7 @@ where
                 let found =
                     self.blue_green.find(&blue_green.application, &blue_green.deployment_group, &marker).await?;
                 if let Some(deployment_id) = found {
-                    return Ok(Started { deployment_id, task_definition: None });
+                    return Ok(Started { deployment_id, task_definition: None, previous_task_definition: None });
                 }
                 let hook_events = deploy::hook_events(target);
                 let hooks_function = match (&self.hooks_function, hook_events.is_empty()) {
@@ -119,7 +123,7 @@ where
                 let description = deploy::description(&execution_id.0, id);
                 let deployment_id =
                     self.blue_green.create(&deploy::blue_green(blue_green, appspec, description)).await?;
-                Ok(Started { deployment_id, task_definition: Some(arn) })
+                Ok(Started { deployment_id, task_definition: Some(arn), previous_task_definition: None })
             }
             DeployTarget::Rolling(rolling) => {
                 let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
@@ -132,8 +136,12 @@ where
                     Some(arn) => arn,
                     None => self.task_definitions.register(&definition).await?,
                 };
-                let deployment_id = self.rolling.update(&deploy::rolling(rolling, &arn)).await?;
-                Ok(Started { deployment_id, task_definition: Some(arn) })
+                let started = self.rolling.update(&deploy::rolling(rolling, &arn)).await?;
+                Ok(Started {
+                    deployment_id: started.deployment_id,
+                    task_definition: Some(arn),
+                    previous_task_definition: started.previous_task_definition,
+                })
             }
         }
     }
@@ -148,7 +156,7 @@ where
     R: RollingUpdates,
 {
     fn kinds(&self) -> &[EffectKind] {
-        &[EffectKind::StartDeployment, EffectKind::Publish]
+        &[EffectKind::StartDeployment, EffectKind::RollBack, EffectKind::Publish]
     }
 
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
@@ -157,11 +165,14 @@ where
             Effect::StartDeployment { execution_id, target, image_uri, artifacts } => {
                 let started = self.start(id, execution_id, target, image_uri.as_deref(), artifacts.as_deref()).await;
                 match started {
-                    Ok(Started { deployment_id, task_definition }) => Ok(Some(Event::DeploymentStarted {
-                        execution_id: execution_id.clone(),
-                        deployment_id,
-                        task_definition,
-                    })),
+                    Ok(Started { deployment_id, task_definition, previous_task_definition }) => {
+                        Ok(Some(Event::DeploymentStarted {
+                            execution_id: execution_id.clone(),
+                            deployment_id,
+                            task_definition,
+                            previous_task_definition,
+                        }))
+                    }
                     Err(NotStarted::Fail(reason)) => Ok(Some(Event::DeploymentFailed {
                         execution_id: execution_id.clone(),
                         deployment_id: None,
@@ -170,6 +181,36 @@ where
                     })),
                     Err(NotStarted::Retry(error)) => Err(error),
                 }
+            }
+            Effect::RollBack { execution_id, deployment_id, target, task_definition } => {
+                let DeployTarget::Rolling(rolling) = target else {
+                    return Err(EffectError::permanent("roll_back", "only a rolling update is rolled back by sluice"));
+                };
+                // Updating to the task definition the service already runs starts nothing: a retry is harmless.
+                let (rolled_back, reason) = match self.rolling.update(&deploy::rolling(rolling, task_definition)).await
+                {
+                    Ok(started) => (
+                        true,
+                        format!(
+                            "sluice rolled service {} back to {task_definition} (ECS deployment {})",
+                            rolling.service, started.deployment_id
+                        ),
+                    ),
+                    Err(DeployError::Refused { message, .. }) => (
+                        false,
+                        format!(
+                            "ECS refused the rollback to {task_definition} ({message}); the service still runs the \
+                             new task definition"
+                        ),
+                    ),
+                    Err(error) => return Err(EffectError::transient("roll_back", error)),
+                };
+                Ok(Some(Event::DeploymentFailed {
+                    execution_id: execution_id.clone(),
+                    deployment_id: Some(deployment_id.clone()),
+                    reason,
+                    rolled_back,
+                }))
             }
             other => Err(EffectError::permanent(other.kind().name(), "not an effect the deployer carries out")),
         }

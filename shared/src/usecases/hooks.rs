@@ -58,21 +58,46 @@ pub enum HookError {
 const WAITING_EVENT_TRIES: u32 = 5;
 const WAITING_EVENT_PAUSE: Duration = Duration::from_millis(400);
 
-/// Answers CodeDeploy's hooks, and publishes the announcements of the runs it moves on.
+/// How long a rolling update's AfterRollout checks may take together: well within the hooks function's 300 s (its
+/// timeout in `template.yaml`) and the effect's lease ([`crate::pipeline::outbox::CHECKS_LEASE`]).
+pub const AFTER_ROLLOUT_BUDGET: Duration = Duration::from_secs(240);
+
+/// Answers CodeDeploy's hooks, runs the AfterRollout checks of rolling updates, and publishes the announcements of
+/// the runs it moves on.
 #[derive(Debug, Clone)]
-pub struct HookEffects<P, H> {
+pub struct HookEffects<P, H, C> {
     pub publisher: P,
     pub hooks: H,
+    pub probe: C,
 }
 
-impl<P: EventPublisher, H: LifecycleHooks> EffectRunner for HookEffects<P, H> {
+impl<P: EventPublisher, H: LifecycleHooks, C: HttpProbe> EffectRunner for HookEffects<P, H, C> {
     fn kinds(&self) -> &[EffectKind] {
-        &[EffectKind::ReportHookStatus, EffectKind::Publish]
+        &[EffectKind::ReportHookStatus, EffectKind::RunChecks, EffectKind::Publish]
     }
 
     async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {
             Effect::Publish(event) => super::effects::publish_one(&self.publisher, event).await,
+            Effect::RunChecks { execution_id, deployment_id, lifecycle_event, checks } => {
+                let started = tokio::time::Instant::now();
+                let numbered: Vec<(usize, &Check)> = checks.iter().enumerate().map(|(i, c)| (i + 1, c)).collect();
+                let runs = run_checks(&self.probe, &numbered, AFTER_ROLLOUT_BUDGET).await;
+                let passed = runs.iter().all(|run| run.passed);
+                let detail = summary(&checks.iter().collect::<Vec<_>>(), &runs);
+                let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                info!(%execution_id, lifecycle_event, passed, %detail, millis, "checks done");
+                Ok(Some(Event::HookCompleted {
+                    execution_id: execution_id.clone(),
+                    deployment_id: deployment_id.clone(),
+                    lifecycle_event: lifecycle_event.clone(),
+                    // One run of the checks per deployment: a retried effect is recognised as the same.
+                    hook_execution_id: format!("{lifecycle_event}:{deployment_id}"),
+                    passed,
+                    detail: Some(detail),
+                    millis: Some(millis),
+                }))
+            }
             Effect::ReportHookStatus { deployment_id, hook_execution_id, status, .. } => {
                 match self.hooks.answer(deployment_id, hook_execution_id, *status).await {
                     Ok(()) => Ok(None),

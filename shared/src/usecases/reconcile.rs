@@ -158,7 +158,9 @@ where
                 Status::Running(Stage::Deploy) => {
                     let Some(deploy) = &execution.deploy else { continue };
                     let Some(deployment_id) = &deploy.deployment_id else { continue };
-                    if now - execution.updated_at < quiet_for {
+                    // Rolled out, its AfterRollout checks (or the rollback they asked for) are effects in the
+                    // outbox, which the doorbells below carry to their owners.
+                    if deploy.rolled_out_at.is_some() || now - execution.updated_at < quiet_for {
                         continue;
                     }
                     done.deployments_checked += 1;

@@ -37,6 +37,8 @@ fn kinds(runner: &RecordingRunner) -> Vec<String> {
             Effect::StartDeployment { execution_id, .. } => format!("start_deployment {execution_id}"),
             Effect::ReportHookStatus { hook_execution_id, .. } => format!("report_hook {hook_execution_id}"),
             Effect::NotifyOutcome { execution_id, .. } => format!("notify_outcome {execution_id}"),
+            Effect::RunChecks { execution_id, .. } => format!("run_checks {execution_id}"),
+            Effect::RollBack { execution_id, .. } => format!("roll_back {execution_id}"),
             Effect::Publish(event) => format!("publish {}", event.detail_type()),
         })
         .collect()
@@ -368,6 +370,7 @@ async fn the_events_of_codedeploys_own_rollback_deployment_are_not_sluices_and_c
             execution_id: ExecutionId::from("e1"),
             deployment_id: "d-1".into(),
             task_definition: None,
+            previous_task_definition: None,
         },
     ] {
         handle(&store, &runner, input(&event, None)).await.expect("handled");

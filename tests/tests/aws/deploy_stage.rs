@@ -35,7 +35,7 @@ struct World {
     aws: aws_config::SdkConfig,
     /// The pipeline's notification topic, which the notifier tells each outcome.
     outcomes: String,
-    /// What feeds the deployer, deploy-events and the notifier, in that order.
+    /// What feeds the deployer, deploy-events, the notifier and the hooks function's checks, in that order.
     _pumps: Vec<Pump>,
 }
 
@@ -68,6 +68,7 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
 
     // The hooks function, as CodeDeploy invokes it: the AppSpec names it by its function name.
     let hooks = Arc::new(hooks::handler::AwsApp::from_aws(&aws, &common)?);
+    let checks = Arc::clone(&hooks);
     codedeploy.function(HOOKS, move |payload| {
         let hooks = Arc::clone(&hooks);
         async move {
@@ -98,6 +99,11 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
         pump(stack.sqs.clone(), stack.queue("ExecutionFinishedRule")?.to_owned(), move |event: Value| {
             let app = Arc::clone(&notifier);
             async move { notifier::handler::on_event(&app, &event, chrono::Utc::now()).await }
+        }),
+        // The hooks function, fed by ChecksRequestedRule: a rolling update's AfterRollout checks.
+        pump(stack.sqs.clone(), stack.queue("ChecksRequestedRule")?.to_owned(), move |event: Value| {
+            let app = Arc::clone(&checks);
+            async move { hooks::handler::on_event(&app, &event, Some(hook_time.0), chrono::Utc::now()).await }
         }),
     ];
     Ok(World { stack, store, app, codedeploy, _ecs: ecs, aws, outcomes, _pumps: pumps })
@@ -234,6 +240,10 @@ fn blue_green(checks: Vec<Check>) -> DeployTarget {
 }
 
 fn rolling() -> DeployTarget {
+    rolling_checked(Vec::new())
+}
+
+fn rolling_checked(checks: Vec<Check>) -> DeployTarget {
     DeployTarget::Rolling(Rolling {
         cluster: "prod".into(),
         service: "web".into(),
@@ -241,7 +251,7 @@ fn rolling() -> DeployTarget {
         maximum_percent: 200,
         circuit_breaker: CircuitBreaker { enable: true, rollback: true },
         container: None,
-        checks: Vec::new(),
+        checks,
     })
 }
 
@@ -389,6 +399,54 @@ async fn a_rolling_run_succeeds_when_ecs_reports_the_rollout_completed() -> Resu
     let run = world.finished().await?;
     assert_eq!(run.status, Status::Succeeded, "{run:#?}");
     assert!(run.deploy.and_then(|d| d.deployment_id).is_some_and(|id| id.starts_with("ecs-svc/")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rolling_run_runs_its_after_rollout_checks_once_ecs_completed_it_and_succeeds_when_they_pass() -> Result<()> {
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    let url = world.app.production.url.clone();
+    world.deploy(rolling_checked(checked(&url, &["AfterRollout"]))).await?;
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    let deploy = run.deploy.context("deploy facts")?;
+    let hooks: Vec<(&str, bool)> = deploy.hooks.iter().map(|h| (h.lifecycle_event.as_str(), h.passed)).collect();
+    assert_eq!(hooks, [("AfterRollout", true)]);
+    assert!(deploy.rolled_out_at.is_some_and(|at| Some(at) <= deploy.finished_at), "{deploy:#?}");
+    let (_, email) = world.notification().await?;
+    assert!(email.contains("AfterRollout"), "{email}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rolling_run_whose_after_rollout_check_fails_puts_the_service_back_on_the_task_definition_it_ran_before()
+-> Result<()> {
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    // The new version answers, but not what the check expects of it.
+    let url = world.app.production.url.clone();
+    let check =
+        Check { expect_body: Some("\"version\":\"never\"".into()), ..checked(&url, &["AfterRollout"]).remove(0) };
+    world.deploy(rolling_checked(vec![check])).await?;
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    let reason = run.reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("the AfterRollout checks failed (0/1 passed: #1 GET "), "{reason}");
+    assert!(
+        reason.contains(
+            "sluice rolled service web back to arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0"
+        ),
+        "{reason}"
+    );
+    // ECS runs the task definition from before the run again.
+    let ecs = aws_sdk_ecs::Client::new(&world.aws);
+    let described = ecs.describe_services().cluster("prod").services("web").send().await?;
+    assert_eq!(
+        described.services()[0].task_definition(),
+        Some("arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0")
+    );
+    let (subject, email) = world.notification().await?;
+    assert_eq!(subject, "sluice: web sha-web rolled back");
+    assert!(email.contains("AfterRollout"), "{email}");
     Ok(())
 }
 

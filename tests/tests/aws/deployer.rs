@@ -172,6 +172,7 @@ async fn a_blue_green_run_registers_its_image_and_codedeploy_calls_sluices_hooks
             deployment_id: deployment_id.clone(),
             // Found by its description: the task definition it rolls out was recorded by the first attempt.
             task_definition: None,
+            previous_task_definition: None,
         })
     );
     let listed =
@@ -199,7 +200,13 @@ async fn a_rolling_run_updates_the_service_to_the_registered_task_definition() -
     on_event(&world.app, &REQUESTED(), chrono::Utc::now()).await?;
 
     let run = world.run().await?;
-    let deployment_id = run.deploy.and_then(|d| d.deployment_id).context("a deployment id")?;
+    let deploy = run.deploy.context("deploy facts")?;
+    // What the service ran before, from UpdateService's answer: what failed AfterRollout checks go back to.
+    assert_eq!(
+        deploy.previous_task_definition.as_deref(),
+        Some("arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0")
+    );
+    let deployment_id = deploy.deployment_id.context("a deployment id")?;
     assert!(deployment_id.starts_with("ecs-svc/"), "{deployment_id}");
 
     // The same effect carried out again (a crash before its result was saved): ECS takes no client token, so the
@@ -283,6 +290,38 @@ async fn a_pipeline_that_names_its_container_gets_the_image_there_without_a_plac
     let registered = described.task_definition().context("the task definition")?;
     let named = registered.container_definitions().iter().find(|c| c.name() == Some(container.as_str()));
     assert_eq!(named.and_then(|c| c.image()), Some(IMAGE));
+    drop(world.ecs_sandbox);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rollback_ecs_refuses_ends_the_run_failed_saying_the_new_task_definition_still_runs() -> Result<()> {
+    let rolling = Rolling {
+        cluster: "prod".into(),
+        service: "web".into(),
+        minimum_healthy_percent: 100,
+        maximum_percent: 200,
+        circuit_breaker: CircuitBreaker { enable: true, rollback: true },
+        container: None,
+        checks: vec![Check::new("AfterRollout", "http://web/health")],
+    };
+    let world = deploying(DeployTarget::Rolling(rolling.clone()), TASKDEF).await?;
+    // A rollback for a service ECS does not know (deleted meanwhile, say).
+    let gone = DeployTarget::Rolling(Rolling { service: "deleted".into(), ..rolling });
+    let effect = Effect::RollBack {
+        execution_id: ExecutionId::from("web-1"),
+        deployment_id: "ecs-svc/1".into(),
+        target: gone,
+        task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0".into(),
+    };
+    let answer = world.app.effects.run("web-9-0", &effect).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(Event::DeploymentFailed { rolled_back, reason, deployment_id, .. }) = answer else {
+        anyhow::bail!("expected the run to fail: {answer:?}");
+    };
+    assert!(!rolled_back, "nothing went back");
+    assert_eq!(deployment_id.as_deref(), Some("ecs-svc/1"));
+    assert!(reason.starts_with("ECS refused the rollback to arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0 (ServiceNotFoundException: Service not found.)"), "{reason}");
+    assert!(reason.ends_with("the service still runs the new task definition"), "{reason}");
     drop(world.ecs_sandbox);
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use sluice::adapters::EventBridgePublisher;
-use sluice::definitions::ExecutionMode;
+use sluice::definitions::{Check, CircuitBreaker, DeployTarget, ExecutionMode, Rolling};
 use sluice::events::{EffectsDue, SluiceEvent};
 use sluice::pipeline::{ApprovalDecision, BuildOutputs, Effect, EffectKind, Event, ExecutionId, PipelineState};
 use sluice::ports::{EventPublisher, PublishError};
@@ -101,6 +101,71 @@ fn a_runs_events() -> Vec<SluiceEvent> {
     published
 }
 
+/// What a rolling run whose AfterRollout checks fail publishes once ECS has completed its rollout: the checks'
+/// doorbell, then the rollback's.
+fn a_rolling_runs_check_events() -> Vec<SluiceEvent> {
+    let e1 = ExecutionId::from("e1");
+    let mut pushed = push("e1");
+    if let Event::Triggered { plan, .. } = &mut pushed {
+        plan.deploy = DeployTarget::Rolling(Rolling {
+            cluster: "prod".into(),
+            service: "api".into(),
+            minimum_healthy_percent: 100,
+            maximum_percent: 200,
+            circuit_breaker: CircuitBreaker { enable: true, rollback: true },
+            container: None,
+            checks: vec![Check::new("AfterRollout", "http://api.internal/health")],
+        });
+    }
+    let deployment_id = "ecs-svc/1234567890123456789".to_owned();
+    let events = [
+        pushed,
+        Event::BuildSucceeded {
+            execution_id: e1.clone(),
+            build_id: "arn:aws:codebuild:eu-west-1:123456789012:build/web-build:1".into(),
+            outputs: BuildOutputs { image_uri: "api:2".into(), artifacts: Some("s3://sluice-artifacts/e1.zip".into()) },
+        },
+        Event::ApprovalDecided {
+            execution_id: e1.clone(),
+            decision: ApprovalDecision::Approved,
+            approver: "alice@example.com".into(),
+            comment: None,
+            token_hash: None,
+            source_ip: None,
+            user_agent: None,
+        },
+        Event::DeploymentStarted {
+            execution_id: e1.clone(),
+            deployment_id: deployment_id.clone(),
+            task_definition: Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/api:42".into()),
+            previous_task_definition: Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/api:41".into()),
+        },
+        Event::DeploymentSucceeded { execution_id: e1.clone(), deployment_id: deployment_id.clone() },
+        Event::HookCompleted {
+            execution_id: e1,
+            deployment_id: deployment_id.clone(),
+            lifecycle_event: "AfterRollout".into(),
+            hook_execution_id: format!("AfterRollout:{deployment_id}"),
+            passed: false,
+            detail: Some("check 1 GET http://api.internal/health: answered 500, expected 200".into()),
+            millis: Some(12),
+        },
+    ];
+    let mut state = PipelineState::new("web", ExecutionMode::Superseded);
+    let mut published = Vec::new();
+    for (minute, event) in events.iter().enumerate() {
+        let (next, effects) = apply(&state, event, at(minute as i64));
+        state = next;
+        published.extend(effects.into_iter().filter_map(|effect| match effect {
+            Effect::Publish(event @ (SluiceEvent::ChecksRequested(_) | SluiceEvent::RollbackRequested(_))) => {
+                Some(event)
+            }
+            _ => None,
+        }));
+    }
+    published
+}
+
 /// The reconciler's doorbells: an approval request due, then a deployment due (for another function).
 fn doorbells() -> Vec<SluiceEvent> {
     [EffectKind::RequestApproval, EffectKind::StartDeployment]
@@ -164,9 +229,31 @@ async fn each_event_of_a_run_reaches_the_rule_for_its_detail_type_with_the_docum
 }
 
 #[tokio::test]
+async fn a_rolling_runs_checks_reach_the_hooks_function_and_its_rollback_the_deployer() -> Result<()> {
+    let stack = Stack::create().await?;
+    let publisher = EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone());
+    let events = a_rolling_runs_check_events();
+    let types: Vec<&str> = events.iter().map(SluiceEvent::detail_type).collect();
+    assert_eq!(types, ["Checks Requested", "Rollback Requested"]);
+    publisher.publish(&events).await?;
+    for (rule, sent) in [("ChecksRequestedRule", &events[0]), ("DeploymentRequestedRule", &events[1])] {
+        let received = stack.receive(stack.queue(rule)?, 1, WAIT).await?;
+        assert_eq!(received.len(), 1, "{rule} received {received:#?}");
+        let parsed = SluiceEvent::from_parts(sent.detail_type(), received[0]["detail"].clone())?;
+        assert_eq!(&parsed, sent, "{rule} received the event published");
+    }
+    for rule in ["ChecksRequestedRule", "DeploymentRequestedRule", "ExecutionFinishedRule"] {
+        let extra = stack.receive(stack.queue(rule)?, 1, QUIET).await?;
+        assert!(extra.is_empty(), "{rule} also received {extra:#?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn every_published_detail_type_is_documented_with_its_fields() -> Result<()> {
     let documented = documented_details()?;
     let mut events = a_runs_events();
+    events.extend(a_rolling_runs_check_events());
     events.extend(doorbells().into_iter().take(1));
     for event in &events {
         let example =

@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use super::*;
-use crate::definitions::ExecutionMode;
+use crate::definitions::{DeployTarget, ExecutionMode};
 use crate::pipeline::BuildOutputs;
 use crate::testing::push as triggered;
 
@@ -66,6 +66,7 @@ fn deployment_started(execution: &str) -> Event {
         execution_id: id(execution),
         deployment_id: format!("d-{execution}"),
         task_definition: Some(format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:{execution}")),
+        previous_task_definition: None,
     }
 }
 
@@ -129,6 +130,10 @@ fn names(effects: &[Effect]) -> Vec<String> {
                 format!("publish(Execution Finished {} {})", finished.execution_id, finished.outcome)
             }
             Effect::NotifyOutcome { execution_id, outcome, .. } => format!("notify({execution_id} {})", outcome.name()),
+            Effect::RunChecks { lifecycle_event, checks, .. } => {
+                format!("run_checks({lifecycle_event} {})", checks.len())
+            }
+            Effect::RollBack { task_definition, .. } => format!("roll_back({task_definition})"),
             Effect::Publish(event) => format!("publish({} {})", event.detail_type(), event.execution_id()),
         })
         .collect()
@@ -239,6 +244,139 @@ fn a_failing_hook_is_reported_failed_and_the_rollback_ends_the_run_rolled_back()
         reason.as_deref(),
         Some("the BeforeAllowTraffic checks failed (no detail); BeforeAllowTraffic check failed")
     );
+}
+
+const PREVIOUS: &str = "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:7";
+
+/// `push`, for a pipeline that rolls its service and runs `checks` AfterRollout checks once ECS has completed it.
+fn rolling_push(execution: &str, checks: usize) -> Event {
+    let mut event = push(execution);
+    if let Event::Triggered { plan, .. } = &mut event {
+        plan.deploy = DeployTarget::Rolling(crate::definitions::Rolling {
+            cluster: "prod".into(),
+            service: "web".into(),
+            minimum_healthy_percent: 100,
+            maximum_percent: 200,
+            circuit_breaker: crate::definitions::CircuitBreaker { enable: true, rollback: true },
+            container: None,
+            checks: (0..checks).map(|_| crate::definitions::Check::new(AFTER_ROLLOUT, "http://web/health")).collect(),
+        });
+    }
+    event
+}
+
+/// A rolling run of `checks` AfterRollout checks, its update started from task definition [`PREVIOUS`] (if known).
+fn rolled_out(execution: &str, checks: usize, previous: bool) -> PipelineState {
+    let started = Event::DeploymentStarted {
+        execution_id: id(execution),
+        deployment_id: format!("d-{execution}"),
+        task_definition: Some(format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:{execution}")),
+        previous_task_definition: previous.then(|| PREVIOUS.to_owned()),
+    };
+    given(&[rolling_push(execution, checks), build_succeeded(execution), approved(execution), started])
+}
+
+fn after_rollout(execution: &str, passed: bool) -> Event {
+    Event::HookCompleted {
+        execution_id: id(execution),
+        deployment_id: format!("d-{execution}"),
+        lifecycle_event: AFTER_ROLLOUT.into(),
+        hook_execution_id: format!("AfterRollout:d-{execution}"),
+        passed,
+        detail: Some("check 1 GET http://web/health: 500, expected 200".into()),
+        millis: Some(30),
+    }
+}
+
+#[test]
+fn a_completed_rolling_update_with_checks_runs_them_before_the_run_succeeds() {
+    // GIVEN a rolling update with two AfterRollout checks
+    let state = rolled_out("e1", 2, true);
+    // WHEN ECS reports it completed
+    let (state, effects) = apply(&state, &deployed("e1"), at(5));
+    // THEN the checks are due, and announced to the hooks function; the run still deploys
+    assert_eq!(names(&effects), ["run_checks(AfterRollout 2)", "publish(Checks Requested e1)"]);
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    // AND ECS's completion told again (a redelivery, the reconciler) changes nothing
+    assert_eq!(transition(&state, &deployed("e1"), at(6)), Ok(Decision::Ignore(IgnoreReason::DuplicateEvent)));
+    // WHEN the checks pass
+    let (state, effects) = apply(&state, &after_rollout("e1", true), at(7));
+    // THEN the run succeeded, with the checks recorded and no hook answer owed to anyone
+    assert_eq!(names(&effects), ["publish(Execution Finished e1 succeeded)"]);
+    let deploy = state.execution(&id("e1")).and_then(|e| e.deploy.clone()).expect("deploy facts");
+    assert_eq!(
+        deploy.hooks.iter().map(|h| (h.lifecycle_event.as_str(), h.passed)).collect::<Vec<_>>(),
+        [(AFTER_ROLLOUT, true)]
+    );
+    assert_eq!((deploy.rolled_out_at, deploy.finished_at), (Some(at(5)), Some(at(7))));
+    // AND the same result again is a duplicate
+    assert_eq!(
+        transition(&state, &after_rollout("e1", true), at(8)),
+        Ok(Decision::Ignore(IgnoreReason::DuplicateEvent))
+    );
+}
+
+#[test]
+fn a_completed_rolling_update_without_checks_succeeds_at_once() {
+    let state = rolled_out("e1", 0, true);
+    let (state, effects) = apply(&state, &deployed("e1"), at(5));
+    assert_eq!(names(&effects), ["publish(Execution Finished e1 succeeded)"]);
+    assert_eq!(status(&state, "e1"), Status::Succeeded);
+}
+
+#[test]
+fn failing_after_rollout_checks_roll_the_service_back_to_the_task_definition_it_ran_before() {
+    // GIVEN a completed rolling update from task definition web:7, whose checks are running
+    let (state, _) = apply(&rolled_out("e1", 1, true), &deployed("e1"), at(5));
+    // WHEN they fail
+    let (state, effects) = apply(&state, &after_rollout("e1", false), at(6));
+    // THEN the deployer is asked to put web:7 back; the run is not over until it has
+    assert_eq!(names(&effects), [format!("roll_back({PREVIOUS})"), "publish(Rollback Requested e1)".to_owned()]);
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    // WHEN the deployer has updated the service back
+    let back = Event::DeploymentFailed {
+        execution_id: id("e1"),
+        deployment_id: Some("d-e1".into()),
+        reason: format!("sluice rolled service web back to {PREVIOUS} (ECS deployment d-back)"),
+        rolled_back: true,
+    };
+    let (state, _) = apply(&state, &back, at(7));
+    // THEN the run ended rolled back, naming the failed check and what the service runs now
+    assert_eq!(status(&state, "e1"), Status::RolledBack);
+    let reason = state.execution(&id("e1")).and_then(|e| e.reason.clone()).unwrap_or_default();
+    assert_eq!(
+        reason,
+        format!(
+            "the AfterRollout checks failed (check 1 GET http://web/health: 500, expected 200); sluice rolled service \
+             web back to {PREVIOUS} (ECS deployment d-back)"
+        )
+    );
+}
+
+#[test]
+fn failing_after_rollout_checks_with_no_earlier_task_definition_known_fail_the_run_saying_what_still_runs() {
+    let (state, _) = apply(&rolled_out("e1", 1, false), &deployed("e1"), at(5));
+    let (state, effects) = apply(&state, &after_rollout("e1", false), at(6));
+    assert_eq!(names(&effects), ["publish(Execution Finished e1 failed)"]);
+    let reason = state.execution(&id("e1")).and_then(|e| e.reason.clone()).unwrap_or_default();
+    assert!(reason.starts_with("the AfterRollout checks failed (check 1 GET"), "{reason}");
+    assert!(reason.ends_with("so it still runs arn:aws:ecs:eu-west-1:123456789012:task-definition/web:e1"), "{reason}");
+}
+
+#[test]
+fn a_newer_run_waits_for_the_deploy_stage_until_the_after_rollout_checks_have_run() {
+    // GIVEN e1's rolling update completed and its checks running, and e2 built and approved meanwhile
+    let (state, _) = apply(&rolled_out("e1", 1, true), &deployed("e1"), at(5));
+    let mut state = state;
+    for (minute, event) in [rolling_push("e2", 1), build_succeeded("e2"), approved("e2")].iter().enumerate() {
+        state = apply(&state, event, at(6 + minute as i64)).0;
+    }
+    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::Deploy));
+    // WHEN e1's checks pass
+    let (state, effects) = apply(&state, &after_rollout("e1", true), at(10));
+    // THEN e2 deploys
+    assert!(names(&effects).contains(&"start_deployment(e2)".to_owned()), "{effects:?}");
+    assert_eq!(status(&state, "e2"), Status::Running(Stage::Deploy));
 }
 
 /// `push`, for a pipeline whose outcomes go to topic `outcomes`.

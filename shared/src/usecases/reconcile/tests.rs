@@ -219,6 +219,7 @@ impl World {
             execution_id: id,
             deployment_id: format!("d-{execution}"),
             task_definition: Some("arn:aws:ecs:us-east-1:123456789012:task-definition/web:2".into()),
+            previous_task_definition: None,
         };
         world.apply(started, 2).await.expect("started");
         world

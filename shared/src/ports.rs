@@ -528,6 +528,32 @@ pub trait BlueGreenDeployments: Send + Sync {
     /// CodeDeploy's record of the deployment; `None` if it has none.
     fn report(&self, deployment_id: &str)
     -> impl Future<Output = Result<Option<DeploymentReport>, DeployError>> + Send;
+
+    /// The deployments of `application`'s `group` that have not ended (created, queued, in progress, ready,
+    /// baking): those in the way of a new one.
+    fn active(&self, application: &str, group: &str) -> impl Future<Output = Result<Vec<String>, DeployError>> + Send;
+
+    /// Stops the deployment and rolls it back (StopDeployment with `autoRollbackEnabled`). One that has already
+    /// ended is not an error.
+    fn stop(&self, deployment_id: &str) -> impl Future<Output = Result<(), DeployError>> + Send;
+}
+
+/// Notes that a run stopped another deployment to make way for its own (superseded mode), so that the run that
+/// deployment belongs to, told of the stop, ends `superseded` and names the run that superseded it.
+pub trait Supersessions: Send + Sync {
+    /// Records that `stopped` was stopped for `by`, of `pipeline`; [`PipelineStore::find`] of
+    /// [`stopped_link`]`(stopped)` reads it back.
+    fn record_stop(
+        &self,
+        stopped: &str,
+        pipeline: &str,
+        by: &ExecutionId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The id under which a stopped deployment finds the run it was stopped for ([`Supersessions::record_stop`]).
+pub fn stopped_link(deployment_id: &str) -> String {
+    format!("stopped:{deployment_id}")
 }
 
 /// What ECS's record of a service (DescribeServices) says of one of its deployments.

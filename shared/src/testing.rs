@@ -64,6 +64,15 @@ impl InMemoryStore {
     }
 }
 
+impl crate::ports::Supersessions for InMemoryStore {
+    async fn record_stop(&self, stopped: &str, pipeline: &str, by: &ExecutionId) -> Result<(), StoreError> {
+        let aws_id = crate::ports::stopped_link(stopped);
+        let link = AwsLink { aws_id: aws_id.clone(), pipeline: pipeline.to_owned(), execution: by.clone() };
+        lock(&self.tables).links.insert(aws_id, link);
+        Ok(())
+    }
+}
+
 impl PipelineStore for InMemoryStore {
     async fn load(&self, pipeline: &str) -> Result<Option<Stored<PipelineState>>, StoreError> {
         let tables = lock(&self.tables);
@@ -490,6 +499,14 @@ impl crate::ports::BlueGreenDeployments for RecordedDeployments {
 
     async fn create(&self, _: &crate::deploy::BlueGreenRequest) -> Result<String, crate::ports::DeployError> {
         Err(Self::refused("CreateDeployment"))
+    }
+
+    async fn active(&self, _: &str, _: &str) -> Result<Vec<String>, crate::ports::DeployError> {
+        Err(Self::refused("ListDeployments"))
+    }
+
+    async fn stop(&self, _: &str) -> Result<(), crate::ports::DeployError> {
+        Err(Self::refused("StopDeployment"))
     }
 
     async fn report(

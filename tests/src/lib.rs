@@ -473,31 +473,63 @@ pub async fn built_run<R: sluice::usecases::EffectRunner>(
     files: &[(&str, &str)],
     image: &str,
 ) -> Result<()> {
-    use sluice::definitions::ExecutionMode;
+    let run = BuiltRun {
+        pipeline: "web",
+        execution: "web-1",
+        mode: sluice::definitions::ExecutionMode::Superseded,
+        target,
+        notify,
+        files,
+        image,
+    };
+    built(stack, store, runner, run).await
+}
+
+/// A run pushed and built, as [`built`] records it.
+pub struct BuiltRun<'a> {
+    pub pipeline: &'a str,
+    pub execution: &'a str,
+    pub mode: sluice::definitions::ExecutionMode,
+    pub target: sluice::definitions::DeployTarget,
+    pub notify: Option<&'a str>,
+    /// The files the build left (name, content).
+    pub files: &'a [(&'a str, &'a str)],
+    pub image: &'a str,
+}
+
+/// Records `run` of its pipeline pushed and built (its files in a bucket of its own in S3), as [`built_run`] does.
+pub async fn built<R: sluice::usecases::EffectRunner>(
+    stack: &Stack,
+    store: &sluice::adapters::DynamoDbStore,
+    runner: &R,
+    run: BuiltRun<'_>,
+) -> Result<()> {
     use sluice::pipeline::{BuildOutputs, Event, ExecutionId};
 
     let s3 =
         aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
     let bucket = unique("artifacts");
     s3.create_bucket().bucket(&bucket).send().await?;
-    for (name, content) in files {
+    for (name, content) in run.files {
         let body = content.as_bytes().to_vec().into();
-        s3.put_object().bucket(&bucket).key(format!("web/b-1/{name}")).body(body).send().await?;
+        s3.put_object().bucket(&bucket).key(format!("{}/b-1/{name}", run.pipeline)).body(body).send().await?;
     }
-    let mut triggered = sluice::testing::push("web-1", ExecutionMode::Superseded, false);
+    let mut triggered = sluice::testing::push(run.execution, run.mode, false);
     if let Event::Triggered { plan, .. } = &mut triggered {
-        plan.deploy = target;
-        plan.notify = notify.map(|topic| sluice::definitions::Notify { topic_arn: topic.to_owned() });
+        plan.deploy = run.target;
+        plan.notify = run.notify.map(|topic| sluice::definitions::Notify { topic_arn: topic.to_owned() });
     }
     let built = Event::BuildSucceeded {
-        execution_id: ExecutionId::from("web-1"),
-        build_id: "build-web-1".into(),
-        outputs: BuildOutputs { image_uri: image.into(), artifacts: Some(format!("s3://{bucket}/web/b-1")) },
+        execution_id: ExecutionId::from(run.execution),
+        build_id: format!("build-{}", run.execution),
+        outputs: BuildOutputs {
+            image_uri: run.image.into(),
+            artifacts: Some(format!("s3://{bucket}/{}/b-1", run.pipeline)),
+        },
     };
     for event in [&triggered, &built] {
         let now = chrono::Utc::now();
-        let input =
-            sluice::usecases::Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now };
+        let input = sluice::usecases::Input { pipeline: run.pipeline, mode: run.mode, event, receipt: None, now };
         sluice::usecases::handle(store, runner, input).await?;
     }
     Ok(())

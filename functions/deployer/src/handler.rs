@@ -41,15 +41,16 @@ pub struct App<S, R> {
 /// The function as it runs on AWS.
 pub type AwsApp = App<
     DynamoDbStore,
-    DeployEffects<EventBridgePublisher, S3Artifacts, EcsDeployer, CodeDeployDeployments, EcsDeployer>,
+    DeployEffects<EventBridgePublisher, S3Artifacts, EcsDeployer, CodeDeployDeployments, EcsDeployer, DynamoDbStore>,
 >;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
     pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Self {
         let ecs = EcsDeployer::new(aws_sdk_ecs::Client::new(aws));
+        let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.common.table);
         App {
-            store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.common.table),
+            store: store.clone(),
             effects: DeployEffects {
                 publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(aws), &config.common.event_bus),
                 artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
@@ -57,6 +58,7 @@ impl AwsApp {
                 blue_green: CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(aws)),
                 rolling: ecs,
                 hooks_function: config.hooks_function.clone(),
+                supersessions: store,
             },
         }
     }

@@ -222,11 +222,14 @@ fn answer(state: &Arc<Mutex<State>>, settings: &Settings, operation: &str, input
                 .collect();
             reply(200, &json!({ "deploymentsInfo": infos }))
         }
-        // Newest first; the group's deployments created at or after `createTimeRange.start`, if given.
+        // Newest first; the group's deployments created at or after `createTimeRange.start`, and of the
+        // `includeOnlyStatuses`, if given.
         "ListDeployments" => {
             let application = input["applicationName"].as_str().unwrap_or_default();
             let group = input["deploymentGroupName"].as_str().unwrap_or_default();
             let since = input["createTimeRange"]["start"].as_f64().unwrap_or(0.0);
+            let statuses: Vec<&str> =
+                input["includeOnlyStatuses"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
             let state = lock(state);
             if !group.is_empty() && !state.groups.contains(&(application.to_owned(), group.to_owned())) {
                 return error("DeploymentGroupDoesNotExistException", "The deployment group does not exist");
@@ -236,6 +239,7 @@ fn answer(state: &Arc<Mutex<State>>, settings: &Settings, operation: &str, input
                 .iter()
                 .filter(|(_, d)| d.application == application && (group.is_empty() || d.group == group))
                 .filter(|(_, d)| d.create_time >= since)
+                .filter(|(_, d)| statuses.is_empty() || statuses.contains(&d.status.as_str()))
                 .collect();
             found.sort_by(|a, b| b.0.cmp(a.0));
             reply(200, &json!({ "deployments": found.iter().map(|(id, _)| id).collect::<Vec<_>>() }))

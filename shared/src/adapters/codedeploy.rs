@@ -151,6 +151,37 @@ impl BlueGreenDeployments for CodeDeployDeployments {
         let description = info.description().map(str::to_owned);
         Ok(Some(DeploymentReport { progress, message, rolled_back, description }))
     }
+
+    /// ListDeployments of the group, only those that have not ended.
+    #[instrument(skip(self))]
+    async fn active(&self, application: &str, group: &str) -> Result<Vec<String>, DeployError> {
+        let mut list = self.client.list_deployments().application_name(application).deployment_group_name(group);
+        for status in [
+            cd::DeploymentStatus::Created,
+            cd::DeploymentStatus::Queued,
+            cd::DeploymentStatus::InProgress,
+            cd::DeploymentStatus::Ready,
+            cd::DeploymentStatus::Baking,
+        ] {
+            list = list.include_only_statuses(status);
+        }
+        let listed = list.send().await.map_err(|e| classify(e, group))?;
+        Ok(listed.deployments().to_vec())
+    }
+
+    /// StopDeployment with `autoRollbackEnabled`, so that traffic goes back to the original task set.
+    #[instrument(skip(self))]
+    async fn stop(&self, deployment_id: &str) -> Result<(), DeployError> {
+        match self.client.stop_deployment().deployment_id(deployment_id).auto_rollback_enabled(true).send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service))
+                if service.err().code() == Some("DeploymentAlreadyCompletedException") =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(classify(error, "-")),
+        }
+    }
 }
 
 impl LifecycleHooks for CodeDeployDeployments {

@@ -30,8 +30,8 @@ use tracing::instrument;
 
 use crate::pipeline::{Execution, ExecutionId, PipelineState};
 use crate::ports::{
-    AwsLink, DefinitionsStore, PipelineStore, PublishedDefinitions, Receipt, ReceiptKey, StoreError, Stored, Version,
-    Write,
+    AwsLink, DefinitionsStore, PipelineStore, PublishedDefinitions, Receipt, ReceiptKey, StoreError, Stored,
+    Supersessions, Version, Write, stopped_link,
 };
 
 /// The name of the index that lists a pipeline's executions by `seq`.
@@ -273,6 +273,22 @@ pub(crate) fn cancellation(
     }
     let listed: Vec<&str> = codes.iter().filter_map(|(code, _)| code.as_deref()).collect();
     Some(StoreError::Invalid { pipeline: pipeline.to_owned(), message: format!("cancelled: {}", listed.join(", ")) })
+}
+
+impl Supersessions for DynamoDbStore {
+    /// One PutItem: the link from the stopped deployment's [`stopped_link`] to the run it made way for.
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn record_stop(&self, stopped: &str, pipeline: &str, by: &ExecutionId) -> Result<(), StoreError> {
+        let link = AwsLink { aws_id: stopped_link(stopped), pipeline: pipeline.to_owned(), execution: by.clone() };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(link_item(&link)))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
 }
 
 impl PipelineStore for DynamoDbStore {

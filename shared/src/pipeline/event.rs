@@ -162,6 +162,16 @@ pub enum Event {
         reason: String,
         rolled_back: bool,
     },
+    /// CodeDeploy stopped the deployment because another run of sluice (`by`, of pipeline `by_pipeline`), in
+    /// `superseded` mode, needed its deployment group: the newer run supersedes this one.
+    DeploymentSuperseded {
+        execution_id: ExecutionId,
+        deployment_id: String,
+        by: ExecutionId,
+        by_pipeline: String,
+        /// What CodeDeploy said of the stop (and whether traffic went back).
+        reason: String,
+    },
 }
 
 impl Event {
@@ -180,7 +190,8 @@ impl Event {
             | Event::DeploymentStarted { execution_id, .. }
             | Event::HookCompleted { execution_id, .. }
             | Event::DeploymentSucceeded { execution_id, .. }
-            | Event::DeploymentFailed { execution_id, .. } => execution_id,
+            | Event::DeploymentFailed { execution_id, .. }
+            | Event::DeploymentSuperseded { execution_id, .. } => execution_id,
         }
     }
 
@@ -200,6 +211,7 @@ impl Event {
             Event::HookCompleted { .. } => "hook_completed",
             Event::DeploymentSucceeded { .. } => "deployment_succeeded",
             Event::DeploymentFailed { .. } => "deployment_failed",
+            Event::DeploymentSuperseded { .. } => "deployment_superseded",
         }
     }
 }
@@ -239,6 +251,13 @@ pub enum Effect {
     /// Deploy the execution's build to its target.
     StartDeployment {
         execution_id: ExecutionId,
+        /// The execution's pipeline.
+        #[serde(default)]
+        pipeline: String,
+        /// `superseded` mode: a CodeDeploy deployment group busy with another deployment has it stopped (and rolled
+        /// back) to make way; otherwise (`queued`) the deployment waits for it.
+        #[serde(default)]
+        supersede: bool,
         target: DeployTarget,
         image_uri: Option<String>,
         /// Where the build's artifacts are (`s3://bucket/key`).

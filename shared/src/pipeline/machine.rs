@@ -429,6 +429,18 @@ impl Run {
                 self.finish(i, outcome, Some(reason));
                 Ok(None)
             }
+            Event::DeploymentSuperseded { deployment_id, by, by_pipeline, reason, .. } => {
+                if status != Status::Running(Stage::Deploy) {
+                    return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
+                }
+                self.claim_deployment(i, deployment_id)?;
+                self.deploy_mut(i).finished_at = Some(self.now);
+                let reason = format!(
+                    "superseded by execution {by} of pipeline {by_pipeline}, which needed the deployment group: {reason}"
+                );
+                self.finish(i, Status::Superseded, Some(reason));
+                Ok(None)
+            }
         }
     }
 
@@ -711,6 +723,8 @@ impl Run {
                 let build = execution.build.as_ref();
                 self.effects.push(Effect::StartDeployment {
                     execution_id: execution.id.clone(),
+                    pipeline: execution.pipeline.clone(),
+                    supersede: self.state.mode == ExecutionMode::Superseded,
                     target: execution.plan.deploy.clone(),
                     image_uri: build.and_then(|build| build.image_uri.clone()),
                     artifacts: build.and_then(|build| build.artifacts.clone()),

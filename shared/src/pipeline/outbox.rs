@@ -264,6 +264,23 @@ mod tests {
     }
 
     #[test]
+    fn after_rollout_checks_keep_their_lease_for_as_long_as_the_hooks_function_may_run_them() {
+        let checks = Effect::RunChecks {
+            execution_id: ExecutionId::from("e1"),
+            deployment_id: "ecs-svc/1".into(),
+            lifecycle_event: "AfterRollout".into(),
+            checks: Vec::new(),
+        };
+        let mut state = outbox(vec![checks, hook()]);
+        let kinds = [EffectKind::RunChecks, EffectKind::ReportHookStatus];
+        state.claim("hooks-1", &kinds, now());
+        let until: Vec<_> = state.pending.iter().map(|p| p.lease.as_ref().map(|l| l.until)).collect();
+        assert_eq!(until, [Some(now() + CHECKS_LEASE), Some(now() + LEASE)]);
+        assert!(CHECKS_LEASE > TimeDelta::seconds(300), "longer than the hooks function's timeout");
+        assert!(state.claim("hooks-2", &kinds, now() + LEASE).len() == 1, "only the hook answer is taken over");
+    }
+
+    #[test]
     fn a_failed_effect_waits_longer_after_each_attempt_then_is_parked() {
         let mut state = outbox(vec![build("e1")]);
         let mut waits = Vec::new();

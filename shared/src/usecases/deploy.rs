@@ -10,14 +10,15 @@ use crate::definitions::DeployTarget;
 use crate::deploy::{self, RenderError};
 use crate::pipeline::{Effect, EffectKind, Event, ExecutionId};
 use crate::ports::{
-    ArtifactError, ArtifactStore, BlueGreenDeployments, DeployError, EventPublisher, RollingUpdates,
+    ArtifactError, ArtifactStore, BlueGreenDeployments, DeployError, EventPublisher, RollingUpdates, Supersessions,
     TaskDefinitionRegistry,
 };
 use crate::usecases::{EffectError, EffectRunner, artifact_location};
+use tracing::info;
 
 /// Starts deployments, and publishes the announcements of the runs it moves on.
 #[derive(Debug, Clone)]
-pub struct DeployEffects<P, A, T, B, R> {
+pub struct DeployEffects<P, A, T, B, R, W> {
     pub publisher: P,
     pub artifacts: A,
     pub task_definitions: T,
@@ -26,6 +27,8 @@ pub struct DeployEffects<P, A, T, B, R> {
     /// The function CodeDeploy invokes for the lifecycle hooks where a pipeline runs checks (the hooks function's
     /// ARN); `None` where the stack has none, and then a pipeline with blue/green checks cannot deploy.
     pub hooks_function: Option<String>,
+    /// Where a deployment stopped to make way (superseded mode) is noted for the run it belongs to.
+    pub supersessions: W,
 }
 
 /// A deployment under way, the task definition it rolls out (unknown when a retry found it already created), and
@@ -34,6 +37,18 @@ struct Started {
     deployment_id: String,
     task_definition: Option<String>,
     previous_task_definition: Option<String>,
+}
+
+/// What a `StartDeployment` effect asks.
+#[derive(Clone, Copy)]
+struct Start<'a> {
+    id: &'a str,
+    execution_id: &'a ExecutionId,
+    /// The pipeline, when it runs in `superseded` mode.
+    supersede: Option<&'a str>,
+    target: &'a DeployTarget,
+    image_uri: Option<&'a str>,
+    artifacts: Option<&'a str>,
 }
 
 /// Why a deployment did not start: the run fails with the reason, or the effect is tried again.
@@ -61,13 +76,14 @@ impl From<DeployError> for NotStarted {
     }
 }
 
-impl<P, A, T, B, R> DeployEffects<P, A, T, B, R>
+impl<P, A, T, B, R, W> DeployEffects<P, A, T, B, R, W>
 where
     P: EventPublisher,
     A: ArtifactStore,
     T: TaskDefinitionRegistry,
     B: BlueGreenDeployments,
     R: RollingUpdates,
+    W: Supersessions,
 {
     async fn read(&self, artifacts: Option<&str>, name: &'static str) -> Result<Vec<u8>, NotStarted> {
         let uri =
@@ -84,14 +100,54 @@ where
         }
     }
 
-    async fn start(
+    /// Registers the task definition `id` renders, once: a retry finds the revision its first attempt registered.
+    async fn register(
         &self,
         id: &str,
-        execution_id: &ExecutionId,
+        text: &[u8],
+        image_uri: &str,
         target: &DeployTarget,
-        image_uri: Option<&str>,
-        artifacts: Option<&str>,
-    ) -> Result<Started, NotStarted> {
+    ) -> Result<String, NotStarted> {
+        let mut definition = deploy::task_definition(text, image_uri, target.container())?;
+        deploy::mark(&mut definition, id);
+        match self.task_definitions.find_tagged(&definition.family, deploy::EFFECT_TAG, id).await? {
+            Some(arn) => Ok(arn),
+            None => Ok(self.task_definitions.register(&definition).await?),
+        }
+    }
+
+    /// In `superseded` mode, a deployment group busy with another deployment has it stopped, and rolled back, to make
+    /// way: the stop is noted for the run it belongs to (if sluice's), and the start is tried again once it has
+    /// stopped. In `queued` mode, the start waits for it.
+    async fn make_way(&self, start: &Start<'_>, busy: DeployError) -> NotStarted {
+        let (DeployTarget::BlueGreen(blue_green), Some(pipeline)) = (start.target, start.supersede) else {
+            return busy.into();
+        };
+        let (application, group) = (&blue_green.application, &blue_green.deployment_group);
+        let active = match self.blue_green.active(application, group).await {
+            Ok(active) => active,
+            Err(error) => return error.into(),
+        };
+        for deployment_id in &active {
+            if let Err(error) = self.supersessions.record_stop(deployment_id, pipeline, start.execution_id).await {
+                return NotStarted::Retry(EffectError::transient("start_deployment", error));
+            }
+            if let Err(error) = self.blue_green.stop(deployment_id).await {
+                return error.into();
+            }
+            info!(%deployment_id, group, "stopped a deployment in the way (superseded mode)");
+        }
+        let why = format!(
+            "deployment group {group} was busy with {}; stopped to make way for {} (superseded mode), it is created \
+             once they have stopped",
+            active.join(", "),
+            start.execution_id
+        );
+        NotStarted::Retry(EffectError::transient("start_deployment", why))
+    }
+
+    async fn start(&self, start: &Start<'_>) -> Result<Started, NotStarted> {
+        let Start { id, execution_id, target, image_uri, artifacts, .. } = *start;
         let image_uri = image_uri.ok_or_else(|| NotStarted::Fail("the build left no image to deploy".into()))?;
         match target {
             DeployTarget::BlueGreen(blue_green) => {
@@ -114,28 +170,26 @@ where
                     }
                 };
                 let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
-                let definition = deploy::task_definition(&text, image_uri, target.container())?;
+                deploy::task_definition(&text, image_uri, target.container())?;
                 let appspec = self.read(artifacts, deploy::APPSPEC_FILE).await?;
                 // Checked before registering, so that an AppSpec that cannot be used registers nothing.
                 deploy::appspec(&appspec, "arn:aws:ecs:::task-definition/check:1", hooks_function, &hook_events)?;
-                let arn = self.task_definitions.register(&definition).await?;
+                let arn = self.register(id, &text, image_uri, target).await?;
                 let appspec = deploy::appspec(&appspec, &arn, hooks_function, &hook_events)?;
                 let description = deploy::description(&execution_id.0, id);
-                let deployment_id =
-                    self.blue_green.create(&deploy::blue_green(blue_green, appspec, description)).await?;
+                let request = deploy::blue_green(blue_green, appspec, description);
+                let deployment_id = match self.blue_green.create(&request).await {
+                    Ok(deployment_id) => deployment_id,
+                    Err(busy @ DeployError::Busy { .. }) => return Err(self.make_way(start, busy).await),
+                    Err(error) => return Err(error.into()),
+                };
                 Ok(Started { deployment_id, task_definition: Some(arn), previous_task_definition: None })
             }
             DeployTarget::Rolling(rolling) => {
                 let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
-                let mut definition = deploy::task_definition(&text, image_uri, target.container())?;
-                deploy::mark(&mut definition, id);
                 // ECS takes no client token for either call: a retry finds the revision its first attempt
                 // registered, and UpdateService to the task definition the service already runs starts nothing.
-                let found = self.task_definitions.find_tagged(&definition.family, deploy::EFFECT_TAG, id).await?;
-                let arn = match found {
-                    Some(arn) => arn,
-                    None => self.task_definitions.register(&definition).await?,
-                };
+                let arn = self.register(id, &text, image_uri, target).await?;
                 let started = self.rolling.update(&deploy::rolling(rolling, &arn)).await?;
                 Ok(Started {
                     deployment_id: started.deployment_id,
@@ -147,13 +201,14 @@ where
     }
 }
 
-impl<P, A, T, B, R> EffectRunner for DeployEffects<P, A, T, B, R>
+impl<P, A, T, B, R, W> EffectRunner for DeployEffects<P, A, T, B, R, W>
 where
     P: EventPublisher,
     A: ArtifactStore,
     T: TaskDefinitionRegistry,
     B: BlueGreenDeployments,
     R: RollingUpdates,
+    W: Supersessions,
 {
     fn kinds(&self) -> &[EffectKind] {
         &[EffectKind::StartDeployment, EffectKind::RollBack, EffectKind::Publish]
@@ -162,8 +217,16 @@ where
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {
             Effect::Publish(event) => super::effects::publish_one(&self.publisher, event).await,
-            Effect::StartDeployment { execution_id, target, image_uri, artifacts } => {
-                let started = self.start(id, execution_id, target, image_uri.as_deref(), artifacts.as_deref()).await;
+            Effect::StartDeployment { execution_id, pipeline, supersede, target, image_uri, artifacts } => {
+                let start = Start {
+                    id,
+                    execution_id,
+                    supersede: supersede.then_some(pipeline.as_str()),
+                    target,
+                    image_uri: image_uri.as_deref(),
+                    artifacts: artifacts.as_deref(),
+                };
+                let started = self.start(&start).await;
                 match started {
                     Ok(Started { deployment_id, task_definition, previous_task_definition }) => {
                         Ok(Some(Event::DeploymentStarted {

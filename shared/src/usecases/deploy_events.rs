@@ -10,7 +10,7 @@ use tracing::{info, instrument};
 
 use crate::definitions::DeployTarget;
 use crate::pipeline::{Event, ExecutionId};
-use crate::ports::{BlueGreenDeployments, DeployError, PipelineStore, ReceiptKey};
+use crate::ports::{BlueGreenDeployments, DeployError, PipelineStore, ReceiptKey, stopped_link};
 use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
 
 /// What one deployment event says.
@@ -162,7 +162,24 @@ pub async fn record_deployment_event<S: PipelineStore, R: EffectRunner, B: BlueG
             let found = blue_green.report(deployment_id).await.map_err(lookup)?;
             let message = found.as_ref().and_then(|found| found.message.as_deref());
             let rolled_back = found.as_ref().is_some_and(|found| found.rolled_back);
-            outcome(&execution_id, deployment_id, &ended(state, message, rolled_back, "CodeDeploy"))
+            let said = outcome(&execution_id, deployment_id, &ended(state, message, rolled_back, "CodeDeploy"));
+            // Stopped by sluice for a newer run (superseded mode): that is no failure of this run's code.
+            let stopped_for = match state {
+                DeploymentState::Stopped => {
+                    store.find(&stopped_link(deployment_id)).await.map_err(HandleError::from)?
+                }
+                _ => None,
+            };
+            match (stopped_for, said) {
+                (Some(by), Event::DeploymentFailed { reason, .. }) => Event::DeploymentSuperseded {
+                    execution_id: execution_id.clone(),
+                    deployment_id: deployment_id.to_owned(),
+                    by: by.execution,
+                    by_pipeline: by.pipeline,
+                    reason,
+                },
+                (_, said) => said,
+            }
         }
         DeploymentChange::Ecs { event_name, reason } => {
             let succeeded = event_name == "SERVICE_DEPLOYMENT_COMPLETED";

@@ -279,3 +279,28 @@ async fn a_stopped_deployment_ends_stopped_and_cannot_be_continued() -> Result<(
     assert_eq!(status(&world, &id).await?, ("Stopped".to_owned(), Some("MANUAL_STOP".to_owned())));
     Ok(())
 }
+
+#[tokio::test]
+async fn the_group_lists_only_the_deployments_of_the_statuses_asked_for() -> Result<()> {
+    use aws_sdk_codedeploy::types::DeploymentStatus;
+    let world = world(Answer::Silent).await?;
+    let first = deploy(&world, "CodeDeployDefault.ECSAllAtOnce").await?;
+    world.codedeploy.stop_deployment().deployment_id(&first).send().await?;
+    assert_eq!(states(&world, 2).await?, ["START", "STOP"]);
+    let second = deploy(&world, "CodeDeployDefault.ECSAllAtOnce").await?;
+    let list = |statuses: &[DeploymentStatus]| {
+        let mut list =
+            world.codedeploy.list_deployments().application_name("sample-app").deployment_group_name("sample-app-prod");
+        for status in statuses {
+            list = list.include_only_statuses(status.clone());
+        }
+        list.send()
+    };
+    let active = list(&[DeploymentStatus::Created, DeploymentStatus::Queued, DeploymentStatus::InProgress]).await?;
+    assert_eq!(active.deployments(), std::slice::from_ref(&second));
+    let stopped = list(&[DeploymentStatus::Stopped]).await?;
+    assert_eq!(stopped.deployments(), std::slice::from_ref(&first));
+    let all = list(&[]).await?;
+    assert_eq!(all.deployments(), [second, first], "newest first");
+    Ok(())
+}

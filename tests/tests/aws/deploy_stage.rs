@@ -9,12 +9,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use sluice::adapters::{DynamoDbStore, EventBridgePublisher};
-use sluice::definitions::{BlueGreen, Check, CircuitBreaker, DeployTarget, Rolling};
+use sluice::definitions::{BlueGreen, Check, CircuitBreaker, DeployTarget, ExecutionMode, Rolling};
 use sluice::pipeline::{EffectKind, Execution, ExecutionId, Status};
 use sluice::ports::PipelineStore;
 use sluice::testing::RecordingRunner;
 use sluice::usecases::{Announcer, flush};
-use sluice_integration::{Stack, aws_config_with, built_run, moto};
+use sluice_integration::{BuiltRun, Stack, aws_config_with, built, moto};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
 use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
 use sluice_sandbox::pump::{Pump, pump};
@@ -113,29 +113,61 @@ impl World {
     /// Run `web-1`, pushed and built (its files in S3), let into its deploy stage for `target`: its `Deployment
     /// Requested` goes on the bus.
     async fn deploy(&self, target: DeployTarget) -> Result<()> {
+        self.deploy_run("web", "web-1", ExecutionMode::Superseded, target).await
+    }
+
+    /// As [`World::deploy`], for run `execution` of `pipeline` in `mode`.
+    async fn deploy_run(
+        &self,
+        pipeline: &str,
+        execution: &str,
+        mode: ExecutionMode,
+        target: DeployTarget,
+    ) -> Result<()> {
         // The build stage's own effects are not this test's: only StartBuild is taken (and dropped).
         let builds = RecordingRunner::owning(&[EffectKind::StartBuild]);
         let files = [("taskdef.json", TASKDEF), ("appspec.yaml", APPSPEC)];
-        built_run(&self.stack, &self.store, &builds, target, Some(&self.outcomes), &files, IMAGE).await?;
+        let run =
+            BuiltRun { pipeline, execution, mode, target, notify: Some(&self.outcomes), files: &files, image: IMAGE };
+        built(&self.stack, &self.store, &builds, run).await?;
         let announcer = Announcer {
             publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&self.aws), &self.stack.bus),
         };
-        flush(&self.store, &announcer, "web", chrono::Utc::now()).await?;
+        flush(&self.store, &announcer, pipeline, chrono::Utc::now()).await?;
         Ok(())
     }
 
     /// The run once it has ended and its announcements and notification went out (within 30 s).
     async fn finished(&self) -> Result<Execution> {
+        self.finished_run("web", "web-1").await
+    }
+
+    /// As [`World::finished`], for run `execution` of `pipeline`.
+    async fn finished_run(&self, pipeline: &str, execution: &str) -> Result<Execution> {
         for _ in 0..300 {
-            let run = self.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
-            let state = self.store.load("web").await?.context("the pipeline")?.value;
+            let run = self.store.execution(&ExecutionId::from(execution)).await?.context("the run")?;
+            let state = self.store.load(pipeline).await?.context("the pipeline")?.value;
             if run.status.is_finished() && state.pending.is_empty() {
                 return Ok(run);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let run = self.store.execution(&ExecutionId::from("web-1")).await?;
+        let run = self.store.execution(&ExecutionId::from(execution)).await?;
         anyhow::bail!("the run did not finish within 30 s: {run:#?}")
+    }
+
+    /// Run `execution`'s CodeDeploy deployment, once it is waiting for its `event` hook (within 10 s).
+    async fn deploying_at(&self, execution: &str, event: &str) -> Result<String> {
+        for _ in 0..100 {
+            let run = self.store.execution(&ExecutionId::from(execution)).await?.context("the run")?;
+            if let Some(id) = run.deploy.and_then(|d| d.deployment_id)
+                && self.codedeploy.lifecycle(&id).last().is_some_and(|(e, status)| e == event && status == "InProgress")
+            {
+                return Ok(id);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("{execution}'s deployment did not reach {event} within 10 s")
     }
 }
 
@@ -510,5 +542,77 @@ async fn a_rolling_update_whose_state_change_is_lost_is_ended_by_the_reconcilers
     let reason = run.reason.unwrap_or_default();
     assert!(reason.contains("ECS no longer lists deployment ecs-svc/"), "{reason}");
     assert!(reason.contains("the service runs arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0"));
+    Ok(())
+}
+
+/// A blue/green target whose BeforeInstall check keeps failing for about 30 s: its deployment stays in progress.
+fn slow_blue_green(url: &str) -> DeployTarget {
+    let check = Check {
+        expect_body: Some("never there".into()),
+        retries: 20,
+        interval_secs: 1,
+        timeout_secs: 2,
+        ..Check::new("BeforeInstall", format!("{url}/health"))
+    };
+    blue_green(vec![check])
+}
+
+#[tokio::test]
+async fn in_superseded_mode_a_run_stops_the_deployment_in_its_groups_way_and_that_run_ends_superseded() -> Result<()> {
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    // GIVEN web-1 deploying to group web-prod, held at its BeforeInstall checks
+    world.deploy(slow_blue_green(&world.app.test.url)).await?;
+    let stopped = world.deploying_at("web-1", "BeforeInstall").await?;
+    // WHEN a run of another pipeline in superseded mode, hotfix-1, deploys to the same group
+    world.deploy_run("hotfix", "hotfix-1", ExecutionMode::Superseded, blue_green(Vec::new())).await?;
+    // THEN web-1's deployment is stopped (and rolled back), and web-1 ends superseded, naming the run
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::Superseded, "{run:#?}");
+    let reason = run.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "superseded by execution hotfix-1 of pipeline hotfix, which needed the deployment group: CodeDeploy stopped \
+             the deployment"
+        ),
+        "{reason}"
+    );
+    let codedeploy = aws_sdk_codedeploy::Client::new(&world.aws);
+    let info = codedeploy.get_deployment().deployment_id(&stopped).send().await?;
+    assert_eq!(info.deployment_info().and_then(|i| i.status()).map(|s| s.as_str()), Some("Stopped"));
+    // AND hotfix-1's start, tried again once its backoff has passed, deploys
+    let later = chrono::Utc::now() + chrono::TimeDelta::minutes(1);
+    let config = deployer::handler::Config {
+        common: sluice::config::Common { table: world.stack.table.clone(), event_bus: world.stack.bus.clone() },
+        hooks_function: Some(HOOKS.into()),
+    };
+    let deployer = deployer::handler::AwsApp::from_aws(&world.aws, &config);
+    flush(&world.store, &deployer.effects, "hotfix", later).await?;
+    let hotfix = world.finished_run("hotfix", "hotfix-1").await?;
+    assert_eq!(hotfix.status, Status::Succeeded, "{hotfix:#?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_queued_mode_a_run_waits_for_the_deployment_in_its_groups_way_and_stops_nothing() -> Result<()> {
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    world.deploy(slow_blue_green(&world.app.test.url)).await?;
+    let going = world.deploying_at("web-1", "BeforeInstall").await?;
+    world.deploy_run("hotfix", "hotfix-1", ExecutionMode::Queued, blue_green(Vec::new())).await?;
+    // hotfix-1's start found the group busy: it waits in the outbox, to be tried again, and stopped nothing.
+    let mut waiting = None;
+    for _ in 0..100 {
+        let state = world.store.load("hotfix").await?.context("the pipeline")?.value;
+        waiting = state.pending.iter().find(|p| p.effect.kind() == EffectKind::StartDeployment).cloned();
+        if waiting.as_ref().is_some_and(|p| p.attempts > 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waiting = waiting.context("hotfix-1's start is pending")?;
+    let error = waiting.last_error.unwrap_or_default();
+    assert!(error.contains("deployment group web-prod already has an active deployment"), "{error}");
+    assert_eq!(world.codedeploy.lifecycle(&going).last().map(|(e, _)| e.as_str()), Some("BeforeInstall"));
+    let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("web-1")?;
+    assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::Deploy));
     Ok(())
 }

@@ -379,6 +379,46 @@ fn a_newer_run_waits_for_the_deploy_stage_until_the_after_rollout_checks_have_ru
     assert_eq!(status(&state, "e2"), Status::Running(Stage::Deploy));
 }
 
+#[test]
+fn a_deployment_stopped_for_another_pipelines_run_ends_the_run_superseded_not_failed() {
+    // GIVEN a deployment in progress
+    let state = given(&[push("e1"), build_succeeded("e1"), approved("e1"), deployment_started("e1")]);
+    // WHEN CodeDeploy stops it because hotfix-1, of pipeline hotfix, needed the group
+    let stopped = Event::DeploymentSuperseded {
+        execution_id: id("e1"),
+        deployment_id: "d-e1".into(),
+        by: id("hotfix-1"),
+        by_pipeline: "hotfix".into(),
+        reason: "CodeDeploy stopped the deployment and rolled it back".into(),
+    };
+    let (state, effects) = apply(&state, &stopped, at(5));
+    // THEN the run is superseded, saying by which run, and its stage is free
+    assert_eq!(names(&effects), ["publish(Execution Finished e1 superseded)"]);
+    let reason = state.execution(&id("e1")).and_then(|e| e.reason.clone()).unwrap_or_default();
+    assert_eq!(
+        reason,
+        "superseded by execution hotfix-1 of pipeline hotfix, which needed the deployment group: CodeDeploy stopped \
+         the deployment and rolled it back"
+    );
+    assert!(state.holder_of(Stage::Deploy).is_none());
+    // AND told again, it changes nothing
+    assert_eq!(transition(&state, &stopped, at(6)), Ok(Decision::Ignore(IgnoreReason::AlreadyFinished)));
+}
+
+#[test]
+fn the_deploy_effect_says_whether_a_busy_deployment_group_is_stopped_or_waited_for() {
+    for (mode, supersede) in [(ExecutionMode::Superseded, true), (ExecutionMode::Queued, false)] {
+        let state = PipelineState::new("web", mode);
+        let (state, _) = apply(&state, &triggered("e1", mode, false), at(0));
+        let (_, effects) = apply(&state, &build_succeeded("e1"), at(1));
+        let start = effects.iter().find_map(|effect| match effect {
+            Effect::StartDeployment { pipeline, supersede, .. } => Some((pipeline.clone(), *supersede)),
+            _ => None,
+        });
+        assert_eq!(start, Some(("web".to_owned(), supersede)), "{mode:?}");
+    }
+}
+
 /// `push`, for a pipeline whose outcomes go to topic `outcomes`.
 fn notified_push(execution: &str) -> Event {
     let mut event = push(execution);

@@ -616,3 +616,60 @@ async fn in_queued_mode_a_run_waits_for_the_deployment_in_its_groups_way_and_sto
     assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::Deploy));
     Ok(())
 }
+
+/// web-1 deploying, held for about 2 s at its BeforeInstall checks, which then fail; web-2, then web-3, of the same
+/// pipeline in `mode`, built meanwhile. Returns web-1, web-2 and web-3 once all have ended.
+async fn two_newer_runs_while_one_deploys(mode: ExecutionMode) -> Result<(World, [Execution; 3])> {
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    let check = Check {
+        expect_body: Some("never there".into()),
+        retries: 2,
+        interval_secs: 1,
+        ..Check::new("BeforeInstall", format!("{}/health", world.app.test.url))
+    };
+    world.deploy_run("web", "web-1", mode, blue_green(vec![check])).await?;
+    world.deploying_at("web-1", "BeforeInstall").await?;
+    for execution in ["web-2", "web-3"] {
+        world.deploy_run("web", execution, mode, blue_green(Vec::new())).await?;
+    }
+    let mut runs = Vec::new();
+    for execution in ["web-1", "web-2", "web-3"] {
+        runs.push(world.finished_run("web", execution).await?);
+    }
+    let runs: [Execution; 3] = runs.try_into().map_err(|_| anyhow::anyhow!("three runs"))?;
+    Ok((world, runs))
+}
+
+#[tokio::test]
+async fn in_superseded_mode_the_newest_run_deploys_after_the_one_deploying_and_the_one_between_never_does() -> Result<()>
+{
+    let (_world, [web1, web2, web3]) = two_newer_runs_while_one_deploys(ExecutionMode::Superseded).await?;
+    assert_eq!(web1.status, Status::RolledBack, "{web1:#?}");
+    assert_eq!(web2.status, Status::Superseded, "{web2:#?}");
+    assert_eq!(web2.reason.as_deref(), Some("superseded by execution web-3 (commit sha-web-3)"));
+    assert!(web2.deploy.is_none(), "web-2 never deployed: {web2:#?}");
+    assert_eq!(web3.status, Status::Succeeded, "{web3:#?}");
+    let deployed = |run: &Execution| run.deploy.as_ref().map(|d| d.started_at);
+    assert!(deployed(&web3) >= web1.finished_at, "web-3 deployed once web-1 had ended");
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_queued_mode_every_run_deploys_in_the_order_pushed_once_the_one_before_has_ended() -> Result<()> {
+    let (world, [web1, web2, web3]) = two_newer_runs_while_one_deploys(ExecutionMode::Queued).await?;
+    assert_eq!(web1.status, Status::RolledBack, "{web1:#?}");
+    assert_eq!((web2.status, web3.status), (Status::Succeeded, Status::Succeeded), "{web2:#?} {web3:#?}");
+    let deploy = |run: &Execution| run.deploy.clone().context("deploy facts");
+    let (second, third) = (deploy(&web2)?, deploy(&web3)?);
+    assert!(Some(second.started_at) >= web1.finished_at, "web-2 deployed once web-1 had ended");
+    assert!(Some(third.started_at) >= second.finished_at, "web-3 deployed once web-2 had ended");
+    // Each its own CodeDeploy deployment, one after the other.
+    let ids = [second.deployment_id.context("web-2's")?, third.deployment_id.context("web-3's")?];
+    assert_ne!(ids[0], ids[1]);
+    let codedeploy = aws_sdk_codedeploy::Client::new(&world.aws);
+    for id in &ids {
+        let info = codedeploy.get_deployment().deployment_id(id).send().await?;
+        assert_eq!(info.deployment_info().and_then(|i| i.status()).map(|s| s.as_str()), Some("Succeeded"), "{id}");
+    }
+    Ok(())
+}

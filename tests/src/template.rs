@@ -19,6 +19,23 @@ pub struct Rule {
     pub on_sluice_bus: bool,
 }
 
+/// One target of a rule: its id, whether it has a retry policy, and the queue (logical id) its dead letters go to.
+#[derive(Debug, Clone)]
+pub struct RuleTarget {
+    pub rule: String,
+    pub id: String,
+    pub retry_policy: bool,
+    pub dead_letters: Option<String>,
+}
+
+/// The logical id `!GetAtt X.Arn` or `!Ref X` names.
+fn named(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) => tagged.value.as_str().map(|v| v.trim_end_matches(".Arn").to_owned()),
+        _ => None,
+    }
+}
+
 /// An `AWS::DynamoDB::Table` of the template: (attribute, type) pairs and (attribute, key type) schemas.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -67,6 +84,41 @@ impl Template {
                     other => return Err(anyhow!("rule {logical_id}: unexpected EventBusName {other:?}")),
                 };
                 Ok(Rule { logical_id, event_pattern, on_sluice_bus })
+            })
+            .collect()
+    }
+
+    /// Every target of every rule.
+    pub fn rule_targets(&self) -> Vec<RuleTarget> {
+        self.of_type("AWS::Events::Rule")
+            .flat_map(|(rule, properties)| {
+                properties["Targets"].as_sequence().cloned().unwrap_or_default().into_iter().map(move |target| {
+                    RuleTarget {
+                        rule: rule.clone(),
+                        id: target["Id"].as_str().unwrap_or_default().to_owned(),
+                        retry_policy: target["RetryPolicy"].is_mapping(),
+                        dead_letters: named(&target["DeadLetterConfig"]["Arn"]),
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// The rules (logical ids) a queue's policy lets EventBridge send from (`aws:SourceArn`).
+    pub fn queue_senders(&self, queue: &str) -> Vec<String> {
+        self.of_type("AWS::SQS::QueuePolicy")
+            .filter(|(_, properties)| {
+                properties["Queues"].as_sequence().is_some_and(|q| q.iter().any(|q| named(q).as_deref() == Some(queue)))
+            })
+            .flat_map(|(_, properties)| {
+                let statements = properties["PolicyDocument"]["Statement"].as_sequence().cloned().unwrap_or_default();
+                statements.into_iter().flat_map(|statement| {
+                    let source = &statement["Condition"]["ArnEquals"]["aws:SourceArn"];
+                    match source.as_sequence() {
+                        Some(list) => list.iter().filter_map(named).collect::<Vec<_>>(),
+                        None => named(source).into_iter().collect(),
+                    }
+                })
             })
             .collect()
     }

@@ -326,3 +326,18 @@ async fn a_codebuild_state_change_on_the_default_bus_reaches_the_codebuild_rule_
     assert!(stack.receive(stack.queue("CodeBuildStateChangeRule")?, 1, QUIET).await?.is_empty());
     Ok(())
 }
+
+#[test]
+fn every_rule_target_is_retried_and_keeps_what_it_could_not_deliver_in_a_queue_that_accepts_it() -> Result<()> {
+    let template = sluice_integration::Template::load()?;
+    let targets = template.rule_targets();
+    assert!(targets.len() >= 10, "{targets:#?}");
+    for target in targets {
+        let what = format!("rule {} target {}", target.rule, target.id);
+        assert!(target.retry_policy, "{what} has no RetryPolicy");
+        let queue = target.dead_letters.with_context(|| format!("{what} has no DeadLetterConfig"))?;
+        let senders = template.queue_senders(&queue);
+        assert!(senders.contains(&target.rule), "{queue}'s policy does not let {what} send to it: {senders:?}");
+    }
+    Ok(())
+}

@@ -353,12 +353,8 @@ async fn a_topic_that_refuses_the_notification_parks_it_with_the_reason() {
     assert!(state.parked[0].error.contains("Topic does not exist"), "{}", state.parked[0].error);
 }
 
-#[tokio::test]
-async fn the_events_of_codedeploys_own_rollback_deployment_are_not_sluices_and_change_nothing() {
-    // GIVEN a run deploying d-1, and CodeDeploy's rollback of it, d-2, whose record names no sluice run (CodeDeploy
-    // creates it with no description, as `codeDeployRollback`)
-    let store = InMemoryStore::new();
-    let runner = RecordingRunner::new();
+/// Run e1 of `web`, deploying CodeDeploy deployment d-1.
+async fn deploying_d1(store: &InMemoryStore, runner: &RecordingRunner) {
     for event in [
         push("e1"),
         Event::BuildSucceeded {
@@ -373,8 +369,17 @@ async fn the_events_of_codedeploys_own_rollback_deployment_are_not_sluices_and_c
             previous_task_definition: None,
         },
     ] {
-        handle(&store, &runner, input(&event, None)).await.expect("handled");
+        handle(store, runner, input(&event, None)).await.expect("handled");
     }
+}
+
+#[tokio::test]
+async fn the_events_of_codedeploys_own_rollback_deployment_are_not_sluices_and_change_nothing() {
+    // GIVEN a run deploying d-1, and CodeDeploy's rollback of it, d-2, whose record names no sluice run (CodeDeploy
+    // creates it with no description, as `codeDeployRollback`)
+    let store = InMemoryStore::new();
+    let runner = RecordingRunner::new();
+    deploying_d1(&store, &runner).await;
     let deployments = crate::testing::RecordedDeployments::new();
     deployments.report(
         "d-2",
@@ -392,4 +397,57 @@ async fn the_events_of_codedeploys_own_rollback_deployment_are_not_sluices_and_c
     assert_eq!(outcome, DeploymentEventOutcome::NotOurs("not a deployment sluice started"));
     assert_eq!(stored(&store).await, before);
     assert_eq!(stored(&store).await.executions[0].status, Status::Running(Stage::Deploy));
+}
+
+/// d-1's STOP, as CodeDeploy's state-change event brings it, with CodeDeploy's record of why.
+async fn stopped_d1(store: &InMemoryStore, runner: &RecordingRunner, message: &str) -> crate::pipeline::Execution {
+    let deployments = crate::testing::RecordedDeployments::new();
+    let report = crate::ports::DeploymentReport {
+        progress: crate::ports::DeploymentProgress::Stopped,
+        message: Some(message.into()),
+        rolled_back: true,
+        description: None,
+    };
+    deployments.report("d-1", report);
+    let change = DeploymentStateChange {
+        event_id: "ev-stop".into(),
+        deployment_id: "d-1".into(),
+        change: DeploymentChange::CodeDeploy { state: "STOP".into() },
+    };
+    record_deployment_event(store, runner, &deployments, &change, now()).await.expect("recorded");
+    store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run")
+}
+
+#[tokio::test]
+async fn a_deployment_stopped_by_an_alarm_ends_the_run_rolled_back_naming_the_alarm() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    deploying_d1(&store, &runner).await;
+    let alarm = "One or more alarms have been activated according to the Amazon CloudWatch metrics you selected, and \
+                 the affected deployments have been stopped. Activated alarms: <web-5xx-rate>";
+    let run = stopped_d1(&store, &runner, alarm).await;
+    assert_eq!(run.status, Status::RolledBack);
+    assert_eq!(
+        run.reason.as_deref(),
+        Some(format!("CodeDeploy stopped the deployment and rolled it back: {alarm}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_stopped_to_make_way_for_another_run_ends_its_run_superseded_not_failed() {
+    use crate::ports::Supersessions;
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    deploying_d1(&store, &runner).await;
+    // GIVEN the deployer of pipeline hotfix noted that it stopped d-1 for hotfix-1
+    store.record_stop("d-1", "hotfix", &ExecutionId::from("hotfix-1")).await.expect("noted");
+    // WHEN d-1's STOP arrives
+    let run = stopped_d1(&store, &runner, "The deployment was stopped").await;
+    // THEN e1 was superseded by hotfix-1, and says what CodeDeploy did
+    assert_eq!(run.status, Status::Superseded);
+    assert_eq!(
+        run.reason.as_deref(),
+        Some(
+            "superseded by execution hotfix-1 of pipeline hotfix, which needed the deployment group: CodeDeploy \
+             stopped the deployment and rolled it back: The deployment was stopped"
+        )
+    );
 }

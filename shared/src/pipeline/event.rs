@@ -131,7 +131,7 @@ pub enum Event {
     DeploymentStarted {
         execution_id: ExecutionId,
         deployment_id: String,
-        /// The task definition registered for it (unknown when a retried start found its deployment already made).
+        /// The task definition registered for it (found by its tag when a retried start found its deployment made).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         task_definition: Option<String>,
         /// The task definition the service ran before (rolling; from UpdateService's answer).

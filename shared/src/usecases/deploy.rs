@@ -31,12 +31,24 @@ pub struct DeployEffects<P, A, T, B, R, W> {
     pub supersessions: W,
 }
 
-/// A deployment under way, the task definition it rolls out (unknown when a retry found it already created), and
+/// A deployment under way, the task definition it rolls out (unknown if a retry cannot find it by its tag), and
 /// the one the service ran before (rolling).
 struct Started {
     deployment_id: String,
     task_definition: Option<String>,
     previous_task_definition: Option<String>,
+}
+
+/// The task definition effect `id` registers: `text` rendered with the image, tagged with the effect.
+fn marked(
+    id: &str,
+    text: &[u8],
+    image_uri: &str,
+    target: &DeployTarget,
+) -> Result<deploy::TaskDefinition, RenderError> {
+    let mut definition = deploy::task_definition(text, image_uri, target.container())?;
+    deploy::mark(&mut definition, id);
+    Ok(definition)
 }
 
 /// What a `StartDeployment` effect asks.
@@ -155,7 +167,12 @@ where
                 let found =
                     self.blue_green.find(&blue_green.application, &blue_green.deployment_group, &marker).await?;
                 if let Some(deployment_id) = found {
-                    return Ok(Started { deployment_id, task_definition: None, previous_task_definition: None });
+                    // Its first attempt registered the task definition, tagged with the effect: the run records it.
+                    let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
+                    let definition = marked(id, &text, image_uri, target)?;
+                    let task_definition =
+                        self.task_definitions.find_tagged(&definition.family, deploy::EFFECT_TAG, id).await?;
+                    return Ok(Started { deployment_id, task_definition, previous_task_definition: None });
                 }
                 let hook_events = deploy::hook_events(target);
                 let hooks_function = match (&self.hooks_function, hook_events.is_empty()) {

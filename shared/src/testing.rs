@@ -320,6 +320,20 @@ pub fn plan(approval: bool) -> Plan {
     }
 }
 
+/// A rolling update of service `web` in cluster `prod` (100 % to 200 %, circuit breaker on with rollback) running
+/// `checks`.
+pub fn rolling(checks: Vec<crate::definitions::Check>) -> crate::definitions::Rolling {
+    crate::definitions::Rolling {
+        cluster: "prod".into(),
+        service: "web".into(),
+        minimum_healthy_percent: 100,
+        maximum_percent: 200,
+        circuit_breaker: crate::definitions::CircuitBreaker { enable: true, rollback: true },
+        container: None,
+        checks,
+    }
+}
+
 /// A push to `acme/web`'s main of commit `sha-<execution>` (delivery `delivery-<execution>`), run with [`plan`].
 pub fn push(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
     Event::Triggered {

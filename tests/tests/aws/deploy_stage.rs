@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use sluice::adapters::{DynamoDbStore, EventBridgePublisher};
-use sluice::definitions::{BlueGreen, Check, CircuitBreaker, DeployTarget, ExecutionMode, Rolling};
+use sluice::definitions::{BlueGreen, Check, DeployTarget, ExecutionMode};
 use sluice::pipeline::{EffectKind, Execution, ExecutionId, Status};
 use sluice::ports::PipelineStore;
 use sluice::testing::RecordingRunner;
@@ -276,15 +276,7 @@ fn rolling() -> DeployTarget {
 }
 
 fn rolling_checked(checks: Vec<Check>) -> DeployTarget {
-    DeployTarget::Rolling(Rolling {
-        cluster: "prod".into(),
-        service: "web".into(),
-        minimum_healthy_percent: 100,
-        maximum_percent: 200,
-        circuit_breaker: CircuitBreaker { enable: true, rollback: true },
-        container: None,
-        checks,
-    })
+    DeployTarget::Rolling(sluice::testing::rolling(checks))
 }
 
 const ALL_HOOKS: [&str; 5] =

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use sluice::adapters::EventBridgePublisher;
-use sluice::definitions::{Check, CircuitBreaker, DeployTarget, ExecutionMode, Rolling};
+use sluice::definitions::{Check, DeployTarget, ExecutionMode, Rolling};
 use sluice::events::{EffectsDue, SluiceEvent};
 use sluice::pipeline::{ApprovalDecision, BuildOutputs, Effect, EffectKind, Event, ExecutionId, PipelineState};
 use sluice::ports::{EventPublisher, PublishError};
@@ -64,11 +64,11 @@ fn same_shape(documented: &Value, actual: &Value, path: &str) -> Result<()> {
     }
 }
 
-/// The events a run publishes from push to success: started, approval requested, deployment requested, finished.
-fn a_runs_events() -> Vec<SluiceEvent> {
+/// Run e1 built and approved: `pushed`, its build's success, its approval.
+fn built_and_approved(pushed: Event) -> [Event; 3] {
     let e1 = ExecutionId::from("e1");
-    let events = [
-        push("e1"),
+    [
+        pushed,
         Event::BuildSucceeded {
             execution_id: e1.clone(),
             build_id: "arn:aws:codebuild:eu-west-1:123456789012:build/web-build:1".into(),
@@ -78,7 +78,7 @@ fn a_runs_events() -> Vec<SluiceEvent> {
             },
         },
         Event::ApprovalDecided {
-            execution_id: e1.clone(),
+            execution_id: e1,
             decision: ApprovalDecision::Approved,
             approver: "alice@example.com".into(),
             comment: None,
@@ -86,8 +86,18 @@ fn a_runs_events() -> Vec<SluiceEvent> {
             source_ip: None,
             user_agent: None,
         },
-        Event::DeploymentSucceeded { execution_id: e1, deployment_id: "d-ABCDEF123".into() },
-    ];
+    ]
+}
+
+/// The events a run publishes from push to success: started, approval requested, deployment requested, finished.
+fn a_runs_events() -> Vec<SluiceEvent> {
+    let succeeded = Event::DeploymentSucceeded { execution_id: ExecutionId::from("e1"), deployment_id: "d-1".into() };
+    let events: Vec<Event> = built_and_approved(push("e1")).into_iter().chain([succeeded]).collect();
+    published(&events)
+}
+
+/// What the machine publishes for `events`, applied a minute apart.
+fn published(events: &[Event]) -> Vec<SluiceEvent> {
     let mut state = PipelineState::new("web", ExecutionMode::Superseded);
     let mut published = Vec::new();
     for (minute, event) in events.iter().enumerate() {
@@ -107,33 +117,11 @@ fn a_rolling_runs_check_events() -> Vec<SluiceEvent> {
     let e1 = ExecutionId::from("e1");
     let mut pushed = push("e1");
     if let Event::Triggered { plan, .. } = &mut pushed {
-        plan.deploy = DeployTarget::Rolling(Rolling {
-            cluster: "prod".into(),
-            service: "api".into(),
-            minimum_healthy_percent: 100,
-            maximum_percent: 200,
-            circuit_breaker: CircuitBreaker { enable: true, rollback: true },
-            container: None,
-            checks: vec![Check::new("AfterRollout", "http://api.internal/health")],
-        });
+        let checks = vec![Check::new("AfterRollout", "http://api.internal/health")];
+        plan.deploy = DeployTarget::Rolling(Rolling { service: "api".into(), ..sluice::testing::rolling(checks) });
     }
     let deployment_id = "ecs-svc/1234567890123456789".to_owned();
-    let events = [
-        pushed,
-        Event::BuildSucceeded {
-            execution_id: e1.clone(),
-            build_id: "arn:aws:codebuild:eu-west-1:123456789012:build/web-build:1".into(),
-            outputs: BuildOutputs { image_uri: "api:2".into(), artifacts: Some("s3://sluice-artifacts/e1.zip".into()) },
-        },
-        Event::ApprovalDecided {
-            execution_id: e1.clone(),
-            decision: ApprovalDecision::Approved,
-            approver: "alice@example.com".into(),
-            comment: None,
-            token_hash: None,
-            source_ip: None,
-            user_agent: None,
-        },
+    let rolled_out = [
         Event::DeploymentStarted {
             execution_id: e1.clone(),
             deployment_id: deployment_id.clone(),
@@ -151,19 +139,11 @@ fn a_rolling_runs_check_events() -> Vec<SluiceEvent> {
             millis: Some(12),
         },
     ];
-    let mut state = PipelineState::new("web", ExecutionMode::Superseded);
-    let mut published = Vec::new();
-    for (minute, event) in events.iter().enumerate() {
-        let (next, effects) = apply(&state, event, at(minute as i64));
-        state = next;
-        published.extend(effects.into_iter().filter_map(|effect| match effect {
-            Effect::Publish(event @ (SluiceEvent::ChecksRequested(_) | SluiceEvent::RollbackRequested(_))) => {
-                Some(event)
-            }
-            _ => None,
-        }));
-    }
-    published
+    let events: Vec<Event> = built_and_approved(pushed).into_iter().chain(rolled_out).collect();
+    published(&events)
+        .into_iter()
+        .filter(|event| matches!(event, SluiceEvent::ChecksRequested(_) | SluiceEvent::RollbackRequested(_)))
+        .collect()
 }
 
 /// The reconciler's doorbells: an approval request due, then a deployment due (for another function).

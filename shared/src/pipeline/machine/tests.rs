@@ -252,15 +252,8 @@ const PREVIOUS: &str = "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:7
 fn rolling_push(execution: &str, checks: usize) -> Event {
     let mut event = push(execution);
     if let Event::Triggered { plan, .. } = &mut event {
-        plan.deploy = DeployTarget::Rolling(crate::definitions::Rolling {
-            cluster: "prod".into(),
-            service: "web".into(),
-            minimum_healthy_percent: 100,
-            maximum_percent: 200,
-            circuit_breaker: crate::definitions::CircuitBreaker { enable: true, rollback: true },
-            container: None,
-            checks: (0..checks).map(|_| crate::definitions::Check::new(AFTER_ROLLOUT, "http://web/health")).collect(),
-        });
+        let checks = (0..checks).map(|_| crate::definitions::Check::new(AFTER_ROLLOUT, "http://web/health"));
+        plan.deploy = DeployTarget::Rolling(crate::testing::rolling(checks.collect()));
     }
     event
 }

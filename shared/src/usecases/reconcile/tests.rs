@@ -227,15 +227,7 @@ impl World {
 }
 
 fn rolling() -> DeployTarget {
-    DeployTarget::Rolling(crate::definitions::Rolling {
-        cluster: "prod".into(),
-        service: "web".into(),
-        minimum_healthy_percent: 100,
-        maximum_percent: 200,
-        circuit_breaker: crate::definitions::CircuitBreaker { enable: true, rollback: true },
-        container: None,
-        checks: vec![],
-    })
+    DeployTarget::Rolling(crate::testing::rolling(Vec::new()))
 }
 
 #[tokio::test]

@@ -307,16 +307,22 @@ pub fn plan(approval: bool) -> Plan {
         },
         approval: approval
             .then(|| Approval { topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvals".into(), timeout_secs: 3600 }),
-        deploy: DeployTarget::BlueGreen(BlueGreen {
-            cluster: "prod".into(),
-            service: "web".into(),
-            application: "web".into(),
-            deployment_group: "web-prod".into(),
-            deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
-            container: None,
-            checks: vec![],
-        }),
+        deploy: DeployTarget::BlueGreen(blue_green(Vec::new())),
         notify: None,
+    }
+}
+
+/// A CodeDeploy blue/green deployment of service `web` in cluster `prod` (application `web`, group `web-prod`, all
+/// at once) running `checks`.
+pub fn blue_green(checks: Vec<crate::definitions::Check>) -> BlueGreen {
+    BlueGreen {
+        cluster: "prod".into(),
+        service: "web".into(),
+        application: "web".into(),
+        deployment_group: "web-prod".into(),
+        deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
+        container: None,
+        checks,
     }
 }
 

@@ -39,18 +39,6 @@ struct Started {
     previous_task_definition: Option<String>,
 }
 
-/// The task definition effect `id` registers: `text` rendered with the image, tagged with the effect.
-fn marked(
-    id: &str,
-    text: &[u8],
-    image_uri: &str,
-    target: &DeployTarget,
-) -> Result<deploy::TaskDefinition, RenderError> {
-    let mut definition = deploy::task_definition(text, image_uri, target.container())?;
-    deploy::mark(&mut definition, id);
-    Ok(definition)
-}
-
 /// What a `StartDeployment` effect asks.
 #[derive(Clone, Copy)]
 struct Start<'a> {
@@ -112,6 +100,21 @@ where
         }
     }
 
+    /// The task definition effect `id` registers (`text` rendered with the image, tagged with the effect), and the
+    /// revision an earlier attempt of it registered, if one did.
+    async fn registered(
+        &self,
+        id: &str,
+        text: &[u8],
+        image_uri: &str,
+        target: &DeployTarget,
+    ) -> Result<(deploy::TaskDefinition, Option<String>), NotStarted> {
+        let mut definition = deploy::task_definition(text, image_uri, target.container())?;
+        deploy::mark(&mut definition, id);
+        let found = self.task_definitions.find_tagged(&definition.family, deploy::EFFECT_TAG, id).await?;
+        Ok((definition, found))
+    }
+
     /// Registers the task definition `id` renders, once: a retry finds the revision its first attempt registered.
     async fn register(
         &self,
@@ -120,11 +123,9 @@ where
         image_uri: &str,
         target: &DeployTarget,
     ) -> Result<String, NotStarted> {
-        let mut definition = deploy::task_definition(text, image_uri, target.container())?;
-        deploy::mark(&mut definition, id);
-        match self.task_definitions.find_tagged(&definition.family, deploy::EFFECT_TAG, id).await? {
-            Some(arn) => Ok(arn),
-            None => Ok(self.task_definitions.register(&definition).await?),
+        match self.registered(id, text, image_uri, target).await? {
+            (_, Some(arn)) => Ok(arn),
+            (definition, None) => Ok(self.task_definitions.register(&definition).await?),
         }
     }
 
@@ -169,9 +170,7 @@ where
                 if let Some(deployment_id) = found {
                     // Its first attempt registered the task definition, tagged with the effect: the run records it.
                     let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
-                    let definition = marked(id, &text, image_uri, target)?;
-                    let task_definition =
-                        self.task_definitions.find_tagged(&definition.family, deploy::EFFECT_TAG, id).await?;
+                    let (_, task_definition) = self.registered(id, &text, image_uri, target).await?;
                     return Ok(Started { deployment_id, task_definition, previous_task_definition: None });
                 }
                 let hook_events = deploy::hook_events(target);

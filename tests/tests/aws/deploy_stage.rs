@@ -260,15 +260,8 @@ fn checked(url: &str, hooks: &[&str]) -> Vec<Check> {
 }
 
 fn blue_green(checks: Vec<Check>) -> DeployTarget {
-    DeployTarget::BlueGreen(BlueGreen {
-        cluster: "prod".into(),
-        service: "web".into(),
-        application: "web".into(),
-        deployment_group: "web-prod".into(),
-        deployment_config: "CodeDeployDefault.ECSLinear10PercentEvery1Minutes".into(),
-        container: None,
-        checks,
-    })
+    let deployment_config = "CodeDeployDefault.ECSLinear10PercentEvery1Minutes".into();
+    DeployTarget::BlueGreen(BlueGreen { deployment_config, ..sluice::testing::blue_green(checks) })
 }
 
 fn rolling() -> DeployTarget {

@@ -96,15 +96,7 @@ async fn deploying(target: DeployTarget, taskdef: &str) -> Result<World> {
 
 fn blue_green(checks: &[&str]) -> DeployTarget {
     let checks = checks.iter().map(|hook| Check::new(*hook, format!("{SAMPLE_APP}/health"))).collect();
-    DeployTarget::BlueGreen(sluice::definitions::BlueGreen {
-        cluster: "prod".into(),
-        service: "web".into(),
-        application: "web".into(),
-        deployment_group: "web-prod".into(),
-        deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
-        container: None,
-        checks,
-    })
+    DeployTarget::BlueGreen(sluice::testing::blue_green(checks))
 }
 
 const REQUESTED: fn() -> serde_json::Value =

@@ -143,12 +143,15 @@ impl<'a> Write<'a> {
             let was = old(&execution.id);
             let build = |e: &Execution| e.build.as_ref().and_then(|build| build.build_id.clone());
             let deployment = |e: &Execution| e.deploy.as_ref().and_then(|deploy| deploy.deployment_id.clone());
+            let service_deployment =
+                |e: &Execution| e.deploy.as_ref().and_then(|deploy| deploy.service_deployment.clone());
             let link = |e: &Execution| {
                 e.approval.as_ref().and_then(|approval| approval.token_hash.as_deref()).map(approval_link)
             };
             for (now, then) in [
                 (build(execution), was.and_then(build)),
                 (deployment(execution), was.and_then(deployment)),
+                (service_deployment(execution), was.and_then(service_deployment)),
                 (link(execution), was.and_then(link)),
             ] {
                 if let Some(aws_id) = now.filter(|id| Some(id) != then.as_ref()) {
@@ -592,6 +595,50 @@ pub trait RollingUpdates: Send + Sync {
         service: &str,
         deployment_id: &str,
     ) -> impl Future<Output = Result<Option<RolloutReport>, DeployError>> + Send;
+}
+
+/// What UpdateService answered for an ECS-native deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NativeStarted {
+    /// The service's primary deployment (`ecs-svc/...`): what "ECS Deployment State Change" events name.
+    pub deployment_id: String,
+    /// The service deployment ARN (`service.currentServiceDeployment`): what lifecycle hooks and
+    /// DescribeServiceDeployments name.
+    pub service_deployment: Option<String>,
+}
+
+/// What ECS's record of a service deployment (DescribeServiceDeployments) says of how it went.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceDeploymentReport {
+    pub progress: DeploymentProgress,
+    /// Its `status` as ECS words it (`SUCCESSFUL`, `ROLLBACK_SUCCESSFUL`, `STOPPED`, ...).
+    pub status: String,
+    pub status_reason: Option<String>,
+    /// True when ECS rolled it back (a `ROLLBACK_*` status, or a `rollback` record).
+    pub rolled_back: bool,
+    /// Why it was rolled back, in ECS's words.
+    pub rollback_reason: Option<String>,
+    /// The deployment's alarms that went into ALARM.
+    pub triggered_alarms: Vec<String>,
+    /// Whether the circuit breaker tripped.
+    pub circuit_breaker_tripped: bool,
+    /// The lifecycle hooks that timed out (their ids).
+    pub timed_out_hooks: Vec<String>,
+}
+
+/// ECS-native deployments (blue/green, linear, canary): ECS moves the traffic and calls the hooks.
+pub trait NativeDeployments: Send + Sync {
+    /// Updates the service with the task definition and the strategy's deployment configuration.
+    fn start(
+        &self,
+        request: &crate::deploy::NativeRequest,
+    ) -> impl Future<Output = Result<NativeStarted, DeployError>> + Send;
+
+    /// ECS's record of the service deployment; `None` if it has none.
+    fn describe(
+        &self,
+        service_deployment: &str,
+    ) -> impl Future<Output = Result<Option<ServiceDeploymentReport>, DeployError>> + Send;
 }
 
 /// Answers CodeDeploy's lifecycle hooks (the hooks function's side of a blue/green deployment).

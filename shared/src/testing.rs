@@ -473,13 +473,14 @@ impl crate::ports::WebhookSecretSource for FixedSecrets {
     }
 }
 
-/// `BlueGreenDeployments` and `RollingUpdates` that answer what a test says CodeDeploy's and ECS's records hold
-/// (`report`, `rollout`), and count how often they were asked. It starts no deployment: starting them is the
+/// `BlueGreenDeployments`, `RollingUpdates` and `NativeDeployments` that answer what a test says CodeDeploy's and
+/// ECS's records hold (`report`, `rollout`, `service_deployment`), and count how often they were asked. It starts no deployment: starting them is the
 /// sandbox's part (tests/), where CodeDeploy and ECS are played through their APIs.
 #[derive(Debug, Default)]
 pub struct RecordedDeployments {
     reports: Mutex<HashMap<String, crate::ports::DeploymentReport>>,
     rollouts: Mutex<HashMap<String, crate::ports::RolloutReport>>,
+    service_deployments: Mutex<HashMap<String, crate::ports::ServiceDeploymentReport>>,
     asked: Mutex<usize>,
 }
 
@@ -496,6 +497,11 @@ impl RecordedDeployments {
     /// What DescribeServices says of `deployment_id`'s service from now on (unknown: no such service).
     pub fn rollout(&self, deployment_id: &str, report: crate::ports::RolloutReport) {
         lock(&self.rollouts).insert(deployment_id.to_owned(), report);
+    }
+
+    /// What DescribeServiceDeployments says of service deployment `arn` from now on (unknown: no record).
+    pub fn service_deployment(&self, arn: &str, report: crate::ports::ServiceDeploymentReport) {
+        lock(&self.service_deployments).insert(arn.to_owned(), report);
     }
 
     /// How many lookups were made.
@@ -554,5 +560,22 @@ impl crate::ports::RollingUpdates for RecordedDeployments {
     ) -> Result<Option<crate::ports::RolloutReport>, crate::ports::DeployError> {
         *lock(&self.asked) += 1;
         Ok(lock(&self.rollouts).get(deployment_id).cloned())
+    }
+}
+
+impl crate::ports::NativeDeployments for RecordedDeployments {
+    async fn start(
+        &self,
+        _: &crate::deploy::NativeRequest,
+    ) -> Result<crate::ports::NativeStarted, crate::ports::DeployError> {
+        Err(Self::refused("UpdateService"))
+    }
+
+    async fn describe(
+        &self,
+        arn: &str,
+    ) -> Result<Option<crate::ports::ServiceDeploymentReport>, crate::ports::DeployError> {
+        *lock(&self.asked) += 1;
+        Ok(lock(&self.service_deployments).get(arn).cloned())
     }
 }

@@ -115,6 +115,7 @@ fn deploy(state: &mut PipelineState, n: usize, effects: &mut Vec<Effect>) -> Exe
         Event::DeploymentStarted {
             execution_id: id.clone(),
             deployment_id: deployment_id.clone(),
+            service_deployment: Some(long('s', 10_000)),
             task_definition: Some(long('t', 10_000)),
             previous_task_definition: Some(long('p', 10_000)),
         },

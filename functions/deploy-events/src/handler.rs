@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EventBridgePublisher};
-use sluice::ports::{BlueGreenDeployments, PipelineStore};
+use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher};
+use sluice::ports::{BlueGreenDeployments, NativeDeployments, PipelineStore};
 use sluice::telemetry::{Chain, excerpt};
 use sluice::usecases::{
     Announcer, DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange, EffectRunner,
@@ -17,14 +17,17 @@ use tracing::{info, warn};
 pub type Config = sluice::config::Common;
 
 /// What the handler needs, built once per instance.
-pub struct App<S, R, B> {
+pub struct App<S, R, B, N> {
     pub store: S,
     pub effects: R,
+    /// CodeDeploy's record of its deployments.
     pub deployments: B,
+    /// ECS's record of its service deployments (ECS-native strategies).
+    pub native: N,
 }
 
 /// The function as it runs on AWS.
-pub type AwsApp = App<DynamoDbStore, Announcer<EventBridgePublisher>, CodeDeployDeployments>;
+pub type AwsApp = App<DynamoDbStore, Announcer<EventBridgePublisher>, CodeDeployDeployments, EcsDeployer>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
@@ -35,6 +38,7 @@ impl AwsApp {
                 publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(aws), &config.event_bus),
             },
             deployments: CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(aws)),
+            native: EcsDeployer::new(aws_sdk_ecs::Client::new(aws)),
         }
     }
 }
@@ -75,8 +79,8 @@ pub fn change_of(event: &Value) -> Result<DeploymentStateChange, &'static str> {
 
 /// Handles one event. One that is not a deployment state change is logged and dropped (retrying cannot make it
 /// one).
-pub async fn on_event<S: PipelineStore, R: EffectRunner, B: BlueGreenDeployments>(
-    app: &App<S, R, B>,
+pub async fn on_event<S: PipelineStore, R: EffectRunner, B: BlueGreenDeployments, N: NativeDeployments>(
+    app: &App<S, R, B, N>,
     event: &Value,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
@@ -87,7 +91,7 @@ pub async fn on_event<S: PipelineStore, R: EffectRunner, B: BlueGreenDeployments
             return Ok(());
         }
     };
-    match record_deployment_event(&app.store, &app.effects, &app.deployments, &change, now).await {
+    match record_deployment_event(&app.store, &app.effects, &app.deployments, &app.native, &change, now).await {
         Ok(DeploymentEventOutcome::NotOurs(why)) => {
             info!(deployment = %change.deployment_id, why, "deployment event ignored");
             Ok(())

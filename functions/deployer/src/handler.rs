@@ -9,14 +9,17 @@ use sluice::ports::PipelineStore;
 use sluice::telemetry::Chain;
 use sluice::usecases::{DeployEffects, DoorbellError, EffectRunner, answer_doorbell};
 
-/// The ARN of the function CodeDeploy invokes for the lifecycle hooks where pipelines run checks.
+/// The ARN of the function CodeDeploy and ECS invoke for the lifecycle hooks where pipelines run checks.
 pub const HOOKS_FUNCTION: &str = "SLUICE_HOOKS_FUNCTION";
+/// The ARN of the role ECS assumes to invoke it at an ECS-native deployment's lifecycle stages.
+pub const HOOK_ROLE: &str = "SLUICE_ECS_HOOK_ROLE";
 
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub common: Common,
     pub hooks_function: Option<String>,
+    pub hook_role: Option<String>,
 }
 
 impl Config {
@@ -28,6 +31,7 @@ impl Config {
         Ok(Self {
             common: Common::from_lookup(&lookup)?,
             hooks_function: lookup(HOOKS_FUNCTION).map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()),
+            hook_role: lookup(HOOK_ROLE).map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
         })
     }
 }
@@ -56,8 +60,9 @@ impl AwsApp {
                 artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
                 task_definitions: ecs.clone(),
                 blue_green: CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(aws)),
-                rolling: ecs,
+                ecs,
                 hooks_function: config.hooks_function.clone(),
+                hook_role: config.hook_role.clone(),
                 supersessions: store,
             },
         }

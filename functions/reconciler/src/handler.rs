@@ -7,7 +7,7 @@ use sluice::adapters::{
     stage_effects,
 };
 use sluice::ports::{
-    ArtifactStore, BlueGreenDeployments, BuildStarter, DefinitionsStore, PipelineStore, RollingUpdates,
+    ArtifactStore, BlueGreenDeployments, BuildStarter, DefinitionsStore, NativeDeployments, PipelineStore, RollingUpdates,
 };
 use sluice::usecases::{
     CachedDefinitions, DefinitionsError, EffectRunner, Lookups, QUIET_FOR, StageEffects, reconcile,
@@ -65,7 +65,7 @@ where
     A: ArtifactStore,
     B: BuildStarter,
     C: BlueGreenDeployments,
-    E: RollingUpdates,
+    E: RollingUpdates + NativeDeployments,
 {
     let definitions = app.definitions.get().await?;
     let done = reconcile(&app.store, &app.effects, &app.lookups, &definitions, now, QUIET_FOR).await;

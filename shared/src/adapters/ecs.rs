@@ -1,16 +1,20 @@
 //! `TaskDefinitionRegistry` and `RollingUpdates` on ECS: RegisterTaskDefinition from the rendered `taskdef.json`
 //! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RegisterTaskDefinition.html>) and UpdateService
 //! with the bounds and the circuit breaker
-//! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateService.html>).
+//! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateService.html>); `NativeDeployments`:
+//! UpdateService with an ECS-native strategy and its lifecycle hooks, and DescribeServiceDeployments
+//! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeServiceDeployments.html>).
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::error::SdkError;
 use aws_sdk_ecs::types as ecs;
 use tracing::instrument;
 
-use crate::deploy::{RollingRequest, TaskDefinition, taskdef};
+use crate::definitions::TrafficShift;
+use crate::deploy::{NativeRequest, RollingRequest, TaskDefinition, taskdef};
 use crate::ports::{
-    DeployError, DeploymentProgress, RollingUpdates, RolloutReport, RolloutStarted, TaskDefinitionRegistry,
+    DeployError, DeploymentProgress, NativeDeployments, NativeStarted, RollingUpdates, RolloutReport, RolloutStarted,
+    ServiceDeploymentReport, TaskDefinitionRegistry,
 };
 
 /// Errors that will not pass on retry.
@@ -247,14 +251,10 @@ impl EcsDeployer {
 impl RollingUpdates for EcsDeployer {
     #[instrument(skip_all, fields(cluster = %request.cluster, service = %request.service))]
     async fn update(&self, request: &RollingRequest) -> Result<RolloutStarted, DeployError> {
-        let breaker = ecs::DeploymentCircuitBreaker::builder()
-            .enable(request.circuit_breaker.enable)
-            .rollback(request.circuit_breaker.rollback)
-            .build();
         let configuration = ecs::DeploymentConfiguration::builder()
             .minimum_healthy_percent(i32::try_from(request.minimum_healthy_percent).unwrap_or(i32::MAX))
             .maximum_percent(i32::try_from(request.maximum_percent).unwrap_or(i32::MAX))
-            .deployment_circuit_breaker(breaker)
+            .deployment_circuit_breaker(breaker(&request.circuit_breaker))
             .build();
         let output = self
             .client
@@ -309,5 +309,124 @@ impl RollingUpdates for EcsDeployer {
         let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
         let task_definition = primary.and_then(|d| d.task_definition()).or(described.task_definition());
         Ok(Some(RolloutReport { deployment, task_definition: task_definition.map(str::to_owned) }))
+    }
+}
+
+fn breaker(request: &crate::definitions::CircuitBreaker) -> ecs::DeploymentCircuitBreaker {
+    ecs::DeploymentCircuitBreaker::builder().enable(request.enable).rollback(request.rollback).build()
+}
+
+/// The `deploymentConfiguration` of an ECS-native deployment.
+fn native_configuration(request: &NativeRequest) -> Result<ecs::DeploymentConfiguration, DeployError> {
+    let minutes = |m: u32| i32::try_from(m).unwrap_or(i32::MAX);
+    let percent = |tenths: u32| f64::from(tenths) / 10.0;
+    let mut configuration = ecs::DeploymentConfiguration::builder()
+        .strategy(ecs::DeploymentStrategy::from(request.strategy))
+        .bake_time_in_minutes(minutes(request.bake_time_minutes))
+        .deployment_circuit_breaker(breaker(&request.circuit_breaker));
+    match request.shift {
+        TrafficShift::BlueGreen => {}
+        TrafficShift::Linear { step_tenths, step_bake_time_minutes } => {
+            configuration = configuration.linear_configuration(
+                ecs::LinearConfiguration::builder()
+                    .step_percent(percent(step_tenths))
+                    .step_bake_time_in_minutes(minutes(step_bake_time_minutes))
+                    .build(),
+            );
+        }
+        TrafficShift::Canary { tenths, bake_time_minutes } => {
+            configuration = configuration.canary_configuration(
+                ecs::CanaryConfiguration::builder()
+                    .canary_percent(percent(tenths))
+                    .canary_bake_time_in_minutes(minutes(bake_time_minutes))
+                    .build(),
+            );
+        }
+    }
+    if !request.alarms.is_empty() {
+        let alarms = ecs::DeploymentAlarms::builder()
+            .set_alarm_names(Some(request.alarms.clone()))
+            .enable(true)
+            .rollback(true)
+            .build()
+            .map_err(|e| DeployError::Refused { service: "ECS", message: "alarms".into(), source: Box::new(e) })?;
+        configuration = configuration.alarms(alarms);
+    }
+    if let Some(hook) = &request.hook {
+        let stages = hook.stages.iter().map(|stage| ecs::DeploymentLifecycleHookStage::from(*stage)).collect();
+        configuration = configuration.lifecycle_hooks(
+            ecs::DeploymentLifecycleHook::builder()
+                .target_type(ecs::DeploymentLifecycleHookTargetType::AwsLambda)
+                .hook_target_arn(&hook.function_arn)
+                .role_arn(&hook.role_arn)
+                .set_lifecycle_stages(Some(stages))
+                .build(),
+        );
+    }
+    Ok(configuration.build())
+}
+
+impl NativeDeployments for EcsDeployer {
+    #[instrument(skip_all, fields(cluster = %request.cluster, service = %request.service, strategy = request.strategy))]
+    async fn start(&self, request: &NativeRequest) -> Result<NativeStarted, DeployError> {
+        let output = self
+            .client
+            .update_service()
+            .cluster(&request.cluster)
+            .service(&request.service)
+            .task_definition(&request.task_definition_arn)
+            .deployment_configuration(native_configuration(request)?)
+            .send()
+            .await
+            .map_err(classify)?;
+        let service = output.service();
+        let primary = service.map(|s| s.deployments()).unwrap_or_default().iter().find(|d| d.status() == Some("PRIMARY"));
+        let deployment_id =
+            primary.and_then(|d| d.id()).map(str::to_owned).ok_or_else(|| DeployError::Unavailable {
+                service: "ECS",
+                source: "UpdateService answered without a primary deployment".into(),
+            })?;
+        let service_deployment = service.and_then(|s| s.current_service_deployment()).map(str::to_owned);
+        Ok(NativeStarted { deployment_id, service_deployment })
+    }
+
+    #[instrument(skip(self))]
+    async fn describe(&self, service_deployment: &str) -> Result<Option<ServiceDeploymentReport>, DeployError> {
+        let output = self
+            .client
+            .describe_service_deployments()
+            .service_deployment_arns(service_deployment)
+            .send()
+            .await
+            .map_err(classify)?;
+        let Some(found) = output.service_deployments().first() else { return Ok(None) };
+        use ecs::ServiceDeploymentStatus as S;
+        let status = found.status();
+        let progress = match status {
+            Some(S::Successful) => DeploymentProgress::Succeeded,
+            Some(S::RollbackSuccessful | S::RollbackFailed) => DeploymentProgress::Failed,
+            Some(S::Stopped) => DeploymentProgress::Stopped,
+            _ => DeploymentProgress::Going,
+        };
+        let rolled_back = matches!(status, Some(S::RollbackSuccessful | S::RollbackInProgress | S::RollbackRequested))
+            || found.rollback().is_some();
+        let tripped = |s: Option<&ecs::ServiceDeploymentRollbackMonitorsStatus>| {
+            s == Some(&ecs::ServiceDeploymentRollbackMonitorsStatus::Triggered)
+        };
+        Ok(Some(ServiceDeploymentReport {
+            progress,
+            status: status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            status_reason: found.status_reason().map(str::to_owned),
+            rolled_back,
+            rollback_reason: found.rollback().and_then(|r| r.reason()).map(str::to_owned),
+            triggered_alarms: found.alarms().map(|a| a.triggered_alarm_names().to_vec()).unwrap_or_default(),
+            circuit_breaker_tripped: tripped(found.deployment_circuit_breaker().and_then(|b| b.status())),
+            timed_out_hooks: found
+                .lifecycle_hook_details()
+                .iter()
+                .filter(|h| h.status() == Some(&ecs::DeploymentLifecycleHookStatus::TimedOut))
+                .filter_map(|h| h.hook_id().map(str::to_owned))
+                .collect(),
+        }))
     }
 }

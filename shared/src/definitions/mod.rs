@@ -180,6 +180,9 @@ pub enum DeployTarget {
     BlueGreen(BlueGreen),
     /// ECS rolling update: <https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-ecs.html>.
     Rolling(Rolling),
+    /// ECS's own blue/green, linear or canary deployment, with Lambda lifecycle hooks:
+    /// <https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-blue-green.html>.
+    EcsNative(EcsNative),
 }
 
 impl DeployTarget {
@@ -187,6 +190,7 @@ impl DeployTarget {
         match self {
             DeployTarget::BlueGreen(_) => "blue_green",
             DeployTarget::Rolling(_) => "rolling",
+            DeployTarget::EcsNative(native) => native.shift.strategy(),
         }
     }
 
@@ -195,6 +199,7 @@ impl DeployTarget {
         match self {
             DeployTarget::BlueGreen(target) => target.container.as_deref(),
             DeployTarget::Rolling(target) => target.container.as_deref(),
+            DeployTarget::EcsNative(target) => target.container.as_deref(),
         }
     }
 
@@ -202,13 +207,14 @@ impl DeployTarget {
         match self {
             DeployTarget::BlueGreen(target) => &target.checks,
             DeployTarget::Rolling(target) => &target.checks,
+            DeployTarget::EcsNative(target) => &target.checks,
         }
     }
 
     /// The checks run once a rolling update has completed (none for blue/green, whose checks run at its hooks).
     pub fn after_rollout_checks(&self) -> Vec<Check> {
         match self {
-            DeployTarget::BlueGreen(_) => Vec::new(),
+            DeployTarget::BlueGreen(_) | DeployTarget::EcsNative(_) => Vec::new(),
             DeployTarget::Rolling(target) => {
                 target.checks.iter().filter(|check| check.hook == AFTER_ROLLOUT).cloned().collect()
             }
@@ -243,6 +249,68 @@ pub struct Rolling {
     pub checks: Vec<Check>,
 }
 
+/// An ECS-native deployment (`ecs_blue_green`, `ecs_linear`, `ecs_canary`): sluice updates the service with the
+/// strategy, its Lambda lifecycle hooks (the hooks function at each stage with checks), bake time, alarms and
+/// circuit breaker, and ECS moves the traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcsNative {
+    pub cluster: String,
+    pub service: String,
+    pub shift: TrafficShift,
+    /// How long both revisions run once all production traffic is on the new one (0 to 1440).
+    pub bake_time_minutes: u32,
+    /// CloudWatch alarms that roll the deployment back when in ALARM.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<String>,
+    pub circuit_breaker: CircuitBreaker,
+    /// The container the built image goes in, instead of those whose image is `<IMAGE1_NAME>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    pub checks: Vec<Check>,
+}
+
+impl EcsNative {
+    /// The lifecycle stages at which the pipeline runs checks, in lifecycle order.
+    pub fn checked_stages(&self) -> Vec<&'static str> {
+        ECS_STAGES.into_iter().filter(|stage| self.checks.iter().any(|check| check.hook == *stage)).collect()
+    }
+}
+
+/// How an ECS-native deployment moves production traffic. Percentages are in tenths (ECS takes multiples of 0.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TrafficShift {
+    /// All at once (`BLUE_GREEN`).
+    BlueGreen,
+    /// `step_tenths` every `step_bake_time_minutes` (`LINEAR`).
+    Linear { step_tenths: u32, step_bake_time_minutes: u32 },
+    /// `tenths` first, the rest after `bake_time_minutes` (`CANARY`).
+    Canary { tenths: u32, bake_time_minutes: u32 },
+}
+
+impl TrafficShift {
+    pub fn strategy(&self) -> &'static str {
+        match self {
+            TrafficShift::BlueGreen => "ecs_blue_green",
+            TrafficShift::Linear { .. } => "ecs_linear",
+            TrafficShift::Canary { .. } => "ecs_canary",
+        }
+    }
+}
+
+/// The lifecycle stages of an ECS-native deployment at which a Lambda hook may run, in order
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-lifecycle-hooks.html>).
+pub const ECS_STAGES: [&str; 8] = [
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+];
+
 /// ECS's deployment circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CircuitBreaker {
@@ -253,7 +321,8 @@ pub struct CircuitBreaker {
 /// An HTTP check run at a lifecycle hook: the deployment goes on only if `url` answers `expect_status` in time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
-    /// A CodeDeploy ECS lifecycle event (blue/green) or `AfterRollout` (rolling).
+    /// A CodeDeploy ECS lifecycle event (blue/green), `AfterRollout` (rolling) or an ECS lifecycle stage
+    /// ([`ECS_STAGES`], ECS-native strategies).
     pub hook: String,
     /// `GET` unless given (one of [`CHECK_METHODS`]); no request body is sent.
     #[serde(default = "default_method")]

@@ -79,6 +79,25 @@ pub(super) struct RawDeploy {
     pub container: Option<Spanned<String>>,
     #[serde(default)]
     pub checks: Vec<Spanned<RawCheck>>,
+    /// ECS-native strategies: how long both revisions run once production traffic has moved.
+    pub bake_time: Option<Spanned<String>>,
+    pub linear: Option<Spanned<RawLinear>>,
+    pub canary: Option<Spanned<RawCanary>>,
+    pub alarms: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLinear {
+    pub step_percent: Option<Spanned<f64>>,
+    pub step_bake_time: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCanary {
+    pub percent: Option<Spanned<f64>>,
+    pub bake_time: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,8 +8,8 @@ use toml::Spanned;
 use super::error::{DefinitionError, DefinitionErrors, line_column};
 use super::raw::{RawApproval, RawCheck, RawDeploy, RawFile, RawFilter, RawPipeline, RawSource};
 use super::{
-    Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker, DeployTarget, ExecutionMode,
-    GlobFilter, Notify, Pipeline, ROLLING_HOOKS, Rolling, Source,
+    Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker, DeployTarget, ECS_STAGES,
+    EcsNative, ExecutionMode, GlobFilter, Notify, Pipeline, ROLLING_HOOKS, Rolling, Source, TrafficShift,
 };
 
 const MINUTE: u64 = 60;
@@ -209,16 +209,21 @@ fn validate_approval(checker: &mut Checker<'_>, raw: RawApproval) -> Approval {
     Approval { topic_arn, timeout_secs }
 }
 
-fn validate_deploy(checker: &mut Checker<'_>, raw: RawDeploy) -> DeployTarget {
+fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy) -> DeployTarget {
     let cluster = checker.text(&raw.cluster, "deploy.cluster", is_ecs_name, "must be an ECS cluster name or ARN");
     let service = checker.text(&raw.service, "deploy.service", is_ecs_name, "must be an ECS service name or ARN");
     let strategy = raw.strategy.get_ref().as_str();
-    let hooks: &[&str] = if strategy == "rolling" { &ROLLING_HOOKS } else { &BLUE_GREEN_HOOKS };
+    let native = NATIVE_STRATEGIES.contains(&strategy);
+    let hooks: &[&str] = match strategy {
+        "rolling" => &ROLLING_HOOKS,
+        _ if native => &ECS_STAGES,
+        _ => &BLUE_GREEN_HOOKS,
+    };
     if let Some(extra) = raw.checks.get(MAX_CHECKS) {
         checker.error(extra.span(), "deploy.checks", format!("at most {MAX_CHECKS} checks"));
     }
     let checks =
-        raw.checks.into_iter().enumerate().map(|(i, check)| validate_check(checker, i, check, hooks)).collect();
+        std::mem::take(&mut raw.checks).into_iter().enumerate().map(|(i, check)| validate_check(checker, i, check, hooks)).collect();
     let container = raw.container.as_ref().map(|name| {
         checker.text(name, "deploy.container", is_container_name, "must be a container name of the task definition")
     });
@@ -227,7 +232,35 @@ fn validate_deploy(checker: &mut Checker<'_>, raw: RawDeploy) -> DeployTarget {
             checker.error(span, field, format!("only applies to strategy = \"{only}\""));
         }
     };
+    if !native {
+        for (span, field) in [
+            (raw.bake_time.as_ref().map(Spanned::span), "deploy.bake_time"),
+            (raw.linear.as_ref().map(Spanned::span), "deploy.linear"),
+            (raw.canary.as_ref().map(Spanned::span), "deploy.canary"),
+            (raw.alarms.as_ref().map(Spanned::span), "deploy.alarms"),
+        ] {
+            if let Some(span) = span {
+                checker.error(span, field, "only applies to strategy = \"ecs_blue_green\", \"ecs_linear\" or \"ecs_canary\"");
+            }
+        }
+    }
     match strategy {
+        _ if native => {
+            for (value, field) in [
+                (&raw.application, "deploy.application"),
+                (&raw.deployment_group, "deploy.deployment_group"),
+                (&raw.deployment_config, "deploy.deployment_config"),
+            ] {
+                only_for(checker, value.as_ref().map(Spanned::span), field, "blue_green");
+            }
+            for (value, field) in [
+                (&raw.minimum_healthy_percent, "deploy.minimum_healthy_percent"),
+                (&raw.maximum_percent, "deploy.maximum_percent"),
+            ] {
+                only_for(checker, value.as_ref().map(Spanned::span), field, "rolling");
+            }
+            validate_native(checker, strategy, &raw, NativeParts { cluster, service, container, checks })
+        }
         "blue_green" => {
             for (value, field) in [
                 (&raw.minimum_healthy_percent, "deploy.minimum_healthy_percent"),
@@ -235,7 +268,13 @@ fn validate_deploy(checker: &mut Checker<'_>, raw: RawDeploy) -> DeployTarget {
             ] {
                 only_for(checker, value.as_ref().map(Spanned::span), field, "rolling");
             }
-            only_for(checker, raw.circuit_breaker.as_ref().map(Spanned::span), "deploy.circuit_breaker", "rolling");
+            if let Some(breaker) = &raw.circuit_breaker {
+                checker.error(
+                    breaker.span(),
+                    "deploy.circuit_breaker",
+                    "does not apply to strategy = \"blue_green\" (CodeDeploy rolls a failed deployment back itself)",
+                );
+            }
             let mut required =
                 |value: &Option<Spanned<String>>, field: &str, valid: fn(&str) -> bool, what: &str| match value {
                     Some(value) => checker.text(value, field, valid, what),
@@ -280,7 +319,10 @@ fn validate_deploy(checker: &mut Checker<'_>, raw: RawDeploy) -> DeployTarget {
                 checker.error(
                     raw.strategy.span(),
                     "deploy.strategy",
-                    format!("must be \"blue_green\" or \"rolling\" (got {other:?})"),
+                    format!(
+                        "must be \"blue_green\", \"rolling\", \"ecs_blue_green\", \"ecs_linear\" or \"ecs_canary\" \
+                         (got {other:?})"
+                    ),
                 );
             }
             for (value, field) in [
@@ -315,11 +357,7 @@ fn validate_deploy(checker: &mut Checker<'_>, raw: RawDeploy) -> DeployTarget {
                 let span = raw.maximum_percent.as_ref().map_or(raw.strategy.span(), Spanned::span);
                 checker.error(span, "deploy.maximum_percent", "with minimum_healthy_percent = 100, maximum_percent must be above 100 or ECS cannot replace a task");
             }
-            let circuit_breaker = raw.circuit_breaker.map(Spanned::into_inner);
-            let circuit_breaker = CircuitBreaker {
-                enable: circuit_breaker.as_ref().and_then(|breaker| breaker.enable).unwrap_or(true),
-                rollback: circuit_breaker.as_ref().and_then(|breaker| breaker.rollback).unwrap_or(true),
-            };
+            let circuit_breaker = circuit_breaker(&raw);
             DeployTarget::Rolling(Rolling {
                 cluster,
                 service,
@@ -331,6 +369,133 @@ fn validate_deploy(checker: &mut Checker<'_>, raw: RawDeploy) -> DeployTarget {
             })
         }
     }
+}
+
+/// The strategies ECS carries out itself.
+const NATIVE_STRATEGIES: [&str; 3] = ["ecs_blue_green", "ecs_linear", "ecs_canary"];
+/// ECS's bounds on bake times (0 to 24 h) and on traffic percentages, in tenths
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_LinearConfiguration.html>,
+/// <https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CanaryConfiguration.html>).
+const BAKE_TIME_RANGE: (u64, u64) = (0, 24 * 60 * MINUTE);
+const LINEAR_STEP_TENTHS: (u32, u32) = (30, 1000);
+const CANARY_TENTHS: (u32, u32) = (1, 1000);
+/// ECS's defaults when a linear or canary configuration leaves a value out.
+const DEFAULT_LINEAR: (u32, u32) = (100, 6);
+const DEFAULT_CANARY: (u32, u32) = (50, 10);
+/// ECS takes at most 10 alarms for a deployment.
+pub const MAX_ALARMS: usize = 10;
+
+/// ECS's circuit breaker as the pipeline sets it: on, with rollback, unless it says otherwise.
+fn circuit_breaker(raw: &RawDeploy) -> CircuitBreaker {
+    let breaker = raw.circuit_breaker.as_ref().map(Spanned::get_ref);
+    CircuitBreaker {
+        enable: breaker.and_then(|breaker| breaker.enable).unwrap_or(true),
+        rollback: breaker.and_then(|breaker| breaker.rollback).unwrap_or(true),
+    }
+}
+
+/// What every strategy's target has, validated before the strategy's own fields.
+struct NativeParts {
+    cluster: String,
+    service: String,
+    container: Option<String>,
+    checks: Vec<Check>,
+}
+
+impl Checker<'_> {
+    /// A duration in whole minutes within `range` (seconds).
+    fn minutes(&mut self, value: &Spanned<String>, field: &str, range: (u64, u64)) -> Option<u32> {
+        let secs = self.duration(value, field, range)?;
+        if secs % MINUTE != 0 {
+            self.error(value.span(), field, format!("ECS takes whole minutes (got {:?})", value.get_ref()));
+            return None;
+        }
+        u32::try_from(secs / MINUTE).ok()
+    }
+
+    /// A percentage in tenths within `range` (tenths): ECS takes multiples of 0.1.
+    fn tenths(&mut self, value: &Spanned<f64>, field: &str, range: (u32, u32)) -> Option<u32> {
+        let percent = *value.get_ref();
+        let tenths = (percent * 10.0).round();
+        let whole = (percent * 10.0 - tenths).abs() < 1e-6;
+        if !whole || tenths < f64::from(range.0) || tenths > f64::from(range.1) {
+            let (low, high) = (f64::from(range.0) / 10.0, f64::from(range.1) / 10.0);
+            self.error(value.span(), field, format!("must be a multiple of 0.1 from {low} to {high} (got {percent})"));
+            return None;
+        }
+        // In range, so it fits.
+        Some(tenths as u32)
+    }
+}
+
+fn validate_native(checker: &mut Checker<'_>, strategy: &str, raw: &RawDeploy, parts: NativeParts) -> DeployTarget {
+    let NativeParts { cluster, service, container, checks } = parts;
+    let only = |checker: &mut Checker<'_>, span: Option<Range<usize>>, field: &str, strategy: &str| {
+        if let Some(span) = span {
+            checker.error(span, field, format!("only applies to strategy = \"{strategy}\""));
+        }
+    };
+    if strategy != "ecs_linear" {
+        only(checker, raw.linear.as_ref().map(Spanned::span), "deploy.linear", "ecs_linear");
+    }
+    if strategy != "ecs_canary" {
+        only(checker, raw.canary.as_ref().map(Spanned::span), "deploy.canary", "ecs_canary");
+    }
+    let shift = match strategy {
+        "ecs_linear" => {
+            let linear = raw.linear.as_ref().map(Spanned::get_ref);
+            let step = linear.and_then(|l| l.step_percent.as_ref());
+            let wait = linear.and_then(|l| l.step_bake_time.as_ref());
+            TrafficShift::Linear {
+                step_tenths: step
+                    .and_then(|step| checker.tenths(step, "deploy.linear.step_percent", LINEAR_STEP_TENTHS))
+                    .unwrap_or(DEFAULT_LINEAR.0),
+                step_bake_time_minutes: wait
+                    .and_then(|wait| checker.minutes(wait, "deploy.linear.step_bake_time", BAKE_TIME_RANGE))
+                    .unwrap_or(DEFAULT_LINEAR.1),
+            }
+        }
+        "ecs_canary" => {
+            let canary = raw.canary.as_ref().map(Spanned::get_ref);
+            let percent = canary.and_then(|c| c.percent.as_ref());
+            let wait = canary.and_then(|c| c.bake_time.as_ref());
+            TrafficShift::Canary {
+                tenths: percent
+                    .and_then(|percent| checker.tenths(percent, "deploy.canary.percent", CANARY_TENTHS))
+                    .unwrap_or(DEFAULT_CANARY.0),
+                bake_time_minutes: wait
+                    .and_then(|wait| checker.minutes(wait, "deploy.canary.bake_time", BAKE_TIME_RANGE))
+                    .unwrap_or(DEFAULT_CANARY.1),
+            }
+        }
+        _ => TrafficShift::BlueGreen,
+    };
+    let bake_time_minutes =
+        raw.bake_time.as_ref().and_then(|bake| checker.minutes(bake, "deploy.bake_time", BAKE_TIME_RANGE)).unwrap_or(0);
+    let mut alarms = Vec::new();
+    if let Some(list) = &raw.alarms {
+        if list.get_ref().len() > MAX_ALARMS {
+            checker.error(list.span(), "deploy.alarms", format!("at most {MAX_ALARMS} alarms"));
+        }
+        for alarm in list.get_ref() {
+            alarms.push(checker.text(alarm, "deploy.alarms", is_alarm_name, "must be a CloudWatch alarm name"));
+        }
+    }
+    DeployTarget::EcsNative(EcsNative {
+        cluster,
+        service,
+        shift,
+        bake_time_minutes,
+        alarms,
+        circuit_breaker: circuit_breaker(raw),
+        container,
+        checks,
+    })
+}
+
+/// CloudWatch alarm names: 1 to 255 printable characters.
+fn is_alarm_name(text: &str) -> bool {
+    (1..=255).contains(&text.len()) && !text.chars().any(char::is_control)
 }
 
 fn validate_check(checker: &mut Checker<'_>, index: usize, raw: Spanned<RawCheck>, hooks: &[&str]) -> Check {

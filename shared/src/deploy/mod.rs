@@ -7,9 +7,9 @@ pub mod taskdef;
 
 pub use checks::{CheckRun, judge, summary};
 pub use render::{
-    APPSPEC_FILE, BlueGreenRequest, EFFECT_TAG, IMAGE_PLACEHOLDER, RenderError, RollingRequest, TASK_DEFINITION_FILE,
+    APPSPEC_FILE, BlueGreenRequest, EFFECT_TAG, IMAGE_PLACEHOLDER, NativeHook, NativeRequest, RenderError, RollingRequest, TASK_DEFINITION_FILE,
     TASK_DEFINITION_PLACEHOLDER, appspec, blue_green, description, effect_marker, execution_of, hook_events, mark,
-    rolling, task_definition,
+    native, native_failure, rolling, task_definition,
 };
 pub use taskdef::TaskDefinition;
 

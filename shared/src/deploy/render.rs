@@ -6,7 +6,8 @@
 use serde_json::{Value, json};
 
 use super::taskdef::TaskDefinition;
-use crate::definitions::{BLUE_GREEN_HOOKS, BlueGreen, CircuitBreaker, DeployTarget, Rolling};
+use crate::ports::ServiceDeploymentReport;
+use crate::definitions::{BLUE_GREEN_HOOKS, BlueGreen, CircuitBreaker, DeployTarget, EcsNative, Rolling, TrafficShift};
 
 /// The build's files the deployer reads.
 pub const TASK_DEFINITION_FILE: &str = "taskdef.json";
@@ -168,6 +169,56 @@ pub struct RollingRequest {
     pub circuit_breaker: CircuitBreaker,
 }
 
+/// Updates an ECS service to a new task definition with an ECS-native strategy
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentConfiguration.html>).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeRequest {
+    pub cluster: String,
+    pub service: String,
+    pub task_definition_arn: String,
+    /// `BLUE_GREEN`, `LINEAR` or `CANARY`.
+    pub strategy: &'static str,
+    pub shift: TrafficShift,
+    pub bake_time_minutes: u32,
+    pub alarms: Vec<String>,
+    pub circuit_breaker: CircuitBreaker,
+    /// The Lambda hook at the stages where the pipeline runs checks, if it runs any.
+    pub hook: Option<NativeHook>,
+}
+
+/// sluice's hooks function as an ECS lifecycle hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeHook {
+    pub function_arn: String,
+    /// The role ECS assumes to invoke the function.
+    pub role_arn: String,
+    pub stages: Vec<&'static str>,
+}
+
+/// The ECS-native update of `target` to `task_definition_arn`, with `hook` at the stages with checks.
+pub fn native(target: &EcsNative, task_definition_arn: &str, hook: Option<(&str, &str)>) -> NativeRequest {
+    let stages = target.checked_stages();
+    NativeRequest {
+        cluster: target.cluster.clone(),
+        service: target.service.clone(),
+        task_definition_arn: task_definition_arn.to_owned(),
+        strategy: match target.shift {
+            TrafficShift::BlueGreen => "BLUE_GREEN",
+            TrafficShift::Linear { .. } => "LINEAR",
+            TrafficShift::Canary { .. } => "CANARY",
+        },
+        shift: target.shift,
+        bake_time_minutes: target.bake_time_minutes,
+        alarms: target.alarms.clone(),
+        circuit_breaker: target.circuit_breaker,
+        hook: hook.filter(|_| !stages.is_empty()).map(|(function_arn, role_arn)| NativeHook {
+            function_arn: function_arn.to_owned(),
+            role_arn: role_arn.to_owned(),
+            stages,
+        }),
+    }
+}
+
 /// The tag key of the task definitions sluice registers: its value is the id of the effect that registered it.
 pub const EFFECT_TAG: &str = "sluice:effect";
 
@@ -222,4 +273,23 @@ pub fn rolling(target: &Rolling, task_definition_arn: &str) -> RollingRequest {
 /// The lifecycle events of a blue/green target at which the pipeline runs checks, in lifecycle order.
 pub fn hook_events(target: &DeployTarget) -> Vec<&'static str> {
     BLUE_GREEN_HOOKS.into_iter().filter(|event| target.checks().iter().any(|check| check.hook == *event)).collect()
+}
+
+/// Whether ECS rolled back an ECS-native deployment that failed, and why, in words for the run's reason: what ECS's
+/// record of it (DescribeServiceDeployments) says, the alarm, the circuit breaker or a hook's timeout first; the
+/// event's own reason when there is no record.
+pub fn native_failure(report: Option<&ServiceDeploymentReport>, said: Option<&str>) -> (bool, Option<String>) {
+    let Some(report) = report else { return (false, said.map(str::to_owned)) };
+    let why = if !report.triggered_alarms.is_empty() {
+        format!("alarm {} went into ALARM", report.triggered_alarms.join(", "))
+    } else if report.circuit_breaker_tripped {
+        "the deployment circuit breaker tripped: the new tasks did not reach a steady state".to_owned()
+    } else if !report.timed_out_hooks.is_empty() {
+        format!("lifecycle hook {} timed out", report.timed_out_hooks.join(", "))
+    } else if let Some(reason) = report.rollback_reason.as_deref().or(report.status_reason.as_deref()).or(said) {
+        reason.to_owned()
+    } else {
+        format!("service deployment {}", report.status)
+    };
+    (report.rolled_back, Some(why))
 }

@@ -131,6 +131,9 @@ pub enum Event {
     DeploymentStarted {
         execution_id: ExecutionId,
         deployment_id: String,
+        /// The ECS service deployment ARN (ECS-native strategies): what ECS's lifecycle hooks name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service_deployment: Option<String>,
         /// The task definition registered for it (found by its tag when a retried start found its deployment made).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         task_definition: Option<String>,
@@ -138,7 +141,8 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous_task_definition: Option<String>,
     },
-    /// A lifecycle hook's checks ran.
+    /// A lifecycle hook's checks ran (CodeDeploy's hooks, a rolling update's AfterRollout checks, or an ECS-native
+    /// deployment's lifecycle stage).
     HookCompleted {
         execution_id: ExecutionId,
         deployment_id: String,

@@ -15,7 +15,7 @@ use super::state::{
     ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, PipelineState,
     PushLink, RefHistory, Stage, Status, bounded,
 };
-use crate::definitions::{AFTER_ROLLOUT, ExecutionMode};
+use crate::definitions::{AFTER_ROLLOUT, DeployTarget, ExecutionMode};
 use crate::events::{
     ApprovalDecided as ApprovalDecidedEvent, ApprovalRequested, ChecksRequested, DeploymentRequested,
     ExecutionFinished, ExecutionStarted, RollbackRequested, SluiceEvent,
@@ -306,7 +306,9 @@ impl Run {
                 self.finish(i, Status::TimedOut, Some(reason));
                 Ok(None)
             }
-            Event::DeploymentStarted { deployment_id, task_definition, previous_task_definition, .. } => {
+            Event::DeploymentStarted {
+                deployment_id, service_deployment, task_definition, previous_task_definition, ..
+            } => {
                 if status != Status::Running(Stage::Deploy) {
                     return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
                 }
@@ -314,6 +316,9 @@ impl Run {
                     return Ok(Some(IgnoreReason::DuplicateEvent));
                 }
                 let deploy = self.deploy_mut(i);
+                if let Some(arn) = service_deployment {
+                    deploy.service_deployment = Some(bounded(arn, MAX_ARN));
+                }
                 if let Some(arn) = task_definition {
                     deploy.task_definition = Some(bounded(arn, MAX_ARN));
                 }
@@ -354,6 +359,11 @@ impl Run {
                     millis: *millis,
                     at: now,
                 });
+                if matches!(self.state.executions[i].plan.deploy, DeployTarget::EcsNative(_)) {
+                    // ECS takes the hook's answer from the invocation itself: there is nothing to report.
+                    self.touch(i);
+                    return Ok(None);
+                }
                 if after_rollout {
                     // sluice's own checks, after ECS completed the rollout: nobody waits for an answer.
                     if status == Status::Running(Stage::Deploy) {
@@ -598,6 +608,7 @@ impl Run {
         execution.deploy.get_or_insert_with(|| DeployFacts {
             strategy,
             deployment_id: None,
+            service_deployment: None,
             task_definition: None,
             previous_task_definition: None,
             rolled_out_at: None,

@@ -359,6 +359,7 @@ mod tests {
         execution.deploy = Some(crate::pipeline::DeployFacts {
             strategy: "blue_green".into(),
             deployment_id: Some("d-1".into()),
+            service_deployment: None,
             task_definition: None,
             previous_task_definition: None,
             rolled_out_at: None,

@@ -201,6 +201,9 @@ pub struct DeployFacts {
     /// `blue_green` or `rolling`.
     pub strategy: String,
     pub deployment_id: Option<String>,
+    /// The ECS service deployment ARN (ECS-native strategies): what ECS's lifecycle hooks name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_deployment: Option<String>,
     /// The task definition the deployment rolls out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition: Option<String>,

@@ -10,8 +10,8 @@ use crate::definitions::DeployTarget;
 use crate::deploy::{self, RenderError};
 use crate::pipeline::{Effect, EffectKind, Event, ExecutionId};
 use crate::ports::{
-    ArtifactError, ArtifactStore, BlueGreenDeployments, DeployError, EventPublisher, RollingUpdates, Supersessions,
-    TaskDefinitionRegistry,
+    ArtifactError, ArtifactStore, BlueGreenDeployments, DeployError, EventPublisher, NativeDeployments, RollingUpdates,
+    Supersessions, TaskDefinitionRegistry,
 };
 use crate::usecases::{EffectError, EffectRunner, artifact_location};
 use tracing::info;
@@ -23,10 +23,14 @@ pub struct DeployEffects<P, A, T, B, R, W> {
     pub artifacts: A,
     pub task_definitions: T,
     pub blue_green: B,
-    pub rolling: R,
+    /// ECS: rolling updates and ECS-native (blue/green, linear, canary) deployments.
+    pub ecs: R,
     /// The function CodeDeploy invokes for the lifecycle hooks where a pipeline runs checks (the hooks function's
     /// ARN); `None` where the stack has none, and then a pipeline with blue/green checks cannot deploy.
     pub hooks_function: Option<String>,
+    /// The role ECS assumes to invoke the hooks function at an ECS-native deployment's lifecycle stages; `None`
+    /// where the stack has none, and then a pipeline with ECS-native checks cannot deploy.
+    pub hook_role: Option<String>,
     /// Where a deployment stopped to make way (superseded mode) is noted for the run it belongs to.
     pub supersessions: W,
 }
@@ -35,6 +39,8 @@ pub struct DeployEffects<P, A, T, B, R, W> {
 /// the one the service ran before (rolling).
 struct Started {
     deployment_id: String,
+    /// The ECS service deployment ARN (ECS-native strategies).
+    service_deployment: Option<String>,
     task_definition: Option<String>,
     previous_task_definition: Option<String>,
 }
@@ -82,7 +88,7 @@ where
     A: ArtifactStore,
     T: TaskDefinitionRegistry,
     B: BlueGreenDeployments,
-    R: RollingUpdates,
+    R: RollingUpdates + NativeDeployments,
     W: Supersessions,
 {
     async fn read(&self, artifacts: Option<&str>, name: &'static str) -> Result<Vec<u8>, NotStarted> {
@@ -171,7 +177,7 @@ where
                     // Its first attempt registered the task definition, tagged with the effect: the run records it.
                     let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
                     let (_, task_definition) = self.registered(id, &text, image_uri, target).await?;
-                    return Ok(Started { deployment_id, task_definition, previous_task_definition: None });
+                    return Ok(Started { deployment_id, service_deployment: None, task_definition, previous_task_definition: None });
                 }
                 let hook_events = deploy::hook_events(target);
                 let hooks_function = match (&self.hooks_function, hook_events.is_empty()) {
@@ -199,18 +205,49 @@ where
                     Err(busy @ DeployError::Busy { .. }) => return Err(self.make_way(start, busy).await),
                     Err(error) => return Err(error.into()),
                 };
-                Ok(Started { deployment_id, task_definition: Some(arn), previous_task_definition: None })
+                Ok(Started {
+                    deployment_id,
+                    service_deployment: None,
+                    task_definition: Some(arn),
+                    previous_task_definition: None,
+                })
             }
             DeployTarget::Rolling(rolling) => {
                 let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
                 // ECS takes no client token for either call: a retry finds the revision its first attempt
                 // registered, and UpdateService to the task definition the service already runs starts nothing.
                 let arn = self.register(id, &text, image_uri, target).await?;
-                let started = self.rolling.update(&deploy::rolling(rolling, &arn)).await?;
+                let started = self.ecs.update(&deploy::rolling(rolling, &arn)).await?;
                 Ok(Started {
                     deployment_id: started.deployment_id,
+                    service_deployment: None,
                     task_definition: Some(arn),
                     previous_task_definition: started.previous_task_definition,
+                })
+            }
+            DeployTarget::EcsNative(native) => {
+                let stages = native.checked_stages();
+                let hook = match (&self.hooks_function, &self.hook_role) {
+                    (Some(function), Some(role)) => Some((function.as_str(), role.as_str())),
+                    _ if stages.is_empty() => None,
+                    _ => {
+                        return Err(NotStarted::Fail(format!(
+                            "the pipeline runs checks at {} but the deployer knows no hooks function \
+                             (SLUICE_HOOKS_FUNCTION) and role (SLUICE_ECS_HOOK_ROLE) for ECS to invoke it with",
+                            stages.join(", ")
+                        )));
+                    }
+                };
+                let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
+                // As for a rolling update: a retry finds the revision its first attempt registered, and
+                // UpdateService to the task definition the service already runs starts nothing.
+                let arn = self.register(id, &text, image_uri, target).await?;
+                let started = self.ecs.start(&deploy::native(native, &arn, hook)).await?;
+                Ok(Started {
+                    deployment_id: started.deployment_id,
+                    service_deployment: started.service_deployment,
+                    task_definition: Some(arn),
+                    previous_task_definition: None,
                 })
             }
         }
@@ -223,7 +260,7 @@ where
     A: ArtifactStore,
     T: TaskDefinitionRegistry,
     B: BlueGreenDeployments,
-    R: RollingUpdates,
+    R: RollingUpdates + NativeDeployments,
     W: Supersessions,
 {
     fn kinds(&self) -> &[EffectKind] {
@@ -244,10 +281,11 @@ where
                 };
                 let started = self.start(&start).await;
                 match started {
-                    Ok(Started { deployment_id, task_definition, previous_task_definition }) => {
+                    Ok(Started { deployment_id, service_deployment, task_definition, previous_task_definition }) => {
                         Ok(Some(Event::DeploymentStarted {
                             execution_id: execution_id.clone(),
                             deployment_id,
+                            service_deployment,
                             task_definition,
                             previous_task_definition,
                         }))
@@ -266,7 +304,7 @@ where
                     return Err(EffectError::permanent("roll_back", "only a rolling update is rolled back by sluice"));
                 };
                 // Updating to the task definition the service already runs starts nothing: a retry is harmless.
-                let (rolled_back, reason) = match self.rolling.update(&deploy::rolling(rolling, task_definition)).await
+                let (rolled_back, reason) = match self.ecs.update(&deploy::rolling(rolling, task_definition)).await
                 {
                     Ok(started) => (
                         true,

@@ -10,7 +10,7 @@ use tracing::{info, instrument};
 
 use crate::definitions::DeployTarget;
 use crate::pipeline::{Event, ExecutionId};
-use crate::ports::{BlueGreenDeployments, DeployError, PipelineStore, ReceiptKey, stopped_link};
+use crate::ports::{BlueGreenDeployments, DeployError, NativeDeployments, PipelineStore, ReceiptKey, stopped_link};
 use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
 
 /// What one deployment event says.
@@ -134,13 +134,20 @@ fn outcome(execution_id: &ExecutionId, deployment_id: &str, ended: &Ended<'_>) -
 
 /// Records one deployment event on the run that started the deployment.
 #[instrument(skip_all, fields(deployment = %change.deployment_id))]
-pub async fn record_deployment_event<S: PipelineStore, R: EffectRunner, B: BlueGreenDeployments>(
+pub async fn record_deployment_event<S, R, B, N>(
     store: &S,
     runner: &R,
     blue_green: &B,
+    native: &N,
     change: &DeploymentStateChange,
     now: DateTime<Utc>,
-) -> Result<DeploymentEventOutcome, DeploymentEventError> {
+) -> Result<DeploymentEventOutcome, DeploymentEventError>
+where
+    S: PipelineStore,
+    R: EffectRunner,
+    B: BlueGreenDeployments,
+    N: NativeDeployments,
+{
     let deployment_id = change.deployment_id.as_str();
     let (is_blue_green, state) = (matches!(change.change, DeploymentChange::CodeDeploy { .. }), change.change.state());
     if !matches!(state, "SUCCESS" | "FAILURE" | "STOP" | "SERVICE_DEPLOYMENT_COMPLETED" | "SERVICE_DEPLOYMENT_FAILED") {
@@ -184,8 +191,26 @@ pub async fn record_deployment_event<S: PipelineStore, R: EffectRunner, B: BlueG
         DeploymentChange::Ecs { event_name, reason } => {
             let succeeded = event_name == "SERVICE_DEPLOYMENT_COMPLETED";
             let state = if succeeded { DeploymentState::Succeeded } else { DeploymentState::Failed };
-            let rolled_back = !succeeded && rolls_back(store, &execution_id).await?;
-            outcome(&execution_id, deployment_id, &ended(state, reason.as_deref(), rolled_back, "ECS"))
+            let run = store.execution(&execution_id).await.map_err(HandleError::from)?;
+            let (rolled_back, message) = match run.as_ref().map(|run| (&run.plan.deploy, run.deploy.as_ref())) {
+                _ if succeeded => (false, reason.clone()),
+                Some((DeployTarget::Rolling(rolling), _)) => {
+                    (rolling.circuit_breaker.enable && rolling.circuit_breaker.rollback, reason.clone())
+                }
+                Some((DeployTarget::EcsNative(_), Some(deploy))) => {
+                    // The event says only that it failed: ECS's record of the service deployment says why.
+                    let report = match &deploy.service_deployment {
+                        Some(arn) => native.describe(arn).await.map_err(|source| DeploymentEventError::Lookup {
+                            deployment_id: arn.clone(),
+                            source,
+                        })?,
+                        None => None,
+                    };
+                    crate::deploy::native_failure(report.as_ref(), reason.as_deref())
+                }
+                _ => (false, reason.clone()),
+            };
+            outcome(&execution_id, deployment_id, &ended(state, message.as_deref(), rolled_back, "ECS"))
         }
     };
     let answer = json!({ "execution_id": execution_id, "deployment_id": deployment_id });
@@ -199,13 +224,4 @@ pub async fn record_deployment_event<S: PipelineStore, R: EffectRunner, B: BlueG
     let handled = handle(store, runner, input).await?;
     info!(?handled, event = event.name(), "deployment event recorded");
     Ok(DeploymentEventOutcome::Handled(handled))
-}
-
-/// Whether ECS rolls a failed rollout of the run back: its circuit breaker was on with rollback.
-async fn rolls_back<S: PipelineStore>(store: &S, execution_id: &ExecutionId) -> Result<bool, DeploymentEventError> {
-    let run = store.execution(execution_id).await.map_err(HandleError::from)?;
-    Ok(run.is_some_and(|run| match &run.plan.deploy {
-        DeployTarget::Rolling(rolling) => rolling.circuit_breaker.enable && rolling.circuit_breaker.rollback,
-        DeployTarget::BlueGreen(_) => false,
-    }))
 }

@@ -11,7 +11,7 @@ use crate::definitions::{Definitions, DeployTarget};
 use crate::events::{EffectsDue, SluiceEvent};
 use crate::pipeline::{BuildFailure, DeployFacts, Effect, Event, Execution, PendingEffect, Stage, Status};
 use crate::ports::{
-    ArtifactStore, BlueGreenDeployments, BuildStarter, DeployError, DeploymentProgress, PipelineStore, RollingUpdates,
+    ArtifactStore, BlueGreenDeployments, BuildStarter, DeployError, DeploymentProgress, NativeDeployments, PipelineStore, RollingUpdates,
     RolloutReport,
 };
 use crate::telemetry::Chain;
@@ -63,7 +63,7 @@ where
     A: ArtifactStore,
     B: BuildStarter,
     D: BlueGreenDeployments,
-    E: RollingUpdates,
+    E: RollingUpdates + NativeDeployments,
 {
     let (artifacts, builds) = (&lookups.artifacts, &lookups.builds);
     let mut done = Reconciled::default();
@@ -175,7 +175,7 @@ where
                     };
                     match lost {
                         Lost::Change(change) => {
-                            match record_deployment_event(store, runner, &lookups.blue_green, &change, now).await {
+                            match record_deployment_event(store, runner, &lookups.blue_green, &lookups.services, &change, now).await {
                                 Ok(DeploymentEventOutcome::Handled(Handled::Applied)) => done.moved += 1,
                                 Ok(_) => {}
                                 Err(error) => {
@@ -227,7 +227,7 @@ async fn lost_deployment<A, B, D, E>(
 ) -> Result<Option<Lost>, DeployError>
 where
     D: BlueGreenDeployments,
-    E: RollingUpdates,
+    E: RollingUpdates + NativeDeployments,
 {
     let change = |change: DeploymentChange| DeploymentStateChange {
         event_id: format!("reconciled:{deployment_id}:{}", change.state()),
@@ -246,6 +246,24 @@ where
                 DeploymentProgress::Stopped => "STOP",
             };
             Ok(Some(Lost::Change(change(DeploymentChange::CodeDeploy { state: state.to_owned() }))))
+        }
+        DeployTarget::EcsNative(native) => {
+            let Some(arn) = deploy.service_deployment.as_deref() else {
+                return Ok(Some(Lost::Gone(format!(
+                    "the run recorded no ECS service deployment for deployment {deployment_id}"
+                ))));
+            };
+            let Some(report) = lookups.services.describe(arn).await? else {
+                let reason = format!("ECS has no record of service deployment {arn} of service {}", native.service);
+                return Ok(Some(Lost::Gone(reason)));
+            };
+            let event_name = match report.progress {
+                DeploymentProgress::Going => return Ok(None),
+                DeploymentProgress::Succeeded => "SERVICE_DEPLOYMENT_COMPLETED",
+                DeploymentProgress::Failed | DeploymentProgress::Stopped => "SERVICE_DEPLOYMENT_FAILED",
+            };
+            let reason = report.status_reason.clone();
+            Ok(Some(Lost::Change(change(DeploymentChange::Ecs { event_name: event_name.to_owned(), reason }))))
         }
         DeployTarget::Rolling(rolling) => {
             let Some(report) = lookups.services.rollout(&rolling.cluster, &rolling.service, deployment_id).await?

@@ -365,6 +365,7 @@ async fn deploying_d1(store: &InMemoryStore, runner: &RecordingRunner) {
         Event::DeploymentStarted {
             execution_id: ExecutionId::from("e1"),
             deployment_id: "d-1".into(),
+            service_deployment: None,
             task_definition: None,
             previous_task_definition: None,
         },
@@ -392,7 +393,7 @@ async fn the_events_of_codedeploys_own_rollback_deployment_are_not_sluices_and_c
         deployment_id: "d-2".into(),
         change: DeploymentChange::CodeDeploy { state: "SUCCESS".into() },
     };
-    let outcome = record_deployment_event(&store, &runner, &deployments, &change, now()).await.expect("recorded");
+    let outcome = record_deployment_event(&store, &runner, &deployments, &deployments, &change, now()).await.expect("recorded");
     // THEN it is not sluice's, and the run still deploys: a rollback is never read as the run's success
     assert_eq!(outcome, DeploymentEventOutcome::NotOurs("not a deployment sluice started"));
     assert_eq!(stored(&store).await, before);
@@ -414,7 +415,7 @@ async fn stopped_d1(store: &InMemoryStore, runner: &RecordingRunner, message: &s
         deployment_id: "d-1".into(),
         change: DeploymentChange::CodeDeploy { state: "STOP".into() },
     };
-    record_deployment_event(store, runner, &deployments, &change, now()).await.expect("recorded");
+    record_deployment_event(store, runner, &deployments, &deployments, &change, now()).await.expect("recorded");
     store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run")
 }
 

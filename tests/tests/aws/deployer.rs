@@ -162,6 +162,7 @@ async fn a_blue_green_run_registers_its_image_and_codedeploy_calls_sluices_hooks
         Some(Event::DeploymentStarted {
             execution_id: ExecutionId::from("web-1"),
             deployment_id: deployment_id.clone(),
+            service_deployment: None,
             // Found by its description, and the task definition its first attempt registered by its tag.
             task_definition: Some("arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:1".into()),
             previous_task_definition: None,

@@ -125,6 +125,7 @@ fn a_rolling_runs_check_events() -> Vec<SluiceEvent> {
         Event::DeploymentStarted {
             execution_id: e1.clone(),
             deployment_id: deployment_id.clone(),
+            service_deployment: None,
             task_definition: Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/api:42".into()),
             previous_task_definition: Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/api:41".into()),
         },

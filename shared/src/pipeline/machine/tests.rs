@@ -65,6 +65,7 @@ fn deployment_started(execution: &str) -> Event {
     Event::DeploymentStarted {
         execution_id: id(execution),
         deployment_id: format!("d-{execution}"),
+        service_deployment: None,
         task_definition: Some(format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:{execution}")),
         previous_task_definition: None,
     }
@@ -263,6 +264,7 @@ fn rolled_out(execution: &str, checks: usize, previous: bool) -> PipelineState {
     let started = Event::DeploymentStarted {
         execution_id: id(execution),
         deployment_id: format!("d-{execution}"),
+        service_deployment: None,
         task_definition: Some(format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:{execution}")),
         previous_task_definition: previous.then(|| PREVIOUS.to_owned()),
     };

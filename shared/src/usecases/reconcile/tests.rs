@@ -218,6 +218,7 @@ impl World {
         let started = Event::DeploymentStarted {
             execution_id: id,
             deployment_id: format!("d-{execution}"),
+            service_deployment: None,
             task_definition: Some("arn:aws:ecs:us-east-1:123456789012:task-definition/web:2".into()),
             previous_task_definition: None,
         };

@@ -39,6 +39,8 @@ const SECRET: &str = "demo-webhook-secret-0123456789abcdef";
 const HEAD: &str = "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b";
 /// The hooks function's name, as the deployer names it in AppSpecs (on AWS: `CodeDeployHook_<stack>`).
 const HOOKS: &str = "CodeDeployHook_sluice-demo";
+/// The role ECS assumes to invoke the hooks function (ECS-native strategies).
+const HOOK_ROLE: &str = "arn:aws:iam::123456789012:role/sluice-demo-ecs-hooks";
 
 fn show(what: &str, status: u16, body: &Value) {
     println!("  {what}\n    ← {status} {body}");
@@ -190,7 +192,11 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     // The deploy stage: the deployer on Deployment Requested, the hooks function invoked by CodeDeploy, and
     // deploy-events on CodeDeploy's state changes.
     let deployer_config =
-        deployer::handler::Config { common: config.common.clone(), hooks_function: Some(HOOKS.into()) };
+        deployer::handler::Config {
+            common: config.common.clone(),
+            hooks_function: Some(HOOKS.into()),
+            hook_role: Some(HOOK_ROLE.into()),
+        };
     let deployer_app = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &deployer_config));
     let _deployer = pump(stack.sqs.clone(), stack.queue("DeploymentRequestedRule")?.to_owned(), move |event: Value| {
         let app = Arc::clone(&deployer_app);

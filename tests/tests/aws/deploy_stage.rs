@@ -24,6 +24,8 @@ const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sample-app@sha
 const TASKDEF: &str = include_str!("../../../infra/sample-app/taskdef.json");
 const APPSPEC: &str = include_str!("../../../infra/sample-app/appspec.yaml");
 const HOOKS: &str = "CodeDeployHook_sluice";
+/// The role ECS assumes to invoke the hooks function (ECS-native strategies).
+const HOOK_ROLE: &str = "arn:aws:iam::123456789012:role/sluice-ecs-hooks";
 
 /// Everything one deploy-stage test runs on.
 struct World {
@@ -79,7 +81,11 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
         }
     });
     // The deployer, fed by DeploymentRequestedRule; deploy-events, fed by DeploymentStateChangeRule.
-    let config = deployer::handler::Config { common: common.clone(), hooks_function: Some(HOOKS.into()) };
+    let config = deployer::handler::Config {
+        common: common.clone(),
+        hooks_function: Some(HOOKS.into()),
+        hook_role: Some(HOOK_ROLE.into()),
+    };
     let deployer = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &config));
     let deploy_events = Arc::new(deploy_events::handler::AwsApp::from_aws(&aws, &common));
     // The notifier, fed by ExecutionFinishedRule, tells the pipeline's topic.
@@ -569,6 +575,7 @@ async fn in_superseded_mode_a_run_stops_the_deployment_in_its_groups_way_and_tha
     let config = deployer::handler::Config {
         common: sluice::config::Common { table: world.stack.table.clone(), event_bus: world.stack.bus.clone() },
         hooks_function: Some(HOOKS.into()),
+        hook_role: Some(HOOK_ROLE.into()),
     };
     let deployer = deployer::handler::AwsApp::from_aws(&world.aws, &config);
     flush(&world.store, &deployer.effects, "hotfix", later).await?;

@@ -1,3 +1,5 @@
+//! ECS's lifecycle hook invocation (`{executionId, lifecycleStage, resourceArn, executionDetails, hookDetails}`) ->
+//! `answer_stage`, whose answer is the invocation's result (`{hookStatus, callBackDelay, hookDetails}`);
 //! CodeDeploy's hook invocation (`{DeploymentId, LifecycleEventHookExecutionId}`) -> `answer_hook`; a `Checks
 //! Requested` or `Effects Due` event -> `answer_doorbell` (a rolling update's AfterRollout checks, and hook answers
 //! that could not be sent before). The checks get the invocation's
@@ -10,7 +12,11 @@ use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EventBridgePublisher, HttpProber};
 use sluice::ports::{BlueGreenDeployments, DeployError, HttpProbe, LifecycleHooks, PipelineStore, ProbeError};
 use sluice::telemetry::Chain;
-use sluice::usecases::{DoorbellError, EffectRunner, HookCall, HookEffects, HookError, answer_doorbell, answer_hook};
+use sluice::deploy::StageProgress;
+use sluice::usecases::{
+    DoorbellError, EffectRunner, HookCall, HookEffects, HookError, StageAnswer, StageCall, answer_doorbell, answer_hook,
+    answer_stage,
+};
 use tracing::{info, warn};
 
 /// The function's configuration: the table and the bus, from its environment.
@@ -80,6 +86,76 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
+/// The key of `hookDetails` under which sluice carries a hook's progress from one invocation to the next.
+pub const PROGRESS_KEY: &str = "sluice";
+
+/// The facts of an ECS lifecycle hook invocation, if `event` is one.
+pub fn stage_call(event: &Value) -> Option<StageCall> {
+    let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let (execution_id, stage, service_deployment) =
+        (text("/executionId")?, text("/lifecycleStage")?, text("/resourceArn")?);
+    let target_revision = text("/executionDetails/targetServiceRevisionArn").map(str::to_owned);
+    let target_production_weight = target_revision.as_ref().and_then(|target| {
+        event.pointer("/executionDetails/productionTrafficWeights").and_then(|w| w.get(target)).and_then(Value::as_f64)
+    });
+    // What sluice left after IN_PROGRESS; anything else there (the service's own hookDetails) is not sluice's.
+    let progress = event
+        .pointer(&format!("/hookDetails/{PROGRESS_KEY}"))
+        .and_then(|progress| serde_json::from_value::<StageProgress>(progress.clone()).ok())
+        .unwrap_or_default();
+    Some(StageCall {
+        execution_id: execution_id.to_owned(),
+        stage: stage.to_owned(),
+        service_deployment: service_deployment.to_owned(),
+        target_revision,
+        target_production_weight,
+        progress,
+    })
+}
+
+/// The invocation's result ECS reads (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/lambda-lifecycle-hooks.html>).
+pub fn stage_result(answer: &StageAnswer) -> Value {
+    match answer {
+        StageAnswer::Succeeded => serde_json::json!({ "hookStatus": "SUCCEEDED" }),
+        StageAnswer::Failed => serde_json::json!({ "hookStatus": "FAILED" }),
+        StageAnswer::InProgress { delay_secs, progress } => serde_json::json!({
+            "hookStatus": "IN_PROGRESS",
+            "callBackDelay": delay_secs,
+            "hookDetails": { PROGRESS_KEY: progress },
+        }),
+    }
+}
+
+/// Handles one invocation and gives its result: ECS's lifecycle hooks read it (`hookStatus`); for everything else
+/// it is `null`. An ECS hook whose result cannot be recorded is answered FAILED rather than retried: ECS takes a
+/// failed invocation as FAILED anyway, and the answer says so plainly.
+pub async fn on_invocation<S, R, H, C>(
+    app: &App<S, R, H, C>,
+    event: &Value,
+    remaining: Option<Duration>,
+    now: DateTime<Utc>,
+) -> Result<Value, HandlerError>
+where
+    S: PipelineStore,
+    R: EffectRunner,
+    H: LifecycleHooks + BlueGreenDeployments,
+    C: HttpProbe,
+{
+    let Some(call) = stage_call(event) else {
+        on_event(app, event, remaining, now).await?;
+        return Ok(Value::Null);
+    };
+    let answer = match answer_stage(&app.store, &app.effects, &app.probe, &call, budget(remaining), now).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            warn!(error = %Chain(&error), "stage hook not recorded; answering FAILED");
+            StageAnswer::Failed
+        }
+    };
+    info!(stage = %call.stage, ?answer, "stage hook answered");
+    Ok(stage_result(&answer))
+}
+
 /// Handles one invocation. An error (Lambda retries the invocation) means the hook could not be answered or its
 /// result not recorded; anything else is answered or logged.
 pub async fn on_event<S, R, H, C>(
@@ -128,6 +204,58 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The payload AWS documents for a lifecycle hook
+    /// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/lambda-lifecycle-hooks.html>), at
+    /// POST_TEST_TRAFFIC_SHIFT, with what sluice left after an IN_PROGRESS answer.
+    const ECS_HOOK: &str = r#"{
+        "executionId": "a0ad2ba0-1640-4b1e-a2e6-2bfd3d2d8ec2",
+        "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT",
+        "resourceArn": "arn:aws:ecs:us-west-2:1234567890:service-deployment/myBGCluster/nginxBGservice/nSmU4GWo24zDCrTUP0qGp",
+        "executionDetails": {
+            "serviceArn": "arn:aws:ecs:us-west-2:1234567890:service/myBGCluster/nginxBGservice",
+            "targetServiceRevisionArn": "arn:aws:ecs:us-west-2:1234567890:service-revision/myBGCluster/nginxBGservice/4980306466373577095",
+            "testTrafficWeights": {
+                "arn:aws:ecs:us-west-2:1234567890:service-revision/myBGCluster/nginxBGservice/4980306466373577095": 100
+            },
+            "productionTrafficWeights": {
+                "arn:aws:ecs:us-west-2:1234567890:service-revision/myBGCluster/nginxBGservice/4980306466373577095": 0,
+                "arn:aws:ecs:us-west-2:1234567890:service-revision/myBGCluster/nginxBGservice/1111111111111111111": 100
+            }
+        },
+        "hookDetails": { "S3_BUCKET_NAME": "theirs", "sluice": { "tries": { "2": 1 }, "passed": { "1": [200, 12] } } }
+    }"#;
+
+    #[test]
+    fn an_ecs_hook_payload_gives_the_stage_the_service_deployment_the_weights_and_sluices_progress() {
+        let event: Value = serde_json::from_str(ECS_HOOK).expect("JSON");
+        let call = stage_call(&event).expect("an ECS hook");
+        assert_eq!(call.execution_id, "a0ad2ba0-1640-4b1e-a2e6-2bfd3d2d8ec2");
+        assert_eq!(call.stage, "POST_TEST_TRAFFIC_SHIFT");
+        assert!(call.service_deployment.ends_with("service-deployment/myBGCluster/nginxBGservice/nSmU4GWo24zDCrTUP0qGp"));
+        assert_eq!(call.target_production_weight, Some(0.0));
+        assert_eq!(call.progress.tries.get(&2), Some(&1));
+        assert_eq!(call.progress.passed.get(&1), Some(&(200, 12)));
+        // A CodeDeploy invocation is not one.
+        let codedeploy = serde_json::json!({ "DeploymentId": "d-1", "LifecycleEventHookExecutionId": "h-1" });
+        assert_eq!(stage_call(&codedeploy), None);
+    }
+
+    #[test]
+    fn the_result_is_what_ecs_reads_and_in_progress_hands_the_progress_back() {
+        assert_eq!(stage_result(&StageAnswer::Succeeded), serde_json::json!({ "hookStatus": "SUCCEEDED" }));
+        assert_eq!(stage_result(&StageAnswer::Failed), serde_json::json!({ "hookStatus": "FAILED" }));
+        let event: Value = serde_json::from_str(ECS_HOOK).expect("JSON");
+        let progress = stage_call(&event).expect("an ECS hook").progress;
+        let result = stage_result(&StageAnswer::InProgress { delay_secs: 5, progress: progress.clone() });
+        assert_eq!(result["hookStatus"], "IN_PROGRESS");
+        assert_eq!(result["callBackDelay"], 5);
+        // Handed back on the next invocation, it reads as it was.
+        let again = serde_json::json!({ "hookDetails": result["hookDetails"].clone() });
+        let read: StageProgress =
+            serde_json::from_value(again["hookDetails"][PROGRESS_KEY].clone()).expect("progress");
+        assert_eq!(read, progress);
+    }
 
     #[test]
     fn the_checks_get_the_invocations_time_less_the_margin_and_never_nothing() {

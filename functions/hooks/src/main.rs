@@ -1,12 +1,12 @@
 //! The hooks function: wiring only. CodeDeploy invokes it for the lifecycle hooks of sluice's blue/green
-//! deployments; `Checks Requested` wakes it for a rolling update's AfterRollout checks, and the reconciler's
+//! deployments, ECS at the checked lifecycle stages of ECS-native ones; `Checks Requested` wakes it for a rolling update's AfterRollout checks, and the reconciler's
 //! `Effects Due` for hook answers and checks that are still due.
 // The use case's nested async calls over generic ports make a deep future type.
 #![recursion_limit = "256"]
 
 use std::sync::Arc;
 
-use hooks::handler::{AwsApp, Config, on_event, remaining};
+use hooks::handler::{AwsApp, Config, on_invocation, remaining};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 
 #[tokio::main]
@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
         let app = Arc::clone(&app);
         async move {
             let now = chrono::Utc::now();
-            on_event(&app, &event.payload, remaining(event.context.deadline, now), now).await
+            on_invocation(&app, &event.payload, remaining(event.context.deadline, now), now).await
         }
     }))
     .await

@@ -57,6 +57,85 @@ pub fn summary(checks: &[&Check], runs: &[CheckRun]) -> String {
     format!("{passed}/{} passed: {}", runs.len(), parts.join("; "))
 }
 
+/// What an ECS lifecycle hook's earlier invocations of the same hook execution left, carried from one invocation to
+/// the next in the `hookDetails` ECS hands back after `IN_PROGRESS`: the tries each check has had, and the checks
+/// that have passed (with their status and time).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StageProgress {
+    #[serde(default)]
+    pub tries: std::collections::BTreeMap<usize, u32>,
+    #[serde(default)]
+    pub passed: std::collections::BTreeMap<usize, (u16, u64)>,
+    /// Invocations answered before the run had recorded the deployment.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unlinked: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What an ECS lifecycle hook answers after one round of its checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageVerdict {
+    /// Every check passed; the summary of all of them.
+    Passed(String),
+    /// A check failed with its retries spent; the summary.
+    Failed(String),
+    /// A check failed with retries left: ECS invokes the hook again after `delay_secs`, with `progress`.
+    Retry { delay_secs: u64, progress: StageProgress },
+}
+
+/// Judges one round of an ECS lifecycle hook's checks: `round` holds one attempt of each check that had not passed
+/// yet (numbered as in `checks`), `progress` what earlier rounds left.
+pub fn stage_verdict(checks: &[(usize, &Check)], mut progress: StageProgress, round: &[CheckRun]) -> StageVerdict {
+    let mut retry_in = None;
+    let mut spent = false;
+    for run in round {
+        let tries = progress.tries.entry(run.number).or_insert(0);
+        *tries += run.attempts.max(1);
+        let check = checks.iter().find(|(number, _)| *number == run.number).map(|(_, check)| *check);
+        if run.passed {
+            progress.passed.insert(run.number, (run.status.unwrap_or_default(), run.millis));
+        } else if let Some(check) = check.filter(|check| *tries <= check.retries) {
+            retry_in = Some(retry_in.unwrap_or(0).max(check.interval_secs));
+        } else {
+            spent = true;
+        }
+    }
+    if !spent && let Some(delay_secs) = retry_in {
+        return StageVerdict::Retry { delay_secs, progress };
+    }
+    let runs: Vec<CheckRun> = checks
+        .iter()
+        .map(|(number, _)| {
+            let tries = progress.tries.get(number).copied().unwrap_or(0);
+            match (progress.passed.get(number), round.iter().find(|run| run.number == *number)) {
+                (Some((status, millis)), _) => CheckRun {
+                    number: *number,
+                    passed: true,
+                    status: Some(*status),
+                    attempts: tries,
+                    millis: *millis,
+                    failure: None,
+                },
+                (None, Some(run)) => CheckRun { attempts: tries, ..run.clone() },
+                (None, None) => CheckRun {
+                    number: *number,
+                    passed: false,
+                    status: None,
+                    attempts: tries,
+                    millis: 0,
+                    failure: Some("not run: another check failed first".into()),
+                },
+            }
+        })
+        .collect();
+    let only: Vec<&Check> = checks.iter().map(|(_, check)| *check).collect();
+    let line = summary(&only, &runs);
+    if runs.iter().all(|run| run.passed) { StageVerdict::Passed(line) } else { StageVerdict::Failed(line) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +177,34 @@ mod tests {
             "1/2 passed: #3 HEAD http://web:8080/ready answered 503, expected 200 (3 tries, 2040 ms); #1 200 in 12 ms"
         );
         assert_eq!(summary(&[], &[]), "no checks at this hook");
+    }
+
+    fn run(number: usize, passed: bool) -> CheckRun {
+        let (status, failure) = if passed { (200, None) } else { (503, Some("answered 503, expected 200".into())) };
+        CheckRun { number, passed, status: Some(status), attempts: 1, millis: 5, failure }
+    }
+
+    #[test]
+    fn a_stage_check_with_retries_left_asks_ecs_to_call_again_and_one_that_spent_them_fails_the_stage() {
+        let steady = Check::new("POST_TEST_TRAFFIC_SHIFT", "http://web/ready");
+        let patient = Check { retries: 1, interval_secs: 7, ..Check::new("POST_TEST_TRAFFIC_SHIFT", "http://web/health") };
+        let checks = [(1, &steady), (2, &patient)];
+        // GIVEN the first round: #1 passes, #2 fails with a retry left
+        let StageVerdict::Retry { delay_secs, progress } =
+            stage_verdict(&checks, StageProgress::default(), &[run(1, true), run(2, false)])
+        else {
+            panic!("a retry is due")
+        };
+        assert_eq!(delay_secs, 7);
+        assert_eq!(progress.tries.get(&2), Some(&1));
+        assert!(progress.passed.contains_key(&1));
+        // WHEN the next round runs only #2, and it passes: the stage passes with both
+        let verdict = stage_verdict(&checks, progress.clone(), &[run(2, true)]);
+        assert_eq!(verdict, StageVerdict::Passed("2/2 passed: #1 200 in 5 ms; #2 200 in 5 ms, 2 tries".into()));
+        // WHEN instead it fails again: its retries are spent and the stage fails, naming it
+        let StageVerdict::Failed(line) = stage_verdict(&checks, progress, &[run(2, false)]) else {
+            panic!("the stage fails")
+        };
+        assert!(line.starts_with("1/2 passed: #2 GET http://web/health answered 503, expected 200 (2 tries"), "{line}");
     }
 }

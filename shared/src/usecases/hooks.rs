@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use tracing::{info, instrument, warn};
 
 use crate::definitions::Check;
-use crate::deploy::{CheckRun, judge, summary};
+use crate::deploy::{CheckRun, StageProgress, StageVerdict, judge, stage_verdict, summary};
 use crate::pipeline::{Effect, EffectKind, Event, HookStatus, Stage, Status};
 use crate::ports::{
     BlueGreenDeployments, DeployError, EventPublisher, HttpProbe, LifecycleHooks, PipelineStore, Probe,
@@ -255,4 +255,138 @@ where
         }
     }
     Ok(HookOutcome::Checked { lifecycle_event, passed, handled })
+}
+
+/// What ECS invokes the hooks function with at a lifecycle stage of an ECS-native deployment
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/lambda-lifecycle-hooks.html>).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageCall {
+    /// ECS's `executionId`: one hook execution, the same over its `IN_PROGRESS` re-invocations.
+    pub execution_id: String,
+    /// `lifecycleStage`.
+    pub stage: String,
+    /// `resourceArn`: the service deployment.
+    pub service_deployment: String,
+    /// `executionDetails.targetServiceRevisionArn`.
+    pub target_revision: Option<String>,
+    /// The production traffic weight `executionDetails.productionTrafficWeights` gives the target revision.
+    pub target_production_weight: Option<f64>,
+    /// What the last `IN_PROGRESS` answer left in `hookDetails` (sluice's key only).
+    pub progress: StageProgress,
+}
+
+/// How sluice answers an ECS lifecycle hook: the invocation's return value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageAnswer {
+    Succeeded,
+    Failed,
+    /// Call again after `delay_secs`, handing back `progress` in `hookDetails`.
+    InProgress { delay_secs: u64, progress: StageProgress },
+}
+
+/// How long, and how often, a hook is asked to call again while the deployer has not recorded the deployment yet
+/// (UpdateService has answered, but the run's record of it is still being written).
+const UNLINKED_DELAY_SECS: u64 = 5;
+const UNLINKED_TRIES: u32 = 12;
+
+/// Answers one ECS lifecycle hook invocation: runs one attempt of each of the stage's checks that has not passed
+/// yet, and answers SUCCEEDED or FAILED (recording the result on the run), or IN_PROGRESS when a check has retries
+/// left, never waiting between tries itself. A stage sluice does not know (ECS adds them) or one without checks is
+/// answered SUCCEEDED and logged; so is a stage of a deployment ECS is rolling back, which sluice must not block.
+#[instrument(skip_all, fields(service_deployment = %call.service_deployment, stage = %call.stage))]
+pub async fn answer_stage<S, R, C>(
+    store: &S,
+    runner: &R,
+    probe: &C,
+    call: &StageCall,
+    budget: Duration,
+    now: DateTime<Utc>,
+) -> Result<StageAnswer, HookError>
+where
+    S: PipelineStore,
+    R: EffectRunner,
+    C: HttpProbe,
+{
+    let link = store.find(&call.service_deployment).await.map_err(HandleError::from)?;
+    let Some(link) = link else {
+        if call.progress.unlinked < UNLINKED_TRIES {
+            info!("no run has recorded this service deployment yet; asking ECS to call again");
+            let progress = StageProgress { unlinked: call.progress.unlinked + 1, ..call.progress.clone() };
+            return Ok(StageAnswer::InProgress { delay_secs: UNLINKED_DELAY_SECS, progress });
+        }
+        warn!("no run of sluice's started this service deployment; answering FAILED");
+        return Ok(StageAnswer::Failed);
+    };
+    let run = store.execution(&link.execution).await.map_err(HandleError::from)?;
+    let Some(run) = run else {
+        warn!(execution = %link.execution, "the run is no longer recorded; answering FAILED");
+        return Ok(StageAnswer::Failed);
+    };
+    let deploy = run.deploy.as_ref();
+    if let Some(recorded) = deploy.and_then(|d| d.hooks.iter().find(|h| h.hook_execution_id == call.execution_id)) {
+        info!(passed = recorded.passed, "hook already answered; answering the same again");
+        return Ok(if recorded.passed { StageAnswer::Succeeded } else { StageAnswer::Failed });
+    }
+    // ECS runs the traffic-shift hooks again while it rolls back: a run that has failed a stage or ended is being
+    // rolled back, and the rollback must not be held up.
+    let failed_before = deploy.is_some_and(|d| d.hooks.iter().any(|h| !h.passed));
+    if failed_before || run.status.is_finished() {
+        info!(status = %run.status, weight = ?call.target_production_weight, "a rollback's hook; answering SUCCEEDED");
+        return Ok(StageAnswer::Succeeded);
+    }
+    if !crate::definitions::ECS_STAGES.contains(&call.stage.as_str()) {
+        info!("a lifecycle stage sluice does not know; answering SUCCEEDED");
+        return Ok(StageAnswer::Succeeded);
+    }
+    let checks: Vec<(usize, &Check)> = run
+        .plan
+        .deploy
+        .checks()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.hook == call.stage)
+        .map(|(i, c)| (i + 1, c))
+        .collect();
+    if checks.is_empty() {
+        info!("no checks at this stage; answering SUCCEEDED");
+        return Ok(StageAnswer::Succeeded);
+    }
+    let started = tokio::time::Instant::now();
+    // One attempt of each check still to pass: ECS calls again for the next, after the check's interval.
+    let due: Vec<(usize, Check)> = checks
+        .iter()
+        .filter(|(number, _)| !call.progress.passed.contains_key(number))
+        .map(|(number, check)| (*number, Check { retries: 0, ..(*check).clone() }))
+        .collect();
+    let numbered: Vec<(usize, &Check)> = due.iter().map(|(number, check)| (*number, check)).collect();
+    let round = run_checks(probe, &numbered, budget).await;
+    let (passed, detail) = match stage_verdict(&checks, call.progress.clone(), &round) {
+        StageVerdict::Retry { delay_secs, progress } => {
+            info!(delay_secs, "a check failed with retries left; asking ECS to call again");
+            return Ok(StageAnswer::InProgress { delay_secs, progress });
+        }
+        StageVerdict::Passed(detail) => (true, detail),
+        StageVerdict::Failed(detail) => (false, detail),
+    };
+    let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    info!(passed, %detail, "stage checks done");
+    let deployment_id = deploy.and_then(|d| d.deployment_id.clone()).unwrap_or_else(|| call.service_deployment.clone());
+    let event = Event::HookCompleted {
+        execution_id: link.execution.clone(),
+        deployment_id,
+        lifecycle_event: call.stage.clone(),
+        hook_execution_id: call.execution_id.clone(),
+        passed,
+        detail: Some(detail),
+        millis: Some(millis),
+    };
+    let input = Input { pipeline: &link.pipeline, mode: Default::default(), event: &event, receipt: None, now };
+    match handle(store, runner, input).await? {
+        Handled::Applied | Handled::Ignored(_) | Handled::Duplicate { .. } => {}
+        other => {
+            warn!(?other, "the stage's result could not be recorded on the run; answering FAILED");
+            return Ok(StageAnswer::Failed);
+        }
+    }
+    Ok(if passed { StageAnswer::Succeeded } else { StageAnswer::Failed })
 }

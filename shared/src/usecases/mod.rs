@@ -426,7 +426,7 @@ pub use deploy_events::{
     DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange, record_deployment_event,
 };
 pub use effects::{Announcer, StageEffects};
-pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, answer_hook};
+pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, StageAnswer, StageCall, answer_hook, answer_stage};
 pub use notify::NotifyEffects;
 pub use reconcile::{Lookups, QUIET_FOR, Reconciled, reconcile};
 pub use secrets::{REREAD_AFTER, WebhookKeys};

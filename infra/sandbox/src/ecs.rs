@@ -7,6 +7,8 @@
 //! (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html>).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -37,6 +39,8 @@ struct Service {
     rollout: Rollout,
     deployment_configuration: Value,
     deployments: Vec<Value>,
+    /// The ECS-native service deployment under way or last made.
+    current_service_deployment: Option<String>,
 }
 
 impl Service {
@@ -54,13 +58,25 @@ impl Service {
             "taskDefinition": self.task_definition,
             "deploymentConfiguration": self.deployment_configuration,
             "deployments": self.deployments,
+            "currentServiceDeployment": self.current_service_deployment,
             "launchType": "FARGATE",
         })
     }
 }
 
+/// A Lambda function ECS invokes at a lifecycle stage: it gets the payload and gives the invocation's result.
+pub type StageFunction = Arc<dyn Fn(Value) -> Pin<Box<dyn Future<Output = Value> + Send>> + Send + Sync>;
+
 #[derive(Default)]
 struct State {
+    /// ECS-native service deployments (DescribeServiceDeployments' records), by ARN.
+    service_deployments: HashMap<String, Value>,
+    /// Each hook invocation of a service deployment: (stage, payload, result), in order.
+    invocations: HashMap<String, Vec<(String, Value, Value)>>,
+    functions: HashMap<String, StageFunction>,
+    /// CloudWatch alarms in ALARM.
+    alarms: std::collections::HashSet<String>,
+    app: Option<Arc<crate::sample_app::SampleApp>>,
     services: HashMap<(String, String), Service>,
     families: HashMap<String, u32>,
     /// Every registered task definition (as DescribeTaskDefinition answers it) and its tags, by ARN, in order.
@@ -118,8 +134,54 @@ impl EcsSandbox {
             rollout,
             deployment_configuration: json!({ "minimumHealthyPercent": 100, "maximumPercent": 200 }),
             deployments: vec![deployment],
+            current_service_deployment: None,
         };
         state.services.insert((cluster.to_owned(), name.to_owned()), service);
+    }
+}
+
+impl EcsSandbox {
+    /// Registers the Lambda function a lifecycle hook names (by function name or ARN).
+    pub fn function<F, Fut>(&self, name: &str, function: F)
+    where
+        F: Fn(Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Value> + Send + 'static,
+    {
+        let function: StageFunction = Arc::new(move |payload| Box::pin(function(payload)));
+        lock(&self.state).functions.insert(function_name(name), function);
+    }
+
+    /// The sample app whose listeners ECS-native deployments reroute.
+    pub fn app(&self, app: Arc<crate::sample_app::SampleApp>) {
+        lock(&self.state).app = Some(app);
+    }
+
+    /// Puts CloudWatch alarm `name` in ALARM (or takes it out).
+    pub fn alarm(&self, name: &str, in_alarm: bool) {
+        let mut state = lock(&self.state);
+        if in_alarm {
+            state.alarms.insert(name.to_owned());
+        } else {
+            state.alarms.remove(name);
+        }
+    }
+
+    /// Each hook invocation of a service deployment: (stage, payload, result), in order.
+    pub fn invocations(&self, service_deployment: &str) -> Vec<(String, Value, Value)> {
+        lock(&self.state).invocations.get(service_deployment).cloned().unwrap_or_default()
+    }
+
+    /// A service deployment as DescribeServiceDeployments gives it.
+    pub fn service_deployment(&self, arn: &str) -> Option<Value> {
+        lock(&self.state).service_deployments.get(arn).cloned()
+    }
+}
+
+/// A function's name from its name or ARN (`arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]`).
+fn function_name(name: &str) -> String {
+    match name.split_once(":function:") {
+        Some((_, rest)) => rest.split(':').next().unwrap_or(rest).to_owned(),
+        None => name.to_owned(),
     }
 }
 
@@ -211,6 +273,19 @@ fn answer(state: &Arc<Mutex<State>>, events: &Events, operation: &str, input: &V
             reply(200, &json!({ "services": services, "failures": failures }))
         }
         "UpdateService" => update_service(state, events, input),
+        // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeServiceDeployments.html
+        "DescribeServiceDeployments" => {
+            let state = lock(state);
+            let mut found = Vec::new();
+            let mut failures = Vec::new();
+            for arn in input["serviceDeploymentArns"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                match state.service_deployments.get(arn) {
+                    Some(record) => found.push(record.clone()),
+                    None => failures.push(json!({ "arn": arn, "reason": "MISSING" })),
+                }
+            }
+            reply(200, &json!({ "serviceDeployments": found, "failures": failures }))
+        }
         other => error("InvalidParameterException", &format!("the ECS sandbox does not play {other}")),
     }
 }
@@ -234,6 +309,10 @@ fn update_service(state: &Arc<Mutex<State>>, events: &Events, input: &Value) -> 
     // forceNewDeployment).
     if task_definition == previous && input["forceNewDeployment"] != json!(true) {
         return reply(200, &json!({ "service": service.describe() }));
+    }
+    let strategy = service.deployment_configuration["strategy"].as_str().unwrap_or("ROLLING").to_owned();
+    if matches!(strategy.as_str(), "BLUE_GREEN" | "LINEAR" | "CANARY") {
+        return native::start(&mut guard, state, events, (cluster, name), id, task_definition);
     }
     for deployment in &mut service.deployments {
         deployment["status"] = json!("ACTIVE");
@@ -341,6 +420,13 @@ impl Played {
     }
 
     async fn publish(&self, kind: &str, name: &str, id: &str, reason: &str) -> Result<()> {
+        publish(&self.events, &self.arn, kind, name, id, reason).await
+    }
+}
+
+/// Publishes an "ECS Deployment State Change" event for deployment `id` of service `arn`.
+async fn publish(events: &Events, arn: &str, kind: &str, name: &str, id: &str, reason: &str) -> Result<()> {
+    {
         let detail = json!({
             "eventType": kind,
             "eventName": name,
@@ -348,10 +434,10 @@ impl Played {
             "updatedAt": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "reason": reason,
         });
-        let resources = [self.arn.clone()];
-        let bus = &self.events.bus;
+        let resources = [arn.to_owned()];
+        let bus = &events.bus;
         aws_json::put_event(
-            &self.events.eventbridge,
+            &events.eventbridge,
             bus,
             "aws.ecs",
             "ECS Deployment State Change",
@@ -361,3 +447,5 @@ impl Played {
         .await
     }
 }
+
+mod native;

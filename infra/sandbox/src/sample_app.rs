@@ -47,6 +47,8 @@ impl TaskSet {
 pub struct Listener {
     pub url: String,
     target: Arc<Mutex<Arc<TaskSet>>>,
+    /// A share of requests (percent) sent to another task set instead: an ECS-native linear or canary step.
+    weighted: Arc<Mutex<Option<(Arc<TaskSet>, u8)>>>,
     server: JoinHandle<()>,
 }
 
@@ -61,14 +63,22 @@ impl Listener {
         let listener = TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
         let url = format!("http://{}", listener.local_addr()?);
         let target = Arc::new(Mutex::new(target));
+        let weighted: Arc<Mutex<Option<(Arc<TaskSet>, u8)>>> = Arc::new(Mutex::new(None));
         let routed = Arc::clone(&target);
+        let shares = Arc::clone(&weighted);
+        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let server = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
-                let routed = Arc::clone(&routed);
+                let (routed, shares, counter) = (Arc::clone(&routed), Arc::clone(&shares), Arc::clone(&counter));
                 tokio::spawn(async move {
                     let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                        let task_set = Arc::clone(&routed.lock().unwrap_or_else(PoisonError::into_inner));
+                        let n = counter.fetch_add(1, Ordering::SeqCst);
+                        let share = shares.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                        let task_set = match share {
+                            Some((other, percent)) if n % 100 < u64::from(percent) => other,
+                            _ => Arc::clone(&routed.lock().unwrap_or_else(PoisonError::into_inner)),
+                        };
                         async move {
                             let (status, body) = match request.uri().path() {
                                 "/health" => task_set.health(),
@@ -84,12 +94,20 @@ impl Listener {
                 });
             }
         });
-        Ok(Self { url, target, server })
+        Ok(Self { url, target, weighted, server })
     }
 
     /// Routes the listener to `task_set`.
     pub fn route(&self, task_set: &Arc<TaskSet>) {
+        *self.weighted.lock().unwrap_or_else(PoisonError::into_inner) = None;
         *self.target.lock().unwrap_or_else(PoisonError::into_inner) = Arc::clone(task_set);
+    }
+
+    /// Sends `percent` of requests to `task_set` and the rest where the listener routes (a weighted target group
+    /// pair, as a linear or canary step sets it); 0 takes the share away.
+    pub fn share(&self, task_set: &Arc<TaskSet>, percent: u8) {
+        *self.weighted.lock().unwrap_or_else(PoisonError::into_inner) =
+            (percent > 0).then(|| (Arc::clone(task_set), percent.min(100)));
     }
 
     /// The task set the listener routes to.

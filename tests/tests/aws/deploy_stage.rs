@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use sluice::adapters::{DynamoDbStore, EventBridgePublisher};
-use sluice::definitions::{BlueGreen, Check, DeployTarget, ExecutionMode};
+use sluice::definitions::{BlueGreen, Check, CircuitBreaker, DeployTarget, EcsNative, ExecutionMode, TrafficShift};
 use sluice::pipeline::{EffectKind, Execution, ExecutionId, Status};
 use sluice::ports::PipelineStore;
 use sluice::testing::RecordingRunner;
@@ -33,7 +33,7 @@ struct World {
     store: DynamoDbStore,
     app: Arc<SampleApp>,
     codedeploy: CodeDeploySandbox,
-    _ecs: EcsSandbox,
+    ecs: EcsSandbox,
     aws: aws_config::SdkConfig,
     /// The pipeline's notification topic, which the notifier tells each outcome.
     outcomes: String,
@@ -80,6 +80,16 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
             }
         }
     });
+    // The hooks function, as ECS invokes it at an ECS-native deployment's lifecycle stages: its result is the answer.
+    ecs.app(Arc::clone(&app));
+    let stages = Arc::clone(&checks);
+    ecs.function(HOOKS, move |payload| {
+        let hooks = Arc::clone(&stages);
+        async move {
+            let now = chrono::Utc::now();
+            hooks::handler::on_invocation(&hooks, &payload, Some(hook_time.0), now).await.unwrap_or(Value::Null)
+        }
+    });
     // The deployer, fed by DeploymentRequestedRule; deploy-events, fed by DeploymentStateChangeRule.
     let config = deployer::handler::Config {
         common: common.clone(),
@@ -112,7 +122,7 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
             async move { hooks::handler::on_event(&app, &event, Some(hook_time.0), chrono::Utc::now()).await }
         }),
     ];
-    Ok(World { stack, store, app, codedeploy, _ecs: ecs, aws, outcomes, _pumps: pumps })
+    Ok(World { stack, store, app, codedeploy, ecs, aws, outcomes, _pumps: pumps })
 }
 
 impl World {
@@ -663,5 +673,173 @@ async fn in_queued_mode_every_run_deploys_in_the_order_pushed_once_the_one_befor
         let info = codedeploy.get_deployment().deployment_id(id).send().await?;
         assert_eq!(info.deployment_info().and_then(|i| i.status()).map(|s| s.as_str()), Some("Succeeded"), "{id}");
     }
+    Ok(())
+}
+
+fn native(shift: TrafficShift, checks: Vec<Check>) -> DeployTarget {
+    DeployTarget::EcsNative(EcsNative {
+        cluster: "prod".into(),
+        service: "web".into(),
+        shift,
+        bake_time_minutes: 1,
+        alarms: vec!["web-5xx".into()],
+        circuit_breaker: CircuitBreaker { enable: true, rollback: true },
+        container: None,
+        checks,
+    })
+}
+
+impl World {
+    /// The run's service deployment, once it has one (within 10 s).
+    async fn service_deployment(&self) -> Result<String> {
+        for _ in 0..100 {
+            let run = self.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+            if let Some(arn) = run.deploy.and_then(|d| d.service_deployment) {
+                return Ok(arn);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("the run recorded no service deployment within 10 s")
+    }
+}
+
+#[tokio::test]
+async fn an_ecs_blue_green_run_passes_its_post_test_traffic_shift_check_and_ecs_shifts_production_to_green()
+-> Result<()> {
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    let url = world.app.test.url.clone();
+    world.deploy(native(TrafficShift::BlueGreen, checked(&url, &["POST_TEST_TRAFFIC_SHIFT"]))).await?;
+
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    let deploy = run.deploy.context("deploy facts")?;
+    assert_eq!(deploy.strategy, "ecs_blue_green");
+    let hooks: Vec<(&str, bool)> = deploy.hooks.iter().map(|h| (h.lifecycle_event.as_str(), h.passed)).collect();
+    assert_eq!(hooks, [("POST_TEST_TRAFFIC_SHIFT", true)]);
+    // ECS invoked sluice only where the pipeline checks, with the documented payload, and got SUCCEEDED.
+    let arn = deploy.service_deployment.context("a service deployment")?;
+    let invocations = world.ecs.invocations(&arn);
+    let stages: Vec<(&str, &str)> =
+        invocations.iter().map(|(stage, _, result)| (stage.as_str(), result["hookStatus"].as_str().unwrap_or(""))).collect();
+    assert_eq!(stages, [("POST_TEST_TRAFFIC_SHIFT", "SUCCEEDED")]);
+    assert_eq!(invocations[0].1["resourceArn"], arn.as_str());
+    // The service deployment is SUCCESSFUL and production reaches green.
+    let record = world.ecs.service_deployment(&arn).context("the record")?;
+    assert_eq!(record["status"], "SUCCESSFUL");
+    assert_eq!(record["deploymentConfiguration"]["strategy"], "BLUE_GREEN");
+    assert_eq!(record["deploymentConfiguration"]["lifecycleHooks"][0]["roleArn"], HOOK_ROLE);
+    assert_eq!(world.app.production.routed(), "green");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_ecs_check_with_a_retry_answers_in_progress_is_invoked_again_with_its_hook_details_and_its_failure_rolls_back()
+-> Result<()> {
+    // Green answers 503: the check fails, tries once more when ECS calls again, and fails for good.
+    let world = world(false, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    let url = world.app.test.url.clone();
+    let check = Check { retries: 1, interval_secs: 1, ..checked(&url, &["POST_TEST_TRAFFIC_SHIFT"]).remove(0) };
+    // A check at PRODUCTION_TRAFFIC_SHIFT too: ECS invokes that stage's hook again as it rolls back.
+    let production = checked(&url, &["PRODUCTION_TRAFFIC_SHIFT"]).remove(0);
+    world.deploy(native(TrafficShift::BlueGreen, vec![check, production])).await?;
+
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    let reason = run.reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("the POST_TEST_TRAFFIC_SHIFT checks failed (0/1 passed: #1 GET "), "{reason}");
+    assert!(reason.contains("(2 tries, "), "{reason}");
+    assert!(reason.contains("ECS failed the deployment and rolled it back: the lifecycle hook"), "{reason}");
+    let arn = world.service_deployment().await?;
+    let invocations = world.ecs.invocations(&arn);
+    let checked: Vec<&(String, Value, Value)> =
+        invocations.iter().filter(|(stage, _, _)| stage == "POST_TEST_TRAFFIC_SHIFT").collect();
+    assert_eq!(checked.len(), 2, "{invocations:#?}");
+    assert_eq!(checked[0].2["hookStatus"], "IN_PROGRESS");
+    assert_eq!(checked[0].2["callBackDelay"], 1);
+    // ECS handed back what sluice left, and the second answer was the last.
+    assert_eq!(checked[1].1["hookDetails"], checked[0].2["hookDetails"]);
+    assert_eq!(checked[1].2["hookStatus"], "FAILED");
+    // The rollback's own PRODUCTION_TRAFFIC_SHIFT hook was answered SUCCEEDED without checks holding it up, and
+    // traffic is back on blue.
+    let stages: Vec<(&str, &str)> =
+        invocations.iter().map(|(stage, _, result)| (stage.as_str(), result["hookStatus"].as_str().unwrap_or(""))).collect();
+    assert_eq!(
+        stages,
+        [("POST_TEST_TRAFFIC_SHIFT", "IN_PROGRESS"), ("POST_TEST_TRAFFIC_SHIFT", "FAILED"), ("PRODUCTION_TRAFFIC_SHIFT", "SUCCEEDED")]
+    );
+    let hooks = run.deploy.as_ref().map(|d| d.hooks.len());
+    assert_eq!(hooks, Some(1), "the rollback's hook records nothing on the run");
+    assert_eq!(world.app.production.routed(), "blue");
+    assert_eq!(world.app.test.routed(), "blue");
+    assert_eq!(world.ecs.service_deployment(&arn).context("the record")?["status"], "ROLLBACK_SUCCESSFUL");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_ecs_linear_run_whose_check_fails_at_a_middle_step_is_rolled_back_and_labelled_so() -> Result<()> {
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    let url = world.app.test.url.clone();
+    let shift = TrafficShift::Linear { step_tenths: 250, step_bake_time_minutes: 3 };
+    world.deploy(native(shift, checked(&url, &["PRODUCTION_TRAFFIC_SHIFT"]))).await?;
+    // Once the first step (25 %) has passed its check, green starts failing.
+    let arn = world.service_deployment().await?;
+    for _ in 0..200 {
+        if world.ecs.invocations(&arn).iter().any(|(_, _, result)| result["hookStatus"] == "SUCCEEDED") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    world.app.green.set_healthy(false);
+
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    let deploy = run.deploy.clone().context("deploy facts")?;
+    assert_eq!(deploy.strategy, "ecs_linear");
+    let passed: Vec<bool> = deploy.hooks.iter().map(|h| h.passed).collect();
+    assert_eq!(passed, [true, false], "{:#?}", deploy.hooks);
+    let weights: Vec<f64> = world
+        .ecs
+        .invocations(&arn)
+        .iter()
+        .filter(|(stage, _, _)| stage == "PRODUCTION_TRAFFIC_SHIFT")
+        .filter_map(|(_, payload, _)| {
+            let target = payload["executionDetails"]["targetServiceRevisionArn"].as_str()?;
+            payload["executionDetails"]["productionTrafficWeights"][target].as_f64()
+        })
+        .collect();
+    assert_eq!(weights[..2], [25.0, 50.0], "the check failed at the second step: {weights:?}");
+    let reason = run.reason.unwrap_or_default();
+    assert!(reason.starts_with("the PRODUCTION_TRAFFIC_SHIFT checks failed (0/1 passed: "), "{reason}");
+    assert!(reason.contains("ECS failed the deployment and rolled it back"), "{reason}");
+    assert_eq!(world.app.production.routed(), "blue");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_alarm_in_alarm_during_the_bake_time_rolls_an_ecs_canary_back_and_the_run_names_the_alarm() -> Result<()> {
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    let shift = TrafficShift::Canary { tenths: 100, bake_time_minutes: 1 };
+    let target = match native(shift, Vec::new()) {
+        DeployTarget::EcsNative(target) => DeployTarget::EcsNative(EcsNative { bake_time_minutes: 100, ..target }),
+        other => other,
+    };
+    world.deploy(target).await?;
+    let arn = world.service_deployment().await?;
+    for _ in 0..200 {
+        if world.ecs.service_deployment(&arn).is_some_and(|r| r["lifecycleStage"] == "BAKE_TIME") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    world.ecs.alarm("web-5xx", true);
+
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    assert_eq!(
+        run.reason.as_deref(),
+        Some("ECS failed the deployment and rolled it back: alarm web-5xx went into ALARM")
+    );
+    assert_eq!(run.deploy.map(|d| d.strategy).as_deref(), Some("ecs_canary"));
+    assert_eq!(world.app.production.routed(), "blue");
     Ok(())
 }

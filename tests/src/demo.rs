@@ -191,12 +191,11 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
 
     // The deploy stage: the deployer on Deployment Requested, the hooks function invoked by CodeDeploy, and
     // deploy-events on CodeDeploy's state changes.
-    let deployer_config =
-        deployer::handler::Config {
-            common: config.common.clone(),
-            hooks_function: Some(HOOKS.into()),
-            hook_role: Some(HOOK_ROLE.into()),
-        };
+    let deployer_config = deployer::handler::Config {
+        common: config.common.clone(),
+        hooks_function: Some(HOOKS.into()),
+        hook_role: Some(HOOK_ROLE.into()),
+    };
     let deployer_app = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &deployer_config));
     let _deployer = pump(stack.sqs.clone(), stack.queue("DeploymentRequestedRule")?.to_owned(), move |event: Value| {
         let app = Arc::clone(&deployer_app);

@@ -10,12 +10,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EventBridgePublisher, HttpProber};
+use sluice::deploy::StageProgress;
 use sluice::ports::{BlueGreenDeployments, DeployError, HttpProbe, LifecycleHooks, PipelineStore, ProbeError};
 use sluice::telemetry::Chain;
-use sluice::deploy::StageProgress;
 use sluice::usecases::{
-    DoorbellError, EffectRunner, HookCall, HookEffects, HookError, StageAnswer, StageCall, answer_doorbell, answer_hook,
-    answer_stage,
+    DoorbellError, EffectRunner, HookCall, HookEffects, HookError, StageAnswer, StageCall, answer_doorbell,
+    answer_hook, answer_stage,
 };
 use tracing::{info, warn};
 
@@ -232,7 +232,9 @@ mod tests {
         let call = stage_call(&event).expect("an ECS hook");
         assert_eq!(call.execution_id, "a0ad2ba0-1640-4b1e-a2e6-2bfd3d2d8ec2");
         assert_eq!(call.stage, "POST_TEST_TRAFFIC_SHIFT");
-        assert!(call.service_deployment.ends_with("service-deployment/myBGCluster/nginxBGservice/nSmU4GWo24zDCrTUP0qGp"));
+        assert!(
+            call.service_deployment.ends_with("service-deployment/myBGCluster/nginxBGservice/nSmU4GWo24zDCrTUP0qGp")
+        );
         assert_eq!(call.target_production_weight, Some(0.0));
         assert_eq!(call.progress.tries.get(&2), Some(&1));
         assert_eq!(call.progress.passed.get(&1), Some(&(200, 12)));
@@ -252,8 +254,7 @@ mod tests {
         assert_eq!(result["callBackDelay"], 5);
         // Handed back on the next invocation, it reads as it was.
         let again = serde_json::json!({ "hookDetails": result["hookDetails"].clone() });
-        let read: StageProgress =
-            serde_json::from_value(again["hookDetails"][PROGRESS_KEY].clone()).expect("progress");
+        let read: StageProgress = serde_json::from_value(again["hookDetails"][PROGRESS_KEY].clone()).expect("progress");
         assert_eq!(read, progress);
     }
 

@@ -7,7 +7,8 @@ use sluice::adapters::{
     stage_effects,
 };
 use sluice::ports::{
-    ArtifactStore, BlueGreenDeployments, BuildStarter, DefinitionsStore, NativeDeployments, PipelineStore, RollingUpdates,
+    ArtifactStore, BlueGreenDeployments, BuildStarter, DefinitionsStore, NativeDeployments, PipelineStore,
+    RollingUpdates,
 };
 use sluice::usecases::{
     CachedDefinitions, DefinitionsError, EffectRunner, Lookups, QUIET_FOR, StageEffects, reconcile,

@@ -436,15 +436,8 @@ async fn publish(events: &Events, arn: &str, kind: &str, name: &str, id: &str, r
         });
         let resources = [arn.to_owned()];
         let bus = &events.bus;
-        aws_json::put_event(
-            &events.eventbridge,
-            bus,
-            "aws.ecs",
-            "ECS Deployment State Change",
-            &resources,
-            &detail,
-        )
-        .await
+        aws_json::put_event(&events.eventbridge, bus, "aws.ecs", "ECS Deployment State Change", &resources, &detail)
+            .await
     }
 }
 

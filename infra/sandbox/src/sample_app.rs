@@ -43,12 +43,15 @@ impl TaskSet {
     }
 }
 
+/// The task set a listener sends a share of its requests to, and the share in percent.
+type Share = Option<(Arc<TaskSet>, u8)>;
+
 /// A listener of the load balancer, on a loopback port, answering for the task set it routes to.
 pub struct Listener {
     pub url: String,
     target: Arc<Mutex<Arc<TaskSet>>>,
     /// A share of requests (percent) sent to another task set instead: an ECS-native linear or canary step.
-    weighted: Arc<Mutex<Option<(Arc<TaskSet>, u8)>>>,
+    weighted: Arc<Mutex<Share>>,
     server: JoinHandle<()>,
 }
 
@@ -63,7 +66,7 @@ impl Listener {
         let listener = TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
         let url = format!("http://{}", listener.local_addr()?);
         let target = Arc::new(Mutex::new(target));
-        let weighted: Arc<Mutex<Option<(Arc<TaskSet>, u8)>>> = Arc::new(Mutex::new(None));
+        let weighted: Arc<Mutex<Share>> = Arc::new(Mutex::new(None));
         let routed = Arc::clone(&target);
         let shares = Arc::clone(&weighted);
         let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));

@@ -380,7 +380,8 @@ impl NativeDeployments for EcsDeployer {
             .await
             .map_err(classify)?;
         let service = output.service();
-        let primary = service.map(|s| s.deployments()).unwrap_or_default().iter().find(|d| d.status() == Some("PRIMARY"));
+        let primary =
+            service.map(|s| s.deployments()).unwrap_or_default().iter().find(|d| d.status() == Some("PRIMARY"));
         let deployment_id =
             primary.and_then(|d| d.id()).map(str::to_owned).ok_or_else(|| DeployError::Unavailable {
                 service: "ECS",

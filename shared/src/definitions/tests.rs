@@ -250,3 +250,74 @@ fn a_pipeline_may_name_the_container_the_image_goes_in_and_a_name_ecs_would_refu
     assert!(errors[0].starts_with("pipelines.toml:5:"), "{errors:?}");
     assert!(errors[0].contains("field `deploy.container`: must be a container name"), "{errors:?}");
 }
+
+#[test]
+fn an_ecs_native_pipeline_reads_its_shift_bake_time_alarms_and_stage_checks_with_ecss_defaults() {
+    let text = r#"
+[pipelines.web]
+source = { repository = "acme/web" }
+build = { project = "web-build" }
+[pipelines.web.deploy]
+strategy = "ecs_canary"
+cluster = "prod"
+service = "web"
+bake_time = "15m"
+canary = { percent = 12.5 }
+alarms = ["web-5xx"]
+
+[[pipelines.web.deploy.checks]]
+hook = "POST_TEST_TRAFFIC_SHIFT"
+url = "http://web-test.internal/health"
+"#;
+    let definitions = Definitions::parse("p.toml", text).expect("valid");
+    let web = definitions.get("web").expect("web");
+    assert_eq!(web.deploy.strategy(), "ecs_canary");
+    let DeployTarget::EcsNative(target) = &web.deploy else { panic!("ECS-native") };
+    assert_eq!(target.shift, TrafficShift::Canary { tenths: 125, bake_time_minutes: 10 });
+    assert_eq!(target.bake_time_minutes, 15);
+    assert_eq!(target.alarms, ["web-5xx"]);
+    assert_eq!(target.circuit_breaker, CircuitBreaker { enable: true, rollback: true });
+    assert_eq!(target.checked_stages(), ["POST_TEST_TRAFFIC_SHIFT"]);
+    let linear = text.replace("ecs_canary", "ecs_linear").replace("canary = { percent = 12.5 }\n", "");
+    let definitions = Definitions::parse("p.toml", &linear).expect("valid");
+    let Some(DeployTarget::EcsNative(target)) = definitions.get("web").map(|p| &p.deploy) else { panic!("native") };
+    assert_eq!(target.shift, TrafficShift::Linear { step_tenths: 100, step_bake_time_minutes: 6 });
+}
+
+#[test]
+fn ecs_native_fields_out_of_range_or_on_the_wrong_strategy_are_errors_at_their_line() {
+    let text = r#"
+[pipelines.web]
+source = { repository = "acme/web" }
+build = { project = "web-build" }
+[pipelines.web.deploy]
+strategy = "ecs_linear"
+cluster = "prod"
+service = "web"
+bake_time = "90s"
+linear = { step_percent = 2.5 }
+canary = { percent = 5 }
+deployment_group = "g"
+
+[[pipelines.web.deploy.checks]]
+hook = "AfterAllowTestTraffic"
+url = "http://web-test.internal/health"
+
+[pipelines.api]
+source = { repository = "acme/api" }
+build = { project = "api-build" }
+deploy = { strategy = "rolling", cluster = "c", service = "api", bake_time = "5m" }
+"#;
+    let errors = errors(text);
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    assert!(has("field `deploy.bake_time`: ECS takes whole minutes (got \"90s\")"), "{errors:?}");
+    assert!(has("field `deploy.linear.step_percent`: must be a multiple of 0.1 from 3 to 100 (got 2.5)"), "{errors:?}");
+    assert!(has("field `deploy.canary`: only applies to strategy = \"ecs_canary\""), "{errors:?}");
+    assert!(has("field `deploy.deployment_group`: only applies to strategy = \"blue_green\""), "{errors:?}");
+    assert!(has("field `deploy.checks[0].hook`: must be one of RECONCILE_SERVICE, PRE_SCALE_UP"), "{errors:?}");
+    assert!(
+        has("pipeline `api`, field `deploy.bake_time`: only applies to strategy = \"ecs_blue_green\""),
+        "{errors:?}"
+    );
+    assert!(errors.iter().all(|e| e.starts_with("pipelines.toml:")), "{errors:?}");
+}

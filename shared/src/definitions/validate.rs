@@ -222,8 +222,11 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy) -> DeployTarge
     if let Some(extra) = raw.checks.get(MAX_CHECKS) {
         checker.error(extra.span(), "deploy.checks", format!("at most {MAX_CHECKS} checks"));
     }
-    let checks =
-        std::mem::take(&mut raw.checks).into_iter().enumerate().map(|(i, check)| validate_check(checker, i, check, hooks)).collect();
+    let checks = std::mem::take(&mut raw.checks)
+        .into_iter()
+        .enumerate()
+        .map(|(i, check)| validate_check(checker, i, check, hooks))
+        .collect();
     let container = raw.container.as_ref().map(|name| {
         checker.text(name, "deploy.container", is_container_name, "must be a container name of the task definition")
     });
@@ -240,7 +243,11 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy) -> DeployTarge
             (raw.alarms.as_ref().map(Spanned::span), "deploy.alarms"),
         ] {
             if let Some(span) = span {
-                checker.error(span, field, "only applies to strategy = \"ecs_blue_green\", \"ecs_linear\" or \"ecs_canary\"");
+                checker.error(
+                    span,
+                    field,
+                    "only applies to strategy = \"ecs_blue_green\", \"ecs_linear\" or \"ecs_canary\"",
+                );
             }
         }
     }

@@ -187,7 +187,8 @@ mod tests {
     #[test]
     fn a_stage_check_with_retries_left_asks_ecs_to_call_again_and_one_that_spent_them_fails_the_stage() {
         let steady = Check::new("POST_TEST_TRAFFIC_SHIFT", "http://web/ready");
-        let patient = Check { retries: 1, interval_secs: 7, ..Check::new("POST_TEST_TRAFFIC_SHIFT", "http://web/health") };
+        let patient =
+            Check { retries: 1, interval_secs: 7, ..Check::new("POST_TEST_TRAFFIC_SHIFT", "http://web/health") };
         let checks = [(1, &steady), (2, &patient)];
         // GIVEN the first round: #1 passes, #2 fails with a retry left
         let StageVerdict::Retry { delay_secs, progress } =

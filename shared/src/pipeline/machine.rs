@@ -307,7 +307,11 @@ impl Run {
                 Ok(None)
             }
             Event::DeploymentStarted {
-                deployment_id, service_deployment, task_definition, previous_task_definition, ..
+                deployment_id,
+                service_deployment,
+                task_definition,
+                previous_task_definition,
+                ..
             } => {
                 if status != Status::Running(Stage::Deploy) {
                     return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);

@@ -177,7 +177,12 @@ where
                     // Its first attempt registered the task definition, tagged with the effect: the run records it.
                     let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
                     let (_, task_definition) = self.registered(id, &text, image_uri, target).await?;
-                    return Ok(Started { deployment_id, service_deployment: None, task_definition, previous_task_definition: None });
+                    return Ok(Started {
+                        deployment_id,
+                        service_deployment: None,
+                        task_definition,
+                        previous_task_definition: None,
+                    });
                 }
                 let hook_events = deploy::hook_events(target);
                 let hooks_function = match (&self.hooks_function, hook_events.is_empty()) {
@@ -304,8 +309,7 @@ where
                     return Err(EffectError::permanent("roll_back", "only a rolling update is rolled back by sluice"));
                 };
                 // Updating to the task definition the service already runs starts nothing: a retry is harmless.
-                let (rolled_back, reason) = match self.ecs.update(&deploy::rolling(rolling, task_definition)).await
-                {
+                let (rolled_back, reason) = match self.ecs.update(&deploy::rolling(rolling, task_definition)).await {
                     Ok(started) => (
                         true,
                         format!(

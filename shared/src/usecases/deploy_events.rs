@@ -200,10 +200,10 @@ where
                 Some((DeployTarget::EcsNative(_), Some(deploy))) => {
                     // The event says only that it failed: ECS's record of the service deployment says why.
                     let report = match &deploy.service_deployment {
-                        Some(arn) => native.describe(arn).await.map_err(|source| DeploymentEventError::Lookup {
-                            deployment_id: arn.clone(),
-                            source,
-                        })?,
+                        Some(arn) => native
+                            .describe(arn)
+                            .await
+                            .map_err(|source| DeploymentEventError::Lookup { deployment_id: arn.clone(), source })?,
                         None => None,
                     };
                     crate::deploy::native_failure(report.as_ref(), reason.as_deref())

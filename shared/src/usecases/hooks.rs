@@ -281,7 +281,10 @@ pub enum StageAnswer {
     Succeeded,
     Failed,
     /// Call again after `delay_secs`, handing back `progress` in `hookDetails`.
-    InProgress { delay_secs: u64, progress: StageProgress },
+    InProgress {
+        delay_secs: u64,
+        progress: StageProgress,
+    },
 }
 
 /// How long, and how often, a hook is asked to call again while the deployer has not recorded the deployment yet

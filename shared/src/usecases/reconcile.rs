@@ -11,8 +11,8 @@ use crate::definitions::{Definitions, DeployTarget};
 use crate::events::{EffectsDue, SluiceEvent};
 use crate::pipeline::{BuildFailure, DeployFacts, Effect, Event, Execution, PendingEffect, Stage, Status};
 use crate::ports::{
-    ArtifactStore, BlueGreenDeployments, BuildStarter, DeployError, DeploymentProgress, NativeDeployments, PipelineStore, RollingUpdates,
-    RolloutReport,
+    ArtifactStore, BlueGreenDeployments, BuildStarter, DeployError, DeploymentProgress, NativeDeployments,
+    PipelineStore, RollingUpdates, RolloutReport,
 };
 use crate::telemetry::Chain;
 use crate::usecases::{
@@ -175,7 +175,16 @@ where
                     };
                     match lost {
                         Lost::Change(change) => {
-                            match record_deployment_event(store, runner, &lookups.blue_green, &lookups.services, &change, now).await {
+                            match record_deployment_event(
+                                store,
+                                runner,
+                                &lookups.blue_green,
+                                &lookups.services,
+                                &change,
+                                now,
+                            )
+                            .await
+                            {
                                 Ok(DeploymentEventOutcome::Handled(Handled::Applied)) => done.moved += 1,
                                 Ok(_) => {}
                                 Err(error) => {

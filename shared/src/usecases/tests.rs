@@ -393,7 +393,8 @@ async fn the_events_of_codedeploys_own_rollback_deployment_are_not_sluices_and_c
         deployment_id: "d-2".into(),
         change: DeploymentChange::CodeDeploy { state: "SUCCESS".into() },
     };
-    let outcome = record_deployment_event(&store, &runner, &deployments, &deployments, &change, now()).await.expect("recorded");
+    let outcome =
+        record_deployment_event(&store, &runner, &deployments, &deployments, &change, now()).await.expect("recorded");
     // THEN it is not sluice's, and the run still deploys: a rollback is never read as the run's success
     assert_eq!(outcome, DeploymentEventOutcome::NotOurs("not a deployment sluice started"));
     assert_eq!(stored(&store).await, before);

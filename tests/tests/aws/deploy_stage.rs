@@ -719,8 +719,10 @@ async fn an_ecs_blue_green_run_passes_its_post_test_traffic_shift_check_and_ecs_
     // ECS invoked sluice only where the pipeline checks, with the documented payload, and got SUCCEEDED.
     let arn = deploy.service_deployment.context("a service deployment")?;
     let invocations = world.ecs.invocations(&arn);
-    let stages: Vec<(&str, &str)> =
-        invocations.iter().map(|(stage, _, result)| (stage.as_str(), result["hookStatus"].as_str().unwrap_or(""))).collect();
+    let stages: Vec<(&str, &str)> = invocations
+        .iter()
+        .map(|(stage, _, result)| (stage.as_str(), result["hookStatus"].as_str().unwrap_or("")))
+        .collect();
     assert_eq!(stages, [("POST_TEST_TRAFFIC_SHIFT", "SUCCEEDED")]);
     assert_eq!(invocations[0].1["resourceArn"], arn.as_str());
     // The service deployment is SUCCESSFUL and production reaches green.
@@ -761,11 +763,17 @@ async fn an_ecs_check_with_a_retry_answers_in_progress_is_invoked_again_with_its
     assert_eq!(checked[1].2["hookStatus"], "FAILED");
     // The rollback's own PRODUCTION_TRAFFIC_SHIFT hook was answered SUCCEEDED without checks holding it up, and
     // traffic is back on blue.
-    let stages: Vec<(&str, &str)> =
-        invocations.iter().map(|(stage, _, result)| (stage.as_str(), result["hookStatus"].as_str().unwrap_or(""))).collect();
+    let stages: Vec<(&str, &str)> = invocations
+        .iter()
+        .map(|(stage, _, result)| (stage.as_str(), result["hookStatus"].as_str().unwrap_or("")))
+        .collect();
     assert_eq!(
         stages,
-        [("POST_TEST_TRAFFIC_SHIFT", "IN_PROGRESS"), ("POST_TEST_TRAFFIC_SHIFT", "FAILED"), ("PRODUCTION_TRAFFIC_SHIFT", "SUCCEEDED")]
+        [
+            ("POST_TEST_TRAFFIC_SHIFT", "IN_PROGRESS"),
+            ("POST_TEST_TRAFFIC_SHIFT", "FAILED"),
+            ("PRODUCTION_TRAFFIC_SHIFT", "SUCCEEDED")
+        ]
     );
     let hooks = run.deploy.as_ref().map(|d| d.hooks.len());
     assert_eq!(hooks, Some(1), "the rollback's hook records nothing on the run");

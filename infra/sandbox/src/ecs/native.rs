@@ -182,7 +182,8 @@ impl Played {
                 format!("ecs-hook-{:019}", state.deployments)
             };
             let timeout = self.minutes(hook["timeoutConfiguration"]["timeoutInMinutes"].as_u64().unwrap_or(1440));
-            let detail = json!({ "hookId": hook_id, "targetType": "AWS_LAMBDA", "targetArn": target, "status": "IN_PROGRESS" });
+            let detail =
+                json!({ "hookId": hook_id, "targetType": "AWS_LAMBDA", "targetArn": target, "status": "IN_PROGRESS" });
             self.update(|r| {
                 if let Some(details) = r["lifecycleHookDetails"].as_array_mut() {
                     details.push(detail);
@@ -279,7 +280,9 @@ impl Played {
             self.update(|r| r["lifecycleStage"] = json!(stage));
             match stage {
                 "SCALE_UP" => {
-                    if self.rollout == Rollout::TasksFail && self.configuration["deploymentCircuitBreaker"]["enable"] == json!(true) {
+                    if self.rollout == Rollout::TasksFail
+                        && self.configuration["deploymentCircuitBreaker"]["enable"] == json!(true)
+                    {
                         return Err(Failure::CircuitBreaker);
                     }
                     tokio::time::sleep(self.events.duration).await;
@@ -324,7 +327,15 @@ impl Played {
     }
 
     async fn play(self) -> Result<()> {
-        publish(&self.events, &self.service_arn, "INFO", "SERVICE_DEPLOYMENT_IN_PROGRESS", &self.id, "ECS deployment in progress.").await?;
+        publish(
+            &self.events,
+            &self.service_arn,
+            "INFO",
+            "SERVICE_DEPLOYMENT_IN_PROGRESS",
+            &self.id,
+            "ECS deployment in progress.",
+        )
+        .await?;
         let failure = match self.lifecycle().await {
             Ok(()) => {
                 self.update(|r| {
@@ -333,7 +344,15 @@ impl Played {
                 });
                 self.settle("COMPLETED");
                 let reason = format!("ECS deployment {} completed.", self.id);
-                return publish(&self.events, &self.service_arn, "INFO", "SERVICE_DEPLOYMENT_COMPLETED", &self.id, &reason).await;
+                return publish(
+                    &self.events,
+                    &self.service_arn,
+                    "INFO",
+                    "SERVICE_DEPLOYMENT_COMPLETED",
+                    &self.id,
+                    &reason,
+                )
+                .await;
             }
             Err(failure) => failure,
         };
@@ -359,7 +378,8 @@ impl Played {
                 Failure::Hook(_) => {}
             }
             if rolls_back {
-                r["rollback"] = json!({ "reason": reason, "startedAt": Utc::now().timestamp(), "serviceRevisionArn": self.source });
+                r["rollback"] =
+                    json!({ "reason": reason, "startedAt": Utc::now().timestamp(), "serviceRevisionArn": self.source });
             }
         });
         if rolls_back {

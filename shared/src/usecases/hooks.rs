@@ -112,6 +112,11 @@ impl<P: EventPublisher, H: LifecycleHooks, C: HttpProbe> EffectRunner for HookEf
     }
 }
 
+/// The pipeline's checks at `hook`, numbered as the definitions file lists them (1-based).
+fn checks_at<'a>(target: &'a crate::definitions::DeployTarget, hook: &str) -> Vec<(usize, &'a Check)> {
+    target.checks().iter().enumerate().filter(|(_, check)| check.hook == hook).map(|(i, c)| (i + 1, c)).collect()
+}
+
 /// Runs one check: tries until it passes or its retries are spent, `interval` apart.
 async fn run_check<C: HttpProbe>(probe: &C, number: usize, check: &Check) -> CheckRun {
     let started = tokio::time::Instant::now();
@@ -216,15 +221,7 @@ where
             (event, false, format!("the run is {}, not deploying", run.status))
         }
         Some(event) => {
-            let checks: Vec<(usize, &Check)> = run
-                .plan
-                .deploy
-                .checks()
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.hook == event)
-                .map(|(i, c)| (i + 1, c))
-                .collect();
+            let checks = checks_at(&run.plan.deploy, &event);
             let runs = run_checks(probe, &checks, budget).await;
             let passed = runs.iter().all(|run| run.passed);
             let only: Vec<&Check> = checks.iter().map(|(_, check)| *check).collect();
@@ -341,15 +338,7 @@ where
         info!("a lifecycle stage sluice does not know; answering SUCCEEDED");
         return Ok(StageAnswer::Succeeded);
     }
-    let checks: Vec<(usize, &Check)> = run
-        .plan
-        .deploy
-        .checks()
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.hook == call.stage)
-        .map(|(i, c)| (i + 1, c))
-        .collect();
+    let checks = checks_at(&run.plan.deploy, &call.stage);
     if checks.is_empty() {
         info!("no checks at this stage; answering SUCCEEDED");
         return Ok(StageAnswer::Succeeded);

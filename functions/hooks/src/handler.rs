@@ -94,8 +94,8 @@ pub fn stage_call(event: &Value) -> Option<StageCall> {
     let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty());
     let (execution_id, stage, service_deployment) =
         (text("/executionId")?, text("/lifecycleStage")?, text("/resourceArn")?);
-    let target_revision = text("/executionDetails/targetServiceRevisionArn").map(str::to_owned);
-    let target_production_weight = target_revision.as_ref().and_then(|target| {
+    let target_revision = text("/executionDetails/targetServiceRevisionArn");
+    let target_production_weight = target_revision.and_then(|target| {
         event.pointer("/executionDetails/productionTrafficWeights").and_then(|w| w.get(target)).and_then(Value::as_f64)
     });
     // What sluice left after IN_PROGRESS; anything else there (the service's own hookDetails) is not sluice's.
@@ -107,7 +107,6 @@ pub fn stage_call(event: &Value) -> Option<StageCall> {
         execution_id: execution_id.to_owned(),
         stage: stage.to_owned(),
         service_deployment: service_deployment.to_owned(),
-        target_revision,
         target_production_weight,
         progress,
     })

@@ -426,19 +426,16 @@ impl Played {
 
 /// Publishes an "ECS Deployment State Change" event for deployment `id` of service `arn`.
 async fn publish(events: &Events, arn: &str, kind: &str, name: &str, id: &str, reason: &str) -> Result<()> {
-    {
-        let detail = json!({
-            "eventType": kind,
-            "eventName": name,
-            "deploymentId": id,
-            "updatedAt": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "reason": reason,
-        });
-        let resources = [arn.to_owned()];
-        let bus = &events.bus;
-        aws_json::put_event(&events.eventbridge, bus, "aws.ecs", "ECS Deployment State Change", &resources, &detail)
-            .await
-    }
+    let detail = json!({
+        "eventType": kind,
+        "eventName": name,
+        "deploymentId": id,
+        "updatedAt": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "reason": reason,
+    });
+    let resources = [arn.to_owned()];
+    let bus = &events.bus;
+    aws_json::put_event(&events.eventbridge, bus, "aws.ecs", "ECS Deployment State Change", &resources, &detail).await
 }
 
 mod native;

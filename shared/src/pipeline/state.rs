@@ -198,7 +198,7 @@ pub struct HookResult {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployFacts {
-    /// `blue_green` or `rolling`.
+    /// `blue_green`, `rolling`, `ecs_blue_green`, `ecs_linear` or `ecs_canary`.
     pub strategy: String,
     pub deployment_id: Option<String>,
     /// The ECS service deployment ARN (ECS-native strategies): what ECS's lifecycle hooks name.

@@ -2,7 +2,8 @@
 //! checks failed goes back to the task definition the service ran before), and the announcements of the runs it
 //! moves on.
 //! It reads the build's `taskdef.json` (and `appspec.yaml` for blue/green), renders them (pure, `crate::deploy`),
-//! registers the task definition and starts the CodeDeploy blue/green deployment or the ECS rolling update. What the
+//! registers the task definition and starts the CodeDeploy blue/green deployment, the ECS rolling update, or the
+//! ECS-native blue/green, linear or canary deployment (with the hooks function at its checked stages). What the
 //! build left that cannot be deployed, or a deployment the services refuse, fails the run with the reason; what may
 //! pass (throttling, an unreachable service, a deployment group busy with another deployment) is tried again.
 

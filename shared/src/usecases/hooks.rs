@@ -264,8 +264,6 @@ pub struct StageCall {
     pub stage: String,
     /// `resourceArn`: the service deployment.
     pub service_deployment: String,
-    /// `executionDetails.targetServiceRevisionArn`.
-    pub target_revision: Option<String>,
     /// The production traffic weight `executionDetails.productionTrafficWeights` gives the target revision.
     pub target_production_weight: Option<f64>,
     /// What the last `IN_PROGRESS` answer left in `hookDetails` (sluice's key only).

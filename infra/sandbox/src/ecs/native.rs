@@ -21,7 +21,7 @@ use super::{ACCOUNT, Events, REGION, Rollout, State, lock, publish};
 use crate::aws_json::{self, Response, reply};
 
 /// The stages of a service deployment, in order, and whether a hook may run at each.
-const STAGES: [(&str, bool); 11] = [
+const STAGES: [(&str, bool); 10] = [
     ("RECONCILE_SERVICE", true),
     ("PRE_SCALE_UP", true),
     ("SCALE_UP", false),
@@ -32,7 +32,6 @@ const STAGES: [(&str, bool); 11] = [
     ("POST_PRODUCTION_TRAFFIC_SHIFT", true),
     ("BAKE_TIME", false),
     ("CLEAN_UP", false),
-    ("", false),
 ];
 
 /// ECS's default wait after IN_PROGRESS, in seconds.
@@ -274,9 +273,6 @@ impl Played {
 
     async fn lifecycle(&self) -> Result<(), Failure> {
         for (stage, hookable) in STAGES {
-            if stage.is_empty() {
-                break;
-            }
             self.update(|r| r["lifecycleStage"] = json!(stage));
             match stage {
                 "SCALE_UP" => {

@@ -38,6 +38,10 @@ pub struct ApprovalRequested {
     pub image_uri: Option<String>,
     pub topic_arn: String,
     pub expires_at: DateTime<Utc>,
+    /// The lifecycle stage where an ECS-native deployment is paused for this approval (absent for the approval
+    /// stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_stage: Option<String>,
 }
 
 /// A person approved or rejected an execution through its approval link.
@@ -51,6 +55,10 @@ pub struct ApprovalDecided {
     pub approver: String,
     pub comment: Option<String>,
     pub decided_at: DateTime<Utc>,
+    /// The lifecycle stage where the decided deployment is paused (absent for the approval stage): the deployer
+    /// continues or rolls it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_stage: Option<String>,
 }
 
 /// An execution entered the deploy stage: the deploy function starts the deployment.
@@ -90,6 +98,21 @@ pub struct RollbackRequested {
     pub task_definition: String,
     /// Why: the checks that failed.
     pub reason: String,
+}
+
+/// ECS paused an execution's deployment at the pipeline's approval stage (a PAUSE lifecycle hook).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentPaused {
+    pub pipeline: String,
+    pub execution_id: ExecutionId,
+    /// The ECS service deployment ARN.
+    pub service_deployment: String,
+    pub stage: String,
+    /// The share of production traffic on the new revision while paused, in percent.
+    pub shifted_percent: f64,
+    /// True when a person is asked (an `Approval Requested` follows); false when sluice continues the pause
+    /// itself, before the first step of production traffic.
+    pub asks_approval: bool,
 }
 
 /// An execution ended, in any outcome.
@@ -134,6 +157,8 @@ pub enum SluiceEvent {
     ChecksRequested(ChecksRequested),
     #[serde(rename = "Rollback Requested")]
     RollbackRequested(RollbackRequested),
+    #[serde(rename = "Deployment Paused")]
+    DeploymentPaused(DeploymentPaused),
     #[serde(rename = "Execution Finished")]
     ExecutionFinished(ExecutionFinished),
     #[serde(rename = "Effects Due")]
@@ -144,7 +169,7 @@ pub enum SluiceEvent {
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     #[error(
-        "unknown detail-type {0:?}: sluice publishes Execution Started, Approval Requested, Approval Decided, Deployment Requested, Checks Requested, Rollback Requested, Execution Finished and Effects Due"
+        "unknown detail-type {0:?}: sluice publishes Execution Started, Approval Requested, Approval Decided, Deployment Requested, Checks Requested, Rollback Requested, Deployment Paused, Execution Finished and Effects Due"
     )]
     UnknownDetailType(String),
     #[error("malformed {detail_type} detail")]
@@ -162,6 +187,7 @@ impl SluiceEvent {
     pub const DEPLOYMENT_REQUESTED: &'static str = "Deployment Requested";
     pub const CHECKS_REQUESTED: &'static str = "Checks Requested";
     pub const ROLLBACK_REQUESTED: &'static str = "Rollback Requested";
+    pub const DEPLOYMENT_PAUSED: &'static str = "Deployment Paused";
     pub const EXECUTION_FINISHED: &'static str = "Execution Finished";
     pub const EFFECTS_DUE: &'static str = "Effects Due";
 
@@ -174,6 +200,7 @@ impl SluiceEvent {
             SluiceEvent::DeploymentRequested(_) => Self::DEPLOYMENT_REQUESTED,
             SluiceEvent::ChecksRequested(_) => Self::CHECKS_REQUESTED,
             SluiceEvent::RollbackRequested(_) => Self::ROLLBACK_REQUESTED,
+            SluiceEvent::DeploymentPaused(_) => Self::DEPLOYMENT_PAUSED,
             SluiceEvent::ExecutionFinished(_) => Self::EXECUTION_FINISHED,
             SluiceEvent::EffectsDue(_) => Self::EFFECTS_DUE,
         }
@@ -187,6 +214,7 @@ impl SluiceEvent {
             SluiceEvent::DeploymentRequested(e) => &e.pipeline,
             SluiceEvent::ChecksRequested(e) => &e.pipeline,
             SluiceEvent::RollbackRequested(e) => &e.pipeline,
+            SluiceEvent::DeploymentPaused(e) => &e.pipeline,
             SluiceEvent::ExecutionFinished(e) => &e.pipeline,
             SluiceEvent::EffectsDue(e) => &e.pipeline,
         }
@@ -200,6 +228,7 @@ impl SluiceEvent {
             SluiceEvent::DeploymentRequested(e) => &e.execution_id,
             SluiceEvent::ChecksRequested(e) => &e.execution_id,
             SluiceEvent::RollbackRequested(e) => &e.execution_id,
+            SluiceEvent::DeploymentPaused(e) => &e.execution_id,
             SluiceEvent::ExecutionFinished(e) => &e.execution_id,
             SluiceEvent::EffectsDue(e) => &e.execution_id,
         }
@@ -215,6 +244,7 @@ impl SluiceEvent {
             SluiceEvent::DeploymentRequested(e) => serde_json::to_value(e),
             SluiceEvent::ChecksRequested(e) => serde_json::to_value(e),
             SluiceEvent::RollbackRequested(e) => serde_json::to_value(e),
+            SluiceEvent::DeploymentPaused(e) => serde_json::to_value(e),
             SluiceEvent::ExecutionFinished(e) => serde_json::to_value(e),
             SluiceEvent::EffectsDue(e) => serde_json::to_value(e),
         };
@@ -236,6 +266,7 @@ impl SluiceEvent {
             Self::DEPLOYMENT_REQUESTED => Self::DeploymentRequested(parse(Self::DEPLOYMENT_REQUESTED, detail)?),
             Self::CHECKS_REQUESTED => Self::ChecksRequested(parse(Self::CHECKS_REQUESTED, detail)?),
             Self::ROLLBACK_REQUESTED => Self::RollbackRequested(parse(Self::ROLLBACK_REQUESTED, detail)?),
+            Self::DEPLOYMENT_PAUSED => Self::DeploymentPaused(parse(Self::DEPLOYMENT_PAUSED, detail)?),
             Self::EXECUTION_FINISHED => Self::ExecutionFinished(parse(Self::EXECUTION_FINISHED, detail)?),
             Self::EFFECTS_DUE => Self::EffectsDue(parse(Self::EFFECTS_DUE, detail)?),
             other => return Err(EventError::UnknownDetailType(other.to_owned())),

@@ -145,16 +145,22 @@ impl<'a> Write<'a> {
             let deployment = |e: &Execution| e.deploy.as_ref().and_then(|deploy| deploy.deployment_id.clone());
             let service_deployment =
                 |e: &Execution| e.deploy.as_ref().and_then(|deploy| deploy.service_deployment.clone());
-            let link = |e: &Execution| {
-                e.approval.as_ref().and_then(|approval| approval.token_hash.as_deref()).map(approval_link)
-            };
             for (now, then) in [
                 (build(execution), was.and_then(build)),
                 (deployment(execution), was.and_then(deployment)),
                 (service_deployment(execution), was.and_then(service_deployment)),
-                (link(execution), was.and_then(link)),
             ] {
                 if let Some(aws_id) = now.filter(|id| Some(id) != then.as_ref()) {
+                    links.push(AwsLink { aws_id, pipeline: after.pipeline.clone(), execution: execution.id.clone() });
+                }
+            }
+            // Each approval link sent (the approval stage's, each pause's) finds its run.
+            fn sent(e: &Execution) -> impl Iterator<Item = &str> {
+                e.gates().filter_map(|gate| gate.facts().token_hash.as_deref())
+            }
+            for hash in sent(execution) {
+                if !was.is_some_and(|was| sent(was).any(|known| known == hash)) {
+                    let aws_id = approval_link(hash);
                     links.push(AwsLink { aws_id, pipeline: after.pipeline.clone(), execution: execution.id.clone() });
                 }
             }
@@ -624,6 +630,18 @@ pub struct ServiceDeploymentReport {
     pub circuit_breaker_tripped: bool,
     /// The lifecycle hooks that timed out (their ids).
     pub timed_out_hooks: Vec<String>,
+    /// The PAUSE hook the deployment waits at for ContinueServiceDeployment, if it waits.
+    pub awaiting: Option<AwaitingPause>,
+}
+
+/// A PAUSE hook in `AWAITING_ACTION`, as DescribeServiceDeployments' `lifecycleHookDetails` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwaitingPause {
+    pub hook_id: String,
+    /// The service deployment's `lifecycleStage`: where it is paused.
+    pub stage: String,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub timeout_action: Option<crate::definitions::PauseAction>,
 }
 
 /// ECS-native deployments (blue/green, linear, canary): ECS moves the traffic and calls the hooks.
@@ -639,6 +657,14 @@ pub trait NativeDeployments: Send + Sync {
         &self,
         service_deployment: &str,
     ) -> impl Future<Output = Result<Option<ServiceDeploymentReport>, DeployError>> + Send;
+
+    /// Continues the deployment paused at `hook_id`, or rolls it back (ContinueServiceDeployment).
+    fn resume(
+        &self,
+        service_deployment: &str,
+        hook_id: &str,
+        action: crate::definitions::PauseAction,
+    ) -> impl Future<Output = Result<(), DeployError>> + Send;
 }
 
 /// Answers CodeDeploy's lifecycle hooks (the hooks function's side of a blue/green deployment).

@@ -578,4 +578,13 @@ impl crate::ports::NativeDeployments for RecordedDeployments {
         *lock(&self.asked) += 1;
         Ok(lock(&self.service_deployments).get(arn).cloned())
     }
+
+    async fn resume(
+        &self,
+        _: &str,
+        _: &str,
+        _: crate::definitions::PauseAction,
+    ) -> Result<(), crate::ports::DeployError> {
+        Err(Self::refused("ContinueServiceDeployment"))
+    }
 }

@@ -98,7 +98,12 @@ fn deploy(state: &mut PipelineState, n: usize, effects: &mut Vec<Effect>) -> Exe
     // The request went out (a SHA-256 in hex is what is kept of its link), then a person decided, saying as much as
     // a form may carry; the machine keeps each field to its bound.
     let token_hash = long('f', 64);
-    apply(state, Event::ApprovalSent { execution_id: id.clone(), token_hash: token_hash.clone() }, 1, effects);
+    apply(
+        state,
+        Event::ApprovalSent { execution_id: id.clone(), token_hash: token_hash.clone(), hook_id: None },
+        1,
+        effects,
+    );
     let decided = Event::ApprovalDecided {
         execution_id: id.clone(),
         decision: ApprovalDecision::Approved,

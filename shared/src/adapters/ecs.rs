@@ -10,11 +10,11 @@ use aws_sdk_ecs::error::SdkError;
 use aws_sdk_ecs::types as ecs;
 use tracing::instrument;
 
-use crate::definitions::TrafficShift;
+use crate::definitions::{PauseAction, TrafficShift};
 use crate::deploy::{NativeRequest, RollingRequest, TaskDefinition, taskdef};
 use crate::ports::{
-    DeployError, DeploymentProgress, NativeDeployments, NativeStarted, RollingUpdates, RolloutReport, RolloutStarted,
-    ServiceDeploymentReport, TaskDefinitionRegistry,
+    AwaitingPause, DeployError, DeploymentProgress, NativeDeployments, NativeStarted, RollingUpdates, RolloutReport,
+    RolloutStarted, ServiceDeploymentReport, TaskDefinitionRegistry,
 };
 
 /// Errors that will not pass on retry.
@@ -28,6 +28,7 @@ const REFUSALS: &[&str] = &[
     "PlatformUnknownException",
     "PlatformTaskDefinitionIncompatibilityException",
     "UnsupportedFeatureException",
+    "ServiceDeploymentNotFoundException",
 ];
 
 /// Task definitions and rolling updates on ECS.
@@ -363,6 +364,20 @@ fn native_configuration(request: &NativeRequest) -> Result<ecs::DeploymentConfig
                 .build(),
         );
     }
+    if let Some(pause) = &request.pause {
+        configuration = configuration.lifecycle_hooks(
+            ecs::DeploymentLifecycleHook::builder()
+                .target_type(ecs::DeploymentLifecycleHookTargetType::Pause)
+                .lifecycle_stages(ecs::DeploymentLifecycleHookStage::from(pause.stage.as_str()))
+                .timeout_configuration(
+                    ecs::DeploymentLifecycleHookTimeoutConfiguration::builder()
+                        .timeout_in_minutes(minutes(pause.timeout_minutes))
+                        .action(ecs::DeploymentLifecycleHookAction::from(pause.timeout_action))
+                        .build(),
+                )
+                .build(),
+        );
+    }
     Ok(configuration.build())
 }
 
@@ -428,6 +443,38 @@ impl NativeDeployments for EcsDeployer {
                 .filter(|h| h.status() == Some(&ecs::DeploymentLifecycleHookStatus::TimedOut))
                 .filter_map(|h| h.hook_id().map(str::to_owned))
                 .collect(),
+            awaiting: found
+                .lifecycle_hook_details()
+                .iter()
+                .filter(|h| h.target_type() == Some(&ecs::DeploymentLifecycleHookTargetType::Pause))
+                .filter(|h| h.status() == Some(&ecs::DeploymentLifecycleHookStatus::AwaitingAction))
+                .find_map(|h| {
+                    Some(AwaitingPause {
+                        hook_id: h.hook_id()?.to_owned(),
+                        stage: found.lifecycle_stage().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                        expires_at: h
+                            .expires_at()
+                            .and_then(|at| chrono::DateTime::from_timestamp(at.secs(), at.subsec_nanos())),
+                        timeout_action: h.timeout_action().and_then(|action| match action {
+                            ecs::DeploymentLifecycleHookAction::Continue => Some(PauseAction::Continue),
+                            ecs::DeploymentLifecycleHookAction::Rollback => Some(PauseAction::Rollback),
+                            _ => None,
+                        }),
+                    })
+                }),
         }))
+    }
+
+    #[instrument(skip(self))]
+    async fn resume(&self, service_deployment: &str, hook_id: &str, action: PauseAction) -> Result<(), DeployError> {
+        self.client
+            .continue_service_deployment()
+            .service_deployment_arn(service_deployment)
+            .hook_id(hook_id)
+            .action(ecs::DeploymentLifecycleHookAction::from(action.ecs_name()))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
     }
 }

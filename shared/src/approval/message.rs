@@ -4,6 +4,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
+use crate::definitions::{PauseAction, percent};
 use crate::pipeline::{ApprovalNotice, ExecutionId};
 use crate::ports::{TopicMessage, subject_line};
 
@@ -26,9 +27,25 @@ pub fn approval_email(
     now: DateTime<Utc>,
 ) -> TopicMessage {
     let short: String = notice.commit.chars().take(7).collect();
-    let subject = subject_line(&format!("sluice: approval needed for {} at {short}", notice.pipeline));
     let first_line = notice.message.lines().next().unwrap_or("").trim();
-    let mut text = format!("A run of pipeline {} is waiting for your approval.\n\n", notice.pipeline);
+    let (subject, mut text) = match &notice.pause {
+        Some(pause) => (
+            format!("sluice: {} paused at {} for approval, {short}", notice.pipeline, pause.stage),
+            format!(
+                "An {} deployment of pipeline {} is paused at {} with {} of production traffic on the new revision, \
+                 waiting for your approval to continue.\n\n",
+                pause.strategy,
+                notice.pipeline,
+                pause.stage,
+                percent(pause.shifted_tenths)
+            ),
+        ),
+        None => (
+            format!("sluice: approval needed for {} at {short}", notice.pipeline),
+            format!("A run of pipeline {} is waiting for your approval.\n\n", notice.pipeline),
+        ),
+    };
+    let subject = subject_line(&subject);
     let mut line = |label: &str, value: &str| {
         if !value.is_empty() {
             text.push_str(&format!("{label:<12} {value}\n"));
@@ -43,6 +60,16 @@ pub fn approval_email(
     line("Image:", notice.image_uri.as_deref().unwrap_or(""));
     line("Run:", &execution.0);
     line("Expires:", &format!("{} ({})", expires_at.format("%Y-%m-%d %H:%M UTC"), time_left(expires_at - now)));
+    if let Some(pause) = &notice.pause {
+        let then = match pause.timeout_action {
+            PauseAction::Continue => "ECS continues the deployment",
+            PauseAction::Rollback => "ECS rolls the deployment back",
+        };
+        line("If nobody:", then);
+        for check in &pause.checks {
+            line("Check:", check);
+        }
+    }
     text.push_str(&format!(
         "\nReview and decide:\n{}\n\nThe link opens a page; nothing is decided until you press Approve or Reject there. \
          It decides once, and expires with the request. Anyone with the link can decide: do not forward this email.\n",
@@ -66,6 +93,16 @@ pub fn approval_email(
             "reviewUrl": links.base,
         }
     });
+    let mut facts = facts;
+    if let Some(pause) = &notice.pause {
+        facts["approval"]["pause"] = json!({
+            "stage": pause.stage,
+            "strategy": pause.strategy,
+            "shiftedPercent": f64::from(pause.shifted_tenths) / 10.0,
+            "timeoutAction": pause.timeout_action.ecs_name(),
+            "checks": pause.checks,
+        });
+    }
     let message = json!({ "default": facts.to_string(), "email": text }).to_string();
     TopicMessage { subject, text, message }
 }
@@ -109,7 +146,38 @@ mod tests {
             build_id: Some("arn:aws:codebuild:us-east-1:123456789012:build/web-build:0f1e".into()),
             image_uri: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/web:9b2c5f0".into()),
             requested_at: "2026-11-24T12:00:00Z".parse().expect("time"),
+            pause: None,
         }
+    }
+
+    #[test]
+    fn a_pause_email_says_where_the_deployment_is_paused_what_has_moved_the_checks_and_the_timeout_action() {
+        let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().expect("time");
+        let paused = ApprovalNotice {
+            pause: Some(crate::pipeline::PauseNotice {
+                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+                strategy: "ecs_canary".into(),
+                shifted_tenths: 125,
+                timeout_action: PauseAction::Rollback,
+                checks: vec!["POST_TEST_TRAFFIC_SHIFT: passed (GET /health 200 in 12 ms)".into()],
+            }),
+            ..notice()
+        };
+        let links = Links { review: "https://approve.example/r/T", base: "https://approve.example/", region: "r" };
+        let email = approval_email(&ExecutionId::from("web-42"), &paused, now + TimeDelta::hours(2), links, now);
+        assert_eq!(email.subject, "sluice: web paused at PRE_PRODUCTION_TRAFFIC_SHIFT for approval, 9b2c5f0");
+        for expected in [
+            "An ecs_canary deployment of pipeline web is paused at PRE_PRODUCTION_TRAFFIC_SHIFT with 12.5% of production",
+            "If nobody:   ECS rolls the deployment back",
+            "Check:       POST_TEST_TRAFFIC_SHIFT: passed (GET /health 200 in 12 ms)",
+            "Expires:     2026-11-24 14:00 UTC (in 2 hours)",
+        ] {
+            assert!(email.text.contains(expected), "{expected:?} in\n{}", email.text);
+        }
+        let message: serde_json::Value = serde_json::from_str(&email.message).expect("JSON");
+        let facts: serde_json::Value = serde_json::from_str(message["default"].as_str().expect("text")).expect("JSON");
+        assert_eq!(facts["approval"]["pause"]["shiftedPercent"], 12.5);
+        assert_eq!(facts["approval"]["pause"]["timeoutAction"], "ROLLBACK");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::message::{ref_label, time_left};
+use crate::definitions::{PauseAction, percent};
 use crate::pipeline::{ApprovalDecision, ApprovalNotice, ExecutionId, MAX_APPROVER, MAX_COMMENT};
 
 const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:1rem auto;padding:0 1rem;color:#1b1f23}\
@@ -49,8 +50,19 @@ pub struct RunFacts<'a> {
 
 /// The review page: the run, the time left, and the form that decides (a POST to this same link).
 pub fn review(facts: &RunFacts<'_>, form_token: &str, now: DateTime<Utc>) -> Page {
+    let (question, note) = match &facts.notice.pause {
+        Some(pause) => (
+            format!("Continue {}'s {} deployment?", escape(&facts.notice.pipeline), escape(&pause.strategy)),
+            "Approving lets ECS continue the deployment; rejecting rolls it back to the revision before. The choice \
+             is final.",
+        ),
+        None => (
+            format!("Approve {}?", escape(&facts.notice.pipeline)),
+            "Approving deploys this build; rejecting ends the run. The choice is final.",
+        ),
+    };
     let body = format!(
-        "<h1>Approve {pipeline}?</h1>{facts}\
+        "<h1>{question}</h1>{facts}\
          <form method=\"post\">\
          <input type=\"hidden\" name=\"form_token\" value=\"{form_token}\">\
          <label for=\"approver\">Your name</label>\
@@ -59,8 +71,7 @@ pub fn review(facts: &RunFacts<'_>, form_token: &str, now: DateTime<Utc>) -> Pag
          <textarea id=\"comment\" name=\"comment\" rows=\"3\" maxlength=\"{MAX_COMMENT}\"></textarea>\
          <button class=\"approve\" name=\"decision\" value=\"approve\">Approve</button>\
          <button class=\"reject\" name=\"decision\" value=\"reject\">Reject</button>\
-         </form><p class=\"note\">Approving deploys this build; rejecting ends the run. The choice is final.</p>",
-        pipeline = escape(&facts.notice.pipeline),
+         </form><p class=\"note\">{note}</p>",
         facts = fact_list(facts, now),
         form_token = escape(form_token),
     );
@@ -69,9 +80,13 @@ pub fn review(facts: &RunFacts<'_>, form_token: &str, now: DateTime<Utc>) -> Pag
 
 /// The decision was recorded now.
 pub fn decided(facts: &RunFacts<'_>, decision: ApprovalDecision, approver: &str) -> Page {
-    let next = match decision {
-        ApprovalDecision::Approved => "The run moves on to its deploy stage now. You can close this page.",
-        ApprovalDecision::Rejected => "The run ends, rejected; nothing is deployed. You can close this page.",
+    let next = match (decision, facts.notice.pause.is_some()) {
+        (ApprovalDecision::Approved, false) => "The run moves on to its deploy stage now. You can close this page.",
+        (ApprovalDecision::Rejected, false) => "The run ends, rejected; nothing is deployed. You can close this page.",
+        (ApprovalDecision::Approved, true) => "ECS continues the deployment now. You can close this page.",
+        (ApprovalDecision::Rejected, true) => {
+            "ECS rolls the deployment back now; the run ends rolled back. You can close this page."
+        }
     };
     let body = format!(
         "<h1>{} {} by {}</h1><p>{next}</p><p class=\"note\">Run {} of pipeline {}.</p>",
@@ -98,6 +113,19 @@ pub fn expired(expires_at: DateTime<Utc>) -> Page {
     let body = format!(
         "<h1>This approval has expired</h1><p>Nobody decided by {}; the run ended, timed out, and nothing was \
          deployed. Push again (or retry the run) to ask anew.</p>",
+        expires_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    page(410, "Approval expired", &body)
+}
+
+/// A pause nobody decided in time: ECS took its timeout action.
+pub fn pause_expired(expires_at: DateTime<Utc>, action: PauseAction) -> Page {
+    let what = match action {
+        PauseAction::Continue => "continued the deployment",
+        PauseAction::Rollback => "rolled the deployment back",
+    };
+    let body = format!(
+        "<h1>This approval has expired</h1><p>Nobody decided by {}; ECS took the pause's timeout action and {what}.</p>",
         expires_at.format("%Y-%m-%d %H:%M UTC")
     );
     page(410, "Approval expired", &body)
@@ -151,6 +179,23 @@ fn fact_list(facts: &RunFacts<'_>, now: DateTime<Utc>) -> String {
         rows.push(("Image", escape(image)));
     }
     rows.push(("Run", escape(&facts.execution.0)));
+    if let Some(pause) = &notice.pause {
+        rows.push(("Paused at", format!("<code>{}</code>", escape(&pause.stage))));
+        rows.push((
+            "Production",
+            format!("{} of production traffic on the new revision", percent(pause.shifted_tenths)),
+        ));
+        let checks = match pause.checks.as_slice() {
+            [] => "none ran".to_owned(),
+            lines => lines.iter().map(|line| escape(line)).collect::<Vec<_>>().join("<br>"),
+        };
+        rows.push(("Checks", checks));
+        let then = match pause.timeout_action {
+            PauseAction::Continue => "ECS continues the deployment",
+            PauseAction::Rollback => "ECS rolls the deployment back",
+        };
+        rows.push(("If nobody decides", then.to_owned()));
+    }
     rows.push((
         "Expires",
         format!("{} ({})", facts.expires_at.format("%Y-%m-%d %H:%M UTC"), time_left(facts.expires_at - now)),
@@ -216,7 +261,45 @@ mod tests {
             build_id: None,
             image_uri: Some("repo/web:1".into()),
             requested_at: Utc::now(),
+            pause: None,
         }
+    }
+
+    #[test]
+    fn a_pauses_page_asks_to_continue_and_shows_the_stage_the_traffic_moved_the_checks_and_the_timeout_action() {
+        let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().expect("time");
+        let notice = ApprovalNotice {
+            pause: Some(crate::pipeline::PauseNotice {
+                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+                strategy: "ecs_canary".into(),
+                shifted_tenths: 50,
+                timeout_action: PauseAction::Rollback,
+                checks: vec!["POST_TEST_TRAFFIC_SHIFT: passed (<ok>)".into()],
+            }),
+            ..notice()
+        };
+        let execution = ExecutionId::from("web-1");
+        let facts = RunFacts { execution: &execution, notice: &notice, expires_at: now + chrono::TimeDelta::hours(1) };
+        let page = review(&facts, "FORM", now);
+        for expected in [
+            "Continue web's ecs_canary deployment?",
+            "<code>PRE_PRODUCTION_TRAFFIC_SHIFT</code>",
+            "5% of production traffic on the new revision",
+            "POST_TEST_TRAFFIC_SHIFT: passed (&lt;ok&gt;)",
+            "<dt>If nobody decides</dt><dd>ECS rolls the deployment back</dd>",
+            "rejecting rolls it back",
+        ] {
+            assert!(page.html.contains(expected), "{expected:?} in {}", page.html);
+        }
+        let rejected = decided(&facts, ApprovalDecision::Rejected, "Ada");
+        assert!(rejected.html.contains("ECS rolls the deployment back now"), "{}", rejected.html);
+        let late = pause_expired(now, PauseAction::Continue);
+        assert_eq!(late.status, 410);
+        assert!(
+            late.html.contains("ECS took the pause's timeout action and continued the deployment"),
+            "{}",
+            late.html
+        );
     }
 
     #[test]

@@ -267,7 +267,74 @@ pub struct EcsNative {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     pub checks: Vec<Check>,
+    /// A person's approval inside the shift: ECS pauses the deployment at a stage until sluice continues it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<PauseApproval>,
 }
+
+/// An approval inside an ECS-native deployment: a `PAUSE` lifecycle hook at `stage`
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/pause-lifecycle-hooks.html>). At each pause sluice
+/// mails the approvers a link to the approval page; a decision calls ContinueServiceDeployment with CONTINUE or
+/// ROLLBACK. At `PRE_PRODUCTION_TRAFFIC_SHIFT` (before every step of a linear or canary shift) the pause before the
+/// first step, when no production traffic has moved yet, is continued without asking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseApproval {
+    /// One of [`PAUSE_STAGES`].
+    pub stage: String,
+    /// The SNS topic of the approvers: the pause's own, or the pipeline's `[approval]` topic.
+    pub topic_arn: String,
+    /// How long ECS waits for a decision (1 minute to 14 days; 24 hours unless given).
+    pub timeout_minutes: u32,
+    /// What ECS does when nobody decides in time (ROLLBACK unless given).
+    pub on_timeout: PauseAction,
+}
+
+/// What a paused ECS deployment does next: ContinueServiceDeployment's `action`, and a pause's timeout action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseAction {
+    Continue,
+    Rollback,
+}
+
+impl PauseAction {
+    /// `CONTINUE` or `ROLLBACK`, as ECS spells it.
+    pub fn ecs_name(self) -> &'static str {
+        match self {
+            PauseAction::Continue => "CONTINUE",
+            PauseAction::Rollback => "ROLLBACK",
+        }
+    }
+
+    /// `continue` or `rollback`, as a pipeline definition spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PauseAction::Continue => "continue",
+            PauseAction::Rollback => "rollback",
+        }
+    }
+}
+
+/// `12.5%`, `0%`, `100%`: tenths of a percent as a person reads them.
+pub fn percent(tenths: u32) -> String {
+    match tenths % 10 {
+        0 => format!("{}%", tenths / 10),
+        rest => format!("{}.{rest}%", tenths / 10),
+    }
+}
+
+/// The lifecycle stages at which ECS can pause a deployment: all but the two where traffic moves.
+pub const PAUSE_STAGES: [&str; 6] = [
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "POST_SCALE_UP",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+];
+
+/// The stage before each step of production traffic.
+pub const PRE_PRODUCTION_TRAFFIC_SHIFT: &str = "PRE_PRODUCTION_TRAFFIC_SHIFT";
 
 impl EcsNative {
     /// The lifecycle stages at which the pipeline runs checks, in lifecycle order.
@@ -289,6 +356,22 @@ pub enum TrafficShift {
 }
 
 impl TrafficShift {
+    /// The share of production traffic (tenths of a percent) on the new revision when ECS pauses at `stage` for the
+    /// `earlier`+1-th time: `PRE_PRODUCTION_TRAFFIC_SHIFT` comes before each step of a linear or canary shift.
+    pub fn production_at_pause(&self, stage: &str, earlier: usize) -> u32 {
+        let steps_done = u32::try_from(earlier).unwrap_or(u32::MAX);
+        match stage {
+            "POST_PRODUCTION_TRAFFIC_SHIFT" => 1000,
+            PRE_PRODUCTION_TRAFFIC_SHIFT => match self {
+                TrafficShift::BlueGreen => 0,
+                TrafficShift::Linear { step_tenths, .. } => step_tenths.saturating_mul(steps_done).min(1000),
+                TrafficShift::Canary { .. } if steps_done == 0 => 0,
+                TrafficShift::Canary { tenths, .. } => *tenths,
+            },
+            _ => 0,
+        }
+    }
+
     pub fn strategy(&self) -> &'static str {
         match self {
             TrafficShift::BlueGreen => "ecs_blue_green",

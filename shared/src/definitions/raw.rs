@@ -84,6 +84,17 @@ pub(super) struct RawDeploy {
     pub linear: Option<Spanned<RawLinear>>,
     pub canary: Option<Spanned<RawCanary>>,
     pub alarms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// ECS-native strategies: a person's approval at a lifecycle stage (a PAUSE hook).
+    pub approval: Option<Spanned<RawPauseApproval>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPauseApproval {
+    pub stage: Spanned<String>,
+    pub topic: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub on_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -321,3 +321,80 @@ deploy = { strategy = "rolling", cluster = "c", service = "api", bake_time = "5m
     );
     assert!(errors.iter().all(|e| e.starts_with("pipelines.toml:")), "{errors:?}");
 }
+
+#[test]
+fn an_approval_inside_an_ecs_deployment_takes_the_pipelines_topic_and_ecss_timeout_unless_it_names_its_own() {
+    let text = r#"
+[pipelines.web]
+source = { repository = "acme/web" }
+build = { project = "web-build" }
+approval = { topic = "arn:aws:sns:us-east-1:123456789012:approvers" }
+[pipelines.web.deploy]
+strategy = "ecs_canary"
+cluster = "prod"
+service = "web"
+approval = { stage = "PRE_PRODUCTION_TRAFFIC_SHIFT" }
+"#;
+    let definitions = Definitions::parse("p.toml", text).expect("valid");
+    let Some(DeployTarget::EcsNative(target)) = definitions.get("web").map(|p| &p.deploy) else { panic!("native") };
+    let pause = target.approval.as_ref().expect("an approval");
+    assert_eq!(pause.stage, "PRE_PRODUCTION_TRAFFIC_SHIFT");
+    assert_eq!(pause.topic_arn, "arn:aws:sns:us-east-1:123456789012:approvers");
+    assert_eq!((pause.timeout_minutes, pause.on_timeout), (1440, PauseAction::Rollback));
+
+    let own = text.replace(
+        "approval = { stage = \"PRE_PRODUCTION_TRAFFIC_SHIFT\" }",
+        "approval = { stage = \"POST_TEST_TRAFFIC_SHIFT\", topic = \"arn:aws:sns:us-east-1:123456789012:ops\", \
+         timeout = \"2h\", on_timeout = \"continue\" }",
+    );
+    let definitions = Definitions::parse("p.toml", &own).expect("valid");
+    let Some(DeployTarget::EcsNative(target)) = definitions.get("web").map(|p| &p.deploy) else { panic!("native") };
+    let pause = target.approval.as_ref().expect("an approval");
+    assert_eq!(pause.topic_arn, "arn:aws:sns:us-east-1:123456789012:ops");
+    assert_eq!((pause.timeout_minutes, pause.on_timeout), (120, PauseAction::Continue));
+}
+
+#[test]
+fn a_pause_where_traffic_moves_or_before_a_single_step_or_without_a_topic_is_an_error_at_its_line() {
+    let text = r#"
+[pipelines.web]
+source = { repository = "acme/web" }
+build = { project = "web-build" }
+[pipelines.web.deploy]
+strategy = "ecs_canary"
+cluster = "prod"
+service = "web"
+approval = { stage = "PRODUCTION_TRAFFIC_SHIFT", timeout = "15d", on_timeout = "wait" }
+
+[pipelines.api]
+source = { repository = "acme/api" }
+build = { project = "api-build" }
+approval = { topic = "arn:aws:sns:us-east-1:123456789012:approvers" }
+[pipelines.api.deploy]
+strategy = "ecs_blue_green"
+cluster = "prod"
+service = "api"
+approval = { stage = "PRE_PRODUCTION_TRAFFIC_SHIFT" }
+
+[pipelines.jobs]
+source = { repository = "acme/jobs" }
+build = { project = "jobs-build" }
+deploy = { strategy = "rolling", cluster = "c", service = "jobs", approval = { stage = "POST_SCALE_UP" } }
+"#;
+    let errors = errors(text);
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    assert!(has("pipelines.toml:9:"), "{errors:?}");
+    assert!(has("field `deploy.approval.stage`: must be one of RECONCILE_SERVICE"), "{errors:?}");
+    assert!(has("ECS cannot pause while traffic moves"), "{errors:?}");
+    assert!(has("field `deploy.approval.timeout`: must be between"), "{errors:?}");
+    assert!(
+        has("field `deploy.approval.on_timeout`: must be \"rollback\" or \"continue\" (got \"wait\")"),
+        "{errors:?}"
+    );
+    assert!(has("field `deploy.approval.topic`: is required when the pipeline has no [approval] topic"), "{errors:?}");
+    assert!(has("pipeline `api`, field `deploy.approval.stage`: ecs_blue_green moves production traffic in one step"));
+    assert!(
+        has("pipeline `jobs`, field `deploy.approval`: only applies to strategy = \"ecs_blue_green\""),
+        "{errors:?}"
+    );
+}

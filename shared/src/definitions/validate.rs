@@ -6,10 +6,11 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::error::{DefinitionError, DefinitionErrors, line_column};
-use super::raw::{RawApproval, RawCheck, RawDeploy, RawFile, RawFilter, RawPipeline, RawSource};
+use super::raw::{RawApproval, RawCheck, RawDeploy, RawFile, RawFilter, RawPauseApproval, RawPipeline, RawSource};
 use super::{
     Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker, DeployTarget, ECS_STAGES,
-    EcsNative, ExecutionMode, GlobFilter, Notify, Pipeline, ROLLING_HOOKS, Rolling, Source, TrafficShift,
+    EcsNative, ExecutionMode, GlobFilter, Notify, PAUSE_STAGES, PRE_PRODUCTION_TRAFFIC_SHIFT, PauseAction,
+    PauseApproval, Pipeline, ROLLING_HOOKS, Rolling, Source, TrafficShift,
 };
 
 const MINUTE: u64 = 60;
@@ -22,6 +23,10 @@ const CHECK_TIMEOUT_RANGE: (u64, u64) = (1, 5 * MINUTE);
 pub(super) const DEFAULT_CHECK_INTERVAL_SECS: u64 = 5;
 const CHECK_INTERVAL_RANGE: (u64, u64) = (1, 5 * MINUTE);
 const DEFAULT_DEPLOYMENT_CONFIG: &str = "CodeDeployDefault.ECSAllAtOnce";
+/// How long ECS waits at a pause for a decision: its own default and range
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentLifecycleHookTimeoutConfiguration.html>).
+pub const DEFAULT_PAUSE_TIMEOUT_MINUTES: u32 = 1440;
+const PAUSE_TIMEOUT_RANGE: (u64, u64) = (MINUTE, 14 * DAY);
 
 struct Checker<'a> {
     origin: &'a str,
@@ -183,7 +188,8 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) ->
         checker.error(span, "build.environment", format!("at most {MAX_ENV_VARIABLES} variables"));
     }
     let approval = raw.approval.map(|approval| validate_approval(checker, approval));
-    let deploy = validate_deploy(checker, raw.deploy);
+    let approval_topic = approval.as_ref().map(|approval| approval.topic_arn.as_str());
+    let deploy = validate_deploy(checker, raw.deploy, approval_topic);
     let notify = raw.notify.map(|notify| Notify {
         topic_arn: checker.text(&notify.topic, "notify.topic", is_sns_topic_arn, "must be an SNS topic ARN"),
     });
@@ -209,7 +215,9 @@ fn validate_approval(checker: &mut Checker<'_>, raw: RawApproval) -> Approval {
     Approval { topic_arn, timeout_secs }
 }
 
-fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy) -> DeployTarget {
+/// `approval_topic`: the pipeline's approval topic, which an approval inside the deployment uses unless it names its
+/// own.
+fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic: Option<&str>) -> DeployTarget {
     let cluster = checker.text(&raw.cluster, "deploy.cluster", is_ecs_name, "must be an ECS cluster name or ARN");
     let service = checker.text(&raw.service, "deploy.service", is_ecs_name, "must be an ECS service name or ARN");
     let strategy = raw.strategy.get_ref().as_str();
@@ -241,6 +249,7 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy) -> DeployTarge
             (raw.linear.as_ref().map(Spanned::span), "deploy.linear"),
             (raw.canary.as_ref().map(Spanned::span), "deploy.canary"),
             (raw.alarms.as_ref().map(Spanned::span), "deploy.alarms"),
+            (raw.approval.as_ref().map(Spanned::span), "deploy.approval"),
         ] {
             if let Some(span) = span {
                 checker.error(
@@ -266,7 +275,8 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy) -> DeployTarge
             ] {
                 only_for(checker, value.as_ref().map(Spanned::span), field, "rolling");
             }
-            validate_native(checker, strategy, &raw, NativeParts { cluster, service, container, checks })
+            let parts = NativeParts { cluster, service, container, checks, approval_topic };
+            validate_native(checker, strategy, &raw, parts)
         }
         "blue_green" => {
             for (value, field) in [
@@ -402,11 +412,12 @@ fn circuit_breaker(raw: &RawDeploy) -> CircuitBreaker {
 }
 
 /// What every strategy's target has, validated before the strategy's own fields.
-struct NativeParts {
+struct NativeParts<'a> {
     cluster: String,
     service: String,
     container: Option<String>,
     checks: Vec<Check>,
+    approval_topic: Option<&'a str>,
 }
 
 impl Checker<'_> {
@@ -435,8 +446,8 @@ impl Checker<'_> {
     }
 }
 
-fn validate_native(checker: &mut Checker<'_>, strategy: &str, raw: &RawDeploy, parts: NativeParts) -> DeployTarget {
-    let NativeParts { cluster, service, container, checks } = parts;
+fn validate_native(checker: &mut Checker<'_>, strategy: &str, raw: &RawDeploy, parts: NativeParts<'_>) -> DeployTarget {
+    let NativeParts { cluster, service, container, checks, approval_topic } = parts;
     let only = |checker: &mut Checker<'_>, span: Option<Range<usize>>, field: &str, strategy: &str| {
         if let Some(span) = span {
             checker.error(span, field, format!("only applies to strategy = \"{strategy}\""));
@@ -488,6 +499,7 @@ fn validate_native(checker: &mut Checker<'_>, strategy: &str, raw: &RawDeploy, p
             alarms.push(checker.text(alarm, "deploy.alarms", is_alarm_name, "must be a CloudWatch alarm name"));
         }
     }
+    let approval = raw.approval.as_ref().map(|approval| validate_pause(checker, approval, &shift, approval_topic));
     DeployTarget::EcsNative(EcsNative {
         cluster,
         service,
@@ -497,7 +509,63 @@ fn validate_native(checker: &mut Checker<'_>, strategy: &str, raw: &RawDeploy, p
         circuit_breaker: circuit_breaker(raw),
         container,
         checks,
+        approval,
     })
+}
+
+/// `deploy.approval`: a PAUSE hook at a stage where ECS can pause, mailing the pause's topic or the pipeline's.
+fn validate_pause(
+    checker: &mut Checker<'_>,
+    raw: &Spanned<RawPauseApproval>,
+    shift: &TrafficShift,
+    approval_topic: Option<&str>,
+) -> PauseApproval {
+    let (span, raw) = (raw.span(), raw.get_ref());
+    let stage = raw.stage.get_ref().trim();
+    if !PAUSE_STAGES.contains(&stage) {
+        let why = if ECS_STAGES.contains(&stage) {
+            "ECS cannot pause while traffic moves".to_owned()
+        } else {
+            format!("not an ECS lifecycle stage (got {:?})", raw.stage.get_ref())
+        };
+        checker.error(
+            raw.stage.span(),
+            "deploy.approval.stage",
+            format!("must be one of {}: {why}", PAUSE_STAGES.join(", ")),
+        );
+    } else if stage == PRE_PRODUCTION_TRAFFIC_SHIFT && *shift == TrafficShift::BlueGreen {
+        checker.error(
+            raw.stage.span(),
+            "deploy.approval.stage",
+            "ecs_blue_green moves production traffic in one step, before which nothing has moved:              pause at POST_TEST_TRAFFIC_SHIFT instead",
+        );
+    }
+    let topic_arn = match (&raw.topic, approval_topic) {
+        (Some(topic), _) => checker.text(topic, "deploy.approval.topic", is_sns_topic_arn, "must be an SNS topic ARN"),
+        (None, Some(topic)) => topic.to_owned(),
+        (None, None) => {
+            checker.error(span, "deploy.approval.topic", "is required when the pipeline has no [approval] topic");
+            String::new()
+        }
+    };
+    let timeout_minutes = raw
+        .timeout
+        .as_ref()
+        .and_then(|timeout| checker.minutes(timeout, "deploy.approval.timeout", PAUSE_TIMEOUT_RANGE))
+        .unwrap_or(DEFAULT_PAUSE_TIMEOUT_MINUTES);
+    let on_timeout = match raw.on_timeout.as_ref().map(|action| (action, action.get_ref().as_str())) {
+        None | Some((_, "rollback")) => PauseAction::Rollback,
+        Some((_, "continue")) => PauseAction::Continue,
+        Some((action, other)) => {
+            checker.error(
+                action.span(),
+                "deploy.approval.on_timeout",
+                format!("must be \"rollback\" or \"continue\" (got {other:?})"),
+            );
+            PauseAction::Rollback
+        }
+    };
+    PauseApproval { stage: stage.to_owned(), topic_arn, timeout_minutes, on_timeout }
 }
 
 /// CloudWatch alarm names: 1 to 255 printable characters.

@@ -7,7 +7,7 @@ pub mod taskdef;
 
 pub use checks::{CheckRun, StageProgress, StageVerdict, judge, stage_verdict, summary};
 pub use render::{
-    APPSPEC_FILE, BlueGreenRequest, EFFECT_TAG, IMAGE_PLACEHOLDER, NativeHook, NativeRequest, RenderError,
+    APPSPEC_FILE, BlueGreenRequest, EFFECT_TAG, IMAGE_PLACEHOLDER, NativeHook, NativePause, NativeRequest, RenderError,
     RollingRequest, TASK_DEFINITION_FILE, TASK_DEFINITION_PLACEHOLDER, appspec, blue_green, description, effect_marker,
     execution_of, hook_events, mark, native, native_failure, rolling, task_definition,
 };

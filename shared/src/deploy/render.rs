@@ -184,6 +184,17 @@ pub struct NativeRequest {
     pub circuit_breaker: CircuitBreaker,
     /// The Lambda hook at the stages where the pipeline runs checks, if it runs any.
     pub hook: Option<NativeHook>,
+    /// The PAUSE hook at the stage where the pipeline asks for an approval, if it asks.
+    pub pause: Option<NativePause>,
+}
+
+/// A PAUSE lifecycle hook (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/pause-lifecycle-hooks.html>).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativePause {
+    pub stage: String,
+    pub timeout_minutes: u32,
+    /// `CONTINUE` or `ROLLBACK`.
+    pub timeout_action: &'static str,
 }
 
 /// sluice's hooks function as an ECS lifecycle hook.
@@ -215,6 +226,11 @@ pub fn native(target: &EcsNative, task_definition_arn: &str, hook: Option<(&str,
             function_arn: function_arn.to_owned(),
             role_arn: role_arn.to_owned(),
             stages,
+        }),
+        pause: target.approval.as_ref().map(|approval| NativePause {
+            stage: approval.stage.clone(),
+            timeout_minutes: approval.timeout_minutes,
+            timeout_action: approval.on_timeout.ecs_name(),
         }),
     }
 }

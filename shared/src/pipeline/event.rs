@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use chrono::{DateTime, Utc};
 
-use super::state::{ApprovalDecision, Execution, ExecutionId, Plan, SourceFacts, Status};
-use crate::definitions::{Check, DeployTarget, ExecutionMode};
+use super::state::{ApprovalDecision, Execution, ExecutionId, PauseFacts, Plan, SourceFacts, Status};
+use crate::definitions::{Check, DeployTarget, ExecutionMode, PauseAction};
 use crate::events::SluiceEvent;
 
 /// What a successful build produced.
@@ -34,6 +34,43 @@ pub struct ApprovalNotice {
     pub build_id: Option<String>,
     pub image_uri: Option<String>,
     pub requested_at: DateTime<Utc>,
+    /// What the deployment has done so far, when the approval is asked at a pause of an ECS-native deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseNotice>,
+}
+
+/// What approvers are shown of a paused ECS-native deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseNotice {
+    pub stage: String,
+    /// `ecs_blue_green`, `ecs_linear` or `ecs_canary`.
+    pub strategy: String,
+    /// The share of production traffic on the new revision, in tenths of a percent.
+    pub shifted_tenths: u32,
+    /// What ECS does if nobody decides in time.
+    pub timeout_action: PauseAction,
+    /// The deployment's checks so far, one line each: the stage, passed or failed, and the checks' detail.
+    pub checks: Vec<String>,
+}
+
+impl PauseNotice {
+    /// What the approvers are shown of `execution`'s deployment, paused at `pause`.
+    pub fn of(execution: &Execution, pause: &PauseFacts) -> Self {
+        let hooks = execution.deploy.iter().flat_map(|deploy| &deploy.hooks);
+        let checks = hooks
+            .map(|hook| {
+                let verdict = if hook.passed { "passed" } else { "failed" };
+                format!("{}: {verdict} ({})", hook.lifecycle_event, hook.detail.as_deref().unwrap_or("no detail"))
+            })
+            .collect();
+        Self {
+            stage: pause.stage.clone(),
+            strategy: execution.plan.deploy.strategy().to_owned(),
+            shifted_tenths: pause.shifted_tenths,
+            timeout_action: pause.timeout_action,
+            checks,
+        }
+    }
 }
 
 impl ApprovalNotice {
@@ -51,6 +88,7 @@ impl ApprovalNotice {
             build_id: build.and_then(|build| build.build_id.clone()),
             image_uri: build.and_then(|build| build.image_uri.clone()),
             requested_at,
+            pause: None,
         }
     }
 }
@@ -108,6 +146,9 @@ pub enum Event {
     ApprovalSent {
         execution_id: ExecutionId,
         token_hash: String,
+        /// The pause the request was for (its hook id); absent for the approval stage.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hook_id: Option<String>,
     },
     /// A person decided, through a verified approval link.
     ApprovalDecided {
@@ -143,6 +184,19 @@ pub enum Event {
     },
     /// A lifecycle hook's checks ran (CodeDeploy's hooks, a rolling update's AfterRollout checks, or an ECS-native
     /// deployment's lifecycle stage).
+    /// ECS paused the deployment at a lifecycle stage (a PAUSE hook awaiting action), as DescribeServiceDeployments
+    /// tells it.
+    DeploymentPaused {
+        execution_id: ExecutionId,
+        service_deployment: String,
+        hook_id: String,
+        stage: String,
+        /// When ECS takes the timeout action, and which (`None`: as the plan says, from now).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_action: Option<PauseAction>,
+    },
     HookCompleted {
         execution_id: ExecutionId,
         deployment_id: String,
@@ -192,6 +246,7 @@ impl Event {
             | Event::ApprovalDecided { execution_id, .. }
             | Event::ApprovalExpired { execution_id }
             | Event::DeploymentStarted { execution_id, .. }
+            | Event::DeploymentPaused { execution_id, .. }
             | Event::HookCompleted { execution_id, .. }
             | Event::DeploymentSucceeded { execution_id, .. }
             | Event::DeploymentFailed { execution_id, .. }
@@ -212,6 +267,7 @@ impl Event {
             Event::ApprovalDecided { .. } => "approval_decided",
             Event::ApprovalExpired { .. } => "approval_expired",
             Event::DeploymentStarted { .. } => "deployment_started",
+            Event::DeploymentPaused { .. } => "deployment_paused",
             Event::HookCompleted { .. } => "hook_completed",
             Event::DeploymentSucceeded { .. } => "deployment_succeeded",
             Event::DeploymentFailed { .. } => "deployment_failed",
@@ -251,6 +307,9 @@ pub enum Effect {
         /// What the request shows the approvers.
         #[serde(default)]
         notice: Box<ApprovalNotice>,
+        /// The pause the approval is asked at (its hook id); absent for the approval stage.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hook_id: Option<String>,
     },
     /// Deploy the execution's build to its target.
     StartDeployment {
@@ -287,6 +346,9 @@ pub enum Effect {
         target: DeployTarget,
         task_definition: String,
     },
+    /// Continue a paused ECS-native deployment, or roll it back (ContinueServiceDeployment). Carried out by the
+    /// deployer.
+    ContinueDeployment { execution_id: ExecutionId, service_deployment: String, hook_id: String, action: PauseAction },
     /// Tell the pipeline's notification topic how a run ended. The notification is made from the run's own record
     /// when it is sent, so that the outbox holds no copy of it.
     NotifyOutcome { execution_id: ExecutionId, topic_arn: String, outcome: Status },
@@ -312,6 +374,8 @@ pub enum EffectKind {
     RunChecks,
     /// The deployer.
     RollBack,
+    /// The deployer.
+    ContinueDeployment,
     /// The notifier.
     NotifyOutcome,
     /// Any function that moves runs on.
@@ -327,6 +391,7 @@ impl EffectKind {
             EffectKind::ReportHookStatus => "report_hook_status",
             EffectKind::RunChecks => "run_checks",
             EffectKind::RollBack => "roll_back",
+            EffectKind::ContinueDeployment => "continue_deployment",
             EffectKind::NotifyOutcome => "notify_outcome",
             EffectKind::Publish => "publish",
         }
@@ -342,6 +407,7 @@ impl Effect {
             Effect::ReportHookStatus { .. } => EffectKind::ReportHookStatus,
             Effect::RunChecks { .. } => EffectKind::RunChecks,
             Effect::RollBack { .. } => EffectKind::RollBack,
+            Effect::ContinueDeployment { .. } => EffectKind::ContinueDeployment,
             Effect::NotifyOutcome { .. } => EffectKind::NotifyOutcome,
             Effect::Publish(_) => EffectKind::Publish,
         }
@@ -356,6 +422,7 @@ impl Effect {
             | Effect::ReportHookStatus { execution_id, .. }
             | Effect::RunChecks { execution_id, .. }
             | Effect::RollBack { execution_id, .. }
+            | Effect::ContinueDeployment { execution_id, .. }
             | Effect::NotifyOutcome { execution_id, .. } => Some(execution_id),
             Effect::Publish(event) => Some(event.execution_id()),
         }
@@ -382,6 +449,9 @@ impl Effect {
             }
             Effect::RollBack { execution_id, task_definition, .. } => {
                 format!("roll {execution_id}'s service back to {task_definition}")
+            }
+            Effect::ContinueDeployment { execution_id, hook_id, action, .. } => {
+                format!("{} {execution_id}'s deployment, paused at hook {hook_id}", action.name())
             }
             Effect::NotifyOutcome { execution_id, topic_arn, outcome } => {
                 format!("notify {topic_arn} that {execution_id} {}", outcome.name())

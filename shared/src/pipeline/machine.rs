@@ -84,6 +84,8 @@ pub enum TransitionError {
     ApprovalStillOpen { execution: ExecutionId, expires_at: DateTime<Utc> },
     #[error("the approval link of execution {execution} was replaced by a newer request; use the newest email")]
     StaleApprovalLink { execution: ExecutionId },
+    #[error("execution {execution}'s deployment paused at {stage}, where its pipeline asks for no approval")]
+    UnplannedPause { execution: ExecutionId, stage: String },
     #[error("pipeline {pipeline} already has {limit} executions waiting; let them finish or use mode = \"superseded\"")]
     QueueFull { pipeline: String, limit: usize },
 }
@@ -218,7 +220,8 @@ impl Run {
                 self.finish(i, outcome, Some(reason.clone()));
                 Ok(None)
             }
-            Event::ApprovalSent { token_hash, .. } => {
+            Event::ApprovalSent { token_hash, hook_id: Some(hook_id), .. } => self.pause_sent(i, hook_id, token_hash),
+            Event::ApprovalSent { token_hash, hook_id: None, .. } => {
                 let Some(approval) = self.state.executions[i].approval.as_ref() else {
                     return self.past(i, Stage::Approval, false, name);
                 };
@@ -238,6 +241,10 @@ impl Run {
             }
             Event::ApprovalDecided { decision, approver, comment, token_hash, source_ip, user_agent, .. } => {
                 let execution = &self.state.executions[i];
+                if let Some(hook_id) = self.decided_pause(i, token_hash.as_deref()) {
+                    let said = Said { decision: *decision, approver, comment, source_ip, user_agent };
+                    return self.pause_decided(i, &hook_id, &said);
+                }
                 let current = execution.approval.as_ref().and_then(|approval| approval.token_hash.as_ref());
                 if token_hash.is_some() && token_hash.as_ref() != current {
                     return Err(TransitionError::StaleApprovalLink { execution: execution.id.clone() });
@@ -261,22 +268,9 @@ impl Run {
                         expired_at,
                     });
                 }
-                approval.decision = Some(*decision);
-                approval.approver = Some(bounded(approver, MAX_APPROVER));
-                approval.comment = comment.as_deref().map(|comment| bounded(comment, MAX_COMMENT));
-                approval.decided_at = Some(now);
-                approval.source_ip = source_ip.as_deref().map(|ip| bounded(ip, MAX_SOURCE_IP));
-                approval.user_agent = user_agent.as_deref().map(|agent| bounded(agent, MAX_USER_AGENT));
-                let execution = &self.state.executions[i];
-                self.effects.push(Effect::Publish(SluiceEvent::ApprovalDecided(ApprovalDecidedEvent {
-                    pipeline: execution.pipeline.clone(),
-                    execution_id: execution.id.clone(),
-                    commit: execution.source.commit.clone(),
-                    decision: decision.name().to_owned(),
-                    approver: bounded(approver, MAX_APPROVER),
-                    comment: comment.as_deref().map(|comment| bounded(comment, MAX_COMMENT)),
-                    decided_at: now,
-                })));
+                let said = Said { decision: *decision, approver, comment, source_ip, user_agent };
+                said.record(approval, now);
+                self.announce_decision(i, &said, None);
                 match decision {
                     ApprovalDecision::Approved => self.advance(i, Stage::Approval),
                     ApprovalDecision::Rejected => {
@@ -330,6 +324,11 @@ impl Run {
                     deploy.previous_task_definition = Some(bounded(arn, MAX_ARN));
                 }
                 Ok(None)
+            }
+            Event::DeploymentPaused { service_deployment, hook_id, stage, expires_at, timeout_action, .. } => {
+                let pause =
+                    Paused { service_deployment, hook_id, stage, expires_at: *expires_at, action: *timeout_action };
+                self.paused(i, &pause)
             }
             Event::HookCompleted {
                 deployment_id, lifecycle_event, hook_execution_id, passed, detail, millis, ..
@@ -429,15 +428,17 @@ impl Run {
                 let now = self.now;
                 let deploy = self.deploy_mut(i);
                 deploy.finished_at = Some(now);
-                // The service says that a hook failed; the run knows which check, and why.
+                // The service says that a hook failed; the run knows which check, and why, or who rolled it back at a
+                // pause.
                 let failed_hook = deploy.hooks.iter().rev().find(|hook| !hook.passed);
-                let reason = match failed_hook {
-                    Some(hook) => format!(
+                let reason = match (pause::rolled_back_at(deploy, now), failed_hook) {
+                    (Some(pause), _) => format!("{pause}; {reason}"),
+                    (None, Some(hook)) => format!(
                         "the {} checks failed ({}); {reason}",
                         hook.lifecycle_event,
                         hook.detail.as_deref().unwrap_or("no detail")
                     ),
-                    None => reason.clone(),
+                    (None, None) => reason.clone(),
                 };
                 let outcome = if *rolled_back { Status::RolledBack } else { Status::Failed };
                 self.finish(i, outcome, Some(reason));
@@ -617,6 +618,7 @@ impl Run {
             previous_task_definition: None,
             rolled_out_at: None,
             hooks: Vec::new(),
+            pauses: Vec::new(),
             started_at: now,
             finished_at: None,
         })
@@ -714,23 +716,8 @@ impl Run {
                     .and_then(TimeDelta::try_seconds)
                     .and_then(|timeout| now.checked_add_signed(timeout))
                     .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                self.effects.push(Effect::RequestApproval {
-                    execution_id: execution.id.clone(),
-                    topic_arn: topic_arn.clone(),
-                    expires_at,
-                    notice: Box::new(ApprovalNotice::of(execution, now)),
-                });
-                self.effects.push(Effect::Publish(SluiceEvent::ApprovalRequested(ApprovalRequested {
-                    pipeline: execution.pipeline.clone(),
-                    execution_id: execution.id.clone(),
-                    repository: execution.source.repository.clone(),
-                    commit: execution.source.commit.clone(),
-                    git_ref: execution.source.git_ref.clone(),
-                    message: execution.source.message.clone(),
-                    image_uri: execution.build.as_ref().and_then(|build| build.image_uri.clone()),
-                    topic_arn: topic_arn.clone(),
-                    expires_at,
-                })));
+                let notice = ApprovalNotice::of(execution, now);
+                self.ask(i, &topic_arn, expires_at, notice, None);
                 self.state.executions[i].approval =
                     Some(ApprovalFacts { topic_arn, requested_at: now, expires_at, ..Default::default() });
             }
@@ -756,6 +743,53 @@ impl Run {
                 self.deploy_mut(i);
             }
         }
+    }
+
+    /// Asks the approvers (`topic_arn`) to decide by `expires_at`: at the approval stage, or at the pause `hook_id`.
+    fn ask(
+        &mut self,
+        i: usize,
+        topic_arn: &str,
+        expires_at: DateTime<Utc>,
+        notice: ApprovalNotice,
+        hook_id: Option<&str>,
+    ) {
+        let execution = &self.state.executions[i];
+        let pause_stage = notice.pause.as_ref().map(|pause| pause.stage.clone());
+        self.effects.push(Effect::RequestApproval {
+            execution_id: execution.id.clone(),
+            topic_arn: topic_arn.to_owned(),
+            expires_at,
+            notice: Box::new(notice),
+            hook_id: hook_id.map(str::to_owned),
+        });
+        self.effects.push(Effect::Publish(SluiceEvent::ApprovalRequested(ApprovalRequested {
+            pipeline: execution.pipeline.clone(),
+            execution_id: execution.id.clone(),
+            repository: execution.source.repository.clone(),
+            commit: execution.source.commit.clone(),
+            git_ref: execution.source.git_ref.clone(),
+            message: execution.source.message.clone(),
+            image_uri: execution.build.as_ref().and_then(|build| build.image_uri.clone()),
+            topic_arn: topic_arn.to_owned(),
+            expires_at,
+            pause_stage,
+        })));
+    }
+
+    /// Announces a decision just recorded (`pause_stage`: where the deployment it decides is paused).
+    fn announce_decision(&mut self, i: usize, said: &Said<'_>, pause_stage: Option<&str>) {
+        let execution = &self.state.executions[i];
+        self.effects.push(Effect::Publish(SluiceEvent::ApprovalDecided(ApprovalDecidedEvent {
+            pipeline: execution.pipeline.clone(),
+            execution_id: execution.id.clone(),
+            commit: execution.source.commit.clone(),
+            decision: said.decision.name().to_owned(),
+            approver: bounded(said.approver, MAX_APPROVER),
+            comment: said.comment.as_deref().map(|comment| bounded(comment, MAX_COMMENT)),
+            decided_at: self.now,
+            pause_stage: pause_stage.map(str::to_owned),
+        })));
     }
 
     /// Ends an execution; the stage it held goes to the next in line.
@@ -871,6 +905,9 @@ impl Run {
         self.state.executions.retain(|execution| !drop.contains(&execution.seq));
     }
 }
+
+mod pause;
+use pause::{Paused, Said};
 
 #[cfg(test)]
 mod tests;

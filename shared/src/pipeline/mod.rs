@@ -7,13 +7,14 @@ mod machine;
 pub mod outbox;
 mod state;
 
-pub use event::{ApprovalNotice, BuildFailure, BuildOutputs, Effect, EffectKind, Event, HookStatus};
+pub use event::{ApprovalNotice, BuildFailure, BuildOutputs, Effect, EffectKind, Event, HookStatus, PauseNotice};
 pub use machine::{
     Decision, IgnoreReason, MAX_APPROVER, MAX_COMMENT, MAX_HOOK_RESULTS, MAX_REASON, MAX_SOURCE_IP, MAX_USER_AGENT,
     MAX_WAITING, REMEMBERED_PUSHES, REMEMBERED_REFS, RETAINED_FINISHED, TransitionError, transition,
 };
 pub use outbox::Retry;
 pub use state::{
-    ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult,
-    Lease, ParkedEffect, PendingEffect, PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded,
+    ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, DeployFacts, Execution, ExecutionId, Gate,
+    HookResult, Lease, ParkedEffect, PauseFacts, PendingEffect, PipelineState, Plan, PushLink, RefHistory, SourceFacts,
+    Stage, Status, bounded,
 };

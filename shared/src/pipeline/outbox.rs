@@ -142,8 +142,11 @@ impl PipelineState {
         };
         self.pending.retain(|pending| match &pending.effect {
             Effect::StartBuild { execution_id, .. } => holds(execution_id, Stage::Build),
-            Effect::RequestApproval { execution_id, .. } => holds(execution_id, Stage::Approval),
-            Effect::StartDeployment { execution_id, .. }
+            Effect::RequestApproval { execution_id, hook_id: None, .. } => holds(execution_id, Stage::Approval),
+            // A pause's request, and its answer, matter while the deployment runs.
+            Effect::RequestApproval { execution_id, hook_id: Some(_), .. }
+            | Effect::ContinueDeployment { execution_id, .. }
+            | Effect::StartDeployment { execution_id, .. }
             | Effect::RunChecks { execution_id, .. }
             | Effect::RollBack { execution_id, .. } => holds(execution_id, Stage::Deploy),
             // CodeDeploy waits for no hook of a deployment that has ended.
@@ -347,6 +350,7 @@ mod tests {
             topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvals".into(),
             expires_at: now(),
             notice: Box::default(),
+            hook_id: None,
         };
         state.enqueue(vec![request, hook()], 2);
         // WHEN the outbox is tidied: e1 is building, not waiting for a person
@@ -364,6 +368,7 @@ mod tests {
             previous_task_definition: None,
             rolled_out_at: None,
             hooks: Vec::new(),
+            pauses: Vec::new(),
             started_at: now(),
             finished_at: None,
         });

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::event::Effect;
-use crate::definitions::{Approval, Build, DeployTarget, ExecutionMode, Notify, Pipeline};
+use crate::definitions::{Approval, Build, DeployTarget, ExecutionMode, Notify, PauseAction, Pipeline};
 
 /// The id of one execution (one run of a pipeline for one commit). Callers mint it; the machine never does.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -214,8 +214,50 @@ pub struct DeployFacts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolled_out_at: Option<DateTime<Utc>>,
     pub hooks: Vec<HookResult>,
+    /// The pauses of an ECS-native deployment at the pipeline's approval stage, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<PauseFacts>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// ECS paused the run's deployment at a stage (a PAUSE lifecycle hook) until sluice continues it or it times out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseFacts {
+    /// ECS's id of the paused hook: what ContinueServiceDeployment names.
+    pub hook_id: String,
+    pub stage: String,
+    /// The share of production traffic on the new revision while paused, in tenths of a percent.
+    pub shifted_tenths: u32,
+    /// What ECS does if nobody decides by the approval's `expires_at`.
+    pub timeout_action: PauseAction,
+    /// The decision sluice asked for; `None` when sluice continued the pause itself (no production traffic had
+    /// moved yet at the stage before each step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalFacts>,
+}
+
+/// One decision a person is asked for: the approval stage's, or one at a pause of an ECS-native deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate<'a> {
+    Stage(&'a ApprovalFacts),
+    Pause(&'a PauseFacts, &'a ApprovalFacts),
+}
+
+impl<'a> Gate<'a> {
+    pub fn facts(self) -> &'a ApprovalFacts {
+        match self {
+            Gate::Stage(facts) | Gate::Pause(_, facts) => facts,
+        }
+    }
+
+    /// The pause it is at, if it is one.
+    pub fn pause(self) -> Option<&'a PauseFacts> {
+        match self {
+            Gate::Stage(_) => None,
+            Gate::Pause(pause, _) => Some(pause),
+        }
+    }
 }
 
 /// Where an execution's approval stands, as its link tells it.
@@ -228,7 +270,8 @@ pub enum ApprovalStanding<'a> {
         approver: Option<&'a str>,
         at: Option<DateTime<Utc>>,
     },
-    /// Past its deadline without a decision (timed out, or about to be by the reconciler).
+    /// Past its deadline without a decision (timed out, or about to be by the reconciler; at a pause, ECS took
+    /// the pause's timeout action).
     Expired {
         at: DateTime<Utc>,
     },
@@ -345,20 +388,41 @@ pub struct PushLink {
 }
 
 impl Execution {
-    /// Where the execution's approval stands at `now`; `None` if it never asked for one.
-    pub fn approval_standing(&self, now: DateTime<Utc>) -> Option<ApprovalStanding<'_>> {
-        let approval = self.approval.as_ref()?;
+    /// Every decision the execution asked for: its approval stage's, then its deployment's pauses', oldest first.
+    pub fn gates(&self) -> impl Iterator<Item = Gate<'_>> {
+        let pauses = self.deploy.iter().flat_map(|deploy| &deploy.pauses);
+        self.approval
+            .iter()
+            .map(Gate::Stage)
+            .chain(pauses.filter_map(|pause| pause.approval.as_ref().map(|approval| Gate::Pause(pause, approval))))
+    }
+
+    /// The pause the deployment waits at now for a person's decision, if any.
+    pub fn open_pause(&self) -> Option<&PauseFacts> {
+        let pause = self.deploy.as_ref()?.pauses.last()?;
+        let open = pause.approval.as_ref().is_some_and(|approval| approval.decision.is_none());
+        (open && self.status == Status::Running(Stage::Deploy)).then_some(pause)
+    }
+
+    /// Where `gate` stands at `now`.
+    pub fn standing<'a>(&'a self, gate: Gate<'a>, now: DateTime<Utc>) -> ApprovalStanding<'a> {
+        let approval = gate.facts();
         if let Some(decision) = approval.decision {
             let approver = approval.approver.as_deref();
-            return Some(ApprovalStanding::Decided { decision, approver, at: approval.decided_at });
+            return ApprovalStanding::Decided { decision, approver, at: approval.decided_at };
         }
-        Some(match self.status {
-            Status::Running(Stage::Approval) if now <= approval.expires_at => ApprovalStanding::Open,
-            Status::Running(Stage::Approval) | Status::TimedOut => {
+        let waiting = match gate {
+            Gate::Stage(_) => self.status == Status::Running(Stage::Approval),
+            Gate::Pause(pause, _) => self.open_pause().is_some_and(|open| open.hook_id == pause.hook_id),
+        };
+        match (waiting, self.status) {
+            (true, _) if now <= approval.expires_at => ApprovalStanding::Open,
+            (true, _) | (false, Status::TimedOut) => ApprovalStanding::Expired { at: approval.expires_at },
+            (false, _) if gate.pause().is_some() && now > approval.expires_at => {
                 ApprovalStanding::Expired { at: approval.expires_at }
             }
             _ => ApprovalStanding::Withdrawn { reason: self.reason.as_deref() },
-        })
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use tracing::{info, warn};
 use crate::approval::page::{self, Page, RunFacts};
 use crate::approval::{LinkToken, Links, approval_email, same_hash};
 use crate::pipeline::{
-    ApprovalDecision, ApprovalNotice, ApprovalStanding, Effect, EffectKind, Event, Execution, MAX_APPROVER,
-    MAX_COMMENT, TransitionError,
+    ApprovalDecision, ApprovalNotice, ApprovalStanding, Effect, EffectKind, Event, Execution, Gate, MAX_APPROVER,
+    MAX_COMMENT, PauseNotice, TransitionError,
 };
 use crate::ports::{EventPublisher, NotifyError, PipelineStore, ReviewSite, TopicNotifier, approval_link};
 use crate::telemetry::Chain;
@@ -30,7 +30,7 @@ pub struct ApprovalEffects<P, N, W> {
 
 impl<P: EventPublisher, N: TopicNotifier, W: ReviewSite> ApprovalEffects<P, N, W> {
     async fn request(&self, effect: &Effect) -> Result<Option<Event>, EffectError> {
-        let Effect::RequestApproval { execution_id, topic_arn, expires_at, notice } = effect else {
+        let Effect::RequestApproval { execution_id, topic_arn, expires_at, notice, hook_id } = effect else {
             return Err(EffectError::permanent(
                 effect.kind().name(),
                 "not an effect the approval function carries out",
@@ -44,7 +44,8 @@ impl<P: EventPublisher, N: TopicNotifier, W: ReviewSite> ApprovalEffects<P, N, W
         match self.notifier.notify(topic_arn, &email).await {
             Ok(()) => {
                 info!(execution = %execution_id, topic = %topic_arn, "approval requested");
-                Ok(Some(Event::ApprovalSent { execution_id: execution_id.clone(), token_hash: token.hash() }))
+                let (execution_id, token_hash, hook_id) = (execution_id.clone(), token.hash(), hook_id.clone());
+                Ok(Some(Event::ApprovalSent { execution_id, token_hash, hook_id }))
             }
             Err(error @ NotifyError::Refused { .. }) => Err(EffectError::permanent("request_approval", error)),
             Err(error @ NotifyError::Unavailable { .. }) => Err(EffectError::transient("request_approval", error)),
@@ -72,6 +73,14 @@ struct Found {
     token: LinkToken,
 }
 
+impl Found {
+    /// The decision the link asks for: the approval stage's or a pause's (the link's token hash is one of theirs).
+    fn gate(&self) -> Option<Gate<'_>> {
+        let hash = self.token.hash();
+        self.execution.gates().find(|gate| gate.facts().token_hash.as_deref().is_some_and(|h| same_hash(h, &hash)))
+    }
+}
+
 /// The run the link in `token` decides on, if it is a link sluice sent and still the run's current one. Unknown,
 /// malformed, forged and replaced links all come back `None`: the caller cannot tell them apart, nor can a guesser.
 async fn find<S: PipelineStore>(store: &S, token: &str) -> Result<Option<Found>, crate::ports::StoreError> {
@@ -80,22 +89,22 @@ async fn find<S: PipelineStore>(store: &S, token: &str) -> Result<Option<Found>,
     let Some(link) = store.find(&approval_link(&hash)).await? else { return Ok(None) };
     let Some(stored) = store.load(&link.pipeline).await? else { return Ok(None) };
     let Some(execution) = stored.value.execution(&link.execution).cloned() else { return Ok(None) };
-    let pipeline = link.pipeline;
-    let current = execution.approval.as_ref().and_then(|approval| approval.token_hash.as_deref());
-    if !current.is_some_and(|current| same_hash(current, &hash)) {
-        return Ok(None);
-    }
-    Ok(Some(Found { pipeline, execution, token }))
+    let found = Found { pipeline: link.pipeline, execution, token };
+    Ok(found.gate().is_some().then_some(found))
 }
 
-/// The page for a run whose approval no longer waits, or `None` while it does.
-fn closed(execution: &Execution, now: DateTime<Utc>) -> Option<Page> {
-    match execution.approval_standing(now)? {
+/// The page for a link whose decision no longer waits, or `None` while it does.
+fn closed(found: &Found, now: DateTime<Utc>) -> Option<Page> {
+    let gate = found.gate()?;
+    match found.execution.standing(gate, now) {
         ApprovalStanding::Open => None,
         ApprovalStanding::Decided { decision, approver, at } => {
             Some(page::already_decided(decision, approver.unwrap_or("someone"), at))
         }
-        ApprovalStanding::Expired { at } => Some(page::expired(at)),
+        ApprovalStanding::Expired { at } => Some(match gate.pause() {
+            Some(pause) => page::pause_expired(at, pause.timeout_action),
+            None => page::expired(at),
+        }),
         ApprovalStanding::Withdrawn { reason } => {
             Some(page::withdrawn(reason.unwrap_or("the run no longer waits for an approval")))
         }
@@ -112,16 +121,21 @@ async fn open<S: PipelineStore>(store: &S, token: &str, now: DateTime<Utc>) -> R
             return Err(page::unavailable());
         }
     };
-    match closed(&found.execution, now) {
+    match closed(&found, now) {
         Some(page) => Err(page),
         None => Ok(found),
     }
 }
 
-/// What the pages show of the run.
-fn notice_of(execution: &Execution) -> ApprovalNotice {
-    let requested_at = execution.approval.as_ref().map_or(execution.created_at, |approval| approval.requested_at);
-    ApprovalNotice::of(execution, requested_at)
+/// What the pages show of the run, and until when the link decides.
+fn notice_of(found: &Found, now: DateTime<Utc>) -> (ApprovalNotice, DateTime<Utc>) {
+    let Some(gate) = found.gate() else { return (ApprovalNotice::of(&found.execution, now), now) };
+    let facts = gate.facts();
+    let notice = ApprovalNotice {
+        pause: gate.pause().map(|pause| PauseNotice::of(&found.execution, pause)),
+        ..ApprovalNotice::of(&found.execution, facts.requested_at)
+    };
+    (notice, facts.expires_at)
 }
 
 /// GET on a link: the review page, or why the link decides nothing. Changes nothing, whoever asks (mail scanners
@@ -131,8 +145,7 @@ pub async fn review_page<S: PipelineStore>(store: &S, token: &str, now: DateTime
         Ok(found) => found,
         Err(page) => return page,
     };
-    let notice = notice_of(&found.execution);
-    let expires_at = found.execution.approval.as_ref().map_or(now, |approval| approval.expires_at);
+    let (notice, expires_at) = notice_of(&found, now);
     let facts = RunFacts { execution: &found.execution.id, notice: &notice, expires_at };
     page::review(&facts, &found.token.form_token(), now)
 }
@@ -218,8 +231,7 @@ pub async fn decide<S: PipelineStore, R: EffectRunner>(
     };
     let mode = crate::definitions::ExecutionMode::default();
     let input = Input { pipeline: &found.pipeline, mode, event: &event, receipt: None, now };
-    let notice = notice_of(&found.execution);
-    let expires_at = found.execution.approval.as_ref().map_or(now, |approval| approval.expires_at);
+    let (notice, expires_at) = notice_of(&found, now);
     let facts = RunFacts { execution: &found.execution.id, notice: &notice, expires_at };
     match handle(store, runner, input).await {
         Ok(Handled::Applied) => {
@@ -227,10 +239,15 @@ pub async fn decide<S: PipelineStore, R: EffectRunner>(
             page::decided(&facts, form.decision, &form.approver)
         }
         Ok(Handled::Refused(TransitionError::StaleApprovalLink { .. })) => page::not_found(),
-        Ok(Handled::Refused(TransitionError::ApprovalExpired { expired_at, .. })) => page::expired(expired_at),
+        Ok(Handled::Refused(TransitionError::ApprovalExpired { expired_at, .. })) => {
+            match found.gate().and_then(Gate::pause) {
+                Some(pause) => page::pause_expired(expired_at, pause.timeout_action),
+                None => page::expired(expired_at),
+            }
+        }
         // Someone else decided (or the run moved) between the read and the write: say what stands now.
         Ok(_) => match find(store, token).await {
-            Ok(Some(found)) => closed(&found.execution, now).unwrap_or_else(page::unavailable),
+            Ok(Some(found)) => closed(&found, now).unwrap_or_else(page::unavailable),
             Ok(None) => page::not_found(),
             Err(_) => page::unavailable(),
         },

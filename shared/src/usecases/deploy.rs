@@ -1,4 +1,5 @@
-//! The deployer's effect runner: it carries out `StartDeployment`, `RollBack` (a rolling update whose AfterRollout
+//! The deployer's effect runner: it carries out `StartDeployment`, `ContinueDeployment` (a paused ECS-native
+//! deployment is continued or rolled back), `RollBack` (a rolling update whose AfterRollout
 //! checks failed goes back to the task definition the service ran before), and the announcements of the runs it
 //! moves on.
 //! It reads the build's `taskdef.json` (and `appspec.yaml` for blue/green), renders them (pure, `crate::deploy`),
@@ -270,7 +271,7 @@ where
     W: Supersessions,
 {
     fn kinds(&self) -> &[EffectKind] {
-        &[EffectKind::StartDeployment, EffectKind::RollBack, EffectKind::Publish]
+        &[EffectKind::StartDeployment, EffectKind::ContinueDeployment, EffectKind::RollBack, EffectKind::Publish]
     }
 
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
@@ -333,6 +334,18 @@ where
                     reason,
                     rolled_back,
                 }))
+            }
+            Effect::ContinueDeployment { execution_id, service_deployment, hook_id, action } => {
+                // ECS answers a pause it no longer waits at (timed out, or continued by an earlier attempt) with a
+                // refusal: the deployment's own events tell how it went on, so that is logged and left to them.
+                match self.ecs.resume(service_deployment, hook_id, *action).await {
+                    Ok(()) => info!(execution = %execution_id, hook_id, action = action.ecs_name(), "pause answered"),
+                    Err(error @ DeployError::Refused { .. }) => {
+                        tracing::warn!(execution = %execution_id, hook_id, error = %crate::telemetry::Chain(&error), "ECS refused the answer to the pause");
+                    }
+                    Err(error) => return Err(EffectError::transient("continue_deployment", error)),
+                }
+                Ok(None)
             }
             other => Err(EffectError::permanent(other.kind().name(), "not an effect the deployer carries out")),
         }

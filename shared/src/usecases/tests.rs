@@ -39,6 +39,7 @@ fn kinds(runner: &RecordingRunner) -> Vec<String> {
             Effect::NotifyOutcome { execution_id, .. } => format!("notify_outcome {execution_id}"),
             Effect::RunChecks { execution_id, .. } => format!("run_checks {execution_id}"),
             Effect::RollBack { execution_id, .. } => format!("roll_back {execution_id}"),
+            Effect::ContinueDeployment { execution_id, .. } => format!("continue_deployment {execution_id}"),
             Effect::Publish(event) => format!("publish {}", event.detail_type()),
         })
         .collect()

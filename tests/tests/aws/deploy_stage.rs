@@ -686,6 +686,7 @@ fn native(shift: TrafficShift, checks: Vec<Check>) -> DeployTarget {
         circuit_breaker: CircuitBreaker { enable: true, rollback: true },
         container: None,
         checks,
+        approval: None,
     })
 }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use super::*;
-use crate::definitions::{DeployTarget, ExecutionMode};
+use crate::definitions::{DeployTarget, ExecutionMode, PauseAction};
 use crate::pipeline::BuildOutputs;
 use crate::testing::push as triggered;
 
@@ -131,6 +131,7 @@ fn names(effects: &[Effect]) -> Vec<String> {
                 format!("publish(Execution Finished {} {})", finished.execution_id, finished.outcome)
             }
             Effect::NotifyOutcome { execution_id, outcome, .. } => format!("notify({execution_id} {})", outcome.name()),
+            Effect::ContinueDeployment { hook_id, action, .. } => format!("continue({hook_id} {})", action.name()),
             Effect::RunChecks { lifecycle_event, checks, .. } => {
                 format!("run_checks({lifecycle_event} {})", checks.len())
             }
@@ -637,7 +638,7 @@ fn in_superseded_mode_a_decided_approval_is_not_withdrawn() {
 #[test]
 fn an_approval_link_decides_only_while_it_is_the_current_one() {
     // GIVEN e1 awaiting approval, whose request went out with link hash h2 (after an earlier h1)
-    let sent = |hash: &str| Event::ApprovalSent { execution_id: id("e1"), token_hash: hash.into() };
+    let sent = |hash: &str| Event::ApprovalSent { execution_id: id("e1"), token_hash: hash.into(), hook_id: None };
     let state = given(&[push("e1"), build_succeeded("e1"), sent("h1"), sent("h2")]);
     let approval = state.execution(&id("e1")).and_then(|e| e.approval.clone()).expect("approval");
     assert_eq!(approval.token_hash.as_deref(), Some("h2"));
@@ -857,4 +858,191 @@ fn the_state_survives_a_json_round_trip() {
     let json = serde_json::to_string(&state).expect("serializes");
     let back: PipelineState = serde_json::from_str(&json).expect("parses");
     assert_eq!(back, state);
+}
+
+/// A run of an `ecs_canary` pipeline (5 %) that asks for an approval before each production step, deploying.
+fn canary_deploying(execution: &str) -> PipelineState {
+    let mut event = push(execution);
+    if let Event::Triggered { plan, .. } = &mut event {
+        plan.deploy = DeployTarget::EcsNative(crate::definitions::EcsNative {
+            cluster: "prod".into(),
+            service: "web".into(),
+            shift: crate::definitions::TrafficShift::Canary { tenths: 50, bake_time_minutes: 10 },
+            bake_time_minutes: 0,
+            alarms: Vec::new(),
+            circuit_breaker: crate::definitions::CircuitBreaker { enable: true, rollback: true },
+            container: None,
+            checks: Vec::new(),
+            approval: Some(crate::definitions::PauseApproval {
+                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+                topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvers".into(),
+                timeout_minutes: 30,
+                on_timeout: PauseAction::Rollback,
+            }),
+        });
+    }
+    let started = Event::DeploymentStarted {
+        execution_id: id(execution),
+        deployment_id: format!("d-{execution}"),
+        service_deployment: Some(format!("arn:sd-{execution}")),
+        task_definition: None,
+        previous_task_definition: None,
+    };
+    given(&[event, build_succeeded(execution), approved(execution), started])
+}
+
+fn paused(execution: &str, hook_id: &str) -> Event {
+    Event::DeploymentPaused {
+        execution_id: id(execution),
+        service_deployment: format!("arn:sd-{execution}"),
+        hook_id: hook_id.into(),
+        stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+        expires_at: Some(at(60)),
+        timeout_action: None,
+    }
+}
+
+fn decided_at_link(execution: &str, decision: ApprovalDecision, hash: &str) -> Event {
+    match decided(execution, decision) {
+        Event::ApprovalDecided { execution_id, decision, approver, comment, source_ip, user_agent, .. } => {
+            let token_hash = Some(hash.to_owned());
+            Event::ApprovalDecided { execution_id, decision, approver, comment, token_hash, source_ip, user_agent }
+        }
+        other => other,
+    }
+}
+
+/// The canary run paused after its canary step, its approval request sent with link `hash-2`.
+fn canary_awaiting(execution: &str) -> PipelineState {
+    let state = canary_deploying(execution);
+    let (state, _) = apply(&state, &paused(execution, "pause-1"), at(10));
+    let (state, _) = apply(&state, &paused(execution, "pause-2"), at(20));
+    let sent = Event::ApprovalSent {
+        execution_id: id(execution),
+        token_hash: "hash-2".into(),
+        hook_id: Some("pause-2".into()),
+    };
+    apply(&state, &sent, at(21)).0
+}
+
+#[test]
+fn a_canary_pause_before_any_production_traffic_is_continued_and_the_one_after_the_canary_step_asks_the_approvers() {
+    // GIVEN a canary run deploying
+    let state = canary_deploying("e1");
+    // WHEN ECS pauses before the first step: nothing has moved yet, so sluice continues it without asking
+    let (state, effects) = apply(&state, &paused("e1", "pause-1"), at(10));
+    assert_eq!(names(&effects)[0], "continue(pause-1 continue)");
+    assert!(!names(&effects).iter().any(|name| name.starts_with("request_approval")), "{:?}", names(&effects));
+    // WHEN it pauses again, after the canary step: the approvers are asked, shown the 5 % that moved
+    let (state, effects) = apply(&state, &paused("e1", "pause-2"), at(20));
+    let Some(Effect::RequestApproval { topic_arn, expires_at, notice, hook_id, .. }) = effects.first() else {
+        panic!("{:?}", names(&effects))
+    };
+    assert_eq!(topic_arn, "arn:aws:sns:eu-west-1:123456789012:approvers");
+    assert_eq!((*expires_at, hook_id.as_deref()), (at(60), Some("pause-2")));
+    let pause = notice.pause.as_ref().expect("the pause's facts");
+    assert_eq!(
+        (pause.stage.as_str(), pause.shifted_tenths, pause.timeout_action),
+        ("PRE_PRODUCTION_TRAFFIC_SHIFT", 50, PauseAction::Rollback)
+    );
+    assert!(effects.iter().any(|e| matches!(e, Effect::Publish(SluiceEvent::ApprovalRequested(r)) if r.pause_stage.as_deref() == Some("PRE_PRODUCTION_TRAFFIC_SHIFT"))));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    // AND the same pause told again changes nothing
+    assert_eq!(
+        transition(&state, &paused("e1", "pause-2"), at(21)),
+        Ok(Decision::Ignore(IgnoreReason::DuplicateEvent))
+    );
+}
+
+#[test]
+fn an_approval_at_a_pause_continues_the_deployment_and_the_run_succeeds_when_ecs_completes_it() {
+    // GIVEN the canary run paused after its canary step, its link sent
+    let state = canary_awaiting("e1");
+    // WHEN the approver approves through that link
+    let (state, effects) = apply(&state, &decided_at_link("e1", ApprovalDecision::Approved, "hash-2"), at(25));
+    // THEN the deployer continues the deployment, and the run still deploys
+    let continued = effects.iter().find_map(|e| match e {
+        Effect::ContinueDeployment { service_deployment, hook_id, action, .. } => {
+            Some((service_deployment.as_str(), hook_id.as_str(), *action))
+        }
+        _ => None,
+    });
+    assert_eq!(continued, Some(("arn:sd-e1", "pause-2", PauseAction::Continue)));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Publish(SluiceEvent::ApprovalDecided(d)) if d.pause_stage.is_some()))
+    );
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    let execution = state.execution(&id("e1")).expect("e1");
+    let decided = execution.deploy.as_ref().and_then(|d| d.pauses.last()).and_then(|p| p.approval.as_ref());
+    assert_eq!(decided.and_then(|a| a.approver.as_deref()), Some("alice@example.com"));
+    // AND the stage approval's own decision stands apart
+    assert_eq!(execution.approval.as_ref().and_then(|a| a.decision), Some(ApprovalDecision::Approved));
+    let (state, _) = apply(&state, &deployed("e1"), at(40));
+    assert_eq!(status(&state, "e1"), Status::Succeeded);
+}
+
+#[test]
+fn a_rejection_at_a_pause_rolls_the_deployment_back_and_the_run_names_who_rolled_it_back_where() {
+    let state = canary_awaiting("e1");
+    let (state, effects) = apply(&state, &decided_at_link("e1", ApprovalDecision::Rejected, "hash-2"), at(25));
+    assert!(names(&effects).contains(&"continue(pause-2 rollback)".to_owned()), "{:?}", names(&effects));
+    // A second click is refused: the decision stands
+    let again = transition(&state, &decided_at_link("e1", ApprovalDecision::Approved, "hash-2"), at(26));
+    assert!(matches!(again, Err(TransitionError::AlreadyDecided { .. })), "{again:?}");
+    let (state, _) = apply(&state, &deploy_failed("e1", true), at(30));
+    let execution = state.execution(&id("e1")).expect("e1");
+    assert_eq!(execution.status, Status::RolledBack);
+    let reason = execution.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "rolled back by alice@example.com at the PRE_PRODUCTION_TRAFFIC_SHIFT pause (5% of production on the new \
+             revision): looks good; "
+        ),
+        "{reason}"
+    );
+}
+
+#[test]
+fn nobody_deciding_at_a_pause_lets_ecs_time_it_out_and_the_run_says_the_timeout_rolled_it_back() {
+    let state = canary_awaiting("e1");
+    // A decision after the pause's deadline is refused: ECS has taken the timeout action
+    let late = transition(&state, &decided_at_link("e1", ApprovalDecision::Approved, "hash-2"), at(61));
+    assert!(matches!(late, Err(TransitionError::ApprovalExpired { .. })), "{late:?}");
+    let (state, _) = apply(&state, &deploy_failed("e1", true), at(62));
+    let reason = state.execution(&id("e1")).and_then(|e| e.reason.clone()).unwrap_or_default();
+    assert!(
+        reason
+            .starts_with("rolled back by the pause timeout: nobody decided at the PRE_PRODUCTION_TRAFFIC_SHIFT pause"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_pause_where_the_pipeline_asks_nothing_or_of_another_deployment_is_refused_and_changes_nothing() {
+    let state = canary_deploying("e1");
+    let mut elsewhere = paused("e1", "pause-1");
+    if let Event::DeploymentPaused { stage, .. } = &mut elsewhere {
+        *stage = "POST_SCALE_UP".into();
+    }
+    assert!(matches!(transition(&state, &elsewhere, at(10)), Err(TransitionError::UnplannedPause { .. })));
+    let mut foreign = paused("e1", "pause-1");
+    if let Event::DeploymentPaused { service_deployment, .. } = &mut foreign {
+        *service_deployment = "arn:sd-other".into();
+    }
+    assert!(matches!(transition(&state, &foreign, at(10)), Err(TransitionError::ForeignDeployment { .. })));
+    // A blue/green run never pauses: its pause is refused too
+    let bg = given(&[push("e2"), build_succeeded("e2"), approved("e2"), deployment_started("e2")]);
+    assert!(matches!(transition(&bg, &paused("e2", "p"), at(10)), Err(TransitionError::UnplannedPause { .. })));
+}
+
+#[test]
+fn a_linear_shift_has_moved_one_step_more_at_each_pause_before_a_step() {
+    use crate::definitions::TrafficShift;
+    let linear = TrafficShift::Linear { step_tenths: 250, step_bake_time_minutes: 5 };
+    let moved: Vec<u32> = (0..6).map(|n| linear.production_at_pause("PRE_PRODUCTION_TRAFFIC_SHIFT", n)).collect();
+    assert_eq!(moved, [0, 250, 500, 750, 1000, 1000]);
+    assert_eq!(linear.production_at_pause("POST_TEST_TRAFFIC_SHIFT", 0), 0);
+    assert_eq!(TrafficShift::BlueGreen.production_at_pause("POST_PRODUCTION_TRAFFIC_SHIFT", 0), 1000);
 }

@@ -1,5 +1,5 @@
-//! "CodeDeploy Deployment State-change Notification" or "ECS Deployment State Change" event ->
-//! `record_deployment_event`. Errors are returned so that Lambda retries the event and, past its retries, sends it
+//! "CodeDeploy Deployment State-change Notification", "ECS Deployment State Change" or "ECS Hook State Change" event
+//! -> `record_deployment_event`. Errors are returned so that Lambda retries the event and, past its retries, sends it
 //! to the dead-letter queue: a deployment's outcome is never dropped silently.
 
 use chrono::{DateTime, Utc};
@@ -63,6 +63,20 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 pub fn change_of(event: &Value) -> Result<DeploymentStateChange, &'static str> {
     let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty());
     let event_id = text("/id").ok_or("the event has no id")?.to_owned();
+    if let (Some("aws.ecs"), Some("ECS Hook State Change")) = (text("/source"), text("/detail-type")) {
+        // AWS documents the event's name, not the rest of its detail: the deployment is found by whichever of its
+        // ids the event carries, and DescribeServiceDeployments tells the rest.
+        let resources = event.get("resources").and_then(Value::as_array).into_iter().flatten();
+        let service_deployment =
+            resources.filter_map(Value::as_str).find(|arn| arn.contains(":service-deployment/")).map(str::to_owned);
+        let deployment_id = text("/detail/deploymentId")
+            .or(text("/detail/serviceDeploymentArn"))
+            .map(str::to_owned)
+            .or(service_deployment)
+            .ok_or("the hook event names no deployment (detail.deploymentId or a service deployment resource)")?;
+        let event_name = text("/detail/eventName").ok_or("the event has no detail.eventName")?.to_owned();
+        return Ok(DeploymentStateChange { event_id, deployment_id, change: DeploymentChange::EcsHook { event_name } });
+    }
     let deployment_id = text("/detail/deploymentId").ok_or("the event has no detail.deploymentId")?.to_owned();
     let change = match (text("/source"), text("/detail-type")) {
         (Some("aws.codedeploy"), Some("CodeDeploy Deployment State-change Notification")) => {
@@ -135,6 +149,24 @@ mod tests {
         let DeploymentChange::Ecs { event_name, reason } = change.change else { panic!("an ECS change") };
         assert_eq!(event_name, event["detail"]["eventName"].as_str().unwrap_or_default());
         assert_eq!(reason.as_deref(), event["detail"]["reason"].as_str());
+    }
+
+    #[test]
+    fn a_hook_state_change_finds_its_deployment_by_whichever_id_it_carries() {
+        let arn = "arn:aws:ecs:us-east-1:123456789012:service-deployment/prod/web/aBcD";
+        let by_resource = serde_json::json!({
+            "id": "e-1", "source": "aws.ecs", "detail-type": "ECS Hook State Change", "resources": [arn],
+            "detail": { "eventName": "HOOK_AWAITING_ACTION" }
+        });
+        let change = change_of(&by_resource).expect("a hook change");
+        assert_eq!(change.deployment_id, arn);
+        assert_eq!(change.change, DeploymentChange::EcsHook { event_name: "HOOK_AWAITING_ACTION".into() });
+        let mut by_id = by_resource.clone();
+        by_id["detail"]["deploymentId"] = "ecs-svc/123".into();
+        assert_eq!(change_of(&by_id).map(|c| c.deployment_id), Ok("ecs-svc/123".to_owned()));
+        let mut bare = by_resource;
+        bare["resources"] = serde_json::json!([]);
+        assert!(change_of(&bare).is_err());
     }
 
     #[test]

@@ -82,6 +82,10 @@ struct State {
     /// Every registered task definition (as DescribeTaskDefinition answers it) and its tags, by ARN, in order.
     definitions: Vec<(String, Value, Value)>,
     deployments: u32,
+    /// ContinueServiceDeployment's answers not yet acted on: the action, by paused hook id.
+    answers: HashMap<String, String>,
+    /// StopServiceDeployment's requests not yet acted on: the stop type, by service deployment ARN.
+    stops: HashMap<String, String>,
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -286,6 +290,44 @@ fn answer(state: &Arc<Mutex<State>>, events: &Events, operation: &str, input: &V
             }
             reply(200, &json!({ "serviceDeployments": found, "failures": failures }))
         }
+        // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContinueServiceDeployment.html
+        "ContinueServiceDeployment" => {
+            let arn = input["serviceDeploymentArn"].as_str().unwrap_or_default();
+            let (hook_id, action) = (input["hookId"].as_str().unwrap_or_default(), input["action"].as_str());
+            let mut state = lock(state);
+            let Some(record) = state.service_deployments.get(arn) else {
+                return error("ServiceDeploymentNotFoundException", "The service deployment does not exist.");
+            };
+            let details = record["lifecycleHookDetails"].as_array().into_iter().flatten();
+            let awaiting =
+                details.into_iter().any(|d| d["hookId"] == json!(hook_id) && d["status"] == "AWAITING_ACTION");
+            if record["status"] != "IN_PROGRESS" || !awaiting {
+                return error(
+                    "InvalidParameterException",
+                    "The hook is not in AWAITING_ACTION status or the service deployment is not IN_PROGRESS.",
+                );
+            }
+            let Some(action @ ("CONTINUE" | "ROLLBACK")) = action else {
+                return error("InvalidParameterException", "action must be CONTINUE or ROLLBACK.");
+            };
+            state.answers.insert(hook_id.to_owned(), action.to_owned());
+            reply(200, &json!({ "serviceDeploymentArn": arn }))
+        }
+        // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_StopServiceDeployment.html
+        "StopServiceDeployment" => {
+            let arn = input["serviceDeploymentArn"].as_str().unwrap_or_default();
+            let stop_type = input["stopType"].as_str().unwrap_or("ROLLBACK").to_owned();
+            let mut state = lock(state);
+            let Some(record) = state.service_deployments.get_mut(arn) else {
+                return error("ServiceDeploymentNotFoundException", "The service deployment does not exist.");
+            };
+            if !matches!(record["status"].as_str(), Some("PENDING" | "IN_PROGRESS")) {
+                return error("InvalidParameterException", "The service deployment cannot be stopped in its state.");
+            }
+            record["status"] = json!(if stop_type == "ROLLBACK" { "ROLLBACK_REQUESTED" } else { "STOP_REQUESTED" });
+            state.stops.insert(arn.to_owned(), stop_type);
+            reply(200, &json!({ "serviceDeploymentArn": arn }))
+        }
         other => error("InvalidParameterException", &format!("the ECS sandbox does not play {other}")),
     }
 }
@@ -302,6 +344,17 @@ fn update_service(state: &Arc<Mutex<State>>, events: &Events, input: &Value) -> 
     let previous = service.task_definition.clone();
     let task_definition = input["taskDefinition"].as_str().map_or(previous.clone(), str::to_owned);
     if let Some(configuration) = input.get("deploymentConfiguration").filter(|c| c.is_object()) {
+        // ECS refuses a PAUSE hook where traffic moves
+        // (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentLifecycleHook.html).
+        let hooks = configuration["lifecycleHooks"].as_array().into_iter().flatten();
+        let pauses = hooks.filter(|hook| hook["targetType"] == "PAUSE");
+        let stages = pauses.flat_map(|hook| hook["lifecycleStages"].as_array().into_iter().flatten());
+        if stages.into_iter().any(|stage| stage == "TEST_TRAFFIC_SHIFT" || stage == "PRODUCTION_TRAFFIC_SHIFT") {
+            return error(
+                "InvalidParameterException",
+                "PAUSE hooks cannot be configured at TEST_TRAFFIC_SHIFT or PRODUCTION_TRAFFIC_SHIFT stages.",
+            );
+        }
         service.deployment_configuration = configuration.clone();
     }
     // The same task definition, and no new deployment forced: nothing needs new tasks, and ECS starts no

@@ -221,6 +221,21 @@ pub struct DeployFacts {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+impl DeployFacts {
+    /// Whether the deployment is being rolled back for a reason sluice knows: a stage's checks failed, a person
+    /// rejected it at a pause, or a pause whose timeout action is ROLLBACK timed out.
+    pub fn rolling_back(&self, now: DateTime<Utc>) -> bool {
+        let pause_rolled_back = self.pauses.last().is_some_and(|pause| match &pause.approval {
+            Some(approval) => match approval.decision {
+                Some(decision) => decision == ApprovalDecision::Rejected,
+                None => pause.timeout_action == PauseAction::Rollback && now >= approval.expires_at,
+            },
+            None => false,
+        });
+        pause_rolled_back || self.hooks.iter().any(|hook| !hook.passed)
+    }
+}
+
 /// ECS paused the run's deployment at a stage (a PAUSE lifecycle hook) until sluice continues it or it times out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PauseFacts {

@@ -20,6 +20,9 @@ pub enum DeploymentChange {
     CodeDeploy { state: String },
     /// ECS's `eventName` (SERVICE_DEPLOYMENT_IN_PROGRESS, _COMPLETED, _FAILED) and `reason`.
     Ecs { event_name: String, reason: Option<String> },
+    /// ECS's "ECS Hook State Change" `eventName` (HOOK_AWAITING_ACTION: a PAUSE hook waits for
+    /// ContinueServiceDeployment). Only a doorbell: DescribeServiceDeployments says which hook, where, until when.
+    EcsHook { event_name: String },
 }
 
 impl DeploymentChange {
@@ -27,7 +30,7 @@ impl DeploymentChange {
     pub fn state(&self) -> &str {
         match self {
             DeploymentChange::CodeDeploy { state } => state,
-            DeploymentChange::Ecs { event_name, .. } => event_name,
+            DeploymentChange::Ecs { event_name, .. } | DeploymentChange::EcsHook { event_name } => event_name,
         }
     }
 }
@@ -37,7 +40,7 @@ impl DeploymentChange {
 pub struct DeploymentStateChange {
     /// The EventBridge event id (deduplicates redeliveries).
     pub event_id: String,
-    /// CodeDeploy's deployment id, or ECS's service deployment id (`ecs-svc/...`).
+    /// CodeDeploy's deployment id, or ECS's service deployment id (`ecs-svc/...`) or service deployment ARN.
     pub deployment_id: String,
     pub change: DeploymentChange,
 }
@@ -132,6 +135,35 @@ fn outcome(execution_id: &ExecutionId, deployment_id: &str, ended: &Ended<'_>) -
     Event::DeploymentFailed { execution_id, deployment_id: Some(deployment_id), reason, rolled_back: ended.rolled_back }
 }
 
+/// The event a PAUSE hook's `HOOK_AWAITING_ACTION` is, for run `execution_id`: which hook of its service deployment
+/// waits, where, until when, as DescribeServiceDeployments tells it; `None` if none waits (already continued).
+async fn paused<S: PipelineStore, N: NativeDeployments>(
+    store: &S,
+    native: &N,
+    execution_id: &ExecutionId,
+) -> Result<Option<Event>, DeploymentEventError> {
+    let run = store.execution(execution_id).await.map_err(HandleError::from)?;
+    let Some(arn) = run.and_then(|run| run.deploy).and_then(|deploy| deploy.service_deployment) else {
+        return Ok(None);
+    };
+    let lookup = |source| DeploymentEventError::Lookup { deployment_id: arn.clone(), source };
+    let Some(pause) = native.describe(&arn).await.map_err(lookup)?.and_then(|report| report.awaiting) else {
+        return Ok(None);
+    };
+    Ok(Some(Event::DeploymentPaused {
+        execution_id: execution_id.clone(),
+        service_deployment: arn,
+        hook_id: pause.hook_id,
+        stage: pause.stage,
+        expires_at: pause.expires_at,
+        timeout_action: pause.timeout_action,
+    }))
+}
+
+/// What "ECS Hook State Change" says when a PAUSE hook waits for ContinueServiceDeployment
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/pause-lifecycle-hooks.html>).
+pub const AWAITING_ACTION: &str = "HOOK_AWAITING_ACTION";
+
 /// Records one deployment event on the run that started the deployment.
 #[instrument(skip_all, fields(deployment = %change.deployment_id))]
 pub async fn record_deployment_event<S, R, B, N>(
@@ -150,7 +182,9 @@ where
 {
     let deployment_id = change.deployment_id.as_str();
     let (is_blue_green, state) = (matches!(change.change, DeploymentChange::CodeDeploy { .. }), change.change.state());
-    if !matches!(state, "SUCCESS" | "FAILURE" | "STOP" | "SERVICE_DEPLOYMENT_COMPLETED" | "SERVICE_DEPLOYMENT_FAILED") {
+    let acted_on =
+        ["SUCCESS", "FAILURE", "STOP", "SERVICE_DEPLOYMENT_COMPLETED", "SERVICE_DEPLOYMENT_FAILED", AWAITING_ACTION];
+    if !acted_on.contains(&state) {
         return Ok(DeploymentEventOutcome::NotOurs("a deployment state sluice does not act on"));
     }
     let Some((pipeline, execution_id)) = owner(store, blue_green, deployment_id, is_blue_green).await? else {
@@ -158,6 +192,10 @@ where
     };
     let ended = |state, message, rolled_back, service| Ended { state, message, rolled_back, service };
     let event = match &change.change {
+        DeploymentChange::EcsHook { .. } => match paused(store, native, &execution_id).await? {
+            Some(event) => event,
+            None => return Ok(DeploymentEventOutcome::NotOurs("no pause of the run's deployment awaits action")),
+        },
         DeploymentChange::CodeDeploy { state } if state == "SUCCESS" => {
             outcome(&execution_id, deployment_id, &ended(DeploymentState::Succeeded, None, false, "CodeDeploy"))
         }

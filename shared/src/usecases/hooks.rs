@@ -325,10 +325,9 @@ where
         info!(passed = recorded.passed, "hook already answered; answering the same again");
         return Ok(if recorded.passed { StageAnswer::Succeeded } else { StageAnswer::Failed });
     }
-    // ECS runs the traffic-shift hooks again while it rolls back: a run that has failed a stage or ended is being
-    // rolled back, and the rollback must not be held up.
-    let failed_before = deploy.is_some_and(|d| d.hooks.iter().any(|h| !h.passed));
-    if failed_before || run.status.is_finished() {
+    // ECS runs the traffic-shift hooks again while it rolls back: a run that has failed a stage, been rolled back at
+    // a pause or ended is being rolled back, and the rollback must not be held up.
+    if deploy.is_some_and(|d| d.rolling_back(now)) || run.status.is_finished() {
         info!(status = %run.status, weight = ?call.target_production_weight, "a rollback's hook; answering SUCCEEDED");
         return Ok(StageAnswer::Succeeded);
     }

@@ -423,7 +423,8 @@ pub use build_events::{BuildEventError, BuildEventOutcome, BuildStateChange, art
 pub use definitions::{CachedDefinitions, DefinitionsError};
 pub use deploy::DeployEffects;
 pub use deploy_events::{
-    DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange, record_deployment_event,
+    AWAITING_ACTION, DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange,
+    record_deployment_event,
 };
 pub use effects::{Announcer, StageEffects};
 pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, StageAnswer, StageCall, answer_hook, answer_stage};

@@ -16,8 +16,8 @@ use crate::ports::{
 };
 use crate::telemetry::Chain;
 use crate::usecases::{
-    BuildEventOutcome, BuildStateChange, DeploymentChange, DeploymentEventOutcome, DeploymentStateChange, EffectRunner,
-    Handled, Input, flush, handle, record_build_event, record_deployment_event,
+    AWAITING_ACTION, BuildEventOutcome, BuildStateChange, DeploymentChange, DeploymentEventOutcome,
+    DeploymentStateChange, EffectRunner, Handled, Input, flush, handle, record_build_event, record_deployment_event,
 };
 
 /// A build or a deployment that has said nothing for this long is asked about.
@@ -267,7 +267,18 @@ where
                 return Ok(Some(Lost::Gone(reason)));
             };
             let event_name = match report.progress {
-                DeploymentProgress::Going => return Ok(None),
+                // Paused at a hook the run never heard of (its "ECS Hook State Change" was lost): told now.
+                DeploymentProgress::Going => {
+                    let Some(pause) = report.awaiting else { return Ok(None) };
+                    if deploy.pauses.iter().any(|known| known.hook_id == pause.hook_id) {
+                        return Ok(None);
+                    }
+                    return Ok(Some(Lost::Change(DeploymentStateChange {
+                        event_id: format!("reconciled:{arn}:{}", pause.hook_id),
+                        deployment_id: arn.to_owned(),
+                        change: DeploymentChange::EcsHook { event_name: AWAITING_ACTION.to_owned() },
+                    })));
+                }
                 DeploymentProgress::Succeeded => "SERVICE_DEPLOYMENT_COMPLETED",
                 DeploymentProgress::Failed | DeploymentProgress::Stopped => "SERVICE_DEPLOYMENT_FAILED",
             };

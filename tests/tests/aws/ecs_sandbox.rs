@@ -221,3 +221,151 @@ async fn task_definitions_are_listed_newest_first_by_family_and_described_with_t
     assert_eq!(tagged.task_definition().map(|t| t.revision()), Some(3));
     Ok(())
 }
+
+/// A BLUE_GREEN deployment configuration with a PAUSE hook at `stage` (`timeout` minutes, then `action`).
+fn paused_at(stage: &str, timeout: i32, action: &str) -> DeploymentConfiguration {
+    use aws_sdk_ecs::types::{
+        DeploymentLifecycleHook, DeploymentLifecycleHookAction, DeploymentLifecycleHookStage,
+        DeploymentLifecycleHookTargetType, DeploymentLifecycleHookTimeoutConfiguration, DeploymentStrategy,
+    };
+    let timeout = DeploymentLifecycleHookTimeoutConfiguration::builder()
+        .timeout_in_minutes(timeout)
+        .action(DeploymentLifecycleHookAction::from(action))
+        .build();
+    let pause = DeploymentLifecycleHook::builder()
+        .target_type(DeploymentLifecycleHookTargetType::Pause)
+        .lifecycle_stages(DeploymentLifecycleHookStage::from(stage))
+        .timeout_configuration(timeout)
+        .build();
+    DeploymentConfiguration::builder().strategy(DeploymentStrategy::BlueGreen).lifecycle_hooks(pause).build()
+}
+
+/// Starts a deployment of the new revision with `configuration`; its service deployment ARN.
+async fn deploy_native(world: &World, configuration: DeploymentConfiguration) -> Result<String> {
+    let updated = world
+        .ecs
+        .update_service()
+        .cluster("prod")
+        .service("api")
+        .task_definition(&world.new)
+        .deployment_configuration(configuration)
+        .send()
+        .await?;
+    Ok(updated.service().and_then(|s| s.current_service_deployment()).context("a service deployment")?.to_owned())
+}
+
+/// The service deployment as DescribeServiceDeployments tells it, once `ready` holds of it (within 10 s).
+async fn described_when(
+    world: &World,
+    arn: &str,
+    ready: impl Fn(&aws_sdk_ecs::types::ServiceDeployment) -> bool,
+) -> Result<aws_sdk_ecs::types::ServiceDeployment> {
+    for _ in 0..200 {
+        let described = world.ecs.describe_service_deployments().service_deployment_arns(arn).send().await?;
+        if let Some(found) = described.service_deployments().first().filter(|d| ready(d)) {
+            return Ok(found.clone());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("service deployment {arn} did not get there within 10 s")
+}
+
+fn awaiting(d: &aws_sdk_ecs::types::ServiceDeployment) -> Option<String> {
+    use aws_sdk_ecs::types::{DeploymentLifecycleHookStatus, DeploymentLifecycleHookTargetType};
+    d.lifecycle_hook_details()
+        .iter()
+        .find(|h| {
+            h.target_type() == Some(&DeploymentLifecycleHookTargetType::Pause)
+                && h.status() == Some(&DeploymentLifecycleHookStatus::AwaitingAction)
+        })
+        .and_then(|h| h.hook_id())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_pause_hook_waits_for_continue_service_deployment_announced_by_a_hook_state_change() -> Result<()> {
+    use aws_sdk_ecs::types::{DeploymentLifecycleHookAction, ServiceDeploymentStatus};
+    let world = world(Rollout::Healthy).await?;
+    let hooks = world.stack.listen(&json!({ "source": ["aws.ecs"], "detail-type": ["ECS Hook State Change"] })).await?;
+    // ECS refuses a pause where traffic moves.
+    let refused = world
+        .ecs
+        .update_service()
+        .cluster("prod")
+        .service("api")
+        .task_definition(&world.new)
+        .deployment_configuration(paused_at("PRODUCTION_TRAFFIC_SHIFT", 10, "ROLLBACK"))
+        .send()
+        .await;
+    let error = refused.err().context("refused")?.into_service_error();
+    assert!(error.is_invalid_parameter_exception(), "{error:?}");
+
+    let arn = deploy_native(&world, paused_at("POST_TEST_TRAFFIC_SHIFT", 60, "ROLLBACK")).await?;
+    let paused = described_when(&world, &arn, |d| awaiting(d).is_some()).await?;
+    let hook_id = awaiting(&paused).context("a pause awaiting action")?;
+    assert_eq!(paused.lifecycle_stage().map(|s| s.as_str()), Some("POST_TEST_TRAFFIC_SHIFT"));
+    let detail = paused.lifecycle_hook_details().iter().find(|h| h.hook_id() == Some(&hook_id)).context("detail")?;
+    assert_eq!(detail.timeout_action(), Some(&DeploymentLifecycleHookAction::Rollback));
+    assert!(detail.expires_at().is_some_and(|at| at.secs() > chrono::Utc::now().timestamp()));
+    let announced = world.stack.receive(&hooks, 1, WAIT).await?;
+    assert_eq!(announced[0]["detail"]["eventName"], "HOOK_AWAITING_ACTION");
+    assert_eq!(announced[0]["resources"][0], arn.as_str());
+
+    // A hook that does not wait is refused; the paused one continues.
+    let wrong = world
+        .ecs
+        .continue_service_deployment()
+        .service_deployment_arn(&arn)
+        .hook_id("ecs-pause-unknown")
+        .action(DeploymentLifecycleHookAction::Continue)
+        .send()
+        .await;
+    assert!(wrong.err().context("refused")?.into_service_error().is_invalid_parameter_exception());
+    world
+        .ecs
+        .continue_service_deployment()
+        .service_deployment_arn(&arn)
+        .hook_id(&hook_id)
+        .action(DeploymentLifecycleHookAction::Continue)
+        .send()
+        .await?;
+    let done = described_when(&world, &arn, |d| d.status() != Some(&ServiceDeploymentStatus::InProgress)).await?;
+    assert_eq!(done.status(), Some(&ServiceDeploymentStatus::Successful));
+    assert_eq!(service(&world).await?.task_definition(), Some(world.new.as_str()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_pause_nobody_answers_takes_its_timeout_action_and_a_stopped_deployment_rolls_back() -> Result<()> {
+    use aws_sdk_ecs::types::{ServiceDeploymentStatus, StopServiceDeploymentStopType};
+    let world = world(Rollout::Healthy).await?;
+    // Timed out (one minute, 300 ms here), ROLLBACK: the service goes back to the revision it ran.
+    let arn = deploy_native(&world, paused_at("POST_SCALE_UP", 1, "ROLLBACK")).await?;
+    let ended =
+        described_when(&world, &arn, |d| d.status() == Some(&ServiceDeploymentStatus::RollbackSuccessful)).await?;
+    let timed_out = ended.lifecycle_hook_details().iter().any(|h| h.status().map(|s| s.as_str()) == Some("TIMED_OUT"));
+    assert!(timed_out, "{ended:?}");
+    assert_eq!(service(&world).await?.task_definition(), Some(world.current.as_str()));
+
+    // Stopped while paused, ROLLBACK: rolled back, and a stopped deployment cannot be stopped again.
+    let arn = deploy_native(&world, paused_at("POST_SCALE_UP", 60, "CONTINUE")).await?;
+    described_when(&world, &arn, |d| awaiting(d).is_some()).await?;
+    let stop = |arn: String| {
+        world
+            .ecs
+            .stop_service_deployment()
+            .service_deployment_arn(arn)
+            .stop_type(StopServiceDeploymentStopType::Rollback)
+            .send()
+    };
+    stop(arn.clone()).await?;
+    let ended =
+        described_when(&world, &arn, |d| d.status() == Some(&ServiceDeploymentStatus::RollbackSuccessful)).await?;
+    assert!(
+        ended.rollback().and_then(|r| r.reason()).is_some_and(|r| r.contains("StopServiceDeployment")),
+        "{ended:?}"
+    );
+    assert!(stop(arn).await.err().context("refused")?.into_service_error().is_invalid_parameter_exception());
+    assert_eq!(service(&world).await?.task_definition(), Some(world.current.as_str()));
+    Ok(())
+}

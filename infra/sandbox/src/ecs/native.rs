@@ -7,8 +7,11 @@
 //! traffic moves to the new revision at TEST_TRAFFIC_SHIFT, production traffic in the strategy's steps at
 //! PRODUCTION_TRAFFIC_SHIFT (PRE_PRODUCTION_TRAFFIC_SHIFT before each), then the bake time, watching the
 //! deployment's alarms. A FAILED hook, an alarm in ALARM or the circuit breaker rolls it back: traffic returns, the
-//! traffic-shift hooks run again for the rollback, and ECS publishes SERVICE_DEPLOYMENT_FAILED. One sandbox minute
-//! lasts `Events::duration`.
+//! traffic-shift hooks run again for the rollback, and ECS publishes SERVICE_DEPLOYMENT_FAILED. A PAUSE hook
+//! (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/pause-lifecycle-hooks.html>) waits in
+//! `AWAITING_ACTION`, announced by an "ECS Hook State Change" HOOK_AWAITING_ACTION event, until
+//! ContinueServiceDeployment answers CONTINUE or ROLLBACK or its timeout takes its action. One sandbox minute lasts
+//! `Events::duration`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -119,12 +122,22 @@ enum Failure {
     Hook(String),
     Alarm(Vec<String>),
     CircuitBreaker,
+    /// StopServiceDeployment, with its stop type.
+    Stopped(String),
 }
 
 impl Played {
     fn update(&self, f: impl FnOnce(&mut Value)) {
         if let Some(record) = lock(&self.state).service_deployments.get_mut(&self.arn) {
             f(record);
+        }
+    }
+
+    /// Whether StopServiceDeployment asked to stop the deployment: `Err` once it did.
+    fn checkpoint(&self) -> Result<(), Failure> {
+        match lock(&self.state).stops.remove(&self.arn) {
+            Some(stop_type) => Err(Failure::Stopped(stop_type)),
+            None => Ok(()),
         }
     }
 
@@ -169,7 +182,10 @@ impl Played {
             .filter(|hook| hook["lifecycleStages"].as_array().is_some_and(|s| s.iter().any(|s| s == stage)))
             .cloned()
             .collect();
-        for hook in hooks {
+        let (lambdas, pauses): (Vec<Value>, Vec<Value>) =
+            hooks.into_iter().partition(|hook| hook["targetType"].as_str().is_none_or(|t| t != "PAUSE"));
+        // Both kinds must complete before the stage does: the Lambda hooks first, then the pause.
+        for hook in lambdas {
             if hook["targetType"].as_str().is_some_and(|t| t != "AWS_LAMBDA") {
                 continue;
             }
@@ -242,7 +258,82 @@ impl Played {
                 }
             }
         }
+        for hook in pauses {
+            self.pause(stage, &hook).await?;
+        }
         Ok(())
+    }
+
+    /// A PAUSE hook at `stage`: waits for ContinueServiceDeployment, or for its timeout to take its action.
+    async fn pause(&self, stage: &str, hook: &Value) -> Result<(), String> {
+        let hook_id = {
+            let mut state = lock(&self.state);
+            state.deployments += 1;
+            format!("ecs-pause-{:019}", state.deployments)
+        };
+        let timeout = &hook["timeoutConfiguration"];
+        let deadline = tokio::time::Instant::now() + self.minutes(timeout["timeoutInMinutes"].as_u64().unwrap_or(1440));
+        let on_timeout = timeout["action"].as_str().unwrap_or("ROLLBACK").to_owned();
+        let expires = Utc::now() + (deadline - tokio::time::Instant::now());
+        let detail = json!({
+            "hookId": hook_id, "targetType": "PAUSE", "status": "AWAITING_ACTION",
+            "expiresAt": expires.timestamp_millis() as f64 / 1000.0, "timeoutAction": on_timeout,
+        });
+        self.update(|r| {
+            if let Some(details) = r["lifecycleHookDetails"].as_array_mut() {
+                details.push(detail);
+            }
+        });
+        let mark = |status: &str| {
+            self.update(|r| {
+                for d in r["lifecycleHookDetails"].as_array_mut().into_iter().flatten() {
+                    if d["hookId"] == json!(hook_id) {
+                        d["status"] = json!(status);
+                    }
+                }
+            });
+        };
+        let detail = json!({
+            "eventType": "INFO", "eventName": "HOOK_AWAITING_ACTION", "deploymentId": self.id,
+            "updatedAt": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        let (events, resources) = (&self.events, [self.arn.clone()]);
+        let put = aws_json::put_event(
+            &events.eventbridge,
+            &events.bus,
+            "aws.ecs",
+            "ECS Hook State Change",
+            &resources,
+            &detail,
+        );
+        if let Err(error) = put.await {
+            eprintln!("the ECS sandbox could not publish a hook state change: {error:#}");
+        }
+        loop {
+            let answer = lock(&self.state).answers.remove(&hook_id);
+            match answer.as_deref() {
+                Some("CONTINUE") => {
+                    mark("SUCCEEDED");
+                    return Ok(());
+                }
+                Some(_) => {
+                    mark("SUCCEEDED");
+                    return Err(format!(
+                        "ContinueServiceDeployment rolled the deployment back at the pause at {stage}"
+                    ));
+                }
+                // Stopped while paused: the deployment's next checkpoint acts on it.
+                None if lock(&self.state).stops.contains_key(&self.arn) => return Ok(()),
+                None if tokio::time::Instant::now() >= deadline => {
+                    mark("TIMED_OUT");
+                    if on_timeout == "CONTINUE" {
+                        return Ok(());
+                    }
+                    return Err(format!("the pause hook {hook_id} at {stage} timed out"));
+                }
+                None => tokio::time::sleep(Duration::from_millis(20).min(self.minutes(1))).await,
+            }
+        }
     }
 
     /// The deployment's alarms now in ALARM.
@@ -260,6 +351,7 @@ impl Played {
     async fn bake(&self, minutes: u64) -> Result<(), Failure> {
         let until = tokio::time::Instant::now() + self.minutes(minutes);
         loop {
+            self.checkpoint()?;
             let alarming = self.alarming();
             if !alarming.is_empty() {
                 return Err(Failure::Alarm(alarming));
@@ -273,6 +365,7 @@ impl Played {
 
     async fn lifecycle(&self) -> Result<(), Failure> {
         for (stage, hookable) in STAGES {
+            self.checkpoint()?;
             self.update(|r| r["lifecycleStage"] = json!(stage));
             match stage {
                 "SCALE_UP" => {
@@ -291,8 +384,10 @@ impl Played {
                 }
                 "PRODUCTION_TRAFFIC_SHIFT" => {
                     for (weight, wait) in self.steps() {
+                        self.checkpoint()?;
                         self.update(|r| r["lifecycleStage"] = json!("PRE_PRODUCTION_TRAFFIC_SHIFT"));
                         self.hooks("PRE_PRODUCTION_TRAFFIC_SHIFT", 100.0, weight).await.map_err(Failure::Hook)?;
+                        self.checkpoint()?;
                         self.update(|r| r["lifecycleStage"] = json!(stage));
                         if let Some(app) = &self.app {
                             if weight >= 100.0 {
@@ -356,11 +451,15 @@ impl Played {
             Failure::Hook(why) => why.clone(),
             Failure::Alarm(names) => format!("alarm {} went into ALARM", names.join(", ")),
             Failure::CircuitBreaker => "ECS deployment circuit breaker: tasks failed to start.".to_owned(),
+            Failure::Stopped(stop_type) => {
+                format!("Service deployment stopped by StopServiceDeployment ({stop_type}).")
+            }
         };
         let rolls_back = match &failure {
             Failure::CircuitBreaker => self.configuration["deploymentCircuitBreaker"]["rollback"] == json!(true),
             Failure::Alarm(_) => self.configuration["alarms"]["rollback"] == json!(true),
             Failure::Hook(_) => true,
+            Failure::Stopped(stop_type) => stop_type == "ROLLBACK",
         };
         self.update(|r| {
             r["status"] = json!(if rolls_back { "ROLLBACK_IN_PROGRESS" } else { "STOPPED" });
@@ -371,7 +470,7 @@ impl Played {
                     r["alarms"]["triggeredAlarmNames"] = json!(names);
                 }
                 Failure::CircuitBreaker => r["deploymentCircuitBreaker"]["status"] = json!("TRIGGERED"),
-                Failure::Hook(_) => {}
+                Failure::Hook(_) | Failure::Stopped(_) => {}
             }
             if rolls_back {
                 r["rollback"] =

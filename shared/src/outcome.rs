@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::approval::message::ref_label;
-use crate::pipeline::{ApprovalDecision, Execution, ExecutionId, HookResult, Stage, Status};
+use crate::definitions::percent;
+use crate::pipeline::{ApprovalDecision, ApprovalFacts, Execution, ExecutionId, HookResult, PauseFacts, Stage, Status};
 use crate::ports::{TopicMessage, subject_line};
 
 /// What the notification of a run's end says: what shipped or why not, each stage's time, the hooks' checks.
@@ -27,7 +28,8 @@ pub struct OutcomeReport {
     pub compare_url: String,
     pub build_id: Option<String>,
     pub image_uri: Option<String>,
-    /// `blue_green` or `rolling`, once the run reached its deploy stage.
+    /// `blue_green`, `rolling`, `ecs_blue_green`, `ecs_linear` or `ecs_canary`, once the run reached its deploy
+    /// stage.
     pub strategy: Option<String>,
     pub deployment_id: Option<String>,
     pub task_definition: Option<String>,
@@ -39,6 +41,9 @@ pub struct OutcomeReport {
     pub stages: Vec<StageTime>,
     /// The lifecycle hooks of its deployment, in the order they ran.
     pub hooks: Vec<HookResult>,
+    /// Where its ECS-native deployment paused for an approval, and what became of each pause.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<PauseFacts>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
 }
@@ -97,6 +102,7 @@ impl OutcomeReport {
             comment: approval.and_then(|approval| approval.comment.clone()),
             stages,
             hooks: deploy.map(|deploy| deploy.hooks.clone()).unwrap_or_default(),
+            pauses: deploy.map(|deploy| deploy.pauses.clone()).unwrap_or_default(),
             started_at: execution.created_at,
             finished_at,
         }
@@ -123,7 +129,8 @@ pub fn outcome_message(execution: &ExecutionId, report: &OutcomeReport, region: 
     line("Image:", report.image_uri.as_deref().unwrap_or(""));
     line("Task definition:", report.task_definition.as_deref().unwrap_or(""));
     let deployment = match (&report.deployment_id, &report.strategy) {
-        (Some(id), Some(strategy)) => format!("{id} ({})", strategy.replace('_', "/")),
+        (Some(id), Some(strategy)) if strategy == "blue_green" => format!("{id} (blue/green)"),
+        (Some(id), Some(strategy)) => format!("{id} ({strategy})"),
         (Some(id), None) => id.clone(),
         (None, _) => String::new(),
     };
@@ -155,6 +162,19 @@ pub fn outcome_message(execution: &ExecutionId, report: &OutcomeReport, region: 
             if let Some(detail) = &hook.detail {
                 text.push_str(&format!("    {detail}\n"));
             }
+        }
+    }
+    let asked: Vec<(&PauseFacts, &ApprovalFacts)> =
+        report.pauses.iter().filter_map(|pause| pause.approval.as_ref().map(|approval| (pause, approval))).collect();
+    if !asked.is_empty() {
+        text.push_str("\nPauses:\n");
+        for (pause, approval) in asked {
+            text.push_str(&format!(
+                "  {} at {}: {}\n",
+                pause.stage,
+                percent(pause.shifted_tenths),
+                pause_note(pause, approval, report.finished_at)
+            ));
         }
     }
     let facts = json!({
@@ -193,6 +213,14 @@ pub fn outcome_message(execution: &ExecutionId, report: &OutcomeReport, region: 
                 "detail": hook.detail,
                 "millis": hook.millis,
             })).collect::<Vec<_>>(),
+            "pauses": report.pauses.iter().map(|pause| json!({
+                "stage": pause.stage,
+                "shiftedPercent": f64::from(pause.shifted_tenths) / 10.0,
+                "decision": pause.approval.as_ref().and_then(|a| a.decision).map(ApprovalDecision::name),
+                "approver": pause.approval.as_ref().and_then(|a| a.approver.clone()),
+                "comment": pause.approval.as_ref().and_then(|a| a.comment.clone()),
+                "asked": pause.approval.is_some(),
+            })).collect::<Vec<_>>(),
             "started": report.started_at.to_rfc3339(),
             "finished": report.finished_at.to_rfc3339(),
         }
@@ -230,10 +258,29 @@ fn rolled_back(report: &OutcomeReport) -> Option<String> {
     match report.outcome {
         Status::RolledBack => Some(match report.strategy.as_deref() {
             Some("rolling") => "ECS put the service back on its previous task definition.".to_owned(),
+            Some(native) if native.starts_with("ecs_") => {
+                "ECS sent production traffic back to the service's previous revision.".to_owned()
+            }
             _ => "CodeDeploy sent production traffic back to the original task set.".to_owned(),
         }),
         Status::Failed if deployed => Some("nothing: the deployment did not roll back on its own.".to_owned()),
         _ => None,
+    }
+}
+
+/// `approved by jane: "looks good"`, or what ECS did when nobody decided.
+fn pause_note(pause: &PauseFacts, approval: &ApprovalFacts, ended: DateTime<Utc>) -> String {
+    match (approval.decision, approval.approver.as_deref()) {
+        (Some(decision), approver) => {
+            let comment = approval.comment.as_deref().map(|comment| format!(": \"{comment}\"")).unwrap_or_default();
+            format!("{} by {}{comment}", decision.name(), approver.unwrap_or("someone"))
+        }
+        (None, _) if ended < approval.expires_at => "no decision: the deployment ended first".to_owned(),
+        (None, _) => format!(
+            "nobody decided by {}; ECS's timeout action: {}",
+            approval.expires_at.format("%Y-%m-%d %H:%M UTC"),
+            pause.timeout_action.name()
+        ),
     }
 }
 
@@ -326,6 +373,7 @@ mod tests {
                     at: at("2026-11-24T12:20:00Z"),
                 },
             ],
+            pauses: Vec::new(),
             started_at: at("2026-11-24T11:59:58Z"),
             finished_at: at("2026-11-24T12:22:53Z"),
         }
@@ -367,6 +415,47 @@ mod tests {
             message.text.contains("Rolled back: CodeDeploy sent production traffic back to the original task set.")
         );
         assert!(message.text.contains("  BeforeAllowTraffic     FAILED in 1.5s\n"), "{}", message.text);
+    }
+
+    #[test]
+    fn a_canary_rolled_back_at_a_pause_names_the_pause_the_decision_and_what_ecs_put_back() {
+        let mut report = report(Status::RolledBack);
+        report.strategy = Some("ecs_canary".into());
+        report.reason = Some("rolled back by Ada at the PRE_PRODUCTION_TRAFFIC_SHIFT pause: slow".into());
+        let asked = |decision, approver: Option<&str>| crate::pipeline::ApprovalFacts {
+            decision,
+            approver: approver.map(str::to_owned),
+            comment: approver.map(|_| "slow".to_owned()),
+            expires_at: at("2026-11-24T13:00:00Z"),
+            ..Default::default()
+        };
+        let pause = |tenths, approval| PauseFacts {
+            hook_id: format!("ecs-pause-{tenths}"),
+            stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+            shifted_tenths: tenths,
+            timeout_action: crate::definitions::PauseAction::Rollback,
+            approval,
+        };
+        report.pauses = vec![
+            pause(0, None),
+            pause(50, Some(asked(None, None))),
+            pause(125, Some(asked(Some(ApprovalDecision::Rejected), Some("Ada")))),
+        ];
+
+        let message = outcome_message(&ExecutionId::from("web-42"), &report, "us-east-1");
+
+        let text = &message.text;
+        assert!(text.contains("Deployment:      d-ABCDEF123 (ecs_canary)"), "{text}");
+        assert!(text.contains("Rolled back: ECS sent production traffic back to the service's previous revision."));
+        assert!(
+            text.contains("\nPauses:\n  PRE_PRODUCTION_TRAFFIC_SHIFT at 5%: no decision: the deployment ended first\n")
+        );
+        assert!(text.contains("  PRE_PRODUCTION_TRAFFIC_SHIFT at 12.5%: rejected by Ada: \"slow\"\n"), "{text}");
+        assert!(!text.contains("at 0%"), "a pause sluice continued itself asked nobody: {text}");
+        let facts: serde_json::Value = serde_json::from_str(&message.message).expect("JSON");
+        let facts: serde_json::Value = serde_json::from_str(facts["default"].as_str().expect("text")).expect("JSON");
+        assert_eq!(facts["outcome"]["pauses"][2]["decision"], "rejected");
+        assert_eq!(facts["outcome"]["pauses"][0]["asked"], false);
     }
 
     #[test]

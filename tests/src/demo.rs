@@ -71,7 +71,8 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
 
     // Pipelines, as `sluice publish infra/pipelines.example.toml` publishes them.
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
-    let outcomes = stack.sns.create_topic().name("web-deploys").send().await?;
+    // Names of this run's own (tests run demos side by side on one moto_server).
+    let outcomes = stack.sns.create_topic().name(crate::unique("web-deploys")).send().await?;
     let outcomes = outcomes.topic_arn().context("moto returned no topic ARN")?.to_owned();
     let text = std::fs::read_to_string(workspace_root().join("infra/pipelines.example.toml"))?
         .replace("arn:aws:sns:eu-west-1:123456789012:web-approvals", &stack.approval_topic)
@@ -79,19 +80,30 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         .replace("http://web-test.internal:8080", &sample.test.url)
         // The demo's clock is compressed: a check retried 5 s later is retried 1 s later.
         .replace("interval = \"5s\"", "interval = \"1s\"");
-    let text = if scenario.rolling() { rolling_web(&text, &sample.production.url)? } else { text };
+    let text = match scenario {
+        _ if scenario.rolling() => rolling_web(&text, &sample.production.url)?,
+        _ if scenario.canary() => canary_web(&text, &sample.test.url)?,
+        _ => text,
+    };
     Definitions::parse("infra/pipelines.example.toml", &text)?;
     let revision = store.publish(&text, None, chrono::Utc::now()).await?;
-    let how = if scenario.rolling() { ", web deployed by an ECS rolling update" } else { "" };
+    let how = match scenario {
+        _ if scenario.rolling() => ", web deployed by an ECS rolling update",
+        _ if scenario.canary() => {
+            ", web deployed by an ECS canary (20 %) that pauses for approval after its canary step"
+        }
+        _ => "",
+    };
     println!("  definitions    infra/pipelines.example.toml{how}, revision {revision}");
 
     // The CodeBuild sandbox, writing artifacts to S3 and events to the default bus.
     let s3 =
         aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
-    s3.create_bucket().bucket("sluice-demo-artifacts").send().await?;
+    let bucket = crate::unique("sluice-demo-artifacts").to_lowercase();
+    s3.create_bucket().bucket(&bucket).send().await?;
     let sandbox = CodeBuildSandbox::start(Outputs {
         s3: s3.clone(),
-        bucket: "sluice-demo-artifacts".into(),
+        bucket: bucket.clone(),
         eventbridge: stack.eventbridge.clone(),
         bus: stack.default_bus.clone(),
         duration: Duration::from_millis(800),
@@ -141,11 +153,12 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
 
     // The webhook function on a function URL, wired by its own `from_aws`, as its main.rs wires it.
     let secrets_manager = aws_sdk_secretsmanager::Client::new(&stack.config);
-    secrets_manager.create_secret().name("sluice/github-webhook").secret_string(SECRET).send().await?;
+    let secret_name = crate::unique("sluice/github-webhook");
+    secrets_manager.create_secret().name(&secret_name).secret_string(SECRET).send().await?;
     let config = github_webhook::handler::Config::from_lookup(|name| match name {
         "SLUICE_TABLE" => Some(stack.table.clone()),
         "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
-        "SLUICE_WEBHOOK_SECRET" => Some("sluice/github-webhook".to_owned()),
+        "SLUICE_WEBHOOK_SECRET" => Some(secret_name.clone()),
         _ => None,
     })?;
     let webhook = Arc::new(github_webhook::handler::AwsApp::from_aws(&aws, &config).await?);
@@ -197,11 +210,27 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         hook_role: Some(HOOK_ROLE.into()),
     };
     let deployer_app = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &deployer_config));
-    let _deployer = pump(stack.sqs.clone(), stack.queue("DeploymentRequestedRule")?.to_owned(), move |event: Value| {
-        let app = Arc::clone(&deployer_app);
-        async move { deployer::handler::on_event(&app, &event, chrono::Utc::now()).await }
-    });
+    let _deployers: Vec<_> = ["DeploymentRequestedRule", "PauseDecidedRule"]
+        .into_iter()
+        .map(|rule| {
+            let deployer_app = Arc::clone(&deployer_app);
+            Ok(pump(stack.sqs.clone(), stack.queue(rule)?.to_owned(), move |event: Value| {
+                let app = Arc::clone(&deployer_app);
+                async move { deployer::handler::on_event(&app, &event, chrono::Utc::now()).await }
+            }))
+        })
+        .collect::<Result<_>>()?;
     let hooks_app = Arc::new(hooks::handler::AwsApp::from_aws(&aws, &config.common)?);
+    // ECS invokes the hooks function at an ECS-native deployment's checked stages: its result is the answer.
+    ecs.app(Arc::clone(&sample));
+    let stages_app = Arc::clone(&hooks_app);
+    ecs.function(HOOKS, move |payload| {
+        let app = Arc::clone(&stages_app);
+        async move {
+            let remaining = Some(Duration::from_secs(300));
+            hooks::handler::on_invocation(&app, &payload, remaining, chrono::Utc::now()).await.unwrap_or(Value::Null)
+        }
+    });
     let checks_app = Arc::clone(&hooks_app);
     let _checks = pump(stack.sqs.clone(), stack.queue("ChecksRequestedRule")?.to_owned(), move |event: Value| {
         let app = Arc::clone(&checks_app);
@@ -233,9 +262,9 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         let app = Arc::clone(&notifier_app);
         async move { notifier::handler::on_event(&app, &event, chrono::Utc::now()).await }
     });
-    println!("  deployer       fed by DeploymentRequestedRule");
-    println!("  hooks          {HOOKS}, invoked by CodeDeploy at each checked lifecycle hook, and fed by");
-    println!("                 ChecksRequestedRule for checks after a rolling update");
+    println!("  deployer       fed by DeploymentRequestedRule and PauseDecidedRule");
+    println!("  hooks          {HOOKS}, invoked by CodeDeploy and ECS at each checked lifecycle hook or stage, and");
+    println!("                 fed by ChecksRequestedRule for checks after a rolling update");
     println!("  deploy-events  fed by DeploymentStateChangeRule");
     println!("  notifier       fed by ExecutionFinishedRule, tells {outcomes}\n");
 
@@ -291,23 +320,72 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         }
     } else {
         println!("A person opens it, types a name and a comment, and presses Approve (POST from the page):");
-        let (_, _, page) = request("GET", &link, &[("user-agent", "Mozilla/5.0 (demo)")], vec![]).await?;
-        let token = form_token(&page).context("no form on the review page")?;
-        let form: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("form_token", &token)
-            .append_pair("approver", "alice@example.com")
-            .append_pair("comment", "ship it")
-            .append_pair("decision", "approve")
-            .finish();
-        let headers = [("content-type", "application/x-www-form-urlencoded"), ("user-agent", "Mozilla/5.0 (demo)")];
-        let (status, _, page) = request("POST", &link, &headers, form.clone().into_bytes()).await?;
-        println!("  POST approve: {status} {}", heading(&page));
-        let (status, _, page) = request("POST", &link, &headers, form.into_bytes()).await?;
-        println!("  POST again:   {status} {}", heading(&page));
+        decide_on_page(&link, "approve", "ship it").await?;
     }
     println!("  the run is now {}", describe(status_of(store.clone(), execution_id.clone()).await?));
 
-    let run = if scenario.rolling() {
+    let run = if scenario.canary() {
+        println!(
+            "\nThe deployer updates the ECS service with a CANARY deployment; ECS calls the hooks function after the"
+        );
+        println!("test traffic shift, moves 20 % of production, and pauses before the rest (a PAUSE hook):");
+        let (subject, text) = wait_for_nth_email(&stack.approval_topic, 1).await?;
+        println!("  ECS Hook State Change → deploy-events → the approval function mailed the approvers again:");
+        println!("  Subject: {subject}");
+        for line in text.lines() {
+            println!("  | {line}");
+        }
+        println!("  production listener meanwhile: {}", sample.production.split());
+        let link = approval_link(&text).context("no review link in the pause's email")?;
+        let (decision, comment) = match scenario {
+            DemoScenario::CanaryReject => ("reject", "p99 latency doubled on the canary"),
+            _ => ("approve", "canary looks healthy"),
+        };
+        if manual {
+            // The sandbox's clock is compressed: ECS's 24 hours pass in about 7 minutes.
+            println!("\nOpen this link in a browser and decide within 7 minutes (ECS then rolls back):\n  {link}");
+            let deadline = std::time::Instant::now() + Duration::from_secs(480);
+            loop {
+                let run = store.execution(&execution_id).await?.context("the run is not recorded")?;
+                let decided = run
+                    .deploy
+                    .iter()
+                    .flat_map(|d| d.pauses.last())
+                    .any(|p| p.approval.as_ref().is_some_and(|a| a.decision.is_some()));
+                if decided || run.status.is_finished() || std::time::Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        } else {
+            println!(
+                "A person opens it and presses {} (POST from the page):",
+                if decision == "reject" { "Reject" } else { "Approve" }
+            );
+            decide_on_page(&link, decision, comment).await?;
+        }
+        println!("\nThe deployer calls ContinueServiceDeployment; deploy-events ends the run on ECS's word:");
+        let run = wait_until_finished(&store, &execution_id).await?;
+        let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
+        println!("  service deployment {} ({})", deploy.service_deployment.as_deref().unwrap_or("-"), deploy.strategy);
+        for hook in &deploy.hooks {
+            let verdict = if hook.passed { "passed" } else { "FAILED" };
+            println!("  {:<24} checks {verdict}: {}", hook.lifecycle_event, hook.detail.as_deref().unwrap_or("-"));
+        }
+        for pause in &deploy.pauses {
+            let who = match pause.approval.as_ref() {
+                Some(approval) => match (approval.decision, approval.approver.as_deref()) {
+                    (Some(decision), Some(approver)) => format!("{} by {approver}", decision.name()),
+                    _ => "no decision".to_owned(),
+                },
+                None => "continued by sluice (no production traffic had moved)".to_owned(),
+            };
+            let moved = sluice::definitions::percent(pause.shifted_tenths);
+            println!("  paused at {} with {moved} of production moved: {who}", pause.stage);
+        }
+        println!("  production listener now routes to {}", sample.production.routed());
+        run
+    } else if scenario.rolling() {
         println!(
             "\nThe deployer registers the task definition and updates the ECS service; once ECS reports the rollout"
         );
@@ -412,6 +490,10 @@ pub enum DemoScenario {
     Rolling,
     /// An ECS rolling update whose tasks fail to start: the circuit breaker trips and ECS rolls back.
     CircuitBreaker,
+    /// An ECS-native canary that pauses for approval after its canary step; approved from the page: shipped.
+    Canary,
+    /// The same canary, rejected from the page at the pause: ECS rolls it back.
+    CanaryReject,
 }
 
 impl DemoScenario {
@@ -421,8 +503,11 @@ impl DemoScenario {
             "rollback" => Ok(Self::Rollback),
             "rolling" => Ok(Self::Rolling),
             "circuit-breaker" => Ok(Self::CircuitBreaker),
+            "canary" => Ok(Self::Canary),
+            "canary-reject" => Ok(Self::CanaryReject),
             other => anyhow::bail!(
-                "unknown SCENARIO {other:?}: use success (the default), rollback, rolling or circuit-breaker"
+                "unknown SCENARIO {other:?}: use success (the default), rollback, rolling, circuit-breaker, canary \
+                 or canary-reject"
             ),
         }
     }
@@ -433,6 +518,8 @@ impl DemoScenario {
             Self::Rollback => "rollback",
             Self::Rolling => "rolling",
             Self::CircuitBreaker => "circuit-breaker",
+            Self::Canary => "canary",
+            Self::CanaryReject => "canary-reject",
         }
     }
 
@@ -440,11 +527,16 @@ impl DemoScenario {
         matches!(self, Self::Rolling | Self::CircuitBreaker)
     }
 
+    /// An ECS-native canary, with an approval at a pause.
+    pub fn canary(self) -> bool {
+        matches!(self, Self::Canary | Self::CanaryReject)
+    }
+
     /// How the run must end.
     pub fn expected(self) -> Status {
         match self {
-            Self::Success | Self::Rolling => Status::Succeeded,
-            Self::Rollback | Self::CircuitBreaker => Status::RolledBack,
+            Self::Success | Self::Rolling | Self::Canary => Status::Succeeded,
+            Self::Rollback | Self::CircuitBreaker | Self::CanaryReject => Status::RolledBack,
         }
     }
 }
@@ -465,11 +557,52 @@ fn rolling_web(text: &str, production: &str) -> Result<String> {
     Ok(format!("{}{rolling}{}", &text[..start], &text[end..]))
 }
 
+/// The example definitions with pipeline `web` deployed by an ECS-native canary of the same service: 20 % first,
+/// a check of the test listener (`test`) after the test traffic shift, and an approval at the pause before the rest
+/// of production traffic moves.
+fn canary_web(text: &str, test: &str) -> Result<String> {
+    let start = text.find("[pipelines.web.deploy]").context("the example has no [pipelines.web.deploy]")?;
+    let end = text[start..].find("\n# ").map(|i| start + i).context("nothing follows web's deploy table")?;
+    let canary = format!(
+        "[pipelines.web.deploy]\nstrategy = \"ecs_canary\"\ncluster = \"prod\"\nservice = \"web\"\n\
+         canary = {{ percent = 20, bake_time = \"1m\" }}\n\
+         approval = {{ stage = \"PRE_PRODUCTION_TRAFFIC_SHIFT\", timeout = \"24h\" }}\n\n\
+         [[pipelines.web.deploy.checks]]\nhook = \"POST_TEST_TRAFFIC_SHIFT\"\nurl = \"{test}/health\"\n\
+         expect_body = \"ok\"\n"
+    );
+    Ok(format!("{}{canary}{}", &text[..start], &text[end..]))
+}
+
+/// Decides through the review page at `link`, as a person does: opens it, names themselves, comments, presses the
+/// button (`approve` or `reject`), then presses it again. Prints what each POST answered.
+async fn decide_on_page(link: &str, decision: &str, comment: &str) -> Result<()> {
+    let (_, _, page) = request("GET", link, &[("user-agent", "Mozilla/5.0 (demo)")], vec![]).await?;
+    println!("  the page asks: {}", heading(&page));
+    let token = form_token(&page).context("no form on the review page")?;
+    let form: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("form_token", &token)
+        .append_pair("approver", "alice@example.com")
+        .append_pair("comment", comment)
+        .append_pair("decision", decision)
+        .finish();
+    let headers = [("content-type", "application/x-www-form-urlencoded"), ("user-agent", "Mozilla/5.0 (demo)")];
+    let (status, _, page) = request("POST", link, &headers, form.clone().into_bytes()).await?;
+    println!("  POST {decision}: {status} {}", heading(&page));
+    let (status, _, page) = request("POST", link, &headers, form.into_bytes()).await?;
+    println!("  POST again:   {status} {}", heading(&page));
+    Ok(())
+}
+
 /// The first email SNS recorded on `topic`: subject and text.
 async fn wait_for_email(topic: &str) -> Result<(String, String)> {
+    wait_for_nth_email(topic, 0).await
+}
+
+/// The `n`th email (from 0) SNS recorded on `topic`: subject and text.
+async fn wait_for_nth_email(topic: &str, n: usize) -> Result<(String, String)> {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some((subject, message)) = sns_messages(topic).await?.into_iter().next() {
+        if let Some((subject, message)) = sns_messages(topic).await?.into_iter().nth(n) {
             let message: Value = serde_json::from_str(&message).context("the SNS message is not JSON")?;
             let text = message["email"].as_str().context("no email form in the SNS message")?.to_owned();
             return Ok((subject.unwrap_or_default(), text));

@@ -117,6 +117,15 @@ impl Listener {
     pub fn routed(&self) -> String {
         self.target.lock().unwrap_or_else(PoisonError::into_inner).name.clone()
     }
+
+    /// Where the listener sends requests, in words: `blue`, or `blue, 20% to green` while a weighted share holds.
+    pub fn split(&self) -> String {
+        let routed = self.routed();
+        match &*self.weighted.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some((other, percent)) => format!("{routed}, {percent}% to {}", other.name),
+            None => routed,
+        }
+    }
 }
 
 /// The sample app behind its load balancer: blue serving production, green being deployed.

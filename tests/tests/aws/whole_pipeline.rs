@@ -31,3 +31,48 @@ async fn a_signed_push_is_built_approved_from_the_page_shipped_blue_green_and_no
     assert!(text.contains("approved by alice@example.com: \"ship it\""), "{text}");
     Ok(())
 }
+
+/// The pauses of the run's ECS-native deployment: (stage, traffic moved in tenths, the decision asked for).
+fn pauses(run: &sluice::pipeline::Execution) -> Vec<(String, u32, Option<ApprovalDecision>)> {
+    let pauses = run.deploy.iter().flat_map(|deploy| &deploy.pauses);
+    pauses.map(|p| (p.stage.clone(), p.shifted_tenths, p.approval.as_ref().and_then(|a| a.decision))).collect()
+}
+
+#[tokio::test]
+async fn an_ecs_canary_pauses_after_its_canary_step_is_approved_from_the_page_and_ships() -> Result<()> {
+    let outcome = run(DemoScenario::Canary, false).await?;
+    let run = &outcome.run;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    // Before the canary step nothing had moved (sluice continued that pause itself); after it, 20 % had, and the
+    // person approved.
+    let stage = "PRE_PRODUCTION_TRAFFIC_SHIFT".to_owned();
+    assert_eq!(pauses(run), [(stage.clone(), 0, None), (stage, 200, Some(ApprovalDecision::Approved))]);
+    let deploy = run.deploy.as_ref().context("the deployment")?;
+    assert!(deploy.hooks.iter().any(|h| h.lifecycle_event == "POST_TEST_TRAFFIC_SHIFT" && h.passed), "{deploy:?}");
+    assert_eq!(outcome.production, "green");
+    assert!(outcome.notification.1.contains("PRE_PRODUCTION_TRAFFIC_SHIFT at 20%: approved by alice@example.com"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_ecs_canary_rejected_at_its_pause_is_rolled_back_by_ecs_and_the_run_names_who_and_where() -> Result<()> {
+    let outcome = run(DemoScenario::CanaryReject, false).await?;
+    let run = &outcome.run;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    let reason = run.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "rolled back by alice@example.com at the PRE_PRODUCTION_TRAFFIC_SHIFT pause (20% of production on the new \
+             revision): p99 latency doubled on the canary"
+        ),
+        "{reason}"
+    );
+    assert_eq!(pauses(run).last().map(|p| p.2), Some(Some(ApprovalDecision::Rejected)));
+    // Production is back on the revision that served before, and the service on its task definition.
+    assert_eq!(outcome.production, "blue");
+    assert_eq!(
+        outcome.service_task_definition.as_deref(),
+        Some("arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0")
+    );
+    Ok(())
+}

@@ -852,3 +852,92 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_an_ecs_canary_back_and_the
     assert_eq!(world.app.production.routed(), "blue");
     Ok(())
 }
+
+/// An ECS-native canary (10 %) that asks for an approval before each production step, for `timeout` minutes.
+fn canary_with_pause(timeout_minutes: u32) -> DeployTarget {
+    match native(TrafficShift::Canary { tenths: 100, bake_time_minutes: 1 }, Vec::new()) {
+        DeployTarget::EcsNative(target) => DeployTarget::EcsNative(EcsNative {
+            approval: Some(sluice::definitions::PauseApproval {
+                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+                topic_arn: "arn:aws:sns:us-east-1:123456789012:approvers".into(),
+                timeout_minutes,
+                on_timeout: sluice::definitions::PauseAction::Rollback,
+            }),
+            ..target
+        }),
+        other => other,
+    }
+}
+
+#[tokio::test]
+async fn a_canary_pause_nobody_decides_is_timed_out_by_ecs_and_the_run_says_the_timeout_rolled_it_back() -> Result<()> {
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    // Five sandbox minutes (half a second) to decide; nobody does.
+    world.deploy(canary_with_pause(5)).await?;
+
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    let reason = run.reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "rolled back by the pause timeout: nobody decided at the PRE_PRODUCTION_TRAFFIC_SHIFT pause (10% of \
+             production on the new revision) by "
+        ),
+        "{reason}"
+    );
+    // The pause before the canary step was continued by sluice; the one after it asked, and timed out in ECS.
+    let deploy = run.deploy.context("deploy facts")?;
+    let asked: Vec<(u32, bool)> = deploy.pauses.iter().map(|p| (p.shifted_tenths, p.approval.is_some())).collect();
+    assert_eq!(asked, [(0, false), (100, true)]);
+    let record = world.ecs.service_deployment(&deploy.service_deployment.context("an ARN")?).context("the record")?;
+    let statuses: Vec<&str> =
+        record["lifecycleHookDetails"].as_array().into_iter().flatten().filter_map(|h| h["status"].as_str()).collect();
+    assert_eq!(statuses, ["SUCCEEDED", "TIMED_OUT"]);
+    assert_eq!(world.app.production.routed(), "blue");
+    let (subject, _) = world.notification().await?;
+    assert_eq!(subject, "sluice: web sha-web rolled back");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_pause_whose_hook_event_was_lost_is_found_by_the_reconcilers_look_and_continued() -> Result<()> {
+    let mut world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    world.lose_deployment_events();
+    // An hour of sandbox time (six seconds) to decide.
+    world.deploy(canary_with_pause(60)).await?;
+    let arn = world.service_deployment().await?;
+    let mut paused = 0;
+    for _ in 0..200 {
+        let record = world.ecs.service_deployment(&arn).context("the record")?;
+        let details = record["lifecycleHookDetails"].as_array().cloned().unwrap_or_default();
+        paused = details.iter().filter(|h| h["status"] == "AWAITING_ACTION").count();
+        if paused == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(paused, 1, "ECS should be paused before the canary step");
+    let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+    assert!(run.deploy.as_ref().is_some_and(|d| d.pauses.is_empty()), "nothing told the run: {run:#?}");
+
+    world.reconcile_in(15).await?;
+
+    let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+    let pauses = run.deploy.map(|d| d.pauses).unwrap_or_default();
+    assert_eq!(pauses.len(), 1, "the reconciler recorded the pause");
+    assert_eq!((pauses[0].stage.as_str(), pauses[0].shifted_tenths), ("PRE_PRODUCTION_TRAFFIC_SHIFT", 0));
+    // Nothing had moved yet, so sluice continues it itself: the deployer (woken by `Deployment Paused`) calls
+    // ContinueServiceDeployment, and ECS moves on to the canary step and its next pause.
+    let mut statuses = Vec::new();
+    for _ in 0..200 {
+        let record = world.ecs.service_deployment(&arn).context("the record")?;
+        let details = record["lifecycleHookDetails"].as_array().cloned().unwrap_or_default();
+        statuses = details.iter().filter_map(|h| h["status"].as_str().map(str::to_owned)).collect();
+        if statuses.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(statuses, ["SUCCEEDED", "AWAITING_ACTION"]);
+    Ok(())
+}

@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use sluice::adapters::EventBridgePublisher;
-use sluice::definitions::{Check, DeployTarget, ExecutionMode, Rolling};
+use sluice::definitions::{
+    Check, CircuitBreaker, DeployTarget, EcsNative, ExecutionMode, PauseAction, PauseApproval, Rolling, TrafficShift,
+};
 use sluice::events::{EffectsDue, SluiceEvent};
 use sluice::pipeline::{ApprovalDecision, BuildOutputs, Effect, EffectKind, Event, ExecutionId, PipelineState};
 use sluice::ports::{EventPublisher, PublishError};
@@ -147,6 +149,95 @@ fn a_rolling_runs_check_events() -> Vec<SluiceEvent> {
         .collect()
 }
 
+/// What a canary run paused after its canary step publishes: the pause, its approval request, the decision at it.
+fn a_paused_runs_events() -> Vec<SluiceEvent> {
+    let e1 = ExecutionId::from("e1");
+    let mut pushed = push("e1");
+    let arn = "arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/web/r9i43YFjvgF_xlg7m2eJ1r".to_owned();
+    if let Event::Triggered { plan, .. } = &mut pushed {
+        plan.deploy = DeployTarget::EcsNative(EcsNative {
+            cluster: "prod".into(),
+            service: "web".into(),
+            shift: TrafficShift::Canary { tenths: 200, bake_time_minutes: 10 },
+            bake_time_minutes: 0,
+            alarms: Vec::new(),
+            circuit_breaker: CircuitBreaker { enable: true, rollback: true },
+            container: None,
+            checks: Vec::new(),
+            approval: Some(PauseApproval {
+                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+                topic_arn: "arn:aws:sns:eu-west-1:123456789012:web-approvals".into(),
+                timeout_minutes: 60,
+                on_timeout: PauseAction::Rollback,
+            }),
+        });
+    }
+    let paused = |hook_id: &str| Event::DeploymentPaused {
+        execution_id: e1.clone(),
+        service_deployment: arn.clone(),
+        hook_id: hook_id.into(),
+        stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+        expires_at: None,
+        timeout_action: None,
+    };
+    let deploying = [
+        Event::DeploymentStarted {
+            execution_id: e1.clone(),
+            deployment_id: "ecs-svc/1234567890123456789".into(),
+            service_deployment: Some(arn.clone()),
+            task_definition: None,
+            previous_task_definition: None,
+        },
+        paused("ecs-pause-1"),
+        paused("ecs-pause-2"),
+        Event::ApprovalDecided {
+            execution_id: e1.clone(),
+            decision: ApprovalDecision::Approved,
+            approver: "alice@example.com".into(),
+            comment: Some("canary looks healthy".into()),
+            token_hash: None,
+            source_ip: None,
+            user_agent: None,
+        },
+    ];
+    let events: Vec<Event> = built_and_approved(pushed).into_iter().chain(deploying).collect();
+    // The second pause's: the first, before any production traffic moved, asked nobody.
+    let published = published(&events);
+    let pause = published.iter().rev().find(|e| matches!(e, SluiceEvent::DeploymentPaused(_))).cloned();
+    let asked = published.iter().rev().find(|e| matches!(e, SluiceEvent::ApprovalRequested(_))).cloned();
+    let decided = published.iter().rev().find(|e| matches!(e, SluiceEvent::ApprovalDecided(_))).cloned();
+    [pause, asked, decided].into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn a_pause_reaches_the_deployer_and_the_approval_function_and_only_a_decision_at_a_pause_the_deployer()
+-> Result<()> {
+    let stack = Stack::create().await?;
+    let publisher = EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone());
+    let events = a_paused_runs_events();
+    let types: Vec<&str> = events.iter().map(SluiceEvent::detail_type).collect();
+    assert_eq!(types, ["Deployment Paused", "Approval Requested", "Approval Decided"]);
+    // The stage approval's decision too: it must not reach the deployer's pause rule.
+    let stage_decision = a_runs_events().into_iter().find(|e| matches!(e, SluiceEvent::ApprovalDecided(_)));
+    publisher.publish(&events).await?;
+    publisher.publish(&stage_decision.into_iter().collect::<Vec<_>>()).await?;
+    for (rule, sent) in [
+        ("DeploymentRequestedRule", &events[0]),
+        ("ApprovalRequestedRule", &events[1]),
+        ("PauseDecidedRule", &events[2]),
+    ] {
+        let received = stack.receive(stack.queue(rule)?, 1, WAIT).await?;
+        assert_eq!(received.len(), 1, "{rule} received {received:#?}");
+        let parsed = SluiceEvent::from_parts(sent.detail_type(), received[0]["detail"].clone())?;
+        assert_eq!(&parsed, sent, "{rule} received the event published");
+    }
+    for rule in ["DeploymentRequestedRule", "ApprovalRequestedRule", "PauseDecidedRule"] {
+        let extra = stack.receive(stack.queue(rule)?, 1, QUIET).await?;
+        assert!(extra.is_empty(), "{rule} also received {extra:#?}");
+    }
+    Ok(())
+}
+
 /// The reconciler's doorbells: an approval request due, then a deployment due (for another function).
 fn doorbells() -> Vec<SluiceEvent> {
     [EffectKind::RequestApproval, EffectKind::StartDeployment]
@@ -236,6 +327,7 @@ async fn every_published_detail_type_is_documented_with_its_fields() -> Result<(
     let mut events = a_runs_events();
     events.extend(a_rolling_runs_check_events());
     events.extend(doorbells().into_iter().take(1));
+    events.extend(a_paused_runs_events().into_iter().take(1));
     for event in &events {
         let example =
             documented.get(event.detail_type()).with_context(|| format!("{} undocumented", event.detail_type()))?;

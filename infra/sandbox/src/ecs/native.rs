@@ -133,6 +133,33 @@ impl Played {
         }
     }
 
+    /// A new hook execution: its id (`<prefix>-<n>`), and its `detail` in the record's `lifecycleHookDetails`.
+    fn hook_started(&self, prefix: &str, detail: impl FnOnce(&str) -> Value) -> String {
+        let hook_id = {
+            let mut state = lock(&self.state);
+            state.deployments += 1;
+            format!("{prefix}-{:019}", state.deployments)
+        };
+        let detail = detail(&hook_id);
+        self.update(|r| {
+            if let Some(details) = r["lifecycleHookDetails"].as_array_mut() {
+                details.push(detail);
+            }
+        });
+        hook_id
+    }
+
+    /// Sets hook execution `hook_id`'s status in the record.
+    fn mark_hook(&self, hook_id: &str, status: &str) {
+        self.update(|r| {
+            for d in r["lifecycleHookDetails"].as_array_mut().into_iter().flatten() {
+                if d["hookId"] == json!(hook_id) {
+                    d["status"] = json!(status);
+                }
+            }
+        });
+    }
+
     /// Whether StopServiceDeployment asked to stop the deployment: `Err` once it did.
     fn checkpoint(&self) -> Result<(), Failure> {
         match lock(&self.state).stops.remove(&self.arn) {
@@ -191,28 +218,12 @@ impl Played {
             }
             let target = hook["hookTargetArn"].as_str().unwrap_or_default().to_owned();
             let function = lock(&self.state).functions.get(&super::function_name(&target)).cloned();
-            let hook_id = {
-                let mut state = lock(&self.state);
-                state.deployments += 1;
-                format!("ecs-hook-{:019}", state.deployments)
-            };
             let timeout = self.minutes(hook["timeoutConfiguration"]["timeoutInMinutes"].as_u64().unwrap_or(1440));
-            let detail =
-                json!({ "hookId": hook_id, "targetType": "AWS_LAMBDA", "targetArn": target, "status": "IN_PROGRESS" });
-            self.update(|r| {
-                if let Some(details) = r["lifecycleHookDetails"].as_array_mut() {
-                    details.push(detail);
-                }
-            });
-            let mark = |status: &str| {
-                self.update(|r| {
-                    for d in r["lifecycleHookDetails"].as_array_mut().into_iter().flatten() {
-                        if d["hookId"] == json!(hook_id) {
-                            d["status"] = json!(status);
-                        }
-                    }
-                });
-            };
+            let hook_id = self.hook_started(
+                "ecs-hook",
+                |id| json!({ "hookId": id, "targetType": "AWS_LAMBDA", "targetArn": target, "status": "IN_PROGRESS" }),
+            );
+            let mark = |status: &str| self.mark_hook(&hook_id, status);
             let Some(function) = function else {
                 mark("FAILED");
                 return Err(format!("the lifecycle hook {target} at {stage} could not be invoked"));
@@ -266,33 +277,17 @@ impl Played {
 
     /// A PAUSE hook at `stage`: waits for ContinueServiceDeployment, or for its timeout to take its action.
     async fn pause(&self, stage: &str, hook: &Value) -> Result<(), String> {
-        let hook_id = {
-            let mut state = lock(&self.state);
-            state.deployments += 1;
-            format!("ecs-pause-{:019}", state.deployments)
-        };
         let timeout = &hook["timeoutConfiguration"];
         let deadline = tokio::time::Instant::now() + self.minutes(timeout["timeoutInMinutes"].as_u64().unwrap_or(1440));
         let on_timeout = timeout["action"].as_str().unwrap_or("ROLLBACK").to_owned();
         let expires = Utc::now() + (deadline - tokio::time::Instant::now());
-        let detail = json!({
-            "hookId": hook_id, "targetType": "PAUSE", "status": "AWAITING_ACTION",
-            "expiresAt": expires.timestamp_millis() as f64 / 1000.0, "timeoutAction": on_timeout,
+        let hook_id = self.hook_started("ecs-pause", |id| {
+            json!({
+                "hookId": id, "targetType": "PAUSE", "status": "AWAITING_ACTION",
+                "expiresAt": expires.timestamp_millis() as f64 / 1000.0, "timeoutAction": on_timeout,
+            })
         });
-        self.update(|r| {
-            if let Some(details) = r["lifecycleHookDetails"].as_array_mut() {
-                details.push(detail);
-            }
-        });
-        let mark = |status: &str| {
-            self.update(|r| {
-                for d in r["lifecycleHookDetails"].as_array_mut().into_iter().flatten() {
-                    if d["hookId"] == json!(hook_id) {
-                        d["status"] = json!(status);
-                    }
-                }
-            });
-        };
+        let mark = |status: &str| self.mark_hook(&hook_id, status);
         let detail = json!({
             "eventType": "INFO", "eventName": "HOOK_AWAITING_ACTION", "deploymentId": self.id,
             "updatedAt": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -1,6 +1,7 @@
 //! What no event will say: a scheduled look at every pipeline. Builds and deployments whose state change never
-//! arrived are asked about (CodeBuild's BatchGetBuilds, CodeDeploy's GetDeployment, ECS's DescribeServices) and
-//! moved on as their event would have; approvals past their deadline time out; effects left pending (a build
+//! arrived are asked about (CodeBuild's BatchGetBuilds, CodeDeploy's GetDeployment, ECS's DescribeServices and
+//! DescribeServiceDeployments) and moved on as their event would have (an ECS-native deployment paused at a hook
+//! the run never heard of is recorded as paused); approvals past their deadline time out; effects left pending (a build
 //! CodeBuild could not start then) are carried out, and the owners of those it does not carry out itself (an
 //! approval request SNS refused for a while) are woken by an `Effects Due` doorbell.
 

@@ -1,5 +1,6 @@
-//! `Deployment Requested` or `Effects Due` event -> `flush`: the pipeline's due deployments are started (the task
-//! definition registered, then CodeDeploy or ECS asked), and the runs record them.
+//! `Deployment Requested`, `Rollback Requested`, `Deployment Paused`, `Approval Decided` (at a pause) or `Effects
+//! Due` event -> `answer_doorbell`: the pipeline's due deployments are started (the task definition registered,
+//! then CodeDeploy or ECS asked), rolled back, or continued at a pause, and the runs record them.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -80,7 +81,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// Starts the pipeline's due deployments. An error is returned (and the event retried by EventBridge) only when the
+/// Starts, rolls back or continues the pipeline's due deployments. An error is returned (and the event retried by EventBridge) only when the
 /// event names no pipeline or the pipeline's state could not be read or written; a deployment that failed to start
 /// is in the run's history.
 pub async fn on_event<S: PipelineStore, R: EffectRunner>(

@@ -1,4 +1,5 @@
-//! The deployer: wiring only. It acts on the sluice bus's `Deployment Requested` and `Effects Due` events.
+//! The deployer: wiring only. It acts on the sluice bus's `Deployment Requested`, `Rollback Requested`, `Deployment
+//! Paused`, `Approval Decided` (at a pause) and `Effects Due` events.
 
 // The use case's nested async calls over generic ports make a deep future type.
 #![recursion_limit = "256"]

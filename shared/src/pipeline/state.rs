@@ -225,14 +225,19 @@ impl DeployFacts {
     /// Whether the deployment is being rolled back for a reason sluice knows: a stage's checks failed, a person
     /// rejected it at a pause, or a pause whose timeout action is ROLLBACK timed out.
     pub fn rolling_back(&self, now: DateTime<Utc>) -> bool {
-        let pause_rolled_back = self.pauses.last().is_some_and(|pause| match &pause.approval {
-            Some(approval) => match approval.decision {
-                Some(decision) => decision == ApprovalDecision::Rejected,
-                None => pause.timeout_action == PauseAction::Rollback && now >= approval.expires_at,
-            },
-            None => false,
-        });
-        pause_rolled_back || self.hooks.iter().any(|hook| !hook.passed)
+        self.rolled_back_at_pause(now).is_some() || self.hooks.iter().any(|hook| !hook.passed)
+    }
+
+    /// The pause that rolls the deployment back at `now`, with its approval: the last pause, if a person rejected
+    /// it, or nobody decided before it expired and its timeout action is ROLLBACK.
+    pub fn rolled_back_at_pause(&self, now: DateTime<Utc>) -> Option<(&PauseFacts, &ApprovalFacts)> {
+        let pause = self.pauses.last()?;
+        let approval = pause.approval.as_ref()?;
+        let rolled_back = match approval.decision {
+            Some(decision) => decision == ApprovalDecision::Rejected,
+            None => pause.timeout_action == PauseAction::Rollback && now >= approval.expires_at,
+        };
+        rolled_back.then_some((pause, approval))
     }
 }
 

@@ -45,24 +45,18 @@ impl Said<'_> {
 /// Why the run's deployment was rolled back, when a pause did it: a person rejected it, or nobody decided in time
 /// and the pause's timeout action was ROLLBACK.
 pub(super) fn rolled_back_at(deploy: &DeployFacts, now: DateTime<Utc>) -> Option<String> {
-    let pause = deploy.pauses.last()?;
-    let approval = pause.approval.as_ref()?;
+    let (pause, approval) = deploy.rolled_back_at_pause(now)?;
     let at =
         format!("at the {} pause ({} of production on the new revision)", pause.stage, percent(pause.shifted_tenths));
-    match approval.decision {
-        Some(ApprovalDecision::Rejected) => {
-            let approver = approval.approver.as_deref().unwrap_or("someone");
-            Some(match approval.comment.as_deref() {
-                Some(comment) => format!("rolled back by {approver} {at}: {comment}"),
-                None => format!("rolled back by {approver} {at}"),
-            })
-        }
-        None if pause.timeout_action == PauseAction::Rollback && now >= approval.expires_at => Some(format!(
+    let approver = approval.approver.as_deref().unwrap_or("someone");
+    Some(match approval.comment.as_deref() {
+        _ if approval.decision.is_none() => format!(
             "rolled back by the pause timeout: nobody decided {at} by {}",
             approval.expires_at.format("%Y-%m-%d %H:%M UTC")
-        )),
-        _ => None,
-    }
+        ),
+        Some(comment) => format!("rolled back by {approver} {at}: {comment}"),
+        None => format!("rolled back by {approver} {at}"),
+    })
 }
 
 impl Run {

@@ -658,6 +658,20 @@ pub trait NativeDeployments: Send + Sync {
         service_deployment: &str,
     ) -> impl Future<Output = Result<Option<ServiceDeploymentReport>, DeployError>> + Send;
 
+    /// The service deployments in the way of one that rolls out `task_definition`: the service's PENDING and
+    /// IN_PROGRESS ones (ListServiceDeployments), or none once the service runs `task_definition` already (an
+    /// earlier attempt of the same start updated it).
+    fn in_the_way(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> impl Future<Output = Result<Vec<String>, DeployError>> + Send;
+
+    /// Stops the service deployment and rolls it back (StopServiceDeployment with ROLLBACK). One that has already
+    /// ended is not an error.
+    fn stop(&self, service_deployment: &str) -> impl Future<Output = Result<(), DeployError>> + Send;
+
     /// Continues the deployment paused at `hook_id`, or rolls it back (ContinueServiceDeployment).
     fn resume(
         &self,

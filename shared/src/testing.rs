@@ -579,6 +579,14 @@ impl crate::ports::NativeDeployments for RecordedDeployments {
         Ok(lock(&self.service_deployments).get(arn).cloned())
     }
 
+    async fn in_the_way(&self, _: &str, _: &str, _: &str) -> Result<Vec<String>, crate::ports::DeployError> {
+        Err(Self::refused("ListServiceDeployments"))
+    }
+
+    async fn stop(&self, _: &str) -> Result<(), crate::ports::DeployError> {
+        Err(Self::refused("StopServiceDeployment"))
+    }
+
     async fn resume(
         &self,
         _: &str,

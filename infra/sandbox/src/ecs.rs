@@ -290,6 +290,42 @@ fn answer(state: &Arc<Mutex<State>>, events: &Events, operation: &str, input: &V
             }
             reply(200, &json!({ "serviceDeployments": found, "failures": failures }))
         }
+        // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListServiceDeployments.html: the service's
+        // deployments (briefs), newest first, of the given statuses if any are given.
+        "ListServiceDeployments" => {
+            let (cluster, name) = (cluster_name(input), service_name(input["service"].as_str().unwrap_or_default()));
+            let state = lock(state);
+            let Some(service) = state.services.get(&(cluster, name)) else {
+                return error("ServiceNotFoundException", "Service not found.");
+            };
+            let statuses: Vec<&Value> = input["status"].as_array().into_iter().flatten().collect();
+            let mut briefs: Vec<Value> = state
+                .service_deployments
+                .values()
+                .filter(|record| record["serviceArn"] == json!(service.arn()))
+                .filter(|record| statuses.is_empty() || statuses.contains(&&record["status"]))
+                .map(|record| {
+                    let mut brief = json!({ "targetServiceRevisionArn": record["targetServiceRevision"]["arn"] });
+                    for field in [
+                        "serviceDeploymentArn",
+                        "serviceArn",
+                        "clusterArn",
+                        "createdAt",
+                        "startedAt",
+                        "finishedAt",
+                        "status",
+                        "statusReason",
+                    ] {
+                        if let Some(value) = record.get(field).filter(|v| !v.is_null()) {
+                            brief[field] = value.clone();
+                        }
+                    }
+                    brief
+                })
+                .collect();
+            briefs.sort_by(|a, b| b["serviceDeploymentArn"].as_str().cmp(&a["serviceDeploymentArn"].as_str()));
+            reply(200, &json!({ "serviceDeployments": briefs }))
+        }
         // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContinueServiceDeployment.html
         "ContinueServiceDeployment" => {
             let arn = input["serviceDeploymentArn"].as_str().unwrap_or_default();

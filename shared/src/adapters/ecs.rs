@@ -2,8 +2,9 @@
 //! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RegisterTaskDefinition.html>) and UpdateService
 //! with the bounds and the circuit breaker
 //! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateService.html>); `NativeDeployments`:
-//! UpdateService with an ECS-native strategy and its lifecycle hooks, and DescribeServiceDeployments
-//! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeServiceDeployments.html>).
+//! UpdateService with an ECS-native strategy and its lifecycle hooks, DescribeServiceDeployments
+//! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeServiceDeployments.html>),
+//! ListServiceDeployments, StopServiceDeployment and ContinueServiceDeployment.
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::error::SdkError;
@@ -463,6 +464,54 @@ impl NativeDeployments for EcsDeployer {
                     })
                 }),
         }))
+    }
+
+    /// DescribeServices, then ListServiceDeployments of the PENDING and IN_PROGRESS ones.
+    #[instrument(skip(self))]
+    async fn in_the_way(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<Vec<String>, DeployError> {
+        let output =
+            self.client.describe_services().cluster(cluster).services(service).send().await.map_err(classify)?;
+        let runs = output.services().iter().find(|s| s.status() != Some("INACTIVE")).and_then(|s| s.task_definition());
+        if runs == Some(task_definition) {
+            return Ok(Vec::new());
+        }
+        let output = self
+            .client
+            .list_service_deployments()
+            .cluster(cluster)
+            .service(service)
+            .status(ecs::ServiceDeploymentStatus::Pending)
+            .status(ecs::ServiceDeploymentStatus::InProgress)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(output.service_deployments().iter().filter_map(|d| d.service_deployment_arn()).map(str::to_owned).collect())
+    }
+
+    /// A refusal of a deployment that has ended meanwhile (ECS stops only PENDING and IN_PROGRESS ones) is no error.
+    #[instrument(skip(self))]
+    async fn stop(&self, service_deployment: &str) -> Result<(), DeployError> {
+        let stopped = self
+            .client
+            .stop_service_deployment()
+            .service_deployment_arn(service_deployment)
+            .stop_type(ecs::StopServiceDeploymentStopType::Rollback)
+            .send()
+            .await
+            .map_err(classify);
+        match stopped {
+            Ok(_) => Ok(()),
+            Err(error @ DeployError::Refused { .. }) => match self.describe(service_deployment).await? {
+                Some(report) if report.progress != DeploymentProgress::Going || report.rolled_back => Ok(()),
+                _ => Err(error),
+            },
+            Err(error) => Err(error),
+        }
     }
 
     #[instrument(skip(self))]

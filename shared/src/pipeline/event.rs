@@ -220,14 +220,14 @@ pub enum Event {
         reason: String,
         rolled_back: bool,
     },
-    /// CodeDeploy stopped the deployment because another run of sluice (`by`, of pipeline `by_pipeline`), in
-    /// `superseded` mode, needed its deployment group: the newer run supersedes this one.
+    /// sluice stopped the deployment because another run (`by`, of pipeline `by_pipeline`), in `superseded` mode,
+    /// needed its CodeDeploy deployment group or ECS service: the newer run supersedes this one.
     DeploymentSuperseded {
         execution_id: ExecutionId,
         deployment_id: String,
         by: ExecutionId,
         by_pipeline: String,
-        /// What CodeDeploy said of the stop (and whether traffic went back).
+        /// What CodeDeploy or ECS said of the stop (and whether traffic went back).
         reason: String,
     },
 }

@@ -450,8 +450,12 @@ impl Run {
                 }
                 self.claim_deployment(i, deployment_id)?;
                 self.deploy_mut(i).finished_at = Some(self.now);
+                let needed = match self.state.executions[i].plan.deploy {
+                    DeployTarget::EcsNative(_) => "service",
+                    _ => "deployment group",
+                };
                 let reason = format!(
-                    "superseded by execution {by} of pipeline {by_pipeline}, which needed the deployment group: {reason}"
+                    "superseded by execution {by} of pipeline {by_pipeline}, which needed the {needed}: {reason}"
                 );
                 self.finish(i, Status::Superseded, Some(reason));
                 Ok(None)

@@ -4,11 +4,12 @@
 //! moves on.
 //! It reads the build's `taskdef.json` (and `appspec.yaml` for blue/green), renders them (pure, `crate::deploy`),
 //! registers the task definition and starts the CodeDeploy blue/green deployment, the ECS rolling update, or the
-//! ECS-native blue/green, linear or canary deployment (with the hooks function at its checked stages). What the
+//! ECS-native blue/green, linear or canary deployment (with the hooks function at its checked stages), stopping
+//! (superseded mode) or waiting for (queued mode) another deployment in its way. What the
 //! build left that cannot be deployed, or a deployment the services refuse, fails the run with the reason; what may
 //! pass (throttling, an unreachable service, a deployment group busy with another deployment) is tried again.
 
-use crate::definitions::DeployTarget;
+use crate::definitions::{DeployTarget, EcsNative};
 use crate::deploy::{self, RenderError};
 use crate::pipeline::{Effect, EffectKind, Event, ExecutionId};
 use crate::ports::{
@@ -57,6 +58,22 @@ struct Start<'a> {
     target: &'a DeployTarget,
     image_uri: Option<&'a str>,
     artifacts: Option<&'a str>,
+}
+
+/// Where deployments may be in each other's way: a CodeDeploy deployment group, or an ECS service (`cluster/name`).
+#[derive(Clone, Copy)]
+enum Way<'a> {
+    Group(&'a str),
+    Service(&'a str),
+}
+
+impl std::fmt::Display for Way<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Way::Group(group) => write!(f, "deployment group {group}"),
+            Way::Service(service) => write!(f, "service {service}"),
+        }
+    }
 }
 
 /// Why a deployment did not start: the run fails with the reason, or the effect is tried again.
@@ -145,22 +162,50 @@ where
             return busy.into();
         };
         let (application, group) = (&blue_green.application, &blue_green.deployment_group);
-        let active = match self.blue_green.active(application, group).await {
-            Ok(active) => active,
-            Err(error) => return error.into(),
+        match self.blue_green.active(application, group).await {
+            Ok(active) => self.stop_all(start, pipeline, Way::Group(group), &active).await,
+            Err(error) => error.into(),
+        }
+    }
+
+    /// An ECS-native deployment does not overlap another of its service's: in `superseded` mode those in the way are
+    /// stopped, and rolled back, as a busy deployment group's are; in `queued` mode the start waits for them.
+    async fn clear_way(&self, start: &Start<'_>, native: &EcsNative, task_definition: &str) -> Result<(), NotStarted> {
+        let in_the_way = self.ecs.in_the_way(&native.cluster, &native.service, task_definition).await?;
+        if in_the_way.is_empty() {
+            return Ok(());
+        }
+        let service = format!("{}/{}", native.cluster, native.service);
+        let Some(pipeline) = start.supersede else {
+            let why = format!(
+                "service {service} is busy with service deployment {}; the deployment starts once it has ended \
+                 (queued mode)",
+                in_the_way.join(", ")
+            );
+            return Err(NotStarted::Retry(EffectError::transient("start_deployment", why)));
         };
-        for deployment_id in &active {
-            if let Err(error) = self.supersessions.record_stop(deployment_id, pipeline, start.execution_id).await {
+        Err(self.stop_all(start, pipeline, Way::Service(&service), &in_the_way).await)
+    }
+
+    /// Stops (and rolls back) each of `active`, in the way of `start`, noting each stop for the run the deployment
+    /// belongs to; the start is tried again once they have stopped.
+    async fn stop_all(&self, start: &Start<'_>, pipeline: &str, way: Way<'_>, active: &[String]) -> NotStarted {
+        for deployment in active {
+            if let Err(error) = self.supersessions.record_stop(deployment, pipeline, start.execution_id).await {
                 return NotStarted::Retry(EffectError::transient("start_deployment", error));
             }
-            if let Err(error) = self.blue_green.stop(deployment_id).await {
+            let stopped = match way {
+                Way::Group(_) => self.blue_green.stop(deployment).await,
+                Way::Service(_) => self.ecs.stop(deployment).await,
+            };
+            if let Err(error) = stopped {
                 return error.into();
             }
-            info!(%deployment_id, group, "stopped a deployment in the way (superseded mode)");
+            info!(%deployment, %way, "stopped a deployment in the way (superseded mode)");
         }
         let why = format!(
-            "deployment group {group} was busy with {}; stopped to make way for {} (superseded mode), it is created \
-             once they have stopped",
+            "{way} was busy with {}; stopped to make way for {} (superseded mode), it is created once they have \
+             stopped",
             active.join(", "),
             start.execution_id
         );
@@ -249,6 +294,7 @@ where
                 // As for a rolling update: a retry finds the revision its first attempt registered, and
                 // UpdateService to the task definition the service already runs starts nothing.
                 let arn = self.register(id, &text, image_uri, target).await?;
+                self.clear_way(start, native, &arn).await?;
                 let started = self.ecs.start(&deploy::native(native, &arn, hook)).await?;
                 Ok(Started {
                     deployment_id: started.deployment_id,

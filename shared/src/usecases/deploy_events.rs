@@ -160,6 +160,22 @@ async fn paused<S: PipelineStore, N: NativeDeployments>(
     }))
 }
 
+/// `said`, of a deployment that sluice stopped for a newer run (superseded mode, noted under
+/// [`stopped_link`]`(stopped)`), is no failure of this run's code: the run is superseded.
+async fn superseded<S: PipelineStore>(store: &S, stopped: &str, said: Event) -> Result<Event, DeploymentEventError> {
+    let Event::DeploymentFailed { execution_id, deployment_id, reason, rolled_back } = said else { return Ok(said) };
+    match store.find(&stopped_link(stopped)).await.map_err(HandleError::from)? {
+        Some(by) => Ok(Event::DeploymentSuperseded {
+            execution_id,
+            deployment_id: deployment_id.unwrap_or_default(),
+            by: by.execution,
+            by_pipeline: by.pipeline,
+            reason,
+        }),
+        None => Ok(Event::DeploymentFailed { execution_id, deployment_id, reason, rolled_back }),
+    }
+}
+
 /// What "ECS Hook State Change" says when a PAUSE hook waits for ContinueServiceDeployment
 /// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/pause-lifecycle-hooks.html>).
 pub const AWAITING_ACTION: &str = "HOOK_AWAITING_ACTION";
@@ -208,36 +224,24 @@ where
             let message = found.as_ref().and_then(|found| found.message.as_deref());
             let rolled_back = found.as_ref().is_some_and(|found| found.rolled_back);
             let said = outcome(&execution_id, deployment_id, &ended(state, message, rolled_back, "CodeDeploy"));
-            // Stopped by sluice for a newer run (superseded mode): that is no failure of this run's code.
-            let stopped_for = match state {
-                DeploymentState::Stopped => {
-                    store.find(&stopped_link(deployment_id)).await.map_err(HandleError::from)?
-                }
-                _ => None,
-            };
-            match (stopped_for, said) {
-                (Some(by), Event::DeploymentFailed { reason, .. }) => Event::DeploymentSuperseded {
-                    execution_id: execution_id.clone(),
-                    deployment_id: deployment_id.to_owned(),
-                    by: by.execution,
-                    by_pipeline: by.pipeline,
-                    reason,
-                },
-                (_, said) => said,
+            match state {
+                DeploymentState::Stopped => superseded(store, deployment_id, said).await?,
+                _ => said,
             }
         }
         DeploymentChange::Ecs { event_name, reason } => {
             let succeeded = event_name == "SERVICE_DEPLOYMENT_COMPLETED";
             let state = if succeeded { DeploymentState::Succeeded } else { DeploymentState::Failed };
             let run = store.execution(&execution_id).await.map_err(HandleError::from)?;
-            let (rolled_back, message) = match run.as_ref().map(|run| (&run.plan.deploy, run.deploy.as_ref())) {
+            let service_deployment = run.as_ref().and_then(|run| run.deploy.as_ref()?.service_deployment.clone());
+            let (rolled_back, message) = match run.as_ref().map(|run| &run.plan.deploy) {
                 _ if succeeded => (false, reason.clone()),
-                Some((DeployTarget::Rolling(rolling), _)) => {
+                Some(DeployTarget::Rolling(rolling)) => {
                     (rolling.circuit_breaker.enable && rolling.circuit_breaker.rollback, reason.clone())
                 }
-                Some((DeployTarget::EcsNative(_), Some(deploy))) => {
+                Some(DeployTarget::EcsNative(_)) => {
                     // The event says only that it failed: ECS's record of the service deployment says why.
-                    let report = match &deploy.service_deployment {
+                    let report = match &service_deployment {
                         Some(arn) => native
                             .describe(arn)
                             .await
@@ -248,7 +252,11 @@ where
                 }
                 _ => (false, reason.clone()),
             };
-            outcome(&execution_id, deployment_id, &ended(state, message.as_deref(), rolled_back, "ECS"))
+            let said = outcome(&execution_id, deployment_id, &ended(state, message.as_deref(), rolled_back, "ECS"));
+            match service_deployment {
+                Some(arn) if !succeeded => superseded(store, &arn, said).await?,
+                _ => said,
+            }
         }
     };
     let answer = json!({ "execution_id": execution_id, "deployment_id": deployment_id });

@@ -601,16 +601,7 @@ async fn in_queued_mode_a_run_waits_for_the_deployment_in_its_groups_way_and_sto
     let going = world.deploying_at("web-1", "BeforeInstall").await?;
     world.deploy_run("hotfix", "hotfix-1", ExecutionMode::Queued, blue_green(Vec::new())).await?;
     // hotfix-1's start found the group busy: it waits in the outbox, to be tried again, and stopped nothing.
-    let mut waiting = None;
-    for _ in 0..100 {
-        let state = world.store.load("hotfix").await?.context("the pipeline")?.value;
-        waiting = state.pending.iter().find(|p| p.effect.kind() == EffectKind::StartDeployment).cloned();
-        if waiting.as_ref().is_some_and(|p| p.attempts > 0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let waiting = waiting.context("hotfix-1's start is pending")?;
+    let waiting = world.waiting_start("hotfix").await?;
     let error = waiting.last_error.unwrap_or_default();
     assert!(error.contains("deployment group web-prod already has an active deployment"), "{error}");
     assert_eq!(world.codedeploy.lifecycle(&going).last().map(|(e, _)| e.as_str()), Some("BeforeInstall"));
@@ -939,5 +930,97 @@ async fn a_pause_whose_hook_event_was_lost_is_found_by_the_reconcilers_look_and_
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(statuses, ["SUCCEEDED", "AWAITING_ACTION"]);
+    Ok(())
+}
+
+impl World {
+    /// Run `web-1`'s ECS-native deployment, once it is paused awaiting action (within 10 s).
+    async fn paused(&self) -> Result<String> {
+        let arn = self.service_deployment().await?;
+        for _ in 0..200 {
+            let record = self.ecs.service_deployment(&arn).context("the record")?;
+            let details = record["lifecycleHookDetails"].as_array().cloned().unwrap_or_default();
+            if details.iter().any(|h| h["status"] == "AWAITING_ACTION") {
+                return Ok(arn);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("web-1's service deployment did not pause within 10 s")
+    }
+
+    /// The pending start of `pipeline`'s run once it has been tried at least once (within 10 s).
+    async fn waiting_start(&self, pipeline: &str) -> Result<sluice::pipeline::PendingEffect> {
+        for _ in 0..100 {
+            let state = self.store.load(pipeline).await?.context("the pipeline")?.value;
+            let waiting = state.pending.iter().find(|p| p.effect.kind() == EffectKind::StartDeployment);
+            if let Some(waiting) = waiting.filter(|p| p.attempts > 0) {
+                return Ok(waiting.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("{pipeline}'s start was not tried within 10 s")
+    }
+}
+
+#[tokio::test]
+async fn in_superseded_mode_a_run_stops_the_ecs_service_deployment_in_its_way_and_that_run_ends_superseded()
+-> Result<()> {
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    // GIVEN web-1's ECS canary paused for a decision (an hour of sandbox time)
+    world.deploy(canary_with_pause(60)).await?;
+    let stopped = world.paused().await?;
+    // WHEN a run of another pipeline in superseded mode, hotfix-1, deploys to the same service
+    world
+        .deploy_run("hotfix", "hotfix-1", ExecutionMode::Superseded, native(TrafficShift::BlueGreen, Vec::new()))
+        .await?;
+    // THEN web-1's service deployment is stopped and rolled back, and web-1 ends superseded, naming the run
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::Superseded, "{run:#?}");
+    let reason = run.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "superseded by execution hotfix-1 of pipeline hotfix, which needed the service: ECS failed the \
+             deployment and rolled it back: Service deployment stopped by StopServiceDeployment (ROLLBACK)"
+        ),
+        "{reason}"
+    );
+    assert_eq!(world.ecs.service_deployment(&stopped).context("the record")?["status"], "ROLLBACK_SUCCESSFUL");
+    // AND hotfix-1's start, tried again once its backoff has passed, deploys
+    let waiting = world.waiting_start("hotfix").await?;
+    let error = waiting.last_error.unwrap_or_default();
+    assert!(error.contains(&format!("service prod/web was busy with {stopped}; stopped to make way")), "{error}");
+    let later = chrono::Utc::now() + chrono::TimeDelta::minutes(1);
+    let config = deployer::handler::Config {
+        common: sluice::config::Common { table: world.stack.table.clone(), event_bus: world.stack.bus.clone() },
+        hooks_function: Some(HOOKS.into()),
+        hook_role: Some(HOOK_ROLE.into()),
+    };
+    let deployer = deployer::handler::AwsApp::from_aws(&world.aws, &config);
+    flush(&world.store, &deployer.effects, "hotfix", later).await?;
+    let hotfix = world.finished_run("hotfix", "hotfix-1").await?;
+    assert_eq!(hotfix.status, Status::Succeeded, "{hotfix:#?}");
+    assert_ne!(hotfix.deploy.and_then(|d| d.service_deployment).as_deref(), Some(stopped.as_str()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_queued_mode_a_run_waits_for_the_ecs_service_deployment_in_its_way_and_stops_nothing() -> Result<()> {
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    world.deploy(canary_with_pause(60)).await?;
+    let going = world.paused().await?;
+    world.deploy_run("hotfix", "hotfix-1", ExecutionMode::Queued, native(TrafficShift::BlueGreen, Vec::new())).await?;
+    // hotfix-1's start found the service busy: it waits in the outbox, to be tried again, and stopped nothing.
+    let waiting = world.waiting_start("hotfix").await?;
+    let error = waiting.last_error.unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "service prod/web is busy with service deployment {going}; the deployment starts once it has ended \
+             (queued mode)"
+        )),
+        "{error}"
+    );
+    assert_eq!(world.ecs.service_deployment(&going).context("the record")?["status"], "IN_PROGRESS");
+    let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("web-1")?;
+    assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::Deploy));
     Ok(())
 }

@@ -336,7 +336,8 @@ async fn a_pause_hook_waits_for_continue_service_deployment_announced_by_a_hook_
 }
 
 #[tokio::test]
-async fn a_pause_nobody_answers_takes_its_timeout_action_and_a_stopped_deployment_rolls_back() -> Result<()> {
+async fn a_pause_nobody_answers_takes_its_timeout_action_and_a_stopped_deployment_rolls_back_and_is_listed_so()
+-> Result<()> {
     use aws_sdk_ecs::types::{ServiceDeploymentStatus, StopServiceDeploymentStopType};
     let world = world(Rollout::Healthy).await?;
     // Timed out (one minute, 300 ms here), ROLLBACK: the service goes back to the revision it ran.
@@ -358,6 +359,13 @@ async fn a_pause_nobody_answers_takes_its_timeout_action_and_a_stopped_deploymen
             .stop_type(StopServiceDeploymentStopType::Rollback)
             .send()
     };
+    // ListServiceDeployments, filtered by status, lists the ongoing one only.
+    let list = |status: Option<ServiceDeploymentStatus>| {
+        world.ecs.list_service_deployments().cluster("prod").service("api").set_status(status.map(|s| vec![s])).send()
+    };
+    let ongoing = list(Some(ServiceDeploymentStatus::InProgress)).await?;
+    let arns: Vec<&str> = ongoing.service_deployments().iter().filter_map(|d| d.service_deployment_arn()).collect();
+    assert_eq!(arns, [arn.as_str()]);
     stop(arn.clone()).await?;
     let ended =
         described_when(&world, &arn, |d| d.status() == Some(&ServiceDeploymentStatus::RollbackSuccessful)).await?;
@@ -365,7 +373,12 @@ async fn a_pause_nobody_answers_takes_its_timeout_action_and_a_stopped_deploymen
         ended.rollback().and_then(|r| r.reason()).is_some_and(|r| r.contains("StopServiceDeployment")),
         "{ended:?}"
     );
-    assert!(stop(arn).await.err().context("refused")?.into_service_error().is_invalid_parameter_exception());
+    assert!(stop(arn.clone()).await.err().context("refused")?.into_service_error().is_invalid_parameter_exception());
+    assert!(list(Some(ServiceDeploymentStatus::InProgress)).await?.service_deployments().is_empty());
+    let all = list(None).await?;
+    let statuses: Vec<_> = all.service_deployments().iter().map(|d| (d.service_deployment_arn(), d.status())).collect();
+    assert_eq!(statuses.len(), 2, "{statuses:?}");
+    assert_eq!(statuses[0], (Some(arn.as_str()), Some(&ServiceDeploymentStatus::RollbackSuccessful)), "newest first");
     assert_eq!(service(&world).await?.task_definition(), Some(world.current.as_str()));
     Ok(())
 }

@@ -340,6 +340,22 @@ pub fn rolling(checks: Vec<crate::definitions::Check>) -> crate::definitions::Ro
     }
 }
 
+/// An ECS-native deployment of service `web` in cluster `prod` shifting traffic as `shift` (no bake time, alarms,
+/// checks or pause; circuit breaker on with rollback).
+pub fn ecs_native(shift: crate::definitions::TrafficShift) -> crate::definitions::EcsNative {
+    crate::definitions::EcsNative {
+        cluster: "prod".into(),
+        service: "web".into(),
+        shift,
+        bake_time_minutes: 0,
+        alarms: Vec::new(),
+        circuit_breaker: crate::definitions::CircuitBreaker { enable: true, rollback: true },
+        container: None,
+        checks: Vec::new(),
+        approval: None,
+    }
+}
+
 /// A push to `acme/web`'s main of commit `sha-<execution>` (delivery `delivery-<execution>`), run with [`plan`].
 pub fn push(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
     Event::Triggered {

@@ -6,23 +6,26 @@
 //! sluice show --table TABLE             print the definitions in use and their revision
 //! sluice effects PIPELINE --table TABLE  list the pipeline's pending and parked effects
 //! sluice retry-effect PIPELINE ID --table TABLE  put a parked effect back in the pipeline's outbox
+//! sluice rollback PIPELINE --table TABLE  stop the deployment of the run deploying, and roll it back
 //! ```
 //! AWS credentials, region and endpoint come from the environment, as for the AWS CLI.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use sluice::adapters::DynamoDbStore;
+use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer};
 use sluice::definitions::{Definitions, Pipeline};
 use sluice::pipeline::PipelineState;
 use sluice::ports::{DefinitionsStore, PipelineStore};
+use sluice::usecases::{DeploymentStops, RollbackOrdered, Stop, order_rollback};
 
 const USAGE: &str = "usage:
   sluice check FILE                  check a definitions file
   sluice publish FILE --table TABLE  check FILE, then publish it to the stack's table (its PipelineTableName output)
   sluice show --table TABLE          print the published definitions and their revision
   sluice effects PIPELINE --table TABLE       list the pipeline's pending and parked effects
-  sluice retry-effect PIPELINE ID --table TABLE  put a parked effect back in the pipeline's outbox";
+  sluice retry-effect PIPELINE ID --table TABLE  put a parked effect back in the pipeline's outbox
+  sluice rollback PIPELINE --table TABLE      stop the deployment of the pipeline's run deploying, and roll it back";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -102,8 +105,53 @@ async fn run(args: &[String]) -> Result<()> {
             );
             Ok(())
         }
+        "rollback" => {
+            let pipeline = file.context(USAGE)?;
+            let table = table.context(USAGE)?;
+            rollback(pipeline, table).await
+        }
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }
+}
+
+/// `sluice rollback`: the order is recorded as the caller's AWS identity, and the stop made at once with its
+/// credentials.
+async fn rollback(pipeline: &str, table: &str) -> Result<()> {
+    let config = sluice::config::aws().await;
+    let identity = aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await
+        .context("finding who you are (STS GetCallerIdentity): are AWS credentials set?")?;
+    let by = identity.arn().context("STS named no ARN for your identity")?;
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let stops = DeploymentStops {
+        blue_green: CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(&config)),
+        ecs: EcsDeployer::new(aws_sdk_ecs::Client::new(&config)),
+    };
+    let ordered = order_rollback(&store, &stops, pipeline, by, chrono::Utc::now())
+        .await
+        .with_context(|| format!("rolling back {pipeline}"))?;
+    let RollbackOrdered { execution_id, commit, deployment, stop } = ordered;
+    let run = format!("{execution_id} (commit {})", commit.chars().take(12).collect::<String>());
+    match stop {
+        Stop::Made => println!(
+            "{run}: deployment {deployment} stopped and rolling back; the run ends rolled_back, naming {by}, once it \
+             has"
+        ),
+        Stop::AlreadyOrdered => {
+            println!("{run}: its rollback was already ordered; the run ends once it has rolled back")
+        }
+        Stop::Pending(error) => println!(
+            "{run}: rollback ordered, but deployment {deployment} could not be stopped yet ({error}); the deployer \
+             tries again: `sluice effects {pipeline} --table {table}` shows it"
+        ),
+        Stop::Parked { id, error } => bail!(
+            "{run}: deployment {deployment} could not be stopped: {error}\nonce that is mended: sluice retry-effect \
+             {pipeline} {id} --table {table}"
+        ),
+    }
+    Ok(())
 }
 
 /// How often the reconciler runs (its schedule in `template.yaml`).

@@ -11,6 +11,11 @@ const EXAMPLE: &str = "infra/pipelines.example.toml";
 
 /// Runs `sluice args...` from the workspace root, with AWS pointed at this binary's moto and nothing else inherited.
 fn sluice(args: &[&str]) -> Output {
+    sluice_with(args, &[])
+}
+
+/// As [`sluice`], with more environment variables (`AWS_ENDPOINT_URL_ECS`, say).
+fn sluice_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
         .current_dir(workspace_root())
@@ -21,6 +26,7 @@ fn sluice(args: &[&str]) -> Output {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_MAX_ATTEMPTS", "1")
+        .envs(env.iter().copied())
         .output()
         .expect("the sluice binary runs")
 }
@@ -185,3 +191,96 @@ async fn a_parked_effect_is_listed_with_its_error_and_can_be_put_back_by_hand() 
     assert!(stderr(&again).contains(&format!("web has no parked effect {parked}")), "{}", stderr(&again));
     Ok(())
 }
+
+// Multi-threaded: the ECS sandbox serves the command while the test waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_stops_the_ecs_deployment_of_the_run_deploying_as_the_callers_identity() -> Result<()> {
+    use aws_sdk_ecs::types::{
+        DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookStage,
+        DeploymentLifecycleHookTargetType, DeploymentStrategy,
+    };
+    use sluice::pipeline::{Event, ExecutionId, Status};
+    use sluice::testing::RecordingRunner;
+    use sluice::usecases::{Input, handle};
+    use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
+
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    // A pipeline that never ran has nothing to roll back; web-1, whose deployment has not started, neither.
+    let never = sluice(&["rollback", "api", "--table", &stack.table]);
+    assert!(!never.status.success());
+    assert!(stderr(&never).contains("pipeline api has never run"), "{}", stderr(&never));
+    let runner = RecordingRunner::owning(&[]);
+    let target = sluice::definitions::DeployTarget::EcsNative(sluice::testing::ecs_native(
+        sluice::definitions::TrafficShift::BlueGreen,
+    ));
+    sluice_integration::built_run(&stack, &store, &runner, target, None, &[], "web:1").await?;
+    let idle = sluice(&["rollback", "web", "--table", &stack.table]);
+    assert!(!idle.status.success());
+    assert!(
+        stderr(&idle).contains("rolling back web: execution web-1's deployment cannot be rolled back now: its deployment has not started yet"),
+        "{}",
+        stderr(&idle)
+    );
+
+    // GIVEN web-1's ECS blue/green deployment in progress, paused after scaling up
+    let events =
+        Events { eventbridge: stack.eventbridge.clone(), bus: stack.default_bus.clone(), duration: WAIT_MINUTE };
+    let ecs = EcsSandbox::start(events).await?;
+    ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1", Rollout::Healthy);
+    let client = aws_sdk_ecs::Client::new(
+        &sluice_integration::aws_config_with(&moto().endpoint, &[("ecs", &ecs.endpoint)]).await,
+    );
+    let pause = DeploymentLifecycleHook::builder()
+        .target_type(DeploymentLifecycleHookTargetType::Pause)
+        .lifecycle_stages(DeploymentLifecycleHookStage::PostScaleUp)
+        .build();
+    let configuration =
+        DeploymentConfiguration::builder().strategy(DeploymentStrategy::BlueGreen).lifecycle_hooks(pause).build();
+    let updated = client
+        .update_service()
+        .cluster("prod")
+        .service("web")
+        .task_definition("arn:aws:ecs:us-east-1:123456789012:task-definition/web:2")
+        .deployment_configuration(configuration)
+        .send()
+        .await?;
+    let service = updated.service().expect("the service");
+    let arn = service.current_service_deployment().expect("a service deployment").to_owned();
+    let started = Event::DeploymentStarted {
+        execution_id: ExecutionId::from("web-1"),
+        deployment_id: service.deployments()[0].id().unwrap_or_default().to_owned(),
+        service_deployment: Some(arn.clone()),
+        task_definition: None,
+        previous_task_definition: None,
+    };
+    let now = chrono::Utc::now();
+    let input = Input { pipeline: "web", mode: Default::default(), event: &started, receipt: None, now };
+    handle(&store, &runner, input).await?;
+
+    // WHEN the operator rolls web back
+    let output = sluice_with(&["rollback", "web", "--table", &stack.table], &[("AWS_ENDPOINT_URL_ECS", &ecs.endpoint)]);
+
+    // THEN ECS stops the service deployment and rolls it back, and the run records who ordered it
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(&format!("web-1 (commit sha-web-1): deployment {arn} stopped and rolling back")),
+        "{text}"
+    );
+    let run = store.execution(&ExecutionId::from("web-1")).await?.expect("the run");
+    assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::Deploy), "its events end it, not the command");
+    let by = run.deploy.and_then(|d| d.rollback_ordered).map(|o| o.by).unwrap_or_default();
+    assert!(by.starts_with("arn:aws:") && text.contains(&format!("naming {by}")), "{by}: {text}");
+    let record = ecs.service_deployment(&arn).expect("the record");
+    assert!(record["status"].as_str().is_some_and(|s| s.starts_with("ROLLBACK_")), "{record}");
+
+    // AND ordering it again changes nothing
+    let again = sluice_with(&["rollback", "web", "--table", &stack.table], &[("AWS_ENDPOINT_URL_ECS", &ecs.endpoint)]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("its rollback was already ordered"), "{}", stdout(&again));
+    Ok(())
+}
+
+/// One sandbox minute: long enough that a pause without a timeout (24 h) never ends during the test.
+const WAIT_MINUTE: std::time::Duration = std::time::Duration::from_millis(100);

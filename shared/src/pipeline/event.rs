@@ -220,6 +220,12 @@ pub enum Event {
         reason: String,
         rolled_back: bool,
     },
+    /// An operator ordered the run's deployment stopped and rolled back (`sluice rollback`); `by` names them (their
+    /// AWS identity's ARN).
+    RollbackOrdered {
+        execution_id: ExecutionId,
+        by: String,
+    },
     /// sluice stopped the deployment because another run (`by`, of pipeline `by_pipeline`), in `superseded` mode,
     /// needed its CodeDeploy deployment group or ECS service: the newer run supersedes this one.
     DeploymentSuperseded {
@@ -250,6 +256,7 @@ impl Event {
             | Event::HookCompleted { execution_id, .. }
             | Event::DeploymentSucceeded { execution_id, .. }
             | Event::DeploymentFailed { execution_id, .. }
+            | Event::RollbackOrdered { execution_id, .. }
             | Event::DeploymentSuperseded { execution_id, .. } => execution_id,
         }
     }
@@ -271,6 +278,7 @@ impl Event {
             Event::HookCompleted { .. } => "hook_completed",
             Event::DeploymentSucceeded { .. } => "deployment_succeeded",
             Event::DeploymentFailed { .. } => "deployment_failed",
+            Event::RollbackOrdered { .. } => "rollback_ordered",
             Event::DeploymentSuperseded { .. } => "deployment_superseded",
         }
     }
@@ -317,8 +325,8 @@ pub enum Effect {
         /// The execution's pipeline.
         #[serde(default)]
         pipeline: String,
-        /// `superseded` mode: a CodeDeploy deployment group busy with another deployment has it stopped (and rolled
-        /// back) to make way; otherwise (`queued`) the deployment waits for it.
+        /// `superseded` mode: a CodeDeploy deployment group or ECS service busy with another deployment has it
+        /// stopped (and rolled back) to make way; otherwise (`queued`) the deployment waits for it.
         #[serde(default)]
         supersede: bool,
         target: DeployTarget,
@@ -349,6 +357,11 @@ pub enum Effect {
     /// Continue a paused ECS-native deployment, or roll it back (ContinueServiceDeployment). Carried out by the
     /// deployer.
     ContinueDeployment { execution_id: ExecutionId, service_deployment: String, hook_id: String, action: PauseAction },
+    /// Stop the run's deployment and roll it back, as an operator ordered: CodeDeploy's StopDeployment with
+    /// auto-rollback (`blue_green`), or StopServiceDeployment with ROLLBACK (`ecs_*`; `deployment` is then the
+    /// service deployment ARN). Carried out by the deployer (and at once by `sluice rollback`); the deployment's own
+    /// events end the run.
+    StopDeployment { execution_id: ExecutionId, target: DeployTarget, deployment: String },
     /// Tell the pipeline's notification topic how a run ended. The notification is made from the run's own record
     /// when it is sent, so that the outbox holds no copy of it.
     NotifyOutcome { execution_id: ExecutionId, topic_arn: String, outcome: Status },
@@ -376,6 +389,8 @@ pub enum EffectKind {
     RollBack,
     /// The deployer.
     ContinueDeployment,
+    /// The deployer, or `sluice rollback`.
+    StopDeployment,
     /// The notifier.
     NotifyOutcome,
     /// Any function that moves runs on.
@@ -392,6 +407,7 @@ impl EffectKind {
             EffectKind::RunChecks => "run_checks",
             EffectKind::RollBack => "roll_back",
             EffectKind::ContinueDeployment => "continue_deployment",
+            EffectKind::StopDeployment => "stop_deployment",
             EffectKind::NotifyOutcome => "notify_outcome",
             EffectKind::Publish => "publish",
         }
@@ -408,6 +424,7 @@ impl Effect {
             Effect::RunChecks { .. } => EffectKind::RunChecks,
             Effect::RollBack { .. } => EffectKind::RollBack,
             Effect::ContinueDeployment { .. } => EffectKind::ContinueDeployment,
+            Effect::StopDeployment { .. } => EffectKind::StopDeployment,
             Effect::NotifyOutcome { .. } => EffectKind::NotifyOutcome,
             Effect::Publish(_) => EffectKind::Publish,
         }
@@ -423,6 +440,7 @@ impl Effect {
             | Effect::RunChecks { execution_id, .. }
             | Effect::RollBack { execution_id, .. }
             | Effect::ContinueDeployment { execution_id, .. }
+            | Effect::StopDeployment { execution_id, .. }
             | Effect::NotifyOutcome { execution_id, .. } => Some(execution_id),
             Effect::Publish(event) => Some(event.execution_id()),
         }
@@ -452,6 +470,9 @@ impl Effect {
             }
             Effect::ContinueDeployment { execution_id, hook_id, action, .. } => {
                 format!("{} {execution_id}'s deployment, paused at hook {hook_id}", action.name())
+            }
+            Effect::StopDeployment { execution_id, deployment, .. } => {
+                format!("stop {execution_id}'s deployment {deployment} and roll it back")
             }
             Effect::NotifyOutcome { execution_id, topic_arn, outcome } => {
                 format!("notify {topic_arn} that {execution_id} {}", outcome.name())

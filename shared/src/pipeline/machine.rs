@@ -12,8 +12,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::event::{ApprovalNotice, BuildFailure, Effect, Event, HookStatus};
 use super::state::{
-    ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, PipelineState,
-    PushLink, RefHistory, Stage, Status, bounded,
+    ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, OrderedRollback,
+    PipelineState, PushLink, RefHistory, Stage, Status, bounded,
 };
 use crate::definitions::{AFTER_ROLLOUT, DeployTarget, ExecutionMode};
 use crate::events::{
@@ -84,6 +84,8 @@ pub enum TransitionError {
     ApprovalStillOpen { execution: ExecutionId, expires_at: DateTime<Utc> },
     #[error("the approval link of execution {execution} was replaced by a newer request; use the newest email")]
     StaleApprovalLink { execution: ExecutionId },
+    #[error("execution {execution}'s deployment cannot be rolled back now: {why}")]
+    CannotRollBack { execution: ExecutionId, why: String },
     #[error("execution {execution}'s deployment paused at {stage}, where its pipeline asks for no approval")]
     UnplannedPause { execution: ExecutionId, stage: String },
     #[error("pipeline {pipeline} already has {limit} executions waiting; let them finish or use mode = \"superseded\"")]
@@ -433,6 +435,9 @@ impl Run {
                 let failed_hook = deploy.hooks.iter().rev().find(|hook| !hook.passed);
                 let reason = match (pause::rolled_back_at(deploy, now), failed_hook) {
                     (Some(pause), _) => format!("{pause}; {reason}"),
+                    (None, _) if let Some(ordered) = &deploy.rollback_ordered => {
+                        format!("rolled back by {} (sluice rollback): {reason}", ordered.by)
+                    }
                     (None, Some(hook)) => format!(
                         "the {} checks failed ({}); {reason}",
                         hook.lifecycle_event,
@@ -444,6 +449,7 @@ impl Run {
                 self.finish(i, outcome, Some(reason));
                 Ok(None)
             }
+            Event::RollbackOrdered { by, .. } => self.order_rollback(i, by),
             Event::DeploymentSuperseded { deployment_id, by, by_pipeline, reason, .. } => {
                 if status != Status::Running(Stage::Deploy) {
                     return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
@@ -530,6 +536,42 @@ impl Run {
                 got: deployment_id.to_owned(),
             }),
         }
+    }
+
+    /// An operator ordered the run's deployment stopped and rolled back: the deployer (or `sluice rollback` itself)
+    /// stops it, and the deployment's own events end the run. Refused where there is nothing sluice can stop.
+    fn order_rollback(&mut self, i: usize, by: &str) -> Applied {
+        let (now, execution) = (self.now, &self.state.executions[i]);
+        let refuse =
+            |why: &str| Err(TransitionError::CannotRollBack { execution: execution.id.clone(), why: why.into() });
+        if execution.status != Status::Running(Stage::Deploy) {
+            return self.past(i, Stage::Deploy, false, "rollback_ordered");
+        }
+        let Some(deploy) = execution.deploy.as_ref() else { return refuse("its deployment has not started yet") };
+        if deploy.rollback_ordered.is_some() {
+            return Ok(Some(IgnoreReason::DuplicateEvent));
+        }
+        if deploy.rolling_back(now) {
+            return refuse("it is already rolling back");
+        }
+        let deployment = match &execution.plan.deploy {
+            DeployTarget::BlueGreen(_) => deploy.deployment_id.clone(),
+            DeployTarget::EcsNative(_) => deploy.service_deployment.clone(),
+            DeployTarget::Rolling(_) => {
+                return refuse(
+                    "a rolling update is not stopped by sluice (its circuit breaker rolls back tasks that fail to \
+                     start)",
+                );
+            }
+        };
+        let Some(deployment) = deployment else { return refuse("its deployment has not started yet") };
+        self.effects.push(Effect::StopDeployment {
+            execution_id: execution.id.clone(),
+            target: execution.plan.deploy.clone(),
+            deployment,
+        });
+        self.deploy_mut(i).rollback_ordered = Some(OrderedRollback { by: bounded(by, MAX_APPROVER), at: now });
+        Ok(None)
     }
 
     /// A rolling update's AfterRollout checks ran: the run succeeds, or the service goes back to the task definition
@@ -623,6 +665,7 @@ impl Run {
             rolled_out_at: None,
             hooks: Vec::new(),
             pauses: Vec::new(),
+            rollback_ordered: None,
             started_at: now,
             finished_at: None,
         })

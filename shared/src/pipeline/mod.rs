@@ -15,6 +15,6 @@ pub use machine::{
 pub use outbox::Retry;
 pub use state::{
     ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, DeployFacts, Execution, ExecutionId, Gate,
-    HookResult, Lease, ParkedEffect, PauseFacts, PendingEffect, PipelineState, Plan, PushLink, RefHistory, SourceFacts,
-    Stage, Status, bounded,
+    HookResult, Lease, OrderedRollback, ParkedEffect, PauseFacts, PendingEffect, PipelineState, Plan, PushLink,
+    RefHistory, SourceFacts, Stage, Status, bounded,
 };

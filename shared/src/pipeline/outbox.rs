@@ -131,7 +131,8 @@ impl PipelineState {
     }
 
     /// Drops the stage effects whose execution no longer holds their stage (a build, an approval request, a
-    /// deployment, its checks or its rollback, of a run that was superseded, rejected or ended meanwhile), the hook answers of deployments
+    /// deployment, its checks, its rollback or its stop, of a run that was superseded, rejected or ended meanwhile),
+    /// the hook answers of deployments
     /// that have ended, and all but the newest [`MAX_PENDING_NOTICES`] outcome notifications: they are moot, and an
     /// outbox whose owner is slow or not deployed must not grow with every run. Announcements are kept, and so are
     /// the hook answers of a deployment still going: they have to go out.
@@ -146,6 +147,7 @@ impl PipelineState {
             // A pause's request, and its answer, matter while the deployment runs.
             Effect::RequestApproval { execution_id, hook_id: Some(_), .. }
             | Effect::ContinueDeployment { execution_id, .. }
+            | Effect::StopDeployment { execution_id, .. }
             | Effect::StartDeployment { execution_id, .. }
             | Effect::RunChecks { execution_id, .. }
             | Effect::RollBack { execution_id, .. } => holds(execution_id, Stage::Deploy),
@@ -369,6 +371,7 @@ mod tests {
             rolled_out_at: None,
             hooks: Vec::new(),
             pauses: Vec::new(),
+            rollback_ordered: None,
             started_at: now(),
             finished_at: None,
         });

@@ -217,15 +217,20 @@ pub struct DeployFacts {
     /// The pauses of an ECS-native deployment at the pipeline's approval stage, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pauses: Vec<PauseFacts>,
+    /// An operator ordered the deployment stopped and rolled back (`sluice rollback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_ordered: Option<OrderedRollback>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
 
 impl DeployFacts {
     /// Whether the deployment is being rolled back for a reason sluice knows: a stage's checks failed, a person
-    /// rejected it at a pause, or a pause whose timeout action is ROLLBACK timed out.
+    /// rejected it at a pause, a pause whose timeout action is ROLLBACK timed out, or an operator ordered it.
     pub fn rolling_back(&self, now: DateTime<Utc>) -> bool {
-        self.rolled_back_at_pause(now).is_some() || self.hooks.iter().any(|hook| !hook.passed)
+        self.rollback_ordered.is_some()
+            || self.rolled_back_at_pause(now).is_some()
+            || self.hooks.iter().any(|hook| !hook.passed)
     }
 
     /// The pause that rolls the deployment back at `now`, with its approval: the last pause, if a person rejected
@@ -239,6 +244,14 @@ impl DeployFacts {
         };
         rolled_back.then_some((pause, approval))
     }
+}
+
+/// Who ordered a deployment rolled back (`sluice rollback`), and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderedRollback {
+    /// The operator's AWS identity (its ARN).
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 /// ECS paused the run's deployment at a stage (a PAUSE lifecycle hook) until sluice continues it or it times out.

@@ -1,5 +1,6 @@
 //! The deployer's effect runner: it carries out `StartDeployment`, `ContinueDeployment` (a paused ECS-native
-//! deployment is continued or rolled back), `RollBack` (a rolling update whose AfterRollout
+//! deployment is continued or rolled back), `StopDeployment` (an operator's `sluice rollback` of a deployment in
+//! progress), `RollBack` (a rolling update whose AfterRollout
 //! checks failed goes back to the task definition the service ran before), and the announcements of the runs it
 //! moves on.
 //! It reads the build's `taskdef.json` (and `appspec.yaml` for blue/green), renders them (pure, `crate::deploy`),
@@ -317,7 +318,13 @@ where
     W: Supersessions,
 {
     fn kinds(&self) -> &[EffectKind] {
-        &[EffectKind::StartDeployment, EffectKind::ContinueDeployment, EffectKind::RollBack, EffectKind::Publish]
+        &[
+            EffectKind::StartDeployment,
+            EffectKind::ContinueDeployment,
+            EffectKind::StopDeployment,
+            EffectKind::RollBack,
+            EffectKind::Publish,
+        ]
     }
 
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
@@ -393,7 +400,60 @@ where
                 }
                 Ok(None)
             }
+            Effect::StopDeployment { execution_id, target, deployment } => {
+                stop_deployment(&self.blue_green, &self.ecs, execution_id, target, deployment).await
+            }
             other => Err(EffectError::permanent(other.kind().name(), "not an effect the deployer carries out")),
+        }
+    }
+}
+
+/// Stops a run's deployment and rolls it back, as an operator ordered (`StopDeployment`): CodeDeploy's
+/// StopDeployment with auto-rollback, or ECS's StopServiceDeployment with ROLLBACK. One that has ended meanwhile is
+/// not an error; its own events end the run either way.
+async fn stop_deployment<B: BlueGreenDeployments, R: NativeDeployments>(
+    blue_green: &B,
+    ecs: &R,
+    execution_id: &ExecutionId,
+    target: &DeployTarget,
+    deployment: &str,
+) -> Result<Option<Event>, EffectError> {
+    let stopped = match target {
+        DeployTarget::BlueGreen(_) => blue_green.stop(deployment).await,
+        DeployTarget::EcsNative(_) => ecs.stop(deployment).await,
+        DeployTarget::Rolling(_) => {
+            return Err(EffectError::permanent("stop_deployment", "sluice does not stop a rolling update"));
+        }
+    };
+    match stopped {
+        Ok(()) => {
+            info!(execution = %execution_id, deployment, "deployment stopped, to be rolled back, as ordered");
+            Ok(None)
+        }
+        Err(error @ DeployError::Refused { .. }) => Err(EffectError::permanent("stop_deployment", error)),
+        Err(error) => Err(EffectError::transient("stop_deployment", error)),
+    }
+}
+
+/// Carries out `StopDeployment` alone: what `sluice rollback` runs at once, with the operator's own credentials
+/// (the deployer carries out a stop left in the outbox).
+#[derive(Debug, Clone)]
+pub struct DeploymentStops<B, R> {
+    pub blue_green: B,
+    pub ecs: R,
+}
+
+impl<B: BlueGreenDeployments, R: NativeDeployments> EffectRunner for DeploymentStops<B, R> {
+    fn kinds(&self) -> &[EffectKind] {
+        &[EffectKind::StopDeployment]
+    }
+
+    async fn run(&self, _: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
+        match effect {
+            Effect::StopDeployment { execution_id, target, deployment } => {
+                stop_deployment(&self.blue_green, &self.ecs, execution_id, target, deployment).await
+            }
+            other => Err(EffectError::permanent(other.kind().name(), "not an effect `sluice rollback` carries out")),
         }
     }
 }

@@ -415,13 +415,14 @@ mod effects;
 mod hooks;
 mod notify;
 mod reconcile;
+mod rollback;
 mod secrets;
 mod webhook;
 
 pub use approval::{ApprovalEffects, MAX_FORM, Requester, decide, review_page};
 pub use build_events::{BuildEventError, BuildEventOutcome, BuildStateChange, artifact_location, record_build_event};
 pub use definitions::{CachedDefinitions, DefinitionsError};
-pub use deploy::DeployEffects;
+pub use deploy::{DeployEffects, DeploymentStops};
 pub use deploy_events::{
     AWAITING_ACTION, DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange,
     record_deployment_event,
@@ -430,6 +431,7 @@ pub use effects::{Announcer, StageEffects};
 pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, StageAnswer, StageCall, answer_hook, answer_stage};
 pub use notify::NotifyEffects;
 pub use reconcile::{Lookups, QUIET_FOR, Reconciled, reconcile};
+pub use rollback::{RollbackError, RollbackOrdered, Stop, order_rollback};
 pub use secrets::{REREAD_AFTER, WebhookKeys};
 pub use webhook::{Delivery, MAX_BODY, MAX_MESSAGE, Reply, Webhook, receive_webhook};
 

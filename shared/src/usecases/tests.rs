@@ -40,6 +40,7 @@ fn kinds(runner: &RecordingRunner) -> Vec<String> {
             Effect::RunChecks { execution_id, .. } => format!("run_checks {execution_id}"),
             Effect::RollBack { execution_id, .. } => format!("roll_back {execution_id}"),
             Effect::ContinueDeployment { execution_id, .. } => format!("continue_deployment {execution_id}"),
+            Effect::StopDeployment { deployment, .. } => format!("stop_deployment {deployment}"),
             Effect::Publish(event) => format!("publish {}", event.detail_type()),
         })
         .collect()
@@ -453,4 +454,47 @@ async fn a_deployment_stopped_to_make_way_for_another_run_ends_its_run_supersede
              stopped the deployment and rolled it back: The deployment was stopped"
         )
     );
+}
+
+#[tokio::test]
+async fn sluice_rollback_stops_the_deployment_of_the_run_deploying_once_and_says_where_the_stop_is() {
+    use crate::usecases::{RollbackError, Stop, order_rollback};
+    let store = InMemoryStore::new();
+    let stops = RecordingRunner::owning(&[EffectKind::StopDeployment]);
+    let by = "arn:aws:iam::123456789012:user/carol";
+    // A pipeline that never ran, and one with nothing deploying, have nothing to roll back
+    let never = order_rollback(&store, &stops, "web", by, now()).await;
+    assert!(matches!(never, Err(RollbackError::UnknownPipeline(_))), "{never:?}");
+    handle(&store, &RecordingRunner::new(), input(&push("e1"), None)).await.expect("pushed");
+    let idle = order_rollback(&store, &stops, "web", by, now()).await;
+    assert!(matches!(idle, Err(RollbackError::NothingDeploying(_))), "{idle:?}");
+
+    // GIVEN e1 deploying d-1, WHEN the operator orders it rolled back, THEN d-1 is stopped at once
+    let store = InMemoryStore::new();
+    deploying_d1(&store, &RecordingRunner::new()).await;
+    let ordered = order_rollback(&store, &stops, "web", by, now()).await.expect("ordered");
+    assert_eq!((ordered.execution_id.0.as_str(), ordered.deployment.as_str()), ("e1", "d-1"));
+    assert_eq!(ordered.stop, Stop::Made);
+    assert_eq!(kinds(&stops), ["stop_deployment d-1"]);
+    // AND ordering again stops nothing more
+    let again = order_rollback(&store, &stops, "web", by, now()).await.expect("ordered");
+    assert_eq!(again.stop, Stop::AlreadyOrdered);
+    assert_eq!(kinds(&stops).len(), 1);
+
+    // A stop that cannot be made now stays in the outbox; one refused is parked, with its error
+    for (refuse, store) in [(false, InMemoryStore::new()), (true, InMemoryStore::new())] {
+        deploying_d1(&store, &RecordingRunner::new()).await;
+        let failing = RecordingRunner::owning(&[EffectKind::StopDeployment]);
+        if refuse {
+            failing.refuse_next(1)
+        } else {
+            failing.fail_next(1)
+        }
+        let ordered = order_rollback(&store, &failing, "web", by, now()).await.expect("ordered");
+        match (refuse, ordered.stop) {
+            (false, Stop::Pending(error)) => assert!(error.contains("the runner was told to fail"), "{error}"),
+            (true, Stop::Parked { error, .. }) => assert!(error.contains("AccessDeniedException"), "{error}"),
+            (_, other) => panic!("refuse={refuse}: {other:?}"),
+        }
+    }
 }

@@ -1024,3 +1024,35 @@ async fn in_queued_mode_a_run_waits_for_the_ecs_service_deployment_in_its_way_an
     assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::Deploy));
     Ok(())
 }
+
+#[tokio::test]
+async fn an_operator_rolls_back_an_ecs_canary_in_progress_and_the_run_ends_rolled_back_naming_them() -> Result<()> {
+    use sluice::usecases::{DeploymentStops, Stop, order_rollback};
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    // GIVEN web-1's ECS canary paused for a decision, its canary step on production
+    world.deploy(canary_with_pause(60)).await?;
+    let arn = world.paused().await?;
+    // WHEN an operator orders it rolled back, with `sluice rollback`'s own wiring
+    let stops = DeploymentStops {
+        blue_green: sluice::adapters::CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(&world.aws)),
+        ecs: sluice::adapters::EcsDeployer::new(aws_sdk_ecs::Client::new(&world.aws)),
+    };
+    let by = "arn:aws:iam::123456789012:user/carol";
+    let ordered = order_rollback(&world.store, &stops, "web", by, chrono::Utc::now()).await?;
+    assert_eq!((ordered.deployment.as_str(), ordered.stop), (arn.as_str(), Stop::Made));
+    // THEN ECS stops the service deployment and rolls it back, and the run says who rolled it back
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    assert_eq!(
+        run.reason.as_deref(),
+        Some(
+            "rolled back by arn:aws:iam::123456789012:user/carol (sluice rollback): ECS failed the deployment \
+             and rolled it back: Service deployment stopped by StopServiceDeployment (ROLLBACK)."
+        )
+    );
+    assert_eq!(world.ecs.service_deployment(&arn).context("the record")?["status"], "ROLLBACK_SUCCESSFUL");
+    assert_eq!(world.app.production.routed(), "blue");
+    let (subject, _) = world.notification().await?;
+    assert_eq!(subject, "sluice: web sha-web rolled back");
+    Ok(())
+}

@@ -83,6 +83,10 @@ fn hook(execution: &str, hook_id: &str, passed: bool) -> Event {
     }
 }
 
+fn ordered(execution: &str) -> Event {
+    Event::RollbackOrdered { execution_id: id(execution), by: "arn:aws:iam::123456789012:user/carol".into() }
+}
+
 fn deployed(execution: &str) -> Event {
     Event::DeploymentSucceeded { execution_id: id(execution), deployment_id: format!("d-{execution}") }
 }
@@ -136,6 +140,7 @@ fn names(effects: &[Effect]) -> Vec<String> {
                 format!("run_checks({lifecycle_event} {})", checks.len())
             }
             Effect::RollBack { task_definition, .. } => format!("roll_back({task_definition})"),
+            Effect::StopDeployment { deployment, .. } => format!("stop({deployment})"),
             Effect::Publish(event) => format!("publish({} {})", event.detail_type(), event.execution_id()),
         })
         .collect()
@@ -814,6 +819,7 @@ fn every_stage_answers_every_event_as_the_table_says() {
         (deployed("e1"), [Refused, Refused, Refused, Applied, Ignored(AlreadyFinished), Refused]),
         (deploy_failed("e1", true), [Refused, Refused, Refused, Applied, Ignored(AlreadyFinished), Refused]),
         (hook("e1", "h9", true), [Refused, Refused, Refused, Applied, Applied, Refused]),
+        (ordered("e1"), [Refused, Refused, Refused, Applied, Refused, Refused]),
     ];
     for (event, row) in &table {
         for ((stage, events), expected) in stages().iter().zip(row) {
@@ -842,6 +848,7 @@ fn an_event_applied_twice_has_its_effects_once() {
         (vec![push("e1"), build_succeeded("e1"), approved("e1")], deployed("e1")),
         (vec![push("e1"), build_succeeded("e1"), approved("e1")], deploy_failed("e1", false)),
         (vec![push("e1")], build_failed("e1", BuildFailure::TimedOut)),
+        (vec![push("e1"), build_succeeded("e1"), approved("e1"), deployment_started("e1")], ordered("e1")),
     ];
     for (history, event) in cases {
         let state = given(&history);
@@ -1045,4 +1052,51 @@ fn a_linear_shift_has_moved_one_step_more_at_each_pause_before_a_step() {
     assert_eq!(moved, [0, 250, 500, 750, 1000, 1000]);
     assert_eq!(linear.production_at_pause("POST_TEST_TRAFFIC_SHIFT", 0), 0);
     assert_eq!(TrafficShift::BlueGreen.production_at_pause("POST_PRODUCTION_TRAFFIC_SHIFT", 0), 1000);
+}
+
+#[test]
+fn an_ordered_rollback_stops_the_deployment_and_the_run_ends_rolled_back_naming_the_operator() {
+    // GIVEN a canary run deploying
+    let state = canary_deploying("e1");
+    // WHEN an operator orders it rolled back
+    let (state, effects) = apply(&state, &ordered("e1"), at(10));
+    // THEN its service deployment is stopped, and the order is on the run
+    assert_eq!(names(&effects), ["stop(arn:sd-e1)"]);
+    let deploy = state.execution(&id("e1")).and_then(|e| e.deploy.clone()).expect("deploy facts");
+    let order = deploy.rollback_ordered.clone().expect("the order");
+    assert_eq!((order.by.as_str(), order.at), ("arn:aws:iam::123456789012:user/carol", at(10)));
+    // AND the hooks ECS runs for the rollback are the rollback's
+    assert!(deploy.rolling_back(at(11)));
+    // AND once ECS reports it rolled back, the run ends rolled_back, naming the operator before what ECS said
+    let (state, _) = apply(&state, &deploy_failed("e1", true), at(12));
+    let execution = state.execution(&id("e1")).expect("e1");
+    assert_eq!(execution.status, Status::RolledBack);
+    assert_eq!(
+        execution.reason.as_deref(),
+        Some(
+            "rolled back by arn:aws:iam::123456789012:user/carol (sluice rollback): BeforeAllowTraffic check \
+             failed"
+        )
+    );
+}
+
+#[test]
+fn a_rollback_is_refused_where_sluice_has_nothing_to_stop() {
+    let refused = |state: &PipelineState, execution: &str| match transition(state, &ordered(execution), at(30)) {
+        Err(TransitionError::CannotRollBack { why, .. }) => why,
+        other => panic!("not refused: {other:?}"),
+    };
+    // A deployment not started yet
+    let starting = given(&[push("e1"), build_succeeded("e1"), approved("e1")]);
+    assert_eq!(refused(&starting, "e1"), "its deployment has not started yet");
+    // A rolling update
+    let rolling = rolled_out("e2", 1, true);
+    assert!(refused(&rolling, "e2").starts_with("a rolling update is not stopped by sluice"));
+    // A deployment already rolling back: its checks failed
+    let failing =
+        given(&[push("e3"), build_succeeded("e3"), approved("e3"), deployment_started("e3"), hook("e3", "h1", false)]);
+    assert_eq!(refused(&failing, "e3"), "it is already rolling back");
+    // A blue/green deployment is stopped by its CodeDeploy id
+    let blue_green = given(&[push("e4"), build_succeeded("e4"), approved("e4"), deployment_started("e4")]);
+    assert_eq!(names(&apply(&blue_green, &ordered("e4"), at(30)).1), ["stop(d-e4)"]);
 }

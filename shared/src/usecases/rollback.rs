@@ -1,0 +1,94 @@
+//! `sluice rollback` of a run in progress: the operator's order is recorded on the run deploying
+//! (`RollbackOrdered`), and its `StopDeployment` is carried out at once by the runner given (the command's own, with
+//! the operator's credentials); a stop that cannot be made now stays in the outbox for the deployer. The
+//! deployment's own events then end the run `rolled_back`, naming the operator.
+
+use chrono::{DateTime, Utc};
+
+use super::{EffectRunner, HandleError, Handled, Input, handle};
+use crate::pipeline::{EffectKind, Event, ExecutionId, Stage, TransitionError};
+use crate::ports::PipelineStore;
+
+/// What became of an order to roll back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackOrdered {
+    pub execution_id: ExecutionId,
+    pub commit: String,
+    /// The deployment sluice stops (the CodeDeploy deployment id, or the ECS service deployment ARN).
+    pub deployment: String,
+    pub stop: Stop,
+}
+
+/// Where the stop is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// CodeDeploy or ECS took it: the deployment is rolling back.
+    Made,
+    /// The run's rollback was already ordered; nothing more was done.
+    AlreadyOrdered,
+    /// It could not be made now (why): it stays in the outbox, and the deployer tries again.
+    Pending(String),
+    /// CodeDeploy or ECS refused it (why): it is parked, for `sluice retry-effect`.
+    Parked { id: String, error: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("pipeline {0} has never run")]
+    UnknownPipeline(String),
+    #[error("pipeline {0} has no run deploying: there is nothing in progress to roll back")]
+    NothingDeploying(String),
+    #[error(transparent)]
+    Refused(TransitionError),
+    #[error(transparent)]
+    Handle(#[from] HandleError),
+}
+
+/// Orders the deployment of `pipeline`'s run now deploying stopped and rolled back, as `by` (the operator's
+/// identity); `runner` carries out the stop at once.
+pub async fn order_rollback<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    pipeline: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<RollbackOrdered, RollbackError> {
+    let state = store.load(pipeline).await.map_err(HandleError::from)?;
+    let state = state.ok_or_else(|| RollbackError::UnknownPipeline(pipeline.to_owned()))?.value;
+    let run = state.holder_of(Stage::Deploy).ok_or_else(|| RollbackError::NothingDeploying(pipeline.to_owned()))?;
+    let (execution_id, commit) = (run.id.clone(), run.source.commit.clone());
+    let event = Event::RollbackOrdered { execution_id: execution_id.clone(), by: by.to_owned() };
+    let input = Input { pipeline, mode: state.mode, event: &event, receipt: None, now };
+    let handled = handle(store, runner, input).await?;
+    let after = store.load(pipeline).await.map_err(HandleError::from)?.map(|stored| stored.value);
+    let after = after.as_ref();
+    let deployment = after
+        .and_then(|state| state.execution(&execution_id))
+        .and_then(|run| Some((&run.plan.deploy, run.deploy.as_ref()?)))
+        .and_then(|(target, deploy)| match target {
+            crate::definitions::DeployTarget::EcsNative(_) => deploy.service_deployment.clone(),
+            _ => deploy.deployment_id.clone(),
+        })
+        .unwrap_or_default();
+    let stop = match handled {
+        Handled::Refused(error) => return Err(RollbackError::Refused(error)),
+        Handled::Ignored(_) | Handled::Duplicate { .. } => Stop::AlreadyOrdered,
+        Handled::Applied | Handled::Skipped { .. } => {
+            let ours = |kind: EffectKind, id: Option<&ExecutionId>| {
+                kind == EffectKind::StopDeployment && id == Some(&execution_id)
+            };
+            let pending =
+                after.and_then(|state| state.pending.iter().find(|p| ours(p.effect.kind(), p.effect.execution_id())));
+            let parked =
+                after.and_then(|state| state.parked.iter().find(|p| ours(p.effect.kind(), p.effect.execution_id())));
+            match (pending, parked) {
+                (Some(pending), _) => {
+                    Stop::Pending(pending.last_error.clone().unwrap_or_else(|| "not tried yet".to_owned()))
+                }
+                (None, Some(parked)) => Stop::Parked { id: parked.id.clone(), error: parked.error.clone() },
+                (None, None) => Stop::Made,
+            }
+        }
+    };
+    Ok(RollbackOrdered { execution_id, commit, deployment, stop })
+}

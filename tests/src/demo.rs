@@ -55,6 +55,8 @@ pub struct DemoOutcome {
     pub production: String,
     /// The task definition the ECS service runs once the run ended.
     pub service_task_definition: Option<String>,
+    /// What each decision made on a page answered, then the same POST made again: (first, again).
+    pub clicks: Vec<(u16, u16)>,
 }
 
 /// Runs the demo of `scenario`, printing as it goes; `manual` waits for a person to decide in a browser.
@@ -301,6 +303,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         println!("  | {line}");
     }
     let link = approval_link(&email.1).context("no review link in the email")?;
+    let mut clicks = Vec::new();
 
     let status_of = |store: DynamoDbStore, id: ExecutionId| async move {
         store.execution(&id).await.map(|execution| execution.map(|execution| execution.status))
@@ -320,7 +323,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         }
     } else {
         println!("A person opens it, types a name and a comment, and presses Approve (POST from the page):");
-        decide_on_page(&link, "approve", "ship it").await?;
+        clicks.push(decide_on_page(&link, "approve", "ship it").await?);
     }
     println!("  the run is now {}", describe(status_of(store.clone(), execution_id.clone()).await?));
 
@@ -362,7 +365,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
                 "A person opens it and presses {} (POST from the page):",
                 if decision == "reject" { "Reject" } else { "Approve" }
             );
-            decide_on_page(&link, decision, comment).await?;
+            clicks.push(decide_on_page(&link, decision, comment).await?);
         }
         println!("\nThe deployer calls ContinueServiceDeployment; deploy-events ends the run on ECS's word:");
         let run = wait_until_finished(&store, &execution_id).await?;
@@ -476,6 +479,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         notification: (subject, text),
         production: sample.production.routed().to_owned(),
         service_task_definition,
+        clicks,
     })
 }
 
@@ -574,8 +578,8 @@ fn canary_web(text: &str, test: &str) -> Result<String> {
 }
 
 /// Decides through the review page at `link`, as a person does: opens it, names themselves, comments, presses the
-/// button (`approve` or `reject`), then presses it again. Prints what each POST answered.
-async fn decide_on_page(link: &str, decision: &str, comment: &str) -> Result<()> {
+/// button (`approve` or `reject`), then presses it again. Prints, and returns, what each POST answered.
+async fn decide_on_page(link: &str, decision: &str, comment: &str) -> Result<(u16, u16)> {
     let (_, _, page) = request("GET", link, &[("user-agent", "Mozilla/5.0 (demo)")], vec![]).await?;
     println!("  the page asks: {}", heading(&page));
     let token = form_token(&page).context("no form on the review page")?;
@@ -586,11 +590,11 @@ async fn decide_on_page(link: &str, decision: &str, comment: &str) -> Result<()>
         .append_pair("decision", decision)
         .finish();
     let headers = [("content-type", "application/x-www-form-urlencoded"), ("user-agent", "Mozilla/5.0 (demo)")];
-    let (status, _, page) = request("POST", link, &headers, form.clone().into_bytes()).await?;
-    println!("  POST {decision}: {status} {}", heading(&page));
-    let (status, _, page) = request("POST", link, &headers, form.into_bytes()).await?;
-    println!("  POST again:   {status} {}", heading(&page));
-    Ok(())
+    let (first, _, page) = request("POST", link, &headers, form.clone().into_bytes()).await?;
+    println!("  POST {decision}: {first} {}", heading(&page));
+    let (again, _, page) = request("POST", link, &headers, form.into_bytes()).await?;
+    println!("  POST again:   {again} {}", heading(&page));
+    Ok((first, again))
 }
 
 /// The first email SNS recorded on `topic`: subject and text.

@@ -146,3 +146,35 @@ fn a_container_the_pipeline_names_gets_the_image_whatever_its_image_was_and_an_u
     );
     assert!(message.contains(&container), "{message}");
 }
+
+#[test]
+fn an_ecs_native_failure_is_worded_by_what_ecs_recorded_alarms_first_then_the_breaker_then_a_hooks_timeout() {
+    use crate::ports::{DeploymentProgress, ServiceDeploymentReport};
+    let failed = ServiceDeploymentReport {
+        progress: DeploymentProgress::Failed,
+        status: "ROLLBACK_SUCCESSFUL".into(),
+        status_reason: Some("ECS deployment failed".into()),
+        rolled_back: true,
+        rollback_reason: Some("rolled back: tasks failed".into()),
+        ..Default::default()
+    };
+    let said = Some("SERVICE_DEPLOYMENT_FAILED");
+    // What ECS said of the rollback, when its record names no alarm, breaker or hook
+    assert_eq!(native_failure(Some(&failed), said), (true, Some("rolled back: tasks failed".into())));
+    // A hook that timed out
+    let timed_out = ServiceDeploymentReport { timed_out_hooks: vec!["ecs-hook-7".into()], ..failed.clone() };
+    assert_eq!(native_failure(Some(&timed_out), said).1.as_deref(), Some("lifecycle hook ecs-hook-7 timed out"));
+    // The circuit breaker, before a timed-out hook
+    let tripped = ServiceDeploymentReport { circuit_breaker_tripped: true, ..timed_out.clone() };
+    assert_eq!(
+        native_failure(Some(&tripped), said).1.as_deref(),
+        Some("the deployment circuit breaker tripped: the new tasks did not reach a steady state")
+    );
+    // Alarms, before all
+    let alarmed = ServiceDeploymentReport { triggered_alarms: vec!["web-5xx".into(), "web-p99".into()], ..tripped };
+    assert_eq!(native_failure(Some(&alarmed), said).1.as_deref(), Some("alarm web-5xx, web-p99 went into ALARM"));
+    // A record that says nothing but its status; and none at all: what the event said, not rolled back
+    let bare = ServiceDeploymentReport { status: "STOPPED".into(), rolled_back: false, ..Default::default() };
+    assert_eq!(native_failure(Some(&bare), None), (false, Some("service deployment STOPPED".into())));
+    assert_eq!(native_failure(None, said), (false, Some("SERVICE_DEPLOYMENT_FAILED".into())));
+}

@@ -1056,3 +1056,49 @@ async fn an_operator_rolls_back_an_ecs_canary_in_progress_and_the_run_ends_rolle
     assert_eq!(subject, "sluice: web sha-web rolled back");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_ecs_blue_green_whose_new_tasks_fail_is_rolled_back_by_the_circuit_breaker_and_labelled_so() -> Result<()> {
+    let world = world(true, Rollout::TasksFail, HookTime(Duration::from_secs(300))).await?;
+    world.deploy(native(TrafficShift::BlueGreen, Vec::new())).await?;
+
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    assert_eq!(
+        run.reason.as_deref(),
+        Some(
+            "ECS failed the deployment and rolled it back: the deployment circuit breaker tripped: the new tasks did \
+             not reach a steady state"
+        )
+    );
+    assert_eq!(world.app.production.routed(), "blue");
+    let (subject, _) = world.notification().await?;
+    assert_eq!(subject, "sluice: web sha-web rolled back");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_ecs_native_deployment_whose_events_are_lost_is_ended_by_the_reconcilers_look_at_the_service_deployment()
+-> Result<()> {
+    // GIVEN an ECS blue/green deployment that completes, its state changes lost
+    let mut world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    world.lose_deployment_events();
+    world.deploy(native(TrafficShift::BlueGreen, Vec::new())).await?;
+    let arn = world.service_deployment().await?;
+    for _ in 0..200 {
+        if world.ecs.service_deployment(&arn).is_some_and(|r| r["status"] == "SUCCESSFUL") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(world.ecs.service_deployment(&arn).context("the record")?["status"], "SUCCESSFUL");
+    let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+    assert!(!run.status.is_finished(), "nothing told the run: {run:#?}");
+    // WHEN the reconciler looks once the run has been quiet for ten minutes
+    let done = world.reconcile_in(11).await?;
+    // THEN DescribeServiceDeployments says it succeeded, and so does the run
+    assert_eq!(done["moved"], 1, "{done}");
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    Ok(())
+}

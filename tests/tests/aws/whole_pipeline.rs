@@ -29,6 +29,7 @@ async fn a_signed_push_is_built_approved_from_the_page_shipped_blue_green_and_no
     assert_eq!(subject, "sluice: web 9b2c5f0 succeeded");
     assert!(text.starts_with(&format!("Pipeline web shipped {image}.")), "{text}");
     assert!(text.contains("approved by alice@example.com: \"ship it\""), "{text}");
+    assert_eq!(outcome.clicks, [(200, 409)], "the second click on the page is told it was decided");
     Ok(())
 }
 
@@ -51,6 +52,8 @@ async fn an_ecs_canary_pauses_after_its_canary_step_is_approved_from_the_page_an
     assert!(deploy.hooks.iter().any(|h| h.lifecycle_event == "POST_TEST_TRAFFIC_SHIFT" && h.passed), "{deploy:?}");
     assert_eq!(outcome.production, "green");
     assert!(outcome.notification.1.contains("PRE_PRODUCTION_TRAFFIC_SHIFT at 20%: approved by alice@example.com"));
+    // Each page decided once: the approval stage's and the pause's, each clicked twice (the second click: 409)
+    assert_eq!(outcome.clicks, [(200, 409), (200, 409)]);
     Ok(())
 }
 
@@ -68,6 +71,7 @@ async fn an_ecs_canary_rejected_at_its_pause_is_rolled_back_by_ecs_and_the_run_n
         "{reason}"
     );
     assert_eq!(pauses(run).last().map(|p| p.2), Some(Some(ApprovalDecision::Rejected)));
+    assert_eq!(outcome.clicks.last(), Some(&(200, 409)), "a second click at the pause is told it was decided");
     // Production is back on the revision that served before, and the service on its task definition.
     assert_eq!(outcome.production, "blue");
     assert_eq!(

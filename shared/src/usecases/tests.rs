@@ -498,3 +498,72 @@ async fn sluice_rollback_stops_the_deployment_of_the_run_deploying_once_and_says
         }
     }
 }
+
+/// A prober that must not be used: it counts the probes asked of it and answers none.
+#[derive(Default)]
+struct NoProbes(std::sync::atomic::AtomicUsize);
+
+impl crate::ports::HttpProbe for NoProbes {
+    async fn probe(&self, _: &crate::ports::Probe<'_>) -> Result<crate::ports::ProbeAnswer, crate::ports::ProbeError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(crate::ports::ProbeError("no probe expected".into()))
+    }
+}
+
+#[tokio::test]
+async fn an_ecs_stage_sluice_does_not_know_or_without_checks_is_answered_succeeded_and_an_unrecorded_deployment_is_waited_for()
+ {
+    use crate::definitions::{Check, DeployTarget, TrafficShift};
+    use crate::deploy::StageProgress;
+    use crate::usecases::{StageAnswer, StageCall, answer_stage};
+    let (store, runner, probes) = (InMemoryStore::new(), RecordingRunner::new(), NoProbes::default());
+    let budget = std::time::Duration::from_secs(60);
+    let call = |stage: &str, unlinked: u32| StageCall {
+        execution_id: format!("hook-{stage}"),
+        stage: stage.into(),
+        service_deployment: "arn:sd-1".into(),
+        target_production_weight: None,
+        progress: StageProgress { unlinked, ..Default::default() },
+    };
+    // A service deployment no run has recorded yet: ECS is asked to call again, 12 times, then told FAILED
+    let first =
+        answer_stage(&store, &runner, &probes, &call("POST_SCALE_UP", 0), budget, now()).await.expect("answered");
+    let progress = StageProgress { unlinked: 1, ..Default::default() };
+    assert_eq!(first, StageAnswer::InProgress { delay_secs: 5, progress });
+    let last =
+        answer_stage(&store, &runner, &probes, &call("POST_SCALE_UP", 12), budget, now()).await.expect("answered");
+    assert_eq!(last, StageAnswer::Failed);
+
+    // GIVEN e1 deploying arn:sd-1 ECS-natively, with a check at POST_TEST_TRAFFIC_SHIFT
+    let mut triggered = push("e1");
+    if let Event::Triggered { plan, .. } = &mut triggered {
+        let checks = vec![Check::new("POST_TEST_TRAFFIC_SHIFT", "http://web-test/health")];
+        plan.deploy = DeployTarget::EcsNative(crate::definitions::EcsNative {
+            checks,
+            ..crate::testing::ecs_native(TrafficShift::BlueGreen)
+        });
+    }
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("e1"),
+        build_id: "build-e1".into(),
+        outputs: crate::pipeline::BuildOutputs { image_uri: "web:e1".into(), artifacts: None },
+    };
+    let started = Event::DeploymentStarted {
+        execution_id: ExecutionId::from("e1"),
+        deployment_id: "ecs-svc/1".into(),
+        service_deployment: Some("arn:sd-1".into()),
+        task_definition: None,
+        previous_task_definition: None,
+    };
+    for event in [triggered, built, started] {
+        handle(&store, &runner, input(&event, None)).await.expect("handled");
+    }
+    // WHEN ECS calls at a stage it has added since, and at one without checks, THEN both pass untouched
+    for stage in ["POST_SOMETHING_NEW", "POST_SCALE_UP"] {
+        let answer = answer_stage(&store, &runner, &probes, &call(stage, 0), budget, now()).await.expect("answered");
+        assert_eq!(answer, StageAnswer::Succeeded, "{stage}");
+    }
+    assert_eq!(probes.0.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing was probed");
+    let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
+    assert!(run.deploy.is_some_and(|d| d.hooks.is_empty()), "nothing recorded on the run");
+}

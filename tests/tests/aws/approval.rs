@@ -272,3 +272,85 @@ async fn a_request_sns_could_not_take_goes_out_when_the_reconcilers_doorbell_rin
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_pause_link_opened_after_the_pause_expired_says_what_ecs_did_and_decides_nothing() -> Result<()> {
+    use sluice::definitions::{DeployTarget, EcsNative, PauseAction, PauseApproval, TrafficShift};
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    // GIVEN web-1's ECS canary paused after its canary step, for 30 minutes, then ROLLBACK
+    let mut triggered = push("web-1", ExecutionMode::Superseded, false);
+    if let Event::Triggered { plan, .. } = &mut triggered {
+        plan.deploy = DeployTarget::EcsNative(EcsNative {
+            approval: Some(PauseApproval {
+                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+                topic_arn: stack.approval_topic.clone(),
+                timeout_minutes: 30,
+                on_timeout: PauseAction::Rollback,
+            }),
+            ..sluice::testing::ecs_native(TrafficShift::Canary { tenths: 100, bake_time_minutes: 5 })
+        });
+    }
+    let (now, arn) = (chrono::Utc::now(), "arn:aws:ecs:us-east-1:123456789012:service-deployment/prod/web/sd1");
+    let paused = |hook_id: &str| Event::DeploymentPaused {
+        execution_id: ExecutionId::from("web-1"),
+        service_deployment: arn.into(),
+        hook_id: hook_id.into(),
+        stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+        expires_at: Some(now + chrono::TimeDelta::minutes(30)),
+        timeout_action: Some(PauseAction::Rollback),
+    };
+    let events = [
+        triggered,
+        Event::BuildSucceeded {
+            execution_id: ExecutionId::from("web-1"),
+            build_id: "build-web-1".into(),
+            outputs: BuildOutputs { image_uri: "web:1".into(), artifacts: None },
+        },
+        Event::DeploymentStarted {
+            execution_id: ExecutionId::from("web-1"),
+            deployment_id: "ecs-svc/1".into(),
+            service_deployment: Some(arn.into()),
+            task_definition: None,
+            previous_task_definition: None,
+        },
+        paused("pause-1"),
+        paused("pause-2"),
+    ];
+    let runner = RecordingRunner::owning(&[EffectKind::StartBuild]);
+    for event in &events {
+        handle(&store, &runner, Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now })
+            .await?;
+    }
+    // The approval function mails the pause's link; its page is served on a clock the test moves.
+    let app = Arc::new(AwsApp::from_aws(&stack.config, &config(&stack)?));
+    let later = Arc::new(AtomicI64::new(0));
+    let (served, clock) = (Arc::clone(&app), Arc::clone(&later));
+    let url = serve("approval", move |request| {
+        let (app, minutes) = (Arc::clone(&served), clock.load(Ordering::SeqCst));
+        async move { respond(&app, request, chrono::Utc::now() + chrono::TimeDelta::minutes(minutes)).await }
+    })
+    .await?;
+    let _ = app.approval_url.set(url.url.clone());
+    let event = json!({ "source": "sluice", "detail-type": "Approval Requested", "detail": { "pipeline": "web", "execution_id": "web-1" } });
+    on_event(&app, &event, now).await?;
+    let sent = sns_messages(&stack.approval_topic).await?;
+    let message: serde_json::Value = serde_json::from_str(&sent.first().context("the pause's request")?.1)?;
+    let link = approval_link(message["email"].as_str().context("an email form")?).context("a link")?;
+    let (code, _, page) = request("GET", &link, &[], vec![]).await?;
+    assert_eq!(code, 200, "{page}");
+    let token = form_token(&page).context("a form token")?;
+    let before = store.load("web").await?.context("the state")?.version;
+
+    // WHEN the link is opened, and its form sent, after the pause expired
+    later.store(31, Ordering::SeqCst);
+    let (code, _, page) = request("GET", &link, &[], vec![]).await?;
+    let (posted, _, _) = request("POST", &link, &[FORM], form(&token, "approve")).await?;
+
+    // THEN the page says ECS took the timeout action, and nothing was decided
+    assert_eq!((code, posted), (410, 410), "{page}");
+    assert!(page.contains("ECS took the pause's timeout action and rolled the deployment back"), "{page}");
+    assert_eq!(store.load("web").await?.context("the state")?.version, before, "nothing changed");
+    Ok(())
+}

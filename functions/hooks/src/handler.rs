@@ -95,9 +95,12 @@ pub fn stage_call(event: &Value) -> Option<StageCall> {
     let (execution_id, stage, service_deployment) =
         (text("/executionId")?, text("/lifecycleStage")?, text("/resourceArn")?);
     let target_revision = text("/executionDetails/targetServiceRevisionArn");
-    let target_production_weight = target_revision.and_then(|target| {
-        event.pointer("/executionDetails/productionTrafficWeights").and_then(|w| w.get(target)).and_then(Value::as_f64)
-    });
+    let weight = |weights: &str| {
+        let weights = event.pointer(&format!("/executionDetails/{weights}"));
+        target_revision.and_then(|target| weights?.get(target)?.as_f64())
+    };
+    let (target_production_weight, target_test_weight) =
+        (weight("productionTrafficWeights"), weight("testTrafficWeights"));
     // What sluice left after IN_PROGRESS; anything else there (the service's own hookDetails) is not sluice's.
     let progress = event
         .pointer(&format!("/hookDetails/{PROGRESS_KEY}"))
@@ -108,6 +111,7 @@ pub fn stage_call(event: &Value) -> Option<StageCall> {
         stage: stage.to_owned(),
         service_deployment: service_deployment.to_owned(),
         target_production_weight,
+        target_test_weight,
         progress,
     })
 }
@@ -234,7 +238,8 @@ mod tests {
         assert!(
             call.service_deployment.ends_with("service-deployment/myBGCluster/nginxBGservice/nSmU4GWo24zDCrTUP0qGp")
         );
-        assert_eq!(call.target_production_weight, Some(0.0));
+        assert_eq!((call.target_production_weight, call.target_test_weight), (Some(0.0), Some(100.0)));
+        assert!(!call.rolls_back(), "a POST_TEST_TRAFFIC_SHIFT call is no rollback");
         assert_eq!(call.progress.tries.get(&2), Some(&1));
         assert_eq!(call.progress.passed.get(&1), Some(&(200, 12)));
         // A CodeDeploy invocation is not one.

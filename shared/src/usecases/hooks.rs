@@ -266,8 +266,23 @@ pub struct StageCall {
     pub service_deployment: String,
     /// The production traffic weight `executionDetails.productionTrafficWeights` gives the target revision.
     pub target_production_weight: Option<f64>,
+    /// The test traffic weight `executionDetails.testTrafficWeights` gives the target revision.
+    pub target_test_weight: Option<f64>,
     /// What the last `IN_PROGRESS` answer left in `hookDetails` (sluice's key only).
     pub progress: StageProgress,
+}
+
+impl StageCall {
+    /// Whether ECS invokes the hook as it rolls the deployment back: it runs the traffic-shift hooks again while
+    /// traffic goes back, so at TEST_TRAFFIC_SHIFT or PRODUCTION_TRAFFIC_SHIFT the target revision's weight is back
+    /// to 0 (going forward it is 100 for test traffic, and the step's share, never 0, for production).
+    pub fn rolls_back(&self) -> bool {
+        match self.stage.as_str() {
+            "TEST_TRAFFIC_SHIFT" => self.target_test_weight == Some(0.0),
+            "PRODUCTION_TRAFFIC_SHIFT" => self.target_production_weight == Some(0.0),
+            _ => false,
+        }
+    }
 }
 
 /// How sluice answers an ECS lifecycle hook: the invocation's return value.
@@ -290,7 +305,8 @@ const UNLINKED_TRIES: u32 = 12;
 /// Answers one ECS lifecycle hook invocation: runs one attempt of each of the stage's checks that has not passed
 /// yet, and answers SUCCEEDED or FAILED (recording the result on the run), or IN_PROGRESS when a check has retries
 /// left, never waiting between tries itself. A stage sluice does not know (ECS adds them) or one without checks is
-/// answered SUCCEEDED and logged; so is a stage of a deployment ECS is rolling back, which sluice must not block.
+/// answered SUCCEEDED and logged; so is a stage of a deployment ECS is rolling back (its traffic weights going back,
+/// or the run knowing why), which sluice must not block.
 #[instrument(skip_all, fields(service_deployment = %call.service_deployment, stage = %call.stage))]
 pub async fn answer_stage<S, R, C>(
     store: &S,
@@ -325,9 +341,10 @@ where
         info!(passed = recorded.passed, "hook already answered; answering the same again");
         return Ok(if recorded.passed { StageAnswer::Succeeded } else { StageAnswer::Failed });
     }
-    // ECS runs the traffic-shift hooks again while it rolls back: a run that has failed a stage, been rolled back at
-    // a pause or ended is being rolled back, and the rollback must not be held up.
-    if deploy.is_some_and(|d| d.rolling_back(now)) || run.status.is_finished() {
+    // ECS runs the traffic-shift hooks again while it rolls back (traffic going back to the old revision, for an
+    // alarm or the circuit breaker too): so is a run that has failed a stage, been rolled back at a pause or by an
+    // operator, or ended. Its checks would test the way back, and the rollback must not be held up.
+    if call.rolls_back() || deploy.is_some_and(|d| d.rolling_back(now)) || run.status.is_finished() {
         info!(status = %run.status, weight = ?call.target_production_weight, "a rollback's hook; answering SUCCEEDED");
         return Ok(StageAnswer::Succeeded);
     }

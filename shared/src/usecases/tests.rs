@@ -523,6 +523,7 @@ async fn an_ecs_stage_sluice_does_not_know_or_without_checks_is_answered_succeed
         stage: stage.into(),
         service_deployment: "arn:sd-1".into(),
         target_production_weight: None,
+        target_test_weight: None,
         progress: StageProgress { unlinked, ..Default::default() },
     };
     // A service deployment no run has recorded yet: ECS is asked to call again, 12 times, then told FAILED
@@ -566,4 +567,25 @@ async fn an_ecs_stage_sluice_does_not_know_or_without_checks_is_answered_succeed
     assert_eq!(probes.0.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing was probed");
     let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
     assert!(run.deploy.is_some_and(|d| d.hooks.is_empty()), "nothing recorded on the run");
+}
+
+#[test]
+fn ecs_calls_a_traffic_shift_hook_of_a_rollback_with_the_new_revisions_weight_back_at_zero() {
+    use crate::usecases::StageCall;
+    let call = |stage: &str, test: f64, production: f64| StageCall {
+        execution_id: "hook-1".into(),
+        stage: stage.into(),
+        service_deployment: "arn:sd-1".into(),
+        target_production_weight: Some(production),
+        target_test_weight: Some(test),
+        progress: Default::default(),
+    };
+    // Going forward: test traffic all on the new revision, production a step's share
+    assert!(!call("TEST_TRAFFIC_SHIFT", 100.0, 0.0).rolls_back());
+    assert!(!call("PRODUCTION_TRAFFIC_SHIFT", 100.0, 20.0).rolls_back());
+    // Going back
+    assert!(call("TEST_TRAFFIC_SHIFT", 0.0, 0.0).rolls_back());
+    assert!(call("PRODUCTION_TRAFFIC_SHIFT", 0.0, 0.0).rolls_back());
+    // Other stages say nothing of it: before any shift the weights are 0 anyway
+    assert!(!call("POST_SCALE_UP", 0.0, 0.0).rolls_back());
 }

@@ -819,7 +819,9 @@ async fn an_ecs_linear_run_whose_check_fails_at_a_middle_step_is_rolled_back_and
 async fn an_alarm_in_alarm_during_the_bake_time_rolls_an_ecs_canary_back_and_the_run_names_the_alarm() -> Result<()> {
     let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
     let shift = TrafficShift::Canary { tenths: 100, bake_time_minutes: 1 };
-    let target = match native(shift, Vec::new()) {
+    // A check at each production step, through the production listener.
+    let checks = checked(&world.app.production.url, &["PRODUCTION_TRAFFIC_SHIFT"]);
+    let target = match native(shift, checks) {
         DeployTarget::EcsNative(target) => DeployTarget::EcsNative(EcsNative { bake_time_minutes: 100, ..target }),
         other => other,
     };
@@ -831,7 +833,9 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_an_ecs_canary_back_and_the
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The alarm goes off, and the old revision, which traffic goes back to, answers 503 meanwhile.
     world.ecs.alarm("web-5xx", true);
+    world.app.blue.set_healthy(false);
 
     let run = world.finished().await?;
     assert_eq!(run.status, Status::RolledBack, "{run:#?}");
@@ -839,6 +843,16 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_an_ecs_canary_back_and_the
         run.reason.as_deref(),
         Some("ECS failed the deployment and rolled it back: alarm web-5xx went into ALARM")
     );
+    // The hook ECS ran as traffic went back (the new revision's weight at 0) was answered SUCCEEDED without
+    // checking: only the two forward steps' checks are on the run, both passed.
+    let passed: Vec<bool> = run.deploy.iter().flat_map(|d| &d.hooks).map(|h| h.passed).collect();
+    assert_eq!(passed, [true, true], "{run:#?}");
+    let back =
+        world.ecs.invocations(&arn).into_iter().filter(|(stage, _, _)| stage == "PRODUCTION_TRAFFIC_SHIFT").last();
+    let (_, payload, result) = back.context("the rollback's hook")?;
+    let target = payload["executionDetails"]["targetServiceRevisionArn"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(payload["executionDetails"]["productionTrafficWeights"][target], 0.0);
+    assert_eq!(result["hookStatus"], "SUCCEEDED");
     assert_eq!(run.deploy.map(|d| d.strategy).as_deref(), Some("ecs_canary"));
     assert_eq!(world.app.production.routed(), "blue");
     Ok(())

@@ -847,8 +847,7 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_an_ecs_canary_back_and_the
     // checking: only the two forward steps' checks are on the run, both passed.
     let passed: Vec<bool> = run.deploy.iter().flat_map(|d| &d.hooks).map(|h| h.passed).collect();
     assert_eq!(passed, [true, true], "{run:#?}");
-    let back =
-        world.ecs.invocations(&arn).into_iter().filter(|(stage, _, _)| stage == "PRODUCTION_TRAFFIC_SHIFT").last();
+    let back = world.ecs.invocations(&arn).into_iter().rfind(|(stage, _, _)| stage == "PRODUCTION_TRAFFIC_SHIFT");
     let (_, payload, result) = back.context("the rollback's hook")?;
     let target = payload["executionDetails"]["targetServiceRevisionArn"].as_str().unwrap_or_default().to_owned();
     assert_eq!(payload["executionDetails"]["productionTrafficWeights"][target], 0.0);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use sluice::adapters::{DynamoDbStore, EventBridgePublisher};
-use sluice::definitions::{BlueGreen, Check, CircuitBreaker, DeployTarget, EcsNative, ExecutionMode, TrafficShift};
+use sluice::definitions::{BlueGreen, Check, DeployTarget, EcsNative, ExecutionMode, TrafficShift};
 use sluice::pipeline::{EffectKind, Execution, ExecutionId, Status};
 use sluice::ports::PipelineStore;
 use sluice::testing::RecordingRunner;
@@ -667,17 +667,13 @@ async fn in_queued_mode_every_run_deploys_in_the_order_pushed_once_the_one_befor
     Ok(())
 }
 
+/// An ECS-native deployment of prod/web shifting as `shift`, with `checks`, a minute's bake time and alarm web-5xx.
 fn native(shift: TrafficShift, checks: Vec<Check>) -> DeployTarget {
     DeployTarget::EcsNative(EcsNative {
-        cluster: "prod".into(),
-        service: "web".into(),
-        shift,
         bake_time_minutes: 1,
         alarms: vec!["web-5xx".into()],
-        circuit_breaker: CircuitBreaker { enable: true, rollback: true },
-        container: None,
         checks,
-        approval: None,
+        ..sluice::testing::ecs_native(shift)
     })
 }
 
@@ -827,12 +823,7 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_an_ecs_canary_back_and_the
     };
     world.deploy(target).await?;
     let arn = world.service_deployment().await?;
-    for _ in 0..200 {
-        if world.ecs.service_deployment(&arn).is_some_and(|r| r["lifecycleStage"] == "BAKE_TIME") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    world.record_when(&arn, "reach its bake time", |r| r["lifecycleStage"] == "BAKE_TIME").await?;
     // The alarm goes off, and the old revision, which traffic goes back to, answers 503 meanwhile.
     world.ecs.alarm("web-5xx", true);
     world.app.blue.set_healthy(false);
@@ -894,9 +885,7 @@ async fn a_canary_pause_nobody_decides_is_timed_out_by_ecs_and_the_run_says_the_
     let asked: Vec<(u32, bool)> = deploy.pauses.iter().map(|p| (p.shifted_tenths, p.approval.is_some())).collect();
     assert_eq!(asked, [(0, false), (100, true)]);
     let record = world.ecs.service_deployment(&deploy.service_deployment.context("an ARN")?).context("the record")?;
-    let statuses: Vec<&str> =
-        record["lifecycleHookDetails"].as_array().into_iter().flatten().filter_map(|h| h["status"].as_str()).collect();
-    assert_eq!(statuses, ["SUCCEEDED", "TIMED_OUT"]);
+    assert_eq!(hook_statuses(&record), ["SUCCEEDED", "TIMED_OUT"]);
     assert_eq!(world.app.production.routed(), "blue");
     let (subject, _) = world.notification().await?;
     assert_eq!(subject, "sluice: web sha-web rolled back");
@@ -909,18 +898,9 @@ async fn a_pause_whose_hook_event_was_lost_is_found_by_the_reconcilers_look_and_
     world.lose_deployment_events();
     // An hour of sandbox time (six seconds) to decide.
     world.deploy(canary_with_pause(60)).await?;
-    let arn = world.service_deployment().await?;
-    let mut paused = 0;
-    for _ in 0..200 {
-        let record = world.ecs.service_deployment(&arn).context("the record")?;
-        let details = record["lifecycleHookDetails"].as_array().cloned().unwrap_or_default();
-        paused = details.iter().filter(|h| h["status"] == "AWAITING_ACTION").count();
-        if paused == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(paused, 1, "ECS should be paused before the canary step");
+    let arn = world.paused().await?;
+    let record = world.ecs.service_deployment(&arn).context("the record")?;
+    assert_eq!(hook_statuses(&record), ["AWAITING_ACTION"], "ECS should be paused before the canary step");
     let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
     assert!(run.deploy.as_ref().is_some_and(|d| d.pauses.is_empty()), "nothing told the run: {run:#?}");
 
@@ -932,17 +912,8 @@ async fn a_pause_whose_hook_event_was_lost_is_found_by_the_reconcilers_look_and_
     assert_eq!((pauses[0].stage.as_str(), pauses[0].shifted_tenths), ("PRE_PRODUCTION_TRAFFIC_SHIFT", 0));
     // Nothing had moved yet, so sluice continues it itself: the deployer (woken by `Deployment Paused`) calls
     // ContinueServiceDeployment, and ECS moves on to the canary step and its next pause.
-    let mut statuses = Vec::new();
-    for _ in 0..200 {
-        let record = world.ecs.service_deployment(&arn).context("the record")?;
-        let details = record["lifecycleHookDetails"].as_array().cloned().unwrap_or_default();
-        statuses = details.iter().filter_map(|h| h["status"].as_str().map(str::to_owned)).collect();
-        if statuses.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(statuses, ["SUCCEEDED", "AWAITING_ACTION"]);
+    let record = world.record_when(&arn, "pause again", |r| hook_statuses(r).len() == 2).await?;
+    assert_eq!(hook_statuses(&record), ["SUCCEEDED", "AWAITING_ACTION"]);
     Ok(())
 }
 
@@ -950,15 +921,19 @@ impl World {
     /// Run `web-1`'s ECS-native deployment, once it is paused awaiting action (within 10 s).
     async fn paused(&self) -> Result<String> {
         let arn = self.service_deployment().await?;
+        self.record_when(&arn, "pause", |r| hook_statuses(r).iter().any(|s| s == "AWAITING_ACTION")).await?;
+        Ok(arn)
+    }
+
+    /// ECS's record of service deployment `arn` once `ready` holds of it (within 10 s); `what` it waited to do.
+    async fn record_when(&self, arn: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Result<Value> {
         for _ in 0..200 {
-            let record = self.ecs.service_deployment(&arn).context("the record")?;
-            let details = record["lifecycleHookDetails"].as_array().cloned().unwrap_or_default();
-            if details.iter().any(|h| h["status"] == "AWAITING_ACTION") {
-                return Ok(arn);
+            if let Some(record) = self.ecs.service_deployment(arn).filter(|r| ready(r)) {
+                return Ok(record);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        anyhow::bail!("web-1's service deployment did not pause within 10 s")
+        anyhow::bail!("service deployment {arn} did not {what} within 10 s")
     }
 
     /// The pending start of `pipeline`'s run once it has been tried at least once (within 10 s).
@@ -1098,13 +1073,7 @@ async fn an_ecs_native_deployment_whose_events_are_lost_is_ended_by_the_reconcil
     world.lose_deployment_events();
     world.deploy(native(TrafficShift::BlueGreen, Vec::new())).await?;
     let arn = world.service_deployment().await?;
-    for _ in 0..200 {
-        if world.ecs.service_deployment(&arn).is_some_and(|r| r["status"] == "SUCCESSFUL") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(world.ecs.service_deployment(&arn).context("the record")?["status"], "SUCCESSFUL");
+    world.record_when(&arn, "succeed", |r| r["status"] == "SUCCESSFUL").await?;
     let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
     assert!(!run.status.is_finished(), "nothing told the run: {run:#?}");
     // WHEN the reconciler looks once the run has been quiet for ten minutes
@@ -1114,4 +1083,10 @@ async fn an_ecs_native_deployment_whose_events_are_lost_is_ended_by_the_reconcil
     let run = world.finished().await?;
     assert_eq!(run.status, Status::Succeeded, "{run:#?}");
     Ok(())
+}
+
+/// The status of each hook execution in a service deployment's record, in order.
+fn hook_statuses(record: &Value) -> Vec<String> {
+    let details = record["lifecycleHookDetails"].as_array().into_iter().flatten();
+    details.filter_map(|h| h["status"].as_str().map(str::to_owned)).collect()
 }

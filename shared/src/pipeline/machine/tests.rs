@@ -871,21 +871,15 @@ fn the_state_survives_a_json_round_trip() {
 fn canary_deploying(execution: &str) -> PipelineState {
     let mut event = push(execution);
     if let Event::Triggered { plan, .. } = &mut event {
+        let canary = crate::definitions::TrafficShift::Canary { tenths: 50, bake_time_minutes: 10 };
         plan.deploy = DeployTarget::EcsNative(crate::definitions::EcsNative {
-            cluster: "prod".into(),
-            service: "web".into(),
-            shift: crate::definitions::TrafficShift::Canary { tenths: 50, bake_time_minutes: 10 },
-            bake_time_minutes: 0,
-            alarms: Vec::new(),
-            circuit_breaker: crate::definitions::CircuitBreaker { enable: true, rollback: true },
-            container: None,
-            checks: Vec::new(),
             approval: Some(crate::definitions::PauseApproval {
                 stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
                 topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvers".into(),
                 timeout_minutes: 30,
                 on_timeout: PauseAction::Rollback,
             }),
+            ..crate::testing::ecs_native(canary)
         });
     }
     let started = Event::DeploymentStarted {

@@ -867,8 +867,9 @@ fn canary_with_pause(timeout_minutes: u32) -> DeployTarget {
 #[tokio::test]
 async fn a_canary_pause_nobody_decides_is_timed_out_by_ecs_and_the_run_says_the_timeout_rolled_it_back() -> Result<()> {
     let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
-    // Five sandbox minutes (half a second) to decide; nobody does.
-    world.deploy(canary_with_pause(5)).await?;
+    // Twenty sandbox minutes (two seconds, time enough for the pause to be recorded on a busy machine) to decide;
+    // nobody does.
+    world.deploy(canary_with_pause(20)).await?;
 
     let run = world.finished().await?;
     assert_eq!(run.status, Status::RolledBack, "{run:#?}");
@@ -954,8 +955,8 @@ impl World {
 async fn in_superseded_mode_a_run_stops_the_ecs_service_deployment_in_its_way_and_that_run_ends_superseded()
 -> Result<()> {
     let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
-    // GIVEN web-1's ECS canary paused for a decision (an hour of sandbox time)
-    world.deploy(canary_with_pause(60)).await?;
+    // GIVEN web-1's ECS canary paused for a decision (ten hours of sandbox time: a minute)
+    world.deploy(canary_with_pause(600)).await?;
     let stopped = world.paused().await?;
     // WHEN a run of another pipeline in superseded mode, hotfix-1, deploys to the same service
     world
@@ -994,7 +995,7 @@ async fn in_superseded_mode_a_run_stops_the_ecs_service_deployment_in_its_way_an
 #[tokio::test]
 async fn in_queued_mode_a_run_waits_for_the_ecs_service_deployment_in_its_way_and_stops_nothing() -> Result<()> {
     let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
-    world.deploy(canary_with_pause(60)).await?;
+    world.deploy(canary_with_pause(600)).await?;
     let going = world.paused().await?;
     world.deploy_run("hotfix", "hotfix-1", ExecutionMode::Queued, native(TrafficShift::BlueGreen, Vec::new())).await?;
     // hotfix-1's start found the service busy: it waits in the outbox, to be tried again, and stopped nothing.
@@ -1017,8 +1018,8 @@ async fn in_queued_mode_a_run_waits_for_the_ecs_service_deployment_in_its_way_an
 async fn an_operator_rolls_back_an_ecs_canary_in_progress_and_the_run_ends_rolled_back_naming_them() -> Result<()> {
     use sluice::usecases::{DeploymentStops, Stop, order_rollback};
     let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
-    // GIVEN web-1's ECS canary paused for a decision, its canary step on production
-    world.deploy(canary_with_pause(60)).await?;
+    // GIVEN web-1's ECS canary paused for a decision (a minute of real time), its canary step on production
+    world.deploy(canary_with_pause(600)).await?;
     let arn = world.paused().await?;
     // WHEN an operator orders it rolled back, with `sluice rollback`'s own wiring
     let stops = DeploymentStops {

@@ -42,6 +42,13 @@ impl EcsDeployer {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    /// DescribeServices: the service, unless ECS knows none (or only a deleted one, INACTIVE).
+    async fn described(&self, cluster: &str, service: &str) -> Result<Option<ecs::Service>, DeployError> {
+        let output =
+            self.client.describe_services().cluster(cluster).services(service).send().await.map_err(classify)?;
+        Ok(output.services().iter().find(|s| s.status() != Some("INACTIVE")).cloned())
+    }
 }
 
 fn classify<E, R>(error: SdkError<E, R>) -> DeployError
@@ -294,11 +301,7 @@ impl RollingUpdates for EcsDeployer {
         service: &str,
         deployment_id: &str,
     ) -> Result<Option<RolloutReport>, DeployError> {
-        let output =
-            self.client.describe_services().cluster(cluster).services(service).send().await.map_err(classify)?;
-        let Some(described) = output.services().iter().find(|s| s.status() != Some("INACTIVE")) else {
-            return Ok(None);
-        };
+        let Some(described) = self.described(cluster, service).await? else { return Ok(None) };
         let deployments = described.deployments();
         let deployment = deployments.iter().find(|d| d.id() == Some(deployment_id)).map(|d| {
             let progress = match d.rollout_state() {
@@ -474,10 +477,8 @@ impl NativeDeployments for EcsDeployer {
         service: &str,
         task_definition: &str,
     ) -> Result<Vec<String>, DeployError> {
-        let output =
-            self.client.describe_services().cluster(cluster).services(service).send().await.map_err(classify)?;
-        let runs = output.services().iter().find(|s| s.status() != Some("INACTIVE")).and_then(|s| s.task_definition());
-        if runs == Some(task_definition) {
+        let described = self.described(cluster, service).await?;
+        if described.as_ref().and_then(|s| s.task_definition()) == Some(task_definition) {
             return Ok(Vec::new());
         }
         let output = self

@@ -91,12 +91,7 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
         }
     });
     // The deployer, fed by DeploymentRequestedRule; deploy-events, fed by DeploymentStateChangeRule.
-    let config = deployer::handler::Config {
-        common: common.clone(),
-        hooks_function: Some(HOOKS.into()),
-        hook_role: Some(HOOK_ROLE.into()),
-    };
-    let deployer = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &config));
+    let deployer = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &deployer_config(&common)));
     let deploy_events = Arc::new(deploy_events::handler::AwsApp::from_aws(&aws, &common));
     // The notifier, fed by ExecutionFinishedRule, tells the pipeline's topic.
     let topic = stack.sns.create_topic().name(sluice_integration::unique("outcomes")).send().await?;
@@ -125,7 +120,25 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
     Ok(World { stack, store, app, codedeploy, ecs, aws, outcomes, _pumps: pumps })
 }
 
+/// The deployer's configuration: the hooks function, and the role ECS invokes it with.
+fn deployer_config(common: &sluice::config::Common) -> deployer::handler::Config {
+    deployer::handler::Config {
+        common: common.clone(),
+        hooks_function: Some(HOOKS.into()),
+        hook_role: Some(HOOK_ROLE.into()),
+    }
+}
+
 impl World {
+    /// The deployer, tried again once a start's backoff has passed: it carries out `pipeline`'s due effects a
+    /// minute from now.
+    async fn deployer_retries(&self, pipeline: &str) -> Result<()> {
+        let common = sluice::config::Common { table: self.stack.table.clone(), event_bus: self.stack.bus.clone() };
+        let deployer = deployer::handler::AwsApp::from_aws(&self.aws, &deployer_config(&common));
+        let later = chrono::Utc::now() + chrono::TimeDelta::minutes(1);
+        Ok(flush(&self.store, &deployer.effects, pipeline, later).await?)
+    }
+
     /// Run `web-1`, pushed and built (its files in S3), let into its deploy stage for `target`: its `Deployment
     /// Requested` goes on the bus.
     async fn deploy(&self, target: DeployTarget) -> Result<()> {
@@ -581,14 +594,7 @@ async fn in_superseded_mode_a_run_stops_the_deployment_in_its_groups_way_and_tha
     let info = codedeploy.get_deployment().deployment_id(&stopped).send().await?;
     assert_eq!(info.deployment_info().and_then(|i| i.status()).map(|s| s.as_str()), Some("Stopped"));
     // AND hotfix-1's start, tried again once its backoff has passed, deploys
-    let later = chrono::Utc::now() + chrono::TimeDelta::minutes(1);
-    let config = deployer::handler::Config {
-        common: sluice::config::Common { table: world.stack.table.clone(), event_bus: world.stack.bus.clone() },
-        hooks_function: Some(HOOKS.into()),
-        hook_role: Some(HOOK_ROLE.into()),
-    };
-    let deployer = deployer::handler::AwsApp::from_aws(&world.aws, &config);
-    flush(&world.store, &deployer.effects, "hotfix", later).await?;
+    world.deployer_retries("hotfix").await?;
     let hotfix = world.finished_run("hotfix", "hotfix-1").await?;
     assert_eq!(hotfix.status, Status::Succeeded, "{hotfix:#?}");
     Ok(())
@@ -978,14 +984,7 @@ async fn in_superseded_mode_a_run_stops_the_ecs_service_deployment_in_its_way_an
     let waiting = world.waiting_start("hotfix").await?;
     let error = waiting.last_error.unwrap_or_default();
     assert!(error.contains(&format!("service prod/web was busy with {stopped}; stopped to make way")), "{error}");
-    let later = chrono::Utc::now() + chrono::TimeDelta::minutes(1);
-    let config = deployer::handler::Config {
-        common: sluice::config::Common { table: world.stack.table.clone(), event_bus: world.stack.bus.clone() },
-        hooks_function: Some(HOOKS.into()),
-        hook_role: Some(HOOK_ROLE.into()),
-    };
-    let deployer = deployer::handler::AwsApp::from_aws(&world.aws, &config);
-    flush(&world.store, &deployer.effects, "hotfix", later).await?;
+    world.deployer_retries("hotfix").await?;
     let hotfix = world.finished_run("hotfix", "hotfix-1").await?;
     assert_eq!(hotfix.status, Status::Succeeded, "{hotfix:#?}");
     assert_ne!(hotfix.deploy.and_then(|d| d.service_deployment).as_deref(), Some(stopped.as_str()));
@@ -1090,4 +1089,28 @@ async fn an_ecs_native_deployment_whose_events_are_lost_is_ended_by_the_reconcil
 fn hook_statuses(record: &Value) -> Vec<String> {
     let details = record["lifecycleHookDetails"].as_array().into_iter().flatten();
     details.filter_map(|h| h["status"].as_str().map(str::to_owned)).collect()
+}
+
+#[tokio::test]
+async fn an_operator_rolls_back_a_codedeploy_deployment_in_progress_and_the_run_ends_rolled_back_naming_them()
+-> Result<()> {
+    use sluice::usecases::{DeploymentStops, Stop, order_rollback};
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    // GIVEN web-1's blue/green deployment held at its BeforeInstall checks
+    world.deploy(slow_blue_green(&world.app.test.url)).await?;
+    let deployment_id = world.deploying_at("web-1", "BeforeInstall").await?;
+    // WHEN an operator orders it rolled back, with `sluice rollback`'s own wiring
+    let stops = DeploymentStops {
+        blue_green: sluice::adapters::CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(&world.aws)),
+        ecs: sluice::adapters::EcsDeployer::new(aws_sdk_ecs::Client::new(&world.aws)),
+    };
+    let by = "arn:aws:iam::123456789012:user/carol";
+    let ordered = order_rollback(&world.store, &stops, "web", by, chrono::Utc::now()).await?;
+    assert_eq!((ordered.deployment.as_str(), ordered.stop), (deployment_id.as_str(), Stop::Made));
+    // THEN CodeDeploy stops it, and the run says who rolled it back
+    let run = world.finished().await?;
+    let reason = run.reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("rolled back by arn:aws:iam::123456789012:user/carol (sluice rollback): "), "{reason}");
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    Ok(())
 }

@@ -9,7 +9,7 @@ TOOLS := $(VENV)/.installed-$(shell sha1sum tests/requirements.txt | cut -c1-12)
 export AWS_EC2_METADATA_DISABLED := true
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test demo bench lint browser check-pipelines pipelines clean
+.PHONY: test demo demo-all build sam-build lint browser check-pipelines pipelines clean arm64
 
 ## test: format, lints, template lint, then every unit and integration test (moto_server on loopback, headless
 ## Chromium for the approval page).
@@ -28,10 +28,31 @@ bench: $(TOOLS)
 	MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server cargo run --quiet --release -p sluice-integration --bin bench -- $(PUSHES)
 	cargo bench --quiet -p sluice --bench webhook
 
+## lint: formatting, clippy, and the template (cfn-lint with the serverless rules, then SAM's own lint); offline.
 lint: $(TOOLS)
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file template.yaml
+
+# The Lambda functions, and nothing else (not the CLI, the sandbox or the demo).
+FUNCTIONS := $(patsubst functions/%/Cargo.toml,%,$(wildcard functions/*/Cargo.toml))
+# cargo-lambda runs zig as `python3 -m ziglang`: the venv's python must come first.
+LAMBDA_PATH := PATH=$(CURDIR)/$(VENV)/bin:$$PATH
+MAX_ZIP_BYTES := 4194304
+
+## build: each function for Lambda (arm64, release) as target/lambda/<function>/bootstrap.zip, with its size; fails
+## if a zip reaches 4 MB.
+build: $(TOOLS) arm64
+	$(LAMBDA_PATH) cargo lambda build --release --arm64 --output-format zip $(addprefix -p ,$(FUNCTIONS))
+	@status=0; for f in $(FUNCTIONS); do \
+	  zip=target/lambda/$$f/bootstrap.zip; size=$$(stat -c %s $$zip) || exit 1; \
+	  awk -v f=$$f -v size=$$size -v zip=$$zip 'BEGIN { printf "%-16s %6.2f MB  %s\n", f, size / 1048576, zip }'; \
+	  if [ $$size -ge $(MAX_ZIP_BYTES) ]; then echo "  $$f is over 4 MB"; status=1; fi; \
+	done; exit $$status
+
+arm64:
+	@rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
 
 ## check-pipelines FILE=pipelines.toml: validate a definitions file; every error names pipeline, field and line.
 check-pipelines:

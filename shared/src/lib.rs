@@ -14,4 +14,5 @@ pub mod ports;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod timeline;
 pub mod usecases;

@@ -14,9 +14,12 @@
 //! fail to start, so that ECS's circuit breaker rolls it back. The notifier
 //! tells the pipeline's topic how the run ended. The demo plays only GitHub (signed pushes over HTTP).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use crate::meter::{Meter, Usage};
 use crate::{Stack, Template, approval_link, form_token, moto, post, request, sns_messages, workspace_root};
 use anyhow::{Context, Result};
 use aws_lambda_events::event::codebuild::CodeBuildEvent;
@@ -24,6 +27,7 @@ use serde_json::Value;
 use sluice::adapters::DynamoDbStore;
 use sluice::definitions::Definitions;
 use sluice::github::sign;
+use sluice::outcome::span;
 use sluice::pipeline::{ExecutionId, Stage, Status};
 use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
@@ -57,6 +61,91 @@ pub struct DemoOutcome {
     pub service_task_definition: Option<String>,
     /// What each decision made on a page answered, then the same POST made again: (first, again).
     pub clicks: Vec<(u16, u16)>,
+    /// What the run cost in AWS, as measured.
+    pub cost: Cost,
+}
+
+/// What a demo run used of what AWS bills, measured: each function's invocations and billed time (counted where
+/// the demo invokes the function, as Lambda would), and the calls sluice's functions made (counted on the wire by
+/// a meter between them and moto).
+#[derive(Debug, Clone, Default)]
+pub struct Cost {
+    /// Per function: invocations and billed milliseconds (each invocation rounded up to the millisecond).
+    pub invocations: BTreeMap<&'static str, (u64, u64)>,
+    pub usage: Usage,
+}
+
+/// Public prices (US East, N. Virginia, 2026-11), in dollars.
+pub mod price {
+    /// Lambda on arm64: per request, and per GB-second.
+    pub const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
+    pub const LAMBDA_GB_SECOND: f64 = 0.000_013_333_4;
+    /// sluice's functions have 128 MB.
+    pub const LAMBDA_GB: f64 = 0.125;
+    /// DynamoDB on demand: per write request unit, per read request unit.
+    pub const DYNAMODB_WRITE: f64 = 0.625 / 1e6;
+    pub const DYNAMODB_READ: f64 = 0.125 / 1e6;
+    /// EventBridge: per custom event put on a bus (AWS services' own events are free).
+    pub const EVENTBRIDGE_EVENT: f64 = 1.00 / 1e6;
+    /// SNS: per publish, and per email delivered.
+    pub const SNS_PUBLISH: f64 = 0.50 / 1e6;
+    pub const SNS_EMAIL: f64 = 2.00 / 1e5;
+    /// CodePipeline V2: per action execution minute (manual approvals are free).
+    pub const CODEPIPELINE_ACTION_MINUTE: f64 = 0.002;
+}
+
+impl Cost {
+    pub fn invocations(&self) -> u64 {
+        self.invocations.values().map(|(count, _)| count).sum()
+    }
+
+    pub fn gb_seconds(&self) -> f64 {
+        self.invocations.values().map(|(_, millis)| *millis as f64 / 1000.0).sum::<f64>() * price::LAMBDA_GB
+    }
+
+    /// (what, used, dollars) per service; `emails` is the number of email deliveries.
+    pub fn lines(&self, emails: u64) -> Vec<(&'static str, String, f64)> {
+        let usage = &self.usage;
+        vec![
+            (
+                "Lambda",
+                format!("{} invocations, {:.3} GB-s", self.invocations(), self.gb_seconds()),
+                self.invocations() as f64 * price::LAMBDA_REQUEST + self.gb_seconds() * price::LAMBDA_GB_SECOND,
+            ),
+            (
+                "DynamoDB",
+                format!("{} write units, {} read units", usage.write_units, usage.read_units),
+                usage.write_units as f64 * price::DYNAMODB_WRITE + usage.read_units as f64 * price::DYNAMODB_READ,
+            ),
+            ("EventBridge", format!("{} events put", usage.events), usage.events as f64 * price::EVENTBRIDGE_EVENT),
+            (
+                "SNS",
+                format!("{} publishes, {emails} emails", usage.publishes),
+                usage.publishes as f64 * price::SNS_PUBLISH + emails as f64 * price::SNS_EMAIL,
+            ),
+        ]
+    }
+}
+
+/// Counts each function's invocations and the time each took, as Lambda bills them.
+#[derive(Clone, Default)]
+struct Invocations(Arc<Mutex<BTreeMap<&'static str, (u64, u64)>>>);
+
+impl Invocations {
+    async fn time<T>(&self, function: &'static str, work: impl Future<Output = T>) -> T {
+        let start = Instant::now();
+        let result = work.await;
+        let millis = start.elapsed().as_micros().div_ceil(1000) as u64;
+        let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = counts.entry(function).or_default();
+        entry.0 += 1;
+        entry.1 += millis;
+        result
+    }
+
+    fn read(&self) -> BTreeMap<&'static str, (u64, u64)> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
 }
 
 /// Runs the demo of `scenario`, printing as it goes; `manual` waits for a person to decide in a browser.
@@ -134,8 +223,11 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", rollout);
     // Every sluice client speaks to moto, but CodeBuild's, CodeDeploy's and ECS's, which speak to the sandbox: as
     // AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_CODEBUILD (and so on) would set them on a laptop.
+    // sluice's functions speak to moto through a meter that counts what their calls are billed for.
+    let meter = Meter::start(&moto().endpoint).await?;
+    let invocations = Invocations::default();
     let aws = crate::aws_config_with(
-        &moto().endpoint,
+        &meter.endpoint,
         &[("codebuild", &sandbox.endpoint), ("codedeploy", &codedeploy.endpoint), ("ecs", &ecs.endpoint)],
     )
     .await;
@@ -164,21 +256,25 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         _ => None,
     })?;
     let webhook = Arc::new(github_webhook::handler::AwsApp::from_aws(&aws, &config).await?);
+    let timer = invocations.clone();
     let url = serve("github-webhook", move |request| {
-        let app = Arc::clone(&webhook);
-        async move { github_webhook::handler::respond(&app, request, chrono::Utc::now()).await }
+        let (app, timer) = (Arc::clone(&webhook), timer.clone());
+        async move {
+            timer.time("github-webhook", github_webhook::handler::respond(&app, request, chrono::Utc::now())).await
+        }
     })
     .await?;
     println!("  webhook        {} (function URL on loopback)", url.url);
 
     // The build-events function, fed by the CodeBuild rule's target.
     let build_events = Arc::new(build_events::handler::AwsApp::from_aws(&aws, &config.common));
+    let timer = invocations.clone();
     let _pump =
         pump(stack.sqs.clone(), stack.queue("CodeBuildStateChangeRule")?.to_owned(), move |event: CodeBuildEvent| {
-            let app = Arc::clone(&build_events);
+            let (app, timer) = (Arc::clone(&build_events), timer.clone());
             async move {
                 let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
-                build_events::handler::on_event(&app, event, chrono::Utc::now()).await
+                timer.time("build-events", build_events::handler::on_event(&app, event, chrono::Utc::now())).await
             }
         });
     println!("  build-events   fed by CodeBuildStateChangeRule");
@@ -190,17 +286,17 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         _ => None,
     })?;
     let approval_app = Arc::new(approval::handler::AwsApp::from_aws(&aws, &approval_config));
-    let app = Arc::clone(&approval_app);
+    let (app, timer) = (Arc::clone(&approval_app), invocations.clone());
     let approval_url = serve("approval", move |request| {
-        let app = Arc::clone(&app);
-        async move { approval::handler::respond(&app, request, chrono::Utc::now()).await }
+        let (app, timer) = (Arc::clone(&app), timer.clone());
+        async move { timer.time("approval", approval::handler::respond(&app, request, chrono::Utc::now())).await }
     })
     .await?;
     let _ = approval_app.approval_url.set(approval_url.url.clone());
-    let app = Arc::clone(&approval_app);
+    let (app, timer) = (Arc::clone(&approval_app), invocations.clone());
     let _approvals = pump(stack.sqs.clone(), stack.queue("ApprovalRequestedRule")?.to_owned(), move |event: Value| {
-        let app = Arc::clone(&app);
-        async move { approval::handler::on_event(&app, &event, chrono::Utc::now()).await }
+        let (app, timer) = (Arc::clone(&app), timer.clone());
+        async move { timer.time("approval", approval::handler::on_event(&app, &event, chrono::Utc::now())).await }
     });
     println!("  approval       {} (function URL on loopback), fed by ApprovalRequestedRule", approval_url.url);
 
@@ -212,46 +308,58 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         hook_role: Some(HOOK_ROLE.into()),
     };
     let deployer_app = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &deployer_config));
-    let _deployers: Vec<_> = ["DeploymentRequestedRule", "PauseDecidedRule"]
-        .into_iter()
-        .map(|rule| {
-            let deployer_app = Arc::clone(&deployer_app);
-            Ok(pump(stack.sqs.clone(), stack.queue(rule)?.to_owned(), move |event: Value| {
-                let app = Arc::clone(&deployer_app);
-                async move { deployer::handler::on_event(&app, &event, chrono::Utc::now()).await }
-            }))
-        })
-        .collect::<Result<_>>()?;
+    let _deployers: Vec<_> =
+        ["DeploymentRequestedRule", "PauseDecidedRule"]
+            .into_iter()
+            .map(|rule| {
+                let (deployer_app, timer) = (Arc::clone(&deployer_app), invocations.clone());
+                Ok(pump(stack.sqs.clone(), stack.queue(rule)?.to_owned(), move |event: Value| {
+                    let (app, timer) = (Arc::clone(&deployer_app), timer.clone());
+                    async move {
+                        timer.time("deployer", deployer::handler::on_event(&app, &event, chrono::Utc::now())).await
+                    }
+                }))
+            })
+            .collect::<Result<_>>()?;
     let hooks_app = Arc::new(hooks::handler::AwsApp::from_aws(&aws, &config.common)?);
     // ECS invokes the hooks function at an ECS-native deployment's checked stages: its result is the answer.
     ecs.app(Arc::clone(&sample));
-    let stages_app = Arc::clone(&hooks_app);
+    let (stages_app, timer) = (Arc::clone(&hooks_app), invocations.clone());
     ecs.function(HOOKS, move |payload| {
-        let app = Arc::clone(&stages_app);
+        let (app, timer) = (Arc::clone(&stages_app), timer.clone());
         async move {
             let remaining = Some(Duration::from_secs(300));
-            hooks::handler::on_invocation(&app, &payload, remaining, chrono::Utc::now()).await.unwrap_or(Value::Null)
+            let answer = hooks::handler::on_invocation(&app, &payload, remaining, chrono::Utc::now());
+            timer.time("hooks", answer).await.unwrap_or(Value::Null)
         }
     });
-    let checks_app = Arc::clone(&hooks_app);
+    let (checks_app, timer) = (Arc::clone(&hooks_app), invocations.clone());
     let _checks = pump(stack.sqs.clone(), stack.queue("ChecksRequestedRule")?.to_owned(), move |event: Value| {
-        let app = Arc::clone(&checks_app);
-        async move { hooks::handler::on_event(&app, &event, Some(Duration::from_secs(300)), chrono::Utc::now()).await }
+        let (app, timer) = (Arc::clone(&checks_app), timer.clone());
+        async move {
+            let checks = hooks::handler::on_event(&app, &event, Some(Duration::from_secs(300)), chrono::Utc::now());
+            timer.time("hooks", checks).await
+        }
     });
+    let timer = invocations.clone();
     codedeploy.function(HOOKS, move |payload| {
-        let app = Arc::clone(&hooks_app);
+        let (app, timer) = (Arc::clone(&hooks_app), timer.clone());
         async move {
             let remaining = Some(Duration::from_secs(300));
-            if let Err(error) = hooks::handler::on_event(&app, &payload, remaining, chrono::Utc::now()).await {
+            let answer = hooks::handler::on_event(&app, &payload, remaining, chrono::Utc::now());
+            if let Err(error) = timer.time("hooks", answer).await {
                 eprintln!("  hooks function failed: {error}");
             }
         }
     });
     let events_app = Arc::new(deploy_events::handler::AwsApp::from_aws(&aws, &config.common));
+    let timer = invocations.clone();
     let _deploy_events =
         pump(stack.sqs.clone(), stack.queue("DeploymentStateChangeRule")?.to_owned(), move |event: Value| {
-            let app = Arc::clone(&events_app);
-            async move { deploy_events::handler::on_event(&app, &event, chrono::Utc::now()).await }
+            let (app, timer) = (Arc::clone(&events_app), timer.clone());
+            async move {
+                timer.time("deploy-events", deploy_events::handler::on_event(&app, &event, chrono::Utc::now())).await
+            }
         });
     // The notifier, on Execution Finished: the run's outcome to the pipeline's notify.topic.
     let notifier_config = notifier::handler::Config::from_lookup(|name| match name {
@@ -260,9 +368,10 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         _ => None,
     })?;
     let notifier_app = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config));
+    let timer = invocations.clone();
     let _notifier = pump(stack.sqs.clone(), stack.queue("ExecutionFinishedRule")?.to_owned(), move |event: Value| {
-        let app = Arc::clone(&notifier_app);
-        async move { notifier::handler::on_event(&app, &event, chrono::Utc::now()).await }
+        let (app, timer) = (Arc::clone(&notifier_app), timer.clone());
+        async move { timer.time("notifier", notifier::handler::on_event(&app, &event, chrono::Utc::now())).await }
     });
     println!("  deployer       fed by DeploymentRequestedRule and PauseDecidedRule");
     println!("  hooks          {HOOKS}, invoked by CodeDeploy and ECS at each checked lifecycle hook or stage, and");
@@ -467,9 +576,19 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
             build.and_then(|b| b.image_uri.as_deref()).unwrap_or("-"),
         );
     }
+    println!("\nTimeline of run {} (its record in DynamoDB):", run.id);
+    let mut last = "";
+    for moment in sluice::timeline::timeline(&run) {
+        let stage = if moment.stage == last { "" } else { moment.stage };
+        last = moment.stage;
+        println!("  {stage:<9} +{:<8} {}", span(moment.at - run.created_at), moment.what);
+    }
+
     let ecs_client = aws_sdk_ecs::Client::new(&aws);
     let described = ecs_client.describe_services().cluster("prod").services("web").send().await?;
     let service_task_definition = described.services().first().and_then(|s| s.task_definition()).map(str::to_owned);
+    let cost = Cost { invocations: invocations.read(), usage: meter.take().usage };
+    summary(scenario, &run, &cost);
     if run.status == expected {
         println!("\nDone ({name}: {expected}, as the scenario says). Everything ran on loopback; moto_server and the");
         println!("sandbox stop with this program.");
@@ -480,7 +599,42 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         production: sample.production.routed().to_owned(),
         service_task_definition,
         clicks,
+        cost,
     })
+}
+
+/// The summary table: each stage's start and time, the outcome, and what the run cost in AWS.
+fn summary(scenario: DemoScenario, run: &sluice::pipeline::Execution, cost: &Cost) {
+    let expected = scenario.expected();
+    let verdict = if run.status == expected {
+        "as the scenario says".to_owned()
+    } else {
+        format!("NOT as the scenario says ({expected})")
+    };
+    println!("\nSummary of the {} scenario: {}, {verdict}", scenario.name(), run.status);
+    println!("  {:<10} {:>9} {:>9}", "stage", "started", "took");
+    let report = sluice::outcome::OutcomeReport::of(run);
+    for stage in &report.stages {
+        let took = stage.finished_at.map_or_else(|| "-".to_owned(), |end| span(end - stage.started_at));
+        println!(
+            "  {:<10} {:>9} {took:>9}",
+            stage.stage.to_string(),
+            format!("+{}", span(stage.started_at - run.created_at))
+        );
+    }
+    let total = run.finished_at.map_or_else(|| "-".to_owned(), |end| span(end - run.created_at));
+    println!("  {:<10} {:>9} {total:>9}  {}", "run", "", run.status);
+    // Every publish is an email in the demo's model: one approver, one subscriber to the outcome.
+    let emails = cost.usage.publishes;
+    println!("\n  {:<12} {:<42} {:>12}", "AWS", "what this run used (measured)", "public price");
+    let lines = cost.lines(emails);
+    for (service, used, dollars) in &lines {
+        println!("  {service:<12} {used:<42} {:>12}", format!("${dollars:.7}"));
+    }
+    let total: f64 = lines.iter().map(|(_, _, dollars)| dollars).sum();
+    println!("  {:<12} {:<42} {:>12}", "total", "", format!("${total:.7}"));
+    let functions: Vec<String> = cost.invocations.iter().map(|(name, (count, _))| format!("{name} {count}")).collect();
+    println!("  invocations: {}", functions.join(", "));
 }
 
 /// What `make demo SCENARIO=...` shows.

@@ -25,6 +25,70 @@ pub struct Reading {
     pub calls: Vec<String>,
     /// Spans of time with at least one request in flight: calls made side by side share one.
     pub round_trips: usize,
+    /// What the calls are billed for.
+    pub usage: Usage,
+}
+
+/// What AWS bills the calls for, as far as the wire shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// DynamoDB write request units: 1 per KB of each item put (rounded up), twice that in a transaction. Sized by
+    /// the item's JSON on the wire, which is a little larger than DynamoDB's measure: an upper bound.
+    pub write_units: u64,
+    /// DynamoDB read request units of strongly consistent reads: 1 per 4 KB of each item read (rounded up).
+    pub read_units: u64,
+    /// EventBridge events put (entries of PutEvents).
+    pub events: u64,
+    /// SNS messages published.
+    pub publishes: u64,
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Self) {
+        self.write_units += other.write_units;
+        self.read_units += other.read_units;
+        self.events += other.events;
+        self.publishes += other.publishes;
+    }
+}
+
+/// Whole `unit`s of `bytes`, rounded up (at least one).
+fn units(bytes: usize, unit: usize) -> u64 {
+    bytes.div_ceil(unit).max(1) as u64
+}
+
+fn json_size(value: &serde_json::Value) -> usize {
+    value.to_string().len()
+}
+
+/// What one call costs: `operation` as the meter names it, with the request's and the answer's bodies.
+pub fn usage(operation: &str, request: &[u8], answer: &[u8]) -> Usage {
+    let json = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap_or_default();
+    match operation.rsplit('.').next().unwrap_or_default() {
+        "PutItem" => Usage { write_units: units(json_size(&json(request)["Item"]), 1024), ..Usage::default() },
+        "TransactWriteItems" => {
+            let request = json(request);
+            let items = request["TransactItems"].as_array().cloned().unwrap_or_default();
+            let write_units = items.iter().map(|item| 2 * units(json_size(&item["Put"]["Item"]), 1024)).sum();
+            Usage { write_units, ..Usage::default() }
+        }
+        "GetItem" => {
+            let item = &json(answer)["Item"];
+            let read_units = if item.is_null() { 1 } else { units(json_size(item), 4096) };
+            Usage { read_units, ..Usage::default() }
+        }
+        "PutEvents" => {
+            let events = json(request)["Entries"].as_array().map_or(0, Vec::len) as u64;
+            Usage { events, ..Usage::default() }
+        }
+        // SNS speaks the query protocol: a form whose Action names the operation.
+        _ if operation.starts_with("POST ")
+            && form_urlencoded::parse(request).any(|(key, value)| key == "Action" && value == "Publish") =>
+        {
+            Usage { publishes: 1, ..Usage::default() }
+        }
+        _ => Usage::default(),
+    }
 }
 
 impl Reading {
@@ -117,11 +181,17 @@ async fn forward(
             tally.reading.round_trips += 1;
         }
         tally.in_flight += 1;
-        tally.reading.calls.push(operation);
+        tally.reading.calls.push(operation.clone());
     }
-    let answer = pass_on(request, sender).await;
-    lock(tally).in_flight -= 1;
-    answer.unwrap_or_else(|error| {
+    let answer = pass_on(&operation, request, sender).await;
+    {
+        let mut tally = lock(tally);
+        tally.in_flight -= 1;
+        if let Ok((_, used)) = &answer {
+            tally.reading.usage += *used;
+        }
+    }
+    answer.map(|(response, _)| response).unwrap_or_else(|error| {
         let mut response =
             hyper::Response::new(Full::new(Bytes::from(format!("the meter could not forward: {error}"))));
         *response.status_mut() = hyper::StatusCode::BAD_GATEWAY;
@@ -130,13 +200,16 @@ async fn forward(
 }
 
 async fn pass_on(
+    operation: &str,
     request: hyper::Request<Incoming>,
     sender: &tokio::sync::Mutex<SendRequest<Full<Bytes>>>,
-) -> Result<hyper::Response<Full<Bytes>>> {
+) -> Result<(hyper::Response<Full<Bytes>>, Usage)> {
     let (parts, body) = request.into_parts();
-    let body = body.collect().await?.to_bytes();
-    let response = sender.lock().await.send_request(hyper::Request::from_parts(parts, Full::new(body))).await?;
+    let sent = body.collect().await?.to_bytes();
+    let request = hyper::Request::from_parts(parts, Full::new(sent.clone()));
+    let response = sender.lock().await.send_request(request).await?;
     let (parts, body) = response.into_parts();
     let body = body.collect().await?.to_bytes();
-    Ok(hyper::Response::from_parts(parts, Full::new(body)))
+    let used = if parts.status.is_success() { usage(operation, &sent, &body) } else { Usage::default() };
+    Ok((hyper::Response::from_parts(parts, Full::new(body)), used))
 }

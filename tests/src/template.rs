@@ -8,6 +8,20 @@ use crate::workspace_root;
 /// The SAM template.
 pub struct Template {
     resources: serde_norway::Mapping,
+    parameters: serde_norway::Mapping,
+}
+
+/// One IAM statement of a function's inline policy: its Sid, actions, resources (as the template writes them) and
+/// condition. Statements behind `!If` count as granted.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub function: String,
+    pub sid: String,
+    pub actions: Vec<String>,
+    pub resources: Vec<Value>,
+    pub condition: Value,
+    /// The template condition the statement is granted under (`!If [UsesCodeDeploy, ...]`), if any.
+    pub only_if: Option<String>,
 }
 
 /// An `AWS::Events::Rule` of the template.
@@ -29,7 +43,7 @@ pub struct RuleTarget {
 }
 
 /// The logical id `!GetAtt X.Arn` or `!Ref X` names.
-fn named(value: &Value) -> Option<String> {
+pub fn named(value: &Value) -> Option<String> {
     match value {
         Value::Tagged(tagged) => tagged.value.as_str().map(|v| v.trim_end_matches(".Arn").to_owned()),
         _ => None,
@@ -62,10 +76,22 @@ impl Template {
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let document: Value = serde_norway::from_str(&text).context("template.yaml is not YAML")?;
         let resources = document["Resources"].as_mapping().context("template.yaml has no Resources")?.clone();
-        Ok(Self { resources })
+        let parameters = document["Parameters"].as_mapping().cloned().unwrap_or_default();
+        Ok(Self { resources, parameters })
     }
 
-    fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (String, &'a Value)> + 'a {
+    /// The parameter `name`'s declaration (`Type`, `Default`, ...), or `Null`.
+    pub fn parameter(&self, name: &str) -> &Value {
+        self.parameters.get(name).unwrap_or(&Value::Null)
+    }
+
+    /// The resource `logical_id`'s properties, or `Null`.
+    pub fn properties(&self, logical_id: &str) -> &Value {
+        self.resources.get(logical_id).map_or(&Value::Null, |resource| &resource["Properties"])
+    }
+
+    /// Every resource of type `kind`: (logical id, properties).
+    pub fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (String, &'a Value)> + 'a {
         self.resources
             .iter()
             .filter(move |(_, resource)| resource["Type"].as_str() == Some(kind))
@@ -119,6 +145,52 @@ impl Template {
                         None => named(source).into_iter().collect(),
                     }
                 })
+            })
+            .collect()
+    }
+
+    /// Every statement of every function's inline policies.
+    pub fn function_statements(&self) -> Vec<Statement> {
+        fn flatten(statement: &Value, only_if: Option<String>) -> Vec<(Value, Option<String>)> {
+            match statement {
+                // `!If [condition, statement, !Ref AWS::NoValue]`
+                Value::Tagged(tagged) if tagged.tag == "If" => match tagged.value.as_sequence() {
+                    Some(branches) => {
+                        let condition = branches.first().and_then(Value::as_str).map(str::to_owned);
+                        branches.iter().skip(1).flat_map(|branch| flatten(branch, condition.clone())).collect()
+                    }
+                    None => vec![],
+                },
+                Value::Mapping(_) => vec![(statement.clone(), only_if)],
+                _ => vec![],
+            }
+        }
+        fn list(value: &Value) -> Vec<Value> {
+            match value {
+                Value::Sequence(items) => items.clone(),
+                Value::Null => vec![],
+                other => vec![other.clone()],
+            }
+        }
+        self.of_type("AWS::Serverless::Function")
+            .flat_map(|(function, properties)| {
+                let policies = properties["Policies"].as_sequence().cloned().unwrap_or_default();
+                policies
+                    .into_iter()
+                    .flat_map(|policy| policy["Statement"].as_sequence().cloned().unwrap_or_default())
+                    .flat_map(|statement| flatten(&statement, None))
+                    .map(|(statement, only_if)| Statement {
+                        function: function.clone(),
+                        sid: statement["Sid"].as_str().unwrap_or_default().to_owned(),
+                        actions: list(&statement["Action"])
+                            .iter()
+                            .filter_map(|a| a.as_str().map(str::to_owned))
+                            .collect(),
+                        resources: list(&statement["Resource"]),
+                        condition: statement["Condition"].clone(),
+                        only_if,
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect()
     }

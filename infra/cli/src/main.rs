@@ -7,6 +7,8 @@
 //! sluice effects PIPELINE --table TABLE  list the pipeline's pending and parked effects
 //! sluice retry-effect PIPELINE ID --table TABLE  put a parked effect back in the pipeline's outbox
 //! sluice rollback PIPELINE --table TABLE  stop the deployment of the run deploying, and roll it back
+//! sluice history PIPELINE --table TABLE [--limit N]  the pipeline's runs, newest first
+//! sluice show-run RUN --table TABLE     one run's timeline
 //! ```
 //! AWS credentials, region and endpoint come from the environment, as for the AWS CLI.
 
@@ -15,7 +17,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer};
 use sluice::definitions::{Definitions, Pipeline};
-use sluice::pipeline::PipelineState;
+use sluice::outcome::span;
+use sluice::pipeline::{Execution, ExecutionId, PipelineState};
 use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice::usecases::{DeploymentStops, RollbackOrdered, Stop, order_rollback};
 
@@ -25,7 +28,9 @@ const USAGE: &str = "usage:
   sluice show --table TABLE          print the published definitions and their revision
   sluice effects PIPELINE --table TABLE       list the pipeline's pending and parked effects
   sluice retry-effect PIPELINE ID --table TABLE  put a parked effect back in the pipeline's outbox
-  sluice rollback PIPELINE --table TABLE      stop the deployment of the pipeline's run deploying, and roll it back";
+  sluice rollback PIPELINE --table TABLE      stop the deployment of the pipeline's run deploying, and roll it back
+  sluice history PIPELINE --table TABLE [--limit N]  the pipeline's runs, newest first (10 by default)
+  sluice show-run RUN --table TABLE           one run's timeline: every step with its time";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -40,7 +45,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &[String]) -> Result<()> {
-    let (command, words, table) = parse_args(args)?;
+    let Args { command, words, table, limit } = parse_args(args)?;
     let file = words.first().copied();
     match command {
         "check" => {
@@ -110,6 +115,29 @@ async fn run(args: &[String]) -> Result<()> {
             let table = table.context(USAGE)?;
             rollback(pipeline, table).await
         }
+        "history" => {
+            let pipeline = file.context(USAGE)?;
+            let store = store(table.context(USAGE)?).await;
+            let runs = store
+                .history(pipeline, limit.unwrap_or(10))
+                .await
+                .with_context(|| format!("reading {pipeline}'s history"))?;
+            if runs.is_empty() {
+                bail!("pipeline {pipeline} has no runs: is it published (`sluice show --table TABLE`), and pushed to?");
+            }
+            print!("{}", history(&runs));
+            Ok(())
+        }
+        "show-run" => {
+            let id = file.context(USAGE)?;
+            let store = store(table.context(USAGE)?).await;
+            let run =
+                store.execution(&ExecutionId(id.to_owned())).await.with_context(|| format!("reading run {id}"))?;
+            let run = run
+                .with_context(|| format!("there is no run {id}: `sluice history PIPELINE --table TABLE` lists them"))?;
+            print!("{}", timeline(&run));
+            Ok(())
+        }
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }
 }
@@ -154,6 +182,57 @@ async fn rollback(pipeline: &str, table: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs newest first, one line each (number, id, commit, pusher, outcome, each stage's time), then why it ended so.
+fn history(runs: &[Execution]) -> String {
+    let mut text = String::new();
+    for run in runs {
+        let report = sluice::outcome::OutcomeReport::of(run);
+        let stages: Vec<String> = report
+            .stages
+            .iter()
+            .map(|stage| {
+                let took = stage.finished_at.map_or_else(|| "…".to_owned(), |end| span(end - stage.started_at));
+                format!("{} {took}", stage.stage)
+            })
+            .collect();
+        let commit: String = run.source.commit.chars().take(7).collect();
+        text.push_str(&format!(
+            "#{:<4} {}  {commit}  {:<12} {:<20} {}  {}\n",
+            run.seq,
+            run.created_at.format("%Y-%m-%d %H:%M"),
+            run.source.pusher,
+            run.status.to_string(),
+            stages.join(", "),
+            run.id
+        ));
+        if let Some(reason) = &run.reason {
+            text.push_str(&format!("       {reason}\n"));
+        }
+    }
+    text
+}
+
+/// A run's timeline: a heading, then every step with its time from the push.
+fn timeline(run: &Execution) -> String {
+    let source = &run.source;
+    let mut text = format!(
+        "{} (pipeline {}, run #{}): {} at {} pushed by {}, {}\n",
+        run.id, run.pipeline, run.seq, source.repository, source.commit, source.pusher, run.status
+    );
+    let mut last = "";
+    for moment in sluice::timeline::timeline(run) {
+        let stage = if moment.stage == last { "" } else { moment.stage };
+        last = moment.stage;
+        text.push_str(&format!(
+            "  {} +{:<8} {stage:<9} {}\n",
+            moment.at.format("%H:%M:%S"),
+            span(moment.at - run.created_at),
+            moment.what
+        ));
+    }
+    text
+}
+
 /// How often the reconciler runs (its schedule in `template.yaml`).
 const RECONCILER_MINUTES: u32 = 5;
 
@@ -190,14 +269,28 @@ fn effects(state: &PipelineState, table: &str) -> String {
     text
 }
 
-fn parse_args(args: &[String]) -> Result<(&str, Vec<&str>, Option<&str>)> {
+/// The command line: the command, its words, and the options.
+struct Args<'a> {
+    command: &'a str,
+    words: Vec<&'a str>,
+    table: Option<&'a str>,
+    limit: Option<usize>,
+}
+
+fn parse_args(args: &[String]) -> Result<Args<'_>> {
     let mut command = None;
     let mut words = Vec::new();
     let mut table = None;
+    let mut limit = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--table" => table = Some(rest.next().context("--table needs a table name")?.as_str()),
+            "--limit" => {
+                let value = rest.next().context("--limit needs a number of runs")?;
+                let value = value.parse().ok().filter(|n| (1..=100).contains(n));
+                limit = Some(value.context("--limit takes a number of runs from 1 to 100")?);
+            }
             "-h" | "--help" => bail!("{USAGE}"),
             flag if flag.starts_with('-') => bail!("unknown option {flag}\n{USAGE}"),
             word if command.is_none() => command = Some(word),
@@ -205,7 +298,7 @@ fn parse_args(args: &[String]) -> Result<(&str, Vec<&str>, Option<&str>)> {
             word => bail!("unexpected argument {word:?}\n{USAGE}"),
         }
     }
-    Ok((command.context(USAGE)?, words, table))
+    Ok(Args { command: command.context(USAGE)?, words, table, limit })
 }
 
 fn load(file: &str) -> Result<(String, Definitions)> {

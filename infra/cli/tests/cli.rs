@@ -192,6 +192,58 @@ async fn a_parked_effect_is_listed_with_its_error_and_can_be_put_back_by_hand() 
     Ok(())
 }
 
+#[tokio::test]
+async fn history_lists_runs_newest_first_and_show_run_tells_one_runs_timeline() -> Result<()> {
+    use sluice::definitions::ExecutionMode;
+    use sluice::testing::{RecordingRunner, push};
+    use sluice::usecases::{Input, handle};
+
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let runner = RecordingRunner::new();
+    for run in ["web-1", "web-2"] {
+        let event = push(run, ExecutionMode::Superseded, false);
+        let now = chrono::Utc::now();
+        handle(
+            &store,
+            &runner,
+            Input { pipeline: "web", mode: ExecutionMode::Superseded, event: &event, receipt: None, now },
+        )
+        .await?;
+    }
+
+    let history = sluice(&["history", "web", "--table", &stack.table]);
+    assert!(history.status.success(), "{}", stderr(&history));
+    let text = stdout(&history);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("#2 ") && lines[0].ends_with("  web-2"), "{text}");
+    assert!(lines[0].contains("  sha-web  octocat "), "{text}");
+    // The first run holds the build stage; the second waits for it.
+    assert!(lines[0].contains(" waiting for build "), "{text}");
+    assert!(lines[1].starts_with("#1 ") && lines[1].ends_with("  web-1"), "{text}");
+    assert!(lines[1].contains(" running build ") && lines[1].contains(" build …  "), "{text}");
+    let limited = sluice(&["history", "web", "--table", &stack.table, "--limit", "1"]);
+    assert_eq!(stdout(&limited).lines().count(), 1, "{}", stdout(&limited));
+
+    let shown = sluice(&["show-run", "web-1", "--table", &stack.table]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let text = stdout(&shown);
+    assert!(text.starts_with("web-1 (pipeline web, run #1): acme/web at sha-web-1 pushed by octocat, "), "{text}");
+    assert!(text.contains(" source    push of sha-web to refs/heads/main by octocat recorded as run #1"), "{text}");
+    assert!(text.contains(" build     CodeBuild project web-build started"), "{text}");
+
+    let unknown = sluice(&["show-run", "web-9", "--table", &stack.table]);
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("there is no run web-9: `sluice history PIPELINE --table TABLE` lists them"));
+    let nothing = sluice(&["history", "api", "--table", &stack.table]);
+    assert!(!nothing.status.success());
+    assert!(stderr(&nothing).contains("pipeline api has no runs"), "{}", stderr(&nothing));
+    let zero = sluice(&["history", "web", "--table", &stack.table, "--limit", "0"]);
+    assert!(stderr(&zero).contains("--limit takes a number of runs from 1 to 100"), "{}", stderr(&zero));
+    Ok(())
+}
+
 // Multi-threaded: the ECS sandbox serves the command while the test waits for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_stops_the_ecs_deployment_of_the_run_deploying_as_the_callers_identity() -> Result<()> {

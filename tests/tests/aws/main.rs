@@ -12,6 +12,7 @@ mod deployer;
 mod ecs_sandbox;
 mod events;
 mod store;
+mod template;
 mod through_the_sandbox;
 mod webhook;
 mod whole_pipeline;

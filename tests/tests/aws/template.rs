@@ -1,0 +1,164 @@
+//! What template.yaml promises a user who deploys it: least-privilege roles, every failure kept and alarmed, the
+//! public functions capped. Read from the template itself (cfn-lint and `sam validate --lint` check the rest).
+
+use anyhow::{Context, Result};
+use serde_norway::Value;
+use sluice_integration::Template;
+use sluice_integration::template::named;
+
+/// The actions AWS lets a policy name only with `Resource: "*"` (the Service Authorization Reference lists no
+/// resource type for them).
+const NO_RESOURCE_LEVEL: [&str; 3] =
+    ["ecs:RegisterTaskDefinition", "ecs:ListTaskDefinitions", "ecs:DescribeTaskDefinition"];
+
+#[test]
+fn no_function_may_act_on_every_resource_but_where_aws_allows_nothing_narrower() -> Result<()> {
+    let statements = Template::load()?.function_statements();
+    assert!(statements.len() > 40, "{statements:#?}");
+    for statement in statements {
+        let what = format!("{} statement {}", statement.function, statement.sid);
+        assert!(!statement.actions.is_empty(), "{what} grants nothing");
+        assert!(statement.actions.iter().all(|action| !action.contains('*')), "{what}: {:?}", statement.actions);
+        assert!(!statement.resources.is_empty(), "{what} names no resource");
+        if statement.resources.iter().any(|resource| resource.as_str() == Some("*")) {
+            for action in &statement.actions {
+                assert!(NO_RESOURCE_LEVEL.contains(&action.as_str()), "{what}: {action} on every resource");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_functions_write_only_the_pipeline_items_never_the_published_definitions() -> Result<()> {
+    let writes: Vec<_> = Template::load()?
+        .function_statements()
+        .into_iter()
+        .filter(|statement| {
+            statement.actions.iter().any(|action| action.starts_with("dynamodb:") && action != "dynamodb:GetItem")
+        })
+        .collect();
+    assert_eq!(writes.len(), 8, "one write statement per function: {writes:#?}");
+    for statement in writes {
+        assert_eq!(statement.actions, ["dynamodb:PutItem"], "{}", statement.function);
+        let keys = &statement.condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+        let keys: Vec<&str> =
+            keys.as_sequence().context("no dynamodb:LeadingKeys")?.iter().filter_map(Value::as_str).collect();
+        assert_eq!(keys, ["PIPELINE#*", "EXECUTION#*", "AWSID#*", "RECEIPT#*"], "{}", statement.function);
+    }
+    Ok(())
+}
+
+#[test]
+fn codedeploy_is_granted_only_when_the_stack_is_given_its_applications_and_never_all_of_them() -> Result<()> {
+    let template = Template::load()?;
+    let declared = template.parameter("DeployApplications");
+    assert_eq!(declared["Default"].as_str(), Some(""));
+    let pattern = regex_lite::Regex::new(&format!(
+        "^(?:{})$",
+        declared["AllowedPattern"].as_str().context("no AllowedPattern")?
+    ))?;
+    assert!(pattern.is_match("") && pattern.is_match("web") && !pattern.is_match("*"));
+    let codedeploy: Vec<_> = template
+        .function_statements()
+        .into_iter()
+        .filter(|statement| statement.actions.iter().any(|action| action.starts_with("codedeploy:")))
+        .collect();
+    assert_eq!(codedeploy.len(), 6, "{codedeploy:#?}");
+    for statement in codedeploy {
+        assert_eq!(statement.only_if.as_deref(), Some("UsesCodeDeploy"), "{} {}", statement.function, statement.sid);
+    }
+    Ok(())
+}
+
+#[test]
+fn the_build_projects_the_clusters_and_the_task_roles_must_be_named_at_deploy_time() -> Result<()> {
+    let template = Template::load()?;
+    for parameter in ["BuildProjects", "DeployClusters", "TaskRoles"] {
+        let declared = template.parameter(parameter);
+        assert!(declared.is_mapping(), "no parameter {parameter}");
+        assert!(declared["Default"].is_null(), "{parameter} has a default: {:?}", declared["Default"]);
+        // CloudFormation refuses a value its AllowedPattern does not match, whole.
+        let pattern = declared["AllowedPattern"].as_str().context("no AllowedPattern")?;
+        let pattern = regex_lite::Regex::new(&format!("^(?:{pattern})$"))?;
+        for refused in ["*", "**", "?", ""] {
+            assert!(!pattern.is_match(refused), "{parameter} accepts {refused:?}");
+        }
+        for accepted in ["web-*", "web-build", "prod"] {
+            assert!(pattern.is_match(accepted), "{parameter} refuses {accepted:?}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_dead_letter_queue_and_the_parked_effects_tell_the_alarm_topic() -> Result<()> {
+    let template = Template::load()?;
+    let alarms: Vec<(String, &Value)> = template.of_type("AWS::CloudWatch::Alarm").collect();
+    let tells_the_topic = |alarm: &Value| {
+        alarm["AlarmActions"]
+            .as_sequence()
+            .is_some_and(|actions| actions.iter().any(|a| named(a).as_deref() == Some("AlarmTopic")))
+    };
+    let queues: Vec<String> = template.of_type("AWS::SQS::Queue").map(|(id, _)| id).collect();
+    assert_eq!(queues.len(), 6, "{queues:?}");
+    for queue in queues {
+        let alarm = alarms.iter().find(|(_, alarm)| {
+            alarm["Dimensions"]
+                .as_sequence()
+                .is_some_and(|d| d.iter().any(|d| named(&d["Value"]).as_deref() == Some(&format!("{queue}.QueueName"))))
+        });
+        let (id, alarm) = alarm.with_context(|| format!("no alarm watches {queue}"))?;
+        assert_eq!(alarm["MetricName"].as_str(), Some("ApproximateNumberOfMessagesVisible"), "{id}");
+        assert!(tells_the_topic(alarm), "{id} tells nobody");
+    }
+    let parked = template.properties("ParkedEffectsAlarm");
+    assert_eq!(parked["MetricName"].as_str(), Some("EffectsParked"));
+    assert!(tells_the_topic(parked), "ParkedEffectsAlarm tells nobody");
+    Ok(())
+}
+
+#[test]
+fn every_function_a_rule_invokes_sends_what_fails_after_its_retries_to_a_dead_letter_queue() -> Result<()> {
+    let template = Template::load()?;
+    let mut invoked: Vec<String> = template
+        .rule_targets()
+        .into_iter()
+        .filter_map(|target| {
+            let rule = template.properties(&target.rule);
+            let targets = rule["Targets"].as_sequence()?;
+            targets.iter().find(|t| t["Id"].as_str() == Some(&target.id)).and_then(|t| named(&t["Arn"]))
+        })
+        .collect();
+    invoked.sort();
+    invoked.dedup();
+    assert_eq!(invoked.len(), 6, "{invoked:?}");
+    for function in invoked {
+        let config = &template.properties(&function)["EventInvokeConfig"];
+        let queue = named(&config["DestinationConfig"]["OnFailure"]["Destination"]);
+        let queue = queue.with_context(|| format!("{function} has no on-failure destination"))?;
+        assert_eq!(config["DestinationConfig"]["OnFailure"]["Type"].as_str(), Some("SQS"), "{function}");
+        assert!(template.properties(&queue).is_mapping(), "{function}: {queue} is not in the template");
+        assert_eq!(config["MaximumRetryAttempts"].as_u64(), Some(2), "{function}");
+    }
+    Ok(())
+}
+
+#[test]
+fn the_public_function_urls_have_reserved_concurrency_and_every_function_is_traced() -> Result<()> {
+    let template = Template::load()?;
+    let functions: Vec<(String, &Value)> = template.of_type("AWS::Serverless::Function").collect();
+    assert_eq!(functions.len(), 8);
+    for (id, properties) in &functions {
+        let public = properties["FunctionUrlConfig"]["AuthType"].as_str() == Some("NONE");
+        let reserved = &properties["ReservedConcurrentExecutions"];
+        assert_eq!(public, !reserved.is_null(), "{id}: public {public}, reserved concurrency {reserved:?}");
+    }
+    let globals = serde_norway::from_str::<Value>(&std::fs::read_to_string(
+        sluice_integration::workspace_root().join("template.yaml"),
+    )?)?;
+    let function = &globals["Globals"]["Function"];
+    assert_eq!(function["Tracing"].as_str(), Some("Active"));
+    assert_eq!(function["LoggingConfig"]["LogFormat"].as_str(), Some("JSON"));
+    Ok(())
+}

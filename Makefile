@@ -9,7 +9,7 @@ TOOLS := $(VENV)/.installed-$(shell sha1sum tests/requirements.txt | cut -c1-12)
 export AWS_EC2_METADATA_DISABLED := true
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test demo demo-all build sam-build lint browser check-pipelines pipelines clean arm64
+.PHONY: test demo build sam-build lint browser check-pipelines pipelines clean arm64
 
 ## test: format, lints, template lint, then every unit and integration test (moto_server on loopback, headless
 ## Chromium for the approval page).
@@ -50,6 +50,32 @@ build: $(TOOLS) arm64
 	  awk -v f=$$f -v size=$$size -v zip=$$zip 'BEGIN { printf "%-16s %6.2f MB  %s\n", f, size / 1048576, zip }'; \
 	  if [ $$size -ge $(MAX_ZIP_BYTES) ]; then echo "  $$f is over 4 MB"; status=1; fi; \
 	done; exit $$status
+
+# SAM's build (BuildMethod: makefile, in source, see samconfig.toml): `sam build` runs `make build-<LogicalId>` with
+# ARTIFACTS_DIR, and each function's bootstrap is the one `make build` packaged and the tests exercised.
+SAM_FUNCTIONS := GitHubWebhookFunction=github-webhook ApprovalFunction=approval BuildEventsFunction=build-events \
+  DeployerFunction=deployer DeployEventsFunction=deploy-events NotifierFunction=notifier HooksFunction=hooks \
+  ReconcilerFunction=reconciler
+sam_binary = $(patsubst $(1)=%,%,$(filter $(1)=%,$(SAM_FUNCTIONS)))
+build-%Function: build
+	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: run sam build"; exit 2; }
+	$(PYTHON) -m zipfile -e target/lambda/$(call sam_binary,$*Function)/bootstrap.zip $(ARTIFACTS_DIR)
+	chmod 755 $(ARTIFACTS_DIR)/bootstrap
+
+## sam-build: `sam build`, then a check that it packaged, for each function of the template, the bootstrap `make build`
+## made.
+sam-build: $(TOOLS)
+	SAM_CLI_TELEMETRY=0 $(LAMBDA_PATH) sam build --template-file template.yaml
+	@for pair in $(SAM_FUNCTIONS); do \
+	  logical=$${pair%%=*}; binary=$${pair#*=}; \
+	  $(PYTHON) -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("bootstrap"))' \
+	    target/lambda/$$binary/bootstrap.zip | cmp -s - .aws-sam/build/$$logical/bootstrap \
+	    || { echo "sam build's $$logical is not make build's $$binary"; exit 1; }; \
+	  test -x .aws-sam/build/$$logical/bootstrap || { echo "$$logical's bootstrap is not executable"; exit 1; }; \
+	  echo "$$logical: the bootstrap of target/lambda/$$binary/bootstrap.zip"; \
+	done
+	@test $$(grep -c 'BuildMethod: makefile' template.yaml) -eq $(words $(SAM_FUNCTIONS)) \
+	  || { echo "template.yaml has functions SAM_FUNCTIONS does not list"; exit 1; }
 
 arm64:
 	@rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu

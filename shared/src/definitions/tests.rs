@@ -18,6 +18,35 @@ build = { project = "api-build" }
 deploy = { strategy = "rolling", cluster = "internal", service = "api" }
 "#;
 
+const README: &str = include_str!("../../../README.md");
+
+/// The README's TOML examples: each a whole file, or a pipeline's deploy table for the README's `web` pipeline.
+fn readme_examples() -> Vec<String> {
+    README.split("```toml\n").skip(1).filter_map(|block| block.split("```").next()).map(str::to_owned).collect()
+}
+
+#[test]
+fn every_pipeline_the_readme_shows_is_valid_and_deploys_by_the_strategy_it_names() {
+    let examples = readme_examples();
+    assert!(examples.len() >= 5, "{examples:#?}");
+    let web = "[pipelines.web.source]\nrepository = \"acme/web\"\n[pipelines.web.build]\nproject = \"web-build\"\n\
+               [pipelines.web.approval]\ntopic = \"arn:aws:sns:eu-west-1:123456789012:web-approvals\"\n";
+    let mut strategies = Vec::new();
+    for example in examples {
+        let text = if example.contains(".source]") { example.clone() } else { format!("{web}{example}") };
+        let definitions = match Definitions::parse("README.md", &text) {
+            Ok(definitions) => definitions,
+            Err(errors) => panic!("{errors}\nin:\n{example}"),
+        };
+        let strategy = definitions.get("web").map(|web| web.deploy.strategy().to_owned());
+        let named = example.lines().find_map(|line| line.strip_prefix("strategy = ")).map(|s| s.trim_matches('"'));
+        assert_eq!(strategy.as_deref(), named, "{example}");
+        strategies.extend(strategy);
+    }
+    strategies.sort();
+    assert_eq!(strategies, ["blue_green", "ecs_blue_green", "ecs_canary", "ecs_linear", "rolling"]);
+}
+
 #[test]
 fn the_example_file_loads_with_both_deploy_strategies() {
     let definitions = Definitions::parse("pipelines.example.toml", EXAMPLE).expect("the example is valid");

@@ -113,6 +113,21 @@ pub fn timeline(run: &Execution) -> Vec<Moment> {
     moments
 }
 
+/// The timeline as a person reads it, a line each: the time of day (UTC), the time since the push, the stage (on
+/// its first line), what happened.
+pub fn lines(run: &Execution) -> Vec<String> {
+    let mut last = "";
+    timeline(run)
+        .into_iter()
+        .map(|moment| {
+            let stage = if moment.stage == last { "" } else { moment.stage };
+            last = moment.stage;
+            let since = format!("+{}", span(moment.at - run.created_at));
+            format!("{} {since:<9} {stage:<9} {}", moment.at.format("%H:%M:%S"), moment.what)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +218,11 @@ mod tests {
             ]
         );
         assert!(moments.windows(2).all(|pair| pair[0].at <= pair[1].at));
+
+        let printed = super::lines(&run);
+        assert_eq!(printed[1], "10:00:01 +1.0s     build     CodeBuild project web-build started (web-build:1)");
+        assert_eq!(printed[2], "10:01:31 +1m 31s             built web:9b2c5f0 in 1m 30s");
+        assert_eq!(printed.len(), moments.len());
     }
 
     #[test]

@@ -577,11 +577,8 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         );
     }
     println!("\nTimeline of run {} (its record in DynamoDB):", run.id);
-    let mut last = "";
-    for moment in sluice::timeline::timeline(&run) {
-        let stage = if moment.stage == last { "" } else { moment.stage };
-        last = moment.stage;
-        println!("  {stage:<9} +{:<8} {}", span(moment.at - run.created_at), moment.what);
+    for line in sluice::timeline::lines(&run) {
+        println!("  {line}");
     }
 
     let ecs_client = aws_sdk_ecs::Client::new(&aws);

@@ -219,16 +219,8 @@ fn timeline(run: &Execution) -> String {
         "{} (pipeline {}, run #{}): {} at {} pushed by {}, {}\n",
         run.id, run.pipeline, run.seq, source.repository, source.commit, source.pusher, run.status
     );
-    let mut last = "";
-    for moment in sluice::timeline::timeline(run) {
-        let stage = if moment.stage == last { "" } else { moment.stage };
-        last = moment.stage;
-        text.push_str(&format!(
-            "  {} +{:<8} {stage:<9} {}\n",
-            moment.at.format("%H:%M:%S"),
-            span(moment.at - run.created_at),
-            moment.what
-        ));
+    for line in sluice::timeline::lines(run) {
+        text.push_str(&format!("  {line}\n"));
     }
     text
 }

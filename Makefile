@@ -105,7 +105,7 @@ clean:
 	cargo clean
 	rm -rf $(VENV)
 
-## pipelines FILE=pipelines.toml TABLE=<PipelineTableName output>: check FILE, then publish it to the deployed stack.
+## pipelines FILE=pipelines.toml [STACK=name | TABLE=table]: check FILE, then publish it to the deployed stack (by
+## default the stack named sluice).
 pipelines:
-	@test -n "$(TABLE)" || { echo "set TABLE to the stack's PipelineTableName output, e.g. make pipelines TABLE=sluice-PipelineTable-1A2B3C"; exit 2; }
-	cargo run --quiet -p sluice-cli -- publish $(or $(FILE),pipelines.toml) --table $(TABLE)
+	cargo run --quiet -p sluice-cli -- $(if $(TABLE),--table $(TABLE),$(if $(STACK),--stack $(STACK))) publish $(or $(FILE),pipelines.toml)

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::definitions::percent;
-use crate::outcome::span;
-use crate::pipeline::{ApprovalFacts, Execution, Status};
+use crate::outcome::{OutcomeReport, span};
+use crate::pipeline::{ApprovalFacts, Execution, Stage, Status};
 
 /// One thing that happened to a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +128,108 @@ pub fn lines(run: &Execution) -> Vec<String> {
         .collect()
 }
 
+/// A run in a line, as `sluice history` lists it: number, when it was pushed, commit, pusher, how it stands or
+/// ended, each stage's time, its id; then, on a line of its own, why it ended so (if it did not ship).
+pub fn history_lines(run: &Execution) -> Vec<String> {
+    let stages: Vec<String> = OutcomeReport::of(run)
+        .stages
+        .iter()
+        .map(|stage| {
+            let took = stage.finished_at.map_or_else(|| "…".to_owned(), |end| span(end - stage.started_at));
+            format!("{} {took}", stage.stage)
+        })
+        .collect();
+    let mut lines = vec![format!(
+        "#{:<4} {}  {}  {:<12} {:<20} {}  {}",
+        run.seq,
+        run.created_at.format("%Y-%m-%d %H:%M"),
+        short(&run.source.commit),
+        run.source.pusher,
+        run.status.to_string(),
+        stages.join(", "),
+        run.id
+    )];
+    lines.extend(run.reason.as_ref().map(|reason| format!("       {reason}")));
+    lines
+}
+
+/// What a run in progress waits for, at `now`: its build, a decision (until when), its deployment, a pause, or its
+/// turn at a stage another run holds.
+pub fn waits_for(run: &Execution, now: DateTime<Utc>) -> String {
+    let until = |at: DateTime<Utc>| {
+        let left = if at > now { format!("{} left", span(at - now)) } else { "past its deadline".to_owned() };
+        format!("{} UTC, {left}", at.format("%Y-%m-%d %H:%M"))
+    };
+    match run.status {
+        Status::Waiting(stage) => format!("its turn at {stage}: an earlier run holds it"),
+        Status::Running(Stage::Build) => match run.build.as_ref().and_then(|build| build.build_id.as_deref()) {
+            Some(id) => format!("CodeBuild build {id}"),
+            None => "CodeBuild to start its build".to_owned(),
+        },
+        Status::Running(Stage::Approval) => match &run.approval {
+            Some(approval) => format!("a decision, until {}", until(approval.expires_at)),
+            None => "its approval request to be sent".to_owned(),
+        },
+        Status::Running(Stage::Deploy) => {
+            let deploy = run.deploy.as_ref();
+            if let Some(pause) = run.open_pause() {
+                let expires = pause.approval.as_ref().map(|approval| until(approval.expires_at)).unwrap_or_default();
+                return format!(
+                    "a decision at the {} pause ({} of production moved), until {expires}",
+                    pause.stage,
+                    percent(pause.shifted_tenths)
+                );
+            }
+            let hook = deploy
+                .and_then(|deploy| deploy.hooks.last())
+                .map(|hook| format!("; last hook {}", hook.lifecycle_event));
+            match deploy.and_then(|deploy| deploy.service_deployment.as_deref().or(deploy.deployment_id.as_deref())) {
+                Some(id) if deploy.is_some_and(|deploy| deploy.rolled_out_at.is_some()) => {
+                    format!("its AfterRollout checks ({id} rolled out)")
+                }
+                Some(id) => format!(
+                    "{} deployment {id}{}",
+                    deploy.map_or("", |d| d.strategy.as_str()),
+                    hook.unwrap_or_default()
+                ),
+                None => "the deployer to start its deployment".to_owned(),
+            }
+        }
+        _ => "nothing: it has ended".to_owned(),
+    }
+}
+
+/// A run as `--json` gives it: who, what, how it stands or ended, each stage's times.
+pub fn run_json(run: &Execution) -> serde_json::Value {
+    let stages: Vec<serde_json::Value> = OutcomeReport::of(run)
+        .stages
+        .iter()
+        .map(|stage| {
+            serde_json::json!({
+                "stage": stage.stage,
+                "started": stage.started_at.to_rfc3339(),
+                "finished": stage.finished_at.map(|at| at.to_rfc3339()),
+                "seconds": stage.finished_at.map(|end| (end - stage.started_at).num_milliseconds() as f64 / 1000.0),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "id": run.id,
+        "pipeline": run.pipeline,
+        "seq": run.seq,
+        "status": run.status.name(),
+        "stage": match run.status { Status::Waiting(stage) | Status::Running(stage) => Some(stage), _ => None },
+        "reason": run.reason,
+        "repository": run.source.repository,
+        "ref": run.source.git_ref,
+        "commit": run.source.commit,
+        "pusher": run.source.pusher,
+        "created": run.created_at.to_rfc3339(),
+        "finished": run.finished_at.map(|at| at.to_rfc3339()),
+        "stages": stages,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +325,43 @@ mod tests {
         assert_eq!(printed[1], "10:00:01 +1.0s     build     CodeBuild project web-build started (web-build:1)");
         assert_eq!(printed[2], "10:01:31 +1m 31s             built web:9b2c5f0 in 1m 30s");
         assert_eq!(printed.len(), moments.len());
+    }
+
+    #[test]
+    fn a_run_in_progress_says_what_it_waits_for() {
+        let mut run = execution(2);
+        assert_eq!(waits_for(&run, at(5)), "CodeBuild to start its build");
+        run.build = Some(BuildFacts {
+            project: "web-build".into(),
+            build_id: Some("web-build:7".into()),
+            phase: None,
+            image_uri: None,
+            artifacts: None,
+            started_at: at(1),
+            finished_at: None,
+        });
+        assert_eq!(waits_for(&run, at(5)), "CodeBuild build web-build:7");
+        run.status = Status::Running(Stage::Approval);
+        run.approval = Some(ApprovalFacts { requested_at: at(60), expires_at: at(7260), ..Default::default() });
+        assert_eq!(waits_for(&run, at(60)), "a decision, until 2026-11-24 12:01 UTC, 2h 00m left");
+        assert_eq!(waits_for(&run, at(7300)), "a decision, until 2026-11-24 12:01 UTC, past its deadline");
+        run.status = Status::Waiting(Stage::Deploy);
+        assert_eq!(waits_for(&run, at(60)), "its turn at deploy: an earlier run holds it");
+    }
+
+    #[test]
+    fn a_run_reads_in_history_as_a_line_and_its_reason_under_it() {
+        let mut run = execution(12);
+        run.status = Status::Failed;
+        run.reason = Some("the build failed in phase BUILD".into());
+        run.finished_at = Some(at(45));
+        let lines = history_lines(&run);
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("#12   2026-11-24 10:00  sha-web  octocat      failed "), "{lines:?}");
+        assert!(lines[0].ends_with("  web-1"), "{lines:?}");
+        assert_eq!(lines[1], "       the build failed in phase BUILD");
+        assert_eq!(run_json(&run)["status"], "failed");
+        assert_eq!(run_json(&run)["seq"], 12);
     }
 
     #[test]

@@ -563,20 +563,13 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     }
     let expected = scenario.expected();
 
-    println!("\nHistory of web, newest first (DynamoDB, index `history`):");
+    println!("\nWhat `sluice history web` prints (DynamoDB, index `history`):");
     for execution in store.history("web", 10).await? {
-        let build = execution.build.as_ref();
-        println!(
-            "  #{} {} {} {} — build {} image {}",
-            execution.seq,
-            execution.id,
-            &execution.source.commit[..7],
-            execution.status,
-            build.and_then(|b| b.build_id.as_deref()).unwrap_or("-"),
-            build.and_then(|b| b.image_uri.as_deref()).unwrap_or("-"),
-        );
+        for line in sluice::timeline::history_lines(&execution) {
+            println!("  {line}");
+        }
     }
-    println!("\nTimeline of run {} (its record in DynamoDB):", run.id);
+    println!("\nWhat `sluice show-run {}` prints (the run's record in DynamoDB):", run.id);
     for line in sluice::timeline::lines(&run) {
         println!("  {line}");
     }

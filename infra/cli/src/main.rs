@@ -1,163 +1,388 @@
-//! `sluice`: check a pipeline definitions file, and publish it to a deployed sluice stack.
+//! `sluice`: see and steer a deployed sluice stack, and check and publish its pipeline definitions.
 //!
-//! ```text
-//! sluice check FILE                     validate; every error names its pipeline, field, line and column
-//! sluice publish FILE --table TABLE     validate, then make FILE the definitions the functions use
-//! sluice show --table TABLE             print the definitions in use and their revision
-//! sluice effects PIPELINE --table TABLE  list the pipeline's pending and parked effects
-//! sluice retry-effect PIPELINE ID --table TABLE  put a parked effect back in the pipeline's outbox
-//! sluice rollback PIPELINE --table TABLE  stop the deployment of the run deploying, and roll it back
-//! sluice history PIPELINE --table TABLE [--limit N]  the pipeline's runs, newest first
-//! sluice show-run RUN --table TABLE     one run's timeline
-//! ```
-//! AWS credentials, region and endpoint come from the environment, as for the AWS CLI.
+//! AWS credentials, region and endpoint come from the environment or `~/.aws`, as for the AWS CLI. The stack is
+//! found by name (`--stack`, else `SLUICE_STACK`, else `sluice`): its outputs name the table and the bus;
+//! `--table` (and `--bus`) name them directly instead. Exit codes: 0 done, 1 failed (or, with `--wait`, the run
+//! did not succeed), 2 usage.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer};
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::json;
+use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher};
 use sluice::definitions::{Definitions, Pipeline};
-use sluice::outcome::span;
-use sluice::pipeline::{Execution, ExecutionId, PipelineState};
+use sluice::pipeline::{ApprovalDecision, Execution, ExecutionId, PipelineState, Status};
 use sluice::ports::{DefinitionsStore, PipelineStore};
-use sluice::usecases::{DeploymentStops, RollbackOrdered, Stop, order_rollback};
+use sluice::timeline::{history_lines, lines, run_json, timeline, waits_for};
+use sluice::usecases::{Announcer, Decided, DeploymentStops, RollbackOrdered, Stop, decide_as, order_rollback};
 
-const USAGE: &str = "usage:
-  sluice check FILE                  check a definitions file
-  sluice publish FILE --table TABLE  check FILE, then publish it to the stack's table (its PipelineTableName output)
-  sluice show --table TABLE          print the published definitions and their revision
-  sluice effects PIPELINE --table TABLE       list the pipeline's pending and parked effects
-  sluice retry-effect PIPELINE ID --table TABLE  put a parked effect back in the pipeline's outbox
-  sluice rollback PIPELINE --table TABLE      stop the deployment of the pipeline's run deploying, and roll it back
-  sluice history PIPELINE --table TABLE [--limit N]  the pipeline's runs, newest first (10 by default)
-  sluice show-run RUN --table TABLE           one run's timeline: every step with its time";
+const USAGE: &str = "usage: sluice [--stack NAME | --table TABLE [--bus BUS]] [--json] COMMAND
+  status [PIPELINE]             runs in progress and what each waits for; parked effects
+  history PIPELINE [--limit N]  runs newest first (10 by default, up to 100)
+  show-run RUN [--wait]         one run's timeline; --wait follows it until it ends
+  approve RUN [--comment TEXT] [--wait]   approve as your AWS identity (the approval stage, or a pause)
+  reject RUN [--comment TEXT]   reject as your AWS identity
+  rollback PIPELINE             stop the deployment of the pipeline's run deploying, and roll it back
+  effects PIPELINE              the pipeline's pending and parked effects
+  retry-effect PIPELINE ID      put a parked effect back in the pipeline's outbox
+  check FILE                    check a definitions file
+  publish FILE                  check FILE, then make it the definitions the stack uses
+  show                          print the published definitions and their revision
+the stack: --stack NAME, else $SLUICE_STACK, else sluice (its PipelineTableName and EventBusName outputs)";
+
+/// How often `--wait` looks at the run.
+const POLL: Duration = Duration::from_secs(2);
+
+/// A mistake in the command line: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}\n{USAGE}")]
+struct Usage(String);
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow!(Usage(message.into()))
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("{error:#}");
-            ExitCode::FAILURE
+            if error.downcast_ref::<Usage>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }
 
-async fn run(args: &[String]) -> Result<()> {
-    let Args { command, words, table, limit } = parse_args(args)?;
-    let file = words.first().copied();
-    match command {
+async fn run(args: &[String]) -> Result<ExitCode> {
+    let args = parse_args(args)?;
+    let word = |i: usize, what: &str| {
+        args.words.get(i).copied().ok_or_else(|| usage(format!("{} needs {what}", args.command)))
+    };
+    match args.command {
         "check" => {
-            let (_, definitions) = load(file.context(USAGE)?)?;
+            let (_, definitions) = load(word(0, "a FILE")?)?;
             println!("ok: {}", summary(&definitions));
-            Ok(())
         }
-        "publish" => {
-            let file = file.context(USAGE)?;
-            let (text, definitions) = load(file)?;
-            let store = store(table.context(USAGE)?).await;
-            let current = store.current().await.context("reading the published definitions")?;
-            if current.as_ref().is_some_and(|current| current.text == text) {
-                let revision = current.map_or(0, |c| c.revision);
-                println!("unchanged: {file} is already revision {revision}");
-                return Ok(());
-            }
-            let replacing = current.as_ref().map(|current| current.revision);
-            let revision = store
-                .publish(&text, replacing, chrono::Utc::now())
-                .await
-                .context("publishing (if someone published meanwhile, run the command again)")?;
-            println!("published {file} as revision {revision}: {}", summary(&definitions));
-            Ok(())
-        }
+        "publish" => publish(&args, word(0, "a FILE")?).await?,
         "show" => {
-            let store = store(table.context(USAGE)?).await;
+            let store = Stack::find(&args).await?.store();
             match store.current().await.context("reading the published definitions")? {
                 Some(current) => {
                     println!("# revision {}, published {}", current.revision, current.published_at.to_rfc3339());
                     print!("{}", current.text);
-                    Ok(())
                 }
-                None => bail!("no definitions are published yet: run `sluice publish FILE --table TABLE`"),
+                None => bail!("no definitions are published yet: run `sluice publish FILE`"),
             }
         }
+        "status" => status(&args, args.words.first().copied()).await?,
+        "history" => history(&args, word(0, "a PIPELINE")?).await?,
+        "show-run" => return show_run(&args, word(0, "a RUN")?).await,
+        "approve" => return decide(&args, word(0, "a RUN")?, ApprovalDecision::Approved).await,
+        "reject" => return decide(&args, word(0, "a RUN")?, ApprovalDecision::Rejected).await,
         "effects" => {
-            let pipeline = file.context(USAGE)?;
-            let store = store(table.context(USAGE)?).await;
-            let state = store.load(pipeline).await.with_context(|| format!("reading pipeline {pipeline}"))?;
-            match state {
-                Some(stored) => {
-                    print!("{}", effects(&stored.value, table.unwrap_or_default()));
-                    Ok(())
-                }
-                None => bail!("pipeline {pipeline} has never run: it has no effects"),
-            }
+            let pipeline = word(0, "a PIPELINE")?;
+            let stack = Stack::find(&args).await?;
+            let state = stack.store().load(pipeline).await.with_context(|| format!("reading pipeline {pipeline}"))?;
+            let state = state.with_context(|| format!("pipeline {pipeline} has never run: it has no effects"))?;
+            print!("{}", effects(&state.value, &stack.table));
         }
         "retry-effect" => {
-            let (Some(pipeline), Some(id)) = (file, words.get(1).copied()) else { bail!("{USAGE}") };
-            let store = store(table.context(USAGE)?).await;
-            let retried = sluice::usecases::retry_parked(&store, pipeline, id)
+            let (pipeline, id) = (word(0, "a PIPELINE")?, word(1, "an effect ID")?);
+            let stack = Stack::find(&args).await?;
+            let retried = sluice::usecases::retry_parked(&stack.store(), pipeline, id)
                 .await
                 .with_context(|| format!("putting {id} back in {pipeline}'s outbox"))?;
             if !retried {
-                bail!("{pipeline} has no parked effect {id}: `sluice effects {pipeline} --table TABLE` lists them");
+                bail!("{pipeline} has no parked effect {id}: `sluice effects {pipeline}` lists them");
             }
             println!(
                 "{id} is back in {pipeline}'s outbox: it is carried out at the pipeline's next event, or by the \
-                 reconciler within {} minutes",
-                RECONCILER_MINUTES
+                 reconciler within {RECONCILER_MINUTES} minutes"
             );
-            Ok(())
         }
-        "rollback" => {
-            let pipeline = file.context(USAGE)?;
-            let table = table.context(USAGE)?;
-            rollback(pipeline, table).await
-        }
-        "history" => {
-            let pipeline = file.context(USAGE)?;
-            let store = store(table.context(USAGE)?).await;
-            let runs = store
-                .history(pipeline, limit.unwrap_or(10))
-                .await
-                .with_context(|| format!("reading {pipeline}'s history"))?;
-            if runs.is_empty() {
-                bail!("pipeline {pipeline} has no runs: is it published (`sluice show --table TABLE`), and pushed to?");
-            }
-            print!("{}", history(&runs));
-            Ok(())
-        }
-        "show-run" => {
-            let id = file.context(USAGE)?;
-            let store = store(table.context(USAGE)?).await;
-            let run =
-                store.execution(&ExecutionId(id.to_owned())).await.with_context(|| format!("reading run {id}"))?;
-            let run = run
-                .with_context(|| format!("there is no run {id}: `sluice history PIPELINE --table TABLE` lists them"))?;
-            print!("{}", timeline(&run));
-            Ok(())
-        }
-        other => bail!("unknown command {other:?}\n{USAGE}"),
+        "rollback" => rollback(&args, word(0, "a PIPELINE")?).await?,
+        other => return Err(usage(format!("unknown command {other:?}"))),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where the stack keeps its state, and the bus its functions listen on.
+struct Stack {
+    config: aws_config::SdkConfig,
+    table: String,
+    bus: Option<String>,
+}
+
+impl Stack {
+    /// The table and bus the command line names, or the stack's outputs.
+    async fn find(args: &Args<'_>) -> Result<Self> {
+        let config = sluice::config::aws().await;
+        if let Some(table) = args.table {
+            return Ok(Self { config, table: table.to_owned(), bus: args.bus.map(str::to_owned) });
+        }
+        let name =
+            args.stack.map(str::to_owned).or_else(|| std::env::var("SLUICE_STACK").ok()).unwrap_or("sluice".into());
+        let described = aws_sdk_cloudformation::Client::new(&config)
+            .describe_stacks()
+            .stack_name(&name)
+            .send()
+            .await
+            .with_context(|| {
+            format!(
+                "finding stack {name} (CloudFormation DescribeStacks): are AWS credentials and region set, and is \
+                     the stack deployed there? Name another with --stack, or the table with --table"
+            )
+        })?;
+        let stack = described.stacks().first().with_context(|| format!("there is no stack {name}"))?;
+        let output = |key: &str| {
+            stack
+                .outputs()
+                .iter()
+                .find(|o| o.output_key() == Some(key))
+                .and_then(|o| o.output_value())
+                .map(str::to_owned)
+        };
+        let table = output("PipelineTableName")
+            .with_context(|| format!("stack {name} has no PipelineTableName output: is it sluice's?"))?;
+        Ok(Self { config, table, bus: args.bus.map(str::to_owned).or_else(|| output("EventBusName")) })
+    }
+
+    fn store(&self) -> DynamoDbStore {
+        DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&self.config), &self.table)
+    }
+
+    /// Who the caller is: their AWS identity's ARN.
+    async fn caller(&self) -> Result<String> {
+        let identity = aws_sdk_sts::Client::new(&self.config)
+            .get_caller_identity()
+            .send()
+            .await
+            .context("finding who you are (STS GetCallerIdentity): are AWS credentials set?")?;
+        identity.arn().map(str::to_owned).context("STS named no ARN for your identity")
+    }
+}
+
+async fn publish(args: &Args<'_>, file: &str) -> Result<()> {
+    let (text, definitions) = load(file)?;
+    let store = Stack::find(args).await?.store();
+    let current = store.current().await.context("reading the published definitions")?;
+    if current.as_ref().is_some_and(|current| current.text == text) {
+        let revision = current.map_or(0, |c| c.revision);
+        println!("unchanged: {file} is already revision {revision}");
+        return Ok(());
+    }
+    let replacing = current.as_ref().map(|current| current.revision);
+    let revision = store
+        .publish(&text, replacing, chrono::Utc::now())
+        .await
+        .context("publishing (if someone published meanwhile, run the command again)")?;
+    println!("published {file} as revision {revision}: {}", summary(&definitions));
+    Ok(())
+}
+
+/// `sluice status`: each pipeline (or the one named) with its runs in progress and what each waits for, and its
+/// parked effects.
+async fn status(args: &Args<'_>, only: Option<&str>) -> Result<()> {
+    let store = Stack::find(args).await?.store();
+    let published = store.current().await.context("reading the published definitions")?;
+    let published = published.context("no definitions are published yet: run `sluice publish FILE`")?;
+    let definitions = Definitions::parse("the published definitions", &published.text)
+        .map_err(|errors| anyhow!("the published definitions do not load: {errors}"))?;
+    let pipelines: Vec<&Pipeline> = definitions.iter().filter(|p| only.is_none_or(|name| p.name == name)).collect();
+    if let Some(name) = only.filter(|_| pipelines.is_empty()) {
+        bail!("there is no pipeline {name} in the published definitions (revision {})", published.revision);
+    }
+    let now = chrono::Utc::now();
+    let mut report = Vec::new();
+    for pipeline in pipelines {
+        let state = store.load(&pipeline.name).await.with_context(|| format!("reading pipeline {}", pipeline.name))?;
+        let state = state.map(|stored| stored.value);
+        let runs: Vec<&Execution> =
+            state.iter().flat_map(|s| s.executions.iter()).filter(|run| !run.status.is_finished()).collect();
+        let parked = state.as_ref().map(|s| s.parked.as_slice()).unwrap_or_default();
+        if args.json {
+            report.push(json!({
+                "pipeline": pipeline.name,
+                "strategy": pipeline.deploy.strategy(),
+                "runs": runs.iter().map(|run| {
+                    let mut value = run_json(run);
+                    value["waits_for"] = json!(waits_for(run, now));
+                    value
+                }).collect::<Vec<_>>(),
+                "parked": parked.iter().map(|p| json!({
+                    "id": p.id, "effect": p.effect.describe(), "error": p.error, "parked": p.parked_at.to_rfc3339(),
+                })).collect::<Vec<_>>(),
+            }));
+            continue;
+        }
+        println!("{}  ({}, {})", bold(&pipeline.name), pipeline.deploy.strategy(), pipeline.source.repository);
+        if runs.is_empty() {
+            println!("  no run in progress");
+        }
+        for run in runs {
+            let age = sluice::outcome::span(now - run.created_at);
+            let commit: String = run.source.commit.chars().take(7).collect();
+            let standing = paint(run.status, &format!("{:<20}", run.status.to_string()));
+            println!("  #{:<4} {commit}  {:<12} {standing} {age:>8}  {}", run.seq, run.source.pusher, run.id);
+            println!("        waits for {}", waits_for(run, now));
+        }
+        for parked in parked {
+            println!("  {} {}  {}", paint(Status::Failed, "parked"), parked.id, parked.effect.describe());
+            println!("        {}", parked.error);
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json!({ "pipelines": report }))?);
+    }
+    Ok(())
+}
+
+async fn history(args: &Args<'_>, pipeline: &str) -> Result<()> {
+    let store = Stack::find(args).await?.store();
+    let runs = store
+        .history(pipeline, args.limit.unwrap_or(10))
+        .await
+        .with_context(|| format!("reading {pipeline}'s history"))?;
+    if runs.is_empty() {
+        bail!("pipeline {pipeline} has no runs: is it published (`sluice show`), and pushed to?");
+    }
+    if args.json {
+        let runs: Vec<_> = runs.iter().map(run_json).collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "pipeline": pipeline, "runs": runs }))?);
+        return Ok(());
+    }
+    for run in &runs {
+        let mut lines = history_lines(run).into_iter();
+        if let Some(first) = lines.next() {
+            println!("{}", first.replacen(&run.status.to_string(), &paint(run.status, &run.status.to_string()), 1));
+        }
+        lines.for_each(|line| println!("{line}"));
+    }
+    Ok(())
+}
+
+async fn show_run(args: &Args<'_>, id: &str) -> Result<ExitCode> {
+    let store = Stack::find(args).await?.store();
+    let id = ExecutionId(id.to_owned());
+    let run = read_run(&store, &id).await?;
+    if args.json && !args.wait {
+        println!("{}", serde_json::to_string_pretty(&run_with_timeline(&run))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.json {
+        let source = &run.source;
+        println!(
+            "{} (pipeline {}, run #{}): {} at {} pushed by {}, {}",
+            run.id,
+            run.pipeline,
+            run.seq,
+            source.repository,
+            source.commit,
+            source.pusher,
+            paint(run.status, &run.status.to_string())
+        );
+    }
+    follow(args, &store, run).await
+}
+
+/// Prints the run's timeline, then (with `--wait`) each new step until the run ends. Succeeded: exit 0; ended
+/// otherwise: 1. Without `--wait`, 0.
+async fn follow(args: &Args<'_>, store: &DynamoDbStore, mut run: Execution) -> Result<ExitCode> {
+    let mut shown = 0;
+    loop {
+        let printed = lines(&run);
+        if !args.json {
+            printed.iter().skip(shown).for_each(|line| println!("  {line}"));
+        }
+        shown = printed.len();
+        if !args.wait {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if run.status.is_finished() {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&run_with_timeline(&run))?);
+            } else {
+                let reason = run.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+                println!("{} {}{reason}", run.id, paint(run.status, &run.status.to_string()));
+            }
+            return Ok(if run.status == Status::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        if std::io::stderr().is_terminal() {
+            eprint!("\r  … {} {}, waiting for {}\x1b[K", run.id, run.status, waits_for(&run, chrono::Utc::now()));
+        }
+        tokio::time::sleep(POLL).await;
+        if std::io::stderr().is_terminal() {
+            eprint!("\r\x1b[K");
+        }
+        run = read_run(store, &run.id).await?;
+    }
+}
+
+fn run_with_timeline(run: &Execution) -> serde_json::Value {
+    let mut value = run_json(run);
+    value["timeline"] = timeline(run)
+        .iter()
+        .map(|moment| json!({ "at": moment.at.to_rfc3339(), "stage": moment.stage, "what": moment.what }))
+        .collect();
+    value
+}
+
+async fn read_run(store: &DynamoDbStore, id: &ExecutionId) -> Result<Execution> {
+    let run = store.execution(id).await.with_context(|| format!("reading run {id}"))?;
+    run.with_context(|| format!("there is no run {id}: `sluice history PIPELINE` lists them"))
+}
+
+/// `sluice approve` / `sluice reject`: the decision is recorded as the caller's AWS identity, and announced on the
+/// stack's bus at once (the deployer starts, or continues a paused deployment, on that announcement).
+async fn decide(args: &Args<'_>, id: &str, decision: ApprovalDecision) -> Result<ExitCode> {
+    let stack = Stack::find(args).await?;
+    let bus = stack
+        .bus
+        .clone()
+        .context("the decision must be announced on the stack's bus: name it with --bus, or the stack with --stack")?;
+    let by = stack.caller().await?;
+    let store = stack.store();
+    let runner =
+        Announcer { publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&stack.config), bus) };
+    let id = ExecutionId(id.to_owned());
+    let decided = decide_as(&store, &runner, &id, decision, &by, args.comment.map(str::to_owned), chrono::Utc::now())
+        .await
+        .with_context(|| {
+            format!("{} {id}", if decision == ApprovalDecision::Approved { "approving" } else { "rejecting" })
+        })?;
+    let what = match &decided {
+        Decided::Stage => "its approval stage".to_owned(),
+        Decided::Pause(stage) => format!("its deployment's {stage} pause"),
+        Decided::Already => "nothing new: the same decision was already recorded".to_owned(),
+    };
+    if args.json && !args.wait {
+        let decided = match decided {
+            Decided::Stage => "stage",
+            Decided::Pause(_) => "pause",
+            Decided::Already => "already",
+        };
+        println!("{}", json!({ "run": id, "decision": decision.name(), "by": by, "decided": decided }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.json {
+        println!("{id}: {} by {by} ({what})", decision.name());
+    }
+    if args.wait { follow(args, &store, read_run(&store, &id).await?).await } else { Ok(ExitCode::SUCCESS) }
 }
 
 /// `sluice rollback`: the order is recorded as the caller's AWS identity, and the stop made at once with its
 /// credentials.
-async fn rollback(pipeline: &str, table: &str) -> Result<()> {
-    let config = sluice::config::aws().await;
-    let identity = aws_sdk_sts::Client::new(&config)
-        .get_caller_identity()
-        .send()
-        .await
-        .context("finding who you are (STS GetCallerIdentity): are AWS credentials set?")?;
-    let by = identity.arn().context("STS named no ARN for your identity")?;
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+async fn rollback(args: &Args<'_>, pipeline: &str) -> Result<()> {
+    let stack = Stack::find(args).await?;
+    let by = stack.caller().await?;
     let stops = DeploymentStops {
-        blue_green: CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(&config)),
-        ecs: EcsDeployer::new(aws_sdk_ecs::Client::new(&config)),
+        blue_green: CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(&stack.config)),
+        ecs: EcsDeployer::new(aws_sdk_ecs::Client::new(&stack.config)),
     };
-    let ordered = order_rollback(&store, &stops, pipeline, by, chrono::Utc::now())
+    let ordered = order_rollback(&stack.store(), &stops, pipeline, &by, chrono::Utc::now())
         .await
         .with_context(|| format!("rolling back {pipeline}"))?;
     let RollbackOrdered { execution_id, commit, deployment, stop } = ordered;
@@ -172,57 +397,14 @@ async fn rollback(pipeline: &str, table: &str) -> Result<()> {
         }
         Stop::Pending(error) => println!(
             "{run}: rollback ordered, but deployment {deployment} could not be stopped yet ({error}); the deployer \
-             tries again: `sluice effects {pipeline} --table {table}` shows it"
+             tries again: `sluice effects {pipeline}` shows it"
         ),
         Stop::Parked { id, error } => bail!(
             "{run}: deployment {deployment} could not be stopped: {error}\nonce that is mended: sluice retry-effect \
-             {pipeline} {id} --table {table}"
+             {pipeline} {id}"
         ),
     }
     Ok(())
-}
-
-/// Runs newest first, one line each (number, id, commit, pusher, outcome, each stage's time), then why it ended so.
-fn history(runs: &[Execution]) -> String {
-    let mut text = String::new();
-    for run in runs {
-        let report = sluice::outcome::OutcomeReport::of(run);
-        let stages: Vec<String> = report
-            .stages
-            .iter()
-            .map(|stage| {
-                let took = stage.finished_at.map_or_else(|| "…".to_owned(), |end| span(end - stage.started_at));
-                format!("{} {took}", stage.stage)
-            })
-            .collect();
-        let commit: String = run.source.commit.chars().take(7).collect();
-        text.push_str(&format!(
-            "#{:<4} {}  {commit}  {:<12} {:<20} {}  {}\n",
-            run.seq,
-            run.created_at.format("%Y-%m-%d %H:%M"),
-            run.source.pusher,
-            run.status.to_string(),
-            stages.join(", "),
-            run.id
-        ));
-        if let Some(reason) = &run.reason {
-            text.push_str(&format!("       {reason}\n"));
-        }
-    }
-    text
-}
-
-/// A run's timeline: a heading, then every step with its time from the push.
-fn timeline(run: &Execution) -> String {
-    let source = &run.source;
-    let mut text = format!(
-        "{} (pipeline {}, run #{}): {} at {} pushed by {}, {}\n",
-        run.id, run.pipeline, run.seq, source.repository, source.commit, source.pusher, run.status
-    );
-    for line in sluice::timeline::lines(run) {
-        text.push_str(&format!("  {line}\n"));
-    }
-    text
 }
 
 /// How often the reconciler runs (its schedule in `template.yaml`).
@@ -265,39 +447,62 @@ fn effects(state: &PipelineState, table: &str) -> String {
 struct Args<'a> {
     command: &'a str,
     words: Vec<&'a str>,
+    stack: Option<&'a str>,
     table: Option<&'a str>,
+    bus: Option<&'a str>,
     limit: Option<usize>,
+    comment: Option<&'a str>,
+    json: bool,
+    wait: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Args<'_>> {
-    let mut command = None;
-    let mut words = Vec::new();
-    let mut table = None;
-    let mut limit = None;
+    let mut parsed = Args {
+        command: "",
+        words: Vec::new(),
+        stack: None,
+        table: None,
+        bus: None,
+        limit: None,
+        comment: None,
+        json: false,
+        wait: false,
+    };
     let mut rest = args.iter();
+    fn value<'a>(flag: &str, what: &str, rest: &mut std::slice::Iter<'a, String>) -> Result<&'a str> {
+        rest.next().map(String::as_str).ok_or_else(|| usage(format!("{flag} needs {what}")))
+    }
     while let Some(arg) = rest.next() {
         match arg.as_str() {
-            "--table" => table = Some(rest.next().context("--table needs a table name")?.as_str()),
+            "--stack" => parsed.stack = Some(value("--stack", "a stack name", &mut rest)?),
+            "--table" => parsed.table = Some(value("--table", "a table name", &mut rest)?),
+            "--bus" => parsed.bus = Some(value("--bus", "an event bus name", &mut rest)?),
+            "--comment" => parsed.comment = Some(value("--comment", "a text", &mut rest)?),
             "--limit" => {
-                let value = rest.next().context("--limit needs a number of runs")?;
-                let value = value.parse().ok().filter(|n| (1..=100).contains(n));
-                limit = Some(value.context("--limit takes a number of runs from 1 to 100")?);
+                let limit = value("--limit", "a number of runs", &mut rest)?;
+                let limit = limit.parse().ok().filter(|n| (1..=100).contains(n));
+                parsed.limit = Some(limit.ok_or_else(|| usage("--limit takes a number of runs from 1 to 100"))?);
             }
-            "-h" | "--help" => bail!("{USAGE}"),
-            flag if flag.starts_with('-') => bail!("unknown option {flag}\n{USAGE}"),
-            word if command.is_none() => command = Some(word),
-            word if words.len() < 2 => words.push(word),
-            word => bail!("unexpected argument {word:?}\n{USAGE}"),
+            "--json" => parsed.json = true,
+            "--wait" => parsed.wait = true,
+            "-h" | "--help" => return Err(usage("sluice sees and steers a deployed sluice stack")),
+            flag if flag.starts_with('-') => return Err(usage(format!("unknown option {flag}"))),
+            word if parsed.command.is_empty() => parsed.command = word,
+            word if parsed.words.len() < 2 => parsed.words.push(word),
+            word => return Err(usage(format!("unexpected argument {word:?}"))),
         }
     }
-    Ok(Args { command: command.context(USAGE)?, words, table, limit })
+    if parsed.command.is_empty() {
+        return Err(usage("no command given"));
+    }
+    Ok(parsed)
 }
 
 fn load(file: &str) -> Result<(String, Definitions)> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?;
     let definitions = Definitions::parse(file, &text).map_err(|errors| {
         let count = errors.0.len();
-        anyhow::anyhow!("{errors}\n{count} error{} in {file}", if count == 1 { "" } else { "s" })
+        anyhow!("{errors}\n{count} error{} in {file}", if count == 1 { "" } else { "s" })
     })?;
     Ok((text, definitions))
 }
@@ -308,7 +513,25 @@ fn summary(definitions: &Definitions) -> String {
     format!("{} pipeline{}: {}", names.len(), if names.len() == 1 { "" } else { "s" }, names.join(", "))
 }
 
-async fn store(table: &str) -> DynamoDbStore {
-    let config = sluice::config::aws().await;
-    DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), table)
+/// Colours for a terminal (none when the output is not one, or `NO_COLOR` is set).
+fn colours() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// `text` in the colour of `status`: green shipped, red failed or rolled back, yellow in progress.
+fn paint(status: Status, text: &str) -> String {
+    if !colours() {
+        return text.to_owned();
+    }
+    let colour = match status {
+        Status::Succeeded => "32",
+        Status::Failed | Status::RolledBack | Status::TimedOut | Status::Rejected => "31",
+        Status::Waiting(_) | Status::Running(_) => "33",
+        Status::Superseded | Status::Skipped => "2",
+    };
+    format!("\x1b[{colour}m{text}\x1b[0m")
+}
+
+fn bold(text: &str) -> String {
+    if colours() { format!("\x1b[1m{text}\x1b[0m") } else { text.to_owned() }
 }

@@ -71,11 +71,15 @@ fn checking_an_invalid_file_fails_and_points_at_the_line() -> Result<()> {
 }
 
 #[test]
-fn a_mistyped_command_says_how_to_use_it() {
-    let output = sluice(&["chekc", EXAMPLE]);
-    assert!(!output.status.success());
-    assert!(stderr(&output).contains("unknown command \"chekc\""), "{}", stderr(&output));
-    assert!(stderr(&output).contains("sluice publish FILE --table TABLE"));
+fn a_mistyped_command_or_option_says_how_to_use_it_and_exits_2() {
+    for args in [&["chekc", EXAMPLE][..], &["history", "web", "--limt", "3"], &["history"], &[]] {
+        let output = sluice(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains("usage: sluice [--stack NAME"), "{}", stderr(&output));
+    }
+    assert!(stderr(&sluice(&["chekc", EXAMPLE])).contains("unknown command \"chekc\""));
+    assert!(stderr(&sluice(&["history", "web", "--limt", "3"])).contains("unknown option --limt"));
+    assert!(stderr(&sluice(&["history"])).contains("history needs a PIPELINE"));
 }
 
 #[tokio::test]
@@ -235,11 +239,13 @@ async fn history_lists_runs_newest_first_and_show_run_tells_one_runs_timeline() 
 
     let unknown = sluice(&["show-run", "web-9", "--table", &stack.table]);
     assert!(!unknown.status.success());
-    assert!(stderr(&unknown).contains("there is no run web-9: `sluice history PIPELINE --table TABLE` lists them"));
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("there is no run web-9: `sluice history PIPELINE` lists them"));
     let nothing = sluice(&["history", "api", "--table", &stack.table]);
     assert!(!nothing.status.success());
     assert!(stderr(&nothing).contains("pipeline api has no runs"), "{}", stderr(&nothing));
     let zero = sluice(&["history", "web", "--table", &stack.table, "--limit", "0"]);
+    assert_eq!(zero.status.code(), Some(2));
     assert!(stderr(&zero).contains("--limit takes a number of runs from 1 to 100"), "{}", stderr(&zero));
     Ok(())
 }
@@ -336,3 +342,180 @@ async fn rollback_stops_the_ecs_deployment_of_the_run_deploying_as_the_callers_i
 
 /// One sandbox minute: long enough that a pause without a timeout (24 h) never ends during the test.
 const WAIT_MINUTE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Run `id` of pipeline web in `stack`'s table: pushed (with an approval stage) and, if `built`, built and waiting
+/// for its approval.
+async fn web_run(store: &DynamoDbStore, id: &str, built: bool) -> Result<()> {
+    use sluice::definitions::ExecutionMode;
+    use sluice::pipeline::{BuildOutputs, Event, ExecutionId};
+    use sluice::testing::{RecordingRunner, push};
+    use sluice::usecases::{Input, handle};
+    let runner = RecordingRunner::new();
+    let pushed = push(id, ExecutionMode::Queued, true);
+    let built_event = Event::BuildSucceeded {
+        execution_id: ExecutionId::from(id),
+        build_id: format!("build-{id}"),
+        outputs: BuildOutputs { image_uri: format!("web:{id}"), artifacts: None },
+    };
+    let events = if built { vec![&pushed, &built_event] } else { vec![&pushed] };
+    for event in events {
+        let now = chrono::Utc::now();
+        handle(store, &runner, Input { pipeline: "web", mode: ExecutionMode::Queued, event, receipt: None, now })
+            .await?;
+    }
+    Ok(())
+}
+
+/// A CloudFormation stack in moto whose outputs are those of a deployed sluice stack over `stack`'s table and bus.
+async fn deployed(stack: &Stack, name: &str) -> Result<()> {
+    let template = serde_json::json!({
+        "Resources": { "Marker": { "Type": "AWS::SQS::Queue", "Properties": { "QueueName": format!("{name}-marker") } } },
+        "Outputs": {
+            "PipelineTableName": { "Value": stack.table },
+            "EventBusName": { "Value": stack.bus },
+        },
+    });
+    let cloudformation = aws_sdk_cloudformation::Client::new(&stack.config);
+    cloudformation.create_stack().stack_name(name).template_body(template.to_string()).send().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_stack_is_found_by_name_and_its_outputs_say_where_the_runs_are() -> Result<()> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    web_run(&store, "web-1", false).await?;
+    let name = sluice_integration::unique("sluice-cli");
+    deployed(&stack, &name).await?;
+
+    let by_flag = sluice(&["--stack", &name, "history", "web"]);
+    assert!(by_flag.status.success(), "{}", stderr(&by_flag));
+    assert!(stdout(&by_flag).contains("  web-1"), "{}", stdout(&by_flag));
+    let by_environment = sluice_with(&["history", "web"], &[("SLUICE_STACK", &name)]);
+    assert_eq!(stdout(&by_environment), stdout(&by_flag));
+
+    let missing = sluice(&["--stack", "no-such-stack", "history", "web"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("finding stack no-such-stack (CloudFormation DescribeStacks)"),
+        "{}",
+        stderr(&missing)
+    );
+    let anonymous = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["--stack", &name, "history", "web"])
+        .env_clear()
+        .env("AWS_ENDPOINT_URL", &moto().endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("HOME", workspace_root().join("target"))
+        .output()?;
+    assert_eq!(anonymous.status.code(), Some(1));
+    assert!(stderr(&anonymous).contains("are AWS credentials and region set"), "{}", stderr(&anonymous));
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_shows_each_pipelines_runs_in_progress_what_they_wait_for_and_its_parked_effects() -> Result<()> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    store.publish(&std::fs::read_to_string(workspace_root().join(EXAMPLE))?, None, chrono::Utc::now()).await?;
+    web_run(&store, "web-1", true).await?;
+    web_run(&store, "web-2", false).await?;
+    // CodeBuild refuses api-1's build for good: its start is parked.
+    let runner = sluice::testing::RecordingRunner::owning(&[sluice::pipeline::EffectKind::StartBuild]);
+    runner.refuse_next(1);
+    let pushed = sluice::testing::push("api-1", sluice::definitions::ExecutionMode::Queued, false);
+    let now = chrono::Utc::now();
+    let input =
+        sluice::usecases::Input { pipeline: "api", mode: Default::default(), event: &pushed, receipt: None, now };
+    sluice::usecases::handle(&store, &runner, input).await?;
+
+    let output = sluice(&["status", "--table", &stack.table]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("web  (blue_green, acme/web)\n  #1    sha-web  octocat      running approval"), "{text}");
+    assert!(text.contains("        waits for a decision, until "), "{text}");
+    assert!(text.contains("  #2    sha-web  octocat      running build "), "{text}");
+    assert!(text.contains("        waits for CodeBuild build build-web-2"), "{text}");
+    assert!(text.contains("api  (rolling, acme/api)\n  #1    sha-api  octocat      running build "), "{text}");
+    assert!(text.contains("        waits for CodeBuild to start its build\n"), "{text}");
+    let parked = "  parked api-1-1  start CodeBuild project web-build on sha-api-1 for api-1\n        ";
+    assert!(text.contains(parked) && text.contains("AccessDeniedException"), "{text}");
+
+    let one = sluice(&["status", "api", "--table", &stack.table, "--json"]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    let report: serde_json::Value = serde_json::from_slice(&one.stdout)?;
+    assert_eq!(report["pipelines"].as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(report["pipelines"][0]["pipeline"], "api");
+    assert_eq!(report["pipelines"][0]["parked"][0]["id"], "api-1-1", "{report}");
+    let all: serde_json::Value =
+        serde_json::from_slice(&sluice(&["status", "--table", &stack.table, "--json"]).stdout)?;
+    let web = &all["pipelines"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["pipeline"] == "web").cloned())
+        .unwrap_or_default();
+    assert_eq!(web["runs"][0]["status"], "running", "{all}");
+    assert_eq!(web["runs"][0]["stage"], "approval", "{all}");
+
+    let unknown = sluice(&["status", "nope", "--table", &stack.table]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("there is no pipeline nope in the published definitions"),
+        "{}",
+        stderr(&unknown)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn approve_and_reject_decide_as_the_callers_aws_identity_and_announce_it_on_the_bus() -> Result<()> {
+    use sluice::pipeline::{ExecutionId, Stage, Status};
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    web_run(&store, "web-1", true).await?;
+    let name = sluice_integration::unique("sluice-cli");
+    deployed(&stack, &name).await?;
+
+    // Without the bus, a decision could not be announced: refused before anything is recorded.
+    let busless = sluice(&["approve", "web-1", "--table", &stack.table]);
+    assert_eq!(busless.status.code(), Some(1));
+    assert!(stderr(&busless).contains("announced on the stack's bus"), "{}", stderr(&busless));
+
+    let approved = sluice(&["--stack", &name, "approve", "web-1", "--comment", "ship it"]);
+    assert!(approved.status.success(), "{}", stderr(&approved));
+    let text = stdout(&approved);
+    let run = store.execution(&ExecutionId::from("web-1")).await?.expect("the run");
+    assert_eq!(run.status, Status::Running(Stage::Deploy));
+    let approval = run.approval.expect("its approval");
+    let by = approval.approver.unwrap_or_default();
+    assert!(by.starts_with("arn:aws:"), "{by}");
+    assert_eq!(text, format!("web-1: approved by {by} (its approval stage)\n"));
+    assert_eq!(approval.comment.as_deref(), Some("ship it"));
+    let requested =
+        stack.receive(stack.queue("DeploymentRequestedRule")?, 1, std::time::Duration::from_secs(10)).await?;
+    assert_eq!(requested.len(), 1, "the deployer is told at once");
+    assert_eq!(requested[0]["detail"]["execution_id"], "web-1", "{}", requested[0]);
+
+    let otherwise = sluice(&["--stack", &name, "reject", "web-1"]);
+    assert_eq!(otherwise.status.code(), Some(1));
+    assert!(stderr(&otherwise).contains("was already Approved; the decision stands"), "{}", stderr(&otherwise));
+
+    web_run(&store, "web-2", true).await?;
+    let rejected = sluice(&["--stack", &name, "--json", "reject", "web-2", "--comment", "not on a Friday"]);
+    assert!(rejected.status.success(), "{}", stderr(&rejected));
+    let answer: serde_json::Value = serde_json::from_slice(&rejected.stdout)?;
+    assert_eq!((answer["decision"].as_str(), answer["decided"].as_str()), (Some("rejected"), Some("stage")));
+    let waited = sluice(&["--stack", &name, "show-run", "web-2", "--wait"]);
+    assert_eq!(waited.status.code(), Some(1), "a run that did not ship: {}", stdout(&waited));
+    assert!(
+        stdout(&waited).ends_with(&format!("web-2 rejected: rejected by {by}: not on a Friday\n")),
+        "{}",
+        stdout(&waited)
+    );
+    let json = sluice(&["--stack", &name, "--json", "show-run", "web-2"]);
+    let shown: serde_json::Value = serde_json::from_slice(&json.stdout)?;
+    assert_eq!(shown["status"], "rejected");
+    assert!(shown["timeline"].as_array().is_some_and(|t| t.len() >= 4), "{shown}");
+    Ok(())
+}

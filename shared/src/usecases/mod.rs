@@ -408,6 +408,7 @@ pub async fn retry_parked<S: PipelineStore>(store: &S, pipeline: &str, effect_id
 
 mod approval;
 mod build_events;
+mod decide_as;
 mod definitions;
 mod deploy;
 mod deploy_events;
@@ -421,6 +422,7 @@ mod webhook;
 
 pub use approval::{ApprovalEffects, MAX_FORM, Requester, decide, review_page};
 pub use build_events::{BuildEventError, BuildEventOutcome, BuildStateChange, artifact_location, record_build_event};
+pub use decide_as::{DecideError, Decided, decide_as};
 pub use definitions::{CachedDefinitions, DefinitionsError};
 pub use deploy::{DeployEffects, DeploymentStops};
 pub use deploy_events::{

@@ -589,3 +589,62 @@ fn ecs_calls_a_traffic_shift_hook_of_a_rollback_with_the_new_revisions_weight_ba
     // Other stages say nothing of it: before any shift the weights are 0 anyway
     assert!(!call("POST_SCALE_UP", 0.0, 0.0).rolls_back());
 }
+
+/// Run e1 of web, built and waiting for its approval.
+async fn awaiting_approval(store: &InMemoryStore, runner: &RecordingRunner) {
+    let pushed = crate::testing::push("e1", ExecutionMode::Superseded, true);
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("e1"),
+        build_id: "build-e1".into(),
+        outputs: crate::pipeline::BuildOutputs { image_uri: "web:e1".into(), artifacts: None },
+    };
+    for event in [&pushed, &built] {
+        handle(store, runner, input(event, None)).await.expect("handled");
+    }
+}
+
+#[tokio::test]
+async fn an_operator_approves_as_their_aws_identity_once_and_the_run_moves_on_to_deploy() {
+    use crate::pipeline::ApprovalDecision::{Approved, Rejected};
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    awaiting_approval(&store, &runner).await;
+    let carol = "arn:aws:iam::123456789012:user/carol";
+    let id = ExecutionId::from("e1");
+
+    let decided = decide_as(&store, &runner, &id, Approved, carol, Some("ship it".into()), now()).await;
+    assert_eq!(decided.expect("decided"), Decided::Stage);
+    let run = store.execution(&id).await.ok().flatten().expect("the run");
+    assert_eq!(run.status, Status::Running(Stage::Deploy));
+    let approval = run.approval.expect("its approval");
+    assert_eq!((approval.approver.as_deref(), approval.comment.as_deref()), (Some(carol), Some("ship it")));
+    assert!(kinds(&runner).contains(&"publish Approval Decided".to_owned()), "{:?}", kinds(&runner));
+
+    let again = decide_as(&store, &runner, &id, Approved, carol, None, now()).await;
+    assert_eq!(again.expect("the same decision"), Decided::Already);
+    let otherwise = decide_as(&store, &runner, &id, Rejected, carol, None, now()).await;
+    assert!(matches!(otherwise, Err(DecideError::Refused(TransitionError::AlreadyDecided { .. }))), "{otherwise:?}");
+}
+
+#[tokio::test]
+async fn an_operator_rejection_ends_the_run_naming_them_and_a_run_not_waiting_or_unknown_is_refused() {
+    use crate::pipeline::ApprovalDecision::Rejected;
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    let carol = "arn:aws:iam::123456789012:user/carol";
+    handle(&store, &runner, input(&crate::testing::push("e1", ExecutionMode::Superseded, true), None))
+        .await
+        .expect("pushed");
+    let building = decide_as(&store, &runner, &ExecutionId::from("e1"), Rejected, carol, None, now()).await;
+    let message = building.expect_err("a run still building waits for no decision").to_string();
+    assert_eq!(message, "run e1 is running build: it waits for no decision");
+    let unknown = decide_as(&store, &runner, &ExecutionId::from("e9"), Rejected, carol, None, now()).await;
+    assert!(matches!(unknown, Err(DecideError::UnknownRun(_))), "{unknown:?}");
+
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    awaiting_approval(&store, &runner).await;
+    let id = ExecutionId::from("e1");
+    let decided = decide_as(&store, &runner, &id, Rejected, carol, Some("not on a Friday".into()), now()).await;
+    assert_eq!(decided.expect("decided"), Decided::Stage);
+    let run = store.execution(&id).await.ok().flatten().expect("the run");
+    assert_eq!(run.status, Status::Rejected);
+    assert_eq!(run.reason.as_deref(), Some("rejected by arn:aws:iam::123456789012:user/carol: not on a Friday"));
+}

@@ -32,17 +32,12 @@ pub fn timeline(run: &Execution) -> Vec<Moment> {
     let mut moments = Vec::new();
     let mut add = |at: DateTime<Utc>, stage: &'static str, what: String| moments.push(Moment { at, stage, what });
     let source = &run.source;
-    add(
-        run.created_at,
-        "source",
-        format!(
-            "push of {} to {} by {} recorded as run #{}",
-            short(&source.commit),
-            source.git_ref,
-            source.pusher,
-            run.seq
-        ),
-    );
+    let (commit, git_ref, seq) = (short(&source.commit), &source.git_ref, run.seq);
+    let started = match &run.ordered {
+        Some(ordered) => format!("{ordered}: {commit} of {git_ref} recorded as run #{seq}"),
+        None => format!("push of {commit} to {git_ref} by {} recorded as run #{seq}", source.pusher),
+    };
+    add(run.created_at, "source", started);
     if let Some(build) = &run.build {
         let id = build.build_id.as_deref().map(|id| format!(" ({id})")).unwrap_or_default();
         add(build.started_at, "build", format!("CodeBuild project {} started{id}", build.project));

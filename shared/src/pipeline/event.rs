@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use chrono::{DateTime, Utc};
 
-use super::state::{ApprovalDecision, Execution, ExecutionId, PauseFacts, Plan, SourceFacts, Status};
+use super::state::{ApprovalDecision, BuildFacts, Execution, ExecutionId, PauseFacts, Plan, SourceFacts, Status};
 use crate::definitions::{Check, DeployTarget, ExecutionMode, PauseAction};
 use crate::events::SluiceEvent;
 
@@ -112,6 +112,20 @@ pub enum Event {
         source: SourceFacts,
         plan: Box<Plan>,
         mode: ExecutionMode,
+    },
+    /// An operator ordered a run that deploys what an earlier run built (`sluice rollback --to`, `sluice retry` of a
+    /// run whose deployment failed): it has no build or approval stage of its own, and enters its deploy stage with
+    /// that build's image and artifacts.
+    Redeployed {
+        execution_id: ExecutionId,
+        /// The earlier run's source: its repository, ref and commit.
+        source: SourceFacts,
+        plan: Box<Plan>,
+        mode: ExecutionMode,
+        /// The earlier run's finished build.
+        build: BuildFacts,
+        /// Who ordered it, and why: `rollback to run #12 (web-…) by arn:aws:iam::…:user/carol`.
+        ordered: String,
     },
     /// CodeBuild accepted StartBuild.
     BuildStarted {
@@ -243,6 +257,7 @@ impl Event {
     pub fn execution_id(&self) -> &ExecutionId {
         match self {
             Event::Triggered { execution_id, .. }
+            | Event::Redeployed { execution_id, .. }
             | Event::BuildStarted { execution_id, .. }
             | Event::BuildStartFailed { execution_id, .. }
             | Event::BuildProgressed { execution_id, .. }
@@ -265,6 +280,7 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Event::Triggered { .. } => "triggered",
+            Event::Redeployed { .. } => "redeployed",
             Event::BuildStarted { .. } => "build_started",
             Event::BuildStartFailed { .. } => "build_start_failed",
             Event::BuildProgressed { .. } => "build_progressed",

@@ -13,7 +13,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::event::{ApprovalNotice, BuildFailure, Effect, Event, HookStatus};
 use super::state::{
     ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, OrderedRollback,
-    PipelineState, PushLink, RefHistory, Stage, Status, bounded,
+    PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded,
 };
 use crate::definitions::{AFTER_ROLLOUT, DeployTarget, ExecutionMode};
 use crate::events::{
@@ -88,6 +88,8 @@ pub enum TransitionError {
     CannotRollBack { execution: ExecutionId, why: String },
     #[error("execution {execution}'s deployment paused at {stage}, where its pipeline asks for no approval")]
     UnplannedPause { execution: ExecutionId, stage: String },
+    #[error("execution {execution} would deploy a build that did not finish with an image")]
+    NothingBuilt { execution: ExecutionId },
     #[error("pipeline {pipeline} already has {limit} executions waiting; let them finish or use mode = \"superseded\"")]
     QueueFull { pipeline: String, limit: usize },
 }
@@ -137,6 +139,7 @@ impl Run {
                 updated_at: self.now,
                 waiting_since: None,
                 finished_at: None,
+                ordered: None,
             };
             self.state.next_seq += 1;
             if let Some(reason) = older {
@@ -161,11 +164,15 @@ impl Run {
             return Ok(None);
         }
 
+        if let Event::Redeployed { execution_id, source, plan, mode, build, ordered } = event {
+            return self.redeploy(execution_id, source, plan, *mode, build, ordered);
+        }
+
         let i = self.index(event.execution_id())?;
         let status = self.state.executions[i].status;
         let name = event.name();
         match event {
-            Event::Triggered { .. } => Ok(None),
+            Event::Triggered { .. } | Event::Redeployed { .. } => Ok(None),
             Event::BuildStarted { build_id, .. } => {
                 if status != Status::Running(Stage::Build) {
                     return self.past(i, Stage::Build, self.same_build(i, build_id), name);
@@ -491,6 +498,58 @@ impl Run {
             (false, true) => Err(TransitionError::Finished { execution, status, event }),
             (false, false) => Err(TransitionError::NotInStage { execution, status, event }),
         }
+    }
+
+    /// A run an operator ordered, with an earlier run's build: it enters its deploy stage (or waits for it) at once.
+    fn redeploy(
+        &mut self,
+        id: &ExecutionId,
+        source: &SourceFacts,
+        plan: &Plan,
+        mode: ExecutionMode,
+        build: &BuildFacts,
+        ordered: &str,
+    ) -> Applied {
+        if self.state.execution(id).is_some() {
+            return Ok(Some(IgnoreReason::DuplicateEvent));
+        }
+        if build.image_uri.is_none() || build.finished_at.is_none() {
+            return Err(TransitionError::NothingBuilt { execution: id.clone() });
+        }
+        if mode == ExecutionMode::Queued && self.state.waiting() >= MAX_WAITING {
+            return Err(TransitionError::QueueFull { pipeline: self.state.pipeline.clone(), limit: MAX_WAITING });
+        }
+        self.state.mode = mode;
+        let execution = Execution {
+            id: id.clone(),
+            pipeline: self.state.pipeline.clone(),
+            seq: self.state.next_seq,
+            status: Status::Waiting(Stage::Deploy),
+            source: source.clone(),
+            plan: plan.clone(),
+            build: Some(build.clone()),
+            approval: None,
+            deploy: None,
+            reason: None,
+            created_at: self.now,
+            updated_at: self.now,
+            waiting_since: None,
+            finished_at: None,
+            ordered: Some(ordered.to_owned()),
+        };
+        self.state.next_seq += 1;
+        self.effects.push(Effect::Publish(SluiceEvent::ExecutionStarted(ExecutionStarted {
+            pipeline: execution.pipeline.clone(),
+            execution_id: execution.id.clone(),
+            repository: execution.source.repository.clone(),
+            commit: execution.source.commit.clone(),
+            git_ref: execution.source.git_ref.clone(),
+            pusher: execution.source.pusher.clone(),
+            started_at: self.now,
+        })));
+        self.state.executions.push(execution);
+        self.enter_or_wait(self.state.executions.len() - 1, Stage::Deploy);
+        Ok(None)
     }
 
     fn same_build(&self, i: usize, build_id: &str) -> bool {

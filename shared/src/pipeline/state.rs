@@ -335,6 +335,9 @@ pub struct Execution {
     /// When the execution started waiting for the stage it waits for.
     pub waiting_since: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Who ordered the run and why, when an operator did rather than a push (`sluice rollback --to`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered: Option<String>,
 }
 
 /// Everything the machine needs to decide about one pipeline: its unfinished executions and the few that finished

@@ -1094,3 +1094,72 @@ fn a_rollback_is_refused_where_sluice_has_nothing_to_stop() {
     let blue_green = given(&[push("e4"), build_succeeded("e4"), approved("e4"), deployment_started("e4")]);
     assert_eq!(names(&apply(&blue_green, &ordered("e4"), at(30)).1), ["stop(d-e4)"]);
 }
+
+/// Run `execution`, ordered by an operator to deploy what run `of` built (in `state`).
+fn redeployed(state: &PipelineState, execution: &str, of: &str) -> Event {
+    let earlier = state.execution(&id(of)).expect("the earlier run");
+    Event::Redeployed {
+        execution_id: id(execution),
+        source: earlier.source.clone(),
+        plan: Box::new(earlier.plan.clone()),
+        mode: ExecutionMode::Superseded,
+        build: earlier.build.clone().expect("its build"),
+        ordered: format!("rollback to run #{} ({of}) by carol", earlier.seq),
+    }
+}
+
+#[test]
+fn a_run_an_operator_orders_with_an_earlier_build_skips_build_and_approval_and_deploys_that_build() {
+    // GIVEN e1 built, approved and shipped
+    let state = given(&[push("e1"), build_started("e1"), build_succeeded("e1"), approved("e1")]);
+    let state = apply(&state, &deployment_started("e1"), at(4)).0;
+    let state = apply(&state, &deployed("e1"), at(5)).0;
+    assert_eq!(status(&state, "e1"), Status::Succeeded);
+
+    // WHEN an operator orders r2 with e1's build
+    let (state, effects) = apply(&state, &redeployed(&state, "r2", "e1"), at(6));
+
+    // THEN r2 deploys e1's image and artifacts at once, with no build or approval of its own
+    assert_eq!(status(&state, "r2"), Status::Running(Stage::Deploy));
+    let deployment = effects.iter().find_map(|effect| match effect {
+        Effect::StartDeployment { image_uri, artifacts, .. } => Some((image_uri.clone(), artifacts.clone())),
+        _ => None,
+    });
+    let e1 = state.execution(&id("e1")).and_then(|run| run.build.clone()).expect("e1's build");
+    assert_eq!(deployment, Some((e1.image_uri.clone(), e1.artifacts.clone())));
+    let r2 = state.execution(&id("r2")).expect("r2");
+    assert!(r2.approval.is_none());
+    assert_eq!(r2.ordered.as_deref(), Some("rollback to run #1 (e1) by carol"));
+    assert_eq!(r2.seq, 2);
+
+    // AND ordering it again changes nothing
+    assert!(matches!(
+        transition(&state, &redeployed(&state, "r2", "e1"), at(7)),
+        Ok(Decision::Ignore(IgnoreReason::DuplicateEvent))
+    ));
+}
+
+#[test]
+fn a_redeploy_waits_for_the_run_deploying_and_one_without_a_finished_build_is_refused() {
+    // GIVEN e1 shipped and e2 deploying
+    let state = given(&[push("e1"), build_started("e1"), build_succeeded("e1"), approved("e1")]);
+    let state = apply(&state, &deployment_started("e1"), at(4)).0;
+    let state = apply(&state, &deployed("e1"), at(5)).0;
+    let state = apply(&state, &push("e2"), at(6)).0;
+    let state = apply(&state, &build_started("e2"), at(7)).0;
+    let state = apply(&state, &build_succeeded("e2"), at(8)).0;
+    let state = apply(&state, &approved("e2"), at(9)).0;
+    assert_eq!(status(&state, "e2"), Status::Running(Stage::Deploy));
+
+    // WHEN a redeploy of e1 is ordered, THEN it waits for e2 to leave the deploy stage
+    let (state, effects) = apply(&state, &redeployed(&state, "r3", "e1"), at(10));
+    assert_eq!(status(&state, "r3"), Status::Waiting(Stage::Deploy));
+    assert!(!names(&effects).iter().any(|name| name.starts_with("start_deployment")), "{:?}", names(&effects));
+
+    // AND a build that never finished cannot be redeployed
+    let mut unfinished = redeployed(&state, "r4", "e1");
+    if let Event::Redeployed { build, .. } = &mut unfinished {
+        build.finished_at = None;
+    }
+    assert!(matches!(transition(&state, &unfinished, at(11)), Err(TransitionError::NothingBuilt { .. })));
+}

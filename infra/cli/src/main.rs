@@ -16,7 +16,10 @@ use sluice::definitions::{Definitions, Pipeline};
 use sluice::pipeline::{ApprovalDecision, Execution, ExecutionId, PipelineState, Status};
 use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice::timeline::{history_lines, lines, run_json, timeline, waits_for};
-use sluice::usecases::{Announcer, Decided, DeploymentStops, RollbackOrdered, Stop, decide_as, order_rollback};
+use sluice::usecases::{
+    Announcer, Decided, DeploymentStops, Order, RollbackError, RollbackOrdered, Stop, decide_as, order_rollback,
+    order_run,
+};
 
 const USAGE: &str = "usage: sluice [--stack NAME | --table TABLE [--bus BUS]] [--json] COMMAND
   status [PIPELINE]             runs in progress and what each waits for; parked effects
@@ -24,7 +27,11 @@ const USAGE: &str = "usage: sluice [--stack NAME | --table TABLE [--bus BUS]] [-
   show-run RUN [--wait]         one run's timeline; --wait follows it until it ends
   approve RUN [--comment TEXT] [--wait]   approve as your AWS identity (the approval stage, or a pause)
   reject RUN [--comment TEXT]   reject as your AWS identity
-  rollback PIPELINE             stop the deployment of the pipeline's run deploying, and roll it back
+  rollback PIPELINE [--to RUN]  stop the deployment in progress and roll it back; with none in progress (or with
+                                --to), deploy the build of the succeeded run before the last one (or RUN's), as a run
+  retry RUN                     a run that did not succeed, again: its deployment with the same build, or (if its
+                                build failed, or it was not approved) from a new build of its commit
+  rerun PIPELINE COMMIT         a new run of a commit the pipeline ran (a prefix will do), from its build on
   effects PIPELINE              the pipeline's pending and parked effects
   retry-effect PIPELINE ID      put a parked effect back in the pipeline's outbox
   check FILE                    check a definitions file
@@ -104,6 +111,10 @@ async fn run(args: &[String]) -> Result<ExitCode> {
             );
         }
         "rollback" => rollback(&args, word(0, "a PIPELINE")?).await?,
+        "retry" => order(&args, Order::Retry { run: word(0, "a RUN")? }).await?,
+        "rerun" => {
+            order(&args, Order::Rerun { pipeline: word(0, "a PIPELINE")?, commit: word(1, "a COMMIT")? }).await?
+        }
         other => return Err(usage(format!("unknown command {other:?}"))),
     }
     Ok(ExitCode::SUCCESS)
@@ -376,15 +387,20 @@ async fn decide(args: &Args<'_>, id: &str, decision: ApprovalDecision) -> Result
 /// `sluice rollback`: the order is recorded as the caller's AWS identity, and the stop made at once with its
 /// credentials.
 async fn rollback(args: &Args<'_>, pipeline: &str) -> Result<()> {
+    if args.to.is_some() {
+        return order(args, Order::RollbackTo { pipeline, to: args.to }).await;
+    }
     let stack = Stack::find(args).await?;
     let by = stack.caller().await?;
     let stops = DeploymentStops {
         blue_green: CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(&stack.config)),
         ecs: EcsDeployer::new(aws_sdk_ecs::Client::new(&stack.config)),
     };
-    let ordered = order_rollback(&stack.store(), &stops, pipeline, &by, chrono::Utc::now())
-        .await
-        .with_context(|| format!("rolling back {pipeline}"))?;
+    let ordered = match order_rollback(&stack.store(), &stops, pipeline, &by, chrono::Utc::now()).await {
+        // Nothing in progress: roll back to the succeeded run before the last one.
+        Err(RollbackError::NothingDeploying(_)) => return order(args, Order::RollbackTo { pipeline, to: None }).await,
+        other => other.with_context(|| format!("rolling back {pipeline}"))?,
+    };
     let RollbackOrdered { execution_id, commit, deployment, stop } = ordered;
     let run = format!("{execution_id} (commit {})", commit.chars().take(12).collect::<String>());
     match stop {
@@ -403,6 +419,44 @@ async fn rollback(args: &Args<'_>, pipeline: &str) -> Result<()> {
             "{run}: deployment {deployment} could not be stopped: {error}\nonce that is mended: sluice retry-effect \
              {pipeline} {id}"
         ),
+    }
+    Ok(())
+}
+
+/// `sluice rollback --to`, `sluice retry`, `sluice rerun`: a new run, ordered as the caller's AWS identity; its
+/// announcement (and its build, if it has one) goes out at once with the caller's credentials.
+async fn order(args: &Args<'_>, order: Order<'_>) -> Result<()> {
+    let stack = Stack::find(args).await?;
+    let bus = stack
+        .bus
+        .clone()
+        .context("a new run is announced on the stack's bus: name it with --bus, or the stack with --stack")?;
+    let by = stack.caller().await?;
+    let runner = sluice::adapters::stage_effects(&stack.config, &bus);
+    let what = match &order {
+        Order::RollbackTo { pipeline, .. } => format!("rolling {pipeline} back"),
+        Order::Retry { run } => format!("retrying {run}"),
+        Order::Rerun { pipeline, commit } => format!("running {pipeline} again at {commit}"),
+    };
+    let ordered = order_run(&stack.store(), &runner, order, &by, chrono::Utc::now()).await.context(what)?;
+    let commit: String = ordered.commit.chars().take(12).collect();
+    let how = if ordered.redeploys {
+        format!("deploys the build of {}", ordered.of)
+    } else {
+        format!("builds commit {commit} again")
+    };
+    if args.json {
+        println!(
+            "{}",
+            json!({ "run": ordered.execution_id, "pipeline": ordered.pipeline, "of": ordered.of, "commit": ordered.commit,
+                    "redeploys": ordered.redeploys, "status": ordered.status.to_string(), "by": by })
+        );
+    } else {
+        println!(
+            "{}: a run of {} that {how}, ordered by {by}; it is {}",
+            ordered.execution_id, ordered.pipeline, ordered.status
+        );
+        println!("follow it with: sluice show-run {} --wait", ordered.execution_id);
     }
     Ok(())
 }
@@ -452,6 +506,7 @@ struct Args<'a> {
     bus: Option<&'a str>,
     limit: Option<usize>,
     comment: Option<&'a str>,
+    to: Option<&'a str>,
     json: bool,
     wait: bool,
 }
@@ -465,6 +520,7 @@ fn parse_args(args: &[String]) -> Result<Args<'_>> {
         bus: None,
         limit: None,
         comment: None,
+        to: None,
         json: false,
         wait: false,
     };
@@ -478,6 +534,7 @@ fn parse_args(args: &[String]) -> Result<Args<'_>> {
             "--table" => parsed.table = Some(value("--table", "a table name", &mut rest)?),
             "--bus" => parsed.bus = Some(value("--bus", "an event bus name", &mut rest)?),
             "--comment" => parsed.comment = Some(value("--comment", "a text", &mut rest)?),
+            "--to" => parsed.to = Some(value("--to", "a RUN", &mut rest)?),
             "--limit" => {
                 let limit = value("--limit", "a number of runs", &mut rest)?;
                 let limit = limit.parse().ok().filter(|n| (1..=100).contains(n));

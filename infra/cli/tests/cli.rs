@@ -519,3 +519,93 @@ async fn approve_and_reject_decide_as_the_callers_aws_identity_and_announce_it_o
     assert!(shown["timeline"].as_array().is_some_and(|t| t.len() >= 4), "{shown}");
     Ok(())
 }
+
+/// Run `id` of pipeline web, built, approved and shipped.
+async fn shipped(store: &DynamoDbStore, id: &str) -> Result<()> {
+    use sluice::definitions::ExecutionMode;
+    use sluice::pipeline::{ApprovalDecision, BuildOutputs, Event, ExecutionId};
+    use sluice::testing::{RecordingRunner, push};
+    use sluice::usecases::{Input, handle};
+    let runner = RecordingRunner::new();
+    let execution_id = ExecutionId::from(id);
+    let events = [
+        push(id, ExecutionMode::Superseded, true),
+        Event::BuildSucceeded {
+            execution_id: execution_id.clone(),
+            build_id: format!("build-{id}"),
+            outputs: BuildOutputs { image_uri: format!("web:{id}"), artifacts: Some(format!("s3://artifacts/{id}")) },
+        },
+        Event::ApprovalDecided {
+            execution_id: execution_id.clone(),
+            decision: ApprovalDecision::Approved,
+            approver: "Jane".into(),
+            comment: None,
+            token_hash: None,
+            source_ip: None,
+            user_agent: None,
+        },
+        Event::DeploymentStarted {
+            execution_id: execution_id.clone(),
+            deployment_id: format!("d-{id}"),
+            service_deployment: None,
+            task_definition: None,
+            previous_task_definition: None,
+        },
+        Event::DeploymentSucceeded { execution_id, deployment_id: format!("d-{id}") },
+    ];
+    for event in &events {
+        let now = chrono::Utc::now();
+        handle(store, &runner, Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now })
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn rollback_with_nothing_deploying_runs_the_build_of_the_succeeded_run_before_the_last_through_the_deploy_stage()
+-> Result<()> {
+    use sluice::pipeline::{ExecutionId, Stage, Status};
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    store.publish(&std::fs::read_to_string(workspace_root().join(EXAMPLE))?, None, chrono::Utc::now()).await?;
+    shipped(&store, "web-1").await?;
+    shipped(&store, "web-2").await?;
+    let name = sluice_integration::unique("sluice-cli");
+    deployed(&stack, &name).await?;
+
+    let output = sluice(&["--stack", &name, "rollback", "web"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.starts_with("web-redeploy-3: a run of web that deploys the build of web-1, ordered by arn:aws:"),
+        "{text}"
+    );
+    assert!(text.contains("; it is running deploy\nfollow it with: sluice show-run web-redeploy-3 --wait\n"), "{text}");
+    let run = store.execution(&ExecutionId::from("web-redeploy-3")).await?.expect("the new run");
+    assert_eq!(run.status, Status::Running(Stage::Deploy));
+    assert_eq!(run.build.and_then(|b| b.image_uri), Some("web:web-1".to_owned()));
+    let requested =
+        stack.receive(stack.queue("DeploymentRequestedRule")?, 1, std::time::Duration::from_secs(10)).await?;
+    assert_eq!(requested[0]["detail"]["execution_id"], "web-redeploy-3", "the deployer is told at once");
+    assert_eq!(requested[0]["detail"]["image_uri"], "web:web-1");
+
+    // --to names the run; it must have succeeded.
+    let to = sluice(&["--stack", &name, "--json", "rollback", "web", "--to", "web-redeploy-3"]);
+    assert_eq!(to.status.code(), Some(1));
+    assert!(
+        stderr(&to).contains("run web-redeploy-3 is running deploy: only a succeeded run's build is rolled back to"),
+        "{}",
+        stderr(&to)
+    );
+    let retry = sluice(&["--stack", &name, "retry", "web-2"]);
+    assert_eq!(retry.status.code(), Some(1));
+    assert!(
+        stderr(&retry).contains("run web-2 is succeeded: only a run that did not succeed can be retried"),
+        "{}",
+        stderr(&retry)
+    );
+    let rerun = sluice(&["--stack", &name, "rerun", "web", "0badc0de"]);
+    assert_eq!(rerun.status.code(), Some(1));
+    assert!(stderr(&rerun).contains("pipeline web ran no commit starting 0badc0de"), "{}", stderr(&rerun));
+    Ok(())
+}

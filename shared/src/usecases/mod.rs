@@ -415,6 +415,7 @@ mod deploy_events;
 mod effects;
 mod hooks;
 mod notify;
+mod order_run;
 mod reconcile;
 mod rollback;
 mod secrets;
@@ -432,6 +433,7 @@ pub use deploy_events::{
 pub use effects::{Announcer, StageEffects};
 pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, StageAnswer, StageCall, answer_hook, answer_stage};
 pub use notify::NotifyEffects;
+pub use order_run::{LOOK_BACK, Order, OrderError, Ordered, order_run};
 pub use reconcile::{Lookups, QUIET_FOR, Reconciled, reconcile};
 pub use rollback::{RollbackError, RollbackOrdered, Stop, order_rollback};
 pub use secrets::{REREAD_AFTER, WebhookKeys};

@@ -648,3 +648,135 @@ async fn an_operator_rejection_ends_the_run_naming_them_and_a_run_not_waiting_or
     assert_eq!(run.status, Status::Rejected);
     assert_eq!(run.reason.as_deref(), Some("rejected by arn:aws:iam::123456789012:user/carol: not on a Friday"));
 }
+
+/// Run `id` of web, pushed at `minute` with commit sha-`id`, built, approved, deployed and shipped.
+async fn shipped(store: &InMemoryStore, runner: &RecordingRunner, id: &str, minute: i64) {
+    let execution_id = ExecutionId::from(id);
+    let events = [
+        crate::testing::push(id, ExecutionMode::Superseded, true),
+        Event::BuildSucceeded {
+            execution_id: execution_id.clone(),
+            build_id: format!("build-{id}"),
+            outputs: crate::pipeline::BuildOutputs {
+                image_uri: format!("web:{id}"),
+                artifacts: Some(format!("s3://a/{id}")),
+            },
+        },
+        Event::ApprovalDecided {
+            execution_id: execution_id.clone(),
+            decision: crate::pipeline::ApprovalDecision::Approved,
+            approver: "Jane".into(),
+            comment: None,
+            token_hash: None,
+            source_ip: None,
+            user_agent: None,
+        },
+        Event::DeploymentStarted {
+            execution_id: execution_id.clone(),
+            deployment_id: format!("d-{id}"),
+            service_deployment: None,
+            task_definition: None,
+            previous_task_definition: None,
+        },
+        Event::DeploymentSucceeded { execution_id, deployment_id: format!("d-{id}") },
+    ];
+    for event in &events {
+        let at = now() + TimeDelta::minutes(minute);
+        handle(store, runner, Input { now: at, ..input(event, None) }).await.expect("handled");
+    }
+}
+
+async fn published(store: &InMemoryStore) {
+    let example = include_str!("../../../infra/pipelines.example.toml");
+    crate::ports::DefinitionsStore::publish(store, example, None, now()).await.expect("published");
+}
+
+#[tokio::test]
+async fn a_rollback_with_nothing_deploying_redeploys_the_build_of_the_succeeded_run_before_the_last() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    published(&store).await;
+    shipped(&store, &runner, "e1", 0).await;
+    shipped(&store, &runner, "e2", 10).await;
+
+    let order = Order::RollbackTo { pipeline: "web", to: None };
+    let ordered = order_run(&store, &runner, order, "carol", now() + TimeDelta::minutes(20)).await.expect("ordered");
+
+    assert_eq!((ordered.of.0.as_str(), ordered.redeploys), ("e1", true));
+    assert_eq!(ordered.status, Status::Running(Stage::Deploy));
+    let run = store.execution(&ordered.execution_id).await.ok().flatten().expect("the new run");
+    assert_eq!(run.build.as_ref().and_then(|b| b.image_uri.as_deref()), Some("web:e1"));
+    assert_eq!(run.ordered.as_deref(), Some("rollback to run #1 (e1) by carol"));
+    assert_eq!(run.source.commit, "sha-e1");
+    assert!(kinds(&runner).contains(&format!("start_deployment {}", ordered.execution_id)), "{:?}", kinds(&runner));
+
+    // A run named with --to must have succeeded, and be the pipeline's.
+    let order = Order::RollbackTo { pipeline: "api", to: Some("e1") };
+    let other = order_run(&store, &runner, order, "carol", now()).await;
+    assert!(matches!(other, Err(OrderError::OtherPipeline(..))), "{other:?}");
+    let lone = InMemoryStore::new();
+    published(&lone).await;
+    shipped(&lone, &runner, "e1", 0).await;
+    let nothing = order_run(&lone, &runner, Order::RollbackTo { pipeline: "web", to: None }, "carol", now()).await;
+    assert!(matches!(nothing, Err(OrderError::NothingEarlier(_))), "{nothing:?}");
+}
+
+#[tokio::test]
+async fn a_retry_deploys_a_failed_deployments_build_again_builds_a_failed_build_again_and_refuses_a_success() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    published(&store).await;
+    shipped(&store, &runner, "e1", 0).await;
+    let refused = order_run(&store, &runner, Order::Retry { run: "e1" }, "carol", now()).await;
+    assert_eq!(
+        refused.expect_err("e1 succeeded").to_string(),
+        "run e1 is succeeded: only a run that did not succeed can be retried"
+    );
+
+    // e2's build fails: a retry builds its commit again.
+    let pushed = crate::testing::push("e2", ExecutionMode::Superseded, true);
+    handle(&store, &runner, input(&pushed, None)).await.expect("pushed");
+    let failed = Event::BuildFailed {
+        execution_id: ExecutionId::from("e2"),
+        build_id: "build-e2".into(),
+        status: crate::pipeline::BuildFailure::Failed,
+        phase: Some("BUILD".into()),
+        reason: "build failed in phase BUILD".into(),
+    };
+    handle(&store, &runner, input(&failed, None)).await.expect("failed");
+    let ordered = order_run(&store, &runner, Order::Retry { run: "e2" }, "carol", now()).await.expect("retried");
+    assert!(!ordered.redeploys);
+    assert_eq!(ordered.status, Status::Running(Stage::Build));
+    let run = store.execution(&ordered.execution_id).await.ok().flatten().expect("the new run");
+    assert_eq!((run.source.commit.as_str(), run.source.pusher.as_str()), ("sha-e2", "carol"));
+
+    // e3 is rejected: a retry does not skip the approval it did not get, it runs again from the build.
+    let store = InMemoryStore::new();
+    published(&store).await;
+    let pushed = crate::testing::push("e3", ExecutionMode::Superseded, true);
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("e3"),
+        build_id: "build-e3".into(),
+        outputs: crate::pipeline::BuildOutputs { image_uri: "web:e3".into(), artifacts: None },
+    };
+    let rejected = Event::ApprovalDecided {
+        execution_id: ExecutionId::from("e3"),
+        decision: crate::pipeline::ApprovalDecision::Rejected,
+        approver: "Jane".into(),
+        comment: None,
+        token_hash: None,
+        source_ip: None,
+        user_agent: None,
+    };
+    for event in [&pushed, &built, &rejected] {
+        handle(&store, &runner, input(event, None)).await.expect("handled");
+    }
+    let again = order_run(&store, &runner, Order::Retry { run: "e3" }, "carol", now()).await.expect("retried");
+    assert!(!again.redeploys, "a rejected run is not deployed by a retry");
+    assert_eq!(again.status, Status::Running(Stage::Build));
+
+    // A rerun of a commit by its prefix builds it again too; an unknown commit is refused.
+    let rerun = order_run(&store, &runner, Order::Rerun { pipeline: "web", commit: "sha-e3" }, "carol", now()).await;
+    assert!(!rerun.expect("rerun").redeploys);
+    let unknown =
+        order_run(&store, &runner, Order::Rerun { pipeline: "web", commit: "0badc0de" }, "carol", now()).await;
+    assert!(matches!(unknown, Err(OrderError::UnknownCommit { .. })), "{unknown:?}");
+}

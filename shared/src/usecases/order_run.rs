@@ -1,0 +1,195 @@
+//! Runs an operator orders from the `sluice` command, through the pipeline's current definition:
+//! - `sluice rollback PIPELINE --to RUN` (or, with nothing deploying, the succeeded run before the last one): a run
+//!   that deploys what that run built, through the pipeline's deploy strategy and hooks (`Event::Redeployed`);
+//! - `sluice retry RUN`: a run whose deployment failed is deployed again with the same build; any other run that
+//!   did not succeed (its build failed, it was rejected or timed out) is built again from the same commit, and asks
+//!   for its approval again;
+//! - `sluice rerun PIPELINE COMMIT`: a new run of a commit the pipeline already ran, from its build on.
+//!
+//! The runner carries the new run's first effects out at once (the command's own: its announcement, and a build).
+
+use chrono::{DateTime, Utc};
+
+use super::{EffectRunner, HandleError, Handled, Input, handle};
+use crate::definitions::Definitions;
+use crate::pipeline::{ApprovalDecision, Event, Execution, ExecutionId, Plan, Status, TransitionError};
+use crate::ports::{DefinitionsStore, PipelineStore, StoreError};
+
+/// How many runs back `rollback` and `rerun` look.
+pub const LOOK_BACK: usize = 100;
+
+/// What the operator asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Order<'a> {
+    /// Deploy what `to` built (`None`: the succeeded run before the last succeeded one).
+    RollbackTo { pipeline: &'a str, to: Option<&'a str> },
+    /// Run a failed run's failed stage again.
+    Retry { run: &'a str },
+    /// Run `commit` (or a commit it starts) again, from its build on.
+    Rerun { pipeline: &'a str, commit: &'a str },
+}
+
+/// The run ordered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ordered {
+    pub execution_id: ExecutionId,
+    pub pipeline: String,
+    /// The earlier run it repeats.
+    pub of: ExecutionId,
+    pub commit: String,
+    /// True when it deploys the earlier run's build; false when it builds the commit again.
+    pub redeploys: bool,
+    /// Where the new run stands now (running deploy, waiting for deploy, running build, ...).
+    pub status: Status,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error("there is no run {0}: `sluice history PIPELINE` lists them")]
+    UnknownRun(String),
+    #[error("pipeline {0} is not in the published definitions: `sluice show` prints them")]
+    UnknownPipeline(String),
+    #[error("no definitions are published: run `sluice publish FILE`")]
+    NoDefinitions,
+    #[error("run {run} is {status}: only a run that did not succeed can be retried")]
+    NotRetryable { run: ExecutionId, status: Status },
+    #[error("run {run} is {status}: only a succeeded run's build is rolled back to")]
+    NotSucceeded { run: ExecutionId, status: Status },
+    #[error("pipeline {0} has no succeeded run before its last one to roll back to: name one with --to RUN")]
+    NothingEarlier(String),
+    #[error("pipeline {pipeline} ran no commit starting {commit} in its last {LOOK_BACK} runs")]
+    UnknownCommit { pipeline: String, commit: String },
+    #[error("run {0} belongs to pipeline {1}, not {2}")]
+    OtherPipeline(ExecutionId, String, String),
+    #[error(transparent)]
+    Refused(TransitionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Handle(#[from] HandleError),
+}
+
+/// Orders the run `order` describes, as `by` (the operator's identity), and carries out its first effects with
+/// `runner`.
+pub async fn order_run<S, R>(
+    store: &S,
+    runner: &R,
+    order: Order<'_>,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Ordered, OrderError>
+where
+    S: PipelineStore + DefinitionsStore,
+    R: EffectRunner,
+{
+    let (earlier, redeploy, why) = match order {
+        Order::RollbackTo { pipeline, to } => {
+            let earlier = match to {
+                Some(to) => {
+                    let run = run(store, to).await?;
+                    if run.pipeline != pipeline {
+                        return Err(OrderError::OtherPipeline(run.id, run.pipeline, pipeline.to_owned()));
+                    }
+                    run
+                }
+                None => {
+                    let history = store.history(pipeline, LOOK_BACK).await?;
+                    let mut succeeded =
+                        history.into_iter().filter(|run| run.status == Status::Succeeded && run.build.is_some());
+                    succeeded.nth(1).ok_or_else(|| OrderError::NothingEarlier(pipeline.to_owned()))?
+                }
+            };
+            if earlier.status != Status::Succeeded {
+                return Err(OrderError::NotSucceeded { run: earlier.id, status: earlier.status });
+            }
+            let why = format!("rollback to run #{} ({}) by {by}", earlier.seq, earlier.id);
+            (earlier, true, why)
+        }
+        Order::Retry { run: id } => {
+            let earlier = run(store, id).await?;
+            if !earlier.status.is_finished() || matches!(earlier.status, Status::Succeeded | Status::Skipped) {
+                return Err(OrderError::NotRetryable { run: earlier.id, status: earlier.status });
+            }
+            // Its build finished with an image, and its approval (if it had one) approved it: what failed was its
+            // deployment, which is tried again with that build. Otherwise it is built (and approved) again: a retry
+            // never skips an approval the run did not get.
+            let built =
+                earlier.build.as_ref().is_some_and(|build| build.image_uri.is_some() && build.finished_at.is_some());
+            let approved = match &earlier.approval {
+                Some(approval) => approval.decision == Some(ApprovalDecision::Approved),
+                None => earlier.plan.approval.is_none(),
+            };
+            let why = format!("retry of run #{} ({}) by {by}", earlier.seq, earlier.id);
+            (earlier, built && approved, why)
+        }
+        Order::Rerun { pipeline, commit } => {
+            let history = store.history(pipeline, LOOK_BACK).await?;
+            let earlier = history.into_iter().find(|run| !commit.is_empty() && run.source.commit.starts_with(commit));
+            let earlier = earlier.ok_or_else(|| OrderError::UnknownCommit {
+                pipeline: pipeline.to_owned(),
+                commit: commit.to_owned(),
+            })?;
+            let why = format!("rerun of commit {} by {by}", short(&earlier.source.commit));
+            (earlier, false, why)
+        }
+    };
+    let published = store.current().await?.ok_or(OrderError::NoDefinitions)?;
+    let definitions = Definitions::parse("the published definitions", &published.text)
+        .map_err(|_| OrderError::UnknownPipeline(earlier.pipeline.clone()))?;
+    let pipeline =
+        definitions.get(&earlier.pipeline).ok_or_else(|| OrderError::UnknownPipeline(earlier.pipeline.clone()))?;
+    let state = store.load(&pipeline.name).await?;
+    let next = state.as_ref().map_or(1, |stored| stored.value.next_seq);
+    let kind = if redeploy { "redeploy" } else { "rerun" };
+    let execution_id = ExecutionId(format!("{}-{kind}-{next}", pipeline.name));
+    let mut source = earlier.source.clone();
+    let event = if redeploy {
+        let build = earlier
+            .build
+            .clone()
+            .ok_or_else(|| OrderError::NotSucceeded { run: earlier.id.clone(), status: earlier.status })?;
+        Event::Redeployed {
+            execution_id: execution_id.clone(),
+            source,
+            plan: Box::new(Plan::from(pipeline)),
+            mode: pipeline.mode,
+            build,
+            ordered: why,
+        }
+    } else {
+        // A new build of the same commit: a push of it, by the operator. A commit older than one the pipeline has
+        // run since is skipped, as a late push would be: sluice never deploys backwards by rebuilding.
+        source.pusher = by.to_owned();
+        source.delivery_id = execution_id.0.clone();
+        Event::Triggered {
+            execution_id: execution_id.clone(),
+            source,
+            plan: Box::new(Plan::from(pipeline)),
+            mode: pipeline.mode,
+        }
+    };
+    let input = Input { pipeline: &pipeline.name, mode: pipeline.mode, event: &event, receipt: None, now };
+    match handle(store, runner, input).await? {
+        Handled::Refused(error) => return Err(OrderError::Refused(error)),
+        Handled::Applied | Handled::Skipped { .. } | Handled::Ignored(_) | Handled::Duplicate { .. } => {}
+    }
+    let ordered =
+        store.execution(&execution_id).await?.ok_or_else(|| OrderError::UnknownRun(execution_id.0.clone()))?;
+    Ok(Ordered {
+        execution_id,
+        pipeline: pipeline.name.clone(),
+        of: earlier.id,
+        commit: earlier.source.commit,
+        redeploys: redeploy,
+        status: ordered.status,
+    })
+}
+
+async fn run<S: PipelineStore>(store: &S, id: &str) -> Result<Execution, OrderError> {
+    let run = store.execution(&ExecutionId(id.to_owned())).await?;
+    run.ok_or_else(|| OrderError::UnknownRun(id.to_owned()))
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..7).unwrap_or(commit)
+}

@@ -356,6 +356,41 @@ pub fn ecs_native(shift: crate::definitions::TrafficShift) -> crate::definitions
     }
 }
 
+/// The events of run `execution` from its push to its end, shipped: pushed (superseded mode, with an approval
+/// stage), built (image `web:<execution>`, artifacts `s3://artifacts/<execution>`), approved by Jane, deployed
+/// (`d-<execution>`) and succeeded.
+pub fn shipped(execution: &str) -> Vec<Event> {
+    let execution_id = ExecutionId::from(execution);
+    vec![
+        push(execution, ExecutionMode::Superseded, true),
+        Event::BuildSucceeded {
+            execution_id: execution_id.clone(),
+            build_id: format!("build-{execution}"),
+            outputs: crate::pipeline::BuildOutputs {
+                image_uri: format!("web:{execution}"),
+                artifacts: Some(format!("s3://artifacts/{execution}")),
+            },
+        },
+        Event::ApprovalDecided {
+            execution_id: execution_id.clone(),
+            decision: crate::pipeline::ApprovalDecision::Approved,
+            approver: "Jane".into(),
+            comment: None,
+            token_hash: None,
+            source_ip: None,
+            user_agent: None,
+        },
+        Event::DeploymentStarted {
+            execution_id: execution_id.clone(),
+            deployment_id: format!("d-{execution}"),
+            service_deployment: None,
+            task_definition: None,
+            previous_task_definition: None,
+        },
+        Event::DeploymentSucceeded { execution_id, deployment_id: format!("d-{execution}") },
+    ]
+}
+
 /// A push to `acme/web`'s main of commit `sha-<execution>` (delivery `delivery-<execution>`), run with [`plan`].
 pub fn push(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
     Event::Triggered {

@@ -523,36 +523,10 @@ async fn approve_and_reject_decide_as_the_callers_aws_identity_and_announce_it_o
 /// Run `id` of pipeline web, built, approved and shipped.
 async fn shipped(store: &DynamoDbStore, id: &str) -> Result<()> {
     use sluice::definitions::ExecutionMode;
-    use sluice::pipeline::{ApprovalDecision, BuildOutputs, Event, ExecutionId};
-    use sluice::testing::{RecordingRunner, push};
+    use sluice::testing::RecordingRunner;
     use sluice::usecases::{Input, handle};
     let runner = RecordingRunner::new();
-    let execution_id = ExecutionId::from(id);
-    let events = [
-        push(id, ExecutionMode::Superseded, true),
-        Event::BuildSucceeded {
-            execution_id: execution_id.clone(),
-            build_id: format!("build-{id}"),
-            outputs: BuildOutputs { image_uri: format!("web:{id}"), artifacts: Some(format!("s3://artifacts/{id}")) },
-        },
-        Event::ApprovalDecided {
-            execution_id: execution_id.clone(),
-            decision: ApprovalDecision::Approved,
-            approver: "Jane".into(),
-            comment: None,
-            token_hash: None,
-            source_ip: None,
-            user_agent: None,
-        },
-        Event::DeploymentStarted {
-            execution_id: execution_id.clone(),
-            deployment_id: format!("d-{id}"),
-            service_deployment: None,
-            task_definition: None,
-            previous_task_definition: None,
-        },
-        Event::DeploymentSucceeded { execution_id, deployment_id: format!("d-{id}") },
-    ];
+    let events = sluice::testing::shipped(id);
     for event in &events {
         let now = chrono::Utc::now();
         handle(store, &runner, Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now })

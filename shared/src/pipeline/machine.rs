@@ -124,24 +124,7 @@ impl Run {
             }
             self.state.mode = *mode;
             let older = self.older_than_head(source);
-            let execution = Execution {
-                id: execution_id.clone(),
-                pipeline: self.state.pipeline.clone(),
-                seq: self.state.next_seq,
-                status: Status::Waiting(Stage::Build),
-                source: source.clone(),
-                plan: (**plan).clone(),
-                build: None,
-                approval: None,
-                deploy: None,
-                reason: None,
-                created_at: self.now,
-                updated_at: self.now,
-                waiting_since: None,
-                finished_at: None,
-                ordered: None,
-            };
-            self.state.next_seq += 1;
+            let execution = self.new_run(execution_id, source, plan, Stage::Build);
             if let Some(reason) = older {
                 // It never waited for a stage: it ends before it starts.
                 self.state.executions.push(Execution { status: Status::Skipped, ..execution });
@@ -150,17 +133,7 @@ impl Run {
                 return Ok(None);
             }
             self.remember_push(source);
-            self.effects.push(Effect::Publish(SluiceEvent::ExecutionStarted(ExecutionStarted {
-                pipeline: execution.pipeline.clone(),
-                execution_id: execution.id.clone(),
-                repository: execution.source.repository.clone(),
-                commit: execution.source.commit.clone(),
-                git_ref: execution.source.git_ref.clone(),
-                pusher: execution.source.pusher.clone(),
-                started_at: self.now,
-            })));
-            self.state.executions.push(execution);
-            self.enter_or_wait(self.state.executions.len() - 1, Stage::Build);
+            self.start(execution, Stage::Build);
             return Ok(None);
         }
 
@@ -521,13 +494,26 @@ impl Run {
         }
         self.state.mode = mode;
         let execution = Execution {
+            build: Some(build.clone()),
+            ordered: Some(ordered.to_owned()),
+            ..self.new_run(id, source, plan, Stage::Deploy)
+        };
+        self.start(execution, Stage::Deploy);
+        Ok(None)
+    }
+
+    /// A new run of the pipeline, numbered next, about to wait for `stage`.
+    fn new_run(&mut self, id: &ExecutionId, source: &SourceFacts, plan: &Plan, stage: Stage) -> Execution {
+        let seq = self.state.next_seq;
+        self.state.next_seq += 1;
+        Execution {
             id: id.clone(),
             pipeline: self.state.pipeline.clone(),
-            seq: self.state.next_seq,
-            status: Status::Waiting(Stage::Deploy),
+            seq,
+            status: Status::Waiting(stage),
             source: source.clone(),
             plan: plan.clone(),
-            build: Some(build.clone()),
+            build: None,
             approval: None,
             deploy: None,
             reason: None,
@@ -535,9 +521,12 @@ impl Run {
             updated_at: self.now,
             waiting_since: None,
             finished_at: None,
-            ordered: Some(ordered.to_owned()),
-        };
-        self.state.next_seq += 1;
+            ordered: None,
+        }
+    }
+
+    /// Announces the new run `execution` and lets it into `stage` (or has it wait there).
+    fn start(&mut self, execution: Execution, stage: Stage) {
         self.effects.push(Effect::Publish(SluiceEvent::ExecutionStarted(ExecutionStarted {
             pipeline: execution.pipeline.clone(),
             execution_id: execution.id.clone(),
@@ -548,8 +537,7 @@ impl Run {
             started_at: self.now,
         })));
         self.state.executions.push(execution);
-        self.enter_or_wait(self.state.executions.len() - 1, Stage::Deploy);
-        Ok(None)
+        self.enter_or_wait(self.state.executions.len() - 1, stage);
     }
 
     fn same_build(&self, i: usize, build_id: &str) -> bool {

@@ -651,35 +651,7 @@ async fn an_operator_rejection_ends_the_run_naming_them_and_a_run_not_waiting_or
 
 /// Run `id` of web, pushed at `minute` with commit sha-`id`, built, approved, deployed and shipped.
 async fn shipped(store: &InMemoryStore, runner: &RecordingRunner, id: &str, minute: i64) {
-    let execution_id = ExecutionId::from(id);
-    let events = [
-        crate::testing::push(id, ExecutionMode::Superseded, true),
-        Event::BuildSucceeded {
-            execution_id: execution_id.clone(),
-            build_id: format!("build-{id}"),
-            outputs: crate::pipeline::BuildOutputs {
-                image_uri: format!("web:{id}"),
-                artifacts: Some(format!("s3://a/{id}")),
-            },
-        },
-        Event::ApprovalDecided {
-            execution_id: execution_id.clone(),
-            decision: crate::pipeline::ApprovalDecision::Approved,
-            approver: "Jane".into(),
-            comment: None,
-            token_hash: None,
-            source_ip: None,
-            user_agent: None,
-        },
-        Event::DeploymentStarted {
-            execution_id: execution_id.clone(),
-            deployment_id: format!("d-{id}"),
-            service_deployment: None,
-            task_definition: None,
-            previous_task_definition: None,
-        },
-        Event::DeploymentSucceeded { execution_id, deployment_id: format!("d-{id}") },
-    ];
+    let events = crate::testing::shipped(id);
     for event in &events {
         let at = now() + TimeDelta::minutes(minute);
         handle(store, runner, Input { now: at, ..input(event, None) }).await.expect("handled");

@@ -12,7 +12,7 @@ pub const REFRESH: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DefinitionsError {
-    #[error("no pipeline definitions are published; publish them with `sluice publish FILE --table TABLE`")]
+    #[error("no pipeline definitions are published; publish them with `sluice publish FILE`")]
     NonePublished,
     #[error("the published definitions (revision {revision}) are invalid; fix and publish them again:\n{errors}")]
     Invalid { revision: u64, errors: DefinitionErrors },

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::definitions::percent;
 use crate::outcome::{OutcomeReport, span};
-use crate::pipeline::{ApprovalFacts, Execution, Stage, Status};
+use crate::pipeline::{ApprovalFacts, Execution, Stage, Status, short_commit};
 
 /// One thing that happened to a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,10 +14,6 @@ pub struct Moment {
     /// `source`, `build`, `approval`, `deploy` or `end`.
     pub stage: &'static str,
     pub what: String,
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..7).unwrap_or(commit)
 }
 
 fn decided(facts: &ApprovalFacts) -> Option<(DateTime<Utc>, String)> {
@@ -32,7 +28,7 @@ pub fn timeline(run: &Execution) -> Vec<Moment> {
     let mut moments = Vec::new();
     let mut add = |at: DateTime<Utc>, stage: &'static str, what: String| moments.push(Moment { at, stage, what });
     let source = &run.source;
-    let (commit, git_ref, seq) = (short(&source.commit), &source.git_ref, run.seq);
+    let (commit, git_ref, seq) = (short_commit(&source.commit), &source.git_ref, run.seq);
     let started = match &run.ordered {
         Some(ordered) => format!("{ordered}: {commit} of {git_ref} recorded as run #{seq}"),
         None => format!("push of {commit} to {git_ref} by {} recorded as run #{seq}", source.pusher),
@@ -138,7 +134,7 @@ pub fn history_lines(run: &Execution) -> Vec<String> {
         "#{:<4} {}  {}  {:<12} {:<20} {}  {}",
         run.seq,
         run.created_at.format("%Y-%m-%d %H:%M"),
-        short(&run.source.commit),
+        short_commit(&run.source.commit),
         run.source.pusher,
         run.status.to_string(),
         stages.join(", "),

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher};
 use sluice::definitions::{Definitions, Pipeline};
-use sluice::pipeline::{ApprovalDecision, Execution, ExecutionId, PipelineState, Status};
+use sluice::pipeline::{ApprovalDecision, Execution, ExecutionId, PipelineState, Status, short_commit};
 use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice::timeline::{history_lines, lines, run_json, timeline, waits_for};
 use sluice::usecases::{
@@ -235,7 +235,7 @@ async fn status(args: &Args<'_>, only: Option<&str>) -> Result<()> {
         }
         for run in runs {
             let age = sluice::outcome::span(now - run.created_at);
-            let commit: String = run.source.commit.chars().take(7).collect();
+            let commit = short_commit(&run.source.commit);
             let standing = paint(run.status, &format!("{:<20}", run.status.to_string()));
             println!("  #{:<4} {commit}  {:<12} {standing} {age:>8}  {}", run.seq, run.source.pusher, run.id);
             println!("        waits for {}", waits_for(run, now));

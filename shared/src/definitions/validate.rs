@@ -432,6 +432,19 @@ impl Checker<'_> {
     }
 
     /// A percentage in tenths within `range` (tenths): ECS takes multiples of 0.1.
+    /// A linear or canary step: its share of traffic (tenths of a percent, within `range`) and the wait after it
+    /// (whole minutes), each checked, and ECS's `default` for what is left out.
+    fn step(
+        &mut self,
+        (share, share_field, range): (Option<&Spanned<f64>>, &str, (u32, u32)),
+        (wait, wait_field): (Option<&Spanned<String>>, &str),
+        default: (u32, u32),
+    ) -> (u32, u32) {
+        let share = share.and_then(|share| self.tenths(share, share_field, range)).unwrap_or(default.0);
+        let wait = wait.and_then(|wait| self.minutes(wait, wait_field, BAKE_TIME_RANGE)).unwrap_or(default.1);
+        (share, wait)
+    }
+
     fn tenths(&mut self, value: &Spanned<f64>, field: &str, range: (u32, u32)) -> Option<u32> {
         let percent = *value.get_ref();
         let tenths = (percent * 10.0).round();
@@ -462,29 +475,21 @@ fn validate_native(checker: &mut Checker<'_>, strategy: &str, raw: &RawDeploy, p
     let shift = match strategy {
         "ecs_linear" => {
             let linear = raw.linear.as_ref().map(Spanned::get_ref);
-            let step = linear.and_then(|l| l.step_percent.as_ref());
-            let wait = linear.and_then(|l| l.step_bake_time.as_ref());
-            TrafficShift::Linear {
-                step_tenths: step
-                    .and_then(|step| checker.tenths(step, "deploy.linear.step_percent", LINEAR_STEP_TENTHS))
-                    .unwrap_or(DEFAULT_LINEAR.0),
-                step_bake_time_minutes: wait
-                    .and_then(|wait| checker.minutes(wait, "deploy.linear.step_bake_time", BAKE_TIME_RANGE))
-                    .unwrap_or(DEFAULT_LINEAR.1),
-            }
+            let (step_tenths, step_bake_time_minutes) = checker.step(
+                (linear.and_then(|l| l.step_percent.as_ref()), "deploy.linear.step_percent", LINEAR_STEP_TENTHS),
+                (linear.and_then(|l| l.step_bake_time.as_ref()), "deploy.linear.step_bake_time"),
+                DEFAULT_LINEAR,
+            );
+            TrafficShift::Linear { step_tenths, step_bake_time_minutes }
         }
         "ecs_canary" => {
             let canary = raw.canary.as_ref().map(Spanned::get_ref);
-            let percent = canary.and_then(|c| c.percent.as_ref());
-            let wait = canary.and_then(|c| c.bake_time.as_ref());
-            TrafficShift::Canary {
-                tenths: percent
-                    .and_then(|percent| checker.tenths(percent, "deploy.canary.percent", CANARY_TENTHS))
-                    .unwrap_or(DEFAULT_CANARY.0),
-                bake_time_minutes: wait
-                    .and_then(|wait| checker.minutes(wait, "deploy.canary.bake_time", BAKE_TIME_RANGE))
-                    .unwrap_or(DEFAULT_CANARY.1),
-            }
+            let (tenths, bake_time_minutes) = checker.step(
+                (canary.and_then(|c| c.percent.as_ref()), "deploy.canary.percent", CANARY_TENTHS),
+                (canary.and_then(|c| c.bake_time.as_ref()), "deploy.canary.bake_time"),
+                DEFAULT_CANARY,
+            );
+            TrafficShift::Canary { tenths, bake_time_minutes }
         }
         _ => TrafficShift::BlueGreen,
     };

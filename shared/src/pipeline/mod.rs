@@ -16,5 +16,5 @@ pub use outbox::Retry;
 pub use state::{
     ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, DeployFacts, Execution, ExecutionId, Gate,
     HookResult, Lease, OrderedRollback, ParkedEffect, PauseFacts, PendingEffect, PipelineState, Plan, PushLink,
-    RefHistory, SourceFacts, Stage, Status, bounded,
+    RefHistory, SourceFacts, Stage, Status, bounded, short_commit,
 };

@@ -423,7 +423,23 @@ pub struct PushLink {
     pub after: String,
 }
 
+/// A commit as people quote it: its first seven characters.
+pub fn short_commit(commit: &str) -> &str {
+    commit.get(..7).unwrap_or(commit)
+}
+
 impl Execution {
+    /// True when the run's build finished with an image and its approval (if it had one) approved it: what a retry
+    /// may deploy again as it is. Anything else is built, and approved, again: a retry never skips an approval.
+    pub fn redeployable(&self) -> bool {
+        let built = self.build.as_ref().is_some_and(|build| build.image_uri.is_some() && build.finished_at.is_some());
+        let approved = match &self.approval {
+            Some(approval) => approval.decision == Some(ApprovalDecision::Approved),
+            None => self.plan.approval.is_none(),
+        };
+        built && approved
+    }
+
     /// Every decision the execution asked for: its approval stage's, then its deployment's pauses', oldest first.
     pub fn gates(&self) -> impl Iterator<Item = Gate<'_>> {
         let pauses = self.deploy.iter().flat_map(|deploy| &deploy.pauses);

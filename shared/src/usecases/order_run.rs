@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::{EffectRunner, HandleError, Handled, Input, handle};
 use crate::definitions::Definitions;
-use crate::pipeline::{ApprovalDecision, Event, Execution, ExecutionId, Plan, Status, TransitionError};
+use crate::pipeline::{Event, Execution, ExecutionId, Plan, Status, TransitionError, short_commit};
 use crate::ports::{DefinitionsStore, PipelineStore, StoreError};
 
 /// How many runs back `rollback` and `rerun` look.
@@ -110,17 +110,9 @@ where
             if !earlier.status.is_finished() || matches!(earlier.status, Status::Succeeded | Status::Skipped) {
                 return Err(OrderError::NotRetryable { run: earlier.id, status: earlier.status });
             }
-            // Its build finished with an image, and its approval (if it had one) approved it: what failed was its
-            // deployment, which is tried again with that build. Otherwise it is built (and approved) again: a retry
-            // never skips an approval the run did not get.
-            let built =
-                earlier.build.as_ref().is_some_and(|build| build.image_uri.is_some() && build.finished_at.is_some());
-            let approved = match &earlier.approval {
-                Some(approval) => approval.decision == Some(ApprovalDecision::Approved),
-                None => earlier.plan.approval.is_none(),
-            };
             let why = format!("retry of run #{} ({}) by {by}", earlier.seq, earlier.id);
-            (earlier, built && approved, why)
+            let redeploy = earlier.redeployable();
+            (earlier, redeploy, why)
         }
         Order::Rerun { pipeline, commit } => {
             let history = store.history(pipeline, LOOK_BACK).await?;
@@ -129,7 +121,7 @@ where
                 pipeline: pipeline.to_owned(),
                 commit: commit.to_owned(),
             })?;
-            let why = format!("rerun of commit {} by {by}", short(&earlier.source.commit));
+            let why = format!("rerun of commit {} by {by}", short_commit(&earlier.source.commit));
             (earlier, false, why)
         }
     };
@@ -188,8 +180,4 @@ where
 async fn run<S: PipelineStore>(store: &S, id: &str) -> Result<Execution, OrderError> {
     let run = store.execution(&ExecutionId(id.to_owned())).await?;
     run.ok_or_else(|| OrderError::UnknownRun(id.to_owned()))
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..7).unwrap_or(commit)
 }

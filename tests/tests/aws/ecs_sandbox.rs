@@ -62,17 +62,23 @@ fn configuration(breaker: bool) -> DeploymentConfiguration {
         .build()
 }
 
-async fn roll_out(world: &World, breaker: bool) -> Result<()> {
+/// UpdateService of api to the new revision with `configuration`: the service as ECS answers.
+async fn update(world: &World, configuration: DeploymentConfiguration) -> Result<aws_sdk_ecs::types::Service> {
     let updated = world
         .ecs
         .update_service()
         .cluster("prod")
         .service("api")
         .task_definition(&world.new)
-        .deployment_configuration(configuration(breaker))
+        .deployment_configuration(configuration)
         .send()
         .await?;
-    let deployment = updated.service().and_then(|s| s.deployments().first()).context("a deployment")?;
+    updated.service().cloned().context("UpdateService answered no service")
+}
+
+async fn roll_out(world: &World, breaker: bool) -> Result<()> {
+    let service = update(world, configuration(breaker)).await?;
+    let deployment = service.deployments().first().context("a deployment")?;
     assert_eq!(deployment.rollout_state().map(|s| s.as_str()), Some("IN_PROGRESS"));
     assert_eq!(deployment.task_definition(), Some(world.new.as_str()));
     Ok(())
@@ -242,16 +248,8 @@ fn paused_at(stage: &str, timeout: i32, action: &str) -> DeploymentConfiguration
 
 /// Starts a deployment of the new revision with `configuration`; its service deployment ARN.
 async fn deploy_native(world: &World, configuration: DeploymentConfiguration) -> Result<String> {
-    let updated = world
-        .ecs
-        .update_service()
-        .cluster("prod")
-        .service("api")
-        .task_definition(&world.new)
-        .deployment_configuration(configuration)
-        .send()
-        .await?;
-    Ok(updated.service().and_then(|s| s.current_service_deployment()).context("a service deployment")?.to_owned())
+    let service = update(world, configuration).await?;
+    Ok(service.current_service_deployment().context("a service deployment")?.to_owned())
 }
 
 /// The service deployment as DescribeServiceDeployments tells it, once `ready` holds of it (within 10 s).

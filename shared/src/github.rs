@@ -117,7 +117,8 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+/// 64 hex digits as the 32 bytes they spell; `None` for anything else.
+pub(crate) fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     if hex.len() != 64 {
         return None;
     }

@@ -11,6 +11,7 @@ pub mod github;
 pub mod outcome;
 pub mod pipeline;
 pub mod ports;
+pub mod status;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

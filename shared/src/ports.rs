@@ -351,7 +351,7 @@ pub enum SecretError {
         #[source]
         source: Box<dyn StdError + Send + Sync>,
     },
-    #[error("secret {secret_id} has no string value: store the webhook secret as a plain string")]
+    #[error("secret {secret_id} has no string value: store it as a plain string")]
     Empty { secret_id: String },
 }
 
@@ -359,6 +359,12 @@ pub enum SecretError {
 pub trait WebhookSecretSource: Send + Sync {
     /// The secrets that verify deliveries now: the current one and, during a rotation's grace period, the previous.
     fn read(&self) -> impl Future<Output = Result<crate::github::WebhookSecrets, SecretError>> + Send;
+}
+
+/// Where one of sluice's own secrets is kept (the status page's key, the GitHub token).
+pub trait SecretSource: Send + Sync {
+    /// Its current value.
+    fn read(&self) -> impl Future<Output = Result<secrecy::SecretString, SecretError>> + Send;
 }
 
 /// SNS refuses subjects longer than this.

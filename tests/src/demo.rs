@@ -39,6 +39,8 @@ use sluice_sandbox::sample_app::SampleApp;
 
 const PUSH: &[u8] = include_bytes!("../../shared/tests/fixtures/github-push.json");
 const SECRET: &str = "demo-webhook-secret-0123456789abcdef";
+/// The status page's key (the stack generates one; `sluice page` prints the page's address).
+const STATUS_KEY: &str = "demoStatusKey0123456789abcdef";
 /// The commit the pushed payload leaves `main` at.
 const HEAD: &str = "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b";
 /// The hooks function's name, as the deployer names it in AppSpecs (on AWS: `CodeDeployHook_<stack>`).
@@ -280,9 +282,12 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     println!("  build-events   fed by CodeBuildStateChangeRule");
 
     // The approval function: its page on a function URL, its requests sent on `Approval Requested`.
+    let status_secret = crate::unique("sluice/status-key");
+    secrets_manager.create_secret().name(&status_secret).secret_string(STATUS_KEY).send().await?;
     let approval_config = approval::handler::Config::from_lookup(|name| match name {
         "SLUICE_TABLE" => Some(stack.table.clone()),
         "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        "SLUICE_STATUS_KEY" => Some(status_secret.clone()),
         _ => None,
     })?;
     let approval_app = Arc::new(approval::handler::AwsApp::from_aws(&aws, &approval_config));
@@ -578,6 +583,13 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     let described = ecs_client.describe_services().cluster("prod").services("web").send().await?;
     let service_task_definition = described.services().first().and_then(|s| s.task_definition()).map(str::to_owned);
     let cost = Cost { invocations: invocations.read(), usage: meter.take().usage };
+    let status_page = format!("{}status/{STATUS_KEY}", approval_url.url);
+    let (code, _, page) = crate::request("GET", &status_page, &[], vec![]).await?;
+    if code != 200 || !page.contains(&format!("run/{}/", run.id)) {
+        anyhow::bail!("the status page answered {code} without the run: {page}");
+    }
+    println!("\nThe status page (the approval function; `sluice page` prints its address) answered {code}:");
+    println!("  {status_page}");
     summary(scenario, &run, &cost);
     if run.status == expected {
         println!("\nDone ({name}: {expected}, as the scenario says). Everything ran on loopback; moto_server and the");

@@ -1,5 +1,6 @@
-//! Function URL request -> `review_page` (GET) or `decide` (POST); `Approval Requested` or `Effects Due` event -> `answer_doorbell` (which
-//! sends the request by SNS). Every outcome is a page with its own status; nothing here panics on input.
+//! Function URL request -> `review_page` (GET `/r/...`), `decide` (POST `/r/...`) or `status_page` (GET `/status/...`);
+//! `Approval Requested` or `Effects Due` event -> `answer_doorbell` (which sends the request by SNS). Every outcome is a
+//! page with its own status; nothing here panics on input.
 
 use std::sync::OnceLock;
 
@@ -8,21 +9,29 @@ use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
-use sluice::adapters::{DynamoDbStore, EventBridgePublisher, SnsNotifier};
+use sluice::adapters::{DynamoDbStore, EventBridgePublisher, SecretsManagerSecret, SnsNotifier};
 use sluice::approval::page::{self, Page};
 use sluice::config::{Common, ConfigError};
-use sluice::ports::{EventPublisher, FixedSite, PipelineStore, TopicNotifier, with_slash};
+use sluice::ports::{
+    DefinitionsStore, EventPublisher, FixedSite, PipelineStore, SecretSource, TopicNotifier, with_slash,
+};
 use sluice::telemetry::Chain;
-use sluice::usecases::{ApprovalEffects, DoorbellError, Requester, answer_doorbell, decide, review_page};
+use sluice::usecases::{
+    ApprovalEffects, CachedDefinitions, DoorbellError, KeptSecret, Requester, answer_doorbell, decide, review_page,
+    status_page,
+};
 
 /// A custom base URL for the links (a domain in front of the function URL); the function URL's own otherwise.
 pub const APPROVAL_URL: &str = "SLUICE_APPROVAL_URL";
+/// The name or ARN of the Secrets Manager secret that holds the status page's key; no status page without it.
+pub const STATUS_KEY: &str = "SLUICE_STATUS_KEY";
 
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub common: Common,
     pub approval_url: Option<String>,
+    pub status_key: Option<String>,
     pub region: String,
 }
 
@@ -35,14 +44,19 @@ impl Config {
         Ok(Self {
             common: Common::from_lookup(&lookup)?,
             approval_url: lookup(APPROVAL_URL).map(|url| url.trim().to_owned()).filter(|url| !url.is_empty()),
+            status_key: lookup(STATUS_KEY).map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()),
             region: sluice::config::region_from(&lookup),
         })
     }
 }
 
 /// What the handler needs, built once per instance.
-pub struct App<S, P, N> {
+pub struct App<S, P, N, K> {
     pub store: S,
+    /// The published pipelines, for the status page.
+    pub definitions: CachedDefinitions<S>,
+    /// The status page's key, read when the page is first asked for; `None`: no status page.
+    pub status_key: Option<KeptSecret<K>>,
     pub publisher: P,
     pub notifier: N,
     pub region: String,
@@ -52,7 +66,7 @@ pub struct App<S, P, N> {
 }
 
 /// The function as it runs on AWS.
-pub type AwsApp = App<DynamoDbStore, EventBridgePublisher, SnsNotifier>;
+pub type AwsApp = App<DynamoDbStore, EventBridgePublisher, SnsNotifier, SecretsManagerSecret>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
@@ -61,8 +75,12 @@ impl AwsApp {
         if let Some(url) = &config.approval_url {
             let _ = approval_url.set(with_slash(url));
         }
+        let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.common.table);
+        let secrets = aws_sdk_secretsmanager::Client::new(aws);
         App {
-            store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.common.table),
+            definitions: CachedDefinitions::new(store.clone()),
+            status_key: config.status_key.as_ref().map(|id| KeptSecret::new(SecretsManagerSecret::new(secrets, id))),
+            store,
             publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(aws), &config.common.event_bus),
             notifier: SnsNotifier::new(aws_sdk_sns::Client::new(aws)),
             region: aws.region().map_or_else(|| config.region.clone(), ToString::to_string),
@@ -71,7 +89,7 @@ impl AwsApp {
     }
 }
 
-impl<S: PipelineStore, P: EventPublisher + Clone, N: TopicNotifier + Clone> App<S, P, N> {
+impl<S: PipelineStore, P: EventPublisher + Clone, N: TopicNotifier + Clone, K> App<S, P, N, K> {
     /// The effect runner, with links pointing at `base` (unless a URL was configured).
     fn effects(&self, base: Option<String>) -> ApprovalEffects<P, N, FixedSite> {
         let base = self.approval_url.get().cloned().or(base).unwrap_or_default();
@@ -101,9 +119,14 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 }
 
 /// Any invocation: a function URL request (it has a `requestContext`) or an event of the sluice bus.
-pub async fn invoke<S, P, N>(app: &App<S, P, N>, payload: Value, now: DateTime<Utc>) -> Result<Value, HandlerError>
+pub async fn invoke<S, P, N, K>(
+    app: &App<S, P, N, K>,
+    payload: Value,
+    now: DateTime<Utc>,
+) -> Result<Value, HandlerError>
 where
-    S: PipelineStore,
+    S: PipelineStore + DefinitionsStore,
+    K: SecretSource,
     P: EventPublisher + Clone,
     N: TopicNotifier + Clone,
 {
@@ -133,7 +156,7 @@ fn function_url_response(response: Response<Body>) -> Value {
 
 /// An `Approval Requested` or `Effects Due` event (as the bus delivers it, or as the stack's rule reshapes it with `approval_url`):
 /// carries out the pipeline's pending approval requests and announcements.
-pub async fn on_event<S, P, N>(app: &App<S, P, N>, event: &Value, now: DateTime<Utc>) -> Result<(), HandlerError>
+pub async fn on_event<S, P, N, K>(app: &App<S, P, N, K>, event: &Value, now: DateTime<Utc>) -> Result<(), HandlerError>
 where
     S: PipelineStore,
     P: EventPublisher + Clone,
@@ -144,14 +167,24 @@ where
     Ok(())
 }
 
-/// Answers one request. `GET /r/<token>` shows, `POST /r/<token>` decides; everything else has its page.
-pub async fn respond<S, P, N>(app: &App<S, P, N>, request: Request, now: DateTime<Utc>) -> Response<Body>
+/// Answers one request. `GET /r/<token>` shows, `POST /r/<token>` decides, `GET /status/...` shows the status page;
+/// everything else has its page.
+pub async fn respond<S, P, N, K>(app: &App<S, P, N, K>, request: Request, now: DateTime<Utc>) -> Response<Body>
 where
-    S: PipelineStore,
+    S: PipelineStore + DefinitionsStore,
+    K: SecretSource,
     P: EventPublisher + Clone,
     N: TopicNotifier + Clone,
 {
     let path = request.uri().path().to_owned();
+    if path.starts_with("/status/") {
+        return match *request.method() {
+            Method::GET | Method::HEAD => {
+                html(status_page(&app.store, &app.definitions, app.status_key.as_ref(), &path, now).await, None)
+            }
+            _ => html(page::method_not_allowed(), Some("GET")),
+        };
+    }
     let Some(token) = path.strip_prefix("/r/").filter(|token| !token.contains('/')) else {
         return html(page::not_found(), None);
     };

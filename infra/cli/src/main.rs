@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
-use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher};
+use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, SecretsManagerSecret};
 use sluice::definitions::{Definitions, Pipeline};
 use sluice::pipeline::{ApprovalDecision, Execution, ExecutionId, PipelineState, Status, short_commit};
-use sluice::ports::{DefinitionsStore, PipelineStore};
+use sluice::ports::{DefinitionsStore, PipelineStore, SecretSource, with_slash};
+use sluice::status::StatusKey;
 use sluice::timeline::{history_lines, lines, run_json, timeline, waits_for};
 use sluice::usecases::{
     Announcer, Decided, DeploymentStops, Order, RollbackError, RollbackOrdered, Stop, decide_as, order_rollback,
@@ -25,6 +26,7 @@ const USAGE: &str = "usage: sluice [--stack NAME | --table TABLE [--bus BUS]] [-
   status [PIPELINE]             runs in progress and what each waits for; parked effects
   history PIPELINE [--limit N]  runs newest first (10 by default, up to 100)
   show-run RUN [--wait]         one run's timeline; --wait follows it until it ends
+  page [RUN]                    the status page's address (every pipeline), or RUN's page's
   approve RUN [--comment TEXT] [--wait]   approve as your AWS identity (the approval stage, or a pause)
   reject RUN [--comment TEXT]   reject as your AWS identity
   rollback PIPELINE [--to RUN]  stop the deployment in progress and roll it back; with none in progress (or with
@@ -87,6 +89,7 @@ async fn run(args: &[String]) -> Result<ExitCode> {
         "status" => status(&args, args.words.first().copied()).await?,
         "history" => history(&args, word(0, "a PIPELINE")?).await?,
         "show-run" => return show_run(&args, word(0, "a RUN")?).await,
+        "page" => page(&args, args.words.first().copied()).await?,
         "approve" => return decide(&args, word(0, "a RUN")?, ApprovalDecision::Approved).await,
         "reject" => return decide(&args, word(0, "a RUN")?, ApprovalDecision::Rejected).await,
         "effects" => {
@@ -125,6 +128,8 @@ struct Stack {
     config: aws_config::SdkConfig,
     table: String,
     bus: Option<String>,
+    /// The stack's outputs (none when the table is named with --table).
+    outputs: Vec<(String, String)>,
 }
 
 impl Stack {
@@ -132,7 +137,7 @@ impl Stack {
     async fn find(args: &Args<'_>) -> Result<Self> {
         let config = sluice::config::aws().await;
         if let Some(table) = args.table {
-            return Ok(Self { config, table: table.to_owned(), bus: args.bus.map(str::to_owned) });
+            return Ok(Self { config, table: table.to_owned(), bus: args.bus.map(str::to_owned), outputs: Vec::new() });
         }
         let name =
             args.stack.map(str::to_owned).or_else(|| std::env::var("SLUICE_STACK").ok()).unwrap_or("sluice".into());
@@ -148,17 +153,20 @@ impl Stack {
             )
         })?;
         let stack = described.stacks().first().with_context(|| format!("there is no stack {name}"))?;
-        let output = |key: &str| {
-            stack
-                .outputs()
-                .iter()
-                .find(|o| o.output_key() == Some(key))
-                .and_then(|o| o.output_value())
-                .map(str::to_owned)
-        };
+        let outputs: Vec<(String, String)> = stack
+            .outputs()
+            .iter()
+            .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+            .collect();
+        let output = |key: &str| outputs.iter().find(|(k, _)| k == key).map(|(_, value)| value.clone());
         let table = output("PipelineTableName")
             .with_context(|| format!("stack {name} has no PipelineTableName output: is it sluice's?"))?;
-        Ok(Self { config, table, bus: args.bus.map(str::to_owned).or_else(|| output("EventBusName")) })
+        let bus = args.bus.map(str::to_owned).or_else(|| output("EventBusName"));
+        Ok(Self { config, table, bus, outputs })
+    }
+
+    fn output(&self, key: &str) -> Option<&str> {
+        self.outputs.iter().find(|(k, _)| k == key).map(|(_, value)| value.as_str())
     }
 
     fn store(&self) -> DynamoDbStore {
@@ -247,6 +255,36 @@ async fn status(args: &Args<'_>, only: Option<&str>) -> Result<()> {
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json!({ "pipelines": report }))?);
+    }
+    Ok(())
+}
+
+/// `sluice page [RUN]`: the status page's address, made of the stack's `ApprovalUrl` and the key in its
+/// `StatusKeySecretArn`; or RUN's page's, which shows that run only (the link to share).
+async fn page(args: &Args<'_>, run: Option<&str>) -> Result<()> {
+    let stack = Stack::find(args).await?;
+    let (Some(url), Some(secret)) = (stack.output("ApprovalUrl"), stack.output("StatusKeySecretArn")) else {
+        bail!(
+            "the status page's address is made from the stack's ApprovalUrl and StatusKeySecretArn outputs: name \
+             the stack (--stack, or SLUICE_STACK), not its table; a stack deployed before the status page needs \
+             `sam deploy` again"
+        );
+    };
+    let client = aws_sdk_secretsmanager::Client::new(&stack.config);
+    let value = SecretsManagerSecret::new(client, secret).read().await.context("reading the status page key")?;
+    let key = StatusKey::new(value).context("the status page key")?;
+    let path = match run {
+        Some(run) => {
+            let run = read_run(&stack.store(), &ExecutionId(run.to_owned())).await?;
+            key.run_path(&run.id)
+        }
+        None => key.overview_path(),
+    };
+    let address = format!("{}{path}", with_slash(url));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json!({ "url": address }))?);
+    } else {
+        println!("{address}");
     }
     Ok(())
 }

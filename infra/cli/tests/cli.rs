@@ -368,12 +368,21 @@ async fn web_run(store: &DynamoDbStore, id: &str, built: bool) -> Result<()> {
 
 /// A CloudFormation stack in moto whose outputs are those of a deployed sluice stack over `stack`'s table and bus.
 async fn deployed(stack: &Stack, name: &str) -> Result<()> {
+    deployed_with(stack, name, &[]).await
+}
+
+/// As [`deployed`], with more outputs.
+async fn deployed_with(stack: &Stack, name: &str, more: &[(&str, &str)]) -> Result<()> {
+    let mut outputs = serde_json::json!({
+        "PipelineTableName": { "Value": stack.table },
+        "EventBusName": { "Value": stack.bus },
+    });
+    for (key, value) in more {
+        outputs[*key] = serde_json::json!({ "Value": value });
+    }
     let template = serde_json::json!({
         "Resources": { "Marker": { "Type": "AWS::SQS::Queue", "Properties": { "QueueName": format!("{name}-marker") } } },
-        "Outputs": {
-            "PipelineTableName": { "Value": stack.table },
-            "EventBusName": { "Value": stack.bus },
-        },
+        "Outputs": outputs,
     });
     let cloudformation = aws_sdk_cloudformation::Client::new(&stack.config);
     cloudformation.create_stack().stack_name(name).template_body(template.to_string()).send().await?;
@@ -581,5 +590,57 @@ async fn rollback_with_nothing_deploying_runs_the_build_of_the_succeeded_run_bef
     let rerun = sluice(&["--stack", &name, "rerun", "web", "0badc0de"]);
     assert_eq!(rerun.status.code(), Some(1));
     assert!(stderr(&rerun).contains("pipeline web ran no commit starting 0badc0de"), "{}", stderr(&rerun));
+    Ok(())
+}
+
+#[tokio::test]
+async fn sluice_page_prints_the_status_pages_address_and_a_runs_which_the_approval_function_serves() -> Result<()> {
+    use std::sync::Arc;
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    store.publish(&std::fs::read_to_string(workspace_root().join(EXAMPLE))?, None, chrono::Utc::now()).await?;
+    web_run(&store, "web-1", true).await?;
+    // The stack's key, and the approval function reading it, served on a function URL.
+    let key = "Gm4xT8pQ2vZr7NcW5yLb9KdH3sFj";
+    let secret = sluice_integration::unique("sluice/status-key");
+    let secrets = aws_sdk_secretsmanager::Client::new(&stack.config);
+    let arn = secrets.create_secret().name(&secret).secret_string(key).send().await?.arn.unwrap_or_default();
+    let config = approval::handler::Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        "SLUICE_STATUS_KEY" => Some(arn.clone()),
+        _ => None,
+    })?;
+    let app = Arc::new(approval::handler::AwsApp::from_aws(&stack.config, &config));
+    let url = sluice_sandbox::function_url::serve("approval", move |request| {
+        let app = Arc::clone(&app);
+        async move { approval::handler::respond(&app, request, chrono::Utc::now()).await }
+    })
+    .await?;
+    let name = sluice_integration::unique("sluice-cli");
+    deployed_with(&stack, &name, &[("ApprovalUrl", &url.url), ("StatusKeySecretArn", &arn)]).await?;
+
+    let overview = sluice(&["--stack", &name, "page"]);
+    assert!(overview.status.success(), "{}", stderr(&overview));
+    assert_eq!(stdout(&overview), format!("{}status/{key}\n", url.url));
+    let (code, _, page) = sluice_integration::request("GET", stdout(&overview).trim(), &[], vec![]).await?;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("web-1") && page.contains("sluice status"), "{page}");
+
+    let one = sluice(&["--stack", &name, "--json", "page", "web-1"]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    let printed: serde_json::Value = serde_json::from_str(&stdout(&one))?;
+    let address = printed["url"].as_str().unwrap_or_default();
+    assert!(address.starts_with(&format!("{}status/run/web-1/", url.url)) && !address.contains(key), "{address}");
+    let (code, _, page) = sluice_integration::request("GET", address, &[], vec![]).await?;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("web run #1"), "{page}");
+
+    let unknown = sluice(&["--stack", &name, "page", "web-9"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("there is no run web-9"), "{}", stderr(&unknown));
+    let by_table = sluice(&["--table", &stack.table, "page"]);
+    assert_eq!(by_table.status.code(), Some(1));
+    assert!(stderr(&by_table).contains("name the stack"), "{}", stderr(&by_table));
     Ok(())
 }

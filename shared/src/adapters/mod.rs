@@ -17,7 +17,7 @@ pub use ecs::EcsDeployer;
 pub use eventbridge::EventBridgePublisher;
 pub use http::HttpProber;
 pub use s3::S3Artifacts;
-pub use secretsmanager::SecretsManagerWebhookSecret;
+pub use secretsmanager::{SecretsManagerSecret, SecretsManagerWebhookSecret};
 pub use sns::SnsNotifier;
 
 /// `code: message` when `error` is the service answering with one of `codes` (a refusal that will not change on

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use tracing::instrument;
 
 use crate::github::WebhookSecrets;
-use crate::ports::{SecretError, WebhookSecretSource};
+use crate::ports::{SecretError, SecretSource, WebhookSecretSource};
 
 /// The webhook secret `secret_id` (name or ARN) in Secrets Manager.
 #[derive(Debug, Clone)]
@@ -56,5 +56,34 @@ impl WebhookSecretSource for SecretsManagerWebhookSecret {
                 Err(error) => return Err(unreadable(Box::new(error))),
             };
         Ok(WebhookSecrets::rotating(SecretString::from(value), created, previous.map(SecretString::from), self.grace))
+    }
+}
+
+/// A plain secret `secret_id` (name or ARN) in Secrets Manager: its current value.
+#[derive(Debug, Clone)]
+pub struct SecretsManagerSecret {
+    client: Client,
+    secret_id: String,
+}
+
+impl SecretsManagerSecret {
+    pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
+        Self { client, secret_id: secret_id.into() }
+    }
+}
+
+impl SecretSource for SecretsManagerSecret {
+    #[instrument(skip(self), fields(secret = %self.secret_id))]
+    async fn read(&self) -> Result<SecretString, SecretError> {
+        let secret_id = &self.secret_id;
+        let output =
+            self.client.get_secret_value().secret_id(secret_id).send().await.map_err(|error| {
+                SecretError::Unreadable { secret_id: secret_id.to_owned(), source: Box::new(error) }
+            })?;
+        output
+            .secret_string
+            .filter(|value| !value.trim().is_empty())
+            .map(SecretString::from)
+            .ok_or_else(|| SecretError::Empty { secret_id: secret_id.to_owned() })
     }
 }

@@ -14,7 +14,11 @@ h1{font-size:1.3rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2
 dd{margin:0;overflow-wrap:anywhere}label{display:block;margin-top:.8rem}input,textarea{width:100%;box-sizing:border-box;\
 font:inherit;padding:.4rem}button{font:inherit;padding:.6rem 1.2rem;margin:1rem .6rem 0 0;border-radius:.3rem;\
 border:1px solid #888}.approve{background:#1f883d;color:#fff}.reject{background:#cf222e;color:#fff}\
-.note{color:#57606a;font-size:.9rem}";
+.note{color:#57606a;font-size:.9rem}body:has(.wide){max-width:64rem}h2{font-size:1.1rem;margin-top:2rem}\
+table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{text-align:left;padding:.3rem .5rem;\
+border-bottom:1px solid #d0d7de;vertical-align:top}pre{font-size:.8rem;overflow-x:auto;background:#f6f8fa;padding:.5rem}\
+ol.stages{display:flex;flex-wrap:wrap;gap:.4rem;list-style:none;padding:0}ol.stages li{padding:.1rem .6rem;\
+border-radius:1rem;border:1px solid #d0d7de}.done{background:#dafbe1}.now{background:#fff8c5}.bad{background:#ffebe9}.scroll{overflow-x:auto}";
 
 /// Headers every approval page is sent with, besides `Content-Security-Policy`.
 pub const HEADERS: [(&str, &str); 5] = [
@@ -205,10 +209,15 @@ fn fact_list(facts: &RunFacts<'_>, now: DateTime<Utc>) -> String {
 }
 
 fn page(status: u16, title: &str, body: &str) -> Page {
+    document(status, title, "", body)
+}
+
+/// A whole page: `head` is added to the head (it is HTML, made by the caller), `body` is the body.
+pub(crate) fn document(status: u16, title: &str, head: &str, body: &str) -> Page {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\">\
-         <title>{} · sluice</title><style>{STYLE}</style></head><body>{body}</body></html>",
+         {head}<title>{} · sluice</title><style>{STYLE}</style></head><body>{body}</body></html>",
         escape(title)
     );
     Page { status, html }

@@ -419,6 +419,7 @@ mod order_run;
 mod reconcile;
 mod rollback;
 mod secrets;
+mod status;
 mod webhook;
 
 pub use approval::{ApprovalEffects, MAX_FORM, Requester, decide, review_page};
@@ -436,7 +437,8 @@ pub use notify::NotifyEffects;
 pub use order_run::{LOOK_BACK, Order, OrderError, Ordered, order_run};
 pub use reconcile::{Lookups, QUIET_FOR, Reconciled, reconcile};
 pub use rollback::{RollbackError, RollbackOrdered, Stop, order_rollback};
-pub use secrets::{REREAD_AFTER, WebhookKeys};
+pub use secrets::{KeptSecret, REREAD_AFTER, WebhookKeys};
+pub use status::status_page;
 pub use webhook::{Delivery, MAX_BODY, MAX_MESSAGE, Reply, Webhook, receive_webhook};
 
 #[cfg(test)]

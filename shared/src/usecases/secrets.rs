@@ -9,7 +9,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::github::{SignatureError, WebhookSecrets, verify_signature};
-use crate::ports::{SecretError, WebhookSecretSource};
+use secrecy::SecretString;
+
+use crate::ports::{SecretError, SecretSource, WebhookSecretSource};
 use crate::telemetry::Chain;
 
 /// The shortest time between two reads of the secret.
@@ -58,11 +60,44 @@ impl<K: WebhookSecretSource> WebhookKeys<K> {
     }
 }
 
+/// One of sluice's own secrets (the status page's key, the GitHub token), read when first needed and again once it
+/// is a minute old: a rotation takes effect within a minute, at one read a minute at most. A read that fails keeps
+/// the value read before, if there is one.
+pub struct KeptSecret<K> {
+    source: K,
+    kept: Mutex<Option<(Instant, SecretString)>>,
+}
+
+impl<K: SecretSource> KeptSecret<K> {
+    pub fn new(source: K) -> Self {
+        Self { source, kept: Mutex::new(None) }
+    }
+
+    pub async fn get(&self) -> Result<SecretString, SecretError> {
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if let Some((read_at, value)) = &kept
+            && read_at.elapsed() < REREAD_AFTER
+        {
+            return Ok(value.clone());
+        }
+        match (self.source.read().await, kept) {
+            (Ok(value), _) => {
+                *self.kept.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), value.clone()));
+                Ok(value)
+            }
+            (Err(error), Some((_, value))) => {
+                warn!(error = %Chain(&error), "secret not read again; keeping the value read before");
+                *self.kept.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), value.clone()));
+                Ok(value)
+            }
+            (Err(error), None) => Err(error),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use secrecy::SecretString;
 
     use super::*;
     use crate::github::sign;
@@ -102,5 +137,48 @@ mod tests {
             assert_eq!(keys.verify(body, Some(&sign("forged", body)), now).await, Err(SignatureError::Mismatch));
         }
         assert_eq!(secret.reads.load(Ordering::SeqCst), 2);
+    }
+
+    /// A plain secret that can be rotated or cut off; counts its reads.
+    struct Plain {
+        value: Mutex<Option<String>>,
+        reads: AtomicUsize,
+    }
+
+    impl SecretSource for &Plain {
+        async fn read(&self) -> Result<SecretString, SecretError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            match self.value.lock().expect("lock").clone() {
+                Some(value) => Ok(SecretString::from(value)),
+                None => Err(SecretError::Empty { secret_id: "status".into() }),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_secret_is_read_when_first_needed_then_once_a_minute_and_survives_a_failed_read() {
+        use secrecy::ExposeSecret;
+        let secret = Plain { value: Mutex::new(None), reads: AtomicUsize::new(0) };
+        let kept = KeptSecret::new(&secret);
+        assert_eq!(secret.reads.load(Ordering::SeqCst), 0, "nothing is read before it is needed");
+        // An unreadable secret with nothing kept is an error, and the next request reads again.
+        assert!(kept.get().await.is_err());
+        *secret.value.lock().expect("lock") = Some("first".into());
+        assert_eq!(kept.get().await.expect("read").expose_secret(), "first");
+        assert_eq!(kept.get().await.expect("kept").expose_secret(), "first");
+        assert_eq!(secret.reads.load(Ordering::SeqCst), 2);
+
+        // Rotated: the new value after a minute.
+        *secret.value.lock().expect("lock") = Some("second".into());
+        assert_eq!(kept.get().await.expect("kept").expose_secret(), "first");
+        tokio::time::advance(REREAD_AFTER).await;
+        assert_eq!(kept.get().await.expect("read").expose_secret(), "second");
+
+        // Unreadable later: the value read before serves, and the next read waits another minute.
+        *secret.value.lock().expect("lock") = None;
+        tokio::time::advance(REREAD_AFTER).await;
+        assert_eq!(kept.get().await.expect("kept").expose_secret(), "second");
+        assert_eq!(kept.get().await.expect("kept").expose_secret(), "second");
+        assert_eq!(secret.reads.load(Ordering::SeqCst), 4);
     }
 }

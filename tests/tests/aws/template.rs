@@ -35,7 +35,8 @@ fn the_functions_write_only_the_pipeline_items_never_the_published_definitions()
         .function_statements()
         .into_iter()
         .filter(|statement| {
-            statement.actions.iter().any(|action| action.starts_with("dynamodb:") && action != "dynamodb:GetItem")
+            let read = |action: &str| matches!(action, "dynamodb:GetItem" | "dynamodb:Query");
+            statement.actions.iter().any(|action| action.starts_with("dynamodb:") && !read(action))
         })
         .collect();
     assert_eq!(writes.len(), 8, "one write statement per function: {writes:#?}");
@@ -46,6 +47,40 @@ fn the_functions_write_only_the_pipeline_items_never_the_published_definitions()
             keys.as_sequence().context("no dynamodb:LeadingKeys")?.iter().filter_map(Value::as_str).collect();
         assert_eq!(keys, ["PIPELINE#*", "EXECUTION#*", "AWSID#*", "RECEIPT#*"], "{}", statement.function);
     }
+    Ok(())
+}
+
+#[test]
+fn each_secret_is_read_by_its_one_function_and_only_the_status_page_queries_the_history() -> Result<()> {
+    let template = Template::load()?;
+    let statements = template.function_statements();
+    let granting = |action: &str| -> Vec<(String, Vec<Value>)> {
+        statements
+            .iter()
+            .filter(|statement| statement.actions.iter().any(|a| a == action))
+            .map(|statement| (statement.function.clone(), statement.resources.clone()))
+            .collect()
+    };
+    let secrets: Vec<(String, Vec<Option<String>>)> = granting("secretsmanager:GetSecretValue")
+        .into_iter()
+        .map(|(function, resources)| (function, resources.iter().map(named).collect()))
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            ("GitHubWebhookFunction".to_owned(), vec![Some("WebhookSecret".to_owned())]),
+            ("ApprovalFunction".to_owned(), vec![Some("StatusKeySecret".to_owned())]),
+        ]
+    );
+    let queries = granting("dynamodb:Query");
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert_eq!(queries[0].0, "ApprovalFunction");
+    let index = serde_norway::to_string(&queries[0].1)?;
+    assert!(index.contains("${PipelineTable.Arn}/index/history"), "{index}");
+    let variables = &template.properties("ApprovalFunction")["Environment"]["Variables"];
+    assert_eq!(named(&variables["SLUICE_STATUS_KEY"]).as_deref(), Some("StatusKeySecret"));
+    let generated = &template.properties("StatusKeySecret")["GenerateSecretString"];
+    assert!(generated["PasswordLength"].as_u64().is_some_and(|n| n >= 20) && generated["ExcludePunctuation"] == true);
     Ok(())
 }
 

@@ -367,6 +367,85 @@ pub trait SecretSource: Send + Sync {
     fn read(&self) -> impl Future<Output = Result<secrecy::SecretString, SecretError>> + Send;
 }
 
+/// A request GitHub did not carry out.
+#[derive(Debug, thiserror::Error)]
+pub enum GitHubError {
+    /// For good: a bad token, a repository the token cannot reach, a request GitHub finds invalid.
+    #[error("GitHub answered {status} to {what}: {message}")]
+    Refused { what: String, status: u16, message: String },
+    /// For now: GitHub unreachable, failing (5xx), or rate-limiting the token.
+    #[error("GitHub did not carry out {what}: {message}")]
+    Unavailable { what: String, message: String },
+}
+
+/// A commit status to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitStatus<'a> {
+    /// `owner/name`.
+    pub repository: &'a str,
+    pub commit: &'a str,
+    /// `pending`, `success`, `failure` or `error`.
+    pub state: &'a str,
+    /// `sluice/<pipeline>`.
+    pub context: &'a str,
+    pub description: &'a str,
+    /// The run's page.
+    pub target_url: Option<&'a str>,
+}
+
+/// A Deployment to create, or to find (by the run it is for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentRequest<'a> {
+    pub repository: &'a str,
+    pub commit: &'a str,
+    pub environment: &'a str,
+    pub description: &'a str,
+    pub pipeline: &'a str,
+    pub execution_id: &'a str,
+}
+
+/// A Deployment's new state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentStatus<'a> {
+    pub repository: &'a str,
+    pub deployment: u64,
+    /// `queued`, `in_progress`, `success`, `failure` or `inactive`.
+    pub state: &'a str,
+    pub description: &'a str,
+    /// The run's page.
+    pub log_url: Option<&'a str>,
+}
+
+/// Where the people who push see what became of their commit: GitHub's commit statuses and Deployments. Each call
+/// carries the token it is made with.
+pub trait CommitReporter: Send + Sync {
+    fn set_commit_status(
+        &self,
+        token: &secrecy::SecretString,
+        status: &CommitStatus<'_>,
+    ) -> impl Future<Output = Result<(), GitHubError>> + Send;
+
+    /// The Deployment already made for the run, if there is one (its payload names the run).
+    fn find_deployment(
+        &self,
+        token: &secrecy::SecretString,
+        deployment: &DeploymentRequest<'_>,
+    ) -> impl Future<Output = Result<Option<u64>, GitHubError>> + Send;
+
+    /// Creates the run's Deployment; its id.
+    fn create_deployment(
+        &self,
+        token: &secrecy::SecretString,
+        deployment: &DeploymentRequest<'_>,
+    ) -> impl Future<Output = Result<u64, GitHubError>> + Send;
+
+    fn set_deployment_status(
+        &self,
+        token: &secrecy::SecretString,
+        status: &DeploymentStatus<'_>,
+    ) -> impl Future<Output = Result<(), GitHubError>> + Send;
+}
+
 /// SNS refuses subjects longer than this.
 pub const MAX_SUBJECT: usize = 100;
 

@@ -301,6 +301,7 @@ impl EffectRunner for RecordingRunner {
 /// and, if `approval`, an approval by topic `approvals` open for an hour.
 pub fn plan(approval: bool) -> Plan {
     Plan {
+        github: None,
         build: Build {
             project: "web-build".into(),
             environment: std::collections::BTreeMap::from([("STAGE".into(), "prod".into())]),

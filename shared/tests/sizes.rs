@@ -43,6 +43,7 @@ fn maximal_plan() -> Plan {
         })
         .collect();
     Plan {
+        github: Some(sluice::definitions::GitHubReport { environment: long('e', 255) }),
         build: Build { project: long('p', 255), environment },
         approval: Some(Approval { topic_arn: long('t', 256), timeout_secs: 3600 }),
         deploy: DeployTarget::BlueGreen(BlueGreen {

@@ -372,7 +372,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
         _ => None,
     })?;
-    let notifier_app = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config));
+    let notifier_app = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config)?);
     let timer = invocations.clone();
     let _notifier = pump(stack.sqs.clone(), stack.queue("ExecutionFinishedRule")?.to_owned(), move |event: Value| {
         let (app, timer) = (Arc::clone(&notifier_app), timer.clone());

@@ -1,15 +1,26 @@
-//! `Execution Finished` or `Effects Due` event -> `answer_doorbell`: the pipeline's due outcome notifications are
-//! sent to its notification topic.
+//! `Execution Started`, `Deployment Requested`, `Execution Finished` or `Effects Due` event -> `answer_doorbell`: the
+//! pipeline's due outcome notifications are sent to its notification topic, and its runs are shown on GitHub.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sluice::adapters::{DynamoDbStore, SnsNotifier};
+use sluice::adapters::{DynamoDbStore, GITHUB_API, GitHubApi, SecretsManagerSecret, SnsNotifier};
 use sluice::config::{Common, ConfigError};
-use sluice::ports::PipelineStore;
+use sluice::ports::{GitHubError, PipelineStore, with_slash};
 use sluice::telemetry::Chain;
-use sluice::usecases::{DoorbellError, EffectRunner, NotifyEffects, answer_doorbell};
+use sluice::usecases::{
+    DoorbellError, EffectRunner, GitHubEffects, KeptSecret, NotifierEffects, NotifyEffects, RunPages, answer_doorbell,
+};
+
+/// The name or ARN of the Secrets Manager secret that holds the GitHub token; runs are not shown on GitHub without.
+pub const GITHUB_TOKEN: &str = "SLUICE_GITHUB_TOKEN";
+/// GitHub's REST API, for GitHub Enterprise Server (`https://HOST/api/v3`); `https://api.github.com` by default.
+pub const GITHUB_API_URL: &str = "SLUICE_GITHUB_API";
+/// The status page's key (its secret), for the links to the runs' pages.
+pub const STATUS_KEY: &str = "SLUICE_STATUS_KEY";
+/// The approval function's URL, under which the runs' pages are.
+pub const APPROVAL_URL: &str = "SLUICE_APPROVAL_URL";
 
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone)]
@@ -17,6 +28,10 @@ pub struct Config {
     pub common: Common,
     /// The AWS region, named in each notification's JSON form (Lambda sets `AWS_REGION`).
     pub region: String,
+    pub github_token: Option<String>,
+    pub github_api: String,
+    pub status_key: Option<String>,
+    pub approval_url: Option<String>,
 }
 
 impl Config {
@@ -25,7 +40,15 @@ impl Config {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        Ok(Self { common: Common::from_lookup(&lookup)?, region: sluice::config::region_from(&lookup) })
+        let set = |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
+        Ok(Self {
+            common: Common::from_lookup(&lookup)?,
+            region: sluice::config::region_from(&lookup),
+            github_token: set(GITHUB_TOKEN),
+            github_api: set(GITHUB_API_URL).unwrap_or_else(|| GITHUB_API.to_owned()),
+            status_key: set(STATUS_KEY),
+            approval_url: set(APPROVAL_URL).map(|url| with_slash(&url)),
+        })
     }
 }
 
@@ -36,20 +59,36 @@ pub struct App<S, R> {
 }
 
 /// The function as it runs on AWS: one store, which the use case and the notifications (to read the runs) share.
-pub type AwsApp = App<Arc<DynamoDbStore>, NotifyEffects<Arc<DynamoDbStore>, SnsNotifier>>;
+pub type AwsApp =
+    App<Arc<DynamoDbStore>, NotifierEffects<Arc<DynamoDbStore>, SnsNotifier, GitHubApi, SecretsManagerSecret>>;
 
 impl AwsApp {
-    /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
-    pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Self {
+    /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`. The secrets
+    /// are read when first needed.
+    pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Result<Self, GitHubError> {
         let store = Arc::new(DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.common.table));
-        App {
+        let secrets = aws_sdk_secretsmanager::Client::new(aws);
+        let secret = |id: &String| KeptSecret::new(SecretsManagerSecret::new(secrets.clone(), id));
+        let pages = match (&config.approval_url, &config.status_key) {
+            (Some(base), Some(key)) => Some(RunPages { base: base.clone(), key: secret(key) }),
+            _ => None,
+        };
+        Ok(App {
             store: Arc::clone(&store),
-            effects: NotifyEffects {
-                store,
-                notifier: SnsNotifier::new(aws_sdk_sns::Client::new(aws)),
-                region: aws.region().map_or_else(|| config.region.clone(), ToString::to_string),
+            effects: NotifierEffects {
+                notify: NotifyEffects {
+                    store: Arc::clone(&store),
+                    notifier: SnsNotifier::new(aws_sdk_sns::Client::new(aws)),
+                    region: aws.region().map_or_else(|| config.region.clone(), ToString::to_string),
+                },
+                github: GitHubEffects {
+                    store,
+                    github: GitHubApi::new(&config.github_api)?,
+                    token: config.github_token.as_ref().map(secret),
+                    pages,
+                },
             },
-        }
+        })
     }
 }
 

@@ -10,6 +10,7 @@
 //!   hooks and wait for their status, shift traffic per configuration, and fail and roll back.
 //! - [`sample_app`]: the sample app's blue and green task sets and the production and test listeners, on loopback,
 //!   so that smoke checks hit a real socket; the CodeDeploy sandbox reroutes the listeners as it deploys.
+//! - [`github`]: GitHub's REST API for commit statuses and Deployments, recording what it was sent.
 //! - [`ecs`]: ECS rolling updates that finish, or fail and roll back under the deployment circuit breaker, with
 //!   ECS's deployment state-change events.
 
@@ -18,5 +19,6 @@ pub mod codebuild;
 pub mod codedeploy;
 pub mod ecs;
 pub mod function_url;
+pub mod github;
 pub mod pump;
 pub mod sample_app;

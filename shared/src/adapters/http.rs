@@ -25,20 +25,7 @@ impl HttpProber {
     /// The client, trusting the system's root certificates. Where there are none, plain-HTTP checks still work and
     /// HTTPS ones fail saying that the certificate is not trusted.
     pub fn new() -> Result<Self, ProbeError> {
-        let provider = || Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_native_roots(provider()) {
-            Ok(builder) => builder,
-            Err(error) => {
-                warn!(%error, "no root certificates found; HTTPS checks will fail");
-                let config = rustls::ClientConfig::builder_with_provider(provider())
-                    .with_safe_default_protocol_versions()
-                    .map_err(|error| ProbeError(format!("TLS could not be set up: {error}")))?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-            }
-        };
-        let connector = builder.https_or_http().enable_http1().build();
+        let connector = https_connector().map_err(ProbeError)?;
         Ok(Self { client: Client::builder(TokioExecutor::new()).build(connector) })
     }
 
@@ -71,9 +58,28 @@ impl HttpProber {
     }
 }
 
+/// An HTTP(S) connector trusting the system's root certificates (none found: HTTPS fails, saying that the
+/// certificate is not trusted; plain HTTP works).
+pub(crate) fn https_connector() -> Result<HttpsConnector<HttpConnector>, String> {
+    let provider = || Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_native_roots(provider()) {
+        Ok(builder) => builder,
+        Err(error) => {
+            warn!(%error, "no root certificates found; HTTPS requests will fail");
+            let config = rustls::ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|error| format!("TLS could not be set up: {error}"))?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+        }
+    };
+    Ok(builder.https_or_http().enable_http1().build())
+}
+
 /// The innermost cause of a client error, which says what happened ("Connection refused", "invalid peer
 /// certificate") where the outer ones say only "client error (Connect)".
-fn cause(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut innermost = error;
     while let Some(source) = innermost.source() {
         innermost = source;

@@ -74,6 +74,8 @@ pub struct Pipeline {
     pub approval: Option<Approval>,
     pub deploy: DeployTarget,
     pub notify: Option<Notify>,
+    /// Whether (and as which environment) runs are shown on GitHub.
+    pub github: Option<GitHubReport>,
 }
 
 /// Which pushes start the pipeline.
@@ -170,6 +172,14 @@ pub struct Approval {
 pub struct Notify {
     /// The SNS topic whose subscribers get each run's outcome: a plain-text email, JSON for other protocols.
     pub topic_arn: String,
+}
+
+/// Runs shown on GitHub: a commit status `sluice/<pipeline>` on the pushed commit, and a Deployment to
+/// `environment` with its states. Needs the stack's GitHub token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitHubReport {
+    /// The GitHub environment the Deployments are for (the pipeline's name unless the definitions say).
+    pub environment: String,
 }
 
 /// Where and how the pipeline deploys.

@@ -23,6 +23,7 @@ pub(super) struct RawPipeline {
     pub approval: Option<RawApproval>,
     pub deploy: RawDeploy,
     pub notify: Option<RawNotify>,
+    pub github: Option<RawGitHub>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +63,12 @@ pub(super) struct RawApproval {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawNotify {
     pub topic: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGitHub {
+    pub environment: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

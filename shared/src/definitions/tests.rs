@@ -427,3 +427,22 @@ deploy = { strategy = "rolling", cluster = "c", service = "jobs", approval = { s
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_github_table_shows_runs_on_github_as_the_pipelines_environment_unless_it_names_one() {
+    let definitions = Definitions::parse("p.toml", MINIMAL).expect("valid");
+    assert_eq!(definitions.get("api").and_then(|p| p.github.clone()), None, "off unless asked for");
+    let shown = format!("{MINIMAL}github = {{}}\n");
+    let definitions = Definitions::parse("p.toml", &shown).expect("valid");
+    assert_eq!(definitions.get("api").and_then(|p| p.github.clone()).map(|g| g.environment).as_deref(), Some("api"));
+    let named = format!("{MINIMAL}github = {{ environment = \"production\" }}\n");
+    let definitions = Definitions::parse("p.toml", &named).expect("valid");
+    assert_eq!(
+        definitions.get("api").and_then(|p| p.github.clone()).map(|g| g.environment).as_deref(),
+        Some("production")
+    );
+    let empty = errors(&format!("{MINIMAL}github = {{ environment = \"\" }}\n"));
+    assert!(empty.iter().any(|e| e.contains("github.environment") && e.contains("1 to 255 characters")), "{empty:?}");
+    let unknown = errors(&format!("{MINIMAL}github = {{ token = \"x\" }}\n"));
+    assert!(unknown.iter().any(|e| e.contains("token")), "{unknown:?}");
+}

@@ -9,8 +9,8 @@ use super::error::{DefinitionError, DefinitionErrors, line_column};
 use super::raw::{RawApproval, RawCheck, RawDeploy, RawFile, RawFilter, RawPauseApproval, RawPipeline, RawSource};
 use super::{
     Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker, DeployTarget, ECS_STAGES,
-    EcsNative, ExecutionMode, GlobFilter, Notify, PAUSE_STAGES, PRE_PRODUCTION_TRAFFIC_SHIFT, PauseAction,
-    PauseApproval, Pipeline, ROLLING_HOOKS, Rolling, Source, TrafficShift,
+    EcsNative, ExecutionMode, GitHubReport, GlobFilter, Notify, PAUSE_STAGES, PRE_PRODUCTION_TRAFFIC_SHIFT,
+    PauseAction, PauseApproval, Pipeline, ROLLING_HOOKS, Rolling, Source, TrafficShift,
 };
 
 const MINUTE: u64 = 60;
@@ -193,7 +193,18 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) ->
     let notify = raw.notify.map(|notify| Notify {
         topic_arn: checker.text(&notify.topic, "notify.topic", is_sns_topic_arn, "must be an SNS topic ARN"),
     });
-    Some(Pipeline { name: name.to_owned(), mode, source, build, approval, deploy, notify })
+    let github = raw.github.map(|github| GitHubReport {
+        environment: match &github.environment {
+            Some(environment) => checker.text(
+                environment,
+                "github.environment",
+                is_environment_name,
+                "a GitHub environment name is 1 to 255 characters, without control characters",
+            ),
+            None => name.to_owned(),
+        },
+    });
+    Some(Pipeline { name: name.to_owned(), mode, source, build, approval, deploy, notify, github })
 }
 
 fn validate_source(checker: &mut Checker<'_>, raw: RawSource) -> Source {
@@ -731,4 +742,8 @@ fn is_http_url(text: &str) -> bool {
     }
     let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"));
     rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/') && !rest.chars().any(char::is_whitespace))
+}
+
+fn is_environment_name(name: &str) -> bool {
+    (1..=255).contains(&name.chars().count()) && !name.chars().any(char::is_control)
 }

@@ -250,6 +250,11 @@ pub enum Event {
         /// What CodeDeploy or ECS said of the stop (and whether traffic went back).
         reason: String,
     },
+    /// GitHub created the Deployment that shows the run (its id, for the states that follow).
+    GitHubDeploymentCreated {
+        execution_id: ExecutionId,
+        deployment: u64,
+    },
 }
 
 impl Event {
@@ -272,7 +277,8 @@ impl Event {
             | Event::DeploymentSucceeded { execution_id, .. }
             | Event::DeploymentFailed { execution_id, .. }
             | Event::RollbackOrdered { execution_id, .. }
-            | Event::DeploymentSuperseded { execution_id, .. } => execution_id,
+            | Event::DeploymentSuperseded { execution_id, .. }
+            | Event::GitHubDeploymentCreated { execution_id, .. } => execution_id,
         }
     }
 
@@ -296,6 +302,7 @@ impl Event {
             Event::DeploymentFailed { .. } => "deployment_failed",
             Event::RollbackOrdered { .. } => "rollback_ordered",
             Event::DeploymentSuperseded { .. } => "deployment_superseded",
+            Event::GitHubDeploymentCreated { .. } => "github_deployment_created",
         }
     }
 }
@@ -381,6 +388,9 @@ pub enum Effect {
     /// Tell the pipeline's notification topic how a run ended. The notification is made from the run's own record
     /// when it is sent, so that the outbox holds no copy of it.
     NotifyOutcome { execution_id: ExecutionId, topic_arn: String, outcome: Status },
+    /// Bring GitHub up to date with the run: its commit status and its Deployment's state, made from the run's
+    /// record when carried out (so that a late retry never shows an older state than the run's).
+    ReportToGitHub { execution_id: ExecutionId },
     /// Put an announcement on the sluice bus, for any subscriber (and as the doorbell of the function that owns the
     /// stage's effect).
     Publish(SluiceEvent),
@@ -409,6 +419,8 @@ pub enum EffectKind {
     StopDeployment,
     /// The notifier.
     NotifyOutcome,
+    /// The notifier.
+    ReportToGitHub,
     /// Any function that moves runs on.
     Publish,
 }
@@ -425,6 +437,7 @@ impl EffectKind {
             EffectKind::ContinueDeployment => "continue_deployment",
             EffectKind::StopDeployment => "stop_deployment",
             EffectKind::NotifyOutcome => "notify_outcome",
+            EffectKind::ReportToGitHub => "report_to_github",
             EffectKind::Publish => "publish",
         }
     }
@@ -442,6 +455,7 @@ impl Effect {
             Effect::ContinueDeployment { .. } => EffectKind::ContinueDeployment,
             Effect::StopDeployment { .. } => EffectKind::StopDeployment,
             Effect::NotifyOutcome { .. } => EffectKind::NotifyOutcome,
+            Effect::ReportToGitHub { .. } => EffectKind::ReportToGitHub,
             Effect::Publish(_) => EffectKind::Publish,
         }
     }
@@ -457,7 +471,8 @@ impl Effect {
             | Effect::RollBack { execution_id, .. }
             | Effect::ContinueDeployment { execution_id, .. }
             | Effect::StopDeployment { execution_id, .. }
-            | Effect::NotifyOutcome { execution_id, .. } => Some(execution_id),
+            | Effect::NotifyOutcome { execution_id, .. }
+            | Effect::ReportToGitHub { execution_id } => Some(execution_id),
             Effect::Publish(event) => Some(event.execution_id()),
         }
     }
@@ -493,6 +508,7 @@ impl Effect {
             Effect::NotifyOutcome { execution_id, topic_arn, outcome } => {
                 format!("notify {topic_arn} that {execution_id} {}", outcome.name())
             }
+            Effect::ReportToGitHub { execution_id } => format!("show {execution_id} on GitHub"),
             Effect::Publish(event) => format!("publish {} for {}", event.detail_type(), event.execution_id()),
         }
     }

@@ -430,6 +430,16 @@ impl Run {
                 Ok(None)
             }
             Event::RollbackOrdered { by, .. } => self.order_rollback(i, by),
+            Event::GitHubDeploymentCreated { deployment, .. } => {
+                // Recorded whatever the run's standing: the Deployment outlives the run.
+                // The first one found or created stands.
+                let recorded = &mut self.state.executions[i].github_deployment;
+                if recorded.is_some() {
+                    return Ok(Some(IgnoreReason::DuplicateEvent));
+                }
+                *recorded = Some(*deployment);
+                Ok(None)
+            }
             Event::DeploymentSuperseded { deployment_id, by, by_pipeline, reason, .. } => {
                 if status != Status::Running(Stage::Deploy) {
                     return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
@@ -522,6 +532,7 @@ impl Run {
             waiting_since: None,
             finished_at: None,
             ordered: None,
+            github_deployment: None,
         }
     }
 
@@ -537,7 +548,18 @@ impl Run {
             started_at: self.now,
         })));
         self.state.executions.push(execution);
-        self.enter_or_wait(self.state.executions.len() - 1, stage);
+        let i = self.state.executions.len() - 1;
+        self.show_on_github(i);
+        self.enter_or_wait(i, stage);
+    }
+
+    /// Has GitHub brought up to date with run `i`, if its plan shows it there (once per transition).
+    fn show_on_github(&mut self, i: usize) {
+        let execution = &self.state.executions[i];
+        let effect = Effect::ReportToGitHub { execution_id: execution.id.clone() };
+        if execution.plan.github.is_some() && !self.effects.contains(&effect) {
+            self.effects.push(effect);
+        }
     }
 
     fn same_build(&self, i: usize, build_id: &str) -> bool {
@@ -835,6 +857,7 @@ impl Run {
                 })));
                 self.state.executions[i].deploy = None;
                 self.deploy_mut(i);
+                self.show_on_github(i);
             }
         }
     }
@@ -917,6 +940,7 @@ impl Run {
                 outcome,
             });
         }
+        self.show_on_github(i);
         if let Status::Running(stage) = was {
             self.release(stage);
         }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::event::Effect;
-use crate::definitions::{Approval, Build, DeployTarget, ExecutionMode, Notify, PauseAction, Pipeline};
+use crate::definitions::{Approval, Build, DeployTarget, ExecutionMode, GitHubReport, Notify, PauseAction, Pipeline};
 
 /// The id of one execution (one run of a pipeline for one commit). Callers mint it; the machine never does.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -101,6 +101,9 @@ pub struct Plan {
     /// Where the run's outcome is announced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
+    /// Whether (and as which environment) the run is shown on GitHub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GitHubReport>,
 }
 
 impl From<&Pipeline> for Plan {
@@ -110,6 +113,7 @@ impl From<&Pipeline> for Plan {
             approval: pipeline.approval.clone(),
             deploy: pipeline.deploy.clone(),
             notify: pipeline.notify.clone(),
+            github: pipeline.github.clone(),
         }
     }
 }
@@ -338,6 +342,9 @@ pub struct Execution {
     /// Who ordered the run and why, when an operator did rather than a push (`sluice rollback --to`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordered: Option<String>,
+    /// The id of the GitHub Deployment that shows the run, once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github_deployment: Option<u64>,
 }
 
 /// Everything the machine needs to decide about one pipeline: its unfinished executions and the few that finished

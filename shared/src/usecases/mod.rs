@@ -419,6 +419,7 @@ mod order_run;
 mod reconcile;
 mod rollback;
 mod secrets;
+mod show_on_github;
 mod status;
 mod webhook;
 
@@ -433,11 +434,12 @@ pub use deploy_events::{
 };
 pub use effects::{Announcer, StageEffects};
 pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, StageAnswer, StageCall, answer_hook, answer_stage};
-pub use notify::NotifyEffects;
+pub use notify::{NotifierEffects, NotifyEffects};
 pub use order_run::{LOOK_BACK, Order, OrderError, Ordered, order_run};
 pub use reconcile::{Lookups, QUIET_FOR, Reconciled, reconcile};
 pub use rollback::{RollbackError, RollbackOrdered, Stop, order_rollback};
 pub use secrets::{KeptSecret, REREAD_AFTER, WebhookKeys};
+pub use show_on_github::{GitHubEffects, RunPages};
 pub use status::status_page;
 pub use webhook::{Delivery, MAX_BODY, MAX_MESSAGE, Reply, Webhook, receive_webhook};
 

@@ -4,9 +4,9 @@
 use tracing::info;
 
 use crate::outcome::{OutcomeReport, outcome_message};
-use crate::pipeline::{Effect, EffectKind, Event};
-use crate::ports::{NotifyError, PipelineStore, TopicNotifier};
-use crate::usecases::{EffectError, EffectRunner};
+use crate::pipeline::{Effect, EffectKind, Event, PendingEffect};
+use crate::ports::{CommitReporter, NotifyError, PipelineStore, SecretSource, TopicNotifier};
+use crate::usecases::{EffectError, EffectRunner, GitHubEffects};
 
 /// Sends outcome notifications.
 #[derive(Debug, Clone)]
@@ -44,5 +44,39 @@ impl<S: PipelineStore, N: TopicNotifier> EffectRunner for NotifyEffects<S, N> {
             Err(error @ NotifyError::Refused { .. }) => Err(EffectError::permanent(NAME, error)),
             Err(error @ NotifyError::Unavailable { .. }) => Err(EffectError::transient(NAME, error)),
         }
+    }
+}
+
+/// The notifier's effects: the outcome notifications, and the runs shown on GitHub.
+pub struct NotifierEffects<S, N, G, K> {
+    pub notify: NotifyEffects<S, N>,
+    pub github: GitHubEffects<S, G, K>,
+}
+
+impl<S, N, G, K> EffectRunner for NotifierEffects<S, N, G, K>
+where
+    S: PipelineStore,
+    N: TopicNotifier,
+    G: CommitReporter,
+    K: SecretSource,
+{
+    fn kinds(&self) -> &[EffectKind] {
+        &[EffectKind::NotifyOutcome, EffectKind::ReportToGitHub]
+    }
+
+    async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
+        match effect.kind() {
+            EffectKind::ReportToGitHub => self.github.run(id, effect).await,
+            _ => self.notify.run(id, effect).await,
+        }
+    }
+
+    /// One after the other, as the GitHub reports need (see [`GitHubEffects`]).
+    async fn run_all(&self, effects: &[PendingEffect]) -> Vec<Result<Option<Event>, EffectError>> {
+        let mut results = Vec::with_capacity(effects.len());
+        for pending in effects {
+            results.push(self.run(&pending.id, &pending.effect).await);
+        }
+        results
     }
 }

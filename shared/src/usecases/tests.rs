@@ -37,6 +37,7 @@ fn kinds(runner: &RecordingRunner) -> Vec<String> {
             Effect::StartDeployment { execution_id, .. } => format!("start_deployment {execution_id}"),
             Effect::ReportHookStatus { hook_execution_id, .. } => format!("report_hook {hook_execution_id}"),
             Effect::NotifyOutcome { execution_id, .. } => format!("notify_outcome {execution_id}"),
+            Effect::ReportToGitHub { execution_id } => format!("report_to_github {execution_id}"),
             Effect::RunChecks { execution_id, .. } => format!("run_checks {execution_id}"),
             Effect::RollBack { execution_id, .. } => format!("roll_back {execution_id}"),
             Effect::ContinueDeployment { execution_id, .. } => format!("continue_deployment {execution_id}"),

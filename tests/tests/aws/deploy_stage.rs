@@ -96,8 +96,13 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
     // The notifier, fed by ExecutionFinishedRule, tells the pipeline's topic.
     let topic = stack.sns.create_topic().name(sluice_integration::unique("outcomes")).send().await?;
     let outcomes = topic.topic_arn().context("a topic ARN")?.to_owned();
-    let notifier_config = notifier::handler::Config { common: common.clone(), region: "us-east-1".into() };
-    let notifier = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config));
+    let notifier_config = notifier::handler::Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(common.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(common.event_bus.clone()),
+        "AWS_REGION" => Some("us-east-1".into()),
+        _ => None,
+    })?;
+    let notifier = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config)?);
     let pumps = vec![
         pump(stack.sqs.clone(), stack.queue("DeploymentRequestedRule")?.to_owned(), move |event: Value| {
             let app = Arc::clone(&deployer);

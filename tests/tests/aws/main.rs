@@ -11,6 +11,7 @@ mod deploy_stage;
 mod deployer;
 mod ecs_sandbox;
 mod events;
+mod github;
 mod status_page;
 mod store;
 mod template;

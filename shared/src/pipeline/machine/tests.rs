@@ -135,6 +135,7 @@ fn names(effects: &[Effect]) -> Vec<String> {
                 format!("publish(Execution Finished {} {})", finished.execution_id, finished.outcome)
             }
             Effect::NotifyOutcome { execution_id, outcome, .. } => format!("notify({execution_id} {})", outcome.name()),
+            Effect::ReportToGitHub { execution_id } => format!("github({execution_id})"),
             Effect::ContinueDeployment { hook_id, action, .. } => format!("continue({hook_id} {})", action.name()),
             Effect::RunChecks { lifecycle_event, checks, .. } => {
                 format!("run_checks({lifecycle_event} {})", checks.len())
@@ -1162,4 +1163,58 @@ fn a_redeploy_waits_for_the_run_deploying_and_one_without_a_finished_build_is_re
         build.finished_at = None;
     }
     assert!(matches!(transition(&state, &unfinished, at(11)), Err(TransitionError::NothingBuilt { .. })));
+}
+
+/// A push of `execution` to a pipeline whose runs are shown on GitHub.
+fn shown_push(execution: &str) -> Event {
+    let mut event = push(execution);
+    if let Event::Triggered { plan, .. } = &mut event {
+        plan.github = Some(crate::definitions::GitHubReport { environment: "production".into() });
+    }
+    event
+}
+
+#[test]
+fn a_run_shown_on_github_is_reported_when_it_starts_when_it_deploys_and_when_it_ends() {
+    let state = PipelineState::new("web", ExecutionMode::Superseded);
+    let (state, effects) = apply(&state, &shown_push("e1"), at(0));
+    assert_eq!(names(&effects), ["publish(Execution Started e1)", "github(e1)", "start_build(e1)"]);
+    let (state, effects) = apply(&state, &build_succeeded("e1"), at(1));
+    assert!(!names(&effects).contains(&"github(e1)".to_owned()), "waiting for approval is still pending: {effects:?}");
+    let (state, effects) = apply(&state, &approved("e1"), at(2));
+    assert!(names(&effects).contains(&"github(e1)".to_owned()), "deploying: {effects:?}");
+    let state = apply(&state, &deployment_started("e1"), at(3)).0;
+    let (_, effects) = apply(&state, &deployed("e1"), at(4));
+    assert_eq!(names(&effects).iter().filter(|name| *name == "github(e1)").count(), 1, "ended: {effects:?}");
+}
+
+#[test]
+fn a_run_not_shown_on_github_is_never_reported_there() {
+    let state = given(&[push("e1"), build_succeeded("e1"), approved("e1"), deployment_started("e1")]);
+    let (_, effects) = apply(&state, &deployed("e1"), at(9));
+    let all: Vec<String> = names(&effects);
+    assert!(all.iter().all(|name| !name.starts_with("github")), "{all:?}");
+}
+
+#[test]
+fn a_superseded_run_is_reported_once_with_the_run_that_superseded_it() {
+    // GIVEN e1 waiting for its approval
+    let state = given(&[shown_push("e1"), build_succeeded("e1")]);
+    let state = apply(&state, &shown_push("e2"), at(3)).0;
+    // WHEN e2's build succeeds, superseding e1 at the approval stage
+    let (state, effects) = apply(&state, &build_succeeded("e2"), at(4));
+    assert_eq!(status(&state, "e1"), Status::Superseded);
+    assert_eq!(names(&effects).iter().filter(|name| *name == "github(e1)").count(), 1, "{effects:?}");
+}
+
+#[test]
+fn the_github_deployment_is_recorded_once_even_after_the_run_ended() {
+    let state = given(&[shown_push("e1"), build_failed("e1", BuildFailure::Failed)]);
+    assert_eq!(status(&state, "e1"), Status::Failed);
+    let created = Event::GitHubDeploymentCreated { execution_id: id("e1"), deployment: 42 };
+    let (state, effects) = apply(&state, &created, at(5));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(state.execution(&id("e1")).and_then(|run| run.github_deployment), Some(42));
+    let again = Event::GitHubDeploymentCreated { execution_id: id("e1"), deployment: 43 };
+    assert!(matches!(transition(&state, &again, at(6)), Ok(Decision::Ignore(IgnoreReason::DuplicateEvent))));
 }

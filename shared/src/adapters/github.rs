@@ -1,0 +1,188 @@
+//! `CommitReporter` on GitHub's REST API (<https://docs.github.com/en/rest>), over the same hyper and rustls client
+//! as the checks. Every request names the API version it was written for (`X-GitHub-Api-Version`) and carries the
+//! token as a bearer token; nothing here logs it.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tracing::instrument;
+
+use super::http::{cause, https_connector};
+use crate::github_report::API_VERSION;
+use crate::ports::{CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError};
+
+/// Where GitHub's REST API is, unless configured otherwise (GitHub Enterprise Server: `https://HOST/api/v3`).
+pub const GITHUB_API: &str = "https://api.github.com";
+/// How long a request may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of an answer read.
+const MAX_ANSWER: usize = 1 << 20;
+
+/// GitHub's REST API at `base`.
+#[derive(Debug, Clone)]
+pub struct GitHubApi {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base: String,
+}
+
+impl GitHubApi {
+    pub fn new(base: &str) -> Result<Self, GitHubError> {
+        let connector =
+            https_connector().map_err(|message| GitHubError::Unavailable { what: "setting up TLS".into(), message })?;
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// `method path` with `body`; the answer's JSON on a 2xx, the error otherwise.
+    async fn call(
+        &self,
+        token: &SecretString,
+        method: hyper::Method,
+        path: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<Value, GitHubError> {
+        let unavailable = |message: String| GitHubError::Unavailable { what: what.to_owned(), message };
+        let bytes = body.map(|body| Bytes::from(body.to_string())).unwrap_or_default();
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", API_VERSION)
+            .header("authorization", format!("Bearer {}", token.expose_secret()))
+            .header("user-agent", "sluice")
+            .header("content-type", "application/json")
+            .body(Full::new(bytes))
+            .map_err(|error| GitHubError::Refused {
+                what: what.to_owned(),
+                status: 0,
+                message: format!("the request could not be made: {error}"),
+            })?;
+        let response = match tokio::time::timeout(TIMEOUT, self.client.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return Err(unavailable(cause(&error))),
+            Err(_) => return Err(unavailable(format!("no answer within {} s", TIMEOUT.as_secs()))),
+        };
+        let status = response.status().as_u16();
+        let rate_limited = response.headers().get("x-ratelimit-remaining").is_some_and(|left| left == "0")
+            || response.headers().contains_key("retry-after");
+        let answer = match Limited::new(response.into_body(), MAX_ANSWER).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) => return Err(unavailable(format!("the answer could not be read: {error}"))),
+        };
+        let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return Ok(answer);
+        }
+        let message = answer.get("message").and_then(Value::as_str).unwrap_or("no message").to_owned();
+        if status >= 500 || status == 429 || (status == 403 && rate_limited) {
+            return Err(unavailable(format!("{status}: {message}")));
+        }
+        Err(GitHubError::Refused { what: what.to_owned(), status, message })
+    }
+}
+
+/// `/repos/owner/name`, for a repository named as GitHub names them.
+fn repo_path(repository: &str) -> Result<String, GitHubError> {
+    let valid = |part: &str| {
+        !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    match repository.split_once('/') {
+        Some((owner, name)) if valid(owner) && valid(name) => Ok(format!("/repos/{owner}/{name}")),
+        _ => Err(GitHubError::Refused {
+            what: format!("repository {repository:?}"),
+            status: 0,
+            message: "not an owner/name GitHub repository".into(),
+        }),
+    }
+}
+
+fn hex(commit: &str) -> Result<&str, GitHubError> {
+    if !commit.is_empty() && commit.len() <= 64 && commit.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(commit);
+    }
+    Err(GitHubError::Refused { what: format!("commit {commit:?}"), status: 0, message: "not a commit SHA".into() })
+}
+
+impl CommitReporter for GitHubApi {
+    #[instrument(skip_all, fields(repository = status.repository, commit = status.commit, state = status.state))]
+    async fn set_commit_status(&self, token: &SecretString, status: &CommitStatus<'_>) -> Result<(), GitHubError> {
+        let path = format!("{}/statuses/{}", repo_path(status.repository)?, hex(status.commit)?);
+        let mut body = json!({ "state": status.state, "context": status.context, "description": status.description });
+        if let Some(url) = status.target_url {
+            body["target_url"] = json!(url);
+        }
+        let what = format!("the commit status of {}@{}", status.repository, status.commit);
+        self.call(token, hyper::Method::POST, &path, Some(&body), &what).await.map(drop)
+    }
+
+    #[instrument(skip_all, fields(repository = deployment.repository, execution = deployment.execution_id))]
+    async fn find_deployment(
+        &self,
+        token: &SecretString,
+        deployment: &DeploymentRequest<'_>,
+    ) -> Result<Option<u64>, GitHubError> {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("sha", hex(deployment.commit)?)
+            .append_pair("environment", deployment.environment)
+            .append_pair("per_page", "100")
+            .finish();
+        let path = format!("{}/deployments?{query}", repo_path(deployment.repository)?);
+        let what = format!("listing the deployments of {}@{}", deployment.repository, deployment.commit);
+        let listed = self.call(token, hyper::Method::GET, &path, None, &what).await?;
+        Ok(listed.as_array().into_iter().flatten().find_map(|found| {
+            let ours = found.pointer("/payload/execution_id").and_then(Value::as_str) == Some(deployment.execution_id);
+            ours.then(|| found.get("id").and_then(Value::as_u64)).flatten()
+        }))
+    }
+
+    #[instrument(skip_all, fields(repository = deployment.repository, execution = deployment.execution_id))]
+    async fn create_deployment(
+        &self,
+        token: &SecretString,
+        deployment: &DeploymentRequest<'_>,
+    ) -> Result<u64, GitHubError> {
+        let path = format!("{}/deployments", repo_path(deployment.repository)?);
+        let body = json!({
+            "ref": hex(deployment.commit)?,
+            "environment": deployment.environment,
+            "description": deployment.description,
+            // sluice deploys the commit it built: GitHub must not merge the default branch into it first, nor wait
+            // for other checks (sluice's own commit status among them).
+            "auto_merge": false,
+            "required_contexts": [],
+            "payload": { "pipeline": deployment.pipeline, "execution_id": deployment.execution_id },
+        });
+        let what = format!("creating a deployment of {}@{}", deployment.repository, deployment.commit);
+        let created = self.call(token, hyper::Method::POST, &path, Some(&body), &what).await?;
+        created.get("id").and_then(Value::as_u64).ok_or_else(|| GitHubError::Refused {
+            what,
+            status: 202,
+            message: created.get("message").and_then(Value::as_str).unwrap_or("no deployment id").to_owned(),
+        })
+    }
+
+    #[instrument(skip_all, fields(repository = status.repository, deployment = status.deployment, state = status.state))]
+    async fn set_deployment_status(
+        &self,
+        token: &SecretString,
+        status: &DeploymentStatus<'_>,
+    ) -> Result<(), GitHubError> {
+        let path = format!("{}/deployments/{}/statuses", repo_path(status.repository)?, status.deployment);
+        let mut body = json!({ "state": status.state, "description": status.description });
+        if let Some(url) = status.log_url {
+            body["log_url"] = json!(url);
+        }
+        let what = format!("the status of deployment {} of {}", status.deployment, status.repository);
+        self.call(token, hyper::Method::POST, &path, Some(&body), &what).await.map(drop)
+    }
+}

@@ -1,0 +1,173 @@
+//! What GitHub shows of a run: the commit status `sluice/<pipeline>` on its commit and the state of its Deployment,
+//! both read from the run's record. Pure.
+//!
+//! Commit statuses: <https://docs.github.com/en/rest/commits/statuses#create-a-commit-status> (`error`, `failure`,
+//! `pending`, `success`). Deployments and their statuses:
+//! <https://docs.github.com/en/rest/deployments/deployments#create-a-deployment> and
+//! <https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status> (`queued`, `in_progress`,
+//! `success`, `failure`, `inactive`, ...).
+
+use crate::outcome::span;
+use crate::pipeline::{Execution, Stage, Status};
+
+/// The REST API version sluice speaks, sent as `X-GitHub-Api-Version` on every request.
+pub const API_VERSION: &str = "2022-11-28";
+/// GitHub refuses longer status and deployment descriptions.
+pub const MAX_DESCRIPTION: usize = 140;
+
+/// A commit status's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitState {
+    Pending,
+    Success,
+    Failure,
+    /// The run did not get to succeed or fail: superseded by a newer push, or skipped as older than one that ran.
+    Error,
+}
+
+impl CommitState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommitState::Pending => "pending",
+            CommitState::Success => "success",
+            CommitState::Failure => "failure",
+            CommitState::Error => "error",
+        }
+    }
+}
+
+/// A Deployment status's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentState {
+    Queued,
+    InProgress,
+    Success,
+    Failure,
+    /// Superseded: it will never deploy.
+    Inactive,
+}
+
+impl DeploymentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentState::Queued => "queued",
+            DeploymentState::InProgress => "in_progress",
+            DeploymentState::Success => "success",
+            DeploymentState::Failure => "failure",
+            DeploymentState::Inactive => "inactive",
+        }
+    }
+}
+
+/// What GitHub shows of a run now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    /// `sluice/<pipeline>`.
+    pub context: String,
+    pub commit: CommitState,
+    /// The state of the run's Deployment; `None`: the run has none (it was skipped before it started).
+    pub deployment: Option<DeploymentState>,
+    /// One line, at most [`MAX_DESCRIPTION`] characters, for both.
+    pub description: String,
+}
+
+/// What GitHub should show of `run`, as it stands.
+pub fn shown(run: &Execution) -> Shown {
+    let n = run.seq;
+    let strategy = run.plan.deploy.strategy();
+    let why = run.reason.as_deref().map(|reason| format!(": {reason}")).unwrap_or_default();
+    let (commit, deployment, description) = match run.status {
+        Status::Running(Stage::Build) | Status::Waiting(Stage::Build) => {
+            (CommitState::Pending, Some(DeploymentState::Queued), format!("run #{n}: building"))
+        }
+        Status::Running(Stage::Approval) | Status::Waiting(Stage::Approval) => {
+            (CommitState::Pending, Some(DeploymentState::Queued), format!("run #{n}: built, waiting for approval"))
+        }
+        Status::Waiting(Stage::Deploy) => {
+            (CommitState::Pending, Some(DeploymentState::Queued), format!("run #{n}: waiting its turn to deploy"))
+        }
+        Status::Running(Stage::Deploy) => {
+            (CommitState::Pending, Some(DeploymentState::InProgress), format!("run #{n}: deploying ({strategy})"))
+        }
+        Status::Succeeded => {
+            let took = run.finished_at.map(|end| format!(" in {}", span(end - run.created_at))).unwrap_or_default();
+            (CommitState::Success, Some(DeploymentState::Success), format!("run #{n} deployed{took}"))
+        }
+        Status::Superseded => {
+            (CommitState::Error, Some(DeploymentState::Inactive), format!("run #{n} superseded{why}"))
+        }
+        Status::Skipped => (CommitState::Error, None, format!("run #{n} skipped{why}")),
+        Status::Failed | Status::RolledBack | Status::TimedOut | Status::Rejected => {
+            (CommitState::Failure, Some(DeploymentState::Failure), format!("run #{n} {}{why}", run.status))
+        }
+    };
+    Shown { context: format!("sluice/{}", run.pipeline), commit, deployment, description: bounded(&description) }
+}
+
+fn bounded(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() <= MAX_DESCRIPTION {
+        return line.to_owned();
+    }
+    let mut cut: String = line.chars().take(MAX_DESCRIPTION - 1).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeDelta, Utc};
+
+    use super::*;
+    use crate::definitions::ExecutionMode;
+    use crate::pipeline::{Decision, Event, PipelineState, transition};
+    use crate::testing::{push, shipped};
+
+    fn run_after(events: &[Event]) -> Execution {
+        let start: DateTime<Utc> = "2026-11-25T10:00:00Z".parse().expect("time");
+        let mut state = PipelineState::new("web", ExecutionMode::Superseded);
+        for (minute, event) in (0..).zip(events) {
+            match transition(&state, event, start + TimeDelta::minutes(minute)) {
+                Ok(Decision::Apply { state: next, .. }) => state = next,
+                other => panic!("{other:?}"),
+            }
+        }
+        state.executions.last().cloned().expect("a run")
+    }
+
+    #[test]
+    fn a_run_is_pending_and_queued_until_it_deploys_then_in_progress_then_success() {
+        let events = shipped("web-1");
+        let building = shown(&run_after(&events[..1]));
+        assert_eq!(building.context, "sluice/web");
+        assert_eq!((building.commit, building.deployment), (CommitState::Pending, Some(DeploymentState::Queued)));
+        assert_eq!(building.description, "run #1: building");
+        let waiting = shown(&run_after(&events[..2]));
+        assert_eq!(waiting.description, "run #1: built, waiting for approval");
+        let deploying = shown(&run_after(&events[..4]));
+        assert_eq!(deploying.deployment, Some(DeploymentState::InProgress));
+        assert_eq!(deploying.description, "run #1: deploying (blue_green)");
+        let done = shown(&run_after(&events));
+        assert_eq!((done.commit, done.deployment), (CommitState::Success, Some(DeploymentState::Success)));
+        assert_eq!(done.description, "run #1 deployed in 4m 00s");
+    }
+
+    #[test]
+    fn a_failed_run_says_why_within_githubs_limit_and_a_superseded_one_is_inactive() {
+        let mut failed = run_after(&[push("web-1", ExecutionMode::Superseded, true)]);
+        failed.status = Status::RolledBack;
+        failed.reason = Some(format!("the BeforeAllowTraffic checks failed: {}\nsecond line", "x".repeat(300)));
+        let report = shown(&failed);
+        assert_eq!((report.commit, report.deployment), (CommitState::Failure, Some(DeploymentState::Failure)));
+        assert!(report.description.starts_with("run #1 rolled_back: the BeforeAllowTraffic checks failed"));
+        assert_eq!(report.description.chars().count(), MAX_DESCRIPTION);
+        assert!(report.description.ends_with('…'));
+
+        failed.status = Status::Superseded;
+        failed.reason = Some("superseded by run #2".into());
+        let report = shown(&failed);
+        assert_eq!((report.commit, report.deployment), (CommitState::Error, Some(DeploymentState::Inactive)));
+        failed.status = Status::Skipped;
+        assert_eq!(shown(&failed).deployment, None, "a skipped run gets no Deployment");
+    }
+}

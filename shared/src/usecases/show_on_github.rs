@@ -1,0 +1,146 @@
+//! The notifier's GitHub part: it brings GitHub up to date with a run (`ReportToGitHub`): the commit status
+//! `sluice/<pipeline>` on its commit and its Deployment's state, as `github_report` reads them from the run's record
+//! at the time, each linking to the run's status page. A GitHub that cannot be reached or rate-limits is tried again
+//! with the outbox's backoff, then parked; a refusal (a bad token, a repository out of its reach) is parked at once.
+//! Either way the run goes on: nothing here can fail it.
+
+use secrecy::SecretString;
+use tracing::{info, warn};
+
+use crate::github_report::shown;
+use crate::pipeline::{Effect, EffectKind, Event, Execution, PendingEffect};
+use crate::ports::{
+    CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError, PipelineStore, SecretSource,
+};
+use crate::status::StatusKey;
+use crate::telemetry::Chain;
+use crate::usecases::{EffectError, EffectRunner, KeptSecret};
+
+const NAME: &str = "report_to_github";
+
+/// Where the runs' pages are: the status page's site and its key.
+pub struct RunPages<K> {
+    /// The approval function's URL (or the domain in front of it), ending in `/`.
+    pub base: String,
+    pub key: KeptSecret<K>,
+}
+
+/// Shows runs on GitHub.
+pub struct GitHubEffects<S, G, K> {
+    /// Where the runs' records are read from.
+    pub store: S,
+    pub github: G,
+    /// The token sluice acts with; `None` when the stack was given none.
+    pub token: Option<KeptSecret<K>>,
+    /// Where commit statuses and Deployments link to; `None`: no link.
+    pub pages: Option<RunPages<K>>,
+}
+
+impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K> {
+    async fn token(&self) -> Result<SecretString, EffectError> {
+        let Some(token) = &self.token else {
+            return Err(EffectError::permanent(
+                NAME,
+                "the stack has no GitHub token: name its secret in the GitHubTokenSecret parameter, or remove the \
+                 pipeline's [github] table",
+            ));
+        };
+        token.get().await.map_err(|error| EffectError::transient(NAME, error))
+    }
+
+    /// The run's page, if the status page is set up; a key that cannot be read costs the link, not the report.
+    async fn page(&self, run: &Execution) -> Option<String> {
+        let pages = self.pages.as_ref()?;
+        match pages.key.get().await.map(StatusKey::new) {
+            Ok(Ok(key)) => Some(format!("{}{}", pages.base, key.run_path(&run.id))),
+            Ok(Err(weak)) => {
+                warn!(error = %weak, "no link to the run's page");
+                None
+            }
+            Err(error) => {
+                warn!(error = %Chain(&error), "no link to the run's page");
+                None
+            }
+        }
+    }
+
+    /// Shows `run` on GitHub as it stands; the id of a Deployment found or created for it, if it had none recorded.
+    async fn show(&self, token: &SecretString, run: &Execution, environment: &str) -> Result<Option<u64>, GitHubError> {
+        let now = shown(run);
+        let page = self.page(run).await;
+        let source = &run.source;
+        let status = CommitStatus {
+            repository: &source.repository,
+            commit: &source.commit,
+            state: now.commit.as_str(),
+            context: &now.context,
+            description: &now.description,
+            target_url: page.as_deref(),
+        };
+        self.github.set_commit_status(token, &status).await?;
+        let Some(state) = now.deployment else { return Ok(None) };
+        let request = DeploymentRequest {
+            repository: &source.repository,
+            commit: &source.commit,
+            environment,
+            description: &now.description,
+            pipeline: &run.pipeline,
+            execution_id: &run.id.0,
+        };
+        let (deployment, created) = match run.github_deployment {
+            Some(known) => (known, None),
+            // Found first: a report tried again after GitHub created the Deployment makes no second one.
+            None => match self.github.find_deployment(token, &request).await? {
+                Some(found) => (found, Some(found)),
+                None => {
+                    let made = self.github.create_deployment(token, &request).await?;
+                    (made, Some(made))
+                }
+            },
+        };
+        let status = DeploymentStatus {
+            repository: &source.repository,
+            deployment,
+            state: state.as_str(),
+            description: &now.description,
+            log_url: page.as_deref(),
+        };
+        self.github.set_deployment_status(token, &status).await?;
+        info!(execution = %run.id, commit = now.commit.as_str(), deployment = state.as_str(), "shown on GitHub");
+        Ok(created)
+    }
+}
+
+impl<S: PipelineStore, G: CommitReporter, K: SecretSource> EffectRunner for GitHubEffects<S, G, K> {
+    fn kinds(&self) -> &[EffectKind] {
+        &[EffectKind::ReportToGitHub]
+    }
+
+    async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
+        let Effect::ReportToGitHub { execution_id } = effect else {
+            return Err(EffectError::permanent(effect.kind().name(), "not an effect the notifier carries out"));
+        };
+        let run = match self.store.execution(execution_id).await {
+            Ok(Some(run)) => run,
+            Ok(None) => return Err(EffectError::permanent(NAME, format!("run {execution_id} has no record"))),
+            Err(error) => return Err(EffectError::transient(NAME, error)),
+        };
+        let Some(github) = run.plan.github.clone() else { return Ok(None) };
+        let token = self.token().await?;
+        match self.show(&token, &run, &github.environment).await {
+            Ok(created) => Ok(created
+                .map(|deployment| Event::GitHubDeploymentCreated { execution_id: execution_id.clone(), deployment })),
+            Err(error @ GitHubError::Refused { .. }) => Err(EffectError::permanent(NAME, error)),
+            Err(error @ GitHubError::Unavailable { .. }) => Err(EffectError::transient(NAME, error)),
+        }
+    }
+
+    /// One after the other: two reports of a run at once could each create a Deployment.
+    async fn run_all(&self, effects: &[PendingEffect]) -> Vec<Result<Option<Event>, EffectError>> {
+        let mut results = Vec::with_capacity(effects.len());
+        for pending in effects {
+            results.push(self.run(&pending.id, &pending.effect).await);
+        }
+        results
+    }
+}

@@ -1,0 +1,244 @@
+//! Runs shown on GitHub, through the notifier as it runs on AWS (its `from_aws`), against the sandbox's GitHub
+//! stand-in: what GitHub is sent (commit statuses, one Deployment and its states, the API version), and that
+//! GitHub down or refusing never touches the run.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, TimeDelta, Utc};
+use notifier::handler::{AwsApp, Config, on_event};
+use secrecy::SecretString;
+use serde_json::json;
+use sluice::adapters::DynamoDbStore;
+use sluice::definitions::{ExecutionMode, GitHubReport};
+use sluice::pipeline::{ApprovalDecision, BuildOutputs, EffectKind, Event, ExecutionId, Status};
+use sluice::ports::PipelineStore;
+use sluice::status::StatusKey;
+use sluice::testing::{RecordingRunner, push};
+use sluice::usecases::{Input, handle};
+use sluice_integration::{Stack, unique};
+use sluice_sandbox::github::GitHub;
+
+const TOKEN: &str = "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz";
+const KEY: &str = "Wx7Lq2Nv9Rb4Tz8Mk3Hc6Pd5";
+const COMMIT: &str = "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b";
+
+/// A stack, its store, and the notifier wired to the GitHub stand-in with `token` (`None`: the stack has none).
+async fn notifier(stack: &Stack, github: &GitHub, token: Option<&str>) -> Result<AwsApp> {
+    let secrets = aws_sdk_secretsmanager::Client::new(&stack.config);
+    let mut named = Vec::new();
+    for value in token.into_iter().chain([KEY]) {
+        let name = unique("sluice/secret");
+        secrets.create_secret().name(&name).secret_string(value).send().await?;
+        named.push(name);
+    }
+    let (token_secret, key_secret) = match named.as_slice() {
+        [token, key] => (Some(token.clone()), key.clone()),
+        [key] => (None, key.clone()),
+        _ => anyhow::bail!("secrets"),
+    };
+    let config = Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        "SLUICE_GITHUB_TOKEN" => token_secret.clone(),
+        "SLUICE_GITHUB_API" => Some(github.url.clone()),
+        "SLUICE_STATUS_KEY" => Some(key_secret.clone()),
+        "SLUICE_APPROVAL_URL" => Some("https://approve.example".into()),
+        _ => None,
+    })?;
+    Ok(AwsApp::from_aws(&stack.config, &config)?)
+}
+
+/// Applies `events` to web's run web-1 (commit [`COMMIT`], shown on GitHub as `production`), as the stage functions
+/// would, leaving the GitHub reports in the outbox for the notifier.
+async fn apply(store: &DynamoDbStore, events: &[Event], now: DateTime<Utc>) -> Result<()> {
+    let runner = RecordingRunner::owning(&[EffectKind::StartBuild]);
+    for event in events {
+        handle(store, &runner, Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now })
+            .await?;
+    }
+    Ok(())
+}
+
+fn pushed() -> Event {
+    let mut event = push("web-1", ExecutionMode::Superseded, true);
+    if let Event::Triggered { source, plan, .. } = &mut event {
+        source.commit = COMMIT.into();
+        plan.github = Some(GitHubReport { environment: "production".into() });
+    }
+    event
+}
+
+fn web_1() -> ExecutionId {
+    ExecutionId::from("web-1")
+}
+
+/// The notifier's doorbell for web, as the bus delivers it.
+fn rung() -> serde_json::Value {
+    json!({ "source": "sluice", "detail-type": "Execution Started", "detail": { "pipeline": "web", "execution_id": "web-1" } })
+}
+
+#[tokio::test]
+async fn a_run_sets_its_commit_status_and_one_deployment_from_queued_to_success_linking_its_page() -> Result<()> {
+    let stack = Stack::create().await?;
+    let github = GitHub::start(TOKEN, &["acme/web"]).await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let app = notifier(&stack, &github, Some(TOKEN)).await?;
+    let now = Utc::now();
+
+    apply(&store, &[pushed()], now).await?;
+    on_event(&app, &rung(), now).await?;
+    apply(
+        &store,
+        &[
+            Event::BuildSucceeded {
+                execution_id: web_1(),
+                build_id: "build-web-1".into(),
+                outputs: BuildOutputs { image_uri: "web:1".into(), artifacts: None },
+            },
+            Event::ApprovalDecided {
+                execution_id: web_1(),
+                decision: ApprovalDecision::Approved,
+                approver: "Jane".into(),
+                comment: None,
+                token_hash: None,
+                source_ip: None,
+                user_agent: None,
+            },
+        ],
+        now,
+    )
+    .await?;
+    on_event(&app, &rung(), now).await?;
+    apply(
+        &store,
+        &[
+            Event::DeploymentStarted {
+                execution_id: web_1(),
+                deployment_id: "d-1".into(),
+                service_deployment: None,
+                task_definition: None,
+                previous_task_definition: None,
+            },
+            Event::DeploymentSucceeded { execution_id: web_1(), deployment_id: "d-1".into() },
+        ],
+        now,
+    )
+    .await?;
+    on_event(&app, &rung(), now).await?;
+
+    // The commit status: pending, then pending while it deploys, then success; each linking to the run's page.
+    let page = format!(
+        "https://approve.example/{}",
+        StatusKey::new(SecretString::from(KEY)).map_err(anyhow::Error::msg)?.run_path(&web_1())
+    );
+    let statuses = github.commit_statuses(COMMIT);
+    let seen: Vec<(&str, &str)> = statuses
+        .iter()
+        .map(|s| (s["state"].as_str().unwrap_or_default(), s["description"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("pending", "run #1: building"),
+            ("pending", "run #1: deploying (blue_green)"),
+            ("success", "run #1 deployed in 0 ms")
+        ]
+    );
+    assert!(statuses.iter().all(|s| s["context"] == "sluice/web" && s["target_url"] == page.as_str()), "{statuses:?}");
+
+    // One Deployment, for the commit, with the states it went through.
+    let deployments = github.deployments();
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    let deployment = &deployments[0];
+    assert_eq!(deployment["sha"], COMMIT);
+    assert_eq!(deployment["environment"], "production");
+    assert_eq!(deployment["auto_merge"], false);
+    assert_eq!(deployment["required_contexts"], json!([]));
+    assert_eq!(deployment["payload"], json!({ "pipeline": "web", "execution_id": "web-1" }));
+    let states: Vec<&str> =
+        deployment["statuses"].as_array().context("statuses")?.iter().filter_map(|s| s["state"].as_str()).collect();
+    assert_eq!(states, ["queued", "in_progress", "success"]);
+    assert!(deployment["statuses"].as_array().context("statuses")?.iter().all(|s| s["log_url"] == page.as_str()));
+
+    // Every request named the API version and GitHub's media type, with the token; the run recorded its Deployment.
+    let requests = github.requests();
+    assert!(requests.iter().all(|r| r.api_version.as_deref() == Some("2022-11-28") && r.authorized), "{requests:?}");
+    assert!(requests.iter().all(|r| r.accept.as_deref() == Some("application/vnd.github+json")));
+    assert_eq!(requests.iter().filter(|r| r.method == "POST" && r.path == "/repos/acme/web/deployments").count(), 1);
+    let run = store.execution(&web_1()).await?.context("the run")?;
+    assert_eq!((run.status, run.github_deployment), (Status::Succeeded, Some(1)));
+    let state = store.load("web").await?.context("the state")?.value;
+    let reports = state.pending.iter().filter(|p| p.effect.kind() == EffectKind::ReportToGitHub).count();
+    assert!(reports == 0 && state.parked.is_empty(), "{:?} {:?}", state.pending, state.parked);
+    Ok(())
+}
+
+#[tokio::test]
+async fn github_down_is_tried_again_later_and_never_fails_the_run() -> Result<()> {
+    let stack = Stack::create().await?;
+    let github = GitHub::start(TOKEN, &["acme/web"]).await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let app = notifier(&stack, &github, Some(TOKEN)).await?;
+    let now = Utc::now();
+    apply(&store, &[pushed()], now).await?;
+
+    github.fail_next(1);
+    on_event(&app, &rung(), now).await?;
+    let state = store.load("web").await?.context("the state")?.value;
+    let pending = state.pending.iter().find(|p| p.effect.kind() == EffectKind::ReportToGitHub).context("pending")?;
+    assert_eq!(pending.attempts, 1);
+    let error = pending.last_error.as_deref().unwrap_or_default();
+    assert!(error.contains("503: Service Unavailable"), "{error}");
+    assert_eq!(state.execution(&web_1()).map(|run| run.status), Some(Status::Running(sluice::pipeline::Stage::Build)));
+    assert!(github.commit_statuses(COMMIT).is_empty());
+
+    // After the backoff, the reconciler's doorbell has it carried out.
+    let later = pending.not_before.context("a backoff")? + TimeDelta::seconds(1);
+    on_event(&app, &rung(), later).await?;
+    assert_eq!(github.commit_statuses(COMMIT).len(), 1);
+    assert_eq!(github.deployments().len(), 1);
+    let state = store.load("web").await?.context("the state")?.value;
+    assert!(state.pending.iter().all(|p| p.effect.kind() != EffectKind::ReportToGitHub), "{:?}", state.pending);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_token_or_none_at_all_parks_the_report_at_once_saying_why() -> Result<()> {
+    let stack = Stack::create().await?;
+    let github = GitHub::start(TOKEN, &["acme/web"]).await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let now = Utc::now();
+    apply(&store, &[pushed()], now).await?;
+
+    let wrong = notifier(&stack, &github, Some("github_pat_revoked")).await?;
+    on_event(&wrong, &rung(), now).await?;
+    let state = store.load("web").await?.context("the state")?.value;
+    let parked = state.parked.first().context("parked")?;
+    assert!(
+        parked.error.contains("GitHub answered 401") && parked.error.contains("Bad credentials"),
+        "{}",
+        parked.error
+    );
+    assert!(!parked.error.contains("github_pat"), "the token is never written: {}", parked.error);
+    assert_eq!(state.execution(&web_1()).map(|run| run.status), Some(Status::Running(sluice::pipeline::Stage::Build)));
+    assert!(github.requests().iter().all(|r| !r.authorized));
+
+    apply(
+        &store,
+        &[Event::BuildFailed {
+            execution_id: web_1(),
+            build_id: "build-web-1".into(),
+            status: sluice::pipeline::BuildFailure::Failed,
+            phase: Some("BUILD".into()),
+            reason: "build failed in phase BUILD".into(),
+        }],
+        now,
+    )
+    .await?;
+    let none = notifier(&stack, &github, None).await?;
+    on_event(&none, &rung(), now).await?;
+    let state = store.load("web").await?.context("the state")?.value;
+    let parked = state.parked.last().context("parked")?;
+    assert!(parked.error.contains("GitHubTokenSecret"), "{}", parked.error);
+    assert_eq!(state.execution(&web_1()).map(|run| run.status), Some(Status::Failed), "the run ended as it did");
+    Ok(())
+}

@@ -41,6 +41,8 @@ const PUSH: &[u8] = include_bytes!("../../shared/tests/fixtures/github-push.json
 const SECRET: &str = "demo-webhook-secret-0123456789abcdef";
 /// The status page's key (the stack generates one; `sluice page` prints the page's address).
 const STATUS_KEY: &str = "demoStatusKey0123456789abcdef";
+/// The GitHub token the stand-in accepts (on AWS: the secret named by the stack's GitHubTokenSecret).
+const GITHUB_TOKEN: &str = "github_pat_demo_0123456789";
 /// The commit the pushed payload leaves `main` at.
 const HEAD: &str = "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b";
 /// The hooks function's name, as the deployer names it in AppSpecs (on AWS: `CodeDeployHook_<stack>`).
@@ -65,6 +67,10 @@ pub struct DemoOutcome {
     pub clicks: Vec<(u16, u16)>,
     /// What the run cost in AWS, as measured.
     pub cost: Cost,
+    /// The commit statuses GitHub was sent for the pushed commit, (state, description), oldest first.
+    pub commit_statuses: Vec<(String, String)>,
+    /// The states the run's GitHub Deployment went through, oldest first.
+    pub deployment_states: Vec<String>,
 }
 
 /// What a demo run used of what AWS bills, measured: each function's invocations and billed time (counted where
@@ -178,6 +184,12 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         _ if scenario.canary() => canary_web(&text, &sample.test.url)?,
         _ => text,
     };
+    // web's runs are shown on GitHub (the sandbox's stand-in for its REST API).
+    let text = text.replacen(
+        "[pipelines.web.deploy]",
+        "[pipelines.web.github]\nenvironment = \"production\"\n\n[pipelines.web.deploy]",
+        1,
+    );
     Definitions::parse("infra/pipelines.example.toml", &text)?;
     let revision = store.publish(&text, None, chrono::Utc::now()).await?;
     let how = match scenario {
@@ -367,9 +379,16 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
             }
         });
     // The notifier, on Execution Finished: the run's outcome to the pipeline's notify.topic.
+    let github = sluice_sandbox::github::GitHub::start(GITHUB_TOKEN, &["acme/web"]).await?;
+    let token_secret = crate::unique("sluice/github-token");
+    secrets_manager.create_secret().name(&token_secret).secret_string(GITHUB_TOKEN).send().await?;
     let notifier_config = notifier::handler::Config::from_lookup(|name| match name {
         "SLUICE_TABLE" => Some(stack.table.clone()),
         "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        "SLUICE_GITHUB_TOKEN" => Some(token_secret.clone()),
+        "SLUICE_GITHUB_API" => Some(github.url.clone()),
+        "SLUICE_STATUS_KEY" => Some(status_secret.clone()),
+        "SLUICE_APPROVAL_URL" => Some(approval_url.url.clone()),
         _ => None,
     })?;
     let notifier_app = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config)?);
@@ -590,6 +609,12 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     }
     println!("\nThe status page (the approval function; `sluice page` prints its address) answered {code}:");
     println!("  {status_page}");
+    let (commit_statuses, deployment_states) = shown_on_github(&github, &run).await?;
+    println!("\nWhat the notifier told GitHub (the sandbox's stand-in for its REST API, API version 2022-11-28):");
+    for (state, description) in &commit_statuses {
+        println!("  commit status sluice/web  {state:<8} {description}");
+    }
+    println!("  deployment to production  {}", deployment_states.join(" → "));
     summary(scenario, &run, &cost);
     if run.status == expected {
         println!("\nDone ({name}: {expected}, as the scenario says). Everything ran on loopback; moto_server and the");
@@ -602,7 +627,41 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         service_task_definition,
         clicks,
         cost,
+        commit_statuses,
+        deployment_states,
     })
+}
+
+/// What GitHub was sent for `run`, once the report of its end arrived (the notifier sends it after the
+/// notification): its commit statuses and its Deployment's states.
+async fn shown_on_github(
+    github: &sluice_sandbox::github::GitHub,
+    run: &sluice::pipeline::Execution,
+) -> Result<(Vec<(String, String)>, Vec<String>)> {
+    let last = if run.status == sluice::pipeline::Status::Succeeded { "success" } else { "failure" };
+    for _ in 0..100 {
+        let statuses: Vec<(String, String)> = github
+            .commit_statuses(&run.source.commit)
+            .iter()
+            .map(|s| {
+                (
+                    s["state"].as_str().unwrap_or_default().to_owned(),
+                    s["description"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        if statuses.last().is_some_and(|(state, _)| state == last) {
+            let states = github
+                .deployments()
+                .iter()
+                .flat_map(|d| d["statuses"].as_array().cloned().unwrap_or_default())
+                .filter_map(|s| s["state"].as_str().map(str::to_owned))
+                .collect();
+            return Ok((statuses, states));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("GitHub was not told that {} ended ({last}): {:?}", run.id, github.requests())
 }
 
 /// The summary table: each stage's start and time, the outcome, and what the run cost in AWS.

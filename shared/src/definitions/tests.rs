@@ -42,9 +42,13 @@ fn every_pipeline_the_readme_shows_is_valid_and_deploys_by_the_strategy_it_names
         let named = example.lines().find_map(|line| line.strip_prefix("strategy = ")).map(|s| s.trim_matches('"'));
         assert_eq!(strategy.as_deref(), named, "{example}");
         strategies.extend(strategy);
+        if example.contains("[pipelines.web.github]") {
+            let shown = definitions.get("web").and_then(|web| web.github.clone()).map(|github| github.environment);
+            assert_eq!(shown.as_deref(), Some("production"), "{example}");
+        }
     }
     strategies.sort();
-    assert_eq!(strategies, ["blue_green", "ecs_blue_green", "ecs_canary", "ecs_linear", "rolling"]);
+    assert_eq!(strategies, ["blue_green", "ecs_blue_green", "ecs_canary", "ecs_linear", "rolling", "rolling"]);
 }
 
 #[test]

@@ -51,7 +51,7 @@ fn the_functions_write_only_the_pipeline_items_never_the_published_definitions()
 }
 
 #[test]
-fn each_secret_is_read_by_its_one_function_and_only_the_status_page_queries_the_history() -> Result<()> {
+fn each_secret_is_read_only_by_the_functions_that_need_it_and_only_the_status_page_queries_the_history() -> Result<()> {
     let template = Template::load()?;
     let statements = template.function_statements();
     let granting = |action: &str| -> Vec<(String, Vec<Value>)> {
@@ -65,13 +65,24 @@ fn each_secret_is_read_by_its_one_function_and_only_the_status_page_queries_the_
         .into_iter()
         .map(|(function, resources)| (function, resources.iter().map(named).collect()))
         .collect();
+    let read = |function: &str, secret: &str| (function.to_owned(), vec![Some(secret.to_owned())]);
     assert_eq!(
         secrets,
         [
-            ("GitHubWebhookFunction".to_owned(), vec![Some("WebhookSecret".to_owned())]),
-            ("ApprovalFunction".to_owned(), vec![Some("StatusKeySecret".to_owned())]),
+            read("GitHubWebhookFunction", "WebhookSecret"),
+            read("ApprovalFunction", "StatusKeySecret"),
+            read("NotifierFunction", "StatusKeySecret"),
+            read("NotifierFunction", "GitHubTokenSecret"),
         ]
     );
+    // The GitHub token only when the stack is given one.
+    let token = statements.iter().find(|statement| statement.sid == "GitHubToken").context("GitHubToken")?;
+    assert_eq!(token.only_if.as_deref(), Some("ShowsOnGitHub"));
+    let declared = template.parameter("GitHubTokenSecret");
+    assert_eq!(declared["Default"].as_str(), Some(""));
+    let pattern = regex_lite::Regex::new(declared["AllowedPattern"].as_str().context("no AllowedPattern")?)?;
+    assert!(pattern.is_match("") && pattern.is_match("arn:aws:secretsmanager:eu-west-1:123456789012:secret:gh-AbCdEf"));
+    assert!(!pattern.is_match("*") && !pattern.is_match("my-token"));
     let queries = granting("dynamodb:Query");
     assert_eq!(queries.len(), 1, "{queries:?}");
     assert_eq!(queries[0].0, "ApprovalFunction");

@@ -22,6 +22,8 @@ pub const MAX_PARKED: usize = 5;
 pub const MAX_BACKOFF: TimeDelta = TimeDelta::minutes(15);
 /// Outcome notifications kept waiting per pipeline; past this the oldest is dropped.
 pub const MAX_PENDING_NOTICES: usize = 5;
+/// GitHub reports kept waiting per pipeline (one per run at most); past this the oldest is dropped.
+pub const MAX_PENDING_REPORTS: usize = 10;
 /// How long a stored error message may be.
 pub const MAX_ERROR: usize = 1024;
 
@@ -133,7 +135,8 @@ impl PipelineState {
     /// Drops the stage effects whose execution no longer holds their stage (a build, an approval request, a
     /// deployment, its checks, its rollback or its stop, of a run that was superseded, rejected or ended meanwhile),
     /// the hook answers of deployments
-    /// that have ended, and all but the newest [`MAX_PENDING_NOTICES`] outcome notifications: they are moot, and an
+    /// that have ended, all but the newest GitHub report of a run (and of those, the newest [`MAX_PENDING_REPORTS`]),
+    /// and all but the newest [`MAX_PENDING_NOTICES`] outcome notifications: they are moot, and an
     /// outbox whose owner is slow or not deployed must not grow with every run. Announcements are kept, and so are
     /// the hook answers of a deployment still going: they have to go out.
     pub fn drop_moot(&mut self) {
@@ -160,14 +163,36 @@ impl PipelineState {
             }),
             _ => true,
         });
-        // The newest few notifications wait for a notifier that is slow or missing; older ones go.
-        let notices = self.pending.iter().filter(|pending| pending.effect.kind() == EffectKind::NotifyOutcome).count();
-        let mut excess = notices.saturating_sub(MAX_PENDING_NOTICES);
-        self.pending.retain(|pending| {
-            let drop = excess > 0 && pending.effect.kind() == EffectKind::NotifyOutcome;
-            excess -= usize::from(drop);
-            !drop
-        });
+        // A GitHub report shows its run as the run stands when it is carried out: of a run's reports not under way,
+        // the newest is enough.
+        let mut reported: Vec<ExecutionId> = Vec::new();
+        let mut keep: Vec<bool> = vec![true; self.pending.len()];
+        for (i, pending) in self.pending.iter().enumerate().rev() {
+            if let Effect::ReportToGitHub { execution_id } = &pending.effect
+                && pending.lease.is_none()
+            {
+                if reported.contains(execution_id) {
+                    keep[i] = false;
+                } else {
+                    reported.push(execution_id.clone());
+                }
+            }
+        }
+        let mut kept = keep.into_iter();
+        self.pending.retain(|_| kept.next().unwrap_or(true));
+        // The newest few notifications and reports wait for a notifier that is slow or missing (or a GitHub that
+        // is down); older ones go.
+        for (kind, most) in
+            [(EffectKind::NotifyOutcome, MAX_PENDING_NOTICES), (EffectKind::ReportToGitHub, MAX_PENDING_REPORTS)]
+        {
+            let waiting = self.pending.iter().filter(|pending| pending.effect.kind() == kind).count();
+            let mut excess = waiting.saturating_sub(most);
+            self.pending.retain(|pending| {
+                let drop = excess > 0 && pending.effect.kind() == kind;
+                excess -= usize::from(drop);
+                !drop
+            });
+        }
     }
 
     /// Puts a parked effect back in the outbox, with its attempts reset, to be carried out at once. False if no
@@ -401,5 +426,24 @@ mod tests {
         state.fail("web-3-0", &"é".repeat(MAX_ERROR), false, now());
         let error = state.pending[0].last_error.as_deref().unwrap_or_default();
         assert!(error.len() <= MAX_ERROR && error.ends_with('…'), "{}", error.len());
+    }
+
+    #[test]
+    fn of_a_runs_github_reports_only_the_newest_waits_unless_one_is_under_way_and_at_most_ten_runs_wait() {
+        let report = |execution: &str| Effect::ReportToGitHub { execution_id: ExecutionId::from(execution) };
+        let mut state = outbox(vec![report("e1"), report("e2"), report("e1")]);
+        state.pending[0].lease = Some(Lease { owner: "notifier".into(), until: now() });
+        state.drop_moot();
+        let ids: Vec<&str> = state.pending.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["web-3-0", "web-3-1", "web-3-2"], "the one under way stays; e1's newest stays");
+        state.pending[0].lease = None;
+        state.drop_moot();
+        let ids: Vec<&str> = state.pending.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["web-3-1", "web-3-2"], "e1's older report is moot");
+
+        let mut state = outbox((0..MAX_PENDING_REPORTS + 3).map(|i| report(&format!("e{i}"))).collect());
+        state.drop_moot();
+        assert_eq!(state.pending.len(), MAX_PENDING_REPORTS);
+        assert_eq!(state.pending[0].effect.execution_id(), Some(&ExecutionId::from("e3")), "the oldest go");
     }
 }

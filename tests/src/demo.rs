@@ -393,8 +393,13 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     })?;
     let notifier_app = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config)?);
     let timer = invocations.clone();
+    let (app, progress_timer) = (Arc::clone(&notifier_app), timer.clone());
     let _notifier = pump(stack.sqs.clone(), stack.queue("ExecutionFinishedRule")?.to_owned(), move |event: Value| {
         let (app, timer) = (Arc::clone(&notifier_app), timer.clone());
+        async move { timer.time("notifier", notifier::handler::on_event(&app, &event, chrono::Utc::now())).await }
+    });
+    let _progress = pump(stack.sqs.clone(), stack.queue("RunProgressRule")?.to_owned(), move |event: Value| {
+        let (app, timer) = (Arc::clone(&app), progress_timer.clone());
         async move { timer.time("notifier", notifier::handler::on_event(&app, &event, chrono::Utc::now())).await }
     });
     println!("  deployer       fed by DeploymentRequestedRule and PauseDecidedRule");

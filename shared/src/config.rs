@@ -7,6 +7,12 @@
 pub const TABLE: &str = "SLUICE_TABLE";
 /// The EventBridge bus sluice publishes on.
 pub const EVENT_BUS: &str = "SLUICE_EVENT_BUS";
+/// A custom base URL for the approval and status pages (a domain in front of the approval function's URL); the
+/// function URL's own otherwise.
+pub const APPROVAL_URL: &str = "SLUICE_APPROVAL_URL";
+/// The name or ARN of the Secrets Manager secret that holds the status page's key; no status page (and no links to
+/// it) without it.
+pub const STATUS_KEY: &str = "SLUICE_STATUS_KEY";
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {

@@ -11,7 +11,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 use sluice::adapters::{DynamoDbStore, EventBridgePublisher, SecretsManagerSecret, SnsNotifier};
 use sluice::approval::page::{self, Page};
-use sluice::config::{Common, ConfigError};
+use sluice::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY};
 use sluice::ports::{
     DefinitionsStore, EventPublisher, FixedSite, PipelineStore, SecretSource, TopicNotifier, with_slash,
 };
@@ -20,11 +20,6 @@ use sluice::usecases::{
     ApprovalEffects, CachedDefinitions, DoorbellError, KeptSecret, Requester, answer_doorbell, decide, review_page,
     status_page,
 };
-
-/// A custom base URL for the links (a domain in front of the function URL); the function URL's own otherwise.
-pub const APPROVAL_URL: &str = "SLUICE_APPROVAL_URL";
-/// The name or ARN of the Secrets Manager secret that holds the status page's key; no status page without it.
-pub const STATUS_KEY: &str = "SLUICE_STATUS_KEY";
 
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone)]

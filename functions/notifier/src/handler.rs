@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{DynamoDbStore, GITHUB_API, GitHubApi, SecretsManagerSecret, SnsNotifier};
-use sluice::config::{Common, ConfigError};
+use sluice::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY};
 use sluice::ports::{GitHubError, PipelineStore, with_slash};
 use sluice::telemetry::Chain;
 use sluice::usecases::{
@@ -17,10 +17,6 @@ use sluice::usecases::{
 pub const GITHUB_TOKEN: &str = "SLUICE_GITHUB_TOKEN";
 /// GitHub's REST API, for GitHub Enterprise Server (`https://HOST/api/v3`); `https://api.github.com` by default.
 pub const GITHUB_API_URL: &str = "SLUICE_GITHUB_API";
-/// The status page's key (its secret), for the links to the runs' pages.
-pub const STATUS_KEY: &str = "SLUICE_STATUS_KEY";
-/// The approval function's URL, under which the runs' pages are.
-pub const APPROVAL_URL: &str = "SLUICE_APPROVAL_URL";
 
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone)]

@@ -158,11 +158,15 @@ impl Stack {
             .iter()
             .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
             .collect();
-        let output = |key: &str| outputs.iter().find(|(k, _)| k == key).map(|(_, value)| value.clone());
-        let table = output("PipelineTableName")
+        let mut found = Self { config, table: String::new(), bus: args.bus.map(str::to_owned), outputs };
+        found.table = found
+            .output("PipelineTableName")
+            .map(str::to_owned)
             .with_context(|| format!("stack {name} has no PipelineTableName output: is it sluice's?"))?;
-        let bus = args.bus.map(str::to_owned).or_else(|| output("EventBusName"));
-        Ok(Self { config, table, bus, outputs })
+        if found.bus.is_none() {
+            found.bus = found.output("EventBusName").map(str::to_owned);
+        }
+        Ok(found)
     }
 
     fn output(&self, key: &str) -> Option<&str> {

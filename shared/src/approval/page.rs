@@ -234,7 +234,8 @@ fn short(commit: &str) -> String {
     escape(&commit.chars().take(7).collect::<String>())
 }
 
-fn first_line(message: &str) -> &str {
+/// The first line of a commit message.
+pub(crate) fn first_line(message: &str) -> &str {
     message.lines().next().unwrap_or("").trim()
 }
 

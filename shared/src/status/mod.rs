@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::approval::page::{Page, document, escape};
+use crate::approval::page::{Page, document, escape, first_line};
 use crate::approval::token::hex;
 use crate::github::decode_hex;
 use crate::outcome::{OutcomeReport, span};
@@ -309,10 +309,6 @@ fn ended_table(runs: &[Execution], key: &StatusKey) -> String {
         "<div class=\"scroll\"><table><caption class=\"note\">Last runs</caption><tr><th>Run</th><th>Pushed</th><th>Commit</th>\
          <th>By</th><th>Outcome</th><th>Took</th><th>Why</th></tr>{rows}</table></div>"
     )
-}
-
-fn first_line(message: &str) -> &str {
-    message.lines().next().unwrap_or("").trim()
 }
 
 #[cfg(test)]

@@ -66,12 +66,12 @@ where
 
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect.kind() {
-            EffectKind::ReportToGitHub => self.github.run(id, effect).await,
+            EffectKind::ReportToGitHub => self.github.report(effect).await,
             _ => self.notify.run(id, effect).await,
         }
     }
 
-    /// One after the other, as the GitHub reports need (see [`GitHubEffects`]).
+    /// One after the other: two reports of a run at once could each create a Deployment.
     async fn run_all(&self, effects: &[PendingEffect]) -> Vec<Result<Option<Event>, EffectError>> {
         let mut results = Vec::with_capacity(effects.len());
         for pending in effects {

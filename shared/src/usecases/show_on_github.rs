@@ -8,13 +8,13 @@ use secrecy::SecretString;
 use tracing::{info, warn};
 
 use crate::github_report::shown;
-use crate::pipeline::{Effect, EffectKind, Event, Execution, PendingEffect};
+use crate::pipeline::{Effect, Event, Execution};
 use crate::ports::{
     CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError, PipelineStore, SecretSource,
 };
 use crate::status::StatusKey;
 use crate::telemetry::Chain;
-use crate::usecases::{EffectError, EffectRunner, KeptSecret};
+use crate::usecases::{EffectError, KeptSecret};
 
 const NAME: &str = "report_to_github";
 
@@ -111,12 +111,10 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
     }
 }
 
-impl<S: PipelineStore, G: CommitReporter, K: SecretSource> EffectRunner for GitHubEffects<S, G, K> {
-    fn kinds(&self) -> &[EffectKind] {
-        &[EffectKind::ReportToGitHub]
-    }
-
-    async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
+impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K> {
+    /// Carries out a `ReportToGitHub`, for the notifier's effect runner ([`crate::usecases::NotifierEffects`]),
+    /// which runs its effects one after the other: two reports of a run at once could each create a Deployment.
+    pub async fn report(&self, effect: &Effect) -> Result<Option<Event>, EffectError> {
         let Effect::ReportToGitHub { execution_id } = effect else {
             return Err(EffectError::permanent(effect.kind().name(), "not an effect the notifier carries out"));
         };
@@ -133,14 +131,5 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> EffectRunner for GitH
             Err(error @ GitHubError::Refused { .. }) => Err(EffectError::permanent(NAME, error)),
             Err(error @ GitHubError::Unavailable { .. }) => Err(EffectError::transient(NAME, error)),
         }
-    }
-
-    /// One after the other: two reports of a run at once could each create a Deployment.
-    async fn run_all(&self, effects: &[PendingEffect]) -> Vec<Result<Option<Event>, EffectError>> {
-        let mut results = Vec::with_capacity(effects.len());
-        for pending in effects {
-            results.push(self.run(&pending.id, &pending.effect).await);
-        }
-        results
     }
 }

@@ -67,6 +67,14 @@ fn pushed() -> Event {
     event
 }
 
+/// A stack in moto, the GitHub stand-in serving acme/web, and the stack's store.
+async fn world() -> Result<(Stack, GitHub, DynamoDbStore)> {
+    let stack = Stack::create().await?;
+    let github = GitHub::start(TOKEN, &["acme/web"]).await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    Ok((stack, github, store))
+}
+
 fn web_1() -> ExecutionId {
     ExecutionId::from("web-1")
 }
@@ -78,9 +86,7 @@ fn rung() -> serde_json::Value {
 
 #[tokio::test]
 async fn a_run_sets_its_commit_status_and_one_deployment_from_queued_to_success_linking_its_page() -> Result<()> {
-    let stack = Stack::create().await?;
-    let github = GitHub::start(TOKEN, &["acme/web"]).await?;
-    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let (stack, github, store) = world().await?;
     let app = notifier(&stack, &github, Some(TOKEN)).await?;
     let now = Utc::now();
 
@@ -174,9 +180,7 @@ async fn a_run_sets_its_commit_status_and_one_deployment_from_queued_to_success_
 
 #[tokio::test]
 async fn github_down_is_tried_again_later_and_never_fails_the_run() -> Result<()> {
-    let stack = Stack::create().await?;
-    let github = GitHub::start(TOKEN, &["acme/web"]).await?;
-    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let (stack, github, store) = world().await?;
     let app = notifier(&stack, &github, Some(TOKEN)).await?;
     let now = Utc::now();
     apply(&store, &[pushed()], now).await?;
@@ -203,9 +207,7 @@ async fn github_down_is_tried_again_later_and_never_fails_the_run() -> Result<()
 
 #[tokio::test]
 async fn a_refused_token_or_none_at_all_parks_the_report_at_once_saying_why() -> Result<()> {
-    let stack = Stack::create().await?;
-    let github = GitHub::start(TOKEN, &["acme/web"]).await?;
-    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    let (stack, github, store) = world().await?;
     let now = Utc::now();
     apply(&store, &[pushed()], now).await?;
 
@@ -240,5 +242,33 @@ async fn a_refused_token_or_none_at_all_parks_the_report_at_once_saying_why() ->
     let parked = state.parked.last().context("parked")?;
     assert!(parked.error.contains("GitHubTokenSecret"), "{}", parked.error);
     assert_eq!(state.execution(&web_1()).map(|run| run.status), Some(Status::Failed), "the run ended as it did");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_deployment_github_made_before_sluice_recorded_it_is_found_not_made_again() -> Result<()> {
+    let (stack, github, store) = world().await?;
+    let app = notifier(&stack, &github, Some(TOKEN)).await?;
+    let now = Utc::now();
+    apply(&store, &[pushed()], now).await?;
+    // GIVEN GitHub made web-1's Deployment on an earlier try, whose answer never reached sluice
+    let made = json!({ "ref": COMMIT, "environment": "production", "payload": { "pipeline": "web", "execution_id": "web-1" } });
+    let authorization = format!("Bearer {TOKEN}");
+    let (code, _, _) = sluice_integration::request(
+        "POST",
+        &format!("{}/repos/acme/web/deployments", github.url),
+        &[("authorization", authorization.as_str()), ("content-type", "application/json")],
+        made.to_string().into_bytes(),
+    )
+    .await?;
+    assert_eq!(code, 201);
+    // WHEN the report is carried out
+    on_event(&app, &rung(), now).await?;
+    // THEN that Deployment is found by its payload and moved on; no second one is made, and the run records it
+    let deployments = github.deployments();
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    assert_eq!(deployments[0]["statuses"][0]["state"], "queued");
+    let run = store.execution(&web_1()).await?.context("the run")?;
+    assert_eq!(run.github_deployment, Some(1));
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod definitions;
 pub mod deploy;
 pub mod events;
 pub mod github;
+pub mod github_auth;
 pub mod github_report;
 pub mod outcome;
 pub mod pipeline;

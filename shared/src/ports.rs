@@ -417,31 +417,32 @@ pub struct DeploymentStatus<'a> {
 }
 
 /// Where the people who push see what became of their commit: GitHub's commit statuses and Deployments. Each call
-/// carries the token it is made with.
+/// carries the credentials it is made with: a token is sent as it is; for a GitHub App, the adapter gets (and keeps
+/// until it nearly expires) an installation access token for the repository.
 pub trait CommitReporter: Send + Sync {
     fn set_commit_status(
         &self,
-        token: &secrecy::SecretString,
+        credentials: &crate::github_auth::GitHubCredentials,
         status: &CommitStatus<'_>,
     ) -> impl Future<Output = Result<(), GitHubError>> + Send;
 
     /// The Deployment already made for the run, if there is one (its payload names the run).
     fn find_deployment(
         &self,
-        token: &secrecy::SecretString,
+        credentials: &crate::github_auth::GitHubCredentials,
         deployment: &DeploymentRequest<'_>,
     ) -> impl Future<Output = Result<Option<u64>, GitHubError>> + Send;
 
     /// Creates the run's Deployment; its id.
     fn create_deployment(
         &self,
-        token: &secrecy::SecretString,
+        credentials: &crate::github_auth::GitHubCredentials,
         deployment: &DeploymentRequest<'_>,
     ) -> impl Future<Output = Result<u64, GitHubError>> + Send;
 
     fn set_deployment_status(
         &self,
-        token: &secrecy::SecretString,
+        credentials: &crate::github_auth::GitHubCredentials,
         status: &DeploymentStatus<'_>,
     ) -> impl Future<Output = Result<(), GitHubError>> + Send;
 }

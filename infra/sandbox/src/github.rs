@@ -13,14 +13,32 @@
 //!   queued, pending, success; 404 for an unknown deployment; 201 with the status
 //!   (<https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status>).
 //!
-//! A request without `Authorization: Bearer <the token>` gets 401 `Bad credentials`; a missing required field or an
-//! unknown state gets 422 `Validation Failed`; a repository not served gets 404 `Not Found`. `fail_next` makes the
-//! next requests answer 503, as GitHub does when it is down.
+//!
+//! A GitHub App installed with `install_app` (on every repository served) signs in with a JWT (RS256, `iss` its id,
+//! `exp` at most ten minutes ahead, verified with its public key) for:
+//!
+//! - `GET /repos/{owner}/{repo}/installation`: the app's installation
+//!   (<https://docs.github.com/en/rest/apps/apps#get-a-repository-installation-for-the-authenticated-app>);
+//! - `POST /app/installations/{id}/access_tokens`: an installation access token for an hour, limited to the
+//!   `repositories` and `permissions` asked for, which must be served and granted (statuses and deployments, write)
+//!   or 422 (<https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app>).
+//!
+//! Such a token then serves the repositories it names, as the token given to `start` serves all; a JWT serves only
+//! the app's endpoints.
+//!
+//! A request without `Authorization: Bearer <a token it serves>` gets 401 `Bad credentials` (an app endpoint: `A
+//! JSON web token could not be decoded`); a missing required field or an unknown state gets 422 `Validation Failed`;
+//! a repository not served, or not named by the installation token, gets 404 `Not Found`. `fail_next` makes the next
+//! requests answer 503, as GitHub does when it is down.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, Result};
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, TimeDelta, Utc};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -44,17 +62,47 @@ pub struct Recorded {
     pub api_version: Option<String>,
     /// `Accept`, as sent.
     pub accept: Option<String>,
-    /// Whether it carried the right bearer token.
+    /// Whether it carried a bearer token that serves it.
     pub authorized: bool,
+    /// What signed it in: `token` (the one given to `start`), `app` (a GitHub App's JWT), `installation` (an
+    /// installation access token); `None` for anything else.
+    pub credential: Option<&'static str>,
     /// The JSON body (`null` for none).
     pub body: Value,
     /// What the stand-in answered.
     pub status: u16,
 }
 
+/// A GitHub App installed on every repository served.
+struct App {
+    /// Its id (or client id), the JWT's `iss`.
+    issuer: String,
+    /// DER `RSAPublicKey`.
+    public_key: Vec<u8>,
+    installation: u64,
+}
+
+/// An installation access token handed out.
+struct Issued {
+    token: String,
+    /// The repositories' names (without the owner), lower case.
+    repositories: Vec<String>,
+    expires_at: DateTime<Utc>,
+}
+
+/// What a request's bearer token is.
+enum Bearer {
+    Token,
+    App { installation: u64 },
+    Installation { repositories: Vec<String> },
+    Unknown,
+}
+
 #[derive(Default)]
 struct State {
     token: String,
+    apps: Vec<App>,
+    issued: Vec<Issued>,
     repositories: Vec<String>,
     requests: Vec<Recorded>,
     /// Every deployment, oldest first, each with its `statuses`.
@@ -120,6 +168,21 @@ impl GitHub {
         self.state().fail_next = count;
     }
 
+    /// Installs a GitHub App, whose JWTs `public_key` (DER `RSAPublicKey`) verifies, on every repository served;
+    /// its installation id.
+    pub fn install_app(&self, issuer: &str, public_key: &[u8]) -> u64 {
+        let mut state = self.state();
+        let installation = 1000 + state.apps.len() as u64;
+        state.apps.push(App { issuer: issuer.to_owned(), public_key: public_key.to_vec(), installation });
+        installation
+    }
+
+    /// Every installation access token handed out so far stops working (`Bad credentials`), as when an app's
+    /// installation is suspended and resumed.
+    pub fn revoke_installation_tokens(&self) {
+        self.state().issued.clear();
+    }
+
     /// The commit statuses set on `sha`, oldest first.
     pub fn commit_statuses(&self, sha: &str) -> Vec<Value> {
         self.state().commit_statuses.iter().filter(|status| status["sha"] == sha).cloned().collect()
@@ -148,30 +211,153 @@ async fn answer(state: &Mutex<State>, request: hyper::Request<Incoming>) -> hype
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let json: Value = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or(Value::Null) };
     let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-    let authorized = header("authorization").is_some_and(|given| given == format!("Bearer {}", state.token));
+    let path = parts.uri.path().to_owned();
+    let bearer = header("authorization")
+        .and_then(|given| given.strip_prefix("Bearer ").map(str::to_owned))
+        .map_or(Bearer::Unknown, |given| state.bearer(&given, Utc::now()));
+    let app_endpoint = path.starts_with("/app/") || (path.starts_with("/repos/") && path.ends_with("/installation"));
+    let authorized = match &bearer {
+        Bearer::Token | Bearer::Installation { .. } => !app_endpoint,
+        Bearer::App { .. } => app_endpoint,
+        Bearer::Unknown => false,
+    };
     let mut recorded = Recorded {
         method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
+        path,
         query: parts.uri.query().unwrap_or_default().to_owned(),
         api_version: header("x-github-api-version"),
         accept: header("accept"),
         authorized,
+        credential: match bearer {
+            Bearer::Token => Some("token"),
+            Bearer::App { .. } => Some("app"),
+            Bearer::Installation { .. } => Some("installation"),
+            Bearer::Unknown => None,
+        },
         body: json.clone(),
         status: 0,
     };
     let (status, answer) = if state.fail_next > 0 {
         state.fail_next -= 1;
         (503, message("Service Unavailable"))
+    } else if !authorized && app_endpoint {
+        (401, message("A JSON web token could not be decoded"))
     } else if !authorized {
         (401, message("Bad credentials"))
     } else if !body.is_empty() && json.is_null() {
         (400, message("Problems parsing JSON"))
+    } else if let Bearer::App { installation } = bearer {
+        state.app_route(installation, &recorded.method, &recorded.path, &json)
+    } else if let Bearer::Installation { repositories } = bearer
+        && !recorded.path.split('/').nth(3).is_some_and(|name| repositories.contains(&name.to_ascii_lowercase()))
+    {
+        (404, message("Not Found"))
     } else {
         route(&mut state, &recorded.method, &recorded.path, &recorded.query, &json)
     };
     recorded.status = status;
     state.requests.push(recorded);
     reply(status, &answer)
+}
+
+impl State {
+    /// What `given` is: the token, a live installation token, or a JWT of an installed app that verifies.
+    fn bearer(&self, given: &str, now: DateTime<Utc>) -> Bearer {
+        if given == self.token {
+            return Bearer::Token;
+        }
+        if let Some(issued) = self.issued.iter().find(|issued| issued.token == given && now < issued.expires_at) {
+            return Bearer::Installation { repositories: issued.repositories.clone() };
+        }
+        self.app_jwt(given, now).map_or(Bearer::Unknown, |installation| Bearer::App { installation })
+    }
+
+    /// The installation of the app whose JWT `given` is, if it verifies and is live.
+    fn app_jwt(&self, given: &str, now: DateTime<Utc>) -> Option<u64> {
+        let [header, claims, signature] = given.split('.').collect::<Vec<_>>()[..] else { return None };
+        let decode = |part: &str| -> Option<Value> { serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok() };
+        if decode(header)?["alg"] != "RS256" {
+            return None;
+        }
+        let claims = decode(claims)?;
+        let issuer = match &claims["iss"] {
+            Value::Number(id) => id.to_string(),
+            Value::String(id) => id.clone(),
+            _ => return None,
+        };
+        let (issued_at, expires) = (claims["iat"].as_i64()?, claims["exp"].as_i64()?);
+        let now = now.timestamp();
+        // GitHub: issued not in the future (a minute's drift allowed), expiring in the future but within ten minutes.
+        if issued_at > now + 60 || expires <= now || expires > now + 600 {
+            return None;
+        }
+        let app = self.apps.iter().find(|app| app.issuer == issuer)?;
+        let key = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &app.public_key);
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        key.verify(format!("{header}.{}", given.split('.').nth(1)?).as_bytes(), &signature).ok()?;
+        Some(app.installation)
+    }
+
+    /// An app's own endpoints, for the app of `installation`.
+    fn app_route(&mut self, installation: u64, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (method, parts.as_slice()) {
+            ("GET", ["repos", owner, name, "installation"]) => {
+                if !self.repositories.contains(&format!("{owner}/{name}").to_ascii_lowercase()) {
+                    return (404, message("Not Found"));
+                }
+                (200, json!({ "id": installation, "account": { "login": owner }, "repository_selection": "all" }))
+            }
+            ("POST", ["app", "installations", id, "access_tokens"]) => {
+                if id.parse::<u64>().ok() != Some(installation) {
+                    return (404, message("Not Found"));
+                }
+                let served: Vec<String> =
+                    self.repositories.iter().filter_map(|r| r.split_once('/').map(|(_, n)| n.to_owned())).collect();
+                let asked: Option<Vec<String>> = body.get("repositories").map(|names| {
+                    names
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .map(str::to_ascii_lowercase)
+                        .collect()
+                });
+                let repositories = asked.unwrap_or_else(|| served.clone());
+                if repositories.iter().any(|name| !served.contains(name)) {
+                    let text = "There is at least one repository that does not exist or is not accessible to the parent installation.";
+                    return (422, message(text));
+                }
+                let granted = |(permission, level): (&String, &Value)| {
+                    matches!(permission.as_str(), "statuses" | "deployments" | "metadata")
+                        && matches!(level.as_str(), Some("read" | "write"))
+                };
+                let permissions =
+                    body.get("permissions").cloned().unwrap_or(json!({ "statuses": "write", "deployments": "write" }));
+                if !permissions.as_object().is_some_and(|asked| asked.iter().all(granted)) {
+                    return (422, message("The permissions requested are not granted to this installation."));
+                }
+                let expires_at = Utc::now() + TimeDelta::hours(1);
+                let token = format!("ghs_sandbox{:04}{:016x}", self.issued.len(), random());
+                self.issued.push(Issued { token: token.clone(), repositories: repositories.clone(), expires_at });
+                let answer = json!({
+                    "token": token,
+                    "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "permissions": permissions,
+                    "repository_selection": "selected",
+                    "repositories": repositories.iter().map(|name| json!({ "name": name })).collect::<Vec<_>>(),
+                });
+                (201, answer)
+            }
+            _ => (404, message("Not Found")),
+        }
+    }
+}
+
+/// A number no one can guess ahead: the standard library's per-process random hash keys.
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
 }
 
 fn route(state: &mut State, method: &str, path: &str, query: &str, body: &Value) -> (u16, Value) {

@@ -1,9 +1,18 @@
 //! `CommitReporter` on GitHub's REST API (<https://docs.github.com/en/rest>), over the same hyper and rustls client
-//! as the checks. Every request names the API version it was written for (`X-GitHub-Api-Version`) and carries the
-//! token as a bearer token; nothing here logs it.
+//! as the checks. Every request names the API version it was written for (`X-GitHub-Api-Version`) and carries a
+//! bearer token; nothing here logs it.
+//!
+//! With a token, that is the token. With a GitHub App, it is an installation access token for the one repository
+//! reported on, with only the permissions sluice uses (commit statuses and deployments), got with the app's JWT
+//! (<https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app>) and kept until five
+//! minutes before it expires: two more requests an hour per repository. One refused as bad credentials while kept
+//! (the app's key rotated, the installation suspended) is forgotten and the request made once more with a new one.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper_rustls::HttpsConnector;
@@ -15,6 +24,7 @@ use serde_json::{Value, json};
 use tracing::instrument;
 
 use super::http::{cause, https_connector};
+use crate::github_auth::{GitHubApp, GitHubCredentials};
 use crate::github_report::API_VERSION;
 use crate::ports::{CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError};
 
@@ -24,12 +34,18 @@ pub const GITHUB_API: &str = "https://api.github.com";
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The most of an answer read.
 const MAX_ANSWER: usize = 1 << 20;
+/// An installation access token is replaced this long before it expires.
+const RENEW_BEFORE: TimeDelta = TimeDelta::minutes(5);
+
+/// Installation access tokens, by app and repository, with when they expire.
+type Installations = HashMap<(String, String), (SecretString, DateTime<Utc>)>;
 
 /// GitHub's REST API at `base`.
 #[derive(Debug, Clone)]
 pub struct GitHubApi {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
+    installations: Arc<Mutex<Installations>>,
 }
 
 impl GitHubApi {
@@ -39,7 +55,93 @@ impl GitHubApi {
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
             base: base.trim_end_matches('/').to_owned(),
+            installations: Arc::default(),
         })
+    }
+
+    fn installations(&self) -> std::sync::MutexGuard<'_, Installations> {
+        self.installations.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The bearer token for a request on `repository`, and whether it was kept from before.
+    async fn bearer(
+        &self,
+        credentials: &GitHubCredentials,
+        repository: &str,
+    ) -> Result<(SecretString, bool), GitHubError> {
+        let app = match credentials {
+            GitHubCredentials::Token(token) => return Ok((token.clone(), false)),
+            GitHubCredentials::App(app) => app,
+        };
+        let key = (app.issuer.clone(), repository.to_ascii_lowercase());
+        let kept = self.installations().get(&key).cloned();
+        if let Some((token, expires)) = kept
+            && Utc::now() < expires - RENEW_BEFORE
+        {
+            return Ok((token, true));
+        }
+        let (token, expires) = self.installation_token(app, repository).await?;
+        self.installations().insert(key, (token.clone(), expires));
+        Ok((token, false))
+    }
+
+    /// A new installation access token for `repository`: the app's installation on it, then a token for it alone.
+    async fn installation_token(
+        &self,
+        app: &GitHubApp,
+        repository: &str,
+    ) -> Result<(SecretString, DateTime<Utc>), GitHubError> {
+        let refused = |what: &str, message: String| GitHubError::Refused { what: what.to_owned(), status: 0, message };
+        let signing = format!("signing in as GitHub App {}", app.issuer);
+        let jwt = app.jwt(Utc::now()).map_err(|error| refused(&signing, error.to_string()))?;
+        let path = format!("{}/installation", repo_path(repository)?);
+        let what = format!("finding GitHub App {}'s installation on {repository}", app.issuer);
+        let installation = self.call(&jwt, hyper::Method::GET, &path, None, &what).await?;
+        let Some(id) = installation.get("id").and_then(Value::as_u64) else {
+            return Err(refused(&what, "the answer has no installation id".into()));
+        };
+        let name = repository.split_once('/').map_or(repository, |(_, name)| name);
+        let body = json!({
+            "repositories": [name],
+            "permissions": { "statuses": "write", "deployments": "write" },
+        });
+        let path = format!("/app/installations/{id}/access_tokens");
+        let what = format!("an installation access token of GitHub App {} for {repository}", app.issuer);
+        let answer = self.call(&jwt, hyper::Method::POST, &path, Some(&body), &what).await?;
+        let token = answer.get("token").and_then(Value::as_str).filter(|token| !token.is_empty());
+        let expires = answer
+            .get("expires_at")
+            .and_then(Value::as_str)
+            .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| at.with_timezone(&Utc));
+        match (token, expires) {
+            (Some(token), Some(expires)) => Ok((SecretString::from(token.to_owned()), expires)),
+            _ => Err(refused(&what, "the answer has no token or no expires_at".into())),
+        }
+    }
+
+    /// `method path` on `repository` with `credentials`. A kept installation token refused as bad credentials is
+    /// forgotten, and the request made once more with a new one.
+    async fn on_repository(
+        &self,
+        credentials: &GitHubCredentials,
+        repository: &str,
+        method: hyper::Method,
+        path: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<Value, GitHubError> {
+        let (token, kept) = self.bearer(credentials, repository).await?;
+        match self.call(&token, method.clone(), path, body, what).await {
+            Err(GitHubError::Refused { status: 401, .. }) if kept => {
+                if let GitHubCredentials::App(app) = credentials {
+                    self.installations().remove(&(app.issuer.clone(), repository.to_ascii_lowercase()));
+                }
+                let (token, _) = self.bearer(credentials, repository).await?;
+                self.call(&token, method, path, body, what).await
+            }
+            answer => answer,
+        }
     }
 
     /// `method path` with `body`; the answer's JSON on a 2xx, the error otherwise.
@@ -115,20 +217,26 @@ fn hex(commit: &str) -> Result<&str, GitHubError> {
 
 impl CommitReporter for GitHubApi {
     #[instrument(skip_all, fields(repository = status.repository, commit = status.commit, state = status.state))]
-    async fn set_commit_status(&self, token: &SecretString, status: &CommitStatus<'_>) -> Result<(), GitHubError> {
+    async fn set_commit_status(
+        &self,
+        credentials: &GitHubCredentials,
+        status: &CommitStatus<'_>,
+    ) -> Result<(), GitHubError> {
         let path = format!("{}/statuses/{}", repo_path(status.repository)?, hex(status.commit)?);
         let mut body = json!({ "state": status.state, "context": status.context, "description": status.description });
         if let Some(url) = status.target_url {
             body["target_url"] = json!(url);
         }
         let what = format!("the commit status of {}@{}", status.repository, status.commit);
-        self.call(token, hyper::Method::POST, &path, Some(&body), &what).await.map(drop)
+        self.on_repository(credentials, status.repository, hyper::Method::POST, &path, Some(&body), &what)
+            .await
+            .map(drop)
     }
 
     #[instrument(skip_all, fields(repository = deployment.repository, execution = deployment.execution_id))]
     async fn find_deployment(
         &self,
-        token: &SecretString,
+        credentials: &GitHubCredentials,
         deployment: &DeploymentRequest<'_>,
     ) -> Result<Option<u64>, GitHubError> {
         let query = form_urlencoded::Serializer::new(String::new())
@@ -138,7 +246,8 @@ impl CommitReporter for GitHubApi {
             .finish();
         let path = format!("{}/deployments?{query}", repo_path(deployment.repository)?);
         let what = format!("listing the deployments of {}@{}", deployment.repository, deployment.commit);
-        let listed = self.call(token, hyper::Method::GET, &path, None, &what).await?;
+        let listed =
+            self.on_repository(credentials, deployment.repository, hyper::Method::GET, &path, None, &what).await?;
         Ok(listed.as_array().into_iter().flatten().find_map(|found| {
             let ours = found.pointer("/payload/execution_id").and_then(Value::as_str) == Some(deployment.execution_id);
             ours.then(|| found.get("id").and_then(Value::as_u64)).flatten()
@@ -148,7 +257,7 @@ impl CommitReporter for GitHubApi {
     #[instrument(skip_all, fields(repository = deployment.repository, execution = deployment.execution_id))]
     async fn create_deployment(
         &self,
-        token: &SecretString,
+        credentials: &GitHubCredentials,
         deployment: &DeploymentRequest<'_>,
     ) -> Result<u64, GitHubError> {
         let path = format!("{}/deployments", repo_path(deployment.repository)?);
@@ -163,7 +272,9 @@ impl CommitReporter for GitHubApi {
             "payload": { "pipeline": deployment.pipeline, "execution_id": deployment.execution_id },
         });
         let what = format!("creating a deployment of {}@{}", deployment.repository, deployment.commit);
-        let created = self.call(token, hyper::Method::POST, &path, Some(&body), &what).await?;
+        let created = self
+            .on_repository(credentials, deployment.repository, hyper::Method::POST, &path, Some(&body), &what)
+            .await?;
         created.get("id").and_then(Value::as_u64).ok_or_else(|| GitHubError::Refused {
             what,
             status: 202,
@@ -174,7 +285,7 @@ impl CommitReporter for GitHubApi {
     #[instrument(skip_all, fields(repository = status.repository, deployment = status.deployment, state = status.state))]
     async fn set_deployment_status(
         &self,
-        token: &SecretString,
+        credentials: &GitHubCredentials,
         status: &DeploymentStatus<'_>,
     ) -> Result<(), GitHubError> {
         let path = format!("{}/deployments/{}/statuses", repo_path(status.repository)?, status.deployment);
@@ -183,6 +294,8 @@ impl CommitReporter for GitHubApi {
             body["log_url"] = json!(url);
         }
         let what = format!("the status of deployment {} of {}", status.deployment, status.repository);
-        self.call(token, hyper::Method::POST, &path, Some(&body), &what).await.map(drop)
+        self.on_repository(credentials, status.repository, hyper::Method::POST, &path, Some(&body), &what)
+            .await
+            .map(drop)
     }
 }

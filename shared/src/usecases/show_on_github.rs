@@ -4,9 +4,9 @@
 //! with the outbox's backoff, then parked; a refusal (a bad token, a repository out of its reach) is parked at once.
 //! Either way the run goes on: nothing here can fail it.
 
-use secrecy::SecretString;
 use tracing::{info, warn};
 
+use crate::github_auth::GitHubCredentials;
 use crate::github_report::shown;
 use crate::pipeline::{Effect, Event, Execution};
 use crate::ports::{
@@ -30,14 +30,15 @@ pub struct GitHubEffects<S, G, K> {
     /// Where the runs' records are read from.
     pub store: S,
     pub github: G,
-    /// The token sluice acts with; `None` when the stack was given none.
+    /// The secret sluice signs in to GitHub with (a token, or a GitHub App's id and key); `None` when the stack was
+    /// given none.
     pub token: Option<KeptSecret<K>>,
     /// Where commit statuses and Deployments link to; `None`: no link.
     pub pages: Option<RunPages<K>>,
 }
 
 impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K> {
-    async fn token(&self) -> Result<SecretString, EffectError> {
+    async fn credentials(&self) -> Result<GitHubCredentials, EffectError> {
         let Some(token) = &self.token else {
             return Err(EffectError::permanent(
                 NAME,
@@ -45,7 +46,8 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
                  pipeline's [github] table",
             ));
         };
-        token.get().await.map_err(|error| EffectError::transient(NAME, error))
+        let secret = token.get().await.map_err(|error| EffectError::transient(NAME, error))?;
+        GitHubCredentials::parse(&secret).map_err(|error| EffectError::permanent(NAME, error))
     }
 
     /// The run's page, if the status page is set up; a key that cannot be read costs the link, not the report.
@@ -65,7 +67,12 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
     }
 
     /// Shows `run` on GitHub as it stands; the id of a Deployment found or created for it, if it had none recorded.
-    async fn show(&self, token: &SecretString, run: &Execution, environment: &str) -> Result<Option<u64>, GitHubError> {
+    async fn show(
+        &self,
+        credentials: &GitHubCredentials,
+        run: &Execution,
+        environment: &str,
+    ) -> Result<Option<u64>, GitHubError> {
         let now = shown(run);
         let page = self.page(run).await;
         let source = &run.source;
@@ -77,7 +84,7 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
             description: &now.description,
             target_url: page.as_deref(),
         };
-        self.github.set_commit_status(token, &status).await?;
+        self.github.set_commit_status(credentials, &status).await?;
         let Some(state) = now.deployment else { return Ok(None) };
         let request = DeploymentRequest {
             repository: &source.repository,
@@ -90,10 +97,10 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
         let (deployment, created) = match run.github_deployment {
             Some(known) => (known, None),
             // Found first: a report tried again after GitHub created the Deployment makes no second one.
-            None => match self.github.find_deployment(token, &request).await? {
+            None => match self.github.find_deployment(credentials, &request).await? {
                 Some(found) => (found, Some(found)),
                 None => {
-                    let made = self.github.create_deployment(token, &request).await?;
+                    let made = self.github.create_deployment(credentials, &request).await?;
                     (made, Some(made))
                 }
             },
@@ -105,7 +112,7 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
             description: &now.description,
             log_url: page.as_deref(),
         };
-        self.github.set_deployment_status(token, &status).await?;
+        self.github.set_deployment_status(credentials, &status).await?;
         info!(execution = %run.id, commit = now.commit.as_str(), deployment = state.as_str(), "shown on GitHub");
         Ok(created)
     }
@@ -124,8 +131,8 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
             Err(error) => return Err(EffectError::transient(NAME, error)),
         };
         let Some(github) = run.plan.github.clone() else { return Ok(None) };
-        let token = self.token().await?;
-        match self.show(&token, &run, &github.environment).await {
+        let credentials = self.credentials().await?;
+        match self.show(&credentials, &run, &github.environment).await {
             Ok(created) => Ok(created
                 .map(|deployment| Event::GitHubDeploymentCreated { execution_id: execution_id.clone(), deployment })),
             Err(error @ GitHubError::Refused { .. }) => Err(EffectError::permanent(NAME, error)),

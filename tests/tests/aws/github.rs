@@ -6,16 +6,17 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 use notifier::handler::{AwsApp, Config, on_event};
 use secrecy::SecretString;
-use serde_json::json;
+use serde_json::{Value, json};
 use sluice::adapters::DynamoDbStore;
 use sluice::definitions::{ExecutionMode, GitHubReport};
+use sluice::github_auth::GitHubCredentials;
 use sluice::pipeline::{ApprovalDecision, BuildOutputs, EffectKind, Event, ExecutionId, Status};
 use sluice::ports::PipelineStore;
 use sluice::status::StatusKey;
 use sluice::testing::{RecordingRunner, push};
 use sluice::usecases::{Input, handle};
 use sluice_integration::{Stack, unique};
-use sluice_sandbox::github::GitHub;
+use sluice_sandbox::github::{GitHub, Recorded};
 
 const TOKEN: &str = "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz";
 const KEY: &str = "Wx7Lq2Nv9Rb4Tz8Mk3Hc6Pd5";
@@ -224,18 +225,7 @@ async fn a_refused_token_or_none_at_all_parks_the_report_at_once_saying_why() ->
     assert_eq!(state.execution(&web_1()).map(|run| run.status), Some(Status::Running(sluice::pipeline::Stage::Build)));
     assert!(github.requests().iter().all(|r| !r.authorized));
 
-    apply(
-        &store,
-        &[Event::BuildFailed {
-            execution_id: web_1(),
-            build_id: "build-web-1".into(),
-            status: sluice::pipeline::BuildFailure::Failed,
-            phase: Some("BUILD".into()),
-            reason: "build failed in phase BUILD".into(),
-        }],
-        now,
-    )
-    .await?;
+    apply(&store, &[build_failed()], now).await?;
     let none = notifier(&stack, &github, None).await?;
     on_event(&none, &rung(), now).await?;
     let state = store.load("web").await?.context("the state")?.value;
@@ -270,5 +260,117 @@ async fn a_deployment_github_made_before_sluice_recorded_it_is_found_not_made_ag
     assert_eq!(deployments[0]["statuses"][0]["state"], "queued");
     let run = store.execution(&web_1()).await?.context("the run")?;
     assert_eq!(run.github_deployment, Some(1));
+    Ok(())
+}
+
+/// GitHub's form of a GitHub App's private key, made for the tests.
+const APP_KEY: &str = include_str!("../../../shared/tests/fixtures/github-app-test-key.pem");
+
+/// The secret of GitHub App 42, and its public key.
+fn app_42() -> Result<(String, Vec<u8>)> {
+    let secret = json!({ "app_id": 42, "private_key": APP_KEY }).to_string();
+    match GitHubCredentials::parse(&SecretString::from(secret.clone()))? {
+        GitHubCredentials::App(app) => Ok((secret, app.public_key())),
+        GitHubCredentials::Token(_) => anyhow::bail!("not an app"),
+    }
+}
+
+/// Each request as `METHOD path credential answer`.
+fn calls(requests: &[Recorded]) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| format!("{} {} {} {}", r.method, r.path, r.credential.unwrap_or("none"), r.status))
+        .collect()
+}
+
+fn build_failed() -> Event {
+    Event::BuildFailed {
+        execution_id: web_1(),
+        build_id: "build-web-1".into(),
+        status: sluice::pipeline::BuildFailure::Failed,
+        phase: Some("BUILD".into()),
+        reason: "build failed in phase BUILD".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_github_app_reports_with_an_installation_token_for_that_repository_alone_kept_and_renewed_when_refused()
+-> Result<()> {
+    let (stack, github, store) = world().await?;
+    let (secret, public_key) = app_42()?;
+    let installation = github.install_app("42", &public_key);
+    let app = notifier(&stack, &github, Some(&secret)).await?;
+    let now = Utc::now();
+
+    apply(&store, &[pushed()], now).await?;
+    on_event(&app, &rung(), now).await?;
+    // The JWT finds the installation and gets a token for acme/web alone, with the two permissions sluice uses; the
+    // token, not the JWT, sets the status and makes the Deployment.
+    let requests = github.requests();
+    let find = "GET /repos/acme/web/installation app 200".to_owned();
+    let get_token = format!("POST /app/installations/{installation}/access_tokens app 201");
+    let set_status = format!("POST /repos/acme/web/statuses/{COMMIT} installation 201");
+    let deployment_status = "POST /repos/acme/web/deployments/1/statuses installation 201".to_owned();
+    assert_eq!(
+        calls(&requests),
+        [
+            find.clone(),
+            get_token.clone(),
+            set_status.clone(),
+            "GET /repos/acme/web/deployments installation 200".into(),
+            "POST /repos/acme/web/deployments installation 201".into(),
+            deployment_status.clone(),
+        ]
+    );
+    assert_eq!(
+        requests[1].body,
+        json!({ "repositories": ["web"], "permissions": { "statuses": "write", "deployments": "write" } })
+    );
+
+    // GIVEN the installation's tokens are revoked (the app suspended and resumed)
+    github.revoke_installation_tokens();
+    // WHEN the run ends and is reported
+    apply(&store, &[build_failed()], now).await?;
+    on_event(&app, &rung(), now).await?;
+    // THEN the kept token is refused once, a new one is got, and the report goes through: nothing parked
+    assert_eq!(
+        calls(&github.requests()[6..]),
+        [format!("POST /repos/acme/web/statuses/{COMMIT} none 401"), find, get_token, set_status, deployment_status]
+    );
+    let states: Vec<Value> = github.commit_statuses(COMMIT).iter().map(|s| s["state"].clone()).collect();
+    assert_eq!(states, [json!("pending"), json!("failure")]);
+    let state = store.load("web").await?.context("the state")?.value;
+    let reports = state.pending.iter().filter(|p| p.effect.kind() == EffectKind::ReportToGitHub).count();
+    assert!(state.parked.is_empty() && reports == 0, "{:?} {:?}", state.parked, state.pending);
+    assert!(github.requests().iter().all(|r| r.api_version.as_deref() == Some("2022-11-28")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_github_app_not_installed_on_the_repository_or_a_secret_without_its_key_parks_the_report_saying_why()
+-> Result<()> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    // GitHub serves acme/other only: the app is not installed on acme/web.
+    let github = GitHub::start(TOKEN, &["acme/other"]).await?;
+    let (secret, public_key) = app_42()?;
+    github.install_app("42", &public_key);
+    let now = Utc::now();
+    apply(&store, &[pushed()], now).await?;
+
+    on_event(&notifier(&stack, &github, Some(&secret)).await?, &rung(), now).await?;
+    let state = store.load("web").await?.context("the state")?.value;
+    let error = &state.parked.first().context("parked")?.error;
+    assert!(error.contains("GitHub answered 404 to finding GitHub App 42's installation on acme/web"), "{error}");
+    assert!(!error.contains("PRIVATE KEY"), "{error}");
+
+    apply(&store, &[build_failed()], now).await?;
+    let keyless = json!({ "app_id": 42 }).to_string();
+    on_event(&notifier(&stack, &github, Some(&keyless)).await?, &rung(), now).await?;
+    let state = store.load("web").await?.context("the state")?.value;
+    let error = &state.parked.last().context("parked")?.error;
+    assert!(error.contains("without a `private_key`"), "{error}");
+    assert_eq!(github.requests().len(), 1, "a secret sluice cannot use sends nothing");
+    assert_eq!(state.execution(&web_1()).map(|run| run.status), Some(Status::Failed), "the run ended as it did");
     Ok(())
 }

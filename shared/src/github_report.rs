@@ -94,11 +94,17 @@ pub fn shown(run: &Execution) -> Shown {
             (CommitState::Success, Some(DeploymentState::Success), format!("run #{n} deployed{took}"))
         }
         Status::Superseded => {
-            (CommitState::Error, Some(DeploymentState::Inactive), format!("run #{n} superseded{why}"))
+            let description = match run.reason.as_deref() {
+                // The machine's reason says by what: "superseded by execution ... while awaiting approval".
+                Some(reason) if reason.starts_with("superseded") => format!("run #{n} {reason}"),
+                _ => format!("run #{n} superseded{why}"),
+            };
+            (CommitState::Error, Some(DeploymentState::Inactive), description)
         }
         Status::Skipped => (CommitState::Error, None, format!("run #{n} skipped{why}")),
         Status::Failed | Status::RolledBack | Status::TimedOut | Status::Rejected => {
-            (CommitState::Failure, Some(DeploymentState::Failure), format!("run #{n} {}{why}", run.status))
+            let ended = run.status.to_string().replace('_', " ");
+            (CommitState::Failure, Some(DeploymentState::Failure), format!("run #{n} {ended}{why}"))
         }
     };
     Shown { context: format!("sluice/{}", run.pipeline), commit, deployment, description: bounded(&description) }
@@ -159,7 +165,7 @@ mod tests {
         failed.reason = Some(format!("the BeforeAllowTraffic checks failed: {}\nsecond line", "x".repeat(300)));
         let report = shown(&failed);
         assert_eq!((report.commit, report.deployment), (CommitState::Failure, Some(DeploymentState::Failure)));
-        assert!(report.description.starts_with("run #1 rolled_back: the BeforeAllowTraffic checks failed"));
+        assert!(report.description.starts_with("run #1 rolled back: the BeforeAllowTraffic checks failed"));
         assert_eq!(report.description.chars().count(), MAX_DESCRIPTION);
         assert!(report.description.ends_with('…'));
 
@@ -167,6 +173,7 @@ mod tests {
         failed.reason = Some("superseded by run #2".into());
         let report = shown(&failed);
         assert_eq!((report.commit, report.deployment), (CommitState::Error, Some(DeploymentState::Inactive)));
+        assert_eq!(report.description, "run #1 superseded by run #2", "the reason is not repeated");
         failed.status = Status::Skipped;
         assert_eq!(shown(&failed).deployment, None, "a skipped run gets no Deployment");
     }

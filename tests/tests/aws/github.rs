@@ -60,9 +60,14 @@ async fn apply(store: &DynamoDbStore, events: &[Event], now: DateTime<Utc>) -> R
 }
 
 fn pushed() -> Event {
-    let mut event = push("web-1", ExecutionMode::Superseded, true);
+    pushed_as("web-1", COMMIT)
+}
+
+/// A push of `commit` that starts run `execution` of web, shown on GitHub as `production`.
+fn pushed_as(execution: &str, commit: &str) -> Event {
+    let mut event = push(execution, ExecutionMode::Superseded, true);
     if let Event::Triggered { source, plan, .. } = &mut event {
-        source.commit = COMMIT.into();
+        source.commit = commit.into();
         plan.github = Some(GitHubReport { environment: "production".into() });
     }
     event
@@ -372,5 +377,47 @@ async fn a_github_app_not_installed_on_the_repository_or_a_secret_without_its_ke
     assert!(error.contains("without a `private_key`"), "{error}");
     assert_eq!(github.requests().len(), 1, "a secret sluice cannot use sends nothing");
     assert_eq!(state.execution(&web_1()).map(|run| run.status), Some(Status::Failed), "the run ended as it did");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_superseded_by_a_newer_push_shows_an_error_on_its_commit_and_its_deployment_inactive() -> Result<()> {
+    let (stack, github, store) = world().await?;
+    let app = notifier(&stack, &github, Some(TOKEN)).await?;
+    let now = Utc::now();
+    let built = |execution: &str| Event::BuildSucceeded {
+        execution_id: ExecutionId::from(execution),
+        build_id: format!("build-{execution}"),
+        outputs: BuildOutputs { image_uri: format!("web:{execution}"), artifacts: None },
+    };
+    const NEWER: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
+
+    // GIVEN web-1 built and waiting for its approval, shown on GitHub
+    apply(&store, &[pushed(), built("web-1")], now).await?;
+    on_event(&app, &rung(), now).await?;
+    // WHEN a newer push's run, web-2, is built: it supersedes web-1 at the approval stage
+    apply(&store, &[pushed_as("web-2", NEWER), built("web-2")], now).await?;
+    on_event(&app, &rung(), now).await?;
+
+    let run = store.execution(&web_1()).await?.context("web-1")?;
+    assert_eq!(run.status, Status::Superseded);
+    // THEN web-1's commit shows an error naming the run that superseded it, and its Deployment is inactive
+    let last = github.commit_statuses(COMMIT).last().cloned().context("a status")?;
+    assert_eq!(last["state"], "error");
+    assert_eq!(
+        last["description"],
+        format!("run #1 superseded by execution web-2 (commit {NEWER}) while awaiting approval")
+    );
+    let deployments = github.deployments();
+    let of = |sha: &str| deployments.iter().find(|d| d["sha"] == sha).cloned().unwrap_or_default();
+    let states = |deployment: &Value| -> Vec<Value> {
+        deployment["statuses"].as_array().into_iter().flatten().map(|s| s["state"].clone()).collect()
+    };
+    assert_eq!(states(&of(COMMIT)), [json!("queued"), json!("inactive")]);
+    assert_eq!(run.github_deployment, of(COMMIT)["id"].as_u64());
+    // AND web-2, now waiting for its approval, has its own Deployment, queued, and its commit pending
+    assert_eq!(states(&of(NEWER)), [json!("queued")]);
+    let newer = github.commit_statuses(NEWER).last().cloned().context("web-2's status")?;
+    assert_eq!(newer["state"], "pending");
     Ok(())
 }

@@ -213,3 +213,64 @@ async fn pass_on(
     let used = if parts.status.is_success() { usage(operation, &sent, &body) } else { Usage::default() };
     Ok((hyper::Response::from_parts(parts, Full::new(body)), used))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn body(value: &serde_json::Value) -> Vec<u8> {
+        value.to_string().into_bytes()
+    }
+
+    /// An attribute map whose JSON is about `bytes` long.
+    fn item(bytes: usize) -> serde_json::Value {
+        json!({ "pk": { "S": "x".repeat(bytes.saturating_sub(20)) } })
+    }
+
+    #[test]
+    fn a_put_costs_a_write_unit_per_started_kilobyte_and_twice_that_in_a_transaction() {
+        let put = |bytes| usage("DynamoDB_20120810.PutItem", &body(&json!({ "Item": item(bytes) })), b"{}");
+        assert_eq!(put(100).write_units, 1);
+        assert_eq!(put(1024).write_units, 1);
+        assert_eq!(put(1500).write_units, 2);
+        let transaction = json!({ "TransactItems": [
+            { "Put": { "Item": item(1500) } },
+            { "Put": { "Item": item(100) } },
+        ] });
+        let used = usage("DynamoDB_20120810.TransactWriteItems", &body(&transaction), b"{}");
+        assert_eq!(used, Usage { write_units: 2 * 2 + 2 * 1, ..Usage::default() });
+    }
+
+    #[test]
+    fn a_read_costs_a_unit_per_started_four_kilobytes_and_one_for_an_item_not_there() {
+        let get = |answer: serde_json::Value| usage("DynamoDB_20120810.GetItem", b"{}", &body(&answer)).read_units;
+        assert_eq!(get(json!({})), 1);
+        assert_eq!(get(json!({ "Item": item(4000) })), 1);
+        assert_eq!(get(json!({ "Item": item(5000) })), 2);
+    }
+
+    #[test]
+    fn events_put_and_sns_publishes_are_counted_and_other_calls_cost_nothing_here() {
+        let entries = json!({ "Entries": [{}, {}, {}] });
+        assert_eq!(usage("AWSEvents.PutEvents", &body(&entries), b"{}").events, 3);
+        let publish = b"Action=Publish&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A123456789012%3At&Message=hi";
+        assert_eq!(usage("POST /", publish, b"<PublishResponse/>").publishes, 1);
+        assert_eq!(usage("POST /", b"Action=ListTopics", b"").publishes, 0);
+        assert_eq!(usage("DynamoDB_20120810.Query", b"{}", b"{}"), Usage::default());
+        assert_eq!(usage("PUT /bucket/key", b"bytes", b""), Usage::default());
+        let mut total = usage("AWSEvents.PutEvents", &body(&entries), b"{}");
+        total += usage("POST /", publish, b"");
+        assert_eq!(total, Usage { events: 3, publishes: 1, ..Usage::default() });
+    }
+
+    #[test]
+    fn a_reading_names_its_operations_without_their_service_prefix() {
+        let reading = Reading {
+            calls: vec!["DynamoDB_20120810.GetItem".into(), "AWSEvents.PutEvents".into(), "POST /".into()],
+            ..Reading::default()
+        };
+        assert_eq!(reading.operations(), "GetItem, PutEvents, POST /");
+    }
+}

@@ -408,6 +408,7 @@ pub fn push(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
         },
         plan: Box::new(plan(approval)),
         mode,
+        ordered: None,
     }
 }
 

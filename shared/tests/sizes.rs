@@ -76,6 +76,7 @@ fn maximal_push(n: usize) -> Event {
         },
         plan: Box::new(maximal_plan()),
         mode: ExecutionMode::Queued,
+        ordered: None,
     }
 }
 

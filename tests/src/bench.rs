@@ -219,6 +219,7 @@ async fn fill(store: &DynamoDbStore, pipeline: &str, plan: &Plan) -> Result<Stri
             },
             plan: Box::new(plan.clone()),
             mode: ExecutionMode::Queued,
+            ordered: None,
         };
         // The runner answers StartBuild with `build-<execution>`, as CodeBuild would with its build id.
         let built = Event::BuildSucceeded {

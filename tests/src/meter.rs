@@ -240,7 +240,8 @@ mod tests {
             { "Put": { "Item": item(100) } },
         ] });
         let used = usage("DynamoDB_20120810.TransactWriteItems", &body(&transaction), b"{}");
-        assert_eq!(used, Usage { write_units: 2 * 2 + 2 * 1, ..Usage::default() });
+        // Twice the 1500-byte item's two units, and twice the 100-byte item's one.
+        assert_eq!(used, Usage { write_units: 4 + 2, ..Usage::default() });
     }
 
     #[test]

@@ -113,10 +113,10 @@ async fn run(args: &[String]) -> Result<ExitCode> {
                  reconciler within {RECONCILER_MINUTES} minutes"
             );
         }
-        "rollback" => rollback(&args, word(0, "a PIPELINE")?).await?,
-        "retry" => order(&args, Order::Retry { run: word(0, "a RUN")? }).await?,
+        "rollback" => return rollback(&args, word(0, "a PIPELINE")?).await,
+        "retry" => return order(&args, Order::Retry { run: word(0, "a RUN")? }).await,
         "rerun" => {
-            order(&args, Order::Rerun { pipeline: word(0, "a PIPELINE")?, commit: word(1, "a COMMIT")? }).await?
+            return order(&args, Order::Rerun { pipeline: word(0, "a PIPELINE")?, commit: word(1, "a COMMIT")? }).await;
         }
         other => return Err(usage(format!("unknown command {other:?}"))),
     }
@@ -428,7 +428,7 @@ async fn decide(args: &Args<'_>, id: &str, decision: ApprovalDecision) -> Result
 
 /// `sluice rollback`: the order is recorded as the caller's AWS identity, and the stop made at once with its
 /// credentials.
-async fn rollback(args: &Args<'_>, pipeline: &str) -> Result<()> {
+async fn rollback(args: &Args<'_>, pipeline: &str) -> Result<ExitCode> {
     if args.to.is_some() {
         return order(args, Order::RollbackTo { pipeline, to: args.to }).await;
     }
@@ -462,12 +462,14 @@ async fn rollback(args: &Args<'_>, pipeline: &str) -> Result<()> {
              {pipeline} {id}"
         ),
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `sluice rollback --to`, `sluice retry`, `sluice rerun`: a new run, ordered as the caller's AWS identity; its
 /// announcement (and its build, if it has one) goes out at once with the caller's credentials.
-async fn order(args: &Args<'_>, order: Order<'_>) -> Result<()> {
+/// `sluice retry`, `rerun`, and `rollback` with nothing deploying: exits 1 when the run ordered ended at once (a
+/// commit behind its ref's head is skipped), saying why.
+async fn order(args: &Args<'_>, order: Order<'_>) -> Result<ExitCode> {
     let stack = Stack::find(args).await?;
     let bus = stack
         .bus
@@ -487,11 +489,19 @@ async fn order(args: &Args<'_>, order: Order<'_>) -> Result<()> {
     } else {
         format!("builds commit {commit} again")
     };
+    let ended = ordered.status.is_finished();
     if args.json {
         println!(
             "{}",
             json!({ "run": ordered.execution_id, "pipeline": ordered.pipeline, "of": ordered.of, "commit": ordered.commit,
-                    "redeploys": ordered.redeploys, "status": ordered.status.to_string(), "by": by })
+                    "redeploys": ordered.redeploys, "status": ordered.status.to_string(), "reason": ordered.reason,
+                    "by": by })
+        );
+    } else if ended {
+        let why = ordered.reason.as_deref().map(|reason| format!(": {reason}")).unwrap_or_default();
+        println!(
+            "{}: a run of {} that {how}, ordered by {by}; it is {}{why}",
+            ordered.execution_id, ordered.pipeline, ordered.status
         );
     } else {
         println!(
@@ -500,7 +510,7 @@ async fn order(args: &Args<'_>, order: Order<'_>) -> Result<()> {
         );
         println!("follow it with: sluice show-run {} --wait", ordered.execution_id);
     }
-    Ok(())
+    Ok(if ended { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// How often the reconciler runs (its schedule in `template.yaml`).

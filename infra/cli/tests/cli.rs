@@ -644,3 +644,120 @@ async fn sluice_page_prints_the_status_pages_address_and_a_runs_which_the_approv
     assert!(stderr(&by_table).contains("name the stack"), "{}", stderr(&by_table));
     Ok(())
 }
+
+/// Applies `events` to pipeline web in `store`, as the stage functions would.
+async fn applied(store: &DynamoDbStore, events: &[sluice::pipeline::Event]) -> Result<()> {
+    use sluice::definitions::ExecutionMode;
+    use sluice::testing::RecordingRunner;
+    use sluice::usecases::{Input, handle};
+    let runner = RecordingRunner::new();
+    for event in events {
+        let now = chrono::Utc::now();
+        handle(store, &runner, Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now })
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn retry_builds_a_failed_builds_commit_again_and_redeploys_a_failed_deployments_build_and_rerun_builds_a_commit()
+-> Result<()> {
+    use sluice::pipeline::{BuildFailure, Event, ExecutionId, Stage, Status};
+    use sluice::testing::push;
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    store.publish(&std::fs::read_to_string(workspace_root().join(EXAMPLE))?, None, chrono::Utc::now()).await?;
+    stack.create_build_project("web-build").await?;
+    let codebuild = aws_sdk_codebuild::Client::new(&stack.config);
+    // GIVEN main went to commit 111… (web-1, shipped), then 222… (web-2, whose deployment failed and rolled back),
+    // then 333… (web-3, whose build failed), as GitHub's pushes say
+    let commit = |n: char| n.to_string().repeat(40);
+    let chained = |mut event: Event, before: char, after: char| {
+        if let Event::Triggered { source, .. } = &mut event {
+            (source.before, source.commit) = (commit(before), commit(after));
+        }
+        event
+    };
+    let mut web_1 = sluice::testing::shipped("web-1");
+    web_1[0] = chained(web_1[0].clone(), '0', '1');
+    applied(&store, &web_1).await?;
+    let mut web_2 = sluice::testing::shipped("web-2");
+    web_2[0] = chained(web_2[0].clone(), '1', '2');
+    web_2.pop();
+    web_2.push(Event::DeploymentFailed {
+        execution_id: ExecutionId::from("web-2"),
+        deployment_id: Some("d-web-2".into()),
+        reason: "the deployment's alarm went off".into(),
+        rolled_back: true,
+    });
+    applied(&store, &web_2).await?;
+    let web_3 = [
+        chained(push("web-3", sluice::definitions::ExecutionMode::Superseded, true), '2', '3'),
+        Event::BuildFailed {
+            execution_id: ExecutionId::from("web-3"),
+            build_id: "build-web-3".into(),
+            status: BuildFailure::Failed,
+            phase: Some("BUILD".into()),
+            reason: "build failed in phase BUILD".into(),
+        },
+    ];
+    applied(&store, &web_3).await?;
+    let name = sluice_integration::unique("sluice-cli");
+    deployed(&stack, &name).await?;
+
+    // WHEN web-3 is retried, THEN its commit is built again on CodeBuild in a new run, pushed by the caller
+    let retry = sluice(&["--stack", &name, "retry", "web-3"]);
+    assert!(retry.status.success(), "{}", stderr(&retry));
+    let text = stdout(&retry);
+    assert!(
+        text.starts_with("web-rerun-4: a run of web that builds commit 333333333333 again, ordered by arn:aws:"),
+        "{text}"
+    );
+    assert!(text.contains("; it is running build\n"), "{text}");
+    let run = store.execution(&ExecutionId::from("web-rerun-4")).await?.expect("the new run");
+    assert_eq!((run.status, run.source.commit.as_str()), (Status::Running(Stage::Build), commit('3').as_str()));
+    assert!(run.source.pusher.starts_with("arn:aws:"), "{}", run.source.pusher);
+    let build_id = run.build.as_ref().and_then(|build| build.build_id.clone()).expect("CodeBuild's build id");
+    let listed = codebuild.list_builds_for_project().project_name("web-build").send().await?;
+    let [started] = listed.ids() else { panic!("one build: {listed:?}") };
+    assert!(build_id.ends_with(&format!("build/{started}")), "{build_id} names {started}");
+    let builds = codebuild.batch_get_builds().ids(started).send().await?;
+    let build = builds.builds().first().unwrap_or_else(|| panic!("the build {build_id}, in CodeBuild: {builds:?}"));
+    assert_eq!((build.project_name(), build.source_version()), (Some("web-build"), Some(commit('3').as_str())));
+
+    // WHEN web-2 is retried, THEN the build it deployed is deployed again, without a new build or approval
+    let retry = sluice(&["--stack", &name, "--json", "retry", "web-2"]);
+    assert!(retry.status.success(), "{}", stderr(&retry));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&retry))?;
+    assert_eq!(answer["run"], "web-redeploy-5");
+    assert_eq!((answer["of"].as_str(), answer["redeploys"].as_bool()), (Some("web-2"), Some(true)));
+    assert_eq!(answer["status"], "running deploy");
+    let requested =
+        stack.receive(stack.queue("DeploymentRequestedRule")?, 1, std::time::Duration::from_secs(10)).await?;
+    assert_eq!(requested[0]["detail"]["execution_id"], "web-redeploy-5", "the deployer is told at once");
+    assert_eq!(requested[0]["detail"]["image_uri"], "web:web-2");
+
+    // WHEN web's latest commit is run again by a prefix of it, THEN a new run builds it again, after web-rerun-4
+    let rerun = sluice(&["--stack", &name, "rerun", "web", "3333333"]);
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    assert!(
+        stdout(&rerun).starts_with("web-rerun-6: a run of web that builds commit 333333333333 again"),
+        "{}",
+        stdout(&rerun)
+    );
+    let builds = codebuild.list_builds_for_project().project_name("web-build").send().await?;
+    assert!(stdout(&rerun).contains("; it is waiting for build\n"), "one build at a time: {}", stdout(&rerun));
+    assert_eq!(builds.ids().len(), 1, "its build starts when web-rerun-4's ends: {builds:?}");
+    // AND a commit main has moved past is not built again: the run is skipped, saying why, and the command fails
+    let older = sluice(&["--stack", &name, "rerun", "web", "111111"]);
+    assert_eq!(older.status.code(), Some(1), "{}", stderr(&older));
+    assert!(
+        stdout(&older).contains(
+            "; it is skipped: commit 1111111 is older than 3333333, which web already ran for refs/heads/main; sluice \
+             never deploys backwards\n"
+        ),
+        "{}",
+        stdout(&older)
+    );
+    Ok(())
+}

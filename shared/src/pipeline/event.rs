@@ -106,12 +106,17 @@ pub enum BuildFailure {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    /// A push was accepted for the pipeline: record a new execution and start it.
+    /// A push was accepted for the pipeline (or an operator ordered a commit built again): record a new execution
+    /// and start it.
     Triggered {
         execution_id: ExecutionId,
         source: SourceFacts,
         plan: Box<Plan>,
         mode: ExecutionMode,
+        /// Who ordered it, and why, when an operator did (`sluice retry` of a run whose build failed, `sluice
+        /// rerun`): `rerun of commit 3f2a9c1 by arn:aws:iam::…:user/carol`. `None` for a push.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ordered: Option<String>,
     },
     /// An operator ordered a run that deploys what an earlier run built (`sluice rollback --to`, `sluice retry` of a
     /// run whose deployment failed): it has no build or approval stage of its own, and enters its deploy stage with

@@ -13,7 +13,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::event::{ApprovalNotice, BuildFailure, Effect, Event, HookStatus};
 use super::state::{
     ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, OrderedRollback,
-    PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded,
+    PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded, short_commit,
 };
 use crate::definitions::{AFTER_ROLLOUT, DeployTarget, ExecutionMode};
 use crate::events::{
@@ -115,7 +115,7 @@ type Applied = Result<Option<IgnoreReason>, TransitionError>;
 
 impl Run {
     fn apply(&mut self, event: &Event) -> Applied {
-        if let Event::Triggered { execution_id, source, plan, mode } = event {
+        if let Event::Triggered { execution_id, source, plan, mode, ordered } = event {
             if self.state.execution(execution_id).is_some() {
                 return Ok(Some(IgnoreReason::DuplicateEvent));
             }
@@ -123,8 +123,14 @@ impl Run {
                 return Err(TransitionError::QueueFull { pipeline: self.state.pipeline.clone(), limit: MAX_WAITING });
             }
             self.state.mode = *mode;
-            let older = self.older_than_head(source);
-            let execution = self.new_run(execution_id, source, plan, Stage::Build);
+            // A push of a commit the ref has moved past is late; an operator's order is not a push, and may build
+            // the ref's head again, but never a commit behind it (a rollback deploys an earlier build instead).
+            let older = match ordered {
+                None => self.older_than_head(source),
+                Some(_) => self.behind_head(source),
+            };
+            let execution =
+                Execution { ordered: ordered.clone(), ..self.new_run(execution_id, source, plan, Stage::Build) };
             if let Some(reason) = older {
                 // It never waited for a stage: it ends before it starts.
                 self.state.executions.push(Execution { status: Status::Skipped, ..execution });
@@ -132,7 +138,9 @@ impl Run {
                 self.finish(i, Status::Skipped, Some(reason));
                 return Ok(None);
             }
-            self.remember_push(source);
+            if ordered.is_none() {
+                self.remember_push(source);
+            }
             self.start(execution, Stage::Build);
             return Ok(None);
         }
@@ -968,18 +976,26 @@ impl Run {
         if source.before.is_empty() || source.before == NO_COMMIT || &source.before == head {
             return None;
         }
-        let short = |commit: &str| commit.chars().take(7).collect::<String>();
         if &source.commit == head {
-            return Some(format!("{} already ran {} for {}", self.state.pipeline, short(head), source.git_ref));
+            let short = short_commit(head);
+            return Some(format!("{} already ran {short} for {}", self.state.pipeline, source.git_ref));
         }
+        self.behind_head(source)
+    }
+
+    /// Why `source`'s commit is one its ref has moved past (an ancestor of the ref's last pushed commit, as far as
+    /// the remembered pushes go); `None` for the head itself or a commit not among them.
+    fn behind_head(&self, source: &super::state::SourceFacts) -> Option<String> {
+        let history = self.state.refs.iter().find(|history| history.git_ref == source.git_ref)?;
+        let head = &history.pushes.last()?.after;
         let mut at = head;
         for _ in 0..history.pushes.len() {
             let Some(link) = history.pushes.iter().rev().find(|link| &link.after == at) else { break };
             if link.before == source.commit {
                 return Some(format!(
                     "commit {} is older than {}, which {} already ran for {}; sluice never deploys backwards",
-                    short(&source.commit),
-                    short(head),
+                    short_commit(&source.commit),
+                    short_commit(head),
                     self.state.pipeline,
                     source.git_ref
                 ));

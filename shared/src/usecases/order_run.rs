@@ -41,6 +41,8 @@ pub struct Ordered {
     pub redeploys: bool,
     /// Where the new run stands now (running deploy, waiting for deploy, running build, ...).
     pub status: Status,
+    /// Why it ended as soon as it was ordered (skipped: its commit is behind its ref's head).
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,8 +151,8 @@ where
             ordered: why,
         }
     } else {
-        // A new build of the same commit: a push of it, by the operator. A commit older than one the pipeline has
-        // run since is skipped, as a late push would be: sluice never deploys backwards by rebuilding.
+        // A new build of the same commit, by the operator. A commit its ref has moved past is skipped: sluice never
+        // deploys backwards by rebuilding (a rollback deploys an earlier build).
         source.pusher = by.to_owned();
         source.delivery_id = execution_id.0.clone();
         Event::Triggered {
@@ -158,6 +160,7 @@ where
             source,
             plan: Box::new(Plan::from(pipeline)),
             mode: pipeline.mode,
+            ordered: Some(why),
         }
     };
     let input = Input { pipeline: &pipeline.name, mode: pipeline.mode, event: &event, receipt: None, now };
@@ -174,6 +177,7 @@ where
         commit: earlier.source.commit,
         redeploys: redeploy,
         status: ordered.status,
+        reason: ordered.reason,
     })
 }
 

@@ -753,3 +753,53 @@ async fn a_retry_deploys_a_failed_deployments_build_again_builds_a_failed_build_
         order_run(&store, &runner, Order::Rerun { pipeline: "web", commit: "0badc0de" }, "carol", now()).await;
     assert!(matches!(unknown, Err(OrderError::UnknownCommit { .. })), "{unknown:?}");
 }
+
+#[tokio::test]
+async fn a_retry_or_rerun_builds_its_refs_head_again_but_never_a_commit_the_ref_has_moved_past() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    published(&store).await;
+    // GIVEN main went 0 -> A (run e1, shipped) -> B (run e2, whose build failed), as GitHub pushes say
+    let (a, b) = ("a".repeat(40), "b".repeat(40));
+    let chained = |id: &str, before: &str, after: &str| {
+        let mut event = crate::testing::push(id, ExecutionMode::Superseded, true);
+        if let Event::Triggered { source, .. } = &mut event {
+            source.before = before.to_owned();
+            source.commit = after.to_owned();
+        }
+        event
+    };
+    let mut e1 = crate::testing::shipped("e1");
+    e1[0] = chained("e1", &"0".repeat(40), &a);
+    for event in &e1 {
+        handle(&store, &runner, input(event, None)).await.expect("shipped");
+    }
+    let failed = Event::BuildFailed {
+        execution_id: ExecutionId::from("e2"),
+        build_id: "build-e2".into(),
+        status: crate::pipeline::BuildFailure::Failed,
+        phase: Some("BUILD".into()),
+        reason: "build failed in phase BUILD".into(),
+    };
+    for event in [chained("e2", &a, &b), failed] {
+        handle(&store, &runner, input(&event, None)).await.expect("handled");
+    }
+
+    // WHEN e2 is retried, THEN its commit, main's head, is built again: an order is not a late push
+    let retried = order_run(&store, &runner, Order::Retry { run: "e2" }, "carol", now()).await.expect("retried");
+    assert_eq!(retried.status, Status::Running(Stage::Build), "{:?}", retried.reason);
+    let run = store.execution(&retried.execution_id).await.ok().flatten().expect("the new run");
+    assert_eq!(run.ordered.as_deref(), Some("retry of run #2 (e2) by carol"));
+
+    // WHEN A is run again, THEN the run is skipped: main moved past it, and a rollback deploys an earlier build
+    let rerun = Order::Rerun { pipeline: "web", commit: "aaaaaaa" };
+    let older = order_run(&store, &runner, rerun, "carol", now()).await.expect("ordered");
+    assert_eq!(older.status, Status::Skipped);
+    let reason = older.reason.unwrap_or_default();
+    assert!(reason.contains("commit aaaaaaa is older than bbbbbbb") && reason.contains("never deploys backwards"));
+
+    // AND the ref's pushes are as GitHub made them: a late copy of the push to B is still skipped
+    let late = chained("e9", &a, &b);
+    handle(&store, &runner, input(&late, None)).await.expect("handled");
+    let late = store.execution(&ExecutionId::from("e9")).await.ok().flatten().expect("recorded");
+    assert_eq!(late.status, Status::Skipped, "{:?}", late.reason);
+}

@@ -206,6 +206,7 @@ async fn start<S: PipelineStore, R: EffectRunner>(
         source: source.clone(),
         plan: Box::new(Plan::from(pipeline)),
         mode: pipeline.mode,
+        ordered: None,
     };
     let answer = json!({ "pipeline": pipeline.name, "execution_id": execution_id });
     let input = Input {

@@ -51,6 +51,7 @@ pub fn push(execution: &str) -> Event {
         },
         plan: Box::new(web_plan()),
         mode: ExecutionMode::Superseded,
+        ordered: None,
     }
 }
 

@@ -43,6 +43,9 @@ the stack: --stack NAME, else $SLUICE_STACK, else sluice (its PipelineTableName 
 
 /// How often `--wait` looks at the run.
 const POLL: Duration = Duration::from_secs(2);
+/// The frames of `--wait`'s spinner on a terminal, and how long each shows.
+const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+const TICK: Duration = Duration::from_millis(100);
 
 /// A mistake in the command line: exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -364,11 +367,20 @@ async fn follow(args: &Args<'_>, store: &DynamoDbStore, mut run: Execution) -> R
             return Ok(if run.status == Status::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
         if std::io::stderr().is_terminal() {
-            eprint!("\r  … {} {}, waiting for {}\x1b[K", run.id, run.status, waits_for(&run, chrono::Utc::now()));
-        }
-        tokio::time::sleep(POLL).await;
-        if std::io::stderr().is_terminal() {
+            // A spinner on one line, redrawn in place, that ends cleared: the timeline above stays as it was.
+            let line = format!("{} {}, waiting for {}", run.id, run.status, waits_for(&run, chrono::Utc::now()));
+            let until = tokio::time::Instant::now() + POLL;
+            for frame in SPINNER.iter().cycle() {
+                eprint!("\r  {frame} {line}\x1b[K");
+                if tokio::time::Instant::now() + TICK > until {
+                    break;
+                }
+                tokio::time::sleep(TICK).await;
+            }
+            tokio::time::sleep_until(until).await;
             eprint!("\r\x1b[K");
+        } else {
+            tokio::time::sleep(POLL).await;
         }
         run = read_run(store, &run.id).await?;
     }

@@ -16,7 +16,13 @@ fn sluice(args: &[&str]) -> Output {
 
 /// As [`sluice`], with more environment variables (`AWS_ENDPOINT_URL_ECS`, say).
 fn sluice_with(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
+    command(args, env).output().expect("the sluice binary runs")
+}
+
+/// `sluice args...` from the workspace root, with AWS pointed at this binary's moto, `env`, and nothing else.
+fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
         .args(args)
         .current_dir(workspace_root())
         .env_clear()
@@ -26,9 +32,54 @@ fn sluice_with(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_MAX_ATTEMPTS", "1")
-        .envs(env.iter().copied())
-        .output()
-        .expect("the sluice binary runs")
+        .envs(env.iter().copied());
+    command
+}
+
+/// `sluice args...` (as [`sluice_with`]) whose stdout and stderr are a terminal: a pseudo-terminal whose other end
+/// this test reads, so it sees what a person at a terminal sees, escapes and all.
+struct OnATerminal {
+    child: std::process::Child,
+    screen: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl OnATerminal {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        use std::io::Read;
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let (mut ours, mut theirs) = (0, 0);
+        // SAFETY: openpty writes two descriptors it opened into the two integers, and reads no name, termios or size.
+        let opened =
+            unsafe { libc::openpty(&mut ours, &mut theirs, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+        anyhow::ensure!(opened == 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just opened by openpty and are owned by nothing else.
+        let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(ours), OwnedFd::from_raw_fd(theirs)) };
+        let child = {
+            let mut command = command(args, env);
+            command.stdin(std::process::Stdio::null()).stdout(theirs.try_clone()?).stderr(theirs);
+            command.spawn()?
+            // The command, and with it this end of the terminal, is dropped here: the child holds the only copies,
+            // so reading ends when it exits.
+        };
+        let mut screen = std::fs::File::from(ours);
+        let screen = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut chunk = [0; 4096];
+            // Linux answers EIO once the other end is closed.
+            while let Ok(read @ 1..) = screen.read(&mut chunk) {
+                seen.extend_from_slice(&chunk[..read]);
+            }
+            seen
+        });
+        Ok(Self { child, screen })
+    }
+
+    /// Its exit code, and all it wrote.
+    fn finish(mut self) -> Result<(Option<i32>, String)> {
+        let status = self.child.wait()?;
+        let screen = self.screen.join().map_err(|_| anyhow::anyhow!("the terminal's reader panicked"))?;
+        Ok((status.code(), String::from_utf8_lossy(&screen).into_owned()))
+    }
 }
 
 fn stdout(output: &Output) -> String {
@@ -759,5 +810,53 @@ async fn retry_builds_a_failed_builds_commit_again_and_redeploys_a_failed_deploy
         "{}",
         stdout(&older)
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn show_run_wait_on_a_terminal_colours_the_status_and_spins_a_progress_line_it_clears_unless_no_color()
+-> Result<()> {
+    use sluice::pipeline::{ApprovalDecision, Event, ExecutionId};
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    web_run(&store, "web-1", true).await?;
+    let table = stack.table.clone();
+    // GIVEN web-1 waits for its approval, and two people follow it at their terminals, one with NO_COLOR set
+    let coloured = OnATerminal::start(&["--table", &table, "show-run", "web-1", "--wait"], &[])?;
+    let plain = OnATerminal::start(&["--table", &table, "show-run", "web-1", "--wait"], &[("NO_COLOR", "1")])?;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // WHEN it is rejected
+    let rejected = Event::ApprovalDecided {
+        execution_id: ExecutionId::from("web-1"),
+        decision: ApprovalDecision::Rejected,
+        approver: "Jane".into(),
+        comment: Some("not today".into()),
+        token_hash: None,
+        source_ip: None,
+        user_agent: None,
+    };
+    applied(&store, &[rejected]).await?;
+    let (code, screen) = tokio::task::spawn_blocking(move || coloured.finish()).await??;
+    let (plain_code, plain_screen) = tokio::task::spawn_blocking(move || plain.finish()).await??;
+
+    // THEN both exit 1, the run having not succeeded
+    assert_eq!((code, plain_code), (Some(1), Some(1)), "{screen}\n{plain_screen}");
+    // AND the status is yellow while the run runs and red once rejected
+    assert!(screen.contains("\x1b[33mrunning approval\x1b[0m"), "{screen:?}");
+    assert!(screen.contains("web-1 \x1b[31mrejected\x1b[0m: rejected by Jane: not today\r\n"), "{screen:?}");
+    // AND while it waits, a spinner turns on one line, saying what the run waits for, and is cleared before the end
+    let progress = "web-1 running approval, waiting for a decision";
+    let frames: std::collections::BTreeSet<char> = screen
+        .split("\r  ")
+        .filter(|drawn| drawn.contains(progress))
+        .filter_map(|drawn| drawn.chars().next())
+        .collect();
+    assert!(frames.len() >= 5, "the spinner turns: {frames:?} in {screen:?}");
+    let cleared = screen.rfind("\r\x1b[K").expect("the line is cleared");
+    assert!(cleared < screen.rfind("web-1 \x1b[31mrejected").unwrap_or_default(), "{screen:?}");
+    // AND with NO_COLOR, the same words without a colour, and the spinner still (it is not colour)
+    assert!(!plain_screen.contains("\x1b[3"), "{plain_screen:?}");
+    assert!(plain_screen.contains("web-1 rejected: rejected by Jane: not today\r\n"), "{plain_screen:?}");
+    assert!(plain_screen.contains(progress), "{plain_screen:?}");
     Ok(())
 }

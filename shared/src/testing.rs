@@ -357,6 +357,17 @@ pub fn ecs_native(shift: crate::definitions::TrafficShift) -> crate::definitions
     }
 }
 
+/// Run `execution`'s build (`build-<execution>`) failed in its BUILD phase.
+pub fn build_failed(execution: &str) -> Event {
+    Event::BuildFailed {
+        execution_id: ExecutionId::from(execution),
+        build_id: format!("build-{execution}"),
+        status: crate::pipeline::BuildFailure::Failed,
+        phase: Some("BUILD".into()),
+        reason: "build failed in phase BUILD".into(),
+    }
+}
+
 /// The events of run `execution` from its push to its end, shipped: pushed (superseded mode, with an approval
 /// stage), built (image `web:<execution>`, artifacts `s3://artifacts/<execution>`), approved by Jane, deployed
 /// (`d-<execution>`) and succeeded.

@@ -560,6 +560,9 @@ async fn approve_and_reject_decide_as_the_callers_aws_identity_and_announce_it_o
     let otherwise = sluice(&["--stack", &name, "reject", "web-1"]);
     assert_eq!(otherwise.status.code(), Some(1));
     assert!(stderr(&otherwise).contains("was already Approved; the decision stands"), "{}", stderr(&otherwise));
+    let unknown = sluice(&["--stack", &name, "approve", "web-9"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("there is no run web-9: `sluice history PIPELINE` lists them"));
 
     web_run(&store, "web-2", true).await?;
     let rejected = sluice(&["--stack", &name, "--json", "reject", "web-2", "--comment", "not on a Friday"]);
@@ -573,6 +576,14 @@ async fn approve_and_reject_decide_as_the_callers_aws_identity_and_announce_it_o
         "{}",
         stdout(&waited)
     );
+    web_run(&store, "web-3", false).await?;
+    let building = sluice(&["--stack", &name, "approve", "web-3"]);
+    assert_eq!(building.status.code(), Some(1));
+    assert!(
+        stderr(&building).contains("run web-3 is running build: it waits for no decision"),
+        "{}",
+        stderr(&building)
+    );
     let json = sluice(&["--stack", &name, "--json", "show-run", "web-2"]);
     let shown: serde_json::Value = serde_json::from_slice(&json.stdout)?;
     assert_eq!(shown["status"], "rejected");
@@ -582,17 +593,7 @@ async fn approve_and_reject_decide_as_the_callers_aws_identity_and_announce_it_o
 
 /// Run `id` of pipeline web, built, approved and shipped.
 async fn shipped(store: &DynamoDbStore, id: &str) -> Result<()> {
-    use sluice::definitions::ExecutionMode;
-    use sluice::testing::RecordingRunner;
-    use sluice::usecases::{Input, handle};
-    let runner = RecordingRunner::new();
-    let events = sluice::testing::shipped(id);
-    for event in &events {
-        let now = chrono::Utc::now();
-        handle(store, &runner, Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now })
-            .await?;
-    }
-    Ok(())
+    applied(store, &sluice::testing::shipped(id)).await
 }
 
 #[tokio::test]
@@ -713,7 +714,7 @@ async fn applied(store: &DynamoDbStore, events: &[sluice::pipeline::Event]) -> R
 #[tokio::test]
 async fn retry_builds_a_failed_builds_commit_again_and_redeploys_a_failed_deployments_build_and_rerun_builds_a_commit()
 -> Result<()> {
-    use sluice::pipeline::{BuildFailure, Event, ExecutionId, Stage, Status};
+    use sluice::pipeline::{Event, ExecutionId, Stage, Status};
     use sluice::testing::push;
     let stack = Stack::create().await?;
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
@@ -744,17 +745,22 @@ async fn retry_builds_a_failed_builds_commit_again_and_redeploys_a_failed_deploy
     applied(&store, &web_2).await?;
     let web_3 = [
         chained(push("web-3", sluice::definitions::ExecutionMode::Superseded, true), '2', '3'),
-        Event::BuildFailed {
-            execution_id: ExecutionId::from("web-3"),
-            build_id: "build-web-3".into(),
-            status: BuildFailure::Failed,
-            phase: Some("BUILD".into()),
-            reason: "build failed in phase BUILD".into(),
-        },
+        sluice::testing::build_failed("web-3"),
     ];
     applied(&store, &web_3).await?;
     let name = sluice_integration::unique("sluice-cli");
     deployed(&stack, &name).await?;
+
+    // An unknown run or commit is refused, saying so, and nothing is ordered.
+    for (args, error) in [
+        (["retry", "web-9"].as_slice(), "there is no run web-9: `sluice history PIPELINE` lists them"),
+        (["rollback", "web", "--to", "web-9"].as_slice(), "there is no run web-9"),
+        (["rerun", "api", "1111111"].as_slice(), "pipeline api ran no commit starting 1111111"),
+    ] {
+        let refused = sluice(&[["--stack", name.as_str()].as_slice(), args].concat());
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&refused).contains(error), "{args:?}: {}", stderr(&refused));
+    }
 
     // WHEN web-3 is retried, THEN its commit is built again on CodeBuild in a new run, pushed by the caller
     let retry = sluice(&["--stack", &name, "retry", "web-3"]);

@@ -707,13 +707,7 @@ async fn a_retry_deploys_a_failed_deployments_build_again_builds_a_failed_build_
     // e2's build fails: a retry builds its commit again.
     let pushed = crate::testing::push("e2", ExecutionMode::Superseded, true);
     handle(&store, &runner, input(&pushed, None)).await.expect("pushed");
-    let failed = Event::BuildFailed {
-        execution_id: ExecutionId::from("e2"),
-        build_id: "build-e2".into(),
-        status: crate::pipeline::BuildFailure::Failed,
-        phase: Some("BUILD".into()),
-        reason: "build failed in phase BUILD".into(),
-    };
+    let failed = crate::testing::build_failed("e2");
     handle(&store, &runner, input(&failed, None)).await.expect("failed");
     let ordered = order_run(&store, &runner, Order::Retry { run: "e2" }, "carol", now()).await.expect("retried");
     assert!(!ordered.redeploys);
@@ -773,13 +767,7 @@ async fn a_retry_or_rerun_builds_its_refs_head_again_but_never_a_commit_the_ref_
     for event in &e1 {
         handle(&store, &runner, input(event, None)).await.expect("shipped");
     }
-    let failed = Event::BuildFailed {
-        execution_id: ExecutionId::from("e2"),
-        build_id: "build-e2".into(),
-        status: crate::pipeline::BuildFailure::Failed,
-        phase: Some("BUILD".into()),
-        reason: "build failed in phase BUILD".into(),
-    };
+    let failed = crate::testing::build_failed("e2");
     for event in [chained("e2", &a, &b), failed] {
         handle(&store, &runner, input(&event, None)).await.expect("handled");
     }

@@ -289,13 +289,7 @@ fn calls(requests: &[Recorded]) -> Vec<String> {
 }
 
 fn build_failed() -> Event {
-    Event::BuildFailed {
-        execution_id: web_1(),
-        build_id: "build-web-1".into(),
-        status: sluice::pipeline::BuildFailure::Failed,
-        phase: Some("BUILD".into()),
-        reason: "build failed in phase BUILD".into(),
-    }
+    sluice::testing::build_failed("web-1")
 }
 
 #[tokio::test]

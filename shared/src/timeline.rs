@@ -267,12 +267,7 @@ mod tests {
             ..Default::default()
         });
         run.deploy = Some(DeployFacts {
-            strategy: "blue_green".into(),
             deployment_id: Some("d-1".into()),
-            service_deployment: None,
-            task_definition: None,
-            previous_task_definition: None,
-            rolled_out_at: None,
             hooks: vec![HookResult {
                 lifecycle_event: "AfterAllowTestTraffic".into(),
                 hook_execution_id: "h".into(),
@@ -281,10 +276,8 @@ mod tests {
                 millis: Some(12),
                 at: at(320),
             }],
-            pauses: Vec::new(),
-            rollback_ordered: None,
-            started_at: at(301),
             finished_at: Some(at(400)),
+            ..DeployFacts::new("blue_green", at(301))
         });
         run.status = Status::Succeeded;
         run.finished_at = Some(at(400));

@@ -81,7 +81,7 @@ impl AwsApp {
                 github: GitHubEffects {
                     store,
                     github: GitHubApi::new(&config.github_api)?,
-                    token: config.github_token.as_ref().map(secret),
+                    credentials: config.github_token.as_ref().map(secret),
                     pages,
                 },
             },

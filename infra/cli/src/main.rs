@@ -509,18 +509,16 @@ async fn order(args: &Args<'_>, order: Order<'_>) -> Result<ExitCode> {
                     "redeploys": ordered.redeploys, "status": ordered.status.to_string(), "reason": ordered.reason,
                     "by": by })
         );
-    } else if ended {
-        let why = ordered.reason.as_deref().map(|reason| format!(": {reason}")).unwrap_or_default();
+    } else {
+        // A run that ended at once says why; one under way, how to follow it.
+        let why = ordered.reason.as_deref().filter(|_| ended).map(|reason| format!(": {reason}")).unwrap_or_default();
         println!(
             "{}: a run of {} that {how}, ordered by {by}; it is {}{why}",
             ordered.execution_id, ordered.pipeline, ordered.status
         );
-    } else {
-        println!(
-            "{}: a run of {} that {how}, ordered by {by}; it is {}",
-            ordered.execution_id, ordered.pipeline, ordered.status
-        );
-        println!("follow it with: sluice show-run {} --wait", ordered.execution_id);
+        if !ended {
+            println!("follow it with: sluice show-run {} --wait", ordered.execution_id);
+        }
     }
     Ok(if ended { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -103,6 +103,8 @@ struct State {
     token: String,
     apps: Vec<App>,
     issued: Vec<Issued>,
+    /// How long installation access tokens last (GitHub: an hour).
+    token_lifetime: Option<TimeDelta>,
     repositories: Vec<String>,
     requests: Vec<Recorded>,
     /// Every deployment, oldest first, each with its `statuses`.
@@ -175,6 +177,11 @@ impl GitHub {
         let installation = 1000 + state.apps.len() as u64;
         state.apps.push(App { issuer: issuer.to_owned(), public_key: public_key.to_vec(), installation });
         installation
+    }
+
+    /// Installation access tokens handed out from now on last `lifetime` rather than GitHub's hour.
+    pub fn issue_tokens_for(&self, lifetime: TimeDelta) {
+        self.state().token_lifetime = Some(lifetime);
     }
 
     /// Every installation access token handed out so far stops working (`Bad credentials`), as when an app's
@@ -337,7 +344,7 @@ impl State {
                 if !permissions.as_object().is_some_and(|asked| asked.iter().all(granted)) {
                     return (422, message("The permissions requested are not granted to this installation."));
                 }
-                let expires_at = Utc::now() + TimeDelta::hours(1);
+                let expires_at = Utc::now() + self.token_lifetime.unwrap_or(TimeDelta::hours(1));
                 let token = format!("ghs_sandbox{:04}{:016x}", self.issued.len(), random());
                 self.issued.push(Issued { token: token.clone(), repositories: repositories.clone(), expires_at });
                 let answer = json!({

@@ -733,19 +733,7 @@ impl Run {
         let (now, execution) = (self.now, &mut self.state.executions[i]);
         execution.updated_at = now;
         let strategy = execution.plan.deploy.strategy().to_owned();
-        execution.deploy.get_or_insert_with(|| DeployFacts {
-            strategy,
-            deployment_id: None,
-            service_deployment: None,
-            task_definition: None,
-            previous_task_definition: None,
-            rolled_out_at: None,
-            hooks: Vec::new(),
-            pauses: Vec::new(),
-            rollback_ordered: None,
-            started_at: now,
-            finished_at: None,
-        })
+        execution.deploy.get_or_insert_with(|| DeployFacts::new(strategy, now))
     }
 
     /// The execution has finished `from`: on to the next stage, and let the next one in.

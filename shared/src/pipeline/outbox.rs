@@ -388,17 +388,8 @@ mod tests {
         // AND once e1's deployment d-1 has ended, its hook answer is dropped too (CodeDeploy waits for it no more)
         let execution = &mut state.executions[0];
         execution.deploy = Some(crate::pipeline::DeployFacts {
-            strategy: "blue_green".into(),
             deployment_id: Some("d-1".into()),
-            service_deployment: None,
-            task_definition: None,
-            previous_task_definition: None,
-            rolled_out_at: None,
-            hooks: Vec::new(),
-            pauses: Vec::new(),
-            rollback_ordered: None,
-            started_at: now(),
-            finished_at: None,
+            ..crate::pipeline::DeployFacts::new("blue_green", now())
         });
         state.drop_moot();
         assert_eq!(state.pending.len(), 1, "a deployment still going keeps its hook answers");

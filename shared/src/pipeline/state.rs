@@ -229,6 +229,23 @@ pub struct DeployFacts {
 }
 
 impl DeployFacts {
+    /// A deployment by `strategy` that started at `started_at`, with nothing known of it yet.
+    pub fn new(strategy: impl Into<String>, started_at: DateTime<Utc>) -> Self {
+        Self {
+            strategy: strategy.into(),
+            deployment_id: None,
+            service_deployment: None,
+            task_definition: None,
+            previous_task_definition: None,
+            rolled_out_at: None,
+            hooks: Vec::new(),
+            pauses: Vec::new(),
+            rollback_ordered: None,
+            started_at,
+            finished_at: None,
+        }
+    }
+
     /// Whether the deployment is being rolled back for a reason sluice knows: a stage's checks failed, a person
     /// rejected it at a pause, a pause whose timeout action is ROLLBACK timed out, or an operator ordered it.
     pub fn rolling_back(&self, now: DateTime<Utc>) -> bool {
@@ -436,6 +453,12 @@ pub fn short_commit(commit: &str) -> &str {
 }
 
 impl Execution {
+    /// True when the run ended without succeeding (failed, rolled back, rejected, timed out, superseded): what `sluice
+    /// retry` runs again. A skipped run never started; a succeeded one is rolled back to, not retried.
+    pub fn retryable(&self) -> bool {
+        self.status.is_finished() && !matches!(self.status, Status::Succeeded | Status::Skipped)
+    }
+
     /// True when the run's build finished with an image and its approval (if it had one) approved it: what a retry
     /// may deploy again as it is. Anything else is built, and approved, again: a retry never skips an approval.
     pub fn redeployable(&self) -> bool {

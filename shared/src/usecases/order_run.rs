@@ -109,7 +109,7 @@ where
         }
         Order::Retry { run: id } => {
             let earlier = run(store, id).await?;
-            if !earlier.status.is_finished() || matches!(earlier.status, Status::Succeeded | Status::Skipped) {
+            if !earlier.retryable() {
                 return Err(OrderError::NotRetryable { run: earlier.id, status: earlier.status });
             }
             let why = format!("retry of run #{} ({}) by {by}", earlier.seq, earlier.id);

@@ -32,21 +32,21 @@ pub struct GitHubEffects<S, G, K> {
     pub github: G,
     /// The secret sluice signs in to GitHub with (a token, or a GitHub App's id and key); `None` when the stack was
     /// given none.
-    pub token: Option<KeptSecret<K>>,
+    pub credentials: Option<KeptSecret<K>>,
     /// Where commit statuses and Deployments link to; `None`: no link.
     pub pages: Option<RunPages<K>>,
 }
 
 impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K> {
     async fn credentials(&self) -> Result<GitHubCredentials, EffectError> {
-        let Some(token) = &self.token else {
+        let Some(secret) = &self.credentials else {
             return Err(EffectError::permanent(
                 NAME,
                 "the stack has no GitHub token: name its secret in the GitHubTokenSecret parameter, or remove the \
                  pipeline's [github] table",
             ));
         };
-        let secret = token.get().await.map_err(|error| EffectError::transient(NAME, error))?;
+        let secret = secret.get().await.map_err(|error| EffectError::transient(NAME, error))?;
         GitHubCredentials::parse(&secret).map_err(|error| EffectError::permanent(NAME, error))
     }
 

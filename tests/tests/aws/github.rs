@@ -363,13 +363,25 @@ async fn a_github_app_not_installed_on_the_repository_or_a_secret_without_its_ke
     assert!(error.contains("GitHub answered 404 to finding GitHub App 42's installation on acme/web"), "{error}");
     assert!(!error.contains("PRIVATE KEY"), "{error}");
 
+    // An app whose key in the secret is not the one GitHub knows: its JWT is refused.
+    github.install_app("43", b"the public key of another private key");
+    let other = json!({ "app_id": 43, "private_key": APP_KEY }).to_string();
+    apply(&store, &[pushed_as("web-2", COMMIT)], now).await?;
+    on_event(&notifier(&stack, &github, Some(&other)).await?, &rung(), now).await?;
+    let state = store.load("web").await?.context("the state")?.value;
+    let error = &state.parked.last().context("parked")?.error;
+    assert!(
+        error.contains("GitHub answered 401") && error.contains("A JSON web token could not be decoded"),
+        "{error}"
+    );
+
     apply(&store, &[build_failed()], now).await?;
     let keyless = json!({ "app_id": 42 }).to_string();
     on_event(&notifier(&stack, &github, Some(&keyless)).await?, &rung(), now).await?;
     let state = store.load("web").await?.context("the state")?.value;
     let error = &state.parked.last().context("parked")?.error;
     assert!(error.contains("without a `private_key`"), "{error}");
-    assert_eq!(github.requests().len(), 1, "a secret sluice cannot use sends nothing");
+    assert_eq!(github.requests().len(), 2, "a secret sluice cannot use sends nothing");
     assert_eq!(state.execution(&web_1()).map(|run| run.status), Some(Status::Failed), "the run ended as it did");
     Ok(())
 }
@@ -413,5 +425,30 @@ async fn a_run_superseded_by_a_newer_push_shows_an_error_on_its_commit_and_its_d
     assert_eq!(states(&of(NEWER)), [json!("queued")]);
     let newer = github.commit_statuses(NEWER).last().cloned().context("web-2's status")?;
     assert_eq!(newer["state"], "pending");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_github_apps_installation_token_within_five_minutes_of_expiring_is_replaced_before_it_is_used() -> Result<()>
+{
+    let (stack, github, store) = world().await?;
+    let (secret, public_key) = app_42()?;
+    github.install_app("42", &public_key);
+    // GIVEN GitHub hands out tokens that expire in four minutes
+    github.issue_tokens_for(TimeDelta::minutes(4));
+    let app = notifier(&stack, &github, Some(&secret)).await?;
+    let now = Utc::now();
+    // WHEN the run's start and end are reported
+    apply(&store, &[pushed()], now).await?;
+    on_event(&app, &rung(), now).await?;
+    apply(&store, &[build_failed()], now).await?;
+    on_event(&app, &rung(), now).await?;
+    // THEN no token that close to expiring is used: each request on the repository gets a new one just before it,
+    // and none is refused (with GitHub's hour, one token serves them all: see the test above)
+    let requests = github.requests();
+    let tokens = requests.iter().filter(|r| r.path.ends_with("/access_tokens")).count();
+    let on_repository = requests.iter().filter(|r| r.credential == Some("installation")).count();
+    assert_eq!((tokens, on_repository), (6, 6), "{:?}", calls(&requests));
+    assert!(requests.iter().all(|r| r.status != 401), "{:?}", calls(&requests));
     Ok(())
 }

@@ -297,21 +297,19 @@ impl Run {
                 previous_task_definition,
                 ..
             } => {
+                let facts = [service_deployment, task_definition, previous_task_definition];
                 if status != Status::Running(Stage::Deploy) {
-                    return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
+                    // A hook or the deployment's end may have been saved first: the run keeps the facts all the same.
+                    let same = self.same_deployment(i, deployment_id);
+                    if same && self.state.executions[i].deploy.is_some() && self.merge_started(i, facts) {
+                        return Ok(None);
+                    }
+                    return self.past(i, Stage::Deploy, same, name);
                 }
-                if !self.claim_deployment(i, deployment_id)? {
+                let claimed = self.claim_deployment(i, deployment_id)?;
+                // A hook that arrived first claimed the id: its facts are merged, not dropped as a duplicate.
+                if !self.merge_started(i, facts) && !claimed {
                     return Ok(Some(IgnoreReason::DuplicateEvent));
-                }
-                let deploy = self.deploy_mut(i);
-                if let Some(arn) = service_deployment {
-                    deploy.service_deployment = Some(bounded(arn, MAX_ARN));
-                }
-                if let Some(arn) = task_definition {
-                    deploy.task_definition = Some(bounded(arn, MAX_ARN));
-                }
-                if let Some(arn) = previous_task_definition {
-                    deploy.previous_task_definition = Some(bounded(arn, MAX_ARN));
                 }
                 Ok(None)
             }
@@ -613,6 +611,26 @@ impl Run {
                 got: deployment_id.to_owned(),
             }),
         }
+    }
+
+    /// Records what a `DeploymentStarted` tells of run `i`'s deployment (its service deployment, its task definition
+    /// and the one the service ran before) where the run does not know it yet; true if anything was new.
+    fn merge_started(&mut self, i: usize, [service_deployment, task_definition, previous]: [&Option<String>; 3]) -> bool {
+        let deploy = self.deploy_mut(i);
+        let mut merged = false;
+        for (known, told) in [
+            (&mut deploy.service_deployment, service_deployment),
+            (&mut deploy.task_definition, task_definition),
+            (&mut deploy.previous_task_definition, previous),
+        ] {
+            if known.is_none()
+                && let Some(arn) = told
+            {
+                *known = Some(bounded(arn, MAX_ARN));
+                merged = true;
+            }
+        }
+        merged
     }
 
     /// An operator ordered the run's deployment stopped and rolled back: the deployer (or `sluice rollback` itself)

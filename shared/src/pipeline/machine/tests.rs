@@ -489,11 +489,88 @@ fn a_hook_that_arrives_before_the_deployment_id_is_recorded_records_it() {
     let state = given(&[push("e1"), build_succeeded("e1"), approved("e1")]);
     // WHEN CodeDeploy already calls a hook
     let (state, effects) = apply(&state, &hook("e1", "h1", true), at(5));
-    // THEN the hook is answered and the deployment id recorded; the late DeploymentStarted is then a duplicate
+    // THEN the hook is answered and the deployment id recorded
     assert_eq!(names(&effects), ["report_hook(h1 Succeeded)"]);
+    // AND the late DeploymentStarted still gives the run its task definition, which the outcome email shows
+    let (state, effects) = apply(&state, &deployment_started("e1"), at(6));
+    assert!(effects.is_empty(), "{:?}", names(&effects));
+    let deploy = state.execution(&id("e1")).and_then(|run| run.deploy.clone()).expect("deploy facts");
+    assert_eq!(deploy.task_definition.as_deref(), Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:e1"));
+    assert_eq!(deploy.hooks.len(), 1, "the hook's result stays");
+    // AND told once more, it is a duplicate
     assert_eq!(
-        transition(&state, &deployment_started("e1"), at(6)),
+        transition(&state, &deployment_started("e1"), at(7)),
         Ok(Decision::Ignore(IgnoreReason::DuplicateEvent))
+    );
+}
+
+#[test]
+fn a_deployment_started_event_saved_after_the_deployment_ended_still_records_its_task_definition() {
+    // GIVEN a blue/green run whose deployment succeeded before its DeploymentStarted was saved
+    let state = given(&[push("e1"), build_succeeded("e1"), approved("e1"), hook("e1", "h1", true), deployed("e1")]);
+    assert_eq!(status(&state, "e1"), Status::Succeeded);
+    // WHEN the DeploymentStarted arrives
+    let (state, effects) = apply(&state, &deployment_started("e1"), at(9));
+    // THEN the finished run keeps its task definition, and nothing else happens
+    assert!(effects.is_empty(), "{:?}", names(&effects));
+    let deploy = state.execution(&id("e1")).and_then(|run| run.deploy.clone()).expect("deploy facts");
+    assert!(deploy.task_definition.is_some());
+    assert_eq!(status(&state, "e1"), Status::Succeeded);
+    // AND a DeploymentStarted of another deployment is still refused as foreign
+    let mut other = deployment_started("e1");
+    if let Event::DeploymentStarted { deployment_id, .. } = &mut other {
+        *deployment_id = "d-other".into();
+    }
+    assert!(matches!(transition(&state, &other, at(10)), Err(TransitionError::Finished { .. })));
+    assert_eq!(transition(&state, &deployment_started("e1"), at(10)), Ok(Decision::Ignore(IgnoreReason::AlreadyFinished)));
+}
+
+#[test]
+fn a_rolling_update_reported_complete_before_its_start_was_saved_still_rolls_back_to_the_task_definition_before() {
+    // GIVEN a rolling run with one AfterRollout check that ECS reports completed before DeploymentStarted is saved
+    let state = given(&[rolling_push("e1", 1), build_succeeded("e1"), approved("e1"), deployed("e1")]);
+    // WHEN DeploymentStarted arrives with the task definition the service ran before
+    let started = Event::DeploymentStarted {
+        execution_id: id("e1"),
+        deployment_id: "d-e1".into(),
+        service_deployment: None,
+        task_definition: Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:e1".into()),
+        previous_task_definition: Some(PREVIOUS.into()),
+    };
+    let (state, _) = apply(&state, &started, at(6));
+    // AND the AfterRollout check fails
+    let (state, effects) = apply(&state, &after_rollout("e1", false), at(7));
+    // THEN the service goes back to the task definition it ran before
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::RollBack { task_definition, .. } if task_definition == PREVIOUS)),
+        "{:?}",
+        names(&effects)
+    );
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+}
+
+#[test]
+fn an_ecs_native_deployment_keeps_its_service_deployment_when_a_hook_result_was_saved_first() {
+    // GIVEN a canary run whose stage check was recorded before DeploymentStarted
+    let mut state = canary_deploying("e1");
+    if let Some(deploy) = state.executions.iter_mut().find_map(|run| run.deploy.as_mut()) {
+        deploy.service_deployment = None;
+        deploy.task_definition = None;
+    }
+    // WHEN DeploymentStarted arrives
+    let started = Event::DeploymentStarted {
+        execution_id: id("e1"),
+        deployment_id: "d-e1".into(),
+        service_deployment: Some("arn:sd-e1".into()),
+        task_definition: Some("arn:td".into()),
+        previous_task_definition: None,
+    };
+    let (state, _) = apply(&state, &started, at(6));
+    // THEN the run knows its service deployment, which its pauses are matched against
+    let deploy = state.execution(&id("e1")).and_then(|run| run.deploy.clone()).expect("deploy facts");
+    assert_eq!(
+        (deploy.service_deployment.as_deref(), deploy.task_definition.as_deref()),
+        (Some("arn:sd-e1"), Some("arn:td"))
     );
 }
 
@@ -1217,4 +1294,25 @@ fn the_github_deployment_is_recorded_once_even_after_the_run_ended() {
     assert_eq!(state.execution(&id("e1")).and_then(|run| run.github_deployment), Some(42));
     let again = Event::GitHubDeploymentCreated { execution_id: id("e1"), deployment: 43 };
     assert!(matches!(transition(&state, &again, at(6)), Ok(Decision::Ignore(IgnoreReason::DuplicateEvent))));
+}
+
+/// A pipeline's state as sluice wrote it before runs recorded when they were pushed (stop 24): a canary run paused
+/// for approval, a finished blue/green run with its hook and push history, and an effect in the outbox.
+const STORED_BEFORE_PUSH_TIMES: &str = include_str!("../../../tests/fixtures/stored-pipeline-state.json");
+
+#[test]
+fn a_state_stored_by_the_previous_version_still_reads_and_moves_on() {
+    // GIVEN the state as the previous version stored it
+    let state: PipelineState = serde_json::from_str(STORED_BEFORE_PUSH_TIMES).expect("the stored state reads");
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    assert_eq!(status(&state, "e2"), Status::Succeeded);
+    assert_eq!(state.refs.len(), 1);
+    assert!(!state.pending.is_empty(), "the effects waiting in the outbox");
+    // WHEN the approver decides at the pause it asked about
+    let (state, effects) = apply(&state, &decided_at_link("e1", ApprovalDecision::Approved, "hash-2"), at(30));
+    // THEN the deployment continues, as it would have then
+    assert!(names(&effects).iter().any(|name| name.starts_with("continue(pause-2")), "{:?}", names(&effects));
+    // AND what this version writes reads again
+    let again: PipelineState = serde_json::from_str(&serde_json::to_string(&state).expect("serialises")).expect("reads");
+    assert_eq!(again, state);
 }

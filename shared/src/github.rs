@@ -171,6 +171,22 @@ pub struct Repository {
     pub full_name: String,
     #[serde(default)]
     pub default_branch: String,
+    /// When the repository was last pushed to: in a push event, this push. GitHub sends epoch seconds in push
+    /// payloads and an ISO 8601 time elsewhere; either is read, anything else counts as absent.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub pushed_at: Option<DateTime<Utc>>,
+}
+
+/// A time as epoch seconds or RFC 3339 text; `None` for anything else.
+fn lenient_time<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(match value {
+        serde_json::Value::Number(seconds) => seconds.as_i64().and_then(|s| DateTime::from_timestamp(s, 0)),
+        serde_json::Value::String(text) => {
+            DateTime::parse_from_rfc3339(&text).ok().map(|time| time.with_timezone(&Utc))
+        }
+        _ => None,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -334,8 +350,27 @@ mod tests {
         assert_eq!(push.repository.default_branch, "main");
         assert_eq!(push.pusher.name, "octocat");
         assert_eq!(push.head_commit.as_ref().map(|c| c.id.as_str()), Some(push.after.as_str()));
+        assert_eq!(push.repository.pushed_at, DateTime::from_timestamp(1_795_438_800, 0));
         let files: Vec<&str> = push.changed_files().collect();
         assert_eq!(files, ["src/search.rs", "src/main.rs", "README.md", "docs/old.md"]);
+    }
+
+    #[test]
+    fn pushed_at_reads_as_epoch_seconds_or_iso_8601_and_anything_else_counts_as_absent() {
+        let read = |pushed_at: &str| {
+            let body = format!(
+                r#"{{"ref":"refs/heads/main","before":"a","after":"b","head_commit":null,"pusher":{{"name":"x"}},
+                "repository":{{"full_name":"acme/web","pushed_at":{pushed_at}}}}}"#
+            );
+            PushEvent::parse(body.as_bytes()).expect("parses").repository.pushed_at
+        };
+        let at = DateTime::from_timestamp(1_795_438_800, 0);
+        assert_eq!(read("1795438800"), at);
+        assert_eq!(read(r#""2026-11-23T13:00:00Z""#), at);
+        assert_eq!(read(r#""2026-11-23T14:00:00+01:00""#), at);
+        assert_eq!(read("null"), None);
+        assert_eq!(read(r#""yesterday""#), None);
+        assert_eq!(read("[1]"), None);
     }
 
     #[test]

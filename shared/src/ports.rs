@@ -24,6 +24,10 @@ pub struct Stored<T> {
     pub version: Version,
 }
 
+/// How long the store keeps a receipt, in days, before the table's TTL may remove it: GitHub redelivers for days,
+/// not months. A push older than this is refused (its replay would no longer be recognised).
+pub const RECEIPT_DAYS: i64 = 30;
+
 /// What makes an input recognisable when it is delivered again.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

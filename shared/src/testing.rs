@@ -48,6 +48,11 @@ impl InMemoryStore {
         lock(&self.tables).unreachable.push(pipeline.to_owned());
     }
 
+    /// Forgets every receipt, as the table's TTL does once they are old enough.
+    pub fn forget_receipts(&self) {
+        lock(&self.tables).receipts.clear();
+    }
+
     /// How many saves landed so far.
     pub fn writes(&self) -> usize {
         lock(&self.tables).writes
@@ -416,11 +421,20 @@ pub fn push(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
             delivery_id: format!("delivery-{execution}"),
             message: "fix".into(),
             compare_url: String::new(),
+            pushed_at: None,
         },
         plan: Box::new(plan(approval)),
         mode,
         ordered: None,
     }
+}
+
+/// A push payload as GitHub would send it at `at`: its `repository.pushed_at` (epoch seconds) set to that time, so that
+/// a fixture recorded once is not refused as older than the receipt window by tests that run on the real clock.
+pub fn pushed_at(payload: &[u8], at: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(payload) else { return payload.to_vec() };
+    value["repository"]["pushed_at"] = at.timestamp().into();
+    serde_json::to_vec(&value).unwrap_or_else(|_| payload.to_vec())
 }
 
 /// What a [`RecordingBuilds`] does with the next StartBuild.

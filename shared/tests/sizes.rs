@@ -73,6 +73,7 @@ fn maximal_push(n: usize) -> Event {
             delivery_id: long('d', 128),
             message: bounded(&huge, MAX_MESSAGE),
             compare_url: bounded(&huge, 512),
+            pushed_at: chrono::DateTime::from_timestamp(4_102_444_799, 0),
         },
         plan: Box::new(maximal_plan()),
         mode: ExecutionMode::Queued,
@@ -172,7 +173,11 @@ fn the_fullest_pipeline_state_is_stored_well_under_dynamodbs_item_limit_and_its_
         state.refs.push(sluice::pipeline::RefHistory {
             git_ref: format!("refs/heads/{}", long('b', 240)),
             pushes: (0..REMEMBERED_PUSHES)
-                .map(|p| sluice::pipeline::PushLink { before: format!("{r}{p:0>39}"), after: format!("{p}{r:0>39}") })
+                .map(|p| sluice::pipeline::PushLink {
+                    before: format!("{r}{p:0>39}"),
+                    after: format!("{p}{r:0>39}"),
+                    pushed_at: chrono::DateTime::from_timestamp(4_102_444_799, 0),
+                })
                 .collect(),
         });
     }

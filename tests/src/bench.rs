@@ -178,6 +178,7 @@ impl Bench {
         payload["before"] = Value::from(before.unwrap_or_else(|| "0".repeat(40)));
         payload["after"] = Value::from(after.clone());
         payload["head_commit"]["id"] = Value::from(after);
+        payload["repository"]["pushed_at"] = Value::from(Utc::now().timestamp());
         let body = serde_json::to_vec(&payload)?;
         let signature = sign(&self.secret, &body);
         let delivery = unique("delivery");
@@ -216,6 +217,7 @@ async fn fill(store: &DynamoDbStore, pipeline: &str, plan: &Plan) -> Result<Stri
                 delivery_id: unique("delivery"),
                 message: "Fix the checkout button".into(),
                 compare_url: format!("https://github.com/bench/{pipeline}/compare/{commit}"),
+                pushed_at: None,
             },
             plan: Box::new(plan.clone()),
             mode: ExecutionMode::Queued,

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use crate::meter::{Meter, Usage};
 use crate::{Stack, Template, approval_link, form_token, moto, post, request, sns_messages, workspace_root};
 use anyhow::{Context, Result};
-use aws_lambda_events::event::codebuild::CodeBuildEvent;
 use serde_json::Value;
 use sluice::adapters::DynamoDbStore;
 use sluice::definitions::Definitions;
@@ -283,14 +282,17 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     // The build-events function, fed by the CodeBuild rule's target.
     let build_events = Arc::new(build_events::handler::AwsApp::from_aws(&aws, &config.common));
     let timer = invocations.clone();
-    let _pump =
-        pump(stack.sqs.clone(), stack.queue("CodeBuildStateChangeRule")?.to_owned(), move |event: CodeBuildEvent| {
+    let _pump = pump(
+        stack.sqs.clone(),
+        stack.queue("CodeBuildStateChangeRule")?.to_owned(),
+        move |event: serde_json::Value| {
             let (app, timer) = (Arc::clone(&build_events), timer.clone());
             async move {
                 let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
                 timer.time("build-events", build_events::handler::on_event(&app, event, chrono::Utc::now())).await
             }
-        });
+        },
+    );
     println!("  build-events   fed by CodeBuildStateChangeRule");
 
     // The approval function: its page on a function URL, its requests sent on `Approval Requested`.
@@ -409,7 +411,9 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     println!("  notifier       fed by ExecutionFinishedRule, tells {outcomes}\n");
 
     println!("GitHub (played by the demo) delivers a signed push of acme/web main:");
-    let signature = sign(SECRET, PUSH);
+    // GitHub's fixture, pushed now.
+    let push = sluice::testing::pushed_at(PUSH, chrono::Utc::now());
+    let signature = sign(SECRET, &push);
     let headers = |delivery: &'static str, signature: &str| {
         vec![
             ("content-type", "application/json".to_owned()),
@@ -419,17 +423,17 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         ]
     };
     let send = |headers: Vec<(&'static str, String)>| {
-        let url = url.url.clone();
+        let (url, push) = (url.url.clone(), push.clone());
         async move {
             let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            post(&url, &headers, PUSH.to_vec()).await
+            post(&url, &headers, push).await
         }
     };
     let (status, body) = send(headers("72d3162e-cc78-11e3-81ab-4c9367dc0958", &signature)).await?;
     show("POST push (delivery 72d3162e…)", status, &body);
     let (status, body) = send(headers("72d3162e-cc78-11e3-81ab-4c9367dc0958", &signature)).await?;
     show("POST the same delivery again", status, &body);
-    let (status, body) = send(headers("0b989ba4-242f-11e5-81e1-c7b6966d2516", &sign("guessed", PUSH))).await?;
+    let (status, body) = send(headers("0b989ba4-242f-11e5-81e1-c7b6966d2516", &sign("guessed", &push))).await?;
     show("POST a push signed with the wrong secret", status, &body);
 
     let execution_id = ExecutionId("web-72d3162e-cc78-11e3-81ab-4c9367dc0958".into());

@@ -1,9 +1,11 @@
-//! "CodeBuild Build State Change" event -> `record_build_event`. Errors are returned so that Lambda retries the
-//! event and, past its retries, sends it to the dead-letter queue: a build result is never dropped silently.
+//! "CodeBuild Build State Change" event -> `record_build_event`. The event is read leniently
+//! ([`BuildStateChange::read`]): one sluice cannot read is answered and logged. Errors recording one are returned so
+//! that Lambda retries the event and, past its retries, sends it to the dead-letter queue: a build result is never
+//! dropped silently.
 
-use aws_lambda_events::event::codebuild::CodeBuildEvent;
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
+use serde_json::Value;
 use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, S3Artifacts, stage_effects};
 use sluice::ports::{ArtifactStore, PipelineStore};
 use sluice::telemetry::Chain;
@@ -52,43 +54,18 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// The facts sluice uses of a CodeBuild state-change event.
-pub fn change_of(event: &CodeBuildEvent) -> BuildStateChange {
-    let detail = &event.detail;
-    let information = &detail.additional_information;
-    let variable = |name: &str| {
-        information
-            .environment
-            .environment_variables
-            .iter()
-            .find(|variable| variable.name.as_deref() == Some(name))
-            .and_then(|variable| variable.value.clone())
-            .filter(|value| !value.is_empty())
-    };
-    let failed_phase = information
-        .phases
-        .iter()
-        .find(|phase| phase.phase_status.as_deref().is_some_and(|status| status != "SUCCEEDED"))
-        .map(|phase| phase.phase_type.clone());
-    BuildStateChange {
-        event_id: event.id.clone().unwrap_or_default(),
-        build_id: detail.build_id.clone().unwrap_or_default(),
-        status: detail.build_status.clone().unwrap_or_default(),
-        current_phase: detail.current_phase.clone(),
-        failed_phase,
-        execution_id: variable("SLUICE_EXECUTION_ID"),
-        pipeline: variable("SLUICE_PIPELINE"),
-        artifact_location: information.artifact.location.clone(),
-    }
-}
-
 /// Handles one event.
 pub async fn on_event<S: PipelineStore, R: EffectRunner, A: ArtifactStore>(
     app: &App<S, R, A>,
-    event: LambdaEvent<CodeBuildEvent>,
+    event: LambdaEvent<Value>,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let change = change_of(&event.payload);
+    // Every build of the account reaches the rule: an event sluice cannot read is answered, never retried.
+    let Some(change) = BuildStateChange::read(&event.payload) else {
+        let detail_type = event.payload.get("detail-type").and_then(Value::as_str).unwrap_or("-");
+        info!(detail_type, "not a build state change sluice can read (no build id or status); ignored");
+        return Ok(());
+    };
     match record_build_event(&app.store, &app.effects, &app.artifacts, &change, now).await {
         Ok(BuildEventOutcome::NotOurs(why)) => {
             info!(build = %change.build_id, why, "build event ignored");

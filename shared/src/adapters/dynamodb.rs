@@ -36,8 +36,6 @@ use crate::ports::{
 
 /// The name of the index that lists a pipeline's executions by `seq`.
 pub const HISTORY_INDEX: &str = "history";
-/// How long a receipt is kept before the table's TTL may remove it. GitHub redelivers for days, not months.
-const RECEIPT_TTL_DAYS: i64 = 30;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -175,7 +173,7 @@ fn execution_item(execution: &Execution) -> Result<Item, StoreError> {
 }
 
 fn receipt_item(receipt: &Receipt) -> Result<Item, StoreError> {
-    let expires_at = receipt.recorded_at + chrono::TimeDelta::days(RECEIPT_TTL_DAYS);
+    let expires_at = receipt.recorded_at + chrono::TimeDelta::days(crate::ports::RECEIPT_DAYS);
     Ok(HashMap::from([
         ("PK".to_owned(), s(receipt_key(&receipt.key))),
         ("SK".to_owned(), s("RECEIPT")),

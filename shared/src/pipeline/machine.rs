@@ -100,7 +100,7 @@ pub fn transition(state: &PipelineState, event: &Event, now: DateTime<Utc>) -> R
     if let Some(reason) = run.apply(event)? {
         return Ok(Decision::Ignore(reason));
     }
-    run.prune();
+    run.prune(state);
     Ok(Decision::Apply { state: run.state, effects: run.effects })
 }
 
@@ -615,7 +615,11 @@ impl Run {
 
     /// Records what a `DeploymentStarted` tells of run `i`'s deployment (its service deployment, its task definition
     /// and the one the service ran before) where the run does not know it yet; true if anything was new.
-    fn merge_started(&mut self, i: usize, [service_deployment, task_definition, previous]: [&Option<String>; 3]) -> bool {
+    fn merge_started(
+        &mut self,
+        i: usize,
+        [service_deployment, task_definition, previous]: [&Option<String>; 3],
+    ) -> bool {
         let deploy = self.deploy_mut(i);
         let mut merged = false;
         for (known, told) in [
@@ -973,18 +977,33 @@ impl Run {
         }
     }
 
-    /// Why a push must not run, if its commit is older than what the pipeline already ran for its ref: sluice walks
-    /// back the `before -> after` chain of the pushes it ran from the ref's head. GitHub does not promise to deliver
-    /// pushes in order, and people redeliver old ones by hand; a commit found on that chain would deploy backwards.
+    /// Why a push must not run, if its commit is older than what the pipeline already ran for its ref. GitHub does
+    /// not promise to deliver pushes in order, and people redeliver (or replay) old ones: the ref's head commit again,
+    /// a push made before the head's (GitHub's `pushed_at`, to the second), or a commit on the `before -> after` chain
+    /// of the pushes it ran would deploy backwards.
     fn older_than_head(&self, source: &super::state::SourceFacts) -> Option<String> {
         let history = self.state.refs.iter().find(|history| history.git_ref == source.git_ref)?;
-        let head = &history.pushes.last()?.after;
-        if source.before.is_empty() || source.before == NO_COMMIT || &source.before == head {
-            return None;
-        }
-        if &source.commit == head {
-            let short = short_commit(head);
+        let head = history.pushes.last()?;
+        if source.commit == head.after {
+            let short = short_commit(&head.after);
             return Some(format!("{} already ran {short} for {}", self.state.pipeline, source.git_ref));
+        }
+        if let (Some(pushed), Some(head_pushed)) = (source.pushed_at, head.pushed_at)
+            && pushed < head_pushed
+        {
+            return Some(format!(
+                "commit {} was pushed at {}, before {} (pushed at {}), which {} already ran for {}; sluice never \
+                 deploys backwards",
+                short_commit(&source.commit),
+                pushed.format("%Y-%m-%d %H:%M:%S UTC"),
+                short_commit(&head.after),
+                head_pushed.format("%Y-%m-%d %H:%M:%S UTC"),
+                self.state.pipeline,
+                source.git_ref
+            ));
+        }
+        if source.before.is_empty() || source.before == NO_COMMIT || source.before == head.after {
+            return None;
         }
         self.behind_head(source)
     }
@@ -1018,7 +1037,11 @@ impl Run {
             Some(index) => refs.remove(index),
             None => RefHistory { git_ref: source.git_ref.clone(), pushes: Vec::new() },
         };
-        history.pushes.push(PushLink { before: source.before.clone(), after: source.commit.clone() });
+        history.pushes.push(PushLink {
+            before: source.before.clone(),
+            after: source.commit.clone(),
+            pushed_at: source.pushed_at,
+        });
         if history.pushes.len() > REMEMBERED_PUSHES {
             history.pushes.remove(0);
         }
@@ -1028,20 +1051,31 @@ impl Run {
         }
     }
 
-    /// Keeps only the most recently finished executions.
-    fn prune(&mut self) {
-        let mut finished: Vec<(DateTime<Utc>, u64)> = self
+    /// Keeps only the most recently finished executions. A run that ended in this transition stays until a later
+    /// one, whatever its time says (a writer that retried after a conflict decides with the time it started at): the
+    /// save that records its end must also write it to the run's own item, which is what history and the status page
+    /// read.
+    fn prune(&mut self, before: &PipelineState) {
+        let ended_before =
+            |execution: &Execution| before.execution(&execution.id).is_some_and(|was| was.status.is_finished());
+        let mut finished: Vec<(DateTime<Utc>, u64, bool)> = self
             .state
             .executions
             .iter()
             .filter(|execution| execution.status.is_finished())
-            .map(|execution| (execution.finished_at.unwrap_or(execution.updated_at), execution.seq))
+            .map(|execution| {
+                (execution.finished_at.unwrap_or(execution.updated_at), execution.seq, ended_before(execution))
+            })
             .collect();
         if finished.len() <= RETAINED_FINISHED {
             return;
         }
         finished.sort();
-        let drop: Vec<u64> = finished[..finished.len() - RETAINED_FINISHED].iter().map(|&(_, seq)| seq).collect();
+        let drop: Vec<u64> = finished[..finished.len() - RETAINED_FINISHED]
+            .iter()
+            .filter(|&&(_, _, droppable)| droppable)
+            .map(|&(_, seq, _)| seq)
+            .collect();
         self.state.executions.retain(|execution| !drop.contains(&execution.seq));
     }
 }

@@ -134,6 +134,9 @@ pub struct SourceFacts {
     pub message: String,
     #[serde(default)]
     pub compare_url: String,
+    /// When GitHub says the push was made (`repository.pushed_at`): pushes of a ref are ordered by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -445,6 +448,9 @@ pub struct RefHistory {
 pub struct PushLink {
     pub before: String,
     pub after: String,
+    /// When it was pushed, where GitHub said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_at: Option<DateTime<Utc>>,
 }
 
 /// A commit as people quote it: its first seven characters.

@@ -76,6 +76,47 @@ pub struct BuildStateChange {
     pub artifact_location: Option<String>,
 }
 
+impl BuildStateChange {
+    /// The facts sluice uses of a "CodeBuild Build State Change" event, read leniently: CodeBuild documents its events
+    /// by sample only (<https://docs.aws.amazon.com/codebuild/latest/userguide/sample-build-notifications.html>), and
+    /// the rule takes every build of the account, so nothing but the build's id and status is required, and a field of
+    /// an unexpected type counts as absent. `None` when the event has no build id or status.
+    pub fn read(event: &Value) -> Option<Self> {
+        let text = |value: Option<&Value>| value.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+        let detail = event.get("detail")?;
+        let information = detail.get("additional-information");
+        let build_id = text(detail.get("build-id"))?;
+        let status = text(detail.get("build-status"))?;
+        let listed = |name: &str| -> Vec<&Value> {
+            information
+                .and_then(|i| i.pointer(name))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().collect())
+                .unwrap_or_default()
+        };
+        let variable = |name: &str| {
+            listed("/environment/environment-variables")
+                .into_iter()
+                .find(|variable| variable.get("name").and_then(Value::as_str) == Some(name))
+                .and_then(|variable| text(variable.get("value")))
+        };
+        let failed_phase = listed("/phases")
+            .into_iter()
+            .find(|phase| phase.get("phase-status").and_then(Value::as_str).is_some_and(|status| status != "SUCCEEDED"))
+            .and_then(|phase| text(phase.get("phase-type")));
+        Some(Self {
+            event_id: text(event.get("id")).unwrap_or_default(),
+            build_id,
+            status,
+            current_phase: text(detail.get("current-phase")),
+            failed_phase,
+            execution_id: variable("SLUICE_EXECUTION_ID"),
+            pipeline: variable("SLUICE_PIPELINE"),
+            artifact_location: text(information.and_then(|i| i.pointer("/artifact/location"))),
+        })
+    }
+}
+
 /// What became of the event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BuildEventOutcome {

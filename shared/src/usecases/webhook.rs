@@ -4,14 +4,14 @@
 //! (<https://docs.github.com/en/webhooks/using-webhooks/best-practices-for-using-webhooks>): 2xx quickly for
 //! anything accepted, including what sluice deliberately ignores; 4xx for what is wrong with the delivery.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use tracing::{error, info, instrument, warn};
 
 use crate::definitions::Pipeline;
 use crate::github::{PushEvent, SignatureError, payload_digest, payload_of};
 use crate::pipeline::{Event, ExecutionId, IgnoreReason, Plan, SourceFacts, bounded};
-use crate::ports::{DefinitionsStore, PipelineStore, ReceiptKey, WebhookSecretSource};
+use crate::ports::{DefinitionsStore, PipelineStore, RECEIPT_DAYS, ReceiptKey, WebhookSecretSource};
 use crate::telemetry::Chain;
 use crate::usecases::{CachedDefinitions, EffectRunner, Handled, Input, WebhookKeys, handle};
 
@@ -118,6 +118,31 @@ where
     if push.deleted {
         return Reply::new(202, format!("{} was deleted; a deletion starts nothing", push.git_ref));
     }
+    // The commit built is the commit pushed: GitHub sends `head_commit.id` equal to `after` (and `head_commit` null
+    // only for a deletion). Anything else would have CodeBuild build another source version than the push's.
+    if let Some(head) = push.head_commit.as_ref().filter(|head| head.id != push.after) {
+        let message = format!(
+            "invalid push payload at `head_commit.id`: {} is not the pushed commit `after` ({})",
+            bounded(&head.id, 80),
+            push.after
+        );
+        return Reply { status: 400, body: json!({ "message": message, "field": "head_commit.id" }), allow: None };
+    }
+    // A push older than the receipts sluice keeps could be a replay it no longer recognises.
+    let window = TimeDelta::days(RECEIPT_DAYS);
+    if let Some(pushed_at) = push.repository.pushed_at.filter(|&at| now.signed_duration_since(at) > window) {
+        let message = format!(
+            "the push was made at {}, more than {RECEIPT_DAYS} days ago; sluice runs no push older than that (a replay \
+             would not be recognised): push the commit again, or order it with `sluice rerun`",
+            pushed_at.format("%Y-%m-%d %H:%M UTC")
+        );
+        warn!(%pushed_at, "a push older than the receipt window refused");
+        return Reply {
+            status: 422,
+            body: json!({ "message": message, "field": "repository.pushed_at" }),
+            allow: None,
+        };
+    }
     let definitions = match webhook.definitions.get().await {
         Ok(definitions) => definitions,
         Err(cause) => {
@@ -132,13 +157,14 @@ where
     }
     let source = SourceFacts {
         repository: bounded(&push.repository.full_name, MAX_NAME),
-        commit: push.head_commit.as_ref().map_or_else(|| push.after.clone(), |c| c.id.clone()),
+        commit: push.after.clone(),
         before: push.before.clone(),
         git_ref: bounded(&push.git_ref, MAX_NAME),
         pusher: bounded(&push.pusher.name, MAX_NAME),
         delivery_id: delivery_id.to_owned(),
         message: bounded(push.head_commit.as_ref().map_or("", |c| c.message.as_str()), MAX_MESSAGE),
         compare_url: bounded(&push.compare, MAX_URL),
+        pushed_at: push.repository.pushed_at,
     };
     let mut skipped = Vec::new();
     let mut starting = Vec::new();

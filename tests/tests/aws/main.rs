@@ -48,6 +48,7 @@ pub fn push(execution: &str) -> Event {
             delivery_id: format!("delivery-{execution}"),
             message: format!("commit {execution}"),
             compare_url: "https://github.com/acme/web/compare/a...b".into(),
+            pushed_at: None,
         },
         plan: Box::new(web_plan()),
         mode: ExecutionMode::Superseded,

@@ -12,7 +12,10 @@ use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice_integration::{Stack, post, unique, workspace_root};
 use sluice_sandbox::function_url::{FunctionUrl, serve};
 
-const PUSH: &[u8] = include_bytes!("../../../shared/tests/fixtures/github-push.json");
+/// GitHub's push fixture, pushed now (a push older than the receipt window is refused).
+pub static PUSH: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    sluice::testing::pushed_at(include_bytes!("../../../shared/tests/fixtures/github-push.json"), chrono::Utc::now())
+});
 const HEAD: &str = "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b";
 
 pub struct Deployed {
@@ -77,7 +80,7 @@ pub async fn deliver(deployed: &Deployed, delivery: &str, signature: Option<&str
 #[tokio::test]
 async fn a_signed_push_over_http_records_the_execution_and_builds_the_pushed_commit() -> Result<()> {
     let deployed = deployed().await?;
-    let signature = sign(&deployed.secret, PUSH);
+    let signature = sign(&deployed.secret, &PUSH);
 
     let (status, body) = deliver(&deployed, "0b989ba4-242f-11e5-81e1-c7b6966d2516", Some(&signature)).await?;
 
@@ -101,7 +104,7 @@ async fn a_signed_push_over_http_records_the_execution_and_builds_the_pushed_com
 #[tokio::test]
 async fn a_redelivery_over_http_gets_the_same_answer_and_no_second_build() -> Result<()> {
     let deployed = deployed().await?;
-    let signature = sign(&deployed.secret, PUSH);
+    let signature = sign(&deployed.secret, &PUSH);
     let first = deliver(&deployed, "d-redelivered", Some(&signature)).await?;
     let again = deliver(&deployed, "d-redelivered", Some(&signature)).await?;
     assert_eq!(first.0, 202);
@@ -115,7 +118,7 @@ async fn a_redelivery_over_http_gets_the_same_answer_and_no_second_build() -> Re
 #[tokio::test]
 async fn a_forged_push_over_http_is_refused_and_leaves_no_trace() -> Result<()> {
     let deployed = deployed().await?;
-    let forged = sign("not the secret", PUSH);
+    let forged = sign("not the secret", &PUSH);
     let (status, body) = deliver(&deployed, "d-forged", Some(&forged)).await?;
     assert_eq!(status, 401, "{body}");
     let (status, _) = deliver(&deployed, "d-unsigned", None).await?;

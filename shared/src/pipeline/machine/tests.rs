@@ -522,7 +522,10 @@ fn a_deployment_started_event_saved_after_the_deployment_ended_still_records_its
         *deployment_id = "d-other".into();
     }
     assert!(matches!(transition(&state, &other, at(10)), Err(TransitionError::Finished { .. })));
-    assert_eq!(transition(&state, &deployment_started("e1"), at(10)), Ok(Decision::Ignore(IgnoreReason::AlreadyFinished)));
+    assert_eq!(
+        transition(&state, &deployment_started("e1"), at(10)),
+        Ok(Decision::Ignore(IgnoreReason::AlreadyFinished))
+    );
 }
 
 #[test]
@@ -809,6 +812,27 @@ fn only_the_most_recently_finished_runs_are_kept_in_the_state() {
     assert_eq!(state.executions.len(), RETAINED_FINISHED);
     assert_eq!(state.executions.first().map(|e| e.id.0.as_str()), Some("e3"));
     assert_eq!(state.next_seq, (RETAINED_FINISHED + 3) as u64 + 1);
+}
+
+#[test]
+fn a_run_that_ends_is_kept_for_the_save_that_records_its_end_even_when_the_writers_clock_is_behind() {
+    // GIVEN a full history of finished runs, the newest finished at minute 20, and e9 waiting for its build
+    let mut events = Vec::new();
+    for n in 0..RETAINED_FINISHED {
+        let e = format!("e{n}");
+        events.extend([push(&e), build_failed(&e, BuildFailure::Failed)]);
+    }
+    events.extend([push("e8"), push("e9")]);
+    let state = given(&events);
+    assert_eq!(status(&state, "e9"), Status::Waiting(Stage::Build));
+    // WHEN a writer that read the clock at minute 1 (it retried after a conflict) supersedes e9
+    let (state, _) = apply(&state, &push("e10"), at(1));
+    // THEN e9 is still in the state, superseded, so that the save writes its end to its item
+    assert_eq!(status(&state, "e9"), Status::Superseded);
+    // AND the next transition prunes it as usual
+    let (state, _) = apply(&state, &build_failed("e8", BuildFailure::Failed), at(30));
+    assert!(state.execution(&id("e9")).is_none());
+    assert_eq!(state.executions.iter().filter(|e| e.status.is_finished()).count(), RETAINED_FINISHED);
 }
 
 // --- Duplicates and out-of-order events, stage by stage -----------------------------------------------------------
@@ -1313,6 +1337,7 @@ fn a_state_stored_by_the_previous_version_still_reads_and_moves_on() {
     // THEN the deployment continues, as it would have then
     assert!(names(&effects).iter().any(|name| name.starts_with("continue(pause-2")), "{:?}", names(&effects));
     // AND what this version writes reads again
-    let again: PipelineState = serde_json::from_str(&serde_json::to_string(&state).expect("serialises")).expect("reads");
+    let again: PipelineState =
+        serde_json::from_str(&serde_json::to_string(&state).expect("serialises")).expect("reads");
     assert_eq!(again, state);
 }

@@ -56,6 +56,23 @@ impl World {
         receive_webhook(webhook, delivery, now).await
     }
 
+    /// Has CodeBuild report the build of the run building `web` failed, so that the run waiting enters the stage.
+    async fn end_the_running_build(&self) {
+        let state = self.store.load("web").await.ok().flatten().expect("recorded").value;
+        let Some(run) = state.executions.iter().find(|run| run.status == Status::Running(Stage::Build)) else { return };
+        let build_id = run.build.as_ref().and_then(|build| build.build_id.clone()).expect("a started build");
+        let event = Event::BuildFailed {
+            execution_id: run.id.clone(),
+            build_id,
+            status: crate::pipeline::BuildFailure::Failed,
+            phase: None,
+            reason: "failed".into(),
+        };
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).single().expect("valid date");
+        let input = Input { pipeline: "web", mode: Default::default(), event: &event, receipt: None, now };
+        assert_eq!(handle(&self.store, &self.effects, input).await.expect("recorded"), Handled::Applied);
+    }
+
     async fn nothing_recorded(&self) -> bool {
         self.store.load("web").await.ok().flatten().is_none() && self.effects.builds.started().is_empty()
     }
@@ -410,4 +427,118 @@ async fn when_one_pipeline_cannot_record_the_push_the_answer_is_503_and_the_othe
     assert_eq!(reply.status, 503, "GitHub shows a failed delivery, to be redelivered: {}", reply.body);
     assert_eq!(reply.body["executions"].as_array().map(Vec::len), Some(2));
     assert_eq!(world.effects.builds.started().len(), 2);
+}
+
+#[tokio::test]
+async fn a_replayed_branch_creation_push_starts_nothing_even_once_its_receipt_has_expired() {
+    let world = World::new().await;
+    // GIVEN a push that created release/3.0 ran
+    let created = push_with(|v| {
+        v["ref"] = json!("refs/heads/release/3.0");
+        v["before"] = json!("0000000000000000000000000000000000000000");
+        v["created"] = json!(true);
+    });
+    let first = world.deliver("push", "d-created", &created).await;
+    assert_eq!(first.body["executions"][0]["execution_id"], "web-d-created", "{}", first.body);
+    // WHEN the same signed body is replayed under a new delivery id after the table's TTL removed its receipt
+    world.store.forget_receipts();
+    let replayed = world.deliver("push", "d-replayed", &created).await;
+    // THEN it starts nothing, and says why
+    assert_eq!(replayed.status, 202, "{}", replayed.body);
+    assert_eq!(replayed.body["executions"], json!([]));
+    let reason = replayed.body["skipped"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("already ran 9b2c5f0"), "{reason}");
+    assert_eq!(world.effects.builds.started().len(), 1);
+}
+
+#[tokio::test]
+async fn a_push_whose_head_commit_is_not_the_pushed_commit_gets_a_400_and_records_nothing() {
+    let world = World::new().await;
+    for head in [json!("pr/42"), json!("1d3f1f0c6a7b4e2a9c8d7e6f5a4b3c2d1e0f9a8b")] {
+        let forged = push_with(|v| v["head_commit"]["id"] = head.clone());
+        let reply = world.deliver("push", "d-forged", &forged).await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(reply.body["field"], "head_commit.id");
+    }
+    assert!(world.nothing_recorded().await);
+}
+
+#[tokio::test]
+async fn a_push_made_before_the_receipt_window_gets_a_422_saying_why_and_records_nothing() {
+    let world = World::new().await;
+    // World::send delivers at 2026-11-23 09:00; 31 days before is outside the 30 days receipts are kept.
+    let old = push_with(|v| v["repository"]["pushed_at"] = json!(1_795_438_800 - 35 * 86_400));
+    let reply = world.deliver("push", "d-old", &old).await;
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    assert_eq!(reply.body["field"], "repository.pushed_at");
+    assert!(reply.body["message"].as_str().unwrap_or_default().contains("more than 30 days ago"), "{}", reply.body);
+    assert!(world.nothing_recorded().await);
+    // AND one pushed 29 days before runs
+    let recent = push_with(|v| v["repository"]["pushed_at"] = json!("2026-10-25T09:00:00Z"));
+    assert_eq!(world.deliver("push", "d-recent", &recent).await.status, 202);
+}
+
+#[tokio::test]
+async fn sixty_pushes_of_a_branch_delivered_shuffled_run_forwards_only_and_never_supersede_the_newest_commit() {
+    let mut builds = Vec::new();
+    for seed in 1..=6 {
+        builds.push(deliver_shuffled(seed).await);
+    }
+    // Some orders had several builds start one after the other (the newest pushed first starts just one).
+    assert!(builds.iter().any(|&count| count >= 3), "{builds:?}");
+}
+
+/// Delivers 60 chained pushes of main to a new world in an order `seed` shuffles, ending the running build after
+/// every tenth; checks what must hold whatever the order, and returns how many builds started.
+async fn deliver_shuffled(seed: u64) -> usize {
+    let world = World::new().await;
+    // GIVEN 60 pushes of main, each `before` the previous `after`, each pushed a second after the one before
+    let commit = |n: usize| format!("{n:040x}");
+    let pushes: Vec<(usize, Vec<u8>)> = (1..=60)
+        .map(|n| {
+            (
+                n,
+                push_with(|v| {
+                    v["before"] = json!(commit(n - 1));
+                    v["after"] = json!(commit(n));
+                    v["head_commit"]["id"] = json!(commit(n));
+                    v["repository"]["pushed_at"] = json!(1_795_438_800 + n);
+                }),
+            )
+        })
+        .collect();
+    // WHEN GitHub delivers them in any order
+    let mut order: Vec<usize> = (0..pushes.len()).collect();
+    fastrand::Rng::with_seed(seed).shuffle(&mut order);
+    for (delivered, &i) in order.iter().enumerate() {
+        let (n, body) = &pushes[i];
+        let reply = world.deliver("push", &format!("d-{n:02}"), body).await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        if delivered % 10 == 9 {
+            world.end_the_running_build().await;
+        }
+    }
+    // THEN the builds started went forwards only
+    let built: Vec<String> = world.effects.builds.started().into_iter().map(|b| b.source_version).collect();
+    assert!(built.windows(2).all(|pair| pair[0] < pair[1]), "seed {seed}: {built:?}");
+    // AND the newest commit was never skipped or superseded by an older one, and no other commit is left waiting
+    let items = world.store.history("web", 100).await.expect("history");
+    assert_eq!(items.len(), 60);
+    let newest = items.iter().find(|run| run.source.commit == commit(60)).expect("the newest commit's run");
+    assert!(!matches!(newest.status, Status::Skipped | Status::Superseded), "{}", newest.status);
+    let waiting: Vec<&str> = items
+        .iter()
+        .filter(|run| matches!(run.status, Status::Waiting(_)) && run.source.commit != commit(60))
+        .map(|run| run.id.0.as_str())
+        .collect();
+    assert_eq!(waiting, Vec::<&str>::new());
+    // AND every run's own item says what the state says, or how it ended once the state let it go
+    let state = world.store.load("web").await.ok().flatten().expect("recorded").value;
+    for item in &items {
+        match state.execution(&item.id) {
+            Some(run) => assert_eq!(item.status, run.status, "{}", item.id),
+            None => assert!(item.status.is_finished(), "{} is {} in its item", item.id, item.status),
+        }
+    }
+    built.len()
 }

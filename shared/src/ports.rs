@@ -237,8 +237,12 @@ pub trait DefinitionsStore: Send + Sync {
 /// A publish failure.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("the event bus refused {failed} of {total} events (first: {code}: {message})")]
-    Rejected { failed: usize, total: usize, code: String, message: String },
+    #[error(
+        "the event bus refused {} of {total} events (first: {})",
+        entries.len(),
+        entries.first().map_or_else(String::new, |e| format!("{}: {}", e.code, e.message))
+    )]
+    Rejected { total: usize, entries: Vec<RefusedEntry> },
     #[error("the event bus could not be reached")]
     Unavailable {
         #[source]
@@ -246,9 +250,27 @@ pub enum PublishError {
     },
 }
 
+/// One event the bus did not accept, by its place in the events published
+/// (<https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsResultEntry.html>).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedEntry {
+    pub index: usize,
+    pub code: String,
+    pub message: String,
+}
+
+impl RefusedEntry {
+    /// Whether sending the entry again may succeed: the bus was busy or failed inside (`ThrottlingException`,
+    /// `InternalFailure`), rather than refusing the entry itself.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.code.as_str(), "ThrottlingException" | "InternalFailure")
+    }
+}
+
 /// Where sluice announces what happened, so that the next function (and any subscriber) acts on it.
 pub trait EventPublisher: Send + Sync {
-    /// Publishes the events, in order. Either all are accepted or an error says how many were not.
+    /// Publishes the events, in order. Either all are accepted, or the error says which were not (`Rejected`, the
+    /// others were accepted) or that the bus could not be reached (`Unavailable`: none may count as sent).
     fn publish(&self, events: &[SluiceEvent]) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
@@ -728,7 +750,8 @@ pub struct ServiceDeploymentReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwaitingPause {
     pub hook_id: String,
-    /// The service deployment's `lifecycleStage`: where it is paused.
+    /// The service deployment's `lifecycleStage` while paused, for the record: ECS's enum of those has no hook
+    /// stage such as PRE_PRODUCTION_TRAFFIC_SHIFT, so the pause is known by its hook, not by this.
     pub stage: String,
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub timeout_action: Option<crate::definitions::PauseAction>,

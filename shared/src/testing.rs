@@ -161,15 +161,22 @@ impl DefinitionsStore for InMemoryStore {
     }
 }
 
-/// `EventPublisher` that keeps what it was given.
+/// `EventPublisher` that keeps what it was given; `refuse_entries` makes the bus refuse entries of the next
+/// publish, by their place, with a code, as PutEvents does.
 #[derive(Debug, Default)]
 pub struct RecordingPublisher {
     published: Mutex<Vec<SluiceEvent>>,
+    refusals: Mutex<Vec<(usize, String)>>,
 }
 
 impl RecordingPublisher {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The next publish has the entries at these places refused with these codes (the others are accepted).
+    pub fn refuse_entries(&self, refusals: &[(usize, &str)]) {
+        *lock(&self.refusals) = refusals.iter().map(|(index, code)| (*index, (*code).to_owned())).collect();
     }
 
     /// Everything published so far, in order.
@@ -180,8 +187,15 @@ impl RecordingPublisher {
 
 impl EventPublisher for RecordingPublisher {
     async fn publish(&self, events: &[SluiceEvent]) -> Result<(), PublishError> {
-        lock(&self.published).extend_from_slice(events);
-        Ok(())
+        let refusals = std::mem::take(&mut *lock(&self.refusals));
+        let refused: Vec<crate::ports::RefusedEntry> = refusals
+            .into_iter()
+            .filter(|(index, _)| *index < events.len())
+            .map(|(index, code)| crate::ports::RefusedEntry { index, code, message: "refused by the test".into() })
+            .collect();
+        let accepted = events.iter().enumerate().filter(|(i, _)| !refused.iter().any(|r| r.index == *i));
+        lock(&self.published).extend(accepted.map(|(_, event)| event.clone()));
+        if refused.is_empty() { Ok(()) } else { Err(PublishError::Rejected { total: events.len(), entries: refused }) }
     }
 }
 
@@ -314,6 +328,7 @@ pub fn plan(approval: bool) -> Plan {
         approval: approval
             .then(|| Approval { topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvals".into(), timeout_secs: 3600 }),
         deploy: DeployTarget::BlueGreen(blue_green(Vec::new())),
+        deploy_timeout_minutes: None,
         notify: None,
     }
 }
@@ -560,6 +575,8 @@ pub struct RecordedDeployments {
     rollouts: Mutex<HashMap<String, crate::ports::RolloutReport>>,
     service_deployments: Mutex<HashMap<String, crate::ports::ServiceDeploymentReport>>,
     asked: Mutex<usize>,
+    unreachable: Mutex<bool>,
+    denied: Mutex<bool>,
 }
 
 impl RecordedDeployments {
@@ -580,6 +597,16 @@ impl RecordedDeployments {
     /// What DescribeServiceDeployments says of service deployment `arn` from now on (unknown: no record).
     pub fn service_deployment(&self, arn: &str, report: crate::ports::ServiceDeploymentReport) {
         lock(&self.service_deployments).insert(arn.to_owned(), report);
+    }
+
+    /// From now on, GetDeployment is refused (AccessDenied), as for another application's deployment.
+    pub fn deny_reports(&self) {
+        *lock(&self.denied) = true;
+    }
+
+    /// From now on, DescribeServiceDeployments cannot be reached.
+    pub fn unreachable(&self) {
+        *lock(&self.unreachable) = true;
     }
 
     /// How many lookups were made.
@@ -618,6 +645,13 @@ impl crate::ports::BlueGreenDeployments for RecordedDeployments {
         deployment_id: &str,
     ) -> Result<Option<crate::ports::DeploymentReport>, crate::ports::DeployError> {
         *lock(&self.asked) += 1;
+        if *lock(&self.denied) {
+            return Err(crate::ports::DeployError::Refused {
+                service: "CodeDeploy",
+                message: "AccessDeniedException: not authorized to perform codedeploy:GetDeployment".into(),
+                source: "denied".into(),
+            });
+        }
         Ok(lock(&self.reports).get(deployment_id).cloned())
     }
 }
@@ -654,6 +688,9 @@ impl crate::ports::NativeDeployments for RecordedDeployments {
         arn: &str,
     ) -> Result<Option<crate::ports::ServiceDeploymentReport>, crate::ports::DeployError> {
         *lock(&self.asked) += 1;
+        if *lock(&self.unreachable) {
+            return Err(crate::ports::DeployError::Unavailable { service: "ECS", source: "unreachable".into() });
+        }
         Ok(lock(&self.service_deployments).get(arn).cloned())
     }
 

@@ -55,6 +55,7 @@ fn maximal_plan() -> Plan {
             container: Some(long('n', 255)),
             checks,
         }),
+        deploy_timeout_minutes: Some(7 * 24 * 60),
         notify: Some(Notify { topic_arn: long('n', 256) }),
     }
 }

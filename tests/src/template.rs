@@ -42,6 +42,30 @@ pub struct RuleTarget {
     pub dead_letters: Option<String>,
 }
 
+/// The stack parameters the harness deploys the template with, where a rule's pattern names them: every CodeBuild
+/// project the tests and the demo start is named `*-build*` (a project of another name is not sluice's), and every
+/// CodeDeploy application `web*`.
+pub const PARAMETERS: [(&str, &str); 2] = [("BuildProjects", "*-build*"), ("DeployApplications", "web*")];
+
+/// `value` with each `!Ref` to a parameter of [`PARAMETERS`] replaced by its value; `None` if it names another.
+fn resolved(value: &Value) -> Option<Value> {
+    Some(match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => {
+            let name = tagged.value.as_str()?;
+            Value::String(PARAMETERS.iter().find(|(parameter, _)| *parameter == name)?.1.to_owned())
+        }
+        Value::Sequence(items) => Value::Sequence(items.iter().map(resolved).collect::<Option<_>>()?),
+        Value::Mapping(map) => {
+            let mut resolved_map = serde_norway::Mapping::new();
+            for (key, item) in map {
+                resolved_map.insert(key.clone(), resolved(item)?);
+            }
+            Value::Mapping(resolved_map)
+        }
+        other => other.clone(),
+    })
+}
+
 /// The logical id `!GetAtt X.Arn` or `!Ref X` names.
 pub fn named(value: &Value) -> Option<String> {
     match value {
@@ -98,11 +122,14 @@ impl Template {
             .filter_map(|(id, resource)| id.as_str().map(|id| (id.to_owned(), &resource["Properties"])))
     }
 
-    /// Every EventBridge rule, with its pattern as JSON.
+    /// Every EventBridge rule, with its pattern as JSON, the stack's parameters in it (`!Ref BuildProjects`) given
+    /// the values [`PARAMETERS`] names.
     pub fn rules(&self) -> Result<Vec<Rule>> {
         self.of_type("AWS::Events::Rule")
             .map(|(logical_id, properties)| {
-                let event_pattern = serde_json::to_value(&properties["EventPattern"])
+                let pattern = resolved(&properties["EventPattern"])
+                    .with_context(|| format!("rule {logical_id}'s EventPattern names an unknown parameter"))?;
+                let event_pattern = serde_json::to_value(&pattern)
                     .with_context(|| format!("rule {logical_id} has no usable EventPattern"))?;
                 let on_sluice_bus = match &properties["EventBusName"] {
                     Value::Null => false,

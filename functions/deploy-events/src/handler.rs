@@ -5,11 +5,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher};
-use sluice::ports::{BlueGreenDeployments, NativeDeployments, PipelineStore};
+use sluice::ports::{BlueGreenDeployments, DefinitionsStore, NativeDeployments, PipelineStore};
 use sluice::telemetry::{Chain, excerpt};
 use sluice::usecases::{
     Announcer, DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange, EffectRunner,
-    record_deployment_event,
+    record_deployment_event, record_paused_deployments,
 };
 use tracing::{info, warn};
 
@@ -64,18 +64,20 @@ pub fn change_of(event: &Value) -> Result<DeploymentStateChange, &'static str> {
     let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty());
     let event_id = text("/id").ok_or("the event has no id")?.to_owned();
     if let (Some("aws.ecs"), Some("ECS Hook State Change")) = (text("/source"), text("/detail-type")) {
-        // AWS documents the event's name, not the rest of its detail: the deployment is found by whichever of its
-        // ids the event carries, and DescribeServiceDeployments tells the rest.
-        let resources = event.get("resources").and_then(Value::as_array).into_iter().flatten();
-        let service_deployment =
-            resources.filter_map(Value::as_str).find(|arn| arn.contains(":service-deployment/")).map(str::to_owned);
-        let deployment_id = text("/detail/deploymentId")
-            .or(text("/detail/serviceDeploymentArn"))
-            .map(str::to_owned)
-            .or(service_deployment)
-            .ok_or("the hook event names no deployment (detail.deploymentId or a service deployment resource)")?;
+        // AWS documents the event's name, not the rest of its detail: it is a doorbell. The run is found by any id
+        // the event carries (its resources' ARNs first, then the detail's), or else by asking ECS about the runs
+        // deploying; DescribeServiceDeployments tells which hook waits, where, until when.
+        let resources =
+            event.get("resources").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
+        let mut ids: Vec<String> = resources.map(str::to_owned).collect();
+        for pointer in ["/detail/serviceDeploymentArn", "/detail/deploymentId"] {
+            ids.extend(text(pointer).map(str::to_owned));
+        }
+        ids.dedup();
         let event_name = text("/detail/eventName").ok_or("the event has no detail.eventName")?.to_owned();
-        return Ok(DeploymentStateChange { event_id, deployment_id, change: DeploymentChange::EcsHook { event_name } });
+        let deployment_id = if ids.is_empty() { String::new() } else { ids.remove(0) };
+        let change = DeploymentChange::EcsHook { event_name, also: ids };
+        return Ok(DeploymentStateChange { event_id, deployment_id, change });
     }
     let deployment_id = text("/detail/deploymentId").ok_or("the event has no detail.deploymentId")?.to_owned();
     let change = match (text("/source"), text("/detail-type")) {
@@ -93,7 +95,12 @@ pub fn change_of(event: &Value) -> Result<DeploymentStateChange, &'static str> {
 
 /// Handles one event. One that is not a deployment state change is logged and dropped (retrying cannot make it
 /// one).
-pub async fn on_event<S: PipelineStore, R: EffectRunner, B: BlueGreenDeployments, N: NativeDeployments>(
+pub async fn on_event<
+    S: PipelineStore + DefinitionsStore,
+    R: EffectRunner,
+    B: BlueGreenDeployments,
+    N: NativeDeployments,
+>(
     app: &App<S, R, B, N>,
     event: &Value,
     now: DateTime<Utc>,
@@ -113,6 +120,19 @@ pub async fn on_event<S: PipelineStore, R: EffectRunner, B: BlueGreenDeployments
         Ok(DeploymentEventOutcome::Handled(handled)) => {
             info!(deployment = %change.deployment_id, ?handled, "deployment event handled");
             Ok(())
+        }
+        Ok(DeploymentEventOutcome::UnknownPause) => {
+            match record_paused_deployments(&app.store, &app.effects, &app.native, now).await {
+                Ok(recorded) => {
+                    info!(deployment = %change.deployment_id, recorded, "pause found by asking about the runs");
+                    Ok(())
+                }
+                Err(source) => {
+                    let retryable = source.is_retryable();
+                    warn!(error = %Chain(&source), retryable, "runs deploying not asked about the pause");
+                    Err(HandlerError { event_id: change.event_id, retryable, source })
+                }
+            }
         }
         Err(source) => {
             let retryable = source.is_retryable();
@@ -160,13 +180,31 @@ mod tests {
         });
         let change = change_of(&by_resource).expect("a hook change");
         assert_eq!(change.deployment_id, arn);
-        assert_eq!(change.change, DeploymentChange::EcsHook { event_name: "HOOK_AWAITING_ACTION".into() });
+        assert_eq!(
+            change.change,
+            DeploymentChange::EcsHook { event_name: "HOOK_AWAITING_ACTION".into(), also: vec![] }
+        );
+        // The resource's ARN first, then the detail's ids
         let mut by_id = by_resource.clone();
         by_id["detail"]["deploymentId"] = "ecs-svc/123".into();
-        assert_eq!(change_of(&by_id).map(|c| c.deployment_id), Ok("ecs-svc/123".to_owned()));
+        let change = change_of(&by_id).expect("a hook change");
+        assert_eq!(change.deployment_id, arn);
+        assert_eq!(
+            change.change,
+            DeploymentChange::EcsHook { event_name: "HOOK_AWAITING_ACTION".into(), also: vec!["ecs-svc/123".into()] }
+        );
+        // AWS's documented example: no deploymentId, the service deployment's ARN in the detail and the resources
+        let documented = serde_json::json!({
+            "id": "e-2", "source": "aws.ecs", "detail-type": "ECS Hook State Change", "resources": [arn],
+            "detail": { "eventType": "INFO", "eventName": "HOOK_AWAITING_ACTION", "hookId": "h-1", "hookType": "PAUSE",
+                        "lifecycleStage": "PRE_PRODUCTION_TRAFFIC_SHIFT", "serviceDeploymentArn": arn }
+        });
+        assert_eq!(change_of(&documented).map(|c| c.deployment_id), Ok(arn.to_owned()));
+        // No id at all: still a doorbell, whose runs are asked about
         let mut bare = by_resource;
         bare["resources"] = serde_json::json!([]);
-        assert!(change_of(&bare).is_err());
+        let change = change_of(&bare).expect("a hook change");
+        assert_eq!(change.deployment_id, "");
     }
 
     #[test]

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EventBridgePublisher, HttpProber};
+use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, HttpProber};
 use sluice::deploy::StageProgress;
-use sluice::ports::{BlueGreenDeployments, DeployError, HttpProbe, LifecycleHooks, PipelineStore, ProbeError};
+use sluice::ports::{
+    BlueGreenDeployments, DeployError, HttpProbe, LifecycleHooks, NativeDeployments, PipelineStore, ProbeError,
+};
 use sluice::telemetry::Chain;
 use sluice::usecases::{
     DoorbellError, EffectRunner, HookCall, HookEffects, HookError, StageAnswer, StageCall, answer_doorbell,
@@ -28,11 +30,13 @@ pub const MARGIN: Duration = Duration::from_secs(5);
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
 
 /// What the handler needs, built once per instance.
-pub struct App<S, R, H, C> {
+pub struct App<S, R, H, C, N> {
     pub store: S,
     pub effects: R,
     pub hooks: H,
     pub probe: C,
+    /// ECS's record of its service deployments: whether one is rolling back.
+    pub native: N,
 }
 
 /// The function as it runs on AWS.
@@ -41,6 +45,7 @@ pub type AwsApp = App<
     HookEffects<EventBridgePublisher, CodeDeployDeployments, HttpProber>,
     CodeDeployDeployments,
     HttpProber,
+    EcsDeployer,
 >;
 
 impl AwsApp {
@@ -57,6 +62,7 @@ impl AwsApp {
             },
             hooks: codedeploy,
             probe,
+            native: EcsDeployer::new(aws_sdk_ecs::Client::new(aws)),
         })
     }
 }
@@ -94,13 +100,6 @@ pub fn stage_call(event: &Value) -> Option<StageCall> {
     let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty());
     let (execution_id, stage, service_deployment) =
         (text("/executionId")?, text("/lifecycleStage")?, text("/resourceArn")?);
-    let target_revision = text("/executionDetails/targetServiceRevisionArn");
-    let weight = |weights: &str| {
-        let weights = event.pointer(&format!("/executionDetails/{weights}"));
-        target_revision.and_then(|target| weights?.get(target)?.as_f64())
-    };
-    let (target_production_weight, target_test_weight) =
-        (weight("productionTrafficWeights"), weight("testTrafficWeights"));
     // What sluice left after IN_PROGRESS; anything else there (the service's own hookDetails) is not sluice's.
     let progress = event
         .pointer(&format!("/hookDetails/{PROGRESS_KEY}"))
@@ -110,8 +109,6 @@ pub fn stage_call(event: &Value) -> Option<StageCall> {
         execution_id: execution_id.to_owned(),
         stage: stage.to_owned(),
         service_deployment: service_deployment.to_owned(),
-        target_production_weight,
-        target_test_weight,
         progress,
     })
 }
@@ -132,8 +129,8 @@ pub fn stage_result(answer: &StageAnswer) -> Value {
 /// Handles one invocation and gives its result: ECS's lifecycle hooks read it (`hookStatus`); for everything else
 /// it is `null`. An ECS hook whose result cannot be recorded is answered FAILED rather than retried: ECS takes a
 /// failed invocation as FAILED anyway, and the answer says so plainly.
-pub async fn on_invocation<S, R, H, C>(
-    app: &App<S, R, H, C>,
+pub async fn on_invocation<S, R, H, C, N>(
+    app: &App<S, R, H, C, N>,
     event: &Value,
     remaining: Option<Duration>,
     now: DateTime<Utc>,
@@ -143,12 +140,14 @@ where
     R: EffectRunner,
     H: LifecycleHooks + BlueGreenDeployments,
     C: HttpProbe,
+    N: NativeDeployments,
 {
     let Some(call) = stage_call(event) else {
         on_event(app, event, remaining, now).await?;
         return Ok(Value::Null);
     };
-    let answer = match answer_stage(&app.store, &app.effects, &app.probe, &call, budget(remaining), now).await {
+    let answered = answer_stage(&app.store, &app.effects, &app.probe, &app.native, &call, budget(remaining), now);
+    let answer = match answered.await {
         Ok(answer) => answer,
         Err(error) => {
             warn!(error = %Chain(&error), "stage hook not recorded; answering FAILED");
@@ -161,8 +160,8 @@ where
 
 /// Handles one invocation. An error (Lambda retries the invocation) means the hook could not be answered or its
 /// result not recorded; anything else is answered or logged.
-pub async fn on_event<S, R, H, C>(
-    app: &App<S, R, H, C>,
+pub async fn on_event<S, R, H, C, N>(
+    app: &App<S, R, H, C, N>,
     event: &Value,
     remaining: Option<Duration>,
     now: DateTime<Utc>,
@@ -172,6 +171,7 @@ where
     R: EffectRunner,
     H: LifecycleHooks + BlueGreenDeployments,
     C: HttpProbe,
+    N: NativeDeployments,
 {
     let text = |key: &str| event.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
     if let (Some(deployment_id), Some(hook_execution_id)) =
@@ -230,7 +230,7 @@ mod tests {
     }"#;
 
     #[test]
-    fn an_ecs_hook_payload_gives_the_stage_the_service_deployment_the_weights_and_sluices_progress() {
+    fn an_ecs_hook_payload_gives_the_stage_the_service_deployment_and_sluices_progress() {
         let event: Value = serde_json::from_str(ECS_HOOK).expect("JSON");
         let call = stage_call(&event).expect("an ECS hook");
         assert_eq!(call.execution_id, "a0ad2ba0-1640-4b1e-a2e6-2bfd3d2d8ec2");
@@ -238,8 +238,6 @@ mod tests {
         assert!(
             call.service_deployment.ends_with("service-deployment/myBGCluster/nginxBGservice/nSmU4GWo24zDCrTUP0qGp")
         );
-        assert_eq!((call.target_production_weight, call.target_test_weight), (Some(0.0), Some(100.0)));
-        assert!(!call.rolls_back(), "a POST_TEST_TRAFFIC_SHIFT call is no rollback");
         assert_eq!(call.progress.tries.get(&2), Some(&1));
         assert_eq!(call.progress.passed.get(&1), Some(&(200, 12)));
         // A CodeDeploy invocation is not one.

@@ -108,6 +108,10 @@ fn answer(state: &Arc<Mutex<Builds>>, outputs: &Outputs, operation: &str, input:
     }
 }
 
+/// The auto-retry limit of the sandbox's projects (CodeBuild's `autoRetryLimit`, 0 to 10): a project a team set to
+/// retry failed builds, so that a StartBuild without an override shows.
+pub const PROJECT_AUTO_RETRY_LIMIT: i64 = 2;
+
 fn start_build(state: &Arc<Mutex<Builds>>, outputs: &Outputs, input: &Value) -> Response {
     let project = input["projectName"].as_str().unwrap_or_default().to_owned();
     let Some(scenario) = lock(state).projects.get(&project).cloned() else {
@@ -122,6 +126,8 @@ fn start_build(state: &Arc<Mutex<Builds>>, outputs: &Outputs, input: &Value) -> 
     let arn = format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:build/{id}");
     let source_version = input["sourceVersion"].as_str().unwrap_or_default().to_owned();
     let variables = input["environmentVariablesOverride"].clone();
+    // The build's auto-retry limit: StartBuild's override, else the project's (the sandbox's projects retry twice).
+    let retry_limit = input["autoRetryLimitOverride"].as_i64().unwrap_or(PROJECT_AUTO_RETRY_LIMIT);
     let now = Utc::now();
     let build = json!({
         "id": id, "arn": arn, "buildNumber": number, "projectName": project,
@@ -129,6 +135,7 @@ fn start_build(state: &Arc<Mutex<Builds>>, outputs: &Outputs, input: &Value) -> 
         "startTime": now.timestamp_millis() as f64 / 1000.0, "buildComplete": false,
         "environment": { "type": "ARM_CONTAINER", "image": "aws/codebuild/amazonlinux-aarch64-standard:3.0",
                          "computeType": "BUILD_GENERAL1_SMALL", "environmentVariables": variables },
+        "autoRetryConfig": { "autoRetryLimit": retry_limit, "autoRetryNumber": 0 },
     });
     lock(state).builds.push(build.clone());
     let played =

@@ -86,6 +86,21 @@ struct State {
     answers: HashMap<String, String>,
     /// StopServiceDeployment's requests not yet acted on: the stop type, by service deployment ARN.
     stops: HashMap<String, String>,
+    /// What a service deployment reports as its `lifecycleStage` while a hook at PRE_PRODUCTION_TRAFFIC_SHIFT runs.
+    while_pre_production: WhilePreProduction,
+}
+
+/// What `lifecycleStage` a service deployment reports while the hooks at PRE_PRODUCTION_TRAFFIC_SHIFT (a PAUSE among
+/// them) run. AWS's `ServiceDeploymentLifecycleStage` has no PRE_PRODUCTION_TRAFFIC_SHIFT, and its documentation does
+/// not say which of its stages is reported there: the sandbox plays either plausible answer, and sluice must work
+/// with both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WhilePreProduction {
+    /// The stage the deployment was in before (POST_TEST_TRAFFIC_SHIFT, or PRODUCTION_TRAFFIC_SHIFT between steps).
+    #[default]
+    StageBefore,
+    /// The stage it is about to enter, PRODUCTION_TRAFFIC_SHIFT.
+    StageEntered,
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -153,6 +168,11 @@ impl EcsSandbox {
     {
         let function: StageFunction = Arc::new(move |payload| Box::pin(function(payload)));
         lock(&self.state).functions.insert(function_name(name), function);
+    }
+
+    /// What service deployments report as their `lifecycleStage` while paused before production traffic moves.
+    pub fn while_pre_production(&self, reported: WhilePreProduction) {
+        lock(&self.state).while_pre_production = reported;
     }
 
     /// The sample app whose listeners ECS-native deployments reroute.

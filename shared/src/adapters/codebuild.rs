@@ -43,6 +43,8 @@ impl BuildStarter for CodeBuildStarter {
             .source_version(request.source_version)
             .set_environment_variables_override(Some(overrides))
             .idempotency_token(request.idempotency_token)
+            // A failure ends the run: the project's own auto-retry must not build the commit again behind it.
+            .auto_retry_limit_override(0)
             .send()
             .await
             .map_err(classify)?;

@@ -51,6 +51,17 @@ impl EcsDeployer {
     }
 }
 
+/// The service deployments that are not over: pending, or ongoing as ECS's documentation lists them
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-deployment.html>). A deployment being
+/// stopped or rolled back is in the way as much as one going forward.
+pub const ONGOING: [ecs::ServiceDeploymentStatus; 5] = [
+    ecs::ServiceDeploymentStatus::Pending,
+    ecs::ServiceDeploymentStatus::InProgress,
+    ecs::ServiceDeploymentStatus::StopRequested,
+    ecs::ServiceDeploymentStatus::RollbackRequested,
+    ecs::ServiceDeploymentStatus::RollbackInProgress,
+];
+
 fn classify<E, R>(error: SdkError<E, R>) -> DeployError
 where
     E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -469,7 +480,7 @@ impl NativeDeployments for EcsDeployer {
         }))
     }
 
-    /// DescribeServices, then ListServiceDeployments of the PENDING and IN_PROGRESS ones.
+    /// DescribeServices, then ListServiceDeployments of the pending and ongoing ones ([`ONGOING`]).
     #[instrument(skip(self))]
     async fn in_the_way(
         &self,
@@ -486,8 +497,7 @@ impl NativeDeployments for EcsDeployer {
             .list_service_deployments()
             .cluster(cluster)
             .service(service)
-            .status(ecs::ServiceDeploymentStatus::Pending)
-            .status(ecs::ServiceDeploymentStatus::InProgress)
+            .set_status(Some(ONGOING.to_vec()))
             .send()
             .await
             .map_err(classify)?;

@@ -6,7 +6,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use tracing::instrument;
 
 use crate::events::{SOURCE, SluiceEvent};
-use crate::ports::{EventPublisher, PublishError};
+use crate::ports::{EventPublisher, PublishError, RefusedEntry};
 
 /// PutEvents takes at most ten entries per call.
 const BATCH: usize = 10;
@@ -26,9 +26,12 @@ impl EventBridgePublisher {
 }
 
 impl EventPublisher for EventBridgePublisher {
+    /// Sends every batch; entries the bus refused are reported by their place, with its code, so that only they are
+    /// sent again.
     #[instrument(skip_all, fields(bus = %self.bus, count = events.len()))]
     async fn publish(&self, events: &[SluiceEvent]) -> Result<(), PublishError> {
-        for batch in events.chunks(BATCH) {
+        let mut refused = Vec::new();
+        for (batch_number, batch) in events.chunks(BATCH).enumerate() {
             let entries = batch
                 .iter()
                 .map(|event| {
@@ -48,17 +51,20 @@ impl EventPublisher for EventBridgePublisher {
                 .send()
                 .await
                 .map_err(|error| PublishError::Unavailable { source: Box::new(error) })?;
-            let failed = usize::try_from(output.failed_entry_count()).unwrap_or(usize::MAX);
-            if failed > 0 {
-                let first = output.entries().iter().find(|entry| entry.error_code().is_some());
-                return Err(PublishError::Rejected {
-                    failed,
-                    total: batch.len(),
-                    code: first.and_then(|e| e.error_code()).unwrap_or("unknown").to_owned(),
-                    message: first.and_then(|e| e.error_message()).unwrap_or("").to_owned(),
-                });
+            if output.failed_entry_count() == 0 {
+                continue;
+            }
+            // The result entries are in the order of the request's.
+            for (i, entry) in output.entries().iter().enumerate().take(batch.len()) {
+                if let Some(code) = entry.error_code() {
+                    refused.push(RefusedEntry {
+                        index: batch_number * BATCH + i,
+                        code: code.to_owned(),
+                        message: entry.error_message().unwrap_or_default().to_owned(),
+                    });
+                }
             }
         }
-        Ok(())
+        if refused.is_empty() { Ok(()) } else { Err(PublishError::Rejected { total: events.len(), entries: refused }) }
     }
 }

@@ -73,6 +73,9 @@ pub struct Pipeline {
     pub build: Build,
     pub approval: Option<Approval>,
     pub deploy: DeployTarget,
+    /// `deploy.timeout`: how long, beyond what its strategy itself may wait, a deployment may take before the run
+    /// fails ([`crate::deploy::deadline`]); 60 minutes unless given.
+    pub deploy_timeout_minutes: Option<u32>,
     pub notify: Option<Notify>,
     /// Whether (and as which environment) runs are shown on GitHub.
     pub github: Option<GitHubReport>,

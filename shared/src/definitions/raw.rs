@@ -93,6 +93,8 @@ pub(super) struct RawDeploy {
     pub alarms: Option<Spanned<Vec<Spanned<String>>>>,
     /// ECS-native strategies: a person's approval at a lifecycle stage (a PAUSE hook).
     pub approval: Option<Spanned<RawPauseApproval>>,
+    /// How long a deployment may take beyond what its strategy itself may wait, before the run fails.
+    pub timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,6 +27,8 @@ const DEFAULT_DEPLOYMENT_CONFIG: &str = "CodeDeployDefault.ECSAllAtOnce";
 /// (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentLifecycleHookTimeoutConfiguration.html>).
 pub const DEFAULT_PAUSE_TIMEOUT_MINUTES: u32 = 1440;
 const PAUSE_TIMEOUT_RANGE: (u64, u64) = (MINUTE, 14 * DAY);
+/// `deploy.timeout`: how long beyond what its strategy may wait a deployment may take.
+const DEPLOY_TIMEOUT_RANGE: (u64, u64) = (MINUTE, 7 * DAY);
 
 struct Checker<'a> {
     origin: &'a str,
@@ -189,6 +191,11 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) ->
     }
     let approval = raw.approval.map(|approval| validate_approval(checker, approval));
     let approval_topic = approval.as_ref().map(|approval| approval.topic_arn.as_str());
+    let deploy_timeout_minutes = raw
+        .deploy
+        .timeout
+        .as_ref()
+        .and_then(|timeout| checker.minutes(timeout, "deploy.timeout", DEPLOY_TIMEOUT_RANGE));
     let deploy = validate_deploy(checker, raw.deploy, approval_topic);
     let notify = raw.notify.map(|notify| Notify {
         topic_arn: checker.text(&notify.topic, "notify.topic", is_sns_topic_arn, "must be an SNS topic ARN"),
@@ -204,7 +211,17 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) ->
             None => name.to_owned(),
         },
     });
-    Some(Pipeline { name: name.to_owned(), mode, source, build, approval, deploy, notify, github })
+    Some(Pipeline {
+        name: name.to_owned(),
+        mode,
+        source,
+        build,
+        approval,
+        deploy,
+        deploy_timeout_minutes,
+        notify,
+        github,
+    })
 }
 
 fn validate_source(checker: &mut Checker<'_>, raw: RawSource) -> Source {

@@ -69,6 +69,12 @@ pub struct StageProgress {
     /// Invocations answered before the run had recorded the deployment.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unlinked: u32,
+    /// The evaluation this progress belongs to: an id sluice chose when it first ran the stage's checks for this
+    /// hook execution, and under which it records their result. Once that result is recorded, progress handed back
+    /// with it is stale (ECS may hand a hook's details back at a later step of the same deployment): the next call
+    /// starts a new evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

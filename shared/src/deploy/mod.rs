@@ -2,6 +2,7 @@
 //! requests that start it. The deployer function carries them out.
 
 pub mod checks;
+pub mod deadline;
 pub mod render;
 pub mod taskdef;
 

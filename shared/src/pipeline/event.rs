@@ -209,6 +209,8 @@ pub enum Event {
         execution_id: ExecutionId,
         service_deployment: String,
         hook_id: String,
+        /// The lifecycle stage ECS reported for the deployment while paused: for the record only. The pause is the
+        /// PAUSE hook sluice configured at the plan's approval stage, which the machine takes as the pause's stage.
         stage: String,
         /// When ECS takes the timeout action, and which (`None`: as the plan says, from now).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,6 +257,10 @@ pub enum Event {
         /// What CodeDeploy or ECS said of the stop (and whether traffic went back).
         reason: String,
     },
+    /// The run's deployment is past its deadline ([`crate::deploy::deadline`]): the reconciler's look says so.
+    DeploymentTimedOut {
+        execution_id: ExecutionId,
+    },
     /// GitHub created the Deployment that shows the run (its id, for the states that follow).
     GitHubDeploymentCreated {
         execution_id: ExecutionId,
@@ -283,6 +289,7 @@ impl Event {
             | Event::DeploymentFailed { execution_id, .. }
             | Event::RollbackOrdered { execution_id, .. }
             | Event::DeploymentSuperseded { execution_id, .. }
+            | Event::DeploymentTimedOut { execution_id }
             | Event::GitHubDeploymentCreated { execution_id, .. } => execution_id,
         }
     }
@@ -307,6 +314,7 @@ impl Event {
             Event::DeploymentFailed { .. } => "deployment_failed",
             Event::RollbackOrdered { .. } => "rollback_ordered",
             Event::DeploymentSuperseded { .. } => "deployment_superseded",
+            Event::DeploymentTimedOut { .. } => "deployment_timed_out",
             Event::GitHubDeploymentCreated { .. } => "github_deployment_created",
         }
     }

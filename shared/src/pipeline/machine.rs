@@ -90,6 +90,8 @@ pub enum TransitionError {
     UnplannedPause { execution: ExecutionId, stage: String },
     #[error("execution {execution} would deploy a build that did not finish with an image")]
     NothingBuilt { execution: ExecutionId },
+    #[error("execution {execution}'s deployment has until {deadline} to finish")]
+    DeadlineNotReached { execution: ExecutionId, deadline: DateTime<Utc> },
     #[error("pipeline {pipeline} already has {limit} executions waiting; let them finish or use mode = \"superseded\"")]
     QueueFull { pipeline: String, limit: usize },
 }
@@ -436,6 +438,7 @@ impl Run {
                 Ok(None)
             }
             Event::RollbackOrdered { by, .. } => self.order_rollback(i, by),
+            Event::DeploymentTimedOut { .. } => self.deploy_timed_out(i),
             Event::GitHubDeploymentCreated { deployment, .. } => {
                 // Recorded whatever the run's standing: the Deployment outlives the run.
                 // The first one found or created stands.
@@ -670,6 +673,65 @@ impl Run {
             deployment,
         });
         self.deploy_mut(i).rollback_ordered = Some(OrderedRollback { by: bounded(by, MAX_APPROVER), at: now });
+        Ok(None)
+    }
+
+    /// The run's deployment is past its deadline: the run fails, saying so, and sluice stops the deployment (and has
+    /// it rolled back), or puts a rolling update's service back on the task definition it ran before, where it can.
+    fn deploy_timed_out(&mut self, i: usize) -> Applied {
+        let (now, execution) = (self.now, &self.state.executions[i]);
+        if execution.status != Status::Running(Stage::Deploy) {
+            return self.past(i, Stage::Deploy, true, "deployment_timed_out");
+        }
+        let Some(deploy) = execution.deploy.as_ref() else {
+            return self.past(i, Stage::Deploy, false, "deployment_timed_out");
+        };
+        let plan = &execution.plan;
+        let deadline = crate::deploy::deadline::deadline(&plan.deploy, plan.deploy_timeout_minutes, deploy.started_at);
+        if now < deadline {
+            return Err(TransitionError::DeadlineNotReached { execution: execution.id.clone(), deadline });
+        }
+        let id = execution.id.clone();
+        let stop = match &plan.deploy {
+            DeployTarget::BlueGreen(_) => deploy.deployment_id.clone(),
+            DeployTarget::EcsNative(_) => deploy.service_deployment.clone(),
+            DeployTarget::Rolling(_) => None,
+        };
+        let previous = deploy.previous_task_definition.clone().filter(|p| Some(p) != deploy.task_definition.as_ref());
+        let done = match (stop, previous, &plan.deploy) {
+            (Some(deployment), _, target) => {
+                self.effects.push(Effect::StopDeployment {
+                    execution_id: id.clone(),
+                    target: target.clone(),
+                    deployment,
+                });
+                "sluice stopped it and had it rolled back".to_owned()
+            }
+            (None, Some(previous), target @ DeployTarget::Rolling(_)) => {
+                let deployment_id = deploy.deployment_id.clone().unwrap_or_default();
+                let task_definition = previous.clone();
+                self.effects.push(Effect::RollBack {
+                    execution_id: id,
+                    deployment_id,
+                    target: target.clone(),
+                    task_definition,
+                });
+                format!("sluice put the service back on {previous}")
+            }
+            _ => "sluice knew nothing of it to stop".to_owned(),
+        };
+        let waits = crate::deploy::deadline::strategy_waits(&plan.deploy);
+        let beyond = plan.deploy_timeout_minutes.unwrap_or(crate::deploy::deadline::DEFAULT_DEPLOY_TIMEOUT_MINUTES);
+        let reason = format!(
+            "the deployment did not finish within {} ({} its strategy may wait, and deploy.timeout {}); {done}",
+            span(deadline - deploy.started_at),
+            span(waits),
+            span(TimeDelta::minutes(i64::from(beyond)))
+        );
+        let deploy = self.deploy_mut(i);
+        deploy.timed_out_at = Some(now);
+        deploy.finished_at = Some(now);
+        self.finish(i, Status::Failed, Some(reason));
         Ok(None)
     }
 
@@ -1077,6 +1139,18 @@ impl Run {
             .map(|&(_, seq, _)| seq)
             .collect();
         self.state.executions.retain(|execution| !drop.contains(&execution.seq));
+    }
+}
+
+/// A length of time as people say it: `1h 25m`, `40m`, `30s`.
+fn span(time: TimeDelta) -> String {
+    let (hours, minutes, seconds) = (time.num_hours(), time.num_minutes() % 60, time.num_seconds() % 60);
+    match (hours, minutes, seconds) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h {m}m"),
     }
 }
 

@@ -144,9 +144,23 @@ impl PipelineState {
         let holds = |id: &ExecutionId, stage: Stage| {
             executions.iter().any(|execution| &execution.id == id && execution.status == Status::Running(stage))
         };
+        // A build that CodeBuild's own events already tied to the run: starting it again past CodeBuild's
+        // idempotency window (five minutes) would start a second build.
+        let timed_out = |id: &ExecutionId| {
+            executions.iter().any(|e| &e.id == id && e.deploy.as_ref().is_some_and(|d| d.timed_out_at.is_some()))
+        };
+        let built = |id: &ExecutionId| {
+            executions.iter().any(|e| &e.id == id && e.build.as_ref().is_some_and(|build| build.build_id.is_some()))
+        };
         self.pending.retain(|pending| match &pending.effect {
-            Effect::StartBuild { execution_id, .. } => holds(execution_id, Stage::Build),
+            Effect::StartBuild { execution_id, .. } => holds(execution_id, Stage::Build) && !built(execution_id),
             Effect::RequestApproval { execution_id, hook_id: None, .. } => holds(execution_id, Stage::Approval),
+            // The stop (or rollback) of a deployment past its deadline is what ended its run: it still goes out.
+            Effect::StopDeployment { execution_id, .. } | Effect::RollBack { execution_id, .. }
+                if timed_out(execution_id) =>
+            {
+                true
+            }
             // A pause's request, and its answer, matter while the deployment runs.
             Effect::RequestApproval { execution_id, hook_id: Some(_), .. }
             | Effect::ContinueDeployment { execution_id, .. }
@@ -357,6 +371,35 @@ mod tests {
         assert!(!state.complete("web-3-0"));
         assert_eq!(state.fail("web-3-0", "late", false, now()), Retry::Gone);
         assert_eq!(state, before);
+    }
+
+    #[test]
+    fn a_start_build_whose_build_the_run_already_claimed_is_dropped() {
+        // GIVEN e1 is building, and its StartBuild's answer was never saved (it waits in the outbox to be tried again)
+        let state = PipelineState::new("web", ExecutionMode::Superseded);
+        let push = crate::testing::push("e1", ExecutionMode::Superseded, true);
+        let Ok(crate::pipeline::Decision::Apply { state, effects }) = crate::pipeline::transition(&state, &push, now())
+        else {
+            panic!("the push applies")
+        };
+        let mut state = state;
+        state.enqueue(effects, 1);
+        state.drop_moot();
+        assert!(state.pending.iter().any(|p| p.effect.kind() == EffectKind::StartBuild), "still to start");
+        // WHEN CodeBuild's own event ties build b-1 to the run
+        let progressed = crate::pipeline::Event::BuildProgressed {
+            execution_id: ExecutionId::from("e1"),
+            build_id: "b-1".into(),
+            phase: Some("PROVISIONING".into()),
+        };
+        let Ok(crate::pipeline::Decision::Apply { state: mut next, .. }) =
+            crate::pipeline::transition(&state, &progressed, now())
+        else {
+            panic!("the build event applies")
+        };
+        next.drop_moot();
+        // THEN the StartBuild is dropped: retried after CodeBuild's idempotency window, it would start a second build
+        assert!(!next.pending.iter().any(|p| p.effect.kind() == EffectKind::StartBuild), "{:?}", next.pending);
     }
 
     #[test]

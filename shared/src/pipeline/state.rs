@@ -98,6 +98,9 @@ pub struct Plan {
     pub build: Build,
     pub approval: Option<Approval>,
     pub deploy: DeployTarget,
+    /// `deploy.timeout`, in minutes: how long beyond what its strategy may wait the deployment may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_timeout_minutes: Option<u32>,
     /// Where the run's outcome is announced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
@@ -112,6 +115,7 @@ impl From<&Pipeline> for Plan {
             build: pipeline.build.clone(),
             approval: pipeline.approval.clone(),
             deploy: pipeline.deploy.clone(),
+            deploy_timeout_minutes: pipeline.deploy_timeout_minutes,
             notify: pipeline.notify.clone(),
             github: pipeline.github.clone(),
         }
@@ -227,6 +231,10 @@ pub struct DeployFacts {
     /// An operator ordered the deployment stopped and rolled back (`sluice rollback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_ordered: Option<OrderedRollback>,
+    /// When the deployment was past its deadline ([`crate::deploy::deadline`]) and the run failed for it: what
+    /// sluice stops or rolls back then is carried out though the run has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_out_at: Option<DateTime<Utc>>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
@@ -244,6 +252,7 @@ impl DeployFacts {
             hooks: Vec::new(),
             pauses: Vec::new(),
             rollback_ordered: None,
+            timed_out_at: None,
             started_at,
             finished_at: None,
         }

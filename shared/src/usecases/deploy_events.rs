@@ -6,11 +6,15 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
+
+use crate::telemetry::Chain;
 
 use crate::definitions::DeployTarget;
-use crate::pipeline::{Event, ExecutionId};
-use crate::ports::{BlueGreenDeployments, DeployError, NativeDeployments, PipelineStore, ReceiptKey, stopped_link};
+use crate::pipeline::{Event, ExecutionId, Stage, Status};
+use crate::ports::{
+    BlueGreenDeployments, DefinitionsStore, DeployError, NativeDeployments, PipelineStore, ReceiptKey, stopped_link,
+};
 use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
 
 /// What one deployment event says.
@@ -22,7 +26,8 @@ pub enum DeploymentChange {
     Ecs { event_name: String, reason: Option<String> },
     /// ECS's "ECS Hook State Change" `eventName` (HOOK_AWAITING_ACTION: a PAUSE hook waits for
     /// ContinueServiceDeployment). Only a doorbell: DescribeServiceDeployments says which hook, where, until when.
-    EcsHook { event_name: String },
+    /// `also`: the event's other ids, tried after `deployment_id` (AWS documents the event's name, not its detail).
+    EcsHook { event_name: String, also: Vec<String> },
 }
 
 impl DeploymentChange {
@@ -30,7 +35,7 @@ impl DeploymentChange {
     pub fn state(&self) -> &str {
         match self {
             DeploymentChange::CodeDeploy { state } => state,
-            DeploymentChange::Ecs { event_name, .. } | DeploymentChange::EcsHook { event_name } => event_name,
+            DeploymentChange::Ecs { event_name, .. } | DeploymentChange::EcsHook { event_name, .. } => event_name,
         }
     }
 }
@@ -50,6 +55,9 @@ pub struct DeploymentStateChange {
 pub enum DeploymentEventOutcome {
     /// Not a deployment sluice started, or a state sluice does not act on (a deployment starting).
     NotOurs(&'static str),
+    /// A pause awaits action, but no id the event carries names a run's deployment: the runs deploying are to be
+    /// asked about ([`record_paused_deployments`]).
+    UnknownPause,
     Handled(Handled),
 }
 
@@ -89,8 +97,16 @@ pub(crate) async fn owner<S: PipelineStore, B: BlueGreenDeployments>(
     if !is_blue_green {
         return Ok(None);
     }
-    let lookup = |source| DeploymentEventError::Lookup { deployment_id: deployment_id.to_owned(), source };
-    let report = blue_green.report(deployment_id).await.map_err(lookup)?;
+    let report = match blue_green.report(deployment_id).await {
+        Ok(report) => report,
+        // CodeDeploy refuses to describe a deployment of an application sluice may not read (the rule takes only the
+        // stack's applications, but a pattern may be wider than the policy): not sluice's.
+        Err(error @ DeployError::Refused { .. }) => {
+            warn!(error = %Chain(&error), deployment = deployment_id, "the deployment could not be looked up; not sluice's");
+            return Ok(None);
+        }
+        Err(source) => return Err(DeploymentEventError::Lookup { deployment_id: deployment_id.to_owned(), source }),
+    };
     let Some(execution) =
         report.and_then(|r| r.description).and_then(|d| crate::deploy::execution_of(&d).map(ExecutionId::from))
     else {
@@ -203,7 +219,24 @@ where
     if !acted_on.contains(&state) {
         return Ok(DeploymentEventOutcome::NotOurs("a deployment state sluice does not act on"));
     }
-    let Some((pipeline, execution_id)) = owner(store, blue_green, deployment_id, is_blue_green).await? else {
+    let owned = match &change.change {
+        DeploymentChange::EcsHook { also, .. } => {
+            let mut found = None;
+            for id in std::iter::once(deployment_id).chain(also.iter().map(String::as_str)).filter(|id| !id.is_empty())
+            {
+                if let Some(link) = store.find(id).await.map_err(HandleError::from)? {
+                    found = Some((link.pipeline, link.execution));
+                    break;
+                }
+            }
+            match found {
+                Some(found) => Some(found),
+                None => return Ok(DeploymentEventOutcome::UnknownPause),
+            }
+        }
+        _ => owner(store, blue_green, deployment_id, is_blue_green).await?,
+    };
+    let Some((pipeline, execution_id)) = owned else {
         return Ok(DeploymentEventOutcome::NotOurs("not a deployment sluice started"));
     };
     let ended = |state, message, rolled_back, service| Ended { state, message, rolled_back, service };
@@ -270,4 +303,59 @@ where
     let handled = handle(store, runner, input).await?;
     info!(?handled, event = event.name(), "deployment event recorded");
     Ok(DeploymentEventOutcome::Handled(handled))
+}
+
+/// Asks ECS about the service deployment of every run deploying ECS-natively, and records the pauses that await
+/// action and that the runs have not heard of: what an "ECS Hook State Change" whose ids name no run's deployment
+/// (AWS documents its name, not its detail) leads to. Returns how many pauses were recorded.
+#[instrument(skip_all)]
+pub async fn record_paused_deployments<S, R, N>(
+    store: &S,
+    runner: &R,
+    native: &N,
+    now: DateTime<Utc>,
+) -> Result<usize, DeploymentEventError>
+where
+    S: PipelineStore + DefinitionsStore,
+    R: EffectRunner,
+    N: NativeDeployments,
+{
+    let Some(published) = store.current().await.map_err(HandleError::from)? else { return Ok(0) };
+    let Ok(definitions) = crate::definitions::Definitions::parse("published definitions", &published.text) else {
+        return Ok(0);
+    };
+    let mut recorded = 0;
+    for pipeline in definitions.iter() {
+        let Some(stored) = store.load(&pipeline.name).await.map_err(HandleError::from)? else { continue };
+        for run in stored.value.active() {
+            let Some(deploy) = run.deploy.as_ref().filter(|_| run.status == Status::Running(Stage::Deploy)) else {
+                continue;
+            };
+            let (DeployTarget::EcsNative(_), Some(arn)) = (&run.plan.deploy, deploy.service_deployment.as_deref())
+            else {
+                continue;
+            };
+            let lookup = |source| DeploymentEventError::Lookup { deployment_id: arn.to_owned(), source };
+            let Some(pause) = native.describe(arn).await.map_err(lookup)?.and_then(|report| report.awaiting) else {
+                continue;
+            };
+            if deploy.pauses.iter().any(|known| known.hook_id == pause.hook_id) {
+                continue;
+            }
+            let event = Event::DeploymentPaused {
+                execution_id: run.id.clone(),
+                service_deployment: arn.to_owned(),
+                hook_id: pause.hook_id,
+                stage: pause.stage,
+                expires_at: pause.expires_at,
+                timeout_action: pause.timeout_action,
+            };
+            let input = Input { pipeline: &pipeline.name, mode: pipeline.mode, event: &event, receipt: None, now };
+            if handle(store, runner, input).await? == Handled::Applied {
+                recorded += 1;
+            }
+        }
+    }
+    info!(recorded, "runs deploying asked about a pause no event named");
+    Ok(recorded)
 }

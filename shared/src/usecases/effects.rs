@@ -2,7 +2,7 @@
 //! reconciler): announcements go on the bus, builds to CodeBuild. Every other kind is left to its owner.
 
 use crate::pipeline::{Effect, EffectKind, Event, PendingEffect};
-use crate::ports::{BuildRequest, BuildStartError, BuildStarter, EventPublisher, PublishError};
+use crate::ports::{BuildRequest, BuildStartError, BuildStarter, EventPublisher, PublishError, RefusedEntry};
 use crate::usecases::{EffectError, EffectRunner};
 
 /// Publishes `Publish` effects and starts builds.
@@ -38,11 +38,31 @@ pub(crate) async fn publish_one<P: EventPublisher>(
 }
 
 fn publish_error(error: PublishError) -> EffectError {
-    match error {
-        // The bus said no to the entries themselves (too large, malformed): sending them again will not help.
-        error @ PublishError::Rejected { .. } => EffectError::permanent("publish", error),
-        error @ PublishError::Unavailable { .. } => EffectError::transient("publish", error),
+    match &error {
+        // The bus said no to the entries themselves (too large, malformed): sending them again will not help. Throttled
+        // or failed inside, they are sent again after the outbox's backoff.
+        PublishError::Rejected { entries, .. } if entries.iter().all(RefusedEntry::is_retryable) => {
+            EffectError::transient("publish", error)
+        }
+        PublishError::Rejected { .. } => EffectError::permanent("publish", error),
+        PublishError::Unavailable { .. } => EffectError::transient("publish", error),
     }
+}
+
+/// What became of the `index`th event of a `publish` that failed with `error`: accepted (`None`), or why not.
+fn entry_error(error: &PublishError, index: usize) -> Option<EffectError> {
+    let refused = match error {
+        PublishError::Unavailable { .. } => {
+            return Some(EffectError::transient("publish", crate::telemetry::Chain(error).to_string()));
+        }
+        PublishError::Rejected { entries, .. } => entries.iter().find(|entry| entry.index == index)?,
+    };
+    let source = format!("the event bus refused the event: {}: {}", refused.code, refused.message);
+    Some(if refused.is_retryable() {
+        EffectError::transient("publish", source)
+    } else {
+        EffectError::permanent("publish", source)
+    })
 }
 
 impl<P: EventPublisher, B: BuildStarter> EffectRunner for StageEffects<P, B> {
@@ -75,17 +95,16 @@ impl<P: EventPublisher, B: BuildStarter> EffectRunner for StageEffects<P, B> {
         );
         let (published, mut others) = futures_util::future::join(published, others).await;
         let mut others = others.drain(..);
+        let mut index = 0;
         effects
             .iter()
             .map(|pending| match &pending.effect {
-                Effect::Publish(_) => match &published {
-                    Ok(()) => Ok(None),
-                    Err(error) => Err(EffectError {
-                        effect: "publish",
-                        permanent: matches!(error, PublishError::Rejected { .. }),
-                        source: crate::telemetry::Chain(error).to_string().into(),
-                    }),
-                },
+                Effect::Publish(_) => {
+                    // Only the entries the bus did not take are tried again.
+                    let error = published.as_ref().err().and_then(|error| entry_error(error, index));
+                    index += 1;
+                    error.map_or(Ok(None), Err)
+                }
                 _ => others.next().unwrap_or_else(|| Err(EffectError::transient("start_build", "not run"))),
             })
             .collect()

@@ -16,8 +16,10 @@ use crate::definitions::Check;
 use crate::deploy::{CheckRun, StageProgress, StageVerdict, judge, stage_verdict, summary};
 use crate::pipeline::{Effect, EffectKind, Event, HookStatus, Stage, Status};
 use crate::ports::{
-    BlueGreenDeployments, DeployError, EventPublisher, HttpProbe, LifecycleHooks, PipelineStore, Probe,
+    BlueGreenDeployments, DeployError, EventPublisher, HttpProbe, LifecycleHooks, NativeDeployments, PipelineStore,
+    Probe,
 };
+use crate::telemetry::Chain;
 use crate::usecases::deploy_events::owner;
 use crate::usecases::{DeploymentEventError, EffectError, EffectRunner, HandleError, Handled, Input, handle};
 
@@ -255,34 +257,19 @@ where
 }
 
 /// What ECS invokes the hooks function with at a lifecycle stage of an ECS-native deployment
-/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/lambda-lifecycle-hooks.html>).
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/lambda-lifecycle-hooks.html>). The traffic weights
+/// it carries are not read: AWS documents them empty (`{}`) outside the traffic-shift stages, and not at all for a
+/// linear step; whether the deployment rolls back is asked of ECS.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageCall {
-    /// ECS's `executionId`: one hook execution, the same over its `IN_PROGRESS` re-invocations.
+    /// ECS's `executionId` (for the log: AWS does not document whether it is unique across a linear shift's steps).
     pub execution_id: String,
     /// `lifecycleStage`.
     pub stage: String,
     /// `resourceArn`: the service deployment.
     pub service_deployment: String,
-    /// The production traffic weight `executionDetails.productionTrafficWeights` gives the target revision.
-    pub target_production_weight: Option<f64>,
-    /// The test traffic weight `executionDetails.testTrafficWeights` gives the target revision.
-    pub target_test_weight: Option<f64>,
     /// What the last `IN_PROGRESS` answer left in `hookDetails` (sluice's key only).
     pub progress: StageProgress,
-}
-
-impl StageCall {
-    /// Whether ECS invokes the hook as it rolls the deployment back: it runs the traffic-shift hooks again while
-    /// traffic goes back, so at TEST_TRAFFIC_SHIFT or PRODUCTION_TRAFFIC_SHIFT the target revision's weight is back
-    /// to 0 (going forward it is 100 for test traffic, and the step's share, never 0, for production).
-    pub fn rolls_back(&self) -> bool {
-        match self.stage.as_str() {
-            "TEST_TRAFFIC_SHIFT" => self.target_test_weight == Some(0.0),
-            "PRODUCTION_TRAFFIC_SHIFT" => self.target_production_weight == Some(0.0),
-            _ => false,
-        }
-    }
 }
 
 /// How sluice answers an ECS lifecycle hook: the invocation's return value.
@@ -303,15 +290,18 @@ const UNLINKED_DELAY_SECS: u64 = 5;
 const UNLINKED_TRIES: u32 = 12;
 
 /// Answers one ECS lifecycle hook invocation: runs one attempt of each of the stage's checks that has not passed
-/// yet, and answers SUCCEEDED or FAILED (recording the result on the run), or IN_PROGRESS when a check has retries
-/// left, never waiting between tries itself. A stage sluice does not know (ECS adds them) or one without checks is
-/// answered SUCCEEDED and logged; so is a stage of a deployment ECS is rolling back (its traffic weights going back,
-/// or the run knowing why), which sluice must not block.
-#[instrument(skip_all, fields(service_deployment = %call.service_deployment, stage = %call.stage))]
-pub async fn answer_stage<S, R, C>(
+/// yet in this evaluation, and answers SUCCEEDED or FAILED (recording the result on the run), or IN_PROGRESS when a
+/// check has retries left, never waiting between tries itself. Nothing is answered from an earlier result: every
+/// evaluation runs the checks (a linear shift calls the same stage at each step). A stage sluice does not know (ECS
+/// adds them) or one without checks is answered SUCCEEDED and logged; so is a stage of a deployment that ECS says is
+/// rolling back (DescribeServiceDeployments: a ROLLBACK_ status or a rollback), or whose run knows it is, which sluice
+/// must not block. When ECS cannot be asked, the checks run: a skipped check never answers SUCCEEDED.
+#[instrument(skip_all, fields(service_deployment = %call.service_deployment, stage = %call.stage, execution = %call.execution_id))]
+pub async fn answer_stage<S, R, C, N>(
     store: &S,
     runner: &R,
     probe: &C,
+    native: &N,
     call: &StageCall,
     budget: Duration,
     now: DateTime<Utc>,
@@ -320,6 +310,7 @@ where
     S: PipelineStore,
     R: EffectRunner,
     C: HttpProbe,
+    N: NativeDeployments,
 {
     let link = store.find(&call.service_deployment).await.map_err(HandleError::from)?;
     let Some(link) = link else {
@@ -337,15 +328,19 @@ where
         return Ok(StageAnswer::Failed);
     };
     let deploy = run.deploy.as_ref();
-    if let Some(recorded) = deploy.and_then(|d| d.hooks.iter().find(|h| h.hook_execution_id == call.execution_id)) {
-        info!(passed = recorded.passed, "hook already answered; answering the same again");
-        return Ok(if recorded.passed { StageAnswer::Succeeded } else { StageAnswer::Failed });
-    }
     // ECS runs the traffic-shift hooks again while it rolls back (traffic going back to the old revision, for an
     // alarm or the circuit breaker too): so is a run that has failed a stage, been rolled back at a pause or by an
     // operator, or ended. Its checks would test the way back, and the rollback must not be held up.
-    if call.rolls_back() || deploy.is_some_and(|d| d.rolling_back(now)) || run.status.is_finished() {
-        info!(status = %run.status, weight = ?call.target_production_weight, "a rollback's hook; answering SUCCEEDED");
+    let ecs_rolls_back = match native.describe(&call.service_deployment).await {
+        Ok(Some(report)) => report.rolled_back || report.status.starts_with("ROLLBACK_"),
+        Ok(None) => false,
+        Err(error) => {
+            warn!(error = %Chain(&error), "ECS could not say whether the deployment rolls back; running the checks");
+            false
+        }
+    };
+    if ecs_rolls_back || deploy.is_some_and(|d| d.rolling_back(now)) || run.status.is_finished() {
+        info!(status = %run.status, ecs_rolls_back, "a rollback's hook; answering SUCCEEDED");
         return Ok(StageAnswer::Succeeded);
     }
     if !crate::definitions::ECS_STAGES.contains(&call.stage.as_str()) {
@@ -357,16 +352,27 @@ where
         info!("no checks at this stage; answering SUCCEEDED");
         return Ok(StageAnswer::Succeeded);
     }
+    // The checks' progress so far in this evaluation; progress whose evaluation was recorded (or none) is stale.
+    let recorded = |id: &str| deploy.is_some_and(|d| d.hooks.iter().any(|hook| hook.hook_execution_id == id));
+    let progress = match &call.progress.evaluation {
+        Some(evaluation) if !recorded(evaluation) => call.progress.clone(),
+        _ => StageProgress {
+            evaluation: Some(format!("{}:{:016x}", call.stage, fastrand::u64(..))),
+            unlinked: call.progress.unlinked,
+            ..StageProgress::default()
+        },
+    };
+    let evaluation = progress.evaluation.clone().unwrap_or_default();
     let started = tokio::time::Instant::now();
     // One attempt of each check still to pass: ECS calls again for the next, after the check's interval.
     let due: Vec<(usize, Check)> = checks
         .iter()
-        .filter(|(number, _)| !call.progress.passed.contains_key(number))
+        .filter(|(number, _)| !progress.passed.contains_key(number))
         .map(|(number, check)| (*number, Check { retries: 0, ..(*check).clone() }))
         .collect();
     let numbered: Vec<(usize, &Check)> = due.iter().map(|(number, check)| (*number, check)).collect();
     let round = run_checks(probe, &numbered, budget).await;
-    let (passed, detail) = match stage_verdict(&checks, call.progress.clone(), &round) {
+    let (passed, detail) = match stage_verdict(&checks, progress, &round) {
         StageVerdict::Retry { delay_secs, progress } => {
             info!(delay_secs, "a check failed with retries left; asking ECS to call again");
             return Ok(StageAnswer::InProgress { delay_secs, progress });
@@ -381,7 +387,7 @@ where
         execution_id: link.execution.clone(),
         deployment_id,
         lifecycle_event: call.stage.clone(),
-        hook_execution_id: call.execution_id.clone(),
+        hook_execution_id: evaluation,
         passed,
         detail: Some(detail),
         millis: Some(millis),

@@ -430,7 +430,7 @@ pub use definitions::{CachedDefinitions, DefinitionsError};
 pub use deploy::{DeployEffects, DeploymentStops};
 pub use deploy_events::{
     AWAITING_ACTION, DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange,
-    record_deployment_event,
+    record_deployment_event, record_paused_deployments,
 };
 pub use effects::{Announcer, StageEffects};
 pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, StageAnswer, StageCall, answer_hook, answer_stage};

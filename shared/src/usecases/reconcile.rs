@@ -1,7 +1,8 @@
 //! What no event will say: a scheduled look at every pipeline. Builds and deployments whose state change never
 //! arrived are asked about (CodeBuild's BatchGetBuilds, CodeDeploy's GetDeployment, ECS's DescribeServices and
 //! DescribeServiceDeployments) and moved on as their event would have (an ECS-native deployment paused at a hook
-//! the run never heard of is recorded as paused); approvals past their deadline time out; effects left pending (a build
+//! the run never heard of is recorded as paused); deployments past their deadline ([`crate::deploy::deadline`]) fail
+//! their run, and are stopped; approvals past their deadline time out; effects left pending (a build
 //! CodeBuild could not start then) are carried out, and the owners of those it does not carry out itself (an
 //! approval request SNS refused for a while) are woken by an `Effects Due` doorbell.
 
@@ -9,6 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tracing::{instrument, warn};
 
 use crate::definitions::{Definitions, DeployTarget};
+use crate::deploy::deadline::deadline;
 use crate::events::{EffectsDue, SluiceEvent};
 use crate::pipeline::{BuildFailure, DeployFacts, Effect, Event, Execution, PendingEffect, Stage, Status};
 use crate::ports::{
@@ -156,6 +158,15 @@ where
                         },
                     }
                 }
+                // Past its deadline (a rolling update that never settles sends no event at all): the run fails.
+                Status::Running(Stage::Deploy)
+                    if execution.deploy.as_ref().is_some_and(|deploy| {
+                        let plan = &execution.plan;
+                        deadline(&plan.deploy, plan.deploy_timeout_minutes, deploy.started_at) <= now
+                    }) =>
+                {
+                    Event::DeploymentTimedOut { execution_id: execution.id.clone() }
+                }
                 Status::Running(Stage::Deploy) => {
                     let Some(deploy) = &execution.deploy else { continue };
                     let Some(deployment_id) = &deploy.deployment_id else { continue };
@@ -277,7 +288,7 @@ where
                     return Ok(Some(Lost::Change(DeploymentStateChange {
                         event_id: format!("reconciled:{arn}:{}", pause.hook_id),
                         deployment_id: arn.to_owned(),
-                        change: DeploymentChange::EcsHook { event_name: AWAITING_ACTION.to_owned() },
+                        change: DeploymentChange::EcsHook { event_name: AWAITING_ACTION.to_owned(), also: Vec::new() },
                     })));
                 }
                 DeploymentProgress::Succeeded => "SERVICE_DEPLOYMENT_COMPLETED",

@@ -523,17 +523,17 @@ async fn an_ecs_stage_sluice_does_not_know_or_without_checks_is_answered_succeed
         execution_id: format!("hook-{stage}"),
         stage: stage.into(),
         service_deployment: "arn:sd-1".into(),
-        target_production_weight: None,
-        target_test_weight: None,
         progress: StageProgress { unlinked, ..Default::default() },
     };
+    let ecs = crate::testing::RecordedDeployments::new();
     // A service deployment no run has recorded yet: ECS is asked to call again, 12 times, then told FAILED
     let first =
-        answer_stage(&store, &runner, &probes, &call("POST_SCALE_UP", 0), budget, now()).await.expect("answered");
+        answer_stage(&store, &runner, &probes, &ecs, &call("POST_SCALE_UP", 0), budget, now()).await.expect("answered");
     let progress = StageProgress { unlinked: 1, ..Default::default() };
     assert_eq!(first, StageAnswer::InProgress { delay_secs: 5, progress });
-    let last =
-        answer_stage(&store, &runner, &probes, &call("POST_SCALE_UP", 12), budget, now()).await.expect("answered");
+    let last = answer_stage(&store, &runner, &probes, &ecs, &call("POST_SCALE_UP", 12), budget, now())
+        .await
+        .expect("answered");
     assert_eq!(last, StageAnswer::Failed);
 
     // GIVEN e1 deploying arn:sd-1 ECS-natively, with a check at POST_TEST_TRAFFIC_SHIFT
@@ -562,7 +562,8 @@ async fn an_ecs_stage_sluice_does_not_know_or_without_checks_is_answered_succeed
     }
     // WHEN ECS calls at a stage it has added since, and at one without checks, THEN both pass untouched
     for stage in ["POST_SOMETHING_NEW", "POST_SCALE_UP"] {
-        let answer = answer_stage(&store, &runner, &probes, &call(stage, 0), budget, now()).await.expect("answered");
+        let answer =
+            answer_stage(&store, &runner, &probes, &ecs, &call(stage, 0), budget, now()).await.expect("answered");
         assert_eq!(answer, StageAnswer::Succeeded, "{stage}");
     }
     assert_eq!(probes.0.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing was probed");
@@ -570,25 +571,130 @@ async fn an_ecs_stage_sluice_does_not_know_or_without_checks_is_answered_succeed
     assert!(run.deploy.is_some_and(|d| d.hooks.is_empty()), "nothing recorded on the run");
 }
 
-#[test]
-fn ecs_calls_a_traffic_shift_hook_of_a_rollback_with_the_new_revisions_weight_back_at_zero() {
-    use crate::usecases::StageCall;
-    let call = |stage: &str, test: f64, production: f64| StageCall {
-        execution_id: "hook-1".into(),
-        stage: stage.into(),
-        service_deployment: "arn:sd-1".into(),
-        target_production_weight: Some(production),
-        target_test_weight: Some(test),
-        progress: Default::default(),
+/// A prober whose answers a test sets: every probe gets `status`, and is counted.
+struct SetProbes(std::sync::atomic::AtomicU16, std::sync::atomic::AtomicUsize);
+
+impl SetProbes {
+    fn answering(status: u16) -> Self {
+        Self(std::sync::atomic::AtomicU16::new(status), std::sync::atomic::AtomicUsize::new(0))
+    }
+
+    fn probed(&self) -> usize {
+        self.1.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl crate::ports::HttpProbe for SetProbes {
+    async fn probe(&self, _: &crate::ports::Probe<'_>) -> Result<crate::ports::ProbeAnswer, crate::ports::ProbeError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let status = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        Ok(crate::ports::ProbeAnswer { status, body: Vec::new() })
+    }
+}
+
+/// Run e1 deploying arn:sd-1 by an ECS linear shift, with one check at PRODUCTION_TRAFFIC_SHIFT (one retry).
+async fn linear_deploying(store: &InMemoryStore, runner: &RecordingRunner) {
+    use crate::definitions::{Check, DeployTarget, TrafficShift};
+    let mut triggered = push("e1");
+    if let Event::Triggered { plan, .. } = &mut triggered {
+        let checks = vec![Check { retries: 1, ..Check::new("PRODUCTION_TRAFFIC_SHIFT", "http://web/health") }];
+        let shift = TrafficShift::Linear { step_tenths: 250, step_bake_time_minutes: 5 };
+        plan.deploy =
+            DeployTarget::EcsNative(crate::definitions::EcsNative { checks, ..crate::testing::ecs_native(shift) });
+    }
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("e1"),
+        build_id: "build-e1".into(),
+        outputs: crate::pipeline::BuildOutputs { image_uri: "web:e1".into(), artifacts: None },
     };
-    // Going forward: test traffic all on the new revision, production a step's share
-    assert!(!call("TEST_TRAFFIC_SHIFT", 100.0, 0.0).rolls_back());
-    assert!(!call("PRODUCTION_TRAFFIC_SHIFT", 100.0, 20.0).rolls_back());
-    // Going back
-    assert!(call("TEST_TRAFFIC_SHIFT", 0.0, 0.0).rolls_back());
-    assert!(call("PRODUCTION_TRAFFIC_SHIFT", 0.0, 0.0).rolls_back());
-    // Other stages say nothing of it: before any shift the weights are 0 anyway
-    assert!(!call("POST_SCALE_UP", 0.0, 0.0).rolls_back());
+    let started = Event::DeploymentStarted {
+        execution_id: ExecutionId::from("e1"),
+        deployment_id: "ecs-svc/1".into(),
+        service_deployment: Some("arn:sd-1".into()),
+        task_definition: None,
+        previous_task_definition: None,
+    };
+    for event in [triggered, built, started] {
+        handle(store, runner, input(&event, None)).await.expect("handled");
+    }
+}
+
+fn stage_call(execution_id: &str, progress: crate::deploy::StageProgress) -> crate::usecases::StageCall {
+    crate::usecases::StageCall {
+        execution_id: execution_id.into(),
+        stage: "PRODUCTION_TRAFFIC_SHIFT".into(),
+        service_deployment: "arn:sd-1".into(),
+        progress,
+    }
+}
+
+#[tokio::test]
+async fn a_later_step_of_a_linear_shift_runs_its_checks_again_whatever_ids_and_details_ecs_hands_back() {
+    use crate::usecases::{StageAnswer, answer_stage};
+    let (store, runner, ecs) =
+        (InMemoryStore::new(), RecordingRunner::new(), crate::testing::RecordedDeployments::new());
+    let budget = std::time::Duration::from_secs(60);
+    linear_deploying(&store, &runner).await;
+    // GIVEN step 1's check failed once (IN_PROGRESS, with sluice's progress), then passed
+    let probes = SetProbes::answering(503);
+    let call = stage_call("hook-1", Default::default());
+    let first = answer_stage(&store, &runner, &probes, &ecs, &call, budget, now()).await.expect("answered");
+    let StageAnswer::InProgress { progress, .. } = first else { panic!("{first:?}") };
+    probes.0.store(200, std::sync::atomic::Ordering::SeqCst);
+    let again = stage_call("hook-1", progress.clone());
+    let step1 = answer_stage(&store, &runner, &probes, &ecs, &again, budget, now()).await.expect("answered");
+    assert_eq!(step1, StageAnswer::Succeeded);
+    // WHEN step 3 calls with the same execution id and the details step 1 left, and the service now answers 500
+    probes.0.store(500, std::sync::atomic::Ordering::SeqCst);
+    let before = probes.probed();
+    let step3 = answer_stage(&store, &runner, &probes, &ecs, &stage_call("hook-1", progress), budget, now()).await;
+    // THEN the check ran again (step 1's answer is not reused), and with its retry left ECS is asked to call again
+    assert_eq!(probes.probed(), before + 1);
+    let Ok(StageAnswer::InProgress { progress: step3_progress, .. }) = step3 else { panic!("{step3:?}") };
+    // AND its retry spent, it fails, and the run records both steps' results
+    let last = stage_call("hook-1", step3_progress);
+    let failed = answer_stage(&store, &runner, &probes, &ecs, &last, budget, now()).await.expect("answered");
+    assert_eq!(failed, StageAnswer::Failed);
+    let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
+    let passed: Vec<bool> = run.deploy.map(|d| d.hooks.iter().map(|h| h.passed).collect()).unwrap_or_default();
+    assert_eq!(passed, [true, false]);
+}
+
+#[tokio::test]
+async fn a_stage_hook_of_a_deployment_ecs_rolls_back_passes_untouched_and_one_ecs_cannot_tell_of_is_checked() {
+    use crate::ports::{DeploymentProgress, ServiceDeploymentReport};
+    use crate::usecases::{StageAnswer, answer_stage};
+    let (store, runner, ecs) =
+        (InMemoryStore::new(), RecordingRunner::new(), crate::testing::RecordedDeployments::new());
+    let budget = std::time::Duration::from_secs(60);
+    linear_deploying(&store, &runner).await;
+    let probes = SetProbes::answering(500);
+    // GIVEN ECS says the deployment is rolling back (the run has not heard yet)
+    for (status, rollback) in [("ROLLBACK_IN_PROGRESS", false), ("IN_PROGRESS", true)] {
+        let report = ServiceDeploymentReport {
+            progress: DeploymentProgress::Going,
+            status: status.into(),
+            status_reason: None,
+            rolled_back: rollback,
+            rollback_reason: None,
+            triggered_alarms: Vec::new(),
+            circuit_breaker_tripped: false,
+            timed_out_hooks: Vec::new(),
+            awaiting: None,
+        };
+        ecs.service_deployment("arn:sd-1", report);
+        // WHEN ECS calls the traffic-shift hook on the way back, THEN it passes, nothing probed
+        let call = stage_call("back", Default::default());
+        let answer = answer_stage(&store, &runner, &probes, &ecs, &call, budget, now());
+        assert_eq!(answer.await.expect("answered"), StageAnswer::Succeeded, "{status}");
+    }
+    assert_eq!(probes.probed(), 0);
+    // WHEN ECS cannot be asked, THEN the checks run all the same: a skipped check never answers SUCCEEDED
+    ecs.unreachable();
+    let call = stage_call("doubt", Default::default());
+    let answer = answer_stage(&store, &runner, &probes, &ecs, &call, budget, now());
+    assert!(matches!(answer.await.expect("answered"), StageAnswer::InProgress { .. }));
+    assert_eq!(probes.probed(), 1);
 }
 
 /// Run e1 of web, built and waiting for its approval.
@@ -790,4 +896,111 @@ async fn a_retry_or_rerun_builds_its_refs_head_again_but_never_a_commit_the_ref_
     handle(&store, &runner, input(&late, None)).await.expect("handled");
     let late = store.execution(&ExecutionId::from("e9")).await.ok().flatten().expect("recorded");
     assert_eq!(late.status, Status::Skipped, "{:?}", late.reason);
+}
+
+/// Run e1 of web deploying arn:sd-1 by an ECS canary that asks for an approval before production steps; the
+/// definitions that name web are published.
+async fn canary_deploying(store: &InMemoryStore, runner: &RecordingRunner) {
+    use crate::definitions::{DeployTarget, PauseAction, PauseApproval, TrafficShift};
+    use crate::ports::DefinitionsStore;
+    store.publish(include_str!("../../../infra/pipelines.example.toml"), None, now()).await.expect("published");
+    let mut triggered = push("e1");
+    if let Event::Triggered { plan, .. } = &mut triggered {
+        let shift = TrafficShift::Canary { tenths: 100, bake_time_minutes: 5 };
+        plan.deploy = DeployTarget::EcsNative(crate::definitions::EcsNative {
+            approval: Some(PauseApproval {
+                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+                topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvers".into(),
+                timeout_minutes: 60,
+                on_timeout: PauseAction::Rollback,
+            }),
+            ..crate::testing::ecs_native(shift)
+        });
+    }
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("e1"),
+        build_id: "build-e1".into(),
+        outputs: crate::pipeline::BuildOutputs { image_uri: "web:e1".into(), artifacts: None },
+    };
+    let started = Event::DeploymentStarted {
+        execution_id: ExecutionId::from("e1"),
+        deployment_id: "ecs-svc/1".into(),
+        service_deployment: Some("arn:sd-1".into()),
+        task_definition: None,
+        previous_task_definition: None,
+    };
+    for event in [triggered, built, started] {
+        let handled = handle(store, runner, input(&event, None)).await.expect("handled");
+        assert_eq!(handled, Handled::Applied, "{}", event.name());
+    }
+}
+
+#[tokio::test]
+async fn a_hook_state_change_whose_ids_name_no_run_has_the_runs_deploying_asked_about_their_pauses() {
+    use crate::ports::{AwaitingPause, DeploymentProgress, ServiceDeploymentReport};
+    use crate::usecases::{DeploymentChange, DeploymentEventOutcome, DeploymentStateChange};
+    let (store, runner, ecs) =
+        (InMemoryStore::new(), RecordingRunner::new(), crate::testing::RecordedDeployments::new());
+    canary_deploying(&store, &runner).await;
+    ecs.service_deployment(
+        "arn:sd-1",
+        ServiceDeploymentReport {
+            progress: DeploymentProgress::Going,
+            status: "IN_PROGRESS".into(),
+            status_reason: None,
+            rolled_back: false,
+            rollback_reason: None,
+            triggered_alarms: Vec::new(),
+            circuit_breaker_tripped: false,
+            timed_out_hooks: Vec::new(),
+            awaiting: Some(AwaitingPause {
+                hook_id: "pause-1".into(),
+                stage: "POST_TEST_TRAFFIC_SHIFT".into(),
+                expires_at: None,
+                timeout_action: None,
+            }),
+        },
+    );
+    // GIVEN an "ECS Hook State Change" whose detail has no deploymentId, and whose other ids name no run
+    let change = DeploymentStateChange {
+        event_id: "e-hook".into(),
+        deployment_id: String::new(),
+        change: DeploymentChange::EcsHook {
+            event_name: "HOOK_AWAITING_ACTION".into(),
+            also: vec!["arn:aws:ecs:us-east-1:123456789012:service/prod/web".into()],
+        },
+    };
+    // WHEN it is recorded
+    let outcome = record_deployment_event(&store, &runner, &ecs, &ecs, &change, now()).await.expect("answered");
+    // THEN it is not dropped as not sluice's: the runs deploying are asked about, and e1's pause is recorded
+    assert_eq!(outcome, DeploymentEventOutcome::UnknownPause);
+    let recorded = record_paused_deployments(&store, &runner, &ecs, now()).await.expect("asked");
+    assert_eq!(recorded, 1);
+    let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
+    let pauses = run.deploy.map(|d| d.pauses).unwrap_or_default();
+    assert_eq!(
+        pauses.iter().map(|p| (p.hook_id.as_str(), p.stage.as_str())).collect::<Vec<_>>(),
+        [("pause-1", "PRE_PRODUCTION_TRAFFIC_SHIFT")]
+    );
+    // AND asked again, the pause already known is not recorded twice
+    assert_eq!(record_paused_deployments(&store, &runner, &ecs, now()).await.expect("asked"), 0);
+}
+
+#[tokio::test]
+async fn a_deployment_codedeploy_will_not_describe_to_sluice_is_answered_as_not_sluices_not_failed() {
+    use crate::usecases::{DeploymentChange, DeploymentEventOutcome, DeploymentStateChange};
+    let (store, runner, codedeploy) =
+        (InMemoryStore::new(), RecordingRunner::new(), crate::testing::RecordedDeployments::new());
+    codedeploy.deny_reports();
+    // GIVEN a failure of another application's deployment, which sluice may not look up
+    let change = DeploymentStateChange {
+        event_id: "e-theirs".into(),
+        deployment_id: "d-THEIRS".into(),
+        change: DeploymentChange::CodeDeploy { state: "FAILURE".into() },
+    };
+    // WHEN it is recorded, THEN it is answered (no error for Lambda to retry and dead-letter), and nothing changes
+    let outcome = record_deployment_event(&store, &runner, &codedeploy, &codedeploy, &change, now()).await;
+    assert_eq!(outcome.expect("answered"), DeploymentEventOutcome::NotOurs("not a deployment sluice started"));
+    assert_eq!(codedeploy.asked(), 1);
+    assert!(runner.ran().is_empty());
 }

@@ -37,7 +37,8 @@ struct World {
     aws: aws_config::SdkConfig,
     /// The pipeline's notification topic, which the notifier tells each outcome.
     outcomes: String,
-    /// What feeds the deployer, deploy-events, the notifier and the hooks function's checks, in that order.
+    /// What feeds the deployer, deploy-events, the notifier, the deployer's pause decisions and the hooks function's
+    /// checks, in that order.
     _pumps: Vec<Pump>,
 }
 
@@ -103,6 +104,7 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
         _ => None,
     })?;
     let notifier = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config)?);
+    let decided = Arc::clone(&deployer);
     let pumps = vec![
         pump(stack.sqs.clone(), stack.queue("DeploymentRequestedRule")?.to_owned(), move |event: Value| {
             let app = Arc::clone(&deployer);
@@ -115,6 +117,11 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
         pump(stack.sqs.clone(), stack.queue("ExecutionFinishedRule")?.to_owned(), move |event: Value| {
             let app = Arc::clone(&notifier);
             async move { notifier::handler::on_event(&app, &event, chrono::Utc::now()).await }
+        }),
+        // The deployer, fed by PauseDecidedRule: a decision at a paused ECS deployment.
+        pump(stack.sqs.clone(), stack.queue("PauseDecidedRule")?.to_owned(), move |event: Value| {
+            let app = Arc::clone(&decided);
+            async move { deployer::handler::on_event(&app, &event, chrono::Utc::now()).await }
         }),
         // The hooks function, fed by ChecksRequestedRule: a rolling update's AfterRollout checks.
         pump(stack.sqs.clone(), stack.queue("ChecksRequestedRule")?.to_owned(), move |event: Value| {
@@ -498,6 +505,49 @@ async fn a_rolling_run_whose_after_rollout_check_fails_puts_the_service_back_on_
     let (subject, email) = world.notification().await?;
     assert_eq!(subject, "sluice: web sha-web rolled back");
     assert!(email.contains("AfterRollout"), "{email}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rolling_update_that_never_settles_fails_at_its_deadline_on_the_reconcilers_look_and_is_rolled_back()
+-> Result<()> {
+    // GIVEN a rolling update whose tasks keep failing, with ECS's circuit breaker off: ECS sends no event that ends it
+    let world = world(true, Rollout::TasksFail, HookTime(Duration::from_secs(300))).await?;
+    let target = match rolling() {
+        DeployTarget::Rolling(rolling) => DeployTarget::Rolling(sluice::definitions::Rolling {
+            circuit_breaker: sluice::definitions::CircuitBreaker { enable: false, rollback: false },
+            ..rolling
+        }),
+        other => other,
+    };
+    world.deploy(target).await?;
+    let mut started = None;
+    for _ in 0..100 {
+        let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+        started = run.deploy.filter(|d| d.previous_task_definition.is_some());
+        if started.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let previous = started.and_then(|d| d.previous_task_definition).context("the update started")?;
+    // WHEN the reconciler looks before its deadline (the 5 minutes its AfterRollout checks may take, and 60), nothing
+    world.reconcile_in(30).await?;
+    let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+    assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::Deploy));
+    // WHEN it looks after it
+    world.reconcile_in(70).await?;
+    // THEN the run fails, saying why
+    let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
+    assert_eq!(run.status, Status::Failed, "{run:#?}");
+    let reason = run.reason.unwrap_or_default();
+    assert!(reason.starts_with("the deployment did not finish within 1h 5m"), "{reason}");
+    // AND the deployer puts the service back on the task definition it ran before
+    world.deployer_retries("web").await?;
+    let ecs = aws_sdk_ecs::Client::new(&world.aws);
+    let described = ecs.describe_services().cluster("prod").services("web").send().await?;
+    let service = described.services().first().context("the service")?;
+    assert_eq!(service.task_definition(), Some(previous.as_str()));
     Ok(())
 }
 
@@ -902,6 +952,54 @@ async fn a_canary_pause_nobody_decides_is_timed_out_by_ecs_and_the_run_says_the_
     let (subject, _) = world.notification().await?;
     assert_eq!(subject, "sluice: web sha-web rolled back");
     Ok(())
+}
+
+#[tokio::test]
+async fn a_canary_approved_at_its_pause_ships_whatever_lifecycle_stage_ecs_reports_while_paused() -> Result<()> {
+    use sluice::pipeline::ApprovalDecision;
+    use sluice::usecases::{Decided, decide_as};
+    use sluice_sandbox::ecs::WhilePreProduction;
+    // AWS's ServiceDeploymentLifecycleStage has no PRE_PRODUCTION_TRAFFIC_SHIFT: the sandbox reports the stage before
+    // (POST_TEST_TRAFFIC_SHIFT), then the one the deployment enters (PRODUCTION_TRAFFIC_SHIFT).
+    for reported in [WhilePreProduction::StageBefore, WhilePreProduction::StageEntered] {
+        let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+        world.ecs.while_pre_production(reported);
+        // GIVEN web-1's canary, paused after its canary step for a decision (ten hours of sandbox time: a minute)
+        world.deploy(canary_with_pause(600)).await?;
+        let arn = world.service_deployment().await?;
+        world.record_when(&arn, "pause after the canary step", |r| hook_statuses(r).len() == 2).await?;
+        let stage = world.ecs.service_deployment(&arn).context("the record")?["lifecycleStage"].clone();
+        assert_ne!(stage, "PRE_PRODUCTION_TRAFFIC_SHIFT", "{reported:?}");
+        let asked = world.asked_at_pause("web-1").await?;
+        assert_eq!(asked, "PRE_PRODUCTION_TRAFFIC_SHIFT", "{reported:?}");
+        // WHEN an approver approves it, as `sluice approve` does
+        let bus = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&world.aws), world.stack.bus.clone());
+        let runner = Announcer { publisher: bus };
+        let id = ExecutionId::from("web-1");
+        let approved = ApprovalDecision::Approved;
+        let decided = decide_as(&world.store, &runner, &id, approved, "carol", None, chrono::Utc::now()).await?;
+        assert_eq!(decided, Decided::Pause("PRE_PRODUCTION_TRAFFIC_SHIFT".into()));
+        // THEN ECS continues it, production moves to green and the run succeeds
+        let run = world.finished().await?;
+        assert_eq!(run.status, Status::Succeeded, "{reported:?}: {run:#?}");
+        assert_eq!(world.app.production.routed(), "green", "{reported:?}");
+    }
+    Ok(())
+}
+
+impl World {
+    /// The stage of the pause run `execution` asks its approvers about, once it does (within 10 s).
+    async fn asked_at_pause(&self, execution: &str) -> Result<String> {
+        for _ in 0..100 {
+            let run = self.store.execution(&ExecutionId::from(execution)).await?.context("the run")?;
+            let asking = run.deploy.iter().flat_map(|d| &d.pauses).find(|pause| pause.approval.is_some());
+            if let Some(pause) = asking {
+                return Ok(pause.stage.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("{execution} asked nobody within 10 s")
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sluice::adapters::EventBridgePublisher;
 use sluice::definitions::{
     Check, CircuitBreaker, DeployTarget, EcsNative, ExecutionMode, PauseAction, PauseApproval, Rolling, TrafficShift,
@@ -374,29 +374,69 @@ async fn publishing_to_a_bus_that_does_not_exist_is_an_error_not_a_silent_loss()
 }
 
 #[tokio::test]
-async fn a_codebuild_state_change_on_the_default_bus_reaches_the_codebuild_rule_and_parses() -> Result<()> {
+async fn a_codebuild_state_change_of_a_project_sluice_may_start_reaches_the_codebuild_rule_and_others_do_not()
+-> Result<()> {
     let stack = Stack::create().await?;
-    // AWS's documented sample event, as the aws_lambda_events crate ships it.
+    // AWS's documented sample event, as the aws_lambda_events crate ships it: its project, my-sample-project, is not
+    // one the stack may start (the harness deploys it with BuildProjects = *-build*).
     let fixture: Value =
         serde_json::from_str(include_str!("../../../shared/tests/fixtures/example-codebuild-state-change.json"))?;
-    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-        .event_bus_name(&stack.default_bus)
-        .source(fixture["source"].as_str().context("source")?)
-        .detail_type(fixture["detail-type"].as_str().context("detail-type")?)
-        .detail(fixture["detail"].to_string())
-        .build();
-    let output = stack.eventbridge.put_events().entries(entry).send().await?;
-    assert_eq!(output.failed_entry_count(), 0);
-
+    let put = |detail: Value| {
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&stack.default_bus)
+            .source("aws.codebuild")
+            .detail_type("CodeBuild Build State Change")
+            .detail(detail.to_string())
+            .build();
+        stack.eventbridge.put_events().entries(entry).send()
+    };
+    assert_eq!(put(fixture["detail"].clone()).await?.failed_entry_count(), 0);
+    assert!(stack.receive(stack.queue("CodeBuildStateChangeRule")?, 1, QUIET).await?.is_empty());
+    // The same event of a project the stack may start arrives, and reads as AWS's type reads it.
+    let mut ours = fixture["detail"].clone();
+    ours["project-name"] = json!("web-build");
+    assert_eq!(put(ours).await?.failed_entry_count(), 0);
     let received = stack.receive(stack.queue("CodeBuildStateChangeRule")?, 1, WAIT).await?;
     assert_eq!(received.len(), 1);
     let event: aws_lambda_events::event::codebuild::CodeBuildEvent = serde_json::from_value(received[0].clone())?;
     assert_eq!(event.detail.build_status.as_deref(), Some("SUCCEEDED"));
-    assert_eq!(event.detail.project_name.as_deref(), Some("my-sample-project"));
+    assert_eq!(event.detail.project_name.as_deref(), Some("web-build"));
     // sluice's own events do not reach it.
     let finished = a_runs_events().pop().context("a finished event")?;
     EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()).publish(&[finished]).await?;
     assert!(stack.receive(stack.queue("CodeBuildStateChangeRule")?, 1, QUIET).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn codedeploy_state_changes_reach_the_deployment_rule_only_for_the_stacks_applications_and_ecs_ones_always()
+-> Result<()> {
+    let stack = Stack::create().await?;
+    let fixture: Value =
+        serde_json::from_str(include_str!("../../../shared/tests/fixtures/example-codedeploy-deployment-event.json"))?;
+    let put = |source: &str, detail_type: &str, detail: Value| {
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&stack.default_bus)
+            .source(source)
+            .detail_type(detail_type)
+            .detail(detail.to_string())
+            .build();
+        stack.eventbridge.put_events().entries(entry).send()
+    };
+    let codedeploy = "CodeDeploy Deployment State-change Notification";
+    // Another application's deployment (the harness deploys with DeployApplications = web*): not delivered
+    let mut theirs = fixture["detail"].clone();
+    theirs["application"] = json!("billing");
+    put("aws.codedeploy", codedeploy, theirs).await?;
+    assert!(stack.receive(stack.queue("DeploymentStateChangeRule")?, 1, QUIET).await?.is_empty());
+    // One of the stack's applications, and an ECS hook state change: both delivered
+    let mut ours = fixture["detail"].clone();
+    ours["application"] = json!("web");
+    put("aws.codedeploy", codedeploy, ours).await?;
+    put("aws.ecs", "ECS Hook State Change", json!({ "eventName": "HOOK_AWAITING_ACTION" })).await?;
+    let received = stack.receive(stack.queue("DeploymentStateChangeRule")?, 2, WAIT).await?;
+    let sources: std::collections::BTreeSet<&str> = received.iter().filter_map(|e| e["source"].as_str()).collect();
+    assert_eq!(sources, std::collections::BTreeSet::from(["aws.codedeploy", "aws.ecs"]));
     Ok(())
 }
 

@@ -89,6 +89,8 @@ async fn the_build_succeeds_and_the_run_waits_for_approval_with_the_image_record
     let played = running.codebuild.builds();
     assert_eq!(played.len(), 1);
     assert_eq!(played[0]["sourceVersion"], HEAD, "CodeBuild built the pushed commit");
+    // A build that fails ends its run: the project's auto-retry must not build it again (the project's limit is 2).
+    assert_eq!(played[0]["autoRetryConfig"]["autoRetryLimit"], 0, "{}", played[0]);
     Ok(())
 }
 

@@ -231,11 +231,18 @@ impl Played {
             let deadline = tokio::time::Instant::now() + timeout;
             let mut details = hook.get("hookDetails").cloned();
             loop {
+                // As AWS's examples show them: the test weights at TEST_TRAFFIC_SHIFT, the production weights at
+                // (PRE_)PRODUCTION_TRAFFIC_SHIFT, and `{}` for the rest.
+                let test_weights = if stage == "TEST_TRAFFIC_SHIFT" { self.weights(test) } else { json!({}) };
+                let production_weights = match stage {
+                    "PRE_PRODUCTION_TRAFFIC_SHIFT" | "PRODUCTION_TRAFFIC_SHIFT" => self.weights(production),
+                    _ => json!({}),
+                };
                 let mut payload = json!({
                     "executionId": hook_id, "lifecycleStage": stage, "resourceArn": self.arn,
                     "executionDetails": {
                         "serviceArn": self.service_arn, "targetServiceRevisionArn": self.target,
-                        "testTrafficWeights": self.weights(test), "productionTrafficWeights": self.weights(production),
+                        "testTrafficWeights": test_weights, "productionTrafficWeights": production_weights,
                     },
                 });
                 if let Some(details) = &details {
@@ -288,8 +295,15 @@ impl Played {
             })
         });
         let mark = |status: &str| self.mark_hook(&hook_id, status);
+        // The detail of AWS's documented example ("Amazon ECS service deployment hook state change events"): no
+        // deploymentId; the service deployment's ARN here and in the event's resources.
+        let reported = lock(&self.state).service_deployments.get(&self.arn).map(|r| r["lifecycleStage"].clone());
         let detail = json!({
-            "eventType": "INFO", "eventName": "HOOK_AWAITING_ACTION", "deploymentId": self.id,
+            "eventType": "INFO", "eventName": "HOOK_AWAITING_ACTION", "hookId": hook_id, "hookType": "PAUSE",
+            "expiresAt": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "lifecycleStage": reported.unwrap_or(Value::Null),
+            "clusterArn": format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{}", self.key.0),
+            "serviceArn": self.service_arn, "serviceDeploymentArn": self.arn,
             "updatedAt": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         });
         let (events, resources) = (&self.events, [self.arn.clone()]);
@@ -378,10 +392,18 @@ impl Played {
                     self.hooks(stage, 100.0, 0.0).await.map_err(Failure::Hook)?;
                 }
                 "PRODUCTION_TRAFFIC_SHIFT" => {
+                    let mut before = 0.0;
                     for (weight, wait) in self.steps() {
                         self.checkpoint()?;
-                        self.update(|r| r["lifecycleStage"] = json!("PRE_PRODUCTION_TRAFFIC_SHIFT"));
-                        self.hooks("PRE_PRODUCTION_TRAFFIC_SHIFT", 100.0, weight).await.map_err(Failure::Hook)?;
+                        // No stage of AWS's enum is PRE_PRODUCTION_TRAFFIC_SHIFT: the deployment reports the one it
+                        // was in, or the one it enters, as the test chose.
+                        let reported = match lock(&self.state).while_pre_production {
+                            super::WhilePreProduction::StageBefore if before == 0.0 => "POST_TEST_TRAFFIC_SHIFT",
+                            _ => stage,
+                        };
+                        self.update(|r| r["lifecycleStage"] = json!(reported));
+                        self.hooks("PRE_PRODUCTION_TRAFFIC_SHIFT", 100.0, before).await.map_err(Failure::Hook)?;
+                        before = weight;
                         self.checkpoint()?;
                         self.update(|r| r["lifecycleStage"] = json!(stage));
                         if let Some(app) = &self.app {

@@ -83,20 +83,24 @@ impl Run {
         let DeployTarget::EcsNative(native) = &execution.plan.deploy else {
             return Err(TransitionError::UnplannedPause { execution: execution.id.clone(), stage: event.stage.into() });
         };
-        let Some(plan) = native.approval.as_ref().filter(|approval| approval.stage == event.stage) else {
+        // sluice configures one PAUSE hook, at the plan's approval stage: a pause awaiting action is that hook,
+        // whatever stage the deployment reports meanwhile (ECS's lifecycleStage lists the stages a deployment is in,
+        // not the hook stages it pauses at).
+        let Some(plan) = native.approval.as_ref() else {
             return Err(TransitionError::UnplannedPause { execution: execution.id.clone(), stage: event.stage.into() });
         };
-        let earlier = deploy.map_or(0, |deploy| deploy.pauses.iter().filter(|p| p.stage == event.stage).count());
-        let shifted_tenths = native.shift.production_at_pause(event.stage, earlier);
+        let stage = plan.stage.as_str();
+        let earlier = deploy.map_or(0, |deploy| deploy.pauses.iter().filter(|p| p.stage == stage).count());
+        let shifted_tenths = native.shift.production_at_pause(stage, earlier);
         let timeout_action = event.action.unwrap_or(plan.on_timeout);
         let expires_at = event.expires_at.unwrap_or_else(|| {
             let timeout = TimeDelta::minutes(i64::from(plan.timeout_minutes));
             self.now.checked_add_signed(timeout).unwrap_or(DateTime::<Utc>::MAX_UTC)
         });
-        let asks = !(event.stage == PRE_PRODUCTION_TRAFFIC_SHIFT && shifted_tenths == 0);
+        let asks = !(stage == PRE_PRODUCTION_TRAFFIC_SHIFT && shifted_tenths == 0);
         let mut pause = PauseFacts {
             hook_id: bounded(event.hook_id, super::MAX_ARN),
-            stage: event.stage.to_owned(),
+            stage: stage.to_owned(),
             shifted_tenths,
             timeout_action,
             approval: None,
@@ -105,7 +109,7 @@ impl Run {
             pipeline: execution.pipeline.clone(),
             execution_id: execution.id.clone(),
             service_deployment: event.service_deployment.to_owned(),
-            stage: event.stage.to_owned(),
+            stage: stage.to_owned(),
             shifted_percent: f64::from(shifted_tenths) / 10.0,
             asks_approval: asks,
         });

@@ -1125,11 +1125,6 @@ fn nobody_deciding_at_a_pause_lets_ecs_time_it_out_and_the_run_says_the_timeout_
 #[test]
 fn a_pause_where_the_pipeline_asks_nothing_or_of_another_deployment_is_refused_and_changes_nothing() {
     let state = canary_deploying("e1");
-    let mut elsewhere = paused("e1", "pause-1");
-    if let Event::DeploymentPaused { stage, .. } = &mut elsewhere {
-        *stage = "POST_SCALE_UP".into();
-    }
-    assert!(matches!(transition(&state, &elsewhere, at(10)), Err(TransitionError::UnplannedPause { .. })));
     let mut foreign = paused("e1", "pause-1");
     if let Event::DeploymentPaused { service_deployment, .. } = &mut foreign {
         *service_deployment = "arn:sd-other".into();
@@ -1138,6 +1133,38 @@ fn a_pause_where_the_pipeline_asks_nothing_or_of_another_deployment_is_refused_a
     // A blue/green run never pauses: its pause is refused too
     let bg = given(&[push("e2"), build_succeeded("e2"), approved("e2"), deployment_started("e2")]);
     assert!(matches!(transition(&bg, &paused("e2", "p"), at(10)), Err(TransitionError::UnplannedPause { .. })));
+}
+
+#[test]
+fn a_pause_is_the_pipelines_own_whatever_lifecycle_stage_ecs_reports_for_the_deployment_meanwhile() {
+    // ECS's ServiceDeploymentLifecycleStage has no PRE_PRODUCTION_TRAFFIC_SHIFT: a deployment paused there reports
+    // another stage, say the one before or the one it is about to enter.
+    for reported in ["POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", ""] {
+        let with_stage = |hook: &str| match paused("e1", hook) {
+            Event::DeploymentPaused {
+                execution_id, service_deployment, hook_id, expires_at, timeout_action, ..
+            } => {
+                let stage = reported.to_owned();
+                Event::DeploymentPaused { execution_id, service_deployment, hook_id, stage, expires_at, timeout_action }
+            }
+            other => other,
+        };
+        // GIVEN a canary run deploying
+        let state = canary_deploying("e1");
+        // WHEN ECS pauses before the first step, then after the canary step, reporting `reported` each time
+        let (state, effects) = apply(&state, &with_stage("pause-1"), at(10));
+        assert_eq!(names(&effects)[0], "continue(pause-1 continue)", "{reported}");
+        let (state, effects) = apply(&state, &with_stage("pause-2"), at(20));
+        // THEN the approvers are asked at the pipeline's pause, shown the 5 % that moved
+        let Some(Effect::RequestApproval { notice, hook_id, .. }) = effects.first() else {
+            panic!("{reported}: {:?}", names(&effects))
+        };
+        let pause = notice.pause.as_ref().expect("the pause's facts");
+        assert_eq!((pause.stage.as_str(), pause.shifted_tenths), ("PRE_PRODUCTION_TRAFFIC_SHIFT", 50), "{reported}");
+        assert_eq!(hook_id.as_deref(), Some("pause-2"));
+        let recorded = state.execution(&id("e1")).and_then(|run| run.deploy.clone()).expect("deploy facts");
+        assert!(recorded.pauses.iter().all(|p| p.stage == "PRE_PRODUCTION_TRAFFIC_SHIFT"));
+    }
 }
 
 #[test]
@@ -1340,4 +1367,66 @@ fn a_state_stored_by_the_previous_version_still_reads_and_moves_on() {
     let again: PipelineState =
         serde_json::from_str(&serde_json::to_string(&state).expect("serialises")).expect("reads");
     assert_eq!(again, state);
+}
+
+fn timed_out(execution: &str) -> Event {
+    Event::DeploymentTimedOut { execution_id: id(execution) }
+}
+
+#[test]
+fn a_deployment_past_its_deadline_fails_the_run_saying_so_and_is_stopped_though_the_run_has_ended() {
+    // GIVEN a blue/green run deploying since minute 2 (CodeDeploy may wait 25 minutes for its five hooks)
+    let state = given(&[push("e1"), build_succeeded("e1"), approved("e1"), deployment_started("e1")]);
+    // WHEN the reconciler says it timed out before its deadline (2 + 25 + 60 minutes), THEN that is refused
+    assert!(matches!(transition(&state, &timed_out("e1"), at(80)), Err(TransitionError::DeadlineNotReached { .. })));
+    // WHEN it says so after it
+    let (mut state, effects) = apply(&state, &timed_out("e1"), at(90));
+    // THEN the run fails, saying why, and its deployment is stopped and rolled back
+    assert_eq!(status(&state, "e1"), Status::Failed);
+    let reason = state.execution(&id("e1")).and_then(|run| run.reason.clone()).unwrap_or_default();
+    assert_eq!(
+        reason,
+        "the deployment did not finish within 1h 25m (25m its strategy may wait, and deploy.timeout 1h); sluice \
+         stopped it and had it rolled back"
+    );
+    assert!(matches!(effects.first(), Some(Effect::StopDeployment { deployment, .. }) if deployment == "d-e1"));
+    // AND the stop stays in the outbox, though its run no longer holds the deploy stage
+    state.enqueue(effects, 9);
+    state.drop_moot();
+    assert!(state.pending.iter().any(|p| matches!(p.effect, Effect::StopDeployment { .. })), "{:?}", state.pending);
+    // AND CodeDeploy's word on the stopped deployment, or the timeout told again, changes nothing
+    assert_eq!(
+        transition(&state, &deploy_failed("e1", true), at(91)),
+        Ok(Decision::Ignore(IgnoreReason::AlreadyFinished))
+    );
+    assert_eq!(transition(&state, &timed_out("e1"), at(92)), Ok(Decision::Ignore(IgnoreReason::AlreadyFinished)));
+}
+
+#[test]
+fn a_rolling_update_that_never_settles_fails_at_its_deadline_and_the_service_goes_back_to_its_task_definition() {
+    // GIVEN a rolling update without checks (ECS's circuit breaker off: no event will end it), with a shorter timeout
+    let mut push = rolling_push("e1", 0);
+    if let Event::Triggered { plan, .. } = &mut push {
+        plan.deploy_timeout_minutes = Some(10);
+    }
+    let started = Event::DeploymentStarted {
+        execution_id: id("e1"),
+        deployment_id: "d-e1".into(),
+        service_deployment: None,
+        task_definition: Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:e1".into()),
+        previous_task_definition: Some(PREVIOUS.into()),
+    };
+    let state = given(&[push, build_succeeded("e1"), approved("e1"), started]);
+    // WHEN its deadline (2 + 5 + 10 minutes) has passed
+    let (state, effects) = apply(&state, &timed_out("e1"), at(17));
+    // THEN the run fails, and the service goes back to the task definition it ran before
+    assert_eq!(status(&state, "e1"), Status::Failed);
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::RollBack { task_definition, .. } if task_definition == PREVIOUS)),
+        "{:?}",
+        names(&effects)
+    );
+    let reason = state.execution(&id("e1")).and_then(|run| run.reason.clone()).unwrap_or_default();
+    assert!(reason.starts_with("the deployment did not finish within 15m (5m its strategy may wait"), "{reason}");
+    assert!(reason.ends_with(&format!("sluice put the service back on {PREVIOUS}")), "{reason}");
 }

@@ -5,7 +5,7 @@ use chrono::TimeZone;
 use super::*;
 use crate::github::WebhookSecrets;
 use crate::github::sign;
-use crate::pipeline::{Stage, Status};
+use crate::pipeline::{Effect, Stage, Status};
 use crate::ports::DefinitionsStore;
 use crate::testing::{BuildAnswer, FixedSecrets, InMemoryStore, RecordingBuilds, RecordingPublisher};
 use crate::usecases::StageEffects;
@@ -541,4 +541,56 @@ async fn deliver_shuffled(seed: u64) -> usize {
         }
     }
     built.len()
+}
+
+/// The push of `n`: main moving from commit `n - 1` to commit `n`, pushed `n` seconds after the fixture's push.
+fn chained_push(n: usize) -> Vec<u8> {
+    let commit = |n: usize| format!("{n:040x}");
+    push_with(|v| {
+        v["before"] = json!(commit(n - 1));
+        v["after"] = json!(commit(n));
+        v["head_commit"]["id"] = json!(commit(n));
+        v["repository"]["pushed_at"] = json!(1_795_438_800 + n);
+    })
+}
+
+#[tokio::test]
+async fn announcements_the_bus_throttles_are_sent_again_later_and_only_they() {
+    let world = World::new().await;
+    // GIVEN a run building and one waiting
+    for n in 1..=2 {
+        assert_eq!(world.deliver("push", &format!("d-{n}"), &chained_push(n)).await.status, 202);
+    }
+    let before = world.effects.publisher.published().len();
+    // WHEN a third push supersedes the waiting run, and the bus throttles the first of the two announcements
+    world.effects.publisher.refuse_entries(&[(0, "ThrottlingException")]);
+    assert_eq!(world.deliver("push", "d-3", &chained_push(3)).await.status, 202);
+    // THEN the other announcement went out, the throttled one waits in the outbox, not parked
+    let published = world.effects.publisher.published();
+    assert_eq!(published.len(), before + 1, "{:?}", published.iter().map(|e| e.detail_type()).collect::<Vec<_>>());
+    let state = world.store.load("web").await.ok().flatten().expect("recorded").value;
+    assert!(state.parked.is_empty(), "{:?}", state.parked);
+    let waiting: Vec<_> = state.pending.iter().filter(|p| matches!(p.effect, Effect::Publish(_))).collect();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].attempts, 1);
+    // AND once its backoff has passed, it alone is sent again
+    let later = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).single().expect("valid date");
+    crate::usecases::flush(&world.store, &world.effects, "web", later).await.expect("flushed");
+    let published = world.effects.publisher.published();
+    assert_eq!(published.len(), before + 2);
+    let kinds: Vec<String> =
+        published[before..].iter().map(|e| format!("{} {}", e.detail_type(), e.execution_id())).collect();
+    assert_eq!(kinds.iter().collect::<std::collections::BTreeSet<_>>().len(), 2, "each sent once: {kinds:?}");
+    let state = world.store.load("web").await.ok().flatten().expect("recorded").value;
+    assert!(!state.pending.iter().any(|p| matches!(p.effect, Effect::Publish(_))));
+}
+
+#[tokio::test]
+async fn an_announcement_the_bus_refuses_for_good_is_parked_for_an_operator() {
+    let world = World::new().await;
+    world.effects.publisher.refuse_entries(&[(0, "MalformedDetail")]);
+    assert_eq!(world.deliver("push", "d-1", &chained_push(1)).await.status, 202);
+    let state = world.store.load("web").await.ok().flatten().expect("recorded").value;
+    assert_eq!(state.parked.len(), 1, "{:?}", state.pending);
+    assert!(state.parked[0].error.contains("MalformedDetail"), "{}", state.parked[0].error);
 }

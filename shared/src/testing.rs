@@ -344,6 +344,7 @@ pub fn blue_green(checks: Vec<crate::definitions::Check>) -> BlueGreen {
         deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
         container: None,
         checks,
+        allow_host: false,
     }
 }
 
@@ -358,6 +359,7 @@ pub fn rolling(checks: Vec<crate::definitions::Check>) -> crate::definitions::Ro
         circuit_breaker: crate::definitions::CircuitBreaker { enable: true, rollback: true },
         container: None,
         checks,
+        allow_host: false,
     }
 }
 
@@ -374,6 +376,7 @@ pub fn ecs_native(shift: crate::definitions::TrafficShift) -> crate::definitions
         container: None,
         checks: Vec::new(),
         approval: None,
+        allow_host: false,
     }
 }
 

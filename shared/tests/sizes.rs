@@ -54,6 +54,7 @@ fn maximal_plan() -> Plan {
             deployment_config: long('d', 100),
             container: Some(long('n', 255)),
             checks,
+            allow_host: true,
         }),
         deploy_timeout_minutes: Some(7 * 24 * 60),
         notify: Some(Notify { topic_arn: long('n', 256) }),

@@ -96,6 +96,7 @@ fn container(c: &taskdef::ContainerDefinition) -> Result<ecs::ContainerDefinitio
         .set_working_directory(c.working_directory.clone())
         .set_user(c.user.clone())
         .set_readonly_root_filesystem(c.readonly_root_filesystem)
+        .set_privileged(c.privileged)
         .set_stop_timeout(c.stop_timeout)
         .set_start_timeout(c.start_timeout);
     for port in &c.port_mappings {

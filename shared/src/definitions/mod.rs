@@ -216,6 +216,15 @@ impl DeployTarget {
         }
     }
 
+    /// Whether the build's task definition may reach into the host (`deploy.allow_host`).
+    pub fn allows_host(&self) -> bool {
+        match self {
+            DeployTarget::BlueGreen(target) => target.allow_host,
+            DeployTarget::Rolling(target) => target.allow_host,
+            DeployTarget::EcsNative(target) => target.allow_host,
+        }
+    }
+
     pub fn checks(&self) -> &[Check] {
         match self {
             DeployTarget::BlueGreen(target) => &target.checks,
@@ -247,6 +256,10 @@ pub struct BlueGreen {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     pub checks: Vec<Check>,
+    /// `deploy.allow_host`: the build's task definition may reach into the host (host PID or IPC namespace,
+    /// privileged containers, host paths as volumes). Off unless given: `taskdef.json` comes from any committer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_host: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,6 +273,10 @@ pub struct Rolling {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     pub checks: Vec<Check>,
+    /// `deploy.allow_host`: the build's task definition may reach into the host (host PID or IPC namespace,
+    /// privileged containers, host paths as volumes). Off unless given: `taskdef.json` comes from any committer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_host: bool,
 }
 
 /// An ECS-native deployment (`ecs_blue_green`, `ecs_linear`, `ecs_canary`): sluice updates the service with the
@@ -283,6 +300,10 @@ pub struct EcsNative {
     /// A person's approval inside the shift: ECS pauses the deployment at a stage until sluice continues it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<PauseApproval>,
+    /// `deploy.allow_host`: the build's task definition may reach into the host (host PID or IPC namespace,
+    /// privileged containers, host paths as volumes). Off unless given: `taskdef.json` comes from any committer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_host: bool,
 }
 
 /// An approval inside an ECS-native deployment: a `PAUSE` lifecycle hook at `stage`

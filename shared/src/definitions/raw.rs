@@ -95,6 +95,9 @@ pub(super) struct RawDeploy {
     pub approval: Option<Spanned<RawPauseApproval>>,
     /// How long a deployment may take beyond what its strategy itself may wait, before the run fails.
     pub timeout: Option<Spanned<String>>,
+    /// Whether the build's task definition may reach into the host (host PID or IPC namespace, privileged
+    /// containers, host paths as volumes).
+    pub allow_host: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

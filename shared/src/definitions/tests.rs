@@ -450,3 +450,20 @@ fn a_github_table_shows_runs_on_github_as_the_pipelines_environment_unless_it_na
     let unknown = errors(&format!("{MINIMAL}github = {{ token = \"x\" }}\n"));
     assert!(unknown.iter().any(|e| e.contains("token")), "{unknown:?}");
 }
+
+#[test]
+fn a_deploy_timeout_and_host_access_are_read_and_default_to_an_hour_and_off() {
+    let definitions = Definitions::parse("pipelines.toml", MINIMAL).expect("loads");
+    let api = definitions.get("api").expect("api");
+    assert_eq!((api.deploy_timeout_minutes, api.deploy.allows_host()), (None, false));
+    let text = MINIMAL.replace("service = \"api\" }", "service = \"api\", timeout = \"2h\", allow_host = true }");
+    let definitions = Definitions::parse("pipelines.toml", &text).expect("loads");
+    let api = definitions.get("api").expect("api");
+    assert_eq!((api.deploy_timeout_minutes, api.deploy.allows_host()), (Some(120), true));
+    // A timeout of seconds, or beyond a week, is an error at its place
+    for (timeout, says) in [("90s", "whole minutes"), ("8d", "deploy.timeout")] {
+        let text = MINIMAL.replace("service = \"api\" }", &format!("service = \"api\", timeout = \"{timeout}\" }}"));
+        let errors = errors(&text);
+        assert!(errors.iter().any(|e| e.contains("deploy.timeout") && e.contains(says)), "{timeout}: {errors:?}");
+    }
+}

@@ -248,6 +248,7 @@ fn validate_approval(checker: &mut Checker<'_>, raw: RawApproval) -> Approval {
 fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic: Option<&str>) -> DeployTarget {
     let cluster = checker.text(&raw.cluster, "deploy.cluster", is_ecs_name, "must be an ECS cluster name or ARN");
     let service = checker.text(&raw.service, "deploy.service", is_ecs_name, "must be an ECS service name or ARN");
+    let allow_host = raw.allow_host.as_ref().is_some_and(|allow| *allow.get_ref());
     let strategy = raw.strategy.get_ref().as_str();
     let native = NATIVE_STRATEGIES.contains(&strategy);
     let hooks: &[&str] = match strategy {
@@ -357,6 +358,7 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic
                 deployment_config,
                 container,
                 checks,
+                allow_host,
             })
         }
         other => {
@@ -411,6 +413,7 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic
                 circuit_breaker,
                 container,
                 checks,
+                allow_host,
             })
         }
     }
@@ -543,6 +546,7 @@ fn validate_native(checker: &mut Checker<'_>, strategy: &str, raw: &RawDeploy, p
         container,
         checks,
         approval,
+        allow_host: raw.allow_host.as_ref().is_some_and(|allow| *allow.get_ref()),
     })
 }
 

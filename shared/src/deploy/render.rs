@@ -31,7 +31,12 @@ fn invalid(file: &'static str, message: impl Into<String>) -> RenderError {
 
 /// `taskdef.json` with the built image in the container the pipeline names (`deploy.container`), or else in every
 /// container whose image is `<IMAGE1_NAME>`.
-pub fn task_definition(text: &[u8], image_uri: &str, container: Option<&str>) -> Result<TaskDefinition, RenderError> {
+pub fn task_definition(
+    text: &[u8],
+    image_uri: &str,
+    container: Option<&str>,
+    allow_host: bool,
+) -> Result<TaskDefinition, RenderError> {
     let file = TASK_DEFINITION_FILE;
     let reader = &mut serde_json::Deserializer::from_slice(text);
     let mut definition: TaskDefinition = serde_path_to_error::deserialize(reader).map_err(|error| {
@@ -48,6 +53,15 @@ pub fn task_definition(text: &[u8], image_uri: &str, container: Option<&str>) ->
     }
     if definition.container_definitions.is_empty() {
         return Err(invalid(file, "field `containerDefinitions` is empty: a task definition needs a container"));
+    }
+    if !allow_host && let Some(field) = host_access(&definition) {
+        return Err(invalid(
+            file,
+            format!(
+                "field `{field}` reaches into the host, and taskdef.json comes from whoever can commit: set \
+                 deploy.allow_host = true in the pipeline to allow it"
+            ),
+        ));
     }
     if let Some(name) = container {
         let names: Vec<String> = definition.container_definitions.iter().map(|c| c.name.clone()).collect();
@@ -308,4 +322,21 @@ pub fn native_failure(report: Option<&ServiceDeploymentReport>, said: Option<&st
         format!("service deployment {}", report.status)
     };
     (report.rolled_back, Some(why))
+}
+
+/// The first field of `definition` that reaches into the host: the host's PID or IPC namespace, a privileged
+/// container, or a host path mounted as a volume
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html>).
+fn host_access(definition: &TaskDefinition) -> Option<String> {
+    if definition.pid_mode.as_deref() == Some("host") {
+        return Some("pidMode".into());
+    }
+    if definition.ipc_mode.as_deref() == Some("host") {
+        return Some("ipcMode".into());
+    }
+    if let Some(i) = definition.container_definitions.iter().position(|c| c.privileged == Some(true)) {
+        return Some(format!("containerDefinitions[{i}].privileged"));
+    }
+    let hosted = |v: &crate::deploy::taskdef::Volume| v.host.as_ref().is_some_and(|host| host.source_path.is_some());
+    definition.volumes.iter().position(hosted).map(|i| format!("volumes[{i}].host.sourcePath"))
 }

@@ -87,6 +87,9 @@ pub struct ContainerDefinition {
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readonly_root_filesystem: Option<bool>,
+    /// Root on the host: refused unless the pipeline allows the host (`deploy.allow_host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -13,7 +13,7 @@ fn error(result: Result<impl std::fmt::Debug, RenderError>) -> String {
 
 #[test]
 fn the_built_image_takes_the_place_of_the_placeholder_and_nothing_else_changes() {
-    let rendered = task_definition(SAMPLE_TASKDEF.as_bytes(), IMAGE, None).expect("renders");
+    let rendered = task_definition(SAMPLE_TASKDEF.as_bytes(), IMAGE, None, false).expect("renders");
     assert_eq!(rendered.container_definitions[0].image, IMAGE);
     let mut sent = serde_json::to_value(&rendered).expect("serializes");
     let mut written: serde_json::Value = serde_json::from_str(SAMPLE_TASKDEF).expect("json");
@@ -28,7 +28,7 @@ fn a_described_task_definition_can_be_committed_as_it_is() {
         "status":"ACTIVE","compatibilities":["EC2","FARGATE"],"requiresAttributes":[{"name":"x"}],
         "registeredAt":"2026-11-01T00:00:00Z","registeredBy":"arn:aws:iam::1:user/a","family":"web","cpu":256,
         "containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>"},{"name":"sidecar","image":"envoy:1"}]}"#;
-    let rendered = task_definition(described.as_bytes(), IMAGE, None).expect("renders");
+    let rendered = task_definition(described.as_bytes(), IMAGE, None, false).expect("renders");
     assert_eq!(rendered.cpu.as_deref(), Some("256"));
     assert_eq!(rendered.container_definitions[1].image, "envoy:1");
     let sent = serde_json::to_value(&rendered).expect("serializes");
@@ -38,7 +38,7 @@ fn a_described_task_definition_can_be_committed_as_it_is() {
 #[test]
 fn a_task_definition_without_the_placeholder_says_where_to_put_it() {
     let text = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"nginx:1"}]}"#;
-    let message = error(task_definition(text.as_bytes(), IMAGE, None));
+    let message = error(task_definition(text.as_bytes(), IMAGE, None, false));
     assert!(message.starts_with("taskdef.json: no `containerDefinitions[].image` is <IMAGE1_NAME>"), "{message}");
     assert!(message.contains("(one of web)"), "{message}");
 }
@@ -46,14 +46,16 @@ fn a_task_definition_without_the_placeholder_says_where_to_put_it() {
 #[test]
 fn a_malformed_or_unknown_field_is_named_with_its_path() {
     let unknown = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>","gpu":1}]}"#;
-    let message = error(task_definition(unknown.as_bytes(), IMAGE, None));
+    let message = error(task_definition(unknown.as_bytes(), IMAGE, None, false));
     assert!(message.starts_with("taskdef.json: field `containerDefinitions[0].gpu`: unknown field"), "{message}");
     let wrong = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>","memory":"lots"}]}"#;
-    let message = error(task_definition(wrong.as_bytes(), IMAGE, None));
+    let message = error(task_definition(wrong.as_bytes(), IMAGE, None, false));
     assert!(message.starts_with("taskdef.json: field `containerDefinitions[0].memory`"), "{message}");
-    assert!(error(task_definition(b"not json", IMAGE, None)).starts_with("taskdef.json: not an ECS task definition"));
+    assert!(
+        error(task_definition(b"not json", IMAGE, None, false)).starts_with("taskdef.json: not an ECS task definition")
+    );
     let empty = r#"{"family":"web","containerDefinitions":[]}"#;
-    assert!(error(task_definition(empty.as_bytes(), IMAGE, None)).contains("`containerDefinitions` is empty"));
+    assert!(error(task_definition(empty.as_bytes(), IMAGE, None, false)).contains("`containerDefinitions` is empty"));
 }
 
 #[test]
@@ -98,6 +100,7 @@ fn the_hook_events_are_those_the_pipeline_checks_at_in_lifecycle_order() {
         deployment_config: "CodeDeployDefault.ECSAllAtOnce".into(),
         container: None,
         checks: vec![check("BeforeAllowTraffic"), check("AfterInstall"), check("BeforeAllowTraffic")],
+        allow_host: false,
     });
     assert_eq!(hook_events(&target), ["AfterInstall", "BeforeAllowTraffic"]);
     assert!(description("web-1", "web-3-4").ends_with("[sluice effect web-3-4]"));
@@ -118,7 +121,7 @@ fn a_task_definition_is_tagged_with_the_effect_that_registers_it_once_whatever_t
         "\"tags\": [{\"key\": \"sluice:effect\", \"value\": \"forged\"}, {\"key\": \"team\", \"value\": \"web\"}], \"family\"",
         1,
     );
-    let mut definition = task_definition(text.as_bytes(), IMAGE, None).expect("renders");
+    let mut definition = task_definition(text.as_bytes(), IMAGE, None, false).expect("renders");
     mark(&mut definition, "web-3-7");
     mark(&mut definition, "web-3-7");
     let tags: Vec<(&str, &str)> = definition.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect();
@@ -128,7 +131,7 @@ fn a_task_definition_is_tagged_with_the_effect_that_registers_it_once_whatever_t
 #[test]
 fn a_container_the_pipeline_names_gets_the_image_whatever_its_image_was_and_an_unknown_one_is_named() {
     let text = SAMPLE_TASKDEF.replace("<IMAGE1_NAME>", "nginx:latest");
-    let name = task_definition(text.as_bytes(), IMAGE, None).map(|_| ()).err().map(|e| e.to_string());
+    let name = task_definition(text.as_bytes(), IMAGE, None, false).map(|_| ()).err().map(|e| e.to_string());
     assert!(name.is_some_and(|e| e.contains("<IMAGE1_NAME>")), "without a name the placeholder is needed");
 
     let container = serde_json::from_str::<serde_json::Value>(SAMPLE_TASKDEF).expect("json")["containerDefinitions"][0]
@@ -136,10 +139,10 @@ fn a_container_the_pipeline_names_gets_the_image_whatever_its_image_was_and_an_u
         .as_str()
         .expect("a name")
         .to_owned();
-    let rendered = task_definition(text.as_bytes(), IMAGE, Some(&container)).expect("renders");
+    let rendered = task_definition(text.as_bytes(), IMAGE, Some(&container), false).expect("renders");
     assert_eq!(rendered.container_definitions[0].image, IMAGE);
 
-    let message = error(task_definition(text.as_bytes(), IMAGE, Some("worker")));
+    let message = error(task_definition(text.as_bytes(), IMAGE, Some("worker"), false));
     assert!(
         message.starts_with("taskdef.json: no container in `containerDefinitions` is named `worker` (the pipeline's deploy.container); it has "),
         "{message}"
@@ -177,4 +180,36 @@ fn an_ecs_native_failure_is_worded_by_what_ecs_recorded_alarms_first_then_the_br
     let bare = ServiceDeploymentReport { status: "STOPPED".into(), rolled_back: false, ..Default::default() };
     assert_eq!(native_failure(Some(&bare), None), (false, Some("service deployment STOPPED".into())));
     assert_eq!(native_failure(None, said), (false, Some("SERVICE_DEPLOYMENT_FAILED".into())));
+}
+
+#[test]
+fn a_task_definition_that_reaches_into_the_host_is_refused_naming_the_field_unless_the_pipeline_allows_it() {
+    let sample: serde_json::Value = serde_json::from_str(SAMPLE_TASKDEF).expect("JSON");
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut value = sample.clone();
+        edit(&mut value);
+        value.to_string()
+    };
+    for (text, field) in [
+        (with(&|v| v["pidMode"] = "host".into()), "pidMode"),
+        (with(&|v| v["ipcMode"] = "host".into()), "ipcMode"),
+        (with(&|v| v["containerDefinitions"][0]["privileged"] = true.into()), "containerDefinitions[0].privileged"),
+        (
+            with(&|v| v["volumes"] = serde_json::json!([{ "name": "docker", "host": { "sourcePath": "/var/run" } }])),
+            "volumes[0].host.sourcePath",
+        ),
+    ] {
+        let message = error(task_definition(text.as_bytes(), IMAGE, None, false));
+        assert!(message.contains(&format!("field `{field}` reaches into the host")), "{message}");
+        assert!(message.contains("deploy.allow_host = true"), "{message}");
+        let allowed = task_definition(text.as_bytes(), IMAGE, None, true).expect("allowed by the pipeline");
+        assert_eq!(allowed.family, sample["family"].as_str().unwrap_or_default());
+    }
+    // A task's own namespaces, an unprivileged container and a volume without a host path are no host access
+    let harmless = with(&|v| {
+        v["pidMode"] = "task".into();
+        v["containerDefinitions"][0]["privileged"] = false.into();
+        v["volumes"] = serde_json::json!([{ "name": "scratch", "host": {} }]);
+    });
+    assert!(task_definition(harmless.as_bytes(), IMAGE, None, false).is_ok());
 }

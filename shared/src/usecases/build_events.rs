@@ -191,8 +191,9 @@ async fn outputs<A: ArtifactStore>(
     }
     // Rendered now as the deployer will render them, so that a file it could not deploy fails the run before anyone
     // is asked to approve it.
-    let container = target.and_then(DeployTarget::container);
-    crate::deploy::task_definition(&read(TASK_DEFINITION).await?, &image_uri, container)
+    let (container, allow_host) =
+        (target.and_then(DeployTarget::container), target.is_some_and(DeployTarget::allows_host));
+    crate::deploy::task_definition(&read(TASK_DEFINITION).await?, &image_uri, container, allow_host)
         .map_err(|error| OutputsError::Fail(error.to_string()))?;
     if target.is_some_and(|target| matches!(target, DeployTarget::BlueGreen(_))) {
         let appspec = read(APPSPEC).await?;

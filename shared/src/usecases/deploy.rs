@@ -135,7 +135,7 @@ where
         image_uri: &str,
         target: &DeployTarget,
     ) -> Result<(deploy::TaskDefinition, Option<String>), NotStarted> {
-        let mut definition = deploy::task_definition(text, image_uri, target.container())?;
+        let mut definition = deploy::task_definition(text, image_uri, target.container(), target.allows_host())?;
         deploy::mark(&mut definition, id);
         let found = self.task_definitions.find_tagged(&definition.family, deploy::EFFECT_TAG, id).await?;
         Ok((definition, found))
@@ -245,7 +245,7 @@ where
                     }
                 };
                 let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
-                deploy::task_definition(&text, image_uri, target.container())?;
+                deploy::task_definition(&text, image_uri, target.container(), target.allows_host())?;
                 let appspec = self.read(artifacts, deploy::APPSPEC_FILE).await?;
                 // Checked before registering, so that an AppSpec that cannot be used registers nothing.
                 deploy::appspec(&appspec, "arn:aws:ecs:::task-definition/check:1", hooks_function, &hook_events)?;

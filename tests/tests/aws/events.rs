@@ -170,6 +170,7 @@ fn a_paused_runs_events() -> Vec<SluiceEvent> {
                 timeout_minutes: 60,
                 on_timeout: PauseAction::Rollback,
             }),
+            allow_host: false,
         });
     }
     let paused = |hook_id: &str| Event::DeploymentPaused {

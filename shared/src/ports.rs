@@ -121,6 +121,10 @@ pub struct AwsLink {
     pub aws_id: String,
     pub pipeline: String,
     pub execution: ExecutionId,
+    /// When the store may forget the link: [`RECEIPT_DAYS`] after its run ended (`None` while it runs), so that late
+    /// events of a finished run are still recognised as sluice's for as long as its inputs' receipts are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One change to a pipeline, written all or nothing: its state (if still at `expected`), the executions that
@@ -145,27 +149,17 @@ impl<'a> Write<'a> {
         let mut links = Vec::new();
         for execution in &executions {
             let was = old(&execution.id);
-            let build = |e: &Execution| e.build.as_ref().and_then(|build| build.build_id.clone());
-            let deployment = |e: &Execution| e.deploy.as_ref().and_then(|deploy| deploy.deployment_id.clone());
-            let service_deployment =
-                |e: &Execution| e.deploy.as_ref().and_then(|deploy| deploy.service_deployment.clone());
-            for (now, then) in [
-                (build(execution), was.and_then(build)),
-                (deployment(execution), was.and_then(deployment)),
-                (service_deployment(execution), was.and_then(service_deployment)),
-            ] {
-                if let Some(aws_id) = now.filter(|id| Some(id) != then.as_ref()) {
-                    links.push(AwsLink { aws_id, pipeline: after.pipeline.clone(), execution: execution.id.clone() });
-                }
-            }
-            // Each approval link sent (the approval stage's, each pause's) finds its run.
-            fn sent(e: &Execution) -> impl Iterator<Item = &str> {
-                e.gates().filter_map(|gate| gate.facts().token_hash.as_deref())
-            }
-            for hash in sent(execution) {
-                if !was.is_some_and(|was| sent(was).any(|known| known == hash)) {
-                    let aws_id = approval_link(hash);
-                    links.push(AwsLink { aws_id, pipeline: after.pipeline.clone(), execution: execution.id.clone() });
+            // A run that ends has its links written again with an expiry; a link new to an ended run gets one too.
+            let ended_now = execution.status.is_finished() && !was.is_some_and(|was| was.status.is_finished());
+            let expires_at = execution
+                .status
+                .is_finished()
+                .then(|| execution.finished_at.unwrap_or(execution.updated_at) + chrono::TimeDelta::days(RECEIPT_DAYS));
+            let known = was.map(aws_ids).unwrap_or_default();
+            for aws_id in aws_ids(execution) {
+                if ended_now || !known.contains(&aws_id) {
+                    let (pipeline, execution) = (after.pipeline.clone(), execution.id.clone());
+                    links.push(AwsLink { aws_id, pipeline, execution, expires_at });
                 }
             }
         }
@@ -177,6 +171,17 @@ impl<'a> Write<'a> {
         self.receipt = receipt;
         self
     }
+}
+
+/// The AWS ids (its build, its deployment, its service deployment) and approval links (the approval stage's, each
+/// pause's) by which run `execution` is found.
+fn aws_ids(execution: &Execution) -> Vec<String> {
+    let build = execution.build.as_ref().and_then(|build| build.build_id.clone());
+    let deploy = execution.deploy.as_ref();
+    let deployment = deploy.and_then(|deploy| deploy.deployment_id.clone());
+    let service_deployment = deploy.and_then(|deploy| deploy.service_deployment.clone());
+    let sent = execution.gates().filter_map(|gate| gate.facts().token_hash.as_deref()).map(approval_link);
+    [build, deployment, service_deployment].into_iter().flatten().chain(sent).collect()
 }
 
 /// The id under which an approval link's token hash finds its execution ([`PipelineStore::find`]).

@@ -72,7 +72,8 @@ impl InMemoryStore {
 impl crate::ports::Supersessions for InMemoryStore {
     async fn record_stop(&self, stopped: &str, pipeline: &str, by: &ExecutionId) -> Result<(), StoreError> {
         let aws_id = crate::ports::stopped_link(stopped);
-        let link = AwsLink { aws_id: aws_id.clone(), pipeline: pipeline.to_owned(), execution: by.clone() };
+        let link =
+            AwsLink { aws_id: aws_id.clone(), pipeline: pipeline.to_owned(), execution: by.clone(), expires_at: None };
         lock(&self.tables).links.insert(aws_id, link);
         Ok(())
     }

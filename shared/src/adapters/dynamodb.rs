@@ -227,12 +227,17 @@ pub fn decode_state(text: &str) -> Result<PipelineState, StoreError> {
 }
 
 fn link_item(link: &AwsLink) -> Item {
-    HashMap::from([
+    let mut item = HashMap::from([
         ("PK".to_owned(), s(link_key(&link.aws_id))),
         ("SK".to_owned(), s("LINK")),
         ("pipeline".to_owned(), s(&link.pipeline)),
         ("execution".to_owned(), s(&link.execution.0)),
-    ])
+    ]);
+    if let Some(expires_at) = link.expires_at {
+        // The table's TTL attribute (epoch seconds), as for receipts.
+        item.insert("expires_at".to_owned(), n(expires_at.timestamp()));
+    }
+    item
 }
 
 const NEW_ITEM: &str = "attribute_not_exists(PK)";
@@ -277,7 +282,10 @@ impl Supersessions for DynamoDbStore {
     /// One PutItem: the link from the stopped deployment's [`stopped_link`] to the run it made way for.
     #[instrument(skip(self), fields(table = %self.table))]
     async fn record_stop(&self, stopped: &str, pipeline: &str, by: &ExecutionId) -> Result<(), StoreError> {
-        let link = AwsLink { aws_id: stopped_link(stopped), pipeline: pipeline.to_owned(), execution: by.clone() };
+        // Read while the stopped deployment's events come in (minutes), then forgotten.
+        let expires_at = Some(Utc::now() + chrono::TimeDelta::days(crate::ports::RECEIPT_DAYS));
+        let link =
+            AwsLink { aws_id: stopped_link(stopped), pipeline: pipeline.to_owned(), execution: by.clone(), expires_at };
         self.client
             .put_item()
             .table_name(&self.table)
@@ -362,6 +370,11 @@ impl PipelineStore for DynamoDbStore {
             aws_id: aws_id.to_owned(),
             pipeline: text(&item, "pipeline")?.to_owned(),
             execution: ExecutionId(text(&item, "execution")?.to_owned()),
+            expires_at: item
+                .get("expires_at")
+                .and_then(|value| value.as_n().ok())
+                .and_then(|seconds| seconds.parse().ok())
+                .and_then(|seconds| DateTime::from_timestamp(seconds, 0)),
         }))
     }
 

@@ -200,6 +200,24 @@ async fn an_aws_id_finds_its_execution_in_one_read_once_the_state_that_recorded_
 
     let link = store.find(build_arn).await?.expect("linked");
     assert_eq!((link.pipeline.as_str(), link.execution.0.as_str()), ("web", "e1"));
+    assert_eq!(link.expires_at, None, "the run goes on: its link is kept");
+
+    // Once the run ends, its link is kept for as long as receipts are, then the table's TTL may remove it
+    let failed = Event::BuildFailed {
+        execution_id: ExecutionId::from("e1"),
+        build_id: build_arn.into(),
+        status: BuildFailure::Failed,
+        phase: None,
+        reason: "failed".into(),
+    };
+    let (ended, _) = apply(&next, &failed, at(2));
+    let write = Write::between(Some(&next), &ended, Some(Version(version.0 + 1)));
+    assert_eq!(write.links.len(), 1, "{:?}", write.links);
+    store.save(&write).await?;
+    let link = store.find(build_arn).await?.expect("still linked");
+    let expected = at(2) + chrono::TimeDelta::days(sluice::ports::RECEIPT_DAYS);
+    assert_eq!(link.expires_at.map(|at| at.timestamp()), Some(expected.timestamp()));
+    assert_eq!(link.execution.0, "e1");
     Ok(())
 }
 

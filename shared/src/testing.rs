@@ -30,6 +30,8 @@ struct Tables {
     definitions: Option<PublishedDefinitions>,
     writes: usize,
     unreachable: Vec<String>,
+    /// Saves still to be refused as throttled.
+    busy: usize,
 }
 
 /// `PipelineStore` in memory.
@@ -46,6 +48,11 @@ impl InMemoryStore {
     /// From now on, reads and writes of `pipeline` fail as an unreachable DynamoDB would.
     pub fn unreachable_for(&self, pipeline: &str) {
         lock(&self.tables).unreachable.push(pipeline.to_owned());
+    }
+
+    /// The next `saves` saves are refused as throttled (DynamoDB's ProvisionedThroughputExceeded, TransactionConflict).
+    pub fn busy_for(&self, saves: usize) {
+        lock(&self.tables).busy = saves;
     }
 
     /// Forgets every receipt, as the table's TTL does once they are old enough.
@@ -90,6 +97,11 @@ impl PipelineStore for InMemoryStore {
 
     async fn save(&self, write: &Write<'_>) -> Result<Version, StoreError> {
         let mut tables = lock(&self.tables);
+        if tables.busy > 0 {
+            tables.busy -= 1;
+            let pipeline = write.state.pipeline.clone();
+            return Err(StoreError::Busy { pipeline, reason: "ProvisionedThroughputExceeded (the test)".into() });
+        }
         let state = write.state;
         if let Some(receipt) = write.receipt
             && tables.receipts.contains_key(&receipt.key)

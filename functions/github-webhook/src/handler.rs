@@ -108,6 +108,7 @@ where
         content_type: header("content-type"),
         event: header("x-github-event"),
         delivery_id: header("x-github-delivery"),
+        hook_id: header("x-github-hook-id"),
         signature: header("x-hub-signature-256"),
         body: request.body().as_ref(),
     };

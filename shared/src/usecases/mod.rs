@@ -441,7 +441,7 @@ pub use rollback::{RollbackError, RollbackOrdered, Stop, order_rollback};
 pub use secrets::{KeptSecret, REREAD_AFTER, WebhookKeys};
 pub use show_on_github::{GitHubEffects, RunPages};
 pub use status::status_page;
-pub use webhook::{Delivery, MAX_BODY, MAX_MESSAGE, Reply, Webhook, receive_webhook};
+pub use webhook::{Delivery, MAX_BODY, MAX_MESSAGE, NOT_RECORDED, RECORD_BUDGET, Reply, Webhook, receive_webhook};
 
 #[cfg(test)]
 mod tests;

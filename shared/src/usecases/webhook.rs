@@ -4,9 +4,11 @@
 //! (<https://docs.github.com/en/webhooks/using-webhooks/best-practices-for-using-webhooks>): 2xx quickly for
 //! anything accepted, including what sluice deliberately ignores; 4xx for what is wrong with the delivery.
 
+use std::time::Duration;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
-use tracing::{error, info, instrument, warn};
+use tracing::{debug, error, info, instrument, warn};
 
 use crate::definitions::Pipeline;
 use crate::github::{PushEvent, SignatureError, payload_digest, payload_of};
@@ -33,6 +35,8 @@ pub struct Delivery<'a> {
     pub event: Option<&'a str>,
     /// `X-GitHub-Delivery`.
     pub delivery_id: Option<&'a str>,
+    /// `X-GitHub-Hook-ID`: the webhook that sent it (to find the delivery in GitHub's list of them).
+    pub hook_id: Option<&'a str>,
     /// `X-Hub-Signature-256`.
     pub signature: Option<&'a str>,
     pub body: &'a [u8],
@@ -61,13 +65,38 @@ pub struct Webhook<'a, S, D, R, K> {
     pub keys: &'a WebhookKeys<K>,
 }
 
-/// Handles one delivery. Never fails: every outcome is a reply, and the cause of a 5xx is logged.
+/// How long the webhook keeps trying to record a push whose save was contended or throttled, within the function's
+/// 10 seconds (`Timeout` in `template.yaml`), before it answers 503. GitHub does not redeliver a failed delivery by
+/// itself.
+pub const RECORD_BUDGET: Duration = Duration::from_secs(6);
+
+/// What a 5xx answer logs, once, at error level: the line the stack's `PushesNotRecorded` metric filter counts.
+pub const NOT_RECORDED: &str = "sluice.push_not_recorded";
+
+/// Handles one delivery. Never fails: every outcome is a reply. A 5xx (GitHub shows the delivery failed, and does not
+/// redeliver it by itself) is logged as one [`NOT_RECORDED`] line with the delivery's and the webhook's ids.
 #[instrument(skip_all, fields(delivery = delivery.delivery_id.unwrap_or("-"), event = delivery.event.unwrap_or("-")))]
 pub async fn receive_webhook<S, D, R, K>(
     webhook: Webhook<'_, S, D, R, K>,
     delivery: Delivery<'_>,
     now: DateTime<Utc>,
 ) -> Reply
+where
+    S: PipelineStore,
+    D: DefinitionsStore,
+    R: EffectRunner,
+    K: WebhookSecretSource,
+{
+    let reply = receive(webhook, delivery, now).await;
+    if reply.status >= 500 {
+        let message = reply.body["message"].as_str().unwrap_or_default();
+        let (delivery_id, hook_id) = (delivery.delivery_id.unwrap_or("-"), delivery.hook_id.unwrap_or("-"));
+        error!(delivery = delivery_id, hook = hook_id, status = reply.status, reason = message, "{NOT_RECORDED}");
+    }
+    reply
+}
+
+async fn receive<S, D, R, K>(webhook: Webhook<'_, S, D, R, K>, delivery: Delivery<'_>, now: DateTime<Utc>) -> Reply
 where
     S: PipelineStore,
     D: DefinitionsStore,
@@ -244,7 +273,21 @@ async fn start<S: PipelineStore, R: EffectRunner>(
         now,
     };
     let skipped = |reason: String| Started::No(json!({ "pipeline": pipeline.name, "reason": reason }));
-    match handle(store, effects, input).await {
+    // Contended or throttled, the save is tried again while the function has time: the receipt keeps it once.
+    let started = tokio::time::Instant::now();
+    let mut tries = 0u32;
+    let handled = loop {
+        tries += 1;
+        match handle(store, effects, input.clone()).await {
+            Err(error) if error.is_retryable() && started.elapsed() < RECORD_BUDGET => {
+                debug!(error = %Chain(&error), tries, "the push could not be recorded yet; trying again");
+                let ceiling = 100u64 << tries.min(4);
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))).await;
+            }
+            other => break other,
+        }
+    };
+    match handled {
         Ok(Handled::Applied) => Started::Yes(answer),
         // A push of an older commit is recorded, as skipped, with the reason.
         Ok(Handled::Skipped { reason }) => skipped(reason),

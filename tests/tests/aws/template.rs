@@ -161,6 +161,34 @@ fn every_dead_letter_queue_and_the_parked_effects_tell_the_alarm_topic() -> Resu
     let parked = template.properties("ParkedEffectsAlarm");
     assert_eq!(parked["MetricName"].as_str(), Some("EffectsParked"));
     assert!(tells_the_topic(parked), "ParkedEffectsAlarm tells nobody");
+    let lost = template.properties("PushesNotRecordedAlarm");
+    assert_eq!(lost["MetricName"].as_str(), Some("PushesNotRecorded"));
+    assert!(tells_the_topic(lost), "PushesNotRecordedAlarm tells nobody");
+    Ok(())
+}
+
+#[test]
+fn every_metric_filter_counts_a_line_sluice_logs_and_feeds_an_alarm() -> Result<()> {
+    let template = Template::load()?;
+    let logged = [
+        (sluice::usecases::NOT_RECORDED, "PushesNotRecorded"),
+        // The engine's parked effects (shared/src/usecases/mod.rs).
+        ("sluice.effect_parked", "EffectsParked"),
+    ];
+    let filters: Vec<(String, &Value)> = template.of_type("AWS::Logs::MetricFilter").collect();
+    assert!(filters.len() >= 2, "{filters:?}");
+    let alarmed: Vec<&str> =
+        template.of_type("AWS::CloudWatch::Alarm").filter_map(|(_, alarm)| alarm["MetricName"].as_str()).collect();
+    for (id, filter) in filters {
+        let pattern = filter["FilterPattern"].as_str().unwrap_or_default();
+        let metric = filter["MetricTransformations"][0]["MetricName"].as_str().unwrap_or_default();
+        let line = logged.iter().find(|(_, name)| *name == metric).map(|(line, _)| *line);
+        let line = line.with_context(|| format!("{id} counts {metric}, which no line sluice logs is known to feed"))?;
+        assert_eq!(pattern, format!("{{ $.fields.message = \"{line}\" }}"), "{id}");
+        assert!(alarmed.contains(&metric), "no alarm watches {metric} ({id})");
+    }
+    let source = std::fs::read_to_string(sluice_integration::workspace_root().join("shared/src/usecases/mod.rs"))?;
+    assert!(source.contains("\"sluice.effect_parked\""), "the engine no longer logs sluice.effect_parked");
     Ok(())
 }
 

@@ -85,6 +85,7 @@ fn delivery<'a>(event: &'a str, delivery_id: &'a str, signature: Option<&'a str>
         content_type: Some("application/json"),
         event: Some(event),
         delivery_id: Some(delivery_id),
+        hook_id: Some("12345678"),
         signature,
         body,
     }
@@ -593,4 +594,29 @@ async fn an_announcement_the_bus_refuses_for_good_is_parked_for_an_operator() {
     let state = world.store.load("web").await.ok().flatten().expect("recorded").value;
     assert_eq!(state.parked.len(), 1, "{:?}", state.pending);
     assert!(state.parked[0].error.contains("MalformedDetail"), "{}", state.parked[0].error);
+}
+
+#[tokio::test]
+async fn a_push_whose_save_is_throttled_for_a_while_is_still_recorded_before_the_answer() {
+    let world = World::new().await;
+    // GIVEN DynamoDB throttles the next eight saves (more than one attempt of the shared engine tries)
+    world.store.busy_for(8);
+    // WHEN GitHub delivers a push
+    let reply = world.deliver("push", "d-throttled", PUSH).await;
+    // THEN it is recorded within the function's time, and its build starts: no 5xx, nothing lost
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.body["executions"][0]["execution_id"], "web-d-throttled");
+    assert_eq!(world.effects.builds.started().len(), 1);
+}
+
+#[tokio::test]
+async fn a_push_that_cannot_be_recorded_in_time_gets_a_503_that_says_to_redeliver_it() {
+    let world = World::new().await;
+    world.store.unreachable_for("web");
+    let started = std::time::Instant::now();
+    let reply = world.deliver("push", "d-lost", PUSH).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(reply.body["message"].as_str().unwrap_or_default().contains("redeliver"), "{}", reply.body);
+    // Tried again only while the function has time (its timeout is 10 s)
+    assert!(started.elapsed() < std::time::Duration::from_secs(9), "{:?}", started.elapsed());
 }

@@ -96,6 +96,20 @@ pub enum TransitionError {
     QueueFull { pipeline: String, limit: usize },
 }
 
+impl TransitionError {
+    /// Whether the refusal means sluice could not do what the pipeline asked (an operator should look), rather than
+    /// an event that came late, twice or out of turn: a pause the pipeline did not plan, a build or a deployment
+    /// that is not the one sluice started for the run.
+    pub fn wants_attention(&self) -> bool {
+        matches!(
+            self,
+            TransitionError::UnplannedPause { .. }
+                | TransitionError::ForeignBuild { .. }
+                | TransitionError::ForeignDeployment { .. }
+        )
+    }
+}
+
 /// Decides what `event` does to `state` at `now`. Pure: same inputs, same decision.
 pub fn transition(state: &PipelineState, event: &Event, now: DateTime<Utc>) -> Result<Decision, TransitionError> {
     let mut run = Run { state: state.clone(), effects: Vec::new(), now };

@@ -161,7 +161,11 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
         };
         let mut next = match transition(&state, input.event, input.now) {
             Err(error) => {
-                debug!(%error, "event refused");
+                if error.wants_attention() {
+                    warn!(%error, "event refused: sluice could not do what the pipeline asked");
+                } else {
+                    debug!(%error, "event refused");
+                }
                 break (Handled::Refused(error), None, stored);
             }
             Ok(Decision::Ignore(reason)) => break (Handled::Ignored(reason), None, stored),

@@ -1136,6 +1136,30 @@ fn a_pause_where_the_pipeline_asks_nothing_or_of_another_deployment_is_refused_a
 }
 
 #[test]
+fn refusals_of_what_sluice_could_not_do_want_attention_and_late_or_repeated_events_do_not() {
+    // A blue/green run never pauses; a build or deployment not the run's own is not sluice's
+    let bg = given(&[push("e2"), build_succeeded("e2"), approved("e2"), deployment_started("e2")]);
+    let unplanned = transition(&bg, &paused("e2", "p"), at(10)).expect_err("refused");
+    let foreign_build = transition(
+        &given(&[push("e1"), build_started("e1")]),
+        &Event::BuildStarted { execution_id: id("e1"), build_id: "someone-elses".into() },
+        at(2),
+    )
+    .expect_err("refused");
+    for error in [&unplanned, &foreign_build] {
+        assert!(error.wants_attention(), "{error}");
+    }
+    // An approval after its deadline or a decision on an ended run is the ordinary course of things
+    let state = given(&[push("e1"), build_succeeded("e1")]);
+    let late = transition(&state, &approved("e1"), at(24 * 60 * 30)).expect_err("refused");
+    let ended = transition(&given(&[push("e3"), build_failed("e3", BuildFailure::Failed)]), &approved("e3"), at(5))
+        .expect_err("refused");
+    for error in [&late, &ended] {
+        assert!(!error.wants_attention(), "{error}");
+    }
+}
+
+#[test]
 fn a_pause_is_the_pipelines_own_whatever_lifecycle_stage_ecs_reports_for_the_deployment_meanwhile() {
     // ECS's ServiceDeploymentLifecycleStage has no PRE_PRODUCTION_TRAFFIC_SHIFT: a deployment paused there reports
     // another stage, say the one before or the one it is about to enter.

@@ -13,6 +13,11 @@ pub const APPROVAL_URL: &str = "SLUICE_APPROVAL_URL";
 /// The name or ARN of the Secrets Manager secret that holds the status page's key; no status page (and no links to
 /// it) without it.
 pub const STATUS_KEY: &str = "SLUICE_STATUS_KEY";
+/// The name or ARN of the Secrets Manager secret with which sluice signs in to GitHub (a token, or a GitHub App's id
+/// and key); nothing is shown on GitHub, and no failed delivery redelivered, without it.
+pub const GITHUB_TOKEN: &str = "SLUICE_GITHUB_TOKEN";
+/// GitHub's REST API, for GitHub Enterprise Server (`https://HOST/api/v3`); `https://api.github.com` by default.
+pub const GITHUB_API_URL: &str = "SLUICE_GITHUB_API";
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {

@@ -132,6 +132,31 @@ pub(crate) fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 }
 
 /// The fields of a push event sluice uses.
+/// How long GitHub lets a delivery be redelivered (<https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks>),
+/// less an hour's margin for the time a look takes.
+pub const REDELIVERY_WINDOW: TimeDelta = TimeDelta::hours(71);
+/// Attempts of one delivery after which sluice stops asking for more: a push that fails that often needs a person.
+pub const MAX_ATTEMPTS: usize = 4;
+
+/// Which attempts to redeliver, of a hook's recent `deliveries` at `now`: for each push delivery that GitHub never
+/// had a 2xx or 4xx answer to (sluice answered 5xx, or could not be reached), its latest attempt, while it is young
+/// enough to redeliver and has been tried fewer than [`MAX_ATTEMPTS`] times. A 4xx was sluice's deliberate answer
+/// (a bad signature, an old push): sending it again cannot change it.
+pub fn to_redeliver(deliveries: &[crate::ports::HookDelivery], now: DateTime<Utc>) -> Vec<u64> {
+    let mut by_guid: std::collections::BTreeMap<&str, Vec<&crate::ports::HookDelivery>> = Default::default();
+    for delivery in deliveries.iter().filter(|delivery| delivery.event == "push") {
+        by_guid.entry(delivery.guid.as_str()).or_default().push(delivery);
+    }
+    by_guid
+        .into_values()
+        .filter(|attempts| attempts.iter().all(|attempt| attempt.status_code == 0 || attempt.status_code >= 500))
+        .filter(|attempts| attempts.len() < MAX_ATTEMPTS)
+        .filter_map(|attempts| attempts.into_iter().max_by_key(|attempt| (attempt.delivered_at, attempt.id)))
+        .filter(|latest| now.signed_duration_since(latest.delivered_at) < REDELIVERY_WINDOW)
+        .map(|latest| latest.id)
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PushEvent {
     #[serde(rename = "ref")]
@@ -371,6 +396,38 @@ mod tests {
         assert_eq!(read("null"), None);
         assert_eq!(read(r#""yesterday""#), None);
         assert_eq!(read("[1]"), None);
+    }
+
+    #[test]
+    fn only_pushes_never_answered_2xx_or_4xx_are_redelivered_while_young_and_tried_fewer_than_four_times() {
+        use crate::ports::HookDelivery;
+        let at = |hours: i64| now() - TimeDelta::hours(hours);
+        let attempt = |id: u64, guid: &str, event: &str, status_code: u16, hours: i64| HookDelivery {
+            id,
+            guid: guid.into(),
+            event: event.into(),
+            status_code,
+            delivered_at: at(hours),
+            redelivery: false,
+        };
+        let deliveries = [
+            attempt(1, "failed-then-ok", "push", 503, 5),
+            attempt(2, "failed-then-ok", "push", 202, 4),
+            attempt(3, "unreachable", "push", 0, 2),
+            attempt(4, "failed-twice", "push", 503, 3),
+            attempt(5, "failed-twice", "push", 500, 1),
+            attempt(6, "refused", "push", 401, 1),
+            attempt(7, "old", "push", 503, 80),
+            attempt(8, "a-ping", "ping", 503, 1),
+            attempt(9, "given-up", "push", 503, 4),
+            attempt(10, "given-up", "push", 503, 3),
+            attempt(11, "given-up", "push", 503, 2),
+            attempt(12, "given-up", "push", 503, 1),
+        ];
+        let mut chosen = to_redeliver(&deliveries, now());
+        chosen.sort_unstable();
+        // The unreachable one, and the latest attempt of the one that failed twice
+        assert_eq!(chosen, [3, 5]);
     }
 
     #[test]

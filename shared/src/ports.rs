@@ -409,6 +409,43 @@ pub enum GitHubError {
     Unavailable { what: String, message: String },
 }
 
+/// One attempt at a delivery of a repository webhook, as GitHub lists them
+/// (<https://docs.github.com/en/rest/repos/webhooks#list-deliveries-for-a-repository-webhook>).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookDelivery {
+    /// The attempt's id: what a redelivery names.
+    pub id: u64,
+    /// The delivery's `X-GitHub-Delivery`, the same for its redeliveries.
+    pub guid: String,
+    /// `push`, `ping`, ...
+    pub event: String,
+    /// The HTTP status sluice answered; 0 when GitHub got no answer (could not connect, timed out).
+    pub status_code: u16,
+    pub delivered_at: DateTime<Utc>,
+    pub redelivery: bool,
+}
+
+/// A repository webhook's recent deliveries, and their redelivery: how sluice has GitHub send again a push it could
+/// not record (GitHub does not redeliver by itself).
+pub trait WebhookDeliveries: Send + Sync {
+    /// The hook's most recent delivery attempts (one page of them, newest first).
+    fn deliveries(
+        &self,
+        credentials: &crate::github_auth::GitHubCredentials,
+        repository: &str,
+        hook_id: u64,
+    ) -> impl Future<Output = Result<Vec<HookDelivery>, GitHubError>> + Send;
+
+    /// Has GitHub deliver attempt `delivery` again (202).
+    fn redeliver(
+        &self,
+        credentials: &crate::github_auth::GitHubCredentials,
+        repository: &str,
+        hook_id: u64,
+        delivery: u64,
+    ) -> impl Future<Output = Result<(), GitHubError>> + Send;
+}
+
 /// A commit status to set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitStatus<'a> {

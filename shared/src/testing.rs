@@ -453,6 +453,7 @@ pub fn push(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
             message: "fix".into(),
             compare_url: String::new(),
             pushed_at: None,
+            hook_id: None,
         },
         plan: Box::new(plan(approval)),
         mode,
@@ -725,5 +726,66 @@ impl crate::ports::NativeDeployments for RecordedDeployments {
         _: crate::definitions::PauseAction,
     ) -> Result<(), crate::ports::DeployError> {
         Err(Self::refused("ContinueServiceDeployment"))
+    }
+}
+
+/// `WebhookDeliveries` that lists what a test says GitHub holds, and records the redeliveries asked of it.
+#[derive(Debug, Default)]
+pub struct RecordedDeliveries {
+    listed: Mutex<HashMap<(String, u64), Vec<crate::ports::HookDelivery>>>,
+    redelivered: Mutex<Vec<(String, u64, u64)>>,
+}
+
+impl RecordedDeliveries {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What GitHub lists of `repository`'s webhook `hook` from now on.
+    pub fn list(&self, repository: &str, hook: u64, deliveries: Vec<crate::ports::HookDelivery>) {
+        lock(&self.listed).insert((repository.to_owned(), hook), deliveries);
+    }
+
+    /// The redeliveries asked for: (repository, hook, delivery), in order.
+    pub fn redelivered(&self) -> Vec<(String, u64, u64)> {
+        lock(&self.redelivered).clone()
+    }
+}
+
+impl crate::ports::WebhookDeliveries for RecordedDeliveries {
+    async fn deliveries(
+        &self,
+        _: &crate::github_auth::GitHubCredentials,
+        repository: &str,
+        hook_id: u64,
+    ) -> Result<Vec<crate::ports::HookDelivery>, crate::ports::GitHubError> {
+        lock(&self.listed).get(&(repository.to_owned(), hook_id)).cloned().ok_or_else(|| {
+            crate::ports::GitHubError::Refused {
+                what: format!("webhook {hook_id}"),
+                status: 404,
+                message: "Not Found".into(),
+            }
+        })
+    }
+
+    async fn redeliver(
+        &self,
+        _: &crate::github_auth::GitHubCredentials,
+        repository: &str,
+        hook_id: u64,
+        delivery: u64,
+    ) -> Result<(), crate::ports::GitHubError> {
+        lock(&self.redelivered).push((repository.to_owned(), hook_id, delivery));
+        Ok(())
+    }
+}
+
+/// `SecretSource` that always reads the same value.
+#[derive(Debug, Clone)]
+pub struct FixedSecret(pub String);
+
+impl crate::ports::SecretSource for FixedSecret {
+    async fn read(&self) -> Result<secrecy::SecretString, crate::ports::SecretError> {
+        Ok(secrecy::SecretString::from(self.0.clone()))
     }
 }

@@ -76,6 +76,7 @@ fn maximal_push(n: usize) -> Event {
             message: bounded(&huge, MAX_MESSAGE),
             compare_url: bounded(&huge, 512),
             pushed_at: chrono::DateTime::from_timestamp(4_102_444_799, 0),
+            hook_id: Some(u64::MAX),
         },
         plan: Box::new(maximal_plan()),
         mode: ExecutionMode::Queued,

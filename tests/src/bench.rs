@@ -218,6 +218,7 @@ async fn fill(store: &DynamoDbStore, pipeline: &str, plan: &Plan) -> Result<Stri
                 message: "Fix the checkout button".into(),
                 compare_url: format!("https://github.com/bench/{pipeline}/compare/{commit}"),
                 pushed_at: None,
+                hook_id: None,
             },
             plan: Box::new(plan.clone()),
             mode: ExecutionMode::Queued,

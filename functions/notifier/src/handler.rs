@@ -13,11 +13,7 @@ use sluice::usecases::{
     DoorbellError, EffectRunner, GitHubEffects, KeptSecret, NotifierEffects, NotifyEffects, RunPages, answer_doorbell,
 };
 
-/// The name or ARN of the Secrets Manager secret that holds the GitHub token (or a GitHub App's id and key, as JSON);
-/// runs are not shown on GitHub without.
-pub const GITHUB_TOKEN: &str = "SLUICE_GITHUB_TOKEN";
-/// GitHub's REST API, for GitHub Enterprise Server (`https://HOST/api/v3`); `https://api.github.com` by default.
-pub const GITHUB_API_URL: &str = "SLUICE_GITHUB_API";
+pub use sluice::config::{GITHUB_API_URL, GITHUB_TOKEN};
 
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone)]

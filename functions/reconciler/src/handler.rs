@@ -1,30 +1,62 @@
-//! A scheduled run: the published definitions, then one look at each pipeline.
+//! A scheduled run: the published definitions, then one look at each pipeline, and, where the stack has GitHub
+//! credentials, at the webhooks' recent deliveries (those that failed are redelivered).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sluice::adapters::{
-    CodeBuildStarter, CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, S3Artifacts,
-    stage_effects,
+    CodeBuildStarter, CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, GITHUB_API, GitHubApi,
+    S3Artifacts, SecretsManagerSecret, stage_effects,
 };
+use sluice::config::{Common, ConfigError, GITHUB_API_URL, GITHUB_TOKEN};
 use sluice::ports::{
-    ArtifactStore, BlueGreenDeployments, BuildStarter, DefinitionsStore, NativeDeployments, PipelineStore,
-    RollingUpdates,
+    ArtifactStore, BlueGreenDeployments, BuildStarter, DefinitionsStore, GitHubError, NativeDeployments, PipelineStore,
+    RollingUpdates, SecretSource, WebhookDeliveries,
 };
 use sluice::usecases::{
-    CachedDefinitions, DefinitionsError, EffectRunner, Lookups, QUIET_FOR, StageEffects, reconcile,
+    CachedDefinitions, DefinitionsError, EffectRunner, Intake, KeptSecret, Lookups, QUIET_FOR, StageEffects, reconcile,
+    redeliver_failed_pushes,
 };
 use tracing::{info, warn};
 
-/// The function's configuration: the table and the bus, from its environment.
-pub type Config = sluice::config::Common;
+/// The function's configuration, from its environment: the table and the bus, and GitHub's credentials if given.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: Common,
+    pub github_token: Option<String>,
+    pub github_api: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let set = |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
+        Ok(Self {
+            common: Common::from_lookup(&lookup)?,
+            github_token: set(GITHUB_TOKEN),
+            github_api: set(GITHUB_API_URL).unwrap_or_else(|| GITHUB_API.to_owned()),
+        })
+    }
+}
+
+/// Without GitHub: failed deliveries are not looked for.
+impl From<Common> for Config {
+    fn from(common: Common) -> Self {
+        Self { common, github_token: None, github_api: GITHUB_API.to_owned() }
+    }
+}
 
 /// What the handler needs, built once per instance.
-pub struct App<S, D, R, L> {
+pub struct App<S, D, R, L, G = GitHubApi, K = SecretsManagerSecret> {
     pub store: S,
     pub definitions: CachedDefinitions<D>,
     pub effects: R,
     /// What the look asks AWS about: builds' artifacts, builds, blue/green deployments, services.
     pub lookups: L,
+    /// Where the webhooks' failed deliveries are found and redelivered; `None` without GitHub credentials.
+    pub intake: Option<Intake<G, K>>,
 }
 
 /// The function as it runs on AWS.
@@ -36,11 +68,22 @@ pub type AwsApp = App<
 >;
 
 impl AwsApp {
-    /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
-    pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Self {
-        let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table);
-        let effects = stage_effects(aws, &config.event_bus);
-        App {
+    /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`. GitHub's
+    /// secret is read when first needed.
+    pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Result<Self, GitHubError> {
+        let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.common.table);
+        let effects = stage_effects(aws, &config.common.event_bus);
+        let intake = match &config.github_token {
+            Some(secret) => Some(Intake {
+                github: GitHubApi::new(&config.github_api)?,
+                credentials: KeptSecret::new(SecretsManagerSecret::new(
+                    aws_sdk_secretsmanager::Client::new(aws),
+                    secret,
+                )),
+            }),
+            None => None,
+        };
+        Ok(App {
             store: store.clone(),
             definitions: CachedDefinitions::new(store),
             lookups: Lookups {
@@ -50,13 +93,14 @@ impl AwsApp {
                 services: EcsDeployer::new(aws_sdk_ecs::Client::new(aws)),
             },
             effects,
-        }
+            intake,
+        })
     }
 }
 
 /// One look. Returns what it did; fails only when there are no usable definitions to look with.
-pub async fn on_schedule<S, D, R, A, B, C, E>(
-    app: &App<S, D, R, Lookups<A, B, C, E>>,
+pub async fn on_schedule<S, D, R, A, B, C, E, G, K>(
+    app: &App<S, D, R, Lookups<A, B, C, E>, G, K>,
     now: DateTime<Utc>,
 ) -> Result<Value, DefinitionsError>
 where
@@ -67,10 +111,17 @@ where
     B: BuildStarter,
     C: BlueGreenDeployments,
     E: RollingUpdates + NativeDeployments,
+    G: WebhookDeliveries,
+    K: SecretSource,
 {
     let definitions = app.definitions.get().await?;
     let done = reconcile(&app.store, &app.effects, &app.lookups, &definitions, now, QUIET_FOR).await;
-    if done.errors > 0 {
+    let healed = match &app.intake {
+        Some(intake) => redeliver_failed_pushes(&app.store, intake, &definitions, now).await,
+        None => Default::default(),
+    };
+    let errors = done.errors + healed.errors;
+    if errors > 0 {
         warn!(errors = done.errors, "some pipelines could not be looked at; the next run tries again");
     }
     info!(
@@ -78,6 +129,7 @@ where
         deployments_checked = done.deployments_checked,
         moved = done.moved,
         doorbells = done.doorbells,
+        redelivered = healed.redelivered,
         "reconciled"
     );
     Ok(json!({
@@ -85,7 +137,8 @@ where
         "deployments_checked": done.deployments_checked,
         "moved": done.moved,
         "doorbells": done.doorbells,
-        "errors": done.errors,
+        "redelivered": healed.redelivered,
+        "errors": errors,
     }))
 }
 
@@ -101,6 +154,8 @@ mod tests {
         InMemoryStore,
         StageEffects<RecordingPublisher, RecordingBuilds>,
         Lookups<InMemoryArtifacts, RecordingBuilds, RecordedDeployments, RecordedDeployments>,
+        sluice::testing::RecordedDeliveries,
+        sluice::testing::FixedSecret,
     >;
 
     async fn app(published: bool) -> TestApp {
@@ -119,6 +174,7 @@ mod tests {
                 blue_green: RecordedDeployments::new(),
                 services: RecordedDeployments::new(),
             },
+            intake: None,
         }
     }
 
@@ -128,7 +184,9 @@ mod tests {
         let summary = on_schedule(&app, Utc::now()).await.expect("looked");
         assert_eq!(
             summary,
-            json!({ "builds_checked": 0, "deployments_checked": 0, "moved": 0, "doorbells": 0, "errors": 0 })
+            json!({
+                "builds_checked": 0, "deployments_checked": 0, "moved": 0, "doorbells": 0, "redelivered": 0, "errors": 0
+            })
         );
     }
 

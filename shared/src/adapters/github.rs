@@ -1,9 +1,10 @@
-//! `CommitReporter` on GitHub's REST API (<https://docs.github.com/en/rest>), over the same hyper and rustls client
-//! as the checks. Every request names the API version it was written for (`X-GitHub-Api-Version`) and carries a
+//! `CommitReporter` and `WebhookDeliveries` on GitHub's REST API (<https://docs.github.com/en/rest>), over the same
+//! hyper and rustls client as the checks. Every request names the API version it was written for (`X-GitHub-Api-Version`) and carries a
 //! bearer token; nothing here logs it.
 //!
 //! With a token, that is the token. With a GitHub App, it is an installation access token for the one repository
-//! reported on, with only the permissions sluice uses (commit statuses and deployments), got with the app's JWT
+//! reported on, with only the permissions the request needs (commit statuses and deployments, or the repository's
+//! webhooks), got with the app's JWT
 //! (<https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app>) and kept until five
 //! minutes before it expires: two more requests an hour per repository. One refused as bad credentials while kept
 //! (the app's key rotated, the installation suspended) is forgotten and the request made once more with a new one.
@@ -26,7 +27,9 @@ use tracing::instrument;
 use super::http::{cause, https_connector};
 use crate::github_auth::{GitHubApp, GitHubCredentials};
 use crate::github_report::API_VERSION;
-use crate::ports::{CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError};
+use crate::ports::{
+    CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError, HookDelivery, WebhookDeliveries,
+};
 
 /// Where GitHub's REST API is, unless configured otherwise (GitHub Enterprise Server: `https://HOST/api/v3`).
 pub const GITHUB_API: &str = "https://api.github.com";
@@ -37,8 +40,26 @@ const MAX_ANSWER: usize = 1 << 20;
 /// An installation access token is replaced this long before it expires.
 const RENEW_BEFORE: TimeDelta = TimeDelta::minutes(5);
 
-/// Installation access tokens, by app and repository, with when they expire.
-type Installations = HashMap<(String, String), (SecretString, DateTime<Utc>)>;
+/// Installation access tokens, by app, repository and what they may do, with when they expire.
+type Installations = HashMap<(String, String, Scope), (SecretString, DateTime<Utc>)>;
+
+/// What an installation access token is asked for: only the permissions the request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Scope {
+    /// Commit statuses and Deployments, written.
+    Report,
+    /// The repository's webhooks (their deliveries), read and redelivered.
+    Hooks,
+}
+
+impl Scope {
+    fn permissions(self) -> Value {
+        match self {
+            Scope::Report => json!({ "statuses": "write", "deployments": "write" }),
+            Scope::Hooks => json!({ "repository_hooks": "write" }),
+        }
+    }
+}
 
 /// GitHub's REST API at `base`.
 #[derive(Debug, Clone)]
@@ -68,19 +89,20 @@ impl GitHubApi {
         &self,
         credentials: &GitHubCredentials,
         repository: &str,
+        scope: Scope,
     ) -> Result<(SecretString, bool), GitHubError> {
         let app = match credentials {
             GitHubCredentials::Token(token) => return Ok((token.clone(), false)),
             GitHubCredentials::App(app) => app,
         };
-        let key = (app.issuer.clone(), repository.to_ascii_lowercase());
+        let key = (app.issuer.clone(), repository.to_ascii_lowercase(), scope);
         let kept = self.installations().get(&key).cloned();
         if let Some((token, expires)) = kept
             && Utc::now() < expires - RENEW_BEFORE
         {
             return Ok((token, true));
         }
-        let (token, expires) = self.installation_token(app, repository).await?;
+        let (token, expires) = self.installation_token(app, repository, scope).await?;
         self.installations().insert(key, (token.clone(), expires));
         Ok((token, false))
     }
@@ -90,6 +112,7 @@ impl GitHubApi {
         &self,
         app: &GitHubApp,
         repository: &str,
+        scope: Scope,
     ) -> Result<(SecretString, DateTime<Utc>), GitHubError> {
         let refused = |what: &str, message: String| GitHubError::Refused { what: what.to_owned(), status: 0, message };
         let signing = format!("signing in as GitHub App {}", app.issuer);
@@ -101,10 +124,7 @@ impl GitHubApi {
             return Err(refused(&what, "the answer has no installation id".into()));
         };
         let name = repository.split_once('/').map_or(repository, |(_, name)| name);
-        let body = json!({
-            "repositories": [name],
-            "permissions": { "statuses": "write", "deployments": "write" },
-        });
+        let body = json!({ "repositories": [name], "permissions": scope.permissions() });
         let path = format!("/app/installations/{id}/access_tokens");
         let what = format!("an installation access token of GitHub App {} for {repository}", app.issuer);
         let answer = self.call(&jwt, hyper::Method::POST, &path, Some(&body), &what).await?;
@@ -125,19 +145,19 @@ impl GitHubApi {
     async fn on_repository(
         &self,
         credentials: &GitHubCredentials,
-        repository: &str,
+        (repository, scope): (&str, Scope),
         method: hyper::Method,
         path: &str,
         body: Option<&Value>,
         what: &str,
     ) -> Result<Value, GitHubError> {
-        let (token, kept) = self.bearer(credentials, repository).await?;
+        let (token, kept) = self.bearer(credentials, repository, scope).await?;
         match self.call(&token, method.clone(), path, body, what).await {
             Err(GitHubError::Refused { status: 401, .. }) if kept => {
                 if let GitHubCredentials::App(app) = credentials {
-                    self.installations().remove(&(app.issuer.clone(), repository.to_ascii_lowercase()));
+                    self.installations().remove(&(app.issuer.clone(), repository.to_ascii_lowercase(), scope));
                 }
-                let (token, _) = self.bearer(credentials, repository).await?;
+                let (token, _) = self.bearer(credentials, repository, scope).await?;
                 self.call(&token, method, path, body, what).await
             }
             answer => answer,
@@ -228,9 +248,16 @@ impl CommitReporter for GitHubApi {
             body["target_url"] = json!(url);
         }
         let what = format!("the commit status of {}@{}", status.repository, status.commit);
-        self.on_repository(credentials, status.repository, hyper::Method::POST, &path, Some(&body), &what)
-            .await
-            .map(drop)
+        self.on_repository(
+            credentials,
+            (status.repository, Scope::Report),
+            hyper::Method::POST,
+            &path,
+            Some(&body),
+            &what,
+        )
+        .await
+        .map(drop)
     }
 
     #[instrument(skip_all, fields(repository = deployment.repository, execution = deployment.execution_id))]
@@ -246,8 +273,9 @@ impl CommitReporter for GitHubApi {
             .finish();
         let path = format!("{}/deployments?{query}", repo_path(deployment.repository)?);
         let what = format!("listing the deployments of {}@{}", deployment.repository, deployment.commit);
-        let listed =
-            self.on_repository(credentials, deployment.repository, hyper::Method::GET, &path, None, &what).await?;
+        let listed = self
+            .on_repository(credentials, (deployment.repository, Scope::Report), hyper::Method::GET, &path, None, &what)
+            .await?;
         Ok(listed.as_array().into_iter().flatten().find_map(|found| {
             let ours = found.pointer("/payload/execution_id").and_then(Value::as_str) == Some(deployment.execution_id);
             ours.then(|| found.get("id").and_then(Value::as_u64)).flatten()
@@ -273,7 +301,14 @@ impl CommitReporter for GitHubApi {
         });
         let what = format!("creating a deployment of {}@{}", deployment.repository, deployment.commit);
         let created = self
-            .on_repository(credentials, deployment.repository, hyper::Method::POST, &path, Some(&body), &what)
+            .on_repository(
+                credentials,
+                (deployment.repository, Scope::Report),
+                hyper::Method::POST,
+                &path,
+                Some(&body),
+                &what,
+            )
             .await?;
         created.get("id").and_then(Value::as_u64).ok_or_else(|| GitHubError::Refused {
             what,
@@ -294,7 +329,67 @@ impl CommitReporter for GitHubApi {
             body["log_url"] = json!(url);
         }
         let what = format!("the status of deployment {} of {}", status.deployment, status.repository);
-        self.on_repository(credentials, status.repository, hyper::Method::POST, &path, Some(&body), &what)
+        self.on_repository(
+            credentials,
+            (status.repository, Scope::Report),
+            hyper::Method::POST,
+            &path,
+            Some(&body),
+            &what,
+        )
+        .await
+        .map(drop)
+    }
+}
+
+impl WebhookDeliveries for GitHubApi {
+    /// <https://docs.github.com/en/rest/repos/webhooks#list-deliveries-for-a-repository-webhook>: the newest 100.
+    #[instrument(skip(self, credentials))]
+    async fn deliveries(
+        &self,
+        credentials: &GitHubCredentials,
+        repository: &str,
+        hook_id: u64,
+    ) -> Result<Vec<HookDelivery>, GitHubError> {
+        let path = format!("{}/hooks/{hook_id}/deliveries?per_page=100", repo_path(repository)?);
+        let what = format!("listing the deliveries of webhook {hook_id} of {repository}");
+        let listed =
+            self.on_repository(credentials, (repository, Scope::Hooks), hyper::Method::GET, &path, None, &what).await?;
+        // Each field read leniently: an entry sluice cannot read is left out, not an error.
+        Ok(listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| {
+                Some(HookDelivery {
+                    id: entry.get("id")?.as_u64()?,
+                    guid: entry.get("guid")?.as_str()?.to_owned(),
+                    event: entry.get("event")?.as_str()?.to_owned(),
+                    status_code: entry
+                        .get("status_code")
+                        .and_then(Value::as_u64)
+                        .map_or(0, |code| u16::try_from(code).unwrap_or(u16::MAX)),
+                    delivered_at: DateTime::parse_from_rfc3339(entry.get("delivered_at")?.as_str()?)
+                        .ok()?
+                        .with_timezone(&Utc),
+                    redelivery: entry.get("redelivery").and_then(Value::as_bool).unwrap_or(false),
+                })
+            })
+            .collect())
+    }
+
+    /// <https://docs.github.com/en/rest/repos/webhooks#redeliver-a-delivery-for-a-repository-webhook> (202).
+    #[instrument(skip(self, credentials))]
+    async fn redeliver(
+        &self,
+        credentials: &GitHubCredentials,
+        repository: &str,
+        hook_id: u64,
+        delivery: u64,
+    ) -> Result<(), GitHubError> {
+        let path = format!("{}/hooks/{hook_id}/deliveries/{delivery}/attempts", repo_path(repository)?);
+        let what = format!("redelivering delivery {delivery} of webhook {hook_id} of {repository}");
+        self.on_repository(credentials, (repository, Scope::Hooks), hyper::Method::POST, &path, None, &what)
             .await
             .map(drop)
     }

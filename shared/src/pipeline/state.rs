@@ -141,6 +141,9 @@ pub struct SourceFacts {
     /// When GitHub says the push was made (`repository.pushed_at`): pushes of a ref are ordered by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pushed_at: Option<DateTime<Utc>>,
+    /// The webhook that delivered the push (`X-GitHub-Hook-ID`): where sluice looks for deliveries it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

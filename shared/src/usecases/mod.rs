@@ -421,6 +421,7 @@ mod hooks;
 mod notify;
 mod order_run;
 mod reconcile;
+mod redeliver;
 mod rollback;
 mod secrets;
 mod show_on_github;
@@ -441,6 +442,7 @@ pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, StageAnswer, Stag
 pub use notify::{NotifierEffects, NotifyEffects};
 pub use order_run::{LOOK_BACK, Order, OrderError, Ordered, order_run};
 pub use reconcile::{Lookups, QUIET_FOR, Reconciled, reconcile};
+pub use redeliver::{Intake, Redelivered, redeliver_failed_pushes};
 pub use rollback::{RollbackError, RollbackOrdered, Stop, order_rollback};
 pub use secrets::{KeptSecret, REREAD_AFTER, WebhookKeys};
 pub use show_on_github::{GitHubEffects, RunPages};

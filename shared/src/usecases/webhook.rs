@@ -194,6 +194,7 @@ where
         message: bounded(push.head_commit.as_ref().map_or("", |c| c.message.as_str()), MAX_MESSAGE),
         compare_url: bounded(&push.compare, MAX_URL),
         pushed_at: push.repository.pushed_at,
+        hook_id: delivery.hook_id.and_then(|id| id.trim().parse().ok()),
     };
     let mut skipped = Vec::new();
     let mut starting = Vec::new();

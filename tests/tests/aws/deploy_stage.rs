@@ -227,7 +227,7 @@ impl World {
         if sluice::ports::DefinitionsStore::current(&self.store).await?.is_none() {
             sluice::ports::DefinitionsStore::publish(&self.store, definitions, None, chrono::Utc::now()).await?;
         }
-        let reconciler = reconciler::handler::AwsApp::from_aws(&self.aws, &common);
+        let reconciler = reconciler::handler::AwsApp::from_aws(&self.aws, &common.into())?;
         let later = chrono::Utc::now() + chrono::TimeDelta::minutes(minutes);
         Ok(reconciler::handler::on_schedule(&reconciler, later).await?)
     }

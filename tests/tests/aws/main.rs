@@ -49,6 +49,7 @@ pub fn push(execution: &str) -> Event {
             message: format!("commit {execution}"),
             compare_url: "https://github.com/acme/web/compare/a...b".into(),
             pushed_at: None,
+            hook_id: None,
         },
         plan: Box::new(web_plan()),
         mode: ExecutionMode::Superseded,

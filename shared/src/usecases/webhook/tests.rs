@@ -620,3 +620,41 @@ async fn a_push_that_cannot_be_recorded_in_time_gets_a_503_that_says_to_redelive
     // Tried again only while the function has time (its timeout is 10 s)
     assert!(started.elapsed() < std::time::Duration::from_secs(9), "{:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn pushes_that_never_reached_sluice_are_redelivered_through_the_webhook_that_delivered_the_pipelines_pushes() {
+    use crate::definitions::Definitions;
+    use crate::ports::HookDelivery;
+    use crate::testing::{FixedSecret, RecordedDeliveries};
+    use crate::usecases::{Intake, KeptSecret, redeliver_failed_pushes};
+    let world = World::new().await;
+    // GIVEN a push delivered by webhook 12345678 of acme/web ran: the run recorded the webhook
+    assert_eq!(world.deliver("push", "d-ok", &chained_push(1)).await.status, 202);
+    let state = world.store.load("web").await.ok().flatten().expect("recorded").value;
+    assert_eq!(state.executions[0].source.hook_id, Some(12_345_678));
+    // AND GitHub lists a later push that got a 503, one that never reached sluice, and one sluice refused (401)
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).single().expect("valid date");
+    let attempt = |id: u64, guid: &str, status_code: u16| HookDelivery {
+        id,
+        guid: guid.into(),
+        event: "push".into(),
+        status_code,
+        delivered_at: now - TimeDelta::minutes(30),
+        redelivery: false,
+    };
+    let github = RecordedDeliveries::new();
+    github.list(
+        "acme/web",
+        12_345_678,
+        vec![attempt(1, "d-ok", 202), attempt(2, "d-503", 503), attempt(3, "d-down", 0), attempt(4, "d-forged", 401)],
+    );
+    let intake = Intake { github, credentials: KeptSecret::new(FixedSecret("github_pat_test".into())) };
+    let definitions = Definitions::parse("pipelines.toml", EXAMPLE).expect("the example loads");
+    // WHEN the reconciler looks
+    let done = redeliver_failed_pushes(&world.store, &intake, &definitions, now).await;
+    // THEN GitHub is asked to send the two failed pushes again, and nothing else
+    assert_eq!((done.hooks_checked, done.redelivered, done.errors), (1, 2, 0));
+    let mut asked: Vec<u64> = intake.github.redelivered().into_iter().map(|(_, _, id)| id).collect();
+    asked.sort_unstable();
+    assert_eq!(asked, [2, 3]);
+}

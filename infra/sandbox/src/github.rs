@@ -12,6 +12,12 @@
 //! - `POST /repos/{owner}/{repo}/deployments/{id}/statuses`: `state` one of error, failure, inactive, in_progress,
 //!   queued, pending, success; 404 for an unknown deployment; 201 with the status
 //!   (<https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status>).
+//! - `GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries?per_page=`: the webhook's deliveries a test gave with
+//!   `hook_deliveries`, newest first, at most `per_page` (30 unless given, 100 at most); 404 for another hook
+//!   (<https://docs.github.com/en/rest/repos/webhooks#list-deliveries-for-a-repository-webhook>).
+//! - `POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts`: 202, recorded (see
+//!   `redeliveries`); 404 for a delivery the hook does not list
+//!   (<https://docs.github.com/en/rest/repos/webhooks#redeliver-a-delivery-for-a-repository-webhook>).
 //!
 //!
 //! A GitHub App installed with `install_app` (on every repository served) signs in with a JWT (RS256, `iss` its id,
@@ -110,6 +116,10 @@ struct State {
     /// Every deployment, oldest first, each with its `statuses`.
     deployments: Vec<Value>,
     commit_statuses: Vec<Value>,
+    /// Each repository webhook's deliveries, newest first, as a test says GitHub holds them.
+    hook_deliveries: std::collections::HashMap<(String, u64), Vec<Value>>,
+    /// The redeliveries asked for: (repository, hook id, delivery id), in order.
+    redeliveries: Vec<(String, u64, u64)>,
     fail_next: usize,
 }
 
@@ -198,6 +208,18 @@ impl GitHub {
     /// Every deployment, oldest first, each with its `statuses` (oldest first).
     pub fn deployments(&self) -> Vec<Value> {
         self.state().deployments.clone()
+    }
+
+    /// What GitHub holds of `repository`'s webhook `hook_id`: its deliveries, newest first, each as the list
+    /// endpoint shows it (`id`, `guid`, `delivered_at`, `redelivery`, `duration`, `status`, `status_code`, `event`,
+    /// `action`, `installation_id`, `repository_id`).
+    pub fn hook_deliveries(&self, repository: &str, hook_id: u64, deliveries: Vec<Value>) {
+        self.state().hook_deliveries.insert((repository.to_ascii_lowercase(), hook_id), deliveries);
+    }
+
+    /// The redeliveries asked for so far: (repository, hook id, delivery id).
+    pub fn redeliveries(&self) -> Vec<(String, u64, u64)> {
+        self.state().redeliveries.clone()
     }
 }
 
@@ -336,7 +358,7 @@ impl State {
                     return (422, message(text));
                 }
                 let granted = |(permission, level): (&String, &Value)| {
-                    matches!(permission.as_str(), "statuses" | "deployments" | "metadata")
+                    matches!(permission.as_str(), "statuses" | "deployments" | "metadata" | "repository_hooks")
                         && matches!(level.as_str(), Some("read" | "write"))
                 };
                 let permissions =
@@ -437,6 +459,36 @@ fn route(state: &mut State, method: &str, path: &str, query: &str, body: &Value)
             });
             state.deployments.push(deployment.clone());
             (201, deployment)
+        }
+        ("GET", ["hooks", hook, "deliveries"]) => {
+            let Some(listed) = hook
+                .parse::<u64>()
+                .ok()
+                .and_then(|hook| state.hook_deliveries.get(&(repository.to_ascii_lowercase(), hook)))
+            else {
+                return (404, message("Not Found"));
+            };
+            let per_page = form_pairs(query)
+                .iter()
+                .find(|(key, _)| key == "per_page")
+                .and_then(|(_, value)| value.parse::<usize>().ok())
+                .unwrap_or(30)
+                .min(100);
+            (200, Value::Array(listed.iter().take(per_page).cloned().collect()))
+        }
+        ("POST", ["hooks", hook, "deliveries", delivery, "attempts"]) => {
+            let (Ok(hook), Ok(delivery)) = (hook.parse::<u64>(), delivery.parse::<u64>()) else {
+                return (404, message("Not Found"));
+            };
+            let known = state
+                .hook_deliveries
+                .get(&(repository.to_ascii_lowercase(), hook))
+                .is_some_and(|listed| listed.iter().any(|d| d["id"].as_u64() == Some(delivery)));
+            if !known {
+                return (404, message("Not Found"));
+            }
+            state.redeliveries.push((repository.clone(), hook, delivery));
+            (202, json!({}))
         }
         ("POST", ["deployments", id, "statuses"]) => {
             let id: Option<u64> = id.parse().ok();

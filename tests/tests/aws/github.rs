@@ -452,3 +452,71 @@ async fn a_github_apps_installation_token_within_five_minutes_of_expiring_is_rep
     assert!(requests.iter().all(|r| r.status != 401), "{:?}", calls(&requests));
     Ok(())
 }
+
+/// A delivery as GitHub lists it (<https://docs.github.com/en/rest/repos/webhooks#list-deliveries-for-a-repository-webhook>).
+fn delivery(id: u64, guid: &str, status_code: u16, minutes_ago: i64, redelivery: bool) -> Value {
+    json!({
+        "id": id, "guid": guid, "delivered_at": (Utc::now() - TimeDelta::minutes(minutes_ago)).to_rfc3339(),
+        "redelivery": redelivery, "duration": 0.27, "status": if status_code == 0 { "failed to connect".to_owned() } else { status_code.to_string() },
+        "status_code": status_code, "event": "push", "action": null, "installation_id": null, "repository_id": 9919,
+        "throttled_at": null
+    })
+}
+
+#[tokio::test]
+async fn the_reconciler_has_github_redeliver_the_pushes_the_webhook_could_not_record_signing_in_as_an_app() -> Result<()>
+{
+    let (stack, github, store) = world().await?;
+    let (secret, public_key) = app_42()?;
+    github.install_app("42", &public_key);
+    // GIVEN web's last push was delivered by webhook 77 of acme/web
+    let mut pushed = pushed();
+    if let Event::Triggered { source, .. } = &mut pushed {
+        source.hook_id = Some(77);
+    }
+    apply(&store, &[pushed], Utc::now()).await?;
+    sluice::ports::DefinitionsStore::publish(
+        &store,
+        "[pipelines.web]\nsource = { repository = \"acme/web\" }\nbuild = { project = \"web-build\" }\n\
+         deploy = { strategy = \"rolling\", cluster = \"prod\", service = \"web\" }\n",
+        None,
+        Utc::now(),
+    )
+    .await?;
+    // AND GitHub lists a push answered 503 then redelivered and answered 503 again, one that never reached sluice,
+    // one recorded, and one sluice refused
+    github.hook_deliveries(
+        "acme/web",
+        77,
+        vec![
+            delivery(15, "guid-503", 503, 5, true),
+            delivery(14, "guid-down", 0, 20, false),
+            delivery(13, "guid-ok", 202, 30, false),
+            delivery(12, "guid-forged", 401, 40, false),
+            delivery(11, "guid-503", 503, 50, false),
+        ],
+    );
+    let secrets = aws_sdk_secretsmanager::Client::new(&stack.config);
+    let name = unique("sluice/github");
+    secrets.create_secret().name(&name).secret_string(secret).send().await?;
+    let config = reconciler::handler::Config::from_lookup(|variable| match variable {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        "SLUICE_GITHUB_TOKEN" => Some(name.clone()),
+        "SLUICE_GITHUB_API" => Some(github.url.clone()),
+        _ => None,
+    })?;
+    let reconciler = reconciler::handler::AwsApp::from_aws(&stack.config, &config)?;
+    // WHEN the reconciler looks
+    let done = reconciler::handler::on_schedule(&reconciler, Utc::now()).await?;
+    // THEN GitHub redelivers the latest attempt of each push that never got a 2xx or 4xx, and nothing else
+    assert_eq!(done["redelivered"], 2, "{done}");
+    let mut asked = github.redeliveries();
+    asked.sort();
+    assert_eq!(asked, [("acme/web".to_owned(), 77, 14), ("acme/web".to_owned(), 77, 15)]);
+    // AND it signed in with an installation token asking for the webhooks permission alone
+    let token = github.requests().into_iter().find(|r| r.path.ends_with("/access_tokens")).context("a token")?;
+    assert_eq!(token.body["permissions"], json!({ "repository_hooks": "write" }));
+    assert!(calls(&github.requests()).contains(&"GET /repos/acme/web/hooks/77/deliveries installation 200".to_owned()));
+    Ok(())
+}

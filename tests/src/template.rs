@@ -47,9 +47,12 @@ pub struct RuleTarget {
 /// CodeDeploy application `web*`.
 pub const PARAMETERS: [(&str, &str); 2] = [("BuildProjects", "*-build*"), ("DeployApplications", "web*")];
 
-/// `value` with each `!Ref` to a parameter of [`PARAMETERS`] replaced by its value; `None` if it names another.
+/// `value` with each `!Ref` to a parameter of [`PARAMETERS`] replaced by its value, and each `!If` by its first
+/// branch (the harness's parameters meet every condition a rule names, `UsesCodeDeploy`); `None` if it names another
+/// parameter.
 fn resolved(value: &Value) -> Option<Value> {
     Some(match value {
+        Value::Tagged(tagged) if tagged.tag == "If" => resolved(tagged.value.as_sequence()?.get(1)?)?,
         Value::Tagged(tagged) if tagged.tag == "Ref" => {
             let name = tagged.value.as_str()?;
             Value::String(PARAMETERS.iter().find(|(parameter, _)| *parameter == name)?.1.to_owned())

@@ -109,6 +109,7 @@ where
         event: header("x-github-event"),
         delivery_id: header("x-github-delivery"),
         hook_id: header("x-github-hook-id"),
+        hook_target: header("x-github-hook-installation-target-type"),
         signature: header("x-hub-signature-256"),
         body: request.body().as_ref(),
     };

@@ -59,6 +59,9 @@ pub struct App<S, D, R, L, G = GitHubApi, K = SecretsManagerSecret> {
     pub intake: Option<Intake<G, K>>,
 }
 
+/// The app whose look asks AWS through `Lookups`.
+pub type LookingApp<S, D, R, A, B, C, E, G, K> = App<S, D, R, Lookups<A, B, C, E>, G, K>;
+
 /// The function as it runs on AWS.
 pub type AwsApp = App<
     DynamoDbStore,
@@ -100,7 +103,7 @@ impl AwsApp {
 
 /// One look. Returns what it did; fails only when there are no usable definitions to look with.
 pub async fn on_schedule<S, D, R, A, B, C, E, G, K>(
-    app: &App<S, D, R, Lookups<A, B, C, E>, G, K>,
+    app: &LookingApp<S, D, R, A, B, C, E, G, K>,
     now: DateTime<Utc>,
 ) -> Result<Value, DefinitionsError>
 where

@@ -519,7 +519,15 @@ impl NativeDeployments for EcsDeployer {
         match stopped {
             Ok(_) => Ok(()),
             Err(error @ DeployError::Refused { .. }) => match self.describe(service_deployment).await? {
-                Some(report) if report.progress != DeploymentProgress::Going || report.rolled_back => Ok(()),
+                // Already being stopped or rolled back (by sluice a moment ago, say): nothing more to stop.
+                Some(report)
+                    if report.progress != DeploymentProgress::Going
+                        || report.rolled_back
+                        || report.status == "STOP_REQUESTED"
+                        || report.status.starts_with("ROLLBACK_") =>
+                {
+                    Ok(())
+                }
                 _ => Err(error),
             },
             Err(error) => Err(error),

@@ -18,7 +18,21 @@ const HOOK_INVOCATION: TimeDelta = TimeDelta::minutes(5);
 /// traffic shifts, its pauses for approval at their timeout, and its checks with every try and interval.
 pub fn strategy_waits(target: &DeployTarget) -> TimeDelta {
     let minutes = |m: u32| TimeDelta::minutes(i64::from(m));
-    let checks = target.checks().iter().map(check_time).fold(TimeDelta::zero(), |sum, time| sum + time);
+    // A linear or canary shift runs the production-shift stages' checks at every step.
+    let steps = match target {
+        DeployTarget::EcsNative(native) => match native.shift {
+            TrafficShift::BlueGreen => 1,
+            TrafficShift::Canary { .. } => 2,
+            TrafficShift::Linear { step_tenths, .. } => 1000_u32.div_ceil(step_tenths.max(1)),
+        },
+        _ => 1,
+    };
+    let every_step =
+        |check: &Check| matches!(check.hook.as_str(), "PRE_PRODUCTION_TRAFFIC_SHIFT" | "PRODUCTION_TRAFFIC_SHIFT");
+    let checks = target.checks().iter().fold(TimeDelta::zero(), |sum, check| {
+        let times = if every_step(check) { i32::try_from(steps).unwrap_or(i32::MAX) } else { 1 };
+        sum + check_time(check) * times
+    });
     match target {
         DeployTarget::BlueGreen(blue_green) => {
             // CodeDeploy waits for each lifecycle hook's answer, and shifts traffic as its configuration says.
@@ -131,5 +145,13 @@ mod tests {
         assert_eq!(strategy_waits(&linear), minutes(15), "four steps, three waits between them");
         let rolling = DeployTarget::Rolling(crate::testing::rolling(Vec::new()));
         assert_eq!(strategy_waits(&rolling), minutes(5), "the hooks function's AfterRollout checks");
+        // A check at PRODUCTION_TRAFFIC_SHIFT runs at each of the four steps
+        let mut check = Check::new("PRODUCTION_TRAFFIC_SHIFT", "http://web/health");
+        (check.timeout_secs, check.retries, check.interval_secs) = (10, 0, 5);
+        let checked = DeployTarget::EcsNative(EcsNative {
+            checks: vec![check],
+            ..crate::testing::ecs_native(TrafficShift::Linear { step_tenths: 250, step_bake_time_minutes: 5 })
+        });
+        assert_eq!(strategy_waits(&checked), minutes(15) + TimeDelta::seconds(40));
     }
 }

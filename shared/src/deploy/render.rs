@@ -324,10 +324,13 @@ pub fn native_failure(report: Option<&ServiceDeploymentReport>, said: Option<&st
     (report.rolled_back, Some(why))
 }
 
-/// The first field of `definition` that reaches into the host: the host's PID or IPC namespace, a privileged
+/// The first field of `definition` that reaches into the host: the host's network, PID or IPC namespace, a privileged
 /// container, or a host path mounted as a volume
 /// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html>).
 fn host_access(definition: &TaskDefinition) -> Option<String> {
+    if definition.network_mode.as_deref() == Some("host") {
+        return Some("networkMode".into());
+    }
     if definition.pid_mode.as_deref() == Some("host") {
         return Some("pidMode".into());
     }

@@ -191,6 +191,7 @@ fn a_task_definition_that_reaches_into_the_host_is_refused_naming_the_field_unle
         value.to_string()
     };
     for (text, field) in [
+        (with(&|v| v["networkMode"] = "host".into()), "networkMode"),
         (with(&|v| v["pidMode"] = "host".into()), "pidMode"),
         (with(&|v| v["ipcMode"] = "host".into()), "ipcMode"),
         (with(&|v| v["containerDefinitions"][0]["privileged"] = true.into()), "containerDefinitions[0].privileged"),

@@ -146,6 +146,7 @@ impl PipelineState {
         };
         // A build that CodeBuild's own events already tied to the run: starting it again past CodeBuild's
         // idempotency window (five minutes) would start a second build.
+        let deploy_free = executions.iter().all(|e| e.status != Status::Running(Stage::Deploy));
         let timed_out = |id: &ExecutionId| {
             executions.iter().any(|e| &e.id == id && e.deploy.as_ref().is_some_and(|d| d.timed_out_at.is_some()))
         };
@@ -155,12 +156,10 @@ impl PipelineState {
         self.pending.retain(|pending| match &pending.effect {
             Effect::StartBuild { execution_id, .. } => holds(execution_id, Stage::Build) && !built(execution_id),
             Effect::RequestApproval { execution_id, hook_id: None, .. } => holds(execution_id, Stage::Approval),
-            // The stop (or rollback) of a deployment past its deadline is what ended its run: it still goes out.
-            Effect::StopDeployment { execution_id, .. } | Effect::RollBack { execution_id, .. }
-                if timed_out(execution_id) =>
-            {
-                true
-            }
+            // The stop of a deployment past its deadline is what ended its run: it still goes out. So does its
+            // rolling update's rollback, until another run deploys the service (the rollback would undo that).
+            Effect::StopDeployment { execution_id, .. } if timed_out(execution_id) => true,
+            Effect::RollBack { execution_id, .. } if timed_out(execution_id) => deploy_free,
             // A pause's request, and its answer, matter while the deployment runs.
             Effect::RequestApproval { execution_id, hook_id: Some(_), .. }
             | Effect::ContinueDeployment { execution_id, .. }

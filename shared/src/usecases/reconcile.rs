@@ -158,31 +158,46 @@ where
                         },
                     }
                 }
-                // Past its deadline (a rolling update that never settles sends no event at all): the run fails.
-                Status::Running(Stage::Deploy)
-                    if execution.deploy.as_ref().is_some_and(|deploy| {
-                        let plan = &execution.plan;
-                        deadline(&plan.deploy, plan.deploy_timeout_minutes, deploy.started_at) <= now
-                    }) =>
-                {
-                    Event::DeploymentTimedOut { execution_id: execution.id.clone() }
-                }
                 Status::Running(Stage::Deploy) => {
                     let Some(deploy) = &execution.deploy else { continue };
-                    let Some(deployment_id) = &deploy.deployment_id else { continue };
+                    // Past its deadline (a rolling update that never settles sends no event at all), the run fails,
+                    // unless the service says the deployment has ended meanwhile (its event lost).
+                    let plan = &execution.plan;
+                    let late = deadline(&plan.deploy, plan.deploy_timeout_minutes, deploy.started_at) <= now;
+                    let timed_out = || Event::DeploymentTimedOut { execution_id: execution.id.clone() };
+                    let Some(deployment_id) = &deploy.deployment_id else {
+                        if !late {
+                            continue;
+                        }
+                        let input = Input {
+                            pipeline: &pipeline.name,
+                            mode: pipeline.mode,
+                            event: &timed_out(),
+                            receipt: None,
+                            now,
+                        };
+                        if let Ok(Handled::Applied) = handle(store, runner, input).await {
+                            done.moved += 1;
+                        }
+                        continue;
+                    };
                     // Rolled out, its AfterRollout checks (or the rollback they asked for) are effects in the
                     // outbox, which the doorbells below carry to their owners.
-                    if deploy.rolled_out_at.is_some() || now - execution.updated_at < quiet_for {
+                    if !late && (deploy.rolled_out_at.is_some() || now - execution.updated_at < quiet_for) {
                         continue;
                     }
                     done.deployments_checked += 1;
                     let lost = match lost_deployment(lookups, execution, deploy, deployment_id).await {
                         Ok(Some(lost)) => lost,
+                        Ok(None) if late => Lost::TimedOut,
                         Ok(None) => continue,
                         Err(error) => {
                             warn!(error = %Chain(&error), deployment = %deployment_id, "deployment not looked up");
                             done.errors += 1;
-                            continue;
+                            if !late {
+                                continue;
+                            }
+                            Lost::TimedOut
                         }
                     };
                     match lost {
@@ -206,6 +221,7 @@ where
                             }
                             continue;
                         }
+                        Lost::TimedOut => timed_out(),
                         Lost::Gone(reason) => Event::DeploymentFailed {
                             execution_id: execution.id.clone(),
                             deployment_id: Some(deployment_id.clone()),
@@ -236,6 +252,8 @@ enum Lost {
     Change(DeploymentStateChange),
     /// The service has no record of it (or of its service): the run fails with the reason.
     Gone(String),
+    /// Still going (or not to be asked about) past its deadline: the run fails for it.
+    TimedOut,
 }
 
 /// Asks the service about the run's deployment; `None` while it is still going, or when what the service says

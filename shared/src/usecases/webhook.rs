@@ -15,7 +15,7 @@ use crate::github::{PushEvent, SignatureError, payload_digest, payload_of};
 use crate::pipeline::{Event, ExecutionId, IgnoreReason, Plan, SourceFacts, bounded};
 use crate::ports::{DefinitionsStore, PipelineStore, RECEIPT_DAYS, ReceiptKey, WebhookSecretSource};
 use crate::telemetry::Chain;
-use crate::usecases::{CachedDefinitions, EffectRunner, Handled, Input, WebhookKeys, handle};
+use crate::usecases::{CachedDefinitions, EffectRunner, HandleError, Handled, Input, WebhookKeys, handle};
 
 /// Deliveries larger than this are refused (413). Function URLs take at most 6 MB; push payloads are far smaller.
 pub const MAX_BODY: usize = 5 * 1024 * 1024;
@@ -37,6 +37,9 @@ pub struct Delivery<'a> {
     pub delivery_id: Option<&'a str>,
     /// `X-GitHub-Hook-ID`: the webhook that sent it (to find the delivery in GitHub's list of them).
     pub hook_id: Option<&'a str>,
+    /// `X-GitHub-Hook-Installation-Target-Type`: `repository` for a repository's webhook (an organisation's or an
+    /// app's webhook lists its deliveries elsewhere).
+    pub hook_target: Option<&'a str>,
     /// `X-Hub-Signature-256`.
     pub signature: Option<&'a str>,
     pub body: &'a [u8],
@@ -147,9 +150,11 @@ where
     if push.deleted {
         return Reply::new(202, format!("{} was deleted; a deletion starts nothing", push.git_ref));
     }
-    // The commit built is the commit pushed: GitHub sends `head_commit.id` equal to `after` (and `head_commit` null
-    // only for a deletion). Anything else would have CodeBuild build another source version than the push's.
-    if let Some(head) = push.head_commit.as_ref().filter(|head| head.id != push.after) {
+    // The commit built is the commit pushed: GitHub sends `head_commit.id` equal to `after` for a branch (and
+    // `head_commit` null only for a deletion). Anything else would have CodeBuild build another source version than
+    // the push's. An annotated tag's `after` is the tag object, and its `head_commit` the commit it tags.
+    let tag = push.git_ref.starts_with("refs/tags/");
+    if let Some(head) = push.head_commit.as_ref().filter(|head| head.id != push.after && !tag) {
         let message = format!(
             "invalid push payload at `head_commit.id`: {} is not the pushed commit `after` ({})",
             bounded(&head.id, 80),
@@ -186,7 +191,10 @@ where
     }
     let source = SourceFacts {
         repository: bounded(&push.repository.full_name, MAX_NAME),
-        commit: push.after.clone(),
+        commit: match push.head_commit.as_ref().filter(|head| tag && is_commit(&head.id)) {
+            Some(head) => head.id.clone(),
+            None => push.after.clone(),
+        },
         before: push.before.clone(),
         git_ref: bounded(&push.git_ref, MAX_NAME),
         pusher: bounded(&push.pusher.name, MAX_NAME),
@@ -194,7 +202,10 @@ where
         message: bounded(push.head_commit.as_ref().map_or("", |c| c.message.as_str()), MAX_MESSAGE),
         compare_url: bounded(&push.compare, MAX_URL),
         pushed_at: push.repository.pushed_at,
-        hook_id: delivery.hook_id.and_then(|id| id.trim().parse().ok()),
+        hook_id: delivery
+            .hook_id
+            .filter(|_| delivery.hook_target.is_none_or(|target| target.eq_ignore_ascii_case("repository")))
+            .and_then(|id| id.trim().parse().ok()),
     };
     let mut skipped = Vec::new();
     let mut starting = Vec::new();
@@ -279,11 +290,20 @@ async fn start<S: PipelineStore, R: EffectRunner>(
     let mut tries = 0u32;
     let handled = loop {
         tries += 1;
-        match handle(store, effects, input.clone()).await {
-            Err(error) if error.is_retryable() && started.elapsed() < RECORD_BUDGET => {
+        // An attempt may not run past the function's time: the answer (and its log line) must go out.
+        let left = (RECORD_BUDGET + Duration::from_secs(2)).saturating_sub(started.elapsed());
+        let attempt = match tokio::time::timeout(left, handle(store, effects, input.clone())).await {
+            Ok(handled) => handled,
+            Err(_) => Err(HandleError::Contended { pipeline: pipeline.name.clone() }),
+        };
+        let pause = Duration::from_millis({
+            let ceiling = 100u64 << tries.min(4);
+            fastrand::u64(ceiling / 2..=ceiling)
+        });
+        match attempt {
+            Err(error) if error.is_retryable() && started.elapsed() + pause < RECORD_BUDGET => {
                 debug!(error = %Chain(&error), tries, "the push could not be recorded yet; trying again");
-                let ceiling = 100u64 << tries.min(4);
-                tokio::time::sleep(Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))).await;
+                tokio::time::sleep(pause).await;
             }
             other => break other,
         }

@@ -86,6 +86,7 @@ fn delivery<'a>(event: &'a str, delivery_id: &'a str, signature: Option<&'a str>
         event: Some(event),
         delivery_id: Some(delivery_id),
         hook_id: Some("12345678"),
+        hook_target: Some("repository"),
         signature,
         body,
     }
@@ -657,4 +658,30 @@ async fn pushes_that_never_reached_sluice_are_redelivered_through_the_webhook_th
     let mut asked: Vec<u64> = intake.github.redelivered().into_iter().map(|(_, _, id)| id).collect();
     asked.sort_unstable();
     assert_eq!(asked, [2, 3]);
+}
+
+#[tokio::test]
+async fn an_annotated_tag_builds_the_commit_it_tags_not_the_tag_object() {
+    let world = World::new().await;
+    // An annotated tag's `after` is the tag object; its `head_commit` the commit tagged
+    let tagged = push_with(|v| {
+        v["ref"] = json!("refs/tags/v2.0");
+        v["before"] = json!("0000000000000000000000000000000000000000");
+        v["after"] = json!("a".repeat(40));
+        v["created"] = json!(true);
+    });
+    let reply = world.deliver("push", "d-tag", &tagged).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(world.effects.builds.started()[0].source_version, HEAD);
+}
+
+#[tokio::test]
+async fn the_webhook_is_recorded_for_redelivery_only_when_it_is_the_repositorys_own() {
+    let world = World::new().await;
+    let signature = sign(SECRET, &chained_push(1));
+    let body = chained_push(1);
+    let org = Delivery { hook_target: Some("organization"), ..delivery("push", "d-org", Some(&signature), &body) };
+    assert_eq!(world.send(org).await.status, 202);
+    let state = world.store.load("web").await.ok().flatten().expect("recorded").value;
+    assert_eq!(state.executions[0].source.hook_id, None, "an organisation's webhook lists its deliveries elsewhere");
 }

@@ -55,6 +55,12 @@ impl Common {
     }
 }
 
+/// The secret sluice signs in to GitHub with (`None`: none given) and GitHub's API, read through `lookup`.
+pub fn github_from(lookup: impl Fn(&str) -> Option<String>) -> (Option<String>, String) {
+    let set = |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
+    (set(GITHUB_TOKEN), set(GITHUB_API_URL).unwrap_or_else(|| crate::adapters::GITHUB_API.to_owned()))
+}
+
 /// Where a function runs: `AWS_REGION` (Lambda sets it), read through `lookup`; `us-east-1` when unset (locally).
 pub fn region_from(lookup: impl Fn(&str) -> Option<String>) -> String {
     lookup("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sluice::adapters::{DynamoDbStore, GITHUB_API, GitHubApi, SecretsManagerSecret, SnsNotifier};
+use sluice::adapters::{DynamoDbStore, GitHubApi, SecretsManagerSecret, SnsNotifier};
 use sluice::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY};
 use sluice::ports::{GitHubError, PipelineStore, with_slash};
 use sluice::telemetry::Chain;
@@ -34,11 +34,12 @@ impl Config {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let set = |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
+        let (github_token, github_api) = sluice::config::github_from(&lookup);
         Ok(Self {
             common: Common::from_lookup(&lookup)?,
             region: sluice::config::region_from(&lookup),
-            github_token: set(GITHUB_TOKEN),
-            github_api: set(GITHUB_API_URL).unwrap_or_else(|| GITHUB_API.to_owned()),
+            github_token,
+            github_api,
             status_key: set(STATUS_KEY),
             approval_url: set(APPROVAL_URL).map(|url| with_slash(&url)),
         })

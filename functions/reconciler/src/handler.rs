@@ -7,7 +7,7 @@ use sluice::adapters::{
     CodeBuildStarter, CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, GITHUB_API, GitHubApi,
     S3Artifacts, SecretsManagerSecret, stage_effects,
 };
-use sluice::config::{Common, ConfigError, GITHUB_API_URL, GITHUB_TOKEN};
+use sluice::config::{Common, ConfigError};
 use sluice::ports::{
     ArtifactStore, BlueGreenDeployments, BuildStarter, DefinitionsStore, GitHubError, NativeDeployments, PipelineStore,
     RollingUpdates, SecretSource, WebhookDeliveries,
@@ -32,12 +32,8 @@ impl Config {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let set = |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
-        Ok(Self {
-            common: Common::from_lookup(&lookup)?,
-            github_token: set(GITHUB_TOKEN),
-            github_api: set(GITHUB_API_URL).unwrap_or_else(|| GITHUB_API.to_owned()),
-        })
+        let (github_token, github_api) = sluice::config::github_from(&lookup);
+        Ok(Self { common: Common::from_lookup(&lookup)?, github_token, github_api })
     }
 }
 

@@ -514,7 +514,7 @@ impl crate::ports::HttpProbe for NoProbes {
 #[tokio::test]
 async fn an_ecs_stage_sluice_does_not_know_or_without_checks_is_answered_succeeded_and_an_unrecorded_deployment_is_waited_for()
  {
-    use crate::definitions::{Check, DeployTarget, TrafficShift};
+    use crate::definitions::{Check, TrafficShift};
     use crate::deploy::StageProgress;
     use crate::usecases::{StageAnswer, StageCall, answer_stage};
     let (store, runner, probes) = (InMemoryStore::new(), RecordingRunner::new(), NoProbes::default());
@@ -537,29 +537,9 @@ async fn an_ecs_stage_sluice_does_not_know_or_without_checks_is_answered_succeed
     assert_eq!(last, StageAnswer::Failed);
 
     // GIVEN e1 deploying arn:sd-1 ECS-natively, with a check at POST_TEST_TRAFFIC_SHIFT
-    let mut triggered = push("e1");
-    if let Event::Triggered { plan, .. } = &mut triggered {
-        let checks = vec![Check::new("POST_TEST_TRAFFIC_SHIFT", "http://web-test/health")];
-        plan.deploy = DeployTarget::EcsNative(crate::definitions::EcsNative {
-            checks,
-            ..crate::testing::ecs_native(TrafficShift::BlueGreen)
-        });
-    }
-    let built = Event::BuildSucceeded {
-        execution_id: ExecutionId::from("e1"),
-        build_id: "build-e1".into(),
-        outputs: crate::pipeline::BuildOutputs { image_uri: "web:e1".into(), artifacts: None },
-    };
-    let started = Event::DeploymentStarted {
-        execution_id: ExecutionId::from("e1"),
-        deployment_id: "ecs-svc/1".into(),
-        service_deployment: Some("arn:sd-1".into()),
-        task_definition: None,
-        previous_task_definition: None,
-    };
-    for event in [triggered, built, started] {
-        handle(&store, &runner, input(&event, None)).await.expect("handled");
-    }
+    let checks = vec![Check::new("POST_TEST_TRAFFIC_SHIFT", "http://web-test/health")];
+    let native = crate::definitions::EcsNative { checks, ..crate::testing::ecs_native(TrafficShift::BlueGreen) };
+    deploying_natively(&store, &runner, native).await;
     // WHEN ECS calls at a stage it has added since, and at one without checks, THEN both pass untouched
     for stage in ["POST_SOMETHING_NEW", "POST_SCALE_UP"] {
         let answer =
@@ -594,13 +574,18 @@ impl crate::ports::HttpProbe for SetProbes {
 
 /// Run e1 deploying arn:sd-1 by an ECS linear shift, with one check at PRODUCTION_TRAFFIC_SHIFT (one retry).
 async fn linear_deploying(store: &InMemoryStore, runner: &RecordingRunner) {
-    use crate::definitions::{Check, DeployTarget, TrafficShift};
+    use crate::definitions::{Check, TrafficShift};
+    let checks = vec![Check { retries: 1, ..Check::new("PRODUCTION_TRAFFIC_SHIFT", "http://web/health") }];
+    let shift = TrafficShift::Linear { step_tenths: 250, step_bake_time_minutes: 5 };
+    deploying_natively(store, runner, crate::definitions::EcsNative { checks, ..crate::testing::ecs_native(shift) })
+        .await;
+}
+
+/// Run e1 of web, built, deploying by `native` as ECS service deployment arn:sd-1 (`ecs-svc/1`).
+async fn deploying_natively(store: &InMemoryStore, runner: &RecordingRunner, native: crate::definitions::EcsNative) {
     let mut triggered = push("e1");
     if let Event::Triggered { plan, .. } = &mut triggered {
-        let checks = vec![Check { retries: 1, ..Check::new("PRODUCTION_TRAFFIC_SHIFT", "http://web/health") }];
-        let shift = TrafficShift::Linear { step_tenths: 250, step_bake_time_minutes: 5 };
-        plan.deploy =
-            DeployTarget::EcsNative(crate::definitions::EcsNative { checks, ..crate::testing::ecs_native(shift) });
+        plan.deploy = crate::definitions::DeployTarget::EcsNative(native);
     }
     let built = Event::BuildSucceeded {
         execution_id: ExecutionId::from("e1"),
@@ -615,7 +600,8 @@ async fn linear_deploying(store: &InMemoryStore, runner: &RecordingRunner) {
         previous_task_definition: None,
     };
     for event in [triggered, built, started] {
-        handle(store, runner, input(&event, None)).await.expect("handled");
+        let handled = handle(store, runner, input(&event, None)).await.expect("handled");
+        assert_eq!(handled, Handled::Applied, "{}", event.name());
     }
 }
 
@@ -901,38 +887,20 @@ async fn a_retry_or_rerun_builds_its_refs_head_again_but_never_a_commit_the_ref_
 /// Run e1 of web deploying arn:sd-1 by an ECS canary that asks for an approval before production steps; the
 /// definitions that name web are published.
 async fn canary_deploying(store: &InMemoryStore, runner: &RecordingRunner) {
-    use crate::definitions::{DeployTarget, PauseAction, PauseApproval, TrafficShift};
+    use crate::definitions::{PauseAction, PauseApproval, TrafficShift};
     use crate::ports::DefinitionsStore;
     store.publish(include_str!("../../../infra/pipelines.example.toml"), None, now()).await.expect("published");
-    let mut triggered = push("e1");
-    if let Event::Triggered { plan, .. } = &mut triggered {
-        let shift = TrafficShift::Canary { tenths: 100, bake_time_minutes: 5 };
-        plan.deploy = DeployTarget::EcsNative(crate::definitions::EcsNative {
-            approval: Some(PauseApproval {
-                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
-                topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvers".into(),
-                timeout_minutes: 60,
-                on_timeout: PauseAction::Rollback,
-            }),
-            ..crate::testing::ecs_native(shift)
-        });
-    }
-    let built = Event::BuildSucceeded {
-        execution_id: ExecutionId::from("e1"),
-        build_id: "build-e1".into(),
-        outputs: crate::pipeline::BuildOutputs { image_uri: "web:e1".into(), artifacts: None },
+    let shift = TrafficShift::Canary { tenths: 100, bake_time_minutes: 5 };
+    let native = crate::definitions::EcsNative {
+        approval: Some(PauseApproval {
+            stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+            topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvers".into(),
+            timeout_minutes: 60,
+            on_timeout: PauseAction::Rollback,
+        }),
+        ..crate::testing::ecs_native(shift)
     };
-    let started = Event::DeploymentStarted {
-        execution_id: ExecutionId::from("e1"),
-        deployment_id: "ecs-svc/1".into(),
-        service_deployment: Some("arn:sd-1".into()),
-        task_definition: None,
-        previous_task_definition: None,
-    };
-    for event in [triggered, built, started] {
-        let handled = handle(store, runner, input(&event, None)).await.expect("handled");
-        assert_eq!(handled, Handled::Applied, "{}", event.name());
-    }
+    deploying_natively(store, runner, native).await;
 }
 
 #[tokio::test]

@@ -266,15 +266,20 @@ fn rolling_push(execution: &str, checks: usize) -> Event {
     event
 }
 
-/// A rolling run of `checks` AfterRollout checks, its update started from task definition [`PREVIOUS`] (if known).
-fn rolled_out(execution: &str, checks: usize, previous: bool) -> PipelineState {
-    let started = Event::DeploymentStarted {
+/// ECS took the run's rolling update (`d-<execution>`), from task definition [`PREVIOUS`] if `previous`.
+fn rolling_started(execution: &str, previous: bool) -> Event {
+    Event::DeploymentStarted {
         execution_id: id(execution),
         deployment_id: format!("d-{execution}"),
         service_deployment: None,
         task_definition: Some(format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:{execution}")),
         previous_task_definition: previous.then(|| PREVIOUS.to_owned()),
-    };
+    }
+}
+
+/// A rolling run of `checks` AfterRollout checks, its update started from task definition [`PREVIOUS`] (if known).
+fn rolled_out(execution: &str, checks: usize, previous: bool) -> PipelineState {
+    let started = rolling_started(execution, previous);
     given(&[rolling_push(execution, checks), build_succeeded(execution), approved(execution), started])
 }
 
@@ -533,13 +538,7 @@ fn a_rolling_update_reported_complete_before_its_start_was_saved_still_rolls_bac
     // GIVEN a rolling run with one AfterRollout check that ECS reports completed before DeploymentStarted is saved
     let state = given(&[rolling_push("e1", 1), build_succeeded("e1"), approved("e1"), deployed("e1")]);
     // WHEN DeploymentStarted arrives with the task definition the service ran before
-    let started = Event::DeploymentStarted {
-        execution_id: id("e1"),
-        deployment_id: "d-e1".into(),
-        service_deployment: None,
-        task_definition: Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:e1".into()),
-        previous_task_definition: Some(PREVIOUS.into()),
-    };
+    let started = rolling_started("e1", true);
     let (state, _) = apply(&state, &started, at(6));
     // AND the AfterRollout check fails
     let (state, effects) = apply(&state, &after_rollout("e1", false), at(7));
@@ -1433,13 +1432,7 @@ fn a_rolling_update_that_never_settles_fails_at_its_deadline_and_the_service_goe
     if let Event::Triggered { plan, .. } = &mut push {
         plan.deploy_timeout_minutes = Some(10);
     }
-    let started = Event::DeploymentStarted {
-        execution_id: id("e1"),
-        deployment_id: "d-e1".into(),
-        service_deployment: None,
-        task_definition: Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:e1".into()),
-        previous_task_definition: Some(PREVIOUS.into()),
-    };
+    let started = rolling_started("e1", true);
     let state = given(&[push, build_succeeded("e1"), approved("e1"), started]);
     // WHEN its deadline (2 + 5 + 10 minutes) has passed
     let (state, effects) = apply(&state, &timed_out("e1"), at(17));

@@ -53,9 +53,10 @@ build: $(TOOLS) arm64
 
 # SAM's build (BuildMethod: makefile, in source, see samconfig.toml): `sam build` runs `make build-<LogicalId>` with
 # ARTIFACTS_DIR, and each function's bootstrap is the one `make build` packaged and the tests exercised.
-SAM_FUNCTIONS := GitHubWebhookFunction=github-webhook ApprovalFunction=approval BuildEventsFunction=build-events \
-  DeployerFunction=deployer DeployEventsFunction=deploy-events NotifierFunction=notifier HooksFunction=hooks \
-  ReconcilerFunction=reconciler
+# ApprovalRequestsFunction is the approval binary again (it mails the links to ApprovalFunction's URL).
+SAM_FUNCTIONS := GitHubWebhookFunction=github-webhook ApprovalFunction=approval ApprovalRequestsFunction=approval \
+  BuildEventsFunction=build-events DeployerFunction=deployer DeployEventsFunction=deploy-events \
+  NotifierFunction=notifier HooksFunction=hooks ReconcilerFunction=reconciler
 sam_binary = $(patsubst $(1)=%,%,$(filter $(1)=%,$(SAM_FUNCTIONS)))
 build-%Function: build
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: run sam build"; exit 2; }

@@ -311,13 +311,19 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         async move { timer.time("approval", approval::handler::respond(&app, request, chrono::Utc::now())).await }
     })
     .await?;
+    // On AWS a decision's next request links to the https URL it came through; here, to the loopback URL.
     let _ = approval_app.approval_url.set(approval_url.url.clone());
-    let (app, timer) = (Arc::clone(&approval_app), invocations.clone());
+    // ApprovalRequestsFunction: the same binary, told the approval function's URL as the stack tells it.
+    let requests_config =
+        approval::handler::Config { approval_url: Some(approval_url.url.clone()), ..approval_config.clone() };
+    let requests_app = Arc::new(approval::handler::AwsApp::from_aws(&aws, &requests_config));
+    let (app, timer) = (Arc::clone(&requests_app), invocations.clone());
     let _approvals = pump(stack.sqs.clone(), stack.queue("ApprovalRequestedRule")?.to_owned(), move |event: Value| {
         let (app, timer) = (Arc::clone(&app), timer.clone());
-        async move { timer.time("approval", approval::handler::on_event(&app, &event, chrono::Utc::now())).await }
+        async move { timer.time("approval-requests", approval::handler::on_event(&app, &event, chrono::Utc::now())).await }
     });
-    println!("  approval       {} (function URL on loopback), fed by ApprovalRequestedRule", approval_url.url);
+    println!("  approval       {} (function URL on loopback)", approval_url.url);
+    println!("                 its requests mailed by approval-requests, fed by ApprovalRequestedRule");
 
     // The deploy stage: the deployer on Deployment Requested, the hooks function invoked by CodeDeploy, and
     // deploy-events on CodeDeploy's state changes.

@@ -55,8 +55,9 @@ pub struct App<S, P, N, K> {
     pub publisher: P,
     pub notifier: N,
     pub region: String,
-    /// Where links point when neither the request nor the event says: the configured URL, or (locally) the URL the
-    /// sandbox serves the function on, set once it is known.
+    /// Where links point: the configured URL (`SLUICE_APPROVAL_URL`, which the stack gives the function that sends
+    /// requests from events), or (locally) the URL the sandbox serves the function on, set once it is known. Unset,
+    /// a decision's requests link to the function URL the decision came through, and events are refused.
     pub approval_url: OnceLock<String>,
 }
 
@@ -105,6 +106,11 @@ pub enum HandlerError {
     Request(#[source] serde_json::Error),
     #[error("the approval requests could not be carried out")]
     Flush(#[from] DoorbellError),
+    #[error(
+        "{APPROVAL_URL} is not set, so approval links would point nowhere: the stack's ApprovalRequestsFunction sends \
+         the requests, with the approval function's URL"
+    )]
+    NoApprovalUrl,
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -149,16 +155,20 @@ fn function_url_response(response: Response<Body>) -> Value {
     json!({ "statusCode": response.status().as_u16(), "headers": headers, "body": body, "isBase64Encoded": false })
 }
 
-/// An `Approval Requested` or `Effects Due` event (as the bus delivers it, or as the stack's rule reshapes it with `approval_url`):
-/// carries out the pipeline's pending approval requests and announcements.
+/// An `Approval Requested` or `Effects Due` event (as the bus delivers it): carries out the pipeline's pending
+/// approval requests and announcements. Their links point at the configured URL (`SLUICE_APPROVAL_URL`), never at
+/// one the event names (anything that may invoke the function could name a site of its own); with no URL
+/// configured, nothing is sent and the event fails (it is the stack's mistake, for the dead-letter queue's alarm).
 pub async fn on_event<S, P, N, K>(app: &App<S, P, N, K>, event: &Value, now: DateTime<Utc>) -> Result<(), HandlerError>
 where
     S: PipelineStore,
     P: EventPublisher + Clone,
     N: TopicNotifier + Clone,
 {
-    let base = event.get("approval_url").and_then(Value::as_str).map(with_slash);
-    answer_doorbell(&app.store, &app.effects(base), event, now).await?;
+    if app.approval_url.get().is_none() {
+        return Err(HandlerError::NoApprovalUrl);
+    }
+    answer_doorbell(&app.store, &app.effects(None), event, now).await?;
     Ok(())
 }
 

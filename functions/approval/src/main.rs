@@ -1,5 +1,7 @@
-//! The approval function: wiring only. One function, two kinds of input: its function URL (the review page and the
-//! decision) and the `Approval Requested` and `Effects Due` events of the sluice bus (send the request).
+//! The approval function: wiring only. One binary, two kinds of input: its function URL (the review page and the
+//! decision) and the `Approval Requested` and `Effects Due` events of the sluice bus (send the request). The stack
+//! deploys it twice: ApprovalFunction serves the URL, ApprovalRequestsFunction takes the events and is told the URL
+//! (a function cannot be told its own URL: that is a cycle in CloudFormation).
 
 // The use case's nested async calls over generic ports make a deep future type.
 #![recursion_limit = "256"]

@@ -59,6 +59,11 @@ fn config(stack: &Stack) -> Result<Config> {
     })?)
 }
 
+/// The configuration the stack gives ApprovalRequestsFunction: the approval function's URL.
+fn requests_config(stack: &Stack) -> Result<Config> {
+    Ok(Config { approval_url: Some("https://approve.example".into()), ..config(stack)? })
+}
+
 /// A run of `web` built and awaiting approval, whose request the approval function sent through moto's SNS.
 async fn waiting_for_approval() -> Result<Waiting> {
     let stack = Stack::create().await?;
@@ -226,6 +231,22 @@ async fn a_person_approves_from_headless_chromium_on_a_phone_and_a_second_click_
 }
 
 #[tokio::test]
+async fn a_function_not_told_the_approval_url_sends_nothing_and_fails_the_event_with_the_reason() -> Result<()> {
+    let stack = Stack::create().await?;
+    let store = built(&stack).await?;
+    let before = store.load("web").await?.context("the state")?;
+    let app = AwsApp::from_aws(&stack.config, &config(&stack)?);
+    let requested = json!({ "detail-type": "Approval Requested", "detail": { "pipeline": "web", "execution_id": "web-1" }, "approval_url": "https://approve.example/" });
+    let error = on_event(&app, &requested, chrono::Utc::now()).await.expect_err("no URL to link to");
+    assert!(error.to_string().contains("SLUICE_APPROVAL_URL is not set"), "{error}");
+    assert!(sns_messages(&stack.approval_topic).await?.is_empty());
+    let after = store.load("web").await?.context("the state")?;
+    assert_eq!(after.version, before.version, "the request still waits in the outbox");
+    assert!(after.value.pending.iter().any(|p| p.effect.kind() == EffectKind::RequestApproval));
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_request_sns_could_not_take_goes_out_when_the_reconcilers_doorbell_rings() -> Result<()> {
     let stack = Stack::create().await?;
     let store = built(&stack).await?;
@@ -235,8 +256,9 @@ async fn a_request_sns_could_not_take_goes_out_when_the_reconcilers_doorbell_rin
 
     // SNS cannot be reached: the request stays in the outbox, to be tried again after a backoff.
     let cut_off = aws_config_with(&moto().endpoint, &[("sns", "http://127.0.0.1:9")]).await;
-    let app = AwsApp::from_aws(&cut_off, &config(&stack)?);
-    let requested = json!({ "detail-type": "Approval Requested", "detail": { "pipeline": "web", "execution_id": "web-1" }, "approval_url": "https://approve.example/" });
+    let app = AwsApp::from_aws(&cut_off, &requests_config(&stack)?);
+    let requested =
+        json!({ "detail-type": "Approval Requested", "detail": { "pipeline": "web", "execution_id": "web-1" } });
     on_event(&app, &requested, now).await?;
     assert!(sns_messages(&stack.approval_topic).await?.is_empty());
     let state = store.load("web").await?.context("the state")?.value;
@@ -253,14 +275,19 @@ async fn a_request_sns_could_not_take_goes_out_when_the_reconcilers_doorbell_rin
     assert_eq!(rung[0]["detail-type"], "Effects Due");
     assert_eq!(rung[0]["detail"]["kinds"], json!(["request_approval"]));
 
-    // SNS is back: the doorbell, as the rule delivers it, sends the request once.
-    let app = AwsApp::from_aws(&stack.config, &config(&stack)?);
+    // SNS is back: the doorbell, as the rule delivers it, sends the request once. A site the event names (as a
+    // previous version's rule added, or anyone who may invoke the function could) is not where the links point.
+    let app = AwsApp::from_aws(&stack.config, &requests_config(&stack)?);
     let mut delivered = rung[0].clone();
-    delivered["approval_url"] = json!("https://approve.example/");
+    delivered["approval_url"] = json!("https://phish.example/");
     on_event(&app, &delivered, retry_at).await?;
     on_event(&app, &delivered, retry_at).await?;
     let sent = sns_messages(&stack.approval_topic).await?;
     assert_eq!(sent.len(), 1, "sent once: {sent:?}");
+    let message: serde_json::Value = serde_json::from_str(&sent[0].1)?;
+    let link = approval_link(message["email"].as_str().context("an email form")?).context("a link")?;
+    assert!(link.starts_with("https://approve.example/r/"), "{link}");
+    assert!(!sent[0].1.contains("phish.example"), "{}", sent[0].1);
     let state = store.load("web").await?.context("the state")?.value;
     assert!(state.pending.iter().all(|p| p.effect.kind() != EffectKind::RequestApproval));
     assert!(

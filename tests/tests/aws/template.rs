@@ -39,7 +39,7 @@ fn the_functions_write_only_the_pipeline_items_never_the_published_definitions()
             statement.actions.iter().any(|action| action.starts_with("dynamodb:") && !read(action))
         })
         .collect();
-    assert_eq!(writes.len(), 8, "one write statement per function: {writes:#?}");
+    assert_eq!(writes.len(), 9, "one write statement per function: {writes:#?}");
     for statement in writes {
         assert_eq!(statement.actions, ["dynamodb:PutItem"], "{}", statement.function);
         let keys = &statement.condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
@@ -224,7 +224,7 @@ fn every_function_a_rule_invokes_sends_what_fails_after_its_retries_to_a_dead_le
 fn the_public_function_urls_have_reserved_concurrency_and_every_function_is_traced() -> Result<()> {
     let template = Template::load()?;
     let functions: Vec<(String, &Value)> = template.of_type("AWS::Serverless::Function").collect();
-    assert_eq!(functions.len(), 8);
+    assert_eq!(functions.len(), 9);
     for (id, properties) in &functions {
         let public = properties["FunctionUrlConfig"]["AuthType"].as_str() == Some("NONE");
         let reserved = &properties["ReservedConcurrentExecutions"];
@@ -236,5 +236,38 @@ fn the_public_function_urls_have_reserved_concurrency_and_every_function_is_trac
     let function = &globals["Globals"]["Function"];
     assert_eq!(function["Tracing"].as_str(), Some("Active"));
     assert_eq!(function["LoggingConfig"]["LogFormat"].as_str(), Some("JSON"));
+    Ok(())
+}
+
+#[test]
+fn approval_requests_link_to_the_url_the_stack_configures_and_no_event_can_name_another() -> Result<()> {
+    let template = Template::load()?;
+    let url =
+        named(&template.properties("ApprovalRequestsFunction")["Environment"]["Variables"]["SLUICE_APPROVAL_URL"]);
+    assert_eq!(url.as_deref(), Some("ApprovalFunctionUrl.FunctionUrl"));
+    let asking: Vec<(String, Value)> = ["ApprovalRequestedRule", "ApprovalDueRule"]
+        .iter()
+        .flat_map(|rule| {
+            let targets = template.properties(rule)["Targets"].as_sequence().cloned().unwrap_or_default();
+            targets.into_iter().map(move |target| (rule.to_string(), target))
+        })
+        .collect();
+    assert_eq!(asking.len(), 2, "{asking:?}");
+    for (rule, target) in &asking {
+        assert_eq!(named(&target["Arn"]).as_deref(), Some("ApprovalRequestsFunction"), "{rule}");
+        // The event as the bus has it: nothing added by the rule for the function to trust.
+        assert!(target["InputTransformer"].is_null() && target["Input"].is_null(), "{rule} reshapes its event");
+    }
+    // The public function is invoked by its URL alone, and mails only a decision's next request (linking to the URL
+    // the decision came through), so it is told no URL.
+    let public = template.properties("ApprovalFunction");
+    assert!(public["Environment"]["Variables"]["SLUICE_APPROVAL_URL"].is_null());
+    let invoked: Vec<String> = template
+        .of_type("AWS::Lambda::Permission")
+        .filter(|(_, permission)| permission["Principal"].as_str() == Some("events.amazonaws.com"))
+        .filter_map(|(_, permission)| named(&permission["FunctionName"]))
+        .collect();
+    assert!(!invoked.iter().any(|function| function == "ApprovalFunction"), "{invoked:?}");
+    assert!(invoked.iter().any(|function| function == "ApprovalRequestsFunction"), "{invoked:?}");
     Ok(())
 }

@@ -446,6 +446,18 @@ pub trait WebhookDeliveries: Send + Sync {
     ) -> impl Future<Output = Result<(), GitHubError>> + Send;
 }
 
+/// How a repository's commits relate: what orders two pushes of a ref made in the same second.
+pub trait CommitHistory: Send + Sync {
+    /// How `commit` stands against `base` (GitHub's compare of `base...commit`): `Ahead` when it descends from it.
+    fn compare(
+        &self,
+        credentials: &crate::github_auth::GitHubCredentials,
+        repository: &str,
+        base: &str,
+        commit: &str,
+    ) -> impl Future<Output = Result<crate::pipeline::CommitOrder, GitHubError>> + Send;
+}
+
 /// A commit status to set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitStatus<'a> {

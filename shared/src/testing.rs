@@ -454,6 +454,7 @@ pub fn push(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
             compare_url: String::new(),
             pushed_at: None,
             hook_id: None,
+            compared: None,
         },
         plan: Box::new(plan(approval)),
         mode,
@@ -777,6 +778,48 @@ impl crate::ports::WebhookDeliveries for RecordedDeliveries {
     ) -> Result<(), crate::ports::GitHubError> {
         lock(&self.redelivered).push((repository.to_owned(), hook_id, delivery));
         Ok(())
+    }
+}
+
+/// `CommitHistory` that answers what a test says GitHub's compare answers, and records what it was asked; a pair it
+/// was given no answer for is a GitHub that does not answer.
+#[derive(Debug, Default)]
+pub struct ScriptedComparisons {
+    answers: Mutex<HashMap<(String, String), crate::pipeline::CommitOrder>>,
+    asked: Mutex<Vec<(String, String)>>,
+}
+
+impl ScriptedComparisons {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// GitHub's answer from now on to how `commit` stands against `base`.
+    pub fn answer(&self, base: &str, commit: &str, order: crate::pipeline::CommitOrder) {
+        lock(&self.answers).insert((base.to_owned(), commit.to_owned()), order);
+    }
+
+    /// The comparisons asked for: (base, commit), in order.
+    pub fn asked(&self) -> Vec<(String, String)> {
+        lock(&self.asked).clone()
+    }
+}
+
+impl crate::ports::CommitHistory for ScriptedComparisons {
+    async fn compare(
+        &self,
+        _: &crate::github_auth::GitHubCredentials,
+        repository: &str,
+        base: &str,
+        commit: &str,
+    ) -> Result<crate::pipeline::CommitOrder, crate::ports::GitHubError> {
+        lock(&self.asked).push((base.to_owned(), commit.to_owned()));
+        lock(&self.answers).get(&(base.to_owned(), commit.to_owned())).copied().ok_or_else(|| {
+            crate::ports::GitHubError::Unavailable {
+                what: format!("comparing {commit} with {base} in {repository}"),
+                message: "502: Server Error".into(),
+            }
+        })
     }
 }
 

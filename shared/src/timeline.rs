@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::definitions::percent;
 use crate::outcome::{OutcomeReport, span};
-use crate::pipeline::{ApprovalFacts, Execution, Stage, Status, short_commit};
+use crate::pipeline::{ApprovalFacts, CommitOrder, Compared, Execution, Stage, Status, short_commit};
 
 /// One thing that happened to a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,21 @@ fn decided(facts: &ApprovalFacts) -> Option<(DateTime<Utc>, String)> {
     Some((at, format!("{} by {by}{comment}", decision.name())))
 }
 
+/// How a push made in the same second as its ref's head was ordered.
+fn ordered_by(compared: &Compared) -> String {
+    let head = short_commit(&compared.head);
+    let said = match compared.order {
+        CommitOrder::Ahead => "GitHub's compare says it is newer",
+        CommitOrder::Behind => "GitHub's compare says it is older",
+        CommitOrder::Identical => "GitHub's compare says it is the same commit",
+        CommitOrder::Diverged => {
+            "GitHub's compare says neither descends from the other; the later arrival counts as newer"
+        }
+        CommitOrder::Unknown => "GitHub could not be asked which is newer; the later arrival counts as newer",
+    };
+    format!("pushed in the same second as {head}, which had run: {said}")
+}
+
 /// Everything `run` records, oldest first (moments at the same time keep the order of the stages).
 pub fn timeline(run: &Execution) -> Vec<Moment> {
     let mut moments = Vec::new();
@@ -34,6 +49,9 @@ pub fn timeline(run: &Execution) -> Vec<Moment> {
         None => format!("push of {commit} to {git_ref} by {} recorded as run #{seq}", source.pusher),
     };
     add(run.created_at, "source", started);
+    if let Some(compared) = &source.compared {
+        add(run.created_at, "source", ordered_by(compared));
+    }
     if let Some(build) = &run.build {
         let id = build.build_id.as_deref().map(|id| format!(" ({id})")).unwrap_or_default();
         add(build.started_at, "build", format!("CodeBuild project {} started{id}", build.project));
@@ -309,6 +327,20 @@ mod tests {
         assert_eq!(printed[1], "10:00:01 +1.0s     build     CodeBuild project web-build started (web-build:1)");
         assert_eq!(printed[2], "10:01:31 +1m 31s             built web:9b2c5f0 in 1m 30s");
         assert_eq!(printed.len(), moments.len());
+    }
+
+    #[test]
+    fn a_push_ordered_by_githubs_compare_says_so_under_its_source_line() {
+        let mut run = execution(4);
+        run.source.compared = Some(Compared { head: "d".repeat(40), order: CommitOrder::Ahead });
+        let lines: Vec<String> = timeline(&run).into_iter().map(|m| format!("{} {}", m.stage, m.what)).collect();
+        assert_eq!(
+            lines[1],
+            "source pushed in the same second as ddddddd, which had run: GitHub's compare says it is newer"
+        );
+        run.source.compared = Some(Compared { head: "d".repeat(40), order: CommitOrder::Unknown });
+        let lines: Vec<String> = timeline(&run).into_iter().map(|m| m.what).collect();
+        assert!(lines[1].ends_with("GitHub could not be asked which is newer; the later arrival counts as newer"));
     }
 
     #[test]

@@ -219,6 +219,7 @@ async fn fill(store: &DynamoDbStore, pipeline: &str, plan: &Plan) -> Result<Stri
                 compare_url: format!("https://github.com/bench/{pipeline}/compare/{commit}"),
                 pushed_at: None,
                 hook_id: None,
+                compared: None,
             },
             plan: Box::new(plan.clone()),
             mode: ExecutionMode::Queued,

@@ -4,12 +4,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use sluice::adapters::{
-    CodeBuildStarter, DynamoDbStore, EventBridgePublisher, SecretsManagerWebhookSecret, stage_effects,
+    CodeBuildStarter, DynamoDbStore, EventBridgePublisher, GitHubApi, SecretsManagerSecret,
+    SecretsManagerWebhookSecret, github_access, stage_effects,
 };
 use sluice::config::{Common, ConfigError, required_from};
-use sluice::ports::{DefinitionsStore, PipelineStore, SecretError, WebhookSecretSource};
+use sluice::ports::{
+    CommitHistory, DefinitionsStore, GitHubError, PipelineStore, SecretError, SecretSource, WebhookSecretSource,
+};
 use sluice::usecases::{
-    CachedDefinitions, Delivery, EffectRunner, StageEffects, Webhook, WebhookKeys, receive_webhook,
+    CachedDefinitions, Delivery, EffectRunner, GitHubAccess, StageEffects, Webhook, WebhookKeys, receive_webhook,
 };
 
 /// The name or ARN of the Secrets Manager secret that holds the webhook secret.
@@ -23,6 +26,10 @@ pub struct Config {
     pub common: Common,
     pub secret_id: String,
     pub secret_grace: TimeDelta,
+    /// The secret sluice signs in to GitHub with, to order two pushes of a ref made in the same second; `None`:
+    /// the one that arrives last counts as newest.
+    pub github_token: Option<String>,
+    pub github_api: String,
 }
 
 impl Config {
@@ -45,16 +52,28 @@ impl Config {
                 }
             },
         };
-        Ok(Self { common, secret_id, secret_grace })
+        let (github_token, github_api) = sluice::config::github_from(&lookup);
+        Ok(Self { common, secret_id, secret_grace, github_token, github_api })
     }
 }
 
 /// What the handler needs, built once per instance.
-pub struct App<S, D, R, K> {
+pub struct App<S, D, R, K, G = GitHubApi, C = SecretsManagerSecret> {
     pub store: S,
     pub definitions: CachedDefinitions<D>,
     pub effects: R,
     pub keys: WebhookKeys<K>,
+    /// Where two pushes of a ref made in the same second are compared; `None` without GitHub credentials.
+    pub github: Option<GitHubAccess<G, C>>,
+}
+
+/// Why the function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the webhook secret could not be read")]
+    WebhookSecret(#[from] SecretError),
+    #[error("GitHub's API cannot be used")]
+    GitHub(#[from] GitHubError),
 }
 
 /// The function as it runs on AWS.
@@ -68,7 +87,7 @@ pub type AwsApp = App<
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`. Reads the
     /// webhook secret once, so that a function that cannot read it fails at start-up, naming it.
-    pub async fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Result<Self, SecretError> {
+    pub async fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Result<Self, StartError> {
         let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.common.table);
         let secret = SecretsManagerWebhookSecret::new(
             aws_sdk_secretsmanager::Client::new(aws),
@@ -80,6 +99,7 @@ impl AwsApp {
             definitions: CachedDefinitions::new(store),
             effects: stage_effects(aws, &config.common.event_bus),
             keys: WebhookKeys::load(secret).await?,
+            github: github_access(aws, config.github_token.as_deref(), &config.github_api)?,
         })
     }
 }
@@ -95,12 +115,18 @@ fn json_response(status: u16, body: &serde_json::Value, allow: Option<&'static s
 }
 
 /// Answers one delivery. Every outcome is a response; nothing here panics on input.
-pub async fn respond<S, D, R, K>(app: &App<S, D, R, K>, request: Request, now: DateTime<Utc>) -> Response<Body>
+pub async fn respond<S, D, R, K, G, C>(
+    app: &App<S, D, R, K, G, C>,
+    request: Request,
+    now: DateTime<Utc>,
+) -> Response<Body>
 where
     S: PipelineStore,
     D: DefinitionsStore,
     R: EffectRunner,
     K: WebhookSecretSource,
+    G: CommitHistory,
+    C: SecretSource,
 {
     let header = |name: &str| request.headers().get(name).and_then(|value| value.to_str().ok());
     let delivery = Delivery {
@@ -113,7 +139,13 @@ where
         signature: header("x-hub-signature-256"),
         body: request.body().as_ref(),
     };
-    let webhook = Webhook { store: &app.store, effects: &app.effects, definitions: &app.definitions, keys: &app.keys };
+    let webhook = Webhook {
+        store: &app.store,
+        effects: &app.effects,
+        definitions: &app.definitions,
+        keys: &app.keys,
+        github: app.github.as_ref(),
+    };
     let reply = receive_webhook(webhook, delivery, now).await;
     json_response(reply.status, &reply.body, reply.allow)
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sluice::adapters::{
     CodeBuildStarter, CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, GITHUB_API, GitHubApi,
-    S3Artifacts, SecretsManagerSecret, stage_effects,
+    S3Artifacts, SecretsManagerSecret, github_access, stage_effects,
 };
 use sluice::config::{Common, ConfigError};
 use sluice::ports::{
@@ -13,7 +13,7 @@ use sluice::ports::{
     RollingUpdates, SecretSource, WebhookDeliveries,
 };
 use sluice::usecases::{
-    CachedDefinitions, DefinitionsError, EffectRunner, Intake, KeptSecret, Lookups, QUIET_FOR, StageEffects, reconcile,
+    CachedDefinitions, DefinitionsError, EffectRunner, GitHubAccess, Lookups, QUIET_FOR, StageEffects, reconcile,
     redeliver_failed_pushes,
 };
 use tracing::{info, warn};
@@ -52,7 +52,7 @@ pub struct App<S, D, R, L, G = GitHubApi, K = SecretsManagerSecret> {
     /// What the look asks AWS about: builds' artifacts, builds, blue/green deployments, services.
     pub lookups: L,
     /// Where the webhooks' failed deliveries are found and redelivered; `None` without GitHub credentials.
-    pub intake: Option<Intake<G, K>>,
+    pub intake: Option<GitHubAccess<G, K>>,
 }
 
 /// The app whose look asks AWS through `Lookups`.
@@ -72,16 +72,7 @@ impl AwsApp {
     pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Result<Self, GitHubError> {
         let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.common.table);
         let effects = stage_effects(aws, &config.common.event_bus);
-        let intake = match &config.github_token {
-            Some(secret) => Some(Intake {
-                github: GitHubApi::new(&config.github_api)?,
-                credentials: KeptSecret::new(SecretsManagerSecret::new(
-                    aws_sdk_secretsmanager::Client::new(aws),
-                    secret,
-                )),
-            }),
-            None => None,
-        };
+        let intake = github_access(aws, config.github_token.as_deref(), &config.github_api)?;
         Ok(App {
             store: store.clone(),
             definitions: CachedDefinitions::new(store),

@@ -18,7 +18,10 @@
 //! - `POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts`: 202, recorded (see
 //!   `redeliveries`); 404 for a delivery the hook does not list
 //!   (<https://docs.github.com/en/rest/repos/webhooks#redeliver-a-delivery-for-a-repository-webhook>).
-//!
+//! - `GET /repos/{owner}/{repo}/compare/{base}...{head}`: how head stands against base in the commits a test gave
+//!   with `commits` (`status` ahead, behind, identical or diverged, `ahead_by`, `behind_by`, `total_commits`,
+//!   `base_commit` and `merge_base_commit`, `commits` at most `per_page`); 404 for a commit it does not know
+//!   (<https://docs.github.com/en/rest/commits/commits#compare-two-commits>).
 //!
 //! A GitHub App installed with `install_app` (on every repository served) signs in with a JWT (RS256, `iss` its id,
 //! `exp` at most ten minutes ahead, verified with its public key) for:
@@ -120,6 +123,8 @@ struct State {
     hook_deliveries: std::collections::HashMap<(String, u64), Vec<Value>>,
     /// The redeliveries asked for: (repository, hook id, delivery id), in order.
     redeliveries: Vec<(String, u64, u64)>,
+    /// Each repository's commits, with their parents.
+    commits: std::collections::HashMap<String, std::collections::HashMap<String, Vec<String>>>,
     fail_next: usize,
 }
 
@@ -215,6 +220,15 @@ impl GitHub {
     /// `action`, `installation_id`, `repository_id`).
     pub fn hook_deliveries(&self, repository: &str, hook_id: u64, deliveries: Vec<Value>) {
         self.state().hook_deliveries.insert((repository.to_ascii_lowercase(), hook_id), deliveries);
+    }
+
+    /// Commits of `repository`, each with its parents (none for a root commit): what compare answers from.
+    pub fn commits(&self, repository: &str, commits: &[(&str, &[&str])]) {
+        let mut state = self.state();
+        let known = state.commits.entry(repository.to_ascii_lowercase()).or_default();
+        for (commit, parents) in commits {
+            known.insert((*commit).to_owned(), parents.iter().map(|parent| (*parent).to_owned()).collect());
+        }
     }
 
     /// The redeliveries asked for so far: (repository, hook id, delivery id).
@@ -358,8 +372,10 @@ impl State {
                     return (422, message(text));
                 }
                 let granted = |(permission, level): (&String, &Value)| {
-                    matches!(permission.as_str(), "statuses" | "deployments" | "metadata" | "repository_hooks")
-                        && matches!(level.as_str(), Some("read" | "write"))
+                    matches!(
+                        permission.as_str(),
+                        "statuses" | "deployments" | "metadata" | "repository_hooks" | "contents"
+                    ) && matches!(level.as_str(), Some("read" | "write"))
                 };
                 let permissions =
                     body.get("permissions").cloned().unwrap_or(json!({ "statuses": "write", "deployments": "write" }));
@@ -490,6 +506,18 @@ fn route(state: &mut State, method: &str, path: &str, query: &str, body: &Value)
             state.redeliveries.push((repository.clone(), hook, delivery));
             (202, json!({}))
         }
+        ("GET", ["compare", basehead]) => {
+            let per_page = form_pairs(query)
+                .iter()
+                .find(|(key, _)| key == "per_page")
+                .and_then(|(_, value)| value.parse::<usize>().ok())
+                .unwrap_or(250);
+            let commits = state.commits.get(&repository.to_ascii_lowercase());
+            match (basehead.split_once("..."), commits) {
+                (Some((base, head)), Some(commits)) => compare(commits, base, head, per_page),
+                _ => (404, message("Not Found")),
+            }
+        }
         ("POST", ["deployments", id, "statuses"]) => {
             let id: Option<u64> = id.parse().ok();
             let Some(deployment) = state
@@ -515,6 +543,54 @@ fn route(state: &mut State, method: &str, path: &str, query: &str, body: &Value)
         }
         _ => (404, message("Not Found")),
     }
+}
+
+/// GitHub's comparison of `head` against `base` in `commits` (each with its parents).
+fn compare(
+    commits: &std::collections::HashMap<String, Vec<String>>,
+    base: &str,
+    head: &str,
+    per_page: usize,
+) -> (u16, Value) {
+    // Every commit reachable from `from`, itself included.
+    let reachable = |from: &str| -> Option<std::collections::BTreeSet<String>> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut next = vec![from.to_owned()];
+        while let Some(commit) = next.pop() {
+            let parents = commits.get(&commit)?;
+            if seen.insert(commit) {
+                next.extend(parents.iter().filter(|parent| commits.contains_key(*parent)).cloned());
+            }
+        }
+        Some(seen)
+    };
+    let (Some(from_base), Some(from_head)) = (reachable(base), reachable(head)) else {
+        return (404, message("Not Found"));
+    };
+    let ahead: Vec<&String> = from_head.difference(&from_base).collect();
+    let behind = from_base.difference(&from_head).count();
+    let status = match (ahead.len(), behind) {
+        (0, 0) => "identical",
+        (_, 0) => "ahead",
+        (0, _) => "behind",
+        _ => "diverged",
+    };
+    // The newest common ancestor: the shared commit with the most ancestors of its own.
+    let merge_base = from_base
+        .intersection(&from_head)
+        .max_by_key(|commit| reachable(commit).map_or(0, |ancestors| ancestors.len()))
+        .cloned();
+    let answer = json!({
+        "status": status,
+        "ahead_by": ahead.len(),
+        "behind_by": behind,
+        "total_commits": ahead.len(),
+        "base_commit": { "sha": base },
+        "merge_base_commit": merge_base.map(|sha| json!({ "sha": sha })),
+        "commits": ahead.iter().take(per_page).map(|sha| json!({ "sha": sha })).collect::<Vec<_>>(),
+        "files": [],
+    });
+    (200, answer)
 }
 
 fn form_pairs(query: &str) -> Vec<(String, String)> {

@@ -1,16 +1,16 @@
-//! `CommitReporter` and `WebhookDeliveries` on GitHub's REST API (<https://docs.github.com/en/rest>), over the same
+//! `CommitReporter`, `WebhookDeliveries` and `CommitHistory` on GitHub's REST API (<https://docs.github.com/en/rest>), over the same
 //! hyper and rustls client as the checks. Every request names the API version it was written for (`X-GitHub-Api-Version`) and carries a
 //! bearer token; nothing here logs it.
 //!
 //! With a token, that is the token. With a GitHub App, it is an installation access token for the one repository
-//! reported on, with only the permissions the request needs (commit statuses and deployments, or the repository's
-//! webhooks), got with the app's JWT
+//! reported on, with only the permissions the request needs (commit statuses and deployments, the repository's
+//! webhooks, or its contents read), got with the app's JWT
 //! (<https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app>) and kept until five
 //! minutes before it expires: two more requests an hour per repository. One refused as bad credentials while kept
 //! (the app's key rotated, the installation suspended) is forgotten and the request made once more with a new one.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -27,16 +27,18 @@ use tracing::instrument;
 use super::http::{cause, https_connector};
 use crate::github_auth::{GitHubApp, GitHubCredentials};
 use crate::github_report::API_VERSION;
+use crate::pipeline::CommitOrder;
 use crate::ports::{
-    CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError, HookDelivery, WebhookDeliveries,
+    CommitHistory, CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError, HookDelivery,
+    WebhookDeliveries,
 };
 
 /// Where GitHub's REST API is, unless configured otherwise (GitHub Enterprise Server: `https://HOST/api/v3`).
 pub const GITHUB_API: &str = "https://api.github.com";
 /// How long a request may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// The most of an answer read.
-const MAX_ANSWER: usize = 1 << 20;
+/// The most of an answer read (a comparison lists up to 300 changed files with their patches).
+const MAX_ANSWER: usize = 4 << 20;
 /// An installation access token is replaced this long before it expires.
 const RENEW_BEFORE: TimeDelta = TimeDelta::minutes(5);
 
@@ -50,6 +52,8 @@ enum Scope {
     Report,
     /// The repository's webhooks (their deliveries), read and redelivered.
     Hooks,
+    /// The repository's contents (its commits), read.
+    Contents,
 }
 
 impl Scope {
@@ -57,6 +61,7 @@ impl Scope {
         match self {
             Scope::Report => json!({ "statuses": "write", "deployments": "write" }),
             Scope::Hooks => json!({ "repository_hooks": "write" }),
+            Scope::Contents => json!({ "contents": "read" }),
         }
     }
 }
@@ -64,19 +69,26 @@ impl Scope {
 /// GitHub's REST API at `base`.
 #[derive(Debug, Clone)]
 pub struct GitHubApi {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Made at the first request: reading the system's root certificates is no part of a function's start.
+    client: Arc<OnceLock<Result<HttpsClient, String>>>,
     base: String,
     installations: Arc<Mutex<Installations>>,
 }
 
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 impl GitHubApi {
     pub fn new(base: &str) -> Result<Self, GitHubError> {
-        let connector =
-            https_connector().map_err(|message| GitHubError::Unavailable { what: "setting up TLS".into(), message })?;
-        Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
-            base: base.trim_end_matches('/').to_owned(),
-            installations: Arc::default(),
+        Ok(Self { client: Arc::default(), base: base.trim_end_matches('/').to_owned(), installations: Arc::default() })
+    }
+
+    fn client(&self, what: &str) -> Result<&HttpsClient, GitHubError> {
+        let made = self
+            .client
+            .get_or_init(|| https_connector().map(|connector| Client::builder(TokioExecutor::new()).build(connector)));
+        made.as_ref().map_err(|message| GitHubError::Unavailable {
+            what: format!("{what} (setting up TLS)"),
+            message: message.clone(),
         })
     }
 
@@ -189,7 +201,7 @@ impl GitHubApi {
                 status: 0,
                 message: format!("the request could not be made: {error}"),
             })?;
-        let response = match tokio::time::timeout(TIMEOUT, self.client.request(request)).await {
+        let response = match tokio::time::timeout(TIMEOUT, self.client(what)?.request(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => return Err(unavailable(cause(&error))),
             Err(_) => return Err(unavailable(format!("no answer within {} s", TIMEOUT.as_secs()))),
@@ -392,5 +404,32 @@ impl WebhookDeliveries for GitHubApi {
         self.on_repository(credentials, (repository, Scope::Hooks), hyper::Method::POST, &path, None, &what)
             .await
             .map(drop)
+    }
+}
+
+impl CommitHistory for GitHubApi {
+    /// <https://docs.github.com/en/rest/commits/commits#compare-two-commits>: `status` is `ahead`, `behind`,
+    /// `identical` or `diverged`, of `commit` against `base`; anything else is `Unknown`. One commit a page: only the
+    /// status is read.
+    #[instrument(skip(self, credentials))]
+    async fn compare(
+        &self,
+        credentials: &GitHubCredentials,
+        repository: &str,
+        base: &str,
+        commit: &str,
+    ) -> Result<CommitOrder, GitHubError> {
+        let path = format!("{}/compare/{}...{}?per_page=1", repo_path(repository)?, hex(base)?, hex(commit)?);
+        let what = format!("comparing {commit} with {base} in {repository}");
+        let answer = self
+            .on_repository(credentials, (repository, Scope::Contents), hyper::Method::GET, &path, None, &what)
+            .await?;
+        Ok(match answer.get("status").and_then(Value::as_str) {
+            Some("ahead") => CommitOrder::Ahead,
+            Some("behind") => CommitOrder::Behind,
+            Some("identical") => CommitOrder::Identical,
+            Some("diverged") => CommitOrder::Diverged,
+            _ => CommitOrder::Unknown,
+        })
     }
 }

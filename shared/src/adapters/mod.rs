@@ -50,3 +50,20 @@ pub fn stage_effects(
         builds: CodeBuildStarter::new(aws_sdk_codebuild::Client::new(aws)),
     }
 }
+
+/// Where a function signs in to GitHub: GitHub's API at `api`, with the credentials in the Secrets Manager secret
+/// `secret` (its name or ARN), read when first needed; `None` for a stack given no GitHub credentials.
+pub fn github_access(
+    aws: &aws_config::SdkConfig,
+    secret: Option<&str>,
+    api: &str,
+) -> Result<Option<crate::usecases::GitHubAccess<GitHubApi, SecretsManagerSecret>>, crate::ports::GitHubError> {
+    let Some(secret) = secret else { return Ok(None) };
+    Ok(Some(crate::usecases::GitHubAccess {
+        github: GitHubApi::new(api)?,
+        credentials: crate::usecases::KeptSecret::new(SecretsManagerSecret::new(
+            aws_sdk_secretsmanager::Client::new(aws),
+            secret,
+        )),
+    }))
+}

@@ -12,8 +12,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::event::{ApprovalNotice, BuildFailure, Effect, Event, HookStatus};
 use super::state::{
-    ApprovalDecision, ApprovalFacts, BuildFacts, DeployFacts, Execution, ExecutionId, HookResult, OrderedRollback,
-    PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded, short_commit,
+    ApprovalDecision, ApprovalFacts, BuildFacts, CommitOrder, DeployFacts, Execution, ExecutionId, HookResult,
+    OrderedRollback, PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded, short_commit,
 };
 use crate::definitions::{AFTER_ROLLOUT, DeployTarget, ExecutionMode};
 use crate::events::{
@@ -94,6 +94,13 @@ pub enum TransitionError {
     DeadlineNotReached { execution: ExecutionId, deadline: DateTime<Utc> },
     #[error("pipeline {pipeline} already has {limit} executions waiting; let them finish or use mode = \"superseded\"")]
     QueueFull { pipeline: String, limit: usize },
+    /// Only GitHub can say which is newer: ask its compare API, and send the push again with the answer
+    /// (`SourceFacts::compared`).
+    #[error(
+        "commit {commit} was pushed to {git_ref} in the same second as {head}, which already ran, and the pushes sluice \
+         saw do not say which is newer"
+    )]
+    PushOrderUnknown { git_ref: String, head: String, commit: String },
 }
 
 impl TransitionError {
@@ -142,7 +149,7 @@ impl Run {
             // A push of a commit the ref has moved past is late; an operator's order is not a push, and may build
             // the ref's head again, but never a commit behind it (a rollback deploys an earlier build instead).
             let older = match ordered {
-                None => self.older_than_head(source),
+                None => self.older_than_head(source)?,
                 Some(_) => self.behind_head(source),
             };
             let execution =
@@ -1056,32 +1063,79 @@ impl Run {
     /// Why a push must not run, if its commit is older than what the pipeline already ran for its ref. GitHub does
     /// not promise to deliver pushes in order, and people redeliver (or replay) old ones: the ref's head commit again,
     /// a push made before the head's (GitHub's `pushed_at`, to the second), or a commit on the `before -> after` chain
-    /// of the pushes it ran would deploy backwards.
-    fn older_than_head(&self, source: &super::state::SourceFacts) -> Option<String> {
-        let history = self.state.refs.iter().find(|history| history.git_ref == source.git_ref)?;
-        let head = history.pushes.last()?;
+    /// of the pushes it ran would deploy backwards. Pushed in the same second as the head and not linked to it by
+    /// the chain, the push is refused until it comes with GitHub's comparison of the two (`PushOrderUnknown`).
+    fn older_than_head(&self, source: &super::state::SourceFacts) -> Result<Option<String>, TransitionError> {
+        let Some(head) = self.state.refs.iter().find(|h| h.git_ref == source.git_ref).and_then(|h| h.pushes.last())
+        else {
+            return Ok(None);
+        };
         if source.commit == head.after {
             let short = short_commit(&head.after);
-            return Some(format!("{} already ran {short} for {}", self.state.pipeline, source.git_ref));
+            return Ok(Some(format!("{} already ran {short} for {}", self.state.pipeline, source.git_ref)));
         }
-        if let (Some(pushed), Some(head_pushed)) = (source.pushed_at, head.pushed_at)
-            && pushed < head_pushed
-        {
-            return Some(format!(
-                "commit {} was pushed at {}, before {} (pushed at {}), which {} already ran for {}; sluice never \
-                 deploys backwards",
-                short_commit(&source.commit),
-                pushed.format("%Y-%m-%d %H:%M:%S UTC"),
-                short_commit(&head.after),
-                head_pushed.format("%Y-%m-%d %H:%M:%S UTC"),
-                self.state.pipeline,
-                source.git_ref
-            ));
-        }
+        let same_second = match (source.pushed_at, head.pushed_at) {
+            (Some(pushed), Some(head_pushed)) if pushed < head_pushed => {
+                return Ok(Some(self.pushed_before(source, head, pushed, head_pushed)));
+            }
+            (Some(pushed), Some(head_pushed)) => pushed == head_pushed,
+            _ => false,
+        };
+        // The next push after the head, or a ref created anew (deleted, then pushed again where someone chose).
         if source.before.is_empty() || source.before == NO_COMMIT || source.before == head.after {
-            return None;
+            return Ok(None);
         }
-        self.behind_head(source)
+        if let Some(reason) = self.behind_head(source) {
+            return Ok(Some(reason));
+        }
+        if !same_second {
+            return Ok(None);
+        }
+        match &source.compared {
+            Some(compared) if compared.head == head.after => Ok(match compared.order {
+                CommitOrder::Behind => Some(format!(
+                    "GitHub's compare shows commit {} is behind {}, which {} already ran for {}; sluice never deploys \
+                     backwards",
+                    short_commit(&source.commit),
+                    short_commit(&head.after),
+                    self.state.pipeline,
+                    source.git_ref
+                )),
+                CommitOrder::Identical => Some(format!(
+                    "commit {} is {}, which {} already ran for {}",
+                    short_commit(&source.commit),
+                    short_commit(&head.after),
+                    self.state.pipeline,
+                    source.git_ref
+                )),
+                CommitOrder::Ahead | CommitOrder::Diverged | CommitOrder::Unknown => None,
+            }),
+            _ => Err(TransitionError::PushOrderUnknown {
+                git_ref: source.git_ref.clone(),
+                head: head.after.clone(),
+                commit: source.commit.clone(),
+            }),
+        }
+    }
+
+    /// Why a push made before the ref's head must not run.
+    fn pushed_before(
+        &self,
+        source: &super::state::SourceFacts,
+        head: &PushLink,
+        pushed: DateTime<Utc>,
+        head_pushed: DateTime<Utc>,
+    ) -> String {
+        format!(
+            "commit {} was pushed at {}, before {} (pushed at {}), which {} already ran for {}; sluice never deploys \
+             backwards",
+            short_commit(&source.commit),
+            pushed.format("%Y-%m-%d %H:%M:%S UTC"),
+            short_commit(&head.after),
+            head_pushed.format("%Y-%m-%d %H:%M:%S UTC"),
+            self.state.pipeline,
+            source.git_ref
+        )
     }
 
     /// Why `source`'s commit is one its ref has moved past (an ancestor of the ref's last pushed commit, as far as

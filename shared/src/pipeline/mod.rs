@@ -14,7 +14,7 @@ pub use machine::{
 };
 pub use outbox::Retry;
 pub use state::{
-    ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, DeployFacts, Execution, ExecutionId, Gate,
-    HookResult, Lease, OrderedRollback, ParkedEffect, PauseFacts, PendingEffect, PipelineState, Plan, PushLink,
-    RefHistory, SourceFacts, Stage, Status, bounded, short_commit,
+    ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, CommitOrder, Compared, DeployFacts, Execution,
+    ExecutionId, Gate, HookResult, Lease, OrderedRollback, ParkedEffect, PauseFacts, PendingEffect, PipelineState,
+    Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded, short_commit,
 };

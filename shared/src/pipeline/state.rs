@@ -144,6 +144,37 @@ pub struct SourceFacts {
     /// The webhook that delivered the push (`X-GitHub-Hook-ID`): where sluice looks for deliveries it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_id: Option<u64>,
+    /// What GitHub's compare API said of the commit against the ref's head, asked when the two were pushed in the
+    /// same second and the pushes sluice saw do not link them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared: Option<Compared>,
+}
+
+/// How a pushed commit stands against the commit its ref's last run was pushed with: GitHub's compare
+/// (`GET /repos/{repo}/compare/{head}...{commit}`), whose `status` is one of `ahead`, `behind`, `identical` and
+/// `diverged` (<https://docs.github.com/en/rest/commits/commits#compare-two-commits>).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compared {
+    /// The ref's head it was compared with.
+    pub head: String,
+    pub order: CommitOrder,
+}
+
+/// A pushed commit against its ref's head, as GitHub compares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitOrder {
+    /// It descends from the head: newer.
+    Ahead,
+    /// The head descends from it: older.
+    Behind,
+    /// The same commit.
+    Identical,
+    /// Neither descends from the other (a force-push): the push that arrived last counts as newest.
+    Diverged,
+    /// GitHub could not be asked (no credentials, or it did not answer): as `Diverged`.
+    #[serde(other)]
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -417,6 +417,7 @@ mod definitions;
 mod deploy;
 mod deploy_events;
 mod effects;
+mod github_access;
 mod hooks;
 mod notify;
 mod order_run;
@@ -438,16 +439,19 @@ pub use deploy_events::{
     record_deployment_event, record_paused_deployments,
 };
 pub use effects::{Announcer, StageEffects};
+pub use github_access::{GitHubAccess, SignInError};
 pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, StageAnswer, StageCall, answer_hook, answer_stage};
 pub use notify::{NotifierEffects, NotifyEffects};
 pub use order_run::{LOOK_BACK, Order, OrderError, Ordered, order_run};
 pub use reconcile::{Lookups, QUIET_FOR, Reconciled, reconcile};
-pub use redeliver::{Intake, Redelivered, redeliver_failed_pushes};
+pub use redeliver::{Redelivered, redeliver_failed_pushes};
 pub use rollback::{RollbackError, RollbackOrdered, Stop, order_rollback};
 pub use secrets::{KeptSecret, REREAD_AFTER, WebhookKeys};
 pub use show_on_github::{GitHubEffects, RunPages};
 pub use status::status_page;
-pub use webhook::{Delivery, MAX_BODY, MAX_MESSAGE, NOT_RECORDED, RECORD_BUDGET, Reply, Webhook, receive_webhook};
+pub use webhook::{
+    COMPARE_BUDGET, Delivery, MAX_BODY, MAX_MESSAGE, NOT_RECORDED, RECORD_BUDGET, Reply, Webhook, receive_webhook,
+};
 
 #[cfg(test)]
 mod tests;

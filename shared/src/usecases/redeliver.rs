@@ -12,10 +12,9 @@ use tracing::{info, instrument, warn};
 
 use crate::definitions::Definitions;
 use crate::github::to_redeliver;
-use crate::github_auth::GitHubCredentials;
 use crate::ports::{PipelineStore, SecretSource, WebhookDeliveries};
 use crate::telemetry::Chain;
-use crate::usecases::KeptSecret;
+use crate::usecases::GitHubAccess;
 
 /// What the look at the webhooks' deliveries found and did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,13 +25,6 @@ pub struct Redelivered {
     pub redelivered: usize,
     /// Webhooks or deliveries that could not be looked at or redelivered; the next look tries again.
     pub errors: usize,
-}
-
-/// Where sluice signs in to GitHub to see a webhook's deliveries.
-pub struct Intake<G, K> {
-    pub github: G,
-    /// A token or a GitHub App with the repository's Webhooks permission (read and write).
-    pub credentials: KeptSecret<K>,
 }
 
 /// The webhooks (repository, hook id) that delivered the newest pushes of `definitions`' pipelines, as their runs
@@ -66,7 +58,7 @@ async fn hooks<S: PipelineStore>(
 #[instrument(skip_all)]
 pub async fn redeliver_failed_pushes<S, G, K>(
     store: &S,
-    intake: &Intake<G, K>,
+    intake: &GitHubAccess<G, K>,
     definitions: &Definitions,
     now: DateTime<Utc>,
 ) -> Redelivered
@@ -80,15 +72,10 @@ where
     if hooks.is_empty() {
         return done;
     }
-    let credentials = match intake.credentials.get().await.map(|secret| GitHubCredentials::parse(&secret)) {
-        Ok(Ok(credentials)) => credentials,
-        Ok(Err(error)) => {
-            warn!(error = %Chain(&error), "the GitHub secret cannot be used; failed deliveries are not redelivered");
-            done.errors += 1;
-            return done;
-        }
+    let credentials = match intake.sign_in().await {
+        Ok(credentials) => credentials,
         Err(error) => {
-            warn!(error = %Chain(&error), "the GitHub secret could not be read; failed deliveries wait for the next look");
+            warn!(error = %Chain(&error), "failed deliveries wait for a look that can sign in to GitHub");
             done.errors += 1;
             return done;
         }

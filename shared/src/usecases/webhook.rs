@@ -12,10 +12,16 @@ use tracing::{debug, error, info, instrument, warn};
 
 use crate::definitions::Pipeline;
 use crate::github::{PushEvent, SignatureError, payload_digest, payload_of};
-use crate::pipeline::{Event, ExecutionId, IgnoreReason, Plan, SourceFacts, bounded};
-use crate::ports::{DefinitionsStore, PipelineStore, RECEIPT_DAYS, ReceiptKey, WebhookSecretSource};
+use crate::pipeline::{
+    CommitOrder, Compared, Event, ExecutionId, IgnoreReason, Plan, SourceFacts, TransitionError, bounded,
+};
+use crate::ports::{
+    CommitHistory, DefinitionsStore, PipelineStore, RECEIPT_DAYS, ReceiptKey, SecretSource, WebhookSecretSource,
+};
 use crate::telemetry::Chain;
-use crate::usecases::{CachedDefinitions, EffectRunner, HandleError, Handled, Input, WebhookKeys, handle};
+use crate::usecases::{
+    CachedDefinitions, EffectRunner, GitHubAccess, HandleError, Handled, Input, WebhookKeys, handle,
+};
 
 /// Deliveries larger than this are refused (413). Function URLs take at most 6 MB; push payloads are far smaller.
 pub const MAX_BODY: usize = 5 * 1024 * 1024;
@@ -61,11 +67,14 @@ impl Reply {
 }
 
 /// What the webhook needs besides the delivery.
-pub struct Webhook<'a, S, D, R, K> {
+pub struct Webhook<'a, S, D, R, K, G, C> {
     pub store: &'a S,
     pub effects: &'a R,
     pub definitions: &'a CachedDefinitions<D>,
     pub keys: &'a WebhookKeys<K>,
+    /// Where two pushes of a ref made in the same second are ordered (GitHub's compare, with the Contents
+    /// permission); `None`: the one that arrives last counts as newest.
+    pub github: Option<&'a GitHubAccess<G, C>>,
 }
 
 /// How long the webhook keeps trying to record a push whose save was contended or throttled, within the function's
@@ -76,11 +85,15 @@ pub const RECORD_BUDGET: Duration = Duration::from_secs(6);
 /// What a 5xx answer logs, once, at error level: the line the stack's `PushesNotRecorded` metric filter counts.
 pub const NOT_RECORDED: &str = "sluice.push_not_recorded";
 
+/// How long the webhook waits for GitHub to compare two commits pushed in the same second; without an answer, the
+/// push that arrived last counts as newest.
+pub const COMPARE_BUDGET: Duration = Duration::from_secs(2);
+
 /// Handles one delivery. Never fails: every outcome is a reply. A 5xx (GitHub shows the delivery failed, and does not
 /// redeliver it by itself) is logged as one [`NOT_RECORDED`] line with the delivery's and the webhook's ids.
 #[instrument(skip_all, fields(delivery = delivery.delivery_id.unwrap_or("-"), event = delivery.event.unwrap_or("-")))]
-pub async fn receive_webhook<S, D, R, K>(
-    webhook: Webhook<'_, S, D, R, K>,
+pub async fn receive_webhook<S, D, R, K, G, C>(
+    webhook: Webhook<'_, S, D, R, K, G, C>,
     delivery: Delivery<'_>,
     now: DateTime<Utc>,
 ) -> Reply
@@ -89,6 +102,8 @@ where
     D: DefinitionsStore,
     R: EffectRunner,
     K: WebhookSecretSource,
+    G: CommitHistory,
+    C: SecretSource,
 {
     let reply = receive(webhook, delivery, now).await;
     if reply.status >= 500 {
@@ -99,12 +114,18 @@ where
     reply
 }
 
-async fn receive<S, D, R, K>(webhook: Webhook<'_, S, D, R, K>, delivery: Delivery<'_>, now: DateTime<Utc>) -> Reply
+async fn receive<S, D, R, K, G, C>(
+    webhook: Webhook<'_, S, D, R, K, G, C>,
+    delivery: Delivery<'_>,
+    now: DateTime<Utc>,
+) -> Reply
 where
     S: PipelineStore,
     D: DefinitionsStore,
     R: EffectRunner,
     K: WebhookSecretSource,
+    G: CommitHistory,
+    C: SecretSource,
 {
     if !delivery.method.eq_ignore_ascii_case("POST") {
         let mut reply =
@@ -206,6 +227,7 @@ where
             .hook_id
             .filter(|_| delivery.hook_target.is_none_or(|target| target.eq_ignore_ascii_case("repository")))
             .and_then(|id| id.trim().parse().ok()),
+        compared: None,
     };
     let mut skipped = Vec::new();
     let mut starting = Vec::new();
@@ -220,7 +242,7 @@ where
     }
     // Each pipeline is its own item and its own receipt: they are recorded side by side.
     let outcomes = futures_util::future::join_all(
-        starting.iter().map(|pipeline| start(webhook.store, webhook.effects, pipeline, &source, &digest, now)),
+        starting.iter().map(|pipeline| start(&webhook, pipeline, &source, &digest, now)),
     )
     .await;
     let mut started = Vec::new();
@@ -258,52 +280,49 @@ enum Started {
     Failed(Value),
 }
 
-/// Records the push on one pipeline and starts its run.
-async fn start<S: PipelineStore, R: EffectRunner>(
-    store: &S,
-    effects: &R,
+/// Records the push on one pipeline and starts its run. A push made in the same second as the ref's last run, that
+/// the pushes seen do not order, is recorded once GitHub has compared the two commits (or could not).
+async fn start<S, D, R, K, G, C>(
+    webhook: &Webhook<'_, S, D, R, K, G, C>,
     pipeline: &Pipeline,
     source: &SourceFacts,
     digest: &str,
     now: DateTime<Utc>,
-) -> Started {
+) -> Started
+where
+    S: PipelineStore,
+    R: EffectRunner,
+    G: CommitHistory,
+    C: SecretSource,
+{
     let execution_id = ExecutionId(format!("{}-{}", pipeline.name, source.delivery_id));
-    let triggered = Event::Triggered {
-        execution_id: execution_id.clone(),
-        source: source.clone(),
-        plan: Box::new(Plan::from(pipeline)),
-        mode: pipeline.mode,
-        ordered: None,
-    };
     let answer = json!({ "pipeline": pipeline.name, "execution_id": execution_id });
-    let input = Input {
-        pipeline: &pipeline.name,
-        mode: pipeline.mode,
-        event: &triggered,
-        // Keyed by the signed payload: a redelivery, or a replay under another delivery id, is recognised.
-        receipt: Some((ReceiptKey::push(digest, &pipeline.name), answer.clone())),
-        now,
-    };
     let skipped = |reason: String| Started::No(json!({ "pipeline": pipeline.name, "reason": reason }));
-    // Contended or throttled, the save is tried again while the function has time: the receipt keeps it once.
     let started = tokio::time::Instant::now();
-    let mut tries = 0u32;
+    let mut source = source.clone();
+    let mut comparisons = 0;
     let handled = loop {
-        tries += 1;
-        // An attempt may not run past the function's time: the answer (and its log line) must go out.
-        let left = (RECORD_BUDGET + Duration::from_secs(2)).saturating_sub(started.elapsed());
-        let attempt = match tokio::time::timeout(left, handle(store, effects, input.clone())).await {
-            Ok(handled) => handled,
-            Err(_) => Err(HandleError::Contended { pipeline: pipeline.name.clone() }),
+        let triggered = Event::Triggered {
+            execution_id: execution_id.clone(),
+            source: source.clone(),
+            plan: Box::new(Plan::from(pipeline)),
+            mode: pipeline.mode,
+            ordered: None,
         };
-        let pause = Duration::from_millis({
-            let ceiling = 100u64 << tries.min(4);
-            fastrand::u64(ceiling / 2..=ceiling)
-        });
-        match attempt {
-            Err(error) if error.is_retryable() && started.elapsed() + pause < RECORD_BUDGET => {
-                debug!(error = %Chain(&error), tries, "the push could not be recorded yet; trying again");
-                tokio::time::sleep(pause).await;
+        let input = Input {
+            pipeline: &pipeline.name,
+            mode: pipeline.mode,
+            event: &triggered,
+            // Keyed by the signed payload: a redelivery, or a replay under another delivery id, is recognised.
+            receipt: Some((ReceiptKey::push(digest, &pipeline.name), answer.clone())),
+            now,
+        };
+        match record(webhook.store, webhook.effects, input, started).await {
+            // The ref's head may have moved on meanwhile: compared again with the new head, a few times at most.
+            Ok(Handled::Refused(TransitionError::PushOrderUnknown { head, .. })) if comparisons < 3 => {
+                comparisons += 1;
+                let order = compare(webhook.github, &source, &head).await;
+                source.compared = Some(Compared { head, order });
             }
             other => break other,
         }
@@ -321,6 +340,72 @@ async fn start<S: PipelineStore, R: EffectRunner>(
             Started::Failed(
                 json!({ "pipeline": pipeline.name, "reason": "sluice could not record the push; redeliver it" }),
             )
+        }
+    }
+}
+
+/// Records `input`: a save contended or throttled is tried again while the function has time (counted from
+/// `started`); the receipt keeps it once.
+async fn record<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    effects: &R,
+    input: Input<'_>,
+    started: tokio::time::Instant,
+) -> Result<Handled, HandleError> {
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        // An attempt may not run past the function's time: the answer (and its log line) must go out.
+        let left = (RECORD_BUDGET + Duration::from_secs(2)).saturating_sub(started.elapsed());
+        let attempt = match tokio::time::timeout(left, handle(store, effects, input.clone())).await {
+            Ok(handled) => handled,
+            Err(_) => Err(HandleError::Contended { pipeline: input.pipeline.to_owned() }),
+        };
+        let pause = Duration::from_millis({
+            let ceiling = 100u64 << tries.min(4);
+            fastrand::u64(ceiling / 2..=ceiling)
+        });
+        match attempt {
+            Err(error) if error.is_retryable() && started.elapsed() + pause < RECORD_BUDGET => {
+                debug!(error = %Chain(&error), tries, "the push could not be recorded yet; trying again");
+                tokio::time::sleep(pause).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How `source`'s commit stands against the ref's `head`, as GitHub compares them; `Unknown` when there is no
+/// GitHub to ask, or it does not answer within [`COMPARE_BUDGET`].
+async fn compare<G: CommitHistory, C: SecretSource>(
+    github: Option<&GitHubAccess<G, C>>,
+    source: &SourceFacts,
+    head: &str,
+) -> CommitOrder {
+    let Some(github) = github else {
+        info!(commit = %source.commit, head, "pushed in the same second as the ref's head; without GitHub credentials, the push that arrived last counts as newest");
+        return CommitOrder::Unknown;
+    };
+    let asked = async {
+        let credentials = github.sign_in().await.map_err(|error| Chain(&error).to_string())?;
+        github
+            .github
+            .compare(&credentials, &source.repository, head, &source.commit)
+            .await
+            .map_err(|error| Chain(&error).to_string())
+    };
+    match tokio::time::timeout(COMPARE_BUDGET, asked).await {
+        Ok(Ok(order)) => {
+            info!(commit = %source.commit, head, ?order, "pushed in the same second as the ref's head; GitHub compared them");
+            order
+        }
+        Ok(Err(error)) => {
+            warn!(error, commit = %source.commit, head, "GitHub could not compare two commits pushed in the same second; the push that arrived last counts as newest");
+            CommitOrder::Unknown
+        }
+        Err(_) => {
+            warn!(commit = %source.commit, head, "GitHub did not compare two commits pushed in the same second in time; the push that arrived last counts as newest");
+            CommitOrder::Unknown
         }
     }
 }

@@ -520,3 +520,66 @@ async fn the_reconciler_has_github_redeliver_the_pushes_the_webhook_could_not_re
     assert!(calls(&github.requests()).contains(&"GET /repos/acme/web/hooks/77/deliveries installation 200".to_owned()));
     Ok(())
 }
+
+#[tokio::test]
+async fn the_webhook_asks_github_which_of_two_pushes_made_in_the_same_second_is_newer_signing_in_as_an_app()
+-> Result<()> {
+    use crate::webhook::deployed_configured;
+    use sluice::github::sign;
+    let github = GitHub::start(TOKEN, &["acme/web"]).await?;
+    let (secret, public_key) = app_42()?;
+    github.install_app("42", &public_key);
+    // GIVEN acme/web's main went a -> b -> c -> d, and the webhook function signs in to GitHub as app 42
+    let commit = |letter: char| letter.to_string().repeat(40);
+    let (a, b, c, d) = (commit('a'), commit('b'), commit('c'), commit('d'));
+    github.commits("acme/web", &[(&a, &[]), (&b, &[&a]), (&c, &[&b]), (&d, &[&c])]);
+    let stack = Stack::create().await?;
+    let project = unique("web-build");
+    stack.create_build_project(&project).await?;
+    let name = unique("sluice/github");
+    let secrets = aws_sdk_secretsmanager::Client::new(&stack.config);
+    secrets.create_secret().name(&name).secret_string(secret).send().await?;
+    let aws = stack.config.clone();
+    let more = [("SLUICE_GITHUB_TOKEN", name), ("SLUICE_GITHUB_API", github.url.clone())];
+    let deployed = deployed_configured(stack, project, &aws, &more).await?;
+    // WHEN GitHub delivers the push to d, then the push to b, both made in the same second
+    let now = Utc::now().timestamp();
+    let deliver = |delivery: &'static str, before: &str, after: &str| {
+        let mut body: Value = serde_json::from_slice(include_bytes!("../../../shared/tests/fixtures/github-push.json"))
+            .expect("the fixture is JSON");
+        body["before"] = json!(before);
+        body["after"] = json!(after);
+        body["head_commit"]["id"] = json!(after);
+        body["repository"]["pushed_at"] = json!(now);
+        let body = serde_json::to_vec(&body).expect("JSON");
+        let signature = sign(&deployed.secret, &body);
+        let url = deployed.url.url.clone();
+        async move {
+            let headers = [
+                ("content-type", "application/json"),
+                ("x-github-event", "push"),
+                ("x-github-delivery", delivery),
+                ("x-hub-signature-256", signature.as_str()),
+            ];
+            sluice_integration::post(&url, &headers, body).await
+        }
+    };
+    let (status, first) = deliver("d-d", &c, &d).await?;
+    assert_eq!((status, &first["executions"][0]["execution_id"]), (202, &json!("web-d-d")), "{first}");
+    let (status, late) = deliver("d-b", &a, &b).await?;
+    // THEN GitHub's compare says b is behind d: the push to b is recorded as skipped, and only d builds
+    assert_eq!(status, 202, "{late}");
+    assert_eq!(late["executions"], json!([]), "{late}");
+    let reason = late["skipped"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("GitHub's compare shows commit bbbbbbb is behind ddddddd"), "{reason}");
+    let codebuild = aws_sdk_codebuild::Client::new(&deployed.stack.config);
+    let builds = codebuild.list_builds_for_project().project_name(&deployed.project).send().await?;
+    assert_eq!(builds.ids().len(), 1);
+    // AND the function signed in with an installation token asking to read the repository's contents alone
+    let requests = github.requests();
+    let token = requests.iter().find(|r| r.path.ends_with("/access_tokens")).context("a token")?;
+    assert_eq!(token.body["permissions"], json!({ "contents": "read" }));
+    let compare = format!("GET /repos/acme/web/compare/{d}...{b} installation 200");
+    assert!(calls(&requests).contains(&compare), "{:?}", calls(&requests));
+    Ok(())
+}

@@ -50,6 +50,7 @@ pub fn push(execution: &str) -> Event {
             compare_url: "https://github.com/acme/web/compare/a...b".into(),
             pushed_at: None,
             hook_id: None,
+            compared: None,
         },
         plan: Box::new(web_plan()),
         mode: ExecutionMode::Superseded,

@@ -70,15 +70,17 @@ fn each_secret_is_read_only_by_the_functions_that_need_it_and_only_the_status_pa
         secrets,
         [
             read("GitHubWebhookFunction", "WebhookSecret"),
+            read("GitHubWebhookFunction", "GitHubTokenSecret"),
             read("ApprovalFunction", "StatusKeySecret"),
             read("NotifierFunction", "StatusKeySecret"),
             read("NotifierFunction", "GitHubTokenSecret"),
             read("ReconcilerFunction", "GitHubTokenSecret"),
         ]
     );
-    // The GitHub token only when the stack is given one (the notifier shows runs, the reconciler redelivers pushes).
+    // The GitHub token only when the stack is given one (the webhook orders pushes made in the same second, the
+    // notifier shows runs, the reconciler redelivers pushes).
     let tokens: Vec<_> = statements.iter().filter(|statement| statement.sid == "GitHubToken").collect();
-    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens.len(), 3);
     assert!(tokens.iter().all(|token| token.only_if.as_deref() == Some("ShowsOnGitHub")), "{tokens:?}");
     let declared = template.parameter("GitHubTokenSecret");
     assert_eq!(declared["Default"].as_str(), Some(""));

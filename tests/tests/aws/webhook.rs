@@ -41,6 +41,16 @@ pub async fn deployed() -> Result<Deployed> {
 /// As [`deployed`], with the stack made, `project` known to CodeBuild, and the function wired on `aws` (moto, with
 /// CodeBuild at the sandbox's endpoint, say).
 pub async fn deployed_with(stack: Stack, project: String, aws: &aws_config::SdkConfig) -> Result<Deployed> {
+    deployed_configured(stack, project, aws, &[]).await
+}
+
+/// As [`deployed_with`], the function's environment having `more` variables besides the table, bus and secret.
+pub async fn deployed_configured(
+    stack: Stack,
+    project: String,
+    aws: &aws_config::SdkConfig,
+    more: &[(&str, String)],
+) -> Result<Deployed> {
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
     let example = std::fs::read_to_string(workspace_root().join("infra/pipelines.example.toml"))?;
     store.publish(&example.replace("\"web-build\"", &format!("\"{project}\"")), None, chrono::Utc::now()).await?;
@@ -53,7 +63,7 @@ pub async fn deployed_with(stack: Stack, project: String, aws: &aws_config::SdkC
         "SLUICE_TABLE" => Some(stack.table.clone()),
         "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
         "SLUICE_WEBHOOK_SECRET" => Some(secret_name.clone()),
-        _ => None,
+        other => more.iter().find(|(name, _)| *name == other).map(|(_, value)| value.clone()),
     })?;
     let app = Arc::new(AwsApp::from_aws(aws, &config).await?);
     let url = serve("github-webhook", move |request| {

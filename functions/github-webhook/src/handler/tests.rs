@@ -29,6 +29,7 @@ async fn app(published: Option<&str>) -> TestApp {
         definitions: CachedDefinitions::new(definitions),
         effects: StageEffects { publisher: RecordingPublisher::new(), builds: RecordingBuilds::new() },
         keys: WebhookKeys::load(FixedSecrets(WebhookSecrets::new([SecretString::from(SECRET)]))).await.expect("read"),
+        github: None,
     }
 }
 

@@ -1447,3 +1447,54 @@ fn a_rolling_update_that_never_settles_fails_at_its_deadline_and_the_service_goe
     assert!(reason.starts_with("the deployment did not finish within 15m (5m its strategy may wait"), "{reason}");
     assert!(reason.ends_with(&format!("sluice put the service back on {PREVIOUS}")), "{reason}");
 }
+
+/// A push to main from `before` to `after` at 12:00:00 (GitHub's `pushed_at`), with what GitHub's compare said.
+fn pushed_at_noon(execution: &str, before: &str, after: &str, compared: Option<(&str, CommitOrder)>) -> Event {
+    let mut event = push(execution);
+    if let Event::Triggered { source, .. } = &mut event {
+        source.before = before.into();
+        source.commit = after.into();
+        source.pushed_at = Some(at(0));
+        source.compared = compared.map(|(head, order)| super::super::Compared { head: head.into(), order });
+    }
+    event
+}
+
+#[test]
+fn a_push_made_in_the_same_second_as_the_head_and_not_chained_to_it_waits_for_githubs_comparison_of_the_two() {
+    // GIVEN d ran for main, pushed at 12:00:00
+    let state = given(&[pushed_at_noon("e1", "c", "d", None)]);
+    // WHEN b arrives, pushed in the same second, with no comparison or one made against another head
+    for compared in [None, Some(("x", CommitOrder::Behind))] {
+        let refused = transition(&state, &pushed_at_noon("e2", "a", "b", compared), at(1));
+        // THEN it is refused, naming the head to compare with, and the state is unchanged
+        assert_eq!(
+            refused,
+            Err(TransitionError::PushOrderUnknown {
+                git_ref: "refs/heads/main".into(),
+                head: "d".into(),
+                commit: "b".into()
+            })
+        );
+    }
+    // WHEN it comes with GitHub's comparison against d: behind or the same commit skip it; ahead, diverged or
+    // unknown run it
+    for (order, runs) in [
+        (CommitOrder::Behind, false),
+        (CommitOrder::Identical, false),
+        (CommitOrder::Ahead, true),
+        (CommitOrder::Diverged, true),
+        (CommitOrder::Unknown, true),
+    ] {
+        let (next, _) = apply(&state, &pushed_at_noon("e2", "a", "b", Some(("d", order))), at(1));
+        assert_eq!(status(&next, "e2") != Status::Skipped, runs, "{order:?}");
+    }
+    // AND a push chained to d, or pushed a second later, is never compared
+    let (next, _) = apply(&state, &pushed_at_noon("e3", "d", "e", None), at(1));
+    assert_ne!(status(&next, "e3"), Status::Skipped);
+    let mut later = pushed_at_noon("e4", "a", "f", None);
+    if let Event::Triggered { source, .. } = &mut later {
+        source.pushed_at = Some(at(0) + TimeDelta::seconds(1));
+    }
+    assert_ne!(status(&apply(&state, &later, at(1)).0, "e4"), Status::Skipped);
+}

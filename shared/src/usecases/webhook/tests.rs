@@ -5,10 +5,13 @@ use chrono::TimeZone;
 use super::*;
 use crate::github::WebhookSecrets;
 use crate::github::sign;
+use crate::pipeline::CommitOrder;
 use crate::pipeline::{Effect, Stage, Status};
 use crate::ports::DefinitionsStore;
-use crate::testing::{BuildAnswer, FixedSecrets, InMemoryStore, RecordingBuilds, RecordingPublisher};
-use crate::usecases::StageEffects;
+use crate::testing::{
+    BuildAnswer, FixedSecret, FixedSecrets, InMemoryStore, RecordingBuilds, RecordingPublisher, ScriptedComparisons,
+};
+use crate::usecases::{GitHubAccess, KeptSecret, StageEffects};
 
 const SECRET: &str = "It's a Secret to Everybody";
 const PUSH: &[u8] = include_bytes!("../../../tests/fixtures/github-push.json");
@@ -23,6 +26,7 @@ struct World {
     effects: StageEffects<RecordingPublisher, RecordingBuilds>,
     definitions: CachedDefinitions<InMemoryStore>,
     keys: WebhookKeys<FixedSecrets>,
+    github: Option<GitHubAccess<ScriptedComparisons, FixedSecret>>,
 }
 
 impl World {
@@ -41,7 +45,19 @@ impl World {
             effects: StageEffects { publisher: RecordingPublisher::new(), builds: RecordingBuilds::new() },
             definitions: CachedDefinitions::new(definitions),
             keys: WebhookKeys::load(secrets).await.expect("read"),
+            github: None,
         }
+    }
+
+    /// A world whose stack has GitHub credentials: GitHub's compare answers as the test scripts it.
+    async fn with_github() -> Self {
+        let github = ScriptedComparisons::new();
+        let credentials = KeptSecret::new(FixedSecret("github_pat_test".into()));
+        Self { github: Some(GitHubAccess { github, credentials }), ..Self::new().await }
+    }
+
+    fn comparisons(&self) -> &ScriptedComparisons {
+        &self.github.as_ref().expect("a world with GitHub").github
     }
 
     async fn deliver(&self, event: &str, delivery_id: &str, body: &[u8]) -> Reply {
@@ -51,8 +67,13 @@ impl World {
 
     async fn send(&self, delivery: Delivery<'_>) -> Reply {
         let now = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).single().expect("valid date");
-        let webhook =
-            Webhook { store: &self.store, effects: &self.effects, definitions: &self.definitions, keys: &self.keys };
+        let webhook = Webhook {
+            store: &self.store,
+            effects: &self.effects,
+            definitions: &self.definitions,
+            keys: &self.keys,
+            github: self.github.as_ref(),
+        };
         receive_webhook(webhook, delivery, now).await
     }
 
@@ -556,6 +577,69 @@ fn chained_push(n: usize) -> Vec<u8> {
     })
 }
 
+/// The push of main from `before` to `after`, both commits named by a letter, pushed at the fixture's second.
+fn same_second_push(before: char, after: char) -> Vec<u8> {
+    push_with(|v| {
+        v["before"] = json!(before.to_string().repeat(40));
+        v["after"] = json!(after.to_string().repeat(40));
+        v["head_commit"]["id"] = json!(after.to_string().repeat(40));
+        v["repository"]["pushed_at"] = json!(1_795_438_800);
+    })
+}
+
+#[tokio::test]
+async fn pushes_made_in_the_same_second_that_the_chain_cannot_order_are_ordered_by_githubs_compare() {
+    let world = World::with_github().await;
+    // GIVEN main went a -> b -> c -> d within one second, and the push to d arrived first and runs
+    let d = "d".repeat(40);
+    assert_eq!(
+        world.deliver("push", "d-d", &same_second_push('c', 'd')).await.body["executions"][0]["pipeline"],
+        "web"
+    );
+    // AND GitHub's compare says b and c are behind d, and e (pushed after a force-push) ahead of it
+    world.comparisons().answer(&d, &"b".repeat(40), CommitOrder::Behind);
+    world.comparisons().answer(&d, &"c".repeat(40), CommitOrder::Behind);
+    world.comparisons().answer(&d, &"e".repeat(40), CommitOrder::Ahead);
+    // WHEN the push to b arrives (its `before` a, which no push sluice saw leads to d)
+    let late = world.deliver("push", "d-b", &same_second_push('a', 'b')).await;
+    // THEN it starts nothing, and says that GitHub ordered it
+    assert_eq!(late.status, 202, "{}", late.body);
+    assert_eq!(late.body["executions"], json!([]));
+    let reason = late.body["skipped"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("GitHub's compare shows commit bbbbbbb is behind ddddddd"), "{reason}");
+    let run = world.store.execution(&ExecutionId("web-d-b".into())).await.ok().flatten().expect("recorded");
+    assert_eq!(run.status, Status::Skipped);
+    assert_eq!(run.source.compared, Some(Compared { head: d.clone(), order: CommitOrder::Behind }));
+    // AND the push to c neither (the chain links it to d now: GitHub is not asked again)
+    let chained = world.deliver("push", "d-c", &same_second_push('b', 'c')).await;
+    assert_eq!(chained.body["executions"], json!([]), "{}", chained.body);
+    // AND a push GitHub finds ahead of d runs
+    let ahead = world.deliver("push", "d-e", &same_second_push('x', 'e')).await;
+    assert_eq!(ahead.body["executions"][0]["execution_id"], "web-d-e", "{}", ahead.body);
+    assert_eq!(world.comparisons().asked(), [(d.clone(), "b".repeat(40)), (d.clone(), "e".repeat(40))]);
+    // AND only d built so far; e waits for the build stage
+    let builds: Vec<String> = world.effects.builds.started().into_iter().map(|b| b.source_version).collect();
+    assert_eq!(builds, [d]);
+    let run = world.store.execution(&ExecutionId("web-d-e".into())).await.ok().flatten().expect("recorded");
+    assert_eq!(run.status, Status::Waiting(Stage::Build));
+}
+
+#[tokio::test]
+async fn without_an_answer_from_github_a_push_made_in_the_same_second_runs_as_the_newest_and_says_so() {
+    for world in [World::new().await, World::with_github().await] {
+        // GIVEN d ran; GitHub cannot be asked (no credentials), or does not answer
+        world.deliver("push", "d-d", &same_second_push('c', 'd')).await;
+        // WHEN the push to b arrives in the same second, unordered by the chain
+        let reply = world.deliver("push", "d-b", &same_second_push('a', 'b')).await;
+        // THEN it is recorded as the newest, as it arrived last, and the run says GitHub did not order it
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        assert_eq!(reply.body["executions"][0]["execution_id"], "web-d-b", "{}", reply.body);
+        let run = world.store.execution(&ExecutionId("web-d-b".into())).await.ok().flatten().expect("recorded");
+        let compared = run.source.compared.expect("the comparison recorded");
+        assert_eq!((compared.head.as_str(), compared.order), ("d".repeat(40).as_str(), CommitOrder::Unknown));
+    }
+}
+
 #[tokio::test]
 async fn announcements_the_bus_throttles_are_sent_again_later_and_only_they() {
     let world = World::new().await;
@@ -626,8 +710,8 @@ async fn a_push_that_cannot_be_recorded_in_time_gets_a_503_that_says_to_redelive
 async fn pushes_that_never_reached_sluice_are_redelivered_through_the_webhook_that_delivered_the_pipelines_pushes() {
     use crate::definitions::Definitions;
     use crate::ports::HookDelivery;
-    use crate::testing::{FixedSecret, RecordedDeliveries};
-    use crate::usecases::{Intake, KeptSecret, redeliver_failed_pushes};
+    use crate::testing::RecordedDeliveries;
+    use crate::usecases::redeliver_failed_pushes;
     let world = World::new().await;
     // GIVEN a push delivered by webhook 12345678 of acme/web ran: the run recorded the webhook
     assert_eq!(world.deliver("push", "d-ok", &chained_push(1)).await.status, 202);
@@ -649,7 +733,7 @@ async fn pushes_that_never_reached_sluice_are_redelivered_through_the_webhook_th
         12_345_678,
         vec![attempt(1, "d-ok", 202), attempt(2, "d-503", 503), attempt(3, "d-down", 0), attempt(4, "d-forged", 401)],
     );
-    let intake = Intake { github, credentials: KeptSecret::new(FixedSecret("github_pat_test".into())) };
+    let intake = GitHubAccess { github, credentials: KeptSecret::new(FixedSecret("github_pat_test".into())) };
     let definitions = Definitions::parse("pipelines.toml", EXAMPLE).expect("the example loads");
     // WHEN the reconciler looks
     let done = redeliver_failed_pushes(&world.store, &intake, &definitions, now).await;

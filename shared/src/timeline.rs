@@ -49,7 +49,7 @@ pub fn timeline(run: &Execution) -> Vec<Moment> {
         None => format!("push of {commit} to {git_ref} by {} recorded as run #{seq}", source.pusher),
     };
     add(run.created_at, "source", started);
-    if let Some(compared) = &source.compared {
+    if let Some(compared) = source.compared.as_ref().filter(|_| run.ordered.is_none()) {
         add(run.created_at, "source", ordered_by(compared));
     }
     if let Some(build) = &run.build {

@@ -295,7 +295,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     );
     println!("  build-events   fed by CodeBuildStateChangeRule");
 
-    // The approval function: its page on a function URL, its requests sent on `Approval Requested`.
+    // The approval function: its page on a function URL; approval-requests sends the requests on `Approval Requested`.
     let status_secret = crate::unique("sluice/status-key");
     secrets_manager.create_secret().name(&status_secret).secret_string(STATUS_KEY).send().await?;
     let approval_config = approval::handler::Config::from_lookup(|name| match name {
@@ -445,7 +445,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     let execution_id = ExecutionId("web-72d3162e-cc78-11e3-81ab-4c9367dc0958".into());
     println!("\nCodeBuild (sandbox) builds {}; its events reach build-events through the rule:", &HEAD[..7]);
     let email = wait_for_email(&stack.approval_topic).await?;
-    println!("\nThe approval function mailed the approvers (SNS topic {}), as moto recorded it:", stack.approval_topic);
+    println!("\napproval-requests mailed the approvers (SNS topic {}), as moto recorded it:", stack.approval_topic);
     println!("  Subject: {}", email.0);
     for line in email.1.lines() {
         println!("  | {line}");
@@ -481,7 +481,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         );
         println!("test traffic shift, moves 20 % of production, and pauses before the rest (a PAUSE hook):");
         let (subject, text) = wait_for_nth_email(&stack.approval_topic, 1).await?;
-        println!("  ECS Hook State Change → deploy-events → the approval function mailed the approvers again:");
+        println!("  ECS Hook State Change → deploy-events → approval-requests mailed the approvers again:");
         println!("  Subject: {subject}");
         for line in text.lines() {
             println!("  | {line}");

@@ -20,8 +20,8 @@
 //!   (<https://docs.github.com/en/rest/repos/webhooks#redeliver-a-delivery-for-a-repository-webhook>).
 //! - `GET /repos/{owner}/{repo}/compare/{base}...{head}`: how head stands against base in the commits a test gave
 //!   with `commits` (`status` ahead, behind, identical or diverged, `ahead_by`, `behind_by`, `total_commits`,
-//!   `base_commit` and `merge_base_commit`, `commits` at most `per_page`); 404 for a commit it does not know
-//!   (<https://docs.github.com/en/rest/commits/commits#compare-two-commits>).
+//!   `base_commit` and `merge_base_commit`, `commits` oldest first, at most `per_page`); 404 for a commit it does
+//!   not know, or two without a common ancestor (<https://docs.github.com/en/rest/commits/commits#compare-two-commits>).
 //!
 //! A GitHub App installed with `install_app` (on every repository served) signs in with a JWT (RS256, `iss` its id,
 //! `exp` at most ten minutes ahead, verified with its public key) for:
@@ -29,8 +29,8 @@
 //! - `GET /repos/{owner}/{repo}/installation`: the app's installation
 //!   (<https://docs.github.com/en/rest/apps/apps#get-a-repository-installation-for-the-authenticated-app>);
 //! - `POST /app/installations/{id}/access_tokens`: an installation access token for an hour, limited to the
-//!   `repositories` and `permissions` asked for, which must be served and granted (statuses and deployments, write)
-//!   or 422 (<https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app>).
+//!   `repositories` and `permissions` asked for, which must be served and granted (statuses, deployments and
+//!   repository_hooks, write; contents, read) or 422; a request its permissions do not cover is answered 403 (<https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app>).
 //!
 //! Such a token then serves the repositories it names, as the token given to `start` serves all; a JWT serves only
 //! the app's endpoints.
@@ -96,6 +96,8 @@ struct Issued {
     token: String,
     /// The repositories' names (without the owner), lower case.
     repositories: Vec<String>,
+    /// What it may do: `{ "statuses": "write", ... }`.
+    permissions: Value,
     expires_at: DateTime<Utc>,
 }
 
@@ -103,7 +105,7 @@ struct Issued {
 enum Bearer {
     Token,
     App { installation: u64 },
-    Installation { repositories: Vec<String> },
+    Installation { repositories: Vec<String>, permissions: Value },
     Unknown,
 }
 
@@ -291,10 +293,14 @@ async fn answer(state: &Mutex<State>, request: hyper::Request<Incoming>) -> hype
         (400, message("Problems parsing JSON"))
     } else if let Bearer::App { installation } = bearer {
         state.app_route(installation, &recorded.method, &recorded.path, &json)
-    } else if let Bearer::Installation { repositories } = bearer
+    } else if let Bearer::Installation { repositories, .. } = &bearer
         && !recorded.path.split('/').nth(3).is_some_and(|name| repositories.contains(&name.to_ascii_lowercase()))
     {
         (404, message("Not Found"))
+    } else if let Bearer::Installation { permissions, .. } = &bearer
+        && !permitted(permissions, &recorded.method, &recorded.path)
+    {
+        (403, message("Resource not accessible by integration"))
     } else {
         route(&mut state, &recorded.method, &recorded.path, &recorded.query, &json)
     };
@@ -310,7 +316,10 @@ impl State {
             return Bearer::Token;
         }
         if let Some(issued) = self.issued.iter().find(|issued| issued.token == given && now < issued.expires_at) {
-            return Bearer::Installation { repositories: issued.repositories.clone() };
+            return Bearer::Installation {
+                repositories: issued.repositories.clone(),
+                permissions: issued.permissions.clone(),
+            };
         }
         self.app_jwt(given, now).map_or(Bearer::Unknown, |installation| Bearer::App { installation })
     }
@@ -384,7 +393,12 @@ impl State {
                 }
                 let expires_at = Utc::now() + self.token_lifetime.unwrap_or(TimeDelta::hours(1));
                 let token = format!("ghs_sandbox{:04}{:016x}", self.issued.len(), random());
-                self.issued.push(Issued { token: token.clone(), repositories: repositories.clone(), expires_at });
+                self.issued.push(Issued {
+                    token: token.clone(),
+                    repositories: repositories.clone(),
+                    permissions: permissions.clone(),
+                    expires_at,
+                });
                 let answer = json!({
                     "token": token,
                     "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -396,6 +410,24 @@ impl State {
             }
             _ => (404, message("Not Found")),
         }
+    }
+}
+
+/// Whether an installation token granted `permissions` may make the request `method path`: reading needs the
+/// permission the endpoint belongs to, writing needs it at `write`.
+fn permitted(permissions: &Value, method: &str, path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let needed = match parts.get(3..).unwrap_or_default() {
+        ["statuses", ..] => "statuses",
+        ["deployments", ..] => "deployments",
+        ["hooks", ..] => "repository_hooks",
+        ["compare", ..] => "contents",
+        _ => return true,
+    };
+    match permissions[needed].as_str() {
+        Some("write") => true,
+        Some("read") => method == "GET",
+        _ => false,
     }
 }
 
@@ -567,7 +599,14 @@ fn compare(
     let (Some(from_base), Some(from_head)) = (reachable(base), reachable(head)) else {
         return (404, message("Not Found"));
     };
-    let ahead: Vec<&String> = from_head.difference(&from_base).collect();
+    // The newest common ancestor: the shared commit with the most ancestors of its own. None: GitHub answers 404.
+    let depth = |commit: &String| reachable(commit).map_or(0, |ancestors| ancestors.len());
+    let Some(merge_base) = from_base.intersection(&from_head).max_by_key(|commit| depth(commit)).cloned() else {
+        return (404, message(&format!("No common ancestor between {base} and {head}.")));
+    };
+    // The commits head has and base has not, oldest first.
+    let mut ahead: Vec<&String> = from_head.difference(&from_base).collect();
+    ahead.sort_by_key(|commit| depth(commit));
     let behind = from_base.difference(&from_head).count();
     let status = match (ahead.len(), behind) {
         (0, 0) => "identical",
@@ -575,18 +614,13 @@ fn compare(
         (0, _) => "behind",
         _ => "diverged",
     };
-    // The newest common ancestor: the shared commit with the most ancestors of its own.
-    let merge_base = from_base
-        .intersection(&from_head)
-        .max_by_key(|commit| reachable(commit).map_or(0, |ancestors| ancestors.len()))
-        .cloned();
     let answer = json!({
         "status": status,
         "ahead_by": ahead.len(),
         "behind_by": behind,
         "total_commits": ahead.len(),
         "base_commit": { "sha": base },
-        "merge_base_commit": merge_base.map(|sha| json!({ "sha": sha })),
+        "merge_base_commit": { "sha": merge_base },
         "commits": ahead.iter().take(per_page).map(|sha| json!({ "sha": sha })).collect::<Vec<_>>(),
         "files": [],
     });

@@ -37,8 +37,10 @@ use crate::ports::{
 pub const GITHUB_API: &str = "https://api.github.com";
 /// How long a request may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// The most of an answer read (a comparison lists up to 300 changed files with their patches).
-const MAX_ANSWER: usize = 4 << 20;
+/// The most of an answer read.
+const MAX_ANSWER: usize = 1 << 20;
+/// The most of a comparison read: its first page lists up to 300 changed files with their patches.
+const MAX_COMPARISON: usize = 4 << 20;
 /// An installation access token is replaced this long before it expires.
 const RENEW_BEFORE: TimeDelta = TimeDelta::minutes(5);
 
@@ -57,6 +59,14 @@ enum Scope {
 }
 
 impl Scope {
+    /// The most of an answer read for a request of this scope.
+    fn max_answer(self) -> usize {
+        match self {
+            Scope::Contents => MAX_COMPARISON,
+            Scope::Report | Scope::Hooks => MAX_ANSWER,
+        }
+    }
+
     fn permissions(self) -> Value {
         match self {
             Scope::Report => json!({ "statuses": "write", "deployments": "write" }),
@@ -131,7 +141,7 @@ impl GitHubApi {
         let jwt = app.jwt(Utc::now()).map_err(|error| refused(&signing, error.to_string()))?;
         let path = format!("{}/installation", repo_path(repository)?);
         let what = format!("finding GitHub App {}'s installation on {repository}", app.issuer);
-        let installation = self.call(&jwt, hyper::Method::GET, &path, None, &what).await?;
+        let installation = self.call(&jwt, hyper::Method::GET, &path, None, (&what, MAX_ANSWER)).await?;
         let Some(id) = installation.get("id").and_then(Value::as_u64) else {
             return Err(refused(&what, "the answer has no installation id".into()));
         };
@@ -139,7 +149,7 @@ impl GitHubApi {
         let body = json!({ "repositories": [name], "permissions": scope.permissions() });
         let path = format!("/app/installations/{id}/access_tokens");
         let what = format!("an installation access token of GitHub App {} for {repository}", app.issuer);
-        let answer = self.call(&jwt, hyper::Method::POST, &path, Some(&body), &what).await?;
+        let answer = self.call(&jwt, hyper::Method::POST, &path, Some(&body), (&what, MAX_ANSWER)).await?;
         let token = answer.get("token").and_then(Value::as_str).filter(|token| !token.is_empty());
         let expires = answer
             .get("expires_at")
@@ -164,26 +174,26 @@ impl GitHubApi {
         what: &str,
     ) -> Result<Value, GitHubError> {
         let (token, kept) = self.bearer(credentials, repository, scope).await?;
-        match self.call(&token, method.clone(), path, body, what).await {
+        match self.call(&token, method.clone(), path, body, (what, scope.max_answer())).await {
             Err(GitHubError::Refused { status: 401, .. }) if kept => {
                 if let GitHubCredentials::App(app) = credentials {
                     self.installations().remove(&(app.issuer.clone(), repository.to_ascii_lowercase(), scope));
                 }
                 let (token, _) = self.bearer(credentials, repository, scope).await?;
-                self.call(&token, method, path, body, what).await
+                self.call(&token, method, path, body, (what, scope.max_answer())).await
             }
             answer => answer,
         }
     }
 
-    /// `method path` with `body`; the answer's JSON on a 2xx, the error otherwise.
+    /// `method path` with `body`, reading at most `max` bytes of the answer; its JSON on a 2xx, the error otherwise.
     async fn call(
         &self,
         token: &SecretString,
         method: hyper::Method,
         path: &str,
         body: Option<&Value>,
-        what: &str,
+        (what, max): (&str, usize),
     ) -> Result<Value, GitHubError> {
         let unavailable = |message: String| GitHubError::Unavailable { what: what.to_owned(), message };
         let bytes = body.map(|body| Bytes::from(body.to_string())).unwrap_or_default();
@@ -209,7 +219,7 @@ impl GitHubApi {
         let status = response.status().as_u16();
         let rate_limited = response.headers().get("x-ratelimit-remaining").is_some_and(|left| left == "0")
             || response.headers().contains_key("retry-after");
-        let answer = match Limited::new(response.into_body(), MAX_ANSWER).collect().await {
+        let answer = match Limited::new(response.into_body(), max).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(error) => return Err(unavailable(format!("the answer could not be read: {error}"))),
         };

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::{EffectRunner, HandleError, Handled, Input, handle};
 use crate::definitions::Definitions;
-use crate::pipeline::{Event, Execution, ExecutionId, Plan, Status, TransitionError, short_commit};
+use crate::pipeline::{Event, Execution, ExecutionId, Plan, SourceFacts, Status, TransitionError, short_commit};
 use crate::ports::{DefinitionsStore, PipelineStore, StoreError};
 
 /// How many runs back `rollback` and `rerun` look.
@@ -136,7 +136,8 @@ where
     let next = state.as_ref().map_or(1, |stored| stored.value.next_seq);
     let kind = if redeploy { "redeploy" } else { "rerun" };
     let execution_id = ExecutionId(format!("{}-{kind}-{next}", pipeline.name));
-    let mut source = earlier.source.clone();
+    // An operator's order is not a push: how the push was ordered against its ref's head is the earlier run's.
+    let mut source = SourceFacts { compared: None, ..earlier.source.clone() };
     let event = if redeploy {
         let build = earlier
             .build

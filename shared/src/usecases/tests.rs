@@ -860,7 +860,13 @@ async fn a_retry_or_rerun_builds_its_refs_head_again_but_never_a_commit_the_ref_
         handle(&store, &runner, input(event, None)).await.expect("shipped");
     }
     let failed = crate::testing::build_failed("e2");
-    for event in [chained("e2", &a, &b), failed] {
+    let mut e2 = chained("e2", &a, &b);
+    if let Event::Triggered { source, .. } = &mut e2 {
+        // (GitHub was asked how B stands against A: its push was made in the same second)
+        source.compared =
+            Some(crate::pipeline::Compared { head: a.clone(), order: crate::pipeline::CommitOrder::Ahead });
+    }
+    for event in [e2, failed] {
         handle(&store, &runner, input(&event, None)).await.expect("handled");
     }
 
@@ -869,6 +875,7 @@ async fn a_retry_or_rerun_builds_its_refs_head_again_but_never_a_commit_the_ref_
     assert_eq!(retried.status, Status::Running(Stage::Build), "{:?}", retried.reason);
     let run = store.execution(&retried.execution_id).await.ok().flatten().expect("the new run");
     assert_eq!(run.ordered.as_deref(), Some("retry of run #2 (e2) by carol"));
+    assert_eq!(run.source.compared, None, "how the push was ordered is the push's run's, not the order's");
 
     // WHEN A is run again, THEN the run is skipped: main moved past it, and a rollback deploys an earlier build
     let rerun = Order::Rerun { pipeline: "web", commit: "aaaaaaa" };

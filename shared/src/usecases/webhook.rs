@@ -88,6 +88,8 @@ pub const NOT_RECORDED: &str = "sluice.push_not_recorded";
 /// How long the webhook waits for GitHub to compare two commits pushed in the same second; without an answer, the
 /// push that arrived last counts as newest.
 pub const COMPARE_BUDGET: Duration = Duration::from_secs(2);
+/// With less of [`RECORD_BUDGET`] left than this, GitHub is not asked.
+const MIN_COMPARE: Duration = Duration::from_millis(300);
 
 /// Handles one delivery. Never fails: every outcome is a reply. A 5xx (GitHub shows the delivery failed, and does not
 /// redeliver it by itself) is logged as one [`NOT_RECORDED`] line with the delivery's and the webhook's ids.
@@ -318,10 +320,24 @@ where
             now,
         };
         match record(webhook.store, webhook.effects, input, started).await {
-            // The ref's head may have moved on meanwhile: compared again with the new head, a few times at most.
-            Ok(Handled::Refused(TransitionError::PushOrderUnknown { head, .. })) if comparisons < 3 => {
+            // The ref's head may have moved on meanwhile: compared again with the new head, twice more at most;
+            // after that, or without the time to ask, the push is recorded as arrived (never dropped unrecorded).
+            Ok(Handled::Refused(TransitionError::PushOrderUnknown { head, .. })) if comparisons < 6 => {
                 comparisons += 1;
-                let order = compare(webhook.github, &source, &head).await;
+                let left = RECORD_BUDGET.saturating_sub(started.elapsed()).min(COMPARE_BUDGET);
+                let order = match webhook.github {
+                    Some(github) if comparisons <= 3 && left >= MIN_COMPARE => {
+                        compare(github, &source, &head, left).await
+                    }
+                    github => {
+                        let why = match github {
+                            None => "without GitHub credentials",
+                            Some(_) => "without the time to ask GitHub again",
+                        };
+                        info!(commit = %source.commit, head, "pushed in the same second as the ref's head; {why}, the push that arrived last counts as newest");
+                        CommitOrder::Unknown
+                    }
+                };
                 source.compared = Some(Compared { head, order });
             }
             other => break other,
@@ -334,6 +350,11 @@ where
         Ok(Handled::Ignored(IgnoreReason::DuplicateEvent)) => Started::Yes(answer),
         Ok(Handled::Duplicate { answer }) => Started::Yes(answer),
         Ok(Handled::Ignored(reason)) => skipped(format!("{reason:?}")),
+        // The ref's head kept moving while the push was being ordered: GitHub should send it again.
+        Ok(Handled::Refused(error @ TransitionError::PushOrderUnknown { .. })) => {
+            warn!(%error, pipeline = %pipeline.name, "the push could not be ordered");
+            Started::Failed(json!({ "pipeline": pipeline.name, "reason": format!("{error}; redeliver it") }))
+        }
         Ok(Handled::Refused(error)) => skipped(error.to_string()),
         Err(error) => {
             warn!(error = %Chain(&error), pipeline = %pipeline.name, retryable = error.is_retryable(), "execution not started");
@@ -375,17 +396,14 @@ async fn record<S: PipelineStore, R: EffectRunner>(
     }
 }
 
-/// How `source`'s commit stands against the ref's `head`, as GitHub compares them; `Unknown` when there is no
-/// GitHub to ask, or it does not answer within [`COMPARE_BUDGET`].
+/// How `source`'s commit stands against the ref's `head`, as GitHub compares them; `Unknown` when GitHub does not
+/// answer within `left`.
 async fn compare<G: CommitHistory, C: SecretSource>(
-    github: Option<&GitHubAccess<G, C>>,
+    github: &GitHubAccess<G, C>,
     source: &SourceFacts,
     head: &str,
+    left: Duration,
 ) -> CommitOrder {
-    let Some(github) = github else {
-        info!(commit = %source.commit, head, "pushed in the same second as the ref's head; without GitHub credentials, the push that arrived last counts as newest");
-        return CommitOrder::Unknown;
-    };
     let asked = async {
         let credentials = github.sign_in().await.map_err(|error| Chain(&error).to_string())?;
         github
@@ -394,7 +412,7 @@ async fn compare<G: CommitHistory, C: SecretSource>(
             .await
             .map_err(|error| Chain(&error).to_string())
     };
-    match tokio::time::timeout(COMPARE_BUDGET, asked).await {
+    match tokio::time::timeout(left, asked).await {
         Ok(Ok(order)) => {
             info!(commit = %source.commit, head, ?order, "pushed in the same second as the ref's head; GitHub compared them");
             order

@@ -532,7 +532,8 @@ async fn the_webhook_asks_github_which_of_two_pushes_made_in_the_same_second_is_
     // GIVEN acme/web's main went a -> b -> c -> d, and the webhook function signs in to GitHub as app 42
     let commit = |letter: char| letter.to_string().repeat(40);
     let (a, b, c, d) = (commit('a'), commit('b'), commit('c'), commit('d'));
-    github.commits("acme/web", &[(&a, &[]), (&b, &[&a]), (&c, &[&b]), (&d, &[&c])]);
+    let e = commit('e');
+    github.commits("acme/web", &[(&a, &[]), (&b, &[&a]), (&c, &[&b]), (&d, &[&c]), (&e, &[&d])]);
     let stack = Stack::create().await?;
     let project = unique("web-build");
     stack.create_build_project(&project).await?;
@@ -581,5 +582,10 @@ async fn the_webhook_asks_github_which_of_two_pushes_made_in_the_same_second_is_
     assert_eq!(token.body["permissions"], json!({ "contents": "read" }));
     let compare = format!("GET /repos/acme/web/compare/{d}...{b} installation 200");
     assert!(calls(&requests).contains(&compare), "{:?}", calls(&requests));
+    // AND a push of e, made in that second after d (its `before` a commit sluice never saw), is recorded to run next
+    let (status, next) = deliver("d-e", &commit('f'), &e).await?;
+    assert_eq!((status, &next["executions"][0]["execution_id"]), (202, &json!("web-d-e")), "{next}");
+    let run = deployed.store.execution(&ExecutionId::from("web-d-e")).await?.context("recorded")?;
+    assert_eq!(run.status, Status::Waiting(sluice::pipeline::Stage::Build));
     Ok(())
 }

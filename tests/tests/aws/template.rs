@@ -70,23 +70,29 @@ fn each_secret_is_read_only_by_the_functions_that_need_it_and_only_the_status_pa
         secrets,
         [
             read("GitHubWebhookFunction", "WebhookSecret"),
-            read("GitHubWebhookFunction", "GitHubTokenSecret"),
+            read("GitHubWebhookFunction", "GitHubReadSecret"),
             read("ApprovalFunction", "StatusKeySecret"),
             read("NotifierFunction", "StatusKeySecret"),
             read("NotifierFunction", "GitHubTokenSecret"),
             read("ReconcilerFunction", "GitHubTokenSecret"),
         ]
     );
-    // The GitHub token only when the stack is given one (the webhook orders pushes made in the same second, the
-    // notifier shows runs, the reconciler redelivers pushes).
+    // The GitHub token only when the stack is given one (the notifier shows runs, the reconciler redelivers pushes);
+    // the public webhook never reads it, only a secret of its own that reads contents (to order pushes).
     let tokens: Vec<_> = statements.iter().filter(|statement| statement.sid == "GitHubToken").collect();
-    assert_eq!(tokens.len(), 3);
+    assert_eq!(tokens.len(), 2);
     assert!(tokens.iter().all(|token| token.only_if.as_deref() == Some("ShowsOnGitHub")), "{tokens:?}");
-    let declared = template.parameter("GitHubTokenSecret");
-    assert_eq!(declared["Default"].as_str(), Some(""));
-    let pattern = regex_lite::Regex::new(declared["AllowedPattern"].as_str().context("no AllowedPattern")?)?;
-    assert!(pattern.is_match("") && pattern.is_match("arn:aws:secretsmanager:eu-west-1:123456789012:secret:gh-AbCdEf"));
-    assert!(!pattern.is_match("*") && !pattern.is_match("my-token"));
+    let read: Vec<_> = statements.iter().filter(|statement| statement.sid == "GitHubReadToken").collect();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].only_if.as_deref(), Some("OrdersPushesOnGitHub"));
+    for parameter in ["GitHubTokenSecret", "GitHubReadSecret"] {
+        let declared = template.parameter(parameter);
+        assert_eq!(declared["Default"].as_str(), Some(""));
+        let pattern = regex_lite::Regex::new(declared["AllowedPattern"].as_str().context("no AllowedPattern")?)?;
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gh-AbCdEf";
+        assert!(pattern.is_match("") && pattern.is_match(arn), "{parameter}");
+        assert!(!pattern.is_match("*") && !pattern.is_match("my-token"), "{parameter}");
+    }
     let queries = granting("dynamodb:Query");
     assert_eq!(queries.len(), 1, "{queries:?}");
     assert_eq!(queries[0].0, "ApprovalFunction");

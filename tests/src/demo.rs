@@ -189,7 +189,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         "[pipelines.web.github]\nenvironment = \"production\"\n\n[pipelines.web.deploy]",
         1,
     );
-    Definitions::parse("infra/pipelines.example.toml", &text)?;
+    Definitions::check("infra/pipelines.example.toml", &text)?;
     let revision = store.publish(&text, None, chrono::Utc::now()).await?;
     let how = match scenario {
         _ if scenario.rolling() => ", web deployed by an ECS rolling update",

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, SecretsManagerSecret};
-use sluice::definitions::{Definitions, Pipeline};
+use sluice::definitions::{Definitions, MAX_TEXT, Pipeline};
 use sluice::pipeline::{ApprovalDecision, Execution, ExecutionId, PipelineState, Status, short_commit};
 use sluice::ports::{DefinitionsStore, PipelineStore, SecretSource, with_slash};
 use sluice::status::StatusKey;
@@ -201,10 +201,14 @@ async fn publish(args: &Args<'_>, file: &str) -> Result<()> {
         return Ok(());
     }
     let replacing = current.as_ref().map(|current| current.revision);
-    let revision = store
-        .publish(&text, replacing, chrono::Utc::now())
-        .await
-        .context("publishing (if someone published meanwhile, run the command again)")?;
+    let revision = match store.publish(&text, replacing, chrono::Utc::now()).await {
+        Ok(revision) => revision,
+        Err(error @ sluice::ports::StoreError::Conflict { .. }) => {
+            return Err(anyhow::Error::new(error)
+                .context("publishing: someone published meanwhile; run `sluice show` to see it, then publish again"));
+        }
+        Err(error) => return Err(anyhow::Error::new(error).context("publishing")),
+    };
     println!("published {file} as revision {revision}: {}", summary(&definitions));
     Ok(())
 }
@@ -617,11 +621,31 @@ fn parse_args(args: &[String]) -> Result<Args<'_>> {
     Ok(parsed)
 }
 
+/// The most errors `check` prints; the count of the others follows.
+const SHOWN_ERRORS: usize = 50;
+
 fn load(file: &str) -> Result<(String, Definitions)> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?;
-    let definitions = Definitions::parse(file, &text).map_err(|errors| {
+    use std::io::Read;
+    // Never more than sluice could store (and one byte to tell that it is more): `check /dev/zero` ends at once.
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|opened| opened.take(MAX_TEXT as u64 + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read {file}"))?;
+    if bytes.len() > MAX_TEXT {
+        bail!("{file}: more than {MAX_TEXT} bytes; sluice stores at most that (its table's items hold 400 KB)");
+    }
+    let text = String::from_utf8(bytes).map_err(|error| {
+        let at = error.utf8_error().valid_up_to();
+        anyhow!("{file}: not UTF-8 text (byte {at} is not), as TOML files must be")
+    })?;
+    let definitions = Definitions::check(file, &text).map_err(|errors| {
         let count = errors.0.len();
-        anyhow!("{errors}\n{count} error{} in {file}", if count == 1 { "" } else { "s" })
+        let shown: Vec<String> = errors.0.iter().take(SHOWN_ERRORS).map(ToString::to_string).collect();
+        let more = match count.checked_sub(SHOWN_ERRORS) {
+            Some(more @ 1..) => format!("\n... and {more} more"),
+            _ => String::new(),
+        };
+        anyhow!("{}{more}\n{count} error{} in {file}", shown.join("\n"), if count == 1 { "" } else { "s" })
     })?;
     Ok((text, definitions))
 }

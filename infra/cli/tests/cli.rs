@@ -122,6 +122,34 @@ fn checking_an_invalid_file_fails_and_points_at_the_line() -> Result<()> {
 }
 
 #[test]
+fn checking_reads_no_more_than_sluice_stores_and_prints_the_first_fifty_mistakes_and_how_many_more() -> Result<()> {
+    // `check /dev/zero` ends at once, saying why
+    let output = sluice(&["check", "/dev/zero"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("/dev/zero: more than 358400 bytes; sluice stores at most that"),
+        "{}",
+        stderr(&output)
+    );
+    // 60 empty patterns: 50 shown, then the count of the rest
+    let path = std::env::temp_dir().join(format!("cli-check-many-{}.toml", std::process::id()));
+    let empties = vec!["\"\""; 60].join(", ");
+    std::fs::write(
+        &path,
+        format!(
+            "[pipelines.api]\nsource = {{ repository = \"acme/api\", paths = {{ include = [{empties}] }} }}\n\
+             build = {{ project = \"api-build\" }}\ndeploy = {{ strategy = \"rolling\", cluster = \"c\", service = \"s\" }}\n"
+        ),
+    )?;
+    let output = sluice(&["check", &path.to_string_lossy()]);
+    assert!(!output.status.success());
+    let error = stderr(&output);
+    assert_eq!(error.matches("a pattern cannot be empty").count(), 50, "{error}");
+    assert!(error.contains("... and 10 more\n60 errors in"), "{error}");
+    Ok(())
+}
+
+#[test]
 fn a_mistyped_command_or_option_says_how_to_use_it_and_exits_2() {
     for args in [&["chekc", EXAMPLE][..], &["history", "web", "--limt", "3"], &["history"], &[]] {
         let output = sluice(args);

@@ -28,6 +28,10 @@ pub enum ExecutionMode {
     Queued,
 }
 
+/// The largest definitions file sluice stores, in bytes: the published text is one DynamoDB item (400 KB at most,
+/// with its revision and time), written twice (the current one and the revision's).
+pub const MAX_TEXT: usize = 350 * 1024;
+
 /// All pipelines of one definitions file, by name.
 #[derive(Debug, Clone)]
 pub struct Definitions {
@@ -35,10 +39,33 @@ pub struct Definitions {
 }
 
 impl Definitions {
-    /// Parses and validates a definitions file. `origin` names it in errors (a path, or `pipelines.toml`).
+    /// Reads published definitions. `origin` names the text in errors (a path, or `pipelines.toml`). What an
+    /// earlier version of sluice published stays readable: the rules `check` added since refuse only new files; a
+    /// filter whose patterns cannot be used together accepts nothing.
     pub fn parse(origin: &str, text: &str) -> Result<Self, DefinitionErrors> {
         let raw = raw::parse(origin, text)?;
-        let pipelines = validate::validate(origin, text, raw)?;
+        let pipelines = validate::validate(origin, text, raw, false)?;
+        Ok(Self { pipelines })
+    }
+
+    /// Checks a definitions file as `sluice check` and `sluice publish` do: what it accepts runs as written, and
+    /// what sluice could not store or AWS and GitHub would refuse later is refused now, every mistake at its place.
+    pub fn check(origin: &str, text: &str) -> Result<Self, DefinitionErrors> {
+        if text.len() > MAX_TEXT {
+            return Err(DefinitionErrors(vec![error::DefinitionError {
+                origin: origin.to_owned(),
+                line: 1,
+                column: 1,
+                pipeline: None,
+                field: String::new(),
+                message: format!(
+                    "the file is {} bytes; sluice stores at most {MAX_TEXT} (its table's items hold 400 KB)",
+                    text.len()
+                ),
+            }]));
+        }
+        let raw = raw::parse(origin, text)?;
+        let pipelines = validate::validate(origin, text, raw, true)?;
         Ok(Self { pipelines })
     }
 
@@ -133,6 +160,7 @@ pub struct GlobFilter {
     pub exclude: Vec<String>,
     include_set: GlobSet,
     exclude_set: GlobSet,
+    usable: bool,
 }
 
 impl GlobFilter {
@@ -144,11 +172,17 @@ impl GlobFilter {
             }
             builder.build()
         }
-        Ok(Self { include_set: set(&include)?, exclude_set: set(&exclude)?, include, exclude })
+        Ok(Self { include_set: set(&include)?, exclude_set: set(&exclude)?, include, exclude, usable: true })
+    }
+
+    /// A filter whose patterns could not be made into one (published before `check` refused them): it accepts
+    /// nothing, rather than everything.
+    pub(crate) fn unusable(include: Vec<String>, exclude: Vec<String>) -> Self {
+        Self { include, exclude, include_set: GlobSet::empty(), exclude_set: GlobSet::empty(), usable: false }
     }
 
     pub fn accepts(&self, name: &str) -> bool {
-        (self.include.is_empty() || self.include_set.is_match(name)) && !self.exclude_set.is_match(name)
+        self.usable && (self.include.is_empty() || self.include_set.is_match(name)) && !self.exclude_set.is_match(name)
     }
 }
 

@@ -30,9 +30,9 @@ pub(super) struct RawPipeline {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSource {
     pub repository: Spanned<String>,
-    pub branches: Option<RawFilter>,
-    pub tags: Option<RawFilter>,
-    pub paths: Option<RawFilter>,
+    pub branches: Option<Spanned<RawFilter>>,
+    pub tags: Option<Spanned<RawFilter>>,
+    pub paths: Option<Spanned<RawFilter>>,
 }
 
 #[derive(Debug, Deserialize)]

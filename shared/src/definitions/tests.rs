@@ -5,7 +5,7 @@ use super::*;
 const EXAMPLE: &str = include_str!("../../../infra/pipelines.example.toml");
 
 fn errors(text: &str) -> Vec<String> {
-    match Definitions::parse("pipelines.toml", text) {
+    match Definitions::check("pipelines.toml", text) {
         Ok(_) => panic!("expected errors, the file loaded"),
         Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
     }
@@ -34,7 +34,7 @@ fn every_pipeline_the_readme_shows_is_valid_and_deploys_by_the_strategy_it_names
     let mut strategies = Vec::new();
     for example in examples {
         let text = if example.contains(".source]") { example.clone() } else { format!("{web}{example}") };
-        let definitions = match Definitions::parse("README.md", &text) {
+        let definitions = match Definitions::check("README.md", &text) {
             Ok(definitions) => definitions,
             Err(errors) => panic!("{errors}\nin:\n{example}"),
         };
@@ -53,7 +53,7 @@ fn every_pipeline_the_readme_shows_is_valid_and_deploys_by_the_strategy_it_names
 
 #[test]
 fn the_example_file_loads_with_both_deploy_strategies() {
-    let definitions = Definitions::parse("pipelines.example.toml", EXAMPLE).expect("the example is valid");
+    let definitions = Definitions::check("pipelines.example.toml", EXAMPLE).expect("the example is valid");
     assert_eq!(definitions.len(), 2);
     let web = definitions.get("web").expect("web");
     assert_eq!(web.mode, ExecutionMode::Superseded);
@@ -150,7 +150,7 @@ interval = "1h"
     let expected = [
         "pipelines.toml:2:8: pipeline `web`, field `mode`: must be \"superseded\" or \"queued\"",
         "pipelines.toml:5:14: pipeline `web`, field `source.repository`: must look like owner/name",
-        "pipelines.toml:6:25: pipeline `web`, field `source.branches.include`: invalid glob",
+        "pipelines.toml:6:25: pipeline `web`, field `source.branches.include[0]`: invalid glob",
         "pipelines.toml:9:11: pipeline `web`, field `build.project`: must be a CodeBuild project name",
         "pipelines.toml:10:17: pipeline `web`, field `build.environment.CODEBUILD_X`: names starting with CODEBUILD_",
         "pipelines.toml:13:9: pipeline `web`, field `approval.topic`: must be an SNS topic ARN",
@@ -466,4 +466,131 @@ fn a_deploy_timeout_and_host_access_are_read_and_default_to_an_hour_and_off() {
         let errors = errors(&text);
         assert!(errors.iter().any(|e| e.contains("deploy.timeout") && e.contains(says)), "{timeout}: {errors:?}");
     }
+}
+
+/// MINIMAL's pipeline with `line` added to its source table.
+fn with_source(line: &str) -> String {
+    MINIMAL
+        .replace("source = { repository = \"acme/api\" }", &format!("source = {{ repository = \"acme/api\", {line} }}"))
+}
+
+#[test]
+fn a_filter_too_big_to_match_with_is_refused_at_its_place_and_one_published_before_accepts_nothing() {
+    // A glob, but beyond what one matcher takes (its size limit)
+    let text =
+        with_source(&format!("branches = {{ include = [\"release/*\"], exclude = [\"{}\"] }}", "?".repeat(200_000)));
+    let found = errors(&text);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].contains("field `source.branches`: these patterns cannot be used together"), "{}", found[0]);
+    assert!(found[1].contains("field `source.branches.exclude[0]`: a pattern is at most 256 bytes (got 200000)"));
+    // Read as published by an earlier version, the pipeline builds nothing rather than every branch
+    let read = Definitions::parse("published", &text).expect("readable");
+    let source = &read.get("api").expect("api").source;
+    assert!(!source.accepts_ref("refs/heads/release/1", "main") && !source.accepts_ref("refs/heads/main", "main"));
+}
+
+#[test]
+fn a_pattern_over_256_bytes_or_a_list_over_100_patterns_is_refused_with_its_size() {
+    let long = format!("branches = {{ include = [\"{}\"] }}", "a".repeat(257));
+    assert!(
+        errors(&with_source(&long))[0]
+            .contains("field `source.branches.include[0]`: a pattern is at most 256 bytes (got 257)")
+    );
+    let many: Vec<String> = (0..101).map(|i| format!("\"b{i}\"")).collect();
+    let many = format!("paths = {{ include = [{}] }}", many.join(", "));
+    let found = errors(&with_source(&many));
+    assert!(found[0].contains("field `source.paths.include`: at most 100 patterns (got 101)"), "{found:?}");
+}
+
+#[test]
+fn a_branch_or_tag_filter_without_include_is_refused_saying_how_to_mean_every_branch() {
+    for (filter, every) in [
+        ("branches = { exclude = [\"main\"] }", "every branch but those excluded"),
+        ("branches = { include = [], exclude = [\"main\"] }", "every branch but those excluded"),
+        ("tags = {}", "every tag"),
+    ] {
+        let found = errors(&with_source(filter));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains(every) && found[0].contains("include = [\"**\"]"), "{}", found[0]);
+    }
+    // Meant on purpose, it is taken; a path filter may exclude alone (every change but the docs)
+    let meant =
+        with_source("branches = { include = [\"**\"], exclude = [\"main\"] }, paths = { exclude = [\"docs/**\"] }");
+    let source = Definitions::check("pipelines.toml", &meant).expect("valid").get("api").expect("api").source.clone();
+    assert!(source.accepts_ref("refs/heads/feature/x", "main") && !source.accepts_ref("refs/heads/main", "main"));
+    assert!(!source.accepts_files(["docs/a.md"]) && source.accepts_files(["src/a.rs"]));
+}
+
+#[test]
+fn what_aws_or_github_would_refuse_later_is_refused_by_check_naming_the_limit() {
+    let cases = [
+        (MINIMAL.replace("acme/api", &format!("{}/api", "o".repeat(40))), "a GitHub owner is at most 39 characters (got 40)"),
+        (MINIMAL.replace("acme/api", &format!("acme/{}", "n".repeat(101))), "a GitHub repository name is at most 100 characters (got 101)"),
+        (MINIMAL.replace("cluster = \"internal\"", "cluster = \"arn:nonsense\""), "is not an ECS cluster ARN (such as arn:aws:ecs:"),
+        (format!("{MINIMAL}[pipelines.api.notify]\ntopic = \"arn:aws:sns:eu-west-1:123456789012:runs.fifo\"\n"), "is a FIFO topic (.fifo)"),
+        (
+            MINIMAL.replace(
+                "deploy = { strategy = \"rolling\", cluster = \"internal\", service = \"api\" }",
+                "deploy = { strategy = \"blue_green\", cluster = \"internal\", service = \"api\", application = \"api\", deployment_group = \"api\", deployment_config = \"CodeDeployDefault.LambdaAllAtOnce\" }",
+            ),
+            "is not one of CodeDeploy's configurations for ECS",
+        ),
+    ];
+    for (text, expected) in cases {
+        let found = errors(&text);
+        assert!(found.iter().any(|e| e.contains(expected)), "{expected}: {found:?}");
+        // Published before these were rules, the same text is still read
+        Definitions::parse("published", &text).expect("readable as published");
+    }
+}
+
+#[test]
+fn a_check_url_needs_a_host_and_a_port_from_1_to_65535_and_a_long_one_is_told_its_length() {
+    let with_url = |url: &str| {
+        format!(
+            "[pipelines.api.source]\nrepository = \"acme/api\"\n[pipelines.api.build]\nproject = \"api-build\"\n\
+             [pipelines.api.deploy]\nstrategy = \"rolling\"\ncluster = \"internal\"\nservice = \"api\"\n\
+             [[pipelines.api.deploy.checks]]\nhook = \"AfterRollout\"\nurl = \"{url}\"\n"
+        )
+    };
+    for url in ["http://web-test:8080/health", "https://api.example.com./x?y", "http://[::1]:8080/", "http://10.0.0.1/"]
+    {
+        if let Err(errors) = Definitions::check("pipelines.toml", &with_url(url)) {
+            panic!("{url}: {errors}");
+        }
+    }
+    for url in ["http://:::", "http://@", "http://web:99999/health", "http://web:0/", "https://-bad-/"] {
+        let found = errors(&with_url(url));
+        assert_eq!(found.len(), 1, "{url}: {found:?}");
+        assert!(found[0].contains("field `deploy.checks[0].url`"), "{}", found[0]);
+    }
+    let long = format!("http://web/{}", "p".repeat(502));
+    let found = errors(&with_url(&long));
+    assert!(found[0].ends_with("a URL is at most 512 bytes (got 513)"), "{}", found[0]);
+}
+
+#[test]
+fn a_file_larger_than_sluice_stores_is_refused_before_it_is_read() {
+    let text = format!("{MINIMAL}#{}\n", "x".repeat(MAX_TEXT));
+    let found = errors(&text);
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].starts_with("pipelines.toml:1:1: the file is") && found[0].contains("at most 358400"),
+        "{}",
+        found[0]
+    );
+}
+
+#[test]
+fn twenty_thousand_mistakes_are_placed_in_well_under_a_second() {
+    // One pipeline whose path filter lists 20,000 empty patterns, one a line
+    let empties = "\"\",\n".repeat(20_000);
+    let text = with_source("paths = { include = [\"src/**\"] }").replace("[\"src/**\"]", &format!("[\n{empties}]"));
+    let started = std::time::Instant::now();
+    let found = Definitions::check("many.toml", &text).expect_err("every pattern is empty");
+    let took = started.elapsed();
+    assert_eq!(found.0.len(), 20_001, "{}", found.0[0]);
+    assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+    let lines: Vec<usize> = found.0.iter().filter(|e| e.message.contains("cannot be empty")).map(|e| e.line).collect();
+    assert_eq!((lines[0], lines[19_999]), (4, 20_003));
 }

@@ -5,13 +5,14 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::error::{DefinitionError, DefinitionErrors, line_column};
+use super::error::{DefinitionError, DefinitionErrors, LineIndex};
 use super::raw::{RawApproval, RawCheck, RawDeploy, RawFile, RawFilter, RawPauseApproval, RawPipeline, RawSource};
 use super::{
     Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker, DeployTarget, ECS_STAGES,
     EcsNative, ExecutionMode, GitHubReport, GlobFilter, Notify, PAUSE_STAGES, PRE_PRODUCTION_TRAFFIC_SHIFT,
     PauseAction, PauseApproval, Pipeline, ROLLING_HOOKS, Rolling, Source, TrafficShift,
 };
+use crate::pipeline::bounded;
 
 const MINUTE: u64 = 60;
 const DAY: u64 = 24 * 60 * MINUTE;
@@ -33,13 +34,25 @@ const DEPLOY_TIMEOUT_RANGE: (u64, u64) = (MINUTE, 7 * DAY);
 struct Checker<'a> {
     origin: &'a str,
     text: &'a str,
+    /// Where each line starts, found once.
+    lines: LineIndex,
     pipeline: Option<String>,
     errors: Vec<DefinitionError>,
+    /// `sluice check`'s rules too, not only those published definitions were read by before them.
+    strict: bool,
 }
 
 impl Checker<'_> {
+    /// A mistake `sluice check` refuses, which published definitions written before it was a rule are still read
+    /// with.
+    fn refuse(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
+        if self.strict {
+            self.error(span, field, message);
+        }
+    }
+
     fn error(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
-        let (line, column) = line_column(self.text, span.start);
+        let (line, column) = self.lines.line_column(self.text, span.start);
         self.errors.push(DefinitionError {
             origin: self.origin.to_owned(),
             line,
@@ -54,25 +67,53 @@ impl Checker<'_> {
     fn text(&mut self, value: &Spanned<String>, field: &str, valid: fn(&str) -> bool, what: &str) -> String {
         let text = value.get_ref().trim();
         if !valid(text) {
-            self.error(value.span(), field, format!("{what} (got {:?})", value.get_ref()));
+            self.error(value.span(), field, format!("{what} (got {:?})", bounded(value.get_ref(), SHOWN)));
         }
         text.to_owned()
     }
 
-    fn filter(&mut self, raw: Option<RawFilter>, field: &str) -> Option<GlobFilter> {
+    /// As [`Checker::text`], then what AWS or GitHub would refuse later of a string of the right shape (`problem`),
+    /// refused now.
+    fn checked(
+        &mut self,
+        value: &Spanned<String>,
+        field: &str,
+        (valid, what): (fn(&str) -> bool, &str),
+        problem: fn(&str) -> Option<String>,
+    ) -> String {
+        let text = self.text(value, field, valid, what);
+        if valid(&text)
+            && let Some(problem) = problem(&text)
+        {
+            self.refuse(value.span(), field, problem);
+        }
+        text
+    }
+
+    fn filter(&mut self, raw: Option<Spanned<RawFilter>>, field: &str) -> Option<GlobFilter> {
         let raw = raw?;
+        let span = raw.span();
+        let raw = raw.into_inner();
+        // Whether every pattern is a glob (a pattern that is not was reported as such).
+        let mut usable = true;
         let mut patterns = |list: Vec<Spanned<String>>, which: &str| -> Vec<String> {
+            let name = format!("{field}.{which}");
+            if let Some(beyond) = list.get(MAX_PATTERNS) {
+                let message = format!("at most {MAX_PATTERNS} patterns (got {})", list.len());
+                self.refuse(beyond.span(), &name, message);
+            }
             let mut out = Vec::new();
-            for pattern in list {
-                let name = format!("{field}.{which}");
+            for (i, pattern) in list.into_iter().enumerate() {
+                usable &= !pattern.get_ref().is_empty() && globset::Glob::new(pattern.get_ref()).is_ok();
+                let name = format!("{name}[{i}]");
+                let shown = bounded(pattern.get_ref(), SHOWN);
                 if pattern.get_ref().is_empty() {
                     self.error(pattern.span(), &name, "a pattern cannot be empty");
+                } else if pattern.get_ref().len() > MAX_PATTERN {
+                    let message = format!("a pattern is at most {MAX_PATTERN} bytes (got {})", pattern.get_ref().len());
+                    self.refuse(pattern.span(), &name, message);
                 } else if let Err(error) = globset::Glob::new(pattern.get_ref()) {
-                    self.error(
-                        pattern.span(),
-                        &name,
-                        format!("invalid glob {:?}: {}", pattern.get_ref(), error.kind()),
-                    );
+                    self.error(pattern.span(), &name, format!("invalid glob {shown:?}: {}", error.kind()));
                 }
                 out.push(pattern.into_inner());
             }
@@ -80,8 +121,26 @@ impl Checker<'_> {
         };
         let include = patterns(raw.include, "include");
         let exclude = patterns(raw.exclude, "exclude");
-        // Patterns were checked one by one above; a set that still fails to build was already reported.
-        GlobFilter::new(include, exclude).ok()
+        // `exclude` alone means every other branch or tag: almost never what someone means by a deploy trigger.
+        if include.is_empty() && field != "source.paths" {
+            let every = if field == "source.tags" { "every tag" } else { "every branch" };
+            let message = format!(
+                "needs `include`: without it, the filter takes {every}{} (to mean that, write include = [\"**\"])",
+                if exclude.is_empty() { "" } else { " but those excluded" }
+            );
+            self.refuse(span.clone(), field, message);
+        }
+        match GlobFilter::new(include.clone(), exclude.clone()) {
+            Ok(filter) => Some(filter),
+            Err(_) if !usable => Some(GlobFilter::unusable(include, exclude)),
+            Err(error) => {
+                // Each pattern is a glob; together they are too much for one matcher (its size limit).
+                let message =
+                    format!("these patterns cannot be used together ({}): use fewer or simpler ones", error.kind());
+                self.refuse(span, field, message);
+                Some(GlobFilter::unusable(include, exclude))
+            }
+        }
     }
 
     fn duration(&mut self, value: &Spanned<String>, field: &str, range: (u64, u64)) -> Option<u64> {
@@ -109,8 +168,13 @@ impl Checker<'_> {
     }
 }
 
-pub(super) fn validate(origin: &str, text: &str, raw: RawFile) -> Result<BTreeMap<String, Pipeline>, DefinitionErrors> {
-    let mut checker = Checker { origin, text, pipeline: None, errors: Vec::new() };
+pub(super) fn validate(
+    origin: &str,
+    text: &str,
+    raw: RawFile,
+    strict: bool,
+) -> Result<BTreeMap<String, Pipeline>, DefinitionErrors> {
+    let mut checker = Checker { origin, text, lines: LineIndex::new(text), pipeline: None, errors: Vec::new(), strict };
     if raw.pipelines.is_empty() {
         checker.error(0..0, "pipelines", "no pipeline is defined: add a [pipelines.<name>] table");
     }
@@ -131,6 +195,12 @@ pub(super) fn validate(origin: &str, text: &str, raw: RawFile) -> Result<BTreeMa
         Err(DefinitionErrors(checker.errors))
     }
 }
+
+/// The longest glob pattern, and the most patterns in one list, a filter takes.
+pub const MAX_PATTERN: usize = 256;
+pub const MAX_PATTERNS: usize = 100;
+/// How much of a value an error message quotes.
+const SHOWN: usize = 80;
 
 /// Bounds that keep a pipeline's stored state far below DynamoDB's 400 KB item limit.
 pub const MAX_ENV_VARIABLES: usize = 20;
@@ -197,9 +267,9 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) ->
         .as_ref()
         .and_then(|timeout| checker.minutes(timeout, "deploy.timeout", DEPLOY_TIMEOUT_RANGE));
     let deploy = validate_deploy(checker, raw.deploy, approval_topic);
-    let notify = raw.notify.map(|notify| Notify {
-        topic_arn: checker.text(&notify.topic, "notify.topic", is_sns_topic_arn, "must be an SNS topic ARN"),
-    });
+    let notify = raw
+        .notify
+        .map(|notify| Notify { topic_arn: checker.checked(&notify.topic, "notify.topic", TOPIC, fifo_topic) });
     let github = raw.github.map(|github| GitHubReport {
         environment: match &github.environment {
             Some(environment) => checker.text(
@@ -226,7 +296,12 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) ->
 
 fn validate_source(checker: &mut Checker<'_>, raw: RawSource) -> Source {
     Source {
-        repository: checker.text(&raw.repository, "source.repository", is_repository, "must look like owner/name"),
+        repository: checker.checked(
+            &raw.repository,
+            "source.repository",
+            (is_repository, "must look like owner/name"),
+            repository_too_long,
+        ),
         branches: checker.filter(raw.branches, "source.branches"),
         tags: checker.filter(raw.tags, "source.tags"),
         paths: checker.filter(raw.paths, "source.paths"),
@@ -234,7 +309,7 @@ fn validate_source(checker: &mut Checker<'_>, raw: RawSource) -> Source {
 }
 
 fn validate_approval(checker: &mut Checker<'_>, raw: RawApproval) -> Approval {
-    let topic_arn = checker.text(&raw.topic, "approval.topic", is_sns_topic_arn, "must be an SNS topic ARN");
+    let topic_arn = checker.checked(&raw.topic, "approval.topic", TOPIC, fifo_topic);
     let timeout_secs = raw
         .timeout
         .as_ref()
@@ -246,8 +321,14 @@ fn validate_approval(checker: &mut Checker<'_>, raw: RawApproval) -> Approval {
 /// `approval_topic`: the pipeline's approval topic, which an approval inside the deployment uses unless it names its
 /// own.
 fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic: Option<&str>) -> DeployTarget {
-    let cluster = checker.text(&raw.cluster, "deploy.cluster", is_ecs_name, "must be an ECS cluster name or ARN");
-    let service = checker.text(&raw.service, "deploy.service", is_ecs_name, "must be an ECS service name or ARN");
+    let cluster =
+        checker.checked(&raw.cluster, "deploy.cluster", (is_ecs_name, "must be an ECS cluster name or ARN"), |text| {
+            arn_problem(text, "cluster/", "arn:aws:ecs:eu-west-1:123456789012:cluster/prod")
+        });
+    let service =
+        checker.checked(&raw.service, "deploy.service", (is_ecs_name, "must be an ECS service name or ARN"), |text| {
+            arn_problem(text, "service/", "arn:aws:ecs:eu-west-1:123456789012:service/prod/web")
+        });
     let allow_host = raw.allow_host.as_ref().is_some_and(|allow| *allow.get_ref());
     let strategy = raw.strategy.get_ref().as_str();
     let native = NATIVE_STRATEGIES.contains(&strategy);
@@ -342,11 +423,11 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic
                 "must be a CodeDeploy deployment group name",
             );
             let deployment_config = match &raw.deployment_config {
-                Some(value) => checker.text(
+                Some(value) => checker.checked(
                     value,
                     "deploy.deployment_config",
-                    is_codedeploy_name,
-                    "must be a CodeDeploy deployment configuration name",
+                    (is_codedeploy_name, "must be a CodeDeploy deployment configuration name"),
+                    non_ecs_deployment_config,
                 ),
                 None => DEFAULT_DEPLOYMENT_CONFIG.to_owned(),
             };
@@ -578,7 +659,7 @@ fn validate_pause(
         );
     }
     let topic_arn = match (&raw.topic, approval_topic) {
-        (Some(topic), _) => checker.text(topic, "deploy.approval.topic", is_sns_topic_arn, "must be an SNS topic ARN"),
+        (Some(topic), _) => checker.checked(topic, "deploy.approval.topic", TOPIC, fifo_topic),
         (None, Some(topic)) => topic.to_owned(),
         (None, None) => {
             checker.error(span, "deploy.approval.topic", "is required when the pipeline has no [approval] topic");
@@ -620,7 +701,13 @@ fn validate_check(checker: &mut Checker<'_>, index: usize, raw: Spanned<RawCheck
             format!("must be one of {} (got {:?})", hooks.join(", "), raw.hook.get_ref()),
         );
     }
-    let url = checker.text(&raw.url, &field("url"), is_http_url, "must be an http:// or https:// URL");
+    let url = if raw.url.get_ref().len() > MAX_URL {
+        let message = format!("a URL is at most {MAX_URL} bytes (got {})", raw.url.get_ref().len());
+        checker.error(raw.url.span(), &field("url"), message);
+        String::new()
+    } else {
+        checker.checked(&raw.url, &field("url"), (is_http_url, "must be an http:// or https:// URL"), url_problem)
+    };
     let expect_status = match &raw.expect_status {
         Some(status) => match u16::try_from(*status.get_ref()) {
             Ok(code @ 100..=599) => code,
@@ -705,6 +792,99 @@ fn format_duration(secs: u64) -> String {
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s if s % MINUTE == 0 => format!("{}m", s / MINUTE),
         s => format!("{s}s"),
+    }
+}
+
+const TOPIC: (fn(&str) -> bool, &str) = (is_sns_topic_arn, "must be an SNS topic ARN");
+
+/// GitHub's limits: an account (the owner) is at most 39 characters, a repository's name at most 100.
+fn repository_too_long(text: &str) -> Option<String> {
+    let (owner, name) = text.split_once('/')?;
+    if owner.len() > 39 {
+        return Some(format!("a GitHub owner is at most 39 characters (got {})", owner.len()));
+    }
+    (name.len() > 100).then(|| format!("a GitHub repository name is at most 100 characters (got {})", name.len()))
+}
+
+/// A FIFO topic takes no email subscriptions, and sluice publishes without a message group.
+fn fifo_topic(text: &str) -> Option<String> {
+    text.ends_with(".fifo").then(|| {
+        "is a FIFO topic (.fifo): FIFO topics take no email subscriptions, and sluice publishes to standard topics"
+            .to_owned()
+    })
+}
+
+/// An ARN given for an ECS cluster or service must be one: `arn:<partition>:ecs:<region>:<account>:<kind>...`.
+fn arn_problem(text: &str, kind: &str, example: &str) -> Option<String> {
+    if !text.starts_with("arn:") {
+        return None;
+    }
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    let valid = parts.len() == 6
+        && parts[1].starts_with("aws")
+        && parts[2] == "ecs"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].strip_prefix(kind).is_some_and(|name| !name.is_empty() && !name.ends_with('/'));
+    (!valid).then(|| format!("is not an ECS {} ARN (such as {example})", kind.trim_end_matches('/')))
+}
+
+/// CodeDeploy's predefined configurations for ECS
+/// (<https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-configurations.html>); a configuration of
+/// your own is any other name not starting with `CodeDeployDefault.`.
+const ECS_DEPLOYMENT_CONFIGS: [&str; 5] = [
+    "CodeDeployDefault.ECSAllAtOnce",
+    "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+    "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
+    "CodeDeployDefault.ECSCanary10Percent5Minutes",
+    "CodeDeployDefault.ECSCanary10Percent15Minutes",
+];
+
+fn non_ecs_deployment_config(text: &str) -> Option<String> {
+    (text.starts_with("CodeDeployDefault.") && !ECS_DEPLOYMENT_CONFIGS.contains(&text))
+        .then(|| format!("is not one of CodeDeploy's configurations for ECS: {}", ECS_DEPLOYMENT_CONFIGS.join(", ")))
+}
+
+/// A URL's authority must name a host (a name, an IPv4 address or a bracketed IPv6 one) and, if any, a port from 1
+/// to 65535; credentials (`user@`) are not taken.
+fn url_problem(text: &str) -> Option<String> {
+    let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Some("a URL with credentials (user@host) is not taken: checks send none".to_owned());
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((address, after)) if address.parse::<std::net::Ipv6Addr>().is_ok() => match after {
+                "" => (address, None),
+                after => match after.strip_prefix(':') {
+                    Some(port) => (address, Some(port)),
+                    None => return Some("the URL has something between its host and its path".to_owned()),
+                },
+            },
+            _ => return Some("the URL's host is not a valid IPv6 address in brackets".to_owned()),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let label = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if !authority.starts_with('[') && (name.is_empty() || name.len() > 253 || !name.split('.').all(label)) {
+        return Some(format!("the URL names no valid host (got {:?})", bounded(host, SHOWN)));
+    }
+    match port.map(|port| port.parse::<u16>()) {
+        Some(Ok(1..)) | None => None,
+        Some(_) => {
+            Some(format!("the URL's port must be from 1 to 65535 (got {:?})", bounded(port.unwrap_or(""), SHOWN)))
+        }
     }
 }
 

@@ -834,7 +834,9 @@ async fn wait_for_email(topic: &str) -> Result<(String, String)> {
 
 /// The `n`th email (from 0) SNS recorded on `topic`: subject and text.
 async fn wait_for_nth_email(topic: &str, n: usize) -> Result<(String, String)> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // A canary's pause comes after its test traffic shift, its checks and its canary step: under a full test run on
+    // two cores that can take longer than half a minute.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
         if let Some((subject, message)) = sns_messages(topic).await?.into_iter().nth(n) {
             let message: Value = serde_json::from_str(&message).context("the SNS message is not JSON")?;
@@ -842,7 +844,7 @@ async fn wait_for_nth_email(topic: &str, n: usize) -> Result<(String, String)> {
             return Ok((subject.unwrap_or_default(), text));
         }
         if std::time::Instant::now() > deadline {
-            anyhow::bail!("nothing was published to {topic} within 30 s");
+            anyhow::bail!("nothing was published to {topic} within 90 s");
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

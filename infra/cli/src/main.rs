@@ -74,6 +74,7 @@ async fn run(args: &[String]) -> Result<ExitCode> {
         args.words.get(i).copied().ok_or_else(|| usage(format!("{} needs {what}", args.command)))
     };
     match args.command {
+        "check" if args.json => return check_json(word(0, "a FILE")?),
         "check" => {
             let (_, definitions) = load(word(0, "a FILE")?)?;
             println!("ok: {}", summary(&definitions));
@@ -624,9 +625,9 @@ fn parse_args(args: &[String]) -> Result<Args<'_>> {
 /// The most errors `check` prints; the count of the others follows.
 const SHOWN_ERRORS: usize = 50;
 
-fn load(file: &str) -> Result<(String, Definitions)> {
+/// The file, if it is no larger than what sluice stores: never more of it is read (`check /dev/zero` ends at once).
+fn read_definitions(file: &str) -> Result<String> {
     use std::io::Read;
-    // Never more than sluice could store (and one byte to tell that it is more): `check /dev/zero` ends at once.
     let mut bytes = Vec::new();
     std::fs::File::open(file)
         .and_then(|opened| opened.take(MAX_TEXT as u64 + 1).read_to_end(&mut bytes))
@@ -634,10 +635,14 @@ fn load(file: &str) -> Result<(String, Definitions)> {
     if bytes.len() > MAX_TEXT {
         bail!("{file}: more than {MAX_TEXT} bytes; sluice stores at most that (its table's items hold 400 KB)");
     }
-    let text = String::from_utf8(bytes).map_err(|error| {
+    String::from_utf8(bytes).map_err(|error| {
         let at = error.utf8_error().valid_up_to();
         anyhow!("{file}: not UTF-8 text (byte {at} is not), as TOML files must be")
-    })?;
+    })
+}
+
+fn load(file: &str) -> Result<(String, Definitions)> {
+    let text = read_definitions(file)?;
     let definitions = Definitions::check(file, &text).map_err(|errors| {
         let count = errors.0.len();
         let shown: Vec<String> = errors.0.iter().take(SHOWN_ERRORS).map(ToString::to_string).collect();
@@ -650,10 +655,106 @@ fn load(file: &str) -> Result<(String, Definitions)> {
     Ok((text, definitions))
 }
 
+/// `sluice --json check FILE`: every mistake as data (for editors and CI), or the pipelines; exits 1 with mistakes.
+fn check_json(file: &str) -> Result<ExitCode> {
+    let text = read_definitions(file)?;
+    let (answer, code) = match Definitions::check(file, &text) {
+        Ok(definitions) => {
+            let pipelines: Vec<serde_json::Value> = definitions
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "name": p.name, "repository": p.source.repository, "triggers": triggers(&p.source),
+                        "gates": gates(p), "deploys": deploys(p),
+                    })
+                })
+                .collect();
+            (serde_json::json!({ "ok": true, "pipelines": pipelines }), ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            let errors: Vec<serde_json::Value> = errors
+                .0
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "file": e.origin, "line": e.line, "column": e.column, "pipeline": e.pipeline,
+                        "field": e.field, "message": e.message,
+                    })
+                })
+                .collect();
+            (serde_json::json!({ "ok": false, "errors": errors }), ExitCode::FAILURE)
+        }
+    };
+    println!("{answer}");
+    Ok(code)
+}
+
+/// How many pipelines, then a line each: what triggers it, what gates it, where it deploys.
 fn summary(definitions: &Definitions) -> String {
-    let describe = |p: &Pipeline| format!("{} ({}, {})", p.name, p.source.repository, p.deploy.strategy());
-    let names: Vec<String> = definitions.iter().map(describe).collect();
-    format!("{} pipeline{}: {}", names.len(), if names.len() == 1 { "" } else { "s" }, names.join(", "))
+    let count = definitions.len();
+    let mut out = format!("{count} pipeline{}", if count == 1 { "" } else { "s" });
+    for p in definitions.iter() {
+        let gates = gates(p);
+        let gates = if gates.is_empty() { String::new() } else { format!(", {}", gates.join(", ")) };
+        out += &format!(
+            "\n  {}: {} {}; build {}{gates}; {}",
+            p.name,
+            p.source.repository,
+            triggers(&p.source),
+            p.build.project,
+            deploys(p)
+        );
+    }
+    out
+}
+
+/// What pushes start a pipeline: `pushes to main, release/* (not release/old) when src/** changes`.
+fn triggers(source: &sluice::definitions::Source) -> String {
+    let globs = |filter: &sluice::definitions::GlobFilter| {
+        let mut said = if filter.include.is_empty() { "any".to_owned() } else { filter.include.join(", ") };
+        if !filter.exclude.is_empty() {
+            said += &format!(" (not {})", filter.exclude.join(", "));
+        }
+        said
+    };
+    let mut refs = Vec::new();
+    match (&source.branches, &source.tags) {
+        (Some(branches), _) => refs.push(format!("branches {}", globs(branches))),
+        (None, None) => refs.push("the default branch".to_owned()),
+        (None, Some(_)) => {}
+    }
+    if let Some(tags) = &source.tags {
+        refs.push(format!("tags {}", globs(tags)));
+    }
+    let files = source.paths.as_ref().map(|paths| format!(" when files {} change", globs(paths))).unwrap_or_default();
+    format!("pushes to {}{files}", refs.join(" and "))
+}
+
+/// Who must agree before it deploys: the approval stage's topic, a pause's stage and topic.
+fn gates(p: &Pipeline) -> Vec<String> {
+    let mut gates = Vec::new();
+    if let Some(approval) = &p.approval {
+        gates.push(format!("approval by {}", approval.topic_arn));
+    }
+    if let sluice::definitions::DeployTarget::EcsNative(native) = &p.deploy
+        && let Some(pause) = &native.approval
+    {
+        gates.push(format!("approval at {} by {}", pause.stage, pause.topic_arn));
+    }
+    gates
+}
+
+/// Where it deploys: `rolling update of prod/web`.
+fn deploys(p: &Pipeline) -> String {
+    use sluice::definitions::DeployTarget;
+    match &p.deploy {
+        DeployTarget::BlueGreen(bg) => format!(
+            "CodeDeploy blue/green of {}/{} ({}/{}, {})",
+            bg.cluster, bg.service, bg.application, bg.deployment_group, bg.deployment_config
+        ),
+        DeployTarget::Rolling(rolling) => format!("rolling update of {}/{}", rolling.cluster, rolling.service),
+        DeployTarget::EcsNative(native) => format!("{} of {}/{}", p.deploy.strategy(), native.cluster, native.service),
+    }
 }
 
 /// Colours for a terminal (none when the output is not one, or `NO_COLOR` is set).

@@ -102,7 +102,37 @@ fn broken_copy(name: &str) -> Result<std::path::PathBuf> {
 fn checking_a_valid_file_lists_its_pipelines() {
     let output = sluice(&["check", EXAMPLE]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stdout(&output).trim(), "ok: 2 pipelines: api (acme/api, rolling), web (acme/web, blue_green)");
+    // What triggers each, what gates it and where it deploys: what a filter means, at a glance
+    assert_eq!(
+        stdout(&output).trim(),
+        "ok: 2 pipelines\n  api: acme/api pushes to the default branch; build api-build; rolling update of internal/api\n  \
+         web: acme/web pushes to branches main, release/* and tags v* (not v*-rc*) when files src/**, Dockerfile (not \
+         **/*.md) change; build web-build, approval by arn:aws:sns:eu-west-1:123456789012:web-approvals; CodeDeploy \
+         blue/green of prod/web (web/web-prod, CodeDeployDefault.ECSCanary10Percent5Minutes)"
+    );
+    // The README shows it as it is
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README");
+    for line in stdout(&output).lines() {
+        assert!(readme.lines().any(|shown| shown == line), "the README does not show {line:?}");
+    }
+}
+
+#[test]
+fn checking_with_json_gives_every_mistake_as_data_for_editors_and_ci() -> Result<()> {
+    let path = broken_copy("cli-check-json.toml")?;
+    let output = sluice(&["--json", "check", &path.to_string_lossy()]);
+    assert_eq!(output.status.code(), Some(1));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&output))?;
+    assert_eq!(answer["ok"], false);
+    let error = &answer["errors"][0];
+    assert_eq!((error["line"].as_u64(), error["column"].as_u64()), (Some(9), Some(14)), "{answer}");
+    assert_eq!((error["pipeline"].as_str(), error["field"].as_str()), (Some("web"), Some("source.repository")));
+    assert!(error["message"].as_str().is_some_and(|m| m.starts_with("must look like owner/name")), "{answer}");
+    let valid = sluice(&["check", "--json", EXAMPLE]);
+    assert!(valid.status.success(), "{}", stderr(&valid));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&valid))?;
+    assert_eq!(answer["pipelines"][0]["triggers"], "pushes to the default branch");
+    Ok(())
 }
 
 #[test]

@@ -155,7 +155,44 @@ pub(super) fn parse(origin: &str, text: &str) -> Result<RawFile, DefinitionError
             column,
             pipeline,
             field,
-            message: error.message().trim().to_owned(),
+            message: in_toml_words(error.message().trim()),
         }])
     })
+}
+
+/// A message of the TOML reader in the words of a TOML file, not of the Rust types it fills: `expected i64`
+/// becomes "a whole number such as 3", with an example of what to write.
+pub(super) fn in_toml_words(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("invalid type: ").or_else(|| message.strip_prefix("invalid value: ")) else {
+        return message.to_owned();
+    };
+    let Some((found, expected)) = rest.rsplit_once(", expected ") else { return message.to_owned() };
+    let expected = match expected.trim() {
+        "i64" | "i32" | "u64" | "u32" | "u16" | "an integer" => "a whole number such as 3",
+        "f64" | "f32" => "a number such as 2.5",
+        "a string" => "a string in quotes, such as \"main\"",
+        "a boolean" => "true or false",
+        "a sequence" => "a list such as [\"a\", \"b\"]",
+        "struct RawFilter" => "a table such as { include = [\"main\"] }",
+        "struct RawCircuitBreaker" => "a table such as { enable = true, rollback = true }",
+        "struct RawLinear" => "a table such as { step_percent = 10, step_bake_time = \"6m\" }",
+        "struct RawCanary" => "a table such as { percent = 5, bake_time = \"10m\" }",
+        "struct RawPauseApproval" => "a table such as { stage = \"POST_TEST_TRAFFIC_SHIFT\" }",
+        "struct RawCheck" => "a table such as { hook = \"AfterRollout\", url = \"http://web:8080/health\" }",
+        other if other.starts_with("struct ") || other == "a map" => "a table such as { name = \"value\" }",
+        other => other,
+    };
+    let found = found.trim().trim_end_matches(" as i128");
+    let found = match found {
+        "map" => "a table".to_owned(),
+        "sequence" => "a list".to_owned(),
+        found => match found.split_once(' ') {
+            Some(("integer", value)) => format!("the whole number {value}"),
+            Some(("floating", value)) => format!("the number {}", value.trim_start_matches("point ")),
+            Some(("string", value)) => format!("the string {value}"),
+            Some(("boolean", value)) => value.to_owned(),
+            _ => found.to_owned(),
+        },
+    };
+    format!("must be {expected} (got {found})")
 }

@@ -594,3 +594,45 @@ fn twenty_thousand_mistakes_are_placed_in_well_under_a_second() {
     let lines: Vec<usize> = found.0.iter().filter(|e| e.message.contains("cannot be empty")).map(|e| e.line).collect();
     assert_eq!((lines[0], lines[19_999]), (4, 20_003));
 }
+
+#[test]
+fn a_value_of_the_wrong_type_is_told_in_tomls_words_with_an_example() {
+    let found = errors(&with_source("branches = \"main\""));
+    assert!(
+        found[0].ends_with("must be a table such as { include = [\"main\"] } (got the string \"main\")"),
+        "{}",
+        found[0]
+    );
+    let retries = format!(
+        "{}[[pipelines.api.deploy.checks]]\nhook = \"AfterRollout\"\nurl = \"http://web/\"\nretries = \"3\"\n",
+        MINIMAL.replace(
+            "deploy = { strategy = \"rolling\", cluster = \"internal\", service = \"api\" }",
+            "[pipelines.api.deploy]\nstrategy = \"rolling\"\ncluster = \"internal\"\nservice = \"api\""
+        )
+    );
+    let found = errors(&retries);
+    assert!(found[0].ends_with("must be a whole number such as 3 (got the string \"3\")"), "{}", found[0]);
+    assert!(!found[0].contains("i64") && !found[0].contains("Raw"), "{}", found[0]);
+}
+
+#[test]
+fn the_readmes_error_example_is_what_check_prints_for_the_readmes_own_file_with_those_mistakes() {
+    let example = readme_examples().into_iter().next().expect("the README's first TOML block");
+    let broken = example.replace("repository = \"acme/web\"", "repository = \"acme\"").replace("\"2d\"", "\"90d\"");
+    let printed: Vec<String> = errors(&broken);
+    let shown: Vec<&str> = README.lines().filter(|line| line.starts_with("pipelines.toml:")).collect();
+    assert_eq!(printed, shown);
+    let summary = README.lines().find(|line| line.ends_with("errors in pipelines.toml")).expect("the count line");
+    assert_eq!(summary, format!("{} errors in pipelines.toml", printed.len()));
+}
+
+#[test]
+fn a_bake_time_out_of_range_is_told_its_range_as_the_readme_writes_it() {
+    let text = MINIMAL.replace(
+        "deploy = { strategy = \"rolling\", cluster = \"internal\", service = \"api\" }",
+        "deploy = { strategy = \"ecs_canary\", cluster = \"internal\", service = \"api\", bake_time = \"25h\" }",
+    );
+    let found = errors(&text);
+    assert!(found.iter().any(|e| e.contains("must be between 0m and 24h (got \"25h\")")), "{found:?}");
+    assert!(README.contains("whole minutes, `0m` to `24h`"));
+}

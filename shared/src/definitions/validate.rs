@@ -786,9 +786,11 @@ pub fn parse_duration(text: &str) -> Option<u64> {
     number.checked_mul(scale)
 }
 
+/// A duration as the README writes its bounds: `0m`, `30s`, `5m`, `24h`, `7d` (a day is `24h`).
 fn format_duration(secs: u64) -> String {
     match secs {
-        s if s % DAY == 0 => format!("{}d", s / DAY),
+        0 => "0m".to_owned(),
+        s if s % DAY == 0 && s > DAY => format!("{}d", s / DAY),
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s if s % MINUTE == 0 => format!("{}m", s / MINUTE),
         s => format!("{s}s"),

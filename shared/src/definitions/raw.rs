@@ -147,17 +147,81 @@ pub(super) struct RawCheck {
 pub(super) fn parse(origin: &str, text: &str) -> Result<RawFile, DefinitionErrors> {
     toml::from_str(text).map_err(|error| {
         let offset = error.span().map_or(0, |span| span.start);
-        let (line, column) = line_column(text, offset);
-        let (pipeline, field) = place_of(text, offset);
-        DefinitionErrors(vec![DefinitionError {
-            origin: origin.to_owned(),
-            line,
-            column,
-            pipeline,
-            field,
-            message: in_toml_words(error.message().trim()),
-        }])
+        let (mut line, mut column) = line_column(text, offset);
+        let (mut pipeline, mut field) = place_of(text, offset);
+        let mut message = in_toml_words(error.message().trim());
+        if let Some(missing) = message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+            // Blamed on the table that lacks it: a header's key names it (`web` in `[pipelines.web.source]`).
+            if let Some((table, at)) = table_at(text, offset) {
+                (pipeline, field) = split_path(&table);
+                (line, column) = line_column(text, at);
+                let whole = [table.as_slice(), &[missing.to_owned()]].concat().join(".");
+                message = match missing {
+                    "source" | "build" | "deploy" => {
+                        format!("`{missing}` is missing: add [{whole}] or {missing} = {{ ... }}")
+                    }
+                    _ => format!("`{missing}` is missing: add {missing} = ... to [{}]", table.join(".")),
+                };
+            }
+        } else if message == "duplicate key"
+            && let Some(first) = first_definition(text, offset)
+        {
+            message = format!("defined twice: first at line {first}");
+        }
+        DefinitionErrors(vec![DefinitionError { origin: origin.to_owned(), line, column, pipeline, field, message }])
     })
+}
+
+/// The table a header's key at `offset` names (`[pipelines.web.source]` at `web`: `pipelines.web`), and where its
+/// header starts; `None` when `offset` is not in a header.
+fn table_at(text: &str, offset: usize) -> Option<(Vec<String>, usize)> {
+    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let header = text[start..].lines().next()?.trim_end();
+    if !header.starts_with('[') {
+        return None;
+    }
+    let inner = header.trim_start_matches('[');
+    let keys = inner.split(']').next()?;
+    // At the bracket: the header's own table.
+    let Some(upto) = offset.checked_sub(start + (header.len() - inner.len())) else {
+        let path = keys.split('.').map(|key| key.trim().trim_matches(|c| c == '"' || c == '\'').to_owned());
+        return Some((path.collect(), start));
+    };
+    let mut path = Vec::new();
+    let mut at = 0;
+    for key in keys.split('.') {
+        path.push(key.trim().trim_matches(|c| c == '"' || c == '\'').to_owned());
+        at += key.len() + 1;
+        if at > upto {
+            break;
+        }
+    }
+    Some((path, start))
+}
+
+/// (pipeline, field) of a table's path: `pipelines.web.deploy` is pipeline `web`, field `deploy`.
+fn split_path(path: &[String]) -> (Option<String>, String) {
+    match path {
+        [first, name, rest @ ..] if first == "pipelines" => (Some(name.clone()), rest.join(".")),
+        _ => (None, path.join(".")),
+    }
+}
+
+/// For a key or header defined twice, the line (1-based) where the first is: the same header earlier, or the same
+/// key earlier in the same table.
+fn first_definition(text: &str, offset: usize) -> Option<usize> {
+    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?.trim();
+    let before: Vec<&str> = text[..start].lines().collect();
+    if line.starts_with('[') {
+        return before.iter().position(|earlier| earlier.trim() == line).map(|i| i + 1);
+    }
+    let key = line.split('=').next()?.trim();
+    let table_start = before.iter().rposition(|earlier| earlier.trim_start().starts_with('[')).map_or(0, |i| i + 1);
+    before[table_start..]
+        .iter()
+        .position(|earlier| earlier.split('=').next().is_some_and(|k| k.trim() == key) && earlier.contains('='))
+        .map(|i| table_start + i + 1)
 }
 
 /// A message of the TOML reader in the words of a TOML file, not of the Rust types it fills: `expected i64`

@@ -110,7 +110,7 @@ fn a_missing_field_names_the_pipeline() {
     let errors = errors(text);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("pipeline `api`"), "{errors:?}");
-    assert!(errors[0].contains("missing field `build`"), "{errors:?}");
+    assert!(errors[0].contains("`build` is missing: add [pipelines.api.build]"), "{errors:?}");
 }
 
 #[test]
@@ -635,4 +635,39 @@ fn a_bake_time_out_of_range_is_told_its_range_as_the_readme_writes_it() {
     let found = errors(&text);
     assert!(found.iter().any(|e| e.contains("must be between 0m and 24h (got \"25h\")")), "{found:?}");
     assert!(README.contains("whole minutes, `0m` to `24h`"));
+}
+
+#[test]
+fn a_missing_table_is_blamed_on_its_pipeline_and_a_table_defined_twice_says_where_it_first_was() {
+    let dotted = "[pipelines.web.source]\nrepository = \"acme/web\"\n[pipelines.web.build]\nproject = \"b\"\n";
+    let found = errors(dotted);
+    assert_eq!(
+        found,
+        ["pipelines.toml:1:1: pipeline `web`: `deploy` is missing: add [pipelines.web.deploy] or deploy = { ... }"]
+    );
+    let twice = format!("{dotted}[pipelines.web.build]\nproject = \"c\"\n");
+    let found = errors(&twice);
+    assert!(
+        found[0].starts_with("pipelines.toml:5:") && found[0].ends_with("defined twice: first at line 3"),
+        "{found:?}"
+    );
+    let key_twice = MINIMAL.replace(
+        "build = { project = \"api-build\" }",
+        "build = { project = \"api-build\" }\nmode = \"queued\"\nmode = \"queued\"",
+    );
+    let found = errors(&key_twice);
+    assert!(found[0].ends_with("defined twice: first at line 5"), "{found:?}");
+}
+
+#[test]
+fn a_missing_value_says_which_table_it_goes_in() {
+    let found = errors(
+        "[pipelines.web.source]\nbranches = { include = [\"main\"] }\n[pipelines.web.build]\nproject = \"b\"\n[pipelines.web.deploy]\nstrategy = \"rolling\"\ncluster = \"c\"\nservice = \"s\"\n",
+    );
+    assert_eq!(
+        found,
+        [
+            "pipelines.toml:1:1: pipeline `web`, field `source`: `repository` is missing: add repository = ... to [pipelines.web.source]"
+        ]
+    );
 }

@@ -38,8 +38,8 @@ fn ordered_by(compared: &Compared) -> String {
     format!("pushed in the same second as {head}, which had run: {said}")
 }
 
-/// Everything `run` records, oldest first (moments at the same time keep the order of the stages).
-pub fn timeline(run: &Execution) -> Vec<Moment> {
+/// The source and build stages' moments of `run`.
+fn source_and_build(run: &Execution) -> Vec<Moment> {
     let mut moments = Vec::new();
     let mut add = |at: DateTime<Utc>, stage: &'static str, what: String| moments.push(Moment { at, stage, what });
     let source = &run.source;
@@ -63,6 +63,13 @@ pub fn timeline(run: &Execution) -> Vec<Moment> {
             }
         }
     }
+    moments
+}
+
+/// Everything `run` records, oldest first (moments at the same time keep the order of the stages).
+pub fn timeline(run: &Execution) -> Vec<Moment> {
+    let mut moments = source_and_build(run);
+    let mut add = |at: DateTime<Utc>, stage: &'static str, what: String| moments.push(Moment { at, stage, what });
     if let Some(approval) = &run.approval {
         add(
             approval.requested_at,

@@ -6,7 +6,9 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::error::{DefinitionError, DefinitionErrors, LineIndex};
-use super::raw::{RawApproval, RawCheck, RawDeploy, RawFile, RawFilter, RawPauseApproval, RawPipeline, RawSource};
+use super::raw::{
+    RawApproval, RawBuild, RawCheck, RawDeploy, RawFile, RawFilter, RawPauseApproval, RawPipeline, RawSource,
+};
 use super::{
     Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker, DeployTarget, ECS_STAGES,
     EcsNative, ExecutionMode, GitHubReport, GlobFilter, Notify, PAUSE_STAGES, PRE_PRODUCTION_TRAFFIC_SHIFT,
@@ -222,43 +224,7 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) ->
         }
     };
     let source = validate_source(checker, raw.source);
-    let raw_environment_span = raw.build.environment.keys().nth(MAX_ENV_VARIABLES).map(Spanned::span);
-    let build = Build {
-        project: checker.text(
-            &raw.build.project,
-            "build.project",
-            is_codebuild_project,
-            "must be a CodeBuild project name",
-        ),
-        environment: raw
-            .build
-            .environment
-            .into_iter()
-            .map(|(key, value)| {
-                let field = format!("build.environment.{}", key.get_ref());
-                if !is_env_name(key.get_ref()) {
-                    checker.error(
-                        key.span(),
-                        &field,
-                        "an environment variable name is letters, digits and '_', not starting with a digit",
-                    );
-                } else if key.get_ref().starts_with("CODEBUILD_") || key.get_ref().starts_with("SLUICE_") {
-                    checker.error(key.span(), &field, "names starting with CODEBUILD_ or SLUICE_ are reserved");
-                } else if key.get_ref().len() > MAX_ENV_NAME || value.len() > MAX_ENV_VALUE {
-                    checker.error(
-                        key.span(),
-                        &field,
-                        format!("names are at most {MAX_ENV_NAME} characters and values at most {MAX_ENV_VALUE}"),
-                    );
-                }
-                (key.into_inner(), value)
-            })
-            .collect(),
-    };
-    if build.environment.len() > MAX_ENV_VARIABLES {
-        let span = raw_environment_span.unwrap_or(raw.build.project.span());
-        checker.error(span, "build.environment", format!("at most {MAX_ENV_VARIABLES} variables"));
-    }
+    let build = validate_build(checker, raw.build);
     let approval = raw.approval.map(|approval| validate_approval(checker, approval));
     let approval_topic = approval.as_ref().map(|approval| approval.topic_arn.as_str());
     let deploy_timeout_minutes = raw
@@ -292,6 +258,42 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) ->
         notify,
         github,
     })
+}
+
+/// `[build]`: the CodeBuild project and the build's environment overrides.
+fn validate_build(checker: &mut Checker<'_>, raw: RawBuild) -> Build {
+    let raw_environment_span = raw.environment.keys().nth(MAX_ENV_VARIABLES).map(Spanned::span);
+    let build = Build {
+        project: checker.text(&raw.project, "build.project", is_codebuild_project, "must be a CodeBuild project name"),
+        environment: raw
+            .environment
+            .into_iter()
+            .map(|(key, value)| {
+                let field = format!("build.environment.{}", key.get_ref());
+                if !is_env_name(key.get_ref()) {
+                    checker.error(
+                        key.span(),
+                        &field,
+                        "an environment variable name is letters, digits and '_', not starting with a digit",
+                    );
+                } else if key.get_ref().starts_with("CODEBUILD_") || key.get_ref().starts_with("SLUICE_") {
+                    checker.error(key.span(), &field, "names starting with CODEBUILD_ or SLUICE_ are reserved");
+                } else if key.get_ref().len() > MAX_ENV_NAME || value.len() > MAX_ENV_VALUE {
+                    checker.error(
+                        key.span(),
+                        &field,
+                        format!("names are at most {MAX_ENV_NAME} characters and values at most {MAX_ENV_VALUE}"),
+                    );
+                }
+                (key.into_inner(), value)
+            })
+            .collect(),
+    };
+    if build.environment.len() > MAX_ENV_VARIABLES {
+        let span = raw_environment_span.unwrap_or(raw.project.span());
+        checker.error(span, "build.environment", format!("at most {MAX_ENV_VARIABLES} variables"));
+    }
+    build
 }
 
 fn validate_source(checker: &mut Checker<'_>, raw: RawSource) -> Source {
@@ -329,7 +331,6 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic
         checker.checked(&raw.service, "deploy.service", (is_ecs_name, "must be an ECS service name or ARN"), |text| {
             arn_problem(text, "service/", "arn:aws:ecs:eu-west-1:123456789012:service/prod/web")
         });
-    let allow_host = raw.allow_host.as_ref().is_some_and(|allow| *allow.get_ref());
     let strategy = raw.strategy.get_ref().as_str();
     let native = NATIVE_STRATEGIES.contains(&strategy);
     let hooks: &[&str] = match strategy {
@@ -348,11 +349,6 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic
     let container = raw.container.as_ref().map(|name| {
         checker.text(name, "deploy.container", is_container_name, "must be a container name of the task definition")
     });
-    let only_for = |checker: &mut Checker<'_>, value: Option<Range<usize>>, field: &str, only: &str| {
-        if let Some(span) = value {
-            checker.error(span, field, format!("only applies to strategy = \"{only}\""));
-        }
-    };
     if !native {
         for (span, field) in [
             (raw.bake_time.as_ref().map(Spanned::span), "deploy.bake_time"),
@@ -370,6 +366,7 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic
             }
         }
     }
+    let parts = TargetParts { cluster, service, container, checks, approval_topic };
     match strategy {
         _ if native => {
             for (value, field) in [
@@ -377,94 +374,104 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic
                 (&raw.deployment_group, "deploy.deployment_group"),
                 (&raw.deployment_config, "deploy.deployment_config"),
             ] {
-                only_for(checker, value.as_ref().map(Spanned::span), field, "blue_green");
+                checker.only_for(value.as_ref().map(Spanned::span), field, "blue_green");
             }
             for (value, field) in [
                 (&raw.minimum_healthy_percent, "deploy.minimum_healthy_percent"),
                 (&raw.maximum_percent, "deploy.maximum_percent"),
             ] {
-                only_for(checker, value.as_ref().map(Spanned::span), field, "rolling");
+                checker.only_for(value.as_ref().map(Spanned::span), field, "rolling");
             }
-            let parts = NativeParts { cluster, service, container, checks, approval_topic };
             validate_native(checker, strategy, &raw, parts)
         }
-        "blue_green" => {
-            for (value, field) in [
-                (&raw.minimum_healthy_percent, "deploy.minimum_healthy_percent"),
-                (&raw.maximum_percent, "deploy.maximum_percent"),
-            ] {
-                only_for(checker, value.as_ref().map(Spanned::span), field, "rolling");
-            }
-            if let Some(breaker) = &raw.circuit_breaker {
-                checker.error(
-                    breaker.span(),
-                    "deploy.circuit_breaker",
-                    "does not apply to strategy = \"blue_green\" (CodeDeploy rolls a failed deployment back itself)",
-                );
-            }
-            let mut required =
-                |value: &Option<Spanned<String>>, field: &str, valid: fn(&str) -> bool, what: &str| match value {
-                    Some(value) => checker.text(value, field, valid, what),
-                    None => {
-                        checker.error(raw.strategy.span(), field, "is required for strategy = \"blue_green\"");
-                        String::new()
-                    }
-                };
-            let application = required(
-                &raw.application,
-                "deploy.application",
-                is_codedeploy_name,
-                "must be a CodeDeploy application name",
-            );
-            let deployment_group = required(
-                &raw.deployment_group,
-                "deploy.deployment_group",
-                is_codedeploy_name,
-                "must be a CodeDeploy deployment group name",
-            );
-            let deployment_config = match &raw.deployment_config {
-                Some(value) => checker.checked(
-                    value,
-                    "deploy.deployment_config",
-                    (is_codedeploy_name, "must be a CodeDeploy deployment configuration name"),
-                    non_ecs_deployment_config,
-                ),
-                None => DEFAULT_DEPLOYMENT_CONFIG.to_owned(),
-            };
-            DeployTarget::BlueGreen(BlueGreen {
-                cluster,
-                service,
-                application,
-                deployment_group,
-                deployment_config,
-                container,
-                checks,
-                allow_host,
-            })
+        "blue_green" => validate_blue_green(checker, &raw, parts),
+        _ => validate_rolling(checker, strategy, &raw, parts),
+    }
+}
+
+/// Whether the build's task definition may reach into the host.
+fn allows_host(raw: &RawDeploy) -> bool {
+    raw.allow_host.as_ref().is_some_and(|allow| *allow.get_ref())
+}
+
+/// `strategy = "blue_green"`: CodeDeploy's application, group and configuration.
+fn validate_blue_green(checker: &mut Checker<'_>, raw: &RawDeploy, parts: TargetParts<'_>) -> DeployTarget {
+    for (value, field) in [
+        (&raw.minimum_healthy_percent, "deploy.minimum_healthy_percent"),
+        (&raw.maximum_percent, "deploy.maximum_percent"),
+    ] {
+        checker.only_for(value.as_ref().map(Spanned::span), field, "rolling");
+    }
+    if let Some(breaker) = &raw.circuit_breaker {
+        checker.error(
+            breaker.span(),
+            "deploy.circuit_breaker",
+            "does not apply to strategy = \"blue_green\" (CodeDeploy rolls a failed deployment back itself)",
+        );
+    }
+    let mut required = |value: &Option<Spanned<String>>, field: &str, valid: fn(&str) -> bool, what: &str| match value {
+        Some(value) => checker.text(value, field, valid, what),
+        None => {
+            checker.error(raw.strategy.span(), field, "is required for strategy = \"blue_green\"");
+            String::new()
         }
-        other => {
-            if other != "rolling" {
-                checker.error(
-                    raw.strategy.span(),
-                    "deploy.strategy",
-                    format!(
-                        "must be \"blue_green\", \"rolling\", \"ecs_blue_green\", \"ecs_linear\" or \"ecs_canary\" \
-                         (got {other:?})"
-                    ),
-                );
-            }
-            for (value, field) in [
-                (&raw.application, "deploy.application"),
-                (&raw.deployment_group, "deploy.deployment_group"),
-                (&raw.deployment_config, "deploy.deployment_config"),
-            ] {
-                only_for(checker, value.as_ref().map(Spanned::span), field, "blue_green");
-            }
-            let percent = |checker: &mut Checker<'_>,
-                           value: &Option<Spanned<i64>>,
-                           field: &str,
-                           default: u32,
-                           range: (i64, i64)| match value {
+    };
+    let application =
+        required(&raw.application, "deploy.application", is_codedeploy_name, "must be a CodeDeploy application name");
+    let deployment_group = required(
+        &raw.deployment_group,
+        "deploy.deployment_group",
+        is_codedeploy_name,
+        "must be a CodeDeploy deployment group name",
+    );
+    let deployment_config = match &raw.deployment_config {
+        Some(value) => checker.checked(
+            value,
+            "deploy.deployment_config",
+            (is_codedeploy_name, "must be a CodeDeploy deployment configuration name"),
+            non_ecs_deployment_config,
+        ),
+        None => DEFAULT_DEPLOYMENT_CONFIG.to_owned(),
+    };
+    DeployTarget::BlueGreen(BlueGreen {
+        cluster: parts.cluster,
+        service: parts.service,
+        application,
+        deployment_group,
+        deployment_config,
+        container: parts.container,
+        checks: parts.checks,
+        allow_host: allows_host(raw),
+    })
+}
+
+/// `strategy = "rolling"` (or a strategy sluice does not know, reported): ECS's bounds and circuit breaker.
+fn validate_rolling(
+    checker: &mut Checker<'_>,
+    strategy: &str,
+    raw: &RawDeploy,
+    parts: TargetParts<'_>,
+) -> DeployTarget {
+    if strategy != "rolling" {
+        checker.error(
+            raw.strategy.span(),
+            "deploy.strategy",
+            format!(
+                "must be \"blue_green\", \"rolling\", \"ecs_blue_green\", \"ecs_linear\" or \"ecs_canary\" \
+                 (got {strategy:?})"
+            ),
+        );
+    }
+    for (value, field) in [
+        (&raw.application, "deploy.application"),
+        (&raw.deployment_group, "deploy.deployment_group"),
+        (&raw.deployment_config, "deploy.deployment_config"),
+    ] {
+        checker.only_for(value.as_ref().map(Spanned::span), field, "blue_green");
+    }
+    let percent =
+        |checker: &mut Checker<'_>, value: &Option<Spanned<i64>>, field: &str, default: u32, range: (i64, i64)| {
+            match value {
                 Some(value) if (range.0..=range.1).contains(value.get_ref()) => {
                     u32::try_from(*value.get_ref()).unwrap_or(default)
                 }
@@ -477,27 +484,30 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic
                     default
                 }
                 None => default,
-            };
-            let minimum_healthy_percent =
-                percent(checker, &raw.minimum_healthy_percent, "deploy.minimum_healthy_percent", 100, (0, 100));
-            let maximum_percent = percent(checker, &raw.maximum_percent, "deploy.maximum_percent", 200, (100, 400));
-            if minimum_healthy_percent == 100 && maximum_percent == 100 {
-                let span = raw.maximum_percent.as_ref().map_or(raw.strategy.span(), Spanned::span);
-                checker.error(span, "deploy.maximum_percent", "with minimum_healthy_percent = 100, maximum_percent must be above 100 or ECS cannot replace a task");
             }
-            let circuit_breaker = circuit_breaker(&raw);
-            DeployTarget::Rolling(Rolling {
-                cluster,
-                service,
-                minimum_healthy_percent,
-                maximum_percent,
-                circuit_breaker,
-                container,
-                checks,
-                allow_host,
-            })
-        }
+        };
+    let minimum_healthy_percent =
+        percent(checker, &raw.minimum_healthy_percent, "deploy.minimum_healthy_percent", 100, (0, 100));
+    let maximum_percent = percent(checker, &raw.maximum_percent, "deploy.maximum_percent", 200, (100, 400));
+    if minimum_healthy_percent == 100 && maximum_percent == 100 {
+        let span = raw.maximum_percent.as_ref().map_or(raw.strategy.span(), Spanned::span);
+        checker.error(
+            span,
+            "deploy.maximum_percent",
+            "with minimum_healthy_percent = 100, maximum_percent must be above 100 or ECS cannot replace a task",
+        );
     }
+    let circuit_breaker = circuit_breaker(raw);
+    DeployTarget::Rolling(Rolling {
+        cluster: parts.cluster,
+        service: parts.service,
+        minimum_healthy_percent,
+        maximum_percent,
+        circuit_breaker,
+        container: parts.container,
+        checks: parts.checks,
+        allow_host: allows_host(raw),
+    })
 }
 
 /// The strategies ECS carries out itself.
@@ -524,7 +534,7 @@ fn circuit_breaker(raw: &RawDeploy) -> CircuitBreaker {
 }
 
 /// What every strategy's target has, validated before the strategy's own fields.
-struct NativeParts<'a> {
+struct TargetParts<'a> {
     cluster: String,
     service: String,
     container: Option<String>,
@@ -533,6 +543,13 @@ struct NativeParts<'a> {
 }
 
 impl Checker<'_> {
+    /// An error for a field given where the strategy takes none.
+    fn only_for(&mut self, span: Option<Range<usize>>, field: &str, only: &str) {
+        if let Some(span) = span {
+            self.error(span, field, format!("only applies to strategy = \"{only}\""));
+        }
+    }
+
     /// A duration in whole minutes within `range` (seconds).
     fn minutes(&mut self, value: &Spanned<String>, field: &str, range: (u64, u64)) -> Option<u32> {
         let secs = self.duration(value, field, range)?;
@@ -571,8 +588,8 @@ impl Checker<'_> {
     }
 }
 
-fn validate_native(checker: &mut Checker<'_>, strategy: &str, raw: &RawDeploy, parts: NativeParts<'_>) -> DeployTarget {
-    let NativeParts { cluster, service, container, checks, approval_topic } = parts;
+fn validate_native(checker: &mut Checker<'_>, strategy: &str, raw: &RawDeploy, parts: TargetParts<'_>) -> DeployTarget {
+    let TargetParts { cluster, service, container, checks, approval_topic } = parts;
     let only = |checker: &mut Checker<'_>, span: Option<Range<usize>>, field: &str, strategy: &str| {
         if let Some(span) = span {
             checker.error(span, field, format!("only applies to strategy = \"{strategy}\""));
@@ -627,7 +644,7 @@ fn validate_native(checker: &mut Checker<'_>, strategy: &str, raw: &RawDeploy, p
         container,
         checks,
         approval,
-        allow_host: raw.allow_host.as_ref().is_some_and(|allow| *allow.get_ref()),
+        allow_host: allows_host(raw),
     })
 }
 

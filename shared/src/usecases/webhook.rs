@@ -157,49 +157,10 @@ where
         "push" => {}
         other => return Reply::new(202, format!("{other} events are ignored; sluice acts on push")),
     }
-    let parsed = payload_of(delivery.content_type, delivery.body)
-        .and_then(|payload| PushEvent::parse(&payload).map(|push| (push, payload_digest(&payload))));
-    let (push, digest) = match parsed {
-        Ok(parsed) => parsed,
-        Err(error) => {
-            let body = json!({ "message": error.to_string(), "field": error.field });
-            return Reply { status: 400, body, allow: None };
-        }
+    let (push, digest) = match read_push(delivery, now) {
+        Ok(read) => read,
+        Err(reply) => return reply,
     };
-    if !is_commit(&push.after) {
-        let body = json!({ "message": "invalid push payload at `after`: not a commit id", "field": "after" });
-        return Reply { status: 400, body, allow: None };
-    }
-    if push.deleted {
-        return Reply::new(202, format!("{} was deleted; a deletion starts nothing", push.git_ref));
-    }
-    // The commit built is the commit pushed: GitHub sends `head_commit.id` equal to `after` for a branch (and
-    // `head_commit` null only for a deletion). Anything else would have CodeBuild build another source version than
-    // the push's. An annotated tag's `after` is the tag object, and its `head_commit` the commit it tags.
-    let tag = push.git_ref.starts_with("refs/tags/");
-    if let Some(head) = push.head_commit.as_ref().filter(|head| head.id != push.after && !tag) {
-        let message = format!(
-            "invalid push payload at `head_commit.id`: {} is not the pushed commit `after` ({})",
-            bounded(&head.id, 80),
-            push.after
-        );
-        return Reply { status: 400, body: json!({ "message": message, "field": "head_commit.id" }), allow: None };
-    }
-    // A push older than the receipts sluice keeps could be a replay it no longer recognises.
-    let window = TimeDelta::days(RECEIPT_DAYS);
-    if let Some(pushed_at) = push.repository.pushed_at.filter(|&at| now.signed_duration_since(at) > window) {
-        let message = format!(
-            "the push was made at {}, more than {RECEIPT_DAYS} days ago; sluice runs no push older than that (a replay \
-             would not be recognised): push the commit again, or order it with `sluice rerun`",
-            pushed_at.format("%Y-%m-%d %H:%M UTC")
-        );
-        warn!(%pushed_at, "a push older than the receipt window refused");
-        return Reply {
-            status: 422,
-            body: json!({ "message": message, "field": "repository.pushed_at" }),
-            allow: None,
-        };
-    }
     let definitions = match webhook.definitions.get().await {
         Ok(definitions) => definitions,
         Err(cause) => {
@@ -212,25 +173,7 @@ where
     if watching.is_empty() {
         return Reply::new(202, format!("no pipeline watches {}", bounded(&push.repository.full_name, MAX_NAME)));
     }
-    let source = SourceFacts {
-        repository: bounded(&push.repository.full_name, MAX_NAME),
-        commit: match push.head_commit.as_ref().filter(|head| tag && is_commit(&head.id)) {
-            Some(head) => head.id.clone(),
-            None => push.after.clone(),
-        },
-        before: push.before.clone(),
-        git_ref: bounded(&push.git_ref, MAX_NAME),
-        pusher: bounded(&push.pusher.name, MAX_NAME),
-        delivery_id: delivery_id.to_owned(),
-        message: bounded(push.head_commit.as_ref().map_or("", |c| c.message.as_str()), MAX_MESSAGE),
-        compare_url: bounded(&push.compare, MAX_URL),
-        pushed_at: push.repository.pushed_at,
-        hook_id: delivery
-            .hook_id
-            .filter(|_| delivery.hook_target.is_none_or(|target| target.eq_ignore_ascii_case("repository")))
-            .and_then(|id| id.trim().parse().ok()),
-        compared: None,
-    };
+    let source = source_of(&push, delivery, delivery_id);
     let mut skipped = Vec::new();
     let mut starting = Vec::new();
     for pipeline in watching {
@@ -247,6 +190,12 @@ where
         starting.iter().map(|pipeline| start(&webhook, pipeline, &source, &digest, now)),
     )
     .await;
+    answer(outcomes, skipped)
+}
+
+/// The answer to a push once each pipeline watching it has recorded it, or not: the runs started, those skipped
+/// and why, 503 if a pipeline could not record it.
+fn answer(outcomes: Vec<Started>, mut skipped: Vec<Value>) -> Reply {
     let mut started = Vec::new();
     let mut failed = 0usize;
     for outcome in outcomes {
@@ -270,6 +219,80 @@ where
         (0, n) => format!("{n} executions started"),
     };
     Reply { status, body: json!({ "message": message, "executions": started, "skipped": skipped }), allow: None }
+}
+
+/// The push a delivery carries, and the digest of its signed payload; or the answer to a payload sluice does not run:
+/// unreadable, not a commit, a deletion, a head commit that is not the pushed one, or older than the receipts.
+fn read_push(delivery: Delivery<'_>, now: DateTime<Utc>) -> Result<(PushEvent, String), Reply> {
+    let parsed = payload_of(delivery.content_type, delivery.body)
+        .and_then(|payload| PushEvent::parse(&payload).map(|push| (push, payload_digest(&payload))));
+    let (push, digest) = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            let body = json!({ "message": error.to_string(), "field": error.field });
+            return Err(Reply { status: 400, body, allow: None });
+        }
+    };
+    if !is_commit(&push.after) {
+        let body = json!({ "message": "invalid push payload at `after`: not a commit id", "field": "after" });
+        return Err(Reply { status: 400, body, allow: None });
+    }
+    if push.deleted {
+        return Err(Reply::new(202, format!("{} was deleted; a deletion starts nothing", push.git_ref)));
+    }
+    // The commit built is the commit pushed: GitHub sends `head_commit.id` equal to `after` for a branch (and
+    // `head_commit` null only for a deletion). Anything else would have CodeBuild build another source version than
+    // the push's. An annotated tag's `after` is the tag object, and its `head_commit` the commit it tags.
+    let tag = push.git_ref.starts_with("refs/tags/");
+    if let Some(head) = push.head_commit.as_ref().filter(|head| head.id != push.after && !tag) {
+        let message = format!(
+            "invalid push payload at `head_commit.id`: {} is not the pushed commit `after` ({})",
+            bounded(&head.id, 80),
+            push.after
+        );
+        return Err(Reply { status: 400, body: json!({ "message": message, "field": "head_commit.id" }), allow: None });
+    }
+    // A push older than the receipts sluice keeps could be a replay it no longer recognises.
+    let window = TimeDelta::days(RECEIPT_DAYS);
+    if let Some(pushed_at) = push.repository.pushed_at.filter(|&at| now.signed_duration_since(at) > window) {
+        let message = format!(
+            "the push was made at {}, more than {RECEIPT_DAYS} days ago; sluice runs no push older than that (a replay \
+             would not be recognised): push the commit again, or order it with `sluice rerun`",
+            pushed_at.format("%Y-%m-%d %H:%M UTC")
+        );
+        warn!(%pushed_at, "a push older than the receipt window refused");
+        return Err(Reply {
+            status: 422,
+            body: json!({ "message": message, "field": "repository.pushed_at" }),
+            allow: None,
+        });
+    }
+    Ok((push, digest))
+}
+
+/// What a run records of the push `delivery` carries.
+fn source_of(push: &PushEvent, delivery: Delivery<'_>, delivery_id: &str) -> SourceFacts {
+    // An annotated tag's `after` is the tag object; its `head_commit` the commit it tags.
+    let tag = push.git_ref.starts_with("refs/tags/");
+    SourceFacts {
+        repository: bounded(&push.repository.full_name, MAX_NAME),
+        commit: match push.head_commit.as_ref().filter(|head| tag && is_commit(&head.id)) {
+            Some(head) => head.id.clone(),
+            None => push.after.clone(),
+        },
+        before: push.before.clone(),
+        git_ref: bounded(&push.git_ref, MAX_NAME),
+        pusher: bounded(&push.pusher.name, MAX_NAME),
+        delivery_id: delivery_id.to_owned(),
+        message: bounded(push.head_commit.as_ref().map_or("", |c| c.message.as_str()), MAX_MESSAGE),
+        compare_url: bounded(&push.compare, MAX_URL),
+        pushed_at: push.repository.pushed_at,
+        hook_id: delivery
+            .hook_id
+            .filter(|_| delivery.hook_target.is_none_or(|target| target.eq_ignore_ascii_case("repository")))
+            .and_then(|id| id.trim().parse().ok()),
+        compared: None,
+    }
 }
 
 fn is_commit(id: &str) -> bool {

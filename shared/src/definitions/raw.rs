@@ -1,11 +1,15 @@
 //! The file as written: serde structs that keep the span of every value that validation may complain about.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::error::{DefinitionError, DefinitionErrors, line_column, place_of};
+use super::error::{DefinitionError, DefinitionErrors, LineIndex, line_column, place_of};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,68 +147,314 @@ pub(super) struct RawCheck {
     pub interval: Option<Spanned<String>>,
 }
 
-/// Parses the TOML; a syntax or shape error becomes one `DefinitionError` placed at its line.
-pub(super) fn parse(origin: &str, text: &str) -> Result<RawFile, DefinitionErrors> {
-    toml::from_str(text).map_err(|error| {
-        let offset = error.span().map_or(0, |span| span.start);
-        let (mut line, mut column) = line_column(text, offset);
-        let (mut pipeline, mut field) = place_of(text, offset);
-        let mut message = in_toml_words(error.message().trim());
-        if let Some(missing) = message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
-            // Blamed on the table that lacks it: a header's key names it (`web` in `[pipelines.web.source]`).
-            if let Some((table, at)) = table_at(text, offset) {
-                (pipeline, field) = split_path(&table);
-                (line, column) = line_column(text, at);
-                let whole = [table.as_slice(), &[missing.to_owned()]].concat().join(".");
-                message = match missing {
-                    "source" | "build" | "deploy" => {
-                        format!("`{missing}` is missing: add [{whole}] or {missing} = {{ ... }}")
-                    }
-                    _ => format!("`{missing}` is missing: add {missing} = ... to [{}]", table.join(".")),
-                };
+/// The top of the file: only `pipelines`, a table of pipelines (each read on its own below).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTop {
+    #[serde(default, rename = "pipelines")]
+    _pipelines: BTreeMap<String, IgnoredAny>,
+}
+
+/// How many mistakes in one pipeline's shape are set aside before the rest of it is left unread.
+const MAX_SHAPE_MISTAKES: usize = 100;
+
+/// The tables a pipeline cannot be read without, and the values each needs.
+const REQUIRED_TABLES: [(&str, &[&str]); 3] =
+    [("source", &["repository"]), ("build", &["project"]), ("deploy", &["strategy", "cluster", "service"])];
+
+/// The file as read: the pipelines whose shape could be read, every mistake in the shape (a key no table has, a
+/// value of the wrong type, a value missing), and where a value stands in for a missing or mistyped one, so that
+/// the rest is read and checked in the same run and nothing is said twice.
+pub(super) struct Read {
+    pub file: RawFile,
+    pub errors: Vec<DefinitionError>,
+    /// Where each stand-in starts: the value's own mistake was told; what validation would say there is not.
+    pub stand_ins: BTreeSet<usize>,
+    pub lines: LineIndex,
+}
+
+/// Reads the TOML. A syntax error is told alone, the first one (what a reader recovers after one is guesswork);
+/// otherwise each pipeline is read on its own and each mistake in its shape is told and set aside, so that every
+/// mistake is found in one run.
+pub(super) fn parse(origin: &str, text: &str) -> Result<Read, DefinitionErrors> {
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if let Some(first) = syntax.iter().min_by_key(|error| error.span().map_or(0, |span| span.start)) {
+        let mut error = placed(origin, text, first);
+        error.message.push_str(" (the rest of the file is checked once it reads as TOML)");
+        return Err(DefinitionErrors(vec![error]));
+    }
+    let lines = LineIndex::new(text);
+    let mut reader = Reader { origin, text, lines, pipeline: None, errors: Vec::new(), stand_ins: BTreeSet::new() };
+    let span = root.span();
+    let mut root = Spanned::new(span, DeValue::Table(root.into_inner()));
+    reader.shape::<RawTop>(&mut root);
+    let mut file = RawFile { pipelines: BTreeMap::new() };
+    let pipelines = match root.into_inner() {
+        DeValue::Table(mut table) => table.remove("pipelines").map(Spanned::into_inner),
+        _ => None,
+    };
+    if let Some(DeValue::Table(pipelines)) = pipelines {
+        for (name, mut pipeline) in pipelines {
+            reader.pipeline = Some(name.get_ref().to_string());
+            if let Some(read) = reader.shape::<RawPipeline>(&mut pipeline) {
+                file.pipelines.insert(Spanned::new(name.span(), name.into_inner().into_owned()), read);
             }
-        } else if message == "duplicate key"
-            && let Some(first) = first_definition(text, offset)
-        {
-            message = format!("defined twice: first at line {first}");
         }
-        DefinitionErrors(vec![DefinitionError { origin: origin.to_owned(), line, column, pipeline, field, message }])
+    }
+    let Reader { errors, stand_ins, lines, .. } = reader;
+    Ok(Read { file, errors, stand_ins, lines })
+}
+
+struct Reader<'a> {
+    origin: &'a str,
+    text: &'a str,
+    lines: LineIndex,
+    /// The pipeline being read, if any.
+    pipeline: Option<String>,
+    errors: Vec<DefinitionError>,
+    /// Where each stand-in starts.
+    stand_ins: BTreeSet<usize>,
+}
+
+impl<'t> Reader<'t> {
+    /// Reads `value` as a `T`, telling each mistake in its shape and setting it aside until the rest reads: a key
+    /// no table has or a value of the wrong type is removed, a missing or mistyped string or table is stood in for.
+    /// `None` after [`MAX_SHAPE_MISTAKES`].
+    fn shape<T: DeserializeOwned>(&mut self, value: &mut Spanned<DeValue<'t>>) -> Option<T> {
+        // The stand-ins in this value: a mistake within one is a consequence of the one already told.
+        let mut stand_ins: Vec<Range<usize>> = Vec::new();
+        for _ in 0..MAX_SHAPE_MISTAKES {
+            let error = match T::deserialize(ValueDeserializer::from(value.clone())) {
+                Ok(read) => return Some(read),
+                Err(error) => error,
+            };
+            let span = error.span().unwrap_or_else(|| value.span());
+            let missing = error.message().strip_prefix("missing field `").and_then(|m| m.split('`').next());
+            // Not found in the tree (no reader error is): told at the value, which is left unread.
+            let path = path_to(value, &span, kind_found(missing, error.message()));
+            if !stand_ins.iter().any(|stand_in| stand_in.start <= span.start && span.end <= stand_in.end) {
+                let told = self.told(&span, path.as_deref().unwrap_or_default(), missing, error.message());
+                self.errors.push(told);
+            }
+            if let Some(stand_in) = set_aside(value, &path?, missing, error.message())? {
+                self.stand_ins.insert(stand_in.start);
+                stand_ins.push(stand_in);
+            }
+        }
+        let (line, column) = self.lines.line_column(self.text, value.span().start);
+        self.errors.push(DefinitionError {
+            origin: self.origin.to_owned(),
+            line,
+            column,
+            pipeline: self.pipeline.clone(),
+            field: String::new(),
+            message: format!(
+                "over {MAX_SHAPE_MISTAKES} mistakes in {}: the rest of it is not read",
+                if self.pipeline.is_some() { "this pipeline" } else { "the file's top level" }
+            ),
+        });
+        None
+    }
+
+    /// A mistake in the shape at `span`, `path` within the pipeline, in the file's words: a missing value names
+    /// the table it goes in.
+    fn told(&self, span: &Range<usize>, path: &[Step], missing: Option<&str>, message: &str) -> DefinitionError {
+        // A table that lacks a value is shown at its header (a pipeline's name in `[pipelines.web.source]`: that
+        // header's start).
+        let line_start = self.text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+        let header = missing.is_some() && self.text[line_start..].starts_with('[');
+        let (line, column) = self.lines.line_column(self.text, if header { line_start } else { span.start });
+        let field = field_name(path);
+        let message = match missing {
+            // The checks are a list of tables, each under its own header.
+            None if field == "deploy.checks" => in_toml_words(message.trim()).replace(
+                "a list such as [\"a\", \"b\"]",
+                &format!("a list of tables, each under [[pipelines.{}.deploy.checks]]", pipeline_key(&self.pipeline)),
+            ),
+            None => in_toml_words(message.trim()),
+            Some(missing) => {
+                let table =
+                    match (Some(pipeline_key(&self.pipeline)).filter(|_| self.pipeline.is_some()), field.as_str()) {
+                        (_, field) if field.contains('[') => field.to_owned(),
+                        (Some(pipeline), "") => format!("[pipelines.{pipeline}]"),
+                        (Some(pipeline), field) => format!("[pipelines.{pipeline}.{field}]"),
+                        (None, field) => format!("[{field}]"),
+                    };
+                if REQUIRED_TABLES.iter().any(|(name, _)| *name == missing) {
+                    let whole = format!("{}.{missing}]", table.trim_end_matches(']'));
+                    format!("`{missing}` is missing: add {whole} or {missing} = {{ ... }}")
+                } else {
+                    format!("`{missing}` is missing: add {missing} = ... to {table}")
+                }
+            }
+        };
+        let origin = self.origin.to_owned();
+        DefinitionError { origin, line, column, pipeline: self.pipeline.clone(), field, message }
+    }
+}
+
+/// Sets aside the mistake a reader found at `path` in `root`: a missing value is stood in for, a mistyped string or
+/// table is replaced by an empty one, anything else is removed. Returns the stand-in's span, when there is one;
+/// `None` when nothing at `path` can be set aside.
+fn set_aside(
+    root: &mut Spanned<DeValue<'_>>,
+    path: &[Step],
+    missing: Option<&str>,
+    message: &str,
+) -> Option<Option<Range<usize>>> {
+    let value = at(root, path)?;
+    let span = value.span();
+    if let Some(missing) = missing {
+        let DeValue::Table(table) = value.get_mut() else { return None };
+        // A stand-in for a missing value stands where its table's span ends, so that another value the table
+        // lacks is still told. A missing table comes with what it needs; every other value a table needs is a
+        // string.
+        let at = span.end..span.end;
+        let stand_in = match REQUIRED_TABLES.iter().find(|(name, _)| *name == missing) {
+            Some((_, needs)) => DeValue::Table(
+                needs
+                    .iter()
+                    .map(|key| {
+                        (Spanned::new(at.clone(), Cow::Borrowed(*key)), Spanned::new(at.clone(), empty_string()))
+                    })
+                    .collect(),
+            ),
+            None => empty_string(),
+        };
+        let span = at;
+        let key = Spanned::new(span.clone(), Cow::Owned(missing.to_owned()));
+        table.insert(key, Spanned::new(span.clone(), stand_in));
+        return Some(Some(span));
+    }
+    let stand_in = if message.ends_with("expected a string") {
+        Some(empty_string())
+    } else if message.contains(", expected struct ") {
+        Some(DeValue::Table(DeTable::new()))
+    } else {
+        None
+    };
+    if let Some(stand_in) = stand_in {
+        *value = Spanned::new(span.clone(), stand_in);
+        return Some(Some(span));
+    }
+    let (last, parent) = path.split_last()?;
+    match (at(root, parent)?.get_mut(), last) {
+        (DeValue::Table(table), Step::Key(key)) => drop(table.remove(key.as_str())),
+        (DeValue::Array(array), Step::Index(i)) if *i < array.len() => {
+            let items = std::mem::replace(array, std::iter::empty().collect());
+            *array = items.into_iter().enumerate().filter(|(j, _)| j != i).map(|(_, item)| item).collect();
+        }
+        _ => return None,
+    }
+    Some(None)
+}
+
+/// The kind of value a reader's error is about, in [`DeValue::type_str`]'s words: the table a missing value goes
+/// in, or what a value of the wrong type is (`invalid type: sequence, ...`).
+fn kind_found(missing: Option<&str>, message: &str) -> Option<&'static str> {
+    if missing.is_some() {
+        return Some("table");
+    }
+    if message.starts_with("invalid length ") {
+        return Some("array");
+    }
+    let found = message.strip_prefix("invalid type: ")?.split([',', ' ']).next()?;
+    Some(match found {
+        "map" => "table",
+        "sequence" => "array",
+        "string" => "string",
+        "integer" => "integer",
+        "floating" => "float",
+        "boolean" => "boolean",
+        _ => return None,
     })
 }
 
-/// The table a header's key at `offset` names (`[pipelines.web.source]` at `web`: `pipelines.web`), and where its
-/// header starts; `None` when `offset` is not in a header.
-fn table_at(text: &str, offset: usize) -> Option<(Vec<String>, usize)> {
-    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
-    let header = text[start..].lines().next()?.trim_end();
-    if !header.starts_with('[') {
-        return None;
-    }
-    let inner = header.trim_start_matches('[');
-    let keys = inner.split(']').next()?;
-    // At the bracket: the header's own table.
-    let Some(upto) = offset.checked_sub(start + (header.len() - inner.len())) else {
-        let path = keys.split('.').map(|key| key.trim().trim_matches(|c| c == '"' || c == '\'').to_owned());
-        return Some((path.collect(), start));
-    };
-    let mut path = Vec::new();
-    let mut at = 0;
-    for key in keys.split('.') {
-        path.push(key.trim().trim_matches(|c| c == '"' || c == '\'').to_owned());
-        at += key.len() + 1;
-        if at > upto {
-            break;
-        }
-    }
-    Some((path, start))
+fn empty_string<'t>() -> DeValue<'t> {
+    DeValue::String(Cow::Borrowed(""))
 }
 
-/// (pipeline, field) of a table's path: `pipelines.web.deploy` is pipeline `web`, field `deploy`.
-fn split_path(path: &[String]) -> (Option<String>, String) {
-    match path {
-        [first, name, rest @ ..] if first == "pipelines" => (Some(name.clone()), rest.join(".")),
-        _ => (None, path.join(".")),
+/// One step down a TOML tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// The path to the deepest value at `span` of the `kind` given (`table`, `array`, `string`... as
+/// [`DeValue::type_str`] says: a table and the array of tables its header makes share a span), or to the entry
+/// whose key holds `span` (a key no table has is told at the key). A header's table is not within its parent's
+/// span: every branch is searched.
+fn path_to(value: &Spanned<DeValue<'_>>, span: &Range<usize>, kind: Option<&str>) -> Option<Vec<Step>> {
+    let table = kind == Some("table");
+    let within = |outer: Range<usize>| outer.start <= span.start && span.end <= outer.end;
+    let found = match value.get_ref() {
+        DeValue::Table(entries) => entries.iter().find_map(|(key, child)| {
+            let step = || Step::Key(key.get_ref().to_string());
+            match path_to(child, span, kind) {
+                Some(rest) => Some([vec![step()], rest].concat()),
+                None => (!table && within(key.span())).then(|| vec![step()]),
+            }
+        }),
+        DeValue::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, child)| path_to(child, span, kind).map(|rest| [vec![Step::Index(i)], rest].concat())),
+        _ => None,
+    };
+    let here = value.span() == *span && kind.is_none_or(|kind| kind == value.get_ref().type_str());
+    found.or_else(|| here.then(Vec::new))
+}
+
+fn at<'v, 't>(mut value: &'v mut Spanned<DeValue<'t>>, path: &[Step]) -> Option<&'v mut Spanned<DeValue<'t>>> {
+    for step in path {
+        value = match (value.get_mut(), step) {
+            (DeValue::Table(table), Step::Key(key)) => table.get_mut(key.as_str())?,
+            (DeValue::Array(array), Step::Index(i)) => array.get_mut(*i)?,
+            _ => return None,
+        };
     }
+    Some(value)
+}
+
+/// A syntax error, placed at its line and told in the file's words.
+fn placed(origin: &str, text: &str, error: &toml::de::Error) -> DefinitionError {
+    let offset = error.span().map_or(0, |span| span.start);
+    let (line, column) = line_column(text, offset);
+    let (pipeline, field) = place_of(text, offset);
+    let mut message = in_toml_words(error.message().trim());
+    if message == "duplicate key"
+        && let Some(first) = first_definition(text, offset)
+    {
+        message = format!("defined twice: first at line {first}");
+    }
+    DefinitionError { origin: origin.to_owned(), line, column, pipeline, field, message }
+}
+
+fn pipeline_key(pipeline: &Option<String>) -> String {
+    toml_key(pipeline.as_deref().unwrap_or("NAME"))
+}
+
+/// A key as a TOML header writes it: bare when it can be, else quoted.
+fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if bare { key.to_owned() } else { format!("{key:?}") }
+}
+
+/// A path within a pipeline as fields are named: `deploy.checks[0].url`.
+fn field_name(path: &[Step]) -> String {
+    let mut name = String::new();
+    for step in path {
+        match step {
+            Step::Key(key) if name.is_empty() => name.push_str(key),
+            Step::Key(key) => {
+                name.push('.');
+                name.push_str(key);
+            }
+            Step::Index(i) => name.push_str(&format!("[{i}]")),
+        }
+    }
+    name
 }
 
 /// For a key or header defined twice, the line (1-based) where the first is: the same header earlier, or the same
@@ -227,7 +477,16 @@ fn first_definition(text: &str, offset: usize) -> Option<usize> {
 /// A message of the TOML reader in the words of a TOML file, not of the Rust types it fills: `expected i64`
 /// becomes "a whole number such as 3", with an example of what to write.
 pub(super) fn in_toml_words(message: &str) -> String {
-    let Some(rest) = message.strip_prefix("invalid type: ").or_else(|| message.strip_prefix("invalid value: ")) else {
+    // `[]` where a table goes: serde reads a table from a list too, and says its length is wrong.
+    let length = message.strip_prefix("invalid length ").and_then(|rest| {
+        let expected = rest.split_once(", expected ")?.1;
+        Some(format!("sequence, expected {}", expected.split(" with ").next()?))
+    });
+    let Some(rest) = length
+        .as_deref()
+        .or_else(|| message.strip_prefix("invalid type: "))
+        .or_else(|| message.strip_prefix("invalid value: "))
+    else {
         return message.to_owned();
     };
     let Some((found, expected)) = rest.rsplit_once(", expected ") else { return message.to_owned() };
@@ -243,6 +502,13 @@ pub(super) fn in_toml_words(message: &str) -> String {
         "struct RawCanary" => "a table such as { percent = 5, bake_time = \"10m\" }",
         "struct RawPauseApproval" => "a table such as { stage = \"POST_TEST_TRAFFIC_SHIFT\" }",
         "struct RawCheck" => "a table such as { hook = \"AfterRollout\", url = \"http://web:8080/health\" }",
+        "struct RawSource" => "a table such as { repository = \"acme/web\" }",
+        "struct RawBuild" => "a table such as { project = \"web-build\" }",
+        "struct RawDeploy" => "a table such as { strategy = \"rolling\", cluster = \"prod\", service = \"web\" }",
+        "struct RawApproval" | "struct RawNotify" => {
+            "a table such as { topic = \"arn:aws:sns:eu-west-1:123456789012:approvers\" }"
+        }
+        "struct RawPipeline" => "a table such as [pipelines.web] with source, build and deploy",
         other if other.starts_with("struct ") || other == "a map" => "a table such as { name = \"value\" }",
         other => other,
     };

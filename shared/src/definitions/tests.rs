@@ -639,7 +639,7 @@ fn a_bake_time_out_of_range_is_told_its_range_as_the_readme_writes_it() {
 
 #[test]
 fn a_missing_table_is_blamed_on_its_pipeline_and_a_table_defined_twice_says_where_it_first_was() {
-    let dotted = "[pipelines.web.source]\nrepository = \"acme/web\"\n[pipelines.web.build]\nproject = \"b\"\n";
+    let dotted = "[pipelines.web.source]\nrepository = \"acme/web\"\n[pipelines.web.build]\nproject = \"web-build\"\n";
     let found = errors(dotted);
     assert_eq!(
         found,
@@ -648,7 +648,7 @@ fn a_missing_table_is_blamed_on_its_pipeline_and_a_table_defined_twice_says_wher
     let twice = format!("{dotted}[pipelines.web.build]\nproject = \"c\"\n");
     let found = errors(&twice);
     assert!(
-        found[0].starts_with("pipelines.toml:5:") && found[0].ends_with("defined twice: first at line 3"),
+        found[0].starts_with("pipelines.toml:5:") && found[0].contains("defined twice: first at line 3"),
         "{found:?}"
     );
     let key_twice = MINIMAL.replace(
@@ -656,13 +656,13 @@ fn a_missing_table_is_blamed_on_its_pipeline_and_a_table_defined_twice_says_wher
         "build = { project = \"api-build\" }\nmode = \"queued\"\nmode = \"queued\"",
     );
     let found = errors(&key_twice);
-    assert!(found[0].ends_with("defined twice: first at line 5"), "{found:?}");
+    assert!(found[0].contains("defined twice: first at line 5"), "{found:?}");
 }
 
 #[test]
 fn a_missing_value_says_which_table_it_goes_in() {
     let found = errors(
-        "[pipelines.web.source]\nbranches = { include = [\"main\"] }\n[pipelines.web.build]\nproject = \"b\"\n[pipelines.web.deploy]\nstrategy = \"rolling\"\ncluster = \"c\"\nservice = \"s\"\n",
+        "[pipelines.web.source]\nbranches = { include = [\"main\"] }\n[pipelines.web.build]\nproject = \"web-build\"\n[pipelines.web.deploy]\nstrategy = \"rolling\"\ncluster = \"c\"\nservice = \"s\"\n",
     );
     assert_eq!(
         found,
@@ -670,4 +670,93 @@ fn a_missing_value_says_which_table_it_goes_in() {
             "pipelines.toml:1:1: pipeline `web`, field `source`: `repository` is missing: add repository = ... to [pipelines.web.source]"
         ]
     );
+}
+
+#[test]
+fn mistakes_in_values_keys_and_types_are_all_reported_in_one_run_in_the_order_of_the_file() {
+    let text = r#"[pipelines.web.source]
+repository = "acme"
+brnaches = { include = ["main"] }
+
+[pipelines.web.build]
+project = "web-build"
+
+[pipelines.web.deploy]
+strategy = "rolling"
+cluster = "prod"
+service = "web"
+
+[[pipelines.web.deploy.checks]]
+hook = "AfterRollout"
+url = "http://web.internal/health"
+retries = "3"
+"#;
+    let found = errors(text);
+    assert_eq!(
+        found,
+        [
+            "pipelines.toml:2:14: pipeline `web`, field `source.repository`: must look like owner/name (got \"acme\")",
+            "pipelines.toml:3:1: pipeline `web`, field `source.brnaches`: unknown field `brnaches`, expected one of `repository`, `branches`, `tags`, `paths`",
+            "pipelines.toml:16:11: pipeline `web`, field `deploy.checks[0].retries`: must be a whole number such as 3 (got the string \"3\")",
+        ]
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_told_once_and_the_rest_of_its_pipeline_and_the_others_are_still_checked() {
+    let text = r#"[pipelines.web]
+source = { repository = 3 }
+build = { project = "web-build" }
+deploy = { strategy = "rolling", cluster = "prod", service = "web", checks = ["http://web/"], allow_host = "yes" }
+
+[pipelines.api]
+source = { repository = "acme/api", branches = "main" }
+build = { project = "x" }
+deploy = { strategy = "rolling", cluster = "prod", service = "api", maximum_percent = 99 }
+"#;
+    let found = errors(text);
+    let told = |line: usize, what: &str| {
+        found.iter().filter(|e| e.starts_with(&format!("pipelines.toml:{line}:")) && e.contains(what)).count()
+    };
+    assert_eq!(told(2, "field `source.repository`: must be a string in quotes"), 1, "{found:#?}");
+    assert_eq!(told(4, "must be a table such as { hook"), 1, "{found:#?}");
+    assert_eq!(told(4, "field `deploy.allow_host`: must be true or false"), 1, "{found:#?}");
+    assert_eq!(told(7, "field `source.branches`: must be a table such as { include"), 1, "{found:#?}");
+    assert_eq!(told(8, "field `build.project`: must be a CodeBuild project name"), 1, "{found:#?}");
+    assert_eq!(told(9, "maximum_percent"), 1, "{found:#?}");
+    // Nothing more: no second word on a value whose type was wrong, no "missing" for a value set aside.
+    assert_eq!(found.len(), 6, "{found:#?}");
+    let lines: Vec<usize> = found.iter().map(|e| e.split(':').nth(1).unwrap().parse().unwrap()).collect();
+    assert!(lines.is_sorted(), "{lines:?}");
+}
+
+#[test]
+fn a_syntax_error_is_told_first_saying_that_the_rest_is_checked_once_the_file_reads_as_toml() {
+    let text = "[pipelines.web.source]\nrepository = acme/web\n[pipelines.web.build]\nproject = 'x\n";
+    let found = errors(text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("pipelines.toml:2:14: "), "{found:?}");
+    assert!(found[0].ends_with("(the rest of the file is checked once it reads as TOML)"), "{found:?}");
+}
+
+#[test]
+fn a_pipeline_with_many_unknown_keys_is_read_up_to_a_bound_and_says_the_rest_is_not_read() {
+    let keys: String = (0..150).map(|i| format!("unknown_{i} = 1\n")).collect();
+    let text = format!("[pipelines.api]\n{keys}{}", MINIMAL.replace("[pipelines.api]\n", ""));
+    let found = errors(&text);
+    assert_eq!(found.len(), 101, "{}", found.len());
+    assert!(found.iter().any(|e| e.ends_with("over 100 mistakes in this pipeline: the rest of it is not read")));
+}
+
+#[test]
+fn twenty_thousand_mistakes_in_the_files_shape_are_told_in_well_under_a_second() {
+    // 5,000 pipelines, each with a key no pipeline has and none of the three tables a pipeline needs.
+    let text: String = (0..5_000).map(|i| format!("[pipelines.p{i}]\nsoruce = 1\n")).collect();
+    let started = std::time::Instant::now();
+    let found = Definitions::check("many.toml", &text).expect_err("no pipeline is whole");
+    let took = started.elapsed();
+    assert_eq!(found.0.len(), 20_000, "{}", found.0[0]);
+    assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+    let last = found.0.last().expect("20,000 mistakes");
+    assert_eq!((last.line, last.pipeline.as_deref(), last.field.as_str()), (10_000, Some("p4999"), "soruce"));
 }

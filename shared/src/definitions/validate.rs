@@ -1,13 +1,13 @@
 //! Turns the file as written into validated pipelines, collecting every error with its place.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use toml::Spanned;
 
 use super::error::{DefinitionError, DefinitionErrors, LineIndex};
 use super::raw::{
-    RawApproval, RawBuild, RawCheck, RawDeploy, RawFile, RawFilter, RawPauseApproval, RawPipeline, RawSource,
+    RawApproval, RawBuild, RawCheck, RawDeploy, RawFilter, RawPauseApproval, RawPipeline, RawSource, Read,
 };
 use super::{
     Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker, DeployTarget, ECS_STAGES,
@@ -42,6 +42,8 @@ struct Checker<'a> {
     errors: Vec<DefinitionError>,
     /// `sluice check`'s rules too, not only those published definitions were read by before them.
     strict: bool,
+    /// Where a value stands in for one whose shape was wrong (and told so): nothing more is said there.
+    stand_ins: BTreeSet<usize>,
 }
 
 impl Checker<'_> {
@@ -54,6 +56,9 @@ impl Checker<'_> {
     }
 
     fn error(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
+        if self.stand_ins.contains(&span.start) {
+            return;
+        }
         let (line, column) = self.lines.line_column(self.text, span.start);
         self.errors.push(DefinitionError {
             origin: self.origin.to_owned(),
@@ -173,11 +178,12 @@ impl Checker<'_> {
 pub(super) fn validate(
     origin: &str,
     text: &str,
-    raw: RawFile,
+    read: Read,
     strict: bool,
 ) -> Result<BTreeMap<String, Pipeline>, DefinitionErrors> {
-    let mut checker = Checker { origin, text, lines: LineIndex::new(text), pipeline: None, errors: Vec::new(), strict };
-    if raw.pipelines.is_empty() {
+    let Read { file: raw, errors, stand_ins, lines } = read;
+    let mut checker = Checker { origin, text, lines, pipeline: None, errors, strict, stand_ins };
+    if raw.pipelines.is_empty() && checker.errors.is_empty() {
         checker.error(0..0, "pipelines", "no pipeline is defined: add a [pipelines.<name>] table");
     }
     let mut pipelines = BTreeMap::new();

@@ -760,3 +760,32 @@ fn twenty_thousand_mistakes_in_the_files_shape_are_told_in_well_under_a_second()
     let last = found.0.last().expect("20,000 mistakes");
     assert_eq!((last.line, last.pipeline.as_deref(), last.field.as_str()), (10_000, Some("p4999"), "soruce"));
 }
+
+#[test]
+fn a_pause_before_a_step_of_100_percent_is_refused_since_nobody_would_ever_be_asked() {
+    for (shift, said) in [
+        ("linear = { step_percent = 100 }", "a linear step of 100% moves it in one step"),
+        ("canary = { percent = 100 }", "a canary of 100% moves it in one step"),
+    ] {
+        let strategy = if shift.starts_with("linear") { "ecs_linear" } else { "ecs_canary" };
+        let text = MINIMAL.replace(
+            "deploy = { strategy = \"rolling\", cluster = \"internal\", service = \"api\" }",
+            &format!(
+                "approval = {{ topic = \"arn:aws:sns:us-east-1:123456789012:approvers\" }}\ndeploy = {{ strategy = \"{strategy}\", cluster = \"internal\", service = \"api\", {shift}, approval = {{ stage = \"PRE_PRODUCTION_TRAFFIC_SHIFT\" }} }}"
+            ),
+        );
+        let found = errors(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains(&format!("field `deploy.approval.stage`: {said}, before which nothing has moved, so nobody would be asked: pause at POST_TEST_TRAFFIC_SHIFT instead")), "{found:?}");
+        let fine = text.replace("100 }", "50 }");
+        assert!(Definitions::check("pipelines.toml", &fine).is_ok(), "{fine}");
+    }
+}
+
+#[test]
+fn a_table_nested_deeper_than_toml_reads_is_told_at_its_line() {
+    let nested = format!("x = {}1{}", "[".repeat(200), "]".repeat(200));
+    let found = errors(&format!("{MINIMAL}\n\n{nested}\n"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("pipelines.toml:8:"), "{found:?}");
+}

@@ -674,12 +674,24 @@ fn validate_pause(
             "deploy.approval.stage",
             format!("must be one of {}: {why}", PAUSE_STAGES.join(", ")),
         );
-    } else if stage == PRE_PRODUCTION_TRAFFIC_SHIFT && *shift == TrafficShift::BlueGreen {
-        checker.error(
-            raw.stage.span(),
-            "deploy.approval.stage",
-            "ecs_blue_green moves production traffic in one step, before which nothing has moved:              pause at POST_TEST_TRAFFIC_SHIFT instead",
-        );
+    } else if stage == PRE_PRODUCTION_TRAFFIC_SHIFT {
+        // ECS pauses there before each step after the first: a shift made in one step is never paused there.
+        let one_step = match shift {
+            TrafficShift::BlueGreen => Some("ecs_blue_green moves production traffic in one step"),
+            TrafficShift::Linear { step_tenths: 1000, .. } => Some("a linear step of 100% moves it in one step"),
+            TrafficShift::Canary { tenths: 1000, .. } => Some("a canary of 100% moves it in one step"),
+            _ => None,
+        };
+        if let Some(one_step) = one_step {
+            checker.error(
+                raw.stage.span(),
+                "deploy.approval.stage",
+                format!(
+                    "{one_step}, before which nothing has moved, so nobody would be asked: pause at \
+                     POST_TEST_TRAFFIC_SHIFT instead"
+                ),
+            );
+        }
     }
     let topic_arn = match (&raw.topic, approval_topic) {
         (Some(topic), _) => checker.checked(topic, "deploy.approval.topic", TOPIC, fifo_topic),

@@ -25,7 +25,7 @@ use tracing::{info, warn};
 pub type Config = sluice::config::Common;
 
 /// Kept back from the invocation's time for recording the result and reporting it.
-pub const MARGIN: Duration = Duration::from_secs(5);
+pub const MARGIN: Duration = Duration::from_secs(sluice::definitions::HOOK_ANSWER_MARGIN_SECS);
 /// The checks' time when the invocation's deadline is unknown.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
 

@@ -77,6 +77,7 @@ async fn run(args: &[String]) -> Result<ExitCode> {
         "check" if args.json => return check_json(word(0, "a FILE")?),
         "check" => {
             let (_, definitions) = load(word(0, "a FILE")?)?;
+            warn(&definitions);
             println!("ok: {}", summary(&definitions));
         }
         "publish" => publish(&args, word(0, "a FILE")?).await?,
@@ -194,6 +195,7 @@ impl Stack {
 
 async fn publish(args: &Args<'_>, file: &str) -> Result<()> {
     let (text, definitions) = load(file)?;
+    warn(&definitions);
     let store = Stack::find(args).await?.store();
     let current = store.current().await.context("reading the published definitions")?;
     if current.as_ref().is_some_and(|current| current.text == text) {
@@ -655,6 +657,13 @@ fn load(file: &str) -> Result<(String, Definitions)> {
     Ok((text, definitions))
 }
 
+/// What `check` found that runs, but perhaps not as meant: told on stderr, one `warning:` line each.
+fn warn(definitions: &Definitions) {
+    for warning in definitions.warnings() {
+        eprintln!("warning: {warning}");
+    }
+}
+
 /// `sluice --json check FILE`: every mistake as data (for editors and CI), or the pipelines; exits 1 with mistakes.
 fn check_json(file: &str) -> Result<ExitCode> {
     let text = read_definitions(file)?;
@@ -669,24 +678,24 @@ fn check_json(file: &str) -> Result<ExitCode> {
                     })
                 })
                 .collect();
-            (serde_json::json!({ "ok": true, "pipelines": pipelines }), ExitCode::SUCCESS)
+            let warnings: Vec<serde_json::Value> = definitions.warnings().iter().map(mistake_json).collect();
+            (serde_json::json!({ "ok": true, "pipelines": pipelines, "warnings": warnings }), ExitCode::SUCCESS)
         }
         Err(errors) => {
-            let errors: Vec<serde_json::Value> = errors
-                .0
-                .iter()
-                .map(|e| {
-                    serde_json::json!({
-                        "file": e.origin, "line": e.line, "column": e.column, "pipeline": e.pipeline,
-                        "field": e.field, "message": e.message,
-                    })
-                })
-                .collect();
+            let errors: Vec<serde_json::Value> = errors.0.iter().map(mistake_json).collect();
             (serde_json::json!({ "ok": false, "errors": errors }), ExitCode::FAILURE)
         }
     };
     println!("{answer}");
     Ok(code)
+}
+
+/// An error or a warning as data: where it is and what it says.
+fn mistake_json(e: &sluice::definitions::DefinitionError) -> serde_json::Value {
+    serde_json::json!({
+        "file": e.origin, "line": e.line, "column": e.column, "pipeline": e.pipeline, "field": e.field,
+        "message": e.message,
+    })
 }
 
 /// How many pipelines, then a line each: what triggers it, what gates it, where it deploys.

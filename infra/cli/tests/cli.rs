@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use sluice::adapters::DynamoDbStore;
 use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice_integration::{Stack, moto, workspace_root};
@@ -132,6 +132,38 @@ fn checking_with_json_gives_every_mistake_as_data_for_editors_and_ci() -> Result
     assert!(valid.status.success(), "{}", stderr(&valid));
     let answer: serde_json::Value = serde_json::from_str(&stdout(&valid))?;
     assert_eq!(answer["pipelines"][0]["triggers"], "pushes to the default branch");
+    Ok(())
+}
+
+#[test]
+fn checking_a_file_that_runs_but_perhaps_not_as_meant_succeeds_and_tells_each_warning() -> Result<()> {
+    // The example's api pipeline, copied as api-copy: both deploy internal/api
+    let text = std::fs::read_to_string(workspace_root().join(EXAMPLE))?;
+    let api = text.find("[pipelines.api]").context("the example has an api pipeline")?;
+    let copy = text[api..].replace("[pipelines.api", "[pipelines.api-copy");
+    let path = workspace_root().join("target").join("cli-check-warning.toml");
+    std::fs::write(&path, format!("{text}\n{copy}"))?;
+    let output = sluice(&["check", &path.to_string_lossy()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let warning = stderr(&output);
+    assert!(
+        warning.starts_with("warning: ")
+            && warning.contains("pipeline `api-copy`, field `deploy.service`: pipeline `api` deploys this service too"),
+        "{warning}"
+    );
+    assert!(stdout(&output).starts_with("ok: 3 pipelines"), "{}", stdout(&output));
+    let json = sluice(&["--json", "check", &path.to_string_lossy()]);
+    assert!(json.status.success(), "{}", stderr(&json));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&json))?;
+    assert_eq!(answer["ok"], true);
+    assert_eq!(answer["warnings"][0]["pipeline"], "api-copy", "{answer}");
+    assert_eq!(answer["warnings"][0]["field"], "deploy.service", "{answer}");
+    assert_eq!(answer["warnings"].as_array().map(Vec::len), Some(1), "{answer}");
+    // The example itself has none
+    let clean = sluice(&["--json", "check", EXAMPLE]);
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&clean))?;
+    assert_eq!(answer["warnings"], serde_json::json!([]));
+    assert_eq!(stderr(&sluice(&["check", EXAMPLE])), "");
     Ok(())
 }
 

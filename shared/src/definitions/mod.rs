@@ -36,6 +36,8 @@ pub const MAX_TEXT: usize = 350 * 1024;
 #[derive(Debug, Clone)]
 pub struct Definitions {
     pipelines: BTreeMap<String, Pipeline>,
+    /// What `check` found that runs, but perhaps not as meant (none when read as published).
+    warnings: Vec<DefinitionError>,
 }
 
 impl Definitions {
@@ -44,8 +46,8 @@ impl Definitions {
     /// filter whose patterns cannot be used together accepts nothing.
     pub fn parse(origin: &str, text: &str) -> Result<Self, DefinitionErrors> {
         let raw = raw::parse(origin, text)?;
-        let pipelines = validate::validate(origin, text, raw, false)?;
-        Ok(Self { pipelines })
+        let (pipelines, _) = validate::validate(origin, text, raw, false)?;
+        Ok(Self { pipelines, warnings: Vec::new() })
     }
 
     /// Checks a definitions file as `sluice check` and `sluice publish` do: what it accepts runs as written, and
@@ -65,8 +67,14 @@ impl Definitions {
             }]));
         }
         let raw = raw::parse(origin, text)?;
-        let pipelines = validate::validate(origin, text, raw, true)?;
-        Ok(Self { pipelines })
+        let (pipelines, warnings) = validate::validate(origin, text, raw, true)?;
+        Ok(Self { pipelines, warnings })
+    }
+
+    /// What runs as written but perhaps not as meant, in the order of the file: a check that may outlast the time
+    /// its hook has, two pipelines deploying one service. Told by `check` once the file has no errors.
+    pub fn warnings(&self) -> &[DefinitionError] {
+        &self.warnings
     }
 
     pub fn get(&self, name: &str) -> Option<&Pipeline> {
@@ -256,6 +264,15 @@ impl DeployTarget {
             DeployTarget::BlueGreen(target) => target.allow_host,
             DeployTarget::Rolling(target) => target.allow_host,
             DeployTarget::EcsNative(target) => target.allow_host,
+        }
+    }
+
+    /// The ECS cluster and service deployed to, as written (names or ARNs).
+    pub fn ecs_service(&self) -> (&str, &str) {
+        match self {
+            DeployTarget::BlueGreen(target) => (&target.cluster, &target.service),
+            DeployTarget::Rolling(target) => (&target.cluster, &target.service),
+            DeployTarget::EcsNative(target) => (&target.cluster, &target.service),
         }
     }
 
@@ -528,6 +545,14 @@ pub const BLUE_GREEN_HOOKS: [&str; 5] =
 /// fail, sluice updates the service back to the task definition it ran before.
 pub const AFTER_ROLLOUT: &str = "AfterRollout";
 pub const ROLLING_HOOKS: [&str; 1] = [AFTER_ROLLOUT];
+
+/// How long the hooks function may run (its `Timeout` in `template.yaml`), and what it keeps of that time to record
+/// a hook's result and answer: the checks of one call have the rest.
+pub const HOOKS_FUNCTION_SECS: u64 = 300;
+pub const HOOK_ANSWER_MARGIN_SECS: u64 = 5;
+/// How long a rolling update's AfterRollout checks may take together: well within the hooks function's time and
+/// the effect's lease ([`crate::pipeline::outbox::CHECKS_LEASE`]).
+pub const AFTER_ROLLOUT_SECS: u64 = 240;
 
 #[cfg(test)]
 mod tests;

@@ -38,6 +38,7 @@ fn every_pipeline_the_readme_shows_is_valid_and_deploys_by_the_strategy_it_names
             Ok(definitions) => definitions,
             Err(errors) => panic!("{errors}\nin:\n{example}"),
         };
+        assert!(definitions.warnings().is_empty(), "{:?}\nin:\n{example}", definitions.warnings());
         let strategy = definitions.get("web").map(|web| web.deploy.strategy().to_owned());
         let named = example.lines().find_map(|line| line.strip_prefix("strategy = ")).map(|s| s.trim_matches('"'));
         assert_eq!(strategy.as_deref(), named, "{example}");
@@ -54,6 +55,7 @@ fn every_pipeline_the_readme_shows_is_valid_and_deploys_by_the_strategy_it_names
 #[test]
 fn the_example_file_loads_with_both_deploy_strategies() {
     let definitions = Definitions::check("pipelines.example.toml", EXAMPLE).expect("the example is valid");
+    assert!(definitions.warnings().is_empty(), "{:?}", definitions.warnings());
     assert_eq!(definitions.len(), 2);
     let web = definitions.get("web").expect("web");
     assert_eq!(web.mode, ExecutionMode::Superseded);
@@ -788,4 +790,98 @@ fn a_table_nested_deeper_than_toml_reads_is_told_at_its_line() {
     let found = errors(&format!("{MINIMAL}\n\n{nested}\n"));
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].starts_with("pipelines.toml:8:"), "{found:?}");
+}
+
+fn warnings(text: &str) -> Vec<String> {
+    match Definitions::check("pipelines.toml", text) {
+        Ok(definitions) => definitions.warnings().iter().map(ToString::to_string).collect(),
+        Err(errors) => panic!("expected no errors:\n{errors}"),
+    }
+}
+
+fn with_check(strategy: &str, check: &str) -> String {
+    let deploy = match strategy {
+        "blue_green" => {
+            "strategy = \"blue_green\"\napplication = \"web\"\ndeployment_group = \"web-prod\"\n".to_owned()
+        }
+        other => format!("strategy = \"{other}\"\n"),
+    };
+    format!(
+        "[pipelines.web]\nsource = {{ repository = \"acme/web\" }}\nbuild = {{ project = \"web-build\" }}\n\
+         [pipelines.web.deploy]\ncluster = \"prod\"\nservice = \"web\"\n{deploy}\
+         [[pipelines.web.deploy.checks]]\n{check}\n"
+    )
+}
+
+#[test]
+fn a_check_whose_tries_may_outlast_the_time_its_hook_has_is_a_warning_at_its_place() {
+    // 4 tries of 60 s and 3 intervals of 30 s: 330 s, beyond what one call of the hooks function has (295 s).
+    let slow = "hook = \"AfterAllowTestTraffic\"\nurl = \"https://test.example.com/\"\ntimeout = \"1m\"\n\
+                retries = 3\ninterval = \"30s\"";
+    let told = warnings(&with_check("blue_green", slow));
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert!(
+        told[0].starts_with("pipelines.toml:10:1: pipeline `web`, field `deploy.checks[0]`: may take 330 s"),
+        "{told:?}"
+    );
+    assert!(told[0].contains("(4 tries of 1m and 3 intervals of 30s), beyond the 295 s the checks"), "{told:?}");
+    // After a rolling update the checks have AfterRollout's 240 s: 270 s is beyond it, though it fits a hook's 295 s.
+    let rolling = "hook = \"AfterRollout\"\nurl = \"https://web.example.com/\"\ntimeout = \"2m\"\nretries = 1\n\
+                   interval = \"30s\"";
+    let told = warnings(&with_check("rolling", rolling));
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert!(
+        told[0].contains("may take 270 s (2 tries of 2m and 1 interval of 30s), beyond the 240 s a rolling"),
+        "{told:?}"
+    );
+    assert!(warnings(&with_check("blue_green", &rolling.replace("AfterRollout", "AfterAllowTraffic"))).is_empty());
+    // ECS calls the hooks function once a try: only a try longer than a call has is told, however many retries.
+    let native = "hook = \"POST_TEST_TRAFFIC_SHIFT\"\nurl = \"https://test.example.com/\"\ntimeout = \"4m\"\nretries = 20\n\
+                  interval = \"5m\"";
+    assert!(warnings(&with_check("ecs_blue_green", native)).is_empty());
+    let told = warnings(&with_check("ecs_blue_green", &native.replace("4m", "5m")));
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert!(told[0].contains("a try may take 5m (300 s), beyond the 295 s one call"), "{told:?}");
+    // A warning lets the file run, and definitions read as published carry none.
+    let published = Definitions::parse("pipelines.toml", &with_check("blue_green", slow)).expect("published");
+    assert!(published.warnings().is_empty());
+}
+
+#[test]
+fn two_pipelines_deploying_one_service_are_warned_of_at_the_later_naming_the_earlier() {
+    let pipeline = |name: &str, cluster: &str, service: &str| {
+        format!(
+            "[pipelines.{name}]\nsource = {{ repository = \"acme/{name}\" }}\nbuild = {{ project = \"{name}\" }}\n\
+             deploy = {{ strategy = \"rolling\", cluster = \"{cluster}\", service = \"{service}\" }}\n"
+        )
+    };
+    // Written in the file as zeta then alpha: the warning is at alpha (line 8), naming zeta's line (4).
+    let text = pipeline("zeta", "prod", "web")
+        + &pipeline(
+            "alpha",
+            "arn:aws:ecs:eu-west-1:123456789012:cluster/prod",
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod/web",
+        );
+    let told = warnings(&text);
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert!(
+        told[0].starts_with("pipelines.toml:8:")
+            && told[0].contains(
+                "pipeline `alpha`, field `deploy.service`: pipeline `zeta` deploys this service too (line 4)"
+            ),
+        "{told:?}"
+    );
+    // Another service, another cluster, or the same names in another account are other services.
+    for (cluster, service) in [
+        ("prod", "api"),
+        ("staging", "web"),
+        ("arn:aws:ecs:eu-west-1:123456789012:cluster/prod", "arn:aws:ecs:eu-west-1:999999999999:service/prod/web"),
+    ] {
+        let text = pipeline(
+            "zeta",
+            "arn:aws:ecs:eu-west-1:123456789012:cluster/prod",
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod/web",
+        ) + &pipeline("alpha", cluster, service);
+        assert!(warnings(&text).is_empty(), "{cluster} {service}");
+    }
 }

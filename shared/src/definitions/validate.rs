@@ -10,9 +10,10 @@ use super::raw::{
     RawApproval, RawBuild, RawCheck, RawDeploy, RawFilter, RawPauseApproval, RawPipeline, RawSource, Read,
 };
 use super::{
-    Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker, DeployTarget, ECS_STAGES,
-    EcsNative, ExecutionMode, GitHubReport, GlobFilter, Notify, PAUSE_STAGES, PRE_PRODUCTION_TRAFFIC_SHIFT,
-    PauseAction, PauseApproval, Pipeline, ROLLING_HOOKS, Rolling, Source, TrafficShift,
+    AFTER_ROLLOUT_SECS, Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker,
+    DeployTarget, ECS_STAGES, EcsNative, ExecutionMode, GitHubReport, GlobFilter, HOOK_ANSWER_MARGIN_SECS,
+    HOOKS_FUNCTION_SECS, Notify, PAUSE_STAGES, PRE_PRODUCTION_TRAFFIC_SHIFT, PauseAction, PauseApproval, Pipeline,
+    ROLLING_HOOKS, Rolling, Source, TrafficShift,
 };
 use crate::pipeline::bounded;
 
@@ -44,6 +45,8 @@ struct Checker<'a> {
     strict: bool,
     /// Where a value stands in for one whose shape was wrong (and told so): nothing more is said there.
     stand_ins: BTreeSet<usize>,
+    /// What runs as written but perhaps not as meant (`check` only).
+    warnings: Vec<DefinitionError>,
 }
 
 impl Checker<'_> {
@@ -56,18 +59,35 @@ impl Checker<'_> {
     }
 
     fn error(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
-        if self.stand_ins.contains(&span.start) {
+        if let Some(error) = self.placed(span, field, message.into()) {
+            self.errors.push(error);
+        }
+    }
+
+    /// What `sluice check` tells but lets run: someone may mean it.
+    fn warn(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
+        if !self.strict {
             return;
         }
+        if let Some(warning) = self.placed(span, field, message.into()) {
+            self.warnings.push(warning);
+        }
+    }
+
+    /// A message at its place in the current pipeline; none where a stand-in is.
+    fn placed(&self, span: Range<usize>, field: &str, message: String) -> Option<DefinitionError> {
+        if self.stand_ins.contains(&span.start) {
+            return None;
+        }
         let (line, column) = self.lines.line_column(self.text, span.start);
-        self.errors.push(DefinitionError {
+        Some(DefinitionError {
             origin: self.origin.to_owned(),
             line,
             column,
             pipeline: self.pipeline.clone(),
             field: field.to_owned(),
-            message: message.into(),
-        });
+            message,
+        })
     }
 
     /// A required, non-empty string that matches `valid`.
@@ -175,33 +195,81 @@ impl Checker<'_> {
     }
 }
 
+/// The pipelines, and what `check` warns of (none unless `strict`), or every error.
 pub(super) fn validate(
     origin: &str,
     text: &str,
     read: Read,
     strict: bool,
-) -> Result<BTreeMap<String, Pipeline>, DefinitionErrors> {
+) -> Result<(BTreeMap<String, Pipeline>, Vec<DefinitionError>), DefinitionErrors> {
     let Read { file: raw, errors, stand_ins, lines } = read;
-    let mut checker = Checker { origin, text, lines, pipeline: None, errors, strict, stand_ins };
+    let mut checker = Checker { origin, text, lines, pipeline: None, errors, strict, stand_ins, warnings: Vec::new() };
     if raw.pipelines.is_empty() && checker.errors.is_empty() {
         checker.error(0..0, "pipelines", "no pipeline is defined: add a [pipelines.<name>] table");
     }
     let mut pipelines = BTreeMap::new();
+    let mut services = Vec::new();
     for (name, pipeline) in raw.pipelines {
         checker.pipeline = Some(name.get_ref().clone());
         if !is_pipeline_name(name.get_ref()) {
             checker.error(name.span(), "", "a pipeline name is 1 to 64 letters, digits, '-' or '_'");
         }
+        let service = pipeline.deploy.service.span();
         if let Some(pipeline) = validate_pipeline(&mut checker, name.get_ref(), pipeline) {
+            services.push((service, pipeline.name.clone()));
             pipelines.insert(pipeline.name.clone(), pipeline);
         }
     }
+    warn_shared_services(&mut checker, &pipelines, services);
     if checker.errors.is_empty() {
-        Ok(pipelines)
+        checker.warnings.sort_by_key(|warning| (warning.line, warning.column));
+        Ok((pipelines, checker.warnings))
     } else {
         checker.errors.sort_by_key(|error| (error.line, error.column));
         Err(DefinitionErrors(checker.errors))
     }
+}
+
+/// Two pipelines deploying one ECS service: each one's deployment replaces or collides with the other's, and the
+/// service runs whichever went last. Told at the later one in the file, naming the earlier.
+fn warn_shared_services(
+    checker: &mut Checker<'_>,
+    pipelines: &BTreeMap<String, Pipeline>,
+    mut services: Vec<(Range<usize>, String)>,
+) {
+    services.sort_by_key(|(span, _)| span.start);
+    let target = |name: &str| pipelines.get(name).map(|pipeline| pipeline.deploy.ecs_service());
+    for (later, (span, name)) in services.iter().enumerate() {
+        let Some((cluster, service)) = target(name) else { continue };
+        let earlier = services[..later].iter().find(|(_, other)| {
+            target(other).is_some_and(|(other_cluster, other_service)| {
+                same_ecs_resource(cluster, other_cluster) && same_ecs_resource(service, other_service)
+            })
+        });
+        if let Some((other_span, other)) = earlier {
+            let (line, _) = checker.lines.line_column(checker.text, other_span.start);
+            checker.pipeline = Some(name.clone());
+            let message = format!(
+                "pipeline `{other}` deploys this service too (line {line}): each one's deployment replaces or \
+                 collides with the other's, and the service runs whichever went last; deploy a service from one \
+                 pipeline"
+            );
+            checker.warn(span.clone(), "deploy.service", message);
+        }
+    }
+}
+
+/// Whether two clusters or services, each a name or an ARN, are the same: the same name, and the same region and
+/// account where both are ARNs (a name is in the stack's).
+fn same_ecs_resource(a: &str, b: &str) -> bool {
+    // arn:PARTITION:ecs:REGION:ACCOUNT:cluster/NAME or service/[CLUSTER/]NAME
+    fn parts(text: &str) -> (Option<&str>, &str) {
+        let name = text.rsplit('/').next().unwrap_or(text);
+        let place = text.starts_with("arn:").then(|| text.rsplit_once(':').map_or(text, |(place, _)| place));
+        (place, name)
+    }
+    let ((a_where, a_name), (b_where, b_name)) = (parts(a), parts(b));
+    a_name == b_name && (a_where.is_none() || b_where.is_none() || a_where == b_where)
 }
 
 /// The longest glob pattern, and the most patterns in one list, a filter takes.
@@ -288,7 +356,7 @@ fn validate_build(checker: &mut Checker<'_>, raw: RawBuild) -> Build {
                     checker.error(
                         key.span(),
                         &field,
-                        format!("names are at most {MAX_ENV_NAME} characters and values at most {MAX_ENV_VALUE}"),
+                        format!("names are at most {MAX_ENV_NAME} characters and values at most {MAX_ENV_VALUE} bytes"),
                     );
                 }
                 (key.into_inner(), value)
@@ -344,13 +412,19 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic
         _ if native => &ECS_STAGES,
         _ => &BLUE_GREEN_HOOKS,
     };
+    let call = HOOKS_FUNCTION_SECS - HOOK_ANSWER_MARGIN_SECS;
+    let time = match strategy {
+        "rolling" => CheckTime::AllTries { secs: AFTER_ROLLOUT_SECS, whose: "a rolling update's AfterRollout checks" },
+        _ if native => CheckTime::EachTry { secs: call },
+        _ => CheckTime::AllTries { secs: call, whose: "the checks of one call of the hooks function" },
+    };
     if let Some(extra) = raw.checks.get(MAX_CHECKS) {
         checker.error(extra.span(), "deploy.checks", format!("at most {MAX_CHECKS} checks"));
     }
     let checks = std::mem::take(&mut raw.checks)
         .into_iter()
         .enumerate()
-        .map(|(i, check)| validate_check(checker, i, check, hooks))
+        .map(|(i, check)| validate_check(checker, i, check, (hooks, time)))
         .collect();
     let container = raw.container.as_ref().map(|name| {
         checker.text(name, "deploy.container", is_container_name, "must be a container name of the task definition")
@@ -726,7 +800,53 @@ fn is_alarm_name(text: &str) -> bool {
     (1..=255).contains(&text.len()) && !text.chars().any(char::is_control)
 }
 
-fn validate_check(checker: &mut Checker<'_>, index: usize, raw: Spanned<RawCheck>, hooks: &[&str]) -> Check {
+/// The time a check's tries have, by what runs them.
+#[derive(Clone, Copy)]
+enum CheckTime {
+    /// Every try in one go, `secs` in all (CodeDeploy's hooks in one call of the hooks function, AfterRollout).
+    AllTries { secs: u64, whose: &'static str },
+    /// One try a call of the hooks function (ECS calls again for the next), `secs` each.
+    EachTry { secs: u64 },
+}
+
+/// Tells (as a warning) a check whose tries may outlast the time it has: a check still trying then fails.
+fn warn_check_time(checker: &mut Checker<'_>, span: Range<usize>, field: &str, check: &Check, time: CheckTime) {
+    let (timeout, interval, retries) = (check.timeout_secs, check.interval_secs, u64::from(check.retries));
+    match time {
+        CheckTime::AllTries { secs, whose } => {
+            let worst = (retries + 1) * timeout + retries * interval;
+            if worst > secs {
+                let message = format!(
+                    "may take {worst} s ({} tr{} of {} and {retries} interval{} of {}), beyond the {secs} s {whose} \
+                     have: a check still trying then fails (use fewer retries, or a shorter timeout or interval)",
+                    retries + 1,
+                    if retries == 0 { "y" } else { "ies" },
+                    format_duration(timeout),
+                    if retries == 1 { "" } else { "s" },
+                    format_duration(interval),
+                );
+                checker.warn(span, field, message);
+            }
+        }
+        CheckTime::EachTry { secs } if timeout > secs => {
+            let message = format!(
+                "a try may take {} ({timeout} s), beyond the {secs} s one call of the hooks function has for it: a \
+                 try still waiting then fails (use a shorter timeout)",
+                format_duration(timeout)
+            );
+            checker.warn(span, field, message);
+        }
+        CheckTime::EachTry { .. } => {}
+    }
+}
+
+fn validate_check(
+    checker: &mut Checker<'_>,
+    index: usize,
+    raw: Spanned<RawCheck>,
+    (hooks, time): (&[&str], CheckTime),
+) -> Check {
+    let span = raw.span();
     let raw = raw.into_inner();
     let field = |name: &str| format!("deploy.checks[{index}].{name}");
     if !hooks.contains(&raw.hook.get_ref().as_str()) {
@@ -743,39 +863,29 @@ fn validate_check(checker: &mut Checker<'_>, index: usize, raw: Spanned<RawCheck
     } else {
         checker.checked(&raw.url, &field("url"), (is_http_url, "must be an http:// or https:// URL"), url_problem)
     };
-    let expect_status = match &raw.expect_status {
-        Some(status) => match u16::try_from(*status.get_ref()) {
-            Ok(code @ 100..=599) => code,
-            _ => {
-                checker.error(
-                    status.span(),
-                    &field("expect_status"),
-                    format!("must be an HTTP status from 100 to 599 (got {})", status.get_ref()),
-                );
-                200
-            }
-        },
-        None => 200,
-    };
+    let expect_status = raw.expect_status.as_ref().map_or(200, |status| {
+        u16::try_from(*status.get_ref()).ok().filter(|code| (100..=599).contains(code)).unwrap_or_else(|| {
+            let message = format!("must be an HTTP status from 100 to 599 (got {})", status.get_ref());
+            checker.error(status.span(), &field("expect_status"), message);
+            200
+        })
+    });
     let timeout_secs = raw
         .timeout
         .as_ref()
         .and_then(|timeout| checker.duration(timeout, &field("timeout"), CHECK_TIMEOUT_RANGE))
         .unwrap_or(DEFAULT_CHECK_TIMEOUT_SECS);
-    let method = match &raw.method {
-        Some(method) => {
+    let method = raw.method.as_ref().map_or_else(
+        || "GET".to_owned(),
+        |method| {
             let upper = method.get_ref().trim().to_ascii_uppercase();
             if !CHECK_METHODS.contains(&upper.as_str()) {
-                checker.error(
-                    method.span(),
-                    &field("method"),
-                    format!("must be one of {} (got {:?})", CHECK_METHODS.join(", "), method.get_ref()),
-                );
+                let message = format!("must be one of {} (got {:?})", CHECK_METHODS.join(", "), method.get_ref());
+                checker.error(method.span(), &field("method"), message);
             }
             upper
-        }
-        None => "GET".to_owned(),
-    };
+        },
+    );
     let expect_body = raw.expect_body.as_ref().map(|body| {
         let text = body.get_ref();
         if text.is_empty() || text.len() > MAX_CHECK_BODY {
@@ -783,26 +893,30 @@ fn validate_check(checker: &mut Checker<'_>, index: usize, raw: Spanned<RawCheck
         }
         text.clone()
     });
-    let retries = match &raw.retries {
-        Some(retries) => match u32::try_from(*retries.get_ref()) {
-            Ok(n) if n <= MAX_CHECK_RETRIES => n,
-            _ => {
-                checker.error(
-                    retries.span(),
-                    &field("retries"),
-                    format!("must be 0 to {MAX_CHECK_RETRIES} (got {})", retries.get_ref()),
-                );
-                0
-            }
-        },
-        None => 0,
-    };
+    let retries = raw.retries.as_ref().map_or(0, |retries| {
+        u32::try_from(*retries.get_ref()).ok().filter(|n| *n <= MAX_CHECK_RETRIES).unwrap_or_else(|| {
+            let message = format!("must be 0 to {MAX_CHECK_RETRIES} (got {})", retries.get_ref());
+            checker.error(retries.span(), &field("retries"), message);
+            0
+        })
+    });
     let interval_secs = raw
         .interval
         .as_ref()
         .and_then(|interval| checker.duration(interval, &field("interval"), CHECK_INTERVAL_RANGE))
         .unwrap_or(DEFAULT_CHECK_INTERVAL_SECS);
-    Check { hook: raw.hook.into_inner(), method, url, expect_status, expect_body, timeout_secs, retries, interval_secs }
+    let check = Check {
+        hook: raw.hook.into_inner(),
+        method,
+        url,
+        expect_status,
+        expect_body,
+        timeout_secs,
+        retries,
+        interval_secs,
+    };
+    warn_check_time(checker, span, &format!("deploy.checks[{index}]"), &check, time);
+    check
 }
 
 /// `"90s"`, `"15m"`, `"12h"`, `"7d"` (one number, one unit) in seconds.

@@ -60,9 +60,8 @@ pub enum HookError {
 const WAITING_EVENT_TRIES: u32 = 5;
 const WAITING_EVENT_PAUSE: Duration = Duration::from_millis(400);
 
-/// How long a rolling update's AfterRollout checks may take together: well within the hooks function's 300 s (its
-/// timeout in `template.yaml`) and the effect's lease ([`crate::pipeline::outbox::CHECKS_LEASE`]).
-pub const AFTER_ROLLOUT_BUDGET: Duration = Duration::from_secs(240);
+/// How long a rolling update's AfterRollout checks may take together ([`crate::definitions::AFTER_ROLLOUT_SECS`]).
+pub const AFTER_ROLLOUT_BUDGET: Duration = Duration::from_secs(crate::definitions::AFTER_ROLLOUT_SECS);
 
 /// Answers CodeDeploy's hooks, runs the AfterRollout checks of rolling updates, and publishes the announcements of
 /// the runs it moves on.

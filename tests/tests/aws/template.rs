@@ -279,3 +279,11 @@ fn approval_requests_link_to_the_url_the_stack_configures_and_no_event_can_name_
     assert!(invoked.iter().any(|function| function == "ApprovalRequestsFunction"), "{invoked:?}");
     Ok(())
 }
+
+#[test]
+fn the_hooks_function_runs_as_long_as_check_counts_on_when_it_warns_of_a_slow_check() -> Result<()> {
+    let template = Template::load()?;
+    let timeout = template.properties("HooksFunction")["Timeout"].as_u64();
+    assert_eq!(timeout, Some(sluice::definitions::HOOKS_FUNCTION_SECS));
+    Ok(())
+}

@@ -666,7 +666,17 @@ fn warn(definitions: &Definitions) {
 
 /// `sluice --json check FILE`: every mistake as data (for editors and CI), or the pipelines; exits 1 with mistakes.
 fn check_json(file: &str) -> Result<ExitCode> {
-    let text = read_definitions(file)?;
+    let text = match read_definitions(file) {
+        Ok(text) => text,
+        Err(error) => {
+            // Not read at all (missing, too large, not UTF-8): one mistake, at no line.
+            let error = serde_json::json!({
+                "file": file, "line": null, "column": null, "pipeline": null, "field": "", "message": format!("{error:#}"),
+            });
+            println!("{}", serde_json::json!({ "ok": false, "errors": [error] }));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let (answer, code) = match Definitions::check(file, &text) {
         Ok(definitions) => {
             let pipelines: Vec<serde_json::Value> = definitions

@@ -193,6 +193,15 @@ fn checking_reads_no_more_than_sluice_stores_and_prints_the_first_fifty_mistakes
         "{}",
         stderr(&output)
     );
+    // and --json says so as data, as it does every mistake
+    let json = sluice(&["--json", "check", "/dev/zero"]);
+    assert_eq!(json.status.code(), Some(1));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&json))?;
+    assert_eq!(answer["ok"], false);
+    assert_eq!(answer["errors"][0]["file"], "/dev/zero");
+    assert_eq!(answer["errors"][0]["line"], serde_json::Value::Null);
+    let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("more than 358400 bytes"), "{answer}");
     // 60 empty patterns: 50 shown, then the count of the rest
     let path = std::env::temp_dir().join(format!("cli-check-many-{}.toml", std::process::id()));
     let empties = vec!["\"\""; 60].join(", ");

@@ -158,6 +158,27 @@ struct RawTop {
 /// How many mistakes in one pipeline's shape are set aside before the rest of it is left unread.
 const MAX_SHAPE_MISTAKES: usize = 100;
 
+/// Where a pipeline has a table, and the struct it is read as (besides each of `deploy.checks`).
+const TABLES: [(&[&str], &str); 14] = [
+    (&[], "RawPipeline"),
+    (&["source"], "RawSource"),
+    (&["source", "branches"], "RawFilter"),
+    (&["source", "tags"], "RawFilter"),
+    (&["source", "paths"], "RawFilter"),
+    (&["build"], "RawBuild"),
+    (&["approval"], "RawApproval"),
+    (&["deploy"], "RawDeploy"),
+    (&["deploy", "linear"], "RawLinear"),
+    (&["deploy", "canary"], "RawCanary"),
+    (&["deploy", "approval"], "RawPauseApproval"),
+    (&["deploy", "circuit_breaker"], "RawCircuitBreaker"),
+    (&["notify"], "RawNotify"),
+    (&["github"], "RawGitHub"),
+];
+
+/// The keys whose values are durations (`"30m"`).
+const DURATIONS: [&str; 4] = ["timeout", "interval", "bake_time", "step_bake_time"];
+
 /// The tables a pipeline cannot be read without, and the values each needs.
 const REQUIRED_TABLES: [(&str, &[&str]); 3] =
     [("source", &["repository"]), ("build", &["project"]), ("deploy", &["strategy", "cluster", "service"])];
@@ -187,7 +208,7 @@ pub(super) fn parse(origin: &str, text: &str) -> Result<Read, DefinitionErrors> 
     let mut reader = Reader { origin, text, lines, pipeline: None, errors: Vec::new(), stand_ins: BTreeSet::new() };
     let span = root.span();
     let mut root = Spanned::new(span, DeValue::Table(root.into_inner()));
-    reader.shape::<RawTop>(&mut root);
+    reader.shape::<RawTop>(&mut root, Vec::new());
     let mut file = RawFile { pipelines: BTreeMap::new() };
     let pipelines = match root.into_inner() {
         DeValue::Table(mut table) => table.remove("pipelines").map(Spanned::into_inner),
@@ -196,7 +217,8 @@ pub(super) fn parse(origin: &str, text: &str) -> Result<Read, DefinitionErrors> 
     if let Some(DeValue::Table(pipelines)) = pipelines {
         for (name, mut pipeline) in pipelines {
             reader.pipeline = Some(name.get_ref().to_string());
-            if let Some(read) = reader.shape::<RawPipeline>(&mut pipeline) {
+            let stand_ins = reader.lists_for_tables(&mut pipeline);
+            if let Some(read) = reader.shape::<RawPipeline>(&mut pipeline, stand_ins) {
                 file.pipelines.insert(Spanned::new(name.span(), name.into_inner().into_owned()), read);
             }
         }
@@ -220,23 +242,32 @@ impl<'t> Reader<'t> {
     /// Reads `value` as a `T`, telling each mistake in its shape and setting it aside until the rest reads: a key
     /// no table has or a value of the wrong type is removed, a missing or mistyped string or table is stood in for.
     /// `None` after [`MAX_SHAPE_MISTAKES`].
-    fn shape<T: DeserializeOwned>(&mut self, value: &mut Spanned<DeValue<'t>>) -> Option<T> {
-        // The stand-ins in this value: a mistake within one is a consequence of the one already told.
-        let mut stand_ins: Vec<Range<usize>> = Vec::new();
-        for _ in 0..MAX_SHAPE_MISTAKES {
+    fn shape<T: DeserializeOwned>(
+        &mut self,
+        value: &mut Spanned<DeValue<'t>>,
+        mut stand_ins: Vec<Range<usize>>,
+    ) -> Option<T> {
+        // `stand_ins`: those in this value. A mistake within one is a consequence of the one already told.
+        let mut told = 0;
+        // Each pass sets one mistake aside; one told within a stand-in counts as a pass, not as a mistake.
+        for _ in 0..MAX_SHAPE_MISTAKES * 4 {
             let error = match T::deserialize(ValueDeserializer::from(value.clone())) {
                 Ok(read) => return Some(read),
                 Err(error) => error,
             };
             let span = error.span().unwrap_or_else(|| value.span());
             let missing = error.message().strip_prefix("missing field `").and_then(|m| m.split('`').next());
-            // Not found in the tree (no reader error is): told at the value, which is left unread.
-            let path = path_to(value, &span, kind_found(missing, error.message()));
+            let (path, message) = find_mistake(value, &span, missing, error.message());
             if !stand_ins.iter().any(|stand_in| stand_in.start <= span.start && span.end <= stand_in.end) {
-                let told = self.told(&span, path.as_deref().unwrap_or_default(), missing, error.message());
+                if told == MAX_SHAPE_MISTAKES {
+                    break;
+                }
+                told += 1;
+                let told = self.told(&span, path.as_deref().unwrap_or_default(), missing, &message);
                 self.errors.push(told);
             }
-            if let Some(stand_in) = set_aside(value, &path?, missing, error.message())? {
+            // Not found in the tree (no reader error is): told at the value, which is left unread.
+            if let Some(stand_in) = set_aside(value, &path?, missing, &message)? {
                 self.stand_ins.insert(stand_in.start);
                 stand_ins.push(stand_in);
             }
@@ -248,12 +279,44 @@ impl<'t> Reader<'t> {
             column,
             pipeline: self.pipeline.clone(),
             field: String::new(),
-            message: format!(
-                "over {MAX_SHAPE_MISTAKES} mistakes in {}: the rest of it is not read",
-                if self.pipeline.is_some() { "this pipeline" } else { "the file's top level" }
-            ),
+            message: if self.pipeline.is_some() {
+                format!("over {MAX_SHAPE_MISTAKES} mistakes in this pipeline: the rest of it is not read")
+            } else {
+                format!("over {MAX_SHAPE_MISTAKES} mistakes at the file's top level: the rest of them are not told")
+            },
         });
         None
+    }
+
+    /// A list where a pipeline has a table (`[[pipelines.web.source]]`, `circuit_breaker = [false, true]`): serde
+    /// would read the table from the list by position, so each is told and stood in for by an empty table before
+    /// the pipeline is read. The stand-ins' spans.
+    fn lists_for_tables(&mut self, pipeline: &mut Spanned<DeValue<'t>>) -> Vec<Range<usize>> {
+        let checks = vec![Step::Key("deploy".into()), Step::Key("checks".into())];
+        let count = at(pipeline, &checks).map_or(0, |value| match value.get_ref() {
+            DeValue::Array(items) => items.len(),
+            _ => 0,
+        });
+        let paths: Vec<(Vec<Step>, &str)> = TABLES
+            .iter()
+            .map(|(keys, name)| (keys.iter().map(|key| Step::Key((*key).to_owned())).collect(), *name))
+            .chain((0..count).map(|i| ([checks.clone(), vec![Step::Index(i)]].concat(), "RawCheck")))
+            .collect();
+        let mut stand_ins = Vec::new();
+        for (path, name) in paths {
+            let Some(value) = at(pipeline, &path) else { continue };
+            if !matches!(value.get_ref(), DeValue::Array(_)) {
+                continue;
+            }
+            let span = value.span();
+            *value = Spanned::new(span.clone(), DeValue::Table(DeTable::new()));
+            let message = format!("invalid type: sequence, expected struct {name}");
+            let told = self.told(&span, &path, None, &message);
+            self.errors.push(told);
+            self.stand_ins.insert(span.start);
+            stand_ins.push(span);
+        }
+        stand_ins
     }
 
     /// A mistake in the shape at `span`, `path` within the pipeline, in the file's words: a missing value names
@@ -271,6 +334,9 @@ impl<'t> Reader<'t> {
                 "a list such as [\"a\", \"b\"]",
                 &format!("a list of tables, each under [[pipelines.{}.deploy.checks]]", pipeline_key(&self.pipeline)),
             ),
+            // A duration is a string too: say so, with one.
+            None if DURATIONS.contains(&field.rsplit('.').next().unwrap_or_default()) => in_toml_words(message.trim())
+                .replace("a string in quotes, such as \"main\"", "a duration in quotes, such as \"30m\""),
             None => in_toml_words(message.trim()),
             Some(missing) => {
                 let table =
@@ -293,8 +359,8 @@ impl<'t> Reader<'t> {
     }
 }
 
-/// Sets aside the mistake a reader found at `path` in `root`: a missing value is stood in for, a mistyped string or
-/// table is replaced by an empty one, anything else is removed. Returns the stand-in's span, when there is one;
+/// Sets aside the mistake a reader found at `path` in `root`: a missing value is stood in for, a mistyped string,
+/// list or table is replaced by an empty one, anything else is removed. Returns the stand-in's span, when there is one;
 /// `None` when nothing at `path` can be set aside.
 fn set_aside(
     root: &mut Spanned<DeValue<'_>>,
@@ -328,6 +394,8 @@ fn set_aside(
     }
     let stand_in = if message.ends_with("expected a string") {
         Some(empty_string())
+    } else if message.ends_with("expected a sequence") {
+        Some(DeValue::Array(std::iter::empty().collect()))
     } else if message.contains(", expected struct ") {
         Some(DeValue::Table(DeTable::new()))
     } else {
@@ -347,6 +415,24 @@ fn set_aside(
         _ => return None,
     }
     Some(None)
+}
+
+/// Where in `value` the reader's mistake at `span` is, and the reader's message: a date or time, which the reader
+/// shows as a table, is told as what it is.
+fn find_mistake(
+    value: &Spanned<DeValue<'_>>,
+    span: &Range<usize>,
+    missing: Option<&str>,
+    message: &str,
+) -> (Option<Vec<Step>>, String) {
+    let kind = kind_found(missing, message);
+    match path_to(value, span, kind) {
+        None if missing.is_none() && kind == Some("table") => match path_to(value, span, Some("datetime")) {
+            Some(path) => (Some(path), message.replacen("invalid type: map", "invalid type: date-time", 1)),
+            None => (None, message.to_owned()),
+        },
+        path => (path, message.to_owned()),
+    }
 }
 
 /// The kind of value a reader's error is about, in [`DeValue::type_str`]'s words: the table a missing value goes
@@ -438,7 +524,22 @@ fn pipeline_key(pipeline: &Option<String>) -> String {
 /// A key as a TOML header writes it: bare when it can be, else quoted.
 fn toml_key(key: &str) -> String {
     let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if bare { key.to_owned() } else { format!("{key:?}") }
+    if bare {
+        return key.to_owned();
+    }
+    let mut quoted = String::from("\"");
+    for c in key.chars() {
+        match c {
+            '"' | '\\' => {
+                quoted.push('\\');
+                quoted.push(c);
+            }
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// A path within a pipeline as fields are named: `deploy.checks[0].url`.
@@ -516,6 +617,7 @@ pub(super) fn in_toml_words(message: &str) -> String {
     let found = match found {
         "map" => "a table".to_owned(),
         "sequence" => "a list".to_owned(),
+        "date-time" => "a date or time".to_owned(),
         found => match found.split_once(' ') {
             Some(("integer", value)) => format!("the whole number {value}"),
             Some(("floating", value)) => format!("the number {}", value.trim_start_matches("point ")),

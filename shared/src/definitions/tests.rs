@@ -748,6 +748,86 @@ fn a_pipeline_with_many_unknown_keys_is_read_up_to_a_bound_and_says_the_rest_is_
     let found = errors(&text);
     assert_eq!(found.len(), 101, "{}", found.len());
     assert!(found.iter().any(|e| e.ends_with("over 100 mistakes in this pipeline: the rest of it is not read")));
+    // Exactly 100 are all told, and the rest of the pipeline is read and validated: its empty cluster too
+    let keys: String = (0..100).map(|i| format!("unknown_{i} = 1\n")).collect();
+    let pipeline = MINIMAL.replace("[pipelines.api]\n", "").replace("cluster = \"internal\"", "cluster = \"\"");
+    let found = errors(&format!("[pipelines.api]\n{keys}{pipeline}"));
+    assert_eq!(found.len(), 101, "{found:#?}");
+    assert!(found.last().is_some_and(|e| e.contains("field `deploy.cluster`: must be an ECS cluster")), "{found:#?}");
+}
+
+#[test]
+fn a_date_or_a_list_where_a_duration_or_a_table_goes_is_told_as_written_and_the_rest_is_still_read() {
+    let text = r#"
+[pipelines.web]
+source = { repository = "acme/web", branches = { include = ["main"] } }
+build = { project = "web-build" }
+[pipelines.web.deploy]
+strategy = "rolling"
+cluster = "prod"
+service = "web"
+timeout = 00:30:00
+circuit_breaker = [false, false]
+[[pipelines.web.deploy.checks]]
+hook = "AfterRollout"
+url = "https://web.example.com/"
+interval = 1979-05-27
+retries = "3"
+[[pipelines.api]]
+source = { repository = "acme/api" }
+[[pipelines.db.source]]
+repository = "acme/db"
+[pipelines.db]
+build = { project = "db-build" }
+deploy = { strategy = "rolling", cluster = "prod", service = "db" }
+"#;
+    let found = errors(text);
+    let expected = [
+        "pipelines.toml:9:11: pipeline `web`, field `deploy.timeout`: must be a duration in quotes, such as \"30m\" \
+         (got a date or time)",
+        "pipelines.toml:10:19: pipeline `web`, field `deploy.circuit_breaker`: must be a table such as { enable = \
+         true, rollback = true } (got a list)",
+        "pipelines.toml:14:12: pipeline `web`, field `deploy.checks[0].interval`: must be a duration in quotes, such \
+         as \"30m\" (got a date or time)",
+        "pipelines.toml:15:11: pipeline `web`, field `deploy.checks[0].retries`: must be a whole number such as 3 (got \
+         the string \"3\")",
+        "pipelines.toml:16:1: pipeline `api`: must be a table such as [pipelines.web] with source, build and deploy \
+         (got a list)",
+        "pipelines.toml:18:1: pipeline `db`, field `source`: must be a table such as { repository = \"acme/web\" } \
+         (got a list)",
+    ];
+    assert_eq!(found, expected);
+}
+
+#[test]
+fn a_strategy_missing_or_unknown_or_an_include_of_the_wrong_type_is_told_once_without_what_would_follow_from_it() {
+    let text = r#"
+[pipelines.web]
+source = { repository = "acme/web", branches = { include = "main" } }
+build = { project = "web-build" }
+[pipelines.web.deploy]
+cluster = "prod"
+service = "web"
+bake_time = "5m"
+application = "web"
+[[pipelines.web.deploy.checks]]
+hook = "AfterRollout"
+url = "https://web.example.com/"
+[pipelines.api]
+source = { repository = "acme/api" }
+build = { project = "api-build" }
+deploy = { strategy = "blue-green", cluster = "prod", service = "api", canary = { percent = 5 }, maximum_percent = 200 }
+"#;
+    let found = errors(text);
+    let expected = [
+        "pipelines.toml:3:60: pipeline `web`, field `source.branches.include`: must be a list such as [\"a\", \"b\"] \
+         (got the string \"main\")",
+        "pipelines.toml:5:1: pipeline `web`, field `deploy`: `strategy` is missing: add strategy = ... to \
+         [pipelines.web.deploy]",
+        "pipelines.toml:16:23: pipeline `api`, field `deploy.strategy`: must be \"blue_green\", \"rolling\", \
+         \"ecs_blue_green\", \"ecs_linear\" or \"ecs_canary\" (got \"blue-green\")",
+    ];
+    assert_eq!(found, expected);
 }
 
 #[test]
@@ -766,8 +846,8 @@ fn twenty_thousand_mistakes_in_the_files_shape_are_told_in_well_under_a_second()
 #[test]
 fn a_pause_before_a_step_of_100_percent_is_refused_since_nobody_would_ever_be_asked() {
     for (shift, said) in [
-        ("linear = { step_percent = 100 }", "a linear step of 100% moves it in one step"),
-        ("canary = { percent = 100 }", "a canary of 100% moves it in one step"),
+        ("linear = { step_percent = 100 }", "a linear step of 100% moves production traffic in one step"),
+        ("canary = { percent = 100 }", "a canary of 100% moves production traffic in one step"),
     ] {
         let strategy = if shift.starts_with("linear") { "ecs_linear" } else { "ecs_canary" };
         let text = MINIMAL.replace(
@@ -781,6 +861,9 @@ fn a_pause_before_a_step_of_100_percent_is_refused_since_nobody_would_ever_be_as
         assert!(found[0].contains(&format!("field `deploy.approval.stage`: {said}, before which nothing has moved, so nobody would be asked: pause at POST_TEST_TRAFFIC_SHIFT instead")), "{found:?}");
         let fine = text.replace("100 }", "50 }");
         assert!(Definitions::check("pipelines.toml", &fine).is_ok(), "{fine}");
+        // Published before this was refused, it is read as it was: the pipeline keeps running
+        let published = Definitions::parse("pipelines.toml", &text).expect("published definitions are read");
+        assert_eq!(published.get("api").map(|api| api.deploy.strategy()), Some(strategy));
     }
 }
 
@@ -815,7 +898,8 @@ fn with_check(strategy: &str, check: &str) -> String {
 
 #[test]
 fn a_check_whose_tries_may_outlast_the_time_its_hook_has_is_a_warning_at_its_place() {
-    // 4 tries of 60 s and 3 intervals of 30 s: 330 s, beyond what one call of the hooks function has (295 s).
+    // 4 tries of 60 s and 3 intervals of 30 s: 330 s, beyond what one call of the hooks function has for its checks
+    // (290 s of 300: the rest reads the run and answers).
     let slow = "hook = \"AfterAllowTestTraffic\"\nurl = \"https://test.example.com/\"\ntimeout = \"1m\"\n\
                 retries = 3\ninterval = \"30s\"";
     let told = warnings(&with_check("blue_green", slow));
@@ -824,8 +908,12 @@ fn a_check_whose_tries_may_outlast_the_time_its_hook_has_is_a_warning_at_its_pla
         told[0].starts_with("pipelines.toml:10:1: pipeline `web`, field `deploy.checks[0]`: may take 330 s"),
         "{told:?}"
     );
-    assert!(told[0].contains("(4 tries of 1m and 3 intervals of 30s), beyond the 295 s the checks"), "{told:?}");
-    // After a rolling update the checks have AfterRollout's 240 s: 270 s is beyond it, though it fits a hook's 295 s.
+    assert!(told[0].contains("(4 tries of 1m and 3 intervals of 30s), beyond the 290 s the checks"), "{told:?}");
+    // Up to 290 s fits; a second more is told
+    let edge = "hook = \"AfterAllowTestTraffic\"\nurl = \"https://test.example.com/\"\ntimeout = \"290s\"";
+    assert!(warnings(&with_check("blue_green", edge)).is_empty());
+    assert_eq!(warnings(&with_check("blue_green", &edge.replace("290s", "291s"))).len(), 1);
+    // After a rolling update the checks have AfterRollout's 240 s: 270 s is beyond it, though it fits a hook's 290 s.
     let rolling = "hook = \"AfterRollout\"\nurl = \"https://web.example.com/\"\ntimeout = \"2m\"\nretries = 1\n\
                    interval = \"30s\"";
     let told = warnings(&with_check("rolling", rolling));
@@ -841,7 +929,7 @@ fn a_check_whose_tries_may_outlast_the_time_its_hook_has_is_a_warning_at_its_pla
     assert!(warnings(&with_check("ecs_blue_green", native)).is_empty());
     let told = warnings(&with_check("ecs_blue_green", &native.replace("4m", "5m")));
     assert_eq!(told.len(), 1, "{told:#?}");
-    assert!(told[0].contains("a try may take 5m (300 s), beyond the 295 s one call"), "{told:?}");
+    assert!(told[0].contains("a try may take 5m (300 s), beyond the 290 s one call"), "{told:?}");
     // A warning lets the file run, and definitions read as published carry none.
     let published = Definitions::parse("pipelines.toml", &with_check("blue_green", slow)).expect("published");
     assert!(published.warnings().is_empty());
@@ -884,4 +972,23 @@ fn two_pipelines_deploying_one_service_are_warned_of_at_the_later_naming_the_ear
         ) + &pipeline("alpha", cluster, service);
         assert!(warnings(&text).is_empty(), "{cluster} {service}");
     }
+}
+
+#[test]
+fn an_alarm_name_cloudwatch_would_refuse_is_told_with_its_index_as_every_list_is() {
+    let text = MINIMAL.replace(
+        "deploy = { strategy = \"rolling\", cluster = \"internal\", service = \"api\" }",
+        "deploy = { strategy = \"ecs_blue_green\", cluster = \"internal\", service = \"api\", alarms = [\"api-5xx\", \"\"] }",
+    );
+    let found = errors(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("field `deploy.alarms[1]`: must be a CloudWatch alarm name (got \"\")"), "{found:?}");
+}
+
+#[test]
+fn a_pipeline_name_toml_must_quote_is_quoted_and_escaped_as_toml_writes_it_in_what_to_add() {
+    let text = "[pipelines.'we\"b\\x']\nsource = { repository = \"acme/web\" }\nbuild = { project = \"web-build\" }\n";
+    let found = errors(text);
+    let told = found.iter().find(|e| e.contains("`deploy` is missing")).expect("deploy is missing");
+    assert!(told.ends_with(r#"add [pipelines."we\"b\\x".deploy] or deploy = { ... }"#), "{found:?}");
 }

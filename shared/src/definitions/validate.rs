@@ -1,6 +1,6 @@
 //! Turns the file as written into validated pipelines, collecting every error with its place.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
 use toml::Spanned;
@@ -47,6 +47,9 @@ struct Checker<'a> {
     stand_ins: BTreeSet<usize>,
     /// What runs as written but perhaps not as meant (`check` only).
     warnings: Vec<DefinitionError>,
+    /// Whether the deploy table being read names a strategy sluice knows: what applies to which strategy is not
+    /// told of one it does not (its own mistake is).
+    strategy_known: bool,
 }
 
 impl Checker<'_> {
@@ -149,7 +152,8 @@ impl Checker<'_> {
         let include = patterns(raw.include, "include");
         let exclude = patterns(raw.exclude, "exclude");
         // `exclude` alone means every other branch or tag: almost never what someone means by a deploy trigger.
-        if include.is_empty() && field != "source.paths" {
+        // (An `include` of the wrong type was told, and stands in as an empty list.)
+        if include.is_empty() && field != "source.paths" && self.stand_ins.range(span.clone()).next().is_none() {
             let every = if field == "source.tags" { "every tag" } else { "every branch" };
             let message = format!(
                 "needs `include`: without it, the filter takes {every}{} (to mean that, write include = [\"**\"])",
@@ -203,7 +207,17 @@ pub(super) fn validate(
     strict: bool,
 ) -> Result<(BTreeMap<String, Pipeline>, Vec<DefinitionError>), DefinitionErrors> {
     let Read { file: raw, errors, stand_ins, lines } = read;
-    let mut checker = Checker { origin, text, lines, pipeline: None, errors, strict, stand_ins, warnings: Vec::new() };
+    let mut checker = Checker {
+        origin,
+        text,
+        lines,
+        pipeline: None,
+        errors,
+        strict,
+        stand_ins,
+        warnings: Vec::new(),
+        strategy_known: true,
+    };
     if raw.pipelines.is_empty() && checker.errors.is_empty() {
         checker.error(0..0, "pipelines", "no pipeline is defined: add a [pipelines.<name>] table");
     }
@@ -231,32 +245,44 @@ pub(super) fn validate(
 }
 
 /// Two pipelines deploying one ECS service: each one's deployment replaces or collides with the other's, and the
-/// service runs whichever went last. Told at the later one in the file, naming the earlier.
+/// service runs whichever went last. Told (`check` only) at the later one in the file, naming the earlier.
 fn warn_shared_services(
     checker: &mut Checker<'_>,
     pipelines: &BTreeMap<String, Pipeline>,
     mut services: Vec<(Range<usize>, String)>,
 ) {
+    if !checker.strict {
+        return;
+    }
     services.sort_by_key(|(span, _)| span.start);
+    // By the names of cluster and service: only pipelines sharing both are compared, where ARNs name a place too.
     let target = |name: &str| pipelines.get(name).map(|pipeline| pipeline.deploy.ecs_service());
-    for (later, (span, name)) in services.iter().enumerate() {
+    let mut seen: HashMap<(&str, &str), Vec<(usize, &str)>> = HashMap::new();
+    for (span, name) in &services {
         let Some((cluster, service)) = target(name) else { continue };
-        let earlier = services[..later].iter().find(|(_, other)| {
+        let same_names = seen.entry((last_part(cluster), last_part(service))).or_default();
+        let earlier = same_names.iter().find(|(_, other)| {
             target(other).is_some_and(|(other_cluster, other_service)| {
                 same_ecs_resource(cluster, other_cluster) && same_ecs_resource(service, other_service)
             })
         });
-        if let Some((other_span, other)) = earlier {
-            let (line, _) = checker.lines.line_column(checker.text, other_span.start);
-            checker.pipeline = Some(name.clone());
+        if let Some((other_start, other)) = earlier {
+            let (line, _) = checker.lines.line_column(checker.text, *other_start);
             let message = format!(
                 "pipeline `{other}` deploys this service too (line {line}): each one's deployment replaces or \
                  collides with the other's, and the service runs whichever went last; deploy a service from one \
                  pipeline"
             );
+            checker.pipeline = Some(name.clone());
             checker.warn(span.clone(), "deploy.service", message);
         }
+        same_names.push((span.start, name));
     }
+}
+
+/// A cluster's or service's name, from a name or an ARN (`.../cluster/prod`, `.../service/prod/web`).
+fn last_part(text: &str) -> &str {
+    text.rsplit('/').next().unwrap_or(text)
 }
 
 /// Whether two clusters or services, each a name or an ARN, are the same: the same name, and the same region and
@@ -264,9 +290,8 @@ fn warn_shared_services(
 fn same_ecs_resource(a: &str, b: &str) -> bool {
     // arn:PARTITION:ecs:REGION:ACCOUNT:cluster/NAME or service/[CLUSTER/]NAME
     fn parts(text: &str) -> (Option<&str>, &str) {
-        let name = text.rsplit('/').next().unwrap_or(text);
         let place = text.starts_with("arn:").then(|| text.rsplit_once(':').map_or(text, |(place, _)| place));
-        (place, name)
+        (place, last_part(text))
     }
     let ((a_where, a_name), (b_where, b_name)) = (parts(a), parts(b));
     a_name == b_name && (a_where.is_none() || b_where.is_none() || a_where == b_where)
@@ -407,12 +432,15 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic
         });
     let strategy = raw.strategy.get_ref().as_str();
     let native = NATIVE_STRATEGIES.contains(&strategy);
+    checker.strategy_known = native || strategy == "blue_green" || strategy == "rolling";
+    let every: Vec<&str> = BLUE_GREEN_HOOKS.into_iter().chain(ROLLING_HOOKS).chain(ECS_STAGES).collect();
     let hooks: &[&str] = match strategy {
         "rolling" => &ROLLING_HOOKS,
         _ if native => &ECS_STAGES,
-        _ => &BLUE_GREEN_HOOKS,
+        "blue_green" => &BLUE_GREEN_HOOKS,
+        _ => &every,
     };
-    let call = HOOKS_FUNCTION_SECS - HOOK_ANSWER_MARGIN_SECS;
+    let call = HOOKS_FUNCTION_SECS - HOOK_ANSWER_MARGIN_SECS - HOOK_LOOKUP_SECS;
     let time = match strategy {
         "rolling" => CheckTime::AllTries { secs: AFTER_ROLLOUT_SECS, whose: "a rolling update's AfterRollout checks" },
         _ if native => CheckTime::EachTry { secs: call },
@@ -429,7 +457,7 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic
     let container = raw.container.as_ref().map(|name| {
         checker.text(name, "deploy.container", is_container_name, "must be a container name of the task definition")
     });
-    if !native {
+    if !native && checker.strategy_known {
         for (span, field) in [
             (raw.bake_time.as_ref().map(Spanned::span), "deploy.bake_time"),
             (raw.linear.as_ref().map(Spanned::span), "deploy.linear"),
@@ -625,7 +653,7 @@ struct TargetParts<'a> {
 impl Checker<'_> {
     /// An error for a field given where the strategy takes none.
     fn only_for(&mut self, span: Option<Range<usize>>, field: &str, only: &str) {
-        if let Some(span) = span {
+        if let Some(span) = span.filter(|_| self.strategy_known) {
             self.error(span, field, format!("only applies to strategy = \"{only}\""));
         }
     }
@@ -709,8 +737,9 @@ fn validate_native(checker: &mut Checker<'_>, strategy: &str, raw: &RawDeploy, p
         if list.get_ref().len() > MAX_ALARMS {
             checker.error(list.span(), "deploy.alarms", format!("at most {MAX_ALARMS} alarms"));
         }
-        for alarm in list.get_ref() {
-            alarms.push(checker.text(alarm, "deploy.alarms", is_alarm_name, "must be a CloudWatch alarm name"));
+        for (i, alarm) in list.get_ref().iter().enumerate() {
+            let field = format!("deploy.alarms[{i}]");
+            alarms.push(checker.text(alarm, &field, is_alarm_name, "must be a CloudWatch alarm name"));
         }
     }
     let approval = raw.approval.as_ref().map(|approval| validate_pause(checker, approval, &shift, approval_topic));
@@ -750,21 +779,25 @@ fn validate_pause(
         );
     } else if stage == PRE_PRODUCTION_TRAFFIC_SHIFT {
         // ECS pauses there before each step after the first: a shift made in one step is never paused there.
-        let one_step = match shift {
-            TrafficShift::BlueGreen => Some("ecs_blue_green moves production traffic in one step"),
-            TrafficShift::Linear { step_tenths: 1000, .. } => Some("a linear step of 100% moves it in one step"),
-            TrafficShift::Canary { tenths: 1000, .. } => Some("a canary of 100% moves it in one step"),
-            _ => None,
+        // Published definitions with a 100% step, written before that was refused, are read as they were.
+        let (one_step, new_rule) = match shift {
+            TrafficShift::BlueGreen => ("ecs_blue_green moves production traffic in one step", false),
+            TrafficShift::Linear { step_tenths: 1000, .. } => {
+                ("a linear step of 100% moves production traffic in one step", true)
+            }
+            TrafficShift::Canary { tenths: 1000, .. } => {
+                ("a canary of 100% moves production traffic in one step", true)
+            }
+            _ => ("", false),
         };
-        if let Some(one_step) = one_step {
-            checker.error(
-                raw.stage.span(),
-                "deploy.approval.stage",
-                format!(
-                    "{one_step}, before which nothing has moved, so nobody would be asked: pause at \
-                     POST_TEST_TRAFFIC_SHIFT instead"
-                ),
-            );
+        let message = format!(
+            "{one_step}, before which nothing has moved, so nobody would be asked: pause at POST_TEST_TRAFFIC_SHIFT \
+             instead"
+        );
+        match (one_step.is_empty(), new_rule) {
+            (true, _) => {}
+            (false, false) => checker.error(raw.stage.span(), "deploy.approval.stage", message),
+            (false, true) => checker.refuse(raw.stage.span(), "deploy.approval.stage", message),
         }
     }
     let topic_arn = match (&raw.topic, approval_topic) {
@@ -799,6 +832,10 @@ fn validate_pause(
 fn is_alarm_name(text: &str) -> bool {
     (1..=255).contains(&text.len()) && !text.chars().any(char::is_control)
 }
+
+/// What a call of the hooks function may spend before its checks start (the run, the deployment, CodeDeploy's
+/// waiting lifecycle event, asked up to 5 times 400 ms apart): counted against the checks' time, to warn in time.
+const HOOK_LOOKUP_SECS: u64 = 5;
 
 /// The time a check's tries have, by what runs them.
 #[derive(Clone, Copy)]

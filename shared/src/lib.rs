@@ -9,13 +9,10 @@ pub mod deploy;
 pub mod events;
 pub mod github;
 pub mod github_auth;
-pub mod github_report;
-pub mod outcome;
 pub mod pipeline;
 pub mod ports;
-pub mod status;
+pub mod present;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-pub mod timeline;
 pub mod usecases;

@@ -542,12 +542,6 @@ pub struct TopicMessage {
     pub message: String,
 }
 
-/// A subject SNS accepts: printable ASCII, no line breaks, at most [`MAX_SUBJECT`] characters.
-pub fn subject_line(text: &str) -> String {
-    let printable: String = text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
-    printable.chars().take(MAX_SUBJECT).collect()
-}
-
 /// A message for a topic could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {

@@ -26,9 +26,9 @@ use serde_json::Value;
 use sluice::adapters::DynamoDbStore;
 use sluice::definitions::Definitions;
 use sluice::github::sign;
-use sluice::outcome::span;
 use sluice::pipeline::{ExecutionId, Stage, Status};
 use sluice::ports::{DefinitionsStore, PipelineStore};
+use sluice::present::text::span;
 use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
 use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
@@ -531,7 +531,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
                 },
                 None => "continued by sluice (no production traffic had moved)".to_owned(),
             };
-            let moved = sluice::definitions::percent(pause.shifted_tenths);
+            let moved = sluice::present::text::percent(pause.shifted_tenths);
             println!("  paused at {} with {moved} of production moved: {who}", pause.stage);
         }
         println!("  production listener now routes to {}", sample.production.routed());
@@ -604,12 +604,12 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
 
     println!("\nWhat `sluice history web` prints (DynamoDB, index `history`):");
     for execution in store.history("web", 10).await? {
-        for line in sluice::timeline::history_lines(&execution) {
+        for line in sluice::present::timeline::history_lines(&execution) {
             println!("  {line}");
         }
     }
     println!("\nWhat `sluice show-run {}` prints (the run's record in DynamoDB):", run.id);
-    for line in sluice::timeline::lines(&run) {
+    for line in sluice::present::timeline::lines(&run) {
         println!("  {line}");
     }
 
@@ -689,7 +689,7 @@ fn summary(scenario: DemoScenario, run: &sluice::pipeline::Execution, cost: &Cos
     };
     println!("\nSummary of the {} scenario: {}, {verdict}", scenario.name(), run.status);
     println!("  {:<10} {:>9} {:>9}", "stage", "started", "took");
-    let report = sluice::outcome::OutcomeReport::of(run);
+    let report = sluice::present::outcome::OutcomeReport::of(run);
     for stage in &report.stages {
         let took = stage.finished_at.map_or_else(|| "-".to_owned(), |end| span(end - stage.started_at));
         println!(

@@ -10,11 +10,12 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 use sluice::adapters::{DynamoDbStore, EventBridgePublisher, SecretsManagerSecret, SnsNotifier};
-use sluice::approval::page::{self, Page};
 use sluice::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY};
 use sluice::ports::{
     DefinitionsStore, EventPublisher, FixedSite, PipelineStore, SecretSource, TopicNotifier, with_slash,
 };
+use sluice::present::approval_page as page;
+use sluice::present::html::{HEADERS, Page, content_security_policy};
 use sluice::telemetry::Chain;
 use sluice::usecases::{
     ApprovalEffects, CachedDefinitions, DoorbellError, KeptSecret, Requester, answer_doorbell, decide, review_page,
@@ -220,10 +221,10 @@ fn html(page: Page, allow: Option<&'static str>) -> Response<Body> {
     let mut response = Response::new(Body::Text(page.html));
     *response.status_mut() = StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
-    for (name, value) in page::HEADERS {
+    for (name, value) in HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    if let Ok(policy) = HeaderValue::from_str(&page::content_security_policy()) {
+    if let Ok(policy) = HeaderValue::from_str(&content_security_policy()) {
         headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     }
     if let Some(allow) = allow {

@@ -15,8 +15,8 @@ use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventB
 use sluice::definitions::{Definitions, MAX_TEXT, Pipeline};
 use sluice::pipeline::{ApprovalDecision, Execution, ExecutionId, PipelineState, Status, short_commit};
 use sluice::ports::{DefinitionsStore, PipelineStore, SecretSource, with_slash};
-use sluice::status::StatusKey;
-use sluice::timeline::{history_lines, lines, run_json, timeline, waits_for};
+use sluice::present::status::StatusKey;
+use sluice::present::timeline::{history_lines, lines, run_json, timeline, waits_for};
 use sluice::usecases::{
     Announcer, Decided, DeploymentStops, Order, RollbackError, RollbackOrdered, Stop, decide_as, order_rollback,
     order_run,
@@ -256,7 +256,7 @@ async fn status(args: &Args<'_>, only: Option<&str>) -> Result<()> {
             println!("  no run in progress");
         }
         for run in runs {
-            let age = sluice::outcome::span(now - run.created_at);
+            let age = sluice::present::text::span(now - run.created_at);
             let commit = short_commit(&run.source.commit);
             let standing = paint(run.status, &format!("{:<20}", run.status.to_string()));
             println!("  #{:<4} {commit}  {:<12} {standing} {age:>8}  {}", run.seq, run.source.pusher, run.id);

@@ -26,12 +26,12 @@ use tracing::instrument;
 
 use super::http::{cause, https_connector};
 use crate::github_auth::{GitHubApp, GitHubCredentials};
-use crate::github_report::API_VERSION;
 use crate::pipeline::CommitOrder;
 use crate::ports::{
     CommitHistory, CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError, HookDelivery,
     WebhookDeliveries,
 };
+use crate::present::github_report::API_VERSION;
 
 /// Where GitHub's REST API is, unless configured otherwise (GitHub Enterprise Server: `https://HOST/api/v3`).
 pub const GITHUB_API: &str = "https://api.github.com";

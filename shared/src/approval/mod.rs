@@ -1,10 +1,6 @@
-//! Manual approval, as the approval function does it: the request (an SNS email with a review link), the link's
-//! token (random, stored hashed, single use), and the pages a person decides on (GET shows, only POST decides).
+//! Manual approval's link tokens: random, sent once in the email's link, stored hashed, single use. The email and
+//! the pages a person decides on are in [`crate::present`].
 
-pub mod message;
-pub mod page;
 pub mod token;
 
-pub use message::{Links, approval_email};
-pub use page::Page;
 pub use token::{LinkToken, RandomError, same_hash};

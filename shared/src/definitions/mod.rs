@@ -400,14 +400,6 @@ impl PauseAction {
     }
 }
 
-/// `12.5%`, `0%`, `100%`: tenths of a percent as a person reads them.
-pub fn percent(tenths: u32) -> String {
-    match tenths % 10 {
-        0 => format!("{}%", tenths / 10),
-        rest => format!("{}.{rest}%", tenths / 10),
-    }
-}
-
 /// The lifecycle stages at which ECS can pause a deployment: all but the two where traffic moves.
 pub const PAUSE_STAGES: [&str; 6] = [
     "RECONCILE_SERVICE",

@@ -4,13 +4,15 @@
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use crate::approval::page::{self, Page, RunFacts};
-use crate::approval::{LinkToken, Links, approval_email, same_hash};
+use crate::approval::{LinkToken, same_hash};
 use crate::pipeline::{
     ApprovalDecision, ApprovalNotice, ApprovalStanding, Effect, EffectKind, Event, Execution, Gate, MAX_APPROVER,
     MAX_COMMENT, PauseNotice, TransitionError,
 };
 use crate::ports::{EventPublisher, NotifyError, PipelineStore, ReviewSite, TopicNotifier, approval_link};
+use crate::present::approval_email::{Links, approval_email};
+use crate::present::approval_page::{self as page, RunFacts};
+use crate::present::html::Page;
 use crate::telemetry::Chain;
 use crate::usecases::{EffectError, EffectRunner, Handled, Input, handle};
 

@@ -1,11 +1,11 @@
 //! The notifier's effect runner: it tells a pipeline's notification topic how each run ended (`NotifyOutcome`), as
-//! `crate::outcome` writes it from the run's record.
+//! `crate::present::outcome` writes it from the run's record.
 
 use tracing::info;
 
-use crate::outcome::{OutcomeReport, outcome_message};
 use crate::pipeline::{Effect, EffectKind, Event, PendingEffect};
 use crate::ports::{CommitReporter, NotifyError, PipelineStore, SecretSource, TopicNotifier};
+use crate::present::outcome::{OutcomeReport, outcome_message};
 use crate::usecases::{EffectError, EffectRunner, GitHubEffects};
 
 /// Sends outcome notifications.

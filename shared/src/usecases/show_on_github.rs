@@ -7,12 +7,12 @@
 use tracing::{info, warn};
 
 use crate::github_auth::GitHubCredentials;
-use crate::github_report::shown;
 use crate::pipeline::{Effect, Event, Execution};
 use crate::ports::{
     CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError, PipelineStore, SecretSource,
 };
-use crate::status::StatusKey;
+use crate::present::github_report::shown;
+use crate::present::status::StatusKey;
 use crate::telemetry::Chain;
 use crate::usecases::{EffectError, KeptSecret};
 

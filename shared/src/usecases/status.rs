@@ -4,10 +4,11 @@
 use chrono::{DateTime, Utc};
 use tracing::{error, warn};
 
-use crate::approval::page::{self, Page};
 use crate::pipeline::ExecutionId;
 use crate::ports::{DefinitionsStore, PipelineStore, SecretSource};
-use crate::status::{self, LAST_RUNS, PipelineView, StatusKey, StatusRequest};
+use crate::present::approval_page as page;
+use crate::present::html::Page;
+use crate::present::status::{self, LAST_RUNS, PipelineView, StatusKey, StatusRequest};
 use crate::telemetry::Chain;
 use crate::usecases::{CachedDefinitions, DefinitionsError, KeptSecret};
 

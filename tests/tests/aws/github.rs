@@ -12,7 +12,7 @@ use sluice::definitions::{ExecutionMode, GitHubReport};
 use sluice::github_auth::GitHubCredentials;
 use sluice::pipeline::{ApprovalDecision, BuildOutputs, EffectKind, Event, ExecutionId, Status};
 use sluice::ports::PipelineStore;
-use sluice::status::StatusKey;
+use sluice::present::status::StatusKey;
 use sluice::testing::{RecordingRunner, push};
 use sluice::usecases::{Input, handle};
 use sluice_integration::{Stack, unique};

@@ -4,10 +4,11 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Applied, IgnoreReason, MAX_APPROVER, MAX_COMMENT, MAX_SOURCE_IP, MAX_USER_AGENT, Run, TransitionError};
-use crate::definitions::{DeployTarget, PRE_PRODUCTION_TRAFFIC_SHIFT, PauseAction, percent};
+use crate::definitions::{DeployTarget, PRE_PRODUCTION_TRAFFIC_SHIFT, PauseAction};
 use crate::events::{DeploymentPaused, SluiceEvent};
 use crate::pipeline::event::{ApprovalNotice, Effect, PauseNotice};
 use crate::pipeline::state::{ApprovalDecision, ApprovalFacts, DeployFacts, PauseFacts, Stage, Status, bounded};
+use crate::present::text::percent;
 
 /// Pauses kept per deployment: a linear shift pauses before each of its steps (at most 34, at 3 % a step).
 pub const MAX_PAUSES: usize = 40;

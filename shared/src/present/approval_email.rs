@@ -1,12 +1,13 @@
 //! The approval request as SNS delivers it: a plain-text email (what email subscribers get) and a JSON document of
 //! the same facts for other subscribers (`MessageStructure: json`, with an `email` and a `default` key). Pure.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::definitions::{PauseAction, percent};
+use super::text::{percent, ref_label, subject_line, time_left};
+use crate::definitions::PauseAction;
 use crate::pipeline::{ApprovalNotice, ExecutionId};
-use crate::ports::{TopicMessage, subject_line};
+use crate::ports::TopicMessage;
 
 /// Where the request points.
 #[derive(Debug, Clone, Copy)]
@@ -107,30 +108,10 @@ pub fn approval_email(
     TopicMessage { subject, text, message }
 }
 
-/// `Branch: main`, `Tag: v1.2`, or the ref as it is.
-pub fn ref_label(git_ref: &str) -> (&'static str, &str) {
-    if let Some(branch) = git_ref.strip_prefix("refs/heads/") {
-        ("Branch:", branch)
-    } else if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
-        ("Tag:", tag)
-    } else {
-        ("Ref:", git_ref)
-    }
-}
-
-/// `in 2 days`, `in 5 hours`, `in 12 minutes`, `now`: how long until a deadline, rounded down.
-pub fn time_left(left: TimeDelta) -> String {
-    let plural = |n: i64, unit: &str| format!("in {n} {unit}{}", if n == 1 { "" } else { "s" });
-    match left {
-        left if left.num_days() >= 2 => plural(left.num_days(), "day"),
-        left if left.num_hours() >= 1 => plural(left.num_hours(), "hour"),
-        left if left.num_minutes() >= 1 => plural(left.num_minutes(), "minute"),
-        _ => "now".to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
+
     use super::*;
     use crate::ports::MAX_SUBJECT;
 
@@ -226,22 +207,5 @@ mod tests {
         let email = approval_email(&ExecutionId::from("e"), &long, now, links, now);
         assert_eq!(email.subject.chars().count(), MAX_SUBJECT);
         assert!(email.subject.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{}", email.subject);
-    }
-
-    #[test]
-    fn time_left_is_said_in_the_largest_whole_unit() {
-        assert_eq!(time_left(TimeDelta::days(7)), "in 7 days");
-        assert_eq!(time_left(TimeDelta::hours(47)), "in 47 hours");
-        assert_eq!(time_left(TimeDelta::hours(1)), "in 1 hour");
-        assert_eq!(time_left(TimeDelta::minutes(5)), "in 5 minutes");
-        assert_eq!(time_left(TimeDelta::seconds(59)), "now");
-        assert_eq!(time_left(TimeDelta::seconds(-5)), "now");
-    }
-
-    #[test]
-    fn refs_are_named_as_branch_or_tag() {
-        assert_eq!(ref_label("refs/heads/release/1.2"), ("Branch:", "release/1.2"));
-        assert_eq!(ref_label("refs/tags/v1.2"), ("Tag:", "v1.2"));
-        assert_eq!(ref_label("odd"), ("Ref:", "odd"));
     }
 }

@@ -6,10 +6,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::approval::message::ref_label;
-use crate::definitions::percent;
+use super::text::{percent, ref_label, span, subject_line};
 use crate::pipeline::{ApprovalDecision, ApprovalFacts, Execution, ExecutionId, HookResult, PauseFacts, Stage, Status};
-use crate::ports::{TopicMessage, subject_line};
+use crate::ports::TopicMessage;
 
 /// What the notification of a run's end says: what shipped or why not, each stage's time, the hooks' checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,20 +293,6 @@ fn decision_note(report: &OutcomeReport) -> String {
 
 fn clamp(millis: u64) -> i64 {
     i64::try_from(millis).unwrap_or(i64::MAX).min(TimeDelta::days(365).num_milliseconds())
-}
-
-/// `850 ms`, `1.9s`, `12s`, `3m 05s`, `2h 10m`, `3d 4h`: a duration as people read it (rounded down).
-pub fn span(delta: TimeDelta) -> String {
-    let ms = delta.num_milliseconds().max(0);
-    let s = ms / 1000;
-    match s {
-        _ if ms < 1000 => format!("{ms} ms"),
-        0..10 => format!("{s}.{}s", ms % 1000 / 100),
-        10..60 => format!("{s}s"),
-        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
-        3600..86_400 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
-    }
 }
 
 #[cfg(test)]

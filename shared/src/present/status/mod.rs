@@ -12,12 +12,13 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::approval::page::{Page, document, escape, first_line};
+use super::html::{Page, document, escape};
+use super::text::{first_line, span};
 use crate::approval::token::hex;
 use crate::github::decode_hex;
-use crate::outcome::{OutcomeReport, span};
 use crate::pipeline::{Execution, ExecutionId, Stage, Status, short_commit};
-use crate::timeline::{lines, waits_for};
+use crate::present::outcome::OutcomeReport;
+use crate::present::timeline::{lines, waits_for};
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 

@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::definitions::percent;
-use crate::outcome::{OutcomeReport, span};
+use super::text::{percent, span};
 use crate::pipeline::{ApprovalFacts, CommitOrder, Compared, Execution, Stage, Status, short_commit};
+use crate::present::outcome::OutcomeReport;
 
 /// One thing that happened to a run.
 #[derive(Debug, Clone, PartialEq, Eq)]

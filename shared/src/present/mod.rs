@@ -1,0 +1,12 @@
+//! Presentation, pure: what a person sees of a run (the timeline, the outcome's notification, the status page, the
+//! approval page and email, the GitHub report), made from the pipeline's state. The shared helpers are in [`text`]
+//! and [`html`]; no presentation module borrows another's.
+
+pub mod approval_email;
+pub mod approval_page;
+pub mod github_report;
+pub mod html;
+pub mod outcome;
+pub mod status;
+pub mod text;
+pub mod timeline;

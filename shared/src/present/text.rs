@@ -1,0 +1,82 @@
+//! Presentation helpers for text: durations, percentages, refs, subjects, as a person reads them.
+
+use chrono::TimeDelta;
+
+use crate::ports::MAX_SUBJECT;
+
+/// `850 ms`, `1.9s`, `12s`, `3m 05s`, `2h 10m`, `3d 4h`: a duration as people read it (rounded down).
+pub fn span(delta: TimeDelta) -> String {
+    let ms = delta.num_milliseconds().max(0);
+    let s = ms / 1000;
+    match s {
+        _ if ms < 1000 => format!("{ms} ms"),
+        0..10 => format!("{s}.{}s", ms % 1000 / 100),
+        10..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// `Branch: main`, `Tag: v1.2`, or the ref as it is.
+pub fn ref_label(git_ref: &str) -> (&'static str, &str) {
+    if let Some(branch) = git_ref.strip_prefix("refs/heads/") {
+        ("Branch:", branch)
+    } else if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
+        ("Tag:", tag)
+    } else {
+        ("Ref:", git_ref)
+    }
+}
+
+/// `in 2 days`, `in 5 hours`, `in 12 minutes`, `now`: how long until a deadline, rounded down.
+pub fn time_left(left: TimeDelta) -> String {
+    let plural = |n: i64, unit: &str| format!("in {n} {unit}{}", if n == 1 { "" } else { "s" });
+    match left {
+        left if left.num_days() >= 2 => plural(left.num_days(), "day"),
+        left if left.num_hours() >= 1 => plural(left.num_hours(), "hour"),
+        left if left.num_minutes() >= 1 => plural(left.num_minutes(), "minute"),
+        _ => "now".to_owned(),
+    }
+}
+
+/// The first line of a commit message.
+pub(crate) fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or("").trim()
+}
+
+/// `12.5%`, `0%`, `100%`: tenths of a percent as a person reads them.
+pub fn percent(tenths: u32) -> String {
+    match tenths % 10 {
+        0 => format!("{}%", tenths / 10),
+        rest => format!("{}.{rest}%", tenths / 10),
+    }
+}
+
+/// A subject SNS accepts: printable ASCII, no line breaks, at most [`MAX_SUBJECT`] characters.
+pub fn subject_line(text: &str) -> String {
+    let printable: String = text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    printable.chars().take(MAX_SUBJECT).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_is_said_in_the_largest_whole_unit() {
+        assert_eq!(time_left(TimeDelta::days(7)), "in 7 days");
+        assert_eq!(time_left(TimeDelta::hours(47)), "in 47 hours");
+        assert_eq!(time_left(TimeDelta::hours(1)), "in 1 hour");
+        assert_eq!(time_left(TimeDelta::minutes(5)), "in 5 minutes");
+        assert_eq!(time_left(TimeDelta::seconds(59)), "now");
+        assert_eq!(time_left(TimeDelta::seconds(-5)), "now");
+    }
+
+    #[test]
+    fn refs_are_named_as_branch_or_tag() {
+        assert_eq!(ref_label("refs/heads/release/1.2"), ("Branch:", "release/1.2"));
+        assert_eq!(ref_label("refs/tags/v1.2"), ("Tag:", "v1.2"));
+        assert_eq!(ref_label("odd"), ("Ref:", "odd"));
+    }
+}

@@ -6,7 +6,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::SecretString;
 use sluice::definitions::Definitions;
-use sluice::github::{PushEvent, WebhookSecrets, sign, verify_signature};
+use sluice::github::webhook::{PushEvent, WebhookSecrets, sign, verify_signature};
 
 const PUSH: &[u8] = include_bytes!("../tests/fixtures/github-push.json");
 const EXAMPLE: &str = include_str!("../../infra/pipelines.example.toml");

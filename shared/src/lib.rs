@@ -8,7 +8,6 @@ pub mod definitions;
 pub mod deploy;
 pub mod events;
 pub mod github;
-pub mod github_auth;
 pub mod pipeline;
 pub mod ports;
 pub mod present;

@@ -389,7 +389,7 @@ pub enum SecretError {
 /// Where the GitHub webhook's secret is kept.
 pub trait WebhookSecretSource: Send + Sync {
     /// The secrets that verify deliveries now: the current one and, during a rotation's grace period, the previous.
-    fn read(&self) -> impl Future<Output = Result<crate::github::WebhookSecrets, SecretError>> + Send;
+    fn read(&self) -> impl Future<Output = Result<crate::github::webhook::WebhookSecrets, SecretError>> + Send;
 }
 
 /// Where one of sluice's own secrets is kept (the status page's key, the GitHub token).
@@ -431,7 +431,7 @@ pub trait WebhookDeliveries: Send + Sync {
     /// The hook's most recent delivery attempts (one page of them, newest first).
     fn deliveries(
         &self,
-        credentials: &crate::github_auth::GitHubCredentials,
+        credentials: &crate::github::sign_in::GitHubCredentials,
         repository: &str,
         hook_id: u64,
     ) -> impl Future<Output = Result<Vec<HookDelivery>, GitHubError>> + Send;
@@ -439,7 +439,7 @@ pub trait WebhookDeliveries: Send + Sync {
     /// Has GitHub deliver attempt `delivery` again (202).
     fn redeliver(
         &self,
-        credentials: &crate::github_auth::GitHubCredentials,
+        credentials: &crate::github::sign_in::GitHubCredentials,
         repository: &str,
         hook_id: u64,
         delivery: u64,
@@ -451,7 +451,7 @@ pub trait CommitHistory: Send + Sync {
     /// How `commit` stands against `base` (GitHub's compare of `base...commit`): `Ahead` when it descends from it.
     fn compare(
         &self,
-        credentials: &crate::github_auth::GitHubCredentials,
+        credentials: &crate::github::sign_in::GitHubCredentials,
         repository: &str,
         base: &str,
         commit: &str,
@@ -502,27 +502,27 @@ pub struct DeploymentStatus<'a> {
 pub trait CommitReporter: Send + Sync {
     fn set_commit_status(
         &self,
-        credentials: &crate::github_auth::GitHubCredentials,
+        credentials: &crate::github::sign_in::GitHubCredentials,
         status: &CommitStatus<'_>,
     ) -> impl Future<Output = Result<(), GitHubError>> + Send;
 
     /// The Deployment already made for the run, if there is one (its payload names the run).
     fn find_deployment(
         &self,
-        credentials: &crate::github_auth::GitHubCredentials,
+        credentials: &crate::github::sign_in::GitHubCredentials,
         deployment: &DeploymentRequest<'_>,
     ) -> impl Future<Output = Result<Option<u64>, GitHubError>> + Send;
 
     /// Creates the run's Deployment; its id.
     fn create_deployment(
         &self,
-        credentials: &crate::github_auth::GitHubCredentials,
+        credentials: &crate::github::sign_in::GitHubCredentials,
         deployment: &DeploymentRequest<'_>,
     ) -> impl Future<Output = Result<u64, GitHubError>> + Send;
 
     fn set_deployment_status(
         &self,
-        credentials: &crate::github_auth::GitHubCredentials,
+        credentials: &crate::github::sign_in::GitHubCredentials,
         status: &DeploymentStatus<'_>,
     ) -> impl Future<Output = Result<(), GitHubError>> + Send;
 }

@@ -576,10 +576,10 @@ impl ArtifactStore for InMemoryArtifacts {
 
 /// `WebhookSecretSource` that always reads the same secrets.
 #[derive(Debug, Clone)]
-pub struct FixedSecrets(pub crate::github::WebhookSecrets);
+pub struct FixedSecrets(pub crate::github::webhook::WebhookSecrets);
 
 impl crate::ports::WebhookSecretSource for FixedSecrets {
-    async fn read(&self) -> Result<crate::github::WebhookSecrets, crate::ports::SecretError> {
+    async fn read(&self) -> Result<crate::github::webhook::WebhookSecrets, crate::ports::SecretError> {
         Ok(self.0.clone())
     }
 }
@@ -756,7 +756,7 @@ impl RecordedDeliveries {
 impl crate::ports::WebhookDeliveries for RecordedDeliveries {
     async fn deliveries(
         &self,
-        _: &crate::github_auth::GitHubCredentials,
+        _: &crate::github::sign_in::GitHubCredentials,
         repository: &str,
         hook_id: u64,
     ) -> Result<Vec<crate::ports::HookDelivery>, crate::ports::GitHubError> {
@@ -771,7 +771,7 @@ impl crate::ports::WebhookDeliveries for RecordedDeliveries {
 
     async fn redeliver(
         &self,
-        _: &crate::github_auth::GitHubCredentials,
+        _: &crate::github::sign_in::GitHubCredentials,
         repository: &str,
         hook_id: u64,
         delivery: u64,
@@ -808,7 +808,7 @@ impl ScriptedComparisons {
 impl crate::ports::CommitHistory for ScriptedComparisons {
     async fn compare(
         &self,
-        _: &crate::github_auth::GitHubCredentials,
+        _: &crate::github::sign_in::GitHubCredentials,
         repository: &str,
         base: &str,
         commit: &str,

@@ -18,7 +18,7 @@ use github_webhook::handler::{AwsApp, Config, respond};
 use serde_json::Value;
 use sluice::adapters::DynamoDbStore;
 use sluice::definitions::{Definitions, ExecutionMode};
-use sluice::github::sign;
+use sluice::github::webhook::sign;
 use sluice::pipeline::{BuildOutputs, Event, ExecutionId, Plan, SourceFacts, Stage, Status};
 use sluice::ports::{DefinitionsStore, PipelineStore, Write};
 use sluice::testing::RecordingRunner;

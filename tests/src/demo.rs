@@ -25,7 +25,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use sluice::adapters::DynamoDbStore;
 use sluice::definitions::Definitions;
-use sluice::github::sign;
+use sluice::github::webhook::sign;
 use sluice::pipeline::{ExecutionId, Stage, Status};
 use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice::present::text::span;

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tracing::instrument;
 
 use super::http::{cause, https_connector};
-use crate::github_auth::{GitHubApp, GitHubCredentials};
+use crate::github::sign_in::{GitHubApp, GitHubCredentials};
 use crate::pipeline::CommitOrder;
 use crate::ports::{
     CommitHistory, CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError, HookDelivery,

@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::SecretString;
 use tracing::instrument;
 
-use crate::github::WebhookSecrets;
+use crate::github::webhook::WebhookSecrets;
 use crate::ports::{SecretError, SecretSource, WebhookSecretSource};
 
 /// The webhook secret `secret_id` (name or ARN) in Secrets Manager.

@@ -1,7 +1,7 @@
 //! Where sluice signs in to GitHub: its API, and the stack's GitHub secret (a token, or a GitHub App's JSON), read
 //! when first needed and kept.
 
-use crate::github_auth::{CredentialsError, GitHubCredentials};
+use crate::github::sign_in::{CredentialsError, GitHubCredentials};
 use crate::ports::{SecretError, SecretSource};
 use crate::usecases::KeptSecret;
 

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use tracing::{info, instrument, warn};
 
 use crate::definitions::Definitions;
-use crate::github::to_redeliver;
+use crate::github::webhook::to_redeliver;
 use crate::ports::{PipelineStore, SecretSource, WebhookDeliveries};
 use crate::telemetry::Chain;
 use crate::usecases::GitHubAccess;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::github::{SignatureError, WebhookSecrets, verify_signature};
+use crate::github::webhook::{SignatureError, WebhookSecrets, verify_signature};
 use secrecy::SecretString;
 
 use crate::ports::{SecretError, SecretSource, WebhookSecretSource};
@@ -100,7 +100,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::github::sign;
+    use crate::github::webhook::sign;
 
     /// A secret that an operator rotates; counts its reads.
     struct Rotated {

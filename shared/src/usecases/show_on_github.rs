@@ -6,7 +6,7 @@
 
 use tracing::{info, warn};
 
-use crate::github_auth::GitHubCredentials;
+use crate::github::sign_in::GitHubCredentials;
 use crate::pipeline::{Effect, Event, Execution};
 use crate::ports::{
     CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError, PipelineStore, SecretSource,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tracing::{debug, error, info, instrument, warn};
 
 use crate::definitions::Pipeline;
-use crate::github::{PushEvent, SignatureError, payload_digest, payload_of};
+use crate::github::webhook::{PushEvent, SignatureError, payload_digest, payload_of};
 use crate::pipeline::{
     CommitOrder, Compared, Event, ExecutionId, IgnoreReason, Plan, SourceFacts, TransitionError, bounded,
 };

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use chrono::{TimeDelta, Utc};
 use sluice::adapters::{CodeBuildStarter, SecretsManagerWebhookSecret};
-use sluice::github::{sign, verify_signature};
+use sluice::github::webhook::{sign, verify_signature};
 use sluice::ports::WebhookSecretSource;
 use sluice::ports::{BuildRequest, BuildStartError, BuildStarter};
 use sluice_integration::{Stack, unique};

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use sluice::adapters::DynamoDbStore;
 use sluice::definitions::{ExecutionMode, GitHubReport};
-use sluice::github_auth::GitHubCredentials;
+use sluice::github::sign_in::GitHubCredentials;
 use sluice::pipeline::{ApprovalDecision, BuildOutputs, EffectKind, Event, ExecutionId, Status};
 use sluice::ports::PipelineStore;
 use sluice::present::status::StatusKey;
@@ -525,7 +525,7 @@ async fn the_reconciler_has_github_redeliver_the_pushes_the_webhook_could_not_re
 async fn the_webhook_asks_github_which_of_two_pushes_made_in_the_same_second_is_newer_signing_in_as_an_app()
 -> Result<()> {
     use crate::webhook::deployed_configured;
-    use sluice::github::sign;
+    use sluice::github::webhook::sign;
     let github = GitHub::start(TOKEN, &["acme/web"]).await?;
     let (secret, public_key) = app_42()?;
     github.install_app("42", &public_key);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use build_events::handler::{AwsApp, on_event};
 use sluice::adapters::CodeBuildStarter;
-use sluice::github::sign;
+use sluice::github::webhook::sign;
 use sluice::pipeline::{ExecutionId, Stage, Status};
 use sluice::ports::PipelineStore;
 use sluice_integration::{Stack, unique};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use github_webhook::handler::{AwsApp, Config, respond};
 use sluice::adapters::DynamoDbStore;
-use sluice::github::sign;
+use sluice::github::webhook::sign;
 use sluice::pipeline::{ExecutionId, Stage, Status};
 use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice_integration::{Stack, post, unique, workspace_root};

@@ -4,8 +4,8 @@ use base64::Engine;
 use chrono::TimeZone;
 use secrecy::SecretString;
 use serde_json::Value;
-use sluice::github::WebhookSecrets;
-use sluice::github::sign;
+use sluice::github::webhook::WebhookSecrets;
+use sluice::github::webhook::sign;
 use sluice::testing::{FixedSecrets, InMemoryStore, RecordingBuilds, RecordingPublisher};
 use sluice::usecases::StageEffects;
 

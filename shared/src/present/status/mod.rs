@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use super::html::{Page, document, escape};
 use super::text::{first_line, span};
 use crate::approval::token::hex;
-use crate::github::decode_hex;
+use crate::github::webhook::decode_hex;
 use crate::pipeline::{Execution, ExecutionId, Stage, Status, short_commit};
 use crate::present::outcome::OutcomeReport;
 use crate::present::timeline::{lines, waits_for};

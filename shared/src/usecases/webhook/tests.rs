@@ -3,8 +3,8 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::github::WebhookSecrets;
-use crate::github::sign;
+use crate::github::webhook::WebhookSecrets;
+use crate::github::webhook::sign;
 use crate::pipeline::CommitOrder;
 use crate::pipeline::{Effect, Stage, Status};
 use crate::ports::DefinitionsStore;

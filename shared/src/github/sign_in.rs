@@ -170,7 +170,7 @@ mod tests {
 
     use super::*;
 
-    const KEY: &str = include_str!("../tests/fixtures/github-app-test-key.pem");
+    const KEY: &str = include_str!("../../tests/fixtures/github-app-test-key.pem");
 
     fn app_secret(app_id: Value) -> SecretString {
         SecretString::from(json!({ "app_id": app_id, "private_key": KEY }).to_string())

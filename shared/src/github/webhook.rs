@@ -369,7 +369,7 @@ mod tests {
 
     #[test]
     fn a_push_payload_reads_the_fields_sluice_uses() {
-        let push = PushEvent::parse(include_bytes!("../tests/fixtures/github-push.json")).expect("parses");
+        let push = PushEvent::parse(include_bytes!("../../tests/fixtures/github-push.json")).expect("parses");
         assert_eq!(push.git_ref, "refs/heads/main");
         assert_eq!(push.repository.full_name, "acme/web");
         assert_eq!(push.repository.default_branch, "main");
@@ -432,7 +432,7 @@ mod tests {
 
     #[test]
     fn a_deleted_tag_has_no_head_commit() {
-        let push = PushEvent::parse(include_bytes!("../tests/fixtures/github-push-tag-deleted.json")).expect("parses");
+        let push = PushEvent::parse(include_bytes!("../../tests/fixtures/github-push-tag-deleted.json")).expect("parses");
         assert!(push.deleted);
         assert!(push.head_commit.is_none());
         assert_eq!(push.after, "0000000000000000000000000000000000000000");

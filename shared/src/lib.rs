@@ -3,7 +3,6 @@
 
 pub mod adapters;
 pub mod approval;
-pub mod config;
 pub mod definitions;
 pub mod deploy;
 pub mod events;
@@ -11,7 +10,7 @@ pub mod github;
 pub mod pipeline;
 pub mod ports;
 pub mod present;
-pub mod telemetry;
+pub mod runtime;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod usecases;

@@ -10,13 +10,13 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 use sluice::adapters::{DynamoDbStore, EventBridgePublisher, SecretsManagerSecret, SnsNotifier};
-use sluice::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY};
 use sluice::ports::{
     DefinitionsStore, EventPublisher, FixedSite, PipelineStore, SecretSource, TopicNotifier, with_slash,
 };
 use sluice::present::approval_page as page;
 use sluice::present::html::{HEADERS, Page, content_security_policy};
-use sluice::telemetry::Chain;
+use sluice::runtime::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY};
+use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{
     ApprovalEffects, CachedDefinitions, DoorbellError, KeptSecret, Requester, answer_doorbell, decide, review_page,
     status_page,
@@ -41,7 +41,7 @@ impl Config {
             common: Common::from_lookup(&lookup)?,
             approval_url: lookup(APPROVAL_URL).map(|url| url.trim().to_owned()).filter(|url| !url.is_empty()),
             status_key: lookup(STATUS_KEY).map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()),
-            region: sluice::config::region_from(&lookup),
+            region: sluice::runtime::config::region_from(&lookup),
         })
     }
 }

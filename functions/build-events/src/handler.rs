@@ -8,14 +8,14 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, S3Artifacts, stage_effects};
 use sluice::ports::{ArtifactStore, PipelineStore};
-use sluice::telemetry::Chain;
+use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{
     BuildEventError, BuildEventOutcome, BuildStateChange, EffectRunner, StageEffects, record_build_event,
 };
 use tracing::{info, warn};
 
 /// The function's configuration: the table and the bus, from its environment.
-pub type Config = sluice::config::Common;
+pub type Config = sluice::runtime::config::Common;
 
 /// What the handler needs, built once per instance.
 pub struct App<S, R, A> {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher};
 use sluice::ports::{BlueGreenDeployments, DefinitionsStore, NativeDeployments, PipelineStore};
-use sluice::telemetry::{Chain, excerpt};
+use sluice::runtime::telemetry::{Chain, excerpt};
 use sluice::usecases::{
     Announcer, DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange, EffectRunner,
     record_deployment_event, record_paused_deployments,
@@ -14,7 +14,7 @@ use sluice::usecases::{
 use tracing::{info, warn};
 
 /// The function's configuration: the table and the bus, from its environment.
-pub type Config = sluice::config::Common;
+pub type Config = sluice::runtime::config::Common;
 
 /// What the handler needs, built once per instance.
 pub struct App<S, R, B, N> {

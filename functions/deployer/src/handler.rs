@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, S3Artifacts};
-use sluice::config::{Common, ConfigError};
 use sluice::ports::PipelineStore;
-use sluice::telemetry::Chain;
+use sluice::runtime::config::{Common, ConfigError};
+use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{DeployEffects, DoorbellError, EffectRunner, answer_doorbell};
 
 /// The ARN of the function CodeDeploy and ECS invoke for the lifecycle hooks where pipelines run checks.

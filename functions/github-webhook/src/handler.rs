@@ -7,10 +7,10 @@ use sluice::adapters::{
     CodeBuildStarter, DynamoDbStore, EventBridgePublisher, GitHubApi, SecretsManagerSecret,
     SecretsManagerWebhookSecret, github_access, stage_effects,
 };
-use sluice::config::{Common, ConfigError, required_from};
 use sluice::ports::{
     CommitHistory, DefinitionsStore, GitHubError, PipelineStore, SecretError, SecretSource, WebhookSecretSource,
 };
+use sluice::runtime::config::{Common, ConfigError, required_from};
 use sluice::usecases::{
     CachedDefinitions, Delivery, EffectRunner, GitHubAccess, StageEffects, Webhook, WebhookKeys, receive_webhook,
 };
@@ -52,7 +52,7 @@ impl Config {
                 }
             },
         };
-        let (github_token, github_api) = sluice::config::github_from(&lookup);
+        let (github_token, github_api) = sluice::runtime::config::github_from(&lookup);
         Ok(Self { common, secret_id, secret_grace, github_token, github_api })
     }
 }

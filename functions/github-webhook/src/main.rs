@@ -10,7 +10,7 @@ use lambda_http::{Error, run, service_fn, tracing};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let app = Arc::new(AwsApp::from_aws(&sluice::config::aws().await, &config).await?);
+    let app = Arc::new(AwsApp::from_aws(&sluice::runtime::config::aws().await, &config).await?);
     run(service_fn(move |request| {
         let app = Arc::clone(&app);
         async move { Ok::<_, Error>(respond(&app, request, chrono::Utc::now()).await) }

@@ -14,7 +14,7 @@ use sluice::deploy::StageProgress;
 use sluice::ports::{
     BlueGreenDeployments, DeployError, HttpProbe, LifecycleHooks, NativeDeployments, PipelineStore, ProbeError,
 };
-use sluice::telemetry::Chain;
+use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{
     DoorbellError, EffectRunner, HookCall, HookEffects, HookError, StageAnswer, StageCall, answer_doorbell,
     answer_hook, answer_stage,
@@ -22,7 +22,7 @@ use sluice::usecases::{
 use tracing::{info, warn};
 
 /// The function's configuration: the table and the bus, from its environment.
-pub type Config = sluice::config::Common;
+pub type Config = sluice::runtime::config::Common;
 
 /// Kept back from the invocation's time for recording the result and reporting it.
 pub const MARGIN: Duration = Duration::from_secs(sluice::definitions::HOOK_ANSWER_MARGIN_SECS);

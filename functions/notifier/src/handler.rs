@@ -6,14 +6,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{DynamoDbStore, GitHubApi, SecretsManagerSecret, SnsNotifier};
-use sluice::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY};
 use sluice::ports::{GitHubError, PipelineStore, with_slash};
-use sluice::telemetry::Chain;
+use sluice::runtime::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY};
+use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{
     DoorbellError, EffectRunner, GitHubEffects, KeptSecret, NotifierEffects, NotifyEffects, RunPages, answer_doorbell,
 };
 
-pub use sluice::config::{GITHUB_API_URL, GITHUB_TOKEN};
+pub use sluice::runtime::config::{GITHUB_API_URL, GITHUB_TOKEN};
 
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone)]
@@ -34,10 +34,10 @@ impl Config {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let set = |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
-        let (github_token, github_api) = sluice::config::github_from(&lookup);
+        let (github_token, github_api) = sluice::runtime::config::github_from(&lookup);
         Ok(Self {
             common: Common::from_lookup(&lookup)?,
-            region: sluice::config::region_from(&lookup),
+            region: sluice::runtime::config::region_from(&lookup),
             github_token,
             github_api,
             status_key: set(STATUS_KEY),

@@ -7,11 +7,11 @@ use sluice::adapters::{
     CodeBuildStarter, CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, GITHUB_API, GitHubApi,
     S3Artifacts, SecretsManagerSecret, github_access, stage_effects,
 };
-use sluice::config::{Common, ConfigError};
 use sluice::ports::{
     ArtifactStore, BlueGreenDeployments, BuildStarter, DefinitionsStore, GitHubError, NativeDeployments, PipelineStore,
     RollingUpdates, SecretSource, WebhookDeliveries,
 };
+use sluice::runtime::config::{Common, ConfigError};
 use sluice::usecases::{
     CachedDefinitions, DefinitionsError, EffectRunner, GitHubAccess, Lookups, QUIET_FOR, StageEffects, reconcile,
     redeliver_failed_pushes,
@@ -32,7 +32,7 @@ impl Config {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let (github_token, github_api) = sluice::config::github_from(&lookup);
+        let (github_token, github_api) = sluice::runtime::config::github_from(&lookup);
         Ok(Self { common: Common::from_lookup(&lookup)?, github_token, github_api })
     }
 }

@@ -140,7 +140,7 @@ struct Stack {
 impl Stack {
     /// The table and bus the command line names, or the stack's outputs.
     async fn find(args: &Args<'_>) -> Result<Self> {
-        let config = sluice::config::aws().await;
+        let config = sluice::runtime::config::aws().await;
         if let Some(table) = args.table {
             return Ok(Self { config, table: table.to_owned(), bus: args.bus.map(str::to_owned), outputs: Vec::new() });
         }

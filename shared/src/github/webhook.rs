@@ -432,7 +432,8 @@ mod tests {
 
     #[test]
     fn a_deleted_tag_has_no_head_commit() {
-        let push = PushEvent::parse(include_bytes!("../../tests/fixtures/github-push-tag-deleted.json")).expect("parses");
+        let push =
+            PushEvent::parse(include_bytes!("../../tests/fixtures/github-push-tag-deleted.json")).expect("parses");
         assert!(push.deleted);
         assert!(push.head_commit.is_none());
         assert_eq!(push.after, "0000000000000000000000000000000000000000");

@@ -13,7 +13,7 @@ use crate::ports::{EventPublisher, NotifyError, PipelineStore, ReviewSite, Topic
 use crate::present::approval_email::{Links, approval_email};
 use crate::present::approval_page::{self as page, RunFacts};
 use crate::present::html::Page;
-use crate::telemetry::Chain;
+use crate::runtime::telemetry::Chain;
 use crate::usecases::{EffectError, EffectRunner, Handled, Input, handle};
 
 /// The largest decision form accepted (a name, a comment and two tokens need far less).

@@ -394,7 +394,7 @@ where
                 match self.ecs.resume(service_deployment, hook_id, *action).await {
                     Ok(()) => info!(execution = %execution_id, hook_id, action = action.ecs_name(), "pause answered"),
                     Err(error @ DeployError::Refused { .. }) => {
-                        tracing::warn!(execution = %execution_id, hook_id, error = %crate::telemetry::Chain(&error), "ECS refused the answer to the pause");
+                        tracing::warn!(execution = %execution_id, hook_id, error = %crate::runtime::telemetry::Chain(&error), "ECS refused the answer to the pause");
                     }
                     Err(error) => return Err(EffectError::transient("continue_deployment", error)),
                 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
-use crate::telemetry::Chain;
+use crate::runtime::telemetry::Chain;
 
 use crate::definitions::DeployTarget;
 use crate::pipeline::{Event, ExecutionId, Stage, Status};

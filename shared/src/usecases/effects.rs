@@ -53,7 +53,7 @@ fn publish_error(error: PublishError) -> EffectError {
 fn entry_error(error: &PublishError, index: usize) -> Option<EffectError> {
     let refused = match error {
         PublishError::Unavailable { .. } => {
-            return Some(EffectError::transient("publish", crate::telemetry::Chain(error).to_string()));
+            return Some(EffectError::transient("publish", crate::runtime::telemetry::Chain(error).to_string()));
         }
         PublishError::Rejected { entries, .. } => entries.iter().find(|entry| entry.index == index)?,
     };

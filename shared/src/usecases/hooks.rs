@@ -19,7 +19,7 @@ use crate::ports::{
     BlueGreenDeployments, DeployError, EventPublisher, HttpProbe, LifecycleHooks, NativeDeployments, PipelineStore,
     Probe,
 };
-use crate::telemetry::Chain;
+use crate::runtime::telemetry::Chain;
 use crate::usecases::deploy_events::owner;
 use crate::usecases::{DeploymentEventError, EffectError, EffectRunner, HandleError, Handled, Input, handle};
 

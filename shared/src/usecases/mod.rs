@@ -22,7 +22,7 @@ use crate::pipeline::{
     transition,
 };
 use crate::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version, Write};
-use crate::telemetry::Chain;
+use crate::runtime::telemetry::Chain;
 
 /// How often a write is tried when another writer changed the pipeline in between or the store was busy.
 const ATTEMPTS: u32 = 5;
@@ -251,7 +251,7 @@ pub async fn answer_doorbell<S: PipelineStore, R: EffectRunner>(
     now: DateTime<Utc>,
 ) -> Result<String, DoorbellError> {
     let Some(pipeline) = event.pointer("/detail/pipeline").and_then(serde_json::Value::as_str) else {
-        warn!(event = %crate::telemetry::excerpt(event), "not an event of the sluice bus; ignored");
+        warn!(event = %crate::runtime::telemetry::excerpt(event), "not an event of the sluice bus; ignored");
         return Err(DoorbellError::Unrecognised);
     };
     let kinds: Vec<&str> = runner.kinds().iter().map(|kind| kind.name()).collect();

@@ -17,7 +17,7 @@ use crate::ports::{
     ArtifactStore, BlueGreenDeployments, BuildStarter, DeployError, DeploymentProgress, NativeDeployments,
     PipelineStore, RollingUpdates, RolloutReport,
 };
-use crate::telemetry::Chain;
+use crate::runtime::telemetry::Chain;
 use crate::usecases::{
     AWAITING_ACTION, BuildEventOutcome, BuildStateChange, DeploymentChange, DeploymentEventOutcome,
     DeploymentStateChange, EffectRunner, Handled, Input, flush, handle, record_build_event, record_deployment_event,

@@ -13,7 +13,7 @@ use tracing::{info, instrument, warn};
 use crate::definitions::Definitions;
 use crate::github::webhook::to_redeliver;
 use crate::ports::{PipelineStore, SecretSource, WebhookDeliveries};
-use crate::telemetry::Chain;
+use crate::runtime::telemetry::Chain;
 use crate::usecases::GitHubAccess;
 
 /// What the look at the webhooks' deliveries found and did.

@@ -12,7 +12,7 @@ use crate::github::webhook::{SignatureError, WebhookSecrets, verify_signature};
 use secrecy::SecretString;
 
 use crate::ports::{SecretError, SecretSource, WebhookSecretSource};
-use crate::telemetry::Chain;
+use crate::runtime::telemetry::Chain;
 
 /// The shortest time between two reads of the secret.
 pub const REREAD_AFTER: Duration = Duration::from_secs(60);

@@ -13,7 +13,7 @@ use crate::ports::{
 };
 use crate::present::github_report::shown;
 use crate::present::status::StatusKey;
-use crate::telemetry::Chain;
+use crate::runtime::telemetry::Chain;
 use crate::usecases::{EffectError, KeptSecret};
 
 const NAME: &str = "report_to_github";

@@ -9,7 +9,7 @@ use crate::ports::{DefinitionsStore, PipelineStore, SecretSource};
 use crate::present::approval_page as page;
 use crate::present::html::Page;
 use crate::present::status::{self, LAST_RUNS, PipelineView, StatusKey, StatusRequest};
-use crate::telemetry::Chain;
+use crate::runtime::telemetry::Chain;
 use crate::usecases::{CachedDefinitions, DefinitionsError, KeptSecret};
 
 /// The page for a GET of `path` (`/status/...`). `key` is `None` when the function has no status page key.

@@ -18,7 +18,7 @@ use crate::pipeline::{
 use crate::ports::{
     CommitHistory, DefinitionsStore, PipelineStore, RECEIPT_DAYS, ReceiptKey, SecretSource, WebhookSecretSource,
 };
-use crate::telemetry::Chain;
+use crate::runtime::telemetry::Chain;
 use crate::usecases::{
     CachedDefinitions, EffectRunner, GitHubAccess, HandleError, Handled, Input, WebhookKeys, handle,
 };

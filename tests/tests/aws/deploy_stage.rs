@@ -67,7 +67,7 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
     .await?;
     ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", rollout);
     let aws = aws_config_with(&moto().endpoint, &[("codedeploy", &codedeploy.endpoint), ("ecs", &ecs.endpoint)]).await;
-    let common = sluice::config::Common { table: stack.table.clone(), event_bus: stack.bus.clone() };
+    let common = sluice::runtime::config::Common { table: stack.table.clone(), event_bus: stack.bus.clone() };
 
     // The hooks function, as CodeDeploy invokes it: the AppSpec names it by its function name.
     let hooks = Arc::new(hooks::handler::AwsApp::from_aws(&aws, &common)?);
@@ -133,7 +133,7 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
 }
 
 /// The deployer's configuration: the hooks function, and the role ECS invokes it with.
-fn deployer_config(common: &sluice::config::Common) -> deployer::handler::Config {
+fn deployer_config(common: &sluice::runtime::config::Common) -> deployer::handler::Config {
     deployer::handler::Config {
         common: common.clone(),
         hooks_function: Some(HOOKS.into()),
@@ -145,7 +145,8 @@ impl World {
     /// The deployer, tried again once a start's backoff has passed: it carries out `pipeline`'s due effects a
     /// minute from now.
     async fn deployer_retries(&self, pipeline: &str) -> Result<()> {
-        let common = sluice::config::Common { table: self.stack.table.clone(), event_bus: self.stack.bus.clone() };
+        let common =
+            sluice::runtime::config::Common { table: self.stack.table.clone(), event_bus: self.stack.bus.clone() };
         let deployer = deployer::handler::AwsApp::from_aws(&self.aws, &deployer_config(&common));
         let later = chrono::Utc::now() + chrono::TimeDelta::minutes(1);
         Ok(flush(&self.store, &deployer.effects, pipeline, later).await?)
@@ -220,7 +221,8 @@ impl World {
 
     /// The reconciler's scheduled look, `minutes` from now, as its schedule runs it.
     async fn reconcile_in(&self, minutes: i64) -> Result<Value> {
-        let common = sluice::config::Common { table: self.stack.table.clone(), event_bus: self.stack.bus.clone() };
+        let common =
+            sluice::runtime::config::Common { table: self.stack.table.clone(), event_bus: self.stack.bus.clone() };
         // The reconciler looks at the pipelines the published definitions name; each run keeps its own plan.
         let definitions = "[pipelines.web]\nsource = { repository = \"acme/web\" }\nbuild = { project = \"web-build\" }\n\
                            deploy = { strategy = \"rolling\", cluster = \"prod\", service = \"web\" }\n";
@@ -422,7 +424,8 @@ async fn a_hook_invoked_twice_is_answered_the_same_and_late_or_repeated_deployme
     let before = world.store.load("web").await?.context("state")?;
 
     // CodeDeploy invokes the hook again (Lambda retried the async invocation): answered the same, nothing rerun.
-    let common = sluice::config::Common { table: world.stack.table.clone(), event_bus: world.stack.bus.clone() };
+    let common =
+        sluice::runtime::config::Common { table: world.stack.table.clone(), event_bus: world.stack.bus.clone() };
     let hooks = hooks::handler::AwsApp::from_aws(&world.aws, &common)?;
     let payload = json!({
         "DeploymentId": deployment_id,

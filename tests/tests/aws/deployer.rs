@@ -66,7 +66,7 @@ async fn deploying(target: DeployTarget, taskdef: &str) -> Result<World> {
     let ecs = aws_sdk_ecs::Client::new(&aws);
 
     // sluice's hooks function, as CodeDeploy invokes it.
-    let common = sluice::config::Common { table: stack.table.clone(), event_bus: stack.bus.clone() };
+    let common = sluice::runtime::config::Common { table: stack.table.clone(), event_bus: stack.bus.clone() };
     let hooks = std::sync::Arc::new(hooks::handler::AwsApp::from_aws(&aws, &common)?);
     codedeploy_sandbox.function("sluice-hooks", move |payload| {
         let hooks = std::sync::Arc::clone(&hooks);

@@ -50,7 +50,7 @@ async fn running(scenario: Scenario) -> Result<Running> {
         &[("codebuild", &codebuild.endpoint)],
     )
     .await;
-    let common = sluice::config::Common { table: stack.table.clone(), event_bus: stack.bus.clone() };
+    let common = sluice::runtime::config::Common { table: stack.table.clone(), event_bus: stack.bus.clone() };
     let app = std::sync::Arc::new(AwsApp::from_aws(&aws, &common));
     let queue = stack.queue("CodeBuildStateChangeRule")?.to_owned();
     let build_events = pump(stack.sqs.clone(), queue, move |event: serde_json::Value| {

@@ -3,14 +3,11 @@
 
 pub mod adapters;
 pub mod approval;
+pub mod contract;
 pub mod definitions;
 pub mod deploy;
-pub mod events;
 pub mod github;
 pub mod pipeline;
-pub mod ports;
 pub mod present;
 pub mod runtime;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 pub mod usecases;

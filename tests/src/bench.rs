@@ -17,11 +17,11 @@ use chrono::Utc;
 use github_webhook::handler::{AwsApp, Config, respond};
 use serde_json::Value;
 use sluice::adapters::DynamoDbStore;
+use sluice::contract::ports::{DefinitionsStore, PipelineStore, Write};
+use sluice::contract::testing::RecordingRunner;
 use sluice::definitions::{Definitions, ExecutionMode};
 use sluice::github::webhook::sign;
 use sluice::pipeline::{BuildOutputs, Event, ExecutionId, Plan, SourceFacts, Stage, Status};
-use sluice::ports::{DefinitionsStore, PipelineStore, Write};
-use sluice::testing::RecordingRunner;
 use sluice::usecases::{Handled, Input, handle};
 use sluice_sandbox::function_url::{FunctionUrl, serve};
 
@@ -75,7 +75,7 @@ pub struct Bench {
     pushes: usize,
     commits: AtomicU64,
     /// The held pipeline as filled, put back after each push, and its last commit.
-    held: sluice::ports::Stored<sluice::pipeline::PipelineState>,
+    held: sluice::contract::ports::Stored<sluice::pipeline::PipelineState>,
     head: String,
 }
 

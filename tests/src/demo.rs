@@ -24,10 +24,10 @@ use crate::{Stack, Template, approval_link, form_token, moto, post, request, sns
 use anyhow::{Context, Result};
 use serde_json::Value;
 use sluice::adapters::DynamoDbStore;
+use sluice::contract::ports::{DefinitionsStore, PipelineStore};
 use sluice::definitions::Definitions;
 use sluice::github::webhook::sign;
 use sluice::pipeline::{ExecutionId, Stage, Status};
-use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice::present::text::span;
 use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
@@ -418,7 +418,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
 
     println!("GitHub (played by the demo) delivers a signed push of acme/web main:");
     // GitHub's fixture, pushed now.
-    let push = sluice::testing::pushed_at(PUSH, chrono::Utc::now());
+    let push = sluice::contract::testing::pushed_at(PUSH, chrono::Utc::now());
     let signature = sign(SECRET, &push);
     let headers = |delivery: &'static str, signature: &str| {
         vec![

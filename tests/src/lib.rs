@@ -316,14 +316,14 @@ async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, template: &Template, 
 /// and StartBuild is answered as CodeBuild answers it, with a build id.
 pub struct BusRunner {
     pub publisher: sluice::adapters::EventBridgePublisher,
-    pub calls: sluice::testing::RecordingRunner,
+    pub calls: sluice::contract::testing::RecordingRunner,
 }
 
 impl BusRunner {
     pub fn new(stack: &Stack) -> Self {
         Self {
             publisher: sluice::adapters::EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()),
-            calls: sluice::testing::RecordingRunner::new(),
+            calls: sluice::contract::testing::RecordingRunner::new(),
         }
     }
 }
@@ -338,7 +338,7 @@ impl sluice::usecases::EffectRunner for BusRunner {
         id: &str,
         effect: &sluice::pipeline::Effect,
     ) -> Result<Option<sluice::pipeline::Event>, sluice::usecases::EffectError> {
-        use sluice::ports::EventPublisher;
+        use sluice::contract::ports::EventPublisher;
         match effect {
             sluice::pipeline::Effect::Publish(event) => {
                 self.publisher
@@ -514,7 +514,7 @@ pub async fn built<R: sluice::usecases::EffectRunner>(
         let body = content.as_bytes().to_vec().into();
         s3.put_object().bucket(&bucket).key(format!("{}/b-1/{name}", run.pipeline)).body(body).send().await?;
     }
-    let mut triggered = sluice::testing::push(run.execution, run.mode, false);
+    let mut triggered = sluice::contract::testing::push(run.execution, run.mode, false);
     if let Event::Triggered { plan, .. } = &mut triggered {
         plan.deploy = run.target;
         plan.notify = run.notify.map(|topic| sluice::definitions::Notify { topic_arn: topic.to_owned() });

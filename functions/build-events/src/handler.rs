@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, S3Artifacts, stage_effects};
-use sluice::ports::{ArtifactStore, PipelineStore};
+use sluice::contract::ports::{ArtifactStore, PipelineStore};
 use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{
     BuildEventError, BuildEventOutcome, BuildStateChange, EffectRunner, StageEffects, record_build_event,

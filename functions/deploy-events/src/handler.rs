@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher};
-use sluice::ports::{BlueGreenDeployments, DefinitionsStore, NativeDeployments, PipelineStore};
+use sluice::contract::ports::{BlueGreenDeployments, DefinitionsStore, NativeDeployments, PipelineStore};
 use sluice::runtime::telemetry::{Chain, excerpt};
 use sluice::usecases::{
     Announcer, DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange, EffectRunner,

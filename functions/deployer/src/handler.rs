@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, S3Artifacts};
-use sluice::ports::PipelineStore;
+use sluice::contract::ports::PipelineStore;
 use sluice::runtime::config::{Common, ConfigError};
 use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{DeployEffects, DoorbellError, EffectRunner, answer_doorbell};

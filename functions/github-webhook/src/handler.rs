@@ -7,7 +7,7 @@ use sluice::adapters::{
     CodeBuildStarter, DynamoDbStore, EventBridgePublisher, GitHubApi, SecretsManagerSecret,
     SecretsManagerWebhookSecret, github_access, stage_effects,
 };
-use sluice::ports::{
+use sluice::contract::ports::{
     CommitHistory, DefinitionsStore, GitHubError, PipelineStore, SecretError, SecretSource, WebhookSecretSource,
 };
 use sluice::runtime::config::{Common, ConfigError, required_from};

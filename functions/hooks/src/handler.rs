@@ -10,10 +10,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, HttpProber};
-use sluice::deploy::StageProgress;
-use sluice::ports::{
+use sluice::contract::ports::{
     BlueGreenDeployments, DeployError, HttpProbe, LifecycleHooks, NativeDeployments, PipelineStore, ProbeError,
 };
+use sluice::deploy::StageProgress;
 use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{
     DoorbellError, EffectRunner, HookCall, HookEffects, HookError, StageAnswer, StageCall, answer_doorbell,

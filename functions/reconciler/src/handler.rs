@@ -7,7 +7,7 @@ use sluice::adapters::{
     CodeBuildStarter, CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, GITHUB_API, GitHubApi,
     S3Artifacts, SecretsManagerSecret, github_access, stage_effects,
 };
-use sluice::ports::{
+use sluice::contract::ports::{
     ArtifactStore, BlueGreenDeployments, BuildStarter, DefinitionsStore, GitHubError, NativeDeployments, PipelineStore,
     RollingUpdates, SecretSource, WebhookDeliveries,
 };
@@ -134,7 +134,9 @@ where
 
 #[cfg(test)]
 mod tests {
-    use sluice::testing::{InMemoryArtifacts, InMemoryStore, RecordedDeployments, RecordingBuilds, RecordingPublisher};
+    use sluice::contract::testing::{
+        InMemoryArtifacts, InMemoryStore, RecordedDeployments, RecordingBuilds, RecordingPublisher,
+    };
     use sluice::usecases::StageEffects;
 
     use super::*;
@@ -144,8 +146,8 @@ mod tests {
         InMemoryStore,
         StageEffects<RecordingPublisher, RecordingBuilds>,
         Lookups<InMemoryArtifacts, RecordingBuilds, RecordedDeployments, RecordedDeployments>,
-        sluice::testing::RecordedDeliveries,
-        sluice::testing::FixedSecret,
+        sluice::contract::testing::RecordedDeliveries,
+        sluice::contract::testing::FixedSecret,
     >;
 
     async fn app(published: bool) -> TestApp {

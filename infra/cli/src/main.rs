@@ -12,9 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, SecretsManagerSecret};
+use sluice::contract::ports::{DefinitionsStore, PipelineStore, SecretSource, with_slash};
 use sluice::definitions::{Definitions, MAX_TEXT, Pipeline};
 use sluice::pipeline::{ApprovalDecision, Execution, ExecutionId, PipelineState, Status, short_commit};
-use sluice::ports::{DefinitionsStore, PipelineStore, SecretSource, with_slash};
 use sluice::present::status::StatusKey;
 use sluice::present::timeline::{history_lines, lines, run_json, timeline, waits_for};
 use sluice::usecases::{
@@ -206,7 +206,7 @@ async fn publish(args: &Args<'_>, file: &str) -> Result<()> {
     let replacing = current.as_ref().map(|current| current.revision);
     let revision = match store.publish(&text, replacing, chrono::Utc::now()).await {
         Ok(revision) => revision,
-        Err(error @ sluice::ports::StoreError::Conflict { .. }) => {
+        Err(error @ sluice::contract::ports::StoreError::Conflict { .. }) => {
             return Err(anyhow::Error::new(error)
                 .context("publishing: someone published meanwhile; run `sluice show` to see it, then publish again"));
         }

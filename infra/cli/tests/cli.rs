@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use anyhow::{Context, Result};
 use sluice::adapters::DynamoDbStore;
-use sluice::ports::{DefinitionsStore, PipelineStore};
+use sluice::contract::ports::{DefinitionsStore, PipelineStore};
 use sluice_integration::{Stack, moto, workspace_root};
 
 const EXAMPLE: &str = "infra/pipelines.example.toml";
@@ -283,7 +283,7 @@ async fn a_publish_based_on_an_old_revision_is_refused() -> Result<()> {
     assert_eq!(store.publish("a", None, now).await?, 1);
     assert_eq!(store.publish("b", Some(1), now).await?, 2);
     let stale = store.publish("c", Some(1), now).await;
-    assert!(matches!(stale, Err(sluice::ports::StoreError::Conflict { .. })), "{stale:?}");
+    assert!(matches!(stale, Err(sluice::contract::ports::StoreError::Conflict { .. })), "{stale:?}");
     assert_eq!(store.current().await?.map(|c| c.text), Some("b".to_owned()));
     Ok(())
 }
@@ -299,8 +299,8 @@ fn showing_before_anything_is_published_says_what_to_do() {
 
 #[tokio::test]
 async fn a_parked_effect_is_listed_with_its_error_and_can_be_put_back_by_hand() -> Result<()> {
+    use sluice::contract::testing::{RecordingRunner, push};
     use sluice::definitions::ExecutionMode;
-    use sluice::testing::{RecordingRunner, push};
     use sluice::usecases::{Input, handle};
 
     let stack = Stack::create().await?;
@@ -348,8 +348,8 @@ async fn a_parked_effect_is_listed_with_its_error_and_can_be_put_back_by_hand() 
 
 #[tokio::test]
 async fn history_lists_runs_newest_first_and_show_run_tells_one_runs_timeline() -> Result<()> {
+    use sluice::contract::testing::{RecordingRunner, push};
     use sluice::definitions::ExecutionMode;
-    use sluice::testing::{RecordingRunner, push};
     use sluice::usecases::{Input, handle};
 
     let stack = Stack::create().await?;
@@ -407,8 +407,8 @@ async fn rollback_stops_the_ecs_deployment_of_the_run_deploying_as_the_callers_i
         DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookStage,
         DeploymentLifecycleHookTargetType, DeploymentStrategy,
     };
+    use sluice::contract::testing::RecordingRunner;
     use sluice::pipeline::{Event, ExecutionId, Status};
-    use sluice::testing::RecordingRunner;
     use sluice::usecases::{Input, handle};
     use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
 
@@ -419,7 +419,7 @@ async fn rollback_stops_the_ecs_deployment_of_the_run_deploying_as_the_callers_i
     assert!(!never.status.success());
     assert!(stderr(&never).contains("pipeline api has never run"), "{}", stderr(&never));
     let runner = RecordingRunner::owning(&[]);
-    let target = sluice::definitions::DeployTarget::EcsNative(sluice::testing::ecs_native(
+    let target = sluice::definitions::DeployTarget::EcsNative(sluice::contract::testing::ecs_native(
         sluice::definitions::TrafficShift::BlueGreen,
     ));
     sluice_integration::built_run(&stack, &store, &runner, target, None, &[], "web:1").await?;
@@ -496,9 +496,9 @@ const WAIT_MINUTE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Run `id` of pipeline web in `stack`'s table: pushed (with an approval stage) and, if `built`, built and waiting
 /// for its approval.
 async fn web_run(store: &DynamoDbStore, id: &str, built: bool) -> Result<()> {
+    use sluice::contract::testing::{RecordingRunner, push};
     use sluice::definitions::ExecutionMode;
     use sluice::pipeline::{BuildOutputs, Event, ExecutionId};
-    use sluice::testing::{RecordingRunner, push};
     use sluice::usecases::{Input, handle};
     let runner = RecordingRunner::new();
     let pushed = push(id, ExecutionMode::Queued, true);
@@ -582,9 +582,9 @@ async fn status_shows_each_pipelines_runs_in_progress_what_they_wait_for_and_its
     web_run(&store, "web-1", true).await?;
     web_run(&store, "web-2", false).await?;
     // CodeBuild refuses api-1's build for good: its start is parked.
-    let runner = sluice::testing::RecordingRunner::owning(&[sluice::pipeline::EffectKind::StartBuild]);
+    let runner = sluice::contract::testing::RecordingRunner::owning(&[sluice::pipeline::EffectKind::StartBuild]);
     runner.refuse_next(1);
-    let pushed = sluice::testing::push("api-1", sluice::definitions::ExecutionMode::Queued, false);
+    let pushed = sluice::contract::testing::push("api-1", sluice::definitions::ExecutionMode::Queued, false);
     let now = chrono::Utc::now();
     let input =
         sluice::usecases::Input { pipeline: "api", mode: Default::default(), event: &pushed, receipt: None, now };
@@ -692,7 +692,7 @@ async fn approve_and_reject_decide_as_the_callers_aws_identity_and_announce_it_o
 
 /// Run `id` of pipeline web, built, approved and shipped.
 async fn shipped(store: &DynamoDbStore, id: &str) -> Result<()> {
-    applied(store, &sluice::testing::shipped(id)).await
+    applied(store, &sluice::contract::testing::shipped(id)).await
 }
 
 #[tokio::test]
@@ -798,8 +798,8 @@ async fn sluice_page_prints_the_status_pages_address_and_a_runs_which_the_approv
 
 /// Applies `events` to pipeline web in `store`, as the stage functions would.
 async fn applied(store: &DynamoDbStore, events: &[sluice::pipeline::Event]) -> Result<()> {
+    use sluice::contract::testing::RecordingRunner;
     use sluice::definitions::ExecutionMode;
-    use sluice::testing::RecordingRunner;
     use sluice::usecases::{Input, handle};
     let runner = RecordingRunner::new();
     for event in events {
@@ -813,8 +813,8 @@ async fn applied(store: &DynamoDbStore, events: &[sluice::pipeline::Event]) -> R
 #[tokio::test]
 async fn retry_builds_a_failed_builds_commit_again_and_redeploys_a_failed_deployments_build_and_rerun_builds_a_commit()
 -> Result<()> {
+    use sluice::contract::testing::push;
     use sluice::pipeline::{Event, ExecutionId, Stage, Status};
-    use sluice::testing::push;
     let stack = Stack::create().await?;
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
     store.publish(&std::fs::read_to_string(workspace_root().join(EXAMPLE))?, None, chrono::Utc::now()).await?;
@@ -829,10 +829,10 @@ async fn retry_builds_a_failed_builds_commit_again_and_redeploys_a_failed_deploy
         }
         event
     };
-    let mut web_1 = sluice::testing::shipped("web-1");
+    let mut web_1 = sluice::contract::testing::shipped("web-1");
     web_1[0] = chained(web_1[0].clone(), '0', '1');
     applied(&store, &web_1).await?;
-    let mut web_2 = sluice::testing::shipped("web-2");
+    let mut web_2 = sluice::contract::testing::shipped("web-2");
     web_2[0] = chained(web_2[0].clone(), '1', '2');
     web_2.pop();
     web_2.push(Event::DeploymentFailed {
@@ -844,7 +844,7 @@ async fn retry_builds_a_failed_builds_commit_again_and_redeploys_a_failed_deploy
     applied(&store, &web_2).await?;
     let web_3 = [
         chained(push("web-3", sluice::definitions::ExecutionMode::Superseded, true), '2', '3'),
-        sluice::testing::build_failed("web-3"),
+        sluice::contract::testing::build_failed("web-3"),
     ];
     applied(&store, &web_3).await?;
     let name = sluice_integration::unique("sluice-cli");

@@ -6,7 +6,7 @@ use aws_sdk_codebuild::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType};
 use tracing::instrument;
 
-use crate::ports::{BuildReport, BuildRequest, BuildStartError, BuildStarter};
+use crate::contract::ports::{BuildReport, BuildRequest, BuildStartError, BuildStarter};
 
 /// The build starter on CodeBuild.
 #[derive(Debug, Clone)]

@@ -9,10 +9,10 @@ use aws_sdk_codedeploy::primitives::DateTime;
 use aws_sdk_codedeploy::types as cd;
 use tracing::instrument;
 
+use crate::contract::ports::{BlueGreenDeployments, DeployError, DeploymentProgress, DeploymentReport, LifecycleHooks};
 use crate::definitions::BLUE_GREEN_HOOKS;
 use crate::deploy::BlueGreenRequest;
 use crate::pipeline::HookStatus;
-use crate::ports::{BlueGreenDeployments, DeployError, DeploymentProgress, DeploymentReport, LifecycleHooks};
 
 /// Errors that will not pass on retry.
 const REFUSALS: &[&str] = &[

@@ -28,11 +28,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use tracing::instrument;
 
-use crate::pipeline::{Execution, ExecutionId, PipelineState};
-use crate::ports::{
+use crate::contract::ports::{
     AwsLink, DefinitionsStore, PipelineStore, PublishedDefinitions, Receipt, ReceiptKey, StoreError, Stored,
     Supersessions, Version, Write, stopped_link,
 };
+use crate::pipeline::{Execution, ExecutionId, PipelineState};
 
 /// The name of the index that lists a pipeline's executions by `seq`.
 pub const HISTORY_INDEX: &str = "history";
@@ -173,7 +173,7 @@ fn execution_item(execution: &Execution) -> Result<Item, StoreError> {
 }
 
 fn receipt_item(receipt: &Receipt) -> Result<Item, StoreError> {
-    let expires_at = receipt.recorded_at + chrono::TimeDelta::days(crate::ports::RECEIPT_DAYS);
+    let expires_at = receipt.recorded_at + chrono::TimeDelta::days(crate::contract::ports::RECEIPT_DAYS);
     Ok(HashMap::from([
         ("PK".to_owned(), s(receipt_key(&receipt.key))),
         ("SK".to_owned(), s("RECEIPT")),
@@ -283,7 +283,7 @@ impl Supersessions for DynamoDbStore {
     #[instrument(skip(self), fields(table = %self.table))]
     async fn record_stop(&self, stopped: &str, pipeline: &str, by: &ExecutionId) -> Result<(), StoreError> {
         // Read while the stopped deployment's events come in (minutes), then forgotten.
-        let expires_at = Some(Utc::now() + chrono::TimeDelta::days(crate::ports::RECEIPT_DAYS));
+        let expires_at = Some(Utc::now() + chrono::TimeDelta::days(crate::contract::ports::RECEIPT_DAYS));
         let link =
             AwsLink { aws_id: stopped_link(stopped), pipeline: pipeline.to_owned(), execution: by.clone(), expires_at };
         self.client

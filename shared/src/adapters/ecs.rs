@@ -11,12 +11,12 @@ use aws_sdk_ecs::error::SdkError;
 use aws_sdk_ecs::types as ecs;
 use tracing::instrument;
 
-use crate::definitions::{PauseAction, TrafficShift};
-use crate::deploy::{NativeRequest, RollingRequest, TaskDefinition, taskdef};
-use crate::ports::{
+use crate::contract::ports::{
     AwaitingPause, DeployError, DeploymentProgress, NativeDeployments, NativeStarted, RollingUpdates, RolloutReport,
     RolloutStarted, ServiceDeploymentReport, TaskDefinitionRegistry,
 };
+use crate::definitions::{PauseAction, TrafficShift};
+use crate::deploy::{NativeRequest, RollingRequest, TaskDefinition, taskdef};
 
 /// Errors that will not pass on retry.
 const REFUSALS: &[&str] = &[

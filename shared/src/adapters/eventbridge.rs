@@ -5,8 +5,8 @@ use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use tracing::instrument;
 
-use crate::events::{SOURCE, SluiceEvent};
-use crate::ports::{EventPublisher, PublishError, RefusedEntry};
+use crate::contract::events::{SOURCE, SluiceEvent};
+use crate::contract::ports::{EventPublisher, PublishError, RefusedEntry};
 
 /// PutEvents takes at most ten entries per call.
 const BATCH: usize = 10;

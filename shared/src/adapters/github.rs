@@ -25,12 +25,12 @@ use serde_json::{Value, json};
 use tracing::instrument;
 
 use super::http::{cause, https_connector};
-use crate::github::sign_in::{GitHubApp, GitHubCredentials};
-use crate::pipeline::CommitOrder;
-use crate::ports::{
+use crate::contract::ports::{
     CommitHistory, CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError, HookDelivery,
     WebhookDeliveries,
 };
+use crate::github::sign_in::{GitHubApp, GitHubCredentials};
+use crate::pipeline::CommitOrder;
 use crate::present::github_report::API_VERSION;
 
 /// Where GitHub's REST API is, unless configured otherwise (GitHub Enterprise Server: `https://HOST/api/v3`).

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tracing::{instrument, warn};
 
-use crate::ports::{HttpProbe, PROBE_BODY, Probe, ProbeAnswer, ProbeError};
+use crate::contract::ports::{HttpProbe, PROBE_BODY, Probe, ProbeAnswer, ProbeError};
 
 /// Checks' HTTP client.
 #[derive(Debug, Clone)]

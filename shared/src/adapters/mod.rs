@@ -57,7 +57,8 @@ pub fn github_access(
     aws: &aws_config::SdkConfig,
     secret: Option<&str>,
     api: &str,
-) -> Result<Option<crate::usecases::GitHubAccess<GitHubApi, SecretsManagerSecret>>, crate::ports::GitHubError> {
+) -> Result<Option<crate::usecases::GitHubAccess<GitHubApi, SecretsManagerSecret>>, crate::contract::ports::GitHubError>
+{
     let Some(secret) = secret else { return Ok(None) };
     Ok(Some(crate::usecases::GitHubAccess {
         github: GitHubApi::new(api)?,

@@ -5,7 +5,7 @@
 use aws_sdk_s3::Client;
 use tracing::instrument;
 
-use crate::ports::{ArtifactError, ArtifactLocation, ArtifactStore};
+use crate::contract::ports::{ArtifactError, ArtifactLocation, ArtifactStore};
 
 /// Build artifacts on S3.
 #[derive(Debug, Clone)]

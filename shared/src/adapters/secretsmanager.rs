@@ -10,8 +10,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::SecretString;
 use tracing::instrument;
 
+use crate::contract::ports::{SecretError, SecretSource, WebhookSecretSource};
 use crate::github::webhook::WebhookSecrets;
-use crate::ports::{SecretError, SecretSource, WebhookSecretSource};
 
 /// The webhook secret `secret_id` (name or ARN) in Secrets Manager.
 #[derive(Debug, Clone)]

@@ -3,8 +3,8 @@
 
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 
-use crate::ports::TopicMessage;
-use crate::ports::{NotifyError, TopicNotifier};
+use crate::contract::ports::TopicMessage;
+use crate::contract::ports::{NotifyError, TopicNotifier};
 
 #[derive(Debug, Clone)]
 pub struct SnsNotifier {

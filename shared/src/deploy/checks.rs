@@ -1,8 +1,8 @@
 //! Deployment checks, the pure part: whether an answer passes a check, and the one line a hook's checks leave on the
 //! run. Making the requests, retrying and timing them is the hooks use case's.
 
+use crate::contract::ports::{ProbeAnswer, ProbeError};
 use crate::definitions::Check;
-use crate::ports::{ProbeAnswer, ProbeError};
 
 /// How one check went, over all its attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -127,7 +127,7 @@ mod tests {
                 timeout_minutes: 60,
                 on_timeout: PauseAction::Rollback,
             }),
-            ..crate::testing::ecs_native(TrafficShift::Canary { tenths: 100, bake_time_minutes: 10 })
+            ..crate::contract::testing::ecs_native(TrafficShift::Canary { tenths: 100, bake_time_minutes: 10 })
         });
         // 30 s of tries and 10 s between them; 15 minutes' bake; the canary's 10; two pauses of an hour
         assert_eq!(strategy_waits(&target), TimeDelta::seconds(40) + minutes(15 + 10 + 120));
@@ -138,19 +138,19 @@ mod tests {
 
     #[test]
     fn a_linear_shift_waits_between_its_steps_and_a_rolling_update_only_for_its_checks() {
-        let linear = DeployTarget::EcsNative(crate::testing::ecs_native(TrafficShift::Linear {
+        let linear = DeployTarget::EcsNative(crate::contract::testing::ecs_native(TrafficShift::Linear {
             step_tenths: 250,
             step_bake_time_minutes: 5,
         }));
         assert_eq!(strategy_waits(&linear), minutes(15), "four steps, three waits between them");
-        let rolling = DeployTarget::Rolling(crate::testing::rolling(Vec::new()));
+        let rolling = DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new()));
         assert_eq!(strategy_waits(&rolling), minutes(5), "the hooks function's AfterRollout checks");
         // A check at PRODUCTION_TRAFFIC_SHIFT runs at each of the four steps
         let mut check = Check::new("PRODUCTION_TRAFFIC_SHIFT", "http://web/health");
         (check.timeout_secs, check.retries, check.interval_secs) = (10, 0, 5);
         let checked = DeployTarget::EcsNative(EcsNative {
             checks: vec![check],
-            ..crate::testing::ecs_native(TrafficShift::Linear { step_tenths: 250, step_bake_time_minutes: 5 })
+            ..crate::contract::testing::ecs_native(TrafficShift::Linear { step_tenths: 250, step_bake_time_minutes: 5 })
         });
         assert_eq!(strategy_waits(&checked), minutes(15) + TimeDelta::seconds(40));
     }

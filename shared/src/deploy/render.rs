@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use super::taskdef::TaskDefinition;
+use crate::contract::ports::ServiceDeploymentReport;
 use crate::definitions::{BLUE_GREEN_HOOKS, BlueGreen, CircuitBreaker, DeployTarget, EcsNative, Rolling, TrafficShift};
-use crate::ports::ServiceDeploymentReport;
 
 /// The build's files the deployer reads.
 pub const TASK_DEFINITION_FILE: &str = "taskdef.json";

@@ -152,7 +152,7 @@ fn a_container_the_pipeline_names_gets_the_image_whatever_its_image_was_and_an_u
 
 #[test]
 fn an_ecs_native_failure_is_worded_by_what_ecs_recorded_alarms_first_then_the_breaker_then_a_hooks_timeout() {
-    use crate::ports::{DeploymentProgress, ServiceDeploymentReport};
+    use crate::contract::ports::{DeploymentProgress, ServiceDeploymentReport};
     let failed = ServiceDeploymentReport {
         progress: DeploymentProgress::Failed,
         status: "ROLLBACK_SUCCESSFUL".into(),

@@ -142,8 +142,8 @@ pub const MAX_ATTEMPTS: usize = 4;
 /// had a 2xx or 4xx answer to (sluice answered 5xx, or could not be reached), its latest attempt, while it is young
 /// enough to redeliver and has been tried fewer than [`MAX_ATTEMPTS`] times. A 4xx was sluice's deliberate answer
 /// (a bad signature, an old push): sending it again cannot change it.
-pub fn to_redeliver(deliveries: &[crate::ports::HookDelivery], now: DateTime<Utc>) -> Vec<u64> {
-    let mut by_guid: std::collections::BTreeMap<&str, Vec<&crate::ports::HookDelivery>> = Default::default();
+pub fn to_redeliver(deliveries: &[crate::contract::ports::HookDelivery], now: DateTime<Utc>) -> Vec<u64> {
+    let mut by_guid: std::collections::BTreeMap<&str, Vec<&crate::contract::ports::HookDelivery>> = Default::default();
     for delivery in deliveries.iter().filter(|delivery| delivery.event == "push") {
         by_guid.entry(delivery.guid.as_str()).or_default().push(delivery);
     }
@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn only_pushes_never_answered_2xx_or_4xx_are_redelivered_while_young_and_tried_fewer_than_four_times() {
-        use crate::ports::HookDelivery;
+        use crate::contract::ports::HookDelivery;
         let at = |hours: i64| now() - TimeDelta::hours(hours);
         let attempt = |id: u64, guid: &str, event: &str, status_code: u16, hours: i64| HookDelivery {
             id,

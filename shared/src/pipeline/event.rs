@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use chrono::{DateTime, Utc};
 
 use super::state::{ApprovalDecision, BuildFacts, Execution, ExecutionId, PauseFacts, Plan, SourceFacts, Status};
+use crate::contract::events::SluiceEvent;
 use crate::definitions::{Check, DeployTarget, ExecutionMode, PauseAction};
-use crate::events::SluiceEvent;
 
 /// What a successful build produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

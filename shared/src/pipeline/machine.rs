@@ -15,11 +15,11 @@ use super::state::{
     ApprovalDecision, ApprovalFacts, BuildFacts, CommitOrder, DeployFacts, Execution, ExecutionId, HookResult,
     OrderedRollback, PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded, short_commit,
 };
-use crate::definitions::{AFTER_ROLLOUT, DeployTarget, ExecutionMode};
-use crate::events::{
+use crate::contract::events::{
     ApprovalDecided as ApprovalDecidedEvent, ApprovalRequested, ChecksRequested, DeploymentRequested,
     ExecutionFinished, ExecutionStarted, RollbackRequested, SluiceEvent,
 };
+use crate::definitions::{AFTER_ROLLOUT, DeployTarget, ExecutionMode};
 
 /// At most this many executions of one pipeline wait for a stage; a push beyond it is refused (`queued` mode).
 pub const MAX_WAITING: usize = 20;

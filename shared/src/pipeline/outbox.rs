@@ -376,7 +376,7 @@ mod tests {
     fn a_start_build_whose_build_the_run_already_claimed_is_dropped() {
         // GIVEN e1 is building, and its StartBuild's answer was never saved (it waits in the outbox to be tried again)
         let state = PipelineState::new("web", ExecutionMode::Superseded);
-        let push = crate::testing::push("e1", ExecutionMode::Superseded, true);
+        let push = crate::contract::testing::push("e1", ExecutionMode::Superseded, true);
         let Ok(crate::pipeline::Decision::Apply { state, effects }) = crate::pipeline::transition(&state, &push, now())
         else {
             panic!("the push applies")
@@ -407,7 +407,7 @@ mod tests {
         let mut state = PipelineState::new("web", ExecutionMode::Superseded);
         let (state_after, _) = match crate::pipeline::transition(
             &state,
-            &crate::testing::push("e1", ExecutionMode::Superseded, true),
+            &crate::contract::testing::push("e1", ExecutionMode::Superseded, true),
             now(),
         ) {
             Ok(crate::pipeline::Decision::Apply { state, effects }) => (state, effects),

@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::text::{percent, ref_label, subject_line, time_left};
+use crate::contract::ports::TopicMessage;
 use crate::definitions::PauseAction;
 use crate::pipeline::{ApprovalNotice, ExecutionId};
-use crate::ports::TopicMessage;
 
 /// Where the request points.
 #[derive(Debug, Clone, Copy)]
@@ -113,7 +113,7 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
-    use crate::ports::MAX_SUBJECT;
+    use crate::contract::ports::MAX_SUBJECT;
 
     fn notice() -> ApprovalNotice {
         ApprovalNotice {

@@ -125,9 +125,9 @@ mod tests {
     use chrono::{DateTime, TimeDelta, Utc};
 
     use super::*;
+    use crate::contract::testing::{push, shipped};
     use crate::definitions::ExecutionMode;
     use crate::pipeline::{Decision, Event, PipelineState, transition};
-    use crate::testing::{push, shipped};
 
     fn run_after(events: &[Event]) -> Execution {
         let start: DateTime<Utc> = "2026-11-25T10:00:00Z".parse().expect("time");

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::text::{percent, ref_label, span, subject_line};
+use crate::contract::ports::TopicMessage;
 use crate::pipeline::{ApprovalDecision, ApprovalFacts, Execution, ExecutionId, HookResult, PauseFacts, Stage, Status};
-use crate::ports::TopicMessage;
 
 /// What the notification of a run's end says: what shipped or why not, each stage's time, the hooks' checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,7 +298,7 @@ fn clamp(millis: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::MAX_SUBJECT;
+    use crate::contract::ports::MAX_SUBJECT;
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().expect("time")

@@ -2,7 +2,7 @@
 
 use chrono::TimeDelta;
 
-use crate::ports::MAX_SUBJECT;
+use crate::contract::ports::MAX_SUBJECT;
 
 /// `850 ms`, `1.9s`, `12s`, `3m 05s`, `2h 10m`, `3d 4h`: a duration as people read it (rounded down).
 pub fn span(delta: TimeDelta) -> String {

@@ -249,9 +249,9 @@ pub fn run_json(run: &Execution) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::testing::push;
     use crate::definitions::ExecutionMode;
     use crate::pipeline::{ApprovalDecision, BuildFacts, Decision, DeployFacts, HookResult, PipelineState, transition};
-    use crate::testing::push;
     use chrono::TimeDelta;
 
     fn at(seconds: i64) -> DateTime<Utc> {

@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use crate::approval::{LinkToken, same_hash};
+use crate::contract::ports::{EventPublisher, NotifyError, PipelineStore, ReviewSite, TopicNotifier, approval_link};
 use crate::pipeline::{
     ApprovalDecision, ApprovalNotice, ApprovalStanding, Effect, EffectKind, Event, Execution, Gate, MAX_APPROVER,
     MAX_COMMENT, PauseNotice, TransitionError,
 };
-use crate::ports::{EventPublisher, NotifyError, PipelineStore, ReviewSite, TopicNotifier, approval_link};
 use crate::present::approval_email::{Links, approval_email};
 use crate::present::approval_page::{self as page, RunFacts};
 use crate::present::html::Page;
@@ -85,7 +85,7 @@ impl Found {
 
 /// The run the link in `token` decides on, if it is a link sluice sent and still the run's current one. Unknown,
 /// malformed, forged and replaced links all come back `None`: the caller cannot tell them apart, nor can a guesser.
-async fn find<S: PipelineStore>(store: &S, token: &str) -> Result<Option<Found>, crate::ports::StoreError> {
+async fn find<S: PipelineStore>(store: &S, token: &str) -> Result<Option<Found>, crate::contract::ports::StoreError> {
     let Some(token) = LinkToken::parse(token) else { return Ok(None) };
     let hash = token.hash();
     let Some(link) = store.find(&approval_link(&hash)).await? else { return Ok(None) };

@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tracing::{info, instrument};
 
+use crate::contract::ports::{ArtifactError, ArtifactLocation, ArtifactStore, PipelineStore, ReceiptKey};
 use crate::definitions::DeployTarget;
 use crate::pipeline::{BuildFailure, BuildOutputs, Event, ExecutionId};
-use crate::ports::{ArtifactError, ArtifactLocation, ArtifactStore, PipelineStore, ReceiptKey};
 use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
 
 /// A build event that could not be recorded now.

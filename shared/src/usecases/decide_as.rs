@@ -6,9 +6,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{EffectRunner, HandleError, Handled, Input, handle};
+use crate::contract::ports::PipelineStore;
 use crate::definitions::ExecutionMode;
 use crate::pipeline::{ApprovalDecision, Event, ExecutionId, IgnoreReason, Stage, Status, TransitionError};
-use crate::ports::PipelineStore;
 
 /// Which decision was made.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::contract::ports::{DefinitionsStore, StoreError};
 use crate::definitions::{DefinitionErrors, Definitions};
-use crate::ports::{DefinitionsStore, StoreError};
 
 /// How long a function keeps the definitions it read.
 pub const REFRESH: Duration = Duration::from_secs(60);

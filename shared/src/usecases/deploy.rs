@@ -10,13 +10,13 @@
 //! build left that cannot be deployed, or a deployment the services refuse, fails the run with the reason; what may
 //! pass (throttling, an unreachable service, a deployment group busy with another deployment) is tried again.
 
-use crate::definitions::{DeployTarget, EcsNative};
-use crate::deploy::{self, RenderError};
-use crate::pipeline::{Effect, EffectKind, Event, ExecutionId};
-use crate::ports::{
+use crate::contract::ports::{
     ArtifactError, ArtifactStore, BlueGreenDeployments, DeployError, EventPublisher, NativeDeployments, RollingUpdates,
     Supersessions, TaskDefinitionRegistry,
 };
+use crate::definitions::{DeployTarget, EcsNative};
+use crate::deploy::{self, RenderError};
+use crate::pipeline::{Effect, EffectKind, Event, ExecutionId};
 use crate::usecases::{EffectError, EffectRunner, artifact_location};
 use tracing::info;
 

@@ -10,11 +10,11 @@ use tracing::{info, instrument, warn};
 
 use crate::runtime::telemetry::Chain;
 
-use crate::definitions::DeployTarget;
-use crate::pipeline::{Event, ExecutionId, Stage, Status};
-use crate::ports::{
+use crate::contract::ports::{
     BlueGreenDeployments, DefinitionsStore, DeployError, NativeDeployments, PipelineStore, ReceiptKey, stopped_link,
 };
+use crate::definitions::DeployTarget;
+use crate::pipeline::{Event, ExecutionId, Stage, Status};
 use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
 
 /// What one deployment event says.

@@ -1,8 +1,8 @@
 //! The effect runner of the functions that move runs through their stages (the webhook, build-events and the
 //! reconciler): announcements go on the bus, builds to CodeBuild. Every other kind is left to its owner.
 
+use crate::contract::ports::{BuildRequest, BuildStartError, BuildStarter, EventPublisher, PublishError, RefusedEntry};
 use crate::pipeline::{Effect, EffectKind, Event, PendingEffect};
-use crate::ports::{BuildRequest, BuildStartError, BuildStarter, EventPublisher, PublishError, RefusedEntry};
 use crate::usecases::{EffectError, EffectRunner};
 
 /// Publishes `Publish` effects and starts builds.
@@ -31,7 +31,7 @@ impl<P: EventPublisher, B: BuildStarter> StageEffects<P, B> {
 /// Carries out one `Publish` effect: the bus refusing the entry is permanent, anything else may pass.
 pub(crate) async fn publish_one<P: EventPublisher>(
     publisher: &P,
-    event: &crate::events::SluiceEvent,
+    event: &crate::contract::events::SluiceEvent,
 ) -> Result<Option<Event>, EffectError> {
     publisher.publish(std::slice::from_ref(event)).await.map_err(publish_error)?;
     Ok(None)

@@ -1,8 +1,8 @@
 //! Where sluice signs in to GitHub: its API, and the stack's GitHub secret (a token, or a GitHub App's JSON), read
 //! when first needed and kept.
 
+use crate::contract::ports::{SecretError, SecretSource};
 use crate::github::sign_in::{CredentialsError, GitHubCredentials};
-use crate::ports::{SecretError, SecretSource};
 use crate::usecases::KeptSecret;
 
 /// GitHub's API, and the credentials to sign in to it with.

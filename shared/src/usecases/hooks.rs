@@ -12,13 +12,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{info, instrument, warn};
 
-use crate::definitions::Check;
-use crate::deploy::{CheckRun, StageProgress, StageVerdict, judge, stage_verdict, summary};
-use crate::pipeline::{Effect, EffectKind, Event, HookStatus, Stage, Status};
-use crate::ports::{
+use crate::contract::ports::{
     BlueGreenDeployments, DeployError, EventPublisher, HttpProbe, LifecycleHooks, NativeDeployments, PipelineStore,
     Probe,
 };
+use crate::definitions::Check;
+use crate::deploy::{CheckRun, StageProgress, StageVerdict, judge, stage_verdict, summary};
+use crate::pipeline::{Effect, EffectKind, Event, HookStatus, Stage, Status};
 use crate::runtime::telemetry::Chain;
 use crate::usecases::deploy_events::owner;
 use crate::usecases::{DeploymentEventError, EffectError, EffectRunner, HandleError, Handled, Input, handle};

@@ -16,12 +16,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{debug, error, info, instrument, warn};
 
+use crate::contract::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version, Write};
 use crate::definitions::ExecutionMode;
 use crate::pipeline::{
     Decision, Effect, EffectKind, Event, IgnoreReason, PendingEffect, PipelineState, Retry, Status, TransitionError,
     transition,
 };
-use crate::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version, Write};
 use crate::runtime::telemetry::Chain;
 
 /// How often a write is tried when another writer changed the pipeline in between or the store was busy.

@@ -3,8 +3,8 @@
 
 use tracing::info;
 
+use crate::contract::ports::{CommitReporter, NotifyError, PipelineStore, SecretSource, TopicNotifier};
 use crate::pipeline::{Effect, EffectKind, Event, PendingEffect};
-use crate::ports::{CommitReporter, NotifyError, PipelineStore, SecretSource, TopicNotifier};
 use crate::present::outcome::{OutcomeReport, outcome_message};
 use crate::usecases::{EffectError, EffectRunner, GitHubEffects};
 

@@ -11,9 +11,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{EffectRunner, HandleError, Handled, Input, handle};
+use crate::contract::ports::{DefinitionsStore, PipelineStore, StoreError};
 use crate::definitions::Definitions;
 use crate::pipeline::{Event, Execution, ExecutionId, Plan, SourceFacts, Status, TransitionError, short_commit};
-use crate::ports::{DefinitionsStore, PipelineStore, StoreError};
 
 /// How many runs back `rollback` and `rerun` look.
 pub const LOOK_BACK: usize = 100;

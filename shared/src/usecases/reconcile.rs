@@ -9,14 +9,14 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use tracing::{instrument, warn};
 
-use crate::definitions::{Definitions, DeployTarget};
-use crate::deploy::deadline::deadline;
-use crate::events::{EffectsDue, SluiceEvent};
-use crate::pipeline::{BuildFailure, DeployFacts, Effect, Event, Execution, PendingEffect, Stage, Status};
-use crate::ports::{
+use crate::contract::events::{EffectsDue, SluiceEvent};
+use crate::contract::ports::{
     ArtifactStore, BlueGreenDeployments, BuildStarter, DeployError, DeploymentProgress, NativeDeployments,
     PipelineStore, RollingUpdates, RolloutReport,
 };
+use crate::definitions::{Definitions, DeployTarget};
+use crate::deploy::deadline::deadline;
+use crate::pipeline::{BuildFailure, DeployFacts, Effect, Event, Execution, PendingEffect, Stage, Status};
 use crate::runtime::telemetry::Chain;
 use crate::usecases::{
     AWAITING_ACTION, BuildEventOutcome, BuildStateChange, DeploymentChange, DeploymentEventOutcome,

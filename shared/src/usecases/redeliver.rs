@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use tracing::{info, instrument, warn};
 
+use crate::contract::ports::{PipelineStore, SecretSource, WebhookDeliveries};
 use crate::definitions::Definitions;
 use crate::github::webhook::to_redeliver;
-use crate::ports::{PipelineStore, SecretSource, WebhookDeliveries};
 use crate::runtime::telemetry::Chain;
 use crate::usecases::GitHubAccess;
 

@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{EffectRunner, HandleError, Handled, Input, handle};
+use crate::contract::ports::PipelineStore;
 use crate::pipeline::{EffectKind, Event, ExecutionId, Stage, TransitionError};
-use crate::ports::PipelineStore;
 
 /// What became of an order to roll back.
 #[derive(Debug, Clone, PartialEq, Eq)]

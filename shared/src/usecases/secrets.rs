@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::github::webhook::{SignatureError, WebhookSecrets, verify_signature};
 use secrecy::SecretString;
 
-use crate::ports::{SecretError, SecretSource, WebhookSecretSource};
+use crate::contract::ports::{SecretError, SecretSource, WebhookSecretSource};
 use crate::runtime::telemetry::Chain;
 
 /// The shortest time between two reads of the secret.

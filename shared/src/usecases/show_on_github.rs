@@ -6,11 +6,11 @@
 
 use tracing::{info, warn};
 
-use crate::github::sign_in::GitHubCredentials;
-use crate::pipeline::{Effect, Event, Execution};
-use crate::ports::{
+use crate::contract::ports::{
     CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError, PipelineStore, SecretSource,
 };
+use crate::github::sign_in::GitHubCredentials;
+use crate::pipeline::{Effect, Event, Execution};
 use crate::present::github_report::shown;
 use crate::present::status::StatusKey;
 use crate::runtime::telemetry::Chain;

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use tracing::{error, warn};
 
+use crate::contract::ports::{DefinitionsStore, PipelineStore, SecretSource};
 use crate::pipeline::ExecutionId;
-use crate::ports::{DefinitionsStore, PipelineStore, SecretSource};
 use crate::present::approval_page as page;
 use crate::present::html::Page;
 use crate::present::status::{self, LAST_RUNS, PipelineView, StatusKey, StatusRequest};

@@ -4,16 +4,16 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use serde_json::json;
 
 use super::*;
-use crate::events::SluiceEvent;
+use crate::contract::events::SluiceEvent;
+use crate::contract::testing::{InMemoryStore, RecordingRunner};
 use crate::pipeline::{ExecutionId, Stage, Status};
-use crate::testing::{InMemoryStore, RecordingRunner};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).single().expect("valid date")
 }
 
 fn push(execution: &str) -> Event {
-    crate::testing::push(execution, ExecutionMode::Superseded, false)
+    crate::contract::testing::push(execution, ExecutionMode::Superseded, false)
 }
 
 fn input<'a>(event: &'a Event, delivery: Option<&str>) -> Input<'a> {
@@ -160,7 +160,7 @@ async fn a_function_carries_out_only_the_effects_it_owns_and_leaves_the_rest_for
     // GIVEN a run that reaches its approval stage through the stage functions (builds and announcements) ...
     let store = InMemoryStore::new();
     let stage = RecordingRunner::owning(&[EffectKind::StartBuild, EffectKind::Publish]);
-    let with_approval = crate::testing::push("e1", ExecutionMode::Superseded, true);
+    let with_approval = crate::contract::testing::push("e1", ExecutionMode::Superseded, true);
     handle(&store, &stage, input(&with_approval, None)).await.expect("handled");
     let built = Event::BuildSucceeded {
         execution_id: ExecutionId::from("e1"),
@@ -187,7 +187,9 @@ async fn an_effect_leased_by_a_running_invocation_is_not_carried_out_twice() {
     let store = InMemoryStore::new();
     let approval = RecordingRunner::owning(&[EffectKind::RequestApproval]);
     let stage = RecordingRunner::owning(&[EffectKind::StartBuild, EffectKind::Publish]);
-    handle(&store, &stage, input(&crate::testing::push("e1", ExecutionMode::Superseded, true), None)).await.ok();
+    handle(&store, &stage, input(&crate::contract::testing::push("e1", ExecutionMode::Superseded, true), None))
+        .await
+        .ok();
     let built = Event::BuildSucceeded {
         execution_id: ExecutionId::from("e1"),
         build_id: "build-e1".into(),
@@ -255,7 +257,7 @@ impl PipelineStore for Meddled {
     async fn execution(&self, id: &ExecutionId) -> Result<Option<crate::pipeline::Execution>, StoreError> {
         self.inner.execution(id).await
     }
-    async fn find(&self, aws_id: &str) -> Result<Option<crate::ports::AwsLink>, StoreError> {
+    async fn find(&self, aws_id: &str) -> Result<Option<crate::contract::ports::AwsLink>, StoreError> {
         self.inner.find(aws_id).await
     }
     async fn history(&self, pipeline: &str, limit: usize) -> Result<Vec<crate::pipeline::Execution>, StoreError> {
@@ -292,7 +294,7 @@ async fn a_write_that_loses_a_race_is_decided_again_on_the_new_state() {
 /// A rejected run of a pipeline whose outcomes go to topic `outcomes`, in `store`.
 async fn rejected_run_with_a_notification(store: &InMemoryStore) {
     let runner = RecordingRunner::new();
-    let mut pushed = crate::testing::push("e1", ExecutionMode::Superseded, true);
+    let mut pushed = crate::contract::testing::push("e1", ExecutionMode::Superseded, true);
     if let Event::Triggered { plan, .. } = &mut pushed {
         plan.notify =
             Some(crate::definitions::Notify { topic_arn: "arn:aws:sns:eu-west-1:123456789012:outcomes".into() });
@@ -324,7 +326,7 @@ async fn the_notifier_tells_the_pipelines_topic_how_a_run_ended_once_and_leaves_
     let pending = stored(&store).await.pending;
     assert_eq!(pending.iter().filter(|p| p.effect.kind() == EffectKind::NotifyOutcome).count(), 1);
     // WHEN the notifier flushes the pipeline, twice (a redelivered Execution Finished)
-    let notifier = crate::testing::RecordingNotifier::new();
+    let notifier = crate::contract::testing::RecordingNotifier::new();
     let effects = NotifyEffects { store: store.clone(), notifier, region: "eu-west-1".into() };
     flush(&store, &effects, "web", now()).await.expect("flushed");
     flush(&store, &effects, "web", now()).await.expect("flushed");
@@ -344,7 +346,7 @@ async fn a_topic_that_refuses_the_notification_parks_it_with_the_reason() {
     // GIVEN a run that ended, and a topic that does not exist
     let store = std::sync::Arc::new(InMemoryStore::new());
     rejected_run_with_a_notification(&store).await;
-    let notifier = crate::testing::RecordingNotifier::new();
+    let notifier = crate::contract::testing::RecordingNotifier::new();
     notifier.refuse_next(1);
     let effects = NotifyEffects { store: store.clone(), notifier, region: "eu-west-1".into() };
     // WHEN the notifier tries
@@ -384,10 +386,13 @@ async fn the_events_of_codedeploys_own_rollback_deployment_are_not_sluices_and_c
     let store = InMemoryStore::new();
     let runner = RecordingRunner::new();
     deploying_d1(&store, &runner).await;
-    let deployments = crate::testing::RecordedDeployments::new();
+    let deployments = crate::contract::testing::RecordedDeployments::new();
     deployments.report(
         "d-2",
-        crate::ports::DeploymentReport { progress: crate::ports::DeploymentProgress::Succeeded, ..Default::default() },
+        crate::contract::ports::DeploymentReport {
+            progress: crate::contract::ports::DeploymentProgress::Succeeded,
+            ..Default::default()
+        },
     );
     let before = stored(&store).await;
     // WHEN the rollback deployment's SUCCESS arrives
@@ -406,9 +411,9 @@ async fn the_events_of_codedeploys_own_rollback_deployment_are_not_sluices_and_c
 
 /// d-1's STOP, as CodeDeploy's state-change event brings it, with CodeDeploy's record of why.
 async fn stopped_d1(store: &InMemoryStore, runner: &RecordingRunner, message: &str) -> crate::pipeline::Execution {
-    let deployments = crate::testing::RecordedDeployments::new();
-    let report = crate::ports::DeploymentReport {
-        progress: crate::ports::DeploymentProgress::Stopped,
+    let deployments = crate::contract::testing::RecordedDeployments::new();
+    let report = crate::contract::ports::DeploymentReport {
+        progress: crate::contract::ports::DeploymentProgress::Stopped,
         message: Some(message.into()),
         rolled_back: true,
         description: None,
@@ -439,7 +444,7 @@ async fn a_deployment_stopped_by_an_alarm_ends_the_run_rolled_back_naming_the_al
 
 #[tokio::test]
 async fn a_deployment_stopped_to_make_way_for_another_run_ends_its_run_superseded_not_failed() {
-    use crate::ports::Supersessions;
+    use crate::contract::ports::Supersessions;
     let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
     deploying_d1(&store, &runner).await;
     // GIVEN the deployer of pipeline hotfix noted that it stopped d-1 for hotfix-1
@@ -504,10 +509,13 @@ async fn sluice_rollback_stops_the_deployment_of_the_run_deploying_once_and_says
 #[derive(Default)]
 struct NoProbes(std::sync::atomic::AtomicUsize);
 
-impl crate::ports::HttpProbe for NoProbes {
-    async fn probe(&self, _: &crate::ports::Probe<'_>) -> Result<crate::ports::ProbeAnswer, crate::ports::ProbeError> {
+impl crate::contract::ports::HttpProbe for NoProbes {
+    async fn probe(
+        &self,
+        _: &crate::contract::ports::Probe<'_>,
+    ) -> Result<crate::contract::ports::ProbeAnswer, crate::contract::ports::ProbeError> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Err(crate::ports::ProbeError("no probe expected".into()))
+        Err(crate::contract::ports::ProbeError("no probe expected".into()))
     }
 }
 
@@ -525,7 +533,7 @@ async fn an_ecs_stage_sluice_does_not_know_or_without_checks_is_answered_succeed
         service_deployment: "arn:sd-1".into(),
         progress: StageProgress { unlinked, ..Default::default() },
     };
-    let ecs = crate::testing::RecordedDeployments::new();
+    let ecs = crate::contract::testing::RecordedDeployments::new();
     // A service deployment no run has recorded yet: ECS is asked to call again, 12 times, then told FAILED
     let first =
         answer_stage(&store, &runner, &probes, &ecs, &call("POST_SCALE_UP", 0), budget, now()).await.expect("answered");
@@ -538,7 +546,8 @@ async fn an_ecs_stage_sluice_does_not_know_or_without_checks_is_answered_succeed
 
     // GIVEN e1 deploying arn:sd-1 ECS-natively, with a check at POST_TEST_TRAFFIC_SHIFT
     let checks = vec![Check::new("POST_TEST_TRAFFIC_SHIFT", "http://web-test/health")];
-    let native = crate::definitions::EcsNative { checks, ..crate::testing::ecs_native(TrafficShift::BlueGreen) };
+    let native =
+        crate::definitions::EcsNative { checks, ..crate::contract::testing::ecs_native(TrafficShift::BlueGreen) };
     deploying_natively(&store, &runner, native).await;
     // WHEN ECS calls at a stage it has added since, and at one without checks, THEN both pass untouched
     for stage in ["POST_SOMETHING_NEW", "POST_SCALE_UP"] {
@@ -564,11 +573,14 @@ impl SetProbes {
     }
 }
 
-impl crate::ports::HttpProbe for SetProbes {
-    async fn probe(&self, _: &crate::ports::Probe<'_>) -> Result<crate::ports::ProbeAnswer, crate::ports::ProbeError> {
+impl crate::contract::ports::HttpProbe for SetProbes {
+    async fn probe(
+        &self,
+        _: &crate::contract::ports::Probe<'_>,
+    ) -> Result<crate::contract::ports::ProbeAnswer, crate::contract::ports::ProbeError> {
         self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let status = self.0.load(std::sync::atomic::Ordering::SeqCst);
-        Ok(crate::ports::ProbeAnswer { status, body: Vec::new() })
+        Ok(crate::contract::ports::ProbeAnswer { status, body: Vec::new() })
     }
 }
 
@@ -577,8 +589,12 @@ async fn linear_deploying(store: &InMemoryStore, runner: &RecordingRunner) {
     use crate::definitions::{Check, TrafficShift};
     let checks = vec![Check { retries: 1, ..Check::new("PRODUCTION_TRAFFIC_SHIFT", "http://web/health") }];
     let shift = TrafficShift::Linear { step_tenths: 250, step_bake_time_minutes: 5 };
-    deploying_natively(store, runner, crate::definitions::EcsNative { checks, ..crate::testing::ecs_native(shift) })
-        .await;
+    deploying_natively(
+        store,
+        runner,
+        crate::definitions::EcsNative { checks, ..crate::contract::testing::ecs_native(shift) },
+    )
+    .await;
 }
 
 /// Run e1 of web, built, deploying by `native` as ECS service deployment arn:sd-1 (`ecs-svc/1`).
@@ -618,7 +634,7 @@ fn stage_call(execution_id: &str, progress: crate::deploy::StageProgress) -> cra
 async fn a_later_step_of_a_linear_shift_runs_its_checks_again_whatever_ids_and_details_ecs_hands_back() {
     use crate::usecases::{StageAnswer, answer_stage};
     let (store, runner, ecs) =
-        (InMemoryStore::new(), RecordingRunner::new(), crate::testing::RecordedDeployments::new());
+        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordedDeployments::new());
     let budget = std::time::Duration::from_secs(60);
     linear_deploying(&store, &runner).await;
     // GIVEN step 1's check failed once (IN_PROGRESS, with sluice's progress), then passed
@@ -648,10 +664,10 @@ async fn a_later_step_of_a_linear_shift_runs_its_checks_again_whatever_ids_and_d
 
 #[tokio::test]
 async fn a_stage_hook_of_a_deployment_ecs_rolls_back_passes_untouched_and_one_ecs_cannot_tell_of_is_checked() {
-    use crate::ports::{DeploymentProgress, ServiceDeploymentReport};
+    use crate::contract::ports::{DeploymentProgress, ServiceDeploymentReport};
     use crate::usecases::{StageAnswer, answer_stage};
     let (store, runner, ecs) =
-        (InMemoryStore::new(), RecordingRunner::new(), crate::testing::RecordedDeployments::new());
+        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordedDeployments::new());
     let budget = std::time::Duration::from_secs(60);
     linear_deploying(&store, &runner).await;
     let probes = SetProbes::answering(500);
@@ -685,7 +701,7 @@ async fn a_stage_hook_of_a_deployment_ecs_rolls_back_passes_untouched_and_one_ec
 
 /// Run e1 of web, built and waiting for its approval.
 async fn awaiting_approval(store: &InMemoryStore, runner: &RecordingRunner) {
-    let pushed = crate::testing::push("e1", ExecutionMode::Superseded, true);
+    let pushed = crate::contract::testing::push("e1", ExecutionMode::Superseded, true);
     let built = Event::BuildSucceeded {
         execution_id: ExecutionId::from("e1"),
         build_id: "build-e1".into(),
@@ -723,7 +739,7 @@ async fn an_operator_rejection_ends_the_run_naming_them_and_a_run_not_waiting_or
     use crate::pipeline::ApprovalDecision::Rejected;
     let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
     let carol = "arn:aws:iam::123456789012:user/carol";
-    handle(&store, &runner, input(&crate::testing::push("e1", ExecutionMode::Superseded, true), None))
+    handle(&store, &runner, input(&crate::contract::testing::push("e1", ExecutionMode::Superseded, true), None))
         .await
         .expect("pushed");
     let building = decide_as(&store, &runner, &ExecutionId::from("e1"), Rejected, carol, None, now()).await;
@@ -744,7 +760,7 @@ async fn an_operator_rejection_ends_the_run_naming_them_and_a_run_not_waiting_or
 
 /// Run `id` of web, pushed at `minute` with commit sha-`id`, built, approved, deployed and shipped.
 async fn shipped(store: &InMemoryStore, runner: &RecordingRunner, id: &str, minute: i64) {
-    let events = crate::testing::shipped(id);
+    let events = crate::contract::testing::shipped(id);
     for event in &events {
         let at = now() + TimeDelta::minutes(minute);
         handle(store, runner, Input { now: at, ..input(event, None) }).await.expect("handled");
@@ -753,7 +769,7 @@ async fn shipped(store: &InMemoryStore, runner: &RecordingRunner, id: &str, minu
 
 async fn published(store: &InMemoryStore) {
     let example = include_str!("../../../infra/pipelines.example.toml");
-    crate::ports::DefinitionsStore::publish(store, example, None, now()).await.expect("published");
+    crate::contract::ports::DefinitionsStore::publish(store, example, None, now()).await.expect("published");
 }
 
 #[tokio::test]
@@ -797,9 +813,9 @@ async fn a_retry_deploys_a_failed_deployments_build_again_builds_a_failed_build_
     );
 
     // e2's build fails: a retry builds its commit again.
-    let pushed = crate::testing::push("e2", ExecutionMode::Superseded, true);
+    let pushed = crate::contract::testing::push("e2", ExecutionMode::Superseded, true);
     handle(&store, &runner, input(&pushed, None)).await.expect("pushed");
-    let failed = crate::testing::build_failed("e2");
+    let failed = crate::contract::testing::build_failed("e2");
     handle(&store, &runner, input(&failed, None)).await.expect("failed");
     let ordered = order_run(&store, &runner, Order::Retry { run: "e2" }, "carol", now()).await.expect("retried");
     assert!(!ordered.redeploys);
@@ -810,7 +826,7 @@ async fn a_retry_deploys_a_failed_deployments_build_again_builds_a_failed_build_
     // e3 is rejected: a retry does not skip the approval it did not get, it runs again from the build.
     let store = InMemoryStore::new();
     published(&store).await;
-    let pushed = crate::testing::push("e3", ExecutionMode::Superseded, true);
+    let pushed = crate::contract::testing::push("e3", ExecutionMode::Superseded, true);
     let built = Event::BuildSucceeded {
         execution_id: ExecutionId::from("e3"),
         build_id: "build-e3".into(),
@@ -847,19 +863,19 @@ async fn a_retry_or_rerun_builds_its_refs_head_again_but_never_a_commit_the_ref_
     // GIVEN main went 0 -> A (run e1, shipped) -> B (run e2, whose build failed), as GitHub pushes say
     let (a, b) = ("a".repeat(40), "b".repeat(40));
     let chained = |id: &str, before: &str, after: &str| {
-        let mut event = crate::testing::push(id, ExecutionMode::Superseded, true);
+        let mut event = crate::contract::testing::push(id, ExecutionMode::Superseded, true);
         if let Event::Triggered { source, .. } = &mut event {
             source.before = before.to_owned();
             source.commit = after.to_owned();
         }
         event
     };
-    let mut e1 = crate::testing::shipped("e1");
+    let mut e1 = crate::contract::testing::shipped("e1");
     e1[0] = chained("e1", &"0".repeat(40), &a);
     for event in &e1 {
         handle(&store, &runner, input(event, None)).await.expect("shipped");
     }
-    let failed = crate::testing::build_failed("e2");
+    let failed = crate::contract::testing::build_failed("e2");
     let mut e2 = chained("e2", &a, &b);
     if let Event::Triggered { source, .. } = &mut e2 {
         // (GitHub was asked how B stands against A: its push was made in the same second)
@@ -894,8 +910,8 @@ async fn a_retry_or_rerun_builds_its_refs_head_again_but_never_a_commit_the_ref_
 /// Run e1 of web deploying arn:sd-1 by an ECS canary that asks for an approval before production steps; the
 /// definitions that name web are published.
 async fn canary_deploying(store: &InMemoryStore, runner: &RecordingRunner) {
+    use crate::contract::ports::DefinitionsStore;
     use crate::definitions::{PauseAction, PauseApproval, TrafficShift};
-    use crate::ports::DefinitionsStore;
     store.publish(include_str!("../../../infra/pipelines.example.toml"), None, now()).await.expect("published");
     let shift = TrafficShift::Canary { tenths: 100, bake_time_minutes: 5 };
     let native = crate::definitions::EcsNative {
@@ -905,17 +921,17 @@ async fn canary_deploying(store: &InMemoryStore, runner: &RecordingRunner) {
             timeout_minutes: 60,
             on_timeout: PauseAction::Rollback,
         }),
-        ..crate::testing::ecs_native(shift)
+        ..crate::contract::testing::ecs_native(shift)
     };
     deploying_natively(store, runner, native).await;
 }
 
 #[tokio::test]
 async fn a_hook_state_change_whose_ids_name_no_run_has_the_runs_deploying_asked_about_their_pauses() {
-    use crate::ports::{AwaitingPause, DeploymentProgress, ServiceDeploymentReport};
+    use crate::contract::ports::{AwaitingPause, DeploymentProgress, ServiceDeploymentReport};
     use crate::usecases::{DeploymentChange, DeploymentEventOutcome, DeploymentStateChange};
     let (store, runner, ecs) =
-        (InMemoryStore::new(), RecordingRunner::new(), crate::testing::RecordedDeployments::new());
+        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordedDeployments::new());
     canary_deploying(&store, &runner).await;
     ecs.service_deployment(
         "arn:sd-1",
@@ -965,7 +981,7 @@ async fn a_hook_state_change_whose_ids_name_no_run_has_the_runs_deploying_asked_
 async fn a_deployment_codedeploy_will_not_describe_to_sluice_is_answered_as_not_sluices_not_failed() {
     use crate::usecases::{DeploymentChange, DeploymentEventOutcome, DeploymentStateChange};
     let (store, runner, codedeploy) =
-        (InMemoryStore::new(), RecordingRunner::new(), crate::testing::RecordedDeployments::new());
+        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordedDeployments::new());
     codedeploy.deny_reports();
     // GIVEN a failure of another application's deployment, which sluice may not look up
     let change = DeploymentStateChange {

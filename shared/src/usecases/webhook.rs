@@ -10,13 +10,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use tracing::{debug, error, info, instrument, warn};
 
+use crate::contract::ports::{
+    CommitHistory, DefinitionsStore, PipelineStore, RECEIPT_DAYS, ReceiptKey, SecretSource, WebhookSecretSource,
+};
 use crate::definitions::Pipeline;
 use crate::github::webhook::{PushEvent, SignatureError, payload_digest, payload_of};
 use crate::pipeline::{
     CommitOrder, Compared, Event, ExecutionId, IgnoreReason, Plan, SourceFacts, TransitionError, bounded,
-};
-use crate::ports::{
-    CommitHistory, DefinitionsStore, PipelineStore, RECEIPT_DAYS, ReceiptKey, SecretSource, WebhookSecretSource,
 };
 use crate::runtime::telemetry::Chain;
 use crate::usecases::{

@@ -7,10 +7,10 @@ use anyhow::{Context, Result};
 use approval::handler::{AwsApp, Config, on_event, respond};
 use serde_json::json;
 use sluice::adapters::DynamoDbStore;
+use sluice::contract::ports::{DefinitionsStore, PipelineStore};
+use sluice::contract::testing::{RecordingRunner, push};
 use sluice::definitions::ExecutionMode;
 use sluice::pipeline::{ApprovalDecision, BuildOutputs, EffectKind, Event, ExecutionId, Stage, Status};
-use sluice::ports::{DefinitionsStore, PipelineStore};
-use sluice::testing::{RecordingRunner, push};
 use sluice::usecases::{Input, handle};
 use sluice_integration::browser::{Browser, PHONE};
 use sluice_integration::{
@@ -316,7 +316,7 @@ async fn a_pause_link_opened_after_the_pause_expired_says_what_ecs_did_and_decid
                 timeout_minutes: 30,
                 on_timeout: PauseAction::Rollback,
             }),
-            ..sluice::testing::ecs_native(TrafficShift::Canary { tenths: 100, bake_time_minutes: 5 })
+            ..sluice::contract::testing::ecs_native(TrafficShift::Canary { tenths: 100, bake_time_minutes: 5 })
         });
     }
     let (now, arn) = (chrono::Utc::now(), "arn:aws:ecs:us-east-1:123456789012:service-deployment/prod/web/sd1");

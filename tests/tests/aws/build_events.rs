@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use build_events::handler::{AwsApp, on_event};
 use serde_json::{Value, json};
+use sluice::contract::ports::PipelineStore;
 use sluice::github::webhook::sign;
 use sluice::pipeline::{ExecutionId, Stage, Status};
-use sluice::ports::PipelineStore;
 use sluice_integration::unique;
 
 use crate::webhook::{PUSH, deliver, deployed};

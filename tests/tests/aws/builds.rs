@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use chrono::{TimeDelta, Utc};
 use sluice::adapters::{CodeBuildStarter, SecretsManagerWebhookSecret};
+use sluice::contract::ports::WebhookSecretSource;
+use sluice::contract::ports::{BuildRequest, BuildStartError, BuildStarter};
 use sluice::github::webhook::{sign, verify_signature};
-use sluice::ports::WebhookSecretSource;
-use sluice::ports::{BuildRequest, BuildStartError, BuildStarter};
 use sluice_integration::{Stack, unique};
 
 #[tokio::test]

@@ -10,9 +10,9 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 use sluice::adapters::DynamoDbStore;
+use sluice::contract::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Version, Write};
 use sluice::definitions::ExecutionMode;
 use sluice::pipeline::PipelineState;
-use sluice::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Version, Write};
 
 use crate::{apply, at, push};
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::json;
 use sluice::adapters::DynamoDbStore;
+use sluice::contract::ports::{PipelineStore, ReceiptKey};
 use sluice::definitions::ExecutionMode;
 use sluice::pipeline::{ApprovalDecision, BuildOutputs, EffectKind, Event, ExecutionId, Stage, Status};
-use sluice::ports::{PipelineStore, ReceiptKey};
 use sluice::usecases::{Handled, Input, handle};
 use sluice_integration::{BusRunner, Stack};
 

@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use sluice::adapters::{DynamoDbStore, EventBridgePublisher};
+use sluice::contract::ports::PipelineStore;
+use sluice::contract::testing::RecordingRunner;
 use sluice::definitions::{BlueGreen, Check, DeployTarget, EcsNative, ExecutionMode, TrafficShift};
 use sluice::pipeline::{EffectKind, Execution, ExecutionId, Status};
-use sluice::ports::PipelineStore;
-use sluice::testing::RecordingRunner;
 use sluice::usecases::{Announcer, flush};
 use sluice_integration::{BuiltRun, Stack, aws_config_with, built, moto};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
@@ -226,8 +226,9 @@ impl World {
         // The reconciler looks at the pipelines the published definitions name; each run keeps its own plan.
         let definitions = "[pipelines.web]\nsource = { repository = \"acme/web\" }\nbuild = { project = \"web-build\" }\n\
                            deploy = { strategy = \"rolling\", cluster = \"prod\", service = \"web\" }\n";
-        if sluice::ports::DefinitionsStore::current(&self.store).await?.is_none() {
-            sluice::ports::DefinitionsStore::publish(&self.store, definitions, None, chrono::Utc::now()).await?;
+        if sluice::contract::ports::DefinitionsStore::current(&self.store).await?.is_none() {
+            sluice::contract::ports::DefinitionsStore::publish(&self.store, definitions, None, chrono::Utc::now())
+                .await?;
         }
         let reconciler = reconciler::handler::AwsApp::from_aws(&self.aws, &common.into())?;
         let later = chrono::Utc::now() + chrono::TimeDelta::minutes(minutes);
@@ -304,7 +305,7 @@ fn checked(url: &str, hooks: &[&str]) -> Vec<Check> {
 
 fn blue_green(checks: Vec<Check>) -> DeployTarget {
     let deployment_config = "CodeDeployDefault.ECSLinear10PercentEvery1Minutes".into();
-    DeployTarget::BlueGreen(BlueGreen { deployment_config, ..sluice::testing::blue_green(checks) })
+    DeployTarget::BlueGreen(BlueGreen { deployment_config, ..sluice::contract::testing::blue_green(checks) })
 }
 
 fn rolling() -> DeployTarget {
@@ -312,7 +313,7 @@ fn rolling() -> DeployTarget {
 }
 
 fn rolling_checked(checks: Vec<Check>) -> DeployTarget {
-    DeployTarget::Rolling(sluice::testing::rolling(checks))
+    DeployTarget::Rolling(sluice::contract::testing::rolling(checks))
 }
 
 const ALL_HOOKS: [&str; 5] =
@@ -737,7 +738,7 @@ fn native(shift: TrafficShift, checks: Vec<Check>) -> DeployTarget {
         bake_time_minutes: 1,
         alarms: vec!["web-5xx".into()],
         checks,
-        ..sluice::testing::ecs_native(shift)
+        ..sluice::contract::testing::ecs_native(shift)
     })
 }
 

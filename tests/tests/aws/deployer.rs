@@ -9,10 +9,10 @@ use anyhow::{Context, Result};
 use deployer::handler::{AwsApp, Config, on_event};
 use serde_json::json;
 use sluice::adapters::DynamoDbStore;
+use sluice::contract::ports::PipelineStore;
+use sluice::contract::testing::RecordingRunner;
 use sluice::definitions::{Check, DeployTarget, Rolling};
 use sluice::pipeline::{Effect, EffectKind, Event, ExecutionId, Stage, Status};
-use sluice::ports::PipelineStore;
-use sluice::testing::RecordingRunner;
 use sluice::usecases::EffectRunner;
 use sluice_integration::{Stack, aws_config_with, built_run, moto};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
@@ -96,7 +96,7 @@ async fn deploying(target: DeployTarget, taskdef: &str) -> Result<World> {
 
 fn blue_green(checks: &[&str]) -> DeployTarget {
     let checks = checks.iter().map(|hook| Check::new(*hook, format!("{SAMPLE_APP}/health"))).collect();
-    DeployTarget::BlueGreen(sluice::testing::blue_green(checks))
+    DeployTarget::BlueGreen(sluice::contract::testing::blue_green(checks))
 }
 
 const REQUESTED: fn() -> serde_json::Value =
@@ -177,7 +177,8 @@ async fn a_blue_green_run_registers_its_image_and_codedeploy_calls_sluices_hooks
 
 #[tokio::test]
 async fn a_rolling_run_updates_the_service_to_the_registered_task_definition() -> Result<()> {
-    let target = DeployTarget::Rolling(Rolling { minimum_healthy_percent: 50, ..sluice::testing::rolling(vec![]) });
+    let target =
+        DeployTarget::Rolling(Rolling { minimum_healthy_percent: 50, ..sluice::contract::testing::rolling(vec![]) });
     let world = deploying(target, TASKDEF).await?;
     let state = world.store.load("web").await?.context("state")?.value;
     let pending = state.pending.iter().find(|p| p.effect.kind() == EffectKind::StartDeployment).context("due")?;
@@ -255,8 +256,10 @@ async fn a_deployment_group_codedeploy_does_not_know_fails_the_run_with_codedepl
 async fn a_pipeline_that_names_its_container_gets_the_image_there_without_a_placeholder() -> Result<()> {
     let taskdef: serde_json::Value = serde_json::from_str(TASKDEF)?;
     let container = taskdef["containerDefinitions"][0]["name"].as_str().context("a container name")?.to_owned();
-    let target =
-        DeployTarget::Rolling(Rolling { container: Some(container.clone()), ..sluice::testing::rolling(vec![]) });
+    let target = DeployTarget::Rolling(Rolling {
+        container: Some(container.clone()),
+        ..sluice::contract::testing::rolling(vec![])
+    });
     // The build's taskdef.json names a fixed image, as a task definition exported from ECS does.
     let world = deploying(target, &TASKDEF.replace("<IMAGE1_NAME>", "nginx:latest")).await?;
     on_event(&world.app, &REQUESTED(), chrono::Utc::now()).await?;
@@ -274,7 +277,7 @@ async fn a_pipeline_that_names_its_container_gets_the_image_there_without_a_plac
 
 #[tokio::test]
 async fn a_rollback_ecs_refuses_ends_the_run_failed_saying_the_new_task_definition_still_runs() -> Result<()> {
-    let rolling = sluice::testing::rolling(vec![Check::new("AfterRollout", "http://web/health")]);
+    let rolling = sluice::contract::testing::rolling(vec![Check::new("AfterRollout", "http://web/health")]);
     let world = deploying(DeployTarget::Rolling(rolling.clone()), TASKDEF).await?;
     // A rollback for a service ECS does not know (deleted meanwhile, say).
     let gone = DeployTarget::Rolling(Rolling { service: "deleted".into(), ..rolling });

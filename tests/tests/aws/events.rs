@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use sluice::adapters::EventBridgePublisher;
+use sluice::contract::events::{EffectsDue, SluiceEvent};
+use sluice::contract::ports::{EventPublisher, PublishError};
 use sluice::definitions::{
     Check, CircuitBreaker, DeployTarget, EcsNative, ExecutionMode, PauseAction, PauseApproval, Rolling, TrafficShift,
 };
-use sluice::events::{EffectsDue, SluiceEvent};
 use sluice::pipeline::{ApprovalDecision, BuildOutputs, Effect, EffectKind, Event, ExecutionId, PipelineState};
-use sluice::ports::{EventPublisher, PublishError};
 use sluice_integration::{Stack, workspace_root};
 
 use crate::{apply, at, push};
@@ -120,7 +120,8 @@ fn a_rolling_runs_check_events() -> Vec<SluiceEvent> {
     let mut pushed = push("e1");
     if let Event::Triggered { plan, .. } = &mut pushed {
         let checks = vec![Check::new("AfterRollout", "http://api.internal/health")];
-        plan.deploy = DeployTarget::Rolling(Rolling { service: "api".into(), ..sluice::testing::rolling(checks) });
+        plan.deploy =
+            DeployTarget::Rolling(Rolling { service: "api".into(), ..sluice::contract::testing::rolling(checks) });
     }
     let deployment_id = "ecs-svc/1234567890123456789".to_owned();
     let rolled_out = [

@@ -8,12 +8,12 @@ use notifier::handler::{AwsApp, Config, on_event};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sluice::adapters::DynamoDbStore;
+use sluice::contract::ports::PipelineStore;
+use sluice::contract::testing::{RecordingRunner, push};
 use sluice::definitions::{ExecutionMode, GitHubReport};
 use sluice::github::sign_in::GitHubCredentials;
 use sluice::pipeline::{ApprovalDecision, BuildOutputs, EffectKind, Event, ExecutionId, Status};
-use sluice::ports::PipelineStore;
 use sluice::present::status::StatusKey;
-use sluice::testing::{RecordingRunner, push};
 use sluice::usecases::{Input, handle};
 use sluice_integration::{Stack, unique};
 use sluice_sandbox::github::{GitHub, Recorded};
@@ -289,7 +289,7 @@ fn calls(requests: &[Recorded]) -> Vec<String> {
 }
 
 fn build_failed() -> Event {
-    sluice::testing::build_failed("web-1")
+    sluice::contract::testing::build_failed("web-1")
 }
 
 #[tokio::test]
@@ -475,7 +475,7 @@ async fn the_reconciler_has_github_redeliver_the_pushes_the_webhook_could_not_re
         source.hook_id = Some(77);
     }
     apply(&store, &[pushed], Utc::now()).await?;
-    sluice::ports::DefinitionsStore::publish(
+    sluice::contract::ports::DefinitionsStore::publish(
         &store,
         "[pipelines.web]\nsource = { repository = \"acme/web\" }\nbuild = { project = \"web-build\" }\n\
          deploy = { strategy = \"rolling\", cluster = \"prod\", service = \"web\" }\n",

@@ -3,9 +3,9 @@
 use anyhow::Result;
 use serde_json::json;
 use sluice::adapters::DynamoDbStore;
+use sluice::contract::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Version, Write};
 use sluice::definitions::ExecutionMode;
 use sluice::pipeline::{BuildFailure, Event, ExecutionId, PipelineState, RETAINED_FINISHED, Status};
-use sluice::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Version, Write};
 use sluice_integration::Stack;
 
 use crate::{apply, at, push};
@@ -215,7 +215,7 @@ async fn an_aws_id_finds_its_execution_in_one_read_once_the_state_that_recorded_
     assert_eq!(write.links.len(), 1, "{:?}", write.links);
     store.save(&write).await?;
     let link = store.find(build_arn).await?.expect("still linked");
-    let expected = at(2) + chrono::TimeDelta::days(sluice::ports::RECEIPT_DAYS);
+    let expected = at(2) + chrono::TimeDelta::days(sluice::contract::ports::RECEIPT_DAYS);
     assert_eq!(link.expires_at.map(|at| at.timestamp()), Some(expected.timestamp()));
     assert_eq!(link.execution.0, "e1");
     Ok(())

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use build_events::handler::{AwsApp, on_event};
 use sluice::adapters::CodeBuildStarter;
+use sluice::contract::ports::PipelineStore;
 use sluice::github::webhook::sign;
 use sluice::pipeline::{ExecutionId, Stage, Status};
-use sluice::ports::PipelineStore;
 use sluice_integration::{Stack, unique};
 use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
 use sluice_sandbox::pump::{Pump, pump};
@@ -162,7 +162,7 @@ async fn when_the_build_event_is_lost_the_scheduled_look_moves_the_run_on() -> R
 #[tokio::test]
 async fn the_codebuild_sandbox_answers_as_codebuild_does_for_an_unknown_project_and_for_batch_get_builds() -> Result<()>
 {
-    use sluice::ports::{BuildRequest, BuildStartError, BuildStarter};
+    use sluice::contract::ports::{BuildRequest, BuildStartError, BuildStarter};
     let running = running(Scenario::Lost).await?;
     let stack = &running.deployed.stack;
     let client = aws_sdk_codebuild::Client::from_conf(

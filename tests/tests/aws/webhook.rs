@@ -6,15 +6,18 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use github_webhook::handler::{AwsApp, Config, respond};
 use sluice::adapters::DynamoDbStore;
+use sluice::contract::ports::{DefinitionsStore, PipelineStore};
 use sluice::github::webhook::sign;
 use sluice::pipeline::{ExecutionId, Stage, Status};
-use sluice::ports::{DefinitionsStore, PipelineStore};
 use sluice_integration::{Stack, post, unique, workspace_root};
 use sluice_sandbox::function_url::{FunctionUrl, serve};
 
 /// GitHub's push fixture, pushed now (a push older than the receipt window is refused).
 pub static PUSH: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
-    sluice::testing::pushed_at(include_bytes!("../../../shared/tests/fixtures/github-push.json"), chrono::Utc::now())
+    sluice::contract::testing::pushed_at(
+        include_bytes!("../../../shared/tests/fixtures/github-push.json"),
+        chrono::Utc::now(),
+    )
 });
 const HEAD: &str = "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b";
 

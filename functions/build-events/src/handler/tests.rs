@@ -2,9 +2,9 @@
 //! events are documented by sample only, and the rule takes every build in the account).
 
 use serde_json::{Value, json};
+use sluice::contract::ports::PipelineStore;
+use sluice::contract::testing::{InMemoryArtifacts, InMemoryStore, RecordingRunner};
 use sluice::pipeline::{ExecutionId, Status};
-use sluice::ports::PipelineStore;
-use sluice::testing::{InMemoryArtifacts, InMemoryStore, RecordingRunner};
 
 use super::*;
 

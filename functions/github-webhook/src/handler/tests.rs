@@ -4,9 +4,9 @@ use base64::Engine;
 use chrono::TimeZone;
 use secrecy::SecretString;
 use serde_json::Value;
+use sluice::contract::testing::{FixedSecrets, InMemoryStore, RecordingBuilds, RecordingPublisher};
 use sluice::github::webhook::WebhookSecrets;
 use sluice::github::webhook::sign;
-use sluice::testing::{FixedSecrets, InMemoryStore, RecordingBuilds, RecordingPublisher};
 use sluice::usecases::StageEffects;
 
 use super::*;

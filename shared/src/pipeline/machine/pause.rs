@@ -4,8 +4,8 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Applied, IgnoreReason, MAX_APPROVER, MAX_COMMENT, MAX_SOURCE_IP, MAX_USER_AGENT, Run, TransitionError};
+use crate::contract::events::{DeploymentPaused, SluiceEvent};
 use crate::definitions::{DeployTarget, PRE_PRODUCTION_TRAFFIC_SHIFT, PauseAction};
-use crate::events::{DeploymentPaused, SluiceEvent};
 use crate::pipeline::event::{ApprovalNotice, Effect, PauseNotice};
 use crate::pipeline::state::{ApprovalDecision, ApprovalFacts, DeployFacts, PauseFacts, Stage, Status, bounded};
 use crate::present::text::percent;

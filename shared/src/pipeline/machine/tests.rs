@@ -4,9 +4,9 @@
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use super::*;
+use crate::contract::testing::push as triggered;
 use crate::definitions::{DeployTarget, ExecutionMode, PauseAction};
 use crate::pipeline::BuildOutputs;
-use crate::testing::push as triggered;
 
 fn at(minute: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).single().expect("valid date") + TimeDelta::minutes(minute)
@@ -261,7 +261,7 @@ fn rolling_push(execution: &str, checks: usize) -> Event {
     let mut event = push(execution);
     if let Event::Triggered { plan, .. } = &mut event {
         let checks = (0..checks).map(|_| crate::definitions::Check::new(AFTER_ROLLOUT, "http://web/health"));
-        plan.deploy = DeployTarget::Rolling(crate::testing::rolling(checks.collect()));
+        plan.deploy = DeployTarget::Rolling(crate::contract::testing::rolling(checks.collect()));
     }
     event
 }
@@ -980,7 +980,7 @@ fn canary_deploying(execution: &str) -> PipelineState {
                 timeout_minutes: 30,
                 on_timeout: PauseAction::Rollback,
             }),
-            ..crate::testing::ecs_native(canary)
+            ..crate::contract::testing::ecs_native(canary)
         });
     }
     let started = Event::DeploymentStarted {

@@ -1,9 +1,9 @@
 use chrono::TimeDelta;
 
 use super::*;
+use crate::contract::testing::{push, shipped};
 use crate::definitions::ExecutionMode;
 use crate::pipeline::{Decision, Event, PipelineState, transition};
-use crate::testing::{push, shipped};
 
 const KEY: &str = "Zq3v8KfX2mT9wLr4Yb7nHc1d";
 

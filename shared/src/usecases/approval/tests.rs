@@ -3,10 +3,10 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::*;
+use crate::contract::ports::FixedSite;
+use crate::contract::testing::{InMemoryStore, RecordingNotifier, RecordingPublisher, RecordingRunner, push};
 use crate::definitions::ExecutionMode;
 use crate::pipeline::{BuildOutputs, ExecutionId, Stage, Status};
-use crate::ports::FixedSite;
-use crate::testing::{InMemoryStore, RecordingNotifier, RecordingPublisher, RecordingRunner, push};
 use crate::usecases::flush;
 
 fn t0() -> DateTime<Utc> {

@@ -3,10 +3,10 @@
 use chrono::TimeZone;
 
 use super::*;
+use crate::contract::events::SluiceEvent;
+use crate::contract::testing::{InMemoryArtifacts, InMemoryStore, RecordingBuilds, RecordingPublisher, push};
 use crate::definitions::ExecutionMode;
-use crate::events::SluiceEvent;
 use crate::pipeline::{Stage, Status};
-use crate::testing::{InMemoryArtifacts, InMemoryStore, RecordingBuilds, RecordingPublisher, push};
 use crate::usecases::StageEffects;
 
 const BUCKET: &str = "sluice-artifacts";

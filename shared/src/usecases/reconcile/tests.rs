@@ -3,13 +3,13 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::definitions::{DeployTarget, ExecutionMode};
-use crate::pipeline::{BuildOutputs, ExecutionId};
-use crate::ports::BuildReport;
-use crate::ports::{DeploymentProgress, DeploymentReport, RolloutReport};
-use crate::testing::{
+use crate::contract::ports::BuildReport;
+use crate::contract::ports::{DeploymentProgress, DeploymentReport, RolloutReport};
+use crate::contract::testing::{
     BuildAnswer, InMemoryArtifacts, InMemoryStore, RecordedDeployments, RecordingBuilds, RecordingPublisher, push,
 };
+use crate::definitions::{DeployTarget, ExecutionMode};
+use crate::pipeline::{BuildOutputs, ExecutionId};
 use crate::usecases::StageEffects;
 
 const EXAMPLE: &str = include_str!("../../../../infra/pipelines.example.toml");
@@ -228,7 +228,7 @@ impl World {
 }
 
 fn rolling() -> DeployTarget {
-    DeployTarget::Rolling(crate::testing::rolling(Vec::new()))
+    DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new()))
 }
 
 #[tokio::test]

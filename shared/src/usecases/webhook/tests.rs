@@ -3,14 +3,14 @@
 use chrono::TimeZone;
 
 use super::*;
+use crate::contract::ports::DefinitionsStore;
+use crate::contract::testing::{
+    BuildAnswer, FixedSecret, FixedSecrets, InMemoryStore, RecordingBuilds, RecordingPublisher, ScriptedComparisons,
+};
 use crate::github::webhook::WebhookSecrets;
 use crate::github::webhook::sign;
 use crate::pipeline::CommitOrder;
 use crate::pipeline::{Effect, Stage, Status};
-use crate::ports::DefinitionsStore;
-use crate::testing::{
-    BuildAnswer, FixedSecret, FixedSecrets, InMemoryStore, RecordingBuilds, RecordingPublisher, ScriptedComparisons,
-};
 use crate::usecases::{GitHubAccess, KeptSecret, StageEffects};
 
 const SECRET: &str = "It's a Secret to Everybody";
@@ -708,9 +708,9 @@ async fn a_push_that_cannot_be_recorded_in_time_gets_a_503_that_says_to_redelive
 
 #[tokio::test]
 async fn pushes_that_never_reached_sluice_are_redelivered_through_the_webhook_that_delivered_the_pipelines_pushes() {
+    use crate::contract::ports::HookDelivery;
+    use crate::contract::testing::RecordedDeliveries;
     use crate::definitions::Definitions;
-    use crate::ports::HookDelivery;
-    use crate::testing::RecordedDeliveries;
     use crate::usecases::redeliver_failed_pushes;
     let world = World::new().await;
     // GIVEN a push delivered by webhook 12345678 of acme/web ran: the run recorded the webhook

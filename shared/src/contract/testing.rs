@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::contract::events::SluiceEvent;
 use crate::definitions::{Approval, BlueGreen, Build, DeployTarget, ExecutionMode};
-use crate::events::SluiceEvent;
 use crate::pipeline::{Effect, EffectKind, Event, Plan, SourceFacts};
 use crate::pipeline::{Execution, ExecutionId, PipelineState};
 use crate::usecases::{EffectError, EffectRunner};
 use chrono::{DateTime, Utc};
 
-use crate::ports::{
+use crate::contract::ports::{
     ArtifactError, ArtifactLocation, ArtifactStore, AwsLink, BuildReport, BuildRequest, BuildStartError, BuildStarter,
     DefinitionsStore, EventPublisher, PipelineStore, PublishError, PublishedDefinitions, Receipt, ReceiptKey,
     StoreError, Stored, Version, Write,
@@ -76,9 +76,9 @@ impl InMemoryStore {
     }
 }
 
-impl crate::ports::Supersessions for InMemoryStore {
+impl crate::contract::ports::Supersessions for InMemoryStore {
     async fn record_stop(&self, stopped: &str, pipeline: &str, by: &ExecutionId) -> Result<(), StoreError> {
-        let aws_id = crate::ports::stopped_link(stopped);
+        let aws_id = crate::contract::ports::stopped_link(stopped);
         let link =
             AwsLink { aws_id: aws_id.clone(), pipeline: pipeline.to_owned(), execution: by.clone(), expires_at: None };
         lock(&self.tables).links.insert(aws_id, link);
@@ -201,10 +201,14 @@ impl RecordingPublisher {
 impl EventPublisher for RecordingPublisher {
     async fn publish(&self, events: &[SluiceEvent]) -> Result<(), PublishError> {
         let refusals = std::mem::take(&mut *lock(&self.refusals));
-        let refused: Vec<crate::ports::RefusedEntry> = refusals
+        let refused: Vec<crate::contract::ports::RefusedEntry> = refusals
             .into_iter()
             .filter(|(index, _)| *index < events.len())
-            .map(|(index, code)| crate::ports::RefusedEntry { index, code, message: "refused by the test".into() })
+            .map(|(index, code)| crate::contract::ports::RefusedEntry {
+                index,
+                code,
+                message: "refused by the test".into(),
+            })
             .collect();
         let accepted = events.iter().enumerate().filter(|(i, _)| !refused.iter().any(|r| r.index == *i));
         lock(&self.published).extend(accepted.map(|(_, event)| event.clone()));
@@ -216,7 +220,7 @@ impl EventPublisher for RecordingPublisher {
 /// as SNS does for a topic that does not exist.
 #[derive(Debug, Default)]
 pub struct RecordingNotifier {
-    sent: Mutex<Vec<(String, crate::ports::TopicMessage)>>,
+    sent: Mutex<Vec<(String, crate::contract::ports::TopicMessage)>>,
     refuse: Mutex<usize>,
 }
 
@@ -225,7 +229,7 @@ impl RecordingNotifier {
         Self::default()
     }
 
-    pub fn sent(&self) -> Vec<(String, crate::ports::TopicMessage)> {
+    pub fn sent(&self) -> Vec<(String, crate::contract::ports::TopicMessage)> {
         lock(&self.sent).clone()
     }
 
@@ -234,16 +238,16 @@ impl RecordingNotifier {
     }
 }
 
-impl crate::ports::TopicNotifier for RecordingNotifier {
+impl crate::contract::ports::TopicNotifier for RecordingNotifier {
     async fn notify(
         &self,
         topic_arn: &str,
-        email: &crate::ports::TopicMessage,
-    ) -> Result<(), crate::ports::NotifyError> {
+        email: &crate::contract::ports::TopicMessage,
+    ) -> Result<(), crate::contract::ports::NotifyError> {
         let mut refuse = lock(&self.refuse);
         if *refuse > 0 {
             *refuse -= 1;
-            return Err(crate::ports::NotifyError::Refused {
+            return Err(crate::contract::ports::NotifyError::Refused {
                 topic: topic_arn.to_owned(),
                 message: "NotFound: Topic does not exist".to_owned(),
                 source: "refused by the test".into(),
@@ -578,8 +582,8 @@ impl ArtifactStore for InMemoryArtifacts {
 #[derive(Debug, Clone)]
 pub struct FixedSecrets(pub crate::github::webhook::WebhookSecrets);
 
-impl crate::ports::WebhookSecretSource for FixedSecrets {
-    async fn read(&self) -> Result<crate::github::webhook::WebhookSecrets, crate::ports::SecretError> {
+impl crate::contract::ports::WebhookSecretSource for FixedSecrets {
+    async fn read(&self) -> Result<crate::github::webhook::WebhookSecrets, crate::contract::ports::SecretError> {
         Ok(self.0.clone())
     }
 }
@@ -589,9 +593,9 @@ impl crate::ports::WebhookSecretSource for FixedSecrets {
 /// sandbox's part (tests/), where CodeDeploy and ECS are played through their APIs.
 #[derive(Debug, Default)]
 pub struct RecordedDeployments {
-    reports: Mutex<HashMap<String, crate::ports::DeploymentReport>>,
-    rollouts: Mutex<HashMap<String, crate::ports::RolloutReport>>,
-    service_deployments: Mutex<HashMap<String, crate::ports::ServiceDeploymentReport>>,
+    reports: Mutex<HashMap<String, crate::contract::ports::DeploymentReport>>,
+    rollouts: Mutex<HashMap<String, crate::contract::ports::RolloutReport>>,
+    service_deployments: Mutex<HashMap<String, crate::contract::ports::ServiceDeploymentReport>>,
     asked: Mutex<usize>,
     unreachable: Mutex<bool>,
     denied: Mutex<bool>,
@@ -603,17 +607,17 @@ impl RecordedDeployments {
     }
 
     /// What GetDeployment says of `deployment_id` from now on (unknown deployments: no record).
-    pub fn report(&self, deployment_id: &str, report: crate::ports::DeploymentReport) {
+    pub fn report(&self, deployment_id: &str, report: crate::contract::ports::DeploymentReport) {
         lock(&self.reports).insert(deployment_id.to_owned(), report);
     }
 
     /// What DescribeServices says of `deployment_id`'s service from now on (unknown: no such service).
-    pub fn rollout(&self, deployment_id: &str, report: crate::ports::RolloutReport) {
+    pub fn rollout(&self, deployment_id: &str, report: crate::contract::ports::RolloutReport) {
         lock(&self.rollouts).insert(deployment_id.to_owned(), report);
     }
 
     /// What DescribeServiceDeployments says of service deployment `arn` from now on (unknown: no record).
-    pub fn service_deployment(&self, arn: &str, report: crate::ports::ServiceDeploymentReport) {
+    pub fn service_deployment(&self, arn: &str, report: crate::contract::ports::ServiceDeploymentReport) {
         lock(&self.service_deployments).insert(arn.to_owned(), report);
     }
 
@@ -632,8 +636,8 @@ impl RecordedDeployments {
         *lock(&self.asked)
     }
 
-    fn refused(what: &str) -> crate::ports::DeployError {
-        crate::ports::DeployError::Refused {
+    fn refused(what: &str) -> crate::contract::ports::DeployError {
+        crate::contract::ports::DeployError::Refused {
             service: "test",
             message: format!("{what} is played by the sandbox, not by RecordedDeployments"),
             source: "not recorded".into(),
@@ -641,30 +645,30 @@ impl RecordedDeployments {
     }
 }
 
-impl crate::ports::BlueGreenDeployments for RecordedDeployments {
-    async fn find(&self, _: &str, _: &str, _: &str) -> Result<Option<String>, crate::ports::DeployError> {
+impl crate::contract::ports::BlueGreenDeployments for RecordedDeployments {
+    async fn find(&self, _: &str, _: &str, _: &str) -> Result<Option<String>, crate::contract::ports::DeployError> {
         Ok(None)
     }
 
-    async fn create(&self, _: &crate::deploy::BlueGreenRequest) -> Result<String, crate::ports::DeployError> {
+    async fn create(&self, _: &crate::deploy::BlueGreenRequest) -> Result<String, crate::contract::ports::DeployError> {
         Err(Self::refused("CreateDeployment"))
     }
 
-    async fn active(&self, _: &str, _: &str) -> Result<Vec<String>, crate::ports::DeployError> {
+    async fn active(&self, _: &str, _: &str) -> Result<Vec<String>, crate::contract::ports::DeployError> {
         Err(Self::refused("ListDeployments"))
     }
 
-    async fn stop(&self, _: &str) -> Result<(), crate::ports::DeployError> {
+    async fn stop(&self, _: &str) -> Result<(), crate::contract::ports::DeployError> {
         Err(Self::refused("StopDeployment"))
     }
 
     async fn report(
         &self,
         deployment_id: &str,
-    ) -> Result<Option<crate::ports::DeploymentReport>, crate::ports::DeployError> {
+    ) -> Result<Option<crate::contract::ports::DeploymentReport>, crate::contract::ports::DeployError> {
         *lock(&self.asked) += 1;
         if *lock(&self.denied) {
-            return Err(crate::ports::DeployError::Refused {
+            return Err(crate::contract::ports::DeployError::Refused {
                 service: "CodeDeploy",
                 message: "AccessDeniedException: not authorized to perform codedeploy:GetDeployment".into(),
                 source: "denied".into(),
@@ -674,11 +678,11 @@ impl crate::ports::BlueGreenDeployments for RecordedDeployments {
     }
 }
 
-impl crate::ports::RollingUpdates for RecordedDeployments {
+impl crate::contract::ports::RollingUpdates for RecordedDeployments {
     async fn update(
         &self,
         _: &crate::deploy::RollingRequest,
-    ) -> Result<crate::ports::RolloutStarted, crate::ports::DeployError> {
+    ) -> Result<crate::contract::ports::RolloutStarted, crate::contract::ports::DeployError> {
         Err(Self::refused("UpdateService"))
     }
 
@@ -687,36 +691,39 @@ impl crate::ports::RollingUpdates for RecordedDeployments {
         _: &str,
         _: &str,
         deployment_id: &str,
-    ) -> Result<Option<crate::ports::RolloutReport>, crate::ports::DeployError> {
+    ) -> Result<Option<crate::contract::ports::RolloutReport>, crate::contract::ports::DeployError> {
         *lock(&self.asked) += 1;
         Ok(lock(&self.rollouts).get(deployment_id).cloned())
     }
 }
 
-impl crate::ports::NativeDeployments for RecordedDeployments {
+impl crate::contract::ports::NativeDeployments for RecordedDeployments {
     async fn start(
         &self,
         _: &crate::deploy::NativeRequest,
-    ) -> Result<crate::ports::NativeStarted, crate::ports::DeployError> {
+    ) -> Result<crate::contract::ports::NativeStarted, crate::contract::ports::DeployError> {
         Err(Self::refused("UpdateService"))
     }
 
     async fn describe(
         &self,
         arn: &str,
-    ) -> Result<Option<crate::ports::ServiceDeploymentReport>, crate::ports::DeployError> {
+    ) -> Result<Option<crate::contract::ports::ServiceDeploymentReport>, crate::contract::ports::DeployError> {
         *lock(&self.asked) += 1;
         if *lock(&self.unreachable) {
-            return Err(crate::ports::DeployError::Unavailable { service: "ECS", source: "unreachable".into() });
+            return Err(crate::contract::ports::DeployError::Unavailable {
+                service: "ECS",
+                source: "unreachable".into(),
+            });
         }
         Ok(lock(&self.service_deployments).get(arn).cloned())
     }
 
-    async fn in_the_way(&self, _: &str, _: &str, _: &str) -> Result<Vec<String>, crate::ports::DeployError> {
+    async fn in_the_way(&self, _: &str, _: &str, _: &str) -> Result<Vec<String>, crate::contract::ports::DeployError> {
         Err(Self::refused("ListServiceDeployments"))
     }
 
-    async fn stop(&self, _: &str) -> Result<(), crate::ports::DeployError> {
+    async fn stop(&self, _: &str) -> Result<(), crate::contract::ports::DeployError> {
         Err(Self::refused("StopServiceDeployment"))
     }
 
@@ -725,7 +732,7 @@ impl crate::ports::NativeDeployments for RecordedDeployments {
         _: &str,
         _: &str,
         _: crate::definitions::PauseAction,
-    ) -> Result<(), crate::ports::DeployError> {
+    ) -> Result<(), crate::contract::ports::DeployError> {
         Err(Self::refused("ContinueServiceDeployment"))
     }
 }
@@ -733,7 +740,7 @@ impl crate::ports::NativeDeployments for RecordedDeployments {
 /// `WebhookDeliveries` that lists what a test says GitHub holds, and records the redeliveries asked of it.
 #[derive(Debug, Default)]
 pub struct RecordedDeliveries {
-    listed: Mutex<HashMap<(String, u64), Vec<crate::ports::HookDelivery>>>,
+    listed: Mutex<HashMap<(String, u64), Vec<crate::contract::ports::HookDelivery>>>,
     redelivered: Mutex<Vec<(String, u64, u64)>>,
 }
 
@@ -743,7 +750,7 @@ impl RecordedDeliveries {
     }
 
     /// What GitHub lists of `repository`'s webhook `hook` from now on.
-    pub fn list(&self, repository: &str, hook: u64, deliveries: Vec<crate::ports::HookDelivery>) {
+    pub fn list(&self, repository: &str, hook: u64, deliveries: Vec<crate::contract::ports::HookDelivery>) {
         lock(&self.listed).insert((repository.to_owned(), hook), deliveries);
     }
 
@@ -753,15 +760,15 @@ impl RecordedDeliveries {
     }
 }
 
-impl crate::ports::WebhookDeliveries for RecordedDeliveries {
+impl crate::contract::ports::WebhookDeliveries for RecordedDeliveries {
     async fn deliveries(
         &self,
         _: &crate::github::sign_in::GitHubCredentials,
         repository: &str,
         hook_id: u64,
-    ) -> Result<Vec<crate::ports::HookDelivery>, crate::ports::GitHubError> {
+    ) -> Result<Vec<crate::contract::ports::HookDelivery>, crate::contract::ports::GitHubError> {
         lock(&self.listed).get(&(repository.to_owned(), hook_id)).cloned().ok_or_else(|| {
-            crate::ports::GitHubError::Refused {
+            crate::contract::ports::GitHubError::Refused {
                 what: format!("webhook {hook_id}"),
                 status: 404,
                 message: "Not Found".into(),
@@ -775,7 +782,7 @@ impl crate::ports::WebhookDeliveries for RecordedDeliveries {
         repository: &str,
         hook_id: u64,
         delivery: u64,
-    ) -> Result<(), crate::ports::GitHubError> {
+    ) -> Result<(), crate::contract::ports::GitHubError> {
         lock(&self.redelivered).push((repository.to_owned(), hook_id, delivery));
         Ok(())
     }
@@ -805,17 +812,17 @@ impl ScriptedComparisons {
     }
 }
 
-impl crate::ports::CommitHistory for ScriptedComparisons {
+impl crate::contract::ports::CommitHistory for ScriptedComparisons {
     async fn compare(
         &self,
         _: &crate::github::sign_in::GitHubCredentials,
         repository: &str,
         base: &str,
         commit: &str,
-    ) -> Result<crate::pipeline::CommitOrder, crate::ports::GitHubError> {
+    ) -> Result<crate::pipeline::CommitOrder, crate::contract::ports::GitHubError> {
         lock(&self.asked).push((base.to_owned(), commit.to_owned()));
         lock(&self.answers).get(&(base.to_owned(), commit.to_owned())).copied().ok_or_else(|| {
-            crate::ports::GitHubError::Unavailable {
+            crate::contract::ports::GitHubError::Unavailable {
                 what: format!("comparing {commit} with {base} in {repository}"),
                 message: "502: Server Error".into(),
             }
@@ -827,8 +834,8 @@ impl crate::ports::CommitHistory for ScriptedComparisons {
 #[derive(Debug, Clone)]
 pub struct FixedSecret(pub String);
 
-impl crate::ports::SecretSource for FixedSecret {
-    async fn read(&self) -> Result<secrecy::SecretString, crate::ports::SecretError> {
+impl crate::contract::ports::SecretSource for FixedSecret {
+    async fn read(&self) -> Result<secrecy::SecretString, crate::contract::ports::SecretError> {
         Ok(secrecy::SecretString::from(self.0.clone()))
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::events::SluiceEvent;
+use crate::contract::events::SluiceEvent;
 use crate::pipeline::{Execution, ExecutionId, PipelineState};
 
 /// The version of a stored pipeline state: 1 after the first save, one more after each.

@@ -2,7 +2,6 @@
 //! adapters behind them. Every Lambda function of sluice is a thin wrapper around a use case of this crate.
 
 pub mod adapters;
-pub mod approval;
 pub mod contract;
 pub mod definitions;
 pub mod deploy;

@@ -59,6 +59,11 @@ pub fn subject_line(text: &str) -> String {
     printable.chars().take(MAX_SUBJECT).collect()
 }
 
+/// `bytes` in lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use crate::approval::{LinkToken, same_hash};
 use crate::contract::ports::{EventPublisher, NotifyError, PipelineStore, ReviewSite, TopicNotifier, approval_link};
 use crate::pipeline::{
     ApprovalDecision, ApprovalNotice, ApprovalStanding, Effect, EffectKind, Event, Execution, Gate, MAX_APPROVER,
@@ -15,6 +14,7 @@ use crate::present::approval_page::{self as page, RunFacts};
 use crate::present::html::Page;
 use crate::runtime::telemetry::Chain;
 use crate::usecases::{EffectError, EffectRunner, Handled, Input, handle};
+use token::{LinkToken, same_hash};
 
 /// The largest decision form accepted (a name, a comment and two tokens need far less).
 pub const MAX_FORM: usize = 8 * 1024;
@@ -259,6 +259,8 @@ pub async fn decide<S: PipelineStore, R: EffectRunner>(
         }
     }
 }
+
+pub mod token;
 
 #[cfg(test)]
 mod tests;

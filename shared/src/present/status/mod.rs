@@ -13,8 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::html::{Page, document, escape};
-use super::text::{first_line, span};
-use crate::approval::token::hex;
+use super::text::{first_line, hex, span};
 use crate::github::webhook::decode_hex;
 use crate::pipeline::{Execution, ExecutionId, Stage, Status, short_commit};
 use crate::present::outcome::OutcomeReport;

@@ -8,6 +8,8 @@ use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::present::text::hex;
+
 /// Bytes of randomness in a link token.
 pub const TOKEN_BYTES: usize = 32;
 /// A token's length as it appears in a link (unpadded base64url).
@@ -81,11 +83,6 @@ impl LinkToken {
 /// Whether two stored hashes are the same, in constant time.
 pub fn same_hash(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-/// `bytes` in lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -689,7 +689,7 @@ fn summary(scenario: DemoScenario, run: &sluice::pipeline::Execution, cost: &Cos
     };
     println!("\nSummary of the {} scenario: {}, {verdict}", scenario.name(), run.status);
     println!("  {:<10} {:>9} {:>9}", "stage", "started", "took");
-    let report = sluice::present::outcome::OutcomeReport::of(run);
+    let report = sluice::pipeline::OutcomeReport::of(run);
     for stage in &report.stages {
         let took = stage.finished_at.map_or_else(|| "-".to_owned(), |end| span(end - stage.started_at));
         println!(

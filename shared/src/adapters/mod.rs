@@ -1,4 +1,4 @@
-//! The AWS adapters: one file per service, the only place an `aws_sdk_*` type appears.
+//! Adapters: the AWS side of the ports, one file per service, the only place an `aws_sdk_*` type appears.
 
 mod codebuild;
 mod codedeploy;

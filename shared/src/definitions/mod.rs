@@ -1,4 +1,4 @@
-//! Pipeline definitions: the declarative `pipelines.toml` a user writes, parsed and validated into typed pipelines.
+//! Domain, pure: pipeline definitions, the `pipelines.toml` a user writes, parsed and validated into typed pipelines.
 //!
 //! Loading checks everything at once and every error names the pipeline, the field, the line and the column.
 //! The format is documented in `infra/pipelines.example.toml` and in the README.

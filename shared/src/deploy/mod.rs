@@ -1,4 +1,4 @@
-//! The deploy stage's pure part: a build's task definition and AppSpec rendered for the deployment, and the
+//! Domain, pure: the deploy stage's part, a build's task definition and AppSpec rendered for the deployment, and the
 //! requests that start it. The deployer function carries them out.
 
 pub mod checks;

@@ -1,10 +1,11 @@
-//! The pipeline state machine: pure data and one function, `transition(state, event, now) -> decision`.
+//! Domain, pure: the pipeline state machine, pure data and one function, `transition(state, event, now) -> decision`.
 //!
 //! Nothing in here does I/O, reads a clock or the environment: callers pass `now` and every id in.
 
 mod event;
 mod machine;
 pub mod outbox;
+mod report;
 mod state;
 
 pub use event::{ApprovalNotice, BuildFailure, BuildOutputs, Effect, EffectKind, Event, HookStatus, PauseNotice};
@@ -13,6 +14,7 @@ pub use machine::{
     MAX_WAITING, REMEMBERED_PUSHES, REMEMBERED_REFS, RETAINED_FINISHED, TransitionError, transition,
 };
 pub use outbox::Retry;
+pub use report::{OutcomeReport, StageTime};
 pub use state::{
     ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, CommitOrder, Compared, DeployFacts, Execution,
     ExecutionId, Gate, HookResult, Lease, OrderedRollback, ParkedEffect, PauseFacts, PendingEffect, PipelineState,

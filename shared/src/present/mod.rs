@@ -1,6 +1,7 @@
 //! Presentation, pure: what a person sees of a run (the timeline, the outcome's notification, the status page, the
-//! approval page and email, the GitHub report), made from the pipeline's state. The shared helpers are in [`text`]
-//! and [`html`]; no presentation module borrows another's.
+//! approval page and email, the GitHub report), made from the pipeline's state and its report
+//! ([`crate::pipeline::OutcomeReport`]). The helpers they share are in [`text`] and [`html`]; the one presentation a
+//! page borrows is the timeline, which the status page shows.
 
 pub mod approval_email;
 pub mod approval_page;

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::text::{percent, span};
+use crate::pipeline::OutcomeReport;
 use crate::pipeline::{ApprovalFacts, CommitOrder, Compared, Execution, Stage, Status, short_commit};
-use crate::present::outcome::OutcomeReport;
 
 /// One thing that happened to a run.
 #[derive(Debug, Clone, PartialEq, Eq)]

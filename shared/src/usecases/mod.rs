@@ -1,5 +1,5 @@
-//! The use case every function shares: load the pipeline, let the machine decide, save the decision together with
-//! its effects (the pipeline's outbox), then carry the effects out and save what came of them.
+//! Orchestration: the use case every function shares, load the pipeline, let the machine decide, save the decision
+//! together with its effects (the pipeline's outbox), then carry the effects out and save what came of them.
 //!
 //! State changes exactly once per input (the receipt and the version guard it). Effects are carried out at least
 //! once, by the function that owns their kind ([`EffectRunner::kinds`]): the save that records them also leases

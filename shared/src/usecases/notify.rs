@@ -4,8 +4,9 @@
 use tracing::info;
 
 use crate::contract::ports::{CommitReporter, NotifyError, PipelineStore, SecretSource, TopicNotifier};
+use crate::pipeline::OutcomeReport;
 use crate::pipeline::{Effect, EffectKind, Event, PendingEffect};
-use crate::present::outcome::{OutcomeReport, outcome_message};
+use crate::present::outcome::outcome_message;
 use crate::usecases::{EffectError, EffectRunner, GitHubEffects};
 
 /// Sends outcome notifications.

@@ -454,7 +454,7 @@ fn a_run_of_a_pipeline_with_a_notification_topic_reports_its_outcome_there_with_
     assert_eq!(topic_arn, "arn:aws:sns:eu-west-1:123456789012:outcomes");
     // AND the run it reports on knows what shipped, each stage's start and end, and the hooks
     let execution = state.execution(&id("e1")).expect("the run is kept");
-    let report = crate::present::outcome::OutcomeReport::of(execution);
+    let report = crate::pipeline::OutcomeReport::of(execution);
     assert_eq!(report.image_uri.as_deref(), Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:e1"));
     assert_eq!(report.task_definition.as_deref(), Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:e1"));
     assert_eq!(report.deployment_id.as_deref(), Some("d-e1"));

@@ -15,8 +15,8 @@ use subtle::ConstantTimeEq;
 use super::html::{Page, document, escape};
 use super::text::{first_line, hex, span};
 use crate::github::webhook::decode_hex;
+use crate::pipeline::OutcomeReport;
 use crate::pipeline::{Execution, ExecutionId, Stage, Status, short_commit};
-use crate::present::outcome::OutcomeReport;
 use crate::present::timeline::{lines, waits_for};
 
 type HmacSha256 = hmac::Hmac<Sha256>;

@@ -11,10 +11,11 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 use sluice::adapters::{DynamoDbStore, EventBridgePublisher, SecretsManagerSecret, SnsNotifier};
 use sluice::contract::ports::{
-    DefinitionsStore, EventPublisher, FixedSite, PipelineStore, SecretSource, TopicNotifier, with_slash,
+    DefinitionsStore, EventPublisher, FixedSite, PipelineStore, SecretSource, TopicNotifier,
 };
 use sluice::present::approval_page as page;
 use sluice::present::html::{HEADERS, Page, content_security_policy};
+use sluice::present::text::with_slash;
 use sluice::runtime::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY};
 use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{DynamoDbStore, GitHubApi, SecretsManagerSecret, SnsNotifier};
-use sluice::contract::ports::{GitHubError, PipelineStore, with_slash};
+use sluice::contract::ports::{GitHubError, PipelineStore};
+use sluice::present::text::with_slash;
 use sluice::runtime::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY};
 use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{

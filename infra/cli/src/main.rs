@@ -12,10 +12,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, SecretsManagerSecret};
-use sluice::contract::ports::{DefinitionsStore, PipelineStore, SecretSource, with_slash};
+use sluice::contract::ports::{DefinitionsStore, PipelineStore, SecretSource};
 use sluice::definitions::{Definitions, MAX_TEXT, Pipeline};
 use sluice::pipeline::{ApprovalDecision, Execution, ExecutionId, PipelineState, Status, short_commit};
 use sluice::present::status::StatusKey;
+use sluice::present::text::with_slash;
 use sluice::present::timeline::{history_lines, lines, run_json, timeline, waits_for};
 use sluice::usecases::{
     Announcer, Decided, DeploymentStops, Order, RollbackError, RollbackOrdered, Stop, decide_as, order_rollback,

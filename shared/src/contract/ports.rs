@@ -588,13 +588,8 @@ pub struct FixedSite(pub String);
 
 impl ReviewSite for FixedSite {
     async fn base_url(&self) -> Result<String, SiteError> {
-        Ok(with_slash(&self.0))
+        Ok(crate::present::text::with_slash(&self.0))
     }
-}
-
-/// `url`, ending in exactly one `/`.
-pub fn with_slash(url: &str) -> String {
-    format!("{}/", url.trim_end_matches('/'))
 }
 
 impl<T: EventPublisher> EventPublisher for std::sync::Arc<T> {

@@ -64,6 +64,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// `url`, ending in exactly one `/`.
+pub fn with_slash(url: &str) -> String {
+    format!("{}/", url.trim_end_matches('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,17 @@
 use chrono::{TimeDelta, TimeZone, Utc};
 use serde_json::json;
 
+use chrono::DateTime;
+
 use super::*;
 use crate::contract::events::SluiceEvent;
+use crate::contract::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version, Write};
 use crate::contract::testing::{InMemoryStore, RecordingRunner};
-use crate::pipeline::{ExecutionId, Stage, Status};
+use crate::definitions::ExecutionMode;
+use crate::pipeline::{
+    Decision, Effect, EffectKind, Event, ExecutionId, IgnoreReason, PipelineState, Stage, Status, TransitionError,
+    transition,
+};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).single().expect("valid date")

@@ -1,0 +1,403 @@
+//! The engine: one input's way through the pipeline (load, transition, save with its outbox, carry out the effects
+//! and save what came of them), the doorbells that carry out what is due, and parked effects tried again.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{debug, error, info, instrument, warn};
+
+use crate::contract::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version, Write};
+use crate::definitions::ExecutionMode;
+use crate::pipeline::{
+    Decision, Effect, EffectKind, Event, IgnoreReason, PendingEffect, PipelineState, Retry, Status, TransitionError,
+    transition,
+};
+use crate::runtime::telemetry::Chain;
+
+/// How often a write is tried when another writer changed the pipeline in between or the store was busy.
+const ATTEMPTS: u32 = 5;
+/// Rounds of "carry out, save, carry out what followed" in one invocation; the rest waits for the next.
+const MAX_ROUNDS: usize = 4;
+
+/// Carries out effects for the pipeline: calls to AWS and events on the bus.
+pub trait EffectRunner: Send + Sync {
+    /// The kinds of effect this function carries out: an allow-list. Effects of other kinds are left in the outbox
+    /// for the function that owns them.
+    fn kinds(&self) -> &[EffectKind];
+
+    /// Carries out `effect`. `id` is stable across retries: pass it on as an idempotency token where the service
+    /// takes one. May return the event that follows from it (`BuildStarted` with CodeBuild's build id, or
+    /// `BuildStartFailed` when CodeBuild refuses for good). An `Err` means "not done": tried again later, or parked if
+    /// it is permanent.
+    fn run(&self, id: &str, effect: &Effect) -> impl Future<Output = Result<Option<Event>, EffectError>> + Send;
+
+    /// Carries out `effects`, returning one result each, in order. By default they run concurrently.
+    fn run_all(
+        &self,
+        effects: &[PendingEffect],
+    ) -> impl Future<Output = Vec<Result<Option<Event>, EffectError>>> + Send {
+        futures_util::future::join_all(effects.iter().map(|pending| self.run(&pending.id, &pending.effect)))
+    }
+}
+
+/// An effect that could not be carried out now.
+#[derive(Debug, thiserror::Error)]
+#[error("could not carry out {effect}")]
+pub struct EffectError {
+    pub effect: &'static str,
+    /// True when trying again cannot help (access denied, invalid input): the effect is parked at once.
+    pub permanent: bool,
+    #[source]
+    pub source: Box<dyn StdError + Send + Sync>,
+}
+
+impl EffectError {
+    /// A failure that may pass: the effect is tried again after a backoff.
+    pub fn transient(effect: &'static str, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self { effect, permanent: false, source: source.into() }
+    }
+
+    /// A failure that will not pass by itself: the effect is parked for an operator.
+    pub fn permanent(effect: &'static str, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self { effect, permanent: true, source: source.into() }
+    }
+}
+
+/// One input for a pipeline.
+#[derive(Debug, Clone)]
+pub struct Input<'a> {
+    pub pipeline: &'a str,
+    /// The pipeline's execution mode, used if the pipeline has never run.
+    pub mode: ExecutionMode,
+    pub event: &'a Event,
+    /// Makes a redelivery of the input recognisable, with the answer it gets then.
+    pub receipt: Option<(ReceiptKey, serde_json::Value)>,
+    pub now: DateTime<Utc>,
+}
+
+/// What became of an input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Handled {
+    /// The state changed; its effects were carried out or wait in the outbox.
+    Applied,
+    /// The input was recorded, but its run was skipped at once (a push of a commit older than one already taken):
+    /// the run is in the history with this reason, and nothing was started.
+    Skipped { reason: String },
+    /// The machine had nothing to do: the event was already taken into account.
+    Ignored(IgnoreReason),
+    /// The event cannot apply; nothing changed.
+    Refused(TransitionError),
+    /// The input was handled before; this is the answer given then.
+    Duplicate { answer: serde_json::Value },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("pipeline {pipeline} kept changing while this input was applied ({ATTEMPTS} attempts); try again")]
+    Contended { pipeline: String },
+}
+
+impl HandleError {
+    /// Whether delivering the input again can succeed (what event sources should be told).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            HandleError::Store(error) => error.is_retryable(),
+            HandleError::Contended { .. } => true,
+        }
+    }
+}
+
+/// A name for this invocation, as the holder of the effects it leases.
+fn invocation() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}
+
+/// A pause before attempt `attempt` (1, 2, ...): exponential, with full jitter, so that writers that collided do not
+/// collide again.
+async fn pause(attempt: u32) {
+    let ceiling = 20u64 << attempt.min(6);
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=ceiling))).await;
+}
+
+/// A pipeline as this invocation last read or wrote it, with the effects it holds the lease of.
+struct Held {
+    state: PipelineState,
+    version: Version,
+    claimed: Vec<PendingEffect>,
+}
+
+/// Applies one input to its pipeline and carries out what it causes. Fails only when the input could not be
+/// recorded; effects that fail afterwards stay in the outbox.
+#[instrument(skip_all, fields(pipeline = %input.pipeline, event = input.event.name(), execution = %input.event.execution_id()))]
+pub async fn handle<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    input: Input<'_>,
+) -> Result<Handled, HandleError> {
+    let owner = invocation();
+    let receipt = input.receipt.as_ref().map(|(key, answer)| Receipt {
+        key: key.clone(),
+        answer: answer.clone(),
+        recorded_at: input.now,
+    });
+    let mut attempt = 0;
+    let (handled, held, read) = loop {
+        let stored = store.load(input.pipeline).await?;
+        let (state, version) = match &stored {
+            Some(Stored { value, version }) => (value.clone(), Some(*version)),
+            None => (PipelineState::new(input.pipeline, input.mode), None),
+        };
+        let mut next = match transition(&state, input.event, input.now) {
+            Err(error) => {
+                if error.wants_attention() {
+                    warn!(%error, "event refused: sluice could not do what the pipeline asked");
+                } else {
+                    debug!(%error, "event refused");
+                }
+                break (Handled::Refused(error), None, stored);
+            }
+            Ok(Decision::Ignore(reason)) => break (Handled::Ignored(reason), None, stored),
+            Ok(Decision::Apply { state, effects }) => {
+                let mut next = state;
+                next.enqueue(effects, version.map_or(1, |Version(v)| v + 1));
+                next.drop_moot();
+                next
+            }
+        };
+        let claimed = next.claim(&owner, runner.kinds(), input.now);
+        let write = Write::between(stored.as_ref().map(|s| &s.value), &next, version).with_receipt(receipt.as_ref());
+        match store.save(&write).await {
+            Ok(version) => {
+                let handled = match next.execution(input.event.execution_id()) {
+                    Some(run) if run.status == Status::Skipped => {
+                        Handled::Skipped { reason: run.reason.clone().unwrap_or_default() }
+                    }
+                    _ => Handled::Applied,
+                };
+                break (handled, Some(Held { state: next, version, claimed }), None);
+            }
+            Err(error) if error.is_contention() && attempt + 1 < ATTEMPTS => {
+                attempt += 1;
+                debug!(error = %Chain(&error), attempt, "pipeline changed meanwhile; deciding again");
+                pause(attempt).await;
+            }
+            Err(error) if error.is_contention() => {
+                return Err(HandleError::Contended { pipeline: input.pipeline.to_owned() });
+            }
+            Err(StoreError::Duplicate { key }) => {
+                let answer = store.receipt(&key).await?.map(|r| r.answer).unwrap_or_default();
+                break (Handled::Duplicate { answer }, None, None);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    };
+    // What the input left to do (or what an earlier invocation left: a redelivery carries it out).
+    let carried = match (held, read) {
+        (Some(held), _) => carry_out(store, runner, input.pipeline, held, &owner, input.now).await,
+        (None, Some(stored)) => flush_from(store, runner, input.pipeline, Some(stored), &owner, input.now).await,
+        (None, None) => flush(store, runner, input.pipeline, input.now).await,
+    };
+    if let Err(error) = carried {
+        warn!(error = %Chain(&error), "effects stay in the outbox; the next invocation or the reconciler carries them out");
+    }
+    Ok(handled)
+}
+
+/// Carries out the pipeline's pending effects of the runner's kinds that are due (the reconciler's way, and a
+/// redelivery's). Costs one read when there are none.
+#[instrument(skip(store, runner, now))]
+pub async fn flush<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    pipeline: &str,
+    now: DateTime<Utc>,
+) -> Result<(), HandleError> {
+    let stored = store.load(pipeline).await?;
+    flush_from(store, runner, pipeline, stored, &invocation(), now).await
+}
+
+/// A doorbell could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum DoorbellError {
+    #[error("not an event of the sluice bus: it names no pipeline (detail.pipeline)")]
+    Unrecognised,
+    #[error("the due effects of pipeline {pipeline} were not carried out yet")]
+    Flush {
+        pipeline: String,
+        #[source]
+        source: HandleError,
+    },
+}
+
+/// Answers a doorbell: an event of the sluice bus that names a pipeline (`Deployment Requested`, `Execution
+/// Finished`, `Effects Due`, ...) wakes the function that owns the effects it announces, which carries out those of
+/// the pipeline that are due. Returns the pipeline.
+pub async fn answer_doorbell<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    event: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<String, DoorbellError> {
+    let Some(pipeline) = event.pointer("/detail/pipeline").and_then(serde_json::Value::as_str) else {
+        warn!(event = %crate::runtime::telemetry::excerpt(event), "not an event of the sluice bus; ignored");
+        return Err(DoorbellError::Unrecognised);
+    };
+    let kinds: Vec<&str> = runner.kinds().iter().map(|kind| kind.name()).collect();
+    match flush(store, runner, pipeline, now).await {
+        Ok(()) => {
+            info!(pipeline, ?kinds, "due effects carried out");
+            Ok(pipeline.to_owned())
+        }
+        Err(source) => {
+            let error = DoorbellError::Flush { pipeline: pipeline.to_owned(), source };
+            warn!(error = %Chain(&error), ?kinds, "due effects not carried out yet");
+            Err(error)
+        }
+    }
+}
+
+/// As [`flush`], from a state already read.
+async fn flush_from<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    pipeline: &str,
+    mut stored: Option<Stored<PipelineState>>,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<(), HandleError> {
+    for attempt in 1..=ATTEMPTS {
+        let Some(Stored { value: state, version }) = stored else { return Ok(()) };
+        if state.due(runner.kinds(), now).next().is_none() {
+            return Ok(());
+        }
+        let mut next = state.clone();
+        let claimed = next.claim(owner, runner.kinds(), now);
+        match store.save(&Write::between(Some(&state), &next, Some(version))).await {
+            Ok(version) => {
+                return carry_out(store, runner, pipeline, Held { state: next, version, claimed }, owner, now).await;
+            }
+            Err(error) if error.is_contention() && attempt < ATTEMPTS => {
+                pause(attempt).await;
+                stored = store.load(pipeline).await?;
+            }
+            Err(error) if error.is_contention() => break,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(HandleError::Contended { pipeline: pipeline.to_owned() })
+}
+
+/// What came of one effect this invocation carried out.
+struct Outcome {
+    pending: PendingEffect,
+    result: Result<Option<Event>, EffectError>,
+}
+
+/// Applies what came of the effects to `state`: done ones leave the outbox and their follow-up events go through the
+/// machine; failed ones are rescheduled or parked. Returns the effects parked, for the log.
+fn apply_outcomes(
+    state: &mut PipelineState,
+    outcomes: &[Outcome],
+    version: u64,
+    now: DateTime<Utc>,
+) -> Vec<(String, EffectKind, u32, String)> {
+    let mut parked = Vec::new();
+    for Outcome { pending, result } in outcomes {
+        match result {
+            Ok(follow_up) => {
+                state.complete(&pending.id);
+                let Some(event) = follow_up else { continue };
+                match transition(state, event, now) {
+                    Ok(Decision::Apply { state: next, effects }) => {
+                        *state = next;
+                        state.enqueue(effects, version);
+                        state.drop_moot();
+                    }
+                    Ok(Decision::Ignore(reason)) => debug!(?reason, event = event.name(), "follow-up already applied"),
+                    Err(error) => warn!(%error, event = event.name(), "follow-up event refused"),
+                }
+            }
+            Err(error) => {
+                let message = Chain(error).to_string();
+                if let Retry::Parked { attempts } = state.fail(&pending.id, &message, error.permanent, now) {
+                    parked.push((pending.id.clone(), pending.effect.kind(), attempts, message));
+                }
+            }
+        }
+    }
+    parked
+}
+
+/// Carries out the effects `held` has claimed, saves what came of them (merging into a fresh read if someone wrote
+/// meanwhile), and goes on with the effects that followed, for a few rounds.
+async fn carry_out<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    pipeline: &str,
+    mut held: Held,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<(), HandleError> {
+    for _ in 0..MAX_ROUNDS {
+        if held.claimed.is_empty() {
+            return Ok(());
+        }
+        let results = runner.run_all(&held.claimed).await;
+        let outcomes: Vec<Outcome> = std::mem::take(&mut held.claimed)
+            .into_iter()
+            .zip(results)
+            .map(|(pending, result)| Outcome { pending, result })
+            .collect();
+        let (mut base, mut version) = (held.state, held.version);
+        let mut attempt = 0;
+        held = loop {
+            let mut next = base.clone();
+            let parked = apply_outcomes(&mut next, &outcomes, version.0 + 1, now);
+            let claimed = next.claim(owner, runner.kinds(), now);
+            match store.save(&Write::between(Some(&base), &next, Some(version))).await {
+                Ok(saved) => {
+                    for (id, kind, attempts, message) in parked {
+                        // One line an alarm can match: `{ $.fields.message = "sluice.effect_parked" }` (template.yaml has it).
+                        error!(pipeline, effect = %id, kind = kind.name(), attempts, error = %message, "sluice.effect_parked");
+                    }
+                    break Held { state: next, version: saved, claimed };
+                }
+                Err(error) if error.is_contention() && attempt + 1 < ATTEMPTS => {
+                    attempt += 1;
+                    pause(attempt).await;
+                    let Some(stored) = store.load(pipeline).await? else { return Ok(()) };
+                    (base, version) = (stored.value, stored.version);
+                }
+                Err(error) if error.is_contention() => {
+                    return Err(HandleError::Contended { pipeline: pipeline.to_owned() });
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+    }
+    Ok(())
+}
+
+/// Puts a parked effect back in the pipeline's outbox, to be carried out by its owner's next invocation (or the
+/// reconciler's). False if the pipeline has no parked effect of that id.
+#[instrument(skip(store))]
+pub async fn retry_parked<S: PipelineStore>(store: &S, pipeline: &str, effect_id: &str) -> Result<bool, HandleError> {
+    for attempt in 1..=ATTEMPTS {
+        let Some(Stored { value: state, version }) = store.load(pipeline).await? else { return Ok(false) };
+        let mut next = state.clone();
+        if !next.unpark(effect_id) {
+            return Ok(false);
+        }
+        match store.save(&Write::between(Some(&state), &next, Some(version))).await {
+            Ok(_) => return Ok(true),
+            Err(error) if error.is_contention() && attempt < ATTEMPTS => pause(attempt).await,
+            Err(error) if error.is_contention() => break,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(HandleError::Contended { pipeline: pipeline.to_owned() })
+}

@@ -14,9 +14,11 @@ use crate::contract::ports::{
     ArtifactStore, BlueGreenDeployments, BuildStarter, DeployError, DeploymentProgress, NativeDeployments,
     PipelineStore, RollingUpdates, RolloutReport,
 };
-use crate::definitions::{Definitions, DeployTarget};
+use crate::definitions::{Definitions, DeployTarget, Pipeline};
 use crate::deploy::deadline::deadline;
-use crate::pipeline::{BuildFailure, DeployFacts, Effect, Event, Execution, PendingEffect, Stage, Status};
+use crate::pipeline::{
+    BuildFailure, DeployFacts, Effect, Event, Execution, PendingEffect, PipelineState, Stage, Status,
+};
 use crate::runtime::telemetry::Chain;
 use crate::usecases::{
     AWAITING_ACTION, BuildEventOutcome, BuildStateChange, DeploymentChange, DeploymentEventOutcome,
@@ -68,172 +70,56 @@ where
     D: BlueGreenDeployments,
     E: RollingUpdates + NativeDeployments,
 {
-    let (artifacts, builds) = (&lookups.artifacts, &lookups.builds);
     let mut done = Reconciled::default();
     for pipeline in definitions.iter() {
-        if let Err(error) = flush(store, runner, &pipeline.name, now).await {
+        let look = Look { store, runner, lookups, pipeline, now, quiet_for };
+        look.pipeline(&mut done).await;
+    }
+    done
+}
+
+/// One pipeline's look: what it asks with, and when.
+struct Look<'a, S, R, A, B, D, E> {
+    store: &'a S,
+    runner: &'a R,
+    lookups: &'a Lookups<A, B, D, E>,
+    pipeline: &'a Pipeline,
+    now: DateTime<Utc>,
+    quiet_for: TimeDelta,
+}
+
+impl<S, R, A, B, D, E> Look<'_, S, R, A, B, D, E>
+where
+    S: PipelineStore,
+    R: EffectRunner,
+    A: ArtifactStore,
+    B: BuildStarter,
+    D: BlueGreenDeployments,
+    E: RollingUpdates + NativeDeployments,
+{
+    /// Carries out the pipeline's pending effects, wakes the owners of those due elsewhere, and moves on each of
+    /// its runs that an event should have moved.
+    async fn pipeline(&self, done: &mut Reconciled) {
+        let (store, pipeline) = (self.store, self.pipeline);
+        if let Err(error) = flush(store, self.runner, &pipeline.name, self.now).await {
             warn!(error = %Chain(&error), pipeline = %pipeline.name, "pending effects still pending");
             done.errors += 1;
         }
         let state = match store.load(&pipeline.name).await {
             Ok(Some(stored)) => stored.value,
-            Ok(None) => continue,
+            Ok(None) => return,
             Err(error) => {
                 warn!(error = %Chain(&error), pipeline = %pipeline.name, "pipeline not looked at");
                 done.errors += 1;
-                continue;
+                return;
             }
         };
-        let doorbells: Vec<PendingEffect> = state
-            .due_elsewhere(runner.kinds(), now)
-            .into_iter()
-            .map(|(execution_id, kinds)| {
-                let id = format!("doorbell-{execution_id}");
-                let due = EffectsDue { pipeline: pipeline.name.clone(), execution_id, kinds };
-                PendingEffect::new(id, Effect::Publish(SluiceEvent::EffectsDue(due)))
-            })
-            .collect();
-        if !doorbells.is_empty() {
-            for (rung, result) in doorbells.iter().zip(runner.run_all(&doorbells).await) {
-                match result {
-                    Ok(_) => done.doorbells += 1,
-                    Err(error) => {
-                        warn!(error = %Chain(&error), effect = %rung.effect.describe(), "owner not woken");
-                        done.errors += 1;
-                    }
-                }
-            }
-        }
+        self.ring_doorbells(&state, done).await;
         for execution in state.active() {
-            let event = match execution.status {
-                Status::Running(Stage::Approval)
-                    if execution.approval.as_ref().is_some_and(|approval| approval.expires_at <= now) =>
-                {
-                    Event::ApprovalExpired { execution_id: execution.id.clone() }
-                }
-                Status::Running(Stage::Build) => {
-                    let Some(build) = &execution.build else { continue };
-                    let Some(build_id) = &build.build_id else { continue };
-                    if now - build.started_at < quiet_for {
-                        continue;
-                    }
-                    done.builds_checked += 1;
-                    let report = match builds.build_report(build_id).await {
-                        Ok(report) => report,
-                        Err(error) => {
-                            warn!(error = %Chain(&error), build = %build_id, "build not looked up");
-                            done.errors += 1;
-                            continue;
-                        }
-                    };
-                    match report {
-                        Some(report) if report.status == "IN_PROGRESS" => continue,
-                        Some(report) => {
-                            let change = BuildStateChange {
-                                event_id: format!("reconciled:{build_id}:{}", report.status),
-                                build_id: build_id.clone(),
-                                status: report.status,
-                                current_phase: report.current_phase,
-                                failed_phase: report.failed_phase,
-                                execution_id: Some(execution.id.0.clone()),
-                                pipeline: Some(pipeline.name.clone()),
-                                artifact_location: report.artifact_location,
-                            };
-                            match record_build_event(store, runner, artifacts, &change, now).await {
-                                Ok(BuildEventOutcome::Handled(Handled::Applied)) => done.moved += 1,
-                                Ok(_) => {}
-                                Err(error) => {
-                                    warn!(error = %Chain(&error), build = %build_id, "finished build not recorded");
-                                    done.errors += 1;
-                                }
-                            }
-                            continue;
-                        }
-                        None => Event::BuildFailed {
-                            execution_id: execution.id.clone(),
-                            build_id: build_id.clone(),
-                            status: BuildFailure::Failed,
-                            phase: None,
-                            reason: format!("CodeBuild has no record of build {build_id}"),
-                        },
-                    }
-                }
-                Status::Running(Stage::Deploy) => {
-                    let Some(deploy) = &execution.deploy else { continue };
-                    // Past its deadline (a rolling update that never settles sends no event at all), the run fails,
-                    // unless the service says the deployment has ended meanwhile (its event lost).
-                    let plan = &execution.plan;
-                    let late = deadline(&plan.deploy, plan.deploy_timeout_minutes, deploy.started_at) <= now;
-                    let timed_out = || Event::DeploymentTimedOut { execution_id: execution.id.clone() };
-                    let Some(deployment_id) = &deploy.deployment_id else {
-                        if !late {
-                            continue;
-                        }
-                        let input = Input {
-                            pipeline: &pipeline.name,
-                            mode: pipeline.mode,
-                            event: &timed_out(),
-                            receipt: None,
-                            now,
-                        };
-                        if let Ok(Handled::Applied) = handle(store, runner, input).await {
-                            done.moved += 1;
-                        }
-                        continue;
-                    };
-                    // Rolled out, its AfterRollout checks (or the rollback they asked for) are effects in the
-                    // outbox, which the doorbells below carry to their owners.
-                    if !late && (deploy.rolled_out_at.is_some() || now - execution.updated_at < quiet_for) {
-                        continue;
-                    }
-                    done.deployments_checked += 1;
-                    let lost = match lost_deployment(lookups, execution, deploy, deployment_id).await {
-                        Ok(Some(lost)) => lost,
-                        Ok(None) if late => Lost::TimedOut,
-                        Ok(None) => continue,
-                        Err(error) => {
-                            warn!(error = %Chain(&error), deployment = %deployment_id, "deployment not looked up");
-                            done.errors += 1;
-                            if !late {
-                                continue;
-                            }
-                            Lost::TimedOut
-                        }
-                    };
-                    match lost {
-                        Lost::Change(change) => {
-                            match record_deployment_event(
-                                store,
-                                runner,
-                                &lookups.blue_green,
-                                &lookups.services,
-                                &change,
-                                now,
-                            )
-                            .await
-                            {
-                                Ok(DeploymentEventOutcome::Handled(Handled::Applied)) => done.moved += 1,
-                                Ok(_) => {}
-                                Err(error) => {
-                                    warn!(error = %Chain(&error), deployment = %deployment_id, "ended deployment not recorded");
-                                    done.errors += 1;
-                                }
-                            }
-                            continue;
-                        }
-                        Lost::TimedOut => timed_out(),
-                        Lost::Gone(reason) => Event::DeploymentFailed {
-                            execution_id: execution.id.clone(),
-                            deployment_id: Some(deployment_id.clone()),
-                            reason,
-                            rolled_back: false,
-                        },
-                    }
-                }
-                _ => continue,
-            };
-            let input = Input { pipeline: &pipeline.name, mode: pipeline.mode, event: &event, receipt: None, now };
-            match handle(store, runner, input).await {
+            let Some(event) = self.run(execution, done).await else { continue };
+            let input =
+                Input { pipeline: &pipeline.name, mode: pipeline.mode, event: &event, receipt: None, now: self.now };
+            match handle(store, self.runner, input).await {
                 Ok(Handled::Applied) => done.moved += 1,
                 Ok(_) => {}
                 Err(error) => {
@@ -243,7 +129,162 @@ where
             }
         }
     }
-    done
+
+    /// An `Effects Due` doorbell to the owner of each run's effects due with another function.
+    async fn ring_doorbells(&self, state: &PipelineState, done: &mut Reconciled) {
+        let doorbells: Vec<PendingEffect> = state
+            .due_elsewhere(self.runner.kinds(), self.now)
+            .into_iter()
+            .map(|(execution_id, kinds)| {
+                let id = format!("doorbell-{execution_id}");
+                let due = EffectsDue { pipeline: self.pipeline.name.clone(), execution_id, kinds };
+                PendingEffect::new(id, Effect::Publish(SluiceEvent::EffectsDue(due)))
+            })
+            .collect();
+        if doorbells.is_empty() {
+            return;
+        }
+        for (rung, result) in doorbells.iter().zip(self.runner.run_all(&doorbells).await) {
+            match result {
+                Ok(_) => done.doorbells += 1,
+                Err(error) => {
+                    warn!(error = %Chain(&error), effect = %rung.effect.describe(), "owner not woken");
+                    done.errors += 1;
+                }
+            }
+        }
+    }
+
+    /// The event that moves `execution` on, if one should have: an approval past its deadline, a build or a
+    /// deployment that ended or is gone (recorded here when its own event can be), a deployment past its deadline.
+    async fn run(&self, execution: &Execution, done: &mut Reconciled) -> Option<Event> {
+        match execution.status {
+            Status::Running(Stage::Approval)
+                if execution.approval.as_ref().is_some_and(|approval| approval.expires_at <= self.now) =>
+            {
+                Some(Event::ApprovalExpired { execution_id: execution.id.clone() })
+            }
+            Status::Running(Stage::Build) => self.build(execution, done).await,
+            Status::Running(Stage::Deploy) => self.deployment(execution, done).await,
+            _ => None,
+        }
+    }
+
+    /// A build quiet for long: recorded as its event would have been once it ended, failed when CodeBuild has no
+    /// record of it.
+    async fn build(&self, execution: &Execution, done: &mut Reconciled) -> Option<Event> {
+        let build = execution.build.as_ref()?;
+        let build_id = build.build_id.as_ref()?;
+        if self.now - build.started_at < self.quiet_for {
+            return None;
+        }
+        done.builds_checked += 1;
+        let report = match self.lookups.builds.build_report(build_id).await {
+            Ok(report) => report,
+            Err(error) => {
+                warn!(error = %Chain(&error), build = %build_id, "build not looked up");
+                done.errors += 1;
+                return None;
+            }
+        };
+        let Some(report) = report else {
+            return Some(Event::BuildFailed {
+                execution_id: execution.id.clone(),
+                build_id: build_id.clone(),
+                status: BuildFailure::Failed,
+                phase: None,
+                reason: format!("CodeBuild has no record of build {build_id}"),
+            });
+        };
+        if report.status == "IN_PROGRESS" {
+            return None;
+        }
+        let change = BuildStateChange {
+            event_id: format!("reconciled:{build_id}:{}", report.status),
+            build_id: build_id.clone(),
+            status: report.status,
+            current_phase: report.current_phase,
+            failed_phase: report.failed_phase,
+            execution_id: Some(execution.id.0.clone()),
+            pipeline: Some(self.pipeline.name.clone()),
+            artifact_location: report.artifact_location,
+        };
+        match record_build_event(self.store, self.runner, &self.lookups.artifacts, &change, self.now).await {
+            Ok(BuildEventOutcome::Handled(Handled::Applied)) => done.moved += 1,
+            Ok(_) => {}
+            Err(error) => {
+                warn!(error = %Chain(&error), build = %build_id, "finished build not recorded");
+                done.errors += 1;
+            }
+        }
+        None
+    }
+
+    /// A deployment quiet for long or past its deadline: recorded as its event would have been once it ended,
+    /// failed when its service has no record of it, timed out past its deadline (unless the service says it ended
+    /// meanwhile, its event lost: a rolling update that never settles sends no event at all).
+    async fn deployment(&self, execution: &Execution, done: &mut Reconciled) -> Option<Event> {
+        let deploy = execution.deploy.as_ref()?;
+        let plan = &execution.plan;
+        let late = deadline(&plan.deploy, plan.deploy_timeout_minutes, deploy.started_at) <= self.now;
+        let timed_out = || Event::DeploymentTimedOut { execution_id: execution.id.clone() };
+        let Some(deployment_id) = &deploy.deployment_id else {
+            if late {
+                let (pipeline, event) = (self.pipeline, timed_out());
+                let input = Input {
+                    pipeline: &pipeline.name,
+                    mode: pipeline.mode,
+                    event: &event,
+                    receipt: None,
+                    now: self.now,
+                };
+                if let Ok(Handled::Applied) = handle(self.store, self.runner, input).await {
+                    done.moved += 1;
+                }
+            }
+            return None;
+        };
+        // Rolled out, its AfterRollout checks (or the rollback they asked for) are effects in the outbox, which the
+        // doorbells carry to their owners.
+        if !late && (deploy.rolled_out_at.is_some() || self.now - execution.updated_at < self.quiet_for) {
+            return None;
+        }
+        done.deployments_checked += 1;
+        let lost = match lost_deployment(self.lookups, execution, deploy, deployment_id).await {
+            Ok(Some(lost)) => lost,
+            Ok(None) if late => Lost::TimedOut,
+            Ok(None) => return None,
+            Err(error) => {
+                warn!(error = %Chain(&error), deployment = %deployment_id, "deployment not looked up");
+                done.errors += 1;
+                if !late {
+                    return None;
+                }
+                Lost::TimedOut
+            }
+        };
+        match lost {
+            Lost::Change(change) => {
+                let (blue_green, services) = (&self.lookups.blue_green, &self.lookups.services);
+                match record_deployment_event(self.store, self.runner, blue_green, services, &change, self.now).await {
+                    Ok(DeploymentEventOutcome::Handled(Handled::Applied)) => done.moved += 1,
+                    Ok(_) => {}
+                    Err(error) => {
+                        warn!(error = %Chain(&error), deployment = %deployment_id, "ended deployment not recorded");
+                        done.errors += 1;
+                    }
+                }
+                None
+            }
+            Lost::TimedOut => Some(timed_out()),
+            Lost::Gone(reason) => Some(Event::DeploymentFailed {
+                execution_id: execution.id.clone(),
+                deployment_id: Some(deployment_id.clone()),
+                reason,
+                rolled_back: false,
+            }),
+        }
+    }
 }
 
 /// What became of a deployment whose end no event told.

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::{EffectRunner, HandleError, Handled, Input, handle};
 use crate::contract::ports::{DefinitionsStore, PipelineStore, StoreError};
-use crate::definitions::Definitions;
+use crate::definitions::{Definitions, Pipeline};
 use crate::pipeline::{Event, Execution, ExecutionId, Plan, SourceFacts, Status, TransitionError, short_commit};
 
 /// How many runs back `rollback` and `rerun` look.
@@ -84,7 +84,43 @@ where
     S: PipelineStore + DefinitionsStore,
     R: EffectRunner,
 {
-    let (earlier, redeploy, why) = match order {
+    let (earlier, redeploy, why) = earlier_run(store, order, by).await?;
+    let published = store.current().await?.ok_or(OrderError::NoDefinitions)?;
+    let definitions = Definitions::parse("the published definitions", &published.text)
+        .map_err(|_| OrderError::UnknownPipeline(earlier.pipeline.clone()))?;
+    let pipeline =
+        definitions.get(&earlier.pipeline).ok_or_else(|| OrderError::UnknownPipeline(earlier.pipeline.clone()))?;
+    let state = store.load(&pipeline.name).await?;
+    let next = state.as_ref().map_or(1, |stored| stored.value.next_seq);
+    let kind = if redeploy { "redeploy" } else { "rerun" };
+    let execution_id = ExecutionId(format!("{}-{kind}-{next}", pipeline.name));
+    let event = ordered_event(pipeline, &earlier, &execution_id, (redeploy, why), by)?;
+    let input = Input { pipeline: &pipeline.name, mode: pipeline.mode, event: &event, receipt: None, now };
+    match handle(store, runner, input).await? {
+        Handled::Refused(error) => return Err(OrderError::Refused(error)),
+        Handled::Applied | Handled::Skipped { .. } | Handled::Ignored(_) | Handled::Duplicate { .. } => {}
+    }
+    let ordered =
+        store.execution(&execution_id).await?.ok_or_else(|| OrderError::UnknownRun(execution_id.0.clone()))?;
+    Ok(Ordered {
+        execution_id,
+        pipeline: pipeline.name.clone(),
+        of: earlier.id,
+        commit: earlier.source.commit,
+        redeploys: redeploy,
+        status: ordered.status,
+        reason: ordered.reason,
+    })
+}
+
+/// The earlier run an order is of, whether it is deployed again (its build) or built again, and why, as the run will
+/// say.
+async fn earlier_run<S: PipelineStore>(
+    store: &S,
+    order: Order<'_>,
+    by: &str,
+) -> Result<(Execution, bool, String), OrderError> {
+    Ok(match order {
         Order::RollbackTo { pipeline, to } => {
             let earlier = match to {
                 Some(to) => {
@@ -126,60 +162,46 @@ where
             let why = format!("rerun of commit {} by {by}", short_commit(&earlier.source.commit));
             (earlier, false, why)
         }
-    };
-    let published = store.current().await?.ok_or(OrderError::NoDefinitions)?;
-    let definitions = Definitions::parse("the published definitions", &published.text)
-        .map_err(|_| OrderError::UnknownPipeline(earlier.pipeline.clone()))?;
-    let pipeline =
-        definitions.get(&earlier.pipeline).ok_or_else(|| OrderError::UnknownPipeline(earlier.pipeline.clone()))?;
-    let state = store.load(&pipeline.name).await?;
-    let next = state.as_ref().map_or(1, |stored| stored.value.next_seq);
-    let kind = if redeploy { "redeploy" } else { "rerun" };
-    let execution_id = ExecutionId(format!("{}-{kind}-{next}", pipeline.name));
+    })
+}
+
+/// The event that starts the ordered run, pure: the earlier run's build deployed again, or its commit built again
+/// by the operator.
+fn ordered_event(
+    pipeline: &Pipeline,
+    earlier: &Execution,
+    execution_id: &ExecutionId,
+    (redeploy, why): (bool, String),
+    by: &str,
+) -> Result<Event, OrderError> {
     // An operator's order is not a push: how the push was ordered against its ref's head is the earlier run's.
     let mut source = SourceFacts { compared: None, ..earlier.source.clone() };
-    let event = if redeploy {
+    if redeploy {
         let build = earlier
             .build
             .clone()
             .ok_or_else(|| OrderError::NotSucceeded { run: earlier.id.clone(), status: earlier.status })?;
-        Event::Redeployed {
+        Ok(Event::Redeployed {
             execution_id: execution_id.clone(),
             source,
             plan: Box::new(Plan::from(pipeline)),
             mode: pipeline.mode,
             build,
             ordered: why,
-        }
+        })
     } else {
         // A new build of the same commit, by the operator. A commit its ref has moved past is skipped: sluice never
         // deploys backwards by rebuilding (a rollback deploys an earlier build).
         source.pusher = by.to_owned();
         source.delivery_id = execution_id.0.clone();
-        Event::Triggered {
+        Ok(Event::Triggered {
             execution_id: execution_id.clone(),
             source,
             plan: Box::new(Plan::from(pipeline)),
             mode: pipeline.mode,
             ordered: Some(why),
-        }
-    };
-    let input = Input { pipeline: &pipeline.name, mode: pipeline.mode, event: &event, receipt: None, now };
-    match handle(store, runner, input).await? {
-        Handled::Refused(error) => return Err(OrderError::Refused(error)),
-        Handled::Applied | Handled::Skipped { .. } | Handled::Ignored(_) | Handled::Duplicate { .. } => {}
+        })
     }
-    let ordered =
-        store.execution(&execution_id).await?.ok_or_else(|| OrderError::UnknownRun(execution_id.0.clone()))?;
-    Ok(Ordered {
-        execution_id,
-        pipeline: pipeline.name.clone(),
-        of: earlier.id,
-        commit: earlier.source.commit,
-        redeploys: redeploy,
-        status: ordered.status,
-        reason: ordered.reason,
-    })
 }
 
 async fn run<S: PipelineStore>(store: &S, id: &str) -> Result<Execution, OrderError> {

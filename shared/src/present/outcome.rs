@@ -9,11 +9,20 @@ use super::text::{percent, ref_label, span, subject_line};
 use crate::contract::ports::TopicMessage;
 use crate::pipeline::{ApprovalDecision, ApprovalFacts, ExecutionId, OutcomeReport, PauseFacts, Stage, Status};
 
-/// The notification that `execution` ended as `report` says.
+/// The notification that `execution` ended as `report` says: an email's text, and the same facts as JSON.
 pub fn outcome_message(execution: &ExecutionId, report: &OutcomeReport, region: &str) -> TopicMessage {
     let short: String = report.commit.chars().take(7).collect();
     let words = outcome_words(report.outcome);
     let subject = subject_line(&format!("sluice: {} {short} {words}", report.pipeline));
+    let mut text = outcome_facts(execution, report);
+    text.push_str(&outcome_times(report));
+    let facts = outcome_json(execution, report, region);
+    let message = json!({ "default": facts.to_string(), "email": text }).to_string();
+    TopicMessage { subject, text, message }
+}
+
+/// The email's head: what happened, the commit, the build and the deployment, and why it ended so.
+fn outcome_facts(execution: &ExecutionId, report: &OutcomeReport) -> String {
     let mut text = format!("{}\n\n", headline(report));
     let mut line = |label: &str, value: &str| {
         if !value.is_empty() {
@@ -42,6 +51,12 @@ pub fn outcome_message(execution: &ExecutionId, report: &OutcomeReport, region: 
     if let Some(rolled_back) = rolled_back(report) {
         text.push_str(&format!("Rolled back: {rolled_back}\n"));
     }
+    text
+}
+
+/// The email's tail: each stage's time, the hooks' checks, the pauses and who decided them.
+fn outcome_times(report: &OutcomeReport) -> String {
+    let mut text = String::new();
     text.push_str("\nStages:\n");
     for stage in &report.stages {
         let took = stage.finished_at.map_or_else(|| "did not finish".to_owned(), |end| span(end - stage.started_at));
@@ -77,7 +92,12 @@ pub fn outcome_message(execution: &ExecutionId, report: &OutcomeReport, region: 
             ));
         }
     }
-    let facts = json!({
+    text
+}
+
+/// The facts of the email as JSON, for subscribers other than email.
+fn outcome_json(execution: &ExecutionId, report: &OutcomeReport, region: &str) -> serde_json::Value {
+    json!({
         "region": region,
         "outcome": {
             "pipelineName": report.pipeline,
@@ -124,9 +144,7 @@ pub fn outcome_message(execution: &ExecutionId, report: &OutcomeReport, region: 
             "started": report.started_at.to_rfc3339(),
             "finished": report.finished_at.to_rfc3339(),
         }
-    });
-    let message = json!({ "default": facts.to_string(), "email": text }).to_string();
-    TopicMessage { subject, text, message }
+    })
 }
 
 /// `succeeded`, `rolled back`, ...: the outcome as a subject says it.

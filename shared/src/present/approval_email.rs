@@ -76,7 +76,20 @@ pub fn approval_email(
          It decides once, and expires with the request. Anyone with the link can decide: do not forward this email.\n",
         links.review
     ));
-    let facts = json!({
+    let facts = approval_json(execution, notice, expires_at, links);
+    let message = json!({ "default": facts.to_string(), "email": text }).to_string();
+    TopicMessage { subject, text, message }
+}
+
+/// The request's facts as JSON, for subscribers other than email (no token: the review URL is the function's).
+fn approval_json(
+    execution: &ExecutionId,
+    notice: &ApprovalNotice,
+    expires_at: DateTime<Utc>,
+    links: Links<'_>,
+) -> serde_json::Value {
+    let first_line = notice.message.lines().next().unwrap_or("").trim();
+    let mut facts = json!({
         "region": links.region,
         "approval": {
             "pipelineName": notice.pipeline,
@@ -94,7 +107,6 @@ pub fn approval_email(
             "reviewUrl": links.base,
         }
     });
-    let mut facts = facts;
     if let Some(pause) = &notice.pause {
         facts["approval"]["pause"] = json!({
             "stage": pause.stage,
@@ -104,8 +116,7 @@ pub fn approval_email(
             "checks": pause.checks,
         });
     }
-    let message = json!({ "default": facts.to_string(), "email": text }).to_string();
-    TopicMessage { subject, text, message }
+    facts
 }
 
 #[cfg(test)]

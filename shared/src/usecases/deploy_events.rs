@@ -220,76 +220,26 @@ where
         return Ok(DeploymentEventOutcome::NotOurs("a deployment state sluice does not act on"));
     }
     let owned = match &change.change {
-        DeploymentChange::EcsHook { also, .. } => {
-            let mut found = None;
-            for id in std::iter::once(deployment_id).chain(also.iter().map(String::as_str)).filter(|id| !id.is_empty())
-            {
-                if let Some(link) = store.find(id).await.map_err(HandleError::from)? {
-                    found = Some((link.pipeline, link.execution));
-                    break;
-                }
-            }
-            match found {
-                Some(found) => Some(found),
-                None => return Ok(DeploymentEventOutcome::UnknownPause),
-            }
-        }
+        DeploymentChange::EcsHook { also, .. } => match paused_run(store, deployment_id, also).await? {
+            Some(found) => Some(found),
+            None => return Ok(DeploymentEventOutcome::UnknownPause),
+        },
         _ => owner(store, blue_green, deployment_id, is_blue_green).await?,
     };
     let Some((pipeline, execution_id)) = owned else {
         return Ok(DeploymentEventOutcome::NotOurs("not a deployment sluice started"));
     };
-    let ended = |state, message, rolled_back, service| Ended { state, message, rolled_back, service };
     let event = match &change.change {
         DeploymentChange::EcsHook { .. } => match paused(store, native, &execution_id).await? {
             Some(event) => event,
             None => return Ok(DeploymentEventOutcome::NotOurs("no pause of the run's deployment awaits action")),
         },
-        DeploymentChange::CodeDeploy { state } if state == "SUCCESS" => {
-            outcome(&execution_id, deployment_id, &ended(DeploymentState::Succeeded, None, false, "CodeDeploy"))
-        }
         DeploymentChange::CodeDeploy { state } => {
-            // The event says only that it failed or stopped: CodeDeploy's own record says why, and whether traffic
-            // went back.
-            let state = if state == "STOP" { DeploymentState::Stopped } else { DeploymentState::Failed };
-            let lookup = |source| DeploymentEventError::Lookup { deployment_id: deployment_id.to_owned(), source };
-            let found = blue_green.report(deployment_id).await.map_err(lookup)?;
-            let message = found.as_ref().and_then(|found| found.message.as_deref());
-            let rolled_back = found.as_ref().is_some_and(|found| found.rolled_back);
-            let said = outcome(&execution_id, deployment_id, &ended(state, message, rolled_back, "CodeDeploy"));
-            match state {
-                DeploymentState::Stopped => superseded(store, deployment_id, said).await?,
-                _ => said,
-            }
+            codedeploy_ended(store, blue_green, (&execution_id, deployment_id), state).await?
         }
         DeploymentChange::Ecs { event_name, reason } => {
-            let succeeded = event_name == "SERVICE_DEPLOYMENT_COMPLETED";
-            let state = if succeeded { DeploymentState::Succeeded } else { DeploymentState::Failed };
-            let run = store.execution(&execution_id).await.map_err(HandleError::from)?;
-            let service_deployment = run.as_ref().and_then(|run| run.deploy.as_ref()?.service_deployment.clone());
-            let (rolled_back, message) = match run.as_ref().map(|run| &run.plan.deploy) {
-                _ if succeeded => (false, reason.clone()),
-                Some(DeployTarget::Rolling(rolling)) => {
-                    (rolling.circuit_breaker.enable && rolling.circuit_breaker.rollback, reason.clone())
-                }
-                Some(DeployTarget::EcsNative(_)) => {
-                    // The event says only that it failed: ECS's record of the service deployment says why.
-                    let report = match &service_deployment {
-                        Some(arn) => native
-                            .describe(arn)
-                            .await
-                            .map_err(|source| DeploymentEventError::Lookup { deployment_id: arn.clone(), source })?,
-                        None => None,
-                    };
-                    crate::deploy::native_failure(report.as_ref(), reason.as_deref())
-                }
-                _ => (false, reason.clone()),
-            };
-            let said = outcome(&execution_id, deployment_id, &ended(state, message.as_deref(), rolled_back, "ECS"));
-            match service_deployment {
-                Some(arn) if !succeeded => superseded(store, &arn, said).await?,
-                _ => said,
-            }
+            let ecs = (event_name.as_str(), reason.as_deref());
+            ecs_ended(store, native, (&execution_id, deployment_id), ecs).await?
         }
     };
     let answer = json!({ "execution_id": execution_id, "deployment_id": deployment_id });
@@ -303,6 +253,84 @@ where
     let handled = handle(store, runner, input).await?;
     info!(?handled, event = event.name(), "deployment event recorded");
     Ok(DeploymentEventOutcome::Handled(handled))
+}
+
+/// The run whose deployment an "ECS Hook State Change" names, by any of the ids it carries.
+async fn paused_run<S: PipelineStore>(
+    store: &S,
+    deployment_id: &str,
+    also: &[String],
+) -> Result<Option<(String, ExecutionId)>, DeploymentEventError> {
+    for id in std::iter::once(deployment_id).chain(also.iter().map(String::as_str)).filter(|id| !id.is_empty()) {
+        if let Some(link) = store.find(id).await.map_err(HandleError::from)? {
+            return Ok(Some((link.pipeline, link.execution)));
+        }
+    }
+    Ok(None)
+}
+
+/// The event of a CodeDeploy deployment that ended in `state`: the event says only that it failed or stopped, so
+/// CodeDeploy's own record says why, and whether traffic went back; a stopped one may have made way for another run.
+async fn codedeploy_ended<S: PipelineStore, B: BlueGreenDeployments>(
+    store: &S,
+    blue_green: &B,
+    (execution_id, deployment_id): (&ExecutionId, &str),
+    state: &str,
+) -> Result<Event, DeploymentEventError> {
+    if state == "SUCCESS" {
+        let ended =
+            Ended { state: DeploymentState::Succeeded, message: None, rolled_back: false, service: "CodeDeploy" };
+        return Ok(outcome(execution_id, deployment_id, &ended));
+    }
+    let state = if state == "STOP" { DeploymentState::Stopped } else { DeploymentState::Failed };
+    let lookup = |source| DeploymentEventError::Lookup { deployment_id: deployment_id.to_owned(), source };
+    let found = blue_green.report(deployment_id).await.map_err(lookup)?;
+    let message = found.as_ref().and_then(|found| found.message.as_deref());
+    let rolled_back = found.as_ref().is_some_and(|found| found.rolled_back);
+    let said = outcome(execution_id, deployment_id, &Ended { state, message, rolled_back, service: "CodeDeploy" });
+    match state {
+        DeploymentState::Stopped => superseded(store, deployment_id, said).await,
+        _ => Ok(said),
+    }
+}
+
+/// The event of an ECS deployment that ended as `event_name` says: whether it rolled back is the rolling update's
+/// circuit breaker's, or (ECS-native) what ECS's record of the service deployment says; a failed one may have made
+/// way for another run.
+async fn ecs_ended<S: PipelineStore, N: NativeDeployments>(
+    store: &S,
+    native: &N,
+    (execution_id, deployment_id): (&ExecutionId, &str),
+    (event_name, reason): (&str, Option<&str>),
+) -> Result<Event, DeploymentEventError> {
+    let succeeded = event_name == "SERVICE_DEPLOYMENT_COMPLETED";
+    let state = if succeeded { DeploymentState::Succeeded } else { DeploymentState::Failed };
+    let run = store.execution(execution_id).await.map_err(HandleError::from)?;
+    let service_deployment = run.as_ref().and_then(|run| run.deploy.as_ref()?.service_deployment.clone());
+    let (rolled_back, message) = match run.as_ref().map(|run| &run.plan.deploy) {
+        _ if succeeded => (false, reason.map(str::to_owned)),
+        Some(DeployTarget::Rolling(rolling)) => {
+            (rolling.circuit_breaker.enable && rolling.circuit_breaker.rollback, reason.map(str::to_owned))
+        }
+        Some(DeployTarget::EcsNative(_)) => {
+            // The event says only that it failed: ECS's record of the service deployment says why.
+            let report = match &service_deployment {
+                Some(arn) => native
+                    .describe(arn)
+                    .await
+                    .map_err(|source| DeploymentEventError::Lookup { deployment_id: arn.clone(), source })?,
+                None => None,
+            };
+            crate::deploy::native_failure(report.as_ref(), reason)
+        }
+        _ => (false, reason.map(str::to_owned)),
+    };
+    let ended = Ended { state, message: message.as_deref(), rolled_back, service: "ECS" };
+    let said = outcome(execution_id, deployment_id, &ended);
+    match service_deployment {
+        Some(arn) if !succeeded => superseded(store, &arn, said).await,
+        _ => Ok(said),
+    }
 }
 
 /// Asks ECS about the service deployment of every run deploying ECS-natively, and records the pauses that await

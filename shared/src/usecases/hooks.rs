@@ -18,7 +18,7 @@ use crate::contract::ports::{
 };
 use crate::definitions::Check;
 use crate::deploy::{CheckRun, StageProgress, StageVerdict, judge, stage_verdict, summary};
-use crate::pipeline::{Effect, EffectKind, Event, HookStatus, Stage, Status};
+use crate::pipeline::{Effect, EffectKind, Event, Execution, HookStatus, Stage, Status};
 use crate::runtime::telemetry::Chain;
 use crate::usecases::deploy_events::owner;
 use crate::usecases::{DeploymentEventError, EffectError, EffectRunner, HandleError, Handled, Input, handle};
@@ -159,6 +159,48 @@ async fn run_checks<C: HttpProbe>(probe: &C, checks: &[(usize, &Check)], budget:
     futures_util::future::join_all(runs).await
 }
 
+/// The lifecycle event of `deployment_id` that waits for a hook, as CodeDeploy shows it: asked a few times, since
+/// CodeDeploy may call the hook before it shows the event waiting.
+async fn waiting_event<H: LifecycleHooks>(hooks: &H, deployment_id: &str) -> Result<Option<String>, DeployError> {
+    let mut lifecycle_event = None;
+    for attempt in 1..=WAITING_EVENT_TRIES {
+        lifecycle_event = hooks.waiting_event(deployment_id).await?;
+        if lifecycle_event.is_some() || attempt == WAITING_EVENT_TRIES {
+            break;
+        }
+        tokio::time::sleep(WAITING_EVENT_PAUSE).await;
+    }
+    Ok(lifecycle_event)
+}
+
+/// Runs `run`'s checks at `lifecycle_event` (within `budget`): the event, whether they passed, and what they said.
+/// Without a known event, or with the run not deploying, nothing runs and the hook fails, saying why.
+async fn hook_checks<C: HttpProbe>(
+    probe: &C,
+    run: &Execution,
+    lifecycle_event: Option<String>,
+    budget: Duration,
+) -> (String, bool, String) {
+    match lifecycle_event {
+        None => (
+            "unknown".to_owned(),
+            false,
+            "CodeDeploy showed no lifecycle event waiting for a hook, so sluice could not tell which checks to run"
+                .to_owned(),
+        ),
+        Some(event) if run.status != Status::Running(Stage::Deploy) => {
+            (event, false, format!("the run is {}, not deploying", run.status))
+        }
+        Some(event) => {
+            let checks = checks_at(&run.plan.deploy, &event);
+            let runs = run_checks(probe, &checks, budget).await;
+            let passed = runs.iter().all(|run| run.passed);
+            let only: Vec<&Check> = checks.iter().map(|(_, check)| *check).collect();
+            (event, passed, summary(&only, &runs))
+        }
+    }
+}
+
 /// Answers one hook call. `budget` is how long the checks may take: the function's time left, less a margin to
 /// record and report.
 #[instrument(skip_all, fields(deployment = %call.deployment_id, hook = %call.hook_execution_id))]
@@ -202,33 +244,9 @@ where
         answer(status).await?;
         return Ok(HookOutcome::Repeated(status));
     }
-    let mut lifecycle_event = None;
-    for attempt in 1..=WAITING_EVENT_TRIES {
-        lifecycle_event = hooks.waiting_event(deployment_id).await.map_err(failed)?;
-        if lifecycle_event.is_some() || attempt == WAITING_EVENT_TRIES {
-            break;
-        }
-        tokio::time::sleep(WAITING_EVENT_PAUSE).await;
-    }
+    let lifecycle_event = waiting_event(hooks, deployment_id).await.map_err(failed)?;
     let started = tokio::time::Instant::now();
-    let (lifecycle_event, passed, detail) = match lifecycle_event {
-        None => (
-            "unknown".to_owned(),
-            false,
-            "CodeDeploy showed no lifecycle event waiting for a hook, so sluice could not tell which checks to run"
-                .to_owned(),
-        ),
-        Some(event) if run.status != Status::Running(Stage::Deploy) => {
-            (event, false, format!("the run is {}, not deploying", run.status))
-        }
-        Some(event) => {
-            let checks = checks_at(&run.plan.deploy, &event);
-            let runs = run_checks(probe, &checks, budget).await;
-            let passed = runs.iter().all(|run| run.passed);
-            let only: Vec<&Check> = checks.iter().map(|(_, check)| *check).collect();
-            (event, passed, summary(&only, &runs))
-        }
-    };
+    let (lifecycle_event, passed, detail) = hook_checks(probe, &run, lifecycle_event, budget).await;
     let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     info!(lifecycle_event, passed, %detail, millis, "hook checks done");
     let event = Event::HookCompleted {

@@ -18,7 +18,7 @@ use crate::contract::ports::{
 };
 use crate::definitions::Check;
 use crate::deploy::{CheckRun, StageProgress, StageVerdict, judge, stage_verdict, summary};
-use crate::pipeline::{Effect, EffectKind, Event, Execution, HookStatus, Stage, Status};
+use crate::pipeline::{DeployFacts, Effect, EffectKind, Event, Execution, HookStatus, Stage, Status};
 use crate::runtime::telemetry::Chain;
 use crate::usecases::deploy_events::owner;
 use crate::usecases::{DeploymentEventError, EffectError, EffectRunner, HandleError, Handled, Input, handle};
@@ -306,6 +306,58 @@ pub enum StageAnswer {
 const UNLINKED_DELAY_SECS: u64 = 5;
 const UNLINKED_TRIES: u32 = 12;
 
+/// Whether the stage is a rollback's: ECS runs the traffic-shift hooks again while it rolls back (traffic going back
+/// to the old revision, for an alarm or the circuit breaker too), and so is a run that has failed a stage, been
+/// rolled back at a pause or by an operator, or ended. Its checks would test the way back, and the rollback must not
+/// be held up. When ECS cannot be asked, it is not.
+async fn rolls_back<N: NativeDeployments>(native: &N, call: &StageCall, run: &Execution, now: DateTime<Utc>) -> bool {
+    let ecs_rolls_back = match native.describe(&call.service_deployment).await {
+        Ok(Some(report)) => report.rolled_back || report.status.starts_with("ROLLBACK_"),
+        Ok(None) => false,
+        Err(error) => {
+            warn!(error = %Chain(&error), "ECS could not say whether the deployment rolls back; running the checks");
+            false
+        }
+    };
+    let rolls_back =
+        ecs_rolls_back || run.deploy.as_ref().is_some_and(|d| d.rolling_back(now)) || run.status.is_finished();
+    if rolls_back {
+        info!(status = %run.status, ecs_rolls_back, "a rollback's hook; answering SUCCEEDED");
+    }
+    rolls_back
+}
+
+/// The checks' progress so far in this evaluation of the stage; progress whose evaluation was recorded (or none) is
+/// stale, and a new evaluation starts.
+fn evaluation_progress(call: &StageCall, deploy: Option<&DeployFacts>) -> StageProgress {
+    let recorded = |id: &str| deploy.is_some_and(|d| d.hooks.iter().any(|hook| hook.hook_execution_id == id));
+    match &call.progress.evaluation {
+        Some(evaluation) if !recorded(evaluation) => call.progress.clone(),
+        _ => StageProgress {
+            evaluation: Some(format!("{}:{:016x}", call.stage, fastrand::u64(..))),
+            unlinked: call.progress.unlinked,
+            ..StageProgress::default()
+        },
+    }
+}
+
+/// One attempt of each check still to pass in this evaluation, run together: ECS calls again for the next, after
+/// the check's interval.
+async fn attempt_round<C: HttpProbe>(
+    probe: &C,
+    checks: &[(usize, &Check)],
+    progress: &StageProgress,
+    budget: Duration,
+) -> Vec<CheckRun> {
+    let due: Vec<(usize, Check)> = checks
+        .iter()
+        .filter(|(number, _)| !progress.passed.contains_key(number))
+        .map(|(number, check)| (*number, Check { retries: 0, ..(*check).clone() }))
+        .collect();
+    let numbered: Vec<(usize, &Check)> = due.iter().map(|(number, check)| (*number, check)).collect();
+    run_checks(probe, &numbered, budget).await
+}
+
 /// Answers one ECS lifecycle hook invocation: runs one attempt of each of the stage's checks that has not passed
 /// yet in this evaluation, and answers SUCCEEDED or FAILED (recording the result on the run), or IN_PROGRESS when a
 /// check has retries left, never waiting between tries itself. Nothing is answered from an earlier result: every
@@ -345,19 +397,7 @@ where
         return Ok(StageAnswer::Failed);
     };
     let deploy = run.deploy.as_ref();
-    // ECS runs the traffic-shift hooks again while it rolls back (traffic going back to the old revision, for an
-    // alarm or the circuit breaker too): so is a run that has failed a stage, been rolled back at a pause or by an
-    // operator, or ended. Its checks would test the way back, and the rollback must not be held up.
-    let ecs_rolls_back = match native.describe(&call.service_deployment).await {
-        Ok(Some(report)) => report.rolled_back || report.status.starts_with("ROLLBACK_"),
-        Ok(None) => false,
-        Err(error) => {
-            warn!(error = %Chain(&error), "ECS could not say whether the deployment rolls back; running the checks");
-            false
-        }
-    };
-    if ecs_rolls_back || deploy.is_some_and(|d| d.rolling_back(now)) || run.status.is_finished() {
-        info!(status = %run.status, ecs_rolls_back, "a rollback's hook; answering SUCCEEDED");
+    if rolls_back(native, call, &run, now).await {
         return Ok(StageAnswer::Succeeded);
     }
     if !crate::definitions::ECS_STAGES.contains(&call.stage.as_str()) {
@@ -369,26 +409,10 @@ where
         info!("no checks at this stage; answering SUCCEEDED");
         return Ok(StageAnswer::Succeeded);
     }
-    // The checks' progress so far in this evaluation; progress whose evaluation was recorded (or none) is stale.
-    let recorded = |id: &str| deploy.is_some_and(|d| d.hooks.iter().any(|hook| hook.hook_execution_id == id));
-    let progress = match &call.progress.evaluation {
-        Some(evaluation) if !recorded(evaluation) => call.progress.clone(),
-        _ => StageProgress {
-            evaluation: Some(format!("{}:{:016x}", call.stage, fastrand::u64(..))),
-            unlinked: call.progress.unlinked,
-            ..StageProgress::default()
-        },
-    };
+    let progress = evaluation_progress(call, deploy);
     let evaluation = progress.evaluation.clone().unwrap_or_default();
     let started = tokio::time::Instant::now();
-    // One attempt of each check still to pass: ECS calls again for the next, after the check's interval.
-    let due: Vec<(usize, Check)> = checks
-        .iter()
-        .filter(|(number, _)| !progress.passed.contains_key(number))
-        .map(|(number, check)| (*number, Check { retries: 0, ..(*check).clone() }))
-        .collect();
-    let numbered: Vec<(usize, &Check)> = due.iter().map(|(number, check)| (*number, check)).collect();
-    let round = run_checks(probe, &numbered, budget).await;
+    let round = attempt_round(probe, &checks, &progress, budget).await;
     let (passed, detail) = match stage_verdict(&checks, progress, &round) {
         StageVerdict::Retry { delay_secs, progress } => {
             info!(delay_secs, "a check failed with retries left; asking ECS to call again");

@@ -14,7 +14,7 @@ use crate::contract::ports::{
     ArtifactError, ArtifactStore, BlueGreenDeployments, DeployError, EventPublisher, NativeDeployments, RollingUpdates,
     Supersessions, TaskDefinitionRegistry,
 };
-use crate::definitions::{DeployTarget, EcsNative};
+use crate::definitions::{BlueGreen, DeployTarget, EcsNative, Rolling};
 use crate::deploy::{self, RenderError};
 use crate::pipeline::{Effect, EffectKind, Event, ExecutionId};
 use crate::usecases::{EffectError, EffectRunner, artifact_location};
@@ -214,97 +214,124 @@ where
     }
 
     async fn start(&self, start: &Start<'_>) -> Result<Started, NotStarted> {
-        let Start { id, execution_id, target, image_uri, artifacts, .. } = *start;
-        let image_uri = image_uri.ok_or_else(|| NotStarted::Fail("the build left no image to deploy".into()))?;
-        match target {
-            DeployTarget::BlueGreen(blue_green) => {
-                let marker = deploy::effect_marker(id);
-                let found =
-                    self.blue_green.find(&blue_green.application, &blue_green.deployment_group, &marker).await?;
-                if let Some(deployment_id) = found {
-                    // Its first attempt registered the task definition, tagged with the effect: the run records it.
-                    let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
-                    let (_, task_definition) = self.registered(id, &text, image_uri, target).await?;
-                    return Ok(Started {
-                        deployment_id,
-                        service_deployment: None,
-                        task_definition,
-                        previous_task_definition: None,
-                    });
-                }
-                let hook_events = deploy::hook_events(target);
-                let hooks_function = match (&self.hooks_function, hook_events.is_empty()) {
-                    (Some(function), _) => function.as_str(),
-                    (None, true) => "",
-                    (None, false) => {
-                        return Err(NotStarted::Fail(format!(
-                            "the pipeline runs checks at {} but the deployer knows no hooks function \
-                             (SLUICE_HOOKS_FUNCTION) for CodeDeploy to invoke",
-                            hook_events.join(", ")
-                        )));
-                    }
-                };
-                let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
-                deploy::task_definition(&text, image_uri, target.container(), target.allows_host())?;
-                let appspec = self.read(artifacts, deploy::APPSPEC_FILE).await?;
-                // Checked before registering, so that an AppSpec that cannot be used registers nothing.
-                deploy::appspec(&appspec, "arn:aws:ecs:::task-definition/check:1", hooks_function, &hook_events)?;
-                let arn = self.register(id, &text, image_uri, target).await?;
-                let appspec = deploy::appspec(&appspec, &arn, hooks_function, &hook_events)?;
-                let description = deploy::description(&execution_id.0, id);
-                let request = deploy::blue_green(blue_green, appspec, description);
-                let deployment_id = match self.blue_green.create(&request).await {
-                    Ok(deployment_id) => deployment_id,
-                    Err(busy @ DeployError::Busy { .. }) => return Err(self.make_way(start, busy).await),
-                    Err(error) => return Err(error.into()),
-                };
-                Ok(Started {
-                    deployment_id,
-                    service_deployment: None,
-                    task_definition: Some(arn),
-                    previous_task_definition: None,
-                })
-            }
-            DeployTarget::Rolling(rolling) => {
-                let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
-                // ECS takes no client token for either call: a retry finds the revision its first attempt
-                // registered, and UpdateService to the task definition the service already runs starts nothing.
-                let arn = self.register(id, &text, image_uri, target).await?;
-                let started = self.ecs.update(&deploy::rolling(rolling, &arn)).await?;
-                Ok(Started {
-                    deployment_id: started.deployment_id,
-                    service_deployment: None,
-                    task_definition: Some(arn),
-                    previous_task_definition: started.previous_task_definition,
-                })
-            }
-            DeployTarget::EcsNative(native) => {
-                let stages = native.checked_stages();
-                let hook = match (&self.hooks_function, &self.hook_role) {
-                    (Some(function), Some(role)) => Some((function.as_str(), role.as_str())),
-                    _ if stages.is_empty() => None,
-                    _ => {
-                        return Err(NotStarted::Fail(format!(
-                            "the pipeline runs checks at {} but the deployer knows no hooks function \
-                             (SLUICE_HOOKS_FUNCTION) and role (SLUICE_ECS_HOOK_ROLE) for ECS to invoke it with",
-                            stages.join(", ")
-                        )));
-                    }
-                };
-                let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
-                // As for a rolling update: a retry finds the revision its first attempt registered, and
-                // UpdateService to the task definition the service already runs starts nothing.
-                let arn = self.register(id, &text, image_uri, target).await?;
-                self.clear_way(start, native, &arn).await?;
-                let started = self.ecs.start(&deploy::native(native, &arn, hook)).await?;
-                Ok(Started {
-                    deployment_id: started.deployment_id,
-                    service_deployment: started.service_deployment,
-                    task_definition: Some(arn),
-                    previous_task_definition: None,
-                })
-            }
+        let image_uri = start.image_uri.ok_or_else(|| NotStarted::Fail("the build left no image to deploy".into()))?;
+        match start.target {
+            DeployTarget::BlueGreen(blue_green) => self.start_blue_green(start, blue_green, image_uri).await,
+            DeployTarget::Rolling(rolling) => self.start_rolling(start, rolling, image_uri).await,
+            DeployTarget::EcsNative(native) => self.start_native(start, native, image_uri).await,
         }
+    }
+
+    /// A CodeDeploy blue/green deployment: the AppSpec checked, the task definition registered, the deployment
+    /// created (or found, when an earlier attempt of the effect created it).
+    async fn start_blue_green(
+        &self,
+        start: &Start<'_>,
+        blue_green: &BlueGreen,
+        image_uri: &str,
+    ) -> Result<Started, NotStarted> {
+        let Start { id, execution_id, target, artifacts, .. } = *start;
+        let marker = deploy::effect_marker(id);
+        let found = self.blue_green.find(&blue_green.application, &blue_green.deployment_group, &marker).await?;
+        if let Some(deployment_id) = found {
+            // Its first attempt registered the task definition, tagged with the effect: the run records it.
+            let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
+            let (_, task_definition) = self.registered(id, &text, image_uri, target).await?;
+            return Ok(Started {
+                deployment_id,
+                service_deployment: None,
+                task_definition,
+                previous_task_definition: None,
+            });
+        }
+        let hook_events = deploy::hook_events(target);
+        let hooks_function = match (&self.hooks_function, hook_events.is_empty()) {
+            (Some(function), _) => function.as_str(),
+            (None, true) => "",
+            (None, false) => {
+                return Err(NotStarted::Fail(format!(
+                    "the pipeline runs checks at {} but the deployer knows no hooks function \
+                     (SLUICE_HOOKS_FUNCTION) for CodeDeploy to invoke",
+                    hook_events.join(", ")
+                )));
+            }
+        };
+        let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
+        deploy::task_definition(&text, image_uri, target.container(), target.allows_host())?;
+        let appspec = self.read(artifacts, deploy::APPSPEC_FILE).await?;
+        // Checked before registering, so that an AppSpec that cannot be used registers nothing.
+        deploy::appspec(&appspec, "arn:aws:ecs:::task-definition/check:1", hooks_function, &hook_events)?;
+        let arn = self.register(id, &text, image_uri, target).await?;
+        let appspec = deploy::appspec(&appspec, &arn, hooks_function, &hook_events)?;
+        let description = deploy::description(&execution_id.0, id);
+        let request = deploy::blue_green(blue_green, appspec, description);
+        let deployment_id = match self.blue_green.create(&request).await {
+            Ok(deployment_id) => deployment_id,
+            Err(busy @ DeployError::Busy { .. }) => return Err(self.make_way(start, busy).await),
+            Err(error) => return Err(error.into()),
+        };
+        Ok(Started {
+            deployment_id,
+            service_deployment: None,
+            task_definition: Some(arn),
+            previous_task_definition: None,
+        })
+    }
+
+    /// An ECS rolling update: the task definition registered, the service updated to it.
+    async fn start_rolling(
+        &self,
+        start: &Start<'_>,
+        rolling: &Rolling,
+        image_uri: &str,
+    ) -> Result<Started, NotStarted> {
+        let Start { id, target, artifacts, .. } = *start;
+        let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
+        // ECS takes no client token for either call: a retry finds the revision its first attempt
+        // registered, and UpdateService to the task definition the service already runs starts nothing.
+        let arn = self.register(id, &text, image_uri, target).await?;
+        let started = self.ecs.update(&deploy::rolling(rolling, &arn)).await?;
+        Ok(Started {
+            deployment_id: started.deployment_id,
+            service_deployment: None,
+            task_definition: Some(arn),
+            previous_task_definition: started.previous_task_definition,
+        })
+    }
+
+    /// An ECS-native deployment: the task definition registered, the way cleared, the deployment started with its
+    /// lifecycle hooks.
+    async fn start_native(
+        &self,
+        start: &Start<'_>,
+        native: &EcsNative,
+        image_uri: &str,
+    ) -> Result<Started, NotStarted> {
+        let Start { id, target, artifacts, .. } = *start;
+        let stages = native.checked_stages();
+        let hook = match (&self.hooks_function, &self.hook_role) {
+            (Some(function), Some(role)) => Some((function.as_str(), role.as_str())),
+            _ if stages.is_empty() => None,
+            _ => {
+                return Err(NotStarted::Fail(format!(
+                    "the pipeline runs checks at {} but the deployer knows no hooks function \
+                     (SLUICE_HOOKS_FUNCTION) and role (SLUICE_ECS_HOOK_ROLE) for ECS to invoke it with",
+                    stages.join(", ")
+                )));
+            }
+        };
+        let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
+        // As for a rolling update: a retry finds the revision its first attempt registered, and
+        // UpdateService to the task definition the service already runs starts nothing.
+        let arn = self.register(id, &text, image_uri, target).await?;
+        self.clear_way(start, native, &arn).await?;
+        let started = self.ecs.start(&deploy::native(native, &arn, hook)).await?;
+        Ok(Started {
+            deployment_id: started.deployment_id,
+            service_deployment: started.service_deployment,
+            task_definition: Some(arn),
+            previous_task_definition: None,
+        })
     }
 }
 

@@ -329,6 +329,9 @@ impl BusRunner {
 }
 
 impl sluice::usecases::EffectRunner for BusRunner {
+    /// None of its own: it carries out the kinds its recorder is made with.
+    const KINDS: &'static [sluice::pipeline::EffectKind] = &[];
+
     fn kinds(&self) -> &[sluice::pipeline::EffectKind] {
         self.calls.kinds()
     }

@@ -66,6 +66,10 @@ pub struct App<S, P, N, K> {
 /// The function as it runs on AWS.
 pub type AwsApp = App<DynamoDbStore, EventBridgePublisher, SnsNotifier, SecretsManagerSecret>;
 
+/// The effects this function carries out, as it runs on AWS (what the README's map says it owns): made for each
+/// invocation ([`App::effects`]) with the link the stack configures.
+pub type Effects = ApprovalEffects<EventBridgePublisher, SnsNotifier, FixedSite>;
+
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
     pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Self {

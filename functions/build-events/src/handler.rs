@@ -24,8 +24,11 @@ pub struct App<S, R, A> {
     pub artifacts: A,
 }
 
+/// The effects this function carries out, as it runs on AWS (what the README's map says it owns).
+pub type Effects = StageEffects<EventBridgePublisher, CodeBuildStarter>;
+
 /// The function as it runs on AWS.
-pub type AwsApp = App<DynamoDbStore, StageEffects<EventBridgePublisher, CodeBuildStarter>, S3Artifacts>;
+pub type AwsApp = App<DynamoDbStore, Effects, S3Artifacts>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.

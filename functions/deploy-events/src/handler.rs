@@ -26,8 +26,11 @@ pub struct App<S, R, B, N> {
     pub native: N,
 }
 
+/// The effects this function carries out, as it runs on AWS (what the README's map says it owns).
+pub type Effects = Announcer<EventBridgePublisher>;
+
 /// The function as it runs on AWS.
-pub type AwsApp = App<DynamoDbStore, Announcer<EventBridgePublisher>, CodeDeployDeployments, EcsDeployer>;
+pub type AwsApp = App<DynamoDbStore, Effects, CodeDeployDeployments, EcsDeployer>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.

@@ -43,11 +43,12 @@ pub struct App<S, R> {
     pub effects: R,
 }
 
+/// The effects this function carries out, as it runs on AWS (what the README's map says it owns).
+pub type Effects =
+    DeployEffects<EventBridgePublisher, S3Artifacts, EcsDeployer, CodeDeployDeployments, EcsDeployer, DynamoDbStore>;
+
 /// The function as it runs on AWS.
-pub type AwsApp = App<
-    DynamoDbStore,
-    DeployEffects<EventBridgePublisher, S3Artifacts, EcsDeployer, CodeDeployDeployments, EcsDeployer, DynamoDbStore>,
->;
+pub type AwsApp = App<DynamoDbStore, Effects>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.

@@ -76,13 +76,11 @@ pub enum StartError {
     GitHub(#[from] GitHubError),
 }
 
+/// The effects this function carries out, as it runs on AWS (what the README's map says it owns).
+pub type Effects = StageEffects<EventBridgePublisher, CodeBuildStarter>;
+
 /// The function as it runs on AWS.
-pub type AwsApp = App<
-    DynamoDbStore,
-    DynamoDbStore,
-    StageEffects<EventBridgePublisher, CodeBuildStarter>,
-    SecretsManagerWebhookSecret,
->;
+pub type AwsApp = App<DynamoDbStore, DynamoDbStore, Effects, SecretsManagerWebhookSecret>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`. Reads the

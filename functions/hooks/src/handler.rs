@@ -39,14 +39,11 @@ pub struct App<S, R, H, C, N> {
     pub native: N,
 }
 
+/// The effects this function carries out, as it runs on AWS (what the README's map says it owns).
+pub type Effects = HookEffects<EventBridgePublisher, CodeDeployDeployments, HttpProber>;
+
 /// The function as it runs on AWS.
-pub type AwsApp = App<
-    DynamoDbStore,
-    HookEffects<EventBridgePublisher, CodeDeployDeployments, HttpProber>,
-    CodeDeployDeployments,
-    HttpProber,
-    EcsDeployer,
->;
+pub type AwsApp = App<DynamoDbStore, Effects, CodeDeployDeployments, HttpProber, EcsDeployer>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.

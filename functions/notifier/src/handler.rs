@@ -53,9 +53,11 @@ pub struct App<S, R> {
     pub effects: R,
 }
 
+/// The effects this function carries out, as it runs on AWS (what the README's map says it owns).
+pub type Effects = NotifierEffects<Arc<DynamoDbStore>, SnsNotifier, GitHubApi, SecretsManagerSecret>;
+
 /// The function as it runs on AWS: one store, which the use case and the notifications (to read the runs) share.
-pub type AwsApp =
-    App<Arc<DynamoDbStore>, NotifierEffects<Arc<DynamoDbStore>, SnsNotifier, GitHubApi, SecretsManagerSecret>>;
+pub type AwsApp = App<Arc<DynamoDbStore>, Effects>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`. The secrets

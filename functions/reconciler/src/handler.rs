@@ -58,11 +58,14 @@ pub struct App<S, D, R, L, G = GitHubApi, K = SecretsManagerSecret> {
 /// The app whose look asks AWS through `Lookups`.
 pub type LookingApp<S, D, R, A, B, C, E, G, K> = App<S, D, R, Lookups<A, B, C, E>, G, K>;
 
+/// The effects this function carries out, as it runs on AWS (what the README's map says it owns).
+pub type Effects = StageEffects<EventBridgePublisher, CodeBuildStarter>;
+
 /// The function as it runs on AWS.
 pub type AwsApp = App<
     DynamoDbStore,
     DynamoDbStore,
-    StageEffects<EventBridgePublisher, CodeBuildStarter>,
+    Effects,
     Lookups<S3Artifacts, CodeBuildStarter, CodeDeployDeployments, EcsDeployer>,
 >;
 

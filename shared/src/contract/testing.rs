@@ -305,6 +305,9 @@ impl RecordingRunner {
 }
 
 impl EffectRunner for RecordingRunner {
+    /// None of its own: it carries out the kinds it is made with.
+    const KINDS: &'static [EffectKind] = &[];
+
     fn kinds(&self) -> &[EffectKind] {
         &self.kinds
     }

@@ -56,9 +56,7 @@ impl<P: EventPublisher, N: TopicNotifier, W: ReviewSite> ApprovalEffects<P, N, W
 }
 
 impl<P: EventPublisher, N: TopicNotifier, W: ReviewSite> EffectRunner for ApprovalEffects<P, N, W> {
-    fn kinds(&self) -> &[EffectKind] {
-        &[EffectKind::RequestApproval, EffectKind::Publish]
-    }
+    const KINDS: &'static [EffectKind] = &[EffectKind::RequestApproval, EffectKind::Publish];
 
     async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {

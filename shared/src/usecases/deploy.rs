@@ -344,15 +344,13 @@ where
     R: RollingUpdates + NativeDeployments,
     W: Supersessions,
 {
-    fn kinds(&self) -> &[EffectKind] {
-        &[
-            EffectKind::StartDeployment,
-            EffectKind::ContinueDeployment,
-            EffectKind::StopDeployment,
-            EffectKind::RollBack,
-            EffectKind::Publish,
-        ]
-    }
+    const KINDS: &'static [EffectKind] = &[
+        EffectKind::StartDeployment,
+        EffectKind::ContinueDeployment,
+        EffectKind::StopDeployment,
+        EffectKind::RollBack,
+        EffectKind::Publish,
+    ];
 
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {
@@ -471,9 +469,7 @@ pub struct DeploymentStops<B, R> {
 }
 
 impl<B: BlueGreenDeployments, R: NativeDeployments> EffectRunner for DeploymentStops<B, R> {
-    fn kinds(&self) -> &[EffectKind] {
-        &[EffectKind::StopDeployment]
-    }
+    const KINDS: &'static [EffectKind] = &[EffectKind::StopDeployment];
 
     async fn run(&self, _: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {

@@ -66,9 +66,7 @@ fn entry_error(error: &PublishError, index: usize) -> Option<EffectError> {
 }
 
 impl<P: EventPublisher, B: BuildStarter> EffectRunner for StageEffects<P, B> {
-    fn kinds(&self) -> &[EffectKind] {
-        &[EffectKind::StartBuild, EffectKind::Publish]
-    }
+    const KINDS: &'static [EffectKind] = &[EffectKind::StartBuild, EffectKind::Publish];
 
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {
@@ -120,9 +118,7 @@ pub struct Announcer<P> {
 }
 
 impl<P: EventPublisher> EffectRunner for Announcer<P> {
-    fn kinds(&self) -> &[EffectKind] {
-        &[EffectKind::Publish]
-    }
+    const KINDS: &'static [EffectKind] = &[EffectKind::Publish];
 
     async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {

@@ -73,9 +73,7 @@ pub struct HookEffects<P, H, C> {
 }
 
 impl<P: EventPublisher, H: LifecycleHooks, C: HttpProbe> EffectRunner for HookEffects<P, H, C> {
-    fn kinds(&self) -> &[EffectKind] {
-        &[EffectKind::ReportHookStatus, EffectKind::RunChecks, EffectKind::Publish]
-    }
+    const KINDS: &'static [EffectKind] = &[EffectKind::ReportHookStatus, EffectKind::RunChecks, EffectKind::Publish];
 
     async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {

@@ -20,9 +20,7 @@ pub struct NotifyEffects<S, N> {
 }
 
 impl<S: PipelineStore, N: TopicNotifier> EffectRunner for NotifyEffects<S, N> {
-    fn kinds(&self) -> &[EffectKind] {
-        &[EffectKind::NotifyOutcome]
-    }
+    const KINDS: &'static [EffectKind] = &[EffectKind::NotifyOutcome];
 
     async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         const NAME: &str = "notify_outcome";
@@ -61,9 +59,7 @@ where
     G: CommitReporter,
     K: SecretSource,
 {
-    fn kinds(&self) -> &[EffectKind] {
-        &[EffectKind::NotifyOutcome, EffectKind::ReportToGitHub]
-    }
+    const KINDS: &'static [EffectKind] = &[EffectKind::NotifyOutcome, EffectKind::ReportToGitHub];
 
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect.kind() {

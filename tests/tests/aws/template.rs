@@ -182,7 +182,7 @@ fn every_metric_filter_counts_a_line_sluice_logs_and_feeds_an_alarm() -> Result<
     let template = Template::load()?;
     let logged = [
         (sluice::usecases::NOT_RECORDED, "PushesNotRecorded"),
-        // The engine's parked effects (shared/src/usecases/mod.rs).
+        // The engine's parked effects (shared/src/usecases/engine.rs).
         ("sluice.effect_parked", "EffectsParked"),
     ];
     let filters: Vec<(String, &Value)> = template.of_type("AWS::Logs::MetricFilter").collect();
@@ -197,7 +197,7 @@ fn every_metric_filter_counts_a_line_sluice_logs_and_feeds_an_alarm() -> Result<
         assert_eq!(pattern, format!("{{ $.fields.message = \"{line}\" }}"), "{id}");
         assert!(alarmed.contains(&metric), "no alarm watches {metric} ({id})");
     }
-    let source = std::fs::read_to_string(sluice_integration::workspace_root().join("shared/src/usecases/mod.rs"))?;
+    let source = std::fs::read_to_string(sluice_integration::workspace_root().join("shared/src/usecases/engine.rs"))?;
     assert!(source.contains("\"sluice.effect_parked\""), "the engine no longer logs sluice.effect_parked");
     Ok(())
 }
@@ -285,5 +285,127 @@ fn the_hooks_function_runs_as_long_as_check_counts_on_when_it_warns_of_a_slow_ch
     let template = Template::load()?;
     let timeout = template.properties("HooksFunction")["Timeout"].as_u64();
     assert_eq!(timeout, Some(sluice::definitions::HOOKS_FUNCTION_SECS));
+    Ok(())
+}
+
+/// A row of the README's map of the functions ("How it fits together").
+#[derive(Debug)]
+struct MapRow {
+    function: String,
+    binary: String,
+    woken_by: String,
+    effects: Vec<String>,
+}
+
+/// The README's map: each row's cells, backticks taken off the names.
+fn readme_map() -> Result<Vec<MapRow>> {
+    let readme = std::fs::read_to_string(sluice_integration::workspace_root().join("README.md"))?;
+    let section = readme.split("## How it fits together\n").nth(1).context("the README has no map")?;
+    let section = section.split("\n#").next().unwrap_or_default();
+    let names = |cell: &str| -> Vec<String> {
+        cell.split(',').map(|name| name.trim().trim_matches('`').to_owned()).filter(|name| !name.is_empty()).collect()
+    };
+    section
+        .lines()
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            let [function, binary, woken_by, _use_cases, effects] = cells[..] else {
+                return Err(anyhow::anyhow!("a row of the map has {} cells, not 5: {line}", cells.len()));
+            };
+            Ok(MapRow {
+                function: function.trim_matches('`').to_owned(),
+                binary: binary.trim_matches('`').to_owned(),
+                woken_by: woken_by.to_owned(),
+                effects: names(effects),
+            })
+        })
+        .collect()
+}
+
+/// Every `detail-type` an event pattern names, however deep (`$or`).
+fn detail_types(pattern: &serde_json::Value, found: &mut Vec<String>) {
+    match pattern {
+        serde_json::Value::Object(fields) => {
+            for (key, value) in fields {
+                match (key.as_str(), value) {
+                    ("detail-type", serde_json::Value::Array(types)) => {
+                        found.extend(types.iter().filter_map(|t| t.as_str().map(str::to_owned)));
+                    }
+                    _ => detail_types(value, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| detail_types(item, found)),
+        _ => {}
+    }
+}
+
+/// The effect kinds each binary's runner owns, as the code says.
+fn owned_effects() -> Vec<(&'static str, Vec<String>)> {
+    use sluice::usecases::EffectRunner;
+    let names = |kinds: &[sluice::pipeline::EffectKind]| kinds.iter().map(|kind| format!("{kind:?}")).collect();
+    vec![
+        ("github-webhook", names(<github_webhook::handler::Effects as EffectRunner>::KINDS)),
+        ("build-events", names(<build_events::handler::Effects as EffectRunner>::KINDS)),
+        ("approval", names(<approval::handler::Effects as EffectRunner>::KINDS)),
+        ("deployer", names(<deployer::handler::Effects as EffectRunner>::KINDS)),
+        ("deploy-events", names(<deploy_events::handler::Effects as EffectRunner>::KINDS)),
+        ("hooks", names(<hooks::handler::Effects as EffectRunner>::KINDS)),
+        ("notifier", names(<notifier::handler::Effects as EffectRunner>::KINDS)),
+        ("reconciler", names(<reconciler::handler::Effects as EffectRunner>::KINDS)),
+    ]
+}
+
+#[test]
+fn the_readmes_map_lists_every_function_what_wakes_it_and_the_effects_its_code_owns() -> Result<()> {
+    let template = Template::load()?;
+    let map = readme_map()?;
+    // Every function of the template is a row, and every row a function of the template
+    let mut functions: Vec<String> = template.of_type("AWS::Serverless::Function").map(|(id, _)| id).collect();
+    let mut rows: Vec<String> = map.iter().map(|row| row.function.clone()).collect();
+    functions.sort();
+    rows.sort();
+    assert_eq!(rows, functions, "the README's map and template.yaml list other functions");
+    let row = |function: &str| map.iter().find(|row| row.function == function);
+    // Every rule's target is in the map, woken by each detail-type the rule routes to it
+    for rule in template.rules()? {
+        let mut types = Vec::new();
+        detail_types(&rule.event_pattern, &mut types);
+        for target in template.properties(&rule.logical_id)["Targets"].as_sequence().into_iter().flatten() {
+            let function = named(&target["Arn"]).context("a rule's target names no resource")?;
+            let Some(row) = row(&function) else {
+                panic!("rule {} wakes {function}, which the map lacks", rule.logical_id)
+            };
+            for kind in &types {
+                assert!(
+                    row.woken_by.contains(&format!("`{kind}`")),
+                    "{function} is woken by {kind:?} ({})",
+                    rule.logical_id
+                );
+            }
+        }
+    }
+    // What else wakes a function: its URL, its schedule
+    for (id, properties) in template.of_type("AWS::Serverless::Function") {
+        let row = row(&id).context("checked above")?;
+        let url = !properties["FunctionUrlConfig"].is_null();
+        assert_eq!(url, row.woken_by.contains("function URL"), "{id}: a function URL is {url}");
+        let scheduled = properties["Events"].as_mapping().is_some_and(|events| {
+            events.values().any(|event| event["Type"].as_str().is_some_and(|kind| kind.starts_with("Schedule")))
+        });
+        assert_eq!(scheduled, row.woken_by.contains("schedule"), "{id}: scheduled is {scheduled}");
+    }
+    // Each row's binary is what the Makefile packages for it, and owns the effects its runner owns in the code
+    let makefile = std::fs::read_to_string(sluice_integration::workspace_root().join("Makefile"))?;
+    let owned = owned_effects();
+    for row in &map {
+        assert!(
+            makefile.contains(&format!("{}={}", row.function, row.binary)),
+            "{row:?}: not what the Makefile packages"
+        );
+        let (_, kinds) = owned.iter().find(|(binary, _)| *binary == row.binary).context("a binary the map names")?;
+        assert_eq!(&row.effects, kinds, "{}: the effects it owns", row.function);
+    }
     Ok(())
 }

@@ -16,7 +16,7 @@ use sluice::contract::ports::{
 use sluice::present::approval_page as page;
 use sluice::present::html::{HEADERS, Page, content_security_policy};
 use sluice::present::text::with_slash;
-use sluice::runtime::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY};
+use sluice::runtime::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY, optional_from};
 use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{
     ApprovalEffects, CachedDefinitions, DoorbellError, KeptSecret, Requester, answer_doorbell, decide, review_page,
@@ -40,8 +40,8 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             common: Common::from_lookup(&lookup)?,
-            approval_url: lookup(APPROVAL_URL).map(|url| url.trim().to_owned()).filter(|url| !url.is_empty()),
-            status_key: lookup(STATUS_KEY).map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()),
+            approval_url: optional_from(APPROVAL_URL, &lookup),
+            status_key: optional_from(STATUS_KEY, &lookup),
             region: sluice::runtime::config::region_from(&lookup),
         })
     }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, S3Artifacts};
 use sluice::contract::ports::PipelineStore;
-use sluice::runtime::config::{Common, ConfigError};
+use sluice::runtime::config::{Common, ConfigError, optional_from};
 use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{DeployEffects, DoorbellError, EffectRunner, answer_doorbell};
 
@@ -31,8 +31,8 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             common: Common::from_lookup(&lookup)?,
-            hooks_function: lookup(HOOKS_FUNCTION).map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()),
-            hook_role: lookup(HOOK_ROLE).map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
+            hooks_function: optional_from(HOOKS_FUNCTION, &lookup),
+            hook_role: optional_from(HOOK_ROLE, &lookup),
         })
     }
 }

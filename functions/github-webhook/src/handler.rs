@@ -10,7 +10,7 @@ use sluice::adapters::{
 use sluice::contract::ports::{
     CommitHistory, DefinitionsStore, GitHubError, PipelineStore, SecretError, SecretSource, WebhookSecretSource,
 };
-use sluice::runtime::config::{Common, ConfigError, required_from};
+use sluice::runtime::config::{Common, ConfigError, optional_from, required_from};
 use sluice::usecases::{
     CachedDefinitions, Delivery, EffectRunner, GitHubAccess, StageEffects, Webhook, WebhookKeys, receive_webhook,
 };
@@ -40,9 +40,9 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let common = Common::from_lookup(&lookup)?;
         let secret_id = required_from(WEBHOOK_SECRET, &lookup)?;
-        let secret_grace = match lookup(WEBHOOK_SECRET_GRACE_HOURS).filter(|value| !value.trim().is_empty()) {
+        let secret_grace = match optional_from(WEBHOOK_SECRET_GRACE_HOURS, &lookup) {
             None => TimeDelta::hours(24),
-            Some(value) => match value.trim().parse::<i64>() {
+            Some(value) => match value.parse::<i64>() {
                 Ok(hours @ 0..=720) => TimeDelta::hours(hours),
                 _ => {
                     return Err(ConfigError::Invalid {

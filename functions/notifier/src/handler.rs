@@ -8,7 +8,7 @@ use serde_json::Value;
 use sluice::adapters::{DynamoDbStore, GitHubApi, SecretsManagerSecret, SnsNotifier};
 use sluice::contract::ports::{GitHubError, PipelineStore};
 use sluice::present::text::with_slash;
-use sluice::runtime::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY};
+use sluice::runtime::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY, optional_from};
 use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{
     DoorbellError, EffectRunner, GitHubEffects, KeptSecret, NotifierEffects, NotifyEffects, RunPages, answer_doorbell,
@@ -34,15 +34,14 @@ impl Config {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let set = |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
         let (github_token, github_api) = sluice::runtime::config::github_from(&lookup);
         Ok(Self {
             common: Common::from_lookup(&lookup)?,
             region: sluice::runtime::config::region_from(&lookup),
             github_token,
             github_api,
-            status_key: set(STATUS_KEY),
-            approval_url: set(APPROVAL_URL).map(|url| with_slash(&url)),
+            status_key: optional_from(STATUS_KEY, &lookup),
+            approval_url: optional_from(APPROVAL_URL, &lookup).map(|url| with_slash(&url)),
         })
     }
 }

@@ -36,6 +36,11 @@ pub fn required_from(name: &'static str, lookup: impl Fn(&str) -> Option<String>
     }
 }
 
+/// The value of a variable that may be left out, trimmed, read through `lookup`: `None` when unset or empty.
+pub fn optional_from(name: &str, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
+    lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty())
+}
+
 /// What every function reads: the pipeline table and the event bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Common {
@@ -57,8 +62,8 @@ impl Common {
 
 /// The secret sluice signs in to GitHub with (`None`: none given) and GitHub's API, read through `lookup`.
 pub fn github_from(lookup: impl Fn(&str) -> Option<String>) -> (Option<String>, String) {
-    let set = |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
-    (set(GITHUB_TOKEN), set(GITHUB_API_URL).unwrap_or_else(|| crate::adapters::GITHUB_API.to_owned()))
+    let api = optional_from(GITHUB_API_URL, &lookup).unwrap_or_else(|| crate::adapters::GITHUB_API.to_owned());
+    (optional_from(GITHUB_TOKEN, &lookup), api)
 }
 
 /// Where a function runs: `AWS_REGION` (Lambda sets it), read through `lookup`; `us-east-1` when unset (locally).
@@ -82,6 +87,13 @@ mod tests {
         assert_eq!(required_from(TABLE, |_| Some(" sluice ".into())), Ok("sluice".into()));
         let message = ConfigError::Missing(TABLE).to_string();
         assert!(message.contains("SLUICE_TABLE"), "{message}");
+    }
+
+    #[test]
+    fn an_optional_variable_unset_or_blank_is_none_and_a_set_one_is_trimmed() {
+        assert_eq!(optional_from(STATUS_KEY, |_| None), None);
+        assert_eq!(optional_from(STATUS_KEY, |_| Some(" \t".into())), None);
+        assert_eq!(optional_from(STATUS_KEY, |name| Some(format!(" {name} "))), Some(STATUS_KEY.to_owned()));
     }
 
     #[test]

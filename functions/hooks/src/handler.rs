@@ -208,23 +208,7 @@ mod tests {
     /// The payload AWS documents for a lifecycle hook
     /// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/lambda-lifecycle-hooks.html>), at
     /// POST_TEST_TRAFFIC_SHIFT, with what sluice left after an IN_PROGRESS answer.
-    const ECS_HOOK: &str = r#"{
-        "executionId": "a0ad2ba0-1640-4b1e-a2e6-2bfd3d2d8ec2",
-        "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT",
-        "resourceArn": "arn:aws:ecs:us-west-2:1234567890:service-deployment/myBGCluster/nginxBGservice/nSmU4GWo24zDCrTUP0qGp",
-        "executionDetails": {
-            "serviceArn": "arn:aws:ecs:us-west-2:1234567890:service/myBGCluster/nginxBGservice",
-            "targetServiceRevisionArn": "arn:aws:ecs:us-west-2:1234567890:service-revision/myBGCluster/nginxBGservice/4980306466373577095",
-            "testTrafficWeights": {
-                "arn:aws:ecs:us-west-2:1234567890:service-revision/myBGCluster/nginxBGservice/4980306466373577095": 100
-            },
-            "productionTrafficWeights": {
-                "arn:aws:ecs:us-west-2:1234567890:service-revision/myBGCluster/nginxBGservice/4980306466373577095": 0,
-                "arn:aws:ecs:us-west-2:1234567890:service-revision/myBGCluster/nginxBGservice/1111111111111111111": 100
-            }
-        },
-        "hookDetails": { "S3_BUCKET_NAME": "theirs", "sluice": { "tries": { "2": 1 }, "passed": { "1": [200, 12] } } }
-    }"#;
+    const ECS_HOOK: &str = include_str!("../../../shared/tests/fixtures/ecs-lifecycle-hook.json");
 
     #[test]
     fn an_ecs_hook_payload_gives_the_stage_the_service_deployment_and_sluices_progress() {

@@ -138,7 +138,7 @@ where
 #[cfg(test)]
 mod tests {
     use sluice::contract::testing::{
-        InMemoryArtifacts, InMemoryStore, RecordedDeployments, RecordingBuilds, RecordingPublisher,
+        InMemoryArtifacts, InMemoryStore, RecordingBuilds, RecordingDeployments, RecordingPublisher,
     };
     use sluice::usecases::StageEffects;
 
@@ -148,7 +148,7 @@ mod tests {
         InMemoryStore,
         InMemoryStore,
         StageEffects<RecordingPublisher, RecordingBuilds>,
-        Lookups<InMemoryArtifacts, RecordingBuilds, RecordedDeployments, RecordedDeployments>,
+        Lookups<InMemoryArtifacts, RecordingBuilds, RecordingDeployments, RecordingDeployments>,
         sluice::contract::testing::RecordedDeliveries,
         sluice::contract::testing::FixedSecret,
     >;
@@ -166,8 +166,8 @@ mod tests {
             lookups: Lookups {
                 artifacts: InMemoryArtifacts::new(),
                 builds: RecordingBuilds::new(),
-                blue_green: RecordedDeployments::new(),
-                services: RecordedDeployments::new(),
+                blue_green: RecordingDeployments::new(),
+                services: RecordingDeployments::new(),
             },
             intake: None,
         }

@@ -592,10 +592,10 @@ impl crate::contract::ports::WebhookSecretSource for FixedSecrets {
 }
 
 /// `BlueGreenDeployments`, `RollingUpdates` and `NativeDeployments` that answer what a test says CodeDeploy's and
-/// ECS's records hold (`report`, `rollout`, `service_deployment`), and count how often they were asked. It starts no deployment: starting them is the
-/// sandbox's part (tests/), where CodeDeploy and ECS are played through their APIs.
+/// ECS's records hold (`report`, `rollout`, `service_deployment`), and count how often they were asked. It starts no
+/// deployment: starting them is the sandbox's part (tests/), where CodeDeploy and ECS are played through their APIs.
 #[derive(Debug, Default)]
-pub struct RecordedDeployments {
+pub struct RecordingDeployments {
     reports: Mutex<HashMap<String, crate::contract::ports::DeploymentReport>>,
     rollouts: Mutex<HashMap<String, crate::contract::ports::RolloutReport>>,
     service_deployments: Mutex<HashMap<String, crate::contract::ports::ServiceDeploymentReport>>,
@@ -604,7 +604,7 @@ pub struct RecordedDeployments {
     denied: Mutex<bool>,
 }
 
-impl RecordedDeployments {
+impl RecordingDeployments {
     pub fn new() -> Self {
         Self::default()
     }
@@ -642,13 +642,13 @@ impl RecordedDeployments {
     fn refused(what: &str) -> crate::contract::ports::DeployError {
         crate::contract::ports::DeployError::Refused {
             service: "test",
-            message: format!("{what} is played by the sandbox, not by RecordedDeployments"),
+            message: format!("{what} is played by the sandbox, not by RecordingDeployments"),
             source: "not recorded".into(),
         }
     }
 }
 
-impl crate::contract::ports::BlueGreenDeployments for RecordedDeployments {
+impl crate::contract::ports::BlueGreenDeployments for RecordingDeployments {
     async fn find(&self, _: &str, _: &str, _: &str) -> Result<Option<String>, crate::contract::ports::DeployError> {
         Ok(None)
     }
@@ -681,7 +681,7 @@ impl crate::contract::ports::BlueGreenDeployments for RecordedDeployments {
     }
 }
 
-impl crate::contract::ports::RollingUpdates for RecordedDeployments {
+impl crate::contract::ports::RollingUpdates for RecordingDeployments {
     async fn update(
         &self,
         _: &crate::deploy::RollingRequest,
@@ -700,7 +700,7 @@ impl crate::contract::ports::RollingUpdates for RecordedDeployments {
     }
 }
 
-impl crate::contract::ports::NativeDeployments for RecordedDeployments {
+impl crate::contract::ports::NativeDeployments for RecordingDeployments {
     async fn start(
         &self,
         _: &crate::deploy::NativeRequest,

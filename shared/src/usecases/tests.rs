@@ -393,7 +393,7 @@ async fn the_events_of_codedeploys_own_rollback_deployment_are_not_sluices_and_c
     let store = InMemoryStore::new();
     let runner = RecordingRunner::new();
     deploying_d1(&store, &runner).await;
-    let deployments = crate::contract::testing::RecordedDeployments::new();
+    let deployments = crate::contract::testing::RecordingDeployments::new();
     deployments.report(
         "d-2",
         crate::contract::ports::DeploymentReport {
@@ -418,7 +418,7 @@ async fn the_events_of_codedeploys_own_rollback_deployment_are_not_sluices_and_c
 
 /// d-1's STOP, as CodeDeploy's state-change event brings it, with CodeDeploy's record of why.
 async fn stopped_d1(store: &InMemoryStore, runner: &RecordingRunner, message: &str) -> crate::pipeline::Execution {
-    let deployments = crate::contract::testing::RecordedDeployments::new();
+    let deployments = crate::contract::testing::RecordingDeployments::new();
     let report = crate::contract::ports::DeploymentReport {
         progress: crate::contract::ports::DeploymentProgress::Stopped,
         message: Some(message.into()),
@@ -540,7 +540,7 @@ async fn an_ecs_stage_sluice_does_not_know_or_without_checks_is_answered_succeed
         service_deployment: "arn:sd-1".into(),
         progress: StageProgress { unlinked, ..Default::default() },
     };
-    let ecs = crate::contract::testing::RecordedDeployments::new();
+    let ecs = crate::contract::testing::RecordingDeployments::new();
     // A service deployment no run has recorded yet: ECS is asked to call again, 12 times, then told FAILED
     let first =
         answer_stage(&store, &runner, &probes, &ecs, &call("POST_SCALE_UP", 0), budget, now()).await.expect("answered");
@@ -641,7 +641,7 @@ fn stage_call(execution_id: &str, progress: crate::deploy::StageProgress) -> cra
 async fn a_later_step_of_a_linear_shift_runs_its_checks_again_whatever_ids_and_details_ecs_hands_back() {
     use crate::usecases::{StageAnswer, answer_stage};
     let (store, runner, ecs) =
-        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordedDeployments::new());
+        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordingDeployments::new());
     let budget = std::time::Duration::from_secs(60);
     linear_deploying(&store, &runner).await;
     // GIVEN step 1's check failed once (IN_PROGRESS, with sluice's progress), then passed
@@ -674,7 +674,7 @@ async fn a_stage_hook_of_a_deployment_ecs_rolls_back_passes_untouched_and_one_ec
     use crate::contract::ports::{DeploymentProgress, ServiceDeploymentReport};
     use crate::usecases::{StageAnswer, answer_stage};
     let (store, runner, ecs) =
-        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordedDeployments::new());
+        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordingDeployments::new());
     let budget = std::time::Duration::from_secs(60);
     linear_deploying(&store, &runner).await;
     let probes = SetProbes::answering(500);
@@ -938,7 +938,7 @@ async fn a_hook_state_change_whose_ids_name_no_run_has_the_runs_deploying_asked_
     use crate::contract::ports::{AwaitingPause, DeploymentProgress, ServiceDeploymentReport};
     use crate::usecases::{DeploymentChange, DeploymentEventOutcome, DeploymentStateChange};
     let (store, runner, ecs) =
-        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordedDeployments::new());
+        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordingDeployments::new());
     canary_deploying(&store, &runner).await;
     ecs.service_deployment(
         "arn:sd-1",
@@ -988,7 +988,7 @@ async fn a_hook_state_change_whose_ids_name_no_run_has_the_runs_deploying_asked_
 async fn a_deployment_codedeploy_will_not_describe_to_sluice_is_answered_as_not_sluices_not_failed() {
     use crate::usecases::{DeploymentChange, DeploymentEventOutcome, DeploymentStateChange};
     let (store, runner, codedeploy) =
-        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordedDeployments::new());
+        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordingDeployments::new());
     codedeploy.deny_reports();
     // GIVEN a failure of another application's deployment, which sluice may not look up
     let change = DeploymentStateChange {

@@ -6,7 +6,7 @@ use super::*;
 use crate::contract::ports::BuildReport;
 use crate::contract::ports::{DeploymentProgress, DeploymentReport, RolloutReport};
 use crate::contract::testing::{
-    BuildAnswer, InMemoryArtifacts, InMemoryStore, RecordedDeployments, RecordingBuilds, RecordingPublisher, push,
+    BuildAnswer, InMemoryArtifacts, InMemoryStore, RecordingBuilds, RecordingDeployments, RecordingPublisher, push,
 };
 use crate::definitions::{DeployTarget, ExecutionMode};
 use crate::pipeline::{BuildOutputs, ExecutionId};
@@ -17,7 +17,7 @@ const EXAMPLE: &str = include_str!("../../../../infra/pipelines.example.toml");
 struct World {
     store: InMemoryStore,
     effects: StageEffects<RecordingPublisher, RecordingBuilds>,
-    lookups: Lookups<InMemoryArtifacts, RecordingBuilds, RecordedDeployments, RecordedDeployments>,
+    lookups: Lookups<InMemoryArtifacts, RecordingBuilds, RecordingDeployments, RecordingDeployments>,
     definitions: Definitions,
 }
 
@@ -33,8 +33,8 @@ impl World {
             lookups: Lookups {
                 artifacts: InMemoryArtifacts::new(),
                 builds: RecordingBuilds::new(),
-                blue_green: RecordedDeployments::new(),
-                services: RecordedDeployments::new(),
+                blue_green: RecordingDeployments::new(),
+                services: RecordingDeployments::new(),
             },
             definitions: Definitions::parse("example", EXAMPLE).expect("valid"),
         }

@@ -149,7 +149,7 @@ mod tests {
         InMemoryStore,
         StageEffects<RecordingPublisher, RecordingBuilds>,
         Lookups<InMemoryArtifacts, RecordingBuilds, RecordingDeployments, RecordingDeployments>,
-        sluice::contract::testing::RecordedDeliveries,
+        sluice::contract::testing::RecordingDeliveries,
         sluice::contract::testing::FixedSecret,
     >;
 

@@ -602,6 +602,10 @@ pub struct RecordingDeployments {
     asked: Mutex<usize>,
     unreachable: Mutex<bool>,
     denied: Mutex<bool>,
+    /// The lifecycle event each deployment waits at, as CodeDeploy shows it.
+    waiting: Mutex<HashMap<String, String>>,
+    /// The hook answers reported, in order: (deployment, hook execution, status).
+    answers: Mutex<Vec<(String, String, crate::pipeline::HookStatus)>>,
 }
 
 impl RecordingDeployments {
@@ -634,6 +638,17 @@ impl RecordingDeployments {
         *lock(&self.unreachable) = true;
     }
 
+    /// The lifecycle event `deployment_id` waits at from now on, as CodeDeploy's ListDeploymentInstances and
+    /// GetDeploymentTarget show it (none: no event waits).
+    pub fn waiting(&self, deployment_id: &str, lifecycle_event: &str) {
+        lock(&self.waiting).insert(deployment_id.to_owned(), lifecycle_event.to_owned());
+    }
+
+    /// The hook answers reported so far (PutLifecycleEventHookExecutionStatus), in order.
+    pub fn answers(&self) -> Vec<(String, String, crate::pipeline::HookStatus)> {
+        lock(&self.answers).clone()
+    }
+
     /// How many lookups were made.
     pub fn asked(&self) -> usize {
         *lock(&self.asked)
@@ -645,6 +660,22 @@ impl RecordingDeployments {
             message: format!("{what} is played by the sandbox, not by RecordingDeployments"),
             source: "not recorded".into(),
         }
+    }
+}
+
+impl crate::contract::ports::LifecycleHooks for RecordingDeployments {
+    async fn waiting_event(&self, deployment_id: &str) -> Result<Option<String>, crate::contract::ports::DeployError> {
+        Ok(lock(&self.waiting).get(deployment_id).cloned())
+    }
+
+    async fn answer(
+        &self,
+        deployment_id: &str,
+        hook_execution_id: &str,
+        status: crate::pipeline::HookStatus,
+    ) -> Result<(), crate::contract::ports::DeployError> {
+        lock(&self.answers).push((deployment_id.to_owned(), hook_execution_id.to_owned(), status));
+        Ok(())
     }
 }
 
@@ -742,12 +773,12 @@ impl crate::contract::ports::NativeDeployments for RecordingDeployments {
 
 /// `WebhookDeliveries` that lists what a test says GitHub holds, and records the redeliveries asked of it.
 #[derive(Debug, Default)]
-pub struct RecordedDeliveries {
+pub struct RecordingDeliveries {
     listed: Mutex<HashMap<(String, u64), Vec<crate::contract::ports::HookDelivery>>>,
     redelivered: Mutex<Vec<(String, u64, u64)>>,
 }
 
-impl RecordedDeliveries {
+impl RecordingDeliveries {
     pub fn new() -> Self {
         Self::default()
     }
@@ -763,7 +794,7 @@ impl RecordedDeliveries {
     }
 }
 
-impl crate::contract::ports::WebhookDeliveries for RecordedDeliveries {
+impl crate::contract::ports::WebhookDeliveries for RecordingDeliveries {
     async fn deliveries(
         &self,
         _: &crate::github::sign_in::GitHubCredentials,

@@ -1002,3 +1002,92 @@ async fn a_deployment_codedeploy_will_not_describe_to_sluice_is_answered_as_not_
     assert_eq!(codedeploy.asked(), 1);
     assert!(runner.ran().is_empty());
 }
+
+/// Run e1 of `web`, deploying CodeDeploy deployment d-1 blue/green, with one check at AfterAllowTestTraffic.
+async fn deploying_d1_with_a_check(store: &InMemoryStore, runner: &RecordingRunner) {
+    let check = crate::definitions::Check::new("AfterAllowTestTraffic", "http://web-test/health");
+    let mut triggered = push("e1");
+    if let Event::Triggered { plan, .. } = &mut triggered {
+        plan.deploy = crate::definitions::DeployTarget::BlueGreen(crate::contract::testing::blue_green(vec![check]));
+    }
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("e1"),
+        build_id: "build-e1".into(),
+        outputs: crate::pipeline::BuildOutputs { image_uri: "web:e1".into(), artifacts: None },
+    };
+    let started = Event::DeploymentStarted {
+        execution_id: ExecutionId::from("e1"),
+        deployment_id: "d-1".into(),
+        service_deployment: None,
+        task_definition: None,
+        previous_task_definition: None,
+    };
+    for event in [triggered, built, started] {
+        let handled = handle(store, runner, input(&event, None)).await.expect("handled");
+        assert_eq!(handled, Handled::Applied, "{}", event.name());
+    }
+}
+
+fn hook_call(deployment_id: &str, hook_execution_id: &str) -> crate::usecases::HookCall {
+    crate::usecases::HookCall { deployment_id: deployment_id.into(), hook_execution_id: hook_execution_id.into() }
+}
+
+#[tokio::test]
+async fn a_codedeploy_hook_runs_the_checks_of_the_event_waiting_and_its_answer_is_recorded_once_and_repeated() {
+    use crate::pipeline::HookStatus;
+    use crate::usecases::{HookOutcome, answer_hook};
+    let (store, runner, codedeploy) =
+        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordingDeployments::new());
+    let budget = std::time::Duration::from_secs(60);
+    // GIVEN run e1 deploying d-1, where CodeDeploy waits at AfterAllowTestTraffic, and the test URL answers 200
+    deploying_d1_with_a_check(&store, &runner).await;
+    codedeploy.waiting("d-1", "AfterAllowTestTraffic");
+    let probes = SetProbes::answering(200);
+    // WHEN the hook is called
+    let call = hook_call("d-1", "hook-1");
+    let outcome = answer_hook(&store, &runner, &codedeploy, &probes, &call, budget, now()).await.expect("answered");
+    // THEN the check ran once and passed, the run records it, and the answer goes out as the run's effect
+    let HookOutcome::Checked { lifecycle_event, passed, handled } = outcome else { panic!("{outcome:?}") };
+    assert_eq!((lifecycle_event.as_str(), passed, handled), ("AfterAllowTestTraffic", true, Handled::Applied));
+    assert_eq!(probes.probed(), 1);
+    let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
+    let hooks: Vec<(String, bool)> = run
+        .deploy
+        .map(|d| d.hooks.iter().map(|h| (h.hook_execution_id.clone(), h.passed)).collect())
+        .unwrap_or_default();
+    assert_eq!(hooks, [("hook-1".to_owned(), true)]);
+    let reported = runner.ran().into_iter().any(|(_, effect)| {
+        matches!(effect, Effect::ReportHookStatus { ref hook_execution_id, status: HookStatus::Succeeded, .. }
+            if hook_execution_id == "hook-1")
+    });
+    assert!(reported, "{:?}", runner.ran());
+    assert!(codedeploy.answers().is_empty(), "{:?}", codedeploy.answers());
+    // AND a second call of the same hook (CodeDeploy retrying its invocation) answers the same, checking nothing
+    let again = answer_hook(&store, &runner, &codedeploy, &probes, &call, budget, now()).await.expect("answered");
+    assert_eq!(again, HookOutcome::Repeated(HookStatus::Succeeded));
+    assert_eq!(probes.probed(), 1);
+    assert_eq!(codedeploy.answers(), [("d-1".to_owned(), "hook-1".to_owned(), HookStatus::Succeeded)]);
+}
+
+#[tokio::test]
+async fn a_codedeploy_hook_of_a_deployment_no_run_started_is_answered_failed_and_checks_nothing() {
+    use crate::pipeline::HookStatus;
+    use crate::usecases::{HookOutcome, answer_hook};
+    let (store, runner, codedeploy) =
+        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordingDeployments::new());
+    // GIVEN run e1 deploying d-1, and a hook call for d-9, which CodeDeploy knows of no sluice run's
+    deploying_d1_with_a_check(&store, &runner).await;
+    codedeploy.waiting("d-9", "AfterAllowTestTraffic");
+    let probes = SetProbes::answering(200);
+    let before = runner.ran().len();
+    // WHEN it is called, THEN it is answered Failed, no check runs, and run e1 is as it was
+    let call = hook_call("d-9", "hook-9");
+    let budget = std::time::Duration::from_secs(60);
+    let outcome = answer_hook(&store, &runner, &codedeploy, &probes, &call, budget, now()).await.expect("answered");
+    assert_eq!(outcome, HookOutcome::NotOurs);
+    assert_eq!(codedeploy.answers(), [("d-9".to_owned(), "hook-9".to_owned(), HookStatus::Failed)]);
+    assert_eq!(probes.probed(), 0);
+    assert_eq!(runner.ran().len(), before);
+    let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
+    assert!(run.deploy.is_some_and(|d| d.hooks.is_empty()));
+}

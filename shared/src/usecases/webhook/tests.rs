@@ -709,7 +709,7 @@ async fn a_push_that_cannot_be_recorded_in_time_gets_a_503_that_says_to_redelive
 #[tokio::test]
 async fn pushes_that_never_reached_sluice_are_redelivered_through_the_webhook_that_delivered_the_pipelines_pushes() {
     use crate::contract::ports::HookDelivery;
-    use crate::contract::testing::RecordedDeliveries;
+    use crate::contract::testing::RecordingDeliveries;
     use crate::definitions::Definitions;
     use crate::usecases::redeliver_failed_pushes;
     let world = World::new().await;
@@ -727,7 +727,7 @@ async fn pushes_that_never_reached_sluice_are_redelivered_through_the_webhook_th
         delivered_at: now - TimeDelta::minutes(30),
         redelivery: false,
     };
-    let github = RecordedDeliveries::new();
+    let github = RecordingDeliveries::new();
     github.list(
         "acme/web",
         12_345_678,

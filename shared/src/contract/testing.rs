@@ -591,9 +591,53 @@ impl crate::contract::ports::WebhookSecretSource for FixedSecrets {
     }
 }
 
-/// `BlueGreenDeployments`, `RollingUpdates` and `NativeDeployments` that answer what a test says CodeDeploy's and
-/// ECS's records hold (`report`, `rollout`, `service_deployment`), and count how often they were asked. It starts no
-/// deployment: starting them is the sandbox's part (tests/), where CodeDeploy and ECS are played through their APIs.
+/// `TaskDefinitionRegistry` in memory: each registration is kept, as revision `<family>:<n>`, with its tags.
+#[derive(Debug, Default)]
+pub struct RecordingTaskDefinitions {
+    registered: Mutex<Vec<(String, crate::deploy::TaskDefinition)>>,
+}
+
+impl RecordingTaskDefinitions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The task definitions registered so far, with their ARNs, in order.
+    pub fn registered(&self) -> Vec<(String, crate::deploy::TaskDefinition)> {
+        lock(&self.registered).clone()
+    }
+}
+
+impl crate::contract::ports::TaskDefinitionRegistry for RecordingTaskDefinitions {
+    async fn register(
+        &self,
+        definition: &crate::deploy::TaskDefinition,
+    ) -> Result<String, crate::contract::ports::DeployError> {
+        let mut registered = lock(&self.registered);
+        let revision = registered.iter().filter(|(_, known)| known.family == definition.family).count() + 1;
+        let arn = format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{}:{revision}", definition.family);
+        registered.push((arn.clone(), definition.clone()));
+        Ok(arn)
+    }
+
+    async fn find_tagged(
+        &self,
+        family: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<Option<String>, crate::contract::ports::DeployError> {
+        let registered = lock(&self.registered);
+        let tagged = |definition: &crate::deploy::TaskDefinition| {
+            definition.tags.iter().any(|tag| tag.key == key && tag.value == value)
+        };
+        Ok(registered.iter().rev().find(|(_, d)| d.family == family && tagged(d)).map(|(arn, _)| arn.clone()))
+    }
+}
+
+/// `BlueGreenDeployments`, `RollingUpdates`, `NativeDeployments` and `LifecycleHooks` that answer what a test says
+/// CodeDeploy's and ECS's records hold (`report`, `rollout`, `service_deployment`, `waiting`), and count how often
+/// they were asked. It records rolling updates and hook answers; it starts no blue/green or ECS-native deployment:
+/// playing those is the sandbox's part (tests/), where CodeDeploy and ECS are played through their APIs.
 #[derive(Debug, Default)]
 pub struct RecordingDeployments {
     reports: Mutex<HashMap<String, crate::contract::ports::DeploymentReport>>,
@@ -606,6 +650,8 @@ pub struct RecordingDeployments {
     waiting: Mutex<HashMap<String, String>>,
     /// The hook answers reported, in order: (deployment, hook execution, status).
     answers: Mutex<Vec<(String, String, crate::pipeline::HookStatus)>>,
+    /// The rolling updates asked for (UpdateService), in order: each answered as ECS deployment `ecs-svc/<n>`.
+    updates: Mutex<Vec<crate::deploy::RollingRequest>>,
 }
 
 impl RecordingDeployments {
@@ -647,6 +693,11 @@ impl RecordingDeployments {
     /// The hook answers reported so far (PutLifecycleEventHookExecutionStatus), in order.
     pub fn answers(&self) -> Vec<(String, String, crate::pipeline::HookStatus)> {
         lock(&self.answers).clone()
+    }
+
+    /// The rolling updates asked for so far (UpdateService), in order.
+    pub fn updates(&self) -> Vec<crate::deploy::RollingRequest> {
+        lock(&self.updates).clone()
     }
 
     /// How many lookups were made.
@@ -715,9 +766,14 @@ impl crate::contract::ports::BlueGreenDeployments for RecordingDeployments {
 impl crate::contract::ports::RollingUpdates for RecordingDeployments {
     async fn update(
         &self,
-        _: &crate::deploy::RollingRequest,
+        request: &crate::deploy::RollingRequest,
     ) -> Result<crate::contract::ports::RolloutStarted, crate::contract::ports::DeployError> {
-        Err(Self::refused("UpdateService"))
+        let mut updates = lock(&self.updates);
+        updates.push(request.clone());
+        Ok(crate::contract::ports::RolloutStarted {
+            deployment_id: format!("ecs-svc/{}", updates.len()),
+            previous_task_definition: None,
+        })
     }
 
     async fn rollout(

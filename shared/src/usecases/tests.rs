@@ -1091,3 +1091,48 @@ async fn a_codedeploy_hook_of_a_deployment_no_run_started_is_answered_failed_and
     let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
     assert!(run.deploy.is_some_and(|d| d.hooks.is_empty()));
 }
+
+#[tokio::test]
+async fn a_rolling_start_registers_the_built_image_once_and_updates_the_service_to_it_even_when_retried() {
+    use crate::contract::testing::{
+        InMemoryArtifacts, RecordingDeployments, RecordingPublisher, RecordingTaskDefinitions,
+    };
+    use crate::usecases::DeployEffects;
+    // GIVEN a build that left the sample app's taskdef.json, and a rolling update of prod/web
+    let artifacts = InMemoryArtifacts::new();
+    artifacts.put("builds", "e1/taskdef.json", include_str!("../../../infra/sample-app/taskdef.json"));
+    let effects = DeployEffects {
+        publisher: RecordingPublisher::new(),
+        artifacts,
+        task_definitions: RecordingTaskDefinitions::new(),
+        blue_green: RecordingDeployments::new(),
+        ecs: RecordingDeployments::new(),
+        hooks_function: None,
+        hook_role: None,
+        supersessions: InMemoryStore::new(),
+    };
+    let effect = Effect::StartDeployment {
+        execution_id: ExecutionId::from("e1"),
+        pipeline: "web".into(),
+        supersede: false,
+        target: crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
+        image_uri: Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:e1".into()),
+        artifacts: Some("s3://builds/e1".into()),
+    };
+    // WHEN the deployer carries it out
+    let started = effects.run("effect-1", &effect).await.expect("started");
+    // THEN the task definition is registered with the built image, and the service updated to it
+    let registered = effects.task_definitions.registered();
+    assert_eq!(registered.len(), 1);
+    let (arn, definition) = &registered[0];
+    assert_eq!(definition.container_definitions[0].image, "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:e1");
+    let updates = effects.ecs.updates();
+    assert_eq!(updates.len(), 1);
+    assert_eq!((updates[0].service.as_str(), &updates[0].task_definition_arn), ("web", arn));
+    let Some(Event::DeploymentStarted { deployment_id, task_definition, .. }) = started else { panic!("{started:?}") };
+    assert_eq!((deployment_id.as_str(), task_definition.as_ref()), ("ecs-svc/1", Some(arn)));
+    // AND a retry of the same effect finds the revision it registered: nothing new is registered
+    effects.run("effect-1", &effect).await.expect("started again");
+    assert_eq!(effects.task_definitions.registered().len(), 1);
+    assert_eq!(effects.ecs.updates().last().map(|update| &update.task_definition_arn), Some(arn));
+}

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::meter::{Meter, Usage};
+use crate::wiring::handler;
 use crate::{Stack, Template, approval_link, form_token, moto, post, request, sns_messages, workspace_root};
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -33,7 +34,6 @@ use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
 use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
 use sluice_sandbox::function_url::serve;
-use sluice_sandbox::pump::pump;
 use sluice_sandbox::sample_app::SampleApp;
 
 const PUSH: &[u8] = include_bytes!("../../shared/tests/fixtures/github-push.json");
@@ -279,21 +279,16 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     .await?;
     println!("  webhook        {} (function URL on loopback)", url.url);
 
-    // The build-events function, fed by the CodeBuild rule's target.
+    // The build-events function, on CodeBuild's state changes.
     let build_events = Arc::new(build_events::handler::AwsApp::from_aws(&aws, &config.common));
     let timer = invocations.clone();
-    let _pump = pump(
-        stack.sqs.clone(),
-        stack.queue("CodeBuildStateChangeRule")?.to_owned(),
-        move |event: serde_json::Value| {
-            let (app, timer) = (Arc::clone(&build_events), timer.clone());
-            async move {
-                let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
-                timer.time("build-events", build_events::handler::on_event(&app, event, chrono::Utc::now())).await
-            }
-        },
-    );
-    println!("  build-events   fed by CodeBuildStateChangeRule");
+    let on_build = handler(move |event: serde_json::Value| {
+        let (app, timer) = (Arc::clone(&build_events), timer.clone());
+        async move {
+            let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
+            timer.time("build-events", build_events::handler::on_event(&app, event, chrono::Utc::now())).await
+        }
+    });
 
     // The approval function: its page on a function URL; approval-requests sends the requests on `Approval Requested`.
     let status_secret = crate::unique("sluice/status-key");
@@ -318,12 +313,10 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         approval::handler::Config { approval_url: Some(approval_url.url.clone()), ..approval_config.clone() };
     let requests_app = Arc::new(approval::handler::AwsApp::from_aws(&aws, &requests_config));
     let (app, timer) = (Arc::clone(&requests_app), invocations.clone());
-    let _approvals = pump(stack.sqs.clone(), stack.queue("ApprovalRequestedRule")?.to_owned(), move |event: Value| {
+    let on_approval_requested = handler(move |event: Value| {
         let (app, timer) = (Arc::clone(&app), timer.clone());
         async move { timer.time("approval-requests", approval::handler::on_event(&app, &event, chrono::Utc::now())).await }
     });
-    println!("  approval       {} (function URL on loopback)", approval_url.url);
-    println!("                 its requests mailed by approval-requests, fed by ApprovalRequestedRule");
 
     // The deploy stage: the deployer on Deployment Requested, the hooks function invoked by CodeDeploy, and
     // deploy-events on CodeDeploy's state changes.
@@ -333,19 +326,11 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         hook_role: Some(HOOK_ROLE.into()),
     };
     let deployer_app = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &deployer_config));
-    let _deployers: Vec<_> =
-        ["DeploymentRequestedRule", "PauseDecidedRule"]
-            .into_iter()
-            .map(|rule| {
-                let (deployer_app, timer) = (Arc::clone(&deployer_app), invocations.clone());
-                Ok(pump(stack.sqs.clone(), stack.queue(rule)?.to_owned(), move |event: Value| {
-                    let (app, timer) = (Arc::clone(&deployer_app), timer.clone());
-                    async move {
-                        timer.time("deployer", deployer::handler::on_event(&app, &event, chrono::Utc::now())).await
-                    }
-                }))
-            })
-            .collect::<Result<_>>()?;
+    let timer = invocations.clone();
+    let on_deploy = handler(move |event: Value| {
+        let (app, timer) = (Arc::clone(&deployer_app), timer.clone());
+        async move { timer.time("deployer", deployer::handler::on_event(&app, &event, chrono::Utc::now())).await }
+    });
     let hooks_app = Arc::new(hooks::handler::AwsApp::from_aws(&aws, &config.common)?);
     // ECS invokes the hooks function at an ECS-native deployment's checked stages: its result is the answer.
     ecs.app(Arc::clone(&sample));
@@ -359,7 +344,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         }
     });
     let (checks_app, timer) = (Arc::clone(&hooks_app), invocations.clone());
-    let _checks = pump(stack.sqs.clone(), stack.queue("ChecksRequestedRule")?.to_owned(), move |event: Value| {
+    let on_checks = handler(move |event: Value| {
         let (app, timer) = (Arc::clone(&checks_app), timer.clone());
         async move {
             let checks = hooks::handler::on_event(&app, &event, Some(Duration::from_secs(300)), chrono::Utc::now());
@@ -379,13 +364,10 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     });
     let events_app = Arc::new(deploy_events::handler::AwsApp::from_aws(&aws, &config.common));
     let timer = invocations.clone();
-    let _deploy_events =
-        pump(stack.sqs.clone(), stack.queue("DeploymentStateChangeRule")?.to_owned(), move |event: Value| {
-            let (app, timer) = (Arc::clone(&events_app), timer.clone());
-            async move {
-                timer.time("deploy-events", deploy_events::handler::on_event(&app, &event, chrono::Utc::now())).await
-            }
-        });
+    let on_deployment_event = handler(move |event: Value| {
+        let (app, timer) = (Arc::clone(&events_app), timer.clone());
+        async move { timer.time("deploy-events", deploy_events::handler::on_event(&app, &event, chrono::Utc::now())).await }
+    });
     // The notifier, on Execution Finished: the run's outcome to the pipeline's notify.topic.
     let github = sluice_sandbox::github::GitHub::start(GITHUB_TOKEN, &["acme/web"]).await?;
     let token_secret = crate::unique("sluice/github-token");
@@ -401,20 +383,28 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     })?;
     let notifier_app = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config)?);
     let timer = invocations.clone();
-    let (app, progress_timer) = (Arc::clone(&notifier_app), timer.clone());
-    let _notifier = pump(stack.sqs.clone(), stack.queue("ExecutionFinishedRule")?.to_owned(), move |event: Value| {
+    let on_progress = handler(move |event: Value| {
         let (app, timer) = (Arc::clone(&notifier_app), timer.clone());
         async move { timer.time("notifier", notifier::handler::on_event(&app, &event, chrono::Utc::now())).await }
     });
-    let _progress = pump(stack.sqs.clone(), stack.queue("RunProgressRule")?.to_owned(), move |event: Value| {
-        let (app, timer) = (Arc::clone(&app), progress_timer.clone());
-        async move { timer.time("notifier", notifier::handler::on_event(&app, &event, chrono::Utc::now())).await }
-    });
-    println!("  deployer       fed by DeploymentRequestedRule and PauseDecidedRule");
+    // Every rule of template.yaml feeds the function its target names, as the stack wires them.
+    let _pumps = stack.wire(vec![
+        ("BuildEventsFunction", on_build),
+        ("ApprovalRequestsFunction", on_approval_requested),
+        ("DeployerFunction", on_deploy),
+        ("HooksFunction", on_checks),
+        ("DeployEventsFunction", on_deployment_event),
+        ("NotifierFunction", on_progress),
+    ])?;
+    let fed = |function: &str| stack.rules_to(function).join(", ");
+    println!("  build-events   fed by {}", fed("BuildEventsFunction"));
+    println!("  approval       {} (function URL on loopback)", approval_url.url);
+    println!("                 its requests mailed by approval-requests, fed by {}", fed("ApprovalRequestsFunction"));
+    println!("  deployer       fed by {}", fed("DeployerFunction"));
     println!("  hooks          {HOOKS}, invoked by CodeDeploy and ECS at each checked lifecycle hook or stage, and");
-    println!("                 fed by ChecksRequestedRule for checks after a rolling update");
-    println!("  deploy-events  fed by DeploymentStateChangeRule");
-    println!("  notifier       fed by ExecutionFinishedRule, tells {outcomes}\n");
+    println!("                 fed by {}", fed("HooksFunction"));
+    println!("  deploy-events  fed by {}", fed("DeployEventsFunction"));
+    println!("  notifier       fed by {}, tells {outcomes}\n", fed("NotifierFunction"));
 
     println!("GitHub (played by the demo) delivers a signed push of acme/web main:");
     // GitHub's fixture, pushed now.

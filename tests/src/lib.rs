@@ -7,6 +7,7 @@ pub mod browser;
 pub mod demo;
 pub mod meter;
 pub mod template;
+pub mod wiring;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -142,6 +143,8 @@ pub struct Stack {
     pub default_bus: String,
     /// The SQS queue that receives what each rule of `template.yaml` matches, by the rule's logical id.
     pub queues: HashMap<String, String>,
+    /// Each rule of `template.yaml` with the function its target names ([`Stack::wire`] starts them so).
+    pub routes: Vec<wiring::Route>,
     /// An SNS topic for approval requests, with an SQS queue subscribed (raw delivery off, as email would get).
     pub approval_topic: String,
     pub approval_queue: String,
@@ -170,7 +173,12 @@ impl Stack {
         eventbridge.create_event_bus().name(&default_bus).send().await.context("creating the default bus")?;
 
         let mut queues = HashMap::new();
+        let mut routes = Vec::new();
         for rule in template.rules()? {
+            for function in template.targets(&rule.logical_id) {
+                let detail_types = rule.detail_types();
+                routes.push(wiring::Route { rule: rule.logical_id.clone(), function, detail_types });
+            }
             let (queue_url, queue_arn) = create_queue(&sqs, &unique(&rule.logical_id)).await?;
             let rule_name = unique(&rule.logical_id);
             let rule_bus = if rule.on_sluice_bus { &bus } else { &default_bus };
@@ -211,6 +219,7 @@ impl Stack {
             bus,
             default_bus,
             queues,
+            routes,
             approval_topic,
             approval_queue,
             dynamodb,

@@ -33,6 +33,31 @@ pub struct Rule {
     pub on_sluice_bus: bool,
 }
 
+impl Rule {
+    /// Every `detail-type` its pattern names, however deep (`$or`).
+    pub fn detail_types(&self) -> Vec<String> {
+        fn collect(pattern: &serde_json::Value, found: &mut Vec<String>) {
+            match pattern {
+                serde_json::Value::Object(fields) => {
+                    for (key, value) in fields {
+                        match (key.as_str(), value) {
+                            ("detail-type", serde_json::Value::Array(types)) => {
+                                found.extend(types.iter().filter_map(|t| t.as_str().map(str::to_owned)));
+                            }
+                            _ => collect(value, found),
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|item| collect(item, found)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        collect(&self.event_pattern, &mut found);
+        found
+    }
+}
+
 /// One target of a rule: its id, whether it has a retry policy, and the queue (logical id) its dead letters go to.
 #[derive(Debug, Clone)]
 pub struct RuleTarget {
@@ -145,6 +170,12 @@ impl Template {
     }
 
     /// Every target of every rule.
+    /// The resources (logical ids) the targets of rule `logical_id` name: the functions it wakes.
+    pub fn targets(&self, logical_id: &str) -> Vec<String> {
+        let targets = self.properties(logical_id)["Targets"].as_sequence().cloned().unwrap_or_default();
+        targets.iter().filter_map(|target| named(&target["Arn"])).collect()
+    }
+
     pub fn rule_targets(&self) -> Vec<RuleTarget> {
         self.of_type("AWS::Events::Rule")
             .flat_map(|(rule, properties)| {

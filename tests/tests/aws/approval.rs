@@ -270,7 +270,9 @@ async fn a_request_sns_could_not_take_goes_out_when_the_reconcilers_doorbell_rin
     let reconciler = reconciler::handler::AwsApp::from_aws(&stack.config, &config(&stack)?.common.into())?;
     let summary = reconciler::handler::on_schedule(&reconciler, retry_at).await?;
     assert_eq!(summary["doorbells"], 1, "{summary}");
-    let rung = stack.receive(stack.queue("ApprovalDueRule")?, 1, std::time::Duration::from_secs(10)).await?;
+    let rung = stack
+        .receive(stack.queue_to("ApprovalRequestsFunction", "Effects Due")?, 1, std::time::Duration::from_secs(10))
+        .await?;
     assert_eq!(rung.len(), 1);
     assert_eq!(rung[0]["detail-type"], "Effects Due");
     assert_eq!(rung[0]["detail"]["kinds"], json!(["request_approval"]));

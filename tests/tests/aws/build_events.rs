@@ -67,7 +67,8 @@ async fn a_pushed_commit_whose_build_succeeds_waits_for_approval_with_its_image(
     stack.eventbridge.put_events().entries(entry).send().await?;
 
     // The rule delivers it; the function handles what it delivers.
-    let delivered = stack.receive(stack.queue("CodeBuildStateChangeRule")?, 1, WAIT).await?;
+    let delivered =
+        stack.receive(stack.queue_to("BuildEventsFunction", "CodeBuild Build State Change")?, 1, WAIT).await?;
     assert_eq!(delivered.len(), 1);
     let event = delivered[0].clone();
     let app = AwsApp::from_aws(&stack.config, &deployed.config.common);
@@ -78,13 +79,18 @@ async fn a_pushed_commit_whose_build_succeeds_waits_for_approval_with_its_image(
     assert_eq!(execution.status, Status::Running(Stage::Approval));
     let build = execution.build.context("build facts")?;
     assert_eq!(build.image_uri.as_deref(), Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:4e2f"));
-    let requests = stack.receive(stack.queue("ApprovalRequestedRule")?, 1, WAIT).await?;
+    let requests = stack.receive(stack.queue_to("ApprovalRequestsFunction", "Approval Requested")?, 1, WAIT).await?;
     assert_eq!(requests.len(), 1, "{requests:#?}");
     assert_eq!(requests[0]["detail"]["execution_id"], execution_id.0);
     assert_eq!(requests[0]["detail"]["image_uri"], "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:4e2f");
 
     // EventBridge may deliver the same event again: nothing moves twice.
     on_event(&app, lambda_event(), chrono::Utc::now()).await?;
-    assert!(stack.receive(stack.queue("ApprovalRequestedRule")?, 1, Duration::from_secs(1)).await?.is_empty());
+    assert!(
+        stack
+            .receive(stack.queue_to("ApprovalRequestsFunction", "Approval Requested")?, 1, Duration::from_secs(1))
+            .await?
+            .is_empty()
+    );
     Ok(())
 }

@@ -51,7 +51,7 @@ async fn a_run_is_chained_stage_by_stage_through_the_bus_with_its_state_in_dynam
         },
     };
     assert_eq!(handle(&store, &runner, input(&built, 5, Some(ReceiptKey::event("ev-1")))).await?, Handled::Applied);
-    let requests = stack.receive(stack.queue("ApprovalRequestedRule")?, 1, WAIT).await?;
+    let requests = stack.receive(stack.queue_to("ApprovalRequestsFunction", "Approval Requested")?, 1, WAIT).await?;
     assert_eq!(requests.len(), 1, "{requests:#?}");
     assert_eq!(requests[0]["detail"]["execution_id"], "e1");
     assert_eq!(requests[0]["detail"]["image_uri"], "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:e1");
@@ -71,14 +71,14 @@ async fn a_run_is_chained_stage_by_stage_through_the_bus_with_its_state_in_dynam
         user_agent: None,
     };
     assert_eq!(handle(&store, &runner, input(&approved, 10, None)).await?, Handled::Applied);
-    let deployments = stack.receive(stack.queue("DeploymentRequestedRule")?, 1, WAIT).await?;
+    let deployments = stack.receive(stack.queue_to("DeployerFunction", "Deployment Requested")?, 1, WAIT).await?;
     assert_eq!(deployments.len(), 1);
     assert_eq!(deployments[0]["detail"]["target"]["strategy"], "blue_green");
 
     // The deployment succeeds: the run is finished, in the history, and announced.
     let deployed = Event::DeploymentSucceeded { execution_id: e1.clone(), deployment_id: "d-123".into() };
     assert_eq!(handle(&store, &runner, input(&deployed, 20, None)).await?, Handled::Applied);
-    let finished = stack.receive(stack.queue("ExecutionFinishedRule")?, 1, WAIT).await?;
+    let finished = stack.receive(stack.queue_to("NotifierFunction", "Execution Finished")?, 1, WAIT).await?;
     assert_eq!(finished.len(), 1);
     assert_eq!(finished[0]["detail"]["outcome"], "succeeded");
     let history = store.history("web", 10).await?;
@@ -89,6 +89,11 @@ async fn a_run_is_chained_stage_by_stage_through_the_bus_with_its_state_in_dynam
     let left: Vec<EffectKind> = pending.iter().map(|p| p.effect.kind()).collect();
     assert_eq!(left, [EffectKind::NotifyOutcome]);
     // Nothing was published twice.
-    assert!(stack.receive(stack.queue("ApprovalRequestedRule")?, 1, Duration::from_secs(1)).await?.is_empty());
+    assert!(
+        stack
+            .receive(stack.queue_to("ApprovalRequestsFunction", "Approval Requested")?, 1, Duration::from_secs(1))
+            .await?
+            .is_empty()
+    );
     Ok(())
 }

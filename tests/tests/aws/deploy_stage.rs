@@ -14,10 +14,11 @@ use sluice::contract::testing::RecordingRunner;
 use sluice::definitions::{BlueGreen, Check, DeployTarget, EcsNative, ExecutionMode, TrafficShift};
 use sluice::pipeline::{EffectKind, Execution, ExecutionId, Status};
 use sluice::usecases::{Announcer, flush};
+use sluice_integration::wiring::handler;
 use sluice_integration::{BuiltRun, Stack, aws_config_with, built, moto};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
 use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
-use sluice_sandbox::pump::{Pump, pump};
+use sluice_sandbox::pump::Pump;
 use sluice_sandbox::sample_app::SampleApp;
 
 const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sample-app@sha256:4e2f";
@@ -40,6 +41,8 @@ struct World {
     /// What feeds the deployer, deploy-events, the notifier, the deployer's pause decisions and the hooks function's
     /// checks, in that order.
     _pumps: Vec<Pump>,
+    /// What feeds deploy-events: dropped, CodeDeploy's and ECS's deployment state changes are lost.
+    deployment_events: Vec<Pump>,
 }
 
 /// How long the hooks function is given per invocation (its Lambda's time left), as the sandbox invokes it.
@@ -91,10 +94,10 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
             hooks::handler::on_invocation(&hooks, &payload, Some(hook_time.0), now).await.unwrap_or(Value::Null)
         }
     });
-    // The deployer, fed by DeploymentRequestedRule; deploy-events, fed by DeploymentStateChangeRule.
+    // The deployer, deploy-events, the notifier and the hooks function, fed by the rules template.yaml routes to them.
     let deployer = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &deployer_config(&common)));
     let deploy_events = Arc::new(deploy_events::handler::AwsApp::from_aws(&aws, &common));
-    // The notifier, fed by ExecutionFinishedRule, tells the pipeline's topic.
+    // The notifier tells the pipeline's topic.
     let topic = stack.sns.create_topic().name(sluice_integration::unique("outcomes")).send().await?;
     let outcomes = topic.topic_arn().context("a topic ARN")?.to_owned();
     let notifier_config = notifier::handler::Config::from_lookup(|name| match name {
@@ -104,32 +107,37 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
         _ => None,
     })?;
     let notifier = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config)?);
-    let decided = Arc::clone(&deployer);
-    let pumps = vec![
-        pump(stack.sqs.clone(), stack.queue("DeploymentRequestedRule")?.to_owned(), move |event: Value| {
-            let app = Arc::clone(&deployer);
-            async move { deployer::handler::on_event(&app, &event, chrono::Utc::now()).await }
-        }),
-        pump(stack.sqs.clone(), stack.queue("DeploymentStateChangeRule")?.to_owned(), move |event: Value| {
+    let pumps = stack.wire(vec![
+        (
+            "DeployerFunction",
+            handler(move |event: Value| {
+                let app = Arc::clone(&deployer);
+                async move { deployer::handler::on_event(&app, &event, chrono::Utc::now()).await }
+            }),
+        ),
+        (
+            "NotifierFunction",
+            handler(move |event: Value| {
+                let app = Arc::clone(&notifier);
+                async move { notifier::handler::on_event(&app, &event, chrono::Utc::now()).await }
+            }),
+        ),
+        (
+            "HooksFunction",
+            handler(move |event: Value| {
+                let app = Arc::clone(&checks);
+                async move { hooks::handler::on_event(&app, &event, Some(hook_time.0), chrono::Utc::now()).await }
+            }),
+        ),
+    ])?;
+    let deployment_events = stack.wire(vec![(
+        "DeployEventsFunction",
+        handler(move |event: Value| {
             let app = Arc::clone(&deploy_events);
             async move { deploy_events::handler::on_event(&app, &event, chrono::Utc::now()).await }
         }),
-        pump(stack.sqs.clone(), stack.queue("ExecutionFinishedRule")?.to_owned(), move |event: Value| {
-            let app = Arc::clone(&notifier);
-            async move { notifier::handler::on_event(&app, &event, chrono::Utc::now()).await }
-        }),
-        // The deployer, fed by PauseDecidedRule: a decision at a paused ECS deployment.
-        pump(stack.sqs.clone(), stack.queue("PauseDecidedRule")?.to_owned(), move |event: Value| {
-            let app = Arc::clone(&decided);
-            async move { deployer::handler::on_event(&app, &event, chrono::Utc::now()).await }
-        }),
-        // The hooks function, fed by ChecksRequestedRule: a rolling update's AfterRollout checks.
-        pump(stack.sqs.clone(), stack.queue("ChecksRequestedRule")?.to_owned(), move |event: Value| {
-            let app = Arc::clone(&checks);
-            async move { hooks::handler::on_event(&app, &event, Some(hook_time.0), chrono::Utc::now()).await }
-        }),
-    ];
-    Ok(World { stack, store, app, codedeploy, ecs, aws, outcomes, _pumps: pumps })
+    )])?;
+    Ok(World { stack, store, app, codedeploy, ecs, aws, outcomes, _pumps: pumps, deployment_events })
 }
 
 /// The deployer's configuration: the hooks function, and the role ECS invokes it with.
@@ -216,7 +224,7 @@ impl World {
 impl World {
     /// From now on CodeDeploy's and ECS's deployment state changes are lost: nothing feeds deploy-events.
     fn lose_deployment_events(&mut self) {
-        self._pumps.remove(1);
+        self.deployment_events.clear();
     }
 
     /// The reconciler's scheduled look, `minutes` from now, as its schedule runs it.

@@ -358,7 +358,7 @@ async fn more_events_than_one_put_events_call_takes_all_arrive() -> Result<()> {
 
     publisher.publish(&many).await?;
 
-    let received = stack.receive(stack.queue("ExecutionFinishedRule")?, many.len(), WAIT).await?;
+    let received = stack.receive(stack.queue_to("NotifierFunction", "Execution Finished")?, many.len(), WAIT).await?;
     let mut ids: Vec<String> =
         received.iter().filter_map(|e| e["detail"]["execution_id"].as_str().map(str::to_owned)).collect();
     ids.sort_by_key(|id| id[1..].parse::<u32>().unwrap_or(0));
@@ -393,12 +393,18 @@ async fn a_codebuild_state_change_of_a_project_sluice_may_start_reaches_the_code
         stack.eventbridge.put_events().entries(entry).send()
     };
     assert_eq!(put(fixture["detail"].clone()).await?.failed_entry_count(), 0);
-    assert!(stack.receive(stack.queue("CodeBuildStateChangeRule")?, 1, QUIET).await?.is_empty());
+    assert!(
+        stack
+            .receive(stack.queue_to("BuildEventsFunction", "CodeBuild Build State Change")?, 1, QUIET)
+            .await?
+            .is_empty()
+    );
     // The same event of a project the stack may start arrives, and reads as AWS's type reads it.
     let mut ours = fixture["detail"].clone();
     ours["project-name"] = json!("web-build");
     assert_eq!(put(ours).await?.failed_entry_count(), 0);
-    let received = stack.receive(stack.queue("CodeBuildStateChangeRule")?, 1, WAIT).await?;
+    let received =
+        stack.receive(stack.queue_to("BuildEventsFunction", "CodeBuild Build State Change")?, 1, WAIT).await?;
     assert_eq!(received.len(), 1);
     let event: aws_lambda_events::event::codebuild::CodeBuildEvent = serde_json::from_value(received[0].clone())?;
     assert_eq!(event.detail.build_status.as_deref(), Some("SUCCEEDED"));
@@ -406,7 +412,12 @@ async fn a_codebuild_state_change_of_a_project_sluice_may_start_reaches_the_code
     // sluice's own events do not reach it.
     let finished = a_runs_events().pop().context("a finished event")?;
     EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone()).publish(&[finished]).await?;
-    assert!(stack.receive(stack.queue("CodeBuildStateChangeRule")?, 1, QUIET).await?.is_empty());
+    assert!(
+        stack
+            .receive(stack.queue_to("BuildEventsFunction", "CodeBuild Build State Change")?, 1, QUIET)
+            .await?
+            .is_empty()
+    );
     Ok(())
 }
 
@@ -430,13 +441,19 @@ async fn codedeploy_state_changes_reach_the_deployment_rule_only_for_the_stacks_
     let mut theirs = fixture["detail"].clone();
     theirs["application"] = json!("billing");
     put("aws.codedeploy", codedeploy, theirs).await?;
-    assert!(stack.receive(stack.queue("DeploymentStateChangeRule")?, 1, QUIET).await?.is_empty());
+    assert!(
+        stack
+            .receive(stack.queue_to("DeployEventsFunction", "ECS Deployment State Change")?, 1, QUIET)
+            .await?
+            .is_empty()
+    );
     // One of the stack's applications, and an ECS hook state change: both delivered
     let mut ours = fixture["detail"].clone();
     ours["application"] = json!("web");
     put("aws.codedeploy", codedeploy, ours).await?;
     put("aws.ecs", "ECS Hook State Change", json!({ "eventName": "HOOK_AWAITING_ACTION" })).await?;
-    let received = stack.receive(stack.queue("DeploymentStateChangeRule")?, 2, WAIT).await?;
+    let received =
+        stack.receive(stack.queue_to("DeployEventsFunction", "ECS Deployment State Change")?, 2, WAIT).await?;
     let sources: std::collections::BTreeSet<&str> = received.iter().filter_map(|e| e["source"].as_str()).collect();
     assert_eq!(sources, std::collections::BTreeSet::from(["aws.codedeploy", "aws.ecs"]));
     Ok(())

@@ -323,24 +323,6 @@ fn readme_map() -> Result<Vec<MapRow>> {
         .collect()
 }
 
-/// Every `detail-type` an event pattern names, however deep (`$or`).
-fn detail_types(pattern: &serde_json::Value, found: &mut Vec<String>) {
-    match pattern {
-        serde_json::Value::Object(fields) => {
-            for (key, value) in fields {
-                match (key.as_str(), value) {
-                    ("detail-type", serde_json::Value::Array(types)) => {
-                        found.extend(types.iter().filter_map(|t| t.as_str().map(str::to_owned)));
-                    }
-                    _ => detail_types(value, found),
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|item| detail_types(item, found)),
-        _ => {}
-    }
-}
-
 /// The effect kinds each binary's runner owns, as the code says.
 fn owned_effects() -> Vec<(&'static str, Vec<String>)> {
     use sluice::usecases::EffectRunner;
@@ -370,19 +352,13 @@ fn the_readmes_map_lists_every_function_what_wakes_it_and_the_effects_its_code_o
     let row = |function: &str| map.iter().find(|row| row.function == function);
     // Every rule's target is in the map, woken by each detail-type the rule routes to it
     for rule in template.rules()? {
-        let mut types = Vec::new();
-        detail_types(&rule.event_pattern, &mut types);
-        for target in template.properties(&rule.logical_id)["Targets"].as_sequence().into_iter().flatten() {
-            let function = named(&target["Arn"]).context("a rule's target names no resource")?;
+        for function in template.targets(&rule.logical_id) {
             let Some(row) = row(&function) else {
                 panic!("rule {} wakes {function}, which the map lacks", rule.logical_id)
             };
-            for kind in &types {
-                assert!(
-                    row.woken_by.contains(&format!("`{kind}`")),
-                    "{function} is woken by {kind:?} ({})",
-                    rule.logical_id
-                );
+            for kind in rule.detail_types() {
+                let woken = row.woken_by.contains(&format!("`{kind}`"));
+                assert!(woken, "{function} is woken by {kind:?} ({})", rule.logical_id);
             }
         }
     }

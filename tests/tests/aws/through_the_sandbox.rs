@@ -11,9 +11,10 @@ use sluice::adapters::CodeBuildStarter;
 use sluice::contract::ports::PipelineStore;
 use sluice::github::webhook::sign;
 use sluice::pipeline::{ExecutionId, Stage, Status};
+use sluice_integration::wiring::handler;
 use sluice_integration::{Stack, unique};
 use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
-use sluice_sandbox::pump::{Pump, pump};
+use sluice_sandbox::pump::Pump;
 
 use crate::webhook::{Deployed, PUSH, deliver, deployed_with};
 
@@ -23,7 +24,7 @@ const WAIT: Duration = Duration::from_secs(15);
 struct Running {
     deployed: Deployed,
     codebuild: CodeBuildSandbox,
-    _build_events: Pump,
+    _build_events: Vec<Pump>,
 }
 
 /// The stack, the CodeBuild sandbox playing `scenario` for the web pipeline's project, the webhook function on a
@@ -52,14 +53,16 @@ async fn running(scenario: Scenario) -> Result<Running> {
     .await;
     let common = sluice::runtime::config::Common { table: stack.table.clone(), event_bus: stack.bus.clone() };
     let app = std::sync::Arc::new(AwsApp::from_aws(&aws, &common));
-    let queue = stack.queue("CodeBuildStateChangeRule")?.to_owned();
-    let build_events = pump(stack.sqs.clone(), queue, move |event: serde_json::Value| {
-        let app = std::sync::Arc::clone(&app);
-        async move {
-            let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
-            on_event(&app, event, chrono::Utc::now()).await
-        }
-    });
+    let build_events = stack.wire(vec![(
+        "BuildEventsFunction",
+        handler(move |event: serde_json::Value| {
+            let app = std::sync::Arc::clone(&app);
+            async move {
+                let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
+                on_event(&app, event, chrono::Utc::now()).await
+            }
+        }),
+    )])?;
     let deployed = deployed_with(stack, project, &aws).await?;
     Ok(Running { deployed, codebuild, _build_events: build_events })
 }
@@ -77,7 +80,7 @@ async fn the_build_succeeds_and_the_run_waits_for_approval_with_the_image_record
 
     let execution_id = push(&running, "d-succeeds").await?;
 
-    let requests = stack.receive(stack.queue("ApprovalRequestedRule")?, 1, WAIT).await?;
+    let requests = stack.receive(stack.queue_to("ApprovalRequestsFunction", "Approval Requested")?, 1, WAIT).await?;
     assert_eq!(requests.len(), 1, "an approval request reached the approval rule's target");
     let image = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{}:{HEAD}", running.deployed.project);
     assert_eq!(requests[0]["detail"]["image_uri"], image.as_str());
@@ -101,13 +104,18 @@ async fn the_build_fails_in_a_phase_and_the_run_fails_saying_where() -> Result<(
 
     let execution_id = push(&running, "d-fails").await?;
 
-    let finished = stack.receive(stack.queue("ExecutionFinishedRule")?, 1, WAIT).await?;
+    let finished = stack.receive(stack.queue_to("NotifierFunction", "Execution Finished")?, 1, WAIT).await?;
     assert_eq!(finished.len(), 1);
     assert_eq!(finished[0]["detail"]["outcome"], "failed");
     assert_eq!(finished[0]["detail"]["reason"], "the build failed in phase BUILD");
     let execution = running.deployed.store.execution(&execution_id).await?.context("stored")?;
     assert_eq!(execution.status, Status::Failed);
-    assert!(stack.receive(stack.queue("ApprovalRequestedRule")?, 1, Duration::from_secs(1)).await?.is_empty());
+    assert!(
+        stack
+            .receive(stack.queue_to("ApprovalRequestsFunction", "Approval Requested")?, 1, Duration::from_secs(1))
+            .await?
+            .is_empty()
+    );
     Ok(())
 }
 
@@ -120,7 +128,7 @@ async fn a_stopped_or_timed_out_build_ends_the_run_as_codebuild_says() -> Result
         let running = running(scenario).await?;
         let stack = &running.deployed.stack;
         push(&running, "d-ended").await?;
-        let finished = stack.receive(stack.queue("ExecutionFinishedRule")?, 1, WAIT).await?;
+        let finished = stack.receive(stack.queue_to("NotifierFunction", "Execution Finished")?, 1, WAIT).await?;
         assert_eq!(finished.len(), 1, "{reason}");
         assert_eq!(finished[0]["detail"]["outcome"], outcome);
         assert_eq!(finished[0]["detail"]["reason"], reason);
@@ -136,7 +144,12 @@ async fn when_the_build_event_is_lost_the_scheduled_look_moves_the_run_on() -> R
     let execution_id = push(&running, "d-lost").await?;
 
     // Longer than a played build takes: no event arrives, and the run does not move by itself.
-    assert!(stack.receive(stack.queue("ApprovalRequestedRule")?, 1, Duration::from_secs(2)).await?.is_empty());
+    assert!(
+        stack
+            .receive(stack.queue_to("ApprovalRequestsFunction", "Approval Requested")?, 1, Duration::from_secs(2))
+            .await?
+            .is_empty()
+    );
     let execution = running.deployed.store.execution(&execution_id).await?.context("stored")?;
     assert_eq!(execution.status, Status::Running(Stage::Build));
 
@@ -151,7 +164,7 @@ async fn when_the_build_event_is_lost_the_scheduled_look_moves_the_run_on() -> R
     let summary = reconciler::handler::on_schedule(&reconciler, later).await?;
     assert_eq!(summary["moved"], 1, "{summary}");
 
-    let requests = stack.receive(stack.queue("ApprovalRequestedRule")?, 1, WAIT).await?;
+    let requests = stack.receive(stack.queue_to("ApprovalRequestsFunction", "Approval Requested")?, 1, WAIT).await?;
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0]["detail"]["execution_id"], execution_id.0.as_str());
     let execution = running.deployed.store.execution(&execution_id).await?.context("stored")?;

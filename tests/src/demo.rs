@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::meter::{Meter, Usage};
-use crate::wiring::handler;
+use crate::wiring::{Handler, handler};
 use crate::{Stack, Template, approval_link, form_token, moto, post, request, sns_messages, workspace_root};
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -33,7 +33,9 @@ use sluice::present::text::span;
 use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
 use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
-use sluice_sandbox::function_url::serve;
+use sluice_sandbox::function_url::{FunctionUrl, serve};
+use sluice_sandbox::github::GitHub;
+use sluice_sandbox::pump::Pump;
 use sluice_sandbox::sample_app::SampleApp;
 
 const PUSH: &[u8] = include_bytes!("../../shared/tests/fixtures/github-push.json");
@@ -157,315 +159,158 @@ impl Invocations {
 
 /// Runs the demo of `scenario`, printing as it goes; `manual` waits for a person to decide in a browser.
 pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
-    let name = scenario.name();
-    println!("sluice demo ({name}): a push to deployment, locally, through sluice's real functions\n");
-    // The sample app behind its load balancer: blue serves production; green, the replacement, is healthy unless
-    // the scenario says otherwise.
-    let sample = SampleApp::serve(scenario != DemoScenario::Rollback).await?;
-    let stack = Stack::create().await.context("creating the stack in moto")?;
-    let rules: Vec<String> = Template::load()?.rules()?.into_iter().map(|r| r.logical_id).collect();
-    println!("  local AWS      moto_server at {}", moto().endpoint);
-    println!("  table, bus     {} · {} (rules from template.yaml: {})", stack.table, stack.bus, rules.join(", "));
-
-    // Pipelines, as `sluice publish infra/pipelines.example.toml` publishes them.
-    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
-    // Names of this run's own (tests run demos side by side on one moto_server).
-    let outcomes = stack.sns.create_topic().name(crate::unique("web-deploys")).send().await?;
-    let outcomes = outcomes.topic_arn().context("moto returned no topic ARN")?.to_owned();
-    let text = std::fs::read_to_string(workspace_root().join("infra/pipelines.example.toml"))?
-        .replace("arn:aws:sns:eu-west-1:123456789012:web-approvals", &stack.approval_topic)
-        .replace("arn:aws:sns:eu-west-1:123456789012:web-deploys", &outcomes)
-        .replace("http://web-test.internal:8080", &sample.test.url)
-        // The demo's clock is compressed: a check retried 5 s later is retried 1 s later.
-        .replace("interval = \"5s\"", "interval = \"1s\"");
-    let text = match scenario {
-        _ if scenario.rolling() => rolling_web(&text, &sample.production.url)?,
-        _ if scenario.canary() => canary_web(&text, &sample.test.url)?,
-        _ => text,
+    let demo = Demo::start(scenario, manual).await?;
+    let execution_id = demo.push().await?;
+    let mut clicks = demo.approve(&execution_id).await?;
+    let run = match scenario {
+        _ if scenario.canary() => demo.deploy_canary(&execution_id, &mut clicks).await?,
+        _ if scenario.rolling() => demo.deploy_rolling(&execution_id).await?,
+        _ => demo.deploy_blue_green(&execution_id).await?,
     };
-    // web's runs are shown on GitHub (the sandbox's stand-in for its REST API).
-    let text = text.replacen(
-        "[pipelines.web.deploy]",
-        "[pipelines.web.github]\nenvironment = \"production\"\n\n[pipelines.web.deploy]",
-        1,
-    );
-    Definitions::check("infra/pipelines.example.toml", &text)?;
-    let revision = store.publish(&text, None, chrono::Utc::now()).await?;
-    let how = match scenario {
-        _ if scenario.rolling() => ", web deployed by an ECS rolling update",
-        _ if scenario.canary() => {
-            ", web deployed by an ECS canary (20 %) that pauses for approval after its canary step"
-        }
-        _ => "",
-    };
-    println!("  definitions    infra/pipelines.example.toml{how}, revision {revision}");
+    demo.report(run, clicks).await
+}
 
-    // The CodeBuild sandbox, writing artifacts to S3 and events to the default bus.
-    let s3 =
-        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
-    let bucket = crate::unique("sluice-demo-artifacts").to_lowercase();
-    s3.create_bucket().bucket(&bucket).send().await?;
-    let sandbox = CodeBuildSandbox::start(Outputs {
-        s3: s3.clone(),
-        bucket: bucket.clone(),
-        eventbridge: stack.eventbridge.clone(),
-        bus: stack.default_bus.clone(),
-        duration: Duration::from_millis(800),
-    })
-    .await?;
-    sandbox.project("web-build", Scenario::Succeed);
-    sandbox.project("api-build", Scenario::Succeed);
-    // CodeDeploy and ECS: the sandbox plays the deployment group and the service, and reroutes the sample app's
-    // listeners as the deployment goes.
-    let codedeploy = CodeDeploySandbox::start(Settings {
-        eventbridge: stack.eventbridge.clone(),
-        bus: stack.default_bus.clone(),
-        minute: Duration::from_millis(50),
-        hook_timeout: Duration::from_secs(60),
-        app: Some(Arc::clone(&sample)),
-    })
-    .await?;
-    codedeploy.deployment_group("web", "web-prod");
-    let ecs = EcsSandbox::start(Events {
-        eventbridge: stack.eventbridge.clone(),
-        bus: stack.default_bus.clone(),
-        duration: Duration::from_millis(300),
-    })
-    .await?;
-    let rollout = if scenario == DemoScenario::CircuitBreaker { Rollout::TasksFail } else { Rollout::Healthy };
-    ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", rollout);
-    // Every sluice client speaks to moto, but CodeBuild's, CodeDeploy's and ECS's, which speak to the sandbox: as
-    // AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_CODEBUILD (and so on) would set them on a laptop.
-    // sluice's functions speak to moto through a meter that counts what their calls are billed for.
-    let meter = Meter::start(&moto().endpoint).await?;
-    let invocations = Invocations::default();
-    let aws = crate::aws_config_with(
-        &meter.endpoint,
-        &[("codebuild", &sandbox.endpoint), ("codedeploy", &codedeploy.endpoint), ("ecs", &ecs.endpoint)],
-    )
-    .await;
-    println!("  CodeBuild      sandbox at {}", sandbox.endpoint);
-    println!("  CodeDeploy     sandbox at {} (application web, group web-prod)", codedeploy.endpoint);
-    println!(
-        "  ECS            sandbox at {} (cluster prod, service web; new tasks {})",
-        ecs.endpoint,
-        if rollout == Rollout::TasksFail { "fail to start" } else { "start healthy" }
-    );
-    println!(
-        "  sample app     production listener {} · test listener {} (green {})",
-        sample.production.url,
-        sample.test.url,
-        if scenario == DemoScenario::Rollback { "unhealthy" } else { "healthy" }
-    );
+/// What the demo started, which its steps share: everything stops when it is dropped.
+struct Demo {
+    scenario: DemoScenario,
+    manual: bool,
+    sample: Arc<SampleApp>,
+    stack: Stack,
+    store: DynamoDbStore,
+    /// The pipeline's notify topic.
+    outcomes: String,
+    aws: aws_config::SdkConfig,
+    meter: Meter,
+    invocations: Invocations,
+    sandboxes: Sandboxes,
+    functions: Functions,
+}
 
-    // The webhook function on a function URL, wired by its own `from_aws`, as its main.rs wires it.
-    let secrets_manager = aws_sdk_secretsmanager::Client::new(&stack.config);
-    let secret_name = crate::unique("sluice/github-webhook");
-    secrets_manager.create_secret().name(&secret_name).secret_string(SECRET).send().await?;
-    let config = github_webhook::handler::Config::from_lookup(|name| match name {
-        "SLUICE_TABLE" => Some(stack.table.clone()),
-        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
-        "SLUICE_WEBHOOK_SECRET" => Some(secret_name.clone()),
-        _ => None,
-    })?;
-    let webhook = Arc::new(github_webhook::handler::AwsApp::from_aws(&aws, &config).await?);
-    let timer = invocations.clone();
-    let url = serve("github-webhook", move |request| {
-        let (app, timer) = (Arc::clone(&webhook), timer.clone());
-        async move {
-            timer.time("github-webhook", github_webhook::handler::respond(&app, request, chrono::Utc::now())).await
-        }
-    })
-    .await?;
-    println!("  webhook        {} (function URL on loopback)", url.url);
+/// The sandbox's part of AWS: CodeBuild, CodeDeploy and ECS.
+struct Sandboxes {
+    codebuild: CodeBuildSandbox,
+    codedeploy: CodeDeploySandbox,
+    ecs: EcsSandbox,
+    rollout: Rollout,
+}
 
-    // The build-events function, on CodeBuild's state changes.
-    let build_events = Arc::new(build_events::handler::AwsApp::from_aws(&aws, &config.common));
-    let timer = invocations.clone();
-    let on_build = handler(move |event: serde_json::Value| {
-        let (app, timer) = (Arc::clone(&build_events), timer.clone());
-        async move {
-            let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
-            timer.time("build-events", build_events::handler::on_event(&app, event, chrono::Utc::now())).await
-        }
-    });
+/// sluice's functions as the demo runs them: the two function URLs, GitHub's stand-in the notifier reports to, and
+/// what feeds the others.
+struct Functions {
+    webhook: FunctionUrl,
+    approval: FunctionUrl,
+    github: GitHub,
+    _pumps: Vec<Pump>,
+}
 
-    // The approval function: its page on a function URL; approval-requests sends the requests on `Approval Requested`.
-    let status_secret = crate::unique("sluice/status-key");
-    secrets_manager.create_secret().name(&status_secret).secret_string(STATUS_KEY).send().await?;
-    let approval_config = approval::handler::Config::from_lookup(|name| match name {
-        "SLUICE_TABLE" => Some(stack.table.clone()),
-        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
-        "SLUICE_STATUS_KEY" => Some(status_secret.clone()),
-        _ => None,
-    })?;
-    let approval_app = Arc::new(approval::handler::AwsApp::from_aws(&aws, &approval_config));
-    let (app, timer) = (Arc::clone(&approval_app), invocations.clone());
-    let approval_url = serve("approval", move |request| {
-        let (app, timer) = (Arc::clone(&app), timer.clone());
-        async move { timer.time("approval", approval::handler::respond(&app, request, chrono::Utc::now())).await }
-    })
-    .await?;
-    // On AWS a decision's next request links to the https URL it came through; here, to the loopback URL.
-    let _ = approval_app.approval_url.set(approval_url.url.clone());
-    // ApprovalRequestsFunction: the same binary, told the approval function's URL as the stack tells it.
-    let requests_config =
-        approval::handler::Config { approval_url: Some(approval_url.url.clone()), ..approval_config.clone() };
-    let requests_app = Arc::new(approval::handler::AwsApp::from_aws(&aws, &requests_config));
-    let (app, timer) = (Arc::clone(&requests_app), invocations.clone());
-    let on_approval_requested = handler(move |event: Value| {
-        let (app, timer) = (Arc::clone(&app), timer.clone());
-        async move { timer.time("approval-requests", approval::handler::on_event(&app, &event, chrono::Utc::now())).await }
-    });
-
-    // The deploy stage: the deployer on Deployment Requested, the hooks function invoked by CodeDeploy, and
-    // deploy-events on CodeDeploy's state changes.
-    let deployer_config = deployer::handler::Config {
-        common: config.common.clone(),
-        hooks_function: Some(HOOKS.into()),
-        hook_role: Some(HOOK_ROLE.into()),
-    };
-    let deployer_app = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &deployer_config));
-    let timer = invocations.clone();
-    let on_deploy = handler(move |event: Value| {
-        let (app, timer) = (Arc::clone(&deployer_app), timer.clone());
-        async move { timer.time("deployer", deployer::handler::on_event(&app, &event, chrono::Utc::now())).await }
-    });
-    let hooks_app = Arc::new(hooks::handler::AwsApp::from_aws(&aws, &config.common)?);
-    // ECS invokes the hooks function at an ECS-native deployment's checked stages: its result is the answer.
-    ecs.app(Arc::clone(&sample));
-    let (stages_app, timer) = (Arc::clone(&hooks_app), invocations.clone());
-    ecs.function(HOOKS, move |payload| {
-        let (app, timer) = (Arc::clone(&stages_app), timer.clone());
-        async move {
-            let remaining = Some(Duration::from_secs(300));
-            let answer = hooks::handler::on_invocation(&app, &payload, remaining, chrono::Utc::now());
-            timer.time("hooks", answer).await.unwrap_or(Value::Null)
-        }
-    });
-    let (checks_app, timer) = (Arc::clone(&hooks_app), invocations.clone());
-    let on_checks = handler(move |event: Value| {
-        let (app, timer) = (Arc::clone(&checks_app), timer.clone());
-        async move {
-            let checks = hooks::handler::on_event(&app, &event, Some(Duration::from_secs(300)), chrono::Utc::now());
-            timer.time("hooks", checks).await
-        }
-    });
-    let timer = invocations.clone();
-    codedeploy.function(HOOKS, move |payload| {
-        let (app, timer) = (Arc::clone(&hooks_app), timer.clone());
-        async move {
-            let remaining = Some(Duration::from_secs(300));
-            let answer = hooks::handler::on_event(&app, &payload, remaining, chrono::Utc::now());
-            if let Err(error) = timer.time("hooks", answer).await {
-                eprintln!("  hooks function failed: {error}");
-            }
-        }
-    });
-    let events_app = Arc::new(deploy_events::handler::AwsApp::from_aws(&aws, &config.common));
-    let timer = invocations.clone();
-    let on_deployment_event = handler(move |event: Value| {
-        let (app, timer) = (Arc::clone(&events_app), timer.clone());
-        async move { timer.time("deploy-events", deploy_events::handler::on_event(&app, &event, chrono::Utc::now())).await }
-    });
-    // The notifier, on Execution Finished: the run's outcome to the pipeline's notify.topic.
-    let github = sluice_sandbox::github::GitHub::start(GITHUB_TOKEN, &["acme/web"]).await?;
-    let token_secret = crate::unique("sluice/github-token");
-    secrets_manager.create_secret().name(&token_secret).secret_string(GITHUB_TOKEN).send().await?;
-    let notifier_config = notifier::handler::Config::from_lookup(|name| match name {
-        "SLUICE_TABLE" => Some(stack.table.clone()),
-        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
-        "SLUICE_GITHUB_TOKEN" => Some(token_secret.clone()),
-        "SLUICE_GITHUB_API" => Some(github.url.clone()),
-        "SLUICE_STATUS_KEY" => Some(status_secret.clone()),
-        "SLUICE_APPROVAL_URL" => Some(approval_url.url.clone()),
-        _ => None,
-    })?;
-    let notifier_app = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config)?);
-    let timer = invocations.clone();
-    let on_progress = handler(move |event: Value| {
-        let (app, timer) = (Arc::clone(&notifier_app), timer.clone());
-        async move { timer.time("notifier", notifier::handler::on_event(&app, &event, chrono::Utc::now())).await }
-    });
-    // Every rule of template.yaml feeds the function its target names, as the stack wires them.
-    let _pumps = stack.wire(vec![
-        ("BuildEventsFunction", on_build),
-        ("ApprovalRequestsFunction", on_approval_requested),
-        ("DeployerFunction", on_deploy),
-        ("HooksFunction", on_checks),
-        ("DeployEventsFunction", on_deployment_event),
-        ("NotifierFunction", on_progress),
-    ])?;
-    let fed = |function: &str| stack.rules_to(function).join(", ");
-    println!("  build-events   fed by {}", fed("BuildEventsFunction"));
-    println!("  approval       {} (function URL on loopback)", approval_url.url);
-    println!("                 its requests mailed by approval-requests, fed by {}", fed("ApprovalRequestsFunction"));
-    println!("  deployer       fed by {}", fed("DeployerFunction"));
-    println!("  hooks          {HOOKS}, invoked by CodeDeploy and ECS at each checked lifecycle hook or stage, and");
-    println!("                 fed by {}", fed("HooksFunction"));
-    println!("  deploy-events  fed by {}", fed("DeployEventsFunction"));
-    println!("  notifier       fed by {}, tells {outcomes}\n", fed("NotifierFunction"));
-
-    println!("GitHub (played by the demo) delivers a signed push of acme/web main:");
-    // GitHub's fixture, pushed now.
-    let push = sluice::contract::testing::pushed_at(PUSH, chrono::Utc::now());
-    let signature = sign(SECRET, &push);
-    let headers = |delivery: &'static str, signature: &str| {
-        vec![
-            ("content-type", "application/json".to_owned()),
-            ("x-github-event", "push".to_owned()),
-            ("x-github-delivery", delivery.to_owned()),
-            ("x-hub-signature-256", signature.to_owned()),
-        ]
-    };
-    let send = |headers: Vec<(&'static str, String)>| {
-        let (url, push) = (url.url.clone(), push.clone());
-        async move {
-            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            post(&url, &headers, push).await
-        }
-    };
-    let (status, body) = send(headers("72d3162e-cc78-11e3-81ab-4c9367dc0958", &signature)).await?;
-    show("POST push (delivery 72d3162e…)", status, &body);
-    let (status, body) = send(headers("72d3162e-cc78-11e3-81ab-4c9367dc0958", &signature)).await?;
-    show("POST the same delivery again", status, &body);
-    let (status, body) = send(headers("0b989ba4-242f-11e5-81e1-c7b6966d2516", &sign("guessed", &push))).await?;
-    show("POST a push signed with the wrong secret", status, &body);
-
-    let execution_id = ExecutionId("web-72d3162e-cc78-11e3-81ab-4c9367dc0958".into());
-    println!("\nCodeBuild (sandbox) builds {}; its events reach build-events through the rule:", &HEAD[..7]);
-    let email = wait_for_email(&stack.approval_topic).await?;
-    println!("\napproval-requests mailed the approvers (SNS topic {}), as moto recorded it:", stack.approval_topic);
-    println!("  Subject: {}", email.0);
-    for line in email.1.lines() {
-        println!("  | {line}");
+impl Demo {
+    /// The stack in moto, the published pipelines, the sandbox, the meter and sluice's functions.
+    async fn start(scenario: DemoScenario, manual: bool) -> Result<Self> {
+        let name = scenario.name();
+        println!("sluice demo ({name}): a push to deployment, locally, through sluice's real functions\n");
+        // The sample app behind its load balancer: blue serves production; green, the replacement, is healthy unless
+        // the scenario says otherwise.
+        let sample = SampleApp::serve(scenario != DemoScenario::Rollback).await?;
+        let stack = Stack::create().await.context("creating the stack in moto")?;
+        let rules: Vec<String> = Template::load()?.rules()?.into_iter().map(|r| r.logical_id).collect();
+        println!("  local AWS      moto_server at {}", moto().endpoint);
+        println!("  table, bus     {} · {} (rules from template.yaml: {})", stack.table, stack.bus, rules.join(", "));
+        let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+        let outcomes = publish_definitions(&stack, &store, &sample, scenario).await?;
+        let sandboxes = Sandboxes::start(&stack, &sample, scenario).await?;
+        // Every sluice client speaks to moto, but CodeBuild's, CodeDeploy's and ECS's, which speak to the sandbox:
+        // as AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_CODEBUILD (and so on) would set them on a laptop. sluice's
+        // functions speak to moto through a meter that counts what their calls are billed for.
+        let meter = Meter::start(&moto().endpoint).await?;
+        let invocations = Invocations::default();
+        let endpoints = [
+            ("codebuild", sandboxes.codebuild.endpoint.as_str()),
+            ("codedeploy", sandboxes.codedeploy.endpoint.as_str()),
+            ("ecs", sandboxes.ecs.endpoint.as_str()),
+        ];
+        let aws = crate::aws_config_with(&meter.endpoint, &endpoints).await;
+        sandboxes.show(&sample, scenario);
+        let functions = Functions::start(&stack, &aws, &sample, &sandboxes, &invocations, &outcomes).await?;
+        Ok(Self { scenario, manual, sample, stack, store, outcomes, aws, meter, invocations, sandboxes, functions })
     }
-    let link = approval_link(&email.1).context("no review link in the email")?;
-    let mut clicks = Vec::new();
 
-    let status_of = |store: DynamoDbStore, id: ExecutionId| async move {
-        store.execution(&id).await.map(|execution| execution.map(|execution| execution.status))
-    };
-    let (status, _, _) = request("GET", &link, &[("user-agent", "Mimecast-LinkScanner/1.0")], vec![]).await?;
-    let now = describe(status_of(store.clone(), execution_id.clone()).await?);
-    println!("\nA mail scanner fetches the link (GET): {status}; the run is still {now}");
-
-    if manual {
-        println!("\nOpen this link in a browser and decide (the demo waits up to 10 minutes):\n  {link}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(600);
-        while status_of(store.clone(), execution_id.clone()).await? == Some(Status::Running(Stage::Approval)) {
-            if std::time::Instant::now() > deadline {
-                anyhow::bail!("nobody decided within 10 minutes");
+    /// GitHub (played by the demo) delivers a signed push, the same delivery again, and a forged one: the run of
+    /// the push.
+    async fn push(&self) -> Result<ExecutionId> {
+        let url = &self.functions.webhook;
+        println!("GitHub (played by the demo) delivers a signed push of acme/web main:");
+        // GitHub's fixture, pushed now.
+        let push = sluice::contract::testing::pushed_at(PUSH, chrono::Utc::now());
+        let signature = sign(SECRET, &push);
+        let headers = |delivery: &'static str, signature: &str| {
+            vec![
+                ("content-type", "application/json".to_owned()),
+                ("x-github-event", "push".to_owned()),
+                ("x-github-delivery", delivery.to_owned()),
+                ("x-hub-signature-256", signature.to_owned()),
+            ]
+        };
+        let send = |headers: Vec<(&'static str, String)>| {
+            let (url, push) = (url.url.clone(), push.clone());
+            async move {
+                let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                post(&url, &headers, push).await
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    } else {
-        println!("A person opens it, types a name and a comment, and presses Approve (POST from the page):");
-        clicks.push(decide_on_page(&link, "approve", "ship it").await?);
+        };
+        let (status, body) = send(headers("72d3162e-cc78-11e3-81ab-4c9367dc0958", &signature)).await?;
+        show("POST push (delivery 72d3162e…)", status, &body);
+        let (status, body) = send(headers("72d3162e-cc78-11e3-81ab-4c9367dc0958", &signature)).await?;
+        show("POST the same delivery again", status, &body);
+        let (status, body) = send(headers("0b989ba4-242f-11e5-81e1-c7b6966d2516", &sign("guessed", &push))).await?;
+        show("POST a push signed with the wrong secret", status, &body);
+        Ok(ExecutionId("web-72d3162e-cc78-11e3-81ab-4c9367dc0958".into()))
     }
-    println!("  the run is now {}", describe(status_of(store.clone(), execution_id.clone()).await?));
 
-    let run = if scenario.canary() {
+    /// The build, then the approval: the request mailed, a mail scanner's GET, and a person's decision on the page.
+    async fn approve(&self, execution_id: &ExecutionId) -> Result<Vec<(u16, u16)>> {
+        let (stack, store, manual, execution_id) = (&self.stack, &self.store, self.manual, execution_id.clone());
+        println!("\nCodeBuild (sandbox) builds {}; its events reach build-events through the rule:", &HEAD[..7]);
+        let email = wait_for_email(&stack.approval_topic).await?;
+        println!("\napproval-requests mailed the approvers (SNS topic {}), as moto recorded it:", stack.approval_topic);
+        println!("  Subject: {}", email.0);
+        for line in email.1.lines() {
+            println!("  | {line}");
+        }
+        let link = approval_link(&email.1).context("no review link in the email")?;
+        let mut clicks = Vec::new();
+
+        let status_of = |store: DynamoDbStore, id: ExecutionId| async move {
+            store.execution(&id).await.map(|execution| execution.map(|execution| execution.status))
+        };
+        let (status, _, _) = request("GET", &link, &[("user-agent", "Mimecast-LinkScanner/1.0")], vec![]).await?;
+        let now = describe(status_of(store.clone(), execution_id.clone()).await?);
+        println!("\nA mail scanner fetches the link (GET): {status}; the run is still {now}");
+
+        if manual {
+            println!("\nOpen this link in a browser and decide (the demo waits up to 10 minutes):\n  {link}");
+            let deadline = std::time::Instant::now() + Duration::from_secs(600);
+            while status_of(store.clone(), execution_id.clone()).await? == Some(Status::Running(Stage::Approval)) {
+                if std::time::Instant::now() > deadline {
+                    anyhow::bail!("nobody decided within 10 minutes");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        } else {
+            println!("A person opens it, types a name and a comment, and presses Approve (POST from the page):");
+            clicks.push(decide_on_page(&link, "approve", "ship it").await?);
+        }
+        println!("  the run is now {}", describe(status_of(store.clone(), execution_id.clone()).await?));
+        Ok(clicks)
+    }
+
+    /// An ECS canary: the pause after its canary step mailed, decided on the page, and the run ended on ECS's word.
+    async fn deploy_canary(
+        &self,
+        execution_id: &ExecutionId,
+        clicks: &mut Vec<(u16, u16)>,
+    ) -> Result<sluice::pipeline::Execution> {
+        let (stack, store, manual, scenario) = (&self.stack, &self.store, self.manual, self.scenario);
+        let (sample, execution_id) = (&self.sample, execution_id.clone());
         println!(
             "\nThe deployer updates the ECS service with a CANARY deployment; ECS calls the hooks function after the"
         );
@@ -506,7 +351,7 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
             clicks.push(decide_on_page(&link, decision, comment).await?);
         }
         println!("\nThe deployer calls ContinueServiceDeployment; deploy-events ends the run on ECS's word:");
-        let run = wait_until_finished(&store, &execution_id).await?;
+        let run = wait_until_finished(store, &execution_id).await?;
         let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
         println!("  service deployment {} ({})", deploy.service_deployment.as_deref().unwrap_or("-"), deploy.strategy);
         for hook in &deploy.hooks {
@@ -525,13 +370,17 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
             println!("  paused at {} with {moved} of production moved: {who}", pause.stage);
         }
         println!("  production listener now routes to {}", sample.production.routed());
-        run
-    } else if scenario.rolling() {
+        Ok(run)
+    }
+
+    /// An ECS rolling update: registered, rolled out, its AfterRollout checks run, and the run ended.
+    async fn deploy_rolling(&self, execution_id: &ExecutionId) -> Result<sluice::pipeline::Execution> {
+        let (store, aws, execution_id) = (&self.store, &self.aws, execution_id.clone());
         println!(
             "\nThe deployer registers the task definition and updates the ECS service; once ECS reports the rollout"
         );
         println!("completed, the hooks function runs the AfterRollout checks, and the run ends:");
-        let run = wait_until_finished(&store, &execution_id).await?;
+        let run = wait_until_finished(store, &execution_id).await?;
         let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
         println!("  deployment     {} ({})", deploy.deployment_id.as_deref().unwrap_or("-"), deploy.strategy);
         println!("  rolled out     {}", deploy.task_definition.as_deref().unwrap_or("-"));
@@ -544,17 +393,23 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
                 hook.detail.as_deref().unwrap_or("-")
             );
         }
-        let ecs_client = aws_sdk_ecs::Client::new(&aws);
+        let ecs_client = aws_sdk_ecs::Client::new(aws);
         let described = ecs_client.describe_services().cluster("prod").services("web").send().await?;
         let service = described.services().first().context("ECS lists no service web")?;
         println!("  the service now runs {}", service.task_definition().unwrap_or("-"));
-        run
-    } else {
+        Ok(run)
+    }
+
+    /// A CodeDeploy blue/green deployment: its hooks answered by the hooks function, and the run ended on
+    /// CodeDeploy's word.
+    async fn deploy_blue_green(&self, execution_id: &ExecutionId) -> Result<sluice::pipeline::Execution> {
+        let (store, codedeploy, sample) = (&self.store, &self.sandboxes.codedeploy, &self.sample);
+        let execution_id = execution_id.clone();
         println!(
             "\nThe deployer registers the task definition and starts the blue/green deployment; CodeDeploy calls the"
         );
         println!("hooks function at each checked hook; deploy-events ends the run on CodeDeploy's word:");
-        let run = wait_until_finished(&store, &execution_id).await?;
+        let run = wait_until_finished(store, &execution_id).await?;
         let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
         let deployment_id = deploy.deployment_id.clone().unwrap_or_default();
         println!("  deployment     {deployment_id} ({})", deploy.strategy);
@@ -576,65 +431,397 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
             if traffic.is_empty() { "-".into() } else { traffic.join(" → ") }
         );
         println!("  production listener now routes to {}", sample.production.routed());
-        run
-    };
-    let took = run.finished_at.map(|end| (end - run.created_at).num_milliseconds()).unwrap_or_default();
-    println!(
-        "  the run ended {} after {took} ms{}",
-        run.status,
-        run.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
-    );
-    let (subject, text) = wait_for_email(&outcomes).await?;
-    println!("\nThe notifier told the pipeline's topic how the run ended (SNS, as moto recorded it):");
-    println!("  Subject: {subject}");
-    for line in text.lines() {
-        println!("  | {line}");
+        Ok(run)
     }
-    let expected = scenario.expected();
 
-    println!("\nWhat `sluice history web` prints (DynamoDB, index `history`):");
-    for execution in store.history("web", 10).await? {
-        for line in sluice::present::timeline::history_lines(&execution) {
+    /// How the run ended, as the notifier, the history, the status page and GitHub tell it, and what it cost.
+    async fn report(self, run: sluice::pipeline::Execution, clicks: Vec<(u16, u16)>) -> Result<DemoOutcome> {
+        let (store, aws, outcomes, sample, scenario) =
+            (&self.store, &self.aws, &self.outcomes, &self.sample, self.scenario);
+        let (invocations, meter) = (&self.invocations, &self.meter);
+        let (approval_url, github) = (&self.functions.approval, &self.functions.github);
+        let name = scenario.name();
+        let took = run.finished_at.map(|end| (end - run.created_at).num_milliseconds()).unwrap_or_default();
+        println!(
+            "  the run ended {} after {took} ms{}",
+            run.status,
+            run.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+        );
+        let (subject, text) = wait_for_email(outcomes).await?;
+        println!("\nThe notifier told the pipeline's topic how the run ended (SNS, as moto recorded it):");
+        println!("  Subject: {subject}");
+        for line in text.lines() {
+            println!("  | {line}");
+        }
+        let expected = scenario.expected();
+
+        println!("\nWhat `sluice history web` prints (DynamoDB, index `history`):");
+        for execution in store.history("web", 10).await? {
+            for line in sluice::present::timeline::history_lines(&execution) {
+                println!("  {line}");
+            }
+        }
+        println!("\nWhat `sluice show-run {}` prints (the run's record in DynamoDB):", run.id);
+        for line in sluice::present::timeline::lines(&run) {
             println!("  {line}");
         }
+
+        let ecs_client = aws_sdk_ecs::Client::new(aws);
+        let described = ecs_client.describe_services().cluster("prod").services("web").send().await?;
+        let service_task_definition = described.services().first().and_then(|s| s.task_definition()).map(str::to_owned);
+        let cost = Cost { invocations: invocations.read(), usage: meter.take().usage };
+        let status_page = format!("{}status/{STATUS_KEY}", approval_url.url);
+        let (code, _, page) = crate::request("GET", &status_page, &[], vec![]).await?;
+        if code != 200 || !page.contains(&format!("run/{}/", run.id)) {
+            anyhow::bail!("the status page answered {code} without the run: {page}");
+        }
+        println!("\nThe status page (the approval function; `sluice page` prints its address) answered {code}:");
+        println!("  {status_page}");
+        let (commit_statuses, deployment_states) = shown_on_github(github, &run).await?;
+        println!("\nWhat the notifier told GitHub (the sandbox's stand-in for its REST API, API version 2022-11-28):");
+        for (state, description) in &commit_statuses {
+            println!("  commit status sluice/web  {state:<8} {description}");
+        }
+        println!("  deployment to production  {}", deployment_states.join(" → "));
+        summary(scenario, &run, &cost);
+        if run.status == expected {
+            println!(
+                "\nDone ({name}: {expected}, as the scenario says). Everything ran on loopback; moto_server and the"
+            );
+            println!("sandbox stop with this program.");
+        }
+        Ok(DemoOutcome {
+            run,
+            notification: (subject, text),
+            production: sample.production.routed().to_owned(),
+            service_task_definition,
+            clicks,
+            cost,
+            commit_statuses,
+            deployment_states,
+        })
     }
-    println!("\nWhat `sluice show-run {}` prints (the run's record in DynamoDB):", run.id);
-    for line in sluice::present::timeline::lines(&run) {
-        println!("  {line}");
+}
+
+/// The pipelines, as `sluice publish infra/pipelines.example.toml` publishes them, changed for the scenario and the
+/// demo's own names; the pipeline's notify topic.
+async fn publish_definitions(
+    stack: &Stack,
+    store: &DynamoDbStore,
+    sample: &SampleApp,
+    scenario: DemoScenario,
+) -> Result<String> {
+    // Pipelines, as `sluice publish infra/pipelines.example.toml` publishes them.
+    // Names of this run's own (tests run demos side by side on one moto_server).
+    let outcomes = stack.sns.create_topic().name(crate::unique("web-deploys")).send().await?;
+    let outcomes = outcomes.topic_arn().context("moto returned no topic ARN")?.to_owned();
+    let text = std::fs::read_to_string(workspace_root().join("infra/pipelines.example.toml"))?
+        .replace("arn:aws:sns:eu-west-1:123456789012:web-approvals", &stack.approval_topic)
+        .replace("arn:aws:sns:eu-west-1:123456789012:web-deploys", &outcomes)
+        .replace("http://web-test.internal:8080", &sample.test.url)
+        // The demo's clock is compressed: a check retried 5 s later is retried 1 s later.
+        .replace("interval = \"5s\"", "interval = \"1s\"");
+    let text = match scenario {
+        _ if scenario.rolling() => rolling_web(&text, &sample.production.url)?,
+        _ if scenario.canary() => canary_web(&text, &sample.test.url)?,
+        _ => text,
+    };
+    // web's runs are shown on GitHub (the sandbox's stand-in for its REST API).
+    let text = text.replacen(
+        "[pipelines.web.deploy]",
+        "[pipelines.web.github]\nenvironment = \"production\"\n\n[pipelines.web.deploy]",
+        1,
+    );
+    Definitions::check("infra/pipelines.example.toml", &text)?;
+    let revision = store.publish(&text, None, chrono::Utc::now()).await?;
+    let how = match scenario {
+        _ if scenario.rolling() => ", web deployed by an ECS rolling update",
+        _ if scenario.canary() => {
+            ", web deployed by an ECS canary (20 %) that pauses for approval after its canary step"
+        }
+        _ => "",
+    };
+    println!("  definitions    infra/pipelines.example.toml{how}, revision {revision}");
+    Ok(outcomes)
+}
+
+impl Sandboxes {
+    /// CodeBuild writing artifacts to S3 and events to the default bus; CodeDeploy and ECS playing the deployment
+    /// group and the service, rerouting the sample app's listeners as the deployment goes.
+    async fn start(stack: &Stack, sample: &Arc<SampleApp>, scenario: DemoScenario) -> Result<Self> {
+        // The CodeBuild sandbox, writing artifacts to S3 and events to the default bus.
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build(),
+        );
+        let bucket = crate::unique("sluice-demo-artifacts").to_lowercase();
+        s3.create_bucket().bucket(&bucket).send().await?;
+        let sandbox = CodeBuildSandbox::start(Outputs {
+            s3: s3.clone(),
+            bucket: bucket.clone(),
+            eventbridge: stack.eventbridge.clone(),
+            bus: stack.default_bus.clone(),
+            duration: Duration::from_millis(800),
+        })
+        .await?;
+        sandbox.project("web-build", Scenario::Succeed);
+        sandbox.project("api-build", Scenario::Succeed);
+        // CodeDeploy and ECS: the sandbox plays the deployment group and the service, and reroutes the sample app's
+        // listeners as the deployment goes.
+        let codedeploy = CodeDeploySandbox::start(Settings {
+            eventbridge: stack.eventbridge.clone(),
+            bus: stack.default_bus.clone(),
+            minute: Duration::from_millis(50),
+            hook_timeout: Duration::from_secs(60),
+            app: Some(Arc::clone(sample)),
+        })
+        .await?;
+        codedeploy.deployment_group("web", "web-prod");
+        let ecs = EcsSandbox::start(Events {
+            eventbridge: stack.eventbridge.clone(),
+            bus: stack.default_bus.clone(),
+            duration: Duration::from_millis(300),
+        })
+        .await?;
+        let rollout = if scenario == DemoScenario::CircuitBreaker { Rollout::TasksFail } else { Rollout::Healthy };
+        ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", rollout);
+        Ok(Self { codebuild: sandbox, codedeploy, ecs, rollout })
     }
 
-    let ecs_client = aws_sdk_ecs::Client::new(&aws);
-    let described = ecs_client.describe_services().cluster("prod").services("web").send().await?;
-    let service_task_definition = described.services().first().and_then(|s| s.task_definition()).map(str::to_owned);
-    let cost = Cost { invocations: invocations.read(), usage: meter.take().usage };
-    let status_page = format!("{}status/{STATUS_KEY}", approval_url.url);
-    let (code, _, page) = crate::request("GET", &status_page, &[], vec![]).await?;
-    if code != 200 || !page.contains(&format!("run/{}/", run.id)) {
-        anyhow::bail!("the status page answered {code} without the run: {page}");
+    fn show(&self, sample: &SampleApp, scenario: DemoScenario) {
+        let (sandbox, codedeploy, ecs, rollout) = (&self.codebuild, &self.codedeploy, &self.ecs, self.rollout);
+        println!("  CodeBuild      sandbox at {}", sandbox.endpoint);
+        println!("  CodeDeploy     sandbox at {} (application web, group web-prod)", codedeploy.endpoint);
+        println!(
+            "  ECS            sandbox at {} (cluster prod, service web; new tasks {})",
+            ecs.endpoint,
+            if rollout == Rollout::TasksFail { "fail to start" } else { "start healthy" }
+        );
+        println!(
+            "  sample app     production listener {} · test listener {} (green {})",
+            sample.production.url,
+            sample.test.url,
+            if scenario == DemoScenario::Rollback { "unhealthy" } else { "healthy" }
+        );
     }
-    println!("\nThe status page (the approval function; `sluice page` prints its address) answered {code}:");
-    println!("  {status_page}");
-    let (commit_statuses, deployment_states) = shown_on_github(&github, &run).await?;
-    println!("\nWhat the notifier told GitHub (the sandbox's stand-in for its REST API, API version 2022-11-28):");
-    for (state, description) in &commit_statuses {
-        println!("  commit status sluice/web  {state:<8} {description}");
+}
+
+impl Functions {
+    /// sluice's functions, each wired by its own `from_aws` as its main.rs wires it: the function URLs on loopback,
+    /// the rest fed by the rules template.yaml routes to them, the hooks function invoked by CodeDeploy and ECS.
+    async fn start(
+        stack: &Stack,
+        aws: &aws_config::SdkConfig,
+        sample: &Arc<SampleApp>,
+        sandboxes: &Sandboxes,
+        invocations: &Invocations,
+        outcomes: &str,
+    ) -> Result<Self> {
+        let (url, common) = serve_webhook(stack, aws, invocations).await?;
+        let on_build = build_events(aws, &common, invocations);
+        let (approval_url, on_approval_requested, status_secret) = serve_approval(stack, aws, invocations).await?;
+        let [on_deploy, on_checks, on_deployment_event] = deploy_stage(aws, &common, sample, sandboxes, invocations)?;
+        let (github, on_progress) = notifier(stack, aws, invocations, &status_secret, &approval_url.url).await?;
+        println!("  webhook        {} (function URL on loopback)", url.url);
+        // Every rule of template.yaml feeds the function its target names, as the stack wires them.
+        let _pumps = stack.wire(vec![
+            ("BuildEventsFunction", on_build),
+            ("ApprovalRequestsFunction", on_approval_requested),
+            ("DeployerFunction", on_deploy),
+            ("HooksFunction", on_checks),
+            ("DeployEventsFunction", on_deployment_event),
+            ("NotifierFunction", on_progress),
+        ])?;
+        let fed = |function: &str| stack.rules_to(function).join(", ");
+        println!("  build-events   fed by {}", fed("BuildEventsFunction"));
+        println!("  approval       {} (function URL on loopback)", approval_url.url);
+        println!(
+            "                 its requests mailed by approval-requests, fed by {}",
+            fed("ApprovalRequestsFunction")
+        );
+        println!("  deployer       fed by {}", fed("DeployerFunction"));
+        println!(
+            "  hooks          {HOOKS}, invoked by CodeDeploy and ECS at each checked lifecycle hook or stage, and"
+        );
+        println!("                 fed by {}", fed("HooksFunction"));
+        println!("  deploy-events  fed by {}", fed("DeployEventsFunction"));
+        println!("  notifier       fed by {}, tells {outcomes}\n", fed("NotifierFunction"));
+        Ok(Self { webhook: url, approval: approval_url, github, _pumps })
     }
-    println!("  deployment to production  {}", deployment_states.join(" → "));
-    summary(scenario, &run, &cost);
-    if run.status == expected {
-        println!("\nDone ({name}: {expected}, as the scenario says). Everything ran on loopback; moto_server and the");
-        println!("sandbox stop with this program.");
-    }
-    Ok(DemoOutcome {
-        run,
-        notification: (subject, text),
-        production: sample.production.routed().to_owned(),
-        service_task_definition,
-        clicks,
-        cost,
-        commit_statuses,
-        deployment_states,
+}
+
+/// The webhook function on a function URL; the configuration every function shares.
+async fn serve_webhook(
+    stack: &Stack,
+    aws: &aws_config::SdkConfig,
+    invocations: &Invocations,
+) -> Result<(FunctionUrl, sluice::runtime::config::Common)> {
+    let secrets_manager = aws_sdk_secretsmanager::Client::new(&stack.config);
+    let secret_name = crate::unique("sluice/github-webhook");
+    secrets_manager.create_secret().name(&secret_name).secret_string(SECRET).send().await?;
+    let config = github_webhook::handler::Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        "SLUICE_WEBHOOK_SECRET" => Some(secret_name.clone()),
+        _ => None,
+    })?;
+    let webhook = Arc::new(github_webhook::handler::AwsApp::from_aws(aws, &config).await?);
+    let timer = invocations.clone();
+    let url = serve("github-webhook", move |request| {
+        let (app, timer) = (Arc::clone(&webhook), timer.clone());
+        async move {
+            timer.time("github-webhook", github_webhook::handler::respond(&app, request, chrono::Utc::now())).await
+        }
     })
+    .await?;
+    Ok((url, config.common))
+}
+
+/// The build-events function, on CodeBuild's state changes.
+fn build_events(
+    aws: &aws_config::SdkConfig,
+    common: &sluice::runtime::config::Common,
+    invocations: &Invocations,
+) -> Handler {
+    let build_events = Arc::new(build_events::handler::AwsApp::from_aws(aws, common));
+    let timer = invocations.clone();
+
+    (handler(move |event: serde_json::Value| {
+        let (app, timer) = (Arc::clone(&build_events), timer.clone());
+        async move {
+            let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
+            timer.time("build-events", build_events::handler::on_event(&app, event, chrono::Utc::now())).await
+        }
+    })) as _
+}
+
+/// The approval function: its page on a function URL, and approval-requests, which sends the requests on `Approval
+/// Requested`; the name of the status page's key's secret.
+async fn serve_approval(
+    stack: &Stack,
+    aws: &aws_config::SdkConfig,
+    invocations: &Invocations,
+) -> Result<(FunctionUrl, Handler, String)> {
+    let secrets_manager = aws_sdk_secretsmanager::Client::new(&stack.config);
+    let status_secret = crate::unique("sluice/status-key");
+    secrets_manager.create_secret().name(&status_secret).secret_string(STATUS_KEY).send().await?;
+    let approval_config = approval::handler::Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        "SLUICE_STATUS_KEY" => Some(status_secret.clone()),
+        _ => None,
+    })?;
+    let approval_app = Arc::new(approval::handler::AwsApp::from_aws(aws, &approval_config));
+    let (app, timer) = (Arc::clone(&approval_app), invocations.clone());
+    let approval_url = serve("approval", move |request| {
+        let (app, timer) = (Arc::clone(&app), timer.clone());
+        async move { timer.time("approval", approval::handler::respond(&app, request, chrono::Utc::now())).await }
+    })
+    .await?;
+    // On AWS a decision's next request links to the https URL it came through; here, to the loopback URL.
+    let _ = approval_app.approval_url.set(approval_url.url.clone());
+    // ApprovalRequestsFunction: the same binary, told the approval function's URL as the stack tells it.
+    let requests_config =
+        approval::handler::Config { approval_url: Some(approval_url.url.clone()), ..approval_config.clone() };
+    let requests_app = Arc::new(approval::handler::AwsApp::from_aws(aws, &requests_config));
+    let (app, timer) = (Arc::clone(&requests_app), invocations.clone());
+    let on_approval_requested = handler(move |event: Value| {
+        let (app, timer) = (Arc::clone(&app), timer.clone());
+        async move { timer.time("approval-requests", approval::handler::on_event(&app, &event, chrono::Utc::now())).await }
+    });
+    Ok((approval_url, on_approval_requested, status_secret))
+}
+
+/// The deploy stage: the deployer, the hooks function (invoked by CodeDeploy and ECS, and on `Checks Requested`) and
+/// deploy-events; their handlers, in that order.
+fn deploy_stage(
+    aws: &aws_config::SdkConfig,
+    common: &sluice::runtime::config::Common,
+    sample: &Arc<SampleApp>,
+    sandboxes: &Sandboxes,
+    invocations: &Invocations,
+) -> Result<[Handler; 3]> {
+    let (codedeploy, ecs) = (&sandboxes.codedeploy, &sandboxes.ecs);
+    // The deploy stage: the deployer on Deployment Requested, the hooks function invoked by CodeDeploy, and
+    // deploy-events on CodeDeploy's state changes.
+    let deployer_config = deployer::handler::Config {
+        common: common.clone(),
+        hooks_function: Some(HOOKS.into()),
+        hook_role: Some(HOOK_ROLE.into()),
+    };
+    let deployer_app = Arc::new(deployer::handler::AwsApp::from_aws(aws, &deployer_config));
+    let timer = invocations.clone();
+    let on_deploy = handler(move |event: Value| {
+        let (app, timer) = (Arc::clone(&deployer_app), timer.clone());
+        async move { timer.time("deployer", deployer::handler::on_event(&app, &event, chrono::Utc::now())).await }
+    });
+    let hooks_app = Arc::new(hooks::handler::AwsApp::from_aws(aws, common)?);
+    // ECS invokes the hooks function at an ECS-native deployment's checked stages: its result is the answer.
+    ecs.app(Arc::clone(sample));
+    let (stages_app, timer) = (Arc::clone(&hooks_app), invocations.clone());
+    ecs.function(HOOKS, move |payload| {
+        let (app, timer) = (Arc::clone(&stages_app), timer.clone());
+        async move {
+            let remaining = Some(Duration::from_secs(300));
+            let answer = hooks::handler::on_invocation(&app, &payload, remaining, chrono::Utc::now());
+            timer.time("hooks", answer).await.unwrap_or(Value::Null)
+        }
+    });
+    let (checks_app, timer) = (Arc::clone(&hooks_app), invocations.clone());
+    let on_checks = handler(move |event: Value| {
+        let (app, timer) = (Arc::clone(&checks_app), timer.clone());
+        async move {
+            let checks = hooks::handler::on_event(&app, &event, Some(Duration::from_secs(300)), chrono::Utc::now());
+            timer.time("hooks", checks).await
+        }
+    });
+    let timer = invocations.clone();
+    codedeploy.function(HOOKS, move |payload| {
+        let (app, timer) = (Arc::clone(&hooks_app), timer.clone());
+        async move {
+            let remaining = Some(Duration::from_secs(300));
+            let answer = hooks::handler::on_event(&app, &payload, remaining, chrono::Utc::now());
+            if let Err(error) = timer.time("hooks", answer).await {
+                eprintln!("  hooks function failed: {error}");
+            }
+        }
+    });
+    let events_app = Arc::new(deploy_events::handler::AwsApp::from_aws(aws, common));
+    let timer = invocations.clone();
+    let on_deployment_event = handler(move |event: Value| {
+        let (app, timer) = (Arc::clone(&events_app), timer.clone());
+        async move { timer.time("deploy-events", deploy_events::handler::on_event(&app, &event, chrono::Utc::now())).await }
+    });
+    Ok([on_deploy, on_checks, on_deployment_event])
+}
+
+/// The notifier: the run's outcome to the pipeline's notify topic, and its progress to GitHub's stand-in.
+async fn notifier(
+    stack: &Stack,
+    aws: &aws_config::SdkConfig,
+    invocations: &Invocations,
+    status_secret: &str,
+    approval_url: &str,
+) -> Result<(GitHub, Handler)> {
+    let secrets_manager = aws_sdk_secretsmanager::Client::new(&stack.config);
+    let github = sluice_sandbox::github::GitHub::start(GITHUB_TOKEN, &["acme/web"]).await?;
+    let token_secret = crate::unique("sluice/github-token");
+    secrets_manager.create_secret().name(&token_secret).secret_string(GITHUB_TOKEN).send().await?;
+    let notifier_config = notifier::handler::Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(stack.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
+        "SLUICE_GITHUB_TOKEN" => Some(token_secret.clone()),
+        "SLUICE_GITHUB_API" => Some(github.url.clone()),
+        "SLUICE_STATUS_KEY" => Some(status_secret.to_owned()),
+        "SLUICE_APPROVAL_URL" => Some(approval_url.to_owned()),
+        _ => None,
+    })?;
+    let notifier_app = Arc::new(notifier::handler::AwsApp::from_aws(aws, &notifier_config)?);
+    let timer = invocations.clone();
+    let on_progress = handler(move |event: Value| {
+        let (app, timer) = (Arc::clone(&notifier_app), timer.clone());
+        async move { timer.time("notifier", notifier::handler::on_event(&app, &event, chrono::Utc::now())).await }
+    });
+    Ok((github, on_progress))
 }
 
 /// What GitHub was sent for `run`, once the report of its end arrived (the notifier sends it after the

@@ -7,8 +7,8 @@
 //! <https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status> (`queued`, `in_progress`,
 //! `success`, `failure`, `inactive`, ...).
 
+use super::text::span;
 use crate::pipeline::{Execution, Stage, Status};
-use crate::present::text::span;
 
 /// The REST API version sluice speaks, sent as `X-GitHub-Api-Version` on every request.
 pub const API_VERSION: &str = "2022-11-28";

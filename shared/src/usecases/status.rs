@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use tracing::{error, warn};
 
 use crate::contract::ports::{DefinitionsStore, PipelineStore, SecretSource};
-use crate::pipeline::ExecutionId;
+use crate::pipeline::{Execution, ExecutionId};
 use crate::present::approval_page as page;
 use crate::present::html::Page;
 use crate::present::status::{self, LAST_RUNS, PipelineView, StatusKey, StatusRequest};
+use crate::present::timeline::{lines, waits_for};
 use crate::runtime::telemetry::Chain;
 use crate::usecases::{CachedDefinitions, DefinitionsError, KeptSecret};
 
@@ -42,7 +43,7 @@ where
         StatusRequest::Overview { key: given } if key.accepts(given) => overview(store, definitions, &key, now).await,
         StatusRequest::Run { run, seal } if key.accepts_seal(&ExecutionId::from(run), seal) => {
             match store.execution(&ExecutionId::from(run)).await {
-                Ok(Some(run)) => Ok(status::run_page(&run, now)),
+                Ok(Some(run)) => Ok(status::run_page(&run, &story(&run, now), now)),
                 Ok(None) => Ok(status::not_found()),
                 Err(error) => Err(error.into()),
             }
@@ -69,8 +70,14 @@ async fn overview<S: PipelineStore, D: DefinitionsStore>(
     for pipeline in definitions.iter() {
         let state = store.load(&pipeline.name).await?.map(|stored| stored.value);
         let in_progress: Vec<_> = state
-            .map(|state| state.executions.into_iter().filter(|run| !run.status.is_finished()).collect())
-            .unwrap_or_default();
+            .map(|state| state.executions.into_iter().filter(|run| !run.status.is_finished()).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|run| {
+                let story = story(&run, now);
+                (run, story)
+            })
+            .collect();
         // The newest runs, those in progress among them: one query, whatever the history's length.
         let ended = store
             .history(&pipeline.name, LAST_RUNS + in_progress.len())
@@ -88,4 +95,9 @@ async fn overview<S: PipelineStore, D: DefinitionsStore>(
         });
     }
     Ok(status::overview(&pipelines, key, now))
+}
+
+/// What the status page tells of `run` besides its record, as the timeline tells it.
+fn story(run: &Execution, now: DateTime<Utc>) -> status::Story {
+    status::Story { waits_for: waits_for(run, now), timeline: lines(run) }
 }

@@ -17,7 +17,6 @@ use super::text::{first_line, hex, span};
 use crate::github::webhook::decode_hex;
 use crate::pipeline::OutcomeReport;
 use crate::pipeline::{Execution, ExecutionId, Stage, Status, short_commit};
-use crate::present::timeline::{lines, waits_for};
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
@@ -99,10 +98,18 @@ pub struct PipelineView {
     /// `blue_green`, `rolling`, `ecs_canary`, ...
     pub strategy: String,
     pub repository: String,
-    /// Its runs that have not ended, oldest first.
-    pub in_progress: Vec<Execution>,
+    /// Its runs that have not ended, oldest first, each with its story.
+    pub in_progress: Vec<(Execution, Story)>,
     /// Its last runs that ended, newest first.
     pub ended: Vec<Execution>,
+}
+
+/// What the page tells of a run besides its record: what it waits for, and its timeline, a line each. The timeline
+/// tells them (`present::timeline`); the use case that makes the page hands them in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Story {
+    pub waits_for: String,
+    pub timeline: Vec<String>,
 }
 
 /// A request to the status page, read from its path (after `/status`).
@@ -146,15 +153,15 @@ pub fn overview(pipelines: &[PipelineView], key: &StatusKey, now: DateTime<Utc>)
         if pipeline.in_progress.is_empty() {
             body.push_str("<p>No run in progress.</p>");
         }
-        for run in &pipeline.in_progress {
+        for (run, story) in &pipeline.in_progress {
             body.push_str(&format!(
                 "<article><h3><a href=\"{}\">#{}</a> {}</h3>{}<p>Waits for {}.</p><pre>{}</pre></article>",
                 escape(&relative(key, &run.id)),
                 run.seq,
                 headline(run),
                 stages(run),
-                escape(&waits_for(run, now)),
-                escape(&lines(run).join("\n"))
+                escape(&story.waits_for),
+                escape(&story.timeline.join("\n"))
             ));
         }
         if !pipeline.ended.is_empty() {
@@ -168,7 +175,7 @@ pub fn overview(pipelines: &[PipelineView], key: &StatusKey, now: DateTime<Utc>)
 }
 
 /// One run: who pushed what, how it stands or ended and why, its stages, and everything that happened to it.
-pub fn run_page(run: &Execution, now: DateTime<Utc>) -> Page {
+pub fn run_page(run: &Execution, story: &Story, now: DateTime<Utc>) -> Page {
     let source = &run.source;
     let mut facts = vec![
         ("Pipeline", escape(&run.pipeline)),
@@ -185,7 +192,7 @@ pub fn run_page(run: &Execution, now: DateTime<Utc>) -> Page {
         facts.push(("Why", escape(reason)));
     }
     if !run.status.is_finished() {
-        facts.push(("Waits for", escape(&waits_for(run, now))));
+        facts.push(("Waits for", escape(&story.waits_for)));
     }
     if let Some(image) = run.build.as_ref().and_then(|build| build.image_uri.as_deref()) {
         facts.push(("Image", escape(image)));
@@ -197,7 +204,7 @@ pub fn run_page(run: &Execution, now: DateTime<Utc>) -> Page {
         escape(&run.pipeline),
         run.seq,
         stages(run),
-        escape(&lines(run).join("\n")),
+        escape(&story.timeline.join("\n")),
         escape(&run.id.0),
         now.format("%Y-%m-%d %H:%M:%S")
     );

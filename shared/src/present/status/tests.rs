@@ -27,12 +27,24 @@ fn run(id: &str, events: &[Event]) -> Execution {
     state.execution(&ExecutionId::from(id)).cloned().expect("the run")
 }
 
-fn view(in_progress: Vec<Execution>, ended: Vec<Execution>) -> PipelineView {
+/// The story of `run` at `now`, as the status page's use case has the timeline tell it.
+fn story(run: &Execution, now: DateTime<Utc>) -> Story {
+    Story { waits_for: crate::present::timeline::waits_for(run, now), timeline: crate::present::timeline::lines(run) }
+}
+
+/// Pipeline web, its runs in progress told as of `now`.
+fn view(in_progress: Vec<Execution>, ended: Vec<Execution>, now: DateTime<Utc>) -> PipelineView {
     PipelineView {
         name: "web".into(),
         strategy: "blue_green".into(),
         repository: "acme/web".into(),
-        in_progress,
+        in_progress: in_progress
+            .into_iter()
+            .map(|run| {
+                let told = story(&run, now);
+                (run, told)
+            })
+            .collect(),
         ended,
     }
 }
@@ -87,7 +99,7 @@ fn the_paths_name_the_overview_or_one_run_and_nothing_else() {
 fn the_overview_shows_a_run_in_progress_by_stage_and_links_it_without_the_key() {
     let events = shipped("web-2");
     let waiting = run("web-2", &events[..2]);
-    let page = overview(&[view(vec![waiting], vec![])], &key(), at(600));
+    let page = overview(&[view(vec![waiting], vec![], at(600))], &key(), at(600));
     assert_eq!(page.status, 200);
     assert!(page.html.contains("<h2 id=\"web\">web</h2>"), "{}", page.html);
     assert!(page.html.contains("blue_green · acme/web"));
@@ -114,7 +126,7 @@ fn the_overview_lists_ended_runs_with_their_outcome_and_why() {
     failed.status = Status::Failed;
     failed.reason = Some("build <failed> in BUILD".into());
     failed.finished_at = Some(at(120));
-    let page = overview(&[view(vec![], vec![failed, shipped_run])], &key(), at(600));
+    let page = overview(&[view(vec![], vec![failed, shipped_run], at(600))], &key(), at(600));
     assert!(page.html.contains("No run in progress."));
     assert!(page.html.contains("<span class=\"done\">succeeded</span>"), "{}", page.html);
     assert!(page.html.contains("<span class=\"bad\">failed</span>"), "{}", page.html);
@@ -133,7 +145,7 @@ fn with_nothing_published_the_overview_says_how_to_publish() {
 #[test]
 fn a_runs_page_shows_its_facts_stages_and_timeline_and_reloads_only_while_it_runs() {
     let shipped_run = run("web-1", &shipped("web-1"));
-    let page = run_page(&shipped_run, at(600));
+    let page = run_page(&shipped_run, &story(&shipped_run, at(600)), at(600));
     assert_eq!(page.status, 200);
     for shown in [
         "<h1>web run #1</h1>",
@@ -147,7 +159,8 @@ fn a_runs_page_shows_its_facts_stages_and_timeline_and_reloads_only_while_it_run
         assert!(page.html.contains(shown), "{shown}: {}", page.html);
     }
     assert!(!page.html.contains("http-equiv=\"refresh\""), "an ended run does not change");
-    assert!(run_page(&run("web-2", &shipped("web-2")[..1]), at(60)).html.contains("http-equiv=\"refresh\""));
+    let running = run("web-2", &shipped("web-2")[..1]);
+    assert!(run_page(&running, &story(&running, at(60)), at(60)).html.contains("http-equiv=\"refresh\""));
 }
 
 #[test]
@@ -156,7 +169,7 @@ fn a_failed_run_marks_the_stage_it_failed_in() {
     failed.status = Status::RolledBack;
     failed.reason = Some("AfterAllowTestTraffic checks failed".into());
     failed.finished_at = Some(at(300));
-    let page = run_page(&failed, at(600));
+    let page = run_page(&failed, &story(&failed, at(600)), at(600));
     assert!(page.html.contains("<li class=\"bad\">deploy (stopped)</li>"), "{}", page.html);
     assert!(page.html.contains("<li class=\"done\">approval"), "{}", page.html);
     assert!(page.html.contains("AfterAllowTestTraffic checks failed"));

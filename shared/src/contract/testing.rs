@@ -591,6 +591,78 @@ impl crate::contract::ports::WebhookSecretSource for FixedSecrets {
     }
 }
 
+/// `CommitReporter` that records what GitHub is told: commit statuses (repository, commit, state, context),
+/// Deployments created (numbered from 1, found again by the run their payload names) and their statuses.
+#[derive(Debug, Default)]
+pub struct RecordingGitHub {
+    statuses: Mutex<Vec<(String, String, String, String)>>,
+    deployments: Mutex<Vec<(String, String, String)>>,
+    deployment_states: Mutex<Vec<(u64, String)>>,
+}
+
+impl RecordingGitHub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The commit statuses set so far: (repository, commit, state, context).
+    pub fn statuses(&self) -> Vec<(String, String, String, String)> {
+        lock(&self.statuses).clone()
+    }
+
+    /// The Deployments created so far: (repository, environment, run), the first numbered 1.
+    pub fn deployments(&self) -> Vec<(String, String, String)> {
+        lock(&self.deployments).clone()
+    }
+
+    /// The Deployment statuses set so far: (deployment, state).
+    pub fn deployment_states(&self) -> Vec<(u64, String)> {
+        lock(&self.deployment_states).clone()
+    }
+}
+
+impl crate::contract::ports::CommitReporter for RecordingGitHub {
+    async fn set_commit_status(
+        &self,
+        _: &crate::github::sign_in::GitHubCredentials,
+        status: &crate::contract::ports::CommitStatus<'_>,
+    ) -> Result<(), crate::contract::ports::GitHubError> {
+        let recorded = (status.repository, status.commit, status.state, status.context);
+        lock(&self.statuses).push((recorded.0.into(), recorded.1.into(), recorded.2.into(), recorded.3.into()));
+        Ok(())
+    }
+
+    async fn find_deployment(
+        &self,
+        _: &crate::github::sign_in::GitHubCredentials,
+        deployment: &crate::contract::ports::DeploymentRequest<'_>,
+    ) -> Result<Option<u64>, crate::contract::ports::GitHubError> {
+        let deployments = lock(&self.deployments);
+        let found = deployments.iter().position(|(_, _, run)| run == deployment.execution_id);
+        Ok(found.map(|i| i as u64 + 1))
+    }
+
+    async fn create_deployment(
+        &self,
+        _: &crate::github::sign_in::GitHubCredentials,
+        deployment: &crate::contract::ports::DeploymentRequest<'_>,
+    ) -> Result<u64, crate::contract::ports::GitHubError> {
+        let mut deployments = lock(&self.deployments);
+        let made = (deployment.repository.into(), deployment.environment.into(), deployment.execution_id.into());
+        deployments.push(made);
+        Ok(deployments.len() as u64)
+    }
+
+    async fn set_deployment_status(
+        &self,
+        _: &crate::github::sign_in::GitHubCredentials,
+        status: &crate::contract::ports::DeploymentStatus<'_>,
+    ) -> Result<(), crate::contract::ports::GitHubError> {
+        lock(&self.deployment_states).push((status.deployment, status.state.to_owned()));
+        Ok(())
+    }
+}
+
 /// `TaskDefinitionRegistry` in memory: each registration is kept, as revision `<family>:<n>`, with its tags.
 #[derive(Debug, Default)]
 pub struct RecordingTaskDefinitions {

@@ -1136,3 +1136,51 @@ async fn a_rolling_start_registers_the_built_image_once_and_updates_the_service_
     assert_eq!(effects.task_definitions.registered().len(), 1);
     assert_eq!(effects.ecs.updates().last().map(|update| &update.task_definition_arn), Some(arn));
 }
+
+#[tokio::test]
+async fn a_run_shown_on_github_gets_its_commit_status_and_one_deployment_however_often_the_report_is_tried() {
+    use crate::contract::testing::{FixedSecret, RecordingGitHub};
+    use crate::usecases::{GitHubEffects, KeptSecret};
+    let (store, runner) = (std::sync::Arc::new(InMemoryStore::new()), RecordingRunner::new());
+    // GIVEN run e1 of a pipeline shown on GitHub as environment production, deploying d-1
+    let mut triggered = push("e1");
+    if let Event::Triggered { plan, .. } = &mut triggered {
+        plan.github = Some(crate::definitions::GitHubReport { environment: "production".into() });
+    }
+    handle(&store, &runner, input(&triggered, None)).await.expect("triggered");
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("e1"),
+        build_id: "build-e1".into(),
+        outputs: crate::pipeline::BuildOutputs { image_uri: "web:e1".into(), artifacts: None },
+    };
+    let started = Event::DeploymentStarted {
+        execution_id: ExecutionId::from("e1"),
+        deployment_id: "d-1".into(),
+        service_deployment: None,
+        task_definition: None,
+        previous_task_definition: None,
+    };
+    for event in [built, started] {
+        handle(&store, &runner, input(&event, None)).await.expect("handled");
+    }
+    let effects = GitHubEffects {
+        store: store.clone(),
+        github: RecordingGitHub::new(),
+        credentials: Some(KeptSecret::new(FixedSecret("github_pat_0123456789".into()))),
+        pages: None,
+    };
+    // WHEN its report is carried out, THEN its commit has a pending status and it has one Deployment, in progress
+    let report = Effect::ReportToGitHub { execution_id: ExecutionId::from("e1") };
+    let event = effects.report(&report).await.expect("reported");
+    assert_eq!(event, Some(Event::GitHubDeploymentCreated { execution_id: ExecutionId::from("e1"), deployment: 1 }));
+    let statuses = effects.github.statuses();
+    assert_eq!(statuses.len(), 1);
+    assert_eq!((statuses[0].0.as_str(), statuses[0].1.as_str()), ("acme/web", "sha-e1"));
+    assert_eq!((statuses[0].2.as_str(), statuses[0].3.as_str()), ("pending", "sluice/web"));
+    assert_eq!(effects.github.deployments(), [("acme/web".to_owned(), "production".to_owned(), "e1".to_owned())]);
+    assert_eq!(effects.github.deployment_states(), [(1, "in_progress".to_owned())]);
+    // AND the report tried again before the run recorded its Deployment finds it: no second one is made
+    effects.report(&report).await.expect("reported again");
+    assert_eq!(effects.github.deployments().len(), 1);
+    assert_eq!(effects.github.deployment_states().last(), Some(&(1, "in_progress".to_owned())));
+}

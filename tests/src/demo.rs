@@ -815,7 +815,7 @@ async fn notifier(
         "SLUICE_APPROVAL_URL" => Some(approval_url.to_owned()),
         _ => None,
     })?;
-    let notifier_app = Arc::new(notifier::handler::AwsApp::from_aws(aws, &notifier_config)?);
+    let notifier_app = Arc::new(notifier::handler::AwsApp::from_aws(aws, &notifier_config));
     let timer = invocations.clone();
     let on_progress = handler(move |event: Value| {
         let (app, timer) = (Arc::clone(&notifier_app), timer.clone());

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{DynamoDbStore, GitHubApi, SecretsManagerSecret, SnsNotifier};
-use sluice::contract::ports::{GitHubError, PipelineStore};
+use sluice::contract::ports::PipelineStore;
 use sluice::present::text::with_slash;
 use sluice::runtime::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY, optional_from};
 use sluice::runtime::telemetry::Chain;
@@ -61,7 +61,7 @@ pub type AwsApp = App<Arc<DynamoDbStore>, Effects>;
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`. The secrets
     /// are read when first needed.
-    pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Result<Self, GitHubError> {
+    pub fn from_aws(aws: &aws_config::SdkConfig, config: &Config) -> Self {
         let store = Arc::new(DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.common.table));
         let secrets = aws_sdk_secretsmanager::Client::new(aws);
         let secret = |id: &String| KeptSecret::new(SecretsManagerSecret::new(secrets.clone(), id));
@@ -69,7 +69,7 @@ impl AwsApp {
             (Some(base), Some(key)) => Some(RunPages { base: base.clone(), key: secret(key) }),
             _ => None,
         };
-        Ok(App {
+        App {
             store: Arc::clone(&store),
             effects: NotifierEffects {
                 notify: NotifyEffects {
@@ -79,12 +79,12 @@ impl AwsApp {
                 },
                 github: GitHubEffects {
                     store,
-                    github: GitHubApi::new(&config.github_api)?,
+                    github: GitHubApi::new(&config.github_api),
                     credentials: config.github_token.as_ref().map(secret),
                     pages,
                 },
             },
-        })
+        }
     }
 }
 

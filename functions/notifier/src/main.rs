@@ -11,7 +11,7 @@ use notifier::handler::{AwsApp, Config, on_event};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let app = Arc::new(AwsApp::from_aws(&sluice::runtime::config::aws().await, &config)?);
+    let app = Arc::new(AwsApp::from_aws(&sluice::runtime::config::aws().await, &config));
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let app = Arc::clone(&app);
         async move { on_event(&app, &event.payload, chrono::Utc::now()).await }

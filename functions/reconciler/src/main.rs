@@ -11,7 +11,7 @@ use reconciler::handler::{AwsApp, Config, on_schedule};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let app = Arc::new(AwsApp::from_aws(&sluice::runtime::config::aws().await, &config)?);
+    let app = Arc::new(AwsApp::from_aws(&sluice::runtime::config::aws().await, &config));
     run(service_fn(move |_: lambda_runtime::LambdaEvent<serde_json::Value>| {
         let app = Arc::clone(&app);
         async move { on_schedule(&app, chrono::Utc::now()).await.map_err(Error::from) }

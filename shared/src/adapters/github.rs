@@ -88,8 +88,8 @@ pub struct GitHubApi {
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 impl GitHubApi {
-    pub fn new(base: &str) -> Result<Self, GitHubError> {
-        Ok(Self { client: Arc::default(), base: base.trim_end_matches('/').to_owned(), installations: Arc::default() })
+    pub fn new(base: &str) -> Self {
+        Self { client: Arc::default(), base: base.trim_end_matches('/').to_owned(), installations: Arc::default() }
     }
 
     fn client(&self, what: &str) -> Result<&HttpsClient, GitHubError> {

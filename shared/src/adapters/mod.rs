@@ -57,14 +57,13 @@ pub fn github_access(
     aws: &aws_config::SdkConfig,
     secret: Option<&str>,
     api: &str,
-) -> Result<Option<crate::usecases::GitHubAccess<GitHubApi, SecretsManagerSecret>>, crate::contract::ports::GitHubError>
-{
-    let Some(secret) = secret else { return Ok(None) };
-    Ok(Some(crate::usecases::GitHubAccess {
-        github: GitHubApi::new(api)?,
+) -> Option<crate::usecases::GitHubAccess<GitHubApi, SecretsManagerSecret>> {
+    let secret = secret?;
+    Some(crate::usecases::GitHubAccess {
+        github: GitHubApi::new(api),
         credentials: crate::usecases::KeptSecret::new(SecretsManagerSecret::new(
             aws_sdk_secretsmanager::Client::new(aws),
             secret,
         )),
-    }))
+    })
 }

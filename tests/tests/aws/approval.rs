@@ -267,7 +267,7 @@ async fn a_request_sns_could_not_take_goes_out_when_the_reconcilers_doorbell_rin
     let retry_at = pending.not_before.context("a backoff")?;
 
     // The reconciler's next look rings the approval function's doorbell through the template's rule.
-    let reconciler = reconciler::handler::AwsApp::from_aws(&stack.config, &config(&stack)?.common.into())?;
+    let reconciler = reconciler::handler::AwsApp::from_aws(&stack.config, &config(&stack)?.common.into());
     let summary = reconciler::handler::on_schedule(&reconciler, retry_at).await?;
     assert_eq!(summary["doorbells"], 1, "{summary}");
     let rung = stack

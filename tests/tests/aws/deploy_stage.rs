@@ -106,7 +106,7 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
         "AWS_REGION" => Some("us-east-1".into()),
         _ => None,
     })?;
-    let notifier = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config)?);
+    let notifier = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config));
     let pumps = stack.wire(vec![
         (
             "DeployerFunction",
@@ -238,7 +238,7 @@ impl World {
             sluice::contract::ports::DefinitionsStore::publish(&self.store, definitions, None, chrono::Utc::now())
                 .await?;
         }
-        let reconciler = reconciler::handler::AwsApp::from_aws(&self.aws, &common.into())?;
+        let reconciler = reconciler::handler::AwsApp::from_aws(&self.aws, &common.into());
         let later = chrono::Utc::now() + chrono::TimeDelta::minutes(minutes);
         Ok(reconciler::handler::on_schedule(&reconciler, later).await?)
     }

@@ -45,7 +45,7 @@ async fn notifier(stack: &Stack, github: &GitHub, token: Option<&str>) -> Result
         "SLUICE_APPROVAL_URL" => Some("https://approve.example".into()),
         _ => None,
     })?;
-    Ok(AwsApp::from_aws(&stack.config, &config)?)
+    Ok(AwsApp::from_aws(&stack.config, &config))
 }
 
 /// Applies `events` to web's run web-1 (commit [`COMMIT`], shown on GitHub as `production`), as the stage functions
@@ -506,7 +506,7 @@ async fn the_reconciler_has_github_redeliver_the_pushes_the_webhook_could_not_re
         "SLUICE_GITHUB_API" => Some(github.url.clone()),
         _ => None,
     })?;
-    let reconciler = reconciler::handler::AwsApp::from_aws(&stack.config, &config)?;
+    let reconciler = reconciler::handler::AwsApp::from_aws(&stack.config, &config);
     // WHEN the reconciler looks
     let done = reconciler::handler::on_schedule(&reconciler, Utc::now()).await?;
     // THEN GitHub redelivers the latest attempt of each push that never got a 2xx or 4xx, and nothing else

@@ -159,7 +159,7 @@ async fn when_the_build_event_is_lost_the_scheduled_look_moves_the_run_on() -> R
         &[("codebuild", &running.codebuild.endpoint)],
     )
     .await;
-    let reconciler = reconciler::handler::AwsApp::from_aws(&aws, &running.deployed.config.common.clone().into())?;
+    let reconciler = reconciler::handler::AwsApp::from_aws(&aws, &running.deployed.config.common.clone().into());
     let later = chrono::Utc::now() + sluice::usecases::QUIET_FOR + chrono::TimeDelta::minutes(1);
     let summary = reconciler::handler::on_schedule(&reconciler, later).await?;
     assert_eq!(summary["moved"], 1, "{summary}");

@@ -400,38 +400,21 @@ async fn history_lists_runs_newest_first_and_show_run_tells_one_runs_timeline() 
     Ok(())
 }
 
-// Multi-threaded: the ECS sandbox serves the command while the test waits for it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rollback_stops_the_ecs_deployment_of_the_run_deploying_as_the_callers_identity() -> Result<()> {
+/// Web-1's ECS blue/green deployment, started in the ECS sandbox and paused after scaling up, recorded on the run:
+/// the sandbox, and the service deployment's ARN.
+async fn paused_ecs_deployment(
+    stack: &Stack,
+    store: &DynamoDbStore,
+    runner: &sluice::contract::testing::RecordingRunner,
+) -> Result<(sluice_sandbox::ecs::EcsSandbox, String)> {
     use aws_sdk_ecs::types::{
         DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookStage,
         DeploymentLifecycleHookTargetType, DeploymentStrategy,
     };
-    use sluice::contract::testing::RecordingRunner;
-    use sluice::pipeline::{Event, ExecutionId, Status};
+    use sluice::pipeline::{Event, ExecutionId};
     use sluice::usecases::{Input, handle};
     use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
 
-    let stack = Stack::create().await?;
-    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
-    // A pipeline that never ran has nothing to roll back; web-1, whose deployment has not started, neither.
-    let never = sluice(&["rollback", "api", "--table", &stack.table]);
-    assert!(!never.status.success());
-    assert!(stderr(&never).contains("pipeline api has never run"), "{}", stderr(&never));
-    let runner = RecordingRunner::owning(&[]);
-    let target = sluice::definitions::DeployTarget::EcsNative(sluice::contract::testing::ecs_native(
-        sluice::definitions::TrafficShift::BlueGreen,
-    ));
-    sluice_integration::built_run(&stack, &store, &runner, target, None, &[], "web:1").await?;
-    let idle = sluice(&["rollback", "web", "--table", &stack.table]);
-    assert!(!idle.status.success());
-    assert!(
-        stderr(&idle).contains("rolling back web: execution web-1's deployment cannot be rolled back now: its deployment has not started yet"),
-        "{}",
-        stderr(&idle)
-    );
-
-    // GIVEN web-1's ECS blue/green deployment in progress, paused after scaling up
     let events =
         Events { eventbridge: stack.eventbridge.clone(), bus: stack.default_bus.clone(), duration: WAIT_MINUTE };
     let ecs = EcsSandbox::start(events).await?;
@@ -464,7 +447,37 @@ async fn rollback_stops_the_ecs_deployment_of_the_run_deploying_as_the_callers_i
     };
     let now = chrono::Utc::now();
     let input = Input { pipeline: "web", mode: Default::default(), event: &started, receipt: None, now };
-    handle(&store, &runner, input).await?;
+    handle(store, runner, input).await?;
+    Ok((ecs, arn))
+}
+
+// Multi-threaded: the ECS sandbox serves the command while the test waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_stops_the_ecs_deployment_of_the_run_deploying_as_the_callers_identity() -> Result<()> {
+    use sluice::contract::testing::RecordingRunner;
+    use sluice::pipeline::{ExecutionId, Status};
+
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    // A pipeline that never ran has nothing to roll back; web-1, whose deployment has not started, neither.
+    let never = sluice(&["rollback", "api", "--table", &stack.table]);
+    assert!(!never.status.success());
+    assert!(stderr(&never).contains("pipeline api has never run"), "{}", stderr(&never));
+    let runner = RecordingRunner::owning(&[]);
+    let target = sluice::definitions::DeployTarget::EcsNative(sluice::contract::testing::ecs_native(
+        sluice::definitions::TrafficShift::BlueGreen,
+    ));
+    sluice_integration::built_run(&stack, &store, &runner, target, None, &[], "web:1").await?;
+    let idle = sluice(&["rollback", "web", "--table", &stack.table]);
+    assert!(!idle.status.success());
+    assert!(
+        stderr(&idle).contains("rolling back web: execution web-1's deployment cannot be rolled back now: its deployment has not started yet"),
+        "{}",
+        stderr(&idle)
+    );
+
+    // GIVEN web-1's ECS blue/green deployment in progress, paused after scaling up
+    let (ecs, arn) = paused_ecs_deployment(&stack, &store, &runner).await?;
 
     // WHEN the operator rolls web back
     let output = sluice_with(&["rollback", "web", "--table", &stack.table], &[("AWS_ENDPOINT_URL_ECS", &ecs.endpoint)]);
@@ -651,8 +664,9 @@ async fn approve_and_reject_decide_as_the_callers_aws_identity_and_announce_it_o
     assert!(by.starts_with("arn:aws:"), "{by}");
     assert_eq!(text, format!("web-1: approved by {by} (its approval stage)\n"));
     assert_eq!(approval.comment.as_deref(), Some("ship it"));
-    let requested =
-        stack.receive(stack.queue("DeploymentRequestedRule")?, 1, std::time::Duration::from_secs(10)).await?;
+    let requested = stack
+        .receive(stack.queue_to("DeployerFunction", "Deployment Requested")?, 1, std::time::Duration::from_secs(10))
+        .await?;
     assert_eq!(requested.len(), 1, "the deployer is told at once");
     assert_eq!(requested[0]["detail"]["execution_id"], "web-1", "{}", requested[0]);
 
@@ -718,8 +732,9 @@ async fn rollback_with_nothing_deploying_runs_the_build_of_the_succeeded_run_bef
     let run = store.execution(&ExecutionId::from("web-redeploy-3")).await?.expect("the new run");
     assert_eq!(run.status, Status::Running(Stage::Deploy));
     assert_eq!(run.build.and_then(|b| b.image_uri), Some("web:web-1".to_owned()));
-    let requested =
-        stack.receive(stack.queue("DeploymentRequestedRule")?, 1, std::time::Duration::from_secs(10)).await?;
+    let requested = stack
+        .receive(stack.queue_to("DeployerFunction", "Deployment Requested")?, 1, std::time::Duration::from_secs(10))
+        .await?;
     assert_eq!(requested[0]["detail"]["execution_id"], "web-redeploy-3", "the deployer is told at once");
     assert_eq!(requested[0]["detail"]["image_uri"], "web:web-1");
 
@@ -810,19 +825,29 @@ async fn applied(store: &DynamoDbStore, events: &[sluice::pipeline::Event]) -> R
     Ok(())
 }
 
-#[tokio::test]
-async fn retry_builds_a_failed_builds_commit_again_and_redeploys_a_failed_deployments_build_and_rerun_builds_a_commit()
--> Result<()> {
+/// Orders of a run or a commit the stack `name` does not know are refused, each saying so.
+fn refuses_unknown_runs(name: &str) {
+    for (args, error) in [
+        (["retry", "web-9"].as_slice(), "there is no run web-9: `sluice history PIPELINE` lists them"),
+        (["rollback", "web", "--to", "web-9"].as_slice(), "there is no run web-9"),
+        (["rerun", "api", "1111111"].as_slice(), "pipeline api ran no commit starting 1111111"),
+    ] {
+        let refused = sluice(&[["--stack", name].as_slice(), args].concat());
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&refused).contains(error), "{args:?}: {}", stderr(&refused));
+    }
+}
+
+/// Commit `n` repeated: `111…`.
+fn commit(n: char) -> String {
+    n.to_string().repeat(40)
+}
+
+/// Main went to commit 111… (web-1, shipped), then 222… (web-2, whose deployment failed and rolled back), then 333…
+/// (web-3, whose build failed), as GitHub's pushes say.
+async fn three_commits_of_main(store: &DynamoDbStore) -> Result<()> {
     use sluice::contract::testing::push;
-    use sluice::pipeline::{Event, ExecutionId, Stage, Status};
-    let stack = Stack::create().await?;
-    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
-    store.publish(&std::fs::read_to_string(workspace_root().join(EXAMPLE))?, None, chrono::Utc::now()).await?;
-    stack.create_build_project("web-build").await?;
-    let codebuild = aws_sdk_codebuild::Client::new(&stack.config);
-    // GIVEN main went to commit 111… (web-1, shipped), then 222… (web-2, whose deployment failed and rolled back),
-    // then 333… (web-3, whose build failed), as GitHub's pushes say
-    let commit = |n: char| n.to_string().repeat(40);
+    use sluice::pipeline::{Event, ExecutionId};
     let chained = |mut event: Event, before: char, after: char| {
         if let Event::Triggered { source, .. } = &mut event {
             (source.before, source.commit) = (commit(before), commit(after));
@@ -831,7 +856,7 @@ async fn retry_builds_a_failed_builds_commit_again_and_redeploys_a_failed_deploy
     };
     let mut web_1 = sluice::contract::testing::shipped("web-1");
     web_1[0] = chained(web_1[0].clone(), '0', '1');
-    applied(&store, &web_1).await?;
+    applied(store, &web_1).await?;
     let mut web_2 = sluice::contract::testing::shipped("web-2");
     web_2[0] = chained(web_2[0].clone(), '1', '2');
     web_2.pop();
@@ -841,25 +866,32 @@ async fn retry_builds_a_failed_builds_commit_again_and_redeploys_a_failed_deploy
         reason: "the deployment's alarm went off".into(),
         rolled_back: true,
     });
-    applied(&store, &web_2).await?;
+    applied(store, &web_2).await?;
     let web_3 = [
         chained(push("web-3", sluice::definitions::ExecutionMode::Superseded, true), '2', '3'),
         sluice::contract::testing::build_failed("web-3"),
     ];
-    applied(&store, &web_3).await?;
+    applied(store, &web_3).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn retry_builds_a_failed_builds_commit_again_and_redeploys_a_failed_deployments_build_and_rerun_builds_a_commit()
+-> Result<()> {
+    use sluice::pipeline::{ExecutionId, Stage, Status};
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    store.publish(&std::fs::read_to_string(workspace_root().join(EXAMPLE))?, None, chrono::Utc::now()).await?;
+    stack.create_build_project("web-build").await?;
+    let codebuild = aws_sdk_codebuild::Client::new(&stack.config);
+    // GIVEN main went to commit 111… (web-1, shipped), then 222… (web-2, whose deployment failed and rolled back),
+    // then 333… (web-3, whose build failed), as GitHub's pushes say
+    three_commits_of_main(&store).await?;
     let name = sluice_integration::unique("sluice-cli");
     deployed(&stack, &name).await?;
 
     // An unknown run or commit is refused, saying so, and nothing is ordered.
-    for (args, error) in [
-        (["retry", "web-9"].as_slice(), "there is no run web-9: `sluice history PIPELINE` lists them"),
-        (["rollback", "web", "--to", "web-9"].as_slice(), "there is no run web-9"),
-        (["rerun", "api", "1111111"].as_slice(), "pipeline api ran no commit starting 1111111"),
-    ] {
-        let refused = sluice(&[["--stack", name.as_str()].as_slice(), args].concat());
-        assert_eq!(refused.status.code(), Some(1), "{args:?}");
-        assert!(stderr(&refused).contains(error), "{args:?}: {}", stderr(&refused));
-    }
+    refuses_unknown_runs(&name);
 
     // WHEN web-3 is retried, THEN its commit is built again on CodeBuild in a new run, pushed by the caller
     let retry = sluice(&["--stack", &name, "retry", "web-3"]);
@@ -888,8 +920,9 @@ async fn retry_builds_a_failed_builds_commit_again_and_redeploys_a_failed_deploy
     assert_eq!(answer["run"], "web-redeploy-5");
     assert_eq!((answer["of"].as_str(), answer["redeploys"].as_bool()), (Some("web-2"), Some(true)));
     assert_eq!(answer["status"], "running deploy");
-    let requested =
-        stack.receive(stack.queue("DeploymentRequestedRule")?, 1, std::time::Duration::from_secs(10)).await?;
+    let requested = stack
+        .receive(stack.queue_to("DeployerFunction", "Deployment Requested")?, 1, std::time::Duration::from_secs(10))
+        .await?;
     assert_eq!(requested[0]["detail"]["execution_id"], "web-redeploy-5", "the deployer is told at once");
     assert_eq!(requested[0]["detail"]["image_uri"], "web:web-2");
 

@@ -604,12 +604,14 @@ async fn linear_deploying(store: &InMemoryStore, runner: &RecordingRunner) {
     .await;
 }
 
-/// Run e1 of web, built, deploying by `native` as ECS service deployment arn:sd-1 (`ecs-svc/1`).
-async fn deploying_natively(store: &InMemoryStore, runner: &RecordingRunner, native: crate::definitions::EcsNative) {
-    let mut triggered = push("e1");
-    if let Event::Triggered { plan, .. } = &mut triggered {
-        plan.deploy = crate::definitions::DeployTarget::EcsNative(native);
-    }
+/// Run e1, triggered as `triggered` says, built (image `web:e1`) and deploying as `deployment_id` (and, ECS-native,
+/// as service deployment `service_deployment`).
+async fn built_and_deploying<S: PipelineStore>(
+    store: &S,
+    runner: &RecordingRunner,
+    triggered: Event,
+    (deployment_id, service_deployment): (&str, Option<&str>),
+) {
     let built = Event::BuildSucceeded {
         execution_id: ExecutionId::from("e1"),
         build_id: "build-e1".into(),
@@ -617,8 +619,8 @@ async fn deploying_natively(store: &InMemoryStore, runner: &RecordingRunner, nat
     };
     let started = Event::DeploymentStarted {
         execution_id: ExecutionId::from("e1"),
-        deployment_id: "ecs-svc/1".into(),
-        service_deployment: Some("arn:sd-1".into()),
+        deployment_id: deployment_id.into(),
+        service_deployment: service_deployment.map(str::to_owned),
         task_definition: None,
         previous_task_definition: None,
     };
@@ -626,6 +628,15 @@ async fn deploying_natively(store: &InMemoryStore, runner: &RecordingRunner, nat
         let handled = handle(store, runner, input(&event, None)).await.expect("handled");
         assert_eq!(handled, Handled::Applied, "{}", event.name());
     }
+}
+
+/// Run e1 of web, built, deploying by `native` as ECS service deployment arn:sd-1 (`ecs-svc/1`).
+async fn deploying_natively(store: &InMemoryStore, runner: &RecordingRunner, native: crate::definitions::EcsNative) {
+    let mut triggered = push("e1");
+    if let Event::Triggered { plan, .. } = &mut triggered {
+        plan.deploy = crate::definitions::DeployTarget::EcsNative(native);
+    }
+    built_and_deploying(store, runner, triggered, ("ecs-svc/1", Some("arn:sd-1"))).await;
 }
 
 fn stage_call(execution_id: &str, progress: crate::deploy::StageProgress) -> crate::usecases::StageCall {
@@ -1010,22 +1021,7 @@ async fn deploying_d1_with_a_check(store: &InMemoryStore, runner: &RecordingRunn
     if let Event::Triggered { plan, .. } = &mut triggered {
         plan.deploy = crate::definitions::DeployTarget::BlueGreen(crate::contract::testing::blue_green(vec![check]));
     }
-    let built = Event::BuildSucceeded {
-        execution_id: ExecutionId::from("e1"),
-        build_id: "build-e1".into(),
-        outputs: crate::pipeline::BuildOutputs { image_uri: "web:e1".into(), artifacts: None },
-    };
-    let started = Event::DeploymentStarted {
-        execution_id: ExecutionId::from("e1"),
-        deployment_id: "d-1".into(),
-        service_deployment: None,
-        task_definition: None,
-        previous_task_definition: None,
-    };
-    for event in [triggered, built, started] {
-        let handled = handle(store, runner, input(&event, None)).await.expect("handled");
-        assert_eq!(handled, Handled::Applied, "{}", event.name());
-    }
+    built_and_deploying(store, runner, triggered, ("d-1", None)).await;
 }
 
 fn hook_call(deployment_id: &str, hook_execution_id: &str) -> crate::usecases::HookCall {
@@ -1147,22 +1143,7 @@ async fn a_run_shown_on_github_gets_its_commit_status_and_one_deployment_however
     if let Event::Triggered { plan, .. } = &mut triggered {
         plan.github = Some(crate::definitions::GitHubReport { environment: "production".into() });
     }
-    handle(&store, &runner, input(&triggered, None)).await.expect("triggered");
-    let built = Event::BuildSucceeded {
-        execution_id: ExecutionId::from("e1"),
-        build_id: "build-e1".into(),
-        outputs: crate::pipeline::BuildOutputs { image_uri: "web:e1".into(), artifacts: None },
-    };
-    let started = Event::DeploymentStarted {
-        execution_id: ExecutionId::from("e1"),
-        deployment_id: "d-1".into(),
-        service_deployment: None,
-        task_definition: None,
-        previous_task_definition: None,
-    };
-    for event in [built, started] {
-        handle(&store, &runner, input(&event, None)).await.expect("handled");
-    }
+    built_and_deploying(&store, &runner, triggered, ("d-1", None)).await;
     let effects = GitHubEffects {
         store: store.clone(),
         github: RecordingGitHub::new(),

@@ -169,13 +169,13 @@ impl Template {
             .collect()
     }
 
-    /// Every target of every rule.
     /// The resources (logical ids) the targets of rule `logical_id` name: the functions it wakes.
     pub fn targets(&self, logical_id: &str) -> Vec<String> {
         let targets = self.properties(logical_id)["Targets"].as_sequence().cloned().unwrap_or_default();
         targets.iter().filter_map(|target| named(&target["Arn"])).collect()
     }
 
+    /// Every target of every rule.
     pub fn rule_targets(&self) -> Vec<RuleTarget> {
         self.of_type("AWS::Events::Rule")
             .flat_map(|(rule, properties)| {

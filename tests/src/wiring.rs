@@ -63,7 +63,7 @@ impl Stack {
     }
 
     /// The queue behind the rule that routes `detail_type` to `function` (to see what reaches it, in a test that
-    /// does not start it).
+    /// does not start it). It holds whatever else that rule routes to the function too.
     pub fn queue_to(&self, function: &str, detail_type: &str) -> Result<&str> {
         let route = self
             .routes

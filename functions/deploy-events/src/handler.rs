@@ -57,8 +57,13 @@ pub struct HandlerError {
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(error: HandlerError) -> Self {
-        // Whether it is retryable is in the message; the type names what was not done, as every function's does.
-        Self { error_type: "sluice.DeploymentEventNotRecorded".to_owned(), error_message: Chain(&error).to_string() }
+        // The type names what was not done, as every function's does, and marks whether delivering it again can help.
+        let error_type = if error.retryable {
+            "sluice.DeploymentEventNotRecorded.Retryable"
+        } else {
+            "sluice.DeploymentEventNotRecorded"
+        };
+        Self { error_type: error_type.to_owned(), error_message: Chain(&error).to_string() }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Adapters: the AWS side of the ports, one file per service, the only place an `aws_sdk_*` type appears.
+//! Orchestration, adapters: the AWS side of the ports, one file per service, the only place an `aws_sdk_*` type
+//! appears.
 
 mod codebuild;
 mod codedeploy;

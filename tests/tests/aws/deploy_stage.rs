@@ -38,8 +38,7 @@ struct World {
     aws: aws_config::SdkConfig,
     /// The pipeline's notification topic, which the notifier tells each outcome.
     outcomes: String,
-    /// What feeds the deployer, deploy-events, the notifier, the deployer's pause decisions and the hooks function's
-    /// checks, in that order.
+    /// What feeds the deployer, the notifier and the hooks function: every rule template.yaml routes to them.
     _pumps: Vec<Pump>,
     /// What feeds deploy-events: dropped, CodeDeploy's and ECS's deployment state changes are lost.
     deployment_events: Vec<Pump>,

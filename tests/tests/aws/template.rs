@@ -362,6 +362,17 @@ fn the_readmes_map_lists_every_function_what_wakes_it_and_the_effects_its_code_o
             }
         }
     }
+    // And each detail-type a row names is one a rule routes to that function
+    let rules = template.rules()?;
+    let every_type: Vec<String> = rules.iter().flat_map(|rule| rule.detail_types()).collect();
+    for row in &map {
+        for kind in every_type.iter().filter(|kind| row.woken_by.contains(&format!("`{kind}`"))) {
+            let routed = rules.iter().any(|rule| {
+                template.targets(&rule.logical_id).contains(&row.function) && rule.detail_types().contains(kind)
+            });
+            assert!(routed, "the map says {kind:?} wakes {}, but no rule routes it there", row.function);
+        }
+    }
     // What else wakes a function: its URL, its schedule
     for (id, properties) in template.of_type("AWS::Serverless::Function") {
         let row = row(&id).context("checked above")?;

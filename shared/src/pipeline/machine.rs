@@ -5,19 +5,22 @@
 //! reaches a held stage waits for it. In `superseded` mode a newer execution that starts waiting for a stage
 //! supersedes the older one waiting there, so the newest commit wins and an older one never overtakes it; in
 //! `queued` mode every execution waits its turn, oldest first.
+//!
+//! `Run::apply` routes each event; what it does is kept by stage: `build.rs`, `approval.rs`, `deploy.rs`, and
+//! `pause.rs` for approvals at an ECS deployment's pause.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::event::{ApprovalNotice, BuildFailure, Effect, Event, HookStatus};
+use super::event::{ApprovalNotice, Effect, Event};
 use super::state::{
-    ApprovalDecision, ApprovalFacts, BuildFacts, CommitOrder, DeployFacts, Execution, ExecutionId, HookResult,
-    OrderedRollback, PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded, short_commit,
+    ApprovalDecision, ApprovalFacts, BuildFacts, CommitOrder, DeployFacts, Execution, ExecutionId, OrderedRollback,
+    PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded, short_commit,
 };
 use crate::contract::events::{
-    ApprovalDecided as ApprovalDecidedEvent, ApprovalRequested, ChecksRequested, DeploymentRequested,
-    ExecutionFinished, ExecutionStarted, RollbackRequested, SluiceEvent,
+    ApprovalDecided as ApprovalDecidedEvent, ApprovalRequested, DeploymentRequested, ExecutionFinished,
+    ExecutionStarted, RollbackRequested, SluiceEvent,
 };
 use crate::definitions::{AFTER_ROLLOUT, DeployTarget, ExecutionMode};
 
@@ -139,33 +142,7 @@ type Applied = Result<Option<IgnoreReason>, TransitionError>;
 impl Run {
     fn apply(&mut self, event: &Event) -> Applied {
         if let Event::Triggered { execution_id, source, plan, mode, ordered } = event {
-            if self.state.execution(execution_id).is_some() {
-                return Ok(Some(IgnoreReason::DuplicateEvent));
-            }
-            if *mode == ExecutionMode::Queued && self.state.waiting() >= MAX_WAITING {
-                return Err(TransitionError::QueueFull { pipeline: self.state.pipeline.clone(), limit: MAX_WAITING });
-            }
-            self.state.mode = *mode;
-            // A push of a commit the ref has moved past is late; an operator's order is not a push, and may build
-            // the ref's head again, but never a commit behind it (a rollback deploys an earlier build instead).
-            let older = match ordered {
-                None => self.older_than_head(source)?,
-                Some(_) => self.behind_head(source),
-            };
-            let execution =
-                Execution { ordered: ordered.clone(), ..self.new_run(execution_id, source, plan, Stage::Build) };
-            if let Some(reason) = older {
-                // It never waited for a stage: it ends before it starts.
-                self.state.executions.push(Execution { status: Status::Skipped, ..execution });
-                let i = self.state.executions.len() - 1;
-                self.finish(i, Status::Skipped, Some(reason));
-                return Ok(None);
-            }
-            if ordered.is_none() {
-                self.remember_push(source);
-            }
-            self.start(execution, Stage::Build);
-            return Ok(None);
+            return self.triggered(execution_id, source, plan, *mode, ordered.as_deref());
         }
 
         if let Event::Redeployed { execution_id, source, plan, mode, build, ordered } = event {
@@ -173,146 +150,23 @@ impl Run {
         }
 
         let i = self.index(event.execution_id())?;
-        let status = self.state.executions[i].status;
         let name = event.name();
         match event {
             Event::Triggered { .. } | Event::Redeployed { .. } => Ok(None),
-            Event::BuildStarted { build_id, .. } => {
-                if status != Status::Running(Stage::Build) {
-                    return self.past(i, Stage::Build, self.same_build(i, build_id), name);
-                }
-                if self.claim_build(i, build_id)? { Ok(None) } else { Ok(Some(IgnoreReason::DuplicateEvent)) }
-            }
-            Event::BuildStartFailed { reason, .. } => {
-                let started = self.build(i).and_then(|build| build.build_id.as_ref()).is_some();
-                if status != Status::Running(Stage::Build) || started {
-                    return self.past(i, Stage::Build, true, name);
-                }
-                self.finish(i, Status::Failed, Some(format!("the build could not start: {reason}")));
-                Ok(None)
-            }
-            Event::BuildProgressed { build_id, phase, .. } => {
-                if status != Status::Running(Stage::Build) {
-                    return self.past(i, Stage::Build, self.same_build(i, build_id), name);
-                }
-                let claimed = self.claim_build(i, build_id)?;
-                let build = self.build_mut(i);
-                if !claimed && (phase.is_none() || build.phase == *phase) {
-                    return Ok(Some(IgnoreReason::DuplicateEvent));
-                }
-                if phase.is_some() {
-                    build.phase.clone_from(phase);
-                }
-                Ok(None)
-            }
-            Event::BuildSucceeded { build_id, outputs, .. } => {
-                if status != Status::Running(Stage::Build) {
-                    return self.past(i, Stage::Build, self.same_build(i, build_id), name);
-                }
-                self.claim_build(i, build_id)?;
-                let now = self.now;
-                let build = self.build_mut(i);
-                build.image_uri = Some(outputs.image_uri.clone());
-                build.artifacts.clone_from(&outputs.artifacts);
-                build.finished_at = Some(now);
-                self.advance(i, Stage::Build);
-                Ok(None)
-            }
+            Event::BuildStarted { build_id, .. } => self.build_started(i, name, build_id),
+            Event::BuildStartFailed { reason, .. } => self.build_start_failed(i, name, reason),
+            Event::BuildProgressed { build_id, phase, .. } => self.build_progressed(i, name, build_id, phase),
+            Event::BuildSucceeded { build_id, outputs, .. } => self.build_succeeded(i, name, build_id, outputs),
             Event::BuildFailed { build_id, status: failure, phase, reason, .. } => {
-                if status != Status::Running(Stage::Build) {
-                    return self.past(i, Stage::Build, self.same_build(i, build_id), name);
-                }
-                self.claim_build(i, build_id)?;
-                let now = self.now;
-                let build = self.build_mut(i);
-                if phase.is_some() {
-                    build.phase.clone_from(phase);
-                }
-                build.finished_at = Some(now);
-                let outcome = if *failure == BuildFailure::TimedOut { Status::TimedOut } else { Status::Failed };
-                self.finish(i, outcome, Some(reason.clone()));
-                Ok(None)
+                self.build_failed(i, name, build_id, *failure, (phase, reason))
             }
             Event::ApprovalSent { token_hash, hook_id: Some(hook_id), .. } => self.pause_sent(i, hook_id, token_hash),
-            Event::ApprovalSent { token_hash, hook_id: None, .. } => {
-                let Some(approval) = self.state.executions[i].approval.as_ref() else {
-                    return self.past(i, Stage::Approval, false, name);
-                };
-                if approval.token_hash.as_ref() == Some(token_hash) {
-                    return Ok(Some(IgnoreReason::DuplicateEvent));
-                }
-                if approval.decision.is_some() {
-                    // The decision stands, and its link keeps saying so.
-                    return Ok(Some(IgnoreReason::AlreadyPastStage));
-                }
-                // Recorded even if the run left the stage meanwhile: its link then says why it no longer decides.
-                let now = self.now;
-                let approval = self.approval_mut(i);
-                approval.token_hash = Some(token_hash.clone());
-                approval.sent_at = Some(now);
-                Ok(None)
-            }
+            Event::ApprovalSent { token_hash, hook_id: None, .. } => self.approval_sent(i, name, token_hash),
             Event::ApprovalDecided { decision, approver, comment, token_hash, source_ip, user_agent, .. } => {
-                let execution = &self.state.executions[i];
-                if let Some(hook_id) = self.decided_pause(i, token_hash.as_deref()) {
-                    let said = Said { decision: *decision, approver, comment, source_ip, user_agent };
-                    return self.pause_decided(i, &hook_id, &said);
-                }
-                let current = execution.approval.as_ref().and_then(|approval| approval.token_hash.as_ref());
-                if token_hash.is_some() && token_hash.as_ref() != current {
-                    return Err(TransitionError::StaleApprovalLink { execution: execution.id.clone() });
-                }
-                if status != Status::Running(Stage::Approval) {
-                    let recorded = execution.approval.as_ref().and_then(|approval| approval.decision);
-                    return match recorded {
-                        Some(recorded) if recorded == *decision => Ok(Some(IgnoreReason::DuplicateEvent)),
-                        Some(recorded) => {
-                            Err(TransitionError::AlreadyDecided { execution: execution.id.clone(), decision: recorded })
-                        }
-                        None => self.past(i, Stage::Approval, false, name),
-                    };
-                }
-                let now = self.now;
-                let approval = self.approval_mut(i);
-                if now > approval.expires_at {
-                    let expired_at = approval.expires_at;
-                    return Err(TransitionError::ApprovalExpired {
-                        execution: event.execution_id().clone(),
-                        expired_at,
-                    });
-                }
                 let said = Said { decision: *decision, approver, comment, source_ip, user_agent };
-                said.record(approval, now);
-                self.announce_decision(i, &said, None);
-                match decision {
-                    ApprovalDecision::Approved => self.advance(i, Stage::Approval),
-                    ApprovalDecision::Rejected => {
-                        let reason = match comment {
-                            Some(comment) if !comment.is_empty() => format!("rejected by {approver}: {comment}"),
-                            _ => format!("rejected by {approver}"),
-                        };
-                        self.finish(i, Status::Rejected, Some(reason));
-                    }
-                }
-                Ok(None)
+                self.approval_decided(i, name, &said, token_hash.as_deref())
             }
-            Event::ApprovalExpired { .. } => {
-                if status != Status::Running(Stage::Approval) {
-                    return self.past(i, Stage::Approval, true, name);
-                }
-                let now = self.now;
-                let approval = self.approval_mut(i);
-                if now < approval.expires_at {
-                    let expires_at = approval.expires_at;
-                    return Err(TransitionError::ApprovalStillOpen {
-                        execution: event.execution_id().clone(),
-                        expires_at,
-                    });
-                }
-                let reason = format!("no approval decision by {}", approval.expires_at.to_rfc3339());
-                self.finish(i, Status::TimedOut, Some(reason));
-                Ok(None)
-            }
+            Event::ApprovalExpired { .. } => self.approval_expired(i, name),
             Event::DeploymentStarted {
                 deployment_id,
                 service_deployment,
@@ -321,20 +175,7 @@ impl Run {
                 ..
             } => {
                 let facts = [service_deployment, task_definition, previous_task_definition];
-                if status != Status::Running(Stage::Deploy) {
-                    // A hook or the deployment's end may have been saved first: the run keeps the facts all the same.
-                    let same = self.same_deployment(i, deployment_id);
-                    if same && self.state.executions[i].deploy.is_some() && self.merge_started(i, facts) {
-                        return Ok(None);
-                    }
-                    return self.past(i, Stage::Deploy, same, name);
-                }
-                let claimed = self.claim_deployment(i, deployment_id)?;
-                // A hook that arrived first claimed the id: its facts are merged, not dropped as a duplicate.
-                if !self.merge_started(i, facts) && !claimed {
-                    return Ok(Some(IgnoreReason::DuplicateEvent));
-                }
-                Ok(None)
+                self.deployment_started(i, name, deployment_id, facts)
             }
             Event::DeploymentPaused { service_deployment, hook_id, stage, expires_at, timeout_action, .. } => {
                 let pause =
@@ -344,119 +185,12 @@ impl Run {
             Event::HookCompleted {
                 deployment_id, lifecycle_event, hook_execution_id, passed, detail, millis, ..
             } => {
-                let Some(deploy) = self.state.executions[i].deploy.as_ref() else {
-                    return self.past(i, Stage::Deploy, false, name);
-                };
-                if deploy.hooks.iter().any(|hook| &hook.hook_execution_id == hook_execution_id) {
-                    return Ok(Some(IgnoreReason::DuplicateEvent));
-                }
-                self.claim_deployment(i, deployment_id)?;
-                // A hook of a run that has already ended must not let its deployment go on.
-                let passed = *passed && status == Status::Running(Stage::Deploy);
-                let detail = if status.is_finished() {
-                    Some(format!("execution already ended ({status})"))
-                } else {
-                    detail.clone()
-                };
-                let now = self.now;
-                let deploy = self.deploy_mut(i);
-                let after_rollout = deploy.rolled_out_at.is_some() && lifecycle_event == AFTER_ROLLOUT;
-                let hooks = &mut deploy.hooks;
-                if hooks.len() >= MAX_HOOK_RESULTS {
-                    hooks.remove(0);
-                }
-                hooks.push(HookResult {
-                    lifecycle_event: lifecycle_event.clone(),
-                    hook_execution_id: hook_execution_id.clone(),
-                    passed,
-                    detail: detail.map(|detail| bounded(&detail, MAX_HOOK_DETAIL)),
-                    millis: *millis,
-                    at: now,
-                });
-                if matches!(self.state.executions[i].plan.deploy, DeployTarget::EcsNative(_)) {
-                    // ECS takes the hook's answer from the invocation itself: there is nothing to report.
-                    self.touch(i);
-                    return Ok(None);
-                }
-                if after_rollout {
-                    // sluice's own checks, after ECS completed the rollout: nobody waits for an answer.
-                    if status == Status::Running(Stage::Deploy) {
-                        self.after_rollout_checked(i, passed);
-                    }
-                    return Ok(None);
-                }
-                self.effects.push(Effect::ReportHookStatus {
-                    execution_id: event.execution_id().clone(),
-                    deployment_id: deployment_id.clone(),
-                    hook_execution_id: hook_execution_id.clone(),
-                    status: if passed { HookStatus::Succeeded } else { HookStatus::Failed },
-                });
-                self.touch(i);
-                Ok(None)
+                let hook = HookDone { deployment_id, lifecycle_event, hook_execution_id, passed, detail, millis };
+                self.hook_completed(i, name, hook)
             }
-            Event::DeploymentSucceeded { deployment_id, .. } => {
-                if status != Status::Running(Stage::Deploy) {
-                    return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
-                }
-                self.claim_deployment(i, deployment_id)?;
-                let now = self.now;
-                let deploy = self.deploy_mut(i);
-                if deploy.rolled_out_at.is_some() {
-                    // Already told: its AfterRollout checks are running.
-                    return Ok(Some(IgnoreReason::DuplicateEvent));
-                }
-                let checks = self.state.executions[i].plan.deploy.after_rollout_checks();
-                if !checks.is_empty() {
-                    self.deploy_mut(i).rolled_out_at = Some(now);
-                    let execution = &self.state.executions[i];
-                    self.effects.push(Effect::RunChecks {
-                        execution_id: execution.id.clone(),
-                        deployment_id: deployment_id.clone(),
-                        lifecycle_event: AFTER_ROLLOUT.to_owned(),
-                        checks: checks.clone(),
-                    });
-                    self.effects.push(Effect::Publish(SluiceEvent::ChecksRequested(ChecksRequested {
-                        pipeline: execution.pipeline.clone(),
-                        execution_id: execution.id.clone(),
-                        deployment_id: deployment_id.clone(),
-                        lifecycle_event: AFTER_ROLLOUT.to_owned(),
-                        checks: checks.len(),
-                    })));
-                    return Ok(None);
-                }
-                self.deploy_mut(i).finished_at = Some(now);
-                self.finish(i, Status::Succeeded, None);
-                Ok(None)
-            }
+            Event::DeploymentSucceeded { deployment_id, .. } => self.deployment_succeeded(i, name, deployment_id),
             Event::DeploymentFailed { deployment_id, reason, rolled_back, .. } => {
-                let same = deployment_id.as_ref().is_none_or(|id| self.same_deployment(i, id));
-                if status != Status::Running(Stage::Deploy) {
-                    return self.past(i, Stage::Deploy, same, name);
-                }
-                if let Some(deployment_id) = deployment_id {
-                    self.claim_deployment(i, deployment_id)?;
-                }
-                let now = self.now;
-                let deploy = self.deploy_mut(i);
-                deploy.finished_at = Some(now);
-                // The service says that a hook failed; the run knows which check, and why, or who rolled it back at a
-                // pause.
-                let failed_hook = deploy.hooks.iter().rev().find(|hook| !hook.passed);
-                let reason = match (pause::rolled_back_at(deploy, now), failed_hook) {
-                    (Some(pause), _) => format!("{pause}; {reason}"),
-                    (None, _) if let Some(ordered) = &deploy.rollback_ordered => {
-                        format!("rolled back by {} (sluice rollback): {reason}", ordered.by)
-                    }
-                    (None, Some(hook)) => format!(
-                        "the {} checks failed ({}); {reason}",
-                        hook.lifecycle_event,
-                        hook.detail.as_deref().unwrap_or("no detail")
-                    ),
-                    (None, None) => reason.clone(),
-                };
-                let outcome = if *rolled_back { Status::RolledBack } else { Status::Failed };
-                self.finish(i, outcome, Some(reason));
-                Ok(None)
+                self.deployment_failed(i, name, deployment_id, reason, *rolled_back)
             }
             Event::RollbackOrdered { by, .. } => self.order_rollback(i, by),
             Event::DeploymentTimedOut { .. } => self.deploy_timed_out(i),
@@ -471,22 +205,48 @@ impl Run {
                 Ok(None)
             }
             Event::DeploymentSuperseded { deployment_id, by, by_pipeline, reason, .. } => {
-                if status != Status::Running(Stage::Deploy) {
-                    return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
-                }
-                self.claim_deployment(i, deployment_id)?;
-                self.deploy_mut(i).finished_at = Some(self.now);
-                let needed = match self.state.executions[i].plan.deploy {
-                    DeployTarget::EcsNative(_) => "service",
-                    _ => "deployment group",
-                };
-                let reason = format!(
-                    "superseded by execution {by} of pipeline {by_pipeline}, which needed the {needed}: {reason}"
-                );
-                self.finish(i, Status::Superseded, Some(reason));
-                Ok(None)
+                self.deployment_superseded(i, name, deployment_id, (by, by_pipeline), reason)
             }
         }
+    }
+
+    /// A push (or an operator's order) starts a run: refused when the queue is full, skipped when its commit is behind
+    /// the ref's head, else started at the build.
+    fn triggered(
+        &mut self,
+        execution_id: &ExecutionId,
+        source: &SourceFacts,
+        plan: &Plan,
+        mode: ExecutionMode,
+        ordered: Option<&str>,
+    ) -> Applied {
+        if self.state.execution(execution_id).is_some() {
+            return Ok(Some(IgnoreReason::DuplicateEvent));
+        }
+        if mode == ExecutionMode::Queued && self.state.waiting() >= MAX_WAITING {
+            return Err(TransitionError::QueueFull { pipeline: self.state.pipeline.clone(), limit: MAX_WAITING });
+        }
+        self.state.mode = mode;
+        // A push of a commit the ref has moved past is late; an operator's order is not a push, and may build
+        // the ref's head again, but never a commit behind it (a rollback deploys an earlier build instead).
+        let older = match ordered {
+            None => self.older_than_head(source)?,
+            Some(_) => self.behind_head(source),
+        };
+        let execution =
+            Execution { ordered: ordered.map(str::to_owned), ..self.new_run(execution_id, source, plan, Stage::Build) };
+        if let Some(reason) = older {
+            // It never waited for a stage: it ends before it starts.
+            self.state.executions.push(Execution { status: Status::Skipped, ..execution });
+            let i = self.state.executions.len() - 1;
+            self.finish(i, Status::Skipped, Some(reason));
+            return Ok(None);
+        }
+        if ordered.is_none() {
+            self.remember_push(source);
+        }
+        self.start(execution, Stage::Build);
+        Ok(None)
     }
 
     fn index(&self, id: &ExecutionId) -> Result<usize, TransitionError> {
@@ -1222,7 +982,11 @@ fn span(time: TimeDelta) -> String {
     }
 }
 
+mod approval;
+mod build;
+mod deploy;
 mod pause;
+use deploy::HookDone;
 use pause::{Paused, Said};
 
 #[cfg(test)]

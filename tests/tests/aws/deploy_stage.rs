@@ -52,22 +52,7 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
     let stack = Stack::create().await?;
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
     let app = SampleApp::serve(green_healthy).await?;
-    let codedeploy = CodeDeploySandbox::start(Settings {
-        eventbridge: stack.eventbridge.clone(),
-        bus: stack.default_bus.clone(),
-        minute: Duration::from_millis(20),
-        hook_timeout: Duration::from_secs(20),
-        app: Some(Arc::clone(&app)),
-    })
-    .await?;
-    codedeploy.deployment_group("web", "web-prod");
-    let ecs = EcsSandbox::start(Events {
-        eventbridge: stack.eventbridge.clone(),
-        bus: stack.default_bus.clone(),
-        duration: Duration::from_millis(100),
-    })
-    .await?;
-    ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", rollout);
+    let (codedeploy, ecs) = sandboxes(&stack, &app, rollout).await?;
     let aws = aws_config_with(&moto().endpoint, &[("codedeploy", &codedeploy.endpoint), ("ecs", &ecs.endpoint)]).await;
     let common = sluice::runtime::config::Common { table: stack.table.clone(), event_bus: stack.bus.clone() };
 
@@ -96,16 +81,7 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
     // The deployer, deploy-events, the notifier and the hooks function, fed by the rules template.yaml routes to them.
     let deployer = Arc::new(deployer::handler::AwsApp::from_aws(&aws, &deployer_config(&common)));
     let deploy_events = Arc::new(deploy_events::handler::AwsApp::from_aws(&aws, &common));
-    // The notifier tells the pipeline's topic.
-    let topic = stack.sns.create_topic().name(sluice_integration::unique("outcomes")).send().await?;
-    let outcomes = topic.topic_arn().context("a topic ARN")?.to_owned();
-    let notifier_config = notifier::handler::Config::from_lookup(|name| match name {
-        "SLUICE_TABLE" => Some(common.table.clone()),
-        "SLUICE_EVENT_BUS" => Some(common.event_bus.clone()),
-        "AWS_REGION" => Some("us-east-1".into()),
-        _ => None,
-    })?;
-    let notifier = Arc::new(notifier::handler::AwsApp::from_aws(&aws, &notifier_config));
+    let (notifier, outcomes) = notifier(&stack, &aws, &common).await?;
     let pumps = stack.wire(vec![
         (
             "DeployerFunction",
@@ -137,6 +113,46 @@ async fn world(green_healthy: bool, rollout: Rollout, hook_time: HookTime) -> Re
         }),
     )])?;
     Ok(World { stack, store, app, codedeploy, ecs, aws, outcomes, _pumps: pumps, deployment_events })
+}
+
+/// CodeDeploy's deployment group web/web-prod and ECS's service prod/web, played by the sandbox, shifting `app`'s
+/// traffic and rolling out as `rollout` says.
+async fn sandboxes(stack: &Stack, app: &Arc<SampleApp>, rollout: Rollout) -> Result<(CodeDeploySandbox, EcsSandbox)> {
+    let codedeploy = CodeDeploySandbox::start(Settings {
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        minute: Duration::from_millis(20),
+        hook_timeout: Duration::from_secs(20),
+        app: Some(Arc::clone(app)),
+    })
+    .await?;
+    codedeploy.deployment_group("web", "web-prod");
+    let ecs = EcsSandbox::start(Events {
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        duration: Duration::from_millis(100),
+    })
+    .await?;
+    ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", rollout);
+    Ok((codedeploy, ecs))
+}
+
+/// The notifier, and the pipeline's topic it tells each outcome.
+async fn notifier(
+    stack: &Stack,
+    aws: &aws_config::SdkConfig,
+    common: &sluice::runtime::config::Common,
+) -> Result<(Arc<notifier::handler::AwsApp>, String)> {
+    let topic = stack.sns.create_topic().name(sluice_integration::unique("outcomes")).send().await?;
+    let outcomes = topic.topic_arn().context("a topic ARN")?.to_owned();
+    let notifier_config = notifier::handler::Config::from_lookup(|name| match name {
+        "SLUICE_TABLE" => Some(common.table.clone()),
+        "SLUICE_EVENT_BUS" => Some(common.event_bus.clone()),
+        "AWS_REGION" => Some("us-east-1".into()),
+        _ => None,
+    })?;
+    let notifier = Arc::new(notifier::handler::AwsApp::from_aws(aws, &notifier_config));
+    Ok((notifier, outcomes))
 }
 
 /// The deployer's configuration: the hooks function, and the role ECS invokes it with.

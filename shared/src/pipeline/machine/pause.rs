@@ -137,13 +137,18 @@ impl Run {
             });
         }
         self.effects.push(Effect::Publish(announced));
+        self.record_pause(i, event.service_deployment, pause);
+        Ok(None)
+    }
+
+    /// Keeps `pause` on the run's deployment (the newest [`MAX_PAUSES`]), with the service deployment it paused.
+    fn record_pause(&mut self, i: usize, service_deployment: &str, pause: PauseFacts) {
         let deploy = self.deploy_mut(i);
-        deploy.service_deployment.get_or_insert_with(|| bounded(event.service_deployment, super::MAX_ARN));
+        deploy.service_deployment.get_or_insert_with(|| bounded(service_deployment, super::MAX_ARN));
         if deploy.pauses.len() >= MAX_PAUSES {
             deploy.pauses.remove(0);
         }
         deploy.pauses.push(pause);
-        Ok(None)
     }
 
     /// The approval request for pause `hook_id` went out: from now on only its link decides.

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use super::*;
 use crate::contract::testing::push as triggered;
 use crate::definitions::{DeployTarget, ExecutionMode, PauseAction};
-use crate::pipeline::BuildOutputs;
+use crate::pipeline::{BuildFailure, BuildOutputs};
 
 fn at(minute: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).single().expect("valid date") + TimeDelta::minutes(minute)

@@ -1,0 +1,95 @@
+//! The build stage's events: CodeBuild started, progressed, succeeded or failed the run's build.
+
+use super::{Applied, IgnoreReason, Run};
+use crate::pipeline::event::{BuildFailure, BuildOutputs};
+use crate::pipeline::state::{Stage, Status};
+
+impl Run {
+    /// CodeBuild started the run's build: its id is claimed.
+    pub(super) fn build_started(&mut self, i: usize, name: &'static str, build_id: &str) -> Applied {
+        if self.state.executions[i].status != Status::Running(Stage::Build) {
+            return self.past(i, Stage::Build, self.same_build(i, build_id), name);
+        }
+        if self.claim_build(i, build_id)? { Ok(None) } else { Ok(Some(IgnoreReason::DuplicateEvent)) }
+    }
+
+    /// CodeBuild would not start the run's build: the run fails, saying why.
+    pub(super) fn build_start_failed(&mut self, i: usize, name: &'static str, reason: &str) -> Applied {
+        let started = self.build(i).and_then(|build| build.build_id.as_ref()).is_some();
+        if self.state.executions[i].status != Status::Running(Stage::Build) || started {
+            return self.past(i, Stage::Build, true, name);
+        }
+        self.finish(i, Status::Failed, Some(format!("the build could not start: {reason}")));
+        Ok(None)
+    }
+
+    /// CodeBuild reports a phase of the run's build.
+    pub(super) fn build_progressed(
+        &mut self,
+        i: usize,
+        name: &'static str,
+        build_id: &str,
+        phase: &Option<String>,
+    ) -> Applied {
+        let status = self.state.executions[i].status;
+        if status != Status::Running(Stage::Build) {
+            return self.past(i, Stage::Build, self.same_build(i, build_id), name);
+        }
+        let claimed = self.claim_build(i, build_id)?;
+        let build = self.build_mut(i);
+        if !claimed && (phase.is_none() || build.phase == *phase) {
+            return Ok(Some(IgnoreReason::DuplicateEvent));
+        }
+        if phase.is_some() {
+            build.phase.clone_from(phase);
+        }
+        Ok(None)
+    }
+
+    /// The run's build succeeded: its image and artifacts are recorded and the run moves on.
+    pub(super) fn build_succeeded(
+        &mut self,
+        i: usize,
+        name: &'static str,
+        build_id: &str,
+        outputs: &BuildOutputs,
+    ) -> Applied {
+        let status = self.state.executions[i].status;
+        if status != Status::Running(Stage::Build) {
+            return self.past(i, Stage::Build, self.same_build(i, build_id), name);
+        }
+        self.claim_build(i, build_id)?;
+        let now = self.now;
+        let build = self.build_mut(i);
+        build.image_uri = Some(outputs.image_uri.clone());
+        build.artifacts.clone_from(&outputs.artifacts);
+        build.finished_at = Some(now);
+        self.advance(i, Stage::Build);
+        Ok(None)
+    }
+
+    /// The run's build failed or timed out: the run ends so.
+    pub(super) fn build_failed(
+        &mut self,
+        i: usize,
+        name: &'static str,
+        build_id: &str,
+        failure: BuildFailure,
+        (phase, reason): (&Option<String>, &str),
+    ) -> Applied {
+        let status = self.state.executions[i].status;
+        if status != Status::Running(Stage::Build) {
+            return self.past(i, Stage::Build, self.same_build(i, build_id), name);
+        }
+        self.claim_build(i, build_id)?;
+        let now = self.now;
+        let build = self.build_mut(i);
+        if phase.is_some() {
+            build.phase.clone_from(phase);
+        }
+        build.finished_at = Some(now);
+        let outcome = if failure == BuildFailure::TimedOut { Status::TimedOut } else { Status::Failed };
+        self.finish(i, outcome, Some(reason.to_owned()));
+        Ok(None)
+    }
+}

@@ -1,0 +1,200 @@
+//! The deploy stage's events: the deployment started, a hook's checks completed, the deployment succeeded, failed
+//! or made way for another run's.
+
+use super::{Applied, IgnoreReason, MAX_HOOK_DETAIL, MAX_HOOK_RESULTS, Run, pause};
+use crate::contract::events::{ChecksRequested, SluiceEvent};
+use crate::definitions::{AFTER_ROLLOUT, DeployTarget};
+use crate::pipeline::event::{Effect, HookStatus};
+use crate::pipeline::state::{ExecutionId, HookResult, Stage, Status, bounded};
+
+/// What a `HookCompleted` event says.
+#[derive(Clone, Copy)]
+pub(super) struct HookDone<'a> {
+    pub deployment_id: &'a String,
+    pub lifecycle_event: &'a String,
+    pub hook_execution_id: &'a String,
+    pub passed: &'a bool,
+    pub detail: &'a Option<String>,
+    pub millis: &'a Option<u64>,
+}
+
+impl Run {
+    /// The run's deployment started (or a retry of its start reports it again): its facts are recorded.
+    pub(super) fn deployment_started(
+        &mut self,
+        i: usize,
+        name: &'static str,
+        deployment_id: &str,
+        facts: [&Option<String>; 3],
+    ) -> Applied {
+        let status = self.state.executions[i].status;
+        if status != Status::Running(Stage::Deploy) {
+            // A hook or the deployment's end may have been saved first: the run keeps the facts all the same.
+            let same = self.same_deployment(i, deployment_id);
+            if same && self.state.executions[i].deploy.is_some() && self.merge_started(i, facts) {
+                return Ok(None);
+            }
+            return self.past(i, Stage::Deploy, same, name);
+        }
+        let claimed = self.claim_deployment(i, deployment_id)?;
+        // A hook that arrived first claimed the id: its facts are merged, not dropped as a duplicate.
+        if !self.merge_started(i, facts) && !claimed {
+            return Ok(Some(IgnoreReason::DuplicateEvent));
+        }
+        Ok(None)
+    }
+
+    /// A lifecycle hook's checks completed: recorded, then answered to CodeDeploy, or (a rolling update's AfterRollout checks) the run moves on.
+    pub(super) fn hook_completed(&mut self, i: usize, name: &'static str, hook: HookDone<'_>) -> Applied {
+        let status = self.state.executions[i].status;
+        let HookDone { deployment_id, lifecycle_event, hook_execution_id, passed, detail, millis } = hook;
+        let Some(deploy) = self.state.executions[i].deploy.as_ref() else {
+            return self.past(i, Stage::Deploy, false, name);
+        };
+        if deploy.hooks.iter().any(|hook| &hook.hook_execution_id == hook_execution_id) {
+            return Ok(Some(IgnoreReason::DuplicateEvent));
+        }
+        self.claim_deployment(i, deployment_id)?;
+        // A hook of a run that has already ended must not let its deployment go on.
+        let passed = *passed && status == Status::Running(Stage::Deploy);
+        let detail =
+            if status.is_finished() { Some(format!("execution already ended ({status})")) } else { detail.clone() };
+        let now = self.now;
+        let deploy = self.deploy_mut(i);
+        let after_rollout = deploy.rolled_out_at.is_some() && lifecycle_event == AFTER_ROLLOUT;
+        let hooks = &mut deploy.hooks;
+        if hooks.len() >= MAX_HOOK_RESULTS {
+            hooks.remove(0);
+        }
+        hooks.push(HookResult {
+            lifecycle_event: lifecycle_event.clone(),
+            hook_execution_id: hook_execution_id.clone(),
+            passed,
+            detail: detail.map(|detail| bounded(&detail, MAX_HOOK_DETAIL)),
+            millis: *millis,
+            at: now,
+        });
+        if matches!(self.state.executions[i].plan.deploy, DeployTarget::EcsNative(_)) {
+            // ECS takes the hook's answer from the invocation itself: there is nothing to report.
+            self.touch(i);
+            return Ok(None);
+        }
+        if after_rollout {
+            // sluice's own checks, after ECS completed the rollout: nobody waits for an answer.
+            if status == Status::Running(Stage::Deploy) {
+                self.after_rollout_checked(i, passed);
+            }
+            return Ok(None);
+        }
+        self.effects.push(Effect::ReportHookStatus {
+            execution_id: self.state.executions[i].id.clone(),
+            deployment_id: deployment_id.clone(),
+            hook_execution_id: hook_execution_id.clone(),
+            status: if passed { HookStatus::Succeeded } else { HookStatus::Failed },
+        });
+        self.touch(i);
+        Ok(None)
+    }
+
+    /// The run's deployment succeeded: the run ships, or first runs its AfterRollout checks.
+    pub(super) fn deployment_succeeded(&mut self, i: usize, name: &'static str, deployment_id: &str) -> Applied {
+        let status = self.state.executions[i].status;
+        if status != Status::Running(Stage::Deploy) {
+            return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
+        }
+        self.claim_deployment(i, deployment_id)?;
+        let now = self.now;
+        let deploy = self.deploy_mut(i);
+        if deploy.rolled_out_at.is_some() {
+            // Already told: its AfterRollout checks are running.
+            return Ok(Some(IgnoreReason::DuplicateEvent));
+        }
+        let checks = self.state.executions[i].plan.deploy.after_rollout_checks();
+        if !checks.is_empty() {
+            self.deploy_mut(i).rolled_out_at = Some(now);
+            let execution = &self.state.executions[i];
+            self.effects.push(Effect::RunChecks {
+                execution_id: execution.id.clone(),
+                deployment_id: deployment_id.to_owned(),
+                lifecycle_event: AFTER_ROLLOUT.to_owned(),
+                checks: checks.clone(),
+            });
+            self.effects.push(Effect::Publish(SluiceEvent::ChecksRequested(ChecksRequested {
+                pipeline: execution.pipeline.clone(),
+                execution_id: execution.id.clone(),
+                deployment_id: deployment_id.to_owned(),
+                lifecycle_event: AFTER_ROLLOUT.to_owned(),
+                checks: checks.len(),
+            })));
+            return Ok(None);
+        }
+        self.deploy_mut(i).finished_at = Some(now);
+        self.finish(i, Status::Succeeded, None);
+        Ok(None)
+    }
+
+    /// The run's deployment failed (rolled back or not): the run ends saying why, with the check that failed or who rolled it back.
+    pub(super) fn deployment_failed(
+        &mut self,
+        i: usize,
+        name: &'static str,
+        deployment_id: &Option<String>,
+        reason: &str,
+        rolled_back: bool,
+    ) -> Applied {
+        let status = self.state.executions[i].status;
+        let same = deployment_id.as_ref().is_none_or(|id| self.same_deployment(i, id));
+        if status != Status::Running(Stage::Deploy) {
+            return self.past(i, Stage::Deploy, same, name);
+        }
+        if let Some(deployment_id) = deployment_id {
+            self.claim_deployment(i, deployment_id)?;
+        }
+        let now = self.now;
+        let deploy = self.deploy_mut(i);
+        deploy.finished_at = Some(now);
+        // The service says that a hook failed; the run knows which check, and why, or who rolled it back at a
+        // pause.
+        let failed_hook = deploy.hooks.iter().rev().find(|hook| !hook.passed);
+        let reason = match (pause::rolled_back_at(deploy, now), failed_hook) {
+            (Some(pause), _) => format!("{pause}; {reason}"),
+            (None, _) if let Some(ordered) = &deploy.rollback_ordered => {
+                format!("rolled back by {} (sluice rollback): {reason}", ordered.by)
+            }
+            (None, Some(hook)) => format!(
+                "the {} checks failed ({}); {reason}",
+                hook.lifecycle_event,
+                hook.detail.as_deref().unwrap_or("no detail")
+            ),
+            (None, None) => reason.to_owned(),
+        };
+        let outcome = if rolled_back { Status::RolledBack } else { Status::Failed };
+        self.finish(i, outcome, Some(reason));
+        Ok(None)
+    }
+
+    /// The run's deployment was stopped to make way for another run's: the run is superseded.
+    pub(super) fn deployment_superseded(
+        &mut self,
+        i: usize,
+        name: &'static str,
+        deployment_id: &str,
+        (by, by_pipeline): (&ExecutionId, &str),
+        reason: &str,
+    ) -> Applied {
+        let status = self.state.executions[i].status;
+        if status != Status::Running(Stage::Deploy) {
+            return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
+        }
+        self.claim_deployment(i, deployment_id)?;
+        self.deploy_mut(i).finished_at = Some(self.now);
+        let needed = match self.state.executions[i].plan.deploy {
+            DeployTarget::EcsNative(_) => "service",
+            _ => "deployment group",
+        };
+        let reason =
+            format!("superseded by execution {by} of pipeline {by_pipeline}, which needed the {needed}: {reason}");
+        self.finish(i, Status::Superseded, Some(reason));
+        Ok(None)
+    }
+}

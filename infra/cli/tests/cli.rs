@@ -262,6 +262,24 @@ async fn publishing_stores_a_new_revision_only_when_the_file_changed() -> Result
 }
 
 #[tokio::test]
+async fn a_file_with_warnings_is_published_and_each_warning_is_told() -> Result<()> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    // The example with its api pipeline copied: both deploy internal/api
+    let text = std::fs::read_to_string(workspace_root().join(EXAMPLE))?;
+    let api = text.find("[pipelines.api]").context("the example has an api pipeline")?;
+    let path = workspace_root().join("target").join("cli-publish-warning.toml");
+    std::fs::write(&path, format!("{text}\n{}", text[api..].replace("[pipelines.api", "[pipelines.api-copy")))?;
+    let output = sluice(&["publish", &path.to_string_lossy(), "--table", &stack.table]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).starts_with("warning: "), "{}", stderr(&output));
+    assert!(stderr(&output).contains("pipeline `api` deploys this service too"), "{}", stderr(&output));
+    assert!(stdout(&output).contains("as revision 1: 3 pipelines"), "{}", stdout(&output));
+    assert_eq!(store.current().await?.map(|current| current.revision), Some(1));
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_invalid_file_is_never_published() -> Result<()> {
     let stack = Stack::create().await?;
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());

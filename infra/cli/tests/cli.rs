@@ -55,7 +55,9 @@ impl OnATerminal {
         // SAFETY: both descriptors were just opened by openpty and are owned by nothing else.
         let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(ours), OwnedFd::from_raw_fd(theirs)) };
         let child = {
-            let mut command = command(args, env);
+            // A terminal says what it is, as every terminal emulator does (progress is drawn on none that does not).
+            let mut command = command(&[], &[("TERM", "xterm-256color")]);
+            command.args(args).envs(env.iter().copied());
             command.stdin(std::process::Stdio::null()).stdout(theirs.try_clone()?).stderr(theirs);
             command.spawn()?
             // The command, and with it this end of the terminal, is dropped here: the child holds the only copies,
@@ -225,11 +227,22 @@ fn a_mistyped_command_or_option_says_how_to_use_it_and_exits_2() {
     for args in [&["chekc", EXAMPLE][..], &["history", "web", "--limt", "3"], &["history"], &[]] {
         let output = sluice(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
-        assert!(stderr(&output).contains("usage: sluice [--stack NAME"), "{}", stderr(&output));
+        assert!(stderr(&output).contains("Usage: sluice"), "{}", stderr(&output));
     }
-    assert!(stderr(&sluice(&["chekc", EXAMPLE])).contains("unknown command \"chekc\""));
-    assert!(stderr(&sluice(&["history", "web", "--limt", "3"])).contains("unknown option --limt"));
-    assert!(stderr(&sluice(&["history"])).contains("history needs a PIPELINE"));
+    // clap's words, with a suggestion for what was probably meant
+    let mistyped = stderr(&sluice(&["chekc", EXAMPLE]));
+    assert!(mistyped.contains("unrecognized subcommand 'chekc'"), "{mistyped}");
+    assert!(mistyped.contains("a similar subcommand exists: 'check'"), "{mistyped}");
+    let option = stderr(&sluice(&["history", "web", "--limt", "3"]));
+    assert!(option.contains("unexpected argument '--limt'") && option.contains("'--limit'"), "{option}");
+    let missing = stderr(&sluice(&["history"]));
+    assert!(missing.contains("required arguments were not provided") && missing.contains("<PIPELINE>"), "{missing}");
+    // A word or an option the command does not take is a mistake too, not ignored
+    for args in [&["status", "web", "api"][..], &["check", EXAMPLE, "--wait"], &["show", "--limit", "3"]] {
+        let output = sluice(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains("unexpected argument"), "{args:?}: {}", stderr(&output));
+    }
 }
 
 #[tokio::test]
@@ -586,10 +599,10 @@ async fn the_stack_is_found_by_name_and_its_outputs_say_where_the_runs_are() -> 
 
     let missing = sluice(&["--stack", "no-such-stack", "history", "web"]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(
-        stderr(&missing).contains("finding stack no-such-stack (CloudFormation DescribeStacks)"),
-        "{}",
-        stderr(&missing)
+    assert_eq!(
+        stderr(&missing),
+        "error: there is no stack `no-such-stack` in us-east-1: deploy it or pass --stack\n",
+        "in plain words, once"
     );
     let anonymous = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["--stack", &name, "history", "web"])
@@ -1002,13 +1015,14 @@ async fn show_run_wait_on_a_terminal_colours_the_status_and_spins_a_progress_lin
     assert!(screen.contains("web-1 \x1b[31mrejected\x1b[0m: rejected by Jane: not today\r\n"), "{screen:?}");
     // AND while it waits, a spinner turns on one line, saying what the run waits for, and is cleared before the end
     let progress = "web-1 running approval, waiting for a decision";
+    // (indicatif's drawing: each frame erases the line, ESC [2K, and draws it again)
     let frames: std::collections::BTreeSet<char> = screen
-        .split("\r  ")
+        .split("\x1b[2K  ")
         .filter(|drawn| drawn.contains(progress))
         .filter_map(|drawn| drawn.chars().next())
         .collect();
     assert!(frames.len() >= 5, "the spinner turns: {frames:?} in {screen:?}");
-    let cleared = screen.rfind("\r\x1b[K").expect("the line is cleared");
+    let cleared = screen.rfind("\r\x1b[2K").expect("the line is cleared");
     assert!(cleared < screen.rfind("web-1 \x1b[31mrejected").unwrap_or_default(), "{screen:?}");
     // AND with NO_COLOR, the same words without a colour, and the spinner still (it is not colour)
     assert!(!plain_screen.contains("\x1b[3"), "{plain_screen:?}");

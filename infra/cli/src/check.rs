@@ -1,0 +1,202 @@
+//! `sluice check FILE...`: every mistake in each definitions file, at its line, or what each pipeline does.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow, bail};
+use serde_json::json;
+use sluice::definitions::{DefinitionError, Definitions, DeployTarget, GlobFilter, MAX_TEXT, Pipeline, Source};
+
+use crate::stack::Target;
+
+/// Check pipeline definitions files: every mistake at its line, or what each pipeline does
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  sluice check pipelines.toml\n  sluice check staging.toml production.toml\n  \
+                        cat pipelines.toml | sluice --json check -")]
+pub struct Check {
+    /// The files to check; - reads standard input
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<String>,
+}
+
+/// The most errors `check` prints a file; the count of the others follows.
+const SHOWN_ERRORS: usize = 50;
+
+impl Check {
+    pub fn run(self, target: &Target) -> Result<ExitCode> {
+        if target.json {
+            return Ok(check_json(&self.files));
+        }
+        let mut failed = false;
+        let several = self.files.len() > 1;
+        for file in &self.files {
+            match load(file) {
+                Ok((_, definitions)) => {
+                    warn(&definitions);
+                    let named = if several { format!("{file}: ") } else { String::new() };
+                    anstream::println!("{named}ok: {}", summary(&definitions));
+                }
+                Err(error) => {
+                    failed = true;
+                    anstream::eprintln!("{error:#}");
+                }
+            }
+        }
+        Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    }
+}
+
+/// The file (`-`: standard input), if it is no larger than what sluice stores: never more of it is read (`check
+/// /dev/zero` ends at once).
+fn read_definitions(file: &str) -> Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read = if file == "-" {
+        std::io::stdin().lock().take(MAX_TEXT as u64 + 1).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(file).and_then(|opened| opened.take(MAX_TEXT as u64 + 1).read_to_end(&mut bytes))
+    };
+    read.map_err(|error| anyhow!("cannot read {file}: {error}"))?;
+    if bytes.len() > MAX_TEXT {
+        bail!("{file}: more than {MAX_TEXT} bytes; sluice stores at most that (its table's items hold 400 KB)");
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        let at = error.utf8_error().valid_up_to();
+        anyhow!("{file}: not UTF-8 text (byte {at} is not), as TOML files must be")
+    })
+}
+
+/// The file's text and its definitions, or every mistake in it (the first fifty, then how many more).
+pub fn load(file: &str) -> Result<(String, Definitions)> {
+    let text = read_definitions(file)?;
+    let origin = if file == "-" { "<stdin>" } else { file };
+    let definitions = Definitions::check(origin, &text).map_err(|errors| {
+        let count = errors.0.len();
+        let shown: Vec<String> = errors.0.iter().take(SHOWN_ERRORS).map(ToString::to_string).collect();
+        let more = match count.checked_sub(SHOWN_ERRORS) {
+            Some(more @ 1..) => format!("\n... and {more} more"),
+            _ => String::new(),
+        };
+        anyhow!("{}{more}\n{count} error{} in {origin}", shown.join("\n"), if count == 1 { "" } else { "s" })
+    })?;
+    Ok((text, definitions))
+}
+
+/// What `check` found that runs, but perhaps not as meant: told on stderr, one `warning:` line each.
+pub fn warn(definitions: &Definitions) {
+    for warning in definitions.warnings() {
+        anstream::eprintln!("warning: {warning}");
+    }
+}
+
+/// `sluice --json check FILE...`: every mistake as data (for editors and CI), or the pipelines; exits 1 with mistakes.
+fn check_json(files: &[String]) -> ExitCode {
+    let (mut pipelines, mut warnings, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    for file in files {
+        let text = match read_definitions(file) {
+            Ok(text) => text,
+            Err(error) => {
+                // Not read at all (missing, too large, not UTF-8): one mistake, at no line.
+                errors.push(json!({
+                    "file": file, "line": null, "column": null, "pipeline": null, "field": "",
+                    "message": format!("{error:#}"),
+                }));
+                continue;
+            }
+        };
+        let origin = if file == "-" { "<stdin>" } else { file };
+        match Definitions::check(origin, &text) {
+            Ok(definitions) => {
+                pipelines.extend(definitions.iter().map(|p| {
+                    json!({
+                        "name": p.name, "repository": p.source.repository, "triggers": triggers(&p.source),
+                        "gates": gates(p), "deploys": deploys(p),
+                    })
+                }));
+                warnings.extend(definitions.warnings().iter().map(mistake_json));
+            }
+            Err(found) => errors.extend(found.0.iter().map(mistake_json)),
+        }
+    }
+    if errors.is_empty() {
+        println!("{}", json!({ "ok": true, "pipelines": pipelines, "warnings": warnings }));
+        ExitCode::SUCCESS
+    } else {
+        println!("{}", json!({ "ok": false, "errors": errors }));
+        ExitCode::FAILURE
+    }
+}
+
+/// An error or a warning as data: where it is and what it says.
+fn mistake_json(e: &DefinitionError) -> serde_json::Value {
+    json!({
+        "file": e.origin, "line": e.line, "column": e.column, "pipeline": e.pipeline, "field": e.field,
+        "message": e.message,
+    })
+}
+
+/// How many pipelines, then a line each: what triggers it, what gates it, where it deploys.
+pub fn summary(definitions: &Definitions) -> String {
+    let count = definitions.len();
+    let mut out = format!("{count} pipeline{}", if count == 1 { "" } else { "s" });
+    for p in definitions.iter() {
+        let gates = gates(p);
+        let gates = if gates.is_empty() { String::new() } else { format!(", {}", gates.join(", ")) };
+        out += &format!(
+            "\n  {}: {} {}; build {}{gates}; {}",
+            p.name,
+            p.source.repository,
+            triggers(&p.source),
+            p.build.project,
+            deploys(p)
+        );
+    }
+    out
+}
+
+/// What pushes start a pipeline: `pushes to main, release/* (not release/old) when src/** changes`.
+fn triggers(source: &Source) -> String {
+    let globs = |filter: &GlobFilter| {
+        let mut said = if filter.include.is_empty() { "any".to_owned() } else { filter.include.join(", ") };
+        if !filter.exclude.is_empty() {
+            said += &format!(" (not {})", filter.exclude.join(", "));
+        }
+        said
+    };
+    let mut refs = Vec::new();
+    match (&source.branches, &source.tags) {
+        (Some(branches), _) => refs.push(format!("branches {}", globs(branches))),
+        (None, None) => refs.push("the default branch".to_owned()),
+        (None, Some(_)) => {}
+    }
+    if let Some(tags) = &source.tags {
+        refs.push(format!("tags {}", globs(tags)));
+    }
+    let files = source.paths.as_ref().map(|paths| format!(" when files {} change", globs(paths))).unwrap_or_default();
+    format!("pushes to {}{files}", refs.join(" and "))
+}
+
+/// Who must agree before it deploys: the approval stage's topic, a pause's stage and topic.
+fn gates(p: &Pipeline) -> Vec<String> {
+    let mut gates = Vec::new();
+    if let Some(approval) = &p.approval {
+        gates.push(format!("approval by {}", approval.topic_arn));
+    }
+    if let DeployTarget::EcsNative(native) = &p.deploy
+        && let Some(pause) = &native.approval
+    {
+        gates.push(format!("approval at {} by {}", pause.stage, pause.topic_arn));
+    }
+    gates
+}
+
+/// Where it deploys: `rolling update of prod/web`.
+fn deploys(p: &Pipeline) -> String {
+    match &p.deploy {
+        DeployTarget::BlueGreen(bg) => format!(
+            "CodeDeploy blue/green of {}/{} ({}/{}, {})",
+            bg.cluster, bg.service, bg.application, bg.deployment_group, bg.deployment_config
+        ),
+        DeployTarget::Rolling(rolling) => format!("rolling update of {}/{}", rolling.cluster, rolling.service),
+        DeployTarget::EcsNative(native) => format!("{} of {}/{}", p.deploy.strategy(), native.cluster, native.service),
+    }
+}

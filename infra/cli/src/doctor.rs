@@ -1,0 +1,542 @@
+//! `sluice doctor`: one look at a deployed stack and its pipelines. Each line is ok, a warning or a problem, with
+//! what to do; a problem exits 1.
+
+use std::process::ExitCode;
+
+use anstyle::AnsiColor;
+use anyhow::{Result, bail};
+use serde_json::json;
+use sluice::contract::ports::{DefinitionsStore, PipelineStore};
+use sluice::definitions::{Definitions, DeployTarget, Pipeline};
+
+use crate::stack::{Stack, Target, plain, region};
+use crate::term::mark;
+
+/// Look over a deployed stack and its pipelines: ok, warning or problem, with what to do
+///
+/// The stack and its outputs; the webhook secret; the published definitions, and the CodeBuild projects, SNS
+/// topics, ECS services, CodeDeploy groups and alarms they name (there, and within what the stack's parameters let
+/// it use); approval subscriptions still pending; dead-letter queues that hold events; parked effects; the stack's
+/// alarms in ALARM. Exits 1 when it finds a problem.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  sluice doctor\n  sluice --stack sluice-staging --region eu-west-1 doctor")]
+pub struct Doctor {}
+
+/// How a finding stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Ok,
+    Warning,
+    Problem,
+}
+
+/// One line of the report: what was looked at, what was found and, unless it is fine, what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Finding {
+    level: Level,
+    said: String,
+    todo: Option<String>,
+}
+
+fn ok(said: impl Into<String>) -> Finding {
+    Finding { level: Level::Ok, said: said.into(), todo: None }
+}
+
+fn warning(said: impl Into<String>, todo: impl Into<String>) -> Finding {
+    Finding { level: Level::Warning, said: said.into(), todo: Some(todo.into()) }
+}
+
+fn problem(said: impl Into<String>, todo: impl Into<String>) -> Finding {
+    Finding { level: Level::Problem, said: said.into(), todo: Some(todo.into()) }
+}
+
+/// The outputs sluice's template gives, without which a part of it cannot be reached.
+const OUTPUTS: [&str; 8] = [
+    "PipelineTableName",
+    "EventBusName",
+    "WebhookUrl",
+    "WebhookSecretArn",
+    "ApprovalUrl",
+    "StatusKeySecretArn",
+    "ApprovalTopicArn",
+    "NotificationTopicArn",
+];
+
+/// What the stack was deployed with: its status, outputs, parameters and alarms.
+struct Deployed {
+    name: String,
+    status: String,
+    parameters: Vec<(String, String)>,
+    alarms: Vec<String>,
+}
+
+impl Deployed {
+    fn parameter(&self, key: &str) -> Option<&str> {
+        self.parameters.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Doctor {
+    pub async fn run(self, target: &Target) -> Result<ExitCode> {
+        if target.table.is_some() {
+            bail!("doctor looks at a deployed stack: name it with --stack (or SLUICE_STACK), not its table");
+        }
+        let stack = Stack::find(target).await?;
+        let deployed = describe(&stack).await?;
+        let mut findings = vec![stack_status(&deployed, &stack.region())];
+        findings.extend(missing_outputs(&stack));
+        findings.push(webhook_secret(&stack).await);
+        findings.extend(dead_letters(&stack).await);
+        findings.extend(alarms_in_alarm(&stack, &deployed.alarms, true).await);
+        findings.extend(pipelines(&stack, &deployed).await);
+        let found_problem = findings.iter().any(|f| f.level == Level::Problem);
+        if target.json {
+            let lines: Vec<_> = findings
+                .iter()
+                .map(|f| json!({ "level": level_name(f.level), "said": f.said, "todo": f.todo }))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&json!({ "ok": !found_problem, "findings": lines }))?);
+        } else {
+            findings.iter().for_each(print);
+            let count = |level| findings.iter().filter(|f| f.level == level).count();
+            anstream::println!("{} problem(s), {} warning(s)", count(Level::Problem), count(Level::Warning));
+        }
+        Ok(if found_problem { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    }
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Ok => "ok",
+        Level::Warning => "warning",
+        Level::Problem => "problem",
+    }
+}
+
+fn print(finding: &Finding) {
+    let word = match finding.level {
+        Level::Ok => mark("ok     ", AnsiColor::Green),
+        Level::Warning => mark("warning", AnsiColor::Yellow),
+        Level::Problem => mark("problem", AnsiColor::Red),
+    };
+    anstream::println!("{word}  {}", finding.said);
+    if let Some(todo) = &finding.todo {
+        anstream::println!("         -> {todo}");
+    }
+}
+
+/// The stack's status and parameters (DescribeStacks), and its own alarms (ListStackResources).
+async fn describe(stack: &Stack) -> Result<Deployed> {
+    let name = stack.name.clone().unwrap_or_default();
+    let client = aws_sdk_cloudformation::Client::new(&stack.config);
+    let described = client.describe_stacks().stack_name(&name).send().await.map_err(|e| anyhow::anyhow!(plain(&e)))?;
+    let Some(found) = described.stacks().first() else { bail!("there is no stack `{name}`") };
+    let status = found.stack_status().map(|s| s.as_str().to_owned()).unwrap_or_default();
+    let parameters = found
+        .parameters()
+        .iter()
+        .filter_map(|p| Some((p.parameter_key()?.to_owned(), p.parameter_value()?.to_owned())))
+        .collect();
+    let mut alarms = Vec::new();
+    let mut pages = client.list_stack_resources().stack_name(&name).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| anyhow::anyhow!(plain(&e)))?;
+        alarms.extend(
+            page.stack_resource_summaries()
+                .iter()
+                .filter(|r| r.resource_type() == Some("AWS::CloudWatch::Alarm"))
+                .filter_map(|r| r.physical_resource_id().map(str::to_owned)),
+        );
+    }
+    Ok(Deployed { name, status, parameters, alarms })
+}
+
+/// A stack whose last change completed is fine; one changing is a warning; a failed or rolled-back one a problem.
+fn stack_status(deployed: &Deployed, region: &str) -> Finding {
+    let (name, status) = (&deployed.name, deployed.status.as_str());
+    let said = format!("stack {name} in {region}: {status}");
+    match status {
+        "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE" => ok(said),
+        "UPDATE_ROLLBACK_COMPLETE" => {
+            warning(said, "its last update was rolled back: see its events, mend, and `sam deploy` again")
+        }
+        s if s.ends_with("_IN_PROGRESS") => warning(said, "it is changing: look again once it is done"),
+        _ => problem(said, "see the stack's events (`aws cloudformation describe-stack-events`), mend, `sam deploy`"),
+    }
+}
+
+fn missing_outputs(stack: &Stack) -> Vec<Finding> {
+    let missing: Vec<&str> = OUTPUTS.into_iter().filter(|key| stack.output(key).is_none()).collect();
+    if missing.is_empty() {
+        return vec![ok(format!("the stack's outputs name sluice's parts ({})", OUTPUTS.len()))];
+    }
+    vec![problem(
+        format!("the stack has no {} output", missing.join(", ")),
+        "is it sluice's stack? Deploy this version's template.yaml with `sam deploy`",
+    )]
+}
+
+/// The webhook's secret is there and not empty (its value is never shown).
+async fn webhook_secret(stack: &Stack) -> Finding {
+    let Some(arn) = stack.output("WebhookSecretArn") else {
+        return problem("the webhook secret cannot be found: no WebhookSecretArn output", "`sam deploy` again");
+    };
+    let client = aws_sdk_secretsmanager::Client::new(&stack.config);
+    match client.get_secret_value().secret_id(arn).send().await {
+        Ok(secret) if secret.secret_string().is_some_and(|s| !s.trim().is_empty()) => ok("the webhook secret is there"),
+        Ok(_) => problem(
+            format!("the webhook secret {arn} is empty"),
+            "put a random value in it and give GitHub the same value",
+        ),
+        Err(error) => problem(
+            format!("the webhook secret {arn} cannot be read: {}", plain(&error)),
+            "`sam deploy` again, or restore the secret",
+        ),
+    }
+}
+
+/// The dead-letter queues (the outputs ending in DeadLetterQueue): each message is an event sluice could not take.
+async fn dead_letters(stack: &Stack) -> Vec<Finding> {
+    let client = aws_sdk_sqs::Client::new(&stack.config);
+    let mut findings = Vec::new();
+    let mut empty = 0;
+    for (key, url) in stack.outputs.iter().filter(|(key, _)| key.ends_with("DeadLetterQueue")) {
+        let asked = client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await;
+        let count = match asked {
+            Ok(answer) => answer
+                .attributes()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or_default(),
+            Err(error) => {
+                findings.push(problem(format!("{key} {url} cannot be read: {}", plain(&error)), "`sam deploy` again"));
+                continue;
+            }
+        };
+        if count == 0 {
+            empty += 1;
+        } else {
+            findings.push(problem(
+                format!("{key} holds {count} event(s) sluice could not take"),
+                format!(
+                    "read them (`aws sqs receive-message --queue-url {url}`), mend the cause, then put them back on \
+                     the bus or delete them"
+                ),
+            ));
+        }
+    }
+    if empty > 0 {
+        findings.insert(0, ok(format!("{empty} dead-letter queue(s) empty")));
+    }
+    findings
+}
+
+/// Alarms in ALARM: the stack's own are problems (an event was lost or an effect parked); a pipeline's are
+/// warnings (a deployment now would roll back). An alarm a pipeline names that is not there is a problem.
+async fn alarms_in_alarm(stack: &Stack, names: &[String], the_stacks: bool) -> Vec<Finding> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let client = aws_sdk_cloudwatch::Client::new(&stack.config);
+    let answer = match client.describe_alarms().set_alarm_names(Some(names.to_vec())).send().await {
+        Ok(answer) => answer,
+        Err(error) => return vec![problem(format!("the alarms cannot be read: {}", plain(&error)), "check access")],
+    };
+    let mut findings = Vec::new();
+    for name in names {
+        let alarm = answer.metric_alarms().iter().find(|a| a.alarm_name() == Some(name.as_str()));
+        let state = alarm.and_then(|a| a.state_value()).map(|s| s.as_str().to_owned());
+        findings.push(match (state.as_deref(), the_stacks) {
+            (None, false) => {
+                problem(format!("alarm {name} does not exist"), "create it, or take it out of deploy.alarms")
+            }
+            (None, true) => continue,
+            (Some("ALARM"), true) => problem(
+                format!("the stack's alarm {name} is in ALARM"),
+                "an event landed in a dead-letter queue or an effect was parked: see the lines above",
+            ),
+            (Some("ALARM"), false) => warning(
+                format!("alarm {name} is in ALARM"),
+                "a deployment watched by it now rolls back: see what it measures",
+            ),
+            (Some(state), true) => ok(format!("the stack's alarm {name} is {state}")),
+            (Some(state), false) => ok(format!("alarm {name} is {state}")),
+        });
+    }
+    if the_stacks && findings.iter().all(|f| f.level == Level::Ok) {
+        return vec![ok(format!("the stack's {} alarm(s) are not in ALARM", findings.len()))];
+    }
+    findings
+}
+
+/// The published definitions, and what each pipeline names.
+async fn pipelines(stack: &Stack, deployed: &Deployed) -> Vec<Finding> {
+    let store = stack.store();
+    let published = match store.current().await {
+        Ok(Some(published)) => published,
+        Ok(None) => {
+            return vec![warning("no pipeline definitions are published", "`sluice init`, then `sluice publish FILE`")];
+        }
+        Err(error) => {
+            let error = stack.store_error(error);
+            return vec![problem(format!("the pipeline table cannot be read: {error:#}"), "`sam deploy` again")];
+        }
+    };
+    let definitions = match Definitions::parse("the published definitions", &published.text) {
+        Ok(definitions) => definitions,
+        Err(errors) => {
+            return vec![problem(
+                format!("the published definitions (revision {}) do not load: {errors}", published.revision),
+                "`sluice show > pipelines.toml`, mend it with `sluice check`, then `sluice publish`",
+            )];
+        }
+    };
+    let mut findings = vec![ok(format!(
+        "{} pipeline(s) published (revision {}): {}",
+        definitions.len(),
+        published.revision,
+        definitions.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+    ))];
+    for found in definitions.warnings() {
+        findings.push(warning(found.to_string(), "see `sluice check` on the file"));
+    }
+    for pipeline in definitions.iter() {
+        findings.extend(pipeline_findings(stack, deployed, pipeline).await);
+    }
+    findings
+}
+
+async fn pipeline_findings(stack: &Stack, deployed: &Deployed, pipeline: &Pipeline) -> Vec<Finding> {
+    let name = &pipeline.name;
+    let mut findings = vec![build_project(stack, deployed, pipeline).await];
+    for (topic, role) in topics(pipeline) {
+        findings.extend(topic_findings(stack, deployed, name, topic, role).await);
+    }
+    findings.extend(deploy_target(stack, deployed, pipeline).await);
+    if let DeployTarget::EcsNative(native) = &pipeline.deploy {
+        findings.extend(alarms_in_alarm(stack, &native.alarms, false).await);
+    }
+    findings.push(match stack.store().load(name).await {
+        Ok(Some(state)) if !state.value.parked.is_empty() => problem(
+            format!("{name} has {} parked effect(s)", state.value.parked.len()),
+            format!("`sluice effects {name}` says why; once mended, `sluice retry-effect {name} ID`"),
+        ),
+        Ok(_) => ok(format!("{name} has no parked effect")),
+        Err(error) => problem(format!("{name}'s state cannot be read: {:#}", stack.store_error(error)), "check access"),
+    });
+    findings
+}
+
+/// Where each topic a pipeline names serves: the approval stage, a pause, the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TopicRole {
+    Approval,
+    Notify,
+}
+
+fn topics(pipeline: &Pipeline) -> Vec<(&str, TopicRole)> {
+    let mut topics = Vec::new();
+    if let Some(approval) = &pipeline.approval {
+        topics.push((approval.topic_arn.as_str(), TopicRole::Approval));
+    }
+    if let DeployTarget::EcsNative(native) = &pipeline.deploy
+        && let Some(pause) = &native.approval
+    {
+        topics.push((pause.topic_arn.as_str(), TopicRole::Approval));
+    }
+    if let Some(notify) = &pipeline.notify {
+        topics.push((notify.topic_arn.as_str(), TopicRole::Notify));
+    }
+    topics.dedup();
+    topics
+}
+
+async fn build_project(stack: &Stack, deployed: &Deployed, pipeline: &Pipeline) -> Finding {
+    let (name, project) = (&pipeline.name, &pipeline.build.project);
+    let pattern = deployed.parameter("BuildProjects").unwrap_or_default();
+    if !matches(pattern, project) {
+        return problem(
+            format!("{name}'s build project {project} is not one the stack may start (BuildProjects is {pattern:?})"),
+            "deploy the stack with a BuildProjects pattern that matches it (`sam deploy --parameter-overrides`)",
+        );
+    }
+    let client = aws_sdk_codebuild::Client::new(&stack.config);
+    match client.batch_get_projects().names(project).send().await {
+        Ok(answer) if answer.projects().iter().any(|p| p.name() == Some(project.as_str())) => {
+            ok(format!("{name}'s build project {project} is there"))
+        }
+        Ok(_) => problem(
+            format!("{name}'s build project {project} does not exist in {}", region(&stack.config)),
+            "create it (artifacts type S3, packaging NONE), or name another in build.project",
+        ),
+        Err(error) => problem(format!("{name}'s build project {project}: {}", plain(&error)), "check access"),
+    }
+}
+
+async fn topic_findings(stack: &Stack, deployed: &Deployed, name: &str, arn: &str, role: TopicRole) -> Vec<Finding> {
+    let topic_name = arn.rsplit(':').next().unwrap_or(arn);
+    let (output, parameter) = match role {
+        TopicRole::Approval => ("ApprovalTopicArn", "ApprovalTopics"),
+        TopicRole::Notify => ("NotificationTopicArn", "NotifyTopics"),
+    };
+    let pattern = deployed.parameter(parameter).unwrap_or_default();
+    if stack.output(output) != Some(arn) && (pattern.is_empty() || !matches(pattern, topic_name)) {
+        return vec![problem(
+            format!("{name} names topic {arn}, which the stack may not publish to ({parameter} is {pattern:?})"),
+            format!("name the stack's {output}, or deploy with {parameter} matching {topic_name}"),
+        )];
+    }
+    let client = aws_sdk_sns::Client::new(&stack.config);
+    let attributes = match client.get_topic_attributes().topic_arn(arn).send().await {
+        Ok(answer) => answer.attributes().cloned().unwrap_or_default(),
+        Err(error) => {
+            return vec![problem(
+                format!("{name}'s topic {arn} cannot be found: {}", plain(&error)),
+                "create it, or name another",
+            )];
+        }
+    };
+    let count = |key: &str| attributes.get(key).and_then(|n| n.parse::<u64>().ok()).unwrap_or_default();
+    vec![subscriptions(name, arn, role, count("SubscriptionsConfirmed"), count("SubscriptionsPending"))]
+}
+
+/// What a topic's subscriptions mean: pending ones wait for a click in a mail AWS sent; an approval topic with no
+/// confirmed subscriber asks nobody.
+fn subscriptions(name: &str, arn: &str, role: TopicRole, confirmed: u64, pending: u64) -> Finding {
+    let said = format!("{name}'s topic {arn}: {confirmed} confirmed, {pending} pending subscription(s)");
+    match (role, confirmed, pending) {
+        (_, _, 1..) => warning(
+            said,
+            "each pending address must open the confirmation mail AWS sent it (`aws sns list-subscriptions-by-topic`)",
+        ),
+        (TopicRole::Approval, 0, 0) => warning(
+            said,
+            "nobody receives approval requests: `aws sns subscribe --protocol email --notification-endpoint ADDRESS`",
+        ),
+        _ => ok(said),
+    }
+}
+
+async fn deploy_target(stack: &Stack, deployed: &Deployed, pipeline: &Pipeline) -> Vec<Finding> {
+    let name = &pipeline.name;
+    let (cluster, service) = match &pipeline.deploy {
+        DeployTarget::BlueGreen(t) => (&t.cluster, &t.service),
+        DeployTarget::Rolling(t) => (&t.cluster, &t.service),
+        DeployTarget::EcsNative(t) => (&t.cluster, &t.service),
+    };
+    let cluster_name = cluster.rsplit('/').next().unwrap_or(cluster);
+    let pattern = deployed.parameter("DeployClusters").unwrap_or_default();
+    let mut findings = Vec::new();
+    if !matches(pattern, cluster_name) {
+        findings.push(problem(
+            format!(
+                "{name} deploys to cluster {cluster_name}, which the stack may not (DeployClusters is {pattern:?})"
+            ),
+            "deploy the stack with a DeployClusters pattern that matches it",
+        ));
+    }
+    let client = aws_sdk_ecs::Client::new(&stack.config);
+    let answer = client.describe_services().cluster(cluster).services(service).send().await;
+    findings.push(match answer {
+        Ok(answer) => match answer.services().first().and_then(|s| s.status()) {
+            Some("ACTIVE") => ok(format!("{name}'s service {cluster_name}/{service} is active")),
+            status => problem(
+                format!(
+                    "{name}'s service {service} is not active in cluster {cluster_name} ({})",
+                    status.unwrap_or("missing")
+                ),
+                "create the service, or name another in deploy.service",
+            ),
+        },
+        Err(error) => {
+            problem(format!("{name}'s cluster {cluster_name}: {}", plain(&error)), "create it, or name another")
+        }
+    });
+    if let DeployTarget::BlueGreen(target) = &pipeline.deploy {
+        findings.push(code_deploy(stack, deployed, name, &target.application, &target.deployment_group).await);
+    }
+    findings
+}
+
+async fn code_deploy(stack: &Stack, deployed: &Deployed, name: &str, application: &str, group: &str) -> Finding {
+    let pattern = deployed.parameter("DeployApplications").unwrap_or_default();
+    if pattern.is_empty() || !matches(pattern, application) {
+        return problem(
+            format!(
+                "{name} deploys with CodeDeploy application {application}, which the stack may not use (DeployApplications is {pattern:?})"
+            ),
+            "deploy the stack with a DeployApplications pattern that matches it",
+        );
+    }
+    let client = aws_sdk_codedeploy::Client::new(&stack.config);
+    match client.get_deployment_group().application_name(application).deployment_group_name(group).send().await {
+        Ok(_) => ok(format!("{name}'s CodeDeploy group {application}/{group} is there")),
+        Err(error) => problem(
+            format!("{name}'s CodeDeploy group {application}/{group}: {}", plain(&error)),
+            "create it (ECS, blue/green), or name another in deploy.deployment_group",
+        ),
+    }
+}
+
+/// A name against one of the stack's name patterns: `*` any characters, `?` any one (as IAM reads them).
+fn matches(pattern: &str, name: &str) -> bool {
+    fn from(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => from(&p[1..], n) || (!n.is_empty() && from(p, &n[1..])),
+            (Some('?'), Some(_)) => from(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => from(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    from(&p, &n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_matches_the_stacks_patterns_as_iam_reads_them() {
+        assert!(matches("web-*", "web-build"));
+        assert!(matches("web-build", "web-build"));
+        assert!(matches("web-?uild", "web-build"));
+        assert!(matches("*-approvals", "web-approvals"));
+        assert!(!matches("web-*", "api-build"));
+        assert!(!matches("web", "web-build"));
+        assert!(!matches("", "web"));
+    }
+
+    #[test]
+    fn a_pending_subscription_is_a_warning_and_an_approval_topic_nobody_confirmed_too() {
+        let arn = "arn:aws:sns:us-east-1:123456789012:web-approvals";
+        let pending = subscriptions("web", arn, TopicRole::Approval, 1, 2);
+        assert_eq!(pending.level, Level::Warning);
+        assert!(pending.said.ends_with("1 confirmed, 2 pending subscription(s)"), "{}", pending.said);
+        assert!(pending.todo.is_some_and(|todo| todo.contains("confirmation mail")));
+        assert_eq!(subscriptions("web", arn, TopicRole::Approval, 0, 0).level, Level::Warning);
+        assert_eq!(subscriptions("web", arn, TopicRole::Notify, 0, 0).level, Level::Ok);
+        assert_eq!(subscriptions("web", arn, TopicRole::Approval, 3, 0).level, Level::Ok);
+    }
+
+    #[test]
+    fn a_stack_rolled_back_or_failed_is_a_problem_and_one_changing_a_warning() {
+        let deployed = |status: &str| Deployed {
+            name: "sluice".into(),
+            status: status.into(),
+            parameters: Vec::new(),
+            alarms: Vec::new(),
+        };
+        assert_eq!(stack_status(&deployed("UPDATE_COMPLETE"), "us-east-1").level, Level::Ok);
+        assert_eq!(stack_status(&deployed("UPDATE_IN_PROGRESS"), "us-east-1").level, Level::Warning);
+        assert_eq!(stack_status(&deployed("UPDATE_ROLLBACK_COMPLETE"), "us-east-1").level, Level::Warning);
+        assert_eq!(stack_status(&deployed("ROLLBACK_COMPLETE"), "us-east-1").level, Level::Problem);
+        assert_eq!(stack_status(&deployed("CREATE_FAILED"), "us-east-1").level, Level::Problem);
+    }
+}

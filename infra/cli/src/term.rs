@@ -1,0 +1,106 @@
+//! What a person at a terminal sees: colours (anstyle, written through anstream, which drops them where they are
+//! off), the `--wait` spinner (indicatif), and errors.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anstyle::{AnsiColor, Style};
+use sluice::pipeline::Status;
+
+/// Colours on or off for everything written, as the conventions say (<https://no-color.org>,
+/// <https://bixense.com/clicolors>): `NO_COLOR` set turns them off; else `CLICOLOR_FORCE` set (not 0) turns them on;
+/// else `CLICOLOR=0` or `TERM=dumb` turns them off; else they are on when stdout is a terminal.
+pub fn choose_colours() {
+    let choice = if anstyle_query::no_color() {
+        anstream::ColorChoice::Never
+    } else if anstyle_query::clicolor_force() {
+        anstream::ColorChoice::Always
+    } else if anstyle_query::clicolor() == Some(false) || std::env::var_os("TERM").is_some_and(|term| term == "dumb") {
+        anstream::ColorChoice::Never
+    } else if std::io::stdout().is_terminal() {
+        anstream::ColorChoice::Always
+    } else {
+        anstream::ColorChoice::Never
+    };
+    choice.write_global();
+}
+
+/// `text` in the colour of `status`: green shipped, red failed or rolled back, yellow in progress.
+pub fn paint(status: Status, text: &str) -> String {
+    let colour = match status {
+        Status::Succeeded => Style::new().fg_color(Some(AnsiColor::Green.into())),
+        Status::Failed | Status::RolledBack | Status::TimedOut | Status::Rejected => {
+            Style::new().fg_color(Some(AnsiColor::Red.into()))
+        }
+        Status::Waiting(_) | Status::Running(_) => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+        Status::Superseded | Status::Skipped => Style::new().dimmed(),
+    };
+    format!("{colour}{text}{colour:#}")
+}
+
+pub fn bold(text: &str) -> String {
+    let bold = Style::new().bold();
+    format!("{bold}{text}{bold:#}")
+}
+
+/// ok / warning / problem, as `doctor` marks its lines.
+pub fn mark(word: &str, colour: AnsiColor) -> String {
+    let style = Style::new().fg_color(Some(colour.into())).bold();
+    format!("{style}{word}{style:#}")
+}
+
+/// A failed command's error, once, with its causes: `reading run web-1: the pipeline store ...: ...`; as
+/// `{"ok": false, "error": "..."}` with `--json`, on stderr too: stdout holds answers only.
+pub fn error(error: &anyhow::Error, json: bool) {
+    let mut said: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        // An SDK error says its cause again in its own words ("service error", then the service's): keep one.
+        if said.iter().any(|before| before.contains(&text)) || text == "service error" || text == "dispatch failure" {
+            continue;
+        }
+        said.push(text);
+    }
+    let message = said.join(": ");
+    if json {
+        eprintln!("{}", serde_json::json!({ "ok": false, "error": message }));
+    } else {
+        anstream::eprintln!("{} {message}", mark("error:", AnsiColor::Red));
+    }
+}
+
+/// The `--wait` spinner on stderr: the run's step and how long it has waited, redrawn in place and cleared when
+/// done; nothing at all when stderr is not a terminal.
+pub struct Progress(indicatif::ProgressBar);
+
+impl Progress {
+    pub fn start(line: String) -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new_spinner()
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        // The message is cut to the terminal's width, so that the line redrawn is always one line.
+        let style = indicatif::ProgressStyle::with_template("  {spinner} {elapsed:>3} {wide_msg}")
+            .expect("the template is valid")
+            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ");
+        bar.set_style(style);
+        bar.set_message(line);
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Self(bar)
+    }
+
+    /// What the spinner says.
+    pub fn say(&self, line: String) {
+        self.0.set_message(line);
+    }
+
+    /// Prints `line` on stdout above the spinner.
+    pub fn println(&self, line: &str) {
+        self.0.suspend(|| anstream::println!("{line}"));
+    }
+
+    pub fn clear(self) {
+        self.0.finish_and_clear();
+    }
+}

@@ -276,7 +276,8 @@ impl Stack {
     }
 }
 
-async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String)> {
+/// A queue in moto: its URL and ARN.
+pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String)> {
     let queue = sqs.create_queue().queue_name(name).send().await.with_context(|| format!("creating queue {name}"))?;
     let url = queue.queue_url().context("moto returned no queue URL")?.to_owned();
     let attributes =

@@ -15,9 +15,9 @@ use crate::term::mark;
 /// Look over a deployed stack and its pipelines: ok, warning or problem, with what to do
 ///
 /// The stack and its outputs; the webhook secret; the published definitions, and the CodeBuild projects, SNS
-/// topics, ECS services, CodeDeploy groups and alarms they name (there, and within what the stack's parameters let
-/// it use); approval subscriptions still pending; dead-letter queues that hold events; parked effects; the stack's
-/// alarms in ALARM. Exits 1 when it finds a problem.
+/// topics, ECS services and CodeDeploy groups they name (there, and within what the stack's parameters let it use);
+/// subscriptions still pending; dead-letter queues that hold events; parked effects. Exits 1 when it finds a
+/// problem.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  sluice doctor\n  sluice --stack sluice-staging --region eu-west-1 doctor")]
 pub struct Doctor {}
@@ -62,12 +62,11 @@ const OUTPUTS: [&str; 8] = [
     "NotificationTopicArn",
 ];
 
-/// What the stack was deployed with: its status, outputs, parameters and alarms.
+/// What the stack was deployed with: its status and parameters.
 struct Deployed {
     name: String,
     status: String,
     parameters: Vec<(String, String)>,
-    alarms: Vec<String>,
 }
 
 impl Deployed {
@@ -87,7 +86,6 @@ impl Doctor {
         findings.extend(missing_outputs(&stack));
         findings.push(webhook_secret(&stack).await);
         findings.extend(dead_letters(&stack).await);
-        findings.extend(alarms_in_alarm(&stack, &deployed.alarms, true).await);
         findings.extend(pipelines(&stack, &deployed).await);
         let found_problem = findings.iter().any(|f| f.level == Level::Problem);
         if target.json {
@@ -125,7 +123,7 @@ fn print(finding: &Finding) {
     }
 }
 
-/// The stack's status and parameters (DescribeStacks), and its own alarms (ListStackResources).
+/// The stack's status and parameters (DescribeStacks).
 async fn describe(stack: &Stack) -> Result<Deployed> {
     let name = stack.name.clone().unwrap_or_default();
     let client = aws_sdk_cloudformation::Client::new(&stack.config);
@@ -137,18 +135,7 @@ async fn describe(stack: &Stack) -> Result<Deployed> {
         .iter()
         .filter_map(|p| Some((p.parameter_key()?.to_owned(), p.parameter_value()?.to_owned())))
         .collect();
-    let mut alarms = Vec::new();
-    let mut pages = client.list_stack_resources().stack_name(&name).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| anyhow::anyhow!(plain(&e)))?;
-        alarms.extend(
-            page.stack_resource_summaries()
-                .iter()
-                .filter(|r| r.resource_type() == Some("AWS::CloudWatch::Alarm"))
-                .filter_map(|r| r.physical_resource_id().map(str::to_owned)),
-        );
-    }
-    Ok(Deployed { name, status, parameters, alarms })
+    Ok(Deployed { name, status, parameters })
 }
 
 /// A stack whose last change completed is fine; one changing is a warning; a failed or rolled-back one a problem.
@@ -236,44 +223,6 @@ async fn dead_letters(stack: &Stack) -> Vec<Finding> {
     findings
 }
 
-/// Alarms in ALARM: the stack's own are problems (an event was lost or an effect parked); a pipeline's are
-/// warnings (a deployment now would roll back). An alarm a pipeline names that is not there is a problem.
-async fn alarms_in_alarm(stack: &Stack, names: &[String], the_stacks: bool) -> Vec<Finding> {
-    if names.is_empty() {
-        return Vec::new();
-    }
-    let client = aws_sdk_cloudwatch::Client::new(&stack.config);
-    let answer = match client.describe_alarms().set_alarm_names(Some(names.to_vec())).send().await {
-        Ok(answer) => answer,
-        Err(error) => return vec![problem(format!("the alarms cannot be read: {}", plain(&error)), "check access")],
-    };
-    let mut findings = Vec::new();
-    for name in names {
-        let alarm = answer.metric_alarms().iter().find(|a| a.alarm_name() == Some(name.as_str()));
-        let state = alarm.and_then(|a| a.state_value()).map(|s| s.as_str().to_owned());
-        findings.push(match (state.as_deref(), the_stacks) {
-            (None, false) => {
-                problem(format!("alarm {name} does not exist"), "create it, or take it out of deploy.alarms")
-            }
-            (None, true) => continue,
-            (Some("ALARM"), true) => problem(
-                format!("the stack's alarm {name} is in ALARM"),
-                "an event landed in a dead-letter queue or an effect was parked: see the lines above",
-            ),
-            (Some("ALARM"), false) => warning(
-                format!("alarm {name} is in ALARM"),
-                "a deployment watched by it now rolls back: see what it measures",
-            ),
-            (Some(state), true) => ok(format!("the stack's alarm {name} is {state}")),
-            (Some(state), false) => ok(format!("alarm {name} is {state}")),
-        });
-    }
-    if the_stacks && findings.iter().all(|f| f.level == Level::Ok) {
-        return vec![ok(format!("the stack's {} alarm(s) are not in ALARM", findings.len()))];
-    }
-    findings
-}
-
 /// The published definitions, and what each pipeline names.
 async fn pipelines(stack: &Stack, deployed: &Deployed) -> Vec<Finding> {
     let store = stack.store();
@@ -318,9 +267,6 @@ async fn pipeline_findings(stack: &Stack, deployed: &Deployed, pipeline: &Pipeli
         findings.extend(topic_findings(stack, deployed, name, topic, role).await);
     }
     findings.extend(deploy_target(stack, deployed, pipeline).await);
-    if let DeployTarget::EcsNative(native) = &pipeline.deploy {
-        findings.extend(alarms_in_alarm(stack, &native.alarms, false).await);
-    }
     findings.push(match stack.store().load(name).await {
         Ok(Some(state)) if !state.value.parked.is_empty() => problem(
             format!("{name} has {} parked effect(s)", state.value.parked.len()),
@@ -391,18 +337,29 @@ async fn topic_findings(stack: &Stack, deployed: &Deployed, name: &str, arn: &st
             format!("name the stack's {output}, or deploy with {parameter} matching {topic_name}"),
         )];
     }
+    // SNS lists a subscription not yet confirmed with the SubscriptionArn "PendingConfirmation".
     let client = aws_sdk_sns::Client::new(&stack.config);
-    let attributes = match client.get_topic_attributes().topic_arn(arn).send().await {
-        Ok(answer) => answer.attributes().cloned().unwrap_or_default(),
-        Err(error) => {
-            return vec![problem(
-                format!("{name}'s topic {arn} cannot be found: {}", plain(&error)),
-                "create it, or name another",
-            )];
+    let mut pages = client.list_subscriptions_by_topic().topic_arn(arn).into_paginator().send();
+    let (mut confirmed, mut pending) = (0, 0);
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(error) => {
+                return vec![problem(
+                    format!("{name}'s topic {arn} cannot be found: {}", plain(&error)),
+                    "create it, or name another",
+                )];
+            }
+        };
+        for subscription in page.subscriptions() {
+            match subscription.subscription_arn() {
+                Some("PendingConfirmation") => pending += 1,
+                Some("Deleted") | None => {}
+                Some(_) => confirmed += 1,
+            }
         }
-    };
-    let count = |key: &str| attributes.get(key).and_then(|n| n.parse::<u64>().ok()).unwrap_or_default();
-    vec![subscriptions(name, arn, role, count("SubscriptionsConfirmed"), count("SubscriptionsPending"))]
+    }
+    vec![subscriptions(name, arn, role, confirmed, pending)]
 }
 
 /// What a topic's subscriptions mean: pending ones wait for a click in a mail AWS sent; an approval topic with no
@@ -527,12 +484,7 @@ mod tests {
 
     #[test]
     fn a_stack_rolled_back_or_failed_is_a_problem_and_one_changing_a_warning() {
-        let deployed = |status: &str| Deployed {
-            name: "sluice".into(),
-            status: status.into(),
-            parameters: Vec::new(),
-            alarms: Vec::new(),
-        };
+        let deployed = |status: &str| Deployed { name: "sluice".into(), status: status.into(), parameters: Vec::new() };
         assert_eq!(stack_status(&deployed("UPDATE_COMPLETE"), "us-east-1").level, Level::Ok);
         assert_eq!(stack_status(&deployed("UPDATE_IN_PROGRESS"), "us-east-1").level, Level::Warning);
         assert_eq!(stack_status(&deployed("UPDATE_ROLLBACK_COMPLETE"), "us-east-1").level, Level::Warning);

@@ -1,96 +1,16 @@
 //! The `sluice` command, run as a user runs it, against DynamoDB in moto.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Command;
 
 use anyhow::{Context, Result};
+use common::{OnATerminal, sluice, sluice_with, stderr, stdout};
 use sluice::adapters::DynamoDbStore;
 use sluice::contract::ports::{DefinitionsStore, PipelineStore};
 use sluice_integration::{Stack, moto, workspace_root};
 
 const EXAMPLE: &str = "infra/pipelines.example.toml";
-
-/// Runs `sluice args...` from the workspace root, with AWS pointed at this binary's moto and nothing else inherited.
-fn sluice(args: &[&str]) -> Output {
-    sluice_with(args, &[])
-}
-
-/// As [`sluice`], with more environment variables (`AWS_ENDPOINT_URL_ECS`, say).
-fn sluice_with(args: &[&str], env: &[(&str, &str)]) -> Output {
-    command(args, env).output().expect("the sluice binary runs")
-}
-
-/// `sluice args...` from the workspace root, with AWS pointed at this binary's moto, `env`, and nothing else.
-fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    command
-        .args(args)
-        .current_dir(workspace_root())
-        .env_clear()
-        .env("AWS_ENDPOINT_URL", &moto().endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .envs(env.iter().copied());
-    command
-}
-
-/// `sluice args...` (as [`sluice_with`]) whose stdout and stderr are a terminal: a pseudo-terminal whose other end
-/// this test reads, so it sees what a person at a terminal sees, escapes and all.
-struct OnATerminal {
-    child: std::process::Child,
-    screen: std::thread::JoinHandle<Vec<u8>>,
-}
-
-impl OnATerminal {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
-        use std::io::Read;
-        use std::os::fd::{FromRawFd, OwnedFd};
-        let (mut ours, mut theirs) = (0, 0);
-        // SAFETY: openpty writes two descriptors it opened into the two integers, and reads no name, termios or size.
-        let opened =
-            unsafe { libc::openpty(&mut ours, &mut theirs, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
-        anyhow::ensure!(opened == 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: both descriptors were just opened by openpty and are owned by nothing else.
-        let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(ours), OwnedFd::from_raw_fd(theirs)) };
-        let child = {
-            // A terminal says what it is, as every terminal emulator does (progress is drawn on none that does not).
-            let mut command = command(&[], &[("TERM", "xterm-256color")]);
-            command.args(args).envs(env.iter().copied());
-            command.stdin(std::process::Stdio::null()).stdout(theirs.try_clone()?).stderr(theirs);
-            command.spawn()?
-            // The command, and with it this end of the terminal, is dropped here: the child holds the only copies,
-            // so reading ends when it exits.
-        };
-        let mut screen = std::fs::File::from(ours);
-        let screen = std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            let mut chunk = [0; 4096];
-            // Linux answers EIO once the other end is closed.
-            while let Ok(read @ 1..) = screen.read(&mut chunk) {
-                seen.extend_from_slice(&chunk[..read]);
-            }
-            seen
-        });
-        Ok(Self { child, screen })
-    }
-
-    /// Its exit code, and all it wrote.
-    fn finish(mut self) -> Result<(Option<i32>, String)> {
-        let status = self.child.wait()?;
-        let screen = self.screen.join().map_err(|_| anyhow::anyhow!("the terminal's reader panicked"))?;
-        Ok((status.code(), String::from_utf8_lossy(&screen).into_owned()))
-    }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 fn broken_copy(name: &str) -> Result<std::path::PathBuf> {
     let text = std::fs::read_to_string(workspace_root().join(EXAMPLE))?;
@@ -1028,5 +948,94 @@ async fn show_run_wait_on_a_terminal_colours_the_status_and_spins_a_progress_lin
     assert!(!plain_screen.contains("\x1b[3"), "{plain_screen:?}");
     assert!(plain_screen.contains("web-1 rejected: rejected by Jane: not today\r\n"), "{plain_screen:?}");
     assert!(plain_screen.contains(progress), "{plain_screen:?}");
+    Ok(())
+}
+
+#[test]
+fn help_version_and_completions_print_to_stdout_and_exit_0() {
+    let help = sluice(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    for verb in ["status", "history", "show-run", "approve", "rollback", "check", "publish", "init", "doctor"] {
+        assert!(stdout(&help).contains(&format!("\n  {verb} ")), "{verb} in {}", stdout(&help));
+    }
+    let rollback = sluice(&["help", "rollback"]);
+    assert_eq!(rollback.status.code(), Some(0));
+    assert!(stdout(&rollback).contains("--to <RUN>") && stdout(&rollback).contains("Examples:\n  sluice rollback web"));
+    let version = sluice(&["--version"]);
+    assert_eq!(stdout(&version), format!("sluice {}\n", env!("CARGO_PKG_VERSION")));
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let script = sluice(&["completions", shell]);
+        assert_eq!(script.status.code(), Some(0), "{shell}");
+        assert!(stdout(&script).contains("retry-effect"), "{shell} completes every verb");
+    }
+    assert_eq!(sluice(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn the_stack_and_the_table_together_are_refused_as_a_usage_mistake() {
+    let both = sluice(&["--stack", "sluice", "--table", "sluice-table", "status"]);
+    assert_eq!(both.status.code(), Some(2));
+    assert!(stderr(&both).contains("--stack and --table both say where the runs are"), "{}", stderr(&both));
+}
+
+#[test]
+fn check_takes_several_files_and_standard_input() -> Result<()> {
+    let broken = broken_copy("cli-check-several.toml")?;
+    let both = sluice(&["check", EXAMPLE, &broken.to_string_lossy()]);
+    assert_eq!(both.status.code(), Some(1), "one of them has a mistake");
+    assert!(stdout(&both).starts_with(&format!("{EXAMPLE}: ok: 2 pipelines")), "{}", stdout(&both));
+    assert!(stderr(&both).contains("cli-check-several.toml:9:14: pipeline `web`"), "{}", stderr(&both));
+    let piped =
+        common::command(&["check", "-"], &[]).stdin(std::fs::File::open(workspace_root().join(EXAMPLE))?).output()?;
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(stdout(&piped).starts_with("ok: 2 pipelines"), "{}", stdout(&piped));
+    let piped_broken = common::command(&["--json", "check", "-"], &[]).stdin(std::fs::File::open(&broken)?).output()?;
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&piped_broken))?;
+    assert_eq!(answer["errors"][0]["file"], "<stdin>", "{answer}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn history_of_a_published_pipeline_not_yet_run_says_so_and_exits_0() -> Result<()> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    store.publish(&std::fs::read_to_string(workspace_root().join(EXAMPLE))?, None, chrono::Utc::now()).await?;
+    let none = sluice(&["history", "api", "--table", &stack.table]);
+    assert_eq!(none.status.code(), Some(0), "{}", stderr(&none));
+    assert!(stdout(&none).starts_with("api has no runs yet"), "{}", stdout(&none));
+    let json = sluice(&["--json", "history", "api", "--table", &stack.table]);
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&json))?;
+    assert_eq!(answer["runs"], serde_json::json!([]));
+    let unknown = sluice(&["history", "nope", "--table", &stack.table]);
+    assert_eq!(unknown.status.code(), Some(1));
+    Ok(())
+}
+
+#[test]
+fn a_missing_table_is_named_with_its_region_once_and_json_errors_are_json() -> Result<()> {
+    let missing = sluice(&["--table", "no-such-table", "history", "web"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let said = stderr(&missing);
+    assert!(said.contains("there is no table no-such-table in us-east-1"), "{said}");
+    assert_eq!(said.matches("no-such-table").count(), 1, "said once: {said}");
+    let json = sluice(&["--json", "--table", "no-such-table", "history", "web"]);
+    let answer: serde_json::Value = serde_json::from_str(&stderr(&json))?;
+    assert_eq!(answer["ok"], false);
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("there is no table no-such-table")), "{answer}");
+    assert_eq!(stdout(&json), "", "stdout holds answers only");
+    Ok(())
+}
+
+#[tokio::test]
+async fn colours_follow_clicolor_force_and_no_color_when_not_on_a_terminal() -> Result<()> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    web_run(&store, "web-1", false).await?;
+    let args = ["history", "web", "--table", &stack.table];
+    assert!(!stdout(&sluice(&args)).contains('\x1b'), "piped: no colours");
+    let forced = stdout(&sluice_with(&args, &[("CLICOLOR_FORCE", "1")]));
+    assert!(forced.contains("\x1b[33m"), "CLICOLOR_FORCE: colours even piped: {forced:?}");
+    let refused = stdout(&sluice_with(&args, &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]));
+    assert!(!refused.contains('\x1b'), "NO_COLOR wins: {refused:?}");
     Ok(())
 }

@@ -1,0 +1,235 @@
+//! `sluice doctor` against a stack in moto: a healthy one says ok throughout and exits 0; one with each problem
+//! names each, with what to do, and exits 1.
+
+mod common;
+
+use anyhow::{Context, Result};
+use common::{sluice, stderr, stdout};
+use sluice::adapters::DynamoDbStore;
+use sluice::contract::ports::DefinitionsStore;
+use sluice_integration::{Stack, unique};
+
+/// What the stack in moto is made of, the parts doctor looks at.
+struct Parts {
+    webhook_secret: String,
+    dead_letters: String,
+    definitions: String,
+    build_projects: &'static str,
+    deploy_clusters: &'static str,
+}
+
+/// moto's parts, then a CloudFormation stack whose outputs and parameters name them as sluice's template does.
+async fn deployed(stack: &Stack, parts: &Parts) -> Result<String> {
+    let name = unique("doctor");
+    let outputs = serde_json::json!({
+        "PipelineTableName": { "Value": stack.table },
+        "EventBusName": { "Value": stack.bus },
+        "WebhookUrl": { "Value": "https://abc.lambda-url.us-east-1.on.aws/" },
+        "WebhookSecretArn": { "Value": parts.webhook_secret },
+        "ApprovalUrl": { "Value": "https://def.lambda-url.us-east-1.on.aws/" },
+        "StatusKeySecretArn": { "Value": "arn:aws:secretsmanager:us-east-1:123456789012:secret:status" },
+        "ApprovalTopicArn": { "Value": stack.approval_topic },
+        "NotificationTopicArn": { "Value": stack.approval_topic },
+        "DeployerDeadLetterQueue": { "Value": parts.dead_letters },
+    });
+    let parameter = |default: &str| serde_json::json!({ "Type": "String", "Default": default });
+    let template = serde_json::json!({
+        "Parameters": {
+            "BuildProjects": parameter(parts.build_projects),
+            "DeployClusters": parameter(parts.deploy_clusters),
+            "DeployApplications": parameter(""),
+            "ApprovalTopics": parameter(""),
+            "NotifyTopics": parameter(""),
+        },
+        "Resources": { "Marker": { "Type": "AWS::SQS::Queue", "Properties": { "QueueName": format!("{name}-marker") } } },
+        "Outputs": outputs,
+    });
+    let cloudformation = aws_sdk_cloudformation::Client::new(&stack.config);
+    cloudformation
+        .create_stack()
+        .stack_name(&name)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(e)))
+        .context("creating the stack")?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    store.publish(&parts.definitions, None, chrono::Utc::now()).await?;
+    Ok(name)
+}
+
+async fn secret(stack: &Stack, value: &str) -> Result<String> {
+    let client = aws_sdk_secretsmanager::Client::new(&stack.config);
+    let created = client.create_secret().name(unique("webhook")).secret_string(value).send().await?;
+    created.arn().map(str::to_owned).context("the secret's ARN")
+}
+
+/// An ECS cluster with an active service, as a rolling pipeline names them.
+async fn ecs_service(stack: &Stack, cluster: &str, service: &str) -> Result<()> {
+    use aws_sdk_ecs::types::ContainerDefinition;
+    let ecs = aws_sdk_ecs::Client::new(&stack.config);
+    ecs.create_cluster().cluster_name(cluster).send().await.context("creating the cluster")?;
+    let container = ContainerDefinition::builder().name(service).image("web:1").memory(128).build();
+    ecs.register_task_definition()
+        .family(service)
+        .container_definitions(container)
+        .send()
+        .await
+        .context("registering")?;
+    ecs.create_service()
+        .cluster(cluster)
+        .service_name(service)
+        .task_definition(service)
+        .desired_count(0)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", aws_sdk_ecs::error::DisplayErrorContext(e)))
+        .context("creating the service")?;
+    Ok(())
+}
+
+async fn topic(stack: &Stack, name: &str) -> Result<String> {
+    let created = stack.sns.create_topic().name(unique(name)).send().await?;
+    created.topic_arn().map(str::to_owned).context("the topic's ARN")
+}
+
+fn rolling(name: &str, project: &str, cluster: &str, approval: &str) -> String {
+    format!(
+        "[pipelines.{name}]\nsource = {{ repository = \"acme/{name}\" }}\nbuild = {{ project = \"{project}\" }}\n\
+         approval = {{ topic = \"{approval}\" }}\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"{cluster}\", service = \"{name}\" }}\n"
+    )
+}
+
+#[tokio::test]
+async fn doctor_finds_a_healthy_stack_ok_throughout_and_exits_0() -> Result<()> {
+    let stack = Stack::create().await?;
+    let cluster = unique("prod");
+    stack.create_build_project("web-build").await?;
+    ecs_service(&stack, &cluster, "web").await?;
+    let (dead_letters, _) = sluice_integration::create_queue(&stack.sqs, &unique("deployer-dlq")).await?;
+    let parts = Parts {
+        webhook_secret: secret(&stack, "s3cret").await?,
+        dead_letters,
+        definitions: rolling("web", "web-build", &cluster, &stack.approval_topic),
+        build_projects: "web-*",
+        deploy_clusters: "prod*",
+    };
+    let name = deployed(&stack, &parts).await?;
+
+    let output = sluice(&["--stack", &name, "doctor"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(text.contains(&format!("ok       stack {name} in us-east-1: CREATE_COMPLETE")), "{text}");
+    for line in [
+        "ok       the webhook secret is there",
+        "ok       1 dead-letter queue(s) empty",
+        "ok       1 pipeline(s) published (revision 1): web",
+        "ok       web's build project web-build is there",
+        &format!("ok       web's service {cluster}/web is active"),
+        "ok       web has no parked effect",
+        "0 problem(s), 0 warning(s)",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+    // The approval topic's subscriber (the harness's queue) confirmed
+    assert!(text.contains("1 confirmed, 0 pending subscription(s)"), "{text}");
+    assert!(!text.contains("s3cret"), "the secret's value is never shown");
+    let json = sluice(&["--stack", &name, "--json", "doctor"]);
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&json))?;
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert!(answer["findings"].as_array().is_some_and(|f| f.iter().all(|f| f["level"] == "ok")), "{answer}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn doctor_names_each_problem_of_a_stack_with_what_to_do_and_exits_1() -> Result<()> {
+    let stack = Stack::create().await?;
+    // an event in the deployer's dead-letter queue
+    let (dead_letters, _) = sluice_integration::create_queue(&stack.sqs, &unique("deployer-dlq")).await?;
+    stack.sqs.send_message().queue_url(&dead_letters).message_body("{}").send().await?;
+    let elsewhere = topic(&stack, "other-approvals").await?;
+    let definitions = format!(
+        "{}{}\n[pipelines.canary]\nsource = {{ repository = \"acme/canary\" }}\nbuild = {{ project = \"web-canary\" }}\n\
+         deploy = {{ strategy = \"ecs_canary\", cluster = \"prod\", service = \"canary\" }}\n\
+         [pipelines.shop]\nsource = {{ repository = \"acme/shop\" }}\nbuild = {{ project = \"web-shop\" }}\n\
+         deploy = {{ strategy = \"blue_green\", cluster = \"prod\", service = \"shop\", application = \"shop\", \
+         deployment_group = \"shop-prod\" }}\n",
+        // a project that is not there, and a topic the stack may not publish to
+        rolling("web", "web-missing", "prod", &elsewhere),
+        // a project and a cluster outside the stack's patterns
+        rolling("api", "api-build", "staging", &stack.approval_topic),
+    );
+    let parts = Parts {
+        webhook_secret: "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf".into(),
+        dead_letters,
+        definitions,
+        build_projects: "web-*",
+        deploy_clusters: "prod",
+    };
+    let name = deployed(&stack, &parts).await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    park_an_effect(&store, "web").await?;
+
+    let output = sluice(&["--stack", &name, "doctor"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}{}", stderr(&output));
+    for (line, todo) in [
+        (
+            "problem  the webhook secret arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf cannot be read: ResourceNotFoundException",
+            "restore the secret",
+        ),
+        (
+            "problem  DeployerDeadLetterQueue holds 1 event(s) sluice could not take",
+            "aws sqs receive-message --queue-url",
+        ),
+        ("problem  web's build project web-missing does not exist in us-east-1", "create it"),
+        (
+            &format!(
+                "problem  web names topic {elsewhere}, which the stack may not publish to (ApprovalTopics is \"\")"
+            ),
+            "ApprovalTopicArn",
+        ),
+        ("problem  web's cluster prod: ClusterNotFoundException", "create it"),
+        ("problem  web has 1 parked effect(s)", "sluice effects web"),
+        (
+            "problem  api's build project api-build is not one the stack may start (BuildProjects is \"web-*\")",
+            "BuildProjects",
+        ),
+        (
+            "problem  api deploys to cluster staging, which the stack may not (DeployClusters is \"prod\")",
+            "DeployClusters",
+        ),
+        (
+            "problem  shop deploys with CodeDeploy application shop, which the stack may not use (DeployApplications is \"\")",
+            "DeployApplications",
+        ),
+    ] {
+        let at = text.find(line).with_context(|| format!("{line:?} in {text}"))?;
+        let next = text[at..].lines().nth(1).unwrap_or_default();
+        assert!(next.starts_with("         -> ") && next.contains(todo), "{line:?} then {next:?}");
+    }
+    let json = sluice(&["--stack", &name, "--json", "doctor"]);
+    assert_eq!(json.status.code(), Some(1));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&json))?;
+    assert_eq!(answer["ok"], false);
+    // A stack that is not there is the first problem: doctor says so plainly
+    let missing = sluice(&["--stack", "no-such-stack", "doctor"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("there is no stack `no-such-stack` in us-east-1"), "{}", stderr(&missing));
+    Ok(())
+}
+
+/// A StartBuild CodeBuild refused for good: parked at once, as the CLI's effects test does it.
+async fn park_an_effect(store: &DynamoDbStore, pipeline: &str) -> Result<()> {
+    use sluice::contract::testing::{RecordingRunner, push};
+    use sluice::definitions::ExecutionMode;
+    use sluice::usecases::{Input, handle};
+    let runner = RecordingRunner::owning(&[sluice::pipeline::EffectKind::StartBuild]);
+    runner.refuse_next(1);
+    let event = push(&format!("{pipeline}-1"), ExecutionMode::Superseded, false);
+    let input =
+        Input { pipeline, mode: ExecutionMode::Superseded, event: &event, receipt: None, now: chrono::Utc::now() };
+    handle(store, &runner, input).await?;
+    Ok(())
+}

@@ -9,7 +9,7 @@ TOOLS := $(VENV)/.installed-$(shell sha1sum tests/requirements.txt | cut -c1-12)
 export AWS_EC2_METADATA_DISABLED := true
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test demo build sam-build lint browser check-pipelines pipelines clean arm64
+.PHONY: test demo build sam-build lint browser cli check-pipelines pipelines clean arm64
 
 ## test: format, lints, template lint, then every unit and integration test (moto_server on loopback, headless
 ## Chromium for the approval page).
@@ -80,6 +80,10 @@ sam-build: $(TOOLS)
 
 arm64:
 	@rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+
+## cli: install the sluice command (into ~/.cargo/bin), as the README uses it.
+cli:
+	cargo install --locked --path infra/cli
 
 ## check-pipelines FILE=pipelines.toml: validate a definitions file; every error names pipeline, field and line.
 check-pipelines:

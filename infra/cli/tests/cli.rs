@@ -1039,3 +1039,13 @@ async fn colours_follow_clicolor_force_and_no_color_when_not_on_a_terminal() -> 
     assert!(!refused.contains('\x1b'), "NO_COLOR wins: {refused:?}");
     Ok(())
 }
+
+#[test]
+fn the_readme_uses_the_installed_sluice_which_make_cli_installs() {
+    let root = workspace_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    assert!(!readme.contains("-p sluice-cli --"), "the README says `sluice ...`, not cargo run");
+    assert!(readme.contains("\nsluice status ") && readme.contains("`make cli`"));
+    let makefile = std::fs::read_to_string(root.join("Makefile")).expect("Makefile");
+    assert!(makefile.contains("\ncli:\n\tcargo install --locked --path infra/cli\n"), "make cli installs it");
+}

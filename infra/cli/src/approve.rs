@@ -33,6 +33,9 @@ pub struct Approve {
 pub struct Reject {
     #[command(flatten)]
     decision: Decision,
+    /// Follow the run until it ends (exit 1: a rejected run did not succeed)
+    #[arg(long)]
+    wait: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,7 +55,7 @@ impl Approve {
 
 impl Reject {
     pub async fn run(self, target: &Target) -> Result<ExitCode> {
-        decide(target, self.decision, ApprovalDecision::Rejected, false).await
+        decide(target, self.decision, ApprovalDecision::Rejected, self.wait).await
     }
 }
 

@@ -97,7 +97,7 @@ fn check_json(files: &[String]) -> ExitCode {
             Err(error) => {
                 // Not read at all (missing, too large, not UTF-8): one mistake, at no line.
                 errors.push(json!({
-                    "file": file, "line": null, "column": null, "pipeline": null, "field": "",
+                    "file": if file == "-" { "<stdin>" } else { file }, "line": null, "column": null, "pipeline": null, "field": "",
                     "message": format!("{error:#}"),
                 }));
                 continue;

@@ -247,9 +247,10 @@ impl Ask {
 
 /// A pipeline name from a repository's: letters, digits, '-' and '_', at most 64.
 fn pipeline_name(repo: &str) -> String {
+    // Lower case: the name is also the ECR repository's and the image's, which must be.
     let name: String = repo
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '-' })
         .take(64)
         .collect();
     if name.is_empty() { "app".into() } else { name }
@@ -419,7 +420,7 @@ fn appspec_yaml(a: &Answers) -> String {
                Properties:\n        \
                  TaskDefinition: {TASK_DEFINITION_PLACEHOLDER}\n        \
                  LoadBalancerInfo:\n          \
-                   ContainerName: {name}\n          \
+                   ContainerName: \"{name}\"\n          \
                    ContainerPort: 8080\n",
         name = a.pipeline
     )

@@ -111,7 +111,6 @@ async fn main() -> ExitCode {
             )
             .exit();
     }
-    term::choose_colours();
     let json = cli.global.json;
     match dispatch(cli).await {
         Ok(code) => code,

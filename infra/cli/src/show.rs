@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use serde_json::json;
 use sluice::contract::ports::DefinitionsStore;
 
 use crate::stack::{Stack, Target};
@@ -20,13 +19,8 @@ impl Show {
         let Some(current) = current.context("reading the published definitions")? else {
             bail!("no definitions are published yet: run `sluice publish FILE`");
         };
-        if target.json {
-            let published = current.published_at.to_rfc3339();
-            println!("{}", json!({ "revision": current.revision, "published": published, "text": current.text }));
-        } else {
-            anstream::println!("# revision {}, published {}", current.revision, current.published_at.to_rfc3339());
-            anstream::print!("{}", current.text);
-        }
+        anstream::println!("# revision {}, published {}", current.revision, current.published_at.to_rfc3339());
+        anstream::print!("{}", current.text);
         Ok(ExitCode::SUCCESS)
     }
 }

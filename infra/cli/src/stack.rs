@@ -30,7 +30,10 @@ impl Target {
     pub async fn aws(&self) -> aws_config::SdkConfig {
         let mut loader = aws_config::from_env();
         if let Some(profile) = &self.profile {
-            loader = loader.profile_name(profile);
+            // As the AWS CLI: a profile named on the command line wins over keys in the environment.
+            let credentials =
+                aws_config::profile::ProfileFileCredentialsProvider::builder().profile_name(profile).build();
+            loader = loader.profile_name(profile).credentials_provider(credentials);
         }
         if let Some(region) = &self.region {
             loader = loader.region(aws_config::Region::new(region.clone()));

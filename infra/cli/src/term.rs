@@ -1,29 +1,12 @@
-//! What a person at a terminal sees: colours (anstyle, written through anstream, which drops them where they are
-//! off), the `--wait` spinner (indicatif), and errors.
+//! What a person at a terminal sees: colours (anstyle, written through anstream, which keeps them only where each
+//! stream is a terminal and `NO_COLOR`, `CLICOLOR`, `CLICOLOR_FORCE` and `TERM` allow), the `--wait` spinner
+//! (indicatif), and errors.
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 use sluice::pipeline::Status;
-
-/// Colours on or off for everything written, as the conventions say (<https://no-color.org>,
-/// <https://bixense.com/clicolors>): `NO_COLOR` set turns them off; else `CLICOLOR_FORCE` set (not 0) turns them on;
-/// else `CLICOLOR=0` or `TERM=dumb` turns them off; else they are on when stdout is a terminal.
-pub fn choose_colours() {
-    let choice = if anstyle_query::no_color() {
-        anstream::ColorChoice::Never
-    } else if anstyle_query::clicolor_force() {
-        anstream::ColorChoice::Always
-    } else if anstyle_query::clicolor() == Some(false) || std::env::var_os("TERM").is_some_and(|term| term == "dumb") {
-        anstream::ColorChoice::Never
-    } else if std::io::stdout().is_terminal() {
-        anstream::ColorChoice::Always
-    } else {
-        anstream::ColorChoice::Never
-    };
-    choice.write_global();
-}
 
 /// `text` in the colour of `status`: green shipped, red failed or rolled back, yellow in progress.
 pub fn paint(status: Status, text: &str) -> String {
@@ -56,7 +39,7 @@ pub fn error(error: &anyhow::Error, json: bool) {
     for cause in error.chain() {
         let text = cause.to_string();
         // An SDK error says its cause again in its own words ("service error", then the service's): keep one.
-        if said.iter().any(|before| before.contains(&text)) || text == "service error" || text == "dispatch failure" {
+        if said.iter().any(|before| before.ends_with(&text)) || text == "service error" || text == "dispatch failure" {
             continue;
         }
         said.push(text);
@@ -86,6 +69,8 @@ impl Progress {
             .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ");
         bar.set_style(style);
         bar.set_message(line);
+        // Cleared however the wait ends, an error included.
+        let bar = bar.with_finish(indicatif::ProgressFinish::AndClear);
         bar.enable_steady_tick(Duration::from_millis(100));
         Self(bar)
     }

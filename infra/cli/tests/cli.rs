@@ -1049,3 +1049,20 @@ fn the_readme_uses_the_installed_sluice_which_make_cli_installs() {
     let makefile = std::fs::read_to_string(root.join("Makefile")).expect("Makefile");
     assert!(makefile.contains("\ncli:\n\tcargo install --locked --path infra/cli\n"), "make cli installs it");
 }
+
+#[test]
+fn region_and_profile_are_read_as_the_aws_cli_reads_them() {
+    let elsewhere = sluice(&["--region", "eu-west-1", "--stack", "no-such-stack", "history", "web"]);
+    assert_eq!(elsewhere.status.code(), Some(1));
+    assert!(stderr(&elsewhere).contains("there is no stack `no-such-stack` in eu-west-1"), "{}", stderr(&elsewhere));
+    // A profile named on the command line wins over the keys in the environment: one that is not in ~/.aws fails,
+    // though the environment's keys would have done
+    let home = workspace_root().join("target");
+    let profiled = sluice_with(
+        &["--profile", "nobody-has-this", "--stack", "no-such-stack", "history", "web"],
+        &[("HOME", &home.to_string_lossy())],
+    );
+    assert_eq!(profiled.status.code(), Some(1));
+    assert!(!stderr(&profiled).contains("there is no stack"), "{}", stderr(&profiled));
+    assert!(stderr(&profiled).contains("are AWS credentials and region set"), "{}", stderr(&profiled));
+}

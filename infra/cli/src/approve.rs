@@ -61,10 +61,7 @@ impl Reject {
 
 async fn decide(target: &Target, asked: Decision, decision: ApprovalDecision, wait: bool) -> Result<ExitCode> {
     let stack = Stack::find(target).await?;
-    let bus = stack
-        .bus
-        .clone()
-        .context("the decision must be announced on the stack's bus: name it with --bus, or the stack with --stack")?;
+    let bus = stack.bus("the decision must be announced on the stack's bus")?;
     let by = stack.caller().await?;
     let store = stack.store();
     let runner =

@@ -62,31 +62,18 @@ const OUTPUTS: [&str; 8] = [
     "NotificationTopicArn",
 ];
 
-/// What the stack was deployed with: its status and parameters.
-struct Deployed {
-    name: String,
-    status: String,
-    parameters: Vec<(String, String)>,
-}
-
-impl Deployed {
-    fn parameter(&self, key: &str) -> Option<&str> {
-        self.parameters.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-}
-
 impl Doctor {
     pub async fn run(self, target: &Target) -> Result<ExitCode> {
         if target.table.is_some() {
             bail!("doctor looks at a deployed stack: name it with --stack (or SLUICE_STACK), not its table");
         }
         let stack = Stack::find(target).await?;
-        let deployed = describe(&stack).await?;
-        let mut findings = vec![stack_status(&deployed, &stack.region())];
+        let name = stack.name.as_deref().unwrap_or_default();
+        let mut findings = vec![stack_status(name, &stack.status, &stack.region())];
         findings.extend(missing_outputs(&stack));
         findings.push(webhook_secret(&stack).await);
         findings.extend(dead_letters(&stack).await);
-        findings.extend(pipelines(&stack, &deployed).await);
+        findings.extend(pipelines(&stack).await);
         let found_problem = findings.iter().any(|f| f.level == Level::Problem);
         if target.json {
             let lines: Vec<_> = findings
@@ -123,24 +110,8 @@ fn print(finding: &Finding) {
     }
 }
 
-/// The stack's status and parameters (DescribeStacks).
-async fn describe(stack: &Stack) -> Result<Deployed> {
-    let name = stack.name.clone().unwrap_or_default();
-    let client = aws_sdk_cloudformation::Client::new(&stack.config);
-    let described = client.describe_stacks().stack_name(&name).send().await.map_err(|e| anyhow::anyhow!(plain(&e)))?;
-    let Some(found) = described.stacks().first() else { bail!("there is no stack `{name}`") };
-    let status = found.stack_status().map(|s| s.as_str().to_owned()).unwrap_or_default();
-    let parameters = found
-        .parameters()
-        .iter()
-        .filter_map(|p| Some((p.parameter_key()?.to_owned(), p.parameter_value()?.to_owned())))
-        .collect();
-    Ok(Deployed { name, status, parameters })
-}
-
 /// A stack whose last change completed is fine; one changing is a warning; a failed or rolled-back one a problem.
-fn stack_status(deployed: &Deployed, region: &str) -> Finding {
-    let (name, status) = (&deployed.name, deployed.status.as_str());
+fn stack_status(name: &str, status: &str, region: &str) -> Finding {
     let said = format!("stack {name} in {region}: {status}");
     match status {
         "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE" => ok(said),
@@ -224,7 +195,7 @@ async fn dead_letters(stack: &Stack) -> Vec<Finding> {
 }
 
 /// The published definitions, and what each pipeline names.
-async fn pipelines(stack: &Stack, deployed: &Deployed) -> Vec<Finding> {
+async fn pipelines(stack: &Stack) -> Vec<Finding> {
     let store = stack.store();
     let published = match store.current().await {
         Ok(Some(published)) => published,
@@ -255,18 +226,18 @@ async fn pipelines(stack: &Stack, deployed: &Deployed) -> Vec<Finding> {
         findings.push(warning(found.to_string(), "see `sluice check` on the file"));
     }
     for pipeline in definitions.iter() {
-        findings.extend(pipeline_findings(stack, deployed, pipeline).await);
+        findings.extend(pipeline_findings(stack, pipeline).await);
     }
     findings
 }
 
-async fn pipeline_findings(stack: &Stack, deployed: &Deployed, pipeline: &Pipeline) -> Vec<Finding> {
+async fn pipeline_findings(stack: &Stack, pipeline: &Pipeline) -> Vec<Finding> {
     let name = &pipeline.name;
-    let mut findings = vec![build_project(stack, deployed, pipeline).await];
+    let mut findings = vec![build_project(stack, pipeline).await];
     for (topic, role) in topics(pipeline) {
-        findings.extend(topic_findings(stack, deployed, name, topic, role).await);
+        findings.extend(topic_findings(stack, name, topic, role).await);
     }
-    findings.extend(deploy_target(stack, deployed, pipeline).await);
+    findings.extend(deploy_target(stack, pipeline).await);
     findings.push(match stack.store().load(name).await {
         Ok(Some(state)) if !state.value.parked.is_empty() => problem(
             format!("{name} has {} parked effect(s)", state.value.parked.len()),
@@ -302,9 +273,9 @@ fn topics(pipeline: &Pipeline) -> Vec<(&str, TopicRole)> {
     topics
 }
 
-async fn build_project(stack: &Stack, deployed: &Deployed, pipeline: &Pipeline) -> Finding {
+async fn build_project(stack: &Stack, pipeline: &Pipeline) -> Finding {
     let (name, project) = (&pipeline.name, &pipeline.build.project);
-    let pattern = deployed.parameter("BuildProjects").unwrap_or_default();
+    let pattern = stack.parameter("BuildProjects").unwrap_or_default();
     if !matches(pattern, project) {
         return problem(
             format!("{name}'s build project {project} is not one the stack may start (BuildProjects is {pattern:?})"),
@@ -324,13 +295,13 @@ async fn build_project(stack: &Stack, deployed: &Deployed, pipeline: &Pipeline) 
     }
 }
 
-async fn topic_findings(stack: &Stack, deployed: &Deployed, name: &str, arn: &str, role: TopicRole) -> Vec<Finding> {
+async fn topic_findings(stack: &Stack, name: &str, arn: &str, role: TopicRole) -> Vec<Finding> {
     let topic_name = arn.rsplit(':').next().unwrap_or(arn);
     let (output, parameter) = match role {
         TopicRole::Approval => ("ApprovalTopicArn", "ApprovalTopics"),
         TopicRole::Notify => ("NotificationTopicArn", "NotifyTopics"),
     };
-    let pattern = deployed.parameter(parameter).unwrap_or_default();
+    let pattern = stack.parameter(parameter).unwrap_or_default();
     if stack.output(output) != Some(arn) && (pattern.is_empty() || !matches(pattern, topic_name)) {
         return vec![problem(
             format!("{name} names topic {arn}, which the stack may not publish to ({parameter} is {pattern:?})"),
@@ -379,7 +350,7 @@ fn subscriptions(name: &str, arn: &str, role: TopicRole, confirmed: u64, pending
     }
 }
 
-async fn deploy_target(stack: &Stack, deployed: &Deployed, pipeline: &Pipeline) -> Vec<Finding> {
+async fn deploy_target(stack: &Stack, pipeline: &Pipeline) -> Vec<Finding> {
     let name = &pipeline.name;
     let (cluster, service) = match &pipeline.deploy {
         DeployTarget::BlueGreen(t) => (&t.cluster, &t.service),
@@ -387,7 +358,7 @@ async fn deploy_target(stack: &Stack, deployed: &Deployed, pipeline: &Pipeline) 
         DeployTarget::EcsNative(t) => (&t.cluster, &t.service),
     };
     let cluster_name = cluster.rsplit('/').next().unwrap_or(cluster);
-    let pattern = deployed.parameter("DeployClusters").unwrap_or_default();
+    let pattern = stack.parameter("DeployClusters").unwrap_or_default();
     let mut findings = Vec::new();
     if !matches(pattern, cluster_name) {
         findings.push(problem(
@@ -415,13 +386,13 @@ async fn deploy_target(stack: &Stack, deployed: &Deployed, pipeline: &Pipeline) 
         }
     });
     if let DeployTarget::BlueGreen(target) = &pipeline.deploy {
-        findings.push(code_deploy(stack, deployed, name, &target.application, &target.deployment_group).await);
+        findings.push(code_deploy(stack, name, &target.application, &target.deployment_group).await);
     }
     findings
 }
 
-async fn code_deploy(stack: &Stack, deployed: &Deployed, name: &str, application: &str, group: &str) -> Finding {
-    let pattern = deployed.parameter("DeployApplications").unwrap_or_default();
+async fn code_deploy(stack: &Stack, name: &str, application: &str, group: &str) -> Finding {
+    let pattern = stack.parameter("DeployApplications").unwrap_or_default();
     if pattern.is_empty() || !matches(pattern, application) {
         return problem(
             format!(
@@ -484,11 +455,10 @@ mod tests {
 
     #[test]
     fn a_stack_rolled_back_or_failed_is_a_problem_and_one_changing_a_warning() {
-        let deployed = |status: &str| Deployed { name: "sluice".into(), status: status.into(), parameters: Vec::new() };
-        assert_eq!(stack_status(&deployed("UPDATE_COMPLETE"), "us-east-1").level, Level::Ok);
-        assert_eq!(stack_status(&deployed("UPDATE_IN_PROGRESS"), "us-east-1").level, Level::Warning);
-        assert_eq!(stack_status(&deployed("UPDATE_ROLLBACK_COMPLETE"), "us-east-1").level, Level::Warning);
-        assert_eq!(stack_status(&deployed("ROLLBACK_COMPLETE"), "us-east-1").level, Level::Problem);
-        assert_eq!(stack_status(&deployed("CREATE_FAILED"), "us-east-1").level, Level::Problem);
+        assert_eq!(stack_status("sluice", "UPDATE_COMPLETE", "us-east-1").level, Level::Ok);
+        assert_eq!(stack_status("sluice", "UPDATE_IN_PROGRESS", "us-east-1").level, Level::Warning);
+        assert_eq!(stack_status("sluice", "UPDATE_ROLLBACK_COMPLETE", "us-east-1").level, Level::Warning);
+        assert_eq!(stack_status("sluice", "ROLLBACK_COMPLETE", "us-east-1").level, Level::Problem);
+        assert_eq!(stack_status("sluice", "CREATE_FAILED", "us-east-1").level, Level::Problem);
     }
 }

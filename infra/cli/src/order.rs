@@ -48,10 +48,7 @@ impl Rerun {
 /// The new run ordered, said; exits 1 when it ended at once.
 pub async fn order(target: &Target, order: Order<'_>) -> Result<ExitCode> {
     let stack = Stack::find(target).await?;
-    let bus = stack
-        .bus
-        .clone()
-        .context("a new run is announced on the stack's bus: name it with --bus, or the stack with --stack")?;
+    let bus = stack.bus("a new run is announced on the stack's bus")?;
     let by = stack.caller().await?;
     let runner = sluice::adapters::stage_effects(&stack.config, &bus);
     let what = match &order {

@@ -56,6 +56,9 @@ pub struct Stack {
     pub name: Option<String>,
     /// The stack's outputs (none when the table is named with --table).
     pub outputs: Vec<(String, String)>,
+    /// The stack's status and the parameters it was deployed with (none when the table is named with --table).
+    pub status: String,
+    pub parameters: Vec<(String, String)>,
 }
 
 impl Stack {
@@ -64,12 +67,14 @@ impl Stack {
         let config = target.aws().await;
         if let Some(table) = &target.table {
             let (table, bus) = (table.clone(), target.bus.clone());
-            return Ok(Self { config, table, bus, name: None, outputs: Vec::new() });
+            let (outputs, status, parameters) = (Vec::new(), String::new(), Vec::new());
+            return Ok(Self { config, table, bus, name: None, outputs, status, parameters });
         }
         let name = target.stack_name();
-        let outputs = outputs(&config, &name).await?;
-        let mut found = Self { config, table: String::new(), bus: target.bus.clone(), name: Some(name), outputs };
-        let name = found.name.clone().unwrap_or_default();
+        let Described { outputs, status, parameters } = describe(&config, &name).await?;
+        let bus = target.bus.clone();
+        let mut found =
+            Self { config, table: String::new(), bus, name: Some(name.clone()), outputs, status, parameters };
         found.table = found
             .output("PipelineTableName")
             .map(str::to_owned)
@@ -82,6 +87,15 @@ impl Stack {
 
     pub fn output(&self, key: &str) -> Option<&str> {
         self.outputs.iter().find(|(k, _)| k == key).map(|(_, value)| value.as_str())
+    }
+
+    pub fn parameter(&self, key: &str) -> Option<&str> {
+        self.parameters.iter().find(|(k, _)| k == key).map(|(_, value)| value.as_str())
+    }
+
+    /// The bus to announce on, or why there is none: `why` says what needs it.
+    pub fn bus(&self, why: &str) -> Result<String> {
+        self.bus.clone().with_context(|| format!("{why}: name it with --bus, or the stack with --stack"))
     }
 
     pub fn region(&self) -> String {
@@ -131,8 +145,16 @@ pub fn region(config: &aws_config::SdkConfig) -> String {
     config.region().map_or_else(|| "no region (set --region or AWS_REGION)".to_owned(), ToString::to_string)
 }
 
-/// The stack's outputs, or what is wrong: no such stack (named with its region), or AWS not reached.
-pub async fn outputs(config: &aws_config::SdkConfig, name: &str) -> Result<Vec<(String, String)>> {
+/// What DescribeStacks says of a stack: its outputs, status and parameters.
+struct Described {
+    outputs: Vec<(String, String)>,
+    status: String,
+    parameters: Vec<(String, String)>,
+}
+
+/// The stack as CloudFormation describes it, or what is wrong: no such stack (named with its region), or AWS not
+/// reached.
+async fn describe(config: &aws_config::SdkConfig, name: &str) -> Result<Described> {
     let described = match aws_sdk_cloudformation::Client::new(config).describe_stacks().stack_name(name).send().await {
         Ok(described) => described,
         Err(error) if does_not_exist(&error) => {
@@ -147,11 +169,14 @@ pub async fn outputs(config: &aws_config::SdkConfig, name: &str) -> Result<Vec<(
         }
     };
     let stack = described.stacks().first().with_context(|| format!("there is no stack `{name}`"))?;
-    Ok(stack
-        .outputs()
+    let outputs =
+        stack.outputs().iter().filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())));
+    let parameters = stack
+        .parameters()
         .iter()
-        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
-        .collect())
+        .filter_map(|p| Some((p.parameter_key()?.to_owned(), p.parameter_value()?.to_owned())));
+    let status = stack.stack_status().map(|s| s.as_str().to_owned()).unwrap_or_default();
+    Ok(Described { outputs: outputs.collect(), status, parameters: parameters.collect() })
 }
 
 /// CloudFormation's answer for a stack that is not there: `ValidationError`, "Stack with id NAME does not exist".

@@ -65,7 +65,7 @@ impl Progress {
         };
         // The message is cut to the terminal's width, so that the line redrawn is always one line.
         let style = indicatif::ProgressStyle::with_template("  {spinner} {elapsed:>3} {wide_msg}")
-            .expect("the template is valid")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
             .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ");
         bar.set_style(style);
         bar.set_message(line);

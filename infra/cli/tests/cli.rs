@@ -1066,3 +1066,18 @@ fn region_and_profile_are_read_as_the_aws_cli_reads_them() {
     assert!(!stderr(&profiled).contains("there is no stack"), "{}", stderr(&profiled));
     assert!(stderr(&profiled).contains("are AWS credentials and region set"), "{}", stderr(&profiled));
 }
+
+#[tokio::test]
+async fn on_a_terminal_colours_are_on_unless_clicolor_is_0() -> Result<()> {
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    web_run(&store, "web-1", false).await?;
+    let args = ["history", "web", "--table", &stack.table];
+    let (code, coloured) = OnATerminal::start(&args, &[])?.finish()?;
+    assert_eq!(code, Some(0), "{coloured}");
+    assert!(coloured.contains("\x1b[33m"), "{coloured:?}");
+    let (code, plain) = OnATerminal::start(&args, &[("CLICOLOR", "0")])?.finish()?;
+    assert_eq!(code, Some(0), "{plain}");
+    assert!(!plain.contains('\x1b') && plain.contains("web-1"), "{plain:?}");
+    Ok(())
+}

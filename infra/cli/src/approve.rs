@@ -67,8 +67,10 @@ async fn decide(target: &Target, asked: Decision, decision: ApprovalDecision, wa
     let runner =
         Announcer { publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&stack.config), bus) };
     let id = ExecutionId(asked.run);
-    let decided =
-        decide_as(&store, &runner, &id, decision, &by, asked.comment, chrono::Utc::now()).await.with_context(|| {
+    let decided = decide_as(&store, &runner, &id, decision, &by, asked.comment, chrono::Utc::now())
+        .await
+        .map_err(|e| stack.store_error(e))
+        .with_context(|| {
             format!("{} {id}", if decision == ApprovalDecision::Approved { "approving" } else { "rejecting" })
         })?;
     let what = match &decided {

@@ -23,6 +23,12 @@ const SHOWN_ERRORS: usize = 50;
 
 impl Check {
     pub fn run(self, target: &Target) -> Result<ExitCode> {
+        if self.files.iter().filter(|file| *file == "-").count() > 1 {
+            use clap::CommandFactory;
+            crate::Cli::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, "standard input (-) can be read once: name it once")
+                .exit();
+        }
         if target.json {
             return Ok(check_json(&self.files));
         }
@@ -88,7 +94,8 @@ pub fn warn(definitions: &Definitions) {
     }
 }
 
-/// `sluice --json check FILE...`: every mistake as data (for editors and CI), or the pipelines; exits 1 with mistakes.
+/// `sluice --json check FILE...`: every mistake as data (for editors and CI), and the pipelines of the files without
+/// any, each naming its file; exits 1 with mistakes.
 fn check_json(files: &[String]) -> ExitCode {
     let (mut pipelines, mut warnings, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for file in files {
@@ -108,7 +115,7 @@ fn check_json(files: &[String]) -> ExitCode {
             Ok(definitions) => {
                 pipelines.extend(definitions.iter().map(|p| {
                     json!({
-                        "name": p.name, "repository": p.source.repository, "triggers": triggers(&p.source),
+                        "file": origin, "name": p.name, "repository": p.source.repository, "triggers": triggers(&p.source),
                         "gates": gates(p), "deploys": deploys(p),
                     })
                 }));
@@ -117,13 +124,9 @@ fn check_json(files: &[String]) -> ExitCode {
             Err(found) => errors.extend(found.0.iter().map(mistake_json)),
         }
     }
-    if errors.is_empty() {
-        println!("{}", json!({ "ok": true, "pipelines": pipelines, "warnings": warnings }));
-        ExitCode::SUCCESS
-    } else {
-        println!("{}", json!({ "ok": false, "errors": errors }));
-        ExitCode::FAILURE
-    }
+    let ok = errors.is_empty();
+    println!("{}", json!({ "ok": ok, "errors": errors, "pipelines": pipelines, "warnings": warnings }));
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// An error or a warning as data: where it is and what it says.

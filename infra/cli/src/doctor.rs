@@ -16,8 +16,8 @@ use crate::term::mark;
 ///
 /// The stack and its outputs; the webhook secret; the published definitions, and the CodeBuild projects, SNS
 /// topics, ECS services and CodeDeploy groups they name (there, and within what the stack's parameters let it use);
-/// subscriptions still pending; dead-letter queues that hold events; parked effects. Exits 1 when it finds a
-/// problem.
+/// subscriptions still pending; dead-letter queues that hold events; the stack's alarms and the pipelines' deploy
+/// alarms in ALARM; parked effects. Exits 1 when it finds a problem.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  sluice doctor\n  sluice --stack sluice-staging --region eu-west-1 doctor")]
 pub struct Doctor {}
@@ -73,6 +73,7 @@ impl Doctor {
         findings.extend(missing_outputs(&stack));
         findings.push(webhook_secret(&stack).await);
         findings.extend(dead_letters(&stack).await);
+        findings.extend(stack_alarms(&stack).await);
         findings.extend(pipelines(&stack).await);
         let found_problem = findings.iter().any(|f| f.level == Level::Problem);
         if target.json {
@@ -385,8 +386,14 @@ async fn deploy_target(stack: &Stack, pipeline: &Pipeline) -> Vec<Finding> {
             problem(format!("{name}'s cluster {cluster_name}: {}", plain(&error)), "create it, or name another")
         }
     });
-    if let DeployTarget::BlueGreen(target) = &pipeline.deploy {
-        findings.push(code_deploy(stack, name, &target.application, &target.deployment_group).await);
+    match &pipeline.deploy {
+        DeployTarget::BlueGreen(target) => {
+            findings.push(code_deploy(stack, name, &target.application, &target.deployment_group).await);
+        }
+        DeployTarget::EcsNative(target) if !target.alarms.is_empty() => {
+            findings.extend(deploy_alarms(stack, name, &target.alarms).await);
+        }
+        _ => {}
     }
     findings
 }
@@ -409,6 +416,106 @@ async fn code_deploy(stack: &Stack, name: &str, application: &str, group: &str) 
             "create it (ECS, blue/green), or name another in deploy.deployment_group",
         ),
     }
+}
+
+/// One CloudWatch alarm as doctor reads it.
+struct Alarm {
+    name: String,
+    state: String,
+    reason: String,
+    description: String,
+}
+
+/// The metric and composite alarms DescribeAlarms answers, every page.
+async fn describe_alarms(
+    ask: aws_sdk_cloudwatch::operation::describe_alarms::builders::DescribeAlarmsFluentBuilder,
+) -> Result<Vec<Alarm>, String> {
+    use aws_sdk_cloudwatch::types::StateValue;
+    fn alarm(name: Option<&str>, state: Option<&StateValue>, reason: Option<&str>, about: Option<&str>) -> Alarm {
+        let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
+        Alarm {
+            name: text(name),
+            state: text(state.map(StateValue::as_str)),
+            reason: text(reason),
+            description: text(about),
+        }
+    }
+    let mut pages = ask.into_paginator().send();
+    let mut alarms = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|error| plain(&error))?;
+        alarms.extend(
+            page.metric_alarms()
+                .iter()
+                .map(|a| alarm(a.alarm_name(), a.state_value(), a.state_reason(), a.alarm_description())),
+        );
+        alarms.extend(
+            page.composite_alarms()
+                .iter()
+                .map(|a| alarm(a.alarm_name(), a.state_value(), a.state_reason(), a.alarm_description())),
+        );
+    }
+    Ok(alarms)
+}
+
+/// The stack's own alarms (those that tell its alarm topic): one in ALARM is a problem, its description says what
+/// to do.
+async fn stack_alarms(stack: &Stack) -> Vec<Finding> {
+    let Some(topic) = stack.output("AlarmTopicArn") else {
+        return vec![warning(
+            "the stack names no alarm topic (output AlarmTopicArn), so its alarms were not looked at",
+            "`sam deploy` the current template",
+        )];
+    };
+    let client = aws_sdk_cloudwatch::Client::new(&stack.config);
+    // CloudWatch matches ActionPrefix against each alarm's actions; the state is read here, whatever the filter did
+    let alarms = match describe_alarms(client.describe_alarms().action_prefix(topic)).await {
+        Ok(alarms) => alarms,
+        Err(error) => {
+            return vec![problem(format!("the stack's alarms cannot be read: {error}"), "check access to CloudWatch")];
+        }
+    };
+    let firing: Vec<Finding> = alarms
+        .iter()
+        .filter(|a| a.state == "ALARM")
+        .map(|a| {
+            let todo = if a.description.is_empty() { "see the alarm in CloudWatch" } else { &a.description };
+            problem(format!("alarm {} is in ALARM: {}", a.name, a.reason), todo)
+        })
+        .collect();
+    if firing.is_empty() { vec![ok(format!("{} alarm(s) of the stack, none in ALARM", alarms.len()))] } else { firing }
+}
+
+/// The alarms a pipeline's ECS deployments watch: one that does not exist guards nothing (a problem); one in ALARM
+/// rolls back the next deployment as it starts (a warning).
+async fn deploy_alarms(stack: &Stack, name: &str, names: &[String]) -> Vec<Finding> {
+    let client = aws_sdk_cloudwatch::Client::new(&stack.config);
+    let ask = client.describe_alarms().set_alarm_names(Some(names.to_vec()));
+    let alarms = match describe_alarms(ask).await {
+        Ok(alarms) => alarms,
+        Err(error) => {
+            return vec![problem(format!("{name}'s alarms cannot be read: {error}"), "check access to CloudWatch")];
+        }
+    };
+    let mut findings = Vec::new();
+    let mut quiet = 0;
+    for wanted in names {
+        match alarms.iter().find(|a| &a.name == wanted) {
+            None => findings.push(problem(
+                format!("{name} watches alarm {wanted}, which does not exist in {}", stack.region()),
+                "create it, or name another in deploy.alarms",
+            )),
+            Some(alarm) if alarm.state == "ALARM" => findings.push(warning(
+                format!("{name}'s alarm {wanted} is in ALARM: {}", alarm.reason),
+                "a deployment started now would be rolled back: mend what it measures first",
+            )),
+            Some(_) => quiet += 1,
+        }
+    }
+    if quiet > 0 {
+        findings.insert(0, ok(format!("{name}'s deploy alarms: {quiet} not in ALARM")));
+    }
+    findings
 }
 
 /// A name against one of the stack's name patterns: `*` any characters, `?` any one (as IAM reads them).

@@ -48,6 +48,7 @@ impl RetryEffect {
         let stack = Stack::find(target).await?;
         let retried = sluice::usecases::retry_parked(&stack.store(), pipeline, id)
             .await
+            .map_err(|e| stack.store_error(e))
             .with_context(|| format!("putting {id} back in {pipeline}'s outbox"))?;
         if !retried {
             bail!("{pipeline} has no parked effect {id}: `sluice effects {pipeline}` lists them");

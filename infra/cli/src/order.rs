@@ -56,7 +56,10 @@ pub async fn order(target: &Target, order: Order<'_>) -> Result<ExitCode> {
         Order::Retry { run } => format!("retrying {run}"),
         Order::Rerun { pipeline, commit } => format!("running {pipeline} again at {commit}"),
     };
-    let ordered = order_run(&stack.store(), &runner, order, &by, chrono::Utc::now()).await.context(what)?;
+    let ordered = order_run(&stack.store(), &runner, order, &by, chrono::Utc::now())
+        .await
+        .map_err(|e| stack.store_error(e))
+        .context(what)?;
     let commit: String = ordered.commit.chars().take(12).collect();
     let how = if ordered.redeploys {
         format!("deploys the build of {}", ordered.of)

@@ -42,7 +42,7 @@ impl Rollback {
             Err(RollbackError::NothingDeploying(_)) => {
                 return order(target, Order::RollbackTo { pipeline, to: None }).await;
             }
-            other => other.with_context(|| format!("rolling back {pipeline}"))?,
+            other => other.map_err(|e| stack.store_error(e)).with_context(|| format!("rolling back {pipeline}"))?,
         };
         let RollbackOrdered { execution_id, commit, deployment, stop } = ordered;
         let run = format!("{execution_id} (commit {})", commit.chars().take(12).collect::<String>());

@@ -4,7 +4,6 @@
 use anyhow::{Context, Result, anyhow};
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use sluice::adapters::DynamoDbStore;
-use sluice::contract::ports::StoreError;
 
 use crate::Global;
 
@@ -106,10 +105,13 @@ impl Stack {
         DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&self.config), &self.table)
     }
 
-    /// The store's error in plain words: a table that is not there is named with its region.
-    pub fn store_error(&self, error: StoreError) -> anyhow::Error {
-        let missing = std::iter::successors(Some(&error as &dyn std::error::Error), |e| e.source())
-            .any(|cause| cause.to_string().contains("ResourceNotFoundException"));
+    /// An error of the store, or of a use case that met one, in plain words: a table that is not there (DynamoDB's
+    /// ResourceNotFoundException, wherever it is in the chain) is named with its region; any other error is left as
+    /// it is.
+    pub fn store_error(&self, error: impl Into<anyhow::Error>) -> anyhow::Error {
+        use aws_sdk_dynamodb::types::error::ResourceNotFoundException;
+        let error = error.into();
+        let missing = error.chain().any(|cause| cause.is::<ResourceNotFoundException>());
         if missing {
             return anyhow!(
                 "there is no table {} in {}: name the stack with --stack (its PipelineTableName output), or the table \
@@ -118,7 +120,7 @@ impl Stack {
                 self.region()
             );
         }
-        anyhow::Error::new(error)
+        error
     }
 
     /// Who the caller is: their AWS identity's ARN.

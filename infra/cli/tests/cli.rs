@@ -992,6 +992,17 @@ fn check_takes_several_files_and_standard_input() -> Result<()> {
     let piped_broken = common::command(&["--json", "check", "-"], &[]).stdin(std::fs::File::open(&broken)?).output()?;
     let answer: serde_json::Value = serde_json::from_str(&stdout(&piped_broken))?;
     assert_eq!(answer["errors"][0]["file"], "<stdin>", "{answer}");
+    // With --json, the good file's pipelines are there beside the other's mistakes, each naming its file
+    let json = sluice(&["--json", "check", EXAMPLE, &broken.to_string_lossy()]);
+    assert_eq!(json.status.code(), Some(1));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&json))?;
+    assert_eq!(answer["pipelines"].as_array().map(Vec::len), Some(2), "{answer}");
+    assert!(answer["pipelines"].as_array().is_some_and(|p| p.iter().all(|p| p["file"] == EXAMPLE)), "{answer}");
+    assert!(answer["errors"][0]["file"].as_str().is_some_and(|f| f.ends_with("cli-check-several.toml")), "{answer}");
+    // Standard input is read once
+    let twice = sluice(&["check", "-", "-"]);
+    assert_eq!(twice.status.code(), Some(2));
+    assert!(stderr(&twice).contains("standard input (-) can be read once"), "{}", stderr(&twice));
     Ok(())
 }
 
@@ -1023,6 +1034,22 @@ fn a_missing_table_is_named_with_its_region_once_and_json_errors_are_json() -> R
     assert_eq!(answer["ok"], false);
     assert!(answer["error"].as_str().is_some_and(|e| e.contains("there is no table no-such-table")), "{answer}");
     assert_eq!(stdout(&json), "", "stdout holds answers only");
+    // The verbs that change a run say it as plainly, naming the table once
+    for verb in [
+        &["approve", "web-1"][..],
+        &["reject", "web-1"],
+        &["retry", "web-1"],
+        &["rerun", "web", "9b2c5f0"],
+        &["rollback", "web"],
+        &["retry-effect", "web", "web-1-1"],
+    ] {
+        let args = [&["--table", "no-such-table", "--bus", "default"][..], verb].concat();
+        let missing = sluice(&args);
+        assert_eq!(missing.status.code(), Some(1), "{verb:?}");
+        let said = stderr(&missing);
+        assert!(said.contains("there is no table no-such-table in us-east-1"), "{verb:?}: {said}");
+        assert!(!said.contains("ResourceNotFoundException"), "{verb:?}: {said}");
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ struct Parts {
     definitions: String,
     build_projects: &'static str,
     deploy_clusters: &'static str,
+    alarm_topic: String,
 }
 
 /// moto's parts, then a CloudFormation stack whose outputs and parameters name them as sluice's template does.
@@ -31,6 +32,7 @@ async fn deployed(stack: &Stack, parts: &Parts) -> Result<String> {
         "ApprovalTopicArn": { "Value": stack.approval_topic },
         "NotificationTopicArn": { "Value": stack.approval_topic },
         "DeployerDeadLetterQueue": { "Value": parts.dead_letters },
+        "AlarmTopicArn": { "Value": parts.alarm_topic },
     });
     let parameter = |default: &str| serde_json::json!({ "Type": "String", "Default": default });
     let template = serde_json::json!({
@@ -93,6 +95,31 @@ async fn topic(stack: &Stack, name: &str) -> Result<String> {
     created.topic_arn().map(str::to_owned).context("the topic's ARN")
 }
 
+/// A CloudWatch alarm, as the template makes them (telling `topic`, if any), in `state`.
+async fn alarm(stack: &Stack, name: &str, topic: Option<&str>, state: &str) -> Result<()> {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&stack.config);
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(name)
+        .alarm_description(format!("what to do when {name} fires"))
+        .namespace("sluice")
+        .metric_name("PushesNotRecorded")
+        .statistic(Statistic::Sum)
+        .period(300)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .set_alarm_actions(topic.map(|t| vec![t.to_owned()]))
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", aws_sdk_cloudwatch::error::DisplayErrorContext(e)))
+        .context("creating the alarm")?;
+    let state = StateValue::from(state);
+    cloudwatch.set_alarm_state().alarm_name(name).state_value(state).state_reason("Threshold Crossed").send().await?;
+    Ok(())
+}
+
 fn rolling(name: &str, project: &str, cluster: &str, approval: &str) -> String {
     format!(
         "[pipelines.{name}]\nsource = {{ repository = \"acme/{name}\" }}\nbuild = {{ project = \"{project}\" }}\n\
@@ -108,12 +135,15 @@ async fn doctor_finds_a_healthy_stack_ok_throughout_and_exits_0() -> Result<()> 
     stack.create_build_project("web-build").await?;
     ecs_service(&stack, &cluster, "web").await?;
     let (dead_letters, _) = sluice_integration::create_queue(&stack.sqs, &unique("deployer-dlq")).await?;
+    let alarm_topic = topic(&stack, "alarms").await?;
+    alarm(&stack, &unique("dead-letters"), Some(&alarm_topic), "OK").await?;
     let parts = Parts {
         webhook_secret: secret(&stack, "s3cret").await?,
         dead_letters,
         definitions: rolling("web", "web-build", &cluster, &stack.approval_topic),
         build_projects: "web-*",
         deploy_clusters: "prod*",
+        alarm_topic,
     };
     let name = deployed(&stack, &parts).await?;
 
@@ -128,6 +158,7 @@ async fn doctor_finds_a_healthy_stack_ok_throughout_and_exits_0() -> Result<()> 
         "ok       web's build project web-build is there",
         &format!("ok       web's service {cluster}/web is active"),
         "ok       web has no parked effect",
+        "ok       1 alarm(s) of the stack, none in ALARM",
         "0 problem(s), 0 warning(s)",
     ] {
         assert!(text.contains(line), "{line:?} in {text}");
@@ -149,9 +180,19 @@ async fn doctor_names_each_problem_of_a_stack_with_what_to_do_and_exits_1() -> R
     let (dead_letters, _) = sluice_integration::create_queue(&stack.sqs, &unique("deployer-dlq")).await?;
     stack.sqs.send_message().queue_url(&dead_letters).message_body("{}").send().await?;
     let elsewhere = topic(&stack, "other-approvals").await?;
+    // one of the stack's alarms firing, one quiet; an alarm elsewhere firing, not the stack's
+    let alarm_topic = topic(&stack, "alarms").await?;
+    let (firing, quiet, unrelated) = (unique("dead-letters"), unique("pushes"), unique("other"));
+    alarm(&stack, &firing, Some(&alarm_topic), "ALARM").await?;
+    alarm(&stack, &quiet, Some(&alarm_topic), "OK").await?;
+    alarm(&stack, &unrelated, None, "ALARM").await?;
+    // the canary's deployments watch one alarm in ALARM and one that does not exist
+    let (canary_5xx, canary_gone) = (unique("canary-5xx"), unique("canary-gone"));
+    alarm(&stack, &canary_5xx, None, "ALARM").await?;
     let definitions = format!(
         "{}{}\n[pipelines.canary]\nsource = {{ repository = \"acme/canary\" }}\nbuild = {{ project = \"web-canary\" }}\n\
-         deploy = {{ strategy = \"ecs_canary\", cluster = \"prod\", service = \"canary\" }}\n\
+         deploy = {{ strategy = \"ecs_canary\", cluster = \"prod\", service = \"canary\", \
+         alarms = [\"{canary_5xx}\", \"{canary_gone}\"] }}\n\
          [pipelines.shop]\nsource = {{ repository = \"acme/shop\" }}\nbuild = {{ project = \"web-shop\" }}\n\
          deploy = {{ strategy = \"blue_green\", cluster = \"prod\", service = \"shop\", application = \"shop\", \
          deployment_group = \"shop-prod\" }}\n",
@@ -166,6 +207,7 @@ async fn doctor_names_each_problem_of_a_stack_with_what_to_do_and_exits_1() -> R
         definitions,
         build_projects: "web-*",
         deploy_clusters: "prod",
+        alarm_topic,
     };
     let name = deployed(&stack, &parts).await?;
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
@@ -201,6 +243,12 @@ async fn doctor_names_each_problem_of_a_stack_with_what_to_do_and_exits_1() -> R
             "DeployClusters",
         ),
         (
+            &format!("problem  alarm {firing} is in ALARM: Threshold Crossed"),
+            &format!("what to do when {firing} fires"),
+        ),
+        (&format!("problem  canary watches alarm {canary_gone}, which does not exist in us-east-1"), "deploy.alarms"),
+        (&format!("warning  canary's alarm {canary_5xx} is in ALARM: Threshold Crossed"), "rolled back"),
+        (
             "problem  shop deploys with CodeDeploy application shop, which the stack may not use (DeployApplications is \"\")",
             "DeployApplications",
         ),
@@ -209,6 +257,7 @@ async fn doctor_names_each_problem_of_a_stack_with_what_to_do_and_exits_1() -> R
         let next = text[at..].lines().nth(1).unwrap_or_default();
         assert!(next.starts_with("         -> ") && next.contains(todo), "{line:?} then {next:?}");
     }
+    assert!(!text.contains(&quiet) && !text.contains(&unrelated), "only the stack's alarms in ALARM: {text}");
     let json = sluice(&["--stack", &name, "--json", "doctor"]);
     assert_eq!(json.status.code(), Some(1));
     let answer: serde_json::Value = serde_json::from_str(&stdout(&json))?;

@@ -72,6 +72,8 @@ pub struct DemoOutcome {
     pub commit_statuses: Vec<(String, String)>,
     /// The states the run's GitHub Deployment went through, oldest first.
     pub deployment_states: Vec<String>,
+    /// The events each function put on the bus, by its logical id.
+    pub published: crate::meter::Published,
 }
 
 /// What a demo run used of what AWS bills, measured: each function's invocations and billed time (counted where
@@ -470,6 +472,7 @@ impl Demo {
         let described = ecs_client.describe_services().cluster("prod").services("web").send().await?;
         let service_task_definition = described.services().first().and_then(|s| s.task_definition()).map(str::to_owned);
         let cost = Cost { invocations: invocations.read(), usage: meter.take().usage };
+        let published = meter.published();
         let status_page = format!("{}status/{STATUS_KEY}", approval_url.url);
         let (code, _, page) = crate::request("GET", &status_page, &[], vec![]).await?;
         if code != 200 || !page.contains(&format!("run/{}/", run.id)) {
@@ -484,6 +487,11 @@ impl Demo {
         }
         println!("  deployment to production  {}", deployment_states.join(" → "));
         summary(scenario, &run, &cost);
+        println!("\nThe events each function put on the bus (seen by the meter; the README's map lists them):");
+        for (function, kinds) in &published {
+            println!("  {function:<26} {}", kinds.iter().cloned().collect::<Vec<_>>().join(", "));
+        }
+        crate::map::holds_to_published(&published)?;
         if run.status == expected {
             println!(
                 "\nDone ({name}: {expected}, as the scenario says). Everything ran on loopback; moto_server and the"
@@ -498,6 +506,7 @@ impl Demo {
             clicks,
             cost,
             commit_statuses,
+            published,
             deployment_states,
         })
     }
@@ -649,6 +658,16 @@ impl Functions {
     }
 }
 
+/// The SDK configuration a function of the stack is started with: `aws`, its clients naming the function (its
+/// logical id) as their app in the User-Agent, so that the meter tells which function put which event on the bus.
+fn as_function(aws: &aws_config::SdkConfig, function: &'static str) -> aws_config::SdkConfig {
+    let mut config = aws.to_builder();
+    if let Ok(name) = aws_config::AppName::new(function) {
+        config.set_app_name(Some(name));
+    }
+    config.build()
+}
+
 /// The webhook function on a function URL; the configuration every function shares.
 async fn serve_webhook(
     stack: &Stack,
@@ -664,7 +683,8 @@ async fn serve_webhook(
         "SLUICE_WEBHOOK_SECRET" => Some(secret_name.clone()),
         _ => None,
     })?;
-    let webhook = Arc::new(github_webhook::handler::AwsApp::from_aws(aws, &config).await?);
+    let webhook =
+        Arc::new(github_webhook::handler::AwsApp::from_aws(&as_function(aws, "GitHubWebhookFunction"), &config).await?);
     let timer = invocations.clone();
     let url = serve("github-webhook", move |request| {
         let (app, timer) = (Arc::clone(&webhook), timer.clone());
@@ -682,7 +702,8 @@ fn build_events(
     common: &sluice::runtime::config::Common,
     invocations: &Invocations,
 ) -> Handler {
-    let build_events = Arc::new(build_events::handler::AwsApp::from_aws(aws, common));
+    let build_events =
+        Arc::new(build_events::handler::AwsApp::from_aws(&as_function(aws, "BuildEventsFunction"), common));
     let timer = invocations.clone();
 
     (handler(move |event: serde_json::Value| {
@@ -710,7 +731,8 @@ async fn serve_approval(
         "SLUICE_STATUS_KEY" => Some(status_secret.clone()),
         _ => None,
     })?;
-    let approval_app = Arc::new(approval::handler::AwsApp::from_aws(aws, &approval_config));
+    let approval_app =
+        Arc::new(approval::handler::AwsApp::from_aws(&as_function(aws, "ApprovalFunction"), &approval_config));
     let (app, timer) = (Arc::clone(&approval_app), invocations.clone());
     let approval_url = serve("approval", move |request| {
         let (app, timer) = (Arc::clone(&app), timer.clone());
@@ -722,7 +744,8 @@ async fn serve_approval(
     // ApprovalRequestsFunction: the same binary, told the approval function's URL as the stack tells it.
     let requests_config =
         approval::handler::Config { approval_url: Some(approval_url.url.clone()), ..approval_config.clone() };
-    let requests_app = Arc::new(approval::handler::AwsApp::from_aws(aws, &requests_config));
+    let requests_app =
+        Arc::new(approval::handler::AwsApp::from_aws(&as_function(aws, "ApprovalRequestsFunction"), &requests_config));
     let (app, timer) = (Arc::clone(&requests_app), invocations.clone());
     let on_approval_requested = handler(move |event: Value| {
         let (app, timer) = (Arc::clone(&app), timer.clone());
@@ -748,13 +771,14 @@ fn deploy_stage(
         hooks_function: Some(HOOKS.into()),
         hook_role: Some(HOOK_ROLE.into()),
     };
-    let deployer_app = Arc::new(deployer::handler::AwsApp::from_aws(aws, &deployer_config));
+    let deployer_app =
+        Arc::new(deployer::handler::AwsApp::from_aws(&as_function(aws, "DeployerFunction"), &deployer_config));
     let timer = invocations.clone();
     let on_deploy = handler(move |event: Value| {
         let (app, timer) = (Arc::clone(&deployer_app), timer.clone());
         async move { timer.time("deployer", deployer::handler::on_event(&app, &event, chrono::Utc::now())).await }
     });
-    let hooks_app = Arc::new(hooks::handler::AwsApp::from_aws(aws, common)?);
+    let hooks_app = Arc::new(hooks::handler::AwsApp::from_aws(&as_function(aws, "HooksFunction"), common)?);
     // ECS invokes the hooks function at an ECS-native deployment's checked stages: its result is the answer.
     ecs.app(Arc::clone(sample));
     let (stages_app, timer) = (Arc::clone(&hooks_app), invocations.clone());
@@ -785,7 +809,8 @@ fn deploy_stage(
             }
         }
     });
-    let events_app = Arc::new(deploy_events::handler::AwsApp::from_aws(aws, common));
+    let events_app =
+        Arc::new(deploy_events::handler::AwsApp::from_aws(&as_function(aws, "DeployEventsFunction"), common));
     let timer = invocations.clone();
     let on_deployment_event = handler(move |event: Value| {
         let (app, timer) = (Arc::clone(&events_app), timer.clone());
@@ -815,7 +840,8 @@ async fn notifier(
         "SLUICE_APPROVAL_URL" => Some(approval_url.to_owned()),
         _ => None,
     })?;
-    let notifier_app = Arc::new(notifier::handler::AwsApp::from_aws(aws, &notifier_config));
+    let notifier_app =
+        Arc::new(notifier::handler::AwsApp::from_aws(&as_function(aws, "NotifierFunction"), &notifier_config));
     let timer = invocations.clone();
     let on_progress = handler(move |event: Value| {
         let (app, timer) = (Arc::clone(&notifier_app), timer.clone());

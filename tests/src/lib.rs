@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod browser;
 pub mod demo;
+pub mod map;
 pub mod meter;
 pub mod template;
 pub mod wiring;

@@ -102,6 +102,27 @@ impl Reading {
 struct Tally {
     reading: Reading,
     in_flight: usize,
+    published: Published,
+}
+
+/// The detail-types of the events sluice put on a bus (source `sluice`), by who put them: the app name their SDK
+/// client gives in its User-Agent (`app/NAME`), or `-` for a client that gives none.
+pub type Published = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
+
+/// The app name in an SDK's User-Agent header (`... app/NAME ...`).
+fn app_name(user_agent: &str) -> Option<&str> {
+    user_agent.split(' ').find_map(|part| part.strip_prefix("app/"))
+}
+
+/// The detail-types of a PutEvents request's entries whose source is sluice.
+fn sluice_events(request: &[u8]) -> Vec<String> {
+    let request: serde_json::Value = serde_json::from_slice(request).unwrap_or_default();
+    let entries = request["Entries"].as_array().cloned().unwrap_or_default();
+    entries
+        .iter()
+        .filter(|entry| entry["Source"] == "sluice")
+        .filter_map(|entry| entry["DetailType"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// A running meter. Stops forwarding when dropped.
@@ -148,6 +169,11 @@ impl Meter {
     pub fn take(&self) -> Reading {
         std::mem::take(&mut lock(&self.tally).reading)
     }
+
+    /// The events sluice put on a bus since the meter started, by the app name of the client that put them.
+    pub fn published(&self) -> Published {
+        lock(&self.tally).published.clone()
+    }
 }
 
 async fn relay(inbound: TcpStream, upstream: &str, tally: Arc<Mutex<Tally>>) -> Result<()> {
@@ -175,6 +201,8 @@ async fn forward(
         Some(target) => target.to_owned(),
         None => format!("{} {}", request.method(), request.uri().path()),
     };
+    let user_agent = request.headers().get("user-agent").and_then(|value| value.to_str().ok());
+    let app = user_agent.and_then(app_name).unwrap_or("-").to_owned();
     {
         let mut tally = lock(tally);
         if tally.in_flight == 0 {
@@ -187,11 +215,14 @@ async fn forward(
     {
         let mut tally = lock(tally);
         tally.in_flight -= 1;
-        if let Ok((_, used)) = &answer {
+        if let Ok((_, used, published)) = &answer {
             tally.reading.usage += *used;
+            if !published.is_empty() {
+                tally.published.entry(app).or_default().extend(published.iter().cloned());
+            }
         }
     }
-    answer.map(|(response, _)| response).unwrap_or_else(|error| {
+    answer.map(|(response, _, _)| response).unwrap_or_else(|error| {
         let mut response =
             hyper::Response::new(Full::new(Bytes::from(format!("the meter could not forward: {error}"))));
         *response.status_mut() = hyper::StatusCode::BAD_GATEWAY;
@@ -203,15 +234,20 @@ async fn pass_on(
     operation: &str,
     request: hyper::Request<Incoming>,
     sender: &tokio::sync::Mutex<SendRequest<Full<Bytes>>>,
-) -> Result<(hyper::Response<Full<Bytes>>, Usage)> {
+) -> Result<(hyper::Response<Full<Bytes>>, Usage, Vec<String>)> {
     let (parts, body) = request.into_parts();
     let sent = body.collect().await?.to_bytes();
     let request = hyper::Request::from_parts(parts, Full::new(sent.clone()));
     let response = sender.lock().await.send_request(request).await?;
     let (parts, body) = response.into_parts();
     let body = body.collect().await?.to_bytes();
-    let used = if parts.status.is_success() { usage(operation, &sent, &body) } else { Usage::default() };
-    Ok((hyper::Response::from_parts(parts, Full::new(body)), used))
+    let (used, published) = if parts.status.is_success() {
+        let published = if operation == "AWSEvents.PutEvents" { sluice_events(&sent) } else { Vec::new() };
+        (usage(operation, &sent, &body), published)
+    } else {
+        (Usage::default(), Vec::new())
+    };
+    Ok((hyper::Response::from_parts(parts, Full::new(body)), used, published))
 }
 
 #[cfg(test)]
@@ -250,6 +286,18 @@ mod tests {
         assert_eq!(get(json!({})), 1);
         assert_eq!(get(json!({ "Item": item(4000) })), 1);
         assert_eq!(get(json!({ "Item": item(5000) })), 2);
+    }
+
+    #[test]
+    fn the_events_sluice_puts_are_told_by_the_app_name_of_the_client_that_put_them() {
+        let agent = "aws-sdk-rust/1.3.9 ua/2.1 api/eventbridge#1.127.0 os/linux lang/rust#1.95.0 app/DeployerFunction";
+        assert_eq!(app_name(agent), Some("DeployerFunction"));
+        assert_eq!(app_name("aws-sdk-rust/1.3.9 ua/2.1 api/eventbridge#1.127.0"), None);
+        let entries = json!({ "Entries": [
+            { "Source": "sluice", "DetailType": "Deployment Requested" },
+            { "Source": "aws.codebuild", "DetailType": "CodeBuild Build State Change" },
+        ] });
+        assert_eq!(sluice_events(&body(&entries)), ["Deployment Requested"]);
     }
 
     #[test]

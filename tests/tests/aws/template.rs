@@ -288,41 +288,6 @@ fn the_hooks_function_runs_as_long_as_check_counts_on_when_it_warns_of_a_slow_ch
     Ok(())
 }
 
-/// A row of the README's map of the functions ("How it fits together").
-#[derive(Debug)]
-struct MapRow {
-    function: String,
-    binary: String,
-    woken_by: String,
-    effects: Vec<String>,
-}
-
-/// The README's map: each row's cells, backticks taken off the names.
-fn readme_map() -> Result<Vec<MapRow>> {
-    let readme = std::fs::read_to_string(sluice_integration::workspace_root().join("README.md"))?;
-    let section = readme.split("## How it fits together\n").nth(1).context("the README has no map")?;
-    let section = section.split("\n#").next().unwrap_or_default();
-    let names = |cell: &str| -> Vec<String> {
-        cell.split(',').map(|name| name.trim().trim_matches('`').to_owned()).filter(|name| !name.is_empty()).collect()
-    };
-    section
-        .lines()
-        .filter(|line| line.starts_with("| `"))
-        .map(|line| {
-            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
-            let [function, binary, woken_by, _use_cases, effects] = cells[..] else {
-                return Err(anyhow::anyhow!("a row of the map has {} cells, not 5: {line}", cells.len()));
-            };
-            Ok(MapRow {
-                function: function.trim_matches('`').to_owned(),
-                binary: binary.trim_matches('`').to_owned(),
-                woken_by: woken_by.to_owned(),
-                effects: names(effects),
-            })
-        })
-        .collect()
-}
-
 /// The effect kinds each binary's runner owns, as the code says.
 fn owned_effects() -> Vec<(&'static str, Vec<String>)> {
     use sluice::usecases::EffectRunner;
@@ -340,9 +305,9 @@ fn owned_effects() -> Vec<(&'static str, Vec<String>)> {
 }
 
 #[test]
-fn the_readmes_map_lists_every_function_what_wakes_it_and_the_effects_its_code_owns() -> Result<()> {
+fn the_readmes_map_lists_every_function_what_wakes_it_the_effects_its_code_owns_and_what_it_publishes() -> Result<()> {
     let template = Template::load()?;
-    let map = readme_map()?;
+    let map = sluice_integration::map::readme_map()?;
     // Every function of the template is a row, and every row a function of the template
     let mut functions: Vec<String> = template.of_type("AWS::Serverless::Function").map(|(id, _)| id).collect();
     let mut rows: Vec<String> = map.iter().map(|row| row.function.clone()).collect();
@@ -393,6 +358,18 @@ fn the_readmes_map_lists_every_function_what_wakes_it_and_the_effects_its_code_o
         );
         let (_, kinds) = owned.iter().find(|(binary, _)| *binary == row.binary).context("a binary the map names")?;
         assert_eq!(&row.effects, kinds, "{}: the effects it owns", row.function);
+        // and publishes only if it owns Publish
+        let owns_publish = kinds.iter().any(|kind| kind == "Publish");
+        assert!(row.publishes.is_empty() || owns_publish, "{} publishes without owning Publish", row.function);
     }
+    // The events the map says the functions publish are those the rules on sluice's bus route, every one
+    let mut published: Vec<&String> = map.iter().flat_map(|row| &row.publishes).collect();
+    let mut routed: Vec<String> =
+        rules.iter().filter(|rule| rule.on_sluice_bus).flat_map(|rule| rule.detail_types()).collect();
+    published.sort();
+    published.dedup();
+    routed.sort();
+    routed.dedup();
+    assert_eq!(published, routed.iter().collect::<Vec<_>>(), "what the functions publish and what the rules route");
     Ok(())
 }

@@ -208,89 +208,14 @@ fn answer(state: &Arc<Mutex<State>>, settings: &Settings, operation: &str, input
                 error("DeploymentDoesNotExistException", &format!("The deployment {deployment_id} could not be found"))
             }
         },
-        // Unknown ids are left out of the answer, as CodeDeploy does.
-        "BatchGetDeployments" => {
-            let state = lock(state);
-            let ids = input["deploymentIds"].as_array().cloned().unwrap_or_default();
-            if ids.len() > 25 {
-                return error("BatchLimitExceededException", "The maximum number of names or IDs allowed is 25");
-            }
-            let infos: Vec<Value> = ids
-                .iter()
-                .filter_map(Value::as_str)
-                .filter_map(|id| state.deployments.get(id).map(|d| d.info(id)))
-                .collect();
-            reply(200, &json!({ "deploymentsInfo": infos }))
-        }
-        // Newest first; the group's deployments created at or after `createTimeRange.start`, and of the
-        // `includeOnlyStatuses`, if given.
-        "ListDeployments" => {
-            let application = input["applicationName"].as_str().unwrap_or_default();
-            let group = input["deploymentGroupName"].as_str().unwrap_or_default();
-            let since = input["createTimeRange"]["start"].as_f64().unwrap_or(0.0);
-            let statuses: Vec<&str> =
-                input["includeOnlyStatuses"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-            let state = lock(state);
-            if !group.is_empty() && !state.groups.contains(&(application.to_owned(), group.to_owned())) {
-                return error("DeploymentGroupDoesNotExistException", "The deployment group does not exist");
-            }
-            let mut found: Vec<(&String, &Deployment)> = state
-                .deployments
-                .iter()
-                .filter(|(_, d)| d.application == application && (group.is_empty() || d.group == group))
-                .filter(|(_, d)| d.create_time >= since)
-                .filter(|(_, d)| statuses.is_empty() || statuses.contains(&d.status.as_str()))
-                .collect();
-            found.sort_by(|a, b| b.0.cmp(a.0));
-            reply(200, &json!({ "deployments": found.iter().map(|(id, _)| id).collect::<Vec<_>>() }))
-        }
+        "BatchGetDeployments" => batch_get_deployments(state, input),
+        "ListDeployments" => list_deployments(state, input),
         "ListDeploymentTargets" => match lock(state).deployments.get(&deployment_id) {
             Some(d) => reply(200, &json!({ "targetIds": [format!("{}:{}", d.application, d.group)] })),
             None => error("DeploymentDoesNotExistException", "The deployment could not be found"),
         },
-        "GetDeploymentTarget" => match lock(state).deployments.get(&deployment_id) {
-            Some(d) => {
-                let events: Vec<Value> = d
-                    .lifecycle
-                    .iter()
-                    .map(|(name, status)| json!({ "lifecycleEventName": name, "status": status }))
-                    .collect();
-                reply(
-                    200,
-                    &json!({ "deploymentTarget": { "deploymentTargetType": "ECSTarget", "ecsTarget": {
-                        "deploymentId": deployment_id, "targetId": input["targetId"], "lifecycleEvents": events, "status": d.status,
-                    }}}),
-                )
-            }
-            None => error("DeploymentDoesNotExistException", "The deployment could not be found"),
-        },
-        "PutLifecycleEventHookExecutionStatus" => {
-            let execution = input["lifecycleEventHookExecutionId"].as_str().unwrap_or_default().to_owned();
-            let status = input["status"].as_str().unwrap_or_default().to_owned();
-            if !matches!(status.as_str(), "Succeeded" | "Failed") {
-                return error(
-                    "InvalidLifecycleEventHookExecutionStatusException",
-                    "status must be Succeeded or Failed",
-                );
-            }
-            let mut state = lock(state);
-            let Some(deployment) = state.deployments.get_mut(&deployment_id) else {
-                return error("DeploymentDoesNotExistException", "The deployment could not be found");
-            };
-            if deployment.reported.contains(&execution) {
-                return error("LifecycleEventAlreadyCompletedException", "The lifecycle event is already completed");
-            }
-            match deployment.waiting.remove(&execution) {
-                Some(waiter) => {
-                    deployment.reported.insert(execution.clone());
-                    let _ = waiter.send(status);
-                    reply(200, &json!({ "lifecycleEventHookExecutionId": execution }))
-                }
-                None => {
-                    error("InvalidLifecycleEventHookExecutionIdException", "No such lifecycle event hook execution")
-                }
-            }
-        }
+        "GetDeploymentTarget" => get_deployment_target(state, &deployment_id, input),
+        "PutLifecycleEventHookExecutionStatus" => put_hook_status(state, &deployment_id, input),
         "StopDeployment" => match lock(state).deployments.get_mut(&deployment_id) {
             Some(d) if matches!(d.status.as_str(), "Created" | "InProgress") => {
                 d.stopped = true;
@@ -306,6 +231,85 @@ fn answer(state: &Arc<Mutex<State>>, settings: &Settings, operation: &str, input
             None => error("DeploymentDoesNotExistException", "The deployment could not be found"),
         },
         other => error("InvalidInputException", &format!("the CodeDeploy sandbox does not play {other}")),
+    }
+}
+
+/// Unknown ids are left out of the answer, as CodeDeploy does.
+fn batch_get_deployments(state: &Arc<Mutex<State>>, input: &Value) -> Response {
+    let state = lock(state);
+    let ids = input["deploymentIds"].as_array().cloned().unwrap_or_default();
+    if ids.len() > 25 {
+        return error("BatchLimitExceededException", "The maximum number of names or IDs allowed is 25");
+    }
+    let infos: Vec<Value> =
+        ids.iter().filter_map(Value::as_str).filter_map(|id| state.deployments.get(id).map(|d| d.info(id))).collect();
+    reply(200, &json!({ "deploymentsInfo": infos }))
+}
+
+/// Newest first; the group's deployments created at or after `createTimeRange.start`, and of the
+/// `includeOnlyStatuses`, if given.
+fn list_deployments(state: &Arc<Mutex<State>>, input: &Value) -> Response {
+    let application = input["applicationName"].as_str().unwrap_or_default();
+    let group = input["deploymentGroupName"].as_str().unwrap_or_default();
+    let since = input["createTimeRange"]["start"].as_f64().unwrap_or(0.0);
+    let statuses: Vec<&str> =
+        input["includeOnlyStatuses"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let state = lock(state);
+    if !group.is_empty() && !state.groups.contains(&(application.to_owned(), group.to_owned())) {
+        return error("DeploymentGroupDoesNotExistException", "The deployment group does not exist");
+    }
+    let mut found: Vec<(&String, &Deployment)> = state
+        .deployments
+        .iter()
+        .filter(|(_, d)| d.application == application && (group.is_empty() || d.group == group))
+        .filter(|(_, d)| d.create_time >= since)
+        .filter(|(_, d)| statuses.is_empty() || statuses.contains(&d.status.as_str()))
+        .collect();
+    found.sort_by(|a, b| b.0.cmp(a.0));
+    reply(200, &json!({ "deployments": found.iter().map(|(id, _)| id).collect::<Vec<_>>() }))
+}
+
+/// A hook's answer, handed to the deployment waiting for it; once per hook execution.
+fn put_hook_status(state: &Arc<Mutex<State>>, deployment_id: &str, input: &Value) -> Response {
+    let execution = input["lifecycleEventHookExecutionId"].as_str().unwrap_or_default().to_owned();
+    let status = input["status"].as_str().unwrap_or_default().to_owned();
+    if !matches!(status.as_str(), "Succeeded" | "Failed") {
+        return error("InvalidLifecycleEventHookExecutionStatusException", "status must be Succeeded or Failed");
+    }
+    let mut state = lock(state);
+    let Some(deployment) = state.deployments.get_mut(deployment_id) else {
+        return error("DeploymentDoesNotExistException", "The deployment could not be found");
+    };
+    if deployment.reported.contains(&execution) {
+        return error("LifecycleEventAlreadyCompletedException", "The lifecycle event is already completed");
+    }
+    match deployment.waiting.remove(&execution) {
+        Some(waiter) => {
+            deployment.reported.insert(execution.clone());
+            let _ = waiter.send(status);
+            reply(200, &json!({ "lifecycleEventHookExecutionId": execution }))
+        }
+        None => error("InvalidLifecycleEventHookExecutionIdException", "No such lifecycle event hook execution"),
+    }
+}
+
+/// The deployment's one ECS target, with its lifecycle events.
+fn get_deployment_target(state: &Arc<Mutex<State>>, deployment_id: &str, input: &Value) -> Response {
+    match lock(state).deployments.get(deployment_id) {
+        Some(d) => {
+            let events: Vec<Value> = d
+                .lifecycle
+                .iter()
+                .map(|(name, status)| json!({ "lifecycleEventName": name, "status": status }))
+                .collect();
+            reply(
+                200,
+                &json!({ "deploymentTarget": { "deploymentTargetType": "ECSTarget", "ecsTarget": {
+                    "deploymentId": deployment_id, "targetId": input["targetId"], "lifecycleEvents": events, "status": d.status,
+                }}}),
+            )
+        }
+        None => error("DeploymentDoesNotExistException", "The deployment could not be found"),
     }
 }
 

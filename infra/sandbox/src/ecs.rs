@@ -221,171 +221,187 @@ fn service_name(name: &str) -> String {
 
 fn answer(state: &Arc<Mutex<State>>, events: &Events, operation: &str, input: &Value) -> Response {
     match operation {
-        "RegisterTaskDefinition" => {
-            let Some(family) = input["family"].as_str().filter(|f| !f.is_empty()) else {
-                return error("ClientException", "family is required");
-            };
-            if input["containerDefinitions"].as_array().is_none_or(|c| c.is_empty()) {
-                return error("ClientException", "Container list cannot be empty.");
-            }
-            let mut state = lock(state);
-            let revision = state.families.entry(family.to_owned()).or_insert(0);
-            *revision += 1;
-            let revision = *revision;
-            let arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}");
-            let mut definition = input.clone();
-            let tags = definition.as_object_mut().and_then(|d| d.remove("tags")).unwrap_or_else(|| json!([]));
-            definition["taskDefinitionArn"] = json!(arn);
-            definition["revision"] = json!(revision);
-            definition["status"] = json!("ACTIVE");
-            state.definitions.push((arn, definition.clone(), tags.clone()));
-            reply(200, &json!({ "taskDefinition": definition, "tags": tags }))
-        }
-        // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTaskDefinitions.html: ARNs, by
-        // family prefix, oldest first unless `sort` is DESC.
-        "ListTaskDefinitions" => {
-            let prefix = input["familyPrefix"].as_str().unwrap_or_default();
-            let state = lock(state);
-            let mut arns: Vec<&str> = state
-                .definitions
-                .iter()
-                .filter(|(_, definition, _)| definition["family"].as_str().is_some_and(|f| f.starts_with(prefix)))
-                .map(|(arn, _, _)| arn.as_str())
-                .collect();
-            if input["sort"] == "DESC" {
-                arns.reverse();
-            }
-            let limit = input["maxResults"].as_u64().map_or(100, |n| n as usize);
-            arns.truncate(limit);
-            reply(200, &json!({ "taskDefinitionArns": arns }))
-        }
-        // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTaskDefinition.html: `tags` only
-        // with `include: ["TAGS"]`.
-        "DescribeTaskDefinition" => {
-            let wanted = input["taskDefinition"].as_str().unwrap_or_default();
-            let state = lock(state);
-            let found = state.definitions.iter().find(|(arn, definition, _)| {
-                arn == wanted
-                    || format!("{}:{}", definition["family"].as_str().unwrap_or_default(), definition["revision"])
-                        == wanted
-            });
-            match found {
-                Some((_, definition, tags)) => {
-                    let mut answer = json!({ "taskDefinition": definition });
-                    if input["include"].as_array().is_some_and(|i| i.iter().any(|v| v == "TAGS")) {
-                        answer["tags"] = tags.clone();
-                    }
-                    reply(200, &answer)
-                }
-                None => error("ClientException", "Unable to describe task definition."),
-            }
-        }
-        "DescribeServices" => {
-            let cluster = cluster_name(input);
-            let state = lock(state);
-            let mut services = Vec::new();
-            let mut failures = Vec::new();
-            for name in input["services"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                match state.services.get(&(cluster.clone(), service_name(name))) {
-                    Some(service) => services.push(service.describe()),
-                    None => failures.push(json!({
-                        "arn": format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{}", service_name(name)),
-                        "reason": "MISSING",
-                    })),
-                }
-            }
-            reply(200, &json!({ "services": services, "failures": failures }))
-        }
+        "RegisterTaskDefinition" => register_task_definition(state, input),
+        "ListTaskDefinitions" => list_task_definitions(state, input),
+        "DescribeTaskDefinition" => describe_task_definition(state, input),
+        "DescribeServices" => describe_services(state, input),
         "UpdateService" => update_service(state, events, input),
-        // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeServiceDeployments.html
-        "DescribeServiceDeployments" => {
-            let state = lock(state);
-            let mut found = Vec::new();
-            let mut failures = Vec::new();
-            for arn in input["serviceDeploymentArns"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                match state.service_deployments.get(arn) {
-                    Some(record) => found.push(record.clone()),
-                    None => failures.push(json!({ "arn": arn, "reason": "MISSING" })),
-                }
-            }
-            reply(200, &json!({ "serviceDeployments": found, "failures": failures }))
-        }
-        // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListServiceDeployments.html: the service's
-        // deployments (briefs), newest first, of the given statuses if any are given.
-        "ListServiceDeployments" => {
-            let (cluster, name) = (cluster_name(input), service_name(input["service"].as_str().unwrap_or_default()));
-            let state = lock(state);
-            let Some(service) = state.services.get(&(cluster, name)) else {
-                return error("ServiceNotFoundException", "Service not found.");
-            };
-            let statuses: Vec<&Value> = input["status"].as_array().into_iter().flatten().collect();
-            let mut briefs: Vec<Value> = state
-                .service_deployments
-                .values()
-                .filter(|record| record["serviceArn"] == json!(service.arn()))
-                .filter(|record| statuses.is_empty() || statuses.contains(&&record["status"]))
-                .map(|record| {
-                    let mut brief = json!({ "targetServiceRevisionArn": record["targetServiceRevision"]["arn"] });
-                    for field in [
-                        "serviceDeploymentArn",
-                        "serviceArn",
-                        "clusterArn",
-                        "createdAt",
-                        "startedAt",
-                        "finishedAt",
-                        "status",
-                        "statusReason",
-                    ] {
-                        if let Some(value) = record.get(field).filter(|v| !v.is_null()) {
-                            brief[field] = value.clone();
-                        }
-                    }
-                    brief
-                })
-                .collect();
-            briefs.sort_by(|a, b| b["serviceDeploymentArn"].as_str().cmp(&a["serviceDeploymentArn"].as_str()));
-            reply(200, &json!({ "serviceDeployments": briefs }))
-        }
-        // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContinueServiceDeployment.html
-        "ContinueServiceDeployment" => {
-            let arn = input["serviceDeploymentArn"].as_str().unwrap_or_default();
-            let (hook_id, action) = (input["hookId"].as_str().unwrap_or_default(), input["action"].as_str());
-            let mut state = lock(state);
-            let Some(record) = state.service_deployments.get(arn) else {
-                return error("ServiceDeploymentNotFoundException", "The service deployment does not exist.");
-            };
-            let details = record["lifecycleHookDetails"].as_array().into_iter().flatten();
-            let awaiting =
-                details.into_iter().any(|d| d["hookId"] == json!(hook_id) && d["status"] == "AWAITING_ACTION");
-            if record["status"] != "IN_PROGRESS" || !awaiting {
-                return error(
-                    "InvalidParameterException",
-                    "The hook is not in AWAITING_ACTION status or the service deployment is not IN_PROGRESS.",
-                );
-            }
-            let Some(action @ ("CONTINUE" | "ROLLBACK")) = action else {
-                return error("InvalidParameterException", "action must be CONTINUE or ROLLBACK.");
-            };
-            state.answers.insert(hook_id.to_owned(), action.to_owned());
-            reply(200, &json!({ "serviceDeploymentArn": arn }))
-        }
-        // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_StopServiceDeployment.html
-        "StopServiceDeployment" => {
-            let arn = input["serviceDeploymentArn"].as_str().unwrap_or_default();
-            let stop_type = input["stopType"].as_str().unwrap_or("ROLLBACK").to_owned();
-            let mut state = lock(state);
-            let Some(record) = state.service_deployments.get_mut(arn) else {
-                return error("ServiceDeploymentNotFoundException", "The service deployment does not exist.");
-            };
-            if !matches!(record["status"].as_str(), Some("PENDING" | "IN_PROGRESS")) {
-                return error("InvalidParameterException", "The service deployment cannot be stopped in its state.");
-            }
-            record["status"] = json!(if stop_type == "ROLLBACK" { "ROLLBACK_REQUESTED" } else { "STOP_REQUESTED" });
-            state.stops.insert(arn.to_owned(), stop_type);
-            reply(200, &json!({ "serviceDeploymentArn": arn }))
-        }
+        "DescribeServiceDeployments" => describe_service_deployments(state, input),
+        "ListServiceDeployments" => list_service_deployments(state, input),
+        "ContinueServiceDeployment" => continue_service_deployment(state, input),
+        "StopServiceDeployment" => stop_service_deployment(state, input),
         other => error("InvalidParameterException", &format!("the ECS sandbox does not play {other}")),
     }
+}
+
+/// ECS's RegisterTaskDefinition.
+fn register_task_definition(state: &Arc<Mutex<State>>, input: &Value) -> Response {
+    let Some(family) = input["family"].as_str().filter(|f| !f.is_empty()) else {
+        return error("ClientException", "family is required");
+    };
+    if input["containerDefinitions"].as_array().is_none_or(|c| c.is_empty()) {
+        return error("ClientException", "Container list cannot be empty.");
+    }
+    let mut state = lock(state);
+    let revision = state.families.entry(family.to_owned()).or_insert(0);
+    *revision += 1;
+    let revision = *revision;
+    let arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}");
+    let mut definition = input.clone();
+    let tags = definition.as_object_mut().and_then(|d| d.remove("tags")).unwrap_or_else(|| json!([]));
+    definition["taskDefinitionArn"] = json!(arn);
+    definition["revision"] = json!(revision);
+    definition["status"] = json!("ACTIVE");
+    state.definitions.push((arn, definition.clone(), tags.clone()));
+    reply(200, &json!({ "taskDefinition": definition, "tags": tags }))
+}
+
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTaskDefinitions.html: ARNs, by
+/// family prefix, oldest first unless `sort` is DESC.
+fn list_task_definitions(state: &Arc<Mutex<State>>, input: &Value) -> Response {
+    let prefix = input["familyPrefix"].as_str().unwrap_or_default();
+    let state = lock(state);
+    let mut arns: Vec<&str> = state
+        .definitions
+        .iter()
+        .filter(|(_, definition, _)| definition["family"].as_str().is_some_and(|f| f.starts_with(prefix)))
+        .map(|(arn, _, _)| arn.as_str())
+        .collect();
+    if input["sort"] == "DESC" {
+        arns.reverse();
+    }
+    let limit = input["maxResults"].as_u64().map_or(100, |n| n as usize);
+    arns.truncate(limit);
+    reply(200, &json!({ "taskDefinitionArns": arns }))
+}
+
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTaskDefinition.html: `tags` only
+/// with `include: ["TAGS"]`.
+fn describe_task_definition(state: &Arc<Mutex<State>>, input: &Value) -> Response {
+    let wanted = input["taskDefinition"].as_str().unwrap_or_default();
+    let state = lock(state);
+    let found = state.definitions.iter().find(|(arn, definition, _)| {
+        arn == wanted
+            || format!("{}:{}", definition["family"].as_str().unwrap_or_default(), definition["revision"]) == wanted
+    });
+    match found {
+        Some((_, definition, tags)) => {
+            let mut answer = json!({ "taskDefinition": definition });
+            if input["include"].as_array().is_some_and(|i| i.iter().any(|v| v == "TAGS")) {
+                answer["tags"] = tags.clone();
+            }
+            reply(200, &answer)
+        }
+        None => error("ClientException", "Unable to describe task definition."),
+    }
+}
+
+/// ECS's DescribeServices.
+fn describe_services(state: &Arc<Mutex<State>>, input: &Value) -> Response {
+    let cluster = cluster_name(input);
+    let state = lock(state);
+    let mut services = Vec::new();
+    let mut failures = Vec::new();
+    for name in input["services"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        match state.services.get(&(cluster.clone(), service_name(name))) {
+            Some(service) => services.push(service.describe()),
+            None => failures.push(json!({
+                "arn": format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{}", service_name(name)),
+                "reason": "MISSING",
+            })),
+        }
+    }
+    reply(200, &json!({ "services": services, "failures": failures }))
+}
+
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeServiceDeployments.html
+fn describe_service_deployments(state: &Arc<Mutex<State>>, input: &Value) -> Response {
+    let state = lock(state);
+    let mut found = Vec::new();
+    let mut failures = Vec::new();
+    for arn in input["serviceDeploymentArns"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        match state.service_deployments.get(arn) {
+            Some(record) => found.push(record.clone()),
+            None => failures.push(json!({ "arn": arn, "reason": "MISSING" })),
+        }
+    }
+    reply(200, &json!({ "serviceDeployments": found, "failures": failures }))
+}
+
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListServiceDeployments.html: the service's
+/// deployments (briefs), newest first, of the given statuses if any are given.
+fn list_service_deployments(state: &Arc<Mutex<State>>, input: &Value) -> Response {
+    let (cluster, name) = (cluster_name(input), service_name(input["service"].as_str().unwrap_or_default()));
+    let state = lock(state);
+    let Some(service) = state.services.get(&(cluster, name)) else {
+        return error("ServiceNotFoundException", "Service not found.");
+    };
+    let statuses: Vec<&Value> = input["status"].as_array().into_iter().flatten().collect();
+    let mut briefs: Vec<Value> = state
+        .service_deployments
+        .values()
+        .filter(|record| record["serviceArn"] == json!(service.arn()))
+        .filter(|record| statuses.is_empty() || statuses.contains(&&record["status"]))
+        .map(|record| {
+            let mut brief = json!({ "targetServiceRevisionArn": record["targetServiceRevision"]["arn"] });
+            for field in [
+                "serviceDeploymentArn",
+                "serviceArn",
+                "clusterArn",
+                "createdAt",
+                "startedAt",
+                "finishedAt",
+                "status",
+                "statusReason",
+            ] {
+                if let Some(value) = record.get(field).filter(|v| !v.is_null()) {
+                    brief[field] = value.clone();
+                }
+            }
+            brief
+        })
+        .collect();
+    briefs.sort_by(|a, b| b["serviceDeploymentArn"].as_str().cmp(&a["serviceDeploymentArn"].as_str()));
+    reply(200, &json!({ "serviceDeployments": briefs }))
+}
+
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContinueServiceDeployment.html
+fn continue_service_deployment(state: &Arc<Mutex<State>>, input: &Value) -> Response {
+    let arn = input["serviceDeploymentArn"].as_str().unwrap_or_default();
+    let (hook_id, action) = (input["hookId"].as_str().unwrap_or_default(), input["action"].as_str());
+    let mut state = lock(state);
+    let Some(record) = state.service_deployments.get(arn) else {
+        return error("ServiceDeploymentNotFoundException", "The service deployment does not exist.");
+    };
+    let details = record["lifecycleHookDetails"].as_array().into_iter().flatten();
+    let awaiting = details.into_iter().any(|d| d["hookId"] == json!(hook_id) && d["status"] == "AWAITING_ACTION");
+    if record["status"] != "IN_PROGRESS" || !awaiting {
+        return error(
+            "InvalidParameterException",
+            "The hook is not in AWAITING_ACTION status or the service deployment is not IN_PROGRESS.",
+        );
+    }
+    let Some(action @ ("CONTINUE" | "ROLLBACK")) = action else {
+        return error("InvalidParameterException", "action must be CONTINUE or ROLLBACK.");
+    };
+    state.answers.insert(hook_id.to_owned(), action.to_owned());
+    reply(200, &json!({ "serviceDeploymentArn": arn }))
+}
+
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_StopServiceDeployment.html
+fn stop_service_deployment(state: &Arc<Mutex<State>>, input: &Value) -> Response {
+    let arn = input["serviceDeploymentArn"].as_str().unwrap_or_default();
+    let stop_type = input["stopType"].as_str().unwrap_or("ROLLBACK").to_owned();
+    let mut state = lock(state);
+    let Some(record) = state.service_deployments.get_mut(arn) else {
+        return error("ServiceDeploymentNotFoundException", "The service deployment does not exist.");
+    };
+    if !matches!(record["status"].as_str(), Some("PENDING" | "IN_PROGRESS")) {
+        return error("InvalidParameterException", "The service deployment cannot be stopped in its state.");
+    }
+    record["status"] = json!(if stop_type == "ROLLBACK" { "ROLLBACK_REQUESTED" } else { "STOP_REQUESTED" });
+    state.stops.insert(arn.to_owned(), stop_type);
+    reply(200, &json!({ "serviceDeploymentArn": arn }))
 }
 
 fn update_service(state: &Arc<Mutex<State>>, events: &Events, input: &Value) -> Response {

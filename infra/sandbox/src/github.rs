@@ -444,100 +444,12 @@ fn route(state: &mut State, method: &str, path: &str, query: &str, body: &Value)
     if !state.repositories.contains(&repository.to_ascii_lowercase()) {
         return (404, message("Not Found"));
     }
-    let invalid = |field: &str| {
-        (422, json!({ "message": "Validation Failed", "errors": [{ "field": field, "code": "invalid" }] }))
-    };
     match (method, rest) {
-        ("POST", ["statuses", sha]) => {
-            let Some(commit_state) = body["state"].as_str().filter(|s| COMMIT_STATES.contains(s)) else {
-                return invalid("state");
-            };
-            if body["description"].as_str().is_some_and(|d| d.chars().count() > 140) {
-                return invalid("description");
-            }
-            let status = json!({
-                "id": state.commit_statuses.len() + 1,
-                "sha": sha,
-                "state": commit_state,
-                "context": body["context"].as_str().unwrap_or("default"),
-                "description": body["description"],
-                "target_url": body["target_url"],
-            });
-            state.commit_statuses.push(status.clone());
-            (201, status)
-        }
-        ("GET", ["deployments"]) => {
-            let wanted: Vec<(String, String)> = form_pairs(query);
-            let matches = |deployment: &Value| {
-                wanted.iter().all(|(key, value)| match key.as_str() {
-                    "sha" => deployment["sha"] == value.as_str(),
-                    "environment" => deployment["environment"] == value.as_str(),
-                    _ => true,
-                })
-            };
-            let found: Vec<Value> = state
-                .deployments
-                .iter()
-                .rev()
-                .filter(|d| d["repository"] == repository.as_str() && matches(d))
-                .map(|d| {
-                    let mut shown = d.clone();
-                    if let Some(object) = shown.as_object_mut() {
-                        object.remove("statuses");
-                    }
-                    shown
-                })
-                .collect();
-            (200, Value::Array(found))
-        }
-        ("POST", ["deployments"]) => {
-            let Some(git_ref) = body["ref"].as_str() else { return invalid("ref") };
-            let id = state.deployments.len() as u64 + 1;
-            let deployment = json!({
-                "id": id,
-                "repository": repository,
-                "sha": git_ref,
-                "ref": git_ref,
-                "environment": body["environment"].as_str().unwrap_or("production"),
-                "description": body["description"],
-                "payload": body.get("payload").cloned().unwrap_or(json!({})),
-                "auto_merge": body.get("auto_merge").cloned().unwrap_or(json!(true)),
-                "required_contexts": body.get("required_contexts").cloned().unwrap_or(Value::Null),
-                "statuses": [],
-            });
-            state.deployments.push(deployment.clone());
-            (201, deployment)
-        }
-        ("GET", ["hooks", hook, "deliveries"]) => {
-            let Some(listed) = hook
-                .parse::<u64>()
-                .ok()
-                .and_then(|hook| state.hook_deliveries.get(&(repository.to_ascii_lowercase(), hook)))
-            else {
-                return (404, message("Not Found"));
-            };
-            let per_page = form_pairs(query)
-                .iter()
-                .find(|(key, _)| key == "per_page")
-                .and_then(|(_, value)| value.parse::<usize>().ok())
-                .unwrap_or(30)
-                .min(100);
-            (200, Value::Array(listed.iter().take(per_page).cloned().collect()))
-        }
-        ("POST", ["hooks", hook, "deliveries", delivery, "attempts"]) => {
-            let (Ok(hook), Ok(delivery)) = (hook.parse::<u64>(), delivery.parse::<u64>()) else {
-                return (404, message("Not Found"));
-            };
-            let known = state
-                .hook_deliveries
-                .get(&(repository.to_ascii_lowercase(), hook))
-                .is_some_and(|listed| listed.iter().any(|d| d["id"].as_u64() == Some(delivery)));
-            if !known {
-                return (404, message("Not Found"));
-            }
-            state.redeliveries.push((repository.clone(), hook, delivery));
-            (202, json!({}))
-        }
+        ("POST", ["statuses", sha]) => create_status(state, sha, body),
+        ("GET", ["deployments"]) => list_deployments(state, &repository, query),
+        ("POST", ["deployments"]) => create_deployment(state, &repository, body),
+        ("GET", ["hooks", hook, "deliveries"]) => list_deliveries(state, &repository, hook, query),
+        ("POST", ["hooks", hook, "deliveries", delivery, "attempts"]) => redeliver(state, &repository, hook, delivery),
         ("GET", ["compare", basehead]) => {
             let per_page = form_pairs(query)
                 .iter()
@@ -550,31 +462,135 @@ fn route(state: &mut State, method: &str, path: &str, query: &str, body: &Value)
                 _ => (404, message("Not Found")),
             }
         }
-        ("POST", ["deployments", id, "statuses"]) => {
-            let id: Option<u64> = id.parse().ok();
-            let Some(deployment) = state
-                .deployments
-                .iter_mut()
-                .find(|d| d["repository"] == repository.as_str() && d["id"].as_u64() == id && id.is_some())
-            else {
-                return (404, message("Not Found"));
-            };
-            let Some(deployment_state) = body["state"].as_str().filter(|s| DEPLOYMENT_STATES.contains(s)) else {
-                return invalid("state");
-            };
-            let status = json!({
-                "state": deployment_state,
-                "description": body["description"],
-                "log_url": body["log_url"],
-                "environment": deployment["environment"],
-            });
-            if let Some(statuses) = deployment["statuses"].as_array_mut() {
-                statuses.push(status.clone());
-            }
-            (201, status)
-        }
+        ("POST", ["deployments", id, "statuses"]) => create_deployment_status(state, &repository, id, body),
         _ => (404, message("Not Found")),
     }
+}
+
+/// POST /repos/{owner}/{repo}/statuses/{sha}: a commit status, as GitHub validates it.
+fn create_status(state: &mut State, sha: &str, body: &Value) -> (u16, Value) {
+    let Some(commit_state) = body["state"].as_str().filter(|s| COMMIT_STATES.contains(s)) else {
+        return invalid("state");
+    };
+    if body["description"].as_str().is_some_and(|d| d.chars().count() > 140) {
+        return invalid("description");
+    }
+    let status = json!({
+        "id": state.commit_statuses.len() + 1,
+        "sha": sha,
+        "state": commit_state,
+        "context": body["context"].as_str().unwrap_or("default"),
+        "description": body["description"],
+        "target_url": body["target_url"],
+    });
+    state.commit_statuses.push(status.clone());
+    (201, status)
+}
+
+/// GET /repos/{owner}/{repo}/deployments: newest first, filtered by `sha` and `environment`.
+fn list_deployments(state: &State, repository: &str, query: &str) -> (u16, Value) {
+    let wanted: Vec<(String, String)> = form_pairs(query);
+    let matches = |deployment: &Value| {
+        wanted.iter().all(|(key, value)| match key.as_str() {
+            "sha" => deployment["sha"] == value.as_str(),
+            "environment" => deployment["environment"] == value.as_str(),
+            _ => true,
+        })
+    };
+    let found: Vec<Value> = state
+        .deployments
+        .iter()
+        .rev()
+        .filter(|d| d["repository"] == repository && matches(d))
+        .map(|d| {
+            let mut shown = d.clone();
+            if let Some(object) = shown.as_object_mut() {
+                object.remove("statuses");
+            }
+            shown
+        })
+        .collect();
+    (200, Value::Array(found))
+}
+
+/// POST /repos/{owner}/{repo}/deployments.
+fn create_deployment(state: &mut State, repository: &str, body: &Value) -> (u16, Value) {
+    let Some(git_ref) = body["ref"].as_str() else { return invalid("ref") };
+    let id = state.deployments.len() as u64 + 1;
+    let deployment = json!({
+        "id": id,
+        "repository": repository,
+        "sha": git_ref,
+        "ref": git_ref,
+        "environment": body["environment"].as_str().unwrap_or("production"),
+        "description": body["description"],
+        "payload": body.get("payload").cloned().unwrap_or(json!({})),
+        "auto_merge": body.get("auto_merge").cloned().unwrap_or(json!(true)),
+        "required_contexts": body.get("required_contexts").cloned().unwrap_or(Value::Null),
+        "statuses": [],
+    });
+    state.deployments.push(deployment.clone());
+    (201, deployment)
+}
+
+/// GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries: newest first, `per_page` of them (at most 100).
+fn list_deliveries(state: &State, repository: &str, hook: &str, query: &str) -> (u16, Value) {
+    let Some(listed) =
+        hook.parse::<u64>().ok().and_then(|hook| state.hook_deliveries.get(&(repository.to_ascii_lowercase(), hook)))
+    else {
+        return (404, message("Not Found"));
+    };
+    let per_page = form_pairs(query)
+        .iter()
+        .find(|(key, _)| key == "per_page")
+        .and_then(|(_, value)| value.parse::<usize>().ok())
+        .unwrap_or(30)
+        .min(100);
+    (200, Value::Array(listed.iter().take(per_page).cloned().collect()))
+}
+
+/// POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts: a delivery sent again.
+fn redeliver(state: &mut State, repository: &str, hook: &str, delivery: &str) -> (u16, Value) {
+    let (Ok(hook), Ok(delivery)) = (hook.parse::<u64>(), delivery.parse::<u64>()) else {
+        return (404, message("Not Found"));
+    };
+    let known = state
+        .hook_deliveries
+        .get(&(repository.to_ascii_lowercase(), hook))
+        .is_some_and(|listed| listed.iter().any(|d| d["id"].as_u64() == Some(delivery)));
+    if !known {
+        return (404, message("Not Found"));
+    }
+    state.redeliveries.push((repository.to_owned(), hook, delivery));
+    (202, json!({}))
+}
+
+/// POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses.
+fn create_deployment_status(state: &mut State, repository: &str, id: &str, body: &Value) -> (u16, Value) {
+    let id: Option<u64> = id.parse().ok();
+    let Some(deployment) =
+        state.deployments.iter_mut().find(|d| d["repository"] == repository && d["id"].as_u64() == id && id.is_some())
+    else {
+        return (404, message("Not Found"));
+    };
+    let Some(deployment_state) = body["state"].as_str().filter(|s| DEPLOYMENT_STATES.contains(s)) else {
+        return invalid("state");
+    };
+    let status = json!({
+        "state": deployment_state,
+        "description": body["description"],
+        "log_url": body["log_url"],
+        "environment": deployment["environment"],
+    });
+    if let Some(statuses) = deployment["statuses"].as_array_mut() {
+        statuses.push(status.clone());
+    }
+    (201, status)
+}
+
+/// GitHub's 422 for a field it refuses.
+fn invalid(field: &str) -> (u16, Value) {
+    (422, json!({ "message": "Validation Failed", "errors": [{ "field": field, "code": "invalid" }] }))
 }
 
 /// GitHub's comparison of `head` against `base` in `commits` (each with its parents).

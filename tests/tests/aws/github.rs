@@ -90,16 +90,13 @@ fn rung() -> serde_json::Value {
     json!({ "source": "sluice", "detail-type": "Execution Started", "detail": { "pipeline": "web", "execution_id": "web-1" } })
 }
 
-#[tokio::test]
-async fn a_run_sets_its_commit_status_and_one_deployment_from_queued_to_success_linking_its_page() -> Result<()> {
-    let (stack, github, store) = world().await?;
-    let app = notifier(&stack, &github, Some(TOKEN)).await?;
+/// web-1 pushed, built, approved and deployed, the notifier woken after each step as its rules would.
+async fn shipped_as_the_notifier_sees_it(store: &DynamoDbStore, app: &AwsApp) -> Result<()> {
     let now = Utc::now();
-
-    apply(&store, &[pushed()], now).await?;
-    on_event(&app, &rung(), now).await?;
+    apply(store, &[pushed()], now).await?;
+    on_event(app, &rung(), now).await?;
     apply(
-        &store,
+        store,
         &[
             Event::BuildSucceeded {
                 execution_id: web_1(),
@@ -119,9 +116,9 @@ async fn a_run_sets_its_commit_status_and_one_deployment_from_queued_to_success_
         now,
     )
     .await?;
-    on_event(&app, &rung(), now).await?;
+    on_event(app, &rung(), now).await?;
     apply(
-        &store,
+        store,
         &[
             Event::DeploymentStarted {
                 execution_id: web_1(),
@@ -135,7 +132,16 @@ async fn a_run_sets_its_commit_status_and_one_deployment_from_queued_to_success_
         now,
     )
     .await?;
-    on_event(&app, &rung(), now).await?;
+    on_event(app, &rung(), now).await?;
+
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_sets_its_commit_status_and_one_deployment_from_queued_to_success_linking_its_page() -> Result<()> {
+    let (stack, github, store) = world().await?;
+    let app = notifier(&stack, &github, Some(TOKEN)).await?;
+    shipped_as_the_notifier_sees_it(&store, &app).await?;
 
     // The commit status: pending, then pending while it deploys, then success; each linking to the run's page.
     let page = format!(

@@ -54,18 +54,29 @@ impl Run {
         build_id: &str,
         outputs: &BuildOutputs,
     ) -> Applied {
-        let status = self.state.executions[i].status;
-        if status != Status::Running(Stage::Build) {
-            return self.past(i, Stage::Build, self.same_build(i, build_id), name);
+        if let Some(answer) = self.build_ends(i, name, build_id) {
+            return answer;
         }
-        self.claim_build(i, build_id)?;
-        let now = self.now;
         let build = self.build_mut(i);
         build.image_uri = Some(outputs.image_uri.clone());
         build.artifacts.clone_from(&outputs.artifacts);
-        build.finished_at = Some(now);
         self.advance(i, Stage::Build);
         Ok(None)
+    }
+
+    /// Build `build_id` of the run ended: `None` once it is recorded as the run's build, finished now; otherwise the
+    /// answer to give (the run is past its build, or another build is the run's).
+    fn build_ends(&mut self, i: usize, name: &'static str, build_id: &str) -> Option<Applied> {
+        let status = self.state.executions[i].status;
+        if status != Status::Running(Stage::Build) {
+            return Some(self.past(i, Stage::Build, self.same_build(i, build_id), name));
+        }
+        if let Err(refused) = self.claim_build(i, build_id) {
+            return Some(Err(refused));
+        }
+        let now = self.now;
+        self.build_mut(i).finished_at = Some(now);
+        None
     }
 
     /// The run's build failed or timed out: the run ends so.
@@ -77,17 +88,12 @@ impl Run {
         failure: BuildFailure,
         (phase, reason): (&Option<String>, &str),
     ) -> Applied {
-        let status = self.state.executions[i].status;
-        if status != Status::Running(Stage::Build) {
-            return self.past(i, Stage::Build, self.same_build(i, build_id), name);
+        if let Some(answer) = self.build_ends(i, name, build_id) {
+            return answer;
         }
-        self.claim_build(i, build_id)?;
-        let now = self.now;
-        let build = self.build_mut(i);
         if phase.is_some() {
-            build.phase.clone_from(phase);
+            self.build_mut(i).phase.clone_from(phase);
         }
-        build.finished_at = Some(now);
         let outcome = if failure == BuildFailure::TimedOut { Status::TimedOut } else { Status::Failed };
         self.finish(i, outcome, Some(reason.to_owned()));
         Ok(None)

@@ -14,6 +14,7 @@ mod events;
 mod github;
 mod status_page;
 mod store;
+mod stored;
 mod template;
 mod through_the_sandbox;
 mod webhook;

@@ -566,6 +566,7 @@ impl Sandboxes {
         s3.create_bucket().bucket(&bucket).send().await?;
         let sandbox = CodeBuildSandbox::start(Outputs {
             s3: s3.clone(),
+            ecr: aws_sdk_ecr::Client::new(&stack.config),
             bucket: bucket.clone(),
             eventbridge: stack.eventbridge.clone(),
             bus: stack.default_bus.clone(),

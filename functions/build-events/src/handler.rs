@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EventBridgePublisher, S3Artifacts, stage_effects};
-use sluice::contract::ports::{ArtifactStore, PipelineStore};
+use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EcrImages, EventBridgePublisher, S3Artifacts, stage_effects};
+use sluice::contract::ports::{ArtifactStore, Built, ImageRegistry, PipelineStore};
 use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{
     BuildEventError, BuildEventOutcome, BuildStateChange, EffectRunner, StageEffects, record_build_event,
@@ -28,7 +28,7 @@ pub struct App<S, R, A> {
 pub type Effects = StageEffects<EventBridgePublisher, CodeBuildStarter>;
 
 /// The function as it runs on AWS.
-pub type AwsApp = App<DynamoDbStore, Effects, S3Artifacts>;
+pub type AwsApp = App<DynamoDbStore, Effects, Built<S3Artifacts, EcrImages>>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
@@ -36,7 +36,10 @@ impl AwsApp {
         App {
             store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table),
             effects: stage_effects(aws, &config.event_bus),
-            artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
+            artifacts: Built {
+                artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
+                images: EcrImages::new(aws_sdk_ecr::Client::new(aws)),
+            },
         }
     }
 }
@@ -60,7 +63,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 }
 
 /// Handles one event.
-pub async fn on_event<S: PipelineStore, R: EffectRunner, A: ArtifactStore>(
+pub async fn on_event<S: PipelineStore, R: EffectRunner, A: ArtifactStore + ImageRegistry>(
     app: &App<S, R, A>,
     event: LambdaEvent<Value>,
     now: DateTime<Utc>,

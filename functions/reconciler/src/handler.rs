@@ -4,12 +4,12 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sluice::adapters::{
-    CodeBuildStarter, CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, GITHUB_API, GitHubApi,
-    S3Artifacts, SecretsManagerSecret, github_access, stage_effects,
+    CodeBuildStarter, CodeDeployDeployments, DynamoDbStore, EcrImages, EcsDeployer, EventBridgePublisher, GITHUB_API,
+    GitHubApi, S3Artifacts, SecretsManagerSecret, github_access, stage_effects,
 };
 use sluice::contract::ports::{
-    ArtifactStore, BlueGreenDeployments, BuildStarter, DefinitionsStore, NativeDeployments, PipelineStore,
-    RollingUpdates, SecretSource, WebhookDeliveries,
+    ArtifactStore, BlueGreenDeployments, BuildStarter, Built, DefinitionsStore, ImageRegistry, NativeDeployments,
+    PipelineStore, RollingUpdates, SecretSource, WebhookDeliveries,
 };
 use sluice::runtime::config::{Common, ConfigError};
 use sluice::usecases::{
@@ -49,7 +49,7 @@ pub struct App<S, D, R, L, G = GitHubApi, K = SecretsManagerSecret> {
     pub store: S,
     pub definitions: CachedDefinitions<D>,
     pub effects: R,
-    /// What the look asks AWS about: builds' artifacts, builds, blue/green deployments, services.
+    /// What the look asks AWS about: builds' artifacts and images, builds, blue/green deployments, services.
     pub lookups: L,
     /// Where the webhooks' failed deliveries are found and redelivered; `None` without GitHub credentials.
     pub intake: Option<GitHubAccess<G, K>>,
@@ -66,7 +66,7 @@ pub type AwsApp = App<
     DynamoDbStore,
     DynamoDbStore,
     Effects,
-    Lookups<S3Artifacts, CodeBuildStarter, CodeDeployDeployments, EcsDeployer>,
+    Lookups<Built<S3Artifacts, EcrImages>, CodeBuildStarter, CodeDeployDeployments, EcsDeployer>,
 >;
 
 impl AwsApp {
@@ -80,7 +80,10 @@ impl AwsApp {
             store: store.clone(),
             definitions: CachedDefinitions::new(store),
             lookups: Lookups {
-                artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
+                artifacts: Built {
+                    artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
+                    images: EcrImages::new(aws_sdk_ecr::Client::new(aws)),
+                },
                 builds: effects.builds.clone(),
                 blue_green: CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(aws)),
                 services: EcsDeployer::new(aws_sdk_ecs::Client::new(aws)),
@@ -100,7 +103,7 @@ where
     S: PipelineStore,
     D: DefinitionsStore,
     R: EffectRunner,
-    A: ArtifactStore,
+    A: ArtifactStore + ImageRegistry,
     B: BuildStarter,
     C: BlueGreenDeployments,
     E: RollingUpdates + NativeDeployments,

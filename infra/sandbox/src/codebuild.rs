@@ -44,6 +44,8 @@ pub enum Scenario {
 #[derive(Clone)]
 pub struct Outputs {
     pub s3: aws_sdk_s3::Client,
+    /// Where a build pushes its image (moto's ECR): a repository named after the project, tagged with the commit.
+    pub ecr: aws_sdk_ecr::Client,
     pub bucket: String,
     pub eventbridge: aws_sdk_eventbridge::Client,
     pub bus: String,
@@ -156,6 +158,38 @@ struct Played {
 }
 
 impl Played {
+    /// What a buildspec's `docker push` does: the image (a manifest of its own, made distinct by the build's id)
+    /// in the project's repository, tagged with the commit; the repository is made on the first push.
+    async fn push_image(&self) -> Result<()> {
+        let ecr = &self.outputs.ecr;
+        let created = ecr.create_repository().repository_name(&self.project).send().await;
+        if let Err(error) = created
+            && !error.as_service_error().is_some_and(|e| e.is_repository_already_exists_exception())
+        {
+            return Err(anyhow::Error::new(error).context("creating the image's repository"));
+        }
+        let layer = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.uuid.as_bytes());
+        let layer: String = layer.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": { "mediaType": "application/vnd.docker.container.image.v1+json", "size": 1469, "digest": format!("sha256:{layer}") },
+            "layers": [{ "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 2811, "digest": format!("sha256:{layer}") }],
+        });
+        let pushed = ecr
+            .put_image()
+            .repository_name(&self.project)
+            .image_tag(&self.source_version)
+            .image_manifest(manifest.to_string())
+            .send()
+            .await;
+        match pushed {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_image_already_exists_exception()) => Ok(()),
+            Err(error) => Err(anyhow::Error::new(error).context("pushing the image")),
+        }
+    }
+
     async fn play(self, scenario: Scenario) -> Result<()> {
         let events = scenario != Scenario::Lost;
         tokio::time::sleep(self.outputs.duration / 2).await;
@@ -169,6 +203,7 @@ impl Played {
             Scenario::StopIn(phase) => ("STOPPED", Some(phase.as_str())),
             Scenario::TimeOutIn(phase) => ("TIMED_OUT", Some(phase.as_str())),
             Scenario::Succeed | Scenario::Lost => {
+                self.push_image().await?;
                 let image =
                     format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{}:{}", self.project, self.source_version);
                 let image_detail = json!({ "ImageURI": image }).to_string();

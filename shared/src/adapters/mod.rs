@@ -4,6 +4,7 @@
 mod codebuild;
 mod codedeploy;
 mod dynamodb;
+mod ecr;
 mod ecs;
 mod eventbridge;
 mod github;
@@ -15,6 +16,7 @@ mod sns;
 pub use codebuild::CodeBuildStarter;
 pub use codedeploy::CodeDeployDeployments;
 pub use dynamodb::{DynamoDbStore, decode_state, encode_state};
+pub use ecr::EcrImages;
 pub use ecs::EcsDeployer;
 pub use eventbridge::EventBridgePublisher;
 pub use github::{GITHUB_API, GitHubApi};

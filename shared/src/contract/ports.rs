@@ -371,6 +371,52 @@ pub trait ArtifactStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<Vec<u8>>, ArtifactError>> + Send;
 }
 
+/// An image registry did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry said no (access denied): it will not change by itself.
+    #[error("access denied")]
+    Denied {
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The registry could not be reached or was busy: try again.
+    #[error("the image registry could not be reached")]
+    Unavailable {
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+/// Finds the digest an image's tag names now, so that a run deploys the bytes its build made whatever the tag does
+/// later.
+pub trait ImageRegistry: Send + Sync {
+    /// The digest (`sha256:...`) of `image`, or `None` if the registry has no such image.
+    fn digest(
+        &self,
+        image: &crate::deploy::image::EcrImage,
+    ) -> impl Future<Output = Result<Option<String>, RegistryError>> + Send;
+}
+
+/// What a build left, read through two ports: its artifacts (`A`) and the registry its image is in (`I`).
+#[derive(Debug, Clone)]
+pub struct Built<A, I> {
+    pub artifacts: A,
+    pub images: I,
+}
+
+impl<A: ArtifactStore, I: Send + Sync> ArtifactStore for Built<A, I> {
+    async fn read(&self, location: &ArtifactLocation, name: &str) -> Result<Option<Vec<u8>>, ArtifactError> {
+        self.artifacts.read(location, name).await
+    }
+}
+
+impl<A: Send + Sync, I: ImageRegistry> ImageRegistry for Built<A, I> {
+    async fn digest(&self, image: &crate::deploy::image::EcrImage) -> Result<Option<String>, RegistryError> {
+        self.images.digest(image).await
+    }
+}
+
 /// The webhook secret could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {

@@ -558,10 +558,13 @@ impl BuildStarter for RecordingBuilds {
     }
 }
 
-/// `ArtifactStore` in memory: files by bucket and key.
+/// What builds leave, in memory: artifact files by bucket and key (`ArtifactStore`), and images pushed to ECR by
+/// repository and tag (`ImageRegistry`).
 #[derive(Debug, Default)]
 pub struct InMemoryArtifacts {
     files: Mutex<HashMap<(String, String), Vec<u8>>>,
+    images: Mutex<HashMap<(String, String), String>>,
+    registry_down: Mutex<usize>,
 }
 
 impl InMemoryArtifacts {
@@ -571,6 +574,30 @@ impl InMemoryArtifacts {
 
     pub fn put(&self, bucket: &str, key: &str, bytes: impl Into<Vec<u8>>) {
         lock(&self.files).insert((bucket.to_owned(), key.to_owned()), bytes.into());
+    }
+
+    /// An image pushed to ECR repository `repository` as `tag`, with `digest`.
+    pub fn push_image(&self, repository: &str, tag: &str, digest: &str) {
+        lock(&self.images).insert((repository.to_owned(), tag.to_owned()), digest.to_owned());
+    }
+
+    /// The next `count` digest lookups find the registry unreachable.
+    pub fn registry_down_for(&self, count: usize) {
+        *lock(&self.registry_down) = count;
+    }
+}
+
+impl crate::contract::ports::ImageRegistry for InMemoryArtifacts {
+    async fn digest(
+        &self,
+        image: &crate::deploy::image::EcrImage,
+    ) -> Result<Option<String>, crate::contract::ports::RegistryError> {
+        let mut down = lock(&self.registry_down);
+        if *down > 0 {
+            *down -= 1;
+            return Err(crate::contract::ports::RegistryError::Unavailable { source: "unreachable".into() });
+        }
+        Ok(lock(&self.images).get(&(image.repository.clone(), image.tag.clone())).cloned())
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod checks;
 pub mod deadline;
+pub mod image;
 pub mod render;
 pub mod taskdef;
 

@@ -5,8 +5,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tracing::{info, instrument};
 
-use crate::contract::ports::{ArtifactError, ArtifactLocation, ArtifactStore, PipelineStore, ReceiptKey};
+use crate::contract::ports::{
+    ArtifactError, ArtifactLocation, ArtifactStore, ImageRegistry, PipelineStore, ReceiptKey, RegistryError,
+};
 use crate::definitions::DeployTarget;
+use crate::deploy::image::ImageRef;
 use crate::pipeline::{BuildFailure, BuildOutputs, Event, ExecutionId};
 use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
 
@@ -22,6 +25,14 @@ pub enum BuildEventError {
         #[source]
         source: ArtifactError,
     },
+    /// The digest of the build's image could not be looked up now: the run stays in its build stage and the event
+    /// is tried again.
+    #[error("the digest of the build's image {image} could not be looked up now; the event is tried again")]
+    Registry {
+        image: String,
+        #[source]
+        source: RegistryError,
+    },
 }
 
 impl BuildEventError {
@@ -29,7 +40,7 @@ impl BuildEventError {
     pub fn is_retryable(&self) -> bool {
         match self {
             BuildEventError::Handle(error) => error.is_retryable(),
-            BuildEventError::Artifacts { .. } => true,
+            BuildEventError::Artifacts { .. } | BuildEventError::Registry { .. } => true,
         }
     }
 }
@@ -139,7 +150,7 @@ fn build_uuid(build_id: &str) -> &str {
 }
 
 /// Reads and checks the build's outputs. A `Fail` is the reason the run fails, naming the file.
-async fn outputs<A: ArtifactStore>(
+async fn outputs<A: ArtifactStore + ImageRegistry>(
     artifacts: &A,
     build_id: &str,
     location: Option<&str>,
@@ -189,6 +200,7 @@ async fn outputs<A: ArtifactStore>(
     if image_uri.len() > 1024 {
         return Err(format!("{IMAGE_DETAIL}'s ImageURI is longer than 1024 characters").into());
     }
+    let image_uri = pinned(artifacts, image_uri).await?;
     // Rendered now as the deployer will render them, so that a file it could not deploy fails the run before anyone
     // is asked to approve it.
     let (container, allow_host) =
@@ -203,9 +215,42 @@ async fn outputs<A: ArtifactStore>(
     Ok(BuildOutputs { image_uri, artifacts: Some(location.uri()) })
 }
 
+/// The build's image pinned by its digest, looked up once now if `imageDetail.json` names an ECR tag, so that
+/// every deployment of the run deploys the bytes the build made, whatever the tag names later. An image elsewhere
+/// named by its tag is deployed as named.
+async fn pinned<I: ImageRegistry>(images: &I, uri: String) -> Result<String, OutputsError> {
+    let image = match ImageRef::parse(&uri) {
+        ImageRef::Pinned | ImageRef::ElsewhereByTag => return Ok(uri),
+        ImageRef::BadDigest(digest) => {
+            return Err(format!(
+                "{IMAGE_DETAIL}'s ImageURI {uri} names digest {digest}, which is not a sha256 digest (sha256: and 64 \
+                 lowercase hexadecimal digits)"
+            )
+            .into());
+        }
+        ImageRef::EcrTag(image) => image,
+    };
+    match images.digest(&image).await {
+        Ok(Some(digest)) => Ok(image.pinned(&digest)),
+        Ok(None) => Err(format!(
+            "{IMAGE_DETAIL} names {uri}, which ECR does not have (repository {} in registry {}, {}): push the image \
+             before the build ends",
+            image.repository, image.registry, image.region
+        )
+        .into()),
+        Err(RegistryError::Denied { .. }) => Err(format!(
+            "the digest of {uri} could not be looked up: ECR denied access; sluice needs ecr:DescribeImages on \
+             repository {} (or write the digest into {IMAGE_DETAIL}: name@sha256:...)",
+            image.repository
+        )
+        .into()),
+        Err(source) => Err(OutputsError::Retry(BuildEventError::Registry { image: uri, source })),
+    }
+}
+
 /// Records one build state change.
 #[instrument(skip_all, fields(build = %change.build_id, status = %change.status, execution = change.execution_id.as_deref().unwrap_or("-")))]
-pub async fn record_build_event<S: PipelineStore, R: EffectRunner, A: ArtifactStore>(
+pub async fn record_build_event<S: PipelineStore, R: EffectRunner, A: ArtifactStore + ImageRegistry>(
     store: &S,
     runner: &R,
     artifacts: &A,

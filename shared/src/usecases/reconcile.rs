@@ -11,8 +11,8 @@ use tracing::{instrument, warn};
 
 use crate::contract::events::{EffectsDue, SluiceEvent};
 use crate::contract::ports::{
-    ArtifactStore, BlueGreenDeployments, BuildStarter, DeployError, DeploymentProgress, NativeDeployments,
-    PipelineStore, RollingUpdates, RolloutReport,
+    ArtifactStore, BlueGreenDeployments, BuildStarter, DeployError, DeploymentProgress, ImageRegistry,
+    NativeDeployments, PipelineStore, RollingUpdates, RolloutReport,
 };
 use crate::definitions::{Definitions, DeployTarget, Pipeline};
 use crate::deploy::deadline::deadline;
@@ -65,7 +65,7 @@ pub async fn reconcile<S, R, A, B, D, E>(
 where
     S: PipelineStore,
     R: EffectRunner,
-    A: ArtifactStore,
+    A: ArtifactStore + ImageRegistry,
     B: BuildStarter,
     D: BlueGreenDeployments,
     E: RollingUpdates + NativeDeployments,
@@ -92,7 +92,7 @@ impl<S, R, A, B, D, E> Look<'_, S, R, A, B, D, E>
 where
     S: PipelineStore,
     R: EffectRunner,
-    A: ArtifactStore,
+    A: ArtifactStore + ImageRegistry,
     B: BuildStarter,
     D: BlueGreenDeployments,
     E: RollingUpdates + NativeDeployments,

@@ -36,7 +36,10 @@ async fn a_pushed_commit_whose_build_succeeds_waits_for_approval_with_its_image(
     let uuid = build_arn.rsplit(':').next().context("a build id")?;
     let prefix = format!("web/{uuid}");
     for (name, content) in [
-        ("imageDetail.json", r#"{"ImageURI":"123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:4e2f"}"#),
+        (
+            "imageDetail.json",
+            r#"{"ImageURI":"123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:4e2f0a6c7b1d9e8f3a2b5c4d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091"}"#,
+        ),
         ("taskdef.json", r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>"}]}"#),
         ("appspec.yaml", include_str!("../../../infra/sample-app/appspec.yaml")),
     ] {
@@ -78,11 +81,19 @@ async fn a_pushed_commit_whose_build_succeeds_waits_for_approval_with_its_image(
     let execution = deployed.store.execution(&execution_id).await?.context("stored")?;
     assert_eq!(execution.status, Status::Running(Stage::Approval));
     let build = execution.build.context("build facts")?;
-    assert_eq!(build.image_uri.as_deref(), Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:4e2f"));
+    assert_eq!(
+        build.image_uri.as_deref(),
+        Some(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:4e2f0a6c7b1d9e8f3a2b5c4d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091"
+        )
+    );
     let requests = stack.receive(stack.queue_to("ApprovalRequestsFunction", "Approval Requested")?, 1, WAIT).await?;
     assert_eq!(requests.len(), 1, "{requests:#?}");
     assert_eq!(requests[0]["detail"]["execution_id"], execution_id.0);
-    assert_eq!(requests[0]["detail"]["image_uri"], "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:4e2f");
+    assert_eq!(
+        requests[0]["detail"]["image_uri"],
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:4e2f0a6c7b1d9e8f3a2b5c4d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091"
+    );
 
     // EventBridge may deliver the same event again: nothing moves twice.
     on_event(&app, lambda_event(), chrono::Utc::now()).await?;
@@ -92,5 +103,33 @@ async fn a_pushed_commit_whose_build_succeeds_waits_for_approval_with_its_image(
             .await?
             .is_empty()
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn ecr_answers_the_digest_a_tag_names_and_nothing_for_a_tag_or_repository_it_does_not_have() -> Result<()> {
+    use sluice::adapters::EcrImages;
+    use sluice::contract::ports::ImageRegistry;
+    use sluice::deploy::image::{EcrImage, ImageRef};
+    let stack = sluice_integration::Stack::create().await?;
+    let ecr = aws_sdk_ecr::Client::new(&stack.config);
+    let repository = unique("web");
+    ecr.create_repository().repository_name(&repository).send().await?;
+    let layer = "sha256:1f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a7988";
+    let media = "application/vnd.docker.distribution.manifest.v2+json";
+    let manifest = json!({ "schemaVersion": 2, "mediaType": media, "layers": [{ "digest": layer }] }).to_string();
+    let pushed = ecr.put_image().repository_name(&repository).image_tag("v1").image_manifest(manifest).send().await?;
+    let digest = pushed.image().and_then(|i| i.image_id()).and_then(|id| id.image_digest()).context("a digest")?;
+    let images = EcrImages::new(ecr.clone());
+    let image = |uri: &str| match ImageRef::parse(uri) {
+        ImageRef::EcrTag(image) => Ok::<EcrImage, anyhow::Error>(image),
+        other => anyhow::bail!("{uri} read as {other:?}"),
+    };
+
+    let host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let found = images.digest(&image(&format!("{host}/{repository}:v1"))?).await?;
+    assert_eq!(found.as_deref(), Some(digest));
+    assert_eq!(images.digest(&image(&format!("{host}/{repository}:v2"))?).await?, None);
+    assert_eq!(images.digest(&image(&format!("{host}/{}:v1", unique("gone")))?).await?, None);
     Ok(())
 }

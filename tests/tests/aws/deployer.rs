@@ -19,7 +19,7 @@ use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
 use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
 use sluice_sandbox::sample_app::SampleApp;
 
-const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sample-app@sha256:4e2f";
+const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sample-app@sha256:4e2f0a6c7b1d9e8f3a2b5c4d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091";
 const TASKDEF: &str = include_str!("../../../infra/sample-app/taskdef.json");
 const APPSPEC: &str = include_str!("../../../infra/sample-app/appspec.yaml");
 /// Stands for the sample app's test listener in the checks (its port is known once it serves).

@@ -51,6 +51,21 @@ fn the_functions_write_only_the_pipeline_items_never_the_published_definitions()
 }
 
 #[test]
+fn only_the_functions_that_read_a_builds_outputs_look_its_image_up_in_ecr_and_only_there() -> Result<()> {
+    let statements = Template::load()?.function_statements();
+    let lookups: Vec<_> = statements.iter().filter(|s| s.actions.iter().any(|a| a.starts_with("ecr:"))).collect();
+    let mut functions: Vec<&str> = lookups.iter().map(|s| s.function.as_str()).collect();
+    functions.sort();
+    assert_eq!(functions, ["BuildEventsFunction", "ReconcilerFunction"]);
+    for statement in lookups {
+        assert_eq!(statement.actions, ["ecr:DescribeImages"], "{}", statement.function);
+        let resource = format!("{:?}", statement.resources);
+        assert!(resource.contains(":ecr:*:${AWS::AccountId}:repository/*"), "{}: {resource}", statement.function);
+    }
+    Ok(())
+}
+
+#[test]
 fn each_secret_is_read_only_by_the_functions_that_need_it_and_only_the_status_page_queries_the_history() -> Result<()> {
     let template = Template::load()?;
     let statements = template.function_statements();

@@ -37,6 +37,7 @@ async fn running(scenario: Scenario) -> Result<Running> {
     s3.create_bucket().bucket(&bucket).send().await?;
     let codebuild = CodeBuildSandbox::start(Outputs {
         s3: s3.clone(),
+        ecr: aws_sdk_ecr::Client::new(&stack.config),
         bucket,
         eventbridge: stack.eventbridge.clone(),
         bus: stack.default_bus.clone(),
@@ -82,7 +83,13 @@ async fn the_build_succeeds_and_the_run_waits_for_approval_with_the_image_record
 
     let requests = stack.receive(stack.queue_to("ApprovalRequestsFunction", "Approval Requested")?, 1, WAIT).await?;
     assert_eq!(requests.len(), 1, "an approval request reached the approval rule's target");
-    let image = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{}:{HEAD}", running.deployed.project);
+    // The build's tag, pinned by the digest ECR (moto) gives it: what the run deploys
+    let ecr = aws_sdk_ecr::Client::new(&stack.config);
+    let project = &running.deployed.project;
+    let tagged = aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(HEAD).build();
+    let described = ecr.describe_images().repository_name(project).image_ids(tagged).send().await?;
+    let digest = described.image_details().first().and_then(|d| d.image_digest()).context("the pushed image")?;
+    let image = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{project}@{digest}");
     assert_eq!(requests[0]["detail"]["image_uri"], image.as_str());
     let execution = running.deployed.store.execution(&execution_id).await?.context("stored")?;
     assert_eq!(execution.status, Status::Running(Stage::Approval));

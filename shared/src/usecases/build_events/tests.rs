@@ -78,7 +78,10 @@ impl World {
 }
 
 const ALL_OUTPUTS: [(&str, &str); 3] = [
-    ("imageDetail.json", r#"{"ImageURI":"123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:4e2f"}"#),
+    (
+        "imageDetail.json",
+        r#"{"ImageURI":"123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:4e2f0a6c7b1d9e8f3a2b5c4d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091"}"#,
+    ),
     ("taskdef.json", TASKDEF),
     ("appspec.yaml", APPSPEC_YAML),
 ];
@@ -94,7 +97,12 @@ async fn a_successful_build_records_the_image_and_asks_for_approval() {
     let execution = world.execution("e1").await;
     assert_eq!(execution.status, Status::Running(Stage::Approval));
     let build = execution.build.expect("build facts");
-    assert_eq!(build.image_uri.as_deref(), Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:4e2f"));
+    assert_eq!(
+        build.image_uri.as_deref(),
+        Some(
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:4e2f0a6c7b1d9e8f3a2b5c4d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091"
+        )
+    );
     assert_eq!(build.artifacts.as_deref(), Some("s3://sluice-artifacts/web/e1"));
     assert_eq!(world.published(), ["Execution Started", "Approval Requested"]);
 }
@@ -239,4 +247,90 @@ fn artifact_locations_read_from_codebuilds_arn_or_an_s3_uri() {
     let from_uri = artifact_location("s3://bucket/web/e1");
     assert_eq!(from_uri.map(|l| l.uri()), Some("s3://bucket/web/e1".to_owned()));
     assert_eq!(artifact_location("somewhere"), None);
+}
+
+const DIGEST: &str = "sha256:9d1c8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d";
+
+fn tagged(image: &str) -> [(&'static str, String); 3] {
+    [
+        ("imageDetail.json", format!(r#"{{"ImageURI":"{image}"}}"#)),
+        ("taskdef.json", TASKDEF.to_owned()),
+        ("appspec.yaml", APPSPEC_YAML.to_owned()),
+    ]
+}
+
+impl World {
+    fn tagged_outputs(&self, execution: &str, image: &str) {
+        let files = tagged(image);
+        let files: Vec<(&str, &str)> = files.iter().map(|(name, text)| (*name, text.as_str())).collect();
+        self.outputs(execution, &files);
+    }
+}
+
+#[tokio::test]
+async fn an_ecr_tag_is_pinned_by_the_digest_it_names_when_the_build_ends_and_the_run_deploys_that() {
+    let world = World::with(&["e1"]).await;
+    world.tagged_outputs("e1", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/web:sha-e1");
+    world.artifacts.push_image("team/web", "sha-e1", DIGEST);
+
+    world.record(&world.change("e1", "ev-1", "SUCCEEDED").await).await;
+
+    let pinned = format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/web@{DIGEST}");
+    let execution = world.execution("e1").await;
+    assert_eq!(execution.status, Status::Running(Stage::Approval));
+    assert_eq!(execution.build.and_then(|b| b.image_uri), Some(pinned.clone()));
+    // The approvers are shown the pinned image: what the run deploys
+    let approval = world.effects.publisher.published().into_iter().find_map(|event| match event {
+        SluiceEvent::ApprovalRequested(request) => Some(request),
+        _ => None,
+    });
+    assert_eq!(approval.and_then(|request| request.image_uri), Some(pinned));
+}
+
+#[tokio::test]
+async fn an_ecr_tag_the_registry_does_not_have_fails_the_run_saying_so() {
+    let world = World::with(&["e1"]).await;
+    world.tagged_outputs("e1", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:sha-e1");
+
+    world.record(&world.change("e1", "ev-1", "SUCCEEDED").await).await;
+
+    let execution = world.execution("e1").await;
+    assert_eq!(execution.status, Status::Failed);
+    let reason = execution.reason.unwrap_or_default();
+    assert!(
+        reason.contains("which ECR does not have (repository web in registry 123456789012, eu-west-1)"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_registry_that_does_not_answer_leaves_the_run_in_its_build_and_the_event_is_tried_again() {
+    let world = World::with(&["e1"]).await;
+    world.tagged_outputs("e1", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:sha-e1");
+    world.artifacts.push_image("web", "sha-e1", DIGEST);
+    world.artifacts.registry_down_for(1);
+    let change = world.change("e1", "ev-1", "SUCCEEDED").await;
+
+    let error = record_build_event(&world.store, &world.effects, &world.artifacts, &change, now()).await;
+
+    let error = error.expect_err("not recorded");
+    assert!(error.is_retryable() && matches!(error, BuildEventError::Registry { .. }), "{error:?}");
+    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Build));
+    world.record(&change).await;
+    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Approval));
+}
+
+#[tokio::test]
+async fn a_digest_that_is_not_one_fails_the_run_and_an_image_outside_ecr_is_deployed_as_named() {
+    let world = World::with(&["e1", "e2"]).await;
+    world.tagged_outputs("e1", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:4e2f");
+    world.record(&world.change("e1", "ev-1", "SUCCEEDED").await).await;
+    let failed = world.execution("e1").await;
+    assert_eq!(failed.status, Status::Failed);
+    assert!(failed.reason.unwrap_or_default().contains("names digest sha256:4e2f, which is not a sha256 digest"));
+
+    world.tagged_outputs("e2", "ghcr.io/acme/web:sha-e2");
+    world.record(&world.change("e2", "ev-2", "SUCCEEDED").await).await;
+    let execution = world.execution("e2").await;
+    assert_eq!(execution.build.and_then(|b| b.image_uri).as_deref(), Some("ghcr.io/acme/web:sha-e2"));
 }

@@ -23,6 +23,10 @@ pub struct ExecutionStarted {
     pub git_ref: String,
     pub pusher: String,
     pub started_at: DateTime<Utc>,
+    /// The stage the execution starts at (`build`, `approval`, `deploy`). Absent only in events an earlier
+    /// version of sluice left pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 /// An execution entered the approval stage: the approval function mails the approvers.
@@ -42,6 +46,10 @@ pub struct ApprovalRequested {
     /// stage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_stage: Option<String>,
+    /// The pipeline stage that asks (`approval`; `deploy` for a pause). Absent only in events an earlier
+    /// version of sluice left pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 /// A person approved or rejected an execution through its approval link.
@@ -59,6 +67,10 @@ pub struct ApprovalDecided {
     /// continues or rolls it back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_stage: Option<String>,
+    /// The pipeline stage decided (`approval`; `deploy` for a pause). Absent only in events an earlier
+    /// version of sluice left pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 /// An execution entered the deploy stage: the deploy function starts the deployment.
@@ -71,6 +83,14 @@ pub struct DeploymentRequested {
     /// Where the build's artifacts are (`s3://bucket/key`).
     pub artifacts: Option<String>,
     pub target: DeployTarget,
+    /// The pipeline stage that deploys (`deploy`). Absent only in events an earlier
+    /// version of sluice left pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The GitHub Deployments environment the deployment is shown in; `null` when the pipeline does not report to
+    /// GitHub.
+    #[serde(default)]
+    pub environment: Option<String>,
 }
 
 /// A rolling update completed and its AfterRollout checks are due: the hooks function runs them.
@@ -84,6 +104,10 @@ pub struct ChecksRequested {
     pub lifecycle_event: String,
     /// How many checks run.
     pub checks: usize,
+    /// The pipeline stage whose deployment is checked (`deploy`). Absent only in events an earlier
+    /// version of sluice left pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 /// A rolling update's AfterRollout checks failed: the deployer updates the service back to the task definition
@@ -98,6 +122,10 @@ pub struct RollbackRequested {
     pub task_definition: String,
     /// Why: the checks that failed.
     pub reason: String,
+    /// The pipeline stage rolled back (`deploy`). Absent only in events an earlier
+    /// version of sluice left pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 /// ECS paused an execution's deployment at the pipeline's approval stage (a PAUSE lifecycle hook).

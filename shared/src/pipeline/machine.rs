@@ -336,6 +336,7 @@ impl Run {
             git_ref: execution.source.git_ref.clone(),
             pusher: execution.source.pusher.clone(),
             started_at: self.now,
+            stage: Some(stage.to_string()),
         })));
         self.state.executions.push(execution);
         let i = self.state.executions.len() - 1;
@@ -543,6 +544,7 @@ impl Run {
                     deployment_id,
                     task_definition: previous,
                     reason: bounded(&format!("the {AFTER_ROLLOUT} checks failed ({detail})"), MAX_REASON),
+                    stage: Some(Stage::Deploy.to_string()),
                 })));
             }
             None => {
@@ -715,6 +717,8 @@ impl Run {
                     image_uri: build.and_then(|build| build.image_uri.clone()),
                     artifacts: build.and_then(|build| build.artifacts.clone()),
                     target: execution.plan.deploy.clone(),
+                    stage: Some(Stage::Deploy.to_string()),
+                    environment: execution.plan.github.as_ref().map(|github| github.environment.clone()),
                 })));
                 self.state.executions[i].deploy = None;
                 self.deploy_mut(i);
@@ -751,6 +755,7 @@ impl Run {
             image_uri: execution.build.as_ref().and_then(|build| build.image_uri.clone()),
             topic_arn: topic_arn.to_owned(),
             expires_at,
+            stage: Some(if pause_stage.is_some() { Stage::Deploy } else { Stage::Approval }.to_string()),
             pause_stage,
         })));
     }
@@ -767,6 +772,7 @@ impl Run {
             comment: said.comment.as_deref().map(|comment| bounded(comment, MAX_COMMENT)),
             decided_at: self.now,
             pause_stage: pause_stage.map(str::to_owned),
+            stage: Some(if pause_stage.is_some() { Stage::Deploy } else { Stage::Approval }.to_string()),
         })));
     }
 

@@ -1498,3 +1498,51 @@ fn a_push_made_in_the_same_second_as_the_head_and_not_chained_to_it_waits_for_gi
     }
     assert_ne!(status(&apply(&state, &later, at(1)).0, "e4"), Status::Skipped);
 }
+
+#[test]
+fn every_event_a_run_publishes_names_its_stage_and_a_deployment_its_github_environment() {
+    let mut state = PipelineState::new("web", ExecutionMode::Superseded);
+    let mut published = Vec::new();
+    let mut events = crate::contract::testing::shipped("e1");
+    if let Some(Event::Triggered { plan, .. }) = events.first_mut() {
+        plan.github = Some(crate::definitions::GitHubReport { environment: "production".into() });
+    }
+    for (minute, event) in events.iter().enumerate() {
+        let (next, effects) = apply(&state, event, at(minute as i64));
+        state = next;
+        published.extend(effects.into_iter().filter_map(|effect| match effect {
+            Effect::Publish(event) => Some(event),
+            _ => None,
+        }));
+    }
+    let stages: Vec<(&str, Option<String>)> = published
+        .iter()
+        .map(|event| {
+            let stage = match event {
+                SluiceEvent::ExecutionStarted(e) => e.stage.clone(),
+                SluiceEvent::ApprovalRequested(e) => e.stage.clone(),
+                SluiceEvent::ApprovalDecided(e) => e.stage.clone(),
+                SluiceEvent::DeploymentRequested(e) => e.stage.clone(),
+                SluiceEvent::ExecutionFinished(e) => e.stage.map(|stage| stage.to_string()),
+                other => panic!("a shipped run published {}", other.detail_type()),
+            };
+            (event.detail_type(), stage)
+        })
+        .collect();
+    let named = |stage: &str| Some(stage.to_owned());
+    assert_eq!(
+        stages,
+        [
+            ("Execution Started", named("build")),
+            ("Approval Requested", named("approval")),
+            ("Approval Decided", named("approval")),
+            ("Deployment Requested", named("deploy")),
+            ("Execution Finished", named("deploy")),
+        ]
+    );
+    let environment = published.iter().find_map(|event| match event {
+        SluiceEvent::DeploymentRequested(requested) => Some(requested.environment.clone()),
+        _ => None,
+    });
+    assert_eq!(environment, Some(Some("production".to_owned())), "the plan's GitHub environment");
+}

@@ -14,7 +14,9 @@
 //!   of each revision as `DEFINITIONS` / `REVISION#<n>`, kept for the record.
 //!
 //! A save is one TransactWriteItems (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>):
-//! the state, the executions that changed, the receipt and the new links land together or not at all. A cancelled
+//! the state, the executions that changed, the receipt and the new links land together or not at all; a save of the
+//! state alone (an outbox emptied after its effects were carried out) is one conditional PutItem, which costs half
+//! the write units of a transaction and reads its failures the same way. A cancelled
 //! transaction is read by its `CancellationReasons`, one per item in order: `ConditionalCheckFailed` on the state is a
 //! conflict and on the receipt a duplicate; `TransactionConflict`, throttling and capacity reasons are `Busy` (try
 //! again); `ValidationError` (an item over 400 KB, say) is `Invalid`.
@@ -49,6 +51,38 @@ pub struct DynamoDbStore {
 impl DynamoDbStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
+    }
+
+    /// The state item alone, if `condition` holds: a conditional PutItem
+    /// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_PutItem.html>), its failures read as a
+    /// transaction's: the condition failing is a conflict, throttling is busy, an item DynamoDB refuses is invalid.
+    async fn put_state(
+        &self,
+        pipeline: &str,
+        item: Item,
+        (expression, values): (&str, Vec<(&str, AttributeValue)>),
+    ) -> Result<(), StoreError> {
+        let mut put =
+            self.client.put_item().table_name(&self.table).set_item(Some(item)).condition_expression(expression);
+        for (name, value) in values {
+            put = put.expression_attribute_values(name, value);
+        }
+        let error = match put.send().await {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        let code = error.as_service_error().and_then(ProvideErrorMetadata::code).map(str::to_owned);
+        match code.as_deref() {
+            Some("ConditionalCheckFailedException") => Err(StoreError::Conflict { pipeline: pipeline.to_owned() }),
+            Some(
+                reason @ ("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded"),
+            ) => Err(StoreError::Busy { pipeline: pipeline.to_owned(), reason: reason.to_owned() }),
+            Some("ValidationException" | "ItemCollectionSizeLimitExceededException") => {
+                let message = error.as_service_error().and_then(ProvideErrorMetadata::message).unwrap_or_default();
+                Err(StoreError::Invalid { pipeline: pipeline.to_owned(), message: message.to_owned() })
+            }
+            _ => Err(backend(error)),
+        }
     }
 
     fn put(
@@ -321,6 +355,10 @@ impl PipelineStore for DynamoDbStore {
             None => (NEW_ITEM, vec![]),
             Some(Version(v)) => ("version = :expected", vec![(":expected", n(v))]),
         };
+        if write.executions.is_empty() && write.receipt.is_none() && write.links.is_empty() {
+            // The state alone (an outbox emptied, say): one conditional PutItem, half a transaction's write units.
+            return self.put_state(&state.pipeline, state_item, condition).await.map(|()| next);
+        }
         let mut items = vec![self.put(state_item, Some(condition))?];
         for execution in &write.executions {
             items.push(self.put(execution_item(execution)?, None)?);

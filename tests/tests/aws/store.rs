@@ -238,3 +238,28 @@ async fn a_save_writes_only_the_executions_that_changed() -> Result<()> {
     assert_eq!(store.load("web").await?.expect("stored").value, three, "the state item is");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_save_of_the_state_alone_lands_once_and_a_stale_one_is_a_conflict_that_changes_nothing() -> Result<()> {
+    let (_stack, store) = store().await?;
+    let (mut state, effects) = apply(&fresh(), &push("e1"), at(0));
+    state.enqueue(effects, 1);
+    save(&store, &state, None, None).await?;
+    let read = store.load("web").await?.expect("stored");
+    assert!(read.value.pending.len() > 1, "the push left effects to carry out");
+    // The outbox emptied: no execution changed, so only the state item is written
+    let mut emptied = read.value.clone();
+    emptied.pending.clear();
+    let write = Write::between(Some(&read.value), &emptied, Some(read.version));
+    assert!(write.executions.is_empty() && write.receipt.is_none() && write.links.is_empty());
+    assert_eq!(store.save(&write).await?, Version(2));
+    let stored = store.load("web").await?.expect("stored");
+    assert_eq!((&stored.value, stored.version), (&emptied, Version(2)));
+    // The same write again, from the read of version 1, is refused and leaves version 2 as it was
+    let mut other = read.value.clone();
+    other.pending.truncate(1);
+    let refused = store.save(&Write::between(Some(&read.value), &other, Some(read.version))).await;
+    assert!(matches!(refused, Err(StoreError::Conflict { ref pipeline }) if pipeline == "web"), "{refused:?}");
+    assert_eq!(store.load("web").await?.expect("stored").value, emptied);
+    Ok(())
+}

@@ -627,7 +627,7 @@ impl Functions {
         outcomes: &str,
     ) -> Result<Self> {
         let (url, common) = serve_webhook(stack, aws, invocations).await?;
-        let on_build = build_events(aws, &common, invocations);
+        let on_build = build_events(aws, &common, invocations)?;
         let (approval_url, on_approval_requested, status_secret) = serve_approval(stack, aws, invocations).await?;
         let [on_deploy, on_checks, on_deployment_event] = deploy_stage(aws, &common, sample, sandboxes, invocations)?;
         let (github, on_progress) = notifier(stack, aws, invocations, &status_secret, &approval_url.url).await?;
@@ -661,12 +661,9 @@ impl Functions {
 
 /// The SDK configuration a function of the stack is started with: `aws`, its clients naming the function (its
 /// logical id) as their app in the User-Agent, so that the meter tells which function put which event on the bus.
-fn as_function(aws: &aws_config::SdkConfig, function: &'static str) -> aws_config::SdkConfig {
-    let mut config = aws.to_builder();
-    if let Ok(name) = aws_config::AppName::new(function) {
-        config.set_app_name(Some(name));
-    }
-    config.build()
+fn as_function(aws: &aws_config::SdkConfig, function: &'static str) -> Result<aws_config::SdkConfig> {
+    let name = aws_config::AppName::new(function).with_context(|| format!("{function} as an SDK app name"))?;
+    Ok(aws.to_builder().app_name(name).build())
 }
 
 /// The webhook function on a function URL; the configuration every function shares.
@@ -684,8 +681,9 @@ async fn serve_webhook(
         "SLUICE_WEBHOOK_SECRET" => Some(secret_name.clone()),
         _ => None,
     })?;
-    let webhook =
-        Arc::new(github_webhook::handler::AwsApp::from_aws(&as_function(aws, "GitHubWebhookFunction"), &config).await?);
+    let webhook = Arc::new(
+        github_webhook::handler::AwsApp::from_aws(&as_function(aws, "GitHubWebhookFunction")?, &config).await?,
+    );
     let timer = invocations.clone();
     let url = serve("github-webhook", move |request| {
         let (app, timer) = (Arc::clone(&webhook), timer.clone());
@@ -702,18 +700,18 @@ fn build_events(
     aws: &aws_config::SdkConfig,
     common: &sluice::runtime::config::Common,
     invocations: &Invocations,
-) -> Handler {
+) -> Result<Handler> {
     let build_events =
-        Arc::new(build_events::handler::AwsApp::from_aws(&as_function(aws, "BuildEventsFunction"), common));
+        Arc::new(build_events::handler::AwsApp::from_aws(&as_function(aws, "BuildEventsFunction")?, common));
     let timer = invocations.clone();
 
-    (handler(move |event: serde_json::Value| {
+    Ok((handler(move |event: serde_json::Value| {
         let (app, timer) = (Arc::clone(&build_events), timer.clone());
         async move {
             let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
             timer.time("build-events", build_events::handler::on_event(&app, event, chrono::Utc::now())).await
         }
-    })) as _
+    })) as _)
 }
 
 /// The approval function: its page on a function URL, and approval-requests, which sends the requests on `Approval
@@ -733,7 +731,7 @@ async fn serve_approval(
         _ => None,
     })?;
     let approval_app =
-        Arc::new(approval::handler::AwsApp::from_aws(&as_function(aws, "ApprovalFunction"), &approval_config));
+        Arc::new(approval::handler::AwsApp::from_aws(&as_function(aws, "ApprovalFunction")?, &approval_config));
     let (app, timer) = (Arc::clone(&approval_app), invocations.clone());
     let approval_url = serve("approval", move |request| {
         let (app, timer) = (Arc::clone(&app), timer.clone());
@@ -746,7 +744,7 @@ async fn serve_approval(
     let requests_config =
         approval::handler::Config { approval_url: Some(approval_url.url.clone()), ..approval_config.clone() };
     let requests_app =
-        Arc::new(approval::handler::AwsApp::from_aws(&as_function(aws, "ApprovalRequestsFunction"), &requests_config));
+        Arc::new(approval::handler::AwsApp::from_aws(&as_function(aws, "ApprovalRequestsFunction")?, &requests_config));
     let (app, timer) = (Arc::clone(&requests_app), invocations.clone());
     let on_approval_requested = handler(move |event: Value| {
         let (app, timer) = (Arc::clone(&app), timer.clone());
@@ -773,13 +771,13 @@ fn deploy_stage(
         hook_role: Some(HOOK_ROLE.into()),
     };
     let deployer_app =
-        Arc::new(deployer::handler::AwsApp::from_aws(&as_function(aws, "DeployerFunction"), &deployer_config));
+        Arc::new(deployer::handler::AwsApp::from_aws(&as_function(aws, "DeployerFunction")?, &deployer_config));
     let timer = invocations.clone();
     let on_deploy = handler(move |event: Value| {
         let (app, timer) = (Arc::clone(&deployer_app), timer.clone());
         async move { timer.time("deployer", deployer::handler::on_event(&app, &event, chrono::Utc::now())).await }
     });
-    let hooks_app = Arc::new(hooks::handler::AwsApp::from_aws(&as_function(aws, "HooksFunction"), common)?);
+    let hooks_app = Arc::new(hooks::handler::AwsApp::from_aws(&as_function(aws, "HooksFunction")?, common)?);
     // ECS invokes the hooks function at an ECS-native deployment's checked stages: its result is the answer.
     ecs.app(Arc::clone(sample));
     let (stages_app, timer) = (Arc::clone(&hooks_app), invocations.clone());
@@ -811,7 +809,7 @@ fn deploy_stage(
         }
     });
     let events_app =
-        Arc::new(deploy_events::handler::AwsApp::from_aws(&as_function(aws, "DeployEventsFunction"), common));
+        Arc::new(deploy_events::handler::AwsApp::from_aws(&as_function(aws, "DeployEventsFunction")?, common));
     let timer = invocations.clone();
     let on_deployment_event = handler(move |event: Value| {
         let (app, timer) = (Arc::clone(&events_app), timer.clone());
@@ -842,7 +840,7 @@ async fn notifier(
         _ => None,
     })?;
     let notifier_app =
-        Arc::new(notifier::handler::AwsApp::from_aws(&as_function(aws, "NotifierFunction"), &notifier_config));
+        Arc::new(notifier::handler::AwsApp::from_aws(&as_function(aws, "NotifierFunction")?, &notifier_config));
     let timer = invocations.clone();
     let on_progress = handler(move |event: Value| {
         let (app, timer) = (Arc::clone(&notifier_app), timer.clone());

@@ -49,6 +49,9 @@ pub fn readme_map() -> Result<Vec<MapRow>> {
 
 /// Each event a function was seen putting on the bus is one its row of the map says it publishes.
 pub fn holds_to_published(published: &Published) -> Result<()> {
+    if published.is_empty() {
+        bail!("no function was seen putting an event on the bus: the meter attributes none");
+    }
     let map = readme_map()?;
     for (function, kinds) in published {
         let row = map

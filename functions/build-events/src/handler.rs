@@ -36,10 +36,7 @@ impl AwsApp {
         App {
             store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table),
             effects: stage_effects(aws, &config.event_bus),
-            artifacts: Built {
-                artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
-                images: EcrImages::new(aws_sdk_ecr::Client::new(aws)),
-            },
+            artifacts: sluice::adapters::build_outputs(aws),
         }
     }
 }

@@ -80,10 +80,7 @@ impl AwsApp {
             store: store.clone(),
             definitions: CachedDefinitions::new(store),
             lookups: Lookups {
-                artifacts: Built {
-                    artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
-                    images: EcrImages::new(aws_sdk_ecr::Client::new(aws)),
-                },
+                artifacts: sluice::adapters::build_outputs(aws),
                 builds: effects.builds.clone(),
                 blue_green: CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(aws)),
                 services: EcsDeployer::new(aws_sdk_ecs::Client::new(aws)),

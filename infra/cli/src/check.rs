@@ -51,6 +51,11 @@ impl Check {
     }
 }
 
+/// How mistakes name `file`: `<stdin>` for `-`.
+fn origin(file: &str) -> &str {
+    if file == "-" { "<stdin>" } else { file }
+}
+
 /// The file (`-`: standard input), if it is no larger than what sluice stores: never more of it is read (`check
 /// /dev/zero` ends at once).
 fn read_definitions(file: &str) -> Result<String> {
@@ -74,7 +79,7 @@ fn read_definitions(file: &str) -> Result<String> {
 /// The file's text and its definitions, or every mistake in it (the first fifty, then how many more).
 pub fn load(file: &str) -> Result<(String, Definitions)> {
     let text = read_definitions(file)?;
-    let origin = if file == "-" { "<stdin>" } else { file };
+    let origin = origin(file);
     let definitions = Definitions::check(origin, &text).map_err(|errors| {
         let count = errors.0.len();
         let shown: Vec<String> = errors.0.iter().take(SHOWN_ERRORS).map(ToString::to_string).collect();
@@ -104,13 +109,13 @@ fn check_json(files: &[String]) -> ExitCode {
             Err(error) => {
                 // Not read at all (missing, too large, not UTF-8): one mistake, at no line.
                 errors.push(json!({
-                    "file": if file == "-" { "<stdin>" } else { file }, "line": null, "column": null, "pipeline": null, "field": "",
+                    "file": origin(file), "line": null, "column": null, "pipeline": null, "field": "",
                     "message": format!("{error:#}"),
                 }));
                 continue;
             }
         };
-        let origin = if file == "-" { "<stdin>" } else { file };
+        let origin = origin(file);
         match Definitions::check(origin, &text) {
             Ok(definitions) => {
                 pipelines.extend(definitions.iter().map(|p| {

@@ -430,7 +430,7 @@ struct Alarm {
 async fn describe_alarms(
     ask: aws_sdk_cloudwatch::operation::describe_alarms::builders::DescribeAlarmsFluentBuilder,
 ) -> Result<Vec<Alarm>, String> {
-    use aws_sdk_cloudwatch::types::StateValue;
+    use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
     fn alarm(name: Option<&str>, state: Option<&StateValue>, reason: Option<&str>, about: Option<&str>) -> Alarm {
         let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
         Alarm {
@@ -440,6 +440,8 @@ async fn describe_alarms(
             description: text(about),
         }
     }
+    // DescribeAlarms answers metric alarms only unless asked for both kinds.
+    let ask = ask.alarm_types(AlarmType::MetricAlarm).alarm_types(AlarmType::CompositeAlarm);
     let mut pages = ask.into_paginator().send();
     let mut alarms = Vec::new();
     while let Some(page) = pages.next().await {

@@ -71,17 +71,12 @@ impl DynamoDbStore {
             Ok(_) => return Ok(()),
             Err(error) => error,
         };
-        let code = error.as_service_error().and_then(ProvideErrorMetadata::code).map(str::to_owned);
-        match code.as_deref() {
-            Some("ConditionalCheckFailedException") => Err(StoreError::Conflict { pipeline: pipeline.to_owned() }),
-            Some(
-                reason @ ("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded"),
-            ) => Err(StoreError::Busy { pipeline: pipeline.to_owned(), reason: reason.to_owned() }),
-            Some("ValidationException" | "ItemCollectionSizeLimitExceededException") => {
-                let message = error.as_service_error().and_then(ProvideErrorMetadata::message).unwrap_or_default();
-                Err(StoreError::Invalid { pipeline: pipeline.to_owned(), message: message.to_owned() })
-            }
-            _ => Err(backend(error)),
+        let service = error.as_service_error();
+        let (code, message) =
+            (service.and_then(ProvideErrorMetadata::code), service.and_then(ProvideErrorMetadata::message));
+        match put_refusal(pipeline, code, message) {
+            Some(refusal) => Err(refusal),
+            None => Err(backend(error)),
         }
     }
 
@@ -278,6 +273,24 @@ const NEW_ITEM: &str = "attribute_not_exists(PK)";
 
 /// What a cancelled transaction's reasons say, item by item (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html#API_TransactWriteItems_Errors>).
 /// `receipt` is the receipt item's index, if the transaction wrote one.
+/// What a refused PutItem of a pipeline's state means, by DynamoDB's error code, as [`cancellation`] reads a
+/// transaction's reasons; `None` for the others (read as any call's failure).
+pub(crate) fn put_refusal(pipeline: &str, code: Option<&str>, message: Option<&str>) -> Option<StoreError> {
+    let pipeline = pipeline.to_owned();
+    match code? {
+        "ConditionalCheckFailedException" => Some(StoreError::Conflict { pipeline }),
+        reason @ ("TransactionConflictException"
+        | "ReplicatedWriteConflictException"
+        | "ProvisionedThroughputExceededException"
+        | "ThrottlingException"
+        | "RequestLimitExceeded") => Some(StoreError::Busy { pipeline, reason: reason.to_owned() }),
+        "ValidationException" | "ItemCollectionSizeLimitExceededException" => {
+            Some(StoreError::Invalid { pipeline, message: message.unwrap_or("the item is invalid").to_owned() })
+        }
+        _ => None,
+    }
+}
+
 pub(crate) fn cancellation(
     pipeline: &str,
     codes: &[(Option<String>, Option<String>)],
@@ -514,5 +527,28 @@ impl DefinitionsStore for DynamoDbStore {
             }
             Err(error) => Err(backend(error)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_put_of_the_state_reads_as_a_transactions_reasons_do() {
+        let refused =
+            |code: &str| put_refusal("web", Some(code), Some("Item size has exceeded the maximum allowed size"));
+        assert!(matches!(refused("ConditionalCheckFailedException"), Some(StoreError::Conflict { .. })));
+        for busy in ["TransactionConflictException", "ReplicatedWriteConflictException", "ThrottlingException"] {
+            let error = refused(busy);
+            assert!(error.as_ref().is_some_and(StoreError::is_contention), "{busy}: {error:?}");
+        }
+        let invalid = refused("ValidationException");
+        assert!(
+            matches!(invalid, Some(StoreError::Invalid { ref message, .. }) if message.contains("maximum allowed size"))
+        );
+        assert!(invalid.is_some_and(|error| !error.is_retryable()));
+        assert!(refused("InternalServerError").is_none(), "left to be read as any call's failure");
+        assert!(put_refusal("web", None, None).is_none());
     }
 }

@@ -1,7 +1,9 @@
 //! `ImageRegistry` on ECR: DescribeImages of the repository's tag in the image's registry and region
 //! (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImages.html>). `ImageNotFoundException`
-//! and `RepositoryNotFoundException` are no such image; `AccessDeniedException` is `Denied`; anything else
-//! (throttling, 5xx, the network) is `Unavailable` and worth another try.
+//! and `RepositoryNotFoundException` are no such image; `AccessDeniedException` is `Denied`; a request ECR cannot
+//! take as asked (`InvalidParameterException`, `ValidationException`; `UnrecognizedClientException` from a registry
+//! in a partition the credentials do not reach) is `Refused`; anything else (throttling, 5xx, the network) is
+//! `Unavailable` and worth another try.
 
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::error::ProvideErrorMetadata;
@@ -43,6 +45,9 @@ impl ImageRegistry for EcrImages {
             Err(error) => match error.as_service_error().and_then(ProvideErrorMetadata::code) {
                 Some("ImageNotFoundException" | "RepositoryNotFoundException") => Ok(None),
                 Some("AccessDeniedException") => Err(RegistryError::Denied { source: Box::new(error) }),
+                Some("InvalidParameterException" | "ValidationException" | "UnrecognizedClientException") => {
+                    Err(RegistryError::Refused { source: Box::new(error) })
+                }
                 _ => Err(RegistryError::Unavailable { source: Box::new(error) }),
             },
         }

@@ -380,6 +380,13 @@ pub enum RegistryError {
         #[source]
         source: Box<dyn StdError + Send + Sync>,
     },
+    /// The registry refused the request as asked (a repository or tag it cannot hold, a registry the caller cannot
+    /// reach): asking again will not help.
+    #[error("the image registry refused the request")]
+    Refused {
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
     /// The registry could not be reached or was busy: try again.
     #[error("the image registry could not be reached")]
     Unavailable {

@@ -11,8 +11,9 @@ pub enum ImageRef {
     EcrTag(EcrImage),
     /// A tag in a registry other than ECR: sluice cannot look its digest up.
     ElsewhereByTag,
-    /// A digest that is not one (`@sha256:` without 64 hexadecimal digits, or another algorithm).
-    BadDigest(String),
+    /// A reference no registry could serve, and why: a digest that is not one (`@sha256:` without 64 lowercase
+    /// hexadecimal digits, or another algorithm), an empty or malformed tag, a repository ECR could not hold.
+    Malformed(String),
 }
 
 /// A tagged image in ECR: `<registry>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]/<repository>[:<tag>]`.
@@ -45,7 +46,9 @@ impl ImageRef {
                 {
                     ImageRef::Pinned
                 }
-                _ => ImageRef::BadDigest(digest.to_owned()),
+                _ => ImageRef::Malformed(format!(
+                    "it names digest {digest}, which is not a sha256 digest (sha256: and 64 lowercase hexadecimal digits)"
+                )),
             };
         }
         let Some((host, path)) = uri.split_once('/') else { return ImageRef::ElsewhereByTag };
@@ -54,6 +57,22 @@ impl ImageRef {
             Some((repository, tag)) => (repository, tag),
             None => (path, "latest"),
         };
+        // https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageIdentifier.html and
+        // API_CreateRepository.html: a tag of 1 to 300 characters, a repository of lowercase names joined by `/`.
+        let tag_ok = (1..=300).contains(&tag.len())
+            && tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !tag_ok {
+            return ImageRef::Malformed(format!("its tag {tag:?} is not one ECR holds (letters, digits, _ . -)"));
+        }
+        let name_ok = |name: &str| {
+            !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'))
+        };
+        if repository.len() > 256 || !repository.split('/').all(name_ok) {
+            return ImageRef::Malformed(format!(
+                "its repository {repository:?} is not one ECR holds (lowercase names joined by /)"
+            ));
+        }
         ImageRef::EcrTag(EcrImage {
             host: host.to_owned(),
             registry: registry.to_owned(),
@@ -104,10 +123,25 @@ mod tests {
         let pinned = format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@{DIGEST}");
         assert_eq!(ImageRef::parse(&pinned), ImageRef::Pinned);
         assert_eq!(ImageRef::parse(&format!("ghcr.io/acme/web:1@{DIGEST}")), ImageRef::Pinned);
-        assert_eq!(ImageRef::parse("web@sha256:4e2f"), ImageRef::BadDigest("sha256:4e2f".into()));
+        let ImageRef::Malformed(said) = ImageRef::parse("web@sha256:4e2f") else { panic!("a short digest") };
+        assert!(said.contains("names digest sha256:4e2f, which is not a sha256 digest"), "{said}");
         let upper = format!("web@{}", DIGEST.to_uppercase().replace("SHA256", "sha256"));
-        assert!(matches!(ImageRef::parse(&upper), ImageRef::BadDigest(_)));
-        assert!(matches!(ImageRef::parse("web@md5:0123"), ImageRef::BadDigest(_)));
+        assert!(matches!(ImageRef::parse(&upper), ImageRef::Malformed(_)));
+        assert!(matches!(ImageRef::parse("web@md5:0123"), ImageRef::Malformed(_)));
+    }
+
+    #[test]
+    fn an_ecr_tag_or_repository_ecr_could_not_hold_is_malformed_not_looked_up() {
+        let host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+        for (uri, said) in [
+            (format!("{host}/web:"), "its tag \"\" is not one ECR holds"),
+            (format!("{host}/web:v1/x"), "is not one ECR holds"),
+            (format!("{host}/Web:v1"), "its repository \"Web\" is not one ECR holds"),
+            (format!("{host}/team//web:v1"), "its repository \"team//web\""),
+        ] {
+            let ImageRef::Malformed(found) = ImageRef::parse(&uri) else { panic!("{uri} read as well-formed") };
+            assert!(found.contains(said), "{uri}: {found}");
+        }
     }
 
     #[test]

@@ -755,7 +755,7 @@ impl Run {
             image_uri: execution.build.as_ref().and_then(|build| build.image_uri.clone()),
             topic_arn: topic_arn.to_owned(),
             expires_at,
-            stage: Some(if pause_stage.is_some() { Stage::Deploy } else { Stage::Approval }.to_string()),
+            stage: asking_stage(pause_stage.is_some()),
             pause_stage,
         })));
     }
@@ -772,7 +772,7 @@ impl Run {
             comment: said.comment.as_deref().map(|comment| bounded(comment, MAX_COMMENT)),
             decided_at: self.now,
             pause_stage: pause_stage.map(str::to_owned),
-            stage: Some(if pause_stage.is_some() { Stage::Deploy } else { Stage::Approval }.to_string()),
+            stage: asking_stage(pause_stage.is_some()),
         })));
     }
 
@@ -997,3 +997,9 @@ use pause::{Paused, Said};
 
 #[cfg(test)]
 mod tests;
+
+/// The stage an approval is asked or decided in, as events name it: the deploy stage's at a pause of its
+/// deployment, the approval stage's otherwise.
+fn asking_stage(at_a_pause: bool) -> Option<String> {
+    Some(if at_a_pause { Stage::Deploy } else { Stage::Approval }.to_string())
+}

@@ -10,7 +10,7 @@ use crate::contract::ports::{
 };
 use crate::definitions::DeployTarget;
 use crate::deploy::image::ImageRef;
-use crate::pipeline::{BuildFailure, BuildOutputs, Event, ExecutionId};
+use crate::pipeline::{BuildFailure, BuildOutputs, Event, ExecutionId, Stage, Status};
 use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
 
 /// A build event that could not be recorded now.
@@ -221,12 +221,8 @@ async fn outputs<A: ArtifactStore + ImageRegistry>(
 async fn pinned<I: ImageRegistry>(images: &I, uri: String) -> Result<String, OutputsError> {
     let image = match ImageRef::parse(&uri) {
         ImageRef::Pinned | ImageRef::ElsewhereByTag => return Ok(uri),
-        ImageRef::BadDigest(digest) => {
-            return Err(format!(
-                "{IMAGE_DETAIL}'s ImageURI {uri} names digest {digest}, which is not a sha256 digest (sha256: and 64 \
-                 lowercase hexadecimal digits)"
-            )
-            .into());
+        ImageRef::Malformed(why) => {
+            return Err(format!("{IMAGE_DETAIL}'s ImageURI {uri} cannot be deployed: {why}").into());
         }
         ImageRef::EcrTag(image) => image,
     };
@@ -238,6 +234,12 @@ async fn pinned<I: ImageRegistry>(images: &I, uri: String) -> Result<String, Out
             image.repository, image.registry, image.region
         )
         .into()),
+        Err(RegistryError::Refused { source }) => Err(format!(
+            "the digest of {uri} could not be looked up: ECR refused the request ({}); check the repository and tag \
+             in {IMAGE_DETAIL}, or write the digest there (name@sha256:...)",
+            crate::runtime::telemetry::Chain(&*source)
+        )
+        .into()),
         Err(RegistryError::Denied { .. }) => Err(format!(
             "the digest of {uri} could not be looked up: ECR denied access; sluice needs ecr:DescribeImages on \
              repository {} (or write the digest into {IMAGE_DETAIL}: name@sha256:...)",
@@ -245,6 +247,24 @@ async fn pinned<I: ImageRegistry>(images: &I, uri: String) -> Result<String, Out
         )
         .into()),
         Err(source) => Err(OutputsError::Retry(BuildEventError::Registry { image: uri, source })),
+    }
+}
+
+/// A build of a run in its build stage succeeded: its outputs read and its image pinned, or why the run fails.
+async fn succeeded<A: ArtifactStore + ImageRegistry>(
+    artifacts: &A,
+    (execution_id, build_id): (&ExecutionId, &str),
+    change: &BuildStateChange,
+    execution: Option<&crate::pipeline::Execution>,
+    failed: &impl Fn(BuildFailure, String) -> Event,
+) -> Result<Event, BuildEventError> {
+    let target = execution.map(|e| &e.plan.deploy);
+    match outputs(artifacts, build_id, change.artifact_location.as_deref(), target).await {
+        Ok(outputs) => {
+            Ok(Event::BuildSucceeded { execution_id: execution_id.clone(), build_id: build_id.to_owned(), outputs })
+        }
+        Err(OutputsError::Fail(reason)) => Ok(failed(BuildFailure::Failed, reason)),
+        Err(OutputsError::Retry(error)) => Err(error),
     }
 }
 
@@ -279,13 +299,17 @@ pub async fn record_build_event<S: PipelineStore, R: EffectRunner, A: ArtifactSt
         },
         "SUCCEEDED" => {
             let execution = store.execution(&execution_id).await.map_err(HandleError::from)?;
-            let target = execution.as_ref().map(|e| &e.plan.deploy);
-            match outputs(artifacts, &build_id, change.artifact_location.as_deref(), target).await {
-                Ok(outputs) => {
-                    Event::BuildSucceeded { execution_id: execution_id.clone(), build_id: build_id.clone(), outputs }
-                }
-                Err(OutputsError::Fail(reason)) => failed(BuildFailure::Failed, reason),
-                Err(OutputsError::Retry(error)) => return Err(error),
+            if let Some(past) = execution.as_ref().filter(|run| run.status != Status::Running(Stage::Build)) {
+                // A redelivered or late success of a run past its build: the machine answers it from what the run
+                // recorded; nothing is read or looked up again.
+                let recorded = past.build.as_ref();
+                let outputs = BuildOutputs {
+                    image_uri: recorded.and_then(|build| build.image_uri.clone()).unwrap_or_default(),
+                    artifacts: recorded.and_then(|build| build.artifacts.clone()),
+                };
+                Event::BuildSucceeded { execution_id: execution_id.clone(), build_id: build_id.clone(), outputs }
+            } else {
+                succeeded(artifacts, (&execution_id, &build_id), change, execution.as_ref(), &failed).await?
             }
         }
         "FAILED" | "FAULT" => failed(BuildFailure::Failed, format!("the build failed{in_phase}")),

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use chrono::Utc;
 use sluice::adapters::DynamoDbStore;
-use sluice::contract::ports::{DefinitionsStore, PipelineStore};
+use sluice::contract::ports::{DefinitionsStore, PipelineStore, ReceiptKey};
 use sluice::contract::testing::RecordingRunner;
 use sluice::definitions::{Definitions, ExecutionMode};
 use sluice::pipeline::{ApprovalDecision, EffectKind, Event, ExecutionId, Stage, Status};
@@ -37,6 +37,13 @@ async fn stored(fixture: &str) -> Result<(Stack, DynamoDbStore)> {
     }
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
     Ok((stack, store))
+}
+
+/// The partition keys of the fixture's items.
+fn partition_keys(fixture: &str) -> Result<Vec<String>> {
+    let path = sluice_integration::workspace_root().join(format!("tests/fixtures/stored/{fixture}.json"));
+    let items: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    Ok(items.iter().filter_map(|item| item["PK"]["S"].as_str().map(str::to_owned)).collect())
 }
 
 /// `events` handled in order by use cases that carry out nothing (the outbox keeps what they decide).
@@ -79,6 +86,20 @@ async fn every_item_an_earlier_demo_stored_is_read_as_it_was_written() -> Result
             if moment == "finished" {
                 assert!(run.deploy.is_some() && run.finished_at.is_some(), "{fixture}: {run:?}");
             }
+            // Each link from an AWS id to its run, and each receipt of an input handled
+            let (mut links, mut receipts) = (0, 0);
+            for key in partition_keys(&fixture)? {
+                if let Some(aws_id) = key.strip_prefix("AWSID#") {
+                    let link = store.find(aws_id).await?.with_context(|| format!("{fixture}: link {aws_id}"))?;
+                    assert_eq!((link.pipeline.as_str(), link.execution.0.as_str()), ("web", RUN), "{fixture}");
+                    links += 1;
+                } else if let Some(receipt) = key.strip_prefix("RECEIPT#") {
+                    let key: ReceiptKey = serde_json::from_value(serde_json::json!(receipt))?;
+                    store.receipt(&key).await?.with_context(|| format!("{fixture}: receipt {receipt}"))?;
+                    receipts += 1;
+                }
+            }
+            assert!(links >= 2 && receipts >= 3, "{fixture}: {links} links, {receipts} receipts");
         }
     }
     Ok(())

@@ -19,6 +19,11 @@ async fn a_signed_push_is_built_approved_from_the_page_shipped_blue_green_and_no
     // the commit's tag, pinned by its digest when the build ended
     let digest = image.strip_prefix("123456789012.dkr.ecr.us-east-1.amazonaws.com/web-build@sha256:");
     assert!(digest.is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())), "{image}");
+    // Each function published what the README's map says, as the meter saw it on the wire
+    let published = |function: &str, kind: &str| outcome.published.get(function).is_some_and(|k| k.contains(kind));
+    assert!(published("GitHubWebhookFunction", "Execution Started"), "{:?}", outcome.published);
+    assert!(published("BuildEventsFunction", "Approval Requested"), "{:?}", outcome.published);
+    assert!(published("ApprovalFunction", "Deployment Requested"), "{:?}", outcome.published);
     let approval = run.approval.as_ref().context("the approval")?;
     assert_eq!(approval.decision, Some(ApprovalDecision::Approved));
     assert_eq!(approval.approver.as_deref(), Some("alice@example.com"));

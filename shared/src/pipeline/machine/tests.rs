@@ -1546,3 +1546,39 @@ fn every_event_a_run_publishes_names_its_stage_and_a_deployment_its_github_envir
     });
     assert_eq!(environment, Some(Some("production".to_owned())), "the plan's GitHub environment");
 }
+
+/// The `stage` each event of `effects` names, by detail-type.
+fn stages_named(effects: &[Effect]) -> Vec<(&'static str, Option<String>)> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Publish(SluiceEvent::ChecksRequested(e)) => Some(("Checks Requested", e.stage.clone())),
+            Effect::Publish(SluiceEvent::RollbackRequested(e)) => Some(("Rollback Requested", e.stage.clone())),
+            Effect::Publish(SluiceEvent::ApprovalRequested(e)) => Some(("Approval Requested", e.stage.clone())),
+            Effect::Publish(SluiceEvent::ApprovalDecided(e)) => Some(("Approval Decided", e.stage.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn checks_a_rollback_and_an_approval_at_a_pause_are_the_deploy_stages() {
+    let deploy = Some("deploy".to_owned());
+    // A rolling update's checks, then their failure
+    let (state, effects) = apply(&rolled_out("e1", 1, true), &deployed("e1"), at(5));
+    assert_eq!(stages_named(&effects), [("Checks Requested", deploy.clone())]);
+    let (_, effects) = apply(&state, &after_rollout("e1", false), at(6));
+    assert_eq!(stages_named(&effects), [("Rollback Requested", deploy.clone())]);
+    // An approval asked at a pause of a canary, then decided
+    let (state, _) = apply(&canary_deploying("e2"), &paused("e2", "pause-1"), at(10));
+    let (state, effects) = apply(&state, &paused("e2", "pause-2"), at(20));
+    assert_eq!(stages_named(&effects), [("Approval Requested", deploy.clone())]);
+    let sent = Event::ApprovalSent {
+        execution_id: id("e2"),
+        token_hash: "hash-pause-2".into(),
+        hook_id: Some("pause-2".into()),
+    };
+    let (state, _) = apply(&state, &sent, at(21));
+    let (_, effects) = apply(&state, &approved("e2"), at(22));
+    assert_eq!(stages_named(&effects), [("Approval Decided", deploy)]);
+}

@@ -32,8 +32,8 @@ pub struct Reading {
 /// What AWS bills the calls for, as far as the wire shows it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
-    /// DynamoDB write request units: 1 per KB of each item put (rounded up), twice that in a transaction. Sized by
-    /// the item's JSON on the wire, which is a little larger than DynamoDB's measure: an upper bound.
+    /// DynamoDB write request units: 1 per KB of each item put (rounded up), twice that in a transaction. Sized as
+    /// DynamoDB sizes items (names and values; a binary by its bytes), numbers by their text: a close upper bound.
     pub write_units: u64,
     /// DynamoDB read request units of strongly consistent reads: 1 per 4 KB of each item read (rounded up).
     pub read_units: u64,
@@ -57,24 +57,36 @@ fn units(bytes: usize, unit: usize) -> u64 {
     bytes.div_ceil(unit).max(1) as u64
 }
 
-fn json_size(value: &serde_json::Value) -> usize {
-    value.to_string().len()
+/// An item's size as DynamoDB bills it, near enough: each attribute's name and value, a string by its bytes, a
+/// binary by its bytes (its base64 on the wire decoded), anything else by its JSON.
+fn item_size(item: &serde_json::Value) -> usize {
+    let value_size = |value: &serde_json::Value| match (&value["S"], &value["B"], &value["N"]) {
+        (serde_json::Value::String(text), _, _) | (_, _, serde_json::Value::String(text)) => text.len(),
+        (_, serde_json::Value::String(base64), _) => {
+            base64.len() / 4 * 3 - base64.bytes().rev().take_while(|b| *b == b'=').count()
+        }
+        _ => value.to_string().len(),
+    };
+    match item.as_object() {
+        Some(attributes) => attributes.iter().map(|(name, value)| name.len() + value_size(value)).sum(),
+        None => item.to_string().len(),
+    }
 }
 
 /// What one call costs: `operation` as the meter names it, with the request's and the answer's bodies.
 pub fn usage(operation: &str, request: &[u8], answer: &[u8]) -> Usage {
     let json = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap_or_default();
     match operation.rsplit('.').next().unwrap_or_default() {
-        "PutItem" => Usage { write_units: units(json_size(&json(request)["Item"]), 1024), ..Usage::default() },
+        "PutItem" => Usage { write_units: units(item_size(&json(request)["Item"]), 1024), ..Usage::default() },
         "TransactWriteItems" => {
             let request = json(request);
             let items = request["TransactItems"].as_array().cloned().unwrap_or_default();
-            let write_units = items.iter().map(|item| 2 * units(json_size(&item["Put"]["Item"]), 1024)).sum();
+            let write_units = items.iter().map(|item| 2 * units(item_size(&item["Put"]["Item"]), 1024)).sum();
             Usage { write_units, ..Usage::default() }
         }
         "GetItem" => {
             let item = &json(answer)["Item"];
-            let read_units = if item.is_null() { 1 } else { units(json_size(item), 4096) };
+            let read_units = if item.is_null() { 1 } else { units(item_size(item), 4096) };
             Usage { read_units, ..Usage::default() }
         }
         "PutEvents" => {
@@ -260,7 +272,7 @@ mod tests {
         value.to_string().into_bytes()
     }
 
-    /// An attribute map whose JSON is about `bytes` long.
+    /// An attribute map about `bytes` long.
     fn item(bytes: usize) -> serde_json::Value {
         json!({ "pk": { "S": "x".repeat(bytes.saturating_sub(20)) } })
     }
@@ -278,6 +290,17 @@ mod tests {
         let used = usage("DynamoDB_20120810.TransactWriteItems", &body(&transaction), b"{}");
         // Twice the 1500-byte item's two units, and twice the 100-byte item's one.
         assert_eq!(used, Usage { write_units: 4 + 2, ..Usage::default() });
+    }
+
+    #[test]
+    fn a_binary_attribute_costs_its_bytes_not_its_base64() {
+        // 3000 bytes are 4000 characters of base64 on the wire: 3 units, not 4
+        let base64 = "A".repeat(4000);
+        let put = usage("DynamoDB_20120810.PutItem", &body(&json!({ "Item": { "b": { "B": base64 } } })), b"{}");
+        assert_eq!(put.write_units, 3);
+        let padded = json!({ "b": { "B": "QUJD" } });
+        assert_eq!(item_size(&padded), 1 + 3);
+        assert_eq!(item_size(&json!({ "b": { "B": "QUI=" } })), 1 + 2);
     }
 
     #[test]

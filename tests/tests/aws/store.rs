@@ -263,3 +263,24 @@ async fn a_save_of_the_state_alone_lands_once_and_a_stale_one_is_a_conflict_that
     assert_eq!(store.load("web").await?.expect("stored").value, emptied);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_state_and_each_run_are_stored_deflated_at_a_fraction_of_their_json() -> Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (stack, store) = store().await?;
+    let (state, _) = apply(&fresh(), &push("e1"), at(0));
+    save(&store, &state, None, None).await?;
+    let raw = |pk: &str, sk: &str| {
+        let get = stack.dynamodb.get_item().table_name(&stack.table);
+        get.key("PK", AttributeValue::S(pk.into())).key("SK", AttributeValue::S(sk.into())).send()
+    };
+    let state_item = raw("PIPELINE#web", "STATE").await?.item.unwrap_or_default();
+    let run_item = raw("EXECUTION#e1", "EXECUTION").await?.item.unwrap_or_default();
+    let json = sluice::adapters::encode_state(&state)?;
+    let packed = state_item.get("state").and_then(|value| value.as_b().ok()).map(|blob| blob.as_ref().len());
+    assert!(packed.is_some_and(|bytes| bytes * 2 < json.len()), "{packed:?} bytes packed for {} of JSON", json.len());
+    assert!(run_item.get("body").is_some_and(AttributeValue::is_b), "the run's record is binary too");
+    // ... and read back as they were
+    assert_eq!(store.load("web").await?.map(|stored| stored.value), Some(state));
+    Ok(())
+}

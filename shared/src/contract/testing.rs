@@ -1028,3 +1028,26 @@ impl crate::contract::ports::SecretSource for FixedSecret {
         Ok(secrecy::SecretString::from(self.0.clone()))
     }
 }
+
+/// The events the machine publishes for `events`, applied a minute apart from `start` to a new superseded-mode
+/// pipeline `web`. Panics on an event the machine does not apply (a test's mistake).
+pub fn published_by(
+    events: &[Event],
+    start: chrono::DateTime<chrono::Utc>,
+) -> Vec<crate::contract::events::SluiceEvent> {
+    use crate::pipeline::{Decision, Effect, PipelineState, transition};
+    let mut state = PipelineState::new("web", ExecutionMode::Superseded);
+    let mut published = Vec::new();
+    for (minute, event) in events.iter().enumerate() {
+        let now = start + chrono::TimeDelta::minutes(minute as i64);
+        let Ok(Decision::Apply { state: next, effects }) = transition(&state, event, now) else {
+            panic!("{} was not applied", event.name())
+        };
+        state = next;
+        published.extend(effects.into_iter().filter_map(|effect| match effect {
+            Effect::Publish(event) => Some(event),
+            _ => None,
+        }));
+    }
+    published
+}

@@ -10,12 +10,12 @@ use sluice::adapters::EventBridgePublisher;
 use sluice::contract::events::{EffectsDue, SluiceEvent};
 use sluice::contract::ports::{EventPublisher, PublishError};
 use sluice::definitions::{
-    Check, CircuitBreaker, DeployTarget, EcsNative, ExecutionMode, PauseAction, PauseApproval, Rolling, TrafficShift,
+    Check, CircuitBreaker, DeployTarget, EcsNative, PauseAction, PauseApproval, Rolling, TrafficShift,
 };
-use sluice::pipeline::{ApprovalDecision, BuildOutputs, Effect, EffectKind, Event, ExecutionId, PipelineState};
+use sluice::pipeline::{ApprovalDecision, BuildOutputs, EffectKind, Event, ExecutionId};
 use sluice_integration::{Stack, workspace_root};
 
-use crate::{apply, at, push};
+use crate::{at, push};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// How long to listen for what must not come.
@@ -100,17 +100,7 @@ fn a_runs_events() -> Vec<SluiceEvent> {
 
 /// What the machine publishes for `events`, applied a minute apart.
 fn published(events: &[Event]) -> Vec<SluiceEvent> {
-    let mut state = PipelineState::new("web", ExecutionMode::Superseded);
-    let mut published = Vec::new();
-    for (minute, event) in events.iter().enumerate() {
-        let (next, effects) = apply(&state, event, at(minute as i64));
-        state = next;
-        published.extend(effects.into_iter().filter_map(|effect| match effect {
-            Effect::Publish(event) => Some(event),
-            _ => None,
-        }));
-    }
-    published
+    sluice::contract::testing::published_by(events, at(0))
 }
 
 /// What a rolling run whose AfterRollout checks fail publishes once ECS has completed its rollout: the checks'

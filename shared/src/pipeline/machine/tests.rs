@@ -1501,20 +1501,11 @@ fn a_push_made_in_the_same_second_as_the_head_and_not_chained_to_it_waits_for_gi
 
 #[test]
 fn every_event_a_run_publishes_names_its_stage_and_a_deployment_its_github_environment() {
-    let mut state = PipelineState::new("web", ExecutionMode::Superseded);
-    let mut published = Vec::new();
     let mut events = crate::contract::testing::shipped("e1");
     if let Some(Event::Triggered { plan, .. }) = events.first_mut() {
         plan.github = Some(crate::definitions::GitHubReport { environment: "production".into() });
     }
-    for (minute, event) in events.iter().enumerate() {
-        let (next, effects) = apply(&state, event, at(minute as i64));
-        state = next;
-        published.extend(effects.into_iter().filter_map(|effect| match effect {
-            Effect::Publish(event) => Some(event),
-            _ => None,
-        }));
-    }
+    let published = crate::contract::testing::published_by(&events, at(0));
     let stages: Vec<(&str, Option<String>)> = published
         .iter()
         .map(|event| {

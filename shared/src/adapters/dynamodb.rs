@@ -1,13 +1,10 @@
 //! `PipelineStore` on one DynamoDB table.
 //!
 //! Items (partition key `PK`, sort key `SK`, both strings):
-//! - `PIPELINE#<name>` / `STATE`: the pipeline's state as deflated JSON in `state`, its `version` (number) guarding every
-//!   write with a condition (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html>);
+//! - `PIPELINE#<name>` / `STATE`: the pipeline's state as deflated JSON in `state`, its `version` (number)
+//!   guarding every write with a condition (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html>);
 //! - `EXECUTION#<id>` / `EXECUTION`: each execution as deflated JSON in `body`, with `pipeline` and `seq` for the
 //!   `history` index (newest first) and `status`;
-//!
-//! (`state` and `body` are binary attributes, the JSON deflated: a third of the size, so of the capacity units;
-//! items an earlier version wrote with them as text are read as they were.)
 //! - `RECEIPT#<key>` / `RECEIPT`: an input already handled, written with `attribute_not_exists(PK)`, its `answer`,
 //!   and `expires_at` (epoch seconds) for the table's TTL;
 //! - `AWSID#<id>` / `LINK`: an AWS id (build ARN, deployment id) and its `pipeline` and `execution`, written in the
@@ -16,13 +13,16 @@
 //! - `DEFINITIONS` / `CURRENT`: the published pipeline definitions (`text`, `revision`, `published_at`), and a copy
 //!   of each revision as `DEFINITIONS` / `REVISION#<n>`, kept for the record.
 //!
+//! `state` and `body` are binary attributes, the JSON deflated: a third of its size, so a third of the capacity
+//! units; items an earlier version wrote with them as text are read as they were.
+//!
 //! A save is one TransactWriteItems (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>):
-//! the state, the executions that changed, the receipt and the new links land together or not at all; a save of the
-//! state alone (an outbox emptied after its effects were carried out) is one conditional PutItem, which costs half
-//! the write units of a transaction and reads its failures the same way. A cancelled
+//! the state, the executions that changed, the receipt and the new links land together or not at all. A cancelled
 //! transaction is read by its `CancellationReasons`, one per item in order: `ConditionalCheckFailed` on the state is a
 //! conflict and on the receipt a duplicate; `TransactionConflict`, throttling and capacity reasons are `Busy` (try
-//! again); `ValidationError` (an item over 400 KB, say) is `Invalid`.
+//! again); `ValidationError` (an item over 400 KB, say) is `Invalid`. A save of the state alone (an outbox emptied
+//! after its effects were carried out) is one conditional PutItem, which costs half the write units of a
+//! transaction; its error codes are read the same way ([`put_refusal`]).
 
 use std::collections::HashMap;
 
@@ -566,6 +566,20 @@ impl DefinitionsStore for DynamoDbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_is_stored_deflated_and_read_back_as_is_text_an_earlier_version_stored() {
+        let json = r#"{"pipeline":"web","executions":[]}"#.repeat(50);
+        let packed = packed(&json).expect("deflates");
+        let bytes = packed.as_b().map(|blob| blob.as_ref().len()).unwrap_or_default();
+        assert!(bytes > 0 && bytes * 3 < json.len(), "{bytes} bytes for {}", json.len());
+        let item = Item::from([("state".to_owned(), packed), ("old".to_owned(), s(json.clone()))]);
+        assert_eq!(unpacked(&item, "state").expect("inflates"), json);
+        assert_eq!(unpacked(&item, "old").expect("text"), json);
+        let garbage = Item::from([("state".to_owned(), AttributeValue::B(vec![0xff, 0x00, 0x13].into()))]);
+        assert!(matches!(unpacked(&garbage, "state"), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(unpacked(&garbage, "missing"), Err(StoreError::Corrupt { .. })));
+    }
 
     #[test]
     fn a_refused_put_of_the_state_reads_as_a_transactions_reasons_do() {

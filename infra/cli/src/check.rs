@@ -24,10 +24,8 @@ const SHOWN_ERRORS: usize = 50;
 impl Check {
     pub fn run(self, target: &Target) -> Result<ExitCode> {
         if self.files.iter().filter(|file| *file == "-").count() > 1 {
-            use clap::CommandFactory;
-            crate::Cli::command()
-                .error(clap::error::ErrorKind::ArgumentConflict, "standard input (-) can be read once: name it once")
-                .exit();
+            let once = "standard input (-) can be read once: name it once";
+            crate::usage_error(clap::error::ErrorKind::ArgumentConflict, once);
         }
         if target.json {
             return Ok(check_json(&self.files));

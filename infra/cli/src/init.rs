@@ -212,11 +212,10 @@ impl Ask {
             return Ok(given.clone());
         }
         if !self.terminal {
-            clap::Error::raw(
+            crate::usage_error(
                 clap::error::ErrorKind::MissingRequiredArgument,
-                format!("sluice init needs {flag} (the {what}) when it cannot ask: its input is not a terminal\n"),
-            )
-            .exit();
+                format!("sluice init needs {flag} (the {what}) when it cannot ask: its input is not a terminal"),
+            );
         }
         self.line(question, default)
     }

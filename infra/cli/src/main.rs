@@ -100,16 +100,19 @@ enum Verb {
     },
 }
 
+/// A usage mistake clap could not see, told as clap tells its own (with the usage line), exiting 2.
+fn usage_error(kind: clap::error::ErrorKind, message: impl std::fmt::Display) -> ! {
+    Cli::command().error(kind, message).exit()
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.global.stack.is_some() && cli.global.table.is_some() {
-        Cli::command()
-            .error(
-                clap::error::ErrorKind::ArgumentConflict,
-                "--stack and --table both say where the runs are: give one (the stack's outputs name its table)",
-            )
-            .exit();
+        usage_error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--stack and --table both say where the runs are: give one (the stack's outputs name its table)",
+        );
     }
     let json = cli.global.json;
     match dispatch(cli).await {

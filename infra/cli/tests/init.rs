@@ -15,6 +15,14 @@ fn empty_dir(name: &str) -> Result<std::path::PathBuf> {
     Ok(dir)
 }
 
+/// `sluice init` with everything on the command line: `repository`'s pipeline building with web-build and
+/// deploying service web of cluster prod by `strategy`, into `dir`, then `more`.
+fn init(repository: &str, strategy: &str, dir: &str, more: &[&str]) -> std::process::Output {
+    let args = ["init", "--repository", repository, "--project", "web-build", "--strategy", strategy];
+    let target = ["--cluster", "prod", "--service", "web", "--dir", dir];
+    sluice(&[&args[..], &target, more].concat())
+}
+
 fn read(dir: &std::path::Path, file: &str) -> String {
     std::fs::read_to_string(dir.join(file)).unwrap_or_default()
 }
@@ -24,21 +32,7 @@ fn init_writes_a_pipeline_that_checks_and_build_files_that_leave_what_sluice_rea
     let dir = empty_dir("rolling")?;
     let dir_arg = dir.to_string_lossy().into_owned();
     // GIVEN everything on the command line, and no terminal to ask at
-    let written = sluice(&[
-        "init",
-        "--repository",
-        "acme/web",
-        "--project",
-        "web-build",
-        "--strategy",
-        "rolling",
-        "--cluster",
-        "prod",
-        "--service",
-        "web",
-        "--dir",
-        &dir_arg,
-    ]);
+    let written = init("acme/web", "rolling", &dir_arg, &[]);
     assert!(written.status.success(), "{}", stderr(&written));
     assert!(stdout(&written).starts_with("wrote "), "{}", stdout(&written));
     // THEN the pipeline checks, and says what it does
@@ -70,24 +64,8 @@ fn init_writes_a_pipeline_that_checks_and_build_files_that_leave_what_sluice_rea
 fn init_for_codedeploy_writes_an_appspec_and_never_overwrites_without_force() -> Result<()> {
     let dir = empty_dir("blue-green")?;
     let dir_arg = dir.to_string_lossy().into_owned();
-    let args = [
-        "init",
-        "--repository",
-        "acme/web",
-        "--project",
-        "web-build",
-        "--strategy",
-        "blue_green",
-        "--cluster",
-        "prod",
-        "--service",
-        "web",
-        "--execution-role",
-        "arn:aws:iam::111122223333:role/web-exec",
-        "--dir",
-        &dir_arg,
-    ];
-    let first = sluice(&args);
+    let role = ["--execution-role", "arn:aws:iam::111122223333:role/web-exec"];
+    let first = init("acme/web", "blue_green", &dir_arg, &role);
     assert!(first.status.success(), "{}", stderr(&first));
     let appspec = read(&dir, "appspec.yaml");
     assert!(appspec.contains("TaskDefinition: <TASK_DEFINITION>"), "{appspec}");
@@ -97,12 +75,12 @@ fn init_for_codedeploy_writes_an_appspec_and_never_overwrites_without_force() ->
 
     // A second init finds the files there: it writes none of them, and says which were there
     std::fs::write(dir.join("taskdef.json"), "mine")?;
-    let again = sluice(&args);
+    let again = init("acme/web", "blue_green", &dir_arg, &role);
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("already there: nothing was written (--force overwrites)"), "{}", stderr(&again));
     assert_eq!(read(&dir, "taskdef.json"), "mine");
     // --force overwrites them
-    let forced = sluice(&[&args[..], &["--force"]].concat());
+    let forced = init("acme/web", "blue_green", &dir_arg, &[&role[..], &["--force"]].concat());
     assert!(forced.status.success(), "{}", stderr(&forced));
     assert!(read(&dir, "taskdef.json").contains("arn:aws:iam::111122223333:role/web-exec"));
     Ok(())
@@ -119,19 +97,7 @@ fn init_without_a_terminal_names_what_it_needs_and_refuses_what_would_not_check(
     assert_eq!(unknown.status.code(), Some(2));
     assert!(stderr(&unknown).contains("invalid value 'recreate'"), "{}", stderr(&unknown));
     // A repository that is not owner/name: the pipeline would not check, so nothing is written
-    let wrong = sluice(&[
-        "init",
-        "--repository",
-        "acme",
-        "--project",
-        "web-build",
-        "--cluster",
-        "prod",
-        "--service",
-        "web",
-        "--dir",
-        &dir_arg,
-    ]);
+    let wrong = init("acme", "rolling", &dir_arg, &[]);
     assert_eq!(wrong.status.code(), Some(1));
     assert!(stderr(&wrong).contains("must look like owner/name"), "{}", stderr(&wrong));
     assert_eq!(std::fs::read_dir(&dir)?.count(), 0, "nothing written");
@@ -155,5 +121,17 @@ fn init_at_a_terminal_asks_for_what_is_missing_offering_defaults() -> Result<()>
     let toml = read(&dir, "pipelines.toml");
     assert!(toml.contains("[pipelines.shop.build]\nproject = \"shop-build\""), "{toml}");
     assert!(toml.contains("strategy = \"ecs_canary\"\ncluster = \"prod\"\nservice = \"shop\""), "{toml}");
+    Ok(())
+}
+
+#[test]
+fn init_names_the_pipeline_in_lower_case_as_its_ecr_repository_must_be() -> Result<()> {
+    let dir = empty_dir("mixed-case")?;
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let written = init("Acme/Web.App", "rolling", &dir_arg, &[]);
+    assert!(written.status.success(), "{}", stderr(&written));
+    let toml = read(&dir, "pipelines.toml");
+    assert!(toml.contains("[pipelines.web-app]"), "{toml}");
+    assert!(read(&dir, "buildspec.yml").contains("web-app"), "the image's repository is named so too");
     Ok(())
 }

@@ -304,54 +304,68 @@ fn link_item(link: &AwsLink) -> Item {
 
 const NEW_ITEM: &str = "attribute_not_exists(PK)";
 
-/// What a cancelled transaction's reasons say, item by item (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html#API_TransactWriteItems_Errors>).
-/// `receipt` is the receipt item's index, if the transaction wrote one.
-/// What a refused PutItem of a pipeline's state means, by DynamoDB's error code, as [`cancellation`] reads a
-/// transaction's reasons; `None` for the others (read as any call's failure).
-pub(crate) fn put_refusal(pipeline: &str, code: Option<&str>, message: Option<&str>) -> Option<StoreError> {
-    let pipeline = pipeline.to_owned();
-    match code? {
-        "ConditionalCheckFailedException" => Some(StoreError::Conflict { pipeline }),
-        reason @ ("TransactionConflictException"
-        | "ReplicatedWriteConflictException"
-        | "ProvisionedThroughputExceededException"
-        | "ThrottlingException"
-        | "RequestLimitExceeded") => Some(StoreError::Busy { pipeline, reason: reason.to_owned() }),
-        "ValidationException" | "ItemCollectionSizeLimitExceededException" => {
-            Some(StoreError::Invalid { pipeline, message: message.unwrap_or("the item is invalid").to_owned() })
-        }
-        _ => None,
+/// What DynamoDB's answer to a write says, whether it is a call's error code (`ThrottlingException`) or a cancelled
+/// transaction's reason (`ThrottlingError`, `TransactionConflict`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteRefused {
+    /// The condition failed: someone else wrote first (or the receipt is there already).
+    ConditionFailed,
+    /// Busy with the same items or over capacity: try again after a pause.
+    Busy,
+    /// The item as written is refused (over 400 KB, say): trying again will not help.
+    Invalid,
+    Other,
+}
+
+fn write_refused(code: &str) -> WriteRefused {
+    match code.trim_end_matches("Exception").trim_end_matches("Error") {
+        "ConditionalCheckFailed" => WriteRefused::ConditionFailed,
+        "TransactionConflict"
+        | "ReplicatedWriteConflict"
+        | "ProvisionedThroughputExceeded"
+        | "Throttling"
+        | "RequestLimitExceeded" => WriteRefused::Busy,
+        "Validation" | "ItemCollectionSizeLimitExceeded" => WriteRefused::Invalid,
+        _ => WriteRefused::Other,
     }
 }
 
+/// What a refused PutItem of a pipeline's state means, by DynamoDB's error code, as [`cancellation`] reads a
+/// transaction's reasons; `None` for the others (read as any call's failure).
+fn put_refusal(pipeline: &str, code: Option<&str>, message: Option<&str>) -> Option<StoreError> {
+    let (pipeline, code) = (pipeline.to_owned(), code?);
+    match write_refused(code) {
+        WriteRefused::ConditionFailed => Some(StoreError::Conflict { pipeline }),
+        WriteRefused::Busy => Some(StoreError::Busy { pipeline, reason: code.to_owned() }),
+        WriteRefused::Invalid => {
+            Some(StoreError::Invalid { pipeline, message: message.unwrap_or("the item is invalid").to_owned() })
+        }
+        WriteRefused::Other => None,
+    }
+}
+
+/// What a cancelled transaction's reasons say, item by item (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html#API_TransactWriteItems_Errors>).
+/// `receipt` is the receipt item's index, if the transaction wrote one.
 pub(crate) fn cancellation(
     pipeline: &str,
     codes: &[(Option<String>, Option<String>)],
     receipt: Option<usize>,
 ) -> Option<StoreError> {
-    let code = |i: usize| codes.get(i).and_then(|(code, _)| code.as_deref());
+    let refused = |i: usize| codes.get(i).and_then(|(code, _)| code.as_deref()).map(write_refused);
     if let Some(i) = receipt
-        && code(i) == Some("ConditionalCheckFailed")
+        && refused(i) == Some(WriteRefused::ConditionFailed)
     {
         return None; // a duplicate: the caller names the receipt
     }
-    let busy = codes.iter().find(|(code, _)| {
-        matches!(
-            code.as_deref(),
-            Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded")
-        )
-    });
-    if let Some((reason, _)) = busy {
+    let first = |kind| (0..codes.len()).find(|i| refused(*i) == Some(kind)).map(|i| &codes[i]);
+    if let Some((reason, _)) = first(WriteRefused::Busy) {
         return Some(StoreError::Busy { pipeline: pipeline.to_owned(), reason: reason.clone().unwrap_or_default() });
     }
-    if let Some((_, message)) = codes
-        .iter()
-        .find(|(code, _)| matches!(code.as_deref(), Some("ValidationError" | "ItemCollectionSizeLimitExceeded")))
-    {
+    if let Some((_, message)) = first(WriteRefused::Invalid) {
         let message = message.clone().unwrap_or_else(|| "the item is invalid".to_owned());
         return Some(StoreError::Invalid { pipeline: pipeline.to_owned(), message });
     }
-    if code(0) == Some("ConditionalCheckFailed") || codes.is_empty() {
+    if refused(0) == Some(WriteRefused::ConditionFailed) || codes.is_empty() {
         return Some(StoreError::Conflict { pipeline: pipeline.to_owned() });
     }
     let listed: Vec<&str> = codes.iter().filter_map(|(code, _)| code.as_deref()).collect();

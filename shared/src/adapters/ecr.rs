@@ -2,8 +2,8 @@
 //! (<https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImages.html>). `ImageNotFoundException`
 //! and `RepositoryNotFoundException` are no such image; `AccessDeniedException` is `Denied`; a request ECR cannot
 //! take as asked (`InvalidParameterException`, `ValidationException`; `UnrecognizedClientException` from a registry
-//! in a partition the credentials do not reach) is `Refused`; anything else (throttling, 5xx, the network) is
-//! `Unavailable` and worth another try.
+//! in a partition the credentials do not reach), or one that could not be built, is `Refused`; anything else
+//! (throttling, 5xx, the network) is `Unavailable` and worth another try.
 
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::error::ProvideErrorMetadata;
@@ -12,6 +12,9 @@ use tracing::instrument;
 
 use crate::contract::ports::{ImageRegistry, RegistryError};
 use crate::deploy::image::EcrImage;
+
+/// What ECR answers for a request it will never take as asked (a request that could not be built is one too).
+const REFUSED: [&str; 3] = ["InvalidParameterException", "ValidationException", "UnrecognizedClientException"];
 
 /// Images in ECR.
 #[derive(Debug, Clone)]
@@ -45,7 +48,7 @@ impl ImageRegistry for EcrImages {
             Err(error) => match error.as_service_error().and_then(ProvideErrorMetadata::code) {
                 Some("ImageNotFoundException" | "RepositoryNotFoundException") => Ok(None),
                 Some("AccessDeniedException") => Err(RegistryError::Denied { source: Box::new(error) }),
-                Some("InvalidParameterException" | "ValidationException" | "UnrecognizedClientException") => {
+                _ if super::refusal(&error, &REFUSED).is_some() => {
                     Err(RegistryError::Refused { source: Box::new(error) })
                 }
                 _ => Err(RegistryError::Unavailable { source: Box::new(error) }),

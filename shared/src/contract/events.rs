@@ -26,7 +26,7 @@ pub struct ExecutionStarted {
     /// The stage the execution starts at (`build`, `approval`, `deploy`). Absent only in events an earlier
     /// version of sluice left pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
 }
 
 /// An execution entered the approval stage: the approval function mails the approvers.
@@ -49,7 +49,7 @@ pub struct ApprovalRequested {
     /// The pipeline stage that asks (`approval`; `deploy` for a pause). Absent only in events an earlier
     /// version of sluice left pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
 }
 
 /// A person approved or rejected an execution through its approval link.
@@ -70,7 +70,7 @@ pub struct ApprovalDecided {
     /// The pipeline stage decided (`approval`; `deploy` for a pause). Absent only in events an earlier
     /// version of sluice left pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
 }
 
 /// An execution entered the deploy stage: the deploy function starts the deployment.
@@ -86,7 +86,7 @@ pub struct DeploymentRequested {
     /// The pipeline stage that deploys (`deploy`). Absent only in events an earlier
     /// version of sluice left pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
     /// The GitHub Deployments environment the deployment is shown in; `null` when the pipeline does not report to
     /// GitHub.
     #[serde(default)]
@@ -107,7 +107,7 @@ pub struct ChecksRequested {
     /// The pipeline stage whose deployment is checked (`deploy`). Absent only in events an earlier
     /// version of sluice left pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
 }
 
 /// A rolling update's AfterRollout checks failed: the deployer updates the service back to the task definition
@@ -125,7 +125,7 @@ pub struct RollbackRequested {
     /// The pipeline stage rolled back (`deploy`). Absent only in events an earlier
     /// version of sluice left pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
 }
 
 /// ECS paused an execution's deployment at the pipeline's approval stage (a PAUSE lifecycle hook).

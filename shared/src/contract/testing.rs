@@ -565,6 +565,14 @@ pub struct InMemoryArtifacts {
     files: Mutex<HashMap<(String, String), Vec<u8>>>,
     images: Mutex<HashMap<(String, String), String>>,
     registry_down: Mutex<usize>,
+    registry_refuses: Mutex<Option<RegistryRefusal>>,
+}
+
+/// How the in-memory registry turns every lookup down: access denied, or the request refused as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryRefusal {
+    Denied,
+    Refused,
 }
 
 impl InMemoryArtifacts {
@@ -581,6 +589,11 @@ impl InMemoryArtifacts {
         lock(&self.images).insert((repository.to_owned(), tag.to_owned()), digest.to_owned());
     }
 
+    /// Every digest lookup from now on is turned down so.
+    pub fn registry_refuses(&self, refusal: RegistryRefusal) {
+        *lock(&self.registry_refuses) = Some(refusal);
+    }
+
     /// The next `count` digest lookups find the registry unreachable.
     pub fn registry_down_for(&self, count: usize) {
         *lock(&self.registry_down) = count;
@@ -592,6 +605,16 @@ impl crate::contract::ports::ImageRegistry for InMemoryArtifacts {
         &self,
         image: &crate::deploy::image::EcrImage,
     ) -> Result<Option<String>, crate::contract::ports::RegistryError> {
+        use crate::contract::ports::RegistryError;
+        match *lock(&self.registry_refuses) {
+            Some(RegistryRefusal::Denied) => {
+                return Err(RegistryError::Denied { source: "AccessDeniedException".into() });
+            }
+            Some(RegistryRefusal::Refused) => {
+                return Err(RegistryError::Refused { source: "InvalidParameterException: bad tag".into() });
+            }
+            None => {}
+        }
         let mut down = lock(&self.registry_down);
         if *down > 0 {
             *down -= 1;

@@ -336,7 +336,7 @@ impl Run {
             git_ref: execution.source.git_ref.clone(),
             pusher: execution.source.pusher.clone(),
             started_at: self.now,
-            stage: Some(stage.to_string()),
+            stage: Some(stage),
         })));
         self.state.executions.push(execution);
         let i = self.state.executions.len() - 1;
@@ -544,7 +544,7 @@ impl Run {
                     deployment_id,
                     task_definition: previous,
                     reason: bounded(&format!("the {AFTER_ROLLOUT} checks failed ({detail})"), MAX_REASON),
-                    stage: Some(Stage::Deploy.to_string()),
+                    stage: Some(Stage::Deploy),
                 })));
             }
             None => {
@@ -717,7 +717,7 @@ impl Run {
                     image_uri: build.and_then(|build| build.image_uri.clone()),
                     artifacts: build.and_then(|build| build.artifacts.clone()),
                     target: execution.plan.deploy.clone(),
-                    stage: Some(Stage::Deploy.to_string()),
+                    stage: Some(Stage::Deploy),
                     environment: execution.plan.github.as_ref().map(|github| github.environment.clone()),
                 })));
                 self.state.executions[i].deploy = None;
@@ -1000,6 +1000,6 @@ mod tests;
 
 /// The stage an approval is asked or decided in, as events name it: the deploy stage's at a pause of its
 /// deployment, the approval stage's otherwise.
-fn asking_stage(at_a_pause: bool) -> Option<String> {
-    Some(if at_a_pause { Stage::Deploy } else { Stage::Approval }.to_string())
+fn asking_stage(at_a_pause: bool) -> Option<Stage> {
+    Some(if at_a_pause { Stage::Deploy } else { Stage::Approval })
 }

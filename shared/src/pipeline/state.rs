@@ -502,6 +502,11 @@ pub fn short_commit(commit: &str) -> &str {
 }
 
 impl Execution {
+    /// Whether the run holds its build stage: only then does the end of its build move it on.
+    pub fn in_build(&self) -> bool {
+        self.status == Status::Running(Stage::Build)
+    }
+
     /// True when the run ended without succeeding (failed, rolled back, rejected, timed out, superseded): what `sluice
     /// retry` runs again. A skipped run never started; a succeeded one is rolled back to, not retried.
     pub fn retryable(&self) -> bool {

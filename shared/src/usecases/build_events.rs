@@ -10,7 +10,7 @@ use crate::contract::ports::{
 };
 use crate::definitions::DeployTarget;
 use crate::deploy::image::ImageRef;
-use crate::pipeline::{BuildFailure, BuildOutputs, Event, ExecutionId, Stage, Status};
+use crate::pipeline::{BuildFailure, BuildOutputs, Event, ExecutionId};
 use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
 
 /// A build event that could not be recorded now.
@@ -299,9 +299,9 @@ pub async fn record_build_event<S: PipelineStore, R: EffectRunner, A: ArtifactSt
         },
         "SUCCEEDED" => {
             let execution = store.execution(&execution_id).await.map_err(HandleError::from)?;
-            if let Some(past) = execution.as_ref().filter(|run| run.status != Status::Running(Stage::Build)) {
-                // A redelivered or late success of a run past its build: the machine answers it from what the run
-                // recorded; nothing is read or looked up again.
+            if let Some(past) = execution.as_ref().filter(|run| !run.in_build()) {
+                // A redelivered or late success of a run past its build: nothing is read or looked up again. The
+                // machine answers it (a duplicate, or a refusal) without its outputs; the recorded ones stand in.
                 let recorded = past.build.as_ref();
                 let outputs = BuildOutputs {
                     image_uri: recorded.and_then(|build| build.image_uri.clone()).unwrap_or_default(),

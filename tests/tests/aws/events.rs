@@ -15,6 +15,8 @@ use sluice::definitions::{
 use sluice::pipeline::{ApprovalDecision, BuildOutputs, EffectKind, Event, ExecutionId};
 use sluice_integration::{Stack, workspace_root};
 
+use sluice::contract::testing::published_by;
+
 use crate::{at, push};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -95,12 +97,7 @@ fn built_and_approved(pushed: Event) -> [Event; 3] {
 fn a_runs_events() -> Vec<SluiceEvent> {
     let succeeded = Event::DeploymentSucceeded { execution_id: ExecutionId::from("e1"), deployment_id: "d-1".into() };
     let events: Vec<Event> = built_and_approved(push("e1")).into_iter().chain([succeeded]).collect();
-    published(&events)
-}
-
-/// What the machine publishes for `events`, applied a minute apart.
-fn published(events: &[Event]) -> Vec<SluiceEvent> {
-    sluice::contract::testing::published_by(events, at(0))
+    published_by(&events, at(0))
 }
 
 /// What a rolling run whose AfterRollout checks fail publishes once ECS has completed its rollout: the checks'
@@ -134,7 +131,7 @@ fn a_rolling_runs_check_events() -> Vec<SluiceEvent> {
         },
     ];
     let events: Vec<Event> = built_and_approved(pushed).into_iter().chain(rolled_out).collect();
-    published(&events)
+    published_by(&events, at(0))
         .into_iter()
         .filter(|event| matches!(event, SluiceEvent::ChecksRequested(_) | SluiceEvent::RollbackRequested(_)))
         .collect()
@@ -194,7 +191,7 @@ fn a_paused_runs_events() -> Vec<SluiceEvent> {
     ];
     let events: Vec<Event> = built_and_approved(pushed).into_iter().chain(deploying).collect();
     // The second pause's: the first, before any production traffic moved, asked nobody.
-    let published = published(&events);
+    let published = published_by(&events, at(0));
     let pause = published.iter().rev().find(|e| matches!(e, SluiceEvent::DeploymentPaused(_))).cloned();
     let asked = published.iter().rev().find(|e| matches!(e, SluiceEvent::ApprovalRequested(_))).cloned();
     let decided = published.iter().rev().find(|e| matches!(e, SluiceEvent::ApprovalDecided(_))).cloned();

@@ -241,7 +241,7 @@ async fn a_save_writes_only_the_executions_that_changed() -> Result<()> {
 
 #[tokio::test]
 async fn a_save_of_the_state_alone_lands_once_and_a_stale_one_is_a_conflict_that_changes_nothing() -> Result<()> {
-    let (_stack, store) = store().await?;
+    let (stack, store) = store().await?;
     let (mut state, effects) = apply(&fresh(), &push("e1"), at(0));
     state.enqueue(effects, 1);
     save(&store, &state, None, None).await?;
@@ -252,7 +252,12 @@ async fn a_save_of_the_state_alone_lands_once_and_a_stale_one_is_a_conflict_that
     emptied.pending.clear();
     let write = Write::between(Some(&read.value), &emptied, Some(read.version));
     assert!(write.executions.is_empty() && write.receipt.is_none() && write.links.is_empty());
-    assert_eq!(store.save(&write).await?, Version(2));
+    // ... as one PutItem, not a transaction, as the meter on the wire sees it
+    let meter = sluice_integration::meter::Meter::start(&sluice_integration::moto().endpoint).await?;
+    let metered = sluice_integration::aws_config(&meter.endpoint).await;
+    let metered = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&metered), stack.table.clone());
+    assert_eq!(metered.save(&write).await?, Version(2));
+    assert_eq!(meter.take().calls, ["DynamoDB_20120810.PutItem"]);
     let stored = store.load("web").await?.expect("stored");
     assert_eq!((&stored.value, stored.version), (&emptied, Version(2)));
     // The same write again, from the read of version 1, is refused and leaves version 2 as it was

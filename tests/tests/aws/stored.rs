@@ -15,12 +15,17 @@ use sluice_integration::Stack;
 /// The run every demo makes.
 const RUN: &str = "web-72d3162e-cc78-11e3-81ab-4c9367dc0958";
 
-/// The stack's table holding the items of `tests/fixtures/stored/<fixture>.json` (DynamoDB's JSON), as stored.
+/// The items of `tests/fixtures/stored/<fixture>.json`, in DynamoDB's JSON.
+fn fixture_items(fixture: &str) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let path = sluice_integration::workspace_root().join(format!("tests/fixtures/stored/{fixture}.json"));
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path:?}"))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// The stack's table holding the fixture's items, as stored.
 async fn stored(fixture: &str) -> Result<(Stack, DynamoDbStore)> {
     use aws_sdk_dynamodb::types::AttributeValue;
-    let path = sluice_integration::workspace_root().join(format!("tests/fixtures/stored/{fixture}.json"));
-    let items: Vec<serde_json::Map<String, serde_json::Value>> =
-        serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("reading {path:?}"))?)?;
+    let items = fixture_items(fixture)?;
     let stack = Stack::create().await?;
     for item in items {
         let mut put = stack.dynamodb.put_item().table_name(&stack.table);
@@ -41,9 +46,8 @@ async fn stored(fixture: &str) -> Result<(Stack, DynamoDbStore)> {
 
 /// The partition keys of the fixture's items.
 fn partition_keys(fixture: &str) -> Result<Vec<String>> {
-    let path = sluice_integration::workspace_root().join(format!("tests/fixtures/stored/{fixture}.json"));
-    let items: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-    Ok(items.iter().filter_map(|item| item["PK"]["S"].as_str().map(str::to_owned)).collect())
+    let items = fixture_items(fixture)?;
+    Ok(items.iter().filter_map(|item| item.get("PK")?["S"].as_str().map(str::to_owned)).collect())
 }
 
 /// `events` handled in order by use cases that carry out nothing (the outbox keeps what they decide).

@@ -7,7 +7,7 @@ use crate::pipeline::state::{Stage, Status};
 impl Run {
     /// CodeBuild started the run's build: its id is claimed.
     pub(super) fn build_started(&mut self, i: usize, name: &'static str, build_id: &str) -> Applied {
-        if self.state.executions[i].status != Status::Running(Stage::Build) {
+        if !self.state.executions[i].in_build() {
             return self.past(i, Stage::Build, self.same_build(i, build_id), name);
         }
         if self.claim_build(i, build_id)? { Ok(None) } else { Ok(Some(IgnoreReason::DuplicateEvent)) }
@@ -16,7 +16,7 @@ impl Run {
     /// CodeBuild would not start the run's build: the run fails, saying why.
     pub(super) fn build_start_failed(&mut self, i: usize, name: &'static str, reason: &str) -> Applied {
         let started = self.build(i).and_then(|build| build.build_id.as_ref()).is_some();
-        if self.state.executions[i].status != Status::Running(Stage::Build) || started {
+        if !self.state.executions[i].in_build() || started {
             return self.past(i, Stage::Build, true, name);
         }
         self.finish(i, Status::Failed, Some(format!("the build could not start: {reason}")));
@@ -31,8 +31,7 @@ impl Run {
         build_id: &str,
         phase: &Option<String>,
     ) -> Applied {
-        let status = self.state.executions[i].status;
-        if status != Status::Running(Stage::Build) {
+        if !self.state.executions[i].in_build() {
             return self.past(i, Stage::Build, self.same_build(i, build_id), name);
         }
         let claimed = self.claim_build(i, build_id)?;
@@ -67,8 +66,7 @@ impl Run {
     /// Build `build_id` of the run ended: `None` once it is recorded as the run's build, finished now; otherwise the
     /// answer to give (the run is past its build, or another build is the run's).
     fn build_ends(&mut self, i: usize, name: &'static str, build_id: &str) -> Option<Applied> {
-        let status = self.state.executions[i].status;
-        if status != Status::Running(Stage::Build) {
+        if !self.state.executions[i].in_build() {
             return Some(self.past(i, Stage::Build, self.same_build(i, build_id), name));
         }
         if let Err(refused) = self.claim_build(i, build_id) {

@@ -125,7 +125,7 @@ impl Run {
                 deployment_id: deployment_id.to_owned(),
                 lifecycle_event: AFTER_ROLLOUT.to_owned(),
                 checks: checks.len(),
-                stage: Some(Stage::Deploy.to_string()),
+                stage: Some(Stage::Deploy),
             })));
             return Ok(None);
         }

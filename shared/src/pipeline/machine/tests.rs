@@ -1499,6 +1499,32 @@ fn a_push_made_in_the_same_second_as_the_head_and_not_chained_to_it_waits_for_gi
     assert_ne!(status(&apply(&state, &later, at(1)).0, "e4"), Status::Skipped);
 }
 
+/// The event's detail-type and the pipeline stage it names; `None` for an event that names none.
+fn stage_of(event: &SluiceEvent) -> Option<(&'static str, Option<Stage>)> {
+    let stage = match event {
+        SluiceEvent::ExecutionStarted(e) => e.stage,
+        SluiceEvent::ApprovalRequested(e) => e.stage,
+        SluiceEvent::ApprovalDecided(e) => e.stage,
+        SluiceEvent::DeploymentRequested(e) => e.stage,
+        SluiceEvent::ChecksRequested(e) => e.stage,
+        SluiceEvent::RollbackRequested(e) => e.stage,
+        SluiceEvent::ExecutionFinished(e) => e.stage,
+        SluiceEvent::DeploymentPaused(_) | SluiceEvent::EffectsDue(_) => return None,
+    };
+    Some((event.detail_type(), stage))
+}
+
+/// The stage each event `effects` publish names, by detail-type.
+fn stages_named(effects: &[Effect]) -> Vec<(&'static str, Option<Stage>)> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Publish(event) => stage_of(event),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn every_event_a_run_publishes_names_its_stage_and_a_deployment_its_github_environment() {
     let mut events = crate::contract::testing::shipped("e1");
@@ -1506,29 +1532,18 @@ fn every_event_a_run_publishes_names_its_stage_and_a_deployment_its_github_envir
         plan.github = Some(crate::definitions::GitHubReport { environment: "production".into() });
     }
     let published = crate::contract::testing::published_by(&events, at(0));
-    let stages: Vec<(&str, Option<String>)> = published
+    let stages: Vec<(&str, Option<Stage>)> = published
         .iter()
-        .map(|event| {
-            let stage = match event {
-                SluiceEvent::ExecutionStarted(e) => e.stage.clone(),
-                SluiceEvent::ApprovalRequested(e) => e.stage.clone(),
-                SluiceEvent::ApprovalDecided(e) => e.stage.clone(),
-                SluiceEvent::DeploymentRequested(e) => e.stage.clone(),
-                SluiceEvent::ExecutionFinished(e) => e.stage.map(|stage| stage.to_string()),
-                other => panic!("a shipped run published {}", other.detail_type()),
-            };
-            (event.detail_type(), stage)
-        })
+        .map(|event| stage_of(event).unwrap_or_else(|| panic!("a shipped run published {}", event.detail_type())))
         .collect();
-    let named = |stage: &str| Some(stage.to_owned());
     assert_eq!(
         stages,
         [
-            ("Execution Started", named("build")),
-            ("Approval Requested", named("approval")),
-            ("Approval Decided", named("approval")),
-            ("Deployment Requested", named("deploy")),
-            ("Execution Finished", named("deploy")),
+            ("Execution Started", Some(Stage::Build)),
+            ("Approval Requested", Some(Stage::Approval)),
+            ("Approval Decided", Some(Stage::Approval)),
+            ("Deployment Requested", Some(Stage::Deploy)),
+            ("Execution Finished", Some(Stage::Deploy)),
         ]
     );
     let environment = published.iter().find_map(|event| match event {
@@ -1538,32 +1553,18 @@ fn every_event_a_run_publishes_names_its_stage_and_a_deployment_its_github_envir
     assert_eq!(environment, Some(Some("production".to_owned())), "the plan's GitHub environment");
 }
 
-/// The `stage` each event of `effects` names, by detail-type.
-fn stages_named(effects: &[Effect]) -> Vec<(&'static str, Option<String>)> {
-    effects
-        .iter()
-        .filter_map(|effect| match effect {
-            Effect::Publish(SluiceEvent::ChecksRequested(e)) => Some(("Checks Requested", e.stage.clone())),
-            Effect::Publish(SluiceEvent::RollbackRequested(e)) => Some(("Rollback Requested", e.stage.clone())),
-            Effect::Publish(SluiceEvent::ApprovalRequested(e)) => Some(("Approval Requested", e.stage.clone())),
-            Effect::Publish(SluiceEvent::ApprovalDecided(e)) => Some(("Approval Decided", e.stage.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn checks_a_rollback_and_an_approval_at_a_pause_are_the_deploy_stages() {
-    let deploy = Some("deploy".to_owned());
+    let deploy = Some(Stage::Deploy);
     // A rolling update's checks, then their failure
     let (state, effects) = apply(&rolled_out("e1", 1, true), &deployed("e1"), at(5));
-    assert_eq!(stages_named(&effects), [("Checks Requested", deploy.clone())]);
+    assert_eq!(stages_named(&effects), [("Checks Requested", deploy)]);
     let (_, effects) = apply(&state, &after_rollout("e1", false), at(6));
-    assert_eq!(stages_named(&effects), [("Rollback Requested", deploy.clone())]);
+    assert_eq!(stages_named(&effects), [("Rollback Requested", deploy)]);
     // An approval asked at a pause of a canary, then decided
     let (state, _) = apply(&canary_deploying("e2"), &paused("e2", "pause-1"), at(10));
     let (state, effects) = apply(&state, &paused("e2", "pause-2"), at(20));
-    assert_eq!(stages_named(&effects), [("Approval Requested", deploy.clone())]);
+    assert_eq!(stages_named(&effects), [("Approval Requested", deploy)]);
     let sent = Event::ApprovalSent {
         execution_id: id("e2"),
         token_hash: "hash-pause-2".into(),

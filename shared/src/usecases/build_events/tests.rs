@@ -334,3 +334,55 @@ async fn a_digest_that_is_not_one_fails_the_run_and_an_image_outside_ecr_is_depl
     let execution = world.execution("e2").await;
     assert_eq!(execution.build.and_then(|b| b.image_uri).as_deref(), Some("ghcr.io/acme/web:sha-e2"));
 }
+
+#[tokio::test]
+async fn a_registry_that_denies_or_refuses_the_lookup_fails_the_run_saying_what_to_do() {
+    use crate::contract::testing::RegistryRefusal;
+    for (refusal, said) in [
+        (RegistryRefusal::Denied, "ECR denied access; sluice needs ecr:DescribeImages on repository web"),
+        (
+            RegistryRefusal::Refused,
+            "ECR refused the request (InvalidParameterException: bad tag); check the repository",
+        ),
+    ] {
+        let world = World::with(&["e1"]).await;
+        world.tagged_outputs("e1", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:sha-e1");
+        world.artifacts.push_image("web", "sha-e1", DIGEST);
+        world.artifacts.registry_refuses(refusal);
+
+        world.record(&world.change("e1", "ev-1", "SUCCEEDED").await).await;
+
+        let execution = world.execution("e1").await;
+        assert_eq!(execution.status, Status::Failed, "{refusal:?}");
+        let reason = execution.reason.unwrap_or_default();
+        assert!(reason.contains(said), "{refusal:?}: {reason}");
+    }
+}
+
+#[tokio::test]
+async fn a_tag_pushed_again_while_the_run_waits_changes_nothing_it_deploys() {
+    let world = World::with(&["e1"]).await;
+    world.tagged_outputs("e1", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:sha-e1");
+    world.artifacts.push_image("web", "sha-e1", DIGEST);
+    world.record(&world.change("e1", "ev-1", "SUCCEEDED").await).await;
+    // WHEN the tag is pushed again with other bytes while the run waits for its approval, then it is approved
+    let other = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    world.artifacts.push_image("web", "sha-e1", other);
+    let approved = Event::ApprovalDecided {
+        execution_id: ExecutionId("e1".into()),
+        decision: crate::pipeline::ApprovalDecision::Approved,
+        approver: "Jane".into(),
+        comment: None,
+        token_hash: None,
+        source_ip: None,
+        user_agent: None,
+    };
+    let input = Input { pipeline: "web", mode: ExecutionMode::Superseded, event: &approved, receipt: None, now: now() };
+    handle(&world.store, &world.effects, input).await.expect("approved");
+    // THEN the deployment asked for is of the digest the build made
+    let requested = world.effects.publisher.published().into_iter().find_map(|event| match event {
+        SluiceEvent::DeploymentRequested(requested) => requested.image_uri,
+        _ => None,
+    });
+    assert_eq!(requested, Some(format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@{DIGEST}")));
+}

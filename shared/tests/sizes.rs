@@ -46,18 +46,20 @@ fn maximal_plan() -> Plan {
     Plan {
         github: Some(sluice::definitions::GitHubReport { environment: long('e', 255) }),
         build: Build { project: long('p', 255), environment },
-        approval: Some(Approval { topic_arn: long('t', 256), timeout_secs: 3600 }),
-        deploy: DeployTarget::BlueGreen(BlueGreen {
-            cluster: long('c', 255),
-            service: long('s', 255),
-            application: long('a', 100),
-            deployment_group: long('g', 100),
-            deployment_config: long('d', 100),
-            container: Some(long('n', 255)),
-            checks,
-            allow_host: true,
-        }),
-        deploy_timeout_minutes: Some(7 * 24 * 60),
+        stages: sluice::definitions::table_stages(
+            Some(Approval { topic_arn: long('t', 256), timeout_secs: 3600 }),
+            DeployTarget::BlueGreen(BlueGreen {
+                cluster: long('c', 255),
+                service: long('s', 255),
+                application: long('a', 100),
+                deployment_group: long('g', 100),
+                deployment_config: long('d', 100),
+                container: Some(long('n', 255)),
+                checks,
+                allow_host: true,
+            }),
+            Some(7 * 24 * 60),
+        ),
         notify: Some(Notify { topic_arn: long('n', 256) }),
     }
 }
@@ -217,7 +219,7 @@ fn the_fullest_pipeline_state_is_stored_well_under_dynamodbs_item_limit_and_its_
     }
     // AND every reason and every approval's words were cut to their bounds
     assert!(state.executions.iter().filter_map(|e| e.reason.as_ref()).all(|r| r.len() <= MAX_REASON));
-    let approvals: Vec<_> = state.executions.iter().filter_map(|e| e.approval.as_ref()).collect();
+    let approvals: Vec<_> = state.executions.iter().filter_map(|e| e.approval()).collect();
     assert!(approvals.iter().filter(|a| a.decision.is_some()).count() > RETAINED_FINISHED);
     for approval in approvals.iter().filter(|a| a.decision.is_some()) {
         assert_eq!(approval.approver.as_ref().map(String::len), Some(MAX_APPROVER));

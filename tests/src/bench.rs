@@ -243,7 +243,7 @@ async fn fill(store: &DynamoDbStore, pipeline: &str, plan: &Plan) -> Result<Stri
         }
     }
     let state = store.load(pipeline).await?.context("the filled pipeline")?.value;
-    let awaiting = state.executions.iter().filter(|e| e.status == Status::Running(Stage::Approval));
+    let awaiting = state.executions.iter().filter(|e| e.status == Status::Running(Stage::APPROVAL));
     if state.executions.len() != HELD || awaiting.count() != 1 || !state.pending.is_empty() {
         bail!("{pipeline} was not filled as meant: {} executions, outbox {:?}", state.executions.len(), state.pending);
     }

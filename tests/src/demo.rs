@@ -291,7 +291,7 @@ impl Demo {
         if manual {
             println!("\nOpen this link in a browser and decide (the demo waits up to 10 minutes):\n  {link}");
             let deadline = std::time::Instant::now() + Duration::from_secs(600);
-            while status_of(store.clone(), execution_id.clone()).await? == Some(Status::Running(Stage::Approval)) {
+            while status_of(store.clone(), execution_id.clone()).await? == Some(Status::Running(Stage::APPROVAL)) {
                 if std::time::Instant::now() > deadline {
                     anyhow::bail!("nobody decided within 10 minutes");
                 }
@@ -336,8 +336,8 @@ impl Demo {
             loop {
                 let run = store.execution(&execution_id).await?.context("the run is not recorded")?;
                 let decided = run
-                    .deploy
-                    .iter()
+                    .deploy()
+                    .into_iter()
                     .flat_map(|d| d.pauses.last())
                     .any(|p| p.approval.as_ref().is_some_and(|a| a.decision.is_some()));
                 if decided || run.status.is_finished() || std::time::Instant::now() > deadline {
@@ -354,7 +354,7 @@ impl Demo {
         }
         println!("\nThe deployer calls ContinueServiceDeployment; deploy-events ends the run on ECS's word:");
         let run = wait_until_finished(store, &execution_id).await?;
-        let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
+        let deploy = run.deploy().context("the run has no deploy facts")?;
         println!("  service deployment {} ({})", deploy.service_deployment.as_deref().unwrap_or("-"), deploy.strategy);
         for hook in &deploy.hooks {
             let verdict = if hook.passed { "passed" } else { "FAILED" };
@@ -383,7 +383,7 @@ impl Demo {
         );
         println!("completed, the hooks function runs the AfterRollout checks, and the run ends:");
         let run = wait_until_finished(store, &execution_id).await?;
-        let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
+        let deploy = run.deploy().context("the run has no deploy facts")?;
         println!("  deployment     {} ({})", deploy.deployment_id.as_deref().unwrap_or("-"), deploy.strategy);
         println!("  rolled out     {}", deploy.task_definition.as_deref().unwrap_or("-"));
         for hook in &deploy.hooks {
@@ -412,7 +412,7 @@ impl Demo {
         );
         println!("hooks function at each checked hook; deploy-events ends the run on CodeDeploy's word:");
         let run = wait_until_finished(store, &execution_id).await?;
-        let deploy = run.deploy.as_ref().context("the run has no deploy facts")?;
+        let deploy = run.deploy().context("the run has no deploy facts")?;
         let deployment_id = deploy.deployment_id.clone().unwrap_or_default();
         println!("  deployment     {deployment_id} ({})", deploy.strategy);
         for (event, status) in codedeploy.lifecycle(&deployment_id) {

@@ -530,7 +530,7 @@ pub async fn built<R: sluice::usecases::EffectRunner>(
     }
     let mut triggered = sluice::contract::testing::push(run.execution, run.mode, false);
     if let Event::Triggered { plan, .. } = &mut triggered {
-        plan.deploy = run.target;
+        *plan.target_mut() = run.target;
         plan.notify = run.notify.map(|topic| sluice::definitions::Notify { topic_arn: topic.to_owned() });
     }
     let built = Event::BuildSucceeded {

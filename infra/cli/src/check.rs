@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::json;
-use sluice::definitions::{DefinitionError, Definitions, DeployTarget, GlobFilter, MAX_TEXT, Pipeline, Source};
+use sluice::definitions::{
+    DefinitionError, Definitions, DeployTarget, GlobFilter, MAX_TEXT, Pipeline, Source, Stage, StageKind,
+};
 
 use crate::stack::Target;
 
@@ -119,7 +121,7 @@ fn check_json(files: &[String]) -> ExitCode {
                 pipelines.extend(definitions.iter().map(|p| {
                     json!({
                         "file": origin, "name": p.name, "repository": p.source.repository, "triggers": triggers(&p.source),
-                        "gates": gates(p), "deploys": deploys(p),
+                        "gates": gates(p), "deploys": targets(p).join("; "), "stages": stages_json(p),
                     })
                 }));
                 warnings.extend(definitions.warnings().iter().map(mistake_json));
@@ -140,23 +142,46 @@ fn mistake_json(e: &DefinitionError) -> serde_json::Value {
     })
 }
 
-/// How many pipelines, then a line each: what triggers it, what gates it, where it deploys.
+/// How many pipelines, then a line each: what triggers it, then its stages: what gates it and where it deploys.
 pub fn summary(definitions: &Definitions) -> String {
     let count = definitions.len();
     let mut out = format!("{count} pipeline{}", if count == 1 { "" } else { "s" });
     for p in definitions.iter() {
-        let gates = gates(p);
-        let gates = if gates.is_empty() { String::new() } else { format!(", {}", gates.join(", ")) };
         out += &format!(
-            "\n  {}: {} {}; build {}{gates}; {}",
+            "\n  {}: {} {}; build {}{}",
             p.name,
             p.source.repository,
             triggers(&p.source),
             p.build.project,
-            deploys(p)
+            stages(p)
         );
     }
     out
+}
+
+/// A pipeline's stages after its build. Written with `[approval]` and `[deploy]` tables: `, approval by <topic>;
+/// rolling update of prod/web`; with `[[stages]]`: `; stages staging (rolling update of staging/web) → sign-off
+/// (approval by <topic>) → production (ecs_canary of prod/web)`.
+fn stages(p: &Pipeline) -> String {
+    let tables = p.stages.iter().all(|stage| stage.name == Stage::APPROVAL || stage.name == Stage::DEPLOY);
+    if tables {
+        let gates = gates(p);
+        let gates = if gates.is_empty() { String::new() } else { format!(", {}", gates.join(", ")) };
+        return format!("{gates}; {}", targets(p).join("; "));
+    }
+    let each: Vec<String> = p
+        .stages
+        .iter()
+        .map(|stage| match &stage.kind {
+            StageKind::Approval(approval) => format!("{} (approval by {})", stage.name, approval.topic_arn),
+            StageKind::Deploy(deploy) => {
+                let (target, gates) = deploys(&deploy.target);
+                let gates: String = gates.iter().map(|gate| format!(", {gate}")).collect();
+                format!("{} ({target}{gates})", stage.name)
+            }
+        })
+        .collect();
+    format!("; stages {}", each.join(" → "))
 }
 
 /// What pushes start a pipeline: `pushes to main, release/* (not release/old) when src/** changes`.
@@ -181,28 +206,52 @@ fn triggers(source: &Source) -> String {
     format!("pushes to {}{files}", refs.join(" and "))
 }
 
-/// Who must agree before it deploys: the approval stage's topic, a pause's stage and topic.
+/// Who must agree before the pipeline deploys: each approval stage's topic, each pause's stage and topic.
 fn gates(p: &Pipeline) -> Vec<String> {
-    let mut gates = Vec::new();
-    if let Some(approval) = &p.approval {
-        gates.push(format!("approval by {}", approval.topic_arn));
-    }
-    if let DeployTarget::EcsNative(native) = &p.deploy
-        && let Some(pause) = &native.approval
-    {
-        gates.push(format!("approval at {} by {}", pause.stage, pause.topic_arn));
-    }
-    gates
+    let approvals = p.approval_stages().map(|(_, approval)| format!("approval by {}", approval.topic_arn));
+    approvals.chain(p.deploy_stages().flat_map(|(_, deploy)| deploys(&deploy.target).1)).collect()
 }
 
-/// Where it deploys: `rolling update of prod/web`.
-fn deploys(p: &Pipeline) -> String {
-    match &p.deploy {
+/// Where each deploy stage deploys, in order.
+fn targets(p: &Pipeline) -> Vec<String> {
+    p.deploy_stages().map(|(_, deploy)| deploys(&deploy.target).0).collect()
+}
+
+/// Each stage as data: its name, kind, and what it asks or where it deploys.
+fn stages_json(p: &Pipeline) -> Vec<serde_json::Value> {
+    p.stages
+        .iter()
+        .map(|stage| match &stage.kind {
+            StageKind::Approval(approval) => {
+                json!({ "name": stage.name, "kind": "approval", "topic": approval.topic_arn })
+            }
+            StageKind::Deploy(deploy) => {
+                let (place, gates) = deploys(&deploy.target);
+                json!({
+                    "name": stage.name, "kind": "deploy", "strategy": deploy.target.strategy(), "deploys": place,
+                    "gates": gates,
+                })
+            }
+        })
+        .collect()
+}
+
+/// Where a stage deploys (`rolling update of prod/web`), and who must agree within the deployment (a pause's stage
+/// and topic).
+fn deploys(target: &DeployTarget) -> (String, Vec<String>) {
+    let place = match target {
         DeployTarget::BlueGreen(bg) => format!(
             "CodeDeploy blue/green of {}/{} ({}/{}, {})",
             bg.cluster, bg.service, bg.application, bg.deployment_group, bg.deployment_config
         ),
         DeployTarget::Rolling(rolling) => format!("rolling update of {}/{}", rolling.cluster, rolling.service),
-        DeployTarget::EcsNative(native) => format!("{} of {}/{}", p.deploy.strategy(), native.cluster, native.service),
-    }
+        DeployTarget::EcsNative(native) => format!("{} of {}/{}", target.strategy(), native.cluster, native.service),
+    };
+    let gates = match target {
+        DeployTarget::EcsNative(native) => {
+            native.approval.iter().map(|pause| format!("approval at {} by {}", pause.stage, pause.topic_arn)).collect()
+        }
+        _ => Vec::new(),
+    };
+    (place, gates)
 }

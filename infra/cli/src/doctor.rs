@@ -259,13 +259,15 @@ enum TopicRole {
 
 fn topics(pipeline: &Pipeline) -> Vec<(&str, TopicRole)> {
     let mut topics = Vec::new();
-    if let Some(approval) = &pipeline.approval {
+    for (_, approval) in pipeline.approval_stages() {
         topics.push((approval.topic_arn.as_str(), TopicRole::Approval));
     }
-    if let DeployTarget::EcsNative(native) = &pipeline.deploy
-        && let Some(pause) = &native.approval
-    {
-        topics.push((pause.topic_arn.as_str(), TopicRole::Approval));
+    for (_, deploy) in pipeline.deploy_stages() {
+        if let DeployTarget::EcsNative(native) = &deploy.target
+            && let Some(pause) = &native.approval
+        {
+            topics.push((pause.topic_arn.as_str(), TopicRole::Approval));
+        }
     }
     if let Some(notify) = &pipeline.notify {
         topics.push((notify.topic_arn.as_str(), TopicRole::Notify));
@@ -351,9 +353,18 @@ fn subscriptions(name: &str, arn: &str, role: TopicRole, confirmed: u64, pending
     }
 }
 
+/// What each deploy stage of `pipeline` needs: its cluster allowed and its service active, its CodeDeploy group or
+/// its alarms there.
 async fn deploy_target(stack: &Stack, pipeline: &Pipeline) -> Vec<Finding> {
-    let name = &pipeline.name;
-    let (cluster, service) = match &pipeline.deploy {
+    let mut findings = Vec::new();
+    for (_, deploy) in pipeline.deploy_stages() {
+        findings.extend(stage_target(stack, &pipeline.name, &deploy.target).await);
+    }
+    findings
+}
+
+async fn stage_target(stack: &Stack, name: &str, target: &DeployTarget) -> Vec<Finding> {
+    let (cluster, service) = match target {
         DeployTarget::BlueGreen(t) => (&t.cluster, &t.service),
         DeployTarget::Rolling(t) => (&t.cluster, &t.service),
         DeployTarget::EcsNative(t) => (&t.cluster, &t.service),
@@ -386,7 +397,7 @@ async fn deploy_target(stack: &Stack, pipeline: &Pipeline) -> Vec<Finding> {
             problem(format!("{name}'s cluster {cluster_name}: {}", plain(&error)), "create it, or name another")
         }
     });
-    match &pipeline.deploy {
+    match target {
         DeployTarget::BlueGreen(target) => {
             findings.push(code_deploy(stack, name, &target.application, &target.deployment_group).await);
         }

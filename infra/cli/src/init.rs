@@ -264,20 +264,16 @@ fn files(answers: &Answers) -> Result<Vec<(&'static str, String)>> {
         bail!("the pipeline checks with a warning: {warning}");
     }
     let pipeline = definitions.iter().next().context("the pipeline is there")?;
+    let (_, deploy) = pipeline.deploy_stages().next().context("the pipeline deploys")?;
     let taskdef = taskdef_json(answers);
-    sluice::deploy::render::task_definition(
-        taskdef.as_bytes(),
-        "registry/image:tag",
-        pipeline.deploy.container(),
-        false,
-    )
-    .map_err(|error| anyhow!("the task definition does not render: {error}"))?;
+    sluice::deploy::render::task_definition(taskdef.as_bytes(), "registry/image:tag", deploy.target.container(), false)
+        .map_err(|error| anyhow!("the task definition does not render: {error}"))?;
     let buildspec = buildspec_yml(answers);
     check_buildspec(&buildspec)?;
     let mut files = vec![("pipelines.toml", toml), ("buildspec.yml", buildspec), (TASK_DEFINITION_FILE, taskdef)];
     if answers.strategy == Strategy::BlueGreen {
         let appspec = appspec_yaml(answers);
-        let hooks = sluice::deploy::render::hook_events(&pipeline.deploy);
+        let hooks = sluice::deploy::render::hook_events(&deploy.target);
         sluice::deploy::render::appspec(appspec.as_bytes(), "arn:aws:ecs:task-definition/x:1", "hooks", &hooks)
             .map_err(|error| anyhow!("the AppSpec does not render: {error}"))?;
         files.push((APPSPEC_FILE, appspec));

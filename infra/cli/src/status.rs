@@ -48,7 +48,7 @@ impl Status {
             if target.json {
                 report.push(json!({
                     "pipeline": pipeline.name,
-                    "strategy": pipeline.deploy.strategy(),
+                    "strategy": strategies(pipeline),
                     "runs": runs.iter().map(|run| {
                         let mut value = run_json(run);
                         value["waits_for"] = json!(waits_for(run, now));
@@ -60,12 +60,7 @@ impl Status {
                 }));
                 continue;
             }
-            anstream::println!(
-                "{}  ({}, {})",
-                bold(&pipeline.name),
-                pipeline.deploy.strategy(),
-                pipeline.source.repository
-            );
+            anstream::println!("{}  ({}, {})", bold(&pipeline.name), strategies(pipeline), pipeline.source.repository);
             if runs.is_empty() {
                 anstream::println!("  no run in progress");
             }
@@ -96,4 +91,10 @@ impl Status {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// How the pipeline deploys, stage by stage: `rolling`, or `rolling → ecs_canary`.
+fn strategies(pipeline: &sluice::definitions::Pipeline) -> String {
+    let strategies: Vec<&str> = pipeline.deploy_stages().map(|(_, deploy)| deploy.target.strategy()).collect();
+    strategies.join(" → ")
 }

@@ -441,8 +441,8 @@ async fn rollback_stops_the_ecs_deployment_of_the_run_deploying_as_the_callers_i
         "{text}"
     );
     let run = store.execution(&ExecutionId::from("web-1")).await?.expect("the run");
-    assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::Deploy), "its events end it, not the command");
-    let by = run.deploy.and_then(|d| d.rollback_ordered).map(|o| o.by).unwrap_or_default();
+    assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::DEPLOY), "its events end it, not the command");
+    let by = run.deploy().and_then(|d| d.rollback_ordered.clone()).map(|o| o.by).unwrap_or_default();
     assert!(by.starts_with("arn:aws:") && text.contains(&format!("naming {by}")), "{by}: {text}");
     let record = ecs.service_deployment(&arn).expect("the record");
     assert!(record["status"].as_str().is_some_and(|s| s.starts_with("ROLLBACK_")), "{record}");
@@ -609,8 +609,8 @@ async fn approve_and_reject_decide_as_the_callers_aws_identity_and_announce_it_o
     assert!(approved.status.success(), "{}", stderr(&approved));
     let text = stdout(&approved);
     let run = store.execution(&ExecutionId::from("web-1")).await?.expect("the run");
-    assert_eq!(run.status, Status::Running(Stage::Deploy));
-    let approval = run.approval.expect("its approval");
+    assert_eq!(run.status, Status::Running(Stage::DEPLOY));
+    let approval = run.approval().cloned().expect("its approval");
     let by = approval.approver.unwrap_or_default();
     assert!(by.starts_with("arn:aws:"), "{by}");
     assert_eq!(text, format!("web-1: approved by {by} (its approval stage)\n"));
@@ -681,7 +681,7 @@ async fn rollback_with_nothing_deploying_runs_the_build_of_the_succeeded_run_bef
     );
     assert!(text.contains("; it is running deploy\nfollow it with: sluice show-run web-redeploy-3 --wait\n"), "{text}");
     let run = store.execution(&ExecutionId::from("web-redeploy-3")).await?.expect("the new run");
-    assert_eq!(run.status, Status::Running(Stage::Deploy));
+    assert_eq!(run.status, Status::Running(Stage::DEPLOY));
     assert_eq!(run.build.and_then(|b| b.image_uri), Some("web:web-1".to_owned()));
     let requested = stack
         .receive(stack.queue_to("DeployerFunction", "Deployment Requested")?, 1, std::time::Duration::from_secs(10))
@@ -854,7 +854,7 @@ async fn retry_builds_a_failed_builds_commit_again_and_redeploys_a_failed_deploy
     );
     assert!(text.contains("; it is running build\n"), "{text}");
     let run = store.execution(&ExecutionId::from("web-rerun-4")).await?.expect("the new run");
-    assert_eq!((run.status, run.source.commit.as_str()), (Status::Running(Stage::Build), commit('3').as_str()));
+    assert_eq!((run.status, run.source.commit.as_str()), (Status::Running(Stage::BUILD), commit('3').as_str()));
     assert!(run.source.pusher.starts_with("arn:aws:"), "{}", run.source.pusher);
     let build_id = run.build.as_ref().and_then(|build| build.build_id.clone()).expect("CodeBuild's build id");
     let listed = codebuild.list_builds_for_project().project_name("web-build").send().await?;

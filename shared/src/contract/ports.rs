@@ -177,7 +177,7 @@ impl<'a> Write<'a> {
 /// pause's) by which run `execution` is found.
 fn aws_ids(execution: &Execution) -> Vec<String> {
     let build = execution.build.as_ref().and_then(|build| build.build_id.clone());
-    let deploy = execution.deploy.as_ref();
+    let deploy = execution.deploy();
     let deployment = deploy.and_then(|deploy| deploy.deployment_id.clone());
     let service_deployment = deploy.and_then(|deploy| deploy.service_deployment.clone());
     let sent = execution.gates().filter_map(|gate| gate.facts().token_hash.as_deref()).map(approval_link);

@@ -345,10 +345,14 @@ pub fn plan(approval: bool) -> Plan {
             project: "web-build".into(),
             environment: std::collections::BTreeMap::from([("STAGE".into(), "prod".into())]),
         },
-        approval: approval
-            .then(|| Approval { topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvals".into(), timeout_secs: 3600 }),
-        deploy: DeployTarget::BlueGreen(blue_green(Vec::new())),
-        deploy_timeout_minutes: None,
+        stages: crate::definitions::table_stages(
+            approval.then(|| Approval {
+                topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvals".into(),
+                timeout_secs: 3600,
+            }),
+            DeployTarget::BlueGreen(blue_green(Vec::new())),
+            None,
+        ),
         notify: None,
     }
 }

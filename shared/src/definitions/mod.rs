@@ -5,6 +5,7 @@
 
 mod error;
 mod raw;
+mod stages;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 pub use error::{DefinitionError, DefinitionErrors};
+pub use stages::{DeployStage, MAX_STAGE_NAME, Stage, StageDefinition, StageKind, is_stage_name, table_stages};
 pub use validate::{
     MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_URL,
 };
@@ -106,14 +108,42 @@ pub struct Pipeline {
     pub mode: ExecutionMode,
     pub source: Source,
     pub build: Build,
-    pub approval: Option<Approval>,
-    pub deploy: DeployTarget,
-    /// `deploy.timeout`: how long, beyond what its strategy itself may wait, a deployment may take before the run
-    /// fails ([`crate::deploy::deadline`]); 60 minutes unless given.
-    pub deploy_timeout_minutes: Option<u32>,
+    /// What runs after the build, in order: at least one stage, every deploy stage deploying the same build.
+    pub stages: Vec<StageDefinition>,
     pub notify: Option<Notify>,
     /// Whether (and as which environment) runs are shown on GitHub.
     pub github: Option<GitHubReport>,
+}
+
+impl Pipeline {
+    /// The pipeline's deploy stages, in order, with their names.
+    pub fn deploy_stages(&self) -> impl Iterator<Item = (Stage, &DeployStage)> {
+        self.stages.iter().filter_map(|stage| stage.deploy().map(|deploy| (stage.name, deploy)))
+    }
+
+    /// The pipeline's approval stages, in order.
+    pub fn approval_stages(&self) -> impl Iterator<Item = (Stage, &Approval)> {
+        self.stages.iter().filter_map(|stage| stage.approval().map(|approval| (stage.name, approval)))
+    }
+}
+
+/// What tests of pipelines written with `[approval]` and `[deploy]` tables read.
+#[cfg(any(test, feature = "testing"))]
+impl Pipeline {
+    /// The first deploy stage's target.
+    pub fn deploy(&self) -> &DeployTarget {
+        &self.deploy_stages().next().expect("a pipeline has a deploy stage").1.target
+    }
+
+    /// The first deploy stage's `deploy.timeout`.
+    pub fn deploy_timeout_minutes(&self) -> Option<u32> {
+        self.deploy_stages().next().and_then(|(_, deploy)| deploy.timeout_minutes)
+    }
+
+    /// The first approval stage's approval.
+    pub fn approval(&self) -> Option<&Approval> {
+        self.approval_stages().next().map(|(_, approval)| approval)
+    }
 }
 
 /// Which pushes start the pipeline.

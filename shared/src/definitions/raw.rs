@@ -25,9 +25,20 @@ pub(super) struct RawPipeline {
     pub source: RawSource,
     pub build: RawBuild,
     pub approval: Option<RawApproval>,
-    pub deploy: RawDeploy,
+    pub deploy: Option<RawDeploy>,
+    /// `[[pipelines.<name>.stages]]`: the stages after the build, in order (instead of `approval` and `deploy`).
+    pub stages: Option<Vec<RawStage>>,
     pub notify: Option<RawNotify>,
     pub github: Option<RawGitHub>,
+}
+
+/// One of `[[pipelines.<name>.stages]]`: a name and either `approval` or `deploy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStage {
+    pub name: Spanned<String>,
+    pub approval: Option<RawApproval>,
+    pub deploy: Option<RawDeploy>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,7 +228,8 @@ pub(super) fn parse(origin: &str, text: &str) -> Result<Read, DefinitionErrors> 
     if let Some(DeValue::Table(pipelines)) = pipelines {
         for (name, mut pipeline) in pipelines {
             reader.pipeline = Some(name.get_ref().to_string());
-            let stand_ins = reader.lists_for_tables(&mut pipeline);
+            let mut stand_ins = reader.lists_for_tables(&mut pipeline);
+            stand_ins.extend(reader.deploy_or_stages(&mut pipeline));
             if let Some(read) = reader.shape::<RawPipeline>(&mut pipeline, stand_ins) {
                 file.pipelines.insert(Spanned::new(name.span(), name.into_inner().into_owned()), read);
             }
@@ -317,6 +329,25 @@ impl<'t> Reader<'t> {
             stand_ins.push(span);
         }
         stand_ins
+    }
+
+    /// A pipeline with neither a `deploy` table nor `stages`: `deploy` is told missing (as serde would of a required
+    /// table) and stood in for. The stand-in's span.
+    fn deploy_or_stages(&mut self, pipeline: &mut Spanned<DeValue<'t>>) -> Option<Range<usize>> {
+        let DeValue::Table(table) = pipeline.get_ref() else { return None };
+        // A pipeline already told of (a list where its table goes) is not told again.
+        if table.contains_key("deploy")
+            || table.contains_key("stages")
+            || self.stand_ins.contains(&pipeline.span().start)
+        {
+            return None;
+        }
+        let message = "missing field `deploy`";
+        let told = self.told(&pipeline.span(), &[], Some("deploy"), message);
+        self.errors.push(told);
+        let stand_in = set_aside(pipeline, &[], Some("deploy"), message)??;
+        self.stand_ins.insert(stand_in.start);
+        Some(stand_in)
     }
 
     /// A mistake in the shape at `span`, `path` within the pipeline, in the file's words: a missing value names

@@ -39,7 +39,7 @@ fn every_pipeline_the_readme_shows_is_valid_and_deploys_by_the_strategy_it_names
             Err(errors) => panic!("{errors}\nin:\n{example}"),
         };
         assert!(definitions.warnings().is_empty(), "{:?}\nin:\n{example}", definitions.warnings());
-        let strategy = definitions.get("web").map(|web| web.deploy.strategy().to_owned());
+        let strategy = definitions.get("web").map(|web| web.deploy().strategy().to_owned());
         let named = example.lines().find_map(|line| line.strip_prefix("strategy = ")).map(|s| s.trim_matches('"'));
         assert_eq!(strategy.as_deref(), named, "{example}");
         strategies.extend(strategy);
@@ -59,8 +59,8 @@ fn the_example_file_loads_with_both_deploy_strategies() {
     assert_eq!(definitions.len(), 2);
     let web = definitions.get("web").expect("web");
     assert_eq!(web.mode, ExecutionMode::Superseded);
-    assert_eq!(web.approval.as_ref().map(|a| a.timeout_secs), Some(2 * 24 * 3600));
-    let DeployTarget::BlueGreen(target) = &web.deploy else { panic!("web is blue/green") };
+    assert_eq!(web.approval().map(|a| a.timeout_secs), Some(2 * 24 * 3600));
+    let DeployTarget::BlueGreen(target) = web.deploy() else { panic!("web is blue/green") };
     assert_eq!(target.deployment_config, "CodeDeployDefault.ECSCanary10Percent5Minutes");
     assert_eq!(target.checks[0].hook, "AfterAllowTestTraffic");
     assert_eq!(target.checks[0].timeout_secs, 10);
@@ -69,7 +69,7 @@ fn the_example_file_loads_with_both_deploy_strategies() {
     assert_eq!(target.checks[0].expect_body.as_deref(), Some("ok"));
     let api = definitions.get("api").expect("api");
     assert_eq!(api.mode, ExecutionMode::Queued);
-    assert!(matches!(&api.deploy, DeployTarget::Rolling(r) if r.circuit_breaker.rollback && r.maximum_percent == 200));
+    assert!(matches!(api.deploy(), DeployTarget::Rolling(r) if r.circuit_breaker.rollback && r.maximum_percent == 200));
 }
 
 #[test]
@@ -77,13 +77,13 @@ fn defaults_fill_what_a_pipeline_leaves_out() {
     let definitions = Definitions::parse("p.toml", MINIMAL).expect("valid");
     let api = definitions.get("api").expect("api");
     assert_eq!(api.mode, ExecutionMode::Superseded);
-    assert!(api.approval.is_none());
-    let DeployTarget::Rolling(rolling) = &api.deploy else { panic!("rolling") };
+    assert!(api.approval().is_none());
+    let DeployTarget::Rolling(rolling) = api.deploy() else { panic!("rolling") };
     assert_eq!((rolling.minimum_healthy_percent, rolling.maximum_percent), (100, 200));
     assert_eq!(rolling.circuit_breaker, CircuitBreaker { enable: true, rollback: true });
     let with_approval = format!("{MINIMAL}approval = {{ topic = \"arn:aws:sns:us-east-1:123456789012:t\" }}\n");
     let definitions = Definitions::parse("p.toml", &with_approval).expect("valid");
-    let approval = definitions.get("api").and_then(|p| p.approval.clone()).expect("approval");
+    let approval = definitions.get("api").and_then(|p| p.approval().cloned()).expect("approval");
     assert_eq!(approval.timeout_secs, 7 * 24 * 3600);
 }
 
@@ -263,7 +263,7 @@ hook = "AfterRollout"
 url = "http://api/health"
 "#;
     let definitions = Definitions::parse("pipelines.toml", text).expect("valid");
-    let deploy = &definitions.get("api").expect("api").deploy;
+    let deploy = &definitions.get("api").expect("api").deploy();
     assert_eq!(deploy.after_rollout_checks().len(), 1);
     assert_eq!(deploy.after_rollout_checks()[0].url, "http://api/health");
 
@@ -277,7 +277,7 @@ url = "http://api/health"
 fn a_pipeline_may_name_the_container_the_image_goes_in_and_a_name_ecs_would_refuse_is_an_error() {
     let named = MINIMAL.replace(r#"service = "api" }"#, r#"service = "api", container = "api-app" }"#);
     let definitions = Definitions::parse("pipelines.toml", &named).expect("valid");
-    assert_eq!(definitions.get("api").and_then(|p| p.deploy.container()), Some("api-app"));
+    assert_eq!(definitions.get("api").and_then(|p| p.deploy().container()), Some("api-app"));
 
     let wrong = MINIMAL.replace(r#"service = "api" }"#, r#"service = "api", container = "api app" }"#);
     let errors = errors(&wrong);
@@ -306,8 +306,8 @@ url = "http://web-test.internal/health"
 "#;
     let definitions = Definitions::parse("p.toml", text).expect("valid");
     let web = definitions.get("web").expect("web");
-    assert_eq!(web.deploy.strategy(), "ecs_canary");
-    let DeployTarget::EcsNative(target) = &web.deploy else { panic!("ECS-native") };
+    assert_eq!(web.deploy().strategy(), "ecs_canary");
+    let DeployTarget::EcsNative(target) = web.deploy() else { panic!("ECS-native") };
     assert_eq!(target.shift, TrafficShift::Canary { tenths: 125, bake_time_minutes: 10 });
     assert_eq!(target.bake_time_minutes, 15);
     assert_eq!(target.alarms, ["web-5xx"]);
@@ -315,7 +315,7 @@ url = "http://web-test.internal/health"
     assert_eq!(target.checked_stages(), ["POST_TEST_TRAFFIC_SHIFT"]);
     let linear = text.replace("ecs_canary", "ecs_linear").replace("canary = { percent = 12.5 }\n", "");
     let definitions = Definitions::parse("p.toml", &linear).expect("valid");
-    let Some(DeployTarget::EcsNative(target)) = definitions.get("web").map(|p| &p.deploy) else { panic!("native") };
+    let Some(DeployTarget::EcsNative(target)) = definitions.get("web").map(|p| p.deploy()) else { panic!("native") };
     assert_eq!(target.shift, TrafficShift::Linear { step_tenths: 100, step_bake_time_minutes: 6 });
 }
 
@@ -371,7 +371,7 @@ service = "web"
 approval = { stage = "PRE_PRODUCTION_TRAFFIC_SHIFT" }
 "#;
     let definitions = Definitions::parse("p.toml", text).expect("valid");
-    let Some(DeployTarget::EcsNative(target)) = definitions.get("web").map(|p| &p.deploy) else { panic!("native") };
+    let Some(DeployTarget::EcsNative(target)) = definitions.get("web").map(|p| p.deploy()) else { panic!("native") };
     let pause = target.approval.as_ref().expect("an approval");
     assert_eq!(pause.stage, "PRE_PRODUCTION_TRAFFIC_SHIFT");
     assert_eq!(pause.topic_arn, "arn:aws:sns:us-east-1:123456789012:approvers");
@@ -383,7 +383,7 @@ approval = { stage = "PRE_PRODUCTION_TRAFFIC_SHIFT" }
          timeout = \"2h\", on_timeout = \"continue\" }",
     );
     let definitions = Definitions::parse("p.toml", &own).expect("valid");
-    let Some(DeployTarget::EcsNative(target)) = definitions.get("web").map(|p| &p.deploy) else { panic!("native") };
+    let Some(DeployTarget::EcsNative(target)) = definitions.get("web").map(|p| p.deploy()) else { panic!("native") };
     let pause = target.approval.as_ref().expect("an approval");
     assert_eq!(pause.topic_arn, "arn:aws:sns:us-east-1:123456789012:ops");
     assert_eq!((pause.timeout_minutes, pause.on_timeout), (120, PauseAction::Continue));
@@ -457,11 +457,11 @@ fn a_github_table_shows_runs_on_github_as_the_pipelines_environment_unless_it_na
 fn a_deploy_timeout_and_host_access_are_read_and_default_to_an_hour_and_off() {
     let definitions = Definitions::parse("pipelines.toml", MINIMAL).expect("loads");
     let api = definitions.get("api").expect("api");
-    assert_eq!((api.deploy_timeout_minutes, api.deploy.allows_host()), (None, false));
+    assert_eq!((api.deploy_timeout_minutes(), api.deploy().allows_host()), (None, false));
     let text = MINIMAL.replace("service = \"api\" }", "service = \"api\", timeout = \"2h\", allow_host = true }");
     let definitions = Definitions::parse("pipelines.toml", &text).expect("loads");
     let api = definitions.get("api").expect("api");
-    assert_eq!((api.deploy_timeout_minutes, api.deploy.allows_host()), (Some(120), true));
+    assert_eq!((api.deploy_timeout_minutes(), api.deploy().allows_host()), (Some(120), true));
     // A timeout of seconds, or beyond a week, is an error at its place
     for (timeout, says) in [("90s", "whole minutes"), ("8d", "deploy.timeout")] {
         let text = MINIMAL.replace("service = \"api\" }", &format!("service = \"api\", timeout = \"{timeout}\" }}"));
@@ -863,7 +863,7 @@ fn a_pause_before_a_step_of_100_percent_is_refused_since_nobody_would_ever_be_as
         assert!(Definitions::check("pipelines.toml", &fine).is_ok(), "{fine}");
         // Published before this was refused, it is read as it was: the pipeline keeps running
         let published = Definitions::parse("pipelines.toml", &text).expect("published definitions are read");
-        assert_eq!(published.get("api").map(|api| api.deploy.strategy()), Some(strategy));
+        assert_eq!(published.get("api").map(|api| api.deploy().strategy()), Some(strategy));
     }
 }
 
@@ -991,4 +991,110 @@ fn a_pipeline_name_toml_must_quote_is_quoted_and_escaped_as_toml_writes_it_in_wh
     let found = errors(text);
     let told = found.iter().find(|e| e.contains("`deploy` is missing")).expect("deploy is missing");
     assert!(told.ends_with(r#"add [pipelines."we\"b\\x".deploy] or deploy = { ... }"#), "{found:?}");
+}
+
+const STAGED: &str = r#"
+[pipelines.web]
+mode = "queued"
+source = { repository = "acme/web" }
+build = { project = "web-build" }
+
+[[pipelines.web.stages]]
+name = "staging"
+deploy = { strategy = "rolling", cluster = "staging", service = "web", timeout = "30m" }
+
+[[pipelines.web.stages]]
+name = "sign-off"
+approval = { topic = "arn:aws:sns:eu-west-1:123456789012:web-approvals", timeout = "2d" }
+
+[[pipelines.web.stages]]
+name = "production"
+deploy = { strategy = "ecs_canary", cluster = "prod", service = "web", canary = { percent = 10, bake_time = "15m" } }
+"#;
+
+#[test]
+fn a_pipeline_of_stages_reads_each_stage_in_order_with_its_own_target_and_timeout() {
+    let definitions = Definitions::check("pipelines.toml", STAGED).expect("the staged pipeline checks");
+    let web = definitions.get("web").expect("web");
+    let stages: Vec<(&str, &str)> = web.stages.iter().map(|stage| (stage.name.as_str(), stage.kind_name())).collect();
+    assert_eq!(stages, [("staging", "deploy"), ("sign-off", "approval"), ("production", "deploy")]);
+    let deploys: Vec<(&str, Option<u32>)> =
+        web.deploy_stages().map(|(_, deploy)| (deploy.target.strategy(), deploy.timeout_minutes)).collect();
+    assert_eq!(deploys, [("rolling", Some(30)), ("ecs_canary", None)]);
+    assert_eq!(web.approval().map(|approval| approval.timeout_secs), Some(2 * 24 * 3600));
+}
+
+#[test]
+fn a_pipeline_written_with_tables_has_the_stages_approval_and_deploy() {
+    let text = format!("{MINIMAL}approval = {{ topic = \"arn:aws:sns:eu-west-1:123456789012:ok\" }}\n");
+    let definitions = Definitions::check("pipelines.toml", &text).expect("it checks");
+    let names: Vec<Stage> = definitions.get("api").expect("api").stages.iter().map(|stage| stage.name).collect();
+    assert_eq!(names, [Stage::APPROVAL, Stage::DEPLOY]);
+}
+
+#[test]
+fn tables_beside_stages_are_an_error_at_their_line() {
+    let text = format!(
+        "{STAGED}\n[pipelines.web.deploy]\nstrategy = \"rolling\"\ncluster = \"prod\"\nservice = \"web\"\n\n\
+         [pipelines.web.approval]\ntopic = \"arn:aws:sns:eu-west-1:123456789012:ok\"\n"
+    );
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("pipelines.toml:20:12: pipeline `web`, field `deploy`: a pipeline with [[stages]]"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].starts_with("pipelines.toml:25:9: pipeline `web`, field `approval`: a pipeline with [[stages]]"),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn a_stage_needs_a_unique_name_of_its_own_and_exactly_one_of_approval_and_deploy() {
+    let text = r#"
+[pipelines.web]
+source = { repository = "acme/web" }
+build = { project = "web-build" }
+
+[[pipelines.web.stages]]
+name = "build"
+deploy = { strategy = "rolling", cluster = "a", service = "web" }
+
+[[pipelines.web.stages]]
+name = "Staging Area"
+deploy = { strategy = "rolling", cluster = "b", service = "web" }
+
+[[pipelines.web.stages]]
+name = "prod"
+deploy = { strategy = "rolling", cluster = "c", service = "web" }
+
+[[pipelines.web.stages]]
+name = "prod"
+
+[[pipelines.web.stages]]
+name = "both"
+deploy = { strategy = "rolling", cluster = "d", service = "web" }
+approval = { topic = "arn:aws:sns:eu-west-1:123456789012:ok" }
+"#;
+    let errors = errors(text);
+    let expected = [
+        "pipelines.toml:7:8: pipeline `web`, field `stages[0].name`: `build` is the build's own stage",
+        "pipelines.toml:11:8: pipeline `web`, field `stages[1].name`: a stage name is 1 to 32 lower-case letters",
+        "pipelines.toml:19:8: pipeline `web`, field `stages[3].name`: another stage is named `prod`",
+        "pipelines.toml:19:8: pipeline `web`, field `stages[3]`: a stage has either `approval` or `deploy` (this one has neither",
+        "pipelines.toml:22:8: pipeline `web`, field `stages[4]`: a stage has either `approval` or `deploy` (this one has both",
+    ];
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+    for (error, expected) in errors.iter().zip(expected) {
+        assert!(error.starts_with(expected), "{error}\nexpected: {expected}");
+    }
+}
+
+#[test]
+fn a_deploy_stages_mistake_names_the_stage_it_is_in() {
+    let text = STAGED.replace("cluster = \"prod\"", "cluster = \"\"");
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].contains("field `stages[2].deploy.cluster`"), "{errors:#?}");
 }

@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::error::{DefinitionError, DefinitionErrors, LineIndex};
 use super::raw::{
-    RawApproval, RawBuild, RawCheck, RawDeploy, RawFilter, RawPauseApproval, RawPipeline, RawSource, Read,
+    RawApproval, RawBuild, RawCheck, RawDeploy, RawFilter, RawPauseApproval, RawPipeline, RawSource, RawStage, Read,
 };
 use super::{
     AFTER_ROLLOUT_SECS, Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker,
@@ -15,6 +15,7 @@ use super::{
     HOOKS_FUNCTION_SECS, Notify, PAUSE_STAGES, PRE_PRODUCTION_TRAFFIC_SHIFT, PauseAction, PauseApproval, Pipeline,
     ROLLING_HOOKS, Rolling, Source, TrafficShift,
 };
+use super::{DeployStage, MAX_STAGE_NAME, Stage, StageDefinition, StageKind, table_stages};
 use crate::pipeline::bounded;
 
 const MINUTE: u64 = 60;
@@ -50,6 +51,8 @@ struct Checker<'a> {
     /// Whether the deploy table being read names a strategy sluice knows: what applies to which strategy is not
     /// told of one it does not (its own mistake is).
     strategy_known: bool,
+    /// Where in the pipeline the values being read are, before their own field (`stages[1].`), if not at its top.
+    place: String,
 }
 
 impl Checker<'_> {
@@ -88,7 +91,7 @@ impl Checker<'_> {
             line,
             column,
             pipeline: self.pipeline.clone(),
-            field: field.to_owned(),
+            field: format!("{}{field}", self.place).trim_end_matches('.').to_owned(),
             message,
         })
     }
@@ -217,6 +220,7 @@ pub(super) fn validate(
         stand_ins,
         warnings: Vec::new(),
         strategy_known: true,
+        place: String::new(),
     };
     if raw.pipelines.is_empty() && checker.errors.is_empty() {
         checker.error(0..0, "pipelines", "no pipeline is defined: add a [pipelines.<name>] table");
@@ -228,9 +232,12 @@ pub(super) fn validate(
         if !is_pipeline_name(name.get_ref()) {
             checker.error(name.span(), "", "a pipeline name is 1 to 64 letters, digits, '-' or '_'");
         }
-        let service = pipeline.deploy.service.span();
-        if let Some(pipeline) = validate_pipeline(&mut checker, name.get_ref(), pipeline) {
-            services.push((service, pipeline.name.clone()));
+        let deploys =
+            pipeline.deploy.iter().chain(pipeline.stages.iter().flatten().filter_map(|stage| stage.deploy.as_ref()));
+        let spans: Vec<Range<usize>> = deploys.map(|deploy| deploy.service.span()).collect();
+        if let Some(pipeline) = validate_pipeline(&mut checker, &name, pipeline) {
+            let stages = pipeline.deploy_stages().map(|(stage, _)| stage);
+            services.extend(spans.into_iter().zip(stages).map(|(span, stage)| (span, pipeline.name.clone(), stage)));
             pipelines.insert(pipeline.name.clone(), pipeline);
         }
     }
@@ -249,34 +256,39 @@ pub(super) fn validate(
 fn warn_shared_services(
     checker: &mut Checker<'_>,
     pipelines: &BTreeMap<String, Pipeline>,
-    mut services: Vec<(Range<usize>, String)>,
+    mut services: Vec<(Range<usize>, String, Stage)>,
 ) {
     if !checker.strict {
         return;
     }
-    services.sort_by_key(|(span, _)| span.start);
-    // By the names of cluster and service: only pipelines sharing both are compared, where ARNs name a place too.
-    let target = |name: &str| pipelines.get(name).map(|pipeline| pipeline.deploy.ecs_service());
-    let mut seen: HashMap<(&str, &str), Vec<(usize, &str)>> = HashMap::new();
-    for (span, name) in &services {
-        let Some((cluster, service)) = target(name) else { continue };
+    services.sort_by_key(|(span, _, _)| span.start);
+    // By the names of cluster and service: only stages sharing both are compared, where ARNs name a place too.
+    let target = |name: &str, stage: Stage| {
+        let deploy = pipelines.get(name).and_then(|pipeline| pipeline.deploy_stages().find(|(s, _)| *s == stage));
+        deploy.map(|(_, deploy)| deploy.target.ecs_service())
+    };
+    // By cluster and service names: where each deploy stage deploying them starts, its pipeline and its stage.
+    type Deploying<'a> = Vec<(usize, &'a str, Stage)>;
+    let mut seen: HashMap<(&str, &str), Deploying<'_>> = HashMap::new();
+    for (span, name, stage) in &services {
+        let Some((cluster, service)) = target(name, *stage) else { continue };
         let same_names = seen.entry((last_part(cluster), last_part(service))).or_default();
-        let earlier = same_names.iter().find(|(_, other)| {
-            target(other).is_some_and(|(other_cluster, other_service)| {
+        let earlier = same_names.iter().find(|(_, other, other_stage)| {
+            target(other, *other_stage).is_some_and(|(other_cluster, other_service)| {
                 same_ecs_resource(cluster, other_cluster) && same_ecs_resource(service, other_service)
             })
         });
-        if let Some((other_start, other)) = earlier {
+        if let Some((other_start, other, other_stage)) = earlier {
             let (line, _) = checker.lines.line_column(checker.text, *other_start);
+            let other = if other == name { format!("stage `{other_stage}`") } else { format!("pipeline `{other}`") };
             let message = format!(
-                "pipeline `{other}` deploys this service too (line {line}): each one's deployment replaces or \
-                 collides with the other's, and the service runs whichever went last; deploy a service from one \
-                 pipeline"
+                "{other} deploys this service too (line {line}): each one's deployment replaces or collides with \
+                 the other's, and the service runs whichever went last; deploy a service from one place"
             );
             checker.pipeline = Some(name.clone());
             checker.warn(span.clone(), "deploy.service", message);
         }
-        same_names.push((span.start, name));
+        same_names.push((span.start, name, *stage));
     }
 }
 
@@ -313,7 +325,7 @@ pub const MAX_URL: usize = 512;
 pub const MAX_CHECK_BODY: usize = 128;
 pub const MAX_CHECK_RETRIES: u32 = 20;
 
-fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) -> Option<Pipeline> {
+fn validate_pipeline(checker: &mut Checker<'_>, name: &Spanned<String>, raw: RawPipeline) -> Option<Pipeline> {
     let mode = match raw.mode.as_ref().map(|mode| (mode.get_ref().as_str(), mode.span())) {
         None | Some(("superseded", _)) => ExecutionMode::Superseded,
         Some(("queued", _)) => ExecutionMode::Queued,
@@ -324,14 +336,24 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) ->
     };
     let source = validate_source(checker, raw.source);
     let build = validate_build(checker, raw.build);
-    let approval = raw.approval.map(|approval| validate_approval(checker, approval));
-    let approval_topic = approval.as_ref().map(|approval| approval.topic_arn.as_str());
-    let deploy_timeout_minutes = raw
-        .deploy
-        .timeout
-        .as_ref()
-        .and_then(|timeout| checker.minutes(timeout, "deploy.timeout", DEPLOY_TIMEOUT_RANGE));
-    let deploy = validate_deploy(checker, raw.deploy, approval_topic);
+    let stages = if let Some(stages) = raw.stages {
+        for (table, span) in [
+            ("approval", raw.approval.as_ref().map(|approval| approval.topic.span())),
+            ("deploy", raw.deploy.as_ref().map(|deploy| deploy.strategy.span())),
+        ] {
+            if let Some(span) = span {
+                let message = format!(
+                    "a pipeline with [[stages]] has no [{table}] table: make it a stage ([[pipelines.{}.stages]] \
+                     with name = \"...\" and {table} = {{ ... }})",
+                    name.get_ref()
+                );
+                checker.error(span, table, message);
+            }
+        }
+        validate_stages(checker, stages)
+    } else {
+        table_stages_of(checker, raw.approval, raw.deploy)
+    };
     let notify = raw
         .notify
         .map(|notify| Notify { topic_arn: checker.checked(&notify.topic, "notify.topic", TOPIC, fifo_topic) });
@@ -343,21 +365,91 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &str, raw: RawPipeline) ->
                 is_environment_name,
                 "a GitHub environment name is 1 to 255 characters, without control characters",
             ),
-            None => name.to_owned(),
+            None => name.get_ref().to_owned(),
         },
     });
-    Some(Pipeline {
-        name: name.to_owned(),
-        mode,
-        source,
-        build,
-        approval,
-        deploy,
-        deploy_timeout_minutes,
-        notify,
-        github,
-    })
+    Some(Pipeline { name: name.get_ref().to_owned(), mode, source, build, stages, notify, github })
 }
+
+/// The stages of a pipeline written with `[approval]` and `[deploy]` tables: `approval` (if any), then `deploy`.
+fn table_stages_of(
+    checker: &mut Checker<'_>,
+    approval: Option<RawApproval>,
+    deploy: Option<RawDeploy>,
+) -> Vec<StageDefinition> {
+    let approval = approval.map(|approval| validate_approval(checker, approval));
+    // Without one, the reader told `deploy` missing.
+    let Some(deploy) = deploy else { return Vec::new() };
+    let timeout =
+        deploy.timeout.as_ref().and_then(|timeout| checker.minutes(timeout, "deploy.timeout", DEPLOY_TIMEOUT_RANGE));
+    let approval_topic = approval.as_ref().map(|approval| approval.topic_arn.clone());
+    let target = validate_deploy(checker, deploy, approval_topic.as_deref());
+    table_stages(approval, target, timeout)
+}
+
+/// `[[stages]]`: each with a unique name and exactly one of `approval` and `deploy`; at least one deploys. A pause
+/// approval inside a deployment uses the first approval stage's topic unless it names its own.
+fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDefinition> {
+    let approval_topic =
+        raw.iter().find_map(|stage| stage.approval.as_ref()).map(|a| a.topic.get_ref().trim().to_owned());
+    let first = raw.first().map(|stage| stage.name.span()).unwrap_or_default();
+    if raw.len() > MAX_STAGES {
+        checker.error(first.clone(), "stages", format!("at most {MAX_STAGES} stages"));
+    }
+    let mut stages: Vec<StageDefinition> = Vec::new();
+    for (at, stage) in raw.into_iter().enumerate() {
+        checker.place = format!("stages[{at}].");
+        let (name, span) = (stage.name.get_ref().trim(), stage.name.span());
+        let named = Stage::new(name).filter(|stage| *stage != Stage::BUILD);
+        match named {
+            None if name == "build" => {
+                checker.error(span.clone(), "name", "`build` is the build's own stage: name it otherwise")
+            }
+            None => checker.error(
+                span.clone(),
+                "name",
+                format!(
+                    "a stage name is 1 to {MAX_STAGE_NAME} lower-case letters, digits, '-' or '_', starting with a \
+                     letter (got {:?})",
+                    bounded(name, SHOWN)
+                ),
+            ),
+            Some(named) if stages.iter().any(|earlier| earlier.name == named) => {
+                checker.error(span.clone(), "name", format!("another stage is named `{named}`: stage names are unique"))
+            }
+            Some(_) => {}
+        }
+        let kind = match (stage.approval, stage.deploy) {
+            (Some(approval), None) => StageKind::Approval(validate_approval(checker, approval)),
+            (None, Some(deploy)) => {
+                let timeout =
+                    deploy.timeout.as_ref().and_then(|t| checker.minutes(t, "deploy.timeout", DEPLOY_TIMEOUT_RANGE));
+                let target = validate_deploy(checker, deploy, approval_topic.as_deref());
+                StageKind::Deploy(DeployStage { target, timeout_minutes: timeout })
+            }
+            (approval, _) => {
+                let what =
+                    if approval.is_some() { "both `approval` and `deploy`" } else { "neither `approval` nor `deploy`" };
+                checker.error(span, "", format!("a stage has either `approval` or `deploy` (this one has {what})"));
+                continue;
+            }
+        };
+        stages.push(StageDefinition { name: named.unwrap_or(Stage::DEPLOY), kind });
+    }
+    checker.place.clear();
+    if !stages.iter().any(|stage| stage.deploy().is_some()) {
+        checker.error(
+            first,
+            "stages",
+            "no stage deploys: add one with deploy = { strategy = ..., cluster = ..., service = ... }",
+        );
+    }
+    stages
+}
+
+/// The most stages a pipeline has: each deploy stage's run record and its effects stay far below DynamoDB's item
+/// limit.
+pub const MAX_STAGES: usize = 10;
 
 /// `[build]`: the CodeBuild project and the build's environment overrides.
 fn validate_build(checker: &mut Checker<'_>, raw: RawBuild) -> Build {

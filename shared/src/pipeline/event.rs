@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use chrono::{DateTime, Utc};
 
-use super::state::{ApprovalDecision, BuildFacts, Execution, ExecutionId, PauseFacts, Plan, SourceFacts, Status};
+use super::state::{
+    ApprovalDecision, BuildFacts, Execution, ExecutionId, PauseFacts, Plan, SourceFacts, Stage, Status,
+};
 use crate::contract::events::SluiceEvent;
 use crate::definitions::{Check, DeployTarget, ExecutionMode, PauseAction};
 
@@ -56,7 +58,7 @@ pub struct PauseNotice {
 impl PauseNotice {
     /// What the approvers are shown of `execution`'s deployment, paused at `pause`.
     pub fn of(execution: &Execution, pause: &PauseFacts) -> Self {
-        let hooks = execution.deploy.iter().flat_map(|deploy| &deploy.hooks);
+        let hooks = execution.deploy().into_iter().flat_map(|deploy| &deploy.hooks);
         let checks = hooks
             .map(|hook| {
                 let verdict = if hook.passed { "passed" } else { "failed" };
@@ -65,7 +67,7 @@ impl PauseNotice {
             .collect();
         Self {
             stage: pause.stage.clone(),
-            strategy: execution.plan.deploy.strategy().to_owned(),
+            strategy: execution.target().map_or("", DeployTarget::strategy).to_owned(),
             shifted_tenths: pause.shifted_tenths,
             timeout_action: pause.timeout_action,
             checks,
@@ -131,6 +133,10 @@ pub enum Event {
         build: BuildFacts,
         /// Who ordered it, and why: `rollback to run #12 (web-…) by arn:aws:iam::…:user/carol`.
         ordered: String,
+        /// The stage it enters (a retry: the stage the earlier run failed at); the plan's first deploy stage unless
+        /// given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<Stage>,
     },
     /// CodeBuild accepted StartBuild.
     BuildStarted {
@@ -269,6 +275,20 @@ pub enum Event {
 }
 
 impl Event {
+    /// The deployment the event is about, if it names one (its CodeDeploy or ECS deployment id, or the ECS service
+    /// deployment a pause is in).
+    pub fn deployment(&self) -> Option<&str> {
+        match self {
+            Event::DeploymentStarted { deployment_id, .. }
+            | Event::HookCompleted { deployment_id, .. }
+            | Event::DeploymentSucceeded { deployment_id, .. }
+            | Event::DeploymentSuperseded { deployment_id, .. }
+            | Event::DeploymentFailed { deployment_id: Some(deployment_id), .. } => Some(deployment_id),
+            Event::DeploymentPaused { service_deployment, .. } => Some(service_deployment),
+            _ => None,
+        }
+    }
+
     /// The execution the event is about.
     pub fn execution_id(&self) -> &ExecutionId {
         match self {

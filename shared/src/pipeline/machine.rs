@@ -9,20 +9,18 @@
 //! `Run::apply` routes each event; what it does is kept by stage: `build.rs`, `approval.rs`, `deploy.rs`, and
 //! `pause.rs` for approvals at an ECS deployment's pause.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::event::{ApprovalNotice, Effect, Event};
 use super::state::{
     ApprovalDecision, ApprovalFacts, BuildFacts, CommitOrder, DeployFacts, Execution, ExecutionId, OrderedRollback,
-    PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded, short_commit,
+    PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, StageRecord, Status, bounded, short_commit,
 };
 use crate::contract::events::{
-    ApprovalDecided as ApprovalDecidedEvent, ApprovalRequested, DeploymentRequested, ExecutionFinished,
-    ExecutionStarted, RollbackRequested, SluiceEvent,
+    ApprovalDecided as ApprovalDecidedEvent, ApprovalRequested, ExecutionFinished, ExecutionStarted, RollbackRequested,
+    SluiceEvent,
 };
-use crate::definitions::{AFTER_ROLLOUT, DeployTarget, ExecutionMode};
+use crate::definitions::{AFTER_ROLLOUT, DeployTarget, ExecutionMode, StageKind};
 
 /// At most this many executions of one pipeline wait for a stage; a push beyond it is refused (`queued` mode).
 pub const MAX_WAITING: usize = 20;
@@ -145,12 +143,19 @@ impl Run {
             return self.triggered(execution_id, source, plan, *mode, ordered.as_deref());
         }
 
-        if let Event::Redeployed { execution_id, source, plan, mode, build, ordered } = event {
-            return self.redeploy(execution_id, source, plan, *mode, build, ordered);
+        if let Event::Redeployed { execution_id, source, plan, mode, build, ordered, stage } = event {
+            return self.redeploy(execution_id, source, plan, *mode, build, (ordered, *stage));
         }
 
         let i = self.index(event.execution_id())?;
         let name = event.name();
+        if let Some(deployment) = event.deployment()
+            && self.earlier_stage_deployed(i, deployment)
+        {
+            // A late or repeated word about the deployment of a stage the run has left.
+            let finished = self.state.executions[i].status.is_finished();
+            return Ok(Some(if finished { IgnoreReason::AlreadyFinished } else { IgnoreReason::AlreadyPastStage }));
+        }
         match event {
             Event::Triggered { .. } | Event::Redeployed { .. } => Ok(None),
             Event::BuildStarted { build_id, .. } => self.build_started(i, name, build_id),
@@ -234,7 +239,7 @@ impl Run {
             Some(_) => self.behind_head(source),
         };
         let execution =
-            Execution { ordered: ordered.map(str::to_owned), ..self.new_run(execution_id, source, plan, Stage::Build) };
+            Execution { ordered: ordered.map(str::to_owned), ..self.new_run(execution_id, source, plan, Stage::BUILD) };
         if let Some(reason) = older {
             // It never waited for a stage: it ends before it starts.
             self.state.executions.push(Execution { status: Status::Skipped, ..execution });
@@ -245,7 +250,7 @@ impl Run {
         if ordered.is_none() {
             self.remember_push(source);
         }
-        self.start(execution, Stage::Build);
+        self.start(execution, Stage::BUILD);
         Ok(None)
     }
 
@@ -255,16 +260,29 @@ impl Run {
         })
     }
 
+    /// Whether `deployment` is the deployment of a deploy stage run `i` entered before its last one: events about
+    /// the last are its deploy stage's to answer.
+    fn earlier_stage_deployed(&self, i: usize, deployment: &str) -> bool {
+        let execution = &self.state.executions[i];
+        let last = execution.stages.iter().rposition(|record| record.deploy.is_some());
+        execution.stages[..last.unwrap_or(0)].iter().any(|record| {
+            record.deploy.as_ref().is_some_and(|deploy| {
+                deploy.deployment_id.as_deref() == Some(deployment)
+                    || deploy.service_deployment.as_deref() == Some(deployment)
+            })
+        })
+    }
+
     /// An event about `stage` for an execution that is not running it: a no-op if the execution has moved past the
     /// stage (and `same` says the event is about what it did there), an error otherwise.
     fn past(&self, i: usize, stage: Stage, same: bool, event: &'static str) -> Applied {
         let execution = &self.state.executions[i];
         let status = execution.status;
-        let execution = execution.id.clone();
         let passed = match status {
-            Status::Waiting(at) | Status::Running(at) => at > stage,
+            Status::Waiting(at) | Status::Running(at) => execution.plan.position(at) > execution.plan.position(stage),
             _ => true,
         };
+        let execution = execution.id.clone();
         match (passed && same, status.is_finished()) {
             (true, true) => Ok(Some(IgnoreReason::AlreadyFinished)),
             (true, false) => Ok(Some(IgnoreReason::AlreadyPastStage)),
@@ -273,7 +291,8 @@ impl Run {
         }
     }
 
-    /// A run an operator ordered, with an earlier run's build: it enters its deploy stage (or waits for it) at once.
+    /// A run an operator ordered, with an earlier run's build: it enters `stage` (its first deploy stage unless
+    /// given) or waits for it, at once.
     fn redeploy(
         &mut self,
         id: &ExecutionId,
@@ -281,7 +300,7 @@ impl Run {
         plan: &Plan,
         mode: ExecutionMode,
         build: &BuildFacts,
-        ordered: &str,
+        (ordered, stage): (&str, Option<Stage>),
     ) -> Applied {
         if self.state.execution(id).is_some() {
             return Ok(Some(IgnoreReason::DuplicateEvent));
@@ -292,13 +311,16 @@ impl Run {
         if mode == ExecutionMode::Queued && self.state.waiting() >= MAX_WAITING {
             return Err(TransitionError::QueueFull { pipeline: self.state.pipeline.clone(), limit: MAX_WAITING });
         }
+        let Some(stage) = stage.or_else(|| plan.first_deploy().map(|(first, _)| first)) else {
+            return Err(TransitionError::NothingBuilt { execution: id.clone() });
+        };
         self.state.mode = mode;
         let execution = Execution {
             build: Some(build.clone()),
             ordered: Some(ordered.to_owned()),
-            ..self.new_run(id, source, plan, Stage::Deploy)
+            ..self.new_run(id, source, plan, stage)
         };
-        self.start(execution, Stage::Deploy);
+        self.start(execution, stage);
         Ok(None)
     }
 
@@ -314,8 +336,7 @@ impl Run {
             source: source.clone(),
             plan: plan.clone(),
             build: None,
-            approval: None,
-            deploy: None,
+            stages: Vec::new(),
             reason: None,
             created_at: self.now,
             updated_at: self.now,
@@ -358,7 +379,7 @@ impl Run {
     }
 
     fn same_deployment(&self, i: usize, deployment_id: &str) -> bool {
-        let deploy = self.state.executions[i].deploy.as_ref();
+        let deploy = self.state.executions[i].deploy();
         deploy.is_some_and(|deploy| deploy.deployment_id.as_deref().is_none_or(|id| id == deployment_id))
     }
 
@@ -428,17 +449,19 @@ impl Run {
         let (now, execution) = (self.now, &self.state.executions[i]);
         let refuse =
             |why: &str| Err(TransitionError::CannotRollBack { execution: execution.id.clone(), why: why.into() });
-        if execution.status != Status::Running(Stage::Deploy) {
-            return self.past(i, Stage::Deploy, false, "rollback_ordered");
-        }
-        let Some(deploy) = execution.deploy.as_ref() else { return refuse("its deployment has not started yet") };
+        let Some((stage, planned)) = execution.deploying() else {
+            return self.past(i, self.deploy_stage(i), false, "rollback_ordered");
+        };
+        let Some(deploy) = execution.record(stage).and_then(|record| record.deploy.as_ref()) else {
+            return refuse("its deployment has not started yet");
+        };
         if deploy.rollback_ordered.is_some() {
             return Ok(Some(IgnoreReason::DuplicateEvent));
         }
         if deploy.rolling_back(now) {
             return refuse("it is already rolling back");
         }
-        let deployment = match &execution.plan.deploy {
+        let deployment = match &planned.target {
             DeployTarget::BlueGreen(_) => deploy.deployment_id.clone(),
             DeployTarget::EcsNative(_) => deploy.service_deployment.clone(),
             DeployTarget::Rolling(_) => {
@@ -451,7 +474,7 @@ impl Run {
         let Some(deployment) = deployment else { return refuse("its deployment has not started yet") };
         self.effects.push(Effect::StopDeployment {
             execution_id: execution.id.clone(),
-            target: execution.plan.deploy.clone(),
+            target: planned.target.clone(),
             deployment,
         });
         self.deploy_mut(i).rollback_ordered = Some(OrderedRollback { by: bounded(by, MAX_APPROVER), at: now });
@@ -462,25 +485,24 @@ impl Run {
     /// it rolled back), or puts a rolling update's service back on the task definition it ran before, where it can.
     fn deploy_timed_out(&mut self, i: usize) -> Applied {
         let (now, execution) = (self.now, &self.state.executions[i]);
-        if execution.status != Status::Running(Stage::Deploy) {
-            return self.past(i, Stage::Deploy, true, "deployment_timed_out");
-        }
-        let Some(deploy) = execution.deploy.as_ref() else {
-            return self.past(i, Stage::Deploy, false, "deployment_timed_out");
+        let Some((stage, plan)) = execution.deploying() else {
+            return self.past(i, self.deploy_stage(i), true, "deployment_timed_out");
         };
-        let plan = &execution.plan;
-        let deadline = crate::deploy::deadline::deadline(&plan.deploy, plan.deploy_timeout_minutes, deploy.started_at);
+        let Some(deploy) = execution.record(stage).and_then(|record| record.deploy.as_ref()) else {
+            return self.past(i, stage, false, "deployment_timed_out");
+        };
+        let deadline = crate::deploy::deadline::deadline(&plan.target, plan.timeout_minutes, deploy.started_at);
         if now < deadline {
             return Err(TransitionError::DeadlineNotReached { execution: execution.id.clone(), deadline });
         }
         let id = execution.id.clone();
-        let stop = match &plan.deploy {
+        let stop = match &plan.target {
             DeployTarget::BlueGreen(_) => deploy.deployment_id.clone(),
             DeployTarget::EcsNative(_) => deploy.service_deployment.clone(),
             DeployTarget::Rolling(_) => None,
         };
         let previous = deploy.previous_task_definition.clone().filter(|p| Some(p) != deploy.task_definition.as_ref());
-        let done = match (stop, previous, &plan.deploy) {
+        let done = match (stop, previous, &plan.target) {
             (Some(deployment), _, target) => {
                 self.effects.push(Effect::StopDeployment {
                     execution_id: id.clone(),
@@ -502,8 +524,8 @@ impl Run {
             }
             _ => "sluice knew nothing of it to stop".to_owned(),
         };
-        let waits = crate::deploy::deadline::strategy_waits(&plan.deploy);
-        let beyond = plan.deploy_timeout_minutes.unwrap_or(crate::deploy::deadline::DEFAULT_DEPLOY_TIMEOUT_MINUTES);
+        let waits = crate::deploy::deadline::strategy_waits(&plan.target);
+        let beyond = plan.timeout_minutes.unwrap_or(crate::deploy::deadline::DEFAULT_DEPLOY_TIMEOUT_MINUTES);
         let reason = format!(
             "the deployment did not finish within {} ({} its strategy may wait, and deploy.timeout {}); {done}",
             span(deadline - deploy.started_at),
@@ -524,7 +546,7 @@ impl Run {
         let deploy = self.deploy_mut(i);
         if passed {
             deploy.finished_at = Some(now);
-            self.finish(i, Status::Succeeded, None);
+            self.stage_done(i);
             return;
         }
         let detail = deploy.hooks.last().and_then(|hook| hook.detail.clone()).unwrap_or_else(|| "no detail".into());
@@ -532,10 +554,11 @@ impl Run {
         match deploy.previous_task_definition.clone().filter(|previous| Some(previous) != ours.as_ref()) {
             Some(previous) => {
                 let execution = &self.state.executions[i];
+                let Some((stage, planned)) = execution.deploying() else { return };
                 self.effects.push(Effect::RollBack {
                     execution_id: execution.id.clone(),
                     deployment_id: deployment_id.clone(),
-                    target: execution.plan.deploy.clone(),
+                    target: planned.target.clone(),
                     task_definition: previous.clone(),
                 });
                 self.effects.push(Effect::Publish(SluiceEvent::RollbackRequested(RollbackRequested {
@@ -544,7 +567,7 @@ impl Run {
                     deployment_id,
                     task_definition: previous,
                     reason: bounded(&format!("the {AFTER_ROLLOUT} checks failed ({detail})"), MAX_REASON),
-                    stage: Some(Stage::Deploy),
+                    stage: Some(stage),
                 })));
             }
             None => {
@@ -584,11 +607,28 @@ impl Run {
         })
     }
 
-    fn approval_mut(&mut self, i: usize) -> &mut ApprovalFacts {
+    /// The record of the stage run `i` holds (a fresh one if it has none yet).
+    fn record_mut(&mut self, i: usize) -> &mut StageRecord {
         let (now, execution) = (self.now, &mut self.state.executions[i]);
         execution.updated_at = now;
-        let topic_arn = execution.plan.approval.as_ref().map(|approval| approval.topic_arn.clone()).unwrap_or_default();
-        execution.approval.get_or_insert(ApprovalFacts {
+        let stage = execution.at().unwrap_or(Stage::DEPLOY);
+        if execution.stages.last().is_none_or(|record| record.name != stage) {
+            execution.stages.push(StageRecord { name: stage, approval: None, deploy: None });
+        }
+        let last = execution.stages.len() - 1;
+        &mut execution.stages[last]
+    }
+
+    fn approval_mut(&mut self, i: usize) -> &mut ApprovalFacts {
+        let now = self.now;
+        let execution = &self.state.executions[i];
+        let topic_arn = execution
+            .at()
+            .and_then(|stage| execution.plan.stage(stage))
+            .and_then(|planned| planned.approval())
+            .map(|approval| approval.topic_arn.clone())
+            .unwrap_or_default();
+        self.record_mut(i).approval.get_or_insert(ApprovalFacts {
             topic_arn,
             requested_at: now,
             expires_at: now,
@@ -597,38 +637,53 @@ impl Run {
     }
 
     fn deploy_mut(&mut self, i: usize) -> &mut DeployFacts {
-        let (now, execution) = (self.now, &mut self.state.executions[i]);
-        execution.updated_at = now;
-        let strategy = execution.plan.deploy.strategy().to_owned();
-        execution.deploy.get_or_insert_with(|| DeployFacts::new(strategy, now))
+        let now = self.now;
+        let execution = &self.state.executions[i];
+        let strategy = execution.deploying().map_or("", |(_, planned)| planned.target.strategy());
+        let strategy = strategy.to_owned();
+        self.record_mut(i).deploy.get_or_insert_with(|| DeployFacts::new(strategy, now))
     }
 
-    /// The execution has finished `from`: on to the next stage, and let the next one in.
-    fn advance(&mut self, i: usize, from: Stage) {
-        let next = match from {
-            Stage::Build if self.state.executions[i].plan.approval.is_some() => Some(Stage::Approval),
-            Stage::Build | Stage::Approval => Some(Stage::Deploy),
-            Stage::Deploy => None,
-        };
-        if let Some(next) = next {
-            self.enter_or_wait(i, next);
+    /// The deploy stage run `i` holds, or else the one it last entered (or will enter first): what an event about a
+    /// deployment is about.
+    fn deploy_stage(&self, i: usize) -> Stage {
+        self.state.executions[i].deploy_stage().map_or(Stage::DEPLOY, |(stage, _)| stage)
+    }
+
+    /// Run `i` is done with the stage it holds: on to the next stage, or, after the last, it succeeded.
+    fn stage_done(&mut self, i: usize) {
+        match self.state.executions[i].at() {
+            Some(stage) => self.advance(i, stage),
+            None => self.finish(i, Status::Succeeded, None),
         }
-        self.release(from);
+    }
+
+    /// The execution has finished `from`: on to the next stage (or, after the last, it succeeded), and let the next
+    /// one in.
+    fn advance(&mut self, i: usize, from: Stage) {
+        match self.state.executions[i].plan.after(from) {
+            Some(next) => {
+                self.enter_or_wait(i, next);
+                self.release(from);
+            }
+            None => self.finish(i, Status::Succeeded, None),
+        }
     }
 
     /// Enters `stage` if it is free; otherwise waits for it, superseding older waiters in `superseded` mode.
     fn enter_or_wait(&mut self, i: usize, stage: Stage) {
         let id = self.state.executions[i].id.clone();
-        if self.state.mode == ExecutionMode::Superseded && stage == Stage::Approval {
+        let asks = self.state.executions[i].plan.stage(stage).is_some_and(|planned| planned.approval().is_some());
+        if self.state.mode == ExecutionMode::Superseded && asks {
             // The newest build is the one worth approving: an older run still awaiting its decision is withdrawn (its
             // link says by which run), after any run waiting behind it.
             self.supersede_waiting(i, stage);
             let seq = self.state.executions[i].seq;
             let pending = (0..self.state.executions.len()).find(|&j| {
                 let other = &self.state.executions[j];
-                other.status == Status::Running(Stage::Approval)
+                other.status == Status::Running(stage)
                     && other.seq < seq
-                    && other.approval.as_ref().is_none_or(|approval| approval.decision.is_none())
+                    && other.approval().is_none_or(|approval| approval.decision.is_none())
             });
             if let Some(j) = pending {
                 let commit = self.state.executions[i].source.commit.clone();
@@ -663,67 +718,25 @@ impl Run {
         }
     }
 
+    /// Run `i` takes `stage`: its stage kind's module starts what the stage does.
     fn enter(&mut self, i: usize, stage: Stage) {
         let now = self.now;
         let execution = &mut self.state.executions[i];
         execution.status = Status::Running(stage);
         execution.waiting_since = None;
         execution.updated_at = now;
-        let execution = &self.state.executions[i];
-        match stage {
-            Stage::Build => {
-                let build = &execution.plan.build;
-                let mut environment: BTreeMap<String, String> = build.environment.clone();
-                environment.insert("SLUICE_EXECUTION_ID".to_owned(), execution.id.0.clone());
-                environment.insert("SLUICE_PIPELINE".to_owned(), execution.pipeline.clone());
-                self.effects.push(Effect::StartBuild {
-                    execution_id: execution.id.clone(),
-                    project: build.project.clone(),
-                    source_version: execution.source.commit.clone(),
-                    environment,
-                });
-                self.state.executions[i].build = None;
-                self.build_mut(i);
-            }
-            Stage::Approval => {
-                let (topic_arn, timeout_secs) = match &execution.plan.approval {
-                    Some(approval) => (approval.topic_arn.clone(), approval.timeout_secs),
-                    None => (String::new(), 0),
-                };
-                let expires_at = i64::try_from(timeout_secs)
-                    .ok()
-                    .and_then(TimeDelta::try_seconds)
-                    .and_then(|timeout| now.checked_add_signed(timeout))
-                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                let notice = ApprovalNotice::of(execution, now);
-                self.ask(i, &topic_arn, expires_at, notice, None);
-                self.state.executions[i].approval =
-                    Some(ApprovalFacts { topic_arn, requested_at: now, expires_at, ..Default::default() });
-            }
-            Stage::Deploy => {
-                let build = execution.build.as_ref();
-                self.effects.push(Effect::StartDeployment {
-                    execution_id: execution.id.clone(),
-                    pipeline: execution.pipeline.clone(),
-                    supersede: self.state.mode == ExecutionMode::Superseded,
-                    target: execution.plan.deploy.clone(),
-                    image_uri: build.and_then(|build| build.image_uri.clone()),
-                    artifacts: build.and_then(|build| build.artifacts.clone()),
-                });
-                self.effects.push(Effect::Publish(SluiceEvent::DeploymentRequested(DeploymentRequested {
-                    pipeline: execution.pipeline.clone(),
-                    execution_id: execution.id.clone(),
-                    commit: execution.source.commit.clone(),
-                    image_uri: build.and_then(|build| build.image_uri.clone()),
-                    artifacts: build.and_then(|build| build.artifacts.clone()),
-                    target: execution.plan.deploy.clone(),
-                    stage: Some(Stage::Deploy),
-                    environment: execution.plan.github.as_ref().map(|github| github.environment.clone()),
-                })));
-                self.state.executions[i].deploy = None;
-                self.deploy_mut(i);
-                self.show_on_github(i);
-            }
+        if stage == Stage::BUILD {
+            self.start_build(i);
+            return;
+        }
+        let Some(planned) = execution.plan.stage(stage).cloned() else {
+            // Statuses name only the build and the plan's stages; a stored run that names another ends here.
+            self.finish(i, Status::Failed, Some(format!("its plan has no stage {stage}")));
+            return;
+        };
+        match &planned.kind {
+            StageKind::Approval(approval) => self.request_approval(i, approval),
+            StageKind::Deploy(deploy) => self.start_deployment(i, stage, deploy),
         }
     }
 
@@ -755,7 +768,7 @@ impl Run {
             image_uri: execution.build.as_ref().and_then(|build| build.image_uri.clone()),
             topic_arn: topic_arn.to_owned(),
             expires_at,
-            stage: asking_stage(pause_stage.is_some()),
+            stage: execution.at(),
             pause_stage,
         })));
     }
@@ -772,7 +785,7 @@ impl Run {
             comment: said.comment.as_deref().map(|comment| bounded(comment, MAX_COMMENT)),
             decided_at: self.now,
             pause_stage: pause_stage.map(str::to_owned),
-            stage: asking_stage(pause_stage.is_some()),
+            stage: execution.at(),
         })));
     }
 
@@ -998,8 +1011,5 @@ use pause::{Paused, Said};
 #[cfg(test)]
 mod tests;
 
-/// The stage an approval is asked or decided in, as events name it: the deploy stage's at a pause of its
-/// deployment, the approval stage's otherwise.
-fn asking_stage(at_a_pause: bool) -> Option<Stage> {
-    Some(if at_a_pause { Stage::Deploy } else { Stage::Approval })
-}
+#[cfg(test)]
+mod tests_stages;

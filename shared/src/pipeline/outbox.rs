@@ -144,18 +144,20 @@ impl PipelineState {
         let holds = |id: &ExecutionId, stage: Stage| {
             executions.iter().any(|execution| &execution.id == id && execution.status == Status::Running(stage))
         };
+        let approving = |id: &ExecutionId| executions.iter().any(|e| &e.id == id && e.approving());
+        let deploying = |id: &ExecutionId| executions.iter().any(|e| &e.id == id && e.deploying().is_some());
         // A build that CodeBuild's own events already tied to the run: starting it again past CodeBuild's
         // idempotency window (five minutes) would start a second build.
-        let deploy_free = executions.iter().all(|e| e.status != Status::Running(Stage::Deploy));
+        let deploy_free = executions.iter().all(|e| e.deploying().is_none());
         let timed_out = |id: &ExecutionId| {
-            executions.iter().any(|e| &e.id == id && e.deploy.as_ref().is_some_and(|d| d.timed_out_at.is_some()))
+            executions.iter().any(|e| &e.id == id && e.deploy().is_some_and(|d| d.timed_out_at.is_some()))
         };
         let built = |id: &ExecutionId| {
             executions.iter().any(|e| &e.id == id && e.build.as_ref().is_some_and(|build| build.build_id.is_some()))
         };
         self.pending.retain(|pending| match &pending.effect {
-            Effect::StartBuild { execution_id, .. } => holds(execution_id, Stage::Build) && !built(execution_id),
-            Effect::RequestApproval { execution_id, hook_id: None, .. } => holds(execution_id, Stage::Approval),
+            Effect::StartBuild { execution_id, .. } => holds(execution_id, Stage::BUILD) && !built(execution_id),
+            Effect::RequestApproval { execution_id, hook_id: None, .. } => approving(execution_id),
             // The stop of a deployment past its deadline is what ended its run: it still goes out. So does its
             // rolling update's rollback, until another run deploys the service (the rollback would undo that).
             Effect::StopDeployment { execution_id, .. } if timed_out(execution_id) => true,
@@ -166,11 +168,11 @@ impl PipelineState {
             | Effect::StopDeployment { execution_id, .. }
             | Effect::StartDeployment { execution_id, .. }
             | Effect::RunChecks { execution_id, .. }
-            | Effect::RollBack { execution_id, .. } => holds(execution_id, Stage::Deploy),
+            | Effect::RollBack { execution_id, .. } => deploying(execution_id),
             // CodeDeploy waits for no hook of a deployment that has ended.
             Effect::ReportHookStatus { execution_id, deployment_id, .. } => !executions.iter().any(|execution| {
                 &execution.id == execution_id
-                    && execution.deploy.as_ref().is_some_and(|deploy| {
+                    && execution.deploy().is_some_and(|deploy| {
                         deploy.finished_at.is_some() && deploy.deployment_id.as_deref() == Some(deployment_id)
                     })
             }),
@@ -429,13 +431,13 @@ mod tests {
         assert_eq!(kinds, [EffectKind::ReportHookStatus]);
         // AND once e1's deployment d-1 has ended, its hook answer is dropped too (CodeDeploy waits for it no more)
         let execution = &mut state.executions[0];
-        execution.deploy = Some(crate::pipeline::DeployFacts {
+        execution.set_deploy(crate::pipeline::DeployFacts {
             deployment_id: Some("d-1".into()),
             ..crate::pipeline::DeployFacts::new("blue_green", now())
         });
         state.drop_moot();
         assert_eq!(state.pending.len(), 1, "a deployment still going keeps its hook answers");
-        if let Some(deploy) = state.executions[0].deploy.as_mut() {
+        if let Some(deploy) = state.executions[0].deploy_mut() {
             deploy.finished_at = Some(now());
         }
         state.drop_moot();

@@ -28,6 +28,9 @@ pub struct OutcomeReport {
     pub strategy: Option<String>,
     pub deployment_id: Option<String>,
     pub task_definition: Option<String>,
+    /// The stage whose approval `decision` is (the last approval stage the run entered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_stage: Option<Stage>,
     /// The approval's decision, by whom, with what comment.
     pub decision: Option<ApprovalDecision>,
     pub approver: Option<String>,
@@ -55,27 +58,29 @@ impl OutcomeReport {
     /// The report of `execution`, which has just ended.
     pub fn of(execution: &Execution) -> Self {
         let build = execution.build.as_ref();
-        let approval = execution.approval.as_ref();
-        let deploy = execution.deploy.as_ref();
+        let approval = execution.approval();
+        let deploy = execution.deploy();
         let finished_at = execution.finished_at.unwrap_or(execution.updated_at);
         let mut stages = Vec::new();
         if let Some(build) = build {
             stages.push(StageTime {
-                stage: Stage::Build,
+                stage: Stage::BUILD,
                 started_at: build.started_at,
                 finished_at: build.finished_at,
             });
         }
-        if let Some(approval) = approval {
-            let decided = approval.decided_at.or((execution.status == Status::TimedOut).then_some(finished_at));
-            stages.push(StageTime { stage: Stage::Approval, started_at: approval.requested_at, finished_at: decided });
-        }
-        if let Some(deploy) = deploy {
-            stages.push(StageTime {
-                stage: Stage::Deploy,
-                started_at: deploy.started_at,
-                finished_at: deploy.finished_at,
-            });
+        for record in &execution.stages {
+            if let Some(approval) = &record.approval {
+                let decided = approval.decided_at.or((execution.status == Status::TimedOut).then_some(finished_at));
+                stages.push(StageTime { stage: record.name, started_at: approval.requested_at, finished_at: decided });
+            }
+            if let Some(deploy) = &record.deploy {
+                stages.push(StageTime {
+                    stage: record.name,
+                    started_at: deploy.started_at,
+                    finished_at: deploy.finished_at,
+                });
+            }
         }
         Self {
             pipeline: execution.pipeline.clone(),
@@ -92,6 +97,7 @@ impl OutcomeReport {
             strategy: deploy.map(|deploy| deploy.strategy.clone()),
             deployment_id: deploy.and_then(|deploy| deploy.deployment_id.clone()),
             task_definition: deploy.and_then(|deploy| deploy.task_definition.clone()),
+            approval_stage: execution.stages.iter().rev().find(|record| record.approval.is_some()).map(|r| r.name),
             decision: approval.and_then(|approval| approval.decision),
             approver: approval.and_then(|approval| approval.approver.clone()),
             comment: approval.and_then(|approval| approval.comment.clone()),

@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::event::Effect;
-use crate::definitions::{Approval, Build, DeployTarget, ExecutionMode, GitHubReport, Notify, PauseAction, Pipeline};
+use crate::definitions::{
+    Approval, Build, DeployStage, DeployTarget, ExecutionMode, GitHubReport, Notify, PauseAction, Pipeline,
+    StageDefinition, StageKind, table_stages,
+};
 
 /// The id of one execution (one run of a pipeline for one commit). Callers mint it; the machine never does.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -25,24 +28,7 @@ impl From<&str> for ExecutionId {
     }
 }
 
-/// The stages an execution passes through after its source is recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Build,
-    Approval,
-    Deploy,
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Stage::Build => "build",
-            Stage::Approval => "approval",
-            Stage::Deploy => "deploy",
-        })
-    }
-}
+pub use crate::definitions::Stage;
 
 /// Where an execution is. `Waiting` means the stage is held by another execution of the same pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -94,13 +80,11 @@ impl fmt::Display for Status {
 
 /// What the pipeline definition said when the execution started. A run keeps the definition it started with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredPlan")]
 pub struct Plan {
     pub build: Build,
-    pub approval: Option<Approval>,
-    pub deploy: DeployTarget,
-    /// `deploy.timeout`, in minutes: how long beyond what its strategy may wait the deployment may take.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deploy_timeout_minutes: Option<u32>,
+    /// What runs after the build, in order.
+    pub stages: Vec<StageDefinition>,
     /// Where the run's outcome is announced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
@@ -109,16 +93,82 @@ pub struct Plan {
     pub github: Option<GitHubReport>,
 }
 
+/// A plan as stored: with its `stages`, or, as versions before stages stored it, with `approval`, `deploy` and
+/// `deploy_timeout_minutes` (read as the stages `approval` and `deploy`).
+#[derive(Deserialize)]
+struct StoredPlan {
+    build: Build,
+    #[serde(default)]
+    stages: Option<Vec<StageDefinition>>,
+    #[serde(default)]
+    approval: Option<Approval>,
+    #[serde(default)]
+    deploy: Option<DeployTarget>,
+    #[serde(default)]
+    deploy_timeout_minutes: Option<u32>,
+    #[serde(default)]
+    notify: Option<Notify>,
+    #[serde(default)]
+    github: Option<GitHubReport>,
+}
+
+impl TryFrom<StoredPlan> for Plan {
+    type Error = String;
+
+    fn try_from(stored: StoredPlan) -> Result<Self, String> {
+        let stages = match (stored.stages, stored.deploy) {
+            (Some(stages), _) => stages,
+            (None, Some(deploy)) => table_stages(stored.approval, deploy, stored.deploy_timeout_minutes),
+            (None, None) => return Err("a plan has stages (or, stored before stages, a deploy target)".to_owned()),
+        };
+        Ok(Self { build: stored.build, stages, notify: stored.notify, github: stored.github })
+    }
+}
+
 impl From<&Pipeline> for Plan {
     fn from(pipeline: &Pipeline) -> Self {
         Self {
             build: pipeline.build.clone(),
-            approval: pipeline.approval.clone(),
-            deploy: pipeline.deploy.clone(),
-            deploy_timeout_minutes: pipeline.deploy_timeout_minutes,
+            stages: pipeline.stages.clone(),
             notify: pipeline.notify.clone(),
             github: pipeline.github.clone(),
         }
+    }
+}
+
+impl Plan {
+    /// The stage called `name`.
+    pub fn stage(&self, name: Stage) -> Option<&StageDefinition> {
+        self.stages.iter().find(|stage| stage.name == name)
+    }
+
+    /// Where `stage` comes in the run: 0 for the build, then 1, 2, ... for the plan's stages in order (past the
+    /// end for a stage the plan does not have).
+    pub fn position(&self, stage: Stage) -> usize {
+        if stage == Stage::BUILD {
+            return 0;
+        }
+        self.stages.iter().position(|planned| planned.name == stage).map_or(usize::MAX, |at| at + 1)
+    }
+
+    /// The stage after `stage` (the first stage after the build), if any.
+    pub fn after(&self, stage: Stage) -> Option<Stage> {
+        self.stages.get(self.position(stage)).map(|next| next.name)
+    }
+
+    /// The deploy stage called `name`.
+    pub fn deploy_stage(&self, name: Stage) -> Option<&DeployStage> {
+        self.stage(name).and_then(StageDefinition::deploy)
+    }
+
+    /// The first deploy stage.
+    pub fn first_deploy(&self) -> Option<(Stage, &DeployStage)> {
+        self.stages.iter().find_map(|stage| stage.deploy().map(|deploy| (stage.name, deploy)))
+    }
+
+    /// Whether any stage asks a person.
+    pub fn has_approval(&self) -> bool {
+        self.stages.iter().any(|stage| matches!(stage.kind, StageKind::Approval(_)))
     }
 }
 
@@ -383,6 +433,7 @@ pub enum ApprovalStanding<'a> {
 
 /// One run of a pipeline for one commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredExecution")]
 pub struct Execution {
     pub id: ExecutionId,
     pub pipeline: String,
@@ -393,8 +444,9 @@ pub struct Execution {
     pub source: SourceFacts,
     pub plan: Plan,
     pub build: Option<BuildFacts>,
-    pub approval: Option<ApprovalFacts>,
-    pub deploy: Option<DeployFacts>,
+    /// What the run did at each stage it entered after its build, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageRecord>,
     /// Why the execution ended the way it did (for every outcome but success).
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -408,6 +460,74 @@ pub struct Execution {
     /// The id of the GitHub Deployment that shows the run, once created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github_deployment: Option<u64>,
+}
+
+/// What a run did at one of its stages: an approval stage's request and decision, or a deploy stage's deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub name: Stage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalFacts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeployFacts>,
+}
+
+/// A run as stored: with its `stages`, or, as versions before stages stored it, with the facts of its `approval` and
+/// `deploy` stages beside its build.
+#[derive(Deserialize)]
+struct StoredExecution {
+    id: ExecutionId,
+    pipeline: String,
+    seq: u64,
+    #[serde(flatten)]
+    status: Status,
+    source: SourceFacts,
+    plan: Plan,
+    build: Option<BuildFacts>,
+    #[serde(default)]
+    stages: Vec<StageRecord>,
+    #[serde(default)]
+    approval: Option<ApprovalFacts>,
+    #[serde(default)]
+    deploy: Option<DeployFacts>,
+    reason: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    waiting_since: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    ordered: Option<String>,
+    #[serde(default)]
+    github_deployment: Option<u64>,
+}
+
+impl From<StoredExecution> for Execution {
+    fn from(stored: StoredExecution) -> Self {
+        let mut stages = stored.stages;
+        if let Some(approval) = stored.approval {
+            stages.push(StageRecord { name: Stage::APPROVAL, approval: Some(approval), deploy: None });
+        }
+        if let Some(deploy) = stored.deploy {
+            stages.push(StageRecord { name: Stage::DEPLOY, approval: None, deploy: Some(deploy) });
+        }
+        Self {
+            id: stored.id,
+            pipeline: stored.pipeline,
+            seq: stored.seq,
+            status: stored.status,
+            source: stored.source,
+            plan: stored.plan,
+            build: stored.build,
+            stages,
+            reason: stored.reason,
+            created_at: stored.created_at,
+            updated_at: stored.updated_at,
+            waiting_since: stored.waiting_since,
+            finished_at: stored.finished_at,
+            ordered: stored.ordered,
+            github_deployment: stored.github_deployment,
+        }
+    }
 }
 
 /// Everything the machine needs to decide about one pipeline: its unfinished executions and the few that finished
@@ -504,7 +624,68 @@ pub fn short_commit(commit: &str) -> &str {
 impl Execution {
     /// Whether the run holds its build stage: only then does the end of its build move it on.
     pub fn in_build(&self) -> bool {
-        self.status == Status::Running(Stage::Build)
+        self.status == Status::Running(Stage::BUILD)
+    }
+
+    /// The stage the run holds or waits for, if it has not ended.
+    pub fn at(&self) -> Option<Stage> {
+        match self.status {
+            Status::Waiting(stage) | Status::Running(stage) => Some(stage),
+            _ => None,
+        }
+    }
+
+    /// The deploy stage the run holds, with its definition.
+    pub fn deploying(&self) -> Option<(Stage, &DeployStage)> {
+        let Status::Running(stage) = self.status else { return None };
+        self.plan.deploy_stage(stage).map(|deploy| (stage, deploy))
+    }
+
+    /// Whether the run holds an approval stage.
+    pub fn approving(&self) -> bool {
+        let Status::Running(stage) = self.status else { return false };
+        self.plan.stage(stage).is_some_and(|planned| planned.approval().is_some())
+    }
+
+    /// What the run did at `stage`, if it entered it.
+    pub fn record(&self, stage: Stage) -> Option<&StageRecord> {
+        self.stages.iter().rev().find(|record| record.name == stage)
+    }
+
+    /// The deployment of the deploy stage the run holds, or else of the last one it entered.
+    pub fn deploy(&self) -> Option<&DeployFacts> {
+        self.stages.iter().rev().find_map(|record| record.deploy.as_ref())
+    }
+
+    /// The approval stage's facts: of the approval stage the run holds, or else of the last one it entered.
+    pub fn approval(&self) -> Option<&ApprovalFacts> {
+        self.stages.iter().rev().find_map(|record| record.approval.as_ref())
+    }
+
+    /// The deploy stage whose deployment the run is doing or did last, or else the first it will do: what the
+    /// run's target is, as people are shown it.
+    pub fn deploy_stage(&self) -> Option<(Stage, &DeployStage)> {
+        let entered = self.stages.iter().rev().find(|record| record.deploy.is_some());
+        let planned =
+            entered.and_then(|record| self.plan.deploy_stage(record.name).map(|deploy| (record.name, deploy)));
+        planned.or_else(|| self.plan.first_deploy())
+    }
+
+    /// The target and the facts of the stage whose deployment is `deployment` (a CodeDeploy or ECS deployment id, or
+    /// an ECS service deployment ARN).
+    pub fn deployed_as(&self, deployment: &str) -> Option<(&DeployTarget, &DeployFacts)> {
+        self.stages.iter().rev().find_map(|record| {
+            let deploy = record.deploy.as_ref()?;
+            let ours = deploy.deployment_id.as_deref() == Some(deployment)
+                || deploy.service_deployment.as_deref() == Some(deployment);
+            let planned = self.plan.deploy_stage(record.name).filter(|_| ours)?;
+            Some((&planned.target, deploy))
+        })
+    }
+
+    /// The target the run deploys (or deployed) to: its [`Execution::deploy_stage`]'s.
+    pub fn target(&self) -> Option<&DeployTarget> {
+        self.deploy_stage().map(|(_, deploy)| &deploy.target)
     }
 
     /// True when the run ended without succeeding (failed, rolled back, rejected, timed out, superseded): what `sluice
@@ -513,31 +694,52 @@ impl Execution {
         self.status.is_finished() && !matches!(self.status, Status::Succeeded | Status::Skipped)
     }
 
-    /// True when the run's build finished with an image and its approval (if it had one) approved it: what a retry
-    /// may deploy again as it is. Anything else is built, and approved, again: a retry never skips an approval.
-    pub fn redeployable(&self) -> bool {
+    /// The stage a retry of the run enters with the run's own build, if it may skip the build: the run's build
+    /// finished with an image and every approval stage before that stage approved it. That stage is the first deploy
+    /// stage the run did not get past (where it failed, or that it never reached). A run stopped at an approval it
+    /// did not get is built, and asked, again: a retry never skips an approval.
+    pub fn retry_stage(&self) -> Option<Stage> {
         let built = self.build.as_ref().is_some_and(|build| build.image_uri.is_some() && build.finished_at.is_some());
-        let approved = match &self.approval {
-            Some(approval) => approval.decision == Some(ApprovalDecision::Approved),
-            None => self.plan.approval.is_none(),
-        };
-        built && approved
+        if !built {
+            return None;
+        }
+        for planned in &self.plan.stages {
+            let record = self.record(planned.name);
+            match planned.kind {
+                StageKind::Approval(_) => {
+                    let approved = record.and_then(|record| record.approval.as_ref()).and_then(|a| a.decision);
+                    if approved != Some(ApprovalDecision::Approved) {
+                        return None;
+                    }
+                }
+                StageKind::Deploy(_) => {
+                    let here = self.plan.position(planned.name);
+                    if !self.stages.iter().any(|later| self.plan.position(later.name) > here) {
+                        return Some(planned.name);
+                    }
+                }
+            }
+        }
+        None
     }
 
-    /// Every decision the execution asked for: its approval stage's, then its deployment's pauses', oldest first.
+    /// Every decision the execution asked for: its approval stages' and its deployments' pauses', oldest first.
     pub fn gates(&self) -> impl Iterator<Item = Gate<'_>> {
-        let pauses = self.deploy.iter().flat_map(|deploy| &deploy.pauses);
-        self.approval
-            .iter()
-            .map(Gate::Stage)
-            .chain(pauses.filter_map(|pause| pause.approval.as_ref().map(|approval| Gate::Pause(pause, approval))))
+        self.stages.iter().flat_map(|record| {
+            let pauses = record.deploy.iter().flat_map(|deploy| &deploy.pauses);
+            record
+                .approval
+                .iter()
+                .map(Gate::Stage)
+                .chain(pauses.filter_map(|pause| pause.approval.as_ref().map(|approval| Gate::Pause(pause, approval))))
+        })
     }
 
     /// The pause the deployment waits at now for a person's decision, if any.
     pub fn open_pause(&self) -> Option<&PauseFacts> {
-        let pause = self.deploy.as_ref()?.pauses.last()?;
-        let open = pause.approval.as_ref().is_some_and(|approval| approval.decision.is_none());
-        (open && self.status == Status::Running(Stage::Deploy)).then_some(pause)
+        let (stage, _) = self.deploying()?;
+        let pause = self.record(stage)?.deploy.as_ref()?.pauses.last()?;
+        pause.approval.as_ref().is_some_and(|approval| approval.decision.is_none()).then_some(pause)
     }
 
     /// Where `gate` stands at `now`.
@@ -548,7 +750,9 @@ impl Execution {
             return ApprovalStanding::Decided { decision, approver, at: approval.decided_at };
         }
         let waiting = match gate {
-            Gate::Stage(_) => self.status == Status::Running(Stage::Approval),
+            Gate::Stage(facts) => {
+                self.approving() && self.approval().is_some_and(|current| std::ptr::eq(current, facts))
+            }
             Gate::Pause(pause, _) => self.open_pause().is_some_and(|open| open.hook_id == pause.hook_id),
         };
         match (waiting, self.status) {
@@ -559,6 +763,56 @@ impl Execution {
             }
             _ => ApprovalStanding::Withdrawn { reason: self.reason.as_deref() },
         }
+    }
+}
+
+/// What tests change of plans and runs.
+#[cfg(any(test, feature = "testing"))]
+impl Plan {
+    /// The first deploy stage's target.
+    pub fn target_mut(&mut self) -> &mut DeployTarget {
+        let deploy = self.stages.iter_mut().find_map(|stage| match &mut stage.kind {
+            StageKind::Deploy(deploy) => Some(deploy),
+            StageKind::Approval(_) => None,
+        });
+        &mut deploy.expect("a plan has a deploy stage").target
+    }
+
+    /// The first approval stage's approval.
+    pub fn approval_mut(&mut self) -> Option<&mut Approval> {
+        self.stages.iter_mut().find_map(|stage| match &mut stage.kind {
+            StageKind::Approval(approval) => Some(approval),
+            StageKind::Deploy(_) => None,
+        })
+    }
+
+    /// The first deploy stage's `deploy.timeout`.
+    pub fn timeout_mut(&mut self) -> &mut Option<u32> {
+        let deploy = self.stages.iter_mut().find_map(|stage| match &mut stage.kind {
+            StageKind::Deploy(deploy) => Some(deploy),
+            StageKind::Approval(_) => None,
+        });
+        &mut deploy.expect("a plan has a deploy stage").timeout_minutes
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl Execution {
+    /// The facts of the last deploy stage the run entered.
+    pub fn deploy_mut(&mut self) -> Option<&mut DeployFacts> {
+        self.stages.iter_mut().rev().find_map(|record| record.deploy.as_mut())
+    }
+
+    /// Records `facts` as the deployment of the stage `deploy` (replacing what it recorded).
+    pub fn set_deploy(&mut self, facts: DeployFacts) {
+        self.stages.retain(|record| record.name != Stage::DEPLOY);
+        self.stages.push(StageRecord { name: Stage::DEPLOY, approval: None, deploy: Some(facts) });
+    }
+
+    /// Records `facts` as the approval of the stage `approval` (replacing what it recorded), before any deployment.
+    pub fn set_approval(&mut self, facts: ApprovalFacts) {
+        self.stages.retain(|record| record.name != Stage::APPROVAL);
+        self.stages.insert(0, StageRecord { name: Stage::APPROVAL, approval: Some(facts), deploy: None });
     }
 }
 

@@ -74,20 +74,26 @@ pub struct Shown {
 /// What GitHub should show of `run`, as it stands.
 pub fn shown(run: &Execution) -> Shown {
     let n = run.seq;
-    let strategy = run.plan.deploy.strategy();
+    let asks = |stage: Stage| run.plan.stage(stage).is_some_and(|planned| planned.approval().is_some());
+    let at = |stage: Stage| if stage == Stage::APPROVAL { String::new() } else { format!(" at {stage}") };
+    let to = |stage: Stage| if stage == Stage::DEPLOY { String::new() } else { format!(" to {stage}") };
     let why = run.reason.as_deref().map(|reason| format!(": {reason}")).unwrap_or_default();
     let (commit, deployment, description) = match run.status {
-        Status::Running(Stage::Build) | Status::Waiting(Stage::Build) => {
+        Status::Running(Stage::BUILD) | Status::Waiting(Stage::BUILD) => {
             (CommitState::Pending, Some(DeploymentState::Queued), format!("run #{n}: building"))
         }
-        Status::Running(Stage::Approval) | Status::Waiting(Stage::Approval) => {
-            (CommitState::Pending, Some(DeploymentState::Queued), format!("run #{n}: built, waiting for approval"))
+        Status::Running(stage) | Status::Waiting(stage) if asks(stage) => {
+            let description = format!("run #{n}: built, waiting for approval{}", at(stage));
+            (CommitState::Pending, Some(DeploymentState::Queued), description)
         }
-        Status::Waiting(Stage::Deploy) => {
-            (CommitState::Pending, Some(DeploymentState::Queued), format!("run #{n}: waiting its turn to deploy"))
+        Status::Waiting(stage) => {
+            let description = format!("run #{n}: waiting its turn to deploy{}", to(stage));
+            (CommitState::Pending, Some(DeploymentState::Queued), description)
         }
-        Status::Running(Stage::Deploy) => {
-            (CommitState::Pending, Some(DeploymentState::InProgress), format!("run #{n}: deploying ({strategy})"))
+        Status::Running(stage) => {
+            let strategy = run.plan.deploy_stage(stage).map_or("", |deploy| deploy.target.strategy());
+            let description = format!("run #{n}: deploying{} ({strategy})", to(stage));
+            (CommitState::Pending, Some(DeploymentState::InProgress), description)
         }
         Status::Succeeded => {
             let took = run.finished_at.map(|end| format!(" in {}", span(end - run.created_at))).unwrap_or_default();

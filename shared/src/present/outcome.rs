@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::text::{percent, ref_label, span, subject_line};
 use crate::contract::ports::TopicMessage;
-use crate::pipeline::{ApprovalDecision, ApprovalFacts, ExecutionId, OutcomeReport, PauseFacts, Stage, Status};
+use crate::pipeline::{ApprovalDecision, ApprovalFacts, ExecutionId, OutcomeReport, PauseFacts, Status};
 
 /// The notification that `execution` ended as `report` says: an email's text, and the same facts as JSON.
 pub fn outcome_message(execution: &ExecutionId, report: &OutcomeReport, region: &str) -> TopicMessage {
@@ -61,7 +61,7 @@ fn outcome_times(report: &OutcomeReport) -> String {
     for stage in &report.stages {
         let took = stage.finished_at.map_or_else(|| "did not finish".to_owned(), |end| span(end - stage.started_at));
         let note = match stage.stage {
-            Stage::Approval => decision_note(report),
+            stage if Some(stage) == report.approval_stage => decision_note(report),
             _ => String::new(),
         };
         text.push_str(&format!("  {:<10} {took}{note}\n", stage.stage.to_string()));
@@ -240,22 +240,23 @@ mod tests {
             strategy: Some("blue_green".into()),
             deployment_id: Some("d-ABCDEF123".into()),
             task_definition: Some("arn:aws:ecs:us-east-1:123456789012:task-definition/web:7".into()),
+            approval_stage: Some(crate::pipeline::Stage::APPROVAL),
             decision: Some(ApprovalDecision::Approved),
             approver: Some("Jane".into()),
             comment: Some("ship it".into()),
             stages: vec![
                 StageTime {
-                    stage: Stage::Build,
+                    stage: crate::pipeline::Stage::BUILD,
                     started_at: at("2026-11-24T12:00:00Z"),
                     finished_at: Some(at("2026-11-24T12:02:10Z")),
                 },
                 StageTime {
-                    stage: Stage::Approval,
+                    stage: crate::pipeline::Stage::APPROVAL,
                     started_at: at("2026-11-24T12:02:10Z"),
                     finished_at: Some(at("2026-11-24T12:16:13Z")),
                 },
                 StageTime {
-                    stage: Stage::Deploy,
+                    stage: crate::pipeline::Stage::DEPLOY,
                     started_at: at("2026-11-24T12:16:13Z"),
                     finished_at: Some(at("2026-11-24T12:22:53Z")),
                 },

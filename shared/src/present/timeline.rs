@@ -5,14 +5,14 @@ use chrono::{DateTime, Utc};
 
 use super::text::{percent, span};
 use crate::pipeline::OutcomeReport;
-use crate::pipeline::{ApprovalFacts, CommitOrder, Compared, Execution, Stage, Status, short_commit};
+use crate::pipeline::{ApprovalFacts, CommitOrder, Compared, DeployFacts, Execution, Stage, Status, short_commit};
 
 /// One thing that happened to a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Moment {
     pub at: DateTime<Utc>,
-    /// `source`, `build`, `approval`, `deploy` or `end`.
-    pub stage: &'static str,
+    /// `source`, `build`, a stage of the run's plan (`approval`, `deploy`, `staging`, ...) or `end`.
+    pub stage: String,
     pub what: String,
 }
 
@@ -41,7 +41,8 @@ fn ordered_by(compared: &Compared) -> String {
 /// The source and build stages' moments of `run`.
 fn source_and_build(run: &Execution) -> Vec<Moment> {
     let mut moments = Vec::new();
-    let mut add = |at: DateTime<Utc>, stage: &'static str, what: String| moments.push(Moment { at, stage, what });
+    let mut add =
+        |at: DateTime<Utc>, stage: &str, what: String| moments.push(Moment { at, stage: stage.to_owned(), what });
     let source = &run.source;
     let (commit, git_ref, seq) = (short_commit(&source.commit), &source.git_ref, run.seq);
     let started = match &run.ordered {
@@ -69,56 +70,18 @@ fn source_and_build(run: &Execution) -> Vec<Moment> {
 /// Everything `run` records, oldest first (moments at the same time keep the order of the stages).
 pub fn timeline(run: &Execution) -> Vec<Moment> {
     let mut moments = source_and_build(run);
-    let mut add = |at: DateTime<Utc>, stage: &'static str, what: String| moments.push(Moment { at, stage, what });
-    if let Some(approval) = &run.approval {
-        add(
-            approval.requested_at,
-            "approval",
-            format!("approval requested (expires {})", approval.expires_at.format("%Y-%m-%d %H:%M UTC")),
-        );
-        if let Some(sent) = approval.sent_at {
-            add(sent, "approval", format!("approval request mailed to {}", approval.topic_arn));
+    for record in &run.stages {
+        let stage = record.name.as_str();
+        let mut add = |at: DateTime<Utc>, what: String| moments.push(Moment { at, stage: stage.to_owned(), what });
+        if let Some(approval) = &record.approval {
+            approval_moments(approval, &mut add);
         }
-        if let Some((at, what)) = decided(approval) {
-            add(at, "approval", what);
+        if let Some(deploy) = &record.deploy {
+            deploy_moments(deploy, &mut add);
         }
     }
-    if let Some(deploy) = &run.deploy {
-        let id = deploy.service_deployment.as_deref().or(deploy.deployment_id.as_deref());
-        let id = id.map(|id| format!(" {id}")).unwrap_or_default();
-        add(deploy.started_at, "deploy", format!("{} deployment{id} started", deploy.strategy));
-        for hook in &deploy.hooks {
-            let verdict = if hook.passed { "passed" } else { "failed" };
-            let detail = hook.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
-            add(hook.at, "deploy", format!("{} checks {verdict}{detail}", hook.lifecycle_event));
-        }
-        for pause in &deploy.pauses {
-            let moved = percent(pause.shifted_tenths);
-            match &pause.approval {
-                Some(approval) => {
-                    add(
-                        approval.requested_at,
-                        "deploy",
-                        format!("paused at {} ({moved} of production moved); approval requested", pause.stage),
-                    );
-                    if let Some((at, what)) = decided(approval) {
-                        add(at, "deploy", format!("pause at {} {what}", pause.stage));
-                    }
-                }
-                None => add(
-                    deploy.started_at,
-                    "deploy",
-                    format!("paused at {} before any traffic moved; continued", pause.stage),
-                ),
-            }
-        }
-        if let Some(at) = deploy.rolled_out_at {
-            add(at, "deploy", "rollout completed".to_owned());
-        }
-        if let Some(ordered) = &deploy.rollback_ordered {
-            add(ordered.at, "deploy", format!("rollback ordered by {}", ordered.by));
-        }
-    }
+    let mut add =
+        |at: DateTime<Utc>, stage: &str, what: String| moments.push(Moment { at, stage: stage.to_owned(), what });
     if let Some(end) = run.finished_at.filter(|_| run.status.is_finished()) {
         let took = span(end - run.created_at);
         let reason = run.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
@@ -129,14 +92,61 @@ pub fn timeline(run: &Execution) -> Vec<Moment> {
     moments
 }
 
+/// An approval stage's moments.
+fn approval_moments(approval: &ApprovalFacts, add: &mut impl FnMut(DateTime<Utc>, String)) {
+    add(
+        approval.requested_at,
+        format!("approval requested (expires {})", approval.expires_at.format("%Y-%m-%d %H:%M UTC")),
+    );
+    if let Some(sent) = approval.sent_at {
+        add(sent, format!("approval request mailed to {}", approval.topic_arn));
+    }
+    if let Some((at, what)) = decided(approval) {
+        add(at, what);
+    }
+}
+
+/// A deploy stage's moments.
+fn deploy_moments(deploy: &DeployFacts, add: &mut impl FnMut(DateTime<Utc>, String)) {
+    let id = deploy.service_deployment.as_deref().or(deploy.deployment_id.as_deref());
+    let id = id.map(|id| format!(" {id}")).unwrap_or_default();
+    add(deploy.started_at, format!("{} deployment{id} started", deploy.strategy));
+    for hook in &deploy.hooks {
+        let verdict = if hook.passed { "passed" } else { "failed" };
+        let detail = hook.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+        add(hook.at, format!("{} checks {verdict}{detail}", hook.lifecycle_event));
+    }
+    for pause in &deploy.pauses {
+        let moved = percent(pause.shifted_tenths);
+        match &pause.approval {
+            Some(approval) => {
+                add(
+                    approval.requested_at,
+                    format!("paused at {} ({moved} of production moved); approval requested", pause.stage),
+                );
+                if let Some((at, what)) = decided(approval) {
+                    add(at, format!("pause at {} {what}", pause.stage));
+                }
+            }
+            None => add(deploy.started_at, format!("paused at {} before any traffic moved; continued", pause.stage)),
+        }
+    }
+    if let Some(at) = deploy.rolled_out_at {
+        add(at, "rollout completed".to_owned());
+    }
+    if let Some(ordered) = &deploy.rollback_ordered {
+        add(ordered.at, format!("rollback ordered by {}", ordered.by));
+    }
+}
+
 /// The timeline as a person reads it, a line each: the time of day (UTC), the time since the push, the stage (on
 /// its first line), what happened.
 pub fn lines(run: &Execution) -> Vec<String> {
-    let mut last = "";
+    let mut last = String::new();
     timeline(run)
         .into_iter()
         .map(|moment| {
-            let stage = if moment.stage == last { "" } else { moment.stage };
+            let stage = if moment.stage == last { String::new() } else { moment.stage.clone() };
             last = moment.stage;
             let since = format!("+{}", span(moment.at - run.created_at));
             format!("{} {since:<9} {stage:<9} {}", moment.at.format("%H:%M:%S"), moment.what)
@@ -178,16 +188,16 @@ pub fn waits_for(run: &Execution, now: DateTime<Utc>) -> String {
     };
     match run.status {
         Status::Waiting(stage) => format!("its turn at {stage}: an earlier run holds it"),
-        Status::Running(Stage::Build) => match run.build.as_ref().and_then(|build| build.build_id.as_deref()) {
+        Status::Running(Stage::BUILD) => match run.build.as_ref().and_then(|build| build.build_id.as_deref()) {
             Some(id) => format!("CodeBuild build {id}"),
             None => "CodeBuild to start its build".to_owned(),
         },
-        Status::Running(Stage::Approval) => match &run.approval {
+        Status::Running(_) if run.approving() => match run.approval() {
             Some(approval) => format!("a decision, until {}", until(approval.expires_at)),
             None => "its approval request to be sent".to_owned(),
         },
-        Status::Running(Stage::Deploy) => {
-            let deploy = run.deploy.as_ref();
+        Status::Running(_) if run.deploying().is_some() => {
+            let deploy = run.deploy();
             if let Some(pause) = run.open_pause() {
                 let expires = pause.approval.as_ref().map(|approval| until(approval.expires_at)).unwrap_or_default();
                 return format!(
@@ -280,7 +290,7 @@ mod tests {
             started_at: at(1),
             finished_at: Some(at(91)),
         });
-        run.approval = Some(ApprovalFacts {
+        run.set_approval(ApprovalFacts {
             topic_arn: "arn:aws:sns:eu-west-1:1:approvals".into(),
             requested_at: at(92),
             expires_at: at(92 + 86_400),
@@ -291,7 +301,7 @@ mod tests {
             decided_at: Some(at(300)),
             ..Default::default()
         });
-        run.deploy = Some(DeployFacts {
+        run.set_deploy(DeployFacts {
             deployment_id: Some("d-1".into()),
             hooks: vec![HookResult {
                 lifecycle_event: "AfterAllowTestTraffic".into(),
@@ -364,11 +374,11 @@ mod tests {
             finished_at: None,
         });
         assert_eq!(waits_for(&run, at(5)), "CodeBuild build web-build:7");
-        run.status = Status::Running(Stage::Approval);
-        run.approval = Some(ApprovalFacts { requested_at: at(60), expires_at: at(7260), ..Default::default() });
+        run.status = Status::Running(Stage::APPROVAL);
+        run.set_approval(ApprovalFacts { requested_at: at(60), expires_at: at(7260), ..Default::default() });
         assert_eq!(waits_for(&run, at(60)), "a decision, until 2026-11-24 12:01 UTC, 2h 00m left");
         assert_eq!(waits_for(&run, at(7300)), "a decision, until 2026-11-24 12:01 UTC, past its deadline");
-        run.status = Status::Waiting(Stage::Deploy);
+        run.status = Status::Waiting(Stage::DEPLOY);
         assert_eq!(waits_for(&run, at(60)), "its turn at deploy: an earlier run holds it");
     }
 

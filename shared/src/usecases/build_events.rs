@@ -258,7 +258,7 @@ async fn succeeded<A: ArtifactStore + ImageRegistry>(
     execution: Option<&crate::pipeline::Execution>,
     failed: &impl Fn(BuildFailure, String) -> Event,
 ) -> Result<Event, BuildEventError> {
-    let target = execution.map(|e| &e.plan.deploy);
+    let target = execution.and_then(crate::pipeline::Execution::target);
     match outputs(artifacts, build_id, change.artifact_location.as_deref(), target).await {
         Ok(outputs) => {
             Ok(Event::BuildSucceeded { execution_id: execution_id.clone(), build_id: build_id.to_owned(), outputs })

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{EffectRunner, HandleError, Handled, Input, handle};
 use crate::contract::ports::PipelineStore;
 use crate::definitions::ExecutionMode;
-use crate::pipeline::{ApprovalDecision, Event, ExecutionId, IgnoreReason, Stage, Status, TransitionError};
+use crate::pipeline::{ApprovalDecision, Event, ExecutionId, IgnoreReason, Status, TransitionError};
 
 /// Which decision was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,9 +47,9 @@ pub async fn decide_as<S: PipelineStore, R: EffectRunner>(
     let run = run.ok_or_else(|| DecideError::UnknownRun(id.clone()))?;
     let gate = match run.open_pause() {
         Some(pause) => Decided::Pause(pause.stage.clone()),
-        None if run.status == Status::Running(Stage::Approval) => Decided::Stage,
+        None if run.approving() => Decided::Stage,
         // Decided already, or never asked: the machine says which.
-        None if run.approval.as_ref().is_some_and(|approval| approval.decision.is_some()) => Decided::Stage,
+        None if run.approval().is_some_and(|approval| approval.decision.is_some()) => Decided::Stage,
         None => return Err(DecideError::NotWaiting { execution: id.clone(), status: run.status }),
     };
     let event = Event::ApprovalDecided {

@@ -14,7 +14,7 @@ use crate::contract::ports::{
     BlueGreenDeployments, DefinitionsStore, DeployError, NativeDeployments, PipelineStore, ReceiptKey, stopped_link,
 };
 use crate::definitions::DeployTarget;
-use crate::pipeline::{Event, ExecutionId, Stage, Status};
+use crate::pipeline::{Event, Execution, ExecutionId};
 use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
 
 /// What one deployment event says.
@@ -159,7 +159,7 @@ async fn paused<S: PipelineStore, N: NativeDeployments>(
     execution_id: &ExecutionId,
 ) -> Result<Option<Event>, DeploymentEventError> {
     let run = store.execution(execution_id).await.map_err(HandleError::from)?;
-    let Some(arn) = run.and_then(|run| run.deploy).and_then(|deploy| deploy.service_deployment) else {
+    let Some(arn) = run.as_ref().and_then(|run| run.deploy()?.service_deployment.clone()) else {
         return Ok(None);
     };
     let lookup = |source| DeploymentEventError::Lookup { deployment_id: arn.clone(), source };
@@ -306,8 +306,8 @@ async fn ecs_ended<S: PipelineStore, N: NativeDeployments>(
     let succeeded = event_name == "SERVICE_DEPLOYMENT_COMPLETED";
     let state = if succeeded { DeploymentState::Succeeded } else { DeploymentState::Failed };
     let run = store.execution(execution_id).await.map_err(HandleError::from)?;
-    let service_deployment = run.as_ref().and_then(|run| run.deploy.as_ref()?.service_deployment.clone());
-    let (rolled_back, message) = match run.as_ref().map(|run| &run.plan.deploy) {
+    let service_deployment = run.as_ref().and_then(|run| run.deploy()?.service_deployment.clone());
+    let (rolled_back, message) = match run.as_ref().and_then(Execution::target) {
         _ if succeeded => (false, reason.map(str::to_owned)),
         Some(DeployTarget::Rolling(rolling)) => {
             (rolling.circuit_breaker.enable && rolling.circuit_breaker.rollback, reason.map(str::to_owned))
@@ -356,10 +356,10 @@ where
     for pipeline in definitions.iter() {
         let Some(stored) = store.load(&pipeline.name).await.map_err(HandleError::from)? else { continue };
         for run in stored.value.active() {
-            let Some(deploy) = run.deploy.as_ref().filter(|_| run.status == Status::Running(Stage::Deploy)) else {
+            let Some(deploy) = run.deploy().filter(|_| run.deploying().is_some()) else {
                 continue;
             };
-            let (DeployTarget::EcsNative(_), Some(arn)) = (&run.plan.deploy, deploy.service_deployment.as_deref())
+            let (Some(DeployTarget::EcsNative(_)), Some(arn)) = (run.target(), deploy.service_deployment.as_deref())
             else {
                 continue;
             };

@@ -18,7 +18,7 @@ use crate::contract::ports::{
 };
 use crate::definitions::Check;
 use crate::deploy::{CheckRun, StageProgress, StageVerdict, judge, stage_verdict, summary};
-use crate::pipeline::{DeployFacts, Effect, EffectKind, Event, Execution, HookStatus, Stage, Status};
+use crate::pipeline::{DeployFacts, Effect, EffectKind, Event, Execution, HookStatus};
 use crate::runtime::telemetry::Chain;
 use crate::usecases::deploy_events::owner;
 use crate::usecases::{DeploymentEventError, EffectError, EffectRunner, HandleError, Handled, Input, handle};
@@ -186,11 +186,11 @@ async fn hook_checks<C: HttpProbe>(
             "CodeDeploy showed no lifecycle event waiting for a hook, so sluice could not tell which checks to run"
                 .to_owned(),
         ),
-        Some(event) if run.status != Status::Running(Stage::Deploy) => {
-            (event, false, format!("the run is {}, not deploying", run.status))
-        }
         Some(event) => {
-            let checks = checks_at(&run.plan.deploy, &event);
+            let Some((_, deploying)) = run.deploying() else {
+                return (event, false, format!("the run is {}, not deploying", run.status));
+            };
+            let checks = checks_at(&deploying.target, &event);
             let runs = run_checks(probe, &checks, budget).await;
             let passed = runs.iter().all(|run| run.passed);
             let only: Vec<&Check> = checks.iter().map(|(_, check)| *check).collect();
@@ -235,7 +235,7 @@ where
         answer(HookStatus::Failed).await?;
         return Ok(HookOutcome::NotOurs);
     };
-    let recorded = run.deploy.as_ref().and_then(|d| d.hooks.iter().find(|h| h.hook_execution_id == hook_execution_id));
+    let recorded = run.deploy().and_then(|d| d.hooks.iter().find(|h| h.hook_execution_id == hook_execution_id));
     if let Some(recorded) = recorded {
         let status = if recorded.passed { HookStatus::Succeeded } else { HookStatus::Failed };
         info!(?status, "hook already answered; answering the same again");
@@ -317,8 +317,7 @@ async fn rolls_back<N: NativeDeployments>(native: &N, call: &StageCall, run: &Ex
             false
         }
     };
-    let rolls_back =
-        ecs_rolls_back || run.deploy.as_ref().is_some_and(|d| d.rolling_back(now)) || run.status.is_finished();
+    let rolls_back = ecs_rolls_back || run.deploy().is_some_and(|d| d.rolling_back(now)) || run.status.is_finished();
     if rolls_back {
         info!(status = %run.status, ecs_rolls_back, "a rollback's hook; answering SUCCEEDED");
     }
@@ -394,7 +393,11 @@ where
         warn!(execution = %link.execution, "the run is no longer recorded; answering FAILED");
         return Ok(StageAnswer::Failed);
     };
-    let deploy = run.deploy.as_ref();
+    let Some((target, deploy)) = run.deployed_as(&call.service_deployment) else {
+        warn!(execution = %run.id, "the run recorded this service deployment at no stage it has; answering FAILED");
+        return Ok(StageAnswer::Failed);
+    };
+    let deploy = Some(deploy);
     if rolls_back(native, call, &run, now).await {
         return Ok(StageAnswer::Succeeded);
     }
@@ -402,7 +405,7 @@ where
         info!("a lifecycle stage sluice does not know; answering SUCCEEDED");
         return Ok(StageAnswer::Succeeded);
     }
-    let checks = checks_at(&run.plan.deploy, &call.stage);
+    let checks = checks_at(target, &call.stage);
     if checks.is_empty() {
         info!("no checks at this stage; answering SUCCEEDED");
         return Ok(StageAnswer::Succeeded);

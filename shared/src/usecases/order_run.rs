@@ -149,7 +149,7 @@ async fn earlier_run<S: PipelineStore>(
                 return Err(OrderError::NotRetryable { run: earlier.id, status: earlier.status });
             }
             let why = format!("retry of run #{} ({}) by {by}", earlier.seq, earlier.id);
-            let redeploy = earlier.redeployable();
+            let redeploy = earlier.retry_stage().is_some();
             (earlier, redeploy, why)
         }
         Order::Rerun { pipeline, commit } => {
@@ -188,6 +188,8 @@ fn ordered_event(
             mode: pipeline.mode,
             build,
             ordered: why,
+            // A retry enters the stage the run did not get past; a rollback deploys from the first deploy stage.
+            stage: earlier.retry_stage(),
         })
     } else {
         // A new build of the same commit, by the operator. A commit its ref has moved past is skipped: sluice never

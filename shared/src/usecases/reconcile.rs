@@ -159,13 +159,14 @@ where
     /// deployment that ended or is gone (recorded here when its own event can be), a deployment past its deadline.
     async fn run(&self, execution: &Execution, done: &mut Reconciled) -> Option<Event> {
         match execution.status {
-            Status::Running(Stage::Approval)
-                if execution.approval.as_ref().is_some_and(|approval| approval.expires_at <= self.now) =>
+            Status::Running(_)
+                if execution.approving()
+                    && execution.approval().is_some_and(|approval| approval.expires_at <= self.now) =>
             {
                 Some(Event::ApprovalExpired { execution_id: execution.id.clone() })
             }
-            Status::Running(Stage::Build) => self.build(execution, done).await,
-            Status::Running(Stage::Deploy) => self.deployment(execution, done).await,
+            Status::Running(Stage::BUILD) => self.build(execution, done).await,
+            Status::Running(_) if execution.deploying().is_some() => self.deployment(execution, done).await,
             _ => None,
         }
     }
@@ -224,9 +225,9 @@ where
     /// failed when its service has no record of it, timed out past its deadline (unless the service says it ended
     /// meanwhile, its event lost: a rolling update that never settles sends no event at all).
     async fn deployment(&self, execution: &Execution, done: &mut Reconciled) -> Option<Event> {
-        let deploy = execution.deploy.as_ref()?;
-        let plan = &execution.plan;
-        let late = deadline(&plan.deploy, plan.deploy_timeout_minutes, deploy.started_at) <= self.now;
+        let deploy = execution.deploy()?;
+        let (_, plan) = execution.deploy_stage()?;
+        let late = deadline(&plan.target, plan.timeout_minutes, deploy.started_at) <= self.now;
         let timed_out = || Event::DeploymentTimedOut { execution_id: execution.id.clone() };
         let Some(deployment_id) = &deploy.deployment_id else {
             if late {
@@ -314,7 +315,8 @@ where
         deployment_id: deployment_id.to_owned(),
         change,
     };
-    match &execution.plan.deploy {
+    let Some(target) = execution.target() else { return Ok(None) };
+    match target {
         DeployTarget::BlueGreen(_) => {
             let Some(report) = lookups.blue_green.report(deployment_id).await? else {
                 return Ok(Some(Lost::Gone(format!("CodeDeploy has no record of deployment {deployment_id}"))));

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{EffectRunner, HandleError, Handled, Input, handle};
 use crate::contract::ports::PipelineStore;
-use crate::pipeline::{EffectKind, Event, ExecutionId, Stage, TransitionError};
+use crate::pipeline::{EffectKind, Event, ExecutionId, TransitionError};
 
 /// What became of an order to roll back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,13 @@ pub async fn order_rollback<S: PipelineStore, R: EffectRunner>(
 ) -> Result<RollbackOrdered, RollbackError> {
     let state = store.load(pipeline).await.map_err(HandleError::from)?;
     let state = state.ok_or_else(|| RollbackError::UnknownPipeline(pipeline.to_owned()))?.value;
-    let run = state.holder_of(Stage::Deploy).ok_or_else(|| RollbackError::NothingDeploying(pipeline.to_owned()))?;
+    // With runs deploying at several stages, the one furthest along the line (production before staging).
+    let run = state
+        .active()
+        .filter_map(|run| run.deploying().map(|(stage, _)| (run.plan.position(stage), run)))
+        .max_by_key(|(position, _)| *position)
+        .map(|(_, run)| run)
+        .ok_or_else(|| RollbackError::NothingDeploying(pipeline.to_owned()))?;
     let (execution_id, commit) = (run.id.clone(), run.source.commit.clone());
     let event = Event::RollbackOrdered { execution_id: execution_id.clone(), by: by.to_owned() };
     let input = Input { pipeline, mode: state.mode, event: &event, receipt: None, now };
@@ -64,7 +70,7 @@ pub async fn order_rollback<S: PipelineStore, R: EffectRunner>(
     let after = after.as_ref();
     let deployment = after
         .and_then(|state| state.execution(&execution_id))
-        .and_then(|run| Some((&run.plan.deploy, run.deploy.as_ref()?)))
+        .and_then(|run| Some((run.target()?, run.deploy()?)))
         .and_then(|(target, deploy)| match target {
             crate::definitions::DeployTarget::EcsNative(_) => deploy.service_deployment.clone(),
             _ => deploy.deployment_id.clone(),

@@ -88,7 +88,11 @@ async fn overview<S: PipelineStore, D: DefinitionsStore>(
             .collect();
         pipelines.push(PipelineView {
             name: pipeline.name.clone(),
-            strategy: pipeline.deploy.strategy().to_owned(),
+            strategy: pipeline
+                .deploy_stages()
+                .map(|(_, deploy)| deploy.target.strategy())
+                .collect::<Vec<_>>()
+                .join(" → "),
             repository: pipeline.source.repository.clone(),
             in_progress,
             ended,

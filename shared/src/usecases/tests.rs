@@ -70,7 +70,7 @@ async fn a_push_is_saved_then_its_effects_are_carried_out_and_leave_the_outbox()
     let state = stored(&store).await;
     assert!(state.pending.is_empty(), "the outbox is empty: {:?}", state.pending);
     let execution = state.execution(&ExecutionId::from("e1")).expect("recorded");
-    assert_eq!(execution.status, Status::Running(Stage::Build));
+    assert_eq!(execution.status, Status::Running(Stage::BUILD));
     // The build id CodeBuild gave came back as a follow-up event and was recorded.
     assert_eq!(execution.build.as_ref().and_then(|b| b.build_id.as_deref()), Some("build-e1"));
 }
@@ -290,7 +290,7 @@ async fn a_write_that_loses_a_race_is_decided_again_on_the_new_state() {
     let state = stored(&store.inner).await;
     // The other writer's execution came first and holds the build; ours was decided again behind it.
     assert_eq!(state.execution(&ExecutionId::from("other")).map(|e| e.seq), Some(1));
-    assert_eq!(state.execution(&ExecutionId::from("e1")).map(|e| e.status), Some(Status::Waiting(Stage::Build)));
+    assert_eq!(state.execution(&ExecutionId::from("e1")).map(|e| e.status), Some(Status::Waiting(Stage::BUILD)));
     // Only what the second decision asked for was carried out: e1 waits, so no build of its own.
     assert_eq!(kinds(&runner), ["publish Execution Started"]);
     assert!(
@@ -413,7 +413,7 @@ async fn the_events_of_codedeploys_own_rollback_deployment_are_not_sluices_and_c
     // THEN it is not sluice's, and the run still deploys: a rollback is never read as the run's success
     assert_eq!(outcome, DeploymentEventOutcome::NotOurs("not a deployment sluice started"));
     assert_eq!(stored(&store).await, before);
-    assert_eq!(stored(&store).await.executions[0].status, Status::Running(Stage::Deploy));
+    assert_eq!(stored(&store).await.executions[0].status, Status::Running(Stage::DEPLOY));
 }
 
 /// d-1's STOP, as CodeDeploy's state-change event brings it, with CodeDeploy's record of why.
@@ -564,7 +564,7 @@ async fn an_ecs_stage_sluice_does_not_know_or_without_checks_is_answered_succeed
     }
     assert_eq!(probes.0.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing was probed");
     let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
-    assert!(run.deploy.is_some_and(|d| d.hooks.is_empty()), "nothing recorded on the run");
+    assert!(run.deploy().is_some_and(|d| d.hooks.is_empty()), "nothing recorded on the run");
 }
 
 /// A prober whose answers a test sets: every probe gets `status`, and is counted.
@@ -634,7 +634,7 @@ async fn built_and_deploying<S: PipelineStore>(
 async fn deploying_natively(store: &InMemoryStore, runner: &RecordingRunner, native: crate::definitions::EcsNative) {
     let mut triggered = push("e1");
     if let Event::Triggered { plan, .. } = &mut triggered {
-        plan.deploy = crate::definitions::DeployTarget::EcsNative(native);
+        *plan.target_mut() = crate::definitions::DeployTarget::EcsNative(native);
     }
     built_and_deploying(store, runner, triggered, ("ecs-svc/1", Some("arn:sd-1"))).await;
 }
@@ -676,7 +676,7 @@ async fn a_later_step_of_a_linear_shift_runs_its_checks_again_whatever_ids_and_d
     let failed = answer_stage(&store, &runner, &probes, &ecs, &last, budget, now()).await.expect("answered");
     assert_eq!(failed, StageAnswer::Failed);
     let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
-    let passed: Vec<bool> = run.deploy.map(|d| d.hooks.iter().map(|h| h.passed).collect()).unwrap_or_default();
+    let passed: Vec<bool> = run.deploy().map(|d| d.hooks.iter().map(|h| h.passed).collect()).unwrap_or_default();
     assert_eq!(passed, [true, false]);
 }
 
@@ -741,8 +741,8 @@ async fn an_operator_approves_as_their_aws_identity_once_and_the_run_moves_on_to
     let decided = decide_as(&store, &runner, &id, Approved, carol, Some("ship it".into()), now()).await;
     assert_eq!(decided.expect("decided"), Decided::Stage);
     let run = store.execution(&id).await.ok().flatten().expect("the run");
-    assert_eq!(run.status, Status::Running(Stage::Deploy));
-    let approval = run.approval.expect("its approval");
+    assert_eq!(run.status, Status::Running(Stage::DEPLOY));
+    let approval = run.approval().cloned().expect("its approval");
     assert_eq!((approval.approver.as_deref(), approval.comment.as_deref()), (Some(carol), Some("ship it")));
     assert!(kinds(&runner).contains(&"publish Approval Decided".to_owned()), "{:?}", kinds(&runner));
 
@@ -801,7 +801,7 @@ async fn a_rollback_with_nothing_deploying_redeploys_the_build_of_the_succeeded_
     let ordered = order_run(&store, &runner, order, "carol", now() + TimeDelta::minutes(20)).await.expect("ordered");
 
     assert_eq!((ordered.of.0.as_str(), ordered.redeploys), ("e1", true));
-    assert_eq!(ordered.status, Status::Running(Stage::Deploy));
+    assert_eq!(ordered.status, Status::Running(Stage::DEPLOY));
     let run = store.execution(&ordered.execution_id).await.ok().flatten().expect("the new run");
     assert_eq!(run.build.as_ref().and_then(|b| b.image_uri.as_deref()), Some("web:e1"));
     assert_eq!(run.ordered.as_deref(), Some("rollback to run #1 (e1) by carol"));
@@ -837,7 +837,7 @@ async fn a_retry_deploys_a_failed_deployments_build_again_builds_a_failed_build_
     handle(&store, &runner, input(&failed, None)).await.expect("failed");
     let ordered = order_run(&store, &runner, Order::Retry { run: "e2" }, "carol", now()).await.expect("retried");
     assert!(!ordered.redeploys);
-    assert_eq!(ordered.status, Status::Running(Stage::Build));
+    assert_eq!(ordered.status, Status::Running(Stage::BUILD));
     let run = store.execution(&ordered.execution_id).await.ok().flatten().expect("the new run");
     assert_eq!((run.source.commit.as_str(), run.source.pusher.as_str()), ("sha-e2", "carol"));
 
@@ -864,7 +864,7 @@ async fn a_retry_deploys_a_failed_deployments_build_again_builds_a_failed_build_
     }
     let again = order_run(&store, &runner, Order::Retry { run: "e3" }, "carol", now()).await.expect("retried");
     assert!(!again.redeploys, "a rejected run is not deployed by a retry");
-    assert_eq!(again.status, Status::Running(Stage::Build));
+    assert_eq!(again.status, Status::Running(Stage::BUILD));
 
     // A rerun of a commit by its prefix builds it again too; an unknown commit is refused.
     let rerun = order_run(&store, &runner, Order::Rerun { pipeline: "web", commit: "sha-e3" }, "carol", now()).await;
@@ -906,7 +906,7 @@ async fn a_retry_or_rerun_builds_its_refs_head_again_but_never_a_commit_the_ref_
 
     // WHEN e2 is retried, THEN its commit, main's head, is built again: an order is not a late push
     let retried = order_run(&store, &runner, Order::Retry { run: "e2" }, "carol", now()).await.expect("retried");
-    assert_eq!(retried.status, Status::Running(Stage::Build), "{:?}", retried.reason);
+    assert_eq!(retried.status, Status::Running(Stage::BUILD), "{:?}", retried.reason);
     let run = store.execution(&retried.execution_id).await.ok().flatten().expect("the new run");
     assert_eq!(run.ordered.as_deref(), Some("retry of run #2 (e2) by carol"));
     assert_eq!(run.source.compared, None, "how the push was ordered is the push's run's, not the order's");
@@ -986,7 +986,7 @@ async fn a_hook_state_change_whose_ids_name_no_run_has_the_runs_deploying_asked_
     let recorded = record_paused_deployments(&store, &runner, &ecs, now()).await.expect("asked");
     assert_eq!(recorded, 1);
     let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
-    let pauses = run.deploy.map(|d| d.pauses).unwrap_or_default();
+    let pauses = run.deploy().map(|d| d.pauses.clone()).unwrap_or_default();
     assert_eq!(
         pauses.iter().map(|p| (p.hook_id.as_str(), p.stage.as_str())).collect::<Vec<_>>(),
         [("pause-1", "PRE_PRODUCTION_TRAFFIC_SHIFT")]
@@ -1019,7 +1019,8 @@ async fn deploying_d1_with_a_check(store: &InMemoryStore, runner: &RecordingRunn
     let check = crate::definitions::Check::new("AfterAllowTestTraffic", "http://web-test/health");
     let mut triggered = push("e1");
     if let Event::Triggered { plan, .. } = &mut triggered {
-        plan.deploy = crate::definitions::DeployTarget::BlueGreen(crate::contract::testing::blue_green(vec![check]));
+        *plan.target_mut() =
+            crate::definitions::DeployTarget::BlueGreen(crate::contract::testing::blue_green(vec![check]));
     }
     built_and_deploying(store, runner, triggered, ("d-1", None)).await;
 }
@@ -1048,7 +1049,7 @@ async fn a_codedeploy_hook_runs_the_checks_of_the_event_waiting_and_its_answer_i
     assert_eq!(probes.probed(), 1);
     let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
     let hooks: Vec<(String, bool)> = run
-        .deploy
+        .deploy()
         .map(|d| d.hooks.iter().map(|h| (h.hook_execution_id.clone(), h.passed)).collect())
         .unwrap_or_default();
     assert_eq!(hooks, [("hook-1".to_owned(), true)]);
@@ -1085,7 +1086,7 @@ async fn a_codedeploy_hook_of_a_deployment_no_run_started_is_answered_failed_and
     assert_eq!(probes.probed(), 0);
     assert_eq!(runner.ran().len(), before);
     let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
-    assert!(run.deploy.is_some_and(|d| d.hooks.is_empty()));
+    assert!(run.deploy().is_some_and(|d| d.hooks.is_empty()));
 }
 
 #[tokio::test]

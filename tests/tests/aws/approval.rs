@@ -31,7 +31,7 @@ async fn built(stack: &Stack) -> Result<DynamoDbStore> {
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
     let mut triggered = push("web-1", ExecutionMode::Superseded, true);
     if let Event::Triggered { plan, .. } = &mut triggered {
-        plan.approval.as_mut().context("an approval")?.topic_arn = stack.approval_topic.clone();
+        plan.approval_mut().context("an approval")?.topic_arn = stack.approval_topic.clone();
     }
     let built = Event::BuildSucceeded {
         execution_id: ExecutionId::from("web-1"),
@@ -117,7 +117,7 @@ async fn a_scanners_get_changes_nothing_and_the_pages_form_approves_once() -> Re
     let (code, headers, page) = request("GET", &waiting.link, &[("user-agent", "Mimecast")], vec![]).await?;
     assert_eq!(code, 200, "{page}");
     assert_eq!(waiting.store.load("web").await?.context("the state")?.version, before, "a GET changes nothing");
-    assert_eq!(status(&waiting.store).await?, Status::Running(Stage::Approval));
+    assert_eq!(status(&waiting.store).await?, Status::Running(Stage::APPROVAL));
     for (name, value) in
         [("cache-control", "no-store"), ("referrer-policy", "no-referrer"), ("x-frame-options", "DENY")]
     {
@@ -129,7 +129,8 @@ async fn a_scanners_get_changes_nothing_and_the_pages_form_approves_once() -> Re
     // Only the hash of the link's token is stored.
     let token = waiting.link.rsplit('/').next().unwrap_or_default().to_owned();
     let state = waiting.store.load("web").await?.context("the state")?.value;
-    let approval = state.execution(&ExecutionId::from("web-1")).and_then(|e| e.approval.clone()).context("approval")?;
+    let approval =
+        state.execution(&ExecutionId::from("web-1")).and_then(|e| e.approval().cloned()).context("approval")?;
     let hash = approval.token_hash.context("a token hash")?;
     assert_eq!(hash.len(), 64);
     assert!(!serde_json::to_string(&state)?.contains(&token), "the token itself is never stored");
@@ -142,9 +143,9 @@ async fn a_scanners_get_changes_nothing_and_the_pages_form_approves_once() -> Re
         request("POST", &waiting.link, &[FORM, ("user-agent", "Firefox")], form(&form_token, "approve")).await?;
     assert_eq!(code, 200, "{page}");
     assert!(page.contains("Approved"), "{page}");
-    assert_eq!(status(&waiting.store).await?, Status::Running(Stage::Deploy));
+    assert_eq!(status(&waiting.store).await?, Status::Running(Stage::DEPLOY));
     let run = waiting.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
-    let approval = run.approval.context("approval")?;
+    let approval = run.approval().cloned().context("approval")?;
     assert_eq!(approval.decision, Some(ApprovalDecision::Approved));
     assert_eq!(approval.approver.as_deref(), Some("Ada Lovelace"));
     assert_eq!(approval.comment.as_deref(), Some("ship it"));
@@ -210,9 +211,9 @@ async fn a_person_approves_from_headless_chromium_on_a_phone_and_a_second_click_
     assert_eq!(browser.status().await?, 200);
     let shown = browser.text().await?;
     assert!(shown.contains("Approved"), "{shown}");
-    assert_eq!(status(&waiting.store).await?, Status::Running(Stage::Deploy), "the run moves on to deploy");
+    assert_eq!(status(&waiting.store).await?, Status::Running(Stage::DEPLOY), "the run moves on to deploy");
     let run = waiting.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
-    let approval = run.approval.context("approval")?;
+    let approval = run.approval().cloned().context("approval")?;
     assert_eq!(approval.approver.as_deref(), Some("Grace Hopper"));
     assert_eq!(approval.comment.as_deref(), Some("looks good on staging"));
     assert!(approval.user_agent.as_deref().is_some_and(|ua| ua.contains("Chrome")), "{:?}", approval.user_agent);
@@ -225,8 +226,8 @@ async fn a_person_approves_from_headless_chromium_on_a_phone_and_a_second_click_
     assert_eq!(browser.status().await?, 409, "{shown}");
     assert!(shown.contains("Already approved") && shown.contains("Grace Hopper"), "{shown}");
     let run = waiting.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
-    assert_eq!(run.status, Status::Running(Stage::Deploy));
-    assert_eq!(run.approval.and_then(|a| a.approver).as_deref(), Some("Grace Hopper"));
+    assert_eq!(run.status, Status::Running(Stage::DEPLOY));
+    assert_eq!(run.approval().cloned().and_then(|a| a.approver).as_deref(), Some("Grace Hopper"));
     browser.quit().await
 }
 
@@ -295,7 +296,7 @@ async fn a_request_sns_could_not_take_goes_out_when_the_reconcilers_doorbell_rin
     assert!(
         state
             .execution(&ExecutionId::from("web-1"))
-            .and_then(|e| e.approval.clone())
+            .and_then(|e| e.approval().cloned())
             .and_then(|a| a.token_hash)
             .is_some()
     );
@@ -311,7 +312,7 @@ async fn a_pause_link_opened_after_the_pause_expired_says_what_ecs_did_and_decid
     // GIVEN web-1's ECS canary paused after its canary step, for 30 minutes, then ROLLBACK
     let mut triggered = push("web-1", ExecutionMode::Superseded, false);
     if let Event::Triggered { plan, .. } = &mut triggered {
-        plan.deploy = DeployTarget::EcsNative(EcsNative {
+        *plan.target_mut() = DeployTarget::EcsNative(EcsNative {
             approval: Some(PauseApproval {
                 stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
                 topic_arn: stack.approval_topic.clone(),

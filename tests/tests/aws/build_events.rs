@@ -79,7 +79,7 @@ async fn a_pushed_commit_whose_build_succeeds_waits_for_approval_with_its_image(
     on_event(&app, lambda_event(), chrono::Utc::now()).await?;
 
     let execution = deployed.store.execution(&execution_id).await?.context("stored")?;
-    assert_eq!(execution.status, Status::Running(Stage::Approval));
+    assert_eq!(execution.status, Status::Running(Stage::APPROVAL));
     let build = execution.build.context("build facts")?;
     assert_eq!(
         build.image_uri.as_deref(),

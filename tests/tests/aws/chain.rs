@@ -38,7 +38,7 @@ async fn a_run_is_chained_stage_by_stage_through_the_bus_with_its_state_in_dynam
     let handled = handle(&store, &runner, input(&pushed, 0, Some(ReceiptKey::delivery("d-1", "web")))).await?;
     assert_eq!(handled, Handled::Applied);
     let execution = store.execution(&e1).await?.context("stored")?;
-    assert_eq!(execution.status, Status::Running(Stage::Build));
+    assert_eq!(execution.status, Status::Running(Stage::BUILD));
     assert_eq!(execution.build.as_ref().and_then(|b| b.build_id.clone()).as_deref(), Some("build-e1"));
 
     // The build succeeds: the approval request reaches the approval rule's target.

@@ -225,7 +225,7 @@ impl World {
     async fn deploying_at(&self, execution: &str, event: &str) -> Result<String> {
         for _ in 0..100 {
             let run = self.store.execution(&ExecutionId::from(execution)).await?.context("the run")?;
-            if let Some(id) = run.deploy.and_then(|d| d.deployment_id)
+            if let Some(id) = run.deploy().and_then(|d| d.deployment_id.clone())
                 && self.codedeploy.lifecycle(&id).last().is_some_and(|(e, status)| e == event && status == "InProgress")
             {
                 return Ok(id);
@@ -263,7 +263,7 @@ impl World {
         let codedeploy = aws_sdk_codedeploy::Client::new(&self.aws);
         for _ in 0..300 {
             let run = self.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
-            if let Some(id) = run.deploy.and_then(|d| d.deployment_id) {
+            if let Some(id) = run.deploy().and_then(|d| d.deployment_id.clone()) {
                 let info = codedeploy.get_deployment().deployment_id(&id).send().await?;
                 if info.deployment_info().and_then(|i| i.status()).is_some_and(|s| s.as_str() == status) {
                     anyhow::ensure!(!run.status.is_finished(), "nothing should have told the run: {:?}", run.status);
@@ -280,7 +280,7 @@ impl World {
         let ecs = aws_sdk_ecs::Client::new(&self.aws);
         for _ in 0..100 {
             let run = self.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
-            if run.deploy.and_then(|d| d.deployment_id).is_none() {
+            if run.deploy().and_then(|d| d.deployment_id.clone()).is_none() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -350,7 +350,7 @@ async fn a_blue_green_run_passes_its_checks_at_all_five_hooks_shifts_traffic_and
 
     let run = world.finished().await?;
     assert_eq!(run.status, Status::Succeeded, "{run:#?}");
-    let deploy = run.deploy.context("deploy facts")?;
+    let deploy = run.deploy().cloned().context("deploy facts")?;
     let hooks: Vec<(&str, bool)> = deploy.hooks.iter().map(|h| (h.lifecycle_event.as_str(), h.passed)).collect();
     assert_eq!(hooks, ALL_HOOKS.map(|hook| (hook, true)));
     assert!(deploy.hooks.iter().all(|h| h.detail.as_deref().is_some_and(|d| d.starts_with("1/1 passed: #"))));
@@ -391,7 +391,7 @@ async fn a_failing_before_allow_traffic_check_is_answered_failed_and_the_rollbac
     assert!(reason.contains("answered 503, expected 200"), "{reason}");
     assert!(reason.contains("CodeDeploy failed the deployment and rolled it back"), "{reason}");
     // BeforeInstall hit blue through the test listener and passed; BeforeAllowTraffic hit green and failed.
-    let deploy = run.deploy.context("deploy facts")?;
+    let deploy = run.deploy().cloned().context("deploy facts")?;
     let hooks: Vec<(&str, bool)> = deploy.hooks.iter().map(|h| (h.lifecycle_event.as_str(), h.passed)).collect();
     assert_eq!(hooks, [("BeforeInstall", true), ("BeforeAllowTraffic", false)]);
     // Production never left blue.
@@ -443,7 +443,7 @@ async fn a_hook_invoked_twice_is_answered_the_same_and_late_or_repeated_deployme
     world.deploy(blue_green(checked(&url, &["AfterInstall"]))).await?;
     let run = world.finished().await?;
     assert_eq!(run.status, Status::Succeeded, "{run:#?}");
-    let deploy = run.deploy.clone().context("deploy facts")?;
+    let deploy = run.deploy().cloned().context("deploy facts")?;
     let deployment_id = deploy.deployment_id.clone().context("a deployment id")?;
     let before = world.store.load("web").await?.context("state")?;
 
@@ -483,7 +483,7 @@ async fn a_rolling_run_succeeds_when_ecs_reports_the_rollout_completed() -> Resu
     world.deploy(rolling()).await?;
     let run = world.finished().await?;
     assert_eq!(run.status, Status::Succeeded, "{run:#?}");
-    assert!(run.deploy.and_then(|d| d.deployment_id).is_some_and(|id| id.starts_with("ecs-svc/")));
+    assert!(run.deploy().and_then(|d| d.deployment_id.clone()).is_some_and(|id| id.starts_with("ecs-svc/")));
     Ok(())
 }
 
@@ -494,7 +494,7 @@ async fn a_rolling_run_runs_its_after_rollout_checks_once_ecs_completed_it_and_s
     world.deploy(rolling_checked(checked(&url, &["AfterRollout"]))).await?;
     let run = world.finished().await?;
     assert_eq!(run.status, Status::Succeeded, "{run:#?}");
-    let deploy = run.deploy.context("deploy facts")?;
+    let deploy = run.deploy().cloned().context("deploy facts")?;
     let hooks: Vec<(&str, bool)> = deploy.hooks.iter().map(|h| (h.lifecycle_event.as_str(), h.passed)).collect();
     assert_eq!(hooks, [("AfterRollout", true)]);
     assert!(deploy.rolled_out_at.is_some_and(|at| Some(at) <= deploy.finished_at), "{deploy:#?}");
@@ -551,7 +551,7 @@ async fn a_rolling_update_that_never_settles_fails_at_its_deadline_on_the_reconc
     let mut started = None;
     for _ in 0..100 {
         let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
-        started = run.deploy.filter(|d| d.previous_task_definition.is_some());
+        started = run.deploy().cloned().filter(|d| d.previous_task_definition.is_some());
         if started.is_some() {
             break;
         }
@@ -561,7 +561,7 @@ async fn a_rolling_update_that_never_settles_fails_at_its_deadline_on_the_reconc
     // WHEN the reconciler looks before its deadline (the 5 minutes its AfterRollout checks may take, and 60), nothing
     world.reconcile_in(30).await?;
     let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
-    assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::Deploy));
+    assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::DEPLOY));
     // WHEN it looks after it
     world.reconcile_in(70).await?;
     // THEN the run fails, saying why
@@ -613,10 +613,10 @@ async fn a_blue_green_deployment_whose_state_change_is_lost_is_ended_by_the_reco
     assert_eq!((late["deployments_checked"].clone(), late["moved"].clone()), (json!(1), json!(1)), "{late}");
     let run = world.finished().await?;
     assert_eq!(run.status, Status::RolledBack, "{run:#?}");
-    let reason = run.reason.unwrap_or_default();
+    let reason = run.reason.clone().unwrap_or_default();
     assert!(reason.starts_with("the BeforeAllowTraffic checks failed"), "{reason}");
     assert!(reason.contains("CodeDeploy failed the deployment and rolled it back"), "{reason}");
-    assert_eq!(run.deploy.and_then(|d| d.deployment_id), Some(deployment_id));
+    assert_eq!(run.deploy().and_then(|d| d.deployment_id.clone()), Some(deployment_id));
     let (subject, _) = world.notification().await?;
     assert_eq!(subject, "sluice: web sha-web rolled back");
     Ok(())
@@ -694,7 +694,7 @@ async fn in_queued_mode_a_run_waits_for_the_deployment_in_its_groups_way_and_sto
     assert!(error.contains("deployment group web-prod already has an active deployment"), "{error}");
     assert_eq!(world.codedeploy.lifecycle(&going).last().map(|(e, _)| e.as_str()), Some("BeforeInstall"));
     let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("web-1")?;
-    assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::Deploy));
+    assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::DEPLOY));
     Ok(())
 }
 
@@ -728,9 +728,9 @@ async fn in_superseded_mode_the_newest_run_deploys_after_the_one_deploying_and_t
     assert_eq!(web1.status, Status::RolledBack, "{web1:#?}");
     assert_eq!(web2.status, Status::Superseded, "{web2:#?}");
     assert_eq!(web2.reason.as_deref(), Some("superseded by execution web-3 (commit sha-web-3)"));
-    assert!(web2.deploy.is_none(), "web-2 never deployed: {web2:#?}");
+    assert!(web2.deploy().is_none(), "web-2 never deployed: {web2:#?}");
     assert_eq!(web3.status, Status::Succeeded, "{web3:#?}");
-    let deployed = |run: &Execution| run.deploy.as_ref().map(|d| d.started_at);
+    let deployed = |run: &Execution| run.deploy().map(|d| d.started_at);
     assert!(deployed(&web3) >= web1.finished_at, "web-3 deployed once web-1 had ended");
     Ok(())
 }
@@ -740,7 +740,7 @@ async fn in_queued_mode_every_run_deploys_in_the_order_pushed_once_the_one_befor
     let (world, [web1, web2, web3]) = two_newer_runs_while_one_deploys(ExecutionMode::Queued).await?;
     assert_eq!(web1.status, Status::RolledBack, "{web1:#?}");
     assert_eq!((web2.status, web3.status), (Status::Succeeded, Status::Succeeded), "{web2:#?} {web3:#?}");
-    let deploy = |run: &Execution| run.deploy.clone().context("deploy facts");
+    let deploy = |run: &Execution| run.deploy().cloned().context("deploy facts");
     let (second, third) = (deploy(&web2)?, deploy(&web3)?);
     assert!(Some(second.started_at) >= web1.finished_at, "web-2 deployed once web-1 had ended");
     assert!(Some(third.started_at) >= second.finished_at, "web-3 deployed once web-2 had ended");
@@ -770,7 +770,7 @@ impl World {
     async fn service_deployment(&self) -> Result<String> {
         for _ in 0..100 {
             let run = self.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
-            if let Some(arn) = run.deploy.and_then(|d| d.service_deployment) {
+            if let Some(arn) = run.deploy().and_then(|d| d.service_deployment.clone()) {
                 return Ok(arn);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -788,7 +788,7 @@ async fn an_ecs_blue_green_run_passes_its_post_test_traffic_shift_check_and_ecs_
 
     let run = world.finished().await?;
     assert_eq!(run.status, Status::Succeeded, "{run:#?}");
-    let deploy = run.deploy.context("deploy facts")?;
+    let deploy = run.deploy().cloned().context("deploy facts")?;
     assert_eq!(deploy.strategy, "ecs_blue_green");
     let hooks: Vec<(&str, bool)> = deploy.hooks.iter().map(|h| (h.lifecycle_event.as_str(), h.passed)).collect();
     assert_eq!(hooks, [("POST_TEST_TRAFFIC_SHIFT", true)]);
@@ -851,7 +851,7 @@ async fn an_ecs_check_with_a_retry_answers_in_progress_is_invoked_again_with_its
             ("PRODUCTION_TRAFFIC_SHIFT", "SUCCEEDED")
         ]
     );
-    let hooks = run.deploy.as_ref().map(|d| d.hooks.len());
+    let hooks = run.deploy().map(|d| d.hooks.len());
     assert_eq!(hooks, Some(1), "the rollback's hook records nothing on the run");
     assert_eq!(world.app.production.routed(), "blue");
     assert_eq!(world.app.test.routed(), "blue");
@@ -877,7 +877,7 @@ async fn an_ecs_linear_run_whose_check_fails_at_a_middle_step_is_rolled_back_and
 
     let run = world.finished().await?;
     assert_eq!(run.status, Status::RolledBack, "{run:#?}");
-    let deploy = run.deploy.clone().context("deploy facts")?;
+    let deploy = run.deploy().cloned().context("deploy facts")?;
     assert_eq!(deploy.strategy, "ecs_linear");
     let passed: Vec<bool> = deploy.hooks.iter().map(|h| h.passed).collect();
     assert_eq!(passed, [true, false], "{:#?}", deploy.hooks);
@@ -924,14 +924,14 @@ async fn an_alarm_in_alarm_during_the_bake_time_rolls_an_ecs_canary_back_and_the
     );
     // The hook ECS ran as traffic went back (the new revision's weight at 0) was answered SUCCEEDED without
     // checking: only the two forward steps' checks are on the run, both passed.
-    let passed: Vec<bool> = run.deploy.iter().flat_map(|d| &d.hooks).map(|h| h.passed).collect();
+    let passed: Vec<bool> = run.deploy().into_iter().flat_map(|d| &d.hooks).map(|h| h.passed).collect();
     assert_eq!(passed, [true, true], "{run:#?}");
     let back = world.ecs.invocations(&arn).into_iter().rfind(|(stage, _, _)| stage == "PRODUCTION_TRAFFIC_SHIFT");
     let (_, payload, result) = back.context("the rollback's hook")?;
     let target = payload["executionDetails"]["targetServiceRevisionArn"].as_str().unwrap_or_default().to_owned();
     assert_eq!(payload["executionDetails"]["productionTrafficWeights"][target], 0.0);
     assert_eq!(result["hookStatus"], "SUCCEEDED");
-    assert_eq!(run.deploy.map(|d| d.strategy).as_deref(), Some("ecs_canary"));
+    assert_eq!(run.deploy().cloned().map(|d| d.strategy).as_deref(), Some("ecs_canary"));
     assert_eq!(world.app.production.routed(), "blue");
     Ok(())
 }
@@ -970,7 +970,7 @@ async fn a_canary_pause_nobody_decides_is_timed_out_by_ecs_and_the_run_says_the_
         "{reason}"
     );
     // The pause before the canary step was continued by sluice; the one after it asked, and timed out in ECS.
-    let deploy = run.deploy.context("deploy facts")?;
+    let deploy = run.deploy().cloned().context("deploy facts")?;
     let asked: Vec<(u32, bool)> = deploy.pauses.iter().map(|p| (p.shifted_tenths, p.approval.is_some())).collect();
     assert_eq!(asked, [(0, false), (100, true)]);
     let record = world.ecs.service_deployment(&deploy.service_deployment.context("an ARN")?).context("the record")?;
@@ -1019,7 +1019,7 @@ impl World {
     async fn asked_at_pause(&self, execution: &str) -> Result<String> {
         for _ in 0..100 {
             let run = self.store.execution(&ExecutionId::from(execution)).await?.context("the run")?;
-            let asking = run.deploy.iter().flat_map(|d| &d.pauses).find(|pause| pause.approval.is_some());
+            let asking = run.deploy().into_iter().flat_map(|d| &d.pauses).find(|pause| pause.approval.is_some());
             if let Some(pause) = asking {
                 return Ok(pause.stage.clone());
             }
@@ -1039,12 +1039,12 @@ async fn a_pause_whose_hook_event_was_lost_is_found_by_the_reconcilers_look_and_
     let record = world.ecs.service_deployment(&arn).context("the record")?;
     assert_eq!(hook_statuses(&record), ["AWAITING_ACTION"], "ECS should be paused before the canary step");
     let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
-    assert!(run.deploy.as_ref().is_some_and(|d| d.pauses.is_empty()), "nothing told the run: {run:#?}");
+    assert!(run.deploy().is_some_and(|d| d.pauses.is_empty()), "nothing told the run: {run:#?}");
 
     world.reconcile_in(15).await?;
 
     let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
-    let pauses = run.deploy.map(|d| d.pauses).unwrap_or_default();
+    let pauses = run.deploy().cloned().map(|d| d.pauses).unwrap_or_default();
     assert_eq!(pauses.len(), 1, "the reconciler recorded the pause");
     assert_eq!((pauses[0].stage.as_str(), pauses[0].shifted_tenths), ("PRE_PRODUCTION_TRAFFIC_SHIFT", 0));
     // Nothing had moved yet, so sluice continues it itself: the deployer (woken by `Deployment Paused`) calls
@@ -1117,7 +1117,7 @@ async fn in_superseded_mode_a_run_stops_the_ecs_service_deployment_in_its_way_an
     world.deployer_retries("hotfix").await?;
     let hotfix = world.finished_run("hotfix", "hotfix-1").await?;
     assert_eq!(hotfix.status, Status::Succeeded, "{hotfix:#?}");
-    assert_ne!(hotfix.deploy.and_then(|d| d.service_deployment).as_deref(), Some(stopped.as_str()));
+    assert_ne!(hotfix.deploy().and_then(|d| d.service_deployment.clone()).as_deref(), Some(stopped.as_str()));
     Ok(())
 }
 
@@ -1139,7 +1139,7 @@ async fn in_queued_mode_a_run_waits_for_the_ecs_service_deployment_in_its_way_an
     );
     assert_eq!(world.ecs.service_deployment(&going).context("the record")?["status"], "IN_PROGRESS");
     let run = world.store.execution(&ExecutionId::from("web-1")).await?.context("web-1")?;
-    assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::Deploy));
+    assert_eq!(run.status, Status::Running(sluice::pipeline::Stage::DEPLOY));
     Ok(())
 }
 

@@ -119,8 +119,8 @@ async fn a_blue_green_run_registers_its_image_and_codedeploy_calls_sluices_hooks
 
     // The run records the deployment CodeDeploy created, and the effect is done.
     let run = world.run().await?;
-    assert_eq!(run.status, Status::Running(Stage::Deploy));
-    let deploy = run.deploy.context("deploy facts")?;
+    assert_eq!(run.status, Status::Running(Stage::DEPLOY));
+    let deploy = run.deploy().cloned().context("deploy facts")?;
     let deployment_id = deploy.deployment_id.context("a deployment id")?;
     // ... and the task definition it registered for it.
     let registered = deploy.task_definition.context("the task definition")?;
@@ -186,7 +186,7 @@ async fn a_rolling_run_updates_the_service_to_the_registered_task_definition() -
     on_event(&world.app, &REQUESTED(), chrono::Utc::now()).await?;
 
     let run = world.run().await?;
-    let deploy = run.deploy.context("deploy facts")?;
+    let deploy = run.deploy().cloned().context("deploy facts")?;
     // What the service ran before, from UpdateService's answer: what failed AfterRollout checks go back to.
     assert_eq!(
         deploy.previous_task_definition.as_deref(),
@@ -265,8 +265,8 @@ async fn a_pipeline_that_names_its_container_gets_the_image_there_without_a_plac
     on_event(&world.app, &REQUESTED(), chrono::Utc::now()).await?;
 
     let run = world.run().await?;
-    assert_eq!(run.status, Status::Running(Stage::Deploy), "{:?}", run.reason);
-    let arn = run.deploy.and_then(|d| d.task_definition).context("the registered task definition")?;
+    assert_eq!(run.status, Status::Running(Stage::DEPLOY), "{:?}", run.reason);
+    let arn = run.deploy().and_then(|d| d.task_definition.clone()).context("the registered task definition")?;
     let described = world.ecs.describe_task_definition().task_definition(&arn).send().await?;
     let registered = described.task_definition().context("the task definition")?;
     let named = registered.container_definitions().iter().find(|c| c.name() == Some(container.as_str()));

@@ -107,7 +107,7 @@ fn a_rolling_runs_check_events() -> Vec<SluiceEvent> {
     let mut pushed = push("e1");
     if let Event::Triggered { plan, .. } = &mut pushed {
         let checks = vec![Check::new("AfterRollout", "http://api.internal/health")];
-        plan.deploy =
+        *plan.target_mut() =
             DeployTarget::Rolling(Rolling { service: "api".into(), ..sluice::contract::testing::rolling(checks) });
     }
     let deployment_id = "ecs-svc/1234567890123456789".to_owned();
@@ -143,7 +143,7 @@ fn a_paused_runs_events() -> Vec<SluiceEvent> {
     let mut pushed = push("e1");
     let arn = "arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/web/r9i43YFjvgF_xlg7m2eJ1r".to_owned();
     if let Event::Triggered { plan, .. } = &mut pushed {
-        plan.deploy = DeployTarget::EcsNative(EcsNative {
+        *plan.target_mut() = DeployTarget::EcsNative(EcsNative {
             cluster: "prod".into(),
             service: "web".into(),
             shift: TrafficShift::Canary { tenths: 200, bake_time_minutes: 10 },

@@ -204,7 +204,7 @@ async fn github_down_is_tried_again_later_and_never_fails_the_run() -> Result<()
     assert_eq!(pending.attempts, 1);
     let error = pending.last_error.as_deref().unwrap_or_default();
     assert!(error.contains("503: Service Unavailable"), "{error}");
-    assert_eq!(state.execution(&web_1()).map(|run| run.status), Some(Status::Running(sluice::pipeline::Stage::Build)));
+    assert_eq!(state.execution(&web_1()).map(|run| run.status), Some(Status::Running(sluice::pipeline::Stage::BUILD)));
     assert!(github.commit_statuses(COMMIT).is_empty());
 
     // After the backoff, the reconciler's doorbell has it carried out.
@@ -233,7 +233,7 @@ async fn a_refused_token_or_none_at_all_parks_the_report_at_once_saying_why() ->
         parked.error
     );
     assert!(!parked.error.contains("github_pat"), "the token is never written: {}", parked.error);
-    assert_eq!(state.execution(&web_1()).map(|run| run.status), Some(Status::Running(sluice::pipeline::Stage::Build)));
+    assert_eq!(state.execution(&web_1()).map(|run| run.status), Some(Status::Running(sluice::pipeline::Stage::BUILD)));
     assert!(github.requests().iter().all(|r| !r.authorized));
 
     apply(&store, &[build_failed()], now).await?;
@@ -592,6 +592,6 @@ async fn the_webhook_asks_github_which_of_two_pushes_made_in_the_same_second_is_
     let (status, next) = deliver("d-e", &commit('f'), &e).await?;
     assert_eq!((status, &next["executions"][0]["execution_id"]), (202, &json!("web-d-e")), "{next}");
     let run = deployed.store.execution(&ExecutionId::from("web-d-e")).await?.context("recorded")?;
-    assert_eq!(run.status, Status::Waiting(sluice::pipeline::Stage::Build));
+    assert_eq!(run.status, Status::Waiting(sluice::pipeline::Stage::BUILD));
     Ok(())
 }

@@ -46,7 +46,7 @@ async fn a_saved_pipeline_loads_back_as_it_was_with_its_version() -> Result<()> 
     assert_eq!(loaded.value, state);
     assert_eq!(loaded.version, Version(1));
     let execution = store.execution(&ExecutionId::from("e1")).await?.expect("the execution is stored");
-    assert_eq!(execution.status, Status::Running(sluice::pipeline::Stage::Build));
+    assert_eq!(execution.status, Status::Running(sluice::pipeline::Stage::BUILD));
     assert_eq!(execution.plan, crate::web_plan());
     Ok(())
 }

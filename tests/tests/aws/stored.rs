@@ -80,7 +80,7 @@ async fn every_item_an_earlier_demo_stored_is_read_as_it_was_written() -> Result
             let (_stack, store) = stored(&fixture).await?;
             let state = store.load("web").await?.with_context(|| format!("{fixture}: the state"))?.value;
             let run = store.execution(&ExecutionId(RUN.into())).await?.context("the run")?;
-            let expected = if moment == "finished" { Status::Succeeded } else { Status::Running(Stage::Approval) };
+            let expected = if moment == "finished" { Status::Succeeded } else { Status::Running(Stage::APPROVAL) };
             assert_eq!(run.status, expected, "{fixture}");
             assert_eq!(state.executions.iter().map(|e| e.id.0.as_str()).collect::<Vec<_>>(), [RUN], "{fixture}");
             let history = store.history("web", 10).await?;
@@ -88,7 +88,7 @@ async fn every_item_an_earlier_demo_stored_is_read_as_it_was_written() -> Result
             let published = store.current().await?.context("the definitions")?;
             Definitions::parse("published", &published.text).map_err(|e| anyhow::anyhow!("{fixture}: {e}"))?;
             if moment == "finished" {
-                assert!(run.deploy.is_some() && run.finished_at.is_some(), "{fixture}: {run:?}");
+                assert!(run.deploy().is_some() && run.finished_at.is_some(), "{fixture}: {run:?}");
             }
             // Each link from an AWS id to its run, and each receipt of an input handled
             let (mut links, mut receipts) = (0, 0);
@@ -115,7 +115,7 @@ async fn a_blue_green_run_stored_at_its_approval_is_approved_and_deployed_by_tod
     let id = ExecutionId(RUN.into());
     apply(&store, &[decided(ApprovalDecision::Approved)]).await?;
     let run = store.execution(&id).await?.context("the run")?;
-    assert_eq!(run.status, Status::Running(Stage::Deploy));
+    assert_eq!(run.status, Status::Running(Stage::DEPLOY));
     apply(
         &store,
         &[
@@ -153,7 +153,7 @@ async fn a_pipeline_whose_last_run_an_earlier_version_finished_takes_the_next_pu
     let push = sluice::contract::testing::push("web-next", ExecutionMode::Queued, false);
     apply(&store, &[push]).await?;
     let run = store.execution(&ExecutionId("web-next".into())).await?.context("the new run")?;
-    assert_eq!(run.status, Status::Running(Stage::Build), "{run:?}");
+    assert_eq!(run.status, Status::Running(Stage::BUILD), "{run:?}");
     let state = store.load("web").await?.context("the state")?.value;
     assert_eq!(state.executions.len(), 2);
     Ok(())

@@ -92,7 +92,7 @@ async fn the_build_succeeds_and_the_run_waits_for_approval_with_the_image_record
     let image = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{project}@{digest}");
     assert_eq!(requests[0]["detail"]["image_uri"], image.as_str());
     let execution = running.deployed.store.execution(&execution_id).await?.context("stored")?;
-    assert_eq!(execution.status, Status::Running(Stage::Approval));
+    assert_eq!(execution.status, Status::Running(Stage::APPROVAL));
     let build = execution.build.context("build facts")?;
     assert_eq!(build.image_uri.as_deref(), Some(image.as_str()));
     assert!(build.artifacts.is_some_and(|a| a.starts_with("s3://")));
@@ -158,7 +158,7 @@ async fn when_the_build_event_is_lost_the_scheduled_look_moves_the_run_on() -> R
             .is_empty()
     );
     let execution = running.deployed.store.execution(&execution_id).await?.context("stored")?;
-    assert_eq!(execution.status, Status::Running(Stage::Build));
+    assert_eq!(execution.status, Status::Running(Stage::BUILD));
 
     // The reconciler's scheduled run, once the build has been quiet long enough, asks CodeBuild and moves it on.
     let aws = sluice_integration::aws_config_with(
@@ -175,7 +175,7 @@ async fn when_the_build_event_is_lost_the_scheduled_look_moves_the_run_on() -> R
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0]["detail"]["execution_id"], execution_id.0.as_str());
     let execution = running.deployed.store.execution(&execution_id).await?.context("stored")?;
-    assert_eq!(execution.status, Status::Running(Stage::Approval));
+    assert_eq!(execution.status, Status::Running(Stage::APPROVAL));
     Ok(())
 }
 

@@ -101,7 +101,7 @@ async fn a_signed_push_over_http_records_the_execution_and_builds_the_pushed_com
     let execution_id = "web-0b989ba4-242f-11e5-81e1-c7b6966d2516";
     assert_eq!(body["executions"][0]["execution_id"], execution_id);
     let execution = deployed.store.execution(&ExecutionId(execution_id.into())).await?.context("in DynamoDB")?;
-    assert_eq!(execution.status, Status::Running(Stage::Build));
+    assert_eq!(execution.status, Status::Running(Stage::BUILD));
     assert_eq!(execution.source.commit, HEAD);
     let build_arn = execution.build.and_then(|b| b.build_id).context("the build id was recorded")?;
 

@@ -24,10 +24,10 @@ async fn a_signed_push_is_built_approved_from_the_page_shipped_blue_green_and_no
     assert!(published("GitHubWebhookFunction", "Execution Started"), "{:?}", outcome.published);
     assert!(published("BuildEventsFunction", "Approval Requested"), "{:?}", outcome.published);
     assert!(published("ApprovalFunction", "Deployment Requested"), "{:?}", outcome.published);
-    let approval = run.approval.as_ref().context("the approval")?;
+    let approval = run.approval().context("the approval")?;
     assert_eq!(approval.decision, Some(ApprovalDecision::Approved));
     assert_eq!(approval.approver.as_deref(), Some("alice@example.com"));
-    let deploy = run.deploy.as_ref().context("the deployment")?;
+    let deploy = run.deploy().context("the deployment")?;
     assert!(deploy.task_definition.as_deref().is_some_and(|t| t.contains(":task-definition/sample-app:")));
     assert!(deploy.hooks.iter().all(|hook| hook.passed) && deploy.hooks.len() == 2, "{:?}", deploy.hooks);
     // Traffic moved to the replacement, and the pipeline's topic was told what shipped.
@@ -42,7 +42,7 @@ async fn a_signed_push_is_built_approved_from_the_page_shipped_blue_green_and_no
 
 /// The pauses of the run's ECS-native deployment: (stage, traffic moved in tenths, the decision asked for).
 fn pauses(run: &sluice::pipeline::Execution) -> Vec<(String, u32, Option<ApprovalDecision>)> {
-    let pauses = run.deploy.iter().flat_map(|deploy| &deploy.pauses);
+    let pauses = run.deploy().into_iter().flat_map(|deploy| &deploy.pauses);
     pauses.map(|p| (p.stage.clone(), p.shifted_tenths, p.approval.as_ref().and_then(|a| a.decision))).collect()
 }
 
@@ -55,7 +55,7 @@ async fn an_ecs_canary_pauses_after_its_canary_step_is_approved_from_the_page_an
     // person approved.
     let stage = "PRE_PRODUCTION_TRAFFIC_SHIFT".to_owned();
     assert_eq!(pauses(run), [(stage.clone(), 0, None), (stage, 200, Some(ApprovalDecision::Approved))]);
-    let deploy = run.deploy.as_ref().context("the deployment")?;
+    let deploy = run.deploy().context("the deployment")?;
     assert!(deploy.hooks.iter().any(|h| h.lifecycle_event == "POST_TEST_TRAFFIC_SHIFT" && h.passed), "{deploy:?}");
     assert_eq!(outcome.production, "green");
     assert!(outcome.notification.1.contains("PRE_PRODUCTION_TRAFFIC_SHIFT at 20%: approved by alice@example.com"));

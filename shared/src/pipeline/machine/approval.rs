@@ -1,14 +1,39 @@
 //! The approval stage's events: the request went out, a person decided, or nobody did in time.
 
+use chrono::{DateTime, TimeDelta, Utc};
+
 use super::pause::Said;
 use super::{Applied, IgnoreReason, Run, TransitionError};
-use crate::pipeline::state::{ApprovalDecision, Stage, Status};
+use crate::definitions::Approval;
+use crate::pipeline::event::ApprovalNotice;
+use crate::pipeline::state::{ApprovalDecision, ApprovalFacts, Stage, StageRecord, Status};
 
 impl Run {
+    /// Run `i` enters an approval stage: its approvers are asked to decide within the stage's timeout.
+    pub(super) fn request_approval(&mut self, i: usize, approval: &Approval) {
+        let now = self.now;
+        let expires_at = i64::try_from(approval.timeout_secs)
+            .ok()
+            .and_then(TimeDelta::try_seconds)
+            .and_then(|timeout| now.checked_add_signed(timeout))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let notice = ApprovalNotice::of(&self.state.executions[i], now);
+        self.ask(i, &approval.topic_arn, expires_at, notice, None);
+        let facts = ApprovalFacts {
+            topic_arn: approval.topic_arn.clone(),
+            requested_at: now,
+            expires_at,
+            ..Default::default()
+        };
+        let execution = &mut self.state.executions[i];
+        let stage = execution.at().unwrap_or(Stage::APPROVAL);
+        execution.stages.push(StageRecord { name: stage, approval: Some(facts), deploy: None });
+    }
+
     /// The approval request went out with a link whose token hashes to `token_hash`: from now on only that link decides.
     pub(super) fn approval_sent(&mut self, i: usize, name: &'static str, token_hash: &str) -> Applied {
-        let Some(approval) = self.state.executions[i].approval.as_ref() else {
-            return self.past(i, Stage::Approval, false, name);
+        let Some(approval) = self.state.executions[i].approval() else {
+            return self.past(i, self.approval_stage(i), false, name);
         };
         if approval.token_hash.as_deref() == Some(token_hash) {
             return Ok(Some(IgnoreReason::DuplicateEvent));
@@ -33,23 +58,22 @@ impl Run {
         said: &Said<'_>,
         token_hash: Option<&str>,
     ) -> Applied {
-        let status = self.state.executions[i].status;
         let execution = &self.state.executions[i];
         if let Some(hook_id) = self.decided_pause(i, token_hash) {
             return self.pause_decided(i, &hook_id, said);
         }
-        let current = execution.approval.as_ref().and_then(|approval| approval.token_hash.as_ref());
+        let current = execution.approval().and_then(|approval| approval.token_hash.as_ref());
         if token_hash.is_some() && token_hash != current.map(String::as_str) {
             return Err(TransitionError::StaleApprovalLink { execution: execution.id.clone() });
         }
-        if status != Status::Running(Stage::Approval) {
-            let recorded = execution.approval.as_ref().and_then(|approval| approval.decision);
+        if !self.state.executions[i].approving() {
+            let recorded = execution.approval().and_then(|approval| approval.decision);
             return match recorded {
                 Some(recorded) if recorded == said.decision => Ok(Some(IgnoreReason::DuplicateEvent)),
                 Some(recorded) => {
                     Err(TransitionError::AlreadyDecided { execution: execution.id.clone(), decision: recorded })
                 }
-                None => self.past(i, Stage::Approval, false, name),
+                None => self.past(i, self.approval_stage(i), false, name),
             };
         }
         let now = self.now;
@@ -64,7 +88,7 @@ impl Run {
         said.record(approval, now);
         self.announce_decision(i, said, None);
         match said.decision {
-            ApprovalDecision::Approved => self.advance(i, Stage::Approval),
+            ApprovalDecision::Approved => self.stage_done(i),
             ApprovalDecision::Rejected => {
                 let reason = match said.comment {
                     Some(comment) if !comment.is_empty() => format!("rejected by {}: {comment}", said.approver),
@@ -76,11 +100,19 @@ impl Run {
         Ok(None)
     }
 
+    /// The approval stage run `i` holds, or else the one it last entered (or will enter first): what an event about
+    /// an approval is about.
+    fn approval_stage(&self, i: usize) -> Stage {
+        let execution = &self.state.executions[i];
+        let entered = execution.stages.iter().rev().find(|record| record.approval.is_some()).map(|record| record.name);
+        let planned = || execution.plan.stages.iter().find(|stage| stage.approval().is_some()).map(|stage| stage.name);
+        entered.or_else(planned).unwrap_or(Stage::APPROVAL)
+    }
+
     /// Nobody decided before the approval expired: the run times out.
     pub(super) fn approval_expired(&mut self, i: usize, name: &'static str) -> Applied {
-        let status = self.state.executions[i].status;
-        if status != Status::Running(Stage::Approval) {
-            return self.past(i, Stage::Approval, true, name);
+        if !self.state.executions[i].approving() {
+            return self.past(i, self.approval_stage(i), true, name);
         }
         let now = self.now;
         let approval = self.approval_mut(i);

@@ -1,14 +1,33 @@
 //! The build stage's events: CodeBuild started, progressed, succeeded or failed the run's build.
 
+use std::collections::BTreeMap;
+
 use super::{Applied, IgnoreReason, Run};
-use crate::pipeline::event::{BuildFailure, BuildOutputs};
+use crate::pipeline::event::{BuildFailure, BuildOutputs, Effect};
 use crate::pipeline::state::{Stage, Status};
 
 impl Run {
+    /// Run `i` enters its build: CodeBuild is asked to build the pushed commit.
+    pub(super) fn start_build(&mut self, i: usize) {
+        let execution = &self.state.executions[i];
+        let build = &execution.plan.build;
+        let mut environment: BTreeMap<String, String> = build.environment.clone();
+        environment.insert("SLUICE_EXECUTION_ID".to_owned(), execution.id.0.clone());
+        environment.insert("SLUICE_PIPELINE".to_owned(), execution.pipeline.clone());
+        self.effects.push(Effect::StartBuild {
+            execution_id: execution.id.clone(),
+            project: build.project.clone(),
+            source_version: execution.source.commit.clone(),
+            environment,
+        });
+        self.state.executions[i].build = None;
+        self.build_mut(i);
+    }
+
     /// CodeBuild started the run's build: its id is claimed.
     pub(super) fn build_started(&mut self, i: usize, name: &'static str, build_id: &str) -> Applied {
         if !self.state.executions[i].in_build() {
-            return self.past(i, Stage::Build, self.same_build(i, build_id), name);
+            return self.past(i, Stage::BUILD, self.same_build(i, build_id), name);
         }
         if self.claim_build(i, build_id)? { Ok(None) } else { Ok(Some(IgnoreReason::DuplicateEvent)) }
     }
@@ -17,7 +36,7 @@ impl Run {
     pub(super) fn build_start_failed(&mut self, i: usize, name: &'static str, reason: &str) -> Applied {
         let started = self.build(i).and_then(|build| build.build_id.as_ref()).is_some();
         if !self.state.executions[i].in_build() || started {
-            return self.past(i, Stage::Build, true, name);
+            return self.past(i, Stage::BUILD, true, name);
         }
         self.finish(i, Status::Failed, Some(format!("the build could not start: {reason}")));
         Ok(None)
@@ -32,7 +51,7 @@ impl Run {
         phase: &Option<String>,
     ) -> Applied {
         if !self.state.executions[i].in_build() {
-            return self.past(i, Stage::Build, self.same_build(i, build_id), name);
+            return self.past(i, Stage::BUILD, self.same_build(i, build_id), name);
         }
         let claimed = self.claim_build(i, build_id)?;
         let build = self.build_mut(i);
@@ -59,7 +78,7 @@ impl Run {
         let build = self.build_mut(i);
         build.image_uri = Some(outputs.image_uri.clone());
         build.artifacts.clone_from(&outputs.artifacts);
-        self.advance(i, Stage::Build);
+        self.advance(i, Stage::BUILD);
         Ok(None)
     }
 
@@ -67,7 +86,7 @@ impl Run {
     /// answer to give (the run is past its build, or another build is the run's).
     fn build_ends(&mut self, i: usize, name: &'static str, build_id: &str) -> Option<Applied> {
         if !self.state.executions[i].in_build() {
-            return Some(self.past(i, Stage::Build, self.same_build(i, build_id), name));
+            return Some(self.past(i, Stage::BUILD, self.same_build(i, build_id), name));
         }
         if let Err(refused) = self.claim_build(i, build_id) {
             return Some(Err(refused));

@@ -2,10 +2,11 @@
 //! or made way for another run's.
 
 use super::{Applied, IgnoreReason, MAX_HOOK_DETAIL, MAX_HOOK_RESULTS, Run, pause};
+use crate::contract::events::DeploymentRequested;
 use crate::contract::events::{ChecksRequested, SluiceEvent};
-use crate::definitions::{AFTER_ROLLOUT, DeployTarget};
+use crate::definitions::{AFTER_ROLLOUT, DeployStage, DeployTarget, ExecutionMode};
 use crate::pipeline::event::{Effect, HookStatus};
-use crate::pipeline::state::{ExecutionId, HookResult, Stage, Status, bounded};
+use crate::pipeline::state::{DeployFacts, ExecutionId, HookResult, Stage, StageRecord, Status, bounded};
 
 /// What a `HookCompleted` event says.
 #[derive(Clone, Copy)]
@@ -19,6 +20,35 @@ pub(super) struct HookDone<'a> {
 }
 
 impl Run {
+    /// Run `i` enters the deploy stage `stage`: the deployer is asked to deploy the run's build there.
+    pub(super) fn start_deployment(&mut self, i: usize, stage: Stage, deploy: &DeployStage) {
+        let execution = &self.state.executions[i];
+        let build = execution.build.as_ref();
+        let (image_uri, artifacts) =
+            (build.and_then(|build| build.image_uri.clone()), build.and_then(|build| build.artifacts.clone()));
+        self.effects.push(Effect::StartDeployment {
+            execution_id: execution.id.clone(),
+            pipeline: execution.pipeline.clone(),
+            supersede: self.state.mode == ExecutionMode::Superseded,
+            target: deploy.target.clone(),
+            image_uri: image_uri.clone(),
+            artifacts: artifacts.clone(),
+        });
+        self.effects.push(Effect::Publish(SluiceEvent::DeploymentRequested(DeploymentRequested {
+            pipeline: execution.pipeline.clone(),
+            execution_id: execution.id.clone(),
+            commit: execution.source.commit.clone(),
+            image_uri,
+            artifacts,
+            target: deploy.target.clone(),
+            stage: Some(stage),
+            environment: execution.plan.github.as_ref().map(|github| github.environment.clone()),
+        })));
+        let started = DeployFacts::new(deploy.target.strategy(), self.now);
+        self.state.executions[i].stages.push(StageRecord { name: stage, approval: None, deploy: Some(started) });
+        self.show_on_github(i);
+    }
+
     /// The run's deployment started (or a retry of its start reports it again): its facts are recorded.
     pub(super) fn deployment_started(
         &mut self,
@@ -27,14 +57,13 @@ impl Run {
         deployment_id: &str,
         facts: [&Option<String>; 3],
     ) -> Applied {
-        let status = self.state.executions[i].status;
-        if status != Status::Running(Stage::Deploy) {
+        if self.state.executions[i].deploying().is_none() {
             // A hook or the deployment's end may have been saved first: the run keeps the facts all the same.
             let same = self.same_deployment(i, deployment_id);
-            if same && self.state.executions[i].deploy.is_some() && self.merge_started(i, facts) {
+            if same && self.state.executions[i].deploy().is_some() && self.merge_started(i, facts) {
                 return Ok(None);
             }
-            return self.past(i, Stage::Deploy, same, name);
+            return self.past(i, self.deploy_stage(i), same, name);
         }
         let claimed = self.claim_deployment(i, deployment_id)?;
         // A hook that arrived first claimed the id: its facts are merged, not dropped as a duplicate.
@@ -48,15 +77,15 @@ impl Run {
     pub(super) fn hook_completed(&mut self, i: usize, name: &'static str, hook: HookDone<'_>) -> Applied {
         let status = self.state.executions[i].status;
         let HookDone { deployment_id, lifecycle_event, hook_execution_id, passed, detail, millis } = hook;
-        let Some(deploy) = self.state.executions[i].deploy.as_ref() else {
-            return self.past(i, Stage::Deploy, false, name);
+        let Some(deploy) = self.state.executions[i].deploy() else {
+            return self.past(i, self.deploy_stage(i), false, name);
         };
         if deploy.hooks.iter().any(|hook| &hook.hook_execution_id == hook_execution_id) {
             return Ok(Some(IgnoreReason::DuplicateEvent));
         }
         self.claim_deployment(i, deployment_id)?;
         // A hook of a run that has already ended must not let its deployment go on.
-        let passed = *passed && status == Status::Running(Stage::Deploy);
+        let passed = *passed && self.state.executions[i].deploying().is_some();
         let detail =
             if status.is_finished() { Some(format!("execution already ended ({status})")) } else { detail.clone() };
         let now = self.now;
@@ -74,14 +103,14 @@ impl Run {
             millis: *millis,
             at: now,
         });
-        if matches!(self.state.executions[i].plan.deploy, DeployTarget::EcsNative(_)) {
+        if matches!(self.state.executions[i].target(), Some(DeployTarget::EcsNative(_))) {
             // ECS takes the hook's answer from the invocation itself: there is nothing to report.
             self.touch(i);
             return Ok(None);
         }
         if after_rollout {
             // sluice's own checks, after ECS completed the rollout: nobody waits for an answer.
-            if status == Status::Running(Stage::Deploy) {
+            if self.state.executions[i].deploying().is_some() {
                 self.after_rollout_checked(i, passed);
             }
             return Ok(None);
@@ -98,9 +127,8 @@ impl Run {
 
     /// The run's deployment succeeded: the run ships, or first runs its AfterRollout checks.
     pub(super) fn deployment_succeeded(&mut self, i: usize, name: &'static str, deployment_id: &str) -> Applied {
-        let status = self.state.executions[i].status;
-        if status != Status::Running(Stage::Deploy) {
-            return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
+        if self.state.executions[i].deploying().is_none() {
+            return self.past(i, self.deploy_stage(i), self.same_deployment(i, deployment_id), name);
         }
         self.claim_deployment(i, deployment_id)?;
         let now = self.now;
@@ -109,7 +137,7 @@ impl Run {
             // Already told: its AfterRollout checks are running.
             return Ok(Some(IgnoreReason::DuplicateEvent));
         }
-        let checks = self.state.executions[i].plan.deploy.after_rollout_checks();
+        let checks = self.state.executions[i].target().map(DeployTarget::after_rollout_checks).unwrap_or_default();
         if !checks.is_empty() {
             self.deploy_mut(i).rolled_out_at = Some(now);
             let execution = &self.state.executions[i];
@@ -125,12 +153,12 @@ impl Run {
                 deployment_id: deployment_id.to_owned(),
                 lifecycle_event: AFTER_ROLLOUT.to_owned(),
                 checks: checks.len(),
-                stage: Some(Stage::Deploy),
+                stage: execution.at(),
             })));
             return Ok(None);
         }
         self.deploy_mut(i).finished_at = Some(now);
-        self.finish(i, Status::Succeeded, None);
+        self.stage_done(i);
         Ok(None)
     }
 
@@ -143,10 +171,9 @@ impl Run {
         reason: &str,
         rolled_back: bool,
     ) -> Applied {
-        let status = self.state.executions[i].status;
         let same = deployment_id.as_ref().is_none_or(|id| self.same_deployment(i, id));
-        if status != Status::Running(Stage::Deploy) {
-            return self.past(i, Stage::Deploy, same, name);
+        if self.state.executions[i].deploying().is_none() {
+            return self.past(i, self.deploy_stage(i), same, name);
         }
         if let Some(deployment_id) = deployment_id {
             self.claim_deployment(i, deployment_id)?;
@@ -170,8 +197,18 @@ impl Run {
             (None, None) => reason.to_owned(),
         };
         let outcome = if rolled_back { Status::RolledBack } else { Status::Failed };
+        let reason = self.in_stage(i, reason);
         self.finish(i, outcome, Some(reason));
         Ok(None)
+    }
+
+    /// `reason`, saying which stage it happened in where the stage is not the one deploy stage of a pipeline written
+    /// with a `[deploy]` table: `in production: the AfterInstall checks failed ...`.
+    pub(super) fn in_stage(&self, i: usize, reason: String) -> String {
+        match self.state.executions[i].at() {
+            Some(stage) if stage != Stage::DEPLOY => format!("in {stage}: {reason}"),
+            _ => reason,
+        }
     }
 
     /// The run's deployment was stopped to make way for another run's: the run is superseded.
@@ -183,14 +220,13 @@ impl Run {
         (by, by_pipeline): (&ExecutionId, &str),
         reason: &str,
     ) -> Applied {
-        let status = self.state.executions[i].status;
-        if status != Status::Running(Stage::Deploy) {
-            return self.past(i, Stage::Deploy, self.same_deployment(i, deployment_id), name);
+        if self.state.executions[i].deploying().is_none() {
+            return self.past(i, self.deploy_stage(i), self.same_deployment(i, deployment_id), name);
         }
         self.claim_deployment(i, deployment_id)?;
         self.deploy_mut(i).finished_at = Some(self.now);
-        let needed = match self.state.executions[i].plan.deploy {
-            DeployTarget::EcsNative(_) => "service",
+        let needed = match self.state.executions[i].target() {
+            Some(DeployTarget::EcsNative(_)) => "service",
             _ => "deployment group",
         };
         let reason =

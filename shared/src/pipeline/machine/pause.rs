@@ -7,7 +7,7 @@ use super::{Applied, IgnoreReason, MAX_APPROVER, MAX_COMMENT, MAX_SOURCE_IP, MAX
 use crate::contract::events::{DeploymentPaused, SluiceEvent};
 use crate::definitions::{DeployTarget, PRE_PRODUCTION_TRAFFIC_SHIFT, PauseAction};
 use crate::pipeline::event::{ApprovalNotice, Effect, PauseNotice};
-use crate::pipeline::state::{ApprovalDecision, ApprovalFacts, DeployFacts, PauseFacts, Stage, Status, bounded};
+use crate::pipeline::state::{ApprovalDecision, ApprovalFacts, DeployFacts, PauseFacts, bounded};
 use crate::present::text::percent;
 
 /// Pauses kept per deployment: a linear shift pauses before each of its steps (at most 34, at 3 % a step).
@@ -65,11 +65,11 @@ impl Run {
     /// (nothing to judge yet), sluice continues it itself.
     pub(super) fn paused(&mut self, i: usize, event: &Paused<'_>) -> Applied {
         let execution = &self.state.executions[i];
-        let deploy = execution.deploy.as_ref();
+        let deploy = execution.deploy();
         let known = deploy.and_then(|deploy| deploy.service_deployment.as_deref());
-        if execution.status != Status::Running(Stage::Deploy) {
+        if execution.deploying().is_none() {
             let same = known.is_none_or(|known| known == event.service_deployment);
-            return self.past(i, Stage::Deploy, same, "deployment_paused");
+            return self.past(i, self.deploy_stage(i), same, "deployment_paused");
         }
         if let Some(known) = known.filter(|known| *known != event.service_deployment) {
             return Err(TransitionError::ForeignDeployment {
@@ -81,7 +81,7 @@ impl Run {
         if deploy.is_some_and(|deploy| deploy.pauses.iter().any(|pause| pause.hook_id == event.hook_id)) {
             return Ok(Some(IgnoreReason::DuplicateEvent));
         }
-        let DeployTarget::EcsNative(native) = &execution.plan.deploy else {
+        let Some(DeployTarget::EcsNative(native)) = execution.target() else {
             return Err(TransitionError::UnplannedPause { execution: execution.id.clone(), stage: event.stage.into() });
         };
         // sluice configures one PAUSE hook, at the plan's approval stage: a pause awaiting action is that hook,
@@ -155,12 +155,9 @@ impl Run {
     pub(super) fn pause_sent(&mut self, i: usize, hook_id: &str, token_hash: &str) -> Applied {
         let now = self.now;
         let execution = &mut self.state.executions[i];
-        let pauses = execution.deploy.as_mut().map(|deploy| deploy.pauses.iter_mut());
-        let Some(approval) = pauses
-            .into_iter()
-            .flatten()
-            .find(|pause| pause.hook_id == hook_id)
-            .and_then(|pause| pause.approval.as_mut())
+        let mut pauses =
+            execution.stages.iter_mut().filter_map(|record| record.deploy.as_mut()).flat_map(|d| d.pauses.iter_mut());
+        let Some(approval) = pauses.find(|pause| pause.hook_id == hook_id).and_then(|pause| pause.approval.as_mut())
         else {
             let (execution, status) = (execution.id.clone(), execution.status);
             return Err(TransitionError::NotInStage { execution, status, event: "approval_sent" });
@@ -181,7 +178,7 @@ impl Run {
     /// names no link, the pause the deployment waits at. `None`: the decision is about the approval stage.
     pub(super) fn decided_pause(&self, i: usize, token_hash: Option<&str>) -> Option<String> {
         let execution = &self.state.executions[i];
-        let pauses = execution.deploy.as_ref().map(|deploy| deploy.pauses.as_slice()).unwrap_or_default();
+        let pauses = execution.deploy().map(|deploy| deploy.pauses.as_slice()).unwrap_or_default();
         match token_hash {
             Some(hash) => pauses
                 .iter()
@@ -196,7 +193,7 @@ impl Run {
     pub(super) fn pause_decided(&mut self, i: usize, hook_id: &str, said: &Said<'_>) -> Applied {
         let execution = &self.state.executions[i];
         let id = execution.id.clone();
-        let pause = execution.deploy.as_ref().and_then(|deploy| deploy.pauses.iter().find(|p| p.hook_id == hook_id));
+        let pause = execution.deploy().and_then(|deploy| deploy.pauses.iter().find(|p| p.hook_id == hook_id));
         let recorded = pause.and_then(|pause| pause.approval.as_ref()).and_then(|approval| approval.decision);
         match recorded {
             Some(recorded) if recorded == said.decision => return Ok(Some(IgnoreReason::DuplicateEvent)),
@@ -204,17 +201,16 @@ impl Run {
             None => {}
         }
         if execution.open_pause().is_none_or(|open| open.hook_id != hook_id) {
-            return self.past(i, Stage::Deploy, false, "approval_decided");
+            return self.past(i, self.deploy_stage(i), false, "approval_decided");
         }
-        let (now, service_deployment) =
-            (self.now, execution.deploy.as_ref().and_then(|d| d.service_deployment.clone()));
+        let (now, service_deployment) = (self.now, execution.deploy().and_then(|d| d.service_deployment.clone()));
         let deploy = self.deploy_mut(i);
         let Some(pause) = deploy.pauses.iter_mut().find(|pause| pause.hook_id == hook_id) else {
-            return self.past(i, Stage::Deploy, false, "approval_decided");
+            return self.past(i, self.deploy_stage(i), false, "approval_decided");
         };
         let stage = pause.stage.clone();
         let Some(approval) = pause.approval.as_mut() else {
-            return self.past(i, Stage::Deploy, false, "approval_decided");
+            return self.past(i, self.deploy_stage(i), false, "approval_decided");
         };
         if now > approval.expires_at {
             return Err(TransitionError::ApprovalExpired { execution: id, expired_at: approval.expires_at });

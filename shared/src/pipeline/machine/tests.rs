@@ -154,7 +154,7 @@ fn a_push_records_an_execution_and_starts_its_build_with_the_commit_and_the_exec
     // WHEN a push arrives
     let (state, effects) = apply(&state, &push("e1"), at(0));
     // THEN the execution builds, and the build carries the commit and the execution id
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Build));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::BUILD));
     assert_eq!(state.execution(&id("e1")).map(|e| e.seq), Some(1));
     assert_eq!(names(&effects), ["publish(Execution Started e1)", "start_build(e1)"]);
     let Effect::StartBuild { project, source_version, environment, .. } = &effects[1] else { panic!("not a build") };
@@ -172,13 +172,13 @@ fn a_successful_build_asks_for_approval_with_the_image_and_a_deadline() {
     // WHEN it succeeds
     let (state, effects) = apply(&state, &build_succeeded("e1"), at(10));
     // THEN the run waits for a person, with the image recorded and the approval's deadline an hour later
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Approval));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::APPROVAL));
     assert_eq!(names(&effects), ["request_approval(e1)", "publish(Approval Requested e1)"]);
     let execution = state.execution(&id("e1")).expect("execution");
     let build = execution.build.as_ref().expect("build facts");
     assert_eq!(build.image_uri.as_deref(), Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:e1"));
     assert_eq!(build.finished_at, Some(at(10)));
-    assert_eq!(execution.approval.as_ref().map(|a| a.expires_at), Some(at(70)));
+    assert_eq!(execution.approval().map(|a| a.expires_at), Some(at(70)));
     let Effect::Publish(SluiceEvent::ApprovalRequested(request)) = &effects[1] else { panic!("not a request") };
     assert_eq!(request.image_uri, build.image_uri);
     assert_eq!(request.expires_at, at(70));
@@ -191,7 +191,7 @@ fn a_pipeline_without_approval_deploys_straight_after_the_build() {
     // WHEN the build succeeds
     let (state, effects) = apply(&state, &build_succeeded("e1"), at(5));
     // THEN it deploys at once
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::DEPLOY));
     assert_eq!(names(&effects), ["start_deployment(e1)", "publish(Deployment Requested e1)"]);
 }
 
@@ -212,11 +212,11 @@ fn a_run_goes_from_push_to_success_and_keeps_the_facts_of_every_stage() {
     assert_eq!(execution.status, Status::Succeeded);
     assert_eq!(execution.source.delivery_id, "delivery-e1");
     assert_eq!(execution.build.as_ref().and_then(|b| b.build_id.as_deref()), Some("build-e1"));
-    let approval = execution.approval.as_ref().expect("approval facts");
+    let approval = execution.approval().expect("approval facts");
     assert_eq!(approval.decision, Some(ApprovalDecision::Approved));
     assert_eq!(approval.approver.as_deref(), Some("alice@example.com"));
     assert_eq!(approval.decided_at, Some(at(3)));
-    let deploy = execution.deploy.as_ref().expect("deploy facts");
+    let deploy = execution.deploy().expect("deploy facts");
     assert_eq!(deploy.deployment_id.as_deref(), Some("d-e1"));
     assert_eq!(deploy.strategy, "blue_green");
     assert_eq!(deploy.hooks.len(), 1);
@@ -261,7 +261,7 @@ fn rolling_push(execution: &str, checks: usize) -> Event {
     let mut event = push(execution);
     if let Event::Triggered { plan, .. } = &mut event {
         let checks = (0..checks).map(|_| crate::definitions::Check::new(AFTER_ROLLOUT, "http://web/health"));
-        plan.deploy = DeployTarget::Rolling(crate::contract::testing::rolling(checks.collect()));
+        *plan.target_mut() = DeployTarget::Rolling(crate::contract::testing::rolling(checks.collect()));
     }
     event
 }
@@ -303,14 +303,14 @@ fn a_completed_rolling_update_with_checks_runs_them_before_the_run_succeeds() {
     let (state, effects) = apply(&state, &deployed("e1"), at(5));
     // THEN the checks are due, and announced to the hooks function; the run still deploys
     assert_eq!(names(&effects), ["run_checks(AfterRollout 2)", "publish(Checks Requested e1)"]);
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::DEPLOY));
     // AND ECS's completion told again (a redelivery, the reconciler) changes nothing
     assert_eq!(transition(&state, &deployed("e1"), at(6)), Ok(Decision::Ignore(IgnoreReason::DuplicateEvent)));
     // WHEN the checks pass
     let (state, effects) = apply(&state, &after_rollout("e1", true), at(7));
     // THEN the run succeeded, with the checks recorded and no hook answer owed to anyone
     assert_eq!(names(&effects), ["publish(Execution Finished e1 succeeded)"]);
-    let deploy = state.execution(&id("e1")).and_then(|e| e.deploy.clone()).expect("deploy facts");
+    let deploy = state.execution(&id("e1")).and_then(|e| e.deploy().cloned()).expect("deploy facts");
     assert_eq!(
         deploy.hooks.iter().map(|h| (h.lifecycle_event.as_str(), h.passed)).collect::<Vec<_>>(),
         [(AFTER_ROLLOUT, true)]
@@ -339,7 +339,7 @@ fn failing_after_rollout_checks_roll_the_service_back_to_the_task_definition_it_
     let (state, effects) = apply(&state, &after_rollout("e1", false), at(6));
     // THEN the deployer is asked to put web:7 back; the run is not over until it has
     assert_eq!(names(&effects), [format!("roll_back({PREVIOUS})"), "publish(Rollback Requested e1)".to_owned()]);
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::DEPLOY));
     // WHEN the deployer has updated the service back
     let back = Event::DeploymentFailed {
         execution_id: id("e1"),
@@ -378,12 +378,12 @@ fn a_newer_run_waits_for_the_deploy_stage_until_the_after_rollout_checks_have_ru
     for (minute, event) in [rolling_push("e2", 1), build_succeeded("e2"), approved("e2")].iter().enumerate() {
         state = apply(&state, event, at(6 + minute as i64)).0;
     }
-    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::Deploy));
+    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::DEPLOY));
     // WHEN e1's checks pass
     let (state, effects) = apply(&state, &after_rollout("e1", true), at(10));
     // THEN e2 deploys
     assert!(names(&effects).contains(&"start_deployment(e2)".to_owned()), "{effects:?}");
-    assert_eq!(status(&state, "e2"), Status::Running(Stage::Deploy));
+    assert_eq!(status(&state, "e2"), Status::Running(Stage::DEPLOY));
 }
 
 #[test]
@@ -407,7 +407,7 @@ fn a_deployment_stopped_for_another_pipelines_run_ends_the_run_superseded_not_fa
         "superseded by execution hotfix-1 of pipeline hotfix, which needed the deployment group: CodeDeploy stopped \
          the deployment and rolled it back"
     );
-    assert!(state.holder_of(Stage::Deploy).is_none());
+    assert!(state.holder_of(Stage::DEPLOY).is_none());
     // AND told again, it changes nothing
     assert_eq!(transition(&state, &stopped, at(6)), Ok(Decision::Ignore(IgnoreReason::AlreadyFinished)));
 }
@@ -462,9 +462,9 @@ fn a_run_of_a_pipeline_with_a_notification_topic_reports_its_outcome_there_with_
     assert_eq!(
         stages,
         [
-            (Stage::Build, at(0), Some(at(1))),
-            (Stage::Approval, at(1), Some(at(2))),
-            (Stage::Deploy, at(2), Some(at(5))),
+            (Stage::BUILD, at(0), Some(at(1))),
+            (Stage::APPROVAL, at(1), Some(at(2))),
+            (Stage::DEPLOY, at(2), Some(at(5))),
         ]
     );
     assert_eq!(report.hooks.len(), 1);
@@ -499,7 +499,7 @@ fn a_hook_that_arrives_before_the_deployment_id_is_recorded_records_it() {
     // AND the late DeploymentStarted still gives the run its task definition, which the outcome email shows
     let (state, effects) = apply(&state, &deployment_started("e1"), at(6));
     assert!(effects.is_empty(), "{:?}", names(&effects));
-    let deploy = state.execution(&id("e1")).and_then(|run| run.deploy.clone()).expect("deploy facts");
+    let deploy = state.execution(&id("e1")).and_then(|run| run.deploy().cloned()).expect("deploy facts");
     assert_eq!(deploy.task_definition.as_deref(), Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:e1"));
     assert_eq!(deploy.hooks.len(), 1, "the hook's result stays");
     // AND told once more, it is a duplicate
@@ -518,7 +518,7 @@ fn a_deployment_started_event_saved_after_the_deployment_ended_still_records_its
     let (state, effects) = apply(&state, &deployment_started("e1"), at(9));
     // THEN the finished run keeps its task definition, and nothing else happens
     assert!(effects.is_empty(), "{:?}", names(&effects));
-    let deploy = state.execution(&id("e1")).and_then(|run| run.deploy.clone()).expect("deploy facts");
+    let deploy = state.execution(&id("e1")).and_then(|run| run.deploy().cloned()).expect("deploy facts");
     assert!(deploy.task_definition.is_some());
     assert_eq!(status(&state, "e1"), Status::Succeeded);
     // AND a DeploymentStarted of another deployment is still refused as foreign
@@ -548,14 +548,14 @@ fn a_rolling_update_reported_complete_before_its_start_was_saved_still_rolls_bac
         "{:?}",
         names(&effects)
     );
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::DEPLOY));
 }
 
 #[test]
 fn an_ecs_native_deployment_keeps_its_service_deployment_when_a_hook_result_was_saved_first() {
     // GIVEN a canary run whose stage check was recorded before DeploymentStarted
     let mut state = canary_deploying("e1");
-    if let Some(deploy) = state.executions.iter_mut().find_map(|run| run.deploy.as_mut()) {
+    if let Some(deploy) = state.executions.iter_mut().find_map(|run| run.deploy_mut()) {
         deploy.service_deployment = None;
         deploy.task_definition = None;
     }
@@ -569,7 +569,7 @@ fn an_ecs_native_deployment_keeps_its_service_deployment_when_a_hook_result_was_
     };
     let (state, _) = apply(&state, &started, at(6));
     // THEN the run knows its service deployment, which its pauses are matched against
-    let deploy = state.execution(&id("e1")).and_then(|run| run.deploy.clone()).expect("deploy facts");
+    let deploy = state.execution(&id("e1")).and_then(|run| run.deploy().cloned()).expect("deploy facts");
     assert_eq!(
         (deploy.service_deployment.as_deref(), deploy.task_definition.as_deref()),
         (Some("arn:sd-e1"), Some("arn:td"))
@@ -653,7 +653,7 @@ fn a_success_that_arrives_before_the_build_started_event_is_applied_and_the_late
     // WHEN CodeBuild's SUCCEEDED arrives first
     let (state, _) = apply(&state, &build_succeeded("e1"), at(3));
     // THEN the run moved on with the build id recorded, and the late events change nothing
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Approval));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::APPROVAL));
     assert_eq!(transition(&state, &build_started("e1"), at(4)), Ok(Decision::Ignore(IgnoreReason::AlreadyPastStage)));
     let progressed =
         Event::BuildProgressed { execution_id: id("e1"), build_id: "build-e1".into(), phase: Some("BUILD".into()) };
@@ -666,13 +666,13 @@ fn a_success_that_arrives_before_the_build_started_event_is_applied_and_the_late
 fn in_superseded_mode_a_newer_push_replaces_the_older_one_waiting_for_the_build() {
     // GIVEN e1 building and e2 waiting for the build
     let state = given(&[push("e1"), push("e2")]);
-    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::Build));
+    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::BUILD));
     // WHEN e3 arrives
     let (state, effects) = apply(&state, &push("e3"), at(5));
     // THEN e3 waits in e2's place and e2 is superseded; e1 builds on
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Build));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::BUILD));
     assert_eq!(status(&state, "e2"), Status::Superseded);
-    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Build));
+    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::BUILD));
     assert_eq!(names(&effects), ["publish(Execution Started e3)", "publish(Execution Finished e2 superseded)"]);
     let reason = state.execution(&id("e2")).and_then(|e| e.reason.clone());
     assert_eq!(reason.as_deref(), Some("superseded by execution e3 (commit sha-e3)"));
@@ -685,8 +685,8 @@ fn in_superseded_mode_the_waiting_run_enters_the_stage_when_it_frees_up() {
     // WHEN e1's build succeeds
     let (state, effects) = apply(&state, &build_succeeded("e1"), at(5));
     // THEN e1 waits for approval and e2 starts building
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Approval));
-    assert_eq!(status(&state, "e2"), Status::Running(Stage::Build));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::APPROVAL));
+    assert_eq!(status(&state, "e2"), Status::Running(Stage::BUILD));
     assert_eq!(names(&effects), ["request_approval(e1)", "publish(Approval Requested e1)", "start_build(e2)"]);
 }
 
@@ -694,12 +694,12 @@ fn in_superseded_mode_the_waiting_run_enters_the_stage_when_it_frees_up() {
 fn in_superseded_mode_a_newer_build_withdraws_the_older_one_awaiting_approval() {
     // GIVEN e1 awaiting approval and e2 building
     let state = given(&[push("e1"), build_succeeded("e1"), push("e2")]);
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Approval));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::APPROVAL));
     // WHEN e2's build succeeds
     let (state, effects) = apply(&state, &build_succeeded("e2"), at(10));
     // THEN e1's approval is withdrawn (e1 superseded, saying by which run) and e2 is the one the approvers decide on
     assert_eq!(status(&state, "e1"), Status::Superseded);
-    assert_eq!(status(&state, "e2"), Status::Running(Stage::Approval));
+    assert_eq!(status(&state, "e2"), Status::Running(Stage::APPROVAL));
     let reason = state.execution(&id("e1")).and_then(|e| e.reason.clone());
     assert_eq!(reason.as_deref(), Some("superseded by execution e2 (commit sha-e2) while awaiting approval"));
     assert_eq!(
@@ -716,8 +716,8 @@ fn in_superseded_mode_a_decided_approval_is_not_withdrawn() {
     let state = given(&[push("e1"), build_succeeded("e1"), approved("e1"), push("e2")]);
     // WHEN e2's build succeeds THEN e2 enters approval; e1 deploys on
     let (state, _) = apply(&state, &build_succeeded("e2"), at(10));
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
-    assert_eq!(status(&state, "e2"), Status::Running(Stage::Approval));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::DEPLOY));
+    assert_eq!(status(&state, "e2"), Status::Running(Stage::APPROVAL));
 }
 
 #[test]
@@ -725,7 +725,7 @@ fn an_approval_link_decides_only_while_it_is_the_current_one() {
     // GIVEN e1 awaiting approval, whose request went out with link hash h2 (after an earlier h1)
     let sent = |hash: &str| Event::ApprovalSent { execution_id: id("e1"), token_hash: hash.into(), hook_id: None };
     let state = given(&[push("e1"), build_succeeded("e1"), sent("h1"), sent("h2")]);
-    let approval = state.execution(&id("e1")).and_then(|e| e.approval.clone()).expect("approval");
+    let approval = state.execution(&id("e1")).and_then(|e| e.approval().cloned()).expect("approval");
     assert_eq!(approval.token_hash.as_deref(), Some("h2"));
     // WHEN a decision comes through the older link THEN it is refused and nothing changes
     let through = |hash: &str| Event::ApprovalDecided {
@@ -740,7 +740,7 @@ fn an_approval_link_decides_only_while_it_is_the_current_one() {
     assert!(matches!(transition(&state, &through("h1"), at(6)), Err(TransitionError::StaleApprovalLink { .. })));
     // WHEN it comes through the current link THEN it is recorded with where it came from, and announced
     let (state, effects) = apply(&state, &through("h2"), at(6));
-    let approval = state.execution(&id("e1")).and_then(|e| e.approval.clone()).expect("approval");
+    let approval = state.execution(&id("e1")).and_then(|e| e.approval().cloned()).expect("approval");
     assert_eq!(approval.source_ip.as_deref(), Some("203.0.113.7"));
     assert_eq!(approval.user_agent.as_deref(), Some("Mozilla/5.0"));
     assert!(names(&effects).contains(&"publish(Approval Decided e1)".to_owned()), "{:?}", names(&effects));
@@ -753,20 +753,20 @@ fn in_queued_mode_every_run_waits_its_turn_and_all_deploy_in_order() {
     let queued = |e: &str| triggered(e, ExecutionMode::Queued, false);
     // GIVEN three pushes in queued mode
     let state = given(&[queued("e1"), queued("e2"), queued("e3")]);
-    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::Build));
-    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Build));
+    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::BUILD));
+    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::BUILD));
     // WHEN e1 builds: e2 starts building (not e3), e3 still waits
     let (state, effects) = apply(&state, &build_succeeded("e1"), at(5));
     assert_eq!(names(&effects), ["start_deployment(e1)", "publish(Deployment Requested e1)", "start_build(e2)"]);
-    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Build));
+    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::BUILD));
     // WHEN e2 builds while e1 still deploys: e2 waits for deploy, e3 builds
     let (state, effects) = apply(&state, &build_succeeded("e2"), at(6));
-    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::Deploy));
+    assert_eq!(status(&state, "e2"), Status::Waiting(Stage::DEPLOY));
     assert_eq!(names(&effects), ["start_build(e3)"]);
     // WHEN e3 builds too: nothing is superseded, e3 queues behind e2
     let (state, effects) = apply(&state, &build_succeeded("e3"), at(7));
     assert_eq!(names(&effects), Vec::<String>::new());
-    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::Deploy));
+    assert_eq!(status(&state, "e3"), Status::Waiting(Stage::DEPLOY));
     // WHEN e1 deploys: e2 deploys next, then e3
     let (state, effects) = apply(&state, &deployed("e1"), at(8));
     assert_eq!(
@@ -778,7 +778,7 @@ fn in_queued_mode_every_run_waits_its_turn_and_all_deploy_in_order() {
         names(&effects),
         ["publish(Execution Finished e2 succeeded)", "start_deployment(e3)", "publish(Deployment Requested e3)"]
     );
-    assert_eq!(status(&state, "e3"), Status::Running(Stage::Deploy));
+    assert_eq!(status(&state, "e3"), Status::Running(Stage::DEPLOY));
 }
 
 #[test]
@@ -797,7 +797,7 @@ fn a_failed_run_frees_its_stage_for_the_next() {
     let state = given(&[push("e1"), push("e2")]);
     let (state, effects) = apply(&state, &build_failed("e1", BuildFailure::Failed), at(5));
     assert_eq!(names(&effects), ["publish(Execution Finished e1 failed)", "start_build(e2)"]);
-    assert_eq!(status(&state, "e2"), Status::Running(Stage::Build));
+    assert_eq!(status(&state, "e2"), Status::Running(Stage::BUILD));
 }
 
 #[test]
@@ -823,7 +823,7 @@ fn a_run_that_ends_is_kept_for_the_save_that_records_its_end_even_when_the_write
     }
     events.extend([push("e8"), push("e9")]);
     let state = given(&events);
-    assert_eq!(status(&state, "e9"), Status::Waiting(Stage::Build));
+    assert_eq!(status(&state, "e9"), Status::Waiting(Stage::BUILD));
     // WHEN a writer that read the clock at minute 1 (it retried after a conflict) supersedes e9
     let (state, _) = apply(&state, &push("e10"), at(1));
     // THEN e9 is still in the state, superseded, so that the save writes its end to its item
@@ -973,7 +973,7 @@ fn canary_deploying(execution: &str) -> PipelineState {
     let mut event = push(execution);
     if let Event::Triggered { plan, .. } = &mut event {
         let canary = crate::definitions::TrafficShift::Canary { tenths: 50, bake_time_minutes: 10 };
-        plan.deploy = DeployTarget::EcsNative(crate::definitions::EcsNative {
+        *plan.target_mut() = DeployTarget::EcsNative(crate::definitions::EcsNative {
             approval: Some(crate::definitions::PauseApproval {
                 stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
                 topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvers".into(),
@@ -1048,7 +1048,7 @@ fn a_canary_pause_before_any_production_traffic_is_continued_and_the_one_after_t
         ("PRE_PRODUCTION_TRAFFIC_SHIFT", 50, PauseAction::Rollback)
     );
     assert!(effects.iter().any(|e| matches!(e, Effect::Publish(SluiceEvent::ApprovalRequested(r)) if r.pause_stage.as_deref() == Some("PRE_PRODUCTION_TRAFFIC_SHIFT"))));
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::DEPLOY));
     // AND the same pause told again changes nothing
     assert_eq!(
         transition(&state, &paused("e1", "pause-2"), at(21)),
@@ -1075,12 +1075,12 @@ fn an_approval_at_a_pause_continues_the_deployment_and_the_run_succeeds_when_ecs
             .iter()
             .any(|e| matches!(e, Effect::Publish(SluiceEvent::ApprovalDecided(d)) if d.pause_stage.is_some()))
     );
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::DEPLOY));
     let execution = state.execution(&id("e1")).expect("e1");
-    let decided = execution.deploy.as_ref().and_then(|d| d.pauses.last()).and_then(|p| p.approval.as_ref());
+    let decided = execution.deploy().and_then(|d| d.pauses.last()).and_then(|p| p.approval.as_ref());
     assert_eq!(decided.and_then(|a| a.approver.as_deref()), Some("alice@example.com"));
     // AND the stage approval's own decision stands apart
-    assert_eq!(execution.approval.as_ref().and_then(|a| a.decision), Some(ApprovalDecision::Approved));
+    assert_eq!(execution.approval().and_then(|a| a.decision), Some(ApprovalDecision::Approved));
     let (state, _) = apply(&state, &deployed("e1"), at(40));
     assert_eq!(status(&state, "e1"), Status::Succeeded);
 }
@@ -1185,7 +1185,7 @@ fn a_pause_is_the_pipelines_own_whatever_lifecycle_stage_ecs_reports_for_the_dep
         let pause = notice.pause.as_ref().expect("the pause's facts");
         assert_eq!((pause.stage.as_str(), pause.shifted_tenths), ("PRE_PRODUCTION_TRAFFIC_SHIFT", 50), "{reported}");
         assert_eq!(hook_id.as_deref(), Some("pause-2"));
-        let recorded = state.execution(&id("e1")).and_then(|run| run.deploy.clone()).expect("deploy facts");
+        let recorded = state.execution(&id("e1")).and_then(|run| run.deploy().cloned()).expect("deploy facts");
         assert!(recorded.pauses.iter().all(|p| p.stage == "PRE_PRODUCTION_TRAFFIC_SHIFT"));
     }
 }
@@ -1208,7 +1208,7 @@ fn an_ordered_rollback_stops_the_deployment_and_the_run_ends_rolled_back_naming_
     let (state, effects) = apply(&state, &ordered("e1"), at(10));
     // THEN its service deployment is stopped, and the order is on the run
     assert_eq!(names(&effects), ["stop(arn:sd-e1)"]);
-    let deploy = state.execution(&id("e1")).and_then(|e| e.deploy.clone()).expect("deploy facts");
+    let deploy = state.execution(&id("e1")).and_then(|e| e.deploy().cloned()).expect("deploy facts");
     let order = deploy.rollback_ordered.clone().expect("the order");
     assert_eq!((order.by.as_str(), order.at), ("arn:aws:iam::123456789012:user/carol", at(10)));
     // AND the hooks ECS runs for the rollback are the rollback's
@@ -1257,6 +1257,7 @@ fn redeployed(state: &PipelineState, execution: &str, of: &str) -> Event {
         mode: ExecutionMode::Superseded,
         build: earlier.build.clone().expect("its build"),
         ordered: format!("rollback to run #{} ({of}) by carol", earlier.seq),
+        stage: None,
     }
 }
 
@@ -1272,7 +1273,7 @@ fn a_run_an_operator_orders_with_an_earlier_build_skips_build_and_approval_and_d
     let (state, effects) = apply(&state, &redeployed(&state, "r2", "e1"), at(6));
 
     // THEN r2 deploys e1's image and artifacts at once, with no build or approval of its own
-    assert_eq!(status(&state, "r2"), Status::Running(Stage::Deploy));
+    assert_eq!(status(&state, "r2"), Status::Running(Stage::DEPLOY));
     let deployment = effects.iter().find_map(|effect| match effect {
         Effect::StartDeployment { image_uri, artifacts, .. } => Some((image_uri.clone(), artifacts.clone())),
         _ => None,
@@ -1280,7 +1281,7 @@ fn a_run_an_operator_orders_with_an_earlier_build_skips_build_and_approval_and_d
     let e1 = state.execution(&id("e1")).and_then(|run| run.build.clone()).expect("e1's build");
     assert_eq!(deployment, Some((e1.image_uri.clone(), e1.artifacts.clone())));
     let r2 = state.execution(&id("r2")).expect("r2");
-    assert!(r2.approval.is_none());
+    assert!(r2.approval().is_none());
     assert_eq!(r2.ordered.as_deref(), Some("rollback to run #1 (e1) by carol"));
     assert_eq!(r2.seq, 2);
 
@@ -1301,11 +1302,11 @@ fn a_redeploy_waits_for_the_run_deploying_and_one_without_a_finished_build_is_re
     let state = apply(&state, &build_started("e2"), at(7)).0;
     let state = apply(&state, &build_succeeded("e2"), at(8)).0;
     let state = apply(&state, &approved("e2"), at(9)).0;
-    assert_eq!(status(&state, "e2"), Status::Running(Stage::Deploy));
+    assert_eq!(status(&state, "e2"), Status::Running(Stage::DEPLOY));
 
     // WHEN a redeploy of e1 is ordered, THEN it waits for e2 to leave the deploy stage
     let (state, effects) = apply(&state, &redeployed(&state, "r3", "e1"), at(10));
-    assert_eq!(status(&state, "r3"), Status::Waiting(Stage::Deploy));
+    assert_eq!(status(&state, "r3"), Status::Waiting(Stage::DEPLOY));
     assert!(!names(&effects).iter().any(|name| name.starts_with("start_deployment")), "{:?}", names(&effects));
 
     // AND a build that never finished cannot be redeployed
@@ -1378,7 +1379,7 @@ const STORED_BEFORE_PUSH_TIMES: &str = include_str!("../../../tests/fixtures/sto
 fn a_state_stored_by_the_previous_version_still_reads_and_moves_on() {
     // GIVEN the state as the previous version stored it
     let state: PipelineState = serde_json::from_str(STORED_BEFORE_PUSH_TIMES).expect("the stored state reads");
-    assert_eq!(status(&state, "e1"), Status::Running(Stage::Deploy));
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::DEPLOY));
     assert_eq!(status(&state, "e2"), Status::Succeeded);
     assert_eq!(state.refs.len(), 1);
     assert!(!state.pending.is_empty(), "the effects waiting in the outbox");
@@ -1430,7 +1431,7 @@ fn a_rolling_update_that_never_settles_fails_at_its_deadline_and_the_service_goe
     // GIVEN a rolling update without checks (ECS's circuit breaker off: no event will end it), with a shorter timeout
     let mut push = rolling_push("e1", 0);
     if let Event::Triggered { plan, .. } = &mut push {
-        plan.deploy_timeout_minutes = Some(10);
+        *plan.timeout_mut() = Some(10);
     }
     let started = rolling_started("e1", true);
     let state = given(&[push, build_succeeded("e1"), approved("e1"), started]);
@@ -1539,11 +1540,11 @@ fn every_event_a_run_publishes_names_its_stage_and_a_deployment_its_github_envir
     assert_eq!(
         stages,
         [
-            ("Execution Started", Some(Stage::Build)),
-            ("Approval Requested", Some(Stage::Approval)),
-            ("Approval Decided", Some(Stage::Approval)),
-            ("Deployment Requested", Some(Stage::Deploy)),
-            ("Execution Finished", Some(Stage::Deploy)),
+            ("Execution Started", Some(Stage::BUILD)),
+            ("Approval Requested", Some(Stage::APPROVAL)),
+            ("Approval Decided", Some(Stage::APPROVAL)),
+            ("Deployment Requested", Some(Stage::DEPLOY)),
+            ("Execution Finished", Some(Stage::DEPLOY)),
         ]
     );
     let environment = published.iter().find_map(|event| match event {
@@ -1555,7 +1556,7 @@ fn every_event_a_run_publishes_names_its_stage_and_a_deployment_its_github_envir
 
 #[test]
 fn checks_a_rollback_and_an_approval_at_a_pause_are_the_deploy_stages() {
-    let deploy = Some(Stage::Deploy);
+    let deploy = Some(Stage::DEPLOY);
     // A rolling update's checks, then their failure
     let (state, effects) = apply(&rolled_out("e1", 1, true), &deployed("e1"), at(5));
     assert_eq!(stages_named(&effects), [("Checks Requested", deploy)]);

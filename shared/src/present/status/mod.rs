@@ -262,17 +262,12 @@ fn outcome(run: &Execution) -> String {
     format!("<span class=\"{class}\">{}</span>", escape(&run.status.to_string()))
 }
 
-/// The run's stages in order (the build, the approval if its plan has one, the deploy), each done with its time,
-/// under way, or not reached.
+/// The run's stages in order (the build, then its plan's stages), each done with its time, under way, or not
+/// reached.
 fn stages(run: &Execution) -> String {
     let report = OutcomeReport::of(run);
-    let mut planned = vec![Stage::Build];
-    if run.plan.approval.is_some() {
-        planned.push(Stage::Approval);
-    }
-    planned.push(Stage::Deploy);
+    let planned = std::iter::once(Stage::BUILD).chain(run.plan.stages.iter().map(|stage| stage.name));
     let items: String = planned
-        .into_iter()
         .map(|stage| {
             let time = report.stages.iter().find(|time| time.stage == stage);
             let (class, what) = match (time, time.and_then(|time| time.finished_at)) {

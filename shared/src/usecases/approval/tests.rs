@@ -69,7 +69,7 @@ async fn the_request_goes_to_the_pipelines_topic_with_a_link_whose_hash_alone_is
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0, "arn:aws:sns:eu-west-1:123456789012:approvals");
     let state = world.store.load("web").await.expect("load").expect("state").value;
-    let approval = state.execution(&ExecutionId::from("e1")).and_then(|e| e.approval.clone()).expect("approval");
+    let approval = state.execution(&ExecutionId::from("e1")).and_then(|e| e.approval().cloned()).expect("approval");
     let parsed = LinkToken::parse(&token).expect("a token in the link");
     assert_eq!(approval.token_hash, Some(parsed.hash()));
     assert_eq!(review_page(&world.store, &token, t0()).await.status, 200);
@@ -89,7 +89,7 @@ async fn past_its_deadline_the_link_says_it_expired_and_decides_nothing() {
         decide(&world.store, &runner, &token, &body(&form_token, "approve", "ada"), Requester::default(), late).await;
     assert_eq!(page.status, 410);
     let run = world.store.execution(&ExecutionId::from("e1")).await.expect("read").expect("run");
-    assert_eq!(run.status, Status::Running(Stage::Approval), "nothing changed");
+    assert_eq!(run.status, Status::Running(Stage::APPROVAL), "nothing changed");
 }
 
 #[tokio::test]
@@ -120,7 +120,7 @@ async fn a_malformed_form_is_refused_with_what_to_fix_and_changes_nothing() {
         assert!(page.html.contains(says), "{says}: {}", page.html);
     }
     let run = world.store.execution(&ExecutionId::from("e1")).await.expect("read").expect("run");
-    assert_eq!(run.status, Status::Running(Stage::Approval));
+    assert_eq!(run.status, Status::Running(Stage::APPROVAL));
 }
 
 #[tokio::test]

@@ -95,7 +95,7 @@ async fn a_successful_build_records_the_image_and_asks_for_approval() {
 
     assert_eq!(outcome, BuildEventOutcome::Handled(Handled::Applied));
     let execution = world.execution("e1").await;
-    assert_eq!(execution.status, Status::Running(Stage::Approval));
+    assert_eq!(execution.status, Status::Running(Stage::APPROVAL));
     let build = execution.build.expect("build facts");
     assert_eq!(
         build.image_uri.as_deref(),
@@ -114,7 +114,7 @@ async fn a_successful_build_lets_the_next_waiting_run_build() {
     world.record(&world.change("e1", "ev-1", "SUCCEEDED").await).await;
     let builds = world.effects.builds.started();
     assert_eq!(builds.iter().map(|b| b.source_version.as_str()).collect::<Vec<_>>(), ["sha-e1", "sha-e2"]);
-    assert_eq!(world.execution("e2").await.status, Status::Running(Stage::Build));
+    assert_eq!(world.execution("e2").await.status, Status::Running(Stage::BUILD));
 }
 
 #[tokio::test]
@@ -220,7 +220,7 @@ async fn a_build_sluice_did_not_start_is_left_alone() {
     let mut change = world.change("e1", "ev-1", "SUCCEEDED").await;
     change.execution_id = None;
     assert_eq!(world.record(&change).await, BuildEventOutcome::NotOurs("the build was not started by sluice"));
-    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Build));
+    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::BUILD));
 }
 
 #[tokio::test]
@@ -231,7 +231,7 @@ async fn another_build_claiming_a_known_execution_is_refused() {
     change.build_id = "arn:aws:codebuild:us-east-1:123456789012:build/web-build:someone-else".into();
     let outcome = world.record(&change).await;
     assert!(matches!(outcome, BuildEventOutcome::Handled(Handled::Refused(_))), "{outcome:?}");
-    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Build));
+    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::BUILD));
 }
 
 #[test]
@@ -277,7 +277,7 @@ async fn an_ecr_tag_is_pinned_by_the_digest_it_names_when_the_build_ends_and_the
 
     let pinned = format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/web@{DIGEST}");
     let execution = world.execution("e1").await;
-    assert_eq!(execution.status, Status::Running(Stage::Approval));
+    assert_eq!(execution.status, Status::Running(Stage::APPROVAL));
     assert_eq!(execution.build.and_then(|b| b.image_uri), Some(pinned.clone()));
     // The approvers are shown the pinned image: what the run deploys
     let approval = world.effects.publisher.published().into_iter().find_map(|event| match event {
@@ -315,9 +315,9 @@ async fn a_registry_that_does_not_answer_leaves_the_run_in_its_build_and_the_eve
 
     let error = error.expect_err("not recorded");
     assert!(error.is_retryable() && matches!(error, BuildEventError::Registry { .. }), "{error:?}");
-    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Build));
+    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::BUILD));
     world.record(&change).await;
-    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Approval));
+    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::APPROVAL));
 }
 
 #[tokio::test]

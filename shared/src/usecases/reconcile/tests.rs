@@ -103,7 +103,7 @@ async fn a_finished_build_whose_event_was_lost_moves_its_run_on() {
 
     assert_eq!(done, Reconciled { builds_checked: 1, moved: 1, ..Reconciled::default() });
     let execution = world.execution("e1").await;
-    assert_eq!(execution.status, Status::Running(Stage::Approval));
+    assert_eq!(execution.status, Status::Running(Stage::APPROVAL));
     assert_eq!(execution.build.and_then(|b| b.image_uri).as_deref(), Some("repo/web:e1"));
     // A second look moves nothing more; the approval request waits for the approval function, whose doorbell rings.
     assert_eq!(world.look(12).await, Reconciled { doorbells: 1, ..Reconciled::default() });
@@ -128,7 +128,7 @@ async fn a_build_still_running_or_recently_started_is_left_alone() {
     assert_eq!(world.look(5).await.builds_checked, 0, "started 5 minutes ago: not asked about yet");
     world.lookups.builds.report(&build_id, BuildReport { status: "IN_PROGRESS".into(), ..BuildReport::default() });
     assert_eq!(world.look(11).await, Reconciled { builds_checked: 1, ..Reconciled::default() });
-    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Build));
+    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::BUILD));
 }
 
 #[tokio::test]
@@ -198,7 +198,7 @@ impl World {
         let world = Self::new();
         let mut pushed = push(execution, ExecutionMode::Superseded, true);
         if let (Event::Triggered { plan, .. }, Some(target)) = (&mut pushed, target) {
-            plan.deploy = target;
+            *plan.target_mut() = target;
         }
         world.apply(pushed, 0).await.expect("pushed");
         let id = ExecutionId(execution.into());
@@ -268,7 +268,7 @@ async fn a_deployment_still_going_is_left_alone_and_one_codedeploy_never_heard_o
     world.lookups.blue_green.report("d-e1", DeploymentReport::default());
     let done = world.look(13).await;
     assert_eq!((done.deployments_checked, done.moved, done.errors), (1, 0, 0));
-    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::Deploy));
+    assert_eq!(world.execution("e1").await.status, Status::Running(Stage::DEPLOY));
 
     let world = World::deploying("e2", None).await;
     world.look(13).await;

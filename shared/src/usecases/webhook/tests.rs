@@ -80,7 +80,7 @@ impl World {
     /// Has CodeBuild report the build of the run building `web` failed, so that the run waiting enters the stage.
     async fn end_the_running_build(&self) {
         let state = self.store.load("web").await.ok().flatten().expect("recorded").value;
-        let Some(run) = state.executions.iter().find(|run| run.status == Status::Running(Stage::Build)) else { return };
+        let Some(run) = state.executions.iter().find(|run| run.status == Status::Running(Stage::BUILD)) else { return };
         let build_id = run.build.as_ref().and_then(|build| build.build_id.clone()).expect("a started build");
         let event = Event::BuildFailed {
             execution_id: run.id.clone(),
@@ -136,7 +136,7 @@ async fn a_signed_push_to_a_watched_branch_records_an_execution_and_starts_its_b
     assert_eq!(builds[0].environment.get("APP_ENV").map(String::as_str), Some("production"));
     let state = world.store.load("web").await.ok().flatten().expect("recorded").value;
     let execution = state.execution(&ExecutionId(execution_id.into())).expect("recorded");
-    assert_eq!(execution.status, Status::Running(Stage::Build));
+    assert_eq!(execution.status, Status::Running(Stage::BUILD));
     assert_eq!(execution.source.pusher, "octocat");
     assert_eq!(execution.source.delivery_id, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
     assert_eq!(execution.source.message, "Document search\n\nAnd drop the old guide.");
@@ -621,7 +621,7 @@ async fn pushes_made_in_the_same_second_that_the_chain_cannot_order_are_ordered_
     let builds: Vec<String> = world.effects.builds.started().into_iter().map(|b| b.source_version).collect();
     assert_eq!(builds, [d]);
     let run = world.store.execution(&ExecutionId("web-d-e".into())).await.ok().flatten().expect("recorded");
-    assert_eq!(run.status, Status::Waiting(Stage::Build));
+    assert_eq!(run.status, Status::Waiting(Stage::BUILD));
 }
 
 #[tokio::test]

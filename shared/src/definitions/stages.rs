@@ -1,0 +1,172 @@
+//! A pipeline's stages: the build, then a list of named stages, each an approval or a deployment.
+//!
+//! A pipeline written with the `[approval]` and `[deploy]` tables has the stages `approval` (when it has one) and
+//! `deploy`: the names its runs have always been stored with.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{Approval, DeployTarget};
+
+/// The longest stage name.
+pub const MAX_STAGE_NAME: usize = 32;
+
+/// The name of a stage: `build`, or one of the pipeline's stages. At most [`MAX_STAGE_NAME`] characters of `a-z`,
+/// `0-9`, `-` and `_`, starting with a letter; small enough to be copied like a number.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Stage {
+    len: u8,
+    bytes: [u8; MAX_STAGE_NAME],
+}
+
+impl Stage {
+    /// Every run's first stage.
+    pub const BUILD: Stage = Stage::named("build");
+    /// The approval stage of a pipeline written with an `[approval]` table.
+    pub const APPROVAL: Stage = Stage::named("approval");
+    /// The deploy stage of a pipeline written with a `[deploy]` table.
+    pub const DEPLOY: Stage = Stage::named("deploy");
+
+    const fn named(name: &str) -> Stage {
+        let source = name.as_bytes();
+        let mut bytes = [0; MAX_STAGE_NAME];
+        let mut at = 0;
+        while at < source.len() && at < MAX_STAGE_NAME {
+            bytes[at] = source[at];
+            at += 1;
+        }
+        Stage { len: at as u8, bytes }
+    }
+
+    /// The stage called `name`, if that is a stage name.
+    pub fn new(name: &str) -> Option<Stage> {
+        is_stage_name(name).then(|| Stage::named(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+/// Whether `name` may name a stage.
+pub fn is_stage_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= MAX_STAGE_NAME
+        && chars.next().is_some_and(|first| first.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Stage({})", self.as_str())
+    }
+}
+
+impl Serialize for Stage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Stage {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Stage::new(&name).ok_or_else(|| serde::de::Error::custom(format!("{name:?} is not a stage name")))
+    }
+}
+
+/// One stage of a pipeline, after its build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageDefinition {
+    pub name: Stage,
+    #[serde(flatten)]
+    pub kind: StageKind,
+}
+
+/// What a stage does: ask a person, or deploy the build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageKind {
+    Approval(Approval),
+    Deploy(DeployStage),
+}
+
+/// A stage that deploys the build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployStage {
+    pub target: DeployTarget,
+    /// `deploy.timeout`, in minutes: how long beyond what its strategy may wait the deployment may take
+    /// ([`crate::deploy::deadline`]); 60 minutes unless given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_minutes: Option<u32>,
+}
+
+impl StageDefinition {
+    pub fn deploy(&self) -> Option<&DeployStage> {
+        match &self.kind {
+            StageKind::Deploy(deploy) => Some(deploy),
+            StageKind::Approval(_) => None,
+        }
+    }
+
+    pub fn approval(&self) -> Option<&Approval> {
+        match &self.kind {
+            StageKind::Approval(approval) => Some(approval),
+            StageKind::Deploy(_) => None,
+        }
+    }
+
+    /// `approval` or `deploy`.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            StageKind::Approval(_) => "approval",
+            StageKind::Deploy(_) => "deploy",
+        }
+    }
+}
+
+/// The stages of a pipeline written with the `[approval]` and `[deploy]` tables: `approval` (if it has one), then
+/// `deploy`.
+pub fn table_stages(
+    approval: Option<Approval>,
+    deploy: DeployTarget,
+    timeout_minutes: Option<u32>,
+) -> Vec<StageDefinition> {
+    let approval =
+        approval.map(|approval| StageDefinition { name: Stage::APPROVAL, kind: StageKind::Approval(approval) });
+    let deploy = StageDefinition {
+        name: Stage::DEPLOY,
+        kind: StageKind::Deploy(DeployStage { target: deploy, timeout_minutes }),
+    };
+    approval.into_iter().chain([deploy]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_name_is_short_lower_case_and_starts_with_a_letter() {
+        for good in ["build", "staging", "prod-eu_1", "a"] {
+            assert_eq!(Stage::new(good).map(|stage| stage.to_string()), Some(good.to_owned()));
+        }
+        for bad in ["", "Staging", "1st", "-x", "stage name", "ü", &"x".repeat(MAX_STAGE_NAME + 1)] {
+            assert_eq!(Stage::new(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_stage_is_stored_as_its_name() {
+        let staging = Stage::new("staging").unwrap();
+        assert_eq!(serde_json::to_string(&staging).unwrap(), "\"staging\"");
+        assert_eq!(serde_json::from_str::<Stage>("\"deploy\"").unwrap(), Stage::DEPLOY);
+        assert!(serde_json::from_str::<Stage>("\"Not A Stage\"").is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! Runs of a pipeline with several stages: the build once, then staging, a sign-off and production, each deploy
+//! stage deploying the same image.
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+
+use super::*;
+use crate::contract::testing::{blue_green, push, rolling};
+use crate::definitions::{Approval, DeployStage, ExecutionMode, StageDefinition, StageKind};
+use crate::pipeline::BuildOutputs;
+
+fn at(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 6, 9, 0, 0).single().expect("valid date") + TimeDelta::minutes(minute)
+}
+
+fn stage(name: &str) -> Stage {
+    Stage::new(name).expect("a stage name")
+}
+
+/// staging (a rolling update of staging/web), sign-off (an approval), production (blue/green of prod/web).
+fn staged(execution: &str, mode: ExecutionMode) -> Event {
+    let mut event = push(execution, mode, false);
+    if let Event::Triggered { plan, .. } = &mut event {
+        let mut staging = rolling(Vec::new());
+        staging.cluster = "staging".into();
+        let deploy = |target| StageKind::Deploy(DeployStage { target, timeout_minutes: None });
+        plan.stages = vec![
+            StageDefinition { name: stage("staging"), kind: deploy(DeployTarget::Rolling(staging)) },
+            StageDefinition {
+                name: stage("sign-off"),
+                kind: StageKind::Approval(Approval {
+                    topic_arn: "arn:aws:sns:eu-west-1:1:signoff".into(),
+                    timeout_secs: 3600,
+                }),
+            },
+            StageDefinition {
+                name: stage("production"),
+                kind: deploy(DeployTarget::BlueGreen(blue_green(Vec::new()))),
+            },
+        ];
+    }
+    event
+}
+
+fn id(name: &str) -> ExecutionId {
+    ExecutionId::from(name)
+}
+
+fn built(execution: &str) -> Event {
+    Event::BuildSucceeded {
+        execution_id: id(execution),
+        build_id: format!("build-{execution}"),
+        outputs: BuildOutputs {
+            image_uri: format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:{execution}"),
+            artifacts: None,
+        },
+    }
+}
+
+fn started(execution: &str, deployment: &str) -> Event {
+    Event::DeploymentStarted {
+        execution_id: id(execution),
+        deployment_id: deployment.into(),
+        service_deployment: None,
+        task_definition: Some(format!("arn:aws:ecs:eu-west-1:1:task-definition/web:{deployment}")),
+        previous_task_definition: None,
+    }
+}
+
+fn succeeded(execution: &str, deployment: &str) -> Event {
+    Event::DeploymentSucceeded { execution_id: id(execution), deployment_id: deployment.into() }
+}
+
+fn approved(execution: &str) -> Event {
+    Event::ApprovalDecided {
+        execution_id: id(execution),
+        decision: ApprovalDecision::Approved,
+        approver: "ada@example.com".into(),
+        comment: None,
+        token_hash: None,
+        source_ip: None,
+        user_agent: None,
+    }
+}
+
+/// Applies each event, one minute apart, each of which must be applied; the state and every effect decided.
+fn run(events: &[Event]) -> (PipelineState, Vec<Effect>) {
+    let mut state = PipelineState::new("web", ExecutionMode::Queued);
+    let mut effects = Vec::new();
+    for (minute, event) in events.iter().enumerate() {
+        match transition(&state, event, at(minute as i64)) {
+            Ok(Decision::Apply { state: next, effects: decided }) => {
+                state = next;
+                effects.extend(decided);
+            }
+            other => panic!("{} was not applied: {other:?}", event.name()),
+        }
+    }
+    (state, effects)
+}
+
+/// The deployments the machine asked for: each stage's target cluster and the image it deploys.
+fn deployments(effects: &[Effect]) -> Vec<(String, Option<String>)> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::StartDeployment { target, image_uri, .. } => {
+                Some((target.ecs_service().0.to_owned(), image_uri.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_staged_run_builds_once_and_deploys_the_same_image_to_staging_then_after_sign_off_to_production() {
+    let (state, effects) = run(&[
+        staged("e1", ExecutionMode::Queued),
+        built("e1"),
+        started("e1", "ecs-staging"),
+        succeeded("e1", "ecs-staging"),
+        approved("e1"),
+        started("e1", "d-prod"),
+        succeeded("e1", "d-prod"),
+    ]);
+    let run = state.execution(&id("e1")).expect("the run");
+    assert_eq!(run.status, Status::Succeeded);
+    let builds = effects.iter().filter(|effect| matches!(effect, Effect::StartBuild { .. })).count();
+    assert_eq!(builds, 1, "built once");
+    let image = Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:e1".to_owned());
+    assert_eq!(deployments(&effects), [("staging".to_owned(), image.clone()), ("prod".to_owned(), image)]);
+    let names: Vec<&str> = run.stages.iter().map(|record| record.name.as_str()).collect();
+    assert_eq!(names, ["staging", "sign-off", "production"]);
+    let deployed: Vec<Option<&str>> =
+        run.stages.iter().map(|r| r.deploy.as_ref().and_then(|d| d.deployment_id.as_deref())).collect();
+    assert_eq!(deployed, [Some("ecs-staging"), None, Some("d-prod")]);
+    let requested: Vec<Option<Stage>> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Publish(SluiceEvent::DeploymentRequested(requested)) => Some(requested.stage),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requested, [Some(stage("staging")), Some(stage("production"))]);
+}
+
+#[test]
+fn a_failure_in_production_ends_the_run_there_naming_the_stage_and_keeps_what_staging_did() {
+    let (state, _) = run(&[
+        staged("e1", ExecutionMode::Queued),
+        built("e1"),
+        started("e1", "ecs-staging"),
+        succeeded("e1", "ecs-staging"),
+        approved("e1"),
+        started("e1", "d-prod"),
+        Event::DeploymentFailed {
+            execution_id: id("e1"),
+            deployment_id: Some("d-prod".into()),
+            reason: "alarm 5xx went off".into(),
+            rolled_back: true,
+        },
+    ]);
+    let run = state.execution(&id("e1")).expect("the run");
+    assert_eq!(run.status, Status::RolledBack);
+    assert_eq!(run.reason.as_deref(), Some("in production: alarm 5xx went off"));
+    let staging = run.record(stage("staging")).and_then(|record| record.deploy.as_ref()).expect("staging's record");
+    assert!(staging.finished_at.is_some());
+    assert_eq!(run.retry_stage(), Some(stage("production")), "a retry enters production with the same build");
+}
+
+#[test]
+fn a_run_holding_staging_does_not_block_another_from_production() {
+    let (state, effects) = run(&[
+        staged("e1", ExecutionMode::Queued),
+        built("e1"),
+        started("e1", "ecs-staging-1"),
+        succeeded("e1", "ecs-staging-1"),
+        approved("e1"),
+        staged("e2", ExecutionMode::Queued),
+        built("e2"),
+    ]);
+    let status = |name: &str| state.execution(&id(name)).map(|run| run.status);
+    assert_eq!(status("e1"), Some(Status::Running(stage("production"))));
+    assert_eq!(status("e2"), Some(Status::Running(stage("staging"))));
+    assert_eq!(deployments(&effects).len(), 3, "staging for e1, production for e1, staging for e2");
+}
+
+#[test]
+fn a_queued_run_waits_for_a_stage_another_holds_and_enters_it_when_it_is_free() {
+    let (state, _) =
+        run(&[staged("e1", ExecutionMode::Queued), built("e1"), staged("e2", ExecutionMode::Queued), built("e2")]);
+    assert_eq!(state.execution(&id("e2")).map(|run| run.status), Some(Status::Waiting(stage("staging"))));
+    let (state, _) = {
+        let mut events = vec![staged("e1", ExecutionMode::Queued), built("e1"), staged("e2", ExecutionMode::Queued)];
+        events.extend([built("e2"), started("e1", "ecs-staging-1"), succeeded("e1", "ecs-staging-1")]);
+        run(&events)
+    };
+    assert_eq!(state.execution(&id("e1")).map(|run| run.status), Some(Status::Running(stage("sign-off"))));
+    assert_eq!(state.execution(&id("e2")).map(|run| run.status), Some(Status::Running(stage("staging"))));
+}
+
+#[test]
+fn a_late_word_about_stagings_deployment_is_ignored_in_production_and_claims_nothing() {
+    let (state, _) = run(&[
+        staged("e1", ExecutionMode::Queued),
+        built("e1"),
+        started("e1", "ecs-staging"),
+        succeeded("e1", "ecs-staging"),
+        approved("e1"),
+    ]);
+    for late in [succeeded("e1", "ecs-staging"), started("e1", "ecs-staging")] {
+        let decision = transition(&state, &late, at(30));
+        assert_eq!(decision, Ok(Decision::Ignore(IgnoreReason::AlreadyPastStage)), "{}", late.name());
+    }
+    let production = state.execution(&id("e1")).and_then(|run| run.record(stage("production")));
+    assert_eq!(production.and_then(|record| record.deploy.as_ref()).and_then(|d| d.deployment_id.clone()), None);
+}
+
+#[test]
+fn a_superseded_run_waiting_for_a_stage_ends_naming_the_newer_run_at_that_stage() {
+    let (state, _) = run(&[
+        staged("e1", ExecutionMode::Superseded),
+        built("e1"),
+        staged("e2", ExecutionMode::Superseded),
+        built("e2"),
+        staged("e3", ExecutionMode::Superseded),
+        built("e3"),
+    ]);
+    let e2 = state.execution(&id("e2")).expect("e2");
+    assert_eq!(e2.status, Status::Superseded);
+    assert!(e2.reason.as_deref().is_some_and(|reason| reason.contains("e3")), "{:?}", e2.reason);
+    assert_eq!(state.execution(&id("e3")).map(|run| run.status), Some(Status::Waiting(stage("staging"))));
+}

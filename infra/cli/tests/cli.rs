@@ -40,6 +40,47 @@ fn checking_a_valid_file_lists_its_pipelines() {
 }
 
 #[test]
+fn checking_a_pipeline_of_stages_prints_each_stage_in_order() -> Result<()> {
+    let staged = r#"
+[pipelines.web]
+source = { repository = "acme/web" }
+build = { project = "web-build" }
+
+[[pipelines.web.stages]]
+name = "staging"
+deploy = { strategy = "rolling", cluster = "staging", service = "web" }
+
+[[pipelines.web.stages]]
+name = "sign-off"
+approval = { topic = "arn:aws:sns:eu-west-1:123456789012:web-approvals" }
+
+[[pipelines.web.stages]]
+name = "production"
+deploy = { strategy = "ecs_canary", cluster = "prod", service = "web", canary = { percent = 10, bake_time = "15m" } }
+"#;
+    let path = workspace_root().join("target").join("cli-check-stages.toml");
+    std::fs::write(&path, staged)?;
+    let output = sluice(&["check", &path.to_string_lossy()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).trim(),
+        "ok: 1 pipeline\n  web: acme/web pushes to the default branch; build web-build; stages staging (rolling update of \
+         staging/web) → sign-off (approval by arn:aws:sns:eu-west-1:123456789012:web-approvals) → production (ecs_canary \
+         of prod/web)"
+    );
+    let output = sluice(&["--json", "check", &path.to_string_lossy()]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output))?;
+    let stages: Vec<(&str, &str)> = json["pipelines"][0]["stages"]
+        .as_array()
+        .context("stages")?
+        .iter()
+        .map(|stage| (stage["name"].as_str().unwrap_or_default(), stage["kind"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(stages, [("staging", "deploy"), ("sign-off", "approval"), ("production", "deploy")]);
+    Ok(())
+}
+
+#[test]
 fn checking_with_json_gives_every_mistake_as_data_for_editors_and_ci() -> Result<()> {
     let path = broken_copy("cli-check-json.toml")?;
     let output = sluice(&["--json", "check", &path.to_string_lossy()]);

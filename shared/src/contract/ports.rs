@@ -177,11 +177,14 @@ impl<'a> Write<'a> {
 /// pause's) by which run `execution` is found.
 fn aws_ids(execution: &Execution) -> Vec<String> {
     let build = execution.build.as_ref().and_then(|build| build.build_id.clone());
-    let deploy = execution.deploy();
-    let deployment = deploy.and_then(|deploy| deploy.deployment_id.clone());
-    let service_deployment = deploy.and_then(|deploy| deploy.service_deployment.clone());
+    // Every deploy stage's deployment and service deployment.
+    let deployments = execution
+        .stages
+        .iter()
+        .filter_map(|record| record.deploy.as_ref())
+        .flat_map(|deploy| [deploy.deployment_id.clone(), deploy.service_deployment.clone()]);
     let sent = execution.gates().filter_map(|gate| gate.facts().token_hash.as_deref()).map(approval_link);
-    [build, deployment, service_deployment].into_iter().flatten().chain(sent).collect()
+    build.into_iter().chain(deployments.flatten()).chain(sent).collect()
 }
 
 /// The id under which an approval link's token hash finds its execution ([`PipelineStore::find`]).

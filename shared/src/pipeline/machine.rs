@@ -607,16 +607,21 @@ impl Run {
         })
     }
 
-    /// The record of the stage run `i` holds (a fresh one if it has none yet).
-    fn record_mut(&mut self, i: usize) -> &mut StageRecord {
+    /// The record facts of a kind go in (`has`: whether a record has them): the last record that has them (the
+    /// stage the run holds gets its facts when it enters; a late event may be about a stage it has left), or else a
+    /// fresh one for the stage it holds (`otherwise` if it holds none).
+    fn record_mut(&mut self, i: usize, has: fn(&StageRecord) -> bool, otherwise: Stage) -> &mut StageRecord {
         let (now, execution) = (self.now, &mut self.state.executions[i]);
         execution.updated_at = now;
-        let stage = execution.at().unwrap_or(Stage::DEPLOY);
-        if execution.stages.last().is_none_or(|record| record.name != stage) {
-            execution.stages.push(StageRecord { name: stage, approval: None, deploy: None });
-        }
-        let last = execution.stages.len() - 1;
-        &mut execution.stages[last]
+        let at = execution.stages.iter().rposition(has).unwrap_or_else(|| {
+            let name = match execution.status {
+                Status::Running(stage) => stage,
+                _ => otherwise,
+            };
+            execution.stages.push(StageRecord { name, approval: None, deploy: None });
+            execution.stages.len() - 1
+        });
+        &mut execution.stages[at]
     }
 
     fn approval_mut(&mut self, i: usize) -> &mut ApprovalFacts {
@@ -628,7 +633,8 @@ impl Run {
             .and_then(|planned| planned.approval())
             .map(|approval| approval.topic_arn.clone())
             .unwrap_or_default();
-        self.record_mut(i).approval.get_or_insert(ApprovalFacts {
+        let has = |record: &StageRecord| record.approval.is_some();
+        self.record_mut(i, has, Stage::APPROVAL).approval.get_or_insert(ApprovalFacts {
             topic_arn,
             requested_at: now,
             expires_at: now,
@@ -641,7 +647,8 @@ impl Run {
         let execution = &self.state.executions[i];
         let strategy = execution.deploying().map_or("", |(_, planned)| planned.target.strategy());
         let strategy = strategy.to_owned();
-        self.record_mut(i).deploy.get_or_insert_with(|| DeployFacts::new(strategy, now))
+        let has = |record: &StageRecord| record.deploy.is_some();
+        self.record_mut(i, has, Stage::DEPLOY).deploy.get_or_insert_with(|| DeployFacts::new(strategy, now))
     }
 
     /// The deploy stage run `i` holds, or else the one it last entered (or will enter first): what an event about a

@@ -181,15 +181,17 @@ fn ordered_event(
             .build
             .clone()
             .ok_or_else(|| OrderError::NotSucceeded { run: earlier.id.clone(), status: earlier.status })?;
+        let (plan, retry) = (Plan::from(pipeline), earlier.retryable());
         Ok(Event::Redeployed {
             execution_id: execution_id.clone(),
             source,
-            plan: Box::new(Plan::from(pipeline)),
             mode: pipeline.mode,
             build,
             ordered: why,
-            // A retry enters the stage the run did not get past; a rollback deploys from the first deploy stage.
-            stage: earlier.retry_stage(),
+            // A retry enters the stage the run did not get past, where the pipeline still deploys there; a rollback
+            // deploys from the first deploy stage.
+            stage: retry.then(|| earlier.retry_stage()).flatten().filter(|stage| plan.deploy_stage(*stage).is_some()),
+            plan: Box::new(plan),
         })
     } else {
         // A new build of the same commit, by the operator. A commit its ref has moved past is skipped: sluice never

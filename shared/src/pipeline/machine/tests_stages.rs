@@ -230,3 +230,23 @@ fn a_superseded_run_waiting_for_a_stage_ends_naming_the_newer_run_at_that_stage(
     assert!(e2.reason.as_deref().is_some_and(|reason| reason.contains("e3")), "{:?}", e2.reason);
     assert_eq!(state.execution(&id("e3")).map(|run| run.status), Some(Status::Waiting(stage("staging"))));
 }
+
+#[test]
+fn a_late_start_of_stagings_deployment_is_recorded_in_stagings_record_while_the_run_waits_for_sign_off() {
+    let (state, _) = run(&[staged("e1", ExecutionMode::Queued), built("e1"), succeeded("e1", "ecs-staging")]);
+    assert_eq!(state.execution(&id("e1")).map(|run| run.status), Some(Status::Running(stage("sign-off"))));
+    let late = Event::DeploymentStarted {
+        execution_id: id("e1"),
+        deployment_id: "ecs-staging".into(),
+        service_deployment: None,
+        task_definition: Some("arn:aws:ecs:eu-west-1:1:task-definition/web:9".into()),
+        previous_task_definition: Some("arn:aws:ecs:eu-west-1:1:task-definition/web:8".into()),
+    };
+    let Ok(Decision::Apply { state, .. }) = transition(&state, &late, at(10)) else { panic!("not applied") };
+    let run = state.execution(&id("e1")).expect("the run");
+    let names: Vec<&str> = run.stages.iter().map(|record| record.name.as_str()).collect();
+    assert_eq!(names, ["staging", "sign-off"]);
+    let staging = run.record(stage("staging")).and_then(|record| record.deploy.as_ref()).expect("staging's deployment");
+    assert_eq!(staging.previous_task_definition.as_deref(), Some("arn:aws:ecs:eu-west-1:1:task-definition/web:8"));
+    assert!(run.record(stage("sign-off")).is_some_and(|record| record.deploy.is_none()));
+}

@@ -98,6 +98,17 @@ fn run(events: &[Event]) -> (PipelineState, Vec<Effect>) {
     (state, effects)
 }
 
+/// A queued run of `execution` through staging and sign-off, up to production (its deployments `ecs-staging`).
+fn to_production(execution: &str) -> Vec<Event> {
+    vec![
+        staged(execution, ExecutionMode::Queued),
+        built(execution),
+        started(execution, "ecs-staging"),
+        succeeded(execution, "ecs-staging"),
+        approved(execution),
+    ]
+}
+
 /// The deployments the machine asked for: each stage's target cluster and the image it deploys.
 fn deployments(effects: &[Effect]) -> Vec<(String, Option<String>)> {
     effects
@@ -113,15 +124,9 @@ fn deployments(effects: &[Effect]) -> Vec<(String, Option<String>)> {
 
 #[test]
 fn a_staged_run_builds_once_and_deploys_the_same_image_to_staging_then_after_sign_off_to_production() {
-    let (state, effects) = run(&[
-        staged("e1", ExecutionMode::Queued),
-        built("e1"),
-        started("e1", "ecs-staging"),
-        succeeded("e1", "ecs-staging"),
-        approved("e1"),
-        started("e1", "d-prod"),
-        succeeded("e1", "d-prod"),
-    ]);
+    let mut events = to_production("e1");
+    events.extend([started("e1", "d-prod"), succeeded("e1", "d-prod")]);
+    let (state, effects) = run(&events);
     let run = state.execution(&id("e1")).expect("the run");
     assert_eq!(run.status, Status::Succeeded);
     let builds = effects.iter().filter(|effect| matches!(effect, Effect::StartBuild { .. })).count();
@@ -145,20 +150,15 @@ fn a_staged_run_builds_once_and_deploys_the_same_image_to_staging_then_after_sig
 
 #[test]
 fn a_failure_in_production_ends_the_run_there_naming_the_stage_and_keeps_what_staging_did() {
-    let (state, _) = run(&[
-        staged("e1", ExecutionMode::Queued),
-        built("e1"),
-        started("e1", "ecs-staging"),
-        succeeded("e1", "ecs-staging"),
-        approved("e1"),
-        started("e1", "d-prod"),
-        Event::DeploymentFailed {
-            execution_id: id("e1"),
-            deployment_id: Some("d-prod".into()),
-            reason: "alarm 5xx went off".into(),
-            rolled_back: true,
-        },
-    ]);
+    let mut events = to_production("e1");
+    events.push(started("e1", "d-prod"));
+    events.push(Event::DeploymentFailed {
+        execution_id: id("e1"),
+        deployment_id: Some("d-prod".into()),
+        reason: "alarm 5xx went off".into(),
+        rolled_back: true,
+    });
+    let (state, _) = run(&events);
     let run = state.execution(&id("e1")).expect("the run");
     assert_eq!(run.status, Status::RolledBack);
     assert_eq!(run.reason.as_deref(), Some("in production: alarm 5xx went off"));
@@ -200,13 +200,7 @@ fn a_queued_run_waits_for_a_stage_another_holds_and_enters_it_when_it_is_free() 
 
 #[test]
 fn a_late_word_about_stagings_deployment_is_ignored_in_production_and_claims_nothing() {
-    let (state, _) = run(&[
-        staged("e1", ExecutionMode::Queued),
-        built("e1"),
-        started("e1", "ecs-staging"),
-        succeeded("e1", "ecs-staging"),
-        approved("e1"),
-    ]);
+    let (state, _) = run(&to_production("e1"));
     for late in [succeeded("e1", "ecs-staging"), started("e1", "ecs-staging")] {
         let decision = transition(&state, &late, at(30));
         assert_eq!(decision, Ok(Decision::Ignore(IgnoreReason::AlreadyPastStage)), "{}", late.name());

@@ -535,6 +535,7 @@ impl Run {
         let deploy = self.deploy_mut(i);
         deploy.timed_out_at = Some(now);
         deploy.finished_at = Some(now);
+        let reason = self.in_stage(i, reason);
         self.finish(i, Status::Failed, Some(reason));
         Ok(None)
     }
@@ -577,6 +578,7 @@ impl Run {
                     "the {AFTER_ROLLOUT} checks failed ({detail}); sluice knows no task definition the service ran \
                      before, so it still runs {runs}"
                 );
+                let reason = self.in_stage(i, reason);
                 self.finish(i, Status::Failed, Some(reason));
             }
         }

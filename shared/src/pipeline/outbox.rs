@@ -172,7 +172,7 @@ impl PipelineState {
             // CodeDeploy waits for no hook of a deployment that has ended.
             Effect::ReportHookStatus { execution_id, deployment_id, .. } => !executions.iter().any(|execution| {
                 &execution.id == execution_id
-                    && execution.deploy().is_some_and(|deploy| {
+                    && execution.stages.iter().filter_map(|record| record.deploy.as_ref()).any(|deploy| {
                         deploy.finished_at.is_some() && deploy.deployment_id.as_deref() == Some(deployment_id)
                     })
             }),

@@ -735,6 +735,11 @@ impl Execution {
         })
     }
 
+    /// Every pause of the run's deployments, stage by stage, oldest first.
+    pub fn pauses(&self) -> impl Iterator<Item = &PauseFacts> {
+        self.stages.iter().filter_map(|record| record.deploy.as_ref()).flat_map(|deploy| &deploy.pauses)
+    }
+
     /// The pause the deployment waits at now for a person's decision, if any.
     pub fn open_pause(&self) -> Option<&PauseFacts> {
         let (stage, _) = self.deploying()?;

@@ -10,7 +10,7 @@ use crate::contract::ports::{
 };
 use crate::definitions::DeployTarget;
 use crate::deploy::image::ImageRef;
-use crate::pipeline::{BuildFailure, BuildOutputs, Event, ExecutionId};
+use crate::pipeline::{BuildFailure, BuildOutputs, Event, ExecutionId, Stage};
 use crate::usecases::{EffectRunner, HandleError, Handled, Input, handle};
 
 /// A build event that could not be recorded now.
@@ -154,7 +154,7 @@ async fn outputs<A: ArtifactStore + ImageRegistry>(
     artifacts: &A,
     build_id: &str,
     location: Option<&str>,
-    target: Option<&DeployTarget>,
+    targets: &[(Stage, &DeployTarget)],
 ) -> Result<BuildOutputs, OutputsError> {
     let location = location
         .filter(|l| !l.is_empty())
@@ -203,11 +203,25 @@ async fn outputs<A: ArtifactStore + ImageRegistry>(
     let image_uri = pinned(artifacts, image_uri).await?;
     // Rendered now as the deployer will render them, so that a file it could not deploy fails the run before anyone
     // is asked to approve it.
-    let (container, allow_host) =
-        (target.and_then(DeployTarget::container), target.is_some_and(DeployTarget::allows_host));
-    crate::deploy::task_definition(&read(TASK_DEFINITION).await?, &image_uri, container, allow_host)
-        .map_err(|error| OutputsError::Fail(error.to_string()))?;
-    if target.is_some_and(|target| matches!(target, DeployTarget::BlueGreen(_))) {
+    // Each deploy stage renders it with its own container and host rules; a failure names the stage where the
+    // pipeline has more than one.
+    let task_definition = read(TASK_DEFINITION).await?;
+    let checks: Vec<(Option<Stage>, Option<&str>, bool)> = match targets {
+        [] => vec![(None, None, false)],
+        [(_, target)] => vec![(None, target.container(), target.allows_host())],
+        several => {
+            several.iter().map(|(stage, target)| (Some(*stage), target.container(), target.allows_host())).collect()
+        }
+    };
+    for (stage, container, allow_host) in checks {
+        crate::deploy::task_definition(&task_definition, &image_uri, container, allow_host).map_err(|error| {
+            OutputsError::Fail(match stage {
+                Some(stage) => format!("for stage {stage}: {error}"),
+                None => error.to_string(),
+            })
+        })?;
+    }
+    if targets.iter().any(|(_, target)| matches!(target, DeployTarget::BlueGreen(_))) {
         let appspec = read(APPSPEC).await?;
         crate::deploy::appspec(&appspec, "arn:aws:ecs:::task-definition/check:1", "check", &[])
             .map_err(|error| OutputsError::Fail(error.to_string()))?;
@@ -258,8 +272,13 @@ async fn succeeded<A: ArtifactStore + ImageRegistry>(
     execution: Option<&crate::pipeline::Execution>,
     failed: &impl Fn(BuildFailure, String) -> Event,
 ) -> Result<Event, BuildEventError> {
-    let target = execution.and_then(crate::pipeline::Execution::target);
-    match outputs(artifacts, build_id, change.artifact_location.as_deref(), target).await {
+    let plan = execution.map(|execution| &execution.plan);
+    let targets: Vec<(Stage, &DeployTarget)> = plan
+        .into_iter()
+        .flat_map(|plan| &plan.stages)
+        .filter_map(|stage| stage.deploy().map(|deploy| (stage.name, &deploy.target)))
+        .collect();
+    match outputs(artifacts, build_id, change.artifact_location.as_deref(), &targets).await {
         Ok(outputs) => {
             Ok(Event::BuildSucceeded { execution_id: execution_id.clone(), build_id: build_id.to_owned(), outputs })
         }

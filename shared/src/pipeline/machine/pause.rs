@@ -178,10 +178,9 @@ impl Run {
     /// names no link, the pause the deployment waits at. `None`: the decision is about the approval stage.
     pub(super) fn decided_pause(&self, i: usize, token_hash: Option<&str>) -> Option<String> {
         let execution = &self.state.executions[i];
-        let pauses = execution.deploy().map(|deploy| deploy.pauses.as_slice()).unwrap_or_default();
         match token_hash {
-            Some(hash) => pauses
-                .iter()
+            Some(hash) => execution
+                .pauses()
                 .find(|pause| pause.approval.as_ref().and_then(|a| a.token_hash.as_deref()) == Some(hash))
                 .map(|pause| pause.hook_id.clone()),
             None => execution.open_pause().map(|pause| pause.hook_id.clone()),
@@ -193,7 +192,7 @@ impl Run {
     pub(super) fn pause_decided(&mut self, i: usize, hook_id: &str, said: &Said<'_>) -> Applied {
         let execution = &self.state.executions[i];
         let id = execution.id.clone();
-        let pause = execution.deploy().and_then(|deploy| deploy.pauses.iter().find(|p| p.hook_id == hook_id));
+        let pause = execution.pauses().find(|pause| pause.hook_id == hook_id);
         let recorded = pause.and_then(|pause| pause.approval.as_ref()).and_then(|approval| approval.decision);
         match recorded {
             Some(recorded) if recorded == said.decision => return Ok(Some(IgnoreReason::DuplicateEvent)),

@@ -28,7 +28,7 @@ use sluice::adapters::DynamoDbStore;
 use sluice::contract::ports::{DefinitionsStore, PipelineStore};
 use sluice::definitions::Definitions;
 use sluice::github::webhook::sign;
-use sluice::pipeline::{ExecutionId, Stage, Status};
+use sluice::pipeline::{ExecutionId, Status};
 use sluice::present::text::span;
 use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
@@ -74,6 +74,10 @@ pub struct DemoOutcome {
     pub deployment_states: Vec<String>,
     /// The events each function put on the bus, by its logical id.
     pub published: crate::meter::Published,
+    /// A run in stages: each deploy stage and the image its task definition ran, as ECS describes it.
+    pub stage_images: Vec<(String, Option<String>)>,
+    /// The task definition the staging service runs once the run ended (a run in stages).
+    pub staging_task_definition: Option<String>,
 }
 
 /// What a demo run used of what AWS bills, measured: each function's invocations and billed time (counted where
@@ -165,6 +169,8 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     let execution_id = demo.push().await?;
     let mut clicks = demo.approve(&execution_id).await?;
     let run = match scenario {
+        DemoScenario::Promote => demo.deploy_canary(&execution_id, &mut clicks).await?,
+        DemoScenario::PromoteFail => demo.deploy_failing_canary(&execution_id).await?,
         _ if scenario.canary() => demo.deploy_canary(&execution_id, &mut clicks).await?,
         _ if scenario.rolling() => demo.deploy_rolling(&execution_id).await?,
         _ => demo.deploy_blue_green(&execution_id).await?,
@@ -212,7 +218,7 @@ impl Demo {
         println!("sluice demo ({name}): a push to deployment, locally, through sluice's real functions\n");
         // The sample app behind its load balancer: blue serves production; green, the replacement, is healthy unless
         // the scenario says otherwise.
-        let sample = SampleApp::serve(scenario != DemoScenario::Rollback).await?;
+        let sample = SampleApp::serve(scenario.healthy()).await?;
         let stack = Stack::create().await.context("creating the stack in moto")?;
         let rules: Vec<String> = Template::load()?.rules()?.into_iter().map(|r| r.logical_id).collect();
         println!("  local AWS      moto_server at {}", moto().endpoint);
@@ -291,7 +297,7 @@ impl Demo {
         if manual {
             println!("\nOpen this link in a browser and decide (the demo waits up to 10 minutes):\n  {link}");
             let deadline = std::time::Instant::now() + Duration::from_secs(600);
-            while status_of(store.clone(), execution_id.clone()).await? == Some(Status::Running(Stage::APPROVAL)) {
+            while store.execution(&execution_id).await?.is_some_and(|run| run.approving()) {
                 if std::time::Instant::now() > deadline {
                     anyhow::bail!("nobody decided within 10 minutes");
                 }
@@ -303,6 +309,47 @@ impl Demo {
         }
         println!("  the run is now {}", describe(status_of(store.clone(), execution_id.clone()).await?));
         Ok(clicks)
+    }
+
+    /// Production's ECS canary whose check of the test listener fails: ECS rolls it back before any pause, and the
+    /// run ends rolled back in production.
+    async fn deploy_failing_canary(&self, execution_id: &ExecutionId) -> Result<sluice::pipeline::Execution> {
+        println!(
+            "\nThe deployer updates production's ECS service with a CANARY deployment; ECS calls the hooks function"
+        );
+        println!("after the test traffic shift, whose check of the replacement fails, and ECS rolls back:");
+        let run = wait_until_finished(&self.store, execution_id).await?;
+        let deploy = run.deploy().context("the run has no deploy facts")?;
+        for hook in &deploy.hooks {
+            let verdict = if hook.passed { "passed" } else { "FAILED" };
+            println!("  {:<24} checks {verdict}: {}", hook.lifecycle_event, hook.detail.as_deref().unwrap_or("-"));
+        }
+        println!("  production listener now routes to {}", self.sample.production.routed());
+        Ok(run)
+    }
+
+    /// Each stage of a run in stages: what it deployed, and the image its task definition runs, as ECS has it.
+    async fn stages(&self, run: &sluice::pipeline::Execution) -> Result<Vec<(String, Option<String>)>> {
+        let ecs = aws_sdk_ecs::Client::new(&self.aws);
+        println!("\nThe run's stages, and the image each deployed (its task definition, as ECS describes it):");
+        let mut images = Vec::new();
+        for record in &run.stages {
+            let Some(deploy) = &record.deploy else {
+                let decided = record.approval.as_ref().and_then(|a| a.decision.map(|d| d.name())).unwrap_or("-");
+                println!("  {:<11} approval: {decided}", record.name);
+                continue;
+            };
+            let task_definition = deploy.task_definition.clone().unwrap_or_default();
+            let described = ecs.describe_task_definition().task_definition(&task_definition).send().await?;
+            let image = described
+                .task_definition()
+                .and_then(|td| td.container_definitions().first())
+                .and_then(|container| container.image())
+                .map(str::to_owned);
+            println!("  {:<11} {} deployed {}", record.name, deploy.strategy, image.as_deref().unwrap_or("-"));
+            images.push((record.name.to_string(), image));
+        }
+        Ok(images)
     }
 
     /// An ECS canary: the pause after its canary step mailed, decided on the page, and the run ended on ECS's word.
@@ -457,6 +504,8 @@ impl Demo {
         }
         let expected = scenario.expected();
 
+        let stage_images = if scenario.promote() { self.stages(&run).await? } else { Vec::new() };
+
         println!("\nWhat `sluice history web` prints (DynamoDB, index `history`):");
         for execution in store.history("web", 10).await? {
             for line in sluice::present::timeline::history_lines(&execution) {
@@ -471,6 +520,8 @@ impl Demo {
         let ecs_client = aws_sdk_ecs::Client::new(aws);
         let described = ecs_client.describe_services().cluster("prod").services("web").send().await?;
         let service_task_definition = described.services().first().and_then(|s| s.task_definition()).map(str::to_owned);
+        let staging = ecs_client.describe_services().cluster("staging").services("web").send().await?;
+        let staging_task_definition = staging.services().first().and_then(|s| s.task_definition()).map(str::to_owned);
         let cost = Cost { invocations: invocations.read(), usage: meter.take().usage };
         let published = meter.published();
         let status_page = format!("{}status/{STATUS_KEY}", approval_url.url);
@@ -508,6 +559,8 @@ impl Demo {
             commit_statuses,
             published,
             deployment_states,
+            stage_images,
+            staging_task_definition,
         })
     }
 }
@@ -533,12 +586,13 @@ async fn publish_definitions(
     let text = match scenario {
         _ if scenario.rolling() => rolling_web(&text, &sample.production.url)?,
         _ if scenario.canary() => canary_web(&text, &sample.test.url)?,
+        _ if scenario.promote() => promote_web(&text, &sample.production.url, &sample.test.url)?,
         _ => text,
     };
     // web's runs are shown on GitHub (the sandbox's stand-in for its REST API).
     let text = text.replacen(
-        "[pipelines.web.deploy]",
-        "[pipelines.web.github]\nenvironment = \"production\"\n\n[pipelines.web.deploy]",
+        "[pipelines.web.notify]",
+        "[pipelines.web.github]\nenvironment = \"production\"\n\n[pipelines.web.notify]",
         1,
     );
     Definitions::check("infra/pipelines.example.toml", &text)?;
@@ -547,6 +601,10 @@ async fn publish_definitions(
         _ if scenario.rolling() => ", web deployed by an ECS rolling update",
         _ if scenario.canary() => {
             ", web deployed by an ECS canary (20 %) that pauses for approval after its canary step"
+        }
+        _ if scenario.promote() => {
+            ", web in stages: staging (rolling update), sign-off (approval), production (ECS canary, 20 %, that \
+             pauses for approval)"
         }
         _ => "",
     };
@@ -594,6 +652,7 @@ impl Sandboxes {
         .await?;
         let rollout = if scenario == DemoScenario::CircuitBreaker { Rollout::TasksFail } else { Rollout::Healthy };
         ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", rollout);
+        ecs.service("staging", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", rollout);
         Ok(Self { codebuild: sandbox, codedeploy, ecs, rollout })
     }
 
@@ -610,7 +669,7 @@ impl Sandboxes {
             "  sample app     production listener {} · test listener {} (green {})",
             sample.production.url,
             sample.test.url,
-            if scenario == DemoScenario::Rollback { "unhealthy" } else { "healthy" }
+            if scenario.healthy() { "healthy" } else { "unhealthy" }
         );
     }
 }
@@ -930,6 +989,12 @@ pub enum DemoScenario {
     Canary,
     /// The same canary, rejected from the page at the pause: ECS rolls it back.
     CanaryReject,
+    /// A pipeline of stages: staging by a rolling update (with an AfterRollout check), a sign-off by email, then
+    /// production by an ECS canary (approved at its pause), the same image in both: shipped.
+    Promote,
+    /// The same, but production's check of the test listener fails: ECS rolls production back, staging keeps the
+    /// release, and the run ends rolled back naming production.
+    PromoteFail,
 }
 
 impl DemoScenario {
@@ -941,9 +1006,11 @@ impl DemoScenario {
             "circuit-breaker" => Ok(Self::CircuitBreaker),
             "canary" => Ok(Self::Canary),
             "canary-reject" => Ok(Self::CanaryReject),
+            "promote" => Ok(Self::Promote),
+            "promote-fail" => Ok(Self::PromoteFail),
             other => anyhow::bail!(
-                "unknown SCENARIO {other:?}: use success (the default), rollback, rolling, circuit-breaker, canary \
-                 or canary-reject"
+                "unknown SCENARIO {other:?}: use success (the default), rollback, rolling, circuit-breaker, canary, \
+                 canary-reject, promote or promote-fail"
             ),
         }
     }
@@ -956,6 +1023,8 @@ impl DemoScenario {
             Self::CircuitBreaker => "circuit-breaker",
             Self::Canary => "canary",
             Self::CanaryReject => "canary-reject",
+            Self::Promote => "promote",
+            Self::PromoteFail => "promote-fail",
         }
     }
 
@@ -968,11 +1037,21 @@ impl DemoScenario {
         matches!(self, Self::Canary | Self::CanaryReject)
     }
 
+    /// A pipeline of stages: staging, sign-off, production.
+    pub fn promote(self) -> bool {
+        matches!(self, Self::Promote | Self::PromoteFail)
+    }
+
+    /// Whether the replacement the deployment brings up is healthy.
+    fn healthy(self) -> bool {
+        !matches!(self, Self::Rollback | Self::PromoteFail)
+    }
+
     /// How the run must end.
     pub fn expected(self) -> Status {
         match self {
-            Self::Success | Self::Rolling | Self::Canary => Status::Succeeded,
-            Self::Rollback | Self::CircuitBreaker | Self::CanaryReject => Status::RolledBack,
+            Self::Success | Self::Rolling | Self::Canary | Self::Promote => Status::Succeeded,
+            Self::Rollback | Self::CircuitBreaker | Self::CanaryReject | Self::PromoteFail => Status::RolledBack,
         }
     }
 }
@@ -1007,6 +1086,32 @@ fn canary_web(text: &str, test: &str) -> Result<String> {
          expect_body = \"ok\"\n"
     );
     Ok(format!("{}{canary}{}", &text[..start], &text[end..]))
+}
+
+/// The example definitions with pipeline `web` in stages (its `[pipelines.web.approval]` and `[pipelines.web.deploy]`
+/// tables replaced): `staging`, a rolling update checked at `production` once rolled out (the sample app's one
+/// production listener stands for staging's); `sign-off`, the approval by web's topic; `production`, an ECS canary
+/// checked on the test listener (`test`) that pauses for approval before the rest of production traffic moves.
+fn promote_web(text: &str, production: &str, test: &str) -> Result<String> {
+    let approval = text.find("[pipelines.web.approval]").context("the example has no [pipelines.web.approval]")?;
+    let topic = text[approval..].lines().find_map(|line| line.strip_prefix("topic = ")).context("no approval topic")?;
+    let topic = topic.split('#').next().unwrap_or_default().trim().to_owned();
+    let approval_end = text[approval..].find("\n\n").map(|i| approval + i + 2).context("nothing follows it")?;
+    let text = format!("{}{}", &text[..approval], &text[approval_end..]);
+    let start = text.find("[pipelines.web.deploy]").context("the example has no [pipelines.web.deploy]")?;
+    let end = text[start..].find("\n# ").map(|i| start + i).context("nothing follows web's deploy table")?;
+    let stages = format!(
+        "[[pipelines.web.stages]]\nname = \"staging\"\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"staging\", service = \"web\", checks = [\
+         {{ hook = \"AfterRollout\", url = \"{production}/health\", expect_body = \"ok\" }}] }}\n\n\
+         [[pipelines.web.stages]]\nname = \"sign-off\"\napproval = {{ topic = {topic}, timeout = \"2d\" }}\n\n\
+         [[pipelines.web.stages]]\nname = \"production\"\n\
+         deploy = {{ strategy = \"ecs_canary\", cluster = \"prod\", service = \"web\", \
+         canary = {{ percent = 20, bake_time = \"1m\" }}, \
+         approval = {{ stage = \"PRE_PRODUCTION_TRAFFIC_SHIFT\", timeout = \"24h\" }}, checks = [\
+         {{ hook = \"POST_TEST_TRAFFIC_SHIFT\", url = \"{test}/health\", expect_body = \"ok\" }}] }}\n"
+    );
+    Ok(format!("{}{stages}{}", &text[..start], &text[end..]))
 }
 
 /// Decides through the review page at `link`, as a person does: opens it, names themselves, comments, presses the

@@ -27,7 +27,10 @@ fn checking_a_valid_file_lists_its_pipelines() {
     // What triggers each, what gates it and where it deploys: what a filter means, at a glance
     assert_eq!(
         stdout(&output).trim(),
-        "ok: 2 pipelines\n  api: acme/api pushes to the default branch; build api-build; rolling update of internal/api\n  \
+        "ok: 3 pipelines\n  api: acme/api pushes to the default branch; build api-build; rolling update of internal/api\n  \
+         shop: acme/shop pushes to the default branch; build shop-build; stages staging (rolling update of \
+         staging/shop) → sign-off (approval by arn:aws:sns:eu-west-1:123456789012:shop-approvals) → production \
+         (ecs_canary of prod/shop)\n  \
          web: acme/web pushes to branches main, release/* and tags v* (not v*-rc*) when files src/**, Dockerfile (not \
          **/*.md) change; build web-build, approval by arn:aws:sns:eu-west-1:123456789012:web-approvals; CodeDeploy \
          blue/green of prod/web (web/web-prod, CodeDeployDefault.ECSCanary10Percent5Minutes)"
@@ -114,7 +117,7 @@ fn checking_a_file_that_runs_but_perhaps_not_as_meant_succeeds_and_tells_each_wa
             && warning.contains("pipeline `api-copy`, field `deploy.service`: pipeline `api` deploys this service too"),
         "{warning}"
     );
-    assert!(stdout(&output).starts_with("ok: 3 pipelines"), "{}", stdout(&output));
+    assert!(stdout(&output).starts_with("ok: 4 pipelines"), "{}", stdout(&output));
     let json = sluice(&["--json", "check", &path.to_string_lossy()]);
     assert!(json.status.success(), "{}", stderr(&json));
     let answer: serde_json::Value = serde_json::from_str(&stdout(&json))?;
@@ -213,7 +216,7 @@ async fn publishing_stores_a_new_revision_only_when_the_file_changed() -> Result
 
     let first = sluice(&["publish", EXAMPLE, "--table", &stack.table]);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(stdout(&first).starts_with("published infra/pipelines.example.toml as revision 1: 2 pipelines"));
+    assert!(stdout(&first).starts_with("published infra/pipelines.example.toml as revision 1: 3 pipelines"));
     let current = store.current().await?.expect("published");
     assert_eq!(current.revision, 1);
     assert_eq!(current.text, std::fs::read_to_string(workspace_root().join(EXAMPLE))?);
@@ -248,7 +251,7 @@ async fn a_file_with_warnings_is_published_and_each_warning_is_told() -> Result<
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).starts_with("warning: "), "{}", stderr(&output));
     assert!(stderr(&output).contains("pipeline `api` deploys this service too"), "{}", stderr(&output));
-    assert!(stdout(&output).contains("as revision 1: 3 pipelines"), "{}", stdout(&output));
+    assert!(stdout(&output).contains("as revision 1: 4 pipelines"), "{}", stdout(&output));
     assert_eq!(store.current().await?.map(|current| current.revision), Some(1));
     Ok(())
 }
@@ -1024,12 +1027,12 @@ fn check_takes_several_files_and_standard_input() -> Result<()> {
     let broken = broken_copy("cli-check-several.toml")?;
     let both = sluice(&["check", EXAMPLE, &broken.to_string_lossy()]);
     assert_eq!(both.status.code(), Some(1), "one of them has a mistake");
-    assert!(stdout(&both).starts_with(&format!("{EXAMPLE}: ok: 2 pipelines")), "{}", stdout(&both));
+    assert!(stdout(&both).starts_with(&format!("{EXAMPLE}: ok: 3 pipelines")), "{}", stdout(&both));
     assert!(stderr(&both).contains("cli-check-several.toml:9:14: pipeline `web`"), "{}", stderr(&both));
     let piped =
         common::command(&["check", "-"], &[]).stdin(std::fs::File::open(workspace_root().join(EXAMPLE))?).output()?;
     assert!(piped.status.success(), "{}", stderr(&piped));
-    assert!(stdout(&piped).starts_with("ok: 2 pipelines"), "{}", stdout(&piped));
+    assert!(stdout(&piped).starts_with("ok: 3 pipelines"), "{}", stdout(&piped));
     let piped_broken = common::command(&["--json", "check", "-"], &[]).stdin(std::fs::File::open(&broken)?).output()?;
     let answer: serde_json::Value = serde_json::from_str(&stdout(&piped_broken))?;
     assert_eq!(answer["errors"][0]["file"], "<stdin>", "{answer}");
@@ -1037,7 +1040,7 @@ fn check_takes_several_files_and_standard_input() -> Result<()> {
     let json = sluice(&["--json", "check", EXAMPLE, &broken.to_string_lossy()]);
     assert_eq!(json.status.code(), Some(1));
     let answer: serde_json::Value = serde_json::from_str(&stdout(&json))?;
-    assert_eq!(answer["pipelines"].as_array().map(Vec::len), Some(2), "{answer}");
+    assert_eq!(answer["pipelines"].as_array().map(Vec::len), Some(3), "{answer}");
     assert!(answer["pipelines"].as_array().is_some_and(|p| p.iter().all(|p| p["file"] == EXAMPLE)), "{answer}");
     assert!(answer["errors"][0]["file"].as_str().is_some_and(|f| f.ends_with("cli-check-several.toml")), "{answer}");
     // Standard input is read once

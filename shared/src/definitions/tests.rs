@@ -33,7 +33,8 @@ fn every_pipeline_the_readme_shows_is_valid_and_deploys_by_the_strategy_it_names
                [pipelines.web.approval]\ntopic = \"arn:aws:sns:eu-west-1:123456789012:web-approvals\"\n";
     let mut strategies = Vec::new();
     for example in examples {
-        let text = if example.contains(".source]") { example.clone() } else { format!("{web}{example}") };
+        let whole = example.contains(".source]") || example.contains("\nsource = {");
+        let text = if whole { example.clone() } else { format!("{web}{example}") };
         let definitions = match Definitions::check("README.md", &text) {
             Ok(definitions) => definitions,
             Err(errors) => panic!("{errors}\nin:\n{example}"),
@@ -53,10 +54,13 @@ fn every_pipeline_the_readme_shows_is_valid_and_deploys_by_the_strategy_it_names
 }
 
 #[test]
-fn the_example_file_loads_with_both_deploy_strategies() {
+fn the_example_file_loads_with_both_deploy_strategies_and_a_pipeline_of_stages() {
     let definitions = Definitions::check("pipelines.example.toml", EXAMPLE).expect("the example is valid");
     assert!(definitions.warnings().is_empty(), "{:?}", definitions.warnings());
-    assert_eq!(definitions.len(), 2);
+    assert_eq!(definitions.len(), 3);
+    let shop = definitions.get("shop").expect("shop");
+    let stages: Vec<&str> = shop.stages.iter().map(|stage| stage.name.as_str()).collect();
+    assert_eq!(stages, ["staging", "sign-off", "production"]);
     let web = definitions.get("web").expect("web");
     assert_eq!(web.mode, ExecutionMode::Superseded);
     assert_eq!(web.approval().map(|a| a.timeout_secs), Some(2 * 24 * 3600));

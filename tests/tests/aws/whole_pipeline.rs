@@ -87,3 +87,45 @@ async fn an_ecs_canary_rejected_at_its_pause_is_rolled_back_by_ecs_and_the_run_n
     );
     Ok(())
 }
+
+/// The stages a run in stages entered, in order.
+fn stage_names(run: &sluice::pipeline::Execution) -> Vec<String> {
+    run.stages.iter().map(|record| record.name.to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_release_promoted_through_staging_and_a_sign_off_reaches_production_with_the_same_digest() -> Result<()> {
+    let outcome = run(DemoScenario::Promote, false).await?;
+    let run = &outcome.run;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    assert_eq!(stage_names(run), ["staging", "sign-off", "production"]);
+    // Built once; each deploy stage's task definition, as ECS describes it, runs the build's image by its digest
+    let built = run.build.as_ref().and_then(|build| build.image_uri.clone()).context("the build's image")?;
+    assert!(built.contains("@sha256:"), "{built}");
+    let expected = [("staging".to_owned(), Some(built.clone())), ("production".to_owned(), Some(built))];
+    assert_eq!(outcome.stage_images, expected);
+    let staging = run.record(sluice::pipeline::Stage::new("staging").context("a stage")?).context("staging")?;
+    assert!(staging.deploy.as_ref().is_some_and(|d| d.hooks.iter().all(|h| h.passed) && !d.hooks.is_empty()));
+    // The sign-off's page and production's pause each decided once (the second click: 409)
+    assert_eq!(outcome.clicks, [(200, 409), (200, 409)]);
+    assert_eq!(outcome.production, "green");
+    assert!(outcome.notification.1.contains("sign-off"), "{}", outcome.notification.1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_release_that_fails_in_production_rolls_production_back_and_staging_keeps_it() -> Result<()> {
+    let outcome = run(DemoScenario::PromoteFail, false).await?;
+    let run = &outcome.run;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    let reason = run.reason.as_deref().unwrap_or_default();
+    assert!(reason.starts_with("in production: the POST_TEST_TRAFFIC_SHIFT checks failed"), "{reason}");
+    assert_eq!(stage_names(run), ["staging", "sign-off", "production"]);
+    // Production went back to blue; staging still runs the task definition the run deployed there
+    assert_eq!(outcome.production, "blue");
+    let staging = run.record(sluice::pipeline::Stage::new("staging").context("a stage")?).context("staging")?;
+    let deployed = staging.deploy.as_ref().and_then(|deploy| deploy.task_definition.clone());
+    assert!(deployed.is_some());
+    assert_eq!(outcome.staging_task_definition, deployed);
+    Ok(())
+}

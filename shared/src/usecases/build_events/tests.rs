@@ -386,3 +386,36 @@ async fn a_tag_pushed_again_while_the_run_waits_changes_nothing_it_deploys() {
     });
     assert_eq!(requested, Some(format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@{DIGEST}")));
 }
+
+#[tokio::test]
+async fn a_task_definition_one_deploy_stage_cannot_run_fails_the_run_at_its_build_naming_that_stage() {
+    // GIVEN a run in stages whose production names a container the build's taskdef.json does not have
+    let world = World::with(&[]).await;
+    let mut event = push("e1", ExecutionMode::Superseded, false);
+    if let Event::Triggered { plan, .. } = &mut event {
+        let deploy = |name: &str, target| crate::definitions::StageDefinition {
+            name: Stage::new(name).expect("a stage name"),
+            kind: crate::definitions::StageKind::Deploy(crate::definitions::DeployStage {
+                target,
+                timeout_minutes: None,
+            }),
+        };
+        let mut production = crate::contract::testing::rolling(Vec::new());
+        production.container = Some("api".into());
+        plan.stages = vec![
+            deploy("staging", crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new()))),
+            deploy("production", crate::definitions::DeployTarget::Rolling(production)),
+        ];
+    }
+    let input = Input { pipeline: "web", mode: ExecutionMode::Superseded, event: &event, receipt: None, now: now() };
+    handle(&world.store, &world.effects, input).await.expect("pushed");
+    // WHEN its build succeeds
+    world.outputs("e1", &ALL_OUTPUTS);
+    world.record(&world.change("e1", "ev-1", "SUCCEEDED").await).await;
+    // THEN the run fails before staging deploys anything, saying which stage could not run it
+    let execution = world.execution("e1").await;
+    assert_eq!(execution.status, Status::Failed);
+    let reason = execution.reason.unwrap_or_default();
+    assert!(reason.starts_with("for stage production: "), "{reason}");
+    assert!(execution.stages.is_empty(), "{:?}", execution.stages);
+}

@@ -167,6 +167,9 @@ impl Invocations {
 pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     let demo = Demo::start(scenario, manual).await?;
     let execution_id = demo.push().await?;
+    if scenario.promote() {
+        demo.soak(&execution_id).await?;
+    }
     let mut clicks = demo.approve(&execution_id).await?;
     let run = match scenario {
         DemoScenario::Promote => demo.deploy_canary(&execution_id, &mut clicks).await?,
@@ -208,6 +211,8 @@ struct Functions {
     webhook: FunctionUrl,
     approval: FunctionUrl,
     github: GitHub,
+    /// What every function is configured with (the reconciler's schedule runs with it).
+    common: sluice::runtime::config::Common,
     _pumps: Vec<Pump>,
 }
 
@@ -277,7 +282,9 @@ impl Demo {
     /// The build, then the approval: the request mailed, a mail scanner's GET, and a person's decision on the page.
     async fn approve(&self, execution_id: &ExecutionId) -> Result<Vec<(u16, u16)>> {
         let (stack, store, manual, execution_id) = (&self.stack, &self.store, self.manual, execution_id.clone());
-        println!("\nCodeBuild (sandbox) builds {}; its events reach build-events through the rule:", &HEAD[..7]);
+        if !self.scenario.promote() {
+            println!("\nCodeBuild (sandbox) builds {}; its events reach build-events through the rule:", &HEAD[..7]);
+        }
         let email = wait_for_email(&stack.approval_topic).await?;
         println!("\napproval-requests mailed the approvers (SNS topic {}), as moto recorded it:", stack.approval_topic);
         println!("  Subject: {}", email.0);
@@ -309,6 +316,36 @@ impl Demo {
         }
         println!("  the run is now {}", describe(status_of(store.clone(), execution_id.clone()).await?));
         Ok(clicks)
+    }
+
+    /// Staging's rolling update, checked once rolled out, then its soak: the release runs there before the sign-off is
+    /// asked for. No function runs while it soaks; the reconciler's scheduled look (every 5 minutes on AWS; here,
+    /// once the demo's 2 s soak is over) takes the run on.
+    async fn soak(&self, execution_id: &ExecutionId) -> Result<()> {
+        println!(
+            "\nCodeBuild (sandbox) builds {}; the deployer rolls staging out, ECS reports the rollout",
+            &HEAD[..7]
+        );
+        println!("completed, the hooks function's AfterRollout check passes, and the release soaks at staging:");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let until = loop {
+            let run = self.store.execution(execution_id).await?.context("the run is not recorded")?;
+            if let Some(until) = run.soaking() {
+                break until;
+            }
+            if run.status.is_finished() || Instant::now() > deadline {
+                anyhow::bail!("the run never soaked at staging: it is {}", run.status);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        println!("  soaks until {} (no function runs meanwhile)", until.format("%H:%M:%S%.3f"));
+        tokio::time::sleep((until - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+        let aws = as_function(&self.aws, "ReconcilerFunction")?;
+        let reconciler = reconciler::handler::AwsApp::from_aws(&aws, &self.functions.common.clone().into());
+        let look = reconciler::handler::on_schedule(&reconciler, chrono::Utc::now());
+        let summary = self.invocations.time("reconciler", look).await?;
+        println!("  the reconciler's scheduled look moved {} run on: {summary}", summary["moved"]);
+        Ok(())
     }
 
     /// Production's ECS canary whose check of the test listener fails: ECS rolls it back before any pause, and the
@@ -714,7 +751,7 @@ impl Functions {
         println!("                 fed by {}", fed("HooksFunction"));
         println!("  deploy-events  fed by {}", fed("DeployEventsFunction"));
         println!("  notifier       fed by {}, tells {outcomes}\n", fed("NotifierFunction"));
-        Ok(Self { webhook: url, approval: approval_url, github, _pumps })
+        Ok(Self { webhook: url, approval: approval_url, github, common, _pumps })
     }
 }
 
@@ -1102,6 +1139,7 @@ fn promote_web(text: &str, production: &str, test: &str) -> Result<String> {
     let end = text[start..].find("\n# ").map(|i| start + i).context("nothing follows web's deploy table")?;
     let stages = format!(
         "[[pipelines.web.stages]]\nname = \"staging\"\n\
+         soak = \"2s\"\n\
          deploy = {{ strategy = \"rolling\", cluster = \"staging\", service = \"web\", checks = [\
          {{ hook = \"AfterRollout\", url = \"{production}/health\", expect_body = \"ok\" }}] }}\n\n\
          [[pipelines.web.stages]]\nname = \"sign-off\"\napproval = {{ topic = {topic}, timeout = \"2d\" }}\n\n\

@@ -177,7 +177,8 @@ fn stages(p: &Pipeline) -> String {
             StageKind::Deploy(deploy) => {
                 let (target, gates) = deploys(&deploy.target);
                 let gates: String = gates.iter().map(|gate| format!(", {gate}")).collect();
-                format!("{} ({target}{gates})", stage.name)
+                let soak = deploy.soak_secs.map(|secs| format!(", soaks {}", written(secs))).unwrap_or_default();
+                format!("{} ({target}{gates}{soak})", stage.name)
             }
         })
         .collect();
@@ -254,4 +255,15 @@ fn deploys(target: &DeployTarget) -> (String, Vec<String>) {
         _ => Vec::new(),
     };
     (place, gates)
+}
+
+/// A duration as pipelines.toml writes it, in its largest whole unit: `30m`, `2h`, `45s`.
+fn written(secs: u64) -> String {
+    match secs {
+        0 => "0s".to_owned(),
+        _ if secs.is_multiple_of(86_400) => format!("{}d", secs / 86_400),
+        _ if secs.is_multiple_of(3_600) => format!("{}h", secs / 3_600),
+        _ if secs.is_multiple_of(60) => format!("{}m", secs / 60),
+        _ => format!("{secs}s"),
+    }
 }

@@ -39,6 +39,8 @@ pub(super) struct RawStage {
     pub name: Spanned<String>,
     pub approval: Option<RawApproval>,
     pub deploy: Option<RawDeploy>,
+    /// A deploy stage: how long the release must have run there before the next stage takes it.
+    pub soak: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -106,6 +106,9 @@ pub struct DeployStage {
     /// ([`crate::deploy::deadline`]); 60 minutes unless given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_minutes: Option<u32>,
+    /// `soak`, in seconds: how long the release must have run here, once deployed, before the next stage takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak_secs: Option<u64>,
 }
 
 impl StageDefinition {
@@ -143,7 +146,7 @@ pub fn table_stages(
         approval.map(|approval| StageDefinition { name: Stage::APPROVAL, kind: StageKind::Approval(approval) });
     let deploy = StageDefinition {
         name: Stage::DEPLOY,
-        kind: StageKind::Deploy(DeployStage { target: deploy, timeout_minutes }),
+        kind: StageKind::Deploy(DeployStage { target: deploy, timeout_minutes, soak_secs: None }),
     };
     approval.into_iter().chain([deploy]).collect()
 }

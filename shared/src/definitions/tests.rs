@@ -1102,3 +1102,24 @@ fn a_deploy_stages_mistake_names_the_stage_it_is_in() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(errors[0].contains("field `stages[2].deploy.cluster`"), "{errors:#?}");
 }
+
+#[test]
+fn a_soak_is_read_on_a_deploy_stage_before_another_and_refused_anywhere_else() {
+    let soaked = STAGED.replace("name = \"staging\"\n", "name = \"staging\"\nsoak = \"30m\"\n");
+    let definitions = Definitions::check("pipelines.toml", &soaked).expect("a soak at staging checks");
+    let soaks: Vec<Option<u64>> =
+        definitions.get("web").expect("web").deploy_stages().map(|(_, deploy)| deploy.soak_secs).collect();
+    assert_eq!(soaks, [Some(1800), None]);
+    let at_sign_off = STAGED.replace("name = \"sign-off\"\n", "name = \"sign-off\"\nsoak = \"30m\"\n");
+    let at_the_end = STAGED.replace("name = \"production\"\n", "name = \"production\"\nsoak = \"30m\"\n");
+    let too_long = STAGED.replace("name = \"staging\"\n", "name = \"staging\"\nsoak = \"8d\"\n");
+    for (text, expected) in [
+        (at_sign_off, "field `stages[1].soak`: only a deploy stage soaks"),
+        (at_the_end, "field `stages[2].soak`: soak holds the next stage back"),
+        (too_long, "field `stages[0].soak`: must be between 1s and 7d"),
+    ] {
+        let errors = errors(&text);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains(expected), "{errors:#?}");
+    }
+}

@@ -396,6 +396,7 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
     if raw.len() > MAX_STAGES {
         checker.error(first.clone(), "stages", format!("at most {MAX_STAGES} stages"));
     }
+    let last = raw.len().saturating_sub(1);
     let mut stages: Vec<StageDefinition> = Vec::new();
     for (at, stage) in raw.into_iter().enumerate() {
         checker.place = format!("stages[{at}].");
@@ -419,13 +420,26 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
             }
             Some(_) => {}
         }
+        let soak = stage.soak.as_ref().and_then(|soak| match (&stage.deploy, at == last) {
+            (None, _) => {
+                checker.error(soak.span(), "soak", "only a deploy stage soaks: the release runs there meanwhile");
+                None
+            }
+            (Some(_), true) => {
+                let message = "soak holds the next stage back until the release has run here that long: the last \
+                               stage has none";
+                checker.error(soak.span(), "soak", message);
+                None
+            }
+            (Some(_), false) => checker.duration(soak, "soak", SOAK_RANGE),
+        });
         let kind = match (stage.approval, stage.deploy) {
             (Some(approval), None) => StageKind::Approval(validate_approval(checker, approval)),
             (None, Some(deploy)) => {
                 let timeout =
                     deploy.timeout.as_ref().and_then(|t| checker.minutes(t, "deploy.timeout", DEPLOY_TIMEOUT_RANGE));
                 let target = validate_deploy(checker, deploy, approval_topic.as_deref());
-                StageKind::Deploy(DeployStage { target, timeout_minutes: timeout })
+                StageKind::Deploy(DeployStage { target, timeout_minutes: timeout, soak_secs: soak })
             }
             (approval, _) => {
                 let what =
@@ -450,6 +464,8 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
 /// The most stages a pipeline has: each deploy stage's run record and its effects stay far below DynamoDB's item
 /// limit.
 pub const MAX_STAGES: usize = 10;
+/// `soak`: from a second (the demo's) to a week.
+const SOAK_RANGE: (u64, u64) = (1, 7 * DAY);
 
 /// `[build]`: the CodeBuild project and the build's environment overrides.
 fn validate_build(checker: &mut Checker<'_>, raw: RawBuild) -> Build {

@@ -267,6 +267,10 @@ pub enum Event {
     DeploymentTimedOut {
         execution_id: ExecutionId,
     },
+    /// The release has run at the deploy stage the run holds for its `soak`: the reconciler's look says so.
+    SoakEnded {
+        execution_id: ExecutionId,
+    },
     /// GitHub created the Deployment that shows the run (its id, for the states that follow).
     GitHubDeploymentCreated {
         execution_id: ExecutionId,
@@ -310,6 +314,7 @@ impl Event {
             | Event::RollbackOrdered { execution_id, .. }
             | Event::DeploymentSuperseded { execution_id, .. }
             | Event::DeploymentTimedOut { execution_id }
+            | Event::SoakEnded { execution_id }
             | Event::GitHubDeploymentCreated { execution_id, .. } => execution_id,
         }
     }
@@ -335,6 +340,7 @@ impl Event {
             Event::RollbackOrdered { .. } => "rollback_ordered",
             Event::DeploymentSuperseded { .. } => "deployment_superseded",
             Event::DeploymentTimedOut { .. } => "deployment_timed_out",
+            Event::SoakEnded { .. } => "soak_ended",
             Event::GitHubDeploymentCreated { .. } => "github_deployment_created",
         }
     }

@@ -91,6 +91,8 @@ pub enum TransitionError {
     UnplannedPause { execution: ExecutionId, stage: String },
     #[error("execution {execution} would deploy a build that did not finish with an image")]
     NothingBuilt { execution: ExecutionId },
+    #[error("execution {execution} soaks until {until} before it takes its next stage")]
+    SoakNotOver { execution: ExecutionId, until: DateTime<Utc> },
     #[error("execution {execution}'s deployment has until {deadline} to finish")]
     DeadlineNotReached { execution: ExecutionId, deadline: DateTime<Utc> },
     #[error("pipeline {pipeline} already has {limit} executions waiting; let them finish or use mode = \"superseded\"")]
@@ -199,6 +201,7 @@ impl Run {
             }
             Event::RollbackOrdered { by, .. } => self.order_rollback(i, by),
             Event::DeploymentTimedOut { .. } => self.deploy_timed_out(i),
+            Event::SoakEnded { .. } => self.soak_ended(i),
             Event::GitHubDeploymentCreated { deployment, .. } => {
                 // Recorded whatever the run's standing: the Deployment outlives the run.
                 // The first one found or created stands.
@@ -458,6 +461,13 @@ impl Run {
         if deploy.rollback_ordered.is_some() {
             return Ok(Some(IgnoreReason::DuplicateEvent));
         }
+        if let Some(until) = deploy.soak_until {
+            return refuse(&format!(
+                "its deployment finished and the release soaks at {stage} until {}; roll back with a run (sluice \
+                 rollback --to)",
+                until.format("%Y-%m-%d %H:%M UTC")
+            ));
+        }
         if deploy.rolling_back(now) {
             return refuse("it is already rolling back");
         }
@@ -491,6 +501,10 @@ impl Run {
         let Some(deploy) = execution.record(stage).and_then(|record| record.deploy.as_ref()) else {
             return self.past(i, stage, false, "deployment_timed_out");
         };
+        if deploy.soak_until.is_some() {
+            // The deployment finished: the release soaks, which no deadline cuts short.
+            return Ok(Some(IgnoreReason::AlreadyPastStage));
+        }
         let deadline = crate::deploy::deadline::deadline(&plan.target, plan.timeout_minutes, deploy.started_at);
         if now < deadline {
             return Err(TransitionError::DeadlineNotReached { execution: execution.id.clone(), deadline });
@@ -659,9 +673,18 @@ impl Run {
         self.state.executions[i].deploy_stage().map_or(Stage::DEPLOY, |(stage, _)| stage)
     }
 
-    /// Run `i` is done with the stage it holds: on to the next stage, or, after the last, it succeeded.
+    /// Run `i` is done with the stage it holds: on to the next stage, or, after the last, it succeeded. A deploy
+    /// stage that soaks is held until the release has run there that long ([`Run::soak_ended`]).
     fn stage_done(&mut self, i: usize) {
-        match self.state.executions[i].at() {
+        let execution = &self.state.executions[i];
+        let soak = execution.deploying().and_then(|(_, deploy)| deploy.soak_secs);
+        let soak = soak.and_then(|secs| TimeDelta::try_seconds(i64::try_from(secs).ok()?));
+        if let Some(soak) = soak.filter(|_| execution.at().is_some_and(|at| execution.plan.after(at).is_some())) {
+            let until = self.now.checked_add_signed(soak).unwrap_or(DateTime::<Utc>::MAX_UTC);
+            self.deploy_mut(i).soak_until = Some(until);
+            return;
+        }
+        match execution.at() {
             Some(stage) => self.advance(i, stage),
             None => self.finish(i, Status::Succeeded, None),
         }

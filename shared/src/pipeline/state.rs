@@ -315,6 +315,10 @@ pub struct DeployFacts {
     /// An operator ordered the deployment stopped and rolled back (`sluice rollback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_ordered: Option<OrderedRollback>,
+    /// Until when the release must run here before the run takes its next stage (`soak`): set when the deployment
+    /// succeeded; the run holds the stage meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak_until: Option<DateTime<Utc>>,
     /// When the deployment was past its deadline ([`crate::deploy::deadline`]) and the run failed for it: what
     /// sluice stops or rolls back then is carried out though the run has ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -336,6 +340,7 @@ impl DeployFacts {
             hooks: Vec::new(),
             pauses: Vec::new(),
             rollback_ordered: None,
+            soak_until: None,
             timed_out_at: None,
             started_at,
             finished_at: None,
@@ -639,6 +644,12 @@ impl Execution {
     pub fn deploying(&self) -> Option<(Stage, &DeployStage)> {
         let Status::Running(stage) = self.status else { return None };
         self.plan.deploy_stage(stage).map(|deploy| (stage, deploy))
+    }
+
+    /// Until when the run soaks at the deploy stage it holds, its deployment done: it takes the next stage then.
+    pub fn soaking(&self) -> Option<DateTime<Utc>> {
+        let (stage, _) = self.deploying()?;
+        self.record(stage)?.deploy.as_ref()?.soak_until
     }
 
     /// Whether the run holds an approval stage.

@@ -137,6 +137,9 @@ fn deploy_moments(deploy: &DeployFacts, add: &mut impl FnMut(DateTime<Utc>, Stri
     if let Some(ordered) = &deploy.rollback_ordered {
         add(ordered.at, format!("rollback ordered by {}", ordered.by));
     }
+    if let (Some(done), Some(soaked)) = (deploy.finished_at, deploy.soak_until) {
+        add(done, format!("deployed; soaks until {}", soaked.format("%Y-%m-%d %H:%M:%S UTC")));
+    }
 }
 
 /// The timeline as a person reads it, a line each: the time of day (UTC), the time since the push, the stage (on
@@ -196,6 +199,9 @@ pub fn waits_for(run: &Execution, now: DateTime<Utc>) -> String {
             Some(approval) => format!("a decision, until {}", until(approval.expires_at)),
             None => "its approval request to be sent".to_owned(),
         },
+        Status::Running(stage) if let Some(soaked) = run.soaking() => {
+            format!("the release to soak at {stage}, until {}", until(soaked))
+        }
         Status::Running(_) if run.deploying().is_some() => {
             let deploy = run.deploy();
             if let Some(pause) = run.open_pause() {

@@ -166,6 +166,10 @@ where
                 Some(Event::ApprovalExpired { execution_id: execution.id.clone() })
             }
             Status::Running(Stage::BUILD) => self.build(execution, done).await,
+            // Soaking, the deployment is done: only the soak's end moves the run on.
+            Status::Running(_) if let Some(until) = execution.soaking() => {
+                (until <= self.now).then(|| Event::SoakEnded { execution_id: execution.id.clone() })
+            }
             Status::Running(_) if execution.deploying().is_some() => self.deployment(execution, done).await,
             _ => None,
         }

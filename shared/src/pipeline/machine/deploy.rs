@@ -1,7 +1,7 @@
 //! The deploy stage's events: the deployment started, a hook's checks completed, the deployment succeeded, failed
 //! or made way for another run's.
 
-use super::{Applied, IgnoreReason, MAX_HOOK_DETAIL, MAX_HOOK_RESULTS, Run, pause};
+use super::{Applied, IgnoreReason, MAX_HOOK_DETAIL, MAX_HOOK_RESULTS, Run, TransitionError, pause};
 use crate::contract::events::DeploymentRequested;
 use crate::contract::events::{ChecksRequested, SluiceEvent};
 use crate::definitions::{AFTER_ROLLOUT, DeployStage, DeployTarget, ExecutionMode};
@@ -133,8 +133,8 @@ impl Run {
         self.claim_deployment(i, deployment_id)?;
         let now = self.now;
         let deploy = self.deploy_mut(i);
-        if deploy.rolled_out_at.is_some() {
-            // Already told: its AfterRollout checks are running.
+        if deploy.rolled_out_at.is_some() || deploy.soak_until.is_some() {
+            // Already told: its AfterRollout checks are running, or the release soaks.
             return Ok(Some(IgnoreReason::DuplicateEvent));
         }
         let checks = self.state.executions[i].target().map(DeployTarget::after_rollout_checks).unwrap_or_default();
@@ -199,6 +199,21 @@ impl Run {
         let outcome = if rolled_back { Status::RolledBack } else { Status::Failed };
         let reason = self.in_stage(i, reason);
         self.finish(i, outcome, Some(reason));
+        Ok(None)
+    }
+
+    /// The release has run at the stage the run holds for its soak: the run takes its next stage.
+    pub(super) fn soak_ended(&mut self, i: usize) -> Applied {
+        let execution = &self.state.executions[i];
+        let Some(until) = execution.soaking() else {
+            return self.past(i, self.deploy_stage(i), true, "soak_ended");
+        };
+        if self.now < until {
+            return Err(TransitionError::SoakNotOver { execution: execution.id.clone(), until });
+        }
+        if let Some(stage) = execution.at() {
+            self.advance(i, stage);
+        }
         Ok(None)
     }
 

@@ -22,7 +22,7 @@ fn staged(execution: &str, mode: ExecutionMode) -> Event {
     if let Event::Triggered { plan, .. } = &mut event {
         let mut staging = rolling(Vec::new());
         staging.cluster = "staging".into();
-        let deploy = |target| StageKind::Deploy(DeployStage { target, timeout_minutes: None });
+        let deploy = |target| StageKind::Deploy(DeployStage { target, timeout_minutes: None, soak_secs: None });
         plan.stages = vec![
             StageDefinition { name: stage("staging"), kind: deploy(DeployTarget::Rolling(staging)) },
             StageDefinition {
@@ -243,4 +243,49 @@ fn a_late_start_of_stagings_deployment_is_recorded_in_stagings_record_while_the_
     let staging = run.record(stage("staging")).and_then(|record| record.deploy.as_ref()).expect("staging's deployment");
     assert_eq!(staging.previous_task_definition.as_deref(), Some("arn:aws:ecs:eu-west-1:1:task-definition/web:8"));
     assert!(run.record(stage("sign-off")).is_some_and(|record| record.deploy.is_none()));
+}
+
+/// staging soaks `minutes` once deployed, then production.
+fn soaking(execution: &str, minutes: u64) -> Event {
+    let mut event = staged(execution, ExecutionMode::Queued);
+    if let Event::Triggered { plan, .. } = &mut event {
+        plan.stages.retain(|planned| planned.name != stage("sign-off"));
+        if let StageKind::Deploy(deploy) = &mut plan.stages[0].kind {
+            deploy.soak_secs = Some(minutes * 60);
+        }
+    }
+    event
+}
+
+#[test]
+fn a_release_soaks_at_staging_holding_it_before_production_takes_it() {
+    let (state, _) = run(&[
+        soaking("e1", 30),
+        built("e1"),
+        started("e1", "ecs-staging"),
+        succeeded("e1", "ecs-staging"),
+        soaking("e2", 30),
+        built("e2"),
+    ]);
+    // The release soaks until 30 minutes after staging's deployment succeeded (minute 3); the next run waits for
+    // staging meanwhile, and a repeated word of staging's success changes nothing
+    let e1 = state.execution(&id("e1")).expect("e1");
+    assert_eq!((e1.status, e1.soaking()), (Status::Running(stage("staging")), Some(at(33))));
+    assert_eq!(state.execution(&id("e2")).map(|run| run.status), Some(Status::Waiting(stage("staging"))));
+    let again = transition(&state, &succeeded("e1", "ecs-staging"), at(10));
+    assert_eq!(again, Ok(Decision::Ignore(IgnoreReason::DuplicateEvent)));
+    // A deadline does not cut a soak short, and the soak's end cannot come early
+    let late = transition(&state, &Event::DeploymentTimedOut { execution_id: id("e1") }, at(400));
+    assert_eq!(late, Ok(Decision::Ignore(IgnoreReason::AlreadyPastStage)));
+    let early = transition(&state, &Event::SoakEnded { execution_id: id("e1") }, at(20));
+    assert_eq!(early, Err(TransitionError::SoakNotOver { execution: id("e1"), until: at(33) }));
+    // Once soaked, production takes the release and staging goes to the next run
+    let Ok(Decision::Apply { state, effects }) =
+        transition(&state, &Event::SoakEnded { execution_id: id("e1") }, at(33))
+    else {
+        panic!("the soak's end was not applied")
+    };
+    assert_eq!(state.execution(&id("e1")).map(|run| run.status), Some(Status::Running(stage("production"))));
+    assert_eq!(state.execution(&id("e2")).map(|run| run.status), Some(Status::Running(stage("staging"))));
+    assert_eq!(deployments(&effects).len(), 2, "production for e1, staging for e2");
 }

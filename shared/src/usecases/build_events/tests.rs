@@ -398,6 +398,7 @@ async fn a_task_definition_one_deploy_stage_cannot_run_fails_the_run_at_its_buil
             kind: crate::definitions::StageKind::Deploy(crate::definitions::DeployStage {
                 target,
                 timeout_minutes: None,
+                soak_secs: None,
             }),
         };
         let mut production = crate::contract::testing::rolling(Vec::new());

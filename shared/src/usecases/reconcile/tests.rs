@@ -306,3 +306,46 @@ async fn a_rolling_update_whose_end_was_lost_ends_as_ecs_lists_it_or_by_what_the
     world.look(13).await;
     assert_eq!(world.execution("e3").await.status, Status::Succeeded);
 }
+
+#[tokio::test]
+async fn a_release_that_has_soaked_at_staging_for_its_time_is_taken_to_the_next_stage_by_the_look() {
+    // GIVEN a run in stages whose staging soaks 10 minutes, its staging deployment done at minute 3
+    let world = World::new();
+    let mut pushed = push("e1", ExecutionMode::Superseded, false);
+    if let Event::Triggered { plan, .. } = &mut pushed {
+        let deploy = |name: &str, soak_secs| crate::definitions::StageDefinition {
+            name: Stage::new(name).expect("a stage name"),
+            kind: crate::definitions::StageKind::Deploy(crate::definitions::DeployStage {
+                target: rolling(),
+                timeout_minutes: None,
+                soak_secs,
+            }),
+        };
+        plan.stages = vec![deploy("staging", Some(600)), deploy("production", None)];
+    }
+    world.apply(pushed, 0).await.expect("pushed");
+    let id = ExecutionId("e1".into());
+    let build_id = world.build_id("e1").await;
+    let outputs = BuildOutputs { image_uri: "repo/web@sha256:1".into(), artifacts: None };
+    world.apply(Event::BuildSucceeded { execution_id: id.clone(), build_id, outputs }, 1).await.expect("built");
+    let deployment_id = "ecs-svc/1".to_owned();
+    let started = Event::DeploymentStarted {
+        execution_id: id.clone(),
+        deployment_id: deployment_id.clone(),
+        service_deployment: None,
+        task_definition: None,
+        previous_task_definition: None,
+    };
+    world.apply(started, 2).await.expect("started");
+    world.apply(Event::DeploymentSucceeded { execution_id: id, deployment_id }, 3).await.expect("deployed");
+    let staging = Stage::new("staging").expect("a stage name");
+    assert_eq!(world.execution("e1").await.soaking(), Some(at(13)));
+    // WHEN the look comes before the soak is over, THEN the run still holds staging
+    world.look(10).await;
+    assert_eq!(world.execution("e1").await.status, Status::Running(staging));
+    // WHEN it comes after (and after the deployment's deadline: a soak is not cut short by it), THEN the run deploys
+    // to production
+    world.look(120).await;
+    let run = world.execution("e1").await;
+    assert_eq!(run.status, Status::Running(Stage::new("production").expect("a stage name")), "{:?}", run.reason);
+}

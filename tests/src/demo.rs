@@ -71,7 +71,8 @@ pub struct DemoOutcome {
     /// The commit statuses GitHub was sent for the pushed commit, (state, description), oldest first.
     pub commit_statuses: Vec<(String, String)>,
     /// The states the run's GitHub Deployment went through, oldest first.
-    pub deployment_states: Vec<String>,
+    /// Each of the run's GitHub Deployments (one per deploy stage): its environment and the states it went through.
+    pub deployment_states: Vec<(String, Vec<String>)>,
     /// The events each function put on the bus, by its logical id.
     pub published: crate::meter::Published,
     /// A run in stages: each deploy stage and the image its task definition ran, as ECS describes it.
@@ -573,7 +574,9 @@ impl Demo {
         for (state, description) in &commit_statuses {
             println!("  commit status sluice/web  {state:<8} {description}");
         }
-        println!("  deployment to production  {}", deployment_states.join(" → "));
+        for (environment, states) in &deployment_states {
+            println!("  deployment to {environment:<11} {}", states.join(" → "));
+        }
         summary(scenario, &run, &cost);
         println!("\nThe events each function put on the bus (seen by the meter; the README's map lists them):");
         for (function, kinds) in &published {
@@ -950,7 +953,7 @@ async fn notifier(
 async fn shown_on_github(
     github: &sluice_sandbox::github::GitHub,
     run: &sluice::pipeline::Execution,
-) -> Result<(Vec<(String, String)>, Vec<String>)> {
+) -> Result<(Vec<(String, String)>, Vec<(String, Vec<String>)>)> {
     let last = if run.status == sluice::pipeline::Status::Succeeded { "success" } else { "failure" };
     for _ in 0..100 {
         let statuses: Vec<(String, String)> = github
@@ -967,8 +970,11 @@ async fn shown_on_github(
             let states = github
                 .deployments()
                 .iter()
-                .flat_map(|d| d["statuses"].as_array().cloned().unwrap_or_default())
-                .filter_map(|s| s["state"].as_str().map(str::to_owned))
+                .map(|d| {
+                    let statuses = d["statuses"].as_array().cloned().unwrap_or_default();
+                    let states = statuses.iter().filter_map(|s| s["state"].as_str().map(str::to_owned)).collect();
+                    (d["environment"].as_str().unwrap_or_default().to_owned(), states)
+                })
                 .collect();
             return Ok((statuses, states));
         }

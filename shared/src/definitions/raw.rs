@@ -41,6 +41,8 @@ pub(super) struct RawStage {
     pub deploy: Option<RawDeploy>,
     /// A deploy stage: how long the release must have run there before the next stage takes it.
     pub soak: Option<Spanned<String>>,
+    /// A deploy stage: the GitHub environment its Deployments are for.
+    pub environment: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -95,7 +95,7 @@ pub struct StageDefinition {
 #[serde(rename_all = "snake_case")]
 pub enum StageKind {
     Approval(Approval),
-    Deploy(DeployStage),
+    Deploy(Box<DeployStage>),
 }
 
 /// A stage that deploys the build.
@@ -109,6 +109,9 @@ pub struct DeployStage {
     /// `soak`, in seconds: how long the release must have run here, once deployed, before the next stage takes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soak_secs: Option<u64>,
+    /// The GitHub environment the stage's Deployments are for, as written (`environment`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
 }
 
 impl StageDefinition {
@@ -146,7 +149,12 @@ pub fn table_stages(
         approval.map(|approval| StageDefinition { name: Stage::APPROVAL, kind: StageKind::Approval(approval) });
     let deploy = StageDefinition {
         name: Stage::DEPLOY,
-        kind: StageKind::Deploy(DeployStage { target: deploy, timeout_minutes, soak_secs: None }),
+        kind: StageKind::Deploy(Box::new(DeployStage {
+            target: deploy,
+            timeout_minutes,
+            soak_secs: None,
+            environment: None,
+        })),
     };
     approval.into_iter().chain([deploy]).collect()
 }

@@ -1123,3 +1123,16 @@ fn a_soak_is_read_on_a_deploy_stage_before_another_and_refused_anywhere_else() {
         assert!(errors[0].contains(expected), "{errors:#?}");
     }
 }
+
+#[test]
+fn a_deploy_stage_may_name_its_github_environment_and_an_approval_stage_may_not() {
+    let named = STAGED.replace("name = \"production\"\n", "name = \"production\"\nenvironment = \"prod-eu\"\n");
+    let definitions = Definitions::check("pipelines.toml", &named).expect("it checks");
+    let environments: Vec<Option<&str>> =
+        definitions.get("web").expect("web").deploy_stages().map(|(_, d)| d.environment.as_deref()).collect();
+    assert_eq!(environments, [None, Some("prod-eu")]);
+    let misplaced = STAGED.replace("name = \"sign-off\"\n", "name = \"sign-off\"\nenvironment = \"x\"\n");
+    let errors = errors(&misplaced);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].contains("field `stages[1].environment`: only a deploy stage is shown"), "{errors:#?}");
+}

@@ -433,13 +433,26 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
             }
             (Some(_), false) => checker.duration(soak, "soak", SOAK_RANGE),
         });
+        let environment = stage.environment.as_ref().and_then(|environment| {
+            if stage.deploy.is_none() {
+                checker.error(environment.span(), "environment", "only a deploy stage is shown as a GitHub Deployment");
+                return None;
+            }
+            let what = "a GitHub environment name is 1 to 255 characters, without control characters";
+            Some(checker.text(environment, "environment", is_environment_name, what))
+        });
         let kind = match (stage.approval, stage.deploy) {
             (Some(approval), None) => StageKind::Approval(validate_approval(checker, approval)),
             (None, Some(deploy)) => {
                 let timeout =
                     deploy.timeout.as_ref().and_then(|t| checker.minutes(t, "deploy.timeout", DEPLOY_TIMEOUT_RANGE));
                 let target = validate_deploy(checker, deploy, approval_topic.as_deref());
-                StageKind::Deploy(DeployStage { target, timeout_minutes: timeout, soak_secs: soak })
+                StageKind::Deploy(Box::new(DeployStage {
+                    target,
+                    timeout_minutes: timeout,
+                    soak_secs: soak,
+                    environment,
+                }))
             }
             (approval, _) => {
                 let what =

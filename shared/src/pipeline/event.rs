@@ -275,6 +275,9 @@ pub enum Event {
     GitHubDeploymentCreated {
         execution_id: ExecutionId,
         deployment: u64,
+        /// The deploy stage it shows (the plan's first deploy stage unless given: as sent before stages).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<Stage>,
     },
 }
 

@@ -13,8 +13,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::event::{ApprovalNotice, Effect, Event};
 use super::state::{
-    ApprovalDecision, ApprovalFacts, BuildFacts, CommitOrder, DeployFacts, Execution, ExecutionId, OrderedRollback,
-    PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, StageRecord, Status, bounded, short_commit,
+    ApprovalDecision, ApprovalFacts, BuildFacts, CommitOrder, DeployFacts, Execution, ExecutionId, GitHubDeployment,
+    OrderedRollback, PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, StageRecord, Status, bounded,
+    short_commit,
 };
 use crate::contract::events::{
     ApprovalDecided as ApprovalDecidedEvent, ApprovalRequested, ExecutionFinished, ExecutionStarted, RollbackRequested,
@@ -202,16 +203,7 @@ impl Run {
             Event::RollbackOrdered { by, .. } => self.order_rollback(i, by),
             Event::DeploymentTimedOut { .. } => self.deploy_timed_out(i),
             Event::SoakEnded { .. } => self.soak_ended(i),
-            Event::GitHubDeploymentCreated { deployment, .. } => {
-                // Recorded whatever the run's standing: the Deployment outlives the run.
-                // The first one found or created stands.
-                let recorded = &mut self.state.executions[i].github_deployment;
-                if recorded.is_some() {
-                    return Ok(Some(IgnoreReason::DuplicateEvent));
-                }
-                *recorded = Some(*deployment);
-                Ok(None)
-            }
+            Event::GitHubDeploymentCreated { deployment, stage, .. } => self.github_deployment(i, *deployment, *stage),
             Event::DeploymentSuperseded { deployment_id, by, by_pipeline, reason, .. } => {
                 self.deployment_superseded(i, name, deployment_id, (by, by_pipeline), reason)
             }
@@ -346,7 +338,7 @@ impl Run {
             waiting_since: None,
             finished_at: None,
             ordered: None,
-            github_deployment: None,
+            github_deployments: Vec::new(),
         }
     }
 
@@ -366,6 +358,25 @@ impl Run {
         let i = self.state.executions.len() - 1;
         self.show_on_github(i);
         self.enter_or_wait(i, stage);
+    }
+
+    /// GitHub made the Deployment that shows a deploy stage of run `i` (its first unless `stage` says): recorded
+    /// whatever the run's standing, as the Deployment outlives the run; the first one found or created stands. If the
+    /// stage the run is at has none yet, GitHub is brought up to date again (a report makes one Deployment at most).
+    fn github_deployment(&mut self, i: usize, deployment: u64, stage: Option<Stage>) -> Applied {
+        let execution = &mut self.state.executions[i];
+        let Some(stage) = stage.or_else(|| execution.plan.first_deploy().map(|(first, _)| first)) else {
+            return Ok(Some(IgnoreReason::AlreadyPastStage));
+        };
+        if execution.github_deployments.iter().any(|shown| shown.stage == stage) {
+            return Ok(Some(IgnoreReason::DuplicateEvent));
+        }
+        execution.github_deployments.push(GitHubDeployment { stage, deployment });
+        let at = execution.at().filter(|at| execution.plan.deploy_stage(*at).is_some());
+        if at.is_some_and(|at| !execution.github_deployments.iter().any(|shown| shown.stage == at)) {
+            self.show_on_github(i);
+        }
+        Ok(None)
     }
 
     /// Has GitHub brought up to date with run `i`, if its plan shows it there (once per transition).

@@ -17,6 +17,6 @@ pub use outbox::Retry;
 pub use report::{OutcomeReport, StageTime};
 pub use state::{
     ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, CommitOrder, Compared, DeployFacts, Execution,
-    ExecutionId, Gate, HookResult, Lease, OrderedRollback, ParkedEffect, PauseFacts, PendingEffect, PipelineState,
-    Plan, PushLink, RefHistory, SourceFacts, Stage, Status, bounded, short_commit,
+    ExecutionId, Gate, GitHubDeployment, HookResult, Lease, OrderedRollback, ParkedEffect, PauseFacts, PendingEffect,
+    PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, StageRecord, Status, bounded, short_commit,
 };

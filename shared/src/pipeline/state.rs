@@ -166,6 +166,15 @@ impl Plan {
         self.stages.iter().find_map(|stage| stage.deploy().map(|deploy| (stage.name, deploy)))
     }
 
+    /// The GitHub environment deploy stage `stage`'s Deployments are for, when the plan shows runs on GitHub: its
+    /// `environment`, else (the `deploy` stage of a pipeline written with tables) `github.environment`, else its name.
+    pub fn environment(&self, stage: Stage) -> Option<String> {
+        let github = self.github.as_ref()?;
+        let deploy = self.deploy_stage(stage)?;
+        let table = (stage == Stage::DEPLOY).then(|| github.environment.clone());
+        Some(deploy.environment.clone().or(table).unwrap_or_else(|| stage.to_string()))
+    }
+
     /// Whether any stage asks a person.
     pub fn has_approval(&self) -> bool {
         self.stages.iter().any(|stage| matches!(stage.kind, StageKind::Approval(_)))
@@ -462,9 +471,16 @@ pub struct Execution {
     /// Who ordered the run and why, when an operator did rather than a push (`sluice rollback --to`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordered: Option<String>,
-    /// The id of the GitHub Deployment that shows the run, once created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub github_deployment: Option<u64>,
+    /// The GitHub Deployments that show the run, one per deploy stage, once created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub github_deployments: Vec<GitHubDeployment>,
+}
+
+/// The GitHub Deployment that shows a run's deploy stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitHubDeployment {
+    pub stage: Stage,
+    pub deployment: u64,
 }
 
 /// What a run did at one of its stages: an approval stage's request and decision, or a deploy stage's deployment.
@@ -503,11 +519,17 @@ struct StoredExecution {
     #[serde(default)]
     ordered: Option<String>,
     #[serde(default)]
+    github_deployments: Vec<GitHubDeployment>,
+    /// Before stages: the one Deployment of the run, its deploy stage's.
+    #[serde(default)]
     github_deployment: Option<u64>,
 }
 
 impl From<StoredExecution> for Execution {
     fn from(stored: StoredExecution) -> Self {
+        let first_deploy = stored.plan.first_deploy().map_or(Stage::DEPLOY, |(stage, _)| stage);
+        let legacy_deployment =
+            stored.github_deployment.map(|deployment| GitHubDeployment { stage: first_deploy, deployment });
         let mut stages = stored.stages;
         if let Some(approval) = stored.approval {
             stages.push(StageRecord { name: Stage::APPROVAL, approval: Some(approval), deploy: None });
@@ -530,7 +552,7 @@ impl From<StoredExecution> for Execution {
             waiting_since: stored.waiting_since,
             finished_at: stored.finished_at,
             ordered: stored.ordered,
-            github_deployment: stored.github_deployment,
+            github_deployments: stored.github_deployments.into_iter().chain(legacy_deployment).collect(),
         }
     }
 }

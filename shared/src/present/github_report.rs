@@ -116,6 +116,28 @@ pub fn shown(run: &Execution) -> Shown {
     Shown { context: format!("sluice/{}", run.pipeline), commit, deployment, description: bounded(&description) }
 }
 
+/// The state each deploy stage's Deployment shows, given the run's own (`run_state`, [`shown`]'s): the first deploy
+/// stage's from the run's start (the run's state until it gets there), a later one's once the run reaches it. A
+/// stage the run went past shows `success`; the stage it is at or ended at shows the run's state.
+pub fn stage_deployments(run: &Execution, run_state: Option<DeploymentState>) -> Vec<(Stage, DeploymentState)> {
+    let furthest = run.at().or_else(|| run.stages.last().map(|record| record.name)).unwrap_or(Stage::BUILD);
+    let furthest = run.plan.position(furthest);
+    let deploys = run.plan.stages.iter().filter(|stage| stage.deploy().is_some()).map(|stage| stage.name);
+    deploys
+        .enumerate()
+        .filter_map(|(k, stage)| {
+            let reached = run.record(stage).is_some() || run.at() == Some(stage);
+            let state = match (reached, k) {
+                (false, 0) => run_state?,
+                (false, _) => return None,
+                (true, _) if run.plan.position(stage) < furthest => DeploymentState::Success,
+                (true, _) => run_state?,
+            };
+            Some((stage, state))
+        })
+        .collect()
+}
+
 fn bounded(text: &str) -> String {
     let line = text.lines().next().unwrap_or_default();
     if line.chars().count() <= MAX_DESCRIPTION {
@@ -145,6 +167,64 @@ mod tests {
             }
         }
         state.executions.last().cloned().expect("a run")
+    }
+
+    /// A run of staging (rolling), then production (blue/green), shown on GitHub.
+    fn staged(execution: &str) -> Event {
+        let mut event = push(execution, ExecutionMode::Superseded, false);
+        if let Event::Triggered { plan, .. } = &mut event {
+            let deploy = |name: &str, target| crate::definitions::StageDefinition {
+                name: Stage::new(name).expect("a stage name"),
+                kind: crate::definitions::StageKind::Deploy(Box::new(crate::definitions::DeployStage {
+                    target,
+                    timeout_minutes: None,
+                    soak_secs: None,
+                    environment: (name == "production").then(|| "prod-eu".to_owned()),
+                })),
+            };
+            let rolling = crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new()));
+            let blue_green =
+                crate::definitions::DeployTarget::BlueGreen(crate::contract::testing::blue_green(Vec::new()));
+            plan.stages = vec![deploy("staging", rolling), deploy("production", blue_green)];
+            plan.github = Some(crate::definitions::GitHubReport { environment: "web".into() });
+        }
+        event
+    }
+
+    #[test]
+    fn each_deploy_stage_is_its_own_deployment_shown_once_the_run_reaches_it_and_successful_once_past_it() {
+        let id = |name: &str| crate::pipeline::ExecutionId::from(name);
+        let built = Event::BuildSucceeded {
+            execution_id: id("e1"),
+            build_id: "build-e1".into(),
+            outputs: crate::pipeline::BuildOutputs { image_uri: "web@sha256:1".into(), artifacts: None },
+        };
+        let done =
+            |deployment: &str| Event::DeploymentSucceeded { execution_id: id("e1"), deployment_id: deployment.into() };
+        let failed = Event::DeploymentFailed {
+            execution_id: id("e1"),
+            deployment_id: Some("d-prod".into()),
+            reason: "alarm".into(),
+            rolled_back: true,
+        };
+        let states = |events: &[Event]| {
+            let run = run_after(events);
+            let shown: Vec<(String, &str)> = stage_deployments(&run, shown(&run).deployment)
+                .into_iter()
+                .map(|(stage, state)| (run.plan.environment(stage).unwrap_or_default(), state.as_str()))
+                .collect();
+            shown
+        };
+        let staging = |state: &'static str| ("staging".to_owned(), state);
+        let production = |state: &'static str| ("prod-eu".to_owned(), state);
+        assert_eq!(states(&[staged("e1")]), [staging("queued")]);
+        assert_eq!(states(&[staged("e1"), built.clone()]), [staging("in_progress")]);
+        let in_production = [staged("e1"), built.clone(), done("ecs-1")];
+        assert_eq!(states(&in_production), [staging("success"), production("in_progress")]);
+        let shipped = [staged("e1"), built.clone(), done("ecs-1"), done("d-prod")];
+        assert_eq!(states(&shipped), [staging("success"), production("success")]);
+        let rolled_back = [staged("e1"), built, done("ecs-1"), failed];
+        assert_eq!(states(&rolled_back), [staging("success"), production("failure")]);
     }
 
     #[test]

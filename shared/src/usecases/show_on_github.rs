@@ -10,8 +10,8 @@ use crate::contract::ports::{
     CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError, PipelineStore, SecretSource,
 };
 use crate::github::sign_in::GitHubCredentials;
-use crate::pipeline::{Effect, Event, Execution};
-use crate::present::github_report::shown;
+use crate::pipeline::{Effect, Event, Execution, Stage};
+use crate::present::github_report::{shown, stage_deployments};
 use crate::present::status::StatusKey;
 use crate::runtime::telemetry::Chain;
 use crate::usecases::{EffectError, KeptSecret};
@@ -66,13 +66,14 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
         }
     }
 
-    /// Shows `run` on GitHub as it stands; the id of a Deployment found or created for it, if it had none recorded.
+    /// Shows `run` on GitHub as it stands: its commit status, and each deploy stage's Deployment. The Deployment found
+    /// or created for a stage that had none recorded, if any: one a report at most (the run, told of it, asks for
+    /// another report while the stage it is at has none).
     async fn show(
         &self,
         credentials: &GitHubCredentials,
         run: &Execution,
-        environment: &str,
-    ) -> Result<Option<u64>, GitHubError> {
+    ) -> Result<Option<(Stage, u64)>, GitHubError> {
         let now = shown(run);
         let page = self.page(run).await;
         let source = &run.source;
@@ -85,35 +86,42 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
             target_url: page.as_deref(),
         };
         self.github.set_commit_status(credentials, &status).await?;
-        let Some(state) = now.deployment else { return Ok(None) };
-        let request = DeploymentRequest {
-            repository: &source.repository,
-            commit: &source.commit,
-            environment,
-            description: &now.description,
-            pipeline: &run.pipeline,
-            execution_id: &run.id.0,
-        };
-        let (deployment, created) = match run.github_deployment {
-            Some(known) => (known, None),
-            // Found first: a report tried again after GitHub created the Deployment makes no second one.
-            None => match self.github.find_deployment(credentials, &request).await? {
-                Some(found) => (found, Some(found)),
+        let mut created = None;
+        for (stage, state) in stage_deployments(run, now.deployment) {
+            let known = run.github_deployments.iter().find(|shown| shown.stage == stage).map(|shown| shown.deployment);
+            let Some(environment) = run.plan.environment(stage) else { continue };
+            let request = DeploymentRequest {
+                repository: &source.repository,
+                commit: &source.commit,
+                environment: &environment,
+                description: &now.description,
+                pipeline: &run.pipeline,
+                execution_id: &run.id.0,
+            };
+            let deployment = match known {
+                Some(known) => known,
+                None if created.is_some() => break,
+                // Found first: a report tried again after GitHub created the Deployment makes no second one.
                 None => {
-                    let made = self.github.create_deployment(credentials, &request).await?;
-                    (made, Some(made))
+                    let made = match self.github.find_deployment(credentials, &request).await? {
+                        Some(found) => found,
+                        None => self.github.create_deployment(credentials, &request).await?,
+                    };
+                    created = Some((stage, made));
+                    made
                 }
-            },
-        };
-        let status = DeploymentStatus {
-            repository: &source.repository,
-            deployment,
-            state: state.as_str(),
-            description: &now.description,
-            log_url: page.as_deref(),
-        };
-        self.github.set_deployment_status(credentials, &status).await?;
-        info!(execution = %run.id, commit = now.commit.as_str(), deployment = state.as_str(), "shown on GitHub");
+            };
+            let status = DeploymentStatus {
+                repository: &source.repository,
+                deployment,
+                state: state.as_str(),
+                description: &now.description,
+                log_url: page.as_deref(),
+            };
+            self.github.set_deployment_status(credentials, &status).await?;
+            info!(execution = %run.id, stage = %stage, deployment = state.as_str(), "Deployment shown on GitHub");
+        }
+        info!(execution = %run.id, commit = now.commit.as_str(), "shown on GitHub");
         Ok(created)
     }
 }
@@ -130,11 +138,16 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
             Ok(None) => return Err(EffectError::permanent(NAME, format!("run {execution_id} has no record"))),
             Err(error) => return Err(EffectError::transient(NAME, error)),
         };
-        let Some(github) = run.plan.github.clone() else { return Ok(None) };
+        if run.plan.github.is_none() {
+            return Ok(None);
+        }
         let credentials = self.credentials().await?;
-        match self.show(&credentials, &run, &github.environment).await {
-            Ok(created) => Ok(created
-                .map(|deployment| Event::GitHubDeploymentCreated { execution_id: execution_id.clone(), deployment })),
+        match self.show(&credentials, &run).await {
+            Ok(created) => Ok(created.map(|(stage, deployment)| Event::GitHubDeploymentCreated {
+                execution_id: execution_id.clone(),
+                deployment,
+                stage: Some(stage),
+            })),
             Err(error @ GitHubError::Refused { .. }) => Err(EffectError::permanent(NAME, error)),
             Err(error @ GitHubError::Unavailable { .. }) => Err(EffectError::transient(NAME, error)),
         }

@@ -1154,7 +1154,14 @@ async fn a_run_shown_on_github_gets_its_commit_status_and_one_deployment_however
     // WHEN its report is carried out, THEN its commit has a pending status and it has one Deployment, in progress
     let report = Effect::ReportToGitHub { execution_id: ExecutionId::from("e1") };
     let event = effects.report(&report).await.expect("reported");
-    assert_eq!(event, Some(Event::GitHubDeploymentCreated { execution_id: ExecutionId::from("e1"), deployment: 1 }));
+    assert_eq!(
+        event,
+        Some(Event::GitHubDeploymentCreated {
+            execution_id: ExecutionId::from("e1"),
+            deployment: 1,
+            stage: Some(crate::pipeline::Stage::DEPLOY)
+        })
+    );
     let statuses = effects.github.statuses();
     assert_eq!(statuses.len(), 1);
     assert_eq!((statuses[0].0.as_str(), statuses[0].1.as_str()), ("acme/web", "sha-e1"));

@@ -183,7 +183,10 @@ async fn a_run_sets_its_commit_status_and_one_deployment_from_queued_to_success_
     assert!(requests.iter().all(|r| r.accept.as_deref() == Some("application/vnd.github+json")));
     assert_eq!(requests.iter().filter(|r| r.method == "POST" && r.path == "/repos/acme/web/deployments").count(), 1);
     let run = store.execution(&web_1()).await?.context("the run")?;
-    assert_eq!((run.status, run.github_deployment), (Status::Succeeded, Some(1)));
+    assert_eq!(
+        (run.status, run.github_deployments.first().map(|shown| shown.deployment)),
+        (Status::Succeeded, Some(1))
+    );
     let state = store.load("web").await?.context("the state")?.value;
     let reports = state.pending.iter().filter(|p| p.effect.kind() == EffectKind::ReportToGitHub).count();
     assert!(reports == 0 && state.parked.is_empty(), "{:?} {:?}", state.pending, state.parked);
@@ -270,7 +273,7 @@ async fn a_deployment_github_made_before_sluice_recorded_it_is_found_not_made_ag
     assert_eq!(deployments.len(), 1, "{deployments:?}");
     assert_eq!(deployments[0]["statuses"][0]["state"], "queued");
     let run = store.execution(&web_1()).await?.context("the run")?;
-    assert_eq!(run.github_deployment, Some(1));
+    assert_eq!(run.github_deployments.first().map(|shown| shown.deployment), Some(1));
     Ok(())
 }
 
@@ -426,7 +429,7 @@ async fn a_run_superseded_by_a_newer_push_shows_an_error_on_its_commit_and_its_d
         deployment["statuses"].as_array().into_iter().flatten().map(|s| s["state"].clone()).collect()
     };
     assert_eq!(states(&of(COMMIT)), [json!("queued"), json!("inactive")]);
-    assert_eq!(run.github_deployment, of(COMMIT)["id"].as_u64());
+    assert_eq!(run.github_deployments.first().map(|shown| shown.deployment), of(COMMIT)["id"].as_u64());
     // AND web-2, now waiting for its approval, has its own Deployment, queued, and its commit pending
     assert_eq!(states(&of(NEWER)), [json!("queued")]);
     let newer = github.commit_statuses(NEWER).last().cloned().context("web-2's status")?;

@@ -110,6 +110,13 @@ async fn a_release_promoted_through_staging_and_a_sign_off_reaches_production_wi
     assert_eq!(outcome.clicks, [(200, 409), (200, 409)]);
     assert_eq!(outcome.production, "green");
     assert!(outcome.notification.1.contains("sign-off"), "{}", outcome.notification.1);
+    // Each deploy stage is its own GitHub Deployment, in its environment (the stage's name unless it names one)
+    let environments: Vec<(&str, Option<&str>)> = outcome
+        .deployment_states
+        .iter()
+        .map(|(environment, states)| (environment.as_str(), states.last().map(String::as_str)))
+        .collect();
+    assert_eq!(environments, [("staging", Some("success")), ("production", Some("success"))]);
     Ok(())
 }
 
@@ -127,5 +134,11 @@ async fn a_release_that_fails_in_production_rolls_production_back_and_staging_ke
     let deployed = staging.deploy.as_ref().and_then(|deploy| deploy.task_definition.clone());
     assert!(deployed.is_some());
     assert_eq!(outcome.staging_task_definition, deployed);
+    let environments: Vec<(&str, Option<&str>)> = outcome
+        .deployment_states
+        .iter()
+        .map(|(environment, states)| (environment.as_str(), states.last().map(String::as_str)))
+        .collect();
+    assert_eq!(environments, [("staging", Some("success")), ("production", Some("failure"))]);
     Ok(())
 }

@@ -42,7 +42,7 @@ impl Run {
             artifacts,
             target: deploy.target.clone(),
             stage: Some(stage),
-            environment: execution.plan.github.as_ref().map(|github| github.environment.clone()),
+            environment: execution.plan.environment(stage),
         })));
         let started = DeployFacts::new(deploy.target.strategy(), self.now);
         self.state.executions[i].stages.push(StageRecord { name: stage, approval: None, deploy: Some(started) });

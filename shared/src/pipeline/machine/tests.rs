@@ -1363,11 +1363,12 @@ fn a_superseded_run_is_reported_once_with_the_run_that_superseded_it() {
 fn the_github_deployment_is_recorded_once_even_after_the_run_ended() {
     let state = given(&[shown_push("e1"), build_failed("e1", BuildFailure::Failed)]);
     assert_eq!(status(&state, "e1"), Status::Failed);
-    let created = Event::GitHubDeploymentCreated { execution_id: id("e1"), deployment: 42 };
+    let created = Event::GitHubDeploymentCreated { execution_id: id("e1"), deployment: 42, stage: None };
     let (state, effects) = apply(&state, &created, at(5));
     assert!(effects.is_empty(), "{effects:?}");
-    assert_eq!(state.execution(&id("e1")).and_then(|run| run.github_deployment), Some(42));
-    let again = Event::GitHubDeploymentCreated { execution_id: id("e1"), deployment: 43 };
+    let shown = state.execution(&id("e1")).map(|run| run.github_deployments.clone()).unwrap_or_default();
+    assert_eq!(shown, [crate::pipeline::GitHubDeployment { stage: Stage::DEPLOY, deployment: 42 }]);
+    let again = Event::GitHubDeploymentCreated { execution_id: id("e1"), deployment: 43, stage: None };
     assert!(matches!(transition(&state, &again, at(6)), Ok(Decision::Ignore(IgnoreReason::DuplicateEvent))));
 }
 

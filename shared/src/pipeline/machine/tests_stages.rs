@@ -22,7 +22,14 @@ fn staged(execution: &str, mode: ExecutionMode) -> Event {
     if let Event::Triggered { plan, .. } = &mut event {
         let mut staging = rolling(Vec::new());
         staging.cluster = "staging".into();
-        let deploy = |target| StageKind::Deploy(DeployStage { target, timeout_minutes: None, soak_secs: None });
+        let deploy = |target| {
+            StageKind::Deploy(Box::new(DeployStage {
+                target,
+                timeout_minutes: None,
+                soak_secs: None,
+                environment: None,
+            }))
+        };
         plan.stages = vec![
             StageDefinition { name: stage("staging"), kind: deploy(DeployTarget::Rolling(staging)) },
             StageDefinition {
@@ -288,4 +295,37 @@ fn a_release_soaks_at_staging_holding_it_before_production_takes_it() {
     assert_eq!(state.execution(&id("e1")).map(|run| run.status), Some(Status::Running(stage("production"))));
     assert_eq!(state.execution(&id("e2")).map(|run| run.status), Some(Status::Running(stage("staging"))));
     assert_eq!(deployments(&effects).len(), 2, "production for e1, staging for e2");
+}
+
+#[test]
+fn a_deployment_shown_for_staging_while_the_run_is_in_production_asks_for_productions_too() {
+    let mut pushed = staged("e1", ExecutionMode::Queued);
+    if let Event::Triggered { plan, .. } = &mut pushed {
+        plan.github = Some(crate::definitions::GitHubReport { environment: "web".into() });
+    }
+    let mut events = to_production("e1");
+    events[0] = pushed;
+    let (state, _) = run(&events);
+    let created = |deployment, name: &str| Event::GitHubDeploymentCreated {
+        execution_id: id("e1"),
+        deployment,
+        stage: Some(stage(name)),
+    };
+    let Ok(Decision::Apply { state, effects }) = transition(&state, &created(7, "staging"), at(20)) else {
+        panic!("not applied")
+    };
+    assert!(effects.contains(&Effect::ReportToGitHub { execution_id: id("e1") }), "{effects:?}");
+    let Ok(Decision::Apply { state, effects }) = transition(&state, &created(8, "production"), at(21)) else {
+        panic!("not applied")
+    };
+    assert!(effects.is_empty(), "{effects:?}");
+    let shown: Vec<(String, u64)> = state
+        .execution(&id("e1"))
+        .expect("e1")
+        .github_deployments
+        .iter()
+        .map(|shown| (shown.stage.to_string(), shown.deployment))
+        .collect();
+    assert_eq!(shown, [("staging".to_owned(), 7), ("production".to_owned(), 8)]);
+    assert_eq!(transition(&state, &created(9, "staging"), at(22)), Ok(Decision::Ignore(IgnoreReason::DuplicateEvent)));
 }

@@ -395,11 +395,12 @@ async fn a_task_definition_one_deploy_stage_cannot_run_fails_the_run_at_its_buil
     if let Event::Triggered { plan, .. } = &mut event {
         let deploy = |name: &str, target| crate::definitions::StageDefinition {
             name: Stage::new(name).expect("a stage name"),
-            kind: crate::definitions::StageKind::Deploy(crate::definitions::DeployStage {
+            kind: crate::definitions::StageKind::Deploy(Box::new(crate::definitions::DeployStage {
                 target,
                 timeout_minutes: None,
                 soak_secs: None,
-            }),
+                environment: None,
+            })),
         };
         let mut production = crate::contract::testing::rolling(Vec::new());
         production.container = Some("api".into());

@@ -315,11 +315,12 @@ async fn a_release_that_has_soaked_at_staging_for_its_time_is_taken_to_the_next_
     if let Event::Triggered { plan, .. } = &mut pushed {
         let deploy = |name: &str, soak_secs| crate::definitions::StageDefinition {
             name: Stage::new(name).expect("a stage name"),
-            kind: crate::definitions::StageKind::Deploy(crate::definitions::DeployStage {
+            kind: crate::definitions::StageKind::Deploy(Box::new(crate::definitions::DeployStage {
                 target: rolling(),
                 timeout_minutes: None,
                 soak_secs,
-            }),
+                environment: None,
+            })),
         };
         plan.stages = vec![deploy("staging", Some(600)), deploy("production", None)];
     }

@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use chrono::{DateTime, Utc};
 
 use super::state::{
-    ApprovalDecision, BuildFacts, Execution, ExecutionId, PauseFacts, Plan, SourceFacts, Stage, Status,
+    ApprovalDecision, BuildFacts, Execution, ExecutionId, PauseFacts, Plan, SourceFacts, Stage, StageRecord, Status,
 };
 use crate::contract::events::SluiceEvent;
 use crate::definitions::{Check, DeployTarget, ExecutionMode, PauseAction};
+use crate::present::text::span;
 
 /// What a successful build produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +40,19 @@ pub struct ApprovalNotice {
     /// What the deployment has done so far, when the approval is asked at a pause of an ECS-native deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<PauseNotice>,
+    /// What each stage before this approval did, one line each (a pipeline in stages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<StageNotice>,
+    /// Where approving releases the build: the next deploy stage, its strategy, cluster and service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub releases_to: Option<StageNotice>,
+}
+
+/// A stage, and what it did or will do, in a line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageNotice {
+    pub stage: Stage,
+    pub said: String,
 }
 
 /// What approvers are shown of a paused ECS-native deployment.
@@ -91,7 +105,73 @@ impl ApprovalNotice {
             image_uri: build.and_then(|build| build.image_uri.clone()),
             requested_at,
             pause: None,
+            earlier: Vec::new(),
+            releases_to: None,
         }
+        .with_stages(execution)
+    }
+
+    /// The stages around the approval asked at `requested_at` (the approval stage whose request that is, or else the
+    /// stage the run is at): what each before it did, and the deploy stage approving releases the build to. Nothing
+    /// for a pipeline written with `[approval]` and `[deploy]` tables, whose email says it as it always has.
+    fn with_stages(mut self, execution: &Execution) -> Self {
+        let tables = execution.plan.stages.iter().all(|s| s.name == Stage::APPROVAL || s.name == Stage::DEPLOY);
+        if tables {
+            return self;
+        }
+        let asked = execution.stages.iter().position(|record| {
+            record.approval.as_ref().is_some_and(|approval| approval.requested_at == self.requested_at)
+        });
+        let (before, stage) = match asked {
+            Some(at) => (&execution.stages[..at], Some(execution.stages[at].name)),
+            // At a pause, or before the approval stage's record is made: the stages before the one the run is at.
+            None => {
+                let at = execution.at();
+                let records = &execution.stages[..];
+                match records.split_last() {
+                    Some((last, before)) if Some(last.name) == at => (before, at),
+                    _ => (records, at),
+                }
+            }
+        };
+        let requested_at = self.requested_at;
+        self.earlier = before.iter().map(|record| StageNotice::of(record, requested_at)).collect();
+        let after = stage.map_or(0, |stage| execution.plan.position(stage));
+        let next = execution.plan.stages.iter().skip(after).find_map(|s| s.deploy().map(|deploy| (s.name, deploy)));
+        self.releases_to = next.map(|(stage, deploy)| {
+            let (cluster, service) = deploy.target.ecs_service();
+            StageNotice { stage, said: format!("{} of {cluster}/{service}", deploy.target.strategy()) }
+        });
+        self
+    }
+}
+
+impl StageNotice {
+    /// What `record`'s stage did, as of `now`: its deployment, checks and how long the release has run there, or
+    /// its decision.
+    fn of(record: &StageRecord, now: DateTime<Utc>) -> Self {
+        let said = match (&record.deploy, &record.approval) {
+            (Some(deploy), _) => {
+                let id = deploy.service_deployment.as_deref().or(deploy.deployment_id.as_deref()).unwrap_or("-");
+                let passed = deploy.hooks.iter().filter(|hook| hook.passed).count();
+                let checks = match deploy.hooks.len() {
+                    0 => String::new(),
+                    all => format!(", checks {passed}/{all} passed"),
+                };
+                let running = match deploy.finished_at {
+                    Some(done) if done <= now => format!(", running there {}", span(now - done)),
+                    _ => String::new(),
+                };
+                format!("{} deployment {id}{checks}{running}", deploy.strategy)
+            }
+            (None, Some(approval)) => match (approval.decision, approval.approver.as_deref()) {
+                (Some(decision), Some(by)) => format!("{} by {by}", decision.name()),
+                (Some(decision), None) => decision.name().to_owned(),
+                (None, _) => "not decided".to_owned(),
+            },
+            (None, None) => "entered".to_owned(),
+        };
+        Self { stage: record.name, said }
     }
 }
 
@@ -137,6 +217,9 @@ pub enum Event {
         /// given.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stage: Option<Stage>,
+        /// Only that stage: the run ends once it is done (`sluice rollback --stage`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        only: bool,
     },
     /// CodeBuild accepted StartBuild.
     BuildStarted {

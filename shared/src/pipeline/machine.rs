@@ -146,8 +146,8 @@ impl Run {
             return self.triggered(execution_id, source, plan, *mode, ordered.as_deref());
         }
 
-        if let Event::Redeployed { execution_id, source, plan, mode, build, ordered, stage } = event {
-            return self.redeploy(execution_id, source, plan, *mode, build, (ordered, *stage));
+        if let Event::Redeployed { execution_id, source, plan, mode, build, ordered, stage, only } = event {
+            return self.redeploy(execution_id, source, plan, *mode, build, (ordered, *stage, *only));
         }
 
         let i = self.index(event.execution_id())?;
@@ -287,7 +287,7 @@ impl Run {
     }
 
     /// A run an operator ordered, with an earlier run's build: it enters `stage` (its first deploy stage unless
-    /// given) or waits for it, at once.
+    /// given) or waits for it, at once; with `only`, it ends once that stage is done.
     fn redeploy(
         &mut self,
         id: &ExecutionId,
@@ -295,7 +295,7 @@ impl Run {
         plan: &Plan,
         mode: ExecutionMode,
         build: &BuildFacts,
-        (ordered, stage): (&str, Option<Stage>),
+        (ordered, stage, only): (&str, Option<Stage>, bool),
     ) -> Applied {
         if self.state.execution(id).is_some() {
             return Ok(Some(IgnoreReason::DuplicateEvent));
@@ -313,6 +313,7 @@ impl Run {
         let execution = Execution {
             build: Some(build.clone()),
             ordered: Some(ordered.to_owned()),
+            only: only.then_some(stage),
             ..self.new_run(id, source, plan, stage)
         };
         self.start(execution, stage);
@@ -339,6 +340,7 @@ impl Run {
             finished_at: None,
             ordered: None,
             github_deployments: Vec::new(),
+            only: None,
         }
     }
 
@@ -690,7 +692,8 @@ impl Run {
         let execution = &self.state.executions[i];
         let soak = execution.deploying().and_then(|(_, deploy)| deploy.soak_secs);
         let soak = soak.and_then(|secs| TimeDelta::try_seconds(i64::try_from(secs).ok()?));
-        if let Some(soak) = soak.filter(|_| execution.at().is_some_and(|at| execution.plan.after(at).is_some())) {
+        let goes_on = |at: Stage| execution.plan.after(at).is_some() && execution.only != Some(at);
+        if let Some(soak) = soak.filter(|_| execution.at().is_some_and(goes_on)) {
             let until = self.now.checked_add_signed(soak).unwrap_or(DateTime::<Utc>::MAX_UTC);
             self.deploy_mut(i).soak_until = Some(until);
             return;
@@ -704,7 +707,9 @@ impl Run {
     /// The execution has finished `from`: on to the next stage (or, after the last, it succeeded), and let the next
     /// one in.
     fn advance(&mut self, i: usize, from: Stage) {
-        match self.state.executions[i].plan.after(from) {
+        let execution = &self.state.executions[i];
+        let next = execution.plan.after(from).filter(|_| execution.only != Some(from));
+        match next {
             Some(next) => {
                 self.enter_or_wait(i, next);
                 self.release(from);

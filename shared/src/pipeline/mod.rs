@@ -8,7 +8,9 @@ pub mod outbox;
 mod report;
 mod state;
 
-pub use event::{ApprovalNotice, BuildFailure, BuildOutputs, Effect, EffectKind, Event, HookStatus, PauseNotice};
+pub use event::{
+    ApprovalNotice, BuildFailure, BuildOutputs, Effect, EffectKind, Event, HookStatus, PauseNotice, StageNotice,
+};
 pub use machine::{
     Decision, IgnoreReason, MAX_APPROVER, MAX_COMMENT, MAX_HOOK_RESULTS, MAX_REASON, MAX_SOURCE_IP, MAX_USER_AGENT,
     MAX_WAITING, REMEMBERED_PUSHES, REMEMBERED_REFS, RETAINED_FINISHED, TransitionError, transition,

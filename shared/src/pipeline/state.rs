@@ -474,6 +474,9 @@ pub struct Execution {
     /// The GitHub Deployments that show the run, one per deploy stage, once created.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub github_deployments: Vec<GitHubDeployment>,
+    /// The one stage an operator's rollback deploys (`sluice rollback --stage`): the run ends once it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<Stage>,
 }
 
 /// The GitHub Deployment that shows a run's deploy stage.
@@ -523,6 +526,8 @@ struct StoredExecution {
     /// Before stages: the one Deployment of the run, its deploy stage's.
     #[serde(default)]
     github_deployment: Option<u64>,
+    #[serde(default)]
+    only: Option<Stage>,
 }
 
 impl From<StoredExecution> for Execution {
@@ -553,6 +558,7 @@ impl From<StoredExecution> for Execution {
             finished_at: stored.finished_at,
             ordered: stored.ordered,
             github_deployments: stored.github_deployments.into_iter().chain(legacy_deployment).collect(),
+            only: stored.only,
         }
     }
 }
@@ -652,6 +658,17 @@ impl Execution {
     /// Whether the run holds its build stage: only then does the end of its build move it on.
     pub fn in_build(&self) -> bool {
         self.status == Status::Running(Stage::BUILD)
+    }
+
+    /// Whether the run got past deploy stage `stage`: its deployment there finished and the run went on to a later
+    /// stage, or succeeded (a run that soaked there went on). What `sluice rollback --stage` rolls back to.
+    pub fn passed(&self, stage: Stage) -> bool {
+        let deployed =
+            self.record(stage).and_then(|record| record.deploy.as_ref()).is_some_and(|d| d.finished_at.is_some());
+        let here = self.plan.position(stage);
+        deployed
+            && (self.status == Status::Succeeded
+                || self.stages.iter().any(|later| self.plan.position(later.name) > here))
     }
 
     /// The stage the run holds or waits for, if it has not ended.

@@ -71,6 +71,15 @@ pub fn approval_email(
             line("Check:", check);
         }
     }
+    if !notice.earlier.is_empty() {
+        text.push_str("\nStages so far:\n");
+        for stage in &notice.earlier {
+            text.push_str(&format!("  {:<12} {}\n", stage.stage.as_str(), stage.said));
+        }
+    }
+    if let Some(next) = &notice.releases_to {
+        text.push_str(&format!("\nApproving releases it to:\n  {:<12} {}\n", next.stage.as_str(), next.said));
+    }
     text.push_str(&format!(
         "\nReview and decide:\n{}\n\nThe link opens a page; nothing is decided until you press Approve or Reject there. \
          It decides once, and expires with the request. Anyone with the link can decide: do not forward this email.\n",
@@ -139,6 +148,8 @@ mod tests {
             image_uri: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/web:9b2c5f0".into()),
             requested_at: "2026-11-24T12:00:00Z".parse().expect("time"),
             pause: None,
+            earlier: Vec::new(),
+            releases_to: None,
         }
     }
 
@@ -170,6 +181,27 @@ mod tests {
         let facts: serde_json::Value = serde_json::from_str(message["default"].as_str().expect("text")).expect("JSON");
         assert_eq!(facts["approval"]["pause"]["shiftedPercent"], 12.5);
         assert_eq!(facts["approval"]["pause"]["timeoutAction"], "ROLLBACK");
+    }
+
+    #[test]
+    fn a_sign_off_email_lists_the_stages_so_far_and_where_approving_releases_the_build() {
+        let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().expect("time");
+        let links =
+            Links { review: "https://approve.example/r/TOKEN", base: "https://approve.example/", region: "eu-west-1" };
+        let stage = |name: &str, said: &str| crate::pipeline::StageNotice {
+            stage: crate::pipeline::Stage::new(name).expect("a stage name"),
+            said: said.into(),
+        };
+        let staged = ApprovalNotice {
+            earlier: vec![stage("staging", "rolling deployment ecs-svc/3, checks 1/1 passed, running there 30m 00s")],
+            releases_to: Some(stage("production", "ecs_canary of prod/web")),
+            ..notice()
+        };
+        let email = approval_email(&ExecutionId::from("web-42"), &staged, now + TimeDelta::days(2), links, now);
+        let expected = "Stages so far:\n  staging      rolling deployment ecs-svc/3, checks 1/1 passed, running there 30m \
+                        00s\n\nApproving releases it to:\n  production   ecs_canary of prod/web\n";
+        assert!(email.text.contains(expected), "{}", email.text);
+        assert!(!approval_email(&ExecutionId::from("web-42"), &notice(), now, links, now).text.contains("Stages"));
     }
 
     #[test]

@@ -147,6 +147,17 @@ fn fact_list(facts: &RunFacts<'_>, now: DateTime<Utc>) -> String {
         rows.push(("Image", escape(image)));
     }
     rows.push(("Run", escape(&facts.execution.0)));
+    if !notice.earlier.is_empty() {
+        let lines: Vec<String> = notice
+            .earlier
+            .iter()
+            .map(|stage| format!("<code>{}</code> {}", escape(stage.stage.as_str()), escape(&stage.said)))
+            .collect();
+        rows.push(("Stages so far", lines.join("<br>")));
+    }
+    if let Some(next) = &notice.releases_to {
+        rows.push(("Releases to", format!("<code>{}</code> {}", escape(next.stage.as_str()), escape(&next.said))));
+    }
     if let Some(pause) = &notice.pause {
         rows.push(("Paused at", format!("<code>{}</code>", escape(&pause.stage))));
         rows.push((
@@ -205,6 +216,8 @@ mod tests {
             image_uri: Some("repo/web:1".into()),
             requested_at: Utc::now(),
             pause: None,
+            earlier: Vec::new(),
+            releases_to: None,
         }
     }
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::{EffectRunner, HandleError, Handled, Input, handle};
 use crate::contract::ports::{DefinitionsStore, PipelineStore, StoreError};
 use crate::definitions::{Definitions, Pipeline};
-use crate::pipeline::{Event, Execution, ExecutionId, Plan, SourceFacts, Status, TransitionError, short_commit};
+use crate::pipeline::{Event, Execution, ExecutionId, Plan, SourceFacts, Stage, Status, TransitionError, short_commit};
 
 /// How many runs back `rollback` and `rerun` look.
 pub const LOOK_BACK: usize = 100;
@@ -21,8 +21,9 @@ pub const LOOK_BACK: usize = 100;
 /// What the operator asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Order<'a> {
-    /// Deploy what `to` built (`None`: the succeeded run before the last succeeded one).
-    RollbackTo { pipeline: &'a str, to: Option<&'a str> },
+    /// Deploy what `to` built (`None`: the succeeded run before the last succeeded one); with `stage`, to that deploy
+    /// stage alone (`None`: the run before the last that got past it).
+    RollbackTo { pipeline: &'a str, to: Option<&'a str>, stage: Option<Stage> },
     /// Run a failed run's failed stage again.
     Retry { run: &'a str },
     /// Run `commit` (or a commit it starts) again, from its build on.
@@ -59,6 +60,10 @@ pub enum OrderError {
     NotSucceeded { run: ExecutionId, status: Status },
     #[error("pipeline {0} has no succeeded run before its last one to roll back to: name one with --to RUN")]
     NothingEarlier(String),
+    #[error("run {run} never got past stage {stage}: roll {stage} back to a run that did")]
+    NotPassed { run: ExecutionId, stage: Stage },
+    #[error("pipeline {pipeline} has no deploy stage {stage}: `sluice show` prints its stages")]
+    UnknownStage { pipeline: String, stage: Stage },
     #[error("pipeline {pipeline} ran no commit starting {commit} in its last {LOOK_BACK} runs")]
     UnknownCommit { pipeline: String, commit: String },
     #[error("run {0} belongs to pipeline {1}, not {2}")]
@@ -84,17 +89,31 @@ where
     S: PipelineStore + DefinitionsStore,
     R: EffectRunner,
 {
-    let (earlier, redeploy, why) = earlier_run(store, order, by).await?;
     let published = store.current().await?.ok_or(OrderError::NoDefinitions)?;
-    let definitions = Definitions::parse("the published definitions", &published.text)
-        .map_err(|_| OrderError::UnknownPipeline(earlier.pipeline.clone()))?;
+    let definitions = Definitions::parse("the published definitions", &published.text);
+    let only = match order {
+        Order::RollbackTo { pipeline, stage: Some(stage), .. } => {
+            let deploys = definitions
+                .as_ref()
+                .ok()
+                .and_then(|definitions| definitions.get(pipeline))
+                .is_some_and(|pipeline| pipeline.deploy_stages().any(|(deploy, _)| deploy == stage));
+            if !deploys {
+                return Err(OrderError::UnknownStage { pipeline: pipeline.to_owned(), stage });
+            }
+            Some(stage)
+        }
+        _ => None,
+    };
+    let (earlier, redeploy, why) = earlier_run(store, order, by).await?;
+    let definitions = definitions.map_err(|_| OrderError::UnknownPipeline(earlier.pipeline.clone()))?;
     let pipeline =
         definitions.get(&earlier.pipeline).ok_or_else(|| OrderError::UnknownPipeline(earlier.pipeline.clone()))?;
     let state = store.load(&pipeline.name).await?;
     let next = state.as_ref().map_or(1, |stored| stored.value.next_seq);
     let kind = if redeploy { "redeploy" } else { "rerun" };
     let execution_id = ExecutionId(format!("{}-{kind}-{next}", pipeline.name));
-    let event = ordered_event(pipeline, &earlier, &execution_id, (redeploy, why), by)?;
+    let event = ordered_event(pipeline, &earlier, &execution_id, (redeploy, why, only), by)?;
     let input = Input { pipeline: &pipeline.name, mode: pipeline.mode, event: &event, receipt: None, now };
     match handle(store, runner, input).await? {
         Handled::Refused(error) => return Err(OrderError::Refused(error)),
@@ -121,7 +140,12 @@ async fn earlier_run<S: PipelineStore>(
     by: &str,
 ) -> Result<(Execution, bool, String), OrderError> {
     Ok(match order {
-        Order::RollbackTo { pipeline, to } => {
+        Order::RollbackTo { pipeline, to, stage } => {
+            // With a stage: a run that got past it; without: a run that succeeded.
+            let fit = |run: &Execution| match stage {
+                Some(stage) => run.passed(stage),
+                None => run.status == Status::Succeeded,
+            };
             let earlier = match to {
                 Some(to) => {
                     let run = run(store, to).await?;
@@ -132,15 +156,19 @@ async fn earlier_run<S: PipelineStore>(
                 }
                 None => {
                     let history = store.history(pipeline, LOOK_BACK).await?;
-                    let mut succeeded =
-                        history.into_iter().filter(|run| run.status == Status::Succeeded && run.build.is_some());
-                    succeeded.nth(1).ok_or_else(|| OrderError::NothingEarlier(pipeline.to_owned()))?
+                    let mut fitting = history.into_iter().filter(|run| fit(run) && run.build.is_some());
+                    fitting.nth(1).ok_or_else(|| OrderError::NothingEarlier(pipeline.to_owned()))?
                 }
             };
-            if earlier.status != Status::Succeeded {
-                return Err(OrderError::NotSucceeded { run: earlier.id, status: earlier.status });
+            match stage {
+                Some(stage) if !fit(&earlier) => return Err(OrderError::NotPassed { run: earlier.id, stage }),
+                None if !fit(&earlier) => {
+                    return Err(OrderError::NotSucceeded { run: earlier.id, status: earlier.status });
+                }
+                _ => {}
             }
-            let why = format!("rollback to run #{} ({}) by {by}", earlier.seq, earlier.id);
+            let of = stage.map(|stage| format!(" of {stage}")).unwrap_or_default();
+            let why = format!("rollback{of} to run #{} ({}) by {by}", earlier.seq, earlier.id);
             (earlier, true, why)
         }
         Order::Retry { run: id } => {
@@ -171,7 +199,7 @@ fn ordered_event(
     pipeline: &Pipeline,
     earlier: &Execution,
     execution_id: &ExecutionId,
-    (redeploy, why): (bool, String),
+    (redeploy, why, only): (bool, String, Option<Stage>),
     by: &str,
 ) -> Result<Event, OrderError> {
     // An operator's order is not a push: how the push was ordered against its ref's head is the earlier run's.
@@ -189,8 +217,11 @@ fn ordered_event(
             build,
             ordered: why,
             // A retry enters the stage the run did not get past, where the pipeline still deploys there; a rollback
-            // deploys from the first deploy stage.
-            stage: retry.then(|| earlier.retry_stage()).flatten().filter(|stage| plan.deploy_stage(*stage).is_some()),
+            // deploys to its stage alone, or from the first deploy stage.
+            stage: only
+                .or_else(|| retry.then(|| earlier.retry_stage()).flatten())
+                .filter(|stage| plan.deploy_stage(*stage).is_some()),
+            only: only.is_some(),
             plan: Box::new(plan),
         })
     } else {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{EffectRunner, HandleError, Handled, Input, handle};
 use crate::contract::ports::PipelineStore;
-use crate::pipeline::{EffectKind, Event, ExecutionId, TransitionError};
+use crate::pipeline::{EffectKind, Event, ExecutionId, Stage, TransitionError};
 
 /// What became of an order to roll back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,12 +44,12 @@ pub enum RollbackError {
     Handle(#[from] HandleError),
 }
 
-/// Orders the deployment of `pipeline`'s run now deploying stopped and rolled back, as `by` (the operator's
-/// identity); `runner` carries out the stop at once.
+/// Orders the deployment of `pipeline`'s run now deploying (at `stage`, if given) stopped and rolled back, as `by`
+/// (the operator's identity); `runner` carries out the stop at once.
 pub async fn order_rollback<S: PipelineStore, R: EffectRunner>(
     store: &S,
     runner: &R,
-    pipeline: &str,
+    (pipeline, stage): (&str, Option<Stage>),
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<RollbackOrdered, RollbackError> {
@@ -58,7 +58,9 @@ pub async fn order_rollback<S: PipelineStore, R: EffectRunner>(
     // With runs deploying at several stages, the one furthest along the line (production before staging).
     let run = state
         .active()
-        .filter_map(|run| run.deploying().map(|(stage, _)| (run.plan.position(stage), run)))
+        .filter_map(|run| run.deploying().map(|(at, _)| (at, run)))
+        .filter(|(at, _)| stage.is_none_or(|stage| stage == *at))
+        .map(|(at, run)| (run.plan.position(at), run))
         .max_by_key(|(position, _)| *position)
         .map(|(_, run)| run)
         .ok_or_else(|| RollbackError::NothingDeploying(pipeline.to_owned()))?;

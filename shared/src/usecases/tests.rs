@@ -476,21 +476,21 @@ async fn sluice_rollback_stops_the_deployment_of_the_run_deploying_once_and_says
     let stops = RecordingRunner::owning(&[EffectKind::StopDeployment]);
     let by = "arn:aws:iam::123456789012:user/carol";
     // A pipeline that never ran, and one with nothing deploying, have nothing to roll back
-    let never = order_rollback(&store, &stops, "web", by, now()).await;
+    let never = order_rollback(&store, &stops, ("web", None), by, now()).await;
     assert!(matches!(never, Err(RollbackError::UnknownPipeline(_))), "{never:?}");
     handle(&store, &RecordingRunner::new(), input(&push("e1"), None)).await.expect("pushed");
-    let idle = order_rollback(&store, &stops, "web", by, now()).await;
+    let idle = order_rollback(&store, &stops, ("web", None), by, now()).await;
     assert!(matches!(idle, Err(RollbackError::NothingDeploying(_))), "{idle:?}");
 
     // GIVEN e1 deploying d-1, WHEN the operator orders it rolled back, THEN d-1 is stopped at once
     let store = InMemoryStore::new();
     deploying_d1(&store, &RecordingRunner::new()).await;
-    let ordered = order_rollback(&store, &stops, "web", by, now()).await.expect("ordered");
+    let ordered = order_rollback(&store, &stops, ("web", None), by, now()).await.expect("ordered");
     assert_eq!((ordered.execution_id.0.as_str(), ordered.deployment.as_str()), ("e1", "d-1"));
     assert_eq!(ordered.stop, Stop::Made);
     assert_eq!(kinds(&stops), ["stop_deployment d-1"]);
     // AND ordering again stops nothing more
-    let again = order_rollback(&store, &stops, "web", by, now()).await.expect("ordered");
+    let again = order_rollback(&store, &stops, ("web", None), by, now()).await.expect("ordered");
     assert_eq!(again.stop, Stop::AlreadyOrdered);
     assert_eq!(kinds(&stops).len(), 1);
 
@@ -503,7 +503,7 @@ async fn sluice_rollback_stops_the_deployment_of_the_run_deploying_once_and_says
         } else {
             failing.fail_next(1)
         }
-        let ordered = order_rollback(&store, &failing, "web", by, now()).await.expect("ordered");
+        let ordered = order_rollback(&store, &failing, ("web", None), by, now()).await.expect("ordered");
         match (refuse, ordered.stop) {
             (false, Stop::Pending(error)) => assert!(error.contains("the runner was told to fail"), "{error}"),
             (true, Stop::Parked { error, .. }) => assert!(error.contains("AccessDeniedException"), "{error}"),
@@ -797,7 +797,7 @@ async fn a_rollback_with_nothing_deploying_redeploys_the_build_of_the_succeeded_
     shipped(&store, &runner, "e1", 0).await;
     shipped(&store, &runner, "e2", 10).await;
 
-    let order = Order::RollbackTo { pipeline: "web", to: None };
+    let order = Order::RollbackTo { pipeline: "web", to: None, stage: None };
     let ordered = order_run(&store, &runner, order, "carol", now() + TimeDelta::minutes(20)).await.expect("ordered");
 
     assert_eq!((ordered.of.0.as_str(), ordered.redeploys), ("e1", true));
@@ -809,13 +809,14 @@ async fn a_rollback_with_nothing_deploying_redeploys_the_build_of_the_succeeded_
     assert!(kinds(&runner).contains(&format!("start_deployment {}", ordered.execution_id)), "{:?}", kinds(&runner));
 
     // A run named with --to must have succeeded, and be the pipeline's.
-    let order = Order::RollbackTo { pipeline: "api", to: Some("e1") };
+    let order = Order::RollbackTo { pipeline: "api", to: Some("e1"), stage: None };
     let other = order_run(&store, &runner, order, "carol", now()).await;
     assert!(matches!(other, Err(OrderError::OtherPipeline(..))), "{other:?}");
     let lone = InMemoryStore::new();
     published(&lone).await;
     shipped(&lone, &runner, "e1", 0).await;
-    let nothing = order_run(&lone, &runner, Order::RollbackTo { pipeline: "web", to: None }, "carol", now()).await;
+    let nothing =
+        order_run(&lone, &runner, Order::RollbackTo { pipeline: "web", to: None, stage: None }, "carol", now()).await;
     assert!(matches!(nothing, Err(OrderError::NothingEarlier(_))), "{nothing:?}");
 }
 
@@ -1172,4 +1173,119 @@ async fn a_run_shown_on_github_gets_its_commit_status_and_one_deployment_however
     effects.report(&report).await.expect("reported again");
     assert_eq!(effects.github.deployments().len(), 1);
     assert_eq!(effects.github.deployment_states().last(), Some(&(1, "in_progress".to_owned())));
+}
+
+/// Run `id` of the example's `shop`, pushed at `minute`: built, staging deployed, checked and soaked (30 minutes),
+/// signed off, production deployed: shipped.
+async fn shipped_in_stages(store: &InMemoryStore, runner: &RecordingRunner, id: &str, minute: i64) {
+    let definitions =
+        crate::definitions::Definitions::parse("example", include_str!("../../../infra/pipelines.example.toml"))
+            .expect("the example");
+    let shop = definitions.get("shop").expect("the example's shop");
+    let execution_id = ExecutionId::from(id);
+    let Event::Triggered { source, .. } = crate::contract::testing::push(id, ExecutionMode::Queued, false) else {
+        panic!("a push")
+    };
+    let triggered = Event::Triggered {
+        execution_id: execution_id.clone(),
+        source,
+        plan: Box::new(crate::pipeline::Plan::from(shop)),
+        mode: ExecutionMode::Queued,
+        ordered: None,
+    };
+    let outputs = crate::pipeline::BuildOutputs { image_uri: format!("shop@sha256:{id}"), artifacts: None };
+    let build_id = format!("build-{id}");
+    let deployed = |deployment: String| Event::DeploymentSucceeded {
+        execution_id: execution_id.clone(),
+        deployment_id: deployment,
+    };
+    let events = [
+        (0, triggered),
+        (1, Event::BuildSucceeded { execution_id: execution_id.clone(), build_id, outputs }),
+        (2, deployed(format!("staging-{id}"))),
+        (
+            2,
+            Event::HookCompleted {
+                execution_id: execution_id.clone(),
+                deployment_id: format!("staging-{id}"),
+                lifecycle_event: "AfterRollout".into(),
+                hook_execution_id: format!("after-rollout-{id}"),
+                passed: true,
+                detail: None,
+                millis: None,
+            },
+        ),
+        (32, Event::SoakEnded { execution_id: execution_id.clone() }),
+        (
+            33,
+            Event::ApprovalDecided {
+                execution_id: execution_id.clone(),
+                decision: crate::pipeline::ApprovalDecision::Approved,
+                approver: "ada".into(),
+                comment: None,
+                token_hash: None,
+                source_ip: None,
+                user_agent: None,
+            },
+        ),
+        (34, deployed(format!("production-{id}"))),
+    ];
+    for (at, event) in &events {
+        let input = Input {
+            pipeline: "shop",
+            mode: ExecutionMode::Queued,
+            event,
+            receipt: None,
+            now: now() + TimeDelta::minutes(minute + at),
+        };
+        assert_eq!(handle(store, runner, input).await.expect("handled"), Handled::Applied, "{}", event.name());
+    }
+}
+
+#[tokio::test]
+async fn a_rollback_of_one_stage_deploys_the_earlier_release_there_alone() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    published(&store).await;
+    shipped_in_stages(&store, &runner, "s1", 0).await;
+    shipped_in_stages(&store, &runner, "s2", 60).await;
+    let staging = Stage::new("staging").expect("a stage name");
+    assert_eq!(
+        store.execution(&ExecutionId::from("s2")).await.ok().flatten().map(|run| run.status),
+        Some(Status::Succeeded)
+    );
+
+    let order = Order::RollbackTo { pipeline: "shop", to: None, stage: Some(staging) };
+    let ordered = order_run(&store, &runner, order, "carol", now() + TimeDelta::minutes(200)).await.expect("ordered");
+    assert_eq!((ordered.of.0.as_str(), ordered.redeploys), ("s1", true));
+    assert_eq!(ordered.status, Status::Running(staging));
+    let id = ordered.execution_id.clone();
+    let run = store.execution(&id).await.ok().flatten().expect("the new run");
+    assert_eq!(run.ordered.as_deref(), Some("rollback of staging to run #1 (s1) by carol"));
+    assert_eq!(run.build.as_ref().map(|b| b.image_uri.as_deref()), Some(Some("shop@sha256:s1")));
+
+    // Once staging's deployment succeeds, the run ends there: no soak, no sign-off, production untouched
+    let done = Event::DeploymentSucceeded { execution_id: id.clone(), deployment_id: "staging-rollback".into() };
+    let checked = Event::HookCompleted {
+        execution_id: id.clone(),
+        deployment_id: "staging-rollback".into(),
+        lifecycle_event: "AfterRollout".into(),
+        hook_execution_id: "after-rollout".into(),
+        passed: true,
+        detail: None,
+        millis: None,
+    };
+    for event in [&done, &checked] {
+        let at = now() + TimeDelta::minutes(201);
+        let input = Input { pipeline: "shop", mode: ExecutionMode::Queued, event, receipt: None, now: at };
+        assert_eq!(handle(&store, &runner, input).await.expect("handled"), Handled::Applied, "{}", event.name());
+    }
+    let run = store.execution(&id).await.ok().flatten().expect("the new run");
+    assert_eq!(run.status, Status::Succeeded);
+    let stages: Vec<&str> = run.stages.iter().map(|record| record.name.as_str()).collect();
+    assert_eq!(stages, ["staging"]);
+
+    // A stage the pipeline does not deploy, or a run that never got past it, is refused
+    let order = Order::RollbackTo { pipeline: "shop", to: None, stage: Stage::new("sign-off") };
+    let refused = order_run(&store, &runner, order, "carol", now()).await;
+    assert!(matches!(refused, Err(OrderError::UnknownStage { .. })), "{refused:?}");
 }

@@ -1156,7 +1156,7 @@ async fn an_operator_rolls_back_an_ecs_canary_in_progress_and_the_run_ends_rolle
         ecs: sluice::adapters::EcsDeployer::new(aws_sdk_ecs::Client::new(&world.aws)),
     };
     let by = "arn:aws:iam::123456789012:user/carol";
-    let ordered = order_rollback(&world.store, &stops, "web", by, chrono::Utc::now()).await?;
+    let ordered = order_rollback(&world.store, &stops, ("web", None), by, chrono::Utc::now()).await?;
     assert_eq!((ordered.deployment.as_str(), ordered.stop), (arn.as_str(), Stop::Made));
     // THEN ECS stops the service deployment and rolls it back, and the run says who rolled it back
     let run = world.finished().await?;
@@ -1235,7 +1235,7 @@ async fn an_operator_rolls_back_a_codedeploy_deployment_in_progress_and_the_run_
         ecs: sluice::adapters::EcsDeployer::new(aws_sdk_ecs::Client::new(&world.aws)),
     };
     let by = "arn:aws:iam::123456789012:user/carol";
-    let ordered = order_rollback(&world.store, &stops, "web", by, chrono::Utc::now()).await?;
+    let ordered = order_rollback(&world.store, &stops, ("web", None), by, chrono::Utc::now()).await?;
     assert_eq!((ordered.deployment.as_str(), ordered.stop), (deployment_id.as_str(), Stop::Made));
     // THEN CodeDeploy stops it, and the run says who rolled it back
     let run = world.finished().await?;

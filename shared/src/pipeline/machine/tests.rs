@@ -1258,6 +1258,7 @@ fn redeployed(state: &PipelineState, execution: &str, of: &str) -> Event {
         build: earlier.build.clone().expect("its build"),
         ordered: format!("rollback to run #{} ({of}) by carol", earlier.seq),
         stage: None,
+        only: false,
     }
 }
 

@@ -329,3 +329,26 @@ fn a_deployment_shown_for_staging_while_the_run_is_in_production_asks_for_produc
     assert_eq!(shown, [("staging".to_owned(), 7), ("production".to_owned(), 8)]);
     assert_eq!(transition(&state, &created(9, "staging"), at(22)), Ok(Decision::Ignore(IgnoreReason::DuplicateEvent)));
 }
+
+#[test]
+fn the_sign_off_request_says_what_staging_did_and_where_approving_releases_the_build() {
+    let (_, effects) = run(&[staged("e1", ExecutionMode::Queued), built("e1"), started("e1", "ecs-staging")]);
+    assert!(!effects.iter().any(|effect| matches!(effect, Effect::RequestApproval { .. })));
+    let (_, effects) = run(&[
+        staged("e1", ExecutionMode::Queued),
+        built("e1"),
+        started("e1", "ecs-staging"),
+        succeeded("e1", "ecs-staging"),
+    ]);
+    let notice = effects
+        .iter()
+        .find_map(|effect| match effect {
+            Effect::RequestApproval { notice, .. } => Some(notice.clone()),
+            _ => None,
+        })
+        .expect("the sign-off is asked for");
+    let earlier: Vec<(&str, &str)> = notice.earlier.iter().map(|s| (s.stage.as_str(), s.said.as_str())).collect();
+    assert_eq!(earlier, [("staging", "rolling deployment ecs-staging, running there 0 ms")]);
+    let next = notice.releases_to.as_ref().map(|s| (s.stage.as_str(), s.said.as_str()));
+    assert_eq!(next, Some(("production", "blue_green of prod/web")));
+}

@@ -692,7 +692,9 @@ impl crate::contract::ports::CommitReporter for RecordingGitHub {
         deployment: &crate::contract::ports::DeploymentRequest<'_>,
     ) -> Result<Option<u64>, crate::contract::ports::GitHubError> {
         let deployments = lock(&self.deployments);
-        let found = deployments.iter().position(|(_, _, run)| run == deployment.execution_id);
+        let found = deployments
+            .iter()
+            .position(|(_, environment, run)| run == deployment.execution_id && environment == deployment.environment);
         Ok(found.map(|i| i as u64 + 1))
     }
 

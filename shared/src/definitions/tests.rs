@@ -1136,3 +1136,15 @@ fn a_deploy_stage_may_name_its_github_environment_and_an_approval_stage_may_not(
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(errors[0].contains("field `stages[1].environment`: only a deploy stage is shown"), "{errors:#?}");
 }
+
+#[test]
+fn two_deploy_stages_shown_as_one_github_environment_are_refused_at_the_later_ones_environment() {
+    let clash = STAGED.replace("name = \"production\"\n", "name = \"production\"\nenvironment = \"staging\"\n");
+    let errors = errors(&clash);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0]
+            .contains("field `stages[2].environment`: stage `staging` is shown as GitHub environment `staging` too"),
+        "{errors:#?}"
+    );
+}

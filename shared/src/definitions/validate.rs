@@ -398,6 +398,8 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
     }
     let last = raw.len().saturating_sub(1);
     let mut stages: Vec<StageDefinition> = Vec::new();
+    // The GitHub environment each deploy stage so far is shown as, and the stage's name.
+    let mut shown_as: Vec<(String, String)> = Vec::new();
     for (at, stage) in raw.into_iter().enumerate() {
         checker.place = format!("stages[{at}].");
         let (name, span) = (stage.name.get_ref().trim(), stage.name.span());
@@ -441,6 +443,20 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
             let what = "a GitHub environment name is 1 to 255 characters, without control characters";
             Some(checker.text(environment, "environment", is_environment_name, what))
         });
+        if stage.deploy.is_some() {
+            // Two stages in one environment would share its Deployments; names are unique, so only a written
+            // `environment` can clash.
+            let shown = environment.clone().unwrap_or_else(|| name.to_owned());
+            let clash = shown_as.iter().find(|(earlier, _)| *earlier == shown).map(|(_, by)| by.clone());
+            if let Some(by) = clash.filter(|by| by != name) {
+                let place = stage.environment.as_ref().map_or(span.clone(), Spanned::span);
+                let message = format!(
+                    "stage `{by}` is shown as GitHub environment `{shown}` too: give each deploy stage its own                      `environment`"
+                );
+                checker.error(place, "environment", message);
+            }
+            shown_as.push((shown, name.to_owned()));
+        }
         let kind = match (stage.approval, stage.deploy) {
             (Some(approval), None) => StageKind::Approval(validate_approval(checker, approval)),
             (None, Some(deploy)) => {

@@ -136,7 +136,12 @@ impl ApprovalNotice {
         };
         let requested_at = self.requested_at;
         self.earlier = before.iter().map(|record| StageNotice::of(record, requested_at)).collect();
-        let after = stage.map_or(0, |stage| execution.plan.position(stage));
+        // After the approval stage; at a deploy stage's pause, that stage itself.
+        let after = match stage {
+            Some(stage) if execution.plan.deploy_stage(stage).is_some() => execution.plan.position(stage) - 1,
+            Some(stage) => execution.plan.position(stage),
+            None => 0,
+        };
         let next = execution.plan.stages.iter().skip(after).find_map(|s| s.deploy().map(|deploy| (s.name, deploy)));
         self.releases_to = next.map(|(stage, deploy)| {
             let (cluster, service) = deploy.target.ecs_service();

@@ -364,7 +364,8 @@ impl Run {
 
     /// GitHub made the Deployment that shows a deploy stage of run `i` (its first unless `stage` says): recorded
     /// whatever the run's standing, as the Deployment outlives the run; the first one found or created stands. If the
-    /// stage the run is at has none yet, GitHub is brought up to date again (a report makes one Deployment at most).
+    /// stage GitHub shows the run at has none yet, GitHub is brought up to date again (a report makes one Deployment
+    /// at most).
     fn github_deployment(&mut self, i: usize, deployment: u64, stage: Option<Stage>) -> Applied {
         let execution = &mut self.state.executions[i];
         let Some(stage) = stage.or_else(|| execution.plan.first_deploy().map(|(first, _)| first)) else {
@@ -374,8 +375,8 @@ impl Run {
             return Ok(Some(IgnoreReason::DuplicateEvent));
         }
         execution.github_deployments.push(GitHubDeployment { stage, deployment });
-        let at = execution.at().filter(|at| execution.plan.deploy_stage(*at).is_some());
-        if at.is_some_and(|at| !execution.github_deployments.iter().any(|shown| shown.stage == at)) {
+        let made = |stage: Stage| execution.github_deployments.iter().any(|shown| shown.stage == stage);
+        if execution.shown_stages().into_iter().any(|(shown, _)| !made(shown)) {
             self.show_on_github(i);
         }
         Ok(None)
@@ -1054,6 +1055,7 @@ mod build;
 mod deploy;
 mod pause;
 use deploy::HookDone;
+pub use pause::MAX_PAUSES;
 use pause::{Paused, Said};
 
 #[cfg(test)]

@@ -666,9 +666,32 @@ impl Execution {
         let deployed =
             self.record(stage).and_then(|record| record.deploy.as_ref()).is_some_and(|d| d.finished_at.is_some());
         let here = self.plan.position(stage);
-        deployed
-            && (self.status == Status::Succeeded
-                || self.stages.iter().any(|later| self.plan.position(later.name) > here))
+        // Past it: it entered a later stage, waits for one, or was overtaken while waiting at the next boundary (a
+        // run is superseded only while it waits for a stage, after the one its deployment finished at).
+        let later = self.stages.iter().any(|later| self.plan.position(later.name) > here)
+            || self.at().is_some_and(|at| self.plan.position(at) > here)
+            || (self.status == Status::Superseded && self.stages.last().is_some_and(|last| last.name == stage));
+        deployed && (self.status == Status::Succeeded || later)
+    }
+
+    /// The deploy stages GitHub shows the run at, each with whether the run went past it: the first deploy stage
+    /// from the run's start (unless the run starts further on: a retry, or a rollback of a later stage), a later one
+    /// once the run reaches it, and any that has its Deployment already (a run overtaken while waiting for it).
+    pub fn shown_stages(&self) -> Vec<(Stage, bool)> {
+        let furthest = self.at().or_else(|| self.stages.last().map(|record| record.name)).unwrap_or(Stage::BUILD);
+        let furthest = self.plan.position(furthest);
+        let deploys = self.plan.stages.iter().filter(|stage| stage.deploy().is_some()).map(|stage| stage.name);
+        deploys
+            .enumerate()
+            .filter_map(|(k, stage)| {
+                let here = self.plan.position(stage);
+                let reached = self.record(stage).is_some()
+                    || self.at() == Some(stage)
+                    || self.github_deployments.iter().any(|shown| shown.stage == stage);
+                let first = k == 0 && furthest <= here;
+                (reached || first).then_some((stage, reached && self.passed(stage)))
+            })
+            .collect()
     }
 
     /// The stage the run holds or waits for, if it has not ended.
@@ -752,6 +775,10 @@ impl Execution {
         let built = self.build.as_ref().is_some_and(|build| build.image_uri.is_some() && build.finished_at.is_some());
         if !built {
             return None;
+        }
+        // An operator's rollback of one stage is retried at that stage alone.
+        if let Some(only) = self.only {
+            return Some(only);
         }
         for planned in &self.plan.stages {
             let record = self.record(planned.name);

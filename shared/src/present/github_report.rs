@@ -116,26 +116,11 @@ pub fn shown(run: &Execution) -> Shown {
     Shown { context: format!("sluice/{}", run.pipeline), commit, deployment, description: bounded(&description) }
 }
 
-/// The state each deploy stage's Deployment shows, given the run's own (`run_state`, [`shown`]'s): the first deploy
-/// stage's from the run's start (the run's state until it gets there), a later one's once the run reaches it. A
-/// stage the run went past shows `success`; the stage it is at or ended at shows the run's state.
+/// The state each deploy stage's Deployment shows ([`Execution::shown_stages`]), given the run's own (`run_state`,
+/// [`shown`]'s): a stage the run went past shows `success`; the stage it is at or ended at shows the run's state.
 pub fn stage_deployments(run: &Execution, run_state: Option<DeploymentState>) -> Vec<(Stage, DeploymentState)> {
-    let furthest = run.at().or_else(|| run.stages.last().map(|record| record.name)).unwrap_or(Stage::BUILD);
-    let furthest = run.plan.position(furthest);
-    let deploys = run.plan.stages.iter().filter(|stage| stage.deploy().is_some()).map(|stage| stage.name);
-    deploys
-        .enumerate()
-        .filter_map(|(k, stage)| {
-            let reached = run.record(stage).is_some() || run.at() == Some(stage);
-            let state = match (reached, k) {
-                (false, 0) => run_state?,
-                (false, _) => return None,
-                (true, _) if run.plan.position(stage) < furthest => DeploymentState::Success,
-                (true, _) => run_state?,
-            };
-            Some((stage, state))
-        })
-        .collect()
+    let shown = run.shown_stages().into_iter();
+    shown.filter_map(|(stage, past)| Some((stage, if past { DeploymentState::Success } else { run_state? }))).collect()
 }
 
 fn bounded(text: &str) -> String {
@@ -157,7 +142,7 @@ mod tests {
     use crate::definitions::ExecutionMode;
     use crate::pipeline::{Decision, Event, PipelineState, transition};
 
-    fn run_after(events: &[Event]) -> Execution {
+    fn state_after(events: &[Event]) -> PipelineState {
         let start: DateTime<Utc> = "2026-11-25T10:00:00Z".parse().expect("time");
         let mut state = PipelineState::new("web", ExecutionMode::Superseded);
         for (minute, event) in (0..).zip(events) {
@@ -166,7 +151,75 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        state.executions.last().cloned().expect("a run")
+        state
+    }
+
+    fn run_after(events: &[Event]) -> Execution {
+        state_after(events).executions.last().cloned().expect("a run")
+    }
+
+    fn built(execution: &str) -> Event {
+        Event::BuildSucceeded {
+            execution_id: execution.into(),
+            build_id: format!("build-{execution}"),
+            outputs: crate::pipeline::BuildOutputs { image_uri: format!("web@sha256:{execution}"), artifacts: None },
+        }
+    }
+
+    fn deployed(execution: &str, stage: &str) -> Event {
+        Event::DeploymentSucceeded { execution_id: execution.into(), deployment_id: format!("{stage}-{execution}") }
+    }
+
+    /// The environment and state of each Deployment that shows `run`.
+    fn environments(run: &Execution) -> Vec<(String, &'static str)> {
+        stage_deployments(run, shown(run).deployment)
+            .into_iter()
+            .map(|(stage, state)| (run.plan.environment(stage).unwrap_or_default(), state.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_rollback_of_production_alone_is_shown_in_production_only() {
+        let shipped = [staged("e1"), built("e1"), deployed("e1", "staging"), deployed("e1", "production")];
+        let e1 = run_after(&shipped);
+        let production = Stage::new("production").expect("a stage name");
+        let rollback = Event::Redeployed {
+            execution_id: "r2".into(),
+            source: e1.source.clone(),
+            plan: Box::new(e1.plan.clone()),
+            mode: ExecutionMode::Superseded,
+            build: e1.build.clone().expect("its build"),
+            ordered: "rollback of production to run #1 (e1) by carol".into(),
+            stage: Some(production),
+            only: true,
+        };
+        let r2 = run_after(&[&shipped[..], &[rollback]].concat());
+        assert_eq!(environments(&r2), [("prod-eu".to_owned(), "in_progress")]);
+    }
+
+    #[test]
+    fn a_run_overtaken_while_waiting_for_production_leaves_its_production_deployment_inactive() {
+        let shown_in_production = Event::GitHubDeploymentCreated {
+            execution_id: "e2".into(),
+            deployment: 12,
+            stage: Stage::new("production"),
+        };
+        let events = [
+            staged("e1"),
+            built("e1"),
+            deployed("e1", "staging"),
+            staged("e2"),
+            built("e2"),
+            deployed("e2", "staging"),
+            shown_in_production,
+            staged("e3"),
+            built("e3"),
+            deployed("e3", "staging"),
+        ];
+        let state = state_after(&events);
+        let e2 = state.execution(&"e2".into()).expect("e2");
+        assert_eq!(e2.status, crate::pipeline::Status::Superseded);
+        assert_eq!(environments(e2), [("staging".to_owned(), "success"), ("prod-eu".to_owned(), "inactive")]);
     }
 
     /// A run of staging (rolling), then production (blue/green), shown on GitHub.

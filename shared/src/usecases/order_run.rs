@@ -105,7 +105,10 @@ where
         }
         _ => None,
     };
+    let retry = matches!(order, Order::Retry { .. });
     let (earlier, redeploy, why) = earlier_run(store, order, by).await?;
+    // A retry of an operator's rollback of one stage deploys to that stage alone again.
+    let only = only.or(if retry && redeploy { earlier.only } else { None });
     let definitions = definitions.map_err(|_| OrderError::UnknownPipeline(earlier.pipeline.clone()))?;
     let pipeline =
         definitions.get(&earlier.pipeline).ok_or_else(|| OrderError::UnknownPipeline(earlier.pipeline.clone()))?;

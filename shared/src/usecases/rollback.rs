@@ -55,9 +55,11 @@ pub async fn order_rollback<S: PipelineStore, R: EffectRunner>(
 ) -> Result<RollbackOrdered, RollbackError> {
     let state = store.load(pipeline).await.map_err(HandleError::from)?;
     let state = state.ok_or_else(|| RollbackError::UnknownPipeline(pipeline.to_owned()))?.value;
-    // With runs deploying at several stages, the one furthest along the line (production before staging).
+    // With runs deploying at several stages, the one furthest along the line (production before staging). A run
+    // that soaks has nothing in progress to stop: its deployment is done.
     let run = state
         .active()
+        .filter(|run| run.soaking().is_none())
         .filter_map(|run| run.deploying().map(|(at, _)| (at, run)))
         .filter(|(at, _)| stage.is_none_or(|stage| stage == *at))
         .map(|(at, run)| (run.plan.position(at), run))

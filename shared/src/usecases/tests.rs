@@ -1289,3 +1289,36 @@ async fn a_rollback_of_one_stage_deploys_the_earlier_release_there_alone() {
     let refused = order_run(&store, &runner, order, "carol", now()).await;
     assert!(matches!(refused, Err(OrderError::UnknownStage { .. })), "{refused:?}");
 }
+
+#[tokio::test]
+async fn a_retry_of_a_failed_rollback_of_one_stage_deploys_there_alone_again() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    published(&store).await;
+    shipped_in_stages(&store, &runner, "s1", 0).await;
+    shipped_in_stages(&store, &runner, "s2", 60).await;
+    let staging = Stage::new("staging").expect("a stage name");
+    let order = Order::RollbackTo { pipeline: "shop", to: None, stage: Some(staging) };
+    let ordered = order_run(&store, &runner, order, "carol", now() + TimeDelta::minutes(200)).await.expect("ordered");
+    let failed = Event::DeploymentFailed {
+        execution_id: ordered.execution_id.clone(),
+        deployment_id: None,
+        reason: "the service did not stabilize".into(),
+        rolled_back: false,
+    };
+    let input = Input {
+        pipeline: "shop",
+        mode: ExecutionMode::Queued,
+        event: &failed,
+        receipt: None,
+        now: now() + TimeDelta::minutes(201),
+    };
+    assert_eq!(handle(&store, &runner, input).await.expect("handled"), Handled::Applied);
+
+    let order = Order::Retry { run: &ordered.execution_id.0 };
+    let retried = order_run(&store, &runner, order, "carol", now() + TimeDelta::minutes(202)).await.expect("retried");
+    assert!(retried.redeploys, "the retry deploys the same build");
+    assert_eq!(retried.status, Status::Running(staging));
+    let run = store.execution(&retried.execution_id).await.ok().flatten().expect("the retry");
+    assert_eq!(run.only, Some(staging));
+    assert_eq!(run.build.as_ref().map(|b| b.image_uri.as_deref()), Some(Some("shop@sha256:s1")));
+}

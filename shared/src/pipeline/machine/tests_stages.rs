@@ -352,3 +352,72 @@ fn the_sign_off_request_says_what_staging_did_and_where_approving_releases_the_b
     let next = notice.releases_to.as_ref().map(|s| (s.stage.as_str(), s.said.as_str()));
     assert_eq!(next, Some(("production", "blue_green of prod/web")));
 }
+
+#[test]
+fn a_pause_in_production_asks_to_release_it_to_production_itself_naming_what_staging_did() {
+    let mut events = to_production("e1");
+    if let Event::Triggered { plan, .. } = &mut events[0] {
+        let canary = crate::definitions::TrafficShift::Canary { tenths: 50, bake_time_minutes: 10 };
+        let native = crate::definitions::EcsNative {
+            approval: Some(crate::definitions::PauseApproval {
+                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+                topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvers".into(),
+                timeout_minutes: 30,
+                on_timeout: crate::definitions::PauseAction::Rollback,
+            }),
+            ..crate::contract::testing::ecs_native(canary)
+        };
+        let production = plan.stages.last_mut().map(|last| &mut last.kind);
+        let Some(StageKind::Deploy(production)) = production else { panic!("production deploys") };
+        production.target = DeployTarget::EcsNative(native);
+    }
+    events.push(Event::DeploymentStarted {
+        execution_id: id("e1"),
+        deployment_id: "ecs-production".into(),
+        service_deployment: Some("arn:sd-production".into()),
+        task_definition: None,
+        previous_task_definition: None,
+    });
+    // The first pause (no production traffic moved yet) is continued by sluice; the second, after the canary step,
+    // asks.
+    for hook in ["pause-1", "pause-2"] {
+        events.push(Event::DeploymentPaused {
+            execution_id: id("e1"),
+            service_deployment: "arn:sd-production".into(),
+            hook_id: hook.into(),
+            stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+            expires_at: Some(at(60)),
+            timeout_action: None,
+        });
+    }
+    let (_, effects) = run(&events);
+    let notice = effects
+        .iter()
+        .rev()
+        .find_map(|effect| match effect {
+            Effect::RequestApproval { notice, .. } => Some(notice.clone()),
+            _ => None,
+        })
+        .expect("the pause asks");
+    let earlier: Vec<&str> = notice.earlier.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(earlier, ["staging", "sign-off"]);
+    let next = notice.releases_to.as_ref().map(|s| (s.stage.as_str(), s.said.as_str()));
+    assert_eq!(next, Some(("production", "ecs_canary of prod/web")));
+}
+
+#[test]
+fn a_run_waiting_for_production_got_past_staging_but_not_production() {
+    let mut events = to_production("e1");
+    events.extend([
+        staged("e2", ExecutionMode::Queued),
+        built("e2"),
+        started("e2", "ecs-staging-2"),
+        succeeded("e2", "ecs-staging-2"),
+        approved("e2"),
+    ]);
+    let (state, _) = run(&events);
+    let e2 = state.execution(&id("e2")).expect("e2");
+    assert_eq!(e2.status, Status::Waiting(stage("production")));
+    assert!(e2.passed(stage("staging")));
+    assert!(!e2.passed(stage("production")));
+}

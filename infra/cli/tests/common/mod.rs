@@ -39,6 +39,9 @@ pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
 pub struct OnATerminal {
     child: std::process::Child,
     screen: std::thread::JoinHandle<Vec<u8>>,
+    /// Set once the command has exited: the screen's reader stops when nothing more is there to read, even if a
+    /// process started meanwhile (moto, by another test) inherited the terminal before it was closed on exec.
+    exited: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The terminal's keyboard: what is written here, the command reads on stdin (when started `typing`).
     keyboard: std::fs::File,
 }
@@ -74,6 +77,15 @@ impl OnATerminal {
             // SAFETY: fcntl on a descriptor openpty just opened.
             anyhow::ensure!(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == 0, "fcntl");
         }
+        if typing {
+            // What the person types is not echoed: the screen is what the command wrote, whenever the keys come.
+            // SAFETY: termios is plain data that tcgetattr fills in, on a descriptor openpty just opened.
+            let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+            anyhow::ensure!(unsafe { libc::tcgetattr(theirs, &mut termios) } == 0, "tcgetattr");
+            termios.c_lflag &= !(libc::ECHO | libc::ECHONL);
+            // SAFETY: as above; termios is the terminal's own settings, less echo.
+            anyhow::ensure!(unsafe { libc::tcsetattr(theirs, libc::TCSANOW, &termios) } == 0, "tcsetattr");
+        }
         // SAFETY: both descriptors were just opened by openpty and are owned by nothing else.
         let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(ours), OwnedFd::from_raw_fd(theirs)) };
         let child = {
@@ -88,21 +100,37 @@ impl OnATerminal {
         };
         let keyboard = std::fs::File::from(ours.try_clone()?);
         let mut screen = std::fs::File::from(ours);
+        let exited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = std::sync::Arc::clone(&exited);
         let screen = std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
             let mut seen = Vec::new();
             let mut chunk = [0; 4096];
-            // Linux answers EIO once the other end is closed.
-            while let Ok(read @ 1..) = screen.read(&mut chunk) {
-                seen.extend_from_slice(&chunk[..read]);
+            loop {
+                let mut ready = libc::pollfd { fd: screen.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                // SAFETY: one pollfd, on a descriptor this thread owns.
+                let polled = unsafe { libc::poll(&mut ready, 1, 100) };
+                if polled == 0 {
+                    if done.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    continue;
+                }
+                // Linux answers EIO once the other end is closed.
+                match screen.read(&mut chunk) {
+                    Ok(read @ 1..) => seen.extend_from_slice(&chunk[..read]),
+                    _ => break,
+                }
             }
             seen
         });
-        Ok(Self { child, screen, keyboard })
+        Ok(Self { child, screen, keyboard, exited })
     }
 
     /// Its exit code, and all it wrote.
     pub fn finish(mut self) -> Result<(Option<i32>, String)> {
         let status = self.child.wait()?;
+        self.exited.store(true, std::sync::atomic::Ordering::SeqCst);
         let screen = self.screen.join().map_err(|_| anyhow::anyhow!("the terminal's reader panicked"))?;
         Ok((status.code(), String::from_utf8_lossy(&screen).into_owned()))
     }

@@ -3,8 +3,9 @@
 //! Items (partition key `PK`, sort key `SK`, both strings):
 //! - `PIPELINE#<name>` / `STATE`: the pipeline's state as deflated JSON in `state`, its `version` (number)
 //!   guarding every write with a condition (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html>);
+//!   the runs that finished are in it abridged, without what they did at their stages ([`PipelineState::stored`]);
 //! - `EXECUTION#<id>` / `EXECUTION`: each execution as deflated JSON in `body`, with `pipeline` and `seq` for the
-//!   `history` index (newest first) and `status`;
+//!   `history` index (newest first) and `status`: the run's whole record;
 //! - `RECEIPT#<key>` / `RECEIPT`: an input already handled, written with `attribute_not_exists(PK)`, its `answer`,
 //!   and `expires_at` (epoch seconds) for the table's TTL;
 //! - `AWSID#<id>` / `LINK`: an AWS id (build ARN, deployment id) and its `pipeline` and `execution`, written in the
@@ -247,10 +248,11 @@ fn receipt_item(receipt: &Receipt) -> Result<Item, StoreError> {
 
 /// The state item's JSON: the pipeline state with each distinct plan written once, in `plans`, and each execution's
 /// `plan` the index of its own. The executions of a pipeline nearly always share one plan (one definitions
-/// revision), so the state's size grows with what differs between runs, not with their definitions.
+/// revision), so the state's size grows with what differs between runs, not with their definitions. Finished runs
+/// are written abridged ([`PipelineState::stored`]): their whole record is their own item.
 pub fn encode_state(state: &PipelineState) -> Result<String, StoreError> {
     let corrupt_json = |source| StoreError::Corrupt { what: "pipeline state", source };
-    let mut value = serde_json::to_value(state).map_err(corrupt_json)?;
+    let mut value = serde_json::to_value(state.stored()).map_err(corrupt_json)?;
     let mut plans: Vec<serde_json::Value> = Vec::new();
     if let Some(executions) = value.get_mut("executions").and_then(serde_json::Value::as_array_mut) {
         for execution in executions {

@@ -144,8 +144,12 @@ impl<'a> Write<'a> {
     /// The write that takes the pipeline from `before` (as read at `expected`; `None` if never stored) to `after`.
     pub fn between(before: Option<&PipelineState>, after: &'a PipelineState, expected: Option<Version>) -> Self {
         let old = |id: &ExecutionId| before.and_then(|state| state.execution(id));
-        let executions: Vec<&Execution> =
-            after.executions.iter().filter(|execution| old(&execution.id) != Some(*execution)).collect();
+        // An abridged run's own item is its whole record: it is never written from the state's copy.
+        let executions: Vec<&Execution> = after
+            .executions
+            .iter()
+            .filter(|execution| !execution.abridged && old(&execution.id) != Some(*execution))
+            .collect();
         let mut links = Vec::new();
         for execution in &executions {
             let was = old(&execution.id);

@@ -113,7 +113,8 @@ impl PipelineStore for InMemoryStore {
             return Err(StoreError::Conflict { pipeline: state.pipeline.clone() });
         }
         let version = Version(write.expected.map_or(1, |Version(v)| v + 1));
-        tables.states.insert(state.pipeline.clone(), Stored { value: state.clone(), version });
+        // As the pipeline's item stores it (finished runs abridged).
+        tables.states.insert(state.pipeline.clone(), Stored { value: state.stored(), version });
         for execution in &write.executions {
             tables.executions.insert(execution.id.clone(), (*execution).clone());
         }

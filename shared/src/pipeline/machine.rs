@@ -151,6 +151,10 @@ impl Run {
         }
 
         let i = self.index(event.execution_id())?;
+        if self.state.executions[i].abridged {
+            // A run that ended a while ago: its record is complete, and nothing more comes of it.
+            return Ok(Some(IgnoreReason::AlreadyFinished));
+        }
         let name = event.name();
         if let Some(deployment) = event.deployment()
             && self.earlier_stage_deployed(i, deployment)
@@ -341,6 +345,7 @@ impl Run {
             ordered: None,
             github_deployments: Vec::new(),
             only: None,
+            abridged: false,
         }
     }
 
@@ -1055,7 +1060,7 @@ mod build;
 mod deploy;
 mod pause;
 use deploy::HookDone;
-pub use pause::MAX_PAUSES;
+pub use pause::{MAX_PAUSES, MAX_RUN_PAUSES};
 use pause::{Paused, Said};
 
 #[cfg(test)]

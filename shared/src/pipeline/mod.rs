@@ -13,7 +13,8 @@ pub use event::{
 };
 pub use machine::{
     Decision, IgnoreReason, MAX_APPROVER, MAX_ARN, MAX_COMMENT, MAX_HOOK_RESULTS, MAX_PAUSES, MAX_REASON,
-    MAX_SOURCE_IP, MAX_USER_AGENT, MAX_WAITING, REMEMBERED_PUSHES, REMEMBERED_REFS, RETAINED_FINISHED, TransitionError, transition,
+    MAX_RUN_PAUSES, MAX_SOURCE_IP, MAX_USER_AGENT, MAX_WAITING, REMEMBERED_PUSHES, REMEMBERED_REFS, RETAINED_FINISHED,
+    TransitionError, transition,
 };
 pub use outbox::Retry;
 pub use report::{OutcomeReport, StageTime};

@@ -5,7 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::event::Effect;
+use super::event::{Effect, EffectKind};
 use crate::definitions::{
     Approval, Build, DeployStage, DeployTarget, ExecutionMode, GitHubReport, Notify, PauseAction, Pipeline,
     StageDefinition, StageKind, table_stages,
@@ -477,6 +477,14 @@ pub struct Execution {
     /// The one stage an operator's rollback deploys (`sluice rollback --stage`): the run ends once it is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only: Option<Stage>,
+    /// The pipeline state's copy of a finished run, without what it did at its stages: its whole record is the
+    /// run's own item ([`PipelineState::stored`]). Nothing changes an abridged run.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub abridged: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// The GitHub Deployment that shows a run's deploy stage.
@@ -528,6 +536,8 @@ struct StoredExecution {
     github_deployment: Option<u64>,
     #[serde(default)]
     only: Option<Stage>,
+    #[serde(default)]
+    abridged: bool,
 }
 
 impl From<StoredExecution> for Execution {
@@ -558,6 +568,7 @@ impl From<StoredExecution> for Execution {
             finished_at: stored.finished_at,
             ordered: stored.ordered,
             github_deployments: stored.github_deployments.into_iter().chain(legacy_deployment).collect(),
+            abridged: stored.abridged,
             only: stored.only,
         }
     }
@@ -930,6 +941,28 @@ impl PipelineState {
     /// How many executions wait for a stage.
     pub fn waiting(&self) -> usize {
         self.executions.iter().filter(|execution| matches!(execution.status, Status::Waiting(_))).count()
+    }
+
+    /// The state as the pipeline's item stores it: each finished run abridged ([`Execution::abridged`]) once no
+    /// effect waiting in the outbox or parked there needs what it did at its stages (the stop of a deployment past its
+    /// deadline, a hook's answer). Its whole record is its own item, written in the save that ended it; the pipeline's
+    /// item keeps what tells a repeated or an older push (its source), so that the item does not grow with the
+    /// stages, pauses and checks of the runs it remembers.
+    pub fn stored(&self) -> PipelineState {
+        let kept = |effect: &Effect| {
+            !matches!(effect.kind(), EffectKind::Publish | EffectKind::NotifyOutcome | EffectKind::ReportToGitHub)
+        };
+        let effects = self.pending.iter().map(|p| &p.effect).chain(self.parked.iter().map(|p| &p.effect));
+        let needed: Vec<&ExecutionId> =
+            effects.filter(|effect| kept(effect)).filter_map(Effect::execution_id).collect();
+        let mut stored = self.clone();
+        for execution in &mut stored.executions {
+            if execution.status.is_finished() && !needed.contains(&&execution.id) {
+                execution.stages.clear();
+                execution.abridged = true;
+            }
+        }
+        stored
     }
 }
 

@@ -88,7 +88,12 @@ async fn find<S: PipelineStore>(store: &S, token: &str) -> Result<Option<Found>,
     let hash = token.hash();
     let Some(link) = store.find(&approval_link(&hash)).await? else { return Ok(None) };
     let Some(stored) = store.load(&link.pipeline).await? else { return Ok(None) };
-    let Some(execution) = stored.value.execution(&link.execution).cloned() else { return Ok(None) };
+    let Some(mut execution) = stored.value.execution(&link.execution).cloned() else { return Ok(None) };
+    if execution.abridged {
+        // A run that ended a while ago: its decisions are in its own item.
+        let Some(whole) = store.execution(&link.execution).await? else { return Ok(None) };
+        execution = whole;
+    }
     let found = Found { pipeline: link.pipeline, execution, token };
     Ok(found.gate().is_some().then_some(found))
 }

@@ -12,6 +12,9 @@ use crate::present::text::percent;
 
 /// Pauses kept per deployment: a linear shift pauses before each of its steps (at most 34, at 3 % a step).
 pub const MAX_PAUSES: usize = 40;
+/// Pauses kept per run, whatever its number of deploy stages: a 3 % linear shift and a few canaries. Past it the
+/// run's oldest pause goes (its decision was made), so that a run's record stays far below DynamoDB's item limit.
+pub const MAX_RUN_PAUSES: usize = 60;
 
 /// What a `DeploymentPaused` event says.
 pub(super) struct Paused<'a> {
@@ -141,14 +144,22 @@ impl Run {
         Ok(None)
     }
 
-    /// Keeps `pause` on the run's deployment (the newest [`MAX_PAUSES`]), with the service deployment it paused.
+    /// Keeps `pause` on the run's deployment (the newest [`MAX_PAUSES`] of the deployment, and [`MAX_RUN_PAUSES`] of
+    /// the run), with the service deployment it paused.
     fn record_pause(&mut self, i: usize, service_deployment: &str, pause: PauseFacts) {
         let deploy = self.deploy_mut(i);
         deploy.service_deployment.get_or_insert_with(|| bounded(service_deployment, super::MAX_ARN));
         if deploy.pauses.len() >= MAX_PAUSES {
             deploy.pauses.remove(0);
         }
-        deploy.pauses.push(pause);
+        if self.state.executions[i].pauses().count() >= MAX_RUN_PAUSES {
+            let records = self.state.executions[i].stages.iter_mut();
+            let oldest = records.filter_map(|record| record.deploy.as_mut()).find(|deploy| !deploy.pauses.is_empty());
+            if let Some(deploy) = oldest {
+                deploy.pauses.remove(0);
+            }
+        }
+        self.deploy_mut(i).pauses.push(pause);
     }
 
     /// The approval request for pause `hook_id` went out: from now on only its link decides.

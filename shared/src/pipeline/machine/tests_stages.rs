@@ -421,3 +421,35 @@ fn a_run_waiting_for_production_got_past_staging_but_not_production() {
     assert!(e2.passed(stage("staging")));
     assert!(!e2.passed(stage("production")));
 }
+
+#[test]
+fn a_run_that_ended_is_stored_abridged_once_nothing_waits_on_it_and_nothing_changes_it_then() {
+    let mut events = to_production("e1");
+    events.push(Event::DeploymentFailed {
+        execution_id: id("e1"),
+        deployment_id: None,
+        reason: "the canary alarmed".into(),
+        rolled_back: true,
+    });
+    let (state, _) = run(&events);
+    let whole = state.execution(&id("e1")).expect("e1").clone();
+    assert_eq!(whole.status, Status::RolledBack);
+    // An effect that needs what the run did (a stop of its deployment) keeps it whole; an announcement does not
+    let mut waiting = state.clone();
+    let stop = Effect::StopDeployment {
+        execution_id: id("e1"),
+        target: DeployTarget::BlueGreen(blue_green(Vec::new())),
+        deployment: "d-1".into(),
+    };
+    waiting.enqueue(vec![stop], 1);
+    assert_eq!(waiting.stored().execution(&id("e1")), Some(&whole));
+    let stored = state.stored();
+    let abridged = stored.execution(&id("e1")).expect("e1");
+    assert!(abridged.abridged && abridged.stages.is_empty());
+    assert_eq!((abridged.status, &abridged.source, &abridged.reason), (whole.status, &whole.source, &whole.reason));
+    // Nothing changes an abridged run, and a save never writes it over the run's own item
+    let late = succeeded("e1", "ecs-production");
+    assert_eq!(transition(&stored, &late, at(30)), Ok(Decision::Ignore(IgnoreReason::AlreadyFinished)));
+    let write = crate::contract::ports::Write::between(None, &stored, None);
+    assert!(write.executions.is_empty(), "{:?}", write.executions.len());
+}

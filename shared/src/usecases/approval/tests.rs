@@ -132,3 +132,22 @@ async fn a_topic_that_refuses_the_request_parks_it_for_an_operator() {
     assert_eq!(state.parked.len(), 1);
     assert!(state.parked[0].error.contains("NotFound"), "{}", state.parked[0].error);
 }
+
+#[tokio::test]
+async fn the_link_of_a_run_that_ended_a_while_ago_still_says_who_decided() {
+    let world = World::new();
+    let token = world.built("e1", t0()).await.expect("a request was sent");
+    let form_token = LinkToken::parse(&token).expect("token").form_token();
+    let runner = RecordingRunner::new();
+    let rejected = body(&form_token, "reject", "ada@example.com");
+    decide(&world.store, &runner, &token, &rejected, Requester::default(), t0()).await;
+    // GIVEN the pipeline saved again since: its item keeps the ended run abridged, its whole record in its own item
+    world.built("e2", t0() + TimeDelta::minutes(1)).await.expect("a second request");
+    let state = world.store.load("web").await.expect("load").expect("state").value;
+    let abridged = state.execution(&ExecutionId::from("e1")).expect("e1");
+    assert!(abridged.abridged && abridged.stages.is_empty(), "{abridged:?}");
+    // WHEN the link is opened THEN it says who decided, from the run's own item
+    let page = review_page(&world.store, &token, t0() + TimeDelta::minutes(2)).await;
+    assert_eq!(page.status, 409);
+    assert!(page.html.contains("Already rejected") && page.html.contains("ada@example.com"), "{}", page.html);
+}

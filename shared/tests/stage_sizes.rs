@@ -1,0 +1,404 @@
+//! Bounded sizes of pipelines in stages, per strategy and per number of stages: a run that went through every deploy
+//! stage with every check reported and, for ECS's own strategies, a person deciding at every pause with the most a
+//! form may carry (text that does not deflate: control characters, quotes, characters of several bytes), stored as
+//! DynamoDB items are: deflated JSON. One run's item stays at most 256 KB, and the pipeline's state item at most
+//! 128 KB, with the most runs a pipeline holds at once.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use sluice::adapters::encode_state;
+use sluice::definitions::{
+    Approval, BlueGreen, Build, Check, CircuitBreaker, DeployStage, DeployTarget, EcsNative, ExecutionMode,
+    MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_STAGE_NAME,
+    MAX_STAGES, MAX_URL, Notify, PauseAction, PauseApproval, Rolling, Stage, StageDefinition, StageKind, TrafficShift,
+};
+use sluice::pipeline::{
+    ApprovalDecision, BuildOutputs, Decision, Event, ExecutionId, MAX_HOOK_RESULTS, MAX_PAUSES, MAX_RUN_PAUSES,
+    MAX_WAITING, PipelineState, Plan, RETAINED_FINISHED, SourceFacts, transition,
+};
+
+const RUN_ITEM_BUDGET: usize = 256 * 1024;
+const STATE_ITEM_BUDGET: usize = 128 * 1024;
+
+fn at(second: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).single().expect("valid date") + TimeDelta::seconds(second)
+}
+
+/// `bytes` bytes of text that deflate badly: pseudo-random printable characters, with control characters, quotes,
+/// backslashes and characters of two to four bytes among them.
+fn noise(seed: u64, bytes: usize) -> String {
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    let mut text = String::new();
+    loop {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let pick = (state >> 33) as u32;
+        let c = match pick % 20 {
+            0 => char::from_u32(pick / 20 % 32).unwrap_or('?'),
+            1 => ['"', '\\'][(pick / 20 % 2) as usize],
+            2 => char::from_u32(0x100 + pick / 20 % 0xD000).unwrap_or('?'),
+            3 => char::from_u32(0x1_0000 + pick / 20 % 0x1_0000).unwrap_or('?'),
+            _ => char::from(b'!' + (pick / 20 % 94) as u8),
+        };
+        if text.len() + c.len_utf8() > bytes {
+            return text;
+        }
+        text.push(c);
+    }
+}
+
+fn long(c: char, len: usize) -> String {
+    std::iter::repeat_n(c, len).collect()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Strategy {
+    BlueGreen,
+    Rolling,
+    EcsLinear,
+    EcsCanary,
+}
+
+fn checks(lifecycle_event: &str, seed: u64) -> Vec<Check> {
+    (0..MAX_CHECKS as u64)
+        .map(|k| Check {
+            method: "OPTIONS".into(),
+            expect_body: Some(noise(seed + k, MAX_CHECK_BODY)),
+            retries: MAX_CHECK_RETRIES,
+            ..Check::new(lifecycle_event, format!("https://{}", noise(seed * 31 + k, MAX_URL - 8)))
+        })
+        .collect()
+}
+
+fn target(strategy: Strategy, seed: u64) -> DeployTarget {
+    let circuit_breaker = CircuitBreaker { enable: true, rollback: true };
+    match strategy {
+        Strategy::BlueGreen => DeployTarget::BlueGreen(BlueGreen {
+            cluster: long('c', 255),
+            service: long('s', 255),
+            application: long('a', 100),
+            deployment_group: long('g', 100),
+            deployment_config: long('d', 100),
+            container: Some(long('n', 255)),
+            checks: checks("AfterAllowTestTraffic", seed),
+            allow_host: true,
+        }),
+        Strategy::Rolling => DeployTarget::Rolling(Rolling {
+            cluster: long('c', 255),
+            service: long('s', 255),
+            minimum_healthy_percent: 100,
+            maximum_percent: 200,
+            circuit_breaker,
+            container: Some(long('n', 255)),
+            checks: checks("AfterRollout", seed),
+            allow_host: true,
+        }),
+        Strategy::EcsLinear | Strategy::EcsCanary => DeployTarget::EcsNative(EcsNative {
+            cluster: long('c', 255),
+            service: long('s', 255),
+            shift: match strategy {
+                Strategy::EcsLinear => TrafficShift::Linear { step_tenths: 30, step_bake_time_minutes: 1 },
+                _ => TrafficShift::Canary { tenths: 1, bake_time_minutes: 1440 },
+            },
+            bake_time_minutes: 1440,
+            alarms: (0..10).map(|k| format!("{k}{}", long('a', 254))).collect(),
+            circuit_breaker,
+            container: Some(long('n', 255)),
+            checks: checks("POST_TEST_TRAFFIC_SHIFT", seed),
+            approval: Some(PauseApproval {
+                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+                topic_arn: long('t', 256),
+                timeout_minutes: 60,
+                on_timeout: PauseAction::Rollback,
+            }),
+            allow_host: true,
+        }),
+    }
+}
+
+fn stage_name(k: usize) -> Stage {
+    let name = format!("s{k:0>width$}", width = MAX_STAGE_NAME - 1);
+    Stage::new(&name).expect("a stage name")
+}
+
+/// `deploys` deploy stages of `strategy`, each (but the last) followed by an approval stage, up to the most stages a
+/// pipeline has.
+fn plan(strategy: Strategy, deploys: usize) -> Plan {
+    let environment: BTreeMap<String, String> = (0..MAX_ENV_VARIABLES as u64)
+        .map(|i| (format!("{i:0>width$}", width = MAX_ENV_NAME), noise(i, MAX_ENV_VALUE)))
+        .collect();
+    let approvals = (deploys - 1).min(MAX_STAGES - deploys);
+    let mut stages = Vec::new();
+    for k in 0..deploys {
+        let deploy = DeployStage {
+            target: target(strategy, k as u64),
+            timeout_minutes: Some(7 * 24 * 60),
+            soak_secs: (k + 1 < deploys).then_some(7 * 24 * 3600),
+            environment: Some(noise(k as u64, 255).replace(|c: char| c.is_control(), "x")),
+        };
+        stages.push(StageDefinition { name: stage_name(stages.len()), kind: StageKind::Deploy(Box::new(deploy)) });
+        if k < approvals {
+            let approval = Approval { topic_arn: long('t', 256), timeout_secs: 3600 };
+            stages.push(StageDefinition { name: stage_name(stages.len()), kind: StageKind::Approval(approval) });
+        }
+    }
+    Plan {
+        github: Some(sluice::definitions::GitHubReport { environment: long('e', 255) }),
+        build: Build { project: long('p', 255), environment },
+        stages,
+        notify: Some(Notify { topic_arn: long('n', 256) }),
+    }
+}
+
+fn id(n: usize) -> ExecutionId {
+    ExecutionId(format!("{}-{n}", long('e', 100)))
+}
+
+fn push(n: usize, plan: &Plan) -> Event {
+    Event::Triggered {
+        execution_id: id(n),
+        source: SourceFacts {
+            repository: noise(n as u64, 256),
+            commit: format!("{n:0>40}"),
+            before: format!("{:0>40}", n + 1_000),
+            git_ref: format!("refs/heads/{}", noise(n as u64 + 1, 240)),
+            pusher: noise(n as u64 + 2, 256),
+            delivery_id: long('d', 128),
+            message: noise(n as u64 + 3, sluice::usecases::MAX_MESSAGE),
+            compare_url: noise(n as u64 + 4, 512),
+            pushed_at: DateTime::from_timestamp(4_102_444_799 - 100_000 + n as i64, 0),
+            hook_id: Some(u64::MAX),
+            compared: None,
+        },
+        plan: Box::new(plan.clone()),
+        mode: ExecutionMode::Queued,
+        ordered: None,
+    }
+}
+
+/// Applies `event` at `clock` (which it moves on); an event the machine ignores changes nothing.
+fn apply(state: &mut PipelineState, event: Event, clock: &mut i64) {
+    *clock += 1;
+    match transition(state, &event, at(*clock)) {
+        Ok(Decision::Apply { state: next, .. }) => *state = next,
+        Ok(Decision::Ignore(_)) => {}
+        Err(error) => panic!("{} was refused: {error}", event.name()),
+    }
+}
+
+/// A seed no other decision has had: each link's token hash is its own.
+static DECISIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn decided(execution_id: ExecutionId, hook_id: Option<String>) -> [Event; 2] {
+    let seed = DECISIONS.fetch_add(4, std::sync::atomic::Ordering::Relaxed) * 7_919;
+    let token_hash = format!("{seed:0>64x}");
+    [
+        Event::ApprovalSent { execution_id: execution_id.clone(), token_hash: token_hash.clone(), hook_id },
+        Event::ApprovalDecided {
+            execution_id,
+            decision: ApprovalDecision::Approved,
+            approver: noise(seed, 10_000),
+            comment: Some(noise(seed + 1, 10_000)),
+            token_hash: Some(token_hash),
+            source_ip: Some(noise(seed + 2, 10_000)),
+            user_agent: Some(noise(seed + 3, 10_000)),
+        },
+    ]
+}
+
+/// Takes run `n` through the deploy stage it holds: started, every pause decided, every check reported.
+fn deploy_stage(state: &mut PipelineState, n: usize, strategy: Strategy, k: usize, clock: &mut i64) -> String {
+    let execution_id = id(n);
+    let deployment_id = format!("d-{n}-{k}");
+    let service_deployment =
+        format!("arn:aws:ecs:eu-west-1:123456789012:service-deployment/{}/{n}/{k}", long('x', 300));
+    let native = matches!(strategy, Strategy::EcsLinear | Strategy::EcsCanary);
+    let started = Event::DeploymentStarted {
+        execution_id: execution_id.clone(),
+        deployment_id: deployment_id.clone(),
+        service_deployment: native.then(|| service_deployment.clone()),
+        task_definition: Some(noise(1, 10_000)),
+        previous_task_definition: Some(noise(2, 10_000)),
+    };
+    apply(state, started, clock);
+    if native {
+        for pause in 0..MAX_PAUSES + 5 {
+            let hook_id = format!("{n}-{k}-{pause}-{}", long('h', 600));
+            let paused = Event::DeploymentPaused {
+                execution_id: execution_id.clone(),
+                service_deployment: service_deployment.clone(),
+                hook_id: hook_id.clone(),
+                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+                expires_at: Some(at(*clock + 3600)),
+                timeout_action: None,
+            };
+            apply(state, paused, clock);
+            if pause == 0 {
+                // Before any production traffic moved: sluice continues it without asking.
+                continue;
+            }
+            let bounded_hook = sluice::pipeline::bounded(&hook_id, sluice::pipeline::MAX_ARN);
+            for event in decided(execution_id.clone(), Some(bounded_hook)) {
+                apply(state, event, clock);
+            }
+        }
+    }
+    deployment_id
+}
+
+/// Every check of run `n`'s deployment `deployment_id`, reported.
+fn checked(state: &mut PipelineState, n: usize, strategy: Strategy, deployment_id: &str, clock: &mut i64) {
+    let execution_id = id(n);
+    let lifecycle_event = match strategy {
+        Strategy::BlueGreen => "AfterAllowTestTraffic",
+        Strategy::Rolling => "AfterRollout",
+        _ => "POST_TEST_TRAFFIC_SHIFT",
+    };
+    for hook in 0..MAX_HOOK_RESULTS + 3 {
+        let completed = Event::HookCompleted {
+            execution_id: execution_id.clone(),
+            deployment_id: deployment_id.to_owned(),
+            lifecycle_event: lifecycle_event.into(),
+            hook_execution_id: format!("{hook}-{}", long('h', 100)),
+            passed: true,
+            detail: Some(noise(hook as u64, 10_000)),
+            millis: Some(u64::MAX),
+        };
+        apply(state, completed, clock);
+    }
+}
+
+/// Takes run `n` from its push through every stage; the last deployment fails when `fail`, else it is left deploying
+/// there.
+fn run_through(state: &mut PipelineState, n: usize, plan: &Plan, strategy: Strategy, fail: bool, clock: &mut i64) {
+    apply(state, push(n, plan), clock);
+    let execution_id = id(n);
+    let build_id = format!("arn:aws:codebuild:eu-west-1:123456789012:build/{}:{n}", long('p', 255));
+    let outputs = BuildOutputs {
+        image_uri: format!("{}@sha256:{}", long('i', 900), long('f', 64)),
+        artifacts: Some(format!("s3://{}", long('k', 1080))),
+    };
+    apply(state, Event::BuildSucceeded { execution_id: execution_id.clone(), build_id, outputs }, clock);
+    for (k, planned) in plan.stages.iter().enumerate() {
+        match &planned.kind {
+            StageKind::Approval(_) => {
+                for event in decided(execution_id.clone(), None) {
+                    apply(state, event, clock);
+                }
+            }
+            StageKind::Deploy(_) => {
+                let deployment_id = deploy_stage(state, n, strategy, k, clock);
+                if !matches!(strategy, Strategy::Rolling) {
+                    checked(state, n, strategy, &deployment_id, clock);
+                }
+                let last = plan.stages[k + 1..].iter().all(|later| later.deploy().is_none());
+                let ended = if last && fail {
+                    Event::DeploymentFailed {
+                        execution_id: execution_id.clone(),
+                        deployment_id: Some(deployment_id.clone()),
+                        reason: noise(n as u64, 100_000),
+                        rolled_back: true,
+                    }
+                } else if last {
+                    return;
+                } else {
+                    Event::DeploymentSucceeded {
+                        execution_id: execution_id.clone(),
+                        deployment_id: deployment_id.clone(),
+                    }
+                };
+                apply(state, ended, clock);
+                if matches!(strategy, Strategy::Rolling) && !(last && fail) {
+                    // A rolling update's checks run once ECS completed it.
+                    checked(state, n, strategy, &deployment_id, clock);
+                }
+                if planned.deploy().and_then(|deploy| deploy.soak_secs).is_some() {
+                    *clock += 7 * 24 * 3600;
+                    apply(state, Event::SoakEnded { execution_id: execution_id.clone() }, clock);
+                }
+            }
+        }
+    }
+}
+
+fn deflated(json: &str) -> usize {
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(json.as_bytes()).expect("deflates");
+    encoder.finish().expect("deflates").len()
+}
+
+fn measure(strategy: Strategy, deploys: usize) -> (usize, usize, usize) {
+    let plan = plan(strategy, deploys);
+    let mut state = PipelineState::new("web", ExecutionMode::Queued);
+    let mut clock = 0;
+    for n in 0..RETAINED_FINISHED + 1 {
+        run_through(&mut state, n, &plan, strategy, true, &mut clock);
+    }
+    run_through(&mut state, 100, &plan, strategy, false, &mut clock);
+    let mut n = 200;
+    while state.waiting() < MAX_WAITING {
+        apply(&mut state, push(n, &plan), &mut clock);
+        n += 1;
+    }
+    let fullest = state
+        .executions
+        .iter()
+        .map(|run| serde_json::to_string(run).expect("serializes"))
+        .max_by_key(|json| deflated(json))
+        .expect("a run");
+    let item = encode_state(&state).expect("encodes");
+    (deflated(&fullest), fullest.len(), deflated(&item))
+}
+
+const STRATEGIES: [Strategy; 4] = [Strategy::BlueGreen, Strategy::Rolling, Strategy::EcsLinear, Strategy::EcsCanary];
+/// DynamoDB's item limit, and the most of it the pipeline's item ever takes here.
+const ITEM_LIMIT: usize = 400 * 1024;
+const WELL_UNDER: usize = ITEM_LIMIT * 4 / 5;
+
+#[test]
+fn one_runs_item_stays_within_its_budget_for_every_strategy_and_number_of_stages() {
+    for strategy in STRATEGIES {
+        for deploys in [1, 2, 5, MAX_STAGES] {
+            let (run, json, _) = measure(strategy, deploys);
+            println!("{strategy:?}, {deploys} deploy stages: the fullest run's item is {run} B ({json} B of JSON)");
+            assert!(run <= RUN_ITEM_BUDGET, "{strategy:?} x{deploys}: one run's item is {run} B");
+        }
+    }
+}
+
+#[test]
+fn the_pipelines_item_stays_within_its_budget_with_one_deploy_stage_and_under_dynamodbs_limit_with_any() {
+    for strategy in STRATEGIES {
+        for deploys in [1, 2, 5, MAX_STAGES] {
+            let (_, _, state) = measure(strategy, deploys);
+            println!("{strategy:?}, {deploys} deploy stages: the pipeline's item is {state} B");
+            assert!(state <= WELL_UNDER, "{strategy:?} x{deploys}: the pipeline's item is {state} B");
+            // Runs that finished are kept abridged: with one deploy stage (and with any number of stages without
+            // ECS's pauses) the item holds its budget. The deploy stages a run went past still count here.
+            let paused = matches!(strategy, Strategy::EcsLinear | Strategy::EcsCanary);
+            if deploys == 1 || !paused {
+                assert!(state <= STATE_ITEM_BUDGET, "{strategy:?} x{deploys}: the pipeline's item is {state} B");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_run_keeps_its_newest_pauses_within_the_runs_bound() {
+    let plan = plan(Strategy::EcsLinear, 3);
+    let mut state = PipelineState::new("web", ExecutionMode::Queued);
+    let mut clock = 0;
+    run_through(&mut state, 1, &plan, Strategy::EcsLinear, true, &mut clock);
+    let run = state.execution(&id(1)).expect("the run");
+    let kept: Vec<usize> = run.stages.iter().filter_map(|r| r.deploy.as_ref()).map(|d| d.pauses.len()).collect();
+    assert_eq!(kept.iter().sum::<usize>(), MAX_RUN_PAUSES, "{kept:?}");
+    // The newest: the last stage keeps every pause a deployment keeps; the first stage gave its pauses up first
+    assert_eq!(kept.last(), Some(&MAX_PAUSES), "{kept:?}");
+    assert_eq!(kept.first(), Some(&0), "{kept:?}");
+    // The pipeline's copy of the run, once it finished, keeps none of them: the run's item has them all
+    let stored = state.stored();
+    let abridged = stored.execution(&id(1)).expect("the run");
+    assert!(abridged.abridged && abridged.stages.is_empty());
+    assert_eq!(abridged.source, run.source);
+}

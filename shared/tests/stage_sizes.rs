@@ -341,6 +341,26 @@ fn measure(strategy: Strategy, deploys: usize) -> (usize, usize, usize) {
         apply(&mut state, push(n, &plan), &mut clock);
         n += 1;
     }
+    // The most effects parked: deployments of the run deploying that could not start (each names its stage; the
+    // stage's target is the plan's, not stored again).
+    let deploying =
+        state.execution(&id(100)).and_then(|run| run.deploying().map(|(stage, d)| (stage, d.target.clone())));
+    let (stage, target) = deploying.expect("run 100 deploys");
+    for k in 0..=sluice::pipeline::outbox::MAX_PARKED {
+        let start = sluice::pipeline::Effect::StartDeployment {
+            execution_id: id(100),
+            pipeline: "web".into(),
+            supersede: false,
+            stage,
+            target: target.clone(),
+            image_uri: Some(format!("{}@sha256:{}", long('i', 900), long('f', 64))),
+            artifacts: Some(format!("s3://{}", long('k', 1080))),
+        };
+        state.enqueue(vec![start], 7);
+        let parked = state.pending.last().map(|p| p.id.clone()).unwrap_or_default();
+        state.fail(&parked, &noise(k as u64, 10_000), true, at(clock));
+    }
+    assert_eq!(state.parked.len(), sluice::pipeline::outbox::MAX_PARKED);
     let fullest = state
         .executions
         .iter()

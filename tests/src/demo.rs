@@ -287,6 +287,7 @@ impl Demo {
             println!("\nCodeBuild (sandbox) builds {}; its events reach build-events through the rule:", &HEAD[..7]);
         }
         let email = wait_for_email(&stack.approval_topic).await?;
+        wait_until_sent(store, &execution_id, 1).await?;
         println!("\napproval-requests mailed the approvers (SNS topic {}), as moto recorded it:", stack.approval_topic);
         println!("  Subject: {}", email.0);
         for line in email.1.lines() {
@@ -403,6 +404,7 @@ impl Demo {
         );
         println!("test traffic shift, moves 20 % of production, and pauses before the rest (a PAUSE hook):");
         let (subject, text) = wait_for_nth_email(&stack.approval_topic, 1).await?;
+        wait_until_sent(store, &execution_id, 2).await?;
         println!("  ECS Hook State Change → deploy-events → approval-requests mailed the approvers again:");
         println!("  Subject: {subject}");
         for line in text.lines() {
@@ -1198,6 +1200,22 @@ async fn wait_for_nth_email(topic: &str, n: usize) -> Result<(String, String)> {
             anyhow::bail!("nothing was published to {topic} within 90 s");
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Once the run has recorded `links` approval links as sent (within 30 s): SNS has the email a moment before the
+/// approval-requests function has saved that it went out, and the link is valid from then on.
+async fn wait_until_sent(store: &DynamoDbStore, id: &ExecutionId, links: usize) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = store.execution(id).await?.context("the run is not recorded")?;
+        if run.gates().filter(|gate| gate.facts().token_hash.is_some()).count() >= links {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("the run did not record its approval link as sent within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -38,7 +38,8 @@ use crate::contract::ports::{
     AwsLink, DefinitionsStore, PipelineStore, PublishedDefinitions, Receipt, ReceiptKey, StoreError, Stored,
     Supersessions, Version, Write, stopped_link,
 };
-use crate::pipeline::{Execution, ExecutionId, PipelineState};
+use crate::definitions::DeployTarget;
+use crate::pipeline::{Effect, Execution, ExecutionId, PipelineState, Stage};
 
 /// The name of the index that lists a pipeline's executions by `seq`.
 pub const HISTORY_INDEX: &str = "history";
@@ -252,7 +253,23 @@ fn receipt_item(receipt: &Receipt) -> Result<Item, StoreError> {
 /// are written abridged ([`PipelineState::stored`]): their whole record is their own item.
 pub fn encode_state(state: &PipelineState) -> Result<String, StoreError> {
     let corrupt_json = |source| StoreError::Corrupt { what: "pipeline state", source };
-    let mut value = serde_json::to_value(state.stored()).map_err(corrupt_json)?;
+    let stored = state.stored();
+    let mut value = serde_json::to_value(&stored).map_err(corrupt_json)?;
+    // An effect that names its deploy stage is stored without that stage's target: the run's plan has it.
+    for (list, effects) in [
+        ("pending", stored.pending.iter().map(|pending| &pending.effect).collect::<Vec<_>>()),
+        ("parked", stored.parked.iter().map(|parked| &parked.effect).collect()),
+    ] {
+        for (k, effect) in effects.into_iter().enumerate() {
+            let Some((execution_id, stage, target)) = staged_target(effect) else { continue };
+            let planned = stored.execution(execution_id).and_then(|run| run.plan.deploy_stage(stage));
+            if planned.is_some_and(|planned| &planned.target == target)
+                && let Some(effect) = value.pointer_mut(&format!("/{list}/{k}/effect")).and_then(|e| e.as_object_mut())
+            {
+                effect.remove("target");
+            }
+        }
+    }
     let mut plans: Vec<serde_json::Value> = Vec::new();
     if let Some(executions) = value.get_mut("executions").and_then(serde_json::Value::as_array_mut) {
         for execution in executions {
@@ -287,7 +304,46 @@ pub fn decode_state(text: &str) -> Result<PipelineState, StoreError> {
             }
         }
     }
+    for list in ["pending", "parked"] {
+        let count = value.get(list).and_then(serde_json::Value::as_array).map_or(0, Vec::len);
+        for k in 0..count {
+            let effect = value.pointer(&format!("/{list}/{k}/effect"));
+            let named = effect.filter(|effect| effect.get("target").is_none()).and_then(|effect| {
+                let kind = effect.get("type")?.as_str()?;
+                let staged = matches!(kind, "start_deployment" | "roll_back" | "stop_deployment");
+                let stage = effect.get("stage").and_then(serde_json::Value::as_str).unwrap_or("deploy");
+                staged.then(|| (effect.get("execution_id").cloned(), stage.to_owned()))
+            });
+            let Some((execution_id, stage)) = named else { continue };
+            let target = value
+                .get("executions")
+                .and_then(serde_json::Value::as_array)
+                .and_then(|runs| runs.iter().find(|run| run.get("id") == execution_id.as_ref()))
+                .and_then(|run| run.pointer("/plan/stages")?.as_array())
+                .and_then(|stages| {
+                    stages.iter().find(|planned| planned.get("name").and_then(|n| n.as_str()) == Some(&stage))
+                })
+                .and_then(|planned| planned.pointer("/deploy/target"))
+                .cloned()
+                .ok_or_else(|| {
+                    corrupt("pipeline state", format!("no deploy stage {stage} for a stored {list} effect"))
+                })?;
+            if let Some(effect) = value.pointer_mut(&format!("/{list}/{k}/effect")).and_then(|e| e.as_object_mut()) {
+                effect.insert("target".to_owned(), target);
+            }
+        }
+    }
     serde_json::from_value(value).map_err(corrupt_json)
+}
+
+/// The run, deploy stage and target an effect is about, if it is one that names its stage.
+fn staged_target(effect: &Effect) -> Option<(&ExecutionId, Stage, &DeployTarget)> {
+    match effect {
+        Effect::StartDeployment { execution_id, stage, target, .. }
+        | Effect::RollBack { execution_id, stage, target, .. }
+        | Effect::StopDeployment { execution_id, stage, target, .. } => Some((execution_id, *stage, target)),
+        _ => None,
+    }
 }
 
 fn link_item(link: &AwsLink) -> Item {
@@ -595,6 +651,53 @@ mod tests {
         let garbage = Item::from([("state".to_owned(), AttributeValue::B(vec![0xff, 0x00, 0x13].into()))]);
         assert!(matches!(unpacked(&garbage, "state"), Err(StoreError::Corrupt { .. })));
         assert!(matches!(unpacked(&garbage, "missing"), Err(StoreError::Corrupt { .. })));
+    }
+
+    /// A run of a pipeline with one deploy stage, approved: its StartDeployment waits in the outbox.
+    fn deploying() -> PipelineState {
+        use crate::contract::testing::shipped;
+        use crate::pipeline::{Decision, transition};
+        let now: DateTime<Utc> = "2026-12-06T10:00:00Z".parse().expect("time");
+        let mut state = PipelineState::new("web", crate::definitions::ExecutionMode::Superseded);
+        for event in &shipped("e1")[..3] {
+            let Ok(Decision::Apply { state: next, effects }) = transition(&state, event, now) else {
+                panic!("{} not applied", event.name())
+            };
+            state = next;
+            state.enqueue(effects, 1);
+        }
+        state
+    }
+
+    #[test]
+    fn an_effect_naming_its_deploy_stage_is_stored_without_the_stages_target_and_read_back_whole() {
+        let state = deploying();
+        let start = state.pending.iter().position(|p| p.effect.kind() == crate::pipeline::EffectKind::StartDeployment);
+        let start = start.expect("a deployment waits to start");
+        let json = encode_state(&state).expect("encodes");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        let stored = value.pointer(&format!("/pending/{start}/effect")).expect("the effect");
+        assert_eq!(stored.get("stage").and_then(serde_json::Value::as_str), Some("deploy"));
+        assert!(stored.get("target").is_none(), "{stored}");
+        assert_eq!(decode_state(&json).expect("decodes"), state.stored());
+
+        // As versions before stages stored it: the target in place, no stage
+        let mut earlier = value.clone();
+        let target =
+            serde_json::to_value(state.executions[0].plan.first_deploy().map(|(_, d)| &d.target)).expect("JSON");
+        let effect = earlier.pointer_mut(&format!("/pending/{start}/effect")).and_then(|e| e.as_object_mut());
+        let effect = effect.expect("the effect");
+        effect.remove("stage");
+        effect.insert("target".into(), target);
+        let read = decode_state(&earlier.to_string()).expect("decodes");
+        assert_eq!(read.pending[start], state.pending[start]);
+
+        // An effect whose stage the run's plan does not have is refused, not made up
+        let mut gone = value;
+        if let Some(effect) = gone.pointer_mut(&format!("/pending/{start}/effect")).and_then(|e| e.as_object_mut()) {
+            effect.insert("stage".into(), "production".into());
+        }
+        assert!(matches!(decode_state(&gone.to_string()), Err(StoreError::Corrupt { .. })));
     }
 
     #[test]

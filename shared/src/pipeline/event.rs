@@ -482,6 +482,10 @@ pub enum Effect {
         /// stopped (and rolled back) to make way; otherwise (`queued`) the deployment waits for it.
         #[serde(default)]
         supersede: bool,
+        /// The deploy stage it deploys to. The state item stores the effect without `target`, which is that stage's
+        /// in the run's plan (`crate::adapters::encode_state`).
+        #[serde(default = "table_deploy_stage")]
+        stage: Stage,
         target: DeployTarget,
         image_uri: Option<String>,
         /// Where the build's artifacts are (`s3://bucket/key`).
@@ -504,6 +508,9 @@ pub enum Effect {
         execution_id: ExecutionId,
         /// The run's deployment, which is rolled back.
         deployment_id: String,
+        /// The deploy stage whose service it rolls back (stored without `target`, as `StartDeployment`).
+        #[serde(default = "table_deploy_stage")]
+        stage: Stage,
         target: DeployTarget,
         task_definition: String,
     },
@@ -514,7 +521,14 @@ pub enum Effect {
     /// auto-rollback (`blue_green`), or StopServiceDeployment with ROLLBACK (`ecs_*`; `deployment` is then the
     /// service deployment ARN). Carried out by the deployer (and at once by `sluice rollback`); the deployment's own
     /// events end the run.
-    StopDeployment { execution_id: ExecutionId, target: DeployTarget, deployment: String },
+    StopDeployment {
+        execution_id: ExecutionId,
+        /// The deploy stage whose deployment it stops (stored without `target`, as `StartDeployment`).
+        #[serde(default = "table_deploy_stage")]
+        stage: Stage,
+        target: DeployTarget,
+        deployment: String,
+    },
     /// Tell the pipeline's notification topic how a run ended. The notification is made from the run's own record
     /// when it is sent, so that the outbox holds no copy of it.
     NotifyOutcome { execution_id: ExecutionId, topic_arn: String, outcome: Status },
@@ -524,6 +538,11 @@ pub enum Effect {
     /// Put an announcement on the sluice bus, for any subscriber (and as the doorbell of the function that owns the
     /// stage's effect).
     Publish(SluiceEvent),
+}
+
+/// The deploy stage of an effect stored before effects named their stage: a pipeline's only one then.
+fn table_deploy_stage() -> Stage {
+    Stage::DEPLOY
 }
 
 /// The kinds of effect, each owned by one function. A function's effect runner names the kinds it carries out (an

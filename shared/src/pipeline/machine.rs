@@ -503,6 +503,7 @@ impl Run {
         let Some(deployment) = deployment else { return refuse("its deployment has not started yet") };
         self.effects.push(Effect::StopDeployment {
             execution_id: execution.id.clone(),
+            stage,
             target: planned.target.clone(),
             deployment,
         });
@@ -539,6 +540,7 @@ impl Run {
             (Some(deployment), _, target) => {
                 self.effects.push(Effect::StopDeployment {
                     execution_id: id.clone(),
+                    stage,
                     target: target.clone(),
                     deployment,
                 });
@@ -550,6 +552,7 @@ impl Run {
                 self.effects.push(Effect::RollBack {
                     execution_id: id,
                     deployment_id,
+                    stage,
                     target: target.clone(),
                     task_definition,
                 });
@@ -592,6 +595,7 @@ impl Run {
                 self.effects.push(Effect::RollBack {
                     execution_id: execution.id.clone(),
                     deployment_id: deployment_id.clone(),
+                    stage,
                     target: planned.target.clone(),
                     task_definition: previous.clone(),
                 });

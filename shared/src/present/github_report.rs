@@ -90,6 +90,11 @@ pub fn shown(run: &Execution) -> Shown {
             let description = format!("run #{n}: waiting its turn to deploy{}", to(stage));
             (CommitState::Pending, Some(DeploymentState::Queued), description)
         }
+        Status::Running(stage) if run.soaking().is_some() => {
+            let until = run.soaking().map(|until| until.format(" until %H:%M UTC").to_string()).unwrap_or_default();
+            let description = format!("run #{n}: deployed{}, soaking{until}", to(stage));
+            (CommitState::Pending, Some(DeploymentState::InProgress), description)
+        }
         Status::Running(stage) => {
             let strategy = run.plan.deploy_stage(stage).map_or("", |deploy| deploy.target.strategy());
             let description = format!("run #{n}: deploying{} ({strategy})", to(stage));
@@ -278,6 +283,20 @@ mod tests {
         assert_eq!(states(&shipped), [staging("success"), production("success")]);
         let rolled_back = [staged("e1"), built, done("ecs-1"), failed];
         assert_eq!(states(&rolled_back), [staging("success"), production("failure")]);
+    }
+
+    #[test]
+    fn a_run_soaking_at_staging_says_until_when() {
+        let mut soaks = staged("e1");
+        if let Event::Triggered { plan, .. } = &mut soaks
+            && let Some(crate::definitions::StageKind::Deploy(staging)) = plan.stages.first_mut().map(|s| &mut s.kind)
+        {
+            staging.soak_secs = Some(30 * 60);
+        }
+        let run = run_after(&[soaks, built("e1"), deployed("e1", "staging")]);
+        let soaking = shown(&run);
+        assert_eq!(soaking.description, "run #1: deployed to staging, soaking until 10:32 UTC");
+        assert_eq!((soaking.commit, soaking.deployment), (CommitState::Pending, Some(DeploymentState::InProgress)));
     }
 
     #[test]

@@ -355,7 +355,7 @@ where
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {
             Effect::Publish(event) => super::effects::publish_one(&self.publisher, event).await,
-            Effect::StartDeployment { execution_id, pipeline, supersede, target, image_uri, artifacts } => {
+            Effect::StartDeployment { execution_id, pipeline, supersede, target, image_uri, artifacts, .. } => {
                 let start = Start {
                     id,
                     execution_id,
@@ -384,7 +384,7 @@ where
                     Err(NotStarted::Retry(error)) => Err(error),
                 }
             }
-            Effect::RollBack { execution_id, deployment_id, target, task_definition } => {
+            Effect::RollBack { execution_id, deployment_id, target, task_definition, .. } => {
                 let DeployTarget::Rolling(rolling) = target else {
                     return Err(EffectError::permanent("roll_back", "only a rolling update is rolled back by sluice"));
                 };
@@ -425,7 +425,7 @@ where
                 }
                 Ok(None)
             }
-            Effect::StopDeployment { execution_id, target, deployment } => {
+            Effect::StopDeployment { execution_id, target, deployment, .. } => {
                 stop_deployment(&self.blue_green, &self.ecs, execution_id, target, deployment).await
             }
             other => Err(EffectError::permanent(other.kind().name(), "not an effect the deployer carries out")),
@@ -473,7 +473,7 @@ impl<B: BlueGreenDeployments, R: NativeDeployments> EffectRunner for DeploymentS
 
     async fn run(&self, _: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {
-            Effect::StopDeployment { execution_id, target, deployment } => {
+            Effect::StopDeployment { execution_id, target, deployment, .. } => {
                 stop_deployment(&self.blue_green, &self.ecs, execution_id, target, deployment).await
             }
             other => Err(EffectError::permanent(other.kind().name(), "not an effect `sluice rollback` carries out")),

@@ -1113,6 +1113,7 @@ async fn a_rolling_start_registers_the_built_image_once_and_updates_the_service_
         execution_id: ExecutionId::from("e1"),
         pipeline: "web".into(),
         supersede: false,
+        stage: crate::pipeline::Stage::DEPLOY,
         target: crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
         image_uri: Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:e1".into()),
         artifacts: Some("s3://builds/e1".into()),

@@ -284,6 +284,7 @@ async fn a_rollback_ecs_refuses_ends_the_run_failed_saying_the_new_task_definiti
     let effect = Effect::RollBack {
         execution_id: ExecutionId::from("web-1"),
         deployment_id: "ecs-svc/1".into(),
+        stage: sluice::pipeline::Stage::DEPLOY,
         target: gone,
         task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0".into(),
     };

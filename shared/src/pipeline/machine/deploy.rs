@@ -30,6 +30,7 @@ impl Run {
             execution_id: execution.id.clone(),
             pipeline: execution.pipeline.clone(),
             supersede: self.state.mode == ExecutionMode::Superseded,
+            stage,
             target: deploy.target.clone(),
             image_uri: image_uri.clone(),
             artifacts: artifacts.clone(),

@@ -438,6 +438,7 @@ fn a_run_that_ended_is_stored_abridged_once_nothing_waits_on_it_and_nothing_chan
     let mut waiting = state.clone();
     let stop = Effect::StopDeployment {
         execution_id: id("e1"),
+        stage: stage("production"),
         target: DeployTarget::BlueGreen(blue_green(Vec::new())),
         deployment: "d-1".into(),
     };

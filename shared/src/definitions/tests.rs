@@ -1139,12 +1139,11 @@ fn a_deploy_stage_may_name_its_github_environment_and_an_approval_stage_may_not(
 
 #[test]
 fn two_deploy_stages_shown_as_one_github_environment_are_refused_at_the_later_ones_environment() {
-    let clash = STAGED.replace("name = \"production\"\n", "name = \"production\"\nenvironment = \"staging\"\n");
+    let clash = STAGED.replace("name = \"production\"\n", "name = \"production\"\nenvironment = \"Staging\"\n");
     let errors = errors(&clash);
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(
-        errors[0]
-            .contains("field `stages[2].environment`: stage `staging` is shown as GitHub environment `staging` too"),
+        errors[0].contains("field `stages[2].environment`: GitHub environment `Staging` is stage `staging`'s too"),
         "{errors:#?}"
     );
 }

@@ -447,11 +447,14 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
             // Two stages in one environment would share its Deployments; names are unique, so only a written
             // `environment` can clash.
             let shown = environment.clone().unwrap_or_else(|| name.to_owned());
-            let clash = shown_as.iter().find(|(earlier, _)| *earlier == shown).map(|(_, by)| by.clone());
+            // GitHub's environment names ignore case.
+            let same = |earlier: &String| earlier.to_lowercase() == shown.to_lowercase();
+            let clash = shown_as.iter().find(|(earlier, _)| same(earlier)).map(|(_, by)| by.clone());
             if let Some(by) = clash.filter(|by| by != name) {
                 let place = stage.environment.as_ref().map_or(span.clone(), Spanned::span);
                 let message = format!(
-                    "stage `{by}` is shown as GitHub environment `{shown}` too: give each deploy stage its own                      `environment`"
+                    "GitHub environment `{shown}` is stage `{by}`'s too (GitHub ignores case): give each deploy \
+                     stage its own `environment`"
                 );
                 checker.error(place, "environment", message);
             }

@@ -677,11 +677,19 @@ impl Execution {
         let deployed =
             self.record(stage).and_then(|record| record.deploy.as_ref()).is_some_and(|d| d.finished_at.is_some());
         let here = self.plan.position(stage);
-        // Past it: it entered a later stage, waits for one, or was overtaken while waiting at the next boundary (a
-        // run is superseded only while it waits for a stage, after the one its deployment finished at).
+        // Past it: it entered a later stage, waits for one, or was overtaken while waiting at the next boundary. A
+        // run whose deployment a newer run's stopped there ended in the same instant its deployment did.
+        let deployed_before_end = self
+            .record(stage)
+            .and_then(|record| record.deploy.as_ref())
+            .and_then(|deploy| deploy.finished_at)
+            .is_some_and(|done| self.finished_at.is_some_and(|ended| done < ended));
+        let overtaken = self.status == Status::Superseded
+            && self.stages.last().is_some_and(|last| last.name == stage)
+            && deployed_before_end;
         let later = self.stages.iter().any(|later| self.plan.position(later.name) > here)
             || self.at().is_some_and(|at| self.plan.position(at) > here)
-            || (self.status == Status::Superseded && self.stages.last().is_some_and(|last| last.name == stage));
+            || overtaken;
         deployed && (self.status == Status::Succeeded || later)
     }
 

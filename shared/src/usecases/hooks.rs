@@ -39,6 +39,8 @@ pub enum HookOutcome {
     Repeated(HookStatus),
     /// No run of sluice's started the deployment: reported Failed.
     NotOurs,
+    /// The run that started it has ended (as it says): reported Failed.
+    Ended(crate::pipeline::Status),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +243,13 @@ where
         info!(?status, "hook already answered; answering the same again");
         answer(status).await?;
         return Ok(HookOutcome::Repeated(status));
+    }
+    if run.status.is_finished() {
+        // A hook of a run that has ended must not let its deployment go on (the run's record is final: nothing
+        // more is recorded on it).
+        warn!(execution = %execution_id, status = %run.status, "the run has ended; answering Failed");
+        answer(HookStatus::Failed).await?;
+        return Ok(HookOutcome::Ended(run.status));
     }
     let lifecycle_event = waiting_event(hooks, deployment_id).await.map_err(failed)?;
     let started = tokio::time::Instant::now();

@@ -107,11 +107,15 @@ where
     };
     let retry = matches!(order, Order::Retry { .. });
     let (earlier, redeploy, why) = earlier_run(store, order, by).await?;
-    // A retry of an operator's rollback of one stage deploys to that stage alone again.
+    // A retry of an operator's rollback of one stage deploys to that stage alone again, where the pipeline still
+    // deploys there.
     let only = only.or(if retry && redeploy { earlier.only } else { None });
     let definitions = definitions.map_err(|_| OrderError::UnknownPipeline(earlier.pipeline.clone()))?;
     let pipeline =
         definitions.get(&earlier.pipeline).ok_or_else(|| OrderError::UnknownPipeline(earlier.pipeline.clone()))?;
+    if let Some(stage) = only.filter(|stage| !pipeline.deploy_stages().any(|(deploy, _)| deploy == *stage)) {
+        return Err(OrderError::UnknownStage { pipeline: pipeline.name.clone(), stage });
+    }
     let state = store.load(&pipeline.name).await?;
     let next = state.as_ref().map_or(1, |stored| stored.value.next_seq);
     let kind = if redeploy { "redeploy" } else { "rerun" };

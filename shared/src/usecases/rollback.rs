@@ -56,15 +56,16 @@ pub async fn order_rollback<S: PipelineStore, R: EffectRunner>(
     let state = store.load(pipeline).await.map_err(HandleError::from)?;
     let state = state.ok_or_else(|| RollbackError::UnknownPipeline(pipeline.to_owned()))?.value;
     // With runs deploying at several stages, the one furthest along the line (production before staging). A run
-    // that soaks has nothing in progress to stop: its deployment is done.
+    // that soaks there has nothing in progress to stop (its deployment is done): the caller deploys the release
+    // before instead.
     let run = state
         .active()
-        .filter(|run| run.soaking().is_none())
         .filter_map(|run| run.deploying().map(|(at, _)| (at, run)))
         .filter(|(at, _)| stage.is_none_or(|stage| stage == *at))
         .map(|(at, run)| (run.plan.position(at), run))
         .max_by_key(|(position, _)| *position)
         .map(|(_, run)| run)
+        .filter(|run| run.soaking().is_none())
         .ok_or_else(|| RollbackError::NothingDeploying(pipeline.to_owned()))?;
     let (execution_id, commit) = (run.id.clone(), run.source.commit.clone());
     let event = Event::RollbackOrdered { execution_id: execution_id.clone(), by: by.to_owned() };

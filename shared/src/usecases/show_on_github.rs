@@ -67,8 +67,9 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
     }
 
     /// Shows `run` on GitHub as it stands: its commit status, and each deploy stage's Deployment. The Deployment found
-    /// or created for a stage that had none recorded, if any: one a report at most (the run, told of it, asks for
-    /// another report while the stage it is at has none).
+    /// or created for a stage that had none recorded, if any: one a report at most for a run still going (the run,
+    /// told of it, asks for another report while a stage it is shown at has none); every missing one for a run that
+    /// ended (nothing asks again), found by its payload if an earlier report made it.
     async fn show(
         &self,
         credentials: &GitHubCredentials,
@@ -100,7 +101,8 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
             };
             let deployment = match known {
                 Some(known) => known,
-                None if created.is_some() => break,
+                // A run still going asks for another report once told of this one; one that ended does not.
+                None if created.is_some() && !run.status.is_finished() => break,
                 // Found first: a report tried again after GitHub created the Deployment makes no second one.
                 None => {
                     let made = match self.github.find_deployment(credentials, &request).await? {

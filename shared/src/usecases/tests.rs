@@ -1179,6 +1179,16 @@ async fn a_run_shown_on_github_gets_its_commit_status_and_one_deployment_however
 /// Run `id` of the example's `shop`, pushed at `minute`: built, staging deployed, checked and soaked (30 minutes),
 /// signed off, production deployed: shipped.
 async fn shipped_in_stages(store: &InMemoryStore, runner: &RecordingRunner, id: &str, minute: i64) {
+    shipped_in_stages_with(store, runner, (id, minute), |_| {}).await;
+}
+
+/// As [`shipped_in_stages`], its plan changed by `adjust` first.
+async fn shipped_in_stages_with(
+    store: &InMemoryStore,
+    runner: &RecordingRunner,
+    (id, minute): (&str, i64),
+    adjust: impl Fn(&mut crate::pipeline::Plan),
+) {
     let definitions =
         crate::definitions::Definitions::parse("example", include_str!("../../../infra/pipelines.example.toml"))
             .expect("the example");
@@ -1187,10 +1197,12 @@ async fn shipped_in_stages(store: &InMemoryStore, runner: &RecordingRunner, id: 
     let Event::Triggered { source, .. } = crate::contract::testing::push(id, ExecutionMode::Queued, false) else {
         panic!("a push")
     };
+    let mut plan = crate::pipeline::Plan::from(shop);
+    adjust(&mut plan);
     let triggered = Event::Triggered {
         execution_id: execution_id.clone(),
         source,
-        plan: Box::new(crate::pipeline::Plan::from(shop)),
+        plan: Box::new(plan),
         mode: ExecutionMode::Queued,
         ordered: None,
     };
@@ -1322,4 +1334,114 @@ async fn a_retry_of_a_failed_rollback_of_one_stage_deploys_there_alone_again() {
     let run = store.execution(&retried.execution_id).await.ok().flatten().expect("the retry");
     assert_eq!(run.only, Some(staging));
     assert_eq!(run.build.as_ref().map(|b| b.image_uri.as_deref()), Some(Some("shop@sha256:s1")));
+}
+
+#[tokio::test]
+async fn a_codedeploy_hook_of_a_run_that_has_ended_is_answered_failed_and_checks_nothing() {
+    use crate::pipeline::HookStatus;
+    use crate::usecases::{HookOutcome, answer_hook};
+    let (store, runner, codedeploy) =
+        (InMemoryStore::new(), RecordingRunner::new(), crate::contract::testing::RecordingDeployments::new());
+    // GIVEN run e1 deploying d-1, which ends failed (its deployment timed out, say) while CodeDeploy still calls a hook
+    deploying_d1_with_a_check(&store, &runner).await;
+    let failed = Event::DeploymentFailed {
+        execution_id: ExecutionId::from("e1"),
+        deployment_id: Some("d-1".into()),
+        reason: "the deployment did not finish in time".into(),
+        rolled_back: false,
+    };
+    let input = Input { pipeline: "web", mode: ExecutionMode::Superseded, event: &failed, receipt: None, now: now() };
+    assert_eq!(handle(&store, &runner, input).await.expect("handled"), Handled::Applied);
+    codedeploy.waiting("d-1", "AfterAllowTestTraffic");
+    let probes = SetProbes::answering(200);
+    // WHEN the hook is called THEN it is answered Failed at once, nothing is checked and the record stays final
+    let call = hook_call("d-1", "hook-late");
+    let budget = std::time::Duration::from_secs(60);
+    let outcome = answer_hook(&store, &runner, &codedeploy, &probes, &call, budget, now()).await.expect("answered");
+    assert_eq!(outcome, HookOutcome::Ended(Status::Failed));
+    assert_eq!(codedeploy.answers(), [("d-1".to_owned(), "hook-late".to_owned(), HookStatus::Failed)]);
+    assert_eq!(probes.probed(), 0);
+}
+
+#[tokio::test]
+async fn a_rollback_while_the_furthest_run_soaks_stops_nothing_so_the_release_before_is_deployed_instead() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    published(&store).await;
+    shipped_in_stages(&store, &runner, "s1", 0).await;
+    // GIVEN s2 deployed to staging, its AfterRollout check passed: it soaks there for 30 minutes
+    let definitions =
+        crate::definitions::Definitions::parse("example", include_str!("../../../infra/pipelines.example.toml"))
+            .expect("the example");
+    let shop = definitions.get("shop").expect("the example's shop");
+    let Event::Triggered { source, .. } = crate::contract::testing::push("s2", ExecutionMode::Queued, false) else {
+        panic!("a push")
+    };
+    let id = ExecutionId::from("s2");
+    let events = [
+        Event::Triggered {
+            execution_id: id.clone(),
+            source,
+            plan: Box::new(crate::pipeline::Plan::from(shop)),
+            mode: ExecutionMode::Queued,
+            ordered: None,
+        },
+        Event::BuildSucceeded {
+            execution_id: id.clone(),
+            build_id: "build-s2".into(),
+            outputs: crate::pipeline::BuildOutputs { image_uri: "shop@sha256:s2".into(), artifacts: None },
+        },
+        Event::DeploymentSucceeded { execution_id: id.clone(), deployment_id: "staging-s2".into() },
+        Event::HookCompleted {
+            execution_id: id.clone(),
+            deployment_id: "staging-s2".into(),
+            lifecycle_event: "AfterRollout".into(),
+            hook_execution_id: "after-rollout-s2".into(),
+            passed: true,
+            detail: None,
+            millis: None,
+        },
+    ];
+    for event in &events {
+        let at = now() + TimeDelta::minutes(100);
+        let input = Input { pipeline: "shop", mode: ExecutionMode::Queued, event, receipt: None, now: at };
+        assert_eq!(handle(&store, &runner, input).await.expect("handled"), Handled::Applied, "{}", event.name());
+    }
+    let s2 = store.execution(&id).await.ok().flatten().expect("s2");
+    assert!(s2.soaking().is_some(), "{:?}", s2.status);
+    // WHEN an operator orders a rollback, of the pipeline or of staging THEN there is nothing to stop
+    for stage in [None, Stage::new("staging")] {
+        let ordered =
+            crate::usecases::order_rollback(&store, &runner, ("shop", stage), "carol", now() + TimeDelta::minutes(101))
+                .await;
+        assert!(matches!(ordered, Err(crate::usecases::RollbackError::NothingDeploying(_))), "{ordered:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_ended_before_github_was_told_gets_a_deployment_for_every_stage_in_one_report() {
+    use crate::contract::testing::{FixedSecret, RecordingGitHub};
+    use crate::usecases::{GitHubEffects, KeptSecret};
+    let (store, runner) = (std::sync::Arc::new(InMemoryStore::new()), RecordingRunner::new());
+    // GIVEN s1 shipped through staging and production while GitHub was not told (it was down, say)
+    let shown = |plan: &mut crate::pipeline::Plan| {
+        plan.github = Some(crate::definitions::GitHubReport { environment: "shop".into() });
+    };
+    shipped_in_stages_with(&store, &runner, ("s1", 0), shown).await;
+    let effects = GitHubEffects {
+        store: store.clone(),
+        github: RecordingGitHub::new(),
+        credentials: Some(KeptSecret::new(FixedSecret("github_pat_0123456789".into()))),
+        pages: None,
+    };
+    // WHEN its report is carried out THEN each deploy stage gets its Deployment, shown successful, at once: nothing
+    // asks for another report of a run that has ended
+    let report = Effect::ReportToGitHub { execution_id: ExecutionId::from("s1") };
+    effects.report(&report).await.expect("reported");
+    let environments: Vec<String> =
+        effects.github.deployments().into_iter().map(|(_, environment, _)| environment).collect();
+    assert_eq!(environments, ["staging", "production"]);
+    assert_eq!(effects.github.deployment_states(), [(1, "success".to_owned()), (2, "success".to_owned())]);
+    // AND a report tried again finds them: no second ones
+    effects.report(&report).await.expect("reported again");
+    assert_eq!(effects.github.deployments().len(), 2);
 }

@@ -454,3 +454,19 @@ fn a_run_that_ended_is_stored_abridged_once_nothing_waits_on_it_and_nothing_chan
     let write = crate::contract::ports::Write::between(None, &stored, None);
     assert!(write.executions.is_empty(), "{:?}", write.executions.len());
 }
+
+#[test]
+fn a_run_whose_deployment_a_newer_run_stopped_did_not_get_past_that_stage() {
+    let mut events = vec![staged("e1", ExecutionMode::Superseded), built("e1"), started("e1", "ecs-staging")];
+    events.push(Event::DeploymentSuperseded {
+        execution_id: id("e1"),
+        deployment_id: "ecs-staging".into(),
+        by: id("e2"),
+        by_pipeline: "web".into(),
+        reason: "ECS stopped it for a newer deployment".into(),
+    });
+    let (state, _) = run(&events);
+    let e1 = state.execution(&id("e1")).expect("e1");
+    assert_eq!(e1.status, Status::Superseded);
+    assert!(!e1.passed(stage("staging")));
+}

@@ -1136,10 +1136,26 @@ async fn a_rolling_start_registers_the_built_image_once_and_updates_the_service_
     assert_eq!(effects.ecs.updates().last().map(|update| &update.task_definition_arn), Some(arn));
 }
 
+/// The notifier's GitHub reports of runs in `store`, to a recording GitHub, with a token.
+fn github_effects(
+    store: &std::sync::Arc<InMemoryStore>,
+) -> crate::usecases::GitHubEffects<
+    std::sync::Arc<InMemoryStore>,
+    crate::contract::testing::RecordingGitHub,
+    crate::contract::testing::FixedSecret,
+> {
+    crate::usecases::GitHubEffects {
+        store: store.clone(),
+        github: crate::contract::testing::RecordingGitHub::new(),
+        credentials: Some(crate::usecases::KeptSecret::new(crate::contract::testing::FixedSecret(
+            "github_pat_0123456789".into(),
+        ))),
+        pages: None,
+    }
+}
+
 #[tokio::test]
 async fn a_run_shown_on_github_gets_its_commit_status_and_one_deployment_however_often_the_report_is_tried() {
-    use crate::contract::testing::{FixedSecret, RecordingGitHub};
-    use crate::usecases::{GitHubEffects, KeptSecret};
     let (store, runner) = (std::sync::Arc::new(InMemoryStore::new()), RecordingRunner::new());
     // GIVEN run e1 of a pipeline shown on GitHub as environment production, deploying d-1
     let mut triggered = push("e1");
@@ -1147,12 +1163,7 @@ async fn a_run_shown_on_github_gets_its_commit_status_and_one_deployment_however
         plan.github = Some(crate::definitions::GitHubReport { environment: "production".into() });
     }
     built_and_deploying(&store, &runner, triggered, ("d-1", None)).await;
-    let effects = GitHubEffects {
-        store: store.clone(),
-        github: RecordingGitHub::new(),
-        credentials: Some(KeptSecret::new(FixedSecret("github_pat_0123456789".into()))),
-        pages: None,
-    };
+    let effects = github_effects(&store);
     // WHEN its report is carried out, THEN its commit has a pending status and it has one Deployment, in progress
     let report = Effect::ReportToGitHub { execution_id: ExecutionId::from("e1") };
     let event = effects.report(&report).await.expect("reported");
@@ -1419,20 +1430,13 @@ async fn a_rollback_while_the_furthest_run_soaks_stops_nothing_so_the_release_be
 
 #[tokio::test]
 async fn a_run_that_ended_before_github_was_told_gets_a_deployment_for_every_stage_in_one_report() {
-    use crate::contract::testing::{FixedSecret, RecordingGitHub};
-    use crate::usecases::{GitHubEffects, KeptSecret};
     let (store, runner) = (std::sync::Arc::new(InMemoryStore::new()), RecordingRunner::new());
     // GIVEN s1 shipped through staging and production while GitHub was not told (it was down, say)
     let shown = |plan: &mut crate::pipeline::Plan| {
         plan.github = Some(crate::definitions::GitHubReport { environment: "shop".into() });
     };
     shipped_in_stages_with(&store, &runner, ("s1", 0), shown).await;
-    let effects = GitHubEffects {
-        store: store.clone(),
-        github: RecordingGitHub::new(),
-        credentials: Some(KeptSecret::new(FixedSecret("github_pat_0123456789".into()))),
-        pages: None,
-    };
+    let effects = github_effects(&store);
     // WHEN its report is carried out THEN each deploy stage gets its Deployment, shown successful, at once: nothing
     // asks for another report of a run that has ended
     let report = Effect::ReportToGitHub { execution_id: ExecutionId::from("s1") };

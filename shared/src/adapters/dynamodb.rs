@@ -261,12 +261,22 @@ pub fn encode_state(state: &PipelineState) -> Result<String, StoreError> {
         ("parked", stored.parked.iter().map(|parked| &parked.effect).collect()),
     ] {
         for (k, effect) in effects.into_iter().enumerate() {
-            let Some((execution_id, stage, target)) = staged_target(effect) else { continue };
-            let planned = stored.execution(execution_id).and_then(|run| run.plan.deploy_stage(stage));
-            if planned.is_some_and(|planned| &planned.target == target)
+            let planned = |id: &ExecutionId, stage: Stage| {
+                stored.execution(id).and_then(|run| run.plan.deploy_stage(stage)).map(|planned| &planned.target)
+            };
+            let copy = match effect {
+                Effect::RunChecks { execution_id, stage, checks, .. } => {
+                    let theirs = planned(execution_id, *stage).map(DeployTarget::after_rollout_checks);
+                    (!checks.is_empty() && theirs.as_ref() == Some(checks)).then_some("checks")
+                }
+                other => staged_target(other)
+                    .filter(|(execution_id, stage, target)| planned(execution_id, *stage) == Some(*target))
+                    .map(|_| "target"),
+            };
+            if let Some(copy) = copy
                 && let Some(effect) = value.pointer_mut(&format!("/{list}/{k}/effect")).and_then(|e| e.as_object_mut())
             {
-                effect.remove("target");
+                effect.remove(copy);
             }
         }
     }
@@ -333,7 +343,23 @@ pub fn decode_state(text: &str) -> Result<PipelineState, StoreError> {
             }
         }
     }
-    serde_json::from_value(value).map_err(corrupt_json)
+    let mut state: PipelineState = serde_json::from_value(value).map_err(corrupt_json)?;
+    // AfterRollout checks stored by their stage: the plan's (a RunChecks is only ever made with some).
+    let PipelineState { executions, pending, parked, .. } = &mut state;
+    let effects = pending.iter_mut().map(|p| &mut p.effect).chain(parked.iter_mut().map(|p| &mut p.effect));
+    for effect in effects {
+        if let Effect::RunChecks { execution_id, stage, checks, .. } = effect
+            && checks.is_empty()
+        {
+            let run = executions.iter().find(|run| &run.id == execution_id);
+            *checks = run
+                .and_then(|run| run.plan.deploy_stage(*stage))
+                .map(|planned| planned.target.after_rollout_checks())
+                .filter(|planned| !planned.is_empty())
+                .ok_or_else(|| corrupt("pipeline state", format!("no AfterRollout checks for stage {stage}")))?;
+        }
+    }
+    Ok(state)
 }
 
 /// The run, deploy stage and target an effect is about, if it is one that names its stage.
@@ -695,6 +721,43 @@ mod tests {
         // An effect whose stage the run's plan does not have is refused, not made up
         let mut gone = value;
         if let Some(effect) = gone.pointer_mut(&format!("/pending/{start}/effect")).and_then(|e| e.as_object_mut()) {
+            effect.insert("stage".into(), "production".into());
+        }
+        assert!(matches!(decode_state(&gone.to_string()), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn after_rollout_checks_are_stored_by_their_stage_and_read_back_from_the_plan() {
+        use crate::contract::testing::{push, rolling, shipped};
+        use crate::pipeline::{Decision, EffectKind, transition};
+        let now: DateTime<Utc> = "2026-12-06T10:00:00Z".parse().expect("time");
+        let check = crate::definitions::Check::new("AfterRollout", "http://web/health");
+        let mut pushed = push("e1", crate::definitions::ExecutionMode::Superseded, true);
+        if let crate::pipeline::Event::Triggered { plan, .. } = &mut pushed {
+            *plan.target_mut() = DeployTarget::Rolling(rolling(vec![check.clone()]));
+        }
+        let mut events = shipped("e1");
+        events[0] = pushed;
+        let mut state = PipelineState::new("web", crate::definitions::ExecutionMode::Superseded);
+        for event in [&events[0], &events[1], &events[2], &events[4]] {
+            let Ok(Decision::Apply { state: next, effects }) = transition(&state, event, now) else {
+                panic!("{} not applied", event.name())
+            };
+            state = next;
+            state.enqueue(effects, 1);
+        }
+        let at = state.pending.iter().position(|p| p.effect.kind() == EffectKind::RunChecks).expect("checks wait");
+        let json = encode_state(&state).expect("encodes");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        let stored = value.pointer(&format!("/pending/{at}/effect")).expect("the effect");
+        assert!(stored.get("checks").is_none(), "{stored}");
+        let read = decode_state(&json).expect("decodes");
+        assert_eq!(read, state.stored());
+        let Effect::RunChecks { checks, .. } = &read.pending[at].effect else { panic!("not the checks") };
+        assert_eq!(checks, &[check]);
+        // Checks that cannot be found again are refused, never run as none
+        let mut gone = value;
+        if let Some(effect) = gone.pointer_mut(&format!("/pending/{at}/effect")).and_then(|e| e.as_object_mut()) {
             effect.insert("stage".into(), "production".into());
         }
         assert!(matches!(decode_state(&gone.to_string()), Err(StoreError::Corrupt { .. })));

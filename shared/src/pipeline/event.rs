@@ -501,7 +501,17 @@ pub enum Effect {
     },
     /// Run a rolling update's AfterRollout checks, now that ECS reports the rollout completed. Carried out by the
     /// hooks function, whose answer is a `HookCompleted` for `lifecycle_event`.
-    RunChecks { execution_id: ExecutionId, deployment_id: String, lifecycle_event: String, checks: Vec<Check> },
+    RunChecks {
+        execution_id: ExecutionId,
+        deployment_id: String,
+        lifecycle_event: String,
+        /// The deploy stage whose checks these are: the state item stores the effect without `checks`, which are
+        /// that stage's AfterRollout checks in the run's plan (`crate::adapters::encode_state`).
+        #[serde(default = "table_deploy_stage")]
+        stage: Stage,
+        #[serde(default)]
+        checks: Vec<Check>,
+    },
     /// Update the service back to `task_definition`, the one it ran before the run's rolling update (whose
     /// AfterRollout checks failed). Carried out by the deployer, whose answer is a `DeploymentFailed`.
     RollBack {

@@ -314,6 +314,7 @@ mod tests {
             execution_id: ExecutionId::from("e1"),
             deployment_id: "ecs-svc/1".into(),
             lifecycle_event: "AfterRollout".into(),
+            stage: crate::pipeline::Stage::DEPLOY,
             checks: Vec::new(),
         };
         let mut state = outbox(vec![checks, hook()]);

@@ -80,7 +80,7 @@ impl<P: EventPublisher, H: LifecycleHooks, C: HttpProbe> EffectRunner for HookEf
     async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {
             Effect::Publish(event) => super::effects::publish_one(&self.publisher, event).await,
-            Effect::RunChecks { execution_id, deployment_id, lifecycle_event, checks } => {
+            Effect::RunChecks { execution_id, deployment_id, lifecycle_event, checks, .. } => {
                 let started = tokio::time::Instant::now();
                 let numbered: Vec<(usize, &Check)> = checks.iter().enumerate().map(|(i, c)| (i + 1, c)).collect();
                 let runs = run_checks(&self.probe, &numbered, AFTER_ROLLOUT_BUDGET).await;

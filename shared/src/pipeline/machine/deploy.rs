@@ -142,10 +142,12 @@ impl Run {
         if !checks.is_empty() {
             self.deploy_mut(i).rolled_out_at = Some(now);
             let execution = &self.state.executions[i];
+            let stage = execution.deploying().map_or(Stage::DEPLOY, |(stage, _)| stage);
             self.effects.push(Effect::RunChecks {
                 execution_id: execution.id.clone(),
                 deployment_id: deployment_id.to_owned(),
                 lifecycle_event: AFTER_ROLLOUT.to_owned(),
+                stage,
                 checks: checks.clone(),
             });
             self.effects.push(Effect::Publish(SluiceEvent::ChecksRequested(ChecksRequested {

@@ -1147,3 +1147,18 @@ fn two_deploy_stages_shown_as_one_github_environment_are_refused_at_the_later_on
         "{errors:#?}"
     );
 }
+
+#[test]
+fn a_stage_named_deploy_in_a_pipeline_of_stages_is_shown_as_its_own_name_not_the_github_tables() {
+    let staged = STAGED.replace("name = \"staging\"", "name = \"deploy\"").replace(
+        "build = { project = \"web-build\" }\n",
+        "build = { project = \"web-build\" }\ngithub = { environment = \"production\" }\n",
+    );
+    let definitions = Definitions::check("pipelines.toml", &staged).expect("it checks");
+    let plan = crate::pipeline::Plan::from(definitions.get("web").expect("web"));
+    let shown = |name: &str| plan.environment(Stage::new(name).expect("a stage name"));
+    assert_eq!((shown("deploy").as_deref(), shown("production").as_deref()), (Some("deploy"), Some("production")));
+    // ... and so the environments of its two deploy stages, as check sees them, are the ones GitHub is told
+    let clash = staged.replace("name = \"production\"\n", "name = \"production\"\nenvironment = \"deploy\"\n");
+    assert!(errors(&clash).iter().any(|e| e.contains("GitHub environment `deploy` is stage `deploy`'s too")));
+}

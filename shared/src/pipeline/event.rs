@@ -115,8 +115,7 @@ impl ApprovalNotice {
     /// stage the run is at): what each before it did, and the deploy stage approving releases the build to. Nothing
     /// for a pipeline written with `[approval]` and `[deploy]` tables, whose email says it as it always has.
     fn with_stages(mut self, execution: &Execution) -> Self {
-        let tables = execution.plan.stages.iter().all(|s| s.name == Stage::APPROVAL || s.name == Stage::DEPLOY);
-        if tables {
+        if execution.plan.table_shaped() {
             return self;
         }
         let asked = execution.stages.iter().position(|record| {

@@ -171,8 +171,15 @@ impl Plan {
     pub fn environment(&self, stage: Stage) -> Option<String> {
         let github = self.github.as_ref()?;
         let deploy = self.deploy_stage(stage)?;
-        let table = (stage == Stage::DEPLOY).then(|| github.environment.clone());
+        let table = (stage == Stage::DEPLOY && self.table_shaped()).then(|| github.environment.clone());
         Some(deploy.environment.clone().or(table).unwrap_or_else(|| stage.to_string()))
+    }
+
+    /// Whether the plan is what `[approval]` and `[deploy]` tables make (stages named `approval` and `deploy` only):
+    /// its deploy stage is shown as the `[github]` table's environment, and its approval email says it as it always
+    /// has.
+    pub fn table_shaped(&self) -> bool {
+        self.stages.iter().all(|stage| stage.name == Stage::APPROVAL || stage.name == Stage::DEPLOY)
     }
 
     /// Whether any stage asks a person.
@@ -328,6 +335,9 @@ pub struct DeployFacts {
     /// succeeded; the run holds the stage meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soak_until: Option<DateTime<Utc>>,
+    /// A newer run's deployment stopped this one (superseded mode): the run ended there, not past it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub superseded: bool,
     /// When the deployment was past its deadline ([`crate::deploy::deadline`]) and the run failed for it: what
     /// sluice stops or rolls back then is carried out though the run has ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -350,6 +360,7 @@ impl DeployFacts {
             pauses: Vec::new(),
             rollback_ordered: None,
             soak_until: None,
+            superseded: false,
             timed_out_at: None,
             started_at,
             finished_at: None,
@@ -674,19 +685,14 @@ impl Execution {
     /// Whether the run got past deploy stage `stage`: its deployment there finished and the run went on to a later
     /// stage, or succeeded (a run that soaked there went on). What `sluice rollback --stage` rolls back to.
     pub fn passed(&self, stage: Stage) -> bool {
-        let deployed =
-            self.record(stage).and_then(|record| record.deploy.as_ref()).is_some_and(|d| d.finished_at.is_some());
-        let here = self.plan.position(stage);
-        // Past it: it entered a later stage, waits for one, or was overtaken while waiting at the next boundary. A
-        // run whose deployment a newer run's stopped there ended in the same instant its deployment did.
-        let deployed_before_end = self
+        // Its deployment there finished, and not by a newer run's stopping it.
+        let deployed = self
             .record(stage)
             .and_then(|record| record.deploy.as_ref())
-            .and_then(|deploy| deploy.finished_at)
-            .is_some_and(|done| self.finished_at.is_some_and(|ended| done < ended));
-        let overtaken = self.status == Status::Superseded
-            && self.stages.last().is_some_and(|last| last.name == stage)
-            && deployed_before_end;
+            .is_some_and(|d| d.finished_at.is_some() && !d.superseded);
+        let here = self.plan.position(stage);
+        // Past it: it entered a later stage, waits for one, or was overtaken while waiting at the next boundary.
+        let overtaken = self.status == Status::Superseded && self.stages.last().is_some_and(|last| last.name == stage);
         let later = self.stages.iter().any(|later| self.plan.position(later.name) > here)
             || self.at().is_some_and(|at| self.plan.position(at) > here)
             || overtaken;

@@ -242,7 +242,10 @@ impl Run {
             return self.past(i, self.deploy_stage(i), self.same_deployment(i, deployment_id), name);
         }
         self.claim_deployment(i, deployment_id)?;
-        self.deploy_mut(i).finished_at = Some(self.now);
+        let now = self.now;
+        let deploy = self.deploy_mut(i);
+        deploy.finished_at = Some(now);
+        deploy.superseded = true;
         let needed = match self.state.executions[i].target() {
             Some(DeployTarget::EcsNative(_)) => "service",
             _ => "deployment group",

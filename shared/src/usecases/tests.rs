@@ -1345,6 +1345,28 @@ async fn a_retry_of_a_failed_rollback_of_one_stage_deploys_there_alone_again() {
     let run = store.execution(&retried.execution_id).await.ok().flatten().expect("the retry");
     assert_eq!(run.only, Some(staging));
     assert_eq!(run.build.as_ref().map(|b| b.image_uri.as_deref()), Some(Some("shop@sha256:s1")));
+
+    // Once the pipeline no longer deploys to that stage, a retry of such a run is refused, naming the stage
+    let failed = Event::DeploymentFailed {
+        execution_id: retried.execution_id.clone(),
+        deployment_id: None,
+        reason: "the service did not stabilize".into(),
+        rolled_back: false,
+    };
+    let input = Input {
+        pipeline: "shop",
+        mode: ExecutionMode::Queued,
+        event: &failed,
+        receipt: None,
+        now: now() + TimeDelta::minutes(203),
+    };
+    assert_eq!(handle(&store, &runner, input).await.expect("handled"), Handled::Applied);
+    let renamed =
+        include_str!("../../../infra/pipelines.example.toml").replace("name = \"staging\"", "name = \"preprod\"");
+    crate::contract::ports::DefinitionsStore::publish(&store, &renamed, Some(1), now()).await.expect("published");
+    let order = Order::Retry { run: &retried.execution_id.0 };
+    let refused = order_run(&store, &runner, order, "carol", now() + TimeDelta::minutes(204)).await;
+    assert!(matches!(refused, Err(OrderError::UnknownStage { stage, .. }) if stage == staging), "{refused:?}");
 }
 
 #[tokio::test]

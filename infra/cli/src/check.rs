@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Result, anyhow, bail};
 use serde_json::json;
 use sluice::definitions::{
-    DefinitionError, Definitions, DeployTarget, GlobFilter, MAX_TEXT, Pipeline, Source, Stage, StageKind,
+    DefinitionError, Definitions, DeployTarget, GlobFilter, MAX_TEXT, Pipeline, Source, StageKind,
 };
 
 use crate::stack::Target;
@@ -163,8 +163,7 @@ pub fn summary(definitions: &Definitions) -> String {
 /// rolling update of prod/web`; with `[[stages]]`: `; stages staging (rolling update of staging/web) → sign-off
 /// (approval by <topic>) → production (ecs_canary of prod/web)`.
 fn stages(p: &Pipeline) -> String {
-    let tables = p.stages.iter().all(|stage| stage.name == Stage::APPROVAL || stage.name == Stage::DEPLOY);
-    if tables {
+    if sluice::definitions::table_shaped(&p.stages) {
         let gates = gates(p);
         let gates = if gates.is_empty() { String::new() } else { format!(", {}", gates.join(", ")) };
         return format!("{gates}; {}", targets(p).join("; "));
@@ -224,12 +223,12 @@ fn stages_json(p: &Pipeline) -> Vec<serde_json::Value> {
         .iter()
         .map(|stage| match &stage.kind {
             StageKind::Approval(approval) => {
-                json!({ "name": stage.name, "kind": "approval", "topic": approval.topic_arn })
+                json!({ "name": stage.name, "kind": stage.kind_name(), "topic": approval.topic_arn })
             }
             StageKind::Deploy(deploy) => {
                 let (place, gates) = deploys(&deploy.target);
                 json!({
-                    "name": stage.name, "kind": "deploy", "strategy": deploy.target.strategy(), "deploys": place,
+                    "name": stage.name, "kind": stage.kind_name(), "strategy": deploy.target.strategy(), "deploys": place,
                     "gates": gates,
                 })
             }

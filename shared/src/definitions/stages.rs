@@ -50,7 +50,7 @@ impl Stage {
 }
 
 /// Whether `name` may name a stage.
-pub fn is_stage_name(name: &str) -> bool {
+fn is_stage_name(name: &str) -> bool {
     let mut chars = name.chars();
     name.len() <= MAX_STAGE_NAME
         && chars.next().is_some_and(|first| first.is_ascii_lowercase())
@@ -157,6 +157,11 @@ pub fn table_stages(
         })),
     };
     approval.into_iter().chain([deploy]).collect()
+}
+
+/// Whether `stages` are what `[approval]` and `[deploy]` tables make: stages named `approval` and `deploy` only.
+pub fn table_shaped(stages: &[StageDefinition]) -> bool {
+    stages.iter().all(|stage| stage.name == Stage::APPROVAL || stage.name == Stage::DEPLOY)
 }
 
 #[cfg(test)]

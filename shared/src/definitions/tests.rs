@@ -1162,3 +1162,15 @@ fn a_stage_named_deploy_in_a_pipeline_of_stages_is_shown_as_its_own_name_not_the
     let clash = staged.replace("name = \"production\"\n", "name = \"production\"\nenvironment = \"deploy\"\n");
     assert!(errors(&clash).iter().any(|e| e.contains("GitHub environment `deploy` is stage `deploy`'s too")));
 }
+
+#[test]
+fn a_pipeline_of_stages_has_at_most_ten_stages_and_at_least_one_that_deploys() {
+    let topic = "approval = { topic = \"arn:aws:sns:eu-west-1:123456789012:web-approvals\" }";
+    let many: String = (0..8).map(|k| format!("\n[[pipelines.web.stages]]\nname = \"ok-{k}\"\n{topic}\n")).collect();
+    let too_many = errors(&format!("{STAGED}{many}"));
+    assert!(too_many.iter().any(|e| e.contains("field `stages`: at most 10 stages")), "{too_many:#?}");
+    let deploys: Vec<&str> = STAGED.lines().filter(|line| line.starts_with("deploy = ")).collect();
+    let none = deploys.iter().fold(STAGED.to_owned(), |text, deploy| text.replace(deploy, topic));
+    let no_deploy = errors(&none);
+    assert!(no_deploy.iter().any(|e| e.contains("field `stages`: no stage deploys")), "{no_deploy:#?}");
+}

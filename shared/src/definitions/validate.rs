@@ -403,63 +403,9 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
     for (at, stage) in raw.into_iter().enumerate() {
         checker.place = format!("stages[{at}].");
         let (name, span) = (stage.name.get_ref().trim(), stage.name.span());
-        let named = Stage::new(name).filter(|stage| *stage != Stage::BUILD);
-        match named {
-            None if name == "build" => {
-                checker.error(span.clone(), "name", "`build` is the build's own stage: name it otherwise")
-            }
-            None => checker.error(
-                span.clone(),
-                "name",
-                format!(
-                    "a stage name is 1 to {MAX_STAGE_NAME} lower-case letters, digits, '-' or '_', starting with a \
-                     letter (got {:?})",
-                    bounded(name, SHOWN)
-                ),
-            ),
-            Some(named) if stages.iter().any(|earlier| earlier.name == named) => {
-                checker.error(span.clone(), "name", format!("another stage is named `{named}`: stage names are unique"))
-            }
-            Some(_) => {}
-        }
-        let soak = stage.soak.as_ref().and_then(|soak| match (&stage.deploy, at == last) {
-            (None, _) => {
-                checker.error(soak.span(), "soak", "only a deploy stage soaks: the release runs there meanwhile");
-                None
-            }
-            (Some(_), true) => {
-                let message = "soak holds the next stage back until the release has run here that long: the last \
-                               stage has none";
-                checker.error(soak.span(), "soak", message);
-                None
-            }
-            (Some(_), false) => checker.duration(soak, "soak", SOAK_RANGE),
-        });
-        let environment = stage.environment.as_ref().and_then(|environment| {
-            if stage.deploy.is_none() {
-                checker.error(environment.span(), "environment", "only a deploy stage is shown as a GitHub Deployment");
-                return None;
-            }
-            let what = "a GitHub environment name is 1 to 255 characters, without control characters";
-            Some(checker.text(environment, "environment", is_environment_name, what))
-        });
-        if stage.deploy.is_some() {
-            // Two stages in one environment would share its Deployments; names are unique, so only a written
-            // `environment` can clash.
-            let shown = environment.clone().unwrap_or_else(|| name.to_owned());
-            // GitHub's environment names ignore case.
-            let same = |earlier: &String| earlier.to_lowercase() == shown.to_lowercase();
-            let clash = shown_as.iter().find(|(earlier, _)| same(earlier)).map(|(_, by)| by.clone());
-            if let Some(by) = clash.filter(|by| by != name) {
-                let place = stage.environment.as_ref().map_or(span.clone(), Spanned::span);
-                let message = format!(
-                    "GitHub environment `{shown}` is stage `{by}`'s too (GitHub ignores case): give each deploy \
-                     stage its own `environment`"
-                );
-                checker.error(place, "environment", message);
-            }
-            shown_as.push((shown, name.to_owned()));
-        }
+        let named = stage_name(checker, (name, &span), &stages);
+        let soak = stage_soak(checker, &stage, at == last);
+        let environment = stage_environment(checker, &stage, &mut shown_as);
         let kind = match (stage.approval, stage.deploy) {
             (Some(approval), None) => StageKind::Approval(validate_approval(checker, approval)),
             (None, Some(deploy)) => {
@@ -491,6 +437,88 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
         );
     }
     stages
+}
+
+/// A stage's `name`: valid, not `build`, not another stage's (`earlier`).
+fn stage_name(
+    checker: &mut Checker<'_>,
+    (name, span): (&str, &Range<usize>),
+    earlier: &[StageDefinition],
+) -> Option<Stage> {
+    let named = Stage::new(name).filter(|stage| *stage != Stage::BUILD);
+    match named {
+        None if name == "build" => {
+            checker.error(span.clone(), "name", "`build` is the build's own stage: name it otherwise")
+        }
+        None => checker.error(
+            span.clone(),
+            "name",
+            format!(
+                "a stage name is 1 to {MAX_STAGE_NAME} lower-case letters, digits, '-' or '_', starting with a \
+                 letter (got {:?})",
+                bounded(name, SHOWN)
+            ),
+        ),
+        Some(named) if earlier.iter().any(|stage| stage.name == named) => {
+            checker.error(span.clone(), "name", format!("another stage is named `{named}`: stage names are unique"))
+        }
+        Some(_) => {}
+    }
+    named
+}
+
+/// A stage's `soak`: a deploy stage's, not the `last` stage's.
+fn stage_soak(checker: &mut Checker<'_>, stage: &RawStage, last: bool) -> Option<u64> {
+    let soak = stage.soak.as_ref()?;
+    match (&stage.deploy, last) {
+        (None, _) => {
+            checker.error(soak.span(), "soak", "only a deploy stage soaks: the release runs there meanwhile");
+            None
+        }
+        (Some(_), true) => {
+            let message = "soak holds the next stage back until the release has run here that long: the last \
+                           stage has none";
+            checker.error(soak.span(), "soak", message);
+            None
+        }
+        (Some(_), false) => checker.duration(soak, "soak", SOAK_RANGE),
+    }
+}
+
+/// A deploy stage's GitHub `environment`, as written, not one an earlier deploy stage is shown as (`shown_as`: each
+/// one's environment and name, to which this stage's are added).
+fn stage_environment(
+    checker: &mut Checker<'_>,
+    stage: &RawStage,
+    shown_as: &mut Vec<(String, String)>,
+) -> Option<String> {
+    let environment = stage.environment.as_ref().and_then(|environment| {
+        if stage.deploy.is_none() {
+            checker.error(environment.span(), "environment", "only a deploy stage is shown as a GitHub Deployment");
+            return None;
+        }
+        let what = "a GitHub environment name is 1 to 255 characters, without control characters";
+        Some(checker.text(environment, "environment", is_environment_name, what))
+    });
+    if stage.deploy.is_some() {
+        // Two stages in one environment would share its Deployments; names are unique, so only a written
+        // `environment` can clash.
+        let name = stage.name.get_ref().trim();
+        let shown = environment.clone().unwrap_or_else(|| name.to_owned());
+        // GitHub's environment names ignore case.
+        let same = |earlier: &String| earlier.to_lowercase() == shown.to_lowercase();
+        let clash = shown_as.iter().find(|(earlier, _)| same(earlier)).map(|(_, by)| by.clone());
+        if let Some(by) = clash.filter(|by| by != name) {
+            let place = stage.environment.as_ref().map_or(stage.name.span(), Spanned::span);
+            let message = format!(
+                "GitHub environment `{shown}` is stage `{by}`'s too (GitHub ignores case): give each deploy stage \
+                 its own `environment`"
+            );
+            checker.error(place, "environment", message);
+        }
+        shown_as.push((shown, name.to_owned()));
+    }
+    environment
 }
 
 /// The most stages a pipeline has: each deploy stage's run record and its effects stay far below DynamoDB's item

@@ -179,12 +179,7 @@ impl Plan {
     /// its deploy stage is shown as the `[github]` table's environment, and its approval email says it as it always
     /// has.
     pub fn table_shaped(&self) -> bool {
-        self.stages.iter().all(|stage| stage.name == Stage::APPROVAL || stage.name == Stage::DEPLOY)
-    }
-
-    /// Whether any stage asks a person.
-    pub fn has_approval(&self) -> bool {
-        self.stages.iter().any(|stage| matches!(stage.kind, StageKind::Approval(_)))
+        crate::definitions::table_shaped(&self.stages)
     }
 }
 
@@ -878,11 +873,16 @@ impl Execution {
 impl Plan {
     /// The first deploy stage's target.
     pub fn target_mut(&mut self) -> &mut DeployTarget {
+        &mut self.first_deploy_mut().target
+    }
+
+    /// The first deploy stage (a test's plan has one).
+    fn first_deploy_mut(&mut self) -> &mut DeployStage {
         let deploy = self.stages.iter_mut().find_map(|stage| match &mut stage.kind {
             StageKind::Deploy(deploy) => Some(deploy),
             StageKind::Approval(_) => None,
         });
-        &mut deploy.expect("a plan has a deploy stage").target
+        deploy.expect("a plan has a deploy stage")
     }
 
     /// The first approval stage's approval.
@@ -895,11 +895,7 @@ impl Plan {
 
     /// The first deploy stage's `deploy.timeout`.
     pub fn timeout_mut(&mut self) -> &mut Option<u32> {
-        let deploy = self.stages.iter_mut().find_map(|stage| match &mut stage.kind {
-            StageKind::Deploy(deploy) => Some(deploy),
-            StageKind::Approval(_) => None,
-        });
-        &mut deploy.expect("a plan has a deploy stage").timeout_minutes
+        &mut self.first_deploy_mut().timeout_minutes
     }
 }
 

@@ -364,6 +364,30 @@ async fn attempt_round<C: HttpProbe>(
     run_checks(probe, &numbered, budget).await
 }
 
+/// The run that recorded the service deployment `call` is about, or, without one, ECS's answer: call again (the run
+/// may not have recorded it yet), or FAILED.
+async fn stage_run<S: PipelineStore>(
+    store: &S,
+    call: &StageCall,
+) -> Result<Result<(crate::contract::ports::AwsLink, Execution), StageAnswer>, HookError> {
+    let link = store.find(&call.service_deployment).await.map_err(HandleError::from)?;
+    let Some(link) = link else {
+        if call.progress.unlinked < UNLINKED_TRIES {
+            info!("no run has recorded this service deployment yet; asking ECS to call again");
+            let progress = StageProgress { unlinked: call.progress.unlinked + 1, ..call.progress.clone() };
+            return Ok(Err(StageAnswer::InProgress { delay_secs: UNLINKED_DELAY_SECS, progress }));
+        }
+        warn!("no run of sluice's started this service deployment; answering FAILED");
+        return Ok(Err(StageAnswer::Failed));
+    };
+    let run = store.execution(&link.execution).await.map_err(HandleError::from)?;
+    let Some(run) = run else {
+        warn!(execution = %link.execution, "the run is no longer recorded; answering FAILED");
+        return Ok(Err(StageAnswer::Failed));
+    };
+    Ok(Ok((link, run)))
+}
+
 /// Answers one ECS lifecycle hook invocation: runs one attempt of each of the stage's checks that has not passed
 /// yet in this evaluation, and answers SUCCEEDED or FAILED (recording the result on the run), or IN_PROGRESS when a
 /// check has retries left, never waiting between tries itself. Nothing is answered from an earlier result: every
@@ -387,20 +411,9 @@ where
     C: HttpProbe,
     N: NativeDeployments,
 {
-    let link = store.find(&call.service_deployment).await.map_err(HandleError::from)?;
-    let Some(link) = link else {
-        if call.progress.unlinked < UNLINKED_TRIES {
-            info!("no run has recorded this service deployment yet; asking ECS to call again");
-            let progress = StageProgress { unlinked: call.progress.unlinked + 1, ..call.progress.clone() };
-            return Ok(StageAnswer::InProgress { delay_secs: UNLINKED_DELAY_SECS, progress });
-        }
-        warn!("no run of sluice's started this service deployment; answering FAILED");
-        return Ok(StageAnswer::Failed);
-    };
-    let run = store.execution(&link.execution).await.map_err(HandleError::from)?;
-    let Some(run) = run else {
-        warn!(execution = %link.execution, "the run is no longer recorded; answering FAILED");
-        return Ok(StageAnswer::Failed);
+    let (link, run) = match stage_run(store, call).await? {
+        Ok(found) => found,
+        Err(answer) => return Ok(answer),
     };
     let Some((target, deploy)) = run.deployed_as(&call.service_deployment) else {
         warn!(execution = %run.id, "the run recorded this service deployment at no stage it has; answering FAILED");

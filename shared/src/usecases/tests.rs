@@ -1314,6 +1314,19 @@ async fn a_rollback_of_one_stage_deploys_the_earlier_release_there_alone() {
     assert!(matches!(refused, Err(OrderError::UnknownStage { .. })), "{refused:?}");
 }
 
+/// Run `id` of the example's `shop`: its deployment failed, at `minute`, without a rollback.
+async fn deployment_failed(store: &InMemoryStore, runner: &RecordingRunner, id: &ExecutionId, minute: i64) {
+    let failed = Event::DeploymentFailed {
+        execution_id: id.clone(),
+        deployment_id: None,
+        reason: "the service did not stabilize".into(),
+        rolled_back: false,
+    };
+    let at = now() + TimeDelta::minutes(minute);
+    let input = Input { pipeline: "shop", mode: ExecutionMode::Queued, event: &failed, receipt: None, now: at };
+    assert_eq!(handle(store, runner, input).await.expect("handled"), Handled::Applied);
+}
+
 #[tokio::test]
 async fn a_retry_of_a_failed_rollback_of_one_stage_deploys_there_alone_again() {
     let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
@@ -1323,20 +1336,7 @@ async fn a_retry_of_a_failed_rollback_of_one_stage_deploys_there_alone_again() {
     let staging = Stage::new("staging").expect("a stage name");
     let order = Order::RollbackTo { pipeline: "shop", to: None, stage: Some(staging) };
     let ordered = order_run(&store, &runner, order, "carol", now() + TimeDelta::minutes(200)).await.expect("ordered");
-    let failed = Event::DeploymentFailed {
-        execution_id: ordered.execution_id.clone(),
-        deployment_id: None,
-        reason: "the service did not stabilize".into(),
-        rolled_back: false,
-    };
-    let input = Input {
-        pipeline: "shop",
-        mode: ExecutionMode::Queued,
-        event: &failed,
-        receipt: None,
-        now: now() + TimeDelta::minutes(201),
-    };
-    assert_eq!(handle(&store, &runner, input).await.expect("handled"), Handled::Applied);
+    deployment_failed(&store, &runner, &ordered.execution_id, 201).await;
 
     let order = Order::Retry { run: &ordered.execution_id.0 };
     let retried = order_run(&store, &runner, order, "carol", now() + TimeDelta::minutes(202)).await.expect("retried");
@@ -1347,20 +1347,7 @@ async fn a_retry_of_a_failed_rollback_of_one_stage_deploys_there_alone_again() {
     assert_eq!(run.build.as_ref().map(|b| b.image_uri.as_deref()), Some(Some("shop@sha256:s1")));
 
     // Once the pipeline no longer deploys to that stage, a retry of such a run is refused, naming the stage
-    let failed = Event::DeploymentFailed {
-        execution_id: retried.execution_id.clone(),
-        deployment_id: None,
-        reason: "the service did not stabilize".into(),
-        rolled_back: false,
-    };
-    let input = Input {
-        pipeline: "shop",
-        mode: ExecutionMode::Queued,
-        event: &failed,
-        receipt: None,
-        now: now() + TimeDelta::minutes(203),
-    };
-    assert_eq!(handle(&store, &runner, input).await.expect("handled"), Handled::Applied);
+    deployment_failed(&store, &runner, &retried.execution_id, 203).await;
     let renamed =
         include_str!("../../../infra/pipelines.example.toml").replace("name = \"staging\"", "name = \"preprod\"");
     crate::contract::ports::DefinitionsStore::publish(&store, &renamed, Some(1), now()).await.expect("published");

@@ -341,12 +341,15 @@ async fn a_release_that_has_soaked_at_staging_for_its_time_is_taken_to_the_next_
     world.apply(Event::DeploymentSucceeded { execution_id: id, deployment_id }, 3).await.expect("deployed");
     let staging = Stage::new("staging").expect("a stage name");
     assert_eq!(world.execution("e1").await.soaking(), Some(at(13)));
-    // WHEN the look comes before the soak is over, THEN the run still holds staging
-    world.look(10).await;
+    // WHEN the look comes before the soak is over, THEN it sends nothing (nothing moved, nothing refused) and the run
+    // still holds staging
+    let early = world.look(10).await;
+    assert_eq!((early.moved, early.errors), (0, 0), "{early:?}");
     assert_eq!(world.execution("e1").await.status, Status::Running(staging));
     // WHEN it comes after (and after the deployment's deadline: a soak is not cut short by it), THEN the run deploys
     // to production
-    world.look(120).await;
+    let late = world.look(120).await;
+    assert_eq!(late.moved, 1, "{late:?}");
     let run = world.execution("e1").await;
     assert_eq!(run.status, Status::Running(Stage::new("production").expect("a stage name")), "{:?}", run.reason);
 }

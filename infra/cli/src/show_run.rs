@@ -106,7 +106,7 @@ pub fn run_with_timeline(run: &Execution) -> serde_json::Value {
 }
 
 pub async fn read_run(stack: &Stack, id: &ExecutionId) -> Result<Execution> {
-    let run = stack.store().execution(id).await.map_err(|e| stack.store_error(e));
+    let run = stack.store().whole(id).await.map_err(|e| stack.store_error(e));
     let run = run.with_context(|| format!("reading run {id}"))?;
     run.with_context(|| format!("there is no run {id}: `sluice history PIPELINE` lists them"))
 }

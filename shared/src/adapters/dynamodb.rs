@@ -5,7 +5,12 @@
 //!   guarding every write with a condition (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html>);
 //!   the runs that finished are in it abridged, without what they did at their stages ([`PipelineState::stored`]);
 //! - `EXECUTION#<id>` / `EXECUTION`: each execution as deflated JSON in `body`, with `pipeline` and `seq` for the
-//!   `history` index (newest first) and `status`: the run's whole record;
+//!   `history` index (newest first) and `status`: the run's whole record, but for the pauses of the stages it went
+//!   past ([`Execution::set_apart`]);
+//! - `EXECUTION#<id>` / `PAUSES#<stage>#<nnnn>`: those pauses, and at the stage the run is at all but its newest
+//!   few, in batches, each written once (`nnnn`: the place of its first pause among the stage's);
+//!   [`PipelineStore::whole`] reads them back into the run (a Query of its partition, made only for a run that
+//!   counts pauses kept apart). They are out of the `history` index: a run listed there counts them only;
 //! - `RECEIPT#<key>` / `RECEIPT`: an input already handled, written with `attribute_not_exists(PK)`, its `answer`,
 //!   and `expires_at` (epoch seconds) for the table's TTL;
 //! - `AWSID#<id>` / `LINK`: an AWS id (build ARN, deployment id) and its `pipeline` and `execution`, written in the
@@ -39,7 +44,7 @@ use crate::contract::ports::{
     Supersessions, Version, Write, stopped_link,
 };
 use crate::definitions::DeployTarget;
-use crate::pipeline::{Effect, Execution, ExecutionId, PipelineState, Stage};
+use crate::pipeline::{Effect, Execution, ExecutionId, PausesApart, PipelineState, Stage};
 
 /// The name of the index that lists a pipeline's executions by `seq`.
 pub const HISTORY_INDEX: &str = "history";
@@ -225,6 +230,10 @@ where
 }
 
 fn execution_item(execution: &Execution) -> Result<Item, StoreError> {
+    // Without the pauses of the stages it went past: each of those stages' is an item of its own.
+    let mut execution = execution.clone();
+    execution.set_apart();
+    let execution = &execution;
     Ok(HashMap::from([
         ("PK".to_owned(), s(execution_key(&execution.id))),
         ("SK".to_owned(), s("EXECUTION")),
@@ -233,6 +242,22 @@ fn execution_item(execution: &Execution) -> Result<Item, StoreError> {
         ("status".to_owned(), s(execution.status.name())),
         ("updated_at".to_owned(), s(execution.updated_at.to_rfc3339())),
         ("body".to_owned(), packed(&to_json(execution, "execution")?)?),
+    ]))
+}
+
+/// The sort key of the item that keeps a batch of a stage's pauses apart from its run: the stage, and the place of
+/// the batch's first pause among the stage's.
+fn pauses_key(stage: Stage, from: usize) -> String {
+    format!("PAUSES#{stage}#{from:04}")
+}
+
+/// A batch of a run's pauses kept apart, under the run's partition key: out of the history index (no `pipeline` or
+/// `seq`), read with the run ([`PipelineStore::whole`]).
+fn apart_item(apart: &PausesApart) -> Result<Item, StoreError> {
+    Ok(HashMap::from([
+        ("PK".to_owned(), s(execution_key(&apart.execution))),
+        ("SK".to_owned(), s(pauses_key(apart.stage, apart.from))),
+        ("body".to_owned(), packed(&to_json(&apart.pauses, "pauses")?)?),
     ]))
 }
 
@@ -499,13 +524,16 @@ impl PipelineStore for DynamoDbStore {
             None => (NEW_ITEM, vec![]),
             Some(Version(v)) => ("version = :expected", vec![(":expected", n(v))]),
         };
-        if write.executions.is_empty() && write.receipt.is_none() && write.links.is_empty() {
+        if write.executions.is_empty() && write.receipt.is_none() && write.links.is_empty() && write.apart.is_empty() {
             // The state alone (an outbox emptied, say): one conditional PutItem, half a transaction's write units.
             return self.put_state(&state.pipeline, state_item, condition).await.map(|()| next);
         }
         let mut items = vec![self.put(state_item, Some(condition))?];
         for execution in &write.executions {
             items.push(self.put(execution_item(execution)?, None)?);
+        }
+        for apart in &write.apart {
+            items.push(self.put(apart_item(apart)?, None)?);
         }
         let receipt_index = write.receipt.map(|_| items.len());
         if let Some(receipt) = write.receipt {
@@ -564,6 +592,40 @@ impl PipelineStore for DynamoDbStore {
     async fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
         let Some(item) = self.get(execution_key(id), "EXECUTION").await? else { return Ok(None) };
         json(&item, "body", "execution").map(Some)
+    }
+
+    /// One Query of the run's partition (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Query.html>),
+    /// page by page.
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn pauses_apart(&self, id: &ExecutionId) -> Result<Vec<PausesApart>, StoreError> {
+        let mut apart = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :run AND begins_with(SK, :pauses)")
+                .expression_attribute_values(":run", s(execution_key(id)))
+                .expression_attribute_values(":pauses", s("PAUSES#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in output.items() {
+                let key = text(item, "SK")?;
+                let named = key.strip_prefix("PAUSES#").and_then(|rest| rest.rsplit_once('#'));
+                let place = named.and_then(|(stage, from)| Some((Stage::new(stage)?, from.parse().ok()?)));
+                let (stage, from) = place.ok_or_else(|| corrupt("pauses", format!("{key} names no stage's pauses")))?;
+                let pauses = json(item, "body", "pauses")?;
+                apart.push(PausesApart { execution: id.clone(), stage, from, pauses });
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(apart),
+            }
+        }
     }
 
     #[instrument(skip(self), fields(table = %self.table))]

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::contract::events::SluiceEvent;
-use crate::pipeline::{Execution, ExecutionId, PipelineState};
+use crate::pipeline::{Execution, ExecutionId, PausesApart, PipelineState};
 
 /// The version of a stored pipeline state: 1 after the first save, one more after each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -138,6 +138,9 @@ pub struct Write<'a> {
     pub executions: Vec<&'a Execution>,
     pub receipt: Option<&'a Receipt>,
     pub links: Vec<AwsLink>,
+    /// Pauses that nothing decides any more, kept in items of their own, each written once
+    /// ([`Execution::set_apart`]); the executions are written without them.
+    pub apart: Vec<PausesApart>,
 }
 
 impl<'a> Write<'a> {
@@ -145,12 +148,28 @@ impl<'a> Write<'a> {
     pub fn between(before: Option<&PipelineState>, after: &'a PipelineState, expected: Option<Version>) -> Self {
         let old = |id: &ExecutionId| before.and_then(|state| state.execution(id));
         // An abridged run's own item is its whole record: it is never written from the state's copy.
+        // A run with pauses to set apart is written too: its item then counts them instead of holding them.
         let executions: Vec<&Execution> = after
             .executions
             .iter()
-            .filter(|execution| !execution.abridged && old(&execution.id) != Some(*execution))
+            .filter(|execution| !execution.abridged)
+            .filter(|execution| old(&execution.id) != Some(*execution) || execution.to_set_apart().next().is_some())
             .collect();
         let mut links = Vec::new();
+        let mut apart = Vec::new();
+        for execution in &executions {
+            for (stage, from, pauses) in execution.to_set_apart() {
+                // Their links, which the run no longer names, are kept as long as a finished run's.
+                let expires_at = Some(execution.updated_at + chrono::TimeDelta::days(RECEIPT_DAYS));
+                let hashes = pauses.iter().filter_map(|pause| pause.approval.as_ref()?.token_hash.as_deref());
+                for hash in hashes {
+                    let (pipeline, id) = (after.pipeline.clone(), execution.id.clone());
+                    links.push(AwsLink { aws_id: approval_link(hash), pipeline, execution: id, expires_at });
+                }
+                let pauses = pauses.to_vec();
+                apart.push(PausesApart { execution: execution.id.clone(), stage, from, pauses });
+            }
+        }
         for execution in &executions {
             let was = old(&execution.id);
             // A run that ends has its links written again with an expiry; a link new to an ended run gets one too.
@@ -167,7 +186,10 @@ impl<'a> Write<'a> {
                 }
             }
         }
-        Self { state: after, expected, executions, receipt: None, links }
+        // One write per item: a link set apart as its run ends is written once.
+        let mut seen = std::collections::HashSet::new();
+        links.retain(|link| seen.insert(link.aws_id.clone()));
+        Self { state: after, expected, executions, receipt: None, links, apart }
     }
 
     /// The same write, with the receipt of the input that caused it.
@@ -205,8 +227,23 @@ pub trait PipelineStore: Send + Sync {
     /// version moved, `Duplicate` if the receipt exists, `Busy` if the store asks to try again later.
     fn save(&self, write: &Write<'_>) -> impl Future<Output = Result<Version, StoreError>> + Send;
 
-    /// One execution, finished or not.
+    /// One execution, finished or not, without the pauses of the stages it went past ([`Execution::set_apart`]).
     fn execution(&self, id: &ExecutionId) -> impl Future<Output = Result<Option<Execution>, StoreError>> + Send;
+
+    /// The pauses run `id` keeps apart, in the batches they were kept apart in.
+    fn pauses_apart(&self, id: &ExecutionId) -> impl Future<Output = Result<Vec<PausesApart>, StoreError>> + Send;
+
+    /// One execution with everything it did, the pauses it keeps apart back in their stages: the run as a reader
+    /// (`show-run`, the status page) shows it. Reads them only for a run that counts some.
+    fn whole(&self, id: &ExecutionId) -> impl Future<Output = Result<Option<Execution>, StoreError>> + Send {
+        async move {
+            let Some(mut execution) = self.execution(id).await? else { return Ok(None) };
+            if execution.has_pauses_apart() {
+                execution.rejoin(self.pauses_apart(id).await?);
+            }
+            Ok(Some(execution))
+        }
+    }
 
     /// The execution an AWS id (build ARN, deployment id) belongs to, from the link written with it.
     fn find(&self, aws_id: &str) -> impl Future<Output = Result<Option<AwsLink>, StoreError>> + Send;
@@ -953,6 +990,10 @@ impl<T: PipelineStore> PipelineStore for std::sync::Arc<T> {
 
     fn execution(&self, id: &ExecutionId) -> impl Future<Output = Result<Option<Execution>, StoreError>> + Send {
         self.as_ref().execution(id)
+    }
+
+    fn pauses_apart(&self, id: &ExecutionId) -> impl Future<Output = Result<Vec<PausesApart>, StoreError>> + Send {
+        self.as_ref().pauses_apart(id)
     }
 
     fn find(&self, aws_id: &str) -> impl Future<Output = Result<Option<AwsLink>, StoreError>> + Send {

@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::contract::events::SluiceEvent;
 use crate::definitions::{Approval, BlueGreen, Build, DeployTarget, ExecutionMode};
 use crate::pipeline::{Effect, EffectKind, Event, Plan, SourceFacts};
-use crate::pipeline::{Execution, ExecutionId, PipelineState};
+use crate::pipeline::{Execution, ExecutionId, PausesApart, PipelineState, Stage};
 use crate::usecases::{EffectError, EffectRunner};
 use chrono::{DateTime, Utc};
 
@@ -25,6 +25,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Tables {
     states: HashMap<String, Stored<PipelineState>>,
     executions: HashMap<ExecutionId, Execution>,
+    /// The pauses runs keep apart, by run, stage and first pause.
+    apart: HashMap<(ExecutionId, Stage, usize), PausesApart>,
     receipts: HashMap<ReceiptKey, Receipt>,
     links: HashMap<String, AwsLink>,
     definitions: Option<PublishedDefinitions>,
@@ -63,6 +65,11 @@ impl InMemoryStore {
     /// How many saves landed so far.
     pub fn writes(&self) -> usize {
         lock(&self.tables).writes
+    }
+
+    /// How many batches of pauses run `id` keeps apart.
+    pub fn batches_apart(&self, id: &ExecutionId) -> usize {
+        lock(&self.tables).apart.keys().filter(|(run, ..)| run == id).count()
     }
 
     /// Replaces a pipeline's stored state, bumping its version, as another writer would: the next save based on the
@@ -116,7 +123,12 @@ impl PipelineStore for InMemoryStore {
         // As the pipeline's item stores it (finished runs abridged).
         tables.states.insert(state.pipeline.clone(), Stored { value: state.stored(), version });
         for execution in &write.executions {
-            tables.executions.insert(execution.id.clone(), (*execution).clone());
+            let mut stored = (*execution).clone();
+            stored.set_apart();
+            tables.executions.insert(execution.id.clone(), stored);
+        }
+        for apart in &write.apart {
+            tables.apart.insert((apart.execution.clone(), apart.stage, apart.from), apart.clone());
         }
         if let Some(receipt) = write.receipt {
             tables.receipts.insert(receipt.key.clone(), receipt.clone());
@@ -130,6 +142,11 @@ impl PipelineStore for InMemoryStore {
 
     async fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
         Ok(lock(&self.tables).executions.get(id).cloned())
+    }
+
+    async fn pauses_apart(&self, id: &ExecutionId) -> Result<Vec<PausesApart>, StoreError> {
+        let tables = lock(&self.tables);
+        Ok(tables.apart.iter().filter(|((run, ..), _)| run == id).map(|(_, apart)| apart.clone()).collect())
     }
 
     async fn find(&self, aws_id: &str) -> Result<Option<AwsLink>, StoreError> {
@@ -403,6 +420,87 @@ pub fn ecs_native(shift: crate::definitions::TrafficShift) -> crate::definitions
         approval: None,
         allow_host: false,
     }
+}
+
+/// A queued run of a pipeline in three stages (staging: an ECS canary of `staging/web` that asks at its pause;
+/// sign-off: an approval; production: blue/green), from its push through staging (one pause continued by sluice, one
+/// approved by the link whose token hashes to `token_hash`) up to sign-off.
+pub fn through_a_paused_staging(execution: &str, token_hash: &str) -> Vec<Event> {
+    use crate::definitions::{Approval, DeployStage, PauseAction, PauseApproval, Stage, StageDefinition, StageKind};
+    let stage = |name: &str| Stage::new(name).unwrap_or(Stage::DEPLOY);
+    let deploy = |target| {
+        let deploy = DeployStage { target, timeout_minutes: None, soak_secs: None, environment: None };
+        StageKind::Deploy(Box::new(deploy))
+    };
+    let canary = crate::definitions::TrafficShift::Canary { tenths: 50, bake_time_minutes: 10 };
+    let staging = crate::definitions::EcsNative {
+        cluster: "staging".into(),
+        approval: Some(PauseApproval {
+            stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+            topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvers".into(),
+            timeout_minutes: 30,
+            on_timeout: PauseAction::Rollback,
+        }),
+        ..ecs_native(canary)
+    };
+    let sign_off = Approval { topic_arn: "arn:aws:sns:eu-west-1:123456789012:signoff".into(), timeout_secs: 3600 };
+    let mut triggered = push(execution, ExecutionMode::Queued, false);
+    if let Event::Triggered { plan, .. } = &mut triggered {
+        plan.stages = vec![
+            StageDefinition { name: stage("staging"), kind: deploy(DeployTarget::EcsNative(staging)) },
+            StageDefinition { name: stage("sign-off"), kind: StageKind::Approval(sign_off) },
+            StageDefinition { name: stage("production"), kind: deploy(DeployTarget::BlueGreen(blue_green(vec![]))) },
+        ];
+    }
+    let execution_id = ExecutionId::from(execution);
+    let service_deployment = format!("arn:aws:ecs:eu-west-1:123456789012:service-deployment/staging/web/{execution}");
+    let deployment_id = format!("ecs-staging-{execution}");
+    let mut events = vec![
+        triggered,
+        Event::BuildSucceeded {
+            execution_id: execution_id.clone(),
+            build_id: format!("build-{execution}"),
+            outputs: crate::pipeline::BuildOutputs {
+                image_uri: format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:{:0>64}", 1),
+                artifacts: None,
+            },
+        },
+        Event::DeploymentStarted {
+            execution_id: execution_id.clone(),
+            deployment_id: deployment_id.clone(),
+            service_deployment: Some(service_deployment.clone()),
+            task_definition: None,
+            previous_task_definition: None,
+        },
+    ];
+    for hook in ["pause-1", "pause-2"] {
+        events.push(Event::DeploymentPaused {
+            execution_id: execution_id.clone(),
+            service_deployment: service_deployment.clone(),
+            hook_id: hook.into(),
+            stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+            expires_at: None,
+            timeout_action: None,
+        });
+    }
+    events.extend([
+        Event::ApprovalSent {
+            execution_id: execution_id.clone(),
+            token_hash: token_hash.into(),
+            hook_id: Some("pause-2".into()),
+        },
+        Event::ApprovalDecided {
+            execution_id: execution_id.clone(),
+            decision: crate::pipeline::ApprovalDecision::Approved,
+            approver: "ada@example.com".into(),
+            comment: Some("staging looks right".into()),
+            token_hash: Some(token_hash.into()),
+            source_ip: None,
+            user_agent: None,
+        },
+        Event::DeploymentSucceeded { execution_id, deployment_id },
+    ]);
+    events
 }
 
 /// Run `execution`'s build (`build-<execution>`) failed in its BUILD phase.

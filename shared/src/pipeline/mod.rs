@@ -20,6 +20,7 @@ pub use outbox::Retry;
 pub use report::{OutcomeReport, StageTime};
 pub use state::{
     ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, CommitOrder, Compared, DeployFacts, Execution,
-    ExecutionId, Gate, GitHubDeployment, HookResult, Lease, OrderedRollback, ParkedEffect, PauseFacts, PendingEffect,
-    PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, StageRecord, Status, bounded, short_commit,
+    ExecutionId, Gate, GitHubDeployment, HookResult, KEPT_PAUSES, Lease, OrderedRollback, ParkedEffect, PauseFacts,
+    PausesApart, PendingEffect, PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, StageRecord, Status,
+    bounded, short_commit,
 };

@@ -323,6 +323,10 @@ pub struct DeployFacts {
     /// The pauses of an ECS-native deployment at the pipeline's approval stage, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pauses: Vec<PauseFacts>,
+    /// How many of this stage's pauses are kept apart, in items of their own beside the run's
+    /// ([`Execution::set_apart`]): the oldest, which are then not in `pauses`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pauses_apart: usize,
     /// An operator ordered the deployment stopped and rolled back (`sluice rollback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_ordered: Option<OrderedRollback>,
@@ -353,6 +357,7 @@ impl DeployFacts {
             rolled_out_at: None,
             hooks: Vec::new(),
             pauses: Vec::new(),
+            pauses_apart: 0,
             rollback_ordered: None,
             soak_until: None,
             superseded: false,
@@ -493,6 +498,30 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
+/// How many of the newest pauses of the stage a run is at stay in the run's item (and the pipeline's): the open
+/// pause and those just before it. Older ones are kept apart ([`Execution::to_set_apart`]), a batch at a time.
+pub const KEPT_PAUSES: usize = 5;
+
+/// How many of a stage's `pauses` in the run are kept apart: all of a stage the run went past; at the stage it is
+/// at (the `last`), all but the newest [`KEPT_PAUSES`], once there are more than twice as many.
+fn apart_count(last: bool, pauses: usize) -> usize {
+    match last {
+        false => pauses,
+        true if pauses > 2 * KEPT_PAUSES => pauses - KEPT_PAUSES,
+        true => 0,
+    }
+}
+
+/// Pauses of one stage of a run that nothing decides any more, kept apart from the run: the `from`th of the stage's
+/// pauses and those after it, oldest first. Written once, never changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PausesApart {
+    pub execution: ExecutionId,
+    pub stage: Stage,
+    pub from: usize,
+    pub pauses: Vec<PauseFacts>,
+}
+
 /// The GitHub Deployment that shows a run's deploy stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitHubDeployment {
@@ -627,8 +656,8 @@ pub struct PendingEffect {
     pub last_error: Option<String>,
 }
 
-fn is_zero(value: &u32) -> bool {
-    *value == 0
+fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// A claim on an effect: one invocation carries it out; another may only once `until` has passed.
@@ -832,9 +861,55 @@ impl Execution {
         })
     }
 
-    /// Every pause of the run's deployments, stage by stage, oldest first.
+    /// Every pause of the run's deployments, stage by stage, oldest first (of those kept apart, none).
     pub fn pauses(&self) -> impl Iterator<Item = &PauseFacts> {
         self.stages.iter().filter_map(|record| record.deploy.as_ref()).flat_map(|deploy| &deploy.pauses)
+    }
+
+    /// The pauses still in the run that are to be kept apart, by stage, with how many of the stage's were kept apart
+    /// before them: those of every stage but the last the run entered (nothing decides them any more), and at the
+    /// stage it is at, once more than twice [`KEPT_PAUSES`] are there, all but the newest [`KEPT_PAUSES`]. The
+    /// stores keep each batch in an item of its own and the run without them, so that neither the run's item nor
+    /// the pipeline's grows with the pauses of the stages a run goes through.
+    pub fn to_set_apart(&self) -> impl Iterator<Item = (Stage, usize, &[PauseFacts])> {
+        let last = self.stages.len().saturating_sub(1);
+        self.stages.iter().enumerate().filter_map(move |(k, record)| {
+            let deploy = record.deploy.as_ref()?;
+            let count = apart_count(k == last, deploy.pauses.len());
+            (count > 0).then(|| (record.name, deploy.pauses_apart, &deploy.pauses[..count]))
+        })
+    }
+
+    /// The run as stored: without the pauses [`Execution::to_set_apart`] names, each stage counting those it keeps
+    /// apart.
+    pub fn set_apart(&mut self) {
+        let last = self.stages.len().saturating_sub(1);
+        for (k, record) in self.stages.iter_mut().enumerate() {
+            if let Some(deploy) = record.deploy.as_mut() {
+                let count = apart_count(k == last, deploy.pauses.len());
+                deploy.pauses.drain(..count);
+                deploy.pauses_apart += count;
+            }
+        }
+    }
+
+    /// Whether some of the run's pauses are kept apart ([`Execution::set_apart`]).
+    pub fn has_pauses_apart(&self) -> bool {
+        self.stages.iter().filter_map(|record| record.deploy.as_ref()).any(|deploy| deploy.pauses_apart > 0)
+    }
+
+    /// Puts the pauses kept apart back into their stages, in order: the run's whole record, as a reader wants it. A
+    /// stage that counts none apart (a run an earlier version wrote whole) is left as it is.
+    pub fn rejoin(&mut self, mut apart: Vec<PausesApart>) {
+        apart.sort_by_key(|batch| std::cmp::Reverse(batch.from));
+        for batch in apart {
+            let record = self.stages.iter_mut().find(|record| record.name == batch.stage);
+            let deploy = record.and_then(|record| record.deploy.as_mut());
+            if let Some(deploy) = deploy.filter(|deploy| deploy.pauses_apart >= batch.pauses.len()) {
+                deploy.pauses_apart -= batch.pauses.len();
+                deploy.pauses.splice(0..0, batch.pauses);
+            }
+        }
     }
 
     /// The pause the deployment waits at now for a person's decision, if any.
@@ -957,7 +1032,8 @@ impl PipelineState {
     /// effect waiting in the outbox or parked there needs what it did at its stages (the stop of a deployment past its
     /// deadline, a hook's answer). Its whole record is its own item, written in the save that ended it; the pipeline's
     /// item keeps what tells a repeated or an older push (its source), so that the item does not grow with the
-    /// stages, pauses and checks of the runs it remembers.
+    /// stages, pauses and checks of the runs it remembers. The pauses of the stages a run went past are kept apart
+    /// ([`Execution::set_apart`]).
     pub fn stored(&self) -> PipelineState {
         let kept = |effect: &Effect| {
             !matches!(effect.kind(), EffectKind::Publish | EffectKind::NotifyOutcome | EffectKind::ReportToGitHub)
@@ -971,6 +1047,7 @@ impl PipelineState {
                 execution.stages.clear();
                 execution.abridged = true;
             }
+            execution.set_apart();
         }
         stored
     }

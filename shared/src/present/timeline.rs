@@ -131,6 +131,10 @@ fn deploy_moments(deploy: &DeployFacts, add: &mut impl FnMut(DateTime<Utc>, Stri
             None => add(deploy.started_at, format!("paused at {} before any traffic moved; continued", pause.stage)),
         }
     }
+    if deploy.pauses_apart > 0 {
+        let at = deploy.finished_at.unwrap_or(deploy.started_at);
+        add(at, format!("{} pauses, kept with the run's record (sluice show-run shows them)", deploy.pauses_apart));
+    }
     if let Some(at) = deploy.rolled_out_at {
         add(at, "rollout completed".to_owned());
     }

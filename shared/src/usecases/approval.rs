@@ -88,13 +88,14 @@ async fn find<S: PipelineStore>(store: &S, token: &str) -> Result<Option<Found>,
     let hash = token.hash();
     let Some(link) = store.find(&approval_link(&hash)).await? else { return Ok(None) };
     let Some(stored) = store.load(&link.pipeline).await? else { return Ok(None) };
-    let Some(mut execution) = stored.value.execution(&link.execution).cloned() else { return Ok(None) };
-    if execution.abridged {
-        // A run that ended a while ago: its decisions are in its own item.
-        let Some(whole) = store.execution(&link.execution).await? else { return Ok(None) };
-        execution = whole;
+    let Some(execution) = stored.value.execution(&link.execution).cloned() else { return Ok(None) };
+    let mut found = Found { pipeline: link.pipeline, execution, token };
+    if found.gate().is_none() && (found.execution.abridged || found.execution.has_pauses_apart()) {
+        // A run that ended a while ago, or a pause of a stage the run went past: the decision is in the run's own
+        // items.
+        let Some(whole) = store.whole(&link.execution).await? else { return Ok(None) };
+        found.execution = whole;
     }
-    let found = Found { pipeline: link.pipeline, execution, token };
     Ok(found.gate().is_some().then_some(found))
 }
 

@@ -27,7 +27,7 @@ impl<S: PipelineStore, N: TopicNotifier> EffectRunner for NotifyEffects<S, N> {
         let Effect::NotifyOutcome { execution_id, topic_arn, .. } = effect else {
             return Err(EffectError::permanent(effect.kind().name(), "not an effect the notifier carries out"));
         };
-        let execution = match self.store.execution(execution_id).await {
+        let execution = match self.store.whole(execution_id).await {
             Ok(Some(execution)) => execution,
             Ok(None) => {
                 return Err(EffectError::permanent(NAME, format!("run {execution_id} has no record to report on")));

@@ -42,7 +42,7 @@ where
     let shown = match request {
         StatusRequest::Overview { key: given } if key.accepts(given) => overview(store, definitions, &key, now).await,
         StatusRequest::Run { run, seal } if key.accepts_seal(&ExecutionId::from(run), seal) => {
-            match store.execution(&ExecutionId::from(run)).await {
+            match store.whole(&ExecutionId::from(run)).await {
                 Ok(Some(run)) => Ok(status::run_page(&run, &story(&run, now), now)),
                 Ok(None) => Ok(status::not_found()),
                 Err(error) => Err(error.into()),

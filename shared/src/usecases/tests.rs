@@ -264,6 +264,9 @@ impl PipelineStore for Meddled {
     async fn execution(&self, id: &ExecutionId) -> Result<Option<crate::pipeline::Execution>, StoreError> {
         self.inner.execution(id).await
     }
+    async fn pauses_apart(&self, id: &ExecutionId) -> Result<Vec<crate::pipeline::PausesApart>, StoreError> {
+        self.inner.pauses_apart(id).await
+    }
     async fn find(&self, aws_id: &str) -> Result<Option<crate::contract::ports::AwsLink>, StoreError> {
         self.inner.find(aws_id).await
     }

@@ -109,10 +109,22 @@ fn each_secret_is_read_only_by_the_functions_that_need_it_and_only_the_status_pa
         assert!(!pattern.is_match("*") && !pattern.is_match("my-token"), "{parameter}");
     }
     let queries = granting("dynamodb:Query");
-    assert_eq!(queries.len(), 1, "{queries:?}");
-    assert_eq!(queries[0].0, "ApprovalFunction");
-    let index = serde_norway::to_string(&queries[0].1)?;
+    let history: Vec<_> = queries.iter().filter(|(_, resource)| format!("{resource:?}").contains("/index/")).collect();
+    assert_eq!(history.len(), 1, "{queries:?}");
+    assert_eq!(history[0].0, "ApprovalFunction");
+    let index = serde_norway::to_string(&history[0].1)?;
     assert!(index.contains("${PipelineTable.Arn}/index/history"), "{index}");
+    // A run's pauses kept apart are queried in its own partition only, by the functions that show whole runs
+    let pauses: Vec<_> = statements.iter().filter(|statement| statement.sid == "ReadRunPauses").collect();
+    let functions: Vec<&str> = pauses.iter().map(|statement| statement.function.as_str()).collect();
+    assert_eq!(functions, ["ApprovalFunction", "NotifierFunction"]);
+    for statement in pauses {
+        assert_eq!(statement.actions, ["dynamodb:Query"]);
+        let keys = &statement.condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+        assert_eq!(keys.as_sequence().map(Vec::len), Some(1), "{}", statement.function);
+        assert_eq!(keys[0].as_str(), Some("EXECUTION#*"), "{}", statement.function);
+    }
+    assert_eq!(queries.len(), 3, "{queries:?}");
     let variables = &template.properties("ApprovalFunction")["Environment"]["Variables"];
     assert_eq!(named(&variables["SLUICE_STATUS_KEY"]).as_deref(), Some("StatusKeySecret"));
     let generated = &template.properties("StatusKeySecret")["GenerateSecretString"];

@@ -94,7 +94,9 @@ impl Run {
             return Err(TransitionError::UnplannedPause { execution: execution.id.clone(), stage: event.stage.into() });
         };
         let stage = plan.stage.as_str();
-        let earlier = deploy.map_or(0, |deploy| deploy.pauses.iter().filter(|p| p.stage == stage).count());
+        // Those kept apart paused at the same hook: sluice configures one.
+        let earlier =
+            deploy.map_or(0, |deploy| deploy.pauses_apart + deploy.pauses.iter().filter(|p| p.stage == stage).count());
         let shifted_tenths = native.shift.production_at_pause(stage, earlier);
         let timeout_action = event.action.unwrap_or(plan.on_timeout);
         let expires_at = event.expires_at.unwrap_or_else(|| {
@@ -144,12 +146,12 @@ impl Run {
         Ok(None)
     }
 
-    /// Keeps `pause` on the run's deployment (the newest [`MAX_PAUSES`] of the deployment, and [`MAX_RUN_PAUSES`] of
-    /// the run), with the service deployment it paused.
+    /// Keeps `pause` on the run's deployment (the newest [`MAX_PAUSES`] of the deployment, those kept apart counted,
+    /// and [`MAX_RUN_PAUSES`] of the run), with the service deployment it paused.
     fn record_pause(&mut self, i: usize, service_deployment: &str, pause: PauseFacts) {
         let deploy = self.deploy_mut(i);
         deploy.service_deployment.get_or_insert_with(|| bounded(service_deployment, super::MAX_ARN));
-        if deploy.pauses.len() >= MAX_PAUSES {
+        if deploy.pauses.len() + deploy.pauses_apart >= MAX_PAUSES && !deploy.pauses.is_empty() {
             deploy.pauses.remove(0);
         }
         if self.state.executions[i].pauses().count() >= MAX_RUN_PAUSES {

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use super::*;
 use crate::contract::testing::{blue_green, push, rolling};
 use crate::definitions::{Approval, DeployStage, ExecutionMode, StageDefinition, StageKind};
-use crate::pipeline::BuildOutputs;
+use crate::pipeline::{BuildOutputs, KEPT_PAUSES, PauseFacts, PausesApart};
 
 fn at(minute: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 6, 9, 0, 0).single().expect("valid date") + TimeDelta::minutes(minute)
@@ -469,4 +469,85 @@ fn a_run_whose_deployment_a_newer_run_stopped_did_not_get_past_that_stage() {
     let e1 = state.execution(&id("e1")).expect("e1");
     assert_eq!(e1.status, Status::Superseded);
     assert!(!e1.passed(stage("staging")));
+}
+
+#[test]
+fn the_pauses_of_a_stage_a_run_went_past_are_kept_apart_from_the_pipelines_item_and_the_runs() {
+    let events = crate::contract::testing::through_a_paused_staging("e1", &"a".repeat(64));
+    let (before, _) = run(&events[..events.len() - 1]);
+    let (after, _) = run(&events);
+    let e1 = after.execution(&id("e1")).expect("e1");
+    assert_eq!(e1.status, Status::Running(stage("sign-off")));
+
+    // While the run deploys to staging, its pauses are its own
+    let deploying = before.stored();
+    let staging = deploying.execution(&id("e1")).and_then(|run| run.record(stage("staging"))?.deploy.clone());
+    assert_eq!(staging.map(|deploy| (deploy.pauses.len(), deploy.pauses_apart)), Some((2, 0)));
+
+    // Once it went past staging, the pipeline's item counts them and the save writes them once, apart, with the
+    // decision's link kept as long as a finished run's
+    let stored = after.stored();
+    let staging = stored.execution(&id("e1")).and_then(|run| run.record(stage("staging"))?.deploy.clone());
+    assert_eq!(staging.map(|deploy| (deploy.pauses.len(), deploy.pauses_apart)), Some((0, 2)));
+    let write = crate::contract::ports::Write::between(Some(&before), &after, None);
+    let apart: Vec<(Stage, usize)> = write.apart.iter().map(|apart| (apart.stage, apart.pauses.len())).collect();
+    assert_eq!(apart, [(stage("staging"), 2)]);
+    let link = crate::contract::ports::approval_link(&"a".repeat(64));
+    let kept = write.links.iter().find(|written| written.aws_id == link).and_then(|written| written.expires_at);
+    assert_eq!(kept, Some(at(events.len() as i64 - 1) + TimeDelta::days(crate::contract::ports::RECEIPT_DAYS)));
+
+    // Read back from the item, nothing is set apart again, and the record rejoins whole
+    let again = crate::contract::ports::Write::between(Some(&stored), &stored, None);
+    assert!(again.apart.is_empty() && again.executions.is_empty());
+    let mut whole = stored.execution(&id("e1")).expect("e1").clone();
+    whole.rejoin(write.apart.clone());
+    assert_eq!(&whole, e1);
+}
+
+/// Staging's pauses in `run`.
+fn staging(run: &mut Execution) -> Option<&mut Vec<PauseFacts>> {
+    run.stages[0].deploy.as_mut().map(|deploy| &mut deploy.pauses)
+}
+
+#[test]
+fn the_stage_a_run_is_at_keeps_its_newest_pauses_and_sets_older_ones_apart_in_batches_read_back_in_order() {
+    let events = crate::contract::testing::through_a_paused_staging("e1", &"a".repeat(64));
+    let (state, _) = run(&events[..events.len() - 1]);
+    let mut e1 = state.execution(&id("e1")).expect("e1").clone();
+    let template = e1.pauses().next().expect("a pause").clone();
+    let pause = |n: usize| PauseFacts { hook_id: format!("pause-{n}"), ..template.clone() };
+    *staging(&mut e1).expect("staging deploys") = (0..2 * KEPT_PAUSES).map(pause).collect();
+    let whole_of = |run: &Execution| run.pauses().map(|p| p.hook_id.clone()).collect::<Vec<_>>();
+    // Up to twice the pauses kept, nothing is set apart
+    assert_eq!(e1.to_set_apart().count(), 0);
+    // One more, and all but the newest go apart, counted
+    staging(&mut e1).expect("staging").push(pause(2 * KEPT_PAUSES));
+    let first: Vec<(Stage, usize, usize)> = e1.to_set_apart().map(|(s, from, p)| (s, from, p.len())).collect();
+    assert_eq!(first, [(stage("staging"), 0, KEPT_PAUSES + 1)]);
+    let mut batches = vec![PausesApart {
+        execution: id("e1"),
+        stage: stage("staging"),
+        from: 0,
+        pauses: e1.to_set_apart().next().map(|(_, _, p)| p.to_vec()).unwrap_or_default(),
+    }];
+    let mut stored = e1.clone();
+    stored.set_apart();
+    assert_eq!(stored.pauses().count(), KEPT_PAUSES);
+    assert_eq!(stored.stages[0].deploy.as_ref().map(|d| d.pauses_apart), Some(KEPT_PAUSES + 1));
+    // The next batch starts where the first ended
+    for n in 2 * KEPT_PAUSES + 1..3 * KEPT_PAUSES + 2 {
+        staging(&mut stored).expect("staging").push(pause(n));
+    }
+    let (_, from, next) = stored.to_set_apart().next().expect("a second batch");
+    assert_eq!(from, KEPT_PAUSES + 1);
+    batches.insert(0, PausesApart { execution: id("e1"), stage: stage("staging"), from, pauses: next.to_vec() });
+    let mut expected = whole_of(&stored);
+    expected.splice(0..0, batches[1].pauses.iter().map(|p| p.hook_id.clone()));
+    stored.set_apart();
+    // Read back whole, in order, whatever order the batches come in
+    stored.rejoin(batches);
+    let all: Vec<String> = (0..3 * KEPT_PAUSES + 2).map(|n| format!("pause-{n}")).collect();
+    assert_eq!(whole_of(&stored), all);
+    assert_eq!(expected, all);
+    assert!(!stored.has_pauses_apart());
 }

@@ -151,3 +151,26 @@ async fn the_link_of_a_run_that_ended_a_while_ago_still_says_who_decided() {
     assert_eq!(page.status, 409);
     assert!(page.html.contains("Already rejected") && page.html.contains("ada@example.com"), "{}", page.html);
 }
+
+#[tokio::test]
+async fn the_link_of_a_pause_in_a_stage_the_run_went_past_still_says_who_decided() {
+    let world = World::new();
+    let token = LinkToken::generate().expect("a token");
+    // GIVEN a run past staging, whose pause a person approved by the link
+    let runner = RecordingRunner::new();
+    for (minute, event) in crate::contract::testing::through_a_paused_staging("e1", &token.hash()).iter().enumerate() {
+        let at = t0() + TimeDelta::minutes(minute as i64);
+        let input = Input { pipeline: "web", mode: ExecutionMode::Queued, event, receipt: None, now: at };
+        assert!(handle(&world.store, &runner, input).await.is_ok(), "{}", event.name());
+    }
+    let state = world.store.load("web").await.expect("load").expect("state").value;
+    let e1 = state.execution(&ExecutionId::from("e1")).expect("e1");
+    assert_eq!(e1.status, Status::Running(Stage::new("sign-off").expect("a stage")));
+    assert!(e1.gates().all(|gate| gate.pause().is_none()), "the pipeline's item keeps no pause of staging");
+    // WHEN the link is opened THEN it says who decided, from the pauses kept apart
+    let page = review_page(&world.store, &token.encode(), t0() + TimeDelta::hours(1)).await;
+    assert_eq!(page.status, 409, "{}", page.html);
+    assert!(page.html.contains("Already approved") && page.html.contains("ada@example.com"), "{}", page.html);
+    let whole = world.store.whole(&ExecutionId::from("e1")).await.expect("read").expect("e1");
+    assert_eq!(whole.pauses().count(), 2);
+}

@@ -7,7 +7,7 @@ use std::future::Future;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::contract::events::SluiceEvent;
@@ -155,21 +155,16 @@ impl<'a> Write<'a> {
             .filter(|execution| !execution.abridged)
             .filter(|execution| old(&execution.id) != Some(*execution) || execution.to_set_apart().next().is_some())
             .collect();
+        let apart = executions
+            .iter()
+            .flat_map(|execution| {
+                execution.to_set_apart().map(|(stage, from, pauses)| {
+                    let pauses = pauses.to_vec();
+                    PausesApart { execution: execution.id.clone(), stage, from, pauses }
+                })
+            })
+            .collect();
         let mut links = Vec::new();
-        let mut apart = Vec::new();
-        for execution in &executions {
-            for (stage, from, pauses) in execution.to_set_apart() {
-                // Their links, which the run no longer names, are kept as long as a finished run's.
-                let expires_at = Some(execution.updated_at + chrono::TimeDelta::days(RECEIPT_DAYS));
-                let hashes = pauses.iter().filter_map(|pause| pause.approval.as_ref()?.token_hash.as_deref());
-                for hash in hashes {
-                    let (pipeline, id) = (after.pipeline.clone(), execution.id.clone());
-                    links.push(AwsLink { aws_id: approval_link(hash), pipeline, execution: id, expires_at });
-                }
-                let pauses = pauses.to_vec();
-                apart.push(PausesApart { execution: execution.id.clone(), stage, from, pauses });
-            }
-        }
         for execution in &executions {
             let was = old(&execution.id);
             // A run that ends has its links written again with an expiry; a link new to an ended run gets one too.
@@ -178,17 +173,14 @@ impl<'a> Write<'a> {
                 .status
                 .is_finished()
                 .then(|| execution.finished_at.unwrap_or(execution.updated_at) + chrono::TimeDelta::days(RECEIPT_DAYS));
-            let known = was.map(aws_ids).unwrap_or_default();
-            for aws_id in aws_ids(execution) {
+            let known: Vec<String> = was.map(aws_ids).unwrap_or_default().into_iter().map(|(id, _)| id).collect();
+            for (aws_id, kept_until) in aws_ids(execution) {
                 if ended_now || !known.contains(&aws_id) {
                     let (pipeline, execution) = (after.pipeline.clone(), execution.id.clone());
-                    links.push(AwsLink { aws_id, pipeline, execution, expires_at });
+                    links.push(AwsLink { aws_id, pipeline, execution, expires_at: expires_at.or(kept_until) });
                 }
             }
         }
-        // One write per item: a link set apart as its run ends is written once.
-        let mut seen = std::collections::HashSet::new();
-        links.retain(|link| seen.insert(link.aws_id.clone()));
         Self { state: after, expected, executions, receipt: None, links, apart }
     }
 
@@ -200,8 +192,10 @@ impl<'a> Write<'a> {
 }
 
 /// The AWS ids (its build, its deployment, its service deployment) and approval links (the approval stage's, each
-/// pause's) by which run `execution` is found.
-fn aws_ids(execution: &Execution) -> Vec<String> {
+/// pause's) by which run `execution` is found, each with how long it is kept while the run goes on (`None`: as long
+/// as the run). A pause's link is kept [`RECEIPT_DAYS`] past the pause's deadline: the pause may be kept apart from
+/// the run ([`Execution::set_apart`]) long before the run ends, and its link is not written again then.
+fn aws_ids(execution: &Execution) -> Vec<(String, Option<DateTime<Utc>>)> {
     let build = execution.build.as_ref().and_then(|build| build.build_id.clone());
     // Every deploy stage's deployment and service deployment.
     let deployments = execution
@@ -209,8 +203,12 @@ fn aws_ids(execution: &Execution) -> Vec<String> {
         .iter()
         .filter_map(|record| record.deploy.as_ref())
         .flat_map(|deploy| [deploy.deployment_id.clone(), deploy.service_deployment.clone()]);
-    let sent = execution.gates().filter_map(|gate| gate.facts().token_hash.as_deref()).map(approval_link);
-    build.into_iter().chain(deployments.flatten()).chain(sent).collect()
+    let sent = execution.gates().filter_map(|gate| {
+        let facts = gate.facts();
+        let kept = gate.pause().and_then(|_| facts.expires_at.checked_add_signed(TimeDelta::days(RECEIPT_DAYS)));
+        Some((approval_link(facts.token_hash.as_deref()?), kept))
+    });
+    build.into_iter().chain(deployments.flatten()).map(|id| (id, None)).chain(sent).collect()
 }
 
 /// The id under which an approval link's token hash finds its execution ([`PipelineStore::find`]).

@@ -27,6 +27,7 @@ struct Tables {
     executions: HashMap<ExecutionId, Execution>,
     /// The pauses runs keep apart, by run, stage and first pause.
     apart: HashMap<(ExecutionId, Stage, usize), PausesApart>,
+    apart_writes: usize,
     receipts: HashMap<ReceiptKey, Receipt>,
     links: HashMap<String, AwsLink>,
     definitions: Option<PublishedDefinitions>,
@@ -67,9 +68,10 @@ impl InMemoryStore {
         lock(&self.tables).writes
     }
 
-    /// How many batches of pauses run `id` keeps apart.
-    pub fn batches_apart(&self, id: &ExecutionId) -> usize {
-        lock(&self.tables).apart.keys().filter(|(run, ..)| run == id).count()
+    /// How many batches of pauses run `id` keeps apart, and how many times such a batch was written.
+    pub fn batches_apart(&self, id: &ExecutionId) -> (usize, usize) {
+        let tables = lock(&self.tables);
+        (tables.apart.keys().filter(|(run, ..)| run == id).count(), tables.apart_writes)
     }
 
     /// Replaces a pipeline's stored state, bumping its version, as another writer would: the next save based on the
@@ -119,6 +121,16 @@ impl PipelineStore for InMemoryStore {
         if current != write.expected {
             return Err(StoreError::Conflict { pipeline: state.pipeline.clone() });
         }
+        // DynamoDB takes at most 100 items in a transaction, each once.
+        let items = 1 + write.executions.len() + usize::from(write.receipt.is_some()) + write.links.len();
+        let mut keys: Vec<String> = write.links.iter().map(|link| link.aws_id.clone()).collect();
+        keys.extend(write.apart.iter().map(|apart| format!("{}#{}#{}", apart.execution, apart.stage, apart.from)));
+        keys.sort();
+        keys.dedup();
+        if items + write.apart.len() > 100 || keys.len() != write.links.len() + write.apart.len() {
+            let message = format!("{} items, or one item twice, in a transaction", items + write.apart.len());
+            return Err(StoreError::Invalid { pipeline: state.pipeline.clone(), message });
+        }
         let version = Version(write.expected.map_or(1, |Version(v)| v + 1));
         // As the pipeline's item stores it (finished runs abridged).
         tables.states.insert(state.pipeline.clone(), Stored { value: state.stored(), version });
@@ -129,6 +141,7 @@ impl PipelineStore for InMemoryStore {
         }
         for apart in &write.apart {
             tables.apart.insert((apart.execution.clone(), apart.stage, apart.from), apart.clone());
+            tables.apart_writes += 1;
         }
         if let Some(receipt) = write.receipt {
             tables.receipts.insert(receipt.key.clone(), receipt.clone());
@@ -422,17 +435,18 @@ pub fn ecs_native(shift: crate::definitions::TrafficShift) -> crate::definitions
     }
 }
 
-/// A queued run of a pipeline in three stages (staging: an ECS canary of `staging/web` that asks at its pause;
-/// sign-off: an approval; production: blue/green), from its push through staging (one pause continued by sluice, one
-/// approved by the link whose token hashes to `token_hash`) up to sign-off.
-pub fn through_a_paused_staging(execution: &str, token_hash: &str) -> Vec<Event> {
+/// A queued run of a pipeline in three stages (staging: an ECS linear shift of `staging/web` that asks at its
+/// pauses; sign-off: an approval; production: blue/green), from its push through staging up to sign-off: the first
+/// pause (before any traffic moved) continued by sluice, then one pause per token hash in `token_hashes`, each
+/// approved by its link.
+pub fn through_a_paused_staging(execution: &str, token_hashes: &[String]) -> Vec<Event> {
     use crate::definitions::{Approval, DeployStage, PauseAction, PauseApproval, Stage, StageDefinition, StageKind};
     let stage = |name: &str| Stage::new(name).unwrap_or(Stage::DEPLOY);
     let deploy = |target| {
         let deploy = DeployStage { target, timeout_minutes: None, soak_secs: None, environment: None };
         StageKind::Deploy(Box::new(deploy))
     };
-    let canary = crate::definitions::TrafficShift::Canary { tenths: 50, bake_time_minutes: 10 };
+    let linear = crate::definitions::TrafficShift::Linear { step_tenths: 30, step_bake_time_minutes: 1 };
     let staging = crate::definitions::EcsNative {
         cluster: "staging".into(),
         approval: Some(PauseApproval {
@@ -441,7 +455,7 @@ pub fn through_a_paused_staging(execution: &str, token_hash: &str) -> Vec<Event>
             timeout_minutes: 30,
             on_timeout: PauseAction::Rollback,
         }),
-        ..ecs_native(canary)
+        ..ecs_native(linear)
     };
     let sign_off = Approval { topic_arn: "arn:aws:sns:eu-west-1:123456789012:signoff".into(), timeout_secs: 3600 };
     let mut triggered = push(execution, ExecutionMode::Queued, false);
@@ -473,33 +487,36 @@ pub fn through_a_paused_staging(execution: &str, token_hash: &str) -> Vec<Event>
             previous_task_definition: None,
         },
     ];
-    for hook in ["pause-1", "pause-2"] {
-        events.push(Event::DeploymentPaused {
-            execution_id: execution_id.clone(),
-            service_deployment: service_deployment.clone(),
-            hook_id: hook.into(),
-            stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
-            expires_at: None,
-            timeout_action: None,
-        });
+    let paused = |hook: String| Event::DeploymentPaused {
+        execution_id: execution_id.clone(),
+        service_deployment: service_deployment.clone(),
+        hook_id: hook,
+        stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+        expires_at: None,
+        timeout_action: None,
+    };
+    events.push(paused("pause-0".into()));
+    for (k, token_hash) in token_hashes.iter().enumerate() {
+        let hook_id = format!("pause-{}", k + 1);
+        events.extend([
+            paused(hook_id.clone()),
+            Event::ApprovalSent {
+                execution_id: execution_id.clone(),
+                token_hash: token_hash.clone(),
+                hook_id: Some(hook_id),
+            },
+            Event::ApprovalDecided {
+                execution_id: execution_id.clone(),
+                decision: crate::pipeline::ApprovalDecision::Approved,
+                approver: "ada@example.com".into(),
+                comment: Some(format!("step {} looks right", k + 1)),
+                token_hash: Some(token_hash.clone()),
+                source_ip: None,
+                user_agent: None,
+            },
+        ]);
     }
-    events.extend([
-        Event::ApprovalSent {
-            execution_id: execution_id.clone(),
-            token_hash: token_hash.into(),
-            hook_id: Some("pause-2".into()),
-        },
-        Event::ApprovalDecided {
-            execution_id: execution_id.clone(),
-            decision: crate::pipeline::ApprovalDecision::Approved,
-            approver: "ada@example.com".into(),
-            comment: Some("staging looks right".into()),
-            token_hash: Some(token_hash.into()),
-            source_ip: None,
-            user_agent: None,
-        },
-        Event::DeploymentSucceeded { execution_id, deployment_id },
-    ]);
+    events.push(Event::DeploymentSucceeded { execution_id, deployment_id });
     events
 }
 

@@ -898,16 +898,23 @@ impl Execution {
         self.stages.iter().filter_map(|record| record.deploy.as_ref()).any(|deploy| deploy.pauses_apart > 0)
     }
 
-    /// Puts the pauses kept apart back into their stages, in order: the run's whole record, as a reader wants it. A
-    /// stage that counts none apart (a run an earlier version wrote whole) is left as it is.
+    /// Puts the pauses kept apart back into their stages, in order: the run's whole record, as a reader wants it.
+    /// A stage takes them back only if its batches are exactly the pauses it counts apart, from the first on (a
+    /// batch set apart after the run was read is left out); a stage that counts none apart (a run an earlier
+    /// version wrote whole) is left as it is.
     pub fn rejoin(&mut self, mut apart: Vec<PausesApart>) {
-        apart.sort_by_key(|batch| std::cmp::Reverse(batch.from));
-        for batch in apart {
-            let record = self.stages.iter_mut().find(|record| record.name == batch.stage);
-            let deploy = record.and_then(|record| record.deploy.as_mut());
-            if let Some(deploy) = deploy.filter(|deploy| deploy.pauses_apart >= batch.pauses.len()) {
-                deploy.pauses_apart -= batch.pauses.len();
-                deploy.pauses.splice(0..0, batch.pauses);
+        apart.sort_by_key(|batch| batch.from);
+        for record in &mut self.stages {
+            let Some(deploy) = record.deploy.as_mut().filter(|deploy| deploy.pauses_apart > 0) else { continue };
+            let mut taken = Vec::new();
+            for batch in apart.iter().filter(|batch| batch.stage == record.name) {
+                if batch.from == taken.len() && taken.len() + batch.pauses.len() <= deploy.pauses_apart {
+                    taken.extend(batch.pauses.iter().cloned());
+                }
+            }
+            if taken.len() == deploy.pauses_apart {
+                deploy.pauses_apart = 0;
+                deploy.pauses.splice(0..0, taken);
             }
         }
     }
@@ -1028,6 +1035,14 @@ impl PipelineState {
         self.executions.iter().filter(|execution| matches!(execution.status, Status::Waiting(_))).count()
     }
 
+    /// Sets apart what the last save kept apart ([`Execution::set_apart`]), as the state is read back: what the
+    /// next save is decided from, so that each batch of pauses is written once.
+    pub fn set_apart(&mut self) {
+        for execution in &mut self.executions {
+            execution.set_apart();
+        }
+    }
+
     /// The state as the pipeline's item stores it: each finished run abridged ([`Execution::abridged`]) once no
     /// effect waiting in the outbox or parked there needs what it did at its stages (the stop of a deployment past its
     /// deadline, a hook's answer). Its whole record is its own item, written in the save that ended it; the pipeline's
@@ -1047,8 +1062,8 @@ impl PipelineState {
                 execution.stages.clear();
                 execution.abridged = true;
             }
-            execution.set_apart();
         }
+        stored.set_apart();
         stored
     }
 }

@@ -177,6 +177,7 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
         let write = Write::between(stored.as_ref().map(|s| &s.value), &next, version).with_receipt(receipt.as_ref());
         match store.save(&write).await {
             Ok(version) => {
+                next.set_apart();
                 let handled = match next.execution(input.event.execution_id()) {
                     Some(run) if run.status == Status::Skipped => {
                         Handled::Skipped { reason: run.reason.clone().unwrap_or_default() }
@@ -283,6 +284,7 @@ async fn flush_from<S: PipelineStore, R: EffectRunner>(
         let claimed = next.claim(owner, runner.kinds(), now);
         match store.save(&Write::between(Some(&state), &next, Some(version))).await {
             Ok(version) => {
+                next.set_apart();
                 return carry_out(store, runner, pipeline, Held { state: next, version, claimed }, owner, now).await;
             }
             Err(error) if error.is_contention() && attempt < ATTEMPTS => {
@@ -365,6 +367,7 @@ async fn carry_out<S: PipelineStore, R: EffectRunner>(
             let claimed = next.claim(owner, runner.kinds(), now);
             match store.save(&Write::between(Some(&base), &next, Some(version))).await {
                 Ok(saved) => {
+                    next.set_apart();
                     for (id, kind, attempts, message) in parked {
                         // One line an alarm can match: `{ $.fields.message = "sluice.effect_parked" }` (template.yaml has it).
                         error!(pipeline, effect = %id, kind = kind.name(), attempts, error = %message, "sluice.effect_parked");

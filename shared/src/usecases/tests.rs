@@ -1461,3 +1461,31 @@ async fn a_run_that_ended_before_github_was_told_gets_a_deployment_for_every_sta
     effects.report(&report).await.expect("reported again");
     assert_eq!(effects.github.deployments().len(), 2);
 }
+
+#[tokio::test]
+async fn a_run_that_pauses_often_keeps_its_newest_pauses_and_writes_each_older_batch_apart_once() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    let hashes: Vec<String> = (1..=24).map(|k| format!("{k:f>64}")).collect();
+    let events = crate::contract::testing::through_a_paused_staging("e1", &hashes);
+    for (minute, event) in events.iter().enumerate() {
+        let at = now() + TimeDelta::minutes(minute as i64);
+        let input = Input { pipeline: "web", mode: ExecutionMode::Queued, event, receipt: None, now: at };
+        let handled = handle(&store, &runner, input).await;
+        assert!(matches!(handled, Ok(Handled::Applied)), "{}: {handled:?}", event.name());
+        // Neither the pipeline's item nor the run's ever holds more than twice the pauses kept
+        let item = store.execution(&ExecutionId::from("e1")).await.expect("read").expect("e1");
+        let state = stored(&store).await;
+        let copy = state.execution(&ExecutionId::from("e1")).expect("e1");
+        assert!(item.pauses().count() <= 2 * crate::pipeline::KEPT_PAUSES, "{}", event.name());
+        assert!(copy.pauses().count() <= 2 * crate::pipeline::KEPT_PAUSES, "{}", event.name());
+    }
+    // Each batch was written once, and the run reads back whole, in order
+    let (batches, writes) = store.batches_apart(&ExecutionId::from("e1"));
+    assert!(batches > 2, "{batches} batches");
+    assert_eq!(writes, batches);
+    let whole = store.whole(&ExecutionId::from("e1")).await.expect("read").expect("e1");
+    let hooks: Vec<String> = whole.pauses().map(|pause| pause.hook_id.clone()).collect();
+    let expected: Vec<String> = (0..=hashes.len()).map(|n| format!("pause-{n}")).collect();
+    assert_eq!(hooks, expected);
+    assert!(!whole.has_pauses_apart());
+}

@@ -294,7 +294,7 @@ async fn the_state_and_each_run_are_stored_deflated_at_a_fraction_of_their_json(
 async fn the_pauses_of_a_stage_a_run_went_past_are_kept_in_items_of_their_own_and_read_back_whole() -> Result<()> {
     let (_stack, store) = store().await?;
     let token_hash = "c".repeat(64);
-    let events = sluice::contract::testing::through_a_paused_staging("e1", &token_hash);
+    let events = sluice::contract::testing::through_a_paused_staging("e1", std::slice::from_ref(&token_hash));
     let (mut state, mut version) = (PipelineState::new("web", ExecutionMode::Queued), None);
     // Saved as the use cases save, one write per event, each based on the state as read back
     for (minute, event) in events.iter().enumerate() {
@@ -311,7 +311,8 @@ async fn the_pauses_of_a_stage_a_run_went_past_are_kept_in_items_of_their_own_an
     assert_eq!(item.pauses().count(), 0, "nor the run's");
     let apart = store.pauses_apart(&id).await?;
     assert_eq!(apart.iter().map(|batch| (batch.from, batch.pauses.len())).collect::<Vec<_>>(), [(0, 2)]);
-    // Read whole, the run has them, the decision's link still finds it and expires as a finished run's would
+    // Read whole, the run has them, and the decision's link still finds it, kept as long as receipts past the
+    // pause's deadline
     let whole = store.whole(&id).await?.expect("e1");
     let decided: Vec<Option<&str>> =
         whole.pauses().map(|pause| pause.approval.as_ref().and_then(|a| a.approver.as_deref())).collect();
@@ -319,8 +320,9 @@ async fn the_pauses_of_a_stage_a_run_went_past_are_kept_in_items_of_their_own_an
     assert!(!whole.has_pauses_apart());
     let link = store.find(&sluice::contract::ports::approval_link(&token_hash)).await?.expect("linked");
     assert_eq!(link.execution, id);
-    let last = at(events.len() as i64 - 1) + chrono::TimeDelta::days(sluice::contract::ports::RECEIPT_DAYS);
-    assert_eq!(link.expires_at.map(|at| at.timestamp()), Some(last.timestamp()));
+    let deadline = whole.pauses().last().and_then(|pause| pause.approval.as_ref()).map(|approval| approval.expires_at);
+    let kept = deadline.map(|at| (at + chrono::TimeDelta::days(sluice::contract::ports::RECEIPT_DAYS)).timestamp());
+    assert_eq!(link.expires_at.map(|at| at.timestamp()), kept);
     // History lists the run, counting them
     let listed = store.history("web", 5).await?;
     let counted = listed[0].stages[0].deploy.as_ref().map(|deploy| deploy.pauses_apart);

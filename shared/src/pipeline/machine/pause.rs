@@ -10,10 +10,13 @@ use crate::pipeline::event::{ApprovalNotice, Effect, PauseNotice};
 use crate::pipeline::state::{ApprovalDecision, ApprovalFacts, DeployFacts, PauseFacts, bounded};
 use crate::present::text::percent;
 
-/// Pauses kept per deployment: a linear shift pauses before each of its steps (at most 34, at 3 % a step).
+/// Pauses kept per deployment, those kept apart from the run counted: a linear shift pauses before each of its
+/// steps (at most 34, at 3 % a step). Past it a deployment keeps its first pauses and its newest: the oldest of those
+/// still in the run goes.
 pub const MAX_PAUSES: usize = 40;
-/// Pauses kept per run, whatever its number of deploy stages: a 3 % linear shift and a few canaries. Past it the
-/// run's oldest pause goes (its decision was made), so that a run's record stays far below DynamoDB's item limit.
+/// Pauses a run holds at once, whatever its number of deploy stages, before the stores keep decided ones apart
+/// ([`crate::pipeline::Execution::set_apart`], which leaves far fewer): past it the run's oldest pause goes, so that
+/// a run's record stays far below DynamoDB's item limit however it is stored.
 pub const MAX_RUN_PAUSES: usize = 60;
 
 /// What a `DeploymentPaused` event says.

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use super::*;
 use crate::contract::testing::{blue_green, push, rolling};
 use crate::definitions::{Approval, DeployStage, ExecutionMode, StageDefinition, StageKind};
-use crate::pipeline::{BuildOutputs, KEPT_PAUSES, PauseFacts, PausesApart};
+use crate::pipeline::{BuildOutputs, KEPT_PAUSES};
 
 fn at(minute: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 6, 9, 0, 0).single().expect("valid date") + TimeDelta::minutes(minute)
@@ -471,9 +471,14 @@ fn a_run_whose_deployment_a_newer_run_stopped_did_not_get_past_that_stage() {
     assert!(!e1.passed(stage("staging")));
 }
 
+/// The token hashes of `n` pauses' links.
+fn hashes(n: usize) -> Vec<String> {
+    (1..=n).map(|k| format!("{k:x>64}")).collect()
+}
+
 #[test]
 fn the_pauses_of_a_stage_a_run_went_past_are_kept_apart_from_the_pipelines_item_and_the_runs() {
-    let events = crate::contract::testing::through_a_paused_staging("e1", &"a".repeat(64));
+    let events = crate::contract::testing::through_a_paused_staging("e1", &hashes(1));
     let (before, _) = run(&events[..events.len() - 1]);
     let (after, _) = run(&events);
     let e1 = after.execution(&id("e1")).expect("e1");
@@ -484,70 +489,60 @@ fn the_pauses_of_a_stage_a_run_went_past_are_kept_apart_from_the_pipelines_item_
     let staging = deploying.execution(&id("e1")).and_then(|run| run.record(stage("staging"))?.deploy.clone());
     assert_eq!(staging.map(|deploy| (deploy.pauses.len(), deploy.pauses_apart)), Some((2, 0)));
 
-    // Once it went past staging, the pipeline's item counts them and the save writes them once, apart, with the
-    // decision's link kept as long as a finished run's
+    // Once it went past staging, the pipeline's item counts them and the save writes them once, apart
     let stored = after.stored();
     let staging = stored.execution(&id("e1")).and_then(|run| run.record(stage("staging"))?.deploy.clone());
     assert_eq!(staging.map(|deploy| (deploy.pauses.len(), deploy.pauses_apart)), Some((0, 2)));
     let write = crate::contract::ports::Write::between(Some(&before), &after, None);
     let apart: Vec<(Stage, usize)> = write.apart.iter().map(|apart| (apart.stage, apart.pauses.len())).collect();
     assert_eq!(apart, [(stage("staging"), 2)]);
-    let link = crate::contract::ports::approval_link(&"a".repeat(64));
+    assert!(write.links.is_empty(), "{:?}", write.links);
+
+    // The decision's link was written as the request went out, kept past the pause's deadline as long as receipts
+    let sent = events.iter().position(|event| matches!(event, Event::ApprovalSent { .. })).expect("a request");
+    let (unsent, _) = run(&events[..sent]);
+    let (asked, _) = run(&events[..=sent]);
+    let write = crate::contract::ports::Write::between(Some(&unsent), &asked, None);
+    let link = crate::contract::ports::approval_link(&hashes(1)[0]);
     let kept = write.links.iter().find(|written| written.aws_id == link).and_then(|written| written.expires_at);
-    assert_eq!(kept, Some(at(events.len() as i64 - 1) + TimeDelta::days(crate::contract::ports::RECEIPT_DAYS)));
+    let deadline = asked.execution(&id("e1")).and_then(|run| run.open_pause()?.approval.as_ref().map(|a| a.expires_at));
+    assert_eq!(kept, deadline.map(|at| at + TimeDelta::days(crate::contract::ports::RECEIPT_DAYS)));
 
     // Read back from the item, nothing is set apart again, and the record rejoins whole
     let again = crate::contract::ports::Write::between(Some(&stored), &stored, None);
     assert!(again.apart.is_empty() && again.executions.is_empty());
     let mut whole = stored.execution(&id("e1")).expect("e1").clone();
-    whole.rejoin(write.apart.clone());
+    whole.rejoin(crate::contract::ports::Write::between(Some(&before), &after, None).apart);
     assert_eq!(&whole, e1);
 }
 
-/// Staging's pauses in `run`.
-fn staging(run: &mut Execution) -> Option<&mut Vec<PauseFacts>> {
-    run.stages[0].deploy.as_mut().map(|deploy| &mut deploy.pauses)
-}
-
 #[test]
-fn the_stage_a_run_is_at_keeps_its_newest_pauses_and_sets_older_ones_apart_in_batches_read_back_in_order() {
-    let events = crate::contract::testing::through_a_paused_staging("e1", &"a".repeat(64));
-    let (state, _) = run(&events[..events.len() - 1]);
-    let mut e1 = state.execution(&id("e1")).expect("e1").clone();
-    let template = e1.pauses().next().expect("a pause").clone();
-    let pause = |n: usize| PauseFacts { hook_id: format!("pause-{n}"), ..template.clone() };
-    *staging(&mut e1).expect("staging deploys") = (0..2 * KEPT_PAUSES).map(pause).collect();
-    let whole_of = |run: &Execution| run.pauses().map(|p| p.hook_id.clone()).collect::<Vec<_>>();
-    // Up to twice the pauses kept, nothing is set apart
-    assert_eq!(e1.to_set_apart().count(), 0);
-    // One more, and all but the newest go apart, counted
-    staging(&mut e1).expect("staging").push(pause(2 * KEPT_PAUSES));
-    let first: Vec<(Stage, usize, usize)> = e1.to_set_apart().map(|(s, from, p)| (s, from, p.len())).collect();
-    assert_eq!(first, [(stage("staging"), 0, KEPT_PAUSES + 1)]);
-    let mut batches = vec![PausesApart {
-        execution: id("e1"),
-        stage: stage("staging"),
-        from: 0,
-        pauses: e1.to_set_apart().next().map(|(_, _, p)| p.to_vec()).unwrap_or_default(),
-    }];
-    let mut stored = e1.clone();
-    stored.set_apart();
+fn the_stage_a_run_is_at_keeps_its_newest_pauses_and_sets_older_ones_apart_once_it_holds_more_than_twice_that() {
+    let events = crate::contract::testing::through_a_paused_staging("e1", &hashes(2 * KEPT_PAUSES + 2));
+    let pause = |n: usize| {
+        let hook = format!("pause-{n}");
+        events.iter().position(|event| matches!(event, Event::DeploymentPaused { hook_id, .. } if *hook_id == hook))
+    };
+    // Up to twice the pauses kept (pause-0 to pause-9), nothing is set apart
+    let (few, _) = run(&events[..=pause(2 * KEPT_PAUSES - 1).expect("the tenth pause")]);
+    let counted = few.stored().execution(&id("e1")).map(|run| (run.pauses().count(), run.has_pauses_apart()));
+    assert_eq!(counted, Some((2 * KEPT_PAUSES, false)));
+    // Past it, all but the newest go apart in one batch, from the stage's first pause
+    let (many, _) = run(&events[..events.len() - 1]);
+    let write = crate::contract::ports::Write::between(Some(&few), &many, None);
+    let batches: Vec<(usize, usize)> = write.apart.iter().map(|batch| (batch.from, batch.pauses.len())).collect();
+    assert_eq!(batches, [(0, 2 * KEPT_PAUSES + 3 - KEPT_PAUSES)]);
+    let mut stored = many.stored().execution(&id("e1")).expect("e1").clone();
     assert_eq!(stored.pauses().count(), KEPT_PAUSES);
-    assert_eq!(stored.stages[0].deploy.as_ref().map(|d| d.pauses_apart), Some(KEPT_PAUSES + 1));
-    // The next batch starts where the first ended
-    for n in 2 * KEPT_PAUSES + 1..3 * KEPT_PAUSES + 2 {
-        staging(&mut stored).expect("staging").push(pause(n));
-    }
-    let (_, from, next) = stored.to_set_apart().next().expect("a second batch");
-    assert_eq!(from, KEPT_PAUSES + 1);
-    batches.insert(0, PausesApart { execution: id("e1"), stage: stage("staging"), from, pauses: next.to_vec() });
-    let mut expected = whole_of(&stored);
-    expected.splice(0..0, batches[1].pauses.iter().map(|p| p.hook_id.clone()));
-    stored.set_apart();
-    // Read back whole, in order, whatever order the batches come in
-    stored.rejoin(batches);
-    let all: Vec<String> = (0..3 * KEPT_PAUSES + 2).map(|n| format!("pause-{n}")).collect();
-    assert_eq!(whole_of(&stored), all);
-    assert_eq!(expected, all);
-    assert!(!stored.has_pauses_apart());
+    // Read back whole in order; a batch set apart after the run was read is left out, and a stage missing one of
+    // its batches keeps counting them rather than showing a gap
+    let mut later = write.apart[0].clone();
+    later.from = write.apart[0].pauses.len();
+    let mut missing = stored.clone();
+    stored.rejoin(vec![later.clone(), write.apart[0].clone()]);
+    let whole = many.execution(&id("e1")).expect("e1");
+    assert_eq!(stored.pauses().collect::<Vec<_>>(), whole.pauses().collect::<Vec<_>>());
+    missing.rejoin(vec![later]);
+    assert_eq!(missing.pauses().count(), KEPT_PAUSES);
+    assert!(missing.has_pauses_apart());
 }

@@ -158,7 +158,8 @@ async fn the_link_of_a_pause_in_a_stage_the_run_went_past_still_says_who_decided
     let token = LinkToken::generate().expect("a token");
     // GIVEN a run past staging, whose pause a person approved by the link
     let runner = RecordingRunner::new();
-    for (minute, event) in crate::contract::testing::through_a_paused_staging("e1", &token.hash()).iter().enumerate() {
+    let events = crate::contract::testing::through_a_paused_staging("e1", &[token.hash()]);
+    for (minute, event) in events.iter().enumerate() {
         let at = t0() + TimeDelta::minutes(minute as i64);
         let input = Input { pipeline: "web", mode: ExecutionMode::Queued, event, receipt: None, now: at };
         assert!(handle(&world.store, &runner, input).await.is_ok(), "{}", event.name());

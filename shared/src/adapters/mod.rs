@@ -9,6 +9,7 @@ mod ecs;
 mod eventbridge;
 mod github;
 mod http;
+mod packing;
 mod s3;
 mod secretsmanager;
 mod sns;

@@ -587,7 +587,21 @@ impl PipelineStore for DynamoDbStore {
     #[instrument(skip(self), fields(table = %self.table))]
     async fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
         let Some(item) = self.get(execution_key(id), "EXECUTION").await? else { return Ok(None) };
-        json(&item, "body", "execution").map(Some)
+        let execution: Execution = json(&item, "body", "execution")?;
+        if execution.status.is_finished() {
+            return Ok(Some(execution));
+        }
+        // While it runs, the pipeline's copy holds what it learnt at its stage; a run that ended meanwhile has its
+        // whole record in its item again.
+        let state = self.load(&execution.pipeline).await?;
+        match state.as_ref().and_then(|stored| stored.value.execution(id)) {
+            Some(copy) if !copy.abridged => Ok(Some(copy.clone())),
+            Some(_) => {
+                let Some(item) = self.get(execution_key(id), "EXECUTION").await? else { return Ok(None) };
+                json(&item, "body", "execution").map(Some)
+            }
+            None => Ok(Some(execution)),
+        }
     }
 
     /// One Query of the run's partition (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Query.html>),

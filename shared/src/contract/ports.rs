@@ -148,12 +148,27 @@ impl<'a> Write<'a> {
     pub fn between(before: Option<&PipelineState>, after: &'a PipelineState, expected: Option<Version>) -> Self {
         let old = |id: &ExecutionId| before.and_then(|state| state.execution(id));
         // An abridged run's own item is its whole record: it is never written from the state's copy.
-        // A run with pauses to set apart is written too: its item then counts them instead of holding them.
+        let changed: Vec<&Execution> = after
+            .executions
+            .iter()
+            .filter(|execution| !execution.abridged && old(&execution.id) != Some(*execution))
+            .collect();
+        // A run's own item is written when the run is new, moves to another stage or ends, and after it ended (what
+        // it then learns, such as a stopped deployment or its GitHub Deployment, is its record's only copy once the
+        // pipeline's item abridges it); while the run stays at a stage, the pipeline's item holds what it learns there
+        // ([`PipelineStore::execution`] reads it there). A run with pauses to set apart is written too: its item then
+        // counts them instead of holding them.
         let executions: Vec<&Execution> = after
             .executions
             .iter()
             .filter(|execution| !execution.abridged)
-            .filter(|execution| old(&execution.id) != Some(*execution) || execution.to_set_apart().next().is_some())
+            .filter(|execution| {
+                let moved = match old(&execution.id) {
+                    None => true,
+                    Some(was) => was != *execution && (was.status != execution.status || was.status.is_finished()),
+                };
+                moved || execution.to_set_apart().next().is_some()
+            })
             .collect();
         let apart = executions
             .iter()
@@ -165,7 +180,7 @@ impl<'a> Write<'a> {
             })
             .collect();
         let mut links = Vec::new();
-        for execution in &executions {
+        for execution in &changed {
             let was = old(&execution.id);
             // A run that ends has its links written again with an expiry; a link new to an ended run gets one too.
             let ended_now = execution.status.is_finished() && !was.is_some_and(|was| was.status.is_finished());
@@ -225,7 +240,9 @@ pub trait PipelineStore: Send + Sync {
     /// version moved, `Duplicate` if the receipt exists, `Busy` if the store asks to try again later.
     fn save(&self, write: &Write<'_>) -> impl Future<Output = Result<Version, StoreError>> + Send;
 
-    /// One execution, finished or not, without the pauses of the stages it went past ([`Execution::set_apart`]).
+    /// One execution, finished or not, without the pauses it keeps apart ([`Execution::set_apart`]): its own item
+    /// once it ended, and while it runs the pipeline's copy, which holds what it learnt at the stage it is at
+    /// ([`Write::between`]).
     fn execution(&self, id: &ExecutionId) -> impl Future<Output = Result<Option<Execution>, StoreError>> + Send;
 
     /// The pauses run `id` keeps apart, in the batches they were kept apart in.

@@ -154,7 +154,14 @@ impl PipelineStore for InMemoryStore {
     }
 
     async fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
-        Ok(lock(&self.tables).executions.get(id).cloned())
+        let tables = lock(&self.tables);
+        let Some(execution) = tables.executions.get(id) else { return Ok(None) };
+        // While it runs, the pipeline's copy holds what it learnt at its stage.
+        let copy = tables.states.get(&execution.pipeline).and_then(|stored| stored.value.execution(id));
+        Ok(Some(match copy {
+            Some(copy) if !execution.status.is_finished() && !copy.abridged => copy.clone(),
+            _ => execution.clone(),
+        }))
     }
 
     async fn pauses_apart(&self, id: &ExecutionId) -> Result<Vec<PausesApart>, StoreError> {

@@ -1489,3 +1489,26 @@ async fn a_run_that_pauses_often_keeps_its_newest_pauses_and_writes_each_older_b
     assert_eq!(hooks, expected);
     assert!(!whole.has_pauses_apart());
 }
+
+#[tokio::test]
+async fn a_runs_own_item_is_written_when_it_moves_to_another_stage_and_read_from_the_pipeline_in_between() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    let id = ExecutionId::from("e1");
+    let pushed = push("e1");
+    handle(&store, &runner, input(&pushed, None)).await.expect("pushed");
+    // GIVEN the build started: a fact of the stage the run is at
+    let started = Event::BuildStarted { execution_id: id.clone(), build_id: "build-e1".into() };
+    handle(&store, &runner, input(&started, None)).await.expect("started");
+    // THEN the run's own item (what history lists) is as it was, and the run as read has the build
+    let listed = store.history("web", 1).await.expect("history");
+    assert_eq!(listed[0].build.as_ref().and_then(|build| build.build_id.as_deref()), None);
+    let run = store.execution(&id).await.expect("read").expect("e1");
+    assert_eq!(run.build.as_ref().and_then(|build| build.build_id.as_deref()), Some("build-e1"));
+    // WHEN it ends THEN its own item is its whole record
+    let failed = crate::contract::testing::build_failed("e1");
+    handle(&store, &runner, input(&failed, None)).await.expect("failed");
+    let listed = store.history("web", 1).await.expect("history");
+    assert_eq!(listed[0].status, Status::Failed);
+    assert_eq!(listed[0].build.as_ref().and_then(|build| build.build_id.as_deref()), Some("build-e1"));
+    assert_eq!(store.execution(&id).await.expect("read").as_ref(), Some(&listed[0]));
+}

@@ -596,11 +596,10 @@ impl PipelineStore for DynamoDbStore {
         let state = self.load(&execution.pipeline).await?;
         match state.as_ref().and_then(|stored| stored.value.execution(id)) {
             Some(copy) if !copy.abridged => Ok(Some(copy.clone())),
-            Some(_) => {
+            _ => {
                 let Some(item) = self.get(execution_key(id), "EXECUTION").await? else { return Ok(None) };
                 json(&item, "body", "execution").map(Some)
             }
-            None => Ok(Some(execution)),
         }
     }
 

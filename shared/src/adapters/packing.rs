@@ -5,18 +5,20 @@
 //! own, since each key and value it has is new to it, but well after a dictionary that already has them. zlib calls
 //! this a preset dictionary; here it is done with any deflate, as follows. Packing deflates the dictionary, flushes
 //! (a sync flush ends its blocks on a byte boundary), deflates the JSON and keeps only the bytes after the flush,
-//! marked with [`DICTIONARY_1`]. Unpacking puts the dictionary back in front as an uncompressed (stored) block,
+//! marked with [`DICTIONARY_1`] (the compressor after the dictionary is made once and copied for each packing). Unpacking puts the dictionary back in front as an uncompressed (stored) block,
 //! inflates, and drops the dictionary: the kept blocks' back-references are to the dictionary's bytes, not to how they
 //! were encoded.
 //!
 //! Items packed without a dictionary, as earlier versions did, are read as they were: their first byte is a deflate
 //! block header, never the marker (a block type of 3 is invalid).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+use std::sync::OnceLock;
 
-use flate2::Compression;
 use flate2::read::DeflateDecoder;
-use flate2::write::DeflateEncoder;
+use miniz_oxide::DataFormat;
+use miniz_oxide::deflate::CompressionLevel;
+use miniz_oxide::deflate::core::{CompressorOxide, TDEFLFlush, TDEFLStatus, compress_to_output};
 
 /// The first byte of JSON packed against [`DICTIONARY`]: in a deflate stream it would open a block of the reserved
 /// type 3, so no stream without a dictionary starts with it.
@@ -28,18 +30,31 @@ pub const DICTIONARY_1: u8 = 0b0000_0110;
 /// packed against it are read with it. A better one is a new file with a new marker.
 const DICTIONARY: &[u8] = include_bytes!("packing-dictionary-1.json");
 
+/// The compressor after the dictionary, flushed: each packing starts from a copy of it, instead of deflating the
+/// dictionary again.
+fn primed() -> &'static CompressorOxide {
+    static PRIMED: OnceLock<CompressorOxide> = OnceLock::new();
+    PRIMED.get_or_init(|| {
+        let mut compressor = CompressorOxide::with_format_and_level(DataFormat::Raw, CompressionLevel::DefaultLevel);
+        // A sync flush: the dictionary's blocks end here, on a byte boundary; what follows may refer back to it.
+        let _ = compress_to_output(&mut compressor, DICTIONARY, TDEFLFlush::Sync, |_| true);
+        compressor
+    })
+}
+
 /// `json`, deflated against [`DICTIONARY`] and marked so.
 pub fn pack(json: &str) -> io::Result<Vec<u8>> {
-    let mut encoder = DeflateEncoder::new(Vec::with_capacity(json.len() / 3 + 64), Compression::default());
-    encoder.write_all(DICTIONARY)?;
-    // A sync flush: the dictionary's blocks end here, on a byte boundary.
-    encoder.flush()?;
-    let prefix = encoder.get_ref().len();
-    encoder.write_all(json.as_bytes())?;
-    let mut stream = encoder.finish()?;
-    stream[prefix - 1] = DICTIONARY_1;
-    stream.drain(..prefix - 1);
-    Ok(stream)
+    let mut compressor = primed().clone();
+    let mut packed = Vec::with_capacity(json.len() / 4 + 64);
+    packed.push(DICTIONARY_1);
+    let (status, _) = compress_to_output(&mut compressor, json.as_bytes(), TDEFLFlush::Finish, |blocks| {
+        packed.extend_from_slice(blocks);
+        true
+    });
+    match status {
+        TDEFLStatus::Done => Ok(packed),
+        other => Err(io::Error::other(format!("deflate stopped: {other:?}"))),
+    }
 }
 
 /// What [`pack`] packed, or a deflate stream without a dictionary; at most `limit` bytes of text.
@@ -72,6 +87,9 @@ fn stored_block_header(len: usize) -> io::Result<[u8; 5]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flate2::Compression;
+    use flate2::write::DeflateEncoder;
+    use std::io::Write as _;
 
     fn plain(json: &str) -> Vec<u8> {
         let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());

@@ -652,7 +652,18 @@ impl PipelineStore for DynamoDbStore {
             .send()
             .await
             .map_err(backend)?;
-        output.items().iter().take(limit).map(|item| json(item, "body", "execution")).collect()
+        let mut runs: Vec<Execution> =
+            output.items().iter().take(limit).map(|item| json(item, "body", "execution")).collect::<Result<_, _>>()?;
+        // Runs in progress as the pipeline's item has them: what they learnt at the stage they are at.
+        if runs.iter().any(|run| !run.status.is_finished()) {
+            let state = self.load(pipeline).await?.map(|stored| stored.value);
+            for run in runs.iter_mut().filter(|run| !run.status.is_finished()) {
+                if let Some(copy) = state.as_ref().and_then(|state| state.execution(&run.id)).filter(|c| !c.abridged) {
+                    *run = copy.clone();
+                }
+            }
+        }
+        Ok(runs)
     }
 
     #[instrument(skip_all, fields(table = %self.table, key = %receipt.key))]

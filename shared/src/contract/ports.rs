@@ -263,7 +263,8 @@ pub trait PipelineStore: Send + Sync {
     /// The execution an AWS id (build ARN, deployment id) belongs to, from the link written with it.
     fn find(&self, aws_id: &str) -> impl Future<Output = Result<Option<AwsLink>, StoreError>> + Send;
 
-    /// The pipeline's executions, newest first, at most `limit`.
+    /// The pipeline's executions, newest first, at most `limit`; those in progress as [`PipelineStore::execution`]
+    /// reads them.
     fn history(&self, pipeline: &str, limit: usize) -> impl Future<Output = Result<Vec<Execution>, StoreError>> + Send;
 
     /// Records a receipt on its own (for an input that changes no state); `Duplicate` if it exists.

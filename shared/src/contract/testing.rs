@@ -68,6 +68,12 @@ impl InMemoryStore {
         lock(&self.tables).writes
     }
 
+    /// Run `id`'s own item, as written (not the pipeline's copy that [`PipelineStore::execution`] reads while the
+    /// run is in progress).
+    pub fn run_item(&self, id: &ExecutionId) -> Option<Execution> {
+        lock(&self.tables).executions.get(id).cloned()
+    }
+
     /// How many batches of pauses run `id` keeps apart, and how many times such a batch was written.
     pub fn batches_apart(&self, id: &ExecutionId) -> (usize, usize) {
         let tables = lock(&self.tables);
@@ -175,8 +181,14 @@ impl PipelineStore for InMemoryStore {
 
     async fn history(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {
         let tables = lock(&self.tables);
+        let state = tables.states.get(pipeline).map(|stored| &stored.value);
+        // Runs in progress as the pipeline's item has them, as the DynamoDB store reads them.
+        let current = |execution: &Execution| match state.and_then(|state| state.execution(&execution.id)) {
+            Some(copy) if !execution.status.is_finished() && !copy.abridged => copy.clone(),
+            _ => execution.clone(),
+        };
         let mut executions: Vec<Execution> =
-            tables.executions.values().filter(|execution| execution.pipeline == pipeline).cloned().collect();
+            tables.executions.values().filter(|execution| execution.pipeline == pipeline).map(current).collect();
         executions.sort_by_key(|execution| std::cmp::Reverse(execution.seq));
         executions.truncate(limit);
         Ok(executions)

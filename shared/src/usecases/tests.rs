@@ -1499,16 +1499,18 @@ async fn a_runs_own_item_is_written_when_it_moves_to_another_stage_and_read_from
     // GIVEN the build started: a fact of the stage the run is at
     let started = Event::BuildStarted { execution_id: id.clone(), build_id: "build-e1".into() };
     handle(&store, &runner, input(&started, None)).await.expect("started");
-    // THEN the run's own item (what history lists) is as it was, and the run as read has the build
-    let listed = store.history("web", 1).await.expect("history");
-    assert_eq!(listed[0].build.as_ref().and_then(|build| build.build_id.as_deref()), None);
+    // THEN the run's own item is as it was, and the run as read and as listed has the build
+    let build_id = |run: &crate::pipeline::Execution| run.build.as_ref().and_then(|build| build.build_id.clone());
+    assert_eq!(store.run_item(&id).as_ref().and_then(build_id), None);
     let run = store.execution(&id).await.expect("read").expect("e1");
-    assert_eq!(run.build.as_ref().and_then(|build| build.build_id.as_deref()), Some("build-e1"));
+    assert_eq!(build_id(&run).as_deref(), Some("build-e1"));
+    let listed = store.history("web", 1).await.expect("history");
+    assert_eq!(listed, [run]);
     // WHEN it ends THEN its own item is its whole record
     let failed = crate::contract::testing::build_failed("e1");
     handle(&store, &runner, input(&failed, None)).await.expect("failed");
-    let listed = store.history("web", 1).await.expect("history");
-    assert_eq!(listed[0].status, Status::Failed);
-    assert_eq!(listed[0].build.as_ref().and_then(|build| build.build_id.as_deref()), Some("build-e1"));
-    assert_eq!(store.execution(&id).await.expect("read").as_ref(), Some(&listed[0]));
+    let item = store.run_item(&id).expect("e1's item");
+    assert_eq!((item.status, build_id(&item).as_deref()), (Status::Failed, Some("build-e1")));
+    assert_eq!(store.execution(&id).await.expect("read"), Some(item.clone()));
+    assert_eq!(store.history("web", 1).await.expect("history"), [item]);
 }

@@ -65,6 +65,12 @@ impl DynamoDbStore {
         Self { client, table: table.into() }
     }
 
+    /// Run `id`'s own item, as written.
+    async fn own_item(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
+        let Some(item) = self.get(execution_key(id), "EXECUTION").await? else { return Ok(None) };
+        json(&item, "body", "execution").map(Some)
+    }
+
     /// The state item alone, if `condition` holds: a conditional PutItem
     /// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_PutItem.html>), its failures read as a
     /// transaction's: the condition failing is a conflict, throttling is busy, an item DynamoDB refuses is invalid.
@@ -586,20 +592,16 @@ impl PipelineStore for DynamoDbStore {
 
     #[instrument(skip(self), fields(table = %self.table))]
     async fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
-        let Some(item) = self.get(execution_key(id), "EXECUTION").await? else { return Ok(None) };
-        let execution: Execution = json(&item, "body", "execution")?;
+        let Some(execution) = self.own_item(id).await? else { return Ok(None) };
         if execution.status.is_finished() {
             return Ok(Some(execution));
         }
         // While it runs, the pipeline's copy holds what it learnt at its stage; a run that ended meanwhile has its
         // whole record in its item again.
         let state = self.load(&execution.pipeline).await?;
-        match state.as_ref().and_then(|stored| stored.value.execution(id)) {
-            Some(copy) if !copy.abridged => Ok(Some(copy.clone())),
-            _ => {
-                let Some(item) = self.get(execution_key(id), "EXECUTION").await? else { return Ok(None) };
-                json(&item, "body", "execution").map(Some)
-            }
+        match state.as_ref().and_then(|stored| stored.value.in_progress_copy(&execution)) {
+            Some(copy) => Ok(Some(copy.clone())),
+            None => self.own_item(id).await,
         }
     }
 
@@ -657,8 +659,8 @@ impl PipelineStore for DynamoDbStore {
         // Runs in progress as the pipeline's item has them: what they learnt at the stage they are at.
         if runs.iter().any(|run| !run.status.is_finished()) {
             let state = self.load(pipeline).await?.map(|stored| stored.value);
-            for run in runs.iter_mut().filter(|run| !run.status.is_finished()) {
-                if let Some(copy) = state.as_ref().and_then(|state| state.execution(&run.id)).filter(|c| !c.abridged) {
+            for run in &mut runs {
+                if let Some(copy) = state.as_ref().and_then(|state| state.in_progress_copy(run)) {
                     *run = copy.clone();
                 }
             }

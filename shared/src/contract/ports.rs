@@ -153,32 +153,9 @@ impl<'a> Write<'a> {
             .iter()
             .filter(|execution| !execution.abridged && old(&execution.id) != Some(*execution))
             .collect();
-        // A run's own item is written when the run is new, moves to another stage or ends, and after it ended (what
-        // it then learns, such as a stopped deployment or its GitHub Deployment, is its record's only copy once the
-        // pipeline's item abridges it); while the run stays at a stage, the pipeline's item holds what it learns there
-        // ([`PipelineStore::execution`] reads it there). A run with pauses to set apart is written too: its item then
-        // counts them instead of holding them.
-        let executions: Vec<&Execution> = after
-            .executions
-            .iter()
-            .filter(|execution| !execution.abridged)
-            .filter(|execution| {
-                let moved = match old(&execution.id) {
-                    None => true,
-                    Some(was) => was != *execution && (was.status != execution.status || was.status.is_finished()),
-                };
-                moved || execution.to_set_apart().next().is_some()
-            })
-            .collect();
-        let apart = executions
-            .iter()
-            .flat_map(|execution| {
-                execution.to_set_apart().map(|(stage, from, pauses)| {
-                    let pauses = pauses.to_vec();
-                    PausesApart { execution: execution.id.clone(), stage, from, pauses }
-                })
-            })
-            .collect();
+        let executions: Vec<&Execution> =
+            after.executions.iter().filter(|execution| execution.own_item_due(old(&execution.id))).collect();
+        let apart = executions.iter().flat_map(|execution| execution.batches_to_set_apart()).collect();
         let mut links = Vec::new();
         for execution in &changed {
             let was = old(&execution.id);
@@ -242,7 +219,7 @@ pub trait PipelineStore: Send + Sync {
 
     /// One execution, finished or not, without the pauses it keeps apart ([`Execution::set_apart`]): its own item
     /// once it ended, and while it runs the pipeline's copy, which holds what it learnt at the stage it is at
-    /// ([`Write::between`]).
+    /// ([`PipelineState::in_progress_copy`]).
     fn execution(&self, id: &ExecutionId) -> impl Future<Output = Result<Option<Execution>, StoreError>> + Send;
 
     /// The pauses run `id` keeps apart, in the batches they were kept apart in.

@@ -37,6 +37,14 @@ struct Tables {
     busy: usize,
 }
 
+impl Tables {
+    /// Run `item` as the DynamoDB store reads it: while it is in progress, the pipeline's copy.
+    fn current(&self, item: &Execution) -> Execution {
+        let state = self.states.get(&item.pipeline).map(|stored| &stored.value);
+        state.and_then(|state| state.in_progress_copy(item)).unwrap_or(item).clone()
+    }
+}
+
 /// `PipelineStore` in memory.
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
@@ -161,13 +169,7 @@ impl PipelineStore for InMemoryStore {
 
     async fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
         let tables = lock(&self.tables);
-        let Some(execution) = tables.executions.get(id) else { return Ok(None) };
-        // While it runs, the pipeline's copy holds what it learnt at its stage.
-        let copy = tables.states.get(&execution.pipeline).and_then(|stored| stored.value.execution(id));
-        Ok(Some(match copy {
-            Some(copy) if !execution.status.is_finished() && !copy.abridged => copy.clone(),
-            _ => execution.clone(),
-        }))
+        Ok(tables.executions.get(id).map(|execution| tables.current(execution)))
     }
 
     async fn pauses_apart(&self, id: &ExecutionId) -> Result<Vec<PausesApart>, StoreError> {
@@ -181,14 +183,12 @@ impl PipelineStore for InMemoryStore {
 
     async fn history(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {
         let tables = lock(&self.tables);
-        let state = tables.states.get(pipeline).map(|stored| &stored.value);
-        // Runs in progress as the pipeline's item has them, as the DynamoDB store reads them.
-        let current = |execution: &Execution| match state.and_then(|state| state.execution(&execution.id)) {
-            Some(copy) if !execution.status.is_finished() && !copy.abridged => copy.clone(),
-            _ => execution.clone(),
-        };
-        let mut executions: Vec<Execution> =
-            tables.executions.values().filter(|execution| execution.pipeline == pipeline).map(current).collect();
+        let mut executions: Vec<Execution> = tables
+            .executions
+            .values()
+            .filter(|execution| execution.pipeline == pipeline)
+            .map(|execution| tables.current(execution))
+            .collect();
         executions.sort_by_key(|execution| std::cmp::Reverse(execution.seq));
         executions.truncate(limit);
         Ok(executions)
@@ -454,28 +454,36 @@ pub fn ecs_native(shift: crate::definitions::TrafficShift) -> crate::definitions
     }
 }
 
+/// An ECS-native deployment as [`ecs_native`] makes it, that asks the approvers (topic `approvers`) at its
+/// PRE_PRODUCTION_TRAFFIC_SHIFT pauses, rolling back if nobody decides within `timeout_minutes`.
+pub fn ecs_native_asking(
+    shift: crate::definitions::TrafficShift,
+    timeout_minutes: u32,
+) -> crate::definitions::EcsNative {
+    crate::definitions::EcsNative {
+        approval: Some(crate::definitions::PauseApproval {
+            stage: crate::definitions::PRE_PRODUCTION_TRAFFIC_SHIFT.into(),
+            topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvers".into(),
+            timeout_minutes,
+            on_timeout: crate::definitions::PauseAction::Rollback,
+        }),
+        ..ecs_native(shift)
+    }
+}
+
 /// A queued run of a pipeline in three stages (staging: an ECS linear shift of `staging/web` that asks at its
 /// pauses; sign-off: an approval; production: blue/green), from its push through staging up to sign-off: the first
 /// pause (before any traffic moved) continued by sluice, then one pause per token hash in `token_hashes`, each
 /// approved by its link.
 pub fn through_a_paused_staging(execution: &str, token_hashes: &[String]) -> Vec<Event> {
-    use crate::definitions::{Approval, DeployStage, PauseAction, PauseApproval, Stage, StageDefinition, StageKind};
+    use crate::definitions::{Approval, DeployStage, Stage, StageDefinition, StageKind};
     let stage = |name: &str| Stage::new(name).unwrap_or(Stage::DEPLOY);
     let deploy = |target| {
         let deploy = DeployStage { target, timeout_minutes: None, soak_secs: None, environment: None };
         StageKind::Deploy(Box::new(deploy))
     };
     let linear = crate::definitions::TrafficShift::Linear { step_tenths: 30, step_bake_time_minutes: 1 };
-    let staging = crate::definitions::EcsNative {
-        cluster: "staging".into(),
-        approval: Some(PauseApproval {
-            stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
-            topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvers".into(),
-            timeout_minutes: 30,
-            on_timeout: PauseAction::Rollback,
-        }),
-        ..ecs_native(linear)
-    };
+    let staging = crate::definitions::EcsNative { cluster: "staging".into(), ..ecs_native_asking(linear, 30) };
     let sign_off = Approval { topic_arn: "arn:aws:sns:eu-west-1:123456789012:signoff".into(), timeout_secs: 3600 };
     let mut triggered = push(execution, ExecutionMode::Queued, false);
     if let Event::Triggered { plan, .. } = &mut triggered {

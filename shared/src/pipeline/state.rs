@@ -871,13 +871,24 @@ impl Execution {
     /// stage it is at, once more than twice [`KEPT_PAUSES`] are there, all but the newest [`KEPT_PAUSES`]. The
     /// stores keep each batch in an item of its own and the run without them, so that neither the run's item nor
     /// the pipeline's grows with the pauses of the stages a run goes through.
-    pub fn to_set_apart(&self) -> impl Iterator<Item = (Stage, usize, &[PauseFacts])> {
+    fn to_set_apart(&self) -> impl Iterator<Item = (Stage, usize, &[PauseFacts])> {
         let last = self.stages.len().saturating_sub(1);
         self.stages.iter().enumerate().filter_map(move |(k, record)| {
             let deploy = record.deploy.as_ref()?;
             let count = apart_count(k == last, deploy.pauses.len());
             (count > 0).then(|| (record.name, deploy.pauses_apart, &deploy.pauses[..count]))
         })
+    }
+
+    /// The batches of pauses a save keeps apart ([`Execution::to_set_apart`]), each to be written once.
+    pub fn batches_to_set_apart(&self) -> Vec<PausesApart> {
+        let batch = |(stage, from, pauses): (Stage, usize, &[PauseFacts])| PausesApart {
+            execution: self.id.clone(),
+            stage,
+            from,
+            pauses: pauses.to_vec(),
+        };
+        self.to_set_apart().map(batch).collect()
     }
 
     /// The run as stored: without the pauses [`Execution::to_set_apart`] names, each stage counting those it keeps
@@ -891,6 +902,20 @@ impl Execution {
                 deploy.pauses_apart += count;
             }
         }
+    }
+
+    /// Whether a save writes the run's own item, the run having been `was` before it (`None`: it is new): when it
+    /// is new, moves to another stage or ends, and when it changes after it ended (what it then learns, such as a
+    /// stopped deployment or its GitHub Deployment, is its record's only copy once the pipeline's item abridges it).
+    /// While it stays at a stage, the pipeline's item holds what it learns there
+    /// ([`PipelineState::in_progress_copy`]). A run with pauses to set apart is written too: its item then counts
+    /// them instead of holding them.
+    pub fn own_item_due(&self, was: Option<&Execution>) -> bool {
+        let moved = match was {
+            None => true,
+            Some(was) => was != self && (was.status != self.status || was.status.is_finished()),
+        };
+        !self.abridged && (moved || self.to_set_apart().next().is_some())
     }
 
     /// Whether some of the run's pauses are kept apart ([`Execution::set_apart`]).
@@ -1033,6 +1058,14 @@ impl PipelineState {
     /// How many executions wait for a stage.
     pub fn waiting(&self) -> usize {
         self.executions.iter().filter(|execution| matches!(execution.status, Status::Waiting(_))).count()
+    }
+
+    /// The pipeline's copy of run `item` (the run's own item, as stored) while the run is in progress: it holds what
+    /// the run learnt at the stage it is at, which its item does not ([`Execution::own_item_due`]). `None` once the
+    /// run ended, or if the copy is abridged or gone (the item was written since).
+    pub fn in_progress_copy(&self, item: &Execution) -> Option<&Execution> {
+        let copy = self.execution(&item.id).filter(|copy| !copy.abridged);
+        copy.filter(|_| !item.status.is_finished())
     }
 
     /// Sets apart what the last save kept apart ([`Execution::set_apart`]), as the state is read back: what the

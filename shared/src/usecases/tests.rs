@@ -933,18 +933,10 @@ async fn a_retry_or_rerun_builds_its_refs_head_again_but_never_a_commit_the_ref_
 /// definitions that name web are published.
 async fn canary_deploying(store: &InMemoryStore, runner: &RecordingRunner) {
     use crate::contract::ports::DefinitionsStore;
-    use crate::definitions::{PauseAction, PauseApproval, TrafficShift};
+    use crate::definitions::TrafficShift;
     store.publish(include_str!("../../../infra/pipelines.example.toml"), None, now()).await.expect("published");
     let shift = TrafficShift::Canary { tenths: 100, bake_time_minutes: 5 };
-    let native = crate::definitions::EcsNative {
-        approval: Some(PauseApproval {
-            stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
-            topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvers".into(),
-            timeout_minutes: 60,
-            on_timeout: PauseAction::Rollback,
-        }),
-        ..crate::contract::testing::ecs_native(shift)
-    };
+    let native = crate::contract::testing::ecs_native_asking(shift, 60);
     deploying_natively(store, runner, native).await;
 }
 

@@ -973,15 +973,7 @@ fn canary_deploying(execution: &str) -> PipelineState {
     let mut event = push(execution);
     if let Event::Triggered { plan, .. } = &mut event {
         let canary = crate::definitions::TrafficShift::Canary { tenths: 50, bake_time_minutes: 10 };
-        *plan.target_mut() = DeployTarget::EcsNative(crate::definitions::EcsNative {
-            approval: Some(crate::definitions::PauseApproval {
-                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
-                topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvers".into(),
-                timeout_minutes: 30,
-                on_timeout: PauseAction::Rollback,
-            }),
-            ..crate::contract::testing::ecs_native(canary)
-        });
+        *plan.target_mut() = DeployTarget::EcsNative(crate::contract::testing::ecs_native_asking(canary, 30));
     }
     let started = Event::DeploymentStarted {
         execution_id: id(execution),

@@ -358,15 +358,7 @@ fn a_pause_in_production_asks_to_release_it_to_production_itself_naming_what_sta
     let mut events = to_production("e1");
     if let Event::Triggered { plan, .. } = &mut events[0] {
         let canary = crate::definitions::TrafficShift::Canary { tenths: 50, bake_time_minutes: 10 };
-        let native = crate::definitions::EcsNative {
-            approval: Some(crate::definitions::PauseApproval {
-                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
-                topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvers".into(),
-                timeout_minutes: 30,
-                on_timeout: crate::definitions::PauseAction::Rollback,
-            }),
-            ..crate::contract::testing::ecs_native(canary)
-        };
+        let native = crate::contract::testing::ecs_native_asking(canary, 30);
         let production = plan.stages.last_mut().map(|last| &mut last.kind);
         let Some(StageKind::Deploy(production)) = production else { panic!("production deploys") };
         production.target = DeployTarget::EcsNative(native);

@@ -110,7 +110,19 @@ fn deploy(state: &mut PipelineState, n: usize, effects: &mut Vec<Effect>) -> Exe
     let token_hash = long('f', 64);
     apply(
         state,
-        Event::ApprovalSent { execution_id: id.clone(), token_hash: token_hash.clone(), hook_id: None },
+        Event::ApprovalSent {
+            execution_id: id.clone(),
+            token_hash: token_hash.clone(),
+            hook_id: None,
+            // What the request showed of the release against the running service, far over its bounds.
+            compared: Some(Box::new(sluice::pipeline::ReleaseComparison {
+                running: Some(long('r', 10_000)),
+                running_image: Some(long('o', 10_000)),
+                image: long('i', 10_000),
+                changes: vec![long('x', 10_000); 100],
+                unread: None,
+            })),
+        },
         1,
         effects,
     );

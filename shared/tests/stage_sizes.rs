@@ -16,7 +16,7 @@ use sluice::definitions::{
 };
 use sluice::pipeline::{
     ApprovalDecision, BuildOutputs, Decision, Event, ExecutionId, MAX_HOOK_RESULTS, MAX_PAUSES, MAX_RUN_PAUSES,
-    MAX_WAITING, PipelineState, Plan, RETAINED_FINISHED, SourceFacts, transition,
+    MAX_WAITING, PipelineState, Plan, RETAINED_FINISHED, ReleaseComparison, SourceFacts, transition,
 };
 
 const RUN_ITEM_BUDGET: usize = 256 * 1024;
@@ -194,7 +194,14 @@ fn decided(execution_id: ExecutionId, hook_id: Option<String>) -> [Event; 2] {
     let seed = DECISIONS.fetch_add(4, std::sync::atomic::Ordering::Relaxed) * 7_919;
     let token_hash = format!("{seed:0>64x}");
     [
-        Event::ApprovalSent { execution_id: execution_id.clone(), token_hash: token_hash.clone(), hook_id },
+        Event::ApprovalSent {
+            execution_id: execution_id.clone(),
+            token_hash: token_hash.clone(),
+            // An approval stage's request shows the release against what runs where it goes: given far more than
+            // the run keeps.
+            compared: hook_id.is_none().then(|| Box::new(oversized_comparison(seed))),
+            hook_id,
+        },
         Event::ApprovalDecided {
             execution_id,
             decision: ApprovalDecision::Approved,
@@ -205,6 +212,17 @@ fn decided(execution_id: ExecutionId, hook_id: Option<String>) -> [Event; 2] {
             user_agent: Some(noise(seed + 3, 10_000)),
         },
     ]
+}
+
+/// A comparison far over every bound the run keeps it to.
+fn oversized_comparison(seed: u64) -> ReleaseComparison {
+    ReleaseComparison {
+        running: Some(noise(seed + 4, 10_000)),
+        running_image: Some(noise(seed + 5, 10_000)),
+        image: noise(seed + 6, 10_000),
+        changes: (0..100).map(|k| noise(seed + 7 + k, 10_000)).collect(),
+        unread: Some(noise(seed + 200, 10_000)),
+    }
 }
 
 /// Takes run `n` through the deploy stage it holds: started, every pause decided, every check reported.

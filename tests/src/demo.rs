@@ -293,6 +293,13 @@ impl Demo {
         for line in email.1.lines() {
             println!("  | {line}");
         }
+        // The sign-off shows the release against what runs where approving releases it.
+        anyhow::ensure!(
+            email.1.contains("Runs now:")
+                && email.1.contains("environment -LEGACY_MODE")
+                && !email.1.contains("unknown ("),
+            "the approval email does not show what runs where approving releases the build, and how the release differs"
+        );
         let link = approval_link(&email.1).context("no review link in the email")?;
         let mut clicks = Vec::new();
 
@@ -693,8 +700,9 @@ impl Sandboxes {
         })
         .await?;
         let rollout = if scenario == DemoScenario::CircuitBreaker { Rollout::TasksFail } else { Rollout::Healthy };
-        ecs.service("prod", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", rollout);
-        ecs.service("staging", "web", "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0", rollout);
+        ecs.registered(RUNNING_TASK_DEFINITION, running_release()?);
+        ecs.service("prod", "web", RUNNING_TASK_DEFINITION, rollout);
+        ecs.service("staging", "web", RUNNING_TASK_DEFINITION, rollout);
         Ok(Self { codebuild: sandbox, codedeploy, ecs, rollout })
     }
 
@@ -762,6 +770,20 @@ impl Functions {
 
 /// The SDK configuration a function of the stack is started with: `aws`, its clients naming the function (its
 /// logical id) as their app in the User-Agent, so that the meter tells which function put which event on the bus.
+/// The task definition web runs before the demo deploys: the release before, as ECS describes it.
+const RUNNING_TASK_DEFINITION: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0";
+
+/// What web ran before: the sample app's task definition with the image of an earlier build, and a variable the new
+/// release no longer sets (so the approval email has a difference to show).
+fn running_release() -> Result<serde_json::Value> {
+    let mut definition: serde_json::Value = serde_json::from_str(include_str!("../../infra/sample-app/taskdef.json"))?;
+    let container = &mut definition["containerDefinitions"][0];
+    container["image"] =
+        serde_json::json!(format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/sample-app@sha256:{}", "0".repeat(64)));
+    container["environment"] = serde_json::json!([{ "name": "LEGACY_MODE", "value": "on" }]);
+    Ok(definition)
+}
+
 fn as_function(aws: &aws_config::SdkConfig, function: &'static str) -> Result<aws_config::SdkConfig> {
     let name = aws_config::AppName::new(function).with_context(|| format!("{function} as an SDK app name"))?;
     Ok(aws.to_builder().app_name(name).build())

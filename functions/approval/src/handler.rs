@@ -9,7 +9,9 @@ use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
-use sluice::adapters::{DynamoDbStore, EventBridgePublisher, SecretsManagerSecret, SnsNotifier};
+use sluice::adapters::{
+    DynamoDbStore, EcsDeployer, EventBridgePublisher, S3Artifacts, SecretsManagerSecret, SnsNotifier,
+};
 use sluice::contract::ports::{
     DefinitionsStore, EventPublisher, FixedSite, PipelineStore, SecretSource, TopicNotifier,
 };
@@ -56,6 +58,10 @@ pub struct App<S, P, N, K> {
     pub status_key: Option<KeptSecret<K>>,
     pub publisher: P,
     pub notifier: N,
+    /// The builds' artifacts and the services they deploy to: a request shows the release against what runs where
+    /// approving releases it.
+    pub artifacts: S3Artifacts,
+    pub services: EcsDeployer,
     pub region: String,
     /// Where links point: the configured URL (`SLUICE_APPROVAL_URL`, which the stack gives the function that sends
     /// requests from events), or (locally) the URL the sandbox serves the function on, set once it is known. Unset,
@@ -68,7 +74,7 @@ pub type AwsApp = App<DynamoDbStore, EventBridgePublisher, SnsNotifier, SecretsM
 
 /// The effects this function carries out, as it runs on AWS (what the README's map says it owns): made for each
 /// invocation ([`App::effects`]) with the link the stack configures.
-pub type Effects = ApprovalEffects<EventBridgePublisher, SnsNotifier, FixedSite>;
+pub type Effects = ApprovalEffects<EventBridgePublisher, SnsNotifier, FixedSite, S3Artifacts, EcsDeployer>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
@@ -85,6 +91,8 @@ impl AwsApp {
             store,
             publisher: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(aws), &config.common.event_bus),
             notifier: SnsNotifier::new(aws_sdk_sns::Client::new(aws)),
+            artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
+            services: EcsDeployer::new(aws_sdk_ecs::Client::new(aws)),
             region: aws.region().map_or_else(|| config.region.clone(), ToString::to_string),
             approval_url,
         }
@@ -93,12 +101,14 @@ impl AwsApp {
 
 impl<S: PipelineStore, P: EventPublisher + Clone, N: TopicNotifier + Clone, K> App<S, P, N, K> {
     /// The effect runner, with links pointing at `base` (unless a URL was configured).
-    fn effects(&self, base: Option<String>) -> ApprovalEffects<P, N, FixedSite> {
+    fn effects(&self, base: Option<String>) -> ApprovalEffects<P, N, FixedSite, S3Artifacts, EcsDeployer> {
         let base = self.approval_url.get().cloned().or(base).unwrap_or_default();
         ApprovalEffects {
             publisher: self.publisher.clone(),
             notifier: self.notifier.clone(),
             site: FixedSite(base),
+            artifacts: self.artifacts.clone(),
+            services: self.services.clone(),
             region: self.region.clone(),
             clock: Utc::now,
         }

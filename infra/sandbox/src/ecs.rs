@@ -135,6 +135,17 @@ impl EcsSandbox {
         Ok(Self { endpoint: server.url.clone(), state, _server: server })
     }
 
+    /// Declares `definition` (RegisterTaskDefinition's input) as registered before the sandbox started, as `arn`
+    /// (`...:task-definition/family:revision`): what a service already runs. DescribeTaskDefinition answers it as ECS
+    /// does, with its ARN, revision and status.
+    pub fn registered(&self, arn: &str, mut definition: Value) {
+        let revision = arn.rsplit_once(':').and_then(|(_, revision)| revision.parse::<u32>().ok()).unwrap_or(0);
+        definition["taskDefinitionArn"] = json!(arn);
+        definition["revision"] = json!(revision);
+        definition["status"] = json!("ACTIVE");
+        lock(&self.state).definitions.push((arn.to_owned(), definition, json!([])));
+    }
+
     /// Declares a running service, on `task_definition`, whose rollouts do what `rollout` says.
     pub fn service(&self, cluster: &str, name: &str, task_definition: &str, rollout: Rollout) {
         let mut state = lock(&self.state);

@@ -4,7 +4,8 @@
 //! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateService.html>); `NativeDeployments`:
 //! UpdateService with an ECS-native strategy and its lifecycle hooks, DescribeServiceDeployments
 //! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeServiceDeployments.html>),
-//! ListServiceDeployments, StopServiceDeployment and ContinueServiceDeployment.
+//! ListServiceDeployments, StopServiceDeployment and ContinueServiceDeployment; `RunningServices`: DescribeServices and
+//! DescribeTaskDefinition (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTaskDefinition.html>).
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::error::SdkError;
@@ -13,9 +14,10 @@ use tracing::instrument;
 
 use crate::contract::ports::{
     AwaitingPause, DeployError, DeploymentProgress, NativeDeployments, NativeStarted, RollingUpdates, RolloutReport,
-    RolloutStarted, ServiceDeploymentReport, TaskDefinitionRegistry,
+    RolloutStarted, RunningServices, RunningTasks, ServiceDeploymentReport, TaskDefinitionRegistry,
 };
 use crate::definitions::{PauseAction, TrafficShift};
+use crate::deploy::compare::{ContainerShape, TaskShape, port_name};
 use crate::deploy::{NativeRequest, RollingRequest, TaskDefinition, taskdef};
 
 /// Errors that will not pass on retry.
@@ -267,6 +269,67 @@ impl EcsDeployer {
         }
         Ok(None)
     }
+}
+
+impl RunningServices for EcsDeployer {
+    #[instrument(skip_all, fields(cluster, service))]
+    async fn running(&self, cluster: &str, service: &str) -> Result<Option<RunningTasks>, DeployError> {
+        let Some(described) = self.described(cluster, service).await? else { return Ok(None) };
+        let Some(arn) = running_task_definition(&described) else { return Ok(None) };
+        let output = self.client.describe_task_definition().task_definition(arn).send().await.map_err(classify)?;
+        let Some(definition) = output.task_definition() else { return Ok(None) };
+        Ok(Some(RunningTasks { task_definition: arn.to_owned(), shape: shape(definition) }))
+    }
+}
+
+/// The task definition a service runs: under CodeDeploy (or an external controller), its PRIMARY task set's; else
+/// its PRIMARY deployment's, which is the service's own once no deployment is under way
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Deployment.html>,
+/// <https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_TaskSet.html>).
+fn running_task_definition(service: &ecs::Service) -> Option<&str> {
+    let primary = |status: Option<&str>| status == Some("PRIMARY");
+    service
+        .task_sets()
+        .iter()
+        .find(|set| primary(set.status()))
+        .and_then(ecs::TaskSet::task_definition)
+        .or_else(|| {
+            service.deployments().iter().find(|d| primary(d.status())).and_then(ecs::Deployment::task_definition)
+        })
+        .or(service.task_definition())
+}
+
+/// What an approver compares of a registered task definition.
+fn shape(definition: &ecs::TaskDefinition) -> TaskShape {
+    let containers = definition
+        .container_definitions()
+        .iter()
+        .map(|container| ContainerShape {
+            name: container.name().unwrap_or_default().to_owned(),
+            image: container.image().unwrap_or_default().to_owned(),
+            cpu: Some(container.cpu()).filter(|cpu| *cpu != 0),
+            memory: container.memory(),
+            environment: container
+                .environment()
+                .iter()
+                .filter_map(ecs::KeyValuePair::name)
+                .chain(container.secrets().iter().map(ecs::Secret::name))
+                .map(str::to_owned)
+                .collect(),
+            ports: container
+                .port_mappings()
+                .iter()
+                .map(|port| {
+                    let protocol = port.protocol().map(ecs::TransportProtocol::as_str);
+                    match (port.container_port(), port.container_port_range()) {
+                        (Some(port), _) => port_name(port, protocol),
+                        (None, range) => format!("{}/{}", range.unwrap_or("?"), protocol.unwrap_or("tcp")),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    TaskShape { cpu: definition.cpu().map(str::to_owned), memory: definition.memory().map(str::to_owned), containers }
 }
 
 impl RollingUpdates for EcsDeployer {

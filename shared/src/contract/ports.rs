@@ -848,6 +848,25 @@ pub trait RollingUpdates: Send + Sync {
     ) -> impl Future<Output = Result<Option<RolloutReport>, DeployError>> + Send;
 }
 
+/// What an ECS service runs now: the task definition an approver compares a release against.
+pub trait RunningServices: Send + Sync {
+    /// The task definition `cluster`'s `service` runs now (its primary deployment's, or its primary task set's under
+    /// CodeDeploy), and its shape; `None` if ECS has no such active service.
+    fn running(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = Result<Option<RunningTasks>, DeployError>> + Send;
+}
+
+/// The task definition a service runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningTasks {
+    /// Its ARN.
+    pub task_definition: String,
+    pub shape: crate::deploy::compare::TaskShape,
+}
+
 /// What UpdateService answered for an ECS-native deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NativeStarted {

@@ -528,6 +528,7 @@ pub fn through_a_paused_staging(execution: &str, token_hashes: &[String]) -> Vec
         events.extend([
             paused(hook_id.clone()),
             Event::ApprovalSent {
+                compared: None,
                 execution_id: execution_id.clone(),
                 token_hash: token_hash.clone(),
                 hook_id: Some(hook_id),
@@ -775,6 +776,46 @@ impl ArtifactStore for InMemoryArtifacts {
     async fn read(&self, location: &ArtifactLocation, name: &str) -> Result<Option<Vec<u8>>, ArtifactError> {
         let key = format!("{}/{name}", location.prefix.trim_end_matches('/'));
         Ok(lock(&self.files).get(&(location.bucket.clone(), key.trim_start_matches('/').to_owned())).cloned())
+    }
+}
+
+/// What ECS services run, as a test declares it (`RunningServices`); a service not declared is not there.
+#[derive(Debug, Default)]
+pub struct ScriptedServices {
+    running: Mutex<HashMap<(String, String), crate::contract::ports::RunningTasks>>,
+    unreachable: Mutex<bool>,
+}
+
+impl ScriptedServices {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `cluster`'s `service` runs `task_definition` (an ARN), shaped so.
+    pub fn runs(&self, cluster: &str, service: &str, task_definition: &str, shape: crate::deploy::compare::TaskShape) {
+        let running = crate::contract::ports::RunningTasks { task_definition: task_definition.to_owned(), shape };
+        lock(&self.running).insert((cluster.to_owned(), service.to_owned()), running);
+    }
+
+    /// ECS does not answer from now on.
+    pub fn unreachable(&self) {
+        *lock(&self.unreachable) = true;
+    }
+}
+
+impl crate::contract::ports::RunningServices for ScriptedServices {
+    async fn running(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Option<crate::contract::ports::RunningTasks>, crate::contract::ports::DeployError> {
+        if *lock(&self.unreachable) {
+            return Err(crate::contract::ports::DeployError::Unavailable {
+                service: "ECS",
+                source: "connection refused".into(),
+            });
+        }
+        Ok(lock(&self.running).get(&(cluster.to_owned(), service.to_owned())).cloned())
     }
 }
 

@@ -2,6 +2,7 @@
 //! requests that start it. The deployer function carries them out.
 
 pub mod checks;
+pub mod compare;
 pub mod deadline;
 pub mod image;
 pub mod render;

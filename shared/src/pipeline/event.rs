@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use chrono::{DateTime, Utc};
 
 use super::state::{
-    ApprovalDecision, BuildFacts, Execution, ExecutionId, PauseFacts, Plan, SourceFacts, Stage, StageRecord, Status,
+    ApprovalDecision, BuildFacts, Execution, ExecutionId, PauseFacts, Plan, ReleaseComparison, SourceFacts, Stage,
+    StageRecord, Status,
 };
 use crate::contract::events::SluiceEvent;
 use crate::definitions::{Check, DeployTarget, ExecutionMode, PauseAction};
@@ -46,6 +47,22 @@ pub struct ApprovalNotice {
     /// Where approving releases the build: the next deploy stage, its strategy, cluster and service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub releases_to: Option<StageNotice>,
+    /// The release against what runs where approving releases it, as read when the request was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared: Option<Box<ReleaseComparison>>,
+}
+
+/// Where an approval releases the build, for its request to read what runs there now and compare the release with
+/// it: the deploy stage's service, and the build's task definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseLookup {
+    pub cluster: String,
+    pub service: String,
+    /// The container the release's image goes into, when the stage names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Where the build's artifacts are (`s3://bucket/key`): their `taskdef.json` is the release's task definition.
+    pub artifacts: String,
 }
 
 /// A stage, and what it did or will do, in a line.
@@ -107,6 +124,7 @@ impl ApprovalNotice {
             pause: None,
             earlier: Vec::new(),
             releases_to: None,
+            compared: None,
         }
         .with_stages(execution)
     }
@@ -115,12 +133,14 @@ impl ApprovalNotice {
     /// stage the run is at): what each before it did, and the deploy stage approving releases the build to. Nothing
     /// for a pipeline written with `[approval]` and `[deploy]` tables, whose email says it as it always has.
     fn with_stages(mut self, execution: &Execution) -> Self {
-        if execution.plan.table_shaped() {
-            return self;
-        }
         let asked = execution.stages.iter().position(|record| {
             record.approval.as_ref().is_some_and(|approval| approval.requested_at == self.requested_at)
         });
+        // What the request showed of the release against what ran where it goes (kept with the approval's record).
+        self.compared = asked.and_then(|at| execution.stages[at].approval.as_ref()?.compared.clone());
+        if execution.plan.table_shaped() {
+            return self;
+        }
         let (before, stage) = match asked {
             Some(at) => (&execution.stages[..at], Some(execution.stages[at].name)),
             // At a pause, or before the approval stage's record is made: the stages before the one the run is at.
@@ -261,6 +281,9 @@ pub enum Event {
         /// The pause the request was for (its hook id); absent for the approval stage.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hook_id: Option<String>,
+        /// What the request showed of the release against what runs where approving releases it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        compared: Option<Box<ReleaseComparison>>,
     },
     /// A person decided, through a verified approval link.
     ApprovalDecided {
@@ -470,6 +493,10 @@ pub enum Effect {
         /// The pause the approval is asked at (its hook id); absent for the approval stage.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hook_id: Option<String>,
+        /// Where approving releases the build (an approval stage before a deploy stage): the request reads what runs
+        /// there and shows the release against it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        release: Option<ReleaseLookup>,
     },
     /// Deploy the execution's build to its target.
     StartDeployment {

@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::event::{ApprovalNotice, Effect, Event};
+use super::event::{ApprovalNotice, Effect, Event, ReleaseLookup};
 use super::state::{
     ApprovalDecision, ApprovalFacts, BuildFacts, CommitOrder, DeployFacts, Execution, ExecutionId, GitHubDeployment,
     OrderedRollback, PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, StageRecord, Status, bounded,
@@ -173,7 +173,9 @@ impl Run {
                 self.build_failed(i, name, build_id, *failure, (phase, reason))
             }
             Event::ApprovalSent { token_hash, hook_id: Some(hook_id), .. } => self.pause_sent(i, hook_id, token_hash),
-            Event::ApprovalSent { token_hash, hook_id: None, .. } => self.approval_sent(i, name, token_hash),
+            Event::ApprovalSent { token_hash, hook_id: None, compared, .. } => {
+                self.approval_sent(i, name, token_hash, compared.as_deref())
+            }
             Event::ApprovalDecided { decision, approver, comment, token_hash, source_ip, user_agent, .. } => {
                 let said = Said { decision: *decision, approver, comment, source_ip, user_agent };
                 self.approval_decided(i, name, &said, token_hash.as_deref())
@@ -806,6 +808,7 @@ impl Run {
         expires_at: DateTime<Utc>,
         notice: ApprovalNotice,
         hook_id: Option<&str>,
+        release: Option<ReleaseLookup>,
     ) {
         let execution = &self.state.executions[i];
         let pause_stage = notice.pause.as_ref().map(|pause| pause.stage.clone());
@@ -815,6 +818,7 @@ impl Run {
             expires_at,
             notice: Box::new(notice),
             hook_id: hook_id.map(str::to_owned),
+            release,
         });
         self.effects.push(Effect::Publish(SluiceEvent::ApprovalRequested(ApprovalRequested {
             pipeline: execution.pipeline.clone(),

@@ -9,7 +9,8 @@ mod report;
 mod state;
 
 pub use event::{
-    ApprovalNotice, BuildFailure, BuildOutputs, Effect, EffectKind, Event, HookStatus, PauseNotice, StageNotice,
+    ApprovalNotice, BuildFailure, BuildOutputs, Effect, EffectKind, Event, HookStatus, PauseNotice, ReleaseLookup,
+    StageNotice,
 };
 pub use machine::{
     Decision, IgnoreReason, MAX_APPROVER, MAX_ARN, MAX_COMMENT, MAX_HOOK_RESULTS, MAX_PAUSES, MAX_REASON,
@@ -20,7 +21,7 @@ pub use outbox::Retry;
 pub use report::{OutcomeReport, StageTime};
 pub use state::{
     ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, CommitOrder, Compared, DeployFacts, Execution,
-    ExecutionId, Gate, GitHubDeployment, HookResult, KEPT_PAUSES, Lease, OrderedRollback, ParkedEffect, PauseFacts,
-    PausesApart, PendingEffect, PipelineState, Plan, PushLink, RefHistory, SourceFacts, Stage, StageRecord, Status,
-    bounded, short_commit,
+    ExecutionId, Gate, GitHubDeployment, HookResult, KEPT_PAUSES, Lease, MAX_COMPARED_CHANGES, MAX_COMPARED_TEXT,
+    OrderedRollback, ParkedEffect, PauseFacts, PausesApart, PendingEffect, PipelineState, Plan, PushLink, RefHistory,
+    ReleaseComparison, SourceFacts, Stage, StageRecord, Status, bounded, short_commit,
 };

@@ -423,6 +423,7 @@ mod tests {
             expires_at: now(),
             notice: Box::default(),
             hook_id: None,
+            release: None,
         };
         state.enqueue(vec![request, hook()], 2);
         // WHEN the outbox is tidied: e1 is building, not waiting for a person

@@ -288,7 +288,51 @@ pub struct ApprovalFacts {
     pub source_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// What the request showed of the release against what ran where approving releases it, as read when it was
+    /// sent (an approval stage before a deploy stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared: Option<Box<ReleaseComparison>>,
 }
+
+/// A release against what runs at the deploy stage it goes to, as read when an approval was asked
+/// (`crate::deploy::compare`): bounded, shown to approvers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseComparison {
+    /// The task definition the stage's service ran (`family:revision`), when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<String>,
+    /// The image the deployed container ran there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_image: Option<String>,
+    /// The image the release runs there, pinned by its digest.
+    pub image: String,
+    /// How the release's task definition differs from the running one, a line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// Why what ran there could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread: Option<String>,
+}
+
+impl ReleaseComparison {
+    /// At most [`MAX_COMPARED_CHANGES`] changes, each text at most [`MAX_COMPARED_TEXT`] bytes: what the run keeps,
+    /// whatever it was given.
+    pub fn bounded(&self) -> Self {
+        let text = |value: &str| bounded(value, MAX_COMPARED_TEXT);
+        Self {
+            running: self.running.as_deref().map(text),
+            running_image: self.running_image.as_deref().map(text),
+            image: text(&self.image),
+            changes: self.changes.iter().take(MAX_COMPARED_CHANGES).map(|change| text(change)).collect(),
+            unread: self.unread.as_deref().map(text),
+        }
+    }
+}
+
+/// The most changes a kept comparison lists.
+pub const MAX_COMPARED_CHANGES: usize = 10;
+/// The longest text of a kept comparison, in bytes.
+pub const MAX_COMPARED_TEXT: usize = 320;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookResult {

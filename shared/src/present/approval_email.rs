@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::text::{percent, ref_label, subject_line, time_left};
+use super::text::{comparison_lines, percent, ref_label, subject_line, time_left};
 use crate::contract::ports::TopicMessage;
 use crate::definitions::PauseAction;
 use crate::pipeline::{ApprovalNotice, ExecutionId};
@@ -80,6 +80,16 @@ pub fn approval_email(
     if let Some(next) = &notice.releases_to {
         text.push_str(&format!("\nApproving releases it to:\n  {:<12} {}\n", next.stage.as_str(), next.said));
     }
+    if let Some(compared) = &notice.compared {
+        if notice.releases_to.is_none() {
+            text.push_str("\nWhere approving deploys it:\n");
+        }
+        for (label, values) in comparison_lines(compared) {
+            for (n, value) in values.iter().enumerate() {
+                text.push_str(&format!("  {:<12} {value}\n", if n == 0 { label } else { "" }));
+            }
+        }
+    }
     text.push_str(&format!(
         "\nReview and decide:\n{}\n\nThe link opens a page; nothing is decided until you press Approve or Reject there. \
          It decides once, and expires with the request. Anyone with the link can decide: do not forward this email.\n",
@@ -116,6 +126,15 @@ fn approval_json(
             "reviewUrl": links.base,
         }
     });
+    if let Some(compared) = &notice.compared {
+        facts["approval"]["releasedOver"] = json!({
+            "runningTaskDefinition": compared.running,
+            "runningImage": compared.running_image,
+            "image": compared.image,
+            "changes": compared.changes,
+            "unread": compared.unread,
+        });
+    }
     if let Some(pause) = &notice.pause {
         facts["approval"]["pause"] = json!({
             "stage": pause.stage,
@@ -150,6 +169,7 @@ mod tests {
             pause: None,
             earlier: Vec::new(),
             releases_to: None,
+            compared: None,
         }
     }
 

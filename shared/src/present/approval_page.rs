@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::html::{Page, document, escape};
-use super::text::{first_line, percent, ref_label, time_left};
+use super::text::{comparison_lines, first_line, percent, ref_label, time_left};
 use crate::definitions::PauseAction;
 use crate::pipeline::{ApprovalDecision, ApprovalNotice, ExecutionId, MAX_APPROVER, MAX_COMMENT};
 
@@ -158,6 +158,12 @@ fn fact_list(facts: &RunFacts<'_>, now: DateTime<Utc>) -> String {
     if let Some(next) = &notice.releases_to {
         rows.push(("Releases to", format!("<code>{}</code> {}", escape(next.stage.as_str()), escape(&next.said))));
     }
+    if let Some(compared) = &notice.compared {
+        for (label, values) in comparison_lines(compared) {
+            let values: Vec<String> = values.iter().map(|value| escape(value)).collect();
+            rows.push((label.trim_end_matches(':'), values.join("<br>")));
+        }
+    }
     if let Some(pause) = &notice.pause {
         rows.push(("Paused at", format!("<code>{}</code>", escape(&pause.stage))));
         rows.push((
@@ -218,6 +224,7 @@ mod tests {
             pause: None,
             earlier: Vec::new(),
             releases_to: None,
+            compared: None,
         }
     }
 

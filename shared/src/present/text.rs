@@ -69,6 +69,30 @@ pub fn with_slash(url: &str) -> String {
     format!("{}/", url.trim_end_matches('/'))
 }
 
+/// A release against what runs where approving releases it, as labelled lines: what runs there now, what will,
+/// and what changes (one value per line; the label on the first of each).
+pub fn comparison_lines(compared: &crate::pipeline::ReleaseComparison) -> Vec<(&'static str, Vec<String>)> {
+    let now = match (&compared.unread, &compared.running, &compared.running_image) {
+        (Some(why), _, _) => format!("unknown ({why})"),
+        (None, Some(running), Some(image)) => format!("{image} ({running})"),
+        (None, Some(running), None) => running.clone(),
+        (None, None, _) => "unknown".to_owned(),
+    };
+    let next = match &compared.running_image {
+        Some(image) if *image == compared.image => format!("{} (the same image)", compared.image),
+        _ => compared.image.clone(),
+    };
+    let mut lines = vec![("Runs now:", vec![now]), ("Will run:", vec![next])];
+    if compared.unread.is_none() {
+        let changes = match compared.changes.as_slice() {
+            [] => vec!["nothing else in the task definition".to_owned()],
+            changes => changes.to_vec(),
+        };
+        lines.push(("Changes:", changes));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

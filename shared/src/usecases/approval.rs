@@ -4,10 +4,14 @@
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use crate::contract::ports::{EventPublisher, NotifyError, PipelineStore, ReviewSite, TopicNotifier, approval_link};
+use crate::contract::ports::{
+    ArtifactStore, EventPublisher, NotifyError, PipelineStore, ReviewSite, RunningServices, TopicNotifier,
+    approval_link,
+};
+use crate::deploy::compare::{self, TaskShape};
 use crate::pipeline::{
     ApprovalDecision, ApprovalNotice, ApprovalStanding, Effect, EffectKind, Event, Execution, Gate, MAX_APPROVER,
-    MAX_COMMENT, PauseNotice, TransitionError,
+    MAX_COMMENT, PauseNotice, ReleaseComparison, ReleaseLookup, TransitionError,
 };
 use crate::present::approval_email::{Links, approval_email};
 use crate::present::approval_page::{self as page, RunFacts};
@@ -20,19 +24,30 @@ use token::{LinkToken, same_hash};
 pub const MAX_FORM: usize = 8 * 1024;
 
 /// The approval function's effect runner: sends approval requests, and publishes announcements.
-pub struct ApprovalEffects<P, N, W> {
+pub struct ApprovalEffects<P, N, W, A, R> {
     pub publisher: P,
     pub notifier: N,
     pub site: W,
+    /// The builds' artifacts: the release's task definition, compared with what runs where approving releases it.
+    pub artifacts: A,
+    /// What the deploy stages' services run now.
+    pub services: R,
     /// The AWS region, named in the request's JSON form.
     pub region: String,
     /// The clock the email's "expires in" is read from.
     pub clock: fn() -> DateTime<Utc>,
 }
 
-impl<P: EventPublisher, N: TopicNotifier, W: ReviewSite> ApprovalEffects<P, N, W> {
+impl<P, N, W, A, R> ApprovalEffects<P, N, W, A, R>
+where
+    P: EventPublisher,
+    N: TopicNotifier,
+    W: ReviewSite,
+    A: ArtifactStore,
+    R: RunningServices,
+{
     async fn request(&self, effect: &Effect) -> Result<Option<Event>, EffectError> {
-        let Effect::RequestApproval { execution_id, topic_arn, expires_at, notice, hook_id } = effect else {
+        let Effect::RequestApproval { execution_id, topic_arn, expires_at, notice, hook_id, release } = effect else {
             return Err(EffectError::permanent(
                 effect.kind().name(),
                 "not an effect the approval function carries out",
@@ -42,20 +57,73 @@ impl<P: EventPublisher, N: TopicNotifier, W: ReviewSite> ApprovalEffects<P, N, W
         let base = self.site.base_url().await.map_err(|error| EffectError::transient("request_approval", error))?;
         let review = format!("{base}r/{}", token.encode());
         let links = Links { review: &review, base: &base, region: &self.region };
-        let email = approval_email(execution_id, notice, *expires_at, links, (self.clock)());
+        let compared = match (release, hook_id, notice.image_uri.as_deref()) {
+            (Some(release), None, Some(image)) => Some(Box::new(self.compare(release, image).await)),
+            _ => None,
+        };
+        let notice = ApprovalNotice { compared: compared.clone(), ..(**notice).clone() };
+        let email = approval_email(execution_id, &notice, *expires_at, links, (self.clock)());
         match self.notifier.notify(topic_arn, &email).await {
             Ok(()) => {
                 info!(execution = %execution_id, topic = %topic_arn, "approval requested");
                 let (execution_id, token_hash, hook_id) = (execution_id.clone(), token.hash(), hook_id.clone());
-                Ok(Some(Event::ApprovalSent { execution_id, token_hash, hook_id }))
+                Ok(Some(Event::ApprovalSent { execution_id, token_hash, hook_id, compared }))
             }
             Err(error @ NotifyError::Refused { .. }) => Err(EffectError::permanent("request_approval", error)),
             Err(error @ NotifyError::Unavailable { .. }) => Err(EffectError::transient("request_approval", error)),
         }
     }
+
+    /// The release (`image`, with the build's task definition) against what runs where approving releases it. What
+    /// cannot be read is said in the comparison, and never holds the request up: the approvers are asked either way.
+    async fn compare(&self, release: &ReleaseLookup, image: &str) -> ReleaseComparison {
+        let new = match self.release_shape(release, image).await {
+            Ok(shape) => shape,
+            Err(why) => return compare::unread(image, &why),
+        };
+        let (cluster, service) = (&release.cluster, &release.service);
+        match self.services.running(cluster, service).await {
+            Ok(Some(running)) => {
+                compare::compare((compare::short_name(&running.task_definition), &running.shape), &new, image)
+            }
+            Ok(None) => compare::unread(image, &format!("ECS has no active service {service} in cluster {cluster}")),
+            Err(error) => {
+                warn!(error = %Chain(&error), %cluster, %service, "what the service runs could not be read");
+                compare::unread(
+                    image,
+                    &format!("what service {service} in cluster {cluster} runs could not be read: {error}"),
+                )
+            }
+        }
+    }
+
+    /// The release's task definition, rendered as its deploy stage renders it.
+    async fn release_shape(&self, release: &ReleaseLookup, image: &str) -> Result<TaskShape, String> {
+        let file = crate::deploy::TASK_DEFINITION_FILE;
+        let location = crate::usecases::artifact_location(&release.artifacts)
+            .ok_or_else(|| format!("the build's artifacts are at an unreadable location ({})", release.artifacts))?;
+        let text = match self.artifacts.read(&location, file).await {
+            Ok(Some(text)) => text,
+            Ok(None) => return Err(format!("{file} is missing from the build's artifacts")),
+            Err(error) => {
+                warn!(error = %Chain(&error), artifacts = %release.artifacts, "the release's task definition could not be read");
+                return Err(format!("{file} could not be read from the build's artifacts: {error}"));
+            }
+        };
+        let definition = crate::deploy::task_definition(&text, image, release.container.as_deref(), true)
+            .map_err(|error| error.to_string())?;
+        Ok(TaskShape::of(&definition))
+    }
 }
 
-impl<P: EventPublisher, N: TopicNotifier, W: ReviewSite> EffectRunner for ApprovalEffects<P, N, W> {
+impl<P, N, W, A, R> EffectRunner for ApprovalEffects<P, N, W, A, R>
+where
+    P: EventPublisher,
+    N: TopicNotifier,
+    W: ReviewSite,
+    A: ArtifactStore,
+    R: RunningServices,
+{
     const KINDS: &'static [EffectKind] = &[EffectKind::RequestApproval, EffectKind::Publish];
 
     async fn run(&self, _id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {

@@ -14,7 +14,7 @@ use sluice::pipeline::{ApprovalDecision, BuildOutputs, EffectKind, Event, Execut
 use sluice::usecases::{Input, handle};
 use sluice_integration::browser::{Browser, PHONE};
 use sluice_integration::{
-    Stack, approval_link, aws_config_with, form_token, moto, request, sns_messages, workspace_root,
+    Stack, approval_link, aws_config_with, form_token, moto, request, sns_messages, unique, workspace_root,
 };
 use sluice_sandbox::function_url::{FunctionUrl, serve};
 
@@ -28,17 +28,33 @@ struct Waiting {
 
 /// A run of `web` pushed and built; its approval request waits in the outbox for the approval function.
 async fn built(stack: &Stack) -> Result<DynamoDbStore> {
+    built_for(stack, None).await
+}
+
+/// Where a run's approval releases it, and what its build left.
+struct Release<'a> {
+    /// The deploy stage's cluster (service `web`).
+    cluster: &'a str,
+    /// Where the build's artifacts are (`s3://...`).
+    artifacts: &'a str,
+}
+
+/// As [`built`], the run deploying to `release`'s cluster with the build's artifacts where it says.
+async fn built_for(stack: &Stack, release: Option<Release<'_>>) -> Result<DynamoDbStore> {
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
     let mut triggered = push("web-1", ExecutionMode::Superseded, true);
     if let Event::Triggered { plan, .. } = &mut triggered {
         plan.approval_mut().context("an approval")?.topic_arn = stack.approval_topic.clone();
+        if let (Some(release), sluice::definitions::DeployTarget::BlueGreen(target)) = (&release, plan.target_mut()) {
+            target.cluster = release.cluster.to_owned();
+        }
     }
     let built = Event::BuildSucceeded {
         execution_id: ExecutionId::from("web-1"),
         build_id: "build-web-1".into(),
         outputs: BuildOutputs {
             image_uri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1".into(),
-            artifacts: None,
+            artifacts: release.map(|release| release.artifacts.to_owned()),
         },
     };
     // The stage functions' part: the build starts; the announcements wait in the outbox.
@@ -382,5 +398,71 @@ async fn a_pause_link_opened_after_the_pause_expired_says_what_ecs_did_and_decid
     assert_eq!((code, posted), (410, 410), "{page}");
     assert!(page.contains("ECS took the pause's timeout action and rolled the deployment back"), "{page}");
     assert_eq!(store.load("web").await?.context("the state")?.version, before, "nothing changed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_request_shows_what_the_service_runs_as_moto_describes_it_against_the_builds_task_definition() -> Result<()>
+{
+    let stack = Stack::create().await?;
+    // The service runs revision 1 of its family (as moto's ECS registered it), with a variable the release drops.
+    let (cluster, family) = (unique("prod"), unique("web"));
+    let ecs = aws_sdk_ecs::Client::new(&stack.config);
+    ecs.create_cluster().cluster_name(&cluster).send().await?;
+    let running = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:aaaa";
+    let environment = aws_sdk_ecs::types::KeyValuePair::builder().name("LEGACY_MODE").value("on").build();
+    let port = aws_sdk_ecs::types::PortMapping::builder().container_port(8080).build();
+    let container = aws_sdk_ecs::types::ContainerDefinition::builder()
+        .name("web")
+        .image(running)
+        .environment(environment)
+        .port_mappings(port)
+        .build();
+    let registered = ecs
+        .register_task_definition()
+        .family(&family)
+        .cpu("256")
+        .memory("512")
+        .container_definitions(container)
+        .send()
+        .await?;
+    let arn = registered.task_definition().and_then(|t| t.task_definition_arn()).context("an ARN")?.to_owned();
+    ecs.create_service().cluster(&cluster).service_name("web").task_definition(&arn).desired_count(1).send().await?;
+    // The build's task definition: more memory, a new variable, the old one gone.
+    let taskdef = json!({ "family": family, "cpu": "256", "memory": "1024", "containerDefinitions": [{
+        "name": "web", "image": "<IMAGE1_NAME>", "portMappings": [{ "containerPort": 8080, "protocol": "tcp" }],
+        "environment": [{ "name": "FEATURE_X", "value": "on" }] }] });
+    let s3 =
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
+    let bucket = unique("artifacts");
+    s3.create_bucket().bucket(&bucket).send().await?;
+    let body = taskdef.to_string().into_bytes().into();
+    s3.put_object().bucket(&bucket).key("web-build/b-1/taskdef.json").body(body).send().await?;
+    let artifacts = format!("s3://{bucket}/web-build/b-1");
+    let store = built_for(&stack, Some(Release { cluster: &cluster, artifacts: &artifacts })).await?;
+
+    let app = AwsApp::from_aws(&stack.config, &requests_config(&stack)?);
+    let event = json!({ "source": "sluice", "detail-type": "Approval Requested", "detail": { "pipeline": "web", "execution_id": "web-1" } });
+    on_event(&app, &event, chrono::Utc::now()).await?;
+
+    let sent = sns_messages(&stack.approval_topic).await?;
+    let message: serde_json::Value = serde_json::from_str(&sent.first().context("a request")?.1)?;
+    let email = message["email"].as_str().context("an email form")?;
+    assert!(email.contains(&format!("Runs now:    {running} ({family}:1)")), "{email}");
+    assert!(email.contains("Will run:    123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1\n"), "{email}");
+    assert!(
+        email.contains(
+            "Changes:     task memory 512 -> 1024\n               web: environment +FEATURE_X -LEGACY_MODE\n"
+        ),
+        "{email}"
+    );
+    let default: serde_json::Value = serde_json::from_str(message["default"].as_str().context("a default form")?)?;
+    assert_eq!(default["approval"]["releasedOver"]["runningTaskDefinition"], json!(format!("{family}:1")));
+    // The run keeps what the request showed, for the review page.
+    let state = store.load("web").await?.context("the state")?.value;
+    let approval =
+        state.execution(&ExecutionId::from("web-1")).and_then(|e| e.approval().cloned()).context("approval")?;
+    let compared = approval.compared.context("the comparison is kept")?;
+    assert_eq!(compared.changes, ["task memory 512 -> 1024", "web: environment +FEATURE_X -LEGACY_MODE"]);
     Ok(())
 }

@@ -66,6 +66,35 @@ fn only_the_functions_that_read_a_builds_outputs_look_its_image_up_in_ecr_and_on
 }
 
 #[test]
+fn the_approval_functions_read_the_builds_task_definition_and_describe_only_the_deploy_clusters_services() -> Result<()>
+{
+    let statements = Template::load()?.function_statements();
+    for function in ["ApprovalFunction", "ApprovalRequestsFunction"] {
+        let grants = |action: &str| -> Vec<String> {
+            statements
+                .iter()
+                .filter(|s| s.function == function && s.actions.iter().any(|a| a == action))
+                .map(|s| format!("{:?}", s.resources))
+                .collect()
+        };
+        let reads = grants("s3:GetObject");
+        assert!(
+            matches!(reads.as_slice(), [only] if only.contains(":s3:::${ArtifactBucket}/*")),
+            "{function}: {reads:?}"
+        );
+        let services = grants("ecs:DescribeServices");
+        assert!(
+            matches!(services.as_slice(), [only] if only.contains(":service/${DeployClusters}/*")),
+            "{function}: {services:?}"
+        );
+        assert_eq!(grants("ecs:DescribeTaskDefinition").len(), 1, "{function}");
+        let changes = ["ecs:UpdateService", "ecs:RegisterTaskDefinition", "s3:PutObject"];
+        assert!(changes.iter().all(|action| grants(action).is_empty()), "{function} changes nothing in ECS or S3");
+    }
+    Ok(())
+}
+
+#[test]
 fn each_secret_is_read_only_by_the_functions_that_need_it_and_only_the_status_page_queries_the_history() -> Result<()> {
     let template = Template::load()?;
     let statements = template.function_statements();

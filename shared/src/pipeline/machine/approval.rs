@@ -5,8 +5,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::pause::Said;
 use super::{Applied, IgnoreReason, Run, TransitionError};
 use crate::definitions::Approval;
-use crate::pipeline::event::ApprovalNotice;
-use crate::pipeline::state::{ApprovalDecision, ApprovalFacts, Stage, StageRecord, Status};
+use crate::pipeline::event::{ApprovalNotice, ReleaseLookup};
+use crate::pipeline::state::{
+    ApprovalDecision, ApprovalFacts, Execution, ReleaseComparison, Stage, StageRecord, Status,
+};
 
 impl Run {
     /// Run `i` enters an approval stage: its approvers are asked to decide within the stage's timeout.
@@ -18,7 +20,8 @@ impl Run {
             .and_then(|timeout| now.checked_add_signed(timeout))
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let notice = ApprovalNotice::of(&self.state.executions[i], now);
-        self.ask(i, &approval.topic_arn, expires_at, notice, None);
+        let release = release_lookup(&self.state.executions[i]);
+        self.ask(i, &approval.topic_arn, expires_at, notice, None, release);
         let facts = ApprovalFacts {
             topic_arn: approval.topic_arn.clone(),
             requested_at: now,
@@ -31,7 +34,13 @@ impl Run {
     }
 
     /// The approval request went out with a link whose token hashes to `token_hash`: from now on only that link decides.
-    pub(super) fn approval_sent(&mut self, i: usize, name: &'static str, token_hash: &str) -> Applied {
+    pub(super) fn approval_sent(
+        &mut self,
+        i: usize,
+        name: &'static str,
+        token_hash: &str,
+        compared: Option<&ReleaseComparison>,
+    ) -> Applied {
         let Some(approval) = self.state.executions[i].approval() else {
             return self.past(i, self.approval_stage(i), false, name);
         };
@@ -47,6 +56,7 @@ impl Run {
         let approval = self.approval_mut(i);
         approval.token_hash = Some(token_hash.to_owned());
         approval.sent_at = Some(now);
+        approval.compared = compared.map(|compared| Box::new(compared.bounded()));
         Ok(None)
     }
 
@@ -127,4 +137,19 @@ impl Run {
         self.finish(i, Status::TimedOut, Some(reason));
         Ok(None)
     }
+}
+
+/// Where approving `execution` at its approval stage releases the build: the next deploy stage's service, and the
+/// build's task definition to compare with what runs there. `None` when no deploy stage follows or the build left
+/// no artifacts.
+fn release_lookup(execution: &Execution) -> Option<ReleaseLookup> {
+    let after = execution.plan.position(execution.at()?);
+    let deploy = execution.plan.stages.iter().skip(after).find_map(|stage| stage.deploy())?;
+    let (cluster, service) = deploy.target.ecs_service();
+    Some(ReleaseLookup {
+        cluster: cluster.to_owned(),
+        service: service.to_owned(),
+        container: deploy.target.container().map(str::to_owned),
+        artifacts: execution.build.as_ref()?.artifacts.clone()?,
+    })
 }

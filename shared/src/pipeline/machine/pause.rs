@@ -135,7 +135,7 @@ impl Run {
                 ..Default::default()
             };
             pause.approval = Some(approval);
-            self.ask(i, &topic_arn, expires_at, notice, Some(event.hook_id));
+            self.ask(i, &topic_arn, expires_at, notice, Some(event.hook_id), None);
         } else {
             self.effects.push(Effect::ContinueDeployment {
                 execution_id: execution.id.clone(),

@@ -723,7 +723,12 @@ fn in_superseded_mode_a_decided_approval_is_not_withdrawn() {
 #[test]
 fn an_approval_link_decides_only_while_it_is_the_current_one() {
     // GIVEN e1 awaiting approval, whose request went out with link hash h2 (after an earlier h1)
-    let sent = |hash: &str| Event::ApprovalSent { execution_id: id("e1"), token_hash: hash.into(), hook_id: None };
+    let sent = |hash: &str| Event::ApprovalSent {
+        execution_id: id("e1"),
+        token_hash: hash.into(),
+        hook_id: None,
+        compared: None,
+    };
     let state = given(&[push("e1"), build_succeeded("e1"), sent("h1"), sent("h2")]);
     let approval = state.execution(&id("e1")).and_then(|e| e.approval().cloned()).expect("approval");
     assert_eq!(approval.token_hash.as_deref(), Some("h2"));
@@ -1012,6 +1017,7 @@ fn canary_awaiting(execution: &str) -> PipelineState {
     let (state, _) = apply(&state, &paused(execution, "pause-1"), at(10));
     let (state, _) = apply(&state, &paused(execution, "pause-2"), at(20));
     let sent = Event::ApprovalSent {
+        compared: None,
         execution_id: id(execution),
         token_hash: "hash-2".into(),
         hook_id: Some("pause-2".into()),
@@ -1561,6 +1567,7 @@ fn checks_a_rollback_and_an_approval_at_a_pause_are_the_deploy_stages() {
     let (state, effects) = apply(&state, &paused("e2", "pause-2"), at(20));
     assert_eq!(stages_named(&effects), [("Approval Requested", deploy)]);
     let sent = Event::ApprovalSent {
+        compared: None,
         execution_id: id("e2"),
         token_hash: "hash-pause-2".into(),
         hook_id: Some("pause-2".into()),

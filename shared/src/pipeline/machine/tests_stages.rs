@@ -58,7 +58,7 @@ fn built(execution: &str) -> Event {
         build_id: format!("build-{execution}"),
         outputs: BuildOutputs {
             image_uri: format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:{execution}"),
-            artifacts: None,
+            artifacts: Some(format!("s3://artifacts/web-build/build-{execution}")),
         },
     }
 }
@@ -340,13 +340,17 @@ fn the_sign_off_request_says_what_staging_did_and_where_approving_releases_the_b
         started("e1", "ecs-staging"),
         succeeded("e1", "ecs-staging"),
     ]);
-    let notice = effects
+    let (notice, release) = effects
         .iter()
         .find_map(|effect| match effect {
-            Effect::RequestApproval { notice, .. } => Some(notice.clone()),
+            Effect::RequestApproval { notice, release, .. } => Some((notice.clone(), release.clone())),
             _ => None,
         })
         .expect("the sign-off is asked for");
+    // The request reads what production runs and compares the build's task definition with it.
+    let release = release.expect("where approving releases the build");
+    assert_eq!((release.cluster.as_str(), release.service.as_str()), ("prod", "web"));
+    assert_eq!(release.artifacts, "s3://artifacts/web-build/build-e1");
     let earlier: Vec<(&str, &str)> = notice.earlier.iter().map(|s| (s.stage.as_str(), s.said.as_str())).collect();
     assert_eq!(earlier, [("staging", "rolling deployment ecs-staging, running there 0 ms")]);
     let next = notice.releases_to.as_ref().map(|s| (s.stage.as_str(), s.said.as_str()));
@@ -383,14 +387,15 @@ fn a_pause_in_production_asks_to_release_it_to_production_itself_naming_what_sta
         });
     }
     let (_, effects) = run(&events);
-    let notice = effects
+    let (notice, release) = effects
         .iter()
         .rev()
         .find_map(|effect| match effect {
-            Effect::RequestApproval { notice, .. } => Some(notice.clone()),
+            Effect::RequestApproval { notice, release, .. } => Some((notice.clone(), release.clone())),
             _ => None,
         })
         .expect("the pause asks");
+    assert_eq!(release, None, "a pause releases nothing new: the deployment is under way");
     let earlier: Vec<&str> = notice.earlier.iter().map(|s| s.stage.as_str()).collect();
     assert_eq!(earlier, ["staging", "sign-off"]);
     let next = notice.releases_to.as_ref().map(|s| (s.stage.as_str(), s.said.as_str()));

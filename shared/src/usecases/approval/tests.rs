@@ -4,7 +4,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::*;
 use crate::contract::ports::FixedSite;
-use crate::contract::testing::{InMemoryStore, RecordingNotifier, RecordingPublisher, RecordingRunner, push};
+use crate::contract::testing::{
+    InMemoryArtifacts, InMemoryStore, RecordingNotifier, RecordingPublisher, RecordingRunner, ScriptedServices, push,
+};
 use crate::definitions::ExecutionMode;
 use crate::pipeline::{BuildOutputs, ExecutionId, Stage, Status};
 use crate::usecases::flush;
@@ -16,7 +18,13 @@ fn t0() -> DateTime<Utc> {
 struct World {
     store: InMemoryStore,
     notifier: Arc<RecordingNotifier>,
-    effects: ApprovalEffects<Arc<RecordingPublisher>, Arc<RecordingNotifier>, FixedSite>,
+    effects: ApprovalEffects<
+        Arc<RecordingPublisher>,
+        Arc<RecordingNotifier>,
+        FixedSite,
+        InMemoryArtifacts,
+        ScriptedServices,
+    >,
 }
 
 impl World {
@@ -26,6 +34,8 @@ impl World {
             publisher: Arc::new(RecordingPublisher::new()),
             notifier: Arc::clone(&notifier),
             site: FixedSite("https://approve.example".into()),
+            artifacts: InMemoryArtifacts::new(),
+            services: ScriptedServices::new(),
             region: "eu-west-1".into(),
             clock: t0,
         };
@@ -34,11 +44,16 @@ impl World {
 
     /// Run `id` pushed and built (the plan's approval is open for an hour), its request sent; returns its token.
     async fn built(&self, id: &str, at: DateTime<Utc>) -> Option<String> {
+        self.built_with(id, at, None).await
+    }
+
+    /// As [`World::built`], the build's artifacts at `artifacts`.
+    async fn built_with(&self, id: &str, at: DateTime<Utc>, artifacts: Option<&str>) -> Option<String> {
         let stage = RecordingRunner::owning(&[EffectKind::StartBuild]);
         let built = Event::BuildSucceeded {
             execution_id: ExecutionId::from(id),
             build_id: format!("build-{id}"),
-            outputs: BuildOutputs { image_uri: "repo/web:1".into(), artifacts: None },
+            outputs: BuildOutputs { image_uri: IMAGE.into(), artifacts: artifacts.map(str::to_owned) },
         };
         for event in [push(id, ExecutionMode::Superseded, true), built] {
             let input =
@@ -50,6 +65,27 @@ impl World {
         let link = email.text.lines().skip_while(|line| !line.starts_with("Review and decide:")).nth(1)?.to_owned();
         Some(link.trim_start_matches("https://approve.example/r/").to_owned())
     }
+}
+
+const IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:bbbb";
+
+/// What the build of the comparison tests left: a task definition asking for more memory and a new variable.
+const TASK_DEFINITION: &str = r#"{"family": "web", "cpu": "256", "memory": "1024",
+    "containerDefinitions": [{"name": "web", "image": "<IMAGE1_NAME>",
+        "environment": [{"name": "LOG_LEVEL", "value": "info"}, {"name": "FEATURE_X", "value": "on"}],
+        "portMappings": [{"containerPort": 8080}]}]}"#;
+
+/// What service web in cluster prod runs in the comparison tests.
+fn running_web() -> crate::deploy::compare::TaskShape {
+    use crate::deploy::compare::{ContainerShape, TaskShape};
+    let web = ContainerShape {
+        name: "web".into(),
+        image: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:aaaa".into(),
+        environment: ["LOG_LEVEL".to_owned()].into(),
+        ports: ["8080/tcp".to_owned()].into(),
+        ..ContainerShape::default()
+    };
+    TaskShape { cpu: Some("256".into()), memory: Some("512".into()), containers: vec![web] }
 }
 
 fn body(form_token: &str, decision: &str, approver: &str) -> Vec<u8> {
@@ -174,4 +210,75 @@ async fn the_link_of_a_pause_in_a_stage_the_run_went_past_still_says_who_decided
     assert!(page.html.contains("Already approved") && page.html.contains("ada@example.com"), "{}", page.html);
     let whole = world.store.whole(&ExecutionId::from("e1")).await.expect("read").expect("e1");
     assert_eq!(whole.pauses().count(), 2);
+}
+
+#[tokio::test]
+async fn the_request_shows_what_runs_where_approving_releases_the_build_and_how_the_release_differs() {
+    let world = World::new();
+    world.effects.artifacts.put("artifacts", "web/e1/taskdef.json", TASK_DEFINITION);
+    let running = "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:41";
+    world.effects.services.runs("prod", "web", running, running_web());
+
+    let token = world.built_with("e1", t0(), Some("s3://artifacts/web/e1")).await.expect("a request was sent");
+
+    let (_, email) = world.notifier.sent().last().cloned().expect("an email");
+    assert!(
+        email.text.contains("Runs now:    123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:aaaa (web:41)"),
+        "{}",
+        email.text
+    );
+    assert!(email.text.contains(&format!("Will run:    {IMAGE}\n")), "{}", email.text);
+    assert!(
+        email.text.contains("Changes:     task memory 512 -> 1024\n               web: environment +FEATURE_X\n"),
+        "{}",
+        email.text
+    );
+    let state = world.store.load("web").await.expect("load").expect("state").value;
+    let approval = state.execution(&ExecutionId::from("e1")).and_then(|e| e.approval().cloned()).expect("approval");
+    let compared = approval.compared.expect("the comparison is kept with the approval");
+    assert_eq!(compared.running.as_deref(), Some("web:41"));
+    let page = review_page(&world.store, &token, t0()).await;
+    assert!(
+        page.html.contains("<dt>Changes</dt><dd>task memory 512 -&gt; 1024<br>web: environment +FEATURE_X</dd>"),
+        "{}",
+        page.html
+    );
+}
+
+#[tokio::test]
+async fn a_service_ecs_cannot_describe_does_not_hold_the_request_up_and_the_email_says_so() {
+    let world = World::new();
+    world.effects.artifacts.put("artifacts", "web/e1/taskdef.json", TASK_DEFINITION);
+    world.effects.services.unreachable();
+
+    world.built_with("e1", t0(), Some("s3://artifacts/web/e1")).await.expect("the request went out all the same");
+
+    let (_, email) = world.notifier.sent().last().cloned().expect("an email");
+    assert!(
+        email.text.contains(
+            "Runs now:    unknown (what service web in cluster prod runs could not be read: ECS could not be reached)"
+        ),
+        "{}",
+        email.text
+    );
+    assert!(!email.text.contains("Changes:"), "{}", email.text);
+}
+
+#[tokio::test]
+async fn a_release_to_a_service_ecs_does_not_have_says_so() {
+    let world = World::new();
+    world.effects.artifacts.put("artifacts", "web/e1/taskdef.json", TASK_DEFINITION);
+
+    world.built_with("e1", t0(), Some("s3://artifacts/web/e1")).await.expect("a request was sent");
+
+    let (_, email) = world.notifier.sent().last().cloned().expect("an email");
+    assert!(email.text.contains("unknown (ECS has no active service web in cluster prod)"), "{}", email.text);
+}
+
+#[tokio::test]
+async fn a_build_without_artifacts_asks_for_approval_without_a_comparison() {
+    let world = World::new();
+    world.built("e1", t0()).await.expect("a request was sent");
+    let (_, email) = world.notifier.sent().last().cloned().expect("an email");
+    assert!(!email.text.contains("Runs now:"), "{}", email.text);
 }

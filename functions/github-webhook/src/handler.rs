@@ -12,7 +12,8 @@ use sluice::contract::ports::{
 };
 use sluice::runtime::config::{Common, ConfigError, optional_from, required_from};
 use sluice::usecases::{
-    CachedDefinitions, Delivery, EffectRunner, GitHubAccess, StageEffects, Webhook, WebhookKeys, receive_webhook,
+    CachedDefinitions, Delivery, EffectRunner, GitHubAccess, RecentStates, StageEffects, Webhook, WebhookKeys,
+    receive_webhook,
 };
 
 /// The name or ARN of the Secrets Manager secret that holds the webhook secret.
@@ -78,7 +79,11 @@ pub enum StartError {
 pub type Effects = StageEffects<EventBridgePublisher, CodeBuildStarter>;
 
 /// The function as it runs on AWS.
-pub type AwsApp = App<DynamoDbStore, DynamoDbStore, Effects, SecretsManagerWebhookSecret>;
+/// The pipelines' states, remembered for a few seconds after this instance wrote them: a burst of pushes is decided
+/// without reading the state again (each save is conditional on the version it was decided from).
+pub type Store = RecentStates<DynamoDbStore>;
+
+pub type AwsApp = App<Store, DynamoDbStore, Effects, SecretsManagerWebhookSecret>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`. Reads the
@@ -90,11 +95,18 @@ impl AwsApp {
             &config.secret_id,
             config.secret_grace,
         );
+        let definitions = CachedDefinitions::new(store.clone());
+        // The published definitions are read while the secret is (every push needs both): a function that starts
+        // before any are published reads them at its first push.
+        let (keys, read) = tokio::join!(WebhookKeys::load(secret), definitions.get());
+        if let Err(error) = read {
+            tracing::info!(error = %sluice::runtime::telemetry::Chain(&error), "no definitions read at start-up; the first push reads them");
+        }
         Ok(App {
-            store: store.clone(),
-            definitions: CachedDefinitions::new(store),
+            store: RecentStates::new(store),
+            definitions,
             effects: stage_effects(aws, &config.common.event_bus),
-            keys: WebhookKeys::load(secret).await?,
+            keys: keys?,
             github: github_access(aws, config.github_token.as_deref(), &config.github_api),
         })
     }

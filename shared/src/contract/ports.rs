@@ -213,6 +213,12 @@ pub trait PipelineStore: Send + Sync {
     /// The pipeline's state and its version, or `None` if it never ran.
     fn load(&self, pipeline: &str) -> impl Future<Output = Result<Option<Stored<PipelineState>>, StoreError>> + Send;
 
+    /// The pipeline's state as this store last wrote it, without reading it, if it remembers one it takes to be
+    /// current ([`crate::usecases::RecentStates`]); a save from it is refused if it was not. `None` by default.
+    fn recall(&self, _pipeline: &str) -> Option<Stored<PipelineState>> {
+        None
+    }
+
     /// Writes `write` if the stored version is still `write.expected`: all or nothing. Fails with `Conflict` if the
     /// version moved, `Duplicate` if the receipt exists, `Busy` if the store asks to try again later.
     fn save(&self, write: &Write<'_>) -> impl Future<Output = Result<Version, StoreError>> + Send;

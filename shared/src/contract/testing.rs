@@ -32,6 +32,7 @@ struct Tables {
     links: HashMap<String, AwsLink>,
     definitions: Option<PublishedDefinitions>,
     writes: usize,
+    loads: usize,
     unreachable: Vec<String>,
     /// Saves still to be refused as throttled.
     busy: usize,
@@ -76,6 +77,11 @@ impl InMemoryStore {
         lock(&self.tables).writes
     }
 
+    /// How many times a pipeline's state was read so far.
+    pub fn loads(&self) -> usize {
+        lock(&self.tables).loads
+    }
+
     /// Run `id`'s own item, as written (not the pipeline's copy that [`PipelineStore::execution`] reads while the
     /// run is in progress).
     pub fn run_item(&self, id: &ExecutionId) -> Option<Execution> {
@@ -111,7 +117,8 @@ impl crate::contract::ports::Supersessions for InMemoryStore {
 
 impl PipelineStore for InMemoryStore {
     async fn load(&self, pipeline: &str) -> Result<Option<Stored<PipelineState>>, StoreError> {
-        let tables = lock(&self.tables);
+        let mut tables = lock(&self.tables);
+        tables.loads += 1;
         if tables.unreachable.iter().any(|p| p == pipeline) {
             return Err(StoreError::Unavailable { source: "the table could not be reached".into() });
         }

@@ -150,13 +150,23 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
         recorded_at: input.now,
     });
     let mut attempt = 0;
+    // The state this invocation's store remembers writing, if any, is tried first; a decision to change nothing is
+    // never taken from it, and a save from it that another writer overtook is not contention.
+    let mut recall = true;
     let (handled, held, read) = loop {
-        let stored = store.load(input.pipeline).await?;
+        let recalled = if recall { store.recall(input.pipeline) } else { None };
+        let remembered = recalled.is_some();
+        recall = false;
+        let stored = match recalled {
+            Some(stored) => Some(stored),
+            None => store.load(input.pipeline).await?,
+        };
         let (state, version) = match &stored {
             Some(Stored { value, version }) => (value.clone(), Some(*version)),
             None => (PipelineState::new(input.pipeline, input.mode), None),
         };
         let mut next = match transition(&state, input.event, input.now) {
+            Err(_) | Ok(Decision::Ignore(_)) if remembered => continue,
             Err(error) => {
                 if error.wants_attention() {
                     warn!(%error, "event refused: sluice could not do what the pipeline asked");
@@ -185,6 +195,9 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
                     _ => Handled::Applied,
                 };
                 break (handled, Some(Held { state: next, version, claimed }), None);
+            }
+            Err(error) if error.is_contention() && remembered => {
+                debug!(error = %Chain(&error), "pipeline changed since this instance wrote it; reading it");
             }
             Err(error) if error.is_contention() && attempt + 1 < ATTEMPTS => {
                 attempt += 1;

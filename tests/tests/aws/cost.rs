@@ -34,3 +34,25 @@ async fn a_push_that_starts_a_build_costs_the_same_few_calls_whether_the_pipelin
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_push_right_after_another_to_the_same_pipeline_is_recorded_without_reading_the_state_again() -> Result<()> {
+    let bench = Bench::set_up(1).await?;
+    let first = bench.push(Case::Empty, 0).await?;
+    assert_eq!(
+        first.reading.calls.first().map(String::as_str),
+        Some("DynamoDB_20120810.GetItem"),
+        "{:?}",
+        first.reading
+    );
+
+    let second = bench.push_again(0).await?;
+
+    // The instance wrote the state a moment ago: the push is decided from it (the save is conditional on its
+    // version), and waits for the first run's build: record with the outbox, announce, record that it was.
+    // (that last write is the pipeline's item alone).
+    let expected = ["DynamoDB_20120810.TransactWriteItems", "AWSEvents.PutEvents", "DynamoDB_20120810.PutItem"];
+    assert_eq!(second.reading.calls, expected, "{:?}", second.reading);
+    assert_eq!(second.reading.round_trips, 3, "{:?}", second.reading);
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! A store that remembers the pipeline states this instance wrote in the last few seconds, so that a burst of
+//! inputs to one pipeline (a merge train's pushes, a monorepo's) decides each from the state the last one left
+//! instead of reading it again. Safe because every save is conditional on the version the decision was made from:
+//! if another writer changed the pipeline meanwhile, the save is refused and the engine reads the state and decides
+//! again ([`crate::usecases::handle`]); a decision to change nothing is never taken from memory alone.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::contract::ports::{AwsLink, PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version, Write};
+use crate::pipeline::{Execution, ExecutionId, PausesApart, PipelineState};
+
+/// How long a state this instance wrote is taken as the pipeline's: long enough for a burst of pushes, short
+/// enough that inputs minutes apart, between which other functions write, read the state.
+pub const FRESH_FOR: Duration = Duration::from_secs(5);
+/// How many pipelines' states are remembered (the most recently written): the memory stays bounded.
+pub const REMEMBERED: usize = 4;
+
+/// `S`, remembering the states it wrote for [`FRESH_FOR`].
+#[derive(Debug)]
+pub struct RecentStates<S> {
+    inner: S,
+    /// The newest first: (pipeline, state as stored, when it was written).
+    recent: Mutex<VecDeque<(String, Stored<PipelineState>, Instant)>>,
+    fresh_for: Duration,
+}
+
+impl<S> RecentStates<S> {
+    pub fn new(inner: S) -> Self {
+        Self::fresh_for(inner, FRESH_FOR)
+    }
+
+    /// As [`RecentStates::new`], a state taken as the pipeline's for `fresh_for`.
+    pub fn fresh_for(inner: S, fresh_for: Duration) -> Self {
+        Self { inner, recent: Mutex::new(VecDeque::new()), fresh_for }
+    }
+
+    /// The store underneath.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn remember(&self, pipeline: &str, stored: Stored<PipelineState>) {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent.retain(|(name, _, _)| name != pipeline);
+        recent.push_front((pipeline.to_owned(), stored, Instant::now()));
+        recent.truncate(REMEMBERED);
+    }
+
+    /// Forgets what it wrote to `pipeline`: its next input reads the state.
+    pub fn forget(&self, pipeline: &str) {
+        self.recent.lock().unwrap_or_else(PoisonError::into_inner).retain(|(name, _, _)| name != pipeline);
+    }
+}
+
+impl<S: PipelineStore> PipelineStore for RecentStates<S> {
+    async fn load(&self, pipeline: &str) -> Result<Option<Stored<PipelineState>>, StoreError> {
+        self.inner.load(pipeline).await
+    }
+
+    fn recall(&self, pipeline: &str) -> Option<Stored<PipelineState>> {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent
+            .iter()
+            .find(|(name, _, written)| name == pipeline && written.elapsed() < self.fresh_for)
+            .map(|(_, stored, _)| stored.clone())
+    }
+
+    async fn save(&self, write: &Write<'_>) -> Result<Version, StoreError> {
+        let pipeline = write.state.pipeline.clone();
+        match self.inner.save(write).await {
+            Ok(version) => {
+                self.remember(&pipeline, Stored { value: write.state.stored(), version });
+                Ok(version)
+            }
+            Err(error) => {
+                self.forget(&pipeline);
+                Err(error)
+            }
+        }
+    }
+
+    async fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
+        self.inner.execution(id).await
+    }
+
+    async fn pauses_apart(&self, id: &ExecutionId) -> Result<Vec<PausesApart>, StoreError> {
+        self.inner.pauses_apart(id).await
+    }
+
+    async fn find(&self, aws_id: &str) -> Result<Option<AwsLink>, StoreError> {
+        self.inner.find(aws_id).await
+    }
+
+    async fn history(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {
+        self.inner.history(pipeline, limit).await
+    }
+
+    async fn record_receipt(&self, receipt: &Receipt) -> Result<(), StoreError> {
+        self.inner.record_receipt(receipt).await
+    }
+
+    async fn receipt(&self, key: &ReceiptKey) -> Result<Option<Receipt>, StoreError> {
+        self.inner.receipt(key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::contract::testing::{InMemoryStore, RecordingRunner, push};
+    use crate::definitions::ExecutionMode;
+    use crate::pipeline::{EffectKind, Event, Status};
+    use crate::usecases::{Handled, Input, handle};
+
+    fn now() -> DateTime<Utc> {
+        "2026-12-06T12:00:00Z".parse().expect("time")
+    }
+
+    async fn pushed(store: &RecentStates<InMemoryStore>, event: &Event) -> Handled {
+        let runner = RecordingRunner::owning(&[EffectKind::StartBuild, EffectKind::Publish]);
+        let input = Input { pipeline: "web", mode: ExecutionMode::Queued, event, receipt: None, now: now() };
+        handle(store, &runner, input).await.expect("recorded")
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_pushes_is_decided_from_the_state_the_last_push_wrote_without_reading_it_again() {
+        let store = RecentStates::new(InMemoryStore::new());
+        pushed(&store, &push("e1", ExecutionMode::Queued, false)).await;
+        let loads = store.inner().loads();
+
+        for id in ["e2", "e3"] {
+            assert_eq!(pushed(&store, &push(id, ExecutionMode::Queued, false)).await, Handled::Applied);
+        }
+
+        assert_eq!(store.inner().loads(), loads, "no read after the first push");
+        let stored = store.inner().load("web").await.expect("read").expect("state");
+        let statuses: Vec<&Status> = stored.value.executions.iter().map(|run| &run.status).collect();
+        assert_eq!(statuses.len(), 3, "{statuses:?}");
+        assert_eq!(store.recall("web"), Some(stored), "what it remembers is what a read gives");
+    }
+
+    #[tokio::test]
+    async fn a_state_another_writer_changed_since_is_read_again_and_the_push_decided_from_what_it_says() {
+        let store = RecentStates::new(InMemoryStore::new());
+        pushed(&store, &push("e1", ExecutionMode::Queued, false)).await;
+        store.inner().meddle("web", |state| state.next_seq += 100);
+        let loads = store.inner().loads();
+
+        assert_eq!(pushed(&store, &push("e2", ExecutionMode::Queued, false)).await, Handled::Applied);
+
+        assert_eq!(store.inner().loads(), loads + 1);
+        let stored = store.inner().load("web").await.expect("read").expect("state");
+        assert_eq!(stored.value.executions.len(), 2);
+        assert!(stored.value.next_seq > 100, "the other writer's change stands: {}", stored.value.next_seq);
+    }
+
+    #[tokio::test]
+    async fn a_decision_to_change_nothing_is_taken_from_a_read_never_from_memory() {
+        let store = RecentStates::new(InMemoryStore::new());
+        let event = push("e1", ExecutionMode::Queued, false);
+        pushed(&store, &event).await;
+        let loads = store.inner().loads();
+
+        let again = pushed(&store, &event).await;
+
+        assert!(matches!(again, Handled::Ignored(_)), "{again:?}");
+        assert_eq!(store.inner().loads(), loads + 1, "the memory's answer was checked against a read");
+    }
+
+    #[tokio::test]
+    async fn a_state_written_longer_ago_than_its_freshness_is_read() {
+        let store = RecentStates::fresh_for(InMemoryStore::new(), Duration::ZERO);
+        pushed(&store, &push("e1", ExecutionMode::Queued, false)).await;
+        let loads = store.inner().loads();
+
+        pushed(&store, &push("e2", ExecutionMode::Queued, false)).await;
+
+        assert_eq!(store.inner().loads(), loads + 1);
+        assert_eq!(store.recall("web"), None);
+    }
+
+    #[tokio::test]
+    async fn only_the_last_few_pipelines_written_are_remembered() {
+        let store = RecentStates::new(InMemoryStore::new());
+        for n in 0..=REMEMBERED {
+            let state = PipelineState::new(format!("p{n}"), ExecutionMode::Queued);
+            store.save(&Write::between(None, &state, None)).await.expect("saved");
+        }
+        assert_eq!(store.recall("p0"), None, "the oldest is forgotten");
+        assert!((1..=REMEMBERED).all(|n| store.recall(&format!("p{n}")).is_some()));
+    }
+}

@@ -763,6 +763,35 @@ mod tests {
         assert!(matches!(unpacked(&garbage, "missing"), Err(StoreError::Corrupt { .. })));
     }
 
+    /// The pipeline's item as a push to a pipeline that ran `history` runs before writes it, in bytes.
+    fn pushed_after(history: usize) -> usize {
+        use crate::contract::testing::{push, shipped};
+        use crate::pipeline::{Decision, transition};
+        let start: DateTime<Utc> = "2026-12-06T10:00:00Z".parse().expect("time");
+        let mut state = PipelineState::new("web", crate::definitions::ExecutionMode::Superseded);
+        let runs = (0..history).map(|n| shipped(&format!("e{n:04}")));
+        let last = vec![push("e9999", crate::definitions::ExecutionMode::Superseded, true)];
+        for (n, events) in runs.chain([last]).enumerate() {
+            for event in &events {
+                let at = start + chrono::TimeDelta::minutes(n as i64);
+                let Ok(Decision::Apply { state: next, .. }) = transition(&state, event, at) else {
+                    panic!("{} not applied", event.name())
+                };
+                state = next;
+            }
+        }
+        let json = encode_state(&state).expect("encodes");
+        packed(&json).expect("packs").as_b().map(|blob| blob.as_ref().len()).expect("a binary")
+    }
+
+    #[test]
+    fn a_push_writes_the_pipelines_item_as_large_whether_it_ran_ten_times_or_three_hundred() {
+        let (ten, three_hundred) = (pushed_after(10), pushed_after(300));
+        // Write units are billed per started kilobyte: the same units, and within a few bytes (a longer `seq`).
+        assert_eq!(ten.div_ceil(1024), three_hundred.div_ceil(1024), "{ten} B vs {three_hundred} B");
+        assert!(ten.abs_diff(three_hundred) < 32, "{ten} B vs {three_hundred} B");
+    }
+
     /// A run of a pipeline with one deploy stage, approved: its StartDeployment waits in the outbox.
     fn deploying() -> PipelineState {
         use crate::contract::testing::shipped;

@@ -394,6 +394,54 @@ approval = { stage = "PRE_PRODUCTION_TRAFFIC_SHIFT" }
 }
 
 #[test]
+fn in_a_pipeline_of_stages_a_pause_approval_without_a_topic_asks_the_first_approval_stages_topic() {
+    let text = r#"
+[pipelines.web]
+source = { repository = "acme/web" }
+build = { project = "web-build" }
+
+[[pipelines.web.stages]]
+name = "canary"
+deploy = { strategy = "ecs_canary", cluster = "prod", service = "web", approval = { stage = "PRE_PRODUCTION_TRAFFIC_SHIFT" } }
+
+[[pipelines.web.stages]]
+name = "sign-off"
+approval = { topic = "arn:aws:sns:us-east-1:123456789012:first" }
+
+[[pipelines.web.stages]]
+name = "production"
+deploy = { strategy = "rolling", cluster = "prod", service = "api" }
+
+[[pipelines.web.stages]]
+name = "late-sign-off"
+approval = { topic = "arn:aws:sns:us-east-1:123456789012:second" }
+
+[[pipelines.web.stages]]
+name = "eu"
+deploy = { strategy = "ecs_canary", cluster = "eu", service = "web", approval = { stage = "PRE_PRODUCTION_TRAFFIC_SHIFT", topic = "arn:aws:sns:us-east-1:123456789012:own" } }
+"#;
+    let definitions = Definitions::parse("p.toml", text).expect("valid");
+    let pipeline = definitions.get("web").expect("web");
+    let topics: Vec<(String, String)> = pipeline
+        .deploy_stages()
+        .filter_map(|(stage, deploy)| match &deploy.target {
+            DeployTarget::EcsNative(native) => {
+                native.approval.as_ref().map(|pause| (stage.to_string(), pause.topic_arn.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        topics,
+        [
+            ("canary".to_owned(), "arn:aws:sns:us-east-1:123456789012:first".to_owned()),
+            ("eu".to_owned(), "arn:aws:sns:us-east-1:123456789012:own".to_owned()),
+        ],
+        "even before the approval stage, a pause asks the first approval stage's topic; one naming its own asks that"
+    );
+}
+
+#[test]
 fn a_pause_where_traffic_moves_or_before_a_single_step_or_without_a_topic_is_an_error_at_its_line() {
     let text = r#"
 [pipelines.web]

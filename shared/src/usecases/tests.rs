@@ -1195,6 +1195,24 @@ async fn shipped_in_stages_with(
     (id, minute): (&str, i64),
     adjust: impl Fn(&mut crate::pipeline::Plan),
 ) {
+    in_stages_up_to(store, runner, (id, minute), adjust, usize::MAX).await;
+}
+
+/// Applies `event` to pipeline `pipeline` at `at`: it must change the state.
+async fn handled(store: &InMemoryStore, runner: &RecordingRunner, pipeline: &str, event: &Event, at: DateTime<Utc>) {
+    let input = Input { pipeline, mode: ExecutionMode::Queued, event, receipt: None, now: at };
+    assert_eq!(handle(store, runner, input).await.expect("handled"), Handled::Applied, "{}", event.name());
+}
+
+/// As [`shipped_in_stages_with`], only the first `steps` of its events: 3 leaves the run deploying to staging, 6
+/// with production's deployment requested.
+async fn in_stages_up_to(
+    store: &InMemoryStore,
+    runner: &RecordingRunner,
+    (id, minute): (&str, i64),
+    adjust: impl Fn(&mut crate::pipeline::Plan),
+    steps: usize,
+) {
     let definitions =
         crate::definitions::Definitions::parse("example", include_str!("../../../infra/pipelines.example.toml"))
             .expect("the example");
@@ -1249,15 +1267,8 @@ async fn shipped_in_stages_with(
         ),
         (34, deployed(format!("production-{id}"))),
     ];
-    for (at, event) in &events {
-        let input = Input {
-            pipeline: "shop",
-            mode: ExecutionMode::Queued,
-            event,
-            receipt: None,
-            now: now() + TimeDelta::minutes(minute + at),
-        };
-        assert_eq!(handle(store, runner, input).await.expect("handled"), Handled::Applied, "{}", event.name());
+    for (at, event) in events.iter().take(steps) {
+        handled(store, runner, "shop", event, now() + TimeDelta::minutes(minute + at)).await;
     }
 }
 
@@ -1430,6 +1441,63 @@ async fn a_rollback_while_the_furthest_run_soaks_stops_nothing_so_the_release_be
                 .await;
         assert!(matches!(ordered, Err(crate::usecases::RollbackError::NothingDeploying(_))), "{ordered:?}");
     }
+}
+
+#[tokio::test]
+async fn a_rollback_stops_the_deployment_furthest_along_the_line_unless_told_which_stage() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::owning(&[]));
+    // GIVEN staging deployed as production is (an ECS canary, no soak): s2 deploying to production, s3 (newer) to
+    // staging
+    let canary = |plan: &mut crate::pipeline::Plan| {
+        let production = Stage::new("production").and_then(|stage| plan.deploy_stage(stage)).expect("production");
+        let production = production.clone();
+        if let Some(staging) = plan.stages.iter_mut().find(|stage| stage.name.as_str() == "staging") {
+            staging.kind = crate::definitions::StageKind::Deploy(Box::new(production));
+        }
+    };
+    let started = |id: &str, stage: &str| Event::DeploymentStarted {
+        execution_id: ExecutionId::from(id),
+        deployment_id: format!("{stage}-{id}"),
+        service_deployment: Some(format!("arn:aws:ecs:eu-west-1:123456789012:service-deployment/{stage}/{id}")),
+        task_definition: None,
+        previous_task_definition: None,
+    };
+    in_stages_up_to(&store, &runner, ("s2", 0), canary, 2).await;
+    handled(&store, &runner, "shop", &started("s2", "staging"), now() + TimeDelta::minutes(2)).await;
+    for (at, event) in [
+        (3, Event::DeploymentSucceeded { execution_id: ExecutionId::from("s2"), deployment_id: "staging-s2".into() }),
+        (
+            34,
+            Event::ApprovalDecided {
+                execution_id: ExecutionId::from("s2"),
+                decision: crate::pipeline::ApprovalDecision::Approved,
+                approver: "ada".into(),
+                comment: None,
+                token_hash: None,
+                source_ip: None,
+                user_agent: None,
+            },
+        ),
+        (35, started("s2", "production")),
+    ] {
+        handled(&store, &runner, "shop", &event, now() + TimeDelta::minutes(at)).await;
+    }
+    in_stages_up_to(&store, &runner, ("s3", 36), canary, 2).await;
+    handled(&store, &runner, "shop", &started("s3", "staging"), now() + TimeDelta::minutes(38)).await;
+    let stops = RecordingRunner::owning(&[EffectKind::StopDeployment]);
+    // WHEN an operator orders a rollback of the pipeline THEN production's deployment is stopped, not staging's
+    let order_rollback = crate::usecases::order_rollback;
+    let ordered = order_rollback(&store, &stops, ("shop", None), "carol", now() + TimeDelta::minutes(39)).await;
+    let ordered = ordered.expect("ordered");
+    assert_eq!(ordered.execution_id, ExecutionId::from("s2"));
+    assert!(ordered.deployment.ends_with("service-deployment/production/s2"), "{}", ordered.deployment);
+    // AND one of staging stops staging's, that of the newer run
+    let ordered =
+        order_rollback(&store, &stops, ("shop", Stage::new("staging")), "carol", now() + TimeDelta::minutes(40)).await;
+    let ordered = ordered.expect("ordered");
+    assert_eq!(ordered.execution_id, ExecutionId::from("s3"));
+    assert!(ordered.deployment.ends_with("service-deployment/staging/s3"), "{}", ordered.deployment);
+    assert_eq!(stops.ran().len(), 2, "both stops were made: {:?}", stops.ran());
 }
 
 #[tokio::test]

@@ -298,6 +298,39 @@ fn a_release_soaks_at_staging_holding_it_before_production_takes_it() {
 }
 
 #[test]
+fn each_deployment_requested_names_its_stage_and_the_github_environment_it_is_shown_in() {
+    let mut pushed = staged("e1", ExecutionMode::Queued);
+    if let Event::Triggered { plan, .. } = &mut pushed {
+        plan.github = Some(crate::definitions::GitHubReport { environment: "web".into() });
+        if let Some(StageKind::Deploy(production)) = plan.stages.last_mut().map(|last| &mut last.kind) {
+            production.environment = Some("prod-eu".into());
+        }
+    }
+    let mut events = to_production("e1");
+    events[0] = pushed;
+
+    let (_, effects) = run(&events);
+
+    let requested: Vec<(Option<String>, Option<String>)> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Publish(SluiceEvent::DeploymentRequested(requested)) => {
+                Some((requested.stage.map(|stage| stage.to_string()), requested.environment.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        requested,
+        [
+            (Some("staging".to_owned()), Some("staging".to_owned())),
+            (Some("production".to_owned()), Some("prod-eu".to_owned())),
+        ],
+        "a stage is shown as its name unless it names its environment"
+    );
+}
+
+#[test]
 fn a_deployment_shown_for_staging_while_the_run_is_in_production_asks_for_productions_too() {
     let mut pushed = staged("e1", ExecutionMode::Queued);
     if let Event::Triggered { plan, .. } = &mut pushed {

@@ -81,6 +81,8 @@ pub struct Bench {
     last: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// The function, whose memory of the held pipeline is cleared when the bench puts that pipeline back.
     function: Arc<AwsApp>,
+    /// The calls the function made as it started.
+    start: Reading,
 }
 
 impl Bench {
@@ -113,6 +115,7 @@ impl Bench {
             _ => None,
         })?;
         let app = Arc::new(AwsApp::from_aws(&aws, &config).await?);
+        let start = meter.take();
         let function = Arc::clone(&app);
         let url = serve("github-webhook", move |request| {
             let app = Arc::clone(&app);
@@ -126,11 +129,17 @@ impl Bench {
         let head = fill(&store, name, &Plan::from(pipeline)).await?;
         let held = store.load(name).await?.context("the held pipeline")?;
         let last = std::sync::Mutex::default();
-        let bench = Self { store, secret, url, meter, pushes, commits: AtomicU64::new(1), held, head, last, function };
+        let bench =
+            Self { store, secret, url, meter, pushes, commits: AtomicU64::new(1), held, head, last, function, start };
         // The first delivery reads the secret and the definitions, and opens the connections.
         bench.deliver("warm", None).await?;
         bench.meter.take();
         Ok(bench)
+    }
+
+    /// The AWS calls the function made as it started, before any push.
+    pub fn start(&self) -> &Reading {
+        &self.start
     }
 
     /// Pushes per case.

@@ -768,8 +768,6 @@ impl Functions {
     }
 }
 
-/// The SDK configuration a function of the stack is started with: `aws`, its clients naming the function (its
-/// logical id) as their app in the User-Agent, so that the meter tells which function put which event on the bus.
 /// The task definition web runs before the demo deploys: the release before, as ECS describes it.
 const RUNNING_TASK_DEFINITION: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0";
 
@@ -784,6 +782,8 @@ fn running_release() -> Result<serde_json::Value> {
     Ok(definition)
 }
 
+/// The SDK configuration a function of the stack is started with: `aws`, its clients naming the function (its
+/// logical id) as their app in the User-Agent, so that the meter tells which function put which event on the bus.
 fn as_function(aws: &aws_config::SdkConfig, function: &'static str) -> Result<aws_config::SdkConfig> {
     let name = aws_config::AppName::new(function).with_context(|| format!("{function} as an SDK app name"))?;
     Ok(aws.to_builder().app_name(name).build())

@@ -78,11 +78,11 @@ pub enum StartError {
 /// The effects this function carries out, as it runs on AWS (what the README's map says it owns).
 pub type Effects = StageEffects<EventBridgePublisher, CodeBuildStarter>;
 
-/// The function as it runs on AWS.
 /// The pipelines' states, remembered for a few seconds after this instance wrote them: a burst of pushes is decided
 /// without reading the state again (each save is conditional on the version it was decided from).
 pub type Store = RecentStates<DynamoDbStore>;
 
+/// The function as it runs on AWS.
 pub type AwsApp = App<Store, DynamoDbStore, Effects, SecretsManagerWebhookSecret>;
 
 impl AwsApp {

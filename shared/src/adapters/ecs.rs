@@ -272,31 +272,38 @@ impl EcsDeployer {
 }
 
 impl RunningServices for EcsDeployer {
-    #[instrument(skip_all, fields(cluster, service))]
+    #[instrument(skip(self))]
     async fn running(&self, cluster: &str, service: &str) -> Result<Option<RunningTasks>, DeployError> {
         let Some(described) = self.described(cluster, service).await? else { return Ok(None) };
-        let Some(arn) = running_task_definition(&described) else { return Ok(None) };
+        let unanswered = |what: &str| DeployError::Refused {
+            service: "ECS",
+            message: format!("{what} for service {service} in cluster {cluster}"),
+            source: what.to_owned().into(),
+        };
+        let arn = running_task_definition(&described)
+            .ok_or_else(|| unanswered("DescribeServices named no task definition"))?;
         let output = self.client.describe_task_definition().task_definition(arn).send().await.map_err(classify)?;
-        let Some(definition) = output.task_definition() else { return Ok(None) };
+        let definition =
+            output.task_definition().ok_or_else(|| unanswered("DescribeTaskDefinition answered no task definition"))?;
         Ok(Some(RunningTasks { task_definition: arn.to_owned(), shape: shape(definition) }))
     }
 }
 
 /// The task definition a service runs: under CodeDeploy (or an external controller), its PRIMARY task set's; else
-/// its PRIMARY deployment's, which is the service's own once no deployment is under way
-/// (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Deployment.html>,
+/// its PRIMARY (most recent) deployment's once that has completed, or while another deployment still serves (ACTIVE,
+/// being replaced: a rollout under way, or one that failed without rolling back) that one's; the service's own
+/// without deployments (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Deployment.html>,
 /// <https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_TaskSet.html>).
 fn running_task_definition(service: &ecs::Service) -> Option<&str> {
-    let primary = |status: Option<&str>| status == Some("PRIMARY");
-    service
-        .task_sets()
-        .iter()
-        .find(|set| primary(set.status()))
-        .and_then(ecs::TaskSet::task_definition)
-        .or_else(|| {
-            service.deployments().iter().find(|d| primary(d.status())).and_then(ecs::Deployment::task_definition)
-        })
-        .or(service.task_definition())
+    let status = |wanted: &'static str| move |status: Option<&str>| status == Some(wanted);
+    if let Some(set) = service.task_sets().iter().find(|set| status("PRIMARY")(set.status())) {
+        return set.task_definition();
+    }
+    let deployments = service.deployments();
+    let primary = deployments.iter().find(|d| status("PRIMARY")(d.status()));
+    let replaced = deployments.iter().find(|d| status("ACTIVE")(d.status()));
+    let settled = primary.filter(|d| d.rollout_state() == Some(&ecs::DeploymentRolloutState::Completed));
+    settled.or(replaced).or(primary).and_then(ecs::Deployment::task_definition).or(service.task_definition())
 }
 
 /// What an approver compares of a registered task definition.
@@ -608,5 +615,73 @@ impl NativeDeployments for EcsDeployer {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(
+        status: &str,
+        task_definition: &str,
+        rollout: Option<ecs::DeploymentRolloutState>,
+    ) -> ecs::Deployment {
+        ecs::Deployment::builder().status(status).task_definition(task_definition).set_rollout_state(rollout).build()
+    }
+
+    #[test]
+    fn a_service_runs_its_completed_primary_deployment_or_while_one_rolls_out_the_one_it_replaces() {
+        use ecs::DeploymentRolloutState::{Completed, InProgress};
+        let service = |deployments: Vec<ecs::Deployment>| {
+            ecs::Service::builder().task_definition("web:9").set_deployments(Some(deployments)).build()
+        };
+        let settled = service(vec![deployment("PRIMARY", "web:8", Some(Completed))]);
+        let rolling =
+            service(vec![deployment("PRIMARY", "web:9", Some(InProgress)), deployment("ACTIVE", "web:8", None)]);
+        // A deployment controller that reports no rollout state (behind a Classic Load Balancer, say).
+        let unreported = service(vec![deployment("PRIMARY", "web:9", None)]);
+        let bare = ecs::Service::builder().task_definition("web:7").build();
+        let under_codedeploy = ecs::Service::builder()
+            .task_definition("web:1")
+            .task_sets(ecs::TaskSet::builder().status("ACTIVE").task_definition("web:6").build())
+            .task_sets(ecs::TaskSet::builder().status("PRIMARY").task_definition("web:5").build())
+            .build();
+
+        let running: Vec<Option<&str>> =
+            [&settled, &rolling, &unreported, &bare, &under_codedeploy].map(running_task_definition).to_vec();
+
+        assert_eq!(running, [Some("web:8"), Some("web:8"), Some("web:9"), Some("web:7"), Some("web:5")]);
+    }
+
+    #[test]
+    fn a_registered_task_definition_is_compared_by_its_names_ports_and_sizes_never_its_values() {
+        let secret = ecs::Secret::builder().name("DB_PASSWORD").value_from("arn:aws:ssm:x").build().expect("a secret");
+        let range = ecs::PortMapping::builder().container_port_range("9000-9010").protocol(ecs::TransportProtocol::Udp);
+        let container = ecs::ContainerDefinition::builder()
+            .name("web")
+            .image("web@sha256:aa")
+            .cpu(0)
+            .memory(512)
+            .environment(ecs::KeyValuePair::builder().name("LOG_LEVEL").value("debug").build())
+            .secrets(secret)
+            .port_mappings(ecs::PortMapping::builder().container_port(8080).build())
+            .port_mappings(range.build())
+            .build();
+        let definition =
+            ecs::TaskDefinition::builder().cpu("256").memory("1024").container_definitions(container).build();
+
+        let shape = shape(&definition);
+
+        assert_eq!((shape.cpu.as_deref(), shape.memory.as_deref()), (Some("256"), Some("1024")));
+        let web = &shape.containers[0];
+        assert_eq!(
+            (web.name.as_str(), web.image.as_str(), web.cpu, web.memory),
+            ("web", "web@sha256:aa", None, Some(512))
+        );
+        assert_eq!(web.environment.iter().collect::<Vec<_>>(), ["DB_PASSWORD", "LOG_LEVEL"]);
+        assert_eq!(web.ports.iter().collect::<Vec<_>>(), ["8080/tcp", "9000-9010/udp"]);
+        let shown = format!("{shape:?}");
+        assert!(!shown.contains("debug") && !shown.contains("arn:aws:ssm"), "{shown}");
     }
 }

@@ -127,20 +127,21 @@ impl PipelineStore for InMemoryStore {
 
     async fn save(&self, write: &Write<'_>) -> Result<Version, StoreError> {
         let mut tables = lock(&self.tables);
+        let state = write.state;
+        // A save from a version another writer moved past is refused before anything else.
+        let current = tables.states.get(&state.pipeline).map(|stored| stored.version);
+        if current != write.expected {
+            return Err(StoreError::Conflict { pipeline: state.pipeline.clone() });
+        }
         if tables.busy > 0 {
             tables.busy -= 1;
             let pipeline = write.state.pipeline.clone();
             return Err(StoreError::Busy { pipeline, reason: "ProvisionedThroughputExceeded (the test)".into() });
         }
-        let state = write.state;
         if let Some(receipt) = write.receipt
             && tables.receipts.contains_key(&receipt.key)
         {
             return Err(StoreError::Duplicate { key: receipt.key.clone() });
-        }
-        let current = tables.states.get(&state.pipeline).map(|stored| stored.version);
-        if current != write.expected {
-            return Err(StoreError::Conflict { pipeline: state.pipeline.clone() });
         }
         // DynamoDB takes at most 100 items in a transaction, each once.
         let items = 1 + write.executions.len() + usize::from(write.receipt.is_some()) + write.links.len();
@@ -791,6 +792,7 @@ impl ArtifactStore for InMemoryArtifacts {
 pub struct ScriptedServices {
     running: Mutex<HashMap<(String, String), crate::contract::ports::RunningTasks>>,
     unreachable: Mutex<bool>,
+    hangs: Mutex<bool>,
 }
 
 impl ScriptedServices {
@@ -808,6 +810,11 @@ impl ScriptedServices {
     pub fn unreachable(&self) {
         *lock(&self.unreachable) = true;
     }
+
+    /// ECS takes the call and never answers.
+    pub fn hangs(&self) {
+        *lock(&self.hangs) = true;
+    }
 }
 
 impl crate::contract::ports::RunningServices for ScriptedServices {
@@ -816,6 +823,9 @@ impl crate::contract::ports::RunningServices for ScriptedServices {
         cluster: &str,
         service: &str,
     ) -> Result<Option<crate::contract::ports::RunningTasks>, crate::contract::ports::DeployError> {
+        if *lock(&self.hangs) {
+            std::future::pending::<()>().await;
+        }
         if *lock(&self.unreachable) {
             return Err(crate::contract::ports::DeployError::Unavailable {
                 service: "ECS",

@@ -7,19 +7,20 @@
 use std::collections::BTreeSet;
 
 use crate::deploy::TaskDefinition;
-use crate::pipeline::ReleaseComparison;
+use crate::pipeline::{ReleaseComparison, bounded};
 
 /// At most this many differences are listed; the rest are counted.
 pub const MAX_CHANGES: usize = crate::pipeline::MAX_COMPARED_CHANGES;
-/// A difference is cut to this many characters.
-pub const MAX_CHANGE_CHARS: usize = 200;
-/// An image is shown up to this many characters (ECR's longest image URIs are far shorter).
-pub const MAX_IMAGE_CHARS: usize = 300;
+/// A difference is cut to this many bytes.
+pub const MAX_CHANGE_BYTES: usize = 200;
+/// An image is shown up to this many bytes (ECR's image URIs are far shorter).
+pub const MAX_IMAGE_BYTES: usize = crate::pipeline::MAX_COMPARED_TEXT;
 
 /// What of a task definition an approver compares.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskShape {
-    /// The task's CPU and memory as ECS holds them (`"256"`, `"1 vCPU"`).
+    /// The task's CPU units and memory in MiB, as ECS registers them (`"1 vCPU"` is `"1024"`, `"2 GB"` is
+    /// `"2048"`).
     pub cpu: Option<String>,
     pub memory: Option<String>,
     pub containers: Vec<ContainerShape>,
@@ -63,7 +64,24 @@ impl TaskShape {
                     .collect(),
             })
             .collect();
-        Self { cpu: definition.cpu.clone(), memory: definition.memory.clone(), containers }
+        Self {
+            cpu: definition.cpu.as_deref().map(|cpu| in_units(cpu, "vcpu")),
+            memory: definition.memory.as_deref().map(|memory| in_units(memory, "gb")),
+            containers,
+        }
+    }
+}
+
+/// A task's CPU or memory as ECS registers it: `"1 vCPU"` (or `"1vcpu"`) as `"1024"` CPU units, `"2 GB"` as `"2048"`
+/// MiB; a number as it is
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RegisterTaskDefinition.html>).
+pub fn in_units(value: &str, unit: &str) -> String {
+    let value = value.trim();
+    let lower = value.to_ascii_lowercase();
+    let scaled = lower.strip_suffix(unit).and_then(|number| number.trim().parse::<f64>().ok());
+    match scaled {
+        Some(number) if number.is_finite() && number > 0.0 => format!("{}", (number * 1024.0).round()),
+        _ => value.to_owned(),
     }
 }
 
@@ -85,7 +103,7 @@ pub fn compare(running: (&str, &TaskShape), new: &TaskShape, image: &str) -> Rel
     let deployed = new.containers.iter().find(|container| container.image == image).map(|c| c.name.as_str());
     let running_image = deployed
         .and_then(|name| old.containers.iter().find(|c| c.name == name))
-        .map(|c| cut(&c.image, MAX_IMAGE_CHARS));
+        .map(|c| bounded(&c.image, MAX_IMAGE_BYTES));
     let mut changes = Vec::new();
     if old.cpu != new.cpu {
         changes.push(format!("task CPU {} -> {}", or_unset(old.cpu.as_deref()), or_unset(new.cpu.as_deref())));
@@ -103,10 +121,10 @@ pub fn compare(running: (&str, &TaskShape), new: &TaskShape, image: &str) -> Rel
         changes.push(format!("container {} removed", gone.name));
     }
     ReleaseComparison {
-        running: Some(cut(name, MAX_CHANGE_CHARS)),
+        running: Some(bounded(name, MAX_CHANGE_BYTES)),
         running_image,
-        image: cut(image, MAX_IMAGE_CHARS),
-        changes: bounded(changes),
+        image: bounded(image, MAX_IMAGE_BYTES),
+        changes: at_most(changes),
         unread: None,
     }
 }
@@ -116,9 +134,9 @@ pub fn unread(image: &str, why: &str) -> ReleaseComparison {
     ReleaseComparison {
         running: None,
         running_image: None,
-        image: cut(image, MAX_IMAGE_CHARS),
+        image: bounded(image, MAX_IMAGE_BYTES),
         changes: Vec::new(),
-        unread: Some(cut(why, MAX_CHANGE_CHARS)),
+        unread: Some(bounded(why, MAX_CHANGE_BYTES)),
     }
 }
 
@@ -156,24 +174,15 @@ fn or_unset(value: Option<impl ToString>) -> String {
     value.map_or_else(|| "unset".to_owned(), |value| value.to_string())
 }
 
-/// At most [`MAX_CHANGES`] lines of at most [`MAX_CHANGE_CHARS`] characters, the last saying how many more there are.
-fn bounded(changes: Vec<String>) -> Vec<String> {
+/// At most [`MAX_CHANGES`] lines of at most [`MAX_CHANGE_BYTES`] bytes, the last saying how many more there are.
+fn at_most(changes: Vec<String>) -> Vec<String> {
     let total = changes.len();
-    let mut lines: Vec<String> = changes.iter().take(MAX_CHANGES).map(|line| cut(line, MAX_CHANGE_CHARS)).collect();
+    let mut lines: Vec<String> = changes.iter().take(MAX_CHANGES).map(|line| bounded(line, MAX_CHANGE_BYTES)).collect();
     if total > MAX_CHANGES {
         lines.truncate(MAX_CHANGES - 1);
         lines.push(format!("and {} more", total - (MAX_CHANGES - 1)));
     }
     lines
-}
-
-/// `text` cut to `max` characters, ending in `...` when cut.
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let kept: String = text.chars().take(max.saturating_sub(3)).collect();
-    format!("{kept}...")
 }
 
 #[cfg(test)]
@@ -258,8 +267,8 @@ mod tests {
 
         assert_eq!(compared.changes.len(), MAX_CHANGES);
         assert_eq!(compared.changes.last().map(String::as_str), Some("and 12 more"));
-        assert!(compared.changes.iter().all(|line| line.chars().count() <= MAX_CHANGE_CHARS));
-        assert!(compared.changes[0].ends_with("..."), "{}", compared.changes[0]);
+        assert!(compared.changes.iter().all(|line| line.len() <= MAX_CHANGE_BYTES));
+        assert!(compared.changes[0].ends_with('…'), "{}", compared.changes[0]);
     }
 
     #[test]
@@ -277,12 +286,31 @@ mod tests {
     }
 
     #[test]
-    fn a_container_cpu_of_zero_as_ecs_reports_it_is_the_same_as_unset() {
-        let text = br#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>","cpu":0}]}"#;
+    fn a_taskdef_in_vcpus_and_gigabytes_compares_equal_to_the_units_ecs_registered_it_as() {
+        let text = br#"{"family":"web","cpu":"1 vCPU","memory":"2 GB",
+            "containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>","cpu":0}]}"#;
         let definition = crate::deploy::task_definition(text, NEW, None, false).expect("renders");
-        let shape = TaskShape::of(&definition);
+        let new = TaskShape::of(&definition);
+        let registered = TaskShape {
+            cpu: Some("1024".into()),
+            memory: Some("2048".into()),
+            containers: vec![container("web", OLD)],
+        };
 
-        assert_eq!(shape.containers[0].cpu, None);
+        let compared = compare(("web:41", &registered), &new, NEW);
+
+        assert!(compared.changes.is_empty(), "{:?}", compared.changes);
+        assert_eq!(new.containers[0].cpu, None, "a container CPU of 0 is unset");
+        let units: Vec<String> =
+            [("0.25 vCPU", "vcpu"), ("4vcpu", "vcpu"), ("512", "vcpu"), ("0.5GB", "gb"), ("lots", "gb")]
+                .iter()
+                .map(|(value, unit)| in_units(value, unit))
+                .collect();
+        assert_eq!(units, ["256", "4096", "512", "512", "lots"]);
+    }
+
+    #[test]
+    fn a_port_is_shown_with_its_protocol_tcp_unless_said() {
         assert_eq!(port_name(8080, None), "8080/tcp");
         assert_eq!(port_name(53, Some("UDP")), "53/udp");
     }

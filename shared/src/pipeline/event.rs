@@ -61,6 +61,9 @@ pub struct ReleaseLookup {
     /// The container the release's image goes into, when the stage names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// Whether the stage lets the task definition reach into the host (`allow_host`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_host: bool,
     /// Where the build's artifacts are (`s3://bucket/key`): their `taskdef.json` is the release's task definition.
     pub artifacts: String,
 }

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use crate::contract::ports::{
-    ArtifactStore, EventPublisher, NotifyError, PipelineStore, ReviewSite, RunningServices, TopicNotifier,
-    approval_link,
+    ArtifactError, ArtifactStore, DeployError, EventPublisher, NotifyError, PipelineStore, ReviewSite, RunningServices,
+    TopicNotifier, approval_link,
 };
 use crate::deploy::compare::{self, TaskShape};
 use crate::pipeline::{
@@ -74,30 +74,48 @@ where
         }
     }
 
-    /// The release (`image`, with the build's task definition) against what runs where approving releases it. What
-    /// cannot be read is said in the comparison, and never holds the request up: the approvers are asked either way.
+    /// The release (`image`, with the build's task definition) against what runs where approving releases it, read
+    /// within [`COMPARE_BUDGET`]. What cannot be read is said in a few words (the cause goes to the log: AWS's
+    /// messages may name principals), and never holds the request up: the approvers are asked either way.
     async fn compare(&self, release: &ReleaseLookup, image: &str) -> ReleaseComparison {
-        let new = match self.release_shape(release, image).await {
-            Ok(shape) => shape,
-            Err(why) => return compare::unread(image, &why),
-        };
         let (cluster, service) = (&release.cluster, &release.service);
-        match self.services.running(cluster, service).await {
-            Ok(Some(running)) => {
-                compare::compare((compare::short_name(&running.task_definition), &running.shape), &new, image)
+        let read = async {
+            let (new, running) =
+                futures_util::future::join(self.release_shape(release, image), self.services.running(cluster, service))
+                    .await;
+            let new = match new {
+                Ok(shape) => shape,
+                Err(why) => return compare::unread(image, &why),
+            };
+            match running {
+                Ok(Some(running)) => {
+                    compare::compare((compare::short_name(&running.task_definition), &running.shape), &new, image)
+                }
+                Ok(None) => {
+                    compare::unread(image, &format!("ECS has no active service {service} in cluster {cluster}"))
+                }
+                Err(error) => {
+                    warn!(error = %Chain(&error), %cluster, %service, "what the service runs could not be read");
+                    let why = match error {
+                        DeployError::Unavailable { .. } | DeployError::Busy { .. } => "ECS did not answer",
+                        DeployError::Refused { .. } => {
+                            "ECS refused to describe it (the approval function's log says why)"
+                        }
+                    };
+                    compare::unread(image, &format!("service {service} in cluster {cluster}: {why}"))
+                }
             }
-            Ok(None) => compare::unread(image, &format!("ECS has no active service {service} in cluster {cluster}")),
-            Err(error) => {
-                warn!(error = %Chain(&error), %cluster, %service, "what the service runs could not be read");
-                compare::unread(
-                    image,
-                    &format!("what service {service} in cluster {cluster} runs could not be read: {error}"),
-                )
+        };
+        match tokio::time::timeout(COMPARE_BUDGET, read).await {
+            Ok(compared) => compared,
+            Err(_) => {
+                warn!(%cluster, %service, "what the service runs was not read in time; the request goes out without it");
+                compare::unread(image, "ECS and S3 did not answer in time")
             }
         }
     }
 
-    /// The release's task definition, rendered as its deploy stage renders it.
+    /// The release's task definition, rendered as its deploy stage renders it; or why it could not be, in a few words.
     async fn release_shape(&self, release: &ReleaseLookup, image: &str) -> Result<TaskShape, String> {
         let file = crate::deploy::TASK_DEFINITION_FILE;
         let location = crate::usecases::artifact_location(&release.artifacts)
@@ -107,14 +125,21 @@ where
             Ok(None) => return Err(format!("{file} is missing from the build's artifacts")),
             Err(error) => {
                 warn!(error = %Chain(&error), artifacts = %release.artifacts, "the release's task definition could not be read");
-                return Err(format!("{file} could not be read from the build's artifacts: {error}"));
+                let why = match error {
+                    ArtifactError::Denied { .. } => "access denied",
+                    _ => "S3 did not answer",
+                };
+                return Err(format!("the build's {file} could not be read: {why}"));
             }
         };
-        let definition = crate::deploy::task_definition(&text, image, release.container.as_deref(), true)
+        let definition = crate::deploy::task_definition(&text, image, release.container.as_deref(), release.allow_host)
             .map_err(|error| error.to_string())?;
         Ok(TaskShape::of(&definition))
     }
 }
+
+/// How long an approval request waits for what runs where it releases the build before it goes out without it.
+pub const COMPARE_BUDGET: std::time::Duration = std::time::Duration::from_secs(4);
 
 impl<P, N, W, A, R> EffectRunner for ApprovalEffects<P, N, W, A, R>
 where

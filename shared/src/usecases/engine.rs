@@ -150,7 +150,7 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
         recorded_at: input.now,
     });
     let mut attempt = 0;
-    // The state this invocation's store remembers writing, if any, is tried first; a decision to change nothing is
+    // The state this instance's store remembers writing, if any, is tried first; a decision to change nothing is
     // never taken from it, and a save from it that another writer overtook is not contention.
     let mut recall = true;
     let (handled, held, read) = loop {
@@ -196,7 +196,7 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
                 };
                 break (handled, Some(Held { state: next, version, claimed }), None);
             }
-            Err(error) if error.is_contention() && remembered => {
+            Err(error @ StoreError::Conflict { .. }) if remembered => {
                 debug!(error = %Chain(&error), "pipeline changed since this instance wrote it; reading it");
             }
             Err(error) if error.is_contention() && attempt + 1 < ATTEMPTS => {

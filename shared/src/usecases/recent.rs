@@ -1,6 +1,7 @@
-//! A store that remembers the pipeline states this instance wrote in the last few seconds, so that a burst of
-//! inputs to one pipeline (a merge train's pushes, a monorepo's) decides each from the state the last one left
-//! instead of reading it again. Safe because every save is conditional on the version the decision was made from:
+//! A store that remembers the pipeline states this instance wrote in the last few seconds with nothing left in their
+//! outbox, so that a burst of inputs to one pipeline (a merge train's pushes, a monorepo's) decides each from the
+//! state the last one left instead of reading it again. (A state with effects to carry out is about to be written by
+//! their owners: it is not remembered.) Safe because every save is conditional on the version the decision was made from:
 //! if another writer changed the pipeline meanwhile, the save is refused and the engine reads the state and decides
 //! again ([`crate::usecases::handle`]); a decision to change nothing is never taken from memory alone.
 
@@ -70,8 +71,13 @@ impl<S: PipelineStore> PipelineStore for RecentStates<S> {
     async fn save(&self, write: &Write<'_>) -> Result<Version, StoreError> {
         let pipeline = write.state.pipeline.clone();
         match self.inner.save(write).await {
-            Ok(version) => {
+            // A state with effects still to carry out is about to be written again, by this function or another.
+            Ok(version) if write.state.pending.is_empty() => {
                 self.remember(&pipeline, Stored { value: write.state.stored(), version });
+                Ok(version)
+            }
+            Ok(version) => {
+                self.forget(&pipeline);
                 Ok(version)
             }
             Err(error) => {
@@ -156,6 +162,29 @@ mod tests {
         let stored = store.inner().load("web").await.expect("read").expect("state");
         assert_eq!(stored.value.executions.len(), 2);
         assert!(stored.value.next_seq > 100, "the other writer's change stands: {}", stored.value.next_seq);
+    }
+
+    #[tokio::test]
+    async fn a_state_overtaken_since_costs_no_attempt_of_those_a_busy_table_is_given() {
+        let store = RecentStates::new(InMemoryStore::new());
+        pushed(&store, &push("e1", ExecutionMode::Queued, false)).await;
+        store.inner().meddle("web", |state| state.next_seq += 100);
+        // Four throttled saves after the refused one from memory: the fifth and last attempt lands.
+        store.inner().busy_for(4);
+
+        assert_eq!(pushed(&store, &push("e2", ExecutionMode::Queued, false)).await, Handled::Applied);
+    }
+
+    #[tokio::test]
+    async fn a_state_with_effects_left_for_another_function_is_not_remembered() {
+        let store = RecentStates::new(InMemoryStore::new());
+        let runner = RecordingRunner::owning(&[EffectKind::Publish]);
+        let event = push("e1", ExecutionMode::Queued, false);
+        let input = Input { pipeline: "web", mode: ExecutionMode::Queued, event: &event, receipt: None, now: now() };
+
+        handle(&store, &runner, input).await.expect("recorded");
+
+        assert_eq!(store.recall("web"), None, "its StartBuild waits for the function that owns it");
     }
 
     #[tokio::test]

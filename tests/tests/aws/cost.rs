@@ -56,3 +56,19 @@ async fn a_push_right_after_another_to_the_same_pipeline_is_recorded_without_rea
     assert_eq!(second.reading.round_trips, 3, "{:?}", second.reading);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_function_reads_its_secret_and_the_published_definitions_as_it_starts_so_no_push_waits_for_them()
+-> Result<()> {
+    let bench = Bench::set_up(1).await?;
+
+    // The secret's current and previous versions, and the definitions, read side by side.
+    let expected = sorted(&[
+        "DynamoDB_20120810.GetItem".to_owned(),
+        "secretsmanager.GetSecretValue".to_owned(),
+        "secretsmanager.GetSecretValue".to_owned(),
+    ]);
+    assert_eq!(sorted(&bench.start().calls), expected, "{:?}", bench.start());
+    assert_eq!(bench.start().round_trips, 1, "{:?}", bench.start());
+    Ok(())
+}

@@ -150,6 +150,7 @@ fn release_lookup(execution: &Execution) -> Option<ReleaseLookup> {
         cluster: cluster.to_owned(),
         service: service.to_owned(),
         container: deploy.target.container().map(str::to_owned),
+        allow_host: deploy.target.allows_host(),
         artifacts: execution.build.as_ref()?.artifacts.clone()?,
     })
 }

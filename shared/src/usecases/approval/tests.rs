@@ -255,9 +255,7 @@ async fn a_service_ecs_cannot_describe_does_not_hold_the_request_up_and_the_emai
 
     let (_, email) = world.notifier.sent().last().cloned().expect("an email");
     assert!(
-        email.text.contains(
-            "Runs now:    unknown (what service web in cluster prod runs could not be read: ECS could not be reached)"
-        ),
+        email.text.contains("Runs now:    unknown (service web in cluster prod: ECS did not answer)"),
         "{}",
         email.text
     );
@@ -281,4 +279,16 @@ async fn a_build_without_artifacts_asks_for_approval_without_a_comparison() {
     world.built("e1", t0()).await.expect("a request was sent");
     let (_, email) = world.notifier.sent().last().cloned().expect("an email");
     assert!(!email.text.contains("Runs now:"), "{}", email.text);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_ecs_never_answers_for_holds_the_request_up_only_for_a_few_seconds() {
+    let world = World::new();
+    world.effects.artifacts.put("artifacts", "web/e1/taskdef.json", TASK_DEFINITION);
+    world.effects.services.hangs();
+
+    world.built_with("e1", t0(), Some("s3://artifacts/web/e1")).await.expect("the request went out all the same");
+
+    let (_, email) = world.notifier.sent().last().cloned().expect("an email");
+    assert!(email.text.contains("Runs now:    unknown (ECS and S3 did not answer in time)"), "{}", email.text);
 }

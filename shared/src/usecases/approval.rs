@@ -75,7 +75,7 @@ where
     }
 
     /// The release (`image`, with the build's task definition) against what runs where approving releases it, read
-    /// within [`COMPARE_BUDGET`]. What cannot be read is said in a few words (the cause goes to the log: AWS's
+    /// within [`COMPARE_BUDGET`] (the function has 10 seconds). What cannot be read is said in a few words (the cause goes to the log: AWS's
     /// messages may name principals), and never holds the request up: the approvers are asked either way.
     async fn compare(&self, release: &ReleaseLookup, image: &str) -> ReleaseComparison {
         let (cluster, service) = (&release.cluster, &release.service);
@@ -139,7 +139,7 @@ where
 }
 
 /// How long an approval request waits for what runs where it releases the build before it goes out without it.
-pub const COMPARE_BUDGET: std::time::Duration = std::time::Duration::from_secs(4);
+pub const COMPARE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl<P, N, W, A, R> EffectRunner for ApprovalEffects<P, N, W, A, R>
 where

@@ -1198,6 +1198,19 @@ async fn shipped_in_stages_with(
     in_stages_up_to(store, runner, (id, minute), adjust, usize::MAX).await;
 }
 
+/// Ada's approval of run `id`, from its page.
+fn approved_by_ada(id: &ExecutionId) -> Event {
+    Event::ApprovalDecided {
+        execution_id: id.clone(),
+        decision: crate::pipeline::ApprovalDecision::Approved,
+        approver: "ada".into(),
+        comment: None,
+        token_hash: None,
+        source_ip: None,
+        user_agent: None,
+    }
+}
+
 /// Applies `event` to pipeline `pipeline` at `at`: it must change the state.
 async fn handled(store: &InMemoryStore, runner: &RecordingRunner, pipeline: &str, event: &Event, at: DateTime<Utc>) {
     let input = Input { pipeline, mode: ExecutionMode::Queued, event, receipt: None, now: at };
@@ -1253,18 +1266,7 @@ async fn in_stages_up_to(
             },
         ),
         (32, Event::SoakEnded { execution_id: execution_id.clone() }),
-        (
-            33,
-            Event::ApprovalDecided {
-                execution_id: execution_id.clone(),
-                decision: crate::pipeline::ApprovalDecision::Approved,
-                approver: "ada".into(),
-                comment: None,
-                token_hash: None,
-                source_ip: None,
-                user_agent: None,
-            },
-        ),
+        (33, approved_by_ada(&execution_id)),
         (34, deployed(format!("production-{id}"))),
     ];
     for (at, event) in events.iter().take(steps) {
@@ -1466,18 +1468,7 @@ async fn a_rollback_stops_the_deployment_furthest_along_the_line_unless_told_whi
     handled(&store, &runner, "shop", &started("s2", "staging"), now() + TimeDelta::minutes(2)).await;
     for (at, event) in [
         (3, Event::DeploymentSucceeded { execution_id: ExecutionId::from("s2"), deployment_id: "staging-s2".into() }),
-        (
-            34,
-            Event::ApprovalDecided {
-                execution_id: ExecutionId::from("s2"),
-                decision: crate::pipeline::ApprovalDecision::Approved,
-                approver: "ada".into(),
-                comment: None,
-                token_hash: None,
-                source_ip: None,
-                user_agent: None,
-            },
-        ),
+        (34, approved_by_ada(&ExecutionId::from("s2"))),
         (35, started("s2", "production")),
     ] {
         handled(&store, &runner, "shop", &event, now() + TimeDelta::minutes(at)).await;

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::contract::ports::{AwsLink, PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version, Write};
 use crate::pipeline::{Execution, ExecutionId, PausesApart, PipelineState};
@@ -23,9 +23,7 @@ pub const REMEMBERED: usize = 4;
 pub struct RecentStates<S> {
     inner: S,
     /// The newest first: (pipeline, state as stored, when it was written).
-    /// By the wall clock, not a monotonic one: Lambda freezes an instance between invocations, and a clock that
-    /// stood still meanwhile would take an old state for a fresh one.
-    recent: Mutex<VecDeque<(String, Stored<PipelineState>, SystemTime)>>,
+    recent: Mutex<VecDeque<(String, Stored<PipelineState>, Instant)>>,
     fresh_for: Duration,
 }
 
@@ -47,7 +45,7 @@ impl<S> RecentStates<S> {
     fn remember(&self, pipeline: &str, stored: Stored<PipelineState>) {
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         recent.retain(|(name, _, _)| name != pipeline);
-        recent.push_front((pipeline.to_owned(), stored, SystemTime::now()));
+        recent.push_front((pipeline.to_owned(), stored, Instant::now()));
         recent.truncate(REMEMBERED);
     }
 
@@ -66,7 +64,7 @@ impl<S: PipelineStore> PipelineStore for RecentStates<S> {
         let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         recent
             .iter()
-            .find(|(name, _, written)| name == pipeline && written.elapsed().is_ok_and(|age| age < self.fresh_for))
+            .find(|(name, _, written)| name == pipeline && written.elapsed() < self.fresh_for)
             .map(|(_, stored, _)| stored.clone())
     }
 

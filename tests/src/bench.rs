@@ -131,7 +131,7 @@ impl Bench {
         let last = std::sync::Mutex::default();
         let bench =
             Self { store, secret, url, meter, pushes, commits: AtomicU64::new(1), held, head, last, function, start };
-        // The first delivery reads the secret and the definitions, and opens the connections.
+        // The first delivery opens the connections (the secret and the definitions were read as the function started).
         bench.deliver("warm", None).await?;
         bench.meter.take();
         Ok(bench)

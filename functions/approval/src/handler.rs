@@ -21,8 +21,8 @@ use sluice::present::text::with_slash;
 use sluice::runtime::config::{APPROVAL_URL, Common, ConfigError, STATUS_KEY, optional_from};
 use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{
-    ApprovalEffects, CachedDefinitions, DoorbellError, KeptSecret, Requester, answer_doorbell, decide, review_page,
-    status_page,
+    ApprovalEffects, COMPARISON_BUDGET, CachedDefinitions, DoorbellError, KeptSecret, Requester, answer_doorbell,
+    decide, review_page, status_page,
 };
 
 /// The function's configuration, from its environment.
@@ -62,6 +62,8 @@ pub struct App<S, P, N, K> {
     /// approving releases it.
     pub artifacts: S3Artifacts,
     pub services: EcsDeployer,
+    /// How long a request waits for them ([`COMPARISON_BUDGET`]; longer where a test's machine is busy).
+    pub compare_budget: std::time::Duration,
     pub region: String,
     /// Where links point: the configured URL (`SLUICE_APPROVAL_URL`, which the stack gives the function that sends
     /// requests from events), or (locally) the URL the sandbox serves the function on, set once it is known. Unset,
@@ -93,6 +95,7 @@ impl AwsApp {
             notifier: SnsNotifier::new(aws_sdk_sns::Client::new(aws)),
             artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
             services: EcsDeployer::new(aws_sdk_ecs::Client::new(aws)),
+            compare_budget: COMPARISON_BUDGET,
             region: aws.region().map_or_else(|| config.region.clone(), ToString::to_string),
             approval_url,
         }
@@ -109,6 +112,7 @@ impl<S: PipelineStore, P: EventPublisher + Clone, N: TopicNotifier + Clone, K> A
             site: FixedSite(base),
             artifacts: self.artifacts.clone(),
             services: self.services.clone(),
+            compare_budget: self.compare_budget,
             region: self.region.clone(),
             clock: Utc::now,
         }

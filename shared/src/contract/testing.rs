@@ -36,6 +36,8 @@ struct Tables {
     unreachable: Vec<String>,
     /// Saves still to be refused as throttled.
     busy: usize,
+    /// Saves to let through (or refuse otherwise) before the throttling starts.
+    busy_after: usize,
 }
 
 impl Tables {
@@ -65,6 +67,12 @@ impl InMemoryStore {
     /// The next `saves` saves are refused as throttled (DynamoDB's ProvisionedThroughputExceeded, TransactionConflict).
     pub fn busy_for(&self, saves: usize) {
         lock(&self.tables).busy = saves;
+    }
+
+    /// As [`InMemoryStore::busy_for`], once `first` more saves were tried.
+    pub fn busy_after(&self, first: usize, saves: usize) {
+        let mut tables = lock(&self.tables);
+        (tables.busy_after, tables.busy) = (first, saves);
     }
 
     /// Forgets every receipt, as the table's TTL does once they are old enough.
@@ -127,21 +135,24 @@ impl PipelineStore for InMemoryStore {
 
     async fn save(&self, write: &Write<'_>) -> Result<Version, StoreError> {
         let mut tables = lock(&self.tables);
+        // In the order the DynamoDB store reports a refused transaction's reasons: a receipt already recorded, then
+        // throttling, then a version another writer moved past.
         let state = write.state;
-        // A save from a version another writer moved past is refused before anything else.
-        let current = tables.states.get(&state.pipeline).map(|stored| stored.version);
-        if current != write.expected {
-            return Err(StoreError::Conflict { pipeline: state.pipeline.clone() });
-        }
-        if tables.busy > 0 {
-            tables.busy -= 1;
-            let pipeline = write.state.pipeline.clone();
-            return Err(StoreError::Busy { pipeline, reason: "ProvisionedThroughputExceeded (the test)".into() });
-        }
         if let Some(receipt) = write.receipt
             && tables.receipts.contains_key(&receipt.key)
         {
             return Err(StoreError::Duplicate { key: receipt.key.clone() });
+        }
+        if tables.busy_after > 0 {
+            tables.busy_after -= 1;
+        } else if tables.busy > 0 {
+            tables.busy -= 1;
+            let pipeline = write.state.pipeline.clone();
+            return Err(StoreError::Busy { pipeline, reason: "ProvisionedThroughputExceeded (the test)".into() });
+        }
+        let current = tables.states.get(&state.pipeline).map(|stored| stored.version);
+        if current != write.expected {
+            return Err(StoreError::Conflict { pipeline: state.pipeline.clone() });
         }
         // DynamoDB takes at most 100 items in a transaction, each once.
         let items = 1 + write.executions.len() + usize::from(write.receipt.is_some()) + write.links.len();

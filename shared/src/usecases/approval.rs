@@ -32,6 +32,8 @@ pub struct ApprovalEffects<P, N, W, A, R> {
     pub artifacts: A,
     /// What the deploy stages' services run now.
     pub services: R,
+    /// How long a request waits for what runs where it releases the build ([`COMPARISON_BUDGET`] on AWS).
+    pub compare_budget: std::time::Duration,
     /// The AWS region, named in the request's JSON form.
     pub region: String,
     /// The clock the email's "expires in" is read from.
@@ -75,7 +77,7 @@ where
     }
 
     /// The release (`image`, with the build's task definition) against what runs where approving releases it, read
-    /// within [`COMPARE_BUDGET`] (the function has 10 seconds). What cannot be read is said in a few words (the cause goes to the log: AWS's
+    /// within the compare budget. What cannot be read is said in a few words (the cause goes to the log: AWS's
     /// messages may name principals), and never holds the request up: the approvers are asked either way.
     async fn compare(&self, release: &ReleaseLookup, image: &str) -> ReleaseComparison {
         let (cluster, service) = (&release.cluster, &release.service);
@@ -99,17 +101,17 @@ where
                     let why = match error {
                         DeployError::Unavailable { .. } | DeployError::Busy { .. } => "ECS did not answer",
                         DeployError::Refused { .. } => {
-                            "ECS refused to describe it (the approval function's log says why)"
+                            "ECS could not describe it (the log of the function that sent this says why)"
                         }
                     };
                     compare::unread(image, &format!("service {service} in cluster {cluster}: {why}"))
                 }
             }
         };
-        match tokio::time::timeout(COMPARE_BUDGET, read).await {
+        match tokio::time::timeout(self.compare_budget, read).await {
             Ok(compared) => compared,
             Err(_) => {
-                warn!(%cluster, %service, "what the service runs was not read in time; the request goes out without it");
+                warn!(%cluster, %service, "what the service runs was not read in time; the request goes without it");
                 compare::unread(image, "ECS and S3 did not answer in time")
             }
         }
@@ -124,10 +126,12 @@ where
             Ok(Some(text)) => text,
             Ok(None) => return Err(format!("{file} is missing from the build's artifacts")),
             Err(error) => {
-                warn!(error = %Chain(&error), artifacts = %release.artifacts, "the release's task definition could not be read");
+                let artifacts = &release.artifacts;
+                warn!(error = %Chain(&error), %artifacts, "the release's task definition could not be read");
+                // S3 answers 403 for a missing key to a reader that may not list the bucket.
                 let why = match error {
-                    ArtifactError::Denied { .. } => "access denied",
-                    _ => "S3 did not answer",
+                    ArtifactError::Denied { .. } => "missing, or access denied",
+                    ArtifactError::Unavailable { .. } => "S3 could not be read just now",
                 };
                 return Err(format!("the build's {file} could not be read: {why}"));
             }
@@ -138,8 +142,9 @@ where
     }
 }
 
-/// How long an approval request waits for what runs where it releases the build before it goes out without it.
-pub const COMPARE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long an approval request waits on AWS for what runs where it releases the build before it goes out without
+/// it (the function has 10 seconds).
+pub const COMPARISON_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl<P, N, W, A, R> EffectRunner for ApprovalEffects<P, N, W, A, R>
 where

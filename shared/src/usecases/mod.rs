@@ -36,7 +36,7 @@ mod show_on_github;
 mod status;
 mod webhook;
 
-pub use approval::{ApprovalEffects, MAX_FORM, Requester, decide, review_page};
+pub use approval::{ApprovalEffects, COMPARISON_BUDGET, MAX_FORM, Requester, decide, review_page};
 pub use build_events::{BuildEventError, BuildEventOutcome, BuildStateChange, artifact_location, record_build_event};
 pub use decide_as::{DecideError, Decided, decide_as};
 pub use definitions::{CachedDefinitions, DefinitionsError};

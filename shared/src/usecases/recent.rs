@@ -1,9 +1,9 @@
 //! A store that remembers the pipeline states this instance wrote in the last few seconds with nothing left in their
 //! outbox, so that a burst of inputs to one pipeline (a merge train's pushes, a monorepo's) decides each from the
 //! state the last one left instead of reading it again. (A state with effects to carry out is about to be written by
-//! their owners: it is not remembered.) Safe because every save is conditional on the version the decision was made from:
-//! if another writer changed the pipeline meanwhile, the save is refused and the engine reads the state and decides
-//! again ([`crate::usecases::handle`]); a decision to change nothing is never taken from memory alone.
+//! their owners: it is not remembered.) Safe because every save is conditional on the version the decision was
+//! made from: if another writer changed the pipeline meanwhile, the save is refused and the engine reads the state
+//! and decides again ([`crate::usecases::handle`]); a decision to change nothing is never taken from memory alone.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
@@ -170,9 +170,23 @@ mod tests {
         pushed(&store, &push("e1", ExecutionMode::Queued, false)).await;
         store.inner().meddle("web", |state| state.next_seq += 100);
         // Four throttled saves after the refused one from memory: the fifth and last attempt lands.
-        store.inner().busy_for(4);
+        store.inner().busy_after(1, 4);
 
         assert_eq!(pushed(&store, &push("e2", ExecutionMode::Queued, false)).await, Handled::Applied);
+    }
+
+    #[tokio::test]
+    async fn a_throttled_save_from_memory_counts_as_an_attempt_as_any_other() {
+        let store = RecentStates::new(InMemoryStore::new());
+        pushed(&store, &push("e1", ExecutionMode::Queued, false)).await;
+        store.inner().busy_for(5);
+        let runner = RecordingRunner::owning(&[EffectKind::StartBuild, EffectKind::Publish]);
+        let event = push("e2", ExecutionMode::Queued, false);
+        let input = Input { pipeline: "web", mode: ExecutionMode::Queued, event: &event, receipt: None, now: now() };
+
+        let handled = handle(&store, &runner, input).await;
+
+        assert!(matches!(handled, Err(crate::usecases::HandleError::Contended { .. })), "{handled:?}");
     }
 
     #[tokio::test]

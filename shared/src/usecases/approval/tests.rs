@@ -36,6 +36,7 @@ impl World {
             site: FixedSite("https://approve.example".into()),
             artifacts: InMemoryArtifacts::new(),
             services: ScriptedServices::new(),
+            compare_budget: COMPARISON_BUDGET,
             region: "eu-west-1".into(),
             clock: t0,
         };
@@ -286,9 +287,11 @@ async fn a_service_ecs_never_answers_for_holds_the_request_up_only_for_a_few_sec
     let world = World::new();
     world.effects.artifacts.put("artifacts", "web/e1/taskdef.json", TASK_DEFINITION);
     world.effects.services.hangs();
+    let started = tokio::time::Instant::now();
 
     world.built_with("e1", t0(), Some("s3://artifacts/web/e1")).await.expect("the request went out all the same");
 
+    assert!(started.elapsed() <= COMPARISON_BUDGET + std::time::Duration::from_secs(1), "{:?}", started.elapsed());
     let (_, email) = world.notifier.sent().last().cloned().expect("an email");
     assert!(email.text.contains("Runs now:    unknown (ECS and S3 did not answer in time)"), "{}", email.text);
 }

@@ -87,6 +87,38 @@ fn secret(secret: &taskdef::Secret) -> Result<ecs::Secret, DeployError> {
     ecs::Secret::builder().name(&secret.name).value_from(&secret.value_from).build().map_err(|e| invalid("a secret", e))
 }
 
+fn port_mapping(port: &taskdef::PortMapping) -> ecs::PortMapping {
+    ecs::PortMapping::builder()
+        .container_port(port.container_port)
+        .set_host_port(port.host_port)
+        .set_protocol(port.protocol.as_deref().map(ecs::TransportProtocol::from))
+        .set_name(port.name.clone())
+        .set_app_protocol(port.app_protocol.as_deref().map(ecs::ApplicationProtocol::from))
+        .build()
+}
+
+fn log_configuration(log: &taskdef::LogConfiguration) -> Result<ecs::LogConfiguration, DeployError> {
+    let mut config = ecs::LogConfiguration::builder().log_driver(ecs::LogDriver::from(log.log_driver.as_str()));
+    for (name, value) in &log.options {
+        config = config.options(name, value);
+    }
+    for s in &log.secret_options {
+        config = config.secret_options(secret(s)?);
+    }
+    config.build().map_err(|e| invalid("logConfiguration", e))
+}
+
+fn health_check(check: &taskdef::HealthCheck) -> Result<ecs::HealthCheck, DeployError> {
+    ecs::HealthCheck::builder()
+        .set_command(Some(check.command.clone()))
+        .set_interval(check.interval)
+        .set_timeout(check.timeout)
+        .set_retries(check.retries)
+        .set_start_period(check.start_period)
+        .build()
+        .map_err(|e| invalid("healthCheck", e))
+}
+
 fn container(c: &taskdef::ContainerDefinition) -> Result<ecs::ContainerDefinition, DeployError> {
     let mut builder = ecs::ContainerDefinition::builder()
         .name(&c.name)
@@ -102,15 +134,7 @@ fn container(c: &taskdef::ContainerDefinition) -> Result<ecs::ContainerDefinitio
         .set_stop_timeout(c.stop_timeout)
         .set_start_timeout(c.start_timeout);
     for port in &c.port_mappings {
-        builder = builder.port_mappings(
-            ecs::PortMapping::builder()
-                .container_port(port.container_port)
-                .set_host_port(port.host_port)
-                .set_protocol(port.protocol.as_deref().map(ecs::TransportProtocol::from))
-                .set_name(port.name.clone())
-                .set_app_protocol(port.app_protocol.as_deref().map(ecs::ApplicationProtocol::from))
-                .build(),
-        );
+        builder = builder.port_mappings(port_mapping(port));
     }
     for variable in &c.environment {
         builder = builder.environment(ecs::KeyValuePair::builder().name(&variable.name).value(&variable.value).build());
@@ -122,25 +146,10 @@ fn container(c: &taskdef::ContainerDefinition) -> Result<ecs::ContainerDefinitio
         .set_command((!c.command.is_empty()).then(|| c.command.clone()))
         .set_entry_point((!c.entry_point.is_empty()).then(|| c.entry_point.clone()));
     if let Some(log) = &c.log_configuration {
-        let mut config = ecs::LogConfiguration::builder().log_driver(ecs::LogDriver::from(log.log_driver.as_str()));
-        for (name, value) in &log.options {
-            config = config.options(name, value);
-        }
-        for s in &log.secret_options {
-            config = config.secret_options(secret(s)?);
-        }
-        builder = builder.log_configuration(config.build().map_err(|e| invalid("logConfiguration", e))?);
+        builder = builder.log_configuration(log_configuration(log)?);
     }
     if let Some(check) = &c.health_check {
-        let check = ecs::HealthCheck::builder()
-            .set_command(Some(check.command.clone()))
-            .set_interval(check.interval)
-            .set_timeout(check.timeout)
-            .set_retries(check.retries)
-            .set_start_period(check.start_period)
-            .build()
-            .map_err(|e| invalid("healthCheck", e))?;
-        builder = builder.health_check(check);
+        builder = builder.health_check(health_check(check)?);
     }
     for dependency in &c.depends_on {
         let dependency = ecs::ContainerDependency::builder()

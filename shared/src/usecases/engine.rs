@@ -154,33 +154,21 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
     // never taken from it, and a save from it that another writer overtook is not contention.
     let mut recall = true;
     let (handled, held, read) = loop {
-        let recalled = if recall { store.recall(input.pipeline) } else { None };
-        let remembered = recalled.is_some();
+        let (stored, remembered) = state_to_decide_from(store, input.pipeline, recall).await?;
         recall = false;
-        let stored = match recalled {
-            Some(stored) => Some(stored),
-            None => store.load(input.pipeline).await?,
-        };
-        let (state, version) = match &stored {
-            Some(Stored { value, version }) => (value.clone(), Some(*version)),
-            None => (PipelineState::new(input.pipeline, input.mode), None),
-        };
-        let mut next = match transition(&state, input.event, input.now) {
-            Err(_) | Ok(Decision::Ignore(_)) if remembered => continue,
-            Err(error) => {
-                if error.wants_attention() {
-                    warn!(%error, "event refused: sluice could not do what the pipeline asked");
-                } else {
-                    debug!(%error, "event refused");
+        let version = stored.as_ref().map(|stored| stored.version);
+        let mut next = match decide(stored.as_ref(), &input) {
+            Ok(next) => next,
+            Err(_) if remembered => continue,
+            Err(handled) => {
+                if let Handled::Refused(error) = &handled {
+                    if error.wants_attention() {
+                        warn!(%error, "event refused: sluice could not do what the pipeline asked");
+                    } else {
+                        debug!(%error, "event refused");
+                    }
                 }
-                break (Handled::Refused(error), None, stored);
-            }
-            Ok(Decision::Ignore(reason)) => break (Handled::Ignored(reason), None, stored),
-            Ok(Decision::Apply { state, effects }) => {
-                let mut next = state;
-                next.enqueue(effects, version.map_or(1, |Version(v)| v + 1));
-                next.drop_moot();
-                next
+                break (handled, None, stored);
             }
         };
         let claimed = next.claim(&owner, runner.kinds(), input.now);
@@ -224,6 +212,41 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
         warn!(error = %Chain(&error), "effects stay in the outbox; the next invocation or the reconciler carries them out");
     }
     Ok(handled)
+}
+
+/// The pipeline's state to decide from, and whether it is the one the store remembers writing (tried once, when
+/// `recall`) rather than one read now.
+async fn state_to_decide_from<S: PipelineStore>(
+    store: &S,
+    pipeline: &str,
+    recall: bool,
+) -> Result<(Option<Stored<PipelineState>>, bool), StoreError> {
+    match recall.then(|| store.recall(pipeline)).flatten() {
+        Some(remembered) => Ok((Some(remembered), true)),
+        None => Ok((store.load(pipeline).await?, false)),
+    }
+}
+
+/// The state `input` takes the pipeline to from `stored` (or from a new pipeline), its effects in the outbox; or,
+/// when it changes nothing, what became of it (refused or ignored).
+fn decide(stored: Option<&Stored<PipelineState>>, input: &Input<'_>) -> Result<PipelineState, Handled> {
+    let fresh;
+    let state = match stored {
+        Some(stored) => &stored.value,
+        None => {
+            fresh = PipelineState::new(input.pipeline, input.mode);
+            &fresh
+        }
+    };
+    match transition(state, input.event, input.now) {
+        Err(error) => Err(Handled::Refused(error)),
+        Ok(Decision::Ignore(reason)) => Err(Handled::Ignored(reason)),
+        Ok(Decision::Apply { state: mut next, effects }) => {
+            next.enqueue(effects, stored.map_or(1, |stored| stored.version.0 + 1));
+            next.drop_moot();
+            Ok(next)
+        }
+    }
 }
 
 /// Carries out the pipeline's pending effects of the runner's kinds that are due (the reconciler's way, and a

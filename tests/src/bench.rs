@@ -22,7 +22,7 @@ use sluice::contract::testing::RecordingRunner;
 use sluice::definitions::{Definitions, ExecutionMode};
 use sluice::github::webhook::sign;
 use sluice::pipeline::{BuildOutputs, Event, ExecutionId, Plan, SourceFacts, Stage, Status};
-use sluice::usecases::{Handled, Input, handle};
+use sluice::usecases::{Handled, Input, REMEMBERED, handle};
 use sluice_sandbox::function_url::{FunctionUrl, serve};
 
 use crate::meter::{Meter, Reading};
@@ -83,17 +83,25 @@ pub struct Bench {
     function: Arc<AwsApp>,
     /// The calls the function made as it started.
     start: Reading,
+    warm: Reading,
 }
 
 impl Bench {
     /// Makes the stack, publishes `pushes` empty pipelines, the held one and one to warm the function with, fills
-    /// the held one, and serves the function.
+    /// the held one, and serves the function. The pipelines are more than the function reads the states of as it
+    /// starts ([`REMEMBERED`]; a few idle ones make up the number): each push measured reads the state it is decided
+    /// from, as a push to an instance that did not just start does.
     pub async fn set_up(pushes: usize) -> Result<Self> {
+        Self::set_up_with(pushes, REMEMBERED.saturating_sub(pushes)).await
+    }
+
+    /// As [`Bench::set_up`], with `idle` pipelines besides (that nothing pushes to).
+    pub async fn set_up_with(pushes: usize, idle: usize) -> Result<Self> {
         let stack = Stack::create().await?;
         let project = unique("bench-build");
         stack.create_build_project(&project).await?;
         let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
-        let definitions = definitions(pushes, &project, &stack.approval_topic);
+        let definitions = definitions(pushes, idle, &project, &stack.approval_topic);
         store.publish(&definitions, None, Utc::now()).await.context("publishing the bench's pipelines")?;
 
         let secret_name = unique("sluice/webhook");
@@ -129,17 +137,22 @@ impl Bench {
         let head = fill(&store, name, &Plan::from(pipeline)).await?;
         let held = store.load(name).await?.context("the held pipeline")?;
         let last = std::sync::Mutex::default();
-        let bench =
-            Self { store, secret, url, meter, pushes, commits: AtomicU64::new(1), held, head, last, function, start };
+        let (commits, warm) = (AtomicU64::new(1), Reading::default());
+        let bench = Self { store, secret, url, meter, pushes, commits, held, head, last, function, start, warm };
         // The first delivery opens the connections (the secret and the definitions were read as the function started).
         bench.deliver("warm", None).await?;
-        bench.meter.take();
-        Ok(bench)
+        let warm = bench.meter.take();
+        Ok(Self { warm, ..bench })
     }
 
     /// The AWS calls the function made as it started, before any push.
     pub fn start(&self) -> &Reading {
         &self.start
+    }
+
+    /// The AWS calls of the first push the function answered (to the pipeline `warm`, which holds no run).
+    pub fn warm(&self) -> &Reading {
+        &self.warm
     }
 
     /// Pushes per case.
@@ -292,9 +305,10 @@ fn commit(counter: &AtomicU64) -> String {
 
 /// `pushes` empty pipelines and the held one, each watching a repository of its own, queued, with an approval; and
 /// one to warm up.
-fn definitions(pushes: usize, project: &str, topic: &str) -> String {
+fn definitions(pushes: usize, idle: usize, project: &str, topic: &str) -> String {
     let mut names = vec!["warm".to_owned(), Case::Held.prefix().to_owned()];
     names.extend((0..pushes).map(|index| format!("{}-{index}", Case::Empty.prefix())));
+    names.extend((0..idle).map(|index| format!("idle-{index}")));
     let mut text = String::new();
     for name in names {
         text.push_str(&format!(

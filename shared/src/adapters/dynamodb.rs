@@ -65,6 +65,24 @@ impl DynamoDbStore {
         Self { client, table: table.into() }
     }
 
+    /// Run `id` as its pipeline's item has it, when it was recorded without its own item yet
+    /// ([`Write::new_runs_in_the_state`]): its id starts with its pipeline's name and a dash, and a name may hold
+    /// dashes too, so each name the id can start with is read, side by side (GetItem each; a handful at most).
+    async fn unwritten(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
+        let named = |name: &&str| {
+            (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        let names: Vec<&str> = id.0.match_indices('-').map(|(at, _)| &id.0[..at]).filter(named).take(8).collect();
+        let states = futures_util::future::join_all(names.iter().map(|name| self.load(name))).await;
+        for state in states {
+            let found = state?.and_then(|stored| stored.value.execution(id).filter(|run| !run.abridged).cloned());
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
     /// Run `id`'s own item, as written.
     async fn own_item(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
         let Some(item) = self.get(execution_key(id), "EXECUTION").await? else { return Ok(None) };
@@ -592,7 +610,7 @@ impl PipelineStore for DynamoDbStore {
 
     #[instrument(skip(self), fields(table = %self.table))]
     async fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
-        let Some(execution) = self.own_item(id).await? else { return Ok(None) };
+        let Some(execution) = self.own_item(id).await? else { return self.unwritten(id).await };
         if execution.status.is_finished() {
             return Ok(Some(execution));
         }
@@ -656,14 +674,23 @@ impl PipelineStore for DynamoDbStore {
             .map_err(backend)?;
         let mut runs: Vec<Execution> =
             output.items().iter().take(limit).map(|item| json(item, "body", "execution")).collect::<Result<_, _>>()?;
-        // Runs in progress as the pipeline's item has them: what they learnt at the stage they are at.
-        if runs.iter().any(|run| !run.status.is_finished()) {
-            let state = self.load(pipeline).await?.map(|stored| stored.value);
-            for run in &mut runs {
-                if let Some(copy) = state.as_ref().and_then(|state| state.in_progress_copy(run)) {
-                    *run = copy.clone();
-                }
+        // Runs in progress as the pipeline's item has them: what they learnt at the stage they are at; and those
+        // recorded without their own item yet.
+        let Some(state) = self.load(pipeline).await?.map(|stored| stored.value) else { return Ok(runs) };
+        for run in &mut runs {
+            if let Some(copy) = state.in_progress_copy(run) {
+                *run = copy.clone();
             }
+        }
+        let unwritten: Vec<Execution> = state
+            .executions
+            .into_iter()
+            .filter(|run| !run.abridged && !run.status.is_finished() && !runs.iter().any(|listed| listed.id == run.id))
+            .collect();
+        if !unwritten.is_empty() {
+            runs.extend(unwritten);
+            runs.sort_by_key(|run| std::cmp::Reverse(run.seq));
+            runs.truncate(limit);
         }
         Ok(runs)
     }

@@ -127,6 +127,9 @@ pub struct AwsLink {
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// A pipeline's state as a store remembers it ([`PipelineStore::recall`]): `None` for a pipeline that had none.
+pub type Recalled = Option<Stored<PipelineState>>;
+
 /// One change to a pipeline, written all or nothing: its state (if still at `expected`), the executions that
 /// changed, the receipt of the input that caused it, and the AWS ids it recorded first.
 #[derive(Debug, Clone)]
@@ -176,6 +179,15 @@ impl<'a> Write<'a> {
         Self { state: after, expected, executions, receipt: None, links, apart }
     }
 
+    /// The same write, without the own items of runs that are new and go on: the pipeline's item is their record
+    /// until they first move on ([`Execution::own_item_due`] writes it then), and the store finds them there. A run
+    /// that ends at once is written, as every run that ends.
+    pub fn new_runs_in_the_state(mut self, before: Option<&PipelineState>) -> Self {
+        let known = |id: &ExecutionId| before.is_some_and(|state| state.execution(id).is_some());
+        self.executions.retain(|execution| execution.status.is_finished() || known(&execution.id));
+        self
+    }
+
     /// The same write, with the receipt of the input that caused it.
     pub fn with_receipt(mut self, receipt: Option<&'a Receipt>) -> Self {
         self.receipt = receipt;
@@ -183,12 +195,13 @@ impl<'a> Write<'a> {
     }
 }
 
-/// The AWS ids (its build, its deployment, its service deployment) and approval links (the approval stage's, each
+/// The AWS ids (each deploy stage's deployment and service deployment) and approval links (the approval stage's, each
 /// pause's) by which run `execution` is found, each with how long it is kept while the run goes on (`None`: as long
 /// as the run). A pause's link is kept [`RECEIPT_DAYS`] past the pause's deadline: the pause may be kept apart from
-/// the run ([`Execution::set_apart`]) long before the run ends, and its link is not written again then.
+/// the run ([`Execution::set_apart`]) long before the run ends, and its link is not written again then. A build needs
+/// none: its events name the run in the environment variables sluice starts it with (`SLUICE_EXECUTION_ID`,
+/// `SLUICE_PIPELINE`), and the run knows its build's id; so recording a build is a write of the pipeline's item alone.
 fn aws_ids(execution: &Execution) -> Vec<(String, Option<DateTime<Utc>>)> {
-    let build = execution.build.as_ref().and_then(|build| build.build_id.clone());
     // Every deploy stage's deployment and service deployment.
     let deployments = execution
         .stages
@@ -200,7 +213,7 @@ fn aws_ids(execution: &Execution) -> Vec<(String, Option<DateTime<Utc>>)> {
         let kept = gate.pause().and_then(|_| facts.expires_at.checked_add_signed(TimeDelta::days(RECEIPT_DAYS)));
         Some((approval_link(facts.token_hash.as_deref()?), kept))
     });
-    build.into_iter().chain(deployments.flatten()).map(|id| (id, None)).chain(sent).collect()
+    deployments.flatten().map(|id| (id, None)).chain(sent).collect()
 }
 
 /// The id under which an approval link's token hash finds its execution ([`PipelineStore::find`]).
@@ -213,9 +226,10 @@ pub trait PipelineStore: Send + Sync {
     /// The pipeline's state and its version, or `None` if it never ran.
     fn load(&self, pipeline: &str) -> impl Future<Output = Result<Option<Stored<PipelineState>>, StoreError>> + Send;
 
-    /// The pipeline's state as this store last wrote it, without reading it, if it remembers one it takes to be
-    /// current ([`crate::usecases::RecentStates`]); a save from it is refused if it was not. `None` by default.
-    fn recall(&self, _pipeline: &str) -> Option<Stored<PipelineState>> {
+    /// The pipeline's state as this store last wrote or read it, without reading it, if it remembers one it takes to
+    /// be current ([`crate::usecases::RecentStates`]): `Some(None)` for a pipeline that had no state then. A save from
+    /// it is refused if it was not current. `None` (nothing remembered) by default.
+    fn recall(&self, _pipeline: &str) -> Option<Recalled> {
         None
     }
 
@@ -225,7 +239,9 @@ pub trait PipelineStore: Send + Sync {
 
     /// One execution, finished or not, without the pauses it keeps apart ([`Execution::set_apart`]): its own item
     /// once it ended, and while it runs the pipeline's copy, which holds what it learnt at the stage it is at
-    /// ([`PipelineState::in_progress_copy`]).
+    /// ([`PipelineState::in_progress_copy`]); a run recorded without its own item yet
+    /// ([`Write::new_runs_in_the_state`]) is found in its pipeline's item, the pipeline named by the start of its id
+    /// (`{pipeline}-...`).
     fn execution(&self, id: &ExecutionId) -> impl Future<Output = Result<Option<Execution>, StoreError>> + Send;
 
     /// The pauses run `id` keeps apart, in the batches they were kept apart in.
@@ -247,7 +263,7 @@ pub trait PipelineStore: Send + Sync {
     fn find(&self, aws_id: &str) -> impl Future<Output = Result<Option<AwsLink>, StoreError>> + Send;
 
     /// The pipeline's executions, newest first, at most `limit`; those in progress as [`PipelineStore::execution`]
-    /// reads them.
+    /// reads them, those without their own item yet among them.
     fn history(&self, pipeline: &str, limit: usize) -> impl Future<Output = Result<Vec<Execution>, StoreError>> + Send;
 
     /// Records a receipt on its own (for an input that changes no state); `Duplicate` if it exists.

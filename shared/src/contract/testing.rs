@@ -32,6 +32,8 @@ struct Tables {
     links: HashMap<String, AwsLink>,
     definitions: Option<PublishedDefinitions>,
     writes: usize,
+    /// Saves the DynamoDB store makes a transaction of: more than the pipeline's item alone.
+    transactions: usize,
     loads: usize,
     unreachable: Vec<String>,
     /// Saves still to be refused as throttled.
@@ -83,6 +85,11 @@ impl InMemoryStore {
     /// How many saves landed so far.
     pub fn writes(&self) -> usize {
         lock(&self.tables).writes
+    }
+
+    /// How many of the saves that landed the DynamoDB store makes a transaction of (more than the pipeline's item).
+    pub fn transactions(&self) -> usize {
+        lock(&self.tables).transactions
     }
 
     /// How many times a pipeline's state was read so far.
@@ -183,12 +190,22 @@ impl PipelineStore for InMemoryStore {
             tables.links.insert(link.aws_id.clone(), link.clone());
         }
         tables.writes += 1;
+        if !(write.executions.is_empty() && write.receipt.is_none() && write.links.is_empty() && write.apart.is_empty())
+        {
+            tables.transactions += 1;
+        }
         Ok(version)
     }
 
     async fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
         let tables = lock(&self.tables);
-        Ok(tables.executions.get(id).map(|execution| tables.current(execution)))
+        if let Some(execution) = tables.executions.get(id) {
+            return Ok(Some(tables.current(execution)));
+        }
+        // Recorded without its own item yet: the pipeline's item has it.
+        let named = tables.states.iter().filter(|(pipeline, _)| id.0.starts_with(&format!("{pipeline}-")));
+        let mut found = named.filter_map(|(_, stored)| stored.value.execution(id));
+        Ok(found.find(|run| !run.abridged).cloned())
     }
 
     async fn pauses_apart(&self, id: &ExecutionId) -> Result<Vec<PausesApart>, StoreError> {
@@ -208,6 +225,11 @@ impl PipelineStore for InMemoryStore {
             .filter(|execution| execution.pipeline == pipeline)
             .map(|execution| tables.current(execution))
             .collect();
+        // Those recorded without their own item yet, from the pipeline's item.
+        if let Some(stored) = tables.states.get(pipeline) {
+            let unwritten = stored.value.executions.iter().filter(|run| !tables.executions.contains_key(&run.id));
+            executions.extend(unwritten.filter(|run| !run.abridged).cloned());
+        }
         executions.sort_by_key(|execution| std::cmp::Reverse(execution.seq));
         executions.truncate(limit);
         Ok(executions)

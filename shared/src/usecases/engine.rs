@@ -135,6 +135,17 @@ struct Held {
     claimed: Vec<PendingEffect>,
 }
 
+/// How a save records its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recording {
+    /// The receipt, the state and the items of the runs that are new: one transaction.
+    Together,
+    /// The receipt first, on its own (beside the read of the state), then the state alone: a new run's own item is
+    /// written when it first moves on, and until then the pipeline's item is its record (the store finds it there).
+    /// No transaction, whose cost in DynamoDB is twice its items' and which moto runs by copying the table.
+    ReceiptFirst,
+}
+
 /// Applies one input to its pipeline and carries out what it causes. Fails only when the input could not be
 /// recorded; effects that fail afterwards stay in the outbox.
 #[instrument(skip_all, fields(pipeline = %input.pipeline, event = input.event.name(), execution = %input.event.execution_id()))]
@@ -142,6 +153,48 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
     store: &S,
     runner: &R,
     input: Input<'_>,
+) -> Result<Handled, HandleError> {
+    handle_as(store, runner, input, Recording::Together).await
+}
+
+/// As [`handle`], for a push and its receipt: the receipt is recorded on its own, beside the read of the state, and
+/// the state is saved alone (a new run gets its own item when it moves on). A receipt already there with another
+/// answer is a replay, answered as then; with this very answer it is this delivery's, recorded by an attempt that may
+/// have ended before the state was saved: the push is recorded unless its run is found.
+#[instrument(skip_all, fields(pipeline = %input.pipeline, event = input.event.name(), execution = %input.event.execution_id()))]
+pub async fn handle_push<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    input: Input<'_>,
+) -> Result<Handled, HandleError> {
+    handle_as(store, runner, input, Recording::ReceiptFirst).await
+}
+
+/// Records `receipt` on its own. `Some(answer)` if the input was handled before, with the answer it got then.
+async fn record_first<S: PipelineStore>(
+    store: &S,
+    receipt: &Receipt,
+    execution: &crate::pipeline::ExecutionId,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    match store.record_receipt(receipt).await {
+        Ok(()) => Ok(None),
+        Err(StoreError::Duplicate { key }) => {
+            let answer = store.receipt(&key).await?.map(|earlier| earlier.answer).unwrap_or_default();
+            if answer != receipt.answer || store.execution(execution).await?.is_some() {
+                return Ok(Some(answer));
+            }
+            debug!(%key, "the receipt is this input's, from an attempt that did not record it: recording it");
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+async fn handle_as<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    input: Input<'_>,
+    recording: Recording,
 ) -> Result<Handled, HandleError> {
     let owner = invocation();
     let receipt = input.receipt.as_ref().map(|(key, answer)| Receipt {
@@ -153,30 +206,41 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
     // The state this instance's store remembers writing, if any, is tried first; a decision to change nothing is
     // never taken from it, and a save from it that another writer overtook is not contention.
     let mut recall = true;
+    // A push's receipt until it is recorded: beside the read of the state, or once decided from what the store
+    // remembers (with the state, in one transaction, when the run starts its build now).
+    let mut unrecorded = receipt.as_ref().filter(|_| recording == Recording::ReceiptFirst);
+    let execution_id = input.event.execution_id();
     let (handled, held, read) = loop {
-        let (stored, remembered) = state_to_decide_from(store, input.pipeline, recall).await?;
+        let (stored, remembered) = match basis(store, input.pipeline, recall, &mut unrecorded, execution_id).await? {
+            Basis::Decide { stored, remembered } => (stored, remembered),
+            Basis::Duplicate { answer, read } => break (Handled::Duplicate { answer }, None, read),
+        };
         recall = false;
         let version = stored.as_ref().map(|stored| stored.version);
         let mut next = match decide(stored.as_ref(), &input) {
             Ok(next) => next,
             Err(_) if remembered => continue,
             Err(handled) => {
-                if let Handled::Refused(error) = &handled {
-                    if error.wants_attention() {
-                        warn!(%error, "event refused: sluice could not do what the pipeline asked");
-                    } else {
-                        debug!(%error, "event refused");
-                    }
-                }
+                log_refusal(&handled);
                 break (handled, None, stored);
             }
         };
         let claimed = next.claim(&owner, runner.kinds(), input.now);
-        let write = Write::between(stored.as_ref().map(|s| &s.value), &next, version).with_receipt(receipt.as_ref());
+        let before = stored.as_ref().map(|s| &s.value);
+        let write = Write::between(before, &next, version);
+        let write = match recording {
+            Recording::Together => write.with_receipt(receipt.as_ref()),
+            Recording::ReceiptFirst => {
+                match receipt_first(store, write, before, &mut unrecorded, execution_id).await? {
+                    Ok(write) => write,
+                    Err(answer) => break (Handled::Duplicate { answer }, None, None),
+                }
+            }
+        };
         match store.save(&write).await {
             Ok(version) => {
                 next.set_apart();
-                let handled = match next.execution(input.event.execution_id()) {
+                let handled = match next.execution(execution_id) {
                     Some(run) if run.status == Status::Skipped => {
                         Handled::Skipped { reason: run.reason.clone().unwrap_or_default() }
                     }
@@ -194,6 +258,13 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
             }
             Err(error) if error.is_contention() => {
                 return Err(HandleError::Contended { pipeline: input.pipeline.to_owned() });
+            }
+            // The receipt that went with the state is there: a replay, or this push's own from an earlier attempt.
+            Err(StoreError::Duplicate { .. }) if let Some(receipt) = unrecorded => {
+                if let Some(answer) = record_first(store, receipt, execution_id).await? {
+                    break (Handled::Duplicate { answer }, None, None);
+                }
+                unrecorded = None;
             }
             Err(StoreError::Duplicate { key }) => {
                 let answer = store.receipt(&key).await?.map(|r| r.answer).unwrap_or_default();
@@ -214,17 +285,78 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
     Ok(handled)
 }
 
-/// The pipeline's state to decide from, and whether it is the one the store remembers writing (tried once, when
-/// `recall`) rather than one read now.
-async fn state_to_decide_from<S: PipelineStore>(
+/// What an input is decided from, or the answer it already got.
+enum Basis {
+    /// The pipeline's state (`None`: never stored), and whether it is the one the store remembers rather than one
+    /// read now.
+    Decide { stored: Option<Stored<PipelineState>>, remembered: bool },
+    /// The input was handled before ([`record_first`]); `read` is the state if it was read meanwhile.
+    Duplicate { answer: serde_json::Value, read: Option<Stored<PipelineState>> },
+}
+
+/// The state to decide from: the one the store remembers (tried once, when `recall`), else one read now, beside
+/// which a receipt still `unrecorded` is recorded.
+async fn basis<S: PipelineStore>(
     store: &S,
     pipeline: &str,
     recall: bool,
-) -> Result<(Option<Stored<PipelineState>>, bool), StoreError> {
-    match recall.then(|| store.recall(pipeline)).flatten() {
-        Some(remembered) => Ok((Some(remembered), true)),
-        None => Ok((store.load(pipeline).await?, false)),
+    unrecorded: &mut Option<&Receipt>,
+    execution_id: &crate::pipeline::ExecutionId,
+) -> Result<Basis, StoreError> {
+    if let Some(stored) = recall.then(|| store.recall(pipeline)).flatten() {
+        return Ok(Basis::Decide { stored, remembered: true });
     }
+    let Some(receipt) = unrecorded.take() else {
+        return Ok(Basis::Decide { stored: store.load(pipeline).await?, remembered: false });
+    };
+    let (state, earlier) =
+        futures_util::future::join(store.load(pipeline), record_first(store, receipt, execution_id)).await;
+    match earlier? {
+        Some(answer) => Ok(Basis::Duplicate { answer, read: state.ok().flatten() }),
+        None => Ok(Basis::Decide { stored: state?, remembered: false }),
+    }
+}
+
+/// Logs why an input was refused: a warning when an operator should know.
+fn log_refusal(handled: &Handled) {
+    if let Handled::Refused(error) = handled {
+        if error.wants_attention() {
+            warn!(%error, "event refused: sluice could not do what the pipeline asked");
+        } else {
+            debug!(%error, "event refused");
+        }
+    }
+}
+
+/// A push's `write` ([`Recording::ReceiptFirst`]): new runs stay in the pipeline's item, and a receipt still
+/// `unrecorded` is recorded first, or goes with the state when the run starts its build now (what CodeBuild answers
+/// is saved next, the pipeline's item alone: so the push costs no more writes than one that waits). `Err(answer)`:
+/// the push was handled before.
+async fn receipt_first<'w, 'r: 'w, S: PipelineStore>(
+    store: &S,
+    write: Write<'w>,
+    before: Option<&PipelineState>,
+    unrecorded: &mut Option<&'r Receipt>,
+    execution_id: &crate::pipeline::ExecutionId,
+) -> Result<Result<Write<'w>, serde_json::Value>, StoreError> {
+    let write = write.new_runs_in_the_state(before);
+    match *unrecorded {
+        Some(receipt) if builds_now(write.state, execution_id) => Ok(Ok(write.with_receipt(Some(receipt)))),
+        Some(receipt) => match record_first(store, receipt, execution_id).await? {
+            Some(answer) => Ok(Err(answer)),
+            None => {
+                *unrecorded = None;
+                Ok(Ok(write))
+            }
+        },
+        None => Ok(Ok(write)),
+    }
+}
+
+/// Whether run `id` starts its build with this decision: its StartBuild is carried out now, and what CodeBuild
+/// answers is saved with the build's link.
+fn builds_now(state: &PipelineState, id: &crate::pipeline::ExecutionId) -> bool {
+    state.execution(id).is_some_and(|run| run.status == Status::Running(crate::pipeline::Stage::BUILD))
 }
 
 /// The state `input` takes the pipeline to from `stored` (or from a new pipeline), its effects in the outbox; or,

@@ -13,7 +13,8 @@
 mod engine;
 
 pub use engine::{
-    DoorbellError, EffectError, EffectRunner, HandleError, Handled, Input, answer_doorbell, flush, handle, retry_parked,
+    DoorbellError, EffectError, EffectRunner, HandleError, Handled, Input, answer_doorbell, flush, handle, handle_push,
+    retry_parked,
 };
 
 mod approval;
@@ -50,7 +51,7 @@ pub use github_access::{GitHubAccess, SignInError};
 pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, StageAnswer, StageCall, answer_hook, answer_stage};
 pub use notify::{NotifierEffects, NotifyEffects};
 pub use order_run::{LOOK_BACK, Order, OrderError, Ordered, order_run};
-pub use recent::{FRESH_FOR, RecentStates};
+pub use recent::{FRESH_FOR, REMEMBERED, RecentStates};
 pub use reconcile::{Lookups, QUIET_FOR, Reconciled, reconcile};
 pub use redeliver::{Redelivered, redeliver_failed_pushes};
 pub use rollback::{RollbackError, RollbackOrdered, Stop, order_rollback};

@@ -1,15 +1,19 @@
-//! A store that remembers the pipeline states this instance wrote in the last few seconds with nothing left in their
-//! outbox, so that a burst of inputs to one pipeline (a merge train's pushes, a monorepo's) decides each from the
-//! state the last one left instead of reading it again. (A state with effects to carry out is about to be written by
-//! their owners: it is not remembered.) Safe because every save is conditional on the version the decision was
-//! made from: if another writer changed the pipeline meanwhile, the save is refused and the engine reads the state
-//! and decides again ([`crate::usecases::handle`]); a decision to change nothing is never taken from memory alone.
+//! A store that remembers the pipeline states this instance wrote (or read ahead, as it started) in the last few
+//! seconds with nothing left in their outbox, so that a burst of inputs to one pipeline (a merge train's pushes, a
+//! monorepo's) decides each from the state the last one left instead of reading it again, and the first push of an
+//! instance that just started does not wait for a read. (A state with effects to carry out is about to be written
+//! by their owners: it is not remembered.) Safe because every save is conditional on the version the decision was
+//! made from (or on there being no state yet): if another writer changed the pipeline meanwhile, the save is
+//! refused and the engine reads the state and decides again ([`crate::usecases::handle`]); a decision to change
+//! nothing is never taken from memory alone.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::contract::ports::{AwsLink, PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version, Write};
+use crate::contract::ports::{
+    AwsLink, PipelineStore, Recalled, Receipt, ReceiptKey, StoreError, Stored, Version, Write,
+};
 use crate::pipeline::{Execution, ExecutionId, PausesApart, PipelineState};
 
 /// How long a state this instance wrote is taken as the pipeline's: long enough for a burst of pushes, short
@@ -22,8 +26,8 @@ pub const REMEMBERED: usize = 4;
 #[derive(Debug)]
 pub struct RecentStates<S> {
     inner: S,
-    /// The newest first: (pipeline, state as stored, when it was written).
-    recent: Mutex<VecDeque<(String, Stored<PipelineState>, Instant)>>,
+    /// The newest first: (pipeline, state as stored or `None` if there was none, when it was written or read).
+    recent: Mutex<VecDeque<(String, Recalled, Instant)>>,
     fresh_for: Duration,
 }
 
@@ -42,11 +46,33 @@ impl<S> RecentStates<S> {
         &self.inner
     }
 
-    fn remember(&self, pipeline: &str, stored: Stored<PipelineState>) {
+    fn remember(&self, pipeline: &str, stored: Recalled) {
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         recent.retain(|(name, _, _)| name != pipeline);
         recent.push_front((pipeline.to_owned(), stored, Instant::now()));
         recent.truncate(REMEMBERED);
+    }
+
+    /// Reads the states of `pipelines` side by side, and remembers those with nothing left in their outbox (and
+    /// those of pipelines that have none yet): what a function reads as it starts, when it watches no more
+    /// pipelines than it remembers, so that its first input does not wait for the read. A state it cannot read is
+    /// read by the input that needs it.
+    pub async fn read_ahead(&self, pipelines: &[&str])
+    where
+        S: PipelineStore,
+    {
+        let read = futures_util::future::join_all(pipelines.iter().map(|pipeline| self.inner.load(pipeline))).await;
+        for (pipeline, state) in pipelines.iter().zip(read) {
+            match state {
+                Ok(state) if state.as_ref().is_none_or(|stored| stored.value.pending.is_empty()) => {
+                    self.remember(pipeline, state);
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(pipeline, error = %crate::runtime::telemetry::Chain(&error), "not read ahead")
+                }
+            }
+        }
     }
 
     /// Forgets what it wrote to `pipeline`: its next input reads the state.
@@ -60,7 +86,7 @@ impl<S: PipelineStore> PipelineStore for RecentStates<S> {
         self.inner.load(pipeline).await
     }
 
-    fn recall(&self, pipeline: &str) -> Option<Stored<PipelineState>> {
+    fn recall(&self, pipeline: &str) -> Option<Recalled> {
         let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         recent
             .iter()
@@ -73,7 +99,7 @@ impl<S: PipelineStore> PipelineStore for RecentStates<S> {
         match self.inner.save(write).await {
             // A state with effects still to carry out is about to be written again, by this function or another.
             Ok(version) if write.state.pending.is_empty() => {
-                self.remember(&pipeline, Stored { value: write.state.stored(), version });
+                self.remember(&pipeline, Some(Stored { value: write.state.stored(), version }));
                 Ok(version)
             }
             Ok(version) => {
@@ -146,7 +172,7 @@ mod tests {
         let stored = store.inner().load("web").await.expect("read").expect("state");
         let statuses: Vec<&Status> = stored.value.executions.iter().map(|run| &run.status).collect();
         assert_eq!(statuses.len(), 3, "{statuses:?}");
-        assert_eq!(store.recall("web"), Some(stored), "what it remembers is what a read gives");
+        assert_eq!(store.recall("web"), Some(Some(stored)), "what it remembers is what a read gives");
     }
 
     #[tokio::test]
@@ -224,6 +250,113 @@ mod tests {
 
         assert_eq!(store.inner().loads(), loads + 1);
         assert_eq!(store.recall("web"), None);
+    }
+
+    #[tokio::test]
+    async fn a_state_read_ahead_decides_the_first_push_without_a_read() {
+        let store = RecentStates::new(InMemoryStore::new());
+        let runner = RecordingRunner::owning(&[EffectKind::StartBuild, EffectKind::Publish]);
+        let event = push("e1", ExecutionMode::Queued, false);
+        let input = Input { pipeline: "web", mode: ExecutionMode::Queued, event: &event, receipt: None, now: now() };
+        handle(store.inner(), &runner, input).await.expect("recorded by another instance");
+
+        store.read_ahead(&["web", "api"]).await;
+        let loads = store.inner().loads();
+        assert_eq!(pushed(&store, &push("e2", ExecutionMode::Queued, false)).await, Handled::Applied);
+
+        assert_eq!(store.inner().loads(), loads, "decided from the state read ahead");
+        let stored = store.inner().load("web").await.expect("read").expect("state");
+        assert_eq!(stored.value.executions.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_pipeline_read_ahead_without_a_state_records_its_first_push_as_new_unless_another_did_first() {
+        let store = RecentStates::new(InMemoryStore::new());
+        store.read_ahead(&["web"]).await;
+        assert_eq!(store.recall("web"), Some(None));
+        let loads = store.inner().loads();
+
+        assert_eq!(pushed(&store, &push("e1", ExecutionMode::Queued, false)).await, Handled::Applied);
+        assert_eq!(store.inner().loads(), loads);
+
+        // Another instance records a push meanwhile: the save as new is refused, read, and decided again.
+        let other = RecentStates::new(InMemoryStore::new());
+        other.read_ahead(&["web"]).await;
+        let runner = RecordingRunner::owning(&[EffectKind::StartBuild, EffectKind::Publish]);
+        let event = push("e2", ExecutionMode::Queued, false);
+        let input = Input { pipeline: "web", mode: ExecutionMode::Queued, event: &event, receipt: None, now: now() };
+        handle(other.inner(), &runner, input).await.expect("recorded");
+        assert_eq!(pushed(&other, &push("e3", ExecutionMode::Queued, false)).await, Handled::Applied);
+        let stored = other.inner().load("web").await.expect("read").expect("state");
+        assert_eq!(stored.value.executions.len(), 2, "the other writer's run stands beside the new one");
+    }
+
+    #[tokio::test]
+    async fn a_state_with_effects_left_in_its_outbox_is_not_read_ahead() {
+        let store = RecentStates::new(InMemoryStore::new());
+        let runner = RecordingRunner::owning(&[EffectKind::Publish]);
+        let event = push("e1", ExecutionMode::Queued, false);
+        let input = Input { pipeline: "web", mode: ExecutionMode::Queued, event: &event, receipt: None, now: now() };
+        handle(store.inner(), &runner, input).await.expect("recorded");
+
+        store.read_ahead(&["web"]).await;
+
+        assert_eq!(store.recall("web"), None, "its StartBuild waits for the function that owns it");
+    }
+
+    fn receipt(execution: &str) -> (ReceiptKey, serde_json::Value) {
+        (ReceiptKey::push("a1b2", "web"), serde_json::json!({ "pipeline": "web", "execution_id": execution }))
+    }
+
+    async fn pushed_with_receipt(store: &RecentStates<InMemoryStore>, id: &str) -> Handled {
+        let runner = RecordingRunner::owning(&[EffectKind::StartBuild, EffectKind::Publish]);
+        let event = push(id, ExecutionMode::Queued, false);
+        let input = Input {
+            pipeline: "web",
+            mode: ExecutionMode::Queued,
+            event: &event,
+            receipt: Some(receipt(id)),
+            now: now(),
+        };
+        crate::usecases::handle_push(store, &runner, input).await.expect("handled")
+    }
+
+    #[tokio::test]
+    async fn a_push_decided_from_memory_that_builds_now_writes_its_receipt_with_the_state() {
+        let store = RecentStates::new(InMemoryStore::new());
+        store.read_ahead(&["web"]).await;
+
+        assert_eq!(pushed_with_receipt(&store, "e1").await, Handled::Applied);
+
+        // The receipt with the state, then what CodeBuild answered (the pipeline's item alone): two writes in all.
+        assert_eq!((store.inner().writes(), store.inner().transactions()), (2, 1));
+        assert!(store.inner().receipt(&receipt("e1").0).await.expect("read").is_some());
+        assert_eq!(store.inner().run_item(&ExecutionId::from("e1")), None, "written when it moves on");
+    }
+
+    #[tokio::test]
+    async fn a_replay_decided_from_memory_gets_the_answer_of_the_push_it_replays_and_records_nothing() {
+        let store = RecentStates::new(InMemoryStore::new());
+        store.read_ahead(&["web"]).await;
+        let (key, answer) = receipt("e1");
+        let earlier = Receipt { key, answer: answer.clone(), recorded_at: now() };
+        store.inner().record_receipt(&earlier).await.expect("recorded");
+
+        assert_eq!(pushed_with_receipt(&store, "e2").await, Handled::Duplicate { answer });
+        assert_eq!(store.inner().load("web").await.expect("read"), None);
+    }
+
+    #[tokio::test]
+    async fn a_receipt_an_interrupted_attempt_left_does_not_stop_the_push_decided_from_memory() {
+        let store = RecentStates::new(InMemoryStore::new());
+        store.read_ahead(&["web"]).await;
+        let (key, answer) = receipt("e1");
+        store.inner().record_receipt(&Receipt { key, answer, recorded_at: now() }).await.expect("recorded");
+
+        assert_eq!(pushed_with_receipt(&store, "e1").await, Handled::Applied);
+
+        let stored = store.inner().load("web").await.expect("read").expect("state");
+        assert_eq!(stored.value.executions.len(), 1);
     }
 
     #[tokio::test]

@@ -20,7 +20,7 @@ use crate::pipeline::{
 };
 use crate::runtime::telemetry::Chain;
 use crate::usecases::{
-    CachedDefinitions, EffectRunner, GitHubAccess, HandleError, Handled, Input, WebhookKeys, handle,
+    CachedDefinitions, EffectRunner, GitHubAccess, HandleError, Handled, Input, WebhookKeys, handle_push,
 };
 
 /// Deliveries larger than this are refused (413). Function URLs take at most 6 MB; push payloads are far smaller.
@@ -401,7 +401,7 @@ async fn record<S: PipelineStore, R: EffectRunner>(
         tries += 1;
         // An attempt may not run past the function's time: the answer (and its log line) must go out.
         let left = (RECORD_BUDGET + Duration::from_secs(2)).saturating_sub(started.elapsed());
-        let attempt = match tokio::time::timeout(left, handle(store, effects, input.clone())).await {
+        let attempt = match tokio::time::timeout(left, handle_push(store, effects, input.clone())).await {
             Ok(handled) => handled,
             Err(_) => Err(HandleError::Contended { pipeline: input.pipeline.to_owned() }),
         };

@@ -4,6 +4,7 @@ use anyhow::Result;
 use serde_json::json;
 use sluice::adapters::DynamoDbStore;
 use sluice::contract::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Version, Write};
+use sluice::contract::testing;
 use sluice::definitions::ExecutionMode;
 use sluice::pipeline::{BuildFailure, Event, ExecutionId, PipelineState, RETAINED_FINISHED, Status};
 use sluice_integration::Stack;
@@ -187,38 +188,85 @@ async fn history_is_kept_per_pipeline() -> Result<()> {
 #[tokio::test]
 async fn an_aws_id_finds_its_execution_in_one_read_once_the_state_that_recorded_it_is_saved() -> Result<()> {
     let (_stack, store) = store().await?;
-    let (state, _) = apply(&fresh(), &push("e1"), at(0));
-    let version = save(&store, &state, None, None).await?;
+    // A pipeline without an approval stage: the build, then the deploy stage.
+    let (state, _) = apply(&fresh(), &testing::push("e1", ExecutionMode::Superseded, false), at(0));
+    let mut version = save(&store, &state, None, None).await?;
+    // A build needs no link: its events name the run (SLUICE_EXECUTION_ID, SLUICE_PIPELINE).
     let build_arn = "arn:aws:codebuild:us-east-1:123456789012:build/web-build:2f6c0f4e";
-    assert!(store.find(build_arn).await?.is_none(), "not before the build is recorded");
-
     let started = Event::BuildStarted { execution_id: ExecutionId::from("e1"), build_id: build_arn.into() };
-    let (next, _) = apply(&state, &started, at(1));
-    let write = Write::between(Some(&state), &next, Some(version));
+    let (building, _) = apply(&state, &started, at(1));
+    let write = Write::between(Some(&state), &building, Some(version));
     assert!(write.executions.is_empty(), "the run stays at its stage: the pipeline's item holds what it learnt");
-    assert_eq!(write.links.len(), 1, "{:?}", write.links);
-    store.save(&write).await?;
+    assert!(write.links.is_empty(), "{:?}", write.links);
+    version = store.save(&write).await?;
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("e1"),
+        build_id: build_arn.into(),
+        outputs: sluice::pipeline::BuildOutputs { image_uri: "web@sha256:ab12".into(), artifacts: None },
+    };
+    let (deploying, _) = apply(&building, &built, at(2));
+    version = store.save(&Write::between(Some(&building), &deploying, Some(version))).await?;
+    let deployment = "d-4JZC7PJ8X";
+    assert!(store.find(deployment).await?.is_none(), "not before the deployment is recorded");
 
-    let link = store.find(build_arn).await?.expect("linked");
+    let started = Event::DeploymentStarted {
+        execution_id: ExecutionId::from("e1"),
+        deployment_id: deployment.into(),
+        service_deployment: None,
+        task_definition: None,
+        previous_task_definition: None,
+    };
+    let (next, _) = apply(&deploying, &started, at(3));
+    let write = Write::between(Some(&deploying), &next, Some(version));
+    assert_eq!(write.links.len(), 1, "{:?}", write.links);
+    version = store.save(&write).await?;
+
+    let link = store.find(deployment).await?.expect("linked");
     assert_eq!((link.pipeline.as_str(), link.execution.0.as_str()), ("web", "e1"));
     assert_eq!(link.expires_at, None, "the run goes on: its link is kept");
 
     // Once the run ends, its link is kept for as long as receipts are, then the table's TTL may remove it
-    let failed = Event::BuildFailed {
+    let failed = Event::DeploymentFailed {
         execution_id: ExecutionId::from("e1"),
-        build_id: build_arn.into(),
-        status: BuildFailure::Failed,
-        phase: None,
+        deployment_id: Some(deployment.into()),
         reason: "failed".into(),
+        rolled_back: false,
     };
-    let (ended, _) = apply(&next, &failed, at(2));
-    let write = Write::between(Some(&next), &ended, Some(Version(version.0 + 1)));
+    let (ended, _) = apply(&next, &failed, at(4));
+    assert!(ended.execution(&ExecutionId::from("e1")).is_some_and(|run| run.status.is_finished()));
+    let write = Write::between(Some(&next), &ended, Some(version));
     assert_eq!(write.links.len(), 1, "{:?}", write.links);
     store.save(&write).await?;
-    let link = store.find(build_arn).await?.expect("still linked");
-    let expected = at(2) + chrono::TimeDelta::days(sluice::contract::ports::RECEIPT_DAYS);
+    let link = store.find(deployment).await?.expect("still linked");
+    let expected = at(4) + chrono::TimeDelta::days(sluice::contract::ports::RECEIPT_DAYS);
     assert_eq!(link.expires_at.map(|at| at.timestamp()), Some(expected.timestamp()));
     assert_eq!(link.execution.0, "e1");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_recorded_without_its_own_item_is_found_and_listed_from_its_pipelines_item() -> Result<()> {
+    let (_stack, store) = store().await?;
+    // Two pipelines whose names one run's id could start with: "web" and "web-d".
+    let (other, _) = apply(&PipelineState::new("web-d", ExecutionMode::Superseded), &push("web-d-0"), at(0));
+    save(&store, &other, None, None).await?;
+    let queued = PipelineState::new("web", ExecutionMode::Queued);
+    let (first, _) = apply(&queued, &push("web-d-1"), at(0));
+    let version = save(&store, &first, None, None).await?;
+    let (second, _) = apply(&first, &push("web-d-2"), at(1));
+
+    let write = Write::between(Some(&first), &second, Some(version)).new_runs_in_the_state(Some(&first));
+    assert!(write.executions.is_empty(), "{:?}", write.executions);
+    store.save(&write).await?;
+
+    let id = ExecutionId::from("web-d-2");
+    let found = store.execution(&id).await?.expect("found in web's item");
+    assert_eq!((found.pipeline.as_str(), found.seq), ("web", 2));
+    let listed: Vec<String> = store.history("web", 10).await?.into_iter().map(|run| run.id.0).collect();
+    assert_eq!(listed, ["web-d-2", "web-d-1"]);
+    let listed: Vec<String> = store.history("web", 1).await?.into_iter().map(|run| run.id.0).collect();
+    assert_eq!(listed, ["web-d-2"]);
+    assert!(store.execution(&ExecutionId::from("web-d-9")).await?.is_none());
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::contract::ports::DefinitionsStore;
+use crate::contract::ports::{DefinitionsStore, Receipt};
 use crate::contract::testing::{
     BuildAnswer, FixedSecret, FixedSecrets, InMemoryStore, RecordingBuilds, RecordingPublisher, ScriptedComparisons,
 };
@@ -11,7 +11,7 @@ use crate::github::webhook::WebhookSecrets;
 use crate::github::webhook::sign;
 use crate::pipeline::CommitOrder;
 use crate::pipeline::{Effect, Stage, Status};
-use crate::usecases::{GitHubAccess, KeptSecret, StageEffects};
+use crate::usecases::{GitHubAccess, KeptSecret, StageEffects, handle};
 
 const SECRET: &str = "It's a Secret to Everybody";
 const PUSH: &[u8] = include_bytes!("../../../tests/fixtures/github-push.json");
@@ -160,6 +160,75 @@ async fn a_redelivery_answers_as_the_first_did_and_starts_nothing_new() {
     assert_eq!(again, first);
     assert_eq!(world.effects.builds.started().len(), 1);
     assert_eq!(world.effects.publisher.published().len(), 1);
+}
+
+#[tokio::test]
+async fn a_push_is_recorded_without_a_transaction_and_its_run_gets_its_own_item_when_it_moves_on() {
+    let world = World::new().await;
+    world.deliver("push", "d-1", &chained_push(1)).await;
+    let transactions = world.store.transactions();
+
+    // WHEN a second push arrives while the first run builds
+    let reply = world.deliver("push", "d-2", &chained_push(2)).await;
+
+    // THEN its receipt and the pipeline's item are written alone, each by itself: no transaction
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(world.store.transactions(), transactions);
+    let id = ExecutionId("web-d-2".into());
+    assert_eq!(world.store.run_item(&id), None);
+    // and the run is found and listed all the same, from the pipeline's item
+    let run = world.store.execution(&id).await.ok().flatten().expect("found");
+    assert_eq!(run.status, Status::Waiting(Stage::BUILD));
+    let listed: Vec<ExecutionId> =
+        world.store.history("web", 10).await.expect("history").into_iter().map(|run| run.id).collect();
+    assert_eq!(listed, [id.clone(), ExecutionId("web-d-1".into())]);
+
+    // WHEN the first run's build ends and the second enters its build
+    world.end_the_running_build().await;
+
+    // THEN the second run has its own item
+    assert_eq!(world.store.run_item(&id).map(|run| run.status), Some(Status::Running(Stage::BUILD)));
+}
+
+#[tokio::test]
+async fn a_push_whose_receipt_an_interrupted_attempt_left_without_its_run_is_recorded_when_delivered_again() {
+    let world = World::new().await;
+    // GIVEN an attempt recorded the push's receipt, then ended before the pipeline's item was saved
+    let receipt = Receipt {
+        key: ReceiptKey::push(&payload_digest(PUSH), "web"),
+        answer: json!({ "pipeline": "web", "execution_id": "web-d-1" }),
+        recorded_at: Utc::now(),
+    };
+    world.store.record_receipt(&receipt).await.expect("recorded");
+
+    // WHEN GitHub delivers it again
+    let reply = world.deliver("push", "d-1", PUSH).await;
+
+    // THEN it is recorded and its build starts
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(world.effects.builds.started().len(), 1);
+    let run = world.store.execution(&ExecutionId("web-d-1".into())).await.ok().flatten().expect("recorded");
+    assert_eq!(run.status, Status::Running(Stage::BUILD));
+}
+
+#[tokio::test]
+async fn a_redelivery_of_a_push_whose_run_ended_and_left_the_pipelines_item_changes_nothing() {
+    let world = World::new().await;
+    let first = world.deliver("push", "d-1", PUSH).await;
+    world.end_the_running_build().await;
+    let id = ExecutionId("web-d-1".into());
+    assert_eq!(world.store.run_item(&id).map(|run| run.status), Some(Status::Failed));
+    // GIVEN the pipeline's item no longer remembers the run (nor the ref's pushes)
+    world.store.meddle("web", |state| {
+        state.executions.clear();
+        state.refs.clear();
+    });
+
+    let again = world.deliver("push", "d-1", PUSH).await;
+
+    assert_eq!(again, first);
+    assert_eq!(world.effects.builds.started().len(), 1);
+    assert_eq!(world.store.run_item(&id).map(|run| run.status), Some(Status::Failed));
 }
 
 #[tokio::test]

@@ -13,8 +13,10 @@
 //!   counts pauses kept apart). They are out of the `history` index: a run listed there counts them only;
 //! - `RECEIPT#<key>` / `RECEIPT`: an input already handled, written with `attribute_not_exists(PK)`, its `answer`,
 //!   and `expires_at` (epoch seconds) for the table's TTL;
-//! - `AWSID#<id>` / `LINK`: an AWS id (build ARN, deployment id) and its `pipeline` and `execution`, written in the
-//!   same transaction as the state that first records the id.
+//! - `AWSID#<id>` / `LINK`: an AWS id (deployment id, service deployment ARN, approval link) and its `pipeline` and
+//!   `execution`, written in the same transaction as the state that first records the id. (Earlier versions linked
+//!   builds too; nothing reads those any more, and those of runs that were in progress at the update keep no
+//!   expiry.)
 //!
 //! - `DEFINITIONS` / `CURRENT`: the published pipeline definitions (`text`, `revision`, `published_at`), and a copy
 //!   of each revision as `DEFINITIONS` / `REVISION#<n>`, kept for the record.
@@ -24,7 +26,9 @@
 //! wrote deflated without a dictionary, or as text, are read as they were.
 //!
 //! A save is one TransactWriteItems (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>):
-//! the state, the executions that changed, the receipt and the new links land together or not at all. A cancelled
+//! the state, the executions that changed, the receipt and the new links land together or not at all. (A push
+//! writes its receipt first, on its own, and its new run is in the state until it moves on: see
+//! [`crate::usecases::handle_push`].) A cancelled
 //! transaction is read by its `CancellationReasons`, one per item in order: `ConditionalCheckFailed` on the state is a
 //! conflict and on the receipt a duplicate; `TransactionConflict`, throttling and capacity reasons are `Busy` (try
 //! again); `ValidationError` (an item over 400 KB, say) is `Invalid`. A save of the state alone (an outbox emptied
@@ -67,12 +71,14 @@ impl DynamoDbStore {
 
     /// Run `id` as its pipeline's item has it, when it was recorded without its own item yet
     /// ([`Write::new_runs_in_the_state`]): its id starts with its pipeline's name and a dash, and a name may hold
-    /// dashes too, so each name the id can start with is read, side by side (GetItem each; a handful at most).
+    /// dashes too, so each name (of at most 64 characters) the id can start with is read, side by side: a GetItem
+    /// each, one round trip (a push's id is its pipeline's name, a dash and GitHub's delivery GUID: the name's dashes
+    /// and four more).
     async fn unwritten(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
         let named = |name: &&str| {
             (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
-        let names: Vec<&str> = id.0.match_indices('-').map(|(at, _)| &id.0[..at]).filter(named).take(8).collect();
+        let names: Vec<&str> = id.0.match_indices('-').map(|(at, _)| &id.0[..at]).filter(named).collect();
         let states = futures_util::future::join_all(names.iter().map(|name| self.load(name))).await;
         for state in states {
             let found = state?.and_then(|stored| stored.value.execution(id).filter(|run| !run.abridged).cloned());

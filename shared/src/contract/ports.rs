@@ -131,7 +131,8 @@ pub struct AwsLink {
 pub type Recalled = Option<Stored<PipelineState>>;
 
 /// One change to a pipeline, written all or nothing: its state (if still at `expected`), the executions that
-/// changed, the receipt of the input that caused it, and the AWS ids it recorded first.
+/// changed, the receipt of the input that caused it, and the AWS ids it recorded first. (A push's receipt is
+/// written before, on its own, unless its run starts its build now: [`crate::usecases::handle_push`].)
 #[derive(Debug, Clone)]
 pub struct Write<'a> {
     pub state: &'a PipelineState,
@@ -259,7 +260,8 @@ pub trait PipelineStore: Send + Sync {
         }
     }
 
-    /// The execution an AWS id (build ARN, deployment id) belongs to, from the link written with it.
+    /// The execution an AWS id (deployment id, service deployment ARN, approval link) belongs to, from the link
+    /// written with it.
     fn find(&self, aws_id: &str) -> impl Future<Output = Result<Option<AwsLink>, StoreError>> + Send;
 
     /// The pipeline's executions, newest first, at most `limit`; those in progress as [`PipelineStore::execution`]

@@ -267,6 +267,16 @@ async fn a_run_recorded_without_its_own_item_is_found_and_listed_from_its_pipeli
     let listed: Vec<String> = store.history("web", 1).await?.into_iter().map(|run| run.id.0).collect();
     assert_eq!(listed, ["web-d-2"]);
     assert!(store.execution(&ExecutionId::from("web-d-9")).await?.is_none());
+
+    // A name of many dashes, then GitHub's delivery GUID.
+    let name = "a-b-c-d-e-f-g-h-i-j";
+    let id = format!("{name}-72d3162e-cc78-11e3-81ab-4c9367dc0958");
+    let (dashed, _) = apply(&PipelineState::new(name, ExecutionMode::Queued), &push(&id), at(0));
+    let write = Write::between(None, &dashed, None).new_runs_in_the_state(None);
+    assert!(write.executions.is_empty(), "{:?}", write.executions);
+    store.save(&write).await?;
+    let found = store.execution(&ExecutionId(id)).await?.expect("found in its pipeline's item");
+    assert_eq!(found.pipeline, name);
     Ok(())
 }
 

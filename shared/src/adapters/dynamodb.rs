@@ -70,15 +70,18 @@ impl DynamoDbStore {
     }
 
     /// Run `id` as its pipeline's item has it, when it was recorded without its own item yet
-    /// ([`Write::new_runs_in_the_state`]): its id starts with its pipeline's name and a dash, and a name may hold
-    /// dashes too, so each name (of at most 64 characters) the id can start with is read, side by side: a GetItem
-    /// each, one round trip (a push's id is its pipeline's name, a dash and GitHub's delivery GUID: the name's dashes
-    /// and four more).
+    /// ([`Write::new_runs_in_the_state`]): its id starts with its pipeline's name and a dash. A push's id is its
+    /// pipeline's name, a dash and GitHub's delivery GUID: that one name is read. Otherwise (a name may hold dashes
+    /// too) each name of at most 64 characters the id can start with is read, side by side: a GetItem each, one
+    /// round trip.
     async fn unwritten(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
         let named = |name: &&str| {
             (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
-        let names: Vec<&str> = id.0.match_indices('-').map(|(at, _)| &id.0[..at]).filter(named).collect();
+        let names: Vec<&str> = match pushed_to(&id.0) {
+            Some(name) => vec![name],
+            None => id.0.match_indices('-').map(|(at, _)| &id.0[..at]).filter(named).collect(),
+        };
         let states = futures_util::future::join_all(names.iter().map(|name| self.load(name))).await;
         for state in states {
             let found = state?.and_then(|stored| stored.value.execution(id).filter(|run| !run.abridged).cloned());
@@ -151,6 +154,18 @@ impl DynamoDbStore {
             .map_err(backend)?;
         Ok(output.item)
     }
+}
+
+/// The pipeline a push's run id names: the id is the name, a dash and GitHub's delivery id, a GUID
+/// (`72d3162e-cc78-11e3-81ab-4c9367dc0958`, <https://docs.github.com/en/webhooks/webhook-events-and-payloads#delivery-headers>).
+fn pushed_to(id: &str) -> Option<&str> {
+    let (name, guid) = id.split_at_checked(id.len().checked_sub(37)?)?;
+    let guid = guid.strip_prefix('-')?.as_bytes();
+    let shaped = guid.iter().enumerate().all(|(i, byte)| match i {
+        8 | 13 | 18 | 23 => *byte == b'-',
+        _ => byte.is_ascii_hexdigit(),
+    });
+    (shaped && !name.is_empty()).then_some(name)
 }
 
 fn pipeline_key(pipeline: &str) -> String {
@@ -794,6 +809,18 @@ mod tests {
         let garbage = Item::from([("state".to_owned(), AttributeValue::B(vec![0xff, 0x00, 0x13].into()))]);
         assert!(matches!(unpacked(&garbage, "state"), Err(StoreError::Corrupt { .. })));
         assert!(matches!(unpacked(&garbage, "missing"), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_push_run_id_names_its_pipeline_before_githubs_delivery_guid() {
+        assert_eq!(pushed_to("web-72d3162e-cc78-11e3-81ab-4c9367dc0958"), Some("web"));
+        assert_eq!(pushed_to("web-api-72d3162e-cc78-11e3-81ab-4c9367dc0958"), Some("web-api"));
+        // Not a GUID after the name: every name it could start with is read instead.
+        assert_eq!(pushed_to("web-rerun-3"), None);
+        assert_eq!(pushed_to("web-72d3162e-cc78-11e3-81ab-4c9367dc095g"), None);
+        assert_eq!(pushed_to("-72d3162e-cc78-11e3-81ab-4c9367dc0958"), None);
+        assert_eq!(pushed_to("72d3162e-cc78-11e3-81ab-4c9367dc0958"), None);
+        assert_eq!(pushed_to("wé"), None);
     }
 
     /// The pipeline's item as a push to a pipeline that ran `history` runs before writes it, in bytes.

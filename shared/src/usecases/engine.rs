@@ -142,7 +142,9 @@ enum Recording {
     Together,
     /// The receipt first, on its own (beside the read of the state), then the state alone: a new run's own item is
     /// written when it first moves on, and until then the pipeline's item is its record (the store finds it there).
-    /// No transaction, whose cost in DynamoDB is twice its items' and which moto runs by copying the table.
+    /// No transaction, whose cost in DynamoDB is twice its items' and which moto runs by copying the table; except
+    /// for a push decided from the state the store remembers whose run starts its build now: its receipt goes with
+    /// the state, so that it costs no more calls than one that waits ([`receipt_first`]).
     ReceiptFirst,
 }
 
@@ -157,7 +159,8 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
     handle_as(store, runner, input, Recording::Together).await
 }
 
-/// As [`handle`], for a push and its receipt: the receipt is recorded on its own, beside the read of the state, and
+/// As [`handle`], for a push and its receipt: the receipt is recorded on its own, beside the read of the state (or,
+/// decided from the state the store remembers, before the save, or with it when the run starts its build now), and
 /// the state is saved alone (a new run gets its own item when it moves on). A receipt already there with another
 /// answer is a replay, answered as then; with this very answer it is this delivery's, recorded by an attempt that may
 /// have ended before the state was saved: the push is recorded unless its run is found.

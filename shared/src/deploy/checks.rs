@@ -32,6 +32,22 @@ pub fn judge(check: &Check, answer: &Result<ProbeAnswer, ProbeError>) -> Result<
     Ok(answer.status)
 }
 
+/// `check` as it runs for a release of `commit` built as `image` (`repository@sha256:...`): `{commit}` and `{digest}`
+/// in its expected body stand for the commit and the image's digest (`sha256:...`), so that a check can assert that
+/// the service reports the revision just deployed. Without a digest, `{digest}` is left as written (and will not be
+/// found).
+pub fn for_release(check: &Check, commit: &str, image: Option<&str>) -> Check {
+    let digest = image.and_then(|image| image.split_once('@')).map(|(_, digest)| digest);
+    let expect_body = check.expect_body.as_ref().map(|body| {
+        let body = body.replace("{commit}", commit);
+        match digest {
+            Some(digest) => body.replace("{digest}", digest),
+            None => body,
+        }
+    });
+    Check { expect_body, ..check.clone() }
+}
+
 /// The line a hook's checks leave on the run: the failures first (with the request and why), then each check's
 /// status, tries and time, numbered as in the definitions file.
 pub fn summary(checks: &[&Check], runs: &[CheckRun]) -> String {
@@ -161,6 +177,23 @@ mod tests {
         );
         let refused = Err(ProbeError("Connection refused (os error 111)".into()));
         assert_eq!(judge(&check, &refused), Err("Connection refused (os error 111)".into()));
+    }
+
+    #[test]
+    fn commit_and_digest_in_an_expected_body_stand_for_the_release_being_deployed() {
+        let check = Check {
+            expect_body: Some(r#"{"revision":"{commit}","image":"{digest}"}"#.into()),
+            ..Check::new("AfterRollout", "http://web/version")
+        };
+        let image = Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:ab12");
+        let released = for_release(&check, "9b2c5f0", image);
+        assert_eq!(released.expect_body.as_deref(), Some(r#"{"revision":"9b2c5f0","image":"sha256:ab12"}"#));
+        assert_eq!(judge(&released, &answer(200, r#"{"revision":"9b2c5f0","image":"sha256:ab12"}"#)), Ok(200));
+        assert!(judge(&released, &answer(200, r#"{"revision":"e0b4d5c","image":"sha256:ab12"}"#)).is_err());
+        // An image not pinned by a digest leaves `{digest}` as written: the check cannot pass by accident.
+        let unpinned = for_release(&check, "9b2c5f0", Some("web:latest"));
+        assert_eq!(unpinned.expect_body.as_deref(), Some(r#"{"revision":"9b2c5f0","image":"{digest}"}"#));
+        assert_eq!(for_release(&Check::new("AfterRollout", "http://web/"), "9b2c5f0", image).expect_body, None);
     }
 
     #[test]

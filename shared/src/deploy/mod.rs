@@ -8,7 +8,7 @@ pub mod image;
 pub mod render;
 pub mod taskdef;
 
-pub use checks::{CheckRun, StageProgress, StageVerdict, judge, stage_verdict, summary};
+pub use checks::{CheckRun, StageProgress, StageVerdict, for_release, judge, stage_verdict, summary};
 pub use render::{
     APPSPEC_FILE, BlueGreenRequest, EFFECT_TAG, IMAGE_PLACEHOLDER, NativeHook, NativePause, NativeRequest, RenderError,
     RollingRequest, TASK_DEFINITION_FILE, TASK_DEFINITION_PLACEHOLDER, appspec, blue_green, description, effect_marker,

@@ -745,6 +745,13 @@ pub fn short_commit(commit: &str) -> &str {
 }
 
 impl Execution {
+    /// `check` as it runs for this run's release: `{commit}` and `{digest}` in its expected body stand for the run's
+    /// commit and its image's digest ([`crate::deploy::for_release`]).
+    pub fn for_release(&self, check: &crate::definitions::Check) -> crate::definitions::Check {
+        let image = self.build.as_ref().and_then(|build| build.image_uri.as_deref());
+        crate::deploy::for_release(check, &self.source.commit, image)
+    }
+
     /// Whether the run holds its build stage: only then does the end of its build move it on.
     pub fn in_build(&self) -> bool {
         self.status == Status::Running(Stage::BUILD)

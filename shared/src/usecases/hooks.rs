@@ -113,9 +113,11 @@ impl<P: EventPublisher, H: LifecycleHooks, C: HttpProbe> EffectRunner for HookEf
     }
 }
 
-/// The pipeline's checks at `hook`, numbered as the definitions file lists them (1-based).
-fn checks_at<'a>(target: &'a crate::definitions::DeployTarget, hook: &str) -> Vec<(usize, &'a Check)> {
-    target.checks().iter().enumerate().filter(|(_, check)| check.hook == hook).map(|(i, c)| (i + 1, c)).collect()
+/// The pipeline's checks at `hook`, numbered as the definitions file lists them (1-based), as they run for `run`'s
+/// release ([`Execution::for_release`]).
+fn checks_at(run: &Execution, target: &crate::definitions::DeployTarget, hook: &str) -> Vec<(usize, Check)> {
+    let at = target.checks().iter().enumerate().filter(|(_, check)| check.hook == hook);
+    at.map(|(i, check)| (i + 1, run.for_release(check))).collect()
 }
 
 /// Runs one check: tries until it passes or its retries are spent, `interval` apart.
@@ -192,7 +194,8 @@ async fn hook_checks<C: HttpProbe>(
             let Some((_, deploying)) = run.deploying() else {
                 return (event, false, format!("the run is {}, not deploying", run.status));
             };
-            let checks = checks_at(&deploying.target, &event);
+            let released = checks_at(run, &deploying.target, &event);
+            let checks: Vec<(usize, &Check)> = released.iter().map(|(number, check)| (*number, check)).collect();
             let runs = run_checks(probe, &checks, budget).await;
             let passed = runs.iter().all(|run| run.passed);
             let only: Vec<&Check> = checks.iter().map(|(_, check)| *check).collect();
@@ -427,7 +430,8 @@ where
         info!("a lifecycle stage sluice does not know; answering SUCCEEDED");
         return Ok(StageAnswer::Succeeded);
     }
-    let checks = checks_at(target, &call.stage);
+    let released = checks_at(&run, target, &call.stage);
+    let checks: Vec<(usize, &Check)> = released.iter().map(|(number, check)| (*number, check)).collect();
     if checks.is_empty() {
         info!("no checks at this stage; answering SUCCEEDED");
         return Ok(StageAnswer::Succeeded);

@@ -594,6 +594,54 @@ impl crate::contract::ports::HttpProbe for SetProbes {
     }
 }
 
+/// A prober that answers every probe 200 with `body`.
+struct BodyProbes(String);
+
+impl crate::contract::ports::HttpProbe for BodyProbes {
+    async fn probe(
+        &self,
+        _: &crate::contract::ports::Probe<'_>,
+    ) -> Result<crate::contract::ports::ProbeAnswer, crate::contract::ports::ProbeError> {
+        Ok(crate::contract::ports::ProbeAnswer { status: 200, body: self.0.clone().into_bytes() })
+    }
+}
+
+#[tokio::test]
+async fn a_check_that_expects_the_commit_passes_only_where_the_service_reports_the_release_being_deployed() {
+    use crate::definitions::{Check, TrafficShift};
+    use crate::usecases::{StageAnswer, StageCall, answer_stage};
+    let budget = std::time::Duration::from_secs(60);
+    let call = StageCall {
+        execution_id: "hook-1".into(),
+        stage: "POST_TEST_TRAFFIC_SHIFT".into(),
+        service_deployment: "arn:sd-1".into(),
+        progress: crate::deploy::StageProgress::default(),
+    };
+    for reports_the_release in [true, false] {
+        // GIVEN e1 deploying ECS-natively, its check expecting the service to report e1's commit
+        let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+        let check = Check {
+            expect_body: Some(r#""revision":"{commit}""#.into()),
+            retries: 0,
+            ..Check::new("POST_TEST_TRAFFIC_SHIFT", "http://web-test/version")
+        };
+        let native = crate::definitions::EcsNative {
+            checks: vec![check],
+            ..crate::contract::testing::ecs_native(TrafficShift::BlueGreen)
+        };
+        deploying_natively(&store, &runner, native).await;
+        let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
+        let reported = if reports_the_release { run.source.commit.clone() } else { "0".repeat(40) };
+        let probes = BodyProbes(format!(r#"{{"revision":"{reported}"}}"#));
+        // WHEN ECS calls at the stage
+        let ecs = crate::contract::testing::RecordingDeployments::new();
+        let answer = answer_stage(&store, &runner, &probes, &ecs, &call, budget, now()).await.expect("answered");
+        // THEN it passes only where the service answers with that commit
+        let expected = if reports_the_release { StageAnswer::Succeeded } else { StageAnswer::Failed };
+        assert_eq!(answer, expected, "reports the release: {reports_the_release}");
+    }
+}
+
 /// Run e1 deploying arn:sd-1 by an ECS linear shift, with one check at PRODUCTION_TRAFFIC_SHIFT (one retry).
 async fn linear_deploying(store: &InMemoryStore, runner: &RecordingRunner) {
     use crate::definitions::{Check, TrafficShift};

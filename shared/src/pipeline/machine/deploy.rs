@@ -148,7 +148,7 @@ impl Run {
                 deployment_id: deployment_id.to_owned(),
                 lifecycle_event: AFTER_ROLLOUT.to_owned(),
                 stage,
-                checks: checks.clone(),
+                checks: checks.iter().map(|check| execution.for_release(check)).collect(),
             });
             self.effects.push(Effect::Publish(SluiceEvent::ChecksRequested(ChecksRequested {
                 pipeline: execution.pipeline.clone(),

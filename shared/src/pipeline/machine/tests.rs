@@ -296,6 +296,35 @@ fn after_rollout(execution: &str, passed: bool) -> Event {
 }
 
 #[test]
+fn after_rollout_checks_expect_the_commit_and_digest_of_the_release_they_check() {
+    // GIVEN a rolling update whose check expects the service to report the release's commit and digest
+    let mut push = rolling_push("e1", 0);
+    if let Event::Triggered { plan, .. } = &mut push {
+        let check = crate::definitions::Check {
+            expect_body: Some(r#""commit":"{commit}","image":"{digest}""#.into()),
+            ..crate::definitions::Check::new(AFTER_ROLLOUT, "http://web/version")
+        };
+        *plan.target_mut() = DeployTarget::Rolling(crate::contract::testing::rolling(vec![check]));
+    }
+    let built = Event::BuildSucceeded {
+        execution_id: id("e1"),
+        build_id: "build-e1".into(),
+        outputs: BuildOutputs {
+            image_uri: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:ab12".into(),
+            artifacts: Some("s3://artifacts/e1.zip".into()),
+        },
+    };
+    let state = given(&[push, built, approved("e1"), rolling_started("e1", true)]);
+    let commit = state.execution(&id("e1")).map(|run| run.source.commit.clone()).expect("the run");
+    // WHEN ECS reports it completed
+    let (_, effects) = apply(&state, &deployed("e1"), at(5));
+    // THEN the check the hooks function runs expects them, written out
+    let Some(Effect::RunChecks { checks, .. }) = effects.first() else { panic!("no checks: {effects:?}") };
+    let expected = format!(r#""commit":"{commit}","image":"sha256:ab12""#);
+    assert_eq!(checks[0].expect_body.as_deref(), Some(expected.as_str()));
+}
+
+#[test]
 fn a_completed_rolling_update_with_checks_runs_them_before_the_run_succeeds() {
     // GIVEN a rolling update with two AfterRollout checks
     let state = rolled_out("e1", 2, true);

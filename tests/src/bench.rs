@@ -4,9 +4,9 @@
 //! awaiting approval, 19 queued behind it, made by the real use case, and put back as it was after each push), each
 //! push starting a build. `make bench` prints the figures; the integration tests hold the counts to their bounds.
 //!
-//! moto copies every table for each transaction it runs, so its answers slow down as the account's data grows: the
-//! bench keeps the data small (one held pipeline, restored after each push) and alternates the two cases, so that
-//! both see the same moto.
+//! moto copies a table for each item of a transaction it runs (a push runs none, but filling and restoring the held
+//! pipeline does), so its answers slow down as the account's data grows: the bench keeps the data small (one held
+//! pipeline, restored after each push) and alternates the two cases, so that both see the same moto.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

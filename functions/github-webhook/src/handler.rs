@@ -12,8 +12,8 @@ use sluice::contract::ports::{
 };
 use sluice::runtime::config::{Common, ConfigError, optional_from, required_from};
 use sluice::usecases::{
-    CachedDefinitions, Delivery, EffectRunner, GitHubAccess, REMEMBERED, RecentStates, StageEffects, Webhook,
-    WebhookKeys, receive_webhook,
+    CachedDefinitions, Delivery, EffectRunner, GitHubAccess, RecentStates, StageEffects, Webhook, WebhookKeys,
+    receive_webhook,
 };
 
 /// The name or ARN of the Secrets Manager secret that holds the webhook secret.
@@ -103,11 +103,10 @@ impl AwsApp {
         match read {
             // An instance starts for a delivery: with few pipelines, their states are read now, so that the push
             // that started it is decided without waiting for a read.
-            Ok(definitions) if definitions.iter().count() <= REMEMBERED => {
+            Ok(definitions) => {
                 let names: Vec<&str> = definitions.iter().map(|pipeline| pipeline.name.as_str()).collect();
                 store.read_ahead(&names).await;
             }
-            Ok(_) => {}
             Err(error) => {
                 tracing::info!(error = %sluice::runtime::telemetry::Chain(&error), "no definitions read at start-up; the first push reads them");
             }

@@ -25,7 +25,7 @@
 //! (`packing`), a fifth of its size or less, so that most items cost one capacity unit; items an earlier version
 //! wrote deflated without a dictionary, or as text, are read as they were.
 //!
-//! A save is one TransactWriteItems (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>):
+//! A save with more than the state is one TransactWriteItems (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>):
 //! the state, the executions that changed, the receipt and the new links land together or not at all. (A push
 //! writes its receipt first, on its own, and its new run is in the state until it moves on: see
 //! [`crate::usecases::handle_push`].) A cancelled
@@ -75,12 +75,14 @@ impl DynamoDbStore {
     /// too) each name of at most 64 characters the id can start with is read, side by side: a GetItem each, one
     /// round trip.
     async fn unwritten(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
-        let named = |name: &&str| {
-            (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        };
         let names: Vec<&str> = match pushed_to(&id.0) {
             Some(name) => vec![name],
-            None => id.0.match_indices('-').map(|(at, _)| &id.0[..at]).filter(named).collect(),
+            None => {
+                id.0.match_indices('-')
+                    .map(|(at, _)| &id.0[..at])
+                    .filter(|name| crate::definitions::is_pipeline_name(name))
+                    .collect()
+            }
         };
         let states = futures_util::future::join_all(names.iter().map(|name| self.load(name))).await;
         for state in states {
@@ -565,7 +567,7 @@ impl PipelineStore for DynamoDbStore {
             None => (NEW_ITEM, vec![]),
             Some(Version(v)) => ("version = :expected", vec![(":expected", n(v))]),
         };
-        if write.executions.is_empty() && write.receipt.is_none() && write.links.is_empty() && write.apart.is_empty() {
+        if write.is_state_alone() {
             // The state alone (an outbox emptied, say): one conditional PutItem, half a transaction's write units.
             return self.put_state(&state.pipeline, state_item, condition).await.map(|()| next);
         }

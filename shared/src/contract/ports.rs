@@ -114,8 +114,8 @@ impl StoreError {
     }
 }
 
-/// An AWS id (a CodeBuild build ARN, a CodeDeploy deployment id, an ECS service deployment ARN) and the execution
-/// it belongs to, so that an AWS event or a hook call that carries only the AWS id finds its run in one read.
+/// An AWS id (a CodeDeploy deployment id, an ECS service deployment ARN, an approval link's token hash) and the
+/// execution it belongs to (earlier versions linked builds too), so that an AWS event or a hook call that carries only the AWS id finds its run in one read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AwsLink {
     pub aws_id: String,
@@ -148,6 +148,12 @@ pub struct Write<'a> {
 }
 
 impl<'a> Write<'a> {
+    /// Whether the write is the pipeline's item alone (nothing besides it to land with it): the DynamoDB store
+    /// writes it with one conditional PutItem, not a transaction.
+    pub fn is_state_alone(&self) -> bool {
+        self.executions.is_empty() && self.receipt.is_none() && self.links.is_empty() && self.apart.is_empty()
+    }
+
     /// The write that takes the pipeline from `before` (as read at `expected`; `None` if never stored) to `after`.
     pub fn between(before: Option<&PipelineState>, after: &'a PipelineState, expected: Option<Version>) -> Self {
         let old = |id: &ExecutionId| before.and_then(|state| state.execution(id));

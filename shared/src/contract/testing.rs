@@ -190,8 +190,7 @@ impl PipelineStore for InMemoryStore {
             tables.links.insert(link.aws_id.clone(), link.clone());
         }
         tables.writes += 1;
-        if !(write.executions.is_empty() && write.receipt.is_none() && write.links.is_empty() && write.apart.is_empty())
-        {
+        if !write.is_state_alone() {
             tables.transactions += 1;
         }
         Ok(version)

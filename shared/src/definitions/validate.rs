@@ -1244,7 +1244,8 @@ fn url_problem(text: &str) -> Option<String> {
     }
 }
 
-fn is_pipeline_name(name: &str) -> bool {
+/// Whether `name` is a pipeline's name: 1 to 64 letters, digits, `-` or `_`.
+pub fn is_pipeline_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 

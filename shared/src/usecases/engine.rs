@@ -243,13 +243,7 @@ async fn handle_as<S: PipelineStore, R: EffectRunner>(
         match store.save(&write).await {
             Ok(version) => {
                 next.set_apart();
-                let handled = match next.execution(execution_id) {
-                    Some(run) if run.status == Status::Skipped => {
-                        Handled::Skipped { reason: run.reason.clone().unwrap_or_default() }
-                    }
-                    _ => Handled::Applied,
-                };
-                break (handled, Some(Held { state: next, version, claimed }), None);
+                break (recorded(&next, execution_id), Some(Held { state: next, version, claimed }), None);
             }
             Err(error @ StoreError::Conflict { .. }) if remembered => {
                 debug!(error = %Chain(&error), "pipeline changed since this instance wrote it; reading it");
@@ -276,16 +270,37 @@ async fn handle_as<S: PipelineStore, R: EffectRunner>(
             Err(error) => return Err(error.into()),
         }
     };
-    // What the input left to do (or what an earlier invocation left: a redelivery carries it out).
+    carry_on(store, runner, (input.pipeline, &owner, input.now), held, read).await;
+    Ok(handled)
+}
+
+/// What became of an input whose change was saved: its run skipped at once, or applied.
+fn recorded(next: &PipelineState, execution_id: &crate::pipeline::ExecutionId) -> Handled {
+    match next.execution(execution_id) {
+        Some(run) if run.status == Status::Skipped => {
+            Handled::Skipped { reason: run.reason.clone().unwrap_or_default() }
+        }
+        _ => Handled::Applied,
+    }
+}
+
+/// Carries out what the input left to do (`held`), or what an earlier invocation left (from the state `read`, or
+/// read now): a redelivery carries it out. What fails stays in the outbox, logged.
+async fn carry_on<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    (pipeline, owner, now): (&str, &str, DateTime<Utc>),
+    held: Option<Held>,
+    read: Option<Stored<PipelineState>>,
+) {
     let carried = match (held, read) {
-        (Some(held), _) => carry_out(store, runner, input.pipeline, held, &owner, input.now).await,
-        (None, Some(stored)) => flush_from(store, runner, input.pipeline, Some(stored), &owner, input.now).await,
-        (None, None) => flush(store, runner, input.pipeline, input.now).await,
+        (Some(held), _) => carry_out(store, runner, pipeline, held, owner, now).await,
+        (None, Some(stored)) => flush_from(store, runner, pipeline, Some(stored), owner, now).await,
+        (None, None) => flush(store, runner, pipeline, now).await,
     };
     if let Err(error) = carried {
         warn!(error = %Chain(&error), "effects stay in the outbox; the next invocation or the reconciler carries them out");
     }
-    Ok(handled)
 }
 
 /// What an input is decided from, or the answer it already got.
@@ -357,7 +372,7 @@ async fn receipt_first<'w, 'r: 'w, S: PipelineStore>(
 }
 
 /// Whether run `id` starts its build with this decision: its StartBuild is carried out now, and what CodeBuild
-/// answers is saved with the build's link.
+/// answers is saved next (the pipeline's item alone).
 fn builds_now(state: &PipelineState, id: &crate::pipeline::ExecutionId) -> bool {
     state.execution(id).is_some_and(|run| run.status == Status::Running(crate::pipeline::Stage::BUILD))
 }

@@ -22,7 +22,7 @@ pub const FRESH_FOR: Duration = Duration::from_secs(5);
 /// How many pipelines' states are remembered (the most recently written): the memory stays bounded.
 pub const REMEMBERED: usize = 4;
 
-/// `S`, remembering the states it wrote for [`FRESH_FOR`].
+/// `S`, remembering the states it wrote (or read ahead, "no state yet" too) for [`FRESH_FOR`].
 #[derive(Debug)]
 pub struct RecentStates<S> {
     inner: S,
@@ -54,13 +54,16 @@ impl<S> RecentStates<S> {
     }
 
     /// Reads the states of `pipelines` side by side, and remembers those with nothing left in their outbox (and
-    /// those of pipelines that have none yet): what a function reads as it starts, when it watches no more
-    /// pipelines than it remembers, so that its first input does not wait for the read. A state it cannot read is
-    /// read by the input that needs it.
+    /// those of pipelines that have none yet): what a function reads as it starts, so that its first input does not
+    /// wait for the read. Only when they are no more than it remembers ([`REMEMBERED`]): of more, which one the
+    /// next input is for cannot be told. A state it cannot read is read by the input that needs it.
     pub async fn read_ahead(&self, pipelines: &[&str])
     where
         S: PipelineStore,
     {
+        if pipelines.len() > REMEMBERED {
+            return;
+        }
         let read = futures_util::future::join_all(pipelines.iter().map(|pipeline| self.inner.load(pipeline))).await;
         for (pipeline, state) in pipelines.iter().zip(read) {
             match state {
@@ -289,6 +292,18 @@ mod tests {
         assert_eq!(pushed(&other, &push("e3", ExecutionMode::Queued, false)).await, Handled::Applied);
         let stored = other.inner().load("web").await.expect("read").expect("state");
         assert_eq!(stored.value.executions.len(), 2, "the other writer's run stands beside the new one");
+    }
+
+    #[tokio::test]
+    async fn the_states_of_more_pipelines_than_it_remembers_are_not_read_ahead() {
+        let store = RecentStates::new(InMemoryStore::new());
+        let names: Vec<String> = (0..=REMEMBERED).map(|n| format!("p{n}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+
+        store.read_ahead(&names).await;
+
+        assert_eq!(store.inner().loads(), 0);
+        assert_eq!(store.recall("p0"), None);
     }
 
     #[tokio::test]

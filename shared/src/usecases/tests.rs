@@ -570,12 +570,17 @@ async fn an_ecs_stage_sluice_does_not_know_or_without_checks_is_answered_succeed
     assert!(run.deploy().is_some_and(|d| d.hooks.is_empty()), "nothing recorded on the run");
 }
 
-/// A prober whose answers a test sets: every probe gets `status`, and is counted.
-struct SetProbes(std::sync::atomic::AtomicU16, std::sync::atomic::AtomicUsize);
+/// A prober whose answers a test sets: every probe gets `status` (and the body, if given), and is counted.
+struct SetProbes(std::sync::atomic::AtomicU16, std::sync::atomic::AtomicUsize, String);
 
 impl SetProbes {
     fn answering(status: u16) -> Self {
-        Self(std::sync::atomic::AtomicU16::new(status), std::sync::atomic::AtomicUsize::new(0))
+        Self(std::sync::atomic::AtomicU16::new(status), std::sync::atomic::AtomicUsize::new(0), String::new())
+    }
+
+    /// Every probe gets 200 with `body`.
+    fn with_body(body: String) -> Self {
+        Self(std::sync::atomic::AtomicU16::new(200), std::sync::atomic::AtomicUsize::new(0), body)
     }
 
     fn probed(&self) -> usize {
@@ -590,19 +595,7 @@ impl crate::contract::ports::HttpProbe for SetProbes {
     ) -> Result<crate::contract::ports::ProbeAnswer, crate::contract::ports::ProbeError> {
         self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let status = self.0.load(std::sync::atomic::Ordering::SeqCst);
-        Ok(crate::contract::ports::ProbeAnswer { status, body: Vec::new() })
-    }
-}
-
-/// A prober that answers every probe 200 with `body`.
-struct BodyProbes(String);
-
-impl crate::contract::ports::HttpProbe for BodyProbes {
-    async fn probe(
-        &self,
-        _: &crate::contract::ports::Probe<'_>,
-    ) -> Result<crate::contract::ports::ProbeAnswer, crate::contract::ports::ProbeError> {
-        Ok(crate::contract::ports::ProbeAnswer { status: 200, body: self.0.clone().into_bytes() })
+        Ok(crate::contract::ports::ProbeAnswer { status, body: self.2.clone().into_bytes() })
     }
 }
 
@@ -632,7 +625,7 @@ async fn a_check_that_expects_the_commit_passes_only_where_the_service_reports_t
         deploying_natively(&store, &runner, native).await;
         let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
         let reported = if reports_the_release { run.source.commit.clone() } else { "0".repeat(40) };
-        let probes = BodyProbes(format!(r#"{{"revision":"{reported}"}}"#));
+        let probes = SetProbes::with_body(format!(r#"{{"revision":"{reported}"}}"#));
         // WHEN ECS calls at the stage
         let ecs = crate::contract::testing::RecordingDeployments::new();
         let answer = answer_stage(&store, &runner, &probes, &ecs, &call, budget, now()).await.expect("answered");

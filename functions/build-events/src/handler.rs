@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EcrImages, EventBridgePublisher, S3Artifacts, stage_effects};
-use sluice::contract::ports::{ArtifactStore, Built, ImageRegistry, PipelineStore};
+use sluice::contract::ports::{ArtifactStore, Built, ImageRegistry, PipelineStore, TestReports};
 use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{
     BuildEventError, BuildEventOutcome, BuildStateChange, EffectRunner, StageEffects, record_build_event,
@@ -28,7 +28,7 @@ pub struct App<S, R, A> {
 pub type Effects = StageEffects<EventBridgePublisher, CodeBuildStarter>;
 
 /// The function as it runs on AWS.
-pub type AwsApp = App<DynamoDbStore, Effects, Built<S3Artifacts, EcrImages>>;
+pub type AwsApp = App<DynamoDbStore, Effects, Built<S3Artifacts, EcrImages, CodeBuildStarter>>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
@@ -60,7 +60,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 }
 
 /// Handles one event.
-pub async fn on_event<S: PipelineStore, R: EffectRunner, A: ArtifactStore + ImageRegistry>(
+pub async fn on_event<S: PipelineStore, R: EffectRunner, A: ArtifactStore + ImageRegistry + TestReports>(
     app: &App<S, R, A>,
     event: LambdaEvent<Value>,
     now: DateTime<Utc>,

@@ -9,7 +9,7 @@ use sluice::adapters::{
 };
 use sluice::contract::ports::{
     ArtifactStore, BlueGreenDeployments, BuildStarter, Built, DefinitionsStore, ImageRegistry, NativeDeployments,
-    PipelineStore, RollingUpdates, SecretSource, WebhookDeliveries,
+    PipelineStore, RollingUpdates, SecretSource, TestReports, WebhookDeliveries,
 };
 use sluice::runtime::config::{Common, ConfigError};
 use sluice::usecases::{
@@ -66,7 +66,7 @@ pub type AwsApp = App<
     DynamoDbStore,
     DynamoDbStore,
     Effects,
-    Lookups<Built<S3Artifacts, EcrImages>, CodeBuildStarter, CodeDeployDeployments, EcsDeployer>,
+    Lookups<Built<S3Artifacts, EcrImages, CodeBuildStarter>, CodeBuildStarter, CodeDeployDeployments, EcsDeployer>,
 >;
 
 impl AwsApp {
@@ -100,7 +100,7 @@ where
     S: PipelineStore,
     D: DefinitionsStore,
     R: EffectRunner,
-    A: ArtifactStore + ImageRegistry,
+    A: ArtifactStore + ImageRegistry + TestReports,
     B: BuildStarter,
     C: BlueGreenDeployments,
     E: RollingUpdates + NativeDeployments,

@@ -179,6 +179,7 @@ fn stages(p: &Pipeline) -> String {
                 let soak = deploy.soak_secs.map(|secs| format!(", soaks {}", written(secs))).unwrap_or_default();
                 format!("{} ({target}{gates}{soak})", stage.name)
             }
+            StageKind::Test(test) => format!("{} (tests by CodeBuild project {})", stage.name, test.codebuild),
         })
         .collect();
     format!("; stages {}", each.join(" → "))
@@ -232,6 +233,10 @@ fn stages_json(p: &Pipeline) -> Vec<serde_json::Value> {
                     "gates": gates,
                 })
             }
+            StageKind::Test(test) => json!({
+                "name": stage.name, "kind": stage.kind_name(), "codebuild": test.codebuild,
+                "timeout_minutes": test.timeout_minutes, "on_failure": "fail",
+            }),
         })
         .collect()
 }

@@ -1,12 +1,16 @@
 //! `BuildStarter` on CodeBuild: StartBuild with the commit as `sourceVersion`, the pipeline's environment
-//! overrides and an idempotency token (<https://docs.aws.amazon.com/codebuild/latest/APIReference/API_StartBuild.html>).
+//! overrides and an idempotency token (<https://docs.aws.amazon.com/codebuild/latest/APIReference/API_StartBuild.html>);
+//! and `TestReports`: a build's `reportArns` (BatchGetBuilds), each test report's `testSummary`
+//! (<https://docs.aws.amazon.com/codebuild/latest/APIReference/API_BatchGetReports.html>) and its failed cases
+//! (<https://docs.aws.amazon.com/codebuild/latest/APIReference/API_DescribeTestCases.html>).
 
 use aws_sdk_codebuild::Client;
 use aws_sdk_codebuild::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType};
+use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType, ReportStatusType, TestCaseFilter};
 use tracing::instrument;
 
-use crate::contract::ports::{BuildReport, BuildRequest, BuildStartError, BuildStarter};
+use crate::contract::ports::{BuildReport, BuildRequest, BuildStartError, BuildStarter, ReportError, TestReports};
+use crate::pipeline::{FailedTest, MAX_FAILED_TESTS, TestResults};
 
 /// The build starter on CodeBuild.
 #[derive(Debug, Clone)]
@@ -43,6 +47,7 @@ impl BuildStarter for CodeBuildStarter {
             .source_version(request.source_version)
             .set_environment_variables_override(Some(overrides))
             .idempotency_token(request.idempotency_token)
+            .set_timeout_in_minutes_override(request.timeout_minutes.and_then(|minutes| i32::try_from(minutes).ok()))
             // A failure ends the run: the project's own auto-retry must not build the commit again behind it.
             .auto_retry_limit_override(0)
             .send()
@@ -72,6 +77,77 @@ impl BuildStarter for CodeBuildStarter {
             failed_phase,
             artifact_location: build.artifacts().and_then(|a| a.location()).map(str::to_owned),
         }))
+    }
+}
+
+impl TestReports for CodeBuildStarter {
+    #[instrument(skip(self))]
+    async fn test_results(&self, build_id: &str) -> Result<Option<TestResults>, ReportError> {
+        let id = build_id.split_once(":build/").map_or(build_id, |(_, id)| id);
+        let builds = self.client.batch_get_builds().ids(id).send().await.map_err(report_error)?;
+        let arns = builds.builds().first().map(|build| build.report_arns().to_vec()).unwrap_or_default();
+        if arns.is_empty() {
+            return Ok(None);
+        }
+        // BatchGetReports takes at most 100 ARNs; a build has one report per report group it names.
+        let reports = self.client.batch_get_reports().set_report_arns(Some(arns.into_iter().take(100).collect()));
+        let reports = reports.send().await.map_err(report_error)?;
+        let mut results = TestResults::default();
+        let mut failing = Vec::new();
+        let mut tested = false;
+        for report in reports.reports() {
+            if report.status() == Some(&ReportStatusType::Generating) {
+                let arn = report.arn().unwrap_or_default();
+                return Err(ReportError::Unavailable { source: format!("report {arn} is still generating").into() });
+            }
+            // A code coverage report has no test summary.
+            let Some(summary) = report.test_summary() else { continue };
+            tested = true;
+            for (status, count) in summary.status_counts() {
+                results.count(status, u64::try_from(*count).unwrap_or(0));
+            }
+            let failed =
+                ["FAILED", "ERROR"].iter().any(|status| summary.status_counts().get(*status).is_some_and(|n| *n > 0));
+            if let Some(arn) = report.arn().filter(|_| failed) {
+                failing.push(arn.to_owned());
+            }
+        }
+        if !tested {
+            return Ok(None);
+        }
+        for arn in failing {
+            for status in ["FAILED", "ERROR"] {
+                let room = MAX_FAILED_TESTS.saturating_sub(results.failures.len());
+                if room == 0 {
+                    break;
+                }
+                let filter = TestCaseFilter::builder().status(status).build();
+                let max = i32::try_from(room).unwrap_or(1);
+                let request = self.client.describe_test_cases().report_arn(&arn).filter(filter).max_results(max);
+                let cases = request.send().await.map_err(report_error)?;
+                results.failures.extend(cases.test_cases().iter().take(room).map(|case| {
+                    let name = match (case.prefix().filter(|prefix| !prefix.is_empty()), case.name()) {
+                        (Some(prefix), Some(name)) => format!("{prefix}.{name}"),
+                        (None, Some(name)) => name.to_owned(),
+                        (prefix, None) => prefix.unwrap_or("(unnamed test)").to_owned(),
+                    };
+                    FailedTest::new(&name, case.message())
+                }));
+            }
+        }
+        Ok(Some(results))
+    }
+}
+
+/// Denied or invalid requests will not change on retry; anything else may.
+fn report_error<E, R>(error: SdkError<E, R>) -> ReportError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match super::refusal(&error, &["InvalidInputException", "AccessDeniedException"]) {
+        Some(message) => ReportError::Refused { message, source: Box::new(error) },
+        None => ReportError::Unavailable { source: Box::new(error) },
     }
 }
 

@@ -73,9 +73,12 @@ pub fn github_access(
 }
 
 /// What a build left, as sluice reads it on AWS: its artifacts in S3 and its image in ECR.
-pub fn build_outputs(aws: &aws_config::SdkConfig) -> crate::contract::ports::Built<S3Artifacts, EcrImages> {
+pub fn build_outputs(
+    aws: &aws_config::SdkConfig,
+) -> crate::contract::ports::Built<S3Artifacts, EcrImages, CodeBuildStarter> {
     crate::contract::ports::Built {
         artifacts: S3Artifacts::new(aws_sdk_s3::Client::new(aws)),
         images: EcrImages::new(aws_sdk_ecr::Client::new(aws)),
+        reports: CodeBuildStarter::new(aws_sdk_codebuild::Client::new(aws)),
     }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::contract::events::SluiceEvent;
-use crate::pipeline::{Execution, ExecutionId, PausesApart, PipelineState};
+use crate::pipeline::{Execution, ExecutionId, PausesApart, PipelineState, TestResults};
 
 /// The version of a stored pipeline state: 1 after the first save, one more after each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -354,6 +354,8 @@ pub struct BuildRequest<'a> {
     pub environment: &'a BTreeMap<String, String>,
     /// The same token for the same request: a retried start starts one build.
     pub idempotency_token: &'a str,
+    /// The build's timeout in minutes, overriding the project's.
+    pub timeout_minutes: Option<u32>,
 }
 
 /// Why a build did not start.
@@ -474,21 +476,54 @@ pub trait ImageRegistry: Send + Sync {
 
 /// What a build left, read through two ports: its artifacts (`A`) and the registry its image is in (`I`).
 #[derive(Debug, Clone)]
-pub struct Built<A, I> {
+pub struct Built<A, I, R> {
     pub artifacts: A,
     pub images: I,
+    pub reports: R,
 }
 
-impl<A: ArtifactStore, I: Send + Sync> ArtifactStore for Built<A, I> {
+impl<A: ArtifactStore, I: Send + Sync, R: Send + Sync> ArtifactStore for Built<A, I, R> {
     async fn read(&self, location: &ArtifactLocation, name: &str) -> Result<Option<Vec<u8>>, ArtifactError> {
         self.artifacts.read(location, name).await
     }
 }
 
-impl<A: Send + Sync, I: ImageRegistry> ImageRegistry for Built<A, I> {
+impl<A: Send + Sync, I: ImageRegistry, R: Send + Sync> ImageRegistry for Built<A, I, R> {
     async fn digest(&self, image: &crate::deploy::image::EcrImage) -> Result<Option<String>, RegistryError> {
         self.images.digest(image).await
     }
+}
+
+impl<A: Send + Sync, I: Send + Sync, R: TestReports> TestReports for Built<A, I, R> {
+    async fn test_results(&self, build_id: &str) -> Result<Option<TestResults>, ReportError> {
+        self.reports.test_results(build_id).await
+    }
+}
+
+/// Why a build's test reports could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The build service refused for good (access denied, invalid input): asking again will not help.
+    #[error("the build service refused to show the build's test reports: {message}")]
+    Refused {
+        message: String,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// A report is still being made, or the build service could not be reached or was busy: try again.
+    #[error("the build's test reports could not be read now")]
+    Unavailable {
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+/// What a build's test reports say (CodeBuild's report groups: BatchGetBuilds' `reportArns`, BatchGetReports'
+/// `testSummary`, DescribeTestCases).
+pub trait TestReports: Send + Sync {
+    /// The test cases of build `build_id`'s test reports, counted by status, with the first failed ones; `None` when
+    /// the build made no test report.
+    fn test_results(&self, build_id: &str) -> impl Future<Output = Result<Option<TestResults>, ReportError>> + Send;
 }
 
 /// The webhook secret could not be read.

@@ -684,6 +684,7 @@ pub struct StartedBuild {
     pub source_version: String,
     pub environment: std::collections::BTreeMap<String, String>,
     pub idempotency_token: String,
+    pub timeout_minutes: Option<u32>,
 }
 
 /// `BuildStarter` that records each request and answers as told.
@@ -731,6 +732,7 @@ impl BuildStarter for RecordingBuilds {
             source_version: request.source_version.to_owned(),
             environment: request.environment.clone(),
             idempotency_token: request.idempotency_token.to_owned(),
+            timeout_minutes: request.timeout_minutes,
         });
         // CodeBuild's ids are `project:uuid`; here the uuid is the execution's id, so tests can name the artifacts'
         // folder (`.../<uuid>/`, as the BUILD_ID namespace makes it) without looking the build up.
@@ -754,6 +756,11 @@ pub struct InMemoryArtifacts {
     images: Mutex<HashMap<(String, String), String>>,
     registry_down: Mutex<usize>,
     registry_refuses: Mutex<Option<RegistryRefusal>>,
+    /// Each build's test results, as a test declares them (a build not declared made no test report).
+    reports: Mutex<HashMap<String, crate::pipeline::TestResults>>,
+    reports_down: Mutex<usize>,
+    reports_denied: Mutex<bool>,
+    report_reads: Mutex<usize>,
 }
 
 /// How the in-memory registry turns every lookup down: access denied, or the request refused as asked.
@@ -785,6 +792,46 @@ impl InMemoryArtifacts {
     /// The next `count` digest lookups find the registry unreachable.
     pub fn registry_down_for(&self, count: usize) {
         *lock(&self.registry_down) = count;
+    }
+
+    /// Build `build_id`'s test reports say `results`.
+    pub fn reports(&self, build_id: &str, results: crate::pipeline::TestResults) {
+        lock(&self.reports).insert(build_id.to_owned(), results);
+    }
+
+    /// The next `count` reads of test reports find the build service unreachable.
+    pub fn reports_down_for(&self, count: usize) {
+        *lock(&self.reports_down) = count;
+    }
+
+    /// Every read of test reports is denied from now on.
+    pub fn reports_denied(&self) {
+        *lock(&self.reports_denied) = true;
+    }
+
+    /// How many times test reports were read.
+    pub fn report_reads(&self) -> usize {
+        *lock(&self.report_reads)
+    }
+}
+
+impl crate::contract::ports::TestReports for InMemoryArtifacts {
+    async fn test_results(
+        &self,
+        build_id: &str,
+    ) -> Result<Option<crate::pipeline::TestResults>, crate::contract::ports::ReportError> {
+        use crate::contract::ports::ReportError;
+        *lock(&self.report_reads) += 1;
+        if *lock(&self.reports_denied) {
+            let message = "AccessDeniedException: not authorized to perform codebuild:BatchGetReports".to_owned();
+            return Err(ReportError::Refused { message, source: "AccessDeniedException".into() });
+        }
+        let mut down = lock(&self.reports_down);
+        if *down > 0 {
+            *down -= 1;
+            return Err(ReportError::Unavailable { source: "unreachable".into() });
+        }
+        Ok(lock(&self.reports).get(build_id).cloned())
     }
 }
 

@@ -32,13 +32,14 @@ pub(super) struct RawPipeline {
     pub github: Option<RawGitHub>,
 }
 
-/// One of `[[pipelines.<name>.stages]]`: a name and either `approval` or `deploy`.
+/// One of `[[pipelines.<name>.stages]]`: a name and one of `approval`, `deploy` and `test`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStage {
     pub name: Spanned<String>,
     pub approval: Option<RawApproval>,
     pub deploy: Option<RawDeploy>,
+    pub test: Option<Spanned<RawTest>>,
     /// A deploy stage: how long the release must have run there before the next stage takes it.
     pub soak: Option<Spanned<String>>,
     /// A deploy stage: the GitHub environment its Deployments are for.
@@ -76,6 +77,15 @@ pub(super) struct RawBuild {
 pub(super) struct RawApproval {
     pub topic: Spanned<String>,
     pub timeout: Option<Spanned<String>>,
+}
+
+/// A test stage: the CodeBuild project that tests the release, how long it may take, and what a failure does.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTest {
+    pub codebuild: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub on_failure: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

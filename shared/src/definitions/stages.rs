@@ -1,4 +1,4 @@
-//! A pipeline's stages: the build, then a list of named stages, each an approval or a deployment.
+//! A pipeline's stages: the build, then a list of named stages, each an approval, a deployment or a test.
 //!
 //! A pipeline written with the `[approval]` and `[deploy]` tables has the stages `approval` (when it has one) and
 //! `deploy`: the names its runs have always been stored with.
@@ -90,12 +90,41 @@ pub struct StageDefinition {
     pub kind: StageKind,
 }
 
-/// What a stage does: ask a person, or deploy the build.
+/// What a stage does: ask a person, deploy the build, or test the release where an earlier stage deployed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageKind {
     Approval(Approval),
     Deploy(Box<DeployStage>),
+    Test(TestStage),
+}
+
+/// A stage that tests the release: a CodeBuild project run on the run's commit, whose build and test reports say
+/// whether the release goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestStage {
+    /// The CodeBuild project (`test.codebuild`).
+    pub codebuild: String,
+    /// `test.timeout`, in minutes: CodeBuild's own build timeout for the test build (the project's unless given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_minutes: Option<u32>,
+    /// What a failure does (`test.on_failure`).
+    #[serde(default, skip_serializing_if = "OnFailure::is_fail")]
+    pub on_failure: OnFailure,
+}
+
+/// What a test stage's failure does: end the run (`fail`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    #[default]
+    Fail,
+}
+
+impl OnFailure {
+    fn is_fail(&self) -> bool {
+        matches!(self, OnFailure::Fail)
+    }
 }
 
 /// A stage that deploys the build.
@@ -118,22 +147,30 @@ impl StageDefinition {
     pub fn deploy(&self) -> Option<&DeployStage> {
         match &self.kind {
             StageKind::Deploy(deploy) => Some(deploy),
-            StageKind::Approval(_) => None,
+            StageKind::Approval(_) | StageKind::Test(_) => None,
         }
     }
 
     pub fn approval(&self) -> Option<&Approval> {
         match &self.kind {
             StageKind::Approval(approval) => Some(approval),
-            StageKind::Deploy(_) => None,
+            StageKind::Deploy(_) | StageKind::Test(_) => None,
         }
     }
 
-    /// `approval` or `deploy`.
+    pub fn test(&self) -> Option<&TestStage> {
+        match &self.kind {
+            StageKind::Test(test) => Some(test),
+            StageKind::Approval(_) | StageKind::Deploy(_) => None,
+        }
+    }
+
+    /// `approval`, `deploy` or `test`.
     pub fn kind_name(&self) -> &'static str {
         match &self.kind {
             StageKind::Approval(_) => "approval",
             StageKind::Deploy(_) => "deploy",
+            StageKind::Test(_) => "test",
         }
     }
 }

@@ -1103,7 +1103,7 @@ fn tables_beside_stages_are_an_error_at_their_line() {
 }
 
 #[test]
-fn a_stage_needs_a_unique_name_of_its_own_and_exactly_one_of_approval_and_deploy() {
+fn a_stage_needs_a_unique_name_of_its_own_and_exactly_one_of_approval_deploy_and_test() {
     let text = r#"
 [pipelines.web]
 source = { repository = "acme/web" }
@@ -1134,8 +1134,8 @@ approval = { topic = "arn:aws:sns:eu-west-1:123456789012:ok" }
         "pipelines.toml:7:8: pipeline `web`, field `stages[0].name`: `build` is the build's own stage",
         "pipelines.toml:11:8: pipeline `web`, field `stages[1].name`: a stage name is 1 to 32 lower-case letters",
         "pipelines.toml:19:8: pipeline `web`, field `stages[3].name`: another stage is named `prod`",
-        "pipelines.toml:19:8: pipeline `web`, field `stages[3]`: a stage has either `approval` or `deploy` (this one has neither",
-        "pipelines.toml:22:8: pipeline `web`, field `stages[4]`: a stage has either `approval` or `deploy` (this one has both",
+        "pipelines.toml:19:8: pipeline `web`, field `stages[3]`: a stage has one of `approval`, `deploy` and `test` (this one has none of them)",
+        "pipelines.toml:22:8: pipeline `web`, field `stages[4]`: a stage has one of `approval`, `deploy` and `test` (this one has `approval` and `deploy`)",
     ];
     assert_eq!(errors.len(), expected.len(), "{errors:#?}");
     for (error, expected) in errors.iter().zip(expected) {
@@ -1221,4 +1221,79 @@ fn a_pipeline_of_stages_has_at_most_ten_stages_and_at_least_one_that_deploys() {
     let none = deploys.iter().fold(STAGED.to_owned(), |text, deploy| text.replace(deploy, topic));
     let no_deploy = errors(&none);
     assert!(no_deploy.iter().any(|e| e.contains("field `stages`: no stage deploys")), "{no_deploy:#?}");
+}
+
+#[test]
+fn a_test_stage_names_its_codebuild_project_and_may_give_it_a_timeout() {
+    let text = r#"
+[pipelines.web]
+source = { repository = "acme/web" }
+build = { project = "web-build" }
+
+[[pipelines.web.stages]]
+name = "staging"
+deploy = { strategy = "rolling", cluster = "staging", service = "web" }
+
+[[pipelines.web.stages]]
+name = "e2e"
+test = { codebuild = "web-e2e", timeout = "30m", on_failure = "fail" }
+
+[[pipelines.web.stages]]
+name = "smoke"
+test = { codebuild = "web-smoke" }
+
+[[pipelines.web.stages]]
+name = "production"
+deploy = { strategy = "rolling", cluster = "prod", service = "web" }
+"#;
+    let definitions = Definitions::parse("pipelines.toml", text).expect("valid");
+    let pipeline = definitions.get("web").expect("the pipeline");
+    let tests: Vec<(&str, &TestStage)> =
+        pipeline.stages.iter().filter_map(|stage| Some((stage.name.as_str(), stage.test()?))).collect();
+    assert_eq!(
+        tests,
+        [
+            ("e2e", &TestStage { codebuild: "web-e2e".into(), timeout_minutes: Some(30), on_failure: OnFailure::Fail }),
+            ("smoke", &TestStage { codebuild: "web-smoke".into(), timeout_minutes: None, on_failure: OnFailure::Fail }),
+        ]
+    );
+    assert_eq!(pipeline.stages[1].kind_name(), "test");
+}
+
+#[test]
+fn a_test_stage_without_a_project_or_with_a_bad_timeout_or_failure_mode_is_refused_where_it_is_written() {
+    let text = r#"
+[pipelines.web]
+source = { repository = "acme/web" }
+build = { project = "web-build" }
+
+[[pipelines.web.stages]]
+name = "e2e"
+test = { timeout = "30m" }
+
+[[pipelines.web.stages]]
+name = "smoke"
+test = { codebuild = "web smoke", timeout = "2m", on_failure = "shrug" }
+
+[[pipelines.web.stages]]
+name = "load"
+test = { codebuild = "web-load", timeout = "90s", checks = [] }
+
+[[pipelines.web.stages]]
+name = "production"
+deploy = { strategy = "rolling", cluster = "prod", service = "web" }
+"#;
+    let errors = errors(text);
+    let expected = [
+        "pipelines.toml:8:8: pipeline `web`, field `stages[0].test`: a test stage names its CodeBuild project",
+        "pipelines.toml:12:22: pipeline `web`, field `stages[1].test.codebuild`: must be a CodeBuild project name",
+        "pipelines.toml:12:45: pipeline `web`, field `stages[1].test.timeout`: must be between 5m and 36h (got \"2m\")",
+        "pipelines.toml:12:64: pipeline `web`, field `stages[1].test.on_failure`: must be \"fail\" (got \"shrug\")",
+        "pipelines.toml:16:44: pipeline `web`, field `stages[2].test.timeout`: must be between 5m and 36h (got \"90s\")",
+        "pipelines.toml:16:51: pipeline `web`, field `stages[2].test.checks`: unknown field `checks`",
+    ];
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+    for (error, expected) in errors.iter().zip(expected) {
+        assert!(error.starts_with(expected), "{error}\nexpected: {expected}");
+    }
 }

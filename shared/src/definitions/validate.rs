@@ -7,7 +7,8 @@ use toml::Spanned;
 
 use super::error::{DefinitionError, DefinitionErrors, LineIndex};
 use super::raw::{
-    RawApproval, RawBuild, RawCheck, RawDeploy, RawFilter, RawPauseApproval, RawPipeline, RawSource, RawStage, Read,
+    RawApproval, RawBuild, RawCheck, RawDeploy, RawFilter, RawPauseApproval, RawPipeline, RawSource, RawStage, RawTest,
+    Read,
 };
 use super::{
     AFTER_ROLLOUT_SECS, Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker,
@@ -15,7 +16,7 @@ use super::{
     HOOKS_FUNCTION_SECS, Notify, PAUSE_STAGES, PRE_PRODUCTION_TRAFFIC_SHIFT, PauseAction, PauseApproval, Pipeline,
     ROLLING_HOOKS, Rolling, Source, TrafficShift,
 };
-use super::{DeployStage, MAX_STAGE_NAME, Stage, StageDefinition, StageKind, table_stages};
+use super::{DeployStage, MAX_STAGE_NAME, OnFailure, Stage, StageDefinition, StageKind, TestStage, table_stages};
 use crate::pipeline::bounded;
 
 const MINUTE: u64 = 60;
@@ -406,9 +407,10 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
         let named = stage_name(checker, (name, &span), &stages);
         let soak = stage_soak(checker, &stage, at == last);
         let environment = stage_environment(checker, &stage, &mut shown_as);
-        let kind = match (stage.approval, stage.deploy) {
-            (Some(approval), None) => StageKind::Approval(validate_approval(checker, approval)),
-            (None, Some(deploy)) => {
+        let kind = match (stage.approval, stage.deploy, stage.test) {
+            (Some(approval), None, None) => StageKind::Approval(validate_approval(checker, approval)),
+            (None, None, Some(test)) => StageKind::Test(validate_test(checker, test)),
+            (None, Some(deploy), None) => {
                 let timeout =
                     deploy.timeout.as_ref().and_then(|t| checker.minutes(t, "deploy.timeout", DEPLOY_TIMEOUT_RANGE));
                 let target = validate_deploy(checker, deploy, approval_topic.as_deref());
@@ -419,10 +421,18 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
                     environment,
                 }))
             }
-            (approval, _) => {
-                let what =
-                    if approval.is_some() { "both `approval` and `deploy`" } else { "neither `approval` nor `deploy`" };
-                checker.error(span, "", format!("a stage has either `approval` or `deploy` (this one has {what})"));
+            (approval, deploy, test) => {
+                let has: Vec<&str> =
+                    [("`approval`", approval.is_some()), ("`deploy`", deploy.is_some()), ("`test`", test.is_some())]
+                        .into_iter()
+                        .filter_map(|(kind, has)| has.then_some(kind))
+                        .collect();
+                let what = if has.is_empty() { "none of them".to_owned() } else { has.join(" and ") };
+                checker.error(
+                    span,
+                    "",
+                    format!("a stage has one of `approval`, `deploy` and `test` (this one has {what})"),
+                );
                 continue;
             }
         };
@@ -520,6 +530,32 @@ fn stage_environment(
     }
     environment
 }
+
+/// A test stage's `test = { codebuild = "...", timeout = "30m", on_failure = "fail" }`.
+fn validate_test(checker: &mut Checker<'_>, raw: Spanned<RawTest>) -> TestStage {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let codebuild = match &raw.codebuild {
+        Some(project) => {
+            checker.text(project, "test.codebuild", is_codebuild_project, "must be a CodeBuild project name")
+        }
+        None => {
+            checker.error(span, "test", "a test stage names its CodeBuild project: test = { codebuild = \"web-e2e\" }");
+            String::new()
+        }
+    };
+    let timeout_minutes =
+        raw.timeout.as_ref().and_then(|timeout| checker.minutes(timeout, "test.timeout", TEST_TIMEOUT_RANGE));
+    if let Some(on_failure) = raw.on_failure.as_ref().filter(|on_failure| on_failure.get_ref() != "fail") {
+        let message = format!("must be \"fail\" (got {:?})", bounded(on_failure.get_ref(), SHOWN));
+        checker.error(on_failure.span(), "test.on_failure", message);
+    }
+    TestStage { codebuild, timeout_minutes, on_failure: OnFailure::Fail }
+}
+
+/// `test.timeout`: CodeBuild's build timeout, 5 minutes to 36 hours
+/// (<https://docs.aws.amazon.com/codebuild/latest/APIReference/API_StartBuild.html#CodeBuild-StartBuild-request-timeoutInMinutesOverride>).
+const TEST_TIMEOUT_RANGE: (u64, u64) = (5 * 60, 36 * 60 * 60);
 
 /// The most stages a pipeline has: each deploy stage's run record and its effects stay far below DynamoDB's item
 /// limit.
@@ -830,7 +866,8 @@ impl Checker<'_> {
     fn minutes(&mut self, value: &Spanned<String>, field: &str, range: (u64, u64)) -> Option<u32> {
         let secs = self.duration(value, field, range)?;
         if secs % MINUTE != 0 {
-            self.error(value.span(), field, format!("ECS takes whole minutes (got {:?})", value.get_ref()));
+            let service = if field == "test.timeout" { "CodeBuild" } else { "ECS" };
+            self.error(value.span(), field, format!("{service} takes whole minutes (got {:?})", value.get_ref()));
             return None;
         }
         u32::try_from(secs / MINUTE).ok()

@@ -10,6 +10,7 @@ use super::state::{
     ApprovalDecision, BuildFacts, Execution, ExecutionId, PauseFacts, Plan, ReleaseComparison, SourceFacts, Stage,
     StageRecord, Status,
 };
+use super::tested::TestResults;
 use crate::contract::events::SluiceEvent;
 use crate::definitions::{Check, DeployTarget, ExecutionMode, PauseAction};
 use crate::present::text::span;
@@ -277,6 +278,30 @@ pub enum Event {
         phase: Option<String>,
         reason: String,
     },
+    /// CodeBuild accepted the StartBuild of a test stage's build.
+    TestStarted {
+        execution_id: ExecutionId,
+        stage: Stage,
+        build_id: String,
+    },
+    /// CodeBuild refused the StartBuild of a test stage's build (after retries, where the error was retryable).
+    TestStartFailed {
+        execution_id: ExecutionId,
+        stage: Stage,
+        reason: String,
+    },
+    /// A test stage's build ended: the release passed or not, with the results of the build's test reports.
+    TestEnded {
+        execution_id: ExecutionId,
+        stage: Stage,
+        build_id: String,
+        passed: bool,
+        /// Why it did not pass, in a line.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        results: Option<TestResults>,
+    },
     /// The approval request went out; only the link whose token hashes to `token_hash` decides from now on.
     ApprovalSent {
         execution_id: ExecutionId,
@@ -419,6 +444,9 @@ impl Event {
             | Event::BuildProgressed { execution_id, .. }
             | Event::BuildSucceeded { execution_id, .. }
             | Event::BuildFailed { execution_id, .. }
+            | Event::TestStarted { execution_id, .. }
+            | Event::TestStartFailed { execution_id, .. }
+            | Event::TestEnded { execution_id, .. }
             | Event::ApprovalSent { execution_id, .. }
             | Event::ApprovalDecided { execution_id, .. }
             | Event::ApprovalExpired { execution_id }
@@ -445,6 +473,9 @@ impl Event {
             Event::BuildProgressed { .. } => "build_progressed",
             Event::BuildSucceeded { .. } => "build_succeeded",
             Event::BuildFailed { .. } => "build_failed",
+            Event::TestStarted { .. } => "test_started",
+            Event::TestStartFailed { .. } => "test_start_failed",
+            Event::TestEnded { .. } => "test_ended",
             Event::ApprovalSent { .. } => "approval_sent",
             Event::ApprovalDecided { .. } => "approval_decided",
             Event::ApprovalExpired { .. } => "approval_expired",
@@ -477,13 +508,20 @@ pub enum HookStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Effect {
-    /// Start the pipeline's CodeBuild project on the pushed commit.
+    /// Start the pipeline's CodeBuild project on the pushed commit, or a test stage's project.
     StartBuild {
         execution_id: ExecutionId,
         project: String,
         source_version: String,
-        /// Environment overrides: the pipeline's own plus `SLUICE_EXECUTION_ID` and `SLUICE_PIPELINE`.
+        /// Environment overrides: the pipeline's own plus `SLUICE_EXECUTION_ID` and `SLUICE_PIPELINE` (a test
+        /// stage's: `SLUICE_STAGE`, the release and where it was deployed).
         environment: BTreeMap<String, String>,
+        /// The test stage whose build it is; `None`: the run's build.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<Stage>,
+        /// CodeBuild's build timeout for this build, in minutes (the project's unless given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_minutes: Option<u32>,
     },
     /// Ask the approvers (the pipeline's SNS topic) to decide on the execution by `expires_at`.
     RequestApproval {

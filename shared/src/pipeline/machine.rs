@@ -6,8 +6,8 @@
 //! supersedes the older one waiting there, so the newest commit wins and an older one never overtakes it; in
 //! `queued` mode every execution waits its turn, oldest first.
 //!
-//! `Run::apply` routes each event; what it does is kept by stage: `build.rs`, `approval.rs`, `deploy.rs`, and
-//! `pause.rs` for approvals at an ECS deployment's pause.
+//! `Run::apply` routes each event; what it does is kept by stage: `build.rs`, `approval.rs`, `deploy.rs`, `test.rs`,
+//! and `pause.rs` for approvals at an ECS deployment's pause.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -171,6 +171,13 @@ impl Run {
             Event::BuildSucceeded { build_id, outputs, .. } => self.build_succeeded(i, name, build_id, outputs),
             Event::BuildFailed { build_id, status: failure, phase, reason, .. } => {
                 self.build_failed(i, name, build_id, *failure, (phase, reason))
+            }
+            Event::TestStarted { stage, build_id, .. } => self.test_started(i, name, *stage, build_id),
+            Event::TestStartFailed { stage, reason, .. } => self.test_start_failed(i, name, *stage, reason),
+            Event::TestEnded { stage, build_id, passed, reason, results, .. } => {
+                let done =
+                    test::TestDone { build_id, passed: *passed, reason: reason.as_deref(), results: results.as_ref() };
+                self.test_ended(i, name, *stage, &done)
             }
             Event::ApprovalSent { token_hash, hook_id: Some(hook_id), .. } => self.pause_sent(i, hook_id, token_hash),
             Event::ApprovalSent { token_hash, hook_id: None, compared, .. } => {
@@ -659,7 +666,7 @@ impl Run {
                 Status::Running(stage) => stage,
                 _ => otherwise,
             };
-            execution.stages.push(StageRecord { name, approval: None, deploy: None });
+            execution.stages.push(StageRecord::new(name));
             execution.stages.len() - 1
         });
         &mut execution.stages[at]
@@ -797,6 +804,7 @@ impl Run {
         match &planned.kind {
             StageKind::Approval(approval) => self.request_approval(i, approval),
             StageKind::Deploy(deploy) => self.start_deployment(i, stage, deploy),
+            StageKind::Test(test) => self.start_test(i, stage, test),
         }
     }
 
@@ -1067,6 +1075,7 @@ mod approval;
 mod build;
 mod deploy;
 mod pause;
+mod test;
 use deploy::HookDone;
 pub use pause::{MAX_PAUSES, MAX_RUN_PAUSES};
 use pause::{Paused, Said};
@@ -1076,3 +1085,5 @@ mod tests;
 
 #[cfg(test)]
 mod tests_stages;
+#[cfg(test)]
+mod tests_test_stage;

@@ -7,6 +7,7 @@ mod machine;
 pub mod outbox;
 mod report;
 mod state;
+mod tested;
 
 pub use event::{
     ApprovalNotice, BuildFailure, BuildOutputs, Effect, EffectKind, Event, HookStatus, PauseNotice, ReleaseLookup,
@@ -25,3 +26,4 @@ pub use state::{
     OrderedRollback, ParkedEffect, PauseFacts, PausesApart, PendingEffect, PipelineState, Plan, PushLink, RefHistory,
     ReleaseComparison, SourceFacts, Stage, StageRecord, Status, bounded, short_commit,
 };
+pub use tested::{FailedTest, MAX_FAILED_TESTS, TestFacts, TestResults};

@@ -155,8 +155,17 @@ impl PipelineState {
         let built = |id: &ExecutionId| {
             executions.iter().any(|e| &e.id == id && e.build.as_ref().is_some_and(|build| build.build_id.is_some()))
         };
+        let test_built = |id: &ExecutionId, stage: Stage| {
+            let test = executions.iter().find(|e| &e.id == id).and_then(|e| e.record(stage)?.test.as_ref());
+            test.is_some_and(|test| test.build_id.is_some() || test.finished_at.is_some())
+        };
         self.pending.retain(|pending| match &pending.effect {
-            Effect::StartBuild { execution_id, .. } => holds(execution_id, Stage::BUILD) && !built(execution_id),
+            Effect::StartBuild { execution_id, stage: None, .. } => {
+                holds(execution_id, Stage::BUILD) && !built(execution_id)
+            }
+            Effect::StartBuild { execution_id, stage: Some(stage), .. } => {
+                holds(execution_id, *stage) && !test_built(execution_id, *stage)
+            }
             Effect::RequestApproval { execution_id, hook_id: None, .. } => approving(execution_id),
             // The stop of a deployment past its deadline is what ended its run: it still goes out. So does its
             // rolling update's rollback, until another run deploys the service (the rollback would undo that).
@@ -239,6 +248,8 @@ mod tests {
             project: "web-build".into(),
             source_version: "abc".into(),
             environment: Default::default(),
+            stage: None,
+            timeout_minutes: None,
         }
     }
 

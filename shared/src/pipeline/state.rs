@@ -573,7 +573,8 @@ pub struct GitHubDeployment {
     pub deployment: u64,
 }
 
-/// What a run did at one of its stages: an approval stage's request and decision, or a deploy stage's deployment.
+/// What a run did at one of its stages: an approval stage's request and decision, a deploy stage's deployment, or a
+/// test stage's build and its results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageRecord {
     pub name: Stage,
@@ -581,6 +582,15 @@ pub struct StageRecord {
     pub approval: Option<ApprovalFacts>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<DeployFacts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<super::tested::TestFacts>,
+}
+
+impl StageRecord {
+    /// An empty record of `stage`, for its kind's facts to go in.
+    pub fn new(name: Stage) -> Self {
+        StageRecord { name, approval: None, deploy: None, test: None }
+    }
 }
 
 /// A run as stored: with its `stages`, or, as versions before stages stored it, with the facts of its `approval` and
@@ -626,10 +636,10 @@ impl From<StoredExecution> for Execution {
             stored.github_deployment.map(|deployment| GitHubDeployment { stage: first_deploy, deployment });
         let mut stages = stored.stages;
         if let Some(approval) = stored.approval {
-            stages.push(StageRecord { name: Stage::APPROVAL, approval: Some(approval), deploy: None });
+            stages.push(StageRecord { approval: Some(approval), ..StageRecord::new(Stage::APPROVAL) });
         }
         if let Some(deploy) = stored.deploy {
-            stages.push(StageRecord { name: Stage::DEPLOY, approval: None, deploy: Some(deploy) });
+            stages.push(StageRecord { deploy: Some(deploy), ..StageRecord::new(Stage::DEPLOY) });
         }
         Self {
             id: stored.id,
@@ -889,7 +899,7 @@ impl Execution {
                         return None;
                     }
                 }
-                StageKind::Deploy(_) => {
+                StageKind::Deploy(_) | StageKind::Test(_) => {
                     let here = self.plan.position(planned.name);
                     if !self.stages.iter().any(|later| self.plan.position(later.name) > here) {
                         return Some(planned.name);
@@ -1038,7 +1048,7 @@ impl Plan {
     fn first_deploy_mut(&mut self) -> &mut DeployStage {
         let deploy = self.stages.iter_mut().find_map(|stage| match &mut stage.kind {
             StageKind::Deploy(deploy) => Some(deploy),
-            StageKind::Approval(_) => None,
+            StageKind::Approval(_) | StageKind::Test(_) => None,
         });
         deploy.expect("a plan has a deploy stage")
     }
@@ -1047,7 +1057,7 @@ impl Plan {
     pub fn approval_mut(&mut self) -> Option<&mut Approval> {
         self.stages.iter_mut().find_map(|stage| match &mut stage.kind {
             StageKind::Approval(approval) => Some(approval),
-            StageKind::Deploy(_) => None,
+            StageKind::Deploy(_) | StageKind::Test(_) => None,
         })
     }
 
@@ -1067,13 +1077,13 @@ impl Execution {
     /// Records `facts` as the deployment of the stage `deploy` (replacing what it recorded).
     pub fn set_deploy(&mut self, facts: DeployFacts) {
         self.stages.retain(|record| record.name != Stage::DEPLOY);
-        self.stages.push(StageRecord { name: Stage::DEPLOY, approval: None, deploy: Some(facts) });
+        self.stages.push(StageRecord { deploy: Some(facts), ..StageRecord::new(Stage::DEPLOY) });
     }
 
     /// Records `facts` as the approval of the stage `approval` (replacing what it recorded), before any deployment.
     pub fn set_approval(&mut self, facts: ApprovalFacts) {
         self.stages.retain(|record| record.name != Stage::APPROVAL);
-        self.stages.insert(0, StageRecord { name: Stage::APPROVAL, approval: Some(facts), deploy: None });
+        self.stages.insert(0, StageRecord { approval: Some(facts), ..StageRecord::new(Stage::APPROVAL) });
     }
 }
 

@@ -7,6 +7,7 @@ use tracing::{info, instrument};
 
 use crate::contract::ports::{
     ArtifactError, ArtifactLocation, ArtifactStore, ImageRegistry, PipelineStore, ReceiptKey, RegistryError,
+    ReportError, TestReports,
 };
 use crate::definitions::DeployTarget;
 use crate::deploy::image::ImageRef;
@@ -33,6 +34,13 @@ pub enum BuildEventError {
         #[source]
         source: RegistryError,
     },
+    /// A test build's reports could not be read now: the run stays in its test stage and the event is tried again.
+    #[error("the test reports of build {build_id} could not be read now; the event is tried again")]
+    Reports {
+        build_id: String,
+        #[source]
+        source: ReportError,
+    },
 }
 
 impl BuildEventError {
@@ -40,7 +48,9 @@ impl BuildEventError {
     pub fn is_retryable(&self) -> bool {
         match self {
             BuildEventError::Handle(error) => error.is_retryable(),
-            BuildEventError::Artifacts { .. } | BuildEventError::Registry { .. } => true,
+            BuildEventError::Artifacts { .. } | BuildEventError::Registry { .. } | BuildEventError::Reports { .. } => {
+                true
+            }
         }
     }
 }
@@ -83,6 +93,8 @@ pub struct BuildStateChange {
     /// The `SLUICE_EXECUTION_ID` and `SLUICE_PIPELINE` environment variables sluice starts its builds with.
     pub execution_id: Option<String>,
     pub pipeline: Option<String>,
+    /// `SLUICE_STAGE`: the test stage whose build it is (a run's own build has none).
+    pub stage: Option<String>,
     /// `additional-information.artifact.location`: `arn:aws:s3:::bucket/key`.
     pub artifact_location: Option<String>,
 }
@@ -123,6 +135,7 @@ impl BuildStateChange {
             failed_phase,
             execution_id: variable("SLUICE_EXECUTION_ID"),
             pipeline: variable("SLUICE_PIPELINE"),
+            stage: variable("SLUICE_STAGE"),
             artifact_location: text(information.and_then(|i| i.pointer("/artifact/location"))),
         })
     }
@@ -289,17 +302,35 @@ async fn succeeded<A: ArtifactStore + ImageRegistry>(
 
 /// Records one build state change.
 #[instrument(skip_all, fields(build = %change.build_id, status = %change.status, execution = change.execution_id.as_deref().unwrap_or("-")))]
-pub async fn record_build_event<S: PipelineStore, R: EffectRunner, A: ArtifactStore + ImageRegistry>(
+pub async fn record_build_event<S, R, A>(
     store: &S,
     runner: &R,
     artifacts: &A,
     change: &BuildStateChange,
     now: DateTime<Utc>,
-) -> Result<BuildEventOutcome, BuildEventError> {
+) -> Result<BuildEventOutcome, BuildEventError>
+where
+    S: PipelineStore,
+    R: EffectRunner,
+    A: ArtifactStore + ImageRegistry + TestReports,
+{
     let (Some(execution_id), Some(pipeline)) = (&change.execution_id, &change.pipeline) else {
         return Ok(BuildEventOutcome::NotOurs("the build was not started by sluice"));
     };
     let execution_id = ExecutionId(execution_id.clone());
+    match change.stage.as_deref().filter(|stage| *stage != "build").map(Stage::new) {
+        None => {}
+        Some(None) => {
+            return Ok(BuildEventOutcome::NotOurs("the build names no stage sluice could have started it for"));
+        }
+        Some(Some(stage)) => {
+            let event = test_build::event(store, artifacts, (&execution_id, stage), change).await?;
+            let Some(event) = event else {
+                return Ok(BuildEventOutcome::NotOurs("a build status sluice does not act on"));
+            };
+            return record(store, runner, (pipeline, &execution_id, &event), change, now).await;
+        }
+    }
     let build_id = change.build_id.clone();
     let phase = change.failed_phase.clone().or_else(|| change.current_phase.clone());
     let failed = |status, reason: String| Event::BuildFailed {
@@ -336,11 +367,22 @@ pub async fn record_build_event<S: PipelineStore, R: EffectRunner, A: ArtifactSt
         "TIMED_OUT" => failed(BuildFailure::TimedOut, format!("the build timed out{in_phase}")),
         _ => return Ok(BuildEventOutcome::NotOurs("a build status sluice does not act on")),
     };
+    record(store, runner, (pipeline, &execution_id, &event), change, now).await
+}
+
+/// Records what the build event says on the run, once per event.
+async fn record<S: PipelineStore, R: EffectRunner>(
+    store: &S,
+    runner: &R,
+    (pipeline, execution_id, event): (&str, &ExecutionId, &Event),
+    change: &BuildStateChange,
+    now: DateTime<Utc>,
+) -> Result<BuildEventOutcome, BuildEventError> {
     let answer = json!({ "execution_id": execution_id, "status": change.status });
     let input = Input {
         pipeline,
         mode: Default::default(),
-        event: &event,
+        event,
         receipt: Some((ReceiptKey::event(&change.event_id), answer)),
         now,
     };
@@ -348,6 +390,8 @@ pub async fn record_build_event<S: PipelineStore, R: EffectRunner, A: ArtifactSt
     info!(?handled, "build event recorded");
     Ok(BuildEventOutcome::Handled(handled))
 }
+
+mod test_build;
 
 #[cfg(test)]
 mod tests;

@@ -14,16 +14,28 @@ pub struct StageEffects<P, B> {
 
 impl<P: EventPublisher, B: BuildStarter> StageEffects<P, B> {
     async fn start_build(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
-        let Effect::StartBuild { execution_id, project, source_version, environment } = effect else {
+        let Effect::StartBuild { execution_id, project, source_version, environment, stage, timeout_minutes } = effect
+        else {
             return Err(EffectError::permanent(effect.kind().name(), "not an effect the stage functions carry out"));
         };
-        let request = BuildRequest { project, source_version, environment, idempotency_token: id };
-        match self.builds.start_build(&request).await {
-            Ok(build_id) => Ok(Some(Event::BuildStarted { execution_id: execution_id.clone(), build_id })),
-            Err(BuildStartError::Refused { message, .. }) => {
-                Ok(Some(Event::BuildStartFailed { execution_id: execution_id.clone(), reason: message }))
+        let request = BuildRequest {
+            project,
+            source_version,
+            environment,
+            idempotency_token: id,
+            timeout_minutes: *timeout_minutes,
+        };
+        let execution_id = execution_id.clone();
+        match (self.builds.start_build(&request).await, *stage) {
+            (Ok(build_id), None) => Ok(Some(Event::BuildStarted { execution_id, build_id })),
+            (Ok(build_id), Some(stage)) => Ok(Some(Event::TestStarted { execution_id, stage, build_id })),
+            (Err(BuildStartError::Refused { message, .. }), None) => {
+                Ok(Some(Event::BuildStartFailed { execution_id, reason: message }))
             }
-            Err(error @ BuildStartError::Unavailable { .. }) => Err(EffectError::transient("start_build", error)),
+            (Err(BuildStartError::Refused { message, .. }), Some(stage)) => {
+                Ok(Some(Event::TestStartFailed { execution_id, stage, reason: message }))
+            }
+            (Err(error @ BuildStartError::Unavailable { .. }), _) => Err(EffectError::transient("start_build", error)),
         }
     }
 }

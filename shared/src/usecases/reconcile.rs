@@ -12,7 +12,7 @@ use tracing::{instrument, warn};
 use crate::contract::events::{EffectsDue, SluiceEvent};
 use crate::contract::ports::{
     ArtifactStore, BlueGreenDeployments, BuildStarter, DeployError, DeploymentProgress, ImageRegistry,
-    NativeDeployments, PipelineStore, RollingUpdates, RolloutReport,
+    NativeDeployments, PipelineStore, RollingUpdates, RolloutReport, TestReports,
 };
 use crate::definitions::{Definitions, DeployTarget, Pipeline};
 use crate::deploy::deadline::deadline;
@@ -65,7 +65,7 @@ pub async fn reconcile<S, R, A, B, D, E>(
 where
     S: PipelineStore,
     R: EffectRunner,
-    A: ArtifactStore + ImageRegistry,
+    A: ArtifactStore + ImageRegistry + TestReports,
     B: BuildStarter,
     D: BlueGreenDeployments,
     E: RollingUpdates + NativeDeployments,
@@ -92,7 +92,7 @@ impl<S, R, A, B, D, E> Look<'_, S, R, A, B, D, E>
 where
     S: PipelineStore,
     R: EffectRunner,
-    A: ArtifactStore + ImageRegistry,
+    A: ArtifactStore + ImageRegistry + TestReports,
     B: BuildStarter,
     D: BlueGreenDeployments,
     E: RollingUpdates + NativeDeployments,
@@ -165,7 +165,13 @@ where
             {
                 Some(Event::ApprovalExpired { execution_id: execution.id.clone() })
             }
-            Status::Running(Stage::BUILD) => self.build(execution, done).await,
+            Status::Running(Stage::BUILD) => {
+                let build = execution.build.as_ref()?;
+                self.build(execution, (build.build_id.as_ref()?, build.started_at, None), done).await
+            }
+            Status::Running(stage) if let Some(test) = execution.record(stage).and_then(|r| r.test.as_ref()) => {
+                self.build(execution, (test.build_id.as_ref()?, test.started_at, Some(stage)), done).await
+            }
             // Soaking, the deployment is done: only the soak's end moves the run on.
             Status::Running(_) if let Some(until) = execution.soaking() => {
                 (until <= self.now).then(|| Event::SoakEnded { execution_id: execution.id.clone() })
@@ -175,12 +181,15 @@ where
         }
     }
 
-    /// A build quiet for long: recorded as its event would have been once it ended, failed when CodeBuild has no
-    /// record of it.
-    async fn build(&self, execution: &Execution, done: &mut Reconciled) -> Option<Event> {
-        let build = execution.build.as_ref()?;
-        let build_id = build.build_id.as_ref()?;
-        if self.now - build.started_at < self.quiet_for {
+    /// A build quiet for long (the run's, or the test build of its test `stage`): recorded as its event would have
+    /// been once it ended, failed when CodeBuild has no record of it.
+    async fn build(
+        &self,
+        execution: &Execution,
+        (build_id, started_at, stage): (&String, DateTime<Utc>, Option<Stage>),
+        done: &mut Reconciled,
+    ) -> Option<Event> {
+        if self.now - started_at < self.quiet_for {
             return None;
         }
         done.builds_checked += 1;
@@ -193,6 +202,12 @@ where
             }
         };
         let Some(report) = report else {
+            let reason = format!("CodeBuild has no record of build {build_id}");
+            if let Some(stage) = stage {
+                let (execution_id, build_id) = (execution.id.clone(), build_id.clone());
+                let reason = Some(reason);
+                return Some(Event::TestEnded { execution_id, stage, build_id, passed: false, reason, results: None });
+            }
             return Some(Event::BuildFailed {
                 execution_id: execution.id.clone(),
                 build_id: build_id.clone(),
@@ -212,6 +227,7 @@ where
             failed_phase: report.failed_phase,
             execution_id: Some(execution.id.0.clone()),
             pipeline: Some(self.pipeline.name.clone()),
+            stage: stage.map(|stage| stage.to_string()),
             artifact_location: report.artifact_location,
         };
         match record_build_event(self.store, self.runner, &self.lookups.artifacts, &change, self.now).await {

@@ -24,6 +24,7 @@ async fn a_build_starts_on_the_pushed_commit_and_its_arn_comes_back() -> Result<
             source_version: "9b2c5f0e3d1a4b7c8e6f5a4d3c2b1a0f9e8d7c6b",
             environment: &environment,
             idempotency_token: "web-1-1",
+            timeout_minutes: None,
         })
         .await?;
 
@@ -50,6 +51,7 @@ async fn a_build_of_a_project_that_does_not_exist_is_refused_for_good() -> Resul
             source_version: "abc",
             environment: &environment,
             idempotency_token: "t",
+            timeout_minutes: None,
         })
         .await;
     match result {

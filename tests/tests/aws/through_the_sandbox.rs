@@ -194,6 +194,7 @@ async fn the_codebuild_sandbox_answers_as_codebuild_does_for_an_unknown_project_
         source_version: HEAD,
         environment: &environment,
         idempotency_token: "t",
+        timeout_minutes: None,
     };
     match CodeBuildStarter::new(client.clone()).start_build(&request).await {
         Err(BuildStartError::Refused { message, .. }) => {

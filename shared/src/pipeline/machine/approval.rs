@@ -30,7 +30,7 @@ impl Run {
         };
         let execution = &mut self.state.executions[i];
         let stage = execution.at().unwrap_or(Stage::APPROVAL);
-        execution.stages.push(StageRecord { name: stage, approval: Some(facts), deploy: None });
+        execution.stages.push(StageRecord { approval: Some(facts), ..StageRecord::new(stage) });
     }
 
     /// The approval request went out with a link whose token hashes to `token_hash`: from now on only that link decides.

@@ -19,6 +19,8 @@ impl Run {
             project: build.project.clone(),
             source_version: execution.source.commit.clone(),
             environment,
+            stage: None,
+            timeout_minutes: None,
         });
         self.state.executions[i].build = None;
         self.build_mut(i);

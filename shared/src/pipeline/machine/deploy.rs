@@ -46,7 +46,7 @@ impl Run {
             environment: execution.plan.environment(stage),
         })));
         let started = DeployFacts::new(deploy.target.strategy(), self.now);
-        self.state.executions[i].stages.push(StageRecord { name: stage, approval: None, deploy: Some(started) });
+        self.state.executions[i].stages.push(StageRecord { deploy: Some(started), ..StageRecord::new(stage) });
         self.show_on_github(i);
     }
 

@@ -60,6 +60,7 @@ impl World {
             failed_phase: None,
             execution_id: Some(execution.into()),
             pipeline: Some("web".into()),
+            stage: None,
             artifact_location: Some(format!("arn:aws:s3:::{BUCKET}/web/{execution}")),
         }
     }
@@ -420,4 +421,158 @@ async fn a_task_definition_one_deploy_stage_cannot_run_fails_the_run_at_its_buil
     let reason = execution.reason.unwrap_or_default();
     assert!(reason.starts_with("for stage production: "), "{reason}");
     assert!(execution.stages.is_empty(), "{:?}", execution.stages);
+}
+
+/// A run in stages `e2e` (CodeBuild project web-e2e, 30 minutes) then `production`, whose build succeeded: it holds
+/// e2e, its test build started (`arn:...:build/web-e2e:e1`).
+async fn testing_world() -> World {
+    let world = World::with(&[]).await;
+    let mut event = push("e1", ExecutionMode::Superseded, false);
+    if let Event::Triggered { plan, .. } = &mut event {
+        let production = crate::definitions::StageDefinition {
+            name: Stage::new("production").expect("a stage name"),
+            kind: crate::definitions::StageKind::Deploy(Box::new(crate::definitions::DeployStage {
+                target: crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
+                timeout_minutes: None,
+                soak_secs: None,
+                environment: None,
+            })),
+        };
+        let e2e = crate::definitions::StageDefinition {
+            name: e2e(),
+            kind: crate::definitions::StageKind::Test(crate::definitions::TestStage {
+                codebuild: "web-e2e".into(),
+                timeout_minutes: Some(30),
+                on_failure: Default::default(),
+            }),
+        };
+        plan.stages = vec![e2e, production];
+    }
+    let input = Input { pipeline: "web", mode: ExecutionMode::Superseded, event: &event, receipt: None, now: now() };
+    handle(&world.store, &world.effects, input).await.expect("pushed");
+    world.outputs("e1", &ALL_OUTPUTS);
+    world.record(&world.change("e1", "ev-1", "SUCCEEDED").await).await;
+    world
+}
+
+const TEST_BUILD: &str = "arn:aws:codebuild:us-east-1:123456789012:build/web-e2e:e1";
+
+fn e2e() -> Stage {
+    Stage::new("e2e").expect("a stage name")
+}
+
+/// The state change of the e2e test build.
+fn test_change(event_id: &str, status: &str) -> BuildStateChange {
+    BuildStateChange {
+        event_id: event_id.into(),
+        build_id: TEST_BUILD.into(),
+        status: status.into(),
+        current_phase: Some("COMPLETED".into()),
+        failed_phase: (status == "FAILED").then(|| "BUILD".into()),
+        execution_id: Some("e1".into()),
+        pipeline: Some("web".into()),
+        stage: Some("e2e".into()),
+        artifact_location: None,
+    }
+}
+
+fn two_failed() -> crate::pipeline::TestResults {
+    let failures = ["checkout.pays_with_card", "login.rejects_bad_password"]
+        .map(|name| crate::pipeline::FailedTest::new(name, Some("expected 200, got 500")));
+    crate::pipeline::TestResults { passed: 118, failed: 2, failures: failures.to_vec(), ..Default::default() }
+}
+
+#[tokio::test]
+async fn a_build_in_a_test_stage_is_the_stages_test_build_started_on_the_commit_with_its_timeout() {
+    let world = testing_world().await;
+    let started = world.effects.builds.started();
+    let test = started.last().expect("the test build");
+    assert_eq!((test.project.as_str(), test.source_version.as_str()), ("web-e2e", "sha-e1"));
+    assert_eq!(test.timeout_minutes, Some(30));
+    assert_eq!(test.environment.get("SLUICE_STAGE").map(String::as_str), Some("e2e"));
+    let execution = world.execution("e1").await;
+    assert_eq!(execution.status, Status::Running(e2e()));
+    let facts = execution.record(e2e()).and_then(|record| record.test.clone()).expect("the test's record");
+    assert_eq!(facts.build_id.as_deref(), Some(TEST_BUILD));
+}
+
+#[tokio::test]
+async fn a_test_build_that_succeeds_with_failed_cases_fails_the_run_with_its_reports_results() {
+    let world = testing_world().await;
+    world.artifacts.reports(TEST_BUILD, two_failed());
+    let outcome = world.record(&test_change("ev-2", "SUCCEEDED")).await;
+    assert_eq!(outcome, BuildEventOutcome::Handled(Handled::Applied));
+    let execution = world.execution("e1").await;
+    assert_eq!(execution.status, Status::Failed);
+    let reason = execution.reason.clone().unwrap_or_default();
+    assert_eq!(
+        reason,
+        "in e2e: 2 test cases failed (118 passed, 2 failed: checkout.pays_with_card, login.rejects_bad_password)"
+    );
+    let facts = execution.record(e2e()).and_then(|record| record.test.clone()).expect("the test's record");
+    assert_eq!(facts.results, Some(two_failed()));
+    assert!(!world.published().contains(&"Deployment Requested"), "production is untouched");
+    // A redelivery reads no report again and changes nothing.
+    let reads = world.artifacts.report_reads();
+    let again = world.record(&test_change("ev-2-again", "SUCCEEDED")).await;
+    assert!(matches!(again, BuildEventOutcome::Handled(Handled::Ignored(_))), "{again:?}");
+    assert_eq!(world.artifacts.report_reads(), reads);
+}
+
+#[tokio::test]
+async fn a_test_build_that_passes_moves_the_run_on_and_one_that_fails_ends_it_in_its_phase() {
+    let world = testing_world().await;
+    let mut passed = crate::pipeline::TestResults::default();
+    passed.count("SUCCEEDED", 12);
+    world.artifacts.reports(TEST_BUILD, passed.clone());
+    world.record(&test_change("ev-2", "SUCCEEDED")).await;
+    let execution = world.execution("e1").await;
+    assert_eq!(execution.status, Status::Running(Stage::new("production").expect("a stage name")));
+    let facts = execution.record(e2e()).and_then(|record| record.test.clone()).expect("the test's record");
+    assert_eq!((facts.passed, facts.results), (Some(true), Some(passed)));
+
+    let world = testing_world().await;
+    world.record(&test_change("ev-2", "FAILED")).await;
+    let execution = world.execution("e1").await;
+    assert_eq!(execution.status, Status::Failed);
+    assert_eq!(execution.reason.as_deref(), Some("in e2e: the test build failed in phase BUILD"));
+}
+
+#[tokio::test]
+async fn unreadable_reports_are_tried_again_and_denied_ones_fail_the_stage_saying_what_is_missing() {
+    // GIVEN the build service is unreachable for the first read
+    let world = testing_world().await;
+    world.artifacts.reports(TEST_BUILD, two_failed());
+    world.artifacts.reports_down_for(1);
+    let error =
+        record_build_event(&world.store, &world.effects, &world.artifacts, &test_change("ev-2", "SUCCEEDED"), now())
+            .await
+            .expect_err("tried again");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(world.execution("e1").await.status, Status::Running(e2e()), "nothing changed");
+    // WHEN the event comes again, THEN it is recorded
+    world.record(&test_change("ev-2", "SUCCEEDED")).await;
+    assert_eq!(world.execution("e1").await.status, Status::Failed);
+
+    // GIVEN sluice may not read reports
+    let world = testing_world().await;
+    world.artifacts.reports_denied();
+    world.record(&test_change("ev-2", "SUCCEEDED")).await;
+    let execution = world.execution("e1").await;
+    assert_eq!(execution.status, Status::Failed);
+    let reason = execution.reason.unwrap_or_default();
+    assert!(reason.starts_with("in e2e: the test build succeeded, but its test reports could not be read"), "{reason}");
+    assert!(reason.contains("codebuild:BatchGetReports"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_test_build_event_naming_no_stage_of_the_run_is_refused_and_changes_nothing() {
+    let world = testing_world().await;
+    let before = world.execution("e1").await;
+    let garbage = BuildStateChange { stage: Some("Not A Stage".into()), ..test_change("ev-3", "SUCCEEDED") };
+    assert!(matches!(world.record(&garbage).await, BuildEventOutcome::NotOurs(_)));
+    let elsewhere = BuildStateChange { stage: Some("staging".into()), ..test_change("ev-4", "SUCCEEDED") };
+    let refused = record_build_event(&world.store, &world.effects, &world.artifacts, &elsewhere, now()).await;
+    assert!(refused.is_err() || matches!(refused, Ok(BuildEventOutcome::Handled(Handled::Refused(_)))), "{refused:?}");
+    assert_eq!(world.execution("e1").await, before);
 }

@@ -1,0 +1,188 @@
+//! The test stage's events: CodeBuild started the stage's test build (or would not), and the build ended, with its
+//! test reports' results. A build that succeeds with failed test cases fails the stage.
+
+use std::collections::BTreeMap;
+
+use super::{Applied, IgnoreReason, Run, TransitionError};
+use crate::definitions::TestStage;
+use crate::pipeline::event::Effect;
+use crate::pipeline::state::{Execution, Stage, StageRecord, Status, bounded};
+use crate::pipeline::tested::{TestFacts, TestResults};
+
+/// What a `TestEnded` event says.
+pub(super) struct TestDone<'a> {
+    pub build_id: &'a str,
+    pub passed: bool,
+    pub reason: Option<&'a str>,
+    pub results: Option<&'a TestResults>,
+}
+
+impl Run {
+    /// Run `i` enters test stage `stage`: CodeBuild is asked to run the stage's project on the run's commit, told
+    /// what it tests (the run, the release and where it was deployed last).
+    pub(super) fn start_test(&mut self, i: usize, stage: Stage, test: &TestStage) {
+        let execution = &self.state.executions[i];
+        self.effects.push(Effect::StartBuild {
+            execution_id: execution.id.clone(),
+            project: test.codebuild.clone(),
+            source_version: execution.source.commit.clone(),
+            environment: test_environment(execution, stage),
+            stage: Some(stage),
+            timeout_minutes: test.timeout_minutes,
+        });
+        let facts = TestFacts {
+            project: test.codebuild.clone(),
+            build_id: None,
+            started_at: self.now,
+            finished_at: None,
+            passed: None,
+            reason: None,
+            results: None,
+        };
+        self.state.executions[i].stages.push(StageRecord { test: Some(facts), ..StageRecord::new(stage) });
+        self.show_on_github(i);
+    }
+
+    /// CodeBuild started the test build of `stage`: its id is claimed.
+    pub(super) fn test_started(&mut self, i: usize, name: &'static str, stage: Stage, build_id: &str) -> Applied {
+        let same =
+            self.test_facts(i, stage).is_some_and(|facts| facts.build_id.as_deref().is_none_or(|id| id == build_id));
+        if !self.testing(i, stage) || self.test_facts(i, stage).is_some_and(|facts| facts.finished_at.is_some()) {
+            return self.past(i, stage, same, name);
+        }
+        if self.claim_test_build(i, stage, build_id)? { Ok(None) } else { Ok(Some(IgnoreReason::DuplicateEvent)) }
+    }
+
+    /// CodeBuild would not start the test build: the run fails at the stage, saying why.
+    pub(super) fn test_start_failed(&mut self, i: usize, name: &'static str, stage: Stage, reason: &str) -> Applied {
+        let started =
+            self.test_facts(i, stage).is_some_and(|facts| facts.build_id.is_some() || facts.finished_at.is_some());
+        if !self.testing(i, stage) || started {
+            return self.past(i, stage, true, name);
+        }
+        let reason = format!("the tests could not start: {reason}");
+        self.end_test(i, stage, None, (false, Some(&reason), None));
+        Ok(None)
+    }
+
+    /// The test build of `stage` ended: the run moves on if the release passed, and fails at the stage otherwise.
+    pub(super) fn test_ended(&mut self, i: usize, name: &'static str, stage: Stage, done: &TestDone<'_>) -> Applied {
+        let recorded = self.test_facts(i, stage).map(|facts| (facts.build_id.clone(), facts.finished_at.is_some()));
+        let same = recorded.as_ref().is_some_and(|(id, _)| id.as_deref().is_none_or(|id| id == done.build_id));
+        match recorded {
+            Some((_, true)) if same => {
+                return Ok(Some(self.past(i, stage, true, name)?.unwrap_or(IgnoreReason::DuplicateEvent)));
+            }
+            _ if !self.testing(i, stage) => return self.past(i, stage, same, name),
+            _ => {}
+        }
+        self.claim_test_build(i, stage, done.build_id)?;
+        self.end_test(i, stage, Some(done.build_id), (done.passed, done.reason, done.results));
+        Ok(None)
+    }
+
+    /// Records how the test build ended, and moves the run on or ends it.
+    fn end_test(
+        &mut self,
+        i: usize,
+        stage: Stage,
+        build_id: Option<&str>,
+        (passed, reason, results): (bool, Option<&str>, Option<&TestResults>),
+    ) {
+        let now = self.now;
+        let results = results.cloned().map(TestResults::bounded);
+        let passed = passed && !results.as_ref().is_some_and(TestResults::any_failed);
+        let reason = match (passed, reason, &results) {
+            (true, _, _) => None,
+            (false, Some(reason), _) => Some(bounded(reason, crate::pipeline::MAX_REASON)),
+            (false, None, Some(results)) => Some(format!("{} test cases failed", results.failed + results.errors)),
+            (false, None, None) => Some("the tests failed".to_owned()),
+        };
+        if let Some(facts) = self.test_facts_mut(i, stage) {
+            facts.finished_at = Some(now);
+            facts.passed = Some(passed);
+            facts.reason.clone_from(&reason);
+            facts.results.clone_from(&results);
+            if facts.build_id.is_none() {
+                facts.build_id = build_id.map(str::to_owned);
+            }
+        }
+        self.touch(i);
+        if passed {
+            self.stage_done(i);
+            return;
+        }
+        let mut why = reason.unwrap_or_default();
+        if let Some(results) = &results {
+            why = format!("{why} ({})", failures_line(results));
+        }
+        self.finish(i, Status::Failed, Some(format!("in {stage}: {why}")));
+    }
+
+    /// Whether run `i` holds test stage `stage`.
+    fn testing(&self, i: usize, stage: Stage) -> bool {
+        let execution = &self.state.executions[i];
+        execution.status == Status::Running(stage) && execution.plan.stage(stage).is_some_and(|s| s.test().is_some())
+    }
+
+    fn test_facts(&self, i: usize, stage: Stage) -> Option<&TestFacts> {
+        self.state.executions[i].record(stage)?.test.as_ref()
+    }
+
+    fn test_facts_mut(&mut self, i: usize, stage: Stage) -> Option<&mut TestFacts> {
+        let record = self.state.executions[i].stages.iter_mut().rev().find(|record| record.name == stage)?;
+        record.test.as_mut()
+    }
+
+    /// Records the test build's id if none is yet; true if it was new. Refuses a build sluice did not start.
+    fn claim_test_build(&mut self, i: usize, stage: Stage, build_id: &str) -> Result<bool, TransitionError> {
+        let execution = self.state.executions[i].id.clone();
+        let Some(facts) = self.test_facts_mut(i, stage) else { return Ok(false) };
+        match &facts.build_id {
+            None => {
+                facts.build_id = Some(build_id.to_owned());
+                self.touch(i);
+                Ok(true)
+            }
+            Some(known) if known == build_id => Ok(false),
+            Some(known) => {
+                Err(TransitionError::ForeignBuild { execution, expected: known.clone(), got: build_id.to_owned() })
+            }
+        }
+    }
+}
+
+/// `118 passed, 2 failed: LoginTest.rejects_bad_password (expected 401, got 200), ...`: the results and the names of
+/// the failed cases, in a line.
+fn failures_line(results: &TestResults) -> String {
+    let names: Vec<&str> = results.failures.iter().map(|failed| failed.name.as_str()).collect();
+    match names.as_slice() {
+        [] => results.summary(),
+        names => format!("{}: {}", results.summary(), names.join(", ")),
+    }
+}
+
+/// The variables a test build is started with: the pipeline's run and stage, the release it tests, and the deploy
+/// stage that deployed it last (with its GitHub environment, or its name).
+fn test_environment(execution: &Execution, stage: Stage) -> BTreeMap<String, String> {
+    let mut environment = BTreeMap::new();
+    let mut set = |name: &str, value: &str| environment.insert(name.to_owned(), value.to_owned());
+    set("SLUICE_EXECUTION_ID", &execution.id.0);
+    set("SLUICE_PIPELINE", &execution.pipeline);
+    set("SLUICE_STAGE", stage.as_str());
+    set("SLUICE_COMMIT", &execution.source.commit);
+    if let Some(image) = execution.build.as_ref().and_then(|build| build.image_uri.as_deref()) {
+        set("SLUICE_IMAGE", image);
+        if let Some((_, digest)) = image.split_once('@') {
+            set("SLUICE_IMAGE_DIGEST", digest);
+        }
+    }
+    let before = execution.plan.position(stage).saturating_sub(1);
+    let deployed = execution.plan.stages.iter().take(before).rev().find(|planned| planned.deploy().is_some());
+    if let Some(deployed) = deployed {
+        set("SLUICE_DEPLOYED_STAGE", deployed.name.as_str());
+        let environment = execution.plan.environment(deployed.name).unwrap_or_else(|| deployed.name.to_string());
+        set("SLUICE_ENVIRONMENT", &environment);
+    }
+    environment
+}

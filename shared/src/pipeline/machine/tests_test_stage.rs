@@ -1,0 +1,240 @@
+//! Runs of a pipeline with a test stage: build, staging, e2e (a CodeBuild test project), production.
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+
+use super::*;
+use crate::contract::testing::{blue_green, push, rolling};
+use crate::definitions::{DeployStage, ExecutionMode, OnFailure, StageDefinition, StageKind, TestStage};
+use crate::pipeline::{BuildOutputs, FailedTest, TestResults};
+
+fn at(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).single().expect("valid date") + TimeDelta::minutes(minute)
+}
+
+fn stage(name: &str) -> Stage {
+    Stage::new(name).expect("a stage name")
+}
+
+fn id(name: &str) -> ExecutionId {
+    ExecutionId::from(name)
+}
+
+/// staging (a rolling update), e2e (CodeBuild project web-e2e, 30 minutes), production (blue/green).
+fn tested(execution: &str) -> Event {
+    let mut event = push(execution, ExecutionMode::Queued, false);
+    if let Event::Triggered { plan, .. } = &mut event {
+        plan.github = Some(crate::definitions::GitHubReport { environment: "web".into() });
+        let mut staging = rolling(Vec::new());
+        staging.cluster = "staging".into();
+        let deploy = |target, environment: Option<&str>| {
+            StageKind::Deploy(Box::new(DeployStage {
+                target,
+                timeout_minutes: None,
+                soak_secs: None,
+                environment: environment.map(str::to_owned),
+            }))
+        };
+        let e2e = TestStage { codebuild: "web-e2e".into(), timeout_minutes: Some(30), on_failure: OnFailure::Fail };
+        plan.stages = vec![
+            StageDefinition {
+                name: stage("staging"),
+                kind: deploy(DeployTarget::Rolling(staging), Some("Staging EU")),
+            },
+            StageDefinition { name: stage("e2e"), kind: StageKind::Test(e2e) },
+            StageDefinition {
+                name: stage("production"),
+                kind: deploy(DeployTarget::BlueGreen(blue_green(Vec::new())), None),
+            },
+        ];
+    }
+    event
+}
+
+const IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:ab12";
+
+fn to_e2e(execution: &str) -> Vec<Event> {
+    vec![
+        tested(execution),
+        Event::BuildSucceeded {
+            execution_id: id(execution),
+            build_id: "build-1".into(),
+            outputs: BuildOutputs { image_uri: IMAGE.into(), artifacts: Some("s3://artifacts/web/build-1".into()) },
+        },
+        Event::DeploymentStarted {
+            execution_id: id(execution),
+            deployment_id: "ecs-staging".into(),
+            service_deployment: None,
+            task_definition: None,
+            previous_task_definition: None,
+        },
+        Event::DeploymentSucceeded { execution_id: id(execution), deployment_id: "ecs-staging".into() },
+    ]
+}
+
+fn test_started(execution: &str, build_id: &str) -> Event {
+    Event::TestStarted { execution_id: id(execution), stage: stage("e2e"), build_id: build_id.into() }
+}
+
+fn test_ended(execution: &str, passed: bool, results: Option<TestResults>) -> Event {
+    Event::TestEnded {
+        execution_id: id(execution),
+        stage: stage("e2e"),
+        build_id: "e2e-build-1".into(),
+        passed,
+        reason: None,
+        results,
+    }
+}
+
+fn results(passed: u64, failed: u64) -> TestResults {
+    let failures = (0..failed).map(|k| FailedTest::new(&format!("LoginTest.case_{k}"), Some("expected 401, got 200")));
+    TestResults { passed, failed, skipped: 3, failures: failures.collect(), ..Default::default() }
+}
+
+/// Applies each event, one minute apart; each must be applied. The state and every effect decided.
+fn apply(events: &[Event]) -> (PipelineState, Vec<Effect>) {
+    let mut state = PipelineState::new("web", ExecutionMode::Queued);
+    let mut effects = Vec::new();
+    for (minute, event) in events.iter().enumerate() {
+        match transition(&state, event, at(minute as i64)) {
+            Ok(Decision::Apply { state: next, effects: decided }) => {
+                state = next;
+                effects.extend(decided);
+            }
+            other => panic!("{} was not applied: {other:?}", event.name()),
+        }
+    }
+    (state, effects)
+}
+
+#[test]
+fn a_run_deployed_to_staging_starts_its_test_project_on_its_commit_told_what_it_tests() {
+    // GIVEN a run deployed to staging
+    // WHEN staging is done
+    let (state, effects) = apply(&to_e2e("e1"));
+    // THEN the run holds e2e, and CodeBuild project web-e2e is started on its commit with the release and staging
+    let run = state.execution(&id("e1")).expect("the run");
+    assert_eq!(run.status, Status::Running(stage("e2e")));
+    let starts: Vec<&Effect> = effects.iter().filter(|effect| matches!(effect, Effect::StartBuild { .. })).collect();
+    let [_, Effect::StartBuild { project, source_version, environment, stage: Some(at), timeout_minutes, .. }] =
+        starts.as_slice()
+    else {
+        panic!("the build, then the test build: {starts:?}")
+    };
+    assert_eq!((project.as_str(), *at, *timeout_minutes), ("web-e2e", stage("e2e"), Some(30)));
+    assert_eq!(source_version, &run.source.commit);
+    let variable = |name: &str| environment.get(name).map(String::as_str);
+    assert_eq!(variable("SLUICE_EXECUTION_ID"), Some("e1"));
+    assert_eq!(variable("SLUICE_PIPELINE"), Some("web"));
+    assert_eq!(variable("SLUICE_STAGE"), Some("e2e"));
+    assert_eq!(variable("SLUICE_IMAGE"), Some(IMAGE));
+    assert_eq!(variable("SLUICE_IMAGE_DIGEST"), Some("sha256:ab12"));
+    assert_eq!(variable("SLUICE_DEPLOYED_STAGE"), Some("staging"));
+    assert_eq!(variable("SLUICE_ENVIRONMENT"), Some("Staging EU"));
+    let record = run.record(stage("e2e")).and_then(|record| record.test.as_ref()).expect("the test's record");
+    assert_eq!((record.project.as_str(), record.build_id.as_deref(), record.passed), ("web-e2e", None, None));
+}
+
+#[test]
+fn tests_that_pass_move_the_run_on_to_production_with_their_results_recorded() {
+    let mut events = to_e2e("e1");
+    events.extend([test_started("e1", "e2e-build-1"), test_ended("e1", true, Some(results(118, 0)))]);
+    let (state, effects) = apply(&events);
+    let run = state.execution(&id("e1")).expect("the run");
+    assert_eq!(run.status, Status::Running(stage("production")));
+    let record = run.record(stage("e2e")).and_then(|record| record.test.as_ref()).expect("the test's record");
+    assert_eq!(record.passed, Some(true));
+    assert_eq!(record.build_id.as_deref(), Some("e2e-build-1"));
+    assert_eq!(record.results.as_ref().map(TestResults::summary).as_deref(), Some("118 passed, 0 failed, 3 skipped"));
+    let production = effects.iter().any(|effect| {
+        matches!(effect, Effect::StartDeployment { stage: at, image_uri: Some(image), .. } if *at == stage("production") && image == IMAGE)
+    });
+    assert!(production, "production deploys the same digest: {effects:?}");
+}
+
+#[test]
+fn a_build_that_succeeds_with_failed_cases_fails_the_run_at_its_test_stage_naming_them() {
+    // GIVEN the test build succeeded, but its reports have 2 failed cases
+    let mut events = to_e2e("e1");
+    events.push(test_ended("e1", true, Some(results(118, 2))));
+    let (state, effects) = apply(&events);
+    // THEN the run fails at e2e, naming the cases; production is never asked for
+    let run = state.execution(&id("e1")).expect("the run");
+    assert_eq!(run.status, Status::Failed);
+    let reason = run.reason.as_deref().unwrap_or_default();
+    assert!(reason.starts_with("in e2e: 2 test cases failed (118 passed, 2 failed, 3 skipped: "), "{reason}");
+    assert!(reason.contains("LoginTest.case_0, LoginTest.case_1"), "{reason}");
+    let record = run.record(stage("e2e")).and_then(|record| record.test.as_ref()).expect("the test's record");
+    assert_eq!(record.passed, Some(false));
+    assert_eq!(record.results.as_ref().map(|results| results.failures.len()), Some(2));
+    let production = effects
+        .iter()
+        .any(|effect| matches!(effect, Effect::StartDeployment { stage: at, .. } if *at == stage("production")));
+    assert!(!production, "production is untouched");
+}
+
+#[test]
+fn a_test_build_that_fails_or_cannot_start_fails_the_run_saying_so() {
+    let mut events = to_e2e("e1");
+    events.push(Event::TestEnded {
+        execution_id: id("e1"),
+        stage: stage("e2e"),
+        build_id: "e2e-build-1".into(),
+        passed: false,
+        reason: Some("the test build failed in phase BUILD".into()),
+        results: None,
+    });
+    let (state, _) = apply(&events);
+    let run = state.execution(&id("e1")).expect("the run");
+    assert_eq!(
+        (run.status, run.reason.as_deref()),
+        (Status::Failed, Some("in e2e: the test build failed in phase BUILD"))
+    );
+
+    let mut events = to_e2e("e2");
+    let reason = "ResourceNotFoundException: no project web-e2e".to_owned();
+    events.push(Event::TestStartFailed { execution_id: id("e2"), stage: stage("e2e"), reason });
+    let (state, _) = apply(&events);
+    let run = state.execution(&id("e2")).expect("the run");
+    let said = run.reason.as_deref().unwrap_or_default();
+    assert_eq!(run.status, Status::Failed);
+    assert_eq!(said, "in e2e: the tests could not start: ResourceNotFoundException: no project web-e2e");
+}
+
+#[test]
+fn repeated_late_or_foreign_test_events_change_nothing() {
+    let mut events = to_e2e("e1");
+    events.extend([test_started("e1", "e2e-build-1"), test_ended("e1", true, Some(results(5, 0)))]);
+    let (state, _) = apply(&events);
+    // The same start and end again: duplicates, or past the stage.
+    for again in [test_started("e1", "e2e-build-1"), test_ended("e1", true, Some(results(5, 0)))] {
+        let decided = transition(&state, &again, at(30));
+        assert!(matches!(decided, Ok(Decision::Ignore(_))), "{}: {decided:?}", again.name());
+    }
+    // Another build's end while the run tests: refused as foreign, state unchanged.
+    let mut events = to_e2e("e2");
+    events.push(test_started("e2", "e2e-build-1"));
+    let (state, _) = apply(&events);
+    let foreign = Event::TestEnded {
+        execution_id: id("e2"),
+        stage: stage("e2e"),
+        build_id: "someone-elses".into(),
+        passed: true,
+        reason: None,
+        results: None,
+    };
+    assert!(matches!(transition(&state, &foreign, at(30)), Err(TransitionError::ForeignBuild { .. })));
+    // A test event for a run still at staging: refused, it is not in that stage.
+    let early = apply(&to_e2e("e3")[..3]).0;
+    let decided = transition(&early, &test_started("e3", "x"), at(30));
+    assert!(matches!(decided, Err(TransitionError::NotInStage { .. })), "{decided:?}");
+}
+
+#[test]
+fn a_retry_of_a_run_that_failed_its_tests_tests_the_same_build_again() {
+    let mut events = to_e2e("e1");
+    events.push(test_ended("e1", true, Some(results(1, 1))));
+    let (state, _) = apply(&events);
+    let failed = state.execution(&id("e1")).expect("the run");
+    assert_eq!(failed.retry_stage(), Some(stage("e2e")));
+}

@@ -511,6 +511,67 @@ pub fn ecs_native_asking(
     }
 }
 
+/// A queued run of a pipeline shown on GitHub, in stages staging (a rolling update, GitHub environment `Staging
+/// EU`), e2e (CodeBuild project web-e2e, 30 minutes), production (blue/green): its push.
+pub fn tested(execution: &str) -> Event {
+    use crate::definitions::{DeployStage, OnFailure, Stage, StageDefinition, StageKind, TestStage};
+    let stage = |name: &str| Stage::new(name).unwrap_or(Stage::DEPLOY);
+    let mut event = push(execution, ExecutionMode::Queued, false);
+    if let Event::Triggered { plan, .. } = &mut event {
+        plan.github = Some(crate::definitions::GitHubReport { environment: "web".into() });
+        let mut staging = rolling(Vec::new());
+        staging.cluster = "staging".into();
+        let deploy = |target, environment: Option<&str>| {
+            StageKind::Deploy(Box::new(DeployStage {
+                target,
+                timeout_minutes: None,
+                soak_secs: None,
+                environment: environment.map(str::to_owned),
+            }))
+        };
+        let e2e = TestStage { codebuild: "web-e2e".into(), timeout_minutes: Some(30), on_failure: OnFailure::Fail };
+        plan.stages = vec![
+            StageDefinition {
+                name: stage("staging"),
+                kind: deploy(DeployTarget::Rolling(staging), Some("Staging EU")),
+            },
+            StageDefinition { name: stage("e2e"), kind: StageKind::Test(e2e) },
+            StageDefinition {
+                name: stage("production"),
+                kind: deploy(DeployTarget::BlueGreen(blue_green(Vec::new())), None),
+            },
+        ];
+    }
+    event
+}
+
+/// The image the runs of [`tested`] build.
+pub const E2E_IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:ab12";
+
+/// The run `execution` of [`tested`], from its push through staging, up to e2e.
+pub fn to_e2e(execution: &str) -> Vec<Event> {
+    let id = ExecutionId::from;
+    vec![
+        tested(execution),
+        Event::BuildSucceeded {
+            execution_id: id(execution),
+            build_id: "build-1".into(),
+            outputs: crate::pipeline::BuildOutputs {
+                image_uri: E2E_IMAGE.into(),
+                artifacts: Some("s3://artifacts/web/build-1".into()),
+            },
+        },
+        Event::DeploymentStarted {
+            execution_id: id(execution),
+            deployment_id: "ecs-staging".into(),
+            service_deployment: None,
+            task_definition: None,
+            previous_task_definition: None,
+        },
+        Event::DeploymentSucceeded { execution_id: id(execution), deployment_id: "ecs-staging".into() },
+    ]
+}
+
 /// A queued run of a pipeline in three stages (staging: an ECS linear shift of `staging/web` that asks at its
 /// pauses; sign-off: an approval; production: blue/green), from its push through staging up to sign-off: the first
 /// pause (before any traffic moved) continued by sluice, then one pause per token hash in `token_hashes`, each

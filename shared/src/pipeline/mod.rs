@@ -19,7 +19,7 @@ pub use machine::{
     TransitionError, transition,
 };
 pub use outbox::Retry;
-pub use report::{OutcomeReport, StageTime};
+pub use report::{OutcomeReport, StageTest, StageTime};
 pub use state::{
     ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, CommitOrder, Compared, DeployFacts, Execution,
     ExecutionId, Gate, GitHubDeployment, HookResult, KEPT_PAUSES, Lease, MAX_COMPARED_CHANGES, MAX_COMPARED_TEXT,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ApprovalDecision, Execution, HookResult, PauseFacts, Stage, Status};
+use super::{ApprovalDecision, Execution, HookResult, PauseFacts, Stage, Status, TestFacts};
 
 /// What the notification of a run's end says: what shipped or why not, each stage's time, the hooks' checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +42,9 @@ pub struct OutcomeReport {
     /// Where its ECS-native deployment paused for an approval, and what became of each pause.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pauses: Vec<PauseFacts>,
+    /// Its test stages' builds and their results, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<StageTest>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
 }
@@ -52,6 +55,14 @@ pub struct StageTime {
     pub stage: Stage,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What a test stage recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageTest {
+    pub stage: Stage,
+    #[serde(flatten)]
+    pub facts: TestFacts,
 }
 
 impl OutcomeReport {
@@ -81,7 +92,18 @@ impl OutcomeReport {
                     finished_at: deploy.finished_at,
                 });
             }
+            if let Some(test) = &record.test {
+                stages.push(StageTime {
+                    stage: record.name,
+                    started_at: test.started_at,
+                    finished_at: test.finished_at,
+                });
+            }
         }
+        let tests = execution
+            .stages
+            .iter()
+            .filter_map(|record| record.test.clone().map(|facts| StageTest { stage: record.name, facts }));
         Self {
             pipeline: execution.pipeline.clone(),
             outcome: execution.status,
@@ -104,6 +126,7 @@ impl OutcomeReport {
             stages,
             hooks: deploy.map(|deploy| deploy.hooks.clone()).unwrap_or_default(),
             pauses: deploy.map(|deploy| deploy.pauses.clone()).unwrap_or_default(),
+            tests: tests.collect(),
             started_at: execution.created_at,
             finished_at,
         }

@@ -75,6 +75,7 @@ pub struct Shown {
 pub fn shown(run: &Execution) -> Shown {
     let n = run.seq;
     let asks = |stage: Stage| run.plan.stage(stage).is_some_and(|planned| planned.approval().is_some());
+    let tests = |stage: Stage| run.plan.stage(stage).is_some_and(|planned| planned.test().is_some());
     let at = |stage: Stage| if stage == Stage::APPROVAL { String::new() } else { format!(" at {stage}") };
     let to = |stage: Stage| if stage == Stage::DEPLOY { String::new() } else { format!(" to {stage}") };
     let why = run.reason.as_deref().map(|reason| format!(": {reason}")).unwrap_or_default();
@@ -84,6 +85,14 @@ pub fn shown(run: &Execution) -> Shown {
         }
         Status::Running(stage) | Status::Waiting(stage) if asks(stage) => {
             let description = format!("run #{n}: built, waiting for approval{}", at(stage));
+            (CommitState::Pending, Some(DeploymentState::Queued), description)
+        }
+        Status::Running(stage) if tests(stage) => {
+            let description = format!("run #{n}: testing at {stage}");
+            (CommitState::Pending, Some(DeploymentState::InProgress), description)
+        }
+        Status::Waiting(stage) if tests(stage) => {
+            let description = format!("run #{n}: waiting its turn to test at {stage}");
             (CommitState::Pending, Some(DeploymentState::Queued), description)
         }
         Status::Waiting(stage) => {

@@ -11,3 +11,6 @@ pub mod outcome;
 pub mod status;
 pub mod text;
 pub mod timeline;
+
+#[cfg(test)]
+mod tests_test_stage;

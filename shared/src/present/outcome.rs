@@ -5,7 +5,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
-use super::text::{percent, ref_label, span, subject_line};
+use super::text::{percent, ref_label, span, subject_line, test_verdict};
 use crate::contract::ports::TopicMessage;
 use crate::pipeline::{ApprovalDecision, ApprovalFacts, ExecutionId, OutcomeReport, PauseFacts, Status};
 
@@ -79,6 +79,21 @@ fn outcome_times(report: &OutcomeReport) -> String {
             }
         }
     }
+    if !report.tests.is_empty() {
+        text.push_str("\nTests:\n");
+        for test in &report.tests {
+            text.push_str(&format!(
+                "  {:<10} {}: {}\n",
+                test.stage.to_string(),
+                test.facts.project,
+                test_verdict(&test.facts)
+            ));
+            for failed in test.facts.results.iter().flat_map(|results| &results.failures) {
+                let message = failed.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+                text.push_str(&format!("    FAILED {}{message}\n", failed.name));
+            }
+        }
+    }
     let asked: Vec<(&PauseFacts, &ApprovalFacts)> =
         report.pauses.iter().filter_map(|pause| pause.approval.as_ref().map(|approval| (pause, approval))).collect();
     if !asked.is_empty() {
@@ -132,6 +147,14 @@ fn outcome_json(execution: &ExecutionId, report: &OutcomeReport, region: &str) -
                 "passed": hook.passed,
                 "detail": hook.detail,
                 "millis": hook.millis,
+            })).collect::<Vec<_>>(),
+            "tests": report.tests.iter().map(|test| json!({
+                "stage": test.stage,
+                "project": test.facts.project,
+                "buildId": test.facts.build_id,
+                "passed": test.facts.passed,
+                "reason": test.facts.reason,
+                "results": test.facts.results,
             })).collect::<Vec<_>>(),
             "pauses": report.pauses.iter().map(|pause| json!({
                 "stage": pause.stage,
@@ -280,6 +303,7 @@ mod tests {
                 },
             ],
             pauses: Vec::new(),
+            tests: Vec::new(),
             started_at: at("2026-11-24T11:59:58Z"),
             finished_at: at("2026-11-24T12:22:53Z"),
         }

@@ -1,8 +1,9 @@
-//! Presentation helpers for text: durations, percentages, refs, subjects, as a person reads them.
+//! Presentation helpers for text: durations, percentages, refs, subjects, test verdicts, as a person reads them.
 
 use chrono::TimeDelta;
 
 use crate::contract::ports::MAX_SUBJECT;
+use crate::pipeline::{TestFacts, TestResults};
 
 /// `850 ms`, `1.9s`, `12s`, `3m 05s`, `2h 10m`, `3d 4h`: a duration as people read it (rounded down).
 pub fn span(delta: TimeDelta) -> String {
@@ -91,6 +92,22 @@ pub fn comparison_lines(compared: &crate::pipeline::ReleaseComparison) -> Vec<(&
         lines.push(("Changes:", changes));
     }
     lines
+}
+
+/// `tests passed: 118 passed, 0 failed`, or `tests failed: ...` with the failed cases, in a line.
+pub fn test_verdict(test: &TestFacts) -> String {
+    let verdict = if test.passed == Some(true) { "tests passed" } else { "tests failed" };
+    let summary = test.results.as_ref().map(TestResults::summary);
+    let failed: Vec<&str> = test.results.iter().flat_map(|r| &r.failures).map(|f| f.name.as_str()).collect();
+    let mut said = match (summary, &test.reason) {
+        (Some(summary), _) => format!("{verdict}: {summary}"),
+        (None, Some(reason)) => format!("{verdict}: {reason}"),
+        (None, None) => format!("{verdict} (no test report)"),
+    };
+    if !failed.is_empty() {
+        said.push_str(&format!(" ({})", failed.join(", ")));
+    }
+    said
 }
 
 #[cfg(test)]

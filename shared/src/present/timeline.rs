@@ -3,9 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::text::{percent, span};
+use super::text::{percent, span, test_verdict};
 use crate::pipeline::OutcomeReport;
-use crate::pipeline::{ApprovalFacts, CommitOrder, Compared, DeployFacts, Execution, Stage, Status, short_commit};
+use crate::pipeline::{
+    ApprovalFacts, CommitOrder, Compared, DeployFacts, Execution, Stage, Status, TestFacts, short_commit,
+};
 
 /// One thing that happened to a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +81,9 @@ pub fn timeline(run: &Execution) -> Vec<Moment> {
         if let Some(deploy) = &record.deploy {
             deploy_moments(deploy, &mut add);
         }
+        if let Some(test) = &record.test {
+            test_moments(test, &mut add);
+        }
     }
     let mut add =
         |at: DateTime<Utc>, stage: &str, what: String| moments.push(Moment { at, stage: stage.to_owned(), what });
@@ -103,6 +108,15 @@ fn approval_moments(approval: &ApprovalFacts, add: &mut impl FnMut(DateTime<Utc>
     }
     if let Some((at, what)) = decided(approval) {
         add(at, what);
+    }
+}
+
+/// A test stage's moments: its build started, and how the release did.
+fn test_moments(test: &TestFacts, add: &mut impl FnMut(DateTime<Utc>, String)) {
+    let id = test.build_id.as_deref().map(|id| format!(" ({id})")).unwrap_or_default();
+    add(test.started_at, format!("CodeBuild test project {} started{id}", test.project));
+    if let Some(end) = test.finished_at {
+        add(end, test_verdict(test));
     }
 }
 
@@ -203,6 +217,12 @@ pub fn waits_for(run: &Execution, now: DateTime<Utc>) -> String {
             Some(approval) => format!("a decision, until {}", until(approval.expires_at)),
             None => "its approval request to be sent".to_owned(),
         },
+        Status::Running(stage) if let Some(test) = run.record(stage).and_then(|record| record.test.as_ref()) => {
+            match &test.build_id {
+                Some(id) => format!("CodeBuild test build {id}"),
+                None => format!("CodeBuild to start test project {}", test.project),
+            }
+        }
         Status::Running(stage) if let Some(soaked) = run.soaking() => {
             format!("the release to soak at {stage}, until {}", until(soaked))
         }

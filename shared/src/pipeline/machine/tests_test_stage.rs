@@ -3,9 +3,9 @@
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use super::*;
-use crate::contract::testing::{blue_green, push, rolling};
-use crate::definitions::{DeployStage, ExecutionMode, OnFailure, StageDefinition, StageKind, TestStage};
-use crate::pipeline::{BuildOutputs, FailedTest, TestResults};
+use crate::contract::testing::{E2E_IMAGE as IMAGE, to_e2e};
+use crate::definitions::ExecutionMode;
+use crate::pipeline::{FailedTest, TestResults};
 
 fn at(minute: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).single().expect("valid date") + TimeDelta::minutes(minute)
@@ -17,58 +17,6 @@ fn stage(name: &str) -> Stage {
 
 fn id(name: &str) -> ExecutionId {
     ExecutionId::from(name)
-}
-
-/// staging (a rolling update), e2e (CodeBuild project web-e2e, 30 minutes), production (blue/green).
-fn tested(execution: &str) -> Event {
-    let mut event = push(execution, ExecutionMode::Queued, false);
-    if let Event::Triggered { plan, .. } = &mut event {
-        plan.github = Some(crate::definitions::GitHubReport { environment: "web".into() });
-        let mut staging = rolling(Vec::new());
-        staging.cluster = "staging".into();
-        let deploy = |target, environment: Option<&str>| {
-            StageKind::Deploy(Box::new(DeployStage {
-                target,
-                timeout_minutes: None,
-                soak_secs: None,
-                environment: environment.map(str::to_owned),
-            }))
-        };
-        let e2e = TestStage { codebuild: "web-e2e".into(), timeout_minutes: Some(30), on_failure: OnFailure::Fail };
-        plan.stages = vec![
-            StageDefinition {
-                name: stage("staging"),
-                kind: deploy(DeployTarget::Rolling(staging), Some("Staging EU")),
-            },
-            StageDefinition { name: stage("e2e"), kind: StageKind::Test(e2e) },
-            StageDefinition {
-                name: stage("production"),
-                kind: deploy(DeployTarget::BlueGreen(blue_green(Vec::new())), None),
-            },
-        ];
-    }
-    event
-}
-
-const IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:ab12";
-
-fn to_e2e(execution: &str) -> Vec<Event> {
-    vec![
-        tested(execution),
-        Event::BuildSucceeded {
-            execution_id: id(execution),
-            build_id: "build-1".into(),
-            outputs: BuildOutputs { image_uri: IMAGE.into(), artifacts: Some("s3://artifacts/web/build-1".into()) },
-        },
-        Event::DeploymentStarted {
-            execution_id: id(execution),
-            deployment_id: "ecs-staging".into(),
-            service_deployment: None,
-            task_definition: None,
-            previous_task_definition: None,
-        },
-        Event::DeploymentSucceeded { execution_id: id(execution), deployment_id: "ecs-staging".into() },
-    ]
 }
 
 fn test_started(execution: &str, build_id: &str) -> Event {

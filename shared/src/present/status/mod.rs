@@ -275,7 +275,10 @@ fn stages(run: &Execution) -> String {
                     let failed = run.status.is_finished()
                         && run.status != Status::Succeeded
                         && report.stages.last().is_some_and(|last| last.stage == stage);
-                    (if failed { "bad" } else { "done" }, format!("{stage} {}", span(end - time.started_at)))
+                    let tested = run.record(stage).and_then(|record| record.test.as_ref()?.results.as_ref());
+                    let tested = tested.map(|results| format!(" · {}", results.summary())).unwrap_or_default();
+                    let took = span(end - time.started_at);
+                    (if failed { "bad" } else { "done" }, format!("{stage} {took}{tested}"))
                 }
                 (Some(_), None) if run.status.is_finished() => ("bad", format!("{stage} (stopped)")),
                 (Some(_), None) => ("now", format!("{stage} …")),

@@ -30,7 +30,7 @@ use sluice::definitions::Definitions;
 use sluice::github::webhook::sign;
 use sluice::pipeline::{ExecutionId, Status};
 use sluice::present::text::span;
-use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
+use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario, TestCase};
 use sluice_sandbox::codedeploy::{CodeDeploySandbox, Settings};
 use sluice_sandbox::ecs::{EcsSandbox, Events, Rollout};
 use sluice_sandbox::function_url::{FunctionUrl, serve};
@@ -168,6 +168,10 @@ impl Invocations {
 pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     let demo = Demo::start(scenario, manual).await?;
     let execution_id = demo.push().await?;
+    if scenario.verify() {
+        let run = demo.verify(&execution_id).await?;
+        return demo.report(run, Vec::new()).await;
+    }
     if scenario.promote() {
         demo.soak(&execution_id).await?;
     }
@@ -355,6 +359,39 @@ impl Demo {
         Ok(())
     }
 
+    /// Staging's rolling update, then the e2e test stage: CodeBuild (sandbox) runs the test project on the commit,
+    /// whose report build-events reads; then production's rolling update, or the run's end at e2e.
+    async fn verify(&self, execution_id: &ExecutionId) -> Result<sluice::pipeline::Execution> {
+        println!(
+            "\nCodeBuild (sandbox) builds {}; the deployer rolls staging out and its AfterRollout check passes;",
+            &HEAD[..7]
+        );
+        println!(
+            "then the e2e stage starts CodeBuild project {E2E_PROJECT} on the commit, told the release and staging,"
+        );
+        println!(
+            "and build-events reads the build's test report (BatchGetBuilds, BatchGetReports, DescribeTestCases):"
+        );
+        let run = wait_until_finished(&self.store, execution_id).await?;
+        let e2e = sluice::pipeline::Stage::new("e2e").context("a stage name")?;
+        let test = run.record(e2e).and_then(|record| record.test.as_ref()).context("the run did not test at e2e")?;
+        println!("  e2e            {}", sluice::present::text::test_verdict(test));
+        for failed in test.results.iter().flat_map(|results| &results.failures) {
+            println!("    FAILED {}: {}", failed.name, failed.message.as_deref().unwrap_or("-"));
+        }
+        let started = self.sandboxes.codebuild.builds();
+        let tested = started.iter().find(|build| build["projectName"] == E2E_PROJECT).context("no e2e build")?;
+        let told: Vec<String> = tested["environment"]["environmentVariables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|variable| Some(format!("{}={}", variable["name"].as_str()?, variable["value"].as_str()?)))
+            .filter(|variable| variable.starts_with("SLUICE_"))
+            .collect();
+        println!("  the test build was told: {}", told.join(" "));
+        Ok(run)
+    }
+
     /// Production's ECS canary whose check of the test listener fails: ECS rolls it back before any pause, and the
     /// run ends rolled back in production.
     async fn deploy_failing_canary(&self, execution_id: &ExecutionId) -> Result<sluice::pipeline::Execution> {
@@ -378,6 +415,10 @@ impl Demo {
         println!("\nThe run's stages, and the image each deployed (its task definition, as ECS describes it):");
         let mut images = Vec::new();
         for record in &run.stages {
+            if let Some(test) = &record.test {
+                println!("  {:<11} test: {}", record.name, sluice::present::text::test_verdict(test));
+                continue;
+            }
             let Some(deploy) = &record.deploy else {
                 let decided = record.approval.as_ref().and_then(|a| a.decision.map(|d| d.name())).unwrap_or("-");
                 println!("  {:<11} approval: {decided}", record.name);
@@ -549,7 +590,7 @@ impl Demo {
         }
         let expected = scenario.expected();
 
-        let stage_images = if scenario.promote() { self.stages(&run).await? } else { Vec::new() };
+        let stage_images = if scenario.promote() || scenario.verify() { self.stages(&run).await? } else { Vec::new() };
 
         println!("\nWhat `sluice history web` prints (DynamoDB, index `history`):");
         for execution in store.history("web", 10).await? {
@@ -634,6 +675,7 @@ async fn publish_definitions(
         _ if scenario.rolling() => rolling_web(&text, &sample.production.url)?,
         _ if scenario.canary() => canary_web(&text, &sample.test.url)?,
         _ if scenario.promote() => promote_web(&text, &sample.production.url, &sample.test.url)?,
+        _ if scenario.verify() => verify_web(&text, &sample.production.url)?,
         _ => text,
     };
     // web's runs are shown on GitHub (the sandbox's stand-in for its REST API).
@@ -652,6 +694,10 @@ async fn publish_definitions(
         _ if scenario.promote() => {
             ", web in stages: staging (rolling update), sign-off (approval), production (ECS canary, 20 %, that \
              pauses for approval)"
+        }
+        _ if scenario.verify() => {
+            ", web in stages: staging (rolling update), e2e (CodeBuild test project web-e2e-build), production \
+             (rolling update)"
         }
         _ => "",
     };
@@ -680,6 +726,8 @@ impl Sandboxes {
         .await?;
         sandbox.project("web-build", Scenario::Succeed);
         sandbox.project("api-build", Scenario::Succeed);
+        let failing = scenario == DemoScenario::VerifyFail;
+        sandbox.project(E2E_PROJECT, Scenario::Tests { cases: e2e_cases(failing), fails: false });
         // CodeDeploy and ECS: the sandbox plays the deployment group and the service, and reroutes the sample app's
         // listeners as the deployment goes.
         let codedeploy = CodeDeploySandbox::start(Settings {
@@ -1067,6 +1115,12 @@ pub enum DemoScenario {
     /// The same, but production's check of the test listener fails: ECS rolls production back, staging keeps the
     /// release, and the run ends rolled back naming production.
     PromoteFail,
+    /// A pipeline verified between stages: staging by a rolling update, an e2e test stage (a CodeBuild project whose
+    /// test report has passed and skipped cases), then production by a rolling update: shipped.
+    Verify,
+    /// The same, but the e2e report has 2 failed cases (the build itself succeeds): the run fails at e2e, production
+    /// is untouched, and the notification names the two tests.
+    VerifyFail,
 }
 
 impl DemoScenario {
@@ -1080,9 +1134,11 @@ impl DemoScenario {
             "canary-reject" => Ok(Self::CanaryReject),
             "promote" => Ok(Self::Promote),
             "promote-fail" => Ok(Self::PromoteFail),
+            "verify" => Ok(Self::Verify),
+            "verify-fail" => Ok(Self::VerifyFail),
             other => anyhow::bail!(
                 "unknown SCENARIO {other:?}: use success (the default), rollback, rolling, circuit-breaker, canary, \
-                 canary-reject, promote or promote-fail"
+                 canary-reject, promote, promote-fail, verify or verify-fail"
             ),
         }
     }
@@ -1097,6 +1153,8 @@ impl DemoScenario {
             Self::CanaryReject => "canary-reject",
             Self::Promote => "promote",
             Self::PromoteFail => "promote-fail",
+            Self::Verify => "verify",
+            Self::VerifyFail => "verify-fail",
         }
     }
 
@@ -1114,6 +1172,11 @@ impl DemoScenario {
         matches!(self, Self::Promote | Self::PromoteFail)
     }
 
+    /// A pipeline verified between stages: staging, e2e, production.
+    pub fn verify(self) -> bool {
+        matches!(self, Self::Verify | Self::VerifyFail)
+    }
+
     /// Whether the replacement the deployment brings up is healthy.
     fn healthy(self) -> bool {
         !matches!(self, Self::Rollback | Self::PromoteFail)
@@ -1122,8 +1185,9 @@ impl DemoScenario {
     /// How the run must end.
     pub fn expected(self) -> Status {
         match self {
-            Self::Success | Self::Rolling | Self::Canary | Self::Promote => Status::Succeeded,
+            Self::Success | Self::Rolling | Self::Canary | Self::Promote | Self::Verify => Status::Succeeded,
             Self::Rollback | Self::CircuitBreaker | Self::CanaryReject | Self::PromoteFail => Status::RolledBack,
+            Self::VerifyFail => Status::Failed,
         }
     }
 }
@@ -1183,6 +1247,43 @@ fn promote_web(text: &str, production: &str, test: &str) -> Result<String> {
          canary = {{ percent = 20, bake_time = \"1m\" }}, \
          approval = {{ stage = \"PRE_PRODUCTION_TRAFFIC_SHIFT\", timeout = \"24h\" }}, checks = [\
          {{ hook = \"POST_TEST_TRAFFIC_SHIFT\", url = \"{test}/health\", expect_body = \"ok\" }}] }}\n"
+    );
+    Ok(format!("{}{stages}{}", &text[..start], &text[end..]))
+}
+
+/// The test project of the verify scenarios (its name matches the stack's BuildProjects pattern, `*-build*`).
+const E2E_PROJECT: &str = "web-e2e-build";
+
+/// The e2e report's cases: 12 passed and one skipped, and with `failing`, two that failed.
+fn e2e_cases(failing: bool) -> Vec<TestCase> {
+    let mut cases: Vec<TestCase> =
+        (1..=12).map(|k| TestCase::new("CheckoutTest", &format!("case_{k:02}"), "SUCCEEDED", None)).collect();
+    cases.push(TestCase::new("SearchTest", "finds_by_sku", "SKIPPED", Some("index not seeded")));
+    if failing {
+        cases.push(TestCase::new("CheckoutTest", "pays_with_card", "FAILED", Some("expected 200, got 502")));
+        cases.push(TestCase::new("LoginTest", "rejects_bad_password", "FAILED", Some("expected 401, got 200")));
+    }
+    cases
+}
+
+/// The example definitions with pipeline `web` in stages verified between them (its `[pipelines.web.approval]` and
+/// `[pipelines.web.deploy]` tables replaced): `staging`, a rolling update checked at `production` once rolled out
+/// (the sample app's one production listener stands for staging's); `e2e`, the test project; `production`, a
+/// rolling update of prod/web checked the same way.
+fn verify_web(text: &str, production: &str) -> Result<String> {
+    let approval = text.find("[pipelines.web.approval]").context("the example has no [pipelines.web.approval]")?;
+    let approval_end = text[approval..].find("\n\n").map(|i| approval + i + 2).context("nothing follows it")?;
+    let text = format!("{}{}", &text[..approval], &text[approval_end..]);
+    let start = text.find("[pipelines.web.deploy]").context("the example has no [pipelines.web.deploy]")?;
+    let end = text[start..].find("\n# ").map(|i| start + i).context("nothing follows web's deploy table")?;
+    let check = format!("{{ hook = \"AfterRollout\", url = \"{production}/health\", expect_body = \"ok\" }}");
+    let stages = format!(
+        "[[pipelines.web.stages]]\nname = \"staging\"\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"staging\", service = \"web\", checks = [{check}] }}\n\n\
+         [[pipelines.web.stages]]\nname = \"e2e\"\n\
+         test = {{ codebuild = \"{E2E_PROJECT}\", timeout = \"30m\", on_failure = \"fail\" }}\n\n\
+         [[pipelines.web.stages]]\nname = \"production\"\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"web\", checks = [{check}] }}\n"
     );
     Ok(format!("{}{stages}{}", &text[..start], &text[end..]))
 }

@@ -1,7 +1,8 @@
 //! "CodeBuild Build State Change" event -> `record_build_event`. The event is read leniently
 //! ([`BuildStateChange::read`]): one sluice cannot read is answered and logged. Errors recording one are returned so
 //! that Lambda retries the event and, past its retries, sends it to the dead-letter queue: a build result is never
-//! dropped silently.
+//! dropped silently. A `Test Requested` event of the sluice bus is a doorbell -> `answer_doorbell`: the pipeline's
+//! due builds (a test stage's) are started.
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
@@ -10,7 +11,8 @@ use sluice::adapters::{CodeBuildStarter, DynamoDbStore, EcrImages, EventBridgePu
 use sluice::contract::ports::{ArtifactStore, Built, ImageRegistry, PipelineStore, TestReports};
 use sluice::runtime::telemetry::Chain;
 use sluice::usecases::{
-    BuildEventError, BuildEventOutcome, BuildStateChange, EffectRunner, StageEffects, record_build_event,
+    BuildEventError, BuildEventOutcome, BuildStateChange, DoorbellError, EffectRunner, StageEffects, answer_doorbell,
+    record_build_event,
 };
 use tracing::{info, warn};
 
@@ -42,19 +44,27 @@ impl AwsApp {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the build event {event_id} could not be recorded (retryable: {retryable})")]
-pub struct HandlerError {
-    pub event_id: String,
-    pub retryable: bool,
-    #[source]
-    pub source: BuildEventError,
+pub enum HandlerError {
+    #[error("the build event {event_id} could not be recorded (retryable: {retryable})")]
+    Build {
+        event_id: String,
+        retryable: bool,
+        #[source]
+        source: BuildEventError,
+    },
+    /// A doorbell whose due builds could not be started now: delivered again, it tries again.
+    #[error("the due builds could not be started yet")]
+    Doorbell(#[from] DoorbellError),
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(error: HandlerError) -> Self {
         // The type names what was not done, as every function's does, and marks whether delivering it again can help.
-        let error_type =
-            if error.retryable { "sluice.BuildEventNotRecorded.Retryable" } else { "sluice.BuildEventNotRecorded" };
+        let error_type = match &error {
+            HandlerError::Build { retryable: true, .. } => "sluice.BuildEventNotRecorded.Retryable",
+            HandlerError::Build { .. } => "sluice.BuildEventNotRecorded",
+            HandlerError::Doorbell(_) => "sluice.BuildNotStarted",
+        };
         Self { error_type: error_type.to_owned(), error_message: Chain(&error).to_string() }
     }
 }
@@ -65,6 +75,10 @@ pub async fn on_event<S: PipelineStore, R: EffectRunner, A: ArtifactStore + Imag
     event: LambdaEvent<Value>,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
+    if event.payload.get("source").and_then(Value::as_str) == Some("sluice") {
+        answer_doorbell(&app.store, &app.effects, &event.payload, now).await?;
+        return Ok(());
+    }
     // Every build of the account reaches the rule: an event sluice cannot read is answered, never retried.
     let Some(change) = BuildStateChange::read(&event.payload) else {
         let detail_type = event.payload.get("detail-type").and_then(Value::as_str).unwrap_or("-");
@@ -83,7 +97,7 @@ pub async fn on_event<S: PipelineStore, R: EffectRunner, A: ArtifactStore + Imag
         Err(source) => {
             let retryable = source.is_retryable();
             warn!(error = %Chain(&source), retryable, "build event not recorded");
-            Err(HandlerError { event_id: change.event_id, retryable, source })
+            Err(HandlerError::Build { event_id: change.event_id, retryable, source })
         }
     }
 }

@@ -3,7 +3,10 @@
 //! client's endpoint), then plays the build: it writes the build's artifacts to S3 and publishes the documented
 //! "CodeBuild Build State Change" events (IN_PROGRESS, then SUCCEEDED or FAILED) to EventBridge
 //! (<https://docs.aws.amazon.com/codebuild/latest/userguide/sample-build-notifications.html>). What each project's
-//! builds do is scripted.
+//! builds do is scripted. A test project's builds make a test report, as a buildspec's `reports` section does: the
+//! build lists it in `reportArns`, and BatchGetReports and DescribeTestCases answer for it as CodeBuild documents
+//! (<https://docs.aws.amazon.com/codebuild/latest/APIReference/API_BatchGetReports.html>,
+//! <https://docs.aws.amazon.com/codebuild/latest/APIReference/API_DescribeTestCases.html>).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,6 +41,25 @@ pub enum Scenario {
     TimeOutIn(String),
     /// Succeeds as `Succeed` does (BatchGetBuilds says so), but its state-change events are lost.
     Lost,
+    /// A test build: its report (report group `<project>-reports`) has these cases; the build SUCCEEDED, or FAILED
+    /// in phase BUILD when `fails` (a buildspec whose test command exits non-zero).
+    Tests { cases: Vec<TestCase>, fails: bool },
+}
+
+/// One test case of a test report: its prefix (a JUnit class), name, status (SUCCEEDED, FAILED, ERROR, SKIPPED or
+/// UNKNOWN) and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestCase {
+    pub prefix: String,
+    pub name: String,
+    pub status: String,
+    pub message: Option<String>,
+}
+
+impl TestCase {
+    pub fn new(prefix: &str, name: &str, status: &str, message: Option<&str>) -> Self {
+        TestCase { prefix: prefix.into(), name: name.into(), status: status.into(), message: message.map(Into::into) }
+    }
 }
 
 /// Where the played builds put things: artifacts in `bucket` (under `<project>/<build uuid>/`), events on `bus`.
@@ -57,6 +79,8 @@ pub struct Outputs {
 struct Builds {
     projects: HashMap<String, Scenario>,
     builds: Vec<Value>,
+    /// Each test report made (as BatchGetReports describes it), with its cases.
+    reports: Vec<(Value, Vec<TestCase>)>,
 }
 
 /// The CodeBuild stand-in, serving on a loopback port until dropped.
@@ -106,8 +130,51 @@ fn answer(state: &Arc<Mutex<Builds>>, outputs: &Outputs, operation: &str, input:
                 ids.iter().filter(|id| !found.iter().any(|b| b["id"] == **id || b["arn"] == **id)).collect();
             reply(200, &json!({ "builds": found, "buildsNotFound": missing }))
         }
+        "BatchGetReports" => {
+            let reports = lock(state).reports.clone();
+            let arns: Vec<&str> =
+                input["reportArns"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            if arns.is_empty() || arns.len() > 100 {
+                return error("InvalidInputException", "reportArns must have 1 to 100 items");
+            }
+            let found: Vec<&Value> =
+                reports.iter().map(|(report, _)| report).filter(|r| arns.iter().any(|a| r["arn"] == *a)).collect();
+            let missing: Vec<&&str> = arns.iter().filter(|a| !found.iter().any(|r| r["arn"] == **a)).collect();
+            reply(200, &json!({ "reports": found, "reportsNotFound": missing }))
+        }
+        "DescribeTestCases" => describe_test_cases(state, input),
         other => error("InvalidInputException", &format!("the CodeBuild sandbox does not play {other}")),
     }
+}
+
+/// DescribeTestCases: a report's cases, filtered by one status, `maxResults` (1 to 1000, 50 unless given) a page.
+fn describe_test_cases(state: &Arc<Mutex<Builds>>, input: &Value) -> Response {
+    let arn = input["reportArn"].as_str().unwrap_or_default();
+    let Some((report, cases)) = lock(state).reports.iter().find(|(report, _)| report["arn"] == arn).cloned() else {
+        return error("ResourceNotFoundException", &format!("Report not found: {arn}"));
+    };
+    let max = input["maxResults"].as_u64().unwrap_or(50);
+    if !(1..=1000).contains(&max) {
+        return error("InvalidInputException", "maxResults must be from 1 to 1000");
+    }
+    let status = input["filter"]["status"].as_str();
+    let from: usize = input["nextToken"].as_str().and_then(|token| token.parse().ok()).unwrap_or(0);
+    let matching: Vec<&TestCase> = cases.iter().filter(|case| status.is_none_or(|s| case.status == s)).collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(from)
+        .take(max as usize)
+        .map(|case| {
+            json!({
+                "reportArn": report["arn"], "testRawDataPath": "reports/junit.xml",
+                "prefix": case.prefix, "name": case.name, "status": case.status,
+                "durationInNanoSeconds": 12_000_000, "message": case.message,
+                "expired": report["expired"], "testSuiteName": case.prefix,
+            })
+        })
+        .collect();
+    let next = (from + page.len() < matching.len()).then(|| (from + page.len()).to_string());
+    reply(200, &json!({ "testCases": page, "nextToken": next }))
 }
 
 /// The auto-retry limit of the sandbox's projects (CodeBuild's `autoRetryLimit`, 0 to 10): a project a team set to
@@ -199,6 +266,10 @@ impl Played {
         tokio::time::sleep(self.outputs.duration / 2).await;
         let prefix = format!("{}/{}", self.project, self.uuid);
         let (status, failed) = match &scenario {
+            Scenario::Tests { cases, fails } => {
+                self.report(cases);
+                if *fails { ("FAILED", Some("BUILD")) } else { ("SUCCEEDED", None) }
+            }
             Scenario::FailIn(phase) => ("FAILED", Some(phase.as_str())),
             Scenario::StopIn(phase) => ("STOPPED", Some(phase.as_str())),
             Scenario::TimeOutIn(phase) => ("TIMED_OUT", Some(phase.as_str())),
@@ -253,6 +324,29 @@ impl Played {
             return Ok(());
         }
         self.publish(status, "COMPLETED", failed, Some(location)).await
+    }
+
+    /// What a buildspec's `reports` section makes: a test report of report group `<project>-reports` (the name
+    /// CodeBuild gives a group the buildspec defines), listed in the build's `reportArns`.
+    fn report(&self, cases: &[TestCase]) {
+        let group = format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:report-group/{}-reports", self.project);
+        let arn = format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:report/{}-reports:{}", self.project, self.uuid);
+        let mut counts: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+        for case in cases {
+            *counts.entry(case.status.as_str()).or_default() += 1;
+        }
+        let now = Utc::now().timestamp_millis() as f64 / 1000.0;
+        let report = json!({
+            "arn": arn, "type": "TEST", "name": format!("{}-reports", self.project), "reportGroupArn": group,
+            "executionId": self.arn, "status": "SUCCEEDED", "created": now, "expired": now + 30.0 * 86_400.0,
+            "exportConfig": { "exportConfigType": "NO_EXPORT" }, "truncated": false,
+            "testSummary": { "total": cases.len(), "statusCounts": counts, "durationInNanoSeconds": 12_000_000 * cases.len() },
+        });
+        let mut builds = lock(&self.state);
+        if let Some(build) = builds.builds.iter_mut().find(|b| b["arn"] == self.arn.as_str()) {
+            build["reportArns"] = json!([arn]);
+        }
+        builds.reports.push((report, cases.to_vec()));
     }
 
     /// Publishes a state change shaped as AWS's sample, with this build's facts.

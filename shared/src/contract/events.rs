@@ -110,6 +110,21 @@ pub struct ChecksRequested {
     pub stage: Option<Stage>,
 }
 
+/// An execution entered a test stage: build-events starts the stage's CodeBuild project on the run's commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestRequested {
+    pub pipeline: String,
+    pub execution_id: ExecutionId,
+    /// The test stage.
+    pub stage: Stage,
+    /// The CodeBuild project that tests.
+    pub project: String,
+    pub commit: String,
+    /// The release it tests (pinned by its digest), if the run built one.
+    #[serde(default)]
+    pub image_uri: Option<String>,
+}
+
 /// A rolling update's AfterRollout checks failed: the deployer updates the service back to the task definition
 /// it ran before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,6 +198,8 @@ pub enum SluiceEvent {
     DeploymentRequested(DeploymentRequested),
     #[serde(rename = "Checks Requested")]
     ChecksRequested(ChecksRequested),
+    #[serde(rename = "Test Requested")]
+    TestRequested(TestRequested),
     #[serde(rename = "Rollback Requested")]
     RollbackRequested(RollbackRequested),
     #[serde(rename = "Deployment Paused")]
@@ -197,7 +214,7 @@ pub enum SluiceEvent {
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     #[error(
-        "unknown detail-type {0:?}: sluice publishes Execution Started, Approval Requested, Approval Decided, Deployment Requested, Checks Requested, Rollback Requested, Deployment Paused, Execution Finished and Effects Due"
+        "unknown detail-type {0:?}: sluice publishes Execution Started, Approval Requested, Approval Decided, Deployment Requested, Checks Requested, Test Requested, Rollback Requested, Deployment Paused, Execution Finished and Effects Due"
     )]
     UnknownDetailType(String),
     #[error("malformed {detail_type} detail")]
@@ -214,6 +231,7 @@ impl SluiceEvent {
     pub const APPROVAL_DECIDED: &'static str = "Approval Decided";
     pub const DEPLOYMENT_REQUESTED: &'static str = "Deployment Requested";
     pub const CHECKS_REQUESTED: &'static str = "Checks Requested";
+    pub const TEST_REQUESTED: &'static str = "Test Requested";
     pub const ROLLBACK_REQUESTED: &'static str = "Rollback Requested";
     pub const DEPLOYMENT_PAUSED: &'static str = "Deployment Paused";
     pub const EXECUTION_FINISHED: &'static str = "Execution Finished";
@@ -227,6 +245,7 @@ impl SluiceEvent {
             SluiceEvent::ApprovalDecided(_) => Self::APPROVAL_DECIDED,
             SluiceEvent::DeploymentRequested(_) => Self::DEPLOYMENT_REQUESTED,
             SluiceEvent::ChecksRequested(_) => Self::CHECKS_REQUESTED,
+            SluiceEvent::TestRequested(_) => Self::TEST_REQUESTED,
             SluiceEvent::RollbackRequested(_) => Self::ROLLBACK_REQUESTED,
             SluiceEvent::DeploymentPaused(_) => Self::DEPLOYMENT_PAUSED,
             SluiceEvent::ExecutionFinished(_) => Self::EXECUTION_FINISHED,
@@ -241,6 +260,7 @@ impl SluiceEvent {
             SluiceEvent::ApprovalDecided(e) => &e.pipeline,
             SluiceEvent::DeploymentRequested(e) => &e.pipeline,
             SluiceEvent::ChecksRequested(e) => &e.pipeline,
+            SluiceEvent::TestRequested(e) => &e.pipeline,
             SluiceEvent::RollbackRequested(e) => &e.pipeline,
             SluiceEvent::DeploymentPaused(e) => &e.pipeline,
             SluiceEvent::ExecutionFinished(e) => &e.pipeline,
@@ -255,6 +275,7 @@ impl SluiceEvent {
             SluiceEvent::ApprovalDecided(e) => &e.execution_id,
             SluiceEvent::DeploymentRequested(e) => &e.execution_id,
             SluiceEvent::ChecksRequested(e) => &e.execution_id,
+            SluiceEvent::TestRequested(e) => &e.execution_id,
             SluiceEvent::RollbackRequested(e) => &e.execution_id,
             SluiceEvent::DeploymentPaused(e) => &e.execution_id,
             SluiceEvent::ExecutionFinished(e) => &e.execution_id,
@@ -271,6 +292,7 @@ impl SluiceEvent {
             SluiceEvent::ApprovalDecided(e) => serde_json::to_value(e),
             SluiceEvent::DeploymentRequested(e) => serde_json::to_value(e),
             SluiceEvent::ChecksRequested(e) => serde_json::to_value(e),
+            SluiceEvent::TestRequested(e) => serde_json::to_value(e),
             SluiceEvent::RollbackRequested(e) => serde_json::to_value(e),
             SluiceEvent::DeploymentPaused(e) => serde_json::to_value(e),
             SluiceEvent::ExecutionFinished(e) => serde_json::to_value(e),
@@ -293,6 +315,7 @@ impl SluiceEvent {
             Self::APPROVAL_DECIDED => Self::ApprovalDecided(parse(Self::APPROVAL_DECIDED, detail)?),
             Self::DEPLOYMENT_REQUESTED => Self::DeploymentRequested(parse(Self::DEPLOYMENT_REQUESTED, detail)?),
             Self::CHECKS_REQUESTED => Self::ChecksRequested(parse(Self::CHECKS_REQUESTED, detail)?),
+            Self::TEST_REQUESTED => Self::TestRequested(parse(Self::TEST_REQUESTED, detail)?),
             Self::ROLLBACK_REQUESTED => Self::RollbackRequested(parse(Self::ROLLBACK_REQUESTED, detail)?),
             Self::DEPLOYMENT_PAUSED => Self::DeploymentPaused(parse(Self::DEPLOYMENT_PAUSED, detail)?),
             Self::EXECUTION_FINISHED => Self::ExecutionFinished(parse(Self::EXECUTION_FINISHED, detail)?),

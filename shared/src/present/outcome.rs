@@ -196,7 +196,15 @@ fn headline(report: &OutcomeReport) -> String {
 /// What a rolled-back or failed deployment left serving, when it got as far as deploying.
 fn rolled_back(report: &OutcomeReport) -> Option<String> {
     let deployed = report.deployment_id.is_some();
+    // A run that failed its tests deployed nothing at its test stage: what it deployed before stays.
+    let last = report.stages.last().map(|time| time.stage);
+    let tested_last = report.tests.last().filter(|test| Some(test.stage) == last);
     match report.outcome {
+        Status::Failed if let Some(test) = tested_last => Some(if deployed {
+            format!("nothing: what the run deployed before {} keeps running there.", test.stage)
+        } else {
+            "nothing: the run deployed nothing.".to_owned()
+        }),
         Status::RolledBack => Some(match report.strategy.as_deref() {
             Some("rolling") => "ECS put the service back on its previous task definition.".to_owned(),
             Some(native) if native.starts_with("ecs_") => {

@@ -72,6 +72,7 @@ fn the_outcome_names_the_failed_tests_with_their_messages_in_text_and_json() {
     assert!(text.contains("Tests:\n  e2e        web-e2e: tests failed: 118 passed, 2 failed, 3 skipped"), "{text}");
     assert!(text.contains("    FAILED checkout.pays_with_card: expected 200, got 500\n"), "{text}");
     assert!(text.contains("  e2e        "), "the stage's time: {text}");
+    assert!(text.contains("Rolled back: nothing: what the run deployed before e2e keeps running there.\n"), "{text}");
     let json: serde_json::Value = serde_json::from_str(&message.message).expect("json");
     let facts: serde_json::Value = serde_json::from_str(json["default"].as_str().expect("default")).expect("facts");
     let test = &facts["outcome"]["tests"][0];

@@ -1,5 +1,5 @@
 //! `make demo`: a push to deployment, locally, through sluice's real functions (see `sluice_integration::demo`).
-//! `SCENARIO=success|rollback|rolling|circuit-breaker|canary|canary-reject|promote|promote-fail`;
+//! `SCENARIO=success|rollback|rolling|circuit-breaker|canary|canary-reject|promote|promote-fail|verify|verify-fail`;
 //! `APPROVE=manual` waits for you to decide in a browser.
 
 #![recursion_limit = "256"]

@@ -96,6 +96,27 @@ fn the_approval_functions_read_the_builds_task_definition_and_describe_only_the_
 }
 
 #[test]
+fn only_the_functions_that_end_builds_read_test_reports_and_only_of_the_build_projects_report_groups() -> Result<()> {
+    let statements = Template::load()?.function_statements();
+    for action in ["codebuild:BatchGetReports", "codebuild:DescribeTestCases"] {
+        let granted: Vec<&str> = statements
+            .iter()
+            .filter(|statement| statement.actions.iter().any(|a| a == action))
+            .map(|statement| {
+                let resource = format!("{:?}", statement.resources);
+                assert!(resource.contains(":report-group/${BuildProjects}-*\""), "{}: {resource}", statement.function);
+                statement.function.as_str()
+            })
+            .collect();
+        assert_eq!(granted, ["BuildEventsFunction", "ReconcilerFunction"], "{action}");
+    }
+    let looks_up = statements.iter().filter(|s| s.actions.iter().any(|a| a == "codebuild:BatchGetBuilds"));
+    let functions: Vec<&str> = looks_up.map(|statement| statement.function.as_str()).collect();
+    assert_eq!(functions, ["BuildEventsFunction", "ReconcilerFunction"]);
+    Ok(())
+}
+
+#[test]
 fn each_secret_is_read_only_by_the_functions_that_need_it_and_only_the_status_page_queries_the_history() -> Result<()> {
     let template = Template::load()?;
     let statements = template.function_statements();

@@ -120,3 +120,36 @@ async fn events_sluice_cannot_read_or_did_not_start_are_answered_without_an_erro
     let run = app.store.execution(&ExecutionId::from("web-d-1")).await.expect("the store answers");
     assert_eq!(run.map(|run| run.status), None::<Status>);
 }
+
+#[tokio::test]
+async fn a_test_requested_doorbell_starts_the_test_build_its_run_waits_for_and_nothing_twice() {
+    use sluice::pipeline::{Effect, EffectKind};
+    use sluice::usecases::{Input, handle};
+    // GIVEN run e1 moved into its test stage e2e by a function that does not start builds (deploy-events, say)
+    let app = app();
+    let elsewhere = RecordingRunner::owning(&[EffectKind::Publish]);
+    for event in sluice::contract::testing::to_e2e("e1") {
+        let mode = sluice::definitions::ExecutionMode::Queued;
+        let input = Input { pipeline: "web", mode, event: &event, receipt: None, now: chrono::Utc::now() };
+        handle(&app.store, &elsewhere, input).await.expect("handled");
+    }
+    assert!(app.effects.ran().is_empty());
+    // WHEN its Test Requested reaches build-events, twice
+    let doorbell = json!({
+        "source": "sluice", "detail-type": "Test Requested",
+        "detail": { "pipeline": "web", "execution_id": "e1", "stage": "e2e", "project": "web-e2e", "commit": "sha-e1" },
+    });
+    on_event(&app, invoke(doorbell.clone()), chrono::Utc::now()).await.expect("answered");
+    on_event(&app, invoke(doorbell), chrono::Utc::now()).await.expect("answered again");
+    // THEN the test build was started once, for e2e
+    let started: Vec<(String, Option<String>)> = app
+        .effects
+        .ran()
+        .into_iter()
+        .filter_map(|(_, effect)| match effect {
+            Effect::StartBuild { project, stage, .. } => Some((project, stage.map(|stage| stage.to_string()))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, [("web-e2e".to_owned(), Some("e2e".to_owned()))]);
+}

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{Applied, IgnoreReason, Run, TransitionError};
+use crate::contract::events::{SluiceEvent, TestRequested};
 use crate::definitions::TestStage;
 use crate::pipeline::event::Effect;
 use crate::pipeline::state::{Execution, Stage, StageRecord, Status, bounded};
@@ -19,9 +20,18 @@ pub(super) struct TestDone<'a> {
 
 impl Run {
     /// Run `i` enters test stage `stage`: CodeBuild is asked to run the stage's project on the run's commit, told
-    /// what it tests (the run, the release and where it was deployed last).
+    /// what it tests (the run, the release and where it was deployed last). `Test Requested` announces it, and is
+    /// the doorbell of build-events, which starts the build.
     pub(super) fn start_test(&mut self, i: usize, stage: Stage, test: &TestStage) {
         let execution = &self.state.executions[i];
+        self.effects.push(Effect::Publish(SluiceEvent::TestRequested(TestRequested {
+            pipeline: execution.pipeline.clone(),
+            execution_id: execution.id.clone(),
+            stage,
+            project: test.codebuild.clone(),
+            commit: execution.source.commit.clone(),
+            image_uri: execution.build.as_ref().and_then(|build| build.image_uri.clone()),
+        })));
         self.effects.push(Effect::StartBuild {
             execution_id: execution.id.clone(),
             project: test.codebuild.clone(),

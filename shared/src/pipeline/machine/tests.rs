@@ -1538,6 +1538,7 @@ fn stage_of(event: &SluiceEvent) -> Option<(&'static str, Option<Stage>)> {
         SluiceEvent::DeploymentRequested(e) => e.stage,
         SluiceEvent::ChecksRequested(e) => e.stage,
         SluiceEvent::RollbackRequested(e) => e.stage,
+        SluiceEvent::TestRequested(e) => Some(e.stage),
         SluiceEvent::ExecutionFinished(e) => e.stage,
         SluiceEvent::DeploymentPaused(_) | SluiceEvent::EffectsDue(_) => return None,
     };

@@ -81,6 +81,14 @@ fn a_run_deployed_to_staging_starts_its_test_project_on_its_commit_told_what_it_
     assert_eq!(variable("SLUICE_ENVIRONMENT"), Some("Staging EU"));
     let record = run.record(stage("e2e")).and_then(|record| record.test.as_ref()).expect("the test's record");
     assert_eq!((record.project.as_str(), record.build_id.as_deref(), record.passed), ("web-e2e", None, None));
+    // AND Test Requested announces it (build-events' doorbell), naming the stage, the project and the release
+    let requested = effects.iter().find_map(|effect| match effect {
+        Effect::Publish(crate::contract::events::SluiceEvent::TestRequested(requested)) => Some(requested),
+        _ => None,
+    });
+    let requested = requested.expect("Test Requested");
+    assert_eq!((requested.stage, requested.project.as_str()), (stage("e2e"), "web-e2e"));
+    assert_eq!(requested.image_uri.as_deref(), Some(IMAGE));
 }
 
 #[test]

@@ -13,7 +13,7 @@ use sluice::github::webhook::sign;
 use sluice::pipeline::{ExecutionId, Stage, Status};
 use sluice_integration::wiring::handler;
 use sluice_integration::{Stack, unique};
-use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario};
+use sluice_sandbox::codebuild::{CodeBuildSandbox, Outputs, Scenario, TestCase};
 use sluice_sandbox::pump::Pump;
 
 use crate::webhook::{Deployed, PUSH, deliver, deployed_with};
@@ -208,5 +208,91 @@ async fn the_codebuild_sandbox_answers_as_codebuild_does_for_an_unknown_project_
     assert_eq!(builds.builds().len(), 1);
     assert_eq!(builds.builds()[0].source_version(), Some(HEAD));
     assert_eq!(builds.builds_not_found(), ["missing:1"]);
+    Ok(())
+}
+
+/// The CodeBuild sandbox alone, its test project `project` playing `cases`, and sluice's CodeBuild client on it.
+async fn test_project(project: &str, cases: Vec<TestCase>) -> Result<(CodeBuildSandbox, CodeBuildStarter)> {
+    let stack = Stack::create().await?;
+    let s3 =
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&stack.config).force_path_style(true).build());
+    let codebuild = CodeBuildSandbox::start(Outputs {
+        s3,
+        ecr: aws_sdk_ecr::Client::new(&stack.config),
+        bucket: unique("artifacts"),
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+        duration: Duration::from_millis(100),
+    })
+    .await?;
+    codebuild.project(project, Scenario::Tests { cases, fails: false });
+    let aws = sluice_integration::aws_config_with(
+        &sluice_integration::moto().endpoint,
+        &[("codebuild", &codebuild.endpoint)],
+    )
+    .await;
+    Ok((codebuild, CodeBuildStarter::new(aws_sdk_codebuild::Client::new(&aws))))
+}
+
+/// Starts a build of `project` and waits until CodeBuild reports it ended.
+async fn finished_build(starter: &CodeBuildStarter, project: &str) -> Result<String> {
+    use sluice::contract::ports::{BuildRequest, BuildStarter};
+    let environment = std::collections::BTreeMap::new();
+    let request = BuildRequest {
+        project,
+        source_version: HEAD,
+        environment: &environment,
+        idempotency_token: "t",
+        timeout_minutes: Some(30),
+    };
+    let build_id = starter.start_build(&request).await?;
+    let deadline = std::time::Instant::now() + WAIT;
+    while starter.build_report(&build_id).await?.is_none_or(|report| report.status == "IN_PROGRESS") {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "build {build_id} did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(build_id)
+}
+
+#[tokio::test]
+async fn a_test_builds_report_is_read_as_codebuild_documents_it_counts_and_at_most_ten_failed_cases() -> Result<()> {
+    use sluice::contract::ports::TestReports;
+    // GIVEN a test project whose report has 3 passed, 1 skipped, 12 failed and 1 errored case
+    let mut cases = vec![
+        TestCase::new("CheckoutTest", "pays", "SUCCEEDED", None),
+        TestCase::new("CheckoutTest", "refunds", "SUCCEEDED", None),
+        TestCase::new("SearchTest", "finds", "SUCCEEDED", None),
+        TestCase::new("SearchTest", "by_sku", "SKIPPED", Some("not seeded")),
+        TestCase::new("LoginTest", "times_out", "ERROR", Some("connection reset")),
+    ];
+    cases.extend(
+        (1..=12).map(|k| TestCase::new("CartTest", &format!("case_{k:02}"), "FAILED", Some("expected 1, got 2"))),
+    );
+    let (_codebuild, starter) = test_project("web-e2e-build", cases).await?;
+    // WHEN its build ends and sluice reads its reports
+    let build_id = finished_build(&starter, "web-e2e-build").await?;
+    let results = starter.test_results(&build_id).await?.context("the build made a test report")?;
+    // THEN the counts are CodeBuild's, and the failed cases (FAILED first, then ERROR) at most ten, named with their
+    // prefix
+    assert_eq!((results.passed, results.failed, results.errors, results.skipped), (3, 12, 1, 1));
+    assert_eq!(results.summary(), "3 passed, 12 failed, 1 error, 1 skipped");
+    assert_eq!(results.failures.len(), sluice::pipeline::MAX_FAILED_TESTS);
+    assert_eq!(results.failures[0].name, "CartTest.case_01");
+    assert_eq!(results.failures[0].message.as_deref(), Some("expected 1, got 2"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_build_without_test_reports_has_no_results_and_an_errored_case_is_named() -> Result<()> {
+    use sluice::contract::ports::TestReports;
+    let cases = vec![TestCase::new("LoginTest", "times_out", "ERROR", Some("connection reset"))];
+    let (codebuild, starter) = test_project("web-e2e-build", cases).await?;
+    let build_id = finished_build(&starter, "web-e2e-build").await?;
+    let results = starter.test_results(&build_id).await?.context("a report")?;
+    assert_eq!(results.failures.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["LoginTest.times_out"]);
+    // A project that makes no report (the run's own build)
+    codebuild.project("web-build", Scenario::FailIn("BUILD".into()));
+    let plain = finished_build(&starter, "web-build").await?;
+    assert_eq!(starter.test_results(&plain).await?, None);
     Ok(())
 }

@@ -142,3 +142,55 @@ async fn a_release_that_fails_in_production_rolls_production_back_and_staging_ke
     assert_eq!(environments, [("staging", Some("success")), ("production", Some("failure"))]);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_release_tested_between_staging_and_production_reaches_production_with_its_test_results() -> Result<()> {
+    let outcome = run(DemoScenario::Verify, false).await?;
+    let run = &outcome.run;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    assert_eq!(stage_names(run), ["staging", "e2e", "production"]);
+    let e2e = run.record(sluice::pipeline::Stage::new("e2e").context("a stage")?).context("e2e")?;
+    let test = e2e.test.as_ref().context("the test's record")?;
+    assert_eq!(test.passed, Some(true));
+    let summary = test.results.as_ref().map(sluice::pipeline::TestResults::summary);
+    assert_eq!(summary.as_deref(), Some("12 passed, 0 failed, 1 skipped"));
+    assert!(test.build_id.as_deref().is_some_and(|id| id.contains(":build/web-e2e-build:")), "{test:?}");
+    // Build-events was woken by Test Requested, which the function that ended staging put on the bus
+    let published = |kind: &str| outcome.published.values().any(|kinds| kinds.contains(kind));
+    assert!(published("Test Requested"), "{:?}", outcome.published);
+    let built = run.build.as_ref().and_then(|build| build.image_uri.clone()).context("the build's image")?;
+    let expected = [("staging".to_owned(), Some(built.clone())), ("production".to_owned(), Some(built))];
+    assert_eq!(outcome.stage_images, expected);
+    assert!(
+        outcome.notification.1.contains("e2e        web-e2e-build: tests passed: 12 passed"),
+        "{}",
+        outcome.notification.1
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_release_whose_tests_fail_stops_at_its_test_stage_and_the_notification_names_the_failed_tests() -> Result<()>
+{
+    let outcome = run(DemoScenario::VerifyFail, false).await?;
+    let run = &outcome.run;
+    assert_eq!(run.status, Status::Failed, "{run:#?}");
+    assert_eq!(stage_names(run), ["staging", "e2e"], "production is never entered");
+    let reason = run.reason.as_deref().unwrap_or_default();
+    assert!(reason.starts_with("in e2e: 2 test cases failed (12 passed, 2 failed, 1 skipped: "), "{reason}");
+    let text = &outcome.notification.1;
+    for named in ["FAILED CheckoutTest.pays_with_card: expected 200, got 502", "FAILED LoginTest.rejects_bad_password"]
+    {
+        assert!(text.contains(named), "{text}");
+    }
+    // Production still runs what it ran before; GitHub shows the run failed, staging's Deployment a success
+    let before = "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0";
+    assert_eq!(outcome.service_task_definition.as_deref(), Some(before));
+    let (state, description) = outcome.commit_statuses.last().context("a commit status")?;
+    assert_eq!(state, "failure");
+    assert!(description.contains("in e2e: 2 test cases failed"), "{description}");
+    let environments: Vec<&str> =
+        outcome.deployment_states.iter().map(|(environment, _)| environment.as_str()).collect();
+    assert_eq!(environments, ["staging"]);
+    Ok(())
+}

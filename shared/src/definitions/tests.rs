@@ -60,7 +60,8 @@ fn the_example_file_loads_with_both_deploy_strategies_and_a_pipeline_of_stages()
     assert_eq!(definitions.len(), 3);
     let shop = definitions.get("shop").expect("shop");
     let stages: Vec<&str> = shop.stages.iter().map(|stage| stage.name.as_str()).collect();
-    assert_eq!(stages, ["staging", "sign-off", "production"]);
+    assert_eq!(stages, ["staging", "e2e", "sign-off", "production"]);
+    assert_eq!(shop.stages[1].test().map(|test| test.codebuild.as_str()), Some("shop-e2e-build"));
     let web = definitions.get("web").expect("web");
     assert_eq!(web.mode, ExecutionMode::Superseded);
     assert_eq!(web.approval().map(|a| a.timeout_secs), Some(2 * 24 * 3600));

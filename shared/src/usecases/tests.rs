@@ -1224,7 +1224,7 @@ async fn a_run_shown_on_github_gets_its_commit_status_and_one_deployment_however
 }
 
 /// Run `id` of the example's `shop`, pushed at `minute`: built, staging deployed, checked and soaked (30 minutes),
-/// signed off, production deployed: shipped.
+/// tested (e2e), signed off, production deployed: shipped.
 async fn shipped_in_stages(store: &InMemoryStore, runner: &RecordingRunner, id: &str, minute: i64) {
     shipped_in_stages_with(store, runner, (id, minute), |_| {}).await;
 }
@@ -1237,6 +1237,18 @@ async fn shipped_in_stages_with(
     adjust: impl Fn(&mut crate::pipeline::Plan),
 ) {
     in_stages_up_to(store, runner, (id, minute), adjust, usize::MAX).await;
+}
+
+/// The example shop's e2e tests of run `id` passed.
+fn e2e_passed(id: &ExecutionId) -> Event {
+    Event::TestEnded {
+        execution_id: id.clone(),
+        stage: crate::pipeline::Stage::new("e2e").expect("a stage name"),
+        build_id: format!("e2e-{id}"),
+        passed: true,
+        reason: None,
+        results: None,
+    }
 }
 
 /// Ada's approval of run `id`, from its page.
@@ -1258,7 +1270,7 @@ async fn handled(store: &InMemoryStore, runner: &RecordingRunner, pipeline: &str
     assert_eq!(handle(store, runner, input).await.expect("handled"), Handled::Applied, "{}", event.name());
 }
 
-/// As [`shipped_in_stages_with`], only the first `steps` of its events: 3 leaves the run deploying to staging, 6
+/// As [`shipped_in_stages_with`], only the first `steps` of its events: 3 leaves the run deploying to staging, 7
 /// with production's deployment requested.
 async fn in_stages_up_to(
     store: &InMemoryStore,
@@ -1307,6 +1319,7 @@ async fn in_stages_up_to(
             },
         ),
         (32, Event::SoakEnded { execution_id: execution_id.clone() }),
+        (32, e2e_passed(&execution_id)),
         (33, approved_by_ada(&execution_id)),
         (34, deployed(format!("production-{id}"))),
     ];
@@ -1509,6 +1522,7 @@ async fn a_rollback_stops_the_deployment_furthest_along_the_line_unless_told_whi
     handled(&store, &runner, "shop", &started("s2", "staging"), now() + TimeDelta::minutes(2)).await;
     for (at, event) in [
         (3, Event::DeploymentSucceeded { execution_id: ExecutionId::from("s2"), deployment_id: "staging-s2".into() }),
+        (33, e2e_passed(&ExecutionId::from("s2"))),
         (34, approved_by_ada(&ExecutionId::from("s2"))),
         (35, started("s2", "production")),
     ] {

@@ -310,10 +310,39 @@ async fn a_rolling_runs_checks_reach_the_hooks_function_and_its_rollback_the_dep
     Ok(())
 }
 
+/// What a run entering its test stage publishes: `Test Requested`.
+fn a_tested_runs_events() -> Vec<SluiceEvent> {
+    let events = sluice::contract::testing::to_e2e("e1");
+    published_by(&events, at(0)).into_iter().filter(|e| matches!(e, SluiceEvent::TestRequested(_))).collect()
+}
+
+#[tokio::test]
+async fn a_test_stages_request_reaches_build_events_alone_with_the_documented_detail() -> Result<()> {
+    let stack = Stack::create().await?;
+    let publisher = EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone());
+    let events = a_tested_runs_events();
+    let types: Vec<&str> = events.iter().map(SluiceEvent::detail_type).collect();
+    assert_eq!(types, ["Test Requested"]);
+    publisher.publish(&events).await?;
+    let received = stack.receive(stack.queue("TestRequestedRule")?, 1, WAIT).await?;
+    assert_eq!(received.len(), 1, "{received:#?}");
+    let parsed = SluiceEvent::from_parts("Test Requested", received[0]["detail"].clone())?;
+    assert_eq!(parsed, events[0]);
+    let documented = documented_details()?;
+    same_shape(documented.get("Test Requested").context("documented")?, &received[0]["detail"], "Test Requested")?;
+    for rule in ["DeploymentRequestedRule", "ChecksRequestedRule", "ExecutionFinishedRule", "CodeBuildStateChangeRule"]
+    {
+        let extra = stack.receive(stack.queue(rule)?, 1, QUIET).await?;
+        assert!(extra.is_empty(), "{rule} also received {extra:#?}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn every_published_detail_type_is_documented_with_its_fields() -> Result<()> {
     let documented = documented_details()?;
     let mut events = a_runs_events();
+    events.extend(a_tested_runs_events());
     events.extend(a_rolling_runs_check_events());
     events.extend(doorbells().into_iter().take(1));
     events.extend(a_paused_runs_events().into_iter().take(1));

@@ -175,8 +175,8 @@ impl ApprovalNotice {
 }
 
 impl StageNotice {
-    /// What `record`'s stage did, as of `now`: its deployment, checks and how long the release has run there, or
-    /// its decision.
+    /// What `record`'s stage did, as of `now`: its deployment, checks and how long the release has run there, its
+    /// decision, or how its tests went.
     fn of(record: &StageRecord, now: DateTime<Utc>) -> Self {
         let said = match (&record.deploy, &record.approval) {
             (Some(deploy), _) => {
@@ -197,7 +197,11 @@ impl StageNotice {
                 (Some(decision), None) => decision.name().to_owned(),
                 (None, _) => "not decided".to_owned(),
             },
-            (None, None) => "entered".to_owned(),
+            (None, None) => match &record.test {
+                Some(test) if test.finished_at.is_some() => crate::present::text::test_verdict(test),
+                Some(test) => format!("testing (CodeBuild project {})", test.project),
+                None => "entered".to_owned(),
+            },
         };
         Self { stage: record.name, said }
     }

@@ -112,3 +112,39 @@ fn the_status_page_shows_each_test_stage_with_its_summary() {
     let page = super::status::run_page(&failed, &story, at(20));
     assert!(page.html.contains("<li class=\"bad\">e2e 2m 00s · 118 passed, 2 failed, 3 skipped</li>"), "{}", page.html);
 }
+
+#[test]
+fn an_approval_after_a_test_stage_shows_what_the_release_passed_there() {
+    // GIVEN a pipeline whose e2e stage is followed by a sign-off
+    let mut events = to_e2e("e1");
+    if let Some(Event::Triggered { plan, .. }) = events.first_mut() {
+        let sign_off =
+            crate::definitions::Approval { topic_arn: "arn:aws:sns:eu-west-1:1:signoff".into(), timeout_secs: 3600 };
+        let stage = crate::definitions::StageDefinition {
+            name: Stage::new("sign-off").expect("a stage"),
+            kind: crate::definitions::StageKind::Approval(sign_off),
+        };
+        plan.stages.insert(2, stage);
+    }
+    let mut state = PipelineState::new("web", ExecutionMode::Queued);
+    let all: Vec<Event> = events.into_iter().chain([started(), ended(0)]).collect();
+    for (minute, event) in (0..).zip(&all) {
+        match transition(&state, event, at(minute)) {
+            Ok(Decision::Apply { state: next, .. }) => state = next,
+            other => panic!("{} applies: {other:?}", event.name()),
+        }
+    }
+    let run = state.execution(&ExecutionId::from("e1")).expect("the run");
+    assert_eq!(run.status, crate::pipeline::Status::Running(Stage::new("sign-off").expect("a stage")));
+    // WHEN its approval is asked, THEN the request shows e2e's results among the earlier stages
+    let notice = crate::pipeline::ApprovalNotice::of(run, at(10));
+    let e2e = notice.earlier.iter().find(|earlier| earlier.stage == e2e()).expect("e2e is shown");
+    assert_eq!(e2e.said, "tests passed: 118 passed, 0 failed, 3 skipped");
+    let links = super::approval_email::Links {
+        review: "https://approve.example/t",
+        base: "https://approve.example/",
+        region: "eu-west-1",
+    };
+    let email = super::approval_email::approval_email(&run.id, &notice, at(70), links, at(10));
+    assert!(email.text.contains("tests passed: 118 passed, 0 failed, 3 skipped"), "{}", email.text);
+}

@@ -13,7 +13,7 @@ use sluice::definitions::{
     Approval, BlueGreen, Build, Check, CircuitBreaker, DeployStage, DeployTarget, EcsNative, ExecutionMode,
     MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_STAGE_NAME,
     MAX_STAGES, MAX_URL, Notify, OnFailure, PauseAction, PauseApproval, Rolling, Stage, StageDefinition, StageKind,
-    TestStage, TrafficShift,
+    TestRun, TestStage, TrafficShift,
 };
 use sluice::pipeline::{
     ApprovalDecision, BuildOutputs, Decision, Event, ExecutionId, MAX_HOOK_RESULTS, MAX_PAUSES, MAX_RUN_PAUSES,
@@ -144,8 +144,11 @@ fn plan(strategy: Strategy, deploys: usize) -> Plan {
             let approval = Approval { topic_arn: long('t', 256), timeout_secs: 3600 };
             stages.push(StageDefinition { name: stage_name(stages.len()), kind: StageKind::Approval(approval) });
         } else if k < approvals {
-            let test =
-                TestStage { codebuild: long('c', 255), timeout_minutes: Some(36 * 60), on_failure: OnFailure::Fail };
+            let test = TestStage {
+                run: TestRun::CodeBuild(long('c', 255)),
+                timeout_minutes: Some(36 * 60),
+                on_failure: OnFailure::Fail,
+            };
             stages.push(StageDefinition { name: stage_name(stages.len()), kind: StageKind::Test(test) });
         }
     }
@@ -324,10 +327,11 @@ fn run_through(state: &mut PipelineState, n: usize, plan: &Plan, strategy: Strat
                 let ended = Event::TestEnded {
                     execution_id: execution_id.clone(),
                     stage,
-                    build_id,
+                    build_id: Some(build_id),
                     passed: true,
                     reason: None,
                     results: Some(results),
+                    detail: None,
                 };
                 apply(state, ended, clock);
             }

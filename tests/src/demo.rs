@@ -359,20 +359,23 @@ impl Demo {
         Ok(())
     }
 
-    /// Staging's rolling update, then the e2e test stage: CodeBuild (sandbox) runs the test project on the commit,
-    /// whose report build-events reads; then production's rolling update, or the run's end at e2e.
+    /// Staging's rolling update, the smoke stage's check (the hooks function), then the e2e test stage: CodeBuild
+    /// (sandbox) runs the test project on the commit, whose report build-events reads; then production's rolling
+    /// update, or the run's end at e2e.
     async fn verify(&self, execution_id: &ExecutionId) -> Result<sluice::pipeline::Execution> {
         println!(
-            "\nCodeBuild (sandbox) builds {}; the deployer rolls staging out and its AfterRollout check passes;",
+            "\nCodeBuild (sandbox) builds {}; the deployer rolls staging out; the hooks function runs the smoke",
             &HEAD[..7]
         );
         println!(
-            "then the e2e stage starts CodeBuild project {E2E_PROJECT} on the commit, told the release and staging,"
+            "stage's check; the e2e stage starts CodeBuild project {E2E_PROJECT} on the commit, told the release and"
         );
-        println!(
-            "and build-events reads the build's test report (BatchGetBuilds, BatchGetReports, DescribeTestCases):"
-        );
+        println!("staging, and build-events reads the build's test report (BatchGetBuilds, BatchGetReports,");
+        println!("DescribeTestCases):");
         let run = wait_until_finished(&self.store, execution_id).await?;
+        let smoke = sluice::pipeline::Stage::new("smoke").context("a stage name")?;
+        let checked = run.record(smoke).and_then(|record| record.test.as_ref()).context("the run skipped smoke")?;
+        println!("  smoke          {}", sluice::present::text::test_verdict(checked));
         let e2e = sluice::pipeline::Stage::new("e2e").context("a stage name")?;
         let test = run.record(e2e).and_then(|record| record.test.as_ref()).context("the run did not test at e2e")?;
         println!("  e2e            {}", sluice::present::text::test_verdict(test));
@@ -696,8 +699,8 @@ async fn publish_definitions(
              pauses for approval)"
         }
         _ if scenario.verify() => {
-            ", web in stages: staging (rolling update), e2e (CodeBuild test project web-e2e-build), production \
-             (rolling update)"
+            ", web in stages: staging (rolling update), smoke (a check), e2e (CodeBuild test project \
+             web-e2e-build), production (rolling update)"
         }
         _ => "",
     };
@@ -1267,9 +1270,9 @@ fn e2e_cases(failing: bool) -> Vec<TestCase> {
 }
 
 /// The example definitions with pipeline `web` in stages verified between them (its `[pipelines.web.approval]` and
-/// `[pipelines.web.deploy]` tables replaced): `staging`, a rolling update checked at `production` once rolled out
-/// (the sample app's one production listener stands for staging's); `e2e`, the test project; `production`, a
-/// rolling update of prod/web checked the same way.
+/// `[pipelines.web.deploy]` tables replaced): `staging`, a rolling update; `smoke`, a test stage of one check of
+/// `production` (the sample app's one production listener stands for staging's); `e2e`, the test project;
+/// `production`, a rolling update of prod/web checked once rolled out.
 fn verify_web(text: &str, production: &str) -> Result<String> {
     let approval = text.find("[pipelines.web.approval]").context("the example has no [pipelines.web.approval]")?;
     let approval_end = text[approval..].find("\n\n").map(|i| approval + i + 2).context("nothing follows it")?;
@@ -1279,7 +1282,9 @@ fn verify_web(text: &str, production: &str) -> Result<String> {
     let check = format!("{{ hook = \"AfterRollout\", url = \"{production}/health\", expect_body = \"ok\" }}");
     let stages = format!(
         "[[pipelines.web.stages]]\nname = \"staging\"\n\
-         deploy = {{ strategy = \"rolling\", cluster = \"staging\", service = \"web\", checks = [{check}] }}\n\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"staging\", service = \"web\" }}\n\n\
+         [[pipelines.web.stages]]\nname = \"smoke\"\n\
+         test = {{ checks = [{{ url = \"{production}/health\", expect_body = \"ok\", retries = 2, interval = \"1s\" }}] }}\n\n\
          [[pipelines.web.stages]]\nname = \"e2e\"\n\
          test = {{ codebuild = \"{E2E_PROJECT}\", timeout = \"30m\", on_failure = \"fail\" }}\n\n\
          [[pipelines.web.stages]]\nname = \"production\"\n\

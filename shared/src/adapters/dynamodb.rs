@@ -337,6 +337,10 @@ pub fn encode_state(state: &PipelineState) -> Result<String, StoreError> {
                     let theirs = planned(execution_id, *stage).map(DeployTarget::after_rollout_checks);
                     (!checks.is_empty() && theirs.as_ref() == Some(checks)).then_some("checks")
                 }
+                Effect::RunTestChecks { execution_id, stage, checks } => {
+                    let theirs = stored.execution(execution_id).and_then(|run| planned_test_checks(run, *stage));
+                    (!checks.is_empty() && theirs.as_ref() == Some(checks)).then_some("checks")
+                }
                 other => staged_target(other)
                     .filter(|(execution_id, stage, target)| planned(execution_id, *stage) == Some(*target))
                     .map(|_| "target"),
@@ -426,8 +430,24 @@ pub fn decode_state(text: &str) -> Result<PipelineState, StoreError> {
                 .filter(|planned| !planned.is_empty())
                 .ok_or_else(|| corrupt("pipeline state", format!("no AfterRollout checks for stage {stage}")))?;
         }
+        // A test stage's checks likewise: the plan's, as they run for the run's release.
+        if let Effect::RunTestChecks { execution_id, stage, checks } = effect
+            && checks.is_empty()
+        {
+            let run = executions.iter().find(|run| &run.id == execution_id);
+            *checks = run
+                .and_then(|run| planned_test_checks(run, *stage))
+                .ok_or_else(|| corrupt("pipeline state", format!("no checks for test stage {stage}")))?;
+        }
     }
     Ok(state)
+}
+
+/// Test stage `stage`'s checks in `run`'s plan, as they run for its release; `None` if it has none.
+fn planned_test_checks(run: &crate::pipeline::Execution, stage: Stage) -> Option<Vec<crate::definitions::Check>> {
+    let test = run.plan.stage(stage)?.test()?;
+    let checks: Vec<_> = test.checks().iter().map(|check| run.for_release(check)).collect();
+    (!checks.is_empty()).then_some(checks)
 }
 
 /// The run, deploy stage and target an effect is about, if it is one that names its stage.
@@ -897,6 +917,57 @@ mod tests {
         let mut gone = value;
         if let Some(effect) = gone.pointer_mut(&format!("/pending/{start}/effect")).and_then(|e| e.as_object_mut()) {
             effect.insert("stage".into(), "production".into());
+        }
+        assert!(matches!(decode_state(&gone.to_string()), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_test_stages_checks_are_stored_by_their_stage_and_read_back_from_the_plan_for_the_release() {
+        use crate::definitions::{Check, DeployStage, Stage, StageDefinition, StageKind, TestRun, TestStage};
+        use crate::pipeline::{Decision, EffectKind, transition};
+        let now: DateTime<Utc> = "2026-12-07T10:00:00Z".parse().expect("time");
+        let check = Check { expect_body: Some("{commit}".into()), ..Check::new("Test", "http://web/version") };
+        let mut pushed = crate::contract::testing::push("e1", crate::definitions::ExecutionMode::Queued, false);
+        if let crate::pipeline::Event::Triggered { plan, .. } = &mut pushed {
+            let smoke =
+                TestStage { run: TestRun::Checks(vec![check]), timeout_minutes: None, on_failure: Default::default() };
+            let production = DeployStage {
+                target: DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
+                timeout_minutes: None,
+                soak_secs: None,
+                environment: None,
+            };
+            plan.stages = vec![
+                StageDefinition { name: Stage::new("smoke").expect("a stage"), kind: StageKind::Test(smoke) },
+                StageDefinition { name: Stage::DEPLOY, kind: StageKind::Deploy(Box::new(production)) },
+            ];
+        }
+        let built = crate::pipeline::Event::BuildSucceeded {
+            execution_id: "e1".into(),
+            build_id: "b-1".into(),
+            outputs: crate::pipeline::BuildOutputs { image_uri: "web@sha256:1".into(), artifacts: None },
+        };
+        let mut state = PipelineState::new("web", crate::definitions::ExecutionMode::Queued);
+        for event in [&pushed, &built] {
+            let Ok(Decision::Apply { state: next, effects }) = transition(&state, event, now) else {
+                panic!("{} not applied", event.name())
+            };
+            state = next;
+            state.enqueue(effects, 1);
+        }
+        let at = state.pending.iter().position(|p| p.effect.kind() == EffectKind::RunChecks).expect("checks wait");
+        let json = encode_state(&state).expect("encodes");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        let stored = value.pointer(&format!("/pending/{at}/effect")).expect("the effect");
+        assert!(stored.get("checks").is_none(), "{stored}");
+        let read = decode_state(&json).expect("decodes");
+        assert_eq!(read, state.stored());
+        let Effect::RunTestChecks { checks, .. } = &read.pending[at].effect else { panic!("not the checks") };
+        assert_eq!(checks[0].expect_body.as_deref(), Some("sha-e1"), "as they run for the release");
+        // Checks that cannot be found again are refused, never run as none
+        let mut gone = value;
+        if let Some(effect) = gone.pointer_mut(&format!("/pending/{at}/effect")).and_then(|e| e.as_object_mut()) {
+            effect.insert("stage".into(), "deploy".into());
         }
         assert!(matches!(decode_state(&gone.to_string()), Err(StoreError::Corrupt { .. })));
     }

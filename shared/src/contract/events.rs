@@ -110,15 +110,22 @@ pub struct ChecksRequested {
     pub stage: Option<Stage>,
 }
 
-/// An execution entered a test stage: build-events starts the stage's CodeBuild project on the run's commit.
+/// An execution entered a test stage: build-events starts the stage's CodeBuild project on the run's commit, or the
+/// hooks function runs the stage's checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestRequested {
     pub pipeline: String,
     pub execution_id: ExecutionId,
     /// The test stage.
     pub stage: Stage,
-    /// The CodeBuild project that tests.
-    pub project: String,
+    /// What tests: `codebuild` or `checks` (each wakes its own function).
+    pub tests: String,
+    /// The CodeBuild project that tests (`null` for checks).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// How many checks run (0 for a CodeBuild project).
+    #[serde(default)]
+    pub checks: usize,
     pub commit: String,
     /// The release it tests (pinned by its digest), if the run built one.
     #[serde(default)]

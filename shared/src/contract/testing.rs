@@ -514,7 +514,7 @@ pub fn ecs_native_asking(
 /// A queued run of a pipeline shown on GitHub, in stages staging (a rolling update, GitHub environment `Staging
 /// EU`), e2e (CodeBuild project web-e2e, 30 minutes), production (blue/green): its push.
 pub fn tested(execution: &str) -> Event {
-    use crate::definitions::{DeployStage, OnFailure, Stage, StageDefinition, StageKind, TestStage};
+    use crate::definitions::{DeployStage, OnFailure, Stage, StageDefinition, StageKind, TestRun, TestStage};
     let stage = |name: &str| Stage::new(name).unwrap_or(Stage::DEPLOY);
     let mut event = push(execution, ExecutionMode::Queued, false);
     if let Event::Triggered { plan, .. } = &mut event {
@@ -529,7 +529,11 @@ pub fn tested(execution: &str) -> Event {
                 environment: environment.map(str::to_owned),
             }))
         };
-        let e2e = TestStage { codebuild: "web-e2e".into(), timeout_minutes: Some(30), on_failure: OnFailure::Fail };
+        let e2e = TestStage {
+            run: TestRun::CodeBuild("web-e2e".into()),
+            timeout_minutes: Some(30),
+            on_failure: OnFailure::Fail,
+        };
         plan.stages = vec![
             StageDefinition {
                 name: stage("staging"),

@@ -84,6 +84,7 @@ pub(super) struct RawApproval {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTest {
     pub codebuild: Option<Spanned<String>>,
+    pub checks: Option<Vec<Spanned<RawTestCheck>>>,
     pub timeout: Option<Spanned<String>>,
     pub on_failure: Option<Spanned<String>>,
 }
@@ -170,6 +171,28 @@ pub(super) struct RawCheck {
     pub timeout: Option<Spanned<String>>,
     pub retries: Option<Spanned<i64>>,
     pub interval: Option<Spanned<String>>,
+}
+
+/// One of a test stage's checks: a deploy stage's check without its `hook`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTestCheck {
+    pub method: Option<Spanned<String>>,
+    pub url: Spanned<String>,
+    pub expect_status: Option<Spanned<i64>>,
+    pub expect_body: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub retries: Option<Spanned<i64>>,
+    pub interval: Option<Spanned<String>>,
+}
+
+impl RawTestCheck {
+    /// The check as a deploy stage's would be written, at hook `hook`.
+    pub fn at(self, hook: &str) -> RawCheck {
+        let hook = Spanned::new(self.url.span(), hook.to_owned());
+        let RawTestCheck { method, url, expect_status, expect_body, timeout, retries, interval } = self;
+        RawCheck { hook, method, url, expect_status, expect_body, timeout, retries, interval }
+    }
 }
 
 /// The top of the file: only `pipelines`, a table of pipelines (each read on its own below).

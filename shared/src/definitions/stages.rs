@@ -100,17 +100,51 @@ pub enum StageKind {
 }
 
 /// A stage that tests the release: a CodeBuild project run on the run's commit, whose build and test reports say
-/// whether the release goes on.
+/// whether the release goes on, or HTTP checks sluice runs itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestStage {
-    /// The CodeBuild project (`test.codebuild`).
-    pub codebuild: String,
+    /// What tests: `test.codebuild` or `test.checks`.
+    #[serde(flatten)]
+    pub run: TestRun,
     /// `test.timeout`, in minutes: CodeBuild's own build timeout for the test build (the project's unless given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_minutes: Option<u32>,
     /// What a failure does (`test.on_failure`).
     #[serde(default, skip_serializing_if = "OnFailure::is_fail")]
     pub on_failure: OnFailure,
+}
+
+/// What tests a test stage's release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TestRun {
+    /// A CodeBuild project, run on the run's commit (`codebuild = "web-e2e"`).
+    #[serde(rename = "codebuild")]
+    CodeBuild(String),
+    /// HTTP checks, run by the hooks function as a deploy stage's are (`checks = [...]`); each check's `hook` is
+    /// [`TEST_CHECKS`].
+    #[serde(rename = "checks")]
+    Checks(Vec<super::Check>),
+}
+
+/// The `hook` of a test stage's checks.
+pub const TEST_CHECKS: &str = "Test";
+
+impl TestStage {
+    /// The CodeBuild project that tests, if a project does.
+    pub fn codebuild(&self) -> Option<&str> {
+        match &self.run {
+            TestRun::CodeBuild(project) => Some(project),
+            TestRun::Checks(_) => None,
+        }
+    }
+
+    /// The HTTP checks that test, if checks do.
+    pub fn checks(&self) -> &[super::Check] {
+        match &self.run {
+            TestRun::Checks(checks) => checks,
+            TestRun::CodeBuild(_) => &[],
+        }
+    }
 }
 
 /// What a test stage's failure does: end the run (`fail`).

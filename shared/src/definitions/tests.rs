@@ -61,7 +61,7 @@ fn the_example_file_loads_with_both_deploy_strategies_and_a_pipeline_of_stages()
     let shop = definitions.get("shop").expect("shop");
     let stages: Vec<&str> = shop.stages.iter().map(|stage| stage.name.as_str()).collect();
     assert_eq!(stages, ["staging", "e2e", "sign-off", "production"]);
-    assert_eq!(shop.stages[1].test().map(|test| test.codebuild.as_str()), Some("shop-e2e-build"));
+    assert_eq!(shop.stages[1].test().and_then(|test| test.codebuild()), Some("shop-e2e-build"));
     let web = definitions.get("web").expect("web");
     assert_eq!(web.mode, ExecutionMode::Superseded);
     assert_eq!(web.approval().map(|a| a.timeout_secs), Some(2 * 24 * 3600));
@@ -1254,8 +1254,22 @@ deploy = { strategy = "rolling", cluster = "prod", service = "web" }
     assert_eq!(
         tests,
         [
-            ("e2e", &TestStage { codebuild: "web-e2e".into(), timeout_minutes: Some(30), on_failure: OnFailure::Fail }),
-            ("smoke", &TestStage { codebuild: "web-smoke".into(), timeout_minutes: None, on_failure: OnFailure::Fail }),
+            (
+                "e2e",
+                &TestStage {
+                    run: TestRun::CodeBuild("web-e2e".into()),
+                    timeout_minutes: Some(30),
+                    on_failure: OnFailure::Fail
+                }
+            ),
+            (
+                "smoke",
+                &TestStage {
+                    run: TestRun::CodeBuild("web-smoke".into()),
+                    timeout_minutes: None,
+                    on_failure: OnFailure::Fail
+                }
+            ),
         ]
     );
     assert_eq!(pipeline.stages[1].kind_name(), "test");
@@ -1286,15 +1300,62 @@ deploy = { strategy = "rolling", cluster = "prod", service = "web" }
 "#;
     let errors = errors(text);
     let expected = [
-        "pipelines.toml:8:8: pipeline `web`, field `stages[0].test`: a test stage names its CodeBuild project",
+        "pipelines.toml:8:8: pipeline `web`, field `stages[0].test`: a test stage names what tests: test = { codebuild",
         "pipelines.toml:12:22: pipeline `web`, field `stages[1].test.codebuild`: must be a CodeBuild project name",
         "pipelines.toml:12:45: pipeline `web`, field `stages[1].test.timeout`: must be between 5m and 36h (got \"2m\")",
         "pipelines.toml:12:64: pipeline `web`, field `stages[1].test.on_failure`: must be \"fail\" (got \"shrug\")",
+        "pipelines.toml:16:8: pipeline `web`, field `stages[2].test`: a test stage has either codebuild or checks, not both",
         "pipelines.toml:16:44: pipeline `web`, field `stages[2].test.timeout`: must be between 5m and 36h (got \"90s\")",
-        "pipelines.toml:16:51: pipeline `web`, field `stages[2].test.checks`: unknown field `checks`",
     ];
     assert_eq!(errors.len(), expected.len(), "{errors:#?}");
     for (error, expected) in errors.iter().zip(expected) {
         assert!(error.starts_with(expected), "{error}\nexpected: {expected}");
     }
+}
+
+#[test]
+fn a_test_stage_of_checks_takes_a_deploy_checks_fields_but_no_hook() {
+    let text = r#"
+[pipelines.web]
+source = { repository = "acme/web" }
+build = { project = "web-build" }
+
+[[pipelines.web.stages]]
+name = "staging"
+deploy = { strategy = "rolling", cluster = "staging", service = "web" }
+
+[[pipelines.web.stages]]
+name = "smoke"
+test = { checks = [ { url = "https://staging.example.com/version", expect_body = "{commit}", retries = 3, interval = "10s" }, { url = "https://staging.example.com/health" } ] }
+
+[[pipelines.web.stages]]
+name = "production"
+deploy = { strategy = "rolling", cluster = "prod", service = "web" }
+"#;
+    let definitions = Definitions::parse("pipelines.toml", text).expect("valid");
+    let smoke = definitions.get("web").and_then(|web| web.stages[1].test().cloned()).expect("smoke tests");
+    let checks = smoke.checks();
+    assert_eq!(checks.len(), 2);
+    assert_eq!(smoke.codebuild(), None);
+    assert_eq!((checks[0].hook.as_str(), checks[0].expect_body.as_deref()), (TEST_CHECKS, Some("{commit}")));
+    assert_eq!((checks[0].retries, checks[0].interval_secs, checks[1].method.as_str()), (3, 10, "GET"));
+
+    let wrong = text.replace(
+        "{ url = \"https://staging.example.com/health\" }",
+        "{ hook = \"AfterRollout\", url = \"ftp://staging\" }",
+    );
+    let said = errors(&wrong.replace("interval = \"10s\"", "interval = \"10s\", timeout = \"1h\"")).join("\n");
+    assert!(said.contains("field `stages[1].test.checks[1].hook`: unknown field `hook`"), "{said}");
+    assert!(said.contains("field `stages[1].test.checks[0].timeout`: must be between"), "{said}");
+    let empty = text.replace(
+        &text[text.find("test = { checks").expect("checks")
+            ..text.find("\n\n[[pipelines.web.stages]]\nname = \"production\"").expect("production")],
+        "test = { checks = [], timeout = \"30m\" }",
+    );
+    let said = errors(&empty).join("\n");
+    assert!(said.contains("field `stages[1].test.checks`: a test stage's checks are at least one"), "{said}");
+    assert!(
+        said.contains("field `stages[1].test.timeout`: a test stage's checks take each check's own timeout"),
+        "{said}"
+    );
 }

@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::error::{DefinitionError, DefinitionErrors, LineIndex};
 use super::raw::{
     RawApproval, RawBuild, RawCheck, RawDeploy, RawFilter, RawPauseApproval, RawPipeline, RawSource, RawStage, RawTest,
-    Read,
+    RawTestCheck, Read,
 };
 use super::{
     AFTER_ROLLOUT_SECS, Approval, BLUE_GREEN_HOOKS, BlueGreen, Build, CHECK_METHODS, Check, CircuitBreaker,
@@ -16,7 +16,10 @@ use super::{
     HOOKS_FUNCTION_SECS, Notify, PAUSE_STAGES, PRE_PRODUCTION_TRAFFIC_SHIFT, PauseAction, PauseApproval, Pipeline,
     ROLLING_HOOKS, Rolling, Source, TrafficShift,
 };
-use super::{DeployStage, MAX_STAGE_NAME, OnFailure, Stage, StageDefinition, StageKind, TestStage, table_stages};
+use super::{
+    DeployStage, MAX_STAGE_NAME, OnFailure, Stage, StageDefinition, StageKind, TEST_CHECKS, TestRun, TestStage,
+    table_stages,
+};
 use crate::pipeline::bounded;
 
 const MINUTE: u64 = 60;
@@ -531,26 +534,60 @@ fn stage_environment(
     environment
 }
 
-/// A test stage's `test = { codebuild = "...", timeout = "30m", on_failure = "fail" }`.
+/// A test stage's `test = { codebuild = "...", timeout = "30m", on_failure = "fail" }`, or `test = { checks = [...] }`.
 fn validate_test(checker: &mut Checker<'_>, raw: Spanned<RawTest>) -> TestStage {
     let span = raw.span();
     let raw = raw.into_inner();
-    let codebuild = match &raw.codebuild {
-        Some(project) => {
-            checker.text(project, "test.codebuild", is_codebuild_project, "must be a CodeBuild project name")
-        }
-        None => {
-            checker.error(span, "test", "a test stage names its CodeBuild project: test = { codebuild = \"web-e2e\" }");
-            String::new()
+    let run = match (&raw.codebuild, raw.checks) {
+        (Some(project), None) => TestRun::CodeBuild(checker.text(
+            project,
+            "test.codebuild",
+            is_codebuild_project,
+            "must be a CodeBuild project name",
+        )),
+        (None, Some(checks)) => TestRun::Checks(test_checks(checker, span, checks)),
+        (codebuild, checks) => {
+            let message = if codebuild.is_some() && checks.is_some() {
+                "a test stage has either codebuild or checks, not both"
+            } else {
+                "a test stage names what tests: test = { codebuild = \"web-e2e\" } or test = { checks = [...] }"
+            };
+            checker.error(span, "test", message);
+            // Its other values are checked as a project's.
+            TestRun::CodeBuild(String::new())
         }
     };
-    let timeout_minutes =
-        raw.timeout.as_ref().and_then(|timeout| checker.minutes(timeout, "test.timeout", TEST_TIMEOUT_RANGE));
+    let timeout_minutes = raw.timeout.as_ref().and_then(|timeout| match &run {
+        TestRun::CodeBuild(_) => checker.minutes(timeout, "test.timeout", TEST_TIMEOUT_RANGE),
+        TestRun::Checks(_) => {
+            let message = "a test stage's checks take each check's own timeout, retries and interval";
+            checker.error(timeout.span(), "test.timeout", message);
+            None
+        }
+    });
     if let Some(on_failure) = raw.on_failure.as_ref().filter(|on_failure| on_failure.get_ref() != "fail") {
         let message = format!("must be \"fail\" (got {:?})", bounded(on_failure.get_ref(), SHOWN));
         checker.error(on_failure.span(), "test.on_failure", message);
     }
-    TestStage { codebuild, timeout_minutes, on_failure: OnFailure::Fail }
+    TestStage { run, timeout_minutes, on_failure: OnFailure::Fail }
+}
+
+/// A test stage's checks: 1 to [`MAX_CHECKS`], run in one go by the hooks function within [`AFTER_ROLLOUT_SECS`].
+fn test_checks(checker: &mut Checker<'_>, span: Range<usize>, raw: Vec<Spanned<RawTestCheck>>) -> Vec<Check> {
+    if raw.is_empty() {
+        checker.error(span, "test.checks", "a test stage's checks are at least one");
+    }
+    if let Some(extra) = raw.get(MAX_CHECKS) {
+        checker.error(extra.span(), "test.checks", format!("at most {MAX_CHECKS} checks"));
+    }
+    let time = CheckTime::AllTries { secs: AFTER_ROLLOUT_SECS, whose: "a test stage's checks" };
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, check)| {
+            let check = Spanned::new(check.span(), check.into_inner().at(TEST_CHECKS));
+            validate_check(checker, ("test.checks", i), check, (&[TEST_CHECKS], time))
+        })
+        .collect()
 }
 
 /// `test.timeout`: CodeBuild's build timeout, 5 minutes to 36 hours
@@ -656,7 +693,7 @@ fn validate_deploy(checker: &mut Checker<'_>, mut raw: RawDeploy, approval_topic
     let checks = std::mem::take(&mut raw.checks)
         .into_iter()
         .enumerate()
-        .map(|(i, check)| validate_check(checker, i, check, (hooks, time)))
+        .map(|(i, check)| validate_check(checker, ("deploy.checks", i), check, (hooks, time)))
         .collect();
     let container = raw.container.as_ref().map(|name| {
         checker.text(name, "deploy.container", is_container_name, "must be a container name of the task definition")
@@ -1084,13 +1121,13 @@ fn warn_check_time(checker: &mut Checker<'_>, span: Range<usize>, field: &str, c
 
 fn validate_check(
     checker: &mut Checker<'_>,
-    index: usize,
+    (list, index): (&str, usize),
     raw: Spanned<RawCheck>,
     (hooks, time): (&[&str], CheckTime),
 ) -> Check {
     let span = raw.span();
     let raw = raw.into_inner();
-    let field = |name: &str| format!("deploy.checks[{index}].{name}");
+    let field = |name: &str| format!("{list}[{index}].{name}");
     if !hooks.contains(&raw.hook.get_ref().as_str()) {
         checker.error(
             raw.hook.span(),
@@ -1157,7 +1194,7 @@ fn validate_check(
         retries,
         interval_secs,
     };
-    warn_check_time(checker, span, &format!("deploy.checks[{index}]"), &check, time);
+    warn_check_time(checker, span, &format!("{list}[{index}]"), &check, time);
     check
 }
 

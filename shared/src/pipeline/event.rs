@@ -199,7 +199,7 @@ impl StageNotice {
             },
             (None, None) => match &record.test {
                 Some(test) if test.finished_at.is_some() => crate::present::text::test_verdict(test),
-                Some(test) => format!("testing (CodeBuild project {})", test.project),
+                Some(test) => format!("testing ({})", crate::present::text::tested_by(test)),
                 None => "entered".to_owned(),
             },
         };
@@ -294,17 +294,23 @@ pub enum Event {
         stage: Stage,
         reason: String,
     },
-    /// A test stage's build ended: the release passed or not, with the results of the build's test reports.
+    /// A test stage's build ended, or its checks ran: the release passed or not, with the results of the build's test
+    /// reports, or the checks' detail.
     TestEnded {
         execution_id: ExecutionId,
         stage: Stage,
-        build_id: String,
+        /// The test build; `None` for a test stage's checks.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        build_id: Option<String>,
         passed: bool,
         /// Why it did not pass, in a line.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         results: Option<TestResults>,
+        /// Each check's result and timing, in a line (a test stage's checks).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
     /// The approval request went out; only the link whose token hashes to `token_hash` decides from now on.
     ApprovalSent {
@@ -583,6 +589,16 @@ pub enum Effect {
         #[serde(default)]
         checks: Vec<Check>,
     },
+    /// Run a test stage's HTTP checks (`test = { checks = [...] }`). Carried out by the hooks function, whose answer
+    /// is a `TestEnded` for `stage`.
+    RunTestChecks {
+        execution_id: ExecutionId,
+        /// The test stage: the state item stores the effect without `checks`, which are that stage's in the run's
+        /// plan (`crate::adapters::encode_state`).
+        stage: Stage,
+        #[serde(default)]
+        checks: Vec<Check>,
+    },
     /// Update the service back to `task_definition`, the one it ran before the run's rolling update (whose
     /// AfterRollout checks failed). Carried out by the deployer, whose answer is a `DeploymentFailed`.
     RollBack {
@@ -639,7 +655,7 @@ pub enum EffectKind {
     StartDeployment,
     /// The hook function.
     ReportHookStatus,
-    /// The hook function.
+    /// The hook function (a rolling update's AfterRollout checks, a test stage's checks).
     RunChecks,
     /// The deployer.
     RollBack,
@@ -680,7 +696,7 @@ impl Effect {
             Effect::RequestApproval { .. } => EffectKind::RequestApproval,
             Effect::StartDeployment { .. } => EffectKind::StartDeployment,
             Effect::ReportHookStatus { .. } => EffectKind::ReportHookStatus,
-            Effect::RunChecks { .. } => EffectKind::RunChecks,
+            Effect::RunChecks { .. } | Effect::RunTestChecks { .. } => EffectKind::RunChecks,
             Effect::RollBack { .. } => EffectKind::RollBack,
             Effect::ContinueDeployment { .. } => EffectKind::ContinueDeployment,
             Effect::StopDeployment { .. } => EffectKind::StopDeployment,
@@ -698,6 +714,7 @@ impl Effect {
             | Effect::StartDeployment { execution_id, .. }
             | Effect::ReportHookStatus { execution_id, .. }
             | Effect::RunChecks { execution_id, .. }
+            | Effect::RunTestChecks { execution_id, .. }
             | Effect::RollBack { execution_id, .. }
             | Effect::ContinueDeployment { execution_id, .. }
             | Effect::StopDeployment { execution_id, .. }
@@ -725,6 +742,9 @@ impl Effect {
             }
             Effect::RunChecks { execution_id, lifecycle_event, checks, .. } => {
                 format!("run the {} {lifecycle_event} checks of {execution_id}", checks.len())
+            }
+            Effect::RunTestChecks { execution_id, stage, checks } => {
+                format!("run the {} checks of {execution_id}'s test stage {stage}", checks.len())
             }
             Effect::RollBack { execution_id, task_definition, .. } => {
                 format!("roll {execution_id}'s service back to {task_definition}")

@@ -174,9 +174,14 @@ impl Run {
             }
             Event::TestStarted { stage, build_id, .. } => self.test_started(i, name, *stage, build_id),
             Event::TestStartFailed { stage, reason, .. } => self.test_start_failed(i, name, *stage, reason),
-            Event::TestEnded { stage, build_id, passed, reason, results, .. } => {
-                let done =
-                    test::TestDone { build_id, passed: *passed, reason: reason.as_deref(), results: results.as_ref() };
+            Event::TestEnded { stage, build_id, passed, reason, results, detail, .. } => {
+                let done = test::TestDone {
+                    build_id: build_id.as_deref(),
+                    passed: *passed,
+                    reason: reason.as_deref(),
+                    results: results.as_ref(),
+                    detail: detail.as_deref(),
+                };
                 self.test_ended(i, name, *stage, &done)
             }
             Event::ApprovalSent { token_hash, hook_id: Some(hook_id), .. } => self.pause_sent(i, hook_id, token_hash),

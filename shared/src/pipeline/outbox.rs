@@ -163,7 +163,8 @@ impl PipelineState {
             Effect::StartBuild { execution_id, stage: None, .. } => {
                 holds(execution_id, Stage::BUILD) && !built(execution_id)
             }
-            Effect::StartBuild { execution_id, stage: Some(stage), .. } => {
+            Effect::StartBuild { execution_id, stage: Some(stage), .. }
+            | Effect::RunTestChecks { execution_id, stage, .. } => {
                 holds(execution_id, *stage) && !test_built(execution_id, *stage)
             }
             Effect::RequestApproval { execution_id, hook_id: None, .. } => approving(execution_id),

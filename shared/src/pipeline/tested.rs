@@ -15,8 +15,12 @@ pub const MAX_TEST_MESSAGE: usize = 300;
 /// A test stage's build, as the run records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestFacts {
-    /// The CodeBuild project that tests.
+    /// The CodeBuild project that tests; empty when HTTP checks do.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub project: String,
+    /// How many HTTP checks test (none when a CodeBuild project does).
+    #[serde(default, skip_serializing_if = "is_zero_count")]
+    pub checks: usize,
     /// The build's ARN, once CodeBuild started it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
@@ -32,6 +36,13 @@ pub struct TestFacts {
     /// The build's test reports, summed up, if it made any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results: Option<TestResults>,
+    /// Each check's result and timing, in a line (HTTP checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+fn is_zero_count(count: &usize) -> bool {
+    *count == 0
 }
 
 /// The test cases of a build's test reports, counted by status, with the first failed ones.

@@ -82,12 +82,8 @@ fn outcome_times(report: &OutcomeReport) -> String {
     if !report.tests.is_empty() {
         text.push_str("\nTests:\n");
         for test in &report.tests {
-            text.push_str(&format!(
-                "  {:<10} {}: {}\n",
-                test.stage.to_string(),
-                test.facts.project,
-                test_verdict(&test.facts)
-            ));
+            let by = if test.facts.project.is_empty() { String::new() } else { format!("{}: ", test.facts.project) };
+            text.push_str(&format!("  {:<10} {by}{}\n", test.stage.to_string(), test_verdict(&test.facts)));
             for failed in test.facts.results.iter().flat_map(|results| &results.failures) {
                 let message = failed.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
                 text.push_str(&format!("    FAILED {}{message}\n", failed.name));
@@ -150,7 +146,8 @@ fn outcome_json(execution: &ExecutionId, report: &OutcomeReport, region: &str) -
             })).collect::<Vec<_>>(),
             "tests": report.tests.iter().map(|test| json!({
                 "stage": test.stage,
-                "project": test.facts.project,
+                "project": Some(&test.facts.project).filter(|project| !project.is_empty()),
+                "checks": test.facts.detail,
                 "buildId": test.facts.build_id,
                 "passed": test.facts.passed,
                 "reason": test.facts.reason,

@@ -42,10 +42,11 @@ fn ended(failed: u64) -> Event {
     Event::TestEnded {
         execution_id: "e1".into(),
         stage: e2e(),
-        build_id: "arn:aws:codebuild:build/web-e2e:7".into(),
+        build_id: Some("arn:aws:codebuild:build/web-e2e:7".into()),
         passed: true,
         reason: None,
         results: Some(results),
+        detail: None,
     }
 }
 

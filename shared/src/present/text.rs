@@ -94,20 +94,31 @@ pub fn comparison_lines(compared: &crate::pipeline::ReleaseComparison) -> Vec<(&
     lines
 }
 
-/// `tests passed: 118 passed, 0 failed`, or `tests failed: ...` with the failed cases, in a line.
+/// `tests passed: 118 passed, 0 failed`, or `tests failed: ...` with the failed cases, in a line; for a test stage's
+/// checks, `checks passed: 2/2 passed: ...`.
 pub fn test_verdict(test: &TestFacts) -> String {
-    let verdict = if test.passed == Some(true) { "tests passed" } else { "tests failed" };
-    let summary = test.results.as_ref().map(TestResults::summary);
+    let what = if test.project.is_empty() { "checks" } else { "tests" };
+    let verdict = if test.passed == Some(true) { "passed" } else { "failed" };
+    let summary = test.results.as_ref().map(TestResults::summary).or_else(|| test.detail.clone());
     let failed: Vec<&str> = test.results.iter().flat_map(|r| &r.failures).map(|f| f.name.as_str()).collect();
     let mut said = match (summary, &test.reason) {
-        (Some(summary), _) => format!("{verdict}: {summary}"),
-        (None, Some(reason)) => format!("{verdict}: {reason}"),
-        (None, None) => format!("{verdict} (no test report)"),
+        (Some(summary), _) => format!("{what} {verdict}: {summary}"),
+        (None, Some(reason)) => format!("{what} {verdict}: {reason}"),
+        (None, None) => format!("{what} {verdict} (no test report)"),
     };
     if !failed.is_empty() {
         said.push_str(&format!(" ({})", failed.join(", ")));
     }
     said
+}
+
+/// What tests at a test stage: `CodeBuild test project web-e2e`, or `2 checks`.
+pub fn tested_by(test: &TestFacts) -> String {
+    match test.project.as_str() {
+        "" if test.checks == 1 => "1 check".to_owned(),
+        "" => format!("{} checks", test.checks),
+        project => format!("CodeBuild test project {project}"),
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::text::{percent, span, test_verdict};
+use super::text::{percent, span, test_verdict, tested_by};
 use crate::pipeline::OutcomeReport;
 use crate::pipeline::{
     ApprovalFacts, CommitOrder, Compared, DeployFacts, Execution, Stage, Status, TestFacts, short_commit,
@@ -114,7 +114,7 @@ fn approval_moments(approval: &ApprovalFacts, add: &mut impl FnMut(DateTime<Utc>
 /// A test stage's moments: its build started, and how the release did.
 fn test_moments(test: &TestFacts, add: &mut impl FnMut(DateTime<Utc>, String)) {
     let id = test.build_id.as_deref().map(|id| format!(" ({id})")).unwrap_or_default();
-    add(test.started_at, format!("CodeBuild test project {} started{id}", test.project));
+    add(test.started_at, format!("{} started{id}", tested_by(test)));
     if let Some(end) = test.finished_at {
         add(end, test_verdict(test));
     }
@@ -218,9 +218,10 @@ pub fn waits_for(run: &Execution, now: DateTime<Utc>) -> String {
             None => "its approval request to be sent".to_owned(),
         },
         Status::Running(stage) if let Some(test) = run.record(stage).and_then(|record| record.test.as_ref()) => {
-            match &test.build_id {
-                Some(id) => format!("CodeBuild test build {id}"),
-                None => format!("CodeBuild to start test project {}", test.project),
+            match (&test.build_id, test.project.as_str()) {
+                (Some(id), _) => format!("CodeBuild test build {id}"),
+                (None, "") => format!("its {} to run", tested_by(test)),
+                (None, project) => format!("CodeBuild to start test project {project}"),
             }
         }
         Status::Running(stage) if let Some(soaked) = run.soaking() => {

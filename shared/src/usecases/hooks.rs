@@ -65,8 +65,8 @@ const WAITING_EVENT_PAUSE: Duration = Duration::from_millis(400);
 /// How long a rolling update's AfterRollout checks may take together ([`crate::definitions::AFTER_ROLLOUT_SECS`]).
 pub const AFTER_ROLLOUT_BUDGET: Duration = Duration::from_secs(crate::definitions::AFTER_ROLLOUT_SECS);
 
-/// Answers CodeDeploy's hooks, runs the AfterRollout checks of rolling updates, and publishes the announcements of
-/// the runs it moves on.
+/// Answers CodeDeploy's hooks, runs the AfterRollout checks of rolling updates and the checks of test stages, and
+/// publishes the announcements of the runs it moves on.
 #[derive(Debug, Clone)]
 pub struct HookEffects<P, H, C> {
     pub publisher: P,
@@ -97,6 +97,22 @@ impl<P: EventPublisher, H: LifecycleHooks, C: HttpProbe> EffectRunner for HookEf
                     passed,
                     detail: Some(detail),
                     millis: Some(millis),
+                }))
+            }
+            Effect::RunTestChecks { execution_id, stage, checks } => {
+                let numbered: Vec<(usize, &Check)> = checks.iter().enumerate().map(|(i, c)| (i + 1, c)).collect();
+                let runs = run_checks(&self.probe, &numbered, AFTER_ROLLOUT_BUDGET).await;
+                let passed = runs.iter().all(|run| run.passed);
+                let detail = summary(&checks.iter().collect::<Vec<_>>(), &runs);
+                info!(%execution_id, %stage, passed, %detail, "test checks done");
+                Ok(Some(Event::TestEnded {
+                    execution_id: execution_id.clone(),
+                    stage: *stage,
+                    build_id: None,
+                    passed,
+                    reason: None,
+                    results: None,
+                    detail: Some(detail),
                 }))
             }
             Effect::ReportHookStatus { deployment_id, hook_execution_id, status, .. } => {

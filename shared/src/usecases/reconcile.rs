@@ -206,7 +206,9 @@ where
             if let Some(stage) = stage {
                 let (execution_id, build_id) = (execution.id.clone(), build_id.clone());
                 let reason = Some(reason);
-                return Some(Event::TestEnded { execution_id, stage, build_id, passed: false, reason, results: None });
+                let build_id = Some(build_id);
+                let (passed, results, detail) = (false, None, None);
+                return Some(Event::TestEnded { execution_id, stage, build_id, passed, reason, results, detail });
             }
             return Some(Event::BuildFailed {
                 execution_id: execution.id.clone(),

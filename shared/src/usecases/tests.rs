@@ -46,6 +46,7 @@ fn kinds(runner: &RecordingRunner) -> Vec<String> {
             Effect::NotifyOutcome { execution_id, .. } => format!("notify_outcome {execution_id}"),
             Effect::ReportToGitHub { execution_id } => format!("report_to_github {execution_id}"),
             Effect::RunChecks { execution_id, .. } => format!("run_checks {execution_id}"),
+            Effect::RunTestChecks { execution_id, .. } => format!("run_test_checks {execution_id}"),
             Effect::RollBack { execution_id, .. } => format!("roll_back {execution_id}"),
             Effect::ContinueDeployment { execution_id, .. } => format!("continue_deployment {execution_id}"),
             Effect::StopDeployment { deployment, .. } => format!("stop_deployment {deployment}"),
@@ -1244,10 +1245,11 @@ fn e2e_passed(id: &ExecutionId) -> Event {
     Event::TestEnded {
         execution_id: id.clone(),
         stage: crate::pipeline::Stage::new("e2e").expect("a stage name"),
-        build_id: format!("e2e-{id}"),
+        build_id: Some(format!("e2e-{id}")),
         passed: true,
         reason: None,
         results: None,
+        detail: None,
     }
 }
 
@@ -1619,4 +1621,84 @@ async fn a_runs_own_item_is_written_when_it_moves_to_another_stage_and_read_from
     assert_eq!((item.status, build_id(&item).as_deref()), (Status::Failed, Some("build-e1")));
     assert_eq!(store.execution(&id).await.expect("read"), Some(item.clone()));
     assert_eq!(store.history("web", 1).await.expect("history"), [item]);
+}
+
+/// Run e1 of pipeline web in stages `smoke` (a test stage of one check expecting the release's commit) and
+/// `production`, built: it holds smoke, its checks due with the hooks function.
+async fn smoke_tested(store: &InMemoryStore, runner: &RecordingRunner) {
+    use crate::definitions::{Check, DeployStage, DeployTarget, Stage, StageDefinition, StageKind, TestRun, TestStage};
+    let mut event = crate::contract::testing::push("e1", ExecutionMode::Queued, false);
+    if let Event::Triggered { plan, .. } = &mut event {
+        let check = Check { expect_body: Some("{commit}".into()), ..Check::new("Test", "http://staging/version") };
+        let smoke =
+            TestStage { run: TestRun::Checks(vec![check]), timeout_minutes: None, on_failure: Default::default() };
+        let production = DeployStage {
+            target: DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
+            timeout_minutes: None,
+            soak_secs: None,
+            environment: None,
+        };
+        plan.stages = vec![
+            StageDefinition { name: Stage::new("smoke").expect("a stage"), kind: StageKind::Test(smoke) },
+            StageDefinition {
+                name: Stage::new("production").expect("a stage"),
+                kind: StageKind::Deploy(Box::new(production)),
+            },
+        ];
+    }
+    let built = Event::BuildSucceeded {
+        execution_id: ExecutionId::from("e1"),
+        build_id: "build-e1".into(),
+        outputs: crate::pipeline::BuildOutputs { image_uri: "web@sha256:e1".into(), artifacts: None },
+    };
+    for event in [event, built] {
+        handled(store, runner, "web", &event, now()).await;
+    }
+}
+
+#[tokio::test]
+async fn a_test_stages_checks_run_by_the_hooks_function_for_the_release_and_move_the_run_on_or_end_it() {
+    use crate::usecases::{HookEffects, flush};
+    for (body, passes) in [("deployed sha-e1", true), ("deployed sha-e0", false)] {
+        // GIVEN e1 at its smoke stage, whose check expects the service to report e1's commit
+        let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+        smoke_tested(&store, &runner).await;
+        let state = stored(&store).await;
+        let due: Vec<&Effect> = state.pending.iter().map(|pending| &pending.effect).collect();
+        let checks = due.iter().find_map(|effect| match effect {
+            Effect::RunTestChecks { checks, .. } => Some(checks.clone()),
+            _ => None,
+        });
+        let checks = checks.expect("the smoke checks wait for the hooks function");
+        assert_eq!(checks[0].expect_body.as_deref(), Some("sha-e1"), "{{commit}} is the run's commit");
+        // WHEN the hooks function carries them out, the service answering `body`
+        let probes = SetProbes::with_body(body.to_owned());
+        let hooks = HookEffects {
+            publisher: crate::contract::testing::RecordingPublisher::new(),
+            hooks: crate::contract::testing::RecordingDeployments::new(),
+            probe: probes,
+        };
+        flush(&store, &hooks, "web", now()).await.expect("flushed");
+        // THEN the run goes on to production, or fails at smoke saying what the check saw
+        let run = store.execution(&ExecutionId::from("e1")).await.ok().flatten().expect("the run");
+        let smoke = run.record(crate::pipeline::Stage::new("smoke").expect("a stage")).and_then(|r| r.test.clone());
+        let smoke = smoke.expect("smoke's record");
+        assert_eq!((smoke.passed, smoke.checks, smoke.project.as_str()), (Some(passes), 1, ""));
+        assert!(
+            smoke.detail.as_deref().is_some_and(|detail| detail.starts_with(if passes {
+                "1/1 passed"
+            } else {
+                "0/1 passed"
+            })),
+            "{smoke:?}"
+        );
+        if passes {
+            assert_eq!(run.status, Status::Running(crate::pipeline::Stage::new("production").expect("a stage")));
+        } else {
+            assert_eq!(run.status, Status::Failed);
+            let reason = run.reason.unwrap_or_default();
+            assert!(reason.starts_with("in smoke: the checks failed (0/1 passed"), "{reason}");
+        }
+        assert_eq!(hooks.probe.probed(), 1);
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use sluice::adapters::EventBridgePublisher;
-use sluice::contract::events::{EffectsDue, SluiceEvent};
+use sluice::contract::events::{EffectsDue, SluiceEvent, TestRequested};
 use sluice::contract::ports::{EventPublisher, PublishError};
 use sluice::definitions::{
     Check, CircuitBreaker, DeployTarget, EcsNative, PauseAction, PauseApproval, Rolling, TrafficShift,
@@ -317,21 +317,35 @@ fn a_tested_runs_events() -> Vec<SluiceEvent> {
 }
 
 #[tokio::test]
-async fn a_test_stages_request_reaches_build_events_alone_with_the_documented_detail() -> Result<()> {
+async fn a_test_stages_request_reaches_build_events_or_the_hooks_function_as_it_says_with_the_documented_detail()
+-> Result<()> {
     let stack = Stack::create().await?;
     let publisher = EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone());
-    let events = a_tested_runs_events();
+    let mut events = a_tested_runs_events();
     let types: Vec<&str> = events.iter().map(SluiceEvent::detail_type).collect();
     assert_eq!(types, ["Test Requested"]);
+    // And the same run at a test stage of checks
+    if let Some(SluiceEvent::TestRequested(codebuild)) = events.first() {
+        let checks = TestRequested { tests: "checks".into(), project: None, checks: 2, ..codebuild.clone() };
+        events.push(SluiceEvent::TestRequested(checks));
+    }
     publisher.publish(&events).await?;
-    let received = stack.receive(stack.queue("TestRequestedRule")?, 1, WAIT).await?;
-    assert_eq!(received.len(), 1, "{received:#?}");
-    let parsed = SluiceEvent::from_parts("Test Requested", received[0]["detail"].clone())?;
-    assert_eq!(parsed, events[0]);
     let documented = documented_details()?;
-    same_shape(documented.get("Test Requested").context("documented")?, &received[0]["detail"], "Test Requested")?;
-    for rule in ["DeploymentRequestedRule", "ChecksRequestedRule", "ExecutionFinishedRule", "CodeBuildStateChangeRule"]
-    {
+    for (rule, sent) in [("TestRequestedRule", &events[0]), ("TestChecksRequestedRule", &events[1])] {
+        let received = stack.receive(stack.queue(rule)?, 1, WAIT).await?;
+        assert_eq!(received.len(), 1, "{rule}: {received:#?}");
+        let parsed = SluiceEvent::from_parts("Test Requested", received[0]["detail"].clone())?;
+        assert_eq!(&parsed, sent, "{rule} received its own");
+        same_shape(documented.get("Test Requested").context("documented")?, &received[0]["detail"], "Test Requested")?;
+    }
+    for rule in [
+        "TestRequestedRule",
+        "TestChecksRequestedRule",
+        "DeploymentRequestedRule",
+        "ChecksRequestedRule",
+        "ExecutionFinishedRule",
+        "CodeBuildStateChangeRule",
+    ] {
         let extra = stack.receive(stack.queue(rule)?, 1, QUIET).await?;
         assert!(extra.is_empty(), "{rule} also received {extra:#?}");
     }

@@ -148,7 +148,10 @@ async fn a_release_tested_between_staging_and_production_reaches_production_with
     let outcome = run(DemoScenario::Verify, false).await?;
     let run = &outcome.run;
     assert_eq!(run.status, Status::Succeeded, "{run:#?}");
-    assert_eq!(stage_names(run), ["staging", "e2e", "production"]);
+    assert_eq!(stage_names(run), ["staging", "smoke", "e2e", "production"]);
+    let smoke = run.record(sluice::pipeline::Stage::new("smoke").context("a stage")?).context("smoke")?;
+    let checked = smoke.test.as_ref().context("smoke's record")?;
+    assert_eq!((checked.passed, checked.checks), (Some(true), 1), "{checked:?}");
     let e2e = run.record(sluice::pipeline::Stage::new("e2e").context("a stage")?).context("e2e")?;
     let test = e2e.test.as_ref().context("the test's record")?;
     assert_eq!(test.passed, Some(true));
@@ -175,7 +178,7 @@ async fn a_release_whose_tests_fail_stops_at_its_test_stage_and_the_notification
     let outcome = run(DemoScenario::VerifyFail, false).await?;
     let run = &outcome.run;
     assert_eq!(run.status, Status::Failed, "{run:#?}");
-    assert_eq!(stage_names(run), ["staging", "e2e"], "production is never entered");
+    assert_eq!(stage_names(run), ["staging", "smoke", "e2e"], "production is never entered");
     let reason = run.reason.as_deref().unwrap_or_default();
     assert!(reason.starts_with("in e2e: 2 test cases failed (12 passed, 2 failed, 1 skipped: "), "{reason}");
     let text = &outcome.notification.1;

@@ -3,51 +3,67 @@
 
 use std::collections::BTreeMap;
 
-use super::{Applied, IgnoreReason, Run, TransitionError};
+use super::{Applied, IgnoreReason, MAX_HOOK_DETAIL, Run, TransitionError};
 use crate::contract::events::{SluiceEvent, TestRequested};
-use crate::definitions::TestStage;
+use crate::definitions::{TestRun, TestStage};
 use crate::pipeline::event::Effect;
 use crate::pipeline::state::{Execution, Stage, StageRecord, Status, bounded};
 use crate::pipeline::tested::{TestFacts, TestResults};
 
 /// What a `TestEnded` event says.
 pub(super) struct TestDone<'a> {
-    pub build_id: &'a str,
+    pub build_id: Option<&'a str>,
     pub passed: bool,
     pub reason: Option<&'a str>,
     pub results: Option<&'a TestResults>,
+    pub detail: Option<&'a str>,
 }
 
 impl Run {
     /// Run `i` enters test stage `stage`: CodeBuild is asked to run the stage's project on the run's commit, told
-    /// what it tests (the run, the release and where it was deployed last). `Test Requested` announces it, and is
-    /// the doorbell of build-events, which starts the build.
+    /// what it tests (the run, the release and where it was deployed last), or the hooks function to run the stage's
+    /// checks. `Test Requested` announces it, and is the doorbell of the function that does it.
     pub(super) fn start_test(&mut self, i: usize, stage: Stage, test: &TestStage) {
         let execution = &self.state.executions[i];
+        let (tests, project) = match &test.run {
+            TestRun::CodeBuild(project) => ("codebuild", Some(project.clone())),
+            TestRun::Checks(_) => ("checks", None),
+        };
         self.effects.push(Effect::Publish(SluiceEvent::TestRequested(TestRequested {
             pipeline: execution.pipeline.clone(),
             execution_id: execution.id.clone(),
             stage,
-            project: test.codebuild.clone(),
+            tests: tests.to_owned(),
+            project: project.clone(),
+            checks: test.checks().len(),
             commit: execution.source.commit.clone(),
             image_uri: execution.build.as_ref().and_then(|build| build.image_uri.clone()),
         })));
-        self.effects.push(Effect::StartBuild {
-            execution_id: execution.id.clone(),
-            project: test.codebuild.clone(),
-            source_version: execution.source.commit.clone(),
-            environment: test_environment(execution, stage),
-            stage: Some(stage),
-            timeout_minutes: test.timeout_minutes,
+        self.effects.push(match &test.run {
+            TestRun::CodeBuild(project) => Effect::StartBuild {
+                execution_id: execution.id.clone(),
+                project: project.clone(),
+                source_version: execution.source.commit.clone(),
+                environment: test_environment(execution, stage),
+                stage: Some(stage),
+                timeout_minutes: test.timeout_minutes,
+            },
+            TestRun::Checks(checks) => Effect::RunTestChecks {
+                execution_id: execution.id.clone(),
+                stage,
+                checks: checks.iter().map(|check| execution.for_release(check)).collect(),
+            },
         });
         let facts = TestFacts {
-            project: test.codebuild.clone(),
+            project: project.unwrap_or_default(),
+            checks: test.checks().len(),
             build_id: None,
             started_at: self.now,
             finished_at: None,
             passed: None,
             reason: None,
             results: None,
+            detail: None,
         };
         self.state.executions[i].stages.push(StageRecord { test: Some(facts), ..StageRecord::new(stage) });
         self.show_on_github(i);
@@ -71,14 +87,19 @@ impl Run {
             return self.past(i, stage, true, name);
         }
         let reason = format!("the tests could not start: {reason}");
-        self.end_test(i, stage, None, (false, Some(&reason), None));
+        let done = TestDone { build_id: None, passed: false, reason: Some(&reason), results: None, detail: None };
+        self.end_test(i, stage, &done);
         Ok(None)
     }
 
-    /// The test build of `stage` ended: the run moves on if the release passed, and fails at the stage otherwise.
+    /// The test build of `stage` ended, or its checks ran: the run moves on if the release passed, and fails at the
+    /// stage otherwise.
     pub(super) fn test_ended(&mut self, i: usize, name: &'static str, stage: Stage, done: &TestDone<'_>) -> Applied {
         let recorded = self.test_facts(i, stage).map(|facts| (facts.build_id.clone(), facts.finished_at.is_some()));
-        let same = recorded.as_ref().is_some_and(|(id, _)| id.as_deref().is_none_or(|id| id == done.build_id));
+        let same = recorded.as_ref().is_some_and(|(id, _)| match (id.as_deref(), done.build_id) {
+            (Some(id), Some(build_id)) => id == build_id,
+            _ => true,
+        });
         match recorded {
             Some((_, true)) if same => {
                 return Ok(Some(self.past(i, stage, true, name)?.unwrap_or(IgnoreReason::DuplicateEvent)));
@@ -86,35 +107,34 @@ impl Run {
             _ if !self.testing(i, stage) => return self.past(i, stage, same, name),
             _ => {}
         }
-        self.claim_test_build(i, stage, done.build_id)?;
-        self.end_test(i, stage, Some(done.build_id), (done.passed, done.reason, done.results));
+        if let Some(build_id) = done.build_id {
+            self.claim_test_build(i, stage, build_id)?;
+        }
+        self.end_test(i, stage, done);
         Ok(None)
     }
 
-    /// Records how the test build ended, and moves the run on or ends it.
-    fn end_test(
-        &mut self,
-        i: usize,
-        stage: Stage,
-        build_id: Option<&str>,
-        (passed, reason, results): (bool, Option<&str>, Option<&TestResults>),
-    ) {
+    /// Records how the test build ended (or the checks ran), and moves the run on or ends it.
+    fn end_test(&mut self, i: usize, stage: Stage, done: &TestDone<'_>) {
         let now = self.now;
-        let results = results.cloned().map(TestResults::bounded);
-        let passed = passed && !results.as_ref().is_some_and(TestResults::any_failed);
-        let reason = match (passed, reason, &results) {
-            (true, _, _) => None,
-            (false, Some(reason), _) => Some(bounded(reason, crate::pipeline::MAX_REASON)),
-            (false, None, Some(results)) => Some(format!("{} test cases failed", results.failed + results.errors)),
-            (false, None, None) => Some("the tests failed".to_owned()),
+        let results = done.results.cloned().map(TestResults::bounded);
+        let passed = done.passed && !results.as_ref().is_some_and(TestResults::any_failed);
+        let detail = done.detail.map(|detail| bounded(detail, MAX_HOOK_DETAIL));
+        let reason = match (passed, done.reason, &results, &detail) {
+            (true, ..) => None,
+            (false, Some(reason), ..) => Some(bounded(reason, crate::pipeline::MAX_REASON)),
+            (false, None, Some(results), _) => Some(format!("{} test cases failed", results.failed + results.errors)),
+            (false, None, None, Some(detail)) => Some(format!("the checks failed ({detail})")),
+            (false, None, None, None) => Some("the tests failed".to_owned()),
         };
         if let Some(facts) = self.test_facts_mut(i, stage) {
             facts.finished_at = Some(now);
             facts.passed = Some(passed);
             facts.reason.clone_from(&reason);
             facts.results.clone_from(&results);
+            facts.detail = detail;
             if facts.build_id.is_none() {
-                facts.build_id = build_id.map(str::to_owned);
+                facts.build_id = done.build_id.map(str::to_owned);
             }
         }
         self.touch(i);

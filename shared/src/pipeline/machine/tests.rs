@@ -140,6 +140,7 @@ fn names(effects: &[Effect]) -> Vec<String> {
             Effect::RunChecks { lifecycle_event, checks, .. } => {
                 format!("run_checks({lifecycle_event} {})", checks.len())
             }
+            Effect::RunTestChecks { stage, checks, .. } => format!("run_test_checks({stage} {})", checks.len()),
             Effect::RollBack { task_definition, .. } => format!("roll_back({task_definition})"),
             Effect::StopDeployment { deployment, .. } => format!("stop({deployment})"),
             Effect::Publish(event) => format!("publish({} {})", event.detail_type(), event.execution_id()),

@@ -27,10 +27,11 @@ fn test_ended(execution: &str, passed: bool, results: Option<TestResults>) -> Ev
     Event::TestEnded {
         execution_id: id(execution),
         stage: stage("e2e"),
-        build_id: "e2e-build-1".into(),
+        build_id: Some("e2e-build-1".into()),
         passed,
         reason: None,
         results,
+        detail: None,
     }
 }
 
@@ -87,7 +88,7 @@ fn a_run_deployed_to_staging_starts_its_test_project_on_its_commit_told_what_it_
         _ => None,
     });
     let requested = requested.expect("Test Requested");
-    assert_eq!((requested.stage, requested.project.as_str()), (stage("e2e"), "web-e2e"));
+    assert_eq!((requested.stage, requested.project.as_deref().unwrap_or_default()), (stage("e2e"), "web-e2e"));
     assert_eq!(requested.image_uri.as_deref(), Some(IMAGE));
 }
 
@@ -135,10 +136,11 @@ fn a_test_build_that_fails_or_cannot_start_fails_the_run_saying_so() {
     events.push(Event::TestEnded {
         execution_id: id("e1"),
         stage: stage("e2e"),
-        build_id: "e2e-build-1".into(),
+        build_id: Some("e2e-build-1".into()),
         passed: false,
         reason: Some("the test build failed in phase BUILD".into()),
         results: None,
+        detail: None,
     });
     let (state, _) = apply(&events);
     let run = state.execution(&id("e1")).expect("the run");
@@ -174,10 +176,11 @@ fn repeated_late_or_foreign_test_events_change_nothing() {
     let foreign = Event::TestEnded {
         execution_id: id("e2"),
         stage: stage("e2e"),
-        build_id: "someone-elses".into(),
+        build_id: Some("someone-elses".into()),
         passed: true,
         reason: None,
         results: None,
+        detail: None,
     };
     assert!(matches!(transition(&state, &foreign, at(30)), Err(TransitionError::ForeignBuild { .. })));
     // A test event for a run still at staging: refused, it is not in that stage.

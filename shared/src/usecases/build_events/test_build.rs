@@ -33,10 +33,11 @@ pub(super) async fn event<S: PipelineStore, T: TestReports>(
         return Ok(Some(Event::TestEnded {
             execution_id,
             stage,
-            build_id,
+            build_id: Some(build_id),
             passed: judged.passed.unwrap_or(false),
             reason: judged.reason.clone(),
             results: judged.results.clone(),
+            detail: None,
         }));
     }
     let (results, unread) = match reports.test_results(&change.build_id).await {
@@ -59,5 +60,5 @@ pub(super) async fn event<S: PipelineStore, T: TestReports>(
         (ended, None) => ended,
     };
     let passed = reason.is_none() && !results.as_ref().is_some_and(|results| results.any_failed());
-    Ok(Some(Event::TestEnded { execution_id, stage, build_id, passed, reason, results }))
+    Ok(Some(Event::TestEnded { execution_id, stage, build_id: Some(build_id), passed, reason, results, detail: None }))
 }

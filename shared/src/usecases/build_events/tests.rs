@@ -441,7 +441,7 @@ async fn testing_world() -> World {
         let e2e = crate::definitions::StageDefinition {
             name: e2e(),
             kind: crate::definitions::StageKind::Test(crate::definitions::TestStage {
-                codebuild: "web-e2e".into(),
+                run: crate::definitions::TestRun::CodeBuild("web-e2e".into()),
                 timeout_minutes: Some(30),
                 on_failure: Default::default(),
             }),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Result, anyhow, bail};
 use serde_json::json;
 use sluice::definitions::{
-    DefinitionError, Definitions, DeployTarget, GlobFilter, MAX_TEXT, Pipeline, Source, StageKind, TestRun,
+    DefinitionError, Definitions, DeployTarget, GlobFilter, MAX_TEXT, OnFailure, Pipeline, Source, StageKind, TestRun,
 };
 
 use crate::stack::Target;
@@ -179,10 +179,15 @@ fn stages(p: &Pipeline) -> String {
                 let soak = deploy.soak_secs.map(|secs| format!(", soaks {}", written(secs))).unwrap_or_default();
                 format!("{} ({target}{gates}{soak})", stage.name)
             }
-            StageKind::Test(test) => match &test.run {
-                TestRun::CodeBuild(project) => format!("{} (tests by CodeBuild project {project})", stage.name),
-                TestRun::Checks(checks) => format!("{} ({} checks)", stage.name, checks.len()),
-            },
+            StageKind::Test(test) => {
+                let asks = if matches!(test.on_failure, OnFailure::Ask(_)) { ", asks on failure" } else { "" };
+                match &test.run {
+                    TestRun::CodeBuild(project) => {
+                        format!("{} (tests by CodeBuild project {project}{asks})", stage.name)
+                    }
+                    TestRun::Checks(checks) => format!("{} ({} checks{asks})", stage.name, checks.len()),
+                }
+            }
         })
         .collect();
     format!("; stages {}", each.join(" → "))
@@ -238,7 +243,8 @@ fn stages_json(p: &Pipeline) -> Vec<serde_json::Value> {
             }
             StageKind::Test(test) => json!({
                 "name": stage.name, "kind": stage.kind_name(), "codebuild": test.codebuild(), "checks": test.checks().len(),
-                "timeout_minutes": test.timeout_minutes, "on_failure": "fail",
+                "timeout_minutes": test.timeout_minutes,
+                "on_failure": if matches!(test.on_failure, OnFailure::Ask(_)) { "ask" } else { "fail" },
             }),
         })
         .collect()

@@ -147,12 +147,15 @@ impl TestStage {
     }
 }
 
-/// What a test stage's failure does: end the run (`fail`).
+/// What a test stage's failure does: end the run (`fail`), or ask the pipeline's approvers whether the release goes
+/// on all the same (`ask`): approved, it goes on; rejected, or not decided in time, the run fails.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnFailure {
     #[default]
     Fail,
+    /// Asked as the pipeline's first approval stage asks: its topic, its timeout.
+    Ask(Approval),
 }
 
 impl OnFailure {

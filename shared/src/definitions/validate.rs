@@ -396,6 +396,15 @@ fn table_stages_of(
 fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDefinition> {
     let approval_topic =
         raw.iter().find_map(|stage| stage.approval.as_ref()).map(|a| a.topic.get_ref().trim().to_owned());
+    // The first approval stage, as a test stage's `on_failure = "ask"` asks: read apart (its errors are told where
+    // the stage is checked).
+    let asks = raw.iter().find_map(|stage| stage.approval.as_ref()).map(|approval| {
+        let timeout_secs = approval.timeout.as_ref().and_then(|t| parse_duration(t.get_ref()));
+        Approval {
+            topic_arn: approval.topic.get_ref().trim().to_owned(),
+            timeout_secs: timeout_secs.unwrap_or(DEFAULT_APPROVAL_TIMEOUT_SECS),
+        }
+    });
     let first = raw.first().map(|stage| stage.name.span()).unwrap_or_default();
     if raw.len() > MAX_STAGES {
         checker.error(first.clone(), "stages", format!("at most {MAX_STAGES} stages"));
@@ -412,7 +421,7 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
         let environment = stage_environment(checker, &stage, &mut shown_as);
         let kind = match (stage.approval, stage.deploy, stage.test) {
             (Some(approval), None, None) => StageKind::Approval(validate_approval(checker, approval)),
-            (None, None, Some(test)) => StageKind::Test(validate_test(checker, test)),
+            (None, None, Some(test)) => StageKind::Test(validate_test(checker, test, asks.as_ref())),
             (None, Some(deploy), None) => {
                 let timeout =
                     deploy.timeout.as_ref().and_then(|t| checker.minutes(t, "deploy.timeout", DEPLOY_TIMEOUT_RANGE));
@@ -534,8 +543,9 @@ fn stage_environment(
     environment
 }
 
-/// A test stage's `test = { codebuild = "...", timeout = "30m", on_failure = "fail" }`, or `test = { checks = [...] }`.
-fn validate_test(checker: &mut Checker<'_>, raw: Spanned<RawTest>) -> TestStage {
+/// A test stage's `test = { codebuild = "...", timeout = "30m", on_failure = "fail" }`, or `test = { checks = [...] }`;
+/// `asks`: the pipeline's first approval stage, which `on_failure = "ask"` asks as.
+fn validate_test(checker: &mut Checker<'_>, raw: Spanned<RawTest>, asks: Option<&Approval>) -> TestStage {
     let span = raw.span();
     let raw = raw.into_inner();
     let run = match (&raw.codebuild, raw.checks) {
@@ -565,11 +575,25 @@ fn validate_test(checker: &mut Checker<'_>, raw: Spanned<RawTest>) -> TestStage 
             None
         }
     });
-    if let Some(on_failure) = raw.on_failure.as_ref().filter(|on_failure| on_failure.get_ref() != "fail") {
-        let message = format!("must be \"fail\" (got {:?})", bounded(on_failure.get_ref(), SHOWN));
-        checker.error(on_failure.span(), "test.on_failure", message);
-    }
-    TestStage { run, timeout_minutes, on_failure: OnFailure::Fail }
+    let on_failure = match raw.on_failure.as_ref().map(|on_failure| (on_failure.get_ref().as_str(), on_failure.span()))
+    {
+        None | Some(("fail", _)) => OnFailure::Fail,
+        Some(("ask", span)) => match asks {
+            Some(approval) => OnFailure::Ask(approval.clone()),
+            None => {
+                let message =
+                    "\"ask\" mails the pipeline's approvers: add an approval stage (its topic and timeout are used)";
+                checker.error(span, "test.on_failure", message);
+                OnFailure::Fail
+            }
+        },
+        Some((other, span)) => {
+            let message = format!("must be \"fail\" or \"ask\" (got {:?})", bounded(other, SHOWN));
+            checker.error(span, "test.on_failure", message);
+            OnFailure::Fail
+        }
+    };
+    TestStage { run, timeout_minutes, on_failure }
 }
 
 /// A test stage's checks: 1 to [`MAX_CHECKS`], run in one go by the hooks function within [`AFTER_ROLLOUT_SECS`].

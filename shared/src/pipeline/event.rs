@@ -51,6 +51,9 @@ pub struct ApprovalNotice {
     /// The release against what runs where approving releases it, as read when the request was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compared: Option<Box<ReleaseComparison>>,
+    /// The test stage whose failure the approvers are asked to overlook (`on_failure = "ask"`), and what failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<StageNotice>,
 }
 
 /// Where an approval releases the build, for its request to read what runs there now and compare the release with
@@ -129,6 +132,7 @@ impl ApprovalNotice {
             earlier: Vec::new(),
             releases_to: None,
             compared: None,
+            failed: None,
         }
         .with_stages(execution)
     }
@@ -142,6 +146,11 @@ impl ApprovalNotice {
         });
         // What the request showed of the release against what ran where it goes (kept with the approval's record).
         self.compared = asked.and_then(|at| execution.stages[at].approval.as_ref()?.compared.clone());
+        // Asked at a test stage: whether the release goes on although its tests failed.
+        self.failed = asked
+            .map(|at| &execution.stages[at])
+            .filter(|record| record.test.as_ref().is_some_and(|test| test.passed == Some(false)))
+            .map(|record| StageNotice::of(record, self.requested_at));
         if execution.plan.table_shaped() {
             return self;
         }
@@ -179,6 +188,11 @@ impl StageNotice {
     /// decision, or how its tests went.
     fn of(record: &StageRecord, now: DateTime<Utc>) -> Self {
         let said = match (&record.deploy, &record.approval) {
+            // A test stage: how its tests went (and, if they failed, an approval may ask to overlook it).
+            _ if let Some(test) = &record.test => match test.finished_at {
+                Some(_) => crate::present::text::test_verdict(test),
+                None => format!("testing ({})", crate::present::text::tested_by(test)),
+            },
             (Some(deploy), _) => {
                 let id = deploy.service_deployment.as_deref().or(deploy.deployment_id.as_deref()).unwrap_or("-");
                 let passed = deploy.hooks.iter().filter(|hook| hook.passed).count();
@@ -197,11 +211,7 @@ impl StageNotice {
                 (Some(decision), None) => decision.name().to_owned(),
                 (None, _) => "not decided".to_owned(),
             },
-            (None, None) => match &record.test {
-                Some(test) if test.finished_at.is_some() => crate::present::text::test_verdict(test),
-                Some(test) => format!("testing ({})", crate::present::text::tested_by(test)),
-                None => "entered".to_owned(),
-            },
+            (None, None) => "entered".to_owned(),
         };
         Self { stage: record.name, said }
     }

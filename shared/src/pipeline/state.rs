@@ -824,10 +824,27 @@ impl Execution {
         self.record(stage)?.deploy.as_ref()?.soak_until
     }
 
-    /// Whether the run holds an approval stage.
+    /// Whether the run holds an approval stage, or a test stage whose failure it asks to overlook (`on_failure =
+    /// "ask"`).
     pub fn approving(&self) -> bool {
         let Status::Running(stage) = self.status else { return false };
-        self.plan.stage(stage).is_some_and(|planned| planned.approval().is_some())
+        match self.plan.stage(stage).map(|planned| &planned.kind) {
+            Some(StageKind::Approval(_)) => true,
+            Some(StageKind::Test(_)) => self.record(stage).is_some_and(|record| record.approval.is_some()),
+            _ => false,
+        }
+    }
+
+    /// The test stage the run holds, failed, and why (the reason with the failed cases): what an approval asked
+    /// there is about.
+    pub fn failed_test(&self) -> Option<(Stage, String)> {
+        let stage = self.at()?;
+        let test = self.record(stage)?.test.as_ref().filter(|test| test.passed == Some(false))?;
+        let reason = test.reason.clone().unwrap_or_else(|| "the tests failed".to_owned());
+        Some((
+            stage,
+            test.results.as_ref().map_or(reason.clone(), |results| format!("{reason} ({})", results.failures_line())),
+        ))
     }
 
     /// What the run did at `stage`, if it entered it.

@@ -117,6 +117,16 @@ impl TestResults {
         parts.join(", ")
     }
 
+    /// `118 passed, 2 failed: LoginTest.rejects_bad_password, ...`: the summary and the names of the failed cases,
+    /// in a line.
+    pub fn failures_line(&self) -> String {
+        let names: Vec<&str> = self.failures.iter().map(|failed| failed.name.as_str()).collect();
+        match names.as_slice() {
+            [] => self.summary(),
+            names => format!("{}: {}", self.summary(), names.join(", ")),
+        }
+    }
+
     /// The same, bounded: at most [`MAX_FAILED_TESTS`] failures, each bounded.
     pub fn bounded(mut self) -> Self {
         self.failures.truncate(MAX_FAILED_TESTS);

@@ -41,10 +41,20 @@ pub fn approval_email(
                 percent(pause.shifted_tenths)
             ),
         ),
-        None => (
-            format!("sluice: approval needed for {} at {short}", notice.pipeline),
-            format!("A run of pipeline {} is waiting for your approval.\n\n", notice.pipeline),
-        ),
+        None => match &notice.failed {
+            Some(failed) => (
+                format!("sluice: {} {short} failed {}: go on anyway?", notice.pipeline, failed.stage),
+                format!(
+                    "A run of pipeline {} failed its {} stage: {}.\nApprove to let the release go on all the same; \
+                     reject to end the run.\n\n",
+                    notice.pipeline, failed.stage, failed.said
+                ),
+            ),
+            None => (
+                format!("sluice: approval needed for {} at {short}", notice.pipeline),
+                format!("A run of pipeline {} is waiting for your approval.\n\n", notice.pipeline),
+            ),
+        },
     };
     let subject = subject_line(&subject);
     let mut line = |label: &str, value: &str| {
@@ -126,6 +136,9 @@ fn approval_json(
             "reviewUrl": links.base,
         }
     });
+    if let Some(failed) = &notice.failed {
+        facts["approval"]["failedStage"] = json!({ "stage": failed.stage, "said": failed.said });
+    }
     if let Some(compared) = &notice.compared {
         facts["approval"]["releasedOver"] = json!({
             "runningTaskDefinition": compared.running,
@@ -170,6 +183,7 @@ mod tests {
             earlier: Vec::new(),
             releases_to: None,
             compared: None,
+            failed: None,
         }
     }
 

@@ -147,6 +147,13 @@ fn fact_list(facts: &RunFacts<'_>, now: DateTime<Utc>) -> String {
         rows.push(("Image", escape(image)));
     }
     rows.push(("Run", escape(&facts.execution.0)));
+    if let Some(failed) = &notice.failed {
+        let said = format!("<code>{}</code> {}", escape(failed.stage.as_str()), escape(&failed.said));
+        rows.push((
+            "Failed",
+            format!("{said}<br>Approve to let the release go on all the same; reject to end the run."),
+        ));
+    }
     if !notice.earlier.is_empty() {
         let lines: Vec<String> = notice
             .earlier
@@ -225,6 +232,7 @@ mod tests {
             earlier: Vec::new(),
             releases_to: None,
             compared: None,
+            failed: None,
         }
     }
 

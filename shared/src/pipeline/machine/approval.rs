@@ -104,7 +104,11 @@ impl Run {
                     Some(comment) if !comment.is_empty() => format!("rejected by {}: {comment}", said.approver),
                     _ => format!("rejected by {}", said.approver),
                 };
-                self.finish(i, Status::Rejected, Some(reason));
+                // Asked whether a release that failed its tests goes on: no, so the run fails there.
+                match self.state.executions[i].failed_test() {
+                    Some((stage, why)) => self.finish(i, Status::Failed, Some(format!("in {stage}: {why}; {reason}"))),
+                    None => self.finish(i, Status::Rejected, Some(reason)),
+                }
             }
         }
         Ok(None)
@@ -134,7 +138,10 @@ impl Run {
             });
         }
         let reason = format!("no approval decision by {}", approval.expires_at.to_rfc3339());
-        self.finish(i, Status::TimedOut, Some(reason));
+        match self.state.executions[i].failed_test() {
+            Some((stage, why)) => self.finish(i, Status::Failed, Some(format!("in {stage}: {why}; {reason}"))),
+            None => self.finish(i, Status::TimedOut, Some(reason)),
+        }
         Ok(None)
     }
 }
@@ -142,7 +149,7 @@ impl Run {
 /// Where approving `execution` at its approval stage releases the build: the next deploy stage's service, and the
 /// build's task definition to compare with what runs there. `None` when no deploy stage follows or the build left
 /// no artifacts.
-fn release_lookup(execution: &Execution) -> Option<ReleaseLookup> {
+pub(super) fn release_lookup(execution: &Execution) -> Option<ReleaseLookup> {
     let after = execution.plan.position(execution.at()?);
     let deploy = execution.plan.stages.iter().skip(after).find_map(|stage| stage.deploy())?;
     let (cluster, service) = deploy.target.ecs_service();

@@ -5,8 +5,12 @@ use std::collections::BTreeMap;
 
 use super::{Applied, IgnoreReason, MAX_HOOK_DETAIL, Run, TransitionError};
 use crate::contract::events::{SluiceEvent, TestRequested};
-use crate::definitions::{TestRun, TestStage};
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::definitions::{Approval, OnFailure, TestRun, TestStage};
+use crate::pipeline::event::ApprovalNotice;
 use crate::pipeline::event::Effect;
+use crate::pipeline::state::ApprovalFacts;
 use crate::pipeline::state::{Execution, Stage, StageRecord, Status, bounded};
 use crate::pipeline::tested::{TestFacts, TestResults};
 
@@ -142,11 +146,37 @@ impl Run {
             self.stage_done(i);
             return;
         }
-        let mut why = reason.unwrap_or_default();
-        if let Some(results) = &results {
-            why = format!("{why} ({})", failures_line(results));
+        let planned = self.state.executions[i].plan.stage(stage).and_then(|planned| planned.test());
+        if let Some(OnFailure::Ask(approval)) = planned.map(|test| test.on_failure.clone()) {
+            self.ask_to_go_on(i, stage, &approval);
+            return;
         }
+        let why = self.state.executions[i].failed_test().map(|(_, why)| why).unwrap_or_default();
         self.finish(i, Status::Failed, Some(format!("in {stage}: {why}")));
+    }
+
+    /// The release failed test stage `stage`, which asks the pipeline's approvers whether it goes on all the same:
+    /// the request shows what failed, and the run holds the stage until they decide.
+    fn ask_to_go_on(&mut self, i: usize, stage: Stage, approval: &Approval) {
+        let now = self.now;
+        let expires_at = i64::try_from(approval.timeout_secs)
+            .ok()
+            .and_then(TimeDelta::try_seconds)
+            .and_then(|timeout| now.checked_add_signed(timeout))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let facts = ApprovalFacts {
+            topic_arn: approval.topic_arn.clone(),
+            requested_at: now,
+            expires_at,
+            ..Default::default()
+        };
+        if let Some(record) = self.state.executions[i].stages.iter_mut().rev().find(|record| record.name == stage) {
+            record.approval = Some(facts);
+        }
+        let execution = &self.state.executions[i];
+        let notice = ApprovalNotice::of(execution, now);
+        let release = super::approval::release_lookup(execution);
+        self.ask(i, &approval.topic_arn, expires_at, notice, None, release);
     }
 
     /// Whether run `i` holds test stage `stage`.
@@ -179,16 +209,6 @@ impl Run {
                 Err(TransitionError::ForeignBuild { execution, expected: known.clone(), got: build_id.to_owned() })
             }
         }
-    }
-}
-
-/// `118 passed, 2 failed: LoginTest.rejects_bad_password (expected 401, got 200), ...`: the results and the names of
-/// the failed cases, in a line.
-fn failures_line(results: &TestResults) -> String {
-    let names: Vec<&str> = results.failures.iter().map(|failed| failed.name.as_str()).collect();
-    match names.as_slice() {
-        [] => results.summary(),
-        names => format!("{}: {}", results.summary(), names.join(", ")),
     }
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use super::*;
 use crate::contract::testing::{E2E_IMAGE as IMAGE, to_e2e};
 use crate::definitions::ExecutionMode;
-use crate::pipeline::{FailedTest, TestResults};
+use crate::pipeline::{ApprovalDecision, FailedTest, TestResults};
 
 fn at(minute: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).single().expect("valid date") + TimeDelta::minutes(minute)
@@ -196,4 +196,78 @@ fn a_retry_of_a_run_that_failed_its_tests_tests_the_same_build_again() {
     let (state, _) = apply(&events);
     let failed = state.execution(&id("e1")).expect("the run");
     assert_eq!(failed.retry_stage(), Some(stage("e2e")));
+}
+
+/// The pipeline of [`to_e2e`], its e2e stage asking the approvers (topic `asks`, an hour) when its tests fail.
+fn asking(execution: &str) -> Vec<Event> {
+    let mut events = to_e2e(execution);
+    if let Some(Event::Triggered { plan, .. }) = events.first_mut()
+        && let Some(crate::definitions::StageKind::Test(e2e)) = plan.stages.get_mut(1).map(|stage| &mut stage.kind)
+    {
+        let approval =
+            crate::definitions::Approval { topic_arn: "arn:aws:sns:eu-west-1:1:asks".into(), timeout_secs: 3600 };
+        e2e.on_failure = crate::definitions::OnFailure::Ask(approval);
+    }
+    events
+}
+
+fn decided(execution: &str, decision: ApprovalDecision) -> Event {
+    Event::ApprovalDecided {
+        execution_id: id(execution),
+        decision,
+        approver: "ada@example.com".into(),
+        comment: Some("known flake".into()),
+        token_hash: None,
+        source_ip: None,
+        user_agent: None,
+    }
+}
+
+#[test]
+fn a_failed_test_stage_that_asks_holds_the_run_and_mails_the_approvers_what_failed() {
+    // GIVEN e2e asks on failure, WHEN its tests fail
+    let mut events = asking("e1");
+    events.push(test_ended("e1", true, Some(results(118, 2))));
+    let (state, effects) = apply(&events);
+    // THEN the run still holds e2e, waiting for a decision; nothing deployed to production
+    let run = state.execution(&id("e1")).expect("the run");
+    assert_eq!(run.status, Status::Running(stage("e2e")));
+    assert!(run.approving(), "the run waits for a decision");
+    let Some(Effect::RequestApproval { topic_arn, notice, release, .. }) =
+        effects.iter().rev().find(|effect| matches!(effect, Effect::RequestApproval { .. }))
+    else {
+        panic!("no approval asked: {effects:?}")
+    };
+    assert_eq!(topic_arn, "arn:aws:sns:eu-west-1:1:asks");
+    let failed = notice.failed.as_ref().expect("the request says what failed");
+    assert_eq!(failed.stage, stage("e2e"));
+    assert!(failed.said.starts_with("tests failed: 118 passed, 2 failed"), "{}", failed.said);
+    assert_eq!(release.as_ref().map(|release| release.cluster.as_str()), Some("prod"), "it goes to production");
+}
+
+#[test]
+fn approved_the_release_goes_on_and_rejected_or_undecided_the_run_fails_saying_why() {
+    let mut events = asking("e1");
+    events.push(test_ended("e1", true, Some(results(118, 2))));
+    // Approved: on to production
+    let mut approved = events.clone();
+    approved.push(decided("e1", ApprovalDecision::Approved));
+    let (state, _) = apply(&approved);
+    assert_eq!(state.execution(&id("e1")).expect("the run").status, Status::Running(stage("production")));
+    // Rejected: failed at e2e, naming the tests and who said no
+    let mut rejected = events.clone();
+    rejected.push(decided("e1", ApprovalDecision::Rejected));
+    let (state, _) = apply(&rejected);
+    let run = state.execution(&id("e1")).expect("the run");
+    assert_eq!(run.status, Status::Failed);
+    let reason = run.reason.as_deref().unwrap_or_default();
+    assert!(reason.starts_with("in e2e: 2 test cases failed (118 passed, 2 failed"), "{reason}");
+    assert!(reason.ends_with("; rejected by ada@example.com: known flake"), "{reason}");
+    // Nobody decided in time: failed too
+    let (state, _) = apply(&events);
+    let expired = Event::ApprovalExpired { execution_id: id("e1") };
+    let Ok(Decision::Apply { state, .. }) = transition(&state, &expired, at(120)) else { panic!("expired") };
+    let run = state.execution(&id("e1")).expect("the run");
+    assert_eq!(run.status, Status::Failed);
+    assert!(run.reason.as_deref().is_some_and(|r| r.contains("; no approval decision by")), "{:?}", run.reason);
 }

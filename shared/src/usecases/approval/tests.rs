@@ -295,3 +295,81 @@ async fn a_service_ecs_never_answers_for_holds_the_request_up_only_for_a_few_sec
     let (_, email) = world.notifier.sent().last().cloned().expect("an email");
     assert!(email.text.contains("Runs now:    unknown (ECS and S3 did not answer in time)"), "{}", email.text);
 }
+
+impl World {
+    /// Run e1 of a pipeline whose e2e stage asks on failure, through staging, its e2e tests failed: the request that
+    /// asks whether it goes on sent; returns its token and the email's text.
+    async fn failed_its_tests(&self) -> Option<(String, String)> {
+        let stage = RecordingRunner::owning(&[EffectKind::Publish]);
+        let mut events = crate::contract::testing::to_e2e("e1");
+        if let Some(Event::Triggered { plan, .. }) = events.first_mut()
+            && let Some(crate::definitions::StageKind::Test(e2e)) = plan.stages.get_mut(1).map(|stage| &mut stage.kind)
+        {
+            let topic_arn = "arn:aws:sns:eu-west-1:123456789012:web-approvals".to_owned();
+            e2e.on_failure =
+                crate::definitions::OnFailure::Ask(crate::definitions::Approval { topic_arn, timeout_secs: 3600 });
+        }
+        let results = crate::pipeline::TestResults {
+            passed: 40,
+            failed: 1,
+            failures: vec![crate::pipeline::FailedTest::new(
+                "CheckoutTest.pays_with_card",
+                Some("expected 200, got 502"),
+            )],
+            ..Default::default()
+        };
+        events.push(Event::TestEnded {
+            execution_id: ExecutionId::from("e1"),
+            stage: Stage::new("e2e")?,
+            build_id: Some("e2e-1".into()),
+            passed: true,
+            reason: None,
+            results: Some(results),
+            detail: None,
+        });
+        for event in &events {
+            let input = Input { pipeline: "web", mode: ExecutionMode::Queued, event, receipt: None, now: t0() };
+            handle(&self.store, &stage, input).await.ok()?;
+        }
+        flush(&self.store, &self.effects, "web", t0()).await.ok()?;
+        let (_, email) = self.notifier.sent().last()?.clone();
+        let link = email.text.lines().skip_while(|line| !line.starts_with("Review and decide:")).nth(1)?.to_owned();
+        Some((link.trim_start_matches("https://approve.example/r/").to_owned(), email.text))
+    }
+}
+
+#[tokio::test]
+async fn a_failed_test_stage_that_asks_is_approved_or_rejected_from_the_page_that_shows_what_failed() {
+    for (decision, then) in
+        [("approve", Status::Running(Stage::new("production").expect("a stage"))), ("reject", Status::Failed)]
+    {
+        // GIVEN e1's e2e tests failed, and its stage asks the approvers
+        let world = World::new();
+        let (token, email) = world.failed_its_tests().await.expect("a request was sent");
+        assert!(
+            email.starts_with("A run of pipeline web failed its e2e stage: tests failed: 40 passed, 1 failed"),
+            "{email}"
+        );
+        let page = review_page(&world.store, &token, t0()).await;
+        assert_eq!(page.status, 200);
+        assert!(page.html.contains("CheckoutTest.pays_with_card"), "the page shows what failed: {}", page.html);
+        // WHEN a person decides on the page
+        let form_token = LinkToken::parse(&token).expect("token").form_token();
+        let runner = RecordingRunner::new();
+        let page =
+            decide(&world.store, &runner, &token, &body(&form_token, decision, "ada"), Requester::default(), t0())
+                .await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        // THEN the release goes on to production, or the run fails at e2e saying who said no
+        let run = world.store.execution(&ExecutionId::from("e1")).await.expect("read").expect("run");
+        assert_eq!(run.status, then, "{decision}");
+        if then == Status::Failed {
+            let reason = run.reason.unwrap_or_default();
+            assert!(
+                reason.starts_with("in e2e: 1 test cases failed (40 passed, 1 failed: CheckoutTest.pays_with_card)"),
+                "{reason}"
+            );
+            assert!(reason.contains("; rejected by ada"), "{reason}");
+        }
+    }
+}

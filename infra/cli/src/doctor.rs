@@ -234,7 +234,13 @@ async fn pipelines(stack: &Stack) -> Vec<Finding> {
 
 async fn pipeline_findings(stack: &Stack, pipeline: &Pipeline) -> Vec<Finding> {
     let name = &pipeline.name;
-    let mut findings = vec![build_project(stack, pipeline).await];
+    let mut findings = vec![build_project(stack, name, "build", &pipeline.build.project).await];
+    // Each test stage's CodeBuild project, as the build's: the stack starts it, and its events reach sluice.
+    for stage in &pipeline.stages {
+        if let Some(project) = stage.test().and_then(|test| test.codebuild()) {
+            findings.push(build_project(stack, name, &format!("{} stage's test", stage.name), project).await);
+        }
+    }
     for (topic, role) in topics(pipeline) {
         findings.extend(topic_findings(stack, name, topic, role).await);
     }
@@ -276,25 +282,25 @@ fn topics(pipeline: &Pipeline) -> Vec<(&str, TopicRole)> {
     topics
 }
 
-async fn build_project(stack: &Stack, pipeline: &Pipeline) -> Finding {
-    let (name, project) = (&pipeline.name, &pipeline.build.project);
+/// A CodeBuild project pipeline `name` starts (`what`: its `build`, or a test stage's `test`).
+async fn build_project(stack: &Stack, name: &str, what: &str, project: &str) -> Finding {
     let pattern = stack.parameter("BuildProjects").unwrap_or_default();
     if !matches(pattern, project) {
         return problem(
-            format!("{name}'s build project {project} is not one the stack may start (BuildProjects is {pattern:?})"),
+            format!("{name}'s {what} project {project} is not one the stack may start (BuildProjects is {pattern:?})"),
             "deploy the stack with a BuildProjects pattern that matches it (`sam deploy --parameter-overrides`)",
         );
     }
     let client = aws_sdk_codebuild::Client::new(&stack.config);
     match client.batch_get_projects().names(project).send().await {
-        Ok(answer) if answer.projects().iter().any(|p| p.name() == Some(project.as_str())) => {
-            ok(format!("{name}'s build project {project} is there"))
+        Ok(answer) if answer.projects().iter().any(|p| p.name() == Some(project)) => {
+            ok(format!("{name}'s {what} project {project} is there"))
         }
         Ok(_) => problem(
-            format!("{name}'s build project {project} does not exist in {}", region(&stack.config)),
-            "create it (artifacts type S3, packaging NONE), or name another in build.project",
+            format!("{name}'s {what} project {project} does not exist in {}", region(&stack.config)),
+            "create it (a build project: artifacts type S3, packaging NONE), or name another in the pipeline",
         ),
-        Err(error) => problem(format!("{name}'s build project {project}: {}", plain(&error)), "check access"),
+        Err(error) => problem(format!("{name}'s {what} project {project}: {}", plain(&error)), "check access"),
     }
 }
 

@@ -96,9 +96,19 @@ impl TestReports for CodeBuildStarter {
         let mut failing = Vec::new();
         let mut tested = false;
         for report in reports.reports() {
-            if report.status() == Some(&ReportStatusType::Generating) {
-                let arn = report.arn().unwrap_or_default();
-                return Err(ReportError::Unavailable { source: format!("report {arn} is still generating").into() });
+            let arn = report.arn().unwrap_or_default();
+            match report.status() {
+                Some(ReportStatusType::Generating) => {
+                    return Err(ReportError::Unavailable {
+                        source: format!("report {arn} is still generating").into(),
+                    });
+                }
+                // A report CodeBuild could not make (from files it could not read, say) says nothing of the tests:
+                // never a pass.
+                Some(status @ (ReportStatusType::Failed | ReportStatusType::Incomplete)) => {
+                    return Err(ReportError::Unmade { report: arn.to_owned(), status: status.as_str().to_owned() });
+                }
+                _ => {}
             }
             // A code coverage report has no test summary.
             let Some(summary) = report.test_summary() else { continue };

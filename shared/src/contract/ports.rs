@@ -510,6 +510,10 @@ pub enum ReportError {
         #[source]
         source: Box<dyn StdError + Send + Sync>,
     },
+    /// The build service could not make a test report (its status is `FAILED` or `INCOMPLETE`): it says nothing of
+    /// the tests.
+    #[error("CodeBuild could not make test report {report} (its status is {status})")]
+    Unmade { report: String, status: String },
     /// A report is still being made, or the build service could not be reached or was busy: try again.
     #[error("the build's test reports could not be read now")]
     Unavailable {

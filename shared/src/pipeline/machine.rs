@@ -21,7 +21,7 @@ use crate::contract::events::{
     ApprovalDecided as ApprovalDecidedEvent, ApprovalRequested, ExecutionFinished, ExecutionStarted, RollbackRequested,
     SluiceEvent,
 };
-use crate::definitions::{AFTER_ROLLOUT, DeployTarget, ExecutionMode, StageKind};
+use crate::definitions::{AFTER_ROLLOUT, DeployTarget, ExecutionMode, OnFailure, StageKind};
 
 /// At most this many executions of one pipeline wait for a stage; a push beyond it is refused (`queued` mode).
 pub const MAX_WAITING: usize = 20;
@@ -172,17 +172,8 @@ impl Run {
             Event::BuildFailed { build_id, status: failure, phase, reason, .. } => {
                 self.build_failed(i, name, build_id, *failure, (phase, reason))
             }
-            Event::TestStarted { stage, build_id, .. } => self.test_started(i, name, *stage, build_id),
-            Event::TestStartFailed { stage, reason, .. } => self.test_start_failed(i, name, *stage, reason),
-            Event::TestEnded { stage, build_id, passed, reason, results, detail, .. } => {
-                let done = test::TestDone {
-                    build_id: build_id.as_deref(),
-                    passed: *passed,
-                    reason: reason.as_deref(),
-                    results: results.as_ref(),
-                    detail: detail.as_deref(),
-                };
-                self.test_ended(i, name, *stage, &done)
+            Event::TestStarted { .. } | Event::TestStartFailed { .. } | Event::TestEnded { .. } => {
+                self.test_event(i, name, event)
             }
             Event::ApprovalSent { token_hash, hook_id: Some(hook_id), .. } => self.pause_sent(i, hook_id, token_hash),
             Event::ApprovalSent { token_hash, hook_id: None, compared, .. } => {
@@ -745,17 +736,22 @@ impl Run {
     /// Enters `stage` if it is free; otherwise waits for it, superseding older waiters in `superseded` mode.
     fn enter_or_wait(&mut self, i: usize, stage: Stage) {
         let id = self.state.executions[i].id.clone();
-        let asks = self.state.executions[i].plan.stage(stage).is_some_and(|planned| planned.approval().is_some());
-        if self.state.mode == ExecutionMode::Superseded && asks {
+        let planned = self.state.executions[i].plan.stage(stage);
+        let asks = planned.is_some_and(|planned| planned.approval().is_some());
+        // A test stage asks only once its tests failed, if it asks at all.
+        let may_ask = planned.and_then(|planned| planned.test()).is_some_and(|test| test.on_failure != OnFailure::Fail);
+        if self.state.mode == ExecutionMode::Superseded && (asks || may_ask) {
             // The newest build is the one worth approving: an older run still awaiting its decision is withdrawn (its
             // link says by which run), after any run waiting behind it.
             self.supersede_waiting(i, stage);
             let seq = self.state.executions[i].seq;
             let pending = (0..self.state.executions.len()).find(|&j| {
                 let other = &self.state.executions[j];
-                other.status == Status::Running(stage)
-                    && other.seq < seq
-                    && other.approval().is_none_or(|approval| approval.decision.is_none())
+                let undecided = match asks {
+                    true => other.approval().is_none_or(|approval| approval.decision.is_none()),
+                    false => other.approving(),
+                };
+                other.status == Status::Running(stage) && other.seq < seq && undecided
             });
             if let Some(j) = pending {
                 let commit = self.state.executions[i].source.commit.clone();

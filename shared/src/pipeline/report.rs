@@ -81,6 +81,15 @@ impl OutcomeReport {
             });
         }
         for record in &execution.stages {
+            // A test stage that asked to overlook its failure: one stage, from its tests to the decision.
+            if let Some(test) = &record.test {
+                let decided = record.approval.as_ref().map(|approval| {
+                    approval.decided_at.or((execution.status == Status::Failed).then_some(finished_at))
+                });
+                let finished_at = decided.unwrap_or(test.finished_at);
+                stages.push(StageTime { stage: record.name, started_at: test.started_at, finished_at });
+                continue;
+            }
             if let Some(approval) = &record.approval {
                 let decided = approval.decided_at.or((execution.status == Status::TimedOut).then_some(finished_at));
                 stages.push(StageTime { stage: record.name, started_at: approval.requested_at, finished_at: decided });
@@ -90,13 +99,6 @@ impl OutcomeReport {
                     stage: record.name,
                     started_at: deploy.started_at,
                     finished_at: deploy.finished_at,
-                });
-            }
-            if let Some(test) = &record.test {
-                stages.push(StageTime {
-                    stage: record.name,
-                    started_at: test.started_at,
-                    finished_at: test.finished_at,
                 });
             }
         }

@@ -896,7 +896,7 @@ impl Execution {
 
     /// The stage a retry of the run enters with the run's own build, if it may skip the build: the run's build
     /// finished with an image and every approval stage before that stage approved it. That stage is the first deploy
-    /// stage the run did not get past (where it failed, or that it never reached). A run stopped at an approval it
+    /// or test stage the run did not get past (where it failed, or that it never reached). A run stopped at an approval it
     /// did not get is built, and asked, again: a retry never skips an approval.
     pub fn retry_stage(&self) -> Option<Stage> {
         let built = self.build.as_ref().is_some_and(|build| build.image_uri.is_some() && build.finished_at.is_some());
@@ -1045,6 +1045,10 @@ impl Execution {
         match (waiting, self.status) {
             (true, _) if now <= approval.expires_at => ApprovalStanding::Open,
             (true, _) | (false, Status::TimedOut) => ApprovalStanding::Expired { at: approval.expires_at },
+            // A test stage that asked to overlook its failure: nobody deciding in time failed the run.
+            (false, Status::Failed) if self.finished_at.is_some_and(|end| end >= approval.expires_at) => {
+                ApprovalStanding::Expired { at: approval.expires_at }
+            }
             (false, _) if gate.pause().is_some() && now > approval.expires_at => {
                 ApprovalStanding::Expired { at: approval.expires_at }
             }

@@ -87,6 +87,10 @@ pub fn shown(run: &Execution) -> Shown {
             let description = format!("run #{n}: built, waiting for approval{}", at(stage));
             (CommitState::Pending, Some(DeploymentState::Queued), description)
         }
+        Status::Running(stage) if tests(stage) && run.approving() => {
+            let description = format!("run #{n}: failed its tests at {stage}, waiting for a decision");
+            (CommitState::Pending, Some(DeploymentState::InProgress), description)
+        }
         Status::Running(stage) if tests(stage) => {
             let description = format!("run #{n}: testing at {stage}");
             (CommitState::Pending, Some(DeploymentState::InProgress), description)

@@ -223,11 +223,14 @@ fn ordered_event(
             mode: pipeline.mode,
             build,
             ordered: why,
-            // A retry enters the stage the run did not get past, where the pipeline still deploys there; a rollback
-            // deploys to its stage alone, or from the first deploy stage.
-            stage: only
-                .or_else(|| retry.then(|| earlier.retry_stage()).flatten())
-                .filter(|stage| plan.deploy_stage(*stage).is_some()),
+            // A retry enters the stage the run did not get past, where the pipeline still deploys or tests there; a
+            // rollback deploys to its stage alone, or from the first deploy stage.
+            stage: match only {
+                Some(only) => Some(only).filter(|stage| plan.deploy_stage(*stage).is_some()),
+                None => retry.then(|| earlier.retry_stage()).flatten().filter(|stage| {
+                    plan.stage(*stage).is_some_and(|planned| planned.deploy().is_some() || planned.test().is_some())
+                }),
+            },
             only: only.is_some(),
             plan: Box::new(plan),
         })

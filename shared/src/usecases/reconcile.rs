@@ -169,7 +169,11 @@ where
                 let build = execution.build.as_ref()?;
                 self.build(execution, (build.build_id.as_ref()?, build.started_at, None), done).await
             }
-            Status::Running(stage) if let Some(test) = execution.record(stage).and_then(|r| r.test.as_ref()) => {
+            // A test build not yet judged (one judged may wait for a decision to overlook its failure).
+            Status::Running(stage)
+                if let Some(test) =
+                    execution.record(stage).and_then(|r| r.test.as_ref()).filter(|test| test.finished_at.is_none()) =>
+            {
                 self.build(execution, (test.build_id.as_ref()?, test.started_at, Some(stage)), done).await
             }
             // Soaking, the deployment is done: only the soak's end moves the run on.

@@ -8,14 +8,14 @@ use crate::contract::events::{SluiceEvent, TestRequested};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::definitions::{Approval, OnFailure, TestRun, TestStage};
-use crate::pipeline::event::ApprovalNotice;
 use crate::pipeline::event::Effect;
+use crate::pipeline::event::{ApprovalNotice, Event};
 use crate::pipeline::state::ApprovalFacts;
 use crate::pipeline::state::{Execution, Stage, StageRecord, Status, bounded};
 use crate::pipeline::tested::{TestFacts, TestResults};
 
 /// What a `TestEnded` event says.
-pub(super) struct TestDone<'a> {
+struct TestDone<'a> {
     pub build_id: Option<&'a str>,
     pub passed: bool,
     pub reason: Option<&'a str>,
@@ -73,43 +73,77 @@ impl Run {
         self.show_on_github(i);
     }
 
+    /// An event about a test stage's build or checks.
+    pub(super) fn test_event(&mut self, i: usize, name: &'static str, event: &Event) -> Applied {
+        match event {
+            Event::TestStarted { stage, build_id, .. } => self.test_started(i, name, *stage, build_id),
+            Event::TestStartFailed { stage, reason, .. } => self.test_start_failed(i, name, *stage, reason),
+            Event::TestEnded { stage, build_id, passed, reason, results, detail, .. } => {
+                let done = TestDone {
+                    build_id: build_id.as_deref(),
+                    passed: *passed,
+                    reason: reason.as_deref(),
+                    results: results.as_ref(),
+                    detail: detail.as_deref(),
+                };
+                self.test_ended(i, name, *stage, &done)
+            }
+            _ => Ok(Some(IgnoreReason::AlreadyPastStage)),
+        }
+    }
+
     /// CodeBuild started the test build of `stage`: its id is claimed.
-    pub(super) fn test_started(&mut self, i: usize, name: &'static str, stage: Stage, build_id: &str) -> Applied {
+    fn test_started(&mut self, i: usize, name: &'static str, stage: Stage, build_id: &str) -> Applied {
         let same =
             self.test_facts(i, stage).is_some_and(|facts| facts.build_id.as_deref().is_none_or(|id| id == build_id));
-        if !self.testing(i, stage) || self.test_facts(i, stage).is_some_and(|facts| facts.finished_at.is_some()) {
-            return self.past(i, stage, same, name);
+        if let Some(answer) = self.judged(i, stage, same, name) {
+            return answer;
         }
         if self.claim_test_build(i, stage, build_id)? { Ok(None) } else { Ok(Some(IgnoreReason::DuplicateEvent)) }
     }
 
-    /// CodeBuild would not start the test build: the run fails at the stage, saying why.
-    pub(super) fn test_start_failed(&mut self, i: usize, name: &'static str, stage: Stage, reason: &str) -> Applied {
-        let started =
-            self.test_facts(i, stage).is_some_and(|facts| facts.build_id.is_some() || facts.finished_at.is_some());
-        if !self.testing(i, stage) || started {
-            return self.past(i, stage, true, name);
+    /// CodeBuild would not start the test build: the run fails at the stage, saying why (no approver is asked to
+    /// overlook tests that never ran).
+    fn test_start_failed(&mut self, i: usize, name: &'static str, stage: Stage, reason: &str) -> Applied {
+        if let Some(answer) = self.judged(i, stage, true, name) {
+            return answer;
+        }
+        if self.test_facts(i, stage).is_some_and(|facts| facts.build_id.is_some()) {
+            // A retried start whose first attempt CodeBuild took: the build is under way.
+            return Ok(Some(IgnoreReason::DuplicateEvent));
         }
         let reason = format!("the tests could not start: {reason}");
         let done = TestDone { build_id: None, passed: false, reason: Some(&reason), results: None, detail: None };
-        self.end_test(i, stage, &done);
+        self.record_test(i, stage, &done);
+        let why = self.state.executions[i].failed_test().map(|(_, why)| why).unwrap_or(reason);
+        self.finish(i, Status::Failed, Some(format!("in {stage}: {why}")));
         Ok(None)
+    }
+
+    /// The answer to an event about test stage `stage` that run `i` does not test now: it has left the stage, or its
+    /// tests there were judged already (the run may still hold the stage, asking whether to overlook a failure); a
+    /// duplicate where `same` says the event is about what it recorded.
+    fn judged(&self, i: usize, stage: Stage, same: bool, name: &'static str) -> Option<Applied> {
+        let judged = self.test_facts(i, stage).is_some_and(|facts| facts.finished_at.is_some());
+        if self.testing(i, stage) && !judged {
+            return None;
+        }
+        if judged && same && self.state.executions[i].at() == Some(stage) {
+            return Some(Ok(Some(IgnoreReason::DuplicateEvent)));
+        }
+        Some(self.past(i, stage, same, name))
     }
 
     /// The test build of `stage` ended, or its checks ran: the run moves on if the release passed, and fails at the
     /// stage otherwise.
-    pub(super) fn test_ended(&mut self, i: usize, name: &'static str, stage: Stage, done: &TestDone<'_>) -> Applied {
-        let recorded = self.test_facts(i, stage).map(|facts| (facts.build_id.clone(), facts.finished_at.is_some()));
-        let same = recorded.as_ref().is_some_and(|(id, _)| match (id.as_deref(), done.build_id) {
+    fn test_ended(&mut self, i: usize, name: &'static str, stage: Stage, done: &TestDone<'_>) -> Applied {
+        let recorded = self.test_facts(i, stage).map(|facts| facts.build_id.as_deref());
+        let same = recorded.is_some_and(|id| match (id, done.build_id) {
             (Some(id), Some(build_id)) => id == build_id,
             _ => true,
         });
-        match recorded {
-            Some((_, true)) if same => {
-                return Ok(Some(self.past(i, stage, true, name)?.unwrap_or(IgnoreReason::DuplicateEvent)));
-            }
-            _ if !self.testing(i, stage) => return self.past(i, stage, same, name),
-            _ => {}
+        if let Some(answer) = self.judged(i, stage, same, name) {
+            return answer;
         }
         if let Some(build_id) = done.build_id {
             self.claim_test_build(i, stage, build_id)?;
@@ -118,8 +152,24 @@ impl Run {
         Ok(None)
     }
 
-    /// Records how the test build ended (or the checks ran), and moves the run on or ends it.
+    /// Records how the test build ended (or the checks ran), and moves the run on, asks whether to overlook a
+    /// failure, or ends the run.
     fn end_test(&mut self, i: usize, stage: Stage, done: &TestDone<'_>) {
+        if self.record_test(i, stage, done) {
+            self.stage_done(i);
+            return;
+        }
+        let planned = self.state.executions[i].plan.stage(stage).and_then(|planned| planned.test());
+        if let Some(OnFailure::Ask(approval)) = planned.map(|test| test.on_failure.clone()) {
+            self.ask_to_go_on(i, stage, &approval);
+            return;
+        }
+        let why = self.state.executions[i].failed_test().map(|(_, why)| why).unwrap_or_default();
+        self.finish(i, Status::Failed, Some(format!("in {stage}: {why}")));
+    }
+
+    /// Records how the test build ended (or the checks ran) on the stage's record: whether the release passed.
+    fn record_test(&mut self, i: usize, stage: Stage, done: &TestDone<'_>) -> bool {
         let now = self.now;
         let results = done.results.cloned().map(TestResults::bounded);
         let passed = done.passed && !results.as_ref().is_some_and(TestResults::any_failed);
@@ -142,17 +192,7 @@ impl Run {
             }
         }
         self.touch(i);
-        if passed {
-            self.stage_done(i);
-            return;
-        }
-        let planned = self.state.executions[i].plan.stage(stage).and_then(|planned| planned.test());
-        if let Some(OnFailure::Ask(approval)) = planned.map(|test| test.on_failure.clone()) {
-            self.ask_to_go_on(i, stage, &approval);
-            return;
-        }
-        let why = self.state.executions[i].failed_test().map(|(_, why)| why).unwrap_or_default();
-        self.finish(i, Status::Failed, Some(format!("in {stage}: {why}")));
+        passed
     }
 
     /// The release failed test stage `stage`, which asks the pipeline's approvers whether it goes on all the same:

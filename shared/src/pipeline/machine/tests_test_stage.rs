@@ -271,3 +271,65 @@ fn approved_the_release_goes_on_and_rejected_or_undecided_the_run_fails_saying_w
     assert_eq!(run.status, Status::Failed);
     assert!(run.reason.as_deref().is_some_and(|r| r.contains("; no approval decision by")), "{:?}", run.reason);
 }
+
+#[test]
+fn while_a_failed_test_stage_asks_repeated_test_events_are_duplicates_and_change_nothing() {
+    let mut events = asking("e1");
+    events.extend([test_started("e1", "e2e-build-1"), test_ended("e1", true, Some(results(118, 2)))]);
+    let (state, _) = apply(&events);
+    for again in [
+        test_started("e1", "e2e-build-1"),
+        test_ended("e1", true, Some(results(118, 2))),
+        Event::TestStartFailed { execution_id: id("e1"), stage: stage("e2e"), reason: "late".into() },
+    ] {
+        let decided = transition(&state, &again, at(30));
+        assert_eq!(decided, Ok(Decision::Ignore(IgnoreReason::DuplicateEvent)), "{}", again.name());
+    }
+}
+
+#[test]
+fn in_superseded_mode_a_newer_run_withdraws_an_older_one_asking_at_the_test_stage() {
+    // GIVEN e1 failed its tests at e2e and asks, in superseded mode
+    let superseded = |execution: &str| {
+        let mut events = asking(execution);
+        if let Some(Event::Triggered { mode, .. }) = events.first_mut() {
+            *mode = ExecutionMode::Superseded;
+        }
+        events
+    };
+    let mut events = superseded("e1");
+    events.push(test_ended("e1", true, Some(results(1, 1))));
+    // WHEN e2 reaches e2e (its staging deployments under ids of its own)
+    let mut later = superseded("e2");
+    for event in &mut later {
+        match event {
+            Event::DeploymentStarted { deployment_id, .. } | Event::DeploymentSucceeded { deployment_id, .. } => {
+                *deployment_id = "ecs-staging-2".into();
+            }
+            Event::BuildSucceeded { build_id, .. } => *build_id = "build-2".into(),
+            _ => {}
+        }
+    }
+    events.extend(later);
+    let (state, _) = apply(&events);
+    // THEN e1 is withdrawn, and e2 tests
+    let e1 = state.execution(&id("e1")).expect("e1");
+    assert_eq!(e1.status, Status::Superseded, "{:?}", e1.reason);
+    assert_eq!(state.execution(&id("e2")).expect("e2").status, Status::Running(stage("e2e")));
+}
+
+#[test]
+fn an_ask_nobody_decided_reads_as_expired_and_the_stage_keeps_one_time_from_tests_to_decision() {
+    let mut events = asking("e1");
+    events.push(test_ended("e1", true, Some(results(118, 2))));
+    let (state, _) = apply(&events);
+    let expired = Event::ApprovalExpired { execution_id: id("e1") };
+    let Ok(Decision::Apply { state, .. }) = transition(&state, &expired, at(120)) else { panic!("expired") };
+    let run = state.execution(&id("e1")).expect("the run");
+    let gate = run.gates().next().expect("the ask");
+    assert!(matches!(run.standing(gate, at(121)), crate::pipeline::ApprovalStanding::Expired { .. }));
+    let report = crate::pipeline::OutcomeReport::of(run);
+    let e2e: Vec<_> = report.stages.iter().filter(|time| time.stage == stage("e2e")).collect();
+    assert_eq!(e2e.len(), 1, "{:?}", report.stages);
+    assert_eq!(e2e[0].finished_at, Some(at(120)));
+}

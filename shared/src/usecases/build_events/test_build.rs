@@ -49,6 +49,7 @@ pub(super) async fn event<S: PipelineStore, T: TestReports>(
                  codebuild:DescribeTestCases on the project's report groups"
             )),
         ),
+        Err(unmade @ ReportError::Unmade { .. }) => (None, Some(unmade.to_string())),
         Err(source) => {
             tracing::warn!(error = %Chain(&source), build = %change.build_id, "test reports not read");
             return Err(BuildEventError::Reports { build_id: change.build_id.clone(), source });

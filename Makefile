@@ -40,15 +40,18 @@ FUNCTIONS := $(patsubst functions/%/Cargo.toml,%,$(wildcard functions/*/Cargo.to
 # cargo-lambda runs zig as `python3 -m ziglang`: the venv's python must come first.
 LAMBDA_PATH := PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 MAX_ZIP_BYTES := 4194304
+# The reconciler links every AWS client sluice uses, and runs on a schedule: no request waits for its cold start.
+MAX_RECONCILER_ZIP_BYTES := 4718592
 
 ## build: each function for Lambda (arm64, release) as target/lambda/<function>/bootstrap.zip, with its size; fails
-## if a zip reaches 4 MB.
+## if a zip reaches 4 MB (the reconciler: 4.5 MB).
 build: $(TOOLS) arm64
 	$(LAMBDA_PATH) cargo lambda build --release --arm64 --output-format zip $(addprefix -p ,$(FUNCTIONS))
 	@status=0; for f in $(FUNCTIONS); do \
 	  zip=target/lambda/$$f/bootstrap.zip; size=$$(stat -c %s $$zip) || exit 1; \
 	  awk -v f=$$f -v size=$$size -v zip=$$zip 'BEGIN { printf "%-16s %6.2f MB  %s\n", f, size / 1048576, zip }'; \
-	  if [ $$size -ge $(MAX_ZIP_BYTES) ]; then echo "  $$f is over 4 MB"; status=1; fi; \
+	  max=$(MAX_ZIP_BYTES); if [ $$f = reconciler ]; then max=$(MAX_RECONCILER_ZIP_BYTES); fi; \
+	  if [ $$size -ge $$max ]; then echo "  $$f is over its budget ($$max bytes)"; status=1; fi; \
 	done; exit $$status
 
 # SAM's build (BuildMethod: makefile, in source, see samconfig.toml): `sam build` runs `make build-<LogicalId>` with

@@ -195,7 +195,12 @@ async fn doctor_names_each_problem_of_a_stack_with_what_to_do_and_exits_1() -> R
          alarms = [\"{canary_5xx}\", \"{canary_gone}\"] }}\n\
          [pipelines.shop]\nsource = {{ repository = \"acme/shop\" }}\nbuild = {{ project = \"web-shop\" }}\n\
          deploy = {{ strategy = \"blue_green\", cluster = \"prod\", service = \"shop\", application = \"shop\", \
-         deployment_group = \"shop-prod\" }}\n",
+         deployment_group = \"shop-prod\" }}\n\
+         [pipelines.tested]\nsource = {{ repository = \"acme/tested\" }}\nbuild = {{ project = \"web-tested\" }}\n\
+         [[pipelines.tested.stages]]\nname = \"e2e\"\ntest = {{ codebuild = \"e2e-tested\" }}\n\
+         [[pipelines.tested.stages]]\nname = \"smoke\"\ntest = {{ codebuild = \"web-smoke-missing\" }}\n\
+         [[pipelines.tested.stages]]\nname = \"production\"\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"tested\" }}\n",
         // a project that is not there, and a topic the stack may not publish to
         rolling("web", "web-missing", "prod", &elsewhere),
         // a project and a cluster outside the stack's patterns
@@ -252,6 +257,12 @@ async fn doctor_names_each_problem_of_a_stack_with_what_to_do_and_exits_1() -> R
             "problem  shop deploys with CodeDeploy application shop, which the stack may not use (DeployApplications is \"\")",
             "DeployApplications",
         ),
+        // Each test stage's CodeBuild project, as the build's
+        (
+            "problem  tested's e2e stage's test project e2e-tested is not one the stack may start (BuildProjects is \"web-*\")",
+            "BuildProjects",
+        ),
+        ("problem  tested's smoke stage's test project web-smoke-missing does not exist in us-east-1", "create it"),
     ] {
         let at = text.find(line).with_context(|| format!("{line:?} in {text}"))?;
         let next = text[at..].lines().nth(1).unwrap_or_default();

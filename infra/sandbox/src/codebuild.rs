@@ -44,6 +44,9 @@ pub enum Scenario {
     /// A test build: its report (report group `<project>-reports`) has these cases; the build SUCCEEDED, or FAILED
     /// in phase BUILD when `fails` (a buildspec whose test command exits non-zero).
     Tests { cases: Vec<TestCase>, fails: bool },
+    /// A test build that SUCCEEDED, but whose report CodeBuild could not make (status FAILED, no test summary: the
+    /// buildspec named files that are not test results).
+    UnmadeReport,
 }
 
 /// One test case of a test report: its prefix (a JUnit class), name, status (SUCCEEDED, FAILED, ERROR, SKIPPED or
@@ -267,8 +270,12 @@ impl Played {
         let prefix = format!("{}/{}", self.project, self.uuid);
         let (status, failed) = match &scenario {
             Scenario::Tests { cases, fails } => {
-                self.report(cases);
+                self.report(cases, true);
                 if *fails { ("FAILED", Some("BUILD")) } else { ("SUCCEEDED", None) }
+            }
+            Scenario::UnmadeReport => {
+                self.report(&[], false);
+                ("SUCCEEDED", None)
             }
             Scenario::FailIn(phase) => ("FAILED", Some(phase.as_str())),
             Scenario::StopIn(phase) => ("STOPPED", Some(phase.as_str())),
@@ -328,7 +335,7 @@ impl Played {
 
     /// What a buildspec's `reports` section makes: a test report of report group `<project>-reports` (the name
     /// CodeBuild gives a group the buildspec defines), listed in the build's `reportArns`.
-    fn report(&self, cases: &[TestCase]) {
+    fn report(&self, cases: &[TestCase], made: bool) {
         let group = format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:report-group/{}-reports", self.project);
         let arn = format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:report/{}-reports:{}", self.project, self.uuid);
         let mut counts: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
@@ -342,6 +349,11 @@ impl Played {
             "exportConfig": { "exportConfigType": "NO_EXPORT" }, "truncated": false,
             "testSummary": { "total": cases.len(), "statusCounts": counts, "durationInNanoSeconds": 12_000_000 * cases.len() },
         });
+        let mut report = report;
+        if !made {
+            report["status"] = json!("FAILED");
+            report.as_object_mut().map(|fields| fields.remove("testSummary"));
+        }
         let mut builds = lock(&self.state);
         if let Some(build) = builds.builds.iter_mut().find(|b| b["arn"] == self.arn.as_str()) {
             build["reportArns"] = json!([arn]);

@@ -826,6 +826,7 @@ pub struct InMemoryArtifacts {
     reports_down: Mutex<usize>,
     reports_denied: Mutex<bool>,
     report_reads: Mutex<usize>,
+    unmade: Mutex<Vec<String>>,
 }
 
 /// How the in-memory registry turns every lookup down: access denied, or the request refused as asked.
@@ -874,6 +875,11 @@ impl InMemoryArtifacts {
         *lock(&self.reports_denied) = true;
     }
 
+    /// Build `build_id`'s test report is one CodeBuild could not make (status FAILED).
+    pub fn report_unmade(&self, build_id: &str) {
+        lock(&self.unmade).push(build_id.to_owned());
+    }
+
     /// How many times test reports were read.
     pub fn report_reads(&self) -> usize {
         *lock(&self.report_reads)
@@ -895,6 +901,10 @@ impl crate::contract::ports::TestReports for InMemoryArtifacts {
         if *down > 0 {
             *down -= 1;
             return Err(ReportError::Unavailable { source: "unreachable".into() });
+        }
+        if lock(&self.unmade).iter().any(|unmade| unmade == build_id) {
+            let report = format!("arn:aws:codebuild:us-east-1:123456789012:report/web-e2e-reports:{build_id}");
+            return Err(ReportError::Unmade { report, status: "FAILED".into() });
         }
         Ok(lock(&self.reports).get(build_id).cloned())
     }

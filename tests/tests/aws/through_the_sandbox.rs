@@ -226,6 +226,7 @@ async fn test_project(project: &str, cases: Vec<TestCase>) -> Result<(CodeBuildS
     })
     .await?;
     codebuild.project(project, Scenario::Tests { cases, fails: false });
+    codebuild.project("web-unmade-build", Scenario::UnmadeReport);
     let aws = sluice_integration::aws_config_with(
         &sluice_integration::moto().endpoint,
         &[("codebuild", &codebuild.endpoint)],
@@ -294,5 +295,20 @@ async fn a_build_without_test_reports_has_no_results_and_an_errored_case_is_name
     codebuild.project("web-build", Scenario::FailIn("BUILD".into()));
     let plain = finished_build(&starter, "web-build").await?;
     assert_eq!(starter.test_results(&plain).await?, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_test_report_codebuild_could_not_make_is_told_as_such_never_read_as_no_report() -> Result<()> {
+    use sluice::contract::ports::{ReportError, TestReports};
+    let (_codebuild, starter) = test_project("web-e2e-build", Vec::new()).await?;
+    let build_id = finished_build(&starter, "web-unmade-build").await?;
+    match starter.test_results(&build_id).await {
+        Err(ReportError::Unmade { report, status }) => {
+            assert!(report.contains(":report/web-unmade-build-reports:"), "{report}");
+            assert_eq!(status, "FAILED");
+        }
+        other => panic!("an unmade report must not read as {other:?}"),
+    }
     Ok(())
 }

@@ -14,11 +14,7 @@ impl Run {
     /// Run `i` enters an approval stage: its approvers are asked to decide within the stage's timeout.
     pub(super) fn request_approval(&mut self, i: usize, approval: &Approval) {
         let now = self.now;
-        let expires_at = i64::try_from(approval.timeout_secs)
-            .ok()
-            .and_then(TimeDelta::try_seconds)
-            .and_then(|timeout| now.checked_add_signed(timeout))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let expires_at = expiry(now, approval);
         let notice = ApprovalNotice::of(&self.state.executions[i], now);
         let release = release_lookup(&self.state.executions[i]);
         self.ask(i, &approval.topic_arn, expires_at, notice, None, release);
@@ -144,6 +140,15 @@ impl Run {
         }
         Ok(None)
     }
+}
+
+/// When an approval asked at `now` expires: its timeout later (the end of time for one too long to add).
+pub(super) fn expiry(now: DateTime<Utc>, approval: &Approval) -> DateTime<Utc> {
+    i64::try_from(approval.timeout_secs)
+        .ok()
+        .and_then(TimeDelta::try_seconds)
+        .and_then(|timeout| now.checked_add_signed(timeout))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Where approving `execution` at its approval stage releases the build: the next deploy stage's service, and the

@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 
 use super::{Applied, IgnoreReason, MAX_HOOK_DETAIL, Run, TransitionError};
 use crate::contract::events::{SluiceEvent, TestRequested};
-use chrono::{DateTime, TimeDelta, Utc};
-
 use crate::definitions::{Approval, OnFailure, TestRun, TestStage};
 use crate::pipeline::event::Effect;
 use crate::pipeline::event::{ApprovalNotice, Event};
@@ -199,11 +197,7 @@ impl Run {
     /// the request shows what failed, and the run holds the stage until they decide.
     fn ask_to_go_on(&mut self, i: usize, stage: Stage, approval: &Approval) {
         let now = self.now;
-        let expires_at = i64::try_from(approval.timeout_secs)
-            .ok()
-            .and_then(TimeDelta::try_seconds)
-            .and_then(|timeout| now.checked_add_signed(timeout))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let expires_at = super::approval::expiry(now, approval);
         let facts = ApprovalFacts {
             topic_arn: approval.topic_arn.clone(),
             requested_at: now,

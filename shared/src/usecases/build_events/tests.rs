@@ -554,6 +554,18 @@ async fn unreadable_reports_are_tried_again_and_denied_ones_fail_the_stage_sayin
     world.record(&test_change("ev-2", "SUCCEEDED")).await;
     assert_eq!(world.execution("e1").await.status, Status::Failed);
 
+    // GIVEN the build's report is one CodeBuild could not make: never a pass
+    let world = testing_world().await;
+    world.artifacts.report_unmade(TEST_BUILD);
+    world.record(&test_change("ev-2", "SUCCEEDED")).await;
+    let execution = world.execution("e1").await;
+    assert_eq!(execution.status, Status::Failed);
+    let reason = execution.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("in e2e: the test build succeeded, but CodeBuild could not make test report"),
+        "{reason}"
+    );
+
     // GIVEN sluice may not read reports
     let world = testing_world().await;
     world.artifacts.reports_denied();

@@ -923,25 +923,10 @@ mod tests {
 
     #[test]
     fn a_test_stages_checks_are_stored_by_their_stage_and_read_back_from_the_plan_for_the_release() {
-        use crate::definitions::{Check, DeployStage, Stage, StageDefinition, StageKind, TestRun, TestStage};
         use crate::pipeline::{Decision, EffectKind, transition};
         let now: DateTime<Utc> = "2026-12-07T10:00:00Z".parse().expect("time");
-        let check = Check { expect_body: Some("{commit}".into()), ..Check::new("Test", "http://web/version") };
-        let mut pushed = crate::contract::testing::push("e1", crate::definitions::ExecutionMode::Queued, false);
-        if let crate::pipeline::Event::Triggered { plan, .. } = &mut pushed {
-            let smoke =
-                TestStage { run: TestRun::Checks(vec![check]), timeout_minutes: None, on_failure: Default::default() };
-            let production = DeployStage {
-                target: DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
-                timeout_minutes: None,
-                soak_secs: None,
-                environment: None,
-            };
-            plan.stages = vec![
-                StageDefinition { name: Stage::new("smoke").expect("a stage"), kind: StageKind::Test(smoke) },
-                StageDefinition { name: Stage::DEPLOY, kind: StageKind::Deploy(Box::new(production)) },
-            ];
-        }
+        let pushed =
+            crate::contract::testing::smoke_then("e1", "http://web/version", crate::definitions::Stage::DEPLOY);
         let built = crate::pipeline::Event::BuildSucceeded {
             execution_id: "e1".into(),
             build_id: "b-1".into(),

@@ -549,6 +549,29 @@ pub fn tested(execution: &str) -> Event {
     event
 }
 
+/// A queued run `execution` of a pipeline in stages `smoke` (a test stage of one check: GET `url`, its body holding
+/// the release's commit) then `next` (a rolling update): its push.
+pub fn smoke_then(execution: &str, url: &str, next: crate::definitions::Stage) -> Event {
+    use crate::definitions::{Check, DeployStage, Stage, StageDefinition, StageKind, TestRun, TestStage};
+    let mut event = push(execution, ExecutionMode::Queued, false);
+    if let Event::Triggered { plan, .. } = &mut event {
+        let check = Check { expect_body: Some("{commit}".into()), ..Check::new(crate::definitions::TEST_CHECKS, url) };
+        let smoke =
+            TestStage { run: TestRun::Checks(vec![check]), timeout_minutes: None, on_failure: Default::default() };
+        let deploy = DeployStage {
+            target: DeployTarget::Rolling(rolling(Vec::new())),
+            timeout_minutes: None,
+            soak_secs: None,
+            environment: None,
+        };
+        plan.stages = vec![
+            StageDefinition { name: Stage::new("smoke").unwrap_or(Stage::DEPLOY), kind: StageKind::Test(smoke) },
+            StageDefinition { name: next, kind: StageKind::Deploy(Box::new(deploy)) },
+        ];
+    }
+    event
+}
+
 /// The image the runs of [`tested`] build.
 pub const E2E_IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:ab12";
 

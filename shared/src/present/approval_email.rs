@@ -29,33 +29,7 @@ pub fn approval_email(
 ) -> TopicMessage {
     let short: String = notice.commit.chars().take(7).collect();
     let first_line = notice.message.lines().next().unwrap_or("").trim();
-    let (subject, mut text) = match &notice.pause {
-        Some(pause) => (
-            format!("sluice: {} paused at {} for approval, {short}", notice.pipeline, pause.stage),
-            format!(
-                "An {} deployment of pipeline {} is paused at {} with {} of production traffic on the new revision, \
-                 waiting for your approval to continue.\n\n",
-                pause.strategy,
-                notice.pipeline,
-                pause.stage,
-                percent(pause.shifted_tenths)
-            ),
-        ),
-        None => match &notice.failed {
-            Some(failed) => (
-                format!("sluice: {} {short} failed {}: go on anyway?", notice.pipeline, failed.stage),
-                format!(
-                    "A run of pipeline {} failed its {} stage: {}.\nApprove to let the release go on all the same; \
-                     reject to end the run.\n\n",
-                    notice.pipeline, failed.stage, failed.said
-                ),
-            ),
-            None => (
-                format!("sluice: approval needed for {} at {short}", notice.pipeline),
-                format!("A run of pipeline {} is waiting for your approval.\n\n", notice.pipeline),
-            ),
-        },
-    };
+    let (subject, mut text) = heading(notice, &short);
     let subject = subject_line(&subject);
     let mut line = |label: &str, value: &str| {
         if !value.is_empty() {
@@ -108,6 +82,38 @@ pub fn approval_email(
     let facts = approval_json(execution, notice, expires_at, links);
     let message = json!({ "default": facts.to_string(), "email": text }).to_string();
     TopicMessage { subject, text, message }
+}
+
+/// The request's subject and first paragraph: a pause of a deployment, a test stage's failure to overlook, or an
+/// approval stage.
+fn heading(notice: &ApprovalNotice, short: &str) -> (String, String) {
+    match &notice.pause {
+        Some(pause) => (
+            format!("sluice: {} paused at {} for approval, {short}", notice.pipeline, pause.stage),
+            format!(
+                "An {} deployment of pipeline {} is paused at {} with {} of production traffic on the new revision, \
+                 waiting for your approval to continue.\n\n",
+                pause.strategy,
+                notice.pipeline,
+                pause.stage,
+                percent(pause.shifted_tenths)
+            ),
+        ),
+        None => match &notice.failed {
+            Some(failed) => (
+                format!("sluice: {} {short} failed {}: go on anyway?", notice.pipeline, failed.stage),
+                format!(
+                    "A run of pipeline {} failed its {} stage: {}.\nApprove to let the release go on all the same; \
+                     reject to end the run.\n\n",
+                    notice.pipeline, failed.stage, failed.said
+                ),
+            ),
+            None => (
+                format!("sluice: approval needed for {} at {short}", notice.pipeline),
+                format!("A run of pipeline {} is waiting for your approval.\n\n", notice.pipeline),
+            ),
+        },
+    }
 }
 
 /// The request's facts as JSON, for subscribers other than email (no token: the review URL is the function's).

@@ -1626,26 +1626,8 @@ async fn a_runs_own_item_is_written_when_it_moves_to_another_stage_and_read_from
 /// Run e1 of pipeline web in stages `smoke` (a test stage of one check expecting the release's commit) and
 /// `production`, built: it holds smoke, its checks due with the hooks function.
 async fn smoke_tested(store: &InMemoryStore, runner: &RecordingRunner) {
-    use crate::definitions::{Check, DeployStage, DeployTarget, Stage, StageDefinition, StageKind, TestRun, TestStage};
-    let mut event = crate::contract::testing::push("e1", ExecutionMode::Queued, false);
-    if let Event::Triggered { plan, .. } = &mut event {
-        let check = Check { expect_body: Some("{commit}".into()), ..Check::new("Test", "http://staging/version") };
-        let smoke =
-            TestStage { run: TestRun::Checks(vec![check]), timeout_minutes: None, on_failure: Default::default() };
-        let production = DeployStage {
-            target: DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
-            timeout_minutes: None,
-            soak_secs: None,
-            environment: None,
-        };
-        plan.stages = vec![
-            StageDefinition { name: Stage::new("smoke").expect("a stage"), kind: StageKind::Test(smoke) },
-            StageDefinition {
-                name: Stage::new("production").expect("a stage"),
-                kind: StageKind::Deploy(Box::new(production)),
-            },
-        ];
-    }
+    let production = crate::pipeline::Stage::new("production").expect("a stage");
+    let event = crate::contract::testing::smoke_then("e1", "http://staging/version", production);
     let built = Event::BuildSucceeded {
         execution_id: ExecutionId::from("e1"),
         build_id: "build-e1".into(),

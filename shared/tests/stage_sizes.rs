@@ -354,6 +354,7 @@ fn run_through(state: &mut PipelineState, n: usize, plan: &Plan, strategy: Strat
                     Event::DeploymentSucceeded {
                         execution_id: execution_id.clone(),
                         deployment_id: deployment_id.clone(),
+                        tasks: None,
                     }
                 };
                 apply(state, ended, clock);

@@ -752,6 +752,8 @@ impl Sandboxes {
         ecs.registered(RUNNING_TASK_DEFINITION, running_release()?);
         ecs.service("prod", "web", RUNNING_TASK_DEFINITION, rollout);
         ecs.service("staging", "web", RUNNING_TASK_DEFINITION, rollout);
+        // Once CodeDeploy moved prod/web to the replacement task set, its tasks run that task definition.
+        codedeploy.on_replaced("web-prod", ecs.replacer("prod", "web"));
         Ok(Self { codebuild: sandbox, codedeploy, ecs, rollout })
     }
 

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher};
-use sluice::contract::ports::{BlueGreenDeployments, DefinitionsStore, NativeDeployments, PipelineStore};
+use sluice::contract::ports::{BlueGreenDeployments, DefinitionsStore, NativeDeployments, PipelineStore, ServiceTasks};
 use sluice::runtime::telemetry::{Chain, excerpt};
 use sluice::usecases::{
     Announcer, DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange, EffectRunner,
@@ -107,7 +107,7 @@ pub async fn on_event<
     S: PipelineStore + DefinitionsStore,
     R: EffectRunner,
     B: BlueGreenDeployments,
-    N: NativeDeployments,
+    N: NativeDeployments + ServiceTasks,
 >(
     app: &App<S, R, B, N>,
     event: &Value,

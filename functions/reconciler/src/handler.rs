@@ -9,7 +9,7 @@ use sluice::adapters::{
 };
 use sluice::contract::ports::{
     ArtifactStore, BlueGreenDeployments, BuildStarter, Built, DefinitionsStore, ImageRegistry, NativeDeployments,
-    PipelineStore, RollingUpdates, SecretSource, TestReports, WebhookDeliveries,
+    PipelineStore, RollingUpdates, SecretSource, ServiceTasks, TestReports, WebhookDeliveries,
 };
 use sluice::runtime::config::{Common, ConfigError};
 use sluice::usecases::{
@@ -103,7 +103,7 @@ where
     A: ArtifactStore + ImageRegistry + TestReports,
     B: BuildStarter,
     C: BlueGreenDeployments,
-    E: RollingUpdates + NativeDeployments,
+    E: RollingUpdates + NativeDeployments + ServiceTasks,
     G: WebhookDeliveries,
     K: SecretSource,
 {

@@ -74,7 +74,12 @@ struct Deployment {
     creator: String,
     create_time: f64,
     complete_time: Option<f64>,
+    /// The task definition its AppSpec's TargetService names: what the service runs once it succeeded.
+    task_definition: String,
 }
+
+/// Told the task definition a group's service runs once a deployment of it succeeded (the ECS sandbox, say).
+pub type OnReplaced = Arc<dyn Fn(&str) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -82,6 +87,8 @@ struct State {
     functions: HashMap<String, HookFunction>,
     deployments: HashMap<String, Deployment>,
     counter: u64,
+    /// Who is told what each group's service runs after a deployment succeeded, by group.
+    replaced: HashMap<String, OnReplaced>,
 }
 
 impl Deployment {
@@ -141,6 +148,12 @@ impl CodeDeploySandbox {
         lock(&self.state).groups.insert((application.to_owned(), group.to_owned()));
     }
 
+    /// Tells `on_replaced` the task definition `group`'s service runs once a deployment of it succeeded (the
+    /// replacement task set's).
+    pub fn on_replaced(&self, group: &str, on_replaced: impl Fn(&str) + Send + Sync + 'static) {
+        lock(&self.state).replaced.insert(group.to_owned(), Arc::new(on_replaced));
+    }
+
     /// Registers the function a hook names in an AppSpec.
     pub fn function<F, Fut>(&self, name: &str, function: F)
     where
@@ -177,6 +190,13 @@ fn shifts(config: &str) -> Option<Vec<(u8, u64)>> {
     let (step, wait): (u8, u64) = (percent.parse().ok()?, minutes.parse().ok()?);
     let steps = (1..=100 / step.max(1)).map(|i| (i * step, wait)).collect();
     Some(steps)
+}
+
+/// The task definition an AppSpec's TargetService names (`Properties.TaskDefinition`).
+fn task_definition(appspec: &str) -> String {
+    let document: Value = serde_norway::from_str(appspec).unwrap_or_default();
+    let services = document["Resources"].as_array().into_iter().flatten().filter_map(|r| r.get("TargetService"));
+    services.filter_map(|t| t["Properties"]["TaskDefinition"].as_str()).next().unwrap_or_default().to_owned()
 }
 
 /// The hooks an AppSpec (YAML or JSON) names: lifecycle event -> function.
@@ -360,6 +380,7 @@ fn create_deployment(state: &Arc<Mutex<State>>, settings: &Settings, input: &Val
             config,
             description: input["description"].as_str().unwrap_or_default().to_owned(),
             status: "Created".into(),
+            task_definition: task_definition(content),
             auto_rollback,
             creator: "user".into(),
             create_time: epoch(),
@@ -522,6 +543,15 @@ impl Played {
         {
             app.production.route(&app.blue);
             app.test.route(&app.blue);
+        }
+        if status == "Succeeded" {
+            let replaced = self.with(|d| (d.group.clone(), d.task_definition.clone()));
+            let guard = lock(&self.state);
+            if let Some((group, task_definition)) = replaced
+                && let Some(on_replaced) = guard.replaced.get(&group)
+            {
+                on_replaced(&task_definition);
+            }
         }
         self.publish(&self.id, state).await?;
         if let Some(rollback) = rollback {

@@ -4,7 +4,10 @@
 //! (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_service_deployment_events.html>): in progress,
 //! then completed; or, when the new tasks fail and the deployment circuit breaker is on, failed, and with rollback
 //! on, a rollback to the previous task definition
-//! (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html>).
+//! (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html>). Each service runs
+//! two tasks of the task definition it runs (ListTasks, DescribeTasks), whose containers report the digest their
+//! image names, or, for an image named by tag, the digest the tag resolved to; a service can be told to run another
+//! digest, as when a tag moved between the build and the rollout.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -41,6 +44,8 @@ struct Service {
     deployments: Vec<Value>,
     /// The ECS-native service deployment under way or last made.
     current_service_deployment: Option<String>,
+    /// The digest its tasks' containers run whatever their image names ([`EcsSandbox::runs_digest`]).
+    runs_digest: Option<String>,
 }
 
 impl Service {
@@ -165,6 +170,7 @@ impl EcsSandbox {
             deployment_configuration: json!({ "minimumHealthyPercent": 100, "maximumPercent": 200 }),
             deployments: vec![deployment],
             current_service_deployment: None,
+            runs_digest: None,
         };
         state.services.insert((cluster.to_owned(), name.to_owned()), service);
     }
@@ -198,6 +204,25 @@ impl EcsSandbox {
             state.alarms.insert(name.to_owned());
         } else {
             state.alarms.remove(name);
+        }
+    }
+
+    /// From now on, the containers of `cluster`'s `service` run `digest`, whatever image their task definition
+    /// names (as when the tag a task definition names was moved to another image).
+    pub fn runs_digest(&self, cluster: &str, service: &str, digest: &str) {
+        if let Some(service) = lock(&self.state).services.get_mut(&(cluster.to_owned(), service.to_owned())) {
+            service.runs_digest = Some(digest.to_owned());
+        }
+    }
+
+    /// What tells the sandbox the task definition `cluster`'s `service` runs now: a CodeDeploy deployment moved it
+    /// there ([`crate::codedeploy::CodeDeploySandbox::on_replaced`]).
+    pub fn replacer(&self, cluster: &str, service: &str) -> impl Fn(&str) + Send + Sync + 'static {
+        let (state, key) = (Arc::clone(&self.state), (cluster.to_owned(), service.to_owned()));
+        move |task_definition: &str| {
+            if let Some(service) = lock(&state).services.get_mut(&key) {
+                service.task_definition = task_definition.to_owned();
+            }
         }
     }
 
@@ -241,6 +266,8 @@ fn answer(state: &Arc<Mutex<State>>, events: &Events, operation: &str, input: &V
         "ListServiceDeployments" => list_service_deployments(state, input),
         "ContinueServiceDeployment" => continue_service_deployment(state, input),
         "StopServiceDeployment" => stop_service_deployment(state, input),
+        "ListTasks" => list_tasks(state, input),
+        "DescribeTasks" => describe_tasks(state, input),
         other => error("InvalidParameterException", &format!("the ECS sandbox does not play {other}")),
     }
 }
@@ -323,6 +350,86 @@ fn describe_services(state: &Arc<Mutex<State>>, input: &Value) -> Response {
         }
     }
     reply(200, &json!({ "services": services, "failures": failures }))
+}
+
+/// How many tasks each service runs.
+const TASKS: u32 = 2;
+
+/// The tasks `service` runs, as DescribeTasks describes them: [`TASKS`] of its task definition.
+fn tasks_of(state: &State, service: &Service) -> Vec<Value> {
+    let definition = state.definitions.iter().find(|(arn, _, _)| *arn == service.task_definition);
+    let containers = definition.and_then(|(_, d, _)| d["containerDefinitions"].as_array().cloned()).unwrap_or_default();
+    let cluster_arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{}", service.cluster);
+    (0..TASKS)
+        .map(|n| {
+            let id = hex(&format!("{}/{}/{}/{n}", service.cluster, service.name, service.task_definition))[..32].to_owned();
+            let task_arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{}/{id}", service.cluster);
+            let containers: Vec<Value> = containers
+                .iter()
+                .map(|container| {
+                    let image = container["image"].as_str().unwrap_or_default();
+                    let digest = service.runs_digest.clone().unwrap_or_else(|| match image.split_once('@') {
+                        Some((_, digest)) => digest.to_owned(),
+                        None => format!("sha256:{}", hex(image)),
+                    });
+                    json!({
+                        "containerArn": format!("arn:aws:ecs:{REGION}:{ACCOUNT}:container/{}/{id}/{}", service.cluster, hex(&format!("{id}{image}"))),
+                        "taskArn": task_arn, "name": container["name"], "image": image, "imageDigest": digest,
+                        "lastStatus": "RUNNING", "healthStatus": "HEALTHY",
+                    })
+                })
+                .collect();
+            json!({
+                "taskArn": task_arn, "clusterArn": cluster_arn, "taskDefinitionArn": service.task_definition,
+                "group": format!("service:{}", service.name), "lastStatus": "RUNNING", "desiredStatus": "RUNNING",
+                "launchType": "FARGATE", "containers": containers,
+            })
+        })
+        .collect()
+}
+
+/// The SHA-256 of `text`, in hex: task ids, and the digest a tag resolves to.
+fn hex(text: &str) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html: a service's tasks (desired status
+/// RUNNING; STOPPED lists none, as the sandbox keeps no stopped task).
+fn list_tasks(state: &Arc<Mutex<State>>, input: &Value) -> Response {
+    let cluster = cluster_name(input);
+    let state = lock(state);
+    let running = input["desiredStatus"].as_str().is_none_or(|status| status == "RUNNING");
+    let tasks: Vec<Value> = match input["serviceName"].as_str() {
+        Some(name) => match state.services.get(&(cluster.clone(), service_name(name))) {
+            Some(service) => tasks_of(&state, service),
+            None => return error("ServiceNotFoundException", "Service not found."),
+        },
+        None => state.services.values().filter(|s| s.cluster == cluster).flat_map(|s| tasks_of(&state, s)).collect(),
+    };
+    let arns: Vec<&Value> = if running { tasks.iter().map(|task| &task["taskArn"]).collect() } else { Vec::new() };
+    reply(200, &json!({ "taskArns": arns }))
+}
+
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTasks.html: by ARN or id; an unknown one is
+/// a failure (`MISSING`), as ECS answers.
+fn describe_tasks(state: &Arc<Mutex<State>>, input: &Value) -> Response {
+    let cluster = cluster_name(input);
+    let state = lock(state);
+    let all: Vec<Value> =
+        state.services.values().filter(|s| s.cluster == cluster).flat_map(|s| tasks_of(&state, s)).collect();
+    let (mut tasks, mut failures) = (Vec::new(), Vec::new());
+    for wanted in input["tasks"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        let id = wanted.rsplit('/').next().unwrap_or(wanted);
+        match all.iter().find(|task| task["taskArn"].as_str().is_some_and(|arn| arn.ends_with(&format!("/{id}")))) {
+            Some(task) => tasks.push(task.clone()),
+            None => failures.push(json!({ "arn": wanted, "reason": "MISSING" })),
+        }
+    }
+    reply(200, &json!({ "tasks": tasks, "failures": failures }))
 }
 
 /// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeServiceDeployments.html

@@ -5,7 +5,9 @@
 //! UpdateService with an ECS-native strategy and its lifecycle hooks, DescribeServiceDeployments
 //! (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeServiceDeployments.html>),
 //! ListServiceDeployments, StopServiceDeployment and ContinueServiceDeployment; `RunningServices`: DescribeServices and
-//! DescribeTaskDefinition (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTaskDefinition.html>).
+//! DescribeTaskDefinition (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTaskDefinition.html>);
+//! `ServiceTasks`: ListTasks (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html>) and
+//! DescribeTasks (<https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTasks.html>).
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::error::SdkError;
@@ -14,11 +16,11 @@ use tracing::instrument;
 
 use crate::contract::ports::{
     AwaitingPause, DeployError, DeploymentProgress, NativeDeployments, NativeStarted, RollingUpdates, RolloutReport,
-    RolloutStarted, RunningServices, RunningTasks, ServiceDeploymentReport, TaskDefinitionRegistry,
+    RolloutStarted, RunningServices, RunningTasks, ServiceDeploymentReport, ServiceTasks, TaskDefinitionRegistry,
 };
 use crate::definitions::{PauseAction, TrafficShift};
 use crate::deploy::compare::{ContainerShape, TaskShape, port_name};
-use crate::deploy::{NativeRequest, RollingRequest, TaskDefinition, taskdef};
+use crate::deploy::{NativeRequest, RollingRequest, RunningContainer, RunningTask, TaskDefinition, taskdef};
 
 /// Errors that will not pass on retry.
 const REFUSALS: &[&str] = &[
@@ -295,6 +297,51 @@ impl RunningServices for EcsDeployer {
         let definition =
             output.task_definition().ok_or_else(|| unanswered("DescribeTaskDefinition answered no task definition"))?;
         Ok(Some(RunningTasks { task_definition: arn.to_owned(), shape: shape(definition) }))
+    }
+}
+
+impl ServiceTasks for EcsDeployer {
+    #[instrument(skip(self))]
+    async fn tasks(&self, cluster: &str, service: &str) -> Result<Vec<RunningTask>, DeployError> {
+        let listed = self
+            .client
+            .list_tasks()
+            .cluster(cluster)
+            .service_name(service)
+            .desired_status(ecs::DesiredStatus::Running)
+            .max_results(crate::contract::ports::MAX_TASKS_CHECKED)
+            .send()
+            .await
+            .map_err(classify)?;
+        if listed.task_arns().is_empty() {
+            return Ok(Vec::new());
+        }
+        let described = self
+            .client
+            .describe_tasks()
+            .cluster(cluster)
+            .set_tasks(Some(listed.task_arns().to_vec()))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(described.tasks().iter().map(running_task).collect())
+    }
+}
+
+/// A task as DescribeTasks describes it: its task definition, and each container's image and digest.
+fn running_task(task: &ecs::Task) -> RunningTask {
+    RunningTask {
+        task_arn: task.task_arn().unwrap_or_default().to_owned(),
+        task_definition: task.task_definition_arn().unwrap_or_default().to_owned(),
+        containers: task
+            .containers()
+            .iter()
+            .map(|container| RunningContainer {
+                name: container.name().unwrap_or_default().to_owned(),
+                image: container.image().unwrap_or_default().to_owned(),
+                digest: container.image_digest().map(str::to_owned),
+            })
+            .collect(),
     }
 }
 

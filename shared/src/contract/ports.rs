@@ -928,6 +928,21 @@ pub trait RunningServices: Send + Sync {
     ) -> impl Future<Output = Result<Option<RunningTasks>, DeployError>> + Send;
 }
 
+/// The tasks an ECS service runs: what the digest check ([`crate::deploy::digests`]) judges once a deployment
+/// completed.
+pub trait ServiceTasks: Send + Sync {
+    /// The tasks `cluster`'s `service` runs or is starting (ListTasks with desired status RUNNING, then
+    /// DescribeTasks), at most [`MAX_TASKS_CHECKED`] (ECS refuses a service it does not know).
+    fn tasks(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = Result<Vec<crate::deploy::RunningTask>, DeployError>> + Send;
+}
+
+/// How many of a service's tasks the digest check reads: one page of ListTasks, one call of DescribeTasks.
+pub const MAX_TASKS_CHECKED: i32 = 100;
+
 /// The task definition a service runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningTasks {

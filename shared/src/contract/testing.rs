@@ -595,7 +595,7 @@ pub fn to_e2e(execution: &str) -> Vec<Event> {
             task_definition: None,
             previous_task_definition: None,
         },
-        Event::DeploymentSucceeded { execution_id: id(execution), deployment_id: "ecs-staging".into() },
+        Event::DeploymentSucceeded { execution_id: id(execution), deployment_id: "ecs-staging".into(), tasks: None },
     ]
 }
 
@@ -672,7 +672,7 @@ pub fn through_a_paused_staging(execution: &str, token_hashes: &[String]) -> Vec
             },
         ]);
     }
-    events.push(Event::DeploymentSucceeded { execution_id, deployment_id });
+    events.push(Event::DeploymentSucceeded { execution_id, deployment_id, tasks: None });
     events
 }
 
@@ -718,7 +718,7 @@ pub fn shipped(execution: &str) -> Vec<Event> {
             task_definition: None,
             previous_task_definition: None,
         },
-        Event::DeploymentSucceeded { execution_id, deployment_id: format!("d-{execution}") },
+        Event::DeploymentSucceeded { execution_id, deployment_id: format!("d-{execution}"), tasks: None },
     ]
 }
 
@@ -1158,6 +1158,12 @@ pub struct RecordingDeployments {
     answers: Mutex<Vec<(String, String, crate::pipeline::HookStatus)>>,
     /// The rolling updates asked for (UpdateService), in order: each answered as ECS deployment `ecs-svc/<n>`.
     updates: Mutex<Vec<crate::deploy::RollingRequest>>,
+    /// What ListTasks and DescribeTasks answer, by (cluster, service) (unknown: no tasks).
+    tasks: Mutex<HashMap<(String, String), Vec<crate::deploy::RunningTask>>>,
+    /// How often the tasks were read.
+    task_reads: Mutex<usize>,
+    /// The task definition each service runs (DescribeServices), by (cluster, service).
+    running: Mutex<HashMap<(String, String), String>>,
 }
 
 impl RecordingDeployments {
@@ -1211,12 +1217,58 @@ impl RecordingDeployments {
         *lock(&self.asked)
     }
 
+    /// The tasks `cluster`'s `service` runs from now on, as ListTasks and DescribeTasks say.
+    pub fn tasks(&self, cluster: &str, service: &str, tasks: Vec<crate::deploy::RunningTask>) {
+        lock(&self.tasks).insert((cluster.to_owned(), service.to_owned()), tasks);
+    }
+
+    /// How often the running tasks were read.
+    pub fn task_reads(&self) -> usize {
+        *lock(&self.task_reads)
+    }
+
+    /// The task definition `cluster`'s `service` runs from now on, as DescribeServices says.
+    pub fn runs(&self, cluster: &str, service: &str, task_definition: &str) {
+        lock(&self.running).insert((cluster.to_owned(), service.to_owned()), task_definition.to_owned());
+    }
+
     fn refused(what: &str) -> crate::contract::ports::DeployError {
         crate::contract::ports::DeployError::Refused {
             service: "test",
             message: format!("{what} is played by the sandbox, not by RecordingDeployments"),
             source: "not recorded".into(),
         }
+    }
+}
+
+impl crate::contract::ports::ServiceTasks for RecordingDeployments {
+    async fn tasks(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Vec<crate::deploy::RunningTask>, crate::contract::ports::DeployError> {
+        *lock(&self.task_reads) += 1;
+        if *lock(&self.unreachable) {
+            return Err(crate::contract::ports::DeployError::Unavailable {
+                service: "ECS",
+                source: "connection refused".into(),
+            });
+        }
+        Ok(lock(&self.tasks).get(&(cluster.to_owned(), service.to_owned())).cloned().unwrap_or_default())
+    }
+}
+
+impl crate::contract::ports::RunningServices for RecordingDeployments {
+    async fn running(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Option<crate::contract::ports::RunningTasks>, crate::contract::ports::DeployError> {
+        let running = lock(&self.running).get(&(cluster.to_owned(), service.to_owned())).cloned();
+        Ok(running.map(|task_definition| crate::contract::ports::RunningTasks {
+            task_definition,
+            shape: crate::deploy::compare::TaskShape { cpu: None, memory: None, containers: Vec::new() },
+        }))
     }
 }
 

@@ -4,11 +4,13 @@
 pub mod checks;
 pub mod compare;
 pub mod deadline;
+pub mod digests;
 pub mod image;
 pub mod render;
 pub mod taskdef;
 
 pub use checks::{CheckRun, StageProgress, StageVerdict, for_release, judge, stage_verdict, summary};
+pub use digests::{DigestCheck, RunningContainer, RunningTask};
 pub use render::{
     APPSPEC_FILE, BlueGreenRequest, EFFECT_TAG, IMAGE_PLACEHOLDER, NativeHook, NativePause, NativeRequest, RenderError,
     RollingRequest, TASK_DEFINITION_FILE, TASK_DEFINITION_PLACEHOLDER, appspec, blue_green, description, effect_marker,

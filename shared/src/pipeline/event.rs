@@ -397,6 +397,10 @@ pub enum Event {
     DeploymentSucceeded {
         execution_id: ExecutionId,
         deployment_id: String,
+        /// The service's running tasks once it completed (ListTasks, DescribeTasks), for the digest check
+        /// ([`crate::deploy::digests`]); `None` where they were not read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tasks: Option<Vec<crate::deploy::RunningTask>>,
     },
     /// The deployment could not start (`deployment_id` is `None`), failed, or was stopped by an alarm.
     DeploymentFailed {
@@ -609,8 +613,10 @@ pub enum Effect {
         #[serde(default)]
         checks: Vec<Check>,
     },
-    /// Update the service back to `task_definition`, the one it ran before the run's rolling update (whose
-    /// AfterRollout checks failed). Carried out by the deployer, whose answer is a `DeploymentFailed`.
+    /// Put the service back on `task_definition`, the one it ran before the run's deployment, which completed but
+    /// failed a verification (a rolling update's AfterRollout checks, the digest check) or ran out of time (rolling).
+    /// Carried out by the deployer as the target deploys (UpdateService; an ECS-native deployment; a CodeDeploy
+    /// deployment), whose answer is a `DeploymentFailed`.
     RollBack {
         execution_id: ExecutionId,
         /// The run's deployment, which is rolled back.
@@ -620,6 +626,9 @@ pub enum Effect {
         stage: Stage,
         target: DeployTarget,
         task_definition: String,
+        /// Where the run's build left its artifacts: a CodeDeploy rollback renders the build's AppSpec again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        artifacts: Option<String>,
     },
     /// Continue a paused ECS-native deployment, or roll it back (ContinueServiceDeployment). Carried out by the
     /// deployer.

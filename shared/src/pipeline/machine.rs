@@ -205,7 +205,9 @@ impl Run {
                 let hook = HookDone { deployment_id, lifecycle_event, hook_execution_id, passed, detail, millis };
                 self.hook_completed(i, name, hook)
             }
-            Event::DeploymentSucceeded { deployment_id, .. } => self.deployment_succeeded(i, name, deployment_id),
+            Event::DeploymentSucceeded { deployment_id, tasks, .. } => {
+                self.deployment_succeeded(i, name, deployment_id, tasks.as_deref())
+            }
             Event::DeploymentFailed { deployment_id, reason, rolled_back, .. } => {
                 self.deployment_failed(i, name, deployment_id, reason, *rolled_back)
             }
@@ -560,6 +562,7 @@ impl Run {
                     stage,
                     target: target.clone(),
                     task_definition,
+                    artifacts: None,
                 });
                 format!("sluice put the service back on {previous}")
             }
@@ -592,6 +595,15 @@ impl Run {
             return;
         }
         let detail = deploy.hooks.last().and_then(|hook| hook.detail.clone()).unwrap_or_else(|| "no detail".into());
+        self.roll_back_deployed(i, format!("the {AFTER_ROLLOUT} checks failed ({detail})"));
+    }
+
+    /// The run's deployment completed, but what it left running failed a verification (`why`): the service goes
+    /// back to the task definition it ran before (the run ends when the deployer has asked for that), or, with none
+    /// known, the run fails.
+    pub(super) fn roll_back_deployed(&mut self, i: usize, why: String) {
+        let now = self.now;
+        let deploy = self.deploy_mut(i);
         let (deployment_id, ours) = (deploy.deployment_id.clone().unwrap_or_default(), deploy.task_definition.clone());
         match deploy.previous_task_definition.clone().filter(|previous| Some(previous) != ours.as_ref()) {
             Some(previous) => {
@@ -603,23 +615,22 @@ impl Run {
                     stage,
                     target: planned.target.clone(),
                     task_definition: previous.clone(),
+                    artifacts: execution.build.as_ref().and_then(|build| build.artifacts.clone()),
                 });
                 self.effects.push(Effect::Publish(SluiceEvent::RollbackRequested(RollbackRequested {
                     pipeline: execution.pipeline.clone(),
                     execution_id: execution.id.clone(),
                     deployment_id,
                     task_definition: previous,
-                    reason: bounded(&format!("the {AFTER_ROLLOUT} checks failed ({detail})"), MAX_REASON),
+                    reason: bounded(&why, MAX_REASON),
                     stage: Some(stage),
                 })));
             }
             None => {
                 deploy.finished_at = Some(now);
                 let runs = ours.as_deref().unwrap_or("the new task definition");
-                let reason = format!(
-                    "the {AFTER_ROLLOUT} checks failed ({detail}); sluice knows no task definition the service ran \
-                     before, so it still runs {runs}"
-                );
+                let reason =
+                    format!("{why}; sluice knows no task definition the service ran before, so it still runs {runs}");
                 let reason = self.in_stage(i, reason);
                 self.finish(i, Status::Failed, Some(reason));
             }
@@ -1084,6 +1095,8 @@ use pause::{Paused, Said};
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod tests_digest;
 #[cfg(test)]
 mod tests_stages;
 #[cfg(test)]

@@ -374,6 +374,10 @@ pub struct DeployFacts {
     /// An operator ordered the deployment stopped and rolled back (`sluice rollback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_ordered: Option<OrderedRollback>,
+    /// What the service's tasks of the new task definition ran once the deployment completed, against the
+    /// release's digest ([`crate::deploy::digests`]): a mismatch rolls the service back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest_check: Option<crate::deploy::DigestCheck>,
     /// Until when the release must run here before the run takes its next stage (`soak`): set when the deployment
     /// succeeded; the run holds the stage meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -403,6 +407,7 @@ impl DeployFacts {
             pauses: Vec::new(),
             pauses_apart: 0,
             rollback_ordered: None,
+            digest_check: None,
             soak_until: None,
             superseded: false,
             timed_out_at: None,

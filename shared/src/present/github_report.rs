@@ -185,7 +185,11 @@ mod tests {
     }
 
     fn deployed(execution: &str, stage: &str) -> Event {
-        Event::DeploymentSucceeded { execution_id: execution.into(), deployment_id: format!("{stage}-{execution}") }
+        Event::DeploymentSucceeded {
+            execution_id: execution.into(),
+            deployment_id: format!("{stage}-{execution}"),
+            tasks: None,
+        }
     }
 
     /// The environment and state of each Deployment that shows `run`.
@@ -270,8 +274,11 @@ mod tests {
             build_id: "build-e1".into(),
             outputs: crate::pipeline::BuildOutputs { image_uri: "web@sha256:1".into(), artifacts: None },
         };
-        let done =
-            |deployment: &str| Event::DeploymentSucceeded { execution_id: id("e1"), deployment_id: deployment.into() };
+        let done = |deployment: &str| Event::DeploymentSucceeded {
+            execution_id: id("e1"),
+            deployment_id: deployment.into(),
+            tasks: None,
+        };
         let failed = Event::DeploymentFailed {
             execution_id: id("e1"),
             deployment_id: Some("d-prod".into()),

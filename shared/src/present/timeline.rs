@@ -152,6 +152,10 @@ fn deploy_moments(deploy: &DeployFacts, add: &mut impl FnMut(DateTime<Utc>, Stri
     if let Some(at) = deploy.rolled_out_at {
         add(at, "rollout completed".to_owned());
     }
+    if let Some(check) = &deploy.digest_check {
+        let at = deploy.rolled_out_at.or(deploy.finished_at).unwrap_or(deploy.started_at);
+        add(at, format!("digest check {}: {}", if check.passed() { "passed" } else { "failed" }, check.summary()));
+    }
     if let Some(ordered) = &deploy.rollback_ordered {
         add(ordered.at, format!("rollback ordered by {}", ordered.by));
     }

@@ -1,8 +1,8 @@
 //! The deployer's effect runner: it carries out `StartDeployment`, `ContinueDeployment` (a paused ECS-native
 //! deployment is continued or rolled back), `StopDeployment` (an operator's `sluice rollback` of a deployment in
-//! progress), `RollBack` (a rolling update whose AfterRollout
-//! checks failed goes back to the task definition the service ran before), and the announcements of the runs it
-//! moves on.
+//! progress), `RollBack` (a deployment that completed but failed a verification, a rolling update's AfterRollout
+//! checks or the digest check, goes back to the task definition the service ran before), and the announcements of
+//! the runs it moves on.
 //! It reads the build's `taskdef.json` (and `appspec.yaml` for blue/green), renders them (pure, `crate::deploy`),
 //! registers the task definition and starts the CodeDeploy blue/green deployment, the ECS rolling update, or the
 //! ECS-native blue/green, linear or canary deployment (with the hooks function at its checked stages), stopping
@@ -12,10 +12,10 @@
 
 use crate::contract::ports::{
     ArtifactError, ArtifactStore, BlueGreenDeployments, DeployError, EventPublisher, NativeDeployments, RollingUpdates,
-    Supersessions, TaskDefinitionRegistry,
+    RunningServices, Supersessions, TaskDefinitionRegistry,
 };
 use crate::definitions::{BlueGreen, DeployTarget, EcsNative, Rolling};
-use crate::deploy::{self, RenderError};
+use crate::deploy::{self, NativeRequest, RenderError};
 use crate::pipeline::{Effect, EffectKind, Event, ExecutionId};
 use crate::usecases::{EffectError, EffectRunner, artifact_location};
 use tracing::info;
@@ -108,7 +108,7 @@ where
     A: ArtifactStore,
     T: TaskDefinitionRegistry,
     B: BlueGreenDeployments,
-    R: RollingUpdates + NativeDeployments,
+    R: RollingUpdates + NativeDeployments + RunningServices,
     W: Supersessions,
 {
     async fn read(&self, artifacts: Option<&str>, name: &'static str) -> Result<Vec<u8>, NotStarted> {
@@ -213,6 +213,58 @@ where
         NotStarted::Retry(EffectError::transient("start_deployment", why))
     }
 
+    /// Puts the service back on `task_definition` as its target deploys (effect `id`; a retry finds what an earlier
+    /// attempt started): a rolling update's UpdateService, an ECS-native deployment of the same strategy without
+    /// hooks or pause, or a CodeDeploy deployment of the build's AppSpec naming it. Says what it started.
+    async fn roll_back(
+        &self,
+        id: &str,
+        target: &DeployTarget,
+        task_definition: &str,
+        artifacts: Option<&str>,
+    ) -> Result<String, NotStarted> {
+        let (_, service) = target.ecs_service();
+        let started = match target {
+            // Updating to the task definition the service already runs starts nothing: a retry is harmless.
+            DeployTarget::Rolling(rolling) => {
+                let started = self.ecs.update(&deploy::rolling(rolling, task_definition)).await?;
+                format!("ECS deployment {}", started.deployment_id)
+            }
+            DeployTarget::EcsNative(native) => {
+                let request =
+                    NativeRequest { hook: None, pause: None, ..deploy::native(native, task_definition, None) };
+                let started = self.ecs.start(&request).await?;
+                format!("ECS deployment {}", started.deployment_id)
+            }
+            DeployTarget::BlueGreen(blue_green) => {
+                let (application, group) = (&blue_green.application, &blue_green.deployment_group);
+                let marker = deploy::effect_marker(id);
+                let deployment_id = match self.blue_green.find(application, group, &marker).await? {
+                    Some(found) => found,
+                    None => {
+                        let appspec = self.read(artifacts, deploy::APPSPEC_FILE).await?;
+                        let appspec = deploy::appspec(&appspec, task_definition, "", &[])?;
+                        let description = format!("sluice rollback to {task_definition} {marker}");
+                        self.blue_green.create(&deploy::blue_green(blue_green, appspec, description)).await?
+                    }
+                };
+                format!("CodeDeploy deployment {deployment_id}")
+            }
+        };
+        Ok(format!("sluice rolled service {service} back to {task_definition} ({started})"))
+    }
+
+    /// The task definition `target`'s service runs before a deployment replaces it: what a verification that fails
+    /// once the deployment completed rolls back to. Unknown (and not needed to deploy) where ECS does not say.
+    async fn running_before(&self, target: &DeployTarget) -> Result<Option<String>, NotStarted> {
+        let (cluster, service) = target.ecs_service();
+        match self.ecs.running(cluster, service).await {
+            Ok(running) => Ok(running.map(|running| running.task_definition)),
+            Err(DeployError::Refused { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     async fn start(&self, start: &Start<'_>) -> Result<Started, NotStarted> {
         let image_uri = start.image_uri.ok_or_else(|| NotStarted::Fail("the build left no image to deploy".into()))?;
         match start.target {
@@ -261,6 +313,7 @@ where
         let appspec = self.read(artifacts, deploy::APPSPEC_FILE).await?;
         // Checked before registering, so that an AppSpec that cannot be used registers nothing.
         deploy::appspec(&appspec, "arn:aws:ecs:::task-definition/check:1", hooks_function, &hook_events)?;
+        let previous_task_definition = self.running_before(target).await?;
         let arn = self.register(id, &text, image_uri, target).await?;
         let appspec = deploy::appspec(&appspec, &arn, hooks_function, &hook_events)?;
         let description = deploy::description(&execution_id.0, id);
@@ -270,12 +323,7 @@ where
             Err(busy @ DeployError::Busy { .. }) => return Err(self.make_way(start, busy).await),
             Err(error) => return Err(error.into()),
         };
-        Ok(Started {
-            deployment_id,
-            service_deployment: None,
-            task_definition: Some(arn),
-            previous_task_definition: None,
-        })
+        Ok(Started { deployment_id, service_deployment: None, task_definition: Some(arn), previous_task_definition })
     }
 
     /// An ECS rolling update: the task definition registered, the service updated to it.
@@ -323,6 +371,7 @@ where
         let text = self.read(artifacts, deploy::TASK_DEFINITION_FILE).await?;
         // As for a rolling update: a retry finds the revision its first attempt registered, and
         // UpdateService to the task definition the service already runs starts nothing.
+        let previous_task_definition = self.running_before(target).await?;
         let arn = self.register(id, &text, image_uri, target).await?;
         self.clear_way(start, native, &arn).await?;
         let started = self.ecs.start(&deploy::native(native, &arn, hook)).await?;
@@ -330,7 +379,7 @@ where
             deployment_id: started.deployment_id,
             service_deployment: started.service_deployment,
             task_definition: Some(arn),
-            previous_task_definition: None,
+            previous_task_definition,
         })
     }
 }
@@ -341,7 +390,7 @@ where
     A: ArtifactStore,
     T: TaskDefinitionRegistry,
     B: BlueGreenDeployments,
-    R: RollingUpdates + NativeDeployments,
+    R: RollingUpdates + NativeDeployments + RunningServices,
     W: Supersessions,
 {
     const KINDS: &'static [EffectKind] = &[
@@ -384,27 +433,19 @@ where
                     Err(NotStarted::Retry(error)) => Err(error),
                 }
             }
-            Effect::RollBack { execution_id, deployment_id, target, task_definition, .. } => {
-                let DeployTarget::Rolling(rolling) = target else {
-                    return Err(EffectError::permanent("roll_back", "only a rolling update is rolled back by sluice"));
-                };
-                // Updating to the task definition the service already runs starts nothing: a retry is harmless.
-                let (rolled_back, reason) = match self.ecs.update(&deploy::rolling(rolling, task_definition)).await {
-                    Ok(started) => (
-                        true,
-                        format!(
-                            "sluice rolled service {} back to {task_definition} (ECS deployment {})",
-                            rolling.service, started.deployment_id
-                        ),
-                    ),
-                    Err(DeployError::Refused { message, .. }) => (
+            Effect::RollBack { execution_id, deployment_id, target, task_definition, artifacts, .. } => {
+                let (rolled_back, reason) = match self
+                    .roll_back(id, target, task_definition, artifacts.as_deref())
+                    .await
+                {
+                    Ok(done) => (true, done),
+                    Err(NotStarted::Fail(why)) => (
                         false,
                         format!(
-                            "ECS refused the rollback to {task_definition} ({message}); the service still runs the \
-                             new task definition"
+                            "the rollback to {task_definition} failed ({why}); the service still runs the new release"
                         ),
                     ),
-                    Err(error) => return Err(EffectError::transient("roll_back", error)),
+                    Err(NotStarted::Retry(error)) => return Err(error),
                 };
                 Ok(Some(Event::DeploymentFailed {
                     execution_id: execution_id.clone(),

@@ -11,7 +11,8 @@ use tracing::{info, instrument, warn};
 use crate::runtime::telemetry::Chain;
 
 use crate::contract::ports::{
-    BlueGreenDeployments, DefinitionsStore, DeployError, NativeDeployments, PipelineStore, ReceiptKey, stopped_link,
+    BlueGreenDeployments, DefinitionsStore, DeployError, NativeDeployments, PipelineStore, ReceiptKey, ServiceTasks,
+    stopped_link,
 };
 use crate::definitions::DeployTarget;
 use crate::pipeline::{Event, Execution, ExecutionId};
@@ -135,7 +136,7 @@ struct Ended<'a> {
 fn outcome(execution_id: &ExecutionId, deployment_id: &str, ended: &Ended<'_>) -> Event {
     let (execution_id, deployment_id) = (execution_id.clone(), deployment_id.to_owned());
     if ended.state == DeploymentState::Succeeded {
-        return Event::DeploymentSucceeded { execution_id, deployment_id };
+        return Event::DeploymentSucceeded { execution_id, deployment_id, tasks: None };
     }
     let what = match (ended.state, ended.rolled_back) {
         (DeploymentState::Stopped, true) => "stopped the deployment and rolled it back",
@@ -210,7 +211,7 @@ where
     S: PipelineStore,
     R: EffectRunner,
     B: BlueGreenDeployments,
-    N: NativeDeployments,
+    N: NativeDeployments + ServiceTasks,
 {
     let deployment_id = change.deployment_id.as_str();
     let (is_blue_green, state) = (matches!(change.change, DeploymentChange::CodeDeploy { .. }), change.change.state());
@@ -242,6 +243,7 @@ where
             ecs_ended(store, native, (&execution_id, deployment_id), ecs).await?
         }
     };
+    let event = with_tasks(store, native, event).await?;
     let answer = json!({ "execution_id": execution_id, "deployment_id": deployment_id });
     let input = Input {
         pipeline: &pipeline,
@@ -253,6 +255,36 @@ where
     let handled = handle(store, runner, input).await?;
     info!(?handled, event = event.name(), "deployment event recorded");
     Ok(DeploymentEventOutcome::Handled(handled))
+}
+
+/// A deployment that succeeded, with the tasks its service runs, for the digest check: read while the run still
+/// deploys there and its release names its image by digest (once the check is recorded, a repeated event reads
+/// nothing). An unreachable ECS retries the event; ECS refusing the read (a policy narrower than the template's) is
+/// logged and the run goes on unchecked, as a deployment that completed is no failure of the release's.
+async fn with_tasks<S: PipelineStore, T: ServiceTasks>(
+    store: &S,
+    ecs: &T,
+    event: Event,
+) -> Result<Event, DeploymentEventError> {
+    let Event::DeploymentSucceeded { execution_id, deployment_id, tasks: None } = event else { return Ok(event) };
+    let run = store.execution(&execution_id).await.map_err(HandleError::from)?;
+    let due = run.as_ref().filter(|run| {
+        let digest = run.build.as_ref().and_then(|build| build.image_uri.as_deref()).is_some_and(|i| i.contains('@'));
+        let pending = run.deploy().is_some_and(|deploy| deploy.finished_at.is_none() && deploy.digest_check.is_none());
+        digest && pending && run.deploying().is_some()
+    });
+    let Some((cluster, service)) = due.and_then(Execution::target).map(DeployTarget::ecs_service) else {
+        return Ok(Event::DeploymentSucceeded { execution_id, deployment_id, tasks: None });
+    };
+    let tasks = match ecs.tasks(cluster, service).await {
+        Ok(tasks) => Some(tasks),
+        Err(error @ DeployError::Refused { .. }) => {
+            warn!(error = %Chain(&error), cluster, service, "the running tasks could not be read; digest not checked");
+            None
+        }
+        Err(source) => return Err(DeploymentEventError::Lookup { deployment_id, source }),
+    };
+    Ok(Event::DeploymentSucceeded { execution_id, deployment_id, tasks })
 }
 
 /// The run whose deployment an "ECS Hook State Change" names, by any of the ids it carries.

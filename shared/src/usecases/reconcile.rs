@@ -12,7 +12,7 @@ use tracing::{instrument, warn};
 use crate::contract::events::{EffectsDue, SluiceEvent};
 use crate::contract::ports::{
     ArtifactStore, BlueGreenDeployments, BuildStarter, DeployError, DeploymentProgress, ImageRegistry,
-    NativeDeployments, PipelineStore, RollingUpdates, RolloutReport, TestReports,
+    NativeDeployments, PipelineStore, RollingUpdates, RolloutReport, ServiceTasks, TestReports,
 };
 use crate::definitions::{Definitions, DeployTarget, Pipeline};
 use crate::deploy::deadline::deadline;
@@ -68,7 +68,7 @@ where
     A: ArtifactStore + ImageRegistry + TestReports,
     B: BuildStarter,
     D: BlueGreenDeployments,
-    E: RollingUpdates + NativeDeployments,
+    E: RollingUpdates + NativeDeployments + ServiceTasks,
 {
     let mut done = Reconciled::default();
     for pipeline in definitions.iter() {
@@ -95,7 +95,7 @@ where
     A: ArtifactStore + ImageRegistry + TestReports,
     B: BuildStarter,
     D: BlueGreenDeployments,
-    E: RollingUpdates + NativeDeployments,
+    E: RollingUpdates + NativeDeployments + ServiceTasks,
 {
     /// Carries out the pipeline's pending effects, wakes the owners of those due elsewhere, and moves on each of
     /// its runs that an event should have moved.
@@ -334,7 +334,7 @@ async fn lost_deployment<A, B, D, E>(
 ) -> Result<Option<Lost>, DeployError>
 where
     D: BlueGreenDeployments,
-    E: RollingUpdates + NativeDeployments,
+    E: RollingUpdates + NativeDeployments + ServiceTasks,
 {
     let change = |change: DeploymentChange| DeploymentStateChange {
         event_id: format!("reconciled:{deployment_id}:{}", change.state()),

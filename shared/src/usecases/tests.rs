@@ -1303,6 +1303,7 @@ async fn in_stages_up_to(
     let deployed = |deployment: String| Event::DeploymentSucceeded {
         execution_id: execution_id.clone(),
         deployment_id: deployment,
+        tasks: None,
     };
     let events = [
         (0, triggered),
@@ -1352,7 +1353,8 @@ async fn a_rollback_of_one_stage_deploys_the_earlier_release_there_alone() {
     assert_eq!(run.build.as_ref().map(|b| b.image_uri.as_deref()), Some(Some("shop@sha256:s1")));
 
     // Once staging's deployment succeeds, the run ends there: no soak, no sign-off, production untouched
-    let done = Event::DeploymentSucceeded { execution_id: id.clone(), deployment_id: "staging-rollback".into() };
+    let done =
+        Event::DeploymentSucceeded { execution_id: id.clone(), deployment_id: "staging-rollback".into(), tasks: None };
     let checked = Event::HookCompleted {
         execution_id: id.clone(),
         deployment_id: "staging-rollback".into(),
@@ -1474,7 +1476,7 @@ async fn a_rollback_while_the_furthest_run_soaks_stops_nothing_so_the_release_be
             build_id: "build-s2".into(),
             outputs: crate::pipeline::BuildOutputs { image_uri: "shop@sha256:s2".into(), artifacts: None },
         },
-        Event::DeploymentSucceeded { execution_id: id.clone(), deployment_id: "staging-s2".into() },
+        Event::DeploymentSucceeded { execution_id: id.clone(), deployment_id: "staging-s2".into(), tasks: None },
         Event::HookCompleted {
             execution_id: id.clone(),
             deployment_id: "staging-s2".into(),
@@ -1523,7 +1525,14 @@ async fn a_rollback_stops_the_deployment_furthest_along_the_line_unless_told_whi
     in_stages_up_to(&store, &runner, ("s2", 0), canary, 2).await;
     handled(&store, &runner, "shop", &started("s2", "staging"), now() + TimeDelta::minutes(2)).await;
     for (at, event) in [
-        (3, Event::DeploymentSucceeded { execution_id: ExecutionId::from("s2"), deployment_id: "staging-s2".into() }),
+        (
+            3,
+            Event::DeploymentSucceeded {
+                execution_id: ExecutionId::from("s2"),
+                deployment_id: "staging-s2".into(),
+                tasks: None,
+            },
+        ),
         (33, e2e_passed(&ExecutionId::from("s2"))),
         (34, approved_by_ada(&ExecutionId::from("s2"))),
         (35, started("s2", "production")),
@@ -1683,4 +1692,113 @@ async fn a_test_stages_checks_run_by_the_hooks_function_for_the_release_and_move
         }
         assert_eq!(hooks.probe.probed(), 1);
     }
+}
+
+const WEB_7: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:7";
+const WEB_8: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:8";
+const BUILT_DIGEST: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+/// A run deploying d-1 (blue/green to prod/web) from web:7 to web:8, whose build made an image named by digest
+/// (`image`: the build's `ImageURI`).
+async fn deploying_web_8(store: &InMemoryStore, runner: &RecordingRunner, image: &str) {
+    for event in [
+        push("e1"),
+        Event::BuildSucceeded {
+            execution_id: ExecutionId::from("e1"),
+            build_id: "build-e1".into(),
+            outputs: crate::pipeline::BuildOutputs { image_uri: image.into(), artifacts: Some("s3://b/e1".into()) },
+        },
+        Event::DeploymentStarted {
+            execution_id: ExecutionId::from("e1"),
+            deployment_id: "d-1".into(),
+            service_deployment: None,
+            task_definition: Some(WEB_8.into()),
+            previous_task_definition: Some(WEB_7.into()),
+        },
+    ] {
+        handle(store, runner, input(&event, None)).await.expect("handled");
+    }
+}
+
+/// prod/web's two tasks of web:8, the second running `second`.
+fn web_8_tasks(second: &str) -> Vec<crate::deploy::RunningTask> {
+    [BUILT_DIGEST, second]
+        .iter()
+        .enumerate()
+        .map(|(n, digest)| crate::deploy::RunningTask {
+            task_arn: format!("arn:aws:ecs:us-east-1:123456789012:task/prod/task{n}"),
+            task_definition: WEB_8.into(),
+            containers: vec![crate::deploy::RunningContainer {
+                name: "web".into(),
+                image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:main".into(),
+                digest: Some((*digest).into()),
+            }],
+        })
+        .collect()
+}
+
+fn codedeploy_success() -> DeploymentStateChange {
+    DeploymentStateChange {
+        event_id: "ev-success".into(),
+        deployment_id: "d-1".into(),
+        change: DeploymentChange::CodeDeploy { state: "SUCCESS".into() },
+    }
+}
+
+#[tokio::test]
+async fn a_completed_deployment_whose_task_runs_another_digest_is_rolled_back_to_what_ran_before() {
+    // GIVEN a run deploying web:8 with image web@BUILT, and one of prod/web's tasks of web:8 running another digest
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    deploying_web_8(&store, &runner, &format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/web@{BUILT_DIGEST}")).await;
+    let deployments = crate::contract::testing::RecordingDeployments::new();
+    let moved = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+    deployments.tasks("prod", "web", web_8_tasks(moved));
+    // WHEN CodeDeploy reports the deployment a success
+    let change = codedeploy_success();
+    record_deployment_event(&store, &runner, &deployments, &deployments, &change, now()).await.expect("recorded");
+    // THEN the tasks were read once, the check is recorded as failed, and the deployer is asked to put web:7 back
+    assert_eq!(deployments.task_reads(), 1);
+    let run = stored(&store).await.executions[0].clone();
+    let check = run.deploy().and_then(|deploy| deploy.digest_check.clone()).expect("a digest check");
+    assert_eq!((check.tasks, check.others), (1, 1));
+    assert_eq!(run.status, Status::Running(Stage::DEPLOY));
+    let rolled_back = runner.ran().into_iter().any(|(_, effect)| {
+        matches!(effect, Effect::Publish(SluiceEvent::RollbackRequested(asked))
+            if asked.task_definition == WEB_7 && asked.reason.starts_with("what runs is not what was built"))
+    });
+    assert!(rolled_back, "{:?}", runner.ran());
+}
+
+#[tokio::test]
+async fn a_completed_deployment_whose_tasks_run_the_release_goes_on_and_a_repeated_event_reads_nothing_again() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    deploying_web_8(&store, &runner, &format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/web@{BUILT_DIGEST}")).await;
+    let deployments = crate::contract::testing::RecordingDeployments::new();
+    deployments.tasks("prod", "web", web_8_tasks(BUILT_DIGEST));
+    let change = codedeploy_success();
+    record_deployment_event(&store, &runner, &deployments, &deployments, &change, now()).await.expect("recorded");
+    assert_eq!(stored(&store).await.executions[0].status, Status::Succeeded);
+    let again = record_deployment_event(&store, &runner, &deployments, &deployments, &change, now()).await;
+    assert!(again.is_ok(), "{again:?}");
+    assert_eq!(deployments.task_reads(), 1, "the run's deployment is over: nothing to check again");
+}
+
+#[tokio::test]
+async fn a_release_named_by_tag_reads_no_tasks_and_an_unreachable_ecs_retries_the_event_changing_nothing() {
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    deploying_web_8(&store, &runner, "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:main").await;
+    let deployments = crate::contract::testing::RecordingDeployments::new();
+    deployments.unreachable();
+    let change = codedeploy_success();
+    record_deployment_event(&store, &runner, &deployments, &deployments, &change, now()).await.expect("recorded");
+    assert_eq!((deployments.task_reads(), stored(&store).await.executions[0].status), (0, Status::Succeeded));
+    // A release named by digest, with ECS unreachable: the event is to be delivered again, and nothing changed
+    let (store, runner) = (InMemoryStore::new(), RecordingRunner::new());
+    deploying_web_8(&store, &runner, &format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/web@{BUILT_DIGEST}")).await;
+    let before = stored(&store).await;
+    let error = record_deployment_event(&store, &runner, &deployments, &deployments, &change, now())
+        .await
+        .expect_err("ECS could not be reached");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(stored(&store).await, before);
 }

@@ -76,7 +76,7 @@ async fn a_run_is_chained_stage_by_stage_through_the_bus_with_its_state_in_dynam
     assert_eq!(deployments[0]["detail"]["target"]["strategy"], "blue_green");
 
     // The deployment succeeds: the run is finished, in the history, and announced.
-    let deployed = Event::DeploymentSucceeded { execution_id: e1.clone(), deployment_id: "d-123".into() };
+    let deployed = Event::DeploymentSucceeded { execution_id: e1.clone(), deployment_id: "d-123".into(), tasks: None };
     assert_eq!(handle(&store, &runner, input(&deployed, 20, None)).await?, Handled::Applied);
     let finished = stack.receive(stack.queue_to("NotifierFunction", "Execution Finished")?, 1, WAIT).await?;
     assert_eq!(finished.len(), 1);

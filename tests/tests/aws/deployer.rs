@@ -287,6 +287,7 @@ async fn a_rollback_ecs_refuses_ends_the_run_failed_saying_the_new_task_definiti
         stage: sluice::pipeline::Stage::DEPLOY,
         target: gone,
         task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0".into(),
+        artifacts: None,
     };
     let answer = world.app.effects.run("web-9-0", &effect).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let Some(Event::DeploymentFailed { rolled_back, reason, deployment_id, .. }) = answer else {

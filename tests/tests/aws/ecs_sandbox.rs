@@ -1,5 +1,6 @@
 //! The ECS sandbox against ECS's documented contracts, spoken to by the real aws-sdk-ecs client: rolling updates
-//! that complete, that trip the deployment circuit breaker and roll back, or that never finish without it.
+//! that complete, that trip the deployment circuit breaker and roll back, or that never finish without it; the
+//! service's tasks and the digests their containers run, as the digest check reads them.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 struct World {
     stack: Stack,
-    _sandbox: EcsSandbox,
+    sandbox: EcsSandbox,
     ecs: aws_sdk_ecs::Client,
     events: String,
     current: String,
@@ -51,7 +52,7 @@ async fn world(rollout: Rollout) -> Result<World> {
         register().await?.task_definition().and_then(|t| t.task_definition_arn()).context("an ARN")?.to_owned();
     let new = register().await?.task_definition().and_then(|t| t.task_definition_arn()).context("an ARN")?.to_owned();
     sandbox.service("prod", "api", &current, rollout);
-    Ok(World { stack, _sandbox: sandbox, ecs, events, current, new })
+    Ok(World { stack, sandbox, ecs, events, current, new })
 }
 
 fn configuration(breaker: bool) -> DeploymentConfiguration {
@@ -378,5 +379,31 @@ async fn a_pause_nobody_answers_takes_its_timeout_action_and_a_stopped_deploymen
     assert_eq!(statuses.len(), 2, "{statuses:?}");
     assert_eq!(statuses[0], (Some(arn.as_str()), Some(&ServiceDeploymentStatus::RollbackSuccessful)), "newest first");
     assert_eq!(service(&world).await?.task_definition(), Some(world.current.as_str()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_digest_check_reads_a_services_tasks_and_what_their_containers_run() -> Result<()> {
+    use sluice::contract::ports::{DeployError, ServiceTasks};
+    let world = world(Rollout::Healthy).await?;
+    let ecs = sluice::adapters::EcsDeployer::new(world.ecs.clone());
+    // The service's two tasks run its task definition; the image named by tag resolved to one digest.
+    let tasks = ecs.tasks("prod", "api").await?;
+    assert_eq!(tasks.len(), 2);
+    assert!(tasks.iter().all(|task| task.task_definition == world.current), "{tasks:?}");
+    let digests: Vec<Option<String>> = tasks.iter().map(|task| task.containers[0].digest.clone()).collect();
+    let resolved = digests[0].clone().context("a digest")?;
+    assert!(resolved.starts_with("sha256:") && digests.iter().all(|d| d.as_deref() == Some(resolved.as_str())));
+    let release = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/sample-app@{resolved}");
+    let check = sluice::deploy::digests::judge(&release, &world.current, &tasks).context("a digest to compare")?;
+    assert_eq!((check.passed(), check.tasks), (true, 2));
+    // Told to run another digest (the tag moved), the same tasks fail the check.
+    world.sandbox.runs_digest("prod", "api", "sha256:0000000000000000000000000000000000000000000000000000000000000001");
+    let moved = ecs.tasks("prod", "api").await?;
+    let check = sluice::deploy::digests::judge(&release, &world.current, &moved).context("a digest to compare")?;
+    assert_eq!((check.passed(), check.others), (false, 2));
+    // A service ECS does not know is refused, as ECS does.
+    let refused = ecs.tasks("prod", "gone").await;
+    assert!(matches!(refused, Err(DeployError::Refused { .. })), "{refused:?}");
     Ok(())
 }

@@ -95,7 +95,8 @@ fn built_and_approved(pushed: Event) -> [Event; 3] {
 
 /// The events a run publishes from push to success: started, approval requested, deployment requested, finished.
 fn a_runs_events() -> Vec<SluiceEvent> {
-    let succeeded = Event::DeploymentSucceeded { execution_id: ExecutionId::from("e1"), deployment_id: "d-1".into() };
+    let succeeded =
+        Event::DeploymentSucceeded { execution_id: ExecutionId::from("e1"), deployment_id: "d-1".into(), tasks: None };
     let events: Vec<Event> = built_and_approved(push("e1")).into_iter().chain([succeeded]).collect();
     published_by(&events, at(0))
 }
@@ -119,7 +120,7 @@ fn a_rolling_runs_check_events() -> Vec<SluiceEvent> {
             task_definition: Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/api:42".into()),
             previous_task_definition: Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/api:41".into()),
         },
-        Event::DeploymentSucceeded { execution_id: e1.clone(), deployment_id: deployment_id.clone() },
+        Event::DeploymentSucceeded { execution_id: e1.clone(), deployment_id: deployment_id.clone(), tasks: None },
         Event::HookCompleted {
             execution_id: e1,
             deployment_id: deployment_id.clone(),

@@ -127,7 +127,7 @@ async fn shipped_as_the_notifier_sees_it(store: &DynamoDbStore, app: &AwsApp) ->
                 task_definition: None,
                 previous_task_definition: None,
             },
-            Event::DeploymentSucceeded { execution_id: web_1(), deployment_id: "d-1".into() },
+            Event::DeploymentSucceeded { execution_id: web_1(), deployment_id: "d-1".into(), tasks: None },
         ],
         now,
     )

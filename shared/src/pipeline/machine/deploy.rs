@@ -5,6 +5,7 @@ use super::{Applied, IgnoreReason, MAX_HOOK_DETAIL, MAX_HOOK_RESULTS, Run, Trans
 use crate::contract::events::DeploymentRequested;
 use crate::contract::events::{ChecksRequested, SluiceEvent};
 use crate::definitions::{AFTER_ROLLOUT, DeployStage, DeployTarget, ExecutionMode};
+use crate::deploy::{DigestCheck, RunningTask, digests};
 use crate::pipeline::event::{Effect, HookStatus};
 use crate::pipeline::state::{DeployFacts, ExecutionId, HookResult, Stage, StageRecord, Status, bounded};
 
@@ -126,8 +127,15 @@ impl Run {
         Ok(None)
     }
 
-    /// The run's deployment succeeded: the run ships, or first runs its AfterRollout checks.
-    pub(super) fn deployment_succeeded(&mut self, i: usize, name: &'static str, deployment_id: &str) -> Applied {
+    /// The run's deployment succeeded: what its tasks run is checked against the release's digest (a mismatch rolls
+    /// the service back), then the run ships, or first runs its AfterRollout checks.
+    pub(super) fn deployment_succeeded(
+        &mut self,
+        i: usize,
+        name: &'static str,
+        deployment_id: &str,
+        tasks: Option<&[RunningTask]>,
+    ) -> Applied {
         if self.state.executions[i].deploying().is_none() {
             return self.past(i, self.deploy_stage(i), self.same_deployment(i, deployment_id), name);
         }
@@ -137,6 +145,10 @@ impl Run {
         if deploy.rolled_out_at.is_some() || deploy.soak_until.is_some() {
             // Already told: its AfterRollout checks are running, or the release soaks.
             return Ok(Some(IgnoreReason::DuplicateEvent));
+        }
+        if let Some(check) = self.check_digests(i, tasks).filter(|check| !check.passed()) {
+            self.roll_back_deployed(i, format!("what runs is not what was built: {}", check.summary()));
+            return Ok(None);
         }
         let checks = self.state.executions[i].target().map(DeployTarget::after_rollout_checks).unwrap_or_default();
         if !checks.is_empty() {
@@ -165,6 +177,17 @@ impl Run {
         Ok(None)
     }
 
+    /// Judges the `tasks` the service runs (when they were read) against the release's digest, and records what
+    /// the check found on the deployment.
+    fn check_digests(&mut self, i: usize, tasks: Option<&[RunningTask]>) -> Option<DigestCheck> {
+        let execution = &self.state.executions[i];
+        let image = execution.build.as_ref()?.image_uri.as_deref()?;
+        let ours = execution.deploy()?.task_definition.as_deref()?;
+        let check = digests::judge(image, ours, tasks?)?;
+        self.deploy_mut(i).digest_check = Some(check.clone());
+        Some(check)
+    }
+
     /// The run's deployment failed (rolled back or not): the run ends saying why, with the check that failed or who rolled it back.
     pub(super) fn deployment_failed(
         &mut self,
@@ -191,6 +214,9 @@ impl Run {
             (Some(pause), _) => format!("{pause}; {reason}"),
             (None, _) if let Some(ordered) = &deploy.rollback_ordered => {
                 format!("rolled back by {} (sluice rollback): {reason}", ordered.by)
+            }
+            (None, _) if let Some(check) = deploy.digest_check.as_ref().filter(|check| !check.passed()) => {
+                format!("what runs is not what was built: {}; {reason}", check.summary())
             }
             (None, Some(hook)) => format!(
                 "the {} checks failed ({}); {reason}",

@@ -88,7 +88,7 @@ fn ordered(execution: &str) -> Event {
 }
 
 fn deployed(execution: &str) -> Event {
-    Event::DeploymentSucceeded { execution_id: id(execution), deployment_id: format!("d-{execution}") }
+    Event::DeploymentSucceeded { execution_id: id(execution), deployment_id: format!("d-{execution}"), tasks: None }
 }
 
 fn deploy_failed(execution: &str, rolled_back: bool) -> Event {

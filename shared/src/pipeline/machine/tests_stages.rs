@@ -74,7 +74,7 @@ fn started(execution: &str, deployment: &str) -> Event {
 }
 
 fn succeeded(execution: &str, deployment: &str) -> Event {
-    Event::DeploymentSucceeded { execution_id: id(execution), deployment_id: deployment.into() }
+    Event::DeploymentSucceeded { execution_id: id(execution), deployment_id: deployment.into(), tasks: None }
 }
 
 fn approved(execution: &str) -> Event {

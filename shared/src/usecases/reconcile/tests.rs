@@ -338,7 +338,10 @@ async fn a_release_that_has_soaked_at_staging_for_its_time_is_taken_to_the_next_
         previous_task_definition: None,
     };
     world.apply(started, 2).await.expect("started");
-    world.apply(Event::DeploymentSucceeded { execution_id: id, deployment_id }, 3).await.expect("deployed");
+    world
+        .apply(Event::DeploymentSucceeded { execution_id: id, deployment_id, tasks: None }, 3)
+        .await
+        .expect("deployed");
     let staging = Stage::new("staging").expect("a stage name");
     assert_eq!(world.execution("e1").await.soaking(), Some(at(13)));
     // WHEN the look comes before the soak is over, THEN it sends nothing (nothing moved, nothing refused) and the run

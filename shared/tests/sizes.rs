@@ -145,6 +145,7 @@ fn deploy(state: &mut PipelineState, n: usize, effects: &mut Vec<Effect>) -> Exe
             service_deployment: Some(long('s', 10_000)),
             task_definition: Some(long('t', 10_000)),
             previous_task_definition: Some(long('p', 10_000)),
+            in_alarm: None,
         },
         3,
         effects,

@@ -136,6 +136,7 @@ fn plan(strategy: Strategy, deploys: usize) -> Plan {
             target: target(strategy, k as u64),
             timeout_minutes: Some(7 * 24 * 60),
             soak_secs: (k + 1 < deploys).then_some(7 * 24 * 3600),
+            soak_alarms: None,
             environment: Some(noise(k as u64, 255).replace(|c: char| c.is_control(), "x")),
         };
         stages.push(StageDefinition { name: stage_name(stages.len()), kind: StageKind::Deploy(Box::new(deploy)) });
@@ -247,6 +248,7 @@ fn deploy_stage(state: &mut PipelineState, n: usize, strategy: Strategy, k: usiz
         service_deployment: native.then(|| service_deployment.clone()),
         task_definition: Some(noise(1, 10_000)),
         previous_task_definition: Some(noise(2, 10_000)),
+        in_alarm: None,
     };
     apply(state, started, clock);
     if native {
@@ -404,6 +406,7 @@ fn measure(strategy: Strategy, deploys: usize) -> (usize, usize, usize) {
             target: target.clone(),
             image_uri: Some(format!("{}@sha256:{}", long('i', 900), long('f', 64))),
             artifacts: Some(format!("s3://{}", long('k', 1080))),
+            soak_alarms: Vec::new(),
         };
         state.enqueue(vec![start], 7);
         let parked = state.pending.last().map(|p| p.id.clone()).unwrap_or_default();

@@ -70,7 +70,8 @@ pub struct RuleTarget {
 /// The stack parameters the harness deploys the template with, where a rule's pattern names them: every CodeBuild
 /// project the tests and the demo start is named `*-build*` (a project of another name is not sluice's), and every
 /// CodeDeploy application `web*`.
-pub const PARAMETERS: [(&str, &str); 2] = [("BuildProjects", "*-build*"), ("DeployApplications", "web*")];
+pub const PARAMETERS: [(&str, &str); 3] =
+    [("BuildProjects", "*-build*"), ("DeployApplications", "web*"), ("SoakAlarms", "web-*")];
 
 /// `value` with each `!Ref` to a parameter of [`PARAMETERS`] replaced by its value, and each `!If` by its first
 /// branch (the harness's parameters meet every condition a rule names, `UsesCodeDeploy`); `None` if it names another

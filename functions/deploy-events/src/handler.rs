@@ -4,12 +4,15 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher};
-use sluice::contract::ports::{BlueGreenDeployments, DefinitionsStore, NativeDeployments, PipelineStore, ServiceTasks};
+use sluice::adapters::{CloudWatchAlarms, CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher};
+use sluice::contract::events::{SOURCE, SluiceEvent};
+use sluice::contract::ports::{
+    AlarmStates, BlueGreenDeployments, DefinitionsStore, NativeDeployments, PipelineStore, ServiceTasks,
+};
 use sluice::runtime::telemetry::{Chain, excerpt};
 use sluice::usecases::{
-    Announcer, DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange, EffectRunner,
-    record_deployment_event, record_paused_deployments,
+    AlarmChange, Announcer, DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange,
+    EffectRunner, SoakError, end_soak, record_alarm, record_deployment_event, record_paused_deployments,
 };
 use tracing::{info, warn};
 
@@ -17,20 +20,22 @@ use tracing::{info, warn};
 pub type Config = sluice::runtime::config::Common;
 
 /// What the handler needs, built once per instance.
-pub struct App<S, R, B, N> {
+pub struct App<S, R, B, N, C> {
     pub store: S,
     pub effects: R,
     /// CodeDeploy's record of its deployments.
     pub deployments: B,
-    /// ECS's record of its service deployments (ECS-native strategies).
+    /// ECS's record of its service deployments (ECS-native strategies), and the services' tasks.
     pub native: N,
+    /// CloudWatch: the states of the alarms that watch a soak, read as it ends.
+    pub alarms: C,
 }
 
 /// The effects this function carries out, as it runs on AWS (what the README's map says it owns).
 pub type Effects = Announcer<EventBridgePublisher>;
 
 /// The function as it runs on AWS.
-pub type AwsApp = App<DynamoDbStore, Effects, CodeDeployDeployments, EcsDeployer>;
+pub type AwsApp = App<DynamoDbStore, Effects, CodeDeployDeployments, EcsDeployer, CloudWatchAlarms>;
 
 impl AwsApp {
     /// The one wiring of the function, for its main, the tests and the demo: every adapter on `aws`.
@@ -42,6 +47,7 @@ impl AwsApp {
             },
             deployments: CodeDeployDeployments::new(aws_sdk_codedeploy::Client::new(aws)),
             native: EcsDeployer::new(aws_sdk_ecs::Client::new(aws)),
+            alarms: CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(aws)),
         }
     }
 }
@@ -52,7 +58,16 @@ pub struct HandlerError {
     pub event_id: String,
     pub retryable: bool,
     #[source]
-    pub source: DeploymentEventError,
+    pub source: NotRecorded,
+}
+
+/// What was not recorded: a deployment's event, or a soak's alarm.
+#[derive(Debug, thiserror::Error)]
+pub enum NotRecorded {
+    #[error(transparent)]
+    Deployment(#[from] DeploymentEventError),
+    #[error(transparent)]
+    Soak(#[from] SoakError),
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -65,6 +80,71 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
         };
         Self { error_type: error_type.to_owned(), error_message: Chain(&error).to_string() }
     }
+}
+
+/// What a soak is told: an alarm changed state, or (sluice's `Soak Ended`) a soak watched by alarms is over.
+#[derive(Debug)]
+pub enum Soak {
+    Alarm { event_id: String, change: AlarmChange },
+    Ended { event_id: String, ended: sluice::contract::events::SoakEnded },
+}
+
+/// The soak an event is about: CloudWatch's "CloudWatch Alarm State Change" (`detail.alarmName`,
+/// `detail.state.value`, `detail.state.reason`), or sluice's `Soak Ended`; `None` for any other event.
+pub fn soak_of(event: &Value) -> Option<Soak> {
+    let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str);
+    let event_id = text("/id").unwrap_or_default().to_owned();
+    match (text("/source")?, text("/detail-type")?) {
+        ("aws.cloudwatch", "CloudWatch Alarm State Change") => {
+            let change = AlarmChange {
+                alarm: text("/detail/alarmName").unwrap_or_default().to_owned(),
+                state: text("/detail/state/value").unwrap_or_default().to_owned(),
+                reason: text("/detail/state/reason").map(str::to_owned),
+            };
+            Some(Soak::Alarm { event_id, change })
+        }
+        (SOURCE, SluiceEvent::SOAK_ENDED) => {
+            let detail = event.get("detail").cloned().unwrap_or_default();
+            match SluiceEvent::from_parts(SluiceEvent::SOAK_ENDED, detail) {
+                Ok(SluiceEvent::SoakEnded(ended)) => Some(Soak::Ended { event_id, ended }),
+                _ => {
+                    warn!(event = %excerpt(event), "a malformed Soak Ended event ignored");
+                    None
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Records what a soak is told; a failure that delivering the event again can mend is returned, to be retried.
+async fn on_soak<S, R, B, N, C>(app: &App<S, R, B, N, C>, soak: Soak, now: DateTime<Utc>) -> Result<(), HandlerError>
+where
+    S: PipelineStore + DefinitionsStore,
+    R: EffectRunner,
+    C: AlarmStates,
+{
+    let (event_id, done) = match soak {
+        Soak::Alarm { event_id, change } => {
+            if change.alarm.is_empty() {
+                warn!("an alarm state change names no alarm; ignored");
+                return Ok(());
+            }
+            (
+                event_id,
+                record_alarm(&app.store, &app.effects, &change, now).await.map(|moved| info!(moved, "alarm recorded")),
+            )
+        }
+        Soak::Ended { event_id, ended } => {
+            let handled = end_soak(&app.store, &app.effects, &app.alarms, &ended, now).await;
+            (event_id, handled.map(|handled| info!(?handled, execution = %ended.execution_id, "soak's end recorded")))
+        }
+    };
+    done.or_else(|source| {
+        let retryable = source.is_retryable();
+        warn!(error = %Chain(&source), retryable, "soak not told");
+        if retryable { Err(HandlerError { event_id, retryable, source: source.into() }) } else { Ok(()) }
+    })
 }
 
 /// The facts sluice uses of a deployment event, or why it is not one.
@@ -108,11 +188,15 @@ pub async fn on_event<
     R: EffectRunner,
     B: BlueGreenDeployments,
     N: NativeDeployments + ServiceTasks,
+    C: AlarmStates,
 >(
-    app: &App<S, R, B, N>,
+    app: &App<S, R, B, N, C>,
     event: &Value,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
+    if let Some(soak) = soak_of(event) {
+        return on_soak(app, soak, now).await;
+    }
     let change = match change_of(event) {
         Ok(change) => change,
         Err(why) => {
@@ -138,14 +222,14 @@ pub async fn on_event<
                 Err(source) => {
                     let retryable = source.is_retryable();
                     warn!(error = %Chain(&source), retryable, "runs deploying not asked about the pause");
-                    Err(HandlerError { event_id: change.event_id, retryable, source })
+                    Err(HandlerError { event_id: change.event_id, retryable, source: source.into() })
                 }
             }
         }
         Err(source) => {
             let retryable = source.is_retryable();
             warn!(error = %Chain(&source), retryable, "deployment event not recorded");
-            Err(HandlerError { event_id: change.event_id, retryable, source })
+            Err(HandlerError { event_id: change.event_id, retryable, source: source.into() })
         }
     }
 }
@@ -159,6 +243,45 @@ mod tests {
 
     fn parse(text: &str) -> Value {
         serde_json::from_str(text).expect("the fixture is JSON")
+    }
+
+    #[test]
+    fn awss_alarm_state_change_sample_and_a_composite_alarms_give_the_alarm_its_state_and_why() {
+        let event = parse(include_str!("../../../shared/tests/fixtures/cloudwatch-alarm-state-change.json"));
+        let Some(Soak::Alarm { event_id, change }) = soak_of(&event) else { panic!("an alarm's state change") };
+        assert_eq!(
+            (event_id.as_str(), change.alarm.as_str(), change.state.as_str()),
+            ("c4c1c1c9-6542-e61b-6ef0-8c4d36933a92", "ServerCpuTooHigh", "ALARM")
+        );
+        assert!(
+            change.reason.as_deref().is_some_and(|reason| reason.starts_with("Threshold Crossed: 1 out of the last 1"))
+        );
+        // A composite alarm's event: its configuration has a rule instead of metrics, its state who suppressed it
+        let composite = serde_json::json!({
+            "id": "e-2", "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
+            "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:web-staging-health"],
+            "detail": {
+                "alarmName": "web-staging-health",
+                "configuration": { "alarmRule": "ALARM(web-staging-5xx) OR ALARM(web-staging-latency)" },
+                "state": { "value": "ALARM", "timestamp": "2026-12-07T09:10:00.000+0000",
+                           "reasonData": "{\"triggeringAlarms\":[]}", "actionsSuppressedBy": "None" }
+            }
+        });
+        let Some(Soak::Alarm { change, .. }) = soak_of(&composite) else { panic!("an alarm's state change") };
+        assert_eq!(
+            (change.alarm.as_str(), change.state.as_str(), change.reason),
+            ("web-staging-health", "ALARM", None)
+        );
+        // sluice's own Soak Ended, and nothing else
+        let ended = serde_json::json!({
+            "id": "e-3", "source": "sluice", "detail-type": "Soak Ended",
+            "detail": { "pipeline": "web", "execution_id": "web-1", "stage": "staging", "alarms": ["web-staging-5xx"] }
+        });
+        assert!(matches!(soak_of(&ended), Some(Soak::Ended { ended, .. }) if ended.pipeline == "web"));
+        assert!(soak_of(&parse(CODEDEPLOY)).is_none());
+        let malformed =
+            serde_json::json!({ "id": "e-4", "source": "sluice", "detail-type": "Soak Ended", "detail": {} });
+        assert!(soak_of(&malformed).is_none());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sluice::adapters::{CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, S3Artifacts};
+use sluice::adapters::{
+    CloudWatchAlarms, CodeDeployDeployments, DynamoDbStore, EcsDeployer, EventBridgePublisher, S3Artifacts,
+};
 use sluice::contract::ports::PipelineStore;
 use sluice::runtime::config::{Common, ConfigError, optional_from};
 use sluice::runtime::telemetry::Chain;
@@ -44,8 +46,15 @@ pub struct App<S, R> {
 }
 
 /// The effects this function carries out, as it runs on AWS (what the README's map says it owns).
-pub type Effects =
-    DeployEffects<EventBridgePublisher, S3Artifacts, EcsDeployer, CodeDeployDeployments, EcsDeployer, DynamoDbStore>;
+pub type Effects = DeployEffects<
+    EventBridgePublisher,
+    S3Artifacts,
+    EcsDeployer,
+    CodeDeployDeployments,
+    EcsDeployer,
+    DynamoDbStore,
+    CloudWatchAlarms,
+>;
 
 /// The function as it runs on AWS.
 pub type AwsApp = App<DynamoDbStore, Effects>;
@@ -66,6 +75,7 @@ impl AwsApp {
                 hooks_function: config.hooks_function.clone(),
                 hook_role: config.hook_role.clone(),
                 supersessions: store,
+                alarms: CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(aws)),
             },
         }
     }

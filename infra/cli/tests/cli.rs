@@ -439,6 +439,7 @@ async fn paused_ecs_deployment(
         service_deployment: Some(arn.clone()),
         task_definition: None,
         previous_task_definition: None,
+        in_alarm: None,
     };
     let now = chrono::Utc::now();
     let input = Input { pipeline: "web", mode: Default::default(), event: &started, receipt: None, now };

@@ -1,6 +1,7 @@
 //! Orchestration, adapters: the AWS side of the ports, one file per service, the only place an `aws_sdk_*` type
 //! appears.
 
+mod cloudwatch;
 mod codebuild;
 mod codedeploy;
 mod dynamodb;
@@ -14,6 +15,7 @@ mod s3;
 mod secretsmanager;
 mod sns;
 
+pub use cloudwatch::CloudWatchAlarms;
 pub use codebuild::CodeBuildStarter;
 pub use codedeploy::CodeDeployDeployments;
 pub use dynamodb::{DynamoDbStore, decode_state, encode_state};

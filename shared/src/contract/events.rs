@@ -132,6 +132,19 @@ pub struct TestRequested {
     pub image_uri: Option<String>,
 }
 
+/// A soak watched by alarms is over (the reconciler's look): deploy-events reads the alarms' states
+/// (DescribeAlarms) and the run takes its next stage, or, with an alarm in ALARM whose state change was not seen,
+/// rolls the service back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SoakEnded {
+    pub pipeline: String,
+    pub execution_id: ExecutionId,
+    /// The deploy stage that soaked.
+    pub stage: Stage,
+    /// The alarms that watched it.
+    pub alarms: Vec<String>,
+}
+
 /// A rolling update's AfterRollout checks failed: the deployer updates the service back to the task definition
 /// it ran before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -215,13 +228,15 @@ pub enum SluiceEvent {
     ExecutionFinished(ExecutionFinished),
     #[serde(rename = "Effects Due")]
     EffectsDue(EffectsDue),
+    #[serde(rename = "Soak Ended")]
+    SoakEnded(SoakEnded),
 }
 
 /// An event's detail could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     #[error(
-        "unknown detail-type {0:?}: sluice publishes Execution Started, Approval Requested, Approval Decided, Deployment Requested, Checks Requested, Test Requested, Rollback Requested, Deployment Paused, Execution Finished and Effects Due"
+        "unknown detail-type {0:?}: sluice publishes Execution Started, Approval Requested, Approval Decided, Deployment Requested, Checks Requested, Test Requested, Rollback Requested, Deployment Paused, Execution Finished, Effects Due and Soak Ended"
     )]
     UnknownDetailType(String),
     #[error("malformed {detail_type} detail")]
@@ -243,6 +258,7 @@ impl SluiceEvent {
     pub const DEPLOYMENT_PAUSED: &'static str = "Deployment Paused";
     pub const EXECUTION_FINISHED: &'static str = "Execution Finished";
     pub const EFFECTS_DUE: &'static str = "Effects Due";
+    pub const SOAK_ENDED: &'static str = "Soak Ended";
 
     /// The EventBridge `detail-type`.
     pub fn detail_type(&self) -> &'static str {
@@ -257,6 +273,7 @@ impl SluiceEvent {
             SluiceEvent::DeploymentPaused(_) => Self::DEPLOYMENT_PAUSED,
             SluiceEvent::ExecutionFinished(_) => Self::EXECUTION_FINISHED,
             SluiceEvent::EffectsDue(_) => Self::EFFECTS_DUE,
+            SluiceEvent::SoakEnded(_) => Self::SOAK_ENDED,
         }
     }
 
@@ -272,6 +289,7 @@ impl SluiceEvent {
             SluiceEvent::DeploymentPaused(e) => &e.pipeline,
             SluiceEvent::ExecutionFinished(e) => &e.pipeline,
             SluiceEvent::EffectsDue(e) => &e.pipeline,
+            SluiceEvent::SoakEnded(e) => &e.pipeline,
         }
     }
 
@@ -287,6 +305,7 @@ impl SluiceEvent {
             SluiceEvent::DeploymentPaused(e) => &e.execution_id,
             SluiceEvent::ExecutionFinished(e) => &e.execution_id,
             SluiceEvent::EffectsDue(e) => &e.execution_id,
+            SluiceEvent::SoakEnded(e) => &e.execution_id,
         }
     }
 
@@ -304,6 +323,7 @@ impl SluiceEvent {
             SluiceEvent::DeploymentPaused(e) => serde_json::to_value(e),
             SluiceEvent::ExecutionFinished(e) => serde_json::to_value(e),
             SluiceEvent::EffectsDue(e) => serde_json::to_value(e),
+            SluiceEvent::SoakEnded(e) => serde_json::to_value(e),
         };
         detail.unwrap_or(serde_json::Value::Null)
     }
@@ -327,6 +347,7 @@ impl SluiceEvent {
             Self::DEPLOYMENT_PAUSED => Self::DeploymentPaused(parse(Self::DEPLOYMENT_PAUSED, detail)?),
             Self::EXECUTION_FINISHED => Self::ExecutionFinished(parse(Self::EXECUTION_FINISHED, detail)?),
             Self::EFFECTS_DUE => Self::EffectsDue(parse(Self::EFFECTS_DUE, detail)?),
+            Self::SOAK_ENDED => Self::SoakEnded(parse(Self::SOAK_ENDED, detail)?),
             other => return Err(EventError::UnknownDetailType(other.to_owned())),
         })
     }

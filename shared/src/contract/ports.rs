@@ -928,6 +928,39 @@ pub trait RunningServices: Send + Sync {
     ) -> impl Future<Output = Result<Option<RunningTasks>, DeployError>> + Send;
 }
 
+/// What CloudWatch says of one alarm now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmReading {
+    pub name: String,
+    /// Whether its state is ALARM (not OK, not INSUFFICIENT_DATA).
+    pub in_alarm: bool,
+    /// Its `stateReason`.
+    pub reason: Option<String>,
+}
+
+/// Alarm states could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AlarmError {
+    /// CloudWatch said no for good (access denied: an alarm outside the stack's `SoakAlarms`).
+    #[error("CloudWatch refused: {message}")]
+    Refused {
+        message: String,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    #[error("CloudWatch could not be reached")]
+    Unavailable {
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+/// The states of the CloudWatch alarms that watch a soak.
+pub trait AlarmStates: Send + Sync {
+    /// The state of each metric alarm of `names` CloudWatch has; one it has none of is absent.
+    fn states(&self, names: &[String]) -> impl Future<Output = Result<Vec<AlarmReading>, AlarmError>> + Send;
+}
+
 /// The tasks an ECS service runs: what the digest check ([`crate::deploy::digests`]) judges once a deployment
 /// completed.
 pub trait ServiceTasks: Send + Sync {

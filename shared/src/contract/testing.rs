@@ -526,6 +526,7 @@ pub fn tested(execution: &str) -> Event {
                 target,
                 timeout_minutes: None,
                 soak_secs: None,
+                soak_alarms: None,
                 environment: environment.map(str::to_owned),
             }))
         };
@@ -562,6 +563,7 @@ pub fn smoke_then(execution: &str, url: &str, next: crate::definitions::Stage) -
             target: DeployTarget::Rolling(rolling(Vec::new())),
             timeout_minutes: None,
             soak_secs: None,
+            soak_alarms: None,
             environment: None,
         };
         plan.stages = vec![
@@ -594,6 +596,7 @@ pub fn to_e2e(execution: &str) -> Vec<Event> {
             service_deployment: None,
             task_definition: None,
             previous_task_definition: None,
+            in_alarm: None,
         },
         Event::DeploymentSucceeded { execution_id: id(execution), deployment_id: "ecs-staging".into(), tasks: None },
     ]
@@ -607,7 +610,8 @@ pub fn through_a_paused_staging(execution: &str, token_hashes: &[String]) -> Vec
     use crate::definitions::{Approval, DeployStage, Stage, StageDefinition, StageKind};
     let stage = |name: &str| Stage::new(name).unwrap_or(Stage::DEPLOY);
     let deploy = |target| {
-        let deploy = DeployStage { target, timeout_minutes: None, soak_secs: None, environment: None };
+        let deploy =
+            DeployStage { target, timeout_minutes: None, soak_secs: None, soak_alarms: None, environment: None };
         StageKind::Deploy(Box::new(deploy))
     };
     let linear = crate::definitions::TrafficShift::Linear { step_tenths: 30, step_bake_time_minutes: 1 };
@@ -640,6 +644,7 @@ pub fn through_a_paused_staging(execution: &str, token_hashes: &[String]) -> Vec
             service_deployment: Some(service_deployment.clone()),
             task_definition: None,
             previous_task_definition: None,
+            in_alarm: None,
         },
     ];
     let paused = |hook: String| Event::DeploymentPaused {
@@ -717,6 +722,7 @@ pub fn shipped(execution: &str) -> Vec<Event> {
             service_deployment: None,
             task_definition: None,
             previous_task_definition: None,
+            in_alarm: None,
         },
         Event::DeploymentSucceeded { execution_id, deployment_id: format!("d-{execution}"), tasks: None },
     ]
@@ -1509,4 +1515,68 @@ pub fn published_by(
         }));
     }
     published
+}
+
+/// `AlarmStates` that answer what a test says CloudWatch holds: each alarm's state and reason, by name (an alarm
+/// not named does not exist); it can refuse (access denied) or be unreachable, and counts its reads.
+#[derive(Debug, Default)]
+pub struct ScriptedAlarms {
+    alarms: Mutex<HashMap<String, (bool, String)>>,
+    refused: Mutex<bool>,
+    unreachable: Mutex<bool>,
+    reads: Mutex<usize>,
+}
+
+impl ScriptedAlarms {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Alarm `name` exists from now on, in ALARM (`in_alarm`) or OK, for `reason`.
+    pub fn alarm(&self, name: &str, in_alarm: bool, reason: &str) {
+        lock(&self.alarms).insert(name.to_owned(), (in_alarm, reason.to_owned()));
+    }
+
+    /// From now on, CloudWatch refuses (AccessDenied).
+    pub fn refuse(&self) {
+        *lock(&self.refused) = true;
+    }
+
+    /// From now on, CloudWatch cannot be reached.
+    pub fn unreachable(&self) {
+        *lock(&self.unreachable) = true;
+    }
+
+    /// How many times the alarms were read.
+    pub fn reads(&self) -> usize {
+        *lock(&self.reads)
+    }
+}
+
+impl crate::contract::ports::AlarmStates for ScriptedAlarms {
+    async fn states(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<crate::contract::ports::AlarmReading>, crate::contract::ports::AlarmError> {
+        *lock(&self.reads) += 1;
+        if *lock(&self.refused) {
+            let source = "not authorized to perform: cloudwatch:DescribeAlarms".into();
+            return Err(crate::contract::ports::AlarmError::Refused { message: "AccessDenied".into(), source });
+        }
+        if *lock(&self.unreachable) {
+            return Err(crate::contract::ports::AlarmError::Unavailable { source: "connection refused".into() });
+        }
+        let alarms = lock(&self.alarms);
+        Ok(names
+            .iter()
+            .filter_map(|name| {
+                let (in_alarm, reason) = alarms.get(name)?;
+                Some(crate::contract::ports::AlarmReading {
+                    name: name.clone(),
+                    in_alarm: *in_alarm,
+                    reason: Some(reason.clone()),
+                })
+            })
+            .collect())
+    }
 }

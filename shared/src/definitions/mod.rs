@@ -15,12 +15,12 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{DefinitionError, DefinitionErrors};
 pub use stages::{
-    DeployStage, MAX_STAGE_NAME, OnFailure, Stage, StageDefinition, StageKind, TEST_CHECKS, TestRun, TestStage,
-    table_shaped, table_stages,
+    DeployStage, MAX_STAGE_NAME, OnFailure, SoakAlarms, Stage, StageDefinition, StageKind, TEST_CHECKS, TestRun,
+    TestStage, table_shaped, table_stages,
 };
 pub use validate::{
-    MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_STAGES, MAX_URL,
-    is_pipeline_name,
+    MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_SOAK_ALARMS,
+    MAX_STAGES, MAX_URL, is_pipeline_name,
 };
 
 /// Where a pipeline's concurrent executions go (CodePipeline's execution modes).

@@ -42,6 +42,10 @@ pub(super) struct RawStage {
     pub test: Option<Spanned<RawTest>>,
     /// A deploy stage: how long the release must have run there before the next stage takes it.
     pub soak: Option<Spanned<String>>,
+    /// A deploy stage that soaks: the CloudWatch alarms that watch the soak.
+    pub soak_alarms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Whether an alarm already in ALARM when the deployment started blocks the stage too.
+    pub strict_alarms: Option<Spanned<bool>>,
     /// A deploy stage: the GitHub environment its Deployments are for.
     pub environment: Option<Spanned<String>>,
 }

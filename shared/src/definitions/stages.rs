@@ -175,9 +175,38 @@ pub struct DeployStage {
     /// `soak`, in seconds: how long the release must have run here, once deployed, before the next stage takes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soak_secs: Option<u64>,
+    /// `soak_alarms` and `strict_alarms`: the CloudWatch alarms that watch the soak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak_alarms: Option<SoakAlarms>,
     /// The GitHub environment the stage's Deployments are for, as written (`environment`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+}
+
+/// The CloudWatch alarms that watch a deploy stage's soak: one that moves into ALARM during the soak fails the stage
+/// and rolls the service back. One already in ALARM when the deployment started is reported and does not block,
+/// unless `strict`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoakAlarms {
+    pub names: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub strict: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl DeployStage {
+    /// The alarms that watch the stage's soak (none without them).
+    pub fn alarms(&self) -> &[String] {
+        self.soak_alarms.as_ref().map_or(&[], |alarms| alarms.names.as_slice())
+    }
+
+    /// Whether an alarm already in ALARM when the deployment started blocks the stage too (`strict_alarms`).
+    pub fn strict_alarms(&self) -> bool {
+        self.soak_alarms.as_ref().is_some_and(|alarms| alarms.strict)
+    }
 }
 
 impl StageDefinition {
@@ -227,6 +256,7 @@ pub fn table_stages(
             target: deploy,
             timeout_minutes,
             soak_secs: None,
+            soak_alarms: None,
             environment: None,
         })),
     };

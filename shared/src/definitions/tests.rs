@@ -1176,6 +1176,36 @@ fn a_soak_is_read_on_a_deploy_stage_before_another_and_refused_anywhere_else() {
 }
 
 #[test]
+fn soak_alarms_watch_a_soak_and_are_refused_without_one_or_when_written_wrong() {
+    let watched = STAGED.replace(
+        "name = \"staging\"\n",
+        "name = \"staging\"\nsoak = \"30m\"\nsoak_alarms = [\"web-staging-5xx\", \"web-staging-latency\"]\nstrict_alarms = true\n",
+    );
+    let definitions = Definitions::check("pipelines.toml", &watched).expect("alarms watching staging's soak check");
+    let web = definitions.get("web").expect("web");
+    let staging = web.deploy_stages().next().map(|(_, deploy)| deploy.clone()).expect("staging");
+    assert_eq!(
+        (staging.alarms(), staging.strict_alarms()),
+        (&["web-staging-5xx".to_owned(), "web-staging-latency".to_owned()][..], true)
+    );
+    let unsoaked = STAGED.replace("name = \"staging\"\n", "name = \"staging\"\nsoak_alarms = [\"web-5xx\"]\n");
+    let twice = watched.replace("\"web-staging-latency\"", "\"web-staging-5xx\"");
+    let empty = watched.replace("\"web-staging-latency\"", "\"\"");
+    let strict_alone =
+        STAGED.replace("name = \"staging\"\n", "name = \"staging\"\nsoak = \"5m\"\nstrict_alarms = true\n");
+    for (text, expected) in [
+        (unsoaked, "field `stages[0].soak_alarms`: soak_alarms watch a deploy stage's soak"),
+        (twice, "field `stages[0].soak_alarms`: alarm \"web-staging-5xx\" is named twice"),
+        (empty, "field `stages[0].soak_alarms`: a CloudWatch alarm name is 1 to 255 characters"),
+        (strict_alone, "field `stages[0].strict_alarms`: strict_alarms says how soak_alarms block"),
+    ] {
+        let errors = errors(&text);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains(expected), "{errors:#?}");
+    }
+}
+
+#[test]
 fn a_deploy_stage_may_name_its_github_environment_and_an_approval_stage_may_not() {
     let named = STAGED.replace("name = \"production\"\n", "name = \"production\"\nenvironment = \"prod-eu\"\n");
     let definitions = Definitions::check("pipelines.toml", &named).expect("it checks");

@@ -17,8 +17,8 @@ use super::{
     ROLLING_HOOKS, Rolling, Source, TrafficShift,
 };
 use super::{
-    DeployStage, MAX_STAGE_NAME, OnFailure, Stage, StageDefinition, StageKind, TEST_CHECKS, TestRun, TestStage,
-    table_stages,
+    DeployStage, MAX_STAGE_NAME, OnFailure, SoakAlarms, Stage, StageDefinition, StageKind, TEST_CHECKS, TestRun,
+    TestStage, table_stages,
 };
 use crate::pipeline::bounded;
 
@@ -418,6 +418,7 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
         let (name, span) = (stage.name.get_ref().trim(), stage.name.span());
         let named = stage_name(checker, (name, &span), &stages);
         let soak = stage_soak(checker, &stage, at == last);
+        let alarms = soak_alarms(checker, &stage, soak.is_some());
         let environment = stage_environment(checker, &stage, &mut shown_as);
         let kind = match (stage.approval, stage.deploy, stage.test) {
             (Some(approval), None, None) => StageKind::Approval(validate_approval(checker, approval)),
@@ -430,6 +431,7 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
                     target,
                     timeout_minutes: timeout,
                     soak_secs: soak,
+                    soak_alarms: alarms,
                     environment,
                 }))
             }
@@ -506,6 +508,41 @@ fn stage_soak(checker: &mut Checker<'_>, stage: &RawStage, last: bool) -> Option
         (Some(_), false) => checker.duration(soak, "soak", SOAK_RANGE),
     }
 }
+
+/// A soaking deploy stage's `soak_alarms` (CloudWatch alarm names, 1 to 255 characters, at most
+/// [`MAX_SOAK_ALARMS`], no two alike) and `strict_alarms`.
+fn soak_alarms(checker: &mut Checker<'_>, stage: &RawStage, soaks: bool) -> Option<SoakAlarms> {
+    if let (None, Some(strict)) = (&stage.soak_alarms, &stage.strict_alarms) {
+        checker.error(strict.span(), "strict_alarms", "strict_alarms says how soak_alarms block: name them first");
+    }
+    let written = stage.soak_alarms.as_ref()?;
+    if !soaks {
+        let message = "soak_alarms watch a deploy stage's soak: give the stage a soak (soak = \"30m\") to watch";
+        checker.error(written.span(), "soak_alarms", message);
+        return None;
+    }
+    let names = written.get_ref();
+    if names.is_empty() || names.len() > MAX_SOAK_ALARMS {
+        checker.error(written.span(), "soak_alarms", format!("1 to {MAX_SOAK_ALARMS} CloudWatch alarm names"));
+    }
+    let mut kept: Vec<String> = Vec::new();
+    for name in names {
+        let text = name.get_ref();
+        if text.trim().is_empty() || text.chars().count() > 255 || text.chars().any(char::is_control) {
+            let message = format!("a CloudWatch alarm name is 1 to 255 characters (got {:?})", bounded(text, SHOWN));
+            checker.error(name.span(), "soak_alarms", message);
+        } else if kept.contains(text) {
+            checker.error(name.span(), "soak_alarms", format!("alarm {text:?} is named twice"));
+        } else {
+            kept.push(text.clone());
+        }
+    }
+    let strict = stage.strict_alarms.as_ref().is_some_and(|strict| *strict.get_ref());
+    Some(SoakAlarms { names: kept, strict })
+}
+
+/// How many alarms may watch a soak: one DescribeAlarms call reads them all.
+pub const MAX_SOAK_ALARMS: usize = 100;
 
 /// A deploy stage's GitHub `environment`, as written, not one an earlier deploy stage is shown as (`shown_as`: each
 /// one's environment and name, to which this stage's are added).

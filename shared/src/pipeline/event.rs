@@ -364,6 +364,9 @@ pub enum Event {
         /// The task definition the service ran before (rolling; from UpdateService's answer).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous_task_definition: Option<String>,
+        /// The alarms watching the stage's soak that were in ALARM as the deployment started (`None`: it has none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        in_alarm: Option<Vec<String>>,
     },
     /// A lifecycle hook's checks ran (CodeDeploy's hooks, a rolling update's AfterRollout checks, or an ECS-native
     /// deployment's lifecycle stage).
@@ -429,6 +432,15 @@ pub enum Event {
     DeploymentTimedOut {
         execution_id: ExecutionId,
     },
+    /// An alarm watching the soak of deploy stage `stage` went into ALARM (CloudWatch's state-change event), or was
+    /// in ALARM when the soak ended (its state change not seen): the stage fails and the service is rolled back.
+    AlarmRaised {
+        execution_id: ExecutionId,
+        stage: Stage,
+        alarm: String,
+        /// CloudWatch's `stateReason`.
+        reason: String,
+    },
     /// The release has run at the deploy stage the run holds for its `soak`: the reconciler's look says so.
     SoakEnded {
         execution_id: ExecutionId,
@@ -483,6 +495,7 @@ impl Event {
             | Event::DeploymentSuperseded { execution_id, .. }
             | Event::DeploymentTimedOut { execution_id }
             | Event::SoakEnded { execution_id }
+            | Event::AlarmRaised { execution_id, .. }
             | Event::GitHubDeploymentCreated { execution_id, .. } => execution_id,
         }
     }
@@ -512,6 +525,7 @@ impl Event {
             Event::DeploymentSuperseded { .. } => "deployment_superseded",
             Event::DeploymentTimedOut { .. } => "deployment_timed_out",
             Event::SoakEnded { .. } => "soak_ended",
+            Event::AlarmRaised { .. } => "alarm_raised",
             Event::GitHubDeploymentCreated { .. } => "github_deployment_created",
         }
     }
@@ -581,6 +595,9 @@ pub enum Effect {
         image_uri: Option<String>,
         /// Where the build's artifacts are (`s3://bucket/key`).
         artifacts: Option<String>,
+        /// The alarms that will watch the stage's soak: the deployer reads which are in ALARM as it starts.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        soak_alarms: Vec<String>,
     },
     /// Answer a CodeDeploy lifecycle hook.
     ReportHookStatus {

@@ -189,10 +189,15 @@ impl Run {
                 service_deployment,
                 task_definition,
                 previous_task_definition,
+                in_alarm,
                 ..
             } => {
                 let facts = [service_deployment, task_definition, previous_task_definition];
-                self.deployment_started(i, name, deployment_id, facts)
+                let applied = self.deployment_started(i, name, deployment_id, facts);
+                if matches!(applied, Ok(None)) {
+                    self.alarms_before(i, in_alarm.as_deref());
+                }
+                applied
             }
             Event::DeploymentPaused { service_deployment, hook_id, stage, expires_at, timeout_action, .. } => {
                 let pause =
@@ -214,6 +219,7 @@ impl Run {
             Event::RollbackOrdered { by, .. } => self.order_rollback(i, by),
             Event::DeploymentTimedOut { .. } => self.deploy_timed_out(i),
             Event::SoakEnded { .. } => self.soak_ended(i),
+            Event::AlarmRaised { stage, alarm, reason, .. } => self.alarm_raised(i, *stage, alarm, reason),
             Event::GitHubDeploymentCreated { deployment, stage, .. } => self.github_deployment(i, *deployment, *stage),
             Event::DeploymentSuperseded { deployment_id, by, by_pipeline, reason, .. } => {
                 self.deployment_superseded(i, name, deployment_id, (by, by_pipeline), reason)
@@ -1087,6 +1093,7 @@ mod approval;
 mod build;
 mod deploy;
 mod pause;
+mod soak;
 mod test;
 use deploy::HookDone;
 pub use pause::{MAX_PAUSES, MAX_RUN_PAUSES};

@@ -378,6 +378,13 @@ pub struct DeployFacts {
     /// release's digest ([`crate::deploy::digests`]): a mismatch rolls the service back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest_check: Option<crate::deploy::DigestCheck>,
+    /// The alarms watching the stage's soak that were in ALARM as the deployment started (`soak_alarms`): reported,
+    /// and, unless `strict_alarms`, not blocking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_alarm_before: Option<Vec<String>>,
+    /// The alarm that went into ALARM during the soak: the stage failed and the service is rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<RaisedAlarm>,
     /// Until when the release must run here before the run takes its next stage (`soak`): set when the deployment
     /// succeeded; the run holds the stage meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -391,6 +398,15 @@ pub struct DeployFacts {
     pub timed_out_at: Option<DateTime<Utc>>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// An alarm that went into ALARM during a soak.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaisedAlarm {
+    pub name: String,
+    /// CloudWatch's `stateReason`, bounded.
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 impl DeployFacts {
@@ -408,6 +424,8 @@ impl DeployFacts {
             pauses_apart: 0,
             rollback_ordered: None,
             digest_check: None,
+            in_alarm_before: None,
+            alarm: None,
             soak_until: None,
             superseded: false,
             timed_out_at: None,

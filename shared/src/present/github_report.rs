@@ -254,6 +254,7 @@ mod tests {
                     target,
                     timeout_minutes: None,
                     soak_secs: None,
+                    soak_alarms: None,
                     environment: (name == "production").then(|| "prod-eu".to_owned()),
                 })),
             };

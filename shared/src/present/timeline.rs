@@ -80,6 +80,8 @@ pub fn timeline(run: &Execution) -> Vec<Moment> {
         }
         if let Some(deploy) = &record.deploy {
             deploy_moments(deploy, &mut add);
+            let alarms = run.plan.deploy_stage(record.name).map(|planned| planned.alarms()).unwrap_or_default();
+            soak_moments(deploy, alarms, &mut add);
         }
         if let Some(test) = &record.test {
             test_moments(test, &mut add);
@@ -161,6 +163,21 @@ fn deploy_moments(deploy: &DeployFacts, add: &mut impl FnMut(DateTime<Utc>, Stri
     }
     if let (Some(done), Some(soaked)) = (deploy.finished_at, deploy.soak_until) {
         add(done, format!("deployed; soaks until {}", soaked.format("%Y-%m-%d %H:%M:%S UTC")));
+    }
+}
+
+/// A soak's alarms: those in ALARM before the deployment, the watch, and one that went into ALARM during it.
+fn soak_moments(deploy: &DeployFacts, alarms: &[String], add: &mut impl FnMut(DateTime<Utc>, String)) {
+    let before = deploy.in_alarm_before.as_deref().unwrap_or_default();
+    if !before.is_empty() {
+        let (names, was) = (before.join(", "), if before.len() == 1 { "was" } else { "were" });
+        add(deploy.started_at, format!("{names} {was} already in ALARM before this deployment"));
+    }
+    if let (Some(done), Some(_), false) = (deploy.finished_at, deploy.soak_until, alarms.is_empty()) {
+        add(done, format!("the soak is watched by {}", alarms.join(", ")));
+    }
+    if let Some(alarm) = &deploy.alarm {
+        add(alarm.at, format!("alarm {} went into ALARM during the soak: {}", alarm.name, alarm.reason));
     }
 }
 

@@ -11,8 +11,8 @@
 //! pass (throttling, an unreachable service, a deployment group busy with another deployment) is tried again.
 
 use crate::contract::ports::{
-    ArtifactError, ArtifactStore, BlueGreenDeployments, DeployError, EventPublisher, NativeDeployments, RollingUpdates,
-    RunningServices, Supersessions, TaskDefinitionRegistry,
+    AlarmError, AlarmStates, ArtifactError, ArtifactStore, BlueGreenDeployments, DeployError, EventPublisher,
+    NativeDeployments, RollingUpdates, RunningServices, Supersessions, TaskDefinitionRegistry,
 };
 use crate::definitions::{BlueGreen, DeployTarget, EcsNative, Rolling};
 use crate::deploy::{self, NativeRequest, RenderError};
@@ -22,7 +22,7 @@ use tracing::info;
 
 /// Starts deployments, and publishes the announcements of the runs it moves on.
 #[derive(Debug, Clone)]
-pub struct DeployEffects<P, A, T, B, R, W> {
+pub struct DeployEffects<P, A, T, B, R, W, C> {
     pub publisher: P,
     pub artifacts: A,
     pub task_definitions: T,
@@ -37,6 +37,8 @@ pub struct DeployEffects<P, A, T, B, R, W> {
     pub hook_role: Option<String>,
     /// Where a deployment stopped to make way (superseded mode) is noted for the run it belongs to.
     pub supersessions: W,
+    /// CloudWatch: which of a soak's alarms are in ALARM as the deployment starts.
+    pub alarms: C,
 }
 
 /// A deployment under way, the task definition it rolls out (unknown if a retry cannot find it by its tag), and
@@ -102,7 +104,7 @@ impl From<DeployError> for NotStarted {
     }
 }
 
-impl<P, A, T, B, R, W> DeployEffects<P, A, T, B, R, W>
+impl<P, A, T, B, R, W, C> DeployEffects<P, A, T, B, R, W, C>
 where
     P: EventPublisher,
     A: ArtifactStore,
@@ -110,6 +112,7 @@ where
     B: BlueGreenDeployments,
     R: RollingUpdates + NativeDeployments + RunningServices,
     W: Supersessions,
+    C: AlarmStates,
 {
     async fn read(&self, artifacts: Option<&str>, name: &'static str) -> Result<Vec<u8>, NotStarted> {
         let uri =
@@ -213,6 +216,64 @@ where
         NotStarted::Retry(EffectError::transient("start_deployment", why))
     }
 
+    /// Carries out a `StartDeployment`: the soak's alarms read (those in ALARM now were so before this
+    /// deployment), then the deployment started; what cannot start fails the run saying why.
+    async fn deploy(&self, start: &Start<'_>, soak_alarms: &[String]) -> Result<Option<Event>, EffectError> {
+        let execution_id = start.execution_id.clone();
+        let started = match self.alarms_before(soak_alarms).await {
+            Ok(in_alarm) => self.start(start).await.map(|started| (started, in_alarm)),
+            Err(not) => Err(not),
+        };
+        match started {
+            Ok((
+                Started { deployment_id, service_deployment, task_definition, previous_task_definition },
+                in_alarm,
+            )) => Ok(Some(Event::DeploymentStarted {
+                execution_id,
+                deployment_id,
+                service_deployment,
+                task_definition,
+                previous_task_definition,
+                in_alarm,
+            })),
+            Err(NotStarted::Fail(reason)) => Ok(Some(Event::DeploymentFailed {
+                execution_id,
+                deployment_id: None,
+                reason: format!("the deployment could not start: {reason}"),
+                rolled_back: false,
+            })),
+            Err(NotStarted::Retry(error)) => Err(error),
+        }
+    }
+
+    /// Which of the alarms that will watch the soak are in ALARM before the deployment starts (`None` without
+    /// any). One CloudWatch does not have watches nothing, and one sluice may not read cannot be watched: either
+    /// stops the deployment before it starts.
+    async fn alarms_before(&self, names: &[String]) -> Result<Option<Vec<String>>, NotStarted> {
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let readings = match self.alarms.states(names).await {
+            Ok(readings) => readings,
+            Err(AlarmError::Refused { message, .. }) => {
+                return Err(NotStarted::Fail(format!(
+                    "the soak's alarms could not be read ({message}): the stack's SoakAlarms pattern must match {}",
+                    names.join(", ")
+                )));
+            }
+            Err(error) => return Err(NotStarted::Retry(EffectError::transient("start_deployment", error))),
+        };
+        let missing: Vec<&str> =
+            names.iter().filter(|name| !readings.iter().any(|r| &r.name == *name)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            return Err(NotStarted::Fail(format!(
+                "CloudWatch has no metric alarm {}: an alarm that does not exist watches nothing (soak_alarms)",
+                missing.join(", ")
+            )));
+        }
+        Ok(Some(readings.into_iter().filter(|r| r.in_alarm).map(|r| r.name).collect()))
+    }
+
     /// Puts the service back on `task_definition` as its target deploys (effect `id`; a retry finds what an earlier
     /// attempt started): a rolling update's UpdateService, an ECS-native deployment of the same strategy without
     /// hooks or pause, or a CodeDeploy deployment of the build's AppSpec naming it. Says what it started.
@@ -224,34 +285,60 @@ where
         artifacts: Option<&str>,
     ) -> Result<String, NotStarted> {
         let (_, service) = target.ecs_service();
+        let refused = |error: DeployError| match error {
+            DeployError::Refused { service, message, .. } => {
+                NotStarted::Fail(format!("{service} refused the rollback to {task_definition} ({message})"))
+            }
+            error => NotStarted::Retry(EffectError::transient("roll_back", error)),
+        };
         let started = match target {
             // Updating to the task definition the service already runs starts nothing: a retry is harmless.
             DeployTarget::Rolling(rolling) => {
-                let started = self.ecs.update(&deploy::rolling(rolling, task_definition)).await?;
+                let started = self.ecs.update(&deploy::rolling(rolling, task_definition)).await.map_err(refused)?;
                 format!("ECS deployment {}", started.deployment_id)
             }
             DeployTarget::EcsNative(native) => {
                 let request =
                     NativeRequest { hook: None, pause: None, ..deploy::native(native, task_definition, None) };
-                let started = self.ecs.start(&request).await?;
+                let started = self.ecs.start(&request).await.map_err(refused)?;
                 format!("ECS deployment {}", started.deployment_id)
             }
             DeployTarget::BlueGreen(blue_green) => {
-                let (application, group) = (&blue_green.application, &blue_green.deployment_group);
-                let marker = deploy::effect_marker(id);
-                let deployment_id = match self.blue_green.find(application, group, &marker).await? {
-                    Some(found) => found,
-                    None => {
-                        let appspec = self.read(artifacts, deploy::APPSPEC_FILE).await?;
-                        let appspec = deploy::appspec(&appspec, task_definition, "", &[])?;
-                        let description = format!("sluice rollback to {task_definition} {marker}");
-                        self.blue_green.create(&deploy::blue_green(blue_green, appspec, description)).await?
-                    }
-                };
+                let deployment_id = self.roll_back_blue_green(id, blue_green, task_definition, artifacts).await?;
                 format!("CodeDeploy deployment {deployment_id}")
             }
         };
         Ok(format!("sluice rolled service {service} back to {task_definition} ({started})"))
+    }
+
+    /// A CodeDeploy deployment of the build's AppSpec naming `task_definition` (no hooks: it only goes back), or the
+    /// one an earlier attempt of effect `id` created. Returns its id.
+    async fn roll_back_blue_green(
+        &self,
+        id: &str,
+        blue_green: &BlueGreen,
+        task_definition: &str,
+        artifacts: Option<&str>,
+    ) -> Result<String, NotStarted> {
+        let failed = |why: String| NotStarted::Fail(format!("the rollback to {task_definition} failed: {why}"));
+        let refused = |error: DeployError| match error {
+            DeployError::Refused { message, .. } => failed(format!("CodeDeploy refused it ({message})")),
+            error => NotStarted::Retry(EffectError::transient("roll_back", error)),
+        };
+        let (application, group) = (&blue_green.application, &blue_green.deployment_group);
+        let marker = deploy::effect_marker(id);
+        if let Some(found) = self.blue_green.find(application, group, &marker).await.map_err(refused)? {
+            return Ok(found);
+        }
+        let appspec = match self.read(artifacts, deploy::APPSPEC_FILE).await {
+            Ok(appspec) => appspec,
+            Err(NotStarted::Fail(why)) => return Err(failed(why)),
+            Err(retry) => return Err(retry),
+        };
+        let appspec = deploy::appspec(&appspec, task_definition, "", &[]).map_err(|error| failed(error.to_string()))?;
+        let description = format!("sluice rollback to {task_definition} {marker}");
+        let request = deploy::blue_green(blue_green, appspec, description);
+        self.blue_green.create(&request).await.map_err(refused)
     }
 
     /// The task definition `target`'s service runs before a deployment replaces it: what a verification that fails
@@ -384,7 +471,7 @@ where
     }
 }
 
-impl<P, A, T, B, R, W> EffectRunner for DeployEffects<P, A, T, B, R, W>
+impl<P, A, T, B, R, W, C> EffectRunner for DeployEffects<P, A, T, B, R, W, C>
 where
     P: EventPublisher,
     A: ArtifactStore,
@@ -392,6 +479,7 @@ where
     B: BlueGreenDeployments,
     R: RollingUpdates + NativeDeployments + RunningServices,
     W: Supersessions,
+    C: AlarmStates,
 {
     const KINDS: &'static [EffectKind] = &[
         EffectKind::StartDeployment,
@@ -404,7 +492,16 @@ where
     async fn run(&self, id: &str, effect: &Effect) -> Result<Option<Event>, EffectError> {
         match effect {
             Effect::Publish(event) => super::effects::publish_one(&self.publisher, event).await,
-            Effect::StartDeployment { execution_id, pipeline, supersede, target, image_uri, artifacts, .. } => {
+            Effect::StartDeployment {
+                execution_id,
+                pipeline,
+                supersede,
+                target,
+                image_uri,
+                artifacts,
+                soak_alarms,
+                ..
+            } => {
                 let start = Start {
                     id,
                     execution_id,
@@ -413,40 +510,17 @@ where
                     image_uri: image_uri.as_deref(),
                     artifacts: artifacts.as_deref(),
                 };
-                let started = self.start(&start).await;
-                match started {
-                    Ok(Started { deployment_id, service_deployment, task_definition, previous_task_definition }) => {
-                        Ok(Some(Event::DeploymentStarted {
-                            execution_id: execution_id.clone(),
-                            deployment_id,
-                            service_deployment,
-                            task_definition,
-                            previous_task_definition,
-                        }))
-                    }
-                    Err(NotStarted::Fail(reason)) => Ok(Some(Event::DeploymentFailed {
-                        execution_id: execution_id.clone(),
-                        deployment_id: None,
-                        reason: format!("the deployment could not start: {reason}"),
-                        rolled_back: false,
-                    })),
-                    Err(NotStarted::Retry(error)) => Err(error),
-                }
+                self.deploy(&start, soak_alarms).await
             }
             Effect::RollBack { execution_id, deployment_id, target, task_definition, artifacts, .. } => {
-                let (rolled_back, reason) = match self
-                    .roll_back(id, target, task_definition, artifacts.as_deref())
-                    .await
-                {
-                    Ok(done) => (true, done),
-                    Err(NotStarted::Fail(why)) => (
-                        false,
-                        format!(
-                            "the rollback to {task_definition} failed ({why}); the service still runs the new release"
-                        ),
-                    ),
-                    Err(NotStarted::Retry(error)) => return Err(error),
-                };
+                let (rolled_back, reason) =
+                    match self.roll_back(id, target, task_definition, artifacts.as_deref()).await {
+                        Ok(done) => (true, done),
+                        Err(NotStarted::Fail(why)) => {
+                            (false, format!("{why}; the service still runs the new task definition"))
+                        }
+                        Err(NotStarted::Retry(error)) => return Err(error),
+                    };
                 Ok(Some(Event::DeploymentFailed {
                     execution_id: execution_id.clone(),
                     deployment_id: Some(deployment_id.clone()),

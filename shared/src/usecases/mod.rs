@@ -34,6 +34,7 @@ mod redeliver;
 mod rollback;
 mod secrets;
 mod show_on_github;
+mod soak;
 mod status;
 mod webhook;
 
@@ -57,6 +58,7 @@ pub use redeliver::{Redelivered, redeliver_failed_pushes};
 pub use rollback::{RollbackError, RollbackOrdered, Stop, order_rollback};
 pub use secrets::{KeptSecret, REREAD_AFTER, WebhookKeys};
 pub use show_on_github::{GitHubEffects, RunPages};
+pub use soak::{AlarmChange, SoakError, end_soak, record_alarm};
 pub use status::status_page;
 pub use webhook::{
     COMPARE_BUDGET, Delivery, MAX_BODY, MAX_MESSAGE, NOT_RECORDED, RECORD_BUDGET, Reply, Webhook, receive_webhook,

@@ -9,7 +9,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use tracing::{instrument, warn};
 
-use crate::contract::events::{EffectsDue, SluiceEvent};
+use crate::contract::events::{EffectsDue, SluiceEvent, SoakEnded};
 use crate::contract::ports::{
     ArtifactStore, BlueGreenDeployments, BuildStarter, DeployError, DeploymentProgress, ImageRegistry,
     NativeDeployments, PipelineStore, RollingUpdates, RolloutReport, ServiceTasks, TestReports,
@@ -78,6 +78,13 @@ where
     done
 }
 
+/// The deploy stage a run soaks at and the alarms that watch the soak, if alarms watch it and none has fired.
+fn soak_alarms(run: &Execution) -> Option<(Stage, &[String])> {
+    let (stage, deploy) = run.deploying()?;
+    let fired = run.deploy().is_some_and(|facts| facts.alarm.is_some());
+    (!deploy.alarms().is_empty() && !fired).then(|| (stage, deploy.alarms()))
+}
+
 /// One pipeline's look: what it asks with, and when.
 struct Look<'a, S, R, A, B, D, E> {
     store: &'a S,
@@ -132,7 +139,7 @@ where
 
     /// An `Effects Due` doorbell to the owner of each run's effects due with another function.
     async fn ring_doorbells(&self, state: &PipelineState, done: &mut Reconciled) {
-        let doorbells: Vec<PendingEffect> = state
+        let mut doorbells: Vec<PendingEffect> = state
             .due_elsewhere(self.runner.kinds(), self.now)
             .into_iter()
             .map(|(execution_id, kinds)| {
@@ -141,6 +148,18 @@ where
                 PendingEffect::new(id, Effect::Publish(SluiceEvent::EffectsDue(due)))
             })
             .collect();
+        // A soak watched by alarms, over: deploy-events reads the alarms and ends it.
+        let soaked = state.active().filter(|run| run.soaking().is_some_and(|until| until <= self.now));
+        doorbells.extend(soaked.filter_map(|run| {
+            let (stage, alarms) = soak_alarms(run)?;
+            let ended = SoakEnded {
+                pipeline: self.pipeline.name.clone(),
+                execution_id: run.id.clone(),
+                stage,
+                alarms: alarms.to_vec(),
+            };
+            Some(PendingEffect::new(format!("soak-{}", run.id), Effect::Publish(SluiceEvent::SoakEnded(ended))))
+        }));
         if doorbells.is_empty() {
             return;
         }
@@ -176,10 +195,11 @@ where
             {
                 self.build(execution, (test.build_id.as_ref()?, test.started_at, Some(stage)), done).await
             }
-            // Soaking, the deployment is done: only the soak's end moves the run on.
-            Status::Running(_) if let Some(until) = execution.soaking() => {
-                (until <= self.now).then(|| Event::SoakEnded { execution_id: execution.id.clone() })
-            }
+            // Soaking, the deployment is done: only the soak's end moves the run on (one watched by alarms is ended
+            // by deploy-events, which reads them: `Soak Ended`, rung with the doorbells).
+            Status::Running(_) if let Some(until) = execution.soaking() => (until <= self.now
+                && soak_alarms(execution).is_none())
+            .then(|| Event::SoakEnded { execution_id: execution.id.clone() }),
             Status::Running(_) if execution.deploying().is_some() => self.deployment(execution, done).await,
             _ => None,
         }

@@ -384,6 +384,7 @@ async fn deploying_d1(store: &InMemoryStore, runner: &RecordingRunner) {
             service_deployment: None,
             task_definition: None,
             previous_task_definition: None,
+            in_alarm: None,
         },
     ] {
         handle(store, runner, input(&event, None)).await.expect("handled");
@@ -668,6 +669,7 @@ async fn built_and_deploying<S: PipelineStore>(
         service_deployment: service_deployment.map(str::to_owned),
         task_definition: None,
         previous_task_definition: None,
+        in_alarm: None,
     };
     for event in [triggered, built, started] {
         let handled = handle(store, runner, input(&event, None)).await.expect("handled");
@@ -1145,6 +1147,7 @@ async fn a_rolling_start_registers_the_built_image_once_and_updates_the_service_
         hooks_function: None,
         hook_role: None,
         supersessions: InMemoryStore::new(),
+        alarms: crate::contract::testing::ScriptedAlarms::new(),
     };
     let effect = Effect::StartDeployment {
         execution_id: ExecutionId::from("e1"),
@@ -1154,6 +1157,7 @@ async fn a_rolling_start_registers_the_built_image_once_and_updates_the_service_
         target: crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
         image_uri: Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:e1".into()),
         artifacts: Some("s3://builds/e1".into()),
+        soak_alarms: Vec::new(),
     };
     // WHEN the deployer carries it out
     let started = effects.run("effect-1", &effect).await.expect("started");
@@ -1171,6 +1175,62 @@ async fn a_rolling_start_registers_the_built_image_once_and_updates_the_service_
     effects.run("effect-1", &effect).await.expect("started again");
     assert_eq!(effects.task_definitions.registered().len(), 1);
     assert_eq!(effects.ecs.updates().last().map(|update| &update.task_definition_arn), Some(arn));
+}
+
+#[tokio::test]
+async fn a_start_reads_the_soaks_alarms_first_and_one_that_does_not_exist_or_cannot_be_read_stops_it() {
+    use crate::contract::testing::{
+        InMemoryArtifacts, RecordingDeployments, RecordingPublisher, RecordingTaskDefinitions, ScriptedAlarms,
+    };
+    use crate::usecases::DeployEffects;
+    let artifacts = InMemoryArtifacts::new();
+    artifacts.put("builds", "e1/taskdef.json", include_str!("../../../infra/sample-app/taskdef.json"));
+    let effects = DeployEffects {
+        publisher: RecordingPublisher::new(),
+        artifacts,
+        task_definitions: RecordingTaskDefinitions::new(),
+        blue_green: RecordingDeployments::new(),
+        ecs: RecordingDeployments::new(),
+        hooks_function: None,
+        hook_role: None,
+        supersessions: InMemoryStore::new(),
+        alarms: ScriptedAlarms::new(),
+    };
+    effects.alarms.alarm("web-5xx", true, "Threshold Crossed");
+    effects.alarms.alarm("web-latency", false, "ok");
+    let start = |alarms: &[&str]| Effect::StartDeployment {
+        execution_id: ExecutionId::from("e1"),
+        pipeline: "web".into(),
+        supersede: false,
+        stage: crate::pipeline::Stage::DEPLOY,
+        target: crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
+        image_uri: Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:e1".into()),
+        artifacts: Some("s3://builds/e1".into()),
+        soak_alarms: alarms.iter().map(|name| (*name).to_owned()).collect(),
+    };
+    // Both exist: the one in ALARM is told with the start
+    let started = effects.run("effect-1", &start(&["web-5xx", "web-latency"])).await.expect("started");
+    let Some(Event::DeploymentStarted { in_alarm, .. }) = started else { panic!("{started:?}") };
+    assert_eq!(in_alarm, Some(vec!["web-5xx".to_owned()]));
+    // One CloudWatch has not: nothing is deployed, and the run fails saying which
+    let updates = effects.ecs.updates().len();
+    let missing = effects.run("effect-2", &start(&["web-5xx", "web-errors"])).await.expect("answered");
+    let Some(Event::DeploymentFailed { reason, .. }) = missing else { panic!("{missing:?}") };
+    assert_eq!(
+        reason,
+        "the deployment could not start: CloudWatch has no metric alarm web-errors: an alarm that does not exist \
+         watches nothing (soak_alarms)"
+    );
+    assert_eq!(effects.ecs.updates().len(), updates);
+    // CloudWatch refuses: the run fails naming the stack parameter; unreachable: the effect is tried again
+    effects.alarms.refuse();
+    let refused = effects.run("effect-3", &start(&["web-5xx"])).await.expect("answered");
+    let Some(Event::DeploymentFailed { reason, .. }) = refused else { panic!("{refused:?}") };
+    assert!(reason.contains("the stack's SoakAlarms pattern must match web-5xx"), "{reason}");
+    let unreachable = ScriptedAlarms::new();
+    unreachable.unreachable();
+    let effects = DeployEffects { alarms: unreachable, ..effects };
+    assert!(effects.run("effect-4", &start(&["web-5xx"])).await.is_err());
 }
 
 /// The notifier's GitHub reports of runs in `store`, to a recording GitHub, with a token.
@@ -1521,6 +1581,7 @@ async fn a_rollback_stops_the_deployment_furthest_along_the_line_unless_told_whi
         service_deployment: Some(format!("arn:aws:ecs:eu-west-1:123456789012:service-deployment/{stage}/{id}")),
         task_definition: None,
         previous_task_definition: None,
+        in_alarm: None,
     };
     in_stages_up_to(&store, &runner, ("s2", 0), canary, 2).await;
     handled(&store, &runner, "shop", &started("s2", "staging"), now() + TimeDelta::minutes(2)).await;
@@ -1714,6 +1775,7 @@ async fn deploying_web_8(store: &InMemoryStore, runner: &RecordingRunner, image:
             service_deployment: None,
             task_definition: Some(WEB_8.into()),
             previous_task_definition: Some(WEB_7.into()),
+            in_alarm: None,
         },
     ] {
         handle(store, runner, input(&event, None)).await.expect("handled");

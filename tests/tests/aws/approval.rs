@@ -360,6 +360,7 @@ async fn a_pause_link_opened_after_the_pause_expired_says_what_ecs_did_and_decid
             service_deployment: Some(arn.into()),
             task_definition: None,
             previous_task_definition: None,
+            in_alarm: None,
         },
         paused("pause-1"),
         paused("pause-2"),

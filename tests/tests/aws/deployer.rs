@@ -166,6 +166,7 @@ async fn a_blue_green_run_registers_its_image_and_codedeploy_calls_sluices_hooks
             // Found by its description, and the task definition its first attempt registered by its tag.
             task_definition: Some("arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:1".into()),
             previous_task_definition: None,
+            in_alarm: None,
         })
     );
     let listed =

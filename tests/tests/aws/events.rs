@@ -119,6 +119,7 @@ fn a_rolling_runs_check_events() -> Vec<SluiceEvent> {
             service_deployment: None,
             task_definition: Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/api:42".into()),
             previous_task_definition: Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/api:41".into()),
+            in_alarm: None,
         },
         Event::DeploymentSucceeded { execution_id: e1.clone(), deployment_id: deployment_id.clone(), tasks: None },
         Event::HookCompleted {
@@ -177,6 +178,7 @@ fn a_paused_runs_events() -> Vec<SluiceEvent> {
             service_deployment: Some(arn.clone()),
             task_definition: None,
             previous_task_definition: None,
+            in_alarm: None,
         },
         paused("ecs-pause-1"),
         paused("ecs-pause-2"),
@@ -361,6 +363,7 @@ async fn every_published_detail_type_is_documented_with_its_fields() -> Result<(
     events.extend(a_rolling_runs_check_events());
     events.extend(doorbells().into_iter().take(1));
     events.extend(a_paused_runs_events().into_iter().take(1));
+    events.push(soak_ended());
     for event in &events {
         let example =
             documented.get(event.detail_type()).with_context(|| format!("{} undocumented", event.detail_type()))?;
@@ -501,6 +504,60 @@ fn every_rule_target_is_retried_and_keeps_what_it_could_not_deliver_in_a_queue_t
         let queue = target.dead_letters.with_context(|| format!("{what} has no DeadLetterConfig"))?;
         let senders = template.queue_senders(&queue);
         assert!(senders.contains(&target.rule), "{queue}'s policy does not let {what} send to it: {senders:?}");
+    }
+    Ok(())
+}
+
+/// The reconciler's doorbell for a soak watched by alarms that is over.
+fn soak_ended() -> SluiceEvent {
+    SluiceEvent::SoakEnded(sluice::contract::events::SoakEnded {
+        pipeline: "web".into(),
+        execution_id: ExecutionId::from("e1"),
+        stage: sluice::pipeline::Stage::new("staging").expect("a stage name"),
+        alarms: vec!["web-staging-5xx".into()],
+    })
+}
+
+/// CloudWatch's "CloudWatch Alarm State Change", as AWS's documentation shows it, for `alarm` moving into `state`.
+fn alarm_state_change(alarm: &str, state: &str) -> serde_json::Value {
+    serde_json::json!({
+        "alarmName": alarm,
+        "configuration": { "description": "5xx at the staging load balancer", "metrics": [] },
+        "previousState": { "reason": "Threshold Crossed", "timestamp": "2026-12-07T09:00:00.000+0000", "value": "OK" },
+        "state": { "reason": "Threshold Crossed: 1 datapoint [12.0] was greater than the threshold (5.0).",
+                   "timestamp": "2026-12-07T09:10:00.000+0000", "value": state }
+    })
+}
+
+#[tokio::test]
+async fn a_soaks_end_and_its_alarms_moving_into_alarm_reach_deploy_events_and_nothing_else_does() -> Result<()> {
+    let stack = Stack::create().await?;
+    let publisher = EventBridgePublisher::new(stack.eventbridge.clone(), stack.bus.clone());
+    publisher.publish(&[soak_ended()]).await?;
+    // On the default bus, as CloudWatch puts them: a watched alarm into ALARM, the same into OK, another alarm
+    for (alarm, state) in [("web-staging-5xx", "ALARM"), ("web-staging-5xx", "OK"), ("billing-total", "ALARM")] {
+        let arn = format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}");
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .source("aws.cloudwatch")
+            .detail_type("CloudWatch Alarm State Change")
+            .resources(arn)
+            .detail(alarm_state_change(alarm, state).to_string())
+            .event_bus_name(&stack.default_bus)
+            .build();
+        stack.eventbridge.put_events().entries(entry).send().await?;
+    }
+    let ended = stack.receive(stack.queue("SoakEndedRule")?, 1, WAIT).await?;
+    assert_eq!(ended.len(), 1, "{ended:#?}");
+    assert_eq!(SluiceEvent::from_parts("Soak Ended", ended[0]["detail"].clone())?, soak_ended());
+    let alarms = stack.receive(stack.queue("AlarmStateChangeRule")?, 2, WAIT).await?;
+    assert_eq!(alarms.len(), 1, "only web-* alarms moving into ALARM: {alarms:#?}");
+    assert_eq!(
+        (alarms[0]["detail"]["alarmName"].as_str(), alarms[0]["detail"]["state"]["value"].as_str()),
+        (Some("web-staging-5xx"), Some("ALARM"))
+    );
+    for rule in ["SoakEndedRule", "AlarmStateChangeRule", "DeploymentStateChangeRule", "ExecutionFinishedRule"] {
+        let extra = stack.receive(stack.queue(rule)?, 1, QUIET).await?;
+        assert!(extra.is_empty(), "{rule} also received {extra:#?}");
     }
     Ok(())
 }

@@ -126,6 +126,7 @@ async fn shipped_as_the_notifier_sees_it(store: &DynamoDbStore, app: &AwsApp) ->
                 service_deployment: None,
                 task_definition: None,
                 previous_task_definition: None,
+                in_alarm: None,
             },
             Event::DeploymentSucceeded { execution_id: web_1(), deployment_id: "d-1".into(), tasks: None },
         ],

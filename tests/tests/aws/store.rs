@@ -215,6 +215,7 @@ async fn an_aws_id_finds_its_execution_in_one_read_once_the_state_that_recorded_
         service_deployment: None,
         task_definition: None,
         previous_task_definition: None,
+        in_alarm: None,
     };
     let (next, _) = apply(&deploying, &started, at(3));
     let write = Write::between(Some(&deploying), &next, Some(version));

@@ -125,6 +125,7 @@ async fn a_blue_green_run_stored_at_its_approval_is_approved_and_deployed_by_tod
                 service_deployment: None,
                 task_definition: None,
                 previous_task_definition: None,
+                in_alarm: None,
             },
             Event::DeploymentSucceeded { execution_id: id.clone(), deployment_id: "d-000000009".into(), tasks: None },
         ],

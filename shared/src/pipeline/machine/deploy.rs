@@ -35,6 +35,7 @@ impl Run {
             target: deploy.target.clone(),
             image_uri: image_uri.clone(),
             artifacts: artifacts.clone(),
+            soak_alarms: deploy.alarms().to_vec(),
         });
         self.effects.push(Effect::Publish(SluiceEvent::DeploymentRequested(DeploymentRequested {
             pipeline: execution.pipeline.clone(),
@@ -218,6 +219,9 @@ impl Run {
             (None, _) if let Some(check) = deploy.digest_check.as_ref().filter(|check| !check.passed()) => {
                 format!("what runs is not what was built: {}; {reason}", check.summary())
             }
+            (None, _) if let Some(alarm) = &deploy.alarm => {
+                format!("alarm {} went into ALARM during the soak ({}); {reason}", alarm.name, alarm.reason)
+            }
             (None, Some(hook)) => format!(
                 "the {} checks failed ({}); {reason}",
                 hook.lifecycle_event,
@@ -237,6 +241,10 @@ impl Run {
         let Some(until) = execution.soaking() else {
             return self.past(i, self.deploy_stage(i), true, "soak_ended");
         };
+        if execution.deploy().is_some_and(|deploy| deploy.alarm.is_some()) {
+            // An alarm fired during the soak: the service is being rolled back, and the run ends with that.
+            return Ok(Some(IgnoreReason::AlreadyPastStage));
+        }
         if self.now < until {
             return Err(TransitionError::SoakNotOver { execution: execution.id.clone(), until });
         }

@@ -68,6 +68,7 @@ fn deployment_started(execution: &str) -> Event {
         service_deployment: None,
         task_definition: Some(format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:{execution}")),
         previous_task_definition: None,
+        in_alarm: None,
     }
 }
 
@@ -275,6 +276,7 @@ fn rolling_started(execution: &str, previous: bool) -> Event {
         service_deployment: None,
         task_definition: Some(format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:{execution}")),
         previous_task_definition: previous.then(|| PREVIOUS.to_owned()),
+        in_alarm: None,
     }
 }
 
@@ -596,6 +598,7 @@ fn an_ecs_native_deployment_keeps_its_service_deployment_when_a_hook_result_was_
         service_deployment: Some("arn:sd-e1".into()),
         task_definition: Some("arn:td".into()),
         previous_task_definition: None,
+        in_alarm: None,
     };
     let (state, _) = apply(&state, &started, at(6));
     // THEN the run knows its service deployment, which its pauses are matched against
@@ -1016,6 +1019,7 @@ fn canary_deploying(execution: &str) -> PipelineState {
         service_deployment: Some(format!("arn:sd-{execution}")),
         task_definition: None,
         previous_task_definition: None,
+        in_alarm: None,
     };
     given(&[event, build_succeeded(execution), approved(execution), started])
 }
@@ -1540,6 +1544,7 @@ fn stage_of(event: &SluiceEvent) -> Option<(&'static str, Option<Stage>)> {
         SluiceEvent::ChecksRequested(e) => e.stage,
         SluiceEvent::RollbackRequested(e) => e.stage,
         SluiceEvent::TestRequested(e) => Some(e.stage),
+        SluiceEvent::SoakEnded(e) => Some(e.stage),
         SluiceEvent::ExecutionFinished(e) => e.stage,
         SluiceEvent::DeploymentPaused(_) | SluiceEvent::EffectsDue(_) => return None,
     };

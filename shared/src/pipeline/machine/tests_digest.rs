@@ -56,6 +56,7 @@ fn deploying(previous: bool, after_rollout: bool) -> PipelineState {
             service_deployment: None,
             task_definition: Some(OURS.into()),
             previous_task_definition: previous.then(|| PREVIOUS.to_owned()),
+            in_alarm: None,
         },
     ];
     let mut state = PipelineState::new("web", ExecutionMode::Superseded);

@@ -27,6 +27,7 @@ fn staged(execution: &str, mode: ExecutionMode) -> Event {
                 target,
                 timeout_minutes: None,
                 soak_secs: None,
+                soak_alarms: None,
                 environment: None,
             }))
         };
@@ -70,6 +71,7 @@ fn started(execution: &str, deployment: &str) -> Event {
         service_deployment: None,
         task_definition: Some(format!("arn:aws:ecs:eu-west-1:1:task-definition/web:{deployment}")),
         previous_task_definition: None,
+        in_alarm: None,
     }
 }
 
@@ -242,6 +244,7 @@ fn a_late_start_of_stagings_deployment_is_recorded_in_stagings_record_while_the_
         service_deployment: None,
         task_definition: Some("arn:aws:ecs:eu-west-1:1:task-definition/web:9".into()),
         previous_task_definition: Some("arn:aws:ecs:eu-west-1:1:task-definition/web:8".into()),
+        in_alarm: None,
     };
     let Ok(Decision::Apply { state, .. }) = transition(&state, &late, at(10)) else { panic!("not applied") };
     let run = state.execution(&id("e1")).expect("the run");
@@ -406,6 +409,7 @@ fn a_pause_in_production_asks_to_release_it_to_production_itself_naming_what_sta
         service_deployment: Some("arn:sd-production".into()),
         task_definition: None,
         previous_task_definition: None,
+        in_alarm: None,
     });
     // The first pause (no production traffic moved yet) is continued by sluice; the second, after the canary step,
     // asks.
@@ -575,4 +579,96 @@ fn the_stage_a_run_is_at_keeps_its_newest_pauses_and_sets_older_ones_apart_once_
     missing.rejoin(vec![later]);
     assert_eq!(missing.pauses().count(), KEPT_PAUSES);
     assert!(missing.has_pauses_apart());
+}
+
+/// staging soaks 30 minutes watched by `web-staging-5xx` (and `strict_alarms` if `strict`), its rolling update
+/// started from web:7 with `in_alarm` in ALARM then; the deployment succeeded at minute 3.
+fn soaking_watched(strict: bool, in_alarm: &[&str]) -> PipelineState {
+    let mut pushed = soaking("e1", 30);
+    if let Event::Triggered { plan, .. } = &mut pushed
+        && let StageKind::Deploy(deploy) = &mut plan.stages[0].kind
+    {
+        let names = vec!["web-staging-5xx".to_owned(), "web-staging-latency".to_owned()];
+        deploy.soak_alarms = Some(crate::definitions::SoakAlarms { names, strict });
+    }
+    let started = Event::DeploymentStarted {
+        execution_id: id("e1"),
+        deployment_id: "ecs-staging".into(),
+        service_deployment: None,
+        task_definition: Some("arn:aws:ecs:eu-west-1:1:task-definition/web:8".into()),
+        previous_task_definition: Some("arn:aws:ecs:eu-west-1:1:task-definition/web:7".into()),
+        in_alarm: Some(in_alarm.iter().map(|name| (*name).to_owned()).collect()),
+    };
+    run(&[pushed, built("e1"), started, succeeded("e1", "ecs-staging")]).0
+}
+
+fn raised(alarm: &str) -> Event {
+    Event::AlarmRaised {
+        execution_id: id("e1"),
+        stage: stage("staging"),
+        alarm: alarm.into(),
+        reason: "Threshold Crossed: 1 datapoint [12.0] was greater than the threshold (5.0).".into(),
+    }
+}
+
+#[test]
+fn a_soak_watched_by_alarms_asks_the_deployer_for_them_and_keeps_those_already_in_alarm() {
+    let (_, effects) = run(&[soaking("e1", 30), built("e1")]);
+    assert!(effects.iter().any(|e| matches!(e, Effect::StartDeployment { soak_alarms, .. } if soak_alarms.is_empty())));
+    let state = soaking_watched(false, &["web-staging-latency"]);
+    let run = state.execution(&id("e1")).expect("e1");
+    assert_eq!(run.soaking(), Some(at(33)));
+    let before = run.deploy().and_then(|deploy| deploy.in_alarm_before.clone());
+    assert_eq!(before, Some(vec!["web-staging-latency".to_owned()]));
+}
+
+#[test]
+fn an_alarm_going_into_alarm_during_the_soak_rolls_staging_back_and_the_run_ends_rolled_back_naming_it() {
+    let state = soaking_watched(false, &[]);
+    let Ok(Decision::Apply { state, effects }) = transition(&state, &raised("web-staging-5xx"), at(10)) else {
+        panic!("the alarm was not applied")
+    };
+    // The deployer is asked to put web:7 back; the run is not over until it has
+    let rollback = effects.iter().find_map(|effect| match effect {
+        Effect::RollBack { task_definition, .. } => Some(task_definition.clone()),
+        _ => None,
+    });
+    assert_eq!(rollback.as_deref(), Some("arn:aws:ecs:eu-west-1:1:task-definition/web:7"));
+    // A second word of the same alarm, or the soak's end meanwhile, changes nothing
+    assert_eq!(
+        transition(&state, &raised("web-staging-5xx"), at(11)),
+        Ok(Decision::Ignore(IgnoreReason::DuplicateEvent))
+    );
+    let ended = transition(&state, &Event::SoakEnded { execution_id: id("e1") }, at(40));
+    assert_eq!(ended, Ok(Decision::Ignore(IgnoreReason::AlreadyPastStage)));
+    let back = Event::DeploymentFailed {
+        execution_id: id("e1"),
+        deployment_id: Some("ecs-staging".into()),
+        reason: "sluice rolled service web back to arn:aws:ecs:eu-west-1:1:task-definition/web:7 (ECS deployment \
+                 ecs-svc/2)"
+            .into(),
+        rolled_back: true,
+    };
+    let Ok(Decision::Apply { state, .. }) = transition(&state, &back, at(12)) else { panic!("not applied") };
+    let run = state.execution(&id("e1")).expect("e1");
+    assert_eq!(run.status, Status::RolledBack);
+    let reason = run.reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("in staging: alarm web-staging-5xx went into ALARM during the soak (Threshold Crossed"),
+        "{reason}"
+    );
+    assert!(reason.ends_with("back to arn:aws:ecs:eu-west-1:1:task-definition/web:7 (ECS deployment ecs-svc/2)"));
+}
+
+#[test]
+fn an_alarm_that_does_not_watch_the_soak_or_comes_once_it_is_over_is_no_verdict_on_the_release() {
+    let state = soaking_watched(false, &[]);
+    let other = transition(&state, &raised("api-prod-5xx"), at(10));
+    assert_eq!(other, Ok(Decision::Ignore(IgnoreReason::AlreadyPastStage)));
+    let Ok(Decision::Apply { state, .. }) = transition(&state, &Event::SoakEnded { execution_id: id("e1") }, at(33))
+    else {
+        panic!("the soak's end was not applied")
+    };
+    let late = transition(&state, &raised("web-staging-5xx"), at(34));
+    assert_eq!(late, Ok(Decision::Ignore(IgnoreReason::AlreadyPastStage)));
 }

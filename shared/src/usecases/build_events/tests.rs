@@ -400,6 +400,7 @@ async fn a_task_definition_one_deploy_stage_cannot_run_fails_the_run_at_its_buil
                 target,
                 timeout_minutes: None,
                 soak_secs: None,
+                soak_alarms: None,
                 environment: None,
             })),
         };
@@ -435,6 +436,7 @@ async fn testing_world() -> World {
                 target: crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
                 timeout_minutes: None,
                 soak_secs: None,
+                soak_alarms: None,
                 environment: None,
             })),
         };

@@ -221,6 +221,7 @@ impl World {
             service_deployment: None,
             task_definition: Some("arn:aws:ecs:us-east-1:123456789012:task-definition/web:2".into()),
             previous_task_definition: None,
+            in_alarm: None,
         };
         world.apply(started, 2).await.expect("started");
         world
@@ -319,6 +320,7 @@ async fn a_release_that_has_soaked_at_staging_for_its_time_is_taken_to_the_next_
                 target: rolling(),
                 timeout_minutes: None,
                 soak_secs,
+                soak_alarms: None,
                 environment: None,
             })),
         };
@@ -336,6 +338,7 @@ async fn a_release_that_has_soaked_at_staging_for_its_time_is_taken_to_the_next_
         service_deployment: None,
         task_definition: None,
         previous_task_definition: None,
+        in_alarm: None,
     };
     world.apply(started, 2).await.expect("started");
     world

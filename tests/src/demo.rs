@@ -169,7 +169,12 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     let demo = Demo::start(scenario, manual).await?;
     let execution_id = demo.push().await?;
     if scenario.verify() {
+        demo.soak(&execution_id).await?;
         let run = demo.verify(&execution_id).await?;
+        return demo.report(run, Vec::new()).await;
+    }
+    if scenario == DemoScenario::SoakAlarm {
+        let run = demo.soak_alarm(&execution_id).await?;
         return demo.report(run, Vec::new()).await;
     }
     if scenario.promote() {
@@ -184,6 +189,15 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         _ => demo.deploy_blue_green(&execution_id).await?,
     };
     demo.report(run, clicks).await
+}
+
+/// The stack's CloudWatch alarms (in moto), whose state changes the sandbox publishes on the default bus.
+fn alarms(stack: &Stack) -> sluice_sandbox::cloudwatch::Alarms {
+    sluice_sandbox::cloudwatch::Alarms {
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&stack.config),
+        eventbridge: stack.eventbridge.clone(),
+        bus: stack.default_bus.clone(),
+    }
 }
 
 /// What the demo started, which its steps share: everything stops when it is dropped.
@@ -236,6 +250,18 @@ impl Demo {
         let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
         let outcomes = publish_definitions(&stack, &store, &sample, scenario).await?;
         let sandboxes = Sandboxes::start(&stack, &sample, scenario).await?;
+        if scenario.verify() || scenario == DemoScenario::SoakAlarm {
+            let alarms = alarms(&stack);
+            alarms.create(STAGING_5XX).await?;
+            alarms.create(STAGING_LATENCY).await?;
+            if scenario == DemoScenario::SoakAlarm {
+                // Already firing before the deployment: reported, and a fix may ship during the incident.
+                alarms.set(STAGING_LATENCY, "ALARM", "Threshold Crossed: p99 latency 2.4 s > 1 s").await?;
+            }
+            println!(
+                "  CloudWatch     alarms {STAGING_5XX} and {STAGING_LATENCY} in moto; the sandbox publishes their state changes"
+            );
+        }
         // Every sluice client speaks to moto, but CodeBuild's, CodeDeploy's and ECS's, which speak to the sandbox:
         // as AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_CODEBUILD (and so on) would set them on a laptop. sluice's
         // functions speak to moto through a meter that counts what their calls are billed for.
@@ -337,7 +363,12 @@ impl Demo {
             "\nCodeBuild (sandbox) builds {}; the deployer rolls staging out, ECS reports the rollout",
             &HEAD[..7]
         );
-        println!("completed, the hooks function's AfterRollout check passes, and the release soaks at staging:");
+        if self.scenario.verify() {
+            println!("completed, deploy-events checks what its tasks run (ListTasks, DescribeTasks), and the release");
+            println!("soaks at staging, watched by alarm {STAGING_5XX}:");
+        } else {
+            println!("completed, the hooks function's AfterRollout check passes, and the release soaks at staging:");
+        }
         let deadline = Instant::now() + Duration::from_secs(60);
         let until = loop {
             let run = self.store.execution(execution_id).await?.context("the run is not recorded")?;
@@ -349,6 +380,10 @@ impl Demo {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
+        let run = self.store.execution(execution_id).await?.context("the run is not recorded")?;
+        if let Some(check) = run.deploy().and_then(|deploy| deploy.digest_check.as_ref()) {
+            println!("  digest check   {}", check.summary());
+        }
         println!("  soaks until {} (no function runs meanwhile)", until.format("%H:%M:%S%.3f"));
         tokio::time::sleep((until - chrono::Utc::now()).to_std().unwrap_or_default()).await;
         let aws = as_function(&self.aws, "ReconcilerFunction")?;
@@ -356,7 +391,51 @@ impl Demo {
         let look = reconciler::handler::on_schedule(&reconciler, chrono::Utc::now());
         let summary = self.invocations.time("reconciler", look).await?;
         println!("  the reconciler's scheduled look moved {} run on: {summary}", summary["moved"]);
+        if self.scenario.verify() {
+            println!(
+                "  (a soak watched by alarms is rung to deploy-events as Soak Ended; it reads the alarm, still OK)"
+            );
+        }
         Ok(())
+    }
+
+    /// Staging's rolling update soaks watched by two alarms, one of them already in ALARM; the other goes into ALARM
+    /// during the soak (the sandbox publishes CloudWatch's state change): deploy-events fails staging, the deployer
+    /// puts the service back on the task definition it ran before, and the run ends rolled back.
+    async fn soak_alarm(&self, execution_id: &ExecutionId) -> Result<sluice::pipeline::Execution> {
+        println!("\nCodeBuild (sandbox) builds {}; the deployer reads the soak's alarms (DescribeAlarms:", &HEAD[..7]);
+        println!("{STAGING_LATENCY} is already in ALARM), rolls staging out, and the release soaks at staging:");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let run = loop {
+            let run = self.store.execution(execution_id).await?.context("the run is not recorded")?;
+            if run.soaking().is_some() {
+                break run;
+            }
+            if run.status.is_finished() || Instant::now() > deadline {
+                anyhow::bail!("the run never soaked at staging: it is {}", run.status);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let deploy = run.deploy().context("staging's deployment is not recorded")?;
+        let before = deploy.in_alarm_before.clone().unwrap_or_default();
+        println!("  already in ALARM before this deployment: {}", before.join(", "));
+        if let Some(check) = &deploy.digest_check {
+            println!("  digest check   {}", check.summary());
+        }
+        let reason = "Threshold Crossed: 1 out of the last 1 datapoints [37.0] was greater than the threshold (5.0)";
+        println!("\n{STAGING_5XX} goes into ALARM during the soak (moto; the sandbox publishes CloudWatch's event):");
+        alarms(&self.stack).set(STAGING_5XX, "ALARM", reason).await?;
+        let run = wait_until_finished(&self.store, execution_id).await?;
+        let production = sluice::pipeline::Stage::new("production").context("a stage name")?;
+        if run.record(production).is_some() {
+            anyhow::bail!("the run entered production though staging's soak failed");
+        }
+        let said = run.reason.clone().unwrap_or_default();
+        if !said.contains(&format!("alarm {STAGING_5XX} went into ALARM during the soak")) {
+            anyhow::bail!("the run's reason does not name the alarm: {said}");
+        }
+        println!("  staging rolled back; production untouched");
+        Ok(run)
     }
 
     /// Staging's rolling update, the smoke stage's check (the hooks function), then the e2e test stage: CodeBuild
@@ -364,12 +443,9 @@ impl Demo {
     /// update, or the run's end at e2e.
     async fn verify(&self, execution_id: &ExecutionId) -> Result<sluice::pipeline::Execution> {
         println!(
-            "\nCodeBuild (sandbox) builds {}; the deployer rolls staging out; the hooks function runs the smoke",
-            &HEAD[..7]
+            "\nSoaked, the release goes on: the hooks function runs the smoke stage's check; the e2e stage starts"
         );
-        println!(
-            "stage's check; the e2e stage starts CodeBuild project {E2E_PROJECT} on the commit, told the release and"
-        );
+        println!("CodeBuild project {E2E_PROJECT} on the commit, told the release and");
         println!("staging, and build-events reads the build's test report (BatchGetBuilds, BatchGetReports,");
         println!("DescribeTestCases):");
         let run = wait_until_finished(&self.store, execution_id).await?;
@@ -435,6 +511,9 @@ impl Demo {
                 .and_then(|container| container.image())
                 .map(str::to_owned);
             println!("  {:<11} {} deployed {}", record.name, deploy.strategy, image.as_deref().unwrap_or("-"));
+            if let Some(check) = &deploy.digest_check {
+                println!("  {:<11} digest check: {}", "", check.summary());
+            }
             images.push((record.name.to_string(), image));
         }
         Ok(images)
@@ -593,7 +672,8 @@ impl Demo {
         }
         let expected = scenario.expected();
 
-        let stage_images = if scenario.promote() || scenario.verify() { self.stages(&run).await? } else { Vec::new() };
+        let staged = scenario.promote() || scenario.verify() || scenario == DemoScenario::SoakAlarm;
+        let stage_images = if staged { self.stages(&run).await? } else { Vec::new() };
 
         println!("\nWhat `sluice history web` prints (DynamoDB, index `history`):");
         for execution in store.history("web", 10).await? {
@@ -679,6 +759,7 @@ async fn publish_definitions(
         _ if scenario.canary() => canary_web(&text, &sample.test.url)?,
         _ if scenario.promote() => promote_web(&text, &sample.production.url, &sample.test.url)?,
         _ if scenario.verify() => verify_web(&text, &sample.production.url)?,
+        DemoScenario::SoakAlarm => soak_alarm_web(&text)?,
         _ => text,
     };
     // web's runs are shown on GitHub (the sandbox's stand-in for its REST API).
@@ -699,8 +780,12 @@ async fn publish_definitions(
              pauses for approval)"
         }
         _ if scenario.verify() => {
-            ", web in stages: staging (rolling update), smoke (a check), e2e (CodeBuild test project \
-             web-e2e-build), production (rolling update)"
+            ", web in stages: staging (rolling update, a 2 s soak watched by alarm web-staging-5xx), smoke (a \
+             check), e2e (CodeBuild test project web-e2e-build), production (rolling update)"
+        }
+        DemoScenario::SoakAlarm => {
+            ", web in stages: staging (rolling update, a 10 min soak watched by alarms web-staging-5xx and \
+             web-staging-latency), production (rolling update)"
         }
         _ => "",
     };
@@ -1126,6 +1211,10 @@ pub enum DemoScenario {
     /// The same, but the e2e report has 2 failed cases (the build itself succeeds): the run fails at e2e, production
     /// is untouched, and the notification names the two tests.
     VerifyFail,
+    /// Staging (a rolling update) soaks watched by two alarms, one already in ALARM before the deployment (reported,
+    /// not blocking); the other goes into ALARM during the soak: staging rolls back to its previous release and the
+    /// run ends rolled back naming the alarm, production untouched.
+    SoakAlarm,
 }
 
 impl DemoScenario {
@@ -1141,9 +1230,10 @@ impl DemoScenario {
             "promote-fail" => Ok(Self::PromoteFail),
             "verify" => Ok(Self::Verify),
             "verify-fail" => Ok(Self::VerifyFail),
+            "soak-alarm" => Ok(Self::SoakAlarm),
             other => anyhow::bail!(
                 "unknown SCENARIO {other:?}: use success (the default), rollback, rolling, circuit-breaker, canary, \
-                 canary-reject, promote, promote-fail, verify or verify-fail"
+                 canary-reject, promote, promote-fail, verify, verify-fail or soak-alarm"
             ),
         }
     }
@@ -1160,6 +1250,7 @@ impl DemoScenario {
             Self::PromoteFail => "promote-fail",
             Self::Verify => "verify",
             Self::VerifyFail => "verify-fail",
+            Self::SoakAlarm => "soak-alarm",
         }
     }
 
@@ -1191,7 +1282,9 @@ impl DemoScenario {
     pub fn expected(self) -> Status {
         match self {
             Self::Success | Self::Rolling | Self::Canary | Self::Promote | Self::Verify => Status::Succeeded,
-            Self::Rollback | Self::CircuitBreaker | Self::CanaryReject | Self::PromoteFail => Status::RolledBack,
+            Self::Rollback | Self::CircuitBreaker | Self::CanaryReject | Self::PromoteFail | Self::SoakAlarm => {
+                Status::RolledBack
+            }
             Self::VerifyFail => Status::Failed,
         }
     }
@@ -1284,13 +1377,38 @@ fn verify_web(text: &str, production: &str) -> Result<String> {
     let check = format!("{{ hook = \"AfterRollout\", url = \"{production}/health\", expect_body = \"ok\" }}");
     let stages = format!(
         "[[pipelines.web.stages]]\nname = \"staging\"\n\
-         deploy = {{ strategy = \"rolling\", cluster = \"staging\", service = \"web\" }}\n\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"staging\", service = \"web\" }}\n\
+         soak = \"2s\"\nsoak_alarms = [\"{STAGING_5XX}\"]\n\n\
          [[pipelines.web.stages]]\nname = \"smoke\"\n\
          test = {{ checks = [{{ url = \"{production}/health\", expect_body = \"ok\", retries = 2, interval = \"1s\" }}] }}\n\n\
          [[pipelines.web.stages]]\nname = \"e2e\"\n\
          test = {{ codebuild = \"{E2E_PROJECT}\", timeout = \"30m\", on_failure = \"fail\" }}\n\n\
          [[pipelines.web.stages]]\nname = \"production\"\n\
          deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"web\", checks = [{check}] }}\n"
+    );
+    Ok(format!("{}{stages}{}", &text[..start], &text[end..]))
+}
+
+/// The alarms that watch staging's soak in the verify and soak-alarm scenarios (they match the stack's SoakAlarms
+/// pattern, `web-*`).
+const STAGING_5XX: &str = "web-staging-5xx";
+const STAGING_LATENCY: &str = "web-staging-latency";
+
+/// The example definitions with pipeline `web` in two stages (its `[pipelines.web.approval]` and
+/// `[pipelines.web.deploy]` tables replaced): `staging`, a rolling update that soaks 10 minutes watched by two
+/// alarms; `production`, a rolling update.
+fn soak_alarm_web(text: &str) -> Result<String> {
+    let approval = text.find("[pipelines.web.approval]").context("the example has no [pipelines.web.approval]")?;
+    let approval_end = text[approval..].find("\n\n").map(|i| approval + i + 2).context("nothing follows it")?;
+    let text = format!("{}{}", &text[..approval], &text[approval_end..]);
+    let start = text.find("[pipelines.web.deploy]").context("the example has no [pipelines.web.deploy]")?;
+    let end = text[start..].find("\n# ").map(|i| start + i).context("nothing follows web's deploy table")?;
+    let stages = format!(
+        "[[pipelines.web.stages]]\nname = \"staging\"\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"staging\", service = \"web\" }}\n\
+         soak = \"10m\"\nsoak_alarms = [\"{STAGING_5XX}\", \"{STAGING_LATENCY}\"]\n\n\
+         [[pipelines.web.stages]]\nname = \"production\"\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"web\" }}\n"
     );
     Ok(format!("{}{stages}{}", &text[..start], &text[end..]))
 }

@@ -176,7 +176,11 @@ fn stages(p: &Pipeline) -> String {
             StageKind::Deploy(deploy) => {
                 let (target, gates) = deploys(&deploy.target);
                 let gates: String = gates.iter().map(|gate| format!(", {gate}")).collect();
-                let soak = deploy.soak_secs.map(|secs| format!(", soaks {}", written(secs))).unwrap_or_default();
+                let mut soak = deploy.soak_secs.map(|secs| format!(", soaks {}", written(secs))).unwrap_or_default();
+                if !deploy.alarms().is_empty() {
+                    let strict = if deploy.strict_alarms() { ", strictly" } else { "" };
+                    soak.push_str(&format!(" watched by {}{strict}", deploy.alarms().join(", ")));
+                }
                 format!("{} ({target}{gates}{soak})", stage.name)
             }
             StageKind::Test(test) => {

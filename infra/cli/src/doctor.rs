@@ -363,8 +363,53 @@ fn subscriptions(name: &str, arn: &str, role: TopicRole, confirmed: u64, pending
 /// its alarms there.
 async fn deploy_target(stack: &Stack, pipeline: &Pipeline) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for (_, deploy) in pipeline.deploy_stages() {
+    for (stage, deploy) in pipeline.deploy_stages() {
         findings.extend(stage_target(stack, &pipeline.name, &deploy.target).await);
+        if !deploy.alarms().is_empty() {
+            findings.extend(soak_alarms(stack, &format!("{}'s {stage} stage", pipeline.name), deploy.alarms()).await);
+        }
+    }
+    findings
+}
+
+/// The alarms that watch a stage's soak (`what`): each within the stack's SoakAlarms (else the deployer may not read
+/// it and the stage cannot deploy), and there (else it watches nothing, and the deployment does not start); one in
+/// ALARM now is reported as already so when the next deployment starts.
+async fn soak_alarms(stack: &Stack, what: &str, names: &[String]) -> Vec<Finding> {
+    let pattern = stack.parameter("SoakAlarms").unwrap_or_default();
+    let outside: Vec<&str> = names.iter().filter(|name| !matches(pattern, name)).map(String::as_str).collect();
+    if !outside.is_empty() {
+        return vec![problem(
+            format!(
+                "{what} soaks watched by {}, which the stack may not read (SoakAlarms is {pattern:?})",
+                outside.join(", ")
+            ),
+            "deploy the stack with a SoakAlarms pattern that matches them (`sam deploy --parameter-overrides`)",
+        )];
+    }
+    let client = aws_sdk_cloudwatch::Client::new(&stack.config);
+    let alarms = match describe_alarms(client.describe_alarms().set_alarm_names(Some(names.to_vec()))).await {
+        Ok(alarms) => alarms,
+        Err(error) => {
+            return vec![problem(
+                format!("{what}'s soak alarms cannot be read: {error}"),
+                "check access to CloudWatch",
+            )];
+        }
+    };
+    let mut findings = Vec::new();
+    for wanted in names {
+        match alarms.iter().find(|a| &a.name == wanted) {
+            None => findings.push(problem(
+                format!("{what} soaks watched by alarm {wanted}, which does not exist in {}", stack.region()),
+                "create it, or name another in soak_alarms: the stage does not deploy until then",
+            )),
+            Some(alarm) if alarm.state == "ALARM" => findings.push(warning(
+                format!("{what}'s soak alarm {wanted} is in ALARM: {}", alarm.reason),
+                "the next deployment reports it as already in ALARM (with strict_alarms, the soak fails)",
+            )),
+            Some(_) => findings.push(ok(format!("{what}'s soak alarm {wanted} is there, not in ALARM"))),
+        }
     }
     findings
 }

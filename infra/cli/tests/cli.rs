@@ -29,7 +29,7 @@ fn checking_a_valid_file_lists_its_pipelines() {
         stdout(&output).trim(),
         "ok: 3 pipelines\n  api: acme/api pushes to the default branch; build api-build; rolling update of internal/api\n  \
          shop: acme/shop pushes to the default branch; build shop-build; stages staging (rolling update of \
-         staging/shop, soaks 30m) → e2e (tests by CodeBuild project shop-e2e-build) → sign-off (approval by arn:aws:sns:eu-west-1:123456789012:shop-approvals) → production \
+         staging/shop, soaks 30m watched by shop-staging-5xx) → e2e (tests by CodeBuild project shop-e2e-build) → sign-off (approval by arn:aws:sns:eu-west-1:123456789012:shop-approvals) → production \
          (ecs_canary of prod/shop)\n  \
          web: acme/web pushes to branches main, release/* and tags v* (not v*-rc*) when files src/**, Dockerfile (not \
          **/*.md) change; build web-build, approval by arn:aws:sns:eu-west-1:123456789012:web-approvals; CodeDeploy \

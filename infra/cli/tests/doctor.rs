@@ -42,6 +42,7 @@ async fn deployed(stack: &Stack, parts: &Parts) -> Result<String> {
             "DeployApplications": parameter(""),
             "ApprovalTopics": parameter(""),
             "NotifyTopics": parameter(""),
+            "SoakAlarms": parameter("web-*"),
         },
         "Resources": { "Marker": { "Type": "AWS::SQS::Queue", "Properties": { "QueueName": format!("{name}-marker") } } },
         "Outputs": outputs,
@@ -189,8 +190,18 @@ async fn doctor_names_each_problem_of_a_stack_with_what_to_do_and_exits_1() -> R
     // the canary's deployments watch one alarm in ALARM and one that does not exist
     let (canary_5xx, canary_gone) = (unique("canary-5xx"), unique("canary-gone"));
     alarm(&stack, &canary_5xx, None, "ALARM").await?;
+    // staging's soak is watched by an alarm in ALARM and one that does not exist; preprod's by one outside SoakAlarms
+    let (soak_5xx, soak_gone) = (unique("web-soak-5xx"), unique("web-soak-gone"));
+    alarm(&stack, &soak_5xx, None, "ALARM").await?;
     let definitions = format!(
-        "{}{}\n[pipelines.canary]\nsource = {{ repository = \"acme/canary\" }}\nbuild = {{ project = \"web-canary\" }}\n\
+        "{}{}\n[pipelines.soaked]\nsource = {{ repository = \"acme/soaked\" }}\nbuild = {{ project = \"web-soaked\" }}\n\
+         [[pipelines.soaked.stages]]\nname = \"staging\"\nsoak = \"5m\"\nsoak_alarms = [\"{soak_5xx}\", \"{soak_gone}\"]\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"soaked\" }}\n\
+         [[pipelines.soaked.stages]]\nname = \"preprod\"\nsoak = \"5m\"\nsoak_alarms = [\"billing-5xx\"]\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"soaked\" }}\n\
+         [[pipelines.soaked.stages]]\nname = \"production\"\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"soaked\" }}\n\
+         [pipelines.canary]\nsource = {{ repository = \"acme/canary\" }}\nbuild = {{ project = \"web-canary\" }}\n\
          deploy = {{ strategy = \"ecs_canary\", cluster = \"prod\", service = \"canary\", \
          alarms = [\"{canary_5xx}\", \"{canary_gone}\"] }}\n\
          [pipelines.shop]\nsource = {{ repository = \"acme/shop\" }}\nbuild = {{ project = \"web-shop\" }}\n\
@@ -263,6 +274,21 @@ async fn doctor_names_each_problem_of_a_stack_with_what_to_do_and_exits_1() -> R
             "BuildProjects",
         ),
         ("problem  tested's smoke stage's test project web-smoke-missing does not exist in us-east-1", "create it"),
+        // The alarms that watch a soak
+        (
+            &format!("warning  soaked's staging stage's soak alarm {soak_5xx} is in ALARM: Threshold Crossed"),
+            "already in ALARM",
+        ),
+        (
+            &format!(
+                "problem  soaked's staging stage soaks watched by alarm {soak_gone}, which does not exist in us-east-1"
+            ),
+            "soak_alarms",
+        ),
+        (
+            "problem  soaked's preprod stage soaks watched by billing-5xx, which the stack may not read (SoakAlarms is \"web-*\")",
+            "SoakAlarms",
+        ),
     ] {
         let at = text.find(line).with_context(|| format!("{line:?} in {text}"))?;
         let next = text[at..].lines().nth(1).unwrap_or_default();

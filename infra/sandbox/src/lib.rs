@@ -11,10 +11,12 @@
 //! - [`sample_app`]: the sample app's blue and green task sets and the production and test listeners, on loopback,
 //!   so that smoke checks hit a real socket; the CodeDeploy sandbox reroutes the listeners as it deploys.
 //! - [`github`]: GitHub's REST API for commit statuses and Deployments, recording what it was sent.
+//! - [`cloudwatch`]: the "CloudWatch Alarm State Change" events moto does not send, for alarms moto holds.
 //! - [`ecs`]: ECS rolling updates that finish, or fail and roll back under the deployment circuit breaker, with
 //!   ECS's deployment state-change events.
 
 mod aws_json;
+pub mod cloudwatch;
 pub mod codebuild;
 pub mod codedeploy;
 pub mod ecs;

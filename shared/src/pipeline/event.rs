@@ -150,7 +150,7 @@ impl ApprovalNotice {
         self.failed = asked
             .map(|at| &execution.stages[at])
             .filter(|record| record.test.as_ref().is_some_and(|test| test.passed == Some(false)))
-            .map(|record| StageNotice::of(record, self.requested_at));
+            .map(|record| StageNotice::of(record, &[], self.requested_at));
         if execution.plan.table_shaped() {
             return self;
         }
@@ -167,7 +167,9 @@ impl ApprovalNotice {
             }
         };
         let requested_at = self.requested_at;
-        self.earlier = before.iter().map(|record| StageNotice::of(record, requested_at)).collect();
+        let alarms =
+            |record: &StageRecord| execution.plan.deploy_stage(record.name).map(|d| d.alarms()).unwrap_or_default();
+        self.earlier = before.iter().map(|record| StageNotice::of(record, alarms(record), requested_at)).collect();
         // After the approval stage; at a deploy stage's pause, that stage itself.
         let after = match stage {
             Some(stage) if execution.plan.deploy_stage(stage).is_some() => execution.plan.position(stage) - 1,
@@ -184,9 +186,9 @@ impl ApprovalNotice {
 }
 
 impl StageNotice {
-    /// What `record`'s stage did, as of `now`: its deployment, checks and how long the release has run there, its
-    /// decision, or how its tests went.
-    fn of(record: &StageRecord, now: DateTime<Utc>) -> Self {
+    /// What `record`'s stage did, as of `now`: its deployment, checks, digest check, soak (watched by `alarms`) and
+    /// how long the release has run there, its decision, or how its tests went.
+    fn of(record: &StageRecord, alarms: &[String], now: DateTime<Utc>) -> Self {
         let said = match (&record.deploy, &record.approval) {
             // A test stage: how its tests went (and, if they failed, an approval may ask to overlook it).
             _ if let Some(test) = &record.test => match test.finished_at {
@@ -204,7 +206,20 @@ impl StageNotice {
                     Some(done) if done <= now => format!(", running there {}", span(now - done)),
                     _ => String::new(),
                 };
-                format!("{} deployment {id}{checks}{running}", deploy.strategy)
+                let digest = deploy.digest_check.as_ref().map(|c| format!(", {}", c.summary())).unwrap_or_default();
+                let soaked = match (deploy.soak_until, alarms) {
+                    (Some(until), _) if until > now => String::new(),
+                    (Some(_), []) => ", soaked".to_owned(),
+                    (Some(_), alarms) => format!(", soaked watched by {} (none went into ALARM)", alarms.join(", ")),
+                    (None, _) => String::new(),
+                };
+                let before = match deploy.in_alarm_before.as_deref() {
+                    Some(names) if !names.is_empty() => {
+                        format!(", {} already in ALARM before its deployment", names.join(", "))
+                    }
+                    _ => String::new(),
+                };
+                format!("{} deployment {id}{checks}{digest}{soaked}{before}{running}", deploy.strategy)
             }
             (None, Some(approval)) => match (approval.decision, approval.approver.as_deref()) {
                 (Some(decision), Some(by)) => format!("{} by {by}", decision.name()),

@@ -207,7 +207,8 @@ impl Run {
         }
         let now = self.now;
         let deploy = self.deploy_mut(i);
-        deploy.finished_at = Some(now);
+        // A deployment that completed (and soaked, until an alarm fired) keeps when it did.
+        deploy.finished_at.get_or_insert(now);
         // The service says that a hook failed; the run knows which check, and why, or who rolled it back at a
         // pause.
         let failed_hook = deploy.hooks.iter().rev().find(|hook| !hook.passed);

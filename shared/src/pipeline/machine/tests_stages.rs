@@ -672,3 +672,57 @@ fn an_alarm_that_does_not_watch_the_soak_or_comes_once_it_is_over_is_no_verdict_
     let late = transition(&state, &raised("web-staging-5xx"), at(34));
     assert_eq!(late, Ok(Decision::Ignore(IgnoreReason::AlreadyPastStage)));
 }
+
+#[test]
+fn the_sign_off_after_a_watched_soak_says_what_ran_the_digest_and_the_alarms_that_stayed_quiet() {
+    let mut pushed = staged("e1", ExecutionMode::Queued);
+    if let Event::Triggered { plan, .. } = &mut pushed
+        && let StageKind::Deploy(deploy) = &mut plan.stages[0].kind
+    {
+        deploy.soak_secs = Some(30 * 60);
+        let names = vec!["web-staging-5xx".to_owned(), "web-staging-latency".to_owned()];
+        deploy.soak_alarms = Some(crate::definitions::SoakAlarms { names, strict: false });
+    }
+    let ours = "arn:aws:ecs:eu-west-1:1:task-definition/web:ecs-staging";
+    let image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:e1";
+    let task = |n: u32| crate::deploy::RunningTask {
+        task_arn: format!("arn:aws:ecs:eu-west-1:1:task/staging/task{n}"),
+        task_definition: ours.into(),
+        containers: vec![crate::deploy::RunningContainer {
+            name: "web".into(),
+            image: image.into(),
+            digest: Some("sha256:e1".into()),
+        }],
+    };
+    let mut started = started("e1", "ecs-staging");
+    if let Event::DeploymentStarted { in_alarm, .. } = &mut started {
+        *in_alarm = Some(vec!["web-staging-latency".into()]);
+    }
+    let succeeded = Event::DeploymentSucceeded {
+        execution_id: id("e1"),
+        deployment_id: "ecs-staging".into(),
+        tasks: Some(vec![task(1), task(2)]),
+    };
+    let (state, _) = run(&[pushed, built("e1"), started, succeeded]);
+    let Ok(Decision::Apply { effects, .. }) = transition(&state, &Event::SoakEnded { execution_id: id("e1") }, at(40))
+    else {
+        panic!("the soak's end was not applied")
+    };
+    let notice = effects
+        .iter()
+        .find_map(|effect| match effect {
+            Effect::RequestApproval { notice, .. } => Some(notice.clone()),
+            _ => None,
+        })
+        .expect("the sign-off is asked for");
+    let earlier: Vec<(&str, &str)> = notice.earlier.iter().map(|s| (s.stage.as_str(), s.said.as_str())).collect();
+    assert_eq!(
+        earlier,
+        [(
+            "staging",
+            "rolling deployment ecs-staging, 2 tasks run sha256:e1, soaked watched by web-staging-5xx, \
+             web-staging-latency (none went into ALARM), web-staging-latency already in ALARM before its deployment, \
+             running there 37m 00s"
+        )]
+    );
+}

@@ -11,9 +11,9 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sluice::adapters::encode_state;
 use sluice::definitions::{
     Approval, BlueGreen, Build, Check, CircuitBreaker, DeployStage, DeployTarget, EcsNative, ExecutionMode,
-    MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_STAGE_NAME,
-    MAX_STAGES, MAX_URL, Notify, OnFailure, PauseAction, PauseApproval, Rolling, Stage, StageDefinition, StageKind,
-    TestRun, TestStage, TrafficShift,
+    MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_SOAK_ALARM_TEXT,
+    MAX_SOAK_ALARMS, MAX_STAGE_NAME, MAX_STAGES, MAX_URL, Notify, OnFailure, PauseAction, PauseApproval, Rolling,
+    SoakAlarms, Stage, StageDefinition, StageKind, TestRun, TestStage, TrafficShift,
 };
 use sluice::pipeline::{
     ApprovalDecision, BuildOutputs, Decision, Event, ExecutionId, MAX_HOOK_RESULTS, MAX_PAUSES, MAX_RUN_PAUSES,
@@ -123,6 +123,20 @@ fn stage_name(k: usize) -> Stage {
     Stage::new(&name).expect("a stage name")
 }
 
+/// The most alarms a soak may be watched by, with the longest names a pipeline of `soaks` soaking stages may give
+/// them (no control characters).
+fn alarms(k: u64, soaks: usize) -> Vec<String> {
+    let bytes = (MAX_SOAK_ALARM_TEXT / (MAX_SOAK_ALARMS * soaks.max(1))).min(255);
+    let name = |i: u64| {
+        let mut name = noise(k * 100 + i, bytes).replace(|c: char| c.is_control(), "x");
+        while name.len() > bytes {
+            name.pop();
+        }
+        name
+    };
+    (0..MAX_SOAK_ALARMS as u64).map(name).collect()
+}
+
 /// `deploys` deploy stages of `strategy`, each (but the last) followed by an approval or a test stage, up to the most
 /// stages a pipeline has.
 fn plan(strategy: Strategy, deploys: usize) -> Plan {
@@ -136,7 +150,7 @@ fn plan(strategy: Strategy, deploys: usize) -> Plan {
             target: target(strategy, k as u64),
             timeout_minutes: Some(7 * 24 * 60),
             soak_secs: (k + 1 < deploys).then_some(7 * 24 * 3600),
-            soak_alarms: None,
+            soak_alarms: (k + 1 < deploys).then(|| SoakAlarms { names: alarms(k as u64, deploys - 1), strict: true }),
             environment: Some(noise(k as u64, 255).replace(|c: char| c.is_control(), "x")),
         };
         stages.push(StageDefinition { name: stage_name(stages.len()), kind: StageKind::Deploy(Box::new(deploy)) });
@@ -235,6 +249,13 @@ fn oversized_comparison(seed: u64) -> ReleaseComparison {
     }
 }
 
+/// The alarms that watch the soak of run `execution_id`'s `k`th deploy stage: all of them in ALARM as it starts.
+fn watching(state: &PipelineState, execution_id: &ExecutionId, k: usize) -> Vec<String> {
+    let planned =
+        state.execution(execution_id).and_then(|run| run.plan.stages.iter().filter_map(|s| s.deploy()).nth(k).cloned());
+    planned.map(|deploy| deploy.alarms().to_vec()).unwrap_or_default()
+}
+
 /// Takes run `n` through the deploy stage it holds: started, every pause decided, every check reported.
 fn deploy_stage(state: &mut PipelineState, n: usize, strategy: Strategy, k: usize, clock: &mut i64) -> String {
     let execution_id = id(n);
@@ -248,7 +269,7 @@ fn deploy_stage(state: &mut PipelineState, n: usize, strategy: Strategy, k: usiz
         service_deployment: native.then(|| service_deployment.clone()),
         task_definition: Some(noise(1, 10_000)),
         previous_task_definition: Some(noise(2, 10_000)),
-        in_alarm: None,
+        in_alarm: Some(watching(state, &execution_id, k)),
     };
     apply(state, started, clock);
     if native {

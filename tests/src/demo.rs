@@ -596,11 +596,17 @@ impl Demo {
         println!(
             "\nThe deployer registers the task definition and updates the ECS service; once ECS reports the rollout"
         );
-        println!("completed, the hooks function runs the AfterRollout checks, and the run ends:");
+        println!(
+            "completed, deploy-events checks what its tasks run (ListTasks, DescribeTasks), the hooks function runs"
+        );
+        println!("the AfterRollout checks, and the run ends:");
         let run = wait_until_finished(store, &execution_id).await?;
         let deploy = run.deploy().context("the run has no deploy facts")?;
         println!("  deployment     {} ({})", deploy.deployment_id.as_deref().unwrap_or("-"), deploy.strategy);
         println!("  rolled out     {}", deploy.task_definition.as_deref().unwrap_or("-"));
+        if let Some(check) = &deploy.digest_check {
+            println!("  digest check   {}", check.summary());
+        }
         for hook in &deploy.hooks {
             println!(
                 "  {:<14} checks {} in {} ms: {}",
@@ -837,6 +843,10 @@ impl Sandboxes {
         ecs.registered(RUNNING_TASK_DEFINITION, running_release()?);
         ecs.service("prod", "web", RUNNING_TASK_DEFINITION, rollout);
         ecs.service("staging", "web", RUNNING_TASK_DEFINITION, rollout);
+        if scenario == DemoScenario::DigestMismatch {
+            // The tag the task definition names moved: prod/web's tasks run another image than the one built.
+            ecs.runs_digest("prod", "web", MOVED_DIGEST);
+        }
         // Once CodeDeploy moved prod/web to the replacement task set, its tasks run that task definition.
         codedeploy.on_replaced("web-prod", ecs.replacer("prod", "web"));
         Ok(Self { codebuild: sandbox, codedeploy, ecs, rollout })
@@ -1215,6 +1225,9 @@ pub enum DemoScenario {
     /// not blocking); the other goes into ALARM during the soak: staging rolls back to its previous release and the
     /// run ends rolled back naming the alarm, production untouched.
     SoakAlarm,
+    /// An ECS rolling update whose tasks run another image than the one built (the tag moved): deploy-events' digest
+    /// check fails it, the deployer puts the service back on the task definition it ran before.
+    DigestMismatch,
 }
 
 impl DemoScenario {
@@ -1231,9 +1244,10 @@ impl DemoScenario {
             "verify" => Ok(Self::Verify),
             "verify-fail" => Ok(Self::VerifyFail),
             "soak-alarm" => Ok(Self::SoakAlarm),
+            "digest-mismatch" => Ok(Self::DigestMismatch),
             other => anyhow::bail!(
                 "unknown SCENARIO {other:?}: use success (the default), rollback, rolling, circuit-breaker, canary, \
-                 canary-reject, promote, promote-fail, verify, verify-fail or soak-alarm"
+                 canary-reject, promote, promote-fail, verify, verify-fail, soak-alarm or digest-mismatch"
             ),
         }
     }
@@ -1251,11 +1265,12 @@ impl DemoScenario {
             Self::Verify => "verify",
             Self::VerifyFail => "verify-fail",
             Self::SoakAlarm => "soak-alarm",
+            Self::DigestMismatch => "digest-mismatch",
         }
     }
 
     pub fn rolling(self) -> bool {
-        matches!(self, Self::Rolling | Self::CircuitBreaker)
+        matches!(self, Self::Rolling | Self::CircuitBreaker | Self::DigestMismatch)
     }
 
     /// An ECS-native canary, with an approval at a pause.
@@ -1282,9 +1297,12 @@ impl DemoScenario {
     pub fn expected(self) -> Status {
         match self {
             Self::Success | Self::Rolling | Self::Canary | Self::Promote | Self::Verify => Status::Succeeded,
-            Self::Rollback | Self::CircuitBreaker | Self::CanaryReject | Self::PromoteFail | Self::SoakAlarm => {
-                Status::RolledBack
-            }
+            Self::Rollback
+            | Self::CircuitBreaker
+            | Self::CanaryReject
+            | Self::PromoteFail
+            | Self::SoakAlarm
+            | Self::DigestMismatch => Status::RolledBack,
             Self::VerifyFail => Status::Failed,
         }
     }
@@ -1388,6 +1406,9 @@ fn verify_web(text: &str, production: &str) -> Result<String> {
     );
     Ok(format!("{}{stages}{}", &text[..start], &text[end..]))
 }
+
+/// What prod/web's tasks run in the digest-mismatch scenario.
+const MOVED_DIGEST: &str = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
 
 /// The alarms that watch staging's soak in the verify and soak-alarm scenarios (they match the stack's SoakAlarms
 /// pattern, `web-*`).

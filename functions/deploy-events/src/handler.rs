@@ -12,7 +12,7 @@ use sluice::contract::ports::{
 use sluice::runtime::telemetry::{Chain, excerpt};
 use sluice::usecases::{
     AlarmChange, Announcer, DeploymentChange, DeploymentEventError, DeploymentEventOutcome, DeploymentStateChange,
-    EffectRunner, SoakError, end_soak, record_alarm, record_deployment_event, record_paused_deployments,
+    EffectRunner, SoakError, alarm_time, end_soak, record_alarm, record_deployment_event, record_paused_deployments,
 };
 use tracing::{info, warn};
 
@@ -100,6 +100,7 @@ pub fn soak_of(event: &Value) -> Option<Soak> {
                 alarm: text("/detail/alarmName").unwrap_or_default().to_owned(),
                 state: text("/detail/state/value").unwrap_or_default().to_owned(),
                 reason: text("/detail/state/reason").map(str::to_owned),
+                at: text("/detail/state/timestamp").and_then(alarm_time),
             };
             Some(Soak::Alarm { event_id, change })
         }

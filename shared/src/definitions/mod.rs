@@ -19,8 +19,8 @@ pub use stages::{
     TestStage, table_shaped, table_stages,
 };
 pub use validate::{
-    MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_SOAK_ALARMS,
-    MAX_STAGES, MAX_URL, is_pipeline_name,
+    MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_SOAK_ALARM_TEXT,
+    MAX_SOAK_ALARMS, MAX_STAGES, MAX_URL, is_pipeline_name,
 };
 
 /// Where a pipeline's concurrent executions go (CodePipeline's execution modes).

@@ -1206,6 +1206,42 @@ fn soak_alarms_watch_a_soak_and_are_refused_without_one_or_when_written_wrong() 
 }
 
 #[test]
+fn a_pipelines_soak_alarms_are_bounded_in_number_and_in_bytes() {
+    let names = |prefix: char, n: usize| {
+        let name = |k: usize| format!("\"{}{k}\"", prefix.to_string().repeat(250));
+        (0..n).map(name).collect::<Vec<_>>().join(", ")
+    };
+    let stage = |name: &str, alarms: String| {
+        format!(
+            "[[pipelines.web.stages]]\nname = \"{name}\"\nsoak = \"5m\"\nsoak_alarms = [{alarms}]\n\
+             deploy = {{ strategy = \"rolling\", cluster = \"{name}\", service = \"web\" }}\n"
+        )
+    };
+    let text = |first: String, second: String| {
+        format!(
+            "[pipelines.web]\nsource = {{ repository = \"acme/web\" }}\nbuild = {{ project = \"web-build\" }}\n{}{}\
+             [[pipelines.web.stages]]\nname = \"prod\"\ndeploy = {{ strategy = \"rolling\", cluster = \"prod\", \
+             service = \"web\" }}\n",
+            stage("staging", first),
+            stage("preprod", second)
+        )
+    };
+    assert!(Definitions::check("pipelines.toml", &text(names('a', 5), names('b', 2))).is_ok());
+    for (written, expected) in [
+        (text(names('a', 6), names('b', 1)), "field `stages[0].soak_alarms`: 1 to 5 CloudWatch alarm names"),
+        (
+            text(names('a', 5), names('b', 4)),
+            "field `stages[1].soak_alarms`: a pipeline's soak alarms are named in at most 2048 bytes in all (these \
+             make 2259)",
+        ),
+    ] {
+        let errors = errors(&written);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains(expected), "{errors:#?}");
+    }
+}
+
+#[test]
 fn a_deploy_stage_may_name_its_github_environment_and_an_approval_stage_may_not() {
     let named = STAGED.replace("name = \"production\"\n", "name = \"production\"\nenvironment = \"prod-eu\"\n");
     let definitions = Definitions::check("pipelines.toml", &named).expect("it checks");

@@ -413,12 +413,14 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
     let mut stages: Vec<StageDefinition> = Vec::new();
     // The GitHub environment each deploy stage so far is shown as, and the stage's name.
     let mut shown_as: Vec<(String, String)> = Vec::new();
+    // The bytes of soak alarm names so far: each run carries them in its plan.
+    let mut alarm_text = 0;
     for (at, stage) in raw.into_iter().enumerate() {
         checker.place = format!("stages[{at}].");
         let (name, span) = (stage.name.get_ref().trim(), stage.name.span());
         let named = stage_name(checker, (name, &span), &stages);
         let soak = stage_soak(checker, &stage, at == last);
-        let alarms = soak_alarms(checker, &stage, soak.is_some());
+        let alarms = soak_alarms(checker, &stage, soak.is_some(), &mut alarm_text);
         let environment = stage_environment(checker, &stage, &mut shown_as);
         let kind = match (stage.approval, stage.deploy, stage.test) {
             (Some(approval), None, None) => StageKind::Approval(validate_approval(checker, approval)),
@@ -510,8 +512,9 @@ fn stage_soak(checker: &mut Checker<'_>, stage: &RawStage, last: bool) -> Option
 }
 
 /// A soaking deploy stage's `soak_alarms` (CloudWatch alarm names, 1 to 255 characters, at most
-/// [`MAX_SOAK_ALARMS`], no two alike) and `strict_alarms`.
-fn soak_alarms(checker: &mut Checker<'_>, stage: &RawStage, soaks: bool) -> Option<SoakAlarms> {
+/// [`MAX_SOAK_ALARMS`], no two alike, and with the earlier stages' (`text`, in bytes) at most
+/// [`MAX_SOAK_ALARM_TEXT`]) and `strict_alarms`.
+fn soak_alarms(checker: &mut Checker<'_>, stage: &RawStage, soaks: bool, text: &mut usize) -> Option<SoakAlarms> {
     if let (None, Some(strict)) = (&stage.soak_alarms, &stage.strict_alarms) {
         checker.error(strict.span(), "strict_alarms", "strict_alarms says how soak_alarms block: name them first");
     }
@@ -537,12 +540,22 @@ fn soak_alarms(checker: &mut Checker<'_>, stage: &RawStage, soaks: bool) -> Opti
             kept.push(text.clone());
         }
     }
+    *text += kept.iter().map(String::len).sum::<usize>();
+    if *text > MAX_SOAK_ALARM_TEXT {
+        let message = format!(
+            "a pipeline's soak alarms are named in at most {MAX_SOAK_ALARM_TEXT} bytes in all (these make {text})"
+        );
+        checker.error(written.span(), "soak_alarms", message);
+    }
     let strict = stage.strict_alarms.as_ref().is_some_and(|strict| *strict.get_ref());
     Some(SoakAlarms { names: kept, strict })
 }
 
-/// How many alarms may watch a soak: one DescribeAlarms call reads them all.
-pub const MAX_SOAK_ALARMS: usize = 100;
+/// How many bytes of alarm names a pipeline's soaks may be watched by in all (every run carries them).
+pub const MAX_SOAK_ALARM_TEXT: usize = 2048;
+
+/// How many alarms may watch a soak (each run's plan and its deployment's start carry their names).
+pub const MAX_SOAK_ALARMS: usize = 5;
 
 /// A deploy stage's GitHub `environment`, as written, not one an earlier deploy stage is shown as (`shown_as`: each
 /// one's environment and name, to which this stage's are added).

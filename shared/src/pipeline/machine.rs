@@ -184,21 +184,7 @@ impl Run {
                 self.approval_decided(i, name, &said, token_hash.as_deref())
             }
             Event::ApprovalExpired { .. } => self.approval_expired(i, name),
-            Event::DeploymentStarted {
-                deployment_id,
-                service_deployment,
-                task_definition,
-                previous_task_definition,
-                in_alarm,
-                ..
-            } => {
-                let facts = [service_deployment, task_definition, previous_task_definition];
-                let applied = self.deployment_started(i, name, deployment_id, facts);
-                if matches!(applied, Ok(None)) {
-                    self.alarms_before(i, in_alarm.as_deref());
-                }
-                applied
-            }
+            Event::DeploymentStarted { .. } => self.started(i, name, event),
             Event::DeploymentPaused { service_deployment, hook_id, stage, expires_at, timeout_action, .. } => {
                 let pause =
                     Paused { service_deployment, hook_id, stage, expires_at: *expires_at, action: *timeout_action };
@@ -633,7 +619,7 @@ impl Run {
                 })));
             }
             None => {
-                deploy.finished_at = Some(now);
+                deploy.finished_at.get_or_insert(now);
                 let runs = ours.as_deref().unwrap_or("the new task definition");
                 let reason =
                     format!("{why}; sluice knows no task definition the service ran before, so it still runs {runs}");
@@ -641,6 +627,27 @@ impl Run {
                 self.finish(i, Status::Failed, Some(reason));
             }
         }
+    }
+
+    /// A `DeploymentStarted`: its facts recorded, and which of the soak's alarms were in ALARM as it started.
+    fn started(&mut self, i: usize, name: &'static str, event: &Event) -> Applied {
+        let Event::DeploymentStarted {
+            deployment_id,
+            service_deployment,
+            task_definition,
+            previous_task_definition,
+            in_alarm,
+            ..
+        } = event
+        else {
+            return Ok(Some(IgnoreReason::DuplicateEvent));
+        };
+        let facts = [service_deployment, task_definition, previous_task_definition];
+        let applied = self.deployment_started(i, name, deployment_id, facts);
+        if matches!(applied, Ok(None)) && self.state.executions[i].deploying().is_some() {
+            self.alarms_before(i, in_alarm.as_deref());
+        }
+        applied
     }
 
     fn build(&self, i: usize) -> Option<&BuildFacts> {

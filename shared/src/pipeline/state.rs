@@ -841,6 +841,14 @@ impl Execution {
         self.plan.deploy_stage(stage).map(|deploy| (stage, deploy))
     }
 
+    /// The deploy stage the run holds and the alarms that watch its soak, while none of them has fired (`None`
+    /// where none watches it).
+    pub fn watched_soak(&self) -> Option<(Stage, &[String])> {
+        let (stage, deploy) = self.deploying()?;
+        let fired = self.record(stage).and_then(|record| record.deploy.as_ref()).is_some_and(|d| d.alarm.is_some());
+        (!deploy.alarms().is_empty() && !fired).then(|| (stage, deploy.alarms()))
+    }
+
     /// Until when the run soaks at the deploy stage it holds, its deployment done: it takes the next stage then.
     pub fn soaking(&self) -> Option<DateTime<Utc>> {
         let (stage, _) = self.deploying()?;

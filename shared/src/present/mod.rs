@@ -14,3 +14,5 @@ pub mod timeline;
 
 #[cfg(test)]
 mod tests_test_stage;
+#[cfg(test)]
+mod tests_verified;

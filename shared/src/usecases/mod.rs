@@ -58,7 +58,7 @@ pub use redeliver::{Redelivered, redeliver_failed_pushes};
 pub use rollback::{RollbackError, RollbackOrdered, Stop, order_rollback};
 pub use secrets::{KeptSecret, REREAD_AFTER, WebhookKeys};
 pub use show_on_github::{GitHubEffects, RunPages};
-pub use soak::{AlarmChange, SoakError, end_soak, record_alarm};
+pub use soak::{AlarmChange, SoakError, alarm_time, end_soak, record_alarm};
 pub use status::status_page;
 pub use webhook::{
     COMPARE_BUDGET, Delivery, MAX_BODY, MAX_MESSAGE, NOT_RECORDED, RECORD_BUDGET, Reply, Webhook, receive_webhook,

@@ -78,13 +78,6 @@ where
     done
 }
 
-/// The deploy stage a run soaks at and the alarms that watch the soak, if alarms watch it and none has fired.
-fn soak_alarms(run: &Execution) -> Option<(Stage, &[String])> {
-    let (stage, deploy) = run.deploying()?;
-    let fired = run.deploy().is_some_and(|facts| facts.alarm.is_some());
-    (!deploy.alarms().is_empty() && !fired).then(|| (stage, deploy.alarms()))
-}
-
 /// One pipeline's look: what it asks with, and when.
 struct Look<'a, S, R, A, B, D, E> {
     store: &'a S,
@@ -151,7 +144,7 @@ where
         // A soak watched by alarms, over: deploy-events reads the alarms and ends it.
         let soaked = state.active().filter(|run| run.soaking().is_some_and(|until| until <= self.now));
         doorbells.extend(soaked.filter_map(|run| {
-            let (stage, alarms) = soak_alarms(run)?;
+            let (stage, alarms) = run.watched_soak()?;
             let ended = SoakEnded {
                 pipeline: self.pipeline.name.clone(),
                 execution_id: run.id.clone(),
@@ -197,9 +190,10 @@ where
             }
             // Soaking, the deployment is done: only the soak's end moves the run on (one watched by alarms is ended
             // by deploy-events, which reads them: `Soak Ended`, rung with the doorbells).
-            Status::Running(_) if let Some(until) = execution.soaking() => (until <= self.now
-                && soak_alarms(execution).is_none())
-            .then(|| Event::SoakEnded { execution_id: execution.id.clone() }),
+            Status::Running(_) if let Some(until) = execution.soaking() => {
+                let watched = execution.deploying().is_some_and(|(_, deploy)| !deploy.alarms().is_empty());
+                (until <= self.now && !watched).then(|| Event::SoakEnded { execution_id: execution.id.clone() })
+            }
             Status::Running(_) if execution.deploying().is_some() => self.deployment(execution, done).await,
             _ => None,
         }

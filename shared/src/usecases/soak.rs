@@ -22,6 +22,17 @@ pub struct AlarmChange {
     pub state: String,
     /// `detail.state.reason`.
     pub reason: Option<String>,
+    /// `detail.state.timestamp`: when the alarm changed state (a change from before a soak began is no verdict on
+    /// it, however late its event arrives).
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// CloudWatch's timestamps in its events: `2019-10-02T17:04:40.989+0000` (RFC 3339 read too).
+pub fn alarm_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| DateTime::parse_from_rfc3339(text))
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
 }
 
 /// A soak's alarms could not be acted on now; delivering the event again can succeed.
@@ -37,17 +48,18 @@ impl SoakError {
     pub fn is_retryable(&self) -> bool {
         match self {
             SoakError::Handle(error) => error.is_retryable(),
-            SoakError::Alarms(error) => matches!(error, AlarmError::Unavailable { .. }),
+            // Refused (a policy narrowed since the deployment started, when they were read): the event is tried
+            // again and then kept in the dead-letter queue, whose alarm tells the operators; the run holds the stage
+            // meanwhile, unverified releases going no further.
+            SoakError::Alarms(_) => true,
         }
     }
 }
 
-/// The deploy stage a run soaks at, when alarms watch it: the stage and its alarms.
+/// The deploy stage a run soaks at, when alarms watch it and none has fired: the stage and its alarms.
 fn watched(run: &Execution) -> Option<(Stage, &[String])> {
     run.soaking()?;
-    let (stage, deploy) = run.deploying()?;
-    let alarms = deploy.alarms();
-    (!alarms.is_empty() && run.deploy().is_some_and(|facts| facts.alarm.is_none())).then_some((stage, alarms))
+    run.watched_soak()
 }
 
 /// An alarm changed state: into ALARM, it ends each soak it watches (the stage fails and rolls back). Returns how
@@ -76,6 +88,13 @@ where
         let Some(stored) = store.load(&pipeline.name).await.map_err(HandleError::from)? else { continue };
         for run in stored.value.active() {
             let Some((stage, _)) = watched(run).filter(|(_, alarms)| alarms.contains(&change.alarm)) else { continue };
+            let soaked_from = run.deploy().and_then(|deploy| deploy.finished_at);
+            if let (Some(changed), Some(from)) = (change.at, soaked_from)
+                && changed < from
+            {
+                info!(execution = %run.id, %changed, "the alarm changed state before the soak began: no verdict on it");
+                continue;
+            }
             let event = Event::AlarmRaised {
                 execution_id: run.id.clone(),
                 stage,

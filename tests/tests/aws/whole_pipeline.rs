@@ -169,6 +169,63 @@ async fn a_release_tested_between_staging_and_production_reaches_production_with
         "{}",
         outcome.notification.1
     );
+    // Staging's tasks ran the digest built, and its soak, watched by an alarm that stayed OK, was ended by
+    // deploy-events once the reconciler rang Soak Ended
+    let staging = run.record(sluice::pipeline::Stage::new("staging").context("a stage")?).context("staging")?;
+    let deploy = staging.deploy.as_ref().context("staging's deployment")?;
+    let check = deploy.digest_check.as_ref().context("staging's digest check")?;
+    assert_eq!((check.passed(), check.tasks), (true, 2), "{check:?}");
+    assert_eq!((deploy.soak_until.is_some(), deploy.alarm.as_ref()), (true, None));
+    assert!(
+        outcome.published.get("ReconcilerFunction").is_some_and(|k| k.contains("Soak Ended")),
+        "{:?}",
+        outcome.published
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_alarm_going_into_alarm_during_stagings_soak_rolls_staging_back_and_production_is_never_entered()
+-> Result<()> {
+    let outcome = run(DemoScenario::SoakAlarm, false).await?;
+    let run = &outcome.run;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    assert_eq!(stage_names(run), ["staging"]);
+    let reason = run.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("in staging: alarm web-staging-5xx went into ALARM during the soak (Threshold Crossed"),
+        "{reason}"
+    );
+    // The alarm already firing before the deployment was reported, and did not block
+    let deploy = run.deploy().context("staging's deployment")?;
+    assert_eq!(deploy.in_alarm_before.as_deref(), Some(&["web-staging-latency".to_owned()][..]));
+    // Staging runs what it ran before again
+    let before = "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0";
+    assert_eq!(outcome.staging_task_definition.as_deref(), Some(before));
+    assert!(
+        outcome.published.get("DeployEventsFunction").is_some_and(|k| k.contains("Rollback Requested")),
+        "{:?}",
+        outcome.published
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn tasks_running_another_image_than_the_one_built_fail_the_check_and_the_service_goes_back() -> Result<()> {
+    let outcome = run(DemoScenario::DigestMismatch, false).await?;
+    let run = &outcome.run;
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    let reason = run.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason
+            .starts_with("what runs is not what was built: 2 of 2 tasks run another image than the release's sha256:"),
+        "{reason}"
+    );
+    assert!(reason.contains("runs sha256:2c26b46b68ff…"), "{reason}");
+    let deploy = run.deploy().context("the deployment")?;
+    assert!(deploy.hooks.is_empty(), "no AfterRollout check ran: {:?}", deploy.hooks);
+    let before = "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0";
+    assert_eq!(outcome.service_task_definition.as_deref(), Some(before));
     Ok(())
 }
 

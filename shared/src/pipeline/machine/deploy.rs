@@ -143,8 +143,10 @@ impl Run {
         self.claim_deployment(i, deployment_id)?;
         let now = self.now;
         let deploy = self.deploy_mut(i);
-        if deploy.rolled_out_at.is_some() || deploy.soak_until.is_some() {
-            // Already told: its AfterRollout checks are running, or the release soaks.
+        let mismatched = deploy.digest_check.as_ref().is_some_and(|check| !check.passed());
+        if deploy.rolled_out_at.is_some() || deploy.soak_until.is_some() || mismatched {
+            // Already told: its AfterRollout checks are running, the release soaks, or its tasks ran another image
+            // and the service is being rolled back.
             return Ok(Some(IgnoreReason::DuplicateEvent));
         }
         if let Some(check) = self.check_digests(i, tasks).filter(|check| !check.passed()) {

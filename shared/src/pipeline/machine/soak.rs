@@ -5,8 +5,8 @@
 use super::{Applied, IgnoreReason, MAX_HOOK_DETAIL, Run};
 use crate::pipeline::state::{RaisedAlarm, Stage, bounded};
 
-/// How many alarm names a run keeps as in ALARM before its deployment (a soak is watched by at most 100).
-const MAX_KEPT: usize = 100;
+/// How many alarm names a run keeps as in ALARM before its deployment (as many as may watch a soak).
+const MAX_KEPT: usize = crate::definitions::MAX_SOAK_ALARMS;
 
 impl Run {
     /// The deployer read the soak's alarms as the deployment started: those in ALARM then are kept, to be

@@ -172,3 +172,13 @@ fn a_repeated_completion_after_the_check_is_a_duplicate_and_rolls_back_nothing_t
         other => panic!("expected a duplicate: {other:?}"),
     }
 }
+
+#[test]
+fn a_completion_told_again_while_the_service_rolls_back_from_a_mismatch_is_a_duplicate_and_ships_nothing() {
+    // GIVEN a mismatch found, the rollback asked for
+    let (state, _) = applied(&deploying(true, true), &succeeded(Some(tasks([MOVED, BUILT]))), at(5));
+    // WHEN the completion is told again without tasks (the reconciler found the deployment completed)
+    let again = transition(&state, &succeeded(None), at(20));
+    // THEN nothing moves: no AfterRollout check, no next stage
+    assert_eq!(again, Ok(Decision::Ignore(IgnoreReason::DuplicateEvent)));
+}

@@ -278,7 +278,8 @@ fn stages(run: &Execution) -> String {
                     let tested = run.record(stage).and_then(|record| record.test.as_ref()?.results.as_ref());
                     let tested = tested.map(|results| format!(" · {}", results.summary())).unwrap_or_default();
                     let took = span(end - time.started_at);
-                    (if failed { "bad" } else { "done" }, format!("{stage} {took}{tested}"))
+                    let verified = verified(run, stage);
+                    (if failed { "bad" } else { "done" }, format!("{stage} {took}{tested}{verified}"))
                 }
                 (Some(_), None) if run.status.is_finished() => ("bad", format!("{stage} (stopped)")),
                 (Some(_), None) => ("now", format!("{stage} …")),
@@ -289,6 +290,25 @@ fn stages(run: &Execution) -> String {
         })
         .collect();
     format!("<ol class=\"stages\">{items}</ol>")
+}
+
+/// What a deploy stage verified: its digest check, and the alarm that fired during its soak or the alarms that
+/// watched it.
+fn verified(run: &Execution, stage: Stage) -> String {
+    let Some(deploy) = run.record(stage).and_then(|record| record.deploy.as_ref()) else { return String::new() };
+    let mut said = String::new();
+    if let Some(check) = &deploy.digest_check {
+        said.push_str(&format!(" · {}", check.summary()));
+    }
+    let alarms = run.plan.deploy_stage(stage).map(|planned| planned.alarms()).unwrap_or_default();
+    match &deploy.alarm {
+        Some(alarm) => said.push_str(&format!(" · alarm {} went into ALARM during the soak", alarm.name)),
+        None if deploy.soak_until.is_some() && !alarms.is_empty() => {
+            said.push_str(&format!(" · soak watched by {}", alarms.join(", ")));
+        }
+        None => {}
+    }
+    said
 }
 
 fn ended_table(runs: &[Execution], key: &StatusKey) -> String {

@@ -88,6 +88,7 @@ fn rolled_back(runner: &RecordingRunner) -> bool {
 
 fn into_alarm(alarm: &str) -> AlarmChange {
     AlarmChange {
+        at: Some(at(10)),
         alarm: alarm.into(),
         state: "ALARM".into(),
         reason: Some("Threshold Crossed: 1 datapoint [12.0] was greater than the threshold (5.0).".into()),
@@ -106,7 +107,10 @@ fn ended() -> SoakEnded {
 #[tokio::test]
 async fn an_alarm_moving_into_alarm_rolls_back_the_soak_it_watches_and_others_change_nothing() {
     let (store, runner) = soaking(false, &[]).await;
-    // Another alarm, and a watched one moving to OK, are nothing to the soak
+    // Another alarm, a watched one moving to OK, and a change from before the soak began (its event late) are
+    // nothing to the soak
+    let late = AlarmChange { at: Some(at(2)), ..into_alarm("web-staging-5xx") };
+    assert_eq!(record_alarm(&store, &runner, &late, at(10)).await.expect("recorded"), 0);
     assert_eq!(record_alarm(&store, &runner, &into_alarm("api-prod-5xx"), at(10)).await.expect("recorded"), 0);
     let ok = AlarmChange { state: "OK".into(), ..into_alarm("web-staging-5xx") };
     assert_eq!(record_alarm(&store, &runner, &ok, at(10)).await.expect("recorded"), 0);

@@ -298,6 +298,12 @@ impl RunningServices for EcsDeployer {
             output.task_definition().ok_or_else(|| unanswered("DescribeTaskDefinition answered no task definition"))?;
         Ok(Some(RunningTasks { task_definition: arn.to_owned(), shape: shape(definition) }))
     }
+
+    #[instrument(skip(self))]
+    async fn task_definition(&self, cluster: &str, service: &str) -> Result<Option<String>, DeployError> {
+        let described = self.described(cluster, service).await?;
+        Ok(described.as_ref().and_then(running_task_definition).map(str::to_owned))
+    }
 }
 
 impl ServiceTasks for EcsDeployer {

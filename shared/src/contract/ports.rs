@@ -926,6 +926,14 @@ pub trait RunningServices: Send + Sync {
         cluster: &str,
         service: &str,
     ) -> impl Future<Output = Result<Option<RunningTasks>, DeployError>> + Send;
+
+    /// The ARN of the task definition `cluster`'s `service` runs now, as [`RunningServices::running`] names it,
+    /// without describing it; `None` if ECS has no such active service.
+    fn task_definition(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = Result<Option<String>, DeployError>> + Send;
 }
 
 /// What CloudWatch says of one alarm now.

@@ -1017,6 +1017,14 @@ impl crate::contract::ports::RunningServices for ScriptedServices {
         }
         Ok(lock(&self.running).get(&(cluster.to_owned(), service.to_owned())).cloned())
     }
+
+    async fn task_definition(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Option<String>, crate::contract::ports::DeployError> {
+        Ok(self.running(cluster, service).await?.map(|running| running.task_definition))
+    }
 }
 
 /// `WebhookSecretSource` that always reads the same secrets.
@@ -1275,6 +1283,14 @@ impl crate::contract::ports::RunningServices for RecordingDeployments {
             task_definition,
             shape: crate::deploy::compare::TaskShape { cpu: None, memory: None, containers: Vec::new() },
         }))
+    }
+
+    async fn task_definition(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Option<String>, crate::contract::ports::DeployError> {
+        Ok(lock(&self.running).get(&(cluster.to_owned(), service.to_owned())).cloned())
     }
 }
 

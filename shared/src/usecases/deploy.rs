@@ -345,8 +345,8 @@ where
     /// once the deployment completed rolls back to. Unknown (and not needed to deploy) where ECS does not say.
     async fn running_before(&self, target: &DeployTarget) -> Result<Option<String>, NotStarted> {
         let (cluster, service) = target.ecs_service();
-        match self.ecs.running(cluster, service).await {
-            Ok(running) => Ok(running.map(|running| running.task_definition)),
+        match self.ecs.task_definition(cluster, service).await {
+            Ok(running) => Ok(running),
             Err(DeployError::Refused { .. }) => Ok(None),
             Err(error) => Err(error.into()),
         }

@@ -301,3 +301,92 @@ async fn a_rollback_ecs_refuses_ends_the_run_failed_saying_the_new_task_definiti
     drop(world.ecs_sandbox);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_blue_green_rollback_deploys_the_builds_appspec_naming_what_ran_before_once_per_effect() -> Result<()> {
+    let world = deploying(blue_green(&["BeforeAllowTraffic"]), TASKDEF).await?;
+    let replaced = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let seen = std::sync::Arc::clone(&replaced);
+    world.codedeploy_sandbox.on_replaced("web-prod", move |task_definition| {
+        *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task_definition.to_owned());
+    });
+    let before = "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0";
+    let artifacts = world.run().await?.build.and_then(|build| build.artifacts).context("the build's artifacts")?;
+    let effect = Effect::RollBack {
+        execution_id: ExecutionId::from("web-1"),
+        deployment_id: "d-1".into(),
+        stage: Stage::DEPLOY,
+        target: blue_green(&["BeforeAllowTraffic"]),
+        task_definition: before.into(),
+        artifacts: Some(artifacts),
+    };
+    let answer = world.app.effects.run("web-9-1", &effect).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(Event::DeploymentFailed { rolled_back, reason, .. }) = answer else { anyhow::bail!("{answer:?}") };
+    assert!(rolled_back, "{reason}");
+    assert!(
+        reason.starts_with(&format!("sluice rolled service web back to {before} (CodeDeploy deployment d-")),
+        "{reason}"
+    );
+    let listed =
+        world.codedeploy.list_deployments().application_name("web").deployment_group_name("web-prod").send().await?;
+    let [deployment_id] = listed.deployments() else { anyhow::bail!("one deployment: {listed:?}") };
+    let info = world.codedeploy.get_deployment().deployment_id(deployment_id).send().await?;
+    let description = info.deployment_info().and_then(|i| i.description()).unwrap_or_default().to_owned();
+    // Its description names no run: its events are not taken for the run's own deployment's.
+    assert_eq!(description, format!("sluice rollback to {before} [sluice effect web-9-1]"));
+    assert_eq!(sluice::deploy::execution_of(&description), None);
+    // CodeDeploy puts the service on the task definition the AppSpec names, without hooks in the way.
+    for _ in 0..200 {
+        if replaced.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(replaced.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_deref(), Some(before));
+    assert!(world.codedeploy_sandbox.lifecycle(deployment_id).iter().all(|(_, status)| status != "Failed"));
+    // Carried out again (a crash before its answer was saved), it finds the deployment it made.
+    let again = world.app.effects.run("web-9-1", &effect).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(matches!(again, Some(Event::DeploymentFailed { rolled_back: true, .. })), "{again:?}");
+    let listed =
+        world.codedeploy.list_deployments().application_name("web").deployment_group_name("web-prod").send().await?;
+    assert_eq!(listed.deployments().len(), 1);
+    drop(world.stack);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_ecs_native_rollback_starts_a_deployment_of_its_strategy_back_to_what_ran_before() -> Result<()> {
+    let native = sluice::contract::testing::ecs_native(sluice::definitions::TrafficShift::BlueGreen);
+    let world = deploying(DeployTarget::EcsNative(native.clone()), TASKDEF).await?;
+    let before = "arn:aws:ecs:us-east-1:123456789012:task-definition/sample-app:0";
+    // The service runs another revision now (the run's, which failed its verification).
+    on_event(&world.app, &REQUESTED(), chrono::Utc::now()).await?;
+    let ours = world.run().await?.deploy().and_then(|deploy| deploy.task_definition.clone()).context("registered")?;
+    assert_eq!(world.run().await?.deploy().and_then(|d| d.previous_task_definition.clone()).as_deref(), Some(before));
+    let effect = Effect::RollBack {
+        execution_id: ExecutionId::from("web-1"),
+        deployment_id: "ecs-svc/1".into(),
+        stage: Stage::DEPLOY,
+        target: DeployTarget::EcsNative(native),
+        task_definition: before.into(),
+        artifacts: None,
+    };
+    let answer = world.app.effects.run("web-9-2", &effect).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(Event::DeploymentFailed { rolled_back, reason, .. }) = answer else { anyhow::bail!("{answer:?}") };
+    assert!(rolled_back, "{reason}");
+    assert!(
+        reason.starts_with(&format!("sluice rolled service web back to {before} (ECS deployment ecs-svc/")),
+        "{reason}"
+    );
+    let described = world.ecs.describe_services().cluster("prod").services("web").send().await?;
+    let service = described.services().first().context("the service")?;
+    assert_eq!(service.task_definition(), Some(before), "from {ours}");
+    let strategy = service.deployment_configuration().and_then(|c| c.strategy()).map(|s| s.as_str().to_owned());
+    assert_eq!(strategy.as_deref(), Some("BLUE_GREEN"));
+    assert!(
+        service.deployment_configuration().is_none_or(|c| c.lifecycle_hooks().is_empty()),
+        "the way back calls no hook"
+    );
+    drop(world.ecs_sandbox);
+    Ok(())
+}

@@ -1387,11 +1387,6 @@ fn e2e_cases(failing: bool) -> Vec<TestCase> {
 /// `production` (the sample app's one production listener stands for staging's); `e2e`, the test project;
 /// `production`, a rolling update of prod/web checked once rolled out.
 fn verify_web(text: &str, production: &str) -> Result<String> {
-    let approval = text.find("[pipelines.web.approval]").context("the example has no [pipelines.web.approval]")?;
-    let approval_end = text[approval..].find("\n\n").map(|i| approval + i + 2).context("nothing follows it")?;
-    let text = format!("{}{}", &text[..approval], &text[approval_end..]);
-    let start = text.find("[pipelines.web.deploy]").context("the example has no [pipelines.web.deploy]")?;
-    let end = text[start..].find("\n# ").map(|i| start + i).context("nothing follows web's deploy table")?;
     let check = format!("{{ hook = \"AfterRollout\", url = \"{production}/health\", expect_body = \"ok\" }}");
     let stages = format!(
         "[[pipelines.web.stages]]\nname = \"staging\"\n\
@@ -1404,11 +1399,22 @@ fn verify_web(text: &str, production: &str) -> Result<String> {
          [[pipelines.web.stages]]\nname = \"production\"\n\
          deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"web\", checks = [{check}] }}\n"
     );
-    Ok(format!("{}{stages}{}", &text[..start], &text[end..]))
+    web_in_stages(text, &stages)
 }
 
 /// What prod/web's tasks run in the digest-mismatch scenario.
 const MOVED_DIGEST: &str = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+
+/// The example definitions with pipeline `web`'s `[pipelines.web.approval]` and `[pipelines.web.deploy]` tables
+/// replaced by `stages`.
+fn web_in_stages(text: &str, stages: &str) -> Result<String> {
+    let approval = text.find("[pipelines.web.approval]").context("the example has no [pipelines.web.approval]")?;
+    let approval_end = text[approval..].find("\n\n").map(|i| approval + i + 2).context("nothing follows it")?;
+    let text = format!("{}{}", &text[..approval], &text[approval_end..]);
+    let start = text.find("[pipelines.web.deploy]").context("the example has no [pipelines.web.deploy]")?;
+    let end = text[start..].find("\n# ").map(|i| start + i).context("nothing follows web's deploy table")?;
+    Ok(format!("{}{stages}{}", &text[..start], &text[end..]))
+}
 
 /// The alarms that watch staging's soak in the verify and soak-alarm scenarios (they match the stack's SoakAlarms
 /// pattern, `web-*`).
@@ -1419,11 +1425,6 @@ const STAGING_LATENCY: &str = "web-staging-latency";
 /// `[pipelines.web.deploy]` tables replaced): `staging`, a rolling update that soaks 10 minutes watched by two
 /// alarms; `production`, a rolling update.
 fn soak_alarm_web(text: &str) -> Result<String> {
-    let approval = text.find("[pipelines.web.approval]").context("the example has no [pipelines.web.approval]")?;
-    let approval_end = text[approval..].find("\n\n").map(|i| approval + i + 2).context("nothing follows it")?;
-    let text = format!("{}{}", &text[..approval], &text[approval_end..]);
-    let start = text.find("[pipelines.web.deploy]").context("the example has no [pipelines.web.deploy]")?;
-    let end = text[start..].find("\n# ").map(|i| start + i).context("nothing follows web's deploy table")?;
     let stages = format!(
         "[[pipelines.web.stages]]\nname = \"staging\"\n\
          deploy = {{ strategy = \"rolling\", cluster = \"staging\", service = \"web\" }}\n\
@@ -1431,7 +1432,7 @@ fn soak_alarm_web(text: &str) -> Result<String> {
          [[pipelines.web.stages]]\nname = \"production\"\n\
          deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"web\" }}\n"
     );
-    Ok(format!("{}{stages}{}", &text[..start], &text[end..]))
+    web_in_stages(text, &stages)
 }
 
 /// Decides through the review page at `link`, as a person does: opens it, names themselves, comments, presses the

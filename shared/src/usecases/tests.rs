@@ -1129,16 +1129,36 @@ async fn a_codedeploy_hook_of_a_deployment_no_run_started_is_answered_failed_and
     assert!(run.deploy().is_some_and(|d| d.hooks.is_empty()));
 }
 
-#[tokio::test]
-async fn a_rolling_start_registers_the_built_image_once_and_updates_the_service_to_it_even_when_retried() {
+/// Run e1's start of a rolling update of prod/web with its built image, its soak watched by `alarms`.
+fn rolling_start(alarms: &[&str]) -> Effect {
+    Effect::StartDeployment {
+        execution_id: ExecutionId::from("e1"),
+        pipeline: "web".into(),
+        supersede: false,
+        stage: crate::pipeline::Stage::DEPLOY,
+        target: crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
+        image_uri: Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:e1".into()),
+        artifacts: Some("s3://builds/e1".into()),
+        soak_alarms: alarms.iter().map(|name| (*name).to_owned()).collect(),
+    }
+}
+
+/// The deployer's effects on recording twins, reading the build's files from `artifacts`.
+fn recording_deploy_effects(
+    artifacts: crate::contract::testing::InMemoryArtifacts,
+) -> crate::usecases::DeployEffects<
+    crate::contract::testing::RecordingPublisher,
+    crate::contract::testing::InMemoryArtifacts,
+    crate::contract::testing::RecordingTaskDefinitions,
+    crate::contract::testing::RecordingDeployments,
+    crate::contract::testing::RecordingDeployments,
+    InMemoryStore,
+    crate::contract::testing::ScriptedAlarms,
+> {
     use crate::contract::testing::{
-        InMemoryArtifacts, RecordingDeployments, RecordingPublisher, RecordingTaskDefinitions,
+        RecordingDeployments, RecordingPublisher, RecordingTaskDefinitions, ScriptedAlarms,
     };
-    use crate::usecases::DeployEffects;
-    // GIVEN a build that left the sample app's taskdef.json, and a rolling update of prod/web
-    let artifacts = InMemoryArtifacts::new();
-    artifacts.put("builds", "e1/taskdef.json", include_str!("../../../infra/sample-app/taskdef.json"));
-    let effects = DeployEffects {
+    crate::usecases::DeployEffects {
         publisher: RecordingPublisher::new(),
         artifacts,
         task_definitions: RecordingTaskDefinitions::new(),
@@ -1147,18 +1167,18 @@ async fn a_rolling_start_registers_the_built_image_once_and_updates_the_service_
         hooks_function: None,
         hook_role: None,
         supersessions: InMemoryStore::new(),
-        alarms: crate::contract::testing::ScriptedAlarms::new(),
-    };
-    let effect = Effect::StartDeployment {
-        execution_id: ExecutionId::from("e1"),
-        pipeline: "web".into(),
-        supersede: false,
-        stage: crate::pipeline::Stage::DEPLOY,
-        target: crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
-        image_uri: Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:e1".into()),
-        artifacts: Some("s3://builds/e1".into()),
-        soak_alarms: Vec::new(),
-    };
+        alarms: ScriptedAlarms::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_rolling_start_registers_the_built_image_once_and_updates_the_service_to_it_even_when_retried() {
+    use crate::contract::testing::InMemoryArtifacts;
+    // GIVEN a build that left the sample app's taskdef.json, and a rolling update of prod/web
+    let artifacts = InMemoryArtifacts::new();
+    artifacts.put("builds", "e1/taskdef.json", include_str!("../../../infra/sample-app/taskdef.json"));
+    let effects = recording_deploy_effects(artifacts);
+    let effect = rolling_start(&[]);
     // WHEN the deployer carries it out
     let started = effects.run("effect-1", &effect).await.expect("started");
     // THEN the task definition is registered with the built image, and the service updated to it
@@ -1179,35 +1199,14 @@ async fn a_rolling_start_registers_the_built_image_once_and_updates_the_service_
 
 #[tokio::test]
 async fn a_start_reads_the_soaks_alarms_first_and_one_that_does_not_exist_or_cannot_be_read_stops_it() {
-    use crate::contract::testing::{
-        InMemoryArtifacts, RecordingDeployments, RecordingPublisher, RecordingTaskDefinitions, ScriptedAlarms,
-    };
+    use crate::contract::testing::{InMemoryArtifacts, ScriptedAlarms};
     use crate::usecases::DeployEffects;
     let artifacts = InMemoryArtifacts::new();
     artifacts.put("builds", "e1/taskdef.json", include_str!("../../../infra/sample-app/taskdef.json"));
-    let effects = DeployEffects {
-        publisher: RecordingPublisher::new(),
-        artifacts,
-        task_definitions: RecordingTaskDefinitions::new(),
-        blue_green: RecordingDeployments::new(),
-        ecs: RecordingDeployments::new(),
-        hooks_function: None,
-        hook_role: None,
-        supersessions: InMemoryStore::new(),
-        alarms: ScriptedAlarms::new(),
-    };
+    let effects = recording_deploy_effects(artifacts);
     effects.alarms.alarm("web-5xx", true, "Threshold Crossed");
     effects.alarms.alarm("web-latency", false, "ok");
-    let start = |alarms: &[&str]| Effect::StartDeployment {
-        execution_id: ExecutionId::from("e1"),
-        pipeline: "web".into(),
-        supersede: false,
-        stage: crate::pipeline::Stage::DEPLOY,
-        target: crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
-        image_uri: Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:e1".into()),
-        artifacts: Some("s3://builds/e1".into()),
-        soak_alarms: alarms.iter().map(|name| (*name).to_owned()).collect(),
-    };
+    let start = rolling_start;
     // Both exist: the one in ALARM is told with the start
     let started = effects.run("effect-1", &start(&["web-5xx", "web-latency"])).await.expect("started");
     let Some(Event::DeploymentStarted { in_alarm, .. }) = started else { panic!("{started:?}") };

@@ -923,7 +923,7 @@ mod tests {
 
     #[test]
     fn a_test_stages_checks_are_stored_by_their_stage_and_read_back_from_the_plan_for_the_release() {
-        use crate::pipeline::{Decision, EffectKind, transition};
+        use crate::pipeline::{Decision, transition};
         let now: DateTime<Utc> = "2026-12-07T10:00:00Z".parse().expect("time");
         let pushed =
             crate::contract::testing::smoke_then("e1", "http://web/version", crate::definitions::Stage::DEPLOY);
@@ -940,27 +940,34 @@ mod tests {
             state = next;
             state.enqueue(effects, 1);
         }
+        let (read, at) = checks_stored_by_stage(&state, "deploy");
+        let Effect::RunTestChecks { checks, .. } = &read.pending[at].effect else { panic!("not the checks") };
+        assert_eq!(checks[0].expect_body.as_deref(), Some("sha-e1"), "as they run for the release");
+    }
+
+    /// `state`'s pending checks, stored without them and read back as they were (`.0`, and where they wait, `.1`);
+    /// moved to `elsewhere`, a stage whose plan has none, they are refused, never run as none.
+    fn checks_stored_by_stage(state: &PipelineState, elsewhere: &str) -> (PipelineState, usize) {
+        use crate::pipeline::EffectKind;
         let at = state.pending.iter().position(|p| p.effect.kind() == EffectKind::RunChecks).expect("checks wait");
-        let json = encode_state(&state).expect("encodes");
+        let json = encode_state(state).expect("encodes");
         let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
         let stored = value.pointer(&format!("/pending/{at}/effect")).expect("the effect");
         assert!(stored.get("checks").is_none(), "{stored}");
         let read = decode_state(&json).expect("decodes");
         assert_eq!(read, state.stored());
-        let Effect::RunTestChecks { checks, .. } = &read.pending[at].effect else { panic!("not the checks") };
-        assert_eq!(checks[0].expect_body.as_deref(), Some("sha-e1"), "as they run for the release");
-        // Checks that cannot be found again are refused, never run as none
         let mut gone = value;
         if let Some(effect) = gone.pointer_mut(&format!("/pending/{at}/effect")).and_then(|e| e.as_object_mut()) {
-            effect.insert("stage".into(), "deploy".into());
+            effect.insert("stage".into(), elsewhere.into());
         }
         assert!(matches!(decode_state(&gone.to_string()), Err(StoreError::Corrupt { .. })));
+        (read, at)
     }
 
     #[test]
     fn after_rollout_checks_are_stored_by_their_stage_and_read_back_from_the_plan() {
         use crate::contract::testing::{push, rolling, shipped};
-        use crate::pipeline::{Decision, EffectKind, transition};
+        use crate::pipeline::{Decision, transition};
         let now: DateTime<Utc> = "2026-12-06T10:00:00Z".parse().expect("time");
         let check = crate::definitions::Check::new("AfterRollout", "http://web/health");
         let mut pushed = push("e1", crate::definitions::ExecutionMode::Superseded, true);
@@ -977,21 +984,9 @@ mod tests {
             state = next;
             state.enqueue(effects, 1);
         }
-        let at = state.pending.iter().position(|p| p.effect.kind() == EffectKind::RunChecks).expect("checks wait");
-        let json = encode_state(&state).expect("encodes");
-        let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
-        let stored = value.pointer(&format!("/pending/{at}/effect")).expect("the effect");
-        assert!(stored.get("checks").is_none(), "{stored}");
-        let read = decode_state(&json).expect("decodes");
-        assert_eq!(read, state.stored());
+        let (read, at) = checks_stored_by_stage(&state, "production");
         let Effect::RunChecks { checks, .. } = &read.pending[at].effect else { panic!("not the checks") };
         assert_eq!(checks, &[check]);
-        // Checks that cannot be found again are refused, never run as none
-        let mut gone = value;
-        if let Some(effect) = gone.pointer_mut(&format!("/pending/{at}/effect")).and_then(|e| e.as_object_mut()) {
-            effect.insert("stage".into(), "production".into());
-        }
-        assert!(matches!(decode_state(&gone.to_string()), Err(StoreError::Corrupt { .. })));
     }
 
     #[test]

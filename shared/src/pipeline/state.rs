@@ -849,6 +849,14 @@ impl Execution {
         (!deploy.alarms().is_empty() && !fired).then(|| (stage, deploy.alarms()))
     }
 
+    /// Whether alarm `name`, in ALARM as the run's soak ends, fails the stage: one already in ALARM as the
+    /// deployment started does not, unless the stage's alarms are strict (`strict_alarms`).
+    pub fn blocks_soak(&self, name: &str) -> bool {
+        let strict = self.deploying().is_some_and(|(_, deploy)| deploy.strict_alarms());
+        let before = self.deploy().and_then(|deploy| deploy.in_alarm_before.as_deref()).unwrap_or_default();
+        strict || !before.iter().any(|known| known == name)
+    }
+
     /// Until when the run soaks at the deploy stage it holds, its deployment done: it takes the next stage then.
     pub fn soaking(&self) -> Option<DateTime<Utc>> {
         let (stage, _) = self.deploying()?;

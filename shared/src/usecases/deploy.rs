@@ -285,12 +285,7 @@ where
         artifacts: Option<&str>,
     ) -> Result<String, NotStarted> {
         let (_, service) = target.ecs_service();
-        let refused = |error: DeployError| match error {
-            DeployError::Refused { service, message, .. } => {
-                NotStarted::Fail(format!("{service} refused the rollback to {task_definition} ({message})"))
-            }
-            error => NotStarted::Retry(EffectError::transient("roll_back", error)),
-        };
+        let refused = |error| refused_rollback(task_definition, error);
         let started = match target {
             // Updating to the task definition the service already runs starts nothing: a retry is harmless.
             DeployTarget::Rolling(rolling) => {
@@ -321,10 +316,7 @@ where
         artifacts: Option<&str>,
     ) -> Result<String, NotStarted> {
         let failed = |why: String| NotStarted::Fail(format!("the rollback to {task_definition} failed: {why}"));
-        let refused = |error: DeployError| match error {
-            DeployError::Refused { message, .. } => failed(format!("CodeDeploy refused it ({message})")),
-            error => NotStarted::Retry(EffectError::transient("roll_back", error)),
-        };
+        let refused = |error| refused_rollback(task_definition, error);
         let (application, group) = (&blue_green.application, &blue_green.deployment_group);
         let marker = deploy::effect_marker(id);
         if let Some(found) = self.blue_green.find(application, group, &marker).await.map_err(refused)? {
@@ -545,6 +537,17 @@ where
             }
             other => Err(EffectError::permanent(other.kind().name(), "not an effect the deployer carries out")),
         }
+    }
+}
+
+/// What the service's answer to a rollback to `task_definition` means: a refusal fails it, saying so; anything else
+/// is tried again.
+fn refused_rollback(task_definition: &str, error: DeployError) -> NotStarted {
+    match error {
+        DeployError::Refused { service, message, .. } => {
+            NotStarted::Fail(format!("{service} refused the rollback to {task_definition} ({message})"))
+        }
+        error => NotStarted::Retry(EffectError::transient("roll_back", error)),
     }
 }
 

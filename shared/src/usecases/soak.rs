@@ -138,10 +138,8 @@ where
         info!("the run does not soak under alarms past its soak's end (any more): nothing to read");
         return Ok(Handled::Ignored(IgnoreReason::AlreadyPastStage));
     };
-    let before = run.deploy().and_then(|deploy| deploy.in_alarm_before.clone()).unwrap_or_default();
-    let strict = run.deploying().is_some_and(|(_, deploy)| deploy.strict_alarms());
     let readings = alarms.states(names).await.map_err(SoakError::Alarms)?;
-    let firing = readings.iter().find(|r| r.in_alarm && (strict || !before.contains(&r.name)));
+    let firing = readings.iter().find(|r| r.in_alarm && run.blocks_soak(&r.name));
     let event = match firing {
         Some(reading) => {
             let said = reading.reason.as_deref().unwrap_or("no reason given");

@@ -175,4 +175,10 @@ async fn cloudwatch_unreachable_at_the_soaks_end_retries_the_event_and_changes_n
     let error = end_soak(&store, &runner, &alarms, &ended(), at(33)).await.expect_err("CloudWatch is unreachable");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(run(&store).await, before);
+    // Refused (the stack's SoakAlarms no longer matches them): kept for the dead-letter queue too, nothing changed
+    let refusing = ScriptedAlarms::new();
+    refusing.refuse();
+    let error = end_soak(&store, &runner, &refusing, &ended(), at(33)).await.expect_err("CloudWatch refuses");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(run(&store).await, before);
 }

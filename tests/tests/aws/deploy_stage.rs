@@ -202,14 +202,14 @@ impl World {
         Ok(())
     }
 
-    /// The run once it has ended and its announcements and notification went out (within 30 s).
+    /// The run once it has ended and its announcements and notification went out (within 60 s).
     async fn finished(&self) -> Result<Execution> {
         self.finished_run("web", "web-1").await
     }
 
     /// As [`World::finished`], for run `execution` of `pipeline`.
     async fn finished_run(&self, pipeline: &str, execution: &str) -> Result<Execution> {
-        for _ in 0..300 {
+        for _ in 0..600 {
             let run = self.store.execution(&ExecutionId::from(execution)).await?.context("the run")?;
             let state = self.store.load(pipeline).await?.context("the pipeline")?.value;
             if run.status.is_finished() && state.pending.is_empty() {
@@ -218,12 +218,12 @@ impl World {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let run = self.store.execution(&ExecutionId::from(execution)).await?;
-        anyhow::bail!("the run did not finish within 30 s: {run:#?}")
+        anyhow::bail!("the run did not finish within 60 s: {run:#?}")
     }
 
-    /// Run `execution`'s CodeDeploy deployment, once it is waiting for its `event` hook (within 10 s).
+    /// Run `execution`'s CodeDeploy deployment, once it is waiting for its `event` hook (within 30 s).
     async fn deploying_at(&self, execution: &str, event: &str) -> Result<String> {
-        for _ in 0..100 {
+        for _ in 0..300 {
             let run = self.store.execution(&ExecutionId::from(execution)).await?.context("the run")?;
             if let Some(id) = run.deploy().and_then(|d| d.deployment_id.clone())
                 && self.codedeploy.lifecycle(&id).last().is_some_and(|(e, status)| e == event && status == "InProgress")
@@ -232,7 +232,7 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        anyhow::bail!("{execution}'s deployment did not reach {event} within 10 s")
+        anyhow::bail!("{execution}'s deployment did not reach {event} within 30 s")
     }
 }
 
@@ -275,10 +275,10 @@ impl World {
         anyhow::bail!("the deployment did not end {status} within 30 s")
     }
 
-    /// Once ECS has rolled the service back from the run's deployment to its first task definition (within 10 s).
+    /// Once ECS has rolled the service back from the run's deployment to its first task definition (within 30 s).
     async fn rolled_back_unheard(&self) -> Result<()> {
         let ecs = aws_sdk_ecs::Client::new(&self.aws);
-        for _ in 0..100 {
+        for _ in 0..300 {
             let run = self.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
             if run.deploy().and_then(|d| d.deployment_id.clone()).is_none() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -296,12 +296,12 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        anyhow::bail!("ECS did not roll the service back within 10 s")
+        anyhow::bail!("ECS did not roll the service back within 30 s")
     }
 
-    /// The one notification the pipeline's topic got (its subject and the email subscribers' text), within 10 s.
+    /// The one notification the pipeline's topic got (its subject and the email subscribers' text), within 30 s.
     async fn notification(&self) -> Result<(String, String)> {
-        for _ in 0..50 {
+        for _ in 0..150 {
             let sent = sluice_integration::sns_messages(&self.outcomes).await?;
             if let Some((subject, message)) = sent.first() {
                 anyhow::ensure!(sent.len() == 1, "one notification per run, not {}", sent.len());
@@ -766,16 +766,16 @@ fn native(shift: TrafficShift, checks: Vec<Check>) -> DeployTarget {
 }
 
 impl World {
-    /// The run's service deployment, once it has one (within 10 s).
+    /// The run's service deployment, once it has one (within 30 s).
     async fn service_deployment(&self) -> Result<String> {
-        for _ in 0..100 {
+        for _ in 0..600 {
             let run = self.store.execution(&ExecutionId::from("web-1")).await?.context("the run")?;
             if let Some(arn) = run.deploy().and_then(|d| d.service_deployment.clone()) {
                 return Ok(arn);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        anyhow::bail!("the run recorded no service deployment within 10 s")
+        anyhow::bail!("the run recorded no service deployment within 30 s")
     }
 }
 
@@ -1055,27 +1055,27 @@ async fn a_pause_whose_hook_event_was_lost_is_found_by_the_reconcilers_look_and_
 }
 
 impl World {
-    /// Run `web-1`'s ECS-native deployment, once it is paused awaiting action (within 10 s).
+    /// Run `web-1`'s ECS-native deployment, once it is paused awaiting action (within 30 s).
     async fn paused(&self) -> Result<String> {
         let arn = self.service_deployment().await?;
         self.record_when(&arn, "pause", |r| hook_statuses(r).iter().any(|s| s == "AWAITING_ACTION")).await?;
         Ok(arn)
     }
 
-    /// ECS's record of service deployment `arn` once `ready` holds of it (within 10 s); `what` it waited to do.
+    /// ECS's record of service deployment `arn` once `ready` holds of it (within 30 s); `what` it waited to do.
     async fn record_when(&self, arn: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Result<Value> {
-        for _ in 0..200 {
+        for _ in 0..600 {
             if let Some(record) = self.ecs.service_deployment(arn).filter(|r| ready(r)) {
                 return Ok(record);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        anyhow::bail!("service deployment {arn} did not {what} within 10 s")
+        anyhow::bail!("service deployment {arn} did not {what} within 30 s")
     }
 
-    /// The pending start of `pipeline`'s run once it has been tried at least once (within 10 s).
+    /// The pending start of `pipeline`'s run once it has been tried at least once (within 30 s).
     async fn waiting_start(&self, pipeline: &str) -> Result<sluice::pipeline::PendingEffect> {
-        for _ in 0..100 {
+        for _ in 0..300 {
             let state = self.store.load(pipeline).await?.context("the pipeline")?.value;
             let waiting = state.pending.iter().find(|p| p.effect.kind() == EffectKind::StartDeployment);
             if let Some(waiting) = waiting.filter(|p| p.attempts > 0) {
@@ -1083,7 +1083,7 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        anyhow::bail!("{pipeline}'s start was not tried within 10 s")
+        anyhow::bail!("{pipeline}'s start was not tried within 30 s")
     }
 }
 

@@ -460,6 +460,21 @@ pub enum Event {
     SoakEnded {
         execution_id: ExecutionId,
     },
+    /// An operator froze the pipeline (`sluice freeze`): no run enters a deploy stage, and no ECS-native deployment
+    /// waiting at a pause is continued, until it is unfrozen or `until` passes. `by` names them (their AWS identity's
+    /// ARN). A pipeline's own event: it names no run.
+    Frozen {
+        by: String,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<DateTime<Utc>>,
+    },
+    /// The freeze lifted: an operator unfroze the pipeline (`by`), or its `until` passed (`by` is `None`: the
+    /// reconciler's look says so). Runs waiting for a deploy stage go on, in order, and approved pauses continue.
+    Unfrozen {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
     /// GitHub created the Deployment that shows the run (its id, for the states that follow).
     GitHubDeploymentCreated {
         execution_id: ExecutionId,
@@ -485,9 +500,9 @@ impl Event {
         }
     }
 
-    /// The execution the event is about.
-    pub fn execution_id(&self) -> &ExecutionId {
-        match self {
+    /// The execution the event is about; `None` for a pipeline's own events (a freeze and its end).
+    pub fn execution_id(&self) -> Option<&ExecutionId> {
+        Some(match self {
             Event::Triggered { execution_id, .. }
             | Event::Redeployed { execution_id, .. }
             | Event::BuildStarted { execution_id, .. }
@@ -512,7 +527,8 @@ impl Event {
             | Event::SoakEnded { execution_id }
             | Event::AlarmRaised { execution_id, .. }
             | Event::GitHubDeploymentCreated { execution_id, .. } => execution_id,
-        }
+            Event::Frozen { .. } | Event::Unfrozen { .. } => return None,
+        })
     }
 
     /// A short name for logs.
@@ -542,6 +558,8 @@ impl Event {
             Event::SoakEnded { .. } => "soak_ended",
             Event::AlarmRaised { .. } => "alarm_raised",
             Event::GitHubDeploymentCreated { .. } => "github_deployment_created",
+            Event::Frozen { .. } => "frozen",
+            Event::Unfrozen { .. } => "unfrozen",
         }
     }
 }

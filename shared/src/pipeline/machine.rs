@@ -63,6 +63,8 @@ pub enum IgnoreReason {
     AlreadyPastStage,
     /// The execution has ended.
     AlreadyFinished,
+    /// The pipeline is not frozen (any more): there is no freeze to lift.
+    NotFrozen,
 }
 
 /// An event that cannot apply to the pipeline as it is. The state is left unchanged.
@@ -96,6 +98,8 @@ pub enum TransitionError {
     SoakNotOver { execution: ExecutionId, until: DateTime<Utc> },
     #[error("execution {execution}'s deployment has until {deadline} to finish")]
     DeadlineNotReached { execution: ExecutionId, deadline: DateTime<Utc> },
+    #[error("a freeze must end in the future, not at {until}")]
+    FreezeEndsInThePast { until: DateTime<Utc> },
     #[error("pipeline {pipeline} already has {limit} executions waiting; let them finish or use mode = \"superseded\"")]
     QueueFull { pipeline: String, limit: usize },
     /// Only GitHub can say which is newer: ask its compare API, and send the push again with the answer
@@ -150,7 +154,14 @@ impl Run {
             return self.redeploy(execution_id, source, plan, *mode, build, (ordered, *stage, *only));
         }
 
-        let i = self.index(event.execution_id())?;
+        let Some(execution_id) = event.execution_id() else {
+            return match event {
+                Event::Frozen { by, reason, until } => self.frozen(by, reason, *until),
+                Event::Unfrozen { by } => self.unfrozen(by.as_deref()),
+                _ => Ok(None),
+            };
+        };
+        let i = self.index(execution_id)?;
         if self.state.executions[i].abridged {
             // A run that ended a while ago: its record is complete, and nothing more comes of it.
             return Ok(Some(IgnoreReason::AlreadyFinished));
@@ -164,7 +175,9 @@ impl Run {
             return Ok(Some(if finished { IgnoreReason::AlreadyFinished } else { IgnoreReason::AlreadyPastStage }));
         }
         match event {
-            Event::Triggered { .. } | Event::Redeployed { .. } => Ok(None),
+            Event::Triggered { .. } | Event::Redeployed { .. } | Event::Frozen { .. } | Event::Unfrozen { .. } => {
+                Ok(None)
+            }
             Event::BuildStarted { build_id, .. } => self.build_started(i, name, build_id),
             Event::BuildStartFailed { reason, .. } => self.build_start_failed(i, name, reason),
             Event::BuildProgressed { build_id, phase, .. } => self.build_progressed(i, name, build_id, phase),
@@ -783,7 +796,8 @@ impl Run {
                 self.finish(j, Status::Superseded, Some(reason));
             }
         }
-        if self.state.holder_of(stage).is_none_or(|holder| holder.id == id) {
+        // A freeze holds every run out of a deploy stage, free or not: they wait in order.
+        if self.state.holder_of(stage).is_none_or(|holder| holder.id == id) && !self.held_out(i, stage) {
             self.enter(i, stage);
             return;
         }
@@ -929,7 +943,7 @@ impl Run {
         let next = (0..self.state.executions.len())
             .filter(|&j| self.state.executions[j].status == Status::Waiting(stage))
             .min_by_key(|&j| self.state.executions[j].seq);
-        if let Some(j) = next {
+        if let Some(j) = next.filter(|&j| !self.held_out(j, stage)) {
             self.enter(j, stage);
         }
     }
@@ -1099,6 +1113,7 @@ fn span(time: TimeDelta) -> String {
 mod approval;
 mod build;
 mod deploy;
+mod freeze;
 mod pause;
 mod soak;
 mod test;

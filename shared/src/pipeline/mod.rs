@@ -22,8 +22,9 @@ pub use outbox::Retry;
 pub use report::{OutcomeReport, StageTest, StageTime};
 pub use state::{
     ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, CommitOrder, Compared, DeployFacts, Execution,
-    ExecutionId, Gate, GitHubDeployment, HookResult, KEPT_PAUSES, Lease, MAX_COMPARED_CHANGES, MAX_COMPARED_TEXT,
-    OrderedRollback, ParkedEffect, PauseFacts, PausesApart, PendingEffect, PipelineState, Plan, PushLink, RaisedAlarm,
-    RefHistory, ReleaseComparison, SourceFacts, Stage, StageRecord, Status, bounded, short_commit,
+    ExecutionId, Freeze, Gate, GitHubDeployment, HookResult, KEPT_PAUSES, Lease, MAX_COMPARED_CHANGES,
+    MAX_COMPARED_TEXT, OrderedRollback, ParkedEffect, PauseFacts, PausesApart, PendingEffect, PipelineState, Plan,
+    PushLink, RaisedAlarm, RefHistory, ReleaseComparison, SourceFacts, Stage, StageRecord, Status, bounded,
+    short_commit,
 };
 pub use tested::{FailedTest, MAX_FAILED_TESTS, TestFacts, TestResults};

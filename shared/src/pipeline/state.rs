@@ -477,6 +477,10 @@ pub struct PauseFacts {
     /// moved yet at the stage before each step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalFacts>,
+    /// The pause was to be continued (approved, or continued by sluice itself) while the pipeline was frozen: it is
+    /// continued once the freeze lifts, if ECS still waits at it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 /// One decision a person is asked for: the approval stage's, or one at a pause of an ECS-native deployment.
@@ -711,6 +715,26 @@ pub struct PipelineState {
     /// arrives late from a new one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refs: Vec<RefHistory>,
+    /// The freeze an operator set (`sluice freeze`), while it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<Freeze>,
+}
+
+/// A freeze of the pipeline: who set it, why, since and until when (`None`: until someone unfreezes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Freeze {
+    pub by: String,
+    pub reason: String,
+    pub since: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Freeze {
+    /// Whether the freeze still holds at `now`.
+    pub fn holds(&self, now: DateTime<Utc>) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
 }
 
 /// An effect waiting in a pipeline's outbox. `id` is unique and stable: effects that support it use it as their
@@ -889,6 +913,14 @@ impl Execution {
     /// What the run did at `stage`, if it entered it.
     pub fn record(&self, stage: Stage) -> Option<&StageRecord> {
         self.stages.iter().rev().find(|record| record.name == stage)
+    }
+
+    /// The stage the run waits for, if it waits.
+    pub fn waiting_for(&self) -> Option<Stage> {
+        match self.status {
+            Status::Waiting(stage) => Some(stage),
+            _ => None,
+        }
     }
 
     /// The deployment of the deploy stage the run holds, or else of the last one it entered.
@@ -1159,7 +1191,13 @@ impl PipelineState {
             effect_seq: 0,
             parked: Vec::new(),
             refs: Vec::new(),
+            freeze: None,
         }
+    }
+
+    /// The freeze that holds at `now`, if any.
+    pub fn frozen(&self, now: DateTime<Utc>) -> Option<&Freeze> {
+        self.freeze.as_ref().filter(|freeze| freeze.holds(now))
     }
 
     pub fn execution(&self, id: &ExecutionId) -> Option<&Execution> {

@@ -370,6 +370,7 @@ mod tests {
             shifted_tenths: tenths,
             timeout_action: crate::definitions::PauseAction::Rollback,
             approval,
+            held: false,
         };
         report.pauses = vec![
             pause(0, None),

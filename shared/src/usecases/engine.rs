@@ -150,7 +150,7 @@ enum Recording {
 
 /// Applies one input to its pipeline and carries out what it causes. Fails only when the input could not be
 /// recorded; effects that fail afterwards stay in the outbox.
-#[instrument(skip_all, fields(pipeline = %input.pipeline, event = input.event.name(), execution = %input.event.execution_id()))]
+#[instrument(skip_all, fields(pipeline = %input.pipeline, event = input.event.name(), execution = input.event.execution_id().map(tracing::field::display)))]
 pub async fn handle<S: PipelineStore, R: EffectRunner>(
     store: &S,
     runner: &R,
@@ -164,7 +164,7 @@ pub async fn handle<S: PipelineStore, R: EffectRunner>(
 /// the state is saved alone (a new run gets its own item when it moves on). A receipt already there with another
 /// answer is a replay, answered as then; with this very answer it is this delivery's, recorded by an attempt that may
 /// have ended before the state was saved: the push is recorded unless its run is found.
-#[instrument(skip_all, fields(pipeline = %input.pipeline, event = input.event.name(), execution = %input.event.execution_id()))]
+#[instrument(skip_all, fields(pipeline = %input.pipeline, event = input.event.name(), execution = input.event.execution_id().map(tracing::field::display)))]
 pub async fn handle_push<S: PipelineStore, R: EffectRunner>(
     store: &S,
     runner: &R,
@@ -212,7 +212,9 @@ async fn handle_as<S: PipelineStore, R: EffectRunner>(
     // A push's receipt until it is recorded: beside the read of the state, or once decided from what the store
     // remembers (with the state, in one transaction, when the run starts its build now).
     let mut unrecorded = receipt.as_ref().filter(|_| recording == Recording::ReceiptFirst);
-    let execution_id = input.event.execution_id();
+    // A pipeline's own event (a freeze) names no run, and comes with no receipt: the empty id finds none.
+    let none = crate::pipeline::ExecutionId::from("");
+    let execution_id = input.event.execution_id().unwrap_or(&none);
     let (handled, held, read) = loop {
         let (stored, remembered) = match basis(store, input.pipeline, recall, &mut unrecorded, execution_id).await? {
             Basis::Decide { stored, remembered } => (stored, remembered),

@@ -17,7 +17,7 @@ use crate::contract::ports::{
 use crate::definitions::{Definitions, DeployTarget, Pipeline};
 use crate::deploy::deadline::deadline;
 use crate::pipeline::{
-    BuildFailure, DeployFacts, Effect, Event, Execution, PendingEffect, PipelineState, Stage, Status,
+    BuildFailure, DeployFacts, Effect, EffectKind, Event, Execution, PendingEffect, PipelineState, Stage, Status,
 };
 use crate::runtime::telemetry::Chain;
 use crate::usecases::{
@@ -78,6 +78,17 @@ where
     done
 }
 
+/// An `Effects Due` doorbell to the owner of each run's effects due with a function other than the one whose runner
+/// carries out `kinds`.
+pub(crate) fn effects_due(state: &PipelineState, kinds: &[EffectKind], now: DateTime<Utc>) -> Vec<PendingEffect> {
+    let doorbell = |(execution_id, kinds)| {
+        let id = format!("doorbell-{execution_id}");
+        let due = EffectsDue { pipeline: state.pipeline.clone(), execution_id, kinds };
+        PendingEffect::new(id, Effect::Publish(SluiceEvent::EffectsDue(due)))
+    };
+    state.due_elsewhere(kinds, now).into_iter().map(doorbell).collect()
+}
+
 /// One pipeline's look: what it asks with, and when.
 struct Look<'a, S, R, A, B, D, E> {
     store: &'a S,
@@ -115,32 +126,35 @@ where
             }
         };
         self.ring_doorbells(&state, done).await;
+        // A freeze whose end has passed is lifted first, so that the runs it held go on.
+        if state.freeze.as_ref().is_some_and(|freeze| !freeze.holds(self.now)) {
+            self.apply(&Event::Unfrozen { by: None }, done).await;
+        }
         for execution in state.active() {
-            let Some(event) = self.run(execution, done).await else { continue };
-            let input =
-                Input { pipeline: &pipeline.name, mode: pipeline.mode, event: &event, receipt: None, now: self.now };
-            match handle(store, self.runner, input).await {
-                Ok(Handled::Applied) => done.moved += 1,
-                Ok(_) => {}
-                Err(error) => {
-                    warn!(error = %Chain(&error), execution = %execution.id, "run not moved on");
-                    done.errors += 1;
-                }
+            if let Some(event) = self.run(execution, done).await {
+                self.apply(&event, done).await;
+            }
+        }
+    }
+
+    /// Applies `event`, as one of the events the reconciler's look finds.
+    async fn apply(&self, event: &Event, done: &mut Reconciled) {
+        let pipeline = self.pipeline;
+        let input = Input { pipeline: &pipeline.name, mode: pipeline.mode, event, receipt: None, now: self.now };
+        match handle(self.store, self.runner, input).await {
+            Ok(Handled::Applied) => done.moved += 1,
+            Ok(_) => {}
+            Err(error) => {
+                let execution = event.execution_id().map(tracing::field::display);
+                warn!(error = %Chain(&error), pipeline = %pipeline.name, execution, "pipeline not moved on");
+                done.errors += 1;
             }
         }
     }
 
     /// An `Effects Due` doorbell to the owner of each run's effects due with another function.
     async fn ring_doorbells(&self, state: &PipelineState, done: &mut Reconciled) {
-        let mut doorbells: Vec<PendingEffect> = state
-            .due_elsewhere(self.runner.kinds(), self.now)
-            .into_iter()
-            .map(|(execution_id, kinds)| {
-                let id = format!("doorbell-{execution_id}");
-                let due = EffectsDue { pipeline: self.pipeline.name.clone(), execution_id, kinds };
-                PendingEffect::new(id, Effect::Publish(SluiceEvent::EffectsDue(due)))
-            })
-            .collect();
+        let mut doorbells = effects_due(state, self.runner.kinds(), self.now);
         // A soak watched by alarms, over: deploy-events reads the alarms and ends it.
         let soaked = state.active().filter(|run| run.soaking().is_some_and(|until| until <= self.now));
         doorbells.extend(soaked.filter_map(|run| {

@@ -28,8 +28,9 @@ fn input<'a>(event: &'a Event, delivery: Option<&str>) -> Input<'a> {
         pipeline: "web",
         mode: ExecutionMode::Superseded,
         event,
-        receipt: delivery
-            .map(|d| (ReceiptKey::delivery(d, "web"), json!({ "executions": [event.execution_id().to_string()] }))),
+        receipt: delivery.map(|d| {
+            (ReceiptKey::delivery(d, "web"), json!({ "executions": [event.execution_id().map(ToString::to_string)] }))
+        }),
         now: now(),
     }
 }

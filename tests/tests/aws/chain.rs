@@ -21,7 +21,7 @@ fn input(event: &Event, minute: i64, receipt: Option<ReceiptKey>) -> Input<'_> {
         pipeline: "web",
         mode: ExecutionMode::Superseded,
         event,
-        receipt: receipt.map(|key| (key, json!({ "execution": event.execution_id().to_string() }))),
+        receipt: receipt.map(|key| (key, json!({ "execution": event.execution_id().map(ToString::to_string) }))),
         now: at(minute),
     }
 }

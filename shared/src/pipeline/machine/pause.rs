@@ -113,6 +113,7 @@ impl Run {
             shifted_tenths,
             timeout_action,
             approval: None,
+            held: false,
         };
         let announced = SluiceEvent::DeploymentPaused(DeploymentPaused {
             pipeline: execution.pipeline.clone(),
@@ -136,7 +137,7 @@ impl Run {
             };
             pause.approval = Some(approval);
             self.ask(i, &topic_arn, expires_at, notice, Some(event.hook_id), None);
-        } else {
+        } else if !self.hold(&mut pause) {
             self.effects.push(Effect::ContinueDeployment {
                 execution_id: execution.id.clone(),
                 service_deployment: event.service_deployment.to_owned(),
@@ -231,11 +232,20 @@ impl Run {
             return Err(TransitionError::ApprovalExpired { execution: id, expired_at: approval.expires_at });
         }
         said.record(approval, now);
-        self.announce_decision(i, said, Some(&stage));
+        let frozen = self.state.frozen(now).is_some();
         let action = match said.decision {
             ApprovalDecision::Approved => PauseAction::Continue,
             ApprovalDecision::Rejected => PauseAction::Rollback,
         };
+        // Approved while the pipeline is frozen: carried out once the freeze lifts ([`Run::unfrozen`]).
+        if frozen && action == PauseAction::Continue {
+            if let Some(pause) = self.deploy_mut(i).pauses.iter_mut().find(|pause| pause.hook_id == hook_id) {
+                pause.held = true;
+            }
+            self.announce_decision(i, said, Some(&stage));
+            return Ok(None);
+        }
+        self.announce_decision(i, said, Some(&stage));
         self.effects.push(Effect::ContinueDeployment {
             execution_id: id,
             service_deployment: service_deployment.unwrap_or_default(),

@@ -726,3 +726,6 @@ fn the_sign_off_after_a_watched_soak_says_what_ran_the_digest_and_the_alarms_tha
         )]
     );
 }
+
+#[path = "tests_freeze.rs"]
+mod freeze;

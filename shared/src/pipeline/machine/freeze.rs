@@ -1,0 +1,110 @@
+//! The freeze, the line's stop button (`sluice freeze`): while a pipeline is frozen no run enters a deploy stage (they
+//! wait at its boundary, in order) and no ECS-native deployment waiting at a pause is continued. A decision to
+//! continue is recorded and carried out once the freeze lifts, if ECS still waits at the pause; a rejection, a
+//! rollback and the stop of a deployment are never held.
+
+use chrono::{DateTime, Utc};
+
+use super::{Applied, IgnoreReason, MAX_ARN, MAX_REASON, Run, TransitionError};
+use crate::definitions::PauseAction;
+use crate::pipeline::event::Effect;
+use crate::pipeline::state::{ApprovalDecision, Freeze, PauseFacts, bounded};
+
+impl Run {
+    /// An operator froze the pipeline: recorded (a freeze set again keeps its start and takes the new words).
+    pub(super) fn frozen(&mut self, by: &str, reason: &str, until: Option<DateTime<Utc>>) -> Applied {
+        if let Some(until) = until.filter(|until| *until <= self.now) {
+            return Err(TransitionError::FreezeEndsInThePast { until });
+        }
+        let since = self.state.frozen(self.now).map_or(self.now, |freeze| freeze.since);
+        let freeze = Freeze { by: bounded(by, MAX_ARN), reason: bounded(reason, MAX_REASON), since, until };
+        self.state.freeze = Some(freeze);
+        // GitHub shows the runs held from now on as waiting for the freeze.
+        for i in self.waiting_at_deploy_stages() {
+            self.show_on_github(i);
+        }
+        Ok(None)
+    }
+
+    /// The freeze lifted (`by` an operator, or its end passed): the approved pauses it held continue and the runs
+    /// waiting at deploy stages go on, the oldest first.
+    pub(super) fn unfrozen(&mut self, by: Option<&str>) -> Applied {
+        let Some(freeze) = self.state.freeze.as_ref() else {
+            return Ok(Some(IgnoreReason::NotFrozen));
+        };
+        if by.is_none() && freeze.holds(self.now) {
+            // The reconciler's word that the freeze is over, read before someone froze the pipeline again.
+            return Ok(Some(IgnoreReason::NotFrozen));
+        }
+        self.state.freeze = None;
+        for i in 0..self.state.executions.len() {
+            self.continue_held(i);
+        }
+        let waiting = self.waiting_at_deploy_stages();
+        let mut stages = Vec::new();
+        for stage in waiting.iter().filter_map(|&i| self.state.executions[i].waiting_for()) {
+            if !stages.contains(&stage) {
+                stages.push(stage);
+            }
+        }
+        for stage in stages {
+            self.release(stage);
+        }
+        for i in waiting {
+            self.show_on_github(i);
+        }
+        Ok(None)
+    }
+
+    /// Whether run `i` is held out of `stage` by a freeze: the stage deploys and the pipeline is frozen.
+    pub(super) fn held_out(&self, i: usize, stage: crate::pipeline::Stage) -> bool {
+        let deploys = self.state.executions[i].plan.stage(stage).is_some_and(|planned| planned.deploy().is_some());
+        deploys && self.state.frozen(self.now).is_some()
+    }
+
+    /// Whether a pause must not be continued now: the pipeline is frozen. The pause is marked held.
+    pub(super) fn hold(&self, pause: &mut PauseFacts) -> bool {
+        pause.held = self.state.frozen(self.now).is_some();
+        pause.held
+    }
+
+    /// Continues the pauses of run `i` the freeze held, where ECS still waits: approved (or continued by sluice
+    /// itself) and not yet past their timeout.
+    fn continue_held(&mut self, i: usize) {
+        let now = self.now;
+        let execution = &self.state.executions[i];
+        if execution.status.is_finished() || execution.deploying().is_none() {
+            return;
+        }
+        let (id, service_deployment) =
+            (execution.id.clone(), execution.deploy().and_then(|d| d.service_deployment.clone()));
+        let Some(pause) = self.deploy_mut(i).pauses.iter_mut().find(|pause| pause.held) else { return };
+        pause.held = false;
+        let due = pause
+            .approval
+            .as_ref()
+            .is_none_or(|approval| approval.decision == Some(ApprovalDecision::Approved) && now < approval.expires_at);
+        if due {
+            let hook_id = pause.hook_id.clone();
+            self.effects.push(Effect::ContinueDeployment {
+                execution_id: id,
+                service_deployment: service_deployment.unwrap_or_default(),
+                hook_id,
+                action: PauseAction::Continue,
+            });
+        }
+    }
+
+    /// The runs waiting for a deploy stage, oldest first.
+    fn waiting_at_deploy_stages(&self) -> Vec<usize> {
+        let mut waiting: Vec<usize> = (0..self.state.executions.len())
+            .filter(|&i| {
+                let execution = &self.state.executions[i];
+                let stage = execution.waiting_for();
+                stage.and_then(|stage| execution.plan.stage(stage)).is_some_and(|planned| planned.deploy().is_some())
+            })
+            .collect();
+        waiting.sort_by_key(|&i| self.state.executions[i].seq);
+        waiting
+    }
+}

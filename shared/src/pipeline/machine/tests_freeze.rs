@@ -1,0 +1,226 @@
+//! The freeze: runs held at the boundary of a deploy stage, in order, and pauses of deployments in flight held until
+//! it lifts.
+
+use super::*;
+use crate::contract::testing::ecs_native_asking;
+use crate::definitions::{PauseAction, TrafficShift};
+
+const CAROL: &str = "arn:aws:iam::123456789012:user/carol";
+
+fn frozen(until: Option<DateTime<Utc>>) -> Event {
+    Event::Frozen { by: CAROL.into(), reason: "incident 4312".into(), until }
+}
+
+fn unfrozen() -> Event {
+    Event::Unfrozen { by: Some(CAROL.into()) }
+}
+
+/// Applies `event` to `state` at `now`: it must be applied.
+fn apply(state: &PipelineState, event: &Event, now: DateTime<Utc>) -> (PipelineState, Vec<Effect>) {
+    match transition(state, event, now) {
+        Ok(Decision::Apply { state, effects }) => (state, effects),
+        other => panic!("{} was not applied: {other:?}", event.name()),
+    }
+}
+
+fn status(state: &PipelineState, execution: &str) -> Status {
+    state.execution(&id(execution)).expect("the run").status
+}
+
+#[test]
+fn a_run_frozen_in_staging_waits_before_production_and_deploys_there_once_unfrozen() {
+    // GIVEN a run deploying to staging when an operator freezes the pipeline
+    let (state, _) = run(&[staged("e1", ExecutionMode::Queued), built("e1"), started("e1", "ecs-staging")]);
+    let (state, _) = apply(&state, &frozen(None), at(10));
+    // WHEN staging's deployment completes (it was under way) and the sign-off approves
+    let (state, effects) = apply(&state, &succeeded("e1", "ecs-staging"), at(11));
+    assert!(effects.iter().any(|e| matches!(e, Effect::RequestApproval { .. })), "a sign-off is no deploy stage");
+    let (state, effects) = apply(&state, &approved("e1"), at(12));
+    // THEN the run waits before production, and nothing deploys there
+    assert_eq!(status(&state, "e1"), Status::Waiting(stage("production")));
+    assert_eq!(deployments(&effects), Vec::new());
+    let freeze = state.frozen(at(12)).expect("the freeze");
+    assert_eq!((freeze.by.as_str(), freeze.reason.as_str(), freeze.since), (CAROL, "incident 4312", at(10)));
+    // WHEN the operator unfreezes it: it deploys to production, the same image
+    let (state, effects) = apply(&state, &unfrozen(), at(30));
+    assert_eq!(status(&state, "e1"), Status::Running(stage("production")));
+    let image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:e1".to_owned();
+    assert_eq!(deployments(&effects), vec![("prod".to_owned(), Some(image))]);
+    assert_eq!(state.freeze, None);
+}
+
+/// Run `execution` deploying to staging (minutes 0 to 2) when the pipeline is frozen (minute 3, `until`), then
+/// done with staging and signed off: it waits before production.
+fn frozen_in_staging(until: Option<DateTime<Utc>>) -> Vec<Event> {
+    let mut events = to_production("e1");
+    events.insert(3, frozen(until));
+    events
+}
+
+#[test]
+fn runs_held_by_a_freeze_go_on_in_the_order_they_came() {
+    // GIVEN e1 held before production, and two pushes since: e2 held before staging, e3 behind it
+    let mut events = frozen_in_staging(None);
+    events.extend([staged("e2", ExecutionMode::Queued), built("e2"), staged("e3", ExecutionMode::Queued), built("e3")]);
+    let (state, _) = run(&events);
+    assert_eq!(status(&state, "e1"), Status::Waiting(stage("production")));
+    assert_eq!(status(&state, "e2"), Status::Waiting(stage("staging")));
+    assert_eq!(status(&state, "e3"), Status::Waiting(stage("staging")));
+    // WHEN unfrozen: e1 deploys to production and e2 to staging; e3 waits for e2
+    let (state, effects) = apply(&state, &unfrozen(), at(30));
+    assert_eq!(deployments(&effects).len(), 2);
+    assert_eq!(status(&state, "e1"), Status::Running(stage("production")));
+    assert_eq!(status(&state, "e2"), Status::Running(stage("staging")));
+    assert_eq!(status(&state, "e3"), Status::Waiting(stage("staging")));
+    // AND once e2 is done with staging, e3 deploys there
+    let (state, _) = apply(&state, &started("e2", "d-staging-2"), at(31));
+    let (state, effects) = apply(&state, &succeeded("e2", "d-staging-2"), at(32));
+    assert_eq!(status(&state, "e3"), Status::Running(stage("staging")));
+    assert_eq!(deployments(&effects).len(), 1);
+}
+
+#[test]
+fn a_freeze_never_holds_a_build_an_approval_stage_or_an_operators_rollback() {
+    // GIVEN a frozen pipeline: a push still builds and its sign-off still asks (they deploy nothing)
+    let (state, _) = run(&[frozen(None), staged("e1", ExecutionMode::Queued)]);
+    assert_eq!(status(&state, "e1"), Status::Running(Stage::BUILD));
+    // AND a deployment under way when the freeze came can be stopped and rolled back
+    let (state, _) = apply(&canary_deploying(), &frozen(None), at(10));
+    let order = Event::RollbackOrdered { execution_id: id("e1"), by: CAROL.into() };
+    let (_, effects) = apply(&state, &order, at(11));
+    assert!(effects.iter().any(|e| matches!(e, Effect::StopDeployment { .. })), "{effects:?}");
+}
+
+#[test]
+fn a_freeze_with_an_end_holds_until_then_and_the_reconcilers_word_lifts_it_only_once_it_has_passed() {
+    // GIVEN a freeze until minute 20, and a run held before production
+    let (state, _) = run(&frozen_in_staging(Some(at(20))));
+    assert_eq!(status(&state, "e1"), Status::Waiting(stage("production")));
+    // WHEN the reconciler says it is over before its end, nothing changes
+    let thawed = Event::Unfrozen { by: None };
+    assert_eq!(transition(&state, &thawed, at(19)), Ok(Decision::Ignore(IgnoreReason::NotFrozen)));
+    // WHEN it has passed, the run deploys
+    let (state, effects) = apply(&state, &thawed, at(21));
+    assert_eq!(status(&state, "e1"), Status::Running(stage("production")));
+    assert_eq!(deployments(&effects).len(), 1);
+    // AND there is nothing more to lift
+    assert_eq!(transition(&state, &unfrozen(), at(22)), Ok(Decision::Ignore(IgnoreReason::NotFrozen)));
+}
+
+#[test]
+fn a_freeze_must_end_in_the_future() {
+    let state = PipelineState::new("web", ExecutionMode::Queued);
+    assert_eq!(
+        transition(&state, &frozen(Some(at(5))), at(5)),
+        Err(TransitionError::FreezeEndsInThePast { until: at(5) })
+    );
+}
+
+/// A queued ECS canary run (5 %) that asks at the pause after its canary step, deploying since minute 3.
+fn canary_deploying() -> PipelineState {
+    let mut push = staged("e1", ExecutionMode::Queued);
+    if let Event::Triggered { plan, .. } = &mut push {
+        let canary = TrafficShift::Canary { tenths: 50, bake_time_minutes: 10 };
+        let target = DeployTarget::EcsNative(ecs_native_asking(canary, 30));
+        plan.stages = vec![StageDefinition {
+            name: Stage::DEPLOY,
+            kind: StageKind::Deploy(Box::new(DeployStage {
+                target,
+                timeout_minutes: None,
+                soak_secs: None,
+                soak_alarms: None,
+                environment: None,
+            })),
+        }];
+    }
+    let started = Event::DeploymentStarted {
+        execution_id: id("e1"),
+        deployment_id: "d-e1".into(),
+        service_deployment: Some("arn:sd-e1".into()),
+        task_definition: None,
+        previous_task_definition: None,
+        in_alarm: None,
+    };
+    run(&[push, built("e1"), started]).0
+}
+
+fn paused(hook_id: &str) -> Event {
+    Event::DeploymentPaused {
+        execution_id: id("e1"),
+        service_deployment: "arn:sd-e1".into(),
+        hook_id: hook_id.into(),
+        stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+        expires_at: Some(at(60)),
+        timeout_action: None,
+    }
+}
+
+fn decided(decision: ApprovalDecision) -> Event {
+    match approved("e1") {
+        Event::ApprovalDecided { execution_id, approver, comment, token_hash, source_ip, user_agent, .. } => {
+            Event::ApprovalDecided { execution_id, decision, approver, comment, token_hash, source_ip, user_agent }
+        }
+        other => other,
+    }
+}
+
+/// The pauses the effects continue or roll back, with how.
+fn continued(effects: &[Effect]) -> Vec<(String, PauseAction)> {
+    let continued = effects.iter().filter_map(|effect| match effect {
+        Effect::ContinueDeployment { hook_id, action, .. } => Some((hook_id.clone(), *action)),
+        _ => None,
+    });
+    continued.collect()
+}
+
+#[test]
+fn an_approval_at_a_pause_while_frozen_is_recorded_and_carried_out_once_the_freeze_lifts() {
+    // GIVEN a canary under way when the pipeline is frozen
+    let state = apply(&canary_deploying(), &frozen(None), at(5)).0;
+    // WHEN ECS pauses before any production traffic: sluice would continue it itself, but holds it
+    let (state, effects) = apply(&state, &paused("pause-1"), at(6));
+    assert_eq!(continued(&effects), Vec::new());
+    // WHEN unfrozen: it continues; ECS pauses again after the canary step, and the approver approves
+    let (state, effects) = apply(&state, &unfrozen(), at(7));
+    assert_eq!(continued(&effects), vec![("pause-1".to_owned(), PauseAction::Continue)]);
+    let (state, _) = apply(&state, &frozen(None), at(8));
+    let (state, _) = apply(&state, &paused("pause-2"), at(20));
+    let (state, effects) = apply(&state, &decided(ApprovalDecision::Approved), at(25));
+    // THEN the decision is recorded and announced, and the deployment waits at its pause
+    assert_eq!(continued(&effects), Vec::new());
+    assert!(effects.iter().any(|e| matches!(e, Effect::Publish(SluiceEvent::ApprovalDecided(_)))));
+    let pause = state.execution(&id("e1")).and_then(|run| run.deploy()?.pauses.last().cloned()).expect("the last pause");
+    assert!(pause.held);
+    assert_eq!(pause.approval.and_then(|a| a.decision), Some(ApprovalDecision::Approved));
+    // WHEN the freeze lifts: the deployer continues it, once
+    let (state, effects) = apply(&state, &unfrozen(), at(30));
+    assert_eq!(continued(&effects), vec![("pause-2".to_owned(), PauseAction::Continue)]);
+    let (state, _) = apply(&state, &frozen(None), at(31));
+    let (_, effects) = apply(&state, &unfrozen(), at(32));
+    assert_eq!(continued(&effects), Vec::new());
+}
+
+#[test]
+fn a_rejection_at_a_pause_is_never_held_and_an_approval_held_past_the_pauses_timeout_is_not_carried_out() {
+    let state = apply(&canary_deploying(), &paused("pause-1"), at(6)).0;
+    let state = apply(&state, &paused("pause-2"), at(20)).0;
+    let state = apply(&state, &frozen(None), at(21)).0;
+    // A rejection rolls back at once, frozen or not
+    let (_, effects) = apply(&state, &decided(ApprovalDecision::Rejected), at(25));
+    assert_eq!(continued(&effects), vec![("pause-2".to_owned(), PauseAction::Rollback)]);
+    // An approval held until after the pause's timeout (minute 60) is left to ECS's timeout action
+    let (state, _) = apply(&state, &decided(ApprovalDecision::Approved), at(25));
+    let (state, effects) = apply(&state, &unfrozen(), at(61));
+    assert_eq!(continued(&effects), Vec::new());
+    let pause = state.execution(&id("e1")).and_then(|run| run.deploy()?.pauses.last().cloned()).expect("the last pause");
+    assert!(!pause.held);
+}
+
+#[test]
+fn a_frozen_pipeline_survives_a_json_round_trip() {
+    let (state, _) = run(&[frozen(Some(at(90))), staged("e1", ExecutionMode::Queued)]);
+    let json = serde_json::to_string(&state).expect("serializes");
+    assert!(json.contains("\"freeze\""), "{json}");
+    let back: PipelineState = serde_json::from_str(&json).expect("parses");
+    assert_eq!(back, state);
+}

@@ -10,6 +10,7 @@ mod approve;
 mod check;
 mod doctor;
 mod effects;
+mod freeze;
 mod history;
 mod init;
 mod order;
@@ -80,6 +81,8 @@ enum Verb {
     Approve(approve::Approve),
     Reject(approve::Reject),
     Rollback(rollback::Rollback),
+    Freeze(freeze::Freeze),
+    Unfreeze(freeze::Unfreeze),
     Retry(order::Retry),
     Rerun(order::Rerun),
     Effects(effects::Effects),
@@ -134,6 +137,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Verb::Approve(verb) => verb.run(&target).await,
         Verb::Reject(verb) => verb.run(&target).await,
         Verb::Rollback(verb) => verb.run(&target).await,
+        Verb::Freeze(verb) => verb.run(&target).await,
+        Verb::Unfreeze(verb) => verb.run(&target).await,
         Verb::Retry(verb) => verb.run(&target).await,
         Verb::Rerun(verb) => verb.run(&target).await,
         Verb::Effects(verb) => verb.run(&target).await,

@@ -7,7 +7,7 @@ use serde_json::json;
 use sluice::contract::ports::{DefinitionsStore, PipelineStore};
 use sluice::definitions::{Definitions, Pipeline};
 use sluice::pipeline::{Execution, Status as RunStatus, short_commit};
-use sluice::present::timeline::{run_json, waits_for};
+use sluice::present::timeline::{run_json, waits_for_in};
 
 use crate::stack::{Stack, Target};
 use crate::term::{bold, paint};
@@ -45,15 +45,20 @@ impl Status {
             let runs: Vec<&Execution> =
                 state.iter().flat_map(|s| s.executions.iter()).filter(|run| !run.status.is_finished()).collect();
             let parked = state.as_ref().map(|s| s.parked.as_slice()).unwrap_or_default();
+            let freeze = state.as_ref().and_then(|s| s.frozen(now));
             if target.json {
                 report.push(json!({
                     "pipeline": pipeline.name,
                     "strategy": strategies(pipeline),
                     "runs": runs.iter().map(|run| {
                         let mut value = run_json(run);
-                        value["waits_for"] = json!(waits_for(run, now));
+                        value["waits_for"] = json!(waits_for_in(run, freeze, now));
                         value
                     }).collect::<Vec<_>>(),
+                    "freeze": freeze.map(|f| json!({
+                        "by": f.by, "reason": f.reason, "since": f.since.to_rfc3339(),
+                        "until": f.until.map(|until| until.to_rfc3339()),
+                    })),
                     "parked": parked.iter().map(|p| json!({
                         "id": p.id, "effect": p.effect.describe(), "error": p.error, "parked": p.parked_at.to_rfc3339(),
                     })).collect::<Vec<_>>(),
@@ -61,6 +66,10 @@ impl Status {
                 continue;
             }
             anstream::println!("{}  ({}, {})", bold(&pipeline.name), strategies(pipeline), pipeline.source.repository);
+            if let Some(freeze) = freeze {
+                let line = sluice::present::text::freeze(freeze);
+                anstream::println!("  {} {line}", paint(RunStatus::Failed, "deployments stopped:"));
+            }
             if runs.is_empty() {
                 anstream::println!("  no run in progress");
             }
@@ -74,7 +83,7 @@ impl Status {
                     run.source.pusher,
                     run.id
                 );
-                anstream::println!("        waits for {}", waits_for(run, now));
+                anstream::println!("        waits for {}", waits_for_in(run, freeze, now));
             }
             for parked in parked {
                 anstream::println!(

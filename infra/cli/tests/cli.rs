@@ -700,6 +700,68 @@ async fn approve_and_reject_decide_as_the_callers_aws_identity_and_announce_it_o
     Ok(())
 }
 
+#[tokio::test]
+async fn freeze_holds_a_run_out_of_its_deploy_stage_until_unfreeze_as_the_callers_identity() -> Result<()> {
+    use sluice::pipeline::{ExecutionId, Stage, Status};
+    let stack = Stack::create().await?;
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    store.publish(&std::fs::read_to_string(workspace_root().join(EXAMPLE))?, None, chrono::Utc::now()).await?;
+    web_run(&store, "web-1", true).await?;
+    let name = sluice_integration::unique("sluice-cli");
+    deployed(&stack, &name).await?;
+
+    // A freeze says why, names pipelines that exist, and ends in the future
+    assert_eq!(sluice(&["--stack", &name, "freeze", "web"]).status.code(), Some(2), "no reason");
+    assert_eq!(sluice(&["--stack", &name, "freeze", "--reason", "x"]).status.code(), Some(2), "no pipeline");
+    let unknown = sluice(&["--stack", &name, "freeze", "web", "nope", "--reason", "x"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("pipeline nope is not in the published definitions"), "{}", stderr(&unknown));
+    let past = sluice(&["--stack", &name, "freeze", "web", "--reason", "x", "--until", "2020-01-01T00:00:00Z"]);
+    assert_eq!(past.status.code(), Some(1));
+    assert!(stderr(&past).contains("web: a freeze must end in the future"), "{}", stderr(&past));
+    assert_eq!(store.load("web").await?.and_then(|s| s.value.freeze), None, "nothing was frozen");
+
+    // WHEN an operator freezes web and web-1 is approved
+    let frozen = sluice(&["--stack", &name, "freeze", "web", "--reason", "incident 4312", "--until", "2h"]);
+    assert!(frozen.status.success(), "{}", stderr(&frozen));
+    assert!(stdout(&frozen).starts_with("web: frozen until "), "{}", stdout(&frozen));
+    assert!(stdout(&frozen).ends_with(" UTC: incident 4312\n"), "{}", stdout(&frozen));
+    let approved = sluice(&["--stack", &name, "approve", "web-1"]);
+    assert!(approved.status.success(), "{}", stderr(&approved));
+    // THEN web-1 waits before its deploy stage, and status says why
+    let run = store.execution(&ExecutionId::from("web-1")).await?.expect("the run");
+    assert_eq!(run.status, Status::Waiting(Stage::DEPLOY));
+    let status = stdout(&sluice(&["--stack", &name, "status", "web"]));
+    let by = store.load("web").await?.and_then(|s| s.value.freeze).map(|f| f.by).unwrap_or_default();
+    assert!(by.starts_with("arn:aws:"), "{by}");
+    assert!(status.contains(&format!("  deployments stopped: frozen by {by} since ")), "{status}");
+    assert!(status.contains("        waits for the freeze to lift: frozen by "), "{status}");
+
+    // WHEN unfrozen: web-1 takes its deploy stage and the deployer is told at once
+    let unfrozen = sluice(&["--stack", &name, "unfreeze", "web"]);
+    assert!(unfrozen.status.success(), "{}", stderr(&unfrozen));
+    assert_eq!(stdout(&unfrozen), "web: unfrozen; deploying: web-1 (deploy)\n");
+    let run = store.execution(&ExecutionId::from("web-1")).await?.expect("the run");
+    assert_eq!(run.status, Status::Running(Stage::DEPLOY));
+    let requested = stack
+        .receive(stack.queue_to("DeployerFunction", "Deployment Requested")?, 1, std::time::Duration::from_secs(10))
+        .await?;
+    assert_eq!(requested.len(), 1, "{requested:?}");
+    assert_eq!(requested[0]["detail"]["execution_id"], "web-1", "{}", requested[0]);
+    assert_eq!(stdout(&sluice(&["--stack", &name, "unfreeze", "web"])), "web: was not frozen\n");
+
+    // AND --all freezes every published pipeline
+    let all = sluice(&["--stack", &name, "--json", "freeze", "--all", "--reason", "holidays"]);
+    assert!(all.status.success(), "{}", stderr(&all));
+    let lines: Vec<serde_json::Value> = stdout(&all).lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let names: Vec<&str> = lines.iter().filter_map(|line| line["pipeline"].as_str()).collect();
+    assert!(names.contains(&"web") && names.len() >= 2, "{names:?}");
+    for pipeline in names {
+        assert!(store.load(pipeline).await?.and_then(|s| s.value.freeze).is_some(), "{pipeline} frozen");
+    }
+    Ok(())
+}
+
 /// Run `id` of pipeline web, built, approved and shipped.
 async fn shipped(store: &DynamoDbStore, id: &str) -> Result<()> {
     applied(store, &sluice::contract::testing::shipped(id)).await

@@ -717,7 +717,7 @@ pub struct PipelineState {
     pub refs: Vec<RefHistory>,
     /// The freeze an operator set (`sluice freeze`), while it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub freeze: Option<Freeze>,
+    pub freeze: Option<Box<Freeze>>,
 }
 
 /// A freeze of the pipeline: who set it, why, since and until when (`None`: until someone unfreezes it).
@@ -1197,7 +1197,7 @@ impl PipelineState {
 
     /// The freeze that holds at `now`, if any.
     pub fn frozen(&self, now: DateTime<Utc>) -> Option<&Freeze> {
-        self.freeze.as_ref().filter(|freeze| freeze.holds(now))
+        self.freeze.as_deref().filter(|freeze| freeze.holds(now))
     }
 
     pub fn execution(&self, id: &ExecutionId) -> Option<&Execution> {

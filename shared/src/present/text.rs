@@ -3,7 +3,7 @@
 use chrono::TimeDelta;
 
 use crate::contract::ports::MAX_SUBJECT;
-use crate::pipeline::{TestFacts, TestResults};
+use crate::pipeline::{Freeze, TestFacts, TestResults};
 
 /// `850 ms`, `1.9s`, `12s`, `3m 05s`, `2h 10m`, `3d 4h`: a duration as people read it (rounded down).
 pub fn span(delta: TimeDelta) -> String {
@@ -119,6 +119,15 @@ pub fn tested_by(test: &TestFacts) -> String {
         "" => format!("{} checks", test.checks),
         project => format!("CodeBuild test project {project}"),
     }
+}
+
+/// A freeze, in a line: `frozen by ARN since 2026-12-07 10:02 UTC, until unfrozen: incident 4312`.
+pub fn freeze(freeze: &Freeze) -> String {
+    let until = match freeze.until {
+        Some(until) => format!("until {}", until.format("%Y-%m-%d %H:%M UTC")),
+        None => "until unfrozen".to_owned(),
+    };
+    format!("frozen by {} since {}, {until}: {}", freeze.by, freeze.since.format("%Y-%m-%d %H:%M UTC"), freeze.reason)
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::text::{percent, span, test_verdict, tested_by};
+use super::text::{self, percent, span, test_verdict, tested_by};
 use crate::pipeline::OutcomeReport;
 use crate::pipeline::{
-    ApprovalFacts, CommitOrder, Compared, DeployFacts, Execution, Stage, Status, TestFacts, short_commit,
+    ApprovalFacts, CommitOrder, Compared, DeployFacts, Execution, Freeze, Stage, Status, TestFacts, short_commit,
 };
 
 /// One thing that happened to a run.
@@ -219,6 +219,23 @@ pub fn history_lines(run: &Execution) -> Vec<String> {
     )];
     lines.extend(run.reason.as_ref().map(|reason| format!("       {reason}")));
     lines
+}
+
+/// What a run in progress waits for, at `now`, its pipeline frozen (`frozen`) or not: a run held out of a deploy
+/// stage, or at a pause approved while frozen, waits for the freeze to lift; else as [`waits_for`] says.
+pub fn waits_for_in(run: &Execution, frozen: Option<&Freeze>, now: DateTime<Utc>) -> String {
+    let held = match run.status {
+        Status::Waiting(stage) => run.plan.stage(stage).is_some_and(|planned| planned.deploy().is_some()),
+        Status::Running(_) => run.deploying().is_some() && run.pauses().last().is_some_and(|pause| pause.held),
+        _ => false,
+    };
+    match frozen.filter(|_| held) {
+        Some(freeze) if matches!(run.status, Status::Waiting(_)) => {
+            format!("the freeze to lift: {}", text::freeze(freeze))
+        }
+        Some(freeze) => format!("the freeze to lift, approved at its pause: {}", text::freeze(freeze)),
+        None => waits_for(run, now),
+    }
 }
 
 /// What a run in progress waits for, at `now`: its build, a decision (until when), its deployment, a pause, or its

@@ -9,7 +9,7 @@ use crate::pipeline::{Execution, ExecutionId};
 use crate::present::approval_page as page;
 use crate::present::html::Page;
 use crate::present::status::{self, LAST_RUNS, PipelineView, StatusKey, StatusRequest};
-use crate::present::timeline::{lines, waits_for};
+use crate::present::timeline::{lines, waits_for, waits_for_in};
 use crate::runtime::telemetry::Chain;
 use crate::usecases::{CachedDefinitions, DefinitionsError, KeptSecret};
 
@@ -69,12 +69,13 @@ async fn overview<S: PipelineStore, D: DefinitionsStore>(
     let mut pipelines = Vec::new();
     for pipeline in definitions.iter() {
         let state = store.load(&pipeline.name).await?.map(|stored| stored.value);
+        let freeze = state.as_ref().and_then(|state| state.frozen(now).cloned());
         let in_progress: Vec<_> = state
             .map(|state| state.executions.into_iter().filter(|run| !run.status.is_finished()).collect::<Vec<_>>())
             .unwrap_or_default()
             .into_iter()
             .map(|run| {
-                let story = story(&run, now);
+                let story = status::Story { waits_for: waits_for_in(&run, freeze.as_ref(), now), ..story(&run, now) };
                 (run, story)
             })
             .collect();
@@ -96,6 +97,7 @@ async fn overview<S: PipelineStore, D: DefinitionsStore>(
             repository: pipeline.source.repository.clone(),
             in_progress,
             ended,
+            freeze,
         });
     }
     Ok(status::overview(&pipelines, key, now))

@@ -18,7 +18,7 @@ impl Run {
         }
         let since = self.state.frozen(self.now).map_or(self.now, |freeze| freeze.since);
         let freeze = Freeze { by: bounded(by, MAX_ARN), reason: bounded(reason, MAX_REASON), since, until };
-        self.state.freeze = Some(freeze);
+        self.state.freeze = Some(Box::new(freeze));
         // GitHub shows the runs held from now on as waiting for the freeze.
         for i in self.waiting_at_deploy_stages() {
             self.show_on_github(i);

@@ -189,7 +189,8 @@ fn an_approval_at_a_pause_while_frozen_is_recorded_and_carried_out_once_the_free
     // THEN the decision is recorded and announced, and the deployment waits at its pause
     assert_eq!(continued(&effects), Vec::new());
     assert!(effects.iter().any(|e| matches!(e, Effect::Publish(SluiceEvent::ApprovalDecided(_)))));
-    let pause = state.execution(&id("e1")).and_then(|run| run.deploy()?.pauses.last().cloned()).expect("the last pause");
+    let pause =
+        state.execution(&id("e1")).and_then(|run| run.deploy()?.pauses.last().cloned()).expect("the last pause");
     assert!(pause.held);
     assert_eq!(pause.approval.and_then(|a| a.decision), Some(ApprovalDecision::Approved));
     // WHEN the freeze lifts: the deployer continues it, once
@@ -212,7 +213,8 @@ fn a_rejection_at_a_pause_is_never_held_and_an_approval_held_past_the_pauses_tim
     let (state, _) = apply(&state, &decided(ApprovalDecision::Approved), at(25));
     let (state, effects) = apply(&state, &unfrozen(), at(61));
     assert_eq!(continued(&effects), Vec::new());
-    let pause = state.execution(&id("e1")).and_then(|run| run.deploy()?.pauses.last().cloned()).expect("the last pause");
+    let pause =
+        state.execution(&id("e1")).and_then(|run| run.deploy()?.pauses.last().cloned()).expect("the last pause");
     assert!(!pause.held);
 }
 

@@ -102,6 +102,8 @@ pub struct PipelineView {
     pub in_progress: Vec<(Execution, Story)>,
     /// Its last runs that ended, newest first.
     pub ended: Vec<Execution>,
+    /// The freeze that holds, if it is frozen.
+    pub freeze: Option<crate::pipeline::Freeze>,
 }
 
 /// What the page tells of a run besides its record: what it waits for, and its timeline, a line each. The timeline
@@ -150,6 +152,10 @@ pub fn overview(pipelines: &[PipelineView], key: &StatusKey, now: DateTime<Utc>)
             escape(&pipeline.strategy),
             escape(&pipeline.repository)
         ));
+        if let Some(freeze) = &pipeline.freeze {
+            let line = crate::present::text::freeze(freeze);
+            body.push_str(&format!("<p class=\"bad\"><strong>Deployments stopped</strong>: {}.</p>", escape(&line)));
+        }
         if pipeline.in_progress.is_empty() {
             body.push_str("<p>No run in progress.</p>");
         }

@@ -46,6 +46,7 @@ fn view(in_progress: Vec<Execution>, ended: Vec<Execution>, now: DateTime<Utc>) 
             })
             .collect(),
         ended,
+        freeze: None,
     }
 }
 
@@ -173,4 +174,42 @@ fn a_failed_run_marks_the_stage_it_failed_in() {
     assert!(page.html.contains("<li class=\"bad\">deploy (stopped)</li>"), "{}", page.html);
     assert!(page.html.contains("<li class=\"done\">approval"), "{}", page.html);
     assert!(page.html.contains("AfterAllowTestTraffic checks failed"));
+}
+
+#[test]
+fn a_frozen_pipeline_says_who_stopped_its_deployments_why_and_until_when_and_its_held_run_waits_for_the_freeze() {
+    // GIVEN web frozen, and a run built and approved since, held before its deploy stage
+    let frozen = Event::Frozen {
+        by: "arn:aws:iam::123456789012:user/carol".into(),
+        reason: "incident <4312>".into(),
+        until: Some(at(7200)),
+    };
+    let mut events = vec![frozen];
+    events.extend(shipped("web-1").into_iter().take(3));
+    let mut state = PipelineState::new("web", ExecutionMode::Superseded);
+    for (minute, event) in (0..).zip(&events) {
+        if let Ok(Decision::Apply { state: next, .. }) = transition(&state, event, at(60 * minute)) {
+            state = next;
+        }
+    }
+    let held = state.execution(&ExecutionId::from("web-1")).cloned().expect("the run");
+    assert_eq!(held.status, crate::pipeline::Status::Waiting(crate::pipeline::Stage::DEPLOY));
+    let freeze = state.frozen(at(300)).cloned();
+    let waits = crate::present::timeline::waits_for_in(&held, freeze.as_ref(), at(300));
+    let told = Story { waits_for: waits, ..story(&held, at(300)) };
+    let frozen = PipelineView { in_progress: vec![(held, told)], freeze, ..view(Vec::new(), Vec::new(), at(300)) };
+    // THEN the page says so, above the run, and the run waits for the freeze to lift
+    let page = overview(&[frozen], &key(), at(300));
+    assert!(
+        page.html.contains(
+            "<p class=\"bad\"><strong>Deployments stopped</strong>: frozen by arn:aws:iam::123456789012:user/carol since \
+             2026-11-25 10:00 UTC, until 2026-11-25 12:00 UTC: incident &lt;4312&gt;.</p>"
+        ),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("<p>Waits for the freeze to lift: frozen by arn:aws:iam"), "{}", page.html);
+    // AND once it has lifted, nothing says frozen
+    let thawed = PipelineView { freeze: None, ..view(Vec::new(), Vec::new(), at(7300)) };
+    assert!(!overview(&[thawed], &key(), at(7300)).html.contains("frozen"));
 }

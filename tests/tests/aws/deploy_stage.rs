@@ -1014,6 +1014,45 @@ async fn a_canary_approved_at_its_pause_ships_whatever_lifecycle_stage_ecs_repor
     Ok(())
 }
 
+#[tokio::test]
+async fn a_canary_approved_at_its_pause_while_frozen_waits_there_and_ships_once_unfrozen() -> Result<()> {
+    use sluice::contract::ports::DefinitionsStore;
+    use sluice::pipeline::ApprovalDecision;
+    use sluice::usecases::{FreezeOrder, decide_as, set_freeze};
+    let world = world(true, Rollout::Healthy, HookTime(Duration::from_secs(300))).await?;
+    let definitions = "[pipelines.web]\nsource = { repository = \"acme/web\" }\nbuild = { project = \"web-build\" }\n\
+                       deploy = { strategy = \"rolling\", cluster = \"prod\", service = \"web\" }\n";
+    world.store.publish(definitions, None, chrono::Utc::now()).await?;
+    let bus = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&world.aws), world.stack.bus.clone());
+    let runner = Announcer { publisher: bus };
+    let carol = "arn:aws:iam::123456789012:user/carol";
+    // GIVEN web-1's canary paused after its canary step for a decision (ten hours of sandbox time: a minute)
+    world.deploy(canary_with_pause(600)).await?;
+    let arn = world.service_deployment().await?;
+    world.record_when(&arn, "pause after the canary step", |r| hook_statuses(r).len() == 2).await?;
+    world.asked_at_pause("web-1").await?;
+    // WHEN an operator freezes web and an approver approves at the pause
+    let freeze = FreezeOrder::Freeze { reason: "incident 4312", until: None };
+    let web = ["web".to_owned()];
+    set_freeze(&world.store, &runner, (&web, false), freeze, (carol, chrono::Utc::now())).await?;
+    let id = ExecutionId::from("web-1");
+    decide_as(&world.store, &runner, &id, ApprovalDecision::Approved, "ada", None, chrono::Utc::now()).await?;
+    // THEN ECS still waits at the pause (given the time it takes to continue one), the decision recorded and held
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let record = world.ecs.service_deployment(&arn).context("the record")?;
+    assert_eq!(hook_statuses(&record), ["SUCCEEDED", "AWAITING_ACTION"]);
+    let run = world.store.execution(&id).await?.context("the run")?;
+    let pause = run.deploy().and_then(|d| d.pauses.last()).context("the pause")?;
+    assert!(pause.held, "{pause:#?}");
+    assert_eq!(pause.approval.as_ref().and_then(|a| a.decision), Some(ApprovalDecision::Approved));
+    // WHEN unfrozen: the deployer, woken at once, continues it; production moves to green and the run succeeds
+    set_freeze(&world.store, &runner, (&web, false), FreezeOrder::Unfreeze, (carol, chrono::Utc::now())).await?;
+    let run = world.finished().await?;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    assert_eq!(world.app.production.routed(), "green");
+    Ok(())
+}
+
 impl World {
     /// The stage of the pause run `execution` asks its approvers about, once it does (within 10 s).
     async fn asked_at_pause(&self, execution: &str) -> Result<String> {

@@ -359,3 +359,34 @@ async fn a_release_that_has_soaked_at_staging_for_its_time_is_taken_to_the_next_
     let run = world.execution("e1").await;
     assert_eq!(run.status, Status::Running(Stage::new("production").expect("a stage name")), "{:?}", run.reason);
 }
+
+#[tokio::test]
+async fn a_freeze_whose_end_has_passed_is_lifted_at_the_look_and_the_run_it_held_deploys() {
+    // GIVEN web frozen until minute 30, and web-1 approved since: it waits before its deploy stage
+    let world = World::awaiting_approval("web-1").await;
+    let freeze =
+        Event::Frozen { by: "arn:aws:iam::1:user/carol".into(), reason: "incident".into(), until: Some(at(30)) };
+    world.apply(freeze, 2).await.expect("frozen");
+    let approved = Event::ApprovalDecided {
+        execution_id: ExecutionId::from("web-1"),
+        decision: crate::pipeline::ApprovalDecision::Approved,
+        approver: "ada".into(),
+        comment: None,
+        token_hash: None,
+        source_ip: None,
+        user_agent: None,
+    };
+    world.apply(approved, 3).await.expect("approved");
+    assert_eq!(world.execution("web-1").await.status, Status::Waiting(Stage::DEPLOY));
+    // WHEN the reconciler looks before the freeze's end, nothing moves
+    world.look(29).await;
+    assert_eq!(world.execution("web-1").await.status, Status::Waiting(Stage::DEPLOY));
+    // WHEN it looks once the end has passed, the freeze is lifted and web-1 takes its deploy stage
+    let done = world.look(31).await;
+    assert_eq!(done.moved, 1, "{done:?}");
+    assert_eq!(world.execution("web-1").await.status, Status::Running(Stage::DEPLOY));
+    let state = world.store.load("web").await.ok().flatten().expect("stored").value;
+    assert_eq!(state.freeze, None);
+    let published: Vec<&str> = world.effects.publisher.published().iter().map(|e| e.detail_type()).collect();
+    assert!(published.contains(&"Deployment Requested"), "{published:?}");
+}

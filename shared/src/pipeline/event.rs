@@ -54,6 +54,10 @@ pub struct ApprovalNotice {
     /// The test stage whose failure the approvers are asked to overlook (`on_failure = "ask"`), and what failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<StageNotice>,
+    /// The freeze of the pipeline when the request went out (who, why, until when), in a line: approving records the
+    /// decision, and the release goes on once the freeze lifts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<String>,
 }
 
 /// Where an approval releases the build, for its request to read what runs there now and compare the release with
@@ -133,6 +137,7 @@ impl ApprovalNotice {
             releases_to: None,
             compared: None,
             failed: None,
+            frozen: None,
         }
         .with_stages(execution)
     }

@@ -859,11 +859,12 @@ impl Run {
     ) {
         let execution = &self.state.executions[i];
         let pause_stage = notice.pause.as_ref().map(|pause| pause.stage.clone());
+        let frozen = self.state.frozen(self.now).map(crate::present::text::freeze);
         self.effects.push(Effect::RequestApproval {
             execution_id: execution.id.clone(),
             topic_arn: topic_arn.to_owned(),
             expires_at,
-            notice: Box::new(notice),
+            notice: Box::new(ApprovalNotice { frozen, ..notice }),
             hook_id: hook_id.map(str::to_owned),
             release,
         });

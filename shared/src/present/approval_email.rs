@@ -61,6 +61,13 @@ pub fn approval_email(
             text.push_str(&format!("  {:<12} {}\n", stage.stage.as_str(), stage.said));
         }
     }
+    if let Some(frozen) = &notice.frozen {
+        text.push_str(&format!(
+            "\nDeployments of {} are stopped: {frozen}.\nYour decision is recorded now; an approved release goes on \
+             once the freeze lifts.\n",
+            notice.pipeline
+        ));
+    }
     if let Some(next) = &notice.releases_to {
         text.push_str(&format!("\nApproving releases it to:\n  {:<12} {}\n", next.stage.as_str(), next.said));
     }
@@ -142,6 +149,9 @@ fn approval_json(
             "reviewUrl": links.base,
         }
     });
+    if let Some(frozen) = &notice.frozen {
+        facts["approval"]["frozen"] = json!(frozen);
+    }
     if let Some(failed) = &notice.failed {
         facts["approval"]["failedStage"] = json!({ "stage": failed.stage, "said": failed.said });
     }
@@ -190,7 +200,26 @@ mod tests {
             releases_to: None,
             compared: None,
             failed: None,
+            frozen: None,
         }
+    }
+
+    #[test]
+    fn a_request_sent_while_the_pipeline_is_frozen_says_who_stopped_it_and_that_an_approval_waits_for_the_lift() {
+        let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().expect("time");
+        let line = "frozen by arn:aws:iam::1:user/carol since 2026-11-24 11:50 UTC, until unfrozen: incident 4312";
+        let frozen = ApprovalNotice { frozen: Some(line.into()), ..notice() };
+        let links = Links { review: "https://approve.example/r/T", base: "https://approve.example/", region: "r" };
+        let email = approval_email(&ExecutionId::from("web-42"), &frozen, now + TimeDelta::hours(2), links, now);
+        let expected = format!(
+            "\nDeployments of web are stopped: {line}.\nYour decision is recorded now; an approved release goes on once \
+             the freeze lifts.\n"
+        );
+        assert!(email.text.contains(&expected), "{}", email.text);
+        let message: serde_json::Value = serde_json::from_str(&email.message).expect("JSON");
+        let facts: serde_json::Value = serde_json::from_str(message["default"].as_str().expect("text")).expect("JSON");
+        assert_eq!(facts["approval"]["frozen"], line);
+        assert!(!approval_email(&ExecutionId::from("web-42"), &notice(), now, links, now).text.contains("stopped"));
     }
 
     #[test]

@@ -40,15 +40,34 @@ pub fn review(facts: &RunFacts<'_>, form_token: &str, now: DateTime<Utc>) -> Pag
          <button class=\"approve\" name=\"decision\" value=\"approve\">Approve</button>\
          <button class=\"reject\" name=\"decision\" value=\"reject\">Reject</button>\
          </form><p class=\"note\">{note}</p>",
-        facts = fact_list(facts, now),
+        facts = frozen(facts.notice) + &fact_list(facts, now),
         form_token = escape(form_token),
     );
     page(200, &format!("Approve {}", facts.notice.pipeline), &body)
 }
 
+/// The freeze that stops the pipeline's deployments, if any, as a paragraph above the facts.
+fn frozen(notice: &ApprovalNotice) -> String {
+    let Some(frozen) = &notice.frozen else { return String::new() };
+    format!(
+        "<p class=\"bad\">Deployments of {} are stopped: {}. Your decision is recorded now; an approved release goes on \
+         once the freeze lifts.</p>",
+        escape(&notice.pipeline),
+        escape(frozen)
+    )
+}
+
 /// The decision was recorded now.
 pub fn decided(facts: &RunFacts<'_>, decision: ApprovalDecision, approver: &str) -> Page {
     let next = match (decision, facts.notice.pause.is_some()) {
+        (ApprovalDecision::Approved, false) if facts.notice.frozen.is_some() => {
+            "Deployments are stopped: the run waits before its deploy stage until the freeze lifts. You can close this \
+             page."
+        }
+        (ApprovalDecision::Approved, true) if facts.notice.frozen.is_some() => {
+            "Deployments are stopped: ECS continues the deployment once the freeze lifts, if it still waits at this \
+             pause then. You can close this page."
+        }
         (ApprovalDecision::Approved, false) => "The run moves on to its deploy stage now. You can close this page.",
         (ApprovalDecision::Rejected, false) => "The run ends, rejected; nothing is deployed. You can close this page.",
         (ApprovalDecision::Approved, true) => "ECS continues the deployment now. You can close this page.",
@@ -233,7 +252,44 @@ mod tests {
             releases_to: None,
             compared: None,
             failed: None,
+            frozen: None,
         }
+    }
+
+    #[test]
+    fn while_the_pipeline_is_frozen_the_page_says_so_and_an_approval_says_it_waits_for_the_lift() {
+        let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().expect("time");
+        let line = "frozen by arn:aws:iam::1:user/carol since 2026-11-24 11:50 UTC, until unfrozen: <incident>";
+        let frozen = ApprovalNotice { frozen: Some(line.into()), ..notice() };
+        let execution = ExecutionId::from("web-1");
+        let facts = RunFacts { execution: &execution, notice: &frozen, expires_at: now + chrono::TimeDelta::hours(1) };
+        let page = review(&facts, "FORM", now);
+        assert!(
+            page.html.contains(
+                "<p class=\"bad\">Deployments of web are stopped: frozen by arn:aws:iam::1:user/carol since 2026-11-24 \
+                 11:50 UTC, until unfrozen: &lt;incident&gt;. Your decision is recorded now"
+            ),
+            "{}",
+            page.html
+        );
+        let approved = decided(&facts, ApprovalDecision::Approved, "Ada");
+        assert!(approved.html.contains("the run waits before its deploy stage until the freeze lifts"));
+        let paused = ApprovalNotice {
+            pause: Some(crate::pipeline::PauseNotice {
+                stage: "PRE_PRODUCTION_TRAFFIC_SHIFT".into(),
+                strategy: "ecs_canary".into(),
+                shifted_tenths: 50,
+                timeout_action: PauseAction::Rollback,
+                checks: Vec::new(),
+            }),
+            ..frozen.clone()
+        };
+        let facts = RunFacts { notice: &paused, ..facts };
+        let approved = decided(&facts, ApprovalDecision::Approved, "Ada");
+        assert!(approved.html.contains("ECS continues the deployment once the freeze lifts, if it still waits"));
+        let rejected = decided(&facts, ApprovalDecision::Rejected, "Ada");
+        assert!(rejected.html.contains("ECS rolls the deployment back now"), "a rejection is never held");
+        assert!(!review(&RunFacts { notice: &notice(), ..facts }, "FORM", now).html.contains("stopped"));
     }
 
     #[test]

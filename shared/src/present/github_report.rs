@@ -8,7 +8,7 @@
 //! `success`, `failure`, `inactive`, ...).
 
 use super::text::span;
-use crate::pipeline::{Execution, Stage, Status};
+use crate::pipeline::{Execution, Freeze, Stage, Status};
 
 /// The REST API version sluice speaks, sent as `X-GitHub-Api-Version` on every request.
 pub const API_VERSION: &str = "2022-11-28";
@@ -69,6 +69,21 @@ pub struct Shown {
     pub deployment: Option<DeploymentState>,
     /// One line, at most [`MAX_DESCRIPTION`] characters, for both.
     pub description: String,
+}
+
+/// What GitHub should show of `run`, as it stands, its pipeline frozen (`frozen`) or not: a run held out of a deploy
+/// stage says it waits for the freeze, and why.
+pub fn shown_in(run: &Execution, frozen: Option<&Freeze>) -> Shown {
+    let shown = shown(run);
+    let held = run.waiting_for().filter(|stage| run.plan.deploy_stage(*stage).is_some());
+    match (held, frozen) {
+        (Some(stage), Some(freeze)) => {
+            let to = if stage == Stage::DEPLOY { String::new() } else { format!(" to {stage}") };
+            let description = format!("run #{}: waiting to deploy{to}: deployments frozen: {}", run.seq, freeze.reason);
+            Shown { description: bounded(&description), ..shown }
+        }
+        _ => shown,
+    }
 }
 
 /// What GitHub should show of `run`, as it stands.
@@ -198,6 +213,19 @@ mod tests {
             .into_iter()
             .map(|(stage, state)| (run.plan.environment(stage).unwrap_or_default(), state.as_str()))
             .collect()
+    }
+
+    #[test]
+    fn a_run_held_out_of_production_by_a_freeze_says_so_on_its_commit_and_its_deployment_stays_queued() {
+        let freeze =
+            Event::Frozen { by: "arn:aws:iam::1:user/carol".into(), reason: "incident 4312".into(), until: None };
+        let state = state_after(&[staged("e1"), built("e1"), freeze, deployed("e1", "staging")]);
+        let e1 = state.executions.last().cloned().expect("a run");
+        let held = shown_in(&e1, state.freeze.as_deref());
+        assert_eq!(held.description, "run #1: waiting to deploy to production: deployments frozen: incident 4312");
+        assert_eq!((held.commit, held.deployment), (CommitState::Pending, Some(DeploymentState::Queued)));
+        // Without the freeze (lifted since), it waits its turn as any run does
+        assert_eq!(shown_in(&e1, None).description, "run #1: waiting its turn to deploy to production");
     }
 
     #[test]

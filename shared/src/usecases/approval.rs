@@ -10,8 +10,8 @@ use crate::contract::ports::{
 };
 use crate::deploy::compare::{self, TaskShape};
 use crate::pipeline::{
-    ApprovalDecision, ApprovalNotice, ApprovalStanding, Effect, EffectKind, Event, Execution, Gate, MAX_APPROVER,
-    MAX_COMMENT, PauseNotice, ReleaseComparison, ReleaseLookup, TransitionError,
+    ApprovalDecision, ApprovalNotice, ApprovalStanding, Effect, EffectKind, Event, Execution, Freeze, Gate,
+    MAX_APPROVER, MAX_COMMENT, PauseNotice, ReleaseComparison, ReleaseLookup, TransitionError,
 };
 use crate::present::approval_email::{Links, approval_email};
 use crate::present::approval_page::{self as page, RunFacts};
@@ -169,6 +169,8 @@ struct Found {
     pipeline: String,
     execution: Execution,
     token: LinkToken,
+    /// The pipeline's freeze, as read with the run.
+    freeze: Option<Box<Freeze>>,
 }
 
 impl Found {
@@ -187,7 +189,8 @@ async fn find<S: PipelineStore>(store: &S, token: &str) -> Result<Option<Found>,
     let Some(link) = store.find(&approval_link(&hash)).await? else { return Ok(None) };
     let Some(stored) = store.load(&link.pipeline).await? else { return Ok(None) };
     let Some(execution) = stored.value.execution(&link.execution).cloned() else { return Ok(None) };
-    let mut found = Found { pipeline: link.pipeline, execution, token };
+    let freeze = stored.value.freeze;
+    let mut found = Found { pipeline: link.pipeline, execution, token, freeze };
     if found.gate().is_none() && (found.execution.abridged || found.execution.has_pauses_apart()) {
         // A run that ended a while ago, or a pause of a stage the run went past: the decision is in the run's own
         // items.
@@ -233,10 +236,14 @@ async fn open<S: PipelineStore>(store: &S, token: &str, now: DateTime<Utc>) -> R
 
 /// What the pages show of the run, and until when the link decides.
 fn notice_of(found: &Found, now: DateTime<Utc>) -> (ApprovalNotice, DateTime<Utc>) {
-    let Some(gate) = found.gate() else { return (ApprovalNotice::of(&found.execution, now), now) };
+    let frozen = found.freeze.as_deref().filter(|freeze| freeze.holds(now)).map(crate::present::text::freeze);
+    let Some(gate) = found.gate() else {
+        return (ApprovalNotice { frozen, ..ApprovalNotice::of(&found.execution, now) }, now);
+    };
     let facts = gate.facts();
     let notice = ApprovalNotice {
         pause: gate.pause().map(|pause| PauseNotice::of(&found.execution, pause)),
+        frozen,
         ..ApprovalNotice::of(&found.execution, facts.requested_at)
     };
     (notice, facts.expires_at)

@@ -10,8 +10,8 @@ use crate::contract::ports::{
     CommitReporter, CommitStatus, DeploymentRequest, DeploymentStatus, GitHubError, PipelineStore, SecretSource,
 };
 use crate::github::sign_in::GitHubCredentials;
-use crate::pipeline::{Effect, Event, Execution, Stage};
-use crate::present::github_report::{shown, stage_deployments};
+use crate::pipeline::{Effect, Event, Execution, Freeze, Stage};
+use crate::present::github_report::{shown_in, stage_deployments};
 use crate::present::status::StatusKey;
 use crate::runtime::telemetry::Chain;
 use crate::usecases::{EffectError, KeptSecret};
@@ -73,9 +73,9 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
     async fn show(
         &self,
         credentials: &GitHubCredentials,
-        run: &Execution,
+        (run, frozen): (&Execution, Option<&Freeze>),
     ) -> Result<Option<(Stage, u64)>, GitHubError> {
-        let now = shown(run);
+        let now = shown_in(run, frozen);
         let page = self.page(run).await;
         let source = &run.source;
         let status = CommitStatus {
@@ -143,8 +143,15 @@ impl<S: PipelineStore, G: CommitReporter, K: SecretSource> GitHubEffects<S, G, K
         if run.plan.github.is_none() {
             return Ok(None);
         }
+        // A run held out of a deploy stage may be held by a freeze, which its pipeline holds: one more read, then.
+        let held = run.waiting_for().is_some_and(|stage| run.plan.deploy_stage(stage).is_some());
+        let frozen = match held {
+            true => self.store.load(&run.pipeline).await.map_err(|error| EffectError::transient(NAME, error))?,
+            false => None,
+        };
+        let frozen = frozen.and_then(|stored| stored.value.freeze);
         let credentials = self.credentials().await?;
-        match self.show(&credentials, &run).await {
+        match self.show(&credentials, (&run, frozen.as_deref())).await {
             Ok(created) => Ok(created.map(|(stage, deployment)| Event::GitHubDeploymentCreated {
                 execution_id: execution_id.clone(),
                 deployment,

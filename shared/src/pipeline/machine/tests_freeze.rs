@@ -34,7 +34,17 @@ fn a_run_frozen_in_staging_waits_before_production_and_deploys_there_once_unfroz
     let (state, _) = apply(&state, &frozen(None), at(10));
     // WHEN staging's deployment completes (it was under way) and the sign-off approves
     let (state, effects) = apply(&state, &succeeded("e1", "ecs-staging"), at(11));
-    assert!(effects.iter().any(|e| matches!(e, Effect::RequestApproval { .. })), "a sign-off is no deploy stage");
+    let asked = effects.iter().find_map(|e| match e {
+        Effect::RequestApproval { notice, .. } => Some(notice.frozen.clone()),
+        _ => None,
+    });
+    let frozen_line = "frozen by arn:aws:iam::123456789012:user/carol since 2026-12-06 09:10 UTC, until unfrozen: \
+                       incident 4312";
+    assert_eq!(
+        asked,
+        Some(Some(frozen_line.to_owned())),
+        "a sign-off is no deploy stage; its request tells the freeze"
+    );
     let (state, effects) = apply(&state, &approved("e1"), at(12));
     // THEN the run waits before production, and nothing deploys there
     assert_eq!(status(&state, "e1"), Status::Waiting(stage("production")));

@@ -177,6 +177,10 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         let run = demo.soak_alarm(&execution_id).await?;
         return demo.report(run, Vec::new()).await;
     }
+    if scenario == DemoScenario::Freeze {
+        let run = demo.freeze(&execution_id).await?;
+        return demo.report(run, Vec::new()).await;
+    }
     if scenario.promote() {
         demo.soak(&execution_id).await?;
     }
@@ -438,6 +442,78 @@ impl Demo {
         Ok(run)
     }
 
+    /// Staging's rolling update soaks; meanwhile an operator stops the line (`sluice freeze web`, as the command does
+    /// it): the soak ends and the run waits before production, no function running while it waits; `sluice status`
+    /// and GitHub say why. `sluice unfreeze web`, and production deploys the same image.
+    async fn freeze(&self, execution_id: &ExecutionId) -> Result<sluice::pipeline::Execution> {
+        use sluice::usecases::{FreezeOrder, set_freeze};
+        println!(
+            "\nCodeBuild (sandbox) builds {}; the deployer rolls staging out and the release soaks at staging:",
+            &HEAD[..7]
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let until = loop {
+            let run = self.store.execution(execution_id).await?.context("the run is not recorded")?;
+            if let Some(until) = run.soaking() {
+                break until;
+            }
+            if run.status.is_finished() || Instant::now() > deadline {
+                anyhow::bail!("the run never soaked at staging: it is {}", run.status);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        println!("  soaks until {}", until.format("%H:%M:%S%.3f"));
+        // The operator's command, with their credentials (not the functions'): straight to moto, not metered.
+        let operator = sluice::adapters::stage_effects(&self.stack.config, &self.stack.bus);
+        let web = ["web".to_owned()];
+        let order = FreezeOrder::Freeze { reason: FREEZE_REASON, until: None };
+        println!("\nAn incident: `sluice freeze web --reason \"{FREEZE_REASON}\"`, as {OPERATOR}:");
+        set_freeze(&self.store, &operator, (&web, false), order, (OPERATOR, chrono::Utc::now())).await?;
+        tokio::time::sleep((until - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+        let aws = as_function(&self.aws, "ReconcilerFunction")?;
+        let reconciler = reconciler::handler::AwsApp::from_aws(&aws, &self.functions.common.clone().into());
+        let look = reconciler::handler::on_schedule(&reconciler, chrono::Utc::now());
+        let summary = self.invocations.time("reconciler", look).await?;
+        println!("  the soak is over; the reconciler's look moved {} run on: {summary}", summary["moved"]);
+        let production = sluice::pipeline::Stage::new("production").context("a stage name")?;
+        let state = self.store.load("web").await?.context("web has no state")?.value;
+        let run = state.execution(execution_id).context("the run is not in web's state")?;
+        if run.status != Status::Waiting(production) {
+            anyhow::bail!("the frozen run should wait before production; it is {}", run.status);
+        }
+        let frozen = state.frozen(chrono::Utc::now());
+        let waits = sluice::present::timeline::waits_for_in(run, frozen, chrono::Utc::now());
+        println!("  `sluice status web`: {} waits for {waits}", run.id);
+        let held = self.frozen_on_github(&run.source.commit).await?;
+        println!("  GitHub, commit status sluice/web: {held}");
+        let ecs = aws_sdk_ecs::Client::new(&self.aws);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let described = ecs.describe_services().cluster("prod").services("web").send().await?;
+        let running = described.services().first().and_then(|service| service.task_definition());
+        if running != Some(RUNNING_TASK_DEFINITION) {
+            anyhow::bail!("production was deployed while frozen: it runs {running:?}");
+        }
+        println!("  two seconds later production is untouched");
+        println!("\nThe incident is over: `sluice unfreeze web`; the run takes production, the same image:");
+        set_freeze(&self.store, &operator, (&web, false), FreezeOrder::Unfreeze, (OPERATOR, chrono::Utc::now()))
+            .await?;
+        wait_until_finished(&self.store, execution_id).await
+    }
+
+    /// The commit status GitHub shows of a run held by the freeze, once the notifier reported it (within 30 s).
+    async fn frozen_on_github(&self, commit: &str) -> Result<String> {
+        for _ in 0..300 {
+            let statuses = self.functions.github.commit_statuses(commit);
+            let said = statuses.last().and_then(|s| s["description"].as_str().map(str::to_owned));
+            if let Some(said) = said.filter(|said| said.contains("deployments frozen")) {
+                return Ok(said);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let told = self.functions.github.commit_statuses(commit);
+        anyhow::bail!("GitHub was not told the run waits for the freeze: {told:?}")
+    }
+
     /// Staging's rolling update, the smoke stage's check (the hooks function), then the e2e test stage: CodeBuild
     /// (sandbox) runs the test project on the commit, whose report build-events reads; then production's rolling
     /// update, or the run's end at e2e.
@@ -678,7 +754,9 @@ impl Demo {
         }
         let expected = scenario.expected();
 
-        let staged = scenario.promote() || scenario.verify() || scenario == DemoScenario::SoakAlarm;
+        let staged = scenario.promote()
+            || scenario.verify()
+            || matches!(scenario, DemoScenario::SoakAlarm | DemoScenario::Freeze);
         let stage_images = if staged { self.stages(&run).await? } else { Vec::new() };
 
         println!("\nWhat `sluice history web` prints (DynamoDB, index `history`):");
@@ -766,6 +844,7 @@ async fn publish_definitions(
         _ if scenario.promote() => promote_web(&text, &sample.production.url, &sample.test.url)?,
         _ if scenario.verify() => verify_web(&text, &sample.production.url)?,
         DemoScenario::SoakAlarm => soak_alarm_web(&text)?,
+        DemoScenario::Freeze => freeze_web(&text, &sample.production.url)?,
         _ => text,
     };
     // web's runs are shown on GitHub (the sandbox's stand-in for its REST API).
@@ -793,6 +872,7 @@ async fn publish_definitions(
             ", web in stages: staging (rolling update, a 10 min soak watched by alarms web-staging-5xx and \
              web-staging-latency), production (rolling update)"
         }
+        DemoScenario::Freeze => ", web in stages: staging (rolling update, a 2 s soak), production (rolling update)",
         _ => "",
     };
     println!("  definitions    infra/pipelines.example.toml{how}, revision {revision}");
@@ -1228,6 +1308,9 @@ pub enum DemoScenario {
     /// An ECS rolling update whose tasks run another image than the one built (the tag moved): deploy-events' digest
     /// check fails it, the deployer puts the service back on the task definition it ran before.
     DigestMismatch,
+    /// Staging (a rolling update) soaks; an operator freezes the pipeline meanwhile: the run waits before production
+    /// until unfrozen, then deploys there: shipped.
+    Freeze,
 }
 
 impl DemoScenario {
@@ -1245,9 +1328,10 @@ impl DemoScenario {
             "verify-fail" => Ok(Self::VerifyFail),
             "soak-alarm" => Ok(Self::SoakAlarm),
             "digest-mismatch" => Ok(Self::DigestMismatch),
+            "freeze" => Ok(Self::Freeze),
             other => anyhow::bail!(
                 "unknown SCENARIO {other:?}: use success (the default), rollback, rolling, circuit-breaker, canary, \
-                 canary-reject, promote, promote-fail, verify, verify-fail, soak-alarm or digest-mismatch"
+                 canary-reject, promote, promote-fail, verify, verify-fail, soak-alarm, digest-mismatch or freeze"
             ),
         }
     }
@@ -1266,6 +1350,7 @@ impl DemoScenario {
             Self::VerifyFail => "verify-fail",
             Self::SoakAlarm => "soak-alarm",
             Self::DigestMismatch => "digest-mismatch",
+            Self::Freeze => "freeze",
         }
     }
 
@@ -1296,7 +1381,9 @@ impl DemoScenario {
     /// How the run must end.
     pub fn expected(self) -> Status {
         match self {
-            Self::Success | Self::Rolling | Self::Canary | Self::Promote | Self::Verify => Status::Succeeded,
+            Self::Success | Self::Rolling | Self::Canary | Self::Promote | Self::Verify | Self::Freeze => {
+                Status::Succeeded
+            }
             Self::Rollback
             | Self::CircuitBreaker
             | Self::CanaryReject
@@ -1421,6 +1508,10 @@ fn web_in_stages(text: &str, stages: &str) -> Result<String> {
 const STAGING_5XX: &str = "web-staging-5xx";
 const STAGING_LATENCY: &str = "web-staging-latency";
 
+/// Who freezes web in the freeze scenario (`sluice freeze` names the caller's AWS identity), and why.
+const OPERATOR: &str = "arn:aws:iam::123456789012:user/carol";
+const FREEZE_REASON: &str = "incident 4312: checkout errors";
+
 /// The example definitions with pipeline `web` in two stages (its `[pipelines.web.approval]` and
 /// `[pipelines.web.deploy]` tables replaced): `staging`, a rolling update that soaks 10 minutes watched by two
 /// alarms; `production`, a rolling update.
@@ -1431,6 +1522,19 @@ fn soak_alarm_web(text: &str) -> Result<String> {
          soak = \"10m\"\nsoak_alarms = [\"{STAGING_5XX}\", \"{STAGING_LATENCY}\"]\n\n\
          [[pipelines.web.stages]]\nname = \"production\"\n\
          deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"web\" }}\n"
+    );
+    web_in_stages(text, &stages)
+}
+
+/// The example definitions with pipeline `web` in two stages: `staging`, a rolling update that soaks 2 s;
+/// `production`, a rolling update of prod/web checked at `production` once rolled out.
+fn freeze_web(text: &str, production: &str) -> Result<String> {
+    let check = format!("{{ hook = \"AfterRollout\", url = \"{production}/health\", expect_body = \"ok\" }}");
+    let stages = format!(
+        "[[pipelines.web.stages]]\nname = \"staging\"\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"staging\", service = \"web\" }}\nsoak = \"2s\"\n\n\
+         [[pipelines.web.stages]]\nname = \"production\"\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"web\", checks = [{check}] }}\n"
     );
     web_in_stages(text, &stages)
 }

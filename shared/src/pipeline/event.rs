@@ -739,7 +739,9 @@ pub enum EffectKind {
     StopDeployment,
     /// The notifier.
     NotifyOutcome,
-    /// The notifier.
+    /// The notifier. (Named `report_to_github` as everywhere else: serde's snake case would say `report_to_git_hub`,
+    /// which the notifier's doorbell rule does not match; doorbells rung so before are read still.)
+    #[serde(rename = "report_to_github", alias = "report_to_git_hub")]
     ReportToGitHub,
     /// Any function that moves runs on.
     Publish,
@@ -835,5 +837,33 @@ impl Effect {
             Effect::ReportToGitHub { execution_id } => format!("show {execution_id} on GitHub"),
             Effect::Publish(event) => format!("publish {} for {}", event.detail_type(), event.execution_id()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EffectKind;
+
+    #[test]
+    fn every_effect_kind_is_written_as_its_name_which_the_doorbell_rules_match() {
+        let kinds = [
+            EffectKind::StartBuild,
+            EffectKind::RequestApproval,
+            EffectKind::StartDeployment,
+            EffectKind::ReportHookStatus,
+            EffectKind::RunChecks,
+            EffectKind::RollBack,
+            EffectKind::ContinueDeployment,
+            EffectKind::StopDeployment,
+            EffectKind::NotifyOutcome,
+            EffectKind::ReportToGitHub,
+            EffectKind::Publish,
+        ];
+        for kind in kinds {
+            assert_eq!(serde_json::to_value(kind).ok(), Some(serde_json::json!(kind.name())), "{kind:?}");
+            assert_eq!(serde_json::from_value::<EffectKind>(serde_json::json!(kind.name())).ok(), Some(kind));
+        }
+        let before = serde_json::from_value::<EffectKind>(serde_json::json!("report_to_git_hub"));
+        assert_eq!(before.ok(), Some(EffectKind::ReportToGitHub), "as an earlier version wrote it");
     }
 }

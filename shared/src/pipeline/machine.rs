@@ -796,8 +796,9 @@ impl Run {
                 self.finish(j, Status::Superseded, Some(reason));
             }
         }
-        // A freeze holds every run out of a deploy stage, free or not: they wait in order.
-        if self.state.holder_of(stage).is_none_or(|holder| holder.id == id) && !self.held_out(i, stage) {
+        // A freeze holds every run out of a deploy stage, free or not: they wait in order, and GitHub says why.
+        let held = self.held_out(i, stage);
+        if self.state.holder_of(stage).is_none_or(|holder| holder.id == id) && !held {
             self.enter(i, stage);
             return;
         }
@@ -805,6 +806,9 @@ impl Run {
         execution.status = Status::Waiting(stage);
         execution.waiting_since = Some(self.now);
         execution.updated_at = self.now;
+        if held {
+            self.show_held(i);
+        }
         if self.state.mode == ExecutionMode::Superseded {
             self.supersede_waiting(i, stage);
         }

@@ -230,9 +230,9 @@ async fn a_pause_reaches_the_deployer_and_the_approval_function_and_only_a_decis
     Ok(())
 }
 
-/// The reconciler's doorbells: an approval request due, then a deployment due (for another function).
+/// The reconciler's doorbells: an approval request due, a deployment due (for another function), a GitHub report due.
 fn doorbells() -> Vec<SluiceEvent> {
-    [EffectKind::RequestApproval, EffectKind::StartDeployment]
+    [EffectKind::RequestApproval, EffectKind::StartDeployment, EffectKind::ReportToGitHub]
         .into_iter()
         .map(|kind| {
             SluiceEvent::EffectsDue(EffectsDue {
@@ -278,10 +278,15 @@ async fn each_event_of_a_run_reaches_the_rule_for_its_detail_type_with_the_docum
         let example = documented.get(detail_type).with_context(|| format!("infra/events.md lacks {detail_type}"))?;
         same_shape(example, &envelope["detail"], detail_type)?;
     }
+    // The GitHub report's doorbell reaches the notifier, and only it.
+    let due = stack.receive(stack.queue("OutcomeNotificationDueRule")?, 1, WAIT).await?;
+    assert_eq!(due.len(), 1, "{due:#?}");
+    assert_eq!(due[0]["detail"]["kinds"], serde_json::json!(["report_to_github"]), "{}", due[0]);
     // Nothing else arrived: each rule took only its own detail-type.
     for rule in [
         "ApprovalRequestedRule",
         "ApprovalDueRule",
+        "OutcomeNotificationDueRule",
         "DeploymentRequestedRule",
         "ExecutionFinishedRule",
         "CodeBuildStateChangeRule",

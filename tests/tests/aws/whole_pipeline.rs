@@ -211,6 +211,32 @@ async fn an_alarm_going_into_alarm_during_stagings_soak_rolls_staging_back_and_p
 }
 
 #[tokio::test]
+async fn a_run_frozen_while_in_staging_waits_before_production_and_deploys_the_same_image_once_unfrozen() -> Result<()>
+{
+    let outcome = run(DemoScenario::Freeze, false).await?;
+    let run = &outcome.run;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    assert_eq!(stage_names(run), ["staging", "production"]);
+    let built = run.build.as_ref().and_then(|build| build.image_uri.clone()).context("the build's image")?;
+    let expected = [("staging".to_owned(), Some(built.clone())), ("production".to_owned(), Some(built))];
+    assert_eq!(outcome.stage_images, expected);
+    // GitHub showed the run waiting for the freeze, between staging and production
+    let said: Vec<&str> = outcome.commit_statuses.iter().map(|(_, description)| description.as_str()).collect();
+    let held = said.iter().position(|d| {
+        d.ends_with("waiting to deploy to production: deployments frozen: incident 4312: checkout errors")
+    });
+    let production = said.iter().position(|d| d.starts_with("run #1: deploying to production"));
+    assert!(held.is_some() && held < production, "{said:?}");
+    // The freeze is lifted, and the notifier was woken by the held run's doorbell
+    assert!(
+        outcome.published.get("ReconcilerFunction").is_some_and(|k| k.contains("Effects Due")),
+        "{:?}",
+        outcome.published
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn tasks_running_another_image_than_the_one_built_fail_the_check_and_the_service_goes_back() -> Result<()> {
     let outcome = run(DemoScenario::DigestMismatch, false).await?;
     let run = &outcome.run;

@@ -6,8 +6,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{Applied, IgnoreReason, MAX_ARN, MAX_REASON, Run, TransitionError};
+use crate::contract::events::{EffectsDue, SluiceEvent};
 use crate::definitions::PauseAction;
-use crate::pipeline::event::Effect;
+use crate::pipeline::event::{Effect, EffectKind};
 use crate::pipeline::state::{ApprovalDecision, Freeze, PauseFacts, bounded};
 
 impl Run {
@@ -54,6 +55,21 @@ impl Run {
             self.show_on_github(i);
         }
         Ok(None)
+    }
+
+    /// Shows run `i`, just held out of a deploy stage by the freeze, on GitHub, and rings the notifier's doorbell:
+    /// nothing else it is woken by is published when a run is held.
+    pub(super) fn show_held(&mut self, i: usize) {
+        self.show_on_github(i);
+        let execution = &self.state.executions[i];
+        if execution.plan.github.is_some() {
+            let due = EffectsDue {
+                pipeline: execution.pipeline.clone(),
+                execution_id: execution.id.clone(),
+                kinds: vec![EffectKind::ReportToGitHub],
+            };
+            self.effects.push(Effect::Publish(SluiceEvent::EffectsDue(due)));
+        }
     }
 
     /// Whether run `i` is held out of `stage` by a freeze: the stage deploys and the pipeline is frozen.

@@ -4,6 +4,7 @@
 use super::*;
 use crate::contract::testing::ecs_native_asking;
 use crate::definitions::{PauseAction, TrafficShift};
+use crate::pipeline::EffectKind;
 
 const CAROL: &str = "arn:aws:iam::123456789012:user/carol";
 
@@ -29,8 +30,12 @@ fn status(state: &PipelineState, execution: &str) -> Status {
 
 #[test]
 fn a_run_frozen_in_staging_waits_before_production_and_deploys_there_once_unfrozen() {
-    // GIVEN a run deploying to staging when an operator freezes the pipeline
-    let (state, _) = run(&[staged("e1", ExecutionMode::Queued), built("e1"), started("e1", "ecs-staging")]);
+    // GIVEN a run shown on GitHub, deploying to staging when an operator freezes the pipeline
+    let mut push = staged("e1", ExecutionMode::Queued);
+    if let Event::Triggered { plan, .. } = &mut push {
+        plan.github = Some(crate::definitions::GitHubReport { environment: "production".into() });
+    }
+    let (state, _) = run(&[push, built("e1"), started("e1", "ecs-staging")]);
     let (state, _) = apply(&state, &frozen(None), at(10));
     // WHEN staging's deployment completes (it was under way) and the sign-off approves
     let (state, effects) = apply(&state, &succeeded("e1", "ecs-staging"), at(11));
@@ -46,9 +51,15 @@ fn a_run_frozen_in_staging_waits_before_production_and_deploys_there_once_unfroz
         "a sign-off is no deploy stage; its request tells the freeze"
     );
     let (state, effects) = apply(&state, &approved("e1"), at(12));
-    // THEN the run waits before production, and nothing deploys there
+    // THEN the run waits before production, nothing deploys there, and GitHub is told
     assert_eq!(status(&state, "e1"), Status::Waiting(stage("production")));
     assert_eq!(deployments(&effects), Vec::new());
+    assert!(effects.contains(&Effect::ReportToGitHub { execution_id: id("e1") }), "{effects:?}");
+    let doorbell = effects.iter().find_map(|e| match e {
+        Effect::Publish(SluiceEvent::EffectsDue(due)) => Some(due.kinds.clone()),
+        _ => None,
+    });
+    assert_eq!(doorbell, Some(vec![EffectKind::ReportToGitHub]), "the notifier is woken to report it");
     let freeze = state.frozen(at(12)).expect("the freeze");
     assert_eq!((freeze.by.as_str(), freeze.reason.as_str(), freeze.since), (CAROL, "incident 4312", at(10)));
     // WHEN the operator unfreezes it: it deploys to production, the same image

@@ -16,8 +16,9 @@ use sluice::definitions::{
     SoakAlarms, Stage, StageDefinition, StageKind, TestRun, TestStage, TrafficShift,
 };
 use sluice::pipeline::{
-    ApprovalDecision, BuildOutputs, Decision, Event, ExecutionId, MAX_HOOK_RESULTS, MAX_PAUSES, MAX_RUN_PAUSES,
-    MAX_WAITING, PipelineState, Plan, RETAINED_FINISHED, ReleaseComparison, SourceFacts, TestResults, transition,
+    ApprovalDecision, BuildOutputs, Decision, Event, ExecutionId, MAX_ARN, MAX_HOOK_RESULTS, MAX_OVERRIDE, MAX_PAUSES,
+    MAX_REASON, MAX_RUN_PAUSES, MAX_WAITING, PipelineState, Plan, RETAINED_FINISHED, ReleaseComparison, SourceFacts,
+    TestResults, transition,
 };
 
 const RUN_ITEM_BUDGET: usize = 256 * 1024;
@@ -413,6 +414,18 @@ fn measure(strategy: Strategy, deploys: usize) -> (usize, usize, usize) {
         apply(&mut state, push(n, &plan), &mut clock);
         n += 1;
     }
+    // A freeze saying the most it keeps, and every run in progress let into the last deploy stage through it, each
+    // override saying the most it keeps.
+    let by = noise(7, MAX_ARN);
+    apply(&mut state, Event::Frozen { by, reason: noise(8, MAX_REASON), until: Some(at(1 << 30)) }, &mut clock);
+    let last = plan.stages.iter().rev().find(|stage| stage.deploy().is_some()).map(|stage| stage.name);
+    let active: Vec<ExecutionId> = state.active().map(|run| run.id.clone()).collect();
+    for (k, execution_id) in (0u64..).zip(active) {
+        let (by, reason) = (noise(300 + k, MAX_OVERRIDE), noise(400 + k, MAX_OVERRIDE));
+        let stage = last.expect("a deploy stage");
+        apply(&mut state, Event::Overridden { execution_id, stage, by, reason }, &mut clock);
+    }
+    assert!(state.freeze.is_some() && state.active().all(|run| run.let_in.is_some()));
     // The most effects parked: deployments of the run deploying that could not start (each names its stage; the
     // stage's target is the plan's, not stored again).
     let deploying =

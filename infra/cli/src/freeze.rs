@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
-use sluice::usecases::{FreezeDone, FreezeOrder, set_freeze};
+use sluice::usecases::{FreezeDone, FreezeOrder, order_override, set_freeze};
 
 use crate::stack::{Stack, Target};
 
@@ -47,6 +47,71 @@ pub struct Unfreeze {
     /// Every pipeline in the published definitions
     #[arg(long, conflicts_with = "pipelines")]
     all: bool,
+}
+
+/// Let one run into a deploy stage through the freeze
+///
+/// The run enters the stage as soon as no other run holds it (and a pause of its deployment there, held by the
+/// freeze, is continued); the pipeline stays frozen for every other run. Who and why are recorded and shown in the
+/// run's timeline (`sluice show-run`, the status page). Given before the run reaches the stage, it lets the run in
+/// when it does.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  sluice override web-72d3162e-cc78-11e3-81ab-4c9367dc0958 --stage production \
+                        --reason \"the fix for incident 4312\"")]
+pub struct Override {
+    /// The run
+    run: String,
+    /// The deploy stage it may enter (`deploy` for a pipeline without stages)
+    #[arg(long, value_name = "STAGE", value_parser = stage)]
+    stage: sluice::pipeline::Stage,
+    /// Why: shown wherever the run is (at most 160 bytes)
+    #[arg(long, value_parser = override_reason)]
+    reason: String,
+}
+
+/// A stage's name, as `--stage` takes it.
+fn stage(name: &str) -> Result<sluice::pipeline::Stage, String> {
+    sluice::pipeline::Stage::new(name)
+        .ok_or_else(|| format!("{name:?} is not a stage name (lower-case letters, digits, '-' and '_')"))
+}
+
+fn override_reason(text: &str) -> Result<String, String> {
+    let reason = reason(text)?;
+    match reason.len() <= sluice::pipeline::MAX_OVERRIDE {
+        true => Ok(reason),
+        false => Err(format!("say it in at most {} bytes", sluice::pipeline::MAX_OVERRIDE)),
+    }
+}
+
+impl Override {
+    pub async fn run(self, target: &Target) -> Result<ExitCode> {
+        let stack = Stack::find(target).await?;
+        let bus = stack.bus("what the override sets going is announced on the stack's bus")?;
+        let by = stack.caller().await?;
+        let runner = sluice::adapters::stage_effects(&stack.config, &bus);
+        let now = Utc::now();
+        let done = order_override(&stack.store(), &runner, (&self.run, self.stage), &self.reason, (&by, now))
+            .await
+            .map_err(|e| stack.store_error(e))
+            .with_context(|| format!("overriding for {}", self.run))?;
+        if target.json {
+            println!(
+                "{}",
+                json!({ "run": done.execution_id, "pipeline": done.pipeline, "stage": self.stage,
+                        "status": done.status.to_string(), "changed": done.changed, "by": by })
+            );
+        } else {
+            let already = if done.changed { "" } else { " (already given)" };
+            anstream::println!(
+                "{}: let into {} by {by}{already}: {}; it is {}",
+                done.execution_id,
+                self.stage,
+                self.reason,
+                done.status
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// When a freeze lifts: a time, or a span from the moment the command runs.

@@ -701,7 +701,8 @@ async fn approve_and_reject_decide_as_the_callers_aws_identity_and_announce_it_o
 }
 
 #[tokio::test]
-async fn freeze_holds_a_run_out_of_its_deploy_stage_until_unfreeze_as_the_callers_identity() -> Result<()> {
+async fn freeze_holds_a_run_out_of_its_deploy_stage_until_an_override_or_unfreeze_as_the_callers_identity() -> Result<()>
+{
     use sluice::pipeline::{ExecutionId, Stage, Status};
     let stack = Stack::create().await?;
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
@@ -737,12 +738,22 @@ async fn freeze_holds_a_run_out_of_its_deploy_stage_until_unfreeze_as_the_caller
     assert!(status.contains(&format!("  deployments stopped: frozen by {by} since ")), "{status}");
     assert!(status.contains("        waits for the freeze to lift: frozen by "), "{status}");
 
-    // WHEN unfrozen: web-1 takes its deploy stage and the deployer is told at once
+    // WHEN an operator lets web-1 through the freeze: it takes its deploy stage and the deployer is told at once
+    let approval = sluice(&["--stack", &name, "override", "web-1", "--stage", "approval", "--reason", "x"]);
+    assert_eq!(approval.status.code(), Some(1));
+    assert!(stderr(&approval).contains("approval is not a deploy stage"), "{}", stderr(&approval));
+    let let_in = sluice(&["--stack", &name, "override", "web-1", "--stage", "deploy", "--reason", "the fix for 4312"]);
+    assert!(let_in.status.success(), "{}", stderr(&let_in));
+    assert_eq!(stdout(&let_in), format!("web-1: let into deploy by {by}: the fix for 4312; it is running deploy\n"));
+    let run = store.execution(&ExecutionId::from("web-1")).await?.expect("the run");
+    assert_eq!(run.status, Status::Running(Stage::DEPLOY));
+    let shown = stdout(&sluice(&["--stack", &name, "show-run", "web-1"]));
+    let told = format!("deploy    let through the freeze by {by}: the fix for 4312\n");
+    assert!(shown.contains(&told) && shown.find(&told) < shown.find("blue_green deployment started"), "{shown}");
+    // AND unfrozen, web is free again
     let unfrozen = sluice(&["--stack", &name, "unfreeze", "web"]);
     assert!(unfrozen.status.success(), "{}", stderr(&unfrozen));
     assert_eq!(stdout(&unfrozen), "web: unfrozen; deploying: web-1 (deploy)\n");
-    let run = store.execution(&ExecutionId::from("web-1")).await?.expect("the run");
-    assert_eq!(run.status, Status::Running(Stage::DEPLOY));
     let requested = stack
         .receive(stack.queue_to("DeployerFunction", "Deployment Requested")?, 1, std::time::Duration::from_secs(10))
         .await?;

@@ -480,6 +480,14 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<String>,
     },
+    /// An operator let the run into deploy stage `stage` whatever holds runs out of it (a freeze): `sluice override`.
+    /// `by` names them (their AWS identity's ARN).
+    Overridden {
+        execution_id: ExecutionId,
+        stage: Stage,
+        by: String,
+        reason: String,
+    },
     /// GitHub created the Deployment that shows the run (its id, for the states that follow).
     GitHubDeploymentCreated {
         execution_id: ExecutionId,
@@ -531,6 +539,7 @@ impl Event {
             | Event::DeploymentTimedOut { execution_id }
             | Event::SoakEnded { execution_id }
             | Event::AlarmRaised { execution_id, .. }
+            | Event::Overridden { execution_id, .. }
             | Event::GitHubDeploymentCreated { execution_id, .. } => execution_id,
             Event::Frozen { .. } | Event::Unfrozen { .. } => return None,
         })
@@ -563,6 +572,7 @@ impl Event {
             Event::SoakEnded { .. } => "soak_ended",
             Event::AlarmRaised { .. } => "alarm_raised",
             Event::GitHubDeploymentCreated { .. } => "github_deployment_created",
+            Event::Overridden { .. } => "overridden",
             Event::Frozen { .. } => "frozen",
             Event::Unfrozen { .. } => "unfrozen",
         }

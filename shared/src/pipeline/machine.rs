@@ -98,6 +98,8 @@ pub enum TransitionError {
     SoakNotOver { execution: ExecutionId, until: DateTime<Utc> },
     #[error("execution {execution}'s deployment has until {deadline} to finish")]
     DeadlineNotReached { execution: ExecutionId, deadline: DateTime<Utc> },
+    #[error("{stage} is not a deploy stage of execution {execution}'s plan: only a deploy stage is held")]
+    NotADeployStage { execution: ExecutionId, stage: Stage },
     #[error("a freeze must end in the future, not at {until}")]
     FreezeEndsInThePast { until: DateTime<Utc> },
     #[error("pipeline {pipeline} already has {limit} executions waiting; let them finish or use mode = \"superseded\"")]
@@ -220,6 +222,7 @@ impl Run {
             Event::SoakEnded { .. } => self.soak_ended(i),
             Event::AlarmRaised { stage, alarm, reason, .. } => self.alarm_raised(i, *stage, alarm, reason),
             Event::GitHubDeploymentCreated { deployment, stage, .. } => self.github_deployment(i, *deployment, *stage),
+            Event::Overridden { stage, by, reason, .. } => self.overridden(i, *stage, by, reason),
             Event::DeploymentSuperseded { deployment_id, by, by_pipeline, reason, .. } => {
                 self.deployment_superseded(i, name, deployment_id, (by, by_pipeline), reason)
             }
@@ -358,6 +361,7 @@ impl Run {
             github_deployments: Vec::new(),
             only: None,
             abridged: false,
+            let_in: None,
         }
     }
 
@@ -1119,6 +1123,7 @@ mod approval;
 mod build;
 mod deploy;
 mod freeze;
+pub use freeze::MAX_OVERRIDE;
 mod pause;
 mod soak;
 mod test;

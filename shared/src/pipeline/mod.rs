@@ -14,7 +14,7 @@ pub use event::{
     StageNotice,
 };
 pub use machine::{
-    Decision, IgnoreReason, MAX_APPROVER, MAX_ARN, MAX_COMMENT, MAX_HOOK_RESULTS, MAX_PAUSES, MAX_REASON,
+    Decision, IgnoreReason, MAX_APPROVER, MAX_ARN, MAX_COMMENT, MAX_HOOK_RESULTS, MAX_OVERRIDE, MAX_PAUSES, MAX_REASON,
     MAX_RUN_PAUSES, MAX_SOURCE_IP, MAX_USER_AGENT, MAX_WAITING, REMEMBERED_PUSHES, REMEMBERED_REFS, RETAINED_FINISHED,
     TransitionError, transition,
 };
@@ -23,8 +23,8 @@ pub use report::{OutcomeReport, StageTest, StageTime};
 pub use state::{
     ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, CommitOrder, Compared, DeployFacts, Execution,
     ExecutionId, Freeze, Gate, GitHubDeployment, HookResult, KEPT_PAUSES, Lease, MAX_COMPARED_CHANGES,
-    MAX_COMPARED_TEXT, OrderedRollback, ParkedEffect, PauseFacts, PausesApart, PendingEffect, PipelineState, Plan,
-    PushLink, RaisedAlarm, RefHistory, ReleaseComparison, SourceFacts, Stage, StageRecord, Status, bounded,
+    MAX_COMPARED_TEXT, OrderedRollback, Override, ParkedEffect, PauseFacts, PausesApart, PendingEffect, PipelineState,
+    Plan, PushLink, RaisedAlarm, RefHistory, ReleaseComparison, SourceFacts, Stage, StageRecord, Status, bounded,
     short_commit,
 };
 pub use tested::{FailedTest, MAX_FAILED_TESTS, TestFacts, TestResults};

@@ -563,6 +563,19 @@ pub struct Execution {
     /// run's own item ([`PipelineState::stored`]). Nothing changes an abridged run.
     #[serde(default, skip_serializing_if = "is_false")]
     pub abridged: bool,
+    /// The deploy stage an operator let this run into whatever holds runs out of it (`sluice override`): the last
+    /// one given.
+    #[serde(default, rename = "override", skip_serializing_if = "Option::is_none")]
+    pub let_in: Option<Override>,
+}
+
+/// An operator let a run through what holds runs out of a deploy stage (a freeze): who, why and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Override {
+    pub stage: Stage,
+    pub by: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -654,6 +667,8 @@ struct StoredExecution {
     only: Option<Stage>,
     #[serde(default)]
     abridged: bool,
+    #[serde(default, rename = "override")]
+    let_in: Option<Override>,
 }
 
 impl From<StoredExecution> for Execution {
@@ -686,6 +701,7 @@ impl From<StoredExecution> for Execution {
             github_deployments: stored.github_deployments.into_iter().chain(legacy_deployment).collect(),
             abridged: stored.abridged,
             only: stored.only,
+            let_in: stored.let_in,
         }
     }
 }
@@ -913,6 +929,11 @@ impl Execution {
     /// What the run did at `stage`, if it entered it.
     pub fn record(&self, stage: Stage) -> Option<&StageRecord> {
         self.stages.iter().rev().find(|record| record.name == stage)
+    }
+
+    /// Whether an operator let the run into `stage` whatever holds runs out of it.
+    pub fn overridden(&self, stage: Stage) -> Option<&Override> {
+        self.let_in.as_ref().filter(|given| given.stage == stage)
     }
 
     /// The stage the run waits for, if it waits.

@@ -72,6 +72,12 @@ fn source_and_build(run: &Execution) -> Vec<Moment> {
 /// Everything `run` records, oldest first (moments at the same time keep the order of the stages).
 pub fn timeline(run: &Execution) -> Vec<Moment> {
     let mut moments = source_and_build(run);
+    // An override comes before what it let happen at its stage.
+    moments.extend(run.let_in.iter().map(|given| Moment {
+        at: given.at,
+        stage: given.stage.to_string(),
+        what: format!("let through the freeze by {}: {}", given.by, given.reason),
+    }));
     for record in &run.stages {
         let stage = record.name.as_str();
         let mut add = |at: DateTime<Utc>, what: String| moments.push(Moment { at, stage: stage.to_owned(), what });
@@ -427,6 +433,24 @@ mod tests {
         run.source.compared = Some(Compared { head: "d".repeat(40), order: CommitOrder::Unknown });
         let lines: Vec<String> = timeline(&run).into_iter().map(|m| m.what).collect();
         assert!(lines[1].ends_with("GitHub could not be asked which is newer; the later arrival counts as newer"));
+    }
+
+    #[test]
+    fn an_override_reads_in_the_timeline_at_its_stage_with_who_and_why() {
+        let mut run = execution(3);
+        run.let_in = Some(crate::pipeline::Override {
+            stage: crate::pipeline::Stage::DEPLOY,
+            by: "arn:aws:iam::123456789012:user/dave".into(),
+            reason: "the fix for incident 4312".into(),
+            at: at(90),
+        });
+        let told = timeline(&run);
+        let said = told.iter().find(|moment| moment.at == at(90)).expect("the override's moment");
+        assert_eq!(said.stage, "deploy");
+        assert_eq!(
+            said.what,
+            "let through the freeze by arn:aws:iam::123456789012:user/dave: the fix for incident 4312"
+        );
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub enum FreezeError {
     UnknownPipeline(String),
     #[error("name the pipelines to freeze, or say --all")]
     NoPipelines,
+    #[error("there is no run {0}: `sluice history PIPELINE` lists them")]
+    UnknownRun(String),
     #[error("{pipeline}: {source}")]
     Refused {
         pipeline: String,
@@ -106,6 +108,47 @@ where
         done.push(standing(&state, changed));
     }
     Ok(done)
+}
+
+/// An operator's override, as recorded: the run, where it stands now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverrideDone {
+    pub execution_id: ExecutionId,
+    pub pipeline: String,
+    pub status: Status,
+    /// False when the same override was already given.
+    pub changed: bool,
+}
+
+/// Lets run `run` into deploy stage `stage` whatever holds runs out of it (a freeze), as `by`, saying why; what it
+/// sets going is announced at once by `runner` and the owners of the rest are woken.
+pub async fn order_override<S, R>(
+    store: &S,
+    runner: &R,
+    (run, stage): (&str, Stage),
+    reason: &str,
+    (by, now): (&str, DateTime<Utc>),
+) -> Result<OverrideDone, FreezeError>
+where
+    S: PipelineStore,
+    R: EffectRunner,
+{
+    let execution_id = ExecutionId::from(run);
+    let found = store.execution(&execution_id).await?.ok_or_else(|| FreezeError::UnknownRun(run.to_owned()))?;
+    let event =
+        Event::Overridden { execution_id: execution_id.clone(), stage, by: by.to_owned(), reason: reason.to_owned() };
+    let input = Input { pipeline: &found.pipeline, mode: Default::default(), event: &event, receipt: None, now };
+    let changed = match handle(store, runner, input).await? {
+        Handled::Refused(source) => return Err(FreezeError::Refused { pipeline: found.pipeline, source }),
+        Handled::Ignored(_) | Handled::Duplicate { .. } => false,
+        Handled::Applied | Handled::Skipped { .. } => true,
+    };
+    let state = store.load(&found.pipeline).await?.map(|stored| stored.value);
+    if let Some(state) = state.as_ref().filter(|_| changed) {
+        wake_owners(runner, state, now).await;
+    }
+    let status = state.as_ref().and_then(|state| state.execution(&execution_id)).map_or(found.status, |r| r.status);
+    Ok(OverrideDone { execution_id, pipeline: found.pipeline, status, changed })
 }
 
 /// Rings the doorbell of each function with effects due that `runner` does not carry out (the deployer's start of

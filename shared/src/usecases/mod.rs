@@ -49,7 +49,7 @@ pub use deploy_events::{
     record_deployment_event, record_paused_deployments,
 };
 pub use effects::{Announcer, StageEffects};
-pub use freeze::{FreezeDone, FreezeError, FreezeOrder, set_freeze};
+pub use freeze::{FreezeDone, FreezeError, FreezeOrder, OverrideDone, order_override, set_freeze};
 pub use github_access::{GitHubAccess, SignInError};
 pub use hooks::{HookCall, HookEffects, HookError, HookOutcome, StageAnswer, StageCall, answer_hook, answer_stage};
 pub use notify::{NotifierEffects, NotifyEffects};

@@ -6,10 +6,14 @@
 use chrono::{DateTime, Utc};
 
 use super::{Applied, IgnoreReason, MAX_ARN, MAX_REASON, Run, TransitionError};
+
+/// The longest reason (and name of who gave it) an override keeps: it is kept with the run, in the pipeline's item
+/// too while the run goes on.
+pub const MAX_OVERRIDE: usize = 160;
 use crate::contract::events::{EffectsDue, SluiceEvent};
 use crate::definitions::PauseAction;
 use crate::pipeline::event::{Effect, EffectKind};
-use crate::pipeline::state::{ApprovalDecision, Freeze, PauseFacts, bounded};
+use crate::pipeline::state::{ApprovalDecision, Freeze, Override, PauseFacts, Stage, Status, bounded};
 
 impl Run {
     /// An operator froze the pipeline: recorded (a freeze set again keeps its start and takes the new words).
@@ -72,16 +76,56 @@ impl Run {
         }
     }
 
-    /// Whether run `i` is held out of `stage` by a freeze: the stage deploys and the pipeline is frozen.
-    pub(super) fn held_out(&self, i: usize, stage: crate::pipeline::Stage) -> bool {
-        let deploys = self.state.executions[i].plan.stage(stage).is_some_and(|planned| planned.deploy().is_some());
-        deploys && self.state.frozen(self.now).is_some()
+    /// Whether run `i` is held out of `stage` by a freeze: the stage deploys, the pipeline is frozen, and no
+    /// operator let the run through.
+    pub(super) fn held_out(&self, i: usize, stage: Stage) -> bool {
+        let execution = &self.state.executions[i];
+        let deploys = execution.plan.stage(stage).is_some_and(|planned| planned.deploy().is_some());
+        deploys && self.state.frozen(self.now).is_some() && execution.overridden(stage).is_none()
     }
 
-    /// Whether a pause must not be continued now: the pipeline is frozen. The pause is marked held.
-    pub(super) fn hold(&self, pause: &mut PauseFacts) -> bool {
-        pause.held = self.state.frozen(self.now).is_some();
+    /// Whether run `i`'s deployment must not be continued past a pause now: the pipeline is frozen, and no operator
+    /// let the run through at the stage it deploys.
+    pub(super) fn holds_pauses(&self, i: usize) -> bool {
+        let execution = &self.state.executions[i];
+        let overridden = execution.deploying().is_some_and(|(stage, _)| execution.overridden(stage).is_some());
+        self.state.frozen(self.now).is_some() && !overridden
+    }
+
+    /// As [`Run::holds_pauses`], marking `pause` held if so.
+    pub(super) fn hold(&self, i: usize, pause: &mut PauseFacts) -> bool {
+        pause.held = self.holds_pauses(i);
         pause.held
+    }
+
+    /// An operator lets run `i` into deploy stage `stage` whatever holds runs out of it (`sluice override`): recorded
+    /// (one a run: the last given stands); waiting there, it enters now if no other run holds the stage;
+    /// deploying there, a pause the freeze held is continued.
+    pub(super) fn overridden(&mut self, i: usize, stage: Stage, by: &str, reason: &str) -> Applied {
+        let execution = &self.state.executions[i];
+        if execution.status.is_finished() {
+            let (execution, status) = (execution.id.clone(), execution.status);
+            return Err(TransitionError::Finished { execution, status, event: "overridden" });
+        }
+        if execution.plan.deploy_stage(stage).is_none() {
+            return Err(TransitionError::NotADeployStage { execution: execution.id.clone(), stage });
+        }
+        let given =
+            Override { stage, by: bounded(by, MAX_OVERRIDE), reason: bounded(reason, MAX_OVERRIDE), at: self.now };
+        if execution.overridden(stage).is_some_and(|o| o.by == given.by && o.reason == given.reason) {
+            return Ok(Some(IgnoreReason::DuplicateEvent));
+        }
+        let execution = &mut self.state.executions[i];
+        execution.let_in = Some(given);
+        execution.updated_at = self.now;
+        let status = execution.status;
+        match status {
+            Status::Waiting(at) if at == stage && self.state.holder_of(stage).is_none() => self.enter(i, stage),
+            Status::Running(at) if at == stage => self.continue_held(i),
+            _ => {}
+        }
+        self.show_on_github(i);
+        Ok(None)
     }
 
     /// Continues the pauses of run `i` the freeze held, where ECS still waits: approved (or continued by sluice

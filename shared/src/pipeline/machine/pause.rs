@@ -137,7 +137,7 @@ impl Run {
             };
             pause.approval = Some(approval);
             self.ask(i, &topic_arn, expires_at, notice, Some(event.hook_id), None);
-        } else if !self.hold(&mut pause) {
+        } else if !self.hold(i, &mut pause) {
             self.effects.push(Effect::ContinueDeployment {
                 execution_id: execution.id.clone(),
                 service_deployment: event.service_deployment.to_owned(),
@@ -232,7 +232,7 @@ impl Run {
             return Err(TransitionError::ApprovalExpired { execution: id, expired_at: approval.expires_at });
         }
         said.record(approval, now);
-        let frozen = self.state.frozen(now).is_some();
+        let frozen = self.holds_pauses(i);
         let action = match said.decision {
             ApprovalDecision::Approved => PauseAction::Continue,
             ApprovalDecision::Rejected => PauseAction::Rollback,

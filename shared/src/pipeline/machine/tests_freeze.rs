@@ -247,3 +247,89 @@ fn a_frozen_pipeline_survives_a_json_round_trip() {
     let back: PipelineState = serde_json::from_str(&json).expect("parses");
     assert_eq!(back, state);
 }
+
+fn overridden(stage_name: &str) -> Event {
+    Event::Overridden {
+        execution_id: id("e1"),
+        stage: stage(stage_name),
+        by: "arn:aws:iam::123456789012:user/dave".into(),
+        reason: "the fix for incident 4312".into(),
+    }
+}
+
+#[test]
+fn an_override_lets_one_held_run_into_production_through_the_freeze_and_says_who_and_why() {
+    // GIVEN e1 held before production by the freeze, and e2 held before staging
+    let mut events = frozen_in_staging(None);
+    events.extend([staged("e2", ExecutionMode::Queued), built("e2")]);
+    let (state, _) = run(&events);
+    // WHEN an operator overrides the freeze for e1 at production
+    let (state, effects) = apply(&state, &overridden("production"), at(20));
+    // THEN e1 deploys there, and e2 still waits: the pipeline stays frozen
+    assert_eq!(status(&state, "e1"), Status::Running(stage("production")));
+    assert_eq!(deployments(&effects).len(), 1);
+    assert_eq!(status(&state, "e2"), Status::Waiting(stage("staging")));
+    assert!(state.frozen(at(20)).is_some());
+    let given = state.execution(&id("e1")).and_then(|run| run.overridden(stage("production")).cloned());
+    let given = given.expect("recorded");
+    assert_eq!(
+        (given.by.as_str(), given.reason.as_str(), given.at),
+        ("arn:aws:iam::123456789012:user/dave", "the fix for incident 4312", at(20))
+    );
+    // AND the same override again changes nothing
+    assert_eq!(
+        transition(&state, &overridden("production"), at(21)),
+        Ok(Decision::Ignore(IgnoreReason::DuplicateEvent))
+    );
+}
+
+#[test]
+fn an_override_given_before_the_run_reaches_its_stage_lets_it_in_when_it_does() {
+    let mut events = to_production("e1");
+    events.insert(2, frozen(None));
+    events.insert(3, overridden("production"));
+    let (state, effects) = run(&events);
+    assert_eq!(status(&state, "e1"), Status::Running(stage("production")));
+    assert_eq!(deployments(&effects).len(), 2, "staging, then production");
+}
+
+#[test]
+fn an_override_at_a_stage_being_deployed_continues_the_pause_the_freeze_held_and_holds_none_after() {
+    let state = apply(&canary_deploying(), &frozen(None), at(5)).0;
+    let (state, effects) = apply(&state, &paused("pause-1"), at(6));
+    assert_eq!(continued(&effects), Vec::new());
+    let override_deploy = Event::Overridden {
+        execution_id: id("e1"),
+        stage: Stage::DEPLOY,
+        by: "arn:aws:iam::123456789012:user/dave".into(),
+        reason: "hotfix".into(),
+    };
+    let (state, effects) = apply(&state, &override_deploy, at(7));
+    assert_eq!(continued(&effects), vec![("pause-1".to_owned(), PauseAction::Continue)]);
+    let (state, _) = apply(&state, &paused("pause-2"), at(20));
+    let (_, effects) = apply(&state, &decided(ApprovalDecision::Approved), at(25));
+    assert_eq!(continued(&effects), vec![("pause-2".to_owned(), PauseAction::Continue)]);
+}
+
+#[test]
+fn only_a_deploy_stage_of_a_run_in_progress_is_overridden() {
+    let (state, _) = run(&frozen_in_staging(None));
+    assert_eq!(
+        transition(&state, &overridden("sign-off"), at(20)),
+        Err(TransitionError::NotADeployStage { execution: id("e1"), stage: stage("sign-off") })
+    );
+    let (state, _) = run(&[
+        staged("e1", ExecutionMode::Queued),
+        Event::BuildFailed {
+            execution_id: id("e1"),
+            build_id: "build-e1".into(),
+            status: crate::pipeline::BuildFailure::Failed,
+            phase: None,
+            reason: "tests failed".into(),
+        },
+    ]);
+    assert!(matches!(
+        transition(&state, &overridden("production"), at(20)),
+        Err(TransitionError::Finished { event: "overridden", .. })
+    ));
+}

@@ -178,7 +178,8 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         return demo.report(run, Vec::new()).await;
     }
     if scenario == DemoScenario::Freeze {
-        let run = demo.freeze(&execution_id).await?;
+        // Boxed: the scenario's future is large for a test thread's stack.
+        let run = Box::pin(demo.freeze(&execution_id)).await?;
         return demo.report(run, Vec::new()).await;
     }
     if scenario.promote() {
@@ -481,7 +482,7 @@ impl Demo {
         if run.status != Status::Waiting(production) {
             anyhow::bail!("the frozen run should wait before production; it is {}", run.status);
         }
-        let frozen = state.frozen(chrono::Utc::now());
+        let frozen = state.frozen();
         let waits = sluice::present::timeline::waits_for_in(run, frozen, chrono::Utc::now());
         println!("  `sluice status web`: {} waits for {waits}", run.id);
         let held = self.frozen_on_github(&run.source.commit).await?;
@@ -754,9 +755,7 @@ impl Demo {
         }
         let expected = scenario.expected();
 
-        let staged = scenario.promote()
-            || scenario.verify()
-            || matches!(scenario, DemoScenario::SoakAlarm | DemoScenario::Freeze);
+        let staged = scenario.promote() || scenario.verify() || scenario.soaks_in_staging();
         let stage_images = if staged { self.stages(&run).await? } else { Vec::new() };
 
         println!("\nWhat `sluice history web` prints (DynamoDB, index `history`):");
@@ -1371,6 +1370,11 @@ impl DemoScenario {
     /// A pipeline verified between stages: staging, e2e, production.
     pub fn verify(self) -> bool {
         matches!(self, Self::Verify | Self::VerifyFail)
+    }
+
+    /// A pipeline of staging, soaking, then production.
+    pub fn soaks_in_staging(self) -> bool {
+        matches!(self, Self::SoakAlarm | Self::Freeze)
     }
 
     /// Whether the replacement the deployment brings up is healthy.

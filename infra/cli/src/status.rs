@@ -45,7 +45,7 @@ impl Status {
             let runs: Vec<&Execution> =
                 state.iter().flat_map(|s| s.executions.iter()).filter(|run| !run.status.is_finished()).collect();
             let parked = state.as_ref().map(|s| s.parked.as_slice()).unwrap_or_default();
-            let freeze = state.as_ref().and_then(|s| s.frozen(now));
+            let freeze = state.as_ref().and_then(|s| s.frozen());
             if target.json {
                 report.push(json!({
                     "pipeline": pipeline.name,

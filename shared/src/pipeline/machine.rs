@@ -867,7 +867,7 @@ impl Run {
     ) {
         let execution = &self.state.executions[i];
         let pause_stage = notice.pause.as_ref().map(|pause| pause.stage.clone());
-        let frozen = self.state.frozen(self.now).map(crate::present::text::freeze);
+        let frozen = self.state.frozen().map(crate::present::text::freeze);
         self.effects.push(Effect::RequestApproval {
             execution_id: execution.id.clone(),
             topic_arn: topic_arn.to_owned(),
@@ -949,10 +949,11 @@ impl Run {
         if self.state.holder_of(stage).is_some() {
             return;
         }
+        // The oldest that no freeze holds out (while frozen, only a run an operator let through).
         let next = (0..self.state.executions.len())
-            .filter(|&j| self.state.executions[j].status == Status::Waiting(stage))
+            .filter(|&j| self.state.executions[j].status == Status::Waiting(stage) && !self.held_out(j, stage))
             .min_by_key(|&j| self.state.executions[j].seq);
-        if let Some(j) = next.filter(|&j| !self.held_out(j, stage)) {
+        if let Some(j) = next {
             self.enter(j, stage);
         }
     }

@@ -212,9 +212,8 @@ async fn handle_as<S: PipelineStore, R: EffectRunner>(
     // A push's receipt until it is recorded: beside the read of the state, or once decided from what the store
     // remembers (with the state, in one transaction, when the run starts its build now).
     let mut unrecorded = receipt.as_ref().filter(|_| recording == Recording::ReceiptFirst);
-    // A pipeline's own event (a freeze) names no run, and comes with no receipt: the empty id finds none.
     let none = crate::pipeline::ExecutionId::from("");
-    let execution_id = input.event.execution_id().unwrap_or(&none);
+    let execution_id = input.event.execution_id().unwrap_or(&none); // a freeze names no run; the empty id finds none
     let (handled, held, read) = loop {
         let (stored, remembered) = match basis(store, input.pipeline, recall, &mut unrecorded, execution_id).await? {
             Basis::Decide { stored, remembered } => (stored, remembered),

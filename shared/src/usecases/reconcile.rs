@@ -125,11 +125,16 @@ where
                 return;
             }
         };
+        // A freeze whose end has passed is lifted first, so that the runs it held go on; the owners of what the lift
+        // set going (the deployer's continuation of a held pause) are rung with the other doorbells.
+        let state = match state.freeze.as_ref().is_some_and(|freeze| !freeze.holds(self.now)) {
+            true => {
+                self.apply(&Event::Unfrozen { by: None }, done).await;
+                store.load(&pipeline.name).await.ok().flatten().map_or(state, |stored| stored.value)
+            }
+            false => state,
+        };
         self.ring_doorbells(&state, done).await;
-        // A freeze whose end has passed is lifted first, so that the runs it held go on.
-        if state.freeze.as_ref().is_some_and(|freeze| !freeze.holds(self.now)) {
-            self.apply(&Event::Unfrozen { by: None }, done).await;
-        }
         for execution in state.active() {
             if let Some(event) = self.run(execution, done).await {
                 self.apply(&event, done).await;

@@ -69,7 +69,7 @@ async fn overview<S: PipelineStore, D: DefinitionsStore>(
     let mut pipelines = Vec::new();
     for pipeline in definitions.iter() {
         let state = store.load(&pipeline.name).await?.map(|stored| stored.value);
-        let freeze = state.as_ref().and_then(|state| state.frozen(now).cloned());
+        let freeze = state.as_ref().and_then(|state| state.frozen().cloned());
         let in_progress: Vec<_> = state
             .map(|state| state.executions.into_iter().filter(|run| !run.status.is_finished()).collect::<Vec<_>>())
             .unwrap_or_default()

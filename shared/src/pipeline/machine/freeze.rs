@@ -21,7 +21,7 @@ impl Run {
         if let Some(until) = until.filter(|until| *until <= self.now) {
             return Err(TransitionError::FreezeEndsInThePast { until });
         }
-        let since = self.state.frozen(self.now).map_or(self.now, |freeze| freeze.since);
+        let since = self.state.frozen().map_or(self.now, |freeze| freeze.since);
         let freeze = Freeze { by: bounded(by, MAX_ARN), reason: bounded(reason, MAX_REASON), since, until };
         self.state.freeze = Some(Box::new(freeze));
         // GitHub shows the runs held from now on as waiting for the freeze.
@@ -76,12 +76,13 @@ impl Run {
         }
     }
 
-    /// Whether run `i` is held out of `stage` by a freeze: the stage deploys, the pipeline is frozen, and no
-    /// operator let the run through.
+    /// Whether run `i` is held out of `stage` by a freeze: the stage deploys, the pipeline is frozen (a freeze whose
+    /// end has passed holds until the reconciler lifts it, so that the runs it held go first), and no operator let
+    /// the run through.
     pub(super) fn held_out(&self, i: usize, stage: Stage) -> bool {
         let execution = &self.state.executions[i];
         let deploys = execution.plan.stage(stage).is_some_and(|planned| planned.deploy().is_some());
-        deploys && self.state.frozen(self.now).is_some() && execution.overridden(stage).is_none()
+        deploys && self.state.freeze.is_some() && execution.overridden(stage).is_none()
     }
 
     /// Whether run `i`'s deployment must not be continued past a pause now: the pipeline is frozen, and no operator
@@ -89,7 +90,7 @@ impl Run {
     pub(super) fn holds_pauses(&self, i: usize) -> bool {
         let execution = &self.state.executions[i];
         let overridden = execution.deploying().is_some_and(|(stage, _)| execution.overridden(stage).is_some());
-        self.state.frozen(self.now).is_some() && !overridden
+        self.state.freeze.is_some() && !overridden
     }
 
     /// As [`Run::holds_pauses`], marking `pause` held if so.

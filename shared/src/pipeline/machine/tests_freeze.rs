@@ -60,7 +60,7 @@ fn a_run_frozen_in_staging_waits_before_production_and_deploys_there_once_unfroz
         _ => None,
     });
     assert_eq!(doorbell, Some(vec![EffectKind::ReportToGitHub]), "the notifier is woken to report it");
-    let freeze = state.frozen(at(12)).expect("the freeze");
+    let freeze = state.frozen().expect("the freeze");
     assert_eq!((freeze.by.as_str(), freeze.reason.as_str(), freeze.since), (CAROL, "incident 4312", at(10)));
     // WHEN the operator unfreezes it: it deploys to production, the same image
     let (state, effects) = apply(&state, &unfrozen(), at(30));
@@ -269,7 +269,7 @@ fn an_override_lets_one_held_run_into_production_through_the_freeze_and_says_who
     assert_eq!(status(&state, "e1"), Status::Running(stage("production")));
     assert_eq!(deployments(&effects).len(), 1);
     assert_eq!(status(&state, "e2"), Status::Waiting(stage("staging")));
-    assert!(state.frozen(at(20)).is_some());
+    assert!(state.frozen().is_some());
     let given = state.execution(&id("e1")).and_then(|run| run.overridden(stage("production")).cloned());
     let given = given.expect("recorded");
     assert_eq!(
@@ -332,4 +332,40 @@ fn only_a_deploy_stage_of_a_run_in_progress_is_overridden() {
         transition(&state, &overridden("production"), at(20)),
         Err(TransitionError::Finished { event: "overridden", .. })
     ));
+}
+
+#[test]
+fn an_overridden_run_behind_another_held_run_enters_once_the_stage_is_free_and_the_older_still_waits() {
+    // GIVEN e1 deploying to staging, then frozen; e2 and e3 built since, held behind it before staging
+    let mut events = vec![staged("e1", ExecutionMode::Queued), built("e1"), started("e1", "ecs-staging"), frozen(None)];
+    events.extend([staged("e2", ExecutionMode::Queued), built("e2"), staged("e3", ExecutionMode::Queued), built("e3")]);
+    let (state, _) = run(&events);
+    // WHEN e3 is let into staging while e1 still holds it, then e1 is done with staging
+    let let_in = Event::Overridden {
+        execution_id: id("e3"),
+        stage: stage("staging"),
+        by: "arn:aws:iam::123456789012:user/dave".into(),
+        reason: "the fix".into(),
+    };
+    let (state, _) = apply(&state, &let_in, at(20));
+    assert_eq!(status(&state, "e3"), Status::Waiting(stage("staging")), "e1 holds staging");
+    let (state, _) = apply(&state, &succeeded("e1", "ecs-staging"), at(21));
+    // THEN e3 takes staging, and e2, older but held, still waits
+    assert_eq!(status(&state, "e3"), Status::Running(stage("staging")));
+    assert_eq!(status(&state, "e2"), Status::Waiting(stage("staging")));
+}
+
+#[test]
+fn a_freeze_past_its_end_holds_until_lifted_so_that_no_run_goes_before_those_it_held() {
+    // GIVEN e1 held before production by a freeze until minute 20, and e2 pushed after minute 20
+    let (state, _) = run(&frozen_in_staging(Some(at(20))));
+    let (state, _) = apply(&state, &staged("e2", ExecutionMode::Queued), at(30));
+    let (state, effects) = apply(&state, &built("e2"), at(31));
+    // THEN e2 waits too: nothing enters a deploy stage before the lift lets the held runs go, oldest first
+    assert_eq!(status(&state, "e2"), Status::Waiting(stage("staging")));
+    assert_eq!(deployments(&effects), Vec::new());
+    let (state, effects) = apply(&state, &Event::Unfrozen { by: None }, at(40));
+    assert_eq!(status(&state, "e1"), Status::Running(stage("production")));
+    assert_eq!(status(&state, "e2"), Status::Running(stage("staging")));
+    assert_eq!(deployments(&effects).len(), 2);
 }

@@ -374,27 +374,14 @@ impl Demo {
         } else {
             println!("completed, the hooks function's AfterRollout check passes, and the release soaks at staging:");
         }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let until = loop {
-            let run = self.store.execution(execution_id).await?.context("the run is not recorded")?;
-            if let Some(until) = run.soaking() {
-                break until;
-            }
-            if run.status.is_finished() || Instant::now() > deadline {
-                anyhow::bail!("the run never soaked at staging: it is {}", run.status);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let until = self.soaking_until(execution_id).await?;
         let run = self.store.execution(execution_id).await?.context("the run is not recorded")?;
         if let Some(check) = run.deploy().and_then(|deploy| deploy.digest_check.as_ref()) {
             println!("  digest check   {}", check.summary());
         }
         println!("  soaks until {} (no function runs meanwhile)", until.format("%H:%M:%S%.3f"));
         tokio::time::sleep((until - chrono::Utc::now()).to_std().unwrap_or_default()).await;
-        let aws = as_function(&self.aws, "ReconcilerFunction")?;
-        let reconciler = reconciler::handler::AwsApp::from_aws(&aws, &self.functions.common.clone().into());
-        let look = reconciler::handler::on_schedule(&reconciler, chrono::Utc::now());
-        let summary = self.invocations.time("reconciler", look).await?;
+        let summary = self.reconciler_look().await?;
         println!("  the reconciler's scheduled look moved {} run on: {summary}", summary["moved"]);
         if self.scenario.verify() {
             println!(
@@ -443,6 +430,29 @@ impl Demo {
         Ok(run)
     }
 
+    /// When the run's soak at staging ends, once it soaks (within 60 s).
+    async fn soaking_until(&self, execution_id: &ExecutionId) -> Result<chrono::DateTime<chrono::Utc>> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let run = self.store.execution(execution_id).await?.context("the run is not recorded")?;
+            if let Some(until) = run.soaking() {
+                return Ok(until);
+            }
+            if run.status.is_finished() || Instant::now() > deadline {
+                anyhow::bail!("the run never soaked at staging: it is {}", run.status);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The reconciler's scheduled look, now, as its schedule runs it: what it says it did.
+    async fn reconciler_look(&self) -> Result<Value> {
+        let aws = as_function(&self.aws, "ReconcilerFunction")?;
+        let reconciler = reconciler::handler::AwsApp::from_aws(&aws, &self.functions.common.clone().into());
+        let look = reconciler::handler::on_schedule(&reconciler, chrono::Utc::now());
+        Ok(self.invocations.time("reconciler", look).await?)
+    }
+
     /// Staging's rolling update soaks; meanwhile an operator stops the line (`sluice freeze web`, as the command does
     /// it): the soak ends and the run waits before production, no function running while it waits; `sluice status`
     /// and GitHub say why. `sluice unfreeze web`, and production deploys the same image.
@@ -452,17 +462,7 @@ impl Demo {
             "\nCodeBuild (sandbox) builds {}; the deployer rolls staging out and the release soaks at staging:",
             &HEAD[..7]
         );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let until = loop {
-            let run = self.store.execution(execution_id).await?.context("the run is not recorded")?;
-            if let Some(until) = run.soaking() {
-                break until;
-            }
-            if run.status.is_finished() || Instant::now() > deadline {
-                anyhow::bail!("the run never soaked at staging: it is {}", run.status);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let until = self.soaking_until(execution_id).await?;
         println!("  soaks until {}", until.format("%H:%M:%S%.3f"));
         // The operator's command, with their credentials (not the functions'): straight to moto, not metered.
         let operator = sluice::adapters::stage_effects(&self.stack.config, &self.stack.bus);
@@ -471,10 +471,7 @@ impl Demo {
         println!("\nAn incident: `sluice freeze web --reason \"{FREEZE_REASON}\"`, as {OPERATOR}:");
         set_freeze(&self.store, &operator, (&web, false), order, (OPERATOR, chrono::Utc::now())).await?;
         tokio::time::sleep((until - chrono::Utc::now()).to_std().unwrap_or_default()).await;
-        let aws = as_function(&self.aws, "ReconcilerFunction")?;
-        let reconciler = reconciler::handler::AwsApp::from_aws(&aws, &self.functions.common.clone().into());
-        let look = reconciler::handler::on_schedule(&reconciler, chrono::Utc::now());
-        let summary = self.invocations.time("reconciler", look).await?;
+        let summary = self.reconciler_look().await?;
         println!("  the soak is over; the reconciler's look moved {} run on: {summary}", summary["moved"]);
         let production = sluice::pipeline::Stage::new("production").context("a stage name")?;
         let state = self.store.load("web").await?.context("web has no state")?.value;

@@ -449,7 +449,8 @@ impl Demo {
     async fn reconciler_look(&self) -> Result<Value> {
         let aws = as_function(&self.aws, "ReconcilerFunction")?;
         let reconciler = reconciler::handler::AwsApp::from_aws(&aws, &self.functions.common.clone().into());
-        let look = reconciler::handler::on_schedule(&reconciler, chrono::Utc::now());
+        // Boxed, as the scenarios that await it: the look's future is large for a test thread's stack.
+        let look = Box::pin(reconciler::handler::on_schedule(&reconciler, chrono::Utc::now()));
         Ok(self.invocations.time("reconciler", look).await?)
     }
 
@@ -469,7 +470,7 @@ impl Demo {
         let web = ["web".to_owned()];
         let order = FreezeOrder::Freeze { reason: FREEZE_REASON, until: None };
         println!("\nAn incident: `sluice freeze web --reason \"{FREEZE_REASON}\"`, as {OPERATOR}:");
-        set_freeze(&self.store, &operator, (&web, false), order, (OPERATOR, chrono::Utc::now())).await?;
+        Box::pin(set_freeze(&self.store, &operator, (&web, false), order, (OPERATOR, chrono::Utc::now()))).await?;
         tokio::time::sleep((until - chrono::Utc::now()).to_std().unwrap_or_default()).await;
         let summary = self.reconciler_look().await?;
         println!("  the soak is over; the reconciler's look moved {} run on: {summary}", summary["moved"]);
@@ -493,8 +494,9 @@ impl Demo {
         }
         println!("  two seconds later production is untouched");
         println!("\nThe incident is over: `sluice unfreeze web`; the run takes production, the same image:");
-        set_freeze(&self.store, &operator, (&web, false), FreezeOrder::Unfreeze, (OPERATOR, chrono::Utc::now()))
-            .await?;
+        let unfreeze =
+            set_freeze(&self.store, &operator, (&web, false), FreezeOrder::Unfreeze, (OPERATOR, chrono::Utc::now()));
+        Box::pin(unfreeze).await?;
         wait_until_finished(&self.store, execution_id).await
     }
 

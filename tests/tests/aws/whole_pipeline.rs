@@ -210,10 +210,15 @@ async fn an_alarm_going_into_alarm_during_stagings_soak_rolls_staging_back_and_p
     Ok(())
 }
 
-#[tokio::test]
-async fn a_run_frozen_while_in_staging_waits_before_production_and_deploys_the_same_image_once_unfrozen() -> Result<()>
-{
-    let outcome = run(DemoScenario::Freeze, false).await?;
+#[test]
+fn a_run_frozen_while_in_staging_waits_before_production_and_deploys_the_same_image_once_unfrozen() -> Result<()> {
+    // On a thread with the stack of a program's main thread, as `make demo` runs it: the operator's commands and the
+    // functions run in this one test thread, whose 2 MB a debug build's frames can exceed.
+    let demo = std::thread::Builder::new().stack_size(8 << 20).spawn(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(run(DemoScenario::Freeze, false))
+    })?;
+    let outcome = demo.join().map_err(|_| anyhow::anyhow!("the demo's thread panicked"))??;
     let run = &outcome.run;
     assert_eq!(run.status, Status::Succeeded, "{run:#?}");
     assert_eq!(stage_names(run), ["staging", "production"]);

@@ -148,21 +148,10 @@ type Applied = Result<Option<IgnoreReason>, TransitionError>;
 
 impl Run {
     fn apply(&mut self, event: &Event) -> Applied {
-        if let Event::Triggered { execution_id, source, plan, mode, ordered } = event {
-            return self.triggered(execution_id, source, plan, *mode, ordered.as_deref());
+        if let Some(applied) = self.apply_to_pipeline(event) {
+            return applied;
         }
-
-        if let Event::Redeployed { execution_id, source, plan, mode, build, ordered, stage, only } = event {
-            return self.redeploy(execution_id, source, plan, *mode, build, (ordered, *stage, *only));
-        }
-
-        let Some(execution_id) = event.execution_id() else {
-            return match event {
-                Event::Frozen { by, reason, until } => self.frozen(by, reason, *until),
-                Event::Unfrozen { by } => self.unfrozen(by.as_deref()),
-                _ => Ok(None),
-            };
-        };
+        let Some(execution_id) = event.execution_id() else { return Ok(None) };
         let i = self.index(execution_id)?;
         if self.state.executions[i].abridged {
             // A run that ended a while ago: its record is complete, and nothing more comes of it.
@@ -227,6 +216,21 @@ impl Run {
                 self.deployment_superseded(i, name, deployment_id, (by, by_pipeline), reason)
             }
         }
+    }
+
+    /// An event that starts a run, or is the pipeline's own (a freeze and its lift); `None` for one about a run.
+    fn apply_to_pipeline(&mut self, event: &Event) -> Option<Applied> {
+        Some(match event {
+            Event::Triggered { execution_id, source, plan, mode, ordered } => {
+                self.triggered(execution_id, source, plan, *mode, ordered.as_deref())
+            }
+            Event::Redeployed { execution_id, source, plan, mode, build, ordered, stage, only } => {
+                self.redeploy(execution_id, source, plan, *mode, build, (ordered, *stage, *only))
+            }
+            Event::Frozen { by, reason, until } => self.frozen(by, reason, *until),
+            Event::Unfrozen { by } => self.unfrozen(by.as_deref()),
+            _ => return None,
+        })
     }
 
     /// A push (or an operator's order) starts a run: refused when the queue is full, skipped when its commit is behind

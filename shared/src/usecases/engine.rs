@@ -212,8 +212,7 @@ async fn handle_as<S: PipelineStore, R: EffectRunner>(
     // A push's receipt until it is recorded: beside the read of the state, or once decided from what the store
     // remembers (with the state, in one transaction, when the run starts its build now).
     let mut unrecorded = receipt.as_ref().filter(|_| recording == Recording::ReceiptFirst);
-    let none = crate::pipeline::ExecutionId::from("");
-    let execution_id = input.event.execution_id().unwrap_or(&none); // a freeze names no run; the empty id finds none
+    let execution_id = &named_run(input.event);
     let (handled, held, read) = loop {
         let (stored, remembered) = match basis(store, input.pipeline, recall, &mut unrecorded, execution_id).await? {
             Basis::Decide { stored, remembered } => (stored, remembered),
@@ -273,6 +272,11 @@ async fn handle_as<S: PipelineStore, R: EffectRunner>(
     };
     carry_on(store, runner, (input.pipeline, &owner, input.now), held, read).await;
     Ok(handled)
+}
+
+/// The run `event` is about; a pipeline's own event (a freeze) names none, and the empty id finds none.
+fn named_run(event: &crate::pipeline::Event) -> crate::pipeline::ExecutionId {
+    event.execution_id().cloned().unwrap_or_else(|| crate::pipeline::ExecutionId::from(""))
 }
 
 /// What became of an input whose change was saved: its run skipped at once, or applied.

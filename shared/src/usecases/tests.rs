@@ -1314,7 +1314,7 @@ fn e2e_passed(id: &ExecutionId) -> Event {
 }
 
 /// Ada's approval of run `id`, from its page.
-fn approved_by_ada(id: &ExecutionId) -> Event {
+pub(super) fn approved_by_ada(id: &ExecutionId) -> Event {
     Event::ApprovalDecided {
         execution_id: id.clone(),
         decision: crate::pipeline::ApprovalDecision::Approved,

@@ -367,15 +367,7 @@ async fn a_freeze_whose_end_has_passed_is_lifted_at_the_look_and_the_run_it_held
     let freeze =
         Event::Frozen { by: "arn:aws:iam::1:user/carol".into(), reason: "incident".into(), until: Some(at(30)) };
     world.apply(freeze, 2).await.expect("frozen");
-    let approved = Event::ApprovalDecided {
-        execution_id: ExecutionId::from("web-1"),
-        decision: crate::pipeline::ApprovalDecision::Approved,
-        approver: "ada".into(),
-        comment: None,
-        token_hash: None,
-        source_ip: None,
-        user_agent: None,
-    };
+    let approved = crate::usecases::tests::approved_by_ada(&ExecutionId::from("web-1"));
     world.apply(approved, 3).await.expect("approved");
     assert_eq!(world.execution("web-1").await.status, Status::Waiting(Stage::DEPLOY));
     // WHEN the reconciler looks before the freeze's end, nothing moves

@@ -369,3 +369,17 @@ fn a_freeze_past_its_end_holds_until_lifted_so_that_no_run_goes_before_those_it_
     assert_eq!(status(&state, "e2"), Status::Running(stage("staging")));
     assert_eq!(deployments(&effects).len(), 2);
 }
+
+#[test]
+fn freezing_a_frozen_pipeline_again_keeps_when_it_started_and_takes_the_new_words_and_end() {
+    let (state, _) = run(&[frozen(None)]);
+    let again =
+        Event::Frozen { by: "arn:aws:iam::123456789012:user/erin".into(), reason: "still".into(), until: Some(at(90)) };
+    let (state, _) = apply(&state, &again, at(30));
+    let freeze = state.frozen().expect("the freeze");
+    assert_eq!(freeze.since, at(0));
+    assert_eq!(
+        (freeze.by.as_str(), freeze.reason.as_str(), freeze.until),
+        ("arn:aws:iam::123456789012:user/erin", "still", Some(at(90)))
+    );
+}

@@ -68,19 +68,21 @@ pub async fn order_rollback<S: PipelineStore, R: EffectRunner>(
         .filter(|run| run.soaking().is_none())
         .ok_or_else(|| RollbackError::NothingDeploying(pipeline.to_owned()))?;
     let (execution_id, commit) = (run.id.clone(), run.source.commit.clone());
-    let event = Event::RollbackOrdered { execution_id: execution_id.clone(), by: by.to_owned() };
-    let input = Input { pipeline, mode: state.mode, event: &event, receipt: None, now };
-    let handled = handle(store, runner, input).await?;
-    let after = store.load(pipeline).await.map_err(HandleError::from)?.map(|stored| stored.value);
-    let after = after.as_ref();
-    let deployment = after
-        .and_then(|state| state.execution(&execution_id))
-        .and_then(|run| Some((run.target()?, run.deploy()?)))
+    // The deployment in progress when the order is given: by the time the order is recorded, ECS or CodeDeploy may
+    // already have ended it and the run let it go.
+    let deployment = run
+        .target()
+        .zip(run.deploy())
         .and_then(|(target, deploy)| match target {
             crate::definitions::DeployTarget::EcsNative(_) => deploy.service_deployment.clone(),
             _ => deploy.deployment_id.clone(),
         })
         .unwrap_or_default();
+    let event = Event::RollbackOrdered { execution_id: execution_id.clone(), by: by.to_owned() };
+    let input = Input { pipeline, mode: state.mode, event: &event, receipt: None, now };
+    let handled = handle(store, runner, input).await?;
+    let after = store.load(pipeline).await.map_err(HandleError::from)?.map(|stored| stored.value);
+    let after = after.as_ref();
     let stop = match handled {
         Handled::Refused(error) => return Err(RollbackError::Refused(error)),
         Handled::Ignored(_) | Handled::Duplicate { .. } => Stop::AlreadyOrdered,

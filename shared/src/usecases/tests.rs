@@ -518,6 +518,42 @@ async fn sluice_rollback_stops_the_deployment_of_the_run_deploying_once_and_says
     }
 }
 
+/// A stop that ECS or CodeDeploy acts on at once: its deployment's end is recorded (by deploy-events) before the
+/// stop's own outcome is.
+struct StopsEndingAtOnce<'a>(&'a InMemoryStore);
+
+impl EffectRunner for StopsEndingAtOnce<'_> {
+    const KINDS: &'static [EffectKind] = &[EffectKind::StopDeployment];
+
+    async fn run(&self, _: &str, effect: &Effect) -> Result<Option<Event>, crate::usecases::EffectError> {
+        let execution_id = effect.execution_id().cloned().expect("a run's stop");
+        let stopped = Event::DeploymentFailed {
+            execution_id,
+            deployment_id: Some("d-1".into()),
+            reason: "The deployment was stopped".into(),
+            rolled_back: true,
+        };
+        handle(self.0, &RecordingRunner::new(), input(&stopped, None)).await.expect("the stop recorded");
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn sluice_rollback_names_the_deployment_it_stopped_even_when_its_end_is_recorded_first() {
+    use crate::usecases::{Stop, order_rollback};
+    // GIVEN e1 deploying d-1, whose stop CodeDeploy acts on before the order's outcome is saved
+    let store = InMemoryStore::new();
+    deploying_d1(&store, &RecordingRunner::new()).await;
+    let by = "arn:aws:iam::123456789012:user/carol";
+    let ordered = order_rollback(&store, &StopsEndingAtOnce(&store), ("web", None), by, now()).await.expect("ordered");
+    // THEN the answer names the deployment stopped, and the run ended rolled back by the operator
+    assert_eq!((ordered.execution_id.0.as_str(), ordered.deployment.as_str()), ("e1", "d-1"));
+    assert_eq!(ordered.stop, Stop::Made);
+    let run = store.execution(&ExecutionId::from("e1")).await.expect("read").expect("the run");
+    assert_eq!(run.status, Status::RolledBack, "{run:#?}");
+    assert!(run.reason.as_deref().is_some_and(|r| r.starts_with("rolled back by arn:aws:iam")), "{run:#?}");
+}
+
 /// A prober that must not be used: it counts the probes asked of it and answers none.
 #[derive(Default)]
 struct NoProbes(std::sync::atomic::AtomicUsize);

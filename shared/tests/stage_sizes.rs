@@ -153,6 +153,7 @@ fn plan(strategy: Strategy, deploys: usize) -> Plan {
             soak_secs: (k + 1 < deploys).then_some(7 * 24 * 3600),
             soak_alarms: (k + 1 < deploys).then(|| SoakAlarms { names: alarms(k as u64, deploys - 1), strict: true }),
             environment: Some(noise(k as u64, 255).replace(|c: char| c.is_control(), "x")),
+            entry_alarms: None,
         };
         stages.push(StageDefinition { name: stage_name(stages.len()), kind: StageKind::Deploy(Box::new(deploy)) });
         // Between deploy stages, an approval, then a test, in turn.
@@ -441,6 +442,7 @@ fn measure(strategy: Strategy, deploys: usize) -> (usize, usize, usize) {
             image_uri: Some(format!("{}@sha256:{}", long('i', 900), long('f', 64))),
             artifacts: Some(format!("s3://{}", long('k', 1080))),
             soak_alarms: Vec::new(),
+            entry: None,
         };
         state.enqueue(vec![start], 7);
         let parked = state.pending.last().map(|p| p.id.clone()).unwrap_or_default();

@@ -76,6 +76,7 @@ impl AwsApp {
                 hook_role: config.hook_role.clone(),
                 supersessions: store,
                 alarms: CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(aws)),
+                clock: chrono::Utc::now,
             },
         }
     }

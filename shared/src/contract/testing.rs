@@ -528,6 +528,7 @@ pub fn tested(execution: &str) -> Event {
                 soak_secs: None,
                 soak_alarms: None,
                 environment: environment.map(str::to_owned),
+                entry_alarms: None,
             }))
         };
         let e2e = TestStage {
@@ -565,6 +566,7 @@ pub fn smoke_then(execution: &str, url: &str, next: crate::definitions::Stage) -
             soak_secs: None,
             soak_alarms: None,
             environment: None,
+            entry_alarms: None,
         };
         plan.stages = vec![
             StageDefinition { name: Stage::new("smoke").unwrap_or(Stage::DEPLOY), kind: StageKind::Test(smoke) },
@@ -610,8 +612,14 @@ pub fn through_a_paused_staging(execution: &str, token_hashes: &[String]) -> Vec
     use crate::definitions::{Approval, DeployStage, Stage, StageDefinition, StageKind};
     let stage = |name: &str| Stage::new(name).unwrap_or(Stage::DEPLOY);
     let deploy = |target| {
-        let deploy =
-            DeployStage { target, timeout_minutes: None, soak_secs: None, soak_alarms: None, environment: None };
+        let deploy = DeployStage {
+            target,
+            timeout_minutes: None,
+            soak_secs: None,
+            soak_alarms: None,
+            environment: None,
+            entry_alarms: None,
+        };
         StageKind::Deploy(Box::new(deploy))
     };
     let linear = crate::definitions::TrafficShift::Linear { step_tenths: 30, step_bake_time_minutes: 1 };

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{DefinitionError, DefinitionErrors};
 pub use stages::{
-    DeployStage, MAX_STAGE_NAME, OnFailure, SoakAlarms, Stage, StageDefinition, StageKind, TEST_CHECKS, TestRun,
-    TestStage, table_shaped, table_stages,
+    DeployStage, EntryAlarms, MAX_STAGE_NAME, OnFailure, SoakAlarms, Stage, StageDefinition, StageKind, TEST_CHECKS,
+    TestRun, TestStage, table_shaped, table_stages,
 };
 pub use validate::{
     MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_SOAK_ALARM_TEXT,

@@ -46,6 +46,10 @@ pub(super) struct RawStage {
     pub soak_alarms: Option<Spanned<Vec<Spanned<String>>>>,
     /// Whether an alarm already in ALARM when the deployment started blocks the stage too.
     pub strict_alarms: Option<Spanned<bool>>,
+    /// A deploy stage: the CloudWatch alarms that keep runs out of it while any is in ALARM.
+    pub entry_alarms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// How long a run waits for its stage's entry alarms to leave ALARM before it fails.
+    pub entry_timeout: Option<Spanned<String>>,
     /// A deploy stage: the GitHub environment its Deployments are for.
     pub environment: Option<Spanned<String>>,
 }

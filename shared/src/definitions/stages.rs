@@ -181,6 +181,18 @@ pub struct DeployStage {
     /// The GitHub environment the stage's Deployments are for, as written (`environment`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    /// `entry_alarms` and `entry_timeout`: the CloudWatch alarms that keep runs out of the stage while any is in
+    /// ALARM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_alarms: Option<EntryAlarms>,
+}
+
+/// The CloudWatch alarms that keep runs out of a deploy stage: while any is in ALARM, a run that reaches the stage
+/// waits before its deployment starts, for at most `timeout_secs`, then fails naming them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryAlarms {
+    pub names: Vec<String>,
+    pub timeout_secs: u64,
 }
 
 /// The CloudWatch alarms that watch a deploy stage's soak: one that moves into ALARM during the soak fails the stage
@@ -258,6 +270,7 @@ pub fn table_stages(
             soak_secs: None,
             soak_alarms: None,
             environment: None,
+            entry_alarms: None,
         })),
     };
     approval.into_iter().chain([deploy]).collect()

@@ -1206,6 +1206,49 @@ fn soak_alarms_watch_a_soak_and_are_refused_without_one_or_when_written_wrong() 
 }
 
 #[test]
+fn entry_alarms_keep_runs_out_of_a_deploy_stage_for_an_hour_unless_told_and_are_refused_where_written_wrong() {
+    let production = "name = \"production\"\n";
+    let gated = |lines: &str| STAGED.replace(production, &format!("{production}{lines}"));
+    let definitions = Definitions::check("pipelines.toml", &gated("entry_alarms = [\"web-5xx\", \"web-latency\"]\n"))
+        .expect("checks");
+    let entry = |definitions: &Definitions| {
+        let web = definitions.get("web").expect("web");
+        web.deploy_stages().map(|(_, deploy)| deploy.entry_alarms.clone()).collect::<Vec<_>>()
+    };
+    let names = vec!["web-5xx".to_owned(), "web-latency".to_owned()];
+    assert_eq!(entry(&definitions), [None, Some(EntryAlarms { names: names.clone(), timeout_secs: 3600 })]);
+    let told = gated("entry_alarms = [\"web-5xx\", \"web-latency\"]\nentry_timeout = \"3h\"\n");
+    let definitions = Definitions::check("pipelines.toml", &told).expect("checks");
+    assert_eq!(entry(&definitions)[1], Some(EntryAlarms { names, timeout_secs: 3 * 3600 }));
+
+    let on_approval = STAGED.replace("name = \"sign-off\"\n", "name = \"sign-off\"\nentry_alarms = [\"web-5xx\"]\n");
+    for (text, expected) in [
+        (gated("entry_timeout = \"2h\"\n"), "field `stages[2].entry_timeout`: entry_timeout says how long a run waits"),
+        (on_approval, "field `stages[1].entry_alarms`: entry_alarms keep runs out of a deploy stage"),
+        (
+            gated("entry_alarms = [\"web-5xx\"]\nentry_timeout = \"30s\"\n"),
+            "field `stages[2].entry_timeout`: must be between",
+        ),
+        (
+            gated("entry_alarms = [\"web-5xx\"]\nentry_timeout = \"soon\"\n"),
+            "field `stages[2].entry_timeout`: must be a duration",
+        ),
+        (
+            gated("entry_alarms = [\"web-5xx\", \"web-5xx\"]\n"),
+            "field `stages[2].entry_alarms`: alarm \"web-5xx\" is named twice",
+        ),
+        (gated("entry_alarms = []\n"), "field `stages[2].entry_alarms`: 1 to 5 CloudWatch alarm names"),
+    ] {
+        let errors = errors(&text);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains(expected), "{errors:#?}");
+    }
+    // An error names its line and column
+    let errors = errors(&gated("entry_alarms = [\"\"]\n"));
+    assert!(errors[0].starts_with("pipelines.toml:17:17:"), "{errors:#?}");
+}
+
+#[test]
 fn a_pipelines_soak_alarms_are_bounded_in_number_and_in_bytes() {
     let names = |prefix: char, n: usize| {
         let name = |k: usize| format!("\"{}{k}\"", prefix.to_string().repeat(250));
@@ -1231,8 +1274,8 @@ fn a_pipelines_soak_alarms_are_bounded_in_number_and_in_bytes() {
         (text(names('a', 6), names('b', 1)), "field `stages[0].soak_alarms`: 1 to 5 CloudWatch alarm names"),
         (
             text(names('a', 5), names('b', 4)),
-            "field `stages[1].soak_alarms`: a pipeline's soak alarms are named in at most 2048 bytes in all (these \
-             make 2259)",
+            "field `stages[1].soak_alarms`: a pipeline's soak and entry alarms are named in at most 2048 bytes in \
+             all (these make 2259)",
         ),
     ] {
         let errors = errors(&written);

@@ -17,8 +17,8 @@ use super::{
     ROLLING_HOOKS, Rolling, Source, TrafficShift,
 };
 use super::{
-    DeployStage, MAX_STAGE_NAME, OnFailure, SoakAlarms, Stage, StageDefinition, StageKind, TEST_CHECKS, TestRun,
-    TestStage, table_stages,
+    DeployStage, EntryAlarms, MAX_STAGE_NAME, OnFailure, SoakAlarms, Stage, StageDefinition, StageKind, TEST_CHECKS,
+    TestRun, TestStage, table_stages,
 };
 use crate::pipeline::bounded;
 
@@ -421,6 +421,7 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
         let named = stage_name(checker, (name, &span), &stages);
         let soak = stage_soak(checker, &stage, at == last);
         let alarms = soak_alarms(checker, &stage, soak.is_some(), &mut alarm_text);
+        let entry_alarms = entry_alarms(checker, &stage, &mut alarm_text);
         let environment = stage_environment(checker, &stage, &mut shown_as);
         let kind = match (stage.approval, stage.deploy, stage.test) {
             (Some(approval), None, None) => StageKind::Approval(validate_approval(checker, approval)),
@@ -435,6 +436,7 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
                     soak_secs: soak,
                     soak_alarms: alarms,
                     environment,
+                    entry_alarms,
                 }))
             }
             (approval, deploy, test) => {
@@ -524,34 +526,70 @@ fn soak_alarms(checker: &mut Checker<'_>, stage: &RawStage, soaks: bool, text: &
         checker.error(written.span(), "soak_alarms", message);
         return None;
     }
+    let kept = alarm_names(checker, written, "soak_alarms", text);
+    let strict = stage.strict_alarms.as_ref().is_some_and(|strict| *strict.get_ref());
+    Some(SoakAlarms { names: kept, strict })
+}
+
+/// A deploy stage's `entry_alarms` (named as [`soak_alarms`] are, in the same budget of bytes) and
+/// `entry_timeout` (an hour unless given).
+fn entry_alarms(checker: &mut Checker<'_>, stage: &RawStage, text: &mut usize) -> Option<EntryAlarms> {
+    if let (None, Some(timeout)) = (&stage.entry_alarms, &stage.entry_timeout) {
+        let message = "entry_timeout says how long a run waits for entry_alarms: name them first";
+        checker.error(timeout.span(), "entry_timeout", message);
+    }
+    let written = stage.entry_alarms.as_ref()?;
+    if stage.deploy.is_none() {
+        let message = "entry_alarms keep runs out of a deploy stage: only a deploy stage has them";
+        checker.error(written.span(), "entry_alarms", message);
+        return None;
+    }
+    let names = alarm_names(checker, written, "entry_alarms", text);
+    let timeout = stage.entry_timeout.as_ref().and_then(|t| checker.duration(t, "entry_timeout", ENTRY_TIMEOUT_RANGE));
+    Some(EntryAlarms { names, timeout_secs: timeout.unwrap_or(DEFAULT_ENTRY_TIMEOUT_SECS) })
+}
+
+/// How long a run waits for a stage's entry alarms unless told (`entry_timeout`), and how long it may be told to.
+const DEFAULT_ENTRY_TIMEOUT_SECS: u64 = 60 * MINUTE;
+const ENTRY_TIMEOUT_RANGE: (u64, u64) = (MINUTE, 7 * DAY);
+
+/// The CloudWatch alarm names of `field` (1 to 255 characters each, 1 to [`MAX_SOAK_ALARMS`] of them, no two
+/// alike), adding their bytes to those of the pipeline's alarms so far (`text`, at most [`MAX_SOAK_ALARM_TEXT`]).
+fn alarm_names(
+    checker: &mut Checker<'_>,
+    written: &Spanned<Vec<Spanned<String>>>,
+    field: &str,
+    text: &mut usize,
+) -> Vec<String> {
     let names = written.get_ref();
     if names.is_empty() || names.len() > MAX_SOAK_ALARMS {
-        checker.error(written.span(), "soak_alarms", format!("1 to {MAX_SOAK_ALARMS} CloudWatch alarm names"));
+        checker.error(written.span(), field, format!("1 to {MAX_SOAK_ALARMS} CloudWatch alarm names"));
     }
     let mut kept: Vec<String> = Vec::new();
     for name in names {
-        let text = name.get_ref();
-        if text.trim().is_empty() || text.chars().count() > 255 || text.chars().any(char::is_control) {
-            let message = format!("a CloudWatch alarm name is 1 to 255 characters (got {:?})", bounded(text, SHOWN));
-            checker.error(name.span(), "soak_alarms", message);
-        } else if kept.contains(text) {
-            checker.error(name.span(), "soak_alarms", format!("alarm {text:?} is named twice"));
+        let name_text = name.get_ref();
+        if name_text.trim().is_empty() || name_text.chars().count() > 255 || name_text.chars().any(char::is_control) {
+            let message =
+                format!("a CloudWatch alarm name is 1 to 255 characters (got {:?})", bounded(name_text, SHOWN));
+            checker.error(name.span(), field, message);
+        } else if kept.contains(name_text) {
+            checker.error(name.span(), field, format!("alarm {name_text:?} is named twice"));
         } else {
-            kept.push(text.clone());
+            kept.push(name_text.clone());
         }
     }
     *text += kept.iter().map(String::len).sum::<usize>();
     if *text > MAX_SOAK_ALARM_TEXT {
         let message = format!(
-            "a pipeline's soak alarms are named in at most {MAX_SOAK_ALARM_TEXT} bytes in all (these make {text})"
+            "a pipeline's soak and entry alarms are named in at most {MAX_SOAK_ALARM_TEXT} bytes in all (these make \
+             {text})"
         );
-        checker.error(written.span(), "soak_alarms", message);
+        checker.error(written.span(), field, message);
     }
-    let strict = stage.strict_alarms.as_ref().is_some_and(|strict| *strict.get_ref());
-    Some(SoakAlarms { names: kept, strict })
+    kept
 }
 
-/// How many bytes of alarm names a pipeline's soaks may be watched by in all (every run carries them).
+/// How many bytes of alarm names a pipeline's soaks and entries may be watched by in all (every run carries them).
 pub const MAX_SOAK_ALARM_TEXT: usize = 2048;
 
 /// How many alarms may watch a soak (each run's plan and its deployment's start carry their names).

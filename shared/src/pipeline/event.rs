@@ -587,6 +587,14 @@ pub enum HookStatus {
     Failed,
 }
 
+/// The CloudWatch alarms that keep a run out of its deploy stage (`entry_alarms`): while any is in ALARM its
+/// deployment does not start; once `until` has passed with one still in ALARM, the run fails naming it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryGate {
+    pub alarms: Vec<String>,
+    pub until: DateTime<Utc>,
+}
+
 /// What the machine asks the world to do. Effects are data; use cases carry them out through ports.
 ///
 /// Every effect has one owner (see [`EffectKind`]): the function that carries it out. A function carries out the
@@ -646,6 +654,10 @@ pub enum Effect {
         /// The alarms that will watch the stage's soak: the deployer reads which are in ALARM as it starts.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         soak_alarms: Vec<String>,
+        /// The stage's `entry_alarms`, unless an operator let the run through them: the deployment starts once none
+        /// is in ALARM.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        entry: Option<EntryGate>,
     },
     /// Answer a CodeDeploy lifecycle hook.
     ReportHookStatus {

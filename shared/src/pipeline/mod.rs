@@ -10,8 +10,8 @@ mod state;
 mod tested;
 
 pub use event::{
-    ApprovalNotice, BuildFailure, BuildOutputs, Effect, EffectKind, Event, HookStatus, PauseNotice, ReleaseLookup,
-    StageNotice,
+    ApprovalNotice, BuildFailure, BuildOutputs, Effect, EffectKind, EntryGate, Event, HookStatus, PauseNotice,
+    ReleaseLookup, StageNotice,
 };
 pub use machine::{
     Decision, IgnoreReason, MAX_APPROVER, MAX_ARN, MAX_COMMENT, MAX_HOOK_RESULTS, MAX_OVERRIDE, MAX_PAUSES, MAX_REASON,

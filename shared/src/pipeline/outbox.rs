@@ -14,6 +14,9 @@ use super::state::{ExecutionId, Lease, ParkedEffect, PendingEffect, PipelineStat
 pub const LEASE: TimeDelta = TimeDelta::minutes(2);
 /// The lease of AfterRollout checks, which may take most of the hooks function's 300 s.
 pub const CHECKS_LEASE: TimeDelta = TimeDelta::minutes(6);
+/// How long an effect that is not to be carried out yet waits before it is tried again: the reconciler's next look
+/// (every five minutes) carries it out.
+pub const WAIT: TimeDelta = TimeDelta::minutes(1);
 /// Failed attempts after which an effect is parked.
 pub const MAX_ATTEMPTS: u32 = 8;
 /// Parked effects kept per pipeline; past this the oldest is dropped (and was logged when parked).
@@ -101,6 +104,16 @@ impl PipelineState {
         let before = self.pending.len();
         self.pending.retain(|pending| pending.id != id);
         self.pending.len() < before
+    }
+
+    /// Records that effect `id` is not to be carried out yet, saying why: it is tried again after [`WAIT`], with
+    /// its attempts as they were (waiting is no failure).
+    pub fn wait(&mut self, id: &str, why: &str, now: DateTime<Utc>) {
+        if let Some(pending) = self.pending.iter_mut().find(|pending| pending.id == id) {
+            pending.lease = None;
+            pending.last_error = Some(bounded(why, MAX_ERROR));
+            pending.not_before = Some(now + WAIT);
+        }
     }
 
     /// Records a failed attempt: the effect is tried again after a backoff that doubles with each attempt, or

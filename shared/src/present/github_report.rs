@@ -284,6 +284,7 @@ mod tests {
                     soak_secs: None,
                     soak_alarms: None,
                     environment: (name == "production").then(|| "prod-eu".to_owned()),
+                    entry_alarms: None,
                 })),
             };
             let rolling = crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new()));

@@ -16,8 +16,9 @@ use crate::contract::ports::{
 };
 use crate::definitions::{BlueGreen, DeployTarget, EcsNative, Rolling};
 use crate::deploy::{self, NativeRequest, RenderError};
-use crate::pipeline::{Effect, EffectKind, Event, ExecutionId};
+use crate::pipeline::{Effect, EffectKind, EntryGate, Event, ExecutionId};
 use crate::usecases::{EffectError, EffectRunner, artifact_location};
+use chrono::{DateTime, Utc};
 use tracing::info;
 
 /// Starts deployments, and publishes the announcements of the runs it moves on.
@@ -37,8 +38,11 @@ pub struct DeployEffects<P, A, T, B, R, W, C> {
     pub hook_role: Option<String>,
     /// Where a deployment stopped to make way (superseded mode) is noted for the run it belongs to.
     pub supersessions: W,
-    /// CloudWatch: which of a soak's alarms are in ALARM as the deployment starts.
+    /// CloudWatch: whether a stage's entry alarms let a run in, and which of a soak's alarms are in ALARM as the
+    /// deployment starts.
     pub alarms: C,
+    /// The clock a stage's entry alarms are waited for by (until their gate's time).
+    pub clock: fn() -> DateTime<Utc>,
 }
 
 /// A deployment under way, the task definition it rolls out (unknown if a retry cannot find it by its tag), and
@@ -83,6 +87,20 @@ impl std::fmt::Display for Way<'_> {
 enum NotStarted {
     Fail(String),
     Retry(EffectError),
+}
+
+/// A start the stage's entry alarms keep out (`raised` in ALARM): it waits until the gate's time, then fails.
+fn closed_entry(gate: &EntryGate, raised: &[String], now: DateTime<Utc>) -> NotStarted {
+    let (alarms, until) = (raised.join(", "), gate.until.format("%Y-%m-%d %H:%M UTC"));
+    let alarm = if raised.len() == 1 { "alarm" } else { "alarms" };
+    if now >= gate.until {
+        return NotStarted::Fail(format!(
+            "{alarm} {alarms} still in ALARM at {until}, when the stage's entry_timeout ran out (entry_alarms)"
+        ));
+    }
+    let why =
+        format!("{alarm} {alarms} in ALARM: the stage is entered once none of its entry_alarms is, until {until}");
+    NotStarted::Retry(EffectError::waiting("start_deployment", why))
 }
 
 impl From<RenderError> for NotStarted {
@@ -216,11 +234,17 @@ where
         NotStarted::Retry(EffectError::transient("start_deployment", why))
     }
 
-    /// Carries out a `StartDeployment`: the soak's alarms read (those in ALARM now were so before this
-    /// deployment), then the deployment started; what cannot start fails the run saying why.
-    async fn deploy(&self, start: &Start<'_>, soak_alarms: &[String]) -> Result<Option<Event>, EffectError> {
+    /// Carries out a `StartDeployment`: the stage's entry alarms and the soak's read in one call (while an entry
+    /// alarm is in ALARM the start waits; the soak's in ALARM now were so before this deployment), then the
+    /// deployment started; what cannot start fails the run saying why.
+    async fn deploy(
+        &self,
+        start: &Start<'_>,
+        soak_alarms: &[String],
+        entry: Option<&EntryGate>,
+    ) -> Result<Option<Event>, EffectError> {
         let execution_id = start.execution_id.clone();
-        let started = match self.alarms_before(soak_alarms).await {
+        let started = match self.alarms_before(soak_alarms, entry).await {
             Ok(in_alarm) => self.start(start).await.map(|started| (started, in_alarm)),
             Err(not) => Err(not),
         };
@@ -247,31 +271,45 @@ where
     }
 
     /// Which of the alarms that will watch the soak are in ALARM before the deployment starts (`None` without
-    /// any). One CloudWatch does not have watches nothing, and one sluice may not read cannot be watched: either
-    /// stops the deployment before it starts.
-    async fn alarms_before(&self, names: &[String]) -> Result<Option<Vec<String>>, NotStarted> {
+    /// any), once the stage's `entry` alarms let the run in: while one is in ALARM the start waits, and past the
+    /// gate's time the run fails naming it. One CloudWatch does not have watches nothing, and one sluice may not read
+    /// cannot be watched: either stops the deployment before it starts.
+    async fn alarms_before(
+        &self,
+        soak: &[String],
+        entry: Option<&EntryGate>,
+    ) -> Result<Option<Vec<String>>, NotStarted> {
+        let gate = entry.map_or(&[][..], |gate| gate.alarms.as_slice());
+        let mut names: Vec<String> = soak.to_vec();
+        names.extend(gate.iter().filter(|name| !soak.contains(name)).cloned());
         if names.is_empty() {
             return Ok(None);
         }
-        let readings = match self.alarms.states(names).await {
+        let readings = match self.alarms.states(&names).await {
             Ok(readings) => readings,
             Err(AlarmError::Refused { message, .. }) => {
+                let pattern = if gate.is_empty() { "SoakAlarms" } else { "SoakAlarms or EntryAlarms" };
                 return Err(NotStarted::Fail(format!(
-                    "the soak's alarms could not be read ({message}): the stack's SoakAlarms pattern must match {}",
+                    "the stage's alarms could not be read ({message}): the stack's {pattern} pattern must match {}",
                     names.join(", ")
                 )));
             }
             Err(error) => return Err(NotStarted::Retry(EffectError::transient("start_deployment", error))),
         };
-        let missing: Vec<&str> =
-            names.iter().filter(|name| !readings.iter().any(|r| &r.name == *name)).map(String::as_str).collect();
-        if !missing.is_empty() {
+        let field = |name: &String| if soak.contains(name) { "soak_alarms" } else { "entry_alarms" };
+        if let Some(missing) = names.iter().find(|name| !readings.iter().any(|r| &r.name == *name)) {
             return Err(NotStarted::Fail(format!(
-                "CloudWatch has no metric alarm {}: an alarm that does not exist watches nothing (soak_alarms)",
-                missing.join(", ")
+                "CloudWatch has no metric alarm {missing}: an alarm that does not exist watches nothing ({})",
+                field(missing)
             )));
         }
-        Ok(Some(readings.into_iter().filter(|r| r.in_alarm).map(|r| r.name).collect()))
+        let raised = |among: &[String]| -> Vec<String> {
+            readings.iter().filter(|r| r.in_alarm && among.contains(&r.name)).map(|r| r.name.clone()).collect()
+        };
+        if let Some(gate) = entry.filter(|_| !raised(gate).is_empty()) {
+            return Err(closed_entry(gate, &raised(&gate.alarms), (self.clock)()));
+        }
+        Ok((!soak.is_empty()).then(|| raised(soak)))
     }
 
     /// Puts the service back on `task_definition` as its target deploys (effect `id`; a retry finds what an earlier
@@ -492,6 +530,7 @@ where
                 image_uri,
                 artifacts,
                 soak_alarms,
+                entry,
                 ..
             } => {
                 let start = Start {
@@ -502,7 +541,7 @@ where
                     image_uri: image_uri.as_deref(),
                     artifacts: artifacts.as_deref(),
                 };
-                self.deploy(&start, soak_alarms).await
+                self.deploy(&start, soak_alarms, entry.as_ref()).await
             }
             Effect::RollBack { execution_id, deployment_id, target, task_definition, artifacts, .. } => {
                 let (rolled_back, reason) =

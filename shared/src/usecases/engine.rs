@@ -54,6 +54,9 @@ pub struct EffectError {
     pub effect: &'static str,
     /// True when trying again cannot help (access denied, invalid input): the effect is parked at once.
     pub permanent: bool,
+    /// True when the effect is not to be carried out yet (a deploy stage's entry alarm is in ALARM): it is tried
+    /// again after [`crate::pipeline::outbox::WAIT`], and the wait is no failed attempt.
+    pub waits: bool,
     #[source]
     pub source: Box<dyn StdError + Send + Sync>,
 }
@@ -61,12 +64,17 @@ pub struct EffectError {
 impl EffectError {
     /// A failure that may pass: the effect is tried again after a backoff.
     pub fn transient(effect: &'static str, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self { effect, permanent: false, source: source.into() }
+        Self { effect, permanent: false, waits: false, source: source.into() }
+    }
+
+    /// Not yet: the effect waits for something that is no failure (`why`), and is tried again later.
+    pub fn waiting(effect: &'static str, why: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self { effect, permanent: false, waits: true, source: why.into() }
     }
 
     /// A failure that will not pass by itself: the effect is parked for an operator.
     pub fn permanent(effect: &'static str, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self { effect, permanent: true, source: source.into() }
+        Self { effect, permanent: true, waits: false, source: source.into() }
     }
 }
 
@@ -490,14 +498,14 @@ async fn flush_from<S: PipelineStore, R: EffectRunner>(
 }
 
 /// What came of one effect this invocation carried out.
-struct Outcome {
-    pending: PendingEffect,
-    result: Result<Option<Event>, EffectError>,
+pub(super) struct Outcome {
+    pub(super) pending: PendingEffect,
+    pub(super) result: Result<Option<Event>, EffectError>,
 }
 
 /// Applies what came of the effects to `state`: done ones leave the outbox and their follow-up events go through the
 /// machine; failed ones are rescheduled or parked. Returns the effects parked, for the log.
-fn apply_outcomes(
+pub(super) fn apply_outcomes(
     state: &mut PipelineState,
     outcomes: &[Outcome],
     version: u64,
@@ -519,6 +527,7 @@ fn apply_outcomes(
                     Err(error) => warn!(%error, event = event.name(), "follow-up event refused"),
                 }
             }
+            Err(error) if error.waits => state.wait(&pending.id, &error.source.to_string(), now),
             Err(error) => {
                 let message = Chain(error).to_string();
                 if let Retry::Parked { attempts } = state.fail(&pending.id, &message, error.permanent, now) {

@@ -1177,6 +1177,7 @@ fn rolling_start(alarms: &[&str]) -> Effect {
         image_uri: Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:e1".into()),
         artifacts: Some("s3://builds/e1".into()),
         soak_alarms: alarms.iter().map(|name| (*name).to_owned()).collect(),
+        entry: None,
     }
 }
 
@@ -1205,6 +1206,7 @@ fn recording_deploy_effects(
         hook_role: None,
         supersessions: InMemoryStore::new(),
         alarms: ScriptedAlarms::new(),
+        clock: now,
     }
 }
 
@@ -1267,6 +1269,97 @@ async fn a_start_reads_the_soaks_alarms_first_and_one_that_does_not_exist_or_can
     unreachable.unreachable();
     let effects = DeployEffects { alarms: unreachable, ..effects };
     assert!(effects.run("effect-4", &start(&["web-5xx"])).await.is_err());
+}
+
+#[tokio::test]
+async fn a_start_waits_while_an_entry_alarm_is_in_alarm_reading_them_with_the_soaks_and_fails_naming_it_at_the_timeout()
+{
+    use crate::contract::testing::InMemoryArtifacts;
+    use crate::pipeline::EntryGate;
+    let artifacts = InMemoryArtifacts::new();
+    artifacts.put("builds", "e1/taskdef.json", include_str!("../../../infra/sample-app/taskdef.json"));
+    let effects = recording_deploy_effects(artifacts);
+    effects.alarms.alarm("web-5xx", true, "Threshold Crossed");
+    effects.alarms.alarm("web-latency", false, "ok");
+    let gated = |alarms: &[&str], until: DateTime<Utc>| match rolling_start(&["web-latency"]) {
+        Effect::StartDeployment {
+            execution_id,
+            pipeline,
+            supersede,
+            stage,
+            target,
+            image_uri,
+            artifacts,
+            soak_alarms,
+            ..
+        } => {
+            let entry = Some(EntryGate { alarms: alarms.iter().map(|name| (*name).to_owned()).collect(), until });
+            Effect::StartDeployment {
+                execution_id,
+                pipeline,
+                supersede,
+                stage,
+                target,
+                image_uri,
+                artifacts,
+                soak_alarms,
+                entry,
+            }
+        }
+        other => other,
+    };
+    // GIVEN web-5xx in ALARM: the start waits (no failed attempt), saying for what and until when; nothing deploys
+    let waiting = effects.run("effect-1", &gated(&["web-5xx", "web-latency"], now() + TimeDelta::minutes(30))).await;
+    let error = waiting.expect_err("waits");
+    assert!(error.waits && !error.permanent, "{error:?}");
+    assert_eq!(
+        error.source.to_string(),
+        "alarm web-5xx in ALARM: the stage is entered once none of its entry_alarms is, until 2026-11-23 12:30 UTC"
+    );
+    assert_eq!((effects.ecs.updates().len(), effects.alarms.reads()), (0, 1), "one read for the soak's and entry's");
+    // An entry alarm CloudWatch does not have fails the run at once, naming the field
+    let missing = effects.run("effect-2", &gated(&["web-errors"], now() + TimeDelta::minutes(30))).await;
+    let Some(Event::DeploymentFailed { reason, .. }) = missing.expect("answered") else { panic!("a failure") };
+    assert!(
+        reason.ends_with(
+            "CloudWatch has no metric alarm web-errors: an alarm that does not exist watches nothing (entry_alarms)"
+        ),
+        "{reason}"
+    );
+    // Past the gate's time, still in ALARM: the run fails naming it, and nothing deployed
+    let late = effects.run("effect-1", &gated(&["web-5xx"], now())).await.expect("answered");
+    let Some(Event::DeploymentFailed { reason, deployment_id: None, rolled_back: false, .. }) = late else {
+        panic!("{late:?}")
+    };
+    assert_eq!(
+        reason,
+        "the deployment could not start: alarm web-5xx still in ALARM at 2026-11-23 12:00 UTC, when the stage's \
+         entry_timeout ran out (entry_alarms)"
+    );
+    assert_eq!(effects.ecs.updates().len(), 0);
+    // Once it is OK, the deployment starts, its soak's alarm read in the same call
+    effects.alarms.alarm("web-5xx", false, "ok");
+    let started = effects.run("effect-1", &gated(&["web-5xx"], now() + TimeDelta::minutes(30))).await.expect("started");
+    let Some(Event::DeploymentStarted { in_alarm, .. }) = started else { panic!("{started:?}") };
+    assert_eq!(in_alarm, Some(Vec::new()));
+    assert_eq!((effects.ecs.updates().len(), effects.alarms.reads()), (1, 4));
+}
+
+#[test]
+fn an_effect_that_waits_is_tried_again_after_a_minute_without_counting_a_failed_attempt() {
+    let mut state = PipelineState::new("web", ExecutionMode::Queued);
+    state.enqueue(vec![rolling_start(&[])], 1);
+    let id = state.pending[0].id.clone();
+    let outcome = super::engine::Outcome {
+        pending: state.pending[0].clone(),
+        result: Err(crate::usecases::EffectError::waiting("start_deployment", "alarm web-5xx in ALARM")),
+    };
+    assert!(super::engine::apply_outcomes(&mut state, &[outcome], 2, now()).is_empty());
+    let pending = &state.pending[0];
+    assert_eq!(pending.id, id);
+    assert_eq!(pending.attempts, 0);
+    assert_eq!(pending.last_error.as_deref(), Some("alarm web-5xx in ALARM"));
+    assert_eq!(pending.not_before, Some(now() + TimeDelta::minutes(1)));
 }
 
 /// The notifier's GitHub reports of runs in `store`, to a recording GitHub, with a token.

@@ -6,8 +6,9 @@ use crate::contract::events::DeploymentRequested;
 use crate::contract::events::{ChecksRequested, SluiceEvent};
 use crate::definitions::{AFTER_ROLLOUT, DeployStage, DeployTarget, ExecutionMode};
 use crate::deploy::{DigestCheck, RunningTask, digests};
-use crate::pipeline::event::{Effect, HookStatus};
+use crate::pipeline::event::{Effect, EntryGate, HookStatus};
 use crate::pipeline::state::{DeployFacts, ExecutionId, HookResult, Stage, StageRecord, Status, bounded};
+use chrono::TimeDelta;
 
 /// What a `HookCompleted` event says.
 #[derive(Clone, Copy)]
@@ -36,6 +37,7 @@ impl Run {
             image_uri: image_uri.clone(),
             artifacts: artifacts.clone(),
             soak_alarms: deploy.alarms().to_vec(),
+            entry: self.entry_gate(i, stage, deploy),
         });
         self.effects.push(Effect::Publish(SluiceEvent::DeploymentRequested(DeploymentRequested {
             pipeline: execution.pipeline.clone(),
@@ -50,6 +52,32 @@ impl Run {
         let started = DeployFacts::new(deploy.target.strategy(), self.now);
         self.state.executions[i].stages.push(StageRecord { deploy: Some(started), ..StageRecord::new(stage) });
         self.show_on_github(i);
+    }
+
+    /// The alarms that keep run `i` out of deploy stage `stage` from now until its `entry_timeout` has passed;
+    /// none if the stage has none or an operator let the run through (`sluice override`).
+    fn entry_gate(&self, i: usize, stage: Stage, deploy: &DeployStage) -> Option<EntryGate> {
+        let entry = deploy.entry_alarms.as_ref()?;
+        if self.state.executions[i].overridden(stage).is_some() {
+            return None;
+        }
+        let timeout = TimeDelta::seconds(i64::try_from(entry.timeout_secs).unwrap_or(i64::MAX));
+        Some(EntryGate { alarms: entry.names.clone(), until: self.now + timeout })
+    }
+
+    /// An operator let run `i` into `stage` (`sluice override`): its start waiting for the stage's entry alarms, if
+    /// any, waits no more.
+    pub(super) fn open_entry(&mut self, i: usize, stage: Stage) {
+        let id = &self.state.executions[i].id;
+        for pending in &mut self.state.pending {
+            if let Effect::StartDeployment { execution_id, stage: at, entry, .. } = &mut pending.effect
+                && execution_id == id
+                && *at == stage
+                && entry.take().is_some()
+            {
+                pending.not_before = None;
+            }
+        }
     }
 
     /// The run's deployment started (or a retry of its start reports it again): its facts are recorded.

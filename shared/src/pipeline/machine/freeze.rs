@@ -122,7 +122,10 @@ impl Run {
         let status = execution.status;
         match status {
             Status::Waiting(at) if at == stage && self.state.holder_of(stage).is_none() => self.enter(i, stage),
-            Status::Running(at) if at == stage => self.continue_held(i),
+            Status::Running(at) if at == stage => {
+                self.open_entry(i, stage);
+                self.continue_held(i);
+            }
             _ => {}
         }
         self.show_on_github(i);

@@ -151,6 +151,7 @@ fn canary_deploying() -> PipelineState {
                 soak_secs: None,
                 soak_alarms: None,
                 environment: None,
+                entry_alarms: None,
             })),
         }];
     }

@@ -29,6 +29,7 @@ fn staged(execution: &str, mode: ExecutionMode) -> Event {
                 soak_secs: None,
                 soak_alarms: None,
                 environment: None,
+                entry_alarms: None,
             }))
         };
         plan.stages = vec![
@@ -729,3 +730,6 @@ fn the_sign_off_after_a_watched_soak_says_what_ran_the_digest_and_the_alarms_tha
 
 #[path = "tests_freeze.rs"]
 mod freeze;
+
+#[path = "tests_entry.rs"]
+mod entry;

@@ -402,6 +402,7 @@ async fn a_task_definition_one_deploy_stage_cannot_run_fails_the_run_at_its_buil
                 soak_secs: None,
                 soak_alarms: None,
                 environment: None,
+                entry_alarms: None,
             })),
         };
         let mut production = crate::contract::testing::rolling(Vec::new());
@@ -438,6 +439,7 @@ async fn testing_world() -> World {
                 soak_secs: None,
                 soak_alarms: None,
                 environment: None,
+                entry_alarms: None,
             })),
         };
         let e2e = crate::definitions::StageDefinition {

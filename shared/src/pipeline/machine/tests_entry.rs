@@ -1,0 +1,70 @@
+//! Entry alarms: a deploy stage's start waits while any of them is in ALARM, up to the stage's entry timeout, unless
+//! an operator lets the run through.
+
+use super::*;
+use crate::definitions::EntryAlarms;
+use crate::pipeline::{EffectKind, EntryGate};
+
+/// As [`to_production`], production kept by alarm `prod-5xx` (half an hour).
+fn gated(execution: &str) -> Vec<Event> {
+    let mut events = to_production(execution);
+    if let Event::Triggered { plan, .. } = &mut events[0] {
+        let production = plan.stages.iter_mut().find(|s| s.name == stage("production")).expect("production");
+        if let StageKind::Deploy(deploy) = &mut production.kind {
+            deploy.entry_alarms = Some(EntryAlarms { names: vec!["prod-5xx".into()], timeout_secs: 1800 });
+        }
+    }
+    events
+}
+
+/// The entry gate of each deployment start in `effects`, by its stage.
+fn gates(effects: &[Effect]) -> Vec<(Stage, Option<EntryGate>)> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::StartDeployment { stage, entry, .. } => Some((*stage, entry.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn overridden() -> Event {
+    Event::Overridden {
+        execution_id: id("e1"),
+        stage: stage("production"),
+        by: "arn:aws:iam::123456789012:user/dave".into(),
+        reason: "the fix for the 5xx".into(),
+    }
+}
+
+#[test]
+fn a_run_entering_a_stage_with_entry_alarms_asks_its_start_to_wait_for_them_until_the_entry_timeout() {
+    // The approval (the fifth event, at minute 4) lets e1 into production: its start waits for prod-5xx until 04:34
+    let (_, effects) = run(&gated("e1"));
+    let gate = EntryGate { alarms: vec!["prod-5xx".into()], until: at(4) + TimeDelta::minutes(30) };
+    assert_eq!(gates(&effects), [(stage("staging"), None), (stage("production"), Some(gate))]);
+}
+
+#[test]
+fn an_override_lets_a_run_waiting_for_its_entry_alarms_start_at_once() {
+    // GIVEN e1's start into production waiting for prod-5xx (the deployer found it in ALARM)
+    let (mut state, effects) = run(&gated("e1"));
+    state.enqueue(effects.into_iter().filter(|e| e.kind() == EffectKind::StartDeployment).skip(1).collect(), 9);
+    let waiting = state.pending[0].id.clone();
+    state.wait(&waiting, "alarm prod-5xx in ALARM", at(10));
+    assert!(state.pending[0].not_before.is_some());
+    // WHEN an operator lets it through
+    let Ok(Decision::Apply { state, .. }) = transition(&state, &overridden(), at(11)) else { panic!("applied") };
+    // THEN its start goes now, without the gate
+    let pending = &state.pending[0];
+    assert!(matches!(&pending.effect, Effect::StartDeployment { entry: None, .. }), "{pending:?}");
+    assert_eq!((pending.not_before, pending.attempts), (None, 0));
+}
+
+#[test]
+fn an_override_given_before_the_run_reaches_a_stage_with_entry_alarms_starts_it_there_without_waiting() {
+    let mut events = gated("e1");
+    events.insert(3, overridden());
+    let (_, effects) = run(&events);
+    assert_eq!(gates(&effects), [(stage("staging"), None), (stage("production"), None)]);
+}

@@ -52,7 +52,7 @@ impl Status {
                     "strategy": strategies(pipeline),
                     "runs": runs.iter().map(|run| {
                         let mut value = run_json(run);
-                        value["waits_for"] = json!(waits_for_in(run, freeze, now));
+                        value["waits_for"] = json!(state.as_ref().map(|state| waits_for_in(run, state, now)));
                         value
                     }).collect::<Vec<_>>(),
                     "freeze": freeze.map(|f| json!({
@@ -83,7 +83,9 @@ impl Status {
                     run.source.pusher,
                     run.id
                 );
-                anstream::println!("        waits for {}", waits_for_in(run, freeze, now));
+                if let Some(state) = &state {
+                    anstream::println!("        waits for {}", waits_for_in(run, state, now));
+                }
             }
             for parked in parked {
                 anstream::println!(

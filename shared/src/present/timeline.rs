@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use super::text::{self, percent, span, test_verdict, tested_by};
 use crate::pipeline::OutcomeReport;
 use crate::pipeline::{
-    ApprovalFacts, CommitOrder, Compared, DeployFacts, Execution, Freeze, Stage, Status, TestFacts, short_commit,
+    ApprovalFacts, CommitOrder, Compared, DeployFacts, EffectKind, Execution, PipelineState, Stage, Status, TestFacts,
+    short_commit,
 };
 
 /// One thing that happened to a run.
@@ -227,9 +228,11 @@ pub fn history_lines(run: &Execution) -> Vec<String> {
     lines
 }
 
-/// What a run in progress waits for, at `now`, its pipeline frozen (`frozen`) or not: a run held out of a deploy
-/// stage, or at a pause approved while frozen, waits for the freeze to lift; else as [`waits_for`] says.
-pub fn waits_for_in(run: &Execution, frozen: Option<&Freeze>, now: DateTime<Utc>) -> String {
+/// What a run in progress of `state` waits for, at `now`: a run held out of a deploy stage, or at a pause approved
+/// while frozen, waits for the freeze to lift; one whose deployment's start waits (for the stage's entry alarms, or a
+/// service busy with another deployment) says why; else as [`waits_for`] says.
+pub fn waits_for_in(run: &Execution, state: &PipelineState, now: DateTime<Utc>) -> String {
+    let frozen = state.frozen();
     let held = match run.status {
         Status::Waiting(stage) => run.plan.stage(stage).is_some_and(|planned| planned.deploy().is_some()),
         Status::Running(_) => run.deploying().is_some() && run.pauses().last().is_some_and(|pause| pause.held),
@@ -240,8 +243,24 @@ pub fn waits_for_in(run: &Execution, frozen: Option<&Freeze>, now: DateTime<Utc>
             format!("the freeze to lift: {}", text::freeze(freeze))
         }
         Some(freeze) => format!("the freeze to lift, approved at its pause: {}", text::freeze(freeze)),
-        None => waits_for(run, now),
+        None => match start_waits(run, state) {
+            Some(why) => format!("the deployer to start its deployment: {why}"),
+            None => waits_for(run, now),
+        },
     }
+}
+
+/// Why the start of `run`'s deployment, not made yet, waits in `state`'s outbox (what its last try said).
+fn start_waits<'a>(run: &Execution, state: &'a PipelineState) -> Option<&'a str> {
+    let deploy = run.deploying().and(run.deploy())?;
+    if deploy.deployment_id.is_some() || deploy.service_deployment.is_some() {
+        return None;
+    }
+    state
+        .pending
+        .iter()
+        .find(|p| p.effect.kind() == EffectKind::StartDeployment && p.effect.execution_id() == Some(&run.id))
+        .and_then(|pending| pending.last_error.as_deref())
 }
 
 /// What a run in progress waits for, at `now`: its build, a decision (until when), its deployment, a pause, or its

@@ -71,12 +71,12 @@ async fn overview<S: PipelineStore, D: DefinitionsStore>(
         let state = store.load(&pipeline.name).await?.map(|stored| stored.value);
         let freeze = state.as_ref().and_then(|state| state.frozen().cloned());
         let in_progress: Vec<_> = state
-            .map(|state| state.executions.into_iter().filter(|run| !run.status.is_finished()).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|run| {
-                let story = status::Story { waits_for: waits_for_in(&run, freeze.as_ref(), now), ..story(&run, now) };
-                (run, story)
+            .iter()
+            .flat_map(|state| state.executions.iter().map(move |run| (run, state)))
+            .filter(|(run, _)| !run.status.is_finished())
+            .map(|(run, state)| {
+                let story = status::Story { waits_for: waits_for_in(run, state, now), ..story(run, now) };
+                (run.clone(), story)
             })
             .collect();
         // The newest runs, those in progress among them: one query, whatever the history's length.

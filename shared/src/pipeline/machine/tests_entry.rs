@@ -68,3 +68,19 @@ fn an_override_given_before_the_run_reaches_a_stage_with_entry_alarms_starts_it_
     let (_, effects) = run(&events);
     assert_eq!(gates(&effects), [(stage("staging"), None), (stage("production"), None)]);
 }
+
+#[test]
+fn a_run_whose_start_waits_for_its_entry_alarms_says_so_wherever_it_is_shown() {
+    let (mut state, effects) = run(&gated("e1"));
+    let run_of = |state: &PipelineState| state.execution(&id("e1")).cloned().expect("the run");
+    let waits = |state: &PipelineState| crate::present::timeline::waits_for_in(&run_of(state), state, at(10));
+    // Not tried yet: as any start
+    state.enqueue(effects.into_iter().filter(|e| e.kind() == EffectKind::StartDeployment).skip(1).collect(), 9);
+    assert_eq!(waits(&state), "the deployer to start its deployment");
+    // Waiting: why, and until when
+    let why =
+        "alarm prod-5xx in ALARM: the stage is entered once none of its entry_alarms is, until 2026-12-06 09:34 UTC";
+    let waiting = state.pending[0].id.clone();
+    state.wait(&waiting, why, at(10));
+    assert_eq!(waits(&state), format!("the deployer to start its deployment: {why}"));
+}

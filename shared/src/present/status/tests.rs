@@ -195,7 +195,7 @@ fn a_frozen_pipeline_says_who_stopped_its_deployments_why_and_until_when_and_its
     let held = state.execution(&ExecutionId::from("web-1")).cloned().expect("the run");
     assert_eq!(held.status, crate::pipeline::Status::Waiting(crate::pipeline::Stage::DEPLOY));
     let freeze = state.frozen().cloned();
-    let waits = crate::present::timeline::waits_for_in(&held, freeze.as_ref(), at(300));
+    let waits = crate::present::timeline::waits_for_in(&held, &state, at(300));
     let told = Story { waits_for: waits, ..story(&held, at(300)) };
     let frozen = PipelineView { in_progress: vec![(held, told)], freeze, ..view(Vec::new(), Vec::new(), at(300)) };
     // THEN the page says so, above the run, and the run waits for the freeze to lift

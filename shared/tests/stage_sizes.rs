@@ -10,10 +10,10 @@ use std::io::Write as _;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sluice::adapters::encode_state;
 use sluice::definitions::{
-    Approval, BlueGreen, Build, Check, CircuitBreaker, DeployStage, DeployTarget, EcsNative, ExecutionMode,
-    MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES, MAX_SOAK_ALARM_TEXT,
-    MAX_SOAK_ALARMS, MAX_STAGE_NAME, MAX_STAGES, MAX_URL, Notify, OnFailure, PauseAction, PauseApproval, Rolling,
-    SoakAlarms, Stage, StageDefinition, StageKind, TestRun, TestStage, TrafficShift,
+    Approval, BlueGreen, Build, Check, CircuitBreaker, DeployStage, DeployTarget, EcsNative, EntryAlarms,
+    ExecutionMode, MAX_CHECK_BODY, MAX_CHECK_RETRIES, MAX_CHECKS, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_ENV_VARIABLES,
+    MAX_SOAK_ALARM_TEXT, MAX_SOAK_ALARMS, MAX_STAGE_NAME, MAX_STAGES, MAX_URL, Notify, OnFailure, PauseAction,
+    PauseApproval, Rolling, SoakAlarms, Stage, StageDefinition, StageKind, TestRun, TestStage, TrafficShift,
 };
 use sluice::pipeline::{
     ApprovalDecision, BuildOutputs, Decision, Event, ExecutionId, MAX_ARN, MAX_HOOK_RESULTS, MAX_OVERRIDE, MAX_PAUSES,
@@ -151,9 +151,11 @@ fn plan(strategy: Strategy, deploys: usize) -> Plan {
             target: target(strategy, k as u64),
             timeout_minutes: Some(7 * 24 * 60),
             soak_secs: (k + 1 < deploys).then_some(7 * 24 * 3600),
-            soak_alarms: (k + 1 < deploys).then(|| SoakAlarms { names: alarms(k as u64, deploys - 1), strict: true }),
+            // The alarm names' budget shared by the soaks and the entry alarms of the last stage.
+            soak_alarms: (k + 1 < deploys).then(|| SoakAlarms { names: alarms(k as u64, deploys), strict: true }),
             environment: Some(noise(k as u64, 255).replace(|c: char| c.is_control(), "x")),
-            entry_alarms: None,
+            entry_alarms: (k + 1 == deploys)
+                .then(|| EntryAlarms { names: alarms(k as u64 + 50, deploys), timeout_secs: 7 * 24 * 3600 }),
         };
         stages.push(StageDefinition { name: stage_name(stages.len()), kind: StageKind::Deploy(Box::new(deploy)) });
         // Between deploy stages, an approval, then a test, in turn.
@@ -442,7 +444,8 @@ fn measure(strategy: Strategy, deploys: usize) -> (usize, usize, usize) {
             image_uri: Some(format!("{}@sha256:{}", long('i', 900), long('f', 64))),
             artifacts: Some(format!("s3://{}", long('k', 1080))),
             soak_alarms: Vec::new(),
-            entry: None,
+            // The most a start's gate names, with the longest names: its stage's, the same for every start there.
+            entry: Some(sluice::pipeline::EntryGate { alarms: alarms(200, 1), until: at(clock) }),
         };
         state.enqueue(vec![start], 7);
         let parked = state.pending.last().map(|p| p.id.clone()).unwrap_or_default();

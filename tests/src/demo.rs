@@ -182,6 +182,10 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
         let run = Box::pin(demo.freeze(&execution_id)).await?;
         return demo.report(run, Vec::new()).await;
     }
+    if scenario == DemoScenario::EntryAlarm {
+        let run = Box::pin(demo.entry_alarm(&execution_id)).await?;
+        return demo.report(run, Vec::new()).await;
+    }
     if scenario.promote() {
         demo.soak(&execution_id).await?;
     }
@@ -266,6 +270,14 @@ impl Demo {
             println!(
                 "  CloudWatch     alarms {STAGING_5XX} and {STAGING_LATENCY} in moto; the sandbox publishes their state changes"
             );
+        }
+        if scenario == DemoScenario::EntryAlarm {
+            let alarms = alarms(&stack);
+            alarms.create(PROD_5XX).await?;
+            alarms
+                .set(PROD_5XX, "ALARM", "Threshold Crossed: 12 datapoints were greater than the threshold (5.0)")
+                .await?;
+            println!("  CloudWatch     alarm {PROD_5XX} in moto, in ALARM: production answers 5xx");
         }
         // Every sluice client speaks to moto, but CodeBuild's, CodeDeploy's and ECS's, which speak to the sandbox:
         // as AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_CODEBUILD (and so on) would set them on a laptop. sluice's
@@ -480,8 +492,7 @@ impl Demo {
         if run.status != Status::Waiting(production) {
             anyhow::bail!("the frozen run should wait before production; it is {}", run.status);
         }
-        let frozen = state.frozen();
-        let waits = sluice::present::timeline::waits_for_in(run, frozen, chrono::Utc::now());
+        let waits = sluice::present::timeline::waits_for_in(run, &state, chrono::Utc::now());
         println!("  `sluice status web`: {} waits for {waits}", run.id);
         let held = self.frozen_on_github(&run.source.commit).await?;
         println!("  GitHub, commit status sluice/web: {held}");
@@ -498,6 +509,65 @@ impl Demo {
             set_freeze(&self.store, &operator, (&web, false), FreezeOrder::Unfreeze, (OPERATOR, chrono::Utc::now()));
         Box::pin(unfreeze).await?;
         wait_until_finished(&self.store, execution_id).await
+    }
+
+    /// Staging's rolling update soaks; production's entry alarm is in ALARM: once the soak is over the deployer's
+    /// start of production waits, saying why (`sluice status`), production untouched and no function running. The
+    /// alarm goes back to OK; the reconciler's next look rings the deployer, and production deploys.
+    async fn entry_alarm(&self, execution_id: &ExecutionId) -> Result<sluice::pipeline::Execution> {
+        println!(
+            "\nCodeBuild (sandbox) builds {}; the deployer rolls staging out and the release soaks at staging:",
+            &HEAD[..7]
+        );
+        let until = self.soaking_until(execution_id).await?;
+        println!("  soaks until {}", until.format("%H:%M:%S%.3f"));
+        tokio::time::sleep((until - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+        let summary = self.reconciler_look().await?;
+        println!("  the soak is over; the reconciler's look moved {} run on: {summary}", summary["moved"]);
+        println!(
+            "\nThe deployer reads production's entry alarm (DescribeAlarms): {PROD_5XX} is in ALARM, the start waits:"
+        );
+        let (waits, retry_at) = self.start_waiting(execution_id).await?;
+        println!("  `sluice status web`: {execution_id} waits for {waits}");
+        let ecs = aws_sdk_ecs::Client::new(&self.aws);
+        let described = ecs.describe_services().cluster("prod").services("web").send().await?;
+        let running = described.services().first().and_then(|service| service.task_definition());
+        if running != Some(RUNNING_TASK_DEFINITION) {
+            anyhow::bail!("production was deployed while its entry alarm was in ALARM: it runs {running:?}");
+        }
+        println!("  production is untouched");
+        println!("\nThe fix lands elsewhere; {PROD_5XX} goes back to OK (moto), and at the reconciler's next look the");
+        println!("deployer (rung by Effects Due) reads it again and deploys production:");
+        alarms(&self.stack)
+            .set(PROD_5XX, "OK", "Threshold Crossed: no datapoint was greater than the threshold")
+            .await?;
+        tokio::time::sleep((retry_at - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+        let summary = self.reconciler_look().await?;
+        println!("  the reconciler's look: {summary}");
+        wait_until_finished(&self.store, execution_id).await
+    }
+
+    /// What the run's start at production waits for, as `sluice status` tells it, and when it is tried again, once
+    /// the deployer found an entry alarm in ALARM (within 30 s).
+    async fn start_waiting(&self, execution_id: &ExecutionId) -> Result<(String, chrono::DateTime<chrono::Utc>)> {
+        let starting = |p: &&sluice::pipeline::PendingEffect| {
+            p.effect.kind() == sluice::pipeline::EffectKind::StartDeployment
+                && p.effect.execution_id() == Some(execution_id)
+        };
+        for _ in 0..300 {
+            let state = self.store.load("web").await?.context("web has no state")?.value;
+            let waiting = state.pending.iter().find(starting).filter(|p| p.last_error.is_some());
+            if let (Some(waiting), Some(run)) = (waiting, state.execution(execution_id)) {
+                let said = waiting.last_error.as_deref().unwrap_or_default();
+                if !said.contains(&format!("alarm {PROD_5XX} is in ALARM")) || waiting.attempts > 0 {
+                    anyhow::bail!("the start did not wait for the entry alarm: {said} ({} attempts)", waiting.attempts);
+                }
+                let waits = sluice::present::timeline::waits_for_in(run, &state, chrono::Utc::now());
+                return Ok((waits, waiting.not_before.unwrap_or_else(chrono::Utc::now)));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("the deployer never tried to start production")
     }
 
     /// The commit status GitHub shows of a run held by the freeze, once the notifier reported it (within 30 s).
@@ -843,6 +913,7 @@ async fn publish_definitions(
         _ if scenario.verify() => verify_web(&text, &sample.production.url)?,
         DemoScenario::SoakAlarm => soak_alarm_web(&text)?,
         DemoScenario::Freeze => freeze_web(&text, &sample.production.url)?,
+        DemoScenario::EntryAlarm => entry_alarm_web(&text, &sample.production.url)?,
         _ => text,
     };
     // web's runs are shown on GitHub (the sandbox's stand-in for its REST API).
@@ -871,6 +942,10 @@ async fn publish_definitions(
              web-staging-latency), production (rolling update)"
         }
         DemoScenario::Freeze => ", web in stages: staging (rolling update, a 2 s soak), production (rolling update)",
+        DemoScenario::EntryAlarm => {
+            ", web in stages: staging (rolling update, a 2 s soak), production (rolling update, kept out while alarm \
+             web-prod-5xx is in ALARM)"
+        }
         _ => "",
     };
     println!("  definitions    infra/pipelines.example.toml{how}, revision {revision}");
@@ -1309,6 +1384,9 @@ pub enum DemoScenario {
     /// Staging (a rolling update) soaks; an operator freezes the pipeline meanwhile: the run waits before production
     /// until unfrozen, then deploys there: shipped.
     Freeze,
+    /// Staging (a rolling update) soaks; production's entry alarm is in ALARM: the run's start there waits (no
+    /// function runs meanwhile) until the alarm is OK again and the reconciler's next look, then deploys: shipped.
+    EntryAlarm,
 }
 
 impl DemoScenario {
@@ -1327,9 +1405,11 @@ impl DemoScenario {
             "soak-alarm" => Ok(Self::SoakAlarm),
             "digest-mismatch" => Ok(Self::DigestMismatch),
             "freeze" => Ok(Self::Freeze),
+            "entry-alarm" => Ok(Self::EntryAlarm),
             other => anyhow::bail!(
                 "unknown SCENARIO {other:?}: use success (the default), rollback, rolling, circuit-breaker, canary, \
-                 canary-reject, promote, promote-fail, verify, verify-fail, soak-alarm, digest-mismatch or freeze"
+                 canary-reject, promote, promote-fail, verify, verify-fail, soak-alarm, digest-mismatch, freeze or \
+                 entry-alarm"
             ),
         }
     }
@@ -1349,6 +1429,7 @@ impl DemoScenario {
             Self::SoakAlarm => "soak-alarm",
             Self::DigestMismatch => "digest-mismatch",
             Self::Freeze => "freeze",
+            Self::EntryAlarm => "entry-alarm",
         }
     }
 
@@ -1373,7 +1454,7 @@ impl DemoScenario {
 
     /// A pipeline of staging, soaking, then production.
     pub fn soaks_in_staging(self) -> bool {
-        matches!(self, Self::SoakAlarm | Self::Freeze)
+        matches!(self, Self::SoakAlarm | Self::Freeze | Self::EntryAlarm)
     }
 
     /// Whether the replacement the deployment brings up is healthy.
@@ -1384,9 +1465,13 @@ impl DemoScenario {
     /// How the run must end.
     pub fn expected(self) -> Status {
         match self {
-            Self::Success | Self::Rolling | Self::Canary | Self::Promote | Self::Verify | Self::Freeze => {
-                Status::Succeeded
-            }
+            Self::Success
+            | Self::Rolling
+            | Self::Canary
+            | Self::Promote
+            | Self::Verify
+            | Self::Freeze
+            | Self::EntryAlarm => Status::Succeeded,
             Self::Rollback
             | Self::CircuitBreaker
             | Self::CanaryReject
@@ -1540,6 +1625,15 @@ fn freeze_web(text: &str, production: &str) -> Result<String> {
          deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"web\", checks = [{check}] }}\n"
     );
     web_in_stages(text, &stages)
+}
+
+/// Production's entry alarm in the entry-alarm scenario (it matches the stack's EntryAlarms pattern, `web-*`).
+const PROD_5XX: &str = "web-prod-5xx";
+
+/// As [`freeze_web`], production kept out while alarm [`PROD_5XX`] is in ALARM (for at most half an hour).
+fn entry_alarm_web(text: &str, production: &str) -> Result<String> {
+    let gated = format!("name = \"production\"\nentry_alarms = [\"{PROD_5XX}\"]\nentry_timeout = \"30m\"\n");
+    Ok(freeze_web(text, production)?.replacen("name = \"production\"\n", &gated, 1))
 }
 
 /// Decides through the review page at `link`, as a person does: opens it, names themselves, comments, presses the

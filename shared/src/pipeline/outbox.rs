@@ -14,9 +14,10 @@ use super::state::{ExecutionId, Lease, ParkedEffect, PendingEffect, PipelineStat
 pub const LEASE: TimeDelta = TimeDelta::minutes(2);
 /// The lease of AfterRollout checks, which may take most of the hooks function's 300 s.
 pub const CHECKS_LEASE: TimeDelta = TimeDelta::minutes(6);
-/// How long an effect that is not to be carried out yet waits before it is tried again: the reconciler's next look
-/// (every five minutes) carries it out.
-pub const WAIT: TimeDelta = TimeDelta::minutes(1);
+/// How long an effect that is not to be carried out yet waits at least before it is tried again (not in the same
+/// invocation's next round): any invocation of its owner for the pipeline after that, or the reconciler's next look
+/// (every five minutes), tries it again.
+pub const WAIT: TimeDelta = TimeDelta::seconds(10);
 /// Failed attempts after which an effect is parked.
 pub const MAX_ATTEMPTS: u32 = 8;
 /// Parked effects kept per pipeline; past this the oldest is dropped (and was logged when parked).

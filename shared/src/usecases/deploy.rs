@@ -98,8 +98,11 @@ fn closed_entry(gate: &EntryGate, raised: &[String], now: DateTime<Utc>) -> NotS
             "{alarm} {alarms} still in ALARM at {until}, when the stage's entry_timeout ran out (entry_alarms)"
         ));
     }
-    let why =
-        format!("{alarm} {alarms} in ALARM: the stage is entered once none of its entry_alarms is, until {until}");
+    let is = if raised.len() == 1 { "is" } else { "are" };
+    let why = format!(
+        "{alarm} {alarms} {is} in ALARM (entry_alarms): the deployment starts once none is; if one still is at \
+         {until}, the run fails"
+    );
     NotStarted::Retry(EffectError::waiting("start_deployment", why))
 }
 

@@ -55,7 +55,7 @@ pub struct EffectError {
     /// True when trying again cannot help (access denied, invalid input): the effect is parked at once.
     pub permanent: bool,
     /// True when the effect is not to be carried out yet (a deploy stage's entry alarm is in ALARM): it is tried
-    /// again after [`crate::pipeline::outbox::WAIT`], and the wait is no failed attempt.
+    /// again later ([`crate::pipeline::outbox::WAIT`]), and the wait is no failed attempt.
     pub waits: bool,
     #[source]
     pub source: Box<dyn StdError + Send + Sync>,

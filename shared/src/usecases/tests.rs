@@ -1314,7 +1314,8 @@ async fn a_start_waits_while_an_entry_alarm_is_in_alarm_reading_them_with_the_so
     assert!(error.waits && !error.permanent, "{error:?}");
     assert_eq!(
         error.source.to_string(),
-        "alarm web-5xx in ALARM: the stage is entered once none of its entry_alarms is, until 2026-11-23 12:30 UTC"
+        "alarm web-5xx is in ALARM (entry_alarms): the deployment starts once none is; if one still is at \
+         2026-11-23 12:30 UTC, the run fails"
     );
     assert_eq!((effects.ecs.updates().len(), effects.alarms.reads()), (0, 1), "one read for the soak's and entry's");
     // An entry alarm CloudWatch does not have fails the run at once, naming the field
@@ -1346,7 +1347,7 @@ async fn a_start_waits_while_an_entry_alarm_is_in_alarm_reading_them_with_the_so
 }
 
 #[test]
-fn an_effect_that_waits_is_tried_again_after_a_minute_without_counting_a_failed_attempt() {
+fn an_effect_that_waits_is_tried_again_later_without_counting_a_failed_attempt() {
     let mut state = PipelineState::new("web", ExecutionMode::Queued);
     state.enqueue(vec![rolling_start(&[])], 1);
     let id = state.pending[0].id.clone();
@@ -1359,7 +1360,7 @@ fn an_effect_that_waits_is_tried_again_after_a_minute_without_counting_a_failed_
     assert_eq!(pending.id, id);
     assert_eq!(pending.attempts, 0);
     assert_eq!(pending.last_error.as_deref(), Some("alarm web-5xx in ALARM"));
-    assert_eq!(pending.not_before, Some(now() + TimeDelta::minutes(1)));
+    assert_eq!(pending.not_before, Some(now() + crate::pipeline::outbox::WAIT));
 }
 
 /// The notifier's GitHub reports of runs in `store`, to a recording GitHub, with a token.

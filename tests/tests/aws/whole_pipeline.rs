@@ -241,6 +241,30 @@ fn a_run_frozen_while_in_staging_waits_before_production_and_deploys_the_same_im
     Ok(())
 }
 
+#[test]
+fn a_run_waits_before_production_while_its_entry_alarm_is_in_alarm_and_deploys_there_once_it_is_ok() -> Result<()> {
+    // On a thread with the stack of a program's main thread, as the freeze scenario (the same reason).
+    let demo = std::thread::Builder::new().stack_size(8 << 20).spawn(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(run(DemoScenario::EntryAlarm, false))
+    })?;
+    // The demo itself fails unless the start waited (no failed attempt) and production stayed untouched meanwhile.
+    let outcome = demo.join().map_err(|_| anyhow::anyhow!("the demo's thread panicked"))??;
+    let run = &outcome.run;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    assert_eq!(stage_names(run), ["staging", "production"]);
+    let built = run.build.as_ref().and_then(|build| build.image_uri.clone()).context("the build's image")?;
+    let expected = [("staging".to_owned(), Some(built.clone())), ("production".to_owned(), Some(built))];
+    assert_eq!(outcome.stage_images, expected);
+    // The reconciler's look rang the deployer once the wait was over
+    assert!(
+        outcome.published.get("ReconcilerFunction").is_some_and(|k| k.contains("Effects Due")),
+        "{:?}",
+        outcome.published
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn tasks_running_another_image_than_the_one_built_fail_the_check_and_the_service_goes_back() -> Result<()> {
     let outcome = run(DemoScenario::DigestMismatch, false).await?;

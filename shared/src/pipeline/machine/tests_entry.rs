@@ -78,8 +78,8 @@ fn a_run_whose_start_waits_for_its_entry_alarms_says_so_wherever_it_is_shown() {
     state.enqueue(effects.into_iter().filter(|e| e.kind() == EffectKind::StartDeployment).skip(1).collect(), 9);
     assert_eq!(waits(&state), "the deployer to start its deployment");
     // Waiting: why, and until when
-    let why =
-        "alarm prod-5xx in ALARM: the stage is entered once none of its entry_alarms is, until 2026-12-06 09:34 UTC";
+    let why = "alarm prod-5xx is in ALARM (entry_alarms): the deployment starts once none is; if one still is at \
+               2026-12-06 09:34 UTC, the run fails";
     let waiting = state.pending[0].id.clone();
     state.wait(&waiting, why, at(10));
     assert_eq!(waits(&state), format!("the deployer to start its deployment: {why}"));

@@ -49,10 +49,10 @@ pub struct Unfreeze {
     all: bool,
 }
 
-/// Let one run into a deploy stage through the freeze
+/// Let one run into a deploy stage through the freeze or its entry alarms
 ///
-/// The run enters the stage as soon as no other run holds it (and a pause of its deployment there, held by the
-/// freeze, is continued); the pipeline stays frozen for every other run. Who and why are recorded and shown in the
+/// The run enters the stage as soon as no other run holds it (a pause of its deployment there, held by the freeze,
+/// is continued, and the stage's entry_alarms do not keep it out); the pipeline stays frozen for every other run. Who and why are recorded and shown in the
 /// run's timeline (`sluice show-run`, the status page). Given before the run reaches the stage, it lets the run in
 /// when it does.
 #[derive(Debug, clap::Args)]

@@ -124,6 +124,21 @@ fn stage_name(k: usize) -> Stage {
     Stage::new(&name).expect("a stage name")
 }
 
+/// The most windows and deny periods a deploy stage may give, with the longest time zone names and reasons.
+fn calendar() -> sluice::definitions::Calendar {
+    use sluice::definitions::{Deny, Window};
+    let zone = "America/Argentina/ComodRivadavia".to_owned();
+    let window = |k: u16| Window { days: 0x1f, from: k, to: 1440, timezone: zone.clone() };
+    let day = |k: u32| chrono::NaiveDate::from_yo_opt(2026, k + 1).expect("a date");
+    let deny = |k: u32| Deny {
+        from: day(k * 30),
+        to: day(k * 30 + 20),
+        timezone: zone.clone(),
+        reason: Some(noise(u64::from(k) + 900, 80).replace(|c: char| c.is_control(), "x")),
+    };
+    sluice::definitions::Calendar { windows: (0..7).map(window).collect(), deny: (0..6).map(deny).collect() }
+}
+
 /// The most alarms a soak may be watched by, with the longest names a pipeline of `soaks` soaking stages may give
 /// them (no control characters).
 fn alarms(k: u64, soaks: usize) -> Vec<String> {
@@ -156,6 +171,7 @@ fn plan(strategy: Strategy, deploys: usize) -> Plan {
             environment: Some(noise(k as u64, 255).replace(|c: char| c.is_control(), "x")),
             entry_alarms: (k + 1 == deploys)
                 .then(|| EntryAlarms { names: alarms(k as u64 + 50, deploys), timeout_secs: 7 * 24 * 3600 }),
+            calendar: Some(calendar()),
         };
         stages.push(StageDefinition { name: stage_name(stages.len()), kind: StageKind::Deploy(Box::new(deploy)) });
         // Between deploy stages, an approval, then a test, in turn.
@@ -445,7 +461,11 @@ fn measure(strategy: Strategy, deploys: usize) -> (usize, usize, usize) {
             artifacts: Some(format!("s3://{}", long('k', 1080))),
             soak_alarms: Vec::new(),
             // The most a start's gate names, with the longest names: its stage's, the same for every start there.
-            entry: Some(sluice::pipeline::EntryGate { alarms: alarms(200, 1), until: at(clock) }),
+            entry: Some(sluice::pipeline::EntryGate {
+                alarms: alarms(200, 1),
+                until: at(clock),
+                calendar: Some(calendar()),
+            }),
         };
         state.enqueue(vec![start], 7);
         let parked = state.pending.last().map(|p| p.id.clone()).unwrap_or_default();

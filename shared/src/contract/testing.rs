@@ -529,6 +529,7 @@ pub fn tested(execution: &str) -> Event {
                 soak_alarms: None,
                 environment: environment.map(str::to_owned),
                 entry_alarms: None,
+                calendar: None,
             }))
         };
         let e2e = TestStage {
@@ -567,6 +568,7 @@ pub fn smoke_then(execution: &str, url: &str, next: crate::definitions::Stage) -
             soak_alarms: None,
             environment: None,
             entry_alarms: None,
+            calendar: None,
         };
         plan.stages = vec![
             StageDefinition { name: Stage::new("smoke").unwrap_or(Stage::DEPLOY), kind: StageKind::Test(smoke) },
@@ -619,6 +621,7 @@ pub fn through_a_paused_staging(execution: &str, token_hashes: &[String]) -> Vec
             soak_alarms: None,
             environment: None,
             entry_alarms: None,
+            calendar: None,
         };
         StageKind::Deploy(Box::new(deploy))
     };

@@ -3,6 +3,7 @@
 //! Loading checks everything at once and every error names the pipeline, the field, the line and the column.
 //! The format is documented in `infra/pipelines.example.toml` and in the README.
 
+pub mod calendar;
 mod error;
 mod raw;
 mod stages;
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
+pub use calendar::{Calendar, Deny, Window};
 pub use error::{DefinitionError, DefinitionErrors};
 pub use stages::{
     DeployStage, EntryAlarms, MAX_STAGE_NAME, OnFailure, SoakAlarms, Stage, StageDefinition, StageKind, TEST_CHECKS,
@@ -52,7 +54,7 @@ impl Definitions {
     /// filter whose patterns cannot be used together accepts nothing.
     pub fn parse(origin: &str, text: &str) -> Result<Self, DefinitionErrors> {
         let raw = raw::parse(origin, text)?;
-        let (pipelines, _) = validate::validate(origin, text, raw, false)?;
+        let (pipelines, _) = validate::validate(origin, text, raw, (false, |_| true))?;
         Ok(Self { pipelines, warnings: Vec::new() })
     }
 
@@ -73,7 +75,8 @@ impl Definitions {
             }]));
         }
         let raw = raw::parse(origin, text)?;
-        let (pipelines, warnings) = validate::validate(origin, text, raw, true)?;
+        let known_zone = |name: &str| name.parse::<chrono_tz::Tz>().is_ok();
+        let (pipelines, warnings) = validate::validate(origin, text, raw, (true, known_zone))?;
         Ok(Self { pipelines, warnings })
     }
 

@@ -28,6 +28,9 @@ pub(super) struct RawPipeline {
     pub deploy: Option<RawDeploy>,
     /// `[[pipelines.<name>.stages]]`: the stages after the build, in order (instead of `approval` and `deploy`).
     pub stages: Option<Vec<RawStage>>,
+    /// When every deploy stage that gives none of its own may start deployments.
+    pub windows: Option<Spanned<Vec<Spanned<RawWindow>>>>,
+    pub deny: Option<Spanned<Vec<Spanned<RawDeny>>>>,
     pub notify: Option<RawNotify>,
     pub github: Option<RawGitHub>,
 }
@@ -50,8 +53,30 @@ pub(super) struct RawStage {
     pub entry_alarms: Option<Spanned<Vec<Spanned<String>>>>,
     /// How long a run waits for its stage's entry alarms to leave ALARM before it fails.
     pub entry_timeout: Option<Spanned<String>>,
+    /// A deploy stage: when it may start deployments.
+    pub windows: Option<Spanned<Vec<Spanned<RawWindow>>>>,
+    pub deny: Option<Spanned<Vec<Spanned<RawDeny>>>>,
     /// A deploy stage: the GitHub environment its Deployments are for.
     pub environment: Option<Spanned<String>>,
+}
+
+/// One of `windows`: days and hours in a time zone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWindow {
+    pub days: Spanned<String>,
+    pub hours: Spanned<String>,
+    pub timezone: Spanned<String>,
+}
+
+/// One of `deny`: dates on which no deployment starts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDeny {
+    pub from: Spanned<String>,
+    pub to: Spanned<String>,
+    pub timezone: Spanned<String>,
+    pub reason: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -185,6 +185,9 @@ pub struct DeployStage {
     /// ALARM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_alarms: Option<EntryAlarms>,
+    /// `windows` and `deny` (the stage's, else the pipeline's): when the stage may start deployments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<super::Calendar>,
 }
 
 /// The CloudWatch alarms that keep runs out of a deploy stage: while any is in ALARM, a run that reaches the stage
@@ -271,6 +274,7 @@ pub fn table_stages(
             soak_alarms: None,
             environment: None,
             entry_alarms: None,
+            calendar: None,
         })),
     };
     approval.into_iter().chain([deploy]).collect()

@@ -1249,6 +1249,75 @@ fn entry_alarms_keep_runs_out_of_a_deploy_stage_for_an_hour_unless_told_and_are_
 }
 
 #[test]
+fn windows_and_deny_periods_hold_a_deploy_stage_and_the_pipelines_hold_each_stage_without_its_own() {
+    let production = "name = \"production\"\n";
+    let text = STAGED
+        .replace(
+            "mode = \"queued\"\n",
+            "mode = \"queued\"\nwindows = [{ days = \"daily\", hours = \"06:00-22:00\", timezone = \"UTC\" }]\n",
+        )
+        .replace(
+            production,
+            &format!(
+                "{production}windows = [{{ days = \"mon-fri\", hours = \"09:00-16:00\", timezone = \"Europe/Berlin\" }}]\n\
+                 deny = [{{ from = \"2026-12-20\", to = \"2027-01-04\", timezone = \"Europe/Berlin\", reason = \"holidays\" }}]\n"
+            ),
+        );
+    let definitions = Definitions::check("pipelines.toml", &text).expect("checks");
+    let web = definitions.get("web").expect("web");
+    let calendars: Vec<Calendar> = web.deploy_stages().filter_map(|(_, deploy)| deploy.calendar.clone()).collect();
+    let daily = Window { days: 0x7f, from: 360, to: 1320, timezone: "UTC".into() };
+    let office = Window { days: 0x1f, from: 540, to: 960, timezone: "Europe/Berlin".into() };
+    let holidays = Deny {
+        from: chrono::NaiveDate::from_ymd_opt(2026, 12, 20).expect("a date"),
+        to: chrono::NaiveDate::from_ymd_opt(2027, 1, 4).expect("a date"),
+        timezone: "Europe/Berlin".into(),
+        reason: Some("holidays".into()),
+    };
+    assert_eq!(
+        calendars,
+        [Calendar { windows: vec![daily], deny: Vec::new() }, Calendar { windows: vec![office], deny: vec![holidays] },],
+        "staging has the pipeline's, production its own"
+    );
+}
+
+#[test]
+fn windows_and_deny_periods_written_wrong_are_refused_at_their_place_and_an_unknown_zone_by_check_alone() {
+    let production = "name = \"production\"\n";
+    let gated = |lines: &str| STAGED.replace(production, &format!("{production}{lines}"));
+    let window = |days: &str, hours: &str, zone: &str| {
+        gated(&format!("windows = [{{ days = \"{days}\", hours = \"{hours}\", timezone = \"{zone}\" }}]\n"))
+    };
+    let deny =
+        |from: &str, to: &str| gated(&format!("deny = [{{ from = \"{from}\", to = \"{to}\", timezone = \"UTC\" }}]\n"));
+    let on_approval = STAGED.replace(
+        "name = \"sign-off\"\n",
+        "name = \"sign-off\"\ndeny = [{ from = \"2026-12-20\", to = \"2026-12-21\", timezone = \"UTC\" }]\n",
+    );
+    for (text, expected) in [
+        (window("weekdays", "09:00-16:00", "UTC"), "field `stages[2].windows[0].days`: days are mon to sun"),
+        (window("mon-fri", "25:00-26:00", "UTC"), "field `stages[2].windows[0].hours`: hours are HH:MM-HH:MM"),
+        (window("mon-fri", "22:00-02:00", "UTC"), "(\"09:00-16:00\"; a window past midnight is two)"),
+        (
+            window("mon-fri", "09:00-16:00", "Europe/Atlantis"),
+            "field `stages[2].windows[0].timezone`: an IANA time zone",
+        ),
+        (deny("2026-12-20", "2026-12-01"), "field `stages[2].deny[0].to`: a deny period runs from `from` through `to`"),
+        (deny("20.12.2026", "2026-12-21"), "field `stages[2].deny[0].from`: a date, YYYY-MM-DD"),
+        (gated("windows = []\n"), "field `stages[2].windows`: 1 to 7 windows"),
+        (on_approval, "field `stages[1].deny`: deny say when a deploy stage may start deployments"),
+    ] {
+        let errors = errors(&text);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains(expected), "{errors:#?}");
+    }
+    let errors = errors(&window("mon-fri", "09:00-16:00", "Europe/Atlantis"));
+    assert!(errors[0].starts_with("pipelines.toml:17:66:"), "{errors:#?}");
+    // Published definitions were checked: reading them again does not need the time zones' database
+    assert!(Definitions::parse("published", &window("mon-fri", "09:00-16:00", "Europe/Atlantis")).is_ok());
+}
+
+#[test]
 fn a_pipelines_soak_alarms_are_bounded_in_number_and_in_bytes() {
     let names = |prefix: char, n: usize| {
         let name = |k: usize| format!("\"{}{k}\"", prefix.to_string().repeat(250));

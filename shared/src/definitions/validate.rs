@@ -22,6 +22,9 @@ use super::{
 };
 use crate::pipeline::bounded;
 
+#[path = "validate_calendar.rs"]
+mod calendar;
+
 const MINUTE: u64 = 60;
 const DAY: u64 = 24 * 60 * MINUTE;
 /// An approval stays open this long unless the pipeline says otherwise.
@@ -57,6 +60,9 @@ struct Checker<'a> {
     strategy_known: bool,
     /// Where in the pipeline the values being read are, before their own field (`stages[1].`), if not at its top.
     place: String,
+    /// Whether a name is an IANA time zone (`check`: the time zones' database; reading published definitions, which
+    /// `check` passed: any), so that only what checks or judges windows links the database.
+    known_zone: fn(&str) -> bool,
 }
 
 impl Checker<'_> {
@@ -211,7 +217,7 @@ pub(super) fn validate(
     origin: &str,
     text: &str,
     read: Read,
-    strict: bool,
+    (strict, known_zone): (bool, fn(&str) -> bool),
 ) -> Result<(BTreeMap<String, Pipeline>, Vec<DefinitionError>), DefinitionErrors> {
     let Read { file: raw, errors, stand_ins, lines } = read;
     let mut checker = Checker {
@@ -225,6 +231,7 @@ pub(super) fn validate(
         warnings: Vec::new(),
         strategy_known: true,
         place: String::new(),
+        known_zone,
     };
     if raw.pipelines.is_empty() && checker.errors.is_empty() {
         checker.error(0..0, "pipelines", "no pipeline is defined: add a [pipelines.<name>] table");
@@ -340,7 +347,8 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &Spanned<String>, raw: Raw
     };
     let source = validate_source(checker, raw.source);
     let build = validate_build(checker, raw.build);
-    let stages = if let Some(stages) = raw.stages {
+    let calendar = calendar::calendar(checker, raw.windows.as_ref(), raw.deny.as_ref());
+    let mut stages = if let Some(stages) = raw.stages {
         for (table, span) in [
             ("approval", raw.approval.as_ref().map(|approval| approval.topic.span())),
             ("deploy", raw.deploy.as_ref().map(|deploy| deploy.strategy.span())),
@@ -358,6 +366,14 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &Spanned<String>, raw: Raw
     } else {
         table_stages_of(checker, raw.approval, raw.deploy)
     };
+    // The pipeline's windows and deny periods hold each deploy stage that gives none of its own.
+    for stage in &mut stages {
+        if let StageKind::Deploy(deploy) = &mut stage.kind
+            && deploy.calendar.is_none()
+        {
+            deploy.calendar.clone_from(&calendar);
+        }
+    }
     let notify = raw
         .notify
         .map(|notify| Notify { topic_arn: checker.checked(&notify.topic, "notify.topic", TOPIC, fifo_topic) });
@@ -422,6 +438,7 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
         let soak = stage_soak(checker, &stage, at == last);
         let alarms = soak_alarms(checker, &stage, soak.is_some(), &mut alarm_text);
         let entry_alarms = entry_alarms(checker, &stage, &mut alarm_text);
+        let stage_calendar = calendar::stage_calendar(checker, &stage);
         let environment = stage_environment(checker, &stage, &mut shown_as);
         let kind = match (stage.approval, stage.deploy, stage.test) {
             (Some(approval), None, None) => StageKind::Approval(validate_approval(checker, approval)),
@@ -437,6 +454,7 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
                     soak_alarms: alarms,
                     environment,
                     entry_alarms,
+                    calendar: stage_calendar,
                 }))
             }
             (approval, deploy, test) => {

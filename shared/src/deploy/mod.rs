@@ -1,6 +1,7 @@
 //! Domain, pure: the deploy stage's part, a build's task definition and AppSpec rendered for the deployment, and the
 //! requests that start it. The deployer function carries them out.
 
+pub mod calendar;
 pub mod checks;
 pub mod compare;
 pub mod deadline;

@@ -587,12 +587,16 @@ pub enum HookStatus {
     Failed,
 }
 
-/// The CloudWatch alarms that keep a run out of its deploy stage (`entry_alarms`): while any is in ALARM its
-/// deployment does not start; once `until` has passed with one still in ALARM, the run fails naming it.
+/// What keeps a run out of its deploy stage: while any of its CloudWatch `alarms` (`entry_alarms`) is in ALARM, or
+/// its `calendar` (`windows`, `deny`) is closed, its deployment does not start. Once `until` has passed with an alarm
+/// still in ALARM, the run fails naming it; a closed calendar is waited for, however long.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryGate {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alarms: Vec<String>,
     pub until: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<crate::definitions::Calendar>,
 }
 
 /// What the machine asks the world to do. Effects are data; use cases carry them out through ports.

@@ -107,13 +107,13 @@ impl PipelineState {
         self.pending.len() < before
     }
 
-    /// Records that effect `id` is not to be carried out yet, saying why: it is tried again after [`WAIT`], with
+    /// Records that effect `id` is not to be carried out yet, saying why: it is tried again from `again` on, with
     /// its attempts as they were (waiting is no failure).
-    pub fn wait(&mut self, id: &str, why: &str, now: DateTime<Utc>) {
+    pub fn wait(&mut self, id: &str, why: &str, again: DateTime<Utc>) {
         if let Some(pending) = self.pending.iter_mut().find(|pending| pending.id == id) {
             pending.lease = None;
             pending.last_error = Some(bounded(why, MAX_ERROR));
-            pending.not_before = Some(now + WAIT);
+            pending.not_before = Some(again);
         }
     }
 

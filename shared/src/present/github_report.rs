@@ -285,6 +285,7 @@ mod tests {
                     soak_alarms: None,
                     environment: (name == "production").then(|| "prod-eu".to_owned()),
                     entry_alarms: None,
+                    calendar: None,
                 })),
             };
             let rolling = crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new()));

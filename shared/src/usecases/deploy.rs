@@ -89,6 +89,18 @@ enum NotStarted {
     Retry(EffectError),
 }
 
+/// `Ok` if the stage's windows and deny periods let its deployment start `now`; else the start waits until the next
+/// window opens, or fails if none will.
+fn open_calendar(calendar: &crate::definitions::Calendar, now: DateTime<Utc>) -> Result<(), NotStarted> {
+    match deploy::calendar::judge(calendar, now) {
+        Ok(()) => Ok(()),
+        Err(deploy::calendar::Closed::Until { opens, why }) => {
+            Err(NotStarted::Retry(EffectError::waiting_until("start_deployment", why, opens)))
+        }
+        Err(deploy::calendar::Closed::Never(why)) => Err(NotStarted::Fail(format!("the stage is closed: {why}"))),
+    }
+}
+
 /// A start the stage's entry alarms keep out (`raised` in ALARM): it waits until the gate's time, then fails.
 fn closed_entry(gate: &EntryGate, raised: &[String], now: DateTime<Utc>) -> NotStarted {
     let (alarms, until) = (raised.join(", "), gate.until.format("%Y-%m-%d %H:%M UTC"));
@@ -237,9 +249,10 @@ where
         NotStarted::Retry(EffectError::transient("start_deployment", why))
     }
 
-    /// Carries out a `StartDeployment`: the stage's entry alarms and the soak's read in one call (while an entry
-    /// alarm is in ALARM the start waits; the soak's in ALARM now were so before this deployment), then the
-    /// deployment started; what cannot start fails the run saying why.
+    /// Carries out a `StartDeployment`: the stage's windows judged (while they are closed the start waits until the
+    /// next opens), its entry alarms and the soak's read in one call (while an entry alarm is in ALARM the start
+    /// waits; the soak's in ALARM now were so before this deployment), then the deployment started; what cannot
+    /// start fails the run saying why.
     async fn deploy(
         &self,
         start: &Start<'_>,
@@ -247,7 +260,13 @@ where
         entry: Option<&EntryGate>,
     ) -> Result<Option<Event>, EffectError> {
         let execution_id = start.execution_id.clone();
-        let started = match self.alarms_before(soak_alarms, entry).await {
+        let calendar = entry.and_then(|gate| gate.calendar.as_ref());
+        let open = calendar.map_or(Ok(()), |calendar| open_calendar(calendar, (self.clock)()));
+        let started = match open {
+            Ok(()) => self.alarms_before(soak_alarms, entry).await,
+            Err(closed) => Err(closed),
+        };
+        let started = match started {
             Ok(in_alarm) => self.start(start).await.map(|started| (started, in_alarm)),
             Err(not) => Err(not),
         };

@@ -10,6 +10,7 @@ use tracing::{debug, error, info, instrument, warn};
 
 use crate::contract::ports::{PipelineStore, Receipt, ReceiptKey, StoreError, Stored, Version, Write};
 use crate::definitions::ExecutionMode;
+use crate::pipeline::outbox::WAIT;
 use crate::pipeline::{
     Decision, Effect, EffectKind, Event, IgnoreReason, PendingEffect, PipelineState, Retry, Status, TransitionError,
     transition,
@@ -57,6 +58,9 @@ pub struct EffectError {
     /// True when the effect is not to be carried out yet (a deploy stage's entry alarm is in ALARM): it is tried
     /// again later ([`crate::pipeline::outbox::WAIT`]), and the wait is no failed attempt.
     pub waits: bool,
+    /// When a waiting effect is to be tried again, if it knows (a deployment window's opening): not before
+    /// [`crate::pipeline::outbox::WAIT`] from now in any case.
+    pub not_before: Option<DateTime<Utc>>,
     #[source]
     pub source: Box<dyn StdError + Send + Sync>,
 }
@@ -64,17 +68,26 @@ pub struct EffectError {
 impl EffectError {
     /// A failure that may pass: the effect is tried again after a backoff.
     pub fn transient(effect: &'static str, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self { effect, permanent: false, waits: false, source: source.into() }
+        Self { effect, permanent: false, waits: false, not_before: None, source: source.into() }
     }
 
     /// Not yet: the effect waits for something that is no failure (`why`), and is tried again later.
     pub fn waiting(effect: &'static str, why: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self { effect, permanent: false, waits: true, source: why.into() }
+        Self { effect, permanent: false, waits: true, not_before: None, source: why.into() }
+    }
+
+    /// As [`EffectError::waiting`], until `at` (when what it waits for is due).
+    pub fn waiting_until(
+        effect: &'static str,
+        why: impl Into<Box<dyn StdError + Send + Sync>>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self { not_before: Some(at), ..Self::waiting(effect, why) }
     }
 
     /// A failure that will not pass by itself: the effect is parked for an operator.
     pub fn permanent(effect: &'static str, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self { effect, permanent: true, waits: false, source: source.into() }
+        Self { effect, permanent: true, waits: false, not_before: None, source: source.into() }
     }
 }
 
@@ -527,7 +540,10 @@ pub(super) fn apply_outcomes(
                     Err(error) => warn!(%error, event = event.name(), "follow-up event refused"),
                 }
             }
-            Err(error) if error.waits => state.wait(&pending.id, &error.source.to_string(), now),
+            Err(error) if error.waits => {
+                let again = error.not_before.map_or(now + WAIT, |at| at.max(now + WAIT));
+                state.wait(&pending.id, &error.source.to_string(), again);
+            }
             Err(error) => {
                 let message = Chain(error).to_string();
                 if let Retry::Parked { attempts } = state.fail(&pending.id, &message, error.permanent, now) {

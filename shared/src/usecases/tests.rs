@@ -1293,7 +1293,8 @@ async fn a_start_waits_while_an_entry_alarm_is_in_alarm_reading_them_with_the_so
             soak_alarms,
             ..
         } => {
-            let entry = Some(EntryGate { alarms: alarms.iter().map(|name| (*name).to_owned()).collect(), until });
+            let alarms = alarms.iter().map(|name| (*name).to_owned()).collect();
+            let entry = Some(EntryGate { alarms, until, calendar: None });
             Effect::StartDeployment {
                 execution_id,
                 pipeline,
@@ -1344,6 +1345,62 @@ async fn a_start_waits_while_an_entry_alarm_is_in_alarm_reading_them_with_the_so
     let Some(Event::DeploymentStarted { in_alarm, .. }) = started else { panic!("{started:?}") };
     assert_eq!(in_alarm, Some(Vec::new()));
     assert_eq!((effects.ecs.updates().len(), effects.alarms.reads()), (1, 4));
+}
+
+#[tokio::test]
+async fn a_start_outside_its_stages_windows_waits_until_the_next_opens_and_one_that_never_opens_fails() {
+    use crate::contract::testing::InMemoryArtifacts;
+    use crate::definitions::calendar::{days, hours};
+    use crate::definitions::{Calendar, Window};
+    use crate::pipeline::EntryGate;
+    let artifacts = InMemoryArtifacts::new();
+    artifacts.put("builds", "e1/taskdef.json", include_str!("../../../infra/sample-app/taskdef.json"));
+    let effects = recording_deploy_effects(artifacts);
+    effects.alarms.alarm("web-5xx", false, "ok");
+    let gated = |timezone: &str| match rolling_start(&[]) {
+        Effect::StartDeployment { execution_id, pipeline, supersede, stage, target, image_uri, artifacts, .. } => {
+            let (from, to) = hours("09:00-16:00").expect("hours");
+            let window = Window { days: days("sat,sun").expect("days"), from, to, timezone: timezone.into() };
+            let calendar = Some(Calendar { windows: vec![window], deny: Vec::new() });
+            let entry = Some(EntryGate { alarms: vec!["web-5xx".into()], until: now(), calendar });
+            let soak_alarms = Vec::new();
+            Effect::StartDeployment {
+                execution_id,
+                pipeline,
+                supersede,
+                stage,
+                target,
+                image_uri,
+                artifacts,
+                soak_alarms,
+                entry,
+            }
+        }
+        other => other,
+    };
+    // GIVEN a stage open on weekends from 09:00 in Berlin, on a Monday: the start waits for Saturday 09:00, telling
+    // why; neither CloudWatch nor ECS is asked anything
+    let waiting = effects.run("effect-1", &gated("Europe/Berlin")).await.expect_err("waits");
+    assert!(waiting.waits, "{waiting:?}");
+    let saturday = Utc.with_ymd_and_hms(2026, 11, 28, 8, 0, 0).single().expect("a time");
+    assert_eq!(waiting.not_before, Some(saturday));
+    assert_eq!(
+        waiting.source.to_string(),
+        "outside its windows (sat,sun 09:00-16:00 Europe/Berlin); the next window opens Sat 2026-11-28 09:00 \
+         Europe/Berlin"
+    );
+    assert_eq!((effects.alarms.reads(), effects.ecs.updates().len()), (0, 0));
+    // The outbox tries it again then, not before
+    let mut state = PipelineState::new("web", ExecutionMode::Queued);
+    state.enqueue(vec![gated("Europe/Berlin")], 1);
+    let outcome = super::engine::Outcome { pending: state.pending[0].clone(), result: Err(waiting) };
+    super::engine::apply_outcomes(&mut state, &[outcome], 2, now());
+    assert_eq!((state.pending[0].not_before, state.pending[0].attempts), (Some(saturday), 0));
+    // A zone the database does not know never opens: the run fails saying so, nothing deployed
+    let never = effects.run("effect-2", &gated("Europe/Atlantis")).await.expect("answered");
+    let Some(Event::DeploymentFailed { reason, .. }) = never else { panic!("{never:?}") };
+    assert!(reason.starts_with("the deployment could not start: the stage is closed: the time zones' database has no time zone \"Europe/Atlantis\""), "{reason}");
+    assert_eq!(effects.ecs.updates().len(), 0);
 }
 
 #[test]

@@ -54,15 +54,19 @@ impl Run {
         self.show_on_github(i);
     }
 
-    /// The alarms that keep run `i` out of deploy stage `stage` from now until its `entry_timeout` has passed;
-    /// none if the stage has none or an operator let the run through (`sluice override`).
+    /// What keeps run `i` out of deploy stage `stage`: its entry alarms (from now until its `entry_timeout` has
+    /// passed) and its windows and deny periods; none if the stage has none or an operator let the run through
+    /// (`sluice override`).
     fn entry_gate(&self, i: usize, stage: Stage, deploy: &DeployStage) -> Option<EntryGate> {
-        let entry = deploy.entry_alarms.as_ref()?;
-        if self.state.executions[i].overridden(stage).is_some() {
+        if deploy.entry_alarms.is_none() && deploy.calendar.is_none()
+            || self.state.executions[i].overridden(stage).is_some()
+        {
             return None;
         }
-        let timeout = TimeDelta::seconds(i64::try_from(entry.timeout_secs).unwrap_or(i64::MAX));
-        Some(EntryGate { alarms: entry.names.clone(), until: self.now + timeout })
+        let (alarms, timeout_secs) =
+            deploy.entry_alarms.as_ref().map_or((Vec::new(), 0), |entry| (entry.names.clone(), entry.timeout_secs));
+        let timeout = TimeDelta::seconds(i64::try_from(timeout_secs).unwrap_or(i64::MAX));
+        Some(EntryGate { alarms, until: self.now + timeout, calendar: deploy.calendar.clone() })
     }
 
     /// An operator let run `i` into `stage` (`sluice override`): its start waiting for the stage's entry alarms, if

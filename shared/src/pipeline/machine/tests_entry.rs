@@ -41,7 +41,7 @@ fn overridden() -> Event {
 fn a_run_entering_a_stage_with_entry_alarms_asks_its_start_to_wait_for_them_until_the_entry_timeout() {
     // The approval (the fifth event, at minute 4) lets e1 into production: its start waits for prod-5xx until 04:34
     let (_, effects) = run(&gated("e1"));
-    let gate = EntryGate { alarms: vec!["prod-5xx".into()], until: at(4) + TimeDelta::minutes(30) };
+    let gate = EntryGate { alarms: vec!["prod-5xx".into()], until: at(4) + TimeDelta::minutes(30), calendar: None };
     assert_eq!(gates(&effects), [(stage("staging"), None), (stage("production"), Some(gate))]);
 }
 
@@ -83,4 +83,24 @@ fn a_run_whose_start_waits_for_its_entry_alarms_says_so_wherever_it_is_shown() {
     let waiting = state.pending[0].id.clone();
     state.wait(&waiting, why, at(10));
     assert_eq!(waits(&state), format!("the deployer to start its deployment: {why}"));
+}
+
+#[test]
+fn a_stage_with_windows_alone_gates_its_start_with_them_and_an_override_opens_it() {
+    let office = crate::definitions::Calendar {
+        windows: vec![crate::definitions::Window { days: 0x1f, from: 540, to: 960, timezone: "Europe/Berlin".into() }],
+        deny: Vec::new(),
+    };
+    let mut events = to_production("e1");
+    if let Event::Triggered { plan, .. } = &mut events[0] {
+        let production = plan.stages.iter_mut().find(|s| s.name == stage("production")).expect("production");
+        if let StageKind::Deploy(deploy) = &mut production.kind {
+            deploy.calendar = Some(office.clone());
+        }
+    }
+    let (_, effects) = run(&events);
+    let gate = EntryGate { alarms: Vec::new(), until: at(4), calendar: Some(office) };
+    assert_eq!(gates(&effects), [(stage("staging"), None), (stage("production"), Some(gate))]);
+    events.insert(3, overridden());
+    assert_eq!(gates(&run(&events).1), [(stage("staging"), None), (stage("production"), None)]);
 }

@@ -152,6 +152,7 @@ fn canary_deploying() -> PipelineState {
                 soak_alarms: None,
                 environment: None,
                 entry_alarms: None,
+                calendar: None,
             })),
         }];
     }

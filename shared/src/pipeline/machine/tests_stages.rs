@@ -30,6 +30,7 @@ fn staged(execution: &str, mode: ExecutionMode) -> Event {
                 soak_alarms: None,
                 environment: None,
                 entry_alarms: None,
+                calendar: None,
             }))
         };
         plan.stages = vec![

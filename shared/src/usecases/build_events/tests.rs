@@ -403,6 +403,7 @@ async fn a_task_definition_one_deploy_stage_cannot_run_fails_the_run_at_its_buil
                 soak_alarms: None,
                 environment: None,
                 entry_alarms: None,
+                calendar: None,
             })),
         };
         let mut production = crate::contract::testing::rolling(Vec::new());
@@ -440,6 +441,7 @@ async fn testing_world() -> World {
                 soak_alarms: None,
                 environment: None,
                 entry_alarms: None,
+                calendar: None,
             })),
         };
         let e2e = crate::definitions::StageDefinition {

@@ -323,6 +323,7 @@ async fn a_release_that_has_soaked_at_staging_for_its_time_is_taken_to_the_next_
                 soak_alarms: None,
                 environment: None,
                 entry_alarms: None,
+                calendar: None,
             })),
         };
         plan.stages = vec![deploy("staging", Some(600)), deploy("production", None)];

@@ -613,18 +613,7 @@ pub fn to_e2e(execution: &str) -> Vec<Event> {
 pub fn through_a_paused_staging(execution: &str, token_hashes: &[String]) -> Vec<Event> {
     use crate::definitions::{Approval, DeployStage, Stage, StageDefinition, StageKind};
     let stage = |name: &str| Stage::new(name).unwrap_or(Stage::DEPLOY);
-    let deploy = |target| {
-        let deploy = DeployStage {
-            target,
-            timeout_minutes: None,
-            soak_secs: None,
-            soak_alarms: None,
-            environment: None,
-            entry_alarms: None,
-            calendar: None,
-        };
-        StageKind::Deploy(Box::new(deploy))
-    };
+    let deploy = |target| StageKind::Deploy(Box::new(DeployStage::of(target)));
     let linear = crate::definitions::TrafficShift::Linear { step_tenths: 30, step_bake_time_minutes: 1 };
     let staging = crate::definitions::EcsNative { cluster: "staging".into(), ..ecs_native_asking(linear, 30) };
     let sign_off = Approval { topic_arn: "arn:aws:sns:eu-west-1:123456789012:signoff".into(), timeout_secs: 3600 };

@@ -213,9 +213,27 @@ fn is_false(value: &bool) -> bool {
 }
 
 impl DeployStage {
+    /// A stage deploying to `target`, with nothing else said: the defaults of its deadline, no soak, no gate.
+    pub fn of(target: DeployTarget) -> Self {
+        Self {
+            target,
+            timeout_minutes: None,
+            soak_secs: None,
+            soak_alarms: None,
+            environment: None,
+            entry_alarms: None,
+            calendar: None,
+        }
+    }
+
     /// The alarms that watch the stage's soak (none without them).
     pub fn alarms(&self) -> &[String] {
         self.soak_alarms.as_ref().map_or(&[], |alarms| alarms.names.as_slice())
+    }
+
+    /// Whether the stage keeps runs out at times: its `windows`, `deny` periods or `entry_alarms`.
+    pub fn gated(&self) -> bool {
+        self.entry_alarms.is_some() || self.calendar.is_some()
     }
 
     /// Whether an alarm already in ALARM when the deployment started blocks the stage too (`strict_alarms`).

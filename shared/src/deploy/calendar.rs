@@ -85,8 +85,8 @@ impl Zones {
         })
     }
 
-    /// The first instant after `at` where what is closed may open: the end of a deny period covering `at`, or the
-    /// next start of a window.
+    /// The first instant after `at` where what is closed may open: the latest end of the deny periods covering
+    /// `at` (nothing opens before it), else the next start of a window.
     fn next_boundary(&self, calendar: &Calendar, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let ends = calendar.deny.iter().zip(&self.deny).filter_map(|(deny, zone)| {
             let day = at.with_timezone(zone).date_naive();
@@ -94,6 +94,9 @@ impl Zones {
                 .then(|| local(*zone, deny.to.succ_opt()?.and_hms_opt(0, 0, 0)?))
                 .flatten()
         });
+        if let Some(end) = ends.max() {
+            return Some(end).filter(|end| *end > at);
+        }
         let starts = calendar.windows.iter().zip(&self.windows).filter_map(|(window, zone)| {
             let today = at.with_timezone(zone).date_naive();
             (0..=8)
@@ -102,7 +105,7 @@ impl Zones {
                 .filter_map(|day| local(*zone, starting(day, window.from)?))
                 .find(|start| *start > at)
         });
-        ends.chain(starts).filter(|next| *next > at).min()
+        starts.filter(|next| *next > at).min()
     }
 
     /// `at` as the time zone of the first window open then shows it (`Mon 2026-12-07 09:00 Europe/Berlin`), else in
@@ -131,10 +134,10 @@ fn starting(day: NaiveDate, minutes: u16) -> Option<NaiveDateTime> {
 }
 
 /// The instant the local clock of `zone` reads `time`: the earlier of two when the clock goes back; when it skips
-/// `time` (it goes forward), the first instant after the gap.
+/// `time` (it goes forward), the first minute after the gap.
 fn local(zone: Tz, time: NaiveDateTime) -> Option<DateTime<Utc>> {
-    for skipped in 0..=12 {
-        let tried = time + TimeDelta::minutes(15 * skipped);
+    for skipped in 0..=180 {
+        let tried = time + TimeDelta::minutes(skipped);
         match zone.from_local_datetime(&tried) {
             LocalResult::Single(at) | LocalResult::Ambiguous(at, _) => {
                 return Some(at.with_timezone(&Utc));
@@ -227,6 +230,20 @@ mod tests {
         let (at, why) = opens(&denied, "2026-12-24T12:00:00Z");
         assert_eq!(at, utc("2027-01-04T23:00:00Z"));
         assert!(why.ends_with("the next window opens Mon 2027-01-04 23:00 UTC"), "{why}");
+    }
+
+    #[test]
+    fn a_long_deny_period_over_daily_windows_opens_at_the_first_window_after_it() {
+        let summer = Deny {
+            from: NaiveDate::from_ymd_opt(2026, 6, 1).expect("a date"),
+            to: NaiveDate::from_ymd_opt(2026, 8, 31).expect("a date"),
+            timezone: "Europe/Berlin".into(),
+            reason: Some("summer freeze".into()),
+        };
+        let windows = (0..7).map(|k| window(crate::definitions::calendar::DAYS[k], "09:00-16:00", "Europe/Berlin"));
+        let calendar = Calendar { windows: windows.collect(), deny: vec![summer] };
+        // Tuesday 2 June: the first window after the period is Tuesday 1 September, 09:00 CEST
+        assert_eq!(opens(&calendar, "2026-06-02T08:00:00Z").0, utc("2026-09-01T07:00:00Z"));
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub enum IgnoreReason {
     AlreadyFinished,
     /// The pipeline is not frozen (any more): there is no freeze to lift.
     NotFrozen,
+    /// The run's deployment has not started: its start waits at the stage's gate (windows, entry alarms), which
+    /// no deployment deadline cuts short.
+    StartWaits,
 }
 
 /// An event that cannot apply to the pipeline as it is. The state is left unchanged.
@@ -444,11 +447,14 @@ impl Run {
 
     /// Records the deployment id if none is yet; true if it was new. Refuses a deployment sluice did not start.
     fn claim_deployment(&mut self, i: usize, deployment_id: &str) -> Result<bool, TransitionError> {
-        let id = self.state.executions[i].id.clone();
+        let (id, now) = (self.state.executions[i].id.clone(), self.now);
+        let gated = self.state.executions[i].deploying().is_some_and(|(_, planned)| planned.gated());
         let deploy = self.deploy_mut(i);
         match &deploy.deployment_id {
             None => {
                 deploy.deployment_id = Some(deployment_id.to_owned());
+                // The start may have waited at the stage's gate: the deployment's deadline counts from here.
+                deploy.let_in_at = gated.then_some(now);
                 self.touch(i);
                 Ok(true)
             }
@@ -545,7 +551,10 @@ impl Run {
             // The deployment finished: the release soaks, which no deadline cuts short.
             return Ok(Some(IgnoreReason::AlreadyPastStage));
         }
-        let deadline = crate::deploy::deadline::deadline(&plan.target, plan.timeout_minutes, deploy.started_at);
+        if deploy.deployment_id.is_none() && self.state.start_gated(&execution.id) {
+            return Ok(Some(IgnoreReason::StartWaits));
+        }
+        let deadline = crate::deploy::deadline::deadline(&plan.target, plan.timeout_minutes, deploy.deadline_from());
         if now < deadline {
             return Err(TransitionError::DeadlineNotReached { execution: execution.id.clone(), deadline });
         }

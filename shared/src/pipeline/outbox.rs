@@ -107,11 +107,23 @@ impl PipelineState {
         self.pending.len() < before
     }
 
-    /// Records that effect `id` is not to be carried out yet, saying why: it is tried again from `again` on, with
-    /// its attempts as they were (waiting is no failure).
-    pub fn wait(&mut self, id: &str, why: &str, again: DateTime<Utc>) {
-        if let Some(pending) = self.pending.iter_mut().find(|pending| pending.id == id) {
+    /// Whether run `execution`'s deployment start waits in the outbox at its stage's gate (windows, entry alarms).
+    pub fn start_gated(&self, execution: &ExecutionId) -> bool {
+        self.pending.iter().any(|pending| {
+            matches!(&pending.effect, Effect::StartDeployment { execution_id, entry: Some(_), .. } if execution_id == execution)
+        })
+    }
+
+    /// Records that effect `tried` is not to be carried out yet, saying why: it is tried again from `again` on.
+    /// Waiting is no failure: the services answered, and the effect's earlier failed attempts are forgotten. If the
+    /// effect changed while it was tried (an operator let its run through), it is tried again at once, as it is now.
+    pub fn wait(&mut self, tried: &PendingEffect, why: &str, again: DateTime<Utc>) {
+        if let Some(pending) = self.pending.iter_mut().find(|pending| pending.id == tried.id) {
             pending.lease = None;
+            if pending.effect != tried.effect {
+                return;
+            }
+            pending.attempts = 0;
             pending.last_error = Some(bounded(why, MAX_ERROR));
             pending.not_before = Some(again);
         }

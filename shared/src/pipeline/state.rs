@@ -396,6 +396,10 @@ pub struct DeployFacts {
     /// sluice stops or rolls back then is carried out though the run has ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timed_out_at: Option<DateTime<Utc>>,
+    /// When the stage's gate (`windows`, `deny`, `entry_alarms`) let the deployment start, where the stage has one:
+    /// the deployment's deadline counts from then, not from when the run reached the stage (`started_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub let_in_at: Option<DateTime<Utc>>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
@@ -410,6 +414,12 @@ pub struct RaisedAlarm {
 }
 
 impl DeployFacts {
+    /// When the deployment's deadline counts from: when the stage's gate let it start, else when the run reached
+    /// the stage.
+    pub fn deadline_from(&self) -> DateTime<Utc> {
+        self.let_in_at.unwrap_or(self.started_at)
+    }
+
     /// A deployment by `strategy` that started at `started_at`, with nothing known of it yet.
     pub fn new(strategy: impl Into<String>, started_at: DateTime<Utc>) -> Self {
         Self {
@@ -429,6 +439,7 @@ impl DeployFacts {
             soak_until: None,
             superseded: false,
             timed_out_at: None,
+            let_in_at: None,
             started_at,
             finished_at: None,
         }

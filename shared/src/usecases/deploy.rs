@@ -106,8 +106,10 @@ fn closed_entry(gate: &EntryGate, raised: &[String], now: DateTime<Utc>) -> NotS
     let (alarms, until) = (raised.join(", "), gate.until.format("%Y-%m-%d %H:%M UTC"));
     let alarm = if raised.len() == 1 { "alarm" } else { "alarms" };
     if now >= gate.until {
+        let read = now.format("%Y-%m-%d %H:%M UTC");
         return NotStarted::Fail(format!(
-            "{alarm} {alarms} still in ALARM at {until}, when the stage's entry_timeout ran out (entry_alarms)"
+            "{alarm} {alarms} still in ALARM at {read}, past the stage's entry_timeout (it ran out at {until}; \
+             entry_alarms)"
         ));
     }
     let is = if raised.len() == 1 { "is" } else { "are" };

@@ -542,7 +542,7 @@ pub(super) fn apply_outcomes(
             }
             Err(error) if error.waits => {
                 let again = error.not_before.map_or(now + WAIT, |at| at.max(now + WAIT));
-                state.wait(&pending.id, &error.source.to_string(), again);
+                state.wait(pending, &error.source.to_string(), again);
             }
             Err(error) => {
                 let message = Chain(error).to_string();

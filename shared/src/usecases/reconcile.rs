@@ -286,7 +286,7 @@ where
     async fn deployment(&self, execution: &Execution, done: &mut Reconciled) -> Option<Event> {
         let deploy = execution.deploy()?;
         let (_, plan) = execution.deploy_stage()?;
-        let late = deadline(&plan.target, plan.timeout_minutes, deploy.started_at) <= self.now;
+        let late = deadline(&plan.target, plan.timeout_minutes, deploy.deadline_from()) <= self.now;
         let timed_out = || Event::DeploymentTimedOut { execution_id: execution.id.clone() };
         let Some(deployment_id) = &deploy.deployment_id else {
             if late {

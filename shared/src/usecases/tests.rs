@@ -1335,8 +1335,8 @@ async fn a_start_waits_while_an_entry_alarm_is_in_alarm_reading_them_with_the_so
     };
     assert_eq!(
         reason,
-        "the deployment could not start: alarm web-5xx still in ALARM at 2026-11-23 12:00 UTC, when the stage's \
-         entry_timeout ran out (entry_alarms)"
+        "the deployment could not start: alarm web-5xx still in ALARM at 2026-11-23 12:00 UTC, past the stage's \
+         entry_timeout (it ran out at 2026-11-23 12:00 UTC; entry_alarms)"
     );
     assert_eq!(effects.ecs.updates().len(), 0);
     // Once it is OK, the deployment starts, its soak's alarm read in the same call

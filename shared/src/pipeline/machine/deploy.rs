@@ -8,7 +8,7 @@ use crate::definitions::{AFTER_ROLLOUT, DeployStage, DeployTarget, ExecutionMode
 use crate::deploy::{DigestCheck, RunningTask, digests};
 use crate::pipeline::event::{Effect, EntryGate, HookStatus};
 use crate::pipeline::state::{DeployFacts, ExecutionId, HookResult, Stage, StageRecord, Status, bounded};
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// What a `HookCompleted` event says.
 #[derive(Clone, Copy)]
@@ -65,8 +65,9 @@ impl Run {
         }
         let (alarms, timeout_secs) =
             deploy.entry_alarms.as_ref().map_or((Vec::new(), 0), |entry| (entry.names.clone(), entry.timeout_secs));
-        let timeout = TimeDelta::seconds(i64::try_from(timeout_secs).unwrap_or(i64::MAX));
-        Some(EntryGate { alarms, until: self.now + timeout, calendar: deploy.calendar.clone() })
+        let timeout = i64::try_from(timeout_secs).ok().and_then(TimeDelta::try_seconds).unwrap_or(TimeDelta::MAX);
+        let until = self.now.checked_add_signed(timeout).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        Some(EntryGate { alarms, until, calendar: deploy.calendar.clone() })
     }
 
     /// An operator let run `i` into `stage` (`sluice override`): its start waiting for the stage's entry alarms, if
@@ -80,6 +81,7 @@ impl Run {
                 && entry.take().is_some()
             {
                 pending.not_before = None;
+                pending.last_error = None;
             }
         }
     }

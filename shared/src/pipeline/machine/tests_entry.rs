@@ -50,7 +50,7 @@ fn an_override_lets_a_run_waiting_for_its_entry_alarms_start_at_once() {
     // GIVEN e1's start into production waiting for prod-5xx (the deployer found it in ALARM)
     let (mut state, effects) = run(&gated("e1"));
     state.enqueue(effects.into_iter().filter(|e| e.kind() == EffectKind::StartDeployment).skip(1).collect(), 9);
-    let waiting = state.pending[0].id.clone();
+    let waiting = state.pending[0].clone();
     state.wait(&waiting, "alarm prod-5xx in ALARM", at(10));
     assert!(state.pending[0].not_before.is_some());
     // WHEN an operator lets it through
@@ -58,7 +58,24 @@ fn an_override_lets_a_run_waiting_for_its_entry_alarms_start_at_once() {
     // THEN its start goes now, without the gate
     let pending = &state.pending[0];
     assert!(matches!(&pending.effect, Effect::StartDeployment { entry: None, .. }), "{pending:?}");
-    assert_eq!((pending.not_before, pending.attempts), (None, 0));
+    assert_eq!((pending.not_before, pending.attempts, pending.last_error.as_deref()), (None, 0, None));
+    // AND an attempt made with the gate, answered "not yet" after the override, does not hold it back
+    let mut state = state;
+    state.wait(&waiting, "alarm prod-5xx in ALARM", at(12));
+    assert_eq!((state.pending[0].not_before, state.pending[0].last_error.as_deref()), (None, None));
+}
+
+#[test]
+fn a_start_that_waits_forgets_its_earlier_failed_attempts() {
+    let (mut state, effects) = run(&gated("e1"));
+    state.enqueue(effects.into_iter().filter(|e| e.kind() == EffectKind::StartDeployment).skip(1).collect(), 9);
+    let tried = state.pending[0].clone();
+    for minute in 10..17 {
+        state.fail(&tried.id, "CloudWatch throttled", false, at(minute));
+    }
+    assert_eq!(state.pending[0].attempts, 7, "one more would park it");
+    state.wait(&tried, "alarm prod-5xx in ALARM", at(20));
+    assert_eq!((state.pending[0].attempts, state.pending[0].not_before), (0, Some(at(20))));
 }
 
 #[test]
@@ -80,7 +97,7 @@ fn a_run_whose_start_waits_for_its_entry_alarms_says_so_wherever_it_is_shown() {
     // Waiting: why, and until when
     let why = "alarm prod-5xx is in ALARM (entry_alarms): the deployment starts once none is; if one still is at \
                2026-12-06 09:34 UTC, the run fails";
-    let waiting = state.pending[0].id.clone();
+    let waiting = state.pending[0].clone();
     state.wait(&waiting, why, at(10));
     assert_eq!(waits(&state), format!("the deployer to start its deployment: {why}"));
 }
@@ -103,4 +120,27 @@ fn a_stage_with_windows_alone_gates_its_start_with_them_and_an_override_opens_it
     assert_eq!(gates(&effects), [(stage("staging"), None), (stage("production"), Some(gate))]);
     events.insert(3, overridden());
     assert_eq!(gates(&run(&events).1), [(stage("staging"), None), (stage("production"), None)]);
+}
+
+#[test]
+fn a_start_waiting_at_its_gate_is_not_timed_out_and_its_deployments_deadline_counts_from_when_it_started() {
+    // GIVEN e1's start into production waiting at its gate (entered at minute 4), long past a rolling update's
+    // deadline from then
+    let (mut state, effects) = run(&gated("e1"));
+    state.enqueue(effects.into_iter().filter(|e| e.kind() == EffectKind::StartDeployment).skip(1).collect(), 9);
+    let timed_out = Event::DeploymentTimedOut { execution_id: id("e1") };
+    assert_eq!(transition(&state, &timed_out, at(600)), Ok(Decision::Ignore(IgnoreReason::StartWaits)));
+    // WHEN the gate lets it in at minute 600 and the deployment starts
+    let start = state.pending[0].id.clone();
+    state.complete(&start);
+    let Ok(Decision::Apply { state, .. }) = transition(&state, &started("e1", "ecs-prod"), at(600)) else {
+        panic!("started")
+    };
+    let deploy = state.execution(&id("e1")).and_then(|run| run.deploy().cloned()).expect("deploy facts");
+    assert_eq!((deploy.started_at, deploy.let_in_at), (at(4), Some(at(600))));
+    // THEN its deadline counts from then: not reached ten minutes later
+    assert!(
+        matches!(transition(&state, &timed_out, at(610)), Err(TransitionError::DeadlineNotReached { .. })),
+        "the deadline counts from the start"
+    );
 }

@@ -181,7 +181,7 @@ fn stages(p: &Pipeline) -> String {
                     let strict = if deploy.strict_alarms() { ", strictly" } else { "" };
                     soak.push_str(&format!(" watched by {}{strict}", deploy.alarms().join(", ")));
                 }
-                format!("{} ({target}{gates}{soak})", stage.name)
+                format!("{} ({target}{gates}{}{soak})", stage.name, entry(deploy))
             }
             StageKind::Test(test) => {
                 let asks = if matches!(test.on_failure, OnFailure::Ask(_)) { ", asks on failure" } else { "" };
@@ -219,10 +219,38 @@ fn triggers(source: &Source) -> String {
     format!("pushes to {}{files}", refs.join(" and "))
 }
 
-/// Who must agree before the pipeline deploys: each approval stage's topic, each pause's stage and topic.
+/// Who must agree before the pipeline deploys: each approval stage's topic, each pause's stage and topic; and when
+/// its deploy stages may start (their windows, deny periods and entry alarms).
 fn gates(p: &Pipeline) -> Vec<String> {
     let approvals = p.approval_stages().map(|(_, approval)| format!("approval by {}", approval.topic_arn));
-    approvals.chain(p.deploy_stages().flat_map(|(_, deploy)| deploys(&deploy.target).1)).collect()
+    let pauses = p.deploy_stages().flat_map(|(_, deploy)| deploys(&deploy.target).1);
+    let entries = p.deploy_stages().map(|(_, deploy)| entry(deploy)).filter(|entry| !entry.is_empty());
+    approvals.chain(pauses).chain(entries.map(|entry| entry.trim_start_matches(", ").to_owned())).collect()
+}
+
+/// When a deploy stage may start its deployment: `, windows mon-fri 09:00-16:00 Europe/Berlin, denied 2026-12-20
+/// to 2027-01-04 Europe/Berlin, entered while prod-5xx is not in ALARM (waiting at most 1h)`; empty if always.
+fn entry(deploy: &sluice::definitions::DeployStage) -> String {
+    use sluice::definitions::calendar::{clock, days_text};
+    let mut said = String::new();
+    if let Some(calendar) = &deploy.calendar {
+        let windows: Vec<String> = calendar
+            .windows
+            .iter()
+            .map(|w| format!("{} {}-{} {}", days_text(w.days), clock(w.from), clock(w.to), w.timezone))
+            .collect();
+        if !windows.is_empty() {
+            said.push_str(&format!(", windows {}", windows.join("; ")));
+        }
+        for deny in &calendar.deny {
+            said.push_str(&format!(", denied {} to {} {}", deny.from, deny.to, deny.timezone));
+        }
+    }
+    if let Some(alarms) = &deploy.entry_alarms {
+        let wait = written(alarms.timeout_secs);
+        said.push_str(&format!(", entered while {} not in ALARM (waiting at most {wait})", alarms.names.join(", ")));
+    }
+    said
 }
 
 /// Where each deploy stage deploys, in order.
@@ -242,7 +270,7 @@ fn stages_json(p: &Pipeline) -> Vec<serde_json::Value> {
                 let (place, gates) = deploys(&deploy.target);
                 json!({
                     "name": stage.name, "kind": stage.kind_name(), "strategy": deploy.target.strategy(), "deploys": place,
-                    "gates": gates,
+                    "gates": gates, "entry": entry(deploy).trim_start_matches(", "),
                 })
             }
             StageKind::Test(test) => json!({

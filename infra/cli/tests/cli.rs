@@ -84,6 +84,42 @@ deploy = { strategy = "ecs_canary", cluster = "prod", service = "web", canary = 
 }
 
 #[test]
+fn checking_a_gated_stage_says_when_it_may_start_and_refuses_a_time_zone_nobody_keeps() -> Result<()> {
+    let gated = r#"
+[pipelines.web]
+source = { repository = "acme/web" }
+build = { project = "web-build" }
+windows = [{ days = "mon-fri", hours = "09:00-16:00", timezone = "Europe/Berlin" }]
+
+[[pipelines.web.stages]]
+name = "production"
+deploy = { strategy = "rolling", cluster = "prod", service = "web" }
+deny = [{ from = "2026-12-20", to = "2027-01-04", timezone = "Europe/Berlin", reason = "holidays" }]
+entry_alarms = ["prod-5xx"]
+"#;
+    let path = workspace_root().join("target").join("cli-check-gated.toml");
+    std::fs::write(&path, gated)?;
+    let output = sluice(&["check", &path.to_string_lossy()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).trim(),
+        "ok: 1 pipeline\n  web: acme/web pushes to the default branch; build web-build; stages production (rolling \
+         update of prod/web, windows mon-fri 09:00-16:00 Europe/Berlin, denied 2026-12-20 to 2027-01-04 \
+         Europe/Berlin, entered while prod-5xx not in ALARM (waiting at most 1h))",
+        "the pipeline's windows, the stage's own deny period"
+    );
+    std::fs::write(&path, gated.replace("timezone = \"Europe/Berlin\" }]\n\n", "timezone = \"Europe/Berlln\" }]\n\n"))?;
+    let output = sluice(&["check", &path.to_string_lossy()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(":5:66: pipeline `web`, field `windows[0].timezone`: an IANA time zone such as"),
+        "{}",
+        stderr(&output)
+    );
+    Ok(())
+}
+
+#[test]
 fn checking_with_json_gives_every_mistake_as_data_for_editors_and_ci() -> Result<()> {
     let path = broken_copy("cli-check-json.toml")?;
     let output = sluice(&["--json", "check", &path.to_string_lossy()]);

@@ -366,12 +366,17 @@ fn validate_pipeline(checker: &mut Checker<'_>, name: &Spanned<String>, raw: Raw
     } else {
         table_stages_of(checker, raw.approval, raw.deploy)
     };
-    // The pipeline's windows and deny periods hold each deploy stage that gives none of its own.
+    // The pipeline's windows and deny periods hold each deploy stage that gives none of its own (windows and deny
+    // periods each).
     for stage in &mut stages {
-        if let StageKind::Deploy(deploy) = &mut stage.kind
-            && deploy.calendar.is_none()
-        {
-            deploy.calendar.clone_from(&calendar);
+        if let (StageKind::Deploy(deploy), Some(pipeline)) = (&mut stage.kind, &calendar) {
+            let own = deploy.calendar.get_or_insert_with(|| pipeline.clone());
+            if own.windows.is_empty() {
+                own.windows.clone_from(&pipeline.windows);
+            }
+            if own.deny.is_empty() {
+                own.deny.clone_from(&pipeline.deny);
+            }
         }
     }
     let notify = raw

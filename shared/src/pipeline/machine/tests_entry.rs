@@ -124,7 +124,7 @@ fn a_stage_with_windows_alone_gates_its_start_with_them_and_an_override_opens_it
 
 #[test]
 fn a_start_waiting_at_its_gate_is_not_timed_out_and_its_deployments_deadline_counts_from_when_it_started() {
-    // GIVEN e1's start into production waiting at its gate (entered at minute 4), long past a rolling update's
+    // GIVEN e1's start into production waiting at its gate (entered at minute 4), long past a blue/green
     // deadline from then
     let (mut state, effects) = run(&gated("e1"));
     state.enqueue(effects.into_iter().filter(|e| e.kind() == EffectKind::StartDeployment).skip(1).collect(), 9);
@@ -138,6 +138,11 @@ fn a_start_waiting_at_its_gate_is_not_timed_out_and_its_deployments_deadline_cou
     };
     let deploy = state.execution(&id("e1")).and_then(|run| run.deploy().cloned()).expect("deploy facts");
     assert_eq!((deploy.started_at, deploy.let_in_at), (at(4), Some(at(600))));
+    // AND the timeline tells the wait
+    let told = crate::present::timeline::timeline(state.execution(&id("e1")).expect("the run"));
+    let said: Vec<&str> = told.iter().map(|line| line.what.as_str()).collect();
+    assert!(said.contains(&"reached the stage; its windows or entry alarms hold the start"), "{said:?}");
+    assert!(said.contains(&"blue_green deployment ecs-prod started, let in after 9h 56m"), "{said:?}");
     // THEN its deadline counts from then: not reached ten minutes later
     assert!(
         matches!(transition(&state, &timed_out, at(610)), Err(TransitionError::DeadlineNotReached { .. })),

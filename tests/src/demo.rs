@@ -559,7 +559,7 @@ impl Demo {
             let waiting = state.pending.iter().find(starting).filter(|p| p.last_error.is_some());
             if let (Some(waiting), Some(run)) = (waiting, state.execution(execution_id)) {
                 let said = waiting.last_error.as_deref().unwrap_or_default();
-                if !said.contains(&format!("alarm {PROD_5XX} is in ALARM")) || waiting.attempts > 0 {
+                if !said.contains(&format!("alarm {PROD_5XX} to leave ALARM")) || waiting.attempts > 0 {
                     anyhow::bail!("the start did not wait for the entry alarm: {said} ({} attempts)", waiting.attempts);
                 }
                 let waits = sluice::present::timeline::waits_for_in(run, &state, chrono::Utc::now());

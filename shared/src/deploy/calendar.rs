@@ -39,7 +39,7 @@ pub fn judge(calendar: &Calendar, now: DateTime<Utc>) -> Result<(), Closed> {
                 .iter()
                 .map(|w| format!("{} {}-{} {}", days_text(w.days), clock(w.from), clock(w.to), w.timezone))
                 .collect();
-            format!("outside its windows ({})", windows.join("; "))
+            format!("outside {}", windows.join("; "))
         }
     };
     let mut at = now;
@@ -50,10 +50,10 @@ pub fn judge(calendar: &Calendar, now: DateTime<Utc>) -> Result<(), Closed> {
         };
         if zones.open(calendar, at) {
             let shown = zones.shown(calendar, at);
-            return Err(Closed::Until { opens: at, why: format!("{why}; the next window opens {shown}") });
+            return Err(Closed::Until { opens: at, why: format!("the window opening {shown} ({why})") });
         }
     }
-    Err(Closed::Never(format!("{why}, and no window opens within a year")))
+    Err(Closed::Never(format!("no window opens within a year ({why})")))
 }
 
 /// The time zone of each window and deny period, in order.
@@ -188,8 +188,7 @@ mod tests {
         assert_eq!(at, utc("2026-12-07T08:00:00Z"));
         assert_eq!(
             why,
-            "outside its windows (mon-fri 09:00-16:00 Europe/Berlin); the next window opens Mon 2026-12-07 09:00 \
-             Europe/Berlin"
+            "the window opening Mon 2026-12-07 09:00 Europe/Berlin (outside mon-fri 09:00-16:00 Europe/Berlin)"
         );
         // The weekend Berlin's clocks go back (Sunday 25 October 2026, 03:00 CEST to 02:00 CET): Monday 09:00 is
         // an hour later in UTC than Friday's.
@@ -222,14 +221,14 @@ mod tests {
         assert_eq!(at, utc("2027-01-05T08:00:00Z"));
         assert_eq!(
             why,
-            "denied 2026-12-20 to 2027-01-04 Europe/Berlin: holidays; the next window opens Tue 2027-01-05 09:00 \
-             Europe/Berlin"
+            "the window opening Tue 2027-01-05 09:00 Europe/Berlin (denied 2026-12-20 to 2027-01-04 Europe/Berlin: \
+             holidays)"
         );
         // Without windows, the day after the period opens at its midnight (in UTC, as no window shows it).
         let denied = Calendar { windows: Vec::new(), deny: vec![holidays] };
         let (at, why) = opens(&denied, "2026-12-24T12:00:00Z");
         assert_eq!(at, utc("2027-01-04T23:00:00Z"));
-        assert!(why.ends_with("the next window opens Mon 2027-01-04 23:00 UTC"), "{why}");
+        assert!(why.starts_with("the window opening Mon 2027-01-04 23:00 UTC (denied"), "{why}");
     }
 
     #[test]

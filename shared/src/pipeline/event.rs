@@ -488,6 +488,12 @@ pub enum Event {
         by: String,
         reason: String,
     },
+    /// The deployer found the run's stage closed to it (its windows, deny periods or entry alarms): the start waits,
+    /// for what `why` says (`the window opening Mon 2026-12-07 09:00 Europe/Berlin (...)`), and is tried again then.
+    StartHeld {
+        execution_id: ExecutionId,
+        why: String,
+    },
     /// GitHub created the Deployment that shows the run (its id, for the states that follow).
     GitHubDeploymentCreated {
         execution_id: ExecutionId,
@@ -540,6 +546,7 @@ impl Event {
             | Event::SoakEnded { execution_id }
             | Event::AlarmRaised { execution_id, .. }
             | Event::Overridden { execution_id, .. }
+            | Event::StartHeld { execution_id, .. }
             | Event::GitHubDeploymentCreated { execution_id, .. } => execution_id,
             Event::Frozen { .. } | Event::Unfrozen { .. } => return None,
         })
@@ -573,6 +580,7 @@ impl Event {
             Event::AlarmRaised { .. } => "alarm_raised",
             Event::GitHubDeploymentCreated { .. } => "github_deployment_created",
             Event::Overridden { .. } => "overridden",
+            Event::StartHeld { .. } => "start_held",
             Event::Frozen { .. } => "frozen",
             Event::Unfrozen { .. } => "unfrozen",
         }

@@ -215,6 +215,7 @@ impl Run {
             Event::AlarmRaised { stage, alarm, reason, .. } => self.alarm_raised(i, *stage, alarm, reason),
             Event::GitHubDeploymentCreated { deployment, stage, .. } => self.github_deployment(i, *deployment, *stage),
             Event::Overridden { stage, by, reason, .. } => self.overridden(i, *stage, by, reason),
+            Event::StartHeld { why, .. } => self.start_held(i, why),
             Event::DeploymentSuperseded { deployment_id, by, by_pipeline, reason, .. } => {
                 self.deployment_superseded(i, name, deployment_id, (by, by_pipeline), reason)
             }
@@ -455,7 +456,12 @@ impl Run {
                 deploy.deployment_id = Some(deployment_id.to_owned());
                 // The start may have waited at the stage's gate: the deployment's deadline counts from here.
                 deploy.let_in_at = gated.then_some(now);
+                let was_held = deploy.held.take().is_some();
                 self.touch(i);
+                if was_held {
+                    // GitHub showed the run waiting at the stage's gate: it deploys now.
+                    self.show_held(i);
+                }
                 Ok(true)
             }
             Some(known) if known == deployment_id => Ok(false),

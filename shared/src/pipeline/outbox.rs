@@ -117,16 +117,17 @@ impl PipelineState {
     /// Records that effect `tried` is not to be carried out yet, saying why: it is tried again from `again` on.
     /// Waiting is no failure: the services answered, and the effect's earlier failed attempts are forgotten. If the
     /// effect changed while it was tried (an operator let its run through), it is tried again at once, as it is now.
-    pub fn wait(&mut self, tried: &PendingEffect, why: &str, again: DateTime<Utc>) {
-        if let Some(pending) = self.pending.iter_mut().find(|pending| pending.id == tried.id) {
-            pending.lease = None;
-            if pending.effect != tried.effect {
-                return;
-            }
-            pending.attempts = 0;
-            pending.last_error = Some(bounded(why, MAX_ERROR));
-            pending.not_before = Some(again);
+    /// True if the wait was recorded.
+    pub fn wait(&mut self, tried: &PendingEffect, why: &str, again: DateTime<Utc>) -> bool {
+        let Some(pending) = self.pending.iter_mut().find(|pending| pending.id == tried.id) else { return false };
+        pending.lease = None;
+        if pending.effect != tried.effect {
+            return false;
         }
+        pending.attempts = 0;
+        pending.last_error = Some(bounded(why, MAX_ERROR));
+        pending.not_before = Some(again);
+        true
     }
 
     /// Records a failed attempt: the effect is tried again after a backoff that doubles with each attempt, or

@@ -400,6 +400,9 @@ pub struct DeployFacts {
     /// the deployment's deadline counts from then, not from when the run reached the stage (`started_at`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub let_in_at: Option<DateTime<Utc>>,
+    /// What the start waits for while the stage's gate holds it (`the window opening ...`); gone once it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
@@ -440,6 +443,7 @@ impl DeployFacts {
             superseded: false,
             timed_out_at: None,
             let_in_at: None,
+            held: None,
             started_at,
             finished_at: None,
         }

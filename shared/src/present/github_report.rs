@@ -123,6 +123,10 @@ pub fn shown(run: &Execution) -> Shown {
             let description = format!("run #{n}: deployed{}, soaking{until}", to(stage));
             (CommitState::Pending, Some(DeploymentState::InProgress), description)
         }
+        Status::Running(stage) if let Some(held) = run.deploy().and_then(|deploy| deploy.held.as_deref()) => {
+            let description = format!("run #{n}: waiting to deploy{} for {held}", to(stage));
+            (CommitState::Pending, Some(DeploymentState::Queued), description)
+        }
         Status::Running(stage) => {
             let strategy = run.plan.deploy_stage(stage).map_or("", |deploy| deploy.target.strategy());
             let description = format!("run #{n}: deploying{} ({strategy})", to(stage));

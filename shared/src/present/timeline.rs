@@ -237,29 +237,36 @@ pub fn history_lines(run: &Execution) -> Vec<String> {
 }
 
 /// What a run in progress of `state` waits for, at `now`: a run held out of a deploy stage, or at a pause approved
-/// while frozen, waits for the freeze to lift; one whose deployment's start waits (for the stage's entry alarms, or a
-/// service busy with another deployment) says why; else as [`waits_for`] says.
+/// while frozen, waits for the freeze to lift; one whose start its stage's gate holds, for what opens it (`the
+/// window opening ...`); one whose start the deployer tries again (a service busy with another deployment), why;
+/// else as [`waits_for`] says.
 pub fn waits_for_in(run: &Execution, state: &PipelineState, now: DateTime<Utc>) -> String {
     let frozen = state.frozen();
-    let held = match run.status {
+    let frozen_out = match run.status {
         Status::Waiting(stage) => run.plan.stage(stage).is_some_and(|planned| planned.deploy().is_some()),
         Status::Running(_) => run.deploying().is_some() && run.pauses().last().is_some_and(|pause| pause.held),
         _ => false,
     };
-    match frozen.filter(|_| held) {
+    match frozen.filter(|_| frozen_out) {
         Some(freeze) if matches!(run.status, Status::Waiting(_)) => {
             format!("the freeze to lift: {}", text::freeze(freeze))
         }
         Some(freeze) => format!("the freeze to lift, approved at its pause: {}", text::freeze(freeze)),
-        None => match start_waits(run, state) {
-            Some(why) => format!("the deployer to start its deployment: {why}"),
-            None => waits_for(run, now),
+        None => match (held(run), outbox_waits(run, state)) {
+            (Some(held), _) => held.to_owned(),
+            (None, Some(why)) => format!("the deployer to start its deployment: {why}"),
+            (None, None) => waits_for(run, now),
         },
     }
 }
 
-/// Why the start of `run`'s deployment, not made yet, waits in `state`'s outbox (what its last try said).
-fn start_waits<'a>(run: &Execution, state: &'a PipelineState) -> Option<&'a str> {
+/// What a run whose stage's gate holds its start waits for (`the window opening ...`), as the deployer said.
+fn held(run: &Execution) -> Option<&str> {
+    run.deploying().and(run.deploy()).and_then(|deploy| deploy.held.as_deref())
+}
+
+/// What the last try of `run`'s deployment start, not made yet, said in `state`'s outbox.
+fn outbox_waits<'a>(run: &Execution, state: &'a PipelineState) -> Option<&'a str> {
     let deploy = run.deploying().and(run.deploy())?;
     if deploy.deployment_id.is_some() || deploy.service_deployment.is_some() {
         return None;
@@ -320,7 +327,10 @@ pub fn waits_for(run: &Execution, now: DateTime<Utc>) -> String {
                     deploy.map_or("", |d| d.strategy.as_str()),
                     hook.unwrap_or_default()
                 ),
-                None => "the deployer to start its deployment".to_owned(),
+                None => match held(run) {
+                    Some(held) => held.to_owned(),
+                    None => "the deployer to start its deployment".to_owned(),
+                },
             }
         }
         _ => "nothing: it has ended".to_owned(),

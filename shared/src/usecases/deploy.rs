@@ -112,11 +112,7 @@ fn closed_entry(gate: &EntryGate, raised: &[String], now: DateTime<Utc>) -> NotS
              entry_alarms)"
         ));
     }
-    let is = if raised.len() == 1 { "is" } else { "are" };
-    let why = format!(
-        "{alarm} {alarms} {is} in ALARM (entry_alarms): the deployment starts once none is; if one still is at \
-         {until}, the run fails"
-    );
+    let why = format!("{alarm} {alarms} to leave ALARM (entry_alarms), until {until}, when the run fails");
     NotStarted::Retry(EffectError::waiting("start_deployment", why))
 }
 

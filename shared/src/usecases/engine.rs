@@ -516,6 +516,19 @@ pub(super) struct Outcome {
     pub(super) result: Result<Option<Event>, EffectError>,
 }
 
+/// Applies the event that followed from an effect to `state`, with the effects it decides.
+fn follow(state: &mut PipelineState, event: &Event, version: u64, now: DateTime<Utc>) {
+    match transition(state, event, now) {
+        Ok(Decision::Apply { state: next, effects }) => {
+            *state = next;
+            state.enqueue(effects, version);
+            state.drop_moot();
+        }
+        Ok(Decision::Ignore(reason)) => debug!(?reason, event = event.name(), "follow-up already applied"),
+        Err(error) => warn!(%error, event = event.name(), "follow-up event refused"),
+    }
+}
+
 /// Applies what came of the effects to `state`: done ones leave the outbox and their follow-up events go through the
 /// machine; failed ones are rescheduled or parked. Returns the effects parked, for the log.
 pub(super) fn apply_outcomes(
@@ -529,20 +542,19 @@ pub(super) fn apply_outcomes(
         match result {
             Ok(follow_up) => {
                 state.complete(&pending.id);
-                let Some(event) = follow_up else { continue };
-                match transition(state, event, now) {
-                    Ok(Decision::Apply { state: next, effects }) => {
-                        *state = next;
-                        state.enqueue(effects, version);
-                        state.drop_moot();
-                    }
-                    Ok(Decision::Ignore(reason)) => debug!(?reason, event = event.name(), "follow-up already applied"),
-                    Err(error) => warn!(%error, event = event.name(), "follow-up event refused"),
+                if let Some(event) = follow_up {
+                    follow(state, event, version, now);
                 }
             }
             Err(error) if error.waits => {
-                let again = error.not_before.map_or(now + WAIT, |at| at.max(now + WAIT));
-                state.wait(pending, &error.source.to_string(), again);
+                let (again, why) =
+                    (error.not_before.map_or(now + WAIT, |at| at.max(now + WAIT)), error.source.to_string());
+                // A start held at its stage's gate: the run records what it waits for (and GitHub is told).
+                if state.wait(pending, &why, again)
+                    && let Effect::StartDeployment { execution_id, .. } = &pending.effect
+                {
+                    follow(state, &Event::StartHeld { execution_id: execution_id.clone(), why }, version, now);
+                }
             }
             Err(error) => {
                 let message = Chain(error).to_string();

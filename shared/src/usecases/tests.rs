@@ -1315,8 +1315,7 @@ async fn a_start_waits_while_an_entry_alarm_is_in_alarm_reading_them_with_the_so
     assert!(error.waits && !error.permanent, "{error:?}");
     assert_eq!(
         error.source.to_string(),
-        "alarm web-5xx is in ALARM (entry_alarms): the deployment starts once none is; if one still is at \
-         2026-11-23 12:30 UTC, the run fails"
+        "alarm web-5xx to leave ALARM (entry_alarms), until 2026-11-23 12:30 UTC, when the run fails"
     );
     assert_eq!((effects.ecs.updates().len(), effects.alarms.reads()), (0, 1), "one read for the soak's and entry's");
     // An entry alarm CloudWatch does not have fails the run at once, naming the field
@@ -1386,8 +1385,7 @@ async fn a_start_outside_its_stages_windows_waits_until_the_next_opens_and_one_t
     assert_eq!(waiting.not_before, Some(saturday));
     assert_eq!(
         waiting.source.to_string(),
-        "outside its windows (sat,sun 09:00-16:00 Europe/Berlin); the next window opens Sat 2026-11-28 09:00 \
-         Europe/Berlin"
+        "the window opening Sat 2026-11-28 09:00 Europe/Berlin (outside sat,sun 09:00-16:00 Europe/Berlin)"
     );
     assert_eq!((effects.alarms.reads(), effects.ecs.updates().len()), (0, 0));
     // The outbox tries it again then, not before

@@ -256,6 +256,13 @@ fn a_run_waits_before_production_while_its_entry_alarm_is_in_alarm_and_deploys_t
     let built = run.build.as_ref().and_then(|build| build.image_uri.clone()).context("the build's image")?;
     let expected = [("staging".to_owned(), Some(built.clone())), ("production".to_owned(), Some(built))];
     assert_eq!(outcome.stage_images, expected);
+    // GitHub showed the run waiting for the alarm, then deploying production
+    let said: Vec<&str> = outcome.commit_statuses.iter().map(|(_, description)| description.as_str()).collect();
+    let held = said.iter().position(|d| {
+        d.starts_with("run #1: waiting to deploy to production for alarm web-prod-5xx to leave ALARM (entry_alarms)")
+    });
+    let production = said.iter().rposition(|d| d.starts_with("run #1: deploying to production"));
+    assert!(held.is_some() && held < production, "{said:?}");
     // The reconciler's look rang the deployer once the wait was over
     assert!(
         outcome.published.get("ReconcilerFunction").is_some_and(|k| k.contains("Effects Due")),

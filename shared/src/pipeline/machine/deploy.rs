@@ -10,6 +10,9 @@ use crate::pipeline::event::{Effect, EntryGate, HookStatus};
 use crate::pipeline::state::{DeployFacts, ExecutionId, HookResult, Stage, StageRecord, Status, bounded};
 use chrono::{DateTime, TimeDelta, Utc};
 
+/// The longest account of what a held start waits for.
+const MAX_HELD: usize = 300;
+
 /// What a `HookCompleted` event says.
 #[derive(Clone, Copy)]
 pub(super) struct HookDone<'a> {
@@ -70,9 +73,34 @@ impl Run {
         Some(EntryGate { alarms, until, calendar: deploy.calendar.clone() })
     }
 
+    /// The deployer found run `i`'s stage closed to it: what the start waits for is recorded, and shown on GitHub;
+    /// told again the same, nothing changes.
+    pub(super) fn start_held(&mut self, i: usize, why: &str) -> Applied {
+        let execution = &self.state.executions[i];
+        let waiting = execution.deploying().is_some()
+            && execution.deploy().is_some_and(|d| d.deployment_id.is_none() && d.service_deployment.is_none());
+        if !waiting {
+            return Ok(Some(IgnoreReason::AlreadyPastStage));
+        }
+        let why = bounded(why, MAX_HELD);
+        let deploy = self.deploy_mut(i);
+        if deploy.held.as_deref() == Some(why.as_str()) {
+            return Ok(Some(IgnoreReason::DuplicateEvent));
+        }
+        deploy.held = Some(why);
+        self.touch(i);
+        self.show_held(i);
+        Ok(None)
+    }
+
     /// An operator let run `i` into `stage` (`sluice override`): its start waiting for the stage's entry alarms, if
     /// any, waits no more.
     pub(super) fn open_entry(&mut self, i: usize, stage: Stage) {
+        let execution = &mut self.state.executions[i];
+        let record = execution.stages.iter_mut().rev().find(|record| record.name == stage);
+        if let Some(deploy) = record.and_then(|record| record.deploy.as_mut()) {
+            deploy.held = None;
+        }
         let id = &self.state.executions[i].id;
         for pending in &mut self.state.pending {
             if let Effect::StartDeployment { execution_id, stage: at, entry, .. } = &mut pending.effect

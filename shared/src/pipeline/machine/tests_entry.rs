@@ -94,9 +94,8 @@ fn a_run_whose_start_waits_for_its_entry_alarms_says_so_wherever_it_is_shown() {
     // Not tried yet: as any start
     state.enqueue(effects.into_iter().filter(|e| e.kind() == EffectKind::StartDeployment).skip(1).collect(), 9);
     assert_eq!(waits(&state), "the deployer to start its deployment");
-    // Waiting: why, and until when
-    let why = "alarm prod-5xx is in ALARM (entry_alarms): the deployment starts once none is; if one still is at \
-               2026-12-06 09:34 UTC, the run fails";
+    // Tried again later: what the last try said
+    let why = "service prod/web is busy with service deployment ecs-svc/9; the deployment starts once it has ended";
     let waiting = state.pending[0].clone();
     state.wait(&waiting, why, at(10));
     assert_eq!(waits(&state), format!("the deployer to start its deployment: {why}"));
@@ -148,4 +147,36 @@ fn a_start_waiting_at_its_gate_is_not_timed_out_and_its_deployments_deadline_cou
         matches!(transition(&state, &timed_out, at(610)), Err(TransitionError::DeadlineNotReached { .. })),
         "the deadline counts from the start"
     );
+}
+
+#[test]
+fn a_start_held_at_its_gate_is_recorded_shown_on_github_and_forgotten_once_it_starts() {
+    // GIVEN e1, shown on GitHub, at production, whose gate the deployer found closed
+    let mut events = gated("e1");
+    if let Event::Triggered { plan, .. } = &mut events[0] {
+        plan.github = Some(crate::definitions::GitHubReport { environment: "production".into() });
+    }
+    let (state, _) = run(&events);
+    let why = "alarm prod-5xx to leave ALARM (entry_alarms), until 2026-12-06 09:34 UTC, when the run fails";
+    let held = Event::StartHeld { execution_id: id("e1"), why: why.into() };
+    let Ok(Decision::Apply { state, effects }) = transition(&state, &held, at(10)) else { panic!("applied") };
+    // THEN the run says what it waits for, and GitHub is told (the notifier rung)
+    let run_of = |state: &PipelineState| state.execution(&id("e1")).cloned().expect("the run");
+    assert_eq!(crate::present::timeline::waits_for_in(&run_of(&state), &state, at(10)), why);
+    assert!(effects.contains(&Effect::ReportToGitHub { execution_id: id("e1") }), "{effects:?}");
+    let shown = crate::present::github_report::shown(&run_of(&state));
+    assert_eq!(
+        shown.description,
+        "run #1: waiting to deploy to production for alarm prod-5xx to leave ALARM (entry_alarms), until 2026-12-06 \
+         09:34 UTC, when the run fails"
+    );
+    // AND told again the same, nothing changes
+    assert_eq!(transition(&state, &held, at(15)), Ok(Decision::Ignore(IgnoreReason::DuplicateEvent)));
+    // AND once the deployment starts, it is forgotten, and GitHub told it deploys
+    let Ok(Decision::Apply { state, effects }) = transition(&state, &started("e1", "ecs-prod"), at(20)) else {
+        panic!("started")
+    };
+    assert_eq!(run_of(&state).deploy().and_then(|deploy| deploy.held.clone()), None);
+    assert!(effects.contains(&Effect::ReportToGitHub { execution_id: id("e1") }), "{effects:?}");
+    assert_eq!(transition(&state, &held, at(21)), Ok(Decision::Ignore(IgnoreReason::AlreadyPastStage)));
 }

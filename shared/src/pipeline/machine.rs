@@ -886,7 +886,7 @@ impl Run {
     ) {
         let execution = &self.state.executions[i];
         let pause_stage = notice.pause.as_ref().map(|pause| pause.stage.clone());
-        let frozen = self.state.frozen().map(crate::present::text::freeze);
+        let frozen = self.state.frozen().filter(|_| !execution.let_through_next()).map(crate::present::text::freeze);
         self.effects.push(Effect::RequestApproval {
             execution_id: execution.id.clone(),
             topic_arn: topic_arn.to_owned(),

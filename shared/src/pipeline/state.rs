@@ -946,6 +946,14 @@ impl Execution {
         self.stages.iter().rev().find(|record| record.name == stage)
     }
 
+    /// Whether an operator let the run through the freeze where a decision now releases it: the deploy stage it
+    /// is at (a pause there) or the first after it (an approval stage before it).
+    pub fn let_through_next(&self) -> bool {
+        let Some(at) = self.at() else { return false };
+        let mut ahead = self.plan.stages.iter().map(|stage| stage.name).skip_while(|stage| *stage != at);
+        ahead.find(|stage| self.plan.deploy_stage(*stage).is_some()).is_some_and(|next| self.overridden(next).is_some())
+    }
+
     /// Whether an operator let the run into `stage` whatever holds runs out of it.
     pub fn overridden(&self, stage: Stage) -> Option<&Override> {
         self.let_in.as_ref().filter(|given| given.stage == stage)

@@ -236,7 +236,8 @@ async fn open<S: PipelineStore>(store: &S, token: &str, now: DateTime<Utc>) -> R
 
 /// What the pages show of the run, and until when the link decides.
 fn notice_of(found: &Found, now: DateTime<Utc>) -> (ApprovalNotice, DateTime<Utc>) {
-    let frozen = found.freeze.as_deref().map(crate::present::text::freeze);
+    let frozen =
+        found.freeze.as_deref().filter(|_| !found.execution.let_through_next()).map(crate::present::text::freeze);
     let Some(gate) = found.gate() else {
         return (ApprovalNotice { frozen, ..ApprovalNotice::of(&found.execution, now) }, now);
     };

@@ -385,3 +385,20 @@ fn freezing_a_frozen_pipeline_again_keeps_when_it_started_and_takes_the_new_word
         ("arn:aws:iam::123456789012:user/erin", "still", Some(at(90)))
     );
 }
+
+#[test]
+fn an_approval_request_for_a_run_let_through_the_freeze_does_not_say_it_waits_for_the_lift() {
+    // GIVEN e1 deploying to staging, the pipeline frozen, and e1 let into production by an operator
+    let (state, _) = run(&[staged("e1", ExecutionMode::Queued), built("e1"), started("e1", "ecs-staging")]);
+    let (state, _) = apply(&state, &frozen(None), at(10));
+    let (state, _) = apply(&state, &overridden("production"), at(11));
+    // WHEN staging's deployment completes and the sign-off is asked for
+    let (state, effects) = apply(&state, &succeeded("e1", "ecs-staging"), at(12));
+    let asked = effects.iter().find_map(|e| match e {
+        Effect::RequestApproval { notice, .. } => Some(notice.frozen.clone()),
+        _ => None,
+    });
+    // THEN the request does not tell the freeze: approving releases the run into production at once
+    assert_eq!(asked, Some(None));
+    assert!(state.execution(&id("e1")).is_some_and(crate::pipeline::Execution::let_through_next));
+}

@@ -523,13 +523,8 @@ pub fn tested(execution: &str) -> Event {
         staging.cluster = "staging".into();
         let deploy = |target, environment: Option<&str>| {
             StageKind::Deploy(Box::new(DeployStage {
-                target,
-                timeout_minutes: None,
-                soak_secs: None,
-                soak_alarms: None,
                 environment: environment.map(str::to_owned),
-                entry_alarms: None,
-                calendar: None,
+                ..DeployStage::of(target)
             }))
         };
         let e2e = TestStage {
@@ -561,15 +556,7 @@ pub fn smoke_then(execution: &str, url: &str, next: crate::definitions::Stage) -
         let check = Check { expect_body: Some("{commit}".into()), ..Check::new(crate::definitions::TEST_CHECKS, url) };
         let smoke =
             TestStage { run: TestRun::Checks(vec![check]), timeout_minutes: None, on_failure: Default::default() };
-        let deploy = DeployStage {
-            target: DeployTarget::Rolling(rolling(Vec::new())),
-            timeout_minutes: None,
-            soak_secs: None,
-            soak_alarms: None,
-            environment: None,
-            entry_alarms: None,
-            calendar: None,
-        };
+        let deploy = DeployStage::of(DeployTarget::Rolling(rolling(Vec::new())));
         plan.stages = vec![
             StageDefinition { name: Stage::new("smoke").unwrap_or(Stage::DEPLOY), kind: StageKind::Test(smoke) },
             StageDefinition { name: next, kind: StageKind::Deploy(Box::new(deploy)) },

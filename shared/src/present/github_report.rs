@@ -283,13 +283,8 @@ mod tests {
             let deploy = |name: &str, target| crate::definitions::StageDefinition {
                 name: Stage::new(name).expect("a stage name"),
                 kind: crate::definitions::StageKind::Deploy(Box::new(crate::definitions::DeployStage {
-                    target,
-                    timeout_minutes: None,
-                    soak_secs: None,
-                    soak_alarms: None,
                     environment: (name == "production").then(|| "prod-eu".to_owned()),
-                    entry_alarms: None,
-                    calendar: None,
+                    ..crate::definitions::DeployStage::of(target)
                 })),
             };
             let rolling = crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new()));

@@ -1181,6 +1181,15 @@ fn rolling_start(alarms: &[&str]) -> Effect {
     }
 }
 
+/// As [`rolling_start`], its stage's gate `gate`.
+fn gated_start(alarms: &[&str], gate: crate::pipeline::EntryGate) -> Effect {
+    let mut start = rolling_start(alarms);
+    if let Effect::StartDeployment { entry, .. } = &mut start {
+        *entry = Some(gate);
+    }
+    start
+}
+
 /// The deployer's effects on recording twins, reading the build's files from `artifacts`.
 fn recording_deploy_effects(
     artifacts: crate::contract::testing::InMemoryArtifacts,
@@ -1281,33 +1290,9 @@ async fn a_start_waits_while_an_entry_alarm_is_in_alarm_reading_them_with_the_so
     let effects = recording_deploy_effects(artifacts);
     effects.alarms.alarm("web-5xx", true, "Threshold Crossed");
     effects.alarms.alarm("web-latency", false, "ok");
-    let gated = |alarms: &[&str], until: DateTime<Utc>| match rolling_start(&["web-latency"]) {
-        Effect::StartDeployment {
-            execution_id,
-            pipeline,
-            supersede,
-            stage,
-            target,
-            image_uri,
-            artifacts,
-            soak_alarms,
-            ..
-        } => {
-            let alarms = alarms.iter().map(|name| (*name).to_owned()).collect();
-            let entry = Some(EntryGate { alarms, until, calendar: None });
-            Effect::StartDeployment {
-                execution_id,
-                pipeline,
-                supersede,
-                stage,
-                target,
-                image_uri,
-                artifacts,
-                soak_alarms,
-                entry,
-            }
-        }
-        other => other,
+    let gated = |alarms: &[&str], until: DateTime<Utc>| {
+        let alarms = alarms.iter().map(|name| (*name).to_owned()).collect();
+        gated_start(&["web-latency"], EntryGate { alarms, until, calendar: None })
     };
     // GIVEN web-5xx in ALARM: the start waits (no failed attempt), saying for what and until when; nothing deploys
     let waiting = effects.run("effect-1", &gated(&["web-5xx", "web-latency"], now() + TimeDelta::minutes(30))).await;
@@ -1356,26 +1341,11 @@ async fn a_start_outside_its_stages_windows_waits_until_the_next_opens_and_one_t
     artifacts.put("builds", "e1/taskdef.json", include_str!("../../../infra/sample-app/taskdef.json"));
     let effects = recording_deploy_effects(artifacts);
     effects.alarms.alarm("web-5xx", false, "ok");
-    let gated = |timezone: &str| match rolling_start(&[]) {
-        Effect::StartDeployment { execution_id, pipeline, supersede, stage, target, image_uri, artifacts, .. } => {
-            let (from, to) = hours("09:00-16:00").expect("hours");
-            let window = Window { days: days("sat,sun").expect("days"), from, to, timezone: timezone.into() };
-            let calendar = Some(Calendar { windows: vec![window], deny: Vec::new() });
-            let entry = Some(EntryGate { alarms: vec!["web-5xx".into()], until: now(), calendar });
-            let soak_alarms = Vec::new();
-            Effect::StartDeployment {
-                execution_id,
-                pipeline,
-                supersede,
-                stage,
-                target,
-                image_uri,
-                artifacts,
-                soak_alarms,
-                entry,
-            }
-        }
-        other => other,
+    let gated = |timezone: &str| {
+        let (from, to) = hours("09:00-16:00").expect("hours");
+        let window = Window { days: days("sat,sun").expect("days"), from, to, timezone: timezone.into() };
+        let calendar = Some(Calendar { windows: vec![window], deny: Vec::new() });
+        gated_start(&[], EntryGate { alarms: vec!["web-5xx".into()], until: now(), calendar })
     };
     // GIVEN a stage open on weekends from 09:00 in Berlin, on a Monday: the start waits for Saturday 09:00, telling
     // why; neither CloudWatch nor ECS is asked anything

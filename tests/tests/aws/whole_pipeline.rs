@@ -210,29 +210,32 @@ async fn an_alarm_going_into_alarm_during_stagings_soak_rolls_staging_back_and_p
     Ok(())
 }
 
-#[test]
-fn a_run_frozen_while_in_staging_waits_before_production_and_deploys_the_same_image_once_unfrozen() -> Result<()> {
-    // On a thread with the stack of a program's main thread, as `make demo` runs it: the operator's commands and the
-    // functions run in this one test thread, whose 2 MB a debug build's frames can exceed.
-    let demo = std::thread::Builder::new().stack_size(8 << 20).spawn(|| {
+/// The demo of `scenario`, on a thread with the stack of a program's main thread, as `make demo` runs it: the
+/// operator's commands and the functions run in this one test thread, whose 2 MB a debug build's frames can exceed.
+fn on_a_main_stack(scenario: DemoScenario) -> Result<sluice_integration::demo::DemoOutcome> {
+    let demo = std::thread::Builder::new().stack_size(8 << 20).spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        runtime.block_on(run(DemoScenario::Freeze, false))
+        runtime.block_on(run(scenario, false))
     })?;
-    let outcome = demo.join().map_err(|_| anyhow::anyhow!("the demo's thread panicked"))??;
+    demo.join().map_err(|_| anyhow::anyhow!("the demo's thread panicked"))?
+}
+
+/// The run held before production shipped the build's image to staging and production; GitHub showed it waiting
+/// (a status that `waiting` says) before it deployed production; the reconciler rang a doorbell (`Effects Due`).
+fn held_before_production_then_shipped(
+    outcome: &sluice_integration::demo::DemoOutcome,
+    waiting: impl Fn(&str) -> bool,
+) -> Result<()> {
     let run = &outcome.run;
     assert_eq!(run.status, Status::Succeeded, "{run:#?}");
     assert_eq!(stage_names(run), ["staging", "production"]);
     let built = run.build.as_ref().and_then(|build| build.image_uri.clone()).context("the build's image")?;
     let expected = [("staging".to_owned(), Some(built.clone())), ("production".to_owned(), Some(built))];
     assert_eq!(outcome.stage_images, expected);
-    // GitHub showed the run waiting for the freeze, between staging and production
     let said: Vec<&str> = outcome.commit_statuses.iter().map(|(_, description)| description.as_str()).collect();
-    let held = said.iter().position(|d| {
-        d.ends_with("waiting to deploy to production: deployments frozen: incident 4312: checkout errors")
-    });
-    let production = said.iter().position(|d| d.starts_with("run #1: deploying to production"));
+    let held = said.iter().position(|d| waiting(d));
+    let production = said.iter().rposition(|d| d.starts_with("run #1: deploying to production"));
     assert!(held.is_some() && held < production, "{said:?}");
-    // The freeze is lifted, and the notifier was woken by the held run's doorbell
     assert!(
         outcome.published.get("ReconcilerFunction").is_some_and(|k| k.contains("Effects Due")),
         "{:?}",
@@ -242,34 +245,23 @@ fn a_run_frozen_while_in_staging_waits_before_production_and_deploys_the_same_im
 }
 
 #[test]
+fn a_run_frozen_while_in_staging_waits_before_production_and_deploys_the_same_image_once_unfrozen() -> Result<()> {
+    let outcome = on_a_main_stack(DemoScenario::Freeze)?;
+    // GitHub showed the run waiting for the freeze; the freeze is lifted, and the notifier was woken by the held
+    // run's doorbell
+    held_before_production_then_shipped(&outcome, |said| {
+        said.ends_with("waiting to deploy to production: deployments frozen: incident 4312: checkout errors")
+    })
+}
+
+#[test]
 fn a_run_waits_before_production_while_its_entry_alarm_is_in_alarm_and_deploys_there_once_it_is_ok() -> Result<()> {
-    // On a thread with the stack of a program's main thread, as the freeze scenario (the same reason).
-    let demo = std::thread::Builder::new().stack_size(8 << 20).spawn(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        runtime.block_on(run(DemoScenario::EntryAlarm, false))
-    })?;
     // The demo itself fails unless the start waited (no failed attempt) and production stayed untouched meanwhile.
-    let outcome = demo.join().map_err(|_| anyhow::anyhow!("the demo's thread panicked"))??;
-    let run = &outcome.run;
-    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
-    assert_eq!(stage_names(run), ["staging", "production"]);
-    let built = run.build.as_ref().and_then(|build| build.image_uri.clone()).context("the build's image")?;
-    let expected = [("staging".to_owned(), Some(built.clone())), ("production".to_owned(), Some(built))];
-    assert_eq!(outcome.stage_images, expected);
-    // GitHub showed the run waiting for the alarm, then deploying production
-    let said: Vec<&str> = outcome.commit_statuses.iter().map(|(_, description)| description.as_str()).collect();
-    let held = said.iter().position(|d| {
-        d.starts_with("run #1: waiting to deploy to production for alarm web-prod-5xx to leave ALARM (entry_alarms)")
-    });
-    let production = said.iter().rposition(|d| d.starts_with("run #1: deploying to production"));
-    assert!(held.is_some() && held < production, "{said:?}");
-    // The reconciler's look rang the deployer once the wait was over
-    assert!(
-        outcome.published.get("ReconcilerFunction").is_some_and(|k| k.contains("Effects Due")),
-        "{:?}",
-        outcome.published
-    );
-    Ok(())
+    let outcome = on_a_main_stack(DemoScenario::EntryAlarm)?;
+    // GitHub showed the run waiting for the alarm; the reconciler's look rang the deployer once the wait was over
+    held_before_production_then_shipped(&outcome, |said| {
+        said.starts_with("run #1: waiting to deploy to production for alarm web-prod-5xx to leave ALARM (entry_alarms)")
+    })
 }
 
 #[tokio::test]

@@ -143,18 +143,8 @@ fn canary_deploying() -> PipelineState {
     if let Event::Triggered { plan, .. } = &mut push {
         let canary = TrafficShift::Canary { tenths: 50, bake_time_minutes: 10 };
         let target = DeployTarget::EcsNative(ecs_native_asking(canary, 30));
-        plan.stages = vec![StageDefinition {
-            name: Stage::DEPLOY,
-            kind: StageKind::Deploy(Box::new(DeployStage {
-                target,
-                timeout_minutes: None,
-                soak_secs: None,
-                soak_alarms: None,
-                environment: None,
-                entry_alarms: None,
-                calendar: None,
-            })),
-        }];
+        plan.stages =
+            vec![StageDefinition { name: Stage::DEPLOY, kind: StageKind::Deploy(Box::new(DeployStage::of(target))) }];
     }
     let started = Event::DeploymentStarted {
         execution_id: id("e1"),

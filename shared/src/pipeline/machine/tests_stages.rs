@@ -22,17 +22,7 @@ fn staged(execution: &str, mode: ExecutionMode) -> Event {
     if let Event::Triggered { plan, .. } = &mut event {
         let mut staging = rolling(Vec::new());
         staging.cluster = "staging".into();
-        let deploy = |target| {
-            StageKind::Deploy(Box::new(DeployStage {
-                target,
-                timeout_minutes: None,
-                soak_secs: None,
-                soak_alarms: None,
-                environment: None,
-                entry_alarms: None,
-                calendar: None,
-            }))
-        };
+        let deploy = |target| StageKind::Deploy(Box::new(DeployStage::of(target)));
         plan.stages = vec![
             StageDefinition { name: stage("staging"), kind: deploy(DeployTarget::Rolling(staging)) },
             StageDefinition {

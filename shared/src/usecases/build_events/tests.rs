@@ -396,15 +396,7 @@ async fn a_task_definition_one_deploy_stage_cannot_run_fails_the_run_at_its_buil
     if let Event::Triggered { plan, .. } = &mut event {
         let deploy = |name: &str, target| crate::definitions::StageDefinition {
             name: Stage::new(name).expect("a stage name"),
-            kind: crate::definitions::StageKind::Deploy(Box::new(crate::definitions::DeployStage {
-                target,
-                timeout_minutes: None,
-                soak_secs: None,
-                soak_alarms: None,
-                environment: None,
-                entry_alarms: None,
-                calendar: None,
-            })),
+            kind: crate::definitions::StageKind::Deploy(Box::new(crate::definitions::DeployStage::of(target))),
         };
         let mut production = crate::contract::testing::rolling(Vec::new());
         production.container = Some("api".into());
@@ -434,15 +426,9 @@ async fn testing_world() -> World {
     if let Event::Triggered { plan, .. } = &mut event {
         let production = crate::definitions::StageDefinition {
             name: Stage::new("production").expect("a stage name"),
-            kind: crate::definitions::StageKind::Deploy(Box::new(crate::definitions::DeployStage {
-                target: crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
-                timeout_minutes: None,
-                soak_secs: None,
-                soak_alarms: None,
-                environment: None,
-                entry_alarms: None,
-                calendar: None,
-            })),
+            kind: crate::definitions::StageKind::Deploy(Box::new(crate::definitions::DeployStage::of(
+                crate::definitions::DeployTarget::Rolling(crate::contract::testing::rolling(Vec::new())),
+            ))),
         };
         let e2e = crate::definitions::StageDefinition {
             name: e2e(),

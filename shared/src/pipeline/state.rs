@@ -496,6 +496,10 @@ pub struct PauseFacts {
     /// continued once the freeze lifts, if ECS still waits at it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// A pause sluice would have continued itself, held by the freeze: when ECS stops waiting there (its timeout),
+    /// past which the lift leaves it to ECS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<DateTime<Utc>>,
 }
 
 /// One decision a person is asked for: the approval stage's, or one at a pause of an ECS-native deployment.

@@ -371,6 +371,7 @@ mod tests {
             timeout_action: crate::definitions::PauseAction::Rollback,
             approval,
             held: false,
+            held_until: None,
         };
         report.pauses = vec![
             pause(0, None),

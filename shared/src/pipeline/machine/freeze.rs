@@ -144,10 +144,10 @@ impl Run {
             (execution.id.clone(), execution.deploy().and_then(|d| d.service_deployment.clone()));
         let Some(pause) = self.deploy_mut(i).pauses.iter_mut().find(|pause| pause.held) else { return };
         pause.held = false;
-        let due = pause
-            .approval
-            .as_ref()
-            .is_none_or(|approval| approval.decision == Some(ApprovalDecision::Approved) && now < approval.expires_at);
+        let due = match &pause.approval {
+            Some(approval) => approval.decision == Some(ApprovalDecision::Approved) && now < approval.expires_at,
+            None => pause.held_until.is_none_or(|until| now < until),
+        };
         if due {
             let hook_id = pause.hook_id.clone();
             self.effects.push(Effect::ContinueDeployment {

@@ -114,6 +114,7 @@ impl Run {
             timeout_action,
             approval: None,
             held: false,
+            held_until: None,
         };
         let announced = SluiceEvent::DeploymentPaused(DeploymentPaused {
             pipeline: execution.pipeline.clone(),
@@ -137,7 +138,9 @@ impl Run {
             };
             pause.approval = Some(approval);
             self.ask(i, &topic_arn, expires_at, notice, Some(event.hook_id), None);
-        } else if !self.hold(i, &mut pause) {
+        } else if self.hold(i, &mut pause) {
+            pause.held_until = Some(expires_at);
+        } else {
             self.effects.push(Effect::ContinueDeployment {
                 execution_id: execution.id.clone(),
                 service_deployment: event.service_deployment.to_owned(),

@@ -232,6 +232,21 @@ fn a_rejection_at_a_pause_is_never_held_and_an_approval_held_past_the_pauses_tim
 }
 
 #[test]
+fn a_pause_sluice_would_continue_itself_held_past_its_timeout_is_left_to_ecs_at_the_lift() {
+    // GIVEN a canary's first pause (no production traffic moved), held by a freeze; ECS waits there until minute 60
+    let state = apply(&canary_deploying(), &frozen(None), at(5)).0;
+    let (state, _) = apply(&state, &paused("pause-1"), at(6));
+    let pause = state.execution(&id("e1")).and_then(|run| run.deploy()?.pauses.last().cloned()).expect("the pause");
+    assert_eq!((pause.held, pause.held_until), (true, Some(at(60))));
+    // WHEN the freeze lifts after that: ECS took its timeout action; sluice asks nothing of it
+    let (_, effects) = apply(&state, &unfrozen(), at(61));
+    assert_eq!(continued(&effects), Vec::new());
+    // AND lifted before, it is continued
+    let (_, effects) = apply(&state, &unfrozen(), at(59));
+    assert_eq!(continued(&effects), vec![("pause-1".to_owned(), PauseAction::Continue)]);
+}
+
+#[test]
 fn a_frozen_pipeline_survives_a_json_round_trip() {
     let (state, _) = run(&[frozen(Some(at(90))), staged("e1", ExecutionMode::Queued)]);
     let json = serde_json::to_string(&state).expect("serializes");

@@ -114,16 +114,28 @@ impl PipelineState {
         })
     }
 
+    /// Whether effect `tried` changed in the outbox while it was tried (an operator let its run through its stage's
+    /// gate): then it is released, to be tried again at once as it is now, and what came of the try does not count.
+    pub fn changed_since(&mut self, tried: &PendingEffect) -> bool {
+        match self.pending.iter_mut().find(|pending| pending.id == tried.id) {
+            Some(pending) if pending.effect != tried.effect => {
+                pending.lease = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Records that effect `tried` is not to be carried out yet, saying why: it is tried again from `again` on.
     /// Waiting is no failure: the services answered, and the effect's earlier failed attempts are forgotten. If the
     /// effect changed while it was tried (an operator let its run through), it is tried again at once, as it is now.
     /// True if the wait was recorded.
     pub fn wait(&mut self, tried: &PendingEffect, why: &str, again: DateTime<Utc>) -> bool {
-        let Some(pending) = self.pending.iter_mut().find(|pending| pending.id == tried.id) else { return false };
-        pending.lease = None;
-        if pending.effect != tried.effect {
+        if self.changed_since(tried) {
             return false;
         }
+        let Some(pending) = self.pending.iter_mut().find(|pending| pending.id == tried.id) else { return false };
+        pending.lease = None;
         pending.attempts = 0;
         pending.last_error = Some(bounded(why, MAX_ERROR));
         pending.not_before = Some(again);

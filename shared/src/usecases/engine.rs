@@ -540,6 +540,8 @@ pub(super) fn apply_outcomes(
     let mut parked = Vec::new();
     for Outcome { pending, result } in outcomes {
         match result {
+            // A start that could not pass its stage's gate, which an operator lifted meanwhile: tried again now.
+            Ok(Some(Event::DeploymentFailed { deployment_id: None, .. })) if state.changed_since(pending) => {}
             Ok(follow_up) => {
                 state.complete(&pending.id);
                 if let Some(event) = follow_up {

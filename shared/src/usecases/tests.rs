@@ -1372,6 +1372,31 @@ async fn a_start_outside_its_stages_windows_waits_until_the_next_opens_and_one_t
 }
 
 #[test]
+fn a_start_failed_at_its_gate_while_an_operator_let_the_run_through_is_tried_again_without_the_gate() {
+    use crate::pipeline::EntryGate;
+    let mut state = PipelineState::new("web", ExecutionMode::Queued);
+    let gate = EntryGate { alarms: vec!["web-5xx".into()], until: now(), calendar: None };
+    state.enqueue(vec![gated_start(&[], gate)], 1);
+    let tried = state.pending[0].clone();
+    // The override lifts the gate while the deployer tries the start, which finds the entry timeout passed
+    if let Effect::StartDeployment { entry, .. } = &mut state.pending[0].effect {
+        *entry = None;
+    }
+    let failed = Event::DeploymentFailed {
+        execution_id: ExecutionId::from("e1"),
+        deployment_id: None,
+        reason: "the deployment could not start: alarm web-5xx still in ALARM".into(),
+        rolled_back: false,
+    };
+    let outcome = super::engine::Outcome { pending: tried, result: Ok(Some(failed)) };
+    super::engine::apply_outcomes(&mut state, &[outcome], 2, now());
+    // The start stays, released, without its gate: the failure does not count
+    assert_eq!(state.pending.len(), 1);
+    assert!(matches!(&state.pending[0].effect, Effect::StartDeployment { entry: None, .. }));
+    assert_eq!((state.pending[0].lease.clone(), state.pending[0].not_before), (None, None));
+}
+
+#[test]
 fn an_effect_that_waits_is_tried_again_later_without_counting_a_failed_attempt() {
     let mut state = PipelineState::new("web", ExecutionMode::Queued);
     state.enqueue(vec![rolling_start(&[])], 1);

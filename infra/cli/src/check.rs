@@ -248,7 +248,11 @@ fn entry(deploy: &sluice::definitions::DeployStage) -> String {
     }
     if let Some(alarms) = &deploy.entry_alarms {
         let wait = written(alarms.timeout_secs);
-        said.push_str(&format!(", entered while {} not in ALARM (waiting at most {wait})", alarms.names.join(", ")));
+        let not_in_alarm = match alarms.names.as_slice() {
+            [one] => format!("{one} is not"),
+            names => format!("none of {} is", names.join(", ")),
+        };
+        said.push_str(&format!(", entered while {not_in_alarm} in ALARM (waiting at most {wait})"));
     }
     said
 }

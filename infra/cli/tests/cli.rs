@@ -105,7 +105,7 @@ entry_alarms = ["prod-5xx"]
         stdout(&output).trim(),
         "ok: 1 pipeline\n  web: acme/web pushes to the default branch; build web-build; stages production (rolling \
          update of prod/web, windows mon-fri 09:00-16:00 Europe/Berlin, denied 2026-12-20 to 2027-01-04 \
-         Europe/Berlin, entered while prod-5xx not in ALARM (waiting at most 1h))",
+         Europe/Berlin, entered while prod-5xx is not in ALARM (waiting at most 1h))",
         "the pipeline's windows, the stage's own deny period"
     );
     std::fs::write(&path, gated.replace("timezone = \"Europe/Berlin\" }]\n\n", "timezone = \"Europe/Berlln\" }]\n\n"))?;

@@ -490,9 +490,10 @@ pub enum Event {
     },
     /// The deployer found the run's stage closed to it (its windows, deny periods or entry alarms): the start waits,
     /// for what `why` says (`the window opening Mon 2026-12-07 09:00 Europe/Berlin (...)`), and is tried again then.
+    /// `None`: a later try failed otherwise (a service busy, throttling): the gate no longer says why it waits.
     StartHeld {
         execution_id: ExecutionId,
-        why: String,
+        why: Option<String>,
     },
     /// GitHub created the Deployment that shows the run (its id, for the states that follow).
     GitHubDeploymentCreated {

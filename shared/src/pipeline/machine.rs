@@ -215,7 +215,7 @@ impl Run {
             Event::AlarmRaised { stage, alarm, reason, .. } => self.alarm_raised(i, *stage, alarm, reason),
             Event::GitHubDeploymentCreated { deployment, stage, .. } => self.github_deployment(i, *deployment, *stage),
             Event::Overridden { stage, by, reason, .. } => self.overridden(i, *stage, by, reason),
-            Event::StartHeld { why, .. } => self.start_held(i, why),
+            Event::StartHeld { why, .. } => self.start_held(i, why.as_deref()),
             Event::DeploymentSuperseded { deployment_id, by, by_pipeline, reason, .. } => {
                 self.deployment_superseded(i, name, deployment_id, (by, by_pipeline), reason)
             }

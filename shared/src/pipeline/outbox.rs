@@ -119,7 +119,10 @@ impl PipelineState {
     pub fn changed_since(&mut self, tried: &PendingEffect) -> bool {
         match self.pending.iter_mut().find(|pending| pending.id == tried.id) {
             Some(pending) if pending.effect != tried.effect => {
-                pending.lease = None;
+                // Released only if this try still holds it: another invocation may have taken it over since.
+                if pending.lease == tried.lease {
+                    pending.lease = None;
+                }
                 true
             }
             _ => false,

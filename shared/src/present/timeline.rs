@@ -134,11 +134,14 @@ fn deploy_moments(deploy: &DeployFacts, add: &mut impl FnMut(DateTime<Utc>, Stri
     let id = deploy.service_deployment.as_deref().or(deploy.deployment_id.as_deref());
     let id = id.map(|id| format!(" {id}")).unwrap_or_default();
     match deploy.let_in_at {
-        // The stage's gate held the start: when the run reached the stage, then when the deployment started.
+        // A stage with a gate: when the run reached the stage, then when the deployment started.
         Some(let_in) if let_in - deploy.started_at >= chrono::TimeDelta::minutes(1) => {
-            add(deploy.started_at, "reached the stage; its windows or entry alarms hold the start".to_owned());
+            add(deploy.started_at, "reached the stage (it has windows or entry alarms)".to_owned());
             let waited = span(let_in - deploy.started_at);
-            add(let_in, format!("{} deployment{id} started, let in after {waited}", deploy.strategy));
+            add(
+                let_in,
+                format!("{} deployment{id} started, {waited} after the run reached the stage", deploy.strategy),
+            );
         }
         _ => add(deploy.started_at, format!("{} deployment{id} started", deploy.strategy)),
     }

@@ -539,10 +539,21 @@ pub(super) fn apply_outcomes(
 ) -> Vec<(String, EffectKind, u32, String)> {
     let mut parked = Vec::new();
     for Outcome { pending, result } in outcomes {
+        // A start held at its stage's gate records what it waits for (and GitHub is told), or that it no longer
+        // does once a try fails otherwise.
+        let held = |why| match &pending.effect {
+            Effect::StartDeployment { execution_id, .. } => {
+                Some(Event::StartHeld { execution_id: execution_id.clone(), why })
+            }
+            _ => None,
+        };
         match result {
-            // A start that could not pass its stage's gate, which an operator lifted meanwhile: tried again now.
-            Ok(Some(Event::DeploymentFailed { deployment_id: None, .. })) if state.changed_since(pending) => {}
             Ok(follow_up) => {
+                // A start that could not pass its stage's gate, which an operator lifted meanwhile: tried again now.
+                let gate_failed = matches!(follow_up, Some(Event::DeploymentFailed { deployment_id: None, .. }));
+                if gate_failed && state.changed_since(pending) {
+                    continue;
+                }
                 state.complete(&pending.id);
                 if let Some(event) = follow_up {
                     follow(state, event, version, now);
@@ -551,17 +562,19 @@ pub(super) fn apply_outcomes(
             Err(error) if error.waits => {
                 let (again, why) =
                     (error.not_before.map_or(now + WAIT, |at| at.max(now + WAIT)), error.source.to_string());
-                // A start held at its stage's gate: the run records what it waits for (and GitHub is told).
                 if state.wait(pending, &why, again)
-                    && let Effect::StartDeployment { execution_id, .. } = &pending.effect
+                    && let Some(event) = held(Some(why))
                 {
-                    follow(state, &Event::StartHeld { execution_id: execution_id.clone(), why }, version, now);
+                    follow(state, &event, version, now);
                 }
             }
             Err(error) => {
                 let message = Chain(error).to_string();
                 if let Retry::Parked { attempts } = state.fail(&pending.id, &message, error.permanent, now) {
                     parked.push((pending.id.clone(), pending.effect.kind(), attempts, message));
+                }
+                if let Some(event) = held(None) {
+                    follow(state, &event, version, now);
                 }
             }
         }

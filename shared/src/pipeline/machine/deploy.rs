@@ -73,21 +73,21 @@ impl Run {
         Some(EntryGate { alarms, until, calendar: deploy.calendar.clone() })
     }
 
-    /// The deployer found run `i`'s stage closed to it: what the start waits for is recorded, and shown on GitHub;
-    /// told again the same, nothing changes.
-    pub(super) fn start_held(&mut self, i: usize, why: &str) -> Applied {
+    /// The deployer found run `i`'s stage closed to it: what the start waits for is recorded (`None`: nothing any
+    /// more, a later try failed otherwise), and shown on GitHub; told again the same, nothing changes.
+    pub(super) fn start_held(&mut self, i: usize, why: Option<&str>) -> Applied {
         let execution = &self.state.executions[i];
         let waiting = execution.deploying().is_some()
             && execution.deploy().is_some_and(|d| d.deployment_id.is_none() && d.service_deployment.is_none());
         if !waiting {
             return Ok(Some(IgnoreReason::AlreadyPastStage));
         }
-        let why = bounded(why, MAX_HELD);
+        let why = why.map(|why| bounded(why, MAX_HELD));
         let deploy = self.deploy_mut(i);
-        if deploy.held.as_deref() == Some(why.as_str()) {
+        if deploy.held == why {
             return Ok(Some(IgnoreReason::DuplicateEvent));
         }
-        deploy.held = Some(why);
+        deploy.held = why;
         self.touch(i);
         self.show_held(i);
         Ok(None)

@@ -550,13 +550,9 @@ impl Demo {
     /// What the run's start at production waits for, as `sluice status` tells it, and when it is tried again, once
     /// the deployer found an entry alarm in ALARM (within 30 s).
     async fn start_waiting(&self, execution_id: &ExecutionId) -> Result<(String, chrono::DateTime<chrono::Utc>)> {
-        let starting = |p: &&sluice::pipeline::PendingEffect| {
-            p.effect.kind() == sluice::pipeline::EffectKind::StartDeployment
-                && p.effect.execution_id() == Some(execution_id)
-        };
         for _ in 0..300 {
             let state = self.store.load("web").await?.context("web has no state")?.value;
-            let waiting = state.pending.iter().find(starting).filter(|p| p.last_error.is_some());
+            let waiting = state.pending_start(execution_id).filter(|p| p.last_error.is_some());
             if let (Some(waiting), Some(run)) = (waiting, state.execution(execution_id)) {
                 let said = waiting.last_error.as_deref().unwrap_or_default();
                 if !said.contains(&format!("alarm {PROD_5XX} to leave ALARM")) || waiting.attempts > 0 {

@@ -231,19 +231,14 @@ fn gates(p: &Pipeline) -> Vec<String> {
 /// When a deploy stage may start its deployment: `, windows mon-fri 09:00-16:00 Europe/Berlin, denied 2026-12-20
 /// to 2027-01-04 Europe/Berlin, entered while prod-5xx is not in ALARM (waiting at most 1h)`; empty if always.
 fn entry(deploy: &sluice::definitions::DeployStage) -> String {
-    use sluice::definitions::calendar::{clock, days_text};
     let mut said = String::new();
     if let Some(calendar) = &deploy.calendar {
-        let windows: Vec<String> = calendar
-            .windows
-            .iter()
-            .map(|w| format!("{} {}-{} {}", days_text(w.days), clock(w.from), clock(w.to), w.timezone))
-            .collect();
+        let windows: Vec<String> = calendar.windows.iter().map(ToString::to_string).collect();
         if !windows.is_empty() {
             said.push_str(&format!(", windows {}", windows.join("; ")));
         }
         for deny in &calendar.deny {
-            said.push_str(&format!(", denied {} to {} {}", deny.from, deny.to, deny.timezone));
+            said.push_str(&format!(", denied {}", deny.period()));
         }
     }
     if let Some(alarms) = &deploy.entry_alarms {

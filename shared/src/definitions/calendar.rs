@@ -36,6 +36,20 @@ pub struct Deny {
     pub reason: Option<String>,
 }
 
+impl std::fmt::Display for Window {
+    /// As `sluice check` and a held run tell it: `mon-fri 09:00-16:00 Europe/Berlin`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}-{} {}", days_text(self.days), clock(self.from), clock(self.to), self.timezone)
+    }
+}
+
+impl Deny {
+    /// The period, as `sluice check` and a held run tell it: `2026-12-20 to 2027-01-04 Europe/Berlin`.
+    pub fn period(&self) -> String {
+        format!("{} to {} {}", self.from, self.to, self.timezone)
+    }
+}
+
 /// The days' names, Monday first, as written in `days`.
 pub const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 

@@ -285,15 +285,7 @@ pub fn table_stages(
         approval.map(|approval| StageDefinition { name: Stage::APPROVAL, kind: StageKind::Approval(approval) });
     let deploy = StageDefinition {
         name: Stage::DEPLOY,
-        kind: StageKind::Deploy(Box::new(DeployStage {
-            target: deploy,
-            timeout_minutes,
-            soak_secs: None,
-            soak_alarms: None,
-            environment: None,
-            entry_alarms: None,
-            calendar: None,
-        })),
+        kind: StageKind::Deploy(Box::new(DeployStage { timeout_minutes, ..DeployStage::of(deploy) })),
     };
     approval.into_iter().chain([deploy]).collect()
 }

@@ -5,7 +5,6 @@
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::definitions::calendar::{clock, days_text};
 use crate::definitions::{Calendar, Deny, Window};
 
 /// Why a calendar keeps a deployment from starting.
@@ -31,14 +30,10 @@ pub fn judge(calendar: &Calendar, now: DateTime<Utc>) -> Result<(), Closed> {
     let why = match zones.denied(calendar, now) {
         Some(deny) => {
             let reason = deny.reason.as_deref().map(|reason| format!(": {reason}")).unwrap_or_default();
-            format!("denied {} to {} {}{reason}", deny.from, deny.to, deny.timezone)
+            format!("denied {}{reason}", deny.period())
         }
         None => {
-            let windows: Vec<String> = calendar
-                .windows
-                .iter()
-                .map(|w| format!("{} {}-{} {}", days_text(w.days), clock(w.from), clock(w.to), w.timezone))
-                .collect();
+            let windows: Vec<String> = calendar.windows.iter().map(ToString::to_string).collect();
             format!("outside {}", windows.join("; "))
         }
     };

@@ -109,8 +109,14 @@ impl PipelineState {
 
     /// Whether run `execution`'s deployment start waits in the outbox at its stage's gate (windows, entry alarms).
     pub fn start_gated(&self, execution: &ExecutionId) -> bool {
-        self.pending.iter().any(|pending| {
-            matches!(&pending.effect, Effect::StartDeployment { execution_id, entry: Some(_), .. } if execution_id == execution)
+        self.pending_start(execution)
+            .is_some_and(|pending| matches!(&pending.effect, Effect::StartDeployment { entry: Some(_), .. }))
+    }
+
+    /// Run `execution`'s deployment start waiting in the outbox, if any.
+    pub fn pending_start(&self, execution: &ExecutionId) -> Option<&PendingEffect> {
+        self.pending.iter().find(|pending| {
+            matches!(&pending.effect, Effect::StartDeployment { execution_id, .. } if execution_id == execution)
         })
     }
 

@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use super::text::{self, percent, span, test_verdict, tested_by};
 use crate::pipeline::OutcomeReport;
 use crate::pipeline::{
-    ApprovalFacts, CommitOrder, Compared, DeployFacts, EffectKind, Execution, PipelineState, Stage, Status, TestFacts,
-    short_commit,
+    ApprovalFacts, CommitOrder, Compared, DeployFacts, Execution, PipelineState, Stage, Status, TestFacts, short_commit,
 };
 
 /// One thing that happened to a run.
@@ -274,11 +273,7 @@ fn outbox_waits<'a>(run: &Execution, state: &'a PipelineState) -> Option<&'a str
     if deploy.deployment_id.is_some() || deploy.service_deployment.is_some() {
         return None;
     }
-    state
-        .pending
-        .iter()
-        .find(|p| p.effect.kind() == EffectKind::StartDeployment && p.effect.execution_id() == Some(&run.id))
-        .and_then(|pending| pending.last_error.as_deref())
+    state.pending_start(&run.id).and_then(|pending| pending.last_error.as_deref())
 }
 
 /// What a run in progress waits for, at `now`: its build, a decision (until when), its deployment, a pause, or its

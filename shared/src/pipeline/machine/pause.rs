@@ -124,10 +124,26 @@ impl Run {
             shifted_percent: f64::from(shifted_tenths) / 10.0,
             asks_approval: asks,
         });
-        if asks {
-            let topic_arn = plan.topic_arn.clone();
+        let topic_arn = asks.then(|| plan.topic_arn.clone());
+        self.answer_pause(i, event, &mut pause, (topic_arn, expires_at));
+        self.effects.push(Effect::Publish(announced));
+        self.record_pause(i, event.service_deployment, pause);
+        Ok(None)
+    }
+
+    /// What sluice does at run `i`'s new `pause`: asks for a decision by `topic_arn` (until `expires_at`), or, with
+    /// no decision to ask, continues it at once, unless the freeze holds it (until ECS stops waiting there).
+    fn answer_pause(
+        &mut self,
+        i: usize,
+        event: &Paused<'_>,
+        pause: &mut PauseFacts,
+        (topic_arn, expires_at): (Option<String>, DateTime<Utc>),
+    ) {
+        let execution = &self.state.executions[i];
+        if let Some(topic_arn) = topic_arn {
             let notice = ApprovalNotice {
-                pause: Some(PauseNotice::of(execution, &pause)),
+                pause: Some(PauseNotice::of(execution, pause)),
                 ..ApprovalNotice::of(execution, self.now)
             };
             let approval = ApprovalFacts {
@@ -138,7 +154,7 @@ impl Run {
             };
             pause.approval = Some(approval);
             self.ask(i, &topic_arn, expires_at, notice, Some(event.hook_id), None);
-        } else if self.hold(i, &mut pause) {
+        } else if self.hold(i, pause) {
             pause.held_until = Some(expires_at);
         } else {
             self.effects.push(Effect::ContinueDeployment {
@@ -148,9 +164,6 @@ impl Run {
                 action: PauseAction::Continue,
             });
         }
-        self.effects.push(Effect::Publish(announced));
-        self.record_pause(i, event.service_deployment, pause);
-        Ok(None)
     }
 
     /// Keeps `pause` on the run's deployment (the newest [`MAX_PAUSES`] of the deployment, those kept apart counted,

@@ -176,7 +176,7 @@ fn plan(strategy: Strategy, deploys: usize) -> Plan {
         stages.push(StageDefinition { name: stage_name(stages.len()), kind: StageKind::Deploy(Box::new(deploy)) });
         // Between deploy stages, an approval, then a test, in turn.
         if k < approvals && k % 2 == 0 {
-            let approval = Approval { topic_arn: long('t', 256), timeout_secs: 3600 };
+            let approval = Approval { topic_arn: long('t', 256), timeout_secs: 3600, approvers: None };
             stages.push(StageDefinition { name: stage_name(stages.len()), kind: StageKind::Approval(approval) });
         } else if k < approvals {
             let test = TestStage {

@@ -439,6 +439,7 @@ pub fn plan(approval: bool) -> Plan {
             approval.then(|| Approval {
                 topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvals".into(),
                 timeout_secs: 3600,
+                approvers: None,
             }),
             DeployTarget::BlueGreen(blue_green(Vec::new())),
             None,
@@ -603,7 +604,11 @@ pub fn through_a_paused_staging(execution: &str, token_hashes: &[String]) -> Vec
     let deploy = |target| StageKind::Deploy(Box::new(DeployStage::of(target)));
     let linear = crate::definitions::TrafficShift::Linear { step_tenths: 30, step_bake_time_minutes: 1 };
     let staging = crate::definitions::EcsNative { cluster: "staging".into(), ..ecs_native_asking(linear, 30) };
-    let sign_off = Approval { topic_arn: "arn:aws:sns:eu-west-1:123456789012:signoff".into(), timeout_secs: 3600 };
+    let sign_off = Approval {
+        topic_arn: "arn:aws:sns:eu-west-1:123456789012:signoff".into(),
+        timeout_secs: 3600,
+        approvers: None,
+    };
     let mut triggered = push(execution, ExecutionMode::Queued, false);
     if let Event::Triggered { plan, .. } = &mut triggered {
         plan.stages = vec![

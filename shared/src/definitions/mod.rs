@@ -247,6 +247,89 @@ pub struct Approval {
     pub topic_arn: String,
     /// How long a request stays open (5 minutes to 60 days; 7 days unless given).
     pub timeout_secs: u64,
+    /// Who may decide, each through a link of their own; none: whoever holds the link, one decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers: Option<Approvers>,
+}
+
+/// An approval stage's named approvers (`approvers`, `required`, `forbid_pusher`, `operators`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approvers {
+    /// Their email addresses, lowercase: each gets a link of their own (SNS messages filtered on the
+    /// [`APPROVER_ATTRIBUTE`] message attribute).
+    pub emails: Vec<String>,
+    /// How many distinct approvers (and operators) must approve; one rejection rejects.
+    pub required: usize,
+    /// Whether the person who pushed the commit is refused as an approver of its run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forbid_pusher: bool,
+    /// IAM principal ARN patterns (`*` for any characters) whose `sluice approve` and `sluice reject` count as
+    /// themselves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operators: Vec<String>,
+}
+
+/// The SNS message attribute that carries the approver a personal approval request is for: each approver's
+/// subscription accepts only messages whose attribute names them (`{"sluice_approver": ["alice@example.com"]}`).
+pub const APPROVER_ATTRIBUTE: &str = "sluice_approver";
+/// The most approvers an approval stage names (as GitHub's required reviewers).
+pub const MAX_APPROVERS: usize = 6;
+/// The most operator ARN patterns an approval stage names, and the longest.
+pub const MAX_OPERATORS: usize = 5;
+pub const MAX_OPERATOR_PATTERN: usize = 256;
+
+impl Approvers {
+    /// Whether `arn` (the caller of `sluice approve`) is one of the operators: it, or the role an assumed-role
+    /// session is of (`arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION` as `arn:aws:iam::ACCOUNT:role/NAME`, any path),
+    /// matches a pattern.
+    pub fn operator(&self, arn: &str) -> bool {
+        let role = assumed_role(arn);
+        self.operators.iter().any(|pattern| {
+            glob_matches(pattern, arn)
+                || role.as_ref().is_some_and(|(account, name)| role_matches(pattern, account, name))
+        })
+    }
+
+    /// The approver `email` names, as listed (addresses compare without regard to case).
+    pub fn named(&self, email: &str) -> Option<&str> {
+        self.emails.iter().map(String::as_str).find(|known| known.eq_ignore_ascii_case(email.trim()))
+    }
+}
+
+/// The account and role name of an assumed-role session's ARN.
+fn assumed_role(arn: &str) -> Option<(&str, &str)> {
+    let rest = arn.strip_prefix("arn:")?;
+    let (_partition, rest) = rest.split_once(":sts::")?;
+    let (account, rest) = rest.split_once(":assumed-role/")?;
+    let (name, _session) = rest.split_once('/')?;
+    Some((account, name))
+}
+
+/// Whether `pattern` matches the role `name` of `account`: as `arn:aws:iam::ACCOUNT:role/NAME` or with any path
+/// (`role/PATH/NAME`, which a session's ARN does not say).
+fn role_matches(pattern: &str, account: &str, name: &str) -> bool {
+    let Some((prefix, role)) = pattern.split_once(":role/") else { return false };
+    let pattern_name = role.rsplit('/').next().unwrap_or(role);
+    let partition_account = prefix.split_once(":iam::").map(|(_, account)| account);
+    partition_account.is_some_and(|pattern_account| glob_matches(pattern_account, account))
+        && prefix.starts_with("arn:")
+        && glob_matches(pattern_name, name)
+}
+
+/// Whether `text` matches `pattern`, where `*` stands for any characters (none too) and every other character for
+/// itself.
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let Some((first, rest)) = pattern.split_once('*') else { return pattern == text };
+    let Some(mut tail) = text.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = rest.split('*').collect();
+    let (last, middle) = parts.split_last().unwrap_or((&"", &[]));
+    for part in middle {
+        match tail.find(part) {
+            Some(at) => tail = &tail[at + part.len()..],
+            None => return false,
+        }
+    }
+    tail.len() >= last.len() && tail.ends_with(last)
 }
 
 /// Where a run's outcome is announced once it ends.

@@ -110,6 +110,10 @@ pub(super) struct RawBuild {
 pub(super) struct RawApproval {
     pub topic: Spanned<String>,
     pub timeout: Option<Spanned<String>>,
+    pub approvers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub required: Option<Spanned<i64>>,
+    pub forbid_pusher: Option<Spanned<bool>>,
+    pub operators: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A test stage: the CodeBuild project that tests the release, how long it may take, and what a failure does.

@@ -1565,8 +1565,11 @@ deploy = { strategy = "rolling", cluster = "prod", service = "web" }
 "#;
     let definitions = Definitions::parse("pipelines.toml", text).expect("valid");
     let e2e = definitions.get("web").and_then(|web| web.stages[1].test().cloned()).expect("e2e tests");
-    let asks =
-        Approval { topic_arn: "arn:aws:sns:eu-west-1:123456789012:web-approvals".into(), timeout_secs: 4 * 3600 };
+    let asks = Approval {
+        topic_arn: "arn:aws:sns:eu-west-1:123456789012:web-approvals".into(),
+        timeout_secs: 4 * 3600,
+        approvers: None,
+    };
     assert_eq!(e2e.on_failure, OnFailure::Ask(asks));
 
     let without = text.replace(
@@ -1580,4 +1583,116 @@ deploy = { strategy = "rolling", cluster = "prod", service = "web" }
         ),
         "{said}"
     );
+}
+
+/// [`STAGED`] with its sign-off stage's approval written as `approval`.
+fn signed_off_by(approval: &str) -> String {
+    let written = "approval = { topic = \"arn:aws:sns:eu-west-1:123456789012:web-approvals\", timeout = \"2d\" }";
+    STAGED.replace(written, approval)
+}
+
+const TOPIC: &str = "topic = \"arn:aws:sns:eu-west-1:123456789012:web-approvals\"";
+
+#[test]
+fn named_approvers_are_read_lowercase_with_how_many_must_approve_and_who_else_counts() {
+    let text = signed_off_by(&format!(
+        "approval = {{ {TOPIC}, approvers = [\"Alice@Example.com\", \"bob@example.com\", \"carol@example.com\"], \
+         required = 2, forbid_pusher = true, operators = [\"arn:aws:iam::123456789012:role/release-*\"] }}"
+    ));
+    let definitions = Definitions::check("pipelines.toml", &text).expect("checks");
+    let approvers = definitions.get("web").and_then(Pipeline::approval).and_then(|a| a.approvers.clone());
+    let approvers = approvers.expect("named approvers");
+    assert_eq!(approvers.emails, ["alice@example.com", "bob@example.com", "carol@example.com"]);
+    assert_eq!((approvers.required, approvers.forbid_pusher), (2, true));
+    assert_eq!(approvers.named("ALICE@example.com "), Some("alice@example.com"));
+    assert_eq!(approvers.named("mallory@example.com"), None);
+    // One approver unless told; the pusher allowed; no operators
+    let text = signed_off_by(&format!("approval = {{ {TOPIC}, approvers = [\"alice@example.com\"] }}"));
+    let definitions = Definitions::check("pipelines.toml", &text).expect("checks");
+    let approvers = definitions.get("web").and_then(Pipeline::approval).and_then(|a| a.approvers.clone());
+    assert_eq!(
+        approvers,
+        Some(Approvers { emails: vec!["alice@example.com".into()], required: 1, forbid_pusher: false, operators: vec![] })
+    );
+    // Without approvers, whoever holds the link decides, as before
+    let definitions = Definitions::check("pipelines.toml", STAGED).expect("checks");
+    assert_eq!(definitions.get("web").and_then(Pipeline::approval).map(|a| a.approvers.clone()), Some(None));
+}
+
+#[test]
+fn approvers_that_are_not_addresses_or_too_few_for_required_are_refused_at_their_line() {
+    let approval = |fields: &str| signed_off_by(&format!("approval = {{ {TOPIC}, {fields} }}"));
+    for (text, expected) in [
+        (
+            approval("approvers = [\"alice\"]"),
+            "field `stages[1].approval.approvers[0]`: must be an email address such as alice@example.com (got \"alice\")",
+        ),
+        (
+            approval("approvers = [\"alice@example.com\", \"ALICE@example.com\"]"),
+            "field `stages[1].approval.approvers[1]`: alice@example.com is named twice",
+        ),
+        (approval("approvers = []"), "field `stages[1].approval.approvers`: 1 to 6 email addresses"),
+        (
+            approval("approvers = [\"alice@example.com\", \"bob@example.com\"], required = 3"),
+            "field `stages[1].approval.required`: must be between 1 and the number of approvers, 2 (got 3)",
+        ),
+        (
+            approval("approvers = [\"alice@example.com\"], required = 0"),
+            "field `stages[1].approval.required`: must be between 1 and the number of approvers, 1 (got 0)",
+        ),
+        (approval("required = 2"), "field `stages[1].approval.required`: needs `approvers`"),
+        (approval("forbid_pusher = true"), "field `stages[1].approval.forbid_pusher`: needs `approvers`"),
+        (
+            approval("approvers = [\"alice@example.com\"], operators = [\"release-*\"]"),
+            "field `stages[1].approval.operators[0]`: must be an IAM principal ARN pattern",
+        ),
+        (
+            approval("approvers = [\"a@x.io\", \"b@x.io\", \"c@x.io\", \"d@x.io\", \"e@x.io\", \"f@x.io\", \"g@x.io\"]"),
+            "field `stages[1].approval.approvers`: 1 to 6 email addresses",
+        ),
+    ] {
+        let errors = errors(&text);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains(expected), "{errors:#?}");
+    }
+    // An error names its line and column
+    let errors = errors(&approval("approvers = [\"alice@example.com\", \"bob at example.com\"]"));
+    assert!(errors[0].starts_with("pipelines.toml:13:108:"), "{errors:#?}");
+}
+
+#[test]
+fn a_failed_test_stage_asks_the_first_approval_stages_named_approvers() {
+    let text = STAGED.replace(
+        "[[pipelines.web.stages]]\nname = \"sign-off\"",
+        "[[pipelines.web.stages]]\nname = \"e2e\"\ntest = { codebuild = \"web-e2e\", on_failure = \"ask\" }\n\n\
+         [[pipelines.web.stages]]\nname = \"sign-off\"",
+    );
+    let text = text.replace(
+        "timeout = \"2d\" }",
+        "timeout = \"2d\", approvers = [\"alice@example.com\", \"bob@example.com\"], required = 2 }",
+    );
+    let definitions = Definitions::check("pipelines.toml", &text).expect("checks");
+    let web = definitions.get("web").expect("web");
+    let asks = web.stages.iter().find_map(|stage| match &stage.kind {
+        StageKind::Test(TestStage { on_failure: OnFailure::Ask(approval), .. }) => Some(approval.clone()),
+        _ => None,
+    });
+    assert_eq!(asks.and_then(|approval| approval.approvers).map(|a| a.required), Some(2));
+}
+
+#[test]
+fn operators_match_their_arns_and_the_roles_their_sessions_assume() {
+    let approvers = Approvers {
+        emails: vec!["alice@example.com".into()],
+        required: 1,
+        forbid_pusher: false,
+        operators: vec!["arn:aws:iam::123456789012:role/release-*".into(), "arn:aws:iam::*:user/ops".into()],
+    };
+    assert!(approvers.operator("arn:aws:sts::123456789012:assumed-role/release-managers/alice"));
+    assert!(approvers.operator("arn:aws:iam::123456789012:role/release-managers"));
+    assert!(approvers.operator("arn:aws:iam::999999999999:user/ops"));
+    assert!(!approvers.operator("arn:aws:sts::123456789012:assumed-role/developers/alice"));
+    assert!(!approvers.operator("arn:aws:sts::210987654321:assumed-role/release-managers/alice"));
+    assert!(!approvers.operator("arn:aws:iam::999999999999:user/ops2"));
+    assert!(glob_matches("a*b*c", "a-b-b-c") && !glob_matches("a*b*c", "a-c-b") && glob_matches("*", ""));
 }

@@ -22,6 +22,8 @@ use super::{
 };
 use crate::pipeline::bounded;
 
+#[path = "validate_approvers.rs"]
+mod approvers;
 #[path = "validate_calendar.rs"]
 mod calendar;
 
@@ -424,6 +426,7 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
         Approval {
             topic_arn: approval.topic.get_ref().trim().to_owned(),
             timeout_secs: timeout_secs.unwrap_or(DEFAULT_APPROVAL_TIMEOUT_SECS),
+            approvers: None,
         }
     });
     let first = raw.first().map(|stage| stage.name.span()).unwrap_or_default();
@@ -480,6 +483,7 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
         stages.push(StageDefinition { name: named.unwrap_or(Stage::DEPLOY), kind });
     }
     checker.place.clear();
+    ask_as_first_approval(&mut stages);
     if !stages.iter().any(|stage| stage.deploy().is_some()) {
         checker.error(
             first,
@@ -488,6 +492,17 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
         );
     }
     stages
+}
+
+/// Each test stage's `on_failure = "ask"` asks the first approval stage's approvers, as validated (the test stage
+/// may come first).
+fn ask_as_first_approval(stages: &mut [StageDefinition]) {
+    let Some(first) = stages.iter().find_map(|stage| stage.approval().cloned()) else { return };
+    for stage in stages {
+        if let StageKind::Test(TestStage { on_failure: OnFailure::Ask(approval), .. }) = &mut stage.kind {
+            *approval = first.clone();
+        }
+    }
 }
 
 /// A stage's `name`: valid, not `build`, not another stage's (`earlier`).
@@ -792,7 +807,8 @@ fn validate_approval(checker: &mut Checker<'_>, raw: RawApproval) -> Approval {
         .as_ref()
         .and_then(|timeout| checker.duration(timeout, "approval.timeout", APPROVAL_TIMEOUT_RANGE))
         .unwrap_or(DEFAULT_APPROVAL_TIMEOUT_SECS);
-    Approval { topic_arn, timeout_secs }
+    let approvers = approvers::validate_approvers(checker, &raw);
+    Approval { topic_arn, timeout_secs, approvers }
 }
 
 /// `approval_topic`: the pipeline's approval topic, which an approval inside the deployment uses unless it names its

@@ -119,8 +119,11 @@ fn an_approval_after_a_test_stage_shows_what_the_release_passed_there() {
     // GIVEN a pipeline whose e2e stage is followed by a sign-off
     let mut events = to_e2e("e1");
     if let Some(Event::Triggered { plan, .. }) = events.first_mut() {
-        let sign_off =
-            crate::definitions::Approval { topic_arn: "arn:aws:sns:eu-west-1:1:signoff".into(), timeout_secs: 3600 };
+        let sign_off = crate::definitions::Approval {
+            topic_arn: "arn:aws:sns:eu-west-1:1:signoff".into(),
+            timeout_secs: 3600,
+            approvers: None,
+        };
         let stage = crate::definitions::StageDefinition {
             name: Stage::new("sign-off").expect("a stage"),
             kind: crate::definitions::StageKind::Approval(sign_off),

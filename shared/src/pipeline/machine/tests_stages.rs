@@ -30,6 +30,7 @@ fn staged(execution: &str, mode: ExecutionMode) -> Event {
                 kind: StageKind::Approval(Approval {
                     topic_arn: "arn:aws:sns:eu-west-1:1:signoff".into(),
                     timeout_secs: 3600,
+                    approvers: None,
                 }),
             },
             StageDefinition {

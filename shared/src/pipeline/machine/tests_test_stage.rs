@@ -204,8 +204,11 @@ fn asking(execution: &str) -> Vec<Event> {
     if let Some(Event::Triggered { plan, .. }) = events.first_mut()
         && let Some(crate::definitions::StageKind::Test(e2e)) = plan.stages.get_mut(1).map(|stage| &mut stage.kind)
     {
-        let approval =
-            crate::definitions::Approval { topic_arn: "arn:aws:sns:eu-west-1:1:asks".into(), timeout_secs: 3600 };
+        let approval = crate::definitions::Approval {
+            topic_arn: "arn:aws:sns:eu-west-1:1:asks".into(),
+            timeout_secs: 3600,
+            approvers: None,
+        };
         e2e.on_failure = crate::definitions::OnFailure::Ask(approval);
     }
     events

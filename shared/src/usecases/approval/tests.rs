@@ -306,8 +306,11 @@ impl World {
             && let Some(crate::definitions::StageKind::Test(e2e)) = plan.stages.get_mut(1).map(|stage| &mut stage.kind)
         {
             let topic_arn = "arn:aws:sns:eu-west-1:123456789012:web-approvals".to_owned();
-            e2e.on_failure =
-                crate::definitions::OnFailure::Ask(crate::definitions::Approval { topic_arn, timeout_secs: 3600 });
+            e2e.on_failure = crate::definitions::OnFailure::Ask(crate::definitions::Approval {
+                topic_arn,
+                timeout_secs: 3600,
+                approvers: None,
+            });
         }
         let results = crate::pipeline::TestResults {
             passed: 40,

@@ -47,7 +47,7 @@ fn maximal_plan() -> Plan {
         github: Some(sluice::definitions::GitHubReport { environment: long('e', 255) }),
         build: Build { project: long('p', 255), environment },
         stages: sluice::definitions::table_stages(
-            Some(Approval { topic_arn: long('t', 256), timeout_secs: 3600 }),
+            Some(Approval { topic_arn: long('t', 256), timeout_secs: 3600, approvers: None }),
             DeployTarget::BlueGreen(BlueGreen {
                 cluster: long('c', 255),
                 service: long('s', 255),
@@ -75,6 +75,7 @@ fn maximal_push(n: usize) -> Event {
             before: format!("{:0>40}", n + 1_000),
             git_ref: format!("refs/heads/{}", bounded(&huge, 240)),
             pusher: bounded(&huge, 256),
+            pusher_email: Some(bounded(&huge, 256)),
             delivery_id: long('d', 128),
             message: bounded(&huge, MAX_MESSAGE),
             compare_url: bounded(&huge, 512),
@@ -113,6 +114,7 @@ fn deploy(state: &mut PipelineState, n: usize, effects: &mut Vec<Effect>) -> Exe
         Event::ApprovalSent {
             execution_id: id.clone(),
             token_hash: token_hash.clone(),
+            personal: Vec::new(),
             hook_id: None,
             // What the request showed of the release against the running service, far over its bounds.
             compared: Some(Box::new(sluice::pipeline::ReleaseComparison {

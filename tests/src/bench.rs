@@ -263,6 +263,7 @@ async fn fill(store: &DynamoDbStore, pipeline: &str, plan: &Plan) -> Result<Stri
                 before: std::mem::replace(&mut before, commit.clone()),
                 git_ref: "refs/heads/main".into(),
                 pusher: "octocat".into(),
+                pusher_email: None,
                 delivery_id: unique("delivery"),
                 message: "Fix the checkout button".into(),
                 compare_url: format!("https://github.com/bench/{pipeline}/compare/{commit}"),

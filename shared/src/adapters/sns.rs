@@ -3,8 +3,10 @@
 
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 
-use crate::contract::ports::TopicMessage;
-use crate::contract::ports::{NotifyError, TopicNotifier};
+use aws_sdk_sns::types::MessageAttributeValue;
+
+use crate::contract::ports::{NotifyError, Subscription, TopicMessage, TopicNotifier};
+use crate::definitions::APPROVER_ATTRIBUTE;
 
 #[derive(Debug, Clone)]
 pub struct SnsNotifier {
@@ -19,21 +21,64 @@ impl SnsNotifier {
 
 impl TopicNotifier for SnsNotifier {
     async fn notify(&self, topic_arn: &str, message: &TopicMessage) -> Result<(), NotifyError> {
-        let sent = self
+        let mut publish = self
             .client
             .publish()
             .topic_arn(topic_arn)
             .subject(&message.subject)
             .message_structure("json")
-            .message(&message.message)
-            .send()
-            .await;
-        match sent {
+            .message(&message.message);
+        if let Some(approver) = &message.approver {
+            let value = MessageAttributeValue::builder().data_type("String").string_value(approver).build();
+            let value = value
+                .map_err(|error| NotifyError::Unavailable { topic: topic_arn.to_owned(), source: Box::new(error) })?;
+            publish = publish.message_attributes(APPROVER_ATTRIBUTE, value);
+        }
+        match publish.send().await {
             Ok(_) => Ok(()),
             Err(error) => Err(classify(topic_arn, error)),
         }
     }
+
+    /// `ListSubscriptionsByTopic` (every page, up to [`MAX_SUBSCRIPTION_PAGES`]), then `GetSubscriptionAttributes`
+    /// of each confirmed one for its filter policy.
+    async fn subscriptions(&self, topic_arn: &str) -> Result<Vec<Subscription>, NotifyError> {
+        let mut listed = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..MAX_SUBSCRIPTION_PAGES {
+            let page = self.client.list_subscriptions_by_topic().topic_arn(topic_arn).set_next_token(next).send().await;
+            let page = page.map_err(|error| classify(topic_arn, error))?;
+            listed.extend(page.subscriptions().iter().map(|s| Subscription {
+                arn: s.subscription_arn().unwrap_or_default().to_owned(),
+                protocol: s.protocol().unwrap_or_default().to_owned(),
+                endpoint: s.endpoint().unwrap_or_default().to_owned(),
+                ..Subscription::default()
+            }));
+            next = page.next_token().map(str::to_owned);
+            if next.is_none() {
+                break;
+            }
+        }
+        for subscription in &mut listed {
+            // A subscription waiting for confirmation has no ARN yet, and receives nothing.
+            if !subscription.arn.starts_with("arn:") {
+                subscription.pending = true;
+                continue;
+            }
+            let read = self.client.get_subscription_attributes().subscription_arn(&subscription.arn).send().await;
+            let attributes = read.map_err(|error| classify(topic_arn, error))?;
+            let attributes = attributes.attributes();
+            let attribute = |name: &str| attributes.and_then(|a| a.get(name)).cloned();
+            subscription.pending = attribute("PendingConfirmation").as_deref() == Some("true");
+            subscription.filter_policy = attribute("FilterPolicy").filter(|policy| !policy.trim().is_empty());
+            subscription.filter_scope = attribute("FilterPolicyScope");
+        }
+        Ok(listed)
+    }
 }
+
+/// A topic's subscriptions read at most this many pages of 100.
+const MAX_SUBSCRIPTION_PAGES: usize = 20;
 
 /// <https://docs.aws.amazon.com/sns/latest/api/API_Publish.html#API_Publish_Errors>: a missing topic, a denied
 /// publish or an invalid message stay so; throttling, internal errors and transport failures pass.

@@ -215,10 +215,16 @@ fn aws_ids(execution: &Execution) -> Vec<(String, Option<DateTime<Utc>>)> {
         .iter()
         .filter_map(|record| record.deploy.as_ref())
         .flat_map(|deploy| [deploy.deployment_id.clone(), deploy.service_deployment.clone()]);
-    let sent = execution.gates().filter_map(|gate| {
+    // Each approval's link, or each named approver's own.
+    let sent = execution.gates().flat_map(|gate| {
         let facts = gate.facts();
         let kept = gate.pause().and_then(|_| facts.expires_at.checked_add_signed(TimeDelta::days(RECEIPT_DAYS)));
-        Some((approval_link(facts.token_hash.as_deref()?), kept))
+        let links = if facts.personal.is_empty() {
+            facts.token_hash.iter().collect()
+        } else {
+            facts.personal.iter().collect::<Vec<_>>()
+        };
+        links.into_iter().map(move |hash| (approval_link(hash), kept))
     });
     deployments.flatten().map(|id| (id, None)).chain(sent).collect()
 }
@@ -699,6 +705,22 @@ pub struct TopicMessage {
     /// The `Message` for `MessageStructure: json`: `{"default": <facts as JSON>, "email": <text>}`, so that email
     /// subscribers get the text and every other protocol the JSON.
     pub message: String,
+    /// A personal approval request: the approver it is for, sent as the [`crate::definitions::APPROVER_ATTRIBUTE`]
+    /// message attribute, which only their subscription's filter policy accepts.
+    pub approver: Option<String>,
+}
+
+/// One subscription of a topic, as SNS has it: what a personal approval request's sending checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subscription {
+    pub arn: String,
+    pub protocol: String,
+    pub endpoint: String,
+    /// Waiting for its owner's confirmation: it receives nothing.
+    pub pending: bool,
+    /// Its `FilterPolicy` (JSON) and `FilterPolicyScope`, if it has them.
+    pub filter_policy: Option<String>,
+    pub filter_scope: Option<String>,
 }
 
 /// A message for a topic could not be sent.
@@ -724,6 +746,9 @@ pub enum NotifyError {
 /// a run ended).
 pub trait TopicNotifier: Send + Sync {
     fn notify(&self, topic_arn: &str, message: &TopicMessage) -> impl Future<Output = Result<(), NotifyError>> + Send;
+
+    /// The topic's subscriptions, with their filter policies.
+    fn subscriptions(&self, topic_arn: &str) -> impl Future<Output = Result<Vec<Subscription>, NotifyError>> + Send;
 }
 
 /// Where the approval pages are served could not be found out.
@@ -760,6 +785,10 @@ impl<T: EventPublisher> EventPublisher for std::sync::Arc<T> {
 impl<T: TopicNotifier> TopicNotifier for std::sync::Arc<T> {
     fn notify(&self, topic_arn: &str, message: &TopicMessage) -> impl Future<Output = Result<(), NotifyError>> + Send {
         self.as_ref().notify(topic_arn, message)
+    }
+
+    fn subscriptions(&self, topic_arn: &str) -> impl Future<Output = Result<Vec<Subscription>, NotifyError>> + Send {
+        self.as_ref().subscriptions(topic_arn)
     }
 }
 

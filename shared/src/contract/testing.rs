@@ -312,6 +312,8 @@ impl EventPublisher for RecordingPublisher {
 pub struct RecordingNotifier {
     sent: Mutex<Vec<(String, crate::contract::ports::TopicMessage)>>,
     refuse: Mutex<usize>,
+    /// What `subscriptions` answers.
+    pub subscriptions: Mutex<Vec<crate::contract::ports::Subscription>>,
 }
 
 impl RecordingNotifier {
@@ -345,6 +347,13 @@ impl crate::contract::ports::TopicNotifier for RecordingNotifier {
         }
         lock(&self.sent).push((topic_arn.to_owned(), email.clone()));
         Ok(())
+    }
+
+    async fn subscriptions(
+        &self,
+        _topic_arn: &str,
+    ) -> Result<Vec<crate::contract::ports::Subscription>, crate::contract::ports::NotifyError> {
+        Ok(lock(&self.subscriptions).clone())
     }
 }
 
@@ -654,6 +663,7 @@ pub fn through_a_paused_staging(execution: &str, token_hashes: &[String]) -> Vec
             paused(hook_id.clone()),
             Event::ApprovalSent {
                 compared: None,
+                personal: Vec::new(),
                 execution_id: execution_id.clone(),
                 token_hash: token_hash.clone(),
                 hook_id: Some(hook_id),
@@ -729,6 +739,7 @@ pub fn push(execution: &str, mode: ExecutionMode, approval: bool) -> Event {
             commit: format!("sha-{execution}"),
             git_ref: "refs/heads/main".into(),
             pusher: "octocat".into(),
+            pusher_email: Some("octocat@github.com".into()),
             before: String::new(),
             delivery_id: format!("delivery-{execution}"),
             message: "fix".into(),

@@ -272,11 +272,13 @@ pub struct Approvers {
 /// The SNS message attribute that carries the approver a personal approval request is for: each approver's
 /// subscription accepts only messages whose attribute names them (`{"sluice_approver": ["alice@example.com"]}`).
 pub const APPROVER_ATTRIBUTE: &str = "sluice_approver";
-/// The most approvers an approval stage names (as GitHub's required reviewers).
+/// The most approvers an approval stage names (as GitHub's required reviewers), and the longest address of one
+/// (each run at the stage keeps who approved).
 pub const MAX_APPROVERS: usize = 6;
+pub const MAX_APPROVER_EMAIL: usize = 100;
 /// The most operator ARN patterns an approval stage names, and the longest.
 pub const MAX_OPERATORS: usize = 5;
-pub const MAX_OPERATOR_PATTERN: usize = 256;
+pub const MAX_OPERATOR_PATTERN: usize = 200;
 
 impl Approvers {
     /// Whether `arn` (the caller of `sluice approve`) is one of the operators: it, or the role an assumed-role

@@ -1612,7 +1612,12 @@ fn named_approvers_are_read_lowercase_with_how_many_must_approve_and_who_else_co
     let approvers = definitions.get("web").and_then(Pipeline::approval).and_then(|a| a.approvers.clone());
     assert_eq!(
         approvers,
-        Some(Approvers { emails: vec!["alice@example.com".into()], required: 1, forbid_pusher: false, operators: vec![] })
+        Some(Approvers {
+            emails: vec!["alice@example.com".into()],
+            required: 1,
+            forbid_pusher: false,
+            operators: vec![]
+        })
     );
     // Without approvers, whoever holds the link decides, as before
     let definitions = Definitions::check("pipelines.toml", STAGED).expect("checks");
@@ -1625,7 +1630,7 @@ fn approvers_that_are_not_addresses_or_too_few_for_required_are_refused_at_their
     for (text, expected) in [
         (
             approval("approvers = [\"alice\"]"),
-            "field `stages[1].approval.approvers[0]`: must be an email address such as alice@example.com (got \"alice\")",
+            "field `stages[1].approval.approvers[0]`: must be an email address of at most 100 characters, such as alice@example.com (got \"alice\")",
         ),
         (
             approval("approvers = [\"alice@example.com\", \"ALICE@example.com\"]"),
@@ -1647,7 +1652,9 @@ fn approvers_that_are_not_addresses_or_too_few_for_required_are_refused_at_their
             "field `stages[1].approval.operators[0]`: must be an IAM principal ARN pattern",
         ),
         (
-            approval("approvers = [\"a@x.io\", \"b@x.io\", \"c@x.io\", \"d@x.io\", \"e@x.io\", \"f@x.io\", \"g@x.io\"]"),
+            approval(
+                "approvers = [\"a@x.io\", \"b@x.io\", \"c@x.io\", \"d@x.io\", \"e@x.io\", \"f@x.io\", \"g@x.io\"]",
+            ),
             "field `stages[1].approval.approvers`: 1 to 6 email addresses",
         ),
     ] {

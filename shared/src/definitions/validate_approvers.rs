@@ -3,7 +3,7 @@
 use toml::Spanned;
 
 use super::super::raw::RawApproval;
-use super::super::{Approvers, MAX_APPROVERS, MAX_OPERATOR_PATTERN, MAX_OPERATORS};
+use super::super::{Approvers, MAX_APPROVER_EMAIL, MAX_APPROVERS, MAX_OPERATOR_PATTERN, MAX_OPERATORS};
 use super::{Checker, SHOWN};
 use crate::pipeline::bounded;
 
@@ -29,12 +29,12 @@ pub(super) fn validate_approvers(checker: &mut Checker<'_>, raw: &RawApproval) -
     for (k, email) in list.iter().enumerate() {
         let field = format!("approval.approvers[{k}]");
         let text = email.get_ref().trim().to_ascii_lowercase();
-        if !is_email(&text) {
+        if !is_email(&text) || text.len() > MAX_APPROVER_EMAIL {
             let shown = bounded(email.get_ref(), SHOWN);
             checker.error(
                 email.span(),
                 &field,
-                format!("must be an email address such as alice@example.com (got {shown:?})"),
+                format!("must be an email address of at most {MAX_APPROVER_EMAIL} characters, such as alice@example.com (got {shown:?})"),
             );
         } else if emails.contains(&text) {
             checker.error(email.span(), &field, format!("{text} is named twice"));

@@ -217,6 +217,9 @@ fn lenient_time<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Opt
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Pusher {
     pub name: String,
+    /// <https://docs.github.com/en/webhooks/webhook-events-and-payloads#push>: a string, or null.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// A payload that is not JSON, or lacks a field sluice needs. `field` is its path (`repository.full_name`).

@@ -345,7 +345,11 @@ pub enum Event {
     /// The approval request went out; only the link whose token hashes to `token_hash` decides from now on.
     ApprovalSent {
         execution_id: ExecutionId,
+        /// The request's link, or for named approvers the request itself (a hash of theirs).
         token_hash: String,
+        /// Named approvers: each one's link's token hash, in the order the approval lists them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        personal: Vec<String>,
         /// The pause the request was for (its hook id); absent for the approval stage.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hook_id: Option<String>,
@@ -645,6 +649,10 @@ pub enum Effect {
         /// there and shows the release against it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         release: Option<ReleaseLookup>,
+        /// Named approvers: each gets a link of their own, in a message only their subscription accepts. None: one
+        /// link, to every subscriber.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        approvers: Vec<String>,
     },
     /// Deploy the execution's build to its target.
     StartDeployment {

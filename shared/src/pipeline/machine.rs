@@ -21,7 +21,7 @@ use crate::contract::events::{
     ApprovalDecided as ApprovalDecidedEvent, ApprovalRequested, ExecutionFinished, ExecutionStarted, RollbackRequested,
     SluiceEvent,
 };
-use crate::definitions::{AFTER_ROLLOUT, DeployTarget, ExecutionMode, OnFailure, StageKind};
+use crate::definitions::{AFTER_ROLLOUT, Approvers, DeployTarget, ExecutionMode, OnFailure, StageKind};
 
 /// At most this many executions of one pipeline wait for a stage; a push beyond it is refused (`queued` mode).
 pub const MAX_WAITING: usize = 20;
@@ -91,6 +91,12 @@ pub enum TransitionError {
     ApprovalStillOpen { execution: ExecutionId, expires_at: DateTime<Utc> },
     #[error("the approval link of execution {execution} was replaced by a newer request; use the newest email")]
     StaleApprovalLink { execution: ExecutionId },
+    #[error("{by} already approved execution {execution} at {at}; each approver decides once")]
+    AlreadySignedOff { execution: ExecutionId, by: String, at: DateTime<Utc> },
+    #[error("{by} pushed the commit execution {execution} deploys: the pipeline forbids approving one's own push")]
+    PusherMayNotApprove { execution: ExecutionId, by: String },
+    #[error("{by} is not one of the operators whose decision counts at execution {execution}'s approval stage")]
+    NotAnApprover { execution: ExecutionId, by: String },
     #[error("execution {execution}'s deployment cannot be rolled back now: {why}")]
     CannotRollBack { execution: ExecutionId, why: String },
     #[error("execution {execution}'s deployment paused at {stage}, where its pipeline asks for no approval")]
@@ -183,8 +189,8 @@ impl Run {
                 self.test_event(i, name, event)
             }
             Event::ApprovalSent { token_hash, hook_id: Some(hook_id), .. } => self.pause_sent(i, hook_id, token_hash),
-            Event::ApprovalSent { token_hash, hook_id: None, compared, .. } => {
-                self.approval_sent(i, name, token_hash, compared.as_deref())
+            Event::ApprovalSent { token_hash, hook_id: None, compared, personal, .. } => {
+                self.approval_sent(i, name, (token_hash, personal), compared.as_deref())
             }
             Event::ApprovalDecided { decision, approver, comment, token_hash, source_ip, user_agent, .. } => {
                 let said = Said { decision: *decision, approver, comment, source_ip, user_agent };
@@ -878,7 +884,7 @@ impl Run {
     fn ask(
         &mut self,
         i: usize,
-        topic_arn: &str,
+        (topic_arn, approvers): (&str, Option<&Approvers>),
         expires_at: DateTime<Utc>,
         notice: ApprovalNotice,
         hook_id: Option<&str>,
@@ -894,6 +900,7 @@ impl Run {
             notice: Box::new(ApprovalNotice { frozen, ..notice }),
             hook_id: hook_id.map(str::to_owned),
             release,
+            approvers: approvers.map(|approvers| approvers.emails.clone()).unwrap_or_default(),
         });
         self.effects.push(Effect::Publish(SluiceEvent::ApprovalRequested(ApprovalRequested {
             pipeline: execution.pipeline.clone(),
@@ -1154,6 +1161,8 @@ use pause::{Paused, Said};
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod tests_approvers;
 #[cfg(test)]
 mod tests_digest;
 #[cfg(test)]

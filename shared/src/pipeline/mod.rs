@@ -24,7 +24,7 @@ pub use state::{
     ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, CommitOrder, Compared, DeployFacts, Execution,
     ExecutionId, Freeze, Gate, GitHubDeployment, HookResult, KEPT_PAUSES, Lease, MAX_COMPARED_CHANGES,
     MAX_COMPARED_TEXT, OrderedRollback, Override, ParkedEffect, PauseFacts, PausesApart, PendingEffect, PipelineState,
-    Plan, PushLink, RaisedAlarm, RefHistory, ReleaseComparison, SourceFacts, Stage, StageRecord, Status, bounded,
-    short_commit,
+    Plan, PushLink, RaisedAlarm, RefHistory, ReleaseComparison, Signoff, SourceFacts, Stage, StageRecord, Status,
+    bounded, short_commit,
 };
 pub use tested::{FailedTest, MAX_FAILED_TESTS, TestFacts, TestResults};

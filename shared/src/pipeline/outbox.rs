@@ -484,6 +484,7 @@ mod tests {
             notice: Box::default(),
             hook_id: None,
             release: None,
+            approvers: Vec::new(),
         };
         state.enqueue(vec![request, hook()], 2);
         // WHEN the outbox is tidied: e1 is building, not waiting for a person

@@ -194,6 +194,9 @@ pub struct SourceFacts {
     #[serde(rename = "ref")]
     pub git_ref: String,
     pub pusher: String,
+    /// The pusher's email address, as GitHub sent it (a noreply address for one who keeps theirs private).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pusher_email: Option<String>,
     pub delivery_id: String,
     #[serde(default)]
     pub message: String,
@@ -292,6 +295,22 @@ pub struct ApprovalFacts {
     /// sent (an approval stage before a deploy stage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compared: Option<Box<ReleaseComparison>>,
+    /// Named approvers: the SHA-256 (hex) of each one's current link, in the order the approval lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personal: Vec<String>,
+    /// Named approvers: who approved so far, oldest first (the decision is recorded once enough did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signoffs: Vec<Signoff>,
+}
+
+/// One named approver's (or operator's) approval, toward the number an approval stage requires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signoff {
+    /// The approver's address, or the operator's IAM ARN.
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// A release against what runs at the deploy stage it goes to, as read when an approval was asked
@@ -979,6 +998,27 @@ impl Execution {
     /// The approval stage's facts: of the approval stage the run holds, or else of the last one it entered.
     pub fn approval(&self) -> Option<&ApprovalFacts> {
         self.stages.iter().rev().find_map(|record| record.approval.as_ref())
+    }
+
+    /// The named approvers of the approval [`Execution::approval`] is of (its approval stage's, or its test stage's
+    /// that asks them), if it names them.
+    pub fn named_approvers(&self) -> Option<&crate::definitions::Approvers> {
+        let stage = self.stages.iter().rev().find(|record| record.approval.is_some())?.name;
+        let approval = match &self.plan.stage(stage)?.kind {
+            StageKind::Approval(approval) => approval,
+            StageKind::Test(crate::definitions::TestStage {
+                on_failure: crate::definitions::OnFailure::Ask(approval),
+                ..
+            }) => approval,
+            StageKind::Deploy(_) | StageKind::Test(_) => return None,
+        };
+        approval.approvers.as_ref()
+    }
+
+    /// The named approver whose own link hashes to `token_hash`, at the approval the run asked last.
+    pub fn approver_of(&self, token_hash: &str) -> Option<&str> {
+        let k = self.approval()?.personal.iter().position(|mine| mine == token_hash)?;
+        self.named_approvers()?.emails.get(k).map(String::as_str)
     }
 
     /// The deploy stage whose deployment the run is doing or did last, or else the first it will do: what the

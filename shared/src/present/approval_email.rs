@@ -17,6 +17,8 @@ pub struct Links<'a> {
     /// The approval function's URL, without any token: for the JSON form.
     pub base: &'a str,
     pub region: &'a str,
+    /// The named approver the link is for, if it is theirs alone.
+    pub approver: Option<&'a str>,
 }
 
 /// The request for `execution`, expiring at `expires_at`, as of `now`.
@@ -81,14 +83,18 @@ pub fn approval_email(
             }
         }
     }
+    let whose = match links.approver {
+        Some(approver) => format!("It is yours alone, {approver}: the decision is recorded as yours."),
+        None => "Anyone with the link can decide: do not forward this email.".to_owned(),
+    };
     text.push_str(&format!(
         "\nReview and decide:\n{}\n\nThe link opens a page; nothing is decided until you press Approve or Reject there. \
-         It decides once, and expires with the request. Anyone with the link can decide: do not forward this email.\n",
+         It decides once, and expires with the request. {whose}\n",
         links.review
     ));
     let facts = approval_json(execution, notice, expires_at, links);
     let message = json!({ "default": facts.to_string(), "email": text }).to_string();
-    TopicMessage { subject, text, message }
+    TopicMessage { subject, text, message, approver: None }
 }
 
 /// The request's subject and first paragraph: a pause of a deployment, a test stage's failure to overlook, or an
@@ -209,7 +215,12 @@ mod tests {
         let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().expect("time");
         let line = "frozen by arn:aws:iam::1:user/carol since 2026-11-24 11:50 UTC, until unfrozen: incident 4312";
         let frozen = ApprovalNotice { frozen: Some(line.into()), ..notice() };
-        let links = Links { review: "https://approve.example/r/T", base: "https://approve.example/", region: "r" };
+        let links = Links {
+            review: "https://approve.example/r/T",
+            base: "https://approve.example/",
+            region: "r",
+            approver: None,
+        };
         let email = approval_email(&ExecutionId::from("web-42"), &frozen, now + TimeDelta::hours(2), links, now);
         let expected = format!(
             "\nDeployments of web are stopped: {line}.\nYour decision is recorded now; an approved release goes on once \
@@ -235,7 +246,12 @@ mod tests {
             }),
             ..notice()
         };
-        let links = Links { review: "https://approve.example/r/T", base: "https://approve.example/", region: "r" };
+        let links = Links {
+            review: "https://approve.example/r/T",
+            base: "https://approve.example/",
+            region: "r",
+            approver: None,
+        };
         let email = approval_email(&ExecutionId::from("web-42"), &paused, now + TimeDelta::hours(2), links, now);
         assert_eq!(email.subject, "sluice: web paused at PRE_PRODUCTION_TRAFFIC_SHIFT for approval, 9b2c5f0");
         for expected in [
@@ -255,8 +271,12 @@ mod tests {
     #[test]
     fn a_sign_off_email_lists_the_stages_so_far_and_where_approving_releases_the_build() {
         let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().expect("time");
-        let links =
-            Links { review: "https://approve.example/r/TOKEN", base: "https://approve.example/", region: "eu-west-1" };
+        let links = Links {
+            review: "https://approve.example/r/TOKEN",
+            base: "https://approve.example/",
+            region: "eu-west-1",
+            approver: None,
+        };
         let stage = |name: &str, said: &str| crate::pipeline::StageNotice {
             stage: crate::pipeline::Stage::new(name).expect("a stage name"),
             said: said.into(),
@@ -277,8 +297,12 @@ mod tests {
     fn the_email_names_the_run_its_commit_build_and_deadline_and_links_to_the_review_page() {
         let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().expect("time");
         let expires = now + TimeDelta::days(2) + TimeDelta::hours(3);
-        let links =
-            Links { review: "https://approve.example/r/TOKEN", base: "https://approve.example/", region: "eu-west-1" };
+        let links = Links {
+            review: "https://approve.example/r/TOKEN",
+            base: "https://approve.example/",
+            region: "eu-west-1",
+            approver: None,
+        };
         let email = approval_email(&ExecutionId::from("web-42"), &notice(), expires, links, now);
 
         assert_eq!(email.subject, "sluice: approval needed for web at 9b2c5f0");
@@ -315,7 +339,7 @@ mod tests {
         let mut long = notice();
         long.pipeline = format!("p{}\u{e9}\n", "x".repeat(200));
         let now = Utc::now();
-        let links = Links { review: "r", base: "b", region: "us-east-1" };
+        let links = Links { review: "r", base: "b", region: "us-east-1", approver: None };
         let email = approval_email(&ExecutionId::from("e"), &long, now, links, now);
         assert_eq!(email.subject.chars().count(), MAX_SUBJECT);
         assert!(email.subject.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{}", email.subject);

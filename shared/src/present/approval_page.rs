@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::html::{Page, document, escape};
 use super::text::{comparison_lines, first_line, percent, ref_label, time_left};
 use crate::definitions::PauseAction;
-use crate::pipeline::{ApprovalDecision, ApprovalNotice, ExecutionId, MAX_APPROVER, MAX_COMMENT};
+use crate::pipeline::{ApprovalDecision, ApprovalNotice, ExecutionId, MAX_APPROVER, MAX_COMMENT, Signoff};
 
 /// What a review page shows of the run.
 #[derive(Debug, Clone)]
@@ -14,6 +14,16 @@ pub struct RunFacts<'a> {
     pub execution: &'a ExecutionId,
     pub notice: &'a ApprovalNotice,
     pub expires_at: DateTime<Utc>,
+    /// A named approver's own link: who they are, and who approved so far.
+    pub named: Option<Named<'a>>,
+}
+
+/// A named approver's link: theirs, and the approvals so far toward the number required.
+#[derive(Debug, Clone, Copy)]
+pub struct Named<'a> {
+    pub you: &'a str,
+    pub signoffs: &'a [Signoff],
+    pub required: usize,
 }
 
 /// The review page: the run, the time left, and the form that decides (a POST to this same link).
@@ -29,12 +39,20 @@ pub fn review(facts: &RunFacts<'_>, form_token: &str, now: DateTime<Utc>) -> Pag
             "Approving deploys this build; rejecting ends the run. The choice is final.",
         ),
     };
+    let who = match facts.named {
+        Some(named) => {
+            format!("<p>You decide as <strong>{}</strong>: this link is yours alone.</p>", escape(named.you))
+        }
+        None => format!(
+            "<label for=\"approver\">Your name</label>\
+             <input id=\"approver\" name=\"approver\" required maxlength=\"{MAX_APPROVER}\" autocomplete=\"name\">"
+        ),
+    };
     let body = format!(
         "<h1>{question}</h1>{facts}\
          <form method=\"post\">\
          <input type=\"hidden\" name=\"form_token\" value=\"{form_token}\">\
-         <label for=\"approver\">Your name</label>\
-         <input id=\"approver\" name=\"approver\" required maxlength=\"{MAX_APPROVER}\" autocomplete=\"name\">\
+         {who}\
          <label for=\"comment\">Comment (optional)</label>\
          <textarea id=\"comment\" name=\"comment\" rows=\"3\" maxlength=\"{MAX_COMMENT}\"></textarea>\
          <button class=\"approve\" name=\"decision\" value=\"approve\">Approve</button>\
@@ -84,6 +102,41 @@ pub fn decided(facts: &RunFacts<'_>, decision: ApprovalDecision, approver: &str)
         escape(&facts.notice.pipeline),
     );
     page(200, capitalized(decision), &body)
+}
+
+/// A named approver's approval was recorded, and the stage needs more.
+pub fn signed_off(facts: &RunFacts<'_>, by: &str, approved: usize, required: usize) -> Page {
+    let body = format!(
+        "<h1>Approved by {}</h1><p>Your approval is recorded: {approved} of the {required} needed. The run moves on \
+         once {} more approve{}. You can close this page.</p><p class=\"note\">Run {} of pipeline {}.</p>",
+        escape(by),
+        required.saturating_sub(approved),
+        if required.saturating_sub(approved) == 1 { "s" } else { "" },
+        escape(&facts.execution.0),
+        escape(&facts.notice.pipeline),
+    );
+    page(200, "Approved", &body)
+}
+
+/// A named approver who already approved comes back: each decides once.
+pub fn already_signed(by: &str, at: DateTime<Utc>) -> Page {
+    let body = format!(
+        "<h1>You already approved</h1><p>{} approved at {}. Each approver decides once; the run waits for the \
+         others.</p>",
+        escape(by),
+        at.format("%Y-%m-%d %H:%M UTC")
+    );
+    page(409, "Already approved", &body)
+}
+
+/// The pusher's own link, where the pipeline forbids approving one's own push.
+pub fn pusher_refused(by: &str) -> Page {
+    let body = format!(
+        "<h1>You pushed this commit</h1><p>{} pushed the commit this run deploys, and this pipeline lets nobody approve \
+         their own push: another approver decides.</p>",
+        escape(by)
+    );
+    page(403, "Not yours to approve", &body)
 }
 
 /// The same page for every link that decides nothing here: unknown, forged, or replaced by a newer request.
@@ -207,6 +260,16 @@ fn fact_list(facts: &RunFacts<'_>, now: DateTime<Utc>) -> String {
         };
         rows.push(("If nobody decides", then.to_owned()));
     }
+    if let Some(named) = facts.named {
+        let so_far: Vec<String> = named
+            .signoffs
+            .iter()
+            .map(|signoff| format!("{} at {}", escape(&signoff.by), signoff.at.format("%Y-%m-%d %H:%M UTC")))
+            .collect();
+        let needed = named.required.saturating_sub(named.signoffs.len());
+        let so_far = if so_far.is_empty() { "none yet".to_owned() } else { so_far.join("<br>") };
+        rows.push(("Approved by", format!("{so_far}<br>{needed} more of {} needed", named.required)));
+    }
     rows.push((
         "Expires",
         format!("{} ({})", facts.expires_at.format("%Y-%m-%d %H:%M UTC"), time_left(facts.expires_at - now)),
@@ -262,7 +325,12 @@ mod tests {
         let line = "frozen by arn:aws:iam::1:user/carol since 2026-11-24 11:50 UTC, until unfrozen: <incident>";
         let frozen = ApprovalNotice { frozen: Some(line.into()), ..notice() };
         let execution = ExecutionId::from("web-1");
-        let facts = RunFacts { execution: &execution, notice: &frozen, expires_at: now + chrono::TimeDelta::hours(1) };
+        let facts = RunFacts {
+            execution: &execution,
+            notice: &frozen,
+            expires_at: now + chrono::TimeDelta::hours(1),
+            named: None,
+        };
         let page = review(&facts, "FORM", now);
         assert!(
             page.html.contains(
@@ -306,7 +374,12 @@ mod tests {
             ..notice()
         };
         let execution = ExecutionId::from("web-1");
-        let facts = RunFacts { execution: &execution, notice: &notice, expires_at: now + chrono::TimeDelta::hours(1) };
+        let facts = RunFacts {
+            execution: &execution,
+            notice: &notice,
+            expires_at: now + chrono::TimeDelta::hours(1),
+            named: None,
+        };
         let page = review(&facts, "FORM", now);
         for expected in [
             "Continue web's ecs_canary deployment?",
@@ -334,7 +407,12 @@ mod tests {
         let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().expect("time");
         let notice = notice();
         let execution = ExecutionId::from("web-1");
-        let facts = RunFacts { execution: &execution, notice: &notice, expires_at: now + chrono::TimeDelta::hours(5) };
+        let facts = RunFacts {
+            execution: &execution,
+            notice: &notice,
+            expires_at: now + chrono::TimeDelta::hours(5),
+            named: None,
+        };
         let page = review(&facts, "FORM", now);
         assert_eq!(page.status, 200);
         assert!(page.html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &quot;quotes&quot;"), "{}", page.html);

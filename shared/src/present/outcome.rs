@@ -18,7 +18,7 @@ pub fn outcome_message(execution: &ExecutionId, report: &OutcomeReport, region: 
     text.push_str(&outcome_times(report));
     let facts = outcome_json(execution, report, region);
     let message = json!({ "default": facts.to_string(), "email": text }).to_string();
-    TopicMessage { subject, text, message }
+    TopicMessage { subject, text, message, approver: None }
 }
 
 /// The email's head: what happened, the commit, the build and the deployment, and why it ended so.

@@ -148,6 +148,7 @@ fn an_approval_after_a_test_stage_shows_what_the_release_passed_there() {
         review: "https://approve.example/t",
         base: "https://approve.example/",
         region: "eu-west-1",
+        approver: None,
     };
     let email = super::approval_email::approval_email(&run.id, &notice, at(70), links, at(10));
     assert!(email.text.contains("tests passed: 118 passed, 0 failed, 3 skipped"), "{}", email.text);

@@ -6,15 +6,16 @@ use tracing::{info, warn};
 
 use crate::contract::ports::{
     ArtifactError, ArtifactStore, DeployError, EventPublisher, NotifyError, PipelineStore, ReviewSite, RunningServices,
-    TopicNotifier, approval_link,
+    TopicMessage, TopicNotifier, approval_link,
 };
+use crate::definitions::Approvers;
 use crate::deploy::compare::{self, TaskShape};
 use crate::pipeline::{
-    ApprovalDecision, ApprovalNotice, ApprovalStanding, Effect, EffectKind, Event, Execution, Freeze, Gate,
-    MAX_APPROVER, MAX_COMMENT, PauseNotice, ReleaseComparison, ReleaseLookup, TransitionError,
+    ApprovalDecision, ApprovalNotice, ApprovalStanding, Effect, EffectKind, Event, Execution, ExecutionId, Freeze,
+    Gate, MAX_APPROVER, MAX_COMMENT, PauseNotice, ReleaseComparison, ReleaseLookup, TransitionError,
 };
 use crate::present::approval_email::{Links, approval_email};
-use crate::present::approval_page::{self as page, RunFacts};
+use crate::present::approval_page::{self as page, Named, RunFacts};
 use crate::present::html::Page;
 use crate::runtime::telemetry::Chain;
 use crate::usecases::{EffectError, EffectRunner, Handled, Input, handle};
@@ -49,31 +50,79 @@ where
     R: RunningServices,
 {
     async fn request(&self, effect: &Effect) -> Result<Option<Event>, EffectError> {
-        let Effect::RequestApproval { execution_id, topic_arn, expires_at, notice, hook_id, release } = effect else {
+        let Effect::RequestApproval { execution_id, topic_arn, expires_at, notice, hook_id, release, approvers } =
+            effect
+        else {
             return Err(EffectError::permanent(
                 effect.kind().name(),
                 "not an effect the approval function carries out",
             ));
         };
-        let token = LinkToken::generate().map_err(|error| EffectError::transient("request_approval", error))?;
+        if !approvers.is_empty() {
+            self.only_personal_subscriptions(topic_arn).await?;
+        }
         let base = self.site.base_url().await.map_err(|error| EffectError::transient("request_approval", error))?;
-        let review = format!("{base}r/{}", token.encode());
-        let links = Links { review: &review, base: &base, region: &self.region };
         let compared = match (release, hook_id, notice.image_uri.as_deref()) {
             (Some(release), None, Some(image)) => Some(Box::new(self.compare(release, image).await)),
             _ => None,
         };
         let notice = ApprovalNotice { compared: compared.clone(), ..(**notice).clone() };
-        let email = approval_email(execution_id, &notice, *expires_at, links, (self.clock)());
+        let token = LinkToken::generate().map_err(|error| EffectError::transient("request_approval", error))?;
+        let mut personal = Vec::new();
+        if approvers.is_empty() {
+            self.send(topic_arn, execution_id, (&notice, *expires_at), (&base, &token), None).await?;
+        }
+        for approver in approvers {
+            let mine = LinkToken::generate().map_err(|error| EffectError::transient("request_approval", error))?;
+            self.send(topic_arn, execution_id, (&notice, *expires_at), (&base, &mine), Some(approver)).await?;
+            personal.push(mine.hash());
+        }
+        info!(execution = %execution_id, topic = %topic_arn, approvers = approvers.len(), "approval requested");
+        let (execution_id, token_hash, hook_id) = (execution_id.clone(), token.hash(), hook_id.clone());
+        Ok(Some(Event::ApprovalSent { execution_id, token_hash, personal, hook_id, compared }))
+    }
+
+    /// One approval email, with the link of `token`: to every subscriber, or (`approver`) to that approver's
+    /// subscription alone.
+    async fn send(
+        &self,
+        topic_arn: &str,
+        execution_id: &ExecutionId,
+        (notice, expires_at): (&ApprovalNotice, DateTime<Utc>),
+        (base, token): (&str, &LinkToken),
+        approver: Option<&String>,
+    ) -> Result<(), EffectError> {
+        let review = format!("{base}r/{}", token.encode());
+        let links = Links { review: &review, base, region: &self.region, approver: approver.map(String::as_str) };
+        let email = approval_email(execution_id, notice, expires_at, links, (self.clock)());
+        let email = TopicMessage { approver: approver.cloned(), ..email };
         match self.notifier.notify(topic_arn, &email).await {
-            Ok(()) => {
-                info!(execution = %execution_id, topic = %topic_arn, "approval requested");
-                let (execution_id, token_hash, hook_id) = (execution_id.clone(), token.hash(), hook_id.clone());
-                Ok(Some(Event::ApprovalSent { execution_id, token_hash, hook_id, compared }))
-            }
+            Ok(()) => Ok(()),
             Err(error @ NotifyError::Refused { .. }) => Err(EffectError::permanent("request_approval", error)),
             Err(error @ NotifyError::Unavailable { .. }) => Err(EffectError::transient("request_approval", error)),
         }
+    }
+
+    /// Personal links go only to a topic whose every subscription accepts named approvers' messages alone: one
+    /// without a filter policy would receive everyone's links. Otherwise the request is refused, naming them.
+    async fn only_personal_subscriptions(&self, topic_arn: &str) -> Result<(), EffectError> {
+        let subscriptions = match self.notifier.subscriptions(topic_arn).await {
+            Ok(subscriptions) => subscriptions,
+            Err(error @ NotifyError::Refused { .. }) => return Err(EffectError::permanent("request_approval", error)),
+            Err(error @ NotifyError::Unavailable { .. }) => {
+                return Err(EffectError::transient("request_approval", error));
+            }
+        };
+        let unfit = personal::unfit_subscriptions(&subscriptions);
+        if unfit.is_empty() {
+            return Ok(());
+        }
+        let message = format!(
+            "personal approval links are not sent to topic {topic_arn}: its {} (give each subscription its \
+             approver's filter policy with `sluice approvers sync`, or unsubscribe it)",
+            unfit.join("; its ")
+        );
+        Err(EffectError::permanent("request_approval", message))
     }
 
     /// The release (`image`, with the build's task definition) against what runs where approving releases it, read
@@ -177,7 +226,27 @@ impl Found {
     /// The decision the link asks for: the approval stage's or a pause's (the link's token hash is one of theirs).
     fn gate(&self) -> Option<Gate<'_>> {
         let hash = self.token.hash();
-        self.execution.gates().find(|gate| gate.facts().token_hash.as_deref().is_some_and(|h| same_hash(h, &hash)))
+        self.execution.gates().find(|gate| {
+            let facts = gate.facts();
+            let shared = facts.personal.is_empty() && facts.token_hash.as_deref().is_some_and(|h| same_hash(h, &hash));
+            shared || facts.personal.iter().any(|h| same_hash(h, &hash))
+        })
+    }
+
+    /// The named approver whose own link this is, and the approval's named approvers.
+    fn named(&self) -> Option<(&str, &Approvers)> {
+        let hash = self.token.hash();
+        let facts = self.execution.approval()?;
+        let k = facts.personal.iter().position(|h| same_hash(h, &hash))?;
+        let approvers = self.execution.named_approvers()?;
+        Some((approvers.emails.get(k)?, approvers))
+    }
+
+    /// What the pages show of a named approver's own link.
+    fn named_facts(&self) -> Option<Named<'_>> {
+        let (you, approvers) = self.named()?;
+        let signoffs = self.execution.approval().map(|facts| facts.signoffs.as_slice()).unwrap_or_default();
+        Some(Named { you, signoffs, required: approvers.required })
     }
 }
 
@@ -204,7 +273,7 @@ async fn find<S: PipelineStore>(store: &S, token: &str) -> Result<Option<Found>,
 fn closed(found: &Found, now: DateTime<Utc>) -> Option<Page> {
     let gate = found.gate()?;
     match found.execution.standing(gate, now) {
-        ApprovalStanding::Open => None,
+        ApprovalStanding::Open => refused_approver(found),
         ApprovalStanding::Decided { decision, approver, at } => {
             Some(page::already_decided(decision, approver.unwrap_or("someone"), at))
         }
@@ -216,6 +285,19 @@ fn closed(found: &Found, now: DateTime<Utc>) -> Option<Page> {
             Some(page::withdrawn(reason.unwrap_or("the run no longer waits for an approval")))
         }
     }
+}
+
+/// The page for a named approver whose decision the open approval does not take: one who already approved, or the
+/// pusher where the pipeline forbids approving one's own push.
+fn refused_approver(found: &Found) -> Option<Page> {
+    let (you, approvers) = found.named()?;
+    let signoffs = found.execution.approval().map(|facts| facts.signoffs.as_slice()).unwrap_or_default();
+    if let Some(signoff) = signoffs.iter().find(|signoff| signoff.by == you) {
+        return Some(page::already_signed(you, signoff.at));
+    }
+    let pusher = found.execution.source.pusher_email.as_deref();
+    let pushed = pusher.is_some_and(|pusher| pusher.trim().eq_ignore_ascii_case(you));
+    (approvers.forbid_pusher && pushed).then(|| page::pusher_refused(you))
 }
 
 /// The run behind the link in `token` while its approval waits; otherwise the page that says why it does not.
@@ -258,7 +340,7 @@ pub async fn review_page<S: PipelineStore>(store: &S, token: &str, now: DateTime
         Err(page) => return page,
     };
     let (notice, expires_at) = notice_of(&found, now);
-    let facts = RunFacts { execution: &found.execution.id, notice: &notice, expires_at };
+    let facts = RunFacts { execution: &found.execution.id, notice: &notice, expires_at, named: found.named_facts() };
     page::review(&facts, &found.token.form_token(), now)
 }
 
@@ -276,7 +358,9 @@ struct DecisionForm {
     comment: Option<String>,
 }
 
-fn read_form(body: &[u8]) -> Result<DecisionForm, String> {
+/// The decision form; `named`: the named approver whose own link it was posted to (any name it gives is not theirs
+/// to give).
+fn read_form(body: &[u8], named: Option<&str>) -> Result<DecisionForm, String> {
     if body.len() > MAX_FORM {
         return Err(format!("the form is larger than {MAX_FORM} bytes"));
     }
@@ -298,8 +382,10 @@ fn read_form(body: &[u8]) -> Result<DecisionForm, String> {
         Some("reject") => ApprovalDecision::Rejected,
         _ => return Err("choose Approve or Reject".to_owned()),
     };
-    let approver =
-        approver.filter(|name| !name.is_empty()).ok_or("enter your name: it is recorded with the decision")?;
+    let approver = match named {
+        Some(named) => named.to_owned(),
+        None => approver.filter(|name| !name.is_empty()).ok_or("enter your name: it is recorded with the decision")?,
+    };
     if approver.chars().count() > MAX_APPROVER || approver.chars().any(char::is_control) {
         return Err(format!("a name is one line of at most {MAX_APPROVER} characters"));
     }
@@ -325,7 +411,7 @@ pub async fn decide<S: PipelineStore, R: EffectRunner>(
         Ok(found) => found,
         Err(page) => return page,
     };
-    let form = match read_form(body) {
+    let form = match read_form(body, found.named().map(|(you, _)| you)) {
         Ok(form) => form,
         Err(message) => return page::bad_request(&message),
     };
@@ -344,13 +430,21 @@ pub async fn decide<S: PipelineStore, R: EffectRunner>(
     let mode = crate::definitions::ExecutionMode::default();
     let input = Input { pipeline: &found.pipeline, mode, event: &event, receipt: None, now };
     let (notice, expires_at) = notice_of(&found, now);
-    let facts = RunFacts { execution: &found.execution.id, notice: &notice, expires_at };
+    let facts = RunFacts { execution: &found.execution.id, notice: &notice, expires_at, named: None };
     match handle(store, runner, input).await {
         Ok(Handled::Applied) => {
             info!(execution = %found.execution.id, decision = form.decision.name(), approver = %form.approver, "approval decided");
-            page::decided(&facts, form.decision, &form.approver)
+            let named = found.named_facts().filter(|_| form.decision == ApprovalDecision::Approved);
+            match named.map(|named| (named.signoffs.len() + 1, named.required)) {
+                Some((approved, required)) if approved < required => {
+                    page::signed_off(&facts, &form.approver, approved, required)
+                }
+                _ => page::decided(&facts, form.decision, &form.approver),
+            }
         }
         Ok(Handled::Refused(TransitionError::StaleApprovalLink { .. })) => page::not_found(),
+        Ok(Handled::Refused(TransitionError::AlreadySignedOff { by, at, .. })) => page::already_signed(&by, at),
+        Ok(Handled::Refused(TransitionError::PusherMayNotApprove { by, .. })) => page::pusher_refused(&by),
         Ok(Handled::Refused(TransitionError::ApprovalExpired { expired_at, .. })) => {
             match found.gate().and_then(Gate::pause) {
                 Some(pause) => page::pause_expired(expired_at, pause.timeout_action),
@@ -370,7 +464,10 @@ pub async fn decide<S: PipelineStore, R: EffectRunner>(
     }
 }
 
+pub mod personal;
 pub mod token;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_approvers;

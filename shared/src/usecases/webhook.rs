@@ -283,6 +283,12 @@ fn source_of(push: &PushEvent, delivery: Delivery<'_>, delivery_id: &str) -> Sou
         before: push.before.clone(),
         git_ref: bounded(&push.git_ref, MAX_NAME),
         pusher: bounded(&push.pusher.name, MAX_NAME),
+        pusher_email: push
+            .pusher
+            .email
+            .as_deref()
+            .filter(|email| !email.is_empty())
+            .map(|email| bounded(email, MAX_NAME)),
         delivery_id: delivery_id.to_owned(),
         message: bounded(push.head_commit.as_ref().map_or("", |c| c.message.as_str()), MAX_MESSAGE),
         compare_url: bounded(&push.compare, MAX_URL),

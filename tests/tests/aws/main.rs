@@ -45,6 +45,7 @@ pub fn push(execution: &str) -> Event {
             commit: format!("{execution}0000000000000000000000000000000000"),
             git_ref: "refs/heads/main".into(),
             pusher: "octocat".into(),
+            pusher_email: None,
             before: String::new(),
             delivery_id: format!("delivery-{execution}"),
             message: format!("commit {execution}"),

@@ -3,12 +3,20 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::pause::Said;
-use super::{Applied, IgnoreReason, Run, TransitionError};
-use crate::definitions::Approval;
+use super::{Applied, IgnoreReason, MAX_APPROVER, Run, TransitionError};
+use crate::definitions::{Approval, Approvers, MAX_APPROVERS};
 use crate::pipeline::event::{ApprovalNotice, ReleaseLookup};
 use crate::pipeline::state::{
-    ApprovalDecision, ApprovalFacts, Execution, ReleaseComparison, Stage, StageRecord, Status,
+    ApprovalDecision, ApprovalFacts, Execution, ReleaseComparison, Signoff, Stage, StageRecord, Status, bounded,
 };
+
+/// The longest comment kept with an approval that counts toward the number required (the deciding one keeps
+/// [`super::MAX_COMMENT`]).
+pub const MAX_SIGNOFF_COMMENT: usize = 100;
+/// The longest operator ARN kept with an approval: an assumed role's session ARN is at most about 170 characters.
+const MAX_OPERATOR_ARN: usize = 256;
+/// A link's token hash: SHA-256 in hex.
+const MAX_HASH: usize = 64;
 
 impl Run {
     /// Run `i` enters an approval stage: its approvers are asked to decide within the stage's timeout.
@@ -17,7 +25,7 @@ impl Run {
         let expires_at = expiry(now, approval);
         let notice = ApprovalNotice::of(&self.state.executions[i], now);
         let release = release_lookup(&self.state.executions[i]);
-        self.ask(i, &approval.topic_arn, expires_at, notice, None, release);
+        self.ask(i, (&approval.topic_arn, approval.approvers.as_ref()), expires_at, notice, None, release);
         let facts = ApprovalFacts {
             topic_arn: approval.topic_arn.clone(),
             requested_at: now,
@@ -34,7 +42,7 @@ impl Run {
         &mut self,
         i: usize,
         name: &'static str,
-        token_hash: &str,
+        (token_hash, personal): (&str, &[String]),
         compared: Option<&ReleaseComparison>,
     ) -> Applied {
         let Some(approval) = self.state.executions[i].approval() else {
@@ -51,6 +59,7 @@ impl Run {
         let now = self.now;
         let approval = self.approval_mut(i);
         approval.token_hash = Some(token_hash.to_owned());
+        approval.personal = personal.iter().take(MAX_APPROVERS).map(|hash| bounded(hash, MAX_HASH)).collect();
         approval.sent_at = Some(now);
         approval.compared = compared.map(|compared| Box::new(compared.bounded()));
         Ok(None)
@@ -68,6 +77,9 @@ impl Run {
         if let Some(hook_id) = self.decided_pause(i, token_hash) {
             return self.pause_decided(i, &hook_id, said);
         }
+        if let Some(approvers) = self.state.executions[i].named_approvers().cloned() {
+            return self.approver_decided(i, name, said, token_hash, &approvers);
+        }
         let current = execution.approval().and_then(|approval| approval.token_hash.as_ref());
         if token_hash.is_some() && token_hash != current.map(String::as_str) {
             return Err(TransitionError::StaleApprovalLink { execution: execution.id.clone() });
@@ -82,16 +94,19 @@ impl Run {
                 None => self.past(i, self.approval_stage(i), false, name),
             };
         }
-        let now = self.now;
-        let approval = self.approval_mut(i);
-        if now > approval.expires_at {
-            let expired_at = approval.expires_at;
-            return Err(TransitionError::ApprovalExpired {
-                execution: self.state.executions[i].id.clone(),
-                expired_at,
-            });
+        let expires_at = self.approval_mut(i).expires_at;
+        if self.now > expires_at {
+            let execution = self.state.executions[i].id.clone();
+            return Err(TransitionError::ApprovalExpired { execution, expired_at: expires_at });
         }
-        said.record(approval, now);
+        self.decide_stage(i, said);
+        Ok(None)
+    }
+
+    /// The decision on the approval run `i` holds, recorded and announced: the run moves on, or ends.
+    fn decide_stage(&mut self, i: usize, said: &Said<'_>) {
+        let now = self.now;
+        said.record(self.approval_mut(i), now);
         self.announce_decision(i, said, None);
         match said.decision {
             ApprovalDecision::Approved => self.stage_done(i),
@@ -107,6 +122,61 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// A named approver decided, through their own link (`token_hash`), or an operator with `sluice approve`: an
+    /// approval counts toward the number required, a rejection rejects. Each decides once.
+    fn approver_decided(
+        &mut self,
+        i: usize,
+        name: &'static str,
+        said: &Said<'_>,
+        token_hash: Option<&str>,
+        approvers: &Approvers,
+    ) -> Applied {
+        let execution = &self.state.executions[i];
+        let id = execution.id.clone();
+        let Some(facts) = execution.approval() else { return self.past(i, self.approval_stage(i), false, name) };
+        let by = match token_hash {
+            Some(hash) => execution
+                .approver_of(hash)
+                .map(str::to_owned)
+                .ok_or(TransitionError::StaleApprovalLink { execution: id.clone() })?,
+            None if approvers.operator(said.approver) => bounded(said.approver, MAX_OPERATOR_ARN),
+            None => {
+                return Err(TransitionError::NotAnApprover { execution: id, by: bounded(said.approver, MAX_APPROVER) });
+            }
+        };
+        if !execution.approving() {
+            return match facts.decision {
+                Some(decision) => Err(TransitionError::AlreadyDecided { execution: id, decision }),
+                None => self.past(i, self.approval_stage(i), false, name),
+            };
+        }
+        if let Some(signoff) = facts.signoffs.iter().find(|signoff| signoff.by == by) {
+            return Err(TransitionError::AlreadySignedOff { execution: id, by, at: signoff.at });
+        }
+        if self.now > facts.expires_at {
+            return Err(TransitionError::ApprovalExpired { execution: id, expired_at: facts.expires_at });
+        }
+        let pusher = execution.source.pusher_email.as_deref();
+        if approvers.forbid_pusher
+            && said.decision == ApprovalDecision::Approved
+            && pusher.is_some_and(|pusher| pusher.trim().eq_ignore_ascii_case(&by))
+        {
+            return Err(TransitionError::PusherMayNotApprove { execution: id, by });
+        }
+        let said = Said { approver: &by, ..*said };
+        if said.decision == ApprovalDecision::Approved {
+            let (now, comment) =
+                (self.now, said.comment.as_deref().map(|comment| bounded(comment, MAX_SIGNOFF_COMMENT)));
+            let approval = self.approval_mut(i);
+            approval.signoffs.push(Signoff { by: by.clone(), at: now, comment });
+            if approval.signoffs.len() < approvers.required {
+                return Ok(None);
+            }
+        }
+        self.decide_stage(i, &said);
         Ok(None)
     }
 

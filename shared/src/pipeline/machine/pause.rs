@@ -153,7 +153,7 @@ impl Run {
                 ..Default::default()
             };
             pause.approval = Some(approval);
-            self.ask(i, &topic_arn, expires_at, notice, Some(event.hook_id), None);
+            self.ask(i, (&topic_arn, None), expires_at, notice, Some(event.hook_id), None);
         } else if self.hold(i, pause) {
             pause.held_until = Some(expires_at);
         } else {

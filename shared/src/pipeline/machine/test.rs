@@ -210,7 +210,7 @@ impl Run {
         let execution = &self.state.executions[i];
         let notice = ApprovalNotice::of(execution, now);
         let release = super::approval::release_lookup(execution);
-        self.ask(i, &approval.topic_arn, expires_at, notice, None, release);
+        self.ask(i, (&approval.topic_arn, approval.approvers.as_ref()), expires_at, notice, None, release);
     }
 
     /// Whether run `i` holds test stage `stage`.

@@ -758,6 +758,7 @@ fn an_approval_link_decides_only_while_it_is_the_current_one() {
     // GIVEN e1 awaiting approval, whose request went out with link hash h2 (after an earlier h1)
     let sent = |hash: &str| Event::ApprovalSent {
         execution_id: id("e1"),
+        personal: Vec::new(),
         token_hash: hash.into(),
         hook_id: None,
         compared: None,
@@ -1052,6 +1053,7 @@ fn canary_awaiting(execution: &str) -> PipelineState {
     let (state, _) = apply(&state, &paused(execution, "pause-2"), at(20));
     let sent = Event::ApprovalSent {
         compared: None,
+        personal: Vec::new(),
         execution_id: id(execution),
         token_hash: "hash-2".into(),
         hook_id: Some("pause-2".into()),
@@ -1604,6 +1606,7 @@ fn checks_a_rollback_and_an_approval_at_a_pause_are_the_deploy_stages() {
     assert_eq!(stages_named(&effects), [("Approval Requested", deploy)]);
     let sent = Event::ApprovalSent {
         compared: None,
+        personal: Vec::new(),
         execution_id: id("e2"),
         token_hash: "hash-pause-2".into(),
         hook_id: Some("pause-2".into()),

@@ -436,6 +436,11 @@ pub async fn request(
 /// What moto's SNS recorded as published to `topic_arn` (its `/moto-api/data.json`): each message's subject and
 /// `Message`, oldest first.
 pub async fn sns_messages(topic_arn: &str) -> Result<Vec<(Option<String>, String)>> {
+    Ok(sns_published(topic_arn).await?.into_iter().map(|(subject, message, _)| (subject, message)).collect())
+}
+
+/// As [`sns_messages`], with the approver each message was for (its `sluice_approver` message attribute), if any.
+pub async fn sns_published(topic_arn: &str) -> Result<Vec<(Option<String>, String, Option<String>)>> {
     // moto builds data.json by walking every backend, and answers 500 when another test changes one meanwhile
     // (a dictionary changed size during iteration): that is moto's, not the test's, so ask again.
     let mut attempt = 0;
@@ -454,9 +459,13 @@ pub async fn sns_messages(topic_arn: &str) -> Result<Vec<(Option<String>, String
     let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
     let topic = topics.iter().find(|topic| topic["arn"] == topic_arn);
     let sent = topic.and_then(|topic| topic["sent_notifications"].as_array().cloned()).unwrap_or_default();
+    // moto keeps (message id, message, subject, message attributes, group id) per publish.
     Ok(sent
         .iter()
-        .map(|entry| (entry[2].as_str().map(str::to_owned), entry[1].as_str().unwrap_or_default().to_owned()))
+        .map(|entry| {
+            let approver = entry[3][sluice::definitions::APPROVER_ATTRIBUTE]["Value"].as_str().map(str::to_owned);
+            (entry[2].as_str().map(str::to_owned), entry[1].as_str().unwrap_or_default().to_owned(), approver)
+        })
         .collect())
 }
 

@@ -7,6 +7,7 @@
 //! not succeed; or `doctor` found a problem), 2 usage.
 
 mod approve;
+mod approvers;
 mod check;
 mod doctor;
 mod effects;
@@ -80,6 +81,7 @@ enum Verb {
     Page(page::Page),
     Approve(approve::Approve),
     Reject(approve::Reject),
+    Approvers(approvers::Approvers),
     Rollback(rollback::Rollback),
     Freeze(freeze::Freeze),
     Unfreeze(freeze::Unfreeze),
@@ -137,6 +139,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Verb::Page(verb) => verb.run(&target).await,
         Verb::Approve(verb) => verb.run(&target).await,
         Verb::Reject(verb) => verb.run(&target).await,
+        Verb::Approvers(verb) => verb.run(&target).await,
         Verb::Rollback(verb) => verb.run(&target).await,
         Verb::Freeze(verb) => verb.run(&target).await,
         Verb::Unfreeze(verb) => verb.run(&target).await,

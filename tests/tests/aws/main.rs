@@ -1,6 +1,7 @@
 //! The real adapters against moto_server over HTTP. One moto per test binary; one stack per test.
 
 mod approval;
+mod approvers;
 mod build_events;
 mod builds;
 mod cancellations;

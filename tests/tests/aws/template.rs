@@ -8,8 +8,12 @@ use sluice_integration::template::named;
 
 /// The actions AWS lets a policy name only with `Resource: "*"` (the Service Authorization Reference lists no
 /// resource type for them).
-const NO_RESOURCE_LEVEL: [&str; 3] =
-    ["ecs:RegisterTaskDefinition", "ecs:ListTaskDefinitions", "ecs:DescribeTaskDefinition"];
+const NO_RESOURCE_LEVEL: [&str; 4] = [
+    "ecs:RegisterTaskDefinition",
+    "ecs:ListTaskDefinitions",
+    "ecs:DescribeTaskDefinition",
+    "sns:GetSubscriptionAttributes",
+];
 
 #[test]
 fn no_function_may_act_on_every_resource_but_where_aws_allows_nothing_narrower() -> Result<()> {

@@ -75,12 +75,16 @@ async fn decide(target: &Target, asked: Decision, decision: ApprovalDecision, wa
         })?;
     let what = match &decided {
         Decided::Stage => "its approval stage".to_owned(),
+        Decided::Counted { approved, required } => {
+            format!("its approval stage: {approved} of the {required} approvals needed, so it waits for more")
+        }
         Decided::Pause(stage) => format!("its deployment's {stage} pause"),
         Decided::Already => "nothing new: the same decision was already recorded".to_owned(),
     };
     if target.json && !wait {
         let decided = match decided {
             Decided::Stage => "stage",
+            Decided::Counted { .. } => "counted",
             Decided::Pause(_) => "pause",
             Decided::Already => "already",
         };

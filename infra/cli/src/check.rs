@@ -172,7 +172,7 @@ fn stages(p: &Pipeline) -> String {
         .stages
         .iter()
         .map(|stage| match &stage.kind {
-            StageKind::Approval(approval) => format!("{} (approval by {})", stage.name, approval.topic_arn),
+            StageKind::Approval(approval) => format!("{} ({})", stage.name, approval_by(approval)),
             StageKind::Deploy(deploy) => {
                 let (target, gates) = deploys(&deploy.target);
                 let gates: String = gates.iter().map(|gate| format!(", {gate}")).collect();
@@ -222,10 +222,30 @@ fn triggers(source: &Source) -> String {
 /// Who must agree before the pipeline deploys: each approval stage's topic, each pause's stage and topic; and when
 /// its deploy stages may start (their windows, deny periods and entry alarms).
 fn gates(p: &Pipeline) -> Vec<String> {
-    let approvals = p.approval_stages().map(|(_, approval)| format!("approval by {}", approval.topic_arn));
+    let approvals = p.approval_stages().map(|(_, approval)| approval_by(approval));
     let pauses = p.deploy_stages().flat_map(|(_, deploy)| deploys(&deploy.target).1);
     let entries = p.deploy_stages().map(|(_, deploy)| entry(deploy)).filter(|entry| !entry.is_empty());
     approvals.chain(pauses).chain(entries.map(|entry| entry.trim_start_matches(", ").to_owned())).collect()
+}
+
+/// Who decides at an approval stage: `approval by <topic>`, and its named approvers: `, 2 of alice@example.com,
+/// bob@example.com (not the pusher; operators arn:aws:iam::123456789012:role/release-*)`.
+fn approval_by(approval: &sluice::definitions::Approval) -> String {
+    let mut said = format!("approval by {}", approval.topic_arn);
+    if let Some(approvers) = &approval.approvers {
+        said.push_str(&format!(", {} of {}", approvers.required, approvers.emails.join(", ")));
+        let mut notes = Vec::new();
+        if approvers.forbid_pusher {
+            notes.push("not the pusher".to_owned());
+        }
+        if !approvers.operators.is_empty() {
+            notes.push(format!("operators {}", approvers.operators.join(", ")));
+        }
+        if !notes.is_empty() {
+            said.push_str(&format!(" ({})", notes.join("; ")));
+        }
+    }
+    said
 }
 
 /// When a deploy stage may start its deployment: `, windows mon-fri 09:00-16:00 Europe/Berlin, denied 2026-12-20
@@ -263,7 +283,13 @@ fn stages_json(p: &Pipeline) -> Vec<serde_json::Value> {
         .iter()
         .map(|stage| match &stage.kind {
             StageKind::Approval(approval) => {
-                json!({ "name": stage.name, "kind": stage.kind_name(), "topic": approval.topic_arn })
+                json!({
+                    "name": stage.name, "kind": stage.kind_name(), "topic": approval.topic_arn,
+                    "approvers": approval.approvers.as_ref().map(|approvers| json!({
+                        "emails": approvers.emails, "required": approvers.required,
+                        "forbid_pusher": approvers.forbid_pusher, "operators": approvers.operators,
+                    })),
+                })
             }
             StageKind::Deploy(deploy) => {
                 let (place, gates) = deploys(&deploy.target);

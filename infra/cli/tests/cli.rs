@@ -1262,3 +1262,113 @@ async fn on_a_terminal_colours_are_on_unless_clicolor_is_0() -> Result<()> {
     assert!(!plain.contains('\x1b') && plain.contains("web-1"), "{plain:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn approvers_sync_subscribes_each_approver_with_their_filter_policy_and_names_what_would_receive_all_links()
+-> Result<()> {
+    let stack = Stack::create().await?;
+    let topic = stack.sns.create_topic().name(sluice_integration::unique("sign-off")).send().await?;
+    let topic = topic.topic_arn().context("a topic")?.to_owned();
+    // bob subscribed before, without a filter policy; ops reads everything.
+    for endpoint in ["bob@example.com", "ops@example.com"] {
+        stack.sns.subscribe().topic_arn(&topic).protocol("email").endpoint(endpoint).send().await?;
+    }
+    let definitions = format!(
+        "[pipelines.web]\nsource = {{ repository = \"acme/web\" }}\nbuild = {{ project = \"web-build\" }}\n\n\
+         [[pipelines.web.stages]]\nname = \"sign-off\"\napproval = {{ topic = \"{topic}\", approvers = \
+         [\"alice@example.com\", \"bob@example.com\"], required = 2 }}\n\n\
+         [[pipelines.web.stages]]\nname = \"production\"\ndeploy = {{ strategy = \"rolling\", cluster = \"prod\", \
+         service = \"web\" }}\n"
+    );
+    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
+    store.publish(&definitions, None, chrono::Utc::now()).await?;
+    let name = sluice_integration::unique("sluice-cli");
+    deployed(&stack, &name).await?;
+
+    let dry = sluice(&["--stack", &name, "approvers", "sync", "--dry-run"]);
+    assert!(stdout(&dry).contains("alice@example.com on"), "{}", stdout(&dry));
+    assert!(stdout(&dry).contains("would be subscribed"), "{}", stdout(&dry));
+    assert_eq!(filter_policies(&stack.sns, &topic).await?.len(), 2, "a dry run changes nothing");
+
+    let synced = sluice(&["--stack", &name, "approvers", "sync"]);
+    assert_eq!(synced.status.code(), Some(1), "ops would receive everyone's links: {}", stdout(&synced));
+    let said = stdout(&synced);
+    assert!(said.contains("alice@example.com on") && said.contains("subscribed with their filter policy"), "{said}");
+    assert!(said.contains("bob@example.com on") && said.contains("given their filter policy"), "{said}");
+    assert!(said.contains("email subscription ops@example.com") && said.contains("has no filter policy"), "{said}");
+    let alice = r#"{"sluice_approver":["alice@example.com"]}"#;
+    let bob = r#"{"sluice_approver":["bob@example.com"]}"#;
+    let found = filter_policies(&stack.sns, &topic).await?;
+    assert_eq!(
+        found,
+        [
+            ("alice@example.com".to_owned(), Some(alice.to_owned())),
+            ("bob@example.com".to_owned(), Some(bob.to_owned())),
+            ("ops@example.com".to_owned(), None),
+        ]
+    );
+    // ops unsubscribed: nothing left to mend, and a second sync changes nothing
+    let listed = stack.sns.list_subscriptions_by_topic().topic_arn(&topic).send().await?;
+    let ops = listed.subscriptions().iter().find(|s| s.endpoint() == Some("ops@example.com"));
+    let ops = ops.and_then(|s| s.subscription_arn()).context("ops's subscription")?;
+    stack.sns.unsubscribe().subscription_arn(ops).send().await?;
+    let again = sluice(&["--stack", &name, "approvers", "sync"]);
+    assert!(again.status.success(), "{}", stdout(&again));
+    assert_eq!(stdout(&again).matches("subscribed with their filter policy").count(), 2, "{}", stdout(&again));
+    Ok(())
+}
+
+/// Each subscription of `topic`: its endpoint and filter policy, in order.
+async fn filter_policies(sns: &aws_sdk_sns::Client, topic: &str) -> Result<Vec<(String, Option<String>)>> {
+    let mut found = Vec::new();
+    let listed = sns.list_subscriptions_by_topic().topic_arn(topic).send().await?;
+    for subscription in listed.subscriptions() {
+        let arn = subscription.subscription_arn().context("an ARN")?;
+        let attributes = sns.get_subscription_attributes().subscription_arn(arn).send().await?;
+        let policy = attributes.attributes().and_then(|a| a.get("FilterPolicy")).cloned();
+        found.push((subscription.endpoint().unwrap_or_default().to_owned(), policy));
+    }
+    found.sort();
+    Ok(found)
+}
+
+#[test]
+fn checking_a_stage_of_named_approvers_says_how_many_of_whom_and_refuses_an_approver_who_is_no_address() -> Result<()> {
+    let signed = r#"
+[pipelines.web]
+source = { repository = "acme/web" }
+build = { project = "web-build" }
+
+[[pipelines.web.stages]]
+name = "sign-off"
+approval = { topic = "arn:aws:sns:eu-west-1:123456789012:web-approvals", approvers = ["alice@example.com", "bob@example.com", "carol@example.com"], required = 2, forbid_pusher = true, operators = ["arn:aws:iam::123456789012:role/release-*"] }
+
+[[pipelines.web.stages]]
+name = "production"
+deploy = { strategy = "rolling", cluster = "prod", service = "web" }
+"#;
+    let path = workspace_root().join("target").join("cli-check-approvers.toml");
+    std::fs::write(&path, signed)?;
+    let output = sluice(&["check", &path.to_string_lossy()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).trim(),
+        "ok: 1 pipeline\n  web: acme/web pushes to the default branch; build web-build; stages sign-off (approval by \
+         arn:aws:sns:eu-west-1:123456789012:web-approvals, 2 of alice@example.com, bob@example.com, carol@example.com \
+         (not the pusher; operators arn:aws:iam::123456789012:role/release-*)) → production (rolling update of \
+         prod/web)"
+    );
+    let json = sluice(&["--json", "check", &path.to_string_lossy()]);
+    let said: serde_json::Value = serde_json::from_slice(&json.stdout)?;
+    assert_eq!(said["pipelines"][0]["stages"][0]["approvers"]["required"], 2, "{said}");
+    std::fs::write(&path, signed.replace("\"bob@example.com\"", "\"bob\""))?;
+    let output = sluice(&["check", &path.to_string_lossy()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output)
+            .contains(":8:108: pipeline `web`, field `stages[0].approval.approvers[1]`: must be an email address"),
+        "{}",
+        stderr(&output)
+    );
+    Ok(())
+}

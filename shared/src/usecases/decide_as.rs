@@ -15,6 +15,8 @@ use crate::pipeline::{ApprovalDecision, Event, ExecutionId, IgnoreReason, Status
 pub enum Decided {
     /// The run's approval stage.
     Stage,
+    /// An approval toward the number its named approvers require: `approved` of `required` so far.
+    Counted { approved: usize, required: usize },
     /// The pause of its ECS-native deployment at this lifecycle stage.
     Pause(String),
     /// The same decision was already recorded; nothing changed.
@@ -62,8 +64,15 @@ pub async fn decide_as<S: PipelineStore, R: EffectRunner>(
         user_agent: Some("sluice command".to_owned()),
     };
     let input = Input { pipeline: &run.pipeline, mode: ExecutionMode::default(), event: &event, receipt: None, now };
+    let counted = run.named_approvers().filter(|_| gate == Decided::Stage && decision == ApprovalDecision::Approved);
+    let so_far = run.approval().map_or(0, |approval| approval.signoffs.len());
     match handle(store, runner, input).await? {
-        Handled::Applied => Ok(gate),
+        Handled::Applied => match counted {
+            Some(approvers) if so_far + 1 < approvers.required => {
+                Ok(Decided::Counted { approved: so_far + 1, required: approvers.required })
+            }
+            _ => Ok(gate),
+        },
         Handled::Ignored(IgnoreReason::DuplicateEvent) => Ok(Decided::Already),
         Handled::Refused(error) => Err(DecideError::Refused(error)),
         Handled::Ignored(_) | Handled::Skipped { .. } | Handled::Duplicate { .. } => {

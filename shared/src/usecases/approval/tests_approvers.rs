@@ -68,7 +68,8 @@ impl World {
             && let Some(StageKind::Approval(approval)) = plan.stages.first_mut().map(|stage| &mut stage.kind)
         {
             let emails = NAMED.map(str::to_owned).to_vec();
-            approval.approvers = Some(Approvers { emails, required: 2, forbid_pusher: true, operators: Vec::new() });
+            let operators = vec!["arn:aws:iam::123456789012:role/release-*".to_owned()];
+            approval.approvers = Some(Approvers { emails, required: 2, forbid_pusher: true, operators });
         }
         let built = Event::BuildSucceeded {
             execution_id: ExecutionId::from("e1"),
@@ -194,4 +195,21 @@ async fn a_topic_with_a_subscription_that_would_receive_everyones_links_gets_non
         "{reason}"
     );
     assert!(reason.contains("sluice approvers sync"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_operators_sluice_approve_counts_as_theirs_and_someone_elses_is_refused() {
+    use crate::usecases::{DecideError, Decided, decide_as};
+    let world = World::new(filtered());
+    let tokens = world.asked().await;
+    let runner = RecordingRunner::owning(&[]);
+    let id = ExecutionId::from("e1");
+    let operator = "arn:aws:sts::123456789012:assumed-role/release-managers/dana";
+    let decided = decide_as(&world.store, &runner, &id, ApprovalDecision::Approved, operator, None, t0()).await;
+    assert_eq!(decided.ok(), Some(Decided::Counted { approved: 1, required: 2 }));
+    let developer = "arn:aws:sts::123456789012:assumed-role/developers/erin";
+    let refused = decide_as(&world.store, &runner, &id, ApprovalDecision::Approved, developer, None, t0()).await;
+    assert!(matches!(refused, Err(DecideError::Refused(TransitionError::NotAnApprover { .. }))), "{refused:?}");
+    assert_eq!(world.approve(token_of(&tokens, "bob@example.com")).await.status, 200);
+    assert_eq!(world.status().await, Some(Status::Running(Stage::DEPLOY)));
 }

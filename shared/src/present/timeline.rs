@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use super::text::{self, percent, span, test_verdict, tested_by};
 use crate::pipeline::OutcomeReport;
 use crate::pipeline::{
-    ApprovalFacts, CommitOrder, Compared, DeployFacts, Execution, PipelineState, Stage, Status, TestFacts, short_commit,
+    ApprovalFacts, CommitOrder, Compared, DeployFacts, Execution, PipelineState, Signoff, Stage, Status, TestFacts,
+    short_commit,
 };
 
 /// One thing that happened to a run.
@@ -112,7 +113,24 @@ fn approval_moments(approval: &ApprovalFacts, add: &mut impl FnMut(DateTime<Utc>
         format!("approval requested (expires {})", approval.expires_at.format("%Y-%m-%d %H:%M UTC")),
     );
     if let Some(sent) = approval.sent_at {
-        add(sent, format!("approval request mailed to {}", approval.topic_arn));
+        match approval.personal.len() {
+            0 => add(sent, format!("approval request mailed to {}", approval.topic_arn)),
+            named => add(
+                sent,
+                format!(
+                    "approval request mailed to {named} approvers, each their own link, through {}",
+                    approval.topic_arn
+                ),
+            ),
+        }
+    }
+    // Each named approver's approval but the one that decided (told below).
+    let deciding = |signoff: &&Signoff| {
+        Some(signoff.by.as_str()) == approval.approver.as_deref() && approval.decided_at == Some(signoff.at)
+    };
+    for (k, signoff) in approval.signoffs.iter().enumerate().filter(|(_, signoff)| !deciding(signoff)) {
+        let comment = signoff.comment.as_deref().map(|comment| format!(": {comment}")).unwrap_or_default();
+        add(signoff.at, format!("approved by {} (approval {}){comment}", signoff.by, k + 1));
     }
     if let Some((at, what)) = decided(approval) {
         add(at, what);
@@ -290,7 +308,21 @@ pub fn waits_for(run: &Execution, now: DateTime<Utc>) -> String {
             None => "CodeBuild to start its build".to_owned(),
         },
         Status::Running(_) if run.approving() => match run.approval() {
-            Some(approval) => format!("a decision, until {}", until(approval.expires_at)),
+            Some(approval) => match run.named_approvers() {
+                Some(approvers) => {
+                    let so_far: Vec<&str> = approval.signoffs.iter().map(|signoff| signoff.by.as_str()).collect();
+                    let by = if so_far.is_empty() { String::new() } else { format!(": {}", so_far.join(", ")) };
+                    format!(
+                        "{} more approval(s) of {}, until {} ({} of {} so far{by})",
+                        approvers.required.saturating_sub(so_far.len()),
+                        approvers.emails.join(", "),
+                        until(approval.expires_at),
+                        so_far.len(),
+                        approvers.required,
+                    )
+                }
+                None => format!("a decision, until {}", until(approval.expires_at)),
+            },
             None => "its approval request to be sent".to_owned(),
         },
         Status::Running(stage) if let Some(test) = run.record(stage).and_then(|record| record.test.as_ref()) => {

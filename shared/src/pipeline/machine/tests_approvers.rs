@@ -186,3 +186,22 @@ fn after_the_decision_a_second_decision_is_refused_and_a_late_one_says_the_appro
     let late = transition(&state, &approved_through("hash-bob"), at(3 + 61));
     assert!(matches!(late, Err(TransitionError::ApprovalExpired { .. })), "{late:?}");
 }
+
+#[test]
+fn the_run_says_how_many_more_approvals_it_waits_for_and_its_timeline_who_approved() {
+    use crate::present::timeline::{lines, waits_for};
+    let state = asking(2);
+    let (state, _) = applied(&state, &approved_through("hash-alice"), 3);
+    let run = state.execution(&"web-1".into()).expect("the run");
+    let waits = waits_for(run, at(4));
+    assert!(
+        waits.starts_with("1 more approval(s) of alice@example.com, bob@example.com, octocat@github.com, until")
+            && waits.ends_with("(1 of 2 so far: alice@example.com)"),
+        "{waits}"
+    );
+    let (state, _) = applied(&state, &approved_through("hash-bob"), 5);
+    let said = lines(state.execution(&"web-1".into()).expect("the run")).join("\n");
+    assert!(said.contains("approval request mailed to 3 approvers, each their own link"), "{said}");
+    assert!(said.contains("approved by alice@example.com (approval 1): looks right"), "{said}");
+    assert_eq!(said.matches("bob@example.com").count(), 1, "the deciding approval is told once: {said}");
+}

@@ -189,6 +189,11 @@ pub async fn run(scenario: DemoScenario, manual: bool) -> Result<DemoOutcome> {
     if scenario.promote() {
         demo.soak(&execution_id).await?;
     }
+    if scenario == DemoScenario::TwoApprovers {
+        let clicks = Box::pin(demo.approve_named(&execution_id)).await?;
+        let run = demo.deploy_blue_green(&execution_id).await?;
+        return demo.report(run, clicks).await;
+    }
     let mut clicks = demo.approve(&execution_id).await?;
     let run = match scenario {
         DemoScenario::Promote => demo.deploy_canary(&execution_id, &mut clicks).await?,
@@ -369,6 +374,47 @@ impl Demo {
             clicks.push(decide_on_page(&link, "approve", "ship it").await?);
         }
         println!("  the run is now {}", describe(status_of(store.clone(), execution_id.clone()).await?));
+        Ok(clicks)
+    }
+
+    /// The sign-off by named approvers: each got a message only their subscription's filter policy accepts, with a
+    /// link of their own; the pusher's link refuses; alice and bob approve from their pages (each clicking twice).
+    async fn approve_named(&self, execution_id: &ExecutionId) -> Result<Vec<(u16, u16)>> {
+        println!("\nCodeBuild (sandbox) builds {}; its events reach build-events through the rule:", &HEAD[..7]);
+        wait_until_sent(&self.store, execution_id, 1).await?;
+        let run = self.store.execution(execution_id).await?.context("the run is not recorded")?;
+        let topic = run.approval().map(|approval| approval.topic_arn.clone()).context("no approval asked")?;
+        let mut links = BTreeMap::new();
+        println!("\napproval-requests mailed each named approver a message of their own (SNS topic {topic}):");
+        for (subject, message, approver) in crate::sns_published(&topic).await? {
+            let message: Value = serde_json::from_str(&message).context("the SNS message is not JSON")?;
+            let text = message["email"].as_str().context("no email form")?;
+            let approver = approver.context("a message for no one in particular")?;
+            let link = approval_link(text).context("no review link in the email")?;
+            let shown = link.rsplit_once('/').map(|(base, token)| format!("{base}/{}…", &token[..8.min(token.len())]));
+            println!("  to {approver:<20} {} · {}", subject.unwrap_or_default(), shown.unwrap_or_default());
+            anyhow::ensure!(text.contains(&format!("It is yours alone, {approver}")), "not a personal email: {text}");
+            if links.is_empty() {
+                for line in text.lines().filter(|line| line.contains("yours alone") || line.starts_with("Review")) {
+                    println!("  | {line}");
+                }
+            }
+            links.insert(approver, link);
+        }
+        anyhow::ensure!(links.len() == 3, "three approvers, three messages: {links:?}");
+        println!(
+            "  (each subscription's filter policy, {{\"sluice_approver\": [ADDRESS]}}, lets through its own alone)"
+        );
+        let (code, _, page) = request("GET", &links["octocat@github.com"], &[], vec![]).await?;
+        println!("\nThe pusher, octocat@github.com, opens their link: {code} {}", heading(&page));
+        anyhow::ensure!(code == 403, "the pusher's own link must refuse: {code}");
+        let mut clicks = Vec::new();
+        for (approver, comment) in [("alice@example.com", "lgtm"), ("bob@example.com", "ship it")] {
+            println!("{approver} opens their link and presses Approve (the page names them; no name to type):");
+            clicks.push(decide_on_page(&links[approver], "approve", comment).await?);
+            let now = self.store.execution(execution_id).await?.context("the run")?;
+            println!("  the run is now {}", describe(Some(now.status)));
+        }
         Ok(clicks)
     }
 
@@ -910,6 +956,7 @@ async fn publish_definitions(
         DemoScenario::SoakAlarm => soak_alarm_web(&text)?,
         DemoScenario::Freeze => freeze_web(&text, &sample.production.url)?,
         DemoScenario::EntryAlarm => entry_alarm_web(&text, &sample.production.url)?,
+        DemoScenario::TwoApprovers => two_approvers_web(stack, &text).await?,
         _ => text,
     };
     // web's runs are shown on GitHub (the sandbox's stand-in for its REST API).
@@ -938,6 +985,10 @@ async fn publish_definitions(
              web-staging-latency), production (rolling update)"
         }
         DemoScenario::Freeze => ", web in stages: staging (rolling update, a 2 s soak), production (rolling update)",
+        DemoScenario::TwoApprovers => {
+            ", web's approval by 2 of alice@example.com, bob@example.com and octocat@github.com (not the pusher), each \
+             subscribed to its own topic with their filter policy"
+        }
         DemoScenario::EntryAlarm => {
             ", web in stages: staging (rolling update, a 2 s soak), production (rolling update, kept out while alarm \
              web-prod-5xx is in ALARM)"
@@ -1383,6 +1434,9 @@ pub enum DemoScenario {
     /// Staging (a rolling update) soaks; production's entry alarm is in ALARM: the run's start there waits (no
     /// function runs meanwhile) until the alarm is OK again and the reconciler's next look, then deploys: shipped.
     EntryAlarm,
+    /// Blue/green after a sign-off by two of three named approvers, each mailed a link of their own: the pusher's
+    /// own link refuses, alice and bob approve from their pages: shipped.
+    TwoApprovers,
 }
 
 impl DemoScenario {
@@ -1402,10 +1456,11 @@ impl DemoScenario {
             "digest-mismatch" => Ok(Self::DigestMismatch),
             "freeze" => Ok(Self::Freeze),
             "entry-alarm" => Ok(Self::EntryAlarm),
+            "two-approvers" => Ok(Self::TwoApprovers),
             other => anyhow::bail!(
                 "unknown SCENARIO {other:?}: use success (the default), rollback, rolling, circuit-breaker, canary, \
-                 canary-reject, promote, promote-fail, verify, verify-fail, soak-alarm, digest-mismatch, freeze or \
-                 entry-alarm"
+                 canary-reject, promote, promote-fail, verify, verify-fail, soak-alarm, digest-mismatch, freeze, \
+                 entry-alarm or two-approvers"
             ),
         }
     }
@@ -1426,6 +1481,7 @@ impl DemoScenario {
             Self::DigestMismatch => "digest-mismatch",
             Self::Freeze => "freeze",
             Self::EntryAlarm => "entry-alarm",
+            Self::TwoApprovers => "two-approvers",
         }
     }
 
@@ -1467,7 +1523,8 @@ impl DemoScenario {
             | Self::Promote
             | Self::Verify
             | Self::Freeze
-            | Self::EntryAlarm => Status::Succeeded,
+            | Self::EntryAlarm
+            | Self::TwoApprovers => Status::Succeeded,
             Self::Rollback
             | Self::CircuitBreaker
             | Self::CanaryReject
@@ -1477,6 +1534,27 @@ impl DemoScenario {
             Self::VerifyFail => Status::Failed,
         }
     }
+}
+
+/// The example definitions with web's approval by named approvers (two of alice, bob and octocat, who pushes the
+/// demo's commit and may not approve it) on a topic of its own, each approver subscribed with their filter policy as
+/// `sluice approvers sync` subscribes them.
+async fn two_approvers_web(stack: &Stack, text: &str) -> Result<String> {
+    let topic = stack.sns.create_topic().name(crate::unique("web-sign-off")).send().await?;
+    let topic = topic.topic_arn().context("moto returned no topic ARN")?.to_owned();
+    for email in ["alice@example.com", "bob@example.com", "octocat@github.com"] {
+        let subscribe = stack.sns.subscribe().topic_arn(&topic).protocol("email").endpoint(email);
+        let policy = sluice::usecases::filter_policy(email);
+        subscribe.attributes("FilterPolicy", policy).return_subscription_arn(true).send().await?;
+    }
+    let approval = text.find("[pipelines.web.approval]").context("the example has no [pipelines.web.approval]")?;
+    let end = text[approval..].find("\n\n").map(|i| approval + i).context("nothing follows it")?;
+    let named = format!(
+        "[pipelines.web.approval]\ntopic = \"{topic}\"\ntimeout = \"4h\"\n\
+         approvers = [\"alice@example.com\", \"bob@example.com\", \"octocat@github.com\"]\nrequired = 2\n\
+         forbid_pusher = true"
+    );
+    Ok(format!("{}{named}{}", &text[..approval], &text[end..]))
 }
 
 /// The example definitions with pipeline `web` deployed by an ECS rolling update of the same service (its

@@ -40,6 +40,23 @@ async fn a_signed_push_is_built_approved_from_the_page_shipped_blue_green_and_no
     Ok(())
 }
 
+#[tokio::test]
+async fn two_of_three_named_approvers_approve_from_their_own_links_the_pushers_refuses_and_production_ships()
+-> Result<()> {
+    let outcome = run(DemoScenario::TwoApprovers, false).await?;
+    let run = &outcome.run;
+    assert_eq!(run.status, Status::Succeeded, "{run:#?}");
+    let approval = run.approval().context("the approval")?;
+    assert_eq!(approval.personal.len(), 3, "a link for each approver");
+    let by: Vec<&str> = approval.signoffs.iter().map(|signoff| signoff.by.as_str()).collect();
+    assert_eq!(by, ["alice@example.com", "bob@example.com"], "the pusher, octocat@github.com, among none of them");
+    assert_eq!(approval.approver.as_deref(), Some("bob@example.com"));
+    assert_eq!(outcome.production, "green");
+    // Each approver's page decided once: the second click is told so
+    assert_eq!(outcome.clicks, [(200, 409), (200, 409)]);
+    Ok(())
+}
+
 /// The pauses of the run's ECS-native deployment: (stage, traffic moved in tenths, the decision asked for).
 fn pauses(run: &sluice::pipeline::Execution) -> Vec<(String, u32, Option<ApprovalDecision>)> {
     let pauses = run.deploy().into_iter().flat_map(|deploy| &deploy.pauses);

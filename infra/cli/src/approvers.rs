@@ -71,19 +71,35 @@ fn step(email: &str, subscriptions: &[Subscription]) -> Step {
     if policy.is_some() && policy == wanted && scoped { Step::Ready } else { Step::SetPolicy(subscription.arn.clone()) }
 }
 
-/// The topics of `pipeline`'s approval stages that name approvers, each with its approvers.
-fn approver_topics(pipeline: &Pipeline) -> Vec<(String, Vec<String>)> {
+/// The topics of the `chosen` pipelines' approval stages that name approvers, each with its approvers (once each).
+fn approver_topics<'a>(chosen: impl Iterator<Item = &'a Pipeline>) -> Vec<(String, Vec<String>)> {
     let mut topics: Vec<(String, Vec<String>)> = Vec::new();
-    for (_, approval) in pipeline.approval_stages() {
+    let stages = chosen.flat_map(Pipeline::approval_stages);
+    for approval in stages.map(|(_, approval)| approval) {
         let Some(approvers) = &approval.approvers else { continue };
-        match topics.iter_mut().find(|(topic, _)| *topic == approval.topic_arn) {
-            Some((_, emails)) => {
-                emails.extend(approvers.emails.iter().filter(|e| !emails.contains(e)).cloned().collect::<Vec<_>>())
+        let at = match topics.iter().position(|(topic, _)| *topic == approval.topic_arn) {
+            Some(at) => at,
+            None => {
+                topics.push((approval.topic_arn.clone(), Vec::new()));
+                topics.len() - 1
             }
-            None => topics.push((approval.topic_arn.clone(), approvers.emails.clone())),
+        };
+        let emails = &mut topics[at].1;
+        for email in &approvers.emails {
+            if !emails.contains(email) {
+                emails.push(email.clone());
+            }
         }
     }
     topics
+}
+
+/// How a line of the report stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Ok,
+    Warning,
+    Problem,
 }
 
 impl Approvers {
@@ -108,110 +124,125 @@ impl Sync {
             }
         }
         let chosen = definitions.iter().filter(|p| self.pipelines.is_empty() || self.pipelines.contains(&p.name));
-        let mut topics: Vec<(String, Vec<String>)> = Vec::new();
-        for (topic, emails) in chosen.flat_map(approver_topics) {
-            match topics.iter_mut().find(|(known, _)| *known == topic) {
-                Some((_, known)) => known.extend(emails.into_iter().filter(|e| !known.contains(e)).collect::<Vec<_>>()),
-                None => topics.push((topic, emails)),
-            }
-        }
+        let topics = approver_topics(chosen);
         if topics.is_empty() {
             bail!("no approval stage of the published definitions names approvers");
         }
         let sns = aws_sdk_sns::Client::new(&stack.config);
         let mut lines = Vec::new();
-        let mut unfit_left = false;
         for (topic, emails) in &topics {
-            let (said, unfit) = self.sync_topic(&sns, topic, emails).await?;
-            unfit_left |= unfit;
-            lines.extend(said);
+            lines.extend(self.sync_topic(&sns, topic, emails).await?);
         }
+        let problem = lines.iter().any(|(level, _)| *level == Level::Problem);
         if target.json {
-            let lines: Vec<_> = lines.iter().map(|(ok, said)| json!({ "ok": ok, "said": said })).collect();
-            println!("{}", serde_json::to_string_pretty(&json!({ "ok": !unfit_left, "lines": lines }))?);
+            let name = |level| match level {
+                Level::Ok => "ok",
+                Level::Warning => "warning",
+                Level::Problem => "problem",
+            };
+            let lines: Vec<_> =
+                lines.iter().map(|(level, said)| json!({ "level": name(*level), "said": said })).collect();
+            println!("{}", serde_json::to_string_pretty(&json!({ "ok": !problem, "lines": lines }))?);
         } else {
-            for (ok, said) in &lines {
-                let word = if *ok { mark("ok     ", AnsiColor::Green) } else { mark("problem", AnsiColor::Red) };
+            for (level, said) in &lines {
+                let word = match level {
+                    Level::Ok => mark("ok     ", AnsiColor::Green),
+                    Level::Warning => mark("warning", AnsiColor::Yellow),
+                    Level::Problem => mark("problem", AnsiColor::Red),
+                };
                 anstream::println!("{word}  {said}");
             }
         }
-        Ok(if unfit_left { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        Ok(if problem { ExitCode::FAILURE } else { ExitCode::SUCCESS })
     }
 
-    /// Syncs `emails` on `topic`: what was done (or would be), a line each, and whether a subscription that would
-    /// receive links not its own is left.
+    /// Syncs `emails` on `topic`: what was done (or would be), a line each, then each subscription that still would
+    /// receive links not its own, as read again once mended.
     async fn sync_topic(
         &self,
         sns: &aws_sdk_sns::Client,
         topic: &str,
         emails: &[String],
-    ) -> Result<(Vec<(bool, String)>, bool)> {
-        let subscriptions = SnsNotifier::new(sns.clone())
-            .subscriptions(topic)
-            .await
-            .with_context(|| format!("reading the subscriptions of {topic}"))?;
+    ) -> Result<Vec<(Level, String)>> {
+        let notifier = SnsNotifier::new(sns.clone());
+        let read = |notifier: &SnsNotifier| {
+            let topic = topic.to_owned();
+            let notifier = notifier.clone();
+            async move {
+                notifier.subscriptions(&topic).await.with_context(|| format!("reading the subscriptions of {topic}"))
+            }
+        };
+        let subscriptions = read(&notifier).await?;
         let would = if self.dry_run { "would be " } else { "" };
         let mut lines = Vec::new();
+        let mut changed = false;
         for email in emails {
-            let said = match step(email, &subscriptions) {
-                Step::Ready => format!("{email} on {topic}: subscribed with their filter policy"),
-                Step::Pending => {
-                    format!("{email} on {topic}: subscribed, waits for them to open AWS's confirmation mail")
-                }
-                Step::Subscribe => {
-                    if !self.dry_run {
-                        let policy = filter_policy(email);
-                        let subscribed = sns
-                            .subscribe()
-                            .topic_arn(topic)
-                            .protocol("email")
-                            .endpoint(email)
-                            .attributes("FilterPolicy", policy)
-                            .attributes("FilterPolicyScope", "MessageAttributes")
-                            .return_subscription_arn(true)
-                            .send()
-                            .await;
-                        subscribed
-                            .map_err(|error| anyhow::anyhow!("subscribing {email} to {topic}: {}", plain(&error)))?;
-                    }
-                    format!(
-                        "{email} on {topic}: {would}subscribed with their filter policy; AWS mails them a confirmation link"
-                    )
-                }
+            let step = step(email, &subscriptions);
+            changed |= matches!(step, Step::Subscribe | Step::SetPolicy(_));
+            if !self.dry_run {
+                carry_out(sns, topic, email, &step).await?;
+            }
+            lines.push(match step {
+                Step::Ready => (Level::Ok, format!("{email} on {topic}: subscribed with their filter policy")),
+                Step::Pending => (
+                    Level::Warning,
+                    format!("{email} on {topic}: subscribed, waits for them to open AWS's confirmation mail (until then they get no request)"),
+                ),
+                Step::Subscribe => (
+                    Level::Ok,
+                    format!("{email} on {topic}: {would}subscribed with their filter policy; AWS mails them a confirmation link"),
+                ),
                 Step::SetPolicy(arn) => {
-                    if !self.dry_run {
-                        let set = sns
-                            .set_subscription_attributes()
-                            .subscription_arn(&arn)
-                            .attribute_name("FilterPolicy")
-                            .attribute_value(filter_policy(email))
-                            .send()
-                            .await;
-                        set.map_err(|error| {
-                            anyhow::anyhow!("setting {email}'s filter policy ({arn}): {}", plain(&error))
-                        })?;
-                    }
-                    format!("{email} on {topic}: their subscription {arn} {would}given their filter policy")
+                    (Level::Ok, format!("{email} on {topic}: their subscription {arn} {would}given their filter policy"))
                 }
-            };
-            lines.push((true, said));
+            });
         }
-        // What is left that would receive links not its own: approvers' subscriptions were just mended.
-        let others: Vec<Subscription> = subscriptions
-            .into_iter()
-            .filter(|s| !(s.protocol == "email" && emails.iter().any(|e| e.eq_ignore_ascii_case(&s.endpoint))))
-            .collect();
-        let unfit = unfit_subscriptions(&others);
-        for said in &unfit {
+        // What would still receive links not its own: read again once mended; in a dry run, all but the approvers'
+        // own (which a sync mends).
+        let now = if self.dry_run || !changed { subscriptions } else { read(&notifier).await? };
+        let approvers_own =
+            |s: &Subscription| s.protocol == "email" && emails.iter().any(|e| e.eq_ignore_ascii_case(&s.endpoint));
+        let left: Vec<Subscription> = now.into_iter().filter(|s| !(self.dry_run && approvers_own(s))).collect();
+        for said in unfit_subscriptions(&left) {
             lines.push((
-                false,
+                Level::Problem,
                 format!(
                     "{topic}: its {said}; the approval function sends no personal link there until it is removed \
-                         (`aws sns unsubscribe --subscription-arn ARN`) or given an approver's filter policy"
+                         (`aws sns unsubscribe --subscription-arn ARN`) or given one approver's filter policy"
                 ),
             ));
         }
-        Ok((lines, !unfit.is_empty()))
+        if changed && !self.dry_run {
+            lines.push((Level::Ok, format!("{topic}: SNS takes up to 15 minutes to apply a new filter policy")));
+        }
+        Ok(lines)
+    }
+}
+
+/// Carries out `step` for `email` on `topic`: subscribes them with their filter policy, or gives their confirmed
+/// subscription the policy (on the message attributes).
+async fn carry_out(sns: &aws_sdk_sns::Client, topic: &str, email: &str, step: &Step) -> Result<()> {
+    let policy = filter_policy(email);
+    match step {
+        Step::Ready | Step::Pending => Ok(()),
+        Step::Subscribe => {
+            let subscribe = sns.subscribe().topic_arn(topic).protocol("email").endpoint(email);
+            let subscribe =
+                subscribe.attributes("FilterPolicy", policy).attributes("FilterPolicyScope", "MessageAttributes");
+            let subscribed = subscribe.return_subscription_arn(true).send().await;
+            subscribed.map(drop).map_err(|error| anyhow::anyhow!("subscribing {email} to {topic}: {}", plain(&error)))
+        }
+        Step::SetPolicy(arn) => {
+            // The policy first: it is valid on either scope, and the scope then changes to the attributes.
+            for (name, value) in [("FilterPolicy", policy.as_str()), ("FilterPolicyScope", "MessageAttributes")] {
+                let set =
+                    sns.set_subscription_attributes().subscription_arn(arn).attribute_name(name).attribute_value(value);
+                set.send()
+                    .await
+                    .map_err(|error| anyhow::anyhow!("setting {email}'s {name} ({arn}): {}", plain(&error)))?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -250,6 +281,15 @@ mod tests {
             Step::SetPolicy("arn:aws:sns:eu-west-1:1:t:dave@example.com".into())
         );
         assert_eq!(step("frank@example.com", &subscriptions), Step::Subscribe);
+        // A policy on the message body is set again, on the attributes
+        let body = Subscription {
+            filter_scope: Some("MessageBody".into()),
+            ..email("alice@example.com", Some(alice.clone()), false)
+        };
+        assert_eq!(
+            step("alice@example.com", &[body]),
+            Step::SetPolicy("arn:aws:sns:eu-west-1:1:t:alice@example.com".into())
+        );
         // The same policy written otherwise is the same policy
         let spaced =
             email("alice@example.com", Some("{ \"sluice_approver\" : [ \"alice@example.com\" ] }".into()), false);

@@ -30,8 +30,11 @@ impl TopicNotifier for SnsNotifier {
             .message(&message.message);
         if let Some(approver) = &message.approver {
             let value = MessageAttributeValue::builder().data_type("String").string_value(approver).build();
-            let value = value
-                .map_err(|error| NotifyError::Unavailable { topic: topic_arn.to_owned(), source: Box::new(error) })?;
+            let value = value.map_err(|error| NotifyError::Refused {
+                topic: topic_arn.to_owned(),
+                message: format!("the {APPROVER_ATTRIBUTE} message attribute could not be built"),
+                source: Box::new(error),
+            })?;
             publish = publish.message_attributes(APPROVER_ATTRIBUTE, value);
         }
         match publish.send().await {
@@ -58,6 +61,13 @@ impl TopicNotifier for SnsNotifier {
             if next.is_none() {
                 break;
             }
+        }
+        if next.is_some() {
+            return Err(NotifyError::Refused {
+                topic: topic_arn.to_owned(),
+                message: format!("the topic has more than {} subscriptions to check", MAX_SUBSCRIPTION_PAGES * 100),
+                source: "too many subscriptions".into(),
+            });
         }
         for subscription in &mut listed {
             // A subscription waiting for confirmation has no ARN yet, and receives nothing.

@@ -307,15 +307,26 @@ fn assumed_role(arn: &str) -> Option<(&str, &str)> {
     Some((account, name))
 }
 
-/// Whether `pattern` matches the role `name` of `account`: as `arn:aws:iam::ACCOUNT:role/NAME` or with any path
-/// (`role/PATH/NAME`, which a session's ARN does not say).
+/// Whether `pattern` (`arn:aws:iam::ACCOUNT:role/NAME`, without a path: `sluice check` refuses one) matches the role
+/// `name` of `account`, whatever the role's path (a session's ARN does not say it).
 fn role_matches(pattern: &str, account: &str, name: &str) -> bool {
     let Some((prefix, role)) = pattern.split_once(":role/") else { return false };
-    let pattern_name = role.rsplit('/').next().unwrap_or(role);
     let partition_account = prefix.split_once(":iam::").map(|(_, account)| account);
-    partition_account.is_some_and(|pattern_account| glob_matches(pattern_account, account))
+    !role.contains('/')
+        && partition_account.is_some_and(|pattern_account| glob_matches(pattern_account, account))
         && prefix.starts_with("arn:")
-        && glob_matches(pattern_name, name)
+        && glob_matches(role, name)
+}
+
+/// Who an operator is, as an approval counts them: an assumed role's session as its role
+/// (`arn:aws:iam::ACCOUNT:role/NAME`), so that one role counts once whatever its sessions are named; any other
+/// principal as its ARN.
+pub fn operator_identity(arn: &str) -> String {
+    let partition = arn.strip_prefix("arn:").and_then(|rest| rest.split(':').next()).unwrap_or("aws");
+    match assumed_role(arn) {
+        Some((account, name)) => format!("arn:{partition}:iam::{account}:role/{name}"),
+        None => arn.to_owned(),
+    }
 }
 
 /// Whether `text` matches `pattern`, where `*` stands for any characters (none too) and every other character for

@@ -1652,6 +1652,10 @@ fn approvers_that_are_not_addresses_or_too_few_for_required_are_refused_at_their
             "field `stages[1].approval.operators[0]`: must be an IAM principal ARN pattern",
         ),
         (
+            approval("approvers = [\"alice@example.com\"], operators = [\"arn:aws:iam::123456789012:role/release/*\"]"),
+            "field `stages[1].approval.operators[0]`: names a role by its path, which a session's ARN does not say",
+        ),
+        (
             approval(
                 "approvers = [\"a@x.io\", \"b@x.io\", \"c@x.io\", \"d@x.io\", \"e@x.io\", \"f@x.io\", \"g@x.io\"]",
             ),
@@ -1702,4 +1706,35 @@ fn operators_match_their_arns_and_the_roles_their_sessions_assume() {
     assert!(!approvers.operator("arn:aws:sts::210987654321:assumed-role/release-managers/alice"));
     assert!(!approvers.operator("arn:aws:iam::999999999999:user/ops2"));
     assert!(glob_matches("a*b*c", "a-b-b-c") && !glob_matches("a*b*c", "a-c-b") && glob_matches("*", ""));
+}
+
+#[test]
+fn a_topic_of_named_approvers_carries_no_request_for_everyone_and_a_pusher_among_all_required_is_warned_of() {
+    let named = format!("approval = {{ {TOPIC}, approvers = [\"alice@example.com\", \"bob@example.com\"] }}");
+    // The canary's pause asks the first approval stage's topic unless it names its own
+    let paused = signed_off_by(&named).replace(
+        "canary = { percent = 10, bake_time = \"15m\" } }",
+        "canary = { percent = 10, bake_time = \"15m\" }, approval = { stage = \"PRE_PRODUCTION_TRAFFIC_SHIFT\" } }",
+    );
+    let errors = errors(&paused);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].contains(
+            "field `stages[2].deploy.approval.topic`: arn:aws:sns:eu-west-1:123456789012:web-approvals \
+             carries named approvers' own links"
+        ),
+        "{errors:#?}"
+    );
+    let own = paused.replace(
+        "approval = { stage = \"PRE_PRODUCTION_TRAFFIC_SHIFT\" }",
+        "approval = { stage = \"PRE_PRODUCTION_TRAFFIC_SHIFT\", topic = \"arn:aws:sns:eu-west-1:123456789012:web-pauses\" }",
+    );
+    Definitions::check("pipelines.toml", &own).expect("a pause with a topic of its own checks");
+    // Two approvers, both required, the pusher forbidden: a push by either can never pass
+    let all = signed_off_by(&format!(
+        "approval = {{ {TOPIC}, approvers = [\"alice@example.com\", \"bob@example.com\"], required = 2, forbid_pusher = true }}"
+    ));
+    let definitions = Definitions::check("pipelines.toml", &all).expect("checks, with a warning");
+    let warnings: Vec<String> = definitions.warnings().iter().map(ToString::to_string).collect();
+    assert!(warnings.iter().any(|w| w.contains("a push by one of them can never be approved")), "{warnings:#?}");
 }

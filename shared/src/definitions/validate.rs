@@ -410,8 +410,11 @@ fn table_stages_of(
     let timeout =
         deploy.timeout.as_ref().and_then(|timeout| checker.minutes(timeout, "deploy.timeout", DEPLOY_TIMEOUT_RANGE));
     let approval_topic = approval.as_ref().map(|approval| approval.topic_arn.clone());
+    let place = deploy.strategy.span();
     let target = validate_deploy(checker, deploy, approval_topic.as_deref());
-    table_stages(approval, target, timeout)
+    let stages = table_stages(approval, target, timeout);
+    approvers::named_topics_alone(checker, &stages, &[("", place.clone()), ("", place)]);
+    stages
 }
 
 /// `[[stages]]`: each with a unique name and exactly one of `approval` and `deploy`; at least one deploys. A pause
@@ -439,6 +442,8 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
     let mut shown_as: Vec<(String, String)> = Vec::new();
     // The bytes of soak alarm names so far: each run carries them in its plan.
     let mut alarm_text = 0;
+    // Where each stage kept is written: its place and its name's span.
+    let mut places: Vec<(String, Range<usize>)> = Vec::new();
     for (at, stage) in raw.into_iter().enumerate() {
         checker.place = format!("stages[{at}].");
         let (name, span) = (stage.name.get_ref().trim(), stage.name.span());
@@ -481,9 +486,12 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
             }
         };
         stages.push(StageDefinition { name: named.unwrap_or(Stage::DEPLOY), kind });
+        places.push((format!("stages[{at}]."), span));
     }
     checker.place.clear();
     ask_as_first_approval(&mut stages);
+    let places: Vec<(&str, Range<usize>)> = places.iter().map(|(place, span)| (place.as_str(), span.clone())).collect();
+    approvers::named_topics_alone(checker, &stages, &places);
     if !stages.iter().any(|stage| stage.deploy().is_some()) {
         checker.error(
             first,

@@ -3,7 +3,12 @@
 use toml::Spanned;
 
 use super::super::raw::RawApproval;
-use super::super::{Approvers, MAX_APPROVER_EMAIL, MAX_APPROVERS, MAX_OPERATOR_PATTERN, MAX_OPERATORS};
+use std::ops::Range;
+
+use super::super::{
+    Approvers, DeployTarget, MAX_APPROVER_EMAIL, MAX_APPROVERS, MAX_OPERATOR_PATTERN, MAX_OPERATORS, StageDefinition,
+    StageKind,
+};
 use super::{Checker, SHOWN};
 use crate::pipeline::bounded;
 
@@ -57,6 +62,16 @@ pub(super) fn validate_approvers(checker: &mut Checker<'_>, raw: &RawApproval) -
         },
     };
     let forbid_pusher = raw.forbid_pusher.as_ref().is_some_and(|forbid| *forbid.get_ref());
+    if let Some(forbid) =
+        raw.forbid_pusher.as_ref().filter(|_| forbid_pusher && required >= list.len() && list.len() > 1)
+    {
+        let message = format!(
+            "with required = {required} of {} approvers, a push by one of them can never be approved: the pusher may \
+             not approve their own",
+            list.len()
+        );
+        checker.warn(forbid.span(), "approval.forbid_pusher", message);
+    }
     let operators = raw.operators.as_ref().map(|written| operator_patterns(checker, written)).unwrap_or_default();
     Some(Approvers { emails, required, forbid_pusher, operators })
 }
@@ -81,6 +96,10 @@ fn operator_patterns(checker: &mut Checker<'_>, written: &Spanned<Vec<Spanned<St
                 bounded(pattern.get_ref(), SHOWN)
             );
             checker.error(pattern.span(), &format!("approval.operators[{k}]"), message);
+        } else if text.split_once(":role/").is_some_and(|(_, role)| role.contains('/')) {
+            let message = "names a role by its path, which a session's ARN does not say: name the role alone \
+                 (arn:aws:iam::123456789012:role/release-*)";
+            checker.error(pattern.span(), &format!("approval.operators[{k}]"), message);
         }
         patterns.push(text.to_owned());
     }
@@ -101,4 +120,43 @@ pub(crate) fn is_email(text: &str) -> bool {
         && !domain.ends_with('.')
         && !domain.contains("..")
         && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+}
+
+/// A topic that carries named approvers' own links carries nothing else: each subscription there accepts only the
+/// messages naming its approver, so a request for everyone sent there (an approval stage without approvers, a pause's
+/// approval) would reach nobody. Each stage is told at its place (`places`, in the order of `stages`).
+pub(super) fn named_topics_alone(
+    checker: &mut Checker<'_>,
+    stages: &[StageDefinition],
+    places: &[(&str, Range<usize>)],
+) {
+    let named: Vec<&str> = stages
+        .iter()
+        .filter_map(StageDefinition::approval)
+        .filter(|approval| approval.approvers.is_some())
+        .map(|approval| approval.topic_arn.as_str())
+        .collect();
+    for (stage, (place, span)) in stages.iter().zip(places) {
+        let for_everyone = match &stage.kind {
+            StageKind::Approval(approval) if approval.approvers.is_none() => {
+                Some(("approval.topic", approval.topic_arn.as_str()))
+            }
+            StageKind::Deploy(deploy) => match &deploy.target {
+                DeployTarget::EcsNative(native) => {
+                    native.approval.as_ref().map(|pause| ("deploy.approval.topic", pause.topic_arn.as_str()))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((field, topic)) = for_everyone.filter(|(_, topic)| named.contains(topic)) {
+            let message = format!(
+                "{topic} carries named approvers' own links (each subscription there takes only its approver's), so \
+                 a request for everyone would reach nobody: give this one a topic of its own"
+            );
+            let kept = std::mem::replace(&mut checker.place, (*place).to_owned());
+            checker.error(span.clone(), field, message);
+            checker.place = kept;
+        }
+    }
 }

@@ -93,7 +93,7 @@ pub enum TransitionError {
     StaleApprovalLink { execution: ExecutionId },
     #[error("{by} already approved execution {execution} at {at}; each approver decides once")]
     AlreadySignedOff { execution: ExecutionId, by: String, at: DateTime<Utc> },
-    #[error("{by} pushed the commit execution {execution} deploys: the pipeline forbids approving one's own push")]
+    #[error("{by} pushed the commit execution {execution} deploys: the pipeline lets nobody decide on their own push")]
     PusherMayNotApprove { execution: ExecutionId, by: String },
     #[error("{by} is not one of the operators whose decision counts at execution {execution}'s approval stage")]
     NotAnApprover { execution: ExecutionId, by: String },

@@ -21,8 +21,8 @@ pub use machine::{
 pub use outbox::Retry;
 pub use report::{OutcomeReport, StageTest, StageTime};
 pub use state::{
-    ApprovalDecision, ApprovalFacts, ApprovalStanding, BuildFacts, CommitOrder, Compared, DeployFacts, Execution,
-    ExecutionId, Freeze, Gate, GitHubDeployment, HookResult, KEPT_PAUSES, Lease, MAX_COMPARED_CHANGES,
+    ApprovalDecision, ApprovalFacts, ApprovalStanding, ApproverRefused, BuildFacts, CommitOrder, Compared, DeployFacts,
+    Execution, ExecutionId, Freeze, Gate, GitHubDeployment, HookResult, KEPT_PAUSES, Lease, MAX_COMPARED_CHANGES,
     MAX_COMPARED_TEXT, OrderedRollback, Override, ParkedEffect, PauseFacts, PausesApart, PendingEffect, PipelineState,
     Plan, PushLink, RaisedAlarm, RefHistory, ReleaseComparison, Signoff, SourceFacts, Stage, StageRecord, Status,
     bounded, short_commit,

@@ -303,6 +303,15 @@ pub struct ApprovalFacts {
     pub signoffs: Vec<Signoff>,
 }
 
+/// Why a named approver may not decide ([`Execution::approver_refused`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApproverRefused {
+    /// They approved already, at `at`: each decides once.
+    AlreadyApproved { at: DateTime<Utc> },
+    /// They pushed the commit, and the approval forbids the pusher.
+    Pusher,
+}
+
 /// One named approver's (or operator's) approval, toward the number an approval stage requires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signoff {
@@ -1017,8 +1026,26 @@ impl Execution {
 
     /// The named approver whose own link hashes to `token_hash`, at the approval the run asked last.
     pub fn approver_of(&self, token_hash: &str) -> Option<&str> {
-        let k = self.approval()?.personal.iter().position(|mine| mine == token_hash)?;
+        self.approver_where(|mine| mine == token_hash)
+    }
+
+    /// The named approver whose own link's hash `is_it` recognizes, at the approval the run asked last.
+    pub fn approver_where(&self, is_it: impl Fn(&str) -> bool) -> Option<&str> {
+        let k = self.approval()?.personal.iter().position(|mine| is_it(mine))?;
         self.named_approvers()?.emails.get(k).map(String::as_str)
+    }
+
+    /// Why `by` (a named approver, or an operator as [`crate::definitions::operator_identity`] has them) may not
+    /// decide at the approval the run asks now, if so: they approved already, or they pushed the commit and the
+    /// approval forbids the pusher.
+    pub fn approver_refused(&self, by: &str) -> Option<ApproverRefused> {
+        let approvers = self.named_approvers()?;
+        if let Some(signoff) = self.approval()?.signoffs.iter().find(|signoff| signoff.by == by) {
+            return Some(ApproverRefused::AlreadyApproved { at: signoff.at });
+        }
+        let pusher = self.source.pusher_email.as_deref().map(str::trim);
+        (approvers.forbid_pusher && pusher.is_some_and(|pusher| pusher.eq_ignore_ascii_case(by)))
+            .then_some(ApproverRefused::Pusher)
     }
 
     /// The deploy stage whose deployment the run is doing or did last, or else the first it will do: what the

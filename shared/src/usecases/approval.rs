@@ -11,8 +11,9 @@ use crate::contract::ports::{
 use crate::definitions::Approvers;
 use crate::deploy::compare::{self, TaskShape};
 use crate::pipeline::{
-    ApprovalDecision, ApprovalNotice, ApprovalStanding, Effect, EffectKind, Event, Execution, ExecutionId, Freeze,
-    Gate, MAX_APPROVER, MAX_COMMENT, PauseNotice, ReleaseComparison, ReleaseLookup, TransitionError,
+    ApprovalDecision, ApprovalNotice, ApprovalStanding, ApproverRefused, Effect, EffectKind, Event, Execution,
+    ExecutionId, Freeze, Gate, MAX_APPROVER, MAX_COMMENT, PauseNotice, ReleaseComparison, ReleaseLookup,
+    TransitionError,
 };
 use crate::present::approval_email::{Links, approval_email};
 use crate::present::approval_page::{self as page, Named, RunFacts};
@@ -59,7 +60,7 @@ where
             ));
         };
         if !approvers.is_empty() {
-            self.only_personal_subscriptions(topic_arn).await?;
+            self.only_personal_subscriptions(topic_arn, approvers).await?;
         }
         let base = self.site.base_url().await.map_err(|error| EffectError::transient("request_approval", error))?;
         let compared = match (release, hook_id, notice.image_uri.as_deref()) {
@@ -105,7 +106,7 @@ where
 
     /// Personal links go only to a topic whose every subscription accepts named approvers' messages alone: one
     /// without a filter policy would receive everyone's links. Otherwise the request is refused, naming them.
-    async fn only_personal_subscriptions(&self, topic_arn: &str) -> Result<(), EffectError> {
+    async fn only_personal_subscriptions(&self, topic_arn: &str, approvers: &[String]) -> Result<(), EffectError> {
         let subscriptions = match self.notifier.subscriptions(topic_arn).await {
             Ok(subscriptions) => subscriptions,
             Err(error @ NotifyError::Refused { .. }) => return Err(EffectError::permanent("request_approval", error)),
@@ -113,6 +114,10 @@ where
                 return Err(EffectError::transient("request_approval", error));
             }
         };
+        let unreached = personal::unreached(approvers, &subscriptions);
+        if !unreached.is_empty() {
+            warn!(topic = %topic_arn, approvers = %unreached.join(", "), "no confirmed subscription takes these approvers' links: `sluice approvers sync` subscribes them");
+        }
         let unfit = personal::unfit_subscriptions(&subscriptions);
         if unfit.is_empty() {
             return Ok(());
@@ -236,10 +241,8 @@ impl Found {
     /// The named approver whose own link this is, and the approval's named approvers.
     fn named(&self) -> Option<(&str, &Approvers)> {
         let hash = self.token.hash();
-        let facts = self.execution.approval()?;
-        let k = facts.personal.iter().position(|h| same_hash(h, &hash))?;
-        let approvers = self.execution.named_approvers()?;
-        Some((approvers.emails.get(k)?, approvers))
+        let you = self.execution.approver_where(|mine| same_hash(mine, &hash))?;
+        Some((you, self.execution.named_approvers()?))
     }
 
     /// What the pages show of a named approver's own link.
@@ -290,14 +293,19 @@ fn closed(found: &Found, now: DateTime<Utc>) -> Option<Page> {
 /// The page for a named approver whose decision the open approval does not take: one who already approved, or the
 /// pusher where the pipeline forbids approving one's own push.
 fn refused_approver(found: &Found) -> Option<Page> {
-    let (you, approvers) = found.named()?;
-    let signoffs = found.execution.approval().map(|facts| facts.signoffs.as_slice()).unwrap_or_default();
-    if let Some(signoff) = signoffs.iter().find(|signoff| signoff.by == you) {
-        return Some(page::already_signed(you, signoff.at));
-    }
-    let pusher = found.execution.source.pusher_email.as_deref();
-    let pushed = pusher.is_some_and(|pusher| pusher.trim().eq_ignore_ascii_case(you));
-    (approvers.forbid_pusher && pushed).then(|| page::pusher_refused(you))
+    let (you, _) = found.named()?;
+    Some(match found.execution.approver_refused(you)? {
+        ApproverRefused::AlreadyApproved { at } => page::already_signed(you, at),
+        ApproverRefused::Pusher => page::pusher_refused(you),
+    })
+}
+
+/// How many named approvers approved and how many the approval requires, as stored now, if it still waits for more
+/// (another approver may have decided meanwhile).
+async fn still_waiting<S: PipelineStore>(store: &S, token: &str) -> Option<(usize, usize)> {
+    let found = find(store, token).await.ok()??;
+    let approval = found.execution.approval().filter(|_| found.execution.approving())?;
+    Some((approval.signoffs.len(), found.execution.named_approvers()?.required))
 }
 
 /// The run behind the link in `token` while its approval waits; otherwise the page that says why it does not.
@@ -434,12 +442,10 @@ pub async fn decide<S: PipelineStore, R: EffectRunner>(
     match handle(store, runner, input).await {
         Ok(Handled::Applied) => {
             info!(execution = %found.execution.id, decision = form.decision.name(), approver = %form.approver, "approval decided");
-            let named = found.named_facts().filter(|_| form.decision == ApprovalDecision::Approved);
-            match named.map(|named| (named.signoffs.len() + 1, named.required)) {
-                Some((approved, required)) if approved < required => {
-                    page::signed_off(&facts, &form.approver, approved, required)
-                }
-                _ => page::decided(&facts, form.decision, &form.approver),
+            let named = found.named().is_some() && form.decision == ApprovalDecision::Approved;
+            match if named { still_waiting(store, token).await } else { None } {
+                Some((approved, required)) => page::signed_off(&facts, &form.approver, approved, required),
+                None => page::decided(&facts, form.decision, &form.approver),
             }
         }
         Ok(Handled::Refused(TransitionError::StaleApprovalLink { .. })) => page::not_found(),

@@ -64,15 +64,18 @@ pub async fn decide_as<S: PipelineStore, R: EffectRunner>(
         user_agent: Some("sluice command".to_owned()),
     };
     let input = Input { pipeline: &run.pipeline, mode: ExecutionMode::default(), event: &event, receipt: None, now };
-    let counted = run.named_approvers().filter(|_| gate == Decided::Stage && decision == ApprovalDecision::Approved);
-    let so_far = run.approval().map_or(0, |approval| approval.signoffs.len());
+    let named = run.named_approvers().is_some() && gate == Decided::Stage && decision == ApprovalDecision::Approved;
     match handle(store, runner, input).await? {
-        Handled::Applied => match counted {
-            Some(approvers) if so_far + 1 < approvers.required => {
-                Ok(Decided::Counted { approved: so_far + 1, required: approvers.required })
+        // As stored now: another approver may have decided meanwhile.
+        Handled::Applied if named => match store.execution(id).await.ok().flatten() {
+            Some(run) if run.approving() => {
+                let approved = run.approval().map_or(0, |approval| approval.signoffs.len());
+                let required = run.named_approvers().map_or(approved, |approvers| approvers.required);
+                Ok(Decided::Counted { approved, required })
             }
             _ => Ok(gate),
         },
+        Handled::Applied => Ok(gate),
         Handled::Ignored(IgnoreReason::DuplicateEvent) => Ok(Decided::Already),
         Handled::Refused(error) => Err(DecideError::Refused(error)),
         Handled::Ignored(_) | Handled::Skipped { .. } | Handled::Duplicate { .. } => {

@@ -4,10 +4,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::pause::Said;
 use super::{Applied, IgnoreReason, MAX_APPROVER, Run, TransitionError};
-use crate::definitions::{Approval, Approvers, MAX_APPROVERS};
+use crate::definitions::{Approval, Approvers, MAX_APPROVERS, operator_identity};
 use crate::pipeline::event::{ApprovalNotice, ReleaseLookup};
 use crate::pipeline::state::{
-    ApprovalDecision, ApprovalFacts, Execution, ReleaseComparison, Signoff, Stage, StageRecord, Status, bounded,
+    ApprovalDecision, ApprovalFacts, ApproverRefused, Execution, ReleaseComparison, Signoff, Stage, StageRecord,
+    Status, bounded,
 };
 
 /// The longest comment kept with an approval that counts toward the number required (the deciding one keeps
@@ -142,7 +143,7 @@ impl Run {
                 .approver_of(hash)
                 .map(str::to_owned)
                 .ok_or(TransitionError::StaleApprovalLink { execution: id.clone() })?,
-            None if approvers.operator(said.approver) => bounded(said.approver, MAX_OPERATOR_ARN),
+            None if approvers.operator(said.approver) => bounded(&operator_identity(said.approver), MAX_OPERATOR_ARN),
             None => {
                 return Err(TransitionError::NotAnApprover { execution: id, by: bounded(said.approver, MAX_APPROVER) });
             }
@@ -153,18 +154,15 @@ impl Run {
                 None => self.past(i, self.approval_stage(i), false, name),
             };
         }
-        if let Some(signoff) = facts.signoffs.iter().find(|signoff| signoff.by == by) {
-            return Err(TransitionError::AlreadySignedOff { execution: id, by, at: signoff.at });
+        match execution.approver_refused(&by) {
+            Some(ApproverRefused::AlreadyApproved { at }) => {
+                return Err(TransitionError::AlreadySignedOff { execution: id, by, at });
+            }
+            Some(ApproverRefused::Pusher) => return Err(TransitionError::PusherMayNotApprove { execution: id, by }),
+            None => {}
         }
         if self.now > facts.expires_at {
             return Err(TransitionError::ApprovalExpired { execution: id, expired_at: facts.expires_at });
-        }
-        let pusher = execution.source.pusher_email.as_deref();
-        if approvers.forbid_pusher
-            && said.decision == ApprovalDecision::Approved
-            && pusher.is_some_and(|pusher| pusher.trim().eq_ignore_ascii_case(&by))
-        {
-            return Err(TransitionError::PusherMayNotApprove { execution: id, by });
         }
         let said = Said { approver: &by, ..*said };
         if said.decision == ApprovalDecision::Approved {

@@ -145,11 +145,20 @@ fn one_rejection_rejects_saying_who_and_why_even_after_others_approved() {
 }
 
 #[test]
-fn the_pusher_cannot_approve_their_own_run_but_the_others_can() {
+fn the_pusher_cannot_decide_on_their_own_run_but_the_others_can() {
     // The push's pusher email is octocat@github.com: carol's address here.
     let state = asking(1);
     let refused = transition(&state, &approved_through("hash-carol"), at(3));
     assert!(matches!(refused, Err(TransitionError::PusherMayNotApprove { ref by, .. }) if by == CAROL), "{refused:?}");
+    let rejected = transition(&state, &said(ApprovalDecision::Rejected, Some("hash-carol"), "typed"), at(3));
+    assert!(matches!(rejected, Err(TransitionError::PusherMayNotApprove { .. })), "{rejected:?}");
+    // GitHub's address in another case is the same address
+    let mut shouting = state.clone();
+    if let Some(run) = shouting.executions.first_mut() {
+        run.source.pusher_email = Some(" OctoCat@GitHub.com".into());
+    }
+    let refused = transition(&shouting, &approved_through("hash-carol"), at(3));
+    assert!(matches!(refused, Err(TransitionError::PusherMayNotApprove { .. })), "{refused:?}");
     let (state, _) = applied(&state, &approved_through("hash-alice"), 4);
     assert_eq!(state.execution(&"web-1".into()).map(|run| run.status), Some(Status::Running(Stage::DEPLOY)));
 }
@@ -169,7 +178,12 @@ fn an_operator_decides_as_their_iam_identity_and_anyone_else_is_refused() {
     let session = "arn:aws:sts::123456789012:assumed-role/release-managers/dana";
     let (state, _) = applied(&state, &said(ApprovalDecision::Approved, None, session), 3);
     let run = state.execution(&"web-1".into()).expect("the run");
-    assert_eq!(run.approval().map(|a| a.signoffs.len()), Some(1));
+    let by: Vec<&str> = run.approval().map(|a| a.signoffs.iter().map(|s| s.by.as_str()).collect()).unwrap_or_default();
+    assert_eq!(by, ["arn:aws:iam::123456789012:role/release-managers"], "a session counts as its role");
+    // Another session of the same role is the same operator: it counted already
+    let again = "arn:aws:sts::123456789012:assumed-role/release-managers/dana-again";
+    let refused = transition(&state, &said(ApprovalDecision::Approved, None, again), at(4));
+    assert!(matches!(refused, Err(TransitionError::AlreadySignedOff { .. })), "{refused:?}");
     let developer = "arn:aws:sts::123456789012:assumed-role/developers/erin";
     let refused = transition(&state, &said(ApprovalDecision::Approved, None, developer), at(4));
     assert!(matches!(refused, Err(TransitionError::NotAnApprover { ref by, .. }) if by == developer), "{refused:?}");

@@ -10,8 +10,9 @@ pub fn filter_policy(email: &str) -> String {
 }
 
 /// Why `subscription` would receive links that are not its own, if it would: it has no filter policy, filters on
-/// the message body, does not limit [`APPROVER_ATTRIBUTE`] to named addresses, or (an email subscription) accepts
-/// another address's links. One waiting for confirmation receives nothing.
+/// the message body, does not limit [`APPROVER_ATTRIBUTE`] to one address, or (an email subscription) accepts
+/// another address's links. One waiting for confirmation receives nothing. (A queue or a web hook whose policy names
+/// one approver receives that approver's links: whoever subscribed it so meant it as theirs.)
 pub fn unfit(subscription: &Subscription) -> Option<String> {
     if subscription.pending {
         return None;
@@ -28,13 +29,35 @@ pub fn unfit(subscription: &Subscription) -> Option<String> {
         .and_then(serde_json::Value::as_array)
         .filter(|_| policy.get("$or").is_none())
         .and_then(|values| values.iter().map(serde_json::Value::as_str).collect());
-    let Some(named) = named.filter(|named| !named.is_empty()) else {
-        return Some(format!("has a filter policy that does not limit {APPROVER_ATTRIBUTE} to a list of addresses"));
+    let named = match named.as_deref() {
+        Some([one]) => *one,
+        Some([_, _, ..]) => {
+            let named = named.unwrap_or_default().join(", ");
+            return Some(format!(
+                "accepts the links of several approvers ({named}), where one subscription is one approver's"
+            ));
+        }
+        _ => return Some(format!("has a filter policy that does not limit {APPROVER_ATTRIBUTE} to one address")),
     };
     let email = matches!(subscription.protocol.as_str(), "email" | "email-json");
-    let others: Vec<&str> =
-        named.into_iter().filter(|name| email && !name.eq_ignore_ascii_case(&subscription.endpoint)).collect();
-    (!others.is_empty()).then(|| format!("accepts the links of {}, not its own address's", others.join(", ")))
+    // SNS matches the address exactly, as sluice sends it (lowercase).
+    (email && named != subscription.endpoint.to_ascii_lowercase())
+        .then(|| format!("accepts the links of {named}, not its own address's"))
+}
+
+/// The approvers of `approvers` no confirmed subscription of `subscriptions` takes the links of: SNS delivers their
+/// messages to nobody (not subscribed, not confirmed yet, or a policy naming them otherwise than sluice sends them).
+pub fn unreached<'a>(approvers: &'a [String], subscriptions: &[Subscription]) -> Vec<&'a str> {
+    let theirs = |email: &str| {
+        let policy = filter_policy(email);
+        let wanted: Option<serde_json::Value> = serde_json::from_str(&policy).ok();
+        subscriptions.iter().any(|s| {
+            !s.pending
+                && s.filter_scope.as_deref().is_none_or(|scope| scope == "MessageAttributes")
+                && s.filter_policy.as_deref().and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok()) == wanted
+        })
+    };
+    approvers.iter().map(String::as_str).filter(|email| !theirs(email)).collect()
 }
 
 /// Each of `subscriptions` that would receive links not its own, said with why: `protocol endpoint (arn) why`.
@@ -64,17 +87,23 @@ mod tests {
         let alice = filter_policy("alice@example.com");
         assert_eq!(alice, r#"{"sluice_approver":["alice@example.com"]}"#);
         assert_eq!(unfit(&subscription("email", "Alice@example.com", Some(&alice))), None);
-        // A queue or a web hook may take the links of the approvers it names
+        // A queue or a web hook may take the links of the one approver it names, not several's
+        assert_eq!(unfit(&subscription("sqs", "arn:aws:sqs:eu-west-1:1:inbox", Some(&alice))), None);
         let two = r#"{"sluice_approver":["alice@example.com","bob@example.com"]}"#;
-        assert_eq!(unfit(&subscription("sqs", "arn:aws:sqs:eu-west-1:1:inbox", Some(two))), None);
+        let said = unfit(&subscription("sqs", "arn:aws:sqs:eu-west-1:1:inbox", Some(two)));
+        assert!(said.is_some_and(|said| said.contains("several approvers")));
         let pending = Subscription { pending: true, ..subscription("email", "carol@example.com", None) };
         assert_eq!(unfit(&pending), None);
         for (subscription, why) in [
+            (
+                subscription("email", "alice@example.com", Some(r#"{"sluice_approver":["Alice@example.com"]}"#)),
+                "accepts the links of Alice@example.com",
+            ),
             (subscription("email", "ops@example.com", None), "has no filter policy"),
             (subscription("email", "bob@example.com", Some(&alice)), "accepts the links of alice@example.com"),
             (
                 subscription("email", "ops@example.com", Some(r#"{"sluice_approver":[{"exists":true}]}"#)),
-                "does not limit sluice_approver to a list of addresses",
+                "does not limit sluice_approver to one address",
             ),
             (
                 subscription("https", "https://hooks.example.com", Some(r#"{"team":["web"]}"#)),
@@ -95,6 +124,9 @@ mod tests {
             let said = unfit(&subscription);
             assert!(said.as_deref().is_some_and(|said| said.contains(why)), "{subscription:?}: {said:?}");
         }
+        let approvers = ["alice@example.com".to_owned(), "bob@example.com".to_owned()];
+        let fit = [subscription("email", "alice@example.com", Some(&alice)), pending];
+        assert_eq!(unreached(&approvers, &fit), ["bob@example.com"], "bob is not subscribed");
         let listed = unfit_subscriptions(&[subscription("email", "ops@example.com", None)]);
         assert_eq!(
             listed,

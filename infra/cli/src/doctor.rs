@@ -244,6 +244,11 @@ async fn pipeline_findings(stack: &Stack, pipeline: &Pipeline) -> Vec<Finding> {
     for (topic, role) in topics(pipeline) {
         findings.extend(topic_findings(stack, name, topic, role).await);
     }
+    for (_, approval) in pipeline.approval_stages() {
+        if let Some(approvers) = &approval.approvers {
+            findings.extend(approver_findings(stack, name, &approval.topic_arn, &approvers.emails).await);
+        }
+    }
     findings.extend(deploy_target(stack, pipeline).await);
     findings.push(match stack.store().load(name).await {
         Ok(Some(state)) if !state.value.parked.is_empty() => problem(
@@ -280,6 +285,40 @@ fn topics(pipeline: &Pipeline) -> Vec<(&str, TopicRole)> {
     }
     topics.dedup();
     topics
+}
+
+/// A topic of named approvers: no subscription there may take links not its own (the approval function would send
+/// none), and each approver's confirmed subscription should take theirs.
+async fn approver_findings(stack: &Stack, name: &str, topic: &str, emails: &[String]) -> Vec<Finding> {
+    let notifier = sluice::adapters::SnsNotifier::new(aws_sdk_sns::Client::new(&stack.config));
+    let subscriptions = match sluice::contract::ports::TopicNotifier::subscriptions(&notifier, topic).await {
+        Ok(subscriptions) => subscriptions,
+        Err(error) => {
+            let error = anyhow::Error::from(error);
+            return vec![problem(format!("{name}'s approvers' topic {topic}: {error:#}"), "check access")];
+        }
+    };
+    let mut findings: Vec<Finding> = sluice::usecases::unfit_subscriptions(&subscriptions)
+        .into_iter()
+        .map(|said| {
+            let said = format!("{name}'s approvers' topic {topic}: its {said}; no personal link is sent there");
+            problem(said, "`sluice approvers sync` names it and mends the approvers' own; unsubscribe the others")
+        })
+        .collect();
+    match sluice::usecases::unreached(emails, &subscriptions).as_slice() {
+        [] if findings.is_empty() => {
+            findings.push(ok(format!("{name}'s approvers each take their own links on {topic}")))
+        }
+        [] => {}
+        unreached => findings.push(warning(
+            format!(
+                "{name}'s approvers {} get no request on {topic} (not subscribed, or not confirmed)",
+                unreached.join(", ")
+            ),
+            "`sluice approvers sync`, then each confirms from AWS's mail",
+        )),
+    }
+    findings
 }
 
 /// A CodeBuild project pipeline `name` starts (`what`: its `build`, or a test stage's `test`).

@@ -181,6 +181,11 @@ async fn doctor_names_each_problem_of_a_stack_with_what_to_do_and_exits_1() -> R
     let (dead_letters, _) = sluice_integration::create_queue(&stack.sqs, &unique("deployer-dlq")).await?;
     stack.sqs.send_message().queue_url(&dead_letters).message_body("{}").send().await?;
     let elsewhere = topic(&stack, "other-approvals").await?;
+    // a topic of named approvers: alice subscribed with her filter policy, ops without one, bob not at all
+    let signed = topic(&stack, "signed-approvals").await?;
+    let alice = stack.sns.subscribe().topic_arn(&signed).protocol("email").endpoint("alice@example.com");
+    alice.attributes("FilterPolicy", sluice::usecases::filter_policy("alice@example.com")).send().await?;
+    stack.sns.subscribe().topic_arn(&signed).protocol("email").endpoint("ops@example.com").send().await?;
     // one of the stack's alarms firing, one quiet; an alarm elsewhere firing, not the stack's
     let alarm_topic = topic(&stack, "alarms").await?;
     let (firing, quiet, unrelated) = (unique("dead-letters"), unique("pushes"), unique("other"));
@@ -211,7 +216,12 @@ async fn doctor_names_each_problem_of_a_stack_with_what_to_do_and_exits_1() -> R
          [[pipelines.tested.stages]]\nname = \"e2e\"\ntest = {{ codebuild = \"e2e-tested\" }}\n\
          [[pipelines.tested.stages]]\nname = \"smoke\"\ntest = {{ codebuild = \"web-smoke-missing\" }}\n\
          [[pipelines.tested.stages]]\nname = \"production\"\n\
-         deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"tested\" }}\n",
+         deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"tested\" }}\n\
+         [pipelines.signed]\nsource = {{ repository = \"acme/signed\" }}\nbuild = {{ project = \"web-signed\" }}\n\
+         [[pipelines.signed.stages]]\nname = \"sign-off\"\napproval = {{ topic = \"{signed}\", approvers = \
+         [\"alice@example.com\", \"bob@example.com\"] }}\n\
+         [[pipelines.signed.stages]]\nname = \"production\"\n\
+         deploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"signed\" }}\n",
         // a project that is not there, and a topic the stack may not publish to
         rolling("web", "web-missing", "prod", &elsewhere),
         // a project and a cluster outside the stack's patterns
@@ -289,6 +299,12 @@ async fn doctor_names_each_problem_of_a_stack_with_what_to_do_and_exits_1() -> R
             "problem  soaked's preprod stage soaks watched by billing-5xx, which the stack may not read (SoakAlarms is \"web-*\")",
             "SoakAlarms",
         ),
+        // A topic of named approvers
+        (
+            &format!("problem  signed's approvers' topic {signed}: its email subscription ops@example.com"),
+            "sluice approvers sync",
+        ),
+        (&format!("warning  signed's approvers bob@example.com get no request on {signed}"), "sluice approvers sync"),
     ] {
         let at = text.find(line).with_context(|| format!("{line:?} in {text}"))?;
         let next = text[at..].lines().nth(1).unwrap_or_default();

@@ -1738,3 +1738,16 @@ fn a_topic_of_named_approvers_carries_no_request_for_everyone_and_a_pusher_among
     let warnings: Vec<String> = definitions.warnings().iter().map(ToString::to_string).collect();
     assert!(warnings.iter().any(|w| w.contains("a push by one of them can never be approved")), "{warnings:#?}");
 }
+
+#[test]
+fn a_pipeline_asking_everyone_on_another_pipelines_topic_of_named_approvers_is_refused_at_its_name() {
+    let named = signed_off_by(&format!("approval = {{ {TOPIC}, approvers = [\"alice@example.com\"] }}"));
+    let text = format!(
+        "{named}\n[pipelines.api]\nsource = {{ repository = \"acme/api\" }}\nbuild = {{ project = \"api-build\" }}\n\
+         approval = {{ {TOPIC} }}\ndeploy = {{ strategy = \"rolling\", cluster = \"prod\", service = \"api\" }}\n"
+    );
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].contains("pipeline `api`"), "{errors:#?}");
+    assert!(errors[0].contains("carries pipeline `web`'s named approvers' own links"), "{errors:#?}");
+}

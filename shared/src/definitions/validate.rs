@@ -240,8 +240,10 @@ pub(super) fn validate(
     }
     let mut pipelines = BTreeMap::new();
     let mut services = Vec::new();
+    let mut names = BTreeMap::new();
     for (name, pipeline) in raw.pipelines {
         checker.pipeline = Some(name.get_ref().clone());
+        names.insert(name.get_ref().clone(), name.span());
         if !is_pipeline_name(name.get_ref()) {
             checker.error(name.span(), "", "a pipeline name is 1 to 64 letters, digits, '-' or '_'");
         }
@@ -255,6 +257,7 @@ pub(super) fn validate(
         }
     }
     warn_shared_services(&mut checker, &pipelines, services);
+    approvers::named_topics_across(&mut checker, &pipelines, &names);
     if checker.errors.is_empty() {
         checker.warnings.sort_by_key(|warning| (warning.line, warning.column));
         Ok((pipelines, checker.warnings))

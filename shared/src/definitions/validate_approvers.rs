@@ -3,11 +3,12 @@
 use toml::Spanned;
 
 use super::super::raw::RawApproval;
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use super::super::{
-    Approvers, DeployTarget, MAX_APPROVER_EMAIL, MAX_APPROVERS, MAX_OPERATOR_PATTERN, MAX_OPERATORS, StageDefinition,
-    StageKind,
+    Approvers, DeployTarget, MAX_APPROVER_EMAIL, MAX_APPROVERS, MAX_OPERATOR_PATTERN, MAX_OPERATORS, Pipeline,
+    StageDefinition, StageKind,
 };
 use super::{Checker, SHOWN};
 use crate::pipeline::bounded;
@@ -137,19 +138,7 @@ pub(super) fn named_topics_alone(
         .map(|approval| approval.topic_arn.as_str())
         .collect();
     for (stage, (place, span)) in stages.iter().zip(places) {
-        let for_everyone = match &stage.kind {
-            StageKind::Approval(approval) if approval.approvers.is_none() => {
-                Some(("approval.topic", approval.topic_arn.as_str()))
-            }
-            StageKind::Deploy(deploy) => match &deploy.target {
-                DeployTarget::EcsNative(native) => {
-                    native.approval.as_ref().map(|pause| ("deploy.approval.topic", pause.topic_arn.as_str()))
-                }
-                _ => None,
-            },
-            _ => None,
-        };
-        if let Some((field, topic)) = for_everyone.filter(|(_, topic)| named.contains(topic)) {
+        if let Some((field, topic)) = for_everyone(stage).filter(|(_, topic)| named.contains(topic)) {
             let message = format!(
                 "{topic} carries named approvers' own links (each subscription there takes only its approver's), so \
                  a request for everyone would reach nobody: give this one a topic of its own"
@@ -157,6 +146,53 @@ pub(super) fn named_topics_alone(
             let kept = std::mem::replace(&mut checker.place, (*place).to_owned());
             checker.error(span.clone(), field, message);
             checker.place = kept;
+        }
+    }
+}
+
+/// The topic of a request for everyone `stage` makes, if it makes one: an approval stage's without approvers, or a
+/// pause's; with the field that names it.
+fn for_everyone(stage: &StageDefinition) -> Option<(&'static str, &str)> {
+    match &stage.kind {
+        StageKind::Approval(approval) if approval.approvers.is_none() => {
+            Some(("approval.topic", approval.topic_arn.as_str()))
+        }
+        StageKind::Deploy(deploy) => match &deploy.target {
+            DeployTarget::EcsNative(native) => {
+                native.approval.as_ref().map(|pause| ("deploy.approval.topic", pause.topic_arn.as_str()))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// As [`named_topics_alone`], across pipelines: a pipeline that sends a request for everyone to a topic another
+/// pipeline's named approvers take their own links on is told at its name (`names`: each pipeline's name's span).
+pub(super) fn named_topics_across(
+    checker: &mut Checker<'_>,
+    pipelines: &BTreeMap<String, Pipeline>,
+    names: &BTreeMap<String, Range<usize>>,
+) {
+    let named: Vec<(&str, &str)> = pipelines
+        .values()
+        .flat_map(|pipeline| pipeline.approval_stages().map(move |(_, approval)| (pipeline.name.as_str(), approval)))
+        .filter(|(_, approval)| approval.approvers.is_some())
+        .map(|(name, approval)| (name, approval.topic_arn.as_str()))
+        .collect();
+    for pipeline in pipelines.values() {
+        let asked = pipeline.stages.iter().filter_map(for_everyone);
+        for (field, topic) in asked {
+            let Some((other, _)) = named.iter().find(|(other, named)| *named == topic && *other != pipeline.name)
+            else {
+                continue;
+            };
+            let message = format!(
+                "{field} {topic} carries pipeline `{other}`'s named approvers' own links (each subscription there takes \
+                 only its approver's), so a request for everyone would reach nobody: give it a topic of its own"
+            );
+            checker.pipeline = Some(pipeline.name.clone());
+            checker.error(names.get(&pipeline.name).cloned().unwrap_or_default(), "", message);
         }
     }
 }

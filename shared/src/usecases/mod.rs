@@ -39,7 +39,7 @@ mod soak;
 mod status;
 mod webhook;
 
-pub use approval::personal::{filter_policy, unfit_subscriptions};
+pub use approval::personal::{filter_policy, unfit_subscriptions, unreached};
 pub use approval::{ApprovalEffects, COMPARISON_BUDGET, MAX_FORM, Requester, decide, review_page};
 pub use build_events::{BuildEventError, BuildEventOutcome, BuildStateChange, artifact_location, record_build_event};
 pub use decide_as::{DecideError, Decided, decide_as};

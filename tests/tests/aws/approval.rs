@@ -41,21 +41,33 @@ struct Release<'a> {
 
 /// As [`built`], the run deploying to `release`'s cluster with the build's artifacts where it says.
 async fn built_for(stack: &Stack, release: Option<Release<'_>>) -> Result<DynamoDbStore> {
+    let cluster = release.as_ref().map(|release| release.cluster.to_owned());
+    let artifacts = release.map(|release| release.artifacts.to_owned());
+    built_planned(stack, artifacts, |plan| {
+        if let (Some(cluster), sluice::definitions::DeployTarget::BlueGreen(target)) = (cluster, plan.target_mut()) {
+            target.cluster = cluster;
+        }
+    })
+    .await
+}
+
+/// A run of `web` pushed and built, its build's artifacts at `artifacts`, its approval on the stack's topic and its
+/// plan as `edit` leaves it; its approval request waits in the outbox.
+pub(crate) async fn built_planned(
+    stack: &Stack,
+    artifacts: Option<String>,
+    edit: impl FnOnce(&mut sluice::pipeline::Plan),
+) -> Result<DynamoDbStore> {
     let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
     let mut triggered = push("web-1", ExecutionMode::Superseded, true);
     if let Event::Triggered { plan, .. } = &mut triggered {
         plan.approval_mut().context("an approval")?.topic_arn = stack.approval_topic.clone();
-        if let (Some(release), sluice::definitions::DeployTarget::BlueGreen(target)) = (&release, plan.target_mut()) {
-            target.cluster = release.cluster.to_owned();
-        }
+        edit(plan);
     }
     let built = Event::BuildSucceeded {
         execution_id: ExecutionId::from("web-1"),
         build_id: "build-web-1".into(),
-        outputs: BuildOutputs {
-            image_uri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1".into(),
-            artifacts: release.map(|release| release.artifacts.to_owned()),
-        },
+        outputs: BuildOutputs { image_uri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1".into(), artifacts },
     };
     // The stage functions' part: the build starts; the announcements wait in the outbox.
     let runner = RecordingRunner::owning(&[EffectKind::StartBuild]);
@@ -67,12 +79,28 @@ async fn built_for(stack: &Stack, release: Option<Release<'_>>) -> Result<Dynamo
     Ok(store)
 }
 
-fn config(stack: &Stack) -> Result<Config> {
+pub(crate) fn config(stack: &Stack) -> Result<Config> {
     Ok(Config::from_lookup(|name| match name {
         "SLUICE_TABLE" => Some(stack.table.clone()),
         "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
         _ => None,
     })?)
+}
+
+/// The approval function serving its pages on loopback, told `web-1`'s `Approval Requested` as the bus delivers it:
+/// its requests sent. Its URL (it serves until dropped).
+pub(crate) async fn requested(stack: &Stack) -> Result<FunctionUrl> {
+    let app = Arc::new(AwsApp::from_aws(&stack.config, &config(stack)?));
+    let served = Arc::clone(&app);
+    let url = serve("approval", move |request| {
+        let app = Arc::clone(&served);
+        async move { respond(&app, request, chrono::Utc::now()).await }
+    })
+    .await?;
+    let _ = app.approval_url.set(url.url.clone());
+    let event = json!({ "source": "sluice", "detail-type": "Approval Requested", "detail": { "pipeline": "web", "execution_id": "web-1" } });
+    on_event(&app, &event, chrono::Utc::now()).await?;
+    Ok(url)
 }
 
 /// The configuration the stack gives ApprovalRequestsFunction: the approval function's URL.
@@ -84,17 +112,7 @@ fn requests_config(stack: &Stack) -> Result<Config> {
 async fn waiting_for_approval() -> Result<Waiting> {
     let stack = Stack::create().await?;
     let store = built(&stack).await?;
-    let app = Arc::new(AwsApp::from_aws(&stack.config, &config(&stack)?));
-    let served = Arc::clone(&app);
-    let url = serve("approval", move |request| {
-        let app = Arc::clone(&served);
-        async move { respond(&app, request, chrono::Utc::now()).await }
-    })
-    .await?;
-    let _ = app.approval_url.set(url.url.clone());
-    // `Approval Requested`, as the bus delivers it.
-    let event = json!({ "source": "sluice", "detail-type": "Approval Requested", "detail": { "pipeline": "web", "execution_id": "web-1" } });
-    on_event(&app, &event, chrono::Utc::now()).await?;
+    let url = requested(&stack).await?;
 
     let sent = sns_messages(&stack.approval_topic).await?;
     assert_eq!(sent.len(), 1, "one request: {sent:?}");

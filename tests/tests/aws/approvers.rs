@@ -1,57 +1,29 @@
 //! Named approvers against moto's SNS: each approver's subscription carries their filter policy, so each receives
 //! only the message with their own link; a topic with a subscription that would receive everyone's links gets none.
 
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
-use approval::handler::{AwsApp, Config, on_event, respond};
+use approval::handler::{AwsApp, Config, on_event};
 use serde_json::json;
 use sluice::adapters::DynamoDbStore;
 use sluice::contract::ports::PipelineStore;
-use sluice::contract::testing::{RecordingRunner, push};
-use sluice::definitions::{Approvers, ExecutionMode, StageKind};
-use sluice::pipeline::{BuildOutputs, EffectKind, Event, ExecutionId, Stage, Status};
-use sluice::usecases::{Input, filter_policy, handle};
+use sluice::definitions::Approvers;
+use sluice::pipeline::{EffectKind, ExecutionId, Stage, Status};
+use sluice::usecases::filter_policy;
 use sluice_integration::{Stack, approval_link, create_queue, form_token, request, sns_published, unique};
-use sluice_sandbox::function_url::serve;
 
 /// alice, bob and the pusher (octocat@github.com, as the test push says); two must approve, the pusher may not.
 const NAMED: [&str; 3] = ["alice@example.com", "bob@example.com", "octocat@github.com"];
 
 /// Run `web-1` pushed and built, its approval naming [`NAMED`] on `topic`; the request waits in the outbox.
 async fn built(stack: &Stack, topic: &str) -> Result<DynamoDbStore> {
-    let store = DynamoDbStore::new(stack.dynamodb.clone(), stack.table.clone());
-    let mut triggered = push("web-1", ExecutionMode::Superseded, true);
-    if let Event::Triggered { plan, .. } = &mut triggered
-        && let Some(StageKind::Approval(approval)) = plan.stages.first_mut().map(|stage| &mut stage.kind)
-    {
-        approval.topic_arn = topic.to_owned();
-        let emails = NAMED.map(str::to_owned).to_vec();
-        approval.approvers = Some(Approvers { emails, required: 2, forbid_pusher: true, operators: Vec::new() });
-    }
-    let built = Event::BuildSucceeded {
-        execution_id: ExecutionId::from("web-1"),
-        build_id: "build-web-1".into(),
-        outputs: BuildOutputs {
-            image_uri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1".into(),
-            artifacts: None,
-        },
-    };
-    let runner = RecordingRunner::owning(&[EffectKind::StartBuild]);
-    for event in [&triggered, &built] {
-        let input =
-            Input { pipeline: "web", mode: ExecutionMode::Superseded, event, receipt: None, now: chrono::Utc::now() };
-        handle(&store, &runner, input).await?;
-    }
-    Ok(store)
-}
-
-fn config(stack: &Stack) -> Result<Config> {
-    Ok(Config::from_lookup(|name| match name {
-        "SLUICE_TABLE" => Some(stack.table.clone()),
-        "SLUICE_EVENT_BUS" => Some(stack.bus.clone()),
-        _ => None,
-    })?)
+    crate::approval::built_planned(stack, None, |plan| {
+        if let Some(approval) = plan.approval_mut() {
+            approval.topic_arn = topic.to_owned();
+            let emails = NAMED.map(str::to_owned).to_vec();
+            approval.approvers = Some(Approvers { emails, required: 2, forbid_pusher: true, operators: Vec::new() });
+        }
+    })
+    .await
 }
 
 fn approve(form_token: &str) -> Vec<u8> {
@@ -78,17 +50,7 @@ async fn each_approver_receives_only_their_own_link_through_their_filter_policy_
         inboxes.push((email, url));
     }
     let store = built(&stack, &topic).await?;
-    let app = Arc::new(AwsApp::from_aws(&stack.config, &config(&stack)?));
-    let served = Arc::clone(&app);
-    let url = serve("approval", move |request| {
-        let app = Arc::clone(&served);
-        async move { respond(&app, request, chrono::Utc::now()).await }
-    })
-    .await?;
-    let _ = app.approval_url.set(url.url.clone());
-    let requested =
-        json!({ "detail-type": "Approval Requested", "detail": { "pipeline": "web", "execution_id": "web-1" } });
-    on_event(&app, &requested, chrono::Utc::now()).await?;
+    let url = crate::approval::requested(&stack).await?;
 
     // SNS delivered each message to its approver's subscription alone.
     for (email, inbox) in &inboxes {
@@ -140,7 +102,7 @@ async fn no_personal_link_goes_to_a_topic_a_subscription_without_a_filter_policy
     let store = built(&stack, &stack.approval_topic).await?;
     let app = AwsApp::from_aws(
         &stack.config,
-        &Config { approval_url: Some("https://approve.example".into()), ..config(&stack)? },
+        &Config { approval_url: Some("https://approve.example".into()), ..crate::approval::config(&stack)? },
     );
     let requested =
         json!({ "detail-type": "Approval Requested", "detail": { "pipeline": "web", "execution_id": "web-1" } });

@@ -11,14 +11,14 @@ use crate::definitions::ExecutionMode;
 use crate::pipeline::{BuildOutputs, ExecutionId, Stage, Status};
 use crate::usecases::flush;
 
-fn t0() -> DateTime<Utc> {
+pub(super) fn t0() -> DateTime<Utc> {
     "2026-11-24T12:00:00Z".parse().expect("time")
 }
 
-struct World {
-    store: InMemoryStore,
-    notifier: Arc<RecordingNotifier>,
-    effects: ApprovalEffects<
+pub(super) struct World {
+    pub(super) store: InMemoryStore,
+    pub(super) notifier: Arc<RecordingNotifier>,
+    pub(super) effects: ApprovalEffects<
         Arc<RecordingPublisher>,
         Arc<RecordingNotifier>,
         FixedSite,
@@ -28,7 +28,7 @@ struct World {
 }
 
 impl World {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let notifier = Arc::new(RecordingNotifier::new());
         let effects = ApprovalEffects {
             publisher: Arc::new(RecordingPublisher::new()),

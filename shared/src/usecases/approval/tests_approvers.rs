@@ -1,33 +1,15 @@
 //! Named approvers through the approval function: a link of their own each, in a message only their subscription
 //! accepts; the page says who they are and who approved so far; each decides once; the pusher may be refused.
 
-use std::sync::Arc;
-
-use chrono::{DateTime, Utc};
-
+use super::tests::{World, t0};
 use super::*;
-use crate::contract::ports::{FixedSite, Subscription};
-use crate::contract::testing::{
-    InMemoryArtifacts, InMemoryStore, RecordingNotifier, RecordingPublisher, RecordingRunner, ScriptedServices, push,
-};
+use crate::contract::ports::Subscription;
+use crate::contract::testing::{RecordingRunner, push};
 use crate::definitions::{Approvers, ExecutionMode, StageKind};
 use crate::pipeline::{BuildOutputs, ExecutionId, Stage, Status};
 use crate::usecases::flush;
 
-fn t0() -> DateTime<Utc> {
-    "2026-12-07T12:00:00Z".parse().expect("time")
-}
-
 const NAMED: [&str; 3] = ["alice@example.com", "bob@example.com", "octocat@github.com"];
-
-type Effects =
-    ApprovalEffects<Arc<RecordingPublisher>, Arc<RecordingNotifier>, FixedSite, InMemoryArtifacts, ScriptedServices>;
-
-struct World {
-    store: InMemoryStore,
-    notifier: Arc<RecordingNotifier>,
-    effects: Effects,
-}
 
 /// Each approver's own email subscription, with their filter policy.
 fn filtered() -> Vec<Subscription> {
@@ -44,20 +26,11 @@ fn filtered() -> Vec<Subscription> {
 }
 
 impl World {
-    fn new(subscriptions: Vec<Subscription>) -> Self {
-        let notifier = Arc::new(RecordingNotifier::new());
-        *notifier.subscriptions.lock().expect("lock") = subscriptions;
-        let effects = ApprovalEffects {
-            publisher: Arc::new(RecordingPublisher::new()),
-            notifier: Arc::clone(&notifier),
-            site: FixedSite("https://approve.example".into()),
-            artifacts: InMemoryArtifacts::new(),
-            services: ScriptedServices::new(),
-            compare_budget: COMPARISON_BUDGET,
-            region: "eu-west-1".into(),
-            clock: t0,
-        };
-        Self { store: InMemoryStore::new(), notifier, effects }
+    /// The approval function's world, its topic having `subscriptions`.
+    fn subscribed(subscriptions: Vec<Subscription>) -> Self {
+        let world = Self::new();
+        *world.notifier.subscriptions.lock().expect("lock") = subscriptions;
+        world
     }
 
     /// Run `e1` pushed by octocat (octocat@github.com) and built; its approval names [`NAMED`], two required, the
@@ -116,7 +89,7 @@ fn token_of<'a>(tokens: &'a [(String, String)], email: &str) -> &'a str {
 
 #[tokio::test]
 async fn each_named_approver_gets_a_message_only_their_subscription_accepts_with_a_link_of_their_own() {
-    let world = World::new(filtered());
+    let world = World::subscribed(filtered());
     let tokens = world.asked().await;
     let approvers: Vec<&str> = tokens.iter().map(|(approver, _)| approver.as_str()).collect();
     assert_eq!(approvers, NAMED);
@@ -136,7 +109,7 @@ async fn each_named_approver_gets_a_message_only_their_subscription_accepts_with
 
 #[tokio::test]
 async fn two_distinct_approvals_pass_the_stage_and_an_approver_deciding_twice_gets_409() {
-    let world = World::new(filtered());
+    let world = World::subscribed(filtered());
     let tokens = world.asked().await;
     let alice = token_of(&tokens, "alice@example.com");
     let first = world.approve(alice).await;
@@ -160,7 +133,7 @@ async fn two_distinct_approvals_pass_the_stage_and_an_approver_deciding_twice_ge
 
 #[tokio::test]
 async fn the_pushers_own_link_says_they_cannot_approve_their_own_push_and_decides_nothing() {
-    let world = World::new(filtered());
+    let world = World::subscribed(filtered());
     let tokens = world.asked().await;
     let pusher = token_of(&tokens, "octocat@github.com");
     let page = review_page(&world.store, pusher, t0()).await;
@@ -181,7 +154,7 @@ async fn a_topic_with_a_subscription_that_would_receive_everyones_links_gets_non
         endpoint: "ops@example.com".into(),
         ..Subscription::default()
     });
-    let world = World::new(subscriptions);
+    let world = World::subscribed(subscriptions);
     let tokens = world.asked().await;
     assert!(tokens.is_empty() && world.notifier.sent().is_empty(), "nothing sent");
     let state = world.store.load("web").await.expect("load").expect("state").value;
@@ -200,7 +173,7 @@ async fn a_topic_with_a_subscription_that_would_receive_everyones_links_gets_non
 #[tokio::test]
 async fn an_operators_sluice_approve_counts_as_theirs_and_someone_elses_is_refused() {
     use crate::usecases::{DecideError, Decided, decide_as};
-    let world = World::new(filtered());
+    let world = World::subscribed(filtered());
     let tokens = world.asked().await;
     let runner = RecordingRunner::owning(&[]);
     let id = ExecutionId::from("e1");

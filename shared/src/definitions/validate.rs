@@ -416,7 +416,7 @@ fn table_stages_of(
     let place = deploy.strategy.span();
     let target = validate_deploy(checker, deploy, approval_topic.as_deref());
     let stages = table_stages(approval, target, timeout);
-    approvers::named_topics_alone(checker, &stages, &[("", place.clone()), ("", place)]);
+    approvers::named_topics_alone(checker, &stages, &[(String::new(), place.clone()), (String::new(), place)]);
     stages
 }
 
@@ -443,10 +443,8 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
     let mut stages: Vec<StageDefinition> = Vec::new();
     // The GitHub environment each deploy stage so far is shown as, and the stage's name.
     let mut shown_as: Vec<(String, String)> = Vec::new();
-    // The bytes of soak alarm names so far: each run carries them in its plan.
-    let mut alarm_text = 0;
-    // Where each stage kept is written: its place and its name's span.
-    let mut places: Vec<(String, Range<usize>)> = Vec::new();
+    // The bytes of soak alarm names so far (each run carries them in its plan); where each stage kept is written.
+    let (mut alarm_text, mut places) = (0, Vec::new());
     for (at, stage) in raw.into_iter().enumerate() {
         checker.place = format!("stages[{at}].");
         let (name, span) = (stage.name.get_ref().trim(), stage.name.span());
@@ -493,7 +491,6 @@ fn validate_stages(checker: &mut Checker<'_>, raw: Vec<RawStage>) -> Vec<StageDe
     }
     checker.place.clear();
     ask_as_first_approval(&mut stages);
-    let places: Vec<(&str, Range<usize>)> = places.iter().map(|(place, span)| (place.as_str(), span.clone())).collect();
     approvers::named_topics_alone(checker, &stages, &places);
     if !stages.iter().any(|stage| stage.deploy().is_some()) {
         checker.error(

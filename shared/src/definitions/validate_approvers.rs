@@ -129,7 +129,7 @@ pub(crate) fn is_email(text: &str) -> bool {
 pub(super) fn named_topics_alone(
     checker: &mut Checker<'_>,
     stages: &[StageDefinition],
-    places: &[(&str, Range<usize>)],
+    places: &[(String, Range<usize>)],
 ) {
     let named: Vec<&str> = stages
         .iter()
@@ -143,7 +143,7 @@ pub(super) fn named_topics_alone(
                 "{topic} carries named approvers' own links (each subscription there takes only its approver's), so \
                  a request for everyone would reach nobody: give this one a topic of its own"
             );
-            let kept = std::mem::replace(&mut checker.place, (*place).to_owned());
+            let kept = std::mem::replace(&mut checker.place, place.clone());
             checker.error(span.clone(), field, message);
             checker.place = kept;
         }

@@ -126,7 +126,8 @@ impl Sync {
         let chosen = definitions.iter().filter(|p| self.pipelines.is_empty() || self.pipelines.contains(&p.name));
         let topics = approver_topics(chosen);
         if topics.is_empty() {
-            bail!("no approval stage of the published definitions names approvers");
+            anstream::println!("nothing to sync: no approval stage of these pipelines names approvers");
+            return Ok(ExitCode::SUCCESS);
         }
         let sns = aws_sdk_sns::Client::new(&stack.config);
         let mut lines = Vec::new();
@@ -175,18 +176,27 @@ impl Sync {
         let subscriptions = read(&notifier).await?;
         let would = if self.dry_run { "would be " } else { "" };
         let mut lines = Vec::new();
-        let mut changed = false;
+        let (mut changed, mut mended) = (false, Vec::new());
         for email in emails {
             let step = step(email, &subscriptions);
             changed |= matches!(step, Step::Subscribe | Step::SetPolicy(_));
-            if !self.dry_run {
-                carry_out(sns, topic, email, &step).await?;
+            if let Step::SetPolicy(arn) = &step {
+                mended.push(arn.clone());
+            }
+            if !self.dry_run
+                && let Err(error) = carry_out(sns, topic, email, &step).await
+            {
+                lines.push((Level::Problem, format!("{error:#}")));
+                continue;
             }
             lines.push(match step {
                 Step::Ready => (Level::Ok, format!("{email} on {topic}: subscribed with their filter policy")),
                 Step::Pending => (
                     Level::Warning,
-                    format!("{email} on {topic}: subscribed, waits for them to open AWS's confirmation mail (until then they get no request)"),
+                    format!(
+                        "{email} on {topic}: subscribed, waits for them to open AWS's confirmation mail (until then they \
+                         get no request); run this again once they have, to check the confirmed subscription's policy"
+                    ),
                 ),
                 Step::Subscribe => (
                     Level::Ok,
@@ -197,12 +207,10 @@ impl Sync {
                 }
             });
         }
-        // What would still receive links not its own: read again once mended; in a dry run, all but the approvers'
-        // own (which a sync mends).
+        // What would still receive links not its own: read again once mended; in a dry run, all but those a sync
+        // would mend.
         let now = if self.dry_run || !changed { subscriptions } else { read(&notifier).await? };
-        let approvers_own =
-            |s: &Subscription| s.protocol == "email" && emails.iter().any(|e| e.eq_ignore_ascii_case(&s.endpoint));
-        let left: Vec<Subscription> = now.into_iter().filter(|s| !(self.dry_run && approvers_own(s))).collect();
+        let left: Vec<Subscription> = now.into_iter().filter(|s| !(self.dry_run && mended.contains(&s.arn))).collect();
         for said in unfit_subscriptions(&left) {
             lines.push((
                 Level::Problem,
@@ -213,7 +221,11 @@ impl Sync {
             ));
         }
         if changed && !self.dry_run {
-            lines.push((Level::Ok, format!("{topic}: SNS takes up to 15 minutes to apply a new filter policy")));
+            let said = format!(
+                "{topic}: SNS takes up to 15 minutes to apply a new filter policy: wait as long before the next \
+                 approval request goes out (a push, or `sluice retry-effect`)"
+            );
+            lines.push((Level::Warning, said));
         }
         Ok(lines)
     }

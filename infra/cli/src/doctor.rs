@@ -244,9 +244,11 @@ async fn pipeline_findings(stack: &Stack, pipeline: &Pipeline) -> Vec<Finding> {
     for (topic, role) in topics(pipeline) {
         findings.extend(topic_findings(stack, name, topic, role).await);
     }
+    let mut looked = Vec::new();
     for (_, approval) in pipeline.approval_stages() {
-        if let Some(approvers) = &approval.approvers {
-            findings.extend(approver_findings(stack, name, &approval.topic_arn, &approvers.emails).await);
+        if let Some(approvers) = approval.approvers.as_ref().filter(|_| !looked.contains(&&approval.topic_arn)) {
+            looked.push(&approval.topic_arn);
+            findings.extend(approver_findings(stack, name, &approval.topic_arn, approvers).await);
         }
     }
     findings.extend(deploy_target(stack, pipeline).await);
@@ -289,7 +291,12 @@ fn topics(pipeline: &Pipeline) -> Vec<(&str, TopicRole)> {
 
 /// A topic of named approvers: no subscription there may take links not its own (the approval function would send
 /// none), and each approver's confirmed subscription should take theirs.
-async fn approver_findings(stack: &Stack, name: &str, topic: &str, emails: &[String]) -> Vec<Finding> {
+async fn approver_findings(
+    stack: &Stack,
+    name: &str,
+    topic: &str,
+    approvers: &sluice::definitions::Approvers,
+) -> Vec<Finding> {
     let notifier = sluice::adapters::SnsNotifier::new(aws_sdk_sns::Client::new(&stack.config));
     let subscriptions = match sluice::contract::ports::TopicNotifier::subscriptions(&notifier, topic).await {
         Ok(subscriptions) => subscriptions,
@@ -305,18 +312,24 @@ async fn approver_findings(stack: &Stack, name: &str, topic: &str, emails: &[Str
             problem(said, "`sluice approvers sync` names it and mends the approvers' own; unsubscribe the others")
         })
         .collect();
-    match sluice::usecases::unreached(emails, &subscriptions).as_slice() {
+    let unreached = sluice::usecases::unreached(&approvers.emails, &subscriptions);
+    let said = |unreached: &[&str]| {
+        format!(
+            "{name}'s approvers {} get no request on {topic} (not subscribed, or not confirmed)",
+            unreached.join(", ")
+        )
+    };
+    let todo = "`sluice approvers sync`, then each confirms from AWS's mail";
+    match unreached.as_slice() {
         [] if findings.is_empty() => {
             findings.push(ok(format!("{name}'s approvers each take their own links on {topic}")))
         }
         [] => {}
-        unreached => findings.push(warning(
-            format!(
-                "{name}'s approvers {} get no request on {topic} (not subscribed, or not confirmed)",
-                unreached.join(", ")
-            ),
-            "`sluice approvers sync`, then each confirms from AWS's mail",
-        )),
+        // Too few left to reach `required`, operators aside: the runs time out.
+        some if approvers.emails.len() - some.len() < approvers.required && approvers.operators.is_empty() => {
+            findings.push(problem(format!("{}: fewer than the {} required", said(some), approvers.required), todo));
+        }
+        some => findings.push(warning(said(some), todo)),
     }
     findings
 }

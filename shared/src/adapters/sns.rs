@@ -69,26 +69,42 @@ impl TopicNotifier for SnsNotifier {
                 source: "too many subscriptions".into(),
             });
         }
-        for subscription in &mut listed {
-            // A subscription waiting for confirmation has no ARN yet, and receives nothing.
-            if !subscription.arn.starts_with("arn:") {
-                subscription.pending = true;
-                continue;
+        // A few at a time: the functions have seconds, and a topic of approvers a handful of subscriptions.
+        let mut read = Vec::with_capacity(listed.len());
+        for batch in listed.chunks(ATTRIBUTE_READS_AT_ONCE) {
+            let reads = batch.iter().map(|subscription| self.attributes(topic_arn, subscription));
+            for subscription in futures_util::future::join_all(reads).await {
+                read.push(subscription?);
             }
-            let read = self.client.get_subscription_attributes().subscription_arn(&subscription.arn).send().await;
-            let attributes = read.map_err(|error| classify(topic_arn, error))?;
-            let attributes = attributes.attributes();
-            let attribute = |name: &str| attributes.and_then(|a| a.get(name)).cloned();
-            subscription.pending = attribute("PendingConfirmation").as_deref() == Some("true");
-            subscription.filter_policy = attribute("FilterPolicy").filter(|policy| !policy.trim().is_empty());
-            subscription.filter_scope = attribute("FilterPolicyScope");
         }
-        Ok(listed)
+        Ok(read)
     }
 }
 
-/// A topic's subscriptions read at most this many pages of 100.
-const MAX_SUBSCRIPTION_PAGES: usize = 20;
+impl SnsNotifier {
+    /// `subscription` with its attributes read: pending, filter policy and scope. One waiting for confirmation has no
+    /// ARN yet (SNS lists it as `PendingConfirmation`), and receives nothing.
+    async fn attributes(&self, topic_arn: &str, subscription: &Subscription) -> Result<Subscription, NotifyError> {
+        if !subscription.arn.starts_with("arn:") {
+            return Ok(Subscription { pending: true, ..subscription.clone() });
+        }
+        let read = self.client.get_subscription_attributes().subscription_arn(&subscription.arn).send().await;
+        let attributes = read.map_err(|error| classify(topic_arn, error))?;
+        let attributes = attributes.attributes();
+        let attribute = |name: &str| attributes.and_then(|a| a.get(name)).cloned();
+        Ok(Subscription {
+            pending: attribute("PendingConfirmation").as_deref() == Some("true"),
+            filter_policy: attribute("FilterPolicy").filter(|policy| !policy.trim().is_empty()),
+            filter_scope: attribute("FilterPolicyScope"),
+            ..subscription.clone()
+        })
+    }
+}
+
+/// A topic's subscriptions read at most this many pages of 100: a topic of named approvers has a handful.
+const MAX_SUBSCRIPTION_PAGES: usize = 2;
+/// How many subscriptions' attributes are read at once.
+const ATTRIBUTE_READS_AT_ONCE: usize = 10;
 
 /// <https://docs.aws.amazon.com/sns/latest/api/API_Publish.html#API_Publish_Errors>: a missing topic, a denied
 /// publish or an invalid message stay so; throttling, internal errors and transport failures pass.

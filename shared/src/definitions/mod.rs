@@ -285,11 +285,8 @@ impl Approvers {
     /// session is of (`arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION` as `arn:aws:iam::ACCOUNT:role/NAME`, any path),
     /// matches a pattern.
     pub fn operator(&self, arn: &str) -> bool {
-        let role = assumed_role(arn);
-        self.operators.iter().any(|pattern| {
-            glob_matches(pattern, arn)
-                || role.as_ref().is_some_and(|(account, name)| role_matches(pattern, account, name))
-        })
+        let identity = operator_identity(arn);
+        self.operators.iter().any(|pattern| glob_matches(pattern, arn) || glob_matches(pattern, &identity))
     }
 
     /// The approver `email` names, as listed (addresses compare without regard to case).
@@ -305,17 +302,6 @@ fn assumed_role(arn: &str) -> Option<(&str, &str)> {
     let (account, rest) = rest.split_once(":assumed-role/")?;
     let (name, _session) = rest.split_once('/')?;
     Some((account, name))
-}
-
-/// Whether `pattern` (`arn:aws:iam::ACCOUNT:role/NAME`, without a path: `sluice check` refuses one) matches the role
-/// `name` of `account`, whatever the role's path (a session's ARN does not say it).
-fn role_matches(pattern: &str, account: &str, name: &str) -> bool {
-    let Some((prefix, role)) = pattern.split_once(":role/") else { return false };
-    let partition_account = prefix.split_once(":iam::").map(|(_, account)| account);
-    !role.contains('/')
-        && partition_account.is_some_and(|pattern_account| glob_matches(pattern_account, account))
-        && prefix.starts_with("arn:")
-        && glob_matches(role, name)
 }
 
 /// Who an operator is, as an approval counts them: an assumed role's session as its role

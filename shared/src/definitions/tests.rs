@@ -1705,6 +1705,14 @@ fn operators_match_their_arns_and_the_roles_their_sessions_assume() {
     assert!(!approvers.operator("arn:aws:sts::123456789012:assumed-role/developers/alice"));
     assert!(!approvers.operator("arn:aws:sts::210987654321:assumed-role/release-managers/alice"));
     assert!(!approvers.operator("arn:aws:iam::999999999999:user/ops2"));
+    // A pattern of a whole account takes its roles' sessions too, in its partition
+    let account = Approvers { operators: vec!["arn:aws:iam::123456789012:*".into()], ..approvers.clone() };
+    assert!(account.operator("arn:aws:sts::123456789012:assumed-role/anyone/x"));
+    assert!(!account.operator("arn:aws-cn:sts::123456789012:assumed-role/anyone/x"));
+    assert_eq!(
+        operator_identity("arn:aws-cn:sts::123456789012:assumed-role/ops/x"),
+        "arn:aws-cn:iam::123456789012:role/ops"
+    );
     assert!(glob_matches("a*b*c", "a-b-b-c") && !glob_matches("a*b*c", "a-c-b") && glob_matches("*", ""));
 }
 

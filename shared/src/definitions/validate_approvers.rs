@@ -63,9 +63,9 @@ pub(super) fn validate_approvers(checker: &mut Checker<'_>, raw: &RawApproval) -
         },
     };
     let forbid_pusher = raw.forbid_pusher.as_ref().is_some_and(|forbid| *forbid.get_ref());
-    if let Some(forbid) =
-        raw.forbid_pusher.as_ref().filter(|_| forbid_pusher && required >= list.len() && list.len() > 1)
-    {
+    let operators = raw.operators.as_ref().map(|written| operator_patterns(checker, written)).unwrap_or_default();
+    let all = forbid_pusher && required >= list.len() && list.len() > 1 && operators.is_empty();
+    if let Some(forbid) = raw.forbid_pusher.as_ref().filter(|_| all) {
         let message = format!(
             "with required = {required} of {} approvers, a push by one of them can never be approved: the pusher may \
              not approve their own",
@@ -73,7 +73,6 @@ pub(super) fn validate_approvers(checker: &mut Checker<'_>, raw: &RawApproval) -
         );
         checker.warn(forbid.span(), "approval.forbid_pusher", message);
     }
-    let operators = raw.operators.as_ref().map(|written| operator_patterns(checker, written)).unwrap_or_default();
     Some(Approvers { emails, required, forbid_pusher, operators })
 }
 

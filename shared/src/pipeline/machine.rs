@@ -97,6 +97,9 @@ pub enum TransitionError {
     PusherMayNotApprove { execution: ExecutionId, by: String },
     #[error("{by} is not one of the operators whose decision counts at execution {execution}'s approval stage")]
     NotAnApprover { execution: ExecutionId, by: String },
+    #[error("the approval request of execution {execution} sent {sent} personal links for {named} named approvers")]
+    PersonalLinks { execution: ExecutionId, sent: usize, named: usize },
+
     #[error("execution {execution}'s deployment cannot be rolled back now: {why}")]
     CannotRollBack { execution: ExecutionId, why: String },
     #[error("execution {execution}'s deployment paused at {stage}, where its pipeline asks for no approval")]

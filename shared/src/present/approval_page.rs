@@ -34,6 +34,11 @@ pub fn review(facts: &RunFacts<'_>, form_token: &str, now: DateTime<Utc>) -> Pag
             "Approving lets ECS continue the deployment; rejecting rolls it back to the revision before. The choice \
              is final.",
         ),
+        None if facts.named.is_some_and(|named| named.required > 1) => (
+            format!("Approve {}?", escape(&facts.notice.pipeline)),
+            "Your approval counts toward the approvals needed; once enough approved, the build deploys. Rejecting \
+             ends the run. You decide once.",
+        ),
         None => (
             format!("Approve {}?", escape(&facts.notice.pipeline)),
             "Approving deploys this build; rejecting ends the run. The choice is final.",
@@ -112,6 +117,18 @@ pub fn signed_off(facts: &RunFacts<'_>, by: &str, approved: usize, required: usi
         escape(by),
         required.saturating_sub(approved),
         if required.saturating_sub(approved) == 1 { "s" } else { "" },
+        escape(&facts.execution.0),
+        escape(&facts.notice.pipeline),
+    );
+    page(200, "Approved", &body)
+}
+
+/// A named approver's approval was recorded, and how the approval stands now could not be read.
+pub fn approval_recorded(facts: &RunFacts<'_>, by: &str) -> Page {
+    let body = format!(
+        "<h1>Approved by {}</h1><p>Your approval is recorded. The run moves on once enough approvers approved. You can \
+         close this page.</p><p class=\"note\">Run {} of pipeline {}.</p>",
+        escape(by),
         escape(&facts.execution.0),
         escape(&facts.notice.pipeline),
     );

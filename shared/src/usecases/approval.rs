@@ -233,7 +233,10 @@ impl Found {
         let hash = self.token.hash();
         self.execution.gates().find(|gate| {
             let facts = gate.facts();
-            let shared = facts.personal.is_empty() && facts.token_hash.as_deref().is_some_and(|h| same_hash(h, &hash));
+            // A named approval's request hash is no one's link.
+            let current = gate.pause().is_none() && self.execution.approval().is_some_and(|a| std::ptr::eq(a, facts));
+            let named = !facts.personal.is_empty() || (current && self.execution.named_approvers().is_some());
+            let shared = !named && facts.token_hash.as_deref().is_some_and(|h| same_hash(h, &hash));
             shared || facts.personal.iter().any(|h| same_hash(h, &hash))
         })
     }
@@ -300,12 +303,24 @@ fn refused_approver(found: &Found) -> Option<Page> {
     })
 }
 
-/// How many named approvers approved and how many the approval requires, as stored now, if it still waits for more
-/// (another approver may have decided meanwhile).
-async fn still_waiting<S: PipelineStore>(store: &S, token: &str) -> Option<(usize, usize)> {
-    let found = find(store, token).await.ok()??;
-    let approval = found.execution.approval().filter(|_| found.execution.approving())?;
-    Some((approval.signoffs.len(), found.execution.named_approvers()?.required))
+/// The page after a named approver's approval was recorded, as the approval stands now (another approver may have
+/// decided meanwhile): how many approved of how many needed while it waits for more; the decision once it stands;
+/// that it was recorded, if it cannot be read now.
+async fn after_approval<S: PipelineStore>(
+    store: &S,
+    token: &str,
+    facts: &RunFacts<'_>,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Page {
+    let Ok(Some(found)) = find(store, token).await else { return page::approval_recorded(facts, by) };
+    let Some(gate) = found.gate() else { return page::approval_recorded(facts, by) };
+    let approval = gate.facts();
+    match (approval.decision, found.execution.named_approvers()) {
+        (None, Some(approvers)) => page::signed_off(facts, by, approval.signoffs.len(), approvers.required),
+        (Some(ApprovalDecision::Approved), _) => page::decided(facts, ApprovalDecision::Approved, by),
+        _ => closed(&found, now).unwrap_or_else(|| page::approval_recorded(facts, by)),
+    }
 }
 
 /// The run behind the link in `token` while its approval waits; otherwise the page that says why it does not.
@@ -442,10 +457,10 @@ pub async fn decide<S: PipelineStore, R: EffectRunner>(
     match handle(store, runner, input).await {
         Ok(Handled::Applied) => {
             info!(execution = %found.execution.id, decision = form.decision.name(), approver = %form.approver, "approval decided");
-            let named = found.named().is_some() && form.decision == ApprovalDecision::Approved;
-            match if named { still_waiting(store, token).await } else { None } {
-                Some((approved, required)) => page::signed_off(&facts, &form.approver, approved, required),
-                None => page::decided(&facts, form.decision, &form.approver),
+            if found.named().is_some() && form.decision == ApprovalDecision::Approved {
+                after_approval(store, token, &facts, &form.approver, now).await
+            } else {
+                page::decided(&facts, form.decision, &form.approver)
             }
         }
         Ok(Handled::Refused(TransitionError::StaleApprovalLink { .. })) => page::not_found(),

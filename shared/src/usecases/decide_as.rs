@@ -65,16 +65,22 @@ pub async fn decide_as<S: PipelineStore, R: EffectRunner>(
     };
     let input = Input { pipeline: &run.pipeline, mode: ExecutionMode::default(), event: &event, receipt: None, now };
     let named = run.named_approvers().is_some() && gate == Decided::Stage && decision == ApprovalDecision::Approved;
+    // Which approval it is: its stage, and when it was asked.
+    let asked = |run: &crate::pipeline::Execution| {
+        let record = run.stages.iter().rev().find(|record| record.approval.is_some())?;
+        Some((record.name, record.approval.as_ref()?.requested_at))
+    };
+    let asked_before = asked(&run);
     match handle(store, runner, input).await? {
-        // As stored now: another approver may have decided meanwhile.
-        Handled::Applied if named => match store.execution(id).await.ok().flatten() {
-            Some(run) if run.approving() => {
-                let approved = run.approval().map_or(0, |approval| approval.signoffs.len());
-                let required = run.named_approvers().map_or(approved, |approvers| approvers.required);
-                Ok(Decided::Counted { approved, required })
+        // As stored now (another approver may have decided meanwhile), if it is the same approval, still waiting.
+        Handled::Applied if named => {
+            let now = store.execution(id).await.ok().flatten();
+            let same = now.as_ref().filter(|run| run.approving() && asked(run) == asked_before);
+            match same.and_then(|run| Some((run.approval()?.signoffs.len(), run.named_approvers()?.required))) {
+                Some((approved, required)) => Ok(Decided::Counted { approved, required }),
+                None => Ok(gate),
             }
-            _ => Ok(gate),
-        },
+        }
         Handled::Applied => Ok(gate),
         Handled::Ignored(IgnoreReason::DuplicateEvent) => Ok(Decided::Already),
         Handled::Refused(error) => Err(DecideError::Refused(error)),

@@ -70,6 +70,37 @@ fn only_the_functions_that_read_a_builds_outputs_look_its_image_up_in_ecr_and_on
 }
 
 #[test]
+fn only_the_approval_functions_read_subscriptions_and_list_only_the_approval_topics() -> Result<()> {
+    let statements = Template::load()?.function_statements();
+    let reading = |action: &str| {
+        let with: Vec<_> = statements.iter().filter(|s| s.actions.iter().any(|a| a == action)).collect();
+        let mut functions: Vec<&str> = with.iter().map(|s| s.function.as_str()).collect();
+        functions.sort();
+        assert_eq!(functions, ["ApprovalFunction", "ApprovalRequestsFunction"], "{action}");
+        with
+    };
+    for statement in reading("sns:GetSubscriptionAttributes") {
+        assert_eq!(
+            statement.actions,
+            ["sns:GetSubscriptionAttributes"],
+            "{}: alone on every resource",
+            statement.function
+        );
+    }
+    for statement in reading("sns:ListSubscriptionsByTopic") {
+        let resources = format!("{:?}", statement.resources);
+        assert!(resources.contains("ApprovalTopic") && resources.contains("${ApprovalTopics}"), "{resources}");
+        assert!(!statement.resources.iter().any(|r| r.as_str() == Some("*")), "{resources}");
+    }
+    assert!(
+        statements
+            .iter()
+            .all(|s| !s.actions.iter().any(|a| a == "sns:Subscribe" || a == "sns:SetSubscriptionAttributes"))
+    );
+    Ok(())
+}
+
+#[test]
 fn the_approval_functions_read_the_builds_task_definition_and_describe_only_the_deploy_clusters_services() -> Result<()>
 {
     let statements = Template::load()?.function_statements();

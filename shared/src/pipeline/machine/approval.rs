@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::pause::Said;
 use super::{Applied, IgnoreReason, MAX_APPROVER, Run, TransitionError};
-use crate::definitions::{Approval, Approvers, MAX_APPROVERS, operator_identity};
+use crate::definitions::{Approval, Approvers, operator_identity};
 use crate::pipeline::event::{ApprovalNotice, ReleaseLookup};
 use crate::pipeline::state::{
     ApprovalDecision, ApprovalFacts, ApproverRefused, Execution, ReleaseComparison, Signoff, Stage, StageRecord,
@@ -56,11 +56,17 @@ impl Run {
             // The decision stands, and its link keeps saying so.
             return Ok(Some(IgnoreReason::AlreadyPastStage));
         }
+        // A link for each named approver, in their order, or none: anything else could credit one with another's.
+        let named = self.state.executions[i].named_approvers().map_or(0, |approvers| approvers.emails.len());
+        if personal.len() != named {
+            let execution = self.state.executions[i].id.clone();
+            return Err(TransitionError::PersonalLinks { execution, sent: personal.len(), named });
+        }
         // Recorded even if the run left the stage meanwhile: its link then says why it no longer decides.
         let now = self.now;
         let approval = self.approval_mut(i);
         approval.token_hash = Some(token_hash.to_owned());
-        approval.personal = personal.iter().take(MAX_APPROVERS).map(|hash| bounded(hash, MAX_HASH)).collect();
+        approval.personal = personal.iter().map(|hash| bounded(hash, MAX_HASH)).collect();
         approval.sent_at = Some(now);
         approval.compared = compared.map(|compared| Box::new(compared.bounded()));
         Ok(None)
@@ -149,7 +155,10 @@ impl Run {
             }
         };
         if !execution.approving() {
+            let theirs = facts.approver.as_deref() == Some(by.as_str()) || facts.signoffs.iter().any(|s| s.by == by);
             return match facts.decision {
+                // The same person's same decision again (a repeated `sluice approve`): nothing new.
+                Some(decision) if decision == said.decision && theirs => Ok(Some(IgnoreReason::DuplicateEvent)),
                 Some(decision) => Err(TransitionError::AlreadyDecided { execution: id, decision }),
                 None => self.past(i, self.approval_stage(i), false, name),
             };

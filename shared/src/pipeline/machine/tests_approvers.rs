@@ -219,3 +219,112 @@ fn the_run_says_how_many_more_approvals_it_waits_for_and_its_timeline_who_approv
     assert!(said.contains("approved by alice@example.com (approval 1): looks right"), "{said}");
     assert_eq!(said.matches("bob@example.com").count(), 1, "the deciding approval is told once: {said}");
 }
+
+#[test]
+fn a_request_sent_again_keeps_the_approvals_so_far_and_only_the_newest_links_decide() {
+    let state = asking(2);
+    let (state, _) = applied(&state, &approved_through("hash-alice"), 3);
+    let again = Event::ApprovalSent {
+        execution_id: "web-1".into(),
+        token_hash: "request-2".into(),
+        personal: ["new-alice", "new-bob", "new-carol"].map(String::from).to_vec(),
+        hook_id: None,
+        compared: None,
+    };
+    let (state, _) = applied(&state, &again, 4);
+    let run = state.execution(&"web-1".into()).expect("the run");
+    assert_eq!(run.approval().map(|a| a.signoffs.len()), Some(1), "alice's approval stands");
+    let stale = transition(&state, &approved_through("hash-bob"), at(5));
+    assert!(matches!(stale, Err(TransitionError::StaleApprovalLink { .. })), "{stale:?}");
+    let refused = transition(&state, &approved_through("new-alice"), at(5));
+    assert!(matches!(refused, Err(TransitionError::AlreadySignedOff { .. })), "{refused:?}");
+    let (state, _) = applied(&state, &approved_through("new-bob"), 6);
+    assert_eq!(state.execution(&"web-1".into()).map(|run| run.status), Some(Status::Running(Stage::DEPLOY)));
+}
+
+#[test]
+fn a_request_whose_links_are_not_one_for_each_approver_is_refused() {
+    let state = asking(2);
+    let short = Event::ApprovalSent {
+        execution_id: "web-1".into(),
+        token_hash: "request-2".into(),
+        personal: vec!["only-one".into()],
+        hook_id: None,
+        compared: None,
+    };
+    let refused = transition(&state, &short, at(4));
+    assert!(matches!(refused, Err(TransitionError::PersonalLinks { sent: 1, named: 3, .. })), "{refused:?}");
+}
+
+#[test]
+fn the_same_operator_deciding_again_after_the_decision_is_nothing_new_and_another_decision_is_refused() {
+    let state = asking(1);
+    let session = "arn:aws:sts::123456789012:assumed-role/release-managers/dana";
+    let (state, _) = applied(&state, &said(ApprovalDecision::Approved, None, session), 3);
+    let again = transition(&state, &said(ApprovalDecision::Approved, None, session), at(4));
+    assert!(matches!(again, Ok(Decision::Ignore(IgnoreReason::DuplicateEvent))), "{again:?}");
+    let other = transition(&state, &said(ApprovalDecision::Rejected, None, session), at(4));
+    assert!(matches!(other, Err(TransitionError::AlreadyDecided { .. })), "{other:?}");
+}
+
+#[test]
+fn a_failed_test_stage_asks_the_named_approvers_of_the_first_approval_stage() {
+    use crate::definitions::{OnFailure, TestRun, TestStage};
+    let mut event = push("web-1", ExecutionMode::Queued, false);
+    if let Event::Triggered { plan, .. } = &mut event {
+        let asks = Approval {
+            topic_arn: "arn:aws:sns:eu-west-1:1:signoff".into(),
+            timeout_secs: 3600,
+            approvers: Some(approvers(1)),
+        };
+        let test = TestStage {
+            run: TestRun::CodeBuild("web-e2e".into()),
+            timeout_minutes: None,
+            on_failure: OnFailure::Ask(asks),
+        };
+        let deploy = DeployStage::of(DeployTarget::BlueGreen(blue_green(Vec::new())));
+        plan.stages = vec![
+            StageDefinition { name: Stage::new("e2e").expect("a name"), kind: StageKind::Test(test) },
+            StageDefinition { name: Stage::DEPLOY, kind: StageKind::Deploy(Box::new(deploy)) },
+        ];
+    }
+    let e2e = Stage::new("e2e").expect("a name");
+    let built = Event::BuildSucceeded {
+        execution_id: "web-1".into(),
+        build_id: "build-1".into(),
+        outputs: BuildOutputs { image_uri: "web@sha256:1".into(), artifacts: None },
+    };
+    let started = Event::TestStarted { execution_id: "web-1".into(), stage: e2e, build_id: "test-1".into() };
+    let ended = Event::TestEnded {
+        execution_id: "web-1".into(),
+        stage: e2e,
+        build_id: Some("test-1".into()),
+        passed: false,
+        reason: Some("2 tests failed".into()),
+        results: None,
+        detail: None,
+    };
+    let mut state = PipelineState::new("web", ExecutionMode::Queued);
+    let mut effects = Vec::new();
+    for (minute, event) in [event, built, started, ended].iter().enumerate() {
+        let (next, decided) = applied(&state, event, minute as i64);
+        state = next;
+        effects.extend(decided);
+    }
+    let asked = effects.iter().find_map(|effect| match effect {
+        Effect::RequestApproval { approvers, .. } => Some(approvers.len()),
+        _ => None,
+    });
+    assert_eq!(asked, Some(3), "{effects:?}");
+    let sent = Event::ApprovalSent {
+        execution_id: "web-1".into(),
+        token_hash: "request".into(),
+        personal: ["hash-alice", "hash-bob", "hash-carol"].map(String::from).to_vec(),
+        hook_id: None,
+        compared: None,
+    };
+    let (state, _) = applied(&state, &sent, 5);
+    let (state, _) = applied(&state, &approved_through("hash-bob"), 6);
+    let run = state.execution(&"web-1".into()).expect("the run");
+    assert_eq!(run.status, Status::Running(Stage::DEPLOY), "overlooked by bob: {:?}", run.reason);
+}

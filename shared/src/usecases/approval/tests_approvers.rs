@@ -5,7 +5,7 @@ use super::tests::{World, t0};
 use super::*;
 use crate::contract::ports::Subscription;
 use crate::contract::testing::{RecordingRunner, push};
-use crate::definitions::{Approvers, ExecutionMode, StageKind};
+use crate::definitions::{Approval, Approvers, ExecutionMode, StageKind};
 use crate::pipeline::{BuildOutputs, ExecutionId, Stage, Status};
 use crate::usecases::flush;
 
@@ -36,13 +36,27 @@ impl World {
     /// Run `e1` pushed by octocat (octocat@github.com) and built; its approval names [`NAMED`], two required, the
     /// pusher forbidden; the requests sent. Each approver's token, by address.
     async fn asked(&self) -> Vec<(String, String)> {
+        self.asked_of(2, false).await
+    }
+
+    /// As [`World::asked`], `required` of the approvers; `then_asked`: another approval stage (of no named
+    /// approvers) follows.
+    async fn asked_of(&self, required: usize, then_asked: bool) -> Vec<(String, String)> {
         let mut pushed = push("e1", ExecutionMode::Superseded, true);
         if let Event::Triggered { plan, .. } = &mut pushed
             && let Some(StageKind::Approval(approval)) = plan.stages.first_mut().map(|stage| &mut stage.kind)
         {
             let emails = NAMED.map(str::to_owned).to_vec();
             let operators = vec!["arn:aws:iam::123456789012:role/release-*".to_owned()];
-            approval.approvers = Some(Approvers { emails, required: 2, forbid_pusher: true, operators });
+            approval.approvers = Some(Approvers { emails, required, forbid_pusher: true, operators });
+            let next = Approval { approvers: None, ..approval.clone() };
+            let second = crate::definitions::StageDefinition {
+                name: Stage::new("second-look").expect("a name"),
+                kind: StageKind::Approval(next),
+            };
+            if then_asked {
+                plan.stages.insert(1, second);
+            }
         }
         let built = Event::BuildSucceeded {
             execution_id: ExecutionId::from("e1"),
@@ -185,4 +199,25 @@ async fn an_operators_sluice_approve_counts_as_theirs_and_someone_elses_is_refus
     assert!(matches!(refused, Err(DecideError::Refused(TransitionError::NotAnApprover { .. }))), "{refused:?}");
     assert_eq!(world.approve(token_of(&tokens, "bob@example.com")).await.status, 200);
     assert_eq!(world.status().await, Some(Status::Running(Stage::DEPLOY)));
+}
+
+#[tokio::test]
+async fn the_approval_that_passes_the_stage_says_so_though_the_next_stage_asks_again() {
+    use crate::usecases::{Decided, decide_as};
+    let second = Stage::new("second-look").expect("a name");
+    let world = World::subscribed(filtered());
+    let tokens = world.asked_of(1, true).await;
+    let page = world.approve(token_of(&tokens, "alice@example.com")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("Approved") && !page.html.contains("needed"), "{}", page.html);
+    assert_eq!(world.status().await, Some(Status::Running(second)));
+    // An operator's approval passing the stage: not "0 of the 0 needed" of the next
+    let world = World::subscribed(filtered());
+    world.asked_of(1, true).await;
+    let runner = RecordingRunner::owning(&[]);
+    let operator = "arn:aws:sts::123456789012:assumed-role/release-managers/dana";
+    let id = ExecutionId::from("e1");
+    let decided = decide_as(&world.store, &runner, &id, ApprovalDecision::Approved, operator, None, t0()).await;
+    assert_eq!(decided.ok(), Some(Decided::Stage));
+    assert_eq!(world.status().await, Some(Status::Running(second)));
 }

@@ -48,18 +48,23 @@ fn asking(required: usize) -> PipelineState {
         build_id: "build-1".into(),
         outputs: BuildOutputs { image_uri: "web@sha256:1".into(), artifacts: None },
     };
-    let sent = Event::ApprovalSent {
-        execution_id: "web-1".into(),
-        token_hash: "request".into(),
-        personal: ["hash-alice", "hash-bob", "hash-carol"].map(String::from).to_vec(),
-        hook_id: None,
-        compared: None,
-    };
+    let sent = sent("request", ["hash-alice", "hash-bob", "hash-carol"].map(String::from).to_vec());
     let mut state = PipelineState::new("web", ExecutionMode::Queued);
     for (minute, event) in [event, built, sent].iter().enumerate() {
         state = applied(&state, event, minute as i64).0;
     }
     state
+}
+
+/// The request of `web-1` went out: the request's hash, and each approver's link's.
+fn sent(request: &str, personal: Vec<String>) -> Event {
+    Event::ApprovalSent {
+        execution_id: "web-1".into(),
+        token_hash: request.into(),
+        personal,
+        hook_id: None,
+        compared: None,
+    }
 }
 
 fn applied(state: &PipelineState, event: &Event, minute: i64) -> (PipelineState, Vec<Effect>) {
@@ -224,13 +229,7 @@ fn the_run_says_how_many_more_approvals_it_waits_for_and_its_timeline_who_approv
 fn a_request_sent_again_keeps_the_approvals_so_far_and_only_the_newest_links_decide() {
     let state = asking(2);
     let (state, _) = applied(&state, &approved_through("hash-alice"), 3);
-    let again = Event::ApprovalSent {
-        execution_id: "web-1".into(),
-        token_hash: "request-2".into(),
-        personal: ["new-alice", "new-bob", "new-carol"].map(String::from).to_vec(),
-        hook_id: None,
-        compared: None,
-    };
+    let again = sent("request-2", ["new-alice", "new-bob", "new-carol"].map(String::from).to_vec());
     let (state, _) = applied(&state, &again, 4);
     let run = state.execution(&"web-1".into()).expect("the run");
     assert_eq!(run.approval().map(|a| a.signoffs.len()), Some(1), "alice's approval stands");
@@ -245,13 +244,7 @@ fn a_request_sent_again_keeps_the_approvals_so_far_and_only_the_newest_links_dec
 #[test]
 fn a_request_whose_links_are_not_one_for_each_approver_is_refused() {
     let state = asking(2);
-    let short = Event::ApprovalSent {
-        execution_id: "web-1".into(),
-        token_hash: "request-2".into(),
-        personal: vec!["only-one".into()],
-        hook_id: None,
-        compared: None,
-    };
+    let short = sent("request-2", vec!["only-one".into()]);
     let refused = transition(&state, &short, at(4));
     assert!(matches!(refused, Err(TransitionError::PersonalLinks { sent: 1, named: 3, .. })), "{refused:?}");
 }
@@ -316,13 +309,7 @@ fn a_failed_test_stage_asks_the_named_approvers_of_the_first_approval_stage() {
         _ => None,
     });
     assert_eq!(asked, Some(3), "{effects:?}");
-    let sent = Event::ApprovalSent {
-        execution_id: "web-1".into(),
-        token_hash: "request".into(),
-        personal: ["hash-alice", "hash-bob", "hash-carol"].map(String::from).to_vec(),
-        hook_id: None,
-        compared: None,
-    };
+    let sent = sent("request", ["hash-alice", "hash-bob", "hash-carol"].map(String::from).to_vec());
     let (state, _) = applied(&state, &sent, 5);
     let (state, _) = applied(&state, &approved_through("hash-bob"), 6);
     let run = state.execution(&"web-1".into()).expect("the run");

@@ -7,7 +7,8 @@ use anstyle::AnsiColor;
 use anyhow::{Result, bail};
 use serde_json::json;
 use sluice::contract::ports::{DefinitionsStore, PipelineStore};
-use sluice::definitions::{Definitions, DeployTarget, Pipeline};
+// `matches`: a name against one of the stack's name patterns, as IAM reads them.
+use sluice::definitions::{Definitions, DeployTarget, Pipeline, glob_matches as matches};
 
 use crate::stack::{Stack, Target, plain, region};
 use crate::term::mark;
@@ -313,6 +314,21 @@ async fn approver_findings(
         })
         .collect();
     let unreached = sluice::usecases::unreached(&approvers.emails, &subscriptions);
+    let fine = findings.is_empty();
+    findings.extend(reach(name, topic, approvers, &unreached, fine));
+    findings
+}
+
+/// What `unreached` (the approvers no confirmed subscription of `topic` takes the links of) means: nothing when all
+/// are reached (ok, when the topic is `fine` otherwise); a problem when too few are left to make `required`, operators
+/// aside (the runs time out); else a warning.
+fn reach(
+    name: &str,
+    topic: &str,
+    approvers: &sluice::definitions::Approvers,
+    unreached: &[&str],
+    fine: bool,
+) -> Option<Finding> {
     let said = |unreached: &[&str]| {
         format!(
             "{name}'s approvers {} get no request on {topic} (not subscribed, or not confirmed)",
@@ -320,18 +336,14 @@ async fn approver_findings(
         )
     };
     let todo = "`sluice approvers sync`, then each confirms from AWS's mail";
-    match unreached.as_slice() {
-        [] if findings.is_empty() => {
-            findings.push(ok(format!("{name}'s approvers each take their own links on {topic}")))
-        }
-        [] => {}
-        // Too few left to reach `required`, operators aside: the runs time out.
+    match unreached {
+        [] if fine => Some(ok(format!("{name}'s approvers each take their own links on {topic}"))),
+        [] => None,
         some if approvers.emails.len() - some.len() < approvers.required && approvers.operators.is_empty() => {
-            findings.push(problem(format!("{}: fewer than the {} required", said(some), approvers.required), todo));
+            Some(problem(format!("{}: fewer than the {} required", said(some), approvers.required), todo))
         }
-        some => findings.push(warning(said(some), todo)),
+        some => Some(warning(said(some), todo)),
     }
-    findings
 }
 
 /// A CodeBuild project pipeline `name` starts (`what`: its `build`, or a test stage's `test`).
@@ -634,24 +646,31 @@ async fn deploy_alarms(stack: &Stack, name: &str, names: &[String]) -> Vec<Findi
     findings
 }
 
-/// A name against one of the stack's name patterns: `*` any characters, `?` any one (as IAM reads them).
-fn matches(pattern: &str, name: &str) -> bool {
-    fn from(p: &[char], n: &[char]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some('*'), _) => from(&p[1..], n) || (!n.is_empty() && from(p, &n[1..])),
-            (Some('?'), Some(_)) => from(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => from(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    from(&p, &n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn approvers_no_subscription_reaches_are_a_problem_once_too_few_are_left_to_make_required() {
+        let approvers = sluice::definitions::Approvers {
+            emails: vec!["alice@example.com".into(), "bob@example.com".into(), "carol@example.com".into()],
+            required: 2,
+            forbid_pusher: false,
+            operators: Vec::new(),
+        };
+        let level = |unreached: &[&str], fine| reach("web", "t", &approvers, unreached, fine).map(|f| f.level);
+        assert_eq!(level(&[], true), Some(Level::Ok));
+        assert_eq!(level(&[], false), None, "the topic's own problems are told");
+        assert_eq!(level(&["bob@example.com"], true), Some(Level::Warning), "two of three reached: enough");
+        let two = ["bob@example.com", "carol@example.com"];
+        assert_eq!(level(&two, true), Some(Level::Problem), "one reached, two required");
+        let said = reach("web", "t", &approvers, &two, true).map(|f| f.said).unwrap_or_default();
+        assert!(said.ends_with("fewer than the 2 required"), "{said}");
+        // Operators may make up the rest
+        let with_operators =
+            sluice::definitions::Approvers { operators: vec!["arn:aws:iam::1:role/ops".into()], ..approvers };
+        assert_eq!(reach("web", "t", &with_operators, &two, true).map(|f| f.level), Some(Level::Warning));
+    }
 
     #[test]
     fn a_name_matches_the_stacks_patterns_as_iam_reads_them() {

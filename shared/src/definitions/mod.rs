@@ -263,7 +263,7 @@ pub struct Approvers {
     /// Whether the person who pushed the commit is refused as an approver of its run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub forbid_pusher: bool,
-    /// IAM principal ARN patterns (`*` for any characters) whose `sluice approve` and `sluice reject` count as
+    /// IAM principal ARN patterns (`*` for any characters, `?` for any one) whose `sluice approve` and `sluice reject` count as
     /// themselves.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operators: Vec<String>,
@@ -288,11 +288,6 @@ impl Approvers {
         let identity = operator_identity(arn);
         self.operators.iter().any(|pattern| glob_matches(pattern, arn) || glob_matches(pattern, &identity))
     }
-
-    /// The approver `email` names, as listed (addresses compare without regard to case).
-    pub fn named(&self, email: &str) -> Option<&str> {
-        self.emails.iter().map(String::as_str).find(|known| known.eq_ignore_ascii_case(email.trim()))
-    }
 }
 
 /// The account and role name of an assumed-role session's ARN.
@@ -315,20 +310,35 @@ pub fn operator_identity(arn: &str) -> String {
     }
 }
 
-/// Whether `text` matches `pattern`, where `*` stands for any characters (none too) and every other character for
-/// itself.
+/// Whether `text` matches `pattern` as IAM reads its wildcards: `*` any characters (none too), `?` any one, every
+/// other character itself. One pass with one backtrack point: linear in practice, never exponential.
 pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    let Some((first, rest)) = pattern.split_once('*') else { return pattern == text };
-    let Some(mut tail) = text.strip_prefix(first) else { return false };
-    let parts: Vec<&str> = rest.split('*').collect();
-    let (last, middle) = parts.split_last().unwrap_or((&"", &[]));
-    for part in middle {
-        match tail.find(part) {
-            Some(at) => tail = &tail[at + part.len()..],
-            None => return false,
+    let (pattern, text): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut p, mut t) = (0, 0);
+    // The last `*` seen, and where in the text it began to match.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == '?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                // Let the last `*` take one more character, and try again after it.
+                Some((at, from)) => {
+                    star = Some((at, from + 1));
+                    p = at + 1;
+                    t = from + 1;
+                }
+                None => return false,
+            },
         }
     }
-    tail.len() >= last.len() && tail.ends_with(last)
+    pattern[p..].iter().all(|&c| c == '*')
 }
 
 /// Where a run's outcome is announced once it ends.
